@@ -1,0 +1,107 @@
+# xedge — one Makefile for every program, test and benchmark.
+#   make run    build, make a self-signed cert, start xedge on 127.0.0.1 (foreground)
+#   make test   every test: unit (cmocka, ASan+UBSan), fuzz corpus replay, integration (pytest)
+
+CC      ?= gcc
+CLANG   ?= clang
+BUILD   ?= build
+PKGS     = liburing wolfssl jemalloc expat yaml-0.1 sqlite3
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+           -fno-strict-aliasing -I. -pthread
+LDLIBS   = -luring -lwolfssl -ljemalloc -lexpat -lyaml -lsqlite3 -lck -lpthread -lm
+SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+MAINS    = core/main.c core/xedgectl.c sm/main.c
+LIB_SRCS = $(filter-out $(MAINS), $(wildcard parser/*.c tls/*.c core/*.c sm/*.c))
+BENCH_SRCS = $(wildcard bench/*.c)
+LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+SAN_OBJS = $(LIB_SRCS:%.c=$(BUILD)/san/%.o)
+
+PROGS    = $(BUILD)/xedge $(BUILD)/xedge-sm $(BUILD)/xedgectl
+UNIT_SRCS = $(wildcard tests/unit/test_*.c)
+UNITS    = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
+FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS  = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_LIB = $(filter parser/%.c tls/%.c core/sasl.c core/log.c, $(LIB_SRCS))
+PYTEST   = /usr/bin/python3 -m pytest
+
+.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan clean cert
+all: deps $(PROGS)
+
+deps:
+	@deploy/debian-deps.sh build
+test-deps:
+	@deploy/debian-deps.sh test
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O1 $(SAN) -MMD -MP -c $< -o $@
+
+$(BUILD)/libxedge.a: $(LIB_OBJS)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libxedge-san.a: $(SAN_OBJS)
+	@rm -f $@; ar rcs $@ $^
+
+$(BUILD)/xedge: $(BUILD)/obj/core/main.o $(BUILD)/libxedge.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/xedge-sm: $(BUILD)/obj/sm/main.o $(BUILD)/libxedge.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/xedgectl: $(BUILD)/obj/core/xedgectl.o $(BUILD)/libxedge.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Sanitizer builds of the programs, for `make asan` and the integration run.
+$(BUILD)/asan/xedge: $(BUILD)/san/core/main.o $(BUILD)/libxedge-san.a
+	@mkdir -p $(dir $@); $(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+$(BUILD)/asan/xedge-sm: $(BUILD)/san/sm/main.o $(BUILD)/libxedge-san.a
+	@mkdir -p $(dir $@); $(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+$(BUILD)/asan/xedgectl: $(BUILD)/san/core/xedgectl.o $(BUILD)/libxedge-san.a
+	@mkdir -p $(dir $@); $(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+asan: $(BUILD)/asan/xedge $(BUILD)/asan/xedge-sm $(BUILD)/asan/xedgectl
+
+# Unit tests: cmocka, one file per module, ASan+UBSan.
+$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libxedge-san.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
+unit: test-deps $(UNITS)
+	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
+
+# libFuzzer targets (clang); the checked-in corpus is replayed by `make test`.
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	$(CLANG) -std=c17 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -o $@ $^ -lwolfssl -lexpat
+fuzz-replay: test-deps $(FUZZERS)
+	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); \
+		echo "== replay $$n ($$(ls tests/fuzz/corpus/$$n | wc -l) inputs)"; \
+		$$f -runs=0 tests/fuzz/corpus/$$n >/dev/null 2>$(BUILD)/fuzz/$$n.log || \
+		{ tail -40 $(BUILD)/fuzz/$$n.log; exit 1; }; done
+FUZZ_SECONDS ?= 300
+fuzz: test-deps $(FUZZERS)
+	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/new-$$n; \
+		$$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/new-$$n tests/fuzz/corpus/$$n; done
+
+integration: test-deps all asan
+	$(PYTEST) -q tests/integration
+
+test: test-deps all unit fuzz-replay integration
+
+# `make run`: a working service on localhost with a self-signed certificate.
+RUN_DIR ?= $(BUILD)/run
+cert: deps
+	@mkdir -p $(RUN_DIR)
+	@[ -f $(RUN_DIR)/localhost.crt ] || { openssl req -x509 -newkey ec \
+		-pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 -subj /CN=localhost \
+		-addext subjectAltName=DNS:localhost -keyout $(RUN_DIR)/localhost.key \
+		-out $(RUN_DIR)/localhost.crt 2>/dev/null && echo "generated $(RUN_DIR)/localhost.crt"; }
+run: all cert
+	@echo "xedge: add a user with:  $(BUILD)/xedgectl -c etc/xedge.yaml user add alice@localhost secret"
+	$(BUILD)/xedge -c etc/xedge.yaml
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

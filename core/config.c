@@ -1,0 +1,534 @@
+/*
+ * config — YAML configuration loader; see config.h.
+ *
+ * The file is loaded as a libyaml document and walked once.  Every scalar is
+ * checked where it is read, and the first problem is reported with the line
+ * of the node that caused it ("FILE:LINE: reason"), so an operator can fix a
+ * file without guessing.  Unknown keys are errors too: a typo must not
+ * silently fall back to a default.
+ */
+#include "core/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "core/log.h"
+#include "parser/jid.h"
+
+struct loader {
+	yaml_document_t doc;
+	struct config *cfg;
+	char dir[PATH_MAX];     /* the config file's directory, for relative paths */
+	char *err;
+	size_t errlen;
+};
+
+static int fail(struct loader *L, const yaml_node_t *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct loader *L, const yaml_node_t *n, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	snprintf(L->err, L->errlen, "%s:%lu: %s", L->cfg->path,
+		 n ? (unsigned long)n->start_mark.line + 1 : 0UL, why);
+	return -1;
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int get_str(struct loader *L, const yaml_node_t *n, const char *key, char **out)
+{
+	const char *s = scalar(n);
+
+	if (!s || !*s)
+		return fail(L, n, "%s: expected a non-empty string", key);
+	free(*out);
+	*out = strdup(s);
+	return *out ? 0 : fail(L, n, "out of memory");
+}
+
+static int get_path(struct loader *L, const yaml_node_t *n, const char *key, char **out)
+{
+	const char *s = scalar(n);
+	char buf[PATH_MAX];
+
+	if (!s || !*s)
+		return fail(L, n, "%s: expected a file path", key);
+	if (s[0] == '/' || strncmp(s, "unix:", 5) == 0 || !L->dir[0])
+		return get_str(L, n, key, out);
+	if ((size_t)snprintf(buf, sizeof(buf), "%s/%s", L->dir, s) >= sizeof(buf))
+		return fail(L, n, "%s: path too long", key);
+	free(*out);
+	*out = strdup(buf);
+	return *out ? 0 : fail(L, n, "out of memory");
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s || *s == '-')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int get_uint(struct loader *L, const yaml_node_t *n, const char *key,
+		    unsigned long min, unsigned long max, unsigned long *out)
+{
+	if (parse_uint(scalar(n), max, out) < 0 || *out < min)
+		return fail(L, n, "%s: expected a whole number from %lu to %lu", key, min, max);
+	return 0;
+}
+
+#define GET_U(L, n, key, min, max, field) do {                       \
+	unsigned long v_;                                             \
+	if (get_uint(L, n, key, min, max, &v_) < 0)                   \
+		return -1;                                            \
+	field = v_;                                                   \
+} while (0)
+
+static int get_bool(struct loader *L, const yaml_node_t *n, const char *key, bool *out)
+{
+	const char *s = scalar(n);
+
+	if (s && (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on"))) {
+		*out = true;
+		return 0;
+	}
+	if (s && (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off"))) {
+		*out = false;
+		return 0;
+	}
+	return fail(L, n, "%s: expected true or false", key);
+}
+
+/* "host:port" or "[v6]:port" with a numeric host. */
+static int split_addr(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+	const char *colon;
+	size_t hl;
+	unsigned long p;
+	unsigned char tmp[16];
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':')
+			return -1;
+		hl = (size_t)(rb - s - 1);
+		colon = rb + 1;
+		s++;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -1;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -1;
+	memcpy(host, s, hl);
+	host[hl] = 0;
+	if (parse_uint(colon + 1, 65535, &p) < 0 || p == 0)
+		return -1;
+	if (inet_pton(AF_INET, host, tmp) != 1 && inet_pton(AF_INET6, host, tmp) != 1)
+		return -1;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+typedef int (*pair_fn)(struct loader *L, const char *key, yaml_node_t *val, void *arg);
+
+/* Call fn for every key of a mapping node. */
+static int each_pair(struct loader *L, yaml_node_t *map, const char *what, pair_fn fn, void *arg)
+{
+	yaml_node_pair_t *p;
+
+	if (!map || map->type != YAML_MAPPING_NODE)
+		return fail(L, map, "%s: expected a mapping (key: value lines)", what);
+	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(&L->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(&L->doc, p->value);
+		const char *ks = scalar(k);
+		if (!ks)
+			return fail(L, k, "%s: keys must be plain words", what);
+		if (fn(L, ks, v, arg) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int listener_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config_listener *l = arg;
+	char host[INET6_ADDRSTRLEN + 1];
+
+	if (!strcmp(key, "type")) {
+		const char *s = scalar(v);
+		if (s && !strcmp(s, "c2s"))
+			l->kind = LISTEN_C2S;
+		else if (s && (!strcmp(s, "c2s_tls") || !strcmp(s, "c2s-tls")))
+			l->kind = LISTEN_C2S_TLS;
+		else
+			return fail(L, v, "listener type: expected c2s (STARTTLS) or c2s_tls (Direct TLS)");
+	} else if (!strcmp(key, "address")) {
+		const char *s = scalar(v);
+		if (!s || split_addr(s, host, sizeof(host), &l->port) < 0)
+			return fail(L, v, "listener address: expected a numeric IP and port such as 127.0.0.1:5222 or [::1]:5222");
+		free(l->host);
+		l->host = strdup(host);
+	} else if (!strcmp(key, "backlog")) {
+		GET_U(L, v, "backlog", 1, 65535, l->backlog);
+	} else {
+		return fail(L, v, "listener: unknown key '%s' (known: type, address, backlog)", key);
+	}
+	return 0;
+}
+
+static int domain_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config_domain *d = arg;
+
+	if (!strcmp(key, "name")) {
+		const char *s = scalar(v);
+		size_t n = s ? strlen(s) : 0;
+		if (!s || !jid_domain_valid(s, n))
+			return fail(L, v, "domain name: '%s' is not a valid XMPP domain", s ? s : "");
+		free(d->name);
+		d->name = malloc(n + 1);
+		if (!d->name)
+			return fail(L, v, "out of memory");
+		jid_fold(s, n, d->name);
+		d->name[n] = 0;
+		if (n && d->name[n - 1] == '.')
+			d->name[n - 1] = 0;
+	} else if (!strcmp(key, "cert")) {
+		return get_path(L, v, "cert", &d->cert);
+	} else if (!strcmp(key, "key")) {
+		return get_path(L, v, "key", &d->key);
+	} else {
+		return fail(L, v, "domain: unknown key '%s' (known: name, cert, key)", key);
+	}
+	return 0;
+}
+
+static int limits_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config *c = L->cfg;
+
+	if (!strcmp(key, "max_stanza_bytes"))
+		GET_U(L, v, key, 1024, 16u << 20, c->limits.max_stanza_bytes);
+	else if (!strcmp(key, "max_depth"))
+		GET_U(L, v, key, 2, 1000, c->limits.max_depth);
+	else if (!strcmp(key, "max_attrs"))
+		GET_U(L, v, key, 4, 10000, c->limits.max_attrs);
+	else if (!strcmp(key, "max_name_bytes"))
+		GET_U(L, v, key, 16, 65535, c->limits.max_name_bytes);
+	else if (!strcmp(key, "max_value_bytes"))
+		GET_U(L, v, key, 1024, 16u << 20, c->limits.max_value_bytes);
+	else if (!strcmp(key, "max_connections"))
+		GET_U(L, v, key, 1, 1000000, c->limits.max_connections);
+	else if (!strcmp(key, "max_auth_failures"))
+		GET_U(L, v, key, 1, 100, c->limits.max_auth_failures);
+	else
+		return fail(L, v, "limits: unknown key '%s' (known: max_stanza_bytes, max_depth, "
+			    "max_attrs, max_name_bytes, max_value_bytes, max_connections, max_auth_failures)", key);
+	return 0;
+}
+
+static int timeouts_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config *c = L->cfg;
+
+	if (!strcmp(key, "handshake"))
+		GET_U(L, v, key, 1, 3600, c->timeouts.handshake);
+	else if (!strcmp(key, "auth"))
+		GET_U(L, v, key, 1, 3600, c->timeouts.auth);
+	else if (!strcmp(key, "idle"))
+		GET_U(L, v, key, 10, 86400 * 7, c->timeouts.idle);
+	else
+		return fail(L, v, "timeouts: unknown key '%s' (known: handshake, auth, idle; seconds)", key);
+	return 0;
+}
+
+static int tls_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	if (!strcmp(key, "require"))
+		return get_bool(L, v, "tls.require", &L->cfg->require_tls);
+	return fail(L, v, "tls: unknown key '%s' (known: require)", key);
+}
+
+static int backend_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	if (!strcmp(key, "address"))
+		return get_path(L, v, "backend.address", &L->cfg->backend_address);
+	if (!strcmp(key, "secret"))
+		return get_str(L, v, "backend.secret", &L->cfg->backend_secret);
+	return fail(L, v, "backend: unknown key '%s' (known: address, secret)", key);
+}
+
+static int sm_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config *c = L->cfg;
+
+	if (!strcmp(key, "database"))
+		return get_path(L, v, "session_server.database", &c->sm.database);
+	if (!strcmp(key, "admin_socket"))
+		return get_path(L, v, "session_server.admin_socket", &c->sm.admin_socket);
+	if (!strcmp(key, "listen"))
+		return get_path(L, v, "session_server.listen", &c->sm.listen);
+	if (!strcmp(key, "secret"))
+		return get_str(L, v, "session_server.secret", &c->sm.secret);
+	return fail(L, v, "session_server: unknown key '%s' (known: database, admin_socket, listen, secret)", key);
+}
+
+static int seq_each(struct loader *L, yaml_node_t *seq, const char *what, size_t max, size_t *count,
+		    int (*one)(struct loader *L, yaml_node_t *item, size_t i))
+{
+	yaml_node_item_t *it;
+
+	if (!seq || seq->type != YAML_SEQUENCE_NODE)
+		return fail(L, seq, "%s: expected a list (lines starting with '-')", what);
+	for (it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
+		if (*count >= max)
+			return fail(L, seq, "%s: at most %zu entries", what, max);
+		if (one(L, yaml_document_get_node(&L->doc, *it), (*count)++) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int one_listener(struct loader *L, yaml_node_t *item, size_t i)
+{
+	struct config_listener *l = &L->cfg->listeners[i];
+
+	l->backlog = 4096;
+	if (each_pair(L, item, "listener", listener_pair, l) < 0)
+		return -1;
+	if (!l->kind || !l->host)
+		return fail(L, item, "listener: needs both 'type' and 'address'");
+	return 0;
+}
+
+static int one_domain(struct loader *L, yaml_node_t *item, size_t i)
+{
+	struct config_domain *d = &L->cfg->domains[i];
+
+	if (each_pair(L, item, "domain", domain_pair, d) < 0)
+		return -1;
+	if (!d->name)
+		return fail(L, item, "domain: needs a 'name'");
+	if (!d->cert != !d->key)
+		return fail(L, item, "domain %s: give both 'cert' and 'key', or neither", d->name);
+	for (size_t j = 0; j < i; j++)
+		if (!strcmp(L->cfg->domains[j].name, d->name))
+			return fail(L, item, "domain %s is listed twice", d->name);
+	return 0;
+}
+
+static int top_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config *c = L->cfg;
+
+	if (!strcmp(key, "workers")) {
+		GET_U(L, v, "workers", 0, 256, c->workers);
+	} else if (!strcmp(key, "log_level")) {
+		const char *s = scalar(v);
+		int lv = s ? log_level_parse(s) : -1;
+		if (lv < 0)
+			return fail(L, v, "log_level: expected debug, info, warn or error");
+		c->log_level = lv;
+	} else if (!strcmp(key, "listeners")) {
+		return seq_each(L, v, "listeners", CONFIG_MAX_LISTENERS, &c->nlisteners, one_listener);
+	} else if (!strcmp(key, "domains")) {
+		return seq_each(L, v, "domains", CONFIG_MAX_DOMAINS, &c->ndomains, one_domain);
+	} else if (!strcmp(key, "tls")) {
+		return each_pair(L, v, "tls", tls_pair, NULL);
+	} else if (!strcmp(key, "limits")) {
+		return each_pair(L, v, "limits", limits_pair, NULL);
+	} else if (!strcmp(key, "timeouts")) {
+		return each_pair(L, v, "timeouts", timeouts_pair, NULL);
+	} else if (!strcmp(key, "backend")) {
+		return each_pair(L, v, "backend", backend_pair, NULL);
+	} else if (!strcmp(key, "session_server")) {
+		return each_pair(L, v, "session_server", sm_pair, NULL);
+	} else {
+		return fail(L, v, "unknown key '%s' (known: workers, log_level, listeners, domains, tls, "
+			    "limits, timeouts, backend, session_server)", key);
+	}
+	return 0;
+}
+
+static void defaults(struct config *c)
+{
+	c->workers = 0;
+	c->log_level = LOG_INFO;
+	c->require_tls = true;
+	c->limits.max_stanza_bytes = 256 * 1024;
+	c->limits.max_depth = 32;
+	c->limits.max_attrs = 64;
+	c->limits.max_name_bytes = 256;
+	c->limits.max_value_bytes = 64 * 1024;
+	c->limits.max_connections = 18000;
+	c->limits.max_auth_failures = 3;
+	c->timeouts.handshake = 10;
+	c->timeouts.auth = 30;
+	c->timeouts.idle = 600;
+}
+
+/*
+ * XEDGE_<SECTION>_<KEY>=value overrides one scalar.  Applied by patching the
+ * document's scalar node so the same validation runs on it.
+ */
+static void env_overrides(struct loader *L, yaml_node_t *root)
+{
+	yaml_node_pair_t *p, *q;
+	char name[256];
+
+	if (!root || root->type != YAML_MAPPING_NODE)
+		return;
+	for (p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(&L->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(&L->doc, p->value);
+		const char *ks = scalar(k);
+		if (!ks || !v)
+			continue;
+		if (v->type == YAML_SCALAR_NODE) {
+			snprintf(name, sizeof(name), "XEDGE_%s", ks);
+		} else if (v->type == YAML_MAPPING_NODE) {
+			for (q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
+				yaml_node_t *k2 = yaml_document_get_node(&L->doc, q->key);
+				yaml_node_t *v2 = yaml_document_get_node(&L->doc, q->value);
+				const char *k2s = scalar(k2), *val;
+				if (!k2s || !v2 || v2->type != YAML_SCALAR_NODE)
+					continue;
+				snprintf(name, sizeof(name), "XEDGE_%s_%s", ks, k2s);
+				for (char *c = name; *c; c++)
+					*c = (*c >= 'a' && *c <= 'z') ? (char)(*c - 32) : *c == '.' ? '_' : *c;
+				if ((val = getenv(name))) {
+					char *dup = strdup(val);
+					if (dup) {
+						free(v2->data.scalar.value);
+						v2->data.scalar.value = (yaml_char_t *)dup;
+						v2->data.scalar.length = strlen(dup);
+					}
+				}
+			}
+			continue;
+		} else {
+			continue;
+		}
+		for (char *c = name; *c; c++)
+			*c = (*c >= 'a' && *c <= 'z') ? (char)(*c - 32) : *c;
+		const char *val = getenv(name);
+		if (val) {
+			char *dup = strdup(val);
+			if (dup) {
+				free(v->data.scalar.value);
+				v->data.scalar.value = (yaml_char_t *)dup;
+				v->data.scalar.length = strlen(dup);
+			}
+		}
+	}
+}
+
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+	struct loader L = { .cfg = cfg, .err = err, .errlen = errlen };
+	yaml_parser_t parser;
+	yaml_node_t *root;
+	FILE *f;
+	int rc = -1;
+
+	memset(cfg, 0, sizeof(*cfg));
+	defaults(cfg);
+	cfg->path = strdup(path);
+	if (!cfg->path) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	{
+		const char *slash = strrchr(path, '/');
+		if (slash && (size_t)(slash - path) < sizeof(L.dir)) {
+			memcpy(L.dir, path, (size_t)(slash - path));
+			L.dir[slash - path] = 0;
+			if (!L.dir[0])
+				strcpy(L.dir, "/");
+		} else {
+			strcpy(L.dir, ".");
+		}
+	}
+	f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	yaml_parser_initialize(&parser);
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &L.doc)) {
+		snprintf(err, errlen, "%s:%lu: YAML syntax error: %s", path,
+			 (unsigned long)parser.problem_mark.line + 1,
+			 parser.problem ? parser.problem : "unknown");
+		yaml_parser_delete(&parser);
+		fclose(f);
+		return -1;
+	}
+	root = yaml_document_get_root_node(&L.doc);
+	if (!root) {
+		snprintf(err, errlen, "%s:1: the file is empty", path);
+		goto out;
+	}
+	env_overrides(&L, root);
+	if (each_pair(&L, root, "top level", top_pair, NULL) < 0)
+		goto out;
+	if (cfg->ndomains == 0) {
+		fail(&L, root, "no 'domains' configured: at least one domain to serve is required");
+		goto out;
+	}
+	rc = 0;
+out:
+	yaml_document_delete(&L.doc);
+	yaml_parser_delete(&parser);
+	fclose(f);
+	if (rc == 0)
+		log_min_level = cfg->log_level;
+	return rc;
+}
+
+void config_free(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		free(cfg->listeners[i].host);
+	for (size_t i = 0; i < cfg->ndomains; i++) {
+		free(cfg->domains[i].name);
+		free(cfg->domains[i].cert);
+		free(cfg->domains[i].key);
+	}
+	free(cfg->backend_address);
+	free(cfg->backend_secret);
+	free(cfg->sm.database);
+	free(cfg->sm.admin_socket);
+	free(cfg->sm.listen);
+	free(cfg->sm.secret);
+	free(cfg->path);
+	memset(cfg, 0, sizeof(*cfg));
+}

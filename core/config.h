@@ -1,0 +1,89 @@
+/*
+ * config — the YAML configuration of xedge and xedge-sm (libyaml).
+ *
+ * One file format for both programs; each reads the sections it needs.
+ * Relative paths in the file are resolved against the file's directory.
+ * Environment variables override single scalars for containers:
+ * XEDGE_<SECTION>_<KEY> (e.g. XEDGE_LIMITS_MAX_STANZA_BYTES=65536,
+ * XEDGE_SESSION_SERVER_DATABASE=/data/xedge.db).
+ *
+ * config_load() validates everything it can before any socket is opened and
+ * names the first bad line: "FILE:LINE: why".
+ */
+#ifndef XEDGE_CONFIG_H
+#define XEDGE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_LISTENERS 16
+#define CONFIG_MAX_DOMAINS 64
+
+enum listener_kind {
+	LISTEN_C2S = 1,       /* XMPP c2s with STARTTLS (RFC 6120) */
+	LISTEN_C2S_TLS = 2    /* XMPP c2s Direct TLS (XEP-0368) */
+};
+
+struct config_listener {
+	int kind;             /* enum listener_kind */
+	char *host;           /* numeric IPv4/IPv6 address */
+	uint16_t port;
+	int backlog;
+};
+
+struct config_domain {
+	char *name;           /* canonical (lowercase) domain */
+	char *cert;           /* PEM certificate chain */
+	char *key;            /* PEM private key */
+};
+
+struct config {
+	char *path;           /* the file this came from */
+	int workers;          /* edge worker threads; 0 in the file means one per core */
+	int log_level;
+	struct config_listener listeners[CONFIG_MAX_LISTENERS];
+	size_t nlisteners;
+	struct config_domain domains[CONFIG_MAX_DOMAINS];
+	size_t ndomains;
+
+	bool require_tls;     /* c2s: STARTTLS required before SASL (default true) */
+
+	struct {
+		uint32_t max_stanza_bytes;
+		uint16_t max_depth;
+		uint16_t max_attrs;
+		uint16_t max_name_bytes;
+		uint32_t max_value_bytes;
+		uint32_t max_connections;   /* per worker */
+		uint32_t max_auth_failures; /* SASL failures before the stream is closed */
+	} limits;
+
+	struct {
+		uint32_t handshake;   /* seconds: TCP accept -> stream header / TLS done */
+		uint32_t auth;        /* seconds: accept -> resource bound */
+		uint32_t idle;        /* seconds without input on a bound session */
+	} timeouts;
+
+	/* The edge's session server: external when backend_address is set,
+	 * otherwise embedded. */
+	char *backend_address;    /* "host:port" or "unix:/path" */
+	char *backend_secret;
+
+	/* The session server itself (embedded, or the xedge-sm process). */
+	struct {
+		char *database;
+		char *admin_socket;
+		char *listen;         /* xedge-sm: where edges connect */
+		char *secret;         /* xedge-sm: the secret edges must present */
+	} sm;
+};
+
+/*
+ * Load and validate path into *cfg (zeroed first, defaults applied).
+ * Returns 0, or -1 after writing "path:line: reason" into err.
+ */
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+#endif

@@ -1,0 +1,280 @@
+/*
+ * link — a worker's link to its session server: wire frames over a stream
+ * socket (a socketpair end when the session server is embedded, TCP or a
+ * Unix socket otherwise), driven by the worker's ring.
+ *
+ * Frames are encoded straight into `out`; at the end of each loop iteration
+ * everything queued goes out in one send (one in flight; the rest waits), so
+ * a burst of stanzas costs one syscall.  Received bytes accumulate in `rx`
+ * and whole frames are decoded from its front.
+ */
+#include "core/worker.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+#define LINK_RX_CHUNK (256u * 1024)
+#define LINK_OUT_LIMIT (256u << 20)   /* beyond this the session server is not keeping up */
+#define CONNECT_TRIES 100             /* x 100 ms: wait up to 10 s for a starting xedge-sm */
+
+static int connect_backend(const char *addr)
+{
+	int fd = -1, one = 1;
+
+	if (strncmp(addr, "unix:", 5) == 0) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		if (strlen(addr + 5) >= sizeof(sun.sun_path))
+			return -ENAMETOOLONG;
+		strcpy(sun.sun_path, addr + 5);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+			int e = -errno;
+			close(fd);
+			return e;
+		}
+		return fd;
+	}
+	{
+		char host[256];
+		const char *colon = strrchr(addr, ':');
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST }, *ai;
+		size_t hl;
+		int e;
+
+		if (!colon || (hl = (size_t)(colon - addr)) >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, addr, hl);
+		host[hl] = 0;
+		if (host[0] == '[') {
+			memmove(host, host + 1, hl);
+			host[strcspn(host, "]")] = 0;
+		}
+		if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
+			return -EINVAL;
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			e = -errno;
+			freeaddrinfo(ai);
+			return e;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+			e = -errno;
+			freeaddrinfo(ai);
+			close(fd);
+			return e;
+		}
+		freeaddrinfo(ai);
+		return fd;
+	}
+}
+
+int link_open(struct worker *w)
+{
+	struct link *l = &w->link;
+	const struct config *cfg = w->cfg;
+	struct wire_msg m = { .type = WIRE_HELLO };
+	int fd = w->sm_fd;
+
+	l->w = w;
+	if (fd < 0) {
+		/* Start-up only: a worker has no clients yet, so waiting here
+		 * for a session server that is still starting blocks no one. */
+		for (int i = 0; i < CONNECT_TRIES; i++) {
+			fd = connect_backend(cfg->backend_address);
+			if (fd >= 0 || (fd != -ECONNREFUSED && fd != -ENOENT))
+				break;
+			usleep(100 * 1000);
+		}
+		if (fd < 0) {
+			log_error("cannot reach the session server: start xedge-sm or fix backend.address",
+				  "worker=%d backend=%s err=%s", w->id, cfg->backend_address, strerror(-fd));
+			return fd;
+		}
+	}
+	l->fd = fd;
+	m.u.hello.version = WIRE_VERSION;
+	m.u.hello.worker = (uint16_t)w->id;
+	if (cfg->backend_secret)
+		m.u.hello.secret = wire_s(cfg->backend_secret, strlen(cfg->backend_secret));
+	return link_send(w, &m);
+}
+
+int link_send(struct worker *w, const struct wire_msg *m)
+{
+	struct link *l = &w->link;
+	size_t need = wire_size(m);
+
+	if (l->dead)
+		return -EPIPE;
+	if ((size_t)buf_used(&l->out) + need > LINK_OUT_LIMIT) {
+		log_error("session server link backlog full", "worker=%d queued=%u", w->id, buf_used(&l->out));
+		return -ENOBUFS;
+	}
+	/* Reserve room and encode in place: no intermediate copy. */
+	if (l->out.len + need > l->out.cap) {
+		size_t cap = l->out.cap ? l->out.cap : 4096;
+		if (l->out.off) {
+			memmove(l->out.p, l->out.p + l->out.off, l->out.len - l->out.off);
+			l->out.len -= l->out.off;
+			l->out.off = 0;
+		}
+		while (cap < l->out.len + need)
+			cap *= 2;
+		uint8_t *p = realloc(l->out.p, cap);
+		if (!p)
+			return -ENOMEM;
+		l->out.p = p;
+		l->out.cap = (uint32_t)cap;
+	}
+	if (wire_encode(m, l->out.p + l->out.len, need) != need)
+		return -EINVAL;
+	l->out.len += (uint32_t)need;
+	return 0;
+}
+
+void link_flush(struct worker *w)
+{
+	struct link *l = &w->link;
+	struct io_uring_sqe *sqe;
+
+	if (l->sending || l->dead)
+		return;
+	if (!buf_used(&l->tx)) {
+		struct buf t = l->tx;
+		l->tx = l->out;
+		l->out = t;
+	}
+	if (!buf_used(&l->tx))
+		return;
+	sqe = io_uring_get_sqe(&w->ring);
+	if (!sqe)
+		return; /* next iteration */
+	io_uring_prep_send(sqe, l->fd, buf_data(&l->tx), buf_used(&l->tx), MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, UD(l, OP_LINK_SEND));
+	l->sending = true;
+}
+
+void link_arm(struct worker *w)
+{
+	struct link *l = &w->link;
+	struct io_uring_sqe *sqe;
+
+	if (l->recv_armed || l->dead)
+		return;
+	if (l->rx.cap - l->rx.len < LINK_RX_CHUNK / 4) {
+		/* make room: compact, then grow */
+		size_t used = buf_used(&l->rx);
+		if (l->rx.off) {
+			memmove(l->rx.p, l->rx.p + l->rx.off, used);
+			l->rx.off = 0;
+			l->rx.len = (uint32_t)used;
+		}
+		if (l->rx.cap - l->rx.len < LINK_RX_CHUNK / 4) {
+			size_t cap = l->rx.cap ? (size_t)l->rx.cap * 2 : LINK_RX_CHUNK;
+			uint8_t *p = realloc(l->rx.p, cap);
+			if (!p) {
+				log_error("out of memory for the session server link", "worker=%d", w->id);
+				return;
+			}
+			l->rx.p = p;
+			l->rx.cap = (uint32_t)cap;
+		}
+	}
+	sqe = io_uring_get_sqe(&w->ring);
+	if (!sqe) {
+		io_uring_submit(&w->ring);
+		sqe = io_uring_get_sqe(&w->ring);
+	}
+	io_uring_prep_recv(sqe, l->fd, l->rx.p + l->rx.len, l->rx.cap - l->rx.len, 0);
+	io_uring_sqe_set_data64(sqe, UD(l, OP_LINK_RECV));
+	l->recv_armed = true;
+}
+
+static void link_fail(struct worker *w, const char *why)
+{
+	struct link *l = &w->link;
+
+	if (l->dead)
+		return;
+	l->dead = true;
+	if (!w->stop)
+		log_error("session server link lost", "worker=%d why=\"%s\"", w->id, why);
+	stream_link_down(w);
+}
+
+void link_on_recv(struct worker *w, int res)
+{
+	struct link *l = &w->link;
+
+	l->recv_armed = false;
+	if (res <= 0) {
+		if (res != -ECANCELED)
+			link_fail(w, res == 0 ? "closed by the session server" : strerror(-res));
+		return;
+	}
+	l->rx.len += (uint32_t)res;
+	for (;;) {
+		struct wire_msg m;
+		long n = wire_decode(buf_data(&l->rx), buf_used(&l->rx), &m);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			link_fail(w, "malformed frame from the session server");
+			return;
+		}
+		if (m.type == WIRE_HELLO_OK) {
+			l->up = true;
+			log_info("session server link up", "worker=%d version=%u", w->id, m.u.hello_ok.version);
+		} else if (m.type == WIRE_PING) {
+			struct wire_msg pong = { .type = WIRE_PONG, .u.ping.token = m.u.ping.token };
+			link_send(w, &pong);
+		} else {
+			stream_on_frame(w, &m);
+		}
+		l->rx.off += (uint32_t)n;
+	}
+	if (!buf_used(&l->rx))
+		l->rx.off = l->rx.len = 0;
+	link_arm(w);
+}
+
+void link_on_send(struct worker *w, int res)
+{
+	struct link *l = &w->link;
+
+	l->sending = false;
+	if (res < 0) {
+		link_fail(w, strerror(-res));
+		return;
+	}
+	l->tx.off += (uint32_t)res;
+	if (l->tx.off >= l->tx.len)
+		l->tx.off = l->tx.len = 0; /* keep the memory: the link is always busy */
+}
+
+void link_close(struct worker *w)
+{
+	struct link *l = &w->link;
+
+	if (l->fd > 0)
+		close(l->fd);
+	l->fd = -1;
+	l->dead = true;
+	buf_reset(&l->rx);
+	buf_reset(&l->out);
+	buf_reset(&l->tx);
+}

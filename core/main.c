@@ -1,0 +1,204 @@
+/*
+ * xedge — the edge.  Loads the configuration, starts the session server
+ * (embedded, unless a backend is configured), starts one io_uring worker per
+ * core, and waits for SIGTERM/SIGINT, which drains the workers.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "sm/sm.h"
+#include "tls/tls.h"
+
+#define XEDGE_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: xedge -c CONFIG          run the edge\n"
+		   "       xedge --check-config CONFIG  validate CONFIG and exit (0: ok)\n"
+		   "       xedge --version\n");
+}
+
+static void *sm_thread(void *arg)
+{
+	sm_run(arg);
+	return NULL;
+}
+
+/* Direct descriptors do not count against RLIMIT_NOFILE, but the per-ring
+ * registered table is capped by it: use the whole hard limit. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static struct sm *start_embedded_sm(const struct config *cfg, pthread_t *thr)
+{
+	const char *domains[CONFIG_MAX_DOMAINS];
+	struct sm_config smc = { 0 };
+	struct sm *sm;
+
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		domains[i] = cfg->domains[i].name;
+	smc.database = cfg->sm.database ? cfg->sm.database : "xedge.db";
+	smc.admin_socket = cfg->sm.admin_socket;
+	smc.listen = cfg->sm.listen;
+	smc.secret = cfg->sm.secret;
+	smc.domains = domains;
+	smc.ndomains = cfg->ndomains;
+	sm = sm_new(&smc);
+	if (!sm)
+		return NULL;
+	if (pthread_create(thr, NULL, sm_thread, sm) != 0) {
+		sm_free(sm);
+		return NULL;
+	}
+	return sm;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	char err[1024];
+	const char *path = NULL;
+	bool check = false;
+	struct worker *workers = NULL;
+	struct sm *sm = NULL;
+	pthread_t sm_thr;
+	struct io_uring ctl;
+	sigset_t sigs;
+	int nworkers, sig, rc = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
+			path = argv[++i];
+		} else if (!strcmp(argv[i], "--check-config") && i + 1 < argc) {
+			path = argv[++i];
+			check = true;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("xedge %s\n", XEDGE_VERSION);
+			return 0;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!path) {
+		usage(stderr);
+		return 2;
+	}
+	if (config_load(path, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (cfg.nlisteners == 0) {
+		fprintf(stderr, "%s: no 'listeners' configured: add at least one (type c2s or c2s_tls)\n", path);
+		config_free(&cfg);
+		return 1;
+	}
+	if (tls_init(&cfg) < 0) {
+		fprintf(stderr, "%s: TLS set-up failed (see the log line above)\n", path);
+		config_free(&cfg);
+		return 1;
+	}
+	if (check) {
+		printf("%s: ok\n", path);
+		tls_shutdown();
+		config_free(&cfg);
+		return 0;
+	}
+
+	/* Signals go to sigwait() in this thread only. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+
+	nworkers = cfg.workers > 0 ? cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (nworkers < 1)
+		nworkers = 1;
+	if (io_uring_queue_init(8, &ctl, 0) < 0) {
+		log_error("io_uring is not available: xedge needs Linux 6.1+ with io_uring enabled", "%s", "");
+		goto out;
+	}
+	if (!cfg.backend_address) {
+		sm = start_embedded_sm(&cfg, &sm_thr);
+		if (!sm) {
+			log_error("cannot start the embedded session server", "database=%s",
+				  cfg.sm.database ? cfg.sm.database : "xedge.db");
+			goto out_ring;
+		}
+	}
+	workers = calloc((size_t)nworkers, sizeof(*workers));
+	if (!workers)
+		goto out_sm;
+	for (int i = 0; i < nworkers; i++) {
+		struct worker *w = &workers[i];
+		w->id = i;
+		w->cfg = &cfg;
+		w->sm_fd = -1;
+		if (sm) {
+			int sv[2];
+			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || sm_add_link(sm, sv[1]) < 0) {
+				log_error("cannot link a worker to the embedded session server", "err=%s", strerror(errno));
+				nworkers = i;
+				goto out_workers;
+			}
+			w->sm_fd = sv[0];
+		}
+		int r = worker_start(w);
+		if (r < 0) {
+			log_error("worker failed to start", "worker=%d err=%s", i, strerror(-r));
+			nworkers = i;
+			goto out_workers;
+		}
+	}
+	for (size_t i = 0; i < cfg.nlisteners; i++)
+		log_info("listening", "address=%s:%u type=%s", cfg.listeners[i].host, cfg.listeners[i].port,
+			 cfg.listeners[i].kind == LISTEN_C2S ? "c2s-starttls" : "c2s-direct-tls");
+	log_info("xedge started", "version=%s workers=%d domains=%zu session_server=%s", XEDGE_VERSION,
+		 nworkers, cfg.ndomains, cfg.backend_address ? cfg.backend_address : "embedded");
+	rc = 0;
+	do {
+		if (sigwait(&sigs, &sig) != 0)
+			sig = SIGTERM;
+	} while (sig != SIGTERM && sig != SIGINT);
+	log_info("shutting down", "signal=%d", sig);
+
+out_workers:
+	for (int i = 0; i < nworkers; i++)
+		worker_post(&workers[i], &ctl, CTRL_STOP);
+	for (int i = 0; i < nworkers; i++)
+		pthread_join(workers[i].thread, NULL);
+	free(workers);
+out_sm:
+	if (sm) {
+		sm_stop(sm);
+		pthread_join(sm_thr, NULL);
+		sm_free(sm);
+	}
+out_ring:
+	io_uring_queue_exit(&ctl);
+out:
+	tls_shutdown();
+	config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,91 @@
+/*
+ * sasl — server side of SASL PLAIN (RFC 4616), SCRAM-SHA-1 and SCRAM-SHA-256
+ * (RFC 5802, RFC 7677), as a pure state machine: no I/O.  The edge feeds it
+ * the decoded client data, asks the session server for the salted keys when
+ * told to, and sends what it returns.  Passwords are never stored; PLAIN is
+ * verified by deriving the SCRAM-SHA-256 StoredKey from the offered password.
+ *
+ * Channel binding: the edge does not offer -PLUS mechanisms, so a client
+ * GS2 flag 'p' is refused and 'y' is accepted (RFC 5802 §6).
+ *
+ * Lifetime: sasl_new() when <auth/> arrives, sasl_free() on success, failure
+ * or connection close.  All client input is hostile: every parser bounds its
+ * lengths (SASL_MAX_MSG) and reports malformed-request / incorrect-encoding.
+ */
+#ifndef XEDGE_SASL_H
+#define XEDGE_SASL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "parser/wire.h"
+
+#define SASL_MAX_MSG 4096        /* decoded client message bytes */
+#define SASL_USER_MAX 1023       /* localpart bytes */
+
+enum sasl_mech { SASL_PLAIN = 1, SASL_SCRAM_SHA1 = 2, SASL_SCRAM_SHA256 = 3 };
+
+enum sasl_result {
+	SASL_NEED_CREDS,   /* call sasl_creds() once the keys of s->user are known */
+	SASL_CHALLENGE,    /* send <challenge> with sasl_out() (may be empty) */
+	SASL_SUCCESS,      /* send <success> with sasl_out() (may be empty) */
+	SASL_FAILURE       /* send <failure> with sasl_cond_str(s->cond) */
+};
+
+/* RFC 6120 §6.5 failure conditions */
+enum sasl_cond {
+	SASL_C_NONE = 0,
+	SASL_C_ABORTED,
+	SASL_C_ACCOUNT_DISABLED,
+	SASL_C_CREDENTIALS_EXPIRED,
+	SASL_C_ENCRYPTION_REQUIRED,
+	SASL_C_INCORRECT_ENCODING,
+	SASL_C_INVALID_AUTHZID,
+	SASL_C_INVALID_MECHANISM,
+	SASL_C_MALFORMED_REQUEST,
+	SASL_C_MECHANISM_TOO_WEAK,
+	SASL_C_NOT_AUTHORIZED,
+	SASL_C_TEMPORARY_AUTH_FAILURE
+};
+
+struct sasl;
+
+/* Mechanism from its name (e.g. "SCRAM-SHA-256"); 0 when unknown. */
+int sasl_mech_from_name(const char *name, size_t len);
+const char *sasl_mech_name(int mech);
+const char *sasl_cond_str(int cond);
+
+/* domain: the stream's domain (for authzid checks).  NULL on allocation failure. */
+struct sasl *sasl_new(int mech, const char *domain, size_t domain_len);
+void sasl_free(struct sasl *s);
+
+/*
+ * The initial response (decoded base64 of <auth/>'s text; empty for "=").
+ * Returns SASL_NEED_CREDS (sasl_user() is the canonical localpart),
+ * SASL_CHALLENGE (an empty challenge: the mechanism needs an initial
+ * response and none came) or SASL_FAILURE.
+ */
+int sasl_start(struct sasl *s, const uint8_t *data, size_t len);
+
+/*
+ * The session server's answer.  status is enum wire_status (WIRE_NO_USER
+ * proceeds with a fake salt so that unknown users are not revealed and fails
+ * at the end with not-authorized; WIRE_TEMP_FAIL fails with
+ * temporary-auth-failure).  Returns SASL_CHALLENGE (SCRAM server-first),
+ * SASL_SUCCESS or SASL_FAILURE (PLAIN).
+ */
+int sasl_creds(struct sasl *s, int status, const struct wire_scram *sha1,
+	       const struct wire_scram *sha256);
+
+/* A <response/> (decoded).  Returns SASL_NEED_CREDS after an empty-challenge
+ * retry of sasl_start, SASL_SUCCESS (server-final) or SASL_FAILURE. */
+int sasl_step(struct sasl *s, const uint8_t *data, size_t len);
+
+/* The user being authenticated (canonical localpart, NUL-terminated). */
+const char *sasl_user(const struct sasl *s);
+/* Raw (not base64) bytes to send with the last CHALLENGE/SUCCESS. */
+const uint8_t *sasl_out(const struct sasl *s, size_t *len);
+/* The failure condition after SASL_FAILURE. */
+int sasl_cond(const struct sasl *s);
+
+#endif

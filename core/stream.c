@@ -1,0 +1,981 @@
+/*
+ * stream — XMPP on one client connection (RFC 6120): TLS glue, stream
+ * headers and features, STARTTLS, SASL, resource binding, stanza checks,
+ * `from` stamping and forwarding to the session server; and the frames the
+ * session server sends back.
+ *
+ * Input path: wire bytes -> (wolfSSL) -> plaintext -> framer (boundaries,
+ * limits, restricted XML) -> xmlstage (expat: well-formedness, routing
+ * facts) -> the handler for the connection's state.  Plaintext that cannot
+ * be handled yet (an incomplete item, or the session server has not answered
+ * a credential or bind request) waits in conn.in, in order: clients pipeline.
+ *
+ * Every transition of conn.state happens in this file through set_state().
+ */
+#include "core/worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/sasl.h"
+#include "parser/jid.h"
+#include "parser/xmlstage.h"
+#include "parser/xmltag.h"
+#include "tls/crypto.h"
+
+#define NS_STREAMS "http://etherx.jabber.org/streams"
+#define NS_CLIENT "jabber:client"
+#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
+#define DEFAULT_NS_DECLS "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"
+
+#define IN_SLACK 4096     /* conn.in may hold one item plus this much pipelined input */
+
+/* What an item handler tells the input loop. */
+enum { GO_ON = 0, STOP_KEEP, STOP_DISCARD };
+
+static void set_state(struct conn *c, int s)
+{
+	log_debug("state", "conn=%u from=%s to=%s", c->idx, conn_state_str(c->state), conn_state_str(s));
+	c->state = (uint8_t)s;
+}
+
+static bool streq(const struct xs_str *s, const char *lit)
+{
+	return s->len == strlen(lit) && memcmp(s->p, lit, s->len) == 0;
+}
+
+/* ---- output ---------------------------------------------------------- */
+
+/* Queue XMPP plaintext: encrypted at flush time when TLS is on, so several
+ * stanzas written in one loop iteration leave as one TLS record. */
+static void out(struct conn *c, const void *data, size_t len)
+{
+	if (c->ssl) {
+		if (c->flags & (CF_PEER_GONE | CF_CLOSED))
+			return;
+		if (buf_append(&c->pt, data, len, 4u << 20) < 0) {
+			c->flags |= CF_PEER_GONE;
+			conn_release(c);
+			return;
+		}
+		conn_flush_later(c);
+	} else {
+		conn_send(c, data, len);
+	}
+}
+
+static void outs(struct conn *c, const char *s)
+{
+	out(c, s, strlen(s));
+}
+
+static int tls_out(void *owner, const uint8_t *data, size_t len)
+{
+	conn_send(owner, data, len);
+	return 0;
+}
+
+void stream_flush(struct conn *c)
+{
+	if (!c->ssl || !(c->flags & CF_TLS) || !buf_used(&c->pt))
+		return;
+	if (!(c->flags & CF_PEER_GONE) && tls_write(c->ssl, buf_data(&c->pt), buf_used(&c->pt)) < 0) {
+		c->flags |= CF_PEER_GONE;
+		conn_release(c);
+	}
+	buf_reset(&c->pt);
+}
+
+static const char *our_domain(struct conn *c)
+{
+	return c->domain ? c->domain : c->w->cfg->domains[0].name;
+}
+
+static void send_header(struct conn *c)
+{
+	char hdr[512];
+	uint8_t rnd[8];
+
+	if (c->flags & CF_HEADER_SENT)
+		return;
+	crypto_random(rnd, sizeof(rnd));
+	snprintf(c->stream_id, sizeof(c->stream_id), "%02x%02x%02x%02x%02x%02x%02x%02x",
+		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	snprintf(hdr, sizeof(hdr),
+		 "<?xml version='1.0'?><stream:stream xmlns='" NS_CLIENT "' xmlns:stream='" NS_STREAMS
+		 "' id='%s' from='%s' version='1.0' xml:lang='en'>", c->stream_id, our_domain(c));
+	outs(c, hdr);
+	c->flags |= CF_HEADER_SENT;
+}
+
+static void sm_close(struct conn *c, int reason)
+{
+	if (c->flags & CF_SM_OPEN) {
+		struct wire_msg m = { .type = WIRE_SESSION_CLOSE, .sid = conn_sid(c) };
+		m.u.close.reason = (uint8_t)reason;
+		link_send(c->w, &m);
+		c->flags &= ~CF_SM_OPEN;
+	}
+}
+
+/* Close our side of the stream: </stream:stream>, close_notify, socket. */
+static void stream_end(struct conn *c, int reason)
+{
+	if (c->state == CS_CLOSING)
+		return;
+	sm_close(c, reason);
+	if (c->flags & CF_HEADER_SENT)
+		outs(c, "</stream:stream>");
+	if (c->ssl && (c->flags & CF_TLS) && !(c->flags & CF_PEER_GONE)) {
+		stream_flush(c);
+		tls_close_notify(c->ssl);
+	}
+	set_state(c, CS_CLOSING);
+	conn_release(c);
+}
+
+/* RFC 6120 §4.9: a stream error is unrecoverable and closes the stream. */
+static void stream_error(struct conn *c, const char *cond, const char *text)
+{
+	char buf[512];
+
+	if (c->state == CS_CLOSING)
+		return;
+	log_info("stream error", "conn=%u cond=%s state=%s jid=%s", c->idx, cond,
+		 conn_state_str(c->state), c->jid ? c->jid : "-");
+	if (c->ssl && !(c->flags & CF_TLS)) {
+		/* No XML channel yet (TLS handshake unfinished): just close. */
+		sm_close(c, WIRE_CLOSE_ERROR);
+		set_state(c, CS_CLOSING);
+		c->flags |= CF_PEER_GONE;
+		conn_release(c);
+		return;
+	}
+	send_header(c);
+	if (text)
+		snprintf(buf, sizeof(buf), "<stream:error><%s xmlns='" NS_STREAM_ERRORS "'/><text xmlns='"
+			 NS_STREAM_ERRORS "'>%s</text></stream:error>", cond, text);
+	else
+		snprintf(buf, sizeof(buf), "<stream:error><%s xmlns='" NS_STREAM_ERRORS "'/></stream:error>", cond);
+	outs(c, buf);
+	stream_end(c, WIRE_CLOSE_ERROR);
+}
+
+/* s[0..n) escaped for XML, NUL-terminated, malloc'd (error paths only). */
+static char *esc_dup(const char *s, size_t n)
+{
+	size_t need = xml_escape(s, n, NULL, 0);
+	char *e = malloc(need + 1);
+
+	if (e) {
+		xml_escape(s, n, e, need);
+		e[need] = 0;
+	}
+	return e;
+}
+
+/* A stanza error back to the client (RFC 6120 §8.3) for stanza s. */
+static void stanza_error(struct conn *c, const struct xs_stanza *s, const char *etype, const char *cond)
+{
+	char *id, *to, *buf;
+	int n;
+
+	if (streq(&s->type, "error"))
+		return; /* never answer an error with an error */
+	id = esc_dup(s->id.p, s->id.len);
+	to = esc_dup(c->jid ? c->jid : "", c->jid ? strlen(c->jid) : 0);
+	n = (id && to) ? asprintf(&buf, "<%.*s type='error'%s%s%s%s%s%s><error type='%s'><%s xmlns='"
+				  NS_STANZAS "'/></error></%.*s>", (int)s->local.len, s->local.p,
+				  s->has_id ? " id='" : "", s->has_id ? id : "", s->has_id ? "'" : "",
+				  c->jid ? " to='" : "", to, c->jid ? "'" : "", etype, cond,
+				  (int)s->local.len, s->local.p) : -1;
+	if (n > 0) {
+		out(c, buf, (size_t)n);
+		free(buf);
+	}
+	free(id);
+	free(to);
+}
+
+static void iq_result(struct conn *c, const struct xs_stanza *s, const char *payload)
+{
+	char *id = esc_dup(s->id.p, s->id.len), *buf;
+	int n = id ? asprintf(&buf, "<iq type='result' id='%s'>%s</iq>", id, payload ? payload : "") : -1;
+
+	if (n > 0) {
+		out(c, buf, (size_t)n);
+		free(buf);
+	}
+	free(id);
+}
+
+static void send_features(struct conn *c)
+{
+	const struct config *cfg = c->w->cfg;
+
+	if (c->flags & CF_AUTHED) {
+		outs(c, "<stream:features><bind xmlns='" NS_BIND "'/><session xmlns='" NS_SESSION
+		     "'><optional/></session></stream:features>");
+	} else if (c->flags & CF_TLS) {
+		outs(c, "<stream:features><mechanisms xmlns='" NS_SASL "'><mechanism>SCRAM-SHA-256</mechanism>"
+		     "<mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms></stream:features>");
+	} else if (cfg->require_tls) {
+		outs(c, "<stream:features><starttls xmlns='" NS_TLS "'><required/></starttls></stream:features>");
+	} else {
+		/* Plaintext allowed by configuration (testing): no PLAIN without TLS. */
+		outs(c, "<stream:features><starttls xmlns='" NS_TLS "'/><mechanisms xmlns='" NS_SASL
+		     "'><mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism></mechanisms>"
+		     "</stream:features>");
+	}
+}
+
+/* ---- stream header ------------------------------------------------------ */
+
+static const char *served_domain(const struct config *cfg, const char *s, size_t n)
+{
+	char canon[JID_PART_MAX + 1];
+
+	if (n && s[n - 1] == '.')
+		n--;
+	if (!n || n > JID_PART_MAX)
+		return NULL;
+	jid_fold(s, n, canon);
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		if (strlen(cfg->domains[i].name) == n && memcmp(cfg->domains[i].name, canon, n) == 0)
+			return cfg->domains[i].name;
+	return NULL;
+}
+
+static int on_header(struct conn *c, const uint8_t *p, size_t n)
+{
+	struct xs_header h;
+	const char *dom;
+	int r = xmlstage_header(c->w->xs, (const char *)p, n, &h);
+
+	if (r != XMLSTAGE_OK) {
+		stream_error(c, xmlstage_error_str(r), NULL);
+		return STOP_DISCARD;
+	}
+	dom = h.has_to ? served_domain(c->w->cfg, h.to.p, h.to.len) : NULL;
+	if (dom && !c->domain)
+		c->domain = dom;
+	/* Per RFC 6120 §4.9.1.2 our header goes out before any stream error. */
+	c->flags &= ~CF_HEADER_SENT;
+	if (!streq(&h.local, "stream") || !streq(&h.name_ns, NS_STREAMS) ||
+	    !streq(&h.default_ns, NS_CLIENT)) {
+		stream_error(c, "invalid-namespace", NULL);
+		return STOP_DISCARD;
+	}
+	if (!h.has_to || !dom || (c->domain && dom != c->domain)) {
+		stream_error(c, "host-unknown", NULL);
+		return STOP_DISCARD;
+	}
+	if (!h.has_version || h.version.len < 3 || h.version.p[0] < '1' || h.version.p[1] != '.') {
+		stream_error(c, "unsupported-version", NULL);
+		return STOP_DISCARD;
+	}
+	if (!c->ns_decls && !streq(&h.ns_decls, DEFAULT_NS_DECLS) && h.ns_decls.len) {
+		c->ns_decls = strndup(h.ns_decls.p, h.ns_decls.len);
+		if (!c->ns_decls) {
+			stream_error(c, "internal-server-error", NULL);
+			return STOP_DISCARD;
+		}
+	}
+	send_header(c);
+	send_features(c);
+	if (c->state == CS_HEADER && !(c->flags & CF_AUTHED))
+		conn_timer(c, c->accepted + c->w->cfg->timeouts.auth);
+	set_state(c, CS_NEGOTIATE);
+	return GO_ON;
+}
+
+/* ---- STARTTLS and SASL ------------------------------------------------- */
+
+static int on_starttls(struct conn *c)
+{
+	if ((c->flags & (CF_TLS | CF_AUTHED)) || c->ssl) {
+		/* RFC 6120 §5.4.2.2: failure, then the stream is closed. */
+		outs(c, "<failure xmlns='" NS_TLS "'/>");
+		stream_end(c, WIRE_CLOSE_ERROR);
+		return STOP_DISCARD;
+	}
+	outs(c, "<proceed xmlns='" NS_TLS "'/>");
+	c->tio = (struct tls_io){ .out = tls_out, .owner = c };
+	c->ssl = tls_new(c->domain, &c->tio);
+	if (!c->ssl) {
+		log_error("cannot create a TLS session (out of memory?)", "conn=%u", c->idx);
+		c->flags |= CF_PEER_GONE;
+		stream_end(c, WIRE_CLOSE_ERROR);
+		return STOP_DISCARD;
+	}
+	c->flags &= ~CF_HEADER_SENT;
+	set_state(c, CS_STARTTLS);
+	conn_timer(c, c->w->now + c->w->cfg->timeouts.handshake);
+	/* Anything pipelined after <starttls/> is discarded (command injection). */
+	return STOP_DISCARD;
+}
+
+static void sasl_reply(struct conn *c, const char *el, const uint8_t *data, size_t len)
+{
+	char b64[2048], buf[sizeof(b64) + 128];
+	long n = 0;
+
+	if (len) {
+		n = crypto_b64_encode(data, len, b64, sizeof(b64) - 1);
+		if (n < 0)
+			n = 0;
+	}
+	b64[n] = 0;
+	if (n)
+		snprintf(buf, sizeof(buf), "<%s xmlns='" NS_SASL "'>%s</%s>", el, b64, el);
+	else if (!strcmp(el, "challenge"))
+		snprintf(buf, sizeof(buf), "<challenge xmlns='" NS_SASL "'>=</challenge>");
+	else
+		snprintf(buf, sizeof(buf), "<%s xmlns='" NS_SASL "'/>", el);
+	outs(c, buf);
+}
+
+static int sasl_failure(struct conn *c, const char *cond)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
+	outs(c, buf);
+	sasl_free(c->sasl);
+	c->sasl = NULL;
+	set_state(c, CS_NEGOTIATE);
+	if (++c->auth_failures >= c->w->cfg->limits.max_auth_failures) {
+		log_info("too many authentication failures, closing", "conn=%u failures=%u", c->idx,
+			 c->auth_failures);
+		stream_end(c, WIRE_CLOSE_ERROR);
+		return STOP_DISCARD;
+	}
+	return GO_ON;
+}
+
+/* Act on what the SASL state machine returned. */
+static int sasl_result(struct conn *c, int r)
+{
+	size_t len;
+	const uint8_t *data;
+
+	switch (r) {
+	case SASL_NEED_CREDS: {
+		struct wire_msg m = { .sid = conn_sid(c) };
+		const char *user = sasl_user(c->sasl);
+		if (!(c->flags & CF_SM_OPEN)) {
+			m.type = WIRE_SESSION_OPEN;
+			m.u.open.flags = (uint8_t)(((c->flags & CF_TLS) ? WIRE_OPEN_TLS : 0) |
+						   ((c->flags & CF_DIRECT_TLS) ? WIRE_OPEN_DIRECT_TLS : 0));
+			m.u.open.addr = wire_s("", 0);
+			if (link_send(c->w, &m) < 0)
+				return sasl_failure(c, "temporary-auth-failure");
+			c->flags |= CF_SM_OPEN;
+		}
+		m.type = WIRE_CRED_REQ;
+		m.u.cred_req.user = wire_s(user, strlen(user));
+		m.u.cred_req.domain = wire_s(c->domain, strlen(c->domain));
+		if (link_send(c->w, &m) < 0)
+			return sasl_failure(c, "temporary-auth-failure");
+		c->flags |= CF_WAIT_SM;
+		set_state(c, CS_SASL);
+		return STOP_KEEP;
+	}
+	case SASL_CHALLENGE:
+		data = sasl_out(c->sasl, &len);
+		sasl_reply(c, "challenge", data, len);
+		set_state(c, CS_SASL);
+		return GO_ON;
+	case SASL_SUCCESS: {
+		struct wire_msg m = { .type = WIRE_AUTHED, .sid = conn_sid(c) };
+		data = sasl_out(c->sasl, &len);
+		c->user = strdup(sasl_user(c->sasl));
+		if (!c->user) {
+			stream_error(c, "internal-server-error", NULL);
+			return STOP_DISCARD;
+		}
+		m.u.authed.user = wire_s(c->user, strlen(c->user));
+		m.u.authed.domain = wire_s(c->domain, strlen(c->domain));
+		link_send(c->w, &m);
+		sasl_reply(c, "success", data, len);
+		sasl_free(c->sasl);
+		c->sasl = NULL;
+		c->flags |= CF_AUTHED;
+		c->flags &= ~CF_HEADER_SENT;
+		log_info("authenticated", "conn=%u user=%s@%s", c->idx, c->user, c->domain);
+		/* RFC 6120 §6.4.6: both sides restart the stream. */
+		framer_reset(&c->fr);
+		set_state(c, CS_HEADER);
+		return GO_ON;
+	}
+	default:
+		log_info("authentication failed", "conn=%u user=%s cond=%s", c->idx,
+			 c->sasl ? sasl_user(c->sasl) : "-", sasl_cond_str(sasl_cond(c->sasl)));
+		return sasl_failure(c, sasl_cond_str(sasl_cond(c->sasl)));
+	}
+}
+
+/* The raw value of attribute `name` in the start tag p[0..n), or NULL.  The
+ * tag was accepted by expat, so quotes are balanced.  Values containing a
+ * reference are refused: callers only read token-like values (mechanisms). */
+static const char *raw_attr(const char *p, size_t n, const char *name, size_t *vlen)
+{
+	size_t nl = strlen(name);
+
+	for (size_t i = 1; i + nl + 2 < n; i++) {
+		if ((p[i - 1] == ' ' || p[i - 1] == '\t' || p[i - 1] == '\n' || p[i - 1] == '\r') &&
+		    memcmp(p + i, name, nl) == 0) {
+			size_t j = i + nl;
+			while (j < n && (p[j] == ' ' || p[j] == '\t' || p[j] == '\n' || p[j] == '\r'))
+				j++;
+			if (j >= n || p[j] != '=')
+				continue;
+			j++;
+			while (j < n && (p[j] == ' ' || p[j] == '\t' || p[j] == '\n' || p[j] == '\r'))
+				j++;
+			if (j >= n || (p[j] != '\'' && p[j] != '"'))
+				return NULL;
+			const char *v = p + j + 1, *e = memchr(v, p[j], n - j - 1);
+			if (!e || memchr(v, '&', (size_t)(e - v)))
+				return NULL;
+			*vlen = (size_t)(e - v);
+			return v;
+		}
+	}
+	return NULL;
+}
+
+static int b64_payload(const struct xs_stanza *s, uint8_t *buf, size_t cap, size_t *len)
+{
+	long n;
+
+	if (s->text.len == 0 || (s->text.len == 1 && s->text.p[0] == '=')) {
+		*len = 0;
+		return 0;
+	}
+	n = crypto_b64_decode(s->text.p, s->text.len, buf, cap);
+	if (n < 0)
+		return -1;
+	*len = (size_t)n;
+	return 0;
+}
+
+static int on_sasl(struct conn *c, const struct xs_stanza *s, const uint8_t *p)
+{
+	uint8_t data[SASL_MAX_MSG];
+	size_t len;
+
+	if (c->flags & CF_AUTHED) {
+		stream_error(c, "policy-violation", NULL);
+		return STOP_DISCARD;
+	}
+	if (streq(&s->local, "abort")) {
+		return sasl_failure(c, "aborted");
+	}
+	if (streq(&s->local, "auth")) {
+		size_t ml = 0;
+		const char *mech_name = raw_attr((const char *)p, s->start_tag_end, "mechanism", &ml);
+		int mech = mech_name ? sasl_mech_from_name(mech_name, ml) : 0;
+
+		if (c->sasl) {
+			sasl_free(c->sasl);
+			c->sasl = NULL;
+		}
+		if (!mech)
+			return sasl_failure(c, "invalid-mechanism");
+		if (!(c->flags & CF_TLS) && (c->w->cfg->require_tls || mech == SASL_PLAIN))
+			return sasl_failure(c, "encryption-required");
+		if (s->text.len > ((SASL_MAX_MSG + 2) / 3) * 4 || b64_payload(s, data, sizeof(data), &len) < 0)
+			return sasl_failure(c, "incorrect-encoding");
+		c->sasl = sasl_new(mech, c->domain, strlen(c->domain));
+		if (!c->sasl)
+			return sasl_failure(c, "temporary-auth-failure");
+		return sasl_result(c, sasl_start(c->sasl, data, len));
+	}
+	if (streq(&s->local, "response")) {
+		if (!c->sasl || (c->flags & CF_WAIT_SM))
+			return sasl_failure(c, "malformed-request");
+		if (s->text.len > ((SASL_MAX_MSG + 2) / 3) * 4 || b64_payload(s, data, sizeof(data), &len) < 0)
+			return sasl_failure(c, "incorrect-encoding");
+		return sasl_result(c, sasl_step(c->sasl, data, len));
+	}
+	return sasl_failure(c, "malformed-request");
+}
+
+/* ---- bind and stanzas --------------------------------------------------- */
+
+static int on_bind(struct conn *c, const struct xs_stanza *s)
+{
+	struct wire_msg m = { .type = WIRE_BIND_REQ, .sid = conn_sid(c) };
+
+	if (!streq(&s->type, "set") || !s->has_id) {
+		stanza_error(c, s, "modify", "bad-request");
+		return GO_ON;
+	}
+	if (s->leaf_text.len && !jid_resource_valid(s->leaf_text.p, s->leaf_text.len)) {
+		stanza_error(c, s, "modify", "bad-request");
+		return GO_ON;
+	}
+	free(c->bind_id);
+	c->bind_id = strndup(s->id.p, s->id.len);
+	if (!c->bind_id) {
+		stream_error(c, "internal-server-error", NULL);
+		return STOP_DISCARD;
+	}
+	m.u.bind_req.user = wire_s(c->user, strlen(c->user));
+	m.u.bind_req.domain = wire_s(c->domain, strlen(c->domain));
+	m.u.bind_req.resource = wire_s(s->leaf_text.p, s->leaf_text.len);
+	if (link_send(c->w, &m) < 0) {
+		stanza_error(c, s, "wait", "internal-server-error");
+		return GO_ON;
+	}
+	c->flags |= CF_WAIT_SM;
+	return STOP_KEEP;
+}
+
+static bool is_session_iq(const struct xs_stanza *s)
+{
+	return streq(&s->local, "iq") && streq(&s->child_ns, NS_SESSION);
+}
+
+/* RFC 6120 §8.1.2.1: a client's 'from' must be its full JID or bare JID. */
+static bool from_ok(const struct conn *c, const struct xs_stanza *s)
+{
+	struct jid_view v;
+	char canon[JID_MAX + 1];
+	int n;
+	size_t bare;
+
+	if (!s->has_from)
+		return true;
+	if (jid_parse(s->from.p, s->from.len, &v) < 0)
+		return false;
+	n = jid_canon(&v, v.resource_len > 0, canon, sizeof(canon));
+	if (n < 0)
+		return false;
+	bare = strcspn(c->jid, "/");
+	if (v.resource_len)
+		return strcmp(canon, c->jid) == 0;
+	return (size_t)n == bare && memcmp(canon, c->jid, bare) == 0;
+}
+
+static int forward(struct conn *c, const struct xs_stanza *s, const uint8_t *p, size_t n)
+{
+	struct worker *w = c->w;
+	struct xmltag_attr from = { "from", c->jid };
+	struct wire_msg m = { .type = WIRE_STANZA, .sid = conn_sid(c) };
+	size_t len;
+
+	if (s->has_to) {
+		struct jid_view v;
+		if (jid_parse(s->to.p, s->to.len, &v) < 0) {
+			stanza_error(c, s, "modify", "jid-malformed");
+			return GO_ON;
+		}
+	}
+	len = xmltag_rewrite((const char *)p, n, &from, 1, w->stamp, w->stamp_cap);
+	if (len > w->stamp_cap) {
+		char *nb = realloc(w->stamp, len + 1024);
+		if (!nb) {
+			stanza_error(c, s, "wait", "resource-constraint");
+			return GO_ON;
+		}
+		w->stamp = nb;
+		w->stamp_cap = len + 1024;
+		len = xmltag_rewrite((const char *)p, n, &from, 1, w->stamp, w->stamp_cap);
+	}
+	if (len == 0) {
+		stream_error(c, "not-well-formed", NULL);
+		return STOP_DISCARD;
+	}
+	m.u.stanza.kind = streq(&s->local, "message") ? WIRE_KIND_MESSAGE
+			  : streq(&s->local, "presence") ? WIRE_KIND_PRESENCE : WIRE_KIND_IQ;
+	m.u.stanza.type = wire_s(s->type.p, s->type.len);
+	m.u.stanza.to = wire_s(s->to.p, s->to.len);
+	m.u.stanza.from = wire_s(c->jid, strlen(c->jid));
+	m.u.stanza.id = wire_s(s->id.p, s->id.len);
+	m.u.stanza.ns = wire_s(s->child_ns.p, s->child_ns.len);
+	m.u.stanza.raw = wire_s(w->stamp, len);
+	if (link_send(w, &m) < 0) {
+		stanza_error(c, s, "wait", "resource-constraint");
+		return GO_ON;
+	}
+	w->stat_stanzas_in++;
+	return GO_ON;
+}
+
+static int on_stanza(struct conn *c, const uint8_t *p, size_t n)
+{
+	struct xs_stanza s;
+	int r = xmlstage_stanza(c->w->xs, c->ns_decls ? c->ns_decls : "",
+				c->ns_decls ? strlen(c->ns_decls) : 0, (const char *)p, n, &s);
+	bool client_ns;
+
+	if (r != XMLSTAGE_OK) {
+		stream_error(c, xmlstage_error_str(r), NULL);
+		return STOP_DISCARD;
+	}
+	if (streq(&s.ns, NS_TLS) && streq(&s.local, "starttls") && c->state == CS_NEGOTIATE)
+		return on_starttls(c);
+	if (streq(&s.ns, NS_SASL) && (c->state == CS_NEGOTIATE || c->state == CS_SASL))
+		return on_sasl(c, &s, p);
+	client_ns = streq(&s.ns, NS_CLIENT) &&
+		    (streq(&s.local, "message") || streq(&s.local, "presence") || streq(&s.local, "iq"));
+	if (!client_ns) {
+		stream_error(c, "unsupported-stanza-type", NULL);
+		return STOP_DISCARD;
+	}
+	if (!(c->flags & CF_AUTHED)) {
+		stream_error(c, "not-authorized", NULL);
+		return STOP_DISCARD;
+	}
+	if (streq(&s.local, "iq")) {
+		if (!s.has_id || !(streq(&s.type, "get") || streq(&s.type, "set") ||
+				   streq(&s.type, "result") || streq(&s.type, "error"))) {
+			stanza_error(c, &s, "modify", "bad-request");
+			return GO_ON;
+		}
+		if (streq(&s.child_ns, NS_BIND)) {
+			if (c->flags & CF_BOUND) {
+				stanza_error(c, &s, "cancel", "not-allowed");
+				return GO_ON;
+			}
+			return on_bind(c, &s);
+		}
+		if (is_session_iq(&s) && !s.has_to) {
+			iq_result(c, &s, NULL);  /* RFC 3921 session: a no-op now */
+			return GO_ON;
+		}
+	}
+	if (!(c->flags & CF_BOUND)) {
+		stream_error(c, "not-authorized", NULL);
+		return STOP_DISCARD;
+	}
+	if (!from_ok(c, &s)) {
+		stream_error(c, "invalid-from", NULL);
+		return STOP_DISCARD;
+	}
+	return forward(c, &s, p, n);
+}
+
+static int on_item(struct conn *c, int ev, const uint8_t *p, size_t n)
+{
+	switch (ev) {
+	case FRAMER_SPACE:
+		return GO_ON;
+	case FRAMER_HEADER:
+		return on_header(c, p, n);
+	case FRAMER_CLOSE:
+		if (n < 16 || memcmp(p, "</stream:stream", 15) != 0) {
+			if (!c->ns_decls) {
+				stream_error(c, "not-well-formed", NULL);
+				return STOP_DISCARD;
+			}
+		}
+		stream_end(c, WIRE_CLOSE_NORMAL);
+		return STOP_DISCARD;
+	case FRAMER_STANZA:
+		c->w->stat_stanzas_in++;
+		return on_stanza(c, p, n);
+	}
+	return GO_ON;
+}
+
+/* Frame and handle items in buf[0..len).  Returns the bytes consumed; *stop
+ * says whether the rest must be kept (STOP_KEEP) or dropped (STOP_DISCARD). */
+static size_t frame_items(struct conn *c, const uint8_t *buf, size_t len, int *stop)
+{
+	size_t pos = 0, end;
+
+	*stop = GO_ON;
+	while (pos < len && c->state != CS_CLOSING) {
+		int ev = framer_scan(&c->fr, &c->w->lim, buf + pos, len - pos, &end);
+		if (ev == FRAMER_MORE)
+			break;
+		if (ev == FRAMER_ERROR) {
+			stream_error(c, framer_error_str(c->fr.err), NULL);
+			*stop = STOP_DISCARD;
+			return len;
+		}
+		int r = on_item(c, ev, buf + pos, end);
+		pos += end;
+		if (r != GO_ON) {
+			*stop = r;
+			return r == STOP_DISCARD ? len : pos;
+		}
+	}
+	if (c->state == CS_CLOSING)
+		*stop = STOP_DISCARD;
+	return *stop == STOP_DISCARD ? len : pos;
+}
+
+static void plain_input(struct conn *c, const uint8_t *data, size_t len)
+{
+	int stop;
+	size_t used;
+	size_t limit = c->w->cfg->limits.max_stanza_bytes + IN_SLACK;
+
+	if (!buf_used(&c->in) && !(c->flags & CF_WAIT_SM)) {
+		used = frame_items(c, data, len, &stop);
+		if (stop == STOP_DISCARD || used == len)
+			return;
+		data += used;
+		len -= used;
+		if (buf_append(&c->in, data, len, limit) < 0)
+			stream_error(c, "policy-violation", NULL);
+		return;
+	}
+	if (buf_append(&c->in, data, len, limit) < 0) {
+		stream_error(c, "policy-violation", NULL);
+		return;
+	}
+	if (c->flags & CF_WAIT_SM)
+		return;
+	used = frame_items(c, buf_data(&c->in), buf_used(&c->in), &stop);
+	if (stop == STOP_DISCARD)
+		buf_reset(&c->in);
+	else
+		buf_consume(&c->in, used);
+}
+
+/* Resume input that waited for the session server. */
+static void resume(struct conn *c)
+{
+	int stop;
+	size_t used;
+
+	c->flags &= ~CF_WAIT_SM;
+	if (!buf_used(&c->in) || c->state == CS_CLOSING)
+		return;
+	used = frame_items(c, buf_data(&c->in), buf_used(&c->in), &stop);
+	if (stop == STOP_DISCARD)
+		buf_reset(&c->in);
+	else
+		buf_consume(&c->in, used);
+}
+
+/* ---- entry points from worker.c ------------------------------------------ */
+
+void stream_accepted(struct conn *c)
+{
+	framer_reset(&c->fr);
+	c->state = (c->flags & CF_DIRECT_TLS) ? CS_TLS_WAIT : CS_HEADER;
+	conn_timer(c, c->w->now + c->w->cfg->timeouts.handshake);
+}
+
+static void tls_input(struct conn *c, const uint8_t *data, size_t len)
+{
+	struct worker *w = c->w;
+	char err[128];
+
+	c->tio.in = data;
+	c->tio.in_len = len;
+	if (!(c->flags & CF_TLS)) {
+		int r = tls_handshake(c->ssl);
+		if (r == TLS_WANT)
+			return;
+		if (r != TLS_OK) {
+			log_info("TLS handshake failed", "conn=%u err=\"%s\"", c->idx,
+				 tls_error_str(c->ssl, err, sizeof(err)));
+			c->flags |= CF_PEER_GONE;   /* wolfSSL already sent its alert, if any */
+			stream_error(c, "undefined-condition", NULL);
+			return;
+		}
+		c->flags |= CF_TLS;
+		if (!c->domain)
+			c->domain = tls_sni_domain(c->ssl);
+		framer_reset(&c->fr);
+		set_state(c, CS_HEADER);
+		conn_timer(c, c->accepted + w->cfg->timeouts.auth);
+		log_debug("TLS established", "conn=%u domain=%s", c->idx, c->domain ? c->domain : "-");
+	}
+	while (c->state != CS_CLOSING) {
+		int res;
+		size_t n = tls_read(c->ssl, w->scratch, 16384, &res);
+		if (n) {
+			plain_input(c, w->scratch, n);
+			continue;
+		}
+		if (res == TLS_WANT)
+			break;
+		if (res == TLS_CLOSED) {
+			stream_eof(c);
+		} else {
+			log_info("TLS error", "conn=%u err=\"%s\"", c->idx, tls_error_str(c->ssl, err, sizeof(err)));
+			c->flags |= CF_PEER_GONE;
+			stream_error(c, "undefined-condition", NULL);
+		}
+		break;
+	}
+}
+
+void stream_input(struct conn *c, const uint8_t *data, size_t len)
+{
+	if ((c->flags & CF_DIRECT_TLS) && !c->ssl) {
+		/* Lazy: a WOLFSSL costs ~60 KB, create it on the first ClientHello byte. */
+		c->tio = (struct tls_io){ .out = tls_out, .owner = c };
+		c->ssl = tls_new(NULL, &c->tio);
+		if (!c->ssl) {
+			log_error("cannot create a TLS session (out of memory?)", "conn=%u", c->idx);
+			c->flags |= CF_PEER_GONE;
+			conn_release(c);
+			return;
+		}
+	}
+	if (c->ssl)
+		tls_input(c, data, len);
+	else
+		plain_input(c, data, len);
+}
+
+void stream_eof(struct conn *c)
+{
+	c->flags |= CF_PEER_GONE;
+	sm_close(c, WIRE_CLOSE_DISCONNECT);
+	if (c->state != CS_CLOSING)
+		log_debug("connection lost", "conn=%u jid=%s", c->idx, c->jid ? c->jid : "-");
+	set_state(c, CS_CLOSING);
+	conn_release(c);
+}
+
+void stream_timeout(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (c->state == CS_SESSION) {
+		uint64_t due = c->last_rx + w->cfg->timeouts.idle;
+		if (due > w->now) {
+			conn_timer(c, due);
+			return;
+		}
+	}
+	stream_error(c, "connection-timeout", NULL);
+}
+
+void stream_shutdown(struct conn *c)
+{
+	if (c->state == CS_TLS_WAIT || (c->ssl && !(c->flags & CF_TLS))) {
+		c->flags |= CF_PEER_GONE;
+		set_state(c, CS_CLOSING);
+		conn_release(c);
+		return;
+	}
+	stream_error(c, "system-shutdown", NULL);
+}
+
+void stream_free(struct conn *c)
+{
+	sm_close(c, WIRE_CLOSE_DISCONNECT);
+	sasl_free(c->sasl);
+	tls_free(c->ssl);
+	free(c->user);
+	free(c->jid);
+	free(c->ns_decls);
+	free(c->bind_id);
+	c->sasl = NULL;
+	c->ssl = NULL;
+}
+
+void stream_link_down(struct worker *w)
+{
+	for (uint32_t i = 0; i < w->nslots; i++) {
+		struct conn *c = w->slots[i];
+		if (c && !(c->flags & CF_CLOSED) && (c->flags & (CF_SM_OPEN | CF_WAIT_SM))) {
+			c->flags &= ~CF_SM_OPEN;
+			stream_error(c, "internal-server-error", NULL);
+		}
+	}
+}
+
+/* ---- frames from the session server ----------------------------------- */
+
+static void on_bind_resp(struct conn *c, const struct wire_msg *m)
+{
+	const char *etype = "cancel", *cond = "internal-server-error";
+	char *id = esc_dup(c->bind_id, strlen(c->bind_id)), *jid = NULL, *buf = NULL;
+	int n = -1;
+
+	if (m->u.bind_resp.status == WIRE_OK && m->u.bind_resp.jid.len <= JID_MAX) {
+		c->jid = strndup((const char *)m->u.bind_resp.jid.p, m->u.bind_resp.jid.len);
+		jid = c->jid ? esc_dup(c->jid, strlen(c->jid)) : NULL;
+		if (id && jid)
+			n = asprintf(&buf, "<iq type='result' id='%s'><bind xmlns='" NS_BIND
+				     "'><jid>%s</jid></bind></iq>", id, jid);
+		if (n < 0) {
+			stream_error(c, "internal-server-error", NULL);
+			goto done;
+		}
+		c->flags |= CF_BOUND;
+		set_state(c, CS_SESSION);
+		conn_timer(c, c->w->now + c->w->cfg->timeouts.idle);
+		log_info("session bound", "conn=%u jid=%s", c->idx, c->jid);
+	} else {
+		switch (m->u.bind_resp.status) {
+		case WIRE_BAD_REQUEST: etype = "modify"; cond = "bad-request"; break;
+		case WIRE_NOT_ALLOWED: etype = "cancel"; cond = "not-allowed"; break;
+		case WIRE_CONFLICT: etype = "cancel"; cond = "conflict"; break;
+		case WIRE_TEMP_FAIL: etype = "wait"; cond = "resource-constraint"; break;
+		}
+		if (id)
+			n = asprintf(&buf, "<iq type='error' id='%s'><error type='%s'><%s xmlns='" NS_STANZAS
+				     "'/></error></iq>", id, etype, cond);
+	}
+	if (n > 0)
+		out(c, buf, (size_t)n);
+done:
+	free(buf);
+	free(id);
+	free(jid);
+	free(c->bind_id);
+	c->bind_id = NULL;
+}
+
+void stream_on_frame(struct worker *w, const struct wire_msg *m)
+{
+	struct conn *c = worker_conn_by_sid(w, m->sid);
+
+	if (!c || c->state == CS_CLOSING)
+		return; /* the session ended meanwhile; its close frame is on the way */
+	switch (m->type) {
+	case WIRE_CRED_RESP:
+		if (c->sasl && (c->flags & CF_WAIT_SM)) {
+			int r = sasl_creds(c->sasl, m->u.cred_resp.status, &m->u.cred_resp.sha1,
+					   &m->u.cred_resp.sha256);
+			c->flags &= ~CF_WAIT_SM;
+			if (sasl_result(c, r) != STOP_DISCARD)
+				resume(c);
+		}
+		break;
+	case WIRE_BIND_RESP:
+		if (c->bind_id && (c->flags & CF_WAIT_SM)) {
+			on_bind_resp(c, m);
+			resume(c);
+		}
+		break;
+	case WIRE_STANZA:
+		if (c->flags & CF_BOUND) {
+			out(c, m->u.stanza.raw.p, m->u.stanza.raw.len);
+			w->stat_stanzas_out++;
+		}
+		break;
+	case WIRE_SESSION_CLOSE:
+		c->flags &= ~CF_SM_OPEN;
+		stream_error(c, m->u.close.reason == WIRE_CLOSE_CONFLICT ? "conflict"
+				: m->u.close.reason == WIRE_CLOSE_SHUTDOWN ? "system-shutdown"
+				: m->u.close.reason == WIRE_CLOSE_KICKED ? "not-authorized"
+				: "reset", NULL);
+		break;
+	default:
+		log_warn("unexpected frame from the session server", "worker=%d type=%s", w->id,
+			 wire_type_str(m->type));
+		break;
+	}
+}

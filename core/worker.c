@@ -1,0 +1,653 @@
+/*
+ * worker — the edge's per-core event loop on io_uring; see worker.h.
+ *
+ * The ring is created in the worker thread itself (SINGLE_ISSUER binds it to
+ * its creator; DEFER_TASKRUN runs completions only when this thread waits).
+ * Accepts land in direct descriptors (no process fd per client, DESIGN §3);
+ * each connection has one multishot recv from the ring-wide provided-buffer
+ * pool, so an idle connection holds no receive buffer; at most one send is in
+ * flight per connection, the rest waits in conn.out and goes out coalesced.
+ */
+#include "core/worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef XEDGE_NO_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
+#include "core/log.h"
+#include "parser/xmlstage.h"
+
+#define BGID 1
+#define RECV_BUF_SIZE 16384
+#define RECV_BUFS 512             /* 8 MiB per worker: sized for bursts, not connections */
+#define SCRATCH_SIZE 16384
+#define OUT_LIMIT (4u << 20)      /* hard cap on queued output per connection */
+#define CLOSE_GRACE 5             /* seconds to flush a goodbye before a hard close */
+
+static const char *const state_names[] = {
+	"tls-wait", "header", "starttls", "negotiate", "sasl", "session", "closing"
+};
+
+const char *conn_state_str(int s)
+{
+	return s >= 0 && s <= CS_CLOSING ? state_names[s] : "?";
+}
+
+static uint64_t clock_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+static struct io_uring_sqe *get_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+
+	if (!sqe) {
+		/* SQ full: push what we have to the kernel and retry once. */
+		io_uring_submit(&w->ring);
+		sqe = io_uring_get_sqe(&w->ring);
+	}
+	return sqe;
+}
+
+/* ---- timers: a hashed wheel of 1-second buckets ----------------------- */
+
+static void timer_unlink(struct conn *c)
+{
+	if (!c->deadline)
+		return;
+	if (c->tprev)
+		c->tprev->tnext = c->tnext;
+	else
+		c->w->wheel[c->deadline % WHEEL_SLOTS] = c->tnext;
+	if (c->tnext)
+		c->tnext->tprev = c->tprev;
+	c->tnext = c->tprev = NULL;
+	c->deadline = 0;
+}
+
+void conn_timer(struct conn *c, uint64_t deadline)
+{
+	struct conn **head;
+
+	timer_unlink(c);
+	if (!deadline)
+		return;
+	if (deadline <= c->w->wheel_pos)
+		deadline = c->w->wheel_pos + 1;
+	c->deadline = deadline;
+	head = &c->w->wheel[deadline % WHEEL_SLOTS];
+	c->tnext = *head;
+	if (*head)
+		(*head)->tprev = c;
+	*head = c;
+}
+
+static void timers_run(struct worker *w)
+{
+	while (w->wheel_pos < w->now) {
+		struct conn *c, *next;
+		w->wheel_pos++;
+		for (c = w->wheel[w->wheel_pos % WHEEL_SLOTS]; c; c = next) {
+			next = c->tnext;
+			if (c->deadline > w->wheel_pos)
+				continue; /* a later lap of the wheel */
+			timer_unlink(c);
+			if (c->state == CS_CLOSING) {
+				c->flags |= CF_PEER_GONE;   /* stop waiting for the flush */
+				conn_release(c);
+			} else {
+				stream_timeout(c);
+			}
+		}
+	}
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static void recv_arm(struct conn *c)
+{
+	struct io_uring_sqe *sqe = get_sqe(c->w);
+
+	io_uring_prep_recv_multishot(sqe, (int)c->idx, NULL, 0, 0);
+	sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BGID;
+	io_uring_sqe_set_data64(sqe, UD(c, OP_RECV));
+	c->flags |= CF_RECV_ARMED;
+	c->refs++;
+}
+
+static void conn_free(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	stream_free(c);
+	timer_unlink(c);
+	buf_reset(&c->in);
+	buf_reset(&c->pt);
+	buf_reset(&c->out);
+	buf_reset(&c->sending);
+	if (w->slots[c->idx] == c)
+		w->slots[c->idx] = NULL;
+	w->nconns--;
+	free(c);
+}
+
+static void conn_maybe_free(struct conn *c)
+{
+	if ((c->flags & CF_CLOSED) && c->refs == 0)
+		conn_free(c);
+}
+
+/* Cancel everything on the slot, then close it; free after the completions. */
+static void conn_close_now(struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->flags & CF_CLOSED)
+		return;
+	c->flags |= CF_CLOSED;
+	timer_unlink(c);
+	sqe = get_sqe(c->w);
+	io_uring_prep_cancel_fd(sqe, (int)c->idx, IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_FD_FIXED);
+	sqe->flags |= IOSQE_IO_HARDLINK;
+	io_uring_sqe_set_data64(sqe, UD(c, OP_CANCEL));
+	c->refs++;
+	sqe = get_sqe(c->w);
+	io_uring_prep_close_direct(sqe, c->idx);
+	io_uring_sqe_set_data64(sqe, UD(c, OP_CLOSE));
+	c->refs++;
+}
+
+void conn_release(struct conn *c)
+{
+	if (c->state != CS_CLOSING) {
+		c->state = CS_CLOSING;
+	}
+	if (!(c->flags & CF_PEER_GONE) && (buf_used(&c->out) || buf_used(&c->pt) ||
+					   (c->flags & CF_SENDING))) {
+		/* Flush the goodbye first, but not forever. */
+		if (!c->deadline || c->deadline > c->w->now + CLOSE_GRACE)
+			conn_timer(c, c->w->now + CLOSE_GRACE);
+		conn_flush_later(c);
+		return;
+	}
+	conn_close_now(c);
+}
+
+void conn_flush_later(struct conn *c)
+{
+	if (c->flags & CF_DIRTY)
+		return;
+	c->flags |= CF_DIRTY;
+	c->dnext = c->w->dirty;
+	c->w->dirty = c;
+}
+
+void conn_send(struct conn *c, const void *data, size_t len)
+{
+	if (c->flags & (CF_PEER_GONE | CF_CLOSED))
+		return;
+	if (buf_append(&c->out, data, len, OUT_LIMIT) < 0) {
+		/* A reader this far behind is gone for practical purposes. */
+		log_warn("output queue limit reached, closing", "conn=%u jid=%s", c->idx,
+			 c->jid ? c->jid : "-");
+		c->flags |= CF_PEER_GONE;
+		conn_release(c);
+		return;
+	}
+	conn_flush_later(c);
+}
+
+static void send_submit(struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if ((c->flags & (CF_SENDING | CF_CLOSED | CF_PEER_GONE)))
+		return;
+	if (!buf_used(&c->sending)) {
+		struct buf t = c->sending;
+		c->sending = c->out;
+		c->out = t;
+	}
+	if (!buf_used(&c->sending))
+		return;
+	sqe = get_sqe(c->w);
+	io_uring_prep_send(sqe, (int)c->idx, buf_data(&c->sending), buf_used(&c->sending), MSG_NOSIGNAL);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data64(sqe, UD(c, OP_SEND));
+	c->flags |= CF_SENDING;
+	c->refs++;
+}
+
+static void flush_all(struct worker *w)
+{
+	while (w->dirty) {
+		struct conn *c = w->dirty;
+		w->dirty = c->dnext;
+		c->flags &= ~CF_DIRTY;
+		if (c->flags & CF_CLOSED)
+			continue;
+		stream_flush(c);
+		send_submit(c);
+		if (c->state == CS_CLOSING && !(c->flags & CF_SENDING) && !buf_used(&c->out))
+			conn_close_now(c);
+	}
+}
+
+static void on_send(struct conn *c, int res)
+{
+	c->refs--;
+	c->flags &= ~CF_SENDING;
+	if (res < 0) {
+		if (res != -ECANCELED && res != -EPIPE && res != -ECONNRESET)
+			log_debug("send failed", "conn=%u err=%s", c->idx, strerror(-res));
+		c->flags |= CF_PEER_GONE;
+		buf_reset(&c->sending);
+		buf_reset(&c->out);
+		if (!(c->flags & CF_CLOSED))
+			stream_eof(c);
+	} else {
+		buf_consume(&c->sending, (size_t)res);
+		if (!(c->flags & CF_CLOSED))
+			conn_flush_later(c);
+	}
+	conn_maybe_free(c);
+}
+
+static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
+{
+	struct worker *w = c->w;
+	int res = cqe->res;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		c->flags &= ~CF_RECV_ARMED;
+		c->refs--;
+	}
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		uint8_t *p = w->bufmem + (size_t)bid * w->bufsize;
+		if (res > 0 && !(c->flags & (CF_CLOSED | CF_PEER_GONE)) && c->state != CS_CLOSING) {
+			c->last_rx = w->now;
+			stream_input(c, p, (size_t)res);
+		}
+		io_uring_buf_ring_add(w->br, p, w->bufsize, (unsigned short)bid,
+				      io_uring_buf_ring_mask(w->nbufs), 0);
+		io_uring_buf_ring_advance(w->br, 1);
+	}
+	if (c->flags & CF_CLOSED) {
+		conn_maybe_free(c);
+		return;
+	}
+	if (res == 0 || (res < 0 && res != -ENOBUFS)) {
+		if (res < 0 && res != -ECANCELED && res != -ECONNRESET)
+			log_debug("recv failed", "conn=%u err=%s", c->idx, strerror(-res));
+		c->flags |= CF_PEER_GONE;
+		if (c->state == CS_CLOSING)
+			conn_release(c);
+		else
+			stream_eof(c);
+		return;
+	}
+	if (!(c->flags & CF_RECV_ARMED) && c->state != CS_CLOSING)
+		recv_arm(c); /* -ENOBUFS ended the multishot: buffers are back, re-arm */
+}
+
+static void on_accept(struct listener *l, struct io_uring_cqe *cqe)
+{
+	struct worker *w = l->w;
+	struct conn *c;
+	int idx = cqe->res;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		l->armed = false;
+	if (idx < 0) {
+		if (idx != -ECANCELED)
+			log_warn("accept failed", "worker=%d err=%s", w->id, strerror(-idx));
+		return;
+	}
+	if ((uint32_t)idx >= w->nslots || w->nconns >= w->cfg->limits.max_connections || w->stop) {
+		struct io_uring_sqe *sqe = get_sqe(w);
+		io_uring_prep_close_direct(sqe, (unsigned)idx);
+		io_uring_sqe_set_data64(sqe, UD(NULL, OP_IGNORE));
+		log_warn("connection refused: worker at max_connections", "worker=%d conns=%u",
+			 w->id, w->nconns);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		struct io_uring_sqe *sqe = get_sqe(w);
+		io_uring_prep_close_direct(sqe, (unsigned)idx);
+		io_uring_sqe_set_data64(sqe, UD(NULL, OP_IGNORE));
+		return;
+	}
+	c->w = w;
+	c->idx = (uint32_t)idx;
+	c->gen = ++w->gen;
+	c->accepted = c->last_rx = w->now;
+	if (l->kind == LISTEN_C2S_TLS)
+		c->flags |= CF_DIRECT_TLS;
+	w->slots[idx] = c;
+	w->nconns++;
+	w->stat_accepted++;
+	stream_accepted(c);
+	if (c->state != CS_CLOSING)
+		recv_arm(c);
+}
+
+struct conn *worker_conn_by_sid(struct worker *w, uint64_t sid)
+{
+	uint32_t idx = (uint32_t)sid, gen = (uint32_t)(sid >> 32);
+	struct conn *c;
+
+	if (idx >= w->nslots)
+		return NULL;
+	c = w->slots[idx];
+	return c && c->gen == gen && !(c->flags & CF_CLOSED) ? c : NULL;
+}
+
+static void accept_arm(struct listener *l)
+{
+	struct io_uring_sqe *sqe = get_sqe(l->w);
+
+	io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, 0);
+	io_uring_sqe_set_data64(sqe, UD(l, OP_ACCEPT));
+	l->armed = true;
+}
+
+/* ---- set-up ------------------------------------------------------------- */
+
+static int listener_open(struct worker *w, const struct config_listener *cl)
+{
+	struct sockaddr_storage ss;
+	socklen_t slen;
+	int fd, one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(cl->host, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(cl->port);
+		inet_pton(AF_INET6, cl->host, &s6->sin6_addr);
+		slen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(cl->port);
+		inet_pton(AF_INET, cl->host, &s4->sin_addr);
+		slen = sizeof(*s4);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* Accepted sockets inherit TCP_NODELAY from the listener. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, cl->backlog) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+static int buffers_init(struct worker *w)
+{
+	struct io_uring_buf_reg reg = { 0 };
+	size_t ring_bytes;
+	int r;
+
+	w->nbufs = RECV_BUFS;
+	w->bufsize = RECV_BUF_SIZE;
+	/* liburing 2.3 has no io_uring_setup_buf_ring: map and register by hand. */
+	ring_bytes = w->nbufs * sizeof(struct io_uring_buf);
+	w->br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (w->br == MAP_FAILED) {
+		w->br = NULL;
+		return -ENOMEM;
+	}
+	reg.ring_addr = (uint64_t)(uintptr_t)w->br;
+	reg.ring_entries = w->nbufs;
+	reg.bgid = BGID;
+	r = io_uring_register_buf_ring(&w->ring, &reg, 0);
+	if (r < 0)
+		return r;
+	w->bufmem = malloc((size_t)w->nbufs * w->bufsize);
+	if (!w->bufmem)
+		return -ENOMEM;
+	io_uring_buf_ring_init(w->br);
+	for (unsigned i = 0; i < w->nbufs; i++)
+		io_uring_buf_ring_add(w->br, w->bufmem + (size_t)i * w->bufsize, w->bufsize,
+				      (unsigned short)i, io_uring_buf_ring_mask(w->nbufs), (int)i);
+	io_uring_buf_ring_advance(w->br, (int)w->nbufs);
+	return 0;
+}
+
+static int worker_setup(struct worker *w)
+{
+	struct io_uring_params p = { 0 };
+	struct rlimit rl;
+	int r;
+
+#ifndef XEDGE_NO_JEMALLOC
+	{
+		/* One jemalloc arena per worker: no allocator lock shared across cores. */
+		unsigned arena;
+		size_t sz = sizeof(arena);
+		if (mallctl("arenas.create", &arena, &sz, NULL, 0) == 0)
+			mallctl("thread.arena", NULL, NULL, &arena, sizeof(arena));
+	}
+#endif
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+	p.cq_entries = 16384;
+	r = io_uring_queue_init_params(4096, &w->ring, &p);
+	if (r < 0) {
+		log_error("io_uring setup failed (kernel 6.1+ with io_uring enabled is required)",
+			  "worker=%d err=%s", w->id, strerror(-r));
+		return r;
+	}
+	/* The registered-file table is capped by RLIMIT_NOFILE per ring (DESIGN §3). */
+	getrlimit(RLIMIT_NOFILE, &rl);
+	w->nslots = w->cfg->limits.max_connections + 64;
+	if (rl.rlim_cur != RLIM_INFINITY && w->nslots > rl.rlim_cur - 16)
+		w->nslots = (uint32_t)rl.rlim_cur - 16;
+	if (w->cfg->limits.max_connections > w->nslots) {
+		log_warn("max_connections above this worker's descriptor table; add workers to hold more",
+			 "worker=%d table=%u", w->id, w->nslots);
+	}
+	r = io_uring_register_files_sparse(&w->ring, w->nslots);
+	if (r < 0) {
+		log_error("cannot register the direct descriptor table", "worker=%d slots=%u err=%s",
+			  w->id, w->nslots, strerror(-r));
+		return r;
+	}
+	w->slots = calloc(w->nslots, sizeof(*w->slots));
+	w->scratch = malloc(SCRATCH_SIZE);
+	w->xs = xmlstage_new();
+	if (!w->slots || !w->scratch || !w->xs)
+		return -ENOMEM;
+	r = buffers_init(w);
+	if (r < 0) {
+		log_error("cannot set up the receive buffer ring", "worker=%d err=%s", w->id, strerror(-r));
+		return r;
+	}
+	for (size_t i = 0; i < w->cfg->nlisteners; i++) {
+		const struct config_listener *cl = &w->cfg->listeners[i];
+		int fd = listener_open(w, cl);
+		if (fd < 0) {
+			log_error("cannot listen (address in use or not local?)", "address=%s:%u err=%s",
+				  cl->host, cl->port, strerror(-fd));
+			return fd;
+		}
+		w->listeners[i] = (struct listener){ .w = w, .fd = fd, .kind = cl->kind };
+		w->nlisteners++;
+	}
+	r = link_open(w);
+	if (r < 0)
+		return r;
+	w->now = w->wheel_pos = clock_s();
+	for (size_t i = 0; i < w->nlisteners; i++)
+		accept_arm(&w->listeners[i]);
+	link_arm(w);
+	return 0;
+}
+
+/* ---- control messages from other threads ------------------------------- */
+
+void worker_post(struct worker *w, struct io_uring *from, int cmd)
+{
+	struct io_uring_sqe *sqe;
+
+	while (!ck_ring_enqueue_spsc(&w->ctrl, w->ctrl_buf, (void *)(intptr_t)cmd))
+		sched_yield();
+	/* Wake the worker: it may be asleep in io_uring_enter. */
+	sqe = io_uring_get_sqe(from);
+	if (sqe) {
+		io_uring_prep_msg_ring(sqe, w->ring.ring_fd, 0, UD(NULL, OP_MSG), 0);
+		io_uring_submit(from);
+	}
+}
+
+static void ctrl_drain(struct worker *w)
+{
+	void *v;
+
+	while (ck_ring_dequeue_spsc(&w->ctrl, w->ctrl_buf, &v)) {
+		if ((intptr_t)v == CTRL_STOP && !w->stop) {
+			w->stop = 1;
+			log_info("worker draining", "worker=%d conns=%u", w->id, w->nconns);
+			for (size_t i = 0; i < w->nlisteners; i++) {
+				struct io_uring_sqe *sqe = get_sqe(w);
+				io_uring_prep_cancel64(sqe, UD(&w->listeners[i], OP_ACCEPT), 0);
+				io_uring_sqe_set_data64(sqe, UD(NULL, OP_IGNORE));
+			}
+			for (uint32_t i = 0; i < w->nslots; i++)
+				if (w->slots[i] && !(w->slots[i]->flags & CF_CLOSED))
+					stream_shutdown(w->slots[i]);
+		}
+	}
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	void *ptr = UD_PTR(ud);
+
+	switch (UD_OP(ud)) {
+	case OP_ACCEPT:
+		on_accept(ptr, cqe);
+		break;
+	case OP_RECV:
+		on_recv(ptr, cqe);
+		break;
+	case OP_SEND:
+		on_send(ptr, cqe->res);
+		break;
+	case OP_CANCEL:
+	case OP_CLOSE: {
+		struct conn *c = ptr;
+		c->refs--;
+		conn_maybe_free(c);
+		break;
+	}
+	case OP_LINK_RECV:
+		link_on_recv(w, cqe->res);
+		break;
+	case OP_LINK_SEND:
+		link_on_send(w, cqe->res);
+		break;
+	case OP_MSG:
+		ctrl_drain(w);
+		break;
+	default:
+		break;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	w->start_rc = worker_setup(w);
+	__atomic_store_n(&w->started, 1, __ATOMIC_RELEASE);
+	if (w->start_rc < 0)
+		return NULL;
+	while (!w->stop || w->nconns > 0) {
+		struct __kernel_timespec ts = { .tv_sec = 1, .tv_nsec = 0 };
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+
+		flush_all(w);
+		link_flush(w);
+		io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+		w->now = clock_s();
+		io_uring_for_each_cqe(&w->ring, head, cqe) {
+			dispatch(w, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&w->ring, n);
+		ctrl_drain(w);
+		if (!w->stop)
+			for (size_t i = 0; i < w->nlisteners; i++)
+				if (!w->listeners[i].armed)
+					accept_arm(&w->listeners[i]);
+		if (w->now > w->wheel_pos)
+			timers_run(w);
+	}
+	flush_all(w);
+	link_close(w);
+	for (size_t i = 0; i < w->nlisteners; i++)
+		close(w->listeners[i].fd);
+	io_uring_queue_exit(&w->ring);
+	xmlstage_free(w->xs);
+	free(w->scratch);
+	free(w->slots);
+	free(w->bufmem);
+	if (w->br)
+		munmap(w->br, w->nbufs * sizeof(struct io_uring_buf));
+	log_info("worker stopped", "worker=%d accepted=%llu", w->id,
+		 (unsigned long long)w->stat_accepted);
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	int r;
+
+	ck_ring_init(&w->ctrl, sizeof(w->ctrl_buf) / sizeof(w->ctrl_buf[0]));
+	w->lim = (struct framer_limits){
+		.max_stanza = w->cfg->limits.max_stanza_bytes,
+		.max_depth = w->cfg->limits.max_depth,
+		.max_attrs = w->cfg->limits.max_attrs,
+		.max_name = w->cfg->limits.max_name_bytes,
+		.max_value = w->cfg->limits.max_value_bytes,
+	};
+	r = pthread_create(&w->thread, NULL, worker_main, w);
+	if (r)
+		return -r;
+	while (!__atomic_load_n(&w->started, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	if (w->start_rc < 0) {
+		pthread_join(w->thread, NULL);
+		return w->start_rc;
+	}
+	return 0;
+}

@@ -1,0 +1,67 @@
+/*
+ * tls — wolfSSL server contexts per domain, and TLS sessions driven through
+ * our own buffers (custom I/O callbacks; wolfSSL never touches a socket).
+ *
+ * One WOLFSSL_CTX per configured domain, shared by all workers (wolfSSL's
+ * context is safe to share for creating sessions).  TLS 1.2 and 1.3 only,
+ * ChaCha20-Poly1305 preferred (no AES-NI in Debian's build), ALPN
+ * "xmpp-client" accepted for XEP-0368, SNI selects the domain's certificate.
+ *
+ * A session object is created lazily — on the first ClientHello byte (Direct
+ * TLS) or at <starttls/> — because each costs ~60 KB (DESIGN §3).
+ *
+ * I/O contract: before calling into wolfSSL for a connection, the owner sets
+ * `tls_io.in/in_len` to the ciphertext it received; wolfSSL consumes from it
+ * through the read callback (whatever it does not take stays there: the
+ * owner checks in_len afterwards).  Ciphertext wolfSSL produces is handed to
+ * tls_io.out(owner, bytes, len), which must take all of it or return -1.
+ */
+#ifndef XEDGE_TLS_H
+#define XEDGE_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+
+struct tls_io {
+	const uint8_t *in;     /* ciphertext not yet consumed by wolfSSL */
+	size_t in_len;
+	int (*out)(void *owner, const uint8_t *data, size_t len);
+	void *owner;
+};
+
+typedef struct WOLFSSL WOLFSSL;
+
+/* Load every domain's certificate and key.  Returns 0, or -1 after logging
+ * which domain and file failed and why. */
+int tls_init(const struct config *cfg);
+void tls_shutdown(void);
+
+/* A new server session for `domain` (NULL: the first domain; Direct TLS
+ * switches by SNI).  io must outlive the session.  NULL on failure. */
+WOLFSSL *tls_new(const char *domain, struct tls_io *io);
+void tls_free(WOLFSSL *ssl);
+
+enum tls_result { TLS_OK = 0, TLS_WANT = 1, TLS_CLOSED = 2, TLS_ERROR = -1 };
+
+/* Advance the handshake with what is in io.in.  TLS_OK once complete. */
+int tls_handshake(WOLFSSL *ssl);
+
+/* Decrypt into out (up to cap).  Returns bytes (> 0), or 0 with *res set to
+ * TLS_WANT (need more ciphertext), TLS_CLOSED (close_notify) or TLS_ERROR. */
+size_t tls_read(WOLFSSL *ssl, uint8_t *out, size_t cap, int *res);
+
+/* Encrypt plaintext; the records go to io.out.  0 or -1. */
+int tls_write(WOLFSSL *ssl, const uint8_t *data, size_t len);
+
+/* Queue a close_notify alert through io.out. */
+void tls_close_notify(WOLFSSL *ssl);
+
+/* The last error as text, for logs. */
+const char *tls_error_str(WOLFSSL *ssl, char *buf, size_t len);
+
+/* The domain whose certificate the session selected (SNI), or NULL. */
+const char *tls_sni_domain(WOLFSSL *ssl);
+
+#endif
