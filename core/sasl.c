@@ -446,8 +446,6 @@ static long saslname_decode(const uint8_t *p, size_t n, uint8_t *out)
 			out[k++] = p[i];
 			continue;
 		}
-		if (n - i < 3 || p[i + 1] != '3' + (p[i + 2] == 'D' ? 0 : 1) - 1 + 1 - 1)
-			; /* replaced below; kept simple */
 		if (n - i >= 3 && p[i + 1] == '2' && p[i + 2] == 'C')
 			out[k++] = ',';
 		else if (n - i >= 3 && p[i + 1] == '3' && p[i + 2] == 'D')

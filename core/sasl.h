@@ -88,4 +88,12 @@ const uint8_t *sasl_out(const struct sasl *s, size_t *len);
 /* The failure condition after SASL_FAILURE. */
 int sasl_cond(const struct sasl *s);
 
+/*
+ * Test hook: use nonce (printable ASCII except ',', 1..64 bytes) as the
+ * server's part of the SCRAM nonce instead of 24 random bytes, so unit tests
+ * can replay the RFC 5802 / RFC 7677 examples.  Call before sasl_creds().
+ * An invalid nonce is ignored.  Never called by the server.
+ */
+void sasl_test_set_server_nonce(struct sasl *s, const char *nonce);
+
 #endif

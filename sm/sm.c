@@ -1,0 +1,1166 @@
+/*
+ * sm — the session server's event loop, links, sessions and accounts online.
+ * See sm.h for the public contract and sm_int.h for the object graph.
+ *
+ * One thread, one epoll set over few descriptors: the eventfd sm_stop()
+ * writes, the edge listener, one link per edge worker, the admin socket and
+ * its connections.  Epoll is level-triggered; each wakeup handles a batch of
+ * events, then writes every link that has output (one send per link per
+ * batch, which coalesces the frames of the batch), then reaps links killed
+ * during the batch.  Killing is deferred so that no handler ever sees a link
+ * or session disappear under it.
+ *
+ * Per link (DESIGN §5, parser/wire.h):
+ *   HELLO -> HELLO_OK; SESSION_OPEN; CRED_REQ -> CRED_RESP; AUTHED;
+ *   BIND_REQ -> BIND_RESP (replacing a session holding the same full JID,
+ *   RFC 6120 §7.7.2.2); STANZA (sm/route.c); SESSION_CLOSE; PING -> PONG.
+ * A frame that does not decode, a frame before HELLO or a frame only the sm
+ * sends breaks the link: the peer is not speaking our protocol.  A frame for
+ * an unknown session is dropped (the sm may have ended it first).
+ *
+ * Storage calls (credentials, roster at first bind, offline messages) are
+ * synchronous SQLite calls on this thread for now; DESIGN §6 wants them on a
+ * storage thread, behind the same sm/store.h interface.
+ */
+#include "sm/sm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "parser/jid.h"
+#include "parser/xmlstage.h"
+#include "sm/sm_int.h"
+#include "sm/store.h"
+#include "tls/crypto.h"
+
+#define SM_EPOLL_BATCH 64
+#define SM_READ_CHUNK 65536
+#define SM_READS_PER_EVENT 8
+#define SM_OUT_SHRINK (1u << 20)   /* free an idle output buffer larger than this */
+
+static const char *const link_state_names[] = { "hello", "ready", "dead" };
+
+static const char *link_state_str(int st)
+{
+	return st >= 0 && st <= SM_LINK_DEAD ? link_state_names[st] : "?";
+}
+
+/* ---- small helpers ----------------------------------------------------- */
+
+bool sm_domain_served(const struct sm *sm, const char *d, size_t n)
+{
+	for (size_t i = 0; i < sm->ndomains; i++)
+		if (strlen(sm->domains[i]) == n && memcmp(sm->domains[i], d, n) == 0)
+			return true;
+	return false;
+}
+
+const char *sm_sub_str(int sub)
+{
+	static const char *const names[] = { "none", "to", "from", "both" };
+
+	return sub >= 0 && sub <= 3 ? names[sub] : "none";
+}
+
+int sm_sub_parse(const char *s)
+{
+	for (int i = 0; i <= 3; i++)
+		if (strcmp(s, sm_sub_str(i)) == 0)
+			return i;
+	return -1;
+}
+
+static char *memdup_z(const void *p, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (s) {
+		memcpy(s, p, n);
+		s[n] = '\0';
+	}
+	return s;
+}
+
+/*
+ * Canonical bare JID user@domain from the wire fields of CRED_REQ, AUTHED
+ * and BIND_REQ.  Returns the length, or -1 when they do not form a valid
+ * bare JID of a served domain.
+ */
+static int make_bare(const struct sm *sm, struct wire_str user, struct wire_str domain,
+		     char *out, size_t cap)
+{
+	char tmp[JID_MAX + 1];
+	struct jid_view v;
+	int n;
+
+	if (user.len == 0 || user.len > JID_PART_MAX || domain.len == 0 ||
+	    domain.len > JID_PART_MAX || memchr(user.p, 0, user.len) ||
+	    memchr(domain.p, 0, domain.len))
+		return -1;
+	memcpy(tmp, user.p, user.len);
+	tmp[user.len] = '@';
+	memcpy(tmp + user.len + 1, domain.p, domain.len);
+	if (jid_parse(tmp, user.len + 1 + domain.len, &v) < 0 || v.local_len != user.len ||
+	    v.resource_len)
+		return -1;
+	n = jid_canon(&v, false, out, cap);
+	if (n < 0 || !sm_domain_served(sm, out + v.local_len + 1, (size_t)n - v.local_len - 1))
+		return -1;
+	return n;
+}
+
+/* ---- accounts online --------------------------------------------------- */
+
+struct sm_user *sm_user_find(struct sm *sm, const char *bare, size_t n)
+{
+	uint64_t h = sm_tab_hash(&sm->users, bare, n);
+
+	for (struct sm_tab_node *e = sm_tab_bucket(&sm->users, h); e; e = e->next) {
+		struct sm_user *u = sm_container_of(e, struct sm_user, node);
+
+		if (e->hash == h && u->bare_len == n && memcmp(u->bare, bare, n) == 0)
+			return u;
+	}
+	return NULL;
+}
+
+struct sm_session *sm_session_find(struct sm *sm, const char *full, size_t n)
+{
+	uint64_t h = sm_tab_hash(&sm->by_jid, full, n);
+
+	for (struct sm_tab_node *e = sm_tab_bucket(&sm->by_jid, h); e; e = e->next) {
+		struct sm_session *s = sm_container_of(e, struct sm_session, by_jid);
+
+		if (e->hash == h && s->full_len == n && memcmp(s->full, full, n) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+struct sm_roster_item *sm_roster_find(struct sm_user *u, const char *contact)
+{
+	for (size_t i = 0; i < u->nroster; i++)
+		if (strcmp(u->roster[i].contact, contact) == 0)
+			return &u->roster[i];
+	return NULL;
+}
+
+struct sm_roster_item *sm_roster_set(struct sm_user *u, const char *contact, const char *name,
+				     int sub)
+{
+	struct sm_roster_item *it = sm_roster_find(u, contact);
+	char *n = strdup(name ? name : ""), *c;
+
+	if (!n)
+		return NULL;
+	if (it) {
+		free(it->name);
+		it->name = n;
+		it->sub = sub;
+		return it;
+	}
+	if (u->nroster >= SM_MAX_ROSTER)
+		goto fail;
+	if (u->nroster == u->roster_cap) {
+		size_t cap = u->roster_cap ? u->roster_cap * 2 : 16;
+		struct sm_roster_item *r = realloc(u->roster, cap * sizeof(*r));
+
+		if (!r)
+			goto fail;
+		u->roster = r;
+		u->roster_cap = cap;
+	}
+	c = strdup(contact);
+	if (!c)
+		goto fail;
+	it = &u->roster[u->nroster++];
+	it->contact = c;
+	it->name = n;
+	it->sub = sub;
+	return it;
+fail:
+	free(n);
+	return NULL;
+}
+
+static int user_roster_row(void *arg, const char *contact, const char *name, int sub)
+{
+	struct sm_user *u = arg;
+
+	if (!sm_roster_set(u, contact, name, sub)) {
+		log_warn("roster truncated in memory", "user=\"%s\" items=%zu", u->bare, u->nroster);
+		return 1;
+	}
+	return 0;
+}
+
+static void user_free(struct sm *sm, struct sm_user *u)
+{
+	sm_tab_remove(&sm->users, &u->node);
+	for (size_t i = 0; i < u->nroster; i++) {
+		free(u->roster[i].contact);
+		free(u->roster[i].name);
+	}
+	free(u->roster);
+	free(u->bare);
+	free(u);
+}
+
+/* The record of an account coming online: its roster is read now, once
+ * (synchronously, see the file comment).  NULL on storage or memory failure. */
+static struct sm_user *user_new(struct sm *sm, const char *bare, size_t n)
+{
+	struct sm_user *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		return NULL;
+	u->bare = memdup_z(bare, n);
+	u->bare_len = n;
+	if (!u->bare)
+		goto fail;
+	if (sm_store_roster_load(sm->store, u->bare, user_roster_row, u) < 0)
+		goto fail;
+	sm_tab_insert(&sm->users, &u->node, sm_tab_hash(&sm->users, bare, n));
+	return u;
+fail:
+	free(u->bare);
+	for (size_t i = 0; i < u->nroster; i++) {
+		free(u->roster[i].contact);
+		free(u->roster[i].name);
+	}
+	free(u->roster);
+	free(u);
+	return NULL;
+}
+
+/* ---- sessions ---------------------------------------------------------- */
+
+static struct sm_session *session_find_sid(struct sm_link *l, uint64_t sid)
+{
+	uint64_t h = sm_tab_hash(&l->sessions, &sid, sizeof(sid));
+
+	for (struct sm_tab_node *e = sm_tab_bucket(&l->sessions, h); e; e = e->next) {
+		struct sm_session *s = sm_container_of(e, struct sm_session, by_sid);
+
+		if (e->hash == h && s->sid == sid)
+			return s;
+	}
+	return NULL;
+}
+
+/* Forget s; broadcast=false skips presence (sm_free: everyone is leaving). */
+static void session_drop(struct sm *sm, struct sm_session *s, bool broadcast)
+{
+	struct sm_link *l = s->link;
+	struct sm_user *u = s->user;
+
+	if (s->state == SM_SESS_BOUND && u) {
+		if (broadcast && s->available)
+			sm_route_gone(sm, s);
+		sm_tab_remove(&sm->by_jid, &s->by_jid);
+		if (s->uprev)
+			s->uprev->unext = s->unext;
+		else
+			u->shead = s->unext;
+		if (s->unext)
+			s->unext->uprev = s->uprev;
+		if (--u->nsessions == 0)
+			user_free(sm, u);
+	}
+	sm_tab_remove(&l->sessions, &s->by_sid);
+	if (s->lprev)
+		s->lprev->lnext = s->lnext;
+	else
+		l->shead = s->lnext;
+	if (s->lnext)
+		s->lnext->lprev = s->lprev;
+	l->nsessions--;
+	log_debug("session ended", "link=%u sid=%llu jid=\"%s\"", l->id,
+		  (unsigned long long)s->sid, s->full ? s->full : s->bare ? s->bare : "");
+	free(s->presence);
+	free(s->full);
+	free(s->bare);
+	free(s);
+}
+
+void sm_session_end(struct sm *sm, struct sm_session *s)
+{
+	session_drop(sm, s, true);
+}
+
+void sm_session_kick(struct sm *sm, struct sm_session *s, int reason)
+{
+	struct wire_msg m = { .type = WIRE_SESSION_CLOSE, .sid = s->sid };
+
+	m.u.close.reason = (uint8_t)reason;
+	sm_link_send(s->link, &m);
+	log_info("session closed by the sm", "link=%u sid=%llu jid=\"%s\" reason=%d",
+		 s->link->id, (unsigned long long)s->sid, s->full ? s->full : "", reason);
+	sm_session_end(sm, s);
+}
+
+void sm_deliver(struct sm *sm, struct sm_session *t, int kind, struct wire_str type,
+		struct wire_str to, struct wire_str from, struct wire_str id, struct wire_str ns,
+		const void *raw, size_t rawlen)
+{
+	struct wire_msg m = { .type = WIRE_STANZA, .sid = t->sid };
+
+	m.u.stanza.kind = (uint8_t)kind;
+	m.u.stanza.type = type;
+	m.u.stanza.to = to;
+	m.u.stanza.from = from;
+	m.u.stanza.id = id;
+	m.u.stanza.ns = ns;
+	m.u.stanza.raw = wire_s(raw, rawlen);
+	sm_link_send(t->link, &m);
+}
+
+/* ---- links: output ----------------------------------------------------- */
+
+static void link_epoll(struct sm_link *l, bool out)
+{
+	struct epoll_event ev = { .events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = &l->ev };
+
+	if (l->epollout == out)
+		return;
+	if (epoll_ctl(l->sm->epfd, EPOLL_CTL_MOD, l->ev.fd, &ev) == 0)
+		l->epollout = out;
+}
+
+void sm_link_kill(struct sm_link *l, const char *why)
+{
+	if (l->state == SM_LINK_DEAD)
+		return;
+	log_warn("edge link closed", "link=%u worker=%u peer=\"%s\" state=%s reason=\"%s\" "
+		 "sessions=%zu frames_in=%llu frames_out=%llu", l->id, l->worker, l->peer,
+		 link_state_str(l->state), why, l->nsessions, (unsigned long long)l->frames_in,
+		 (unsigned long long)l->frames_out);
+	l->state = SM_LINK_DEAD;
+	l->dead_next = l->sm->dead;
+	l->sm->dead = l;
+}
+
+void sm_link_send(struct sm_link *l, const struct wire_msg *m)
+{
+	size_t need, n;
+
+	if (l->state == SM_LINK_DEAD)
+		return;
+	need = wire_size(m);
+	if (sm_buf_reserve(&l->out, need) < 0) {
+		/* The edge stopped reading: holding more would only grow the sm. */
+		sm_link_kill(l, "output backlog over limit");
+		return;
+	}
+	n = wire_encode(m, l->out.p + l->out.len, l->out.cap - l->out.len);
+	if (n == 0) {
+		log_warn("frame not encodable, dropped", "link=%u type=%s", l->id,
+			 wire_type_str(m->type));
+		return;
+	}
+	l->out.len += n;
+	l->frames_out++;
+	if (!l->flush_queued) {
+		l->flush_queued = true;
+		l->flush_next = l->sm->flush;
+		l->sm->flush = l;
+	}
+}
+
+static void link_flush(struct sm_link *l)
+{
+	while (sm_buf_used(&l->out)) {
+		ssize_t n = send(l->ev.fd, sm_buf_data(&l->out), sm_buf_used(&l->out),
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			sm_link_kill(l, strerror(errno));
+			return;
+		}
+		sm_buf_consume(&l->out, (size_t)n);
+	}
+	if (!sm_buf_used(&l->out) && l->out.cap > SM_OUT_SHRINK) {
+		size_t max = l->out.max;
+
+		sm_buf_free(&l->out);
+		l->out.max = max;
+	}
+	link_epoll(l, sm_buf_used(&l->out) > 0);
+}
+
+static void flush_all(struct sm *sm)
+{
+	while (sm->flush) {
+		struct sm_link *l = sm->flush;
+
+		sm->flush = l->flush_next;
+		l->flush_queued = false;
+		if (l->state != SM_LINK_DEAD)
+			link_flush(l);
+	}
+}
+
+/* ---- links: frames ----------------------------------------------------- */
+
+static void on_hello(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
+{
+	struct wire_msg r = { .type = WIRE_HELLO_OK };
+	const struct wire_str *sec = &m->u.hello.secret;
+
+	if (m->u.hello.version != WIRE_VERSION) {
+		log_warn("edge speaks another protocol version", "link=%u version=%u ours=%u",
+			 l->id, m->u.hello.version, WIRE_VERSION);
+		sm_link_kill(l, "protocol version mismatch");
+		return;
+	}
+	if (sm->secret && (sec->len != sm->secret_len ||
+			   !crypto_equal(sec->p, sm->secret, sm->secret_len))) {
+		sm_link_kill(l, "wrong secret in hello");
+		return;
+	}
+	l->worker = m->u.hello.worker;
+	l->state = SM_LINK_READY;
+	r.u.hello_ok.version = WIRE_VERSION;
+	sm_link_send(l, &r);
+	log_info("edge link up", "link=%u worker=%u peer=\"%s\"", l->id, l->worker, l->peer);
+}
+
+static void on_open(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
+{
+	struct sm_session *s = session_find_sid(l, m->sid);
+	size_t n;
+
+	if (s) {
+		/* The edge reused a live sid: it lost track of the old session. */
+		log_warn("session id reused, old session ended", "link=%u sid=%llu", l->id,
+			 (unsigned long long)m->sid);
+		sm_session_end(sm, s);
+	}
+	if (l->nsessions >= SM_MAX_SESSIONS_PER_LINK) {
+		struct wire_msg r = { .type = WIRE_SESSION_CLOSE, .sid = m->sid };
+
+		r.u.close.reason = WIRE_CLOSE_KICKED;
+		sm_link_send(l, &r);
+		log_warn("too many sessions on a link", "link=%u sessions=%zu", l->id, l->nsessions);
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		struct wire_msg r = { .type = WIRE_SESSION_CLOSE, .sid = m->sid };
+
+		r.u.close.reason = WIRE_CLOSE_KICKED;
+		sm_link_send(l, &r);
+		return;
+	}
+	s->link = l;
+	s->sid = m->sid;
+	s->flags = m->u.open.flags;
+	/* The address is only shown (admin, logs): keep it short and printable. */
+	n = m->u.open.addr.len < SM_ADDR_MAX - 1 ? m->u.open.addr.len : SM_ADDR_MAX - 1;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = m->u.open.addr.p[i];
+
+		s->addr[i] = c > 0x20 && c < 0x7f && c != '"' ? (char)c : '?';
+	}
+	s->addr[n] = '\0';
+	sm_tab_insert(&l->sessions, &s->by_sid, sm_tab_hash(&l->sessions, &s->sid, sizeof(s->sid)));
+	s->lnext = l->shead;
+	if (l->shead)
+		l->shead->lprev = s;
+	l->shead = s;
+	l->nsessions++;
+	log_debug("session opened", "link=%u sid=%llu addr=\"%s\" flags=%u", l->id,
+		  (unsigned long long)s->sid, s->addr, s->flags);
+}
+
+static void on_cred_req(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
+{
+	struct wire_msg r = { .type = WIRE_CRED_RESP, .sid = m->sid };
+	char bare[JID_MAX + 1];
+	int rc;
+
+	/* Answered even without SESSION_OPEN: the keys do not depend on it, and
+	 * the edge's SASL exchange is waiting for this reply. */
+	if (make_bare(sm, m->u.cred_req.user, m->u.cred_req.domain, bare, sizeof(bare)) < 0) {
+		r.u.cred_resp.status = WIRE_NO_USER;
+	} else {
+		rc = sm_store_user_get(sm->store, bare, &r.u.cred_resp.sha1, &r.u.cred_resp.sha256);
+		r.u.cred_resp.status = rc == 0 ? WIRE_OK : rc == -ENOENT ? WIRE_NO_USER
+							    : WIRE_TEMP_FAIL;
+	}
+	if (r.u.cred_resp.status != WIRE_OK) {
+		memset(&r.u.cred_resp.sha1, 0, sizeof(r.u.cred_resp.sha1));
+		memset(&r.u.cred_resp.sha256, 0, sizeof(r.u.cred_resp.sha256));
+	}
+	sm_link_send(l, &r);
+}
+
+static void on_authed(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
+{
+	struct sm_session *s = session_find_sid(l, m->sid);
+	char bare[JID_MAX + 1];
+	int n;
+
+	if (!s) {
+		log_debug("authed for an unknown session", "link=%u sid=%llu", l->id,
+			  (unsigned long long)m->sid);
+		return;
+	}
+	if (s->state != SM_SESS_OPEN) {
+		log_warn("second authentication ignored", "link=%u sid=%llu", l->id,
+			 (unsigned long long)m->sid);
+		return;
+	}
+	n = make_bare(sm, m->u.authed.user, m->u.authed.domain, bare, sizeof(bare));
+	if (n < 0) {
+		log_warn("authed with an invalid jid or foreign domain", "link=%u sid=%llu", l->id,
+			 (unsigned long long)m->sid);
+		return;
+	}
+	s->bare = memdup_z(bare, (size_t)n);
+	if (!s->bare)
+		return;
+	s->bare_len = (size_t)n;
+	s->state = SM_SESS_AUTHED;
+	log_debug("session authenticated", "link=%u sid=%llu jid=\"%s\"", l->id,
+		  (unsigned long long)s->sid, s->bare);
+}
+
+/* A random resource: base32 of crypto_random bytes, unguessable by others. */
+static void resource_generate(char *out)
+{
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+	uint8_t rnd[SM_RESOURCE_GEN_LEN];
+
+	if (crypto_random(rnd, sizeof(rnd)) < 0) {
+		/* wolfCrypt's RNG failing is exceptional: fall back to the kernel's. */
+		if (getentropy(rnd, sizeof(rnd)) < 0)
+			memset(rnd, 0, sizeof(rnd));
+	}
+	for (size_t i = 0; i < SM_RESOURCE_GEN_LEN; i++)
+		out[i] = alphabet[rnd[i] & 31];
+	out[SM_RESOURCE_GEN_LEN] = '\0';
+}
+
+static void bind_reply(struct sm_link *l, uint64_t sid, int status, const char *jid)
+{
+	struct wire_msg r = { .type = WIRE_BIND_RESP, .sid = sid };
+
+	r.u.bind_resp.status = (uint8_t)status;
+	r.u.bind_resp.jid = sm_ws(jid);
+	sm_link_send(l, &r);
+}
+
+static void on_bind(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
+{
+	struct sm_session *s = session_find_sid(l, m->sid), *old;
+	const struct wire_str *res = &m->u.bind_req.resource;
+	char bare[JID_MAX + 1], full[JID_MAX + 1], gen[SM_RESOURCE_GEN_LEN + 1];
+	const char *rp;
+	size_t rlen;
+	struct sm_user *u;
+	int n;
+
+	if (!s || s->state != SM_SESS_AUTHED) {
+		bind_reply(l, m->sid, WIRE_NOT_ALLOWED, "");
+		return;
+	}
+	n = make_bare(sm, m->u.bind_req.user, m->u.bind_req.domain, bare, sizeof(bare));
+	if (n < 0 || (size_t)n != s->bare_len || memcmp(bare, s->bare, (size_t)n) != 0) {
+		bind_reply(l, m->sid, WIRE_NOT_ALLOWED, "");
+		return;
+	}
+	if (res->len == 0) {
+		do
+			resource_generate(gen);
+		while (snprintf(full, sizeof(full), "%s/%s", s->bare, gen) > 0 &&
+		       sm_session_find(sm, full, strlen(full)));
+		rp = gen;
+		rlen = SM_RESOURCE_GEN_LEN;
+	} else {
+		rp = (const char *)res->p;
+		rlen = res->len;
+		if (rlen > JID_PART_MAX || memchr(rp, 0, rlen) || !jid_resource_valid(rp, rlen)) {
+			bind_reply(l, m->sid, WIRE_BAD_REQUEST, "");
+			return;
+		}
+	}
+	if (s->bare_len + 1 + rlen > JID_MAX) {
+		bind_reply(l, m->sid, WIRE_BAD_REQUEST, "");
+		return;
+	}
+	memcpy(full, s->bare, s->bare_len);
+	full[s->bare_len] = '/';
+	memcpy(full + s->bare_len + 1, rp, rlen);
+	full[s->bare_len + 1 + rlen] = '\0';
+
+	/* RFC 6120 §7.7.2.2: the newest session wins the resource.  Ending the
+	 * old one first may free the account record: look it up afterwards. */
+	old = sm_session_find(sm, full, s->bare_len + 1 + rlen);
+	if (old)
+		sm_session_kick(sm, old, WIRE_CLOSE_CONFLICT);
+	u = sm_user_find(sm, s->bare, s->bare_len);
+	if (u && u->nsessions >= SM_MAX_RESOURCES) {
+		log_warn("too many resources", "jid=\"%s\" resources=%u", s->bare, u->nsessions);
+		bind_reply(l, m->sid, WIRE_NOT_ALLOWED, "");
+		return;
+	}
+	if (!u) {
+		u = user_new(sm, s->bare, s->bare_len);
+		if (!u) {
+			bind_reply(l, m->sid, WIRE_TEMP_FAIL, "");
+			return;
+		}
+	}
+	s->full = memdup_z(full, s->bare_len + 1 + rlen);
+	if (!s->full) {
+		if (!u->nsessions)
+			user_free(sm, u);
+		bind_reply(l, m->sid, WIRE_TEMP_FAIL, "");
+		return;
+	}
+	s->full_len = s->bare_len + 1 + rlen;
+	s->user = u;
+	s->unext = u->shead;
+	if (u->shead)
+		u->shead->uprev = s;
+	u->shead = s;
+	u->nsessions++;
+	sm_tab_insert(&sm->by_jid, &s->by_jid, sm_tab_hash(&sm->by_jid, s->full, s->full_len));
+	s->state = SM_SESS_BOUND;
+	bind_reply(l, m->sid, WIRE_OK, s->full);
+	log_info("session bound", "link=%u sid=%llu jid=\"%s\" addr=\"%s\"%s", l->id,
+		 (unsigned long long)s->sid, s->full, s->addr, old ? " replaced=1" : "");
+}
+
+static void on_stanza(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
+{
+	struct sm_session *s = session_find_sid(l, m->sid);
+
+	if (!s || s->state != SM_SESS_BOUND) {
+		log_debug("stanza from an unbound session dropped", "link=%u sid=%llu", l->id,
+			  (unsigned long long)m->sid);
+		return;
+	}
+	sm_route_stanza(sm, s, m);
+}
+
+static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
+{
+	struct sm_session *s;
+
+	l->frames_in++;
+	if (l->state == SM_LINK_HELLO) {
+		if (m->type == WIRE_HELLO)
+			on_hello(sm, l, m);
+		else
+			sm_link_kill(l, "frame before hello");
+		return;
+	}
+	switch (m->type) {
+	case WIRE_SESSION_OPEN:
+		on_open(sm, l, m);
+		break;
+	case WIRE_CRED_REQ:
+		on_cred_req(sm, l, m);
+		break;
+	case WIRE_AUTHED:
+		on_authed(sm, l, m);
+		break;
+	case WIRE_BIND_REQ:
+		on_bind(sm, l, m);
+		break;
+	case WIRE_STANZA:
+		on_stanza(sm, l, m);
+		break;
+	case WIRE_SESSION_CLOSE:
+		s = session_find_sid(l, m->sid);
+		if (s)
+			sm_session_end(sm, s);
+		break;
+	case WIRE_PING: {
+		struct wire_msg r = { .type = WIRE_PONG, .sid = m->sid };
+
+		r.u.ping.token = m->u.ping.token;
+		sm_link_send(l, &r);
+		break;
+	}
+	case WIRE_PONG:
+		break;
+	default:
+		/* HELLO again, or a frame only the sm sends. */
+		log_warn("unexpected frame", "link=%u type=%s", l->id, wire_type_str(m->type));
+		sm_link_kill(l, "unexpected frame");
+		break;
+	}
+}
+
+static void link_input(struct sm *sm, struct sm_link *l)
+{
+	for (int i = 0; i < SM_READS_PER_EVENT && l->state != SM_LINK_DEAD; i++) {
+		size_t room = SM_READ_CHUNK, used = sm_buf_used(&l->in);
+		ssize_t n;
+
+		if (l->in.max - used < room)
+			room = l->in.max - used;
+		if (room == 0 || sm_buf_reserve(&l->in, room) < 0) {
+			sm_link_kill(l, "input buffer exhausted");
+			return;
+		}
+		n = recv(l->ev.fd, l->in.p + l->in.len, room, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				sm_link_kill(l, strerror(errno));
+			return;
+		}
+		if (n == 0) {
+			sm_link_kill(l, "edge closed the link");
+			return;
+		}
+		l->in.len += (size_t)n;
+		/* Decode every whole frame; wire_str fields point into l->in,
+		 * which does not move until the loop is done. */
+		while (l->state != SM_LINK_DEAD && sm_buf_used(&l->in)) {
+			struct wire_msg m;
+			long r = wire_decode(sm_buf_data(&l->in), sm_buf_used(&l->in), &m);
+
+			if (r == 0)
+				break;
+			if (r < 0) {
+				sm_link_kill(l, "malformed frame");
+				return;
+			}
+			link_frame(sm, l, &m);
+			sm_buf_consume(&l->in, (size_t)r);
+		}
+		if ((size_t)n < room)
+			return;     /* drained the socket */
+	}
+}
+
+/* ---- links: lifetime --------------------------------------------------- */
+
+static int link_new(struct sm *sm, int fd, const char *peer)
+{
+	struct sm_link *l;
+	struct epoll_event ev;
+
+	if (sm->nlinks >= SM_MAX_LINKS)
+		return -EMFILE;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	if (sm_tab_init(&l->sessions) < 0) {
+		free(l);
+		return -ENOMEM;
+	}
+	l->ev.kind = SM_EV_LINK;
+	l->ev.fd = fd;
+	l->sm = sm;
+	l->id = ++sm->next_link_id;
+	l->in.max = SM_LINK_IN_MAX;
+	l->out.max = SM_LINK_OUT_MAX;
+	snprintf(l->peer, sizeof(l->peer), "%s", peer);
+	ev.events = EPOLLIN;
+	ev.data.ptr = &l->ev;
+	if (epoll_ctl(sm->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int e = -errno;
+
+		sm_tab_fini(&l->sessions);
+		free(l);
+		return e;
+	}
+	l->next = sm->links;
+	if (sm->links)
+		sm->links->prev = l;
+	sm->links = l;
+	sm->nlinks++;
+	log_debug("edge link accepted", "link=%u peer=\"%s\"", l->id, l->peer);
+	return 0;
+}
+
+static void link_free(struct sm *sm, struct sm_link *l, bool broadcast)
+{
+	struct sm_session *s, *next;
+
+	for (s = l->shead; s; s = next) {
+		next = s->lnext;
+		session_drop(sm, s, broadcast);
+	}
+	epoll_ctl(sm->epfd, EPOLL_CTL_DEL, l->ev.fd, NULL);
+	close(l->ev.fd);
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		sm->links = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	sm->nlinks--;
+	sm_buf_free(&l->in);
+	sm_buf_free(&l->out);
+	sm_tab_fini(&l->sessions);
+	free(l);
+}
+
+/* End the sessions of dead links (their presence goes out to the living)
+ * and free them.  Broadcasting may kill more links: loop until none. */
+static void reap(struct sm *sm)
+{
+	while (sm->dead) {
+		struct sm_link *l = sm->dead;
+
+		sm->dead = l->dead_next;
+		/* Off the flush list first: it must not point at freed memory. */
+		if (l->flush_queued) {
+			struct sm_link **pp = &sm->flush;
+
+			while (*pp && *pp != l)
+				pp = &(*pp)->flush_next;
+			if (*pp)
+				*pp = l->flush_next;
+			l->flush_queued = false;
+		}
+		link_free(sm, l, true);
+		flush_all(sm);
+	}
+}
+
+int sm_add_link(struct sm *sm, int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return link_new(sm, fd, "embedded");
+}
+
+/* ---- listeners --------------------------------------------------------- */
+
+int sm_unix_listen(const char *path, unsigned mode)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, e;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return -EEXIST;     /* never delete what is not ours */
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		e = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : errno;
+		close(fd);
+		if (e == 0)
+			return -EADDRINUSE; /* somebody is serving it */
+		if (e == ECONNREFUSED)
+			unlink(path);       /* stale: left by a process that died */
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, mode) < 0 ||
+	    listen(fd, 64) < 0) {
+		e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+static int tcp_listen(const char *spec)
+{
+	char host[256];
+	const char *colon = strrchr(spec, ':'), *h = spec;
+	size_t hl;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res, *ai;
+	int fd = -EINVAL, one = 1;
+
+	if (!colon || !colon[1])
+		return -EINVAL;
+	hl = (size_t)(colon - spec);
+	if (hl >= 2 && spec[0] == '[' && spec[hl - 1] == ']') {   /* [v6]:port */
+		h = spec + 1;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (getaddrinfo(hl ? host : NULL, colon + 1, &hints, &res) != 0)
+		return -EINVAL;
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			fd = -errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0)
+			break;
+		close(fd);
+		fd = -errno;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+static void listen_accept(struct sm *sm)
+{
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		char peer[64] = "unix", host[48] = "", serv[8] = "";
+		int fd = accept4(sm->listen.fd, (struct sockaddr *)&ss, &sl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1, r;
+
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				log_warn("accept on the edge listener failed", "error=\"%s\"",
+					 strerror(errno));
+			return;
+		}
+		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+			/* Frames are small and latency-bound: never wait for Nagle. */
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv,
+					sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+				snprintf(peer, sizeof(peer), "%s:%s", host, serv);
+		}
+		r = link_new(sm, fd, peer);
+		if (r < 0) {
+			log_warn("edge link refused", "peer=\"%s\" error=\"%s\"", peer, strerror(-r));
+			close(fd);
+		}
+	}
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static int sm_listen_open(struct sm *sm, const char *spec)
+{
+	int fd;
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	if (strncmp(spec, "unix:", 5) == 0) {
+		fd = sm_unix_listen(spec + 5, 0600);
+		if (fd >= 0) {
+			sm->listen_unix = strdup(spec + 5);
+			if (!sm->listen_unix) {
+				close(fd);
+				return -ENOMEM;
+			}
+		}
+	} else {
+		fd = tcp_listen(spec);
+	}
+	if (fd < 0)
+		return fd;
+	sm->listen.kind = SM_EV_LISTEN;
+	sm->listen.fd = fd;
+	ev.data.ptr = &sm->listen;
+	if (epoll_ctl(sm->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+struct sm *sm_new(const struct sm_config *cfg)
+{
+	struct sm *sm = calloc(1, sizeof(*sm));
+	struct epoll_event ev = { .events = EPOLLIN };
+	int r;
+
+	if (!sm)
+		return NULL;
+	sm->epfd = -1;
+	sm->wake.fd = -1;
+	sm->listen.fd = -1;
+	if (!cfg->database || !*cfg->database) {
+		log_error("the session server needs a database", "database=%s", "(none)");
+		goto fail;
+	}
+	if (cfg->ndomains == 0) {
+		log_error("the session server serves no domain", "domains=%d", 0);
+		goto fail;
+	}
+	sm->domains = calloc(cfg->ndomains, sizeof(char *));
+	if (!sm->domains)
+		goto fail;
+	for (size_t i = 0; i < cfg->ndomains; i++) {
+		size_t n = strlen(cfg->domains[i]);
+
+		if (n && cfg->domains[i][n - 1] == '.')
+			n--;        /* the canonical form drops one trailing dot */
+		if (!jid_domain_valid(cfg->domains[i], n)) {
+			log_error("invalid domain", "domain=\"%s\"", cfg->domains[i]);
+			goto fail;
+		}
+		sm->domains[i] = malloc(n + 1);
+		if (!sm->domains[i])
+			goto fail;
+		jid_fold(cfg->domains[i], n, sm->domains[i]);
+		sm->domains[i][n] = '\0';
+		sm->ndomains++;
+	}
+	if (cfg->secret && *cfg->secret) {
+		sm->secret = strdup(cfg->secret);
+		if (!sm->secret)
+			goto fail;
+		sm->secret_len = strlen(sm->secret);
+	}
+	if (sm_tab_init(&sm->users) < 0 || sm_tab_init(&sm->by_jid) < 0)
+		goto fail;
+	sm->xs = xmlstage_new();
+	if (!sm->xs)
+		goto fail;
+	sm->epfd = epoll_create1(EPOLL_CLOEXEC);
+	sm->wake.kind = SM_EV_WAKE;
+	sm->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ev.data.ptr = &sm->wake;
+	if (sm->epfd < 0 || sm->wake.fd < 0 ||
+	    epoll_ctl(sm->epfd, EPOLL_CTL_ADD, sm->wake.fd, &ev) < 0) {
+		log_error("session server event loop setup failed", "error=\"%s\"", strerror(errno));
+		goto fail;
+	}
+	sm->store = sm_store_open(cfg->database);
+	if (!sm->store)
+		goto fail;
+	if (cfg->listen && *cfg->listen) {
+		r = sm_listen_open(sm, cfg->listen);
+		if (r < 0) {
+			log_error("cannot listen for edges", "listen=\"%s\" error=\"%s\"", cfg->listen,
+				  strerror(-r));
+			goto fail;
+		}
+	}
+	if (cfg->admin_socket && *cfg->admin_socket) {
+		sm->admin = sm_admin_open(sm, cfg->admin_socket);
+		if (!sm->admin)
+			goto fail;
+	}
+	return sm;
+fail:
+	sm_free(sm);
+	return NULL;
+}
+
+int sm_run(struct sm *sm)
+{
+	struct epoll_event evs[SM_EPOLL_BATCH];
+
+	while (!sm->stopping) {
+		int n = epoll_wait(sm->epfd, evs, SM_EPOLL_BATCH, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("session server event loop failed", "error=\"%s\"", strerror(errno));
+			return -errno;
+		}
+		for (int i = 0; i < n; i++) {
+			struct sm_ev *ev = evs[i].data.ptr;
+
+			switch (ev->kind) {
+			case SM_EV_WAKE: {
+				uint64_t v;
+
+				if (read(ev->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+					log_warn("eventfd read failed", "error=\"%s\"", strerror(errno));
+				sm->stopping = true;
+				break;
+			}
+			case SM_EV_LISTEN:
+				listen_accept(sm);
+				break;
+			case SM_EV_LINK: {
+				struct sm_link *l = sm_container_of(ev, struct sm_link, ev);
+
+				if (l->state == SM_LINK_DEAD)
+					break;
+				if (evs[i].events & EPOLLOUT)
+					link_flush(l);
+				if (l->state != SM_LINK_DEAD &&
+				    (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+					link_input(sm, l);
+				break;
+			}
+			case SM_EV_ADMIN_LISTEN:
+			case SM_EV_ADMIN:
+				sm_admin_event(sm, ev, evs[i].events);
+				break;
+			}
+		}
+		flush_all(sm);
+		reap(sm);
+	}
+	log_info("session server stopping", "links=%zu", sm->nlinks);
+	return 0;
+}
+
+void sm_stop(struct sm *sm)
+{
+	uint64_t one = 1;
+
+	/* write(2) on an eventfd: async-signal-safe and thread-safe. */
+	(void)!write(sm->wake.fd, &one, sizeof(one));
+}
+
+void sm_free(struct sm *sm)
+{
+	if (!sm)
+		return;
+	while (sm->links)
+		link_free(sm, sm->links, false);
+	sm->dead = NULL;
+	sm->flush = NULL;
+	if (sm->admin)
+		sm_admin_close(sm, sm->admin);
+	if (sm->listen.fd >= 0)
+		close(sm->listen.fd);
+	if (sm->listen_unix) {
+		unlink(sm->listen_unix);
+		free(sm->listen_unix);
+	}
+	sm_store_close(sm->store);
+	if (sm->xs)
+		xmlstage_free(sm->xs);
+	if (sm->users.slots)
+		sm_tab_fini(&sm->users);
+	if (sm->by_jid.slots)
+		sm_tab_fini(&sm->by_jid);
+	for (size_t i = 0; i < sm->ndomains; i++)
+		free(sm->domains[i]);
+	free(sm->domains);
+	free(sm->secret);
+	sm_buf_free(&sm->scratch);
+	if (sm->wake.fd >= 0)
+		close(sm->wake.fd);
+	if (sm->epfd >= 0)
+		close(sm->epfd);
+	free(sm);
+}
