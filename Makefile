@@ -9,8 +9,11 @@ PKGS     = liburing wolfssl jemalloc expat yaml-0.1 sqlite3
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fno-strict-aliasing -I. -pthread
-LDLIBS   = -luring -lwolfssl -ljemalloc -lexpat -lyaml -lsqlite3 -lck -lpthread -lm
-SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDBASE   = -luring -lwolfssl -lexpat -lyaml -lsqlite3 -lck -lpthread -lm
+LDLIBS   = $(LDBASE) -ljemalloc
+# Sanitizer builds keep glibc malloc: ASan must own the allocator.
+SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+           -DXEDGE_NO_JEMALLOC
 
 MAINS    = core/main.c core/xedgectl.c sm/main.c
 LIB_SRCS = $(filter-out $(MAINS), $(wildcard parser/*.c tls/*.c core/*.c sm/*.c))
@@ -55,17 +58,17 @@ $(BUILD)/xedgectl: $(BUILD)/obj/core/xedgectl.o $(BUILD)/libxedge.a
 
 # Sanitizer builds of the programs, for `make asan` and the integration run.
 $(BUILD)/asan/xedge: $(BUILD)/san/core/main.o $(BUILD)/libxedge-san.a
-	@mkdir -p $(dir $@); $(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+	@mkdir -p $(dir $@); $(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDBASE)
 $(BUILD)/asan/xedge-sm: $(BUILD)/san/sm/main.o $(BUILD)/libxedge-san.a
-	@mkdir -p $(dir $@); $(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+	@mkdir -p $(dir $@); $(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDBASE)
 $(BUILD)/asan/xedgectl: $(BUILD)/san/core/xedgectl.o $(BUILD)/libxedge-san.a
-	@mkdir -p $(dir $@); $(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+	@mkdir -p $(dir $@); $(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDBASE)
 asan: $(BUILD)/asan/xedge $(BUILD)/asan/xedge-sm $(BUILD)/asan/xedgectl
 
 # Unit tests: cmocka, one file per module, ASan+UBSan.
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libxedge-san.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $^ $(LDBASE) -lcmocka
 unit: test-deps $(UNITS)
 	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
 

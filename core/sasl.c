@@ -62,10 +62,16 @@
 #define NONCE_RAW 24                     /* random bytes in our nonce part */
 #define NONCE_B64 32                     /* their base64 length */
 #define TEST_NONCE_MAX 64
-#define SFIRST_MAX (SASL_MAX_MSG + 256)  /* r=cnonce+snonce,s=b64(<=64),i=u32 */
+#define SFIRST_MAX SASL_MAX_OUT          /* r=cnonce+snonce,s=b64(<=64),i=u32 */
 #define FAKE_ITER 4096
 #define FAKE_SALT 16
 #define ITER_MAX (1u << 24)              /* more is corrupt data, not policy */
+
+/* server-first holds a whole client nonce: the longest one still fits. */
+_Static_assert(SFIRST_MAX >= 2 + SASL_MAX_MSG + TEST_NONCE_MAX + 3 +
+				4 * ((WIRE_SALT_MAX + 2) / 3) + 3 + 10,
+	       "SFIRST_MAX too small");
+_Static_assert(NONCE_B64 <= TEST_NONCE_MAX, "nonce sizes");
 
 enum sasl_state {
 	SASL_ST_START,   /* created; nothing received yet */
@@ -571,7 +577,6 @@ static int scram_creds(struct sasl *s, int status, const struct wire_scram *sha1
 	}
 
 	/* server-first = "r=" c-nonce s-nonce ",s=" salt ",i=" iteration-count */
-	k = 0;
 	memcpy(s->sfirst, "r=", 2);
 	k = 2;
 	memcpy(s->sfirst + k, s->msg + s->cnonce_off, s->cnonce_len);

@@ -22,6 +22,8 @@
 
 #define SASL_MAX_MSG 4096        /* decoded client message bytes */
 #define SASL_USER_MAX 1023       /* localpart bytes */
+#define SASL_MAX_OUT (SASL_MAX_MSG + 256) /* sasl_out() bytes at most (server-first
+                                           * echoes the client nonce) */
 
 enum sasl_mech { SASL_PLAIN = 1, SASL_SCRAM_SHA1 = 2, SASL_SCRAM_SHA256 = 3 };
 

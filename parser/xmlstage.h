@@ -28,7 +28,8 @@ enum xmlstage_error {
 	XMLSTAGE_E_RESTRICTED,      /* restricted-xml */
 	XMLSTAGE_E_INVALID_NS,      /* invalid-namespace */
 	XMLSTAGE_E_BAD_FORMAT,      /* bad-format (e.g. duplicate attribute) */
-	XMLSTAGE_E_POLICY           /* policy-violation (scratch space exhausted) */
+	XMLSTAGE_E_POLICY,          /* policy-violation (scratch space exhausted) */
+	XMLSTAGE_E_BAD_NS_PREFIX    /* bad-namespace-prefix: unbound prefix (RFC 6120 §4.9.3.2) */
 };
 
 struct xs_str {

@@ -1,0 +1,129 @@
+/*
+ * xedge-sm — the reference session server as its own process.
+ *
+ *   xedge-sm -c FILE               serve (the session_server: and domains:
+ *                                  sections of the xedge configuration)
+ *   xedge-sm --check-config FILE   validate FILE, print "FILE: ok" or the
+ *                                  error, exit 0 or 1
+ *
+ * Edges connect to session_server.listen ("host:port" or "unix:/path") and
+ * present session_server.secret in their HELLO.  SIGTERM and SIGINT stop it
+ * (sm_stop from the handler: it only writes an eventfd).
+ */
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "sm/sm.h"
+
+static struct sm *running;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (running)
+		sm_stop(running);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: xedge-sm -c CONFIG               run the session server\n"
+		   "       xedge-sm --check-config CONFIG   validate CONFIG and exit (0: ok)\n");
+}
+
+/* What the sm needs beyond what config_load() checks. */
+static int check_sm(const struct config *cfg, char *err, size_t errlen)
+{
+	if (!cfg->sm.database) {
+		snprintf(err, errlen, "%s: session_server.database is not set: name the SQLite file "
+			 "that holds accounts and rosters", cfg->path);
+		return -1;
+	}
+	if (!cfg->sm.listen)
+		snprintf(err, errlen, "%s: session_server.listen is not set: no edge can connect "
+			 "(set it to \"host:port\" or \"unix:/path\")", cfg->path);
+	return cfg->sm.listen ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = NULL, *domains[CONFIG_MAX_DOMAINS];
+	struct sm_config smc = { 0 };
+	struct sigaction sa;
+	struct config cfg;
+	char err[1024];
+	bool check = false;
+	struct sm *sm;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
+			path = argv[++i];
+		} else if (!strcmp(argv[i], "--check-config") && i + 1 < argc) {
+			path = argv[++i];
+			check = true;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!path) {
+		usage(stderr);
+		return 2;
+	}
+	if (config_load(path, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (check_sm(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_free(&cfg);
+		return 1;
+	}
+	if (check) {
+		printf("%s: ok\n", path);
+		config_free(&cfg);
+		return 0;
+	}
+
+	for (size_t i = 0; i < cfg.ndomains; i++)
+		domains[i] = cfg.domains[i].name;
+	smc.database = cfg.sm.database;
+	smc.admin_socket = cfg.sm.admin_socket;
+	smc.listen = cfg.sm.listen;
+	smc.secret = cfg.sm.secret;
+	smc.domains = domains;
+	smc.ndomains = cfg.ndomains;
+	sm = sm_new(&smc);
+	if (!sm) {
+		log_error("xedge-sm cannot start", "config=\"%s\"", path);
+		config_free(&cfg);
+		return 1;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	running = sm;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+
+	log_info("xedge-sm started", "config=\"%s\" database=\"%s\" listen=\"%s\" admin_socket=\"%s\" "
+		 "domains=%zu secret=%s", path, smc.database, smc.listen,
+		 smc.admin_socket ? smc.admin_socket : "", cfg.ndomains,
+		 smc.secret && *smc.secret ? "set" : "none");
+	rc = sm_run(sm);
+	running = NULL;
+	sm_free(sm);
+	log_info("xedge-sm stopped", "status=%d", rc);
+	config_free(&cfg);
+	return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,455 @@
+"""Fixtures for the xedge integration suite: real processes, real sockets.
+
+The binaries come from $XEDGE_BIN (default build/, relative to the repository
+root), so `XEDGE_BIN=build/asan /usr/bin/python3 -m pytest -q tests/integration`
+runs the same suite against the ASan+UBSan build.
+
+`server` starts xedge with the embedded session server by default.  Ask for
+the external session server (xedge-sm + xedge with a `backend:` section) with
+    @pytest.mark.parametrize("server", ["embedded", "external"], indirect=True)
+or pass a dict: {"mode": "embedded", "tls_require": False, ...} (see
+ServerOptions).  Each test gets fresh processes, a fresh database and fresh
+ports; on teardown every process gets SIGTERM and must exit 0 within 10 s
+with no sanitizer report in its log.  When a test fails, the tail of every
+process log is attached to the report.
+
+Nothing here may hang: every wait has a deadline, child processes die with
+the test runner (PR_SET_PDEATHSIG), and a watchdog (faulthandler) ends the
+run with a traceback if one test exceeds XEDGE_TEST_WATCHDOG seconds.
+"""
+import ctypes
+import faulthandler
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+
+DOMAIN = "localhost"
+USERS = {"alice": "alice-Secret-1", "bob": "bob-Secret-2", "carol": "carol-Secret-3"}
+WORKERS = 2          # two edge workers: clients of one test may land on different ones
+START_TIMEOUT = 20.0  # ASan builds start slower
+STOP_TIMEOUT = 10.0
+WATCHDOG = float(os.environ.get("XEDGE_TEST_WATCHDOG", "120"))
+SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
+                      "ERROR: ThreadSanitizer", "AddressSanitizer:DEADLYSIGNAL")
+
+
+def bin_dir() -> Path:
+    d = Path(os.environ.get("XEDGE_BIN", "build"))
+    return d if d.is_absolute() else REPO / d
+
+
+def binary(name: str) -> Path:
+    p = bin_dir() / name
+    if not os.access(p, os.X_OK):
+        pytest.fail(f"{p} is missing: build it first (make all, or make asan for build/asan)",
+                    pytrace=False)
+    return p
+
+
+# ---- ports --------------------------------------------------------------------
+
+_handed_out: set = set()
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now (and not handed out before)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port")
+
+
+def port_accepts(port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# ---- processes ------------------------------------------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    # If the test runner dies (watchdog, ^C, crash), the servers die too.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def child_env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    # Never let a config override from the caller's environment leak in.
+    for k in list(env):
+        if k.startswith("XEDGE_") and k not in ("XEDGE_BIN", "XEDGE_TEST_WATCHDOG"):
+            del env[k]
+    return env
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        return f"(cannot read {path}: {e})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class Proc:
+    """One server process with its log file (stdout and stderr)."""
+
+    def __init__(self, name: str, argv: list, log: Path):
+        self.name, self.argv, self.log = name, argv, log
+        self._logf = open(log, "wb")
+        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._logf,
+                                  stderr=subprocess.STDOUT, env=child_env(),
+                                  preexec_fn=_die_with_parent, cwd=str(log.parent))
+        self.stopped = False
+        self.terminated = False
+
+    def terminate(self):
+        """Send SIGTERM now (a test of shutdown); stop() then waits for the exit."""
+        self.terminated = True
+        self.p.send_signal(signal.SIGTERM)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def stop(self) -> list:
+        """SIGTERM, wait; returns a list of problems (empty: clean exit)."""
+        problems = []
+        if self.stopped:
+            return problems
+        self.stopped = True
+        if self.p.poll() is not None and not self.terminated:
+            problems.append(f"{self.name} had already exited (status {self.p.returncode}) "
+                            "before the test ended")
+        else:
+            if not self.terminated:
+                self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+                problems.append(f"{self.name} did not exit within {STOP_TIMEOUT:.0f} s of SIGTERM")
+            else:
+                if self.p.returncode != 0:
+                    problems.append(f"{self.name} exited with status {self.p.returncode} "
+                                    "after SIGTERM (expected 0)")
+        self._logf.close()
+        for line in self.text().splitlines():
+            if any(pat in line for pat in SANITIZER_PATTERNS):
+                problems.append(f"{self.name} log has a sanitizer report: {line.strip()}")
+                break
+        return problems
+
+
+@dataclass
+class ServerOptions:
+    mode: str = "embedded"          # or "external": xedge-sm + xedge with backend:
+    tls_require: bool = True
+    workers: int = WORKERS
+    max_auth_failures: int = 3
+    max_stanza_bytes: int = 65536
+    handshake_timeout: int = 10
+    auth_timeout: int = 30
+    idle_timeout: int = 600
+    log_level: str = "debug"
+    extra_edge_yaml: str = ""        # appended verbatim to the edge config
+
+    @classmethod
+    def from_param(cls, param):
+        if param is None:
+            return cls()
+        if isinstance(param, str):
+            return cls(mode=param)
+        if isinstance(param, dict):
+            return cls(**param)
+        raise TypeError(f"server param {param!r}")
+
+
+class Server:
+    """A running xedge (and xedge-sm when external) for one test."""
+
+    def __init__(self, opts: ServerOptions, workdir: Path, sockdir: Path, cert):
+        self.opts = opts
+        self.dir = workdir
+        self.domain = DOMAIN
+        self.c2s_port = free_port()
+        self.tls_port = free_port()
+        self.procs: list = []
+        self.cert, self.key = cert
+        self.admin_socket = sockdir / "admin.sock"
+        self.database = workdir / "xedge.db"
+        self.secret = "link-secret-" + os.urandom(6).hex()
+        self.edge_config = workdir / "xedge.yaml"
+        if opts.mode == "external":
+            self.sm_port = free_port()
+            self.sm_config = workdir / "xedge-sm.yaml"
+            self.ctl_config = self.sm_config
+        elif opts.mode == "embedded":
+            self.sm_config = None
+            self.ctl_config = self.edge_config
+        else:
+            raise ValueError(f"server mode {opts.mode!r}: embedded or external")
+        self._write_configs()
+
+    # -- configuration --
+
+    def _sm_yaml(self, with_listen: bool) -> str:
+        s = ("session_server:\n"
+             f"  database: {self.database}\n"
+             f"  admin_socket: {self.admin_socket}\n")
+        if with_listen:
+            s += f"  listen: \"127.0.0.1:{self.sm_port}\"\n  secret: \"{self.secret}\"\n"
+        return s
+
+    def _write_configs(self):
+        o = self.opts
+        edge = (f"workers: {o.workers}\n"
+                f"log_level: {o.log_level}\n"
+                "listeners:\n"
+                "  - type: c2s\n"
+                f"    address: 127.0.0.1:{self.c2s_port}\n"
+                "  - type: c2s_tls\n"
+                f"    address: 127.0.0.1:{self.tls_port}\n"
+                "domains:\n"
+                f"  - name: {self.domain}\n"
+                f"    cert: {self.cert}\n"
+                f"    key: {self.key}\n"
+                "tls:\n"
+                f"  require: {'true' if o.tls_require else 'false'}\n"
+                "limits:\n"
+                f"  max_auth_failures: {o.max_auth_failures}\n"
+                f"  max_stanza_bytes: {o.max_stanza_bytes}\n"
+                "timeouts:\n"
+                f"  handshake: {o.handshake_timeout}\n"
+                f"  auth: {o.auth_timeout}\n"
+                f"  idle: {o.idle_timeout}\n")
+        if o.mode == "embedded":
+            edge += self._sm_yaml(with_listen=False)
+        else:
+            edge += ("backend:\n"
+                     f"  address: \"127.0.0.1:{self.sm_port}\"\n"
+                     f"  secret: \"{self.secret}\"\n")
+            sm = (f"log_level: {o.log_level}\n"
+                  "domains:\n"
+                  f"  - name: {self.domain}\n" + self._sm_yaml(with_listen=True))
+            self.sm_config.write_text(sm)
+        edge += o.extra_edge_yaml
+        self.edge_config.write_text(edge)
+
+    # -- life cycle --
+
+    def _wait(self, proc: Proc, what: str, cond, timeout: float = START_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not proc.alive():
+                raise AssertionError(f"{proc.name} exited with status {proc.p.returncode} while "
+                                     f"waiting for {what}\n--- {proc.log} ---\n{tail(proc.log)}")
+            if cond():
+                return
+            time.sleep(0.03)
+        raise AssertionError(f"{proc.name}: no {what} within {timeout:.0f} s\n"
+                             f"--- {proc.log} ---\n{tail(proc.log)}")
+
+    def start(self):
+        if self.opts.mode == "external":
+            sm = Proc("xedge-sm", [str(binary("xedge-sm")), "-c", str(self.sm_config)],
+                      self.dir / "xedge-sm.log")
+            self.procs.append(sm)
+            self._wait(sm, "'xedge-sm started' log line and admin socket",
+                       lambda: "xedge-sm started" in sm.text() and self.admin_socket.exists())
+            self._wait(sm, f"listener on 127.0.0.1:{self.sm_port}", lambda: port_accepts(self.sm_port))
+        edge = Proc("xedge", [str(binary("xedge")), "-c", str(self.edge_config)],
+                    self.dir / "xedge.log")
+        self.procs.append(edge)
+        self.edge = edge
+        self._wait(edge, "'xedge started' log line", lambda: "xedge started" in edge.text())
+        self._wait(edge, f"{self.opts.workers} 'session server link up' log lines",
+                   lambda: edge.text().count("session server link up") >= self.opts.workers)
+        if self.opts.mode == "embedded":
+            self._wait(edge, "admin socket", self.admin_socket.exists)
+        for port in (self.c2s_port, self.tls_port):
+            self._wait(edge, f"listener on 127.0.0.1:{port}", lambda port=port: port_accepts(port))
+        return self
+
+    def stop(self) -> list:
+        problems = []
+        for p in reversed(self.procs):     # the edge first, then its session server
+            problems += p.stop()
+        return problems
+
+    def log_tails(self, lines: int = 60) -> str:
+        return "\n".join(f"--- {p.name} log ({p.log}) ---\n{tail(p.log, lines)}" for p in self.procs)
+
+    def log(self, which: str = "xedge") -> str:
+        for p in self.procs:
+            if p.name == which:
+                return p.text()
+        raise KeyError(which)
+
+    def wait_log(self, pattern: str, which: str = "xedge", timeout: float = 5.0,
+                 count: int = 1) -> list:
+        """Wait until regex pattern matches `count` lines of a process log."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            hits = [l for l in self.log(which).splitlines() if rx.search(l)]
+            if len(hits) >= count:
+                return hits
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {count} log line(s) matching {pattern!r} in {which} "
+                                     f"within {timeout} s\n{self.log_tails()}")
+            time.sleep(0.05)
+
+    # -- administration (xedgectl) --
+
+    def ctl(self, *args, check: bool = True, input: str = None) -> subprocess.CompletedProcess:
+        argv = [str(binary("xedgectl")), "-c", str(self.ctl_config), *args]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30, input=input,
+                           env=child_env(), stdin=None if input is not None else subprocess.DEVNULL)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} exited {r.returncode}\nstdout: {r.stdout}\n"
+                                 f"stderr: {r.stderr}\n{self.log_tails()}")
+        return r
+
+    def add_user(self, user: str, password: str = None):
+        jid = user if "@" in user else f"{user}@{self.domain}"
+        self.ctl("user", "add", jid, password or USERS[jid.split("@")[0]])
+        return jid
+
+    def roster_add(self, user: str, contact: str, sub: str = "both", name: str = None):
+        args = ["roster", "add", self.jid(user), self.jid(contact), sub]
+        if name:
+            args.append(name)
+        return self.ctl(*args)
+
+    def sessions(self) -> list:
+        return self.ctl("sessions").stdout.splitlines()
+
+    def jid(self, user: str) -> str:
+        return user if "@" in user else f"{user}@{self.domain}"
+
+    def password(self, user: str) -> str:
+        return USERS[user.split("@")[0]]
+
+
+# ---- fixtures -------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def cert(tmp_path_factory):
+    """A self-signed ECDSA P-256 certificate for localhost, made once per run."""
+    d = tmp_path_factory.mktemp("cert")
+    crt, key = d / "localhost.crt", d / "localhost.key"
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                        "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                        "-keyout", str(key), "-out", str(crt)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return crt, key
+
+
+@pytest.fixture
+def sockdir():
+    # AF_UNIX paths are limited to 108 bytes: pytest's tmp_path can be longer.
+    d = Path(tempfile.mkdtemp(prefix="xe", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _start_server(request, tmp_path, sockdir, cert, param):
+    srv = Server(ServerOptions.from_param(param), tmp_path, sockdir, cert)
+    request.node._xedge_servers = getattr(request.node, "_xedge_servers", []) + [srv]
+    try:
+        srv.start()
+    except BaseException:
+        problems = srv.stop()
+        if problems:
+            print("\n".join(problems))
+        raise
+    return srv
+
+
+@pytest.fixture
+def bare_server(request, tmp_path, sockdir, cert):
+    """A running server with no accounts."""
+    srv = _start_server(request, tmp_path, sockdir, cert, getattr(request, "param", None))
+    yield srv
+    problems = srv.stop()
+    if problems:
+        pytest.fail("server shutdown:\n  " + "\n  ".join(problems) + "\n" + srv.log_tails(),
+                    pytrace=False)
+
+
+@pytest.fixture
+def server(request, tmp_path, sockdir, cert):
+    """A running server with the accounts alice, bob and carol (passwords in USERS)."""
+    srv = _start_server(request, tmp_path, sockdir, cert, getattr(request, "param", None))
+    try:
+        for u in USERS:
+            srv.add_user(u)
+    except BaseException:
+        srv.stop()
+        raise
+    yield srv
+    problems = srv.stop()
+    if problems:
+        pytest.fail("server shutdown:\n  " + "\n  ".join(problems) + "\n" + srv.log_tails(),
+                    pytrace=False)
+
+
+@pytest.fixture
+def buddies(server):
+    """alice and bob have each other on their rosters with subscription both."""
+    server.roster_add("alice", "bob", "both", "Bob")
+    server.roster_add("bob", "alice", "both", "Alice")
+    return server
+
+
+# ---- reporting and the watchdog -------------------------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for srv in getattr(item, "_xedge_servers", []):
+            for p in srv.procs:
+                rep.sections.append((f"{p.name} log tail ({p.log})", tail(p.log, 80)))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    # A hung test ends the whole run with every thread's traceback rather than
+    # hanging CI; the servers die with us through PR_SET_PDEATHSIG.
+    faulthandler.dump_traceback_later(WATCHDOG, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()

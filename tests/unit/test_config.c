@@ -1,0 +1,125 @@
+/* Unit tests for core/config.c: defaults, values, and errors that name the bad line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+
+static char path[64];
+
+static int load(const char *yaml, struct config *cfg, char *err, size_t errlen)
+{
+	FILE *f;
+
+	strcpy(path, "/tmp/xedge-test-config-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs(yaml, f);
+	fclose(f);
+	int r = config_load(path, cfg, err, errlen);
+	unlink(path);
+	return r;
+}
+
+static void test_full(void **state)
+{
+	struct config cfg;
+	char err[512];
+	const char *yaml =
+		"workers: 3\n"
+		"listeners:\n"
+		"  - type: c2s\n"
+		"    address: 127.0.0.1:5222\n"
+		"  - type: c2s_tls\n"
+		"    address: '[::1]:5223'\n"
+		"domains:\n"
+		"  - name: Example.ORG\n"
+		"    cert: /etc/c.pem\n"
+		"    key: k.pem\n"
+		"tls: {require: false}\n"
+		"limits: {max_stanza_bytes: 65536, max_auth_failures: 5}\n"
+		"timeouts: {idle: 120}\n"
+		"backend: {address: 'unix:/run/sm.sock', secret: s3}\n";
+
+	assert_int_equal(load(yaml, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.workers, 3);
+	assert_int_equal(cfg.nlisteners, 2);
+	assert_int_equal(cfg.listeners[0].kind, LISTEN_C2S);
+	assert_string_equal(cfg.listeners[1].host, "::1");
+	assert_int_equal(cfg.listeners[1].port, 5223);
+	assert_int_equal(cfg.listeners[1].kind, LISTEN_C2S_TLS);
+	assert_string_equal(cfg.domains[0].name, "example.org");
+	assert_string_equal(cfg.domains[0].cert, "/etc/c.pem");
+	assert_string_equal(cfg.domains[0].key, "/tmp/k.pem"); /* relative to the file */
+	assert_false(cfg.require_tls);
+	assert_int_equal(cfg.limits.max_stanza_bytes, 65536);
+	assert_int_equal(cfg.limits.max_auth_failures, 5);
+	assert_int_equal(cfg.limits.max_depth, 32); /* default kept */
+	assert_int_equal(cfg.timeouts.idle, 120);
+	assert_int_equal(cfg.timeouts.auth, 30);
+	assert_string_equal(cfg.backend_address, "unix:/run/sm.sock");
+	config_free(&cfg);
+}
+
+/* Each bad file must be refused with the line of the offending node. */
+static void expect_error(const char *yaml, const char *line_tag, const char *words)
+{
+	struct config cfg;
+	char err[512];
+
+	assert_int_equal(load(yaml, &cfg, err, sizeof(err)), -1);
+	if (!strstr(err, line_tag) || !strstr(err, words))
+		fail_msg("error '%s' lacks '%s' or '%s'", err, line_tag, words);
+	config_free(&cfg);
+}
+
+static void test_errors(void **state)
+{
+	expect_error("domains:\n  - name: a.org\nlisteners:\n  - type: c2s\n    address: 1.2.3.4\n",
+		     ":5: ", "listener address");
+	expect_error("domains:\n  - name: a.org\nlimits:\n  max_depth: -4\n", ":4: ", "max_depth");
+	expect_error("domains:\n  - name: a.org\nlimits:\n  max_dpeth: 4\n", ":4: ", "unknown key 'max_dpeth'");
+	expect_error("domains:\n  - name: 'bad domain'\n", ":2: ", "not a valid XMPP domain");
+	expect_error("workers: 1\n", ":1: ", "no 'domains'");
+	expect_error("domains: [ {name: a.org\n", ":", "YAML syntax error");
+	expect_error("domains:\n  - name: a.org\ntls:\n  require: maybe\n", ":4: ", "true or false");
+	expect_error("domains:\n  - name: a.org\n    cert: c.pem\n", ":2: ", "both 'cert' and 'key'");
+	expect_error("domains:\n  - name: a.org\n  - name: A.org\n", ":3: ", "listed twice");
+}
+
+static void test_env_override(void **state)
+{
+	struct config cfg;
+	char err[512];
+
+	setenv("XEDGE_LIMITS_MAX_STANZA_BYTES", "4096", 1);
+	setenv("XEDGE_WORKERS", "7", 1);
+	assert_int_equal(load("workers: 1\ndomains:\n  - name: a.org\nlimits:\n  max_stanza_bytes: 65536\n",
+			      &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.limits.max_stanza_bytes, 4096);
+	assert_int_equal(cfg.workers, 7);
+	config_free(&cfg);
+	setenv("XEDGE_LIMITS_MAX_STANZA_BYTES", "12", 1);
+	expect_error("workers: 1\ndomains:\n  - name: a.org\nlimits:\n  max_stanza_bytes: 65536\n",
+		     ":5: ", "max_stanza_bytes");
+	unsetenv("XEDGE_LIMITS_MAX_STANZA_BYTES");
+	unsetenv("XEDGE_WORKERS");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_env_override),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,935 @@
+/*
+ * test_sm — the session server driven the way an edge drives it: real wire
+ * frames over socketpairs (sm_add_link), accounts and rosters through the
+ * real admin socket, sm_run() on its own thread.  Each test gets a fresh sm
+ * with a temporary database and admin socket.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "parser/wire.h"
+#include "sm/sm.h"
+#include "tls/crypto.h"
+
+#define NLINKS 3
+#define WAIT_MS 2000
+
+/* One test-side end of a link, with its receive buffer. */
+struct tlink {
+	int fd;
+	uint8_t buf[1 << 20];
+	size_t len, consumed;   /* frames in buf[0..consumed) were handed out */
+};
+
+struct env {
+	char dir[64], db[96], admin[96];
+	struct sm *sm;
+	pthread_t thr;
+	struct tlink *l[NLINKS];
+	/* keys given to `user add`, to compare with CRED_RESP */
+	uint8_t salt1[16], stored1[20], server1[20];
+	uint8_t salt256[16], stored256[32], server256[32];
+};
+
+static void *run_sm(void *arg)
+{
+	sm_run(arg);
+	return NULL;
+}
+
+/* ---- frames ------------------------------------------------------------ */
+
+static void send_frame(struct tlink *t, const struct wire_msg *m)
+{
+	uint8_t buf[1 << 16];
+	size_t n = wire_encode(m, buf, sizeof(buf)), off = 0;
+
+	assert_true(n > 0);
+	while (off < n) {
+		ssize_t w = write(t->fd, buf + off, n - off);
+
+		assert_true(w > 0);
+		off += (size_t)w;
+	}
+}
+
+/* Next frame within ms: 1 and *m filled (valid until the next call), 0 on
+ * timeout, -1 when the sm closed the link. */
+static int recv_frame(struct tlink *t, struct wire_msg *m, int ms)
+{
+	if (t->consumed) {
+		memmove(t->buf, t->buf + t->consumed, t->len - t->consumed);
+		t->len -= t->consumed;
+		t->consumed = 0;
+	}
+	for (;;) {
+		long r = wire_decode(t->buf, t->len, m);
+		struct pollfd p = { .fd = t->fd, .events = POLLIN };
+		ssize_t n;
+
+		assert_true(r >= 0);
+		if (r > 0) {
+			t->consumed = (size_t)r;
+			return 1;
+		}
+		if (poll(&p, 1, ms) <= 0)
+			return 0;
+		n = read(t->fd, t->buf + t->len, sizeof(t->buf) - t->len);
+		if (n <= 0)
+			return -1;
+		t->len += (size_t)n;
+	}
+}
+
+static void expect_frame(struct tlink *t, struct wire_msg *m, uint8_t type)
+{
+	int r = recv_frame(t, m, WAIT_MS);
+
+	if (r != 1)
+		fail_msg("expected a %s frame, got %s", wire_type_str(type),
+			 r == 0 ? "nothing" : "link closed");
+	if (m->type != type)
+		fail_msg("expected a %s frame, got %s", wire_type_str(type), wire_type_str(m->type));
+}
+
+static void expect_frame_any(struct tlink *t, struct wire_msg *m)
+{
+	if (recv_frame(t, m, WAIT_MS) != 1)
+		fail_msg("expected a frame, got nothing or a closed link");
+}
+
+/* Next STANZA frame, its raw copied into out (NUL-terminated). */
+static void expect_stanza(struct tlink *t, uint64_t sid, char *out, size_t cap)
+{
+	struct wire_msg m;
+
+	expect_frame(t, &m, WIRE_STANZA);
+	assert_int_equal(m.sid, sid);
+	assert_true(m.u.stanza.raw.len < cap);
+	memcpy(out, m.u.stanza.raw.p, m.u.stanza.raw.len);
+	out[m.u.stanza.raw.len] = '\0';
+}
+
+/* Nothing arrives on t for a short while (asserted after a PING round trip,
+ * so everything the sm had to send before it has been sent). */
+static void expect_quiet(struct tlink *t)
+{
+	struct wire_msg m = { .type = WIRE_PING, .sid = 0 };
+
+	m.u.ping.token = 0x5157;
+	send_frame(t, &m);
+	expect_frame(t, &m, WIRE_PONG);
+	assert_int_equal(m.u.ping.token, 0x5157);
+}
+
+/* Discard everything the sm sent t before a PING round trip. */
+static void drain(struct tlink *t)
+{
+	struct wire_msg m = { .type = WIRE_PING, .sid = 0 };
+
+	m.u.ping.token = 0xd7a1;
+	send_frame(t, &m);
+	do
+		expect_frame_any(t, &m);
+	while (m.type != WIRE_PONG || m.u.ping.token != 0xd7a1);
+}
+
+static void hello(struct tlink *t, uint16_t worker, const char *secret)
+{
+	struct wire_msg m = { .type = WIRE_HELLO };
+
+	m.u.hello.version = WIRE_VERSION;
+	m.u.hello.worker = worker;
+	m.u.hello.secret = wire_s(secret, strlen(secret));
+	send_frame(t, &m);
+}
+
+static void stanza(struct tlink *t, uint64_t sid, int kind, const char *type, const char *to,
+		   const char *from, const char *id, const char *ns, const char *raw)
+{
+	struct wire_msg m = { .type = WIRE_STANZA, .sid = sid };
+
+	m.u.stanza.kind = (uint8_t)kind;
+	m.u.stanza.type = wire_s(type, strlen(type));
+	m.u.stanza.to = wire_s(to, strlen(to));
+	m.u.stanza.from = wire_s(from, strlen(from));
+	m.u.stanza.id = wire_s(id, strlen(id));
+	m.u.stanza.ns = wire_s(ns, strlen(ns));
+	m.u.stanza.raw = wire_s(raw, strlen(raw));
+	send_frame(t, &m);
+}
+
+/* SESSION_OPEN + AUTHED + BIND_REQ; returns the bound JID in jid. */
+static void login(struct tlink *t, uint64_t sid, const char *user, const char *res, char *jid)
+{
+	struct wire_msg m = { .type = WIRE_SESSION_OPEN, .sid = sid };
+
+	m.u.open.flags = WIRE_OPEN_TLS;
+	m.u.open.addr = wire_s("127.0.0.1:40000", 15);
+	send_frame(t, &m);
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_AUTHED;
+	m.sid = sid;
+	m.u.authed.user = wire_s(user, strlen(user));
+	m.u.authed.domain = wire_s("localhost", 9);
+	send_frame(t, &m);
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_BIND_REQ;
+	m.sid = sid;
+	m.u.bind_req.user = wire_s(user, strlen(user));
+	m.u.bind_req.domain = wire_s("localhost", 9);
+	m.u.bind_req.resource = wire_s(res, strlen(res));
+	send_frame(t, &m);
+	expect_frame(t, &m, WIRE_BIND_RESP);
+	assert_int_equal(m.sid, sid);
+	assert_int_equal(m.u.bind_resp.status, WIRE_OK);
+	memcpy(jid, m.u.bind_resp.jid.p, m.u.bind_resp.jid.len);
+	jid[m.u.bind_resp.jid.len] = '\0';
+}
+
+/* ---- admin ------------------------------------------------------------- */
+
+/* Send one command; the whole reply (up to the ok/error line) into out. */
+static void admin(struct env *e, char *out, size_t cap, const char *fmt, ...)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char line[2048];
+	size_t len = 0;
+	va_list ap;
+	int fd;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	strcat(line, "\n");
+	strcpy(sa.sun_path, e->admin);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, line, strlen(line)), (ssize_t)strlen(line));
+	out[0] = '\0';
+	for (;;) {
+		ssize_t n = read(fd, out + len, cap - 1 - len);
+
+		assert_true(n > 0);
+		len += (size_t)n;
+		out[len] = '\0';
+		if ((len >= 3 && strcmp(out + len - 3, "ok\n") == 0) || strstr(out, "error: "))
+			if (out[len - 1] == '\n')
+				break;
+	}
+	close(fd);
+}
+
+static void admin_ok(struct env *e, const char *fmt, const char *a, const char *b,
+		     const char *c)
+{
+	char out[4096];
+
+	admin(e, out, sizeof(out), fmt, a, b, c);
+	if (!strstr(out, "ok\n"))
+		fail_msg("admin command failed: %s", out);
+}
+
+static void hexs(char *out, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", p[i]);
+}
+
+/* `user add` as xedgectl does it: keys derived here, hex over the socket. */
+static void add_user(struct env *e, const char *jid, const char *pw)
+{
+	char h[8][80], out[1024];
+
+	assert_int_equal(crypto_random(e->salt1, 16), 0);
+	assert_int_equal(crypto_random(e->salt256, 16), 0);
+	assert_int_equal(crypto_scram_keys(CRYPTO_SHA1, pw, strlen(pw), e->salt1, 16, 4096,
+					   e->stored1, e->server1), 0);
+	assert_int_equal(crypto_scram_keys(CRYPTO_SHA256, pw, strlen(pw), e->salt256, 16, 4096,
+					   e->stored256, e->server256), 0);
+	hexs(h[0], e->salt1, 16);
+	hexs(h[1], e->stored1, 20);
+	hexs(h[2], e->server1, 20);
+	hexs(h[3], e->salt256, 16);
+	hexs(h[4], e->stored256, 32);
+	hexs(h[5], e->server256, 32);
+	admin(e, out, sizeof(out), "user add %s %s 4096 %s %s %s 4096 %s %s", jid, h[0], h[1],
+	      h[2], h[3], h[4], h[5]);
+	assert_string_equal(out, "ok\n");
+}
+
+/* ---- fixture ----------------------------------------------------------- */
+
+static int setup(void **state)
+{
+	static const char *const domains[] = { "localhost" };
+	struct env *e = calloc(1, sizeof(*e));
+	struct sm_config cfg = { 0 };
+
+	assert_non_null(e);
+	strcpy(e->dir, "/tmp/test_sm.XXXXXX");
+	assert_non_null(mkdtemp(e->dir));
+	snprintf(e->db, sizeof(e->db), "%s/sm.db", e->dir);
+	snprintf(e->admin, sizeof(e->admin), "%s/admin.sock", e->dir);
+	cfg.database = e->db;
+	cfg.admin_socket = e->admin;
+	cfg.secret = "s3cret";
+	cfg.domains = domains;
+	cfg.ndomains = 1;
+	e->sm = sm_new(&cfg);
+	assert_non_null(e->sm);
+	for (int i = 0; i < NLINKS; i++) {
+		int sv[2];
+
+		e->l[i] = calloc(1, sizeof(struct tlink));
+		assert_non_null(e->l[i]);
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		assert_int_equal(sm_add_link(e->sm, sv[1]), 0);
+		e->l[i]->fd = sv[0];
+	}
+	assert_int_equal(pthread_create(&e->thr, NULL, run_sm, e->sm), 0);
+	*state = e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+	char path[128];
+
+	sm_stop(e->sm);
+	pthread_join(e->thr, NULL);
+	sm_free(e->sm);
+	for (int i = 0; i < NLINKS; i++) {
+		close(e->l[i]->fd);
+		free(e->l[i]);
+	}
+	/* The admin socket is removed by sm_free; the database and its WAL here. */
+	assert_int_equal(access(e->admin, F_OK), -1);
+	unlink(e->db);
+	snprintf(path, sizeof(path), "%s-wal", e->db);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s-shm", e->db);
+	unlink(path);
+	rmdir(e->dir);
+	free(e);
+	return 0;
+}
+
+/* Both links said hello; alice and bob exist and see each other (both). */
+static void two_users(struct env *e)
+{
+	struct wire_msg m;
+
+	for (int i = 0; i < 2; i++) {
+		hello(e->l[i], (uint16_t)i, "s3cret");
+		expect_frame(e->l[i], &m, WIRE_HELLO_OK);
+		assert_int_equal(m.u.hello_ok.version, WIRE_VERSION);
+	}
+	add_user(e, "alice@localhost", "alicepass");
+	add_user(e, "bob@localhost", "bobpass");
+	admin_ok(e, "roster add %s %s both %s", "alice@localhost", "bob@localhost", "Bob B");
+	admin_ok(e, "roster add %s %s both %s", "bob@localhost", "alice@localhost", "Alice");
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_hello_secret(void **state)
+{
+	struct env *e = *state;
+	struct wire_msg m;
+
+	hello(e->l[0], 0, "wrong");
+	assert_int_equal(recv_frame(e->l[0], &m, WAIT_MS), -1);   /* closed */
+	/* A frame before HELLO closes the link too. */
+	m = (struct wire_msg){ .type = WIRE_PING };
+	send_frame(e->l[1], &m);
+	assert_int_equal(recv_frame(e->l[1], &m, WAIT_MS), -1);
+	hello(e->l[2], 2, "s3cret");
+	expect_frame(e->l[2], &m, WIRE_HELLO_OK);
+	expect_quiet(e->l[2]);
+}
+
+static void test_credentials(void **state)
+{
+	struct env *e = *state;
+	struct wire_msg m = { .type = WIRE_CRED_REQ, .sid = 7 };
+	char out[1024];
+
+	hello(e->l[0], 0, "s3cret");
+	expect_frame(e->l[0], &m, WIRE_HELLO_OK);
+	add_user(e, "Alice@LocalHost", "pw");
+	admin(e, out, sizeof(out), "user add alice@localhost 00 1 %040d %040d %064d %d %064d %064d",
+	      0, 0, 0, 1, 0, 0);
+	assert_non_null(strstr(out, "error: user exists"));
+
+	m = (struct wire_msg){ .type = WIRE_CRED_REQ, .sid = 7 };
+	m.u.cred_req.user = wire_s("ALICE", 5);     /* canonicalised: alice */
+	m.u.cred_req.domain = wire_s("localhost", 9);
+	send_frame(e->l[0], &m);
+	expect_frame(e->l[0], &m, WIRE_CRED_RESP);
+	assert_int_equal(m.sid, 7);
+	assert_int_equal(m.u.cred_resp.status, WIRE_OK);
+	assert_int_equal(m.u.cred_resp.sha1.iter, 4096);
+	assert_int_equal(m.u.cred_resp.sha1.salt_len, 16);
+	assert_int_equal(m.u.cred_resp.sha1.key_len, 20);
+	assert_memory_equal(m.u.cred_resp.sha1.salt, e->salt1, 16);
+	assert_memory_equal(m.u.cred_resp.sha1.stored_key, e->stored1, 20);
+	assert_memory_equal(m.u.cred_resp.sha1.server_key, e->server1, 20);
+	assert_int_equal(m.u.cred_resp.sha256.key_len, 32);
+	assert_memory_equal(m.u.cred_resp.sha256.salt, e->salt256, 16);
+	assert_memory_equal(m.u.cred_resp.sha256.stored_key, e->stored256, 32);
+	assert_memory_equal(m.u.cred_resp.sha256.server_key, e->server256, 32);
+
+	m = (struct wire_msg){ .type = WIRE_CRED_REQ, .sid = 8 };
+	m.u.cred_req.user = wire_s("nobody", 6);
+	m.u.cred_req.domain = wire_s("localhost", 9);
+	send_frame(e->l[0], &m);
+	expect_frame(e->l[0], &m, WIRE_CRED_RESP);
+	assert_int_equal(m.u.cred_resp.status, WIRE_NO_USER);
+
+	m = (struct wire_msg){ .type = WIRE_CRED_REQ, .sid = 9 };
+	m.u.cred_req.user = wire_s("alice", 5);
+	m.u.cred_req.domain = wire_s("example.org", 11);   /* not served */
+	send_frame(e->l[0], &m);
+	expect_frame(e->l[0], &m, WIRE_CRED_RESP);
+	assert_int_equal(m.u.cred_resp.status, WIRE_NO_USER);
+
+	admin(e, out, sizeof(out), "user add carol@example.org 00 1 %040d %040d %064d %d %064d %064d",
+	      0, 0, 0, 1, 0, 0);
+	assert_non_null(strstr(out, "error: this server does not serve"));
+}
+
+static void test_bind_rules(void **state)
+{
+	struct env *e = *state;
+	struct wire_msg m;
+	char jid[256];
+
+	hello(e->l[0], 0, "s3cret");
+	expect_frame(e->l[0], &m, WIRE_HELLO_OK);
+	add_user(e, "alice@localhost", "pw");
+	/* Bind before authentication: not allowed. */
+	m = (struct wire_msg){ .type = WIRE_SESSION_OPEN, .sid = 1 };
+	send_frame(e->l[0], &m);
+	m = (struct wire_msg){ .type = WIRE_BIND_REQ, .sid = 1 };
+	m.u.bind_req.user = wire_s("alice", 5);
+	m.u.bind_req.domain = wire_s("localhost", 9);
+	send_frame(e->l[0], &m);
+	expect_frame(e->l[0], &m, WIRE_BIND_RESP);
+	assert_int_equal(m.u.bind_resp.status, WIRE_NOT_ALLOWED);
+	/* Authenticated as alice, binding as bob: not allowed. */
+	m = (struct wire_msg){ .type = WIRE_AUTHED, .sid = 1 };
+	m.u.authed.user = wire_s("alice", 5);
+	m.u.authed.domain = wire_s("localhost", 9);
+	send_frame(e->l[0], &m);
+	m = (struct wire_msg){ .type = WIRE_BIND_REQ, .sid = 1 };
+	m.u.bind_req.user = wire_s("bob", 3);
+	m.u.bind_req.domain = wire_s("localhost", 9);
+	send_frame(e->l[0], &m);
+	expect_frame(e->l[0], &m, WIRE_BIND_RESP);
+	assert_int_equal(m.u.bind_resp.status, WIRE_NOT_ALLOWED);
+	/* A resource with a control character: bad request. */
+	m = (struct wire_msg){ .type = WIRE_BIND_REQ, .sid = 1 };
+	m.u.bind_req.user = wire_s("alice", 5);
+	m.u.bind_req.domain = wire_s("localhost", 9);
+	m.u.bind_req.resource = wire_s("a\x01" "b", 3);
+	send_frame(e->l[0], &m);
+	expect_frame(e->l[0], &m, WIRE_BIND_RESP);
+	assert_int_equal(m.u.bind_resp.status, WIRE_BAD_REQUEST);
+	/* Empty resource: one is generated. */
+	m = (struct wire_msg){ .type = WIRE_BIND_REQ, .sid = 1 };
+	m.u.bind_req.user = wire_s("alice", 5);
+	m.u.bind_req.domain = wire_s("localhost", 9);
+	send_frame(e->l[0], &m);
+	expect_frame(e->l[0], &m, WIRE_BIND_RESP);
+	assert_int_equal(m.u.bind_resp.status, WIRE_OK);
+	assert_int_equal(m.u.bind_resp.jid.len, strlen("alice@localhost/") + 12);
+	assert_memory_equal(m.u.bind_resp.jid.p, "alice@localhost/", 16);
+	/* Sessions list shows it. */
+	login(e->l[0], 2, "alice", "Desk Top", jid);
+	assert_string_equal(jid, "alice@localhost/Desk Top");
+	{
+		char out[4096];
+
+		admin(e, out, sizeof(out), "sessions");
+		assert_non_null(strstr(out, "alice@localhost/Desk Top 127.0.0.1:40000 link="));
+		assert_non_null(strstr(out, " unavailable\n"));
+	}
+}
+
+static void test_presence(void **state)
+{
+	struct env *e = *state;
+	struct tlink *a = e->l[0], *b = e->l[1];
+	char ja[256], jb[256], raw[4096];
+
+	two_users(e);
+	login(a, 1, "alice", "a", ja);
+	login(b, 2, "bob", "b", jb);
+
+	/* Bob's initial presence: alice has not sent any, so only bob's own
+	 * resource (himself) hears it. */
+	stanza(b, 2, WIRE_KIND_PRESENCE, "", "", jb, "", "",
+	       "<presence from='bob@localhost/b'><priority>1</priority></presence>");
+	expect_stanza(b, 2, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "to='bob@localhost'"));
+	expect_quiet(a);
+	expect_quiet(b);
+
+	/* Alice's initial presence: broadcast to bob (to = bob's bare JID) and
+	 * to herself; the probe brings bob's presence to her (to = her full JID). */
+	stanza(a, 1, WIRE_KIND_PRESENCE, "", "", ja, "", "",
+	       "<presence from='alice@localhost/a'><show>chat</show></presence>");
+	expect_stanza(b, 2, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "to='bob@localhost'"));
+	assert_non_null(strstr(raw, "from='alice@localhost/a'"));
+	assert_non_null(strstr(raw, "<show>chat</show>"));
+	{
+		int own = 0, probe = 0;
+
+		for (int i = 0; i < 2; i++) {
+			expect_stanza(a, 1, raw, sizeof(raw));
+			if (strstr(raw, "to='alice@localhost'") && strstr(raw, "from='alice@localhost/a'"))
+				own++;
+			if (strstr(raw, "to='alice@localhost/a'") && strstr(raw, "from='bob@localhost/b'") &&
+			    strstr(raw, "<priority>1</priority>"))
+				probe++;
+		}
+		assert_int_equal(own, 1);
+		assert_int_equal(probe, 1);
+	}
+	expect_quiet(a);
+	expect_quiet(b);
+
+	/* Bob goes unavailable explicitly: alice hears it. */
+	stanza(b, 2, WIRE_KIND_PRESENCE, "unavailable", "", jb, "", "",
+	       "<presence type='unavailable' from='bob@localhost/b'/>");
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "type='unavailable'"));
+	assert_non_null(strstr(raw, "to='alice@localhost'"));
+	expect_quiet(b);
+}
+
+static void test_messages(void **state)
+{
+	struct env *e = *state;
+	struct tlink *a = e->l[0], *b = e->l[1];
+	char ja[256], ja2[256], jb[256], raw[4096];
+	const char *msg = "<message from='bob@localhost/b' to='alice@localhost/a' type='chat' "
+			  "id='m1'><body>hi &amp; bye</body></message>";
+	struct wire_msg m;
+
+	two_users(e);
+	login(a, 1, "alice", "a", ja);
+	login(a, 11, "alice", "phone", ja2);
+	login(b, 2, "bob", "b", jb);
+	stanza(a, 1, WIRE_KIND_PRESENCE, "", "", ja, "", "",
+	       "<presence from='alice@localhost/a'><priority>1</priority></presence>");
+	stanza(a, 11, WIRE_KIND_PRESENCE, "", "", ja2, "", "",
+	       "<presence from='alice@localhost/phone'><priority>5</priority></presence>");
+	drain(a);
+	drain(b);
+
+	/* To a full JID: delivered unchanged, to that session only. */
+	stanza(b, 2, WIRE_KIND_MESSAGE, "chat", "alice@localhost/a", jb, "m1", "", msg);
+	expect_frame(a, &m, WIRE_STANZA);
+	assert_int_equal(m.sid, 1);
+	assert_int_equal(m.u.stanza.kind, WIRE_KIND_MESSAGE);
+	assert_int_equal(m.u.stanza.raw.len, strlen(msg));
+	assert_memory_equal(m.u.stanza.raw.p, msg, strlen(msg));
+	assert_int_equal(m.u.stanza.id.len, 2);
+	expect_quiet(a);
+
+	/* To the bare JID: the highest priority resource (phone, 5). */
+	stanza(b, 2, WIRE_KIND_MESSAGE, "chat", "alice@localhost", jb, "m2", "",
+	       "<message from='bob@localhost/b' to='alice@localhost' type='chat'><body>2</body></message>");
+	expect_stanza(a, 11, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "<body>2</body>"));
+	expect_quiet(a);
+
+	/* To a full JID not online: handled as to the bare JID. */
+	stanza(b, 2, WIRE_KIND_MESSAGE, "chat", "alice@localhost/gone", jb, "m3", "",
+	       "<message from='bob@localhost/b' to='alice@localhost/gone' type='chat'><body>3</body></message>");
+	expect_stanza(a, 11, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "<body>3</body>"));
+
+	/* Unknown local user: service-unavailable back to bob. */
+	stanza(b, 2, WIRE_KIND_MESSAGE, "chat", "nobody@localhost", jb, "m4", "",
+	       "<message from='bob@localhost/b' to='nobody@localhost' type='chat'><body>4</body></message>");
+	expect_stanza(b, 2, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "type='error'"));
+	assert_non_null(strstr(raw, "id='m4'"));
+	assert_non_null(strstr(raw, "from='nobody@localhost'"));
+	assert_non_null(strstr(raw, "to='bob@localhost/b'"));
+	assert_non_null(strstr(raw, "<error type='cancel'><service-unavailable "
+				    "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"));
+
+	/* Another server: remote-server-not-found. */
+	stanza(b, 2, WIRE_KIND_MESSAGE, "chat", "x@example.org", jb, "m5", "",
+	       "<message from='bob@localhost/b' to='x@example.org' type='chat'><body>5</body></message>");
+	expect_stanza(b, 2, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "<remote-server-not-found "));
+	/* An error to nobody is dropped silently; groupchat to a bare JID is refused. */
+	stanza(b, 2, WIRE_KIND_MESSAGE, "error", "nobody@localhost", jb, "m6", "",
+	       "<message from='bob@localhost/b' to='nobody@localhost' type='error'/>");
+	stanza(b, 2, WIRE_KIND_MESSAGE, "groupchat", "alice@localhost", jb, "m7", "",
+	       "<message from='bob@localhost/b' to='alice@localhost' type='groupchat'><body>7</body></message>");
+	expect_stanza(b, 2, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "id='m7'"));
+	assert_non_null(strstr(raw, "<service-unavailable "));
+	expect_quiet(b);
+	expect_quiet(a);
+}
+
+static void test_offline(void **state)
+{
+	struct env *e = *state;
+	struct tlink *a = e->l[0], *b = e->l[1];
+	char ja[256], jb[256], raw[4096];
+
+	two_users(e);
+	login(b, 2, "bob", "b", jb);
+	/* alice is offline: stored. */
+	stanza(b, 2, WIRE_KIND_MESSAGE, "chat", "alice@localhost", jb, "o1", "",
+	       "<message from='bob@localhost/b' to='alice@localhost' type='chat'><body>later</body></message>");
+	expect_quiet(b);
+	login(a, 1, "alice", "a", ja);
+	expect_quiet(a);    /* nothing before initial presence */
+	stanza(a, 1, WIRE_KIND_PRESENCE, "", "", ja, "", "", "<presence from='alice@localhost/a'/>");
+	{
+		int found = 0;
+
+		for (int i = 0; i < 2; i++) {   /* her own presence echo + the message */
+			expect_stanza(a, 1, raw, sizeof(raw));
+			if (strstr(raw, "<body>later</body>")) {
+				found++;
+				assert_non_null(strstr(raw, "<delay xmlns='urn:xmpp:delay' from='localhost' stamp='"));
+			}
+		}
+		assert_int_equal(found, 1);
+	}
+	expect_quiet(a);
+	/* Delivered once only. */
+	stanza(a, 1, WIRE_KIND_PRESENCE, "unavailable", "", ja, "", "",
+	       "<presence type='unavailable' from='alice@localhost/a'/>");
+	stanza(a, 1, WIRE_KIND_PRESENCE, "", "", ja, "", "", "<presence from='alice@localhost/a'/>");
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_null(strstr(raw, "later"));
+	expect_quiet(a);
+}
+
+static void test_iq(void **state)
+{
+	struct env *e = *state;
+	struct tlink *a = e->l[0], *b = e->l[1];
+	char ja[256], jb[256], raw[4096];
+	struct wire_msg m;
+
+	two_users(e);
+	login(a, 1, "alice", "a", ja);
+	login(b, 2, "bob", "b", jb);
+
+	stanza(a, 1, WIRE_KIND_IQ, "get", "", ja, "r1", "jabber:iq:roster",
+	       "<iq type='get' id='r1' from='alice@localhost/a'><query xmlns='jabber:iq:roster'/></iq>");
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_string_equal(raw, "<iq type='result' id='r1' to='alice@localhost/a'>"
+				 "<query xmlns='jabber:iq:roster'><item jid='bob@localhost' "
+				 "name='Bob B' subscription='both'/></query></iq>");
+
+	stanza(a, 1, WIRE_KIND_IQ, "get", "localhost", ja, "p&1", "urn:xmpp:ping",
+	       "<iq type='get' id='p&amp;1' to='localhost' from='alice@localhost/a'>"
+	       "<ping xmlns='urn:xmpp:ping'/></iq>");
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_string_equal(raw, "<iq type='result' id='p&amp;1' from='localhost' "
+				 "to='alice@localhost/a'/>");
+
+	stanza(a, 1, WIRE_KIND_IQ, "get", "localhost", ja, "d1",
+	       "http://jabber.org/protocol/disco#info",
+	       "<iq type='get' id='d1' to='localhost' from='alice@localhost/a'>"
+	       "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "<identity category='server' type='im'"));
+	assert_non_null(strstr(raw, "<feature var='urn:xmpp:ping'/>"));
+	assert_non_null(strstr(raw, "<feature var='jabber:iq:roster'/>"));
+
+	stanza(a, 1, WIRE_KIND_IQ, "set", "", ja, "s1", "urn:ietf:params:xml:ns:xmpp-session",
+	       "<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_string_equal(raw, "<iq type='result' id='s1' to='alice@localhost/a'/>");
+
+	/* Unknown payload to the server: service-unavailable, type cancel. */
+	stanza(a, 1, WIRE_KIND_IQ, "get", "", ja, "v1", "jabber:iq:version",
+	       "<iq type='get' id='v1' from='alice@localhost/a'><query xmlns='jabber:iq:version'/></iq>");
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_string_equal(raw, "<iq type='error' id='v1' to='alice@localhost/a'><error type='cancel'>"
+				 "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+				 "</error></iq>");
+
+	/* To another user's bare JID: service-unavailable; to a full JID online: routed. */
+	stanza(a, 1, WIRE_KIND_IQ, "get", "bob@localhost", ja, "v2", "jabber:iq:version",
+	       "<iq type='get' id='v2' to='bob@localhost'><query xmlns='jabber:iq:version'/></iq>");
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "from='bob@localhost'"));
+	assert_non_null(strstr(raw, "<service-unavailable "));
+	stanza(a, 1, WIRE_KIND_IQ, "get", "bob@localhost/b", ja, "v3", "jabber:iq:version",
+	       "<iq type='get' id='v3' to='bob@localhost/b' from='alice@localhost/a'>"
+	       "<query xmlns='jabber:iq:version'/></iq>");
+	expect_frame(b, &m, WIRE_STANZA);
+	assert_int_equal(m.sid, 2);
+	assert_int_equal(m.u.stanza.kind, WIRE_KIND_IQ);
+	/* The result back; an undeliverable result is dropped. */
+	stanza(b, 2, WIRE_KIND_IQ, "result", "alice@localhost/a", jb, "v3", "",
+	       "<iq type='result' id='v3' to='alice@localhost/a' from='bob@localhost/b'/>");
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "id='v3'"));
+	stanza(b, 2, WIRE_KIND_IQ, "result", "alice@localhost/zzz", jb, "v4", "",
+	       "<iq type='result' id='v4' to='alice@localhost/zzz' from='bob@localhost/b'/>");
+	/* A get to an offline full JID: service-unavailable. */
+	stanza(b, 2, WIRE_KIND_IQ, "get", "alice@localhost/zzz", jb, "v5", "jabber:iq:version",
+	       "<iq type='get' id='v5' to='alice@localhost/zzz'><query xmlns='jabber:iq:version'/></iq>");
+	expect_stanza(b, 2, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "id='v5'"));
+	assert_non_null(strstr(raw, "<service-unavailable "));
+	expect_quiet(a);
+	expect_quiet(b);
+
+	/* A roster change by the admin is pushed to alice, who asked for it. */
+	admin_ok(e, "roster add %s %s %s carol", "alice@localhost", "carol@localhost", "to");
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "<iq type='set' id='push"));
+	assert_non_null(strstr(raw, "<item jid='carol@localhost' name='carol' subscription='to'/>"));
+	expect_quiet(b);
+	{
+		char out[4096];
+
+		admin(e, out, sizeof(out), "roster list alice@localhost");
+		assert_string_equal(out, "bob@localhost both Bob B\ncarol@localhost to carol\nok\n");
+	}
+}
+
+static void test_conflict_and_close(void **state)
+{
+	struct env *e = *state;
+	struct tlink *a = e->l[0], *b = e->l[1];
+	char ja[256], jb[256], raw[4096];
+	struct wire_msg m;
+
+	two_users(e);
+	login(a, 1, "alice", "a", ja);
+	login(b, 2, "bob", "b", jb);
+	/* Frames on different links are not ordered: drain each before the next. */
+	stanza(a, 1, WIRE_KIND_PRESENCE, "", "", ja, "", "", "<presence from='alice@localhost/a'/>");
+	drain(a);
+	stanza(b, 2, WIRE_KIND_PRESENCE, "", "", jb, "", "", "<presence from='bob@localhost/b'/>");
+	drain(b);
+	drain(a);
+
+	/* Bob logs in again with the same resource on link a: the old session
+	 * is told CONFLICT, alice sees it go unavailable (before the new bind
+	 * is answered: the old session ends first). */
+	m = (struct wire_msg){ .type = WIRE_SESSION_OPEN, .sid = 3 };
+	send_frame(a, &m);
+	m = (struct wire_msg){ .type = WIRE_AUTHED, .sid = 3 };
+	m.u.authed.user = wire_s("bob", 3);
+	m.u.authed.domain = wire_s("localhost", 9);
+	send_frame(a, &m);
+	m = (struct wire_msg){ .type = WIRE_BIND_REQ, .sid = 3 };
+	m.u.bind_req.user = wire_s("bob", 3);
+	m.u.bind_req.domain = wire_s("localhost", 9);
+	m.u.bind_req.resource = wire_s("b", 1);
+	send_frame(a, &m);
+	expect_frame(b, &m, WIRE_SESSION_CLOSE);
+	assert_int_equal(m.sid, 2);
+	assert_int_equal(m.u.close.reason, WIRE_CLOSE_CONFLICT);
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_string_equal(raw, "<presence type='unavailable' from='bob@localhost/b' "
+				 "to='alice@localhost'/>");
+	expect_frame(a, &m, WIRE_BIND_RESP);
+	assert_int_equal(m.sid, 3);
+	assert_int_equal(m.u.bind_resp.status, WIRE_OK);
+	assert_int_equal(m.u.bind_resp.jid.len, strlen("bob@localhost/b"));
+	/* The new session is the one messages go to. */
+	stanza(a, 1, WIRE_KIND_MESSAGE, "chat", "bob@localhost/b", ja, "c1", "",
+	       "<message to='bob@localhost/b' from='alice@localhost/a'><body>x</body></message>");
+	expect_stanza(a, 3, raw, sizeof(raw));
+	expect_quiet(b);
+
+	/* Bob's new session becomes available then closes: alice hears both. */
+	stanza(a, 3, WIRE_KIND_PRESENCE, "", "", jb, "", "", "<presence from='bob@localhost/b'/>");
+	drain(a);
+	m = (struct wire_msg){ .type = WIRE_SESSION_CLOSE, .sid = 3 };
+	m.u.close.reason = WIRE_CLOSE_NORMAL;
+	send_frame(a, &m);
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_string_equal(raw, "<presence type='unavailable' from='bob@localhost/b' "
+				 "to='alice@localhost'/>");
+	expect_quiet(a);
+}
+
+static void test_link_loss_and_kick(void **state)
+{
+	struct env *e = *state;
+	struct tlink *a = e->l[0], *b = e->l[1];
+	char ja[256], jb[256], raw[4096], out[4096];
+	struct wire_msg m;
+
+	two_users(e);
+	login(a, 1, "alice", "a", ja);
+	login(b, 2, "bob", "b", jb);
+	/* Frames on different links are not ordered: drain each before the next. */
+	stanza(a, 1, WIRE_KIND_PRESENCE, "", "", ja, "", "", "<presence from='alice@localhost/a'/>");
+	drain(a);
+	stanza(b, 2, WIRE_KIND_PRESENCE, "", "", jb, "", "", "<presence from='bob@localhost/b'/>");
+	drain(b);
+	drain(a);
+
+	/* Link b breaks: bob's session ends, alice gets unavailable presence. */
+	shutdown(b->fd, SHUT_RDWR);
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "type='unavailable' from='bob@localhost/b'"));
+
+	/* Deleting alice closes her session (KICKED). */
+	admin(e, out, sizeof(out), "user del alice@localhost");
+	assert_string_equal(out, "sessions closed: 1\nok\n");
+	expect_frame(a, &m, WIRE_SESSION_CLOSE);
+	assert_int_equal(m.sid, 1);
+	assert_int_equal(m.u.close.reason, WIRE_CLOSE_KICKED);
+	m = (struct wire_msg){ .type = WIRE_CRED_REQ, .sid = 5 };
+	m.u.cred_req.user = wire_s("alice", 5);
+	m.u.cred_req.domain = wire_s("localhost", 9);
+	send_frame(a, &m);
+	expect_frame(a, &m, WIRE_CRED_RESP);
+	assert_int_equal(m.u.cred_resp.status, WIRE_NO_USER);
+	admin(e, out, sizeof(out), "sessions");
+	assert_string_equal(out, "ok\n");
+}
+
+static void test_malformed_frame(void **state)
+{
+	struct env *e = *state;
+	struct wire_msg m;
+	/* A frame of unknown type 0x7f: 9-byte body. */
+	static const uint8_t bad[] = { 0, 0, 0, 9, 0x7f, 0, 0, 0, 0, 0, 0, 0, 1 };
+
+	hello(e->l[0], 0, "s3cret");
+	expect_frame(e->l[0], &m, WIRE_HELLO_OK);
+	hello(e->l[2], 2, "s3cret");
+	expect_frame(e->l[2], &m, WIRE_HELLO_OK);
+	assert_int_equal(write(e->l[2]->fd, bad, sizeof(bad)), (ssize_t)sizeof(bad));
+	assert_int_equal(recv_frame(e->l[2], &m, WAIT_MS), -1);
+	/* The other link is unaffected. */
+	expect_quiet(e->l[0]);
+	/* So is the admin socket; junk there is answered, not fatal. */
+	{
+		char out[1024];
+
+		admin(e, out, sizeof(out), "frobnicate");
+		assert_non_null(strstr(out, "error: unknown command"));
+		admin(e, out, sizeof(out), "user add x@localhost zz 1 00 00 00 1 00 00");
+		assert_non_null(strstr(out, "error: bad salt"));
+	}
+}
+
+/* External mode: edges connect to the listener (Unix socket, then TCP). */
+static void test_listeners(void **state)
+{
+	static const char *const domains[] = { "localhost" };
+	char dir[] = "/tmp/test_sm_l.XXXXXX", db[96], spec[128];
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sin);
+	struct sm_config cfg = { 0 };
+	struct tlink *t = calloc(1, sizeof(*t));
+	struct wire_msg m;
+	pthread_t thr;
+	struct sm *sm;
+	int probe;
+
+	(void)state;
+	assert_non_null(t);
+	assert_non_null(mkdtemp(dir));
+	snprintf(db, sizeof(db), "%s/sm.db", dir);
+	cfg.database = db;
+	cfg.domains = domains;
+	cfg.ndomains = 1;
+	for (int round = 0; round < 2; round++) {
+		if (round == 0) {
+			snprintf(spec, sizeof(spec), "unix:%s/edge.sock", dir);
+		} else {
+			/* A free port: bind port 0, read it back, release it. */
+			sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			probe = socket(AF_INET, SOCK_STREAM, 0);
+			assert_int_equal(bind(probe, (struct sockaddr *)&sin, sizeof(sin)), 0);
+			assert_int_equal(getsockname(probe, (struct sockaddr *)&sin, &sl), 0);
+			close(probe);
+			snprintf(spec, sizeof(spec), "127.0.0.1:%u", ntohs(sin.sin_port));
+		}
+		cfg.listen = spec;
+		sm = sm_new(&cfg);
+		assert_non_null(sm);
+		assert_int_equal(pthread_create(&thr, NULL, run_sm, sm), 0);
+		if (round == 0) {
+			struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+			assert_true(strlen(spec + 5) < sizeof(sa.sun_path));
+			memcpy(sa.sun_path, spec + 5, strlen(spec + 5) + 1);
+			t->fd = socket(AF_UNIX, SOCK_STREAM, 0);
+			assert_int_equal(connect(t->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		} else {
+			t->fd = socket(AF_INET, SOCK_STREAM, 0);
+			assert_int_equal(connect(t->fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+		}
+		t->len = t->consumed = 0;
+		hello(t, 0, "");     /* no secret configured: any is accepted */
+		expect_frame(t, &m, WIRE_HELLO_OK);
+		expect_quiet(t);
+		sm_stop(sm);
+		pthread_join(thr, NULL);
+		sm_free(sm);
+		close(t->fd);
+	}
+	snprintf(spec, sizeof(spec), "%s/edge.sock", dir);
+	assert_int_equal(access(spec, F_OK), -1);   /* removed by sm_free */
+	unlink(db);
+	snprintf(spec, sizeof(spec), "%s-wal", db);
+	unlink(spec);
+	snprintf(spec, sizeof(spec), "%s-shm", db);
+	unlink(spec);
+	rmdir(dir);
+	free(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_hello_secret, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_presence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_offline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iq, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conflict_and_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_link_loss_and_kick, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_frame, setup, teardown),
+		cmocka_unit_test(test_listeners),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
