@@ -325,7 +325,7 @@ static int on_starttls(struct conn *c)
 
 static void sasl_reply(struct conn *c, const char *el, const uint8_t *data, size_t len)
 {
-	char b64[2048], buf[sizeof(b64) + 128];
+	char b64[4 * ((SASL_MAX_OUT + 2) / 3) + 1], buf[sizeof(b64) + 128];
 	long n = 0;
 
 	if (len) {

@@ -618,6 +618,8 @@ static void *worker_main(void *arg)
 		close(w->listeners[i].fd);
 	io_uring_queue_exit(&w->ring);
 	xmlstage_free(w->xs);
+	tls_thread_exit();
+	free(w->stamp);
 	free(w->scratch);
 	free(w->slots);
 	free(w->bufmem);

@@ -345,9 +345,10 @@ void sm_link_kill(struct sm_link *l, const char *why)
 	if (l->state == SM_LINK_DEAD)
 		return;
 	log_warn("edge link closed", "link=%u worker=%u peer=\"%s\" state=%s reason=\"%s\" "
-		 "sessions=%zu frames_in=%llu frames_out=%llu", l->id, l->worker, l->peer,
-		 link_state_str(l->state), why, l->nsessions, (unsigned long long)l->frames_in,
-		 (unsigned long long)l->frames_out);
+		 "sessions=%zu frames_in=%llu frames_out=%llu dropped=%llu", l->id, l->worker,
+		 l->peer, link_state_str(l->state), why, l->nsessions,
+		 (unsigned long long)l->frames_in, (unsigned long long)l->frames_out,
+		 (unsigned long long)l->dropped);
 	l->state = SM_LINK_DEAD;
 	l->dead_next = l->sm->dead;
 	l->sm->dead = l;
@@ -519,6 +520,7 @@ static void on_authed(struct sm *sm, struct sm_link *l, const struct wire_msg *m
 	int n;
 
 	if (!s) {
+		l->dropped++;
 		log_debug("authed for an unknown session", "link=%u sid=%llu", l->id,
 			  (unsigned long long)m->sid);
 		return;
@@ -646,7 +648,8 @@ static void on_bind(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 	sm_tab_insert(&sm->by_jid, &s->by_jid, sm_tab_hash(&sm->by_jid, s->full, s->full_len));
 	s->state = SM_SESS_BOUND;
 	bind_reply(l, m->sid, WIRE_OK, s->full);
-	log_info("session bound", "link=%u sid=%llu jid=\"%s\" addr=\"%s\"%s", l->id,
+	/* debug: the edge logs every bind at info already */
+	log_debug("session bound", "link=%u sid=%llu jid=\"%s\" addr=\"%s\"%s", l->id,
 		 (unsigned long long)s->sid, s->full, s->addr, old ? " replaced=1" : "");
 }
 
@@ -655,6 +658,7 @@ static void on_stanza(struct sm *sm, struct sm_link *l, const struct wire_msg *m
 	struct sm_session *s = session_find_sid(l, m->sid);
 
 	if (!s || s->state != SM_SESS_BOUND) {
+		l->dropped++;
 		log_debug("stanza from an unbound session dropped", "link=%u sid=%llu", l->id,
 			  (unsigned long long)m->sid);
 		return;
@@ -691,6 +695,7 @@ static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *
 		on_stanza(sm, l, m);
 		break;
 	case WIRE_SESSION_CLOSE:
+		/* Unknown: the sm may have ended it first (conflict, kick). */
 		s = session_find_sid(l, m->sid);
 		if (s)
 			sm_session_end(sm, s);

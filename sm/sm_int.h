@@ -146,6 +146,7 @@ struct sm_link {
 	struct sm_session *shead;  /* all sessions of this link */
 	size_t nsessions;
 	uint64_t frames_in, frames_out;
+	uint64_t dropped;          /* frames for unknown or not-yet-bound sessions */
 	struct sm_link *next, *prev;   /* sm->links */
 	struct sm_link *flush_next;    /* sm->flush */
 	struct sm_link *dead_next;     /* sm->dead */

@@ -5,6 +5,7 @@
  */
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include "tls/tls.h"
 
@@ -135,6 +136,11 @@ void tls_shutdown(void)
 		wolfSSL_CTX_free(domains[i].ctx);
 	ndomains = 0;
 	wolfSSL_Cleanup();
+}
+
+void tls_thread_exit(void)
+{
+	wc_ecc_fp_free();
 }
 
 WOLFSSL *tls_new(const char *domain, struct tls_io *io)

@@ -38,6 +38,10 @@ typedef struct WOLFSSL WOLFSSL;
 int tls_init(const struct config *cfg);
 void tls_shutdown(void);
 
+/* Release the calling thread's wolfSSL caches (the ECC fixed-point cache is
+ * per thread); call from every thread that ran handshakes, before it exits. */
+void tls_thread_exit(void);
+
 /* A new server session for `domain` (NULL: the first domain; Direct TLS
  * switches by SNI).  io must outlive the session.  NULL on failure. */
 WOLFSSL *tls_new(const char *domain, struct tls_io *io);

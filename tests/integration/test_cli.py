@@ -1,0 +1,90 @@
+"""The command-line contract: --check-config and xedgectl errors."""
+import subprocess
+
+import pytest
+
+from conftest import binary, child_env
+
+
+def run(*argv, timeout=30):
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                          timeout=timeout, env=child_env(), stdin=subprocess.DEVNULL)
+
+
+def edge_yaml(cert, extra=""):
+    crt, key = cert
+    return ("listeners:\n"
+            "  - type: c2s\n"
+            "    address: 127.0.0.1:1\n"
+            "domains:\n"
+            "  - name: localhost\n"
+            f"    cert: {crt}\n"
+            f"    key: {key}\n" + extra)
+
+
+def test_check_config_ok(tmp_path, cert):
+    cfg = tmp_path / "ok.yaml"
+    cfg.write_text(edge_yaml(cert))
+    r = run(binary("xedge"), "--check-config", cfg)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{cfg}: ok"
+
+
+@pytest.mark.parametrize("extra,line,words", [
+    ("bogus_key: 1\n", 8, "bogus_key"),
+    ("limits:\n  max_stanza_bytes: lots\n", 9, "max_stanza_bytes"),
+    ("tls:\n  require: maybe\n", 9, "true or false"),
+])
+def test_check_config_names_the_bad_line(tmp_path, cert, extra, line, words):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(edge_yaml(cert, extra))
+    r = run(binary("xedge"), "--check-config", cfg)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    out = (r.stdout + r.stderr).strip()
+    assert out.startswith(f"{cfg}:{line}: "), out
+    assert words in out, out
+
+
+def test_check_config_missing_cert_file(tmp_path, cert):
+    cfg = tmp_path / "nocert.yaml"
+    cfg.write_text(edge_yaml((tmp_path / "missing.crt", tmp_path / "missing.key")))
+    r = run(binary("xedge"), "--check-config", cfg)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "missing.crt" in r.stdout + r.stderr
+
+
+def test_sm_check_config(tmp_path):
+    cfg = tmp_path / "sm.yaml"
+    cfg.write_text("domains:\n  - name: localhost\nsession_server:\n"
+                   f"  database: {tmp_path / 'x.db'}\n  listen: \"127.0.0.1:5999\"\n"
+                   "  secret: s\n")
+    r = run(binary("xedge-sm"), "--check-config", cfg)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{cfg}: ok"
+    cfg.write_text("domains:\n  - name: localhost\nsession_server:\n"
+                   f"  database: {tmp_path / 'x.db'}\n")
+    r = run(binary("xedge-sm"), "--check-config", cfg)
+    assert r.returncode == 1 and "listen" in r.stderr, (r.stdout, r.stderr)
+
+
+def test_xedgectl_without_a_server(tmp_path):
+    r = run(binary("xedgectl"), "-s", tmp_path / "nothing.sock", "sessions")
+    assert r.returncode == 1
+    assert "cannot reach" in r.stderr, r.stderr
+    r = run(binary("xedgectl"), "-s", tmp_path / "nothing.sock", "frobnicate")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+
+
+def test_xedgectl_errors_from_a_running_server(server):
+    r = server.ctl("user", "add", "alice@localhost", "again", check=False)
+    assert r.returncode == 1 and "exists" in r.stderr, r.stderr
+    r = server.ctl("user", "add", "dave@example.org", "pw", check=False)
+    assert r.returncode == 1, r.stderr
+    r = server.ctl("roster", "add", "nobody@localhost", "bob@localhost", "both", check=False)
+    assert r.returncode == 1 and "no such user" in r.stderr, r.stderr
+    r = server.ctl("roster", "add", "alice@localhost", "bob@localhost", "sideways", check=False)
+    assert r.returncode == 1, r.stderr
+    # password from stdin
+    r = server.ctl("user", "add", "dave@localhost", "-", input="dave-pw\n")
+    assert r.returncode == 0
+    assert server.ctl("roster", "list", "dave@localhost").stdout == ""
