@@ -69,7 +69,7 @@ static int get_path(struct loader *L, const yaml_node_t *n, const char *key, cha
 
 	if (!s || !*s)
 		return fail(L, n, "%s: expected a file path", key);
-	if (s[0] == '/' || strncmp(s, "unix:", 5) == 0 || !L->dir[0])
+	if (s[0] == '/' || !L->dir[0])
 		return get_str(L, n, key, out);
 	if ((size_t)snprintf(buf, sizeof(buf), "%s/%s", L->dir, s) >= sizeof(buf))
 		return fail(L, n, "%s: path too long", key);
@@ -277,10 +277,30 @@ static int tls_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg
 	return fail(L, v, "tls: unknown key '%s' (known: require)", key);
 }
 
+/* An endpoint: "host:port" as given, or "unix:PATH" with PATH resolved
+ * like any other path in the file. */
+static int get_endpoint(struct loader *L, const yaml_node_t *n, const char *key, char **out)
+{
+	const char *s = scalar(n);
+	char buf[PATH_MAX];
+
+	if (!s || strncmp(s, "unix:", 5) != 0)
+		return get_str(L, n, key, out);
+	if (!s[5])
+		return fail(L, n, "%s: 'unix:' needs a socket path", key);
+	if (s[5] == '/' || !L->dir[0])
+		return get_str(L, n, key, out);
+	if ((size_t)snprintf(buf, sizeof(buf), "unix:%s/%s", L->dir, s + 5) >= sizeof(buf))
+		return fail(L, n, "%s: path too long", key);
+	free(*out);
+	*out = strdup(buf);
+	return *out ? 0 : fail(L, n, "out of memory");
+}
+
 static int backend_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 {
 	if (!strcmp(key, "address"))
-		return get_path(L, v, "backend.address", &L->cfg->backend_address);
+		return get_endpoint(L, v, "backend.address", &L->cfg->backend_address);
 	if (!strcmp(key, "secret"))
 		return get_str(L, v, "backend.secret", &L->cfg->backend_secret);
 	return fail(L, v, "backend: unknown key '%s' (known: address, secret)", key);
@@ -295,7 +315,7 @@ static int sm_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 	if (!strcmp(key, "admin_socket"))
 		return get_path(L, v, "session_server.admin_socket", &c->sm.admin_socket);
 	if (!strcmp(key, "listen"))
-		return get_path(L, v, "session_server.listen", &c->sm.listen);
+		return get_endpoint(L, v, "session_server.listen", &c->sm.listen);
 	if (!strcmp(key, "secret"))
 		return get_str(L, v, "session_server.secret", &c->sm.secret);
 	return fail(L, v, "session_server: unknown key '%s' (known: database, admin_socket, listen, secret)", key);

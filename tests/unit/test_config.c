@@ -47,7 +47,8 @@ static void test_full(void **state)
 		"tls: {require: false}\n"
 		"limits: {max_stanza_bytes: 65536, max_auth_failures: 5}\n"
 		"timeouts: {idle: 120}\n"
-		"backend: {address: 'unix:/run/sm.sock', secret: s3}\n";
+		"backend: {address: 'unix:/run/sm.sock', secret: s3}\n"
+		"session_server: {listen: '127.0.0.1:5270', admin_socket: a.sock}\n";
 
 	assert_int_equal(load(yaml, &cfg, err, sizeof(err)), 0);
 	assert_int_equal(cfg.workers, 3);
@@ -66,6 +67,8 @@ static void test_full(void **state)
 	assert_int_equal(cfg.timeouts.idle, 120);
 	assert_int_equal(cfg.timeouts.auth, 30);
 	assert_string_equal(cfg.backend_address, "unix:/run/sm.sock");
+	assert_string_equal(cfg.sm.listen, "127.0.0.1:5270");   /* not a path */
+	assert_string_equal(cfg.sm.admin_socket, "/tmp/a.sock");
 	config_free(&cfg);
 }
 
