@@ -29,7 +29,9 @@
  * What it rejects itself (RFC 6120 §11.1): '<?' except one XML declaration
  * at the very start of the header item; '<!--'; '<!' followed by a letter
  * (DOCTYPE, ENTITY, ...); entity references other than the five predefined
- * ones (both in character data and attribute values).  Character references
+ * ones (in character data, attribute values, and at stream level, where a
+ * reference is an error anyway but an undefined entity is reported as
+ * restricted-xml like expat does).  Character references
  * are checked for syntax only (expat checks their value).  '<![CDATA[' is
  * accepted inside stanzas and its content is not scanned for markup.  At
  * stream level, only whitespace, start tags and the close tag may appear.
@@ -72,6 +74,7 @@ enum {
 	S_ATTR_VAL,  /* in an attribute value (tok = bytes, quote = delimiter) */
 	S_ATTR_REF,  /* in a reference inside an attribute value (sub = bytes) */
 	S_TEXT_REF,  /* in a reference inside character data (sub = bytes) */
+	S_STREAM_REF,/* in a reference at stream level (sub = bytes): an error either way */
 	S_SLASH,     /* after '/' in a start tag: only '>' may follow */
 	S_ETAG0,     /* after "</" */
 	S_ETAG_NAME, /* in an end tag's name (tok = bytes) */
@@ -230,12 +233,32 @@ enum framer_event framer_scan(struct framer *f, const struct framer_limits *lim,
 			break;
 
 		case S_STREAM:
-			if (is_ws(c))
+			if (is_ws(c)) {
 				f->state = S_SPACE;
-			else if (c == '<' && !(f->flags & F_CLOSED))
+			} else if (c == '<' && !(f->flags & F_CLOSED)) {
 				f->state = S_LT;
-			else
+			} else if (c == '&' && !(f->flags & F_CLOSED)) {
+				/* text at stream level, but an undefined entity is reported as
+				 * such, as expat does */
+				f->state = S_STREAM_REF;
+				f->sub = 0;
+			} else {
 				return fail(f, off, FRAMER_E_NOT_WELL_FORMED);
+			}
+			break;
+
+		case S_STREAM_REF:
+			if (c == ';') {
+				e = ref_check(buf + off - f->sub, f->sub);
+				return fail(f, e == FRAMER_E_RESTRICTED ? off : 0,
+					    e == FRAMER_E_RESTRICTED ? e : FRAMER_E_NOT_WELL_FORMED);
+			}
+			e = ref_byte(buf, off, f->sub, c);
+			if (e == FRAMER_E_POLICY)
+				return fail(f, off, e); /* as inside stanzas */
+			if (e)
+				return fail(f, 0, FRAMER_E_NOT_WELL_FORMED);
+			f->sub++;
 			break;
 
 		case S_SPACE:

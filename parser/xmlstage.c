@@ -68,6 +68,8 @@
 #define XS_NAME_COST 128               /* charge per name on top of its length */
 #define XS_MAX_DECLS 128               /* namespace declarations on a header */
 #define XS_PRIO_MAX 16                 /* bytes of <priority/> text we look at */
+#define XS_LEAF_MAX 4096               /* first grandchild's text (a bind <resource/>);
+                                          more is a policy violation: JID parts are <= 1023 */
 
 /*
  * Reparse deferral (expat >= 2.6.0, and backported by Debian into some
@@ -136,6 +138,9 @@ struct xmlstage {
 	int in_prio, prio_seen, prio_bad;
 	char prio[XS_PRIO_MAX];
 	size_t prio_len;
+	int leaf_state;           /* 0: no grandchild yet, 1: inside the first one, 2: done */
+	char leaf[XS_LEAF_MAX + 1];
+	size_t leaf_len;
 
 	char *scratch;
 	size_t used, size;
@@ -340,6 +345,8 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 	} else if (xs->depth == 2 && xs->in_prio) {
 		xs->prio_bad = 1; /* markup inside <priority/> */
 	}
+	if (xs->depth == 2 && xs->children == 1 && xs->leaf_state == 0)
+		xs->leaf_state = 1; /* the first child's first child, e.g. bind's <resource/> */
 	xs->depth++;
 }
 
@@ -383,6 +390,8 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
 	xs->depth--;
 	if (xs->depth == 1 && xs->in_prio)
 		xs->in_prio = 0;
+	if (xs->depth == 2 && xs->leaf_state == 1)
+		xs->leaf_state = 2;
 	if (xs->depth == 0)
 		xs->top_done = 1;
 }
@@ -411,6 +420,13 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int n)
 		}
 		memcpy(xs->prio + xs->prio_len, s, (size_t)n);
 		xs->prio_len += (size_t)n;
+	} else if (xs->depth == 3 && xs->leaf_state == 1) {
+		if ((size_t)n > XS_LEAF_MAX - xs->leaf_len) {
+			xs_stop(xs, XMLSTAGE_E_POLICY);
+			return;
+		}
+		memcpy(xs->leaf + xs->leaf_len, s, (size_t)n);
+		xs->leaf_len += (size_t)n;
 	}
 }
 
@@ -523,6 +539,8 @@ static void xs_begin_item(struct xmlstage *xs, int mode)
 	xs->ndecls = 0;
 	xs->in_prio = xs->prio_seen = xs->prio_bad = 0;
 	xs->prio_len = 0;
+	xs->leaf_state = 0;
+	xs->leaf_len = 0;
 	xs->used = 0;
 	xs->text_len = 0;
 	xs->base = xs->fed;
@@ -807,6 +825,9 @@ int xmlstage_stanza(struct xmlstage *xs, const char *ns_decls, size_t ns_len,
 	xs->text[xs->text_len] = '\0';
 	out->text.p = xs->text;
 	out->text.len = xs->text_len;
+	xs->leaf[xs->leaf_len] = '\0';
+	out->leaf_text.p = xs->leaf;
+	out->leaf_text.len = xs->leaf_len;
 	out->priority = xs->prio_seen ? xs_priority(xs->prio, xs->prio_len, xs->prio_bad) : 0;
 	out->start_tag_end = xs->start_tag_end;
 	return XMLSTAGE_OK;

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+import rawxmpp
 from conftest import USERS
 from rawxmpp import (FEATURES, NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, NS_STREAM_ERR, NS_TLS,
                      Raw, StreamClosed, Timeout, dump, header, q, sasl_condition)
@@ -360,7 +361,7 @@ def test_stanza_split_across_many_writes(server):
 def test_iq_without_id_is_bad_request(server):
     with login(server, "alice", "noid") as c:
         c.send("<iq type='get' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-        el = c.next_item()
+        el = c.wait_for(lambda e: e.tag == q(NS_CLIENT, "iq"))
         assert el.tag == q(NS_CLIENT, "iq") and el.get("type") == "error", dump(el)
         assert el.find(f"{q(NS_CLIENT, 'error')}/{{urn:ietf:params:xml:ns:xmpp-stanzas}}"
                        "bad-request") is not None, dump(el)
@@ -378,3 +379,145 @@ def test_unknown_top_level_element(server):
     with login(server, "alice", "unk") as c:
         c.send("<foo xmlns='urn:example:foo'/>")
         assert c.expect_stream_error() == "unsupported-stanza-type", c.raw
+
+
+# ---- SASL and negotiation edge cases --------------------------------------------------------
+
+def tls_stream(server):
+    c = Raw(server.c2s_port)
+    c.open_stream()
+    c.starttls()
+    c.open_stream()
+    return c
+
+
+@pytest.mark.parametrize("auth,cond", [
+    (f"<auth xmlns='{NS_SASL}' mechanism='DIGEST-MD5'/>", "invalid-mechanism"),
+    (f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256-PLUS'>biwsbj1hbGljZSxyPXh5eg==</auth>",
+     "invalid-mechanism"),
+    (f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>!!!not base64!!!</auth>", "incorrect-encoding"),
+    (f"<auth xmlns='{NS_SASL}'>AGFsaWNlAHg=</auth>", "invalid-mechanism"),
+])
+def test_sasl_bad_auth_elements(server, auth, cond):
+    with tls_stream(server) as c:
+        c.send(auth)
+        el = c.next_item()
+        assert el.tag == q(NS_SASL, "failure") and sasl_condition(el) == cond, dump(el)
+
+
+def test_sasl_abort(server):
+    with tls_stream(server) as c:
+        gs2 = base64.b64encode(b"n,,n=alice,r=0123456789abcdef").decode()
+        c.send(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-1'>{gs2}</auth>")
+        assert c.next_item().tag == q(NS_SASL, "challenge")
+        c.send(f"<abort xmlns='{NS_SASL}'/>")
+        el = c.next_item()
+        assert el.tag == q(NS_SASL, "failure") and sasl_condition(el) == "aborted", dump(el)
+        el = c.auth("alice", USERS["alice"], "SCRAM-SHA-1")
+        assert el.tag == q(NS_SASL, "success"), dump(el)
+
+
+@pytest.mark.parametrize("gs2", ["p=tls-unique,,", "y,,"])
+def test_scram_channel_binding_flags(server, gs2):
+    """'p=' asks for binding the server did not offer (must fail); 'y' says the client
+    could bind but thinks the server cannot (acceptable: the server offered no -PLUS)."""
+    with tls_stream(server) as c:
+        first = base64.b64encode(f"{gs2}n=alice,r=0123456789abcdef".encode()).decode()
+        c.send(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>{first}</auth>")
+        el = c.next_item()
+        if gs2.startswith("p="):
+            assert el.tag == q(NS_SASL, "failure"), \
+                f"channel binding requested on a non-PLUS mechanism was accepted: {dump(el)}"
+        else:
+            assert el.tag == q(NS_SASL, "challenge"), dump(el)
+
+
+def test_scram_wrong_nonce_in_final_message(server):
+    with tls_stream(server) as c:
+        first_bare = "n=alice,r=clientnonce123456"
+        c.send(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>"
+               f"{base64.b64encode(('n,,' + first_bare).encode()).decode()}</auth>")
+        ch = c.next_item()
+        assert ch.tag == q(NS_SASL, "challenge"), dump(ch)
+        final = "c=biws,r=somebodyelsesnonce,p=" + base64.b64encode(b"x" * 32).decode()
+        c.send(f"<response xmlns='{NS_SASL}'>{base64.b64encode(final.encode()).decode()}</response>")
+        el = c.next_item()
+        assert el.tag == q(NS_SASL, "failure"), dump(el)
+
+
+def test_starttls_twice_fails_and_closes(server):
+    with tls_stream(server) as c:
+        c.send(f"<starttls xmlns='{NS_TLS}'/>")
+        items = c.read_until_eof()
+        assert any(e.tag == q(NS_TLS, "failure") or e.tag == q(NS_STREAM, "error")
+                   for e in items), c.raw
+        assert b"<proceed" not in c.raw
+
+
+def test_bind_twice_and_long_resource(server):
+    with tls_stream(server) as c:
+        assert c.auth_plain("alice", USERS["alice"]).tag == q(NS_SASL, "success")
+        c.open_stream()
+        # Too long (RFC 7622: 1023 bytes at most): bad-request, the stream survives.
+        c.send(f"<iq type='set' id='long'><bind xmlns='{NS_BIND}'><resource>{'r' * 1100}"
+               "</resource></bind></iq>")
+        el = c.wait_for(lambda e: e.get("id") == "long")
+        assert el.get("type") == "error", dump(el)
+        assert c.bind("first") == "alice@localhost/first"
+        c.send(f"<iq type='set' id='again'><bind xmlns='{NS_BIND}'><resource>second"
+               "</resource></bind></iq>")
+        el = c.wait_for(lambda e: e.get("id") == "again")
+        assert el.get("type") == "error", dump(el)
+        r = c.ping("still-bound")
+        assert r.get("type") == "result"
+        assert r.get("to") in (None, "alice@localhost/first"), dump(r)
+
+
+def test_doctype_before_stream_header(server):
+    with Raw(server.c2s_port) as c:
+        c.send("<?xml version='1.0'?><!DOCTYPE stream:stream [<!ENTITY x 'y'>]>" + header()[21:])
+        items = c.read_until_eof()
+        assert b"<stream:features" not in c.raw, c.raw
+        errs = [e for e in items if e.tag == q(NS_STREAM, "error")]
+        assert errs and rawxmpp.stream_error_condition(errs[0]) in (
+            "restricted-xml", "not-well-formed"), c.raw
+
+
+def test_invalid_utf8_is_not_well_formed_and_not_delivered(server):
+    bob = login(server, "bob", "u8-bob")
+    alice = login(server, "alice", "u8-alice")
+    try:
+        alice.send(b"<message to='bob@localhost/u8-bob' type='chat'><body>bad \xff\xfe "
+                   b"UTF8MARK</body></message>")
+        assert alice.expect_stream_error() == "not-well-formed", alice.raw
+        r = bob.ping("after-bad-utf8")
+        assert r.get("type") == "result"
+        assert b"UTF8MARK" not in bob.raw
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_prefixed_stream_element(server):
+    """Any prefix may name the stream namespace (XML namespaces); closing uses it too."""
+    with Raw(server.c2s_port) as c:
+        c.send(f"<?xml version='1.0'?><x:stream xmlns='{NS_CLIENT}' xmlns:x='{NS_STREAM}' "
+               "to='localhost' version='1.0'>")
+        feats = c.expect(FEATURES)
+        assert feats.find(q(NS_TLS, "starttls")) is not None
+        c.send("</x:stream>")
+        items = c.read_until_eof()
+        assert c.stream_ended, c.raw
+        assert not any(e.tag == q(NS_STREAM, "error") for e in items), c.raw
+
+
+def test_client_stream_error_ends_the_stream_quietly(server):
+    """RFC 6120 §4.9: a client may end its stream with a stream error (slixmpp does on a
+    parse error).  The server closes; it does not answer with a stream error of its own."""
+    with login(server, "alice", "se") as c:
+        c.send(f"<stream:error><undefined-condition xmlns='{NS_STREAM_ERR}'/></stream:error>"
+               "</stream:stream>")
+        items = c.read_until_eof()
+        assert c.stream_ended, c.raw
+        assert not [e for e in items if e.tag == q(NS_STREAM, "error")], \
+            f"server answered the client's stream error with one of its own: {c.raw[-300:]!r}"

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import USERS
 from rawxmpp import NS_CLIENT, NS_SASL, Raw, StreamClosed, Timeout, dump, q
+from rawxmpp import header as rawxmpp_header
 
 MESSAGE, PRESENCE, IQ = q(NS_CLIENT, "message"), q(NS_CLIENT, "presence"), q(NS_CLIENT, "iq")
 BODY = q(NS_CLIENT, "body")
@@ -306,3 +307,69 @@ def test_many_clients_concurrently(server):
         for c in clients:
             if c:
                 c.close()
+
+
+# ---- what one client's stream context must not do to another's ------------------------------
+
+@pytest.mark.parametrize("decl,payload", [
+    pytest.param("xmlns:foo='urn:example:foo'", "<foo:x/>", id="prefix-from-header"),
+    pytest.param("xmlns:foo='urn:example:foo'", "<x foo:attr='1' xmlns='urn:example:bar'/>",
+                 id="prefixed-attr-from-header"),
+])
+def test_stanza_using_sender_header_prefix_reaches_peer_well_formed(server, decl, payload):
+    """alice declares a prefix in her stream header and uses it in a stanza.  That is
+    legal XML for her stream; bob's stream never declared it, so the stanza as bob gets
+    it must still be namespace-well-formed (or alice gets an error) — bob's stream must
+    not break."""
+    bob = login(server, "bob", "b", presence="")
+    alice = Raw(server.c2s_port)
+    try:
+        alice.open_stream()
+        alice.starttls()
+        alice.reset()
+        alice.send(rawxmpp_header(extra=" " + decl))
+        alice.expect(q("http://etherx.jabber.org/streams", "features"))
+        assert alice.auth_plain("alice", USERS["alice"]).tag == q(NS_SASL, "success")
+        alice.reset()
+        alice.send(rawxmpp_header(extra=" " + decl))
+        alice.expect(q("http://etherx.jabber.org/streams", "features"))
+        alice.bind("a")
+        body = "prefixed-" + os.urandom(3).hex()
+        alice.send(f"<message to='bob@localhost/b' type='chat'>{payload}<body>{body}</body>"
+                   "</message>")
+        try:
+            m = message_with(bob, body)
+            assert m.get("from") == "alice@localhost/a"
+        except Timeout:
+            pass        # not delivered (alice got an error): acceptable
+        sync(bob, "bob-still-parses")
+    finally:
+        alice.close()
+        bob.close()
+
+
+# ---- the edge and an external session server -----------------------------------------------
+
+@pytest.mark.parametrize("server", ["external"], indirect=True)
+def test_edge_recovers_after_session_server_restart(server):
+    """xedge-sm restarts (deploy, crash + systemd): its clients are told, and once it is
+    back, users can log in through the same edge again without restarting the edge."""
+    alice = login(server, "alice", "a", presence="")
+    try:
+        problems = server.restart_sm()
+        assert problems == [], problems
+        cond = alice.expect_stream_error(timeout=10)
+        assert cond in ("system-shutdown", "internal-server-error", "reset"), alice.raw
+    finally:
+        alice.close()
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with login(server, "bob", "after-restart") as bob:
+                sync(bob)
+            break
+        except (AssertionError, OSError) as e:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no login 15 s after xedge-sm came back: {e}\n"
+                                     f"{server.log_tails(20)}") from None
+            time.sleep(0.5)

@@ -347,6 +347,38 @@ static void test_errors(void **state)
 	}
 }
 
+/* The first grandchild's text: the resource a bind request asks for. */
+static void test_leaf_text(void **state)
+{
+	struct xmlstage *xs = *state;
+	struct xs_stanza st;
+	char *big;
+
+	assert_int_equal(stanza(xs, NULL, "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+				"<resource>desk &amp; top</resource></bind></iq>", &st), XMLSTAGE_OK);
+	assert_str(st.leaf_text, "desk & top");
+	/* only the first child's first child counts */
+	assert_int_equal(stanza(xs, NULL, "<iq type='set' id='b'><a/><b><resource>x</resource></b></iq>", &st),
+			 XMLSTAGE_OK);
+	assert_str(st.leaf_text, "");
+	assert_int_equal(stanza(xs, NULL, "<iq type='set' id='b'><bind><resource>r1</resource>"
+				"<resource>r2</resource></bind></iq>", &st), XMLSTAGE_OK);
+	assert_str(st.leaf_text, "r1");
+	assert_int_equal(stanza(xs, NULL, "<iq type='set' id='b'><bind/></iq>", &st), XMLSTAGE_OK);
+	assert_str(st.leaf_text, "");
+	/* over 4 KiB: a policy violation, not silent truncation */
+	big = malloc(6000);
+	strcpy(big, "<iq type='set' id='b'><bind><resource>");
+	memset(big + strlen(big), 'r', 5000);
+	strcpy(big + 38 + 5000, "</resource></bind></iq>");
+	assert_int_equal(stanza(xs, NULL, big, &st), XMLSTAGE_E_POLICY);
+	free(big);
+	/* and the next stanza is fine again */
+	assert_int_equal(stanza(xs, NULL, "<iq type='set' id='c'><bind><resource>ok</resource></bind></iq>", &st),
+			 XMLSTAGE_OK);
+	assert_str(st.leaf_text, "ok");
+}
+
 static void test_error_strings(void **state)
 {
 	assert_string_equal(xmlstage_error_str(XMLSTAGE_E_NOT_WELL_FORMED), "not-well-formed");
@@ -434,6 +466,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_priority, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restricted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leaf_text, setup, teardown),
 		cmocka_unit_test(test_error_strings),
 		cmocka_unit_test_setup_teardown(test_context_switching, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strings_valid_until_next_call, setup, teardown),
