@@ -28,31 +28,26 @@
 #define LINK_OUT_LIMIT (256u << 20)   /* beyond this the session server is not keeping up */
 #define CONNECT_TRIES 100             /* x 100 ms: wait up to 10 s for a starting xedge-sm */
 
-static int connect_backend(const char *addr)
-{
-	int fd = -1, one = 1;
+#define BACKOFF_MAX 30                /* seconds between reconnect attempts, at most */
 
+/* "host:port" (numeric) or "unix:/path" into a socket address. */
+static int resolve_backend(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
 	if (strncmp(addr, "unix:", 5) == 0) {
-		struct sockaddr_un sun = { .sun_family = AF_UNIX };
-		if (strlen(addr + 5) >= sizeof(sun.sun_path))
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+		if (strlen(addr + 5) >= sizeof(sun->sun_path))
 			return -ENAMETOOLONG;
-		strcpy(sun.sun_path, addr + 5);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
-		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-			int e = -errno;
-			close(fd);
-			return e;
-		}
-		return fd;
+		sun->sun_family = AF_UNIX;
+		strcpy(sun->sun_path, addr + 5);
+		*len = sizeof(*sun);
+		return 0;
 	}
 	{
 		char host[256];
 		const char *colon = strrchr(addr, ':');
 		struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST }, *ai;
 		size_t hl;
-		int e;
 
 		if (!colon || (hl = (size_t)(colon - addr)) >= sizeof(host))
 			return -EINVAL;
@@ -64,38 +59,61 @@ static int connect_backend(const char *addr)
 		}
 		if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
 			return -EINVAL;
-		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			e = -errno;
-			freeaddrinfo(ai);
-			return e;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-			e = -errno;
-			freeaddrinfo(ai);
-			close(fd);
-			return e;
-		}
+		memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+		*len = ai->ai_addrlen;
 		freeaddrinfo(ai);
-		return fd;
+		return 0;
 	}
+}
+
+static int link_socket(const struct link *l)
+{
+	int one = 1, fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && l->addr.ss_family != AF_UNIX)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd < 0 ? -errno : fd;
+}
+
+static int send_hello(struct worker *w)
+{
+	struct wire_msg m = { .type = WIRE_HELLO };
+	const char *secret = w->cfg->backend_secret;
+
+	m.u.hello.version = WIRE_VERSION;
+	m.u.hello.worker = (uint16_t)w->id;
+	if (secret)
+		m.u.hello.secret = wire_s(secret, strlen(secret));
+	return link_send(w, &m);
 }
 
 int link_open(struct worker *w)
 {
 	struct link *l = &w->link;
 	const struct config *cfg = w->cfg;
-	struct wire_msg m = { .type = WIRE_HELLO };
-	int fd = w->sm_fd;
+	int fd = w->sm_fd, r;
 
 	l->w = w;
+	l->backoff = 1;
 	if (fd < 0) {
+		r = resolve_backend(cfg->backend_address, &l->addr, &l->addrlen);
+		if (r < 0) {
+			log_error("backend.address is not a numeric host:port or unix:/path",
+				  "backend=%s", cfg->backend_address);
+			return r;
+		}
 		/* Start-up only: a worker has no clients yet, so waiting here
 		 * for a session server that is still starting blocks no one. */
 		for (int i = 0; i < CONNECT_TRIES; i++) {
-			fd = connect_backend(cfg->backend_address);
-			if (fd >= 0 || (fd != -ECONNREFUSED && fd != -ENOENT))
+			fd = link_socket(l);
+			if (fd < 0)
+				break;
+			if (connect(fd, (struct sockaddr *)&l->addr, l->addrlen) == 0)
+				break;
+			r = -errno;
+			close(fd);
+			fd = r;
+			if (fd != -ECONNREFUSED && fd != -ENOENT)
 				break;
 			usleep(100 * 1000);
 		}
@@ -106,11 +124,7 @@ int link_open(struct worker *w)
 		}
 	}
 	l->fd = fd;
-	m.u.hello.version = WIRE_VERSION;
-	m.u.hello.worker = (uint16_t)w->id;
-	if (cfg->backend_secret)
-		m.u.hello.secret = wire_s(cfg->backend_secret, strlen(cfg->backend_secret));
-	return link_send(w, &m);
+	return send_hello(w);
 }
 
 int link_send(struct worker *w, const struct wire_msg *m)
@@ -211,9 +225,70 @@ static void link_fail(struct worker *w, const char *why)
 	if (l->dead)
 		return;
 	l->dead = true;
+	l->up = false;
 	if (!w->stop)
 		log_error("session server link lost", "worker=%d why=\"%s\"", w->id, why);
+	/* Wake the pending recv; the socket is closed once its completion is in. */
+	if (l->fd >= 0)
+		shutdown(l->fd, SHUT_RDWR);
+	l->retry_at = w->now + l->backoff;
 	stream_link_down(w);
+}
+
+/*
+ * Reconnect to an external session server once the old socket has no
+ * operation left, with exponential backoff.  Meanwhile logins get
+ * temporary-auth-failure (link_send fails).  The connect runs on the ring,
+ * so a slow network never blocks the worker.
+ */
+void link_tick(struct worker *w)
+{
+	struct link *l = &w->link;
+	struct io_uring_sqe *sqe;
+	int fd;
+
+	if (!l->dead || l->connecting || l->recv_armed || l->sending || w->stop ||
+	    !w->cfg->backend_address || w->now < l->retry_at)
+		return;
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
+	buf_reset(&l->rx);
+	buf_reset(&l->out);
+	buf_reset(&l->tx);
+	fd = link_socket(l);
+	if (fd < 0) {
+		l->retry_at = w->now + l->backoff;
+		return;
+	}
+	sqe = io_uring_get_sqe(&w->ring);
+	if (!sqe) {
+		close(fd);
+		return;
+	}
+	l->fd = fd;
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&l->addr, l->addrlen);
+	io_uring_sqe_set_data64(sqe, UD(l, OP_LINK_CONNECT));
+	l->connecting = true;
+}
+
+void link_on_connect(struct worker *w, int res)
+{
+	struct link *l = &w->link;
+
+	l->connecting = false;
+	if (res < 0) {
+		log_debug("session server reconnect failed", "worker=%d err=%s retry_in=%us", w->id,
+			  strerror(-res), l->backoff);
+		l->backoff = l->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : l->backoff * 2;
+		l->retry_at = w->now + l->backoff;
+		return;
+	}
+	l->dead = false;
+	l->backoff = 1;
+	log_info("session server link reconnected", "worker=%d", w->id);
+	send_hello(w);
+	link_arm(w);
 }
 
 void link_on_recv(struct worker *w, int res)
@@ -270,7 +345,7 @@ void link_close(struct worker *w)
 {
 	struct link *l = &w->link;
 
-	if (l->fd > 0)
+	if (l->fd >= 0)
 		close(l->fd);
 	l->fd = -1;
 	l->dead = true;

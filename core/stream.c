@@ -34,7 +34,6 @@
 #define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
-#define DEFAULT_NS_DECLS "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"
 
 #define IN_SLACK 4096     /* conn.in may hold one item plus this much pipelined input */
 
@@ -151,7 +150,7 @@ static void stream_error(struct conn *c, const char *cond, const char *text)
 		return;
 	log_info("stream error", "conn=%u cond=%s state=%s jid=%s", c->idx, cond,
 		 conn_state_str(c->state), c->jid ? c->jid : "-");
-	if (c->ssl && !(c->flags & CF_TLS)) {
+	if (!(c->flags & CF_TLS) && (c->ssl || (c->flags & CF_DIRECT_TLS))) {
 		/* No XML channel yet (TLS handshake unfinished): just close. */
 		sm_close(c, WIRE_CLOSE_ERROR);
 		set_state(c, CS_CLOSING);
@@ -282,9 +281,13 @@ static int on_header(struct conn *c, const uint8_t *p, size_t n)
 		stream_error(c, "unsupported-version", NULL);
 		return STOP_DISCARD;
 	}
-	if (!c->ns_decls && !streq(&h.ns_decls, DEFAULT_NS_DECLS) && h.ns_decls.len) {
-		c->ns_decls = strndup(h.ns_decls.p, h.ns_decls.len);
-		if (!c->ns_decls) {
+	/* Stanzas are forwarded byte for byte into other clients' streams, which
+	 * declare only the c2s defaults: so stanzas are parsed in that context, and
+	 * one that leans on a prefix declared on this header gets
+	 * <bad-namespace-prefix/> instead of breaking its recipient's parser. */
+	if (!c->close_tag && !streq(&h.prefix, "stream")) {
+		if (asprintf(&c->close_tag, "</%.*s:stream", (int)h.prefix.len, h.prefix.p) < 0) {
+			c->close_tag = NULL;
 			stream_error(c, "internal-server-error", NULL);
 			return STOP_DISCARD;
 		}
@@ -615,12 +618,17 @@ static int forward(struct conn *c, const struct xs_stanza *s, const uint8_t *p, 
 static int on_stanza(struct conn *c, const uint8_t *p, size_t n)
 {
 	struct xs_stanza s;
-	int r = xmlstage_stanza(c->w->xs, c->ns_decls ? c->ns_decls : "",
-				c->ns_decls ? strlen(c->ns_decls) : 0, (const char *)p, n, &s);
+	int r = xmlstage_stanza(c->w->xs, "", 0, (const char *)p, n, &s);
 	bool client_ns;
 
 	if (r != XMLSTAGE_OK) {
 		stream_error(c, xmlstage_error_str(r), NULL);
+		return STOP_DISCARD;
+	}
+	if (streq(&s.ns, NS_STREAMS) && streq(&s.local, "error")) {
+		log_info("client sent a stream error", "conn=%u cond=%.*s", c->idx,
+			 (int)s.child_local.len, s.child_local.p);
+		stream_end(c, WIRE_CLOSE_ERROR);
 		return STOP_DISCARD;
 	}
 	if (streq(&s.ns, NS_TLS) && streq(&s.local, "starttls") && c->state == CS_NEGOTIATE)
@@ -674,8 +682,11 @@ static int on_item(struct conn *c, int ev, const uint8_t *p, size_t n)
 	case FRAMER_HEADER:
 		return on_header(c, p, n);
 	case FRAMER_CLOSE:
-		if (n < 16 || memcmp(p, "</stream:stream", 15) != 0) {
-			if (!c->ns_decls) {
+		{
+			const char *want = c->close_tag ? c->close_tag : "</stream:stream";
+			size_t wl = strlen(want);
+			if (n <= wl || memcmp(p, want, wl) != 0 ||
+			    !(p[wl] == '>' || p[wl] == ' ' || p[wl] == '\t' || p[wl] == '\r' || p[wl] == '\n')) {
 				stream_error(c, "not-well-formed", NULL);
 				return STOP_DISCARD;
 			}
@@ -862,12 +873,6 @@ void stream_timeout(struct conn *c)
 
 void stream_shutdown(struct conn *c)
 {
-	if (c->state == CS_TLS_WAIT || (c->ssl && !(c->flags & CF_TLS))) {
-		c->flags |= CF_PEER_GONE;
-		set_state(c, CS_CLOSING);
-		conn_release(c);
-		return;
-	}
 	stream_error(c, "system-shutdown", NULL);
 }
 
@@ -878,7 +883,7 @@ void stream_free(struct conn *c)
 	tls_free(c->ssl);
 	free(c->user);
 	free(c->jid);
-	free(c->ns_decls);
+	free(c->close_tag);
 	free(c->bind_id);
 	c->sasl = NULL;
 	c->ssl = NULL;

@@ -574,6 +574,9 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	case OP_LINK_SEND:
 		link_on_send(w, cqe->res);
 		break;
+	case OP_LINK_CONNECT:
+		link_on_connect(w, cqe->res);
+		break;
 	case OP_MSG:
 		ctrl_drain(w);
 		break;
@@ -609,8 +612,10 @@ static void *worker_main(void *arg)
 			for (size_t i = 0; i < w->nlisteners; i++)
 				if (!w->listeners[i].armed)
 					accept_arm(&w->listeners[i]);
-		if (w->now > w->wheel_pos)
+		if (w->now > w->wheel_pos) {
 			timers_run(w);
+			link_tick(w);
+		}
 	}
 	flush_all(w);
 	link_close(w);

@@ -22,6 +22,7 @@
 #define XEDGE_WORKER_H
 
 #include <ck_ring.h>
+#include <sys/socket.h>
 #include <liburing.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -38,7 +39,7 @@ struct xmlstage;
 
 enum op {
 	OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CLOSE, OP_CANCEL,
-	OP_LINK_RECV, OP_LINK_SEND, OP_MSG, OP_IGNORE
+	OP_LINK_RECV, OP_LINK_SEND, OP_LINK_CONNECT, OP_MSG, OP_IGNORE
 };
 #define OP_MASK 0xfULL
 #define UD(ptr, op) ((uint64_t)(uintptr_t)(ptr) | (uint64_t)(op))
@@ -95,7 +96,7 @@ struct conn {
 	const char *domain;      /* the served domain this stream is for (config-owned) */
 	char *user;              /* canonical localpart once authenticated */
 	char *jid;               /* full JID once bound */
-	char *ns_decls;          /* the header's namespace declarations when not the default */
+	char *close_tag;         /* "</p:stream" when the client's stream prefix is not "stream" */
 	char *bind_id;           /* id of the pending bind iq */
 	uint64_t accepted;       /* worker clock (s) at accept */
 	uint64_t last_rx;        /* worker clock (s) of the last input */
@@ -121,7 +122,11 @@ struct link {
 	struct worker *w;
 	int fd;
 	bool up;                 /* HELLO_OK received */
-	bool recv_armed, sending, dead;
+	bool recv_armed, sending, dead, connecting;
+	unsigned backoff;        /* seconds before the next reconnect attempt */
+	uint64_t retry_at;       /* worker clock of the next attempt */
+	struct sockaddr_storage addr; /* external session server, for reconnects */
+	socklen_t addrlen;
 	struct buf rx;           /* bytes received, frames decoded from the front */
 	struct buf out;          /* encoded frames queued */
 	struct buf tx;           /* frames in flight */
@@ -196,5 +201,7 @@ void link_arm(struct worker *w);
 void link_on_recv(struct worker *w, int res);
 void link_on_send(struct worker *w, int res);
 void link_close(struct worker *w);
+void link_tick(struct worker *w);          /* reconnect when due */
+void link_on_connect(struct worker *w, int res);
 
 #endif

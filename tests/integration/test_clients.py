@@ -6,7 +6,6 @@ libstrophe and driven over stdin/stdout (see the comment at its top).
 import base64
 import os
 import queue
-import shutil
 import subprocess
 import threading
 import time

@@ -8,7 +8,7 @@ import pytest
 import rawxmpp
 from conftest import USERS
 from rawxmpp import (FEATURES, NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, NS_STREAM_ERR, NS_TLS,
-                     Raw, StreamClosed, Timeout, dump, header, q, sasl_condition)
+                     Raw, dump, header, q, sasl_condition)
 
 MECHS_AFTER_TLS = {"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"}
 
@@ -52,6 +52,15 @@ def test_mechanisms_after_tls(server, direct_tls):
         assert len(mechanisms(feats)) == 3, dump(feats)
         assert feats.find(q(NS_TLS, "starttls")) is None, "STARTTLS offered again over TLS"
         assert c.sock.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_direct_tls_without_sni(server):
+    """Some clients send no SNI: the stream header's 'to' picks the domain."""
+    c = Raw(server.tls_port, direct_tls=True, sni=None)
+    with c:
+        assert c.login("alice", USERS["alice"], "nosni") == "alice@localhost/nosni"
+        r = c.ping("nosni")
+        assert r.get("type") == "result"
 
 
 @pytest.mark.parametrize("server", [{"tls_require": False}], indirect=True)
