@@ -87,8 +87,11 @@ fuzz: test-deps $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/new-$$n; \
 		$$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/new-$$n tests/fuzz/corpus/$$n; done
 
+# The integration suite runs twice: on the ASan+UBSan binaries (the fixtures fail
+# a test on any sanitizer report) and on the release binaries (jemalloc arenas).
 integration: test-deps all asan
-	$(PYTEST) -q tests/integration
+	XEDGE_BIN=$(BUILD)/asan $(PYTEST) -q -p no:cacheprovider tests/integration
+	XEDGE_BIN=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/integration
 
 test: test-deps all unit fuzz-replay integration
 
