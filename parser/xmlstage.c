@@ -69,7 +69,7 @@
 #define XS_MAX_DECLS 128               /* namespace declarations on a header */
 #define XS_PRIO_MAX 16                 /* bytes of <priority/> text we look at */
 #define XS_LEAF_MAX 4096               /* first grandchild's text (a bind <resource/>);
-                                          more is a policy violation: JID parts are <= 1023 */
+                                          kept to this many bytes: JID parts are <= 1023 */
 
 /*
  * Reparse deferral (expat >= 2.6.0, and backported by Debian into some
@@ -421,12 +421,15 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int n)
 		memcpy(xs->prio + xs->prio_len, s, (size_t)n);
 		xs->prio_len += (size_t)n;
 	} else if (xs->depth == 3 && xs->leaf_state == 1) {
-		if ((size_t)n > XS_LEAF_MAX - xs->leaf_len) {
-			xs_stop(xs, XMLSTAGE_E_POLICY);
-			return;
-		}
-		memcpy(xs->leaf + xs->leaf_len, s, (size_t)n);
-		xs->leaf_len += (size_t)n;
+		/*
+		 * Truncate, never fail: every stanza's first grandchild passes here
+		 * (an XHTML-IM <body/> may be long), and the one consumer, a bind
+		 * <resource/>, rejects anything near this size as an invalid JID part.
+		 */
+		size_t room = XS_LEAF_MAX - xs->leaf_len;
+		size_t k = (size_t)n < room ? (size_t)n : room;
+		memcpy(xs->leaf + xs->leaf_len, s, k);
+		xs->leaf_len += k;
 	}
 }
 

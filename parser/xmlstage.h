@@ -59,7 +59,8 @@ struct xs_stanza {
 	unsigned children;        /* number of direct child elements */
 	struct xs_str text;       /* character data of the top element itself (SASL payloads) */
 	struct xs_str leaf_text;  /* character data of the first grandchild element, e.g. the
-	                             <resource/> of a bind request; "" when none */
+	                             <resource/> of a bind request; "" when none; truncated
+	                             to its first 4096 bytes (longer than any JID part) */
 	int priority;             /* presence <priority/> value, 0 when absent */
 	size_t start_tag_end;     /* byte offset just past the top element's start tag '>' */
 };
