@@ -148,7 +148,7 @@ static void stream_error(struct conn *c, const char *cond, const char *text)
 
 	if (c->state == CS_CLOSING)
 		return;
-	log_info("stream error", "conn=%u cond=%s state=%s jid=%s", c->idx, cond,
+	log_info("stream error", "conn=%u peer=%s cond=%s state=%s jid=%s", c->idx, c->peer, cond,
 		 conn_state_str(c->state), c->jid ? c->jid : "-");
 	if (!(c->flags & CF_TLS) && (c->ssl || (c->flags & CF_DIRECT_TLS))) {
 		/* No XML channel yet (TLS handshake unfinished): just close. */
@@ -378,7 +378,7 @@ static int sasl_result(struct conn *c, int r)
 			m.type = WIRE_SESSION_OPEN;
 			m.u.open.flags = (uint8_t)(((c->flags & CF_TLS) ? WIRE_OPEN_TLS : 0) |
 						   ((c->flags & CF_DIRECT_TLS) ? WIRE_OPEN_DIRECT_TLS : 0));
-			m.u.open.addr = wire_s("", 0);
+			m.u.open.addr = wire_s(c->peer, strlen(c->peer));
 			if (link_send(c->w, &m) < 0)
 				return sasl_failure(c, "temporary-auth-failure");
 			c->flags |= CF_SM_OPEN;
@@ -413,7 +413,7 @@ static int sasl_result(struct conn *c, int r)
 		c->sasl = NULL;
 		c->flags |= CF_AUTHED;
 		c->flags &= ~CF_HEADER_SENT;
-		log_info("authenticated", "conn=%u user=%s@%s", c->idx, c->user, c->domain);
+		log_info("authenticated", "conn=%u user=%s@%s peer=%s", c->idx, c->user, c->domain, c->peer);
 		/* RFC 6120 §6.4.6: both sides restart the stream. */
 		framer_reset(&c->fr);
 		set_state(c, CS_HEADER);

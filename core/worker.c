@@ -28,6 +28,7 @@
 #endif
 
 #include "core/log.h"
+#include "core/uring_compat.h"
 #include "parser/xmlstage.h"
 
 #define BGID 1
@@ -342,10 +343,42 @@ static void on_accept(struct listener *l, struct io_uring_cqe *cqe)
 	c->accepted = c->last_rx = w->now;
 	if (l->kind == LISTEN_C2S_TLS)
 		c->flags |= CF_DIRECT_TLS;
+	strcpy(c->peer, "-");
 	w->slots[idx] = c;
 	w->nconns++;
 	w->stat_accepted++;
 	stream_accepted(c);
+	/* Learn the client's address before reading from it: multishot accept
+	 * cannot report it (one shared sockaddr), so install the direct
+	 * descriptor as a plain fd for one getpeername() (see on_peer). */
+	struct io_uring_sqe *sqe = get_sqe(w);
+	compat_prep_fixed_fd_install(sqe, c->idx);
+	io_uring_sqe_set_data64(sqe, UD(c, OP_PEER));
+	c->refs++;
+}
+
+static void on_peer(struct conn *c, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	c->refs--;
+	if (fd >= 0) {
+		if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+			if (ss.ss_family == AF_INET)
+				inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer, sizeof(c->peer));
+			else if (ss.ss_family == AF_INET6)
+				inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, c->peer, sizeof(c->peer));
+		}
+		close(fd);
+	} else if (fd != -ECANCELED) {
+		log_debug("peer address unavailable", "conn=%u err=%s", c->idx, strerror(-fd));
+	}
+	if (c->flags & CF_CLOSED) {
+		conn_maybe_free(c);
+		return;
+	}
+	log_debug("connection accepted", "conn=%u peer=%s worker=%d", c->idx, c->peer, c->w->id);
 	if (c->state != CS_CLOSING)
 		recv_arm(c);
 }
@@ -560,6 +593,9 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		break;
 	case OP_SEND:
 		on_send(ptr, cqe->res);
+		break;
+	case OP_PEER:
+		on_peer(ptr, cqe->res);
 		break;
 	case OP_CANCEL:
 	case OP_CLOSE: {

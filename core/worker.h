@@ -39,7 +39,7 @@ struct xmlstage;
 
 enum op {
 	OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CLOSE, OP_CANCEL,
-	OP_LINK_RECV, OP_LINK_SEND, OP_LINK_CONNECT, OP_MSG, OP_IGNORE
+	OP_LINK_RECV, OP_LINK_SEND, OP_LINK_CONNECT, OP_MSG, OP_IGNORE, OP_PEER
 };
 #define OP_MASK 0xfULL
 #define UD(ptr, op) ((uint64_t)(uintptr_t)(ptr) | (uint64_t)(op))
@@ -104,6 +104,7 @@ struct conn {
 	struct conn *tnext, *tprev; /* timer wheel bucket */
 	struct conn *dnext;      /* flush list */
 	char stream_id[20];
+	char peer[48];           /* client address ("-" until known) */
 } __attribute__((aligned(16)));
 
 static inline uint64_t conn_sid(const struct conn *c)

@@ -157,6 +157,8 @@ def test_sessions_lists_logged_in_users(buddies):
             assert set(by_jid) == {ALICE, BOB}, lines
             for jid in (ALICE, BOB):
                 assert by_jid[jid].split()[-1] == "available", by_jid[jid]
+                # the client's address, learned at accept, travels in SESSION_OPEN
+                assert by_jid[jid].split()[1] == "127.0.0.1", by_jid[jid]
 
             # bob leaves: alice sees him go, and the session list forgets him.
             await bob.close()
