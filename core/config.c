@@ -249,9 +249,23 @@ static int limits_pair(struct loader *L, const char *key, yaml_node_t *v, void *
 		GET_U(L, v, key, 1, 1000000, c->limits.max_connections);
 	else if (!strcmp(key, "max_auth_failures"))
 		GET_U(L, v, key, 1, 100, c->limits.max_auth_failures);
+	else if (!strcmp(key, "max_connections_per_ip"))
+		GET_U(L, v, key, 1, 1000000, c->limits.max_connections_per_ip);
+	else if (!strcmp(key, "connection_rate_per_ip"))
+		GET_U(L, v, key, 1, 1000000, c->limits.connection_rate_per_ip);
+	else if (!strcmp(key, "max_tls_handshakes"))
+		GET_U(L, v, key, 1, 1000000, c->limits.max_tls_handshakes);
+	else if (!strcmp(key, "max_out_bytes"))
+		GET_U(L, v, key, 16384, 64u << 20, c->limits.max_out_bytes);
+	else if (!strcmp(key, "rate_bytes"))
+		GET_U(L, v, key, 1024, 1u << 30, c->limits.rate_bytes);
+	else if (!strcmp(key, "rate_stanzas"))
+		GET_U(L, v, key, 1, 1000000, c->limits.rate_stanzas);
 	else
 		return fail(L, v, "limits: unknown key '%s' (known: max_stanza_bytes, max_depth, "
-			    "max_attrs, max_name_bytes, max_value_bytes, max_connections, max_auth_failures)", key);
+			    "max_attrs, max_name_bytes, max_value_bytes, max_connections, max_auth_failures, "
+			    "max_connections_per_ip, connection_rate_per_ip, max_tls_handshakes, "
+			    "max_out_bytes, rate_bytes, rate_stanzas)", key);
 	return 0;
 }
 
@@ -264,9 +278,12 @@ static int timeouts_pair(struct loader *L, const char *key, yaml_node_t *v, void
 	else if (!strcmp(key, "auth"))
 		GET_U(L, v, key, 1, 3600, c->timeouts.auth);
 	else if (!strcmp(key, "idle"))
-		GET_U(L, v, key, 10, 86400 * 7, c->timeouts.idle);
+		GET_U(L, v, key, 1, 86400 * 7, c->timeouts.idle);
+	else if (!strcmp(key, "slow_reader"))
+		GET_U(L, v, key, 1, 3600, c->timeouts.slow_reader);
 	else
-		return fail(L, v, "timeouts: unknown key '%s' (known: handshake, auth, idle; seconds)", key);
+		return fail(L, v, "timeouts: unknown key '%s' (known: handshake, auth, idle, slow_reader; "
+			    "seconds)", key);
 	return 0;
 }
 
@@ -410,9 +427,16 @@ static void defaults(struct config *c)
 	c->limits.max_value_bytes = 64 * 1024;
 	c->limits.max_connections = 18000;
 	c->limits.max_auth_failures = 3;
+	c->limits.max_connections_per_ip = 200;
+	c->limits.connection_rate_per_ip = 50;
+	c->limits.max_tls_handshakes = 1024;
+	c->limits.max_out_bytes = 1u << 20;
+	c->limits.rate_bytes = 1u << 20;
+	c->limits.rate_stanzas = 1000;
 	c->timeouts.handshake = 10;
 	c->timeouts.auth = 30;
 	c->timeouts.idle = 600;
+	c->timeouts.slow_reader = 30;
 }
 
 /*

@@ -57,12 +57,19 @@ struct config {
 		uint32_t max_value_bytes;
 		uint32_t max_connections;   /* per worker */
 		uint32_t max_auth_failures; /* SASL failures before the stream is closed */
+		uint32_t max_connections_per_ip; /* concurrent, per worker share (see config.c) */
+		uint32_t connection_rate_per_ip; /* new connections per second per IP */
+		uint32_t max_tls_handshakes;     /* concurrent TLS handshakes, process-wide */
+		uint32_t max_out_bytes;          /* outbound queue per connection */
+		uint32_t rate_bytes;             /* per session input bytes/s (reads pause beyond) */
+		uint32_t rate_stanzas;           /* per session stanzas/s (reads pause beyond) */
 	} limits;
 
 	struct {
 		uint32_t handshake;   /* seconds: TCP accept -> stream header / TLS done */
 		uint32_t auth;        /* seconds: accept -> resource bound */
 		uint32_t idle;        /* seconds without input on a bound session */
+		uint32_t slow_reader; /* seconds a full outbound queue may stay full */
 	} timeouts;
 
 	/* The edge's session server: external when backend_address is set,
