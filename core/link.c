@@ -26,6 +26,8 @@
 
 #define LINK_RX_CHUNK (256u * 1024)
 #define LINK_OUT_LIMIT (256u << 20)   /* beyond this the session server is not keeping up */
+#define LINK_HIGH (8u << 20)          /* queued bytes: clients that add to it pause reading */
+#define LINK_LOW (2u << 20)           /* ... and resume below this */
 #define CONNECT_TRIES 100             /* x 100 ms: wait up to 10 s for a starting xedge-sm */
 
 #define BACKOFF_MAX 30                /* seconds between reconnect attempts, at most */
@@ -158,6 +160,23 @@ int link_send(struct worker *w, const struct wire_msg *m)
 		return -EINVAL;
 	l->out.len += (uint32_t)need;
 	return 0;
+}
+
+bool link_congested(struct worker *w)
+{
+	const struct link *l = &w->link;
+
+	return (size_t)buf_used(&l->out) + buf_used(&l->tx) > LINK_HIGH;
+}
+
+/* The link drained: let the clients that were paused for it read again. */
+static void link_unpause(struct worker *w)
+{
+	for (uint32_t i = 0; i < w->nslots && w->link_paused; i++) {
+		struct conn *c = w->slots[i];
+		if (c && (c->paused & PAUSE_LINK))
+			conn_resume(c, PAUSE_LINK);
+	}
 }
 
 void link_flush(struct worker *w)
@@ -339,6 +358,8 @@ void link_on_send(struct worker *w, int res)
 	l->tx.off += (uint32_t)res;
 	if (l->tx.off >= l->tx.len)
 		l->tx.off = l->tx.len = 0; /* keep the memory: the link is always busy */
+	if (w->link_paused && (size_t)buf_used(&l->out) + buf_used(&l->tx) < LINK_LOW)
+		link_unpause(w);
 }
 
 void link_close(struct worker *w)

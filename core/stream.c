@@ -35,7 +35,33 @@
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
 
-#define IN_SLACK 4096     /* conn.in may hold one item plus this much pipelined input */
+/* conn.in may hold one item plus this much more: input pipelined behind it,
+ * and what arrives between pausing reads and the cancel taking effect. */
+#define IN_SLACK (64u * 1024)
+
+/* TLS handshakes in progress, process-wide (limits.max_tls_handshakes): a
+ * handshake costs ~60 KB and real CPU, so a flood of ClientHellos is capped. */
+static _Atomic uint32_t handshakes;
+
+static bool hs_acquire(struct conn *c)
+{
+	if (__atomic_add_fetch(&handshakes, 1, __ATOMIC_RELAXED) > c->w->cfg->limits.max_tls_handshakes) {
+		__atomic_sub_fetch(&handshakes, 1, __ATOMIC_RELAXED);
+		log_warn("TLS handshake refused: limits.max_tls_handshakes in progress", "conn=%u peer=%s",
+			 c->idx, c->peer);
+		return false;
+	}
+	c->flags |= CF_HS_COUNTED;
+	return true;
+}
+
+static void hs_release(struct conn *c)
+{
+	if (c->flags & CF_HS_COUNTED) {
+		c->flags &= ~CF_HS_COUNTED;
+		__atomic_sub_fetch(&handshakes, 1, __ATOMIC_RELAXED);
+	}
+}
 
 /* What an item handler tells the input loop. */
 enum { GO_ON = 0, STOP_KEEP, STOP_DISCARD };
@@ -294,8 +320,10 @@ static int on_header(struct conn *c, const uint8_t *p, size_t n)
 	}
 	send_header(c);
 	send_features(c);
-	if (c->state == CS_HEADER && !(c->flags & CF_AUTHED))
-		conn_timer(c, c->accepted + c->w->cfg->timeouts.auth);
+	if (c->state == CS_HEADER && !(c->flags & CF_AUTHED)) {
+		c->due = c->accepted + c->w->cfg->timeouts.auth;
+		conn_timer(c, c->due);
+	}
 	set_state(c, CS_NEGOTIATE);
 	return GO_ON;
 }
@@ -306,6 +334,11 @@ static int on_starttls(struct conn *c)
 {
 	if ((c->flags & (CF_TLS | CF_AUTHED)) || c->ssl) {
 		/* RFC 6120 §5.4.2.2: failure, then the stream is closed. */
+		outs(c, "<failure xmlns='" NS_TLS "'/>");
+		stream_end(c, WIRE_CLOSE_ERROR);
+		return STOP_DISCARD;
+	}
+	if (!hs_acquire(c)) {
 		outs(c, "<failure xmlns='" NS_TLS "'/>");
 		stream_end(c, WIRE_CLOSE_ERROR);
 		return STOP_DISCARD;
@@ -321,7 +354,8 @@ static int on_starttls(struct conn *c)
 	}
 	c->flags &= ~CF_HEADER_SENT;
 	set_state(c, CS_STARTTLS);
-	conn_timer(c, c->w->now + c->w->cfg->timeouts.handshake);
+	c->due = c->w->now + c->w->cfg->timeouts.handshake;
+	conn_timer(c, c->due);
 	/* Anything pipelined after <starttls/> is discarded (command injection). */
 	return STOP_DISCARD;
 }
@@ -611,7 +645,12 @@ static int forward(struct conn *c, const struct xs_stanza *s, const uint8_t *p, 
 		stanza_error(c, s, "wait", "resource-constraint");
 		return GO_ON;
 	}
-	w->stat_stanzas_in++;
+	if (link_congested(w)) {
+		/* The session server is not keeping up: stop reading from this
+		 * client rather than queueing without bound (resumed in link.c). */
+		conn_pause(c, PAUSE_LINK);
+		return STOP_KEEP;
+	}
 	return GO_ON;
 }
 
@@ -678,6 +717,7 @@ static int on_item(struct conn *c, int ev, const uint8_t *p, size_t n)
 {
 	switch (ev) {
 	case FRAMER_SPACE:
+		c->last_rx = c->w->now;   /* a keepalive: the session is alive */
 		return GO_ON;
 	case FRAMER_HEADER:
 		return on_header(c, p, n);
@@ -693,9 +733,16 @@ static int on_item(struct conn *c, int ev, const uint8_t *p, size_t n)
 		}
 		stream_end(c, WIRE_CLOSE_NORMAL);
 		return STOP_DISCARD;
-	case FRAMER_STANZA:
+	case FRAMER_STANZA: {
+		/* Only complete items count as activity: a slowloris that trickles
+		 * one stanza forever still reaches the idle timeout. */
+		bool ok = conn_rate_ok(c, 0, 1);
+		int r;
+		c->last_rx = c->w->now;
 		c->w->stat_stanzas_in++;
-		return on_stanza(c, p, n);
+		r = on_stanza(c, p, n);
+		return r == GO_ON && !ok ? STOP_KEEP : r;
+	}
 	}
 	return GO_ON;
 }
@@ -707,6 +754,10 @@ static size_t frame_items(struct conn *c, const uint8_t *buf, size_t len, int *s
 	size_t pos = 0, end;
 
 	*stop = GO_ON;
+	if (c->paused || (c->flags & CF_WAIT_SM)) {
+		*stop = STOP_KEEP;
+		return 0;
+	}
 	while (pos < len && c->state != CS_CLOSING) {
 		int ev = framer_scan(&c->fr, &c->w->lim, buf + pos, len - pos, &end);
 		if (ev == FRAMER_MORE)
@@ -734,7 +785,7 @@ static void plain_input(struct conn *c, const uint8_t *data, size_t len)
 	size_t used;
 	size_t limit = c->w->cfg->limits.max_stanza_bytes + IN_SLACK;
 
-	if (!buf_used(&c->in) && !(c->flags & CF_WAIT_SM)) {
+	if (!buf_used(&c->in) && !(c->flags & CF_WAIT_SM) && !c->paused) {
 		used = frame_items(c, data, len, &stop);
 		if (stop == STOP_DISCARD || used == len)
 			return;
@@ -748,7 +799,7 @@ static void plain_input(struct conn *c, const uint8_t *data, size_t len)
 		stream_error(c, "policy-violation", NULL);
 		return;
 	}
-	if (c->flags & CF_WAIT_SM)
+	if ((c->flags & CF_WAIT_SM) || c->paused)
 		return;
 	used = frame_items(c, buf_data(&c->in), buf_used(&c->in), &stop);
 	if (stop == STOP_DISCARD)
@@ -757,14 +808,13 @@ static void plain_input(struct conn *c, const uint8_t *data, size_t len)
 		buf_consume(&c->in, used);
 }
 
-/* Resume input that waited for the session server. */
-static void resume(struct conn *c)
+/* Handle input that waited (for the session server, or while paused). */
+void stream_resume(struct conn *c)
 {
 	int stop;
 	size_t used;
 
-	c->flags &= ~CF_WAIT_SM;
-	if (!buf_used(&c->in) || c->state == CS_CLOSING)
+	if (!buf_used(&c->in) || c->state == CS_CLOSING || c->paused || (c->flags & CF_WAIT_SM))
 		return;
 	used = frame_items(c, buf_data(&c->in), buf_used(&c->in), &stop);
 	if (stop == STOP_DISCARD)
@@ -779,7 +829,8 @@ void stream_accepted(struct conn *c)
 {
 	framer_reset(&c->fr);
 	c->state = (c->flags & CF_DIRECT_TLS) ? CS_TLS_WAIT : CS_HEADER;
-	conn_timer(c, c->w->now + c->w->cfg->timeouts.handshake);
+	c->due = c->w->now + c->w->cfg->timeouts.handshake;
+	conn_timer(c, c->due);
 }
 
 static void tls_input(struct conn *c, const uint8_t *data, size_t len)
@@ -801,11 +852,13 @@ static void tls_input(struct conn *c, const uint8_t *data, size_t len)
 			return;
 		}
 		c->flags |= CF_TLS;
+		hs_release(c);
 		if (!c->domain)
 			c->domain = tls_sni_domain(c->ssl);
 		framer_reset(&c->fr);
 		set_state(c, CS_HEADER);
-		conn_timer(c, c->accepted + w->cfg->timeouts.auth);
+		c->due = c->accepted + w->cfg->timeouts.auth;
+		conn_timer(c, c->due);
 		log_debug("TLS established", "conn=%u domain=%s", c->idx, c->domain ? c->domain : "-");
 	}
 	while (c->state != CS_CLOSING) {
@@ -832,6 +885,12 @@ void stream_input(struct conn *c, const uint8_t *data, size_t len)
 {
 	if ((c->flags & CF_DIRECT_TLS) && !c->ssl) {
 		/* Lazy: a WOLFSSL costs ~60 KB, create it on the first ClientHello byte. */
+		if (!hs_acquire(c)) {
+			c->flags |= CF_PEER_GONE;
+			set_state(c, CS_CLOSING);
+			conn_release(c);
+			return;
+		}
 		c->tio = (struct tls_io){ .out = tls_out, .owner = c };
 		c->ssl = tls_new(NULL, &c->tio);
 		if (!c->ssl) {
@@ -857,18 +916,33 @@ void stream_eof(struct conn *c)
 	conn_release(c);
 }
 
+/*
+ * The connection's timer fired.  It may have been set for any of its
+ * deadlines: the state's (handshake, auth: c->due), the idle one (sessions:
+ * last complete item + idle), or a slow reader's.  Act on the one that is
+ * due, or re-arm for the earliest one still ahead.
+ */
 void stream_timeout(struct conn *c)
 {
 	struct worker *w = c->w;
+	const struct config *cfg = w->cfg;
+	uint64_t next;
 
-	if (c->state == CS_SESSION) {
-		uint64_t due = c->last_rx + w->cfg->timeouts.idle;
-		if (due > w->now) {
-			conn_timer(c, due);
-			return;
-		}
+	if ((c->flags & CF_SLOW) && w->now >= c->slow_since + cfg->timeouts.slow_reader) {
+		log_info("slow reader: output queue stayed full", "conn=%u peer=%s jid=%s", c->idx, c->peer,
+			 c->jid ? c->jid : "-");
+		c->flags |= CF_PEER_GONE;   /* it is not reading: the error could not reach it */
+		stream_error(c, "resource-constraint", NULL);
+		return;
 	}
-	stream_error(c, "connection-timeout", NULL);
+	next = c->state == CS_SESSION ? c->last_rx + cfg->timeouts.idle : c->due;
+	if (w->now >= next) {
+		stream_error(c, "connection-timeout", NULL);
+		return;
+	}
+	if ((c->flags & CF_SLOW) && c->slow_since + cfg->timeouts.slow_reader < next)
+		next = c->slow_since + cfg->timeouts.slow_reader;
+	conn_timer(c, next);
 }
 
 void stream_shutdown(struct conn *c)
@@ -879,6 +953,7 @@ void stream_shutdown(struct conn *c)
 void stream_free(struct conn *c)
 {
 	sm_close(c, WIRE_CLOSE_DISCONNECT);
+	hs_release(c);
 	sasl_free(c->sasl);
 	tls_free(c->ssl);
 	free(c->user);
@@ -956,13 +1031,14 @@ void stream_on_frame(struct worker *w, const struct wire_msg *m)
 					   &m->u.cred_resp.sha256);
 			c->flags &= ~CF_WAIT_SM;
 			if (sasl_result(c, r) != STOP_DISCARD)
-				resume(c);
+				stream_resume(c);
 		}
 		break;
 	case WIRE_BIND_RESP:
 		if (c->bind_id && (c->flags & CF_WAIT_SM)) {
+			c->flags &= ~CF_WAIT_SM;
 			on_bind_resp(c, m);
-			resume(c);
+			stream_resume(c);
 		}
 		break;
 	case WIRE_STANZA:

@@ -27,6 +27,7 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
+#include "core/iplimit.h"
 #include "core/log.h"
 #include "core/uring_compat.h"
 #include "parser/xmlstage.h"
@@ -35,7 +36,7 @@
 #define RECV_BUF_SIZE 16384
 #define RECV_BUFS 512             /* 8 MiB per worker: sized for bursts, not connections */
 #define SCRATCH_SIZE 16384
-#define OUT_LIMIT (4u << 20)      /* hard cap on queued output per connection */
+#define OUT_HARD_FACTOR 4         /* queued output beyond 4 x max_out_bytes: closed at once */
 #define CLOSE_GRACE 5             /* seconds to flush a goodbye before a hard close */
 
 static const char *const state_names[] = {
@@ -52,6 +53,13 @@ static uint64_t clock_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec;
+}
+
+uint64_t worker_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static struct io_uring_sqe *get_sqe(struct worker *w)
@@ -139,6 +147,9 @@ static void conn_free(struct conn *c)
 
 	stream_free(c);
 	timer_unlink(c);
+	conn_resume(c, PAUSE_RATE | PAUSE_LINK);   /* unlink from the paused lists */
+	if (c->flags & CF_IP_COUNTED)
+		iplimit_leave(c->ip);
 	buf_reset(&c->in);
 	buf_reset(&c->pt);
 	buf_reset(&c->out);
@@ -202,15 +213,26 @@ void conn_flush_later(struct conn *c)
 
 void conn_send(struct conn *c, const void *data, size_t len)
 {
+	struct worker *w = c->w;
+	size_t max = w->cfg->limits.max_out_bytes, queued;
+
 	if (c->flags & (CF_PEER_GONE | CF_CLOSED))
 		return;
-	if (buf_append(&c->out, data, len, OUT_LIMIT) < 0) {
+	if (buf_append(&c->out, data, len, max * OUT_HARD_FACTOR) < 0) {
 		/* A reader this far behind is gone for practical purposes. */
-		log_warn("output queue limit reached, closing", "conn=%u jid=%s", c->idx,
-			 c->jid ? c->jid : "-");
+		log_warn("output queue hard limit reached, closing", "conn=%u peer=%s jid=%s", c->idx,
+			 c->peer, c->jid ? c->jid : "-");
 		c->flags |= CF_PEER_GONE;
 		conn_release(c);
 		return;
+	}
+	queued = (size_t)buf_used(&c->out) + buf_used(&c->sending);
+	if (queued > max && !(c->flags & CF_SLOW)) {
+		/* A slow reader: it has timeouts.slow_reader seconds to catch up. */
+		c->flags |= CF_SLOW;
+		c->slow_since = w->now;
+		if (!c->deadline || c->deadline > w->now + w->cfg->timeouts.slow_reader)
+			conn_timer(c, w->now + w->cfg->timeouts.slow_reader);
 	}
 	conn_flush_later(c);
 }
@@ -265,6 +287,9 @@ static void on_send(struct conn *c, int res)
 			stream_eof(c);
 	} else {
 		buf_consume(&c->sending, (size_t)res);
+		if ((c->flags & CF_SLOW) && (size_t)buf_used(&c->out) + buf_used(&c->sending) <
+						     c->w->cfg->limits.max_out_bytes / 2)
+			c->flags &= ~CF_SLOW;   /* caught up */
 		if (!(c->flags & CF_CLOSED))
 			conn_flush_later(c);
 	}
@@ -284,7 +309,9 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
 		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 		uint8_t *p = w->bufmem + (size_t)bid * w->bufsize;
 		if (res > 0 && !(c->flags & (CF_CLOSED | CF_PEER_GONE)) && c->state != CS_CLOSING) {
-			c->last_rx = w->now;
+			/* Charge first: over budget, this input is still handled
+			 * (it is here), and reads pause until it is repaid. */
+			conn_rate_ok(c, (size_t)res, 0);
 			stream_input(c, p, (size_t)res);
 		}
 		io_uring_buf_ring_add(w->br, p, w->bufsize, (unsigned short)bid,
@@ -293,6 +320,12 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
 	}
 	if (c->flags & CF_CLOSED) {
 		conn_maybe_free(c);
+		return;
+	}
+	if (res == -ECANCELED && !(c->flags & CF_PEER_GONE)) {
+		/* conn_pause() cancelled the recv; re-arm if it was resumed meanwhile */
+		if (!c->paused && !(c->flags & CF_RECV_ARMED) && c->state != CS_CLOSING)
+			recv_arm(c);
 		return;
 	}
 	if (res == 0 || (res < 0 && res != -ENOBUFS)) {
@@ -305,8 +338,95 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
 			stream_eof(c);
 		return;
 	}
-	if (!(c->flags & CF_RECV_ARMED) && c->state != CS_CLOSING)
+	if (!(c->flags & CF_RECV_ARMED) && c->state != CS_CLOSING && !c->paused)
 		recv_arm(c); /* -ENOBUFS ended the multishot: buffers are back, re-arm */
+}
+
+/* ---- pausing reads: rate limits and backpressure -------------------------- */
+
+void conn_pause(struct conn *c, int why)
+{
+	struct worker *w = c->w;
+
+	if ((why & PAUSE_RATE) && !(c->paused & PAUSE_RATE)) {
+		c->pnext = w->rate_paused;
+		c->pprev = NULL;
+		if (w->rate_paused)
+			w->rate_paused->pprev = c;
+		w->rate_paused = c;
+	}
+	if ((why & PAUSE_LINK) && !(c->paused & PAUSE_LINK))
+		w->link_paused++;
+	if (!c->paused && (c->flags & CF_RECV_ARMED) && !(c->flags & CF_CLOSED)) {
+		/* The kernel keeps the bytes: the socket buffer fills and TCP's
+		 * window closes, which is the backpressure we want. */
+		struct io_uring_sqe *sqe = get_sqe(w);
+		io_uring_prep_cancel64(sqe, UD(c, OP_RECV), 0);
+		io_uring_sqe_set_data64(sqe, UD(c, OP_CANCEL));
+		c->refs++;
+	}
+	c->paused |= (uint8_t)why;
+}
+
+void conn_resume(struct conn *c, int why)
+{
+	struct worker *w = c->w;
+
+	if ((why & PAUSE_RATE) && (c->paused & PAUSE_RATE)) {
+		if (c->pprev)
+			c->pprev->pnext = c->pnext;
+		else
+			w->rate_paused = c->pnext;
+		if (c->pnext)
+			c->pnext->pprev = c->pprev;
+		c->pnext = c->pprev = NULL;
+	}
+	if ((why & PAUSE_LINK) && (c->paused & PAUSE_LINK))
+		w->link_paused--;
+	c->paused &= (uint8_t)~why;
+	if (c->paused || (c->flags & (CF_CLOSED | CF_PEER_GONE)) || c->state == CS_CLOSING)
+		return;
+	stream_resume(c);
+	if (!c->paused && !(c->flags & (CF_RECV_ARMED | CF_CLOSED)) && c->state != CS_CLOSING)
+		recv_arm(c);
+}
+
+/* Token buckets, one second of burst.  Charging may overdraw: the input that
+ * is already here is handled, and the connection pauses until it is repaid. */
+bool conn_rate_ok(struct conn *c, size_t bytes, unsigned stanzas)
+{
+	const struct config *cfg = c->w->cfg;
+	uint64_t now = worker_ms(), dt = now - c->tok_ms;
+
+	if (dt) {
+		c->tok_bytes += (int64_t)(dt * cfg->limits.rate_bytes / 1000);
+		c->tok_stanzas += (int64_t)(dt * cfg->limits.rate_stanzas / 1000);
+		if (c->tok_bytes > (int64_t)cfg->limits.rate_bytes)
+			c->tok_bytes = cfg->limits.rate_bytes;
+		if (c->tok_stanzas > (int64_t)cfg->limits.rate_stanzas)
+			c->tok_stanzas = cfg->limits.rate_stanzas;
+		c->tok_ms = now;
+	}
+	c->tok_bytes -= (int64_t)bytes;
+	c->tok_stanzas -= stanzas;
+	if (c->tok_bytes >= 0 && c->tok_stanzas >= 0)
+		return true;
+	if (!(c->paused & PAUSE_RATE))
+		log_debug("rate limit: pausing reads", "conn=%u jid=%s", c->idx, c->jid ? c->jid : "-");
+	conn_pause(c, PAUSE_RATE);
+	return false;
+}
+
+/* Every tick: resume the connections whose budget is repaid. */
+static void rate_tick(struct worker *w)
+{
+	struct conn *c, *next;
+
+	for (c = w->rate_paused; c; c = next) {
+		next = c->pnext;
+		if (conn_rate_ok(c, 0, 0))
+			conn_resume(c, PAUSE_RATE);
+	}
 }
 
 static void on_accept(struct listener *l, struct io_uring_cqe *cqe)
@@ -341,6 +461,9 @@ static void on_accept(struct listener *l, struct io_uring_cqe *cqe)
 	c->idx = (uint32_t)idx;
 	c->gen = ++w->gen;
 	c->accepted = c->last_rx = w->now;
+	c->tok_bytes = w->cfg->limits.rate_bytes;
+	c->tok_stanzas = w->cfg->limits.rate_stanzas;
+	c->tok_ms = worker_ms();
 	if (l->kind == LISTEN_C2S_TLS)
 		c->flags |= CF_DIRECT_TLS;
 	strcpy(c->peer, "-");
@@ -365,12 +488,31 @@ static void on_peer(struct conn *c, int fd)
 	c->refs--;
 	if (fd >= 0) {
 		if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
-			if (ss.ss_family == AF_INET)
-				inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer, sizeof(c->peer));
-			else if (ss.ss_family == AF_INET6)
-				inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, c->peer, sizeof(c->peer));
+			if (ss.ss_family == AF_INET) {
+				struct in_addr *a = &((struct sockaddr_in *)&ss)->sin_addr;
+				inet_ntop(AF_INET, a, c->peer, sizeof(c->peer));
+				c->ip[10] = c->ip[11] = 0xff;   /* v4-mapped */
+				memcpy(c->ip + 12, a, 4);
+			} else if (ss.ss_family == AF_INET6) {
+				struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+				inet_ntop(AF_INET6, a, c->peer, sizeof(c->peer));
+				memcpy(c->ip, a, 16);
+			}
 		}
 		close(fd);
+		if (!(c->flags & CF_CLOSED) && c->peer[0] != '-') {
+			const struct config *cfg = c->w->cfg;
+			int v = iplimit_enter(c->ip, cfg->limits.max_connections_per_ip,
+					      cfg->limits.connection_rate_per_ip, c->w->now);
+			if (v != IPLIMIT_OK) {
+				log_info("connection refused", "peer=%s why=\"%s\"", c->peer, iplimit_verdict_str(v));
+				c->flags |= CF_PEER_GONE;
+				c->state = CS_CLOSING;
+				conn_release(c);
+			} else {
+				c->flags |= CF_IP_COUNTED;
+			}
+		}
 	} else if (fd != -ECANCELED) {
 		log_debug("peer address unavailable", "conn=%u err=%s", c->idx, strerror(-fd));
 	}
@@ -650,6 +792,7 @@ static void *worker_main(void *arg)
 					accept_arm(&w->listeners[i]);
 		if (w->now > w->wheel_pos) {
 			timers_run(w);
+			rate_tick(w);
 			link_tick(w);
 		}
 	}

@@ -74,6 +74,13 @@ const char *conn_state_str(int s);
 #define CF_RECV_ARMED   0x0200 /* a multishot recv is armed */
 #define CF_SENDING      0x0400 /* a send is in flight */
 #define CF_PEER_GONE    0x0800 /* EOF or error: write nothing more */
+#define CF_IP_COUNTED   0x1000 /* counted in iplimit: leave on free */
+#define CF_HS_COUNTED   0x2000 /* holds one of the process-wide TLS handshake slots */
+#define CF_SLOW         0x4000 /* output queue over max_out_bytes since slow_since */
+
+/* conn.paused: why reads are paused (the multishot recv is cancelled) */
+#define PAUSE_RATE      0x01   /* over its bytes/s or stanzas/s budget */
+#define PAUSE_LINK      0x02   /* the session server link is backed up */
 
 struct conn {
 	struct worker *w;
@@ -84,6 +91,7 @@ struct conn {
 	uint8_t refs;            /* in-flight operations */
 	uint8_t auth_failures;
 	uint8_t close_reason;    /* enum wire_reason sent to the session server */
+	uint8_t paused;          /* PAUSE_* */
 	uint16_t bind_id_len;
 	struct framer fr;
 	struct buf in;           /* plaintext received, not yet consumed */
@@ -101,10 +109,16 @@ struct conn {
 	uint64_t accepted;       /* worker clock (s) at accept */
 	uint64_t last_rx;        /* worker clock (s) of the last input */
 	uint64_t deadline;       /* worker clock (s) when the timer fires; 0: none */
+	uint64_t due;            /* when the current state times out (before a session) */
+	uint64_t slow_since;     /* worker clock when the output queue went over the limit */
+	int64_t tok_bytes, tok_stanzas; /* rate limit buckets (may go negative) */
+	uint64_t tok_ms;         /* last refill, ms */
 	struct conn *tnext, *tprev; /* timer wheel bucket */
 	struct conn *dnext;      /* flush list */
+	struct conn *pnext, *pprev; /* rate-paused list */
 	char stream_id[20];
 	char peer[48];           /* client address ("-" until known) */
+	uint8_t ip[16];          /* the same, v4-mapped, for iplimit */
 } __attribute__((aligned(16)));
 
 static inline uint64_t conn_sid(const struct conn *c)
@@ -154,6 +168,8 @@ struct worker {
 	struct conn **slots;     /* by direct descriptor index */
 	uint32_t nslots, nconns, gen;
 	struct conn *dirty;      /* connections with output to flush */
+	struct conn *rate_paused;/* connections paused by their rate limit */
+	uint32_t link_paused;    /* connections paused because the link is backed up */
 
 	uint64_t now;            /* monotonic seconds, updated once per loop */
 	struct conn *wheel[WHEEL_SLOTS];
@@ -181,6 +197,10 @@ void conn_send(struct conn *c, const void *data, size_t len); /* queue wire byte
 void conn_flush_later(struct conn *c);
 void conn_timer(struct conn *c, uint64_t deadline);
 void conn_release(struct conn *c);      /* start the socket close (after the last bytes) */
+void conn_pause(struct conn *c, int why);  /* stop reading (PAUSE_*) */
+void conn_resume(struct conn *c, int why);
+bool conn_rate_ok(struct conn *c, size_t bytes, unsigned stanzas); /* charge; false: paused */
+uint64_t worker_ms(void);
 struct conn *worker_conn_by_sid(struct worker *w, uint64_t sid);
 
 /* stream.c */
@@ -190,6 +210,7 @@ void stream_eof(struct conn *c);
 void stream_timeout(struct conn *c);
 void stream_flush(struct conn *c);      /* encrypt pending plaintext into c->out */
 void stream_free(struct conn *c);       /* drop XMPP state just before the conn is freed */
+void stream_resume(struct conn *c);     /* handle input buffered while paused or waiting */
 void stream_on_frame(struct worker *w, const struct wire_msg *m);
 void stream_link_down(struct worker *w);
 void stream_shutdown(struct conn *c);   /* server going down: system-shutdown */
@@ -197,6 +218,7 @@ void stream_shutdown(struct conn *c);   /* server going down: system-shutdown */
 /* link.c */
 int link_open(struct worker *w);
 int link_send(struct worker *w, const struct wire_msg *m);
+bool link_congested(struct worker *w);     /* queued towards the session server over the high mark */
 void link_flush(struct worker *w);
 void link_arm(struct worker *w);
 void link_on_recv(struct worker *w, int res);
