@@ -29,7 +29,7 @@ FUZZERS  = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB = $(filter parser/%.c tls/%.c core/sasl.c core/log.c, $(LIB_SRCS))
 PYTEST   = /usr/bin/python3 -m pytest
 
-.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan clean cert
+.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert
 all: deps $(PROGS)
 
 deps:
@@ -64,6 +64,25 @@ $(BUILD)/asan/xedge-sm: $(BUILD)/san/sm/main.o $(BUILD)/libxedge-san.a
 $(BUILD)/asan/xedgectl: $(BUILD)/san/core/xedgectl.o $(BUILD)/libxedge-san.a
 	@mkdir -p $(dir $@); $(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDBASE)
 asan: $(BUILD)/asan/xedge $(BUILD)/asan/xedge-sm $(BUILD)/asan/xedgectl
+
+# ThreadSanitizer build of the programs: `make tsan` runs the integration suite
+# on it (the fixtures fail a test on any "ThreadSanitizer" report).
+TSAN     = -fsanitize=thread -DXEDGE_NO_JEMALLOC
+TSAN_OBJS = $(LIB_SRCS:%.c=$(BUILD)/tsan-obj/%.o)
+$(BUILD)/tsan-obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O1 $(TSAN) -MMD -MP -c $< -o $@
+$(BUILD)/libxedge-tsan.a: $(TSAN_OBJS)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/tsan/xedge: $(BUILD)/tsan-obj/core/main.o $(BUILD)/libxedge-tsan.a
+	@mkdir -p $(dir $@); $(CC) $(CFLAGS) $(TSAN) -o $@ $^ $(LDBASE)
+$(BUILD)/tsan/xedge-sm: $(BUILD)/tsan-obj/sm/main.o $(BUILD)/libxedge-tsan.a
+	@mkdir -p $(dir $@); $(CC) $(CFLAGS) $(TSAN) -o $@ $^ $(LDBASE)
+$(BUILD)/tsan/xedgectl: $(BUILD)/tsan-obj/core/xedgectl.o $(BUILD)/libxedge-tsan.a
+	@mkdir -p $(dir $@); $(CC) $(CFLAGS) $(TSAN) -o $@ $^ $(LDBASE)
+tsan: test-deps $(BUILD)/tsan/xedge $(BUILD)/tsan/xedge-sm $(BUILD)/tsan/xedgectl
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" XEDGE_BIN=$(BUILD)/tsan \
+		$(PYTEST) -q -p no:cacheprovider tests/integration
 
 # Unit tests: cmocka, one file per module, ASan+UBSan.
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libxedge-san.a

@@ -45,7 +45,9 @@ static void raise_nofile(void)
 	}
 }
 
-static struct sm *start_embedded_sm(const struct config *cfg, pthread_t *thr)
+/* The embedded session server, created but not started: its links are added
+ * first (sm.h: only its own thread may touch it once sm_run() runs). */
+static struct sm *new_embedded_sm(const struct config *cfg)
 {
 	const char *domains[CONFIG_MAX_DOMAINS];
 	struct sm_config smc = { 0 };
@@ -60,12 +62,6 @@ static struct sm *start_embedded_sm(const struct config *cfg, pthread_t *thr)
 	smc.domains = domains;
 	smc.ndomains = cfg->ndomains;
 	sm = sm_new(&smc);
-	if (!sm)
-		return NULL;
-	if (pthread_create(thr, NULL, sm_thread, sm) != 0) {
-		sm_free(sm);
-		return NULL;
-	}
 	return sm;
 }
 
@@ -140,7 +136,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (!cfg.backend_address) {
-		sm = start_embedded_sm(&cfg, &sm_thr);
+		sm = new_embedded_sm(&cfg);
 		if (!sm) {
 			log_error("cannot start the embedded session server", "database=%s",
 				  cfg.sm.database ? cfg.sm.database : "xedge.db");
@@ -149,7 +145,7 @@ int main(int argc, char **argv)
 	}
 	workers = calloc((size_t)nworkers, sizeof(*workers));
 	if (!workers)
-		goto out_sm;
+		goto out_sm_unstarted;
 	for (int i = 0; i < nworkers; i++) {
 		struct worker *w = &workers[i];
 		w->id = i;
@@ -159,11 +155,19 @@ int main(int argc, char **argv)
 			int sv[2];
 			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || sm_add_link(sm, sv[1]) < 0) {
 				log_error("cannot link a worker to the embedded session server", "err=%s", strerror(errno));
-				nworkers = i;
-				goto out_workers;
+				free(workers);
+				goto out_sm_unstarted;
 			}
 			w->sm_fd = sv[0];
 		}
+	}
+	if (sm && pthread_create(&sm_thr, NULL, sm_thread, sm) != 0) {
+		log_error("cannot start the embedded session server thread", "%s", "");
+		free(workers);
+		goto out_sm_unstarted;
+	}
+	for (int i = 0; i < nworkers; i++) {
+		struct worker *w = &workers[i];
 		int r = worker_start(w);
 		if (r < 0) {
 			log_error("worker failed to start", "worker=%d err=%s", i, strerror(-r));
@@ -189,12 +193,15 @@ out_workers:
 	for (int i = 0; i < nworkers; i++)
 		pthread_join(workers[i].thread, NULL);
 	free(workers);
-out_sm:
 	if (sm) {
 		sm_stop(sm);
 		pthread_join(sm_thr, NULL);
 		sm_free(sm);
 	}
+	goto out_ring;
+out_sm_unstarted:
+	if (sm)
+		sm_free(sm);
 out_ring:
 	io_uring_queue_exit(&ctl);
 out:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -44,7 +44,8 @@ START_TIMEOUT = 20.0  # ASan builds start slower
 STOP_TIMEOUT = 10.0
 WATCHDOG = float(os.environ.get("XEDGE_TEST_WATCHDOG", "120"))
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
-                      "ERROR: ThreadSanitizer", "AddressSanitizer:DEADLYSIGNAL")
+                      "ERROR: ThreadSanitizer", "WARNING: ThreadSanitizer",
+                      "AddressSanitizer:DEADLYSIGNAL")
 
 
 def bin_dir() -> Path:
@@ -180,6 +181,10 @@ class ServerOptions:
     idle_timeout: int = 600
     log_level: str = "debug"
     extra_edge_yaml: str = ""        # appended verbatim to the edge config
+    # More edge `limits:` / `timeouts:` keys, e.g. {"max_connections_per_ip": 5};
+    # a key given here wins over the named field of the same meaning above.
+    limits: dict = field(default_factory=dict)
+    timeouts: dict = field(default_factory=dict)
 
     @classmethod
     def from_param(cls, param):
@@ -190,6 +195,10 @@ class ServerOptions:
         if isinstance(param, dict):
             return cls(**param)
         raise TypeError(f"server param {param!r}")
+
+
+def _yaml_section(values: dict) -> str:
+    return "".join(f"  {k}: {v}\n" for k, v in values.items())
 
 
 class Server:
@@ -243,13 +252,12 @@ class Server:
                 f"    key: {self.key}\n"
                 "tls:\n"
                 f"  require: {'true' if o.tls_require else 'false'}\n"
-                "limits:\n"
-                f"  max_auth_failures: {o.max_auth_failures}\n"
-                f"  max_stanza_bytes: {o.max_stanza_bytes}\n"
-                "timeouts:\n"
-                f"  handshake: {o.handshake_timeout}\n"
-                f"  auth: {o.auth_timeout}\n"
-                f"  idle: {o.idle_timeout}\n")
+                "limits:\n" +
+                _yaml_section({"max_auth_failures": o.max_auth_failures,
+                               "max_stanza_bytes": o.max_stanza_bytes, **o.limits}) +
+                "timeouts:\n" +
+                _yaml_section({"handshake": o.handshake_timeout, "auth": o.auth_timeout,
+                               "idle": o.idle_timeout, **o.timeouts}))
         if o.mode == "embedded":
             edge += self._sm_yaml(with_listen=False)
         else:
@@ -320,6 +328,18 @@ class Server:
 
     def log_tails(self, lines: int = 60) -> str:
         return "\n".join(f"--- {p.name} log ({p.log}) ---\n{tail(p.log, lines)}" for p in self.procs)
+
+    def proc(self, which: str = "xedge") -> "Proc":
+        """The running (last started) process of that name."""
+        return [p for p in self.procs if p.name == which][-1]
+
+    def rss_kib(self, which: str = "xedge") -> int:
+        """Resident set size of a server process, in KiB (from /proc)."""
+        with open(f"/proc/{self.proc(which).p.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError(f"no VmRSS for {which}")
 
     def log(self, which: str = "xedge") -> str:
         texts = [p.text() for p in self.procs if p.name == which]
@@ -444,6 +464,168 @@ def buddies(server):
     server.roster_add("alice", "bob", "both", "Bob")
     server.roster_add("bob", "alice", "both", "Alice")
     return server
+
+
+# ---- a legitimate pair beside an attacker ------------------------------------------
+
+class LegitPair:
+    """alice and bob logged in over STARTTLS from 127.0.0.1 (resource 'legit'), chatting
+    while a test attacks the same server.  check(): the edge is still running and one
+    message goes each way, from-stamped.  Attackers should connect from other loopback
+    addresses (Raw(..., source="127.0.0.N")) so per-IP limits never hit the pair."""
+
+    RESOURCE = "legit"
+
+    def __init__(self, server, timeout: float = 10.0):
+        from rawxmpp import Raw
+        self.server = server
+        self.rounds = 0
+        self.alice = self.bob = None
+        try:
+            self.alice = Raw(server.c2s_port, timeout=timeout)
+            self.alice.login("alice", USERS["alice"], self.RESOURCE)
+            self.bob = Raw(server.c2s_port, timeout=timeout)
+            self.bob.login("bob", USERS["bob"], self.RESOURCE)
+        except BaseException:
+            self.close()
+            raise
+
+    def broken(self) -> bool:
+        return any(c is None or c.eof for c in (self.alice, self.bob))
+
+    def alive(self):
+        """(c) The edge process (and xedge-sm, when external) is still running."""
+        dead = [p for p in self.server.procs if not p.stopped and not p.terminated and not p.alive()]
+        if dead:
+            raise AssertionError(
+                "server process died: " + ", ".join(f"{p.name} (status {p.p.returncode})"
+                                                    for p in dead) + "\n" + self.server.log_tails())
+
+    def chat(self, timeout: float = 5.0, tag: str = "chat"):
+        """(d) alice -> bob and bob -> alice, each delivered and stamped with its sender."""
+        from rawxmpp import NS_CLIENT, q
+        self.rounds += 1
+        for src, dst in ((self.alice, self.bob), (self.bob, self.alice)):
+            body = f"legit-{tag}-{self.rounds}-{os.urandom(3).hex()}"
+            try:
+                src.send(f"<message to='{dst.jid}' type='chat'><body>{body}</body></message>")
+                m = dst.wait_for(lambda e: e.tag == q(NS_CLIENT, "message") and
+                                 e.findtext(q(NS_CLIENT, "body")) == body, timeout)
+            except (AssertionError, OSError) as e:
+                raise AssertionError(f"legitimate client beside the attack: {src.jid} -> {dst.jid} "
+                                     f"not delivered: {e}\n{self.server.log_tails(30)}") from None
+            assert m.get("from") == src.jid, f"legit message stamped {m.get('from')!r}"
+
+    def check(self, timeout: float = 5.0, tag: str = "chat"):
+        self.alive()
+        self.chat(timeout, tag)
+
+    def keepalive(self):
+        """A whitespace keepalive from both (idle timeouts)."""
+        for c in (self.alice, self.bob):
+            c.send(b" ")
+
+    def received(self, marker) -> bool:
+        """Did either legit client ever receive these bytes?"""
+        if isinstance(marker, str):
+            marker = marker.encode()
+        return any(c is not None and marker in c.raw for c in (self.alice, self.bob))
+
+    def close(self):
+        for c in (self.alice, self.bob):
+            if c is not None:
+                c.close()
+
+
+@pytest.fixture
+def legit(server):
+    """A LegitPair on `server`; at teardown it must still chat (checked for every test
+    that uses it), which makes 'the attack did not hurt anybody else' part of the test."""
+    pair = LegitPair(server)
+    try:
+        yield pair
+        pair.check(tag="teardown")
+    finally:
+        pair.close()
+
+
+class Arena:
+    """One server shared by a whole test module (options: the module's ARENA_OPTIONS,
+    as for `server`), with alice, bob, carol, and a LegitPair logged in beside every
+    attack.  If a test killed the server (or the pair), the next test gets a fresh one;
+    the test that did it fails at teardown with the logs."""
+
+    def __init__(self, param, tmp_path_factory, cert):
+        self.param, self.tmp_path_factory, self.cert = param, tmp_path_factory, cert
+        self.server = self.pair = None
+        self.generation = 0
+        self.problems = []
+        self.sockdirs = []
+
+    def _start(self):
+        self.generation += 1
+        workdir = self.tmp_path_factory.mktemp(f"arena{self.generation}")
+        sockdir = Path(tempfile.mkdtemp(prefix="xa", dir="/tmp"))
+        self.sockdirs.append(sockdir)
+        srv = Server(ServerOptions.from_param(self.param), workdir, sockdir, self.cert)
+        self.server = srv
+        try:
+            srv.start()
+            for u in USERS:
+                srv.add_user(u)
+        except BaseException:
+            self.problems += srv.stop()
+            raise
+
+    def ensure(self, item=None):
+        if self.server is not None and any(not p.alive() for p in self.server.procs
+                                           if not p.stopped):
+            if self.pair:
+                self.pair.close()
+            self.pair = None
+            self.problems += self.server.stop()
+            self.server = None
+        if self.server is None:
+            self._start()
+        if self.pair is not None and self.pair.broken():
+            self.pair.close()
+            self.pair = None
+        if self.pair is None:
+            self.pair = LegitPair(self.server)
+        if item is not None:
+            item._xedge_servers = getattr(item, "_xedge_servers", []) + [self.server]
+        return self
+
+    def check(self, tag="teardown"):
+        self.pair.check(tag=tag)
+
+    def stop(self) -> list:
+        if self.pair:
+            self.pair.close()
+        if self.server:
+            self.problems += self.server.stop()
+        for d in self.sockdirs:
+            shutil.rmtree(d, ignore_errors=True)
+        return self.problems
+
+
+@pytest.fixture(scope="module")
+def arena(request, tmp_path_factory, cert):
+    a = Arena(getattr(request.module, "ARENA_OPTIONS", None), tmp_path_factory, cert)
+    yield a
+    problems = a.stop()
+    if problems:
+        pytest.fail("arena server:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def beside(arena, request):
+    """Use in every test of an arena module: before the test the shared server is up and
+    the legit pair logged in; after it (c) the server is still up and (d) the pair still
+    chats, or the test errors at teardown."""
+    arena.ensure(request.node)
+    yield arena
+    arena.check()
 
 
 # ---- reporting and the watchdog -------------------------------------------------
