@@ -281,9 +281,11 @@ static int timeouts_pair(struct loader *L, const char *key, yaml_node_t *v, void
 		GET_U(L, v, key, 1, 86400 * 7, c->timeouts.idle);
 	else if (!strcmp(key, "slow_reader"))
 		GET_U(L, v, key, 1, 3600, c->timeouts.slow_reader);
+	else if (!strcmp(key, "session_server"))
+		GET_U(L, v, key, 1, 600, c->timeouts.session_server);
 	else
-		return fail(L, v, "timeouts: unknown key '%s' (known: handshake, auth, idle, slow_reader; "
-			    "seconds)", key);
+		return fail(L, v, "timeouts: unknown key '%s' (known: handshake, auth, idle, slow_reader, "
+			    "session_server; seconds)", key);
 	return 0;
 }
 
@@ -437,6 +439,7 @@ static void defaults(struct config *c)
 	c->timeouts.auth = 30;
 	c->timeouts.idle = 600;
 	c->timeouts.slow_reader = 30;
+	c->timeouts.session_server = 2;
 }
 
 /*

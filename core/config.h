@@ -70,6 +70,7 @@ struct config {
 		uint32_t auth;        /* seconds: accept -> resource bound */
 		uint32_t idle;        /* seconds without input on a bound session */
 		uint32_t slow_reader; /* seconds a full outbound queue may stay full */
+		uint32_t session_server; /* seconds a login or bind waits for the session server */
 	} timeouts;
 
 	/* The edge's session server: external when backend_address is set,

@@ -321,6 +321,10 @@ void link_on_recv(struct worker *w, int res)
 		return;
 	}
 	l->rx.len += (uint32_t)res;
+	if (l->stalled) {
+		l->stalled = false;
+		log_info("session server answers again", "worker=%d", w->id);
+	}
 	for (;;) {
 		struct wire_msg m;
 		long n = wire_decode(buf_data(&l->rx), buf_used(&l->rx), &m);

@@ -279,6 +279,46 @@ static const char *served_domain(const struct config *cfg, const char *s, size_t
 	return NULL;
 }
 
+/* RFC 6120 §4.7.5: version is "major.minor", both non-negative integers.
+ * Returns the major number, or -1 when the value is not of that form. */
+static int version_major(const struct xs_str *v)
+{
+	size_t i = 0;
+	int major = 0, minor_digits = 0;
+
+	for (; i < v->len && v->p[i] >= '0' && v->p[i] <= '9'; i++)
+		major = major > 100000 ? major : major * 10 + (v->p[i] - '0');
+	if (i == 0 || i >= v->len || v->p[i] != '.')
+		return -1;
+	for (i++; i < v->len && v->p[i] >= '0' && v->p[i] <= '9'; i++)
+		minor_digits++;
+	return minor_digits && i == v->len ? major : -1;
+}
+
+/* RFC 6120 §11.6: the stream is UTF-8; an XML declaration that names any
+ * other encoding gets <unsupported-encoding/>.  p[0..n) is the header item. */
+static bool encoding_ok(const uint8_t *p, size_t n)
+{
+	const char *s = (const char *)p, *end = s + n, *decl_end, *e;
+
+	while (s < end && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n'))
+		s++;
+	if (end - s < 5 || memcmp(s, "<?xml", 5) != 0)
+		return true;
+	decl_end = memmem(s, (size_t)(end - s), "?>", 2);
+	if (!decl_end)
+		return true;
+	e = memmem(s, (size_t)(decl_end - s), "encoding", 8);
+	if (!e)
+		return true;
+	e += 8;
+	while (e < decl_end && (*e == ' ' || *e == '=' || *e == '\t' || *e == '\r' || *e == '\n'))
+		e++;
+	if (e >= decl_end || (*e != '\'' && *e != '"'))
+		return false;
+	return decl_end - e > 6 && strncasecmp(e + 1, "UTF-8", 5) == 0 && e[6] == *e;
+}
+
 static int on_header(struct conn *c, const uint8_t *p, size_t n)
 {
 	struct xs_header h;
@@ -303,7 +343,13 @@ static int on_header(struct conn *c, const uint8_t *p, size_t n)
 		stream_error(c, "host-unknown", NULL);
 		return STOP_DISCARD;
 	}
-	if (!h.has_version || h.version.len < 3 || h.version.p[0] < '1' || h.version.p[1] != '.') {
+	if (!encoding_ok(p, n)) {
+		stream_error(c, "unsupported-encoding", NULL);
+		return STOP_DISCARD;
+	}
+	/* A higher major version is answered with ours (1.0); lower or malformed
+	 * ones cannot be served. */
+	if (!h.has_version || version_major(&h.version) < 1) {
 		stream_error(c, "unsupported-version", NULL);
 		return STOP_DISCARD;
 	}
@@ -389,13 +435,28 @@ static int sasl_failure(struct conn *c, const char *cond)
 	sasl_free(c->sasl);
 	c->sasl = NULL;
 	set_state(c, CS_NEGOTIATE);
-	if (++c->auth_failures >= c->w->cfg->limits.max_auth_failures) {
-		log_info("too many authentication failures, closing", "conn=%u failures=%u", c->idx,
-			 c->auth_failures);
-		stream_end(c, WIRE_CLOSE_ERROR);
+	/* The server's own temporary failures are not the client's to pay for. */
+	if (strcmp(cond, "temporary-auth-failure") != 0 &&
+	    ++c->auth_failures >= c->w->cfg->limits.max_auth_failures) {
+		/* RFC 6120 §6.4.5: past the retries, a stream error, which SHOULD be
+		 * <policy-violation/>. */
+		log_info("too many authentication failures, closing", "conn=%u peer=%s failures=%u", c->idx,
+			 c->peer, c->auth_failures);
+		stream_error(c, "policy-violation", NULL);
 		return STOP_DISCARD;
 	}
 	return GO_ON;
+}
+
+/* Input now waits for the session server's answer, for a bounded time. */
+static void wait_sm(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	c->flags |= CF_WAIT_SM;
+	c->sm_due = w->now + w->cfg->timeouts.session_server;
+	if (!c->deadline || c->deadline > c->sm_due)
+		conn_timer(c, c->sm_due);
 }
 
 /* Act on what the SASL state machine returned. */
@@ -408,6 +469,9 @@ static int sasl_result(struct conn *c, int r)
 	case SASL_NEED_CREDS: {
 		struct wire_msg m = { .sid = conn_sid(c) };
 		const char *user = sasl_user(c->sasl);
+
+		if (c->w->link.stalled || c->w->link.dead)
+			return sasl_failure(c, "temporary-auth-failure");
 		if (!(c->flags & CF_SM_OPEN)) {
 			m.type = WIRE_SESSION_OPEN;
 			m.u.open.flags = (uint8_t)(((c->flags & CF_TLS) ? WIRE_OPEN_TLS : 0) |
@@ -422,7 +486,7 @@ static int sasl_result(struct conn *c, int r)
 		m.u.cred_req.domain = wire_s(c->domain, strlen(c->domain));
 		if (link_send(c->w, &m) < 0)
 			return sasl_failure(c, "temporary-auth-failure");
-		c->flags |= CF_WAIT_SM;
+		wait_sm(c);
 		set_state(c, CS_SASL);
 		return STOP_KEEP;
 	}
@@ -570,11 +634,11 @@ static int on_bind(struct conn *c, const struct xs_stanza *s)
 	m.u.bind_req.user = wire_s(c->user, strlen(c->user));
 	m.u.bind_req.domain = wire_s(c->domain, strlen(c->domain));
 	m.u.bind_req.resource = wire_s(s->leaf_text.p, s->leaf_text.len);
-	if (link_send(c->w, &m) < 0) {
+	if (c->w->link.stalled || link_send(c->w, &m) < 0) {
 		stanza_error(c, s, "wait", "internal-server-error");
 		return GO_ON;
 	}
-	c->flags |= CF_WAIT_SM;
+	wait_sm(c);
 	return STOP_KEEP;
 }
 
@@ -747,6 +811,17 @@ static int on_item(struct conn *c, int ev, const uint8_t *p, size_t n)
 	return GO_ON;
 }
 
+/* Does the pending item open with the stream element's own name? */
+static bool is_new_header(const struct conn *c, const uint8_t *p, size_t n)
+{
+	const char *want = c->close_tag ? c->close_tag + 2 : "stream:stream";  /* skip "</" */
+	size_t wl = strlen(want);
+
+	return n > wl + 1 && p[0] == '<' && memcmp(p + 1, want, wl) == 0 &&
+	       (p[wl + 1] == ' ' || p[wl + 1] == '>' || p[wl + 1] == '\t' || p[wl + 1] == '\r' ||
+		p[wl + 1] == '\n' || p[wl + 1] == '/');
+}
+
 /* Frame and handle items in buf[0..len).  Returns the bytes consumed; *stop
  * says whether the rest must be kept (STOP_KEEP) or dropped (STOP_DISCARD). */
 static size_t frame_items(struct conn *c, const uint8_t *buf, size_t len, int *stop)
@@ -760,8 +835,17 @@ static size_t frame_items(struct conn *c, const uint8_t *buf, size_t len, int *s
 	}
 	while (pos < len && c->state != CS_CLOSING) {
 		int ev = framer_scan(&c->fr, &c->w->lim, buf + pos, len - pos, &end);
-		if (ev == FRAMER_MORE)
+		if (ev == FRAMER_MORE) {
+			if (c->fr.depth && is_new_header(c, buf + pos, len - pos)) {
+				/* A stream header where a stanza belongs: its start tag
+				 * says so; waiting for an end that never comes would only
+				 * delay the error to the idle timeout. */
+				stream_error(c, "unsupported-stanza-type", NULL);
+				*stop = STOP_DISCARD;
+				return len;
+			}
 			break;
+		}
 		if (ev == FRAMER_ERROR) {
 			stream_error(c, framer_error_str(c->fr.err), NULL);
 			*stop = STOP_DISCARD;
@@ -935,11 +1019,40 @@ void stream_timeout(struct conn *c)
 		stream_error(c, "resource-constraint", NULL);
 		return;
 	}
+	if ((c->flags & CF_WAIT_SM) && w->now >= c->sm_due) {
+		/* The session server did not answer: a temporary error now beats
+		 * a hang until the auth timeout.  Later logins fail at once until
+		 * it speaks again (link.stalled, cleared in link.c). */
+		if (!w->link.stalled)
+			log_warn("session server not answering", "worker=%d after=%us", w->id,
+				 cfg->timeouts.session_server);
+		w->link.stalled = true;
+		c->flags &= ~CF_WAIT_SM;
+		if (c->sasl) {
+			if (sasl_failure(c, "temporary-auth-failure") == STOP_DISCARD)
+				return;
+		} else if (c->bind_id) {
+			char *id = esc_dup(c->bind_id, strlen(c->bind_id)), *buf;
+			if (id && asprintf(&buf, "<iq type='error' id='%s'><error type='wait'><internal-server-error xmlns='"
+					   NS_STANZAS "'/></error></iq>", id) > 0) {
+				outs(c, buf);
+				free(buf);
+			}
+			free(id);
+			free(c->bind_id);
+			c->bind_id = NULL;
+		}
+		stream_resume(c);
+		if (c->state == CS_CLOSING)
+			return;
+	}
 	next = c->state == CS_SESSION ? c->last_rx + cfg->timeouts.idle : c->due;
 	if (w->now >= next) {
 		stream_error(c, "connection-timeout", NULL);
 		return;
 	}
+	if ((c->flags & CF_WAIT_SM) && c->sm_due < next)
+		next = c->sm_due;
 	if ((c->flags & CF_SLOW) && c->slow_since + cfg->timeouts.slow_reader < next)
 		next = c->slow_since + cfg->timeouts.slow_reader;
 	conn_timer(c, next);

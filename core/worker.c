@@ -772,9 +772,19 @@ static void *worker_main(void *arg)
 	if (w->start_rc < 0)
 		return NULL;
 	while (!w->stop || w->nconns > 0) {
-		struct __kernel_timespec ts = { .tv_sec = 1, .tv_nsec = 0 };
+		struct __kernel_timespec ts = { 0 };
 		struct io_uring_cqe *cqe;
+		struct timespec mono;
 		unsigned head, n = 0;
+
+		/* Sleep until the next whole second at most: the timer wheel ticks
+		 * on second boundaries, so deadlines fire within milliseconds. */
+		clock_gettime(CLOCK_MONOTONIC, &mono);
+		ts.tv_nsec = 1000000000L - mono.tv_nsec + 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec = 1;
+			ts.tv_nsec -= 1000000000L;
+		}
 
 		flush_all(w);
 		link_flush(w);

@@ -111,6 +111,7 @@ struct conn {
 	uint64_t deadline;       /* worker clock (s) when the timer fires; 0: none */
 	uint64_t due;            /* when the current state times out (before a session) */
 	uint64_t slow_since;     /* worker clock when the output queue went over the limit */
+	uint64_t sm_due;         /* while CF_WAIT_SM: when to give up on the session server */
 	int64_t tok_bytes, tok_stanzas; /* rate limit buckets (may go negative) */
 	uint64_t tok_ms;         /* last refill, ms */
 	struct conn *tnext, *tprev; /* timer wheel bucket */
@@ -138,6 +139,7 @@ struct link {
 	int fd;
 	bool up;                 /* HELLO_OK received */
 	bool recv_armed, sending, dead, connecting;
+	bool stalled;            /* a request timed out; cleared by the next frame received */
 	unsigned backoff;        /* seconds before the next reconnect attempt */
 	uint64_t retry_at;       /* worker clock of the next attempt */
 	struct sockaddr_storage addr; /* external session server, for reconnects */

@@ -522,7 +522,8 @@ static int xs_map(struct xmlstage *xs)
 	case XML_ERROR_UNBOUND_PREFIX:
 		return XMLSTAGE_E_BAD_NS_PREFIX;
 	case XML_ERROR_DUPLICATE_ATTRIBUTE:
-		return XMLSTAGE_E_BAD_FORMAT;
+		/* XML 1.0 WFC "Unique Att Spec": a well-formedness error */
+		return XMLSTAGE_E_NOT_WELL_FORMED;
 	case XML_ERROR_NO_MEMORY:
 		return XMLSTAGE_E_POLICY;
 	default:
@@ -605,8 +606,9 @@ static int xs_enter(struct xmlstage *xs, const char *decls, size_t n)
 	xs->ctx_valid = 0;
 	xs_begin_item(xs, XS_ROOT);
 	rc = xs_feed(xs, "<stream ", 8);
+	/* from our copy: decls may point into the scratch arena (a header result) */
 	if (!rc)
-		rc = xs_feed(xs, decls, n);
+		rc = xs_feed(xs, xs->ctx, n);
 	if (!rc)
 		rc = xs_feed(xs, ">", 1);
 	if (!rc && !xs->top_seen)

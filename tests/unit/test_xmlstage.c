@@ -119,7 +119,7 @@ static void test_header_errors(void **state)
 		{ "<?pi x?><stream:stream xmlns:stream='" NS_STREAMS "'>", XMLSTAGE_E_RESTRICTED },
 		{ "<stream:stream xmlns='jabber:client'>", XMLSTAGE_E_BAD_NS_PREFIX },
 		{ "<stream:stream xmlns:stream='" NS_STREAMS "' to='&foo;'>", XMLSTAGE_E_RESTRICTED },
-		{ "<stream:stream xmlns:stream='" NS_STREAMS "' to='a' to='b'>", XMLSTAGE_E_BAD_FORMAT },
+		{ "<stream:stream xmlns:stream='" NS_STREAMS "' to='a' to='b'>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<stream:stream xmlns:stream='" NS_STREAMS "' to='\xff'>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<?xml version='1.0'?>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<stream:stream xmlns:stream='" NS_STREAMS "'/>", XMLSTAGE_E_NOT_WELL_FORMED },
@@ -325,8 +325,8 @@ static void test_errors(void **state)
 		{ "<message><body>\x01</body></message>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<message><body>&#0;</body></message>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<message><body></message></body>", XMLSTAGE_E_NOT_WELL_FORMED },
-		{ "<message to='a' to='b'/>", XMLSTAGE_E_BAD_FORMAT },
-		{ "<message xmlns:a='urn:x' xmlns:b='urn:x' a:t='1' b:t='2'/>", XMLSTAGE_E_BAD_FORMAT },
+		{ "<message to='a' to='b'/>", XMLSTAGE_E_NOT_WELL_FORMED },
+		{ "<message xmlns:a='urn:x' xmlns:b='urn:x' a:t='1' b:t='2'/>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<message>]]></message>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<a/><b/>", XMLSTAGE_E_NOT_WELL_FORMED },     /* two elements in one item */
 		{ "<a/> ", XMLSTAGE_E_NOT_WELL_FORMED },        /* text after the element */
@@ -423,7 +423,7 @@ static void test_context_switching(void **state)
 		assert_int_equal(stanza(xs, C2S, "<db:result/>", &s), XMLSTAGE_E_BAD_NS_PREFIX);
 	}
 	/* garbage declarations are refused, and do not poison the next call */
-	assert_int_equal(stanza(xs, "xmlns='a' xmlns='a'", "<message/>", &s), XMLSTAGE_E_BAD_FORMAT);
+	assert_int_equal(stanza(xs, "xmlns='a' xmlns='a'", "<message/>", &s), XMLSTAGE_E_NOT_WELL_FORMED);
 	assert_int_equal(stanza(xs, "><evil", "<message/>", &s), XMLSTAGE_E_NOT_WELL_FORMED);
 	assert_int_equal(stanza(xs, C2S, "<message/>", &s), XMLSTAGE_OK);
 }
