@@ -111,18 +111,50 @@ static inline int is_hex(uint8_t c)
 }
 
 /*
- * XML name characters, loosely: every byte >= 0x80 is accepted because the
+ * Byte classes, one lookup per byte in the hot loops.
+ * XML names are taken loosely: every byte >= 0x80 is accepted because the
  * scanner does not decode UTF-8 (expat checks names exactly).  Being looser
  * than expat is safe; being stricter would reject valid XMPP.
  */
+#define C_NSTART 1 /* may start a name: [A-Za-z_:] and >= 0x80 */
+#define C_NAME 2   /* may be in a name: those and [0-9.-] */
+#define C_TEXT 4   /* ends a run of character data: '<' '&' */
+#define C_VALUE 8  /* ends a run of an attribute value: '<' '&' and both quotes */
+
+static const uint8_t byte_class[256] = {
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  8,  0,  0,  0, 12,  8,  0,  0,  0,  0,  0,  2,  2,  0,
+	 2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  3,  0, 12,  0,  0,  0,
+	 0,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,
+	 3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  0,  0,  0,  0,  3,
+	 0,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,
+	 3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  0,  0,  0,  0,  0,
+	 3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,
+	 3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,
+	 3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,
+	 3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,
+	 3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,
+	 3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,
+	 3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,
+	 3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,
+};
+
 static inline int is_name_start(uint8_t c)
 {
-	return is_alpha(c) || c == '_' || c == ':' || c >= 0x80;
+	return byte_class[c] & C_NSTART;
 }
 
 static inline int is_name(uint8_t c)
 {
-	return is_name_start(c) || is_digit(c) || c == '.' || c == '-';
+	return byte_class[c] & C_NAME;
+}
+
+/* Bytes a name run may still take: up to max_name, the buffer, the item cap. */
+static inline size_t run_stop(size_t off, size_t len, uint32_t max_stanza, size_t room)
+{
+	size_t stop = len < max_stanza ? len : max_stanza;
+	return room < stop - off ? off + room : stop;
 }
 
 void framer_reset(struct framer *f)
@@ -278,7 +310,7 @@ enum framer_event framer_scan(struct framer *f, const struct framer_limits *lim,
 				/* Hot path: skip plain character data in a tight loop. */
 				size_t stop = len < lim->max_stanza ? len : lim->max_stanza;
 				off++;
-				while (off < stop && buf[off] != '<' && buf[off] != '&')
+				while (off < stop && !(byte_class[buf[off]] & C_TEXT))
 					off++;
 				continue;
 			}
@@ -387,10 +419,15 @@ enum framer_event framer_scan(struct framer *f, const struct framer_limits *lim,
 
 		case S_STAG_NAME:
 			if (is_name(c)) {
+				size_t s0 = off, stop;
 				if (f->tok >= lim->max_name)
 					return fail(f, off, FRAMER_E_POLICY);
-				f->tok++;
-				break;
+				stop = run_stop(off, len, lim->max_stanza, lim->max_name - f->tok);
+				off++;
+				while (off < stop && is_name(buf[off]))
+					off++;
+				f->tok += (uint32_t)(off - s0);
+				continue;
 			}
 			/* fall through: the name ended, the byte is tag syntax */
 			/* FALLTHROUGH */
@@ -422,9 +459,15 @@ enum framer_event framer_scan(struct framer *f, const struct framer_limits *lim,
 
 		case S_ATTR_NAME:
 			if (is_name(c)) {
+				size_t s0 = off, stop;
 				if (f->tok >= lim->max_name)
 					return fail(f, off, FRAMER_E_POLICY);
-				f->tok++;
+				stop = run_stop(off, len, lim->max_stanza, lim->max_name - f->tok);
+				off++;
+				while (off < stop && is_name(buf[off]))
+					off++;
+				f->tok += (uint32_t)(off - s0);
+				continue;
 			} else if (is_ws(c)) {
 				f->state = S_ATTR_EQ;
 			} else if (c == '=') {
@@ -460,10 +503,20 @@ enum framer_event framer_scan(struct framer *f, const struct framer_limits *lim,
 				return fail(f, off, FRAMER_E_NOT_WELL_FORMED);
 			if (f->tok >= lim->max_value)
 				return fail(f, off, FRAMER_E_POLICY);
-			f->tok++;
 			if (c == '&') {
+				f->tok++;
 				f->state = S_ATTR_REF;
 				f->sub = 0;
+			} else {
+				/* skip plain value bytes, never past the value limit */
+				size_t s0 = off,
+				       stop = run_stop(off, len, lim->max_stanza, lim->max_value - f->tok);
+				/* the other quote stops the run too; it is then a plain byte */
+				off++;
+				while (off < stop && !(byte_class[buf[off]] & C_VALUE))
+					off++;
+				f->tok += (uint32_t)(off - s0);
+				continue;
 			}
 			break;
 
@@ -510,10 +563,15 @@ enum framer_event framer_scan(struct framer *f, const struct framer_limits *lim,
 
 		case S_ETAG_NAME:
 			if (is_name(c)) {
+				size_t s0 = off, stop;
 				if (f->tok >= lim->max_name)
 					return fail(f, off, FRAMER_E_POLICY);
-				f->tok++;
-				break;
+				stop = run_stop(off, len, lim->max_stanza, lim->max_name - f->tok);
+				off++;
+				while (off < stop && is_name(buf[off]))
+					off++;
+				f->tok += (uint32_t)(off - s0);
+				continue;
 			}
 			/* FALLTHROUGH */
 		case S_ETAG_WS:

@@ -38,7 +38,9 @@ enum framer_event {
 	FRAMER_MORE = 0,  /* all input scanned, no item complete yet */
 	FRAMER_HEADER,    /* buf[0..end) is [XML declaration] + stream open tag */
 	FRAMER_STANZA,    /* buf[0..end) is one complete top-level element */
-	FRAMER_SPACE,     /* buf[0..end) is whitespace between items (keepalive) */
+	FRAMER_SPACE,     /* buf[0..end) is whitespace between items (keepalive); reported
+	                     when the buffer ends in it, so a run split across reads may
+	                     come as several SPACE items (the only chunking-dependent event) */
 	FRAMER_CLOSE,     /* buf[0..end) is the stream close tag (any name: caller checks) */
 	FRAMER_ERROR      /* f->err says why; the stream must be closed */
 };

@@ -9,6 +9,7 @@
 
 #include "tls/tls.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -236,4 +237,76 @@ const char *tls_sni_domain(WOLFSSL *ssl)
 		if (domains[i].ctx == ctx)
 			return domains[i].name;
 	return NULL;
+}
+
+/* ---- client side ------------------------------------------------------ */
+
+static WOLFSSL_CTX *client_ctx;
+static pthread_once_t client_once = PTHREAD_ONCE_INIT;
+
+static void client_ctx_init(void)
+{
+	/* X25519 first: the cheapest key exchange in Debian's build; P-256 for
+	 * servers without it (one HelloRetryRequest). */
+	int groups[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1 };
+	WOLFSSL_CTX *ctx;
+
+	wolfSSL_Init();
+	ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
+	if (!ctx)
+		return;
+	if (wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS ||
+	    wolfSSL_CTX_set_cipher_list(ctx, TLS_CIPHERS) != WOLFSSL_SUCCESS) {
+		log_error("tls: cannot set client protocol versions or ciphers", "side=%s", "client");
+		wolfSSL_CTX_free(ctx);
+		return;
+	}
+	(void)wolfSSL_CTX_set_groups(ctx, groups, 2);
+	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+	wolfSSL_CTX_SetIORecv(ctx, io_recv);
+	wolfSSL_CTX_SetIOSend(ctx, io_send);
+	client_ctx = ctx;
+}
+
+WOLFSSL *tls_client_new(const char *sni, int alpn, struct tls_io *io)
+{
+	WOLFSSL *ssl;
+
+	pthread_once(&client_once, client_ctx_init);
+	if (!client_ctx)
+		return NULL;
+	ssl = wolfSSL_new(client_ctx);
+	if (!ssl)
+		return NULL;
+	wolfSSL_SetIOReadCtx(ssl, io);
+	wolfSSL_SetIOWriteCtx(ssl, io);
+	if ((sni && wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, sni, (unsigned short)strlen(sni)) !=
+			    WOLFSSL_SUCCESS) ||
+	    (alpn && wolfSSL_UseALPN(ssl, (char *)alpn_xmpp, sizeof(alpn_xmpp) - 1,
+				     WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) != WOLFSSL_SUCCESS)) {
+		wolfSSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
+}
+
+int tls_connect(WOLFSSL *ssl)
+{
+	int r = wolfSSL_connect(ssl);
+
+	if (r == WOLFSSL_SUCCESS)
+		return TLS_OK;
+	r = wolfSSL_get_error(ssl, r);
+	if (r == WOLFSSL_ERROR_WANT_READ || r == WOLFSSL_ERROR_WANT_WRITE)
+		return TLS_WANT;
+	return TLS_ERROR;
+}
+
+void tls_client_shutdown(void)
+{
+	if (client_ctx) {
+		wolfSSL_CTX_free(client_ctx);
+		client_ctx = NULL;
+		wolfSSL_Cleanup();
+	}
 }

@@ -68,4 +68,26 @@ const char *tls_error_str(WOLFSSL *ssl, char *buf, size_t len);
 /* The domain whose certificate the session selected (SNI), or NULL. */
 const char *tls_sni_domain(WOLFSSL *ssl);
 
+/*
+ * Client side (xedge-bench).  One client WOLFSSL_CTX for the process,
+ * created on first use (thread-safe): TLS 1.2 and 1.3, the same cipher
+ * preference as the server side, X25519 then P-256 key shares, and no
+ * certificate verification — the bench measures servers, it does not
+ * authenticate them.  Independent of tls_init / tls_shutdown.
+ */
+
+/* A new client session with SNI `sni` (NULL: none), offering ALPN
+ * "xmpp-client" when alpn is non-zero (XEP-0368 Direct TLS).  The handshake
+ * starts with the first tls_connect().  io must outlive the session.  NULL
+ * on failure. */
+WOLFSSL *tls_client_new(const char *sni, int alpn, struct tls_io *io);
+
+/* Advance the client handshake with what is in io.in (the first call writes
+ * the ClientHello through io.out).  TLS_OK once complete, TLS_WANT, or
+ * TLS_ERROR (tls_error_str says why).  Free sessions with tls_free. */
+int tls_connect(WOLFSSL *ssl);
+
+/* Free the client context; call after every client session is freed. */
+void tls_client_shutdown(void);
+
 #endif

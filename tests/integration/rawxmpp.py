@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import os
+import select
 import socket
 import ssl
 import time
@@ -74,11 +75,55 @@ def dump(el):
     return ET.tostring(el, encoding="unicode")
 
 
+def stanza_error(el):
+    """(type, condition) of the <error/> child of a stanza of type 'error', or None."""
+    err = el.find(q(NS_CLIENT, "error"))
+    if err is None:
+        return None
+    cond = None
+    for child in err:
+        if child.tag.startswith("{" + NS_STANZA_ERR + "}") and not child.tag.endswith("}text"):
+            cond = child.tag.split("}", 1)[1]
+            break
+    return err.get("type"), cond
+
+
+def client_hello(sni="localhost"):
+    """The bytes of a real TLS ClientHello (Python's ssl, memory BIOs only)."""
+    ctx = client_tls_context()
+    inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, outg, server_hostname=sni)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outg.read()
+
+
+def connect(port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT, source=None, rcvbuf=None):
+    """A TCP connection, optionally from a given local address (127.0.0.N: loopback
+    has them all) and with a small receive buffer set before connecting."""
+    if source is None and rcvbuf is None:
+        return socket.create_connection((host, port), timeout=timeout)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:
+            s.bind((source, 0))
+        s.settimeout(timeout)
+        s.connect((host, port))
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
 class Raw:
     def __init__(self, port, host="127.0.0.1", direct_tls=False, timeout=DEFAULT_TIMEOUT,
-                 sni="localhost"):
+                 sni="localhost", source=None, rcvbuf=None):
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = connect(port, host, timeout, source, rcvbuf)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.raw = b""          # everything received on this connection (plaintext)
         self.eof = False
@@ -214,6 +259,32 @@ class Raw:
         assert errs, f"no <stream:error/> before the close; received: {self.raw[-2000:]!r}"
         assert self.stream_ended, f"no </stream:stream> before the close: {self.raw[-2000:]!r}"
         return stream_error_condition(errs[0])
+
+    def pump(self, seconds=0.0):
+        """Read whatever arrives within `seconds` (0: only what is already here) into
+        items/raw, never raising on silence.  Returns True once the peer has closed."""
+        deadline = time.monotonic() + seconds
+        while not self.eof:
+            pending = self.tls and self.sock.pending()
+            if not pending:
+                left = max(0.0, deadline - time.monotonic())
+                if not select.select([self.sock], [], [], left)[0]:
+                    break
+            try:
+                self._recv_once(time.monotonic() + 1.0)
+            except Timeout:
+                break          # a partial TLS record: the rest comes later
+        return self.eof
+
+    def expect_stream_error_closed(self, timeout=None):
+        """RFC 6120 §4.9.1.1: <stream:error/>, then </stream:stream>, then the TCP close;
+        over TLS the close must be preceded by a close_notify alert.  Returns the
+        condition."""
+        cond = self.expect_stream_error(timeout)
+        if self.tls:
+            assert self.clean_close is True, \
+                f"stream error {cond!r} over TLS, but TCP closed without a close_notify"
+        return cond
 
     def close(self):
         try:
