@@ -21,7 +21,8 @@ BENCH_SRCS = $(wildcard bench/*.c)
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 SAN_OBJS = $(LIB_SRCS:%.c=$(BUILD)/san/%.o)
 
-PROGS    = $(BUILD)/xedge $(BUILD)/xedge-sm $(BUILD)/xedgectl
+PROGS    = $(BUILD)/xedge $(BUILD)/xedge-sm $(BUILD)/xedgectl $(BUILD)/xedge-bench
+BENCH_OBJS = $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNITS    = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
@@ -54,6 +55,8 @@ $(BUILD)/xedge: $(BUILD)/obj/core/main.o $(BUILD)/libxedge.a
 $(BUILD)/xedge-sm: $(BUILD)/obj/sm/main.o $(BUILD)/libxedge.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/xedgectl: $(BUILD)/obj/core/xedgectl.o $(BUILD)/libxedge.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/xedge-bench: $(BENCH_OBJS) $(BUILD)/libxedge.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Sanitizer builds of the programs, for `make asan` and the integration run.

@@ -1,15 +1,17 @@
 #!/bin/sh
 # Install the Debian 12 packages xedge needs to build, run and test, if any is
 # missing.  Safe to run again; does nothing when everything is present.
-#   usage: deploy/debian-deps.sh [build|test]
+#   usage: deploy/debian-deps.sh [build|test|bench]
 set -e
 build="gcc make pkg-config liburing-dev libwolfssl-dev libjemalloc-dev libexpat1-dev \
 libck-dev libyaml-dev libsqlite3-dev openssl"
 test="$build libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-slixmpp libstrophe-dev"
+bench="$build gnuplot-nox prosody ejabberd tsung"
 case "${1:-build}" in
 	build) pkgs=$build ;;
 	test) pkgs=$test ;;
-	*) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+	bench) pkgs=$bench ;;
+	*) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $pkgs; do

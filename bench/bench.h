@@ -1,0 +1,314 @@
+/*
+ * bench — xedge-bench, an io_uring load generator that drives any XMPP
+ * server (xedge, Prosody, ejabberd) with N simulated clients.
+ *
+ * Module split (prefixes in brackets):
+ *   main.c          options, the controller (phases, per-second sampling, progress)  [bench_]
+ *   thread.c        one client thread: its io_uring ring, connects, recv, sends,
+ *                   closes, timers, cross-thread wakeups                             [bt_]
+ *   client.c        XMPP on one simulated client: TLS, stream, STARTTLS, SASL,
+ *                   bind, presence, roster, chat messages and their accounting       [bc_]
+ *   scram_client.c  SCRAM client codec (pure)                                          [scram_]
+ *   keycache.c      optional on-disk cache of SCRAM ClientKey/ServerKey               [keycache_]
+ *   hist.c          log-linear latency histograms (pure)                              [hist_]
+ *   target.c        /proc sampling of the target's CPU and RSS                        [target_]
+ *   report.c        summary table, JSON, gnuplot                                      [report_]
+ *
+ * Server XML is parsed with the project's own framer + xmlstage (one xmlstage
+ * per thread), TLS is tls/ (client side), so there is one XMPP stack.
+ *
+ * Threads and ownership: the controller (main thread) owns the options, the
+ * phase and the time series.  Each client thread owns a ring and the clients
+ * whose index i satisfies i % nthreads == thread id; everything in a client
+ * is touched only by its thread, except three fields other threads use in
+ * the chat scenario and which are atomics or single-writer:
+ *   - online         (atomic, written by the owner, read by senders picking peers)
+ *   - inflight       (atomic: the closed-loop window, decremented by whichever
+ *                     thread's client received the message)
+ *   - pairs          (atomic pointer, published once; then pairs[k].rx_* are
+ *                     written only by the thread owning peer k: receiver-side
+ *                     sequence tracking of the pair sender -> peer k)
+ * Counters go from a thread to the controller as deltas under the thread's
+ * mutex (bt_publish / bench_collect); gauges are relaxed atomics.
+ *
+ * Time: CLOCK_MONOTONIC nanoseconds everywhere (bench_now()); message bodies
+ * carry the send time, so latency is measured by the receiving thread of the
+ * same process.
+ */
+#ifndef XEDGE_BENCH_H
+#define XEDGE_BENCH_H
+
+#include <liburing.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <ck_ring.h>
+
+#include "bench/hist.h"
+#include "core/buf.h"
+#include "parser/framer.h"
+#include "tls/tls.h"
+
+#define BENCH_MAX_THREADS 64
+#define BENCH_MAX_SOURCES 64
+#define BENCH_MAX_PIDS 16
+#define BENCH_MAX_CAUSES 48
+#define BENCH_MAX_PEERS 64
+
+enum bench_scenario { SC_LOGIN = 0, SC_CHAT, SC_IDLE, SC_CONNECT };
+enum bench_tls { TLS_MODE_PLAIN = 0, TLS_MODE_STARTTLS, TLS_MODE_DIRECT };
+enum bench_mech { MECH_SCRAM_SHA256 = 0, MECH_SCRAM_SHA1, MECH_PLAIN };
+
+/* The run's phases, set by the controller only (bench.phase). */
+enum bench_phase {
+	PH_LOGIN = 0,  /* clients are started (ramp, concurrency) and log in */
+	PH_STEADY,     /* everyone who could log in did: hold / settle, no new clients */
+	PH_CHAT,       /* chat: senders active until chat_end_ns */
+	PH_DRAIN,      /* chat: no more sends; receipts still counted */
+	PH_CLOSE,      /* every client says goodbye and closes */
+	PH_STOP        /* threads exit now, whatever is left */
+};
+
+struct bench_opts {
+	int scenario, tls, mech;
+	unsigned clients, threads, concurrency;
+	double ramp;                      /* connections per second, 0: unlimited */
+	struct sockaddr_storage target;
+	socklen_t target_len;
+	struct sockaddr_storage sources[BENCH_MAX_SOURCES];
+	socklen_t source_len[BENCH_MAX_SOURCES];
+	unsigned nsources;
+	const char *host, *domain, *prefix, *password, *sni;
+	unsigned offset;
+	double timeout, login_time, hold, settle, warmup, duration, drain, keepalive;
+	double rate;                      /* open loop: msgs/s per client; 0: closed loop */
+	unsigned window, body, peers;
+	pid_t pids[BENCH_MAX_PIDS];
+	unsigned npids;
+	const char *json, *plot, *scram_cache;
+	int verbose;
+};
+
+/* Failure causes, counted by name (e.g. "sasl:not-authorized"). */
+struct bench_cause {
+	char name[48];
+	uint64_t n;
+};
+
+/* Counters handed from a thread to the controller: all are deltas. */
+struct bench_stats {
+	uint64_t started, connected, logged_in, failed, dropped, closed;
+	uint64_t sent, recv, sent_meas, recv_meas, dup, reordered, misrouted, window_timeouts;
+	uint64_t unexpected;              /* stanzas a simulated client did not expect */
+	uint64_t bytes_in, bytes_out;
+	uint64_t first_start_ns, last_login_ns;   /* min / max, 0 when none */
+	struct hist h_connect, h_tls, h_auth, h_login;
+	struct hist h_msg;                /* every received message (time series) */
+	struct hist h_msg_meas;           /* messages sent inside the measured window */
+	struct bench_cause causes[BENCH_MAX_CAUSES];
+	unsigned ncauses;
+};
+
+void bench_stats_add(struct bench_stats *into, const struct bench_stats *from);
+void bench_stats_cause(struct bench_stats *s, const char *name, uint64_t n);
+
+/* ---- one simulated client -------------------------------------------------- */
+
+/* The client state machine (client.c performs every transition in bc_set_state). */
+enum bc_state {
+	BC_NEW = 0,    /* not started yet */
+	BC_CONNECT,    /* TCP connect in flight */
+	BC_TLS,        /* TLS handshake (Direct TLS, or after <proceed/>) */
+	BC_FEATURES,   /* our stream header is out: waiting for the server's header and features */
+	BC_STARTTLS,   /* <starttls/> sent, waiting for <proceed/> */
+	BC_SASL,       /* <auth/> sent: challenges until <success/> */
+	BC_BIND,       /* bind request sent */
+	BC_ROSTER,     /* initial presence and roster get sent, waiting for the roster */
+	BC_ONLINE,     /* logged in (connect scenario: stream open) */
+	BC_CLOSING,    /* our </stream:stream> is out: waiting for theirs or EOF */
+	BC_DONE        /* closed, or failed before a socket existed */
+};
+const char *bc_state_str(int s);
+
+/* bclient.flags */
+#define BF_TLS        0x0001  /* TLS is established */
+#define BF_AUTHED     0x0002  /* SASL succeeded */
+#define BF_FAILED     0x0004  /* counted as failed */
+#define BF_CLOSED     0x0008  /* cancel + close submitted (or no socket) */
+#define BF_RECV_ARMED 0x0010
+#define BF_SENDING    0x0020
+#define BF_PEER_GONE  0x0040  /* EOF or error: write nothing more */
+#define BF_DIRTY      0x0080  /* on the thread's flush list */
+#define BF_COUNTED    0x0100  /* counted as logged in (or failed): resolved */
+#define BF_CONNECTED  0x0200  /* counted in the connected gauge */
+#define BF_INPROGRESS 0x0400  /* counted against --concurrency */
+#define BF_READY      0x0800  /* on the thread's chat ready list */
+
+/* Closed-loop pair state (chat): the sender's k-th peer. */
+struct bc_pair {
+	uint32_t peer;      /* client index */
+	uint32_t tx_seq;    /* last sequence sent to this peer (sender thread) */
+	uint32_t rx_last;   /* highest sequence received (peer's thread) */
+	uint32_t pad;
+	uint64_t rx_win;    /* bit i: rx_last - i was received (peer's thread) */
+};
+
+struct bthread;
+struct scram_client;
+
+struct bclient {
+	uint32_t idx;            /* global index: user prefix + (offset + idx) */
+	uint32_t slot;           /* direct descriptor, or UINT32_MAX */
+	uint16_t flags;          /* BF_* */
+	uint8_t state;           /* enum bc_state */
+	uint8_t refs;            /* in-flight io_uring operations */
+	uint8_t nsd;             /* the server header's namespace declarations (bthread.nsd) */
+	uint8_t npeers;
+	uint8_t sasl_step;       /* SCRAM: 0 auth sent, 1 client-final sent, 2 server verified */
+	uint8_t retries;         /* connect retries with a wider port window */
+	_Atomic uint8_t online;  /* BC_ONLINE, visible to other threads */
+	struct framer fr;
+	struct buf in;           /* plaintext not yet consumed (an incomplete item) */
+	struct buf pt;           /* plaintext waiting to be encrypted (TLS) */
+	struct buf out;          /* wire bytes queued behind the send in flight */
+	struct buf sending;      /* wire bytes of the send in flight (immutable) */
+	WOLFSSL *ssl;
+	struct tls_io tio;
+	struct scram_client *scram;  /* only during SASL */
+	uint64_t t_start;        /* connect started (ns) */
+	uint64_t t_stream;       /* first stream header after TLS (ns): auth latency start */
+	uint64_t deadline;       /* step timer (ns); 0: none */
+	uint64_t ka_due;         /* next keepalive (ns); 0: none */
+	struct bclient *tnext, *tprev;  /* step timer FIFO */
+	struct bclient *knext, *kprev;  /* keepalive FIFO */
+	struct bclient *dnext;          /* flush list */
+	_Atomic int32_t inflight;       /* chat closed loop: messages not yet received */
+	uint64_t last_send_ns;
+	/* chat: npeers entries, published with a release store once filled, so
+	 * a receiver on another thread (acquire) sees npeers and the peers */
+	struct bc_pair *_Atomic pairs;
+};
+
+/* ---- one client thread --------------------------------------------------- */
+
+#define BT_NSD_MAX 8
+
+struct bthread {
+	int id;
+	pthread_t th;
+	struct io_uring ring;
+	int ring_fd;
+	uint32_t nclients;       /* clients owned: idx = id, id + T, id + 2T, ... */
+	uint32_t nstarted;       /* owned clients started so far (in order) */
+
+	uint32_t *free_slots, nfree, nslots;
+
+	struct io_uring_buf_ring *br;
+	uint8_t *bufmem;
+	unsigned nbufs, bufsize;
+
+	struct xmlstage *xs;
+	uint8_t *scratch;        /* TLS plaintext */
+	char *nsd[BT_NSD_MAX];   /* interned server header namespace declarations */
+	size_t nsd_len[BT_NSD_MAX];
+	unsigned nnsd;
+
+	struct bclient *thead, *ttail;   /* step timers, deadline order (same timeout for all) */
+	struct bclient *khead, *ktail;   /* keepalives, due order */
+	struct bclient *dirty;
+
+	/* Chat, closed loop: local ready list, and rings of client pointers other
+	 * threads hand over (in[j]: produced only by thread j). */
+	struct bclient **ready;
+	uint32_t nready;
+	ck_ring_t *in;
+	ck_ring_buffer_t **in_buf;
+	uint8_t wake_pending[BENCH_MAX_THREADS];
+	atomic_int asleep;
+	/* Chat, open loop */
+	uint32_t rr;
+	double budget;
+	uint64_t last_tick;
+	uint64_t rng;
+
+	/* Gauges (relaxed atomics read by the controller) */
+	atomic_uint g_connected, g_online, g_inprogress, g_live;
+	atomic_int done;         /* the thread has exited its loop */
+	int start_rc;
+	atomic_int started;
+
+	struct bench_stats local; /* this thread only */
+	uint64_t last_publish;
+	pthread_mutex_t mu;       /* guards shared */
+	struct bench_stats shared;
+};
+
+/* The whole run. */
+struct bench {
+	struct bench_opts o;
+	struct bclient *clients;
+	struct bthread *threads;
+	unsigned nthreads;
+	atomic_int phase;                /* enum bench_phase */
+	_Atomic uint64_t chat_start_ns, warm_end_ns, chat_end_ns;
+	uint64_t t0;
+	uint32_t ring_slots;             /* direct descriptors per ring */
+	uint16_t port_lo, port_hi;       /* ip_local_port_range; 0: unknown */
+	uint32_t run_id;                 /* in message ids: this run's messages only */
+};
+
+extern struct bench B;
+
+static inline uint64_t bench_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline struct bthread *bc_thread(const struct bclient *c)
+{
+	return &B.threads[c->idx % B.nthreads];
+}
+
+/* thread.c */
+int bt_start(struct bthread *t);                 /* spawn; waits for its set-up; 0 or -errno */
+void bt_connect(struct bthread *t, struct bclient *c);
+void bt_send(struct bclient *c, const void *data, size_t len);  /* queue wire bytes */
+void bt_flush_later(struct bclient *c);
+void bt_close(struct bclient *c);               /* hard close: cancel + close the slot */
+void bt_timer(struct bclient *c, uint64_t deadline);   /* 0 removes */
+void bt_keepalive(struct bclient *c, uint64_t due);    /* 0 removes */
+void bt_ready(struct bthread *t, struct bclient *sender);  /* sender's window opened */
+void bt_publish(struct bthread *t, bool force);
+
+/* client.c */
+int bc_init(void);                                        /* after options: 0 or -1 */
+void bc_thread_exit(void);                               /* free the thread's buffers */
+void bc_start(struct bthread *t, struct bclient *c);      /* after the TCP connect */
+void bc_connected(struct bthread *t, struct bclient *c, int res);
+void bc_input(struct bthread *t, struct bclient *c, const uint8_t *data, size_t len);
+void bc_eof(struct bthread *t, struct bclient *c, int err);
+void bc_timeout(struct bthread *t, struct bclient *c);
+void bc_keepalive(struct bthread *t, struct bclient *c);
+void bc_flush(struct bthread *t, struct bclient *c);      /* encrypt pending plaintext */
+void bc_fail(struct bthread *t, struct bclient *c, const char *cause, const char *detail);
+void bc_goodbye(struct bthread *t, struct bclient *c);    /* graceful close */
+void bc_released(struct bthread *t, struct bclient *c);   /* the slot is closed and idle */
+void bc_chat_setup(struct bthread *t, struct bclient *c);
+unsigned bc_chat_send(struct bthread *t, struct bclient *c, unsigned max);
+int bc_user(const struct bclient *c, char *out, size_t cap); /* localpart */
+
+/* keycache.c */
+struct scram_keys;
+int keycache_open(const char *path, const char *password);
+bool keycache_get(int hash, const uint8_t *salt, size_t slen, uint32_t iter, struct scram_keys *k);
+void keycache_put(int hash, const uint8_t *salt, size_t slen, uint32_t iter,
+		  const struct scram_keys *k);
+int keycache_close(void);   /* appends the new entries to the file; returns how many */
+
+#endif

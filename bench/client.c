@@ -1,0 +1,919 @@
+/*
+ * client — XMPP on one simulated client (RFC 6120 / 6121): TLS (Direct or
+ * STARTTLS), stream headers and features, SASL (SCRAM-SHA-256, SCRAM-SHA-1,
+ * PLAIN), resource binding with a server-generated resource, initial
+ * presence, roster get; then chat messages, keepalives and the goodbye.
+ *
+ * Input path: wire bytes -> (wolfSSL, tls/) -> plaintext -> framer ->
+ * xmlstage (the project's own parser, one per thread) -> the handler for the
+ * client's state.  Bytes of an incomplete item wait in bclient.in.
+ *
+ * Every transition goes through set_state(), which also (re)arms the step
+ * timer: each step waits --timeout at most.  A client is counted once:
+ * logged in (roster received; in the connect scenario: stream features
+ * received) or failed with a cause; a logged-in client that loses its
+ * session is counted as dropped with a cause.
+ *
+ * Chat messages carry "b<run>.<sender>.<k>.<seq>.<send-ns>" in their id
+ * (servers keep stanza ids) and the same numbers in the body; <run> tells
+ * this run's messages from offline messages a server stores from an earlier
+ * run and delivers at login (counted as unexpected, never as received): k is the receiver's
+ * position in the sender's peer list and seq counts per (sender, k) pair, so
+ * the receiver checks order and duplicates with the pair's 64-message
+ * window (bc_pair) and measures latency against the send time.
+ */
+#include "bench/bench.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/scram_client.h"
+#include "parser/xmlstage.h"
+#include "parser/xmltag.h"
+#include "tls/crypto.h"
+
+#define NS_STREAMS "http://etherx.jabber.org/streams"
+#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+
+#define IN_LIMIT ((1u << 20) + 65536)  /* one largest item plus pipelined input */
+#define FAIL_LOG_MAX 10                /* failures printed per thread with -v */
+
+enum { GO_ON = 0, STOP };
+
+static const struct framer_limits lim = {
+	.max_stanza = 1u << 20, .max_depth = 64, .max_attrs = 128, .max_name = 1024,
+	.max_value = 1u << 16,
+};
+
+static const char *const state_names[] = {
+	"new", "connect", "tls", "features", "starttls", "sasl", "bind", "roster", "online",
+	"closing", "done"
+};
+
+static char header[512];        /* our stream header, the same for every client */
+static size_t header_len;
+static const char *mech_name;
+static _Thread_local char *msgbuf;
+static _Thread_local size_t msgcap;
+static _Thread_local unsigned fails_logged;
+
+const char *bc_state_str(int s)
+{
+	return s >= 0 && s <= BC_DONE ? state_names[s] : "?";
+}
+
+int bc_init(void)
+{
+	const struct bench_opts *o = &B.o;
+	int n = snprintf(header, sizeof(header),
+			 "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+			 "xmlns:stream='" NS_STREAMS "' to='%s' version='1.0' xml:lang='en'>",
+			 o->domain);
+
+	if (n < 0 || (size_t)n >= sizeof(header))
+		return -1;
+	header_len = (size_t)n;
+	mech_name = o->mech == MECH_PLAIN ? "PLAIN" :
+		    o->mech == MECH_SCRAM_SHA1 ? "SCRAM-SHA-1" : "SCRAM-SHA-256";
+	return 0;
+}
+
+void bc_thread_exit(void)
+{
+	free(msgbuf);
+	msgbuf = NULL;
+	msgcap = 0;
+}
+
+int bc_user(const struct bclient *c, char *out, size_t cap)
+{
+	return snprintf(out, cap, "%s%u", B.o.prefix, B.o.offset + c->idx);
+}
+
+static bool streq(const struct xs_str *s, const char *lit)
+{
+	return s->len == strlen(lit) && memcmp(s->p, lit, s->len) == 0;
+}
+
+static uint64_t rnd(struct bthread *t)
+{
+	/* xorshift64*: per-thread, good enough to pick peers. */
+	t->rng ^= t->rng >> 12;
+	t->rng ^= t->rng << 25;
+	t->rng ^= t->rng >> 27;
+	return t->rng * 2685821657736338717ull;
+}
+
+/* ---- state and accounting ----------------------------------------------- */
+
+static void set_online(struct bthread *t, struct bclient *c, bool on)
+{
+	if ((bool)atomic_load_explicit(&c->online, memory_order_relaxed) == on)
+		return;
+	atomic_store_explicit(&c->online, on, memory_order_relaxed);
+	if (on)
+		atomic_fetch_add_explicit(&t->g_online, 1, memory_order_relaxed);
+	else
+		atomic_fetch_sub_explicit(&t->g_online, 1, memory_order_relaxed);
+}
+
+static void set_state(struct bclient *c, int s)
+{
+	c->state = (uint8_t)s;
+	if ((s >= BC_CONNECT && s <= BC_ROSTER) || s == BC_CLOSING)
+		bt_timer(c, bench_now() + (uint64_t)(B.o.timeout * 1e9));
+	else
+		bt_timer(c, 0);
+}
+
+static void resolved(struct bthread *t, struct bclient *c)
+{
+	if (c->flags & BF_INPROGRESS) {
+		c->flags &= ~BF_INPROGRESS;
+		atomic_fetch_sub_explicit(&t->g_inprogress, 1, memory_order_relaxed);
+	}
+}
+
+void bc_fail(struct bthread *t, struct bclient *c, const char *cause, const char *detail)
+{
+	char name[48];
+
+	if (c->flags & BF_CLOSED)
+		return;
+	if (c->state == BC_ONLINE) {
+		snprintf(name, sizeof(name), "dropped:%s", cause);
+		bench_stats_cause(&t->local, name, 1);
+		t->local.dropped++;
+	} else if (!(c->flags & BF_COUNTED) && c->state != BC_CLOSING) {
+		c->flags |= BF_COUNTED | BF_FAILED;
+		bench_stats_cause(&t->local, cause, 1);
+		t->local.failed++;
+	}
+	if (B.o.verbose > 1 || (B.o.verbose && fails_logged < FAIL_LOG_MAX)) {
+		char user[64];
+		bc_user(c, user, sizeof(user));
+		fails_logged++;
+		fprintf(stderr, "\nxedge-bench: %s: %s in state %s%s%s\n", user, cause,
+			bc_state_str(c->state), detail ? ": " : "", detail ? detail : "");
+	}
+	resolved(t, c);
+	set_online(t, c, false);
+	bt_close(c);
+}
+
+void bc_released(struct bthread *t, struct bclient *c)
+{
+	resolved(t, c);
+	set_online(t, c, false);
+	tls_free(c->ssl);
+	c->ssl = NULL;
+	free(c->scram);
+	c->scram = NULL;
+	buf_reset(&c->in);
+	buf_reset(&c->pt);
+	buf_reset(&c->out);
+	buf_reset(&c->sending);
+	c->state = BC_DONE;
+	t->local.closed++;
+	atomic_fetch_sub_explicit(&t->g_live, 1, memory_order_relaxed);
+}
+
+/* ---- output ----------------------------------------------------------------- */
+
+/* Queue XMPP plaintext: with TLS it is encrypted at flush time, so what one
+ * loop iteration writes leaves as one record and one send. */
+static void out(struct bclient *c, const void *data, size_t len)
+{
+	if (c->flags & (BF_CLOSED | BF_PEER_GONE))
+		return;
+	if (c->flags & BF_TLS) {
+		if (buf_append(&c->pt, data, len, IN_LIMIT * 16) < 0) {
+			bc_fail(bc_thread(c), c, "output-queue-limit", NULL);
+			return;
+		}
+		bt_flush_later(c);
+	} else {
+		bt_send(c, data, len);
+	}
+}
+
+static void outs(struct bclient *c, const char *s)
+{
+	out(c, s, strlen(s));
+}
+
+static int tls_out(void *owner, const uint8_t *data, size_t len)
+{
+	bt_send(owner, data, len);
+	return 0;
+}
+
+void bc_flush(struct bthread *t, struct bclient *c)
+{
+	if (!(c->flags & BF_TLS) || !buf_used(&c->pt) || (c->flags & BF_PEER_GONE))
+		return;
+	if (tls_write(c->ssl, buf_data(&c->pt), buf_used(&c->pt)) < 0) {
+		buf_reset(&c->pt);
+		bc_fail(t, c, "tls-write", NULL);
+		return;
+	}
+	buf_reset(&c->pt);
+}
+
+static void send_header(struct bthread *t, struct bclient *c)
+{
+	framer_reset(&c->fr);
+	out(c, header, header_len);
+	set_state(c, BC_FEATURES);
+}
+
+/* ---- connection and TLS ---------------------------------------------------- */
+
+void bc_start(struct bthread *t, struct bclient *c)
+{
+	set_state(c, BC_CONNECT);
+}
+
+static void tls_begin(struct bthread *t, struct bclient *c)
+{
+	const char *sni = B.o.sni ? B.o.sni : B.o.domain;
+	char err[96];
+
+	c->tio = (struct tls_io){ .out = tls_out, .owner = c };
+	c->ssl = tls_client_new(sni, B.o.tls == TLS_MODE_DIRECT, &c->tio);
+	if (!c->ssl) {
+		bc_fail(t, c, "tls-setup", NULL);
+		return;
+	}
+	set_state(c, BC_TLS);
+	if (tls_connect(c->ssl) == TLS_ERROR)
+		bc_fail(t, c, "tls-failure", tls_error_str(c->ssl, err, sizeof(err)));
+}
+
+static void tls_established(struct bthread *t, struct bclient *c)
+{
+	uint64_t now = bench_now();
+
+	c->flags |= BF_TLS;
+	hist_record(&t->local.h_tls, now - c->t_start);
+	c->t_stream = now;
+	send_header(t, c);
+}
+
+void bc_connected(struct bthread *t, struct bclient *c, int res)
+{
+	if (B.o.tls == TLS_MODE_DIRECT) {
+		tls_begin(t, c);
+		return;
+	}
+	c->t_stream = bench_now();
+	send_header(t, c);
+}
+
+/* ---- SASL -------------------------------------------------------------------------- */
+
+static void sasl_send(struct bclient *c, const char *elem, const char *attrs, const void *data,
+		      size_t len)
+{
+	char b64[2 * SCRAM_MAX_MSG];
+	char xml[2 * SCRAM_MAX_MSG + 256];
+	long n = len ? crypto_b64_encode(data, len, b64, sizeof(b64)) : 0;
+	int m;
+
+	if (n < 0)
+		return;
+	m = snprintf(xml, sizeof(xml), "<%s xmlns='" NS_SASL "'%s>%.*s</%s>", elem, attrs,
+		     (int)n, b64, elem);
+	if (m > 0 && (size_t)m < sizeof(xml))
+		out(c, xml, (size_t)m);
+}
+
+static void sasl_begin(struct bthread *t, struct bclient *c)
+{
+	char user[256], msg[SCRAM_MAX_MSG], attrs[64];
+	int n;
+
+	bc_user(c, user, sizeof(user));
+	snprintf(attrs, sizeof(attrs), " mechanism='%s'", mech_name);
+	if (B.o.mech == MECH_PLAIN) {
+		n = snprintf(msg, sizeof(msg), "%c%s%c%s", 0, user, 0, B.o.password);
+		if (n > 0 && (size_t)n < sizeof(msg))
+			sasl_send(c, "auth", attrs, msg, (size_t)n);
+	} else {
+		uint8_t raw[18];
+		char nonce[32];
+		c->scram = malloc(sizeof(*c->scram));
+		if (!c->scram || crypto_random(raw, sizeof(raw)) < 0 ||
+		    crypto_b64_encode(raw, sizeof(raw), nonce, sizeof(nonce)) < 0) {
+			bc_fail(t, c, "sasl-setup", NULL);
+			return;
+		}
+		n = scram_client_first(c->scram, B.o.mech == MECH_SCRAM_SHA1 ? CRYPTO_SHA1 : CRYPTO_SHA256,
+				       user, nonce, msg, sizeof(msg));
+		if (n < 0) {
+			bc_fail(t, c, "sasl-setup", scram_error_str(n));
+			return;
+		}
+		sasl_send(c, "auth", attrs, msg, (size_t)n);
+	}
+	set_state(c, BC_SASL);
+}
+
+/* Base64 text of a SASL element, decoded; -1 when malformed. */
+static long sasl_text(const struct xs_stanza *s, uint8_t *out_, size_t cap)
+{
+	const char *p = s->text.p;
+	size_t n = s->text.len;
+
+	while (n && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+		p++, n--;
+	while (n && (p[n - 1] == ' ' || p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == '\t'))
+		n--;
+	if (n == 0 || (n == 1 && *p == '='))
+		return 0;
+	return crypto_b64_decode(p, n, out_, cap);
+}
+
+static int on_sasl(struct bthread *t, struct bclient *c, const struct xs_stanza *s)
+{
+	uint8_t data[SCRAM_MAX_MSG];
+	char msg[SCRAM_MAX_MSG], cause[64];
+	long n;
+	int r;
+
+	if (!streq(&s->ns, NS_SASL)) {
+		t->local.unexpected++;
+		return GO_ON;
+	}
+	if (streq(&s->local, "failure")) {
+		snprintf(cause, sizeof(cause), "sasl:%s", s->child_local.len ? s->child_local.p : "failure");
+		bc_fail(t, c, cause, NULL);
+		return STOP;
+	}
+	n = sasl_text(s, data, sizeof(data) - 1);
+	if (n < 0) {
+		bc_fail(t, c, "sasl:bad-base64-from-server", NULL);
+		return STOP;
+	}
+	if (streq(&s->local, "challenge") && c->scram && c->sasl_step == 0) {
+		struct scram_keys k, *known = NULL;
+		r = scram_client_parse_first(c->scram, (const char *)data, (size_t)n);
+		if (r == 0) {
+			if (B.o.scram_cache && keycache_get(c->scram->hash, c->scram->salt,
+							    c->scram->salt_len, c->scram->iter, &k))
+				known = &k;
+			r = scram_client_final(c->scram, B.o.password, (const char *)data, (size_t)n,
+					       known, known ? NULL : &k, msg, sizeof(msg));
+			if (r > 0 && !known && B.o.scram_cache)
+				keycache_put(c->scram->hash, c->scram->salt, c->scram->salt_len,
+					     c->scram->iter, &k);
+			explicit_bzero(&k, sizeof(k));
+		}
+		if (r < 0) {
+			bc_fail(t, c, "sasl:bad-server-first", scram_error_str(r));
+			return STOP;
+		}
+		sasl_send(c, "response", "", msg, (size_t)r);
+		c->sasl_step = 1;
+		return GO_ON;
+	}
+	if (c->scram && c->sasl_step == 1 && n > 0 &&
+	    (streq(&s->local, "challenge") || streq(&s->local, "success"))) {
+		/* server-final: in <success/>, or (older servers) a last challenge */
+		r = scram_client_verify(c->scram, (const char *)data, (size_t)n);
+		if (r < 0) {
+			bc_fail(t, c, "sasl:server-final", scram_error_str(r));
+			return STOP;
+		}
+		c->sasl_step = 2;
+		if (streq(&s->local, "challenge")) {
+			sasl_send(c, "response", "", NULL, 0);
+			return GO_ON;
+		}
+	}
+	if (streq(&s->local, "success")) {
+		if (c->scram && c->sasl_step != 2) {
+			/* Success without a verified ServerSignature: the server did not
+			 * prove it knows the keys (RFC 5802 §5). */
+			bc_fail(t, c, "sasl:success-without-server-signature", NULL);
+			return STOP;
+		}
+		free(c->scram);
+		c->scram = NULL;
+		c->flags |= BF_AUTHED;
+		send_header(t, c);   /* the restart: what follows is the new stream */
+		return GO_ON;
+	}
+	bc_fail(t, c, "sasl:unexpected-element", s->local.p);
+	return STOP;
+}
+
+/* ---- features, bind, roster ---------------------------------------------------- */
+
+static bool has(const uint8_t *p, size_t len, const char *needle)
+{
+	return memmem(p, len, needle, strlen(needle)) != NULL;
+}
+
+static void logged_in(struct bthread *t, struct bclient *c)
+{
+	uint64_t now = bench_now();
+
+	c->flags |= BF_COUNTED;
+	resolved(t, c);
+	hist_record(&t->local.h_login, now - c->t_start);
+	t->local.logged_in++;
+	if (now > t->local.last_login_ns)
+		t->local.last_login_ns = now;
+	set_state(c, BC_ONLINE);
+	set_online(t, c, true);
+	if (B.o.keepalive > 0)
+		bt_keepalive(c, now + (uint64_t)(B.o.keepalive * 1e9));
+	if (B.o.scenario == SC_LOGIN && B.o.hold <= 0)
+		bc_goodbye(t, c);
+}
+
+static int on_features(struct bthread *t, struct bclient *c, const uint8_t *p, size_t len,
+		       const struct xs_stanza *s)
+{
+	char needle[64];
+
+	if (!streq(&s->local, "features") || !streq(&s->ns, NS_STREAMS)) {
+		t->local.unexpected++;
+		return GO_ON;
+	}
+	if (B.o.tls == TLS_MODE_STARTTLS && !(c->flags & BF_TLS)) {
+		if (!has(p, len, NS_TLS)) {
+			bc_fail(t, c, "starttls-not-offered", NULL);
+			return STOP;
+		}
+		outs(c, "<starttls xmlns='" NS_TLS "'/>");
+		set_state(c, BC_STARTTLS);
+		return GO_ON;
+	}
+	if (B.o.scenario == SC_CONNECT) {
+		logged_in(t, c);
+		return GO_ON;
+	}
+	if (!(c->flags & BF_AUTHED)) {
+		snprintf(needle, sizeof(needle), ">%s<", mech_name);
+		if (!has(p, len, needle)) {
+			snprintf(needle, sizeof(needle), "mechanism-not-offered:%s", mech_name);
+			bc_fail(t, c, needle, NULL);
+			return STOP;
+		}
+		sasl_begin(t, c);
+		return GO_ON;
+	}
+	if (!has(p, len, NS_BIND)) {
+		bc_fail(t, c, "bind-not-offered", NULL);
+		return STOP;
+	}
+	outs(c, "<iq type='set' id='b1'><bind xmlns='" NS_BIND "'/></iq>");
+	set_state(c, BC_BIND);
+	return GO_ON;
+}
+
+/* Answer an iq get/set from the server: ping gets a result, the rest
+ * service-unavailable (RFC 6120 §8.2.3: every request gets a response). */
+static void iq_reply(struct bclient *c, const struct xs_stanza *s)
+{
+	char id[256], to[512], xml[1024];
+	size_t il = xml_escape(s->id.p, s->id.len, id, sizeof(id) - 1);
+	size_t tl = xml_escape(s->from.p, s->from.len, to, sizeof(to) - 1);
+	int n;
+
+	if (il >= sizeof(id) || tl >= sizeof(to))
+		return;
+	id[il] = to[tl] = '\0';
+	if (streq(&s->child_ns, "urn:xmpp:ping") && streq(&s->type, "get"))
+		n = snprintf(xml, sizeof(xml), "<iq type='result' id='%s'%s%s%s/>", id,
+			     tl ? " to='" : "", to, tl ? "'" : "");
+	else
+		n = snprintf(xml, sizeof(xml),
+			     "<iq type='error' id='%s'%s%s%s><error type='cancel'><service-unavailable "
+			     "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+			     id, tl ? " to='" : "", to, tl ? "'" : "");
+	if (n > 0 && (size_t)n < sizeof(xml))
+		out(c, xml, (size_t)n);
+}
+
+/* ---- chat ---------------------------------------------------------------------- */
+
+void bc_chat_setup(struct bthread *t, struct bclient *c)
+{
+	unsigned want = B.o.peers, tries = 0, n = 0;
+	struct bc_pair *pp;
+
+	if (want > B.o.clients - 1)
+		want = B.o.clients - 1;
+	if (!want || atomic_load_explicit(&c->pairs, memory_order_relaxed))
+		return;
+	pp = calloc(want, sizeof(*pp));
+	if (!pp)
+		return;
+	/* Random online peers, distinct, not ourselves; give up on a sparse set. */
+	while (n < want && tries++ < want * 64) {
+		uint32_t p = (uint32_t)(rnd(t) % B.o.clients);
+		bool dup = p == c->idx;
+		for (unsigned k = 0; k < n && !dup; k++)
+			dup = pp[k].peer == p;
+		if (dup || !atomic_load_explicit(&B.clients[p].online, memory_order_relaxed))
+			continue;
+		pp[n++].peer = p;
+	}
+	c->npeers = (uint8_t)n;
+	atomic_store_explicit(&c->pairs, pp, memory_order_release);
+}
+
+unsigned bc_chat_send(struct bthread *t, struct bclient *c, unsigned max)
+{
+	const struct bench_opts *o = &B.o;
+	unsigned sent = 0;
+
+	if (!msgbuf) {
+		msgcap = o->body + 512 + strlen(o->prefix) + strlen(o->domain);
+		msgbuf = malloc(msgcap);
+		if (!msgbuf)
+			return 0;
+	}
+	struct bc_pair *pp = atomic_load_explicit(&c->pairs, memory_order_relaxed);
+
+	while (sent < max && pp) {
+		unsigned k = 0, tries;
+		struct bc_pair *pr;
+		uint64_t now;
+		int n, m;
+
+		for (tries = 0; tries < c->npeers; tries++) {
+			k = (unsigned)(rnd(t) % c->npeers);
+			if (atomic_load_explicit(&B.clients[pp[k].peer].online, memory_order_relaxed))
+				break;
+		}
+		if (tries == c->npeers)
+			break;
+		pr = &pp[k];
+		pr->tx_seq++;
+		now = bench_now();
+		n = snprintf(msgbuf, msgcap,
+			     "<message to='%s%u@%s' type='chat' id='b%u.%u.%u.%u.%llu'><body>%u %u %llu ",
+			     o->prefix, o->offset + pr->peer, o->domain, B.run_id, c->idx, k, pr->tx_seq,
+			     (unsigned long long)now, c->idx, pr->tx_seq, (unsigned long long)now);
+		if (n < 0 || (size_t)n + o->body + 32 > msgcap)
+			break;
+		/* Pad the body to --size bytes. */
+		m = n;
+		while ((unsigned)(m - n) < o->body)
+			msgbuf[m++] = 'x';
+		memcpy(msgbuf + m, "</body></message>", 17);
+		m += 17;
+		out(c, msgbuf, (size_t)m);
+		t->local.sent++;
+		if (now >= atomic_load_explicit(&B.warm_end_ns, memory_order_relaxed) &&
+		    now < atomic_load_explicit(&B.chat_end_ns, memory_order_relaxed))
+			t->local.sent_meas++;
+		sent++;
+	}
+	return sent;
+}
+
+/* Parse "b<run>.<sender>.<k>.<seq>.<ns>" of this run; 0 or -1. */
+static int msg_id(const struct xs_str *id, uint32_t *sender, uint32_t *k, uint32_t *seq,
+		  uint64_t *ts)
+{
+	const char *p = id->p;
+	char *end = NULL;
+	unsigned long long v[5];
+
+	if (id->len < 10 || *p != 'b')
+		return -1;
+	p++;
+	for (int i = 0; i < 5; i++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v[i] = strtoull(p, &end, 10);
+		if (i < 4 && *end != '.')
+			return -1;
+		p = end + 1;
+	}
+	if (*end || v[0] != B.run_id || v[1] >= B.o.clients || v[3] > UINT32_MAX)
+		return -1;
+	*sender = (uint32_t)v[1];
+	*k = (uint32_t)v[2];
+	*seq = (uint32_t)v[3];
+	*ts = v[4];
+	return 0;
+}
+
+static void on_message(struct bthread *t, struct bclient *c, const struct xs_stanza *s)
+{
+	uint32_t si, k, seq;
+	uint64_t ts, now = bench_now(), warm, end;
+	struct bclient *sender;
+	struct bc_pair *pr, *pp;
+	bool counted = true;
+	int32_t old;
+
+	if (msg_id(&s->id, &si, &k, &seq, &ts) < 0 || streq(&s->type, "error")) {
+		t->local.unexpected++;
+		return;
+	}
+	sender = &B.clients[si];
+	t->local.recv++;
+	if (ts <= now)
+		hist_record(&t->local.h_msg, now - ts);
+	pp = atomic_load_explicit(&sender->pairs, memory_order_acquire);
+	if (!pp || k >= sender->npeers || pp[k].peer != c->idx) {
+		t->local.misrouted++;
+	} else {
+		/* Per-pair order and duplicates, with a 64-message window. */
+		pr = &pp[k];
+		if (seq > pr->rx_last) {
+			uint32_t shift = seq - pr->rx_last;
+			pr->rx_win = shift >= 64 ? 0 : pr->rx_win << shift;
+			pr->rx_win |= 1;
+			pr->rx_last = seq;
+		} else {
+			uint32_t d = pr->rx_last - seq;
+			if (d < 64 && (pr->rx_win & (1ull << d))) {
+				t->local.dup++;
+				counted = false;
+			} else {
+				if (d < 64)
+					pr->rx_win |= 1ull << d;
+				t->local.reordered++;
+			}
+		}
+	}
+	warm = atomic_load_explicit(&B.warm_end_ns, memory_order_relaxed);
+	end = atomic_load_explicit(&B.chat_end_ns, memory_order_relaxed);
+	if (counted && ts >= warm && ts < end) {
+		t->local.recv_meas++;
+		if (ts <= now)
+			hist_record(&t->local.h_msg_meas, now - ts);
+	}
+	if (!counted || B.o.rate > 0)
+		return;
+	/* Closed loop: the message is done; reopen the sender's window. */
+	old = atomic_fetch_sub(&sender->inflight, 1);
+	if (old <= 0)
+		atomic_fetch_add(&sender->inflight, 1);   /* late, after a window reset */
+	else if (old == (int32_t)B.o.window)
+		bt_ready(t, sender);
+}
+
+/* ---- input ---------------------------------------------------------------------- */
+
+static int intern_nsd(struct bthread *t, const struct xs_str *d)
+{
+	for (unsigned i = 0; i < t->nnsd; i++)
+		if (t->nsd_len[i] == d->len && memcmp(t->nsd[i], d->p, d->len) == 0)
+			return (int)i;
+	if (t->nnsd == BT_NSD_MAX)
+		return -1;
+	t->nsd[t->nnsd] = strndup(d->p, d->len);
+	if (!t->nsd[t->nnsd])
+		return -1;
+	t->nsd_len[t->nnsd] = d->len;
+	return (int)t->nnsd++;
+}
+
+static int on_stanza(struct bthread *t, struct bclient *c, const uint8_t *p, size_t len)
+{
+	struct xs_stanza s;
+	char cause[64];
+	int r = xmlstage_stanza(t->xs, t->nsd[c->nsd], t->nsd_len[c->nsd], (const char *)p, len, &s);
+
+	if (r != XMLSTAGE_OK) {
+		snprintf(cause, sizeof(cause), "xml:%s", xmlstage_error_str(r));
+		bc_fail(t, c, cause, NULL);
+		return STOP;
+	}
+	if (streq(&s.local, "error") && streq(&s.ns, NS_STREAMS)) {
+		snprintf(cause, sizeof(cause), "stream:%s", s.child_local.len ? s.child_local.p : "error");
+		bc_fail(t, c, cause, NULL);
+		return STOP;
+	}
+	switch (c->state) {
+	case BC_FEATURES:
+		return on_features(t, c, p, len, &s);
+	case BC_STARTTLS:
+		if (streq(&s.local, "proceed") && streq(&s.ns, NS_TLS)) {
+			tls_begin(t, c);
+			return STOP;   /* nothing may follow <proceed/> in plaintext */
+		}
+		bc_fail(t, c, "starttls-refused", s.local.p);
+		return STOP;
+	case BC_SASL:
+		return on_sasl(t, c, &s);
+	default:
+		break;
+	}
+	if (streq(&s.local, "iq")) {
+		if (streq(&s.type, "get") || streq(&s.type, "set")) {
+			iq_reply(c, &s);
+		} else if (c->state == BC_BIND && streq(&s.id, "b1")) {
+			if (!streq(&s.type, "result")) {
+				bc_fail(t, c, "bind-error", s.child_local.p);
+				return STOP;
+			}
+			hist_record(&t->local.h_auth, bench_now() - c->t_stream);
+			outs(c, "<presence/><iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
+			set_state(c, BC_ROSTER);
+		} else if (c->state == BC_ROSTER && streq(&s.id, "r1")) {
+			if (!streq(&s.type, "result")) {
+				bc_fail(t, c, "roster-error", s.child_local.p);
+				return STOP;
+			}
+			logged_in(t, c);
+		}
+	} else if (streq(&s.local, "message")) {
+		if (c->state == BC_ONLINE || c->state == BC_ROSTER)
+			on_message(t, c, &s);
+	} else if (!streq(&s.local, "presence")) {
+		t->local.unexpected++;
+	}
+	return GO_ON;
+}
+
+static int on_item(struct bthread *t, struct bclient *c, int ev, const uint8_t *p, size_t len)
+{
+	struct xs_header h;
+	int r, i;
+	char cause[64];
+
+	switch (ev) {
+	case FRAMER_HEADER:
+		r = xmlstage_header(t->xs, (const char *)p, len, &h);
+		if (r != XMLSTAGE_OK) {
+			snprintf(cause, sizeof(cause), "xml:%s", xmlstage_error_str(r));
+			bc_fail(t, c, cause, "stream header");
+			return STOP;
+		}
+		if (!streq(&h.name_ns, NS_STREAMS) || !streq(&h.local, "stream")) {
+			bc_fail(t, c, "bad-stream-header", NULL);
+			return STOP;
+		}
+		i = intern_nsd(t, &h.ns_decls);
+		if (i < 0) {
+			bc_fail(t, c, "too-many-stream-header-variants", NULL);
+			return STOP;
+		}
+		c->nsd = (uint8_t)i;
+		return GO_ON;
+	case FRAMER_STANZA:
+		return on_stanza(t, c, p, len);
+	case FRAMER_CLOSE:
+		/* In closing: wait for the server's FIN (the step timer bounds it),
+		 * so TIME_WAIT stays on the server side and a next run finds our
+		 * ports free. */
+		if (c->state != BC_CLOSING)
+			bc_fail(t, c, "closed-by-server", "</stream:stream>");
+		return STOP;
+	default:
+		return GO_ON;  /* whitespace */
+	}
+}
+
+static void plain_input(struct bthread *t, struct bclient *c, const uint8_t *data, size_t len)
+{
+	const uint8_t *p = data;
+	size_t n = len, done = 0, end;
+	bool held = buf_used(&c->in) > 0, stop = false;
+	char cause[48];
+
+	if (held) {
+		if (buf_append(&c->in, data, len, IN_LIMIT) < 0) {
+			bc_fail(t, c, "input-limit", NULL);
+			return;
+		}
+		p = buf_data(&c->in);
+		n = buf_used(&c->in);
+	}
+	while (!(c->flags & BF_CLOSED) && done < n) {
+		int ev = framer_scan(&c->fr, &lim, p + done, n - done, &end);
+		if (ev == FRAMER_MORE)
+			break;
+		if (ev == FRAMER_ERROR) {
+			snprintf(cause, sizeof(cause), "xml:%s", framer_error_str(c->fr.err));
+			bc_fail(t, c, cause, NULL);
+			return;
+		}
+		stop = on_item(t, c, ev, p + done, end) == STOP;
+		done += end;
+		if (stop)
+			break;
+	}
+	if (c->flags & BF_CLOSED)
+		return;
+	if (held) {
+		if (stop)
+			buf_reset(&c->in);
+		else
+			buf_consume(&c->in, done);
+	} else if (!stop && done < n && buf_append(&c->in, p + done, n - done, IN_LIMIT) < 0) {
+		bc_fail(t, c, "input-limit", NULL);
+	}
+}
+
+void bc_input(struct bthread *t, struct bclient *c, const uint8_t *data, size_t len)
+{
+	char err[96];
+
+	if (!c->ssl) {
+		plain_input(t, c, data, len);
+		return;
+	}
+	c->tio.in = data;
+	c->tio.in_len = len;
+	if (!(c->flags & BF_TLS)) {
+		int r = tls_connect(c->ssl);
+		if (r == TLS_ERROR) {
+			bc_fail(t, c, "tls-failure", tls_error_str(c->ssl, err, sizeof(err)));
+			return;
+		}
+		if (r == TLS_WANT)
+			return;
+		tls_established(t, c);
+	}
+	while (!(c->flags & BF_CLOSED)) {
+		int res;
+		size_t n = tls_read(c->ssl, t->scratch, 16384, &res);
+		if (n) {
+			plain_input(t, c, t->scratch, n);
+			continue;
+		}
+		if (res == TLS_WANT)
+			break;
+		if (res == TLS_CLOSED) {
+			bc_eof(t, c, 0);
+			break;
+		}
+		bc_fail(t, c, "tls-error", tls_error_str(c->ssl, err, sizeof(err)));
+		break;
+	}
+	c->tio.in = NULL;
+	c->tio.in_len = 0;
+}
+
+/* ---- endings, timers, keepalives --------------------------------------------------- */
+
+void bc_eof(struct bthread *t, struct bclient *c, int err)
+{
+	char cause[48];
+
+	if (c->state == BC_CLOSING || (c->flags & BF_CLOSED)) {
+		bt_close(c);
+		return;
+	}
+	if (err == 0)
+		snprintf(cause, sizeof(cause), "closed-by-server");
+	else
+		snprintf(cause, sizeof(cause), "socket:%s", strerrorname_np(-err) ? strerrorname_np(-err) : "E?");
+	bc_fail(t, c, cause, NULL);
+}
+
+void bc_timeout(struct bthread *t, struct bclient *c)
+{
+	char cause[48];
+
+	if (c->state == BC_CLOSING) {
+		bt_close(c);   /* the server did not answer our goodbye: fine */
+		return;
+	}
+	if (c->state == BC_CONNECT)
+		snprintf(cause, sizeof(cause), "connect-timeout");
+	else
+		snprintf(cause, sizeof(cause), "timeout:%s", bc_state_str(c->state));
+	bc_fail(t, c, cause, NULL);
+}
+
+void bc_keepalive(struct bthread *t, struct bclient *c)
+{
+	if (c->state != BC_ONLINE)
+		return;
+	out(c, " ", 1);
+	bt_keepalive(c, bench_now() + (uint64_t)(B.o.keepalive * 1e9));
+}
+
+void bc_goodbye(struct bthread *t, struct bclient *c)
+{
+	if (c->flags & BF_CLOSED)
+		return;
+	set_online(t, c, false);
+	resolved(t, c);
+	bt_keepalive(c, 0);
+	if (c->state < BC_FEATURES || (c->flags & BF_PEER_GONE)) {
+		bt_close(c);
+		return;
+	}
+	outs(c, "</stream:stream>");
+	if (c->flags & BF_TLS) {
+		bc_flush(t, c);
+		tls_close_notify(c->ssl);
+	}
+	set_state(c, BC_CLOSING);
+}

@@ -1,0 +1,830 @@
+/*
+ * main — xedge-bench's options and controller.  See bench.h for the module
+ * map and the threading rules.
+ *
+ * The controller (this thread) starts the client threads, then ticks every
+ * 100 ms: it collects the threads' counter deltas, moves the run through its
+ * phases (bench_phase), and once a second samples the target (--pid), adds a
+ * point to the time series and redraws the progress line.  Every phase has
+ * an end the controller enforces by time, and every client step has
+ * --timeout, so the run always ends and always prints its summary (SIGINT:
+ * close now; a second SIGINT: stop now).
+ *
+ * Exit status: 0 the run completed (even with failures), 1 usage error,
+ * 2 nothing could connect at all (or the set-up failed).
+ */
+#include "bench/bench.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "bench/report.h"
+#include "bench/target.h"
+
+#define TICK_NS 100000000ull
+
+struct bench B;
+static volatile sig_atomic_t interrupted;
+
+static const char usage[] =
+"usage: xedge-bench [options]\n"
+"Simulates N XMPP clients (io_uring, TLS via wolfSSL) against any XMPP server.\n"
+"\n"
+"Scenario:\n"
+"  -s, --scenario NAME    login | chat | idle | connect (default login)\n"
+"                           login:   log in as fast as allowed; rates and latencies\n"
+"                           chat:    log in, then exchange messages (closed loop --window,\n"
+"                                    or open loop --rate); latency, loss, duplicates, order\n"
+"                           idle:    log in and stay idle; memory per session of --pid\n"
+"                           connect: open streams only (TCP/TLS + stream header + features)\n"
+"  -n, --clients N        simulated clients (default 100)\n"
+"  -t, --threads T        client threads, one io_uring ring each (default 2; raised\n"
+"                         when N needs more rings' direct descriptors)\n"
+"\n"
+"Target and accounts:\n"
+"  -H, --host ADDR        numeric IPv4/IPv6 address (default 127.0.0.1)\n"
+"  -p, --port PORT        default 5222, or 5223 with --tls direct\n"
+"  -d, --domain D         XMPP domain (default localhost)\n"
+"      --sni NAME         TLS server name (default: the domain)\n"
+"      --tls MODE         starttls | direct | plain (default starttls)\n"
+"      --mech MECH        SCRAM-SHA-256 | SCRAM-SHA-1 | PLAIN (default SCRAM-SHA-256)\n"
+"      --user-prefix P    users are P<offset+i>@D (default bench)\n"
+"      --user-offset K    first user index (default 0)\n"
+"      --password PW      every user's password (default pw)\n"
+"      --scram-cache FILE cache SCRAM ClientKey/ServerKey per salt in FILE (RFC 5802\n"
+"                         §5.1): later runs skip the client's PBKDF2 (2-4 ms a login)\n"
+"      --sources A,B,...  bind client sockets to these source addresses, round robin\n"
+"                         (~28k ports per source address towards one target)\n"
+"\n"
+"Pacing and bounds:\n"
+"      --ramp R           new connections per second (default 0: unlimited)\n"
+"      --concurrency C    logins in progress at most (default 200; 0: unlimited)\n"
+"      --timeout S        bound on every step of a client (default 10)\n"
+"      --login-time S     bound on the whole login phase (default 300)\n"
+"      --hold S           stay logged in S seconds after the login phase (default 0)\n"
+"      --settle S         idle: wait before sampling memory (default 5)\n"
+"      --keepalive S      whitespace keepalive interval (default 60; 0: none)\n"
+"\n"
+"Chat:\n"
+"      --duration S       measured seconds (default 10)\n"
+"      --warmup S         seconds before the measurement, not counted (default 2)\n"
+"      --drain S          wait for messages in flight after the end (default 2)\n"
+"      --window W         closed loop: messages in flight per client (default 4)\n"
+"      --rate R           open loop: messages per second per client (default 0: closed loop)\n"
+"      --size B           body bytes (default 64)\n"
+"      --peers K          each client writes to K random online peers (default 8)\n"
+"\n"
+"Output:\n"
+"      --pid PID          sample this target process's CPU and RSS (repeatable)\n"
+"      --json FILE        write the results and the per-second series as JSON\n"
+"      --plot PREFIX      write PREFIX-throughput.png and PREFIX-latency.png (gnuplot)\n"
+"  -v, --verbose          print failures (the first 10 per thread; -vv: all)\n"
+"  -h, --help\n"
+"\n"
+"Exit status: 0 run completed (failures are in the report), 1 usage error,\n"
+"2 nothing could connect.\n";
+
+enum {
+	O_SNI = 256, O_TLS, O_MECH, O_PREFIX, O_OFFSET, O_PASSWORD, O_CACHE, O_SOURCES, O_RAMP,
+	O_CONC, O_TIMEOUT, O_LOGIN_TIME, O_HOLD, O_SETTLE, O_KEEPALIVE, O_DURATION, O_WARMUP,
+	O_DRAIN, O_WINDOW, O_RATE, O_SIZE, O_PEERS, O_PID, O_JSON, O_PLOT
+};
+
+static const struct option longopts[] = {
+	{ "scenario", required_argument, NULL, 's' },
+	{ "clients", required_argument, NULL, 'n' },
+	{ "threads", required_argument, NULL, 't' },
+	{ "host", required_argument, NULL, 'H' },
+	{ "port", required_argument, NULL, 'p' },
+	{ "domain", required_argument, NULL, 'd' },
+	{ "sni", required_argument, NULL, O_SNI },
+	{ "tls", required_argument, NULL, O_TLS },
+	{ "mech", required_argument, NULL, O_MECH },
+	{ "user-prefix", required_argument, NULL, O_PREFIX },
+	{ "user-offset", required_argument, NULL, O_OFFSET },
+	{ "password", required_argument, NULL, O_PASSWORD },
+	{ "scram-cache", required_argument, NULL, O_CACHE },
+	{ "sources", required_argument, NULL, O_SOURCES },
+	{ "ramp", required_argument, NULL, O_RAMP },
+	{ "concurrency", required_argument, NULL, O_CONC },
+	{ "timeout", required_argument, NULL, O_TIMEOUT },
+	{ "login-time", required_argument, NULL, O_LOGIN_TIME },
+	{ "hold", required_argument, NULL, O_HOLD },
+	{ "settle", required_argument, NULL, O_SETTLE },
+	{ "keepalive", required_argument, NULL, O_KEEPALIVE },
+	{ "duration", required_argument, NULL, O_DURATION },
+	{ "warmup", required_argument, NULL, O_WARMUP },
+	{ "drain", required_argument, NULL, O_DRAIN },
+	{ "window", required_argument, NULL, O_WINDOW },
+	{ "rate", required_argument, NULL, O_RATE },
+	{ "size", required_argument, NULL, O_SIZE },
+	{ "peers", required_argument, NULL, O_PEERS },
+	{ "pid", required_argument, NULL, O_PID },
+	{ "json", required_argument, NULL, O_JSON },
+	{ "plot", required_argument, NULL, O_PLOT },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 }
+};
+
+/* ---- stats ------------------------------------------------------------------ */
+
+void bench_stats_cause(struct bench_stats *s, const char *name, uint64_t n)
+{
+	unsigned i;
+
+	for (i = 0; i < s->ncauses; i++)
+		if (strcmp(s->causes[i].name, name) == 0)
+			break;
+	if (i == s->ncauses) {
+		if (s->ncauses == BENCH_MAX_CAUSES)
+			i = BENCH_MAX_CAUSES - 1;    /* the last slot becomes "other" */
+		else
+			s->ncauses++;
+		snprintf(s->causes[i].name, sizeof(s->causes[i].name), "%s",
+			 i == BENCH_MAX_CAUSES - 1 ? "other" : name);
+	}
+	s->causes[i].n += n;
+}
+
+void bench_stats_add(struct bench_stats *into, const struct bench_stats *from)
+{
+	into->started += from->started;
+	into->connected += from->connected;
+	into->logged_in += from->logged_in;
+	into->failed += from->failed;
+	into->dropped += from->dropped;
+	into->closed += from->closed;
+	into->sent += from->sent;
+	into->recv += from->recv;
+	into->sent_meas += from->sent_meas;
+	into->recv_meas += from->recv_meas;
+	into->dup += from->dup;
+	into->reordered += from->reordered;
+	into->misrouted += from->misrouted;
+	into->window_timeouts += from->window_timeouts;
+	into->unexpected += from->unexpected;
+	into->bytes_in += from->bytes_in;
+	into->bytes_out += from->bytes_out;
+	if (from->first_start_ns && (!into->first_start_ns || from->first_start_ns < into->first_start_ns))
+		into->first_start_ns = from->first_start_ns;
+	if (from->last_login_ns > into->last_login_ns)
+		into->last_login_ns = from->last_login_ns;
+	hist_merge(&into->h_connect, &from->h_connect);
+	hist_merge(&into->h_tls, &from->h_tls);
+	hist_merge(&into->h_auth, &from->h_auth);
+	hist_merge(&into->h_login, &from->h_login);
+	hist_merge(&into->h_msg, &from->h_msg);
+	hist_merge(&into->h_msg_meas, &from->h_msg_meas);
+	for (unsigned i = 0; i < from->ncauses; i++)
+		bench_stats_cause(into, from->causes[i].name, from->causes[i].n);
+}
+
+/* Take every thread's published deltas into *into. */
+static void collect(struct bench_stats *into)
+{
+	for (unsigned i = 0; i < B.nthreads; i++) {
+		struct bthread *t = &B.threads[i];
+		pthread_mutex_lock(&t->mu);
+		bench_stats_add(into, &t->shared);
+		memset(&t->shared, 0, sizeof(t->shared));
+		pthread_mutex_unlock(&t->mu);
+	}
+}
+
+static unsigned gauge_sum(size_t off)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < B.nthreads; i++)
+		n += atomic_load_explicit((atomic_uint *)((char *)&B.threads[i] + off), memory_order_relaxed);
+	return n;
+}
+#define GAUGE(field) gauge_sum(offsetof(struct bthread, field))
+
+/* ---- options -------------------------------------------------------------------- */
+
+static int parse_double(const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || end == s || !(v >= lo && v <= hi))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || *s == '-' || v < lo || v > hi)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_addr(const char *s, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, s, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		*len = sizeof(*s4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		*len = sizeof(*s6);
+		return 0;
+	}
+	return -1;
+}
+
+/* Values we paste into XML and SASL unescaped: keep them token-like. */
+static bool token_ok(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s <= 0x20 || *s >= 0x7f || strchr("'\"<>&@/,=", *s))
+			return false;
+	return true;
+}
+
+static int bad(const char *what, const char *val)
+{
+	fprintf(stderr, "xedge-bench: bad %s '%s' (see --help)\n", what, val);
+	return -1;
+}
+
+static int parse_options(int argc, char **argv)
+{
+	struct bench_opts *o = &B.o;
+	const char *host = "127.0.0.1", *sources = NULL;
+	unsigned port = 0;
+	int ch;
+
+	*o = (struct bench_opts){
+		.scenario = SC_LOGIN, .tls = TLS_MODE_STARTTLS, .mech = MECH_SCRAM_SHA256,
+		.clients = 100, .threads = 2, .concurrency = 200, .domain = "localhost",
+		.prefix = "bench", .password = "pw", .timeout = 10, .login_time = 300,
+		.settle = 5, .keepalive = 60, .warmup = 2, .duration = 10, .drain = 2,
+		.window = 4, .body = 64, .peers = 8,
+	};
+	while ((ch = getopt_long(argc, argv, "s:n:t:H:p:d:vh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			if (!strcmp(optarg, "login"))
+				o->scenario = SC_LOGIN;
+			else if (!strcmp(optarg, "chat"))
+				o->scenario = SC_CHAT;
+			else if (!strcmp(optarg, "idle"))
+				o->scenario = SC_IDLE;
+			else if (!strcmp(optarg, "connect"))
+				o->scenario = SC_CONNECT;
+			else
+				return bad("scenario", optarg);
+			break;
+		case 'n':
+			if (parse_uint(optarg, 1, 10000000, &o->clients) < 0)
+				return bad("--clients", optarg);
+			break;
+		case 't':
+			if (parse_uint(optarg, 1, BENCH_MAX_THREADS, &o->threads) < 0)
+				return bad("--threads", optarg);
+			break;
+		case 'H':
+			host = optarg;
+			break;
+		case 'p':
+			if (parse_uint(optarg, 1, 65535, &port) < 0)
+				return bad("--port", optarg);
+			break;
+		case 'd':
+			if (!token_ok(optarg))
+				return bad("--domain", optarg);
+			o->domain = optarg;
+			break;
+		case O_SNI:
+			o->sni = optarg;
+			break;
+		case O_TLS:
+			if (!strcmp(optarg, "starttls"))
+				o->tls = TLS_MODE_STARTTLS;
+			else if (!strcmp(optarg, "direct"))
+				o->tls = TLS_MODE_DIRECT;
+			else if (!strcmp(optarg, "plain"))
+				o->tls = TLS_MODE_PLAIN;
+			else
+				return bad("--tls", optarg);
+			break;
+		case O_MECH:
+			if (!strcasecmp(optarg, "SCRAM-SHA-256"))
+				o->mech = MECH_SCRAM_SHA256;
+			else if (!strcasecmp(optarg, "SCRAM-SHA-1"))
+				o->mech = MECH_SCRAM_SHA1;
+			else if (!strcasecmp(optarg, "PLAIN"))
+				o->mech = MECH_PLAIN;
+			else
+				return bad("--mech", optarg);
+			break;
+		case O_PREFIX:
+			if (!token_ok(optarg))
+				return bad("--user-prefix", optarg);
+			o->prefix = optarg;
+			break;
+		case O_OFFSET:
+			if (parse_uint(optarg, 0, 1000000000, &o->offset) < 0)
+				return bad("--user-offset", optarg);
+			break;
+		case O_PASSWORD:
+			if (!*optarg || strlen(optarg) > 200)
+				return bad("--password", optarg);
+			o->password = optarg;
+			break;
+		case O_CACHE:
+			o->scram_cache = optarg;
+			break;
+		case O_SOURCES:
+			sources = optarg;
+			break;
+		case O_RAMP:
+			if (parse_double(optarg, 0, 1e7, &o->ramp) < 0)
+				return bad("--ramp", optarg);
+			break;
+		case O_CONC:
+			if (parse_uint(optarg, 0, 10000000, &o->concurrency) < 0)
+				return bad("--concurrency", optarg);
+			break;
+		case O_TIMEOUT:
+			if (parse_double(optarg, 0.1, 3600, &o->timeout) < 0)
+				return bad("--timeout", optarg);
+			break;
+		case O_LOGIN_TIME:
+			if (parse_double(optarg, 1, 86400, &o->login_time) < 0)
+				return bad("--login-time", optarg);
+			break;
+		case O_HOLD:
+			if (parse_double(optarg, 0, 86400, &o->hold) < 0)
+				return bad("--hold", optarg);
+			break;
+		case O_SETTLE:
+			if (parse_double(optarg, 0, 86400, &o->settle) < 0)
+				return bad("--settle", optarg);
+			break;
+		case O_KEEPALIVE:
+			if (parse_double(optarg, 0, 86400, &o->keepalive) < 0)
+				return bad("--keepalive", optarg);
+			break;
+		case O_DURATION:
+			if (parse_double(optarg, 0.1, 86400, &o->duration) < 0)
+				return bad("--duration", optarg);
+			break;
+		case O_WARMUP:
+			if (parse_double(optarg, 0, 86400, &o->warmup) < 0)
+				return bad("--warmup", optarg);
+			break;
+		case O_DRAIN:
+			if (parse_double(optarg, 0, 3600, &o->drain) < 0)
+				return bad("--drain", optarg);
+			break;
+		case O_WINDOW:
+			if (parse_uint(optarg, 1, 100000, &o->window) < 0)
+				return bad("--window", optarg);
+			break;
+		case O_RATE:
+			if (parse_double(optarg, 0, 1e6, &o->rate) < 0)
+				return bad("--rate", optarg);
+			break;
+		case O_SIZE:
+			if (parse_uint(optarg, 0, 65536, &o->body) < 0)
+				return bad("--size", optarg);
+			break;
+		case O_PEERS:
+			if (parse_uint(optarg, 1, BENCH_MAX_PEERS, &o->peers) < 0)
+				return bad("--peers", optarg);
+			break;
+		case O_PID: {
+			unsigned pid;
+			if (o->npids == BENCH_MAX_PIDS || parse_uint(optarg, 1, 1u << 30, &pid) < 0)
+				return bad("--pid", optarg);
+			o->pids[o->npids++] = (pid_t)pid;
+			break;
+		}
+		case O_JSON:
+			o->json = optarg;
+			break;
+		case O_PLOT:
+			o->plot = optarg;
+			break;
+		case 'v':
+			o->verbose++;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		default:
+			fputs(usage, stderr);
+			return -1;
+		}
+	}
+	if (optind < argc)
+		return bad("argument", argv[optind]);
+	if (!port)
+		port = o->tls == TLS_MODE_DIRECT ? 5223 : 5222;
+	o->host = host;
+	if (parse_addr(host, (uint16_t)port, &o->target, &o->target_len) < 0)
+		return bad("--host (a numeric IPv4 or IPv6 address; names are not resolved)", host);
+	if (o->mech == MECH_PLAIN && o->tls == TLS_MODE_PLAIN)
+		fprintf(stderr, "xedge-bench: warning: PLAIN without TLS: most servers refuse it\n");
+	if (sources) {
+		char *list = strdup(sources), *save = NULL;
+		for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+			if (o->nsources == BENCH_MAX_SOURCES ||
+			    parse_addr(a, 0, &o->sources[o->nsources], &o->source_len[o->nsources]) < 0 ||
+			    o->sources[o->nsources].ss_family != o->target.ss_family) {
+				bad("--sources entry (numeric, same family as --host)", a);
+				free(list);
+				return -1;
+			}
+			o->nsources++;
+		}
+		free(list);
+	}
+	return 0;
+}
+
+/* ---- the run -------------------------------------------------------------------- */
+
+static void on_signal(int sig)
+{
+	interrupted++;
+}
+
+/* Raise the fd soft limit to the hard one: it also caps each ring's
+ * direct-descriptor table (DESIGN §3). */
+static uint32_t fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur > 1u << 20 ? 1u << 20 : (uint32_t)rl.rlim_cur;
+}
+
+static const char *phase_str(int ph)
+{
+	static const char *const n[] = { "login", "steady", "chat", "drain", "close", "stop" };
+	return ph >= 0 && ph <= PH_STOP ? n[ph] : "?";
+}
+
+static void progress(const struct bench_point *p, uint64_t failed, int ph, bool tty, bool force)
+{
+	char line[256];
+	bool chat = B.o.scenario == SC_CHAT;
+
+	snprintf(line, sizeof(line),
+		 "[%5.0fs %-6s] conn %u  online %u  failed %llu  logins/s %llu  sent/s %llu  recv/s %llu  p99 %s %.2f ms",
+		 p->t, phase_str(ph), p->connected, p->online, (unsigned long long)failed,
+		 (unsigned long long)p->logins, (unsigned long long)p->sent,
+		 (unsigned long long)p->recv, chat ? "msg" : "login", (double)p->p99_ns / 1e6);
+	if (tty)
+		fprintf(stderr, "\r%s\033[K", line);
+	else if (force || ((long)p->t % 5) == 0)
+		fprintf(stderr, "%s\n", line);
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_opts *o = &B.o;
+	struct bench_result res = { 0 };
+	struct bench_stats *total = &res.total;
+	struct bench_stats sec;
+	struct target_sample ts_prev = { 0 }, ts_now, ts_first = { 0 };
+	struct sigaction sa = { 0 };
+	uint64_t now, next_sec, phase_t = 0, drain_t = 0, failed_sum = 0, last_sample;
+	double cpu_prev, cpu_start;
+	unsigned n_tcpu = 0, threads;
+	size_t cap_series = 0;
+	bool tty = isatty(2), idle_sampled = false;
+	int ph, rc = 0;
+
+	if (parse_options(argc, argv) < 0)
+		return 1;
+	B.ring_slots = fd_limit();
+	{
+		FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+		unsigned lo, hi;
+		if (f && fscanf(f, "%u %u", &lo, &hi) == 2 && lo >= 1024 && hi <= 65535 && hi >= lo + 64) {
+			B.port_lo = (uint16_t)lo;
+			B.port_hi = (uint16_t)hi;
+		}
+		if (f)
+			fclose(f);
+	}
+	if (B.ring_slots < 64) {
+		fprintf(stderr, "xedge-bench: RLIMIT_NOFILE is too low (%u)\n", B.ring_slots);
+		return 2;
+	}
+	/* Enough rings for every client's direct descriptor. */
+	threads = o->threads;
+	if ((uint64_t)threads * (B.ring_slots - 8) < o->clients) {
+		threads = (unsigned)((o->clients + (B.ring_slots - 8) - 1) / (B.ring_slots - 8));
+		if (threads > BENCH_MAX_THREADS) {
+			fprintf(stderr, "xedge-bench: %u clients need more than %d rings\n", o->clients,
+				BENCH_MAX_THREADS);
+			return 1;
+		}
+		fprintf(stderr, "xedge-bench: %u clients need %u rings of %u direct descriptors: "
+			"using %u threads\n", o->clients, threads, B.ring_slots - 8, threads);
+	}
+	if (threads > o->clients)
+		threads = o->clients;
+	B.nthreads = threads;
+	if (!o->nsources && o->clients > 28000)
+		fprintf(stderr, "xedge-bench: warning: over ~28k connections from one source address "
+			"to one target exhaust the ephemeral ports; add --sources 127.0.0.1,127.0.0.2,...\n");
+	if (o->scenario == SC_IDLE && !o->npids)
+		fprintf(stderr, "xedge-bench: note: idle without --pid cannot measure memory per session\n");
+	if (bc_init() < 0)
+		return bad("--domain", o->domain), 1;
+	if (o->scram_cache) {
+		int r = keycache_open(o->scram_cache, o->password);
+		if (r < 0)
+			fprintf(stderr, "xedge-bench: warning: cannot read --scram-cache %s: %s\n",
+				o->scram_cache, strerror(-r));
+	}
+	B.clients = calloc(o->clients, sizeof(*B.clients));
+	B.threads = calloc(B.nthreads, sizeof(*B.threads));
+	if (!B.clients || !B.threads) {
+		fprintf(stderr, "xedge-bench: out of memory for %u clients\n", o->clients);
+		return 2;
+	}
+	for (uint32_t i = 0; i < o->clients; i++) {
+		B.clients[i].idx = i;
+		B.clients[i].slot = UINT32_MAX;
+	}
+	atomic_store(&B.warm_end_ns, UINT64_MAX);
+	atomic_store(&B.chat_end_ns, 0);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (o->npids) {
+		res.have_target = true;
+		if (target_sample(o->pids, o->npids, &ts_prev) < o->npids)
+			fprintf(stderr, "xedge-bench: warning: some --pid cannot be read in /proc\n");
+		res.rss_before = ts_prev.rss_kib;
+		ts_first = ts_prev;
+	}
+	fprintf(stderr, "xedge-bench: %s, %u clients on %u threads -> %s port %u (%s, %s)\n",
+		o->scenario == SC_LOGIN ? "login" : o->scenario == SC_CHAT ? "chat" :
+		o->scenario == SC_IDLE ? "idle" : "connect",
+		o->clients, B.nthreads, o->host,
+		ntohs(((struct sockaddr_in *)&o->target)->sin_port),
+		o->tls == TLS_MODE_DIRECT ? "direct TLS" : o->tls == TLS_MODE_STARTTLS ? "STARTTLS" : "plain",
+		o->scenario == SC_CONNECT ? "no login" :
+		o->mech == MECH_PLAIN ? "PLAIN" : o->mech == MECH_SCRAM_SHA1 ? "SCRAM-SHA-1" : "SCRAM-SHA-256");
+
+	B.t0 = bench_now();
+	B.run_id = (uint32_t)(B.t0 / 1000) ^ (uint32_t)getpid();
+	atomic_store(&B.phase, PH_LOGIN);
+	for (unsigned i = 0; i < B.nthreads; i++) {
+		struct bthread *t = &B.threads[i];
+		t->id = (int)i;
+		t->nclients = o->clients / B.nthreads + (i < o->clients % B.nthreads ? 1 : 0);
+		if (bt_start(t) < 0) {
+			fprintf(stderr, "xedge-bench: thread %u failed to start\n", i);
+			atomic_store(&B.phase, PH_STOP);
+			for (unsigned j = 0; j < i; j++)
+				pthread_join(B.threads[j].th, NULL);
+			return 2;
+		}
+	}
+	cpu_start = cpu_prev = target_self_cpu();
+	memset(&sec, 0, sizeof(sec));
+	next_sec = B.t0 + 1000000000ull;
+	last_sample = bench_now();
+	phase_t = B.t0;
+
+	for (;;) {
+		struct timespec req;
+		bool all_done = true;
+
+		now = bench_now();
+		if (now < next_sec) {
+			uint64_t d = next_sec - now < TICK_NS ? next_sec - now : TICK_NS;
+			req.tv_sec = 0;
+			req.tv_nsec = (long)d;
+			nanosleep(&req, NULL);
+			now = bench_now();
+		}
+		collect(&sec);
+		ph = atomic_load(&B.phase);
+		if (interrupted && ph < PH_CLOSE) {
+			fprintf(stderr, "\nxedge-bench: interrupted: closing (again to stop now)\n");
+			res.interrupted = true;
+			atomic_store(&B.phase, PH_CLOSE);
+			interrupted = 0;
+		} else if (interrupted && ph == PH_CLOSE) {
+			atomic_store(&B.phase, PH_STOP);
+		}
+
+		if (now >= next_sec) {
+			struct bench_point p = { 0 };
+			struct hist *h = o->scenario == SC_CHAT ? &sec.h_msg : &sec.h_login;
+			double cpu = target_self_cpu();
+			/* The controller may run late on a busy box: rates over the real interval. */
+			double wall = (double)(now - last_sample) / 1e9;
+
+			p.t = (double)(next_sec - B.t0) / 1e9;
+			p.connected = GAUGE(g_connected);
+			p.online = GAUGE(g_online);
+			p.logins = sec.logged_in;
+			p.failed = sec.failed;
+			p.sent = sec.sent;
+			p.recv = sec.recv;
+			p.p50_ns = hist_percentile(h, 50);
+			p.p99_ns = hist_percentile(h, 99);
+			if (wall < 0.001)
+				wall = 0.001;
+			last_sample = now;
+			p.bench_cpu = (cpu - cpu_prev) * 100.0 / wall;
+			cpu_prev = cpu;
+			p.target_cpu = -1;
+			if (o->npids && target_sample(o->pids, o->npids, &ts_now)) {
+				p.target_cpu = (ts_now.cpu_s - ts_prev.cpu_s) * 100.0 / wall;
+				p.target_rss_kib = ts_now.rss_kib;
+				ts_prev = ts_now;
+				n_tcpu++;
+				if (p.target_cpu > res.target_cpu_max)
+					res.target_cpu_max = p.target_cpu;
+				if (p.target_rss_kib > res.target_rss_max)
+					res.target_rss_max = p.target_rss_kib;
+			}
+			if (p.bench_cpu > res.bench_cpu_max)
+				res.bench_cpu_max = p.bench_cpu;
+			if (p.connected > res.peak_connected)
+				res.peak_connected = p.connected;
+			if (p.online > res.peak_online)
+				res.peak_online = p.online;
+			if (res.nseries == cap_series) {
+				cap_series = cap_series ? 2 * cap_series : 256;
+				res.series = realloc(res.series, cap_series * sizeof(*res.series));
+				if (!res.series) {
+					fprintf(stderr, "xedge-bench: out of memory\n");
+					return 2;
+				}
+			}
+			res.series[res.nseries++] = p;
+			bench_stats_add(total, &sec);
+			failed_sum = total->failed;
+			memset(&sec, 0, sizeof(sec));
+			progress(&p, failed_sum, atomic_load(&B.phase), tty, false);
+			next_sec += 1000000000ull;
+		}
+
+		{
+			unsigned g = GAUGE(g_online), gc = GAUGE(g_connected);
+			if (g > res.peak_online)
+				res.peak_online = g;
+			if (gc > res.peak_connected)
+				res.peak_connected = gc;
+		}
+		/* Phase transitions, on the totals so far (+ this second's part). */
+		ph = atomic_load(&B.phase);
+		{
+			uint64_t resolved = total->logged_in + total->failed + sec.logged_in + sec.failed;
+			uint64_t sent = total->sent + sec.sent, recv = total->recv + sec.recv;
+			uint64_t dup = total->dup + sec.dup;
+
+			if (ph == PH_LOGIN &&
+			    (resolved >= o->clients || now - B.t0 >= (uint64_t)(o->login_time * 1e9))) {
+				phase_t = now;
+				if (o->scenario == SC_CHAT) {
+					atomic_store(&B.chat_start_ns, now);
+					atomic_store(&B.warm_end_ns, now + (uint64_t)(o->warmup * 1e9));
+					atomic_store(&B.chat_end_ns,
+						     now + (uint64_t)((o->warmup + o->duration) * 1e9));
+					atomic_store(&B.phase, PH_CHAT);
+				} else {
+					atomic_store(&B.phase, PH_STEADY);
+				}
+			} else if (ph == PH_STEADY) {
+				if (o->scenario == SC_IDLE && !idle_sampled) {
+					if (now - phase_t >= (uint64_t)(o->settle * 1e9)) {
+						res.sessions = GAUGE(g_online);
+						if (o->npids && target_sample(o->pids, o->npids, &ts_now)) {
+							res.rss_after = ts_now.rss_kib;
+							res.idle_mem = true;
+						}
+						idle_sampled = true;
+						phase_t = now;   /* --hold counts from the sample */
+					}
+				} else if (now - phase_t >= (uint64_t)(o->hold * 1e9)) {
+					atomic_store(&B.phase, PH_CLOSE);
+				}
+			} else if (ph == PH_CHAT && now >= atomic_load(&B.chat_end_ns)) {
+				drain_t = now;
+				atomic_store(&B.phase, PH_DRAIN);
+			} else if (ph == PH_DRAIN &&
+				   (now - drain_t >= (uint64_t)(o->drain * 1e9) || sent == recv - dup)) {
+				atomic_store(&B.phase, PH_CLOSE);
+			}
+		}
+		ph = atomic_load(&B.phase);
+		if (ph >= PH_CLOSE) {
+			for (unsigned i = 0; i < B.nthreads; i++)
+				all_done = all_done && atomic_load(&B.threads[i].done);
+			if (all_done)
+				break;
+		}
+	}
+	for (unsigned i = 0; i < B.nthreads; i++)
+		pthread_join(B.threads[i].th, NULL);
+	collect(&sec);
+	bench_stats_add(total, &sec);
+	now = bench_now();
+	if (tty)
+		fputc('\n', stderr);
+
+	res.elapsed_s = (double)(now - B.t0) / 1e9;
+	if (total->last_login_ns > total->first_start_ns && total->first_start_ns)
+		res.login_span_s = (double)(total->last_login_ns - total->first_start_ns) / 1e9;
+	if (o->scenario == SC_CHAT && atomic_load(&B.chat_start_ns)) {
+		res.warmup_s = o->warmup;
+		res.meas_s = o->duration;
+	}
+	/* Averages over the whole run, not over whole seconds only. */
+	if (o->npids && target_sample(o->pids, o->npids, &ts_now) && res.elapsed_s > 0) {
+		res.target_cpu_avg = (ts_now.cpu_s - ts_first.cpu_s) * 100.0 / res.elapsed_s;
+		if (ts_now.rss_kib > res.target_rss_max)
+			res.target_rss_max = ts_now.rss_kib;
+		if (!n_tcpu)
+			res.target_cpu_max = res.target_cpu_avg;
+	}
+	if (res.elapsed_s > 0)
+		res.bench_cpu_avg = (target_self_cpu() - cpu_start) * 100.0 / res.elapsed_s;
+	if (res.bench_cpu_max < res.bench_cpu_avg)
+		res.bench_cpu_max = res.bench_cpu_avg;   /* a run shorter than a second */
+
+	report_summary(stdout, &res);
+	if (o->json && report_json(o->json, &res) < 0) {
+		fprintf(stderr, "xedge-bench: cannot write --json %s: %s\n", o->json, strerror(errno));
+	}
+	if (o->plot)
+		(void)report_plot(o->plot, &res);
+	if (o->scram_cache) {
+		int n = keycache_close();
+		if (n < 0)
+			fprintf(stderr, "xedge-bench: warning: cannot append to --scram-cache %s: %s\n",
+				o->scram_cache, strerror(-n));
+	}
+	for (uint32_t i = 0; i < o->clients; i++)
+		free(B.clients[i].pairs);
+	for (unsigned i = 0; i < B.nthreads; i++) {
+		struct bthread *t = &B.threads[i];
+		if (t->in_buf)
+			for (unsigned j = 0; j < B.nthreads; j++)
+				free(t->in_buf[j]);
+		free(t->in_buf);
+		free(t->in);
+		free(t->ready);
+		for (unsigned j = 0; j < t->nnsd; j++)
+			free(t->nsd[j]);
+	}
+	tls_client_shutdown();
+	if (total->connected == 0) {
+		fprintf(stderr, "xedge-bench: nothing could connect to %s\n", o->host);
+		rc = 2;
+	}
+	free(res.series);
+	free(B.clients);
+	free(B.threads);
+	return rc;
+}

@@ -1,0 +1,46 @@
+/*
+ * report — the end of a run: the summary table (stdout), the JSON file
+ * (--json) and gnuplot charts (--plot).  Reads a finished bench_result; owns
+ * nothing.
+ */
+#ifndef XEDGE_BENCH_REPORT_H
+#define XEDGE_BENCH_REPORT_H
+
+#include <stdio.h>
+
+#include "bench/bench.h"
+
+/* One second of the run. */
+struct bench_point {
+	double t;                     /* seconds since the start */
+	unsigned connected, online;   /* gauges at the end of the second */
+	uint64_t logins, failed, sent, recv;  /* during the second */
+	uint64_t p50_ns, p99_ns;      /* message latency (chat) or login latency */
+	double target_cpu;            /* % of one core, summed over --pid; -1: none */
+	uint64_t target_rss_kib;
+	double bench_cpu;             /* % of one core */
+};
+
+struct bench_result {
+	struct bench_stats total;
+	struct bench_point *series;
+	size_t nseries;
+	double elapsed_s;             /* whole run */
+	double login_span_s;          /* first connect started -> last login */
+	double warmup_s, meas_s;      /* chat: warm-up and measured window as run */
+	bool have_target;
+	double target_cpu_avg, target_cpu_max;
+	uint64_t target_rss_max;
+	double bench_cpu_avg, bench_cpu_max;
+	bool idle_mem;                /* idle: the memory sample was taken */
+	uint64_t rss_before, rss_after;
+	unsigned sessions;
+	unsigned peak_connected, peak_online;
+	bool interrupted;
+};
+
+void report_summary(FILE *f, const struct bench_result *r);
+int report_json(const char *path, const struct bench_result *r);     /* 0 or -errno */
+int report_plot(const char *prefix, const struct bench_result *r);   /* 0, or -1 with a warning */
+
+#endif
