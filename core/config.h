@@ -57,7 +57,7 @@ struct config {
 		uint32_t max_value_bytes;
 		uint32_t max_connections;   /* per worker */
 		uint32_t max_auth_failures; /* SASL failures before the stream is closed */
-		uint32_t max_connections_per_ip; /* concurrent, per worker share (see config.c) */
+		uint32_t max_connections_per_ip; /* concurrent, process-wide (core/iplimit.c) */
 		uint32_t connection_rate_per_ip; /* new connections per second per IP */
 		uint32_t max_tls_handshakes;     /* concurrent TLS handshakes, process-wide */
 		uint32_t max_out_bytes;          /* outbound queue per connection */

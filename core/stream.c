@@ -35,9 +35,15 @@
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
 
-/* conn.in may hold one item plus this much more: input pipelined behind it,
- * and what arrives between pausing reads and the cancel taking effect. */
-#define IN_SLACK (64u * 1024)
+/*
+ * conn.in may hold one item plus this much more: input pipelined behind it.
+ * While reads are paused (or input waits for the session server), also what
+ * arrives before the cancel takes effect: the receives already completed in
+ * the current batch, at most one multishot run of the kernel (32 buffers of
+ * 16 KiB).  Past these bounds the client is flooding: <policy-violation/>.
+ */
+#define IN_SLACK (128u * 1024)
+#define IN_SLACK_HELD (1u << 20)
 
 /* TLS handshakes in progress, process-wide (limits.max_tls_handshakes): a
  * handshake costs ~60 KB and real CPU, so a flood of ClientHellos is capped. */
@@ -867,7 +873,8 @@ static void plain_input(struct conn *c, const uint8_t *data, size_t len)
 {
 	int stop;
 	size_t used;
-	size_t limit = c->w->cfg->limits.max_stanza_bytes + IN_SLACK;
+	size_t limit = c->w->cfg->limits.max_stanza_bytes +
+		       ((c->paused || (c->flags & CF_WAIT_SM)) ? IN_SLACK_HELD : IN_SLACK);
 
 	if (!buf_used(&c->in) && !(c->flags & CF_WAIT_SM) && !c->paused) {
 		used = frame_items(c, data, len, &stop);

@@ -38,6 +38,14 @@
 #define SCRATCH_SIZE 16384
 #define OUT_HARD_FACTOR 4         /* queued output beyond 4 x max_out_bytes: closed at once */
 #define CLOSE_GRACE 5             /* seconds to flush a goodbye before a hard close */
+/*
+ * Kernel socket buffers, set on the listeners and inherited by every client
+ * socket (the kernel doubles them).  Autotuning would grow them to megabytes:
+ * that much can arrive after reads are paused, and that much hides a client
+ * that stopped reading.  XMPP is not bulk transfer; these keep both bounded.
+ */
+#define SOCK_RCVBUF (32 * 1024)
+#define SOCK_SNDBUF (64 * 1024)
 
 static const char *const state_names[] = {
 	"tls-wait", "header", "starttls", "negotiate", "sasl", "session", "closing"
@@ -189,6 +197,15 @@ static void conn_close_now(struct conn *c)
 		io_uring_sqe_set_data64(sqe, UD(c, OP_CANCEL));
 		c->refs++;
 	}
+	if (c->flags & CF_SENDING) {
+		/* A send to a peer that stopped reading never completes, and it
+		 * holds the socket open after close_direct: cancel it too. */
+		sqe = get_sqe(c->w);
+		io_uring_prep_cancel64(sqe, UD(c, OP_SEND), 0);
+		sqe->flags |= IOSQE_IO_HARDLINK;
+		io_uring_sqe_set_data64(sqe, UD(c, OP_CANCEL));
+		c->refs++;
+	}
 	sqe = get_sqe(c->w);
 	io_uring_prep_close_direct(sqe, c->idx);
 	io_uring_sqe_set_data64(sqe, UD(c, OP_CLOSE));
@@ -318,10 +335,11 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
 		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 		uint8_t *p = w->bufmem + (size_t)bid * w->bufsize;
 		if (res > 0 && !(c->flags & (CF_CLOSED | CF_PEER_GONE)) && c->state != CS_CLOSING) {
-			/* Charge first: over budget, this input is still handled
-			 * (it is here), and reads pause until it is repaid. */
-			conn_rate_ok(c, (size_t)res, 0);
+			/* Handle the input, then charge it: over budget, reads
+			 * pause until the debt is repaid. */
 			stream_input(c, p, (size_t)res);
+			if (!(c->flags & CF_CLOSED))
+				conn_rate_ok(c, (size_t)res, 0);
 		}
 		io_uring_buf_ring_add(w->br, p, w->bufsize, (unsigned short)bid,
 				      io_uring_buf_ring_mask(w->nbufs), 0);
@@ -560,7 +578,7 @@ static int listener_open(struct worker *w, const struct config_listener *cl)
 {
 	struct sockaddr_storage ss;
 	socklen_t slen;
-	int fd, one = 1;
+	int fd, one = 1, rcv = SOCK_RCVBUF, snd = SOCK_SNDBUF;
 
 	memset(&ss, 0, sizeof(ss));
 	if (strchr(cl->host, ':')) {
@@ -583,6 +601,8 @@ static int listener_open(struct worker *w, const struct config_listener *cl)
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd)) < 0 ||
 	    bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, cl->backlog) < 0) {
 		int e = -errno;
 		close(fd);

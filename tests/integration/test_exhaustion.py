@@ -1,0 +1,689 @@
+"""Resource exhaustion (issue 4): per-IP connection caps and rates, the TLS handshake
+cap, stream header / authentication / idle timeouts, slowloris, slow readers, per-session
+rate limits, and a session server that stops answering.
+
+Each test has its own server (small limits and timeouts through the `server` fixture's
+options) and, where it applies, the `legit` pair (conftest.LegitPair): alice and bob
+logged in from 127.0.0.1 beside the attack, who must still chat at the end of the test
+(and, in the long tests, during it).  Attackers connect from other loopback addresses
+(127.0.0.N) so that per-IP limits never touch the legit pair.  Every wait is bounded.
+"""
+import base64
+import os
+import signal
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+
+from conftest import USERS
+from rawxmpp import (FEATURES, NS_CLIENT, NS_SASL, NS_TLS, Raw, StreamClosed, Timeout,
+                     client_hello, dump, header, q, sasl_condition, stream_error_condition)
+
+MESSAGE, BODY = q(NS_CLIENT, "message"), q(NS_CLIENT, "body")
+
+
+def uniq(prefix="x"):
+    return f"{prefix}-{os.urandom(3).hex()}"
+
+
+def probe(port, source, tls=False, timeout=3.0):
+    """Open a connection from `source` and send a stream header.  Returns
+    ("features", Raw) when the server answers with stream features, else
+    ("closed", None) when it closed the connection without (EOF, reset, TLS failure),
+    ("stream-error:<cond>", None), or ("hung", None) when nothing happened in time."""
+    c = None
+    try:
+        c = Raw(port, direct_tls=tls, source=source, timeout=timeout)
+        c.send(header())
+        el = c.next_item(timeout)
+        if el.tag == FEATURES:
+            return "features", c
+        if el.tag == q("http://etherx.jabber.org/streams", "error"):
+            c.close()
+            return f"stream-error:{stream_error_condition(el)}", None
+        c.close()
+        return f"unexpected:{dump(el)[:100]}", None
+    except (Timeout, socket.timeout):
+        if c:
+            c.close()
+        return "hung", None
+    except (StreamClosed, ssl.SSLError, ConnectionError):
+        if c:
+            c.close()
+        return "closed", None
+
+
+REFUSED = ("closed", "stream-error:policy-violation")
+
+
+def wait_until(pred, timeout, tick=None, step=0.2, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        if pred():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout} s")
+        if tick:
+            tick()
+        time.sleep(step)
+
+
+def align_to_second(margin=0.15):
+    """Sleep until just after a CLOCK_MONOTONIC second boundary (the server counts
+    connection rates per monotonic second)."""
+    frac = time.monotonic() % 1.0
+    if frac > margin:
+        time.sleep(1.0 - frac + 0.02)
+
+
+def login_from(server, user, source, resource=None, password=None, direct_tls=False, **kw):
+    c = Raw(server.tls_port if direct_tls else server.c2s_port, direct_tls=direct_tls,
+            source=source, **kw)
+    c.login(user, password or USERS[user], resource or uniq("r"))
+    return c
+
+
+# ---- per-IP connection cap and rate ------------------------------------------------------
+
+@pytest.mark.parametrize("server", [{"limits": {"max_connections_per_ip": 5,
+                                                "connection_rate_per_ip": 1000}}], indirect=True)
+@pytest.mark.parametrize("tls", [False, True], ids=["c2s", "direct-tls"])
+def test_per_ip_connection_cap(server, legit, tls):
+    """limits.max_connections_per_ip: 5 — five concurrent connections from 127.0.0.2 are
+    served, the sixth is closed at once (no stream features; at most a
+    <policy-violation/>, RFC 6120 §4.9.3.14); 127.0.0.3 is not affected; once one of the
+    five closes, 127.0.0.2 may connect again."""
+    port = server.tls_port if tls else server.c2s_port
+    held = []
+    try:
+        for i in range(5):
+            what, c = probe(port, "127.0.0.2", tls)
+            assert what == "features", f"connection {i + 1} of 5 from 127.0.0.2: {what}"
+            held.append(c)
+        t0 = time.monotonic()
+        what, c = probe(port, "127.0.0.2", tls)
+        took = time.monotonic() - t0
+        if c:
+            held.append(c)
+        assert what in REFUSED, f"6th concurrent connection from 127.0.0.2: {what}"
+        assert took < 2.0, f"6th connection refused only after {took:.1f} s"
+        # Another address is not affected, and can log in fully.
+        other = login_from(server, "carol", "127.0.0.3", direct_tls=tls)
+        held.append(other)
+        assert other.ping("other-ip").get("type") == "result"
+        legit.check(tag="at-cap")
+        # One of the five goes away: the address may connect again.
+        held.pop(0).close()
+        state = {}
+
+        def again():
+            w, c2 = probe(port, "127.0.0.2", tls)
+            state["what"] = w
+            if c2:
+                held.append(c2)
+            return w == "features"
+        wait_until(again, 3.0, what="connection from 127.0.0.2 after one of its five closed")
+    finally:
+        for c in held:
+            c.close()
+
+
+@pytest.mark.parametrize("server", [{"limits": {"connection_rate_per_ip": 5,
+                                                "max_connections_per_ip": 1000}}], indirect=True)
+def test_per_ip_connection_rate(server, legit):
+    """limits.connection_rate_per_ip: 5 — within one second, five new connections from
+    127.0.0.4 are served and the sixth and later are closed at once; 127.0.0.5 is not
+    affected; in the next second 127.0.0.4 is served again."""
+    held = []
+    try:
+        align_to_second()
+        t_start = time.monotonic()
+        results = []
+        for _ in range(8):
+            what, c = probe(server.c2s_port, "127.0.0.4")
+            results.append(what)
+            if c:
+                held.append(c)
+        what5, c5 = probe(server.c2s_port, "127.0.0.5")
+        if c5:
+            held.append(c5)
+        took = time.monotonic() - t_start
+        assert took < 0.8, f"the burst took {took:.2f} s: the test cannot tell seconds apart"
+        assert results[:5] == ["features"] * 5, results
+        assert all(r in REFUSED for r in results[5:]), \
+            f"connections 6-8 within one second from 127.0.0.4: {results[5:]}"
+        assert what5 == "features", f"127.0.0.5 in the same second: {what5}"
+        # The next second: served again.
+        time.sleep(max(0.0, 1.15 - (time.monotonic() - t_start)))
+        what, c = probe(server.c2s_port, "127.0.0.4")
+        if c:
+            held.append(c)
+        assert what == "features", f"127.0.0.4 in the next second: {what}"
+    finally:
+        for c in held:
+            c.close()
+
+
+@pytest.mark.parametrize("server", [{"limits": {"max_tls_handshakes": 4},
+                                     "handshake_timeout": 2}], indirect=True)
+def test_tls_handshake_cap(server, legit):
+    """limits.max_tls_handshakes: 4 — with four handshakes stalled midway (half a
+    ClientHello each), a fifth Direct TLS handshake is refused at once (closed, no
+    ServerHello) and STARTTLS is answered with <failure/> and the close (RFC 6120
+    §5.4.2.2); after the stalled ones hit timeouts.handshake, TLS works again.  Sessions
+    whose handshake is done (the legit pair) are not affected."""
+    hello = client_hello()
+    stalled = []
+    try:
+        for i in range(4):
+            s = socket.create_connection(("127.0.0.1", server.tls_port), timeout=5)
+            s.sendall(hello[:len(hello) // 2])
+            stalled.append(s)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        what, c = probe(server.tls_port, "127.0.0.12", tls=True)
+        if c:
+            c.close()
+        assert what == "closed", f"5th concurrent TLS handshake: {what}"
+        assert time.monotonic() - t0 < 1.5
+        with Raw(server.c2s_port, source="127.0.0.12") as c:
+            c.open_stream()
+            c.send(f"<starttls xmlns='{NS_TLS}'/>")
+            el = c.next_item()
+            assert el.tag == q(NS_TLS, "failure"), f"STARTTLS at the handshake cap: {dump(el)}"
+            c.read_until_eof(3)
+            assert c.stream_ended, c.raw
+        legit.check(tag="at-handshake-cap")
+        ok = {}
+
+        def tls_again():
+            w, c2 = probe(server.tls_port, "127.0.0.13", tls=True)
+            ok["w"] = w
+            if c2:
+                c2.close()
+            return w == "features"
+        wait_until(tls_again, 3.0, what="a TLS handshake after the stalled ones timed out")
+    finally:
+        for s in stalled:
+            s.close()
+
+
+# ---- timeouts --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("server", [{"handshake_timeout": 2, "auth_timeout": 3}], indirect=True)
+def test_stream_header_timeout(server, legit):
+    """timeouts.handshake: 2 — a plaintext connection that sends no stream header, or
+    trickles one that never completes, gets <connection-timeout/> (RFC 6120 §4.9.3.4,
+    after the server's own header, §4.9.1.2) and the close at ~2 s."""
+    silent = Raw(server.c2s_port, source="127.0.0.6", timeout=8)
+    trickle = Raw(server.c2s_port, source="127.0.0.6", timeout=8)
+    t0 = time.monotonic()
+    data = header().encode()
+    try:
+        i = 0
+        while not (silent.eof and trickle.eof) and time.monotonic() - t0 < 6:
+            if not trickle.eof and i < len(data) - 1:
+                try:
+                    trickle.send(data[i:i + 1])
+                except OSError:
+                    pass
+                i += 1
+            silent.pump(0.25)
+            trickle.pump(0.25)
+        took = time.monotonic() - t0
+        for name, c in (("silent", silent), ("trickling", trickle)):
+            assert c.eof, f"{name} connection still open after {took:.1f} s"
+            errs = [e for e in c.items if e.tag == q("http://etherx.jabber.org/streams", "error")]
+            assert errs and stream_error_condition(errs[0]) == "connection-timeout", \
+                f"{name}: {c.raw[-300:]!r}"
+            assert c.stream_ended, f"{name}: no </stream:stream>: {c.raw[-300:]!r}"
+        assert 1.0 <= took <= 4.5, f"closed after {took:.1f} s (handshake timeout 2 s)"
+    finally:
+        silent.close()
+        trickle.close()
+
+
+@pytest.mark.parametrize("server", [{"handshake_timeout": 2, "auth_timeout": 3}], indirect=True)
+def test_auth_timeout_counts_from_accept(server, legit):
+    """timeouts.auth: 3 — a connection that is not bound 3 s after accept gets
+    <connection-timeout/> (RFC 6120 §4.9.3.4) and the close, with close_notify over TLS;
+    whitespace keepalives do not extend it, nor does a SASL exchange left hanging."""
+    conns = {}
+    t0 = time.monotonic()
+    c = Raw(server.c2s_port, source="127.0.0.7", timeout=8)
+    c.open_stream()
+    c.starttls()
+    c.open_stream()
+    conns["starttls+keepalive"] = c
+    c = Raw(server.tls_port, direct_tls=True, source="127.0.0.7", timeout=8)
+    c.open_stream()
+    conns["direct-tls+keepalive"] = c
+    c = Raw(server.c2s_port, source="127.0.0.7", timeout=8)
+    c.open_stream()
+    c.starttls()
+    c.open_stream()
+    c.send(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>"
+           f"{base64.b64encode(b'n,,n=carol,r=abcdefghijklmnop').decode()}</auth>")
+    assert c.next_item().tag == q(NS_SASL, "challenge")
+    conns["sasl-hanging"] = c
+    try:
+        while time.monotonic() - t0 < 6.5 and not all(x.eof for x in conns.values()):
+            for name, x in conns.items():
+                if not x.eof and "keepalive" in name:
+                    try:
+                        x.send(b" ")
+                    except OSError:
+                        pass
+                x.pump(0.1)
+        took = time.monotonic() - t0
+        for name, x in conns.items():
+            assert x.eof, f"{name}: still open {took:.1f} s after accept (auth timeout 3 s)"
+            errs = [e for e in x.items if e.tag == q("http://etherx.jabber.org/streams", "error")]
+            assert errs and stream_error_condition(errs[0]) == "connection-timeout", \
+                f"{name}: {x.raw[-300:]!r}"
+            assert x.stream_ended and x.clean_close is True, \
+                f"{name}: no </stream:stream> or no close_notify: {x.raw[-200:]!r}"
+        assert 2.0 <= took <= 5.5, f"closed {took:.1f} s after accept (auth timeout 3 s)"
+    finally:
+        for x in conns.values():
+            x.close()
+
+
+@pytest.mark.parametrize("server", [{"idle_timeout": 3}], indirect=True)
+def test_idle_timeout_and_keepalives(server, legit):
+    """timeouts.idle: 3 — a bound session that sends nothing gets <connection-timeout/>
+    (RFC 6120 §4.9.3.4) and the close (with close_notify) 3-4 s after its last input;
+    one that sends a whitespace keepalive (RFC 6120 §4.6) every second outlives it
+    (7 s), and so do the legit pair, who keep alive the same way."""
+    idle = login_from(server, "carol", "127.0.0.8", "idle", timeout=10)
+    kept = login_from(server, "carol", "127.0.0.8", "kept", timeout=10)
+    t0 = time.monotonic()
+    closed_at = None
+    try:
+        while time.monotonic() - t0 < 7.0:
+            kept.send(b" ")
+            legit.keepalive()
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                if idle.pump(0.1) and closed_at is None:
+                    closed_at = time.monotonic() - t0
+                kept.pump(0)
+        assert closed_at is not None, "idle session still open after 7 s (idle timeout 3 s)"
+        assert 2.0 <= closed_at <= 5.0, f"idle session closed after {closed_at:.1f} s"
+        errs = [e for e in idle.items if e.tag == q("http://etherx.jabber.org/streams", "error")]
+        assert errs and stream_error_condition(errs[0]) == "connection-timeout", idle.raw[-300:]
+        assert idle.stream_ended and idle.clean_close is True, idle.raw[-200:]
+        assert not kept.eof, f"a session with keepalives every second was closed: {kept.raw[-300:]!r}"
+        assert kept.ping("kept-alive").get("type") == "result"
+    finally:
+        idle.close()
+        kept.close()
+
+
+@pytest.mark.parametrize("server", [{"idle_timeout": 3}], indirect=True)
+def test_slowloris_stanza_in_session(server, legit):
+    """A bound session that trickles one stanza a byte at a time never completes an item:
+    only complete items (and keepalives between them) count as activity, so it reaches
+    the idle timeout (3 s) and gets <connection-timeout/> (RFC 6120 §4.9.3.4)."""
+    loris = login_from(server, "carol", "127.0.0.9", "loris", timeout=10)
+    data = ("<message to='bob@localhost/legit' type='chat'><body>" + "z" * 200 +
+            "</body></message>").encode()
+    t0 = time.monotonic()
+    try:
+        i = 0
+        while not loris.eof and time.monotonic() - t0 < 8:
+            try:
+                loris.send(data[i:i + 1])
+            except OSError:
+                break
+            i += 1
+            legit.keepalive()
+            loris.pump(0.4)
+        took = time.monotonic() - t0
+        assert loris.eof, f"trickling session still open after {took:.1f} s (idle timeout 3 s)"
+        assert took <= 5.5, f"trickling session closed only after {took:.1f} s"
+        errs = [e for e in loris.items if e.tag == q("http://etherx.jabber.org/streams", "error")]
+        assert errs and stream_error_condition(errs[0]) == "connection-timeout", loris.raw[-300:]
+    finally:
+        loris.close()
+
+
+@pytest.mark.parametrize("server", [{"handshake_timeout": 2, "auth_timeout": 3,
+                                     "limits": {"max_connections_per_ip": 1000,
+                                                "connection_rate_per_ip": 1000}}], indirect=True)
+def test_slowloris_200_connections(server, legit):
+    """200 slowloris connections (40 over Direct TLS trickling a stanza after the header,
+    80 trickling a stanza after the header, 80 trickling a stream header), one byte per
+    second each: every one is closed by its handshake (2 s) or authentication (3 s)
+    timeout, counted from its accept; the server's RSS stays bounded meanwhile
+    (< 64 MiB growth); the legit pair chats every second throughout."""
+    rss0 = server.rss_kib()
+    peak = rss0
+    conns = []           # [Raw, data to trickle, opened at, seconds allowed, closed at]
+    hdr = header().encode()
+    stanza = b"<message to='bob@localhost/legit'><body>" + b"s" * 100 + b"</body></message>"
+    t0 = time.monotonic()
+    try:
+        for i in range(40):
+            c = Raw(server.tls_port, direct_tls=True, source="127.0.0.10", timeout=10)
+            opened = time.monotonic()
+            c.open_stream()
+            conns.append([c, stanza, opened, 3, None])
+        for i in range(80):
+            c = Raw(server.c2s_port, source="127.0.0.10", timeout=10)
+            opened = time.monotonic()
+            c.open_stream()
+            conns.append([c, stanza, opened, 3, None])
+        for i in range(80):
+            conns.append([Raw(server.c2s_port, source="127.0.0.10", timeout=10), hdr,
+                          time.monotonic(), 2, None])
+        pos = 0
+        while time.monotonic() - t0 < 15 and not all(x[0].eof for x in conns):
+            for c, data, _, _, _ in conns:
+                if not c.eof and pos < len(data) - 1:
+                    try:
+                        c.send(data[pos:pos + 1])
+                    except OSError:
+                        pass
+            pos += 1
+            legit.chat(tag=f"loris-{pos}")
+            peak = max(peak, server.rss_kib())
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                for x in conns:
+                    if not x[0].eof and x[0].pump(0):
+                        x[4] = time.monotonic()
+                time.sleep(0.05)
+        late = [f"open {x[4] - x[2]:.1f} s (timeout {x[3]} s)" if x[4] else "never closed"
+                for x in conns if x[4] is None or x[4] - x[2] > x[3] + 2.5]
+        assert not late, f"{len(late)} of 200 slowloris connections closed late: {late[:5]}"
+        growth = (peak - rss0) / 1024
+        print(f"slowloris: RSS growth {growth:.1f} MiB, last closed {time.monotonic() - t0:.1f} s")
+        assert growth < 64, f"xedge RSS grew by {growth:.0f} MiB with 200 slowloris connections"
+    finally:
+        for x in conns:
+            x[0].close()
+
+
+# ---- slow reader -------------------------------------------------------------------------
+
+def _hexaddr(host, port):
+    a = socket.inet_aton(host)
+    return f"{int.from_bytes(a, 'little'):08X}:{port:04X}"
+
+
+def kernel_queued(sock):
+    """Bytes the server has handed to the kernel towards this client and the client has
+    not read: the server socket's tx_queue plus the client socket's rx_queue
+    (/proc/net/tcp)."""
+    me = _hexaddr(*sock.getsockname())
+    tx = rx = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote, queues = fields[1], fields[2], fields[4]
+            t, r = (int(x, 16) for x in queues.split(":"))
+            if remote == me:
+                tx += t
+            elif local == me:
+                rx += r
+    return tx + rx
+
+
+def settled_queued(sock, timeout=1.5):
+    """kernel_queued() once it stops changing (the pipeline has delivered)."""
+    last, deadline = -1, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = kernel_queued(sock)
+        if now == last:
+            return now
+        last = now
+        time.sleep(0.08)
+    return last
+
+
+SLOW_READER = pytest.mark.parametrize(
+    "server", [{"limits": {"max_out_bytes": 65536, "rate_bytes": 1 << 30, "rate_stanzas": 1000000},
+                "timeouts": {"slow_reader": 3}}], indirect=True)
+
+
+def _reader_and_sender(server):
+    server.add_user("flooder", "flooder-pw")
+    reader = login_from(server, "carol", "127.0.0.11", "reader", rcvbuf=4096, timeout=10)
+    sender = login_from(server, "flooder", "127.0.0.12", "f", password="flooder-pw", timeout=20)
+    return reader, sender
+
+
+def _reader_session_gone(server):
+    return not any(l.startswith("carol@localhost/reader") for l in server.sessions())
+
+
+def _assert_closed_by_server(reader):
+    """Drain what the kernel holds for the reader: the server must have closed it."""
+    reader.sock.settimeout(10)
+    drained = 0
+    try:
+        while True:
+            b = reader.sock.recv(1 << 20)
+            if not b:
+                return
+            drained += len(b)
+    except (ssl.SSLError, ConnectionError):
+        return
+    except socket.timeout:
+        raise AssertionError(f"the slow reader's connection is still open ({drained} bytes "
+                             "drained)") from None
+
+
+@SLOW_READER
+def test_slow_reader_flooded_is_closed_sender_is_not(server, legit):
+    """A client that never reads (4 KiB receive buffer) while another floods it with
+    8 MiB of messages: once the kernel's buffers are full its outbound queue passes
+    limits.max_out_bytes (64 KiB), and it is closed (slow_reader timeout, or at once past
+    the hard bound); the sender is not disconnected and its stream works on; the legit
+    pair keeps chatting; xedge's RSS stays bounded."""
+    reader, sender = _reader_and_sender(server)
+    rss0 = peak = server.rss_kib()
+    body = "f" * 16384
+    state = {"sent": 0}
+    err = []
+
+    def flood():
+        try:
+            chunk = "".join(f"<message to='carol@localhost/reader' type='chat'><body>{i} {body}"
+                            "</body></message>" for i in range(16)).encode()
+            while state["sent"] < 8 << 20:
+                sender.send(chunk)
+                state["sent"] += len(chunk)
+        except OSError as e:
+            err.append(e)
+    th = threading.Thread(target=flood, daemon=True)
+    th.start()
+    try:
+        deadline = time.monotonic() + 20
+        while th.is_alive() and time.monotonic() < deadline:
+            peak = max(peak, server.rss_kib())
+            time.sleep(0.1)
+        assert not th.is_alive(), f"flooding blocked: only {state['sent'] >> 10} KiB sent in 20 s"
+        assert not err, f"the sender's connection failed while flooding: {err}"
+        t0 = time.monotonic()
+        while not _reader_session_gone(server):
+            assert time.monotonic() - t0 < 3 + 4.0, \
+                "the flooded reader's session still exists 7 s after the flood (slow_reader 3 s)"
+            peak = max(peak, server.rss_kib())
+            legit.chat(tag="slow-reader")
+            time.sleep(0.3)
+        _assert_closed_by_server(reader)
+        assert not sender.pump(0), f"the sender was disconnected: {sender.raw[-300:]!r}"
+        r = sender.ping("sender-alive", timeout=10)
+        assert r.get("type") == "result", dump(r)
+        growth = (peak - rss0) / 1024
+        assert growth < 128, f"xedge RSS grew by {growth:.0f} MiB during an 8 MiB flood"
+    finally:
+        reader.close()
+        sender.close()
+
+
+@SLOW_READER
+def test_slow_reader_timeout(server, legit):
+    """timeouts.slow_reader: 3 — a reader whose outbound queue stays over
+    limits.max_out_bytes (64 KiB, but under the hard bound) without draining is closed
+    about 3 s later (resource-constraint, logged "slow reader"), not at once; the sender
+    is not disconnected.  The test fills the kernel's
+    buffers towards the reader first (measured in /proc/net/tcp), then queues ~100 KiB in
+    xedge and stops."""
+    reader, sender = _reader_and_sender(server)
+    body = "q" * 16000
+    stamp = len(" from='flooder@localhost/f'")
+
+    def chunk(n):
+        data = "".join(f"<message to='carol@localhost/reader' type='chat'><body>{i} {body}"
+                       "</body></message>" for i in range(n)).encode()
+        # What xedge writes for it: the stanzas, from-stamped, in TLS records.
+        return data, len(data) + n * stamp + (len(data) // 16000 + 1) * 22
+    big, small = chunk(8), chunk(2)          # ~128 KiB while the kernel absorbs, then ~32 KiB
+    base = settled_queued(reader.sock)
+    sent = 0
+    backlog = 0
+    t_over = None        # when xedge's queue was first seen over max_out_bytes (+ 8 KiB)
+    try:
+        for _ in range(200):                 # at most ~25 MiB
+            data, wire = big if backlog < 8192 else small
+            sender.send(data)
+            sent += wire
+            backlog = sent - (settled_queued(reader.sock, 0.6) - base)
+            if t_over is None and backlog > 72 * 1024:
+                t_over = time.monotonic()
+            if backlog >= 96 * 1024 or _reader_session_gone(server):
+                break
+        else:
+            raise AssertionError(f"the kernel absorbed {sent >> 20} MiB: cannot fill xedge's queue")
+        assert t_over is not None, \
+            f"reader closed with only ~{backlog >> 10} KiB queued in xedge (max_out_bytes 64 KiB)"
+        while not _reader_session_gone(server) and time.monotonic() - t_over < 7:
+            legit.chat(tag="slow-timer")
+            time.sleep(0.3)
+        gone_at = time.monotonic() - t_over
+        assert _reader_session_gone(server), \
+            f"reader with ~{backlog >> 10} KiB queued in xedge still there after 7 s (slow_reader 3 s)"
+        assert gone_at >= 1.0, f"reader closed {gone_at:.1f} s after its queue passed the limit: " \
+                               "not the slow_reader timeout"
+        server.wait_log(r"slow reader", timeout=1)
+        _assert_closed_by_server(reader)
+        assert not sender.pump(0), f"the sender was disconnected: {sender.raw[-300:]!r}"
+        assert sender.ping("sender-alive", timeout=10).get("type") == "result"
+    finally:
+        reader.close()
+        sender.close()
+
+
+# ---- per-session rate limits -------------------------------------------------------------
+
+def _flood_and_time(server, n, body_bytes, source):
+    """source@ sends n messages in one write to sink@; returns (seconds until the last
+    arrived, bytes sent).  The sender must stay connected throughout."""
+    server.add_user("sink", "sink-pw")
+    server.add_user("source", "source-pw")
+    sink = login_from(server, "sink", "127.0.0.14", "s", password="sink-pw", timeout=20)
+    src = login_from(server, "source", source, "s", password="source-pw", timeout=20)
+    try:
+        pad = "p" * body_bytes
+        data = "".join(f"<message to='sink@localhost/s' type='chat'><body>{i} {pad}</body>"
+                       "</message>" for i in range(n)).encode()
+        t0 = time.monotonic()
+        src.send(data)
+        got = []
+        while len(got) < n:
+            if src.pump(0):
+                errs = [stream_error_condition(e) for e in src.items
+                        if e.tag == q("http://etherx.jabber.org/streams", "error")]
+                raise AssertionError(f"the sender was disconnected after {len(got)} of {n} "
+                                     f"messages arrived, {time.monotonic() - t0:.1f} s after "
+                                     f"sending; stream error: {errs}; tail {src.raw[-200:]!r}")
+            sink.pump(0.1)
+            while sink.items:
+                el = sink.items.popleft()
+                if el.tag == MESSAGE:
+                    got.append(int(el.findtext(BODY).split()[0]))
+            assert time.monotonic() - t0 < 20, f"only {len(got)} of {n} messages in 20 s"
+        took = time.monotonic() - t0
+        assert got == list(range(n)), "messages out of order or lost"
+        assert src.ping("src-alive", timeout=10).get("type") == "result"
+        return took, len(data)
+    finally:
+        sink.close()
+        src.close()
+
+
+@pytest.mark.parametrize("server", [{"limits": {"rate_stanzas": 100, "rate_bytes": 1 << 30}}],
+                         indirect=True)
+@pytest.mark.parametrize("body", [10, 600], ids=["small", "300x600-bytes"])
+def test_rate_stanzas_pauses_reads(server, legit, body):
+    """limits.rate_stanzas: 100 — a client that sends 300 messages at once (27 KiB, or
+    200 KiB: more than max_stanza_bytes + the input slack) is not disconnected and all
+    of them arrive in order, but the edge paces its reads: with one second of burst,
+    the last arrives no sooner than ~2 s after the first was sent."""
+    took, _ = _flood_and_time(server, 300, body, "127.0.0.15")
+    assert took >= 1.8, f"300 stanzas at 100/s delivered in {took:.2f} s: no rate limit"
+    assert took < 10, f"300 stanzas at 100/s took {took:.1f} s"
+
+
+@pytest.mark.parametrize("server", [{"limits": {"rate_bytes": 65536, "rate_stanzas": 100000}}],
+                         indirect=True)
+def test_rate_bytes_pauses_reads(server, legit):
+    """limits.rate_bytes: 64 KiB/s — 256 KiB of messages sent at once (more than
+    max_stanza_bytes + the input slack) all arrive in order, the sender stays connected
+    (reads pause; the kernel keeps the bytes), and delivery takes no less than
+    ~(256 - 64) / 64 s."""
+    took, size = _flood_and_time(server, 64, 4096, "127.0.0.16")
+    want = (size - 65536) / 65536 * 0.8
+    assert took >= want, f"{size} bytes at 64 KiB/s delivered in {took:.2f} s: no rate limit"
+    assert took < 15, f"{size} bytes at 64 KiB/s took {took:.1f} s"
+
+
+# ---- the session server stops answering -----------------------------------------------------
+
+@pytest.mark.parametrize("server", [{"mode": "external", "handshake_timeout": 2,
+                                     "auth_timeout": 3}], indirect=True)
+def test_session_server_stopped_then_continued(server, legit):
+    """xedge-sm frozen (SIGSTOP): a new login gets SASL <temporary-auth-failure/> (RFC
+    6120 §6.5.11) before its authentication timeout, instead of hanging until it; after
+    SIGCONT logins work again, and the legit pair (whose message sent during the freeze
+    is delivered late, not lost) chats again."""
+    sm = server.proc("xedge-sm")
+    body = uniq("during-freeze")
+    os.kill(sm.p.pid, signal.SIGSTOP)
+    try:
+        legit.alice.send(f"<message to='{legit.bob.jid}' type='chat'><body>{body}</body></message>")
+        c = Raw(server.c2s_port, source="127.0.0.17", timeout=8)
+        t0 = time.monotonic()
+        try:
+            c.open_stream()
+            c.starttls()
+            c.open_stream()
+            el = c.auth_plain("carol", USERS["carol"])
+            took = time.monotonic() - t0
+            assert el.tag == q(NS_SASL, "failure"), \
+                f"login while xedge-sm is stopped: got {dump(el)} after {took:.1f} s"
+            assert sasl_condition(el) == "temporary-auth-failure", dump(el)
+            assert took < 3.0, f"temporary-auth-failure only after {took:.1f} s"
+        except StreamClosed:
+            raise AssertionError(f"login while xedge-sm is stopped: stream closed after "
+                                 f"{time.monotonic() - t0:.1f} s without a SASL failure: "
+                                 f"{c.raw[-300:]!r}") from None
+        finally:
+            c.close()
+    finally:
+        os.kill(sm.p.pid, signal.SIGCONT)
+    legit.bob.wait_for(lambda e: e.tag == MESSAGE and e.findtext(BODY) == body, timeout=10)
+
+    def login_works():
+        try:
+            with login_from(server, "carol", "127.0.0.18", "after") as c2:
+                return c2.ping("after-cont").get("type") == "result"
+        except AssertionError:
+            return False
+    wait_until(login_works, 10, step=0.5, what="login after SIGCONT")
