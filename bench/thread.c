@@ -38,6 +38,7 @@
  * overflows.
  */
 #include "bench/bench.h"
+#include "core/uring_compat.h"
 
 #include <errno.h>
 #include <math.h>
@@ -617,33 +618,9 @@ void bt_publish(struct bthread *t, bool force)
 
 static int buffers_init(struct bthread *t)
 {
-	struct io_uring_buf_reg reg = { 0 };
-	int r;
-
 	t->nbufs = RECV_BUFS;
 	t->bufsize = RECV_BUF_SIZE;
-	/* liburing 2.3 has no io_uring_setup_buf_ring: map and register by hand. */
-	t->br = mmap(NULL, t->nbufs * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
-		     MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-	if (t->br == MAP_FAILED) {
-		t->br = NULL;
-		return -ENOMEM;
-	}
-	reg.ring_addr = (uint64_t)(uintptr_t)t->br;
-	reg.ring_entries = t->nbufs;
-	reg.bgid = BGID;
-	r = io_uring_register_buf_ring(&t->ring, &reg, 0);
-	if (r < 0)
-		return r;
-	t->bufmem = malloc((size_t)t->nbufs * t->bufsize);
-	if (!t->bufmem)
-		return -ENOMEM;
-	io_uring_buf_ring_init(t->br);
-	for (unsigned i = 0; i < t->nbufs; i++)
-		io_uring_buf_ring_add(t->br, t->bufmem + (size_t)i * t->bufsize, t->bufsize,
-				      (unsigned short)i, io_uring_buf_ring_mask(t->nbufs), (int)i);
-	io_uring_buf_ring_advance(t->br, (int)t->nbufs);
-	return 0;
+	return compat_setup_buf_ring(&t->ring, t->nbufs, t->bufsize, BGID, &t->br, &t->bufmem);
 }
 
 static int handover_init(struct bthread *t)

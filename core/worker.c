@@ -613,34 +613,9 @@ static int listener_open(struct worker *w, const struct config_listener *cl)
 
 static int buffers_init(struct worker *w)
 {
-	struct io_uring_buf_reg reg = { 0 };
-	size_t ring_bytes;
-	int r;
-
 	w->nbufs = RECV_BUFS;
 	w->bufsize = RECV_BUF_SIZE;
-	/* liburing 2.3 has no io_uring_setup_buf_ring: map and register by hand. */
-	ring_bytes = w->nbufs * sizeof(struct io_uring_buf);
-	w->br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-	if (w->br == MAP_FAILED) {
-		w->br = NULL;
-		return -ENOMEM;
-	}
-	reg.ring_addr = (uint64_t)(uintptr_t)w->br;
-	reg.ring_entries = w->nbufs;
-	reg.bgid = BGID;
-	r = io_uring_register_buf_ring(&w->ring, &reg, 0);
-	if (r < 0)
-		return r;
-	w->bufmem = malloc((size_t)w->nbufs * w->bufsize);
-	if (!w->bufmem)
-		return -ENOMEM;
-	io_uring_buf_ring_init(w->br);
-	for (unsigned i = 0; i < w->nbufs; i++)
-		io_uring_buf_ring_add(w->br, w->bufmem + (size_t)i * w->bufsize, w->bufsize,
-				      (unsigned short)i, io_uring_buf_ring_mask(w->nbufs), (int)i);
-	io_uring_buf_ring_advance(w->br, (int)w->nbufs);
-	return 0;
+	return compat_setup_buf_ring(&w->ring, w->nbufs, w->bufsize, BGID, &w->br, &w->bufmem);
 }
 
 static int worker_setup(struct worker *w)
