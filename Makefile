@@ -30,7 +30,7 @@ FUZZERS  = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB = $(filter parser/%.c tls/%.c core/sasl.c core/log.c, $(LIB_SRCS))
 PYTEST   = /usr/bin/python3 -m pytest
 
-.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert
+.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare
 all: deps $(PROGS)
 
 deps:
@@ -128,6 +128,12 @@ cert: deps
 run: all cert
 	@echo "xedge: add a user with:  $(BUILD)/xedgectl -c etc/xedge.yaml user add alice@localhost secret"
 	$(BUILD)/xedge -c etc/xedge.yaml
+
+# Side by side with Prosody and ejabberd: writes docs/benchmarks.md and docs/bench/.
+# QUICK=1 is a smoke run of a few minutes (report under build/bench-compare-quick/).
+bench-compare: all
+	@deploy/debian-deps.sh bench
+	QUICK=$(QUICK) bench/compare/run.sh
 
 clean:
 	rm -rf $(BUILD)
