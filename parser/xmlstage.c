@@ -33,8 +33,11 @@
  * instructions, DOCTYPE, entity and notation declarations stop the parser
  * (XML_StopParser) and the call reports XMLSTAGE_E_RESTRICTED; expat's
  * "undefined entity" maps to RESTRICTED as well.  An unbound prefix maps to
- * XMLSTAGE_E_BAD_NS_PREFIX (RFC 6120 §4.9.3.2), a duplicate attribute to
- * XMLSTAGE_E_BAD_FORMAT, any other expat error to NOT_WELL_FORMED.
+ * XMLSTAGE_E_BAD_NS_PREFIX (RFC 6120 §4.9.3.2); any other expat error,
+ * duplicate attributes included (XML's "Unique Att Spec" is a
+ * well-formedness constraint), to NOT_WELL_FORMED.  An item must start with
+ * '<' (after whitespace, for a header) and a header's second byte must not
+ * be NUL: expat guesses UTF-16 from "\0<" or "<\0" even when UTF-8 is forced.
  *
  * Memory: everything is allocated in xmlstage_new() except
  *   - the scratch arena, which grows once from XS_SCRATCH_MIN to
@@ -45,7 +48,9 @@
  *     framer's max_stanza) and name tables (bounded by XS_NAME_BUDGET).
  * Strings are recorded as offsets into the scratch arena while expat runs
  * (the arena may move when it grows) and turned into pointers at the end.
- * The top element's own character data goes to a fixed XS_TEXT_MAX buffer.
+ * The top element's own character data goes to a fixed XS_TEXT_MAX buffer
+ * (more is XMLSTAGE_E_POLICY); the first grandchild's text to a fixed
+ * XS_LEAF_MAX buffer (more is truncated), <priority/> to XS_PRIO_MAX bytes.
  */
 #include "parser/xmlstage.h"
 #include "parser/xmltag.h"
@@ -715,9 +720,18 @@ static int xs_decls(struct xmlstage *xs, struct span *out)
 		need += 1 + 5 + (pp->set ? 1 + pp->len : 0) + 2 +
 			xml_escape(xs->scratch + u->off, u->len, NULL, 0) + 1;
 	}
-	if (xs_reserve(xs, need))
+	if (xs_reserve(xs, need + 8))
 		return -1;
 	start = xs->used;
+	/*
+	 * No declarations at all: say so explicitly, since "" means the c2s
+	 * default to xmlstage_stanza() (and would bind stream: for a stream
+	 * that never did).  At the root, xmlns='' changes nothing.
+	 */
+	if (xs->ndecls == 0) {
+		memcpy(xs->scratch + xs->used, "xmlns=''", 8);
+		xs->used += 8;
+	}
 	for (unsigned k = 0; k < xs->ndecls; k++) {
 		const struct span *pp = &xs->decl_prefix[order[k]], *u = &xs->decl_uri[order[k]];
 		char *w = xs->scratch + xs->used;
@@ -758,6 +772,16 @@ int xmlstage_header(struct xmlstage *xs, const char *buf, size_t len, struct xs_
 	 */
 	while (skip < len && is_space(buf[skip]))
 		skip++;
+	/*
+	 * expat guesses the encoding from the first two bytes even with UTF-8
+	 * forced: a NUL in either (00 3C, 3C 00) or a UTF-16 byte-order mark
+	 * switches it to UTF-16.  '<' and a non-NUL byte keep it on UTF-8 (and
+	 * a byte-order mark is not XMPP anyway).
+	 */
+	if (skip >= len || buf[skip] != '<' || (skip + 1 < len && buf[skip + 1] == '\0')) {
+		xs->need_reset = 1;
+		return XMLSTAGE_E_NOT_WELL_FORMED;
+	}
 	xs_reset(xs);
 	xs_begin_item(xs, XS_HEADER);
 	rc = xs_feed(xs, buf + skip, len - skip);
@@ -800,6 +824,9 @@ int xmlstage_stanza(struct xmlstage *xs, const char *ns_decls, size_t ns_len,
 		ns_decls = XS_DEFAULT_DECLS;
 		ns_len = sizeof(XS_DEFAULT_DECLS) - 1;
 	}
+	/* an item is one element: it starts with '<' (see xmlstage_header on why) */
+	if (len == 0 || buf[0] != '<')
+		return XMLSTAGE_E_NOT_WELL_FORMED;
 	rc = xs_enter(xs, ns_decls, ns_len);
 	if (rc)
 		return rc;

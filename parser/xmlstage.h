@@ -27,7 +27,8 @@ enum xmlstage_error {
 	XMLSTAGE_E_NOT_WELL_FORMED, /* stream error not-well-formed */
 	XMLSTAGE_E_RESTRICTED,      /* restricted-xml */
 	XMLSTAGE_E_INVALID_NS,      /* invalid-namespace */
-	XMLSTAGE_E_BAD_FORMAT,      /* bad-format (e.g. duplicate attribute) */
+	XMLSTAGE_E_BAD_FORMAT,      /* bad-format (not returned today: a duplicate attribute is
+	                               not-well-formed, XML "Unique Att Spec") */
 	XMLSTAGE_E_POLICY,          /* policy-violation (scratch space exhausted) */
 	XMLSTAGE_E_BAD_NS_PREFIX    /* bad-namespace-prefix: unbound prefix (RFC 6120 §4.9.3.2) */
 };
@@ -44,7 +45,9 @@ struct xs_header {
 	struct xs_str prefix;     /* prefix used for the stream element ("stream"), for the close tag */
 	struct xs_str default_ns; /* default namespace declared: "jabber:client" for c2s */
 	struct xs_str to, from, version, id, lang;
-	struct xs_str ns_decls;   /* the header's xmlns / xmlns:* attributes, raw, for stanza context */
+	struct xs_str ns_decls;   /* the header's xmlns / xmlns:* attributes, re-serialised for
+	                             stanza context (default first, then by prefix; never "":
+	                             a header without any is "xmlns=''") */
 	int has_to, has_version;
 };
 

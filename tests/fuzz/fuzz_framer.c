@@ -15,8 +15,9 @@
  * parser over the whole stream (isFinal = 0) with the XMPP rules as
  * handlers: comments, PIs, DOCTYPE, entity/notation declarations and
  * undefined entities are restricted-xml; character data at stream level that
- * is not raw whitespace, CDATA at stream level, a byte-order mark and an
- * empty stream element are not-well-formed.  Whitespace before the header is skipped for the oracle,
+ * is not raw whitespace, CDATA at stream level, anything but '<' to start
+ * the stream (a byte-order mark, say) and an empty stream element are
+ * not-well-formed.  Whitespace before the header is skipped for the oracle,
  * as xmlstage_header does (it belongs to the previous stream on a restart).
  *
  * Traps (__builtin_trap) when:
@@ -28,9 +29,8 @@
  *   A  the oracle accepts everything and the edge path reports an error,
  *      unless it is a policy limit or the edge path judged trailing bytes
  *      that expat was still holding back (checked by re-running expat with
- *      isFinal = 1, which must then report an error at or before the
- *      framer's, or inside the item xmlstage refused: e.g. "</a\xe5>" at
- *      the very end is a partial UTF-8 character to expat);
+ *      isFinal = 1, see expat_held_back(); e.g. "</a\xe5>" at the very end
+ *      is a partial UTF-8 character to expat, not yet an error);
  *   C  the oracle's first error is restricted-xml and the edge path's is not
  *      (policy limits aside), or xmlstage's verdict on an item disagrees with
  *      the oracle's (restricted vs other; the error inside the item);
@@ -287,8 +287,12 @@ static void oracle_run(struct oracle *o, const uint8_t *doc, size_t len, int fin
 	o->p = XML_ParserCreateNS("UTF-8", '\xff');
 	if (!o->p)
 		abort();
-	/* XMPP streams are UTF-8 without a byte-order mark (the framer refuses it) */
-	if (len - base >= 3 && memcmp(doc + base, "\xef\xbb\xbf", 3) == 0) {
+	/*
+	 * A stream starts with '<' after optional whitespace, then a name: no
+	 * byte-order mark (XMPP is UTF-8), and no NUL, which would even make
+	 * expat guess UTF-16 ("\0<", "<\0") despite the forced UTF-8.
+	 */
+	if (base < len && (doc[base] != '<' || (base + 1 < len && doc[base + 1] == '\0'))) {
 		o->err = E_NWF;
 		o->err_pos = base;
 		o->by_handler = 1;
@@ -318,20 +322,48 @@ static void oracle_free(struct oracle *o)
 }
 
 /*
- * The edge path judged byte pos, expat (isFinal = 0) has not complained: was
- * expat only holding the bytes back?  Given the input as final, expat flushes
- * held data through the same rule handlers and must then find an error at or
- * before pos.  "No element found" (the stream element is never closed in a
- * fuzz input) is reported at the end and proves nothing.
+ * Is byte pos inside "<?", "<!-" or "<!" + letter, which XMPP forbids
+ * whatever follows (a PI, a comment, a DOCTYPE or other declaration)?  The
+ * framer refuses those on their first bytes; expat judges them only once
+ * complete.  Checked on the bytes, independently of the framer.
  */
-static int expat_held_back(const uint8_t *doc, size_t len, size_t pos)
+static int restricted_prefix(const uint8_t *doc, size_t pos)
+{
+	size_t k = pos;
+
+	while (k > 0 && pos - k < 5 && doc[k] != '<')
+		k--;
+	if (doc[k] != '<' || pos < k + 1)
+		return 0;
+	if (doc[k + 1] == '?')
+		return 1;
+	if (doc[k + 1] != '!' || pos < k + 2)
+		return 0;
+	return doc[k + 2] == '-' || ((doc[k + 2] | 0x20) >= 'a' && (doc[k + 2] | 0x20) <= 'z');
+}
+
+/*
+ * The edge path judged byte pos of the unfinished item starting at item,
+ * and expat (isFinal = 0) has not complained: was expat only holding the
+ * bytes back?  Given the input as final, expat flushes held data through the
+ * same rule handlers and must then find an error at or before pos, or a real
+ * syntax error later in the same item.  "Unclosed token", "partial
+ * character" and "no element found" after pos prove nothing (they only say
+ * the input ends) — except after restricted_prefix(): no continuation can
+ * make that acceptable, so any error at all will do.
+ */
+static int expat_held_back(const uint8_t *doc, size_t len, size_t item, size_t pos,
+			   int prefix_rule)
 {
 	struct oracle o;
-	int ok;
+	enum XML_Error e;
+	int ok, ending;
 
 	oracle_run(&o, doc, len, 1);
-	ok = o.err && o.err_pos <= pos &&
-	     (o.by_handler || XML_GetErrorCode(o.p) != XML_ERROR_NO_ELEMENTS);
+	e = XML_GetErrorCode(o.p);
+	ending = !o.by_handler && (e == XML_ERROR_UNCLOSED_TOKEN || e == XML_ERROR_PARTIAL_CHAR ||
+				   e == XML_ERROR_UNCLOSED_CDATA_SECTION || e == XML_ERROR_NO_ELEMENTS);
+	ok = o.err && (o.err_pos <= pos || prefix_rule || (o.err_pos >= item && !ending));
 	oracle_free(&o);
 	return ok;
 }
@@ -399,6 +431,7 @@ struct edge {
 	int err;          /* E_* */
 	int by_framer;    /* the error came from the framer (else xmlstage / close name) */
 	size_t err_pos;   /* framer: the bad byte; otherwise: the item's start */
+	size_t item_start;/* framer: start of the unfinished item holding the bad byte */
 	size_t item_end;  /* not by the framer: the failed item's end */
 	size_t ok_end;    /* end of the last item accepted */
 	int hdr_ok;
@@ -464,6 +497,7 @@ static void edge_run(struct edge *g, const uint8_t *doc, size_t len, int fixed_h
 				g->err = fr_class(f.err);
 				g->by_framer = 1;
 				g->err_pos = start + f.off;
+				g->item_start = start;
 				goto out;
 			}
 			switch (e) {
@@ -614,7 +648,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (g.err != E_POLICY) {
 		/* A: the edge path is never stricter than expat. */
 		if (g.err && !o.err)
-			CHECK(expat_held_back(doc, len, g.by_framer ? g.err_pos : g.item_end - 1));
+			CHECK(g.by_framer
+				      ? expat_held_back(doc, len, g.item_start, g.err_pos,
+							g.err == E_RESTRICTED &&
+								restricted_prefix(doc, g.err_pos))
+				      : expat_held_back(doc, len, g.err_pos, g.item_end - 1, 0));
 		/* C: restricted-xml is recognised as such. */
 		if (o.err == E_RESTRICTED)
 			CHECK(g.err == E_RESTRICTED);

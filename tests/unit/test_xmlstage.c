@@ -95,6 +95,23 @@ static void test_header_wrong_namespace_is_reported_not_refused(void **state)
 	assert_str(h.prefix, "");
 }
 
+static void test_header_without_declarations(void **state)
+{
+	/* "" would mean the c2s default to xmlstage_stanza(): never returned */
+	struct xmlstage *xs = *state;
+	struct xs_header h;
+	struct xs_stanza s;
+	char decls[64];
+	const char *in = "<stream to='a'>";
+
+	assert_int_equal(xmlstage_header(xs, in, strlen(in), &h), XMLSTAGE_OK);
+	assert_str(h.ns_decls, "xmlns=''");
+	memcpy(decls, h.ns_decls.p, h.ns_decls.len + 1);
+	assert_int_equal(stanza(xs, decls, "<stream:error/>", &s), XMLSTAGE_E_BAD_NS_PREFIX);
+	assert_int_equal(stanza(xs, decls, "<message/>", &s), XMLSTAGE_OK);
+	assert_str(s.ns, "");
+}
+
 static void test_header_leading_space_before_decl(void **state)
 {
 	struct xmlstage *xs = *state;
@@ -123,6 +140,8 @@ static void test_header_errors(void **state)
 		{ "<stream:stream xmlns:stream='" NS_STREAMS "' to='\xff'>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<?xml version='1.0'?>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<stream:stream xmlns:stream='" NS_STREAMS "'/>", XMLSTAGE_E_NOT_WELL_FORMED },
+		{ "\xef\xbb\xbf<stream:stream xmlns:stream='" NS_STREAMS "'>", XMLSTAGE_E_NOT_WELL_FORMED },
+		{ "   ", XMLSTAGE_E_NOT_WELL_FORMED },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -131,6 +150,27 @@ static void test_header_errors(void **state)
 			fail_msg("case %zu: got %s, want %s", i, xmlstage_error_str(rc),
 				 xmlstage_error_str(cases[i].rc));
 	}
+}
+
+static void test_header_nul_is_not_utf16(void **state)
+{
+	/* "\0<\0s\0>" is a valid UTF-16BE document to expat, even with UTF-8 forced */
+	struct xmlstage *xs = *state;
+	struct xs_header h;
+	static const char in[] = "\0<\0s\0>";
+	struct xs_stanza s;
+
+	/* ...and so is "<\0s\0>\0" as UTF-16LE (found by fuzz_framer) */
+	static const char le[] = " <\0s\0>\0";
+
+	assert_int_equal(xmlstage_header(xs, in, sizeof(in) - 1, &h), XMLSTAGE_E_NOT_WELL_FORMED);
+	assert_int_equal(xmlstage_stanza(xs, NULL, 0, in, sizeof(in) - 1, &s),
+			 XMLSTAGE_E_NOT_WELL_FORMED);
+	assert_int_equal(xmlstage_header(xs, le, sizeof(le) - 1, &h), XMLSTAGE_E_NOT_WELL_FORMED);
+	/* inside a stream a NUL is just an invalid byte */
+	assert_int_equal(xmlstage_stanza(xs, NULL, 0, le + 1, sizeof(le) - 2, &s),
+			 XMLSTAGE_E_NOT_WELL_FORMED);
+	assert_int_equal(xmlstage_stanza(xs, NULL, 0, "<a/>", 4, &s), XMLSTAGE_OK);
 }
 
 static void test_header_then_stanza_in_same_context(void **state)
@@ -333,6 +373,7 @@ static void test_errors(void **state)
 		{ "<message><body>", XMLSTAGE_E_NOT_WELL_FORMED }, /* does not end */
 		{ "</stream>", XMLSTAGE_E_NOT_WELL_FORMED },    /* closes the stream */
 		{ "", XMLSTAGE_E_NOT_WELL_FORMED },
+		{ " <a/>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<message xmlns:xml='urn:not-xml'/>", XMLSTAGE_E_NOT_WELL_FORMED },
 	};
 
@@ -469,8 +510,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_header_minimal_and_other_prefix, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_wrong_namespace_is_reported_not_refused,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_without_declarations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_leading_space_before_decl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_nul_is_not_utf16, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_then_stanza_in_same_context, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_routing_attributes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absent_attributes, setup, teardown),
