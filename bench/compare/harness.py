@@ -188,6 +188,23 @@ def proc_ticks(pid):
         return None
 
 
+def run_delays(pids):
+    """{(pid, tid): run delay in ns} for every thread of pids."""
+    out = {}
+    for p in pids:
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/schedstat") as f:
+                    out[(p, t)] = int(f.read().split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
 def run_delay_ns(pids):
     """Sum over every thread of pids of the time spent runnable but waiting for a CPU
     (/proc/PID/task/TID/schedstat, second field, ns)."""
@@ -252,6 +269,7 @@ def monitor(pids, bench_pid, out, interval, server_cpu=None, load_cpu=None):
     # The server's wait for a CPU, summed over all its threads (the working threads are not
     # the main thread in beam.smp or xedge): time runnable but not running.
     delay0 = run_delay_ns(tree(pids))
+    per_thread0 = run_delays(tree(pids))
     bdelay = {}          # the load generator's threads: tid -> run delay seen last
     def bench_delay():
         for p in tree([bench_pid]):
@@ -276,6 +294,8 @@ def monitor(pids, bench_pid, out, interval, server_cpu=None, load_cpu=None):
     end_cpu = cpu_ticks()
     dt = time.monotonic() - t0
     waited = (run_delay_ns(tree(pids)) - delay0) / 1e9
+    per_thread1 = run_delays(tree(pids))
+    max_thread = max([v - per_thread0.get(k, 0) for k, v in per_thread1.items()] + [0]) / 1e9
     # A thread first seen after the start counts from its first sample (its earlier wait is
     # small: it was just born).
     bwaited = sum(v - bdelay[(k[0], k[1], "first")] for k, v in bdelay.items() if len(k) == 2) / 1e9
@@ -292,7 +312,8 @@ def monitor(pids, bench_pid, out, interval, server_cpu=None, load_cpu=None):
            "monitor_cpu": pct["self"], "foreign_cpu": round(foreign, 1) if foreign is not None else None,
            "foreign_cpu_peak": round(peak_foreign, 1), "cpu_busy_pct": per_cpu,
            "server_waiting_pct": round(100.0 * waited / dt, 1) if waited is not None and dt > 0 else None,
-           "bench_waiting_pct": round(100.0 * bwaited / dt, 1) if dt > 0 else None}
+           "bench_waiting_pct": round(100.0 * bwaited / dt, 1) if dt > 0 else None,
+           "server_waiting_max_thread_pct": round(100.0 * max_thread / dt, 1) if dt > 0 else None}
     # Other processes' share of each pinned CPU: that CPU's busy time minus ours on it (the
     # server runs only on server_cpu; the load generator and this monitor only on load_cpu).
     if server_cpu is not None and per_cpu.get(server_cpu) is not None and pct["target"] is not None:

@@ -195,7 +195,7 @@ class Plotter:
         self.made.append(png)
         return name + ".png"
 
-    def lines(self, name, title, xlabel, ylabel, curves, logy=False):
+    def lines(self, name, title, xlabel, ylabel, curves, logy=False, key="top left"):
         """curves: [(label, color, [(x, y), ...])]"""
         curves = [c for c in curves if c[2]]
         if not curves:
@@ -205,7 +205,7 @@ class Plotter:
         for i, (label, color, pts) in enumerate(curves):
             p = self.dat(f"{name}-{i}", pts)
             plots.append(f"'{p}' using 1:2 with lines lw 2 lc rgb '{color}' title '{label}'")
-        script = (f"set title '{title}'\nset xlabel '{xlabel}'\nset ylabel '{ylabel}'\nset key top left\n"
+        script = (f"set title '{title}'\nset xlabel '{xlabel}'\nset ylabel '{ylabel}'\nset key {key}\n"
                   + ("set logscale y\n" if logy else "set yrange [0:*]\n")
                   + "plot " + ", \\\n     ".join(plots) + "\n")
         return self.run(name, script)
@@ -229,23 +229,21 @@ class Plotter:
 
 
 def wall_rates(d):
-    """(offered, absorbed, seconds) from an open-loop run's per-second series: mean messages
-    sent and delivered per wall-clock second over the seconds in which the load generator sent
-    at least 90 % of its peak rate, the first such second left out (ramp). Falls back to the
-    summary's sent/received per second when there is no series."""
+    """(offered, absorbed, seconds, bench_cpu, server_cpu, peak_offered) from an open-loop
+    run's per-second series: means of messages sent and delivered per wall-clock second, and of
+    both CPUs, over the seconds in which the load generator was sending (the first and the last
+    of them, partial, left out). Falls back to the summary's figures when there is no series."""
     pts = [p for p in (bench_get(d, "series") or []) if isinstance(p, dict)]
-    sent = [sval(p, "sent_s") or 0 for p in pts]
-    if pts and max(sent) > 0:
-        peak = max(sent)
-        full = [p for p in pts if (sval(p, "sent_s") or 0) >= 0.9 * peak][1:]
-        if full:
-            n = len(full)
-            return (sum(sval(p, "sent_s") for p in full) / n,
-                    sum(sval(p, "recv_s") or 0 for p in full) / n, n,
-                    sum(sval(p, "bench_cpu") or 0 for p in full) / n,
-                    sum(sval(p, "target_cpu") or 0 for p in full) / n)
+    sending = [p for p in pts if (sval(p, "sent_s") or 0) > 0][1:-1]
+    if sending:
+        n = len(sending)
+
+        def mean(k):
+            return sum(sval(p, k) or 0 for p in sending) / n
+        return (mean("sent_s"), mean("recv_s"), n, mean("bench_cpu"), mean("target_cpu"),
+                max(sval(p, "sent_s") for p in sending))
     return (bench_get(d, "sent_per_s"), bench_get(d, "recv_per_s"), None,
-            bench_get(d, "bench_cpu_avg"), bench_get(d, "target_cpu_avg"))
+            bench_get(d, "bench_cpu_avg"), bench_get(d, "target_cpu_avg"), None)
 
 
 def disturbed(m, P, run=None):
@@ -256,9 +254,11 @@ def disturbed(m, P, run=None):
     if not m:
         return None
     out = []
-    for key, wkey, what in (("foreign_on_server_cpu", "server_waiting_pct", "the server"),
+    for key, wkey, what in (("foreign_on_server_cpu", "server_waiting_max_thread_pct", "the server"),
                             ("foreign_on_load_cpu", "bench_waiting_pct", "the load generator")):
         f, wt = m.get(key), m.get(wkey)
+        if wt is None and wkey.startswith("server"):
+            wt = m.get("server_waiting_pct")
         if f is not None and wt is not None and f >= 10 and wt >= 10:
             out.append(f"{what} was runnable but waiting {wt:.0f} % of the time while other "
                        f"processes took {f:.0f} % of its CPU")
@@ -358,7 +358,7 @@ def write(res, doc_path, plots_dir, repo):
     fast = res.rate.get("fastest")
     hd = res.runs.get((fast, "headroom")) if fast else None
     if hd:
-        off, ab, _, _, _ = wall_rates(hd)
+        off, ab, _, _, _, _ = wall_rates(hd)
         fr = res.rate.get("fastest_rate")
         if off and ab and ab >= 0.95 * off:
             w(f"{NAMES.get(fast, fast)}'s chat throughput above is a lower bound: open loop, it "
@@ -591,7 +591,7 @@ def write(res, doc_path, plots_dir, repo):
                  [(NAMES[t], pl.COLORS[t], [(sval(p, "t"), sval(p, "recv_s"))
                                             for p in series(res, t, "chat")
                                             if sval(p, "t") is not None and (sval(p, "recv_s") or 0) > 0])
-                  for t in tg], logy=True), "chat throughput over time")
+                  for t in tg], logy=True, key="bottom right"), "chat throughput over time")
     commands("chat")
 
     rt = res.rate
@@ -667,21 +667,24 @@ def write(res, doc_path, plots_dir, repo):
     hd = res.runs.get((fast, "headroom")) if fast else None
     closed = {t: res.get(t, "chat", "recv_per_s") for t in tg}
     if hd:
-        off, ab, secs, bcpu, tcpu = wall_rates(hd)
+        off, ab, secs, bcpu, tcpu, peak = wall_rates(hd)
         fr = rt.get("fastest_rate")
         factor = P.get("headroom_factor", 2)
         kept_up = off is not None and ab is not None and ab >= 0.95 * off
         w(f"The fastest server in the closed-loop run was {NAMES.get(fast, fast)} "
           f"({num(fr)} messages/s delivered). Against it, xedge-bench ran open loop asking for "
           f"{factor} × that rate ({num(factor * fr if fr else None)} messages/s, {num(n_chat)} "
-          "clients): what it actually sends is what one load-generator core can offer, and what "
-          "the server delivers per second meanwhile is what it absorbs. Both are averaged over "
-          f"the {num(secs, 0)} seconds in which xedge-bench sent at full rate (its per-second series); "
-          "what the server could not keep up with queues in socket buffers and arrives after "
-          "the sending stops.\n")
+          "clients): what it actually writes into the server's sockets is the load it offers, and "
+          "what the server delivers per second meanwhile is what it absorbs. Both are averaged "
+          f"over the {num(secs, 0)} seconds in which xedge-bench was sending (its per-second "
+          "series, the first and last partial seconds left out). What the server cannot keep up "
+          "with queues in socket buffers, arrives after the sending stops, and pushes back on the "
+          "sender as the buffers fill (TCP flow control): the offered rate falls from its peak as "
+          "the backlog grows.\n")
         w("| | messages/s |\n|---|---:|")
         w(f"| asked for ({factor} × the closed-loop rate) | {num(factor * fr if fr else None)} |")
-        w(f"| **offered** (sent by xedge-bench per second) | **{num(off)}** |")
+        w(f"| **offered** (written by xedge-bench per second, mean) | **{num(off)}** |")
+        w(f"| offered, the busiest second | {num(peak)} |")
         w(f"| **absorbed** (delivered by {NAMES.get(fast, fast)} per second meanwhile) | **{num(ab)}** |")
         w(f"| xedge-bench CPU over those seconds (% of its core) | {num(bcpu, 0)} |")
         w(f"| {NAMES.get(fast, fast)} CPU over those seconds (% of its core) | {num(tcpu, 0)} |")
@@ -708,6 +711,12 @@ def write(res, doc_path, plots_dir, repo):
             w(f"- {NAMES.get(fast, fast)} saturated at {num(ab)} messages/s while xedge-bench offered "
               f"{num(off)}: {rfmt(r)} what the fastest server absorbs — at least twice: "
               f"{verdict(None if r is None else r >= 2)}.")
+            if bcpu is not None and tcpu is not None:
+                w(f"- Meanwhile the server used {num(tcpu, 0)} % of its core and xedge-bench "
+                  f"{num(bcpu, 0)} % of its own: "
+                  + ("the server, not the load generator, was the limit." if tcpu >= 90 and bcpu < 90
+                     else "both were near their limits." if bcpu >= 90 else
+                     "neither was at its CPU limit."))
             if ab and fr and ab > 1.1 * fr:
                 w(f"- Saturated open loop, {NAMES.get(fast, fast)} delivered {rfmt(ratio(ab, fr))} its "
                   "closed-loop rate (a backlog lets it batch more per read and write): its "
@@ -739,18 +748,21 @@ def write(res, doc_path, plots_dir, repo):
             w(f"| {NAMES[t]} | {r} | {num(bench_get(d, 'bench_cpu_avg') if d else None, 0)} | "
               f"{num(m.get('bench_cpu'), 0)} | {num(m.get('target_cpu'), 0)} | "
               f"{num(m.get('foreign_on_server_cpu'), 0)} | {num(m.get('foreign_on_load_cpu'), 0)} | "
-              f"{num(m.get('server_waiting_pct'), 0)} | {num(m.get('bench_waiting_pct'), 0)} |")
+              f"{num(m.get('server_waiting_max_thread_pct', m.get('server_waiting_pct')), 0)} | "
+              f"{num(m.get('bench_waiting_pct'), 0)} |")
     if res.tsung_mon:
         m = res.tsung_mon
         w(f"| Prosody | tsung | — | {num(m.get('bench_cpu'), 0)} | {num(m.get('target_cpu'), 0)} | "
           f"{num(m.get('foreign_on_server_cpu'), 0)} | {num(m.get('foreign_on_load_cpu'), 0)} | "
-          f"{num(m.get('server_waiting_pct'), 0)} | {num(m.get('bench_waiting_pct'), 0)} |")
+          f"{num(m.get('server_waiting_max_thread_pct', m.get('server_waiting_pct')), 0)} | "
+          f"{num(m.get('bench_waiting_pct'), 0)} |")
     bad = [(t, r, disturbed(res.mon.get((t, r)), P, r)) for t in tg for r in RUNS]
     bad = [(t, r, why) for t, r, why in bad if why]
-    w("\n\"Server threads waiting to run\" is the time the server's threads were runnable but not "
-      "running (`/proc/PID/task/*/schedstat`), summed over its threads, as a share of the run: it "
-      "includes a server's threads waiting for each other on their one CPU (ejabberd's VM has "
-      "many), not only for other processes.\n")
+    w("\n\"Waiting to run\" is the time a thread was runnable but not running "
+      "(`/proc/PID/task/*/schedstat`), as a share of the run; for the server, of its thread that "
+      "waited most. It includes a server's threads waiting for each other on their one CPU "
+      "(xedge's worker and session-server threads, ejabberd's VM threads), not only for other "
+      "processes.\n")
     w("A run counts as disturbed when the server or the load generator was runnable but not "
       "running at least 10 % of the time while other processes took at least 10 % of its CPU "
       "(others using a CPU that ours left idle does not slow ours down).\n")
@@ -779,7 +791,7 @@ def write(res, doc_path, plots_dir, repo):
     w("## Reproducing\n")
     w("```sh\nbench/compare/deps.sh            # as root: prosody ejabberd tsung gnuplot-nox, if missing\n"
       "make all                         # xedge, xedgectl, xedge-bench\n"
-      f"make bench-compare              # this page (~30 min); QUICK=1: a smoke run in ~5 min\n```\n")
+      f"make bench-compare               # this page (its run time is at the top); QUICK=1: a few-minute smoke run\n```\n")
     w("Everything the run executed, in order (generated configs and state under "
       f"`{P.get('bench_dir', '?')}`):\n")
     if res.commands:

@@ -5,8 +5,8 @@
 # tsung cross-check, and docs/benchmarks.md with its plots.
 #
 # Environment (all optional):
-#   QUICK=1              smoke run, a few minutes: small N, short durations; the report goes to
-#                        build/bench-compare-quick/ unless DOC is set
+#   QUICK=1              smoke run, ~3 minutes: small N, short durations; the report goes to
+#                        $XEDGE_BUILD/bench-compare-quick/ unless DOC is set (never over docs/)
 #   TARGETS              "xedge prosody ejabberd" (a subset is fine; ratios need xedge)
 #   BENCH_DIR            state and raw results (wiped at start): /tmp/xedge-bench-compare
 #   BENCH_PORT_BASE      24200: xedge +22, Prosody +122, ejabberd +222 (+1 Direct TLS,
@@ -35,10 +35,12 @@ T_RUN=$(now)
 
 # ---- parameters ------------------------------------------------------------------------
 QUICK=${QUICK:-0}; [ "$QUICK" = 0 ] || QUICK=1
+XEDGE_BUILD=${XEDGE_BUILD:-$REPO/build}
+[ -d "$XEDGE_BUILD" ] && XEDGE_BUILD=$(cd "$XEDGE_BUILD" && pwd)     # make may pass BUILD=build
 if [ $QUICK = 1 ]; then
 	d_idle=1000; d_login=500; d_chat=200; d_chat_s=8; d_warm=2; d_settle=3; d_drain=5
 	d_ts_users=100; d_ts_s=15; d_deadline=420
-	d_doc=$REPO/build/bench-compare-quick/benchmarks.md; d_plots=$REPO/build/bench-compare-quick/bench
+	d_doc=$XEDGE_BUILD/bench-compare-quick/benchmarks.md; d_plots=$XEDGE_BUILD/bench-compare-quick/bench
 else
 	d_idle=10000; d_login=5000; d_chat=2000; d_chat_s=30; d_warm=5; d_settle=10; d_drain=10
 	d_ts_users=200; d_ts_s=60; d_deadline=2700
@@ -63,8 +65,6 @@ SERVER_CPU=${SERVER_CPU:-0}; LOAD_CPU=${LOAD_CPU:-1}
 BENCH_NICE=${BENCH_NICE:--10}; [ "$(id -u)" = 0 ] || BENCH_NICE=0
 NICE=(nice -n "$BENCH_NICE")
 DOC=${DOC:-$d_doc}; PLOTS=${PLOTS:-$d_plots}
-XEDGE_BUILD=${XEDGE_BUILD:-$REPO/build}
-[ -d "$XEDGE_BUILD" ] && XEDGE_BUILD=$(cd "$XEDGE_BUILD" && pwd)     # make may pass BUILD=build
 BENCH_BIN=${BENCH_BIN:-$XEDGE_BUILD/xedge-bench}
 DEADLINE=${BENCH_DEADLINE:-$d_deadline}
 DOMAIN=localhost; PASSWORD=pw
