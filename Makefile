@@ -133,7 +133,7 @@ run: all cert
 # QUICK=1 is a smoke run of a few minutes (report under build/bench-compare-quick/).
 bench-compare: all
 	@deploy/debian-deps.sh bench
-	QUICK=$(QUICK) bench/compare/run.sh
+	QUICK=$(QUICK) XEDGE_BUILD=$(BUILD) bench/compare/run.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -92,22 +92,41 @@ rel() { local s="$*"; echo "${s//$REPO\//}"; }
 # process only forwards INT/TERM to it and returns its exit status.
 if [ -z "${BENCH_INNER:-}" ] && [ "$BENCH_NICE" != 0 ] &&
    [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ]; then
-	BENCH_INNER=1 setsid "$0" "$@" &
-	inner=$!
-	trap 'kill -TERM $inner 2>/dev/null' INT TERM
-	while :; do
-		wait $inner; rc=$?
-		kill -0 $inner 2>/dev/null || break       # wait returned for a trapped signal: wait again
-	done
-	exit $rc
+	# setsid forks when its caller leads a process group (a shell with job control), so $!
+	# is not necessarily the run: the inner run writes its pid and, at the end, its exit
+	# status into a private directory; this process waits for that pid and forwards INT/TERM.
+	ctl=$(mktemp -d /tmp/xedge-bench-run.XXXXXX)
+	BENCH_INNER=$ctl setsid "$0" "$@" </dev/null &
+	starter=$!
+	trap 'p=$(cat "$ctl/pid" 2>/dev/null) && kill -TERM "$p" 2>/dev/null' INT TERM
+	for i in $(seq 1 200); do [ -s "$ctl/pid" ] && break; sleep 0.05; done
+	inner=$(cat "$ctl/pid" 2>/dev/null)
+	if [ -z "$inner" ]; then
+		wait $starter
+		rm -rf "$ctl"
+		die "the run did not start in a session of its own" "run with BENCH_NICE=0 to skip that"
+	fi
+	while kill -0 "$inner" 2>/dev/null; do sleep 0.5; done
+	wait $starter 2>/dev/null
+	rc=$(cat "$ctl/rc" 2>/dev/null || echo 1)
+	rm -rf "$ctl"
+	exit "$rc"
 fi
 if [ -n "${BENCH_INNER:-}" ]; then
+	echo $$ >"$BENCH_INNER/pid"
 	if [ "$(ps -o sid= -p $$ | tr -d ' ')" = $$ ] && echo "$BENCH_NICE" >/proc/self/autogroup 2>/dev/null; then
 		say "own session, scheduler autogroup at nice $BENCH_NICE"
 	else
 		say "WARNING: could not give the run its own scheduler group: other sessions' work will take CPU from it"
 	fi
 fi
+
+# One run at a time per state directory: a second run would wipe this one's state and stop
+# its servers.
+mkdir -p "$(dirname "$BENCH_DIR")"
+exec 9>"$BENCH_DIR.lock"
+flock -n 9 || die "another bench-compare run is using $BENCH_DIR (it holds $BENCH_DIR.lock)" \
+	"wait for it to finish, or give this one its own BENCH_DIR and BENCH_PORT_BASE"
 
 # ---- cleanup: everything we started, by pid ------------------------------------------------
 RUNNING=""          # targets started and not yet stopped
@@ -129,6 +148,7 @@ cleanup() {
 	done
 	[ -n "$left" ] && say "WARNING: still running:$left"
 	say "finished in $(elapsed $T_RUN) s (exit status $rc)"
+	[ -n "${BENCH_INNER:-}" ] && [ -d "$BENCH_INNER" ] && echo $rc >"$BENCH_INNER/rc"
 	exit $rc
 }
 trap cleanup EXIT
@@ -206,7 +226,15 @@ awk -v l=$L1 'BEGIN { exit !(l > 0.5) }' &&
 # ---- state ----------------------------------------------------------------------------
 rm -rf "$BENCH_DIR"
 mkdir -p "$RES" "$BENCH_DIR/tls"
-( sleep "$DEADLINE"; kill -TERM $$ 2>/dev/null ) &
+# The watchdog checks every second that the run (its parent) is still there, so it never
+# outlives the run nor signals a recycled pid.
+deadline_at=$(( $(date +%s) + DEADLINE ))
+( while [ "$(date +%s)" -lt $deadline_at ]; do
+	sleep 1
+	[ "$(ps -o ppid= -p $BASHPID | tr -d ' ')" = "$$" ] || exit 0
+  done
+  say "the run exceeded BENCH_DEADLINE=$DEADLINE s: stopping it"
+  kill -TERM $$ ) &
 WATCHDOG=$!
 "$HERE/cert.sh" "$BENCH_DIR/tls" "$DOMAIN" || die "cannot make the certificate (openssl)"
 $PY "$HERE/harness.py" machine "$REPO" >"$RES/machine.json"
