@@ -176,7 +176,7 @@ struct bclient {
 	struct buf pt;           /* plaintext waiting to be encrypted (TLS) */
 	struct buf out;          /* wire bytes queued behind the send in flight */
 	struct buf sending;      /* wire bytes of the send in flight (immutable) */
-	WOLFSSL *ssl;
+	struct tls *tls;
 	struct tls_io tio;
 	struct scram_client *scram;  /* only during SASL */
 	uint64_t t_start;        /* connect started (ns) */

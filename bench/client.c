@@ -168,8 +168,8 @@ void bc_released(struct bthread *t, struct bclient *c)
 {
 	resolved(t, c);
 	set_online(t, c, false);
-	tls_free(c->ssl);
-	c->ssl = NULL;
+	tls_free(c->tls);
+	c->tls = NULL;
 	free(c->scram);
 	c->scram = NULL;
 	buf_reset(&c->in);
@@ -215,7 +215,7 @@ void bc_flush(struct bthread *t, struct bclient *c)
 {
 	if (!(c->flags & BF_TLS) || !buf_used(&c->pt) || (c->flags & BF_PEER_GONE))
 		return;
-	if (tls_write(c->ssl, buf_data(&c->pt), buf_used(&c->pt)) < 0) {
+	if (tls_write(c->tls, buf_data(&c->pt), buf_used(&c->pt)) < 0) {
 		buf_reset(&c->pt);
 		bc_fail(t, c, "tls-write", NULL);
 		return;
@@ -243,14 +243,14 @@ static void tls_begin(struct bthread *t, struct bclient *c)
 	char err[96];
 
 	c->tio = (struct tls_io){ .out = tls_out, .owner = c };
-	c->ssl = tls_client_new(sni, B.o.tls == TLS_MODE_DIRECT, &c->tio);
-	if (!c->ssl) {
+	c->tls = tls_client_new(sni, B.o.tls == TLS_MODE_DIRECT, &c->tio);
+	if (!c->tls) {
 		bc_fail(t, c, "tls-setup", NULL);
 		return;
 	}
 	set_state(c, BC_TLS);
-	if (tls_connect(c->ssl) == TLS_ERROR)
-		bc_fail(t, c, "tls-failure", tls_error_str(c->ssl, err, sizeof(err)));
+	if (tls_connect(c->tls) == TLS_ERROR)
+		bc_fail(t, c, "tls-failure", tls_error_str(c->tls, err, sizeof(err)));
 }
 
 static void tls_established(struct bthread *t, struct bclient *c)
@@ -823,16 +823,16 @@ void bc_input(struct bthread *t, struct bclient *c, const uint8_t *data, size_t 
 {
 	char err[96];
 
-	if (!c->ssl) {
+	if (!c->tls) {
 		plain_input(t, c, data, len);
 		return;
 	}
 	c->tio.in = data;
 	c->tio.in_len = len;
 	if (!(c->flags & BF_TLS)) {
-		int r = tls_connect(c->ssl);
+		int r = tls_connect(c->tls);
 		if (r == TLS_ERROR) {
-			bc_fail(t, c, "tls-failure", tls_error_str(c->ssl, err, sizeof(err)));
+			bc_fail(t, c, "tls-failure", tls_error_str(c->tls, err, sizeof(err)));
 			return;
 		}
 		if (r == TLS_WANT)
@@ -841,7 +841,7 @@ void bc_input(struct bthread *t, struct bclient *c, const uint8_t *data, size_t 
 	}
 	while (!(c->flags & BF_CLOSED)) {
 		int res;
-		size_t n = tls_read(c->ssl, t->scratch, 16384, &res);
+		size_t n = tls_read(c->tls, t->scratch, TLS_READ_CAP, &res);
 		if (n) {
 			plain_input(t, c, t->scratch, n);
 			continue;
@@ -852,7 +852,7 @@ void bc_input(struct bthread *t, struct bclient *c, const uint8_t *data, size_t 
 			bc_eof(t, c, 0);
 			break;
 		}
-		bc_fail(t, c, "tls-error", tls_error_str(c->ssl, err, sizeof(err)));
+		bc_fail(t, c, "tls-error", tls_error_str(c->tls, err, sizeof(err)));
 		break;
 	}
 	c->tio.in = NULL;
@@ -913,7 +913,7 @@ void bc_goodbye(struct bthread *t, struct bclient *c)
 	outs(c, "</stream:stream>");
 	if (c->flags & BF_TLS) {
 		bc_flush(t, c);
-		tls_close_notify(c->ssl);
+		tls_close_notify(c->tls);
 	}
 	set_state(c, BC_CLOSING);
 }

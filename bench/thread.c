@@ -676,7 +676,7 @@ static int bt_setup(struct bthread *t)
 		return r;
 	}
 	t->free_slots = malloc(t->nslots * sizeof(*t->free_slots));
-	t->scratch = malloc(RECV_BUF_SIZE);
+	t->scratch = malloc(TLS_READ_CAP);
 	t->xs = xmlstage_new();
 	if (!t->free_slots || !t->scratch || !t->xs)
 		return -ENOMEM;
@@ -839,8 +839,8 @@ static void *bt_main(void *arg)
 	io_uring_queue_exit(&t->ring);
 	for (uint32_t i = 0; i < t->nclients; i++) {
 		struct bclient *c = &B.clients[t->id + (size_t)i * B.nthreads];
-		tls_free(c->ssl);
-		c->ssl = NULL;
+		tls_free(c->tls);
+		c->tls = NULL;
 		free(c->scram);
 		c->scram = NULL;
 		buf_reset(&c->in);

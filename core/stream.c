@@ -89,7 +89,7 @@ static bool streq(const struct xs_str *s, const char *lit)
  * stanzas written in one loop iteration leave as one TLS record. */
 static void out(struct conn *c, const void *data, size_t len)
 {
-	if (c->ssl) {
+	if (c->tls) {
 		if (c->flags & (CF_PEER_GONE | CF_CLOSED))
 			return;
 		if (buf_append(&c->pt, data, len, 4u << 20) < 0) {
@@ -116,9 +116,9 @@ static int tls_out(void *owner, const uint8_t *data, size_t len)
 
 void stream_flush(struct conn *c)
 {
-	if (!c->ssl || !(c->flags & CF_TLS) || !buf_used(&c->pt))
+	if (!c->tls || !(c->flags & CF_TLS) || !buf_used(&c->pt))
 		return;
-	if (!(c->flags & CF_PEER_GONE) && tls_write(c->ssl, buf_data(&c->pt), buf_used(&c->pt)) < 0) {
+	if (!(c->flags & CF_PEER_GONE) && tls_write(c->tls, buf_data(&c->pt), buf_used(&c->pt)) < 0) {
 		c->flags |= CF_PEER_GONE;
 		conn_release(c);
 	}
@@ -165,9 +165,9 @@ static void stream_end(struct conn *c, int reason)
 	sm_close(c, reason);
 	if (c->flags & CF_HEADER_SENT)
 		outs(c, "</stream:stream>");
-	if (c->ssl && (c->flags & CF_TLS) && !(c->flags & CF_PEER_GONE)) {
+	if (c->tls && (c->flags & CF_TLS) && !(c->flags & CF_PEER_GONE)) {
 		stream_flush(c);
-		tls_close_notify(c->ssl);
+		tls_close_notify(c->tls);
 	}
 	set_state(c, CS_CLOSING);
 	conn_release(c);
@@ -182,7 +182,7 @@ static void stream_error(struct conn *c, const char *cond, const char *text)
 		return;
 	log_info("stream error", "conn=%u peer=%s cond=%s state=%s jid=%s", c->idx, c->peer, cond,
 		 conn_state_str(c->state), c->jid ? c->jid : "-");
-	if (!(c->flags & CF_TLS) && (c->ssl || (c->flags & CF_DIRECT_TLS))) {
+	if (!(c->flags & CF_TLS) && (c->tls || (c->flags & CF_DIRECT_TLS))) {
 		/* No XML channel yet (TLS handshake unfinished): just close. */
 		sm_close(c, WIRE_CLOSE_ERROR);
 		set_state(c, CS_CLOSING);
@@ -384,7 +384,7 @@ static int on_header(struct conn *c, const uint8_t *p, size_t n)
 
 static int on_starttls(struct conn *c)
 {
-	if ((c->flags & (CF_TLS | CF_AUTHED)) || c->ssl) {
+	if ((c->flags & (CF_TLS | CF_AUTHED)) || c->tls) {
 		/* RFC 6120 §5.4.2.2: failure, then the stream is closed. */
 		outs(c, "<failure xmlns='" NS_TLS "'/>");
 		stream_end(c, WIRE_CLOSE_ERROR);
@@ -397,8 +397,8 @@ static int on_starttls(struct conn *c)
 	}
 	outs(c, "<proceed xmlns='" NS_TLS "'/>");
 	c->tio = (struct tls_io){ .out = tls_out, .owner = c };
-	c->ssl = tls_new(c->domain, &c->tio);
-	if (!c->ssl) {
+	c->tls = tls_new(c->domain, &c->tio);
+	if (!c->tls) {
 		log_error("cannot create a TLS session (out of memory?)", "conn=%u", c->idx);
 		c->flags |= CF_PEER_GONE;
 		stream_end(c, WIRE_CLOSE_ERROR);
@@ -932,12 +932,12 @@ static void tls_input(struct conn *c, const uint8_t *data, size_t len)
 	c->tio.in = data;
 	c->tio.in_len = len;
 	if (!(c->flags & CF_TLS)) {
-		int r = tls_handshake(c->ssl);
+		int r = tls_handshake(c->tls);
 		if (r == TLS_WANT)
 			return;
 		if (r != TLS_OK) {
 			log_info("TLS handshake failed", "conn=%u err=\"%s\"", c->idx,
-				 tls_error_str(c->ssl, err, sizeof(err)));
+				 tls_error_str(c->tls, err, sizeof(err)));
 			c->flags |= CF_PEER_GONE;   /* wolfSSL already sent its alert, if any */
 			stream_error(c, "undefined-condition", NULL);
 			return;
@@ -945,7 +945,7 @@ static void tls_input(struct conn *c, const uint8_t *data, size_t len)
 		c->flags |= CF_TLS;
 		hs_release(c);
 		if (!c->domain)
-			c->domain = tls_sni_domain(c->ssl);
+			c->domain = tls_sni_domain(c->tls);
 		framer_reset(&c->fr);
 		set_state(c, CS_HEADER);
 		c->due = c->accepted + w->cfg->timeouts.auth;
@@ -954,7 +954,7 @@ static void tls_input(struct conn *c, const uint8_t *data, size_t len)
 	}
 	while (c->state != CS_CLOSING) {
 		int res;
-		size_t n = tls_read(c->ssl, w->scratch, 16384, &res);
+		size_t n = tls_read(c->tls, w->scratch, TLS_READ_CAP, &res);
 		if (n) {
 			plain_input(c, w->scratch, n);
 			continue;
@@ -964,7 +964,7 @@ static void tls_input(struct conn *c, const uint8_t *data, size_t len)
 		if (res == TLS_CLOSED) {
 			stream_eof(c);
 		} else {
-			log_info("TLS error", "conn=%u err=\"%s\"", c->idx, tls_error_str(c->ssl, err, sizeof(err)));
+			log_info("TLS error", "conn=%u err=\"%s\"", c->idx, tls_error_str(c->tls, err, sizeof(err)));
 			c->flags |= CF_PEER_GONE;
 			stream_error(c, "undefined-condition", NULL);
 		}
@@ -974,7 +974,7 @@ static void tls_input(struct conn *c, const uint8_t *data, size_t len)
 
 void stream_input(struct conn *c, const uint8_t *data, size_t len)
 {
-	if ((c->flags & CF_DIRECT_TLS) && !c->ssl) {
+	if ((c->flags & CF_DIRECT_TLS) && !c->tls) {
 		/* Lazy: a WOLFSSL costs ~60 KB, create it on the first ClientHello byte. */
 		if (!hs_acquire(c)) {
 			c->flags |= CF_PEER_GONE;
@@ -983,15 +983,15 @@ void stream_input(struct conn *c, const uint8_t *data, size_t len)
 			return;
 		}
 		c->tio = (struct tls_io){ .out = tls_out, .owner = c };
-		c->ssl = tls_new(NULL, &c->tio);
-		if (!c->ssl) {
+		c->tls = tls_new(NULL, &c->tio);
+		if (!c->tls) {
 			log_error("cannot create a TLS session (out of memory?)", "conn=%u", c->idx);
 			c->flags |= CF_PEER_GONE;
 			conn_release(c);
 			return;
 		}
 	}
-	if (c->ssl)
+	if (c->tls)
 		tls_input(c, data, len);
 	else
 		plain_input(c, data, len);
@@ -1075,13 +1075,13 @@ void stream_free(struct conn *c)
 	sm_close(c, WIRE_CLOSE_DISCONNECT);
 	hs_release(c);
 	sasl_free(c->sasl);
-	tls_free(c->ssl);
+	tls_free(c->tls);
 	free(c->user);
 	free(c->jid);
 	free(c->close_tag);
 	free(c->bind_id);
 	c->sasl = NULL;
-	c->ssl = NULL;
+	c->tls = NULL;
 }
 
 void stream_link_down(struct worker *w)

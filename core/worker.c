@@ -35,7 +35,7 @@
 #define BGID 1
 #define RECV_BUF_SIZE 16384
 #define RECV_BUFS 512             /* 8 MiB per worker: sized for bursts, not connections */
-#define SCRATCH_SIZE 16384
+#define SCRATCH_SIZE TLS_READ_CAP
 #define OUT_HARD_FACTOR 4         /* queued output beyond 4 x max_out_bytes: closed at once */
 #define CLOSE_GRACE 5             /* seconds to flush a goodbye before a hard close */
 /*

@@ -98,7 +98,7 @@ struct conn {
 	struct buf pt;           /* plaintext waiting to be encrypted (TLS only) */
 	struct buf out;          /* wire bytes queued behind the send in flight */
 	struct buf sending;      /* wire bytes of the send in flight (immutable) */
-	WOLFSSL *ssl;
+	struct tls *tls;
 	struct tls_io tio;
 	struct sasl *sasl;
 	const char *domain;      /* the served domain this stream is for (config-owned) */

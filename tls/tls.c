@@ -6,14 +6,18 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/kdf.h>
 
 #include "tls/tls.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
+#include "tls/record.h"
 
 /* Ciphers in preference order: ChaCha20 first, it is 2.4x faster than
  * AES-GCM in Debian's wolfSSL build (no AES-NI, DESIGN §3). */
@@ -33,14 +37,55 @@ struct tls_domain {
 static struct tls_domain domains[CONFIG_MAX_DOMAINS];
 static size_t ndomains;
 
+/* A session: wolfSSL during the handshake (and for good with TLS 1.2), our
+ * record layer after a TLS 1.3 handshake (see record.h). */
+_Static_assert(TLS_READ_CAP >= REC_INNER_MAX, "tls_read's buffer must hold a record");
+
+struct tls {
+	WOLFSSL *ssl;            /* NULL once handed over */
+	struct tls_io *io;
+	const char *domain;      /* server: the domain whose certificate was used */
+	uint8_t hdr[5];          /* the record header being handed to wolfSSL */
+	uint8_t hdr_have;
+	uint16_t rec_left;       /* body bytes of that record still to hand over */
+	struct tls13 r;          /* rd/wr.secret collect the traffic secrets meanwhile */
+};
+
+/* The session whose wolfSSL call is running on this thread, for on_expand. */
+static _Thread_local struct tls *tls_cur;
+
+/*
+ * wolfSSL's reads.  We hand over at most one record at a time, so that when
+ * the handshake completes wolfSSL holds no byte beyond the peer's Finished
+ * record: what follows belongs to our record layer.  Every call with input
+ * pending returns at least one byte, so nothing is ever withheld.
+ */
 static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
-	struct tls_io *io = ctx;
-	size_t n;
+	struct tls *t = ctx;
+	struct tls_io *io = t->io;
+	size_t n = io->in_len < (size_t)sz ? io->in_len : (size_t)sz;
 
-	if (io->in_len == 0)
+	(void)ssl;
+	if (n == 0)
 		return WOLFSSL_CBIO_ERR_WANT_READ;
-	n = io->in_len < (size_t)sz ? io->in_len : (size_t)sz;
+	if (t->hdr_have < sizeof(t->hdr)) {
+		if (n > sizeof(t->hdr) - t->hdr_have)
+			n = sizeof(t->hdr) - t->hdr_have;
+		memcpy(t->hdr + t->hdr_have, io->in, n);
+		t->hdr_have = (uint8_t)(t->hdr_have + n);
+		if (t->hdr_have == sizeof(t->hdr)) {
+			t->rec_left = (uint16_t)(t->hdr[3] << 8 | t->hdr[4]);
+			if (!t->rec_left)
+				t->hdr_have = 0;
+		}
+	} else {
+		if (n > t->rec_left)
+			n = t->rec_left;
+		t->rec_left = (uint16_t)(t->rec_left - n);
+		if (!t->rec_left)
+			t->hdr_have = 0;
+	}
 	memcpy(buf, io->in, n);
 	io->in += n;
 	io->in_len -= n;
@@ -49,11 +94,85 @@ static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 
 static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
-	struct tls_io *io = ctx;
+	struct tls *t = ctx;
 
-	if (io->out(io->owner, (const uint8_t *)buf, (size_t)sz) < 0)
+	(void)ssl;
+	if (t->io->out(t->io->owner, (const uint8_t *)buf, (size_t)sz) < 0)
 		return WOLFSSL_CBIO_ERR_CONN_CLOSE;
 	return sz;
+}
+
+/*
+ * wolfSSL derives every TLS 1.3 key through this callback (HAVE_PK_CALLBACKS
+ * in Debian's build).  The secret a "key" is expanded from is that side's
+ * traffic secret; the last ones of the handshake are the application
+ * traffic secrets, which the hand-over needs (and checks against the keys
+ * wolfSSL ends up with).
+ */
+static int on_expand(byte *okm, word32 okm_len, const byte *prk, word32 prk_len, const byte *proto,
+		     word32 proto_len, const byte *label, word32 label_len, const byte *info,
+		     word32 info_len, int digest, int side)
+{
+	struct tls *t = tls_cur;
+
+	if (t && label_len == 3 && memcmp(label, "key", 3) == 0 && prk_len <= sizeof(t->r.rd.secret)) {
+		/* rd is the peer's side: the client's secret on a server. */
+		struct rec_dir *d = (side == WOLFSSL_CLIENT_END) == !t->r.client ? &t->r.rd : &t->r.wr;
+		memcpy(d->secret, prk, prk_len);
+		t->r.hash_len = (uint8_t)prk_len;
+	}
+	return wc_Tls13_HKDF_Expand_Label(okm, okm_len, prk, prk_len, proto, proto_len, label,
+					  label_len, info, info_len, digest);
+}
+
+/*
+ * After a TLS 1.3 handshake: move to our record layer and free the WOLFSSL.
+ * Done only when every fact checks out (the suite is one we implement, the
+ * keys we derive equal wolfSSL's, no byte is left inside wolfSSL); otherwise
+ * the session simply stays with wolfSSL.
+ */
+static void handover(struct tls *t)
+{
+	WOLFSSL *ssl = t->ssl;
+	struct tls13 *r = &t->r;
+	struct rec_dir *cl = r->client ? &r->wr : &r->rd, *sv = r->client ? &r->rd : &r->wr;
+	int bulk = wolfSSL_GetBulkCipher(ssl), key_len = wolfSSL_GetKeySize(ssl);
+	word64 rseq, wseq;
+
+	if (wolfSSL_version(ssl) != TLS1_3_VERSION || wolfSSL_GetIVSize(ssl) != 12 ||
+	    t->hdr_have || wolfSSL_has_pending(ssl) || !(r->hash_len == 32 || r->hash_len == 48))
+		return;
+	if (bulk == wolfssl_chacha && key_len == 32)
+		r->cipher = REC_CHACHA20_POLY1305;
+	else if (bulk == wolfssl_aes_gcm && (key_len == 16 || key_len == 32))
+		r->cipher = REC_AES_GCM;
+	else
+		return;
+	r->key_len = (uint8_t)key_len;
+	if (rec_derive(r, cl) < 0 || rec_derive(r, sv) < 0 ||
+	    memcmp(cl->key, wolfSSL_GetClientWriteKey(ssl), r->key_len) != 0 ||
+	    memcmp(sv->key, wolfSSL_GetServerWriteKey(ssl), r->key_len) != 0 ||
+	    memcmp(cl->iv, wolfSSL_GetClientWriteIV(ssl), 12) != 0 ||
+	    memcmp(sv->iv, wolfSSL_GetServerWriteIV(ssl), 12) != 0) {
+		log_warn("tls: TLS 1.3 keys do not match wolfSSL's; the session stays with wolfSSL",
+			 "cipher=%s", wolfSSL_get_cipher_name(ssl));
+		r->cipher = 0;
+		return;
+	}
+	wolfSSL_GetPeerSequenceNumber(ssl, &rseq);
+	wolfSSL_GetSequenceNumber(ssl, &wseq);
+	r->rd.seq = rseq;
+	r->wr.seq = wseq;
+	wolfSSL_free(ssl);
+	t->ssl = NULL;
+}
+
+static const char *domain_of(const WOLFSSL_CTX *ctx)
+{
+	for (size_t i = 0; i < ndomains; i++)
+		if (domains[i].ctx == ctx)
+			return domains[i].name;
+	return NULL;
 }
 
 static WOLFSSL_CTX *ctx_for(const char *name)
@@ -102,6 +221,7 @@ static WOLFSSL_CTX *ctx_new(const struct config_domain *d)
 	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
 	wolfSSL_CTX_SetIORecv(ctx, io_recv);
 	wolfSSL_CTX_SetIOSend(ctx, io_send);
+	wolfSSL_CTX_SetHKDFExpandLabelCb(ctx, on_expand);
 	wolfSSL_CTX_set_servername_callback(ctx, on_sni);
 	return ctx;
 fail:
@@ -144,56 +264,97 @@ void tls_thread_exit(void)
 	wc_ecc_fp_free();
 }
 
-WOLFSSL *tls_new(const char *domain, struct tls_io *io)
+/* A session object around a fresh WOLFSSL; NULL on failure. */
+static struct tls *session(WOLFSSL_CTX *ctx, struct tls_io *io, bool client)
+{
+	struct tls *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->ssl = wolfSSL_new(ctx);
+	if (!t->ssl) {
+		free(t);
+		return NULL;
+	}
+	t->io = io;
+	t->r.client = client;
+	wolfSSL_SetIOReadCtx(t->ssl, t);
+	wolfSSL_SetIOWriteCtx(t->ssl, t);
+	return t;
+}
+
+struct tls *tls_new(const char *domain, struct tls_io *io)
 {
 	WOLFSSL_CTX *ctx = ctx_for(domain);
-	WOLFSSL *ssl;
+	struct tls *t;
 
 	if (!ctx) {
 		if (!ndomains)
 			return NULL;
 		ctx = domains[0].ctx;
 	}
-	ssl = wolfSSL_new(ctx);
-	if (!ssl)
-		return NULL;
-	wolfSSL_SSLSetIORecv(ssl, io_recv);
-	wolfSSL_SSLSetIOSend(ssl, io_send);
-	wolfSSL_SetIOReadCtx(ssl, io);
-	wolfSSL_SetIOWriteCtx(ssl, io);
+	t = session(ctx, io, false);
 	/* XEP-0368: accept ALPN xmpp-client; clients without ALPN are fine too. */
-	wolfSSL_UseALPN(ssl, (char *)alpn_xmpp, sizeof(alpn_xmpp) - 1,
-			WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
-	return ssl;
+	if (t)
+		wolfSSL_UseALPN(t->ssl, (char *)alpn_xmpp, sizeof(alpn_xmpp) - 1,
+				WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+	return t;
 }
 
-void tls_free(WOLFSSL *ssl)
+void tls_free(struct tls *t)
 {
-	if (ssl)
-		wolfSSL_free(ssl);
+	if (!t)
+		return;
+	if (t->ssl)
+		wolfSSL_free(t->ssl);
+	rec_clear(&t->r);
+	free(t);
 }
 
-int tls_handshake(WOLFSSL *ssl)
+bool tls_lean(const struct tls *t)
 {
-	int r = wolfSSL_accept(ssl);
+	return t->ssl == NULL;
+}
 
-	if (r == WOLFSSL_SUCCESS)
+/* Run one handshake step (wolfSSL_accept or wolfSSL_connect). */
+static int handshake_step(struct tls *t, int (*step)(WOLFSSL *))
+{
+	int r;
+
+	if (!t->ssl)
 		return TLS_OK;
-	r = wolfSSL_get_error(ssl, r);
+	tls_cur = t;
+	r = step(t->ssl);
+	tls_cur = NULL;
+	if (r == WOLFSSL_SUCCESS) {
+		if (!t->r.client)
+			t->domain = domain_of(wolfSSL_get_SSL_CTX(t->ssl));
+		handover(t);
+		return TLS_OK;
+	}
+	r = wolfSSL_get_error(t->ssl, r);
 	if (r == WOLFSSL_ERROR_WANT_READ || r == WOLFSSL_ERROR_WANT_WRITE)
 		return TLS_WANT;
 	return TLS_ERROR;
 }
 
-size_t tls_read(WOLFSSL *ssl, uint8_t *out, size_t cap, int *res)
+int tls_handshake(struct tls *t)
 {
-	int r = wolfSSL_read(ssl, out, (int)cap);
+	return handshake_step(t, wolfSSL_accept);
+}
 
+size_t tls_read(struct tls *t, uint8_t *out, size_t cap, int *res)
+{
+	int r;
+
+	if (!t->ssl)
+		return rec_read(&t->r, t->io, out, res);
+	r = wolfSSL_read(t->ssl, out, (int)cap);
 	if (r > 0) {
 		*res = TLS_OK;
 		return (size_t)r;
 	}
-	r = wolfSSL_get_error(ssl, r);
+	r = wolfSSL_get_error(t->ssl, r);
 	if (r == WOLFSSL_ERROR_WANT_READ || r == WOLFSSL_ERROR_WANT_WRITE)
 		*res = TLS_WANT;
 	else if (r == WOLFSSL_ERROR_ZERO_RETURN)
@@ -203,11 +364,13 @@ size_t tls_read(WOLFSSL *ssl, uint8_t *out, size_t cap, int *res)
 	return 0;
 }
 
-int tls_write(WOLFSSL *ssl, const uint8_t *data, size_t len)
+int tls_write(struct tls *t, const uint8_t *data, size_t len)
 {
+	if (!t->ssl)
+		return rec_write(&t->r, t->io, data, len);
 	while (len) {
 		int chunk = len > 16384 ? 16384 : (int)len;
-		int r = wolfSSL_write(ssl, data, chunk);
+		int r = wolfSSL_write(t->ssl, data, chunk);
 		if (r <= 0)
 			return -1;
 		data += r;
@@ -216,27 +379,27 @@ int tls_write(WOLFSSL *ssl, const uint8_t *data, size_t len)
 	return 0;
 }
 
-void tls_close_notify(WOLFSSL *ssl)
+void tls_close_notify(struct tls *t)
 {
-	(void)wolfSSL_shutdown(ssl);
+	if (t->ssl)
+		(void)wolfSSL_shutdown(t->ssl);
+	else
+		rec_alert(&t->r, t->io, 0);
 }
 
-const char *tls_error_str(WOLFSSL *ssl, char *buf, size_t len)
+const char *tls_error_str(struct tls *t, char *buf, size_t len)
 {
-	int e = wolfSSL_get_error(ssl, 0);
-
-	wolfSSL_ERR_error_string_n((unsigned long)e, buf, len);
+	if (!t->ssl) {
+		snprintf(buf, len, "%s", t->r.err ? t->r.err : "no error");
+		return buf;
+	}
+	wolfSSL_ERR_error_string_n((unsigned long)wolfSSL_get_error(t->ssl, 0), buf, len);
 	return buf;
 }
 
-const char *tls_sni_domain(WOLFSSL *ssl)
+const char *tls_sni_domain(const struct tls *t)
 {
-	WOLFSSL_CTX *ctx = wolfSSL_get_SSL_CTX(ssl);
-
-	for (size_t i = 0; i < ndomains; i++)
-		if (domains[i].ctx == ctx)
-			return domains[i].name;
-	return NULL;
+	return t->domain;
 }
 
 /* ---- client side ------------------------------------------------------ */
@@ -265,41 +428,33 @@ static void client_ctx_init(void)
 	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
 	wolfSSL_CTX_SetIORecv(ctx, io_recv);
 	wolfSSL_CTX_SetIOSend(ctx, io_send);
+	wolfSSL_CTX_SetHKDFExpandLabelCb(ctx, on_expand);
 	client_ctx = ctx;
 }
 
-WOLFSSL *tls_client_new(const char *sni, int alpn, struct tls_io *io)
+struct tls *tls_client_new(const char *sni, int alpn, struct tls_io *io)
 {
-	WOLFSSL *ssl;
+	struct tls *t;
 
 	pthread_once(&client_once, client_ctx_init);
 	if (!client_ctx)
 		return NULL;
-	ssl = wolfSSL_new(client_ctx);
-	if (!ssl)
+	t = session(client_ctx, io, true);
+	if (!t)
 		return NULL;
-	wolfSSL_SetIOReadCtx(ssl, io);
-	wolfSSL_SetIOWriteCtx(ssl, io);
-	if ((sni && wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, sni, (unsigned short)strlen(sni)) !=
+	if ((sni && wolfSSL_UseSNI(t->ssl, WOLFSSL_SNI_HOST_NAME, sni, (unsigned short)strlen(sni)) !=
 			    WOLFSSL_SUCCESS) ||
-	    (alpn && wolfSSL_UseALPN(ssl, (char *)alpn_xmpp, sizeof(alpn_xmpp) - 1,
+	    (alpn && wolfSSL_UseALPN(t->ssl, (char *)alpn_xmpp, sizeof(alpn_xmpp) - 1,
 				     WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) != WOLFSSL_SUCCESS)) {
-		wolfSSL_free(ssl);
+		tls_free(t);
 		return NULL;
 	}
-	return ssl;
+	return t;
 }
 
-int tls_connect(WOLFSSL *ssl)
+int tls_connect(struct tls *t)
 {
-	int r = wolfSSL_connect(ssl);
-
-	if (r == WOLFSSL_SUCCESS)
-		return TLS_OK;
-	r = wolfSSL_get_error(ssl, r);
-	if (r == WOLFSSL_ERROR_WANT_READ || r == WOLFSSL_ERROR_WANT_WRITE)
-		return TLS_WANT;
-	return TLS_ERROR;
+	return handshake_step(t, wolfSSL_connect);
 }
 
 void tls_client_shutdown(void)

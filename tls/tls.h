@@ -7,8 +7,11 @@
  * ChaCha20-Poly1305 preferred (no AES-NI in Debian's build), ALPN
  * "xmpp-client" accepted for XEP-0368, SNI selects the domain's certificate.
  *
- * A session object is created lazily — on the first ClientHello byte (Direct
- * TLS) or at <starttls/> — because each costs ~60 KB (DESIGN §3).
+ * A session is created lazily — on the first ClientHello byte (Direct TLS)
+ * or at <starttls/> — because a WOLFSSL costs ~60 KB (DESIGN §3).  When a
+ * TLS 1.3 handshake completes, the session moves to our own record layer
+ * (record.h) and the WOLFSSL is freed: an established session keeps ~300
+ * bytes.  TLS 1.2 sessions stay with wolfSSL.
  *
  * I/O contract: before calling into wolfSSL for a connection, the owner sets
  * `tls_io.in/in_len` to the ciphertext it received; wolfSSL consumes from it
@@ -19,6 +22,7 @@
 #ifndef XEDGE_TLS_H
 #define XEDGE_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,7 +35,10 @@ struct tls_io {
 	void *owner;
 };
 
-typedef struct WOLFSSL WOLFSSL;
+struct tls;
+
+/* tls_read's out buffer must hold this much (a record's inner plaintext). */
+#define TLS_READ_CAP (16384u + 240u)
 
 /* Load every domain's certificate and key.  Returns 0, or -1 after logging
  * which domain and file failed and why. */
@@ -44,29 +51,33 @@ void tls_thread_exit(void);
 
 /* A new server session for `domain` (NULL: the first domain; Direct TLS
  * switches by SNI).  io must outlive the session.  NULL on failure. */
-WOLFSSL *tls_new(const char *domain, struct tls_io *io);
-void tls_free(WOLFSSL *ssl);
+struct tls *tls_new(const char *domain, struct tls_io *io);
+void tls_free(struct tls *t);
+
+/* True once the session runs on our record layer (the WOLFSSL is gone). */
+bool tls_lean(const struct tls *t);
 
 enum tls_result { TLS_OK = 0, TLS_WANT = 1, TLS_CLOSED = 2, TLS_ERROR = -1 };
 
 /* Advance the handshake with what is in io.in.  TLS_OK once complete. */
-int tls_handshake(WOLFSSL *ssl);
+int tls_handshake(struct tls *t);
 
-/* Decrypt into out (up to cap).  Returns bytes (> 0), or 0 with *res set to
- * TLS_WANT (need more ciphertext), TLS_CLOSED (close_notify) or TLS_ERROR. */
-size_t tls_read(WOLFSSL *ssl, uint8_t *out, size_t cap, int *res);
+/* Decrypt into out (cap >= TLS_READ_CAP).  Returns bytes (> 0), or 0 with
+ * *res set to TLS_WANT (need more ciphertext; all of io.in was taken),
+ * TLS_CLOSED (close_notify) or TLS_ERROR (the fatal alert, if any, is sent). */
+size_t tls_read(struct tls *t, uint8_t *out, size_t cap, int *res);
 
 /* Encrypt plaintext; the records go to io.out.  0 or -1. */
-int tls_write(WOLFSSL *ssl, const uint8_t *data, size_t len);
+int tls_write(struct tls *t, const uint8_t *data, size_t len);
 
 /* Queue a close_notify alert through io.out. */
-void tls_close_notify(WOLFSSL *ssl);
+void tls_close_notify(struct tls *t);
 
 /* The last error as text, for logs. */
-const char *tls_error_str(WOLFSSL *ssl, char *buf, size_t len);
+const char *tls_error_str(struct tls *t, char *buf, size_t len);
 
 /* The domain whose certificate the session selected (SNI), or NULL. */
-const char *tls_sni_domain(WOLFSSL *ssl);
+const char *tls_sni_domain(const struct tls *t);
 
 /*
  * Client side (xedge-bench).  One client WOLFSSL_CTX for the process,
@@ -80,12 +91,12 @@ const char *tls_sni_domain(WOLFSSL *ssl);
  * "xmpp-client" when alpn is non-zero (XEP-0368 Direct TLS).  The handshake
  * starts with the first tls_connect().  io must outlive the session.  NULL
  * on failure. */
-WOLFSSL *tls_client_new(const char *sni, int alpn, struct tls_io *io);
+struct tls *tls_client_new(const char *sni, int alpn, struct tls_io *io);
 
 /* Advance the client handshake with what is in io.in (the first call writes
  * the ClientHello through io.out).  TLS_OK once complete, TLS_WANT, or
  * TLS_ERROR (tls_error_str says why).  Free sessions with tls_free. */
-int tls_connect(WOLFSSL *ssl);
+int tls_connect(struct tls *t);
 
 /* Free the client context; call after every client session is freed. */
 void tls_client_shutdown(void);

@@ -1,0 +1,75 @@
+/*
+ * record — our own TLS 1.3 record layer (RFC 8446 §5), used once wolfSSL
+ * has finished a TLS 1.3 handshake.
+ *
+ * Why: Debian's wolfSSL keeps ~56 KB per session object for the whole life of
+ * a connection (DESIGN §3), almost all of it handshake and OpenSSL-compat
+ * state an established session never touches again.  After the handshake we
+ * copy out the application traffic secrets, free the WOLFSSL object and
+ * protect records here with wolfCrypt's AEAD primitives: an idle session then
+ * costs the ~240 bytes of struct tls13 instead.  This is the split kTLS makes
+ * (handshake in a library, records elsewhere), done in user space.
+ *
+ * What it does: application data both ways; alerts (close_notify ends the
+ * stream, any other alert is fatal); KeyUpdate from the peer (RFC 8446
+ * §4.6.3), answering update_requested; our own KeyUpdate before the send
+ * sequence reaches 2^24 records (the AES-GCM limit of §5.5); a client skips
+ * the server's NewSessionTicket messages.  Every protocol violation sends the
+ * fatal alert §5/§6 names (bad_record_mac, record_overflow,
+ * unexpected_message, decode_error, illegal_parameter) and fails.
+ */
+#ifndef XEDGE_TLS_RECORD_H
+#define XEDGE_TLS_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+struct tls_io;
+
+#define REC_PLAIN_MAX 16384u                 /* 2^14: largest content per record */
+#define REC_INNER_MAX (REC_PLAIN_MAX + 256u - 16u) /* content + type + padding */
+#define REC_CIPHER_MAX (REC_PLAIN_MAX + 256u) /* §5.2 */
+
+enum rec_cipher { REC_CHACHA20_POLY1305 = 1, REC_AES_GCM };
+
+struct rec_dir {
+	uint8_t secret[48];  /* the current traffic secret (for KeyUpdate) */
+	uint8_t key[32];
+	uint8_t iv[12];
+	uint64_t seq;
+};
+
+struct tls13 {
+	struct rec_dir rd, wr;
+	uint8_t cipher;      /* enum rec_cipher */
+	uint8_t key_len;     /* 16 or 32 */
+	uint8_t hash_len;    /* 32 (SHA-256) or 48 (SHA-384) */
+	uint8_t client;      /* we are the client: skip NewSessionTicket */
+	uint8_t hs_have;     /* bytes of the current handshake message header */
+	uint8_t hs_hdr[4];
+	uint32_t hs_left;    /* body bytes of the current handshake message still due */
+	struct buf ct;       /* an incomplete record (empty between records) */
+	const char *err;     /* why the session failed, for logs */
+};
+
+/* Fill dir's key and iv from its secret.  0, or -1. */
+int rec_derive(const struct tls13 *r, struct rec_dir *d);
+
+/* Decrypt application data from io->in (everything there is consumed: an
+ * incomplete record is kept in r->ct) into out, which holds REC_INNER_MAX
+ * bytes.  Returns the plaintext length (> 0), or 0 with *res set to TLS_WANT,
+ * TLS_CLOSED (close_notify) or TLS_ERROR (r->err says why; the alert is sent). */
+size_t rec_read(struct tls13 *r, struct tls_io *io, uint8_t *out, int *res);
+
+/* Encrypt data into records handed to io->out.  0, or -1. */
+int rec_write(struct tls13 *r, struct tls_io *io, const uint8_t *data, size_t len);
+
+/* Send an alert (0: close_notify, warning level; others fatal). */
+void rec_alert(struct tls13 *r, struct tls_io *io, uint8_t desc);
+
+/* Forget keys and buffered bytes. */
+void rec_clear(struct tls13 *r);
+
+#endif
