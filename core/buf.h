@@ -32,6 +32,8 @@ static inline int buf_append(struct buf *b, const void *data, size_t n, size_t l
 {
 	if ((size_t)buf_used(b) + n > limit)
 		return -1;
+	if (!n)
+		return 0;
 	if (b->off && b->len + n > b->cap) {
 		memmove(b->p, b->p + b->off, b->len - b->off);
 		b->len -= b->off;

@@ -116,11 +116,12 @@ static int open_record(const struct tls13 *r, const uint8_t *rec, size_t clen, u
 	return rc ? -1 : 0;
 }
 
-static int send_record(struct tls13 *r, struct tls_io *io, uint8_t type, const uint8_t *data,
-		       size_t len)
+int rec_send(struct tls13 *r, struct tls_io *io, uint8_t type, const uint8_t *data, size_t len)
 {
 	size_t inner = len + 1, wire = inner + TAG_LEN;
 
+	if (len > REC_PLAIN_MAX)
+		return -1;
 	wbuf[0] = CT_APPDATA;
 	wbuf[1] = 3;
 	wbuf[2] = 3;
@@ -138,7 +139,7 @@ static int send_key_update(struct tls13 *r, struct tls_io *io, uint8_t request)
 {
 	const uint8_t msg[5] = { HS_KEY_UPDATE, 0, 0, 1, request };
 
-	if (send_record(r, io, CT_HANDSHAKE, msg, sizeof(msg)) < 0)
+	if (rec_send(r, io, CT_HANDSHAKE, msg, sizeof(msg)) < 0)
 		return -1;
 	return key_update(r, &r->wr);
 }
@@ -148,7 +149,7 @@ void rec_alert(struct tls13 *r, struct tls_io *io, uint8_t desc)
 	const uint8_t msg[2] = { desc == AL_CLOSE_NOTIFY || desc == AL_USER_CANCELED ? 1 : 2, desc };
 
 	if (!r->err)
-		(void)send_record(r, io, CT_ALERT, msg, sizeof(msg));
+		(void)rec_send(r, io, CT_ALERT, msg, sizeof(msg));
 }
 
 /* A fatal protocol error: alert the peer, remember why, refuse from now on. */
@@ -328,7 +329,7 @@ int rec_write(struct tls13 *r, struct tls_io *io, const uint8_t *data, size_t le
 		size_t n = len < REC_PLAIN_MAX ? len : REC_PLAIN_MAX;
 		if (r->wr.seq >= KEY_UPDATE_AT && send_key_update(r, io, 0) < 0)
 			return -1;
-		if (send_record(r, io, CT_APPDATA, data, n) < 0)
+		if (rec_send(r, io, CT_APPDATA, data, n) < 0)
 			return -1;
 		data += n;
 		len -= n;

@@ -66,6 +66,10 @@ size_t rec_read(struct tls13 *r, struct tls_io *io, uint8_t *out, int *res);
 /* Encrypt data into records handed to io->out.  0, or -1. */
 int rec_write(struct tls13 *r, struct tls_io *io, const uint8_t *data, size_t len);
 
+/* Protect and send one record of content type `type` (len <= REC_PLAIN_MAX).
+ * 0, or -1. */
+int rec_send(struct tls13 *r, struct tls_io *io, uint8_t type, const uint8_t *data, size_t len);
+
 /* Send an alert (0: close_notify, warning level; others fatal). */
 void rec_alert(struct tls13 *r, struct tls_io *io, uint8_t desc);
 
