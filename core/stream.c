@@ -36,11 +36,18 @@
 #define NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
 
 /*
- * conn.in may hold one item plus this much more: input pipelined behind it.
- * While reads are paused (or input waits for the session server), also what
- * arrives before the cancel takes effect: the receives already completed in
- * the current batch, at most one multishot run of the kernel (32 buffers of
- * 16 KiB).  Past these bounds the client is flooding: <policy-violation/>.
+ * conn.in may hold one item plus IN_SLACK: input pipelined behind it.  While
+ * input waits for the session server (reads stay armed: the wait is short),
+ * IN_SLACK_HELD more; past these bounds the client is flooding:
+ * <policy-violation/>.
+ *
+ * While reads are paused (rate limit, session-server backpressure) the
+ * client is not at fault for what still arrives: the cancel only takes
+ * effect at the next submission, and the receives the kernel completed
+ * before it — on loopback, up to the whole provided-buffer ring in one
+ * io_uring_enter — must be taken.  So a paused connection may hold one
+ * ring's worth more; nothing arrives after that until it is resumed, and it
+ * is resumed only once conn.in has been handled.
  */
 #define IN_SLACK (128u * 1024)
 #define IN_SLACK_HELD (1u << 20)
@@ -718,6 +725,7 @@ static int forward(struct conn *c, const struct xs_stanza *s, const uint8_t *p, 
 	if (link_congested(w)) {
 		/* The session server is not keeping up: stop reading from this
 		 * client rather than queueing without bound (resumed in link.c). */
+		log_debug("reads paused: the session server link is backed up", "conn=%u", c->idx);
 		conn_pause(c, PAUSE_LINK);
 		return STOP_KEEP;
 	}
@@ -873,8 +881,9 @@ static void plain_input(struct conn *c, const uint8_t *data, size_t len)
 {
 	int stop;
 	size_t used;
-	size_t limit = c->w->cfg->limits.max_stanza_bytes +
-		       ((c->paused || (c->flags & CF_WAIT_SM)) ? IN_SLACK_HELD : IN_SLACK);
+	struct worker *w = c->w;
+	size_t limit = w->cfg->limits.max_stanza_bytes + IN_SLACK +
+		       (c->paused ? (size_t)w->nbufs * w->bufsize : (c->flags & CF_WAIT_SM) ? IN_SLACK_HELD : 0);
 
 	if (!buf_used(&c->in) && !(c->flags & CF_WAIT_SM) && !c->paused) {
 		used = frame_items(c, data, len, &stop);
@@ -887,6 +896,8 @@ static void plain_input(struct conn *c, const uint8_t *data, size_t len)
 		return;
 	}
 	if (buf_append(&c->in, data, len, limit) < 0) {
+		log_info("input over its bound", "conn=%u peer=%s held=%u paused=%u wait_sm=%d", c->idx, c->peer,
+			 buf_used(&c->in), c->paused, !!(c->flags & CF_WAIT_SM));
 		stream_error(c, "policy-violation", NULL);
 		return;
 	}

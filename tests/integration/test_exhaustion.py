@@ -9,16 +9,18 @@ logged in from 127.0.0.1 beside the attack, who must still chat at the end of th
 (127.0.0.N) so that per-IP limits never touch the legit pair.  Every wait is bounded.
 """
 import base64
+import json
 import os
 import signal
 import socket
 import ssl
+import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import USERS
+from conftest import REPO, USERS
 from rawxmpp import (FEATURES, NS_CLIENT, NS_SASL, NS_TLS, Raw, StreamClosed, Timeout,
                      client_hello, dump, header, q, sasl_condition, stream_error_condition)
 
@@ -687,3 +689,87 @@ def test_session_server_stopped_then_continued(server, legit):
         except AssertionError:
             return False
     wait_until(login_works, 10, step=0.5, what="login after SIGCONT")
+
+
+@pytest.mark.parametrize("server", [{"mode": "external", "limits": {
+    "max_stanza_bytes": 16384, "rate_bytes": 1 << 30, "rate_stanzas": 1000000,
+    "max_out_bytes": 32 << 20}}], indirect=True)
+def test_link_backpressure_burst_is_held_not_punished(server, legit):
+    """xedge-sm frozen while a client pipelines 16 MiB of messages in one write: the link
+    to the session server backs up past its 8 MiB mark and the edge stops reading from the
+    client. What the kernel had already handed over before the pause took effect is held,
+    however much it is — the client is not at fault — so the sender is not disconnected;
+    after SIGCONT every message arrives, in order, and the legit pair chats.  (Rate limits
+    are lifted and the sink's output queue is large: this is about the input side.)"""
+    server.add_user("sink", "sink-pw")
+    server.add_user("source", "source-pw")
+    sink = login_from(server, "sink", "127.0.0.19", "s", password="sink-pw", timeout=20)
+    src = login_from(server, "source", "127.0.0.20", "s", password="source-pw", timeout=20)
+    sm = server.proc("xedge-sm")
+    n, pad = 2000, "p" * 8000
+    data = "".join(f"<message to='sink@localhost/s' type='chat'><body>{i} {pad}</body></message>"
+                   for i in range(n)).encode()
+    writer = threading.Thread(target=src.send, args=(data,), daemon=True)
+    os.kill(sm.p.pid, signal.SIGSTOP)
+    try:
+        writer.start()
+        server.wait_log(r"reads paused: the session server link is backed up", timeout=20)
+        time.sleep(1)
+    finally:
+        os.kill(sm.p.pid, signal.SIGCONT)
+    try:
+        got, t0 = [], time.monotonic()
+        while len(got) < n:
+            if src.pump(0):
+                raise AssertionError(f"the sender was disconnected after {len(got)} of {n} "
+                                     f"messages arrived: {src.raw[-300:]!r}")
+            sink.pump(0.1)
+            while sink.items:
+                el = sink.items.popleft()
+                if el.tag == MESSAGE:
+                    got.append(int(el.findtext(BODY).split()[0]))
+            assert time.monotonic() - t0 < 90, f"only {len(got)} of {n} messages in 90 s"
+        assert got == list(range(n)), "messages out of order or lost"
+        writer.join(10)
+        assert src.ping("src-alive", timeout=10).get("type") == "result"
+        assert "input over its bound" not in server.log(), "a paused client was punished"
+        legit.chat(tag="after-burst")
+    finally:
+        sink.close()
+        src.close()
+
+
+@pytest.mark.parametrize("server", [{"workers": 1, "log_level": "info", "limits": {
+    "rate_bytes": 1 << 30, "rate_stanzas": 1000000, "max_out_bytes": 32 << 20,
+    "max_connections_per_ip": 1000, "connection_rate_per_ip": 1000}}], indirect=True)
+def test_overload_keeps_every_session(server, legit, tmp_path):
+    """Open-loop overload from xedge-bench: 200 clients each offering 10,000 messages/s to
+    random peers, far beyond what xedge absorbs on this machine. The session-server link
+    backs up and xedge pauses the senders' reads; every session survives (none is closed
+    with <policy-violation/> for input that arrived while its reads were pausing) and no
+    message is lost — late is fine."""
+    n = 200
+    for i in range(n):
+        server.ctl("user", "add", f"ovl{i}@localhost", "ovl-pw")
+    bench = REPO / "build" / "xedge-bench"
+    if not os.access(bench, os.X_OK):
+        pytest.fail(f"{bench} is missing: make all", pytrace=False)
+    out = tmp_path / "overload.json"
+    r = subprocess.run([str(bench), "--host", "127.0.0.1", "--port", str(server.c2s_port),
+                        "--domain", "localhost", "--threads", "1",
+                        "--sources", "127.0.0.21,127.0.0.22", "--user-prefix", "ovl",
+                        "--password", "ovl-pw", "--scram-cache", str(tmp_path / "scram.cache"),
+                        "--timeout", "30", "--scenario", "chat", "--clients", str(n),
+                        "--concurrency", str(n), "--mech", "SCRAM-SHA-1", "--login-time", "60",
+                        "--rate", "10000", "--warmup", "1", "--duration", "4", "--drain", "30",
+                        "--json", str(out)],
+                       capture_output=True, text=True, timeout=150, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f"xedge-bench exited {r.returncode}: {r.stderr[-2000:]}"
+    res = json.loads(out.read_text())
+    m = res["messages"]
+    assert res["logins"]["logged_in"] == n, f"logins: {res['logins']}"
+    assert res["failures"] == {}, f"sessions failed under overload: {res['failures']}\n{r.stdout[-1500:]}"
+    assert m["sent_total"] > 0 and m["lost"] == 0 and m["received_total"] == m["sent_total"], \
+        f"messages lost under overload: {m}"
+    assert "input over its bound" not in server.log(), "a paused client was punished"
+    legit.chat(tag="after-overload")
