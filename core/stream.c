@@ -1095,6 +1095,33 @@ void stream_free(struct conn *c)
 	c->tls = NULL;
 }
 
+/*
+ * Flow control towards the session server (docs/protocol.md): a bound
+ * session starts with max_out_bytes of credit, spent by the stanzas sent to
+ * it; we give back what it was sent once its queue is under half of
+ * max_out_bytes, in steps of at least a quarter (never leaving the session
+ * server at zero while the queue is short).  A client that stops reading
+ * thus stops getting credit, and whoever writes to it is paused.
+ */
+static void credit(struct conn *c, uint32_t bytes)
+{
+	struct wire_msg m = { .type = WIRE_CREDIT, .sid = conn_sid(c) };
+
+	m.u.credit.bytes = bytes;
+	link_send(c->w, &m);
+}
+
+void stream_sent(struct conn *c)
+{
+	size_t max = c->w->cfg->limits.max_out_bytes;
+
+	if (c->owed >= max / 4 && (c->flags & CF_SM_OPEN) && !(c->flags & (CF_CLOSED | CF_PEER_GONE)) &&
+	    (size_t)buf_used(&c->out) + buf_used(&c->sending) + buf_used(&c->pt) < max / 2) {
+		credit(c, c->owed);
+		c->owed = 0;
+	}
+}
+
 void stream_link_down(struct worker *w)
 {
 	for (uint32_t i = 0; i < w->nslots; i++) {
@@ -1125,6 +1152,7 @@ static void on_bind_resp(struct conn *c, const struct wire_msg *m)
 			goto done;
 		}
 		c->flags |= CF_BOUND;
+		credit(c, (uint32_t)c->w->cfg->limits.max_out_bytes);
 		set_state(c, CS_SESSION);
 		conn_timer(c, c->w->now + c->w->cfg->timeouts.idle);
 		log_info("session bound", "conn=%u jid=%s", c->idx, c->jid);
@@ -1173,9 +1201,20 @@ void stream_on_frame(struct worker *w, const struct wire_msg *m)
 		}
 		break;
 	case WIRE_STANZA:
+		c->owed += m->u.stanza.raw.len;
 		if (c->flags & CF_BOUND) {
 			out(c, m->u.stanza.raw.p, m->u.stanza.raw.len);
 			w->stat_stanzas_out++;
+		}
+		break;
+	case WIRE_FLOW:
+		/* A recipient of this client reads too slowly: stop reading from
+		 * this client until it catches up (the kernel keeps the bytes). */
+		if (m->u.flow.stop) {
+			log_debug("reads paused: a recipient reads too slowly", "conn=%u", c->idx);
+			conn_pause(c, PAUSE_PEER);
+		} else {
+			conn_resume(c, PAUSE_PEER);
 		}
 		break;
 	case WIRE_SESSION_CLOSE:

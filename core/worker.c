@@ -316,6 +316,7 @@ static void on_send(struct conn *c, int res)
 		if ((c->flags & CF_SLOW) && (size_t)buf_used(&c->out) + buf_used(&c->sending) <
 						     c->w->cfg->limits.max_out_bytes / 2)
 			c->flags &= ~CF_SLOW;   /* caught up */
+		stream_sent(c);
 		if (!(c->flags & CF_CLOSED))
 			conn_flush_later(c);
 	}

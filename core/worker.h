@@ -81,6 +81,7 @@ const char *conn_state_str(int s);
 /* conn.paused: why reads are paused (the multishot recv is cancelled) */
 #define PAUSE_RATE      0x01   /* over its bytes/s or stanzas/s budget */
 #define PAUSE_LINK      0x02   /* the session server link is backed up */
+#define PAUSE_PEER      0x04   /* the session server: a recipient of this client reads too slowly */
 
 struct conn {
 	struct worker *w;
@@ -93,6 +94,7 @@ struct conn {
 	uint8_t close_reason;    /* enum wire_reason sent to the session server */
 	uint8_t paused;          /* PAUSE_* */
 	uint16_t bind_id_len;
+	uint32_t owed;           /* stanza bytes from the session server not yet credited back */
 	struct framer fr;
 	struct buf in;           /* plaintext received, not yet consumed */
 	struct buf pt;           /* plaintext waiting to be encrypted (TLS only) */
@@ -216,6 +218,7 @@ void stream_resume(struct conn *c);     /* handle input buffered while paused or
 void stream_on_frame(struct worker *w, const struct wire_msg *m);
 void stream_link_down(struct worker *w);
 void stream_shutdown(struct conn *c);   /* server going down: system-shutdown */
+void stream_sent(struct conn *c);       /* a send completed: return flow-control credit */
 
 /* link.c */
 int link_open(struct worker *w);

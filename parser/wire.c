@@ -251,6 +251,14 @@ long wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
 	case WIRE_PONG:
 		m.u.ping.token = rd_u64(&r);
 		break;
+	case WIRE_FLOW:
+		m.u.flow.stop = rd_u8(&r);
+		if (m.u.flow.stop > 1)
+			r.bad = true;
+		break;
+	case WIRE_CREDIT:
+		m.u.credit.bytes = rd_u32(&r);
+		break;
 	default:
 		return -1;
 	}
@@ -301,6 +309,10 @@ static size_t fields_size(const struct wire_msg *m)
 	case WIRE_PING:
 	case WIRE_PONG:
 		return 8;
+	case WIRE_FLOW:
+		return 1;
+	case WIRE_CREDIT:
+		return 4;
 	default:
 		return 0;
 	}
@@ -352,6 +364,9 @@ static bool msg_ok(const struct wire_msg *m)
 		       str_ok(m->u.stanza.ns, STR16_MAX) && str_ok(m->u.stanza.raw, WIRE_MAX_BODY);
 	case WIRE_SESSION_CLOSE:
 		return reason_ok(m->u.close.reason);
+	case WIRE_FLOW:
+		return m->u.flow.stop <= 1;
+	case WIRE_CREDIT:
 	case WIRE_HELLO_OK:
 	case WIRE_PING:
 	case WIRE_PONG:
@@ -486,6 +501,12 @@ size_t wire_encode(const struct wire_msg *msg, uint8_t *buf, size_t cap)
 	case WIRE_PONG:
 		p = wr_u64(p, msg->u.ping.token);
 		break;
+	case WIRE_FLOW:
+		p = wr_u8(p, msg->u.flow.stop);
+		break;
+	case WIRE_CREDIT:
+		p = wr_u32(p, msg->u.credit.bytes);
+		break;
 	}
 	/* Sizes and writers are two descriptions of one layout; they agree. */
 	return (size_t)(p - buf) == size ? size : 0;
@@ -506,6 +527,8 @@ const char *wire_type_str(uint8_t type)
 		[WIRE_SESSION_CLOSE] = "session_close",
 		[WIRE_PING] = "ping",
 		[WIRE_PONG] = "pong",
+		[WIRE_FLOW] = "flow",
+		[WIRE_CREDIT] = "credit",
 	};
 
 	return type_ok(type) ? names[type] : "unknown";

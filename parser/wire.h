@@ -41,7 +41,9 @@ enum wire_type {
 	WIRE_SESSION_CLOSE = 10,/* both ways    session ended (edge) / must end (sm) */
 	WIRE_PING = 11,         /* both ways    liveness; answered by WIRE_PONG */
 	WIRE_PONG = 12,
-	WIRE_TYPE_MAX = 12
+	WIRE_FLOW = 13,         /* sm -> edge   stop / resume reading from this session's client */
+	WIRE_CREDIT = 14,       /* edge -> sm   the session may be sent this many more stanza bytes */
+	WIRE_TYPE_MAX = 14
 };
 
 /* WIRE_SESSION_OPEN flags */
@@ -106,6 +108,8 @@ struct wire_msg {
 		} stanza;
 		struct { uint8_t reason; } close;
 		struct { uint64_t token; } ping; /* PING and PONG */
+		struct { uint8_t stop; } flow;   /* 1: stop, 0: go */
+		struct { uint32_t bytes; } credit;
 	} u;
 };
 

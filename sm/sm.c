@@ -262,10 +262,78 @@ static struct sm_session *session_find_sid(struct sm_link *l, uint64_t sid)
 }
 
 /* Forget s; broadcast=false skips presence (sm_free: everyone is leaving). */
+/*
+ * ---- flow control: a slow reader pauses the sessions that write to it ----
+ *
+ * Each session's edge grants credit in stanza bytes (WIRE_CREDIT): the
+ * window at bind, then what its client has taken off the queue.  Delivery
+ * spends it.  A session with no credit left still gets its stanzas (the edge
+ * bounds its queue), but whoever wrote them is paused (FLOW stop to the
+ * writer's edge) until the reader has credit again or ends.  So what is in
+ * flight towards a slow reader stays within one window, however far behind
+ * it is and however fast the links are.
+ */
+
+static void flow_send(struct sm_session *s, bool stop)
+{
+	struct wire_msg m = { .type = WIRE_FLOW, .sid = s->sid };
+
+	m.u.flow.stop = stop;
+	sm_link_send(s->link, &m);
+}
+
+/* s wrote to t while t's client is behind: the edge stops reading from s's
+ * client until t catches up (or ends).  A session waits for one at a time:
+ * once paused it sends nothing new. */
+static void flow_wait(struct sm_session *s, struct sm_session *t)
+{
+	if (s->waiting_on)
+		return;
+	s->waiting_on = t;
+	s->wprev = NULL;
+	s->wnext = t->waiters;
+	if (t->waiters)
+		t->waiters->wprev = s;
+	t->waiters = s;
+	flow_send(s, true);
+}
+
+/* t caught up or is ending: resume every session paused for it. */
+static void flow_release(struct sm_session *t)
+{
+	while (t->waiters) {
+		struct sm_session *s = t->waiters;
+		t->waiters = s->wnext;
+		s->waiting_on = NULL;
+		s->wnext = s->wprev = NULL;
+		flow_send(s, false);
+	}
+}
+
+static void flow_unwait(struct sm_session *s)
+{
+	struct sm_session *t = s->waiting_on;
+
+	if (!t)
+		return;
+	if (s->wprev)
+		s->wprev->wnext = s->wnext;
+	else
+		t->waiters = s->wnext;
+	if (s->wnext)
+		s->wnext->wprev = s->wprev;
+	s->waiting_on = s->wnext = s->wprev = NULL;
+}
+
 static void session_drop(struct sm *sm, struct sm_session *s, bool broadcast)
 {
 	struct sm_link *l = s->link;
 	struct sm_user *u = s->user;
+
+	flow_unwait(s);
+	flow_release(s);
+	if (sm->sender == s)
+		sm->sender = NULL;
 
 	if (s->state == SM_SESS_BOUND && u) {
 		if (broadcast && s->available)
@@ -326,6 +394,10 @@ void sm_deliver(struct sm *sm, struct sm_session *t, int kind, struct wire_str t
 	m.u.stanza.ns = ns;
 	m.u.stanza.raw = wire_s(raw, rawlen);
 	sm_link_send(t->link, &m);
+	t->credit -= (int64_t)rawlen;
+	/* Delivered all the same (the edge bounds t's queue); the writer pauses. */
+	if (t->credited && t->credit <= 0 && sm->sender)
+		flow_wait(sm->sender, t);
 }
 
 /* ---- links: output ----------------------------------------------------- */
@@ -663,7 +735,9 @@ static void on_stanza(struct sm *sm, struct sm_link *l, const struct wire_msg *m
 			  (unsigned long long)m->sid);
 		return;
 	}
+	sm->sender = s;
 	sm_route_stanza(sm, s, m);
+	sm->sender = NULL;
 }
 
 static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
@@ -708,6 +782,15 @@ static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *
 		break;
 	}
 	case WIRE_PONG:
+		break;
+	case WIRE_CREDIT:
+		s = session_find_sid(l, m->sid);
+		if (s) {
+			s->credited = true;
+			s->credit += m->u.credit.bytes;
+			if (s->credit > 0)
+				flow_release(s);
+		}
 		break;
 	default:
 		/* HELLO again, or a frame only the sm sends. */

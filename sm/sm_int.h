@@ -173,6 +173,11 @@ struct sm_session {
 	bool available;                /* last broadcast presence was available */
 	bool initial_done;             /* initial presence has been processed */
 	bool roster_requested;         /* asked for the roster: gets roster pushes */
+	bool credited;                 /* its edge grants credit (WIRE_CREDIT): flow-controlled */
+	int64_t credit;                /* stanza bytes it may still be sent; <= 0: its client is behind */
+	struct sm_session *waiting_on; /* paused until this blocked session catches up */
+	struct sm_session *waiters;    /* sessions paused because they wrote to this one */
+	struct sm_session *wnext, *wprev;  /* waiting_on->waiters */
 	int priority;                  /* of the current available presence */
 	char *presence;                /* raw current available presence (no `to`) */
 	size_t presence_len;
@@ -224,6 +229,7 @@ struct sm {
 	struct sm_link *dead;          /* links to reap after this batch */
 	struct sm_buf scratch;         /* stanza rewriting / building; reused */
 	uint64_t push_seq;             /* ids of roster pushes */
+	struct sm_session *sender;     /* whose stanza is being routed (flow control) */
 	bool stopping;
 };
 

@@ -773,3 +773,72 @@ def test_overload_keeps_every_session(server, legit, tmp_path):
         f"messages lost under overload: {m}"
     assert "input over its bound" not in server.log(), "a paused client was punished"
     legit.chat(tag="after-overload")
+
+
+@pytest.mark.parametrize("server", [{"limits": {"max_out_bytes": 1 << 20, "rate_bytes": 1 << 30,
+                                                "rate_stanzas": 1000000},
+                                     "timeouts": {"slow_reader": 60}}], indirect=True)
+def test_slow_reader_pauses_its_senders(server, legit):
+    """Backpressure end to end: a client that stops reading (4 KiB receive buffer) while
+    another sends it 16 MiB of messages, interleaved with messages to bob. Once the
+    reader's outbound queue passes limits.max_out_bytes (1 MiB) the session server pauses
+    the sender: xedge stops reading from it, so its messages to bob stop too, instead of
+    the reader's queue growing to the hard bound (4 MiB, where it would be closed). When
+    the reader reads again everything arrives, in order, to both, and nobody is
+    disconnected."""
+    reader, sender = _reader_and_sender(server)
+    n, body = 1024, "r" * 16384
+
+    def write():
+        # 4 pairs (64 KiB) every 5 ms: ~13 MB/s, a fast but paced sender (a single 16 MiB
+        # burst would be read by xedge before any pause could reach it; the hard bound
+        # covers that case, test_slow_reader_flooded_is_closed_sender_is_not).
+        for k in range(0, n, 4):
+            sender.send("".join(
+                f"<message to='carol@localhost/reader' type='chat'><body>{i} {body}</body>"
+                f"</message><message to='{legit.bob.jid}' type='chat'><body>bp {i}</body>"
+                "</message>" for i in range(k, k + 4)))
+            time.sleep(0.005)
+    writer = threading.Thread(target=write, daemon=True)
+    bob_got = []
+
+    def bob_pump(t):
+        legit.bob.pump(t)
+        while legit.bob.items:
+            el = legit.bob.items.popleft()
+            if el.tag == MESSAGE and (el.findtext(BODY) or "").startswith("bp "):
+                bob_got.append(int(el.findtext(BODY).split()[1]))
+    try:
+        writer.start()
+        server.wait_log(r"reads paused: a recipient reads too slowly", timeout=20)
+        for _ in range(10):
+            bob_pump(0.1)
+        stalled_at = len(bob_got)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2:
+            bob_pump(0.1)
+        assert len(bob_got) == stalled_at < n, \
+            f"bob got {len(bob_got) - stalled_at} more of the sender's messages (now " \
+            f"{len(bob_got)} of {n}) while the sender was paused"
+        assert not _reader_session_gone(server), "the slow reader was closed, not waited for"
+        got, t0 = [], time.monotonic()
+        while len(got) < n:
+            reader.pump(0.05)
+            while reader.items:
+                el = reader.items.popleft()
+                if el.tag == MESSAGE:
+                    got.append(int(el.findtext(BODY).split()[0]))
+            bob_pump(0)
+            assert time.monotonic() - t0 < 60, f"the reader got {len(got)} of {n} in 60 s"
+        assert got == list(range(n)), "the reader's messages were lost or reordered"
+        t0 = time.monotonic()
+        while len(bob_got) < n and time.monotonic() - t0 < 20:
+            bob_pump(0.1)
+        assert bob_got == list(range(n)), f"bob got {len(bob_got)} of {n}, or out of order"
+        writer.join(10)
+        assert not sender.pump(0), f"the sender was disconnected: {sender.raw[-300:]!r}"
+        assert sender.ping("sender-alive", timeout=10).get("type") == "result"
+        legit.chat(tag="after-backpressure")
+    finally:
+        reader.close()
+        sender.close()

@@ -598,6 +598,83 @@ static void test_messages(void **state)
 	expect_quiet(a);
 }
 
+static void credit(struct tlink *t, uint64_t sid, uint32_t bytes)
+{
+	struct wire_msg m = { .type = WIRE_CREDIT, .sid = sid };
+
+	m.u.credit.bytes = bytes;
+	send_frame(t, &m);
+}
+
+/* Flow control (docs/protocol.md): a reader without credit pauses the sender
+ * of each stanza delivered to it; credit back (or the reader ending) resumes
+ * every sender paused for it. */
+static void test_flow_control(void **state)
+{
+	struct env *e = *state;
+	struct tlink *a = e->l[0], *b = e->l[1];
+	char ja[256], jb[256], jb2[256], raw[4096];
+	const char *msg = "<message to='alice@localhost/a' type='chat'><body>0123456789</body></message>";
+	size_t len = strlen(msg);
+	struct wire_msg m;
+
+	two_users(e);
+	login(a, 1, "alice", "a", ja);
+	login(b, 2, "bob", "b", jb);
+	login(b, 3, "bob", "b2", jb2);
+	drain(a);
+	drain(b);
+
+	/* No CREDIT yet: not flow-controlled, nobody is paused. */
+	stanza(b, 2, WIRE_KIND_MESSAGE, "chat", "alice@localhost/a", jb, "", "", msg);
+	expect_stanza(a, 1, raw, sizeof(raw));
+	expect_quiet(b);
+
+	/* Three stanzas of credit (the first is already spent): the third delivery
+	 * leaves none, so its sender is paused; the message is delivered anyway. */
+	credit(a, 1, (uint32_t)(3 * len));
+	stanza(b, 2, WIRE_KIND_MESSAGE, "chat", "alice@localhost/a", jb, "", "", msg);
+	expect_stanza(a, 1, raw, sizeof(raw));
+	expect_quiet(b);
+	stanza(b, 2, WIRE_KIND_MESSAGE, "chat", "alice@localhost/a", jb, "", "", msg);
+	expect_stanza(a, 1, raw, sizeof(raw));
+	expect_frame(b, &m, WIRE_FLOW);
+	assert_int_equal(m.sid, 2);
+	assert_int_equal(m.u.flow.stop, 1);
+	/* A second writer is paused too; the first is not told twice. */
+	stanza(b, 3, WIRE_KIND_MESSAGE, "chat", "alice@localhost/a", jb2, "", "", msg);
+	stanza(b, 2, WIRE_KIND_MESSAGE, "chat", "alice@localhost/a", jb, "", "", msg);
+	expect_stanza(a, 1, raw, sizeof(raw));
+	expect_stanza(a, 1, raw, sizeof(raw));
+	expect_frame(b, &m, WIRE_FLOW);
+	assert_int_equal(m.sid, 3);
+	assert_int_equal(m.u.flow.stop, 1);
+	expect_quiet(b);
+
+	/* Credit that leaves the count at zero resumes nobody; more does, both. */
+	credit(a, 1, (uint32_t)(2 * len));
+	expect_quiet(b);
+	credit(a, 1, 1);
+	for (int i = 0; i < 2; i++) {
+		expect_frame(b, &m, WIRE_FLOW);
+		assert_true(m.sid == 2 || m.sid == 3);
+		assert_int_equal(m.u.flow.stop, 0);
+	}
+	expect_quiet(b);
+
+	/* Out of credit again, then the reader ends: its senders are resumed. */
+	stanza(b, 2, WIRE_KIND_MESSAGE, "chat", "alice@localhost/a", jb, "", "", msg);
+	expect_stanza(a, 1, raw, sizeof(raw));
+	expect_frame(b, &m, WIRE_FLOW);
+	assert_int_equal(m.u.flow.stop, 1);
+	m = (struct wire_msg){ .type = WIRE_SESSION_CLOSE, .sid = 1 };
+	send_frame(a, &m);
+	expect_frame(b, &m, WIRE_FLOW);
+	assert_int_equal(m.sid, 2);
+	assert_int_equal(m.u.flow.stop, 0);
+	drain(b);
+}
+
 static void test_offline(void **state)
 {
 	struct env *e = *state;
@@ -923,6 +1000,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bind_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_presence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flow_control, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iq, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflict_and_close, setup, teardown),

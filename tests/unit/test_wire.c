@@ -91,6 +91,12 @@ static struct wire_msg sample(uint8_t t)
 		m.sid = 0;
 		m.u.ping.token = 0xfedcba9876543210ull;
 		break;
+	case WIRE_FLOW:
+		m.u.flow.stop = 1;
+		break;
+	case WIRE_CREDIT:
+		m.u.credit.bytes = 0x80000001u;
+		break;
 	}
 	return m;
 }
@@ -167,6 +173,12 @@ static void assert_msg_eq(const struct wire_msg *a, const struct wire_msg *b)
 	case WIRE_PING:
 	case WIRE_PONG:
 		assert_int_equal(a->u.ping.token, b->u.ping.token);
+		break;
+	case WIRE_FLOW:
+		assert_int_equal(a->u.flow.stop, b->u.flow.stop);
+		break;
+	case WIRE_CREDIT:
+		assert_int_equal(a->u.credit.bytes, b->u.credit.bytes);
 		break;
 	default:
 		fail();
