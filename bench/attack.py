@@ -11,7 +11,10 @@ slowloris: open --conns connections spread over source addresses 127.0.1.1.. (so
 chat-under-attack: bench0 sends --messages to bench1 (as bench/first_numbers.py does) once
   without attack and once while --conns hostile connections run: a mix of slowloris, garbage
   TLS ClientHellos, not-well-formed XML, oversized stanzas and connect/close churn. Reports
-  both delivery rates and their ratio.
+  both delivery rates and their ratio. With --cpu C both this client and the attacker run on
+  CPU C (pin the server to the other CPU), the attacker at nice 19: it gets only what the
+  client leaves, so the ratio measures the server, not the two competing for a CPU. Add
+  --perf-seconds N to record the server's profile (perf) for N seconds during the attack.
 
 Every loop is bounded in count and time; traffic goes to 127.0.0.0/8 only.
 """
@@ -168,11 +171,24 @@ async def chat_under_attack(args):
     cmd = [sys.executable, os.path.abspath(__file__), "--host", args.host, "--port",
            str(args.port), "--pid", str(args.pid), "--ramp", str(args.ramp), "attack",
            "--conns", str(args.conns), "--duration", str(args.settle + 120)]
-    proc = await asyncio.create_subprocess_exec(*cmd)
+
+    def isolate():
+        if args.cpu is not None:
+            os.sched_setaffinity(0, {args.cpu})
+            os.nice(19)
+    proc = await asyncio.create_subprocess_exec(*cmd, preexec_fn=isolate)
+    perf = None
     try:
         await asyncio.sleep(args.settle)
         rss = fn.rss_kib(args.pid)
+        if args.perf_seconds:
+            perf = await asyncio.create_subprocess_exec(
+                "perf", "record", "-g", "-o", args.perf_out, "-p", str(args.pid), "--",
+                "sleep", str(args.perf_seconds), stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL)
         attacked = await fn.chat(args)
+        if perf:
+            await perf.wait()
     finally:
         proc.terminate()
         await proc.wait()
@@ -180,6 +196,8 @@ async def chat_under_attack(args):
           f"oversized stanzas, churn) from another process; server RSS during attack {rss} KiB")
     print(f"  delivered rate without attack {base:.0f} msg/s, with attack {attacked:.0f} msg/s: "
           f"ratio {attacked / base:.2f}")
+    if perf:
+        print(f"  server profile during the attack: perf report -i {args.perf_out}")
 
 
 def main():
@@ -199,11 +217,16 @@ def main():
     c.add_argument("--messages", type=int, default=20000)
     c.add_argument("--window", type=int, default=200)
     c.add_argument("--settle", type=float, default=5)
+    c.add_argument("--cpu", type=int, help="run this client and the (nice 19) attacker on this CPU")
+    c.add_argument("--perf-seconds", type=float, default=0)
+    c.add_argument("--perf-out", default="/tmp/xedge-attack.perf")
     a = sub.add_parser("attack")
     a.add_argument("--conns", type=int, default=5000)
     a.add_argument("--duration", type=float, default=60)
     args = p.parse_args()
     raise_nofile()
+    if getattr(args, "cpu", None) is not None:
+        os.sched_setaffinity(0, {args.cpu})
     run = {"slowloris": slowloris, "chat-under-attack": chat_under_attack, "attack": attack_only}
     asyncio.run(run[args.cmd](args))
 
