@@ -182,8 +182,9 @@ async def chat_under_attack(args):
         await asyncio.sleep(args.settle)
         rss = fn.rss_kib(args.pid)
         if args.perf_seconds:
+            pin = ["taskset", "-c", str(args.cpu)] if args.cpu is not None else []
             perf = await asyncio.create_subprocess_exec(
-                "perf", "record", "-g", "-o", args.perf_out, "-p", str(args.pid), "--",
+                *pin, "perf", "record", "-g", "-o", args.perf_out, "-p", str(args.pid), "--",
                 "sleep", str(args.perf_seconds), stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL)
         attacked = await fn.chat(args)
