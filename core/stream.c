@@ -975,9 +975,13 @@ static void tls_input(struct conn *c, const uint8_t *data, size_t len)
 		if (res == TLS_CLOSED) {
 			stream_eof(c);
 		} else {
+			/* Nothing can follow a TLS failure but the fatal alert the
+			 * TLS layer has queued: send it, then close. */
 			log_info("TLS error", "conn=%u err=\"%s\"", c->idx, tls_error_str(c->tls, err, sizeof(err)));
-			c->flags |= CF_PEER_GONE;
-			stream_error(c, "undefined-condition", NULL);
+			buf_reset(&c->pt);
+			sm_close(c, WIRE_CLOSE_ERROR);
+			set_state(c, CS_CLOSING);
+			conn_release(c);
 		}
 		break;
 	}

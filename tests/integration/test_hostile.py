@@ -23,6 +23,7 @@ Positions ("where"):
 import base64
 import os
 import socket
+import ssl
 import time
 
 import pytest
@@ -818,3 +819,19 @@ def test_tls_garbage_record_after_handshake(arena):
             raw.sendall(b"\x17\x03\x03\x00\x40" + os.urandom(64))
             got, _ = _read_all(raw, HANDSHAKE + 3)     # raises if the connection stays open
         assert b"stream" not in got, got[:200]
+
+
+def test_tls_forged_record_gets_bad_record_mac_alert(arena):
+    """RFC 8446 §5.2: a record that fails authentication terminates the connection with a
+    bad_record_mac alert. The client's own TLS stack (Python's OpenSSL) must report that
+    alert, not a bare EOF; the legit pair chats on."""
+    with Raw(arena.server.tls_port, direct_tls=True) as c:
+        c.open_stream()
+        raw = socket.socket(fileno=os.dup(c.sock.fileno()))
+        with raw:
+            raw.sendall(b"\x17\x03\x03\x00\x40" + os.urandom(64))
+        c.sock.settimeout(HANDSHAKE + 3)
+        with pytest.raises(ssl.SSLError, match="(?i)bad.record.mac"):
+            while c.sock.recv(65536):
+                pass
+    arena.check("after-forged-record")
