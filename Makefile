@@ -95,10 +95,10 @@ unit: test-deps $(UNITS)
 	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
 
 # libFuzzer targets (clang); the checked-in corpus is replayed by `make test`.
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard core/*.h parser/*.h tls/*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) -std=c17 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -o $@ $^ -lwolfssl -lexpat
+		-fno-sanitize-recover=undefined -o $@ $(filter %.c,$^) -lwolfssl -lexpat
 fuzz-replay: test-deps $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); \
 		echo "== replay $$n ($$(ls tests/fuzz/corpus/$$n | wc -l) inputs)"; \

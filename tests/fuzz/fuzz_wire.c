@@ -72,6 +72,10 @@ static int msg_eq(const struct wire_msg *a, const struct wire_msg *b)
 	case WIRE_PING:
 	case WIRE_PONG:
 		return a->u.ping.token == b->u.ping.token;
+	case WIRE_FLOW:
+		return a->u.flow.stop == b->u.flow.stop;
+	case WIRE_CREDIT:
+		return a->u.credit.bytes == b->u.credit.bytes;
 	default:
 		return 0;
 	}
