@@ -49,11 +49,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#ifndef XEDGE_NO_JEMALLOC
-#include <jemalloc/jemalloc.h>
-#endif
-
 #include "bench/scram_client.h"
+#include "core/thread_ring.h"
 #include "parser/xmlstage.h"
 
 enum { OP_NONE = 0, OP_CONNECT, OP_RECV, OP_SEND, OP_CANCEL, OP_CLOSE, OP_WAKE };
@@ -647,21 +644,9 @@ static int handover_init(struct bthread *t)
 
 static int bt_setup(struct bthread *t)
 {
-	struct io_uring_params p = { 0 };
 	int r;
 
-#ifndef XEDGE_NO_JEMALLOC
-	{
-		/* One jemalloc arena per thread: no allocator lock shared across cores. */
-		unsigned arena;
-		size_t sz = sizeof(arena);
-		if (mallctl("arenas.create", &arena, &sz, NULL, 0) == 0)
-			mallctl("thread.arena", NULL, NULL, &arena, sizeof(arena));
-	}
-#endif
-	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
-	p.cq_entries = 32768;
-	r = io_uring_queue_init_params(4096, &t->ring, &p);
+	r = thread_ring_init(&t->ring, 4096, 32768);
 	if (r < 0) {
 		fprintf(stderr, "xedge-bench: io_uring setup failed: %s (kernel 6.1+ with io_uring "
 			"enabled is required)\n", strerror(-r));

@@ -23,11 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef XEDGE_NO_JEMALLOC
-#include <jemalloc/jemalloc.h>
-#endif
-
 #include "core/iplimit.h"
+#include "core/thread_ring.h"
 #include "core/log.h"
 #include "core/uring_compat.h"
 #include "parser/xmlstage.h"
@@ -621,22 +618,10 @@ static int buffers_init(struct worker *w)
 
 static int worker_setup(struct worker *w)
 {
-	struct io_uring_params p = { 0 };
 	struct rlimit rl;
 	int r;
 
-#ifndef XEDGE_NO_JEMALLOC
-	{
-		/* One jemalloc arena per worker: no allocator lock shared across cores. */
-		unsigned arena;
-		size_t sz = sizeof(arena);
-		if (mallctl("arenas.create", &arena, &sz, NULL, 0) == 0)
-			mallctl("thread.arena", NULL, NULL, &arena, sizeof(arena));
-	}
-#endif
-	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
-	p.cq_entries = 16384;
-	r = io_uring_queue_init_params(4096, &w->ring, &p);
+	r = thread_ring_init(&w->ring, 4096, 16384);
 	if (r < 0) {
 		log_error("io_uring setup failed (kernel 6.1+ with io_uring enabled is required)",
 			  "worker=%d err=%s", w->id, strerror(-r));
