@@ -188,8 +188,13 @@ static int listener_pair(struct loader *L, const char *key, yaml_node_t *v, void
 			l->kind = LISTEN_C2S;
 		else if (s && (!strcmp(s, "c2s_tls") || !strcmp(s, "c2s-tls")))
 			l->kind = LISTEN_C2S_TLS;
+		else if (s && !strcmp(s, "ws"))
+			l->kind = LISTEN_WS;
+		else if (s && !strcmp(s, "wss"))
+			l->kind = LISTEN_WSS;
 		else
-			return fail(L, v, "listener type: expected c2s (STARTTLS) or c2s_tls (Direct TLS)");
+			return fail(L, v, "listener type: expected c2s (STARTTLS), c2s_tls (Direct TLS), "
+				    "ws (WebSocket behind a TLS ingress) or wss (WebSocket over TLS)");
 	} else if (!strcmp(key, "address")) {
 		const char *s = scalar(v);
 		if (!s || split_addr(s, host, sizeof(host), &l->port) < 0)
@@ -198,8 +203,16 @@ static int listener_pair(struct loader *L, const char *key, yaml_node_t *v, void
 		l->host = strdup(host);
 	} else if (!strcmp(key, "backlog")) {
 		GET_U(L, v, "backlog", 1, 65535, l->backlog);
+	} else if (!strcmp(key, "proxy_protocol")) {
+		return get_bool(L, v, "listener proxy_protocol", &l->proxy_protocol);
+	} else if (!strcmp(key, "path")) {
+		const char *s = scalar(v);
+		if (!s || s[0] != '/' || strlen(s) > 255 || strpbrk(s, " \t\r\n?#"))
+			return fail(L, v, "listener path: expected an absolute HTTP path such as /xmpp-websocket");
+		return get_str(L, v, "listener path", &l->path);
 	} else {
-		return fail(L, v, "listener: unknown key '%s' (known: type, address, backlog)", key);
+		return fail(L, v, "listener: unknown key '%s' (known: type, address, backlog, "
+			    "proxy_protocol, path)", key);
 	}
 	return 0;
 }
@@ -322,7 +335,28 @@ static int backend_pair(struct loader *L, const char *key, yaml_node_t *v, void 
 		return get_endpoint(L, v, "backend.address", &L->cfg->backend_address);
 	if (!strcmp(key, "secret"))
 		return get_str(L, v, "backend.secret", &L->cfg->backend_secret);
-	return fail(L, v, "backend: unknown key '%s' (known: address, secret)", key);
+	if (!strcmp(key, "upstream")) {
+		char host[INET6_ADDRSTRLEN + 1];
+		uint16_t port;
+		const char *s = scalar(v);
+		if (!s || split_addr(s, host, sizeof(host), &port) < 0)
+			return fail(L, v, "backend.upstream: expected a numeric IP and port of an XMPP server's "
+				    "c2s listener, such as 127.0.0.1:5322");
+		return get_str(L, v, "backend.upstream", &L->cfg->backend_upstream);
+	}
+	if (!strcmp(key, "proxy_protocol")) {
+		const char *s = scalar(v);
+		if (s && (!strcmp(s, "none") || !strcmp(s, "false")))
+			L->cfg->upstream_proxy = PROXY_NONE;
+		else if (s && !strcmp(s, "v1"))
+			L->cfg->upstream_proxy = PROXY_V1;
+		else if (s && !strcmp(s, "v2"))
+			L->cfg->upstream_proxy = PROXY_V2;
+		else
+			return fail(L, v, "backend.proxy_protocol: expected none, v1 or v2");
+		return 0;
+	}
+	return fail(L, v, "backend: unknown key '%s' (known: address, secret, upstream, proxy_protocol)", key);
 }
 
 static int sm_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
@@ -365,6 +399,11 @@ static int one_listener(struct loader *L, yaml_node_t *item, size_t i)
 		return -1;
 	if (!l->kind || !l->host)
 		return fail(L, item, "listener: needs both 'type' and 'address'");
+	if (l->path && l->kind != LISTEN_WS && l->kind != LISTEN_WSS)
+		return fail(L, item, "listener: 'path' applies to ws and wss listeners only");
+	if (!l->path && (l->kind == LISTEN_WS || l->kind == LISTEN_WSS) &&
+	    !(l->path = strdup("/xmpp-websocket")))
+		return fail(L, item, "out of memory");
 	return 0;
 }
 
@@ -551,6 +590,15 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 		fail(&L, root, "no 'domains' configured: at least one domain to serve is required");
 		goto out;
 	}
+	if (cfg->backend_upstream && cfg->backend_address) {
+		fail(&L, root, "backend: 'upstream' and 'address' exclude each other (upstream mode fronts "
+		     "any XMPP server; address names our own session server)");
+		goto out;
+	}
+	if (cfg->upstream_proxy && !cfg->backend_upstream) {
+		fail(&L, root, "backend.proxy_protocol applies to upstream mode only (set backend.upstream)");
+		goto out;
+	}
 	rc = 0;
 out:
 	yaml_document_delete(&L.doc);
@@ -563,8 +611,10 @@ out:
 
 void config_free(struct config *cfg)
 {
-	for (size_t i = 0; i < cfg->nlisteners; i++)
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		free(cfg->listeners[i].host);
+		free(cfg->listeners[i].path);
+	}
 	for (size_t i = 0; i < cfg->ndomains; i++) {
 		free(cfg->domains[i].name);
 		free(cfg->domains[i].cert);
@@ -572,6 +622,7 @@ void config_free(struct config *cfg)
 	}
 	free(cfg->backend_address);
 	free(cfg->backend_secret);
+	free(cfg->backend_upstream);
 	free(cfg->sm.database);
 	free(cfg->sm.admin_socket);
 	free(cfg->sm.listen);

@@ -22,7 +22,9 @@
 
 enum listener_kind {
 	LISTEN_C2S = 1,       /* XMPP c2s with STARTTLS (RFC 6120) */
-	LISTEN_C2S_TLS = 2    /* XMPP c2s Direct TLS (XEP-0368) */
+	LISTEN_C2S_TLS = 2,   /* XMPP c2s Direct TLS (XEP-0368) */
+	LISTEN_WS = 3,        /* XMPP over WebSocket (RFC 7395), plain HTTP behind a TLS ingress */
+	LISTEN_WSS = 4        /* XMPP over WebSocket over TLS */
 };
 
 struct config_listener {
@@ -30,7 +32,12 @@ struct config_listener {
 	char *host;           /* numeric IPv4/IPv6 address */
 	uint16_t port;
 	int backlog;
+	bool proxy_protocol;  /* a PROXY v1/v2 header is required first */
+	char *path;           /* ws/wss: the HTTP path of the upgrade (default /xmpp-websocket) */
 };
+
+/* backend.proxy_protocol: what the edge tells an upstream server first */
+enum { PROXY_NONE = 0, PROXY_V1 = 1, PROXY_V2 = 2 };
 
 struct config_domain {
 	char *name;           /* canonical (lowercase) domain */
@@ -77,6 +84,10 @@ struct config {
 	 * otherwise embedded. */
 	char *backend_address;    /* "host:port" or "unix:/path" */
 	char *backend_secret;
+	/* Upstream mode: one plaintext c2s stream per client to any XMPP server
+	 * at this "host:port"; SASL and everything after it pass through. */
+	char *backend_upstream;
+	int upstream_proxy;       /* PROXY_*: header sent to the upstream first */
 
 	/* The session server itself (embedded, or the xedge-sm process). */
 	struct {

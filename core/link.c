@@ -8,6 +8,8 @@
  * a burst of stanzas costs one syscall.  Received bytes accumulate in `rx`
  * and whole frames are decoded from its front.
  */
+#include "core/link.h"
+
 #include "core/worker.h"
 
 #include <errno.h>
@@ -220,6 +222,7 @@ void link_arm(struct worker *w)
 			size_t cap = l->rx.cap ? (size_t)l->rx.cap * 2 : LINK_RX_CHUNK;
 			uint8_t *p = realloc(l->rx.p, cap);
 			if (!p) {
+				/* Not armed: the loop tries again each iteration. */
 				log_error("out of memory for the session server link", "worker=%d", w->id);
 				return;
 			}
@@ -227,11 +230,9 @@ void link_arm(struct worker *w)
 			l->rx.cap = (uint32_t)cap;
 		}
 	}
-	sqe = io_uring_get_sqe(&w->ring);
-	if (!sqe) {
-		io_uring_submit(&w->ring);
-		sqe = io_uring_get_sqe(&w->ring);
-	}
+	sqe = worker_sqe(w);
+	if (!sqe)
+		return; /* the loop arms it on a later iteration */
 	io_uring_prep_recv(sqe, l->fd, l->rx.p + l->rx.len, l->rx.cap - l->rx.len, 0);
 	io_uring_sqe_set_data64(sqe, UD(l, OP_LINK_RECV));
 	l->recv_armed = true;
@@ -251,7 +252,7 @@ static void link_fail(struct worker *w, const char *why)
 	if (l->fd >= 0)
 		shutdown(l->fd, SHUT_RDWR);
 	l->retry_at = w->now + l->backoff;
-	stream_link_down(w);
+	native_link_down(w);
 }
 
 /*
@@ -341,7 +342,7 @@ void link_on_recv(struct worker *w, int res)
 			struct wire_msg pong = { .type = WIRE_PONG, .u.ping.token = m.u.ping.token };
 			link_send(w, &pong);
 		} else {
-			stream_on_frame(w, &m);
+			native_on_frame(w, &m);
 		}
 		l->rx.off += (uint32_t)n;
 	}

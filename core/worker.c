@@ -24,9 +24,13 @@
 #include <unistd.h>
 
 #include "core/iplimit.h"
-#include "core/thread_ring.h"
+#include "core/link.h"
 #include "core/log.h"
+#include "core/session.h"
+#include "core/thread_ring.h"
 #include "core/uring_compat.h"
+#include "core/xmpp.h"
+#include "core/xprt.h"
 #include "parser/xmlstage.h"
 
 #define BGID 1
@@ -44,15 +48,6 @@
 #define SOCK_RCVBUF (32 * 1024)
 #define SOCK_SNDBUF (64 * 1024)
 
-static const char *const state_names[] = {
-	"tls-wait", "header", "starttls", "negotiate", "sasl", "session", "closing"
-};
-
-const char *conn_state_str(int s)
-{
-	return s >= 0 && s <= CS_CLOSING ? state_names[s] : "?";
-}
-
 static uint64_t clock_s(void)
 {
 	struct timespec ts;
@@ -67,7 +62,7 @@ uint64_t worker_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static struct io_uring_sqe *get_sqe(struct worker *w)
+struct io_uring_sqe *worker_sqe(struct worker *w)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
 
@@ -75,6 +70,8 @@ static struct io_uring_sqe *get_sqe(struct worker *w)
 		/* SQ full: push what we have to the kernel and retry once. */
 		io_uring_submit(&w->ring);
 		sqe = io_uring_get_sqe(&w->ring);
+		if (!sqe)
+			log_warn("submission queue full", "worker=%d", w->id);
 	}
 	return sqe;
 }
@@ -126,7 +123,7 @@ static void timers_run(struct worker *w)
 				c->flags |= CF_PEER_GONE;   /* stop waiting for the flush */
 				conn_release(c);
 			} else {
-				stream_timeout(c);
+				xmpp_timeout(c);
 			}
 		}
 	}
@@ -134,10 +131,21 @@ static void timers_run(struct worker *w)
 
 /* ---- connections -------------------------------------------------------- */
 
+/* Should a recv be armed?  (Armed again by flush_all when arming failed.) */
+static bool wants_read(const struct conn *c)
+{
+	return (c->flags & CF_READING) && !c->paused && c->state != CS_CLOSING &&
+	       !(c->flags & (CF_RECV_ARMED | CF_CLOSED | CF_PEER_GONE));
+}
+
 static void recv_arm(struct conn *c)
 {
-	struct io_uring_sqe *sqe = get_sqe(c->w);
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
 
+	if (!sqe) {
+		conn_flush_later(c);   /* retried at the end of the iteration */
+		return;
+	}
 	io_uring_prep_recv_multishot(sqe, (int)c->idx, NULL, 0, 0);
 	sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BGID;
@@ -150,24 +158,25 @@ static void conn_free(struct conn *c)
 {
 	struct worker *w = c->w;
 
-	stream_free(c);
+	xmpp_free(c);
 	timer_unlink(c);
 	conn_resume(c, PAUSE_RATE | PAUSE_LINK);   /* unlink from the paused lists */
 	if (c->flags & CF_IP_COUNTED)
 		iplimit_leave(c->ip);
 	buf_reset(&c->in);
-	buf_reset(&c->pt);
 	buf_reset(&c->out);
 	buf_reset(&c->sending);
-	if (w->slots[c->idx] == c)
+	if (c->idx < w->nslots && w->slots[c->idx] == c)
 		w->slots[c->idx] = NULL;
 	w->nconns--;
 	free(c);
 }
 
+/* Freed once closed with nothing in flight and not on the flush list
+ * (flush_all frees it then). */
 static void conn_maybe_free(struct conn *c)
 {
-	if ((c->flags & CF_CLOSED) && c->refs == 0)
+	if ((c->flags & CF_CLOSED) && c->refs == 0 && !(c->flags & CF_DIRTY))
 		conn_free(c);
 }
 
@@ -185,10 +194,18 @@ static void conn_close_now(struct conn *c)
 
 	if (c->flags & CF_CLOSED)
 		return;
+	/* All three entries or none: a close that cannot be queued now is
+	 * retried at the end of the iteration (flush_all). */
+	if (io_uring_sq_space_left(&c->w->ring) < 3)
+		io_uring_submit(&c->w->ring);
+	if (io_uring_sq_space_left(&c->w->ring) < 3) {
+		conn_flush_later(c);
+		return;
+	}
 	c->flags |= CF_CLOSED;
 	timer_unlink(c);
 	if (c->flags & CF_RECV_ARMED) {
-		sqe = get_sqe(c->w);
+		sqe = io_uring_get_sqe(&c->w->ring);
 		io_uring_prep_cancel64(sqe, UD(c, OP_RECV), 0);
 		sqe->flags |= IOSQE_IO_HARDLINK;
 		io_uring_sqe_set_data64(sqe, UD(c, OP_CANCEL));
@@ -197,25 +214,32 @@ static void conn_close_now(struct conn *c)
 	if (c->flags & CF_SENDING) {
 		/* A send to a peer that stopped reading never completes, and it
 		 * holds the socket open after close_direct: cancel it too. */
-		sqe = get_sqe(c->w);
+		sqe = io_uring_get_sqe(&c->w->ring);
 		io_uring_prep_cancel64(sqe, UD(c, OP_SEND), 0);
 		sqe->flags |= IOSQE_IO_HARDLINK;
 		io_uring_sqe_set_data64(sqe, UD(c, OP_CANCEL));
 		c->refs++;
 	}
-	sqe = get_sqe(c->w);
+	sqe = io_uring_get_sqe(&c->w->ring);
 	io_uring_prep_close_direct(sqe, c->idx);
 	io_uring_sqe_set_data64(sqe, UD(c, OP_CLOSE));
 	c->refs++;
 }
 
+size_t conn_queued(const struct conn *c)
+{
+	return (size_t)buf_used(&c->out) + buf_used(&c->sending);
+}
+
+/* Callers end the stream first (xmpp_end, xmpp_abort: state closing, the
+ * role told); this closes the socket once the goodbye is flushed. */
 void conn_release(struct conn *c)
 {
-	if (c->state != CS_CLOSING) {
-		c->state = CS_CLOSING;
-	}
-	if (!(c->flags & CF_PEER_GONE) && (buf_used(&c->out) || buf_used(&c->pt) ||
-					   (c->flags & CF_SENDING))) {
+	if (c->state != CS_CLOSING)
+		xmpp_set_state(c, CS_CLOSING);
+	if (!(c->flags & (CF_PEER_GONE | CF_CLOSED)))
+		xprt_flush(c);
+	if (!(c->flags & CF_PEER_GONE) && (buf_used(&c->out) || (c->flags & CF_SENDING))) {
 		/* Flush the goodbye first, but not forever. */
 		if (!c->deadline || c->deadline > c->w->now + CLOSE_GRACE)
 			conn_timer(c, c->w->now + CLOSE_GRACE);
@@ -243,10 +267,10 @@ void conn_send(struct conn *c, const void *data, size_t len)
 		return;
 	if (buf_append(&c->out, data, len, max * OUT_HARD_FACTOR) < 0) {
 		/* A reader this far behind is gone for practical purposes. */
-		log_warn("output queue hard limit reached, closing", "conn=%u peer=%s jid=%s", c->idx,
-			 c->peer, c->jid ? c->jid : "-");
+		log_warn("output queue hard limit reached, closing", "conn=%u peer=%s role=%s", c->idx,
+			 c->peer, c->role->name);
 		c->flags |= CF_PEER_GONE;
-		conn_release(c);
+		xmpp_abort(c);
 		return;
 	}
 	queued = (size_t)buf_used(&c->out) + buf_used(&c->sending);
@@ -273,7 +297,11 @@ static void send_submit(struct conn *c)
 	}
 	if (!buf_used(&c->sending))
 		return;
-	sqe = get_sqe(c->w);
+	sqe = worker_sqe(c->w);
+	if (!sqe) {
+		conn_flush_later(c);
+		return;
+	}
 	io_uring_prep_send(sqe, (int)c->idx, buf_data(&c->sending), buf_used(&c->sending), MSG_NOSIGNAL);
 	sqe->flags |= IOSQE_FIXED_FILE;
 	io_uring_sqe_set_data64(sqe, UD(c, OP_SEND));
@@ -281,18 +309,28 @@ static void send_submit(struct conn *c)
 	c->refs++;
 }
 
+/* Once per iteration: seal and send what every dirty connection queued.
+ * What cannot be submitted now (a full SQ) goes on the next list. */
 static void flush_all(struct worker *w)
 {
-	while (w->dirty) {
-		struct conn *c = w->dirty;
-		w->dirty = c->dnext;
+	struct conn *list = w->dirty;
+
+	w->dirty = NULL;
+	while (list) {
+		struct conn *c = list;
+		list = c->dnext;
 		c->flags &= ~CF_DIRTY;
-		if (c->flags & CF_CLOSED)
+		if (c->flags & CF_CLOSED) {
+			conn_maybe_free(c);
 			continue;
-		stream_flush(c);
+		}
+		if (!(c->flags & CF_PEER_GONE))
+			xprt_flush(c);
 		send_submit(c);
-		if (c->state == CS_CLOSING && !(c->flags & CF_SENDING) && !buf_used(&c->out))
+		if (c->state == CS_CLOSING && (c->flags & CF_PEER_GONE || (!(c->flags & CF_SENDING) && !buf_used(&c->out))))
 			conn_close_now(c);
+		else if (wants_read(c))
+			recv_arm(c);
 	}
 }
 
@@ -306,14 +344,18 @@ static void on_send(struct conn *c, int res)
 		c->flags |= CF_PEER_GONE;
 		buf_reset(&c->sending);
 		buf_reset(&c->out);
-		if (!(c->flags & CF_CLOSED))
-			stream_eof(c);
+		if (!(c->flags & CF_CLOSED)) {
+			if (c->state == CS_CLOSING)
+				conn_release(c);
+			else
+				xmpp_eof(c);
+		}
 	} else {
 		buf_consume(&c->sending, (size_t)res);
-		if ((c->flags & CF_SLOW) && (size_t)buf_used(&c->out) + buf_used(&c->sending) <
-						     c->w->cfg->limits.max_out_bytes / 2)
+		if ((c->flags & CF_SLOW) && conn_queued(c) < c->w->cfg->limits.max_out_bytes / 2)
 			c->flags &= ~CF_SLOW;   /* caught up */
-		stream_sent(c);
+		if (c->role->sent && c->state != CS_CLOSING)
+			c->role->sent(c);
 		if (!(c->flags & CF_CLOSED))
 			conn_flush_later(c);
 	}
@@ -335,7 +377,7 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
 		if (res > 0 && !(c->flags & (CF_CLOSED | CF_PEER_GONE)) && c->state != CS_CLOSING) {
 			/* Handle the input, then charge it: over budget, reads
 			 * pause until the debt is repaid. */
-			stream_input(c, p, (size_t)res);
+			xprt_input(c, p, (size_t)res);
 			if (!(c->flags & CF_CLOSED))
 				conn_rate_ok(c, (size_t)res, 0);
 		}
@@ -349,21 +391,25 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
 	}
 	if (res == -ECANCELED && !(c->flags & CF_PEER_GONE)) {
 		/* conn_pause() cancelled the recv; re-arm if it was resumed meanwhile */
-		if (!c->paused && !(c->flags & CF_RECV_ARMED) && c->state != CS_CLOSING)
+		if (wants_read(c))
 			recv_arm(c);
 		return;
 	}
 	if (res == 0 || (res < 0 && res != -ENOBUFS)) {
 		if (res < 0 && res != -ECANCELED && res != -ECONNRESET)
 			log_debug("recv failed", "conn=%u err=%s", c->idx, strerror(-res));
-		c->flags |= CF_PEER_GONE;
-		if (c->state == CS_CLOSING)
+		/* A clean EOF may be a half-close: our goodbye can still go out. */
+		if (res < 0)
+			c->flags |= CF_PEER_GONE;
+		if (c->state == CS_CLOSING) {
+			c->flags |= CF_PEER_GONE;
 			conn_release(c);
-		else
-			stream_eof(c);
+		} else {
+			xmpp_eof(c);
+		}
 		return;
 	}
-	if (!(c->flags & CF_RECV_ARMED) && c->state != CS_CLOSING && !c->paused)
+	if (wants_read(c))
 		recv_arm(c); /* -ENOBUFS ended the multishot: buffers are back, re-arm */
 }
 
@@ -382,13 +428,17 @@ void conn_pause(struct conn *c, int why)
 	}
 	if ((why & PAUSE_LINK) && !(c->paused & PAUSE_LINK))
 		w->link_paused++;
-	if (!c->paused && (c->flags & CF_RECV_ARMED) && !(c->flags & CF_CLOSED)) {
+	if (!c->paused && (c->flags & CF_RECV_ARMED) && !(c->flags & (CF_CLOSED | CF_CANCELLING))) {
 		/* The kernel keeps the bytes: the socket buffer fills and TCP's
-		 * window closes, which is the backpressure we want. */
-		struct io_uring_sqe *sqe = get_sqe(w);
-		io_uring_prep_cancel64(sqe, UD(c, OP_RECV), 0);
-		io_uring_sqe_set_data64(sqe, UD(c, OP_CANCEL));
-		c->refs++;
+		 * window closes, which is the backpressure we want.  One cancel
+		 * at a time: a burst of pause/resume adds none. */
+		struct io_uring_sqe *sqe = worker_sqe(w);
+		if (sqe) {
+			io_uring_prep_cancel64(sqe, UD(c, OP_RECV), 0);
+			io_uring_sqe_set_data64(sqe, UD(c, OP_PAUSE));
+			c->flags |= CF_CANCELLING;
+			c->refs++;
+		}
 	}
 	c->paused |= (uint8_t)why;
 }
@@ -411,8 +461,8 @@ void conn_resume(struct conn *c, int why)
 	c->paused &= (uint8_t)~why;
 	if (c->paused || (c->flags & (CF_CLOSED | CF_PEER_GONE)) || c->state == CS_CLOSING)
 		return;
-	stream_resume(c);
-	if (!c->paused && !(c->flags & (CF_RECV_ARMED | CF_CLOSED)) && c->state != CS_CLOSING)
+	xmpp_resume(c);
+	if (wants_read(c))
 		recv_arm(c);
 }
 
@@ -437,7 +487,7 @@ bool conn_rate_ok(struct conn *c, size_t bytes, unsigned stanzas)
 	if (c->tok_bytes >= 0 && c->tok_stanzas >= 0)
 		return true;
 	if (!(c->paused & PAUSE_RATE))
-		log_debug("rate limit: pausing reads", "conn=%u jid=%s", c->idx, c->jid ? c->jid : "-");
+		log_debug("rate limit: pausing reads", "conn=%u peer=%s", c->idx, c->peer);
 	conn_pause(c, PAUSE_RATE);
 	return false;
 }
@@ -454,117 +504,311 @@ static void rate_tick(struct worker *w)
 	}
 }
 
+/* Hand a descriptor slot back to the kernel (a refused connection). */
+static void slot_close(struct worker *w, unsigned idx)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+
+	if (!sqe) {
+		log_error("cannot close a refused connection's slot: submission queue full", "worker=%d slot=%u",
+			  w->id, idx);
+		return;
+	}
+	io_uring_prep_close_direct(sqe, idx);
+	io_uring_sqe_set_data64(sqe, UD(NULL, OP_IGNORE));
+}
+
+static struct conn *conn_new(struct worker *w, uint32_t idx)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->w = w;
+	c->idx = idx;
+	c->gen = ++w->gen;
+	c->ofd = -1;
+	c->accepted = c->last_rx = w->now;
+	c->tok_bytes = w->cfg->limits.rate_bytes;
+	c->tok_stanzas = w->cfg->limits.rate_stanzas;
+	c->tok_ms = worker_ms();
+	strcpy(c->peer, "-");
+	framer_reset(&c->fr);
+	w->slots[idx] = c;
+	w->nconns++;
+	return c;
+}
+
+/* The layers a listener stacks on each of its connections. */
+static int conn_layers(struct conn *c, const struct config_listener *cl)
+{
+	if (cl->proxy_protocol && xprt_push(c, &xprt_proxy, NULL) < 0)
+		return -1;
+	if ((cl->kind == LISTEN_C2S_TLS || cl->kind == LISTEN_WSS)) {
+		c->flags |= CF_DIRECT_TLS;
+		if (!xprt_tls_server(c))
+			return -1;
+	}
+	if (cl->kind == LISTEN_WS || cl->kind == LISTEN_WSS) {
+		/* ws is meant to sit behind an ingress that terminates TLS: the
+		 * stream counts as secure (docs: configuration). */
+		c->flags |= CF_WS | CF_TLS;
+		if (xprt_push(c, &xprt_ws, NULL) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static void on_accept(struct listener *l, struct io_uring_cqe *cqe)
 {
 	struct worker *w = l->w;
+	const struct config_listener *cl = &w->cfg->listeners[l->index];
 	struct conn *c;
 	int idx = cqe->res;
 
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		l->armed = false;
 	if (idx < 0) {
-		if (idx != -ECANCELED)
-			log_warn("accept failed", "worker=%d err=%s", w->id, strerror(-idx));
+		if (idx != -ECANCELED) {
+			/* Out of descriptors or memory: a re-arm at once would fail
+			 * the same way, in a hot loop.  Try again in a second. */
+			log_warn("accept failed", "worker=%d address=%s:%u err=%s", w->id, cl->host, cl->port,
+				 strerror(-idx));
+			l->retry_at = w->now + 1;
+		}
 		return;
 	}
 	if ((uint32_t)idx >= w->nslots || w->nconns >= w->cfg->limits.max_connections || w->stop) {
-		struct io_uring_sqe *sqe = get_sqe(w);
-		io_uring_prep_close_direct(sqe, (unsigned)idx);
-		io_uring_sqe_set_data64(sqe, UD(NULL, OP_IGNORE));
+		slot_close(w, (unsigned)idx);
 		log_warn("connection refused: worker at max_connections", "worker=%d conns=%u",
 			 w->id, w->nconns);
 		return;
 	}
-	c = calloc(1, sizeof(*c));
+	c = conn_new(w, (uint32_t)idx);
 	if (!c) {
-		struct io_uring_sqe *sqe = get_sqe(w);
-		io_uring_prep_close_direct(sqe, (unsigned)idx);
-		io_uring_sqe_set_data64(sqe, UD(NULL, OP_IGNORE));
+		slot_close(w, (unsigned)idx);
 		return;
 	}
-	c->w = w;
-	c->idx = (uint32_t)idx;
-	c->gen = ++w->gen;
-	c->accepted = c->last_rx = w->now;
-	c->tok_bytes = w->cfg->limits.rate_bytes;
-	c->tok_stanzas = w->cfg->limits.rate_stanzas;
-	c->tok_ms = worker_ms();
-	if (l->kind == LISTEN_C2S_TLS)
-		c->flags |= CF_DIRECT_TLS;
-	strcpy(c->peer, "-");
-	w->slots[idx] = c;
-	w->nconns++;
+	c->listener = l->index;
+	c->role = &role_c2s;
+	c->be = w->native ? &backend_native : &backend_upstream;
 	w->stat_accepted++;
-	stream_accepted(c);
+	if (conn_layers(c, cl) < 0) {
+		log_error("cannot set up a connection's transport (out of memory?)", "conn=%u", c->idx);
+		c->flags |= CF_PEER_GONE;
+		xmpp_abort(c);
+		return;
+	}
+	c->state = c->nxp ? CS_TRANSPORT : CS_HEADER;   /* the initial state */
+	c->due = w->now + w->cfg->timeouts.handshake;
+	conn_timer(c, c->due);
 	/* Learn the client's address before reading from it: multishot accept
 	 * cannot report it (one shared sockaddr), so install the direct
 	 * descriptor as a plain fd for one getpeername() (see on_peer). */
-	struct io_uring_sqe *sqe = get_sqe(w);
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	if (!sqe) {
+		c->flags |= CF_PEER_GONE;
+		xmpp_abort(c);
+		return;
+	}
 	compat_prep_fixed_fd_install(sqe, c->idx);
 	io_uring_sqe_set_data64(sqe, UD(c, OP_PEER));
 	c->refs++;
+}
+
+/* A socket address into the v4-mapped form iplimit and PROXY headers use. */
+static void addr_bytes(const struct sockaddr_storage *ss, uint8_t ip[16], uint16_t *port)
+{
+	memset(ip, 0, 16);
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+		ip[10] = ip[11] = 0xff;
+		memcpy(ip + 12, &s4->sin_addr, 4);
+		*port = ntohs(s4->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+		memcpy(ip, &s6->sin6_addr, 16);
+		*port = ntohs(s6->sin6_port);
+	}
+}
+
+bool conn_admit(struct conn *c)
+{
+	const struct config *cfg = c->w->cfg;
+	int v = iplimit_enter(c->ip, cfg->limits.max_connections_per_ip, cfg->limits.connection_rate_per_ip,
+			      c->w->now);
+
+	if (v != IPLIMIT_OK) {
+		log_info("connection refused", "peer=%s why=\"%s\"", c->peer, iplimit_verdict_str(v));
+		c->flags |= CF_PEER_GONE;
+		xmpp_abort(c);
+		return false;
+	}
+	c->flags |= CF_IP_COUNTED;
+	return true;
 }
 
 static void on_peer(struct conn *c, int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
+	bool known = false;
 
 	c->refs--;
 	if (fd >= 0) {
-		if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
-			if (ss.ss_family == AF_INET) {
-				struct in_addr *a = &((struct sockaddr_in *)&ss)->sin_addr;
-				inet_ntop(AF_INET, a, c->peer, sizeof(c->peer));
-				c->ip[10] = c->ip[11] = 0xff;   /* v4-mapped */
-				memcpy(c->ip + 12, a, 4);
-			} else if (ss.ss_family == AF_INET6) {
-				struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-				inet_ntop(AF_INET6, a, c->peer, sizeof(c->peer));
-				memcpy(c->ip, a, 16);
-			}
+		if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0 &&
+		    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+			addr_bytes(&ss, c->ip, &c->peer_port);
+			inet_ntop(ss.ss_family, ss.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
+				  : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr, c->peer, sizeof(c->peer));
+			known = true;
+			len = sizeof(ss);
+			if (c->w->cfg->upstream_proxy && getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+				addr_bytes(&ss, c->local_ip, &c->local_port);
 		}
 		close(fd);
-		if (!(c->flags & CF_CLOSED) && c->peer[0] != '-') {
-			const struct config *cfg = c->w->cfg;
-			int v = iplimit_enter(c->ip, cfg->limits.max_connections_per_ip,
-					      cfg->limits.connection_rate_per_ip, c->w->now);
-			if (v != IPLIMIT_OK) {
-				log_info("connection refused", "peer=%s why=\"%s\"", c->peer, iplimit_verdict_str(v));
-				c->flags |= CF_PEER_GONE;
-				c->state = CS_CLOSING;
-				conn_release(c);
-			} else {
-				c->flags |= CF_IP_COUNTED;
-			}
-		}
-	} else if (fd != -ECANCELED) {
-		log_debug("peer address unavailable", "conn=%u err=%s", c->idx, strerror(-fd));
 	}
 	if (c->flags & CF_CLOSED) {
 		conn_maybe_free(c);
 		return;
 	}
+	if (c->state == CS_CLOSING)
+		return;
+	if (!known) {
+		/* Without an address the per-IP limits cannot apply: refuse
+		 * rather than let a connection past them. */
+		log_info("connection refused: peer address unavailable", "conn=%u err=%s", c->idx,
+			 fd < 0 ? strerror(-fd) : "getpeername");
+		c->flags |= CF_PEER_GONE;
+		xmpp_abort(c);
+		return;
+	}
+	/* Behind a PROXY header the socket's peer is the balancer: the limits
+	 * apply to the client it names (xprt_proxy.c). */
+	if (!c->w->cfg->listeners[c->listener].proxy_protocol && !conn_admit(c))
+		return;
 	log_debug("connection accepted", "conn=%u peer=%s worker=%d", c->idx, c->peer, c->w->id);
-	if (c->state != CS_CLOSING)
-		recv_arm(c);
+	c->flags |= CF_READING;
+	recv_arm(c);
 }
 
-struct conn *worker_conn_by_sid(struct worker *w, uint64_t sid)
+/* ---- outbound connections ---------------------------------------------------- */
+
+struct conn *conn_connect(struct worker *w, const struct sockaddr *addr, socklen_t len,
+			  const struct role_ops *role, int *err)
 {
-	uint32_t idx = (uint32_t)sid, gen = (uint32_t)(sid >> 32);
+	int one = 1, rcv = SOCK_RCVBUF, snd = SOCK_SNDBUF, fd;
+	struct io_uring_sqe *sqe;
 	struct conn *c;
 
-	if (idx >= w->nslots)
+	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*err = -errno;
 		return NULL;
-	c = w->slots[idx];
-	return c && c->gen == gen && !(c->flags & CF_CLOSED) ? c : NULL;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
+	c = calloc(1, sizeof(*c));
+	sqe = c ? worker_sqe(w) : NULL;
+	if (!sqe) {
+		free(c);
+		close(fd);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	c->w = w;
+	c->gen = ++w->gen;
+	c->role = role;
+	c->flags = CF_OUTBOUND;
+	c->accepted = c->last_rx = w->now;
+	c->state = CS_TRANSPORT;
+	c->dst = addr;
+	c->dstlen = len;
+	strcpy(c->peer, "-");
+	framer_reset(&c->fr);
+	w->nconns++;
+	/* The plain fd moves into the ring's table: the kernel picks the slot
+	 * and writes it over the array element, c->idx. */
+	c->ofd = fd;
+	c->idx = (uint32_t)fd;
+	io_uring_prep_files_update(sqe, (int *)&c->idx, 1, (int)IORING_FILE_INDEX_ALLOC);
+	io_uring_sqe_set_data64(sqe, UD(c, OP_SOCKET));
+	c->refs++;
+	c->due = w->now + w->cfg->timeouts.handshake;
+	return c;
+}
+
+static void connect_failed(struct conn *c, int res)
+{
+	c->flags |= CF_PEER_GONE;
+	if (c->role->connected)
+		c->role->connected(c, res);
+	xmpp_abort(c);
+}
+
+static void on_socket(struct conn *c, int res)
+{
+	struct worker *w = c->w;
+	struct io_uring_sqe *sqe;
+	uint32_t slot = c->idx;
+
+	c->refs--;
+	close(c->ofd);   /* the table holds its own reference now */
+	c->ofd = -1;
+	if (res < 1 || slot >= w->nslots || w->slots[slot]) {
+		if (res >= 1)
+			slot_close(w, slot);
+		log_warn("outbound connection: no descriptor slot", "worker=%d err=%s", w->id,
+			 res < 0 ? strerror(-res) : "table full");
+		c->idx = UINT32_MAX;
+		c->flags |= CF_CLOSED | CF_PEER_GONE;   /* no slot to close */
+		if (c->role->connected)
+			c->role->connected(c, res < 0 ? res : -EMFILE);
+		xmpp_abort(c);
+		conn_maybe_free(c);
+		return;
+	}
+	w->slots[slot] = c;
+	conn_timer(c, c->due);
+	sqe = worker_sqe(w);
+	if (!sqe) {
+		connect_failed(c, -EAGAIN);
+		return;
+	}
+	io_uring_prep_connect(sqe, (int)slot, c->dst, c->dstlen);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data64(sqe, UD(c, OP_CONNECT));
+	c->refs++;
+}
+
+static void on_connect(struct conn *c, int res)
+{
+	c->refs--;
+	if (c->flags & CF_CLOSED) {
+		conn_maybe_free(c);
+		return;
+	}
+	if (c->state == CS_CLOSING) {
+		conn_release(c);
+		return;
+	}
+	if (res < 0) {
+		connect_failed(c, res);
+		return;
+	}
+	c->flags |= CF_READING;
+	recv_arm(c);
+	if (c->role->connected)
+		c->role->connected(c, 0);
 }
 
 static void accept_arm(struct listener *l)
 {
-	struct io_uring_sqe *sqe = get_sqe(l->w);
+	struct io_uring_sqe *sqe = worker_sqe(l->w);
 
+	if (!sqe)
+		return;   /* the loop tries again */
 	io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, 0);
 	io_uring_sqe_set_data64(sqe, UD(l, OP_ACCEPT));
 	l->armed = true;
@@ -607,6 +851,41 @@ static int listener_open(struct worker *w, const struct config_listener *cl)
 		return e;
 	}
 	return fd;
+}
+
+/* backend.upstream ("host:port", numeric, checked by config) into a socket address. */
+static int upstream_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(addr, ':');
+	size_t hl = colon ? (size_t)(colon - addr) : 0;
+	long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+
+	if (!colon || hl >= sizeof(host) || port <= 0 || port > 65535)
+		return -EINVAL;
+	memcpy(host, addr, hl);
+	host[hl] = 0;
+	if (host[0] == '[') {
+		memmove(host, host + 1, hl);
+		host[strcspn(host, "]")] = 0;
+	}
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(host, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+			return -EINVAL;
+		*len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return -EINVAL;
+		*len = sizeof(*s4);
+	}
+	return 0;
 }
 
 static int buffers_init(struct worker *w)
@@ -660,16 +939,26 @@ static int worker_setup(struct worker *w)
 				  cl->host, cl->port, strerror(-fd));
 			return fd;
 		}
-		w->listeners[i] = (struct listener){ .w = w, .fd = fd, .kind = cl->kind };
+		w->listeners[i] = (struct listener){ .w = w, .fd = fd, .index = (uint16_t)i };
 		w->nlisteners++;
 	}
-	r = link_open(w);
-	if (r < 0)
-		return r;
+	w->native = !w->cfg->backend_upstream;
+	if (w->native) {
+		r = link_open(w);
+		if (r < 0)
+			return r;
+	} else {
+		r = upstream_resolve(w->cfg->backend_upstream, &w->upstream, &w->upstream_len);
+		if (r < 0) {
+			log_error("backend.upstream is not a numeric host:port", "upstream=%s", w->cfg->backend_upstream);
+			return r;
+		}
+	}
 	w->now = w->wheel_pos = clock_s();
 	for (size_t i = 0; i < w->nlisteners; i++)
 		accept_arm(&w->listeners[i]);
-	link_arm(w);
+	if (w->native)
+		link_arm(w);
 	return 0;
 }
 
@@ -698,13 +987,16 @@ static void ctrl_drain(struct worker *w)
 			w->stop = 1;
 			log_info("worker draining", "worker=%d conns=%u", w->id, w->nconns);
 			for (size_t i = 0; i < w->nlisteners; i++) {
-				struct io_uring_sqe *sqe = get_sqe(w);
+				struct io_uring_sqe *sqe = worker_sqe(w);
+				if (!sqe)
+					break;   /* the loop re-arms nothing once stopping */
 				io_uring_prep_cancel64(sqe, UD(&w->listeners[i], OP_ACCEPT), 0);
 				io_uring_sqe_set_data64(sqe, UD(NULL, OP_IGNORE));
 			}
+			/* Clients are told; their upstream streams end with them. */
 			for (uint32_t i = 0; i < w->nslots; i++)
-				if (w->slots[i] && !(w->slots[i]->flags & CF_CLOSED))
-					stream_shutdown(w->slots[i]);
+				if (w->slots[i] && !(w->slots[i]->flags & (CF_CLOSED | CF_OUTBOUND)))
+					xmpp_error(w->slots[i], "system-shutdown", NULL);
 		}
 	}
 }
@@ -729,6 +1021,19 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	case OP_PEER:
 		on_peer(ptr, cqe->res);
 		break;
+	case OP_SOCKET:
+		on_socket(ptr, cqe->res);
+		break;
+	case OP_CONNECT:
+		on_connect(ptr, cqe->res);
+		break;
+	case OP_PAUSE: {
+		struct conn *c = ptr;
+		c->flags &= ~CF_CANCELLING;
+		c->refs--;
+		conn_maybe_free(c);
+		break;
+	}
 	case OP_CANCEL:
 	case OP_CLOSE: {
 		struct conn *c = ptr;
@@ -781,7 +1086,8 @@ static void *worker_main(void *arg)
 		}
 
 		flush_all(w);
-		link_flush(w);
+		if (w->native)
+			link_flush(w);
 		io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
 		w->now = clock_s();
 		io_uring_for_each_cqe(&w->ring, head, cqe) {
@@ -792,17 +1098,22 @@ static void *worker_main(void *arg)
 		ctrl_drain(w);
 		if (!w->stop)
 			for (size_t i = 0; i < w->nlisteners; i++)
-				if (!w->listeners[i].armed)
+				if (!w->listeners[i].armed && w->now >= w->listeners[i].retry_at)
 					accept_arm(&w->listeners[i]);
 		if (w->rate_paused)
 			rate_tick(w);
+		if (w->native)
+			link_arm(w);   /* a no-op unless an earlier arm could not be made */
 		if (w->now > w->wheel_pos) {
 			timers_run(w);
-			link_tick(w);
+			if (w->native)
+				link_tick(w);
 		}
 	}
 	flush_all(w);
-	link_close(w);
+	if (w->native)
+		link_close(w);
+	session_table_free(w);
 	for (size_t i = 0; i < w->nlisteners; i++)
 		close(w->listeners[i].fd);
 	io_uring_queue_exit(&w->ring);

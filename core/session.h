@@ -1,0 +1,26 @@
+/*
+ * session — the native backend's session objects and the worker's table of
+ * them (types in worker-t.h).  A session's id is what the session server
+ * knows: (generation << 32) | index, so frames for a freed session are
+ * recognised and dropped.  Lookups are O(1); the table grows by doubling.
+ */
+#ifndef XEDGE_SESSION_H
+#define XEDGE_SESSION_H
+
+#include "core/worker-t.h"
+
+/* A new session carried by c (c->sess is set).  NULL when out of memory. */
+struct session *session_new(struct worker *w, struct conn *c);
+
+/* Free s and its strings; c->sess is cleared. */
+void session_free(struct worker *w, struct session *s);
+
+/* The live session with this id, or NULL. */
+struct session *session_by_id(struct worker *w, uint64_t id);
+
+/* Every live session, for walks (link down); stops early when fn returns false. */
+void session_each(struct worker *w, bool (*fn)(struct session *s, void *arg), void *arg);
+
+void session_table_free(struct worker *w);
+
+#endif

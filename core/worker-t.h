@@ -1,0 +1,296 @@
+/*
+ * worker-t — the types of an edge worker: its ring, listeners, connections,
+ * sessions and link.  Types only; functions are declared in worker.h (the
+ * loop and sockets), xprt.h (transports), xmpp.h (roles), backend.h and
+ * link.h.
+ *
+ * A connection is three layers, each chosen per listener (docs/architecture.md):
+ *   transport  bytes on the wire <-> XMPP bytes: raw TCP at the bottom, then
+ *              optionally a PROXY header, TLS, WebSocket framing (xprt_ops);
+ *   role       what the XMPP stream is for: c2s, or the edge's own client
+ *              stream to an upstream server (role_ops);
+ *   backend    where a c2s session lives: `native` (our session servers over
+ *              the wire protocol) or `upstream` (any XMPP server; backend_ops).
+ * A session (native backend) is its own object with its own id, apart from
+ * the socket slot, so it can outlive or change its connection.
+ *
+ * Ownership: everything here belongs to the worker thread; nothing is shared
+ * with other threads except `ctrl` (a single-producer ck_ring the main thread
+ * writes) and `stop`.
+ *
+ * Completion lifetimes: a connection counts its in-flight operations in
+ * `refs` (armed multishot recv, send, cancels, close, peer lookup, connect).
+ * Closing is a request: the connection is freed only when the close
+ * completed and refs is 0, so a late completion never touches freed memory.
+ * user_data carries the object pointer with the operation in its low 4 bits
+ * (objects are 16-aligned).
+ */
+#ifndef XEDGE_WORKER_T_H
+#define XEDGE_WORKER_T_H
+
+#include <ck_ring.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "parser/framer.h"
+#include "parser/wire.h"
+#include "tls/tls.h"
+
+struct conn;
+struct sasl;
+struct session;
+struct xmlstage;
+struct xs_header;
+struct xs_stanza;
+
+enum op {
+	OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CLOSE, OP_CANCEL,
+	OP_LINK_RECV, OP_LINK_SEND, OP_LINK_CONNECT, OP_MSG, OP_IGNORE, OP_PEER,
+	OP_SOCKET, OP_CONNECT, OP_PAUSE
+};
+#define OP_MASK 0xfULL
+#define UD(ptr, op) ((uint64_t)(uintptr_t)(ptr) | (uint64_t)(op))
+#define UD_PTR(ud) ((void *)(uintptr_t)((ud) & ~OP_MASK))
+#define UD_OP(ud) ((int)((ud) & OP_MASK))
+
+/*
+ * The XMPP stream state machine, shared by the roles.  Every transition goes
+ * through xmpp_set_state() (xmpp.c), which checks it against the table of
+ * legal ones there.
+ */
+enum conn_state {
+	CS_TRANSPORT = 0, /* the transport is not ready yet: PROXY header, TLS handshake
+	                     (Direct TLS), WebSocket upgrade, or the outbound connect */
+	CS_HEADER,        /* waiting for a stream header (initial or after a restart) */
+	CS_STARTTLS,      /* <proceed/> queued, STARTTLS handshake running */
+	CS_NEGOTIATE,     /* header exchanged, features sent: starttls / auth / bind */
+	CS_SASL,          /* SASL exchange in progress */
+	CS_SESSION,       /* resource bound: stanzas flow (native backend) */
+	CS_RELAY,         /* the stream is relayed to or from an upstream server */
+	CS_CLOSING,       /* goodbye queued; the socket closes once it is flushed */
+	CS_COUNT
+};
+
+/* conn.flags */
+#define CF_TLS          0x00001 /* the stream is encrypted (or the listener is behind TLS) */
+#define CF_DIRECT_TLS   0x00002 /* accepted on a Direct TLS listener */
+#define CF_AUTHED       0x00004 /* SASL succeeded */
+#define CF_BOUND        0x00008 /* a resource is bound */
+#define CF_HEADER_SENT  0x00010 /* our stream header went out (stream errors need it) */
+#define CF_WS           0x00020 /* RFC 7395 framing: <open/>/<close/>, one element per message */
+#define CF_WAIT_SM      0x00040 /* input paused until the backend answers */
+#define CF_DIRTY        0x00080 /* on the worker's flush list */
+#define CF_CLOSED       0x00100 /* cancel + close submitted */
+#define CF_RECV_ARMED   0x00200 /* a multishot recv is armed */
+#define CF_SENDING      0x00400 /* a send is in flight */
+#define CF_PEER_GONE    0x00800 /* EOF or error: write nothing more */
+#define CF_IP_COUNTED   0x01000 /* counted in iplimit: leave on free */
+#define CF_HS_COUNTED   0x02000 /* holds one of the process-wide TLS handshake slots */
+#define CF_SLOW         0x04000 /* output queue over max_out_bytes since slow_since */
+#define CF_OUTBOUND     0x08000 /* we opened it (upstream), not a client */
+#define CF_PROXIED      0x10000 /* the address came from a PROXY header */
+#define CF_CANCELLING   0x20000 /* a cancel of the armed recv is in flight (pause) */
+#define CF_READING      0x40000 /* reads are wanted (once the peer address is known) */
+
+/* conn.paused: why reads are paused (the multishot recv is cancelled) */
+#define PAUSE_RATE      0x01   /* over its bytes/s or stanzas/s budget */
+#define PAUSE_LINK      0x02   /* the session server link is backed up */
+#define PAUSE_PEER      0x04   /* a recipient of this client (or its tied stream) reads too slowly */
+
+/*
+ * Transport layer.  A connection stacks up to XPRT_MAX of them above the
+ * socket (layer 0 is the lowest).  input() takes bytes from the layer below
+ * and passes what it decodes up with xprt_up(); write() takes bytes from
+ * above and passes what it encodes down with xprt_down() (the socket when
+ * nothing is below).  flush() runs once per loop iteration, top down, so a
+ * layer can batch (TLS seals everything written since in one record).
+ */
+#define XPRT_MAX 3
+struct xprt_ops {
+	const char *name;
+	void (*input)(struct conn *c, int layer, const uint8_t *data, size_t len);
+	void (*write)(struct conn *c, int layer, const void *data, size_t len);
+	void (*flush)(struct conn *c, int layer);            /* optional */
+	void (*shutdown)(struct conn *c, int layer);         /* our side ends; optional */
+	void (*free)(struct conn *c, int layer);             /* optional */
+};
+
+/* What an item handler tells the input loop (xmpp.c). */
+enum { GO_ON = 0, STOP_KEEP, STOP_DISCARD };
+
+/*
+ * Role: what an XMPP stream is for.  The shared negotiation (framing, header
+ * checks, stream errors, restarts) is xmpp.c; a role answers a valid header
+ * and handles the elements that follow.
+ */
+struct role_ops {
+	const char *name;
+	const char *ns;      /* the content namespace its peer must declare (jabber:client) */
+	int (*header)(struct conn *c, const struct xs_header *h);         /* GO_ON / STOP_* */
+	int (*element)(struct conn *c, const struct xs_stanza *s, const uint8_t *p, size_t n);
+	void (*timeout)(struct conn *c);     /* the connection's timer fired (not closing) */
+	void (*sent)(struct conn *c);        /* a send completed */
+	void (*ended)(struct conn *c, int reason); /* the stream is over (enum wire_reason) */
+	void (*free)(struct conn *c);
+	void (*connected)(struct conn *c, int res); /* outbound: the connect completed (0 / -errno) */
+};
+
+/*
+ * Backend: where a c2s session lives.  c2s calls it once the stream is
+ * secure (or TLS is not required) and for every element after that.
+ */
+struct backend_ops {
+	const char *name;
+	int (*header)(struct conn *c, const struct xs_header *h);   /* answer a (re)started stream */
+	int (*element)(struct conn *c, const struct xs_stanza *s, const uint8_t *p, size_t n);
+	void (*timeout)(struct conn *c);
+	void (*sent)(struct conn *c);
+	void (*ended)(struct conn *c, int reason);
+	void (*free)(struct conn *c);
+};
+
+struct conn {
+	struct worker *w;
+	uint32_t idx;            /* direct descriptor slot */
+	uint32_t gen;            /* generation of the slot's user, for stale completions */
+	uint32_t flags;          /* CF_* */
+	uint8_t state;           /* enum conn_state */
+	uint8_t paused;          /* PAUSE_* */
+	uint8_t auth_failures;
+	uint8_t nxp;             /* transport layers above the socket */
+	uint32_t refs;           /* in-flight operations (a few; never near wrapping) */
+	uint16_t listener;       /* index of the listener (config) it came in on */
+	int ofd;                 /* outbound set-up: the plain fd until it is in the table */
+	const struct sockaddr *dst; /* outbound: where to (owned by the worker) */
+	socklen_t dstlen;
+	const struct xprt_ops *xp[XPRT_MAX];
+	void *xs_state[XPRT_MAX];/* each layer's own state (NULL: none) */
+	const struct role_ops *role;
+	const struct backend_ops *be;
+	struct session *sess;    /* native backend: the session this stream carries */
+	struct conn *tied;       /* upstream backend: the other half of the relay */
+	struct framer fr;
+	struct buf in;           /* XMPP bytes received, not yet consumed */
+	struct buf out;          /* wire bytes queued behind the send in flight */
+	struct buf sending;      /* wire bytes of the send in flight (immutable) */
+	struct sasl *sasl;
+	const char *domain;      /* the served domain this stream is for (config-owned) */
+	char *close_tag;         /* "</p:stream" when the peer's stream prefix is not "stream" */
+	uint64_t accepted;       /* worker clock (s) at accept */
+	uint64_t last_rx;        /* worker clock (s) of the last complete item */
+	uint64_t deadline;       /* worker clock (s) when the timer fires; 0: none */
+	uint64_t due;            /* when the current state times out (before a session) */
+	uint64_t slow_since;     /* worker clock when the output queue went over the limit */
+	uint64_t sm_due;         /* while CF_WAIT_SM: when to give up on the backend */
+	int64_t tok_bytes, tok_stanzas; /* rate limit buckets (may go negative) */
+	uint64_t tok_ms;         /* last refill, ms */
+	struct conn *tnext, *tprev; /* timer wheel bucket */
+	struct conn *dnext;      /* flush list */
+	struct conn *pnext, *pprev; /* rate-paused list */
+	char stream_id[20];
+	char peer[48];           /* client address ("-" until known) */
+	uint8_t ip[16];          /* the same, v4-mapped, for iplimit */
+	uint8_t local_ip[16];    /* the address it reached (v4-mapped), for PROXY headers upstream */
+	uint16_t peer_port, local_port;
+} __attribute__((aligned(16)));
+
+/* Session flags */
+#define SF_SM_OPEN  0x01     /* the session server knows this session */
+
+/*
+ * A session of the native backend: what the session server knows as one
+ * client, named by `id` on the wire ((generation << 32) | index in the
+ * worker's session table).  It points at the connection that carries it;
+ * the connection points back.  Freed with its connection today; a later
+ * stream-management issue detaches it instead.
+ */
+struct session {
+	struct conn *c;
+	uint64_t id;
+	uint32_t owed;           /* stanza bytes from the session server not yet credited back */
+	uint8_t flags;           /* SF_* */
+	char *user;              /* canonical localpart once authenticated */
+	char *jid;               /* full JID once bound */
+	char *bind_id;           /* id of the pending bind iq */
+} __attribute__((aligned(16)));
+
+struct listener {
+	struct worker *w;
+	int fd;
+	uint16_t index;          /* into cfg->listeners */
+	bool armed;
+	uint64_t retry_at;       /* worker clock: re-arm a failing accept no sooner */
+} __attribute__((aligned(16)));
+
+struct link {
+	struct worker *w;
+	int fd;
+	bool up;                 /* HELLO_OK received */
+	bool recv_armed, sending, dead, connecting;
+	bool stalled;            /* a request timed out; cleared by the next frame received */
+	unsigned backoff;        /* seconds before the next reconnect attempt */
+	uint64_t retry_at;       /* worker clock of the next attempt */
+	struct sockaddr_storage addr; /* external session server, for reconnects */
+	socklen_t addrlen;
+	struct buf rx;           /* bytes received, frames decoded from the front */
+	struct buf out;          /* encoded frames queued */
+	struct buf tx;           /* frames in flight */
+} __attribute__((aligned(16)));
+
+#define WHEEL_SLOTS 256u
+
+enum ctrl_cmd { CTRL_STOP = 1 };
+
+struct worker {
+	int id;
+	pthread_t thread;
+	const struct config *cfg;
+	struct io_uring ring;
+	struct framer_limits lim;
+
+	struct listener listeners[CONFIG_MAX_LISTENERS];
+	size_t nlisteners;
+
+	struct io_uring_buf_ring *br;  /* provided receive buffers */
+	uint8_t *bufmem;
+	unsigned nbufs, bufsize;
+
+	struct conn **slots;     /* by direct descriptor index */
+	uint32_t nslots, nconns, gen;
+	struct conn *dirty;      /* connections with output to flush */
+	struct conn *rate_paused;/* connections paused by their rate limit */
+	uint32_t link_paused;    /* connections paused because the link is backed up */
+
+	struct session **sessions; /* native backend: by index; free ones chained in free_sess */
+	uint32_t nsessions_cap, sess_gen;
+	uint32_t *free_sess;
+	uint32_t nfree_sess;
+
+	uint64_t now;            /* monotonic seconds, updated once per loop */
+	struct conn *wheel[WHEEL_SLOTS];
+	uint64_t wheel_pos;
+
+	struct link link;
+	bool native;             /* the native backend is in use (the link exists) */
+	struct xmlstage *xs;
+	uint8_t *scratch;        /* TLS plaintext out of the record layer */
+	char *stamp;             /* a stanza with its 'from' stamped, before it is framed */
+	size_t stamp_cap;
+	struct sockaddr_storage upstream;  /* backend.upstream, resolved */
+	socklen_t upstream_len;
+
+	ck_ring_t ctrl;
+	ck_ring_buffer_t ctrl_buf[16];
+	volatile int stop;
+	int start_rc;            /* set by the thread once set up: 0 or -errno */
+	volatile int started;
+	int sm_fd;               /* embedded link end, or -1 to connect to cfg->backend_address */
+	uint64_t stat_accepted, stat_stanzas_in, stat_stanzas_out;
+};
+
+#endif
