@@ -135,7 +135,11 @@ int main(int argc, char **argv)
 		log_error("io_uring is not available: xedge needs Linux 6.1+ with io_uring enabled", "%s", "");
 		goto out;
 	}
-	if (!cfg.backend_address) {
+	if (cfg.backend_upstream) {
+		log_info("upstream mode: each client is relayed to its own stream on the upstream server",
+			 "upstream=%s proxy_protocol=%s", cfg.backend_upstream,
+			 cfg.upstream_proxy == PROXY_V2 ? "v2" : cfg.upstream_proxy == PROXY_V1 ? "v1" : "none");
+	} else if (!cfg.backend_address) {
 		sm = new_embedded_sm(&cfg);
 		if (!sm) {
 			log_error("cannot start the embedded session server", "database=%s",
@@ -175,11 +179,15 @@ int main(int argc, char **argv)
 			goto out_workers;
 		}
 	}
-	for (size_t i = 0; i < cfg.nlisteners; i++)
-		log_info("listening", "address=%s:%u type=%s", cfg.listeners[i].host, cfg.listeners[i].port,
-			 cfg.listeners[i].kind == LISTEN_C2S ? "c2s-starttls" : "c2s-direct-tls");
-	log_info("xedge started", "version=%s workers=%d domains=%zu session_server=%s", XEDGE_VERSION,
-		 nworkers, cfg.ndomains, cfg.backend_address ? cfg.backend_address : "embedded");
+	for (size_t i = 0; i < cfg.nlisteners; i++) {
+		static const char *const kinds[] = { "?", "c2s-starttls", "c2s-direct-tls", "ws", "wss" };
+		const struct config_listener *cl = &cfg.listeners[i];
+		log_info("listening", "address=%s:%u type=%s path=%s proxy_protocol=%s", cl->host, cl->port,
+			 kinds[cl->kind], cl->path ? cl->path : "-", cl->proxy_protocol ? "required" : "no");
+	}
+	log_info("xedge started", "version=%s workers=%d domains=%zu backend=%s", XEDGE_VERSION,
+		 nworkers, cfg.ndomains, cfg.backend_upstream ? "upstream" : cfg.backend_address ? cfg.backend_address
+		 : "embedded");
 	rc = 0;
 	do {
 		if (sigwait(&sigs, &sig) != 0)
