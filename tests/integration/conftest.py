@@ -171,7 +171,12 @@ class Proc:
 
 @dataclass
 class ServerOptions:
-    mode: str = "embedded"          # or "external": xedge-sm + xedge with backend:
+    mode: str = "embedded"          # or "external": xedge-sm + xedge with backend:;
+                                    # or "upstream": backend.upstream (no session server)
+    upstream: str = ""              # upstream mode: "127.0.0.1:PORT" of any XMPP server
+    upstream_proxy: str = "none"    # upstream mode: none, v1 or v2
+    ws: bool = False                # also a ws and a wss listener (ws_port, wss_port)
+    proxy_protocol: bool = False    # every listener requires a PROXY header
     tls_require: bool = True
     workers: int = WORKERS
     max_auth_failures: int = 3
@@ -216,7 +221,12 @@ class Server:
         self.database = workdir / "xedge.db"
         self.secret = "link-secret-" + os.urandom(6).hex()
         self.edge_config = workdir / "xedge.yaml"
-        if opts.mode == "external":
+        self.ws_port = free_port() if opts.ws else None
+        self.wss_port = free_port() if opts.ws else None
+        if opts.mode == "upstream":
+            self.sm_config = None
+            self.ctl_config = None
+        elif opts.mode == "external":
             self.sm_port = free_port()
             self.sm_config = workdir / "xedge-sm.yaml"
             self.ctl_config = self.sm_config
@@ -224,7 +234,7 @@ class Server:
             self.sm_config = None
             self.ctl_config = self.edge_config
         else:
-            raise ValueError(f"server mode {opts.mode!r}: embedded or external")
+            raise ValueError(f"server mode {opts.mode!r}: embedded, external or upstream")
         self._write_configs()
 
     # -- configuration --
@@ -239,13 +249,14 @@ class Server:
 
     def _write_configs(self):
         o = self.opts
+        listeners = [("c2s", self.c2s_port), ("c2s_tls", self.tls_port)]
+        if o.ws:
+            listeners += [("ws", self.ws_port), ("wss", self.wss_port)]
+        pp = "    proxy_protocol: true\n" if o.proxy_protocol else ""
         edge = (f"workers: {o.workers}\n"
                 f"log_level: {o.log_level}\n"
-                "listeners:\n"
-                "  - type: c2s\n"
-                f"    address: 127.0.0.1:{self.c2s_port}\n"
-                "  - type: c2s_tls\n"
-                f"    address: 127.0.0.1:{self.tls_port}\n"
+                "listeners:\n" +
+                "".join(f"  - type: {t}\n    address: 127.0.0.1:{p}\n{pp}" for t, p in listeners) +
                 "domains:\n"
                 f"  - name: {self.domain}\n"
                 f"    cert: {self.cert}\n"
@@ -260,6 +271,10 @@ class Server:
                                "idle": o.idle_timeout, **o.timeouts}))
         if o.mode == "embedded":
             edge += self._sm_yaml(with_listen=False)
+        elif o.mode == "upstream":
+            edge += ("backend:\n"
+                     f"  upstream: \"{o.upstream}\"\n"
+                     f"  proxy_protocol: {o.upstream_proxy}\n")
         else:
             edge += ("backend:\n"
                      f"  address: \"127.0.0.1:{self.sm_port}\"\n"
@@ -298,11 +313,14 @@ class Server:
         self.procs.append(edge)
         self.edge = edge
         self._wait(edge, "'xedge started' log line", lambda: "xedge started" in edge.text())
-        self._wait(edge, f"{self.opts.workers} 'session server link up' log lines",
-                   lambda: edge.text().count("session server link up") >= self.opts.workers)
+        if self.opts.mode != "upstream":
+            self._wait(edge, f"{self.opts.workers} 'session server link up' log lines",
+                       lambda: edge.text().count("session server link up") >= self.opts.workers)
         if self.opts.mode == "embedded":
             self._wait(edge, "admin socket", self.admin_socket.exists)
-        for port in (self.c2s_port, self.tls_port):
+        for port in (self.c2s_port, self.tls_port, self.ws_port, self.wss_port):
+            if port is None:
+                continue
             self._wait(edge, f"listener on 127.0.0.1:{port}", lambda port=port: port_accepts(port))
         return self
 

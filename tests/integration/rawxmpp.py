@@ -121,10 +121,13 @@ def connect(port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT, source=None, rcvbuf
 
 class Raw:
     def __init__(self, port, host="127.0.0.1", direct_tls=False, timeout=DEFAULT_TIMEOUT,
-                 sni="localhost", source=None, rcvbuf=None):
+                 sni="localhost", source=None, rcvbuf=None, preamble=b""):
+        """preamble: bytes sent first, before TLS (a PROXY protocol header)."""
         self.timeout = timeout
         self.sock = connect(port, host, timeout, source, rcvbuf)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if preamble:
+            self.sock.sendall(preamble)
         self.raw = b""          # everything received on this connection (plaintext)
         self.eof = False
         self.tls = False
