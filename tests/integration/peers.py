@@ -31,7 +31,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -162,7 +161,8 @@ VirtualHost "{domain}"
 PROSODY_HTTP = """\
 http_ports = {{ {http_port} }}
 http_interfaces = {{ "127.0.0.1" }}
-https_ports = {{ }}
+https_ports = {{ {https_port} }}
+https_interfaces = {{ "127.0.0.1" }}
 consider_websocket_secure = true    -- auth over ws:// (loopback) is fine
 cross_domain_websocket = true
 """
@@ -189,8 +189,10 @@ class Prosody:
         self.domain = domain
         self.users = dict(USERS if users is None else users)
         self.c2s_port = free_port()
+        self.proxy_port = None           # (ejabberd has a PROXY protocol listener)
         self.websocket = websocket
         self.http_port = free_port() if websocket else None
+        self.https_port = free_port() if websocket and tls else None
         self.config = self.dir / "prosody.cfg.lua"
         self.log = self.dir / "prosody.log"
         self.console = self.dir / "prosody-console.log"
@@ -199,11 +201,14 @@ class Prosody:
         # Without "tls" Prosody offers no STARTTLS (it would otherwise find a default
         # certificate and offer it): a plain upstream, as xedge's upstream mode expects.
         mods = list(modules) + (["websocket"] if websocket else []) + (["tls"] if tls else [])
-        http = PROSODY_HTTP.format(http_port=self.http_port) if websocket else ""
+        http = PROSODY_HTTP.format(http_port=self.http_port,
+                                   https_port=self.https_port or "") if websocket else ""
         tls_cfg = ""
         if tls:
             crt, key = tls
             tls_cfg = f'ssl = {{ certificate = "{crt}"; key = "{key}" }}\n'
+            if websocket:
+                tls_cfg += f'https_ssl = {{ certificate = "{crt}"; key = "{key}" }}\n'
         self.config.write_text(PROSODY_CFG.format(
             dir=self.dir, log_level=log_level, c2s_port=self.c2s_port, http=http, tls=tls_cfg,
             modules="".join(f' "{m}";' for m in mods), extra=extra_config, domain=domain))
@@ -212,6 +217,11 @@ class Prosody:
     def ws_url(self):
         assert self.websocket, "Prosody(websocket=True) for a WebSocket endpoint"
         return f"ws://127.0.0.1:{self.http_port}/xmpp-websocket"
+
+    @property
+    def wss_url(self):
+        assert self.https_port, "Prosody(websocket=True, tls=(cert, key)) for wss://"
+        return f"wss://localhost:{self.https_port}/xmpp-websocket"
 
     def jid(self, user):
         return user if "@" in user else f"{user}@{self.domain}"
@@ -222,7 +232,7 @@ class Prosody:
                                   stdin=subprocess.DEVNULL, stdout=self._consolef,
                                   stderr=subprocess.STDOUT, cwd=str(self.dir), env=child_env(),
                                   preexec_fn=_die_with_parent, start_new_session=True)
-        ports = [self.c2s_port] + ([self.http_port] if self.websocket else [])
+        ports = [p for p in (self.c2s_port, self.http_port, self.https_port) if p]
         _wait(f"prosody listening on 127.0.0.1:{ports}",
               lambda: all(port_accepts(p) for p in ports), timeout, self.p, self.procs)
         for user, pw in self.users.items():
@@ -772,12 +782,15 @@ def parse_proxy_header(data):
 
 class ProxyCapture:
     """A TCP server on 127.0.0.1 that records what each connection sends first (the
-    PROXY header, parsed) and then echoes every later byte back.  For checking what
-    a proxy (HAProxy, or xedge toward its upstream) puts in front of a stream.
+    PROXY header, parsed) and then echoes every later byte back (echo=True), or just
+    collects them (echo=False: h["data"] grows, nothing is answered).  For checking
+    what a proxy (HAProxy, or xedge toward its upstream) puts in front of a stream.
 
         with ProxyCapture() as cap:
             ... connect something to cap.port ...
-            h = cap.wait_header()     # dict from parse_proxy_header (+ 'peer': (ip, port))
+            h = cap.wait_header()     # dict from parse_proxy_header, plus 'peer':
+                                      # (ip, port) of the socket, 'data': bytearray of
+                                      # everything after the header
     """
 
     def __init__(self, echo=True):
@@ -827,17 +840,22 @@ class ProxyCapture:
                     self._record_error(peer, str(e), buf)
                     return
                 h["peer"] = peer
+                h["data"] = bytearray(h["rest"])
                 with self.cond:
                     self.headers.append(h)
                     self.cond.notify_all()
                 break
             if self.echo and h["rest"]:
                 c.sendall(h["rest"])
-            while self.echo:
+            while True:
                 data = c.recv(65536)
                 if not data:
                     return
-                c.sendall(data)
+                with self.cond:
+                    h["data"] += data
+                    self.cond.notify_all()
+                if self.echo:
+                    c.sendall(data)
         except OSError:
             return
         finally:
@@ -1070,8 +1088,12 @@ class XmppJsProc:
 @pytest.fixture
 def prosody(request, tmp_path):
     """A running Prosody (fresh per test) with alice, bob, carol (conftest.USERS).
-    Options (indirect parametrization, dict): Prosody() keywords, e.g. websocket=True."""
-    p = Prosody(tmp_path / "prosody", **_param(request))
+    Options (indirect parametrization, dict): Prosody() keywords, e.g. websocket=True;
+    tls=True means conftest's `cert` (STARTTLS offered, and wss:// with websocket)."""
+    opts = _param(request)
+    if opts.get("tls") is True:                 # the suite's self-signed localhost cert
+        opts["tls"] = request.getfixturevalue("cert")
+    p = Prosody(tmp_path / "prosody", **opts)
     _attach(request, p)
     try:
         p.start()
@@ -1172,3 +1194,11 @@ def xmppjs(request, tmp_path):
     _attach(request, Logs())
     yield x
     x.stop()
+
+
+@pytest.fixture(params=["prosody", "ejabberd"])
+def upstream(request):
+    """Each test that uses it runs twice: against a fresh Prosody and against the
+    module's ejabberd.  Common API: domain, c2s_port, proxy_port (None for Prosody),
+    jid(user), users, register(user, pw), new_user(), alive(), log_tails()."""
+    return request.getfixturevalue(request.param)

@@ -3,13 +3,14 @@ ejabberd as plaintext upstreams with slixmpp clients, ejabberd's PROXY protocol
 listener, HAProxy's send-proxy / send-proxy-v2, and xmpp.js over TCP and WebSocket."""
 import os
 import socket
+import time
 
 import pytest
 
 from conftest import USERS
 from peers import (ProxyCapture, ejabberd, ejabberd_module, haproxy, plain_login,  # noqa: F401
                    prosody, proxy_v1_header, proxy_v2_header, slix_login_plain,
-                   slix_plain_client, xmppjs)
+                   slix_plain_client, upstream, xmppjs)
 from rawxmpp import NS_CLIENT, q
 from slixclient import close_all, run
 
@@ -93,6 +94,17 @@ def test_ejabberd_behind_haproxy_sees_client_address(ejabberd, haproxy):
         r.close()
 
 
+def test_upstream_plaintext_login(upstream):
+    """The `upstream` fixture: the same test on Prosody and on ejabberd."""
+    jid, pw = upstream.new_user("up")
+    r = plain_login(upstream.c2s_port, jid.split("@")[0], pw, domain=upstream.domain)
+    try:
+        assert r.jid.startswith(jid + "/")
+        assert r.ping("p1").get("type") == "result"
+    finally:
+        r.close()
+
+
 # ---- HAProxy ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("version", ["v2", "v1"])
@@ -116,15 +128,30 @@ def test_haproxy_sends_proxy_header(haproxy, version):
         assert cap.errors == []
 
 
+@pytest.mark.parametrize("src,dst", [("127.0.0.9", "127.0.0.1"), ("2001:db8::5", "::1")])
+def test_proxy_capture_collects_without_echo(src, dst):
+    with ProxyCapture(echo=False) as cap:
+        with socket.create_connection(("127.0.0.1", cap.port), timeout=5) as s:
+            s.sendall(proxy_v2_header(src, dst, 1234, 5222) + b"<stream")
+            hdr = cap.wait_header()
+            assert (hdr["src"], hdr["dst"], hdr["sport"], hdr["dport"]) == (src, dst, 1234, 5222)
+            s.sendall(b":stream>")
+            deadline = time.monotonic() + 5
+            with cap.cond:
+                while bytes(hdr["data"]) != b"<stream:stream>" and time.monotonic() < deadline:
+                    cap.cond.wait(0.1)
+            assert bytes(hdr["data"]) == b"<stream:stream>"
+
+
 # ---- xmpp.js ------------------------------------------------------------------------
 
-def xmppjs_to_raw_peer(xmppjs, service, port, mech=None):
+def xmppjs_to_raw_peer(xmppjs, service, port, mech=None, ca_file=None):
     """xmpp.js (bob) sends to a raw client (alice, plaintext on the server's c2s port),
     who answers; xmpp.js waits for the answer."""
     alice = plain_login(port, "alice", USERS["alice"], resource="peer")
     try:
         hello = body("js-hello")
-        bob = xmppjs.start(service, "bob", USERS["bob"], mech=mech, to=alice.jid, body=hello,
+        bob = xmppjs.start(service, "bob", USERS["bob"], ca_file, mech=mech, to=alice.jid, body=hello,
                            expect_body="re: " + hello, timeout=15)
         m = alice.wait_for(lambda e: e.tag == q(NS_CLIENT, "message") and
                            e.findtext(q(NS_CLIENT, "body")) == hello, timeout=15)
@@ -148,3 +175,14 @@ def test_xmppjs_prosody_plain_tcp(prosody, xmppjs, mech):
 def test_xmppjs_prosody_websocket(prosody, xmppjs):
     r = xmppjs_to_raw_peer(xmppjs, prosody.ws_url, prosody.c2s_port)
     assert r["mechanism"] == "SCRAM-SHA-1"
+
+
+@pytest.mark.parametrize("prosody", [{"websocket": True, "tls": True}], indirect=True)
+def test_xmppjs_prosody_tls_with_test_ca(prosody, xmppjs, cert):
+    """STARTTLS and wss:// with the suite's self-signed certificate, trusted through
+    NODE_EXTRA_CA_CERTS; without it, node refuses the certificate."""
+    for service in (f"xmpp://localhost:{prosody.c2s_port}", prosody.wss_url):
+        r = xmppjs_to_raw_peer(xmppjs, service, prosody.c2s_port, ca_file=cert[0])
+        assert r["secure"] is True, service
+    r = xmppjs.run(prosody.wss_url, "bob", USERS["bob"], timeout=10)
+    assert not r["ok"] and "certificate" in r["error"], r
