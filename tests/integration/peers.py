@@ -97,7 +97,7 @@ def _stop_popen(p, name, timeout=10.0, sig=signal.SIGTERM, ok_codes=(0,)):
             p.wait(5)
         except subprocess.TimeoutExpired:
             pass
-    elif p.returncode not in ok_codes:
+    if not problems and p.returncode not in ok_codes:
         problems.append(f"{name} exited with status {p.returncode} (expected {ok_codes})")
     return problems
 
@@ -234,7 +234,7 @@ class Prosody:
                                   preexec_fn=_die_with_parent, start_new_session=True)
         ports = [p for p in (self.c2s_port, self.http_port, self.https_port) if p]
         _wait(f"prosody listening on 127.0.0.1:{ports}",
-              lambda: all(port_accepts(p) for p in ports), timeout, self.p, self.procs)
+              lambda: all(_listening(p) for p in ports), timeout, self.p, self.procs)
         for user, pw in self.users.items():
             self.register(user, pw)
         return self
@@ -268,11 +268,21 @@ class Prosody:
         except OSError:
             return ""
 
-    def wait_log(self, pattern, timeout=5.0):
+    def log_mark(self):
+        """The current end of the log: pass to wait_log(since=...) on a shared server."""
+        return len(self.log_text())
+
+    def wait_log(self, pattern, timeout=5.0, since=0):
+        """Wait until a line of the log (after offset `since`) matches regex pattern;
+        returns the matching lines."""
         rx = re.compile(pattern)
-        _wait(f"prosody log line matching {pattern!r}",
-              lambda: any(rx.search(l) for l in self.log_text().splitlines()),
-              timeout, None, self.procs)
+        hits = []
+
+        def look():
+            hits[:] = [l for l in self.log_text()[since:].splitlines() if rx.search(l)]
+            return bool(hits)
+        _wait(f"prosody log line matching {pattern!r}", look, timeout, None, self.procs)
+        return hits
 
     def log_tails(self, lines=60):
         return "\n".join(f"--- {p.name} log ({p.log}) ---\n{tail(p.log, lines)}"
@@ -309,7 +319,8 @@ listen:
     shaper: none
     access: c2s
   # The same, behind a PROXY protocol (v1 or v2) sender: the session records the
-  # address from the header.  A connection without a header is refused.
+  # address from the header.  A connection without a header is closed at once, with
+  # "Proxy protocol parsing failed: protocol error" in error.log.
   - port: {proxy_port}
     ip: "127.0.0.1"
     backlog: 1024
@@ -383,6 +394,15 @@ INET_DIST_INTERFACE=127.0.0.1
 ERL_DIST_PORT={dist_port}        # fixed distribution port: -start_epmd false, no epmd
 ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"
 EJABBERD_PID_PATH={dir}/ejabberd.pid
+# ejabberdctl runs erl as its child (no exec): this wrapper makes the Erlang VM die
+# with ejabberdctl, which dies with the test runner (PR_SET_PDEATHSIG), so no VM is
+# left behind when the runner is killed.
+ERL={dir}/erl
+"""
+
+EJABBERD_ERL = """\
+#!/bin/sh
+exec setpriv --pdeathsig KILL /usr/bin/erl "$@"
 """
 
 # Resolve only from this file: no query ever reaches the machine's resolver.
@@ -429,10 +449,13 @@ class Ejabberd:
                       PeerLog("ejabberd errors", self.dir / "logs" / "error.log")]
         self.config.write_text(EJABBERD_YML.format(
             domain=domain, log_level=log_level, c2s_port=self.c2s_port,
-            proxy_port=self.proxy_port, api_port=self.api_port, extra_listen=extra_listen, extra_modules=extra_modules))
+            proxy_port=self.proxy_port, api_port=self.api_port, extra_listen=extra_listen,
+            extra_modules=extra_modules))
         self.ctl_config.write_text(EJABBERDCTL_CFG.format(node=self.node, dist_port=self.dist_port,
                                                           dir=self.dir))
         (self.dir / "inetrc").write_text(EJABBERD_INETRC)
+        (self.dir / "erl").write_text(EJABBERD_ERL)
+        os.chmod(self.dir / "erl", 0o755)
         pw = pwd.getpwnam(self.RUN_AS)
         self._uid, self._gid = pw.pw_uid, pw.pw_gid
         for root, dirs, files in os.walk(self.dir):
@@ -547,11 +570,21 @@ class Ejabberd:
         except OSError:
             return ""
 
-    def wait_log(self, pattern, timeout=5.0):
+    def log_mark(self):
+        """The current end of the log: pass to wait_log(since=...) on a shared server."""
+        return len(self.log_text())
+
+    def wait_log(self, pattern, timeout=5.0, since=0):
+        """Wait until a line of the log (after offset `since`) matches regex pattern;
+        returns the matching lines."""
         rx = re.compile(pattern)
-        _wait(f"ejabberd log line matching {pattern!r}",
-              lambda: any(rx.search(l) for l in self.log_text().splitlines()),
-              timeout, None, self.procs)
+        hits = []
+
+        def look():
+            hits[:] = [l for l in self.log_text()[since:].splitlines() if rx.search(l)]
+            return bool(hits)
+        _wait(f"ejabberd log line matching {pattern!r}", look, timeout, None, self.procs)
+        return hits
 
     def log_tails(self, lines=60):
         return "\n".join(f"--- {p.name} log ({p.log}) ---\n{tail(p.log, lines)}"

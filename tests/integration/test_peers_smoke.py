@@ -11,7 +11,8 @@ from conftest import USERS
 from peers import (ProxyCapture, ejabberd, ejabberd_module, haproxy, plain_login,  # noqa: F401
                    prosody, proxy_v1_header, proxy_v2_header, slix_login_plain,
                    slix_plain_client, upstream, xmppjs)
-from rawxmpp import NS_CLIENT, q
+from rawxmpp import NS_CLIENT, Raw, q
+from rawxmpp import header as rawxmpp_header
 from slixclient import close_all, run
 
 
@@ -47,15 +48,6 @@ def test_prosody_slixmpp_plaintext_chat(prosody):
                   prosody.jid("bob"), USERS["bob"]))
 
 
-def test_prosody_offers_no_starttls(prosody):
-    r = plain_login(prosody.c2s_port, "carol", USERS["carol"], presence=False)
-    try:
-        assert b"urn:ietf:params:xml:ns:xmpp-tls" not in r.raw
-        assert r.jid.startswith("carol@localhost/")
-    finally:
-        r.close()
-
-
 # ---- ejabberd -----------------------------------------------------------------------
 
 def test_ejabberd_slixmpp_plaintext_chat(ejabberd):
@@ -83,6 +75,17 @@ def test_ejabberd_records_proxy_protocol_address(ejabberd, version):
         direct.close()
 
 
+def test_ejabberd_proxy_listener_refuses_a_stream_without_header(ejabberd):
+    mark = ejabberd.log_mark()
+    r = Raw(ejabberd.proxy_port)
+    try:
+        r.send(rawxmpp_header())
+        assert r.read_until_eof(5) == [] and r.raw == b""
+    finally:
+        r.close()
+    ejabberd.wait_log(r"\[error\].*Proxy protocol parsing failed", since=mark)
+
+
 def test_ejabberd_behind_haproxy_sees_client_address(ejabberd, haproxy):
     """client (from 127.0.0.77) -> haproxy send-proxy-v2 -> ejabberd's PROXY listener."""
     h = haproxy(ejabberd.proxy_port, "v2")
@@ -99,6 +102,7 @@ def test_upstream_plaintext_login(upstream):
     jid, pw = upstream.new_user("up")
     r = plain_login(upstream.c2s_port, jid.split("@")[0], pw, domain=upstream.domain)
     try:
+        assert b"urn:ietf:params:xml:ns:xmpp-tls" not in r.raw, "STARTTLS offered"
         assert r.jid.startswith(jid + "/")
         assert r.ping("p1").get("type") == "result"
     finally:
