@@ -176,9 +176,24 @@ def test_xmppjs_prosody_plain_tcp(prosody, xmppjs, mech):
 
 
 @pytest.mark.parametrize("prosody", [{"websocket": True}], indirect=True)
-def test_xmppjs_prosody_websocket(prosody, xmppjs):
-    r = xmppjs_to_raw_peer(xmppjs, prosody.ws_url, prosody.c2s_port)
-    assert r["mechanism"] == "SCRAM-SHA-1"
+def test_xmppjs_prosody_websocket_echo(prosody, xmppjs):
+    """xmpp.js over ws:// answers the first message (--echo); a raw client sends it."""
+    echo = xmppjs.start(prosody.ws_url, "bob", USERS["bob"], resource="echo", echo=True)
+    bob_jid = echo.wait_ready()
+    assert bob_jid == "bob@localhost/echo"
+    alice = plain_login(prosody.c2s_port, "alice", USERS["alice"], resource="sender")
+    try:
+        hello = body("ws-hello")
+        alice.send(f"<message to='{bob_jid}' type='chat'><body>{hello}</body></message>")
+        m = alice.wait_for(lambda e: e.tag == q(NS_CLIENT, "message") and
+                           e.findtext(q(NS_CLIENT, "body")) == "echo: " + hello, timeout=15)
+        assert m.get("from") == bob_jid
+    finally:
+        alice.close()
+    r = echo.result()
+    assert r["ok"], f"xmpp.js failed: {r['error']}\n{r['output']}"
+    assert r["received"] == {"from": "alice@localhost/sender", "body": hello}
+    assert r["secure"] is True and r["mechanism"] == "SCRAM-SHA-1"   # consider_websocket_secure
 
 
 @pytest.mark.parametrize("prosody", [{"websocket": True, "tls": True}], indirect=True)
