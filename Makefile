@@ -37,6 +37,8 @@ deps:
 	@deploy/debian-deps.sh build
 test-deps:
 	@deploy/debian-deps.sh test
+	@[ -d tests/integration/xmppjs/node_modules ] || \
+		npm ci --prefix tests/integration/xmppjs --no-audit --no-fund --loglevel=error >/dev/null
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
