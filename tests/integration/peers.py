@@ -308,6 +308,9 @@ log_rotate_count: 0
 hide_sensitive_log_data: false
 registration_timeout: infinity
 auth_method: internal
+# Offered otherwise (plaintext): DIGEST-MD5 breaks clients that pick it, X-OAUTH2 is
+# not for passwords.  Left: PLAIN, SCRAM-SHA-1/-256/-512 (no -PLUS without TLS).
+disable_sasl_mechanisms: ["digest-md5", "x-oauth2"]
 listen:
   # Plaintext c2s (no certificate configured: no STARTTLS offered at all).
   - port: {c2s_port}
