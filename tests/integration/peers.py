@@ -19,6 +19,21 @@ Options go through indirect parametrization (a dict of constructor keywords):
 
 When a test fails, the tail of every peer log is attached to the report (the
 same hook as xedge's: the peers register on request.node._xedge_servers).
+
+Fixtures
+  prosody          fresh Prosody per test (~0.4 s start, ~1 s stop); params: Prosody()
+                   keywords, tls=True for conftest's cert.  prosody_shared: one per
+                   module (PROSODY_OPTIONS).
+  ejabberd         the module's ejabberd (ejabberd_module, EJABBERD_OPTIONS; ~2-4 s
+                   start, ~2 s stop), checked alive before each test.
+  upstream         parametrized: the test runs on prosody and on ejabberd.
+  haproxy          factory: haproxy(backend_port, "v2"|"v1"|None) -> HAProxy (.port).
+  xmppjs           XmppJs runner: run(service, user, pw, ...) -> dict, start() -> proc.
+Helpers
+  plain_login()    rawxmpp.Raw logged in over plaintext, optional PROXY header / source.
+  slix_plain_client() + slix_login_plain()   slixmpp without TLS, PLAIN allowed.
+  proxy_v1_header(), proxy_v2_header(), parse_proxy_header(), ProxyCapture.
+  Ejabberd.session_ip(jid), .sessions(): the client address ejabberd recorded.
 """
 import asyncio
 import ipaddress
