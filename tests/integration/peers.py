@@ -19,6 +19,21 @@ Options go through indirect parametrization (a dict of constructor keywords):
 
 When a test fails, the tail of every peer log is attached to the report (the
 same hook as xedge's: the peers register on request.node._xedge_servers).
+
+Fixtures
+  prosody          fresh Prosody per test (~0.4 s start, ~1 s stop); params: Prosody()
+                   keywords, tls=True for conftest's cert.  prosody_shared: one per
+                   module (PROSODY_OPTIONS).
+  ejabberd         the module's ejabberd (ejabberd_module, EJABBERD_OPTIONS; ~2-4 s
+                   start, ~2 s stop), checked alive before each test.
+  upstream         parametrized: the test runs on prosody and on ejabberd.
+  haproxy          factory: haproxy(backend_port, "v2"|"v1"|None) -> HAProxy (.port).
+  xmppjs           XmppJs runner: run(service, user, pw, ...) -> dict, start() -> proc.
+Helpers
+  plain_login()    rawxmpp.Raw logged in over plaintext, optional PROXY header / source.
+  slix_plain_client() + slix_login_plain()   slixmpp without TLS, PLAIN allowed.
+  proxy_v1_header(), proxy_v2_header(), parse_proxy_header(), ProxyCapture.
+  Ejabberd.session_ip(jid), .sessions(): the client address ejabberd recorded.
 """
 import asyncio
 import ipaddress
@@ -308,6 +323,9 @@ log_rotate_count: 0
 hide_sensitive_log_data: false
 registration_timeout: infinity
 auth_method: internal
+# Offered otherwise (plaintext): DIGEST-MD5 breaks clients that pick it, X-OAUTH2 is
+# not for passwords.  Left: PLAIN, SCRAM-SHA-1/-256/-512 (no -PLUS without TLS).
+disable_sasl_mechanisms: ["digest-md5", "x-oauth2"]
 listen:
   # Plaintext c2s (no certificate configured: no STARTTLS offered at all).
   - port: {c2s_port}

@@ -205,3 +205,9 @@ def test_xmppjs_prosody_tls_with_test_ca(prosody, xmppjs, cert):
         assert r["secure"] is True, service
     r = xmppjs.run(prosody.wss_url, "bob", USERS["bob"], timeout=10)
     assert not r["ok"] and "certificate" in r["error"], r
+
+
+def test_xmppjs_ejabberd_plain_tcp(ejabberd, xmppjs):
+    r = xmppjs_to_raw_peer(xmppjs, f"xmpp://127.0.0.1:{ejabberd.c2s_port}", ejabberd.c2s_port)
+    assert r["secure"] is False and r["mechanism"] == "SCRAM-SHA-1"
+    assert "SCRAM-SHA-1" in r["offered"] and "PLAIN" in r["offered"]
