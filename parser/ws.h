@@ -89,7 +89,8 @@ void ws_upgrade_init(struct ws_upgrade *u);
  * or minus the HTTP status of the answer:
  *   -400  malformed request line or field (including obs-fold, bare CR or
  *         LF, control bytes), missing or duplicate Host, a bad or duplicate
- *         Sec-WebSocket-Key, Upgrade without Connection: upgrade, a body;
+ *         Sec-WebSocket-Key, a duplicate Sec-WebSocket-Version, Upgrade
+ *         without Connection: upgrade, a body;
  *   -405  a method other than GET (u->extra = "Allow: GET");
  *   -426  no "Upgrade: websocket" (u->extra = "Upgrade: websocket"), or
  *         Sec-WebSocket-Version missing or not 13 (u->extra =
