@@ -269,8 +269,7 @@ long ws_upgrade_parse(struct ws_upgrade *u, const uint8_t *buf, size_t len)
 			return fail(u, 400, "bare LF", NULL);
 		ln = i - 1 - u->line;
 		if (!(u->seen & WS_SEEN_REQLINE)) {
-			if (ln == 0)
-				return fail(u, 400, "empty request line", NULL);
+			/* not empty: its first byte was a tchar */
 			r = request_line(u, buf, u->line, ln);
 			u->seen |= WS_SEEN_REQLINE;
 		} else if (ln == 0) {
