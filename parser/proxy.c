@@ -59,11 +59,11 @@ static int could_be(const struct cur *c, const char *s)
 }
 
 /*
- * A decimal number <= max without leading zeroes, ended by one of the two
- * terminator bytes (consumed; which one in *term).  Refused as soon as it
- * exceeds max, so a long run of digits fails early.
+ * A decimal number <= max without leading zeroes, ended by the byte term
+ * (consumed).  Refused as soon as it exceeds max, so a long run of digits
+ * fails early.
  */
-static int dec(struct cur *c, uint32_t max, uint8_t t1, uint8_t t2, uint32_t *val, uint8_t *term)
+static int dec(struct cur *c, uint32_t max, uint8_t term, uint32_t *val)
 {
 	uint32_t v = 0;
 	size_t digits = 0;
@@ -84,23 +84,22 @@ static int dec(struct cur *c, uint32_t max, uint8_t t1, uint8_t t2, uint32_t *va
 			c->i++;
 			continue;
 		}
-		if (digits == 0 || (b != t1 && b != t2))
+		if (digits == 0 || b != term)
 			return BAD;
 		c->i++;
 		*val = v;
-		*term = b;
 		return OK;
 	}
 }
 
 static int ip4(struct cur *c, uint8_t last_term, struct in_addr *a)
 {
-	uint8_t o[4], term;
+	uint8_t o[4];
 	uint32_t v;
 	int r;
 
 	for (int k = 0; k < 4; k++) {
-		r = dec(c, 255, k < 3 ? '.' : last_term, k < 3 ? '.' : last_term, &v, &term);
+		r = dec(c, 255, k < 3 ? '.' : last_term, &v);
 		if (r != OK)
 			return r;
 		o[k] = (uint8_t)v;
@@ -188,7 +187,6 @@ static int v1_body(struct cur *c, struct proxy_hdr *out)
 	struct in_addr s4, d4;
 	struct in6_addr s6, d6;
 	uint32_t sp, dp;
-	uint8_t term;
 	int r, six;
 
 	if ((r = lit(c, "PROXY ")) != OK)
@@ -217,9 +215,9 @@ static int v1_body(struct cur *c, struct proxy_hdr *out)
 		if ((r = ip4(c, ' ', &s4)) != OK || (r = ip4(c, ' ', &d4)) != OK)
 			return r;
 	}
-	if ((r = dec(c, 65535, ' ', ' ', &sp, &term)) != OK)
+	if ((r = dec(c, 65535, ' ', &sp)) != OK)
 		return r;
-	if ((r = dec(c, 65535, '\r', '\r', &dp, &term)) != OK)
+	if ((r = dec(c, 65535, '\r', &dp)) != OK)
 		return r;
 	c->i--;   /* dec consumed the CR: read the pair as one */
 	if ((r = crlf(c)) != OK)

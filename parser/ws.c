@@ -201,7 +201,10 @@ static long field_line(struct ws_upgrade *u, const uint8_t *buf, size_t off, siz
 		memcpy(u->key, v, WS_KEY_LEN);
 		u->key[WS_KEY_LEN] = '\0';
 	} else if (eq_ci(p, i, "sec-websocket-version")) {
-		if ((u->seen & WS_SEEN_VERSION) || vn != 2 || memcmp(v, "13", 2) != 0)
+		/* RFC 6455 §11.3.5: the field must not appear more than once */
+		if (u->seen & WS_SEEN_VERSION)
+			return fail(u, 400, "duplicate Sec-WebSocket-Version", NULL);
+		if (vn != 2 || memcmp(v, "13", 2) != 0)
 			return fail(u, 426, "Sec-WebSocket-Version is not 13",
 				    "Sec-WebSocket-Version: 13");
 		u->seen |= WS_SEEN_VERSION;
@@ -266,8 +269,7 @@ long ws_upgrade_parse(struct ws_upgrade *u, const uint8_t *buf, size_t len)
 			return fail(u, 400, "bare LF", NULL);
 		ln = i - 1 - u->line;
 		if (!(u->seen & WS_SEEN_REQLINE)) {
-			if (ln == 0)
-				return fail(u, 400, "empty request line", NULL);
+			/* not empty: its first byte was a tchar */
 			r = request_line(u, buf, u->line, ln);
 			u->seen |= WS_SEEN_REQLINE;
 		} else if (ln == 0) {

@@ -85,11 +85,13 @@ void ws_upgrade_init(struct ws_upgrade *u);
  * contiguous, starting with the request line; the parser resumes where it
  * stopped (u->scan), so each byte is examined once.  Returns the request
  * length (> 0, the bytes up to and including the blank line; what follows is
- * WebSocket data); 0 when the request is incomplete (len < WS_REQ_MAX + 1);
+ * WebSocket data); 0 when the request is incomplete (only while len <=
+ * WS_REQ_MAX);
  * or minus the HTTP status of the answer:
  *   -400  malformed request line or field (including obs-fold, bare CR or
  *         LF, control bytes), missing or duplicate Host, a bad or duplicate
- *         Sec-WebSocket-Key, Upgrade without Connection: upgrade, a body;
+ *         Sec-WebSocket-Key, a duplicate Sec-WebSocket-Version, Upgrade
+ *         without Connection: upgrade, a body;
  *   -405  a method other than GET (u->extra = "Allow: GET");
  *   -426  no "Upgrade: websocket" (u->extra = "Upgrade: websocket"), or
  *         Sec-WebSocket-Version missing or not 13 (u->extra =
