@@ -5,7 +5,7 @@
 set -e
 build="gcc make pkg-config liburing-dev libwolfssl-dev libjemalloc-dev libexpat1-dev \
 libck-dev libyaml-dev libsqlite3-dev openssl"
-test="$build libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-slixmpp libstrophe-dev"
+test="$build libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-slixmpp libstrophe-dev tsung"
 bench="$build gnuplot-nox prosody ejabberd tsung"
 case "${1:-build}" in
 	build) pkgs=$build ;;
