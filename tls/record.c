@@ -17,18 +17,7 @@
 
 #include "tls/tls.h"
 
-enum { CT_CCS = 20, CT_ALERT = 21, CT_HANDSHAKE = 22, CT_APPDATA = 23 };
 enum { HS_NEW_SESSION_TICKET = 4, HS_KEY_UPDATE = 24 };
-enum {
-	AL_CLOSE_NOTIFY = 0,
-	AL_UNEXPECTED_MESSAGE = 10,
-	AL_BAD_RECORD_MAC = 20,
-	AL_RECORD_OVERFLOW = 22,
-	AL_ILLEGAL_PARAMETER = 47,
-	AL_DECODE_ERROR = 50,
-	AL_INTERNAL_ERROR = 80,
-	AL_USER_CANCELED = 90,
-};
 
 #define TAG_LEN 16
 #define HDR_LEN 5
@@ -78,15 +67,21 @@ static int key_update(const struct tls13 *r, struct rec_dir *d)
 	return rc;
 }
 
+/* The record size limit: the max_fragment_length negotiated, or 2^14. */
+static size_t frag_limit(const struct tls13 *r)
+{
+	return r->frag && r->frag < REC_PLAIN_MAX ? r->frag : REC_PLAIN_MAX;
+}
+
 size_t rec_frag_max(const struct tls13 *r)
 {
-	return r->frag && r->frag < REC_PLAIN_MAX ? r->frag - 1u : REC_PLAIN_MAX;
+	return frag_limit(r) < REC_PLAIN_MAX ? frag_limit(r) - 1u : REC_PLAIN_MAX;
 }
 
 /* The largest inner plaintext we accept: 2^14 + 1 (§5.4), or frag + 1. */
 static size_t inner_max(const struct tls13 *r)
 {
-	return (r->frag && r->frag < REC_PLAIN_MAX ? r->frag : REC_PLAIN_MAX) + 1u;
+	return frag_limit(r) + 1u;
 }
 
 static void make_nonce(const struct rec_dir *d, uint8_t n[12])
@@ -98,11 +93,12 @@ static void make_nonce(const struct rec_dir *d, uint8_t n[12])
 
 /*
  * The AEAD, one record at a time: in[0..len) to out (in place is fine), the
- * tag written to tag (seal) or checked against it (open).  The cipher state lives on our stack
- * for the call and is wiped after it on every path, whatever wolfCrypt
- * itself wipes: the AES key schedule, the ChaCha20 key and the Poly1305 key
- * it derives.  AES keys are expanded per record: AES-GCM is only the fallback
- * suite (ChaCha20 is preferred).  0, or -1 (for open: not authentic).
+ * tag written to tag (seal) or checked against it (open).  The cipher state
+ * lives on our stack for the call and is wiped after it on every path,
+ * whatever wolfCrypt itself wipes: the AES key schedule, the ChaCha20 key
+ * and the Poly1305 key it derives.  AES keys are expanded per record: AES-GCM
+ * is only the fallback suite (ChaCha20 is preferred).  0, or -1 (for open:
+ * not authentic; out then holds garbage).
  */
 static int aead(const struct tls13 *r, bool enc, const uint8_t key[32], const uint8_t n[12],
 		const uint8_t aad[HDR_LEN], const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
@@ -164,7 +160,7 @@ int rec_send(struct tls13 *r, struct tls_io *io, uint8_t type, const uint8_t *da
 
 	if (len > rec_frag_max(r))
 		return -1;
-	wbuf[0] = CT_APPDATA;
+	wbuf[0] = REC_CT_APPDATA;
 	wbuf[1] = 3;
 	wbuf[2] = 3;
 	wbuf[3] = (uint8_t)(wire >> 8);
@@ -187,7 +183,7 @@ static int send_key_update(struct tls13 *r, struct tls_io *io, uint8_t request)
 	struct rec_dir next;
 	int rc = -1;
 
-	if (next_keys(r, &r->wr, &next) == 0 && rec_send(r, io, CT_HANDSHAKE, msg, sizeof(msg)) == 0) {
+	if (next_keys(r, &r->wr, &next) == 0 && rec_send(r, io, REC_CT_HANDSHAKE, msg, sizeof(msg)) == 0) {
 		r->wr = next;
 		rc = 0;
 	}
@@ -197,9 +193,9 @@ static int send_key_update(struct tls13 *r, struct tls_io *io, uint8_t request)
 
 static void send_alert(struct tls13 *r, struct tls_io *io, uint8_t desc)
 {
-	const uint8_t msg[2] = { desc == AL_CLOSE_NOTIFY || desc == AL_USER_CANCELED ? 1 : 2, desc };
+	const uint8_t msg[2] = { desc == REC_AL_CLOSE_NOTIFY || desc == REC_AL_USER_CANCELED ? 1 : 2, desc };
 
-	(void)rec_send(r, io, CT_ALERT, msg, sizeof(msg));
+	(void)rec_send(r, io, REC_CT_ALERT, msg, sizeof(msg));
 }
 
 void rec_alert(struct tls13 *r, struct tls_io *io, uint8_t desc)
@@ -241,9 +237,9 @@ static size_t handshake(struct tls13 *r, struct tls_io *io, const uint8_t *d, si
 			r->hs_left = (uint32_t)r->hs_hdr[1] << 16 | (uint32_t)r->hs_hdr[2] << 8 | r->hs_hdr[3];
 			if (r->hs_hdr[0] == HS_KEY_UPDATE) {
 				if (r->hs_left != 1)
-					return fail(r, io, AL_DECODE_ERROR, "KeyUpdate of a wrong length", res);
+					return fail(r, io, REC_AL_DECODE_ERROR, "KeyUpdate of a wrong length", res);
 			} else if (!(r->hs_hdr[0] == HS_NEW_SESSION_TICKET && r->client)) {
-				return fail(r, io, AL_UNEXPECTED_MESSAGE,
+				return fail(r, io, REC_AL_UNEXPECTED_MESSAGE,
 					    "unexpected handshake message after the handshake", res);
 			}
 			if (!r->hs_left)
@@ -255,13 +251,13 @@ static size_t handshake(struct tls13 *r, struct tls_io *io, const uint8_t *d, si
 			r->hs_have = 0;
 			r->hs_left = 0;
 			if (request > 1)
-				return fail(r, io, AL_ILLEGAL_PARAMETER, "KeyUpdate request_update out of range", res);
+				return fail(r, io, REC_AL_ILLEGAL_PARAMETER, "KeyUpdate request_update out of range", res);
 			if (n > 1) /* §5.1: a key change must end its record */
-				return fail(r, io, AL_UNEXPECTED_MESSAGE, "data after KeyUpdate in its record", res);
+				return fail(r, io, REC_AL_UNEXPECTED_MESSAGE, "data after KeyUpdate in its record", res);
 			if (key_update(r, &r->rd) < 0)
-				return fail(r, io, AL_INTERNAL_ERROR, "key derivation failed", res);
+				return fail(r, io, REC_AL_INTERNAL_ERROR, "key derivation failed", res);
 			if (request && send_key_update(r, io, 0) < 0)
-				return fail(r, io, AL_INTERNAL_ERROR, "cannot answer KeyUpdate", res);
+				return fail(r, io, REC_AL_INTERNAL_ERROR, "cannot answer KeyUpdate", res);
 			break;
 		}
 		size_t take = r->hs_left < n ? r->hs_left : n; /* a ticket: we resume nothing */
@@ -282,51 +278,51 @@ static size_t process(struct tls13 *r, struct tls_io *io, const uint8_t *rec, si
 	size_t clen = total - HDR_LEN, n;
 	uint8_t type;
 
-	if (rec[0] == CT_CCS) /* §5: only before the peer's Finished */
-		return fail(r, io, AL_UNEXPECTED_MESSAGE, "change_cipher_spec after the handshake", res);
-	if (rec[0] != CT_APPDATA)
-		return fail(r, io, AL_UNEXPECTED_MESSAGE, "unprotected record after the handshake", res);
+	if (rec[0] == REC_CT_CCS) /* §5: only before the peer's Finished */
+		return fail(r, io, REC_AL_UNEXPECTED_MESSAGE, "change_cipher_spec after the handshake", res);
+	if (rec[0] != REC_CT_APPDATA)
+		return fail(r, io, REC_AL_UNEXPECTED_MESSAGE, "unprotected record after the handshake", res);
 	if (clen < TAG_LEN)
-		return fail(r, io, AL_BAD_RECORD_MAC, "record authentication failed", res);
+		return fail(r, io, REC_AL_BAD_RECORD_MAC, "record authentication failed", res);
 	/* §5.4: the inner plaintext (content, type and padding) is at most
 	 * 2^14 + 1 bytes (frag + 1 with max_fragment_length, see record.h).
 	 * Both our AEADs add exactly TAG_LEN bytes, so it is known before
 	 * decrypting. */
 	if (clen - TAG_LEN > inner_max(r))
-		return fail(r, io, AL_RECORD_OVERFLOW,
-			    inner_max(r) <= REC_PLAIN_MAX ? "record over the negotiated max_fragment_length"
+		return fail(r, io, REC_AL_RECORD_OVERFLOW,
+			    frag_limit(r) < REC_PLAIN_MAX ? "record over the negotiated max_fragment_length"
 				    : "inner plaintext over 2^14+1 bytes", res);
 	if (open_record(r, rec, clen, out) < 0)
-		return fail(r, io, AL_BAD_RECORD_MAC, "record authentication failed", res);
+		return fail(r, io, REC_AL_BAD_RECORD_MAC, "record authentication failed", res);
 	r->rd.seq++;
 	n = clen - TAG_LEN;
 	while (n && out[n - 1] == 0)
 		n--;
 	if (!n)
-		return fail(r, io, AL_UNEXPECTED_MESSAGE, "record without a content type", res);
+		return fail(r, io, REC_AL_UNEXPECTED_MESSAGE, "record without a content type", res);
 	type = out[--n];
-	if (type != CT_HANDSHAKE && (r->hs_have || r->hs_left))
-		return fail(r, io, AL_UNEXPECTED_MESSAGE, "handshake message interrupted", res);
+	if (type != REC_CT_HANDSHAKE && (r->hs_have || r->hs_left))
+		return fail(r, io, REC_AL_UNEXPECTED_MESSAGE, "handshake message interrupted", res);
 	*res = TLS_OK;
 	switch (type) {
-	case CT_APPDATA:
+	case REC_CT_APPDATA:
 		return n; /* 0 is allowed (§5.1): the caller reads on */
-	case CT_ALERT:
+	case REC_CT_ALERT:
 		if (n != 2)
-			return fail(r, io, AL_DECODE_ERROR, "malformed alert", res);
-		if (out[1] == AL_CLOSE_NOTIFY)
+			return fail(r, io, REC_AL_DECODE_ERROR, "malformed alert", res);
+		if (out[1] == REC_AL_CLOSE_NOTIFY)
 			*res = TLS_CLOSED;
-		else if (out[1] != AL_USER_CANCELED) { /* §6.2: every other alert is fatal */
+		else if (out[1] != REC_AL_USER_CANCELED) { /* §6.2: every other alert is fatal */
 			r->err = "the peer sent a fatal alert";
 			*res = TLS_ERROR;
 		}
 		return 0;
-	case CT_HANDSHAKE:
+	case REC_CT_HANDSHAKE:
 		if (!n)
-			return fail(r, io, AL_UNEXPECTED_MESSAGE, "empty handshake record", res);
+			return fail(r, io, REC_AL_UNEXPECTED_MESSAGE, "empty handshake record", res);
 		return handshake(r, io, out, n, res);
 	default:
-		return fail(r, io, AL_UNEXPECTED_MESSAGE, "unknown record content type", res);
+		return fail(r, io, REC_AL_UNEXPECTED_MESSAGE, "unknown record content type", res);
 	}
 }
 
@@ -357,7 +353,7 @@ size_t rec_read(struct tls13 *r, struct tls_io *io, uint8_t *out, int *res)
 			/* The common case: a whole record in what arrived, no copy. */
 			total = HDR_LEN + ((size_t)io->in[3] << 8 | io->in[4]);
 			if (total - HDR_LEN > REC_CIPHER_MAX)
-				return fail(r, io, AL_RECORD_OVERFLOW, "record over 2^14+256 bytes", res);
+				return fail(r, io, REC_AL_RECORD_OVERFLOW, "record over 2^14+256 bytes", res);
 			if (io->in_len >= total) {
 				rec = io->in;
 				io->in += total;
@@ -367,7 +363,7 @@ size_t rec_read(struct tls13 *r, struct tls_io *io, uint8_t *out, int *res)
 		}
 		if (buf_used(&r->ct) < HDR_LEN) {
 			if (take_in(r, io, HDR_LEN - buf_used(&r->ct)) < 0)
-				return fail(r, io, AL_INTERNAL_ERROR, "out of memory", res);
+				return fail(r, io, REC_AL_INTERNAL_ERROR, "out of memory", res);
 			if (buf_used(&r->ct) < HDR_LEN) {
 				*res = TLS_WANT;
 				return 0;
@@ -376,9 +372,9 @@ size_t rec_read(struct tls13 *r, struct tls_io *io, uint8_t *out, int *res)
 		rec = buf_data(&r->ct);
 		total = HDR_LEN + ((size_t)rec[3] << 8 | rec[4]);
 		if (total - HDR_LEN > REC_CIPHER_MAX)
-			return fail(r, io, AL_RECORD_OVERFLOW, "record over 2^14+256 bytes", res);
+			return fail(r, io, REC_AL_RECORD_OVERFLOW, "record over 2^14+256 bytes", res);
 		if (take_in(r, io, total - buf_used(&r->ct)) < 0)
-			return fail(r, io, AL_INTERNAL_ERROR, "out of memory", res);
+			return fail(r, io, REC_AL_INTERNAL_ERROR, "out of memory", res);
 		if (buf_used(&r->ct) < total) {
 			*res = TLS_WANT;
 			return 0;
@@ -403,11 +399,11 @@ int rec_write(struct tls13 *r, struct tls_io *io, const uint8_t *data, size_t le
 	while (len) {
 		size_t n = len < max ? len : max;
 		if (r->wr.seq >= KEY_UPDATE_AT && send_key_update(r, io, 0) < 0) {
-			die(r, io, AL_INTERNAL_ERROR, "cannot update our keys");
+			die(r, io, REC_AL_INTERNAL_ERROR, "cannot update our keys");
 			return -1;
 		}
-		if (rec_send(r, io, CT_APPDATA, data, n) < 0) {
-			die(r, io, AL_INTERNAL_ERROR, "cannot send a record");
+		if (rec_send(r, io, REC_CT_APPDATA, data, n) < 0) {
+			die(r, io, REC_AL_INTERNAL_ERROR, "cannot send a record");
 			return -1;
 		}
 		data += n;

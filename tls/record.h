@@ -49,6 +49,19 @@ struct tls_io;
 
 enum rec_cipher { REC_CHACHA20_POLY1305 = 1, REC_AES_GCM };
 
+/* Content types (RFC 8446 §5.1) and the alert descriptions (§6) we send. */
+enum { REC_CT_CCS = 20, REC_CT_ALERT = 21, REC_CT_HANDSHAKE = 22, REC_CT_APPDATA = 23 };
+enum {
+	REC_AL_CLOSE_NOTIFY = 0,
+	REC_AL_UNEXPECTED_MESSAGE = 10,
+	REC_AL_BAD_RECORD_MAC = 20,
+	REC_AL_RECORD_OVERFLOW = 22,
+	REC_AL_ILLEGAL_PARAMETER = 47,
+	REC_AL_DECODE_ERROR = 50,
+	REC_AL_INTERNAL_ERROR = 80,
+	REC_AL_USER_CANCELED = 90,
+};
+
 struct rec_dir {
 	uint8_t secret[48];  /* the current traffic secret (for KeyUpdate) */
 	uint8_t key[32];

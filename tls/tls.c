@@ -66,8 +66,6 @@ struct tls {
 	struct tls13 r;          /* rd/wr.secret collect the traffic secrets meanwhile */
 };
 
-enum { CT_CCS = 20, CT_ALERT = 21, CT_HANDSHAKE = 22 };
-
 /* The session whose wolfSSL call is running on this thread, for on_expand. */
 static _Thread_local struct tls *tls_cur;
 
@@ -76,10 +74,11 @@ static _Thread_local struct tls *tls_cur;
  * sends nothing more). */
 static int refuse_plain(struct tls *t, uint8_t desc, const char *why)
 {
-	const uint8_t alert[7] = { CT_ALERT, 3, 3, 0, 2, 2, desc };
+	const uint8_t alert[7] = { REC_CT_ALERT, 3, 3, 0, 2, 2, desc };
 
+	if (!t->why)   /* once: wolfSSL may ask again */
+		(void)t->io->out(t->io->owner, alert, sizeof(alert));
 	t->why = why;
-	(void)t->io->out(t->io->owner, alert, sizeof(alert));
 	return WOLFSSL_CBIO_ERR_CONN_CLOSE;
 }
 
@@ -104,7 +103,7 @@ static int ccs_filter(struct tls *t)
 	if (t->r.client || t->hello == HELLO_TLS12 || t->hello == HELLO_OTHER)
 		return 0;
 	if (t->hello == HELLO_NONE)
-		return refuse_plain(t, 10, "change_cipher_spec before the ClientHello");
+		return refuse_plain(t, REC_AL_UNEXPECTED_MESSAGE, "change_cipher_spec before the ClientHello");
 	if (t->rec_left == 1 && !io->in_len)
 		return WOLFSSL_CBIO_ERR_WANT_READ;
 	if (t->rec_left == 1 && io->in[0] == 1) {
@@ -114,12 +113,12 @@ static int ccs_filter(struct tls *t)
 		return 1;
 	}
 	if (t->hello == HELLO_HRR)
-		return refuse_plain(t, 10, "change_cipher_spec other than the single byte 1");
+		return refuse_plain(t, REC_AL_UNEXPECTED_MESSAGE, "change_cipher_spec other than the single byte 1");
 	/* wolfSSL gets a one-byte plaintext handshake record in its place (it
 	 * takes an empty one without a word); the rest of the input no longer
 	 * matters. */
 	t->why = "change_cipher_spec other than the single byte 1";
-	memcpy(t->hdr, (const uint8_t[]){ CT_HANDSHAKE, 3, 3, 0, 1 }, sizeof(t->hdr));
+	memcpy(t->hdr, (const uint8_t[]){ REC_CT_HANDSHAKE, 3, 3, 0, 1 }, sizeof(t->hdr));
 	t->rec_left = 1;
 	t->fake = 1;
 	return 0;
@@ -154,7 +153,7 @@ static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 				return WOLFSSL_CBIO_ERR_WANT_READ;
 			t->hdr_given = 0;
 			t->rec_left = (uint16_t)(t->hdr[3] << 8 | t->hdr[4]);
-			t->ccs_due = t->hdr[0] == CT_CCS;
+			t->ccs_due = t->hdr[0] == REC_CT_CCS;
 			t->fake = 0;
 		}
 		if (t->ccs_due) {
@@ -221,7 +220,7 @@ static size_t server_hello(struct tls *t, const uint8_t *p, size_t len)
 	size_t end, i, sid, ext_end;
 	bool first = t->hello == HELLO_NONE, tls13 = false;
 
-	if (len < 5 + 4 || p[0] != CT_HANDSHAKE || p[5] != 2 /* server_hello */) {
+	if (len < 5 + 4 || p[0] != REC_CT_HANDSHAKE || p[5] != 2 /* server_hello */) {
 		if (first)
 			t->hello = HELLO_OTHER;
 		return 0;
@@ -255,7 +254,7 @@ static size_t server_hello(struct tls *t, const uint8_t *p, size_t len)
 
 static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
-	static const uint8_t ccs[6] = { CT_CCS, 3, 3, 0, 1, 1 };
+	static const uint8_t ccs[6] = { REC_CT_CCS, 3, 3, 0, 1, 1 };
 	struct tls *t = ctx;
 	const uint8_t *p = (const uint8_t *)buf;
 	size_t len = (size_t)sz, hello = 0;

@@ -705,7 +705,7 @@ static int alert_of(struct side *from, struct side *to)
 	assert_int_equal(buf_used(&from->sent), 5 + clen);
 	assert_int_equal(open_record(&to->r, rec, clen, out), 0);
 	assert_int_equal(clen - TAG_LEN, 3);
-	assert_int_equal(out[2], CT_ALERT);
+	assert_int_equal(out[2], REC_CT_ALERT);
 	assert_int_equal(out[0], 2);
 	buf_reset(&from->sent);
 	return out[1];
@@ -719,10 +719,10 @@ static void send_padded(struct side *peer, size_t content, size_t pad)
 	size_t inner = content + 1 + pad, wire = inner + TAG_LEN;
 
 	memset(rec, 0, sizeof(rec));
-	rec[0] = CT_APPDATA, rec[1] = 3, rec[2] = 3;
+	rec[0] = REC_CT_APPDATA, rec[1] = 3, rec[2] = 3;
 	rec[3] = (uint8_t)(wire >> 8), rec[4] = (uint8_t)wire;
 	memset(rec + 5, 'x', content);
-	rec[5 + content] = CT_APPDATA;
+	rec[5 + content] = REC_CT_APPDATA;
 	assert_int_equal(seal(&peer->r, rec, rec + 5, inner), 0);
 	peer->r.wr.seq++;
 	assert_int_equal(buf_append(&peer->sent, rec, 5 + wire, LIMIT), 0);
@@ -751,7 +751,7 @@ static void test_padding(void **state)
 		send_padded(&peer, 10, REC_PLAIN_MAX - 9);            /* 2^14 + 2 */
 		assert_int_equal(deliver(&peer, &srv, out, &n), TLS_ERROR);
 		assert_string_equal(srv.r.err, "inner plaintext over 2^14+1 bytes");
-		assert_int_equal(alert_of(&srv, &peer), AL_RECORD_OVERFLOW);
+		assert_int_equal(alert_of(&srv, &peer), REC_AL_RECORD_OVERFLOW);
 		sides_free(&srv, &peer);
 	}
 	/* With max_fragment_length 512: 512 bytes of content (513 of inner
@@ -766,7 +766,7 @@ static void test_padding(void **state)
 		send_padded(&peer, k ? 513 : 100, k ? 0 : 413);
 		assert_int_equal(deliver(&peer, &srv, out, &n), TLS_ERROR);
 		assert_string_equal(srv.r.err, "record over the negotiated max_fragment_length");
-		assert_int_equal(alert_of(&srv, &peer), AL_RECORD_OVERFLOW);
+		assert_int_equal(alert_of(&srv, &peer), REC_AL_RECORD_OVERFLOW);
 		assert_int_equal(rec_write(&srv.r, &srv.io, out, 1), -1);
 		sides_free(&srv, &peer);
 	}
@@ -795,7 +795,7 @@ static void test_key_update_failure(void **state)
 		assert_int_equal(deliver(&peer, &srv, out, &n), TLS_OK);
 		assert_int_equal(rec_write(&srv.r, &srv.io, (const uint8_t *)"def", 3), 0);
 		assert_int_equal(deliver(&srv, &peer, out, &n), TLS_OK);
-		assert_int_equal(rec_send(&peer.r, &peer.io, CT_HANDSHAKE, ku, sizeof(ku)), 0);
+		assert_int_equal(rec_send(&peer.r, &peer.io, REC_CT_HANDSHAKE, ku, sizeof(ku)), 0);
 		assert_int_equal(key_update(&peer.r, &peer.r.wr), 0);
 		rd = srv.r.rd, wr = srv.r.wr;
 		expand_calls = 0, expand_fail_at = at;
@@ -811,7 +811,7 @@ static void test_key_update_failure(void **state)
 		assert_memory_equal(&srv.r.wr.secret, &wr.secret, sizeof(wr.secret));
 		assert_memory_equal(&srv.r.wr.key, &wr.key, sizeof(wr.key));
 		assert_int_equal(srv.r.wr.seq, wr.seq + 1);              /* the alert, nothing else */
-		assert_int_equal(alert_of(&srv, &peer), AL_INTERNAL_ERROR);
+		assert_int_equal(alert_of(&srv, &peer), REC_AL_INTERNAL_ERROR);
 		assert_int_equal(rec_write(&srv.r, &srv.io, out, 1), -1);
 		assert_int_equal(buf_used(&srv.sent), 0);
 		sides_free(&srv, &peer);
@@ -827,13 +827,13 @@ static void test_key_update_failure(void **state)
 		assert_string_equal(srv.r.err, "cannot update our keys");
 		assert_memory_equal(&srv.r.wr.key, &wr.key, sizeof(wr.key));
 		assert_int_equal(srv.r.wr.seq, KEY_UPDATE_AT + 1);       /* only the alert went out */
-		assert_int_equal(alert_of(&srv, &peer), AL_INTERNAL_ERROR);
+		assert_int_equal(alert_of(&srv, &peer), REC_AL_INTERNAL_ERROR);
 		sides_free(&srv, &peer);
 	}
 	/* And without a failure: the answer to update_requested, then fresh keys
 	 * both ways. */
 	sides(&srv, &peer, false);
-	assert_int_equal(rec_send(&peer.r, &peer.io, CT_HANDSHAKE, ku, sizeof(ku)), 0);
+	assert_int_equal(rec_send(&peer.r, &peer.io, REC_CT_HANDSHAKE, ku, sizeof(ku)), 0);
 	assert_int_equal(key_update(&peer.r, &peer.r.wr), 0);
 	assert_int_equal(deliver(&peer, &srv, out, &n), TLS_WANT);
 	assert_int_equal(srv.r.rd.seq, 0);
