@@ -630,8 +630,9 @@ def write(res, doc_path, plots_dir, repo):
       f"{tsec} s ({num((tu or 0) * (trt or 0))} messages/s offered). Both measure the messages "
       "delivered per second over the steady state (tsung: its 5-s intervals with the full send "
       "rate; xedge-bench: its measured window after 5 s of warm-up). Both tools are pinned to "
-      "the load CPU; tsung's Erlang VM runs one scheduler. Against xedge, tsung is also an "
-      "independent client: Erlang/OTP's TLS 1.3 in middlebox compatibility mode.\n")
+      "the load CPU; tsung's Erlang VM runs one scheduler." +
+      (" Against xedge, tsung is also an independent client: Erlang/OTP's TLS 1.3 in "
+       "middlebox compatibility mode." if "xedge" in xt else "") + "\n")
     for t in xt:
         ts, tmon, xc = res.tsung.get(t), res.tsung_mon.get(t), res.runs.get((t, "xcheck"))
         w(f"#### {NAMES[t]}\n")
