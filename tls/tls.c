@@ -62,6 +62,7 @@ struct tls {
 	uint8_t hello;           /* server: enum tls_hello */
 	uint8_t ccs_due;         /* that record is a change_cipher_spec not yet judged */
 	uint8_t fake;            /* its body is our byte, not the input's (ccs_filter) */
+	uint8_t done;            /* the handshake completed (a session kept by wolfSSL) */
 	uint16_t rec_left;       /* body bytes of that record still to hand over */
 	struct tls13 r;          /* rd/wr.secret collect the traffic secrets meanwhile */
 };
@@ -100,8 +101,8 @@ static int ccs_filter(struct tls *t)
 {
 	struct tls_io *io = t->io;
 
-	if (t->r.client || t->hello == HELLO_TLS12 || t->hello == HELLO_OTHER)
-		return 0;
+	if (t->r.client || t->done || t->hello == HELLO_TLS12 || t->hello == HELLO_OTHER)
+		return 0;   /* wolfSSL's business (after the handshake it refuses any CCS) */
 	if (t->hello == HELLO_NONE)
 		return refuse_plain(t, REC_AL_UNEXPECTED_MESSAGE, "change_cipher_spec before the ClientHello");
 	if (t->rec_left == 1 && !io->in_len)
@@ -500,6 +501,7 @@ static int handshake_step(struct tls *t, int (*step)(WOLFSSL *))
 	r = step(t->ssl);
 	tls_cur = NULL;
 	if (r == WOLFSSL_SUCCESS) {
+		t->done = 1;
 		if (!t->r.client)
 			t->domain = domain_of(wolfSSL_get_SSL_CTX(t->ssl));
 		handover(t);

@@ -548,6 +548,13 @@ static void test_client_ccs(void **state)
 	pipe_handshake(&p, three, sizeof(three), 1);    /* a byte at a time */
 	assert_true(tls_lean(p.srv));
 	pipe_close(&p);
+	/* After a HelloRetryRequest too (before the second ClientHello, §D.4). */
+	pipe_new(&p, 13, NULL);
+	assert_int_equal(wolfSSL_NoKeyShares(p.cli), WOLFSSL_SUCCESS);
+	pipe_handshake(&p, three, sizeof(three), 0);
+	assert_true(tls_lean(p.srv));
+	c2s_check(&p, 100, 100, 0);
+	pipe_close(&p);
 }
 
 /* Any other change_cipher_spec during the handshake, or one before the
