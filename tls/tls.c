@@ -41,12 +41,28 @@ static size_t ndomains;
  * record layer after a TLS 1.3 handshake (see record.h). */
 _Static_assert(TLS_READ_CAP >= REC_INNER_MAX, "tls_read's buffer must hold a record");
 
+/* What a server's first hello selected: it decides what a change_cipher_spec
+ * record from the client means (see io_recv). */
+enum tls_hello {
+	HELLO_NONE = 0,  /* nothing sent yet: the first ClientHello is incomplete */
+	HELLO_TLS12,     /* a TLS 1.2 ServerHello: wolfSSL handles CCS itself */
+	HELLO_HRR,       /* a TLS 1.3 HelloRetryRequest: still no keys */
+	HELLO_TLS13,     /* a TLS 1.3 ServerHello: handshake keys from here on */
+	HELLO_OTHER,     /* something else went first (an alert) */
+};
+
 struct tls {
 	WOLFSSL *ssl;            /* NULL once handed over */
 	struct tls_io *io;
 	const char *domain;      /* server: the domain whose certificate was used */
-	uint8_t hdr[5];          /* the record header being handed to wolfSSL */
-	uint8_t hdr_have;
+	const char *why;         /* a handshake failure found here rather than by wolfSSL */
+	uint8_t hdr[5];          /* the header of the record being handed to wolfSSL */
+	uint8_t hdr_have;        /* bytes of hdr received (5: the record is under way) */
+	uint8_t hdr_given;       /* bytes of hdr handed to wolfSSL */
+	uint8_t hello;           /* server: enum tls_hello */
+	uint8_t ccs_due;         /* that record is a change_cipher_spec not yet judged */
+	uint8_t fake;            /* its body is our byte, not the input's (ccs_filter) */
+	uint8_t done;            /* the handshake completed (a session kept by wolfSSL) */
 	uint16_t rec_left;       /* body bytes of that record still to hand over */
 	struct tls13 r;          /* rd/wr.secret collect the traffic secrets meanwhile */
 };
@@ -54,50 +70,203 @@ struct tls {
 /* The session whose wolfSSL call is running on this thread, for on_expand. */
 static _Thread_local struct tls *tls_cur;
 
+/* A fatal handshake error found here while no key is in use yet: our own
+ * plaintext alert, and wolfSSL is told the connection is gone (it then
+ * sends nothing more). */
+static int refuse_plain(struct tls *t, uint8_t desc, const char *why)
+{
+	const uint8_t alert[7] = { REC_CT_ALERT, 3, 3, 0, 2, 2, desc };
+
+	if (!t->why)   /* once: wolfSSL may ask again */
+		(void)t->io->out(t->io->owner, alert, sizeof(alert));
+	t->why = why;
+	return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+}
+
+/*
+ * A change_cipher_spec record from a TLS 1.3 client (RFC 8446 §5): one
+ * unprotected record of the single byte 1, between the first ClientHello and
+ * the client's Finished, is dropped without further processing — any number
+ * of them (middlebox compatibility mode, §D.4); any other change_cipher_spec
+ * is an unexpected_message.  Debian's wolfSSL 5.5.4 accepts only the first
+ * one and answers the others, and any other value or length, with
+ * illegal_parameter, and takes one before the ClientHello: so on a server
+ * they never reach it.  With the header in t->hdr, returns 1 when the record
+ * was dropped (consumed), 0 when it goes on to wolfSSL (a TLS 1.2 CCS; a bad
+ * one disguised as a plaintext handshake record, which wolfSSL, holding the
+ * handshake keys, answers with unexpected_message), WOLFSSL_CBIO_ERR_WANT_READ
+ * when its byte has not arrived, or an error after our own alert.
+ */
+static int ccs_filter(struct tls *t)
+{
+	struct tls_io *io = t->io;
+
+	if (t->r.client || t->done || t->hello == HELLO_TLS12 || t->hello == HELLO_OTHER)
+		return 0;   /* wolfSSL's business (after the handshake it refuses any CCS) */
+	if (t->hello == HELLO_NONE)
+		return refuse_plain(t, REC_AL_UNEXPECTED_MESSAGE, "change_cipher_spec before the ClientHello");
+	if (t->rec_left == 1 && !io->in_len)
+		return WOLFSSL_CBIO_ERR_WANT_READ;
+	if (t->rec_left == 1 && io->in[0] == 1) {
+		io->in++;
+		io->in_len--;
+		t->hdr_have = 0;
+		return 1;
+	}
+	if (t->hello == HELLO_HRR)
+		return refuse_plain(t, REC_AL_UNEXPECTED_MESSAGE, "change_cipher_spec other than the single byte 1");
+	/* wolfSSL gets a one-byte plaintext handshake record in its place (it
+	 * takes an empty one without a word); the rest of the input no longer
+	 * matters. */
+	t->why = "change_cipher_spec other than the single byte 1";
+	memcpy(t->hdr, (const uint8_t[]){ REC_CT_HANDSHAKE, 3, 3, 0, 1 }, sizeof(t->hdr));
+	t->rec_left = 1;
+	t->fake = 1;
+	return 0;
+}
+
 /*
  * wolfSSL's reads.  We hand over at most one record at a time, so that when
  * the handshake completes wolfSSL holds no byte beyond the peer's Finished
- * record: what follows belongs to our record layer.  Every call with input
- * pending returns at least one byte, so nothing is ever withheld.
+ * record: what follows belongs to our record layer.  A record header is
+ * collected whole in t->hdr before wolfSSL sees it (ccs_filter needs it);
+ * otherwise every call with input pending returns at least one byte.
  */
 static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
 	struct tls *t = ctx;
 	struct tls_io *io = t->io;
-	size_t n = io->in_len < (size_t)sz ? io->in_len : (size_t)sz;
+	size_t n;
 
 	(void)ssl;
-	if (n == 0)
-		return WOLFSSL_CBIO_ERR_WANT_READ;
-	if (t->hdr_have < sizeof(t->hdr)) {
-		if (n > sizeof(t->hdr) - t->hdr_have)
+	for (;;) {
+		if (t->hdr_have < sizeof(t->hdr)) {
 			n = sizeof(t->hdr) - t->hdr_have;
-		memcpy(t->hdr + t->hdr_have, io->in, n);
-		t->hdr_have = (uint8_t)(t->hdr_have + n);
-		if (t->hdr_have == sizeof(t->hdr)) {
+			if (n > io->in_len)
+				n = io->in_len;
+			if (!n)
+				return WOLFSSL_CBIO_ERR_WANT_READ;
+			memcpy(t->hdr + t->hdr_have, io->in, n);
+			t->hdr_have = (uint8_t)(t->hdr_have + n);
+			io->in += n;
+			io->in_len -= n;
+			if (t->hdr_have < sizeof(t->hdr))
+				return WOLFSSL_CBIO_ERR_WANT_READ;
+			t->hdr_given = 0;
 			t->rec_left = (uint16_t)(t->hdr[3] << 8 | t->hdr[4]);
-			if (!t->rec_left)
-				t->hdr_have = 0;
+			t->ccs_due = t->hdr[0] == REC_CT_CCS;
+			t->fake = 0;
 		}
-	} else {
-		if (n > t->rec_left)
-			n = t->rec_left;
-		t->rec_left = (uint16_t)(t->rec_left - n);
-		if (!t->rec_left)
-			t->hdr_have = 0;
+		if (t->ccs_due) {
+			int r = ccs_filter(t);
+			if (r < 0)
+				return r;  /* ccs_due stays: the filter runs again */
+			t->ccs_due = 0;
+			if (r == 1)
+				continue;  /* dropped: on to the next record */
+		}
+		break;
 	}
-	memcpy(buf, io->in, n);
-	io->in += n;
-	io->in_len -= n;
+	if (t->hdr_given < sizeof(t->hdr)) {
+		n = sizeof(t->hdr) - t->hdr_given;
+		if (n > (size_t)sz)
+			n = (size_t)sz;
+		memcpy(buf, t->hdr + t->hdr_given, n);
+		t->hdr_given = (uint8_t)(t->hdr_given + n);
+	} else if (t->fake) {
+		n = 1;
+		buf[0] = 1;
+		t->rec_left = 0;
+	} else {
+		n = t->rec_left;
+		if (n > (size_t)sz)
+			n = (size_t)sz;
+		if (n > io->in_len)
+			n = io->in_len;
+		if (!n)
+			return WOLFSSL_CBIO_ERR_WANT_READ;
+		memcpy(buf, io->in, n);
+		io->in += n;
+		io->in_len -= n;
+		t->rec_left = (uint16_t)(t->rec_left - n);
+	}
+	if (t->hdr_given == sizeof(t->hdr) && !t->rec_left)
+		t->hdr_have = 0;
 	return (int)n;
+}
+
+/* The SHA-256 of "HelloRetryRequest": a ServerHello with this random is a
+ * HelloRetryRequest (RFC 8446 §4.1.3). */
+static const uint8_t hrr_random[32] = {
+	0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+	0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+};
+
+/*
+ * A server's hello, from the records wolfSSL writes: until a TLS 1.3
+ * ServerHello has gone out, look at the first record of each write (wolfSSL
+ * writes a hello in a record and a write of its own).  Sets t->hello, and
+ * returns the length of that record when the dummy change_cipher_spec of
+ * RFC 8446 §D.4 must follow it, else 0: "the server sends a dummy
+ * change_cipher_spec record immediately after its first handshake message"
+ * (ServerHello or HelloRetryRequest) when the client's legacy_session_id was
+ * not empty — Erlang/OTP's client (tsung) aborts without it.  Debian's
+ * wolfSSL echoes the session id but is built without
+ * WOLFSSL_TLS13_MIDDLEBOX_COMPAT and has no run-time switch for it, so it
+ * never sends that record: we do.  The echo is the client's id (§4.1.3), so
+ * reading ours needs no access to the ClientHello.
+ */
+static size_t server_hello(struct tls *t, const uint8_t *p, size_t len)
+{
+	size_t end, i, sid, ext_end;
+	bool first = t->hello == HELLO_NONE, tls13 = false;
+
+	if (len < 5 + 4 || p[0] != REC_CT_HANDSHAKE || p[5] != 2 /* server_hello */) {
+		if (first)
+			t->hello = HELLO_OTHER;
+		return 0;
+	}
+	end = 5 + (size_t)(p[3] << 8 | p[4]);
+	i = 5 + 4 + 2;                           /* legacy_version, then random */
+	if (end > len || i + 32 + 1 > end)
+		return 0;
+	sid = p[i + 32];
+	ext_end = i + 32 + 1 + sid + 2 + 1;      /* cipher_suite, legacy_compression_method */
+	if (ext_end + 2 <= end) {
+		i = ext_end + 2;
+		ext_end = i + (size_t)(p[ext_end] << 8 | p[ext_end + 1]);
+		while (ext_end <= end && i + 4 <= ext_end) {
+			size_t type = (size_t)(p[i] << 8 | p[i + 1]), elen = (size_t)(p[i + 2] << 8 | p[i + 3]);
+			i += 4;
+			if (type == 43 /* supported_versions */ && elen == 2 && i + 2 <= ext_end &&
+			    p[i] == 3 && p[i + 1] == 4)
+				tls13 = true;
+			i += elen;
+		}
+	}
+	if (!tls13) {
+		if (first)
+			t->hello = HELLO_TLS12;
+		return 0;
+	}
+	t->hello = memcmp(p + 11, hrr_random, sizeof(hrr_random)) == 0 ? HELLO_HRR : HELLO_TLS13;
+	return first && sid ? end : 0;
 }
 
 static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
+	static const uint8_t ccs[6] = { REC_CT_CCS, 3, 3, 0, 1, 1 };
 	struct tls *t = ctx;
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t len = (size_t)sz, hello = 0;
 
 	(void)ssl;
-	if (t->io->out(t->io->owner, (const uint8_t *)buf, (size_t)sz) < 0)
+	if (!t->r.client && (t->hello == HELLO_NONE || t->hello == HELLO_HRR))
+		hello = server_hello(t, p, len);
+	if (hello && (t->io->out(t->io->owner, p, hello) < 0 ||
+		      t->io->out(t->io->owner, ccs, sizeof(ccs)) < 0))
+		return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+	if (len > hello && t->io->out(t->io->owner, p + hello, len - hello) < 0)
 		return WOLFSSL_CBIO_ERR_CONN_CLOSE;
 	return sz;
 }
@@ -128,8 +297,10 @@ static int on_expand(byte *okm, word32 okm_len, const byte *prk, word32 prk_len,
 /*
  * After a TLS 1.3 handshake: move to our record layer and free the WOLFSSL.
  * Done only when every fact checks out (the suite is one we implement, the
- * keys we derive equal wolfSSL's, no byte is left inside wolfSSL); otherwise
- * the session simply stays with wolfSSL.
+ * keys we derive equal wolfSSL's, no byte is left inside wolfSSL, the record
+ * size limit is known); otherwise the session simply stays with wolfSSL.
+ * The limit: wolfSSL_GetMaxOutputSize is the max_fragment_length negotiated
+ * (RFC 6066; 2^14 without one), which binds both directions.
  */
 static void handover(struct tls *t)
 {
@@ -137,11 +308,14 @@ static void handover(struct tls *t)
 	struct tls13 *r = &t->r;
 	struct rec_dir *cl = r->client ? &r->wr : &r->rd, *sv = r->client ? &r->rd : &r->wr;
 	int bulk = wolfSSL_GetBulkCipher(ssl), key_len = wolfSSL_GetKeySize(ssl);
+	int frag = wolfSSL_GetMaxOutputSize(ssl);
 	word64 rseq, wseq;
 
 	if (wolfSSL_version(ssl) != TLS1_3_VERSION || wolfSSL_GetIVSize(ssl) != 12 ||
-	    t->hdr_have || wolfSSL_has_pending(ssl) || !(r->hash_len == 32 || r->hash_len == 48))
+	    t->hdr_have || wolfSSL_has_pending(ssl) || !(r->hash_len == 32 || r->hash_len == 48) ||
+	    frag < (int)REC_FRAG_MIN || frag > (int)REC_PLAIN_MAX)
 		return;
+	r->frag = frag < (int)REC_PLAIN_MAX ? (uint16_t)frag : 0;
 	if (bulk == wolfssl_chacha && key_len == 32)
 		r->cipher = REC_CHACHA20_POLY1305;
 	else if (bulk == wolfssl_aes_gcm && (key_len == 16 || key_len == 32))
@@ -327,6 +501,7 @@ static int handshake_step(struct tls *t, int (*step)(WOLFSSL *))
 	r = step(t->ssl);
 	tls_cur = NULL;
 	if (r == WOLFSSL_SUCCESS) {
+		t->done = 1;
 		if (!t->r.client)
 			t->domain = domain_of(wolfSSL_get_SSL_CTX(t->ssl));
 		handover(t);
@@ -389,6 +564,10 @@ void tls_close_notify(struct tls *t)
 
 const char *tls_error_str(struct tls *t, char *buf, size_t len)
 {
+	if (t->why && t->ssl) {
+		snprintf(buf, len, "%s", t->why);
+		return buf;
+	}
 	if (!t->ssl) {
 		snprintf(buf, len, "%s", t->r.err ? t->r.err : "no error");
 		return buf;

@@ -11,7 +11,14 @@
  * or at <starttls/> — because a WOLFSSL costs ~60 KB (DESIGN §3).  When a
  * TLS 1.3 handshake completes, the session moves to our own record layer
  * (record.h) and the WOLFSSL is freed: an established session keeps ~300
- * bytes.  TLS 1.2 sessions stay with wolfSSL.
+ * bytes, and the max_fragment_length negotiated (RFC 6066) goes with it.
+ * TLS 1.2 sessions stay with wolfSSL.
+ *
+ * Middlebox compatibility (RFC 8446 §D.4): a server whose client sent a
+ * legacy_session_id sends the dummy change_cipher_spec right after its first
+ * hello (Debian's wolfSSL does not: tls.c inserts it), and the client's own
+ * dummy change_cipher_spec records are dropped during the handshake (any
+ * other one is an unexpected_message).
  *
  * I/O contract: before calling into wolfSSL for a connection, the owner sets
  * `tls_io.in/in_len` to the ciphertext it received; wolfSSL consumes from it

@@ -8,7 +8,8 @@ DIR is what bench/compare/run.sh leaves in $BENCH_DIR/results:
   <target>/{start,start-2,provision,provision-tsung,probe}.json
   <target>/<run>.json (xedge-bench --json), <run>.mon.json (harness.py monitor), <run>.cmd,
            <run>.error, <run>.skipped, error.txt          runs: idle login chat rate headroom xcheck
-  tsung/tsung.json (bench/tsung/summary.py)
+  <target>/tsung/{tsung,tsung.mon}.json (bench/tsung/summary.py; Prosody's were at tsung/
+           before the cross-check also ran against xedge, and are still read there)
 Every value is read with a fallback (harness.bench_get); what is missing is said so in the
 document, never invented. The section "## First figures" of the existing FILE is kept, at the
 end. The raw JSON is copied to PLOTS/raw/.
@@ -71,8 +72,13 @@ class Results:
         self.params = load(os.path.join(d, "params.json")) or {}
         self.rate = load(os.path.join(d, "rate.json")) or {}
         self.duration = load(os.path.join(d, "duration.json")) or {}
-        self.tsung = load(os.path.join(d, "tsung", "tsung.json"))
-        self.tsung_mon = load(os.path.join(d, "tsung", "tsung.mon.json"))
+        # tsung's results per cross-checked target (older runs: Prosody's at tsung/).
+        self.tsung, self.tsung_mon = {}, {}
+        for t in TARGETS:
+            for td in [os.path.join(d, t, "tsung")] + ([os.path.join(d, "tsung")] if t == "prosody" else []):
+                if t not in self.tsung or not self.tsung[t]:
+                    self.tsung[t] = load(os.path.join(td, "tsung.json"))
+                    self.tsung_mon[t] = load(os.path.join(td, "tsung.mon.json"))
         try:
             with open(os.path.join(d, "commands.txt")) as f:
                 self.commands = f.read().strip().splitlines()
@@ -614,51 +620,58 @@ def write(res, doc_path, plots_dir, repo):
     # ---- trust
     w("## Trusting the numbers\n")
     w("### Cross-check with tsung\n")
-    ts = res.tsung
-    xc = res.runs.get(("prosody", "xcheck"))
     tu, trt, tsec = P.get("tsung_users"), P.get("tsung_rate"), P.get("tsung_s")
-    w(f"tsung 1.7 and xedge-bench run the same rate-limited scenario against Prosody, one after "
+    xt = [t for t in TARGETS if t in (P.get("tsung_targets") or "prosody").split()
+          or res.tsung.get(t) or res.runs.get((t, "xcheck"))]
+    w(f"tsung 1.7 and xedge-bench run the same rate-limited scenario against "
+      f"{' and '.join(NAMES[t] for t in xt) or 'Prosody'}, one after "
       f"the other: {tu} users log in (STARTTLS, SASL PLAIN — tsung has no SCRAM — bind, presence, "
       f"roster), then each sends {trt} chat messages/s of 64 bytes to random online users for "
       f"{tsec} s ({num((tu or 0) * (trt or 0))} messages/s offered). Both measure the messages "
       "delivered per second over the steady state (tsung: its 5-s intervals with the full send "
       "rate; xedge-bench: its measured window after 5 s of warm-up). Both tools are pinned to "
-      "the load CPU; tsung's Erlang VM runs one scheduler.\n")
-    if ts or xc:
-        t_rate = (ts or {}).get("delivered_per_sec")
-        x_rate = bench_get(xc, "recv_per_s") if xc else None
-        diff = (abs(x_rate - t_rate) / t_rate * 100) if (t_rate and x_rate is not None) else None
-        w("| | tsung | xedge-bench |\n|---|---:|---:|")
-        w(f"| users logged in | {num((ts or {}).get('logins'), 0)} | {num(bench_get(xc, 'logged_in') if xc else None, 0)} |")
-        w(f"| messages sent per second (steady state) | {num((ts or {}).get('sent_per_sec'))} | "
-          f"{num(bench_get(xc, 'sent_per_s') if xc else None)} |")
-        w(f"| **messages delivered per second** | **{num(t_rate)}** | **{num(x_rate)}** |")
-        w(f"| messages sent / delivered, whole run | {num((ts or {}).get('sent'), 0)} / "
-          f"{num((ts or {}).get('delivered'), 0)} | "
-          f"{num(bench_get(xc, 'sent') if xc else None, 0)} / {num(bench_get(xc, 'received') if xc else None, 0)} (measured window) |")
-        xm = bench_get(xc, "msg_ms") if xc else None
-        w(f"| latency mean / max (ms) | {num(((ts or {}).get('latency_ms') or {}).get('mean'))} / "
-          f"{num(((ts or {}).get('latency_ms') or {}).get('max'))} | "
-          f"{num((xm or {}).get('mean'))} / {num((xm or {}).get('max'))} |")
-        w(f"| load generator CPU, avg (% of its core) | "
-          f"{num((res.tsung_mon or {}).get('bench_cpu'), 0)} | "
-          f"{num(bench_get(xc, 'bench_cpu_avg') if xc else None, 0)} |")
-        ok = None if diff is None else diff <= 10
-        w(f"\nDelivered rates differ by **{num(diff, 1)} %**: the harness agrees with tsung within "
-          f"10 %: {verdict(ok)}.\n")
-        curves = []
-        if ts and ts.get("series"):
-            curves.append(("tsung", pl.COLORS["tsung"], [(p["t"], p["delivered"] / p["dt"])
-                                                         for p in ts["series"] if p.get("dt")]))
-        if xc:
-            curves.append(("xedge-bench", pl.COLORS["xedge-bench"],
-                           [(sval(p, "t"), sval(p, "recv_s")) for p in (bench_get(xc, "series") or [])
-                            if sval(p, "t") is not None]))
-        img(pl.lines("xcheck", "Cross-check against Prosody: messages delivered per second",
-                     "seconds since the tool started", "messages per second", curves), "cross-check")
-    else:
-        w("_Not run (see the notes at the end)._\n")
-    for t in ("prosody",):
+      "the load CPU; tsung's Erlang VM runs one scheduler." +
+      (" Against xedge, tsung is also an independent client: Erlang/OTP's TLS 1.3 in "
+       "middlebox compatibility mode." if "xedge" in xt else "") + "\n")
+    for t in xt:
+        ts, tmon, xc = res.tsung.get(t), res.tsung_mon.get(t), res.runs.get((t, "xcheck"))
+        w(f"#### {NAMES[t]}\n")
+        if not (ts or xc):
+            w("_Not run (see the notes at the end)._\n")
+        else:
+            t_rate = (ts or {}).get("delivered_per_sec")
+            x_rate = bench_get(xc, "recv_per_s") if xc else None
+            diff = (abs(x_rate - t_rate) / t_rate * 100) if (t_rate and x_rate is not None) else None
+            w("| | tsung | xedge-bench |\n|---|---:|---:|")
+            w(f"| users logged in | {num((ts or {}).get('logins'), 0)} | {num(bench_get(xc, 'logged_in') if xc else None, 0)} |")
+            w(f"| messages sent per second (steady state) | {num((ts or {}).get('sent_per_sec'))} | "
+              f"{num(bench_get(xc, 'sent_per_s') if xc else None)} |")
+            w(f"| **messages delivered per second** | **{num(t_rate)}** | **{num(x_rate)}** |")
+            w(f"| messages sent / delivered, whole run | {num((ts or {}).get('sent'), 0)} / "
+              f"{num((ts or {}).get('delivered'), 0)} | "
+              f"{num(bench_get(xc, 'sent') if xc else None, 0)} / {num(bench_get(xc, 'received') if xc else None, 0)} (measured window) |")
+            xm = bench_get(xc, "msg_ms") if xc else None
+            w(f"| latency mean / max (ms) | {num(((ts or {}).get('latency_ms') or {}).get('mean'))} / "
+              f"{num(((ts or {}).get('latency_ms') or {}).get('max'))} | "
+              f"{num((xm or {}).get('mean'))} / {num((xm or {}).get('max'))} |")
+            w(f"| load generator CPU, avg (% of its core) | "
+              f"{num((tmon or {}).get('bench_cpu'), 0)} | "
+              f"{num(bench_get(xc, 'bench_cpu_avg') if xc else None, 0)} |")
+            ok = None if diff is None else diff <= 10
+            w(f"\nDelivered rates differ by **{num(diff, 1)} %**: the harness agrees with tsung within "
+              f"10 %: {verdict(ok)}.\n")
+            curves = []
+            if ts and ts.get("series"):
+                curves.append(("tsung", pl.COLORS["tsung"], [(p["t"], p["delivered"] / p["dt"])
+                                                             for p in ts["series"] if p.get("dt")]))
+            if xc:
+                curves.append(("xedge-bench", pl.COLORS["xedge-bench"],
+                               [(sval(p, "t"), sval(p, "recv_s")) for p in (bench_get(xc, "series") or [])
+                                if sval(p, "t") is not None]))
+            img(pl.lines("xcheck" if t == "prosody" else f"xcheck-{t}",
+                         f"Cross-check against {NAMES[t]}: messages delivered per second",
+                         "seconds since the tool started", "messages per second", curves),
+                f"cross-check against {NAMES[t]}")
         if res.err.get((t, "xcheck")):
             w(f"- xedge-bench: {res.err[(t, 'xcheck')]}\n")
 
@@ -750,9 +763,11 @@ def write(res, doc_path, plots_dir, repo):
               f"{num(m.get('foreign_on_server_cpu'), 0)} | {num(m.get('foreign_on_load_cpu'), 0)} | "
               f"{num(m.get('server_waiting_max_thread_pct', m.get('server_waiting_pct')), 0)} | "
               f"{num(m.get('bench_waiting_pct'), 0)} |")
-    if res.tsung_mon:
-        m = res.tsung_mon
-        w(f"| Prosody | tsung | — | {num(m.get('bench_cpu'), 0)} | {num(m.get('target_cpu'), 0)} | "
+    for t in TARGETS:
+        m = res.tsung_mon.get(t)
+        if not m:
+            continue
+        w(f"| {NAMES[t]} | tsung | — | {num(m.get('bench_cpu'), 0)} | {num(m.get('target_cpu'), 0)} | "
           f"{num(m.get('foreign_on_server_cpu'), 0)} | {num(m.get('foreign_on_load_cpu'), 0)} | "
           f"{num(m.get('server_waiting_max_thread_pct', m.get('server_waiting_pct')), 0)} | "
           f"{num(m.get('bench_waiting_pct'), 0)} |")

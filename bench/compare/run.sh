@@ -18,6 +18,8 @@
 #   N_IDLE N_LOGIN N_CHAT CHAT_S WARMUP_S DRAIN_S CHAT_WINDOW RATE_FRACTION HEADROOM_FACTOR
 #   TSUNG_USERS TSUNG_RATE TSUNG_S
 #                        scenario sizes (defaults below, QUICK in brackets)
+#   TSUNG_TARGETS        "prosody xedge": the targets of the tsung cross-check (tsung and
+#                        xedge-bench, the same scenario, one after the other)
 #   DOC PLOTS            where the report and the PNGs go (docs/benchmarks.md, docs/bench)
 #   XEDGE_BUILD BENCH_BIN      build directory and load generator (build, build/xedge-bench)
 #   ALLOW_NO_BENCH=1     run without xedge-bench (start, provision, tsung, report; no runs):
@@ -57,6 +59,8 @@ HEADROOM_FACTOR=${HEADROOM_FACTOR:-4}
 RATE_RETRY_FOREIGN=${RATE_RETRY_FOREIGN:-10}   # % of the server CPU taken by others that repeats a latency run
 CONCURRENCY=${CONCURRENCY:-200}
 TSUNG_USERS=${TSUNG_USERS:-$d_ts_users}; TSUNG_RATE=${TSUNG_RATE:-5}; TSUNG_S=${TSUNG_S:-$d_ts_s}
+TSUNG_TARGETS=${TSUNG_TARGETS:-prosody xedge}
+tsung_target() { [ "$TSUNG_USERS" -gt 0 ] && [[ " $TSUNG_TARGETS " == *" $1 "* ]]; }
 BENCH_DIR=${BENCH_DIR:-/tmp/xedge-bench-compare}
 PORT_BASE=${BENCH_PORT_BASE:-24200}
 SERVER_CPU=${SERVER_CPU:-0}; LOAD_CPU=${LOAD_CPU:-1}
@@ -242,7 +246,7 @@ cat >"$RES/params.json" <<EOF
 {"quick": $QUICK, "targets": "$TARGETS", "n_idle": $N_IDLE, "n_login": $N_LOGIN,
  "n_chat": $N_CHAT, "chat_s": $CHAT_S, "warmup_s": $WARMUP_S, "settle_s": $SETTLE_S, "drain_s": $DRAIN_S,
  "chat_window": $CHAT_WINDOW, "rate_fraction": $RATE_FRACTION, "concurrency": $CONCURRENCY, "headroom_factor": $HEADROOM_FACTOR,
- "tsung_users": $TSUNG_USERS, "tsung_rate": $TSUNG_RATE, "tsung_s": $TSUNG_S,
+ "tsung_users": $TSUNG_USERS, "tsung_rate": $TSUNG_RATE, "tsung_s": $TSUNG_S, "tsung_targets": "$TSUNG_TARGETS",
  "n_provisioned": $N_PROV, "server_cpu": "$SERVER_CPU", "load_cpu": "$LOAD_CPU",
  "sources": "$SOURCES", "nice": $BENCH_NICE, "bench_bin": "$(rel $BENCH_BIN)", "have_bench": ${HAVE_BENCH:-0},
  "bench_dir": "$BENCH_DIR", "ports": {"xedge": $(port_of xedge), "prosody": $(port_of prosody), "ejabberd": $(port_of ejabberd)}}
@@ -331,7 +335,7 @@ for t in $TARGETS; do
 		fail_target $t "$t: provisioning failed"; continue
 	fi
 	say "provisioning $N_PROV users ... $(elapsed $t0) s ($($PY "$HERE/harness.py" get "$RES/$t/provision.json" per_sec)/s, $($PY "$HERE/harness.py" get "$RES/$t/provision.json" method))"
-	if [ $t = prosody ] && [ "$TSUNG_USERS" -gt 0 ]; then
+	if tsung_target $t; then
 		say "provisioning tsung's users user1..user$TSUNG_USERS (passwords pass1..)"
 		run_job tenv $t "$(dir_of $t)/register.sh" user 1 $TSUNG_USERS 'pass%d' >"$RES/$t/provision-tsung.json" ||
 			say "ERROR: tsung's users could not be created: no cross-check"
@@ -382,7 +386,7 @@ echo "{\"rate_total\": $RATE_TOTAL, \"rate_per_client\": $RATE_PER, \"fastest\":
 # ---- pass 2: chat at equal offered load; headroom (fastest); cross-check (Prosody) -----------
 for t in $ok_targets; do
 	BENCH_TAG=$t
-	say "---- $t: pass 2 (chat at equal offered load$( [ $t = "$FASTEST" ] && echo ", load generator headroom")$( [ $t = prosody ] && echo ", tsung cross-check")) ----"
+	say "---- $t: pass 2 (chat at equal offered load$( [ $t = "$FASTEST" ] && echo ", load generator headroom")$(tsung_target $t && echo ", tsung cross-check")) ----"
 	start_target $t "-2" || { echo "did not restart for pass 2" >>"$RES/$t/error.txt"; continue; }
 	rate_run() {
 		bench_run $t rate $((120 + WARMUP_S + CHAT_S + DRAIN_S + 60)) --scenario chat $F_CLIENTS $N_CHAT \
@@ -421,21 +425,22 @@ for t in $ok_targets; do
 			--rate $HEAD_PER --warmup $WARMUP_S --duration $(( (CHAT_S + 1) / 2 )) --drain $((DRAIN_S * 2))
 		[ $? = 2 ] && { fail_target $t "$t died (headroom)"; continue; }
 	fi
-	if [ $t = prosody ] && [ "$TSUNG_USERS" -gt 0 ] && [ -s "$RES/$t/provision-tsung.json" ]; then
-		mkdir -p "$RES/tsung"
-		cmdlog "$(rel "PORT=$(port_of $t) USERS=$TSUNG_USERS RATE=$TSUNG_RATE DURATION=$TSUNG_S CPU=$LOAD_CPU OUT=$RES/tsung $REPO/bench/tsung/run.sh")"
+	if tsung_target $t && [ -s "$RES/$t/provision-tsung.json" ]; then
+		ts_out=$RES/$t/tsung
+		mkdir -p "$ts_out"
+		cmdlog "$(rel "PORT=$(port_of $t) USERS=$TSUNG_USERS RATE=$TSUNG_RATE DURATION=$TSUNG_S CPU=$LOAD_CPU OUT=$ts_out $REPO/bench/tsung/run.sh")"
 		PORT=$(port_of $t) DOMAIN=$DOMAIN USERS=$TSUNG_USERS RATE=$TSUNG_RATE DURATION=$TSUNG_S \
-			CPU=$LOAD_CPU OUT=$RES/tsung DIST_PORT=$((PORT_BASE + 399)) BENCH_TAG=tsung \
+			CPU=$LOAD_CPU OUT=$ts_out DIST_PORT=$((PORT_BASE + 399)) BENCH_TAG=tsung \
 			"${NICE[@]}" "$REPO/bench/tsung/run.sh" >/dev/null &
 		CHILD=$!
 		taskset -c $LOAD_CPU $PY "$HERE/harness.py" monitor --pids "$(cat "$BENCH_DIR/$t/server.pid")" \
-			--bench-pid $CHILD --out "$RES/tsung/tsung.mon.json" --server-cpu $SERVER_CPU --load-cpu $LOAD_CPU &
+			--bench-pid $CHILD --out "$ts_out/tsung.mon.json" --server-cpu $SERVER_CPU --load-cpu $LOAD_CPU &
 		mon=$!
-		wait $CHILD || say "ERROR: the tsung run failed (see $RES/tsung/tsung.out)"
+		wait $CHILD || say "ERROR: the tsung run failed (see $ts_out/tsung.out)"
 		CHILD=""
 		wait $mon 2>/dev/null
-		[ -s "$RES/tsung/tsung.json" ] &&
-			say "tsung: $($PY "$HERE/harness.py" tsungline "$RES/tsung/tsung.json")"
+		[ -s "$ts_out/tsung.json" ] &&
+			say "tsung: $($PY "$HERE/harness.py" tsungline "$ts_out/tsung.json")"
 		# The same scenario with xedge-bench: PLAIN over STARTTLS, RATE msg/s per user.
 		bench_run $t xcheck $((120 + TSUNG_S + 60)) --scenario chat $F_CLIENTS $TSUNG_USERS \
 			--user-offset $OFF_XCHECK --concurrency $CONCURRENCY --mech PLAIN --tls starttls \

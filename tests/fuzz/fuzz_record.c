@@ -3,7 +3,8 @@
  * that reads every byte a TLS client sends after the handshake.
  *
  * Input: byte 0 picks the suite (ChaCha20-Poly1305, AES-128-GCM,
- * AES-256-GCM/SHA-384); byte 1 the mode and a chunking seed; the rest is
+ * AES-256-GCM/SHA-384); byte 1 the mode (bit 0), a max_fragment_length of
+ * 512 on the server side (bit 1) and a chunking seed; the rest is
  *   - raw mode: ciphertext as it would come off the socket;
  *   - sealed mode: a script of records (type, 16-bit length, content) that a
  *     peer holding the same secrets protects properly, so the fuzzer reaches
@@ -11,7 +12,8 @@
  *     padding, empty records.
  * The server side reads it in pseudo-random chunks.  Checked: no crash; all
  * input is taken while the session wants more; when the script holds only
- * application data, the plaintext equals what was sealed; and whatever the
+ * application data (within the fragment length), the plaintext equals what
+ * was sealed; no read returns more than the fragment length; and whatever the
  * server sends back (alerts, KeyUpdate answers) decrypts at the peer, so the
  * keys we rotate are the keys the peer expects.
  */
@@ -77,7 +79,7 @@ static int feed(struct side *s, const uint8_t *p, size_t len, uint32_t seed, str
 		for (;;) {
 			size_t got = rec_read(&s->r, &s->io, out, &res);
 			if (got) {
-				CHECK(got <= REC_PLAIN_MAX);
+				CHECK(got <= (s->r.frag ? s->r.frag : REC_PLAIN_MAX));
 				CHECK(buf_append(plain, out, got, LIMIT) == 0);
 				continue;
 			}
@@ -109,6 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	len = size - 2;
 	setup(&srv, suite, 0);
 	setup(&peer, suite, 1);
+	if (data[1] & 2)
+		srv.r.frag = 512;
 	if (!sealed) {
 		feed(&srv, p, len, data[1], &plain);
 	} else {
@@ -120,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (n > len)
 				n = len;
 			CHECK(rec_send(&peer.r, &peer.io, type, p, n) == 0);
-			if (type == 23)
+			if (type == 23 && (!srv.r.frag || n <= srv.r.frag))
 				CHECK(buf_append(&expect, p, n, LIMIT) == 0);
 			else
 				only_data = 0;
