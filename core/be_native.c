@@ -120,17 +120,6 @@ static int sasl_failure(struct conn *c, const char *cond)
 	return GO_ON;
 }
 
-/* Input now waits for the session server's answer, for a bounded time. */
-static void wait_sm(struct conn *c)
-{
-	struct worker *w = c->w;
-
-	c->flags |= CF_WAIT_SM;
-	c->sm_due = w->now + w->cfg->timeouts.session_server;
-	if (!c->deadline || c->deadline > c->sm_due)
-		conn_timer(c, c->sm_due);
-}
-
 /* Tell the session server about this client (once). */
 static int sm_open(struct conn *c)
 {
@@ -169,7 +158,7 @@ static int sasl_result(struct conn *c, int r)
 		m.u.cred_req.domain = wire_s(c->domain, strlen(c->domain));
 		if (link_send(c->w, &m) < 0)
 			return sasl_failure(c, "temporary-auth-failure");
-		wait_sm(c);
+		xmpp_wait_backend(c);
 		return xmpp_set_state(c, CS_SASL) ? STOP_KEEP : STOP_DISCARD;
 	}
 	case SASL_CHALLENGE:
@@ -319,7 +308,7 @@ static int on_bind(struct conn *c, const struct xs_stanza *st)
 		xmpp_stanza_error(c, st, "wait", "internal-server-error", NULL);
 		return GO_ON;
 	}
-	wait_sm(c);
+	xmpp_wait_backend(c);
 	return STOP_KEEP;
 }
 

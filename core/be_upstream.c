@@ -138,16 +138,6 @@ static void relay(struct conn *from, struct conn *to, const uint8_t *p, size_t n
 	}
 }
 
-static void wait_upstream(struct conn *c)
-{
-	struct worker *w = c->w;
-
-	c->flags |= CF_WAIT_SM;
-	c->sm_due = w->now + w->cfg->timeouts.session_server;
-	if (!c->deadline || c->deadline > c->sm_due)
-		conn_timer(c, c->sm_due);
-}
-
 static void upstream_open(struct conn *u)
 {
 	char attrs[300];
@@ -182,7 +172,7 @@ static int up_client_header(struct conn *c, const struct xs_header *h)
 		return STOP_DISCARD;
 	}
 	/* Nothing more from the client until the upstream has answered. */
-	wait_upstream(c);
+	xmpp_wait_backend(c);
 	return STOP_KEEP;
 }
 

@@ -34,8 +34,7 @@
 
 #define BACKOFF_MAX 30                /* seconds between reconnect attempts, at most */
 
-/* "host:port" (numeric) or "unix:/path" into a socket address. */
-static int resolve_backend(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+int endpoint_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (strncmp(addr, "unix:", 5) == 0) {
@@ -100,7 +99,7 @@ int link_open(struct worker *w)
 	l->w = w;
 	l->backoff = 1;
 	if (fd < 0) {
-		r = resolve_backend(cfg->backend_address, &l->addr, &l->addrlen);
+		r = endpoint_resolve(cfg->backend_address, &l->addr, &l->addrlen);
 		if (r < 0) {
 			log_error("backend.address is not a numeric host:port or unix:/path",
 				  "backend=%s", cfg->backend_address);

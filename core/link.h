@@ -7,6 +7,10 @@
 
 #include "core/worker-t.h"
 
+/* "host:port" (numeric, [v6] allowed) or "unix:/path" into a socket address:
+ * 0, or -EINVAL / -ENAMETOOLONG. */
+int endpoint_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len);
+
 int link_open(struct worker *w);
 int link_send(struct worker *w, const struct wire_msg *m);
 bool link_congested(struct worker *w);     /* queued towards the session server over the high mark */

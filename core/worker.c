@@ -853,41 +853,6 @@ static int listener_open(struct worker *w, const struct config_listener *cl)
 	return fd;
 }
 
-/* backend.upstream ("host:port", numeric, checked by config) into a socket address. */
-static int upstream_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon = strrchr(addr, ':');
-	size_t hl = colon ? (size_t)(colon - addr) : 0;
-	long port = colon ? strtol(colon + 1, NULL, 10) : 0;
-
-	if (!colon || hl >= sizeof(host) || port <= 0 || port > 65535)
-		return -EINVAL;
-	memcpy(host, addr, hl);
-	host[hl] = 0;
-	if (host[0] == '[') {
-		memmove(host, host + 1, hl);
-		host[strcspn(host, "]")] = 0;
-	}
-	memset(ss, 0, sizeof(*ss));
-	if (strchr(host, ':')) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
-			return -EINVAL;
-		*len = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-			return -EINVAL;
-		*len = sizeof(*s4);
-	}
-	return 0;
-}
-
 static int buffers_init(struct worker *w)
 {
 	w->nbufs = RECV_BUFS;
@@ -948,7 +913,7 @@ static int worker_setup(struct worker *w)
 		if (r < 0)
 			return r;
 	} else {
-		r = upstream_resolve(w->cfg->backend_upstream, &w->upstream, &w->upstream_len);
+		r = endpoint_resolve(w->cfg->backend_upstream, &w->upstream, &w->upstream_len);
 		if (r < 0) {
 			log_error("backend.upstream is not a numeric host:port", "upstream=%s", w->cfg->backend_upstream);
 			return r;

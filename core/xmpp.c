@@ -487,13 +487,7 @@ void xmpp_input(struct conn *c, const uint8_t *data, size_t len)
 		xmpp_error(c, "policy-violation", NULL);
 		return;
 	}
-	if ((c->flags & CF_WAIT_SM) || c->paused)
-		return;
-	used = frame_items(c, buf_data(&c->in), buf_used(&c->in), &stop);
-	if (stop == STOP_DISCARD)
-		buf_reset(&c->in);
-	else
-		buf_consume(&c->in, used);
+	xmpp_resume(c);
 }
 
 void xmpp_resume(struct conn *c)
@@ -508,6 +502,16 @@ void xmpp_resume(struct conn *c)
 		buf_reset(&c->in);
 	else
 		buf_consume(&c->in, used);
+}
+
+void xmpp_wait_backend(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	c->flags |= CF_WAIT_SM;
+	c->sm_due = w->now + w->cfg->timeouts.session_server;
+	if (!c->deadline || c->deadline > c->sm_due)
+		conn_timer(c, c->sm_due);
 }
 
 void xmpp_restart(struct conn *c)
