@@ -97,10 +97,16 @@ unit: test-deps $(UNITS)
 	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
 
 # libFuzzer targets (clang); the checked-in corpus is replayed by `make test`.
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard core/*.h parser/*.h tls/*.h)
+# The library objects are compiled once (fuzzer-no-link) and linked into every target.
+FUZZ_CFLAGS = -std=c17 -D_GNU_SOURCE -I. -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJS = $(FUZZ_LIB:%.c=$(BUILD)/fuzzobj/%.o)
+.SECONDARY: $(FUZZ_OBJS)
+$(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CLANG) -std=c17 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -o $@ $(filter %.c,$^) -lwolfssl -lexpat
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -o $@ $^ -lwolfssl -lexpat
 fuzz-replay: test-deps $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); \
 		echo "== replay $$n ($$(ls tests/fuzz/corpus/$$n | wc -l) inputs)"; \
