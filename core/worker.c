@@ -1023,11 +1023,33 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	}
 }
 
+/* Release what worker_setup() made, whether it finished or not. */
+static void worker_teardown(struct worker *w)
+{
+	if (w->link.w)
+		link_close(w);
+	session_table_free(w);
+	for (size_t i = 0; i < w->nlisteners; i++)
+		close(w->listeners[i].fd);
+	if (w->ring.ring_fd > 0)
+		io_uring_queue_exit(&w->ring);
+	xmlstage_free(w->xs);
+	tls_thread_exit();
+	free(w->stamp);
+	free(w->scratch);
+	free(w->slots);
+	free(w->bufmem);
+	if (w->br)
+		munmap(w->br, w->nbufs * sizeof(struct io_uring_buf));
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 
 	w->start_rc = worker_setup(w);
+	if (w->start_rc < 0)
+		worker_teardown(w);
 	__atomic_store_n(&w->started, 1, __ATOMIC_RELEASE);
 	if (w->start_rc < 0)
 		return NULL;
@@ -1076,20 +1098,7 @@ static void *worker_main(void *arg)
 		}
 	}
 	flush_all(w);
-	if (w->native)
-		link_close(w);
-	session_table_free(w);
-	for (size_t i = 0; i < w->nlisteners; i++)
-		close(w->listeners[i].fd);
-	io_uring_queue_exit(&w->ring);
-	xmlstage_free(w->xs);
-	tls_thread_exit();
-	free(w->stamp);
-	free(w->scratch);
-	free(w->slots);
-	free(w->bufmem);
-	if (w->br)
-		munmap(w->br, w->nbufs * sizeof(struct io_uring_buf));
+	worker_teardown(w);
 	log_info("worker stopped", "worker=%d accepted=%llu", w->id,
 		 (unsigned long long)w->stat_accepted);
 	return NULL;

@@ -20,6 +20,7 @@ run with a traceback if one test exceeds XEDGE_TEST_WATCHDOG seconds.
 import ctypes
 import faulthandler
 import os
+import random
 import re
 import shutil
 import signal
@@ -66,15 +67,33 @@ def binary(name: str) -> Path:
 _handed_out: set = set()
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A loopback TCP port nobody listens on now (and not handed out before)."""
-    for _ in range(200):
+    """A loopback TCP port nobody uses now and not handed out before, chosen below the
+    kernel's ephemeral range: a port from that range can be taken, between the check
+    and the server's bind, as the local port of any outgoing connection (a client, an
+    upstream stream), and the server then fails with "address in use"."""
+    low = _ephemeral_low()
+    lo, hi = (10000, low) if low > 12000 else (low, 65535)
+    rnd = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(2000):
+        port = rnd.randrange(lo, hi)
+        if port in _handed_out:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     raise RuntimeError("no free port")
 
 
