@@ -134,7 +134,7 @@ static void up_open(struct conn *c, int layer, const uint8_t *attrs, size_t n)
 	if (n && attrs[n - 1] == '/')
 		n--;
 	if (n > sizeof(hdr) - 128) {
-		xmpp_input(c, (const uint8_t *)"<", 1);   /* let the framer call it malformed */
+		xmpp_error(c, "policy-violation", "stream header too long");
 		return;
 	}
 	o = (size_t)snprintf(hdr, sizeof(hdr), "<stream:stream xmlns:stream='" NS_STREAMS "'");
