@@ -161,6 +161,21 @@ static int sasl_result(struct conn *c, int r)
 		xmpp_wait_backend(c);
 		return xmpp_set_state(c, CS_SASL) ? STOP_KEEP : STOP_DISCARD;
 	}
+	case SASL_NEED_COMPUTE: {
+		/* PLAIN's PBKDF2, run here for now. */
+		struct sasl_job *job = malloc(sizeof(*job));
+		uint8_t salted[CRYPTO_MAX_DIGEST];
+		int n = -1;
+
+		if (job && sasl_job_take(c->sasl, job) == 0)
+			n = sasl_job_run(job, salted);
+		if (job)
+			explicit_bzero(job, sizeof(*job));
+		free(job);
+		r = sasl_computed(c->sasl, n > 0 ? salted : NULL, n > 0 ? (size_t)n : 0);
+		explicit_bzero(salted, sizeof(salted));
+		return sasl_result(c, r);
+	}
 	case SASL_CHALLENGE:
 		data = sasl_out(c->sasl, &len);
 		sasl_reply(c, "challenge", data, len);
