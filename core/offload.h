@@ -78,7 +78,8 @@ int offload_start(struct offload *o, int n);
 void offload_stop(struct offload *o);
 
 /* ring_fd: the owner's io_uring (wake_data arrives as a CQE's user_data when
- * completions are waiting), or -1 when the owner polls offload_drain(). */
+ * completions are waiting), or -1 when the owner polls offload_drain().  The
+ * owner may set p->ring_fd itself later, before its first submit. */
 int offload_port_init(struct offload_port *p, int ring_fd, uint64_t wake_data);
 void offload_port_destroy(struct offload_port *p);
 
