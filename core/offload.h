@@ -68,7 +68,8 @@ struct offload {
 	struct offload_thread *threads;   /* each with its own ring for wake-ups */
 };
 
-/* The default pool size: half the online CPUs, at least one (docs/architecture.md). */
+/* The default pool size: half the online CPUs, at least 1 and at most 64
+ * (docs/architecture.md says why). */
 int offload_default_threads(void);
 
 /* Start n threads.  0 or -errno (nothing left running). */
