@@ -13,9 +13,19 @@
  * (SESSION_OPEN sent; SF_SM_OPEN) -> authed (AUTHED sent; CF_AUTHED) ->
  * bound (BIND_RESP ok; CF_BOUND, CS_SESSION) -> closed (SESSION_CLOSE sent,
  * or received).
+ *
+ * PLAIN's key derivation (PBKDF2, milliseconds) runs on the offload pool
+ * (offload.h), never on the worker: while it runs the stream waits as it
+ * does for the session server (CF_WAIT_SM: input held, timeouts.session_server
+ * deadline) with c->auth_job set.  The job owns copies of what it needs and
+ * names its stream only by session id, because by the time it completes the
+ * stream may be closing or freed: whoever stops waiting (failure, timeout,
+ * end of stream, free) cancels and forgets it, and a job nobody waits for is
+ * just freed when it comes back.
  */
 #include "core/xmpp.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +85,41 @@ static int native_header(struct conn *c, const struct xs_header *h)
 
 /* ---- SASL ---------------------------------------------------------------- */
 
+/* PLAIN's PBKDF2 out on the offload pool; freed on the worker by done(). */
+struct auth_job {
+	struct offload_job job;        /* first: the job is the container */
+	struct worker *w;
+	uint64_t sid;                  /* the session waiting for it (session_by_id) */
+	struct sasl_job in;            /* wiped by sasl_job_run */
+	uint8_t salted[CRYPTO_MAX_DIGEST];
+	int len;                       /* sasl_job_run: bytes in salted, or -1 */
+};
+
+static void auth_job_free(struct auth_job *a)
+{
+	explicit_bzero(a, sizeof(*a));
+	free(a);
+}
+
+/* The stream no longer waits for its job (if any): it completes unseen. */
+static void auth_job_forget(struct conn *c)
+{
+	if (c->auth_job) {
+		offload_cancel(&c->auth_job->job);
+		c->auth_job = NULL;
+	}
+}
+
+/* On an offload thread: touches only the job. */
+static void auth_job_run(struct offload_job *j)
+{
+	struct auth_job *a = (struct auth_job *)j;
+
+	a->len = sasl_job_run(&a->in, a->salted);
+}
+
+static void auth_job_done(struct offload_job *j);
+
 static void sasl_reply(struct conn *c, const char *el, const uint8_t *data, size_t len)
 {
 	char b64[4 * ((SASL_MAX_OUT + 2) / 3) + 1], buf[sizeof(b64) + 128];
@@ -101,6 +146,7 @@ static int sasl_failure(struct conn *c, const char *cond)
 
 	snprintf(buf, sizeof(buf), "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
 	xmpp_outs(c, buf);
+	auth_job_forget(c);
 	sasl_free(c->sasl);
 	c->sasl = NULL;
 	if (!xmpp_set_state(c, CS_NEGOTIATE)) {
@@ -161,6 +207,32 @@ static int sasl_result(struct conn *c, int r)
 		xmpp_wait_backend(c);
 		return xmpp_set_state(c, CS_SASL) ? STOP_KEEP : STOP_DISCARD;
 	}
+	case SASL_NEED_COMPUTE: {
+		struct worker *w = c->w;
+		struct auth_job *a = calloc(1, sizeof(*a));
+		int e;
+
+		if (!a || !c->sess || sasl_job_take(c->sasl, &a->in) < 0) {
+			e = -ENOMEM;
+		} else {
+			a->job.run = auth_job_run;
+			a->job.done = auth_job_done;
+			a->w = w;
+			a->sid = c->sess->id;
+			a->len = -1;
+			e = w->offload ? offload_submit(w->offload, &w->offload_port, &a->job) : -ESHUTDOWN;
+		}
+		if (e < 0) {
+			if (a)
+				auth_job_free(a);
+			log_warn("cannot queue a login's key derivation", "conn=%u err=%s", c->idx, strerror(-e));
+			return sasl_failure(c, "temporary-auth-failure");
+		}
+		c->auth_job = a;
+		log_debug("login key derivation queued", "conn=%u iter=%u", c->idx, (unsigned)a->in.iter);
+		xmpp_wait_backend(c);
+		return xmpp_set_state(c, CS_SASL) ? STOP_KEEP : STOP_DISCARD;
+	}
 	case SASL_CHALLENGE:
 		data = sasl_out(c->sasl, &len);
 		sasl_reply(c, "challenge", data, len);
@@ -191,6 +263,32 @@ static int sasl_result(struct conn *c, int r)
 			 c->sasl ? sasl_user(c->sasl) : "-", sasl_cond_str(sasl_cond(c->sasl)));
 		return sasl_failure(c, sasl_cond_str(sasl_cond(c->sasl)));
 	}
+}
+
+/* Back on the worker (offload_drain): continue the exchange if its stream
+ * still waits for this very job; otherwise just free it. */
+static void auth_job_done(struct offload_job *j)
+{
+	struct auth_job *a = (struct auth_job *)j;
+	struct session *s = session_by_id(a->w, a->sid);
+	struct conn *c = s ? s->c : NULL;
+	int r;
+
+	if (!c || c->auth_job != a || c->state == CS_CLOSING || (c->flags & CF_CLOSED) || !c->sasl) {
+		/* (ended() forgets the job, so only the first test should ever hold.) */
+		if (c && c->auth_job == a)
+			c->auth_job = NULL;
+		log_debug("login key derivation dropped: its stream stopped waiting", "worker=%d ran=%d",
+			  a->w->id, a->len > 0);
+		auth_job_free(a);
+		return;
+	}
+	c->auth_job = NULL;
+	c->flags &= ~CF_WAIT_SM;
+	r = sasl_computed(c->sasl, a->len > 0 ? a->salted : NULL, a->len > 0 ? (size_t)a->len : 0);
+	auth_job_free(a);
+	if (sasl_result(c, r) != STOP_DISCARD)
+		xmpp_resume(c);
 }
 
 /* The raw value of attribute `name` in the start tag p[0..n), or NULL.  The
@@ -255,6 +353,7 @@ static int on_sasl(struct conn *c, const struct xs_stanza *s, const uint8_t *p)
 		int mech = mech_name ? sasl_mech_from_name(mech_name, ml) : 0;
 
 		if (c->sasl) {
+			auth_job_forget(c);
 			sasl_free(c->sasl);
 			c->sasl = NULL;
 		}
@@ -438,6 +537,15 @@ static void native_timeout(struct conn *c)
 	struct worker *w = c->w;
 	struct session *s = c->sess;
 
+	if (c->auth_job) {
+		/* The offload pool is backlogged, not the session server. */
+		log_warn("login key derivation not done in time: offload pool busy", "conn=%u after=%us",
+			 c->idx, w->cfg->timeouts.session_server);
+		c->flags &= ~CF_WAIT_SM;
+		if (sasl_failure(c, "temporary-auth-failure") != STOP_DISCARD)
+			xmpp_resume(c);
+		return;
+	}
 	if (!w->link.stalled)
 		log_warn("session server not answering", "worker=%d after=%us", w->id,
 			 w->cfg->timeouts.session_server);
@@ -490,11 +598,13 @@ static void native_sent(struct conn *c)
 
 static void native_ended(struct conn *c, int reason)
 {
+	auth_job_forget(c);
 	sm_close(c, reason);
 }
 
 static void native_free(struct conn *c)
 {
+	auth_job_forget(c);
 	sm_close(c, WIRE_CLOSE_DISCONNECT);
 	sasl_free(c->sasl);
 	c->sasl = NULL;
@@ -581,7 +691,7 @@ void native_on_frame(struct worker *w, const struct wire_msg *m)
 		return; /* the session ended meanwhile; its close frame is on the way */
 	switch (m->type) {
 	case WIRE_CRED_RESP:
-		if (c->sasl && (c->flags & CF_WAIT_SM)) {
+		if (c->sasl && (c->flags & CF_WAIT_SM) && !c->auth_job) {
 			int r = sasl_creds(c->sasl, m->u.cred_resp.status, &m->u.cred_resp.sha1,
 					   &m->u.cred_resp.sha256);
 			c->flags &= ~CF_WAIT_SM;

@@ -1,7 +1,8 @@
 /*
  * xedge — the edge.  Loads the configuration, starts the session server
- * (embedded, unless a backend is configured), starts one io_uring worker per
- * core, and waits for SIGTERM/SIGINT, which drains the workers.
+ * (embedded, unless a backend is configured), the offload pool (slow jobs:
+ * PLAIN's PBKDF2), one io_uring worker per core, and waits for
+ * SIGTERM/SIGINT, which drains the workers; the pool stops after them.
  */
 #include <errno.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/offload.h"
 #include "core/worker.h"
 #include "sm/sm.h"
 #include "tls/tls.h"
@@ -73,10 +75,11 @@ int main(int argc, char **argv)
 	bool check = false;
 	struct worker *workers = NULL;
 	struct sm *sm = NULL;
+	struct offload pool = { 0 };
 	pthread_t sm_thr;
 	struct io_uring ctl;
 	sigset_t sigs;
-	int nworkers, sig, rc = 1;
+	int nworkers, npool, sig, rc = 1, r;
 
 	for (int i = 1; i < argc; i++) {
 		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
@@ -147,6 +150,13 @@ int main(int argc, char **argv)
 			goto out_ring;
 		}
 	}
+	/* Before the workers (they submit to it), stopped after them. */
+	npool = offload_default_threads();
+	r = offload_start(&pool, npool);
+	if (r < 0) {
+		log_error("cannot start the offload threads", "threads=%d err=%s", npool, strerror(-r));
+		goto out_sm_unstarted;
+	}
 	workers = calloc((size_t)nworkers, sizeof(*workers));
 	if (!workers)
 		goto out_sm_unstarted;
@@ -154,6 +164,7 @@ int main(int argc, char **argv)
 		struct worker *w = &workers[i];
 		w->id = i;
 		w->cfg = &cfg;
+		w->offload = &pool;
 		w->sm_fd = -1;
 		if (sm) {
 			int sv[2];
@@ -172,7 +183,7 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < nworkers; i++) {
 		struct worker *w = &workers[i];
-		int r = worker_start(w);
+		r = worker_start(w);
 		if (r < 0) {
 			log_error("worker failed to start", "worker=%d err=%s", i, strerror(-r));
 			nworkers = i;
@@ -185,8 +196,8 @@ int main(int argc, char **argv)
 		log_info("listening", "address=%s:%u type=%s path=%s proxy_protocol=%s", cl->host, cl->port,
 			 kinds[cl->kind], cl->path ? cl->path : "-", cl->proxy_protocol ? "required" : "no");
 	}
-	log_info("xedge started", "version=%s workers=%d domains=%zu backend=%s", XEDGE_VERSION,
-		 nworkers, cfg.ndomains, cfg.backend_upstream ? "upstream" : cfg.backend_address ? cfg.backend_address
+	log_info("xedge started", "version=%s workers=%d offload_threads=%d domains=%zu backend=%s",
+		 XEDGE_VERSION, nworkers, npool, cfg.ndomains, cfg.backend_upstream ? "upstream" : cfg.backend_address ? cfg.backend_address
 		 : "embedded");
 	rc = 0;
 	do {
@@ -201,6 +212,7 @@ out_workers:
 	for (int i = 0; i < nworkers; i++)
 		pthread_join(workers[i].thread, NULL);
 	free(workers);
+	offload_stop(&pool);   /* every job came back: workers wait for theirs */
 	if (sm) {
 		sm_stop(sm);
 		pthread_join(sm_thr, NULL);
@@ -208,6 +220,7 @@ out_workers:
 	}
 	goto out_ring;
 out_sm_unstarted:
+	offload_stop(&pool);   /* a no-op unless it started */
 	if (sm)
 		sm_free(sm);
 out_ring:

@@ -8,8 +8,9 @@
  *   START --sasl_start(empty)--> INITIAL --sasl_step(data)--+
  *     |                                                      |
  *     +--sasl_start(data)------------------------------------+--> CREDS
- *   CREDS --sasl_creds()--> FINAL (SCRAM: server-first sent)  | DONE (PLAIN)
+ *   CREDS --sasl_creds()--> FINAL (SCRAM: server-first sent) | COMPUTE (PLAIN)
  *   FINAL --sasl_step(client-final)--> DONE
+ *   COMPUTE --sasl_job_take(), sasl_computed()--> DONE
  *   any state --error--> FAILED (terminal; every later call fails again)
  *
  * Decisions this file makes where the RFCs leave a choice:
@@ -33,7 +34,8 @@
  *     mechanism are missing or unusable, runs the whole exchange with a fake
  *     salt (first 16 bytes of HMAC-SHA256(process-random key, username)),
  *     4096 iterations, and fails at the end with not-authorized.  PLAIN for
- *     such a user still runs PBKDF2, so its timing matches a real account.
+ *     such a user still asks for the PBKDF2 job, so its timing matches a
+ *     real account's wherever the caller runs it.
  *   - PLAIN is checked against the SCRAM-SHA-256 keys, or the SCRAM-SHA-1
  *     keys when the account has only those.
  *   - Any NUL byte inside a SCRAM message is malformed-request (RFC 5802
@@ -43,6 +45,11 @@
  * Not done: SASLprep of passwords and usernames (non-ASCII passwords are
  * used as their raw UTF-8 bytes, which matches clients that send NFC text
  * without characters SASLprep would map).
+ *
+ * PLAIN's PBKDF2 is a job the caller runs (sasl.h): the state machine keeps
+ * the expected StoredKey, hands out salt, iterations and password, and
+ * finishes the cheap part (HMAC, hash, constant-time compare) in
+ * sasl_computed().
  *
  * Memory: one calloc'd struct per authentication attempt, about 10 KiB,
  * wiped on free.  The only process-wide state is the fake-salt key, set
@@ -78,6 +85,7 @@ enum sasl_state {
 	SASL_ST_INITIAL, /* empty challenge sent; the initial response comes by sasl_step */
 	SASL_ST_CREDS,   /* user known; waiting for sasl_creds() */
 	SASL_ST_FINAL,   /* SCRAM server-first sent; waiting for client-final */
+	SASL_ST_COMPUTE, /* PLAIN: the PBKDF2 job is out; waiting for sasl_computed() */
 	SASL_ST_DONE,    /* success returned: terminal */
 	SASL_ST_FAILED   /* failure returned: terminal */
 };
@@ -107,6 +115,13 @@ struct sasl {
 	size_t sfirst_len, nonce_len;
 	uint8_t stored_key[CRYPTO_MAX_DIGEST];
 	uint8_t server_key[CRYPTO_MAX_DIGEST];
+
+	/* PLAIN in COMPUTE: the derivation to run (password still in msg
+	 * until sasl_job_take moves it out). */
+	uint8_t job_salt[WIRE_SALT_MAX];
+	size_t job_salt_len;
+	uint32_t job_iter;
+	bool job_taken;
 
 	char test_nonce[TEST_NONCE_MAX + 1]; /* sasl_test_set_server_nonce */
 	size_t test_nonce_len;
@@ -240,6 +255,7 @@ static void wipe_secrets(struct sasl *s)
 	explicit_bzero(s->msg, sizeof(s->msg));
 	explicit_bzero(s->stored_key, sizeof(s->stored_key));
 	explicit_bzero(s->server_key, sizeof(s->server_key));
+	s->msg_len = 0;
 }
 
 static int fail(struct sasl *s, int cond)
@@ -362,16 +378,13 @@ static int plain_first(struct sasl *s, const uint8_t *p, size_t n)
 	return SASL_NEED_CREDS;
 }
 
+/* Pick the keys to check the password against (or a fake salt) and ask for
+ * the PBKDF2 job; sasl_computed() finishes. */
 static int plain_creds(struct sasl *s, int status, const struct wire_scram *sha1,
 		       const struct wire_scram *sha256)
 {
 	const struct wire_scram *rec = NULL;
-	uint8_t salt[FAKE_SALT], stored[CRYPTO_MAX_DIGEST], server[CRYPTO_MAX_DIGEST];
-	const uint8_t *sp;
-	size_t slen;
-	uint32_t iter;
-	int hash = CRYPTO_SHA256, rc;
-	bool ok;
+	int hash = CRYPTO_SHA256;
 
 	if (status == WIRE_OK) {
 		if (record_usable(sha256, 32)) {
@@ -381,29 +394,86 @@ static int plain_creds(struct sasl *s, int status, const struct wire_scram *sha1
 			hash = CRYPTO_SHA1;
 		}
 	}
+	s->hash = hash;
+	s->dlen = crypto_digest_len(hash);
 	if (rec) {
-		sp = rec->salt;
-		slen = rec->salt_len;
-		iter = rec->iter;
+		memcpy(s->job_salt, rec->salt, rec->salt_len);
+		s->job_salt_len = rec->salt_len;
+		s->job_iter = rec->iter;
+		memcpy(s->stored_key, rec->stored_key, s->dlen);
 	} else {
-		if (fake_salt(s, salt) != 0)
+		_Static_assert(FAKE_SALT <= WIRE_SALT_MAX, "fake salt size");
+		if (fake_salt(s, s->job_salt) != 0)
 			return fail(s, SASL_C_TEMPORARY_AUTH_FAILURE);
 		s->fake = true;
-		sp = salt;
-		slen = sizeof(salt);
-		iter = FAKE_ITER;
+		s->job_salt_len = FAKE_SALT;
+		s->job_iter = FAKE_ITER;
 	}
-	rc = crypto_scram_keys(hash, (const char *)s->msg, s->msg_len, sp, slen, iter, stored,
-			       server);
+	s->state = SASL_ST_COMPUTE;
+	s->out = NULL;
+	s->out_len = 0;
+	return SASL_NEED_COMPUTE;
+}
+
+int sasl_job_take(struct sasl *s, struct sasl_job *job)
+{
+	if (s == NULL || job == NULL || s->state != SASL_ST_COMPUTE || s->job_taken)
+		return -1;
+	job->hash = s->hash;
+	job->iter = s->job_iter;
+	memcpy(job->salt, s->job_salt, s->job_salt_len);
+	job->salt_len = s->job_salt_len;
+	memcpy(job->pass, s->msg, s->msg_len);
+	job->pass_len = s->msg_len;
 	explicit_bzero(s->msg, sizeof(s->msg));
 	s->msg_len = 0;
-	ok = rc == 0 && rec && crypto_equal(stored, rec->stored_key, crypto_digest_len(hash));
+	s->job_taken = true;
+	return 0;
+}
+
+int sasl_job_run(struct sasl_job *job, uint8_t out[CRYPTO_MAX_DIGEST])
+{
+	size_t dlen;
+	int rc;
+
+	if (job == NULL || out == NULL)
+		return -1;
+	dlen = crypto_digest_len(job->hash);
+	rc = dlen && job->pass_len <= sizeof(job->pass) && job->salt_len <= sizeof(job->salt)
+		     ? crypto_pbkdf2(job->hash, job->pass, job->pass_len, job->salt, job->salt_len,
+				     job->iter, out, dlen)
+		     : -1;
+	explicit_bzero(job->pass, sizeof(job->pass));
+	job->pass_len = 0;
+	return rc == 0 ? (int)dlen : -1;
+}
+
+/* StoredKey = H(HMAC(SaltedPassword, "Client Key")), compared with the
+ * account's.  A fake account fails here, after the same work. */
+int sasl_computed(struct sasl *s, const uint8_t *salted, size_t len)
+{
+	uint8_t ckey[CRYPTO_MAX_DIGEST], stored[CRYPTO_MAX_DIGEST];
+	bool ok;
+	int rc;
+
+	if (s == NULL)
+		return SASL_FAILURE;
+	if (s->state != SASL_ST_COMPUTE)
+		return s->state == SASL_ST_FAILED ? SASL_FAILURE
+						  : fail(s, SASL_C_TEMPORARY_AUTH_FAILURE);
+	if (salted == NULL || len != s->dlen)
+		return fail(s, SASL_C_TEMPORARY_AUTH_FAILURE);
+	rc = crypto_hmac(s->hash, salted, len, "Client Key", 10, ckey);
+	if (rc == 0)
+		rc = crypto_hash(s->hash, ckey, s->dlen, stored);
+	ok = rc == 0 && crypto_equal(stored, s->stored_key, s->dlen) && !s->fake;
+	explicit_bzero(ckey, sizeof(ckey));
 	explicit_bzero(stored, sizeof(stored));
-	explicit_bzero(server, sizeof(server));
 	if (rc != 0)
 		return fail(s, SASL_C_TEMPORARY_AUTH_FAILURE);
 	if (!ok)
 		return fail(s, SASL_C_NOT_AUTHORIZED);
+	wipe_secrets(s);
 	s->state = SASL_ST_DONE;
 	s->out = NULL;
 	s->out_len = 0;

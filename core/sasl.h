@@ -8,6 +8,13 @@
  * Channel binding: the edge does not offer -PLUS mechanisms, so a client
  * GS2 flag 'p' is refused and 'y' is accepted (RFC 5802 §6).
  *
+ * PLAIN's key derivation (PBKDF2, thousands of HMACs: milliseconds) is the
+ * one step too slow for an event loop, so it is not done here: sasl_creds()
+ * returns SASL_NEED_COMPUTE, the caller takes the job (sasl_job_take), runs
+ * it wherever it likes (sasl_job_run: pure, thread-safe) and hands the
+ * result back (sasl_computed).  This file still does no I/O and starts no
+ * thread.
+ *
  * Lifetime: sasl_new() when <auth/> arrives, sasl_free() on success, failure
  * or connection close.  All client input is hostile: every parser bounds its
  * lengths (SASL_MAX_MSG) and reports malformed-request / incorrect-encoding.
@@ -19,6 +26,7 @@
 #include <stdint.h>
 
 #include "parser/wire.h"
+#include "tls/crypto.h"
 
 #define SASL_MAX_MSG 4096        /* decoded client message bytes */
 #define SASL_USER_MAX 1023       /* localpart bytes */
@@ -29,6 +37,7 @@ enum sasl_mech { SASL_PLAIN = 1, SASL_SCRAM_SHA1 = 2, SASL_SCRAM_SHA256 = 3 };
 
 enum sasl_result {
 	SASL_NEED_CREDS,   /* call sasl_creds() once the keys of s->user are known */
+	SASL_NEED_COMPUTE, /* PLAIN: take the job (sasl_job_take), run it, call sasl_computed() */
 	SASL_CHALLENGE,    /* send <challenge> with sasl_out() (may be empty) */
 	SASL_SUCCESS,      /* send <success> with sasl_out() (may be empty) */
 	SASL_FAILURE       /* send <failure> with sasl_cond_str(s->cond) */
@@ -74,10 +83,39 @@ int sasl_start(struct sasl *s, const uint8_t *data, size_t len);
  * proceeds with a fake salt so that unknown users are not revealed and fails
  * at the end with not-authorized; WIRE_TEMP_FAIL fails with
  * temporary-auth-failure).  Returns SASL_CHALLENGE (SCRAM server-first),
- * SASL_SUCCESS or SASL_FAILURE (PLAIN).
+ * SASL_NEED_COMPUTE (PLAIN, also for an unknown user: the fake derivation
+ * costs what a real one does) or SASL_FAILURE.
  */
 int sasl_creds(struct sasl *s, int status, const struct wire_scram *sha1,
 	       const struct wire_scram *sha256);
+
+/*
+ * PLAIN's key derivation, as a job that owns copies of everything it needs:
+ * SaltedPassword = PBKDF2(hash, pass, salt, iter) (RFC 5802 §3).  About
+ * 4.2 KiB; the password bytes are secret (wipe the job when done with it).
+ */
+struct sasl_job {
+	int hash;                       /* CRYPTO_SHA1 / CRYPTO_SHA256 */
+	uint32_t iter;
+	size_t salt_len, pass_len;
+	uint8_t salt[WIRE_SALT_MAX];
+	uint8_t pass[SASL_MAX_MSG];     /* the offered password, not NUL-terminated */
+};
+
+/* After SASL_NEED_COMPUTE: copy the job into *job and wipe the password from
+ * s.  0, or -1 when s is not waiting for a computation (or it was taken). */
+int sasl_job_take(struct sasl *s, struct sasl_job *job);
+
+/* Run a job: writes SaltedPassword to out and returns its length (20 or
+ * 32), or -1.  Wipes job->pass.  No state: callable from any thread. */
+int sasl_job_run(struct sasl_job *job, uint8_t out[CRYPTO_MAX_DIGEST]);
+
+/*
+ * The job's result: salted[0..len) from sasl_job_run, or NULL when it failed
+ * (temporary-auth-failure).  Returns SASL_SUCCESS (PLAIN: nothing to send)
+ * or SASL_FAILURE (not-authorized for a wrong password or unknown user).
+ */
+int sasl_computed(struct sasl *s, const uint8_t *salted, size_t len);
 
 /* A <response/> (decoded).  Returns SASL_NEED_CREDS after an empty-challenge
  * retry of sasl_start, SASL_SUCCESS (server-final) or SASL_FAILURE. */

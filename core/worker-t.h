@@ -16,7 +16,8 @@
  *
  * Ownership: everything here belongs to the worker thread; nothing is shared
  * with other threads except `ctrl` (a single-producer ck_ring the main thread
- * writes) and `stop`.
+ * writes), `stop`, and `offload_port` (offload.h: completed jobs come back
+ * there from the offload threads).
  *
  * Completion lifetimes: a connection counts its in-flight operations in
  * `refs` (armed multishot recv, send, cancels, close, peer lookup, connect).
@@ -37,10 +38,12 @@
 
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/offload.h"
 #include "parser/framer.h"
 #include "parser/wire.h"
 #include "tls/tls.h"
 
+struct auth_job;
 struct conn;
 struct sasl;
 struct session;
@@ -51,7 +54,7 @@ struct xs_stanza;
 enum op {
 	OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CLOSE, OP_CANCEL,
 	OP_LINK_RECV, OP_LINK_SEND, OP_LINK_CONNECT, OP_MSG, OP_IGNORE, OP_PEER,
-	OP_SOCKET, OP_CONNECT, OP_PAUSE
+	OP_SOCKET, OP_CONNECT, OP_PAUSE, OP_OFFLOAD
 };
 #define OP_MASK 0xfULL
 #define UD(ptr, op) ((uint64_t)(uintptr_t)(ptr) | (uint64_t)(op))
@@ -179,6 +182,8 @@ struct conn {
 	struct buf out;          /* wire bytes queued behind the send in flight */
 	struct buf sending;      /* wire bytes of the send in flight (immutable) */
 	struct sasl *sasl;
+	struct auth_job *auth_job; /* native: PLAIN's key derivation this stream waits for on the
+	                              offload pool (be_native.c); the job outlives a close */
 	const char *domain;      /* the served domain this stream is for (config-owned) */
 	char *close_tag;         /* "</p:stream" when the peer's stream prefix is not "stream" */
 	uint64_t accepted;       /* worker clock (s) at accept */
@@ -283,6 +288,9 @@ struct worker {
 	size_t stamp_cap;
 	struct sockaddr_storage upstream;  /* backend.upstream, resolved */
 	socklen_t upstream_len;
+
+	struct offload *offload; /* the process's pool for slow jobs (main.c) */
+	struct offload_port offload_port; /* where our jobs come back; the loop runs until it is idle */
 
 	ck_ring_t ctrl;
 	ck_ring_buffer_t ctrl_buf[16];

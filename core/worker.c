@@ -886,6 +886,9 @@ static int worker_setup(struct worker *w)
 			  w->id, w->nslots, strerror(-r));
 		return r;
 	}
+	/* Offload threads wake us through this ring (the port exists since
+	 * worker_start; no job is out before this thread submits one). */
+	w->offload_port.ring_fd = w->ring.ring_fd;
 	w->slots = calloc(w->nslots, sizeof(*w->slots));
 	w->scratch = malloc(SCRATCH_SIZE);
 	w->xs = xmlstage_new();
@@ -1018,6 +1021,9 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	case OP_MSG:
 		ctrl_drain(w);
 		break;
+	case OP_OFFLOAD:
+		offload_drain(&w->offload_port);   /* an offload thread woke us */
+		break;
 	default:
 		break;
 	}
@@ -1029,6 +1035,7 @@ static void worker_teardown(struct worker *w)
 	if (w->link.w)
 		link_close(w);
 	session_table_free(w);
+	offload_port_destroy(&w->offload_port);
 	for (size_t i = 0; i < w->nlisteners; i++)
 		close(w->listeners[i].fd);
 	if (w->ring.ring_fd > 0)
@@ -1053,7 +1060,8 @@ static void *worker_main(void *arg)
 	__atomic_store_n(&w->started, 1, __ATOMIC_RELEASE);
 	if (w->start_rc < 0)
 		return NULL;
-	while (!w->stop || w->nconns > 0) {
+	/* Jobs out on the offload pool complete back here: stay until they have. */
+	while (!w->stop || w->nconns > 0 || offload_port_busy(&w->offload_port)) {
 		struct __kernel_timespec ts = { 0 };
 		struct io_uring_cqe *cqe;
 		struct timespec mono;
@@ -1082,6 +1090,7 @@ static void *worker_main(void *arg)
 			n++;
 		}
 		io_uring_cq_advance(&w->ring, n);
+		offload_drain(&w->offload_port);   /* one load when idle; covers a lost wake-up */
 		ctrl_drain(w);
 		if (!w->stop)
 			for (size_t i = 0; i < w->nlisteners; i++)
@@ -1109,6 +1118,9 @@ int worker_start(struct worker *w)
 	int r;
 
 	ck_ring_init(&w->ctrl, sizeof(w->ctrl_buf) / sizeof(w->ctrl_buf[0]));
+	r = offload_port_init(&w->offload_port, -1, UD(NULL, OP_OFFLOAD));
+	if (r < 0)
+		return r;
 	w->lim = (struct framer_limits){
 		.max_stanza = w->cfg->limits.max_stanza_bytes,
 		.max_depth = w->cfg->limits.max_depth,

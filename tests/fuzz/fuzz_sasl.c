@@ -6,7 +6,8 @@
  * client-final.  They go through SCRAM-SHA-256 with fixed credentials
  * (user/pencil, 2 iterations so executions stay fast) and the fixed server
  * nonce FUZZ_SNONCE; through SCRAM-SHA-1 for an unknown user, starting with
- * an empty initial response; and the whole input goes through PLAIN.
+ * an empty initial response; and the whole input goes through PLAIN, whose
+ * PBKDF2 job is run inline (sasl_job_take, sasl_job_run, sasl_computed).
  * Nothing may crash or read out of bounds, and every result must be one the
  * header allows (__builtin_trap() otherwise).
  */
@@ -48,8 +49,8 @@ static void check_state(struct sasl *s, int r)
 	size_t n;
 	const uint8_t *out = sasl_out(s, &n);
 
-	CHECK(r == SASL_NEED_CREDS || r == SASL_CHALLENGE || r == SASL_SUCCESS ||
-	      r == SASL_FAILURE);
+	CHECK(r == SASL_NEED_CREDS || r == SASL_NEED_COMPUTE || r == SASL_CHALLENGE ||
+	      r == SASL_SUCCESS || r == SASL_FAILURE);
 	CHECK(out != NULL && n <= SASL_MAX_OUT);
 	if (r == SASL_FAILURE) {
 		CHECK(sasl_cond(s) > SASL_C_NONE && sasl_cond(s) <= SASL_C_TEMPORARY_AUTH_FAILURE);
@@ -119,7 +120,18 @@ static void run_plain(const uint8_t *data, size_t size)
 	r = sasl_start(s, data, size);
 	check_state(s, r);
 	if (r == SASL_NEED_CREDS) {
+		static struct sasl_job job;
+		uint8_t salted[CRYPTO_MAX_DIGEST];
+		int n;
+
 		r = sasl_creds(s, WIRE_OK, &sha1, &sha256);
+		check_state(s, r);
+		CHECK(r == SASL_NEED_COMPUTE);
+		CHECK(sasl_job_take(s, &job) == 0 && sasl_job_take(s, &job) == -1);
+		CHECK(job.iter == 2 && job.pass_len > 0);
+		n = sasl_job_run(&job, salted);
+		CHECK(n == 32);
+		r = sasl_computed(s, salted, (size_t)n);
 		check_state(s, r);
 		CHECK(r == SASL_SUCCESS || r == SASL_FAILURE);
 	} else if (r == SASL_CHALLENGE) {

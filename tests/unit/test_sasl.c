@@ -3,6 +3,10 @@
  * through the state machine, PLAIN, and every failure path the header and
  * sasl.c's decisions promise.  Client proofs for non-RFC cases are computed
  * here from tls/crypto (the same primitives a client would use).
+ *
+ * PLAIN's asynchronous step (SASL_NEED_COMPUTE, sasl_job_take, sasl_job_run,
+ * sasl_computed) is driven here the way be_native drives it, with the job
+ * run inline instead of on an offload thread.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -657,6 +661,22 @@ static void test_misuse(void **state)
 
 /* ---- PLAIN ------------------------------------------------------------- */
 
+/* After SASL_NEED_COMPUTE: take the job, run it, hand the result back. */
+static int plain_compute(struct sasl *s)
+{
+	struct sasl_job *job = malloc(sizeof(*job));
+	uint8_t salted[CRYPTO_MAX_DIGEST];
+	int n, r;
+
+	assert_non_null(job);
+	assert_int_equal(sasl_job_take(s, job), 0);
+	n = sasl_job_run(job, salted);
+	assert_true(n > 0);
+	r = sasl_computed(s, salted, (size_t)n);
+	free(job);
+	return r;
+}
+
 static int plain_run(const char *m, size_t n, int status, struct creds *c, int *cond)
 {
 	struct sasl *s = sasl_new(SASL_PLAIN, DOMAIN, strlen(DOMAIN));
@@ -664,6 +684,8 @@ static int plain_run(const char *m, size_t n, int status, struct creds *c, int *
 
 	if (r == SASL_NEED_CREDS)
 		r = sasl_creds(s, status, &c->sha1, &c->sha256);
+	if (r == SASL_NEED_COMPUTE)
+		r = plain_compute(s);
 	*cond = sasl_cond(s);
 	if (r == SASL_SUCCESS) {
 		size_t len;
@@ -728,6 +750,198 @@ static void test_plain(void **state)
 	c.sha1.key_len = 0;
 	assert_int_equal(plain_run(P("\0user\0pencil"), WIRE_OK, &c, &cond), SASL_FAILURE);
 	assert_int_equal(cond, SASL_C_NOT_AUTHORIZED);
+}
+
+/* The job sasl_creds asks for, as a caller sees it. */
+static struct sasl *plain_to_job(const char *m, size_t n, int status, struct creds *c,
+				 struct sasl_job *job)
+{
+	struct sasl *s = sasl_new(SASL_PLAIN, DOMAIN, strlen(DOMAIN));
+
+	assert_non_null(s);
+	assert_int_equal(sasl_start(s, (const uint8_t *)m, n), SASL_NEED_CREDS);
+	assert_int_equal(sasl_creds(s, status, &c->sha1, &c->sha256), SASL_NEED_COMPUTE);
+	assert_int_equal(sasl_job_take(s, job), 0);
+	return s;
+}
+
+static void test_plain_compute_steps(void **state)
+{
+	struct creds c;
+	struct sasl_job *job = calloc(1, sizeof(*job)), *again = calloc(1, sizeof(*again));
+	uint8_t salted[CRYPTO_MAX_DIGEST], want[CRYPTO_MAX_DIGEST], zero[SASL_MAX_MSG] = { 0 };
+	struct sasl *s;
+	size_t n;
+
+	assert_non_null(job);
+	assert_non_null(again);
+	rfc_creds(&c);
+	s = plain_to_job(P("\0user\0pencil"), WIRE_OK, &c, job);
+	/* The job carries what PBKDF2 needs for the SCRAM-SHA-256 keys. */
+	assert_int_equal(job->hash, CRYPTO_SHA256);
+	assert_int_equal(job->iter, 4096);
+	assert_int_equal(job->salt_len, c.sha256.salt_len);
+	assert_memory_equal(job->salt, c.sha256.salt, job->salt_len);
+	assert_int_equal(job->pass_len, 6);
+	assert_memory_equal(job->pass, "pencil", 6);
+	/* Taken once: the password has left the state machine. */
+	assert_int_equal(sasl_job_take(s, again), -1);
+	/* Nothing to send while the job runs. */
+	sasl_out(s, &n);
+	assert_int_equal(n, 0);
+	/* The job is pure: same inputs, same output, password wiped after. */
+	assert_int_equal(sasl_job_run(job, salted), 32);
+	assert_int_equal(job->pass_len, 0);
+	assert_memory_equal(job->pass, zero, sizeof(job->pass));
+	assert_int_equal(crypto_pbkdf2(CRYPTO_SHA256, "pencil", 6, c.sha256.salt, c.sha256.salt_len,
+				       4096, want, 32),
+			 0);
+	assert_memory_equal(salted, want, 32);
+	assert_int_equal(sasl_computed(s, salted, 32), SASL_SUCCESS);
+	assert_int_equal(sasl_cond(s), SASL_C_NONE);
+	assert_string_equal(sasl_user(s), "user");
+	/* Terminal: a second result is misuse. */
+	assert_int_equal(sasl_computed(s, salted, 32), SASL_FAILURE);
+	sasl_free(s);
+
+	/* SHA-1-only account: a SHA-1 job. */
+	c.sha256.key_len = 0;
+	s = plain_to_job(P("\0user\0pencil"), WIRE_OK, &c, job);
+	assert_int_equal(job->hash, CRYPTO_SHA1);
+	assert_int_equal(job->salt_len, c.sha1.salt_len);
+	assert_int_equal(sasl_job_run(job, salted), 20);
+	/* A result of the wrong size is the runner's failure, not the client's. */
+	assert_int_equal(sasl_computed(s, salted, 32), SASL_FAILURE);
+	assert_int_equal(sasl_cond(s), SASL_C_TEMPORARY_AUTH_FAILURE);
+	sasl_free(s);
+
+	/* The job failed (NULL result): temporary-auth-failure. */
+	rfc_creds(&c);
+	s = plain_to_job(P("\0user\0pencil"), WIRE_OK, &c, job);
+	assert_int_equal(sasl_computed(s, NULL, 0), SASL_FAILURE);
+	assert_int_equal(sasl_cond(s), SASL_C_TEMPORARY_AUTH_FAILURE);
+	sasl_free(s);
+
+	/* The right password's result for another account's salt: not-authorized. */
+	s = plain_to_job(P("\0user\0pencil"), WIRE_OK, &c, job);
+	assert_int_equal(crypto_pbkdf2(CRYPTO_SHA256, "pencil", 6, c.sha1.salt, c.sha1.salt_len, 4096,
+				       want, 32),
+			 0);
+	assert_int_equal(sasl_computed(s, want, 32), SASL_FAILURE);
+	assert_int_equal(sasl_cond(s), SASL_C_NOT_AUTHORIZED);
+	sasl_free(s);
+
+	/* The result may come back without the job ever being taken (the
+	 * caller copied it another way); the password is wiped on free. */
+	s = sasl_new(SASL_PLAIN, DOMAIN, strlen(DOMAIN));
+	assert_int_equal(sasl_start(s, (const uint8_t *)"\0user\0pencil", 12), SASL_NEED_CREDS);
+	assert_int_equal(sasl_creds(s, WIRE_OK, &c.sha1, &c.sha256), SASL_NEED_COMPUTE);
+	assert_int_equal(crypto_pbkdf2(CRYPTO_SHA256, "pencil", 6, c.sha256.salt, c.sha256.salt_len,
+				       4096, want, 32),
+			 0);
+	assert_int_equal(sasl_computed(s, want, 32), SASL_SUCCESS);
+	sasl_free(s);
+	free(job);
+	free(again);
+}
+
+/* Unknown users cost the same: a full PBKDF2 job with a fake, stable salt. */
+static void test_plain_unknown_user_job(void **state)
+{
+	struct creds c;
+	struct sasl_job *j1 = calloc(1, sizeof(*j1)), *j2 = calloc(1, sizeof(*j2));
+	struct sasl_job *j3 = calloc(1, sizeof(*j3)), *jr = calloc(1, sizeof(*jr));
+	uint8_t salted[CRYPTO_MAX_DIGEST];
+	struct sasl *s1, *s2, *s3, *sr;
+	int n;
+
+	assert_true(j1 && j2 && j3 && jr);
+	memset(&c, 0, sizeof(c));
+	s1 = plain_to_job(P("\0ghost\0pencil"), WIRE_NO_USER, &c, j1);
+	s2 = plain_to_job(P("\0GHOST\0other"), WIRE_NO_USER, &c, j2);
+	s3 = plain_to_job(P("\0phantom\0pencil"), WIRE_NO_USER, &c, j3);
+	rfc_creds(&c);
+	sr = plain_to_job(P("\0user\0pencil"), WIRE_OK, &c, jr);
+	/* Same shape as a real account's job (xedgectl: SHA-256, 4096). */
+	assert_int_equal(j1->hash, jr->hash);
+	assert_int_equal(j1->iter, jr->iter);
+	assert_int_equal(j1->salt_len, 16);
+	/* Stable per canonical name, distinct across names. */
+	assert_int_equal(j2->salt_len, 16);
+	assert_memory_equal(j1->salt, j2->salt, 16);
+	assert_memory_not_equal(j1->salt, j3->salt, 16);
+	/* Even the "right" derivation for the fake salt fails, at the end. */
+	n = sasl_job_run(j1, salted);
+	assert_int_equal(n, 32);
+	assert_int_equal(sasl_computed(s1, salted, (size_t)n), SASL_FAILURE);
+	assert_int_equal(sasl_cond(s1), SASL_C_NOT_AUTHORIZED);
+	/* An account without usable keys looks the same. */
+	c.sha256.key_len = 0;
+	c.sha1.key_len = 0;
+	sasl_free(sr);
+	sr = plain_to_job(P("\0user\0pencil"), WIRE_OK, &c, jr);
+	assert_int_equal(jr->iter, 4096);
+	assert_int_equal(jr->salt_len, 16);
+	n = sasl_job_run(jr, salted);
+	assert_int_equal(sasl_computed(sr, salted, (size_t)n), SASL_FAILURE);
+	assert_int_equal(sasl_cond(sr), SASL_C_NOT_AUTHORIZED);
+	sasl_free(s1);
+	sasl_free(s2);
+	sasl_free(s3);
+	sasl_free(sr);
+	free(j1);
+	free(j2);
+	free(j3);
+	free(jr);
+}
+
+/* The compute step only where the machine is waiting for it. */
+static void test_plain_compute_misuse(void **state)
+{
+	struct creds c;
+	struct sasl_job *job = calloc(1, sizeof(*job));
+	uint8_t salted[CRYPTO_MAX_DIGEST] = { 0 };
+	struct sasl *s;
+
+	assert_non_null(job);
+	rfc_creds(&c);
+	/* before the credentials */
+	s = sasl_new(SASL_PLAIN, DOMAIN, strlen(DOMAIN));
+	assert_int_equal(sasl_job_take(s, job), -1);
+	assert_int_equal(sasl_start(s, (const uint8_t *)"\0user\0pencil", 12), SASL_NEED_CREDS);
+	assert_int_equal(sasl_job_take(s, job), -1);
+	assert_int_equal(sasl_computed(s, salted, 32), SASL_FAILURE);
+	assert_int_equal(sasl_cond(s), SASL_C_TEMPORARY_AUTH_FAILURE);
+	sasl_free(s);
+	/* a <response/> while the job runs: malformed-request, and the late
+	 * result changes nothing */
+	s = plain_to_job(P("\0user\0pencil"), WIRE_OK, &c, job);
+	assert_int_equal(step_str(s, "x"), SASL_FAILURE);
+	assert_int_equal(sasl_cond(s), SASL_C_MALFORMED_REQUEST);
+	assert_int_equal(sasl_job_run(job, salted), 32);
+	assert_int_equal(sasl_computed(s, salted, 32), SASL_FAILURE);
+	assert_int_equal(sasl_cond(s), SASL_C_MALFORMED_REQUEST);
+	sasl_free(s);
+	/* the session server's temporary failure: no job at all */
+	s = sasl_new(SASL_PLAIN, DOMAIN, strlen(DOMAIN));
+	assert_int_equal(sasl_start(s, (const uint8_t *)"\0user\0pencil", 12), SASL_NEED_CREDS);
+	assert_int_equal(sasl_creds(s, WIRE_TEMP_FAIL, &c.sha1, &c.sha256), SASL_FAILURE);
+	assert_int_equal(sasl_job_take(s, job), -1);
+	sasl_free(s);
+	/* SCRAM never asks for a job */
+	s = sasl_new(SASL_SCRAM_SHA256, DOMAIN, strlen(DOMAIN));
+	assert_int_equal(start_str(s, "n,,n=user,r=abc"), SASL_NEED_CREDS);
+	assert_int_equal(sasl_creds(s, WIRE_OK, &c.sha1, &c.sha256), SASL_CHALLENGE);
+	assert_int_equal(sasl_job_take(s, job), -1);
+	assert_int_equal(sasl_computed(s, salted, 32), SASL_FAILURE);
+	sasl_free(s);
+	/* NULL everywhere */
+	assert_int_equal(sasl_job_take(NULL, job), -1);
+	assert_int_equal(sasl_job_run(NULL, salted), -1);
+	assert_int_equal(sasl_computed(NULL, salted, 32), SASL_FAILURE);
+	job->hash = 7;   /* unknown hash */
+	assert_int_equal(sasl_job_run(job, salted), -1);
+	free(job);
 }
 
 static void test_names(void **state)
@@ -832,6 +1046,9 @@ int main(void)
 		cmocka_unit_test(test_empty_initial_response),
 		cmocka_unit_test(test_misuse),
 		cmocka_unit_test(test_plain),
+		cmocka_unit_test(test_plain_compute_steps),
+		cmocka_unit_test(test_plain_unknown_user_job),
+		cmocka_unit_test(test_plain_compute_misuse),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_crypto_b64),
 		cmocka_unit_test(test_crypto_misc),
