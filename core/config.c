@@ -28,6 +28,7 @@ struct loader {
 	char dir[PATH_MAX];     /* the config file's directory, for relative paths */
 	char *err;
 	size_t errlen;
+	unsigned long upstream_tls_line;  /* where backend.upstream_tls was set */
 };
 
 static int fail(struct loader *L, const yaml_node_t *n, const char *fmt, ...)
@@ -306,7 +307,14 @@ static int tls_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg
 {
 	if (!strcmp(key, "require"))
 		return get_bool(L, v, "tls.require", &L->cfg->require_tls);
-	return fail(L, v, "tls: unknown key '%s' (known: require)", key);
+	if (!strcmp(key, "ca_file")) {
+		if (get_path(L, v, "tls.ca_file", &L->cfg->tls_ca_file) < 0)
+			return -1;
+		if (access(L->cfg->tls_ca_file, R_OK) < 0)
+			return fail(L, v, "tls.ca_file: cannot read %s: %s", L->cfg->tls_ca_file, strerror(errno));
+		return 0;
+	}
+	return fail(L, v, "tls: unknown key '%s' (known: require, ca_file)", key);
 }
 
 /* An endpoint: "host:port" as given, or "unix:PATH" with PATH resolved
@@ -356,7 +364,12 @@ static int backend_pair(struct loader *L, const char *key, yaml_node_t *v, void 
 			return fail(L, v, "backend.proxy_protocol: expected none, v1 or v2");
 		return 0;
 	}
-	return fail(L, v, "backend: unknown key '%s' (known: address, secret, upstream, proxy_protocol)", key);
+	if (!strcmp(key, "upstream_tls")) {
+		L->upstream_tls_line = v->start_mark.line + 1;
+		return get_bool(L, v, "backend.upstream_tls", &L->cfg->upstream_tls);
+	}
+	return fail(L, v, "backend: unknown key '%s' (known: address, secret, upstream, proxy_protocol, "
+		    "upstream_tls)", key);
 }
 
 static int sm_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
@@ -599,6 +612,16 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 		fail(&L, root, "backend.proxy_protocol applies to upstream mode only (set backend.upstream)");
 		goto out;
 	}
+	if (cfg->upstream_tls && !cfg->backend_upstream) {
+		snprintf(err, errlen, "%s:%lu: backend.upstream_tls applies to upstream mode only (set "
+			 "backend.upstream)", path, L.upstream_tls_line);
+		goto out;
+	}
+	if (cfg->upstream_tls && !cfg->tls_ca_file) {
+		snprintf(err, errlen, "%s:%lu: backend.upstream_tls needs tls.ca_file: the CA certificates "
+			 "that sign the upstream server's certificate", path, L.upstream_tls_line);
+		goto out;
+	}
 	rc = 0;
 out:
 	yaml_document_delete(&L.doc);
@@ -623,6 +646,7 @@ void config_free(struct config *cfg)
 	free(cfg->backend_address);
 	free(cfg->backend_secret);
 	free(cfg->backend_upstream);
+	free(cfg->tls_ca_file);
 	free(cfg->sm.database);
 	free(cfg->sm.admin_socket);
 	free(cfg->sm.listen);

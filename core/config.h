@@ -88,6 +88,8 @@ struct config {
 	 * at this "host:port"; SASL and everything after it pass through. */
 	char *backend_upstream;
 	int upstream_proxy;       /* PROXY_*: header sent to the upstream first */
+	bool upstream_tls;        /* STARTTLS on the upstream stream, verified against tls_ca_file */
+	char *tls_ca_file;        /* tls.ca_file: PEM CA certificates that sign the upstream's */
 
 	/* The session server itself (embedded, or the xedge-sm process). */
 	struct {
