@@ -37,6 +37,9 @@ struct tls_domain {
 static struct tls_domain domains[CONFIG_MAX_DOMAINS];
 static size_t ndomains;
 
+static WOLFSSL_CTX *verify_ctx;   /* upstream_tls: clients that verify (tls.ca_file) */
+static WOLFSSL_CTX *client_ctx_new(const char *ca_file);
+
 /* A session: wolfSSL during the handshake (and for good with TLS 1.2), our
  * record layer after a TLS 1.3 handshake (see record.h). */
 _Static_assert(TLS_READ_CAP >= REC_INNER_MAX, "tls_read's buffer must hold a record");
@@ -422,6 +425,13 @@ int tls_init(const struct config *cfg)
 		}
 		ndomains = i + 1;
 	}
+	if (cfg->upstream_tls) {
+		verify_ctx = client_ctx_new(cfg->tls_ca_file);
+		if (!verify_ctx) {
+			tls_shutdown();
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -430,6 +440,10 @@ void tls_shutdown(void)
 	for (size_t i = 0; i < ndomains; i++)
 		wolfSSL_CTX_free(domains[i].ctx);
 	ndomains = 0;
+	if (verify_ctx) {
+		wolfSSL_CTX_free(verify_ctx);
+		verify_ctx = NULL;
+	}
 	wolfSSL_Cleanup();
 }
 
@@ -586,29 +600,65 @@ const char *tls_sni_domain(const struct tls *t)
 static WOLFSSL_CTX *client_ctx;
 static pthread_once_t client_once = PTHREAD_ONCE_INIT;
 
-static void client_ctx_init(void)
+/*
+ * A verifying client's certificate check failed: say why in the session's
+ * error (wolfSSL's own code for it is a generic "verify problem").  Called
+ * by wolfSSL during wolfSSL_connect, so tls_cur is the session.
+ */
+static int on_verify(int ok, WOLFSSL_X509_STORE_CTX *store)
 {
-	/* X25519 first: the cheapest key exchange in Debian's build; P-256 for
-	 * servers without it (one HelloRetryRequest). */
+	static _Thread_local char why[160];
+	struct tls *t = tls_cur;
+
+	if (ok || !t)
+		return ok;
+	snprintf(why, sizeof(why), "certificate verification failed: %s (error %d)",
+		 wolfSSL_ERR_reason_error_string((unsigned long)store->error), store->error);
+	t->why = why;
+	return 0;
+}
+
+/* A client context: TLS 1.2 and 1.3 with the server side's cipher
+ * preference; X25519 first, the cheapest key exchange in Debian's build,
+ * P-256 for servers without it (one HelloRetryRequest).  With ca_file the
+ * server's certificate must chain to it (the name is checked per session);
+ * without, nothing is verified.  NULL after logging why. */
+static WOLFSSL_CTX *client_ctx_new(const char *ca_file)
+{
 	int groups[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1 };
 	WOLFSSL_CTX *ctx;
 
 	wolfSSL_Init();
 	ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
 	if (!ctx)
-		return;
+		return NULL;
 	if (wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS ||
 	    wolfSSL_CTX_set_cipher_list(ctx, TLS_CIPHERS) != WOLFSSL_SUCCESS) {
 		log_error("tls: cannot set client protocol versions or ciphers", "side=%s", "client");
 		wolfSSL_CTX_free(ctx);
-		return;
+		return NULL;
 	}
 	(void)wolfSSL_CTX_set_groups(ctx, groups, 2);
-	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+	if (ca_file) {
+		if (wolfSSL_CTX_load_verify_locations(ctx, ca_file, NULL) != WOLFSSL_SUCCESS) {
+			log_error("tls: cannot load the CA certificates of tls.ca_file (PEM expected)",
+				  "file=%s", ca_file);
+			wolfSSL_CTX_free(ctx);
+			return NULL;
+		}
+		wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, on_verify);
+	} else {
+		wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+	}
 	wolfSSL_CTX_SetIORecv(ctx, io_recv);
 	wolfSSL_CTX_SetIOSend(ctx, io_send);
 	wolfSSL_CTX_SetHKDFExpandLabelCb(ctx, on_expand);
-	client_ctx = ctx;
+	return ctx;
+}
+
+static void client_ctx_init(void)
+{
+	client_ctx = client_ctx_new(NULL);
 }
 
 struct tls *tls_client_new(const char *sni, int alpn, struct tls_io *io)
@@ -625,6 +675,24 @@ struct tls *tls_client_new(const char *sni, int alpn, struct tls_io *io)
 			    WOLFSSL_SUCCESS) ||
 	    (alpn && wolfSSL_UseALPN(t->ssl, (char *)alpn_xmpp, sizeof(alpn_xmpp) - 1,
 				     WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) != WOLFSSL_SUCCESS)) {
+		tls_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+struct tls *tls_client_new_verified(const char *name, struct tls_io *io)
+{
+	struct tls *t;
+
+	if (!verify_ctx || !name)
+		return NULL;
+	t = session(verify_ctx, io, true);
+	if (!t)
+		return NULL;
+	if (wolfSSL_UseSNI(t->ssl, WOLFSSL_SNI_HOST_NAME, name, (unsigned short)strlen(name)) !=
+		    WOLFSSL_SUCCESS ||
+	    wolfSSL_check_domain_name(t->ssl, name) != WOLFSSL_SUCCESS) {
 		tls_free(t);
 		return NULL;
 	}

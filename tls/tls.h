@@ -47,8 +47,9 @@ struct tls;
 /* tls_read's out buffer must hold this much (a record's inner plaintext). */
 #define TLS_READ_CAP (16384u + 240u)
 
-/* Load every domain's certificate and key.  Returns 0, or -1 after logging
- * which domain and file failed and why. */
+/* Load every domain's certificate and key, and with cfg->upstream_tls the
+ * CA certificates of cfg->tls_ca_file for verifying clients.  Returns 0,
+ * or -1 after logging which domain and file failed and why. */
 int tls_init(const struct config *cfg);
 void tls_shutdown(void);
 
@@ -87,7 +88,8 @@ const char *tls_error_str(struct tls *t, char *buf, size_t len);
 const char *tls_sni_domain(const struct tls *t);
 
 /*
- * Client side (xedge-bench).  One client WOLFSSL_CTX for the process,
+ * Client side (xedge-bench, and the edge's upstream streams).  One client
+ * WOLFSSL_CTX for the process,
  * created on first use (thread-safe): TLS 1.2 and 1.3, the same cipher
  * preference as the server side, X25519 then P-256 key shares, and no
  * certificate verification — the bench measures servers, it does not
@@ -99,6 +101,13 @@ const char *tls_sni_domain(const struct tls *t);
  * starts with the first tls_connect().  io must outlive the session.  NULL
  * on failure. */
 struct tls *tls_client_new(const char *sni, int alpn, struct tls_io *io);
+
+/* A new client session that verifies the server (upstream_tls): its
+ * certificate must chain to tls.ca_file (loaded by tls_init when
+ * cfg->upstream_tls is set) and carry `name`, which is also sent as SNI.
+ * A failed check fails the handshake; tls_error_str then starts with
+ * "certificate verification failed".  NULL on failure (no such context). */
+struct tls *tls_client_new_verified(const char *name, struct tls_io *io);
 
 /* Advance the client handshake with what is in io.in (the first call writes
  * the ClientHello through io.out).  TLS_OK once complete, TLS_WANT, or
