@@ -77,4 +77,12 @@ void xprt_pop(struct conn *c, int layer);
  * STARTTLS).  false when the handshake cap is reached or memory is out. */
 bool xprt_tls_server(struct conn *c);
 
+/* TLS as a layer, client side: STARTTLS on an outbound stream.  The server's
+ * certificate must chain to tls.ca_file and name `name` (also the SNI).
+ * Pushes the layer and sends the ClientHello; once the handshake is done
+ * the stream is ready again (xmpp_transport_ready) and secured(c) is
+ * called.  A failed handshake (verification included) is logged and
+ * aborts the connection.  false when the session cannot be created. */
+bool xprt_tls_client(struct conn *c, const char *name, void (*secured)(struct conn *c));
+
 #endif

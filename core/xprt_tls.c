@@ -1,15 +1,18 @@
 /*
- * xprt_tls — TLS as a transport layer (server side: Direct TLS listeners,
- * wss, and STARTTLS, which pushes this layer at <proceed/>).
+ * xprt_tls — TLS as a transport layer: server side (Direct TLS listeners,
+ * wss, and STARTTLS, which pushes this layer at <proceed/>) and client side
+ * (the edge's STARTTLS on an upstream stream, verified).
  *
- * The session is created lazily (a WOLFSSL costs ~60 KB, DESIGN §3): at
+ * The session, its buffers and the handshake-then-read loop are a TLS pipe
+ * (tls/pipe.h); this file ties a pipe to a connection's layer stack.  A
+ * server session is created lazily (a WOLFSSL costs ~60 KB, DESIGN §3): at
  * set-up for STARTTLS, on the first byte for Direct TLS.  Until the
  * handshake completes nothing goes up; then the record layer's plaintext
- * does.  Output from above accumulates in `pt` and is sealed at flush time,
- * so everything written in one loop iteration leaves as one record (up to
- * 16 KiB each) and one send.
+ * does.  Output from above accumulates in the pipe and is sealed at flush
+ * time, so everything written in one loop iteration leaves as one record
+ * (up to 16 KiB each) and one send.
  *
- * State machine: HANDSHAKE -> OPEN -> CLOSED, through tls_set_state().
+ * States: the pipe's (HANDSHAKE -> OPEN -> SHUT -> CLOSED, tlsp_set_state).
  */
 #include "core/xprt.h"
 
@@ -18,17 +21,14 @@
 #include "core/log.h"
 #include "core/worker.h"
 #include "core/xmpp.h"
+#include "tls/pipe.h"
 
 #define PT_LIMIT (4u << 20)   /* plaintext awaiting encryption: emptied every iteration */
 
-enum tls_state { TS_HANDSHAKE = 0, TS_OPEN, TS_CLOSED };
-
 struct tls_layer {
-	struct tls *tls;         /* NULL until the first byte (lazy) */
-	struct tls_io io;
-	struct buf pt;           /* plaintext waiting to be sealed */
+	struct tlsp p;           /* the session is NULL until the first byte (lazy) */
 	struct conn *c;
-	uint8_t state;           /* enum tls_state */
+	void (*secured)(struct conn *c);  /* client: called once the handshake is done */
 	bool hs_counted;         /* holds a process-wide handshake slot */
 };
 
@@ -56,33 +56,30 @@ static void hs_release(struct tls_layer *t)
 	}
 }
 
-static const char *const tls_state_names[] = { "handshake", "open", "closed" };
-
-/* The one place the layer's state changes: HANDSHAKE -> OPEN -> CLOSED, or
- * straight to CLOSED. */
-static void tls_set_state(struct tls_layer *t, int s)
-{
-	if (s <= t->state) {
-		log_error("illegal TLS layer transition", "conn=%u from=%s to=%s", t->c->idx,
-			  tls_state_names[t->state], tls_state_names[s]);
-		s = TS_CLOSED;
-	}
-	t->state = (uint8_t)s;
-}
-
 /* Records from wolfSSL or the record layer go down from wherever this
  * layer sits now (a PROXY layer below it may have been popped). */
+static int layer_of(const struct conn *c, const struct tls_layer *t);
+
 static int tls_out(void *owner, const uint8_t *data, size_t len)
 {
 	struct tls_layer *t = owner;
-	struct conn *c = t->c;
-	int layer = 0;
 
-	while (layer < c->nxp && c->xs_state[layer] != t)
-		layer++;
-	xprt_down(c, layer, data, len);
+	xprt_down(t->c, layer_of(t->c, t), data, len);
 	return 0;
 }
+
+static bool tls_live(void *owner);
+static void tls_ready(void *owner);
+static void tls_plain(void *owner, const uint8_t *p, size_t n);
+static void tls_end(void *owner, int why);
+
+static const struct tlsp_ops layer_ops = {
+	.out = tls_out,
+	.ready = tls_ready,
+	.plain = tls_plain,
+	.end = tls_end,
+	.live = tls_live,
+};
 
 static struct tls_layer *tls_layer_new(struct conn *c)
 {
@@ -91,7 +88,7 @@ static struct tls_layer *tls_layer_new(struct conn *c)
 	if (!t)
 		return NULL;
 	t->c = c;
-	t->io = (struct tls_io){ .out = tls_out, .owner = t };
+	tlsp_init(&t->p, &layer_ops, t);
 	return t;
 }
 
@@ -101,8 +98,7 @@ static bool tls_layer_start(struct conn *c, struct tls_layer *t, const char *dom
 {
 	if (!hs_acquire(c, t))
 		return false;
-	t->tls = tls_new(domain, &t->io);
-	if (!t->tls) {
+	if (tlsp_server(&t->p, domain) < 0) {
 		log_error("cannot create a TLS session (out of memory?)", "conn=%u", c->idx);
 		return false;
 	}
@@ -118,86 +114,129 @@ bool xprt_tls_server(struct conn *c)
 	/* STARTTLS: the stream already named its domain; Direct TLS waits for
 	 * the ClientHello (and its SNI). */
 	if (c->state != CS_TRANSPORT && !tls_layer_start(c, t, c->domain)) {
+		hs_release(t);
 		free(t);
 		return false;
 	}
 	if (xprt_push(c, &xprt_tls, t) < 0) {
 		hs_release(t);
-		tls_free(t->tls);
+		tlsp_clear(&t->p);
 		free(t);
 		return false;
 	}
 	return true;
 }
 
-static void tls_fail(struct conn *c, struct tls_layer *t, const char *what)
+/* Client sessions are not counted against max_tls_handshakes: the cap
+ * guards against floods of ClientHellos, and each upstream stream belongs
+ * to a client whose own handshake was counted. */
+bool xprt_tls_client(struct conn *c, const char *name, void (*secured)(struct conn *c))
 {
-	char err[128];
+	struct tls_layer *t = tls_layer_new(c);
 
-	log_info(what, "conn=%u peer=%s err=\"%s\"", c->idx, c->peer,
-		 t->tls ? tls_error_str(t->tls, err, sizeof(err)) : "no session");
-	tls_set_state(t, TS_CLOSED);
-	buf_reset(&t->pt);   /* nothing may follow the fatal alert already queued */
+	if (!t)
+		return false;
+	t->secured = secured;
+	if (tlsp_client_verified(&t->p, name) < 0) {
+		log_error("cannot create a TLS client session", "conn=%u name=%s", c->idx, name);
+		free(t);
+		return false;
+	}
+	if (xprt_push(c, &xprt_tls, t) < 0) {
+		tlsp_clear(&t->p);
+		free(t);
+		return false;
+	}
+	/* The ClientHello goes out now, below the new layer. */
+	tlsp_input(&t->p, NULL, 0, c->w->scratch);
+	return true;
+}
+
+static int layer_of(const struct conn *c, const struct tls_layer *t)
+{
+	int layer = 0;
+
+	while (layer < c->nxp && c->xs_state[layer] != t)
+		layer++;
+	return layer;
+}
+
+static bool tls_live(void *owner)
+{
+	struct tls_layer *t = owner;
+
+	return t->c->state != CS_CLOSING;
+}
+
+static void tls_ready(void *owner)
+{
+	struct tls_layer *t = owner;
+	struct conn *c = t->c;
+
+	hs_release(t);
+	c->flags |= CF_TLS;
+	if (!c->domain && !t->p.client)
+		c->domain = tls_sni_domain(t->p.tls);
+	log_debug("TLS established", "conn=%u domain=%s side=%s lean=%d", c->idx,
+		  c->domain ? c->domain : "-", t->p.client ? "client" : "server", tls_lean(t->p.tls));
+	if (layer_of(c, t) == c->nxp - 1)
+		xmpp_transport_ready(c);
+	if (t->secured)
+		t->secured(c);
+}
+
+static void tls_plain(void *owner, const uint8_t *p, size_t n)
+{
+	struct tls_layer *t = owner;
+
+	xprt_up(t->c, layer_of(t->c, t), p, n);
+}
+
+static void tls_end(void *owner, int why)
+{
+	struct tls_layer *t = owner;
+	struct conn *c = t->c;
+	char err[192];
+
+	if (why == TLSP_END_NOTIFY) {
+		xmpp_eof(c);   /* close_notify: answered with ours */
+		return;
+	}
+	tlsp_error_str(&t->p, err, sizeof(err));
+	if (t->p.client)
+		log_warn(why == TLSP_END_HANDSHAKE ? "TLS handshake with the upstream server failed"
+						   : "TLS error on the upstream stream",
+			 "conn=%u upstream=%s name=%s err=\"%s\"", c->idx, c->w->cfg->backend_upstream,
+			 c->domain ? c->domain : "-", err);
+	else
+		log_info(why == TLSP_END_HANDSHAKE ? "TLS handshake failed" : "TLS error",
+			 "conn=%u peer=%s err=\"%s\"", c->idx, c->peer, err);
+	/* The alert wolfSSL or the record layer queued is flushed before the
+	 * socket closes. */
 	xmpp_abort(c);
 }
 
 static void tls_input(struct conn *c, int layer, const uint8_t *data, size_t len)
 {
 	struct tls_layer *t = c->xs_state[layer];
-	struct worker *w = c->w;
 
-	if (t->state == TS_CLOSED)
+	if (t->p.state == TLSP_CLOSED)
 		return;
-	if (!t->tls && !tls_layer_start(c, t, NULL)) {
-		tls_set_state(t, TS_CLOSED);
+	if (!t->p.tls && !tls_layer_start(c, t, NULL)) {
+		tlsp_set_state(&t->p, TLSP_CLOSED);
 		xmpp_abort(c);
 		return;
 	}
-	t->io.in = data;
-	t->io.in_len = len;
-	if (t->state == TS_HANDSHAKE) {
-		int r = tls_handshake(t->tls);
-		if (r == TLS_WANT)
-			return;
-		if (r != TLS_OK) {
-			/* wolfSSL queued its alert through tls_out: it is flushed
-			 * before the socket closes. */
-			tls_fail(c, t, "TLS handshake failed");
-			return;
-		}
-		tls_set_state(t, TS_OPEN);
-		hs_release(t);
-		c->flags |= CF_TLS;
-		if (!c->domain)
-			c->domain = tls_sni_domain(t->tls);
-		log_debug("TLS established", "conn=%u domain=%s", c->idx, c->domain ? c->domain : "-");
-		if (layer == c->nxp - 1)
-			xmpp_transport_ready(c);
-	}
-	while (c->state != CS_CLOSING && t->state == TS_OPEN) {
-		int res;
-		size_t n = tls_read(t->tls, w->scratch, TLS_READ_CAP, &res);
-		if (n) {
-			xprt_up(c, layer, w->scratch, n);
-			continue;
-		}
-		if (res == TLS_WANT)
-			break;
-		if (res == TLS_CLOSED)
-			xmpp_eof(c);   /* close_notify: answered with ours */
-		else
-			tls_fail(c, t, "TLS error");
-		break;
-	}
+	tlsp_input(&t->p, data, len, c->w->scratch);
 }
 
 static void tls_write_pt(struct conn *c, int layer, const void *data, size_t len)
 {
 	struct tls_layer *t = c->xs_state[layer];
 
-	if (t->state == TS_CLOSED || (c->flags & (CF_PEER_GONE | CF_CLOSED)))
+	if (t->p.state >= TLSP_SHUT || (c->flags & (CF_PEER_GONE | CF_CLOSED)))
 		return;
-	if (buf_append(&t->pt, data, len, PT_LIMIT) < 0) {
+	if (tlsp_write(&t->p, data, len, PT_LIMIT) < 0) {
 		c->flags |= CF_PEER_GONE;
 		conn_release(c);
 		return;
@@ -209,24 +248,24 @@ static void tls_flush(struct conn *c, int layer)
 {
 	struct tls_layer *t = c->xs_state[layer];
 
-	if (t->state != TS_OPEN || !buf_used(&t->pt))
+	if (c->flags & CF_PEER_GONE) {
+		tlsp_drop(&t->p);
 		return;
-	if (!(c->flags & CF_PEER_GONE) && tls_write(t->tls, buf_data(&t->pt), buf_used(&t->pt)) < 0) {
+	}
+	if (tlsp_flush(&t->p) < 0) {
 		c->flags |= CF_PEER_GONE;
 		conn_release(c);
 	}
-	buf_reset(&t->pt);
 }
 
 static void tls_shutdown_layer(struct conn *c, int layer)
 {
 	struct tls_layer *t = c->xs_state[layer];
 
-	if (t->state != TS_OPEN || (c->flags & CF_PEER_GONE))
+	if (!tlsp_open(&t->p) || (c->flags & CF_PEER_GONE))
 		return;
 	tls_flush(c, layer);
-	tls_close_notify(t->tls);
-	tls_set_state(t, TS_CLOSED);
+	tlsp_close_notify(&t->p);
 }
 
 static void tls_free_layer(struct conn *c, int layer)
@@ -234,8 +273,7 @@ static void tls_free_layer(struct conn *c, int layer)
 	struct tls_layer *t = c->xs_state[layer];
 
 	hs_release(t);
-	tls_free(t->tls);
-	buf_reset(&t->pt);
+	tlsp_clear(&t->p);
 	free(t);
 }
 
