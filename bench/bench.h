@@ -15,7 +15,8 @@
  *   report.c        summary table, JSON, gnuplot                                      [report_]
  *
  * Server XML is parsed with the project's own framer + xmlstage (one xmlstage
- * per thread), TLS is tls/ (client side), so there is one XMPP stack.
+ * per thread), TLS is the TLS pipe of tls/pipe.h (client side; the edge's TLS
+ * layer is built on it too), so there is one XMPP stack.
  *
  * Threads and ownership: the controller (main thread) owns the options, the
  * phase and the time series.  Each client thread owns a ring and the clients
@@ -51,6 +52,7 @@
 #include "bench/hist.h"
 #include "core/buf.h"
 #include "parser/framer.h"
+#include "tls/pipe.h"
 #include "tls/tls.h"
 
 #define BENCH_MAX_THREADS 64
@@ -173,11 +175,9 @@ struct bclient {
 	_Atomic uint8_t online;  /* BC_ONLINE, visible to other threads */
 	struct framer fr;
 	struct buf in;           /* plaintext not yet consumed (an incomplete item) */
-	struct buf pt;           /* plaintext waiting to be encrypted (TLS) */
 	struct buf out;          /* wire bytes queued behind the send in flight */
 	struct buf sending;      /* wire bytes of the send in flight (immutable) */
-	struct tls *tls;
-	struct tls_io tio;
+	struct tlsp tp;          /* TLS: the session (NULL until TLS starts) and its plaintext */
 	struct scram_client *scram;  /* only during SASL */
 	uint64_t t_start;        /* connect started (ns) */
 	uint64_t t_stream;       /* first stream header after TLS (ns): auth latency start */

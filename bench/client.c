@@ -4,7 +4,7 @@
  * PLAIN), resource binding with a server-generated resource, initial
  * presence, roster get; then chat messages, keepalives and the goodbye.
  *
- * Input path: wire bytes -> (wolfSSL, tls/) -> plaintext -> framer ->
+ * Input path: wire bytes -> (the TLS pipe, tls/pipe.h) -> plaintext -> framer ->
  * xmlstage (the project's own parser, one per thread) -> the handler for the
  * client's state.  Bytes of an incomplete item wait in bclient.in.
  *
@@ -168,12 +168,10 @@ void bc_released(struct bthread *t, struct bclient *c)
 {
 	resolved(t, c);
 	set_online(t, c, false);
-	tls_free(c->tls);
-	c->tls = NULL;
+	tlsp_clear(&c->tp);
 	free(c->scram);
 	c->scram = NULL;
 	buf_reset(&c->in);
-	buf_reset(&c->pt);
 	buf_reset(&c->out);
 	buf_reset(&c->sending);
 	c->state = BC_DONE;
@@ -190,7 +188,7 @@ static void out(struct bclient *c, const void *data, size_t len)
 	if (c->flags & (BF_CLOSED | BF_PEER_GONE))
 		return;
 	if (c->flags & BF_TLS) {
-		if (buf_append(&c->pt, data, len, IN_LIMIT * 16) < 0) {
+		if (tlsp_write(&c->tp, data, len, IN_LIMIT * 16) < 0) {
 			bc_fail(bc_thread(c), c, "output-queue-limit", NULL);
 			return;
 		}
@@ -205,22 +203,12 @@ static void outs(struct bclient *c, const char *s)
 	out(c, s, strlen(s));
 }
 
-static int tls_out(void *owner, const uint8_t *data, size_t len)
-{
-	bt_send(owner, data, len);
-	return 0;
-}
-
 void bc_flush(struct bthread *t, struct bclient *c)
 {
-	if (!(c->flags & BF_TLS) || !buf_used(&c->pt) || (c->flags & BF_PEER_GONE))
+	if (!(c->flags & BF_TLS) || (c->flags & BF_PEER_GONE))
 		return;
-	if (tls_write(c->tls, buf_data(&c->pt), buf_used(&c->pt)) < 0) {
-		buf_reset(&c->pt);
+	if (tlsp_flush(&c->tp) < 0)
 		bc_fail(t, c, "tls-write", NULL);
-		return;
-	}
-	buf_reset(&c->pt);
 }
 
 static void send_header(struct bthread *t, struct bclient *c)
@@ -237,30 +225,75 @@ void bc_start(struct bthread *t, struct bclient *c)
 	set_state(c, BC_CONNECT);
 }
 
-static void tls_begin(struct bthread *t, struct bclient *c)
-{
-	const char *sni = B.o.sni ? B.o.sni : B.o.domain;
-	char err[96];
+/* The TLS pipe's callbacks (tls/pipe.h); the owner is the client. */
 
-	c->tio = (struct tls_io){ .out = tls_out, .owner = c };
-	c->tls = tls_client_new(sni, B.o.tls == TLS_MODE_DIRECT, &c->tio);
-	if (!c->tls) {
-		bc_fail(t, c, "tls-setup", NULL);
-		return;
-	}
-	set_state(c, BC_TLS);
-	if (tls_connect(c->tls) == TLS_ERROR)
-		bc_fail(t, c, "tls-failure", tls_error_str(c->tls, err, sizeof(err)));
+static int tls_out(void *owner, const uint8_t *data, size_t len)
+{
+	bt_send(owner, data, len);
+	return 0;
 }
 
-static void tls_established(struct bthread *t, struct bclient *c)
+static void tls_ready(void *owner)
 {
+	struct bclient *c = owner;
+	struct bthread *t = bc_thread(c);
 	uint64_t now = bench_now();
 
 	c->flags |= BF_TLS;
 	hist_record(&t->local.h_tls, now - c->t_start);
 	c->t_stream = now;
 	send_header(t, c);
+}
+
+static void plain_input(struct bthread *t, struct bclient *c, const uint8_t *data, size_t len);
+
+static void tls_plain(void *owner, const uint8_t *p, size_t n)
+{
+	struct bclient *c = owner;
+
+	plain_input(bc_thread(c), c, p, n);
+}
+
+static void tls_end(void *owner, int why)
+{
+	struct bclient *c = owner;
+	struct bthread *t = bc_thread(c);
+	char err[96];
+
+	if (why == TLSP_END_NOTIFY) {
+		bc_eof(t, c, 0);
+		return;
+	}
+	bc_fail(t, c, why == TLSP_END_HANDSHAKE ? "tls-failure" : "tls-error",
+		tlsp_error_str(&c->tp, err, sizeof(err)));
+}
+
+static bool tls_live(void *owner)
+{
+	const struct bclient *c = owner;
+
+	return !(c->flags & BF_CLOSED);
+}
+
+static const struct tlsp_ops pipe_ops = {
+	.out = tls_out,
+	.ready = tls_ready,
+	.plain = tls_plain,
+	.end = tls_end,
+	.live = tls_live,
+};
+
+static void tls_begin(struct bthread *t, struct bclient *c)
+{
+	const char *sni = B.o.sni ? B.o.sni : B.o.domain;
+
+	tlsp_init(&c->tp, &pipe_ops, c);
+	if (tlsp_client(&c->tp, sni, B.o.tls == TLS_MODE_DIRECT) < 0) {
+		bc_fail(t, c, "tls-setup", NULL);
+		return;
+	}
+	set_state(c, BC_TLS);
+	tlsp_input(&c->tp, NULL, 0, t->scratch);   /* the ClientHello */
 }
 
 void bc_connected(struct bthread *t, struct bclient *c, int res)
@@ -821,42 +854,10 @@ static void plain_input(struct bthread *t, struct bclient *c, const uint8_t *dat
 
 void bc_input(struct bthread *t, struct bclient *c, const uint8_t *data, size_t len)
 {
-	char err[96];
-
-	if (!c->tls) {
+	if (!c->tp.tls)
 		plain_input(t, c, data, len);
-		return;
-	}
-	c->tio.in = data;
-	c->tio.in_len = len;
-	if (!(c->flags & BF_TLS)) {
-		int r = tls_connect(c->tls);
-		if (r == TLS_ERROR) {
-			bc_fail(t, c, "tls-failure", tls_error_str(c->tls, err, sizeof(err)));
-			return;
-		}
-		if (r == TLS_WANT)
-			return;
-		tls_established(t, c);
-	}
-	while (!(c->flags & BF_CLOSED)) {
-		int res;
-		size_t n = tls_read(c->tls, t->scratch, TLS_READ_CAP, &res);
-		if (n) {
-			plain_input(t, c, t->scratch, n);
-			continue;
-		}
-		if (res == TLS_WANT)
-			break;
-		if (res == TLS_CLOSED) {
-			bc_eof(t, c, 0);
-			break;
-		}
-		bc_fail(t, c, "tls-error", tls_error_str(c->tls, err, sizeof(err)));
-		break;
-	}
-	c->tio.in = NULL;
-	c->tio.in_len = 0;
+	else
+		tlsp_input(&c->tp, data, len, t->scratch);
 }
 
 /* ---- endings, timers, keepalives --------------------------------------------------- */
@@ -913,7 +914,7 @@ void bc_goodbye(struct bthread *t, struct bclient *c)
 	outs(c, "</stream:stream>");
 	if (c->flags & BF_TLS) {
 		bc_flush(t, c);
-		tls_close_notify(c->tls);
+		tlsp_close_notify(&c->tp);
 	}
 	set_state(c, BC_CLOSING);
 }

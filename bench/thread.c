@@ -824,12 +824,10 @@ static void *bt_main(void *arg)
 	io_uring_queue_exit(&t->ring);
 	for (uint32_t i = 0; i < t->nclients; i++) {
 		struct bclient *c = &B.clients[t->id + (size_t)i * B.nthreads];
-		tls_free(c->tls);
-		c->tls = NULL;
+		tlsp_clear(&c->tp);
 		free(c->scram);
 		c->scram = NULL;
 		buf_reset(&c->in);
-		buf_reset(&c->pt);
 		buf_reset(&c->out);
 		buf_reset(&c->sending);
 	}
