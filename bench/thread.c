@@ -8,7 +8,8 @@
  * slot, which is reused only after its last completion (refs == 0).
  *
  * Sockets: liburing 2.3 has no prep_bind and setsockopt needs a real
- * descriptor, so a client socket is made with socket(2), gets TCP_NODELAY
+ * descriptor, so a client socket is made by sock_outbound() (core/sock.c,
+ * the edge's outbound connections use it too): socket(2), TCP_NODELAY
  * and, with --sources, IP_BIND_ADDRESS_NO_PORT + bind(2) to its source
  * address (the port is then chosen at connect time, per destination), and is
  * installed into a free slot of the ring's registered-file table with
@@ -42,7 +43,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "bench/scram_client.h"
+#include "core/sock.h"
 #include "core/thread_ring.h"
 #include "parser/xmlstage.h"
 
@@ -57,10 +58,6 @@ enum { OP_NONE = 0, OP_CONNECT, OP_RECV, OP_SEND, OP_CANCEL, OP_CLOSE, OP_WAKE }
 #define UD(idx, op) (((uint64_t)(idx) << 8) | (uint64_t)(op))
 #define UD_IDX(ud) ((uint32_t)((ud) >> 8))
 #define UD_OP(ud) ((int)((ud) & 0xff))
-
-#ifndef IP_LOCAL_PORT_RANGE
-#define IP_LOCAL_PORT_RANGE 51       /* Linux 6.3; not in Debian 12's glibc headers */
-#endif
 
 #define BGID 1
 #define RECV_BUFS 512                /* 8 MiB per thread: sized for bursts */
@@ -231,35 +228,30 @@ static const char *errname(int e)
 static int socket_new(struct bclient *c, unsigned retry, char *cause, size_t cap)
 {
 	const struct bench_opts *o = &B.o;
-	int fd, one = 1;
+	struct sock_opts so = { 0 };
+	const char *what;
+	int fd;
 
-	fd = socket(o->target.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(cause, cap, "socket:%s", errname(errno));
-		return -1;
-	}
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (B.port_lo && retry < 2) {
 		uint32_t span = (uint32_t)B.port_hi - B.port_lo + 1, width = retry ? 1024 : 16;
 		uint32_t lo = B.port_lo + (c->idx / (o->nsources ? o->nsources : 1)) % span;
-		uint32_t hi = lo + width - 1, range;
+		uint32_t hi = lo + width - 1;
 		if (hi > B.port_hi) {
 			hi = B.port_hi;
 			lo = hi - width + 1;
 		}
-		range = lo | (hi << 16);
-		(void)setsockopt(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof(range));
+		so.port_lo = (uint16_t)lo;
+		so.port_hi = (uint16_t)hi;
 	}
 	if (o->nsources) {
 		unsigned s = c->idx % o->nsources;
-		/* Defer the port choice to connect(): ports are then unique per
-		 * destination, not per host (~28k per source address here). */
-		(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-		if (bind(fd, (const struct sockaddr *)&o->sources[s], o->source_len[s]) < 0) {
-			snprintf(cause, cap, "bind:%s", errname(errno));
-			close(fd);
-			return -1;
-		}
+		so.src = (const struct sockaddr *)&o->sources[s];
+		so.srclen = o->source_len[s];
+	}
+	fd = sock_outbound(o->target.ss_family, &so, &what);
+	if (fd < 0) {
+		snprintf(cause, cap, "%s:%s", what, errname(-fd));
+		return -1;
 	}
 	return fd;
 }

@@ -27,6 +27,7 @@
 #include "core/link.h"
 #include "core/log.h"
 #include "core/session.h"
+#include "core/sock.h"
 #include "core/thread_ring.h"
 #include "core/uring_compat.h"
 #include "core/xmpp.h"
@@ -697,18 +698,18 @@ static void on_peer(struct conn *c, int fd)
 struct conn *conn_connect(struct worker *w, const struct sockaddr *addr, socklen_t len,
 			  const struct role_ops *role, int *err)
 {
-	int one = 1, rcv = SOCK_RCVBUF, snd = SOCK_SNDBUF, fd;
+	/* The listeners' buffer sizes (see listener_open). */
+	static const struct sock_opts so = { .rcvbuf = SOCK_RCVBUF, .sndbuf = SOCK_SNDBUF };
+	const char *what;
 	struct io_uring_sqe *sqe;
 	struct conn *c;
+	int fd;
 
-	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = sock_outbound(addr->sa_family, &so, &what);
 	if (fd < 0) {
-		*err = -errno;
+		*err = fd;
 		return NULL;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
 	c = calloc(1, sizeof(*c));
 	sqe = c ? worker_sqe(w) : NULL;
 	if (!sqe) {
