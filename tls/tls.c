@@ -605,6 +605,22 @@ static pthread_once_t client_once = PTHREAD_ONCE_INIT;
  * error (wolfSSL's own code for it is a generic "verify problem").  Called
  * by wolfSSL during wolfSSL_connect, so tls_cur is the session.
  */
+static const char *verify_error_str(int e)
+{
+	/* X509_V_ERR_* codes (chain problems) are positive, and Debian's
+	 * wolfSSL names few of them; its own codes, such as
+	 * DOMAIN_NAME_MISMATCH, are negative. */
+	switch (e) {
+	case 9: return "certificate not yet valid";
+	case 10: return "certificate has expired";
+	case 18: return "self-signed certificate not in tls.ca_file";
+	case 19: return "self-signed certificate in the chain, not in tls.ca_file";
+	case 20: return "issuer not found in tls.ca_file";
+	case 21: return "no issuer in tls.ca_file signs the certificate";
+	}
+	return e > 0 ? wolfSSL_X509_verify_cert_error_string(e) : wolfSSL_ERR_reason_error_string((unsigned long)e);
+}
+
 static int on_verify(int ok, WOLFSSL_X509_STORE_CTX *store)
 {
 	static _Thread_local char why[160];
@@ -613,7 +629,7 @@ static int on_verify(int ok, WOLFSSL_X509_STORE_CTX *store)
 	if (ok || !t)
 		return ok;
 	snprintf(why, sizeof(why), "certificate verification failed: %s (error %d)",
-		 wolfSSL_ERR_reason_error_string((unsigned long)store->error), store->error);
+		 verify_error_str(store->error), store->error);
 	t->why = why;
 	return 0;
 }
