@@ -2,8 +2,9 @@
  * be_upstream — upstream mode: the edge in front of any XMPP server.
  *
  * A client's stream, once secure (TLS, or a WebSocket listener behind a
- * TLS ingress), is relayed over one plaintext c2s stream per client that
- * the edge opens to backend.upstream.  The upstream authenticates (SASL
+ * TLS ingress), is relayed over one c2s stream per client that the edge
+ * opens to backend.upstream: plaintext, or with backend.upstream_tls
+ * secured by STARTTLS and verified against tls.ca_file.  The upstream authenticates (SASL
  * passes through), binds and routes; the edge still frames every element
  * in both directions, enforces every limit and rate on the client, and
  * answers violations with the stream error RFC 6120 names.
@@ -14,14 +15,24 @@
  * limits.max_out_bytes, so a slow reader on either side holds the writer
  * back instead of growing a queue.
  *
- * What is filtered: the upstream's <starttls/> (its stream to us is
- * plaintext; the client's TLS is ours) and the SCRAM-*-PLUS mechanisms
+ * What is filtered: the upstream's <starttls/> (its stream to us is ours
+ * to secure, and so is the client's TLS) and the SCRAM-*-PLUS mechanisms
  * (their channel binding would bind to our TLS, which the upstream cannot
  * see, so they would fail).  Stream headers are ours on each side.
  *
  * The relay's states: the client waits (CF_WAIT_SM) from its header until
  * the upstream's header and features are in; CS_RELAY on both sides while
  * elements flow; SASL <success/> restarts both streams (CS_HEADER).
+ *
+ * With backend.upstream_tls the upstream stream is secured first, before
+ * the client hears anything: after the upstream's first header (CS_NEGOTIATE)
+ * its features must offer STARTTLS; we send <starttls/>, and at <proceed/>
+ * push a client TLS layer (CS_STARTTLS) whose certificate check is against
+ * tls.ca_file and the domain's name.  When the handshake is done the stream
+ * restarts (CS_HEADER) and goes on as above: the client's header is answered
+ * with the id of the upstream's second header, and the features relayed are
+ * those offered over TLS.  Any failure on the way ends both streams with a
+ * log line that says why (the client gets <internal-server-error/>).
  */
 #include "core/xmpp.h"
 
@@ -32,6 +43,7 @@
 
 #include "core/log.h"
 #include "core/worker.h"
+#include "core/xprt.h"
 
 /* ---- PROXY protocol header to the upstream -------------------------------- */
 
@@ -253,6 +265,56 @@ static void up_connected(struct conn *u, int res)
 	upstream_open(u);
 }
 
+/* ---- STARTTLS on our stream (backend.upstream_tls) ------------------------- */
+
+static bool wants_tls(const struct conn *u)
+{
+	return u->w->cfg->upstream_tls && !(u->flags & CF_TLS);
+}
+
+/* The handshake is done and verified: open the stream again (RFC 6120
+ * §5.4.3.3), within the same wait as the first one. */
+static void up_secured(struct conn *u)
+{
+	log_info("upstream stream secured with TLS", "conn=%u upstream_conn=%u upstream=%s name=%s",
+		 u->tied ? u->tied->idx : 0, u->idx, u->w->cfg->backend_upstream, xmpp_domain(u));
+	u->due = u->w->now + u->w->cfg->timeouts.session_server;
+	conn_timer(u, u->due);
+	upstream_open(u);
+}
+
+/* An element of the upstream's stream before TLS (CS_NEGOTIATE): features
+ * offering STARTTLS, then <proceed/>.  Anything else fails the client. */
+static int up_starttls(struct conn *u, struct conn *c, const struct xs_stanza *s, const uint8_t *p, size_t n)
+{
+	const char *upstream = u->w->cfg->backend_upstream;
+
+	if (xs_streq(&s->ns, NS_STREAMS) && xs_streq(&s->local, "features")) {
+		if (!memmem(p, n, "<starttls", 9) || !memmem(p, n, NS_TLS, sizeof(NS_TLS) - 1)) {
+			log_error("upstream server offers no STARTTLS, and backend.upstream_tls requires it",
+				  "conn=%u upstream=%s", c->idx, upstream);
+			xmpp_error(c, "internal-server-error", NULL);
+			return STOP_DISCARD;
+		}
+		xmpp_outs(u, "<starttls xmlns='" NS_TLS "'/>");
+		return GO_ON;
+	}
+	if (xs_streq(&s->ns, NS_TLS) && xs_streq(&s->local, "proceed")) {
+		/* Nothing of the old stream survives the handshake. */
+		u->flags &= ~CF_HEADER_SENT;
+		if (!xmpp_set_state(u, CS_STARTTLS) || !xprt_tls_client(u, xmpp_domain(u), up_secured)) {
+			log_error("cannot start TLS on the upstream stream", "conn=%u upstream=%s", c->idx, upstream);
+			xmpp_error(c, "internal-server-error", NULL);
+			return STOP_DISCARD;
+		}
+		return STOP_DISCARD;   /* what follows <proceed/> is TLS, never XML */
+	}
+	log_error("upstream server refused STARTTLS", "conn=%u upstream=%s got=%.*s", c->idx, upstream,
+		  (int)s->local.len, s->local.p);
+	xmpp_error(c, "internal-server-error", NULL);
+	return STOP_DISCARD;
+}
+
 static int up_header(struct conn *u, const struct xs_header *h)
 {
 	struct conn *c = u->tied;
@@ -260,6 +322,14 @@ static int up_header(struct conn *u, const struct xs_header *h)
 	if (!c) {
 		xmpp_end(u, WIRE_CLOSE_DISCONNECT);
 		return STOP_DISCARD;
+	}
+	if (wants_tls(u)) {
+		/* Our stream before TLS: the client hears nothing of it. */
+		if (!xmpp_set_state(u, CS_NEGOTIATE)) {
+			xmpp_error(u, "internal-server-error", NULL);
+			return STOP_DISCARD;
+		}
+		return GO_ON;
 	}
 	if (!xmpp_set_state(u, CS_RELAY)) {
 		xmpp_error(u, "internal-server-error", NULL);
@@ -281,6 +351,8 @@ static int up_element(struct conn *u, const struct xs_stanza *s, const uint8_t *
 		xmpp_end(u, WIRE_CLOSE_DISCONNECT);
 		return STOP_DISCARD;
 	}
+	if (u->state == CS_NEGOTIATE)
+		return up_starttls(u, c, s, p, n);
 	if (xs_streq(&s->ns, NS_STREAMS) && xs_streq(&s->local, "features")) {
 		char *f = malloc(n);
 		if (!f) {
