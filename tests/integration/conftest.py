@@ -194,6 +194,8 @@ class ServerOptions:
                                     # or "upstream": backend.upstream (no session server)
     upstream: str = ""              # upstream mode: "127.0.0.1:PORT" of any XMPP server
     upstream_proxy: str = "none"    # upstream mode: none, v1 or v2
+    upstream_tls: bool = False      # upstream mode: STARTTLS to the upstream, verified
+    ca_file: str = ""               # tls.ca_file: CA certificates for upstream_tls
     ws: bool = False                # also a ws and a wss listener (ws_port, wss_port)
     proxy_protocol: bool = False    # every listener requires a PROXY header
     tls_require: bool = True
@@ -281,7 +283,8 @@ class Server:
                 f"    cert: {self.cert}\n"
                 f"    key: {self.key}\n"
                 "tls:\n"
-                f"  require: {'true' if o.tls_require else 'false'}\n"
+                f"  require: {'true' if o.tls_require else 'false'}\n" +
+                (f"  ca_file: {o.ca_file}\n" if o.ca_file else "") +
                 "limits:\n" +
                 _yaml_section({"max_auth_failures": o.max_auth_failures,
                                "max_stanza_bytes": o.max_stanza_bytes, **o.limits}) +
@@ -293,7 +296,8 @@ class Server:
         elif o.mode == "upstream":
             edge += ("backend:\n"
                      f"  upstream: \"{o.upstream}\"\n"
-                     f"  proxy_protocol: {o.upstream_proxy}\n")
+                     f"  proxy_protocol: {o.upstream_proxy}\n" +
+                     ("  upstream_tls: true\n" if o.upstream_tls else ""))
         else:
             edge += ("backend:\n"
                      f"  address: \"127.0.0.1:{self.sm_port}\"\n"
