@@ -51,7 +51,7 @@ struct tlsp_ops {
 	/* Input ended (enum tlsp_end); tlsp_error_str() says why. */
 	void (*end)(void *owner, int why);
 	/* Checked before each record is decrypted: false stops the loop (the
-	 * owner is closing).  The rest stays queued in the session. */
+	 * owner is closing); the rest of that input is dropped. */
 	bool (*live)(void *owner);
 };
 
