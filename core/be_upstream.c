@@ -4,8 +4,9 @@
  * A client's stream, once secure (TLS, or a WebSocket listener behind a
  * TLS ingress), is relayed over one c2s stream per client that the edge
  * opens to backend.upstream: plaintext, or with backend.upstream_tls
- * secured by STARTTLS and verified against tls.ca_file.  The upstream authenticates (SASL
- * passes through), binds and routes; the edge still frames every element
+ * secured by STARTTLS and verified against tls.ca_file.  The upstream
+ * authenticates (SASL passes through), binds and routes; the edge still
+ * frames every element
  * in both directions, enforces every limit and rate on the client, and
  * answers violations with the stream error RFC 6120 names.
  *
@@ -309,8 +310,12 @@ static int up_starttls(struct conn *u, struct conn *c, const struct xs_stanza *s
 		}
 		return STOP_DISCARD;   /* what follows <proceed/> is TLS, never XML */
 	}
-	log_error("upstream server refused STARTTLS", "conn=%u upstream=%s got=%.*s", c->idx, upstream,
-		  (int)s->local.len, s->local.p);
+	if (xs_streq(&s->ns, NS_STREAMS) && xs_streq(&s->local, "error"))
+		log_error("upstream server ended its stream before TLS", "conn=%u upstream=%s cond=%.*s",
+			  c->idx, upstream, (int)s->child_local.len, s->child_local.p);
+	else
+		log_error("upstream server refused STARTTLS", "conn=%u upstream=%s got=%.*s", c->idx,
+			  upstream, (int)s->local.len, s->local.p);
 	xmpp_error(c, "internal-server-error", NULL);
 	return STOP_DISCARD;
 }
