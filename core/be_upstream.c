@@ -6,9 +6,9 @@
  * opens to backend.upstream: plaintext, or with backend.upstream_tls
  * secured by STARTTLS and verified against tls.ca_file.  The upstream
  * authenticates (SASL passes through), binds and routes; the edge still
- * frames every element
- * in both directions, enforces every limit and rate on the client, and
- * answers violations with the stream error RFC 6120 names.
+ * frames every element in both directions, enforces every limit and rate
+ * on the client, and answers violations with the stream error RFC 6120
+ * names.
  *
  * Two connections, tied: the client's (role c2s, this backend) and ours to
  * the upstream (role_upstream, CF_OUTBOUND).  Either side ending ends the
