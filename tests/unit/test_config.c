@@ -96,6 +96,11 @@ static void test_errors(void **state)
 	expect_error("domains:\n  - name: a.org\ntls:\n  require: maybe\n", ":4: ", "true or false");
 	expect_error("domains:\n  - name: a.org\n    cert: c.pem\n", ":2: ", "both 'cert' and 'key'");
 	expect_error("domains:\n  - name: a.org\n  - name: A.org\n", ":3: ", "listed twice");
+	expect_error("domains:\n  - name: a.org\nbackend:\n  upstream: 127.0.0.1:5322\n  upstream_tls: true\n",
+		     ":5: ", "needs tls.ca_file");
+	expect_error("domains:\n  - name: a.org\ntls:\n  ca_file: /nonexistent/ca.pem\n", ":4: ",
+		     "tls.ca_file: cannot read");
+	expect_error("domains:\n  - name: a.org\nbackend:\n  upstream_tls: on\n", ":4: ", "upstream mode only");
 }
 
 static void test_env_override(void **state)
