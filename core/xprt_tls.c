@@ -56,9 +56,17 @@ static void hs_release(struct tls_layer *t)
 	}
 }
 
-/* Records from wolfSSL or the record layer go down from wherever this
- * layer sits now (a PROXY layer below it may have been popped). */
-static int layer_of(const struct conn *c, const struct tls_layer *t);
+/* Where this layer sits now (a PROXY layer below it may have been popped). */
+static int layer_of(const struct conn *c, const struct tls_layer *t)
+{
+	int layer = 0;
+
+	while (layer < c->nxp && c->xs_state[layer] != t)
+		layer++;
+	return layer;
+}
+
+/* Records from wolfSSL or the record layer go down from that layer. */
 
 static int tls_out(void *owner, const uint8_t *data, size_t len)
 {
@@ -150,15 +158,6 @@ bool xprt_tls_client(struct conn *c, const char *name, void (*secured)(struct co
 	/* The ClientHello goes out now, below the new layer. */
 	tlsp_input(&t->p, NULL, 0, c->w->scratch);
 	return true;
-}
-
-static int layer_of(const struct conn *c, const struct tls_layer *t)
-{
-	int layer = 0;
-
-	while (layer < c->nxp && c->xs_state[layer] != t)
-		layer++;
-	return layer;
 }
 
 static bool tls_live(void *owner)
