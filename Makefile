@@ -106,7 +106,7 @@ $(BUILD)/fuzzobj/%.o: %.c
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -o $@ $^ -lwolfssl -lexpat
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -o $@ $(filter %.c %.o,$^) -lwolfssl -lexpat
 fuzz-replay: test-deps $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); \
 		echo "== replay $$n ($$(ls tests/fuzz/corpus/$$n | wc -l) inputs)"; \
