@@ -17,7 +17,7 @@
  * peer's bytes are still read (its goodbye), nothing more is written.
  * CLOSED: a fatal error; nothing is read or written again.
  *
- * Memory: the pipe is embedded in its owner (≈90 bytes); `pt` holds memory
+ * Memory: the pipe is embedded in its owner (80 bytes); `pt` holds memory
  * only between a write and the flush; the session is NULL until
  * tlsp_server()/tlsp_client() and after tlsp_clear().
  */
