@@ -775,9 +775,10 @@ def test_overload_keeps_every_session(server, legit, tmp_path):
     legit.chat(tag="after-overload")
 
 
+@pytest.mark.watchdog(300)
 @pytest.mark.parametrize("server", [{"limits": {"max_out_bytes": 1 << 20, "rate_bytes": 1 << 30,
                                                 "rate_stanzas": 1000000},
-                                     "timeouts": {"slow_reader": 60}}], indirect=True)
+                                     "timeouts": {"slow_reader": 120}}], indirect=True)
 def test_slow_reader_pauses_its_senders(server, legit):
     """Backpressure end to end: a client that stops reading (4 KiB receive buffer) while
     another sends it 16 MiB of messages, interleaved with messages to bob. Once the
@@ -785,60 +786,128 @@ def test_slow_reader_pauses_its_senders(server, legit):
     the sender: xedge stops reading from it, so its messages to bob stop too, instead of
     the reader's queue growing to the hard bound (4 MiB, where it would be closed). When
     the reader reads again everything arrives, in order, to both, and nobody is
-    disconnected."""
+    disconnected.
+
+    No step depends on timing.  The sender is clocked by bob, not by a clock: pair i (a
+    message to the reader, then one to bob) is written only once bob has received the bob
+    message of pair i - WINDOW.  So at most WINDOW pairs are ever in flight, whatever the
+    machine's speed: a pause can never be outrun (that is the hard bound's job,
+    test_slow_reader_flooded_is_closed_sender_is_not), and once xedge stops reading the
+    sender, bob's count stops for good.  If flow control did not pause the sender, bob would
+    get all n messages while the reader is stuck (and the reader's queue would hit the hard
+    bound): both fail the test.  Every wait is for a condition, with a generous deadline."""
     reader, sender = _reader_and_sender(server)
-    n, body = 1024, "r" * 16384
+    n, body, batch, window = 1024, "r" * 16384, 4, 16
+    bob_got = []
+    acked = threading.Condition()
+    stop = threading.Event()
+    writer_state = {"sent": 0, "waiting": False, "error": None}
 
     def write():
-        # 4 pairs (64 KiB) every 5 ms: ~13 MB/s, a fast but paced sender (a single 16 MiB
-        # burst would be read by xedge before any pause could reach it; the hard bound
-        # covers that case, test_slow_reader_flooded_is_closed_sender_is_not).
-        for k in range(0, n, 4):
-            sender.send("".join(
-                f"<message to='carol@localhost/reader' type='chat'><body>{i} {body}</body>"
-                f"</message><message to='{legit.bob.jid}' type='chat'><body>bp {i}</body>"
-                "</message>" for i in range(k, k + 4)))
-            time.sleep(0.005)
+        try:
+            for k in range(0, n, batch):
+                with acked:
+                    # pairs k .. k+batch-1 may go once k + batch - len(bob_got) <= window
+                    while len(bob_got) < k + batch - window and not stop.is_set():
+                        writer_state["waiting"] = True
+                        acked.wait(1.0)
+                    writer_state["waiting"] = False
+                if stop.is_set():
+                    return
+                sender.send("".join(
+                    f"<message to='carol@localhost/reader' type='chat'><body>{i} {body}</body>"
+                    f"</message><message to='{legit.bob.jid}' type='chat'><body>bp {i}</body>"
+                    "</message>" for i in range(k, k + batch)))
+                writer_state["sent"] = k + batch
+        except OSError as e:
+            writer_state["error"] = e
     writer = threading.Thread(target=write, daemon=True)
-    bob_got = []
 
-    def bob_pump(t):
-        legit.bob.pump(t)
-        while legit.bob.items:
-            el = legit.bob.items.popleft()
-            if el.tag == MESSAGE and (el.findtext(BODY) or "").startswith("bp "):
-                bob_got.append(int(el.findtext(BODY).split()[1]))
+    def bob_reads():
+        # bob reads all the time, on his own thread: the writer's clock must not depend
+        # on how long the main thread spends reading the reader's 16 MiB
+        while not stop_bob.is_set() and not legit.bob.eof:
+            legit.bob.pump(0.05)
+            got_any = False
+            while legit.bob.items:
+                el = legit.bob.items.popleft()
+                if el.tag == MESSAGE and (el.findtext(BODY) or "").startswith("bp "):
+                    bob_got.append(int(el.findtext(BODY).split()[1]))
+                    got_any = True
+            if got_any:
+                with acked:
+                    acked.notify_all()
+    stop_bob = threading.Event()
+    bob_thread = threading.Thread(target=bob_reads, daemon=True)
+
+    def reader_intact(when):
+        assert writer_state["error"] is None, \
+            f"the sender's connection failed {when}: {writer_state['error']}"
+        assert "output queue hard limit" not in server.log(), \
+            f"the slow reader hit the hard bound {when}: the sender was not paused in time"
+        assert not _reader_session_gone(server), f"the slow reader was closed {when}"
+
+    paused = "reads paused: a recipient reads too slowly"
     try:
+        bob_thread.start()
         writer.start()
-        server.wait_log(r"reads paused: a recipient reads too slowly", timeout=20)
-        for _ in range(10):
-            bob_pump(0.1)
+        # 1. The reader never reads.  Wait until xedge paused the sender and bob's count
+        # has stopped: the writer waits for bob, bob gets nothing more.  "Stopped" is
+        # observed as no progress for QUIET seconds, which only decides when to stop
+        # looking: if the count still moves, we keep waiting (it must stay below n).
+        QUIET, deadline = 2.0, time.monotonic() + 90
+        last, last_change = -1, time.monotonic()
+        while True:
+            with acked:
+                acked.wait(0.1)
+            now = time.monotonic()
+            assert len(bob_got) < n, \
+                f"bob got all {n} of the sender's messages while the reader was stuck: " \
+                "the sender was never paused"
+            if len(bob_got) != last:
+                last, last_change = len(bob_got), now
+            if (writer_state["waiting"] and now - last_change >= QUIET and
+                    paused in server.log()):
+                break
+            assert now < deadline, \
+                f"no pause within 90 s: bob has {len(bob_got)} of {n}, the writer sent " \
+                f"{writer_state['sent']} and is {'' if writer_state['waiting'] else 'not '}" \
+                f"waiting, pause logged: {paused in server.log()}"
         stalled_at = len(bob_got)
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 2:
-            bob_pump(0.1)
-        assert len(bob_got) == stalled_at < n, \
-            f"bob got {len(bob_got) - stalled_at} more of the sender's messages (now " \
-            f"{len(bob_got)} of {n}) while the sender was paused"
-        assert not _reader_session_gone(server), "the slow reader was closed, not waited for"
-        got, t0 = [], time.monotonic()
-        while len(got) < n:
+        assert bob_got == list(range(stalled_at)), "bob's messages were lost or reordered"
+        assert writer_state["sent"] < n, "the writer sent everything while the reader was stuck"
+        reader_intact("while it was stuck")
+        # 2. The reader reads: everything arrives, in order, to both.
+        got, deadline = [], time.monotonic() + 150
+        while len(got) < n or len(bob_got) < n:
             reader.pump(0.05)
             while reader.items:
                 el = reader.items.popleft()
                 if el.tag == MESSAGE:
                     got.append(int(el.findtext(BODY).split()[0]))
-            bob_pump(0)
-            assert time.monotonic() - t0 < 60, f"the reader got {len(got)} of {n} in 60 s"
-        assert got == list(range(n)), "the reader's messages were lost or reordered"
-        t0 = time.monotonic()
-        while len(bob_got) < n and time.monotonic() - t0 < 20:
-            bob_pump(0.1)
+            assert time.monotonic() < deadline, \
+                f"after 150 s of reading the reader has {len(got)} of {n}, bob {len(bob_got)}"
+            if reader.eof:
+                break
+        reader_intact("while it was reading")
+        assert got == list(range(n)), \
+            f"the reader's messages were lost or reordered ({len(got)} of {n})"
         assert bob_got == list(range(n)), f"bob got {len(bob_got)} of {n}, or out of order"
-        writer.join(10)
+        assert len(bob_got) > stalled_at
+        stop_bob.set()
+        bob_thread.join(30)
+        assert not bob_thread.is_alive(), "bob's reader thread is stuck"
+        writer.join(30)
+        assert not writer.is_alive(), "the writer is still blocked after everything arrived"
         assert not sender.pump(0), f"the sender was disconnected: {sender.raw[-300:]!r}"
-        assert sender.ping("sender-alive", timeout=10).get("type") == "result"
-        legit.chat(tag="after-backpressure")
+        assert sender.ping("sender-alive", timeout=30).get("type") == "result"
+        legit.chat(timeout=30, tag="after-backpressure")
     finally:
+        stop.set()
+        stop_bob.set()
+        with acked:
+            acked.notify_all()
+        if bob_thread.is_alive():
+            bob_thread.join(30)
         reader.close()
         sender.close()
