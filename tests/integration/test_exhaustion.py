@@ -134,6 +134,64 @@ def test_per_ip_connection_cap(server, legit, tls):
             c.close()
 
 
+def _refused(port, source):
+    """One connection from `source` that the server must close without a word."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((source, 0))
+        s.settimeout(10)
+        s.connect(("127.0.0.1", port))
+        try:
+            data = s.recv(4096)
+        except ConnectionResetError:
+            data = b""
+        assert data == b"", f"a connection over the per-IP cap got {data[:200]!r}"
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("server", [{"limits": {"max_connections_per_ip": 2,
+                                                "connection_rate_per_ip": 1000000}}],
+                         indirect=True)
+def test_refused_flood_log_is_rate_limited(server, legit):
+    """core/log.c: 300 connections over the per-IP cap are refused one after another; the
+    log does not get one line each (it got 3,992 lines for 4,000 before), yet it accounts
+    for every one: the lines written plus their suppressed=N counts add up to exactly the
+    refusals, once a line carrying suppressed=N has appeared (the call site writes 10
+    lines at once, then one a second, each saying how many it dropped)."""
+    held = []
+    try:
+        for _ in range(2):      # the cap (the legit pair holds 127.0.0.1's two)
+            held.append(Raw(server.c2s_port, source="127.0.0.30", timeout=10))
+            held[-1].open_stream()
+        n = 300
+        for _ in range(n):
+            _refused(server.c2s_port, "127.0.0.30")
+
+        def refusals():
+            return [l for l in server.log().splitlines()
+                    if 'msg="connection refused"' in l and "peer=127.0.0.30" in l]
+        written = len(refusals())
+        assert written < n // 2, f"{written} log lines for {n} refused connections"
+        # one refusal after another until a line reports the ones dropped
+        deadline = time.monotonic() + 30
+        while not any("suppressed=" in l for l in refusals()):
+            assert time.monotonic() < deadline, "no line with suppressed=N within 30 s"
+            _refused(server.c2s_port, "127.0.0.30")
+            n += 1
+            time.sleep(0.05)
+        lines = refusals()
+        counted = sum(1 + int(l.rsplit("suppressed=", 1)[1]) if "suppressed=" in l else 1
+                      for l in lines)
+        assert counted == n, f"{len(lines)} lines account for {counted} refusals, not {n}"
+        assert all(l.endswith(f"suppressed={l.rsplit('suppressed=', 1)[1]}")
+                   for l in lines if "suppressed=" in l), "suppressed=N is not the last key"
+        legit.check(tag="after-refused-flood")
+    finally:
+        for c in held:
+            c.close()
+
+
 @pytest.mark.parametrize("server", [{"limits": {"connection_rate_per_ip": 5,
                                                 "max_connections_per_ip": 1000}}], indirect=True)
 def test_per_ip_connection_rate(server, legit):
