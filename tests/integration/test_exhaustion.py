@@ -353,63 +353,130 @@ def test_auth_timeout_counts_from_accept(server, legit):
             x.close()
 
 
+class Keepalives:
+    """A thread that sends a whitespace keepalive (RFC 6120 §4.6) to each client every
+    half second, from the moment it starts (logins of other clients can take seconds on a
+    loaded machine, and an idle timeout does not wait for them).  Only this thread
+    writes to its clients until stop().  max_gap: the longest time any client went
+    without a keepalive, so a test can show its timing claim was really put to the test."""
+
+    def __init__(self, *clients):
+        self.clients = list(clients)
+        self.max_gap = 0.0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def add(self, c):
+        with self._lock:
+            self.clients.append(c)
+
+    def _run(self):
+        last = time.monotonic()
+        while not self._stop.is_set():
+            with self._lock:
+                for c in self.clients:
+                    try:
+                        c.send(b" ")
+                    except OSError:
+                        pass
+            now = time.monotonic()
+            self.max_gap = max(self.max_gap, now - last)
+            last = now
+            self._stop.wait(0.5)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(30)
+        assert not self._thread.is_alive(), "the keepalive thread is stuck"
+
+
 @pytest.mark.parametrize("server", [{"idle_timeout": 3}], indirect=True)
 def test_idle_timeout_and_keepalives(server, legit):
     """timeouts.idle: 3 — a bound session that sends nothing gets <connection-timeout/>
-    (RFC 6120 §4.9.3.4) and the close (with close_notify) 3-4 s after its last input;
-    one that sends a whitespace keepalive (RFC 6120 §4.6) every second outlives it
-    (7 s), and so do the legit pair, who keep alive the same way."""
-    idle = login_from(server, "carol", "127.0.0.8", "idle", timeout=10)
-    kept = login_from(server, "carol", "127.0.0.8", "kept", timeout=10)
-    t0 = time.monotonic()
-    closed_at = None
+    (RFC 6120 §4.9.3.4) and the close (with close_notify) 3-4 s after its last input (not
+    before 2 s: the timer wheel has 1 s buckets; at most 6 s of room for a loaded machine
+    after that); one that sends a whitespace keepalive (RFC 6120 §4.6) every half second
+    outlives it (7 s), and so do the legit pair, who keep alive the same way from the start
+    of the test (the two logins take seconds on a loaded machine).  Every wait is for a
+    condition with a deadline."""
+    ka = Keepalives(legit.alice, legit.bob)
+    idle = kept = None
     try:
-        while time.monotonic() - t0 < 7.0:
-            kept.send(b" ")
-            legit.keepalive()
-            end = time.monotonic() + 1.0
-            while time.monotonic() < end:
-                if idle.pump(0.1) and closed_at is None:
-                    closed_at = time.monotonic() - t0
-                kept.pump(0)
-        assert closed_at is not None, "idle session still open after 7 s (idle timeout 3 s)"
-        assert 2.0 <= closed_at <= 5.0, f"idle session closed after {closed_at:.1f} s"
+        # its last input (the bind request) is between these two
+        before_login = time.monotonic()
+        idle = login_from(server, "carol", "127.0.0.8", "idle", timeout=30)
+        last_input = time.monotonic()
+        kept = login_from(server, "carol", "127.0.0.8", "kept", timeout=30)
+        ka.add(kept)
+        kept_since = time.monotonic()
+        closed_at = None
+        deadline = last_input + 30
+        while closed_at is None or time.monotonic() - kept_since < 7.0:
+            if closed_at is None and idle.pump(0.1):
+                closed_at = time.monotonic()
+            elif closed_at is not None:
+                time.sleep(0.1)     # kept must outlive the idle timeout: time has to pass
+            assert time.monotonic() < deadline, \
+                f"idle session still open after 30 s (idle timeout 3 s)"
+        ka.stop()
+        assert ka.max_gap < 3.0, f"keepalives {ka.max_gap:.1f} s apart: not every 0.5 s"
+        assert closed_at - before_login >= 2.0, \
+            f"idle session closed {closed_at - before_login:.1f} s after its login began"
+        assert closed_at - last_input <= 3 + 1 + 6, \
+            f"idle session closed {closed_at - last_input:.1f} s after its last input"
         errs = [e for e in idle.items if e.tag == q("http://etherx.jabber.org/streams", "error")]
         assert errs and stream_error_condition(errs[0]) == "connection-timeout", idle.raw[-300:]
         assert idle.stream_ended and idle.clean_close is True, idle.raw[-200:]
-        assert not kept.eof, f"a session with keepalives every second was closed: {kept.raw[-300:]!r}"
-        assert kept.ping("kept-alive").get("type") == "result"
+        assert not kept.pump(0), \
+            f"a session with keepalives every 0.5 s was closed: {kept.raw[-300:]!r}"
+        assert kept.ping("kept-alive", timeout=30).get("type") == "result"
     finally:
-        idle.close()
-        kept.close()
+        ka.stop()
+        for c in (idle, kept):
+            if c:
+                c.close()
 
 
 @pytest.mark.parametrize("server", [{"idle_timeout": 3}], indirect=True)
 def test_slowloris_stanza_in_session(server, legit):
     """A bound session that trickles one stanza a byte at a time never completes an item:
     only complete items (and keepalives between them) count as activity, so it reaches
-    the idle timeout (3 s) and gets <connection-timeout/> (RFC 6120 §4.9.3.4)."""
-    loris = login_from(server, "carol", "127.0.0.9", "loris", timeout=10)
-    data = ("<message to='bob@localhost/legit' type='chat'><body>" + "z" * 200 +
-            "</body></message>").encode()
-    t0 = time.monotonic()
+    the idle timeout (3 s) and gets <connection-timeout/> (RFC 6120 §4.9.3.4) while it is
+    still trickling (a timer restarted by every byte would never fire: the bytes are at
+    most max_gap apart, under the timeout).  The legit pair keeps alive from the start."""
+    ka = Keepalives(legit.alice, legit.bob)
+    loris = None
     try:
-        i = 0
-        while not loris.eof and time.monotonic() - t0 < 8:
+        loris = login_from(server, "carol", "127.0.0.9", "loris", timeout=30)
+        data = ("<message to='bob@localhost/legit' type='chat'><body>" + "z" * 200 +
+                "</body></message>").encode()
+        t0 = last = time.monotonic()
+        i, max_gap = 0, 0.0
+        while not loris.eof and i < len(data) - 1:
             try:
                 loris.send(data[i:i + 1])
             except OSError:
                 break
+            now = time.monotonic()
+            max_gap, last = max(max_gap, now - last), now
             i += 1
-            legit.keepalive()
             loris.pump(0.4)
         took = time.monotonic() - t0
-        assert loris.eof, f"trickling session still open after {took:.1f} s (idle timeout 3 s)"
-        assert took <= 5.5, f"trickling session closed only after {took:.1f} s"
+        ka.stop()
+        assert loris.eof, f"trickling session still open after {i} bytes in {took:.1f} s " \
+                          "(idle timeout 3 s)"
+        assert max_gap < 3.0, f"bytes {max_gap:.1f} s apart: the test could not trickle " \
+                              "fast enough to tell the two timers apart"
+        assert ka.max_gap < 3.0, f"keepalives {ka.max_gap:.1f} s apart"
+        assert took <= 3 + 1 + 6, f"trickling session closed only after {took:.1f} s"
         errs = [e for e in loris.items if e.tag == q("http://etherx.jabber.org/streams", "error")]
         assert errs and stream_error_condition(errs[0]) == "connection-timeout", loris.raw[-300:]
     finally:
-        loris.close()
+        ka.stop()
+        if loris:
+            loris.close()
 
 
 @pytest.mark.parametrize("server", [{"handshake_timeout": 2, "auth_timeout": 3,
