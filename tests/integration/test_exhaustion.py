@@ -560,9 +560,21 @@ def test_slowloris_200_connections(server, legit):
 
     def open_one(port, data, timeout, tls=False, stream=False):
         opened = time.monotonic()   # before the connect: the server's clock starts later
-        c = Raw(port, direct_tls=tls, source="127.0.0.10", timeout=30)
-        if stream:
-            c.open_stream()
+        c = None
+        try:
+            c = Raw(port, direct_tls=tls, source="127.0.0.10", timeout=30)
+            if stream:
+                c.open_stream()
+        except (StreamClosed, ssl.SSLError, ConnectionError):
+            # On a loaded machine the TLS handshake or the header exchange can outlast
+            # timeouts.handshake (which fires 1-2 s after accept): closed by its timeout
+            # before its trickle began, which is a right outcome too.
+            x = Loris(c, data, opened, timeout)
+            x.closed_at = time.monotonic()
+            conns.append(x)
+            if c:
+                c.close()
+            return
         conns.append(Loris(c, data, opened, timeout))
         service(0)
 
@@ -586,6 +598,9 @@ def test_slowloris_200_connections(server, legit):
         assert not chat_errors, chat_errors[0]
         never = [x for x in conns if x.closed_at is None]
         assert not never, f"{len(never)} of 200 slowloris connections still open after 60 s"
+        trickled = sum(1 for x in conns if x.pos >= 1)
+        assert trickled >= len(conns) // 2, \
+            f"only {trickled} of 200 connections trickled before their close: nothing shown"
         ran_out = [x for x in conns if x.pos >= len(x.data) - 1]
         assert not ran_out, \
             f"{len(ran_out)} connections were closed only after their trickle ended"
@@ -593,6 +608,9 @@ def test_slowloris_200_connections(server, legit):
                  if x.max_gap >= x.timeout]
         assert not gappy, f"the test could not trickle fast enough to tell a timer counted " \
                           f"from accept from one restarted by each byte: {gappy[:5]}"
+        early = [f"closed after {x.closed_at - x.opened:.1f} s" for x in conns
+                 if x.closed_at - x.opened < 1.0]
+        assert not early, f"{len(early)} connections closed before any timeout: {early[:5]}"
         late = [f"open {x.closed_at - x.opened:.1f} s (timeout {x.timeout} s)" for x in conns
                 if x.closed_at - x.opened > x.timeout + 6]
         assert not late, f"{len(late)} of 200 slowloris connections closed late: {late[:5]}"
@@ -606,7 +624,8 @@ def test_slowloris_200_connections(server, legit):
         if chatter.is_alive():
             chatter.join(60)
         for x in conns:
-            x.c.close()
+            if x.c:
+                x.c.close()
 
 
 # ---- slow reader -------------------------------------------------------------------------
