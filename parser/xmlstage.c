@@ -32,10 +32,12 @@
  * Restricted XML (RFC 6120 §11.1): handlers for comments, processing
  * instructions, DOCTYPE, entity and notation declarations stop the parser
  * (XML_StopParser) and the call reports XMLSTAGE_E_RESTRICTED; expat's
- * "undefined entity" maps to RESTRICTED as well.  An unbound prefix maps to
- * XMLSTAGE_E_BAD_NS_PREFIX (RFC 6120 §4.9.3.2); any other expat error,
- * duplicate attributes included (XML's "Unique Att Spec" is a
- * well-formedness constraint), to NOT_WELL_FORMED.  An item must start with
+ * "undefined entity" maps to RESTRICTED as well.  Any other expat error maps
+ * to NOT_WELL_FORMED (RFC 6120 §4.9.3.13: XML or Namespaces in XML), an
+ * unbound prefix (Namespaces in XML, "Prefix Declared") and duplicate
+ * attributes (XML's "Unique Att Spec") included.  Only
+ * xmlstage_stanza_fwd() returns BAD_NS_PREFIX: for a prefix that is bound in
+ * the sender's own stream but not in the context the stanza is forwarded into.  An item must start with
  * '<' (after whitespace, for a header) and a header's second byte must not
  * be NUL: expat guesses UTF-16 from "\0<" or "<\0" even when UTF-8 is forced.
  *
@@ -63,7 +65,7 @@
 
 #define XS_SEP '\xff'
 #define XS_NS_XML "http://www.w3.org/XML/1998/namespace"
-#define XS_DEFAULT_DECLS "xmlns='" XMLSTAGE_NS_CLIENT "' xmlns:stream='" XMLSTAGE_NS_STREAM "'"
+#define XS_DEFAULT_DECLS XMLSTAGE_C2S_DECLS
 
 #define XS_TEXT_MAX (16u * 1024)       /* top element's own text (SASL payloads) */
 #define XS_SCRATCH_MIN (4u * 1024)     /* names and attribute values of one item */
@@ -124,6 +126,7 @@ struct xmlstage {
 	int mode;                 /* enum xs_mode */
 	int err;                  /* error decided by a handler, 0 if none */
 	int need_reset;           /* parser unusable until reset (error, stop, partial) */
+	int unbound;              /* the last error was expat's unbound prefix */
 	uint64_t fed;             /* bytes fed since the last reset (expat's byte index) */
 	uint64_t base;            /* value of fed where the current item began */
 	uint64_t names;           /* name charge since the last reset (XS_NAME_BUDGET) */
@@ -516,6 +519,7 @@ static int xs_map(struct xmlstage *xs)
 {
 	if (xs->err)
 		return xs->err;
+	xs->unbound = XML_GetErrorCode(xs->p) == XML_ERROR_UNBOUND_PREFIX;
 	switch (XML_GetErrorCode(xs->p)) {
 	case XML_ERROR_UNDEFINED_ENTITY:
 	case XML_ERROR_RECURSIVE_ENTITY_REF:
@@ -525,7 +529,8 @@ static int xs_map(struct xmlstage *xs)
 	case XML_ERROR_ENTITY_DECLARED_IN_PE:
 		return XMLSTAGE_E_RESTRICTED;
 	case XML_ERROR_UNBOUND_PREFIX:
-		return XMLSTAGE_E_BAD_NS_PREFIX;
+		/* Namespaces in XML, NSC "Prefix Declared": RFC 6120 §4.9.3.13 */
+		return XMLSTAGE_E_NOT_WELL_FORMED;
 	case XML_ERROR_DUPLICATE_ATTRIBUTE:
 		/* XML 1.0 WFC "Unique Att Spec": a well-formedness error */
 		return XMLSTAGE_E_NOT_WELL_FORMED;
@@ -557,6 +562,7 @@ static void xs_begin_item(struct xmlstage *xs, int mode)
 
 static int xs_feed(struct xmlstage *xs, const char *buf, size_t len)
 {
+	xs->unbound = 0;
 	/* expat takes an int length; items are far smaller, but say so */
 	if (len > INT32_MAX)
 		return XMLSTAGE_E_POLICY;
@@ -820,6 +826,7 @@ int xmlstage_stanza(struct xmlstage *xs, const char *ns_decls, size_t ns_len,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	xs->unbound = 0;
 	if (!ns_decls || ns_len == 0) {
 		ns_decls = XS_DEFAULT_DECLS;
 		ns_len = sizeof(XS_DEFAULT_DECLS) - 1;
@@ -863,4 +870,30 @@ int xmlstage_stanza(struct xmlstage *xs, const char *ns_decls, size_t ns_len,
 	out->priority = xs->prio_seen ? xs_priority(xs->prio, xs->prio_len, xs->prio_bad) : 0;
 	out->start_tag_end = xs->start_tag_end;
 	return XMLSTAGE_OK;
+}
+
+int xmlstage_stanza_fwd(struct xmlstage *xs, const char *own_decls, size_t own_len,
+			const char *buf, size_t len, struct xs_stanza *out)
+{
+	int rc = xmlstage_stanza(xs, NULL, 0, buf, len, out);
+
+	if (rc != XMLSTAGE_E_NOT_WELL_FORMED || !xs->unbound || !own_decls || own_len == 0 ||
+	    (own_len == sizeof(XS_DEFAULT_DECLS) - 1 && memcmp(own_decls, XS_DEFAULT_DECLS, own_len) == 0))
+		return rc;
+	/*
+	 * Unbound where it is forwarded to: is it bound in the sender's own
+	 * stream?  Only on this error path, so a second parse costs nothing in
+	 * normal traffic; the next stanza's xs_enter() switches back.
+	 */
+	rc = xmlstage_stanza(xs, own_decls, own_len, buf, len, out);
+	memset(out, 0, sizeof(*out));
+	if (rc == XMLSTAGE_OK)
+		return XMLSTAGE_E_BAD_NS_PREFIX;
+	if (rc == XMLSTAGE_E_NOT_WELL_FORMED && xs->unbound)
+		return XMLSTAGE_E_NOT_WELL_FORMED; /* bound nowhere */
+	/*
+	 * The prefix is bound in the sender's stream, and the stanza has another
+	 * defect there: report that one, the first the sender's own parser sees.
+	 */
+	return rc;
 }

@@ -21,16 +21,22 @@
 
 #define XMLSTAGE_NS_CLIENT "jabber:client"
 #define XMLSTAGE_NS_STREAM "http://etherx.jabber.org/streams"
+/* The c2s default context, as xs_header.ns_decls spells it for a header that
+ * declares exactly xmlns='jabber:client' and xmlns:stream='...streams'. */
+#define XMLSTAGE_C2S_DECLS "xmlns='" XMLSTAGE_NS_CLIENT "' xmlns:stream='" XMLSTAGE_NS_STREAM "'"
 
 enum xmlstage_error {
 	XMLSTAGE_OK = 0,
-	XMLSTAGE_E_NOT_WELL_FORMED, /* stream error not-well-formed */
+	XMLSTAGE_E_NOT_WELL_FORMED, /* not-well-formed: XML or Namespaces in XML (an unbound
+	                               prefix too), RFC 6120 §4.9.3.13 */
 	XMLSTAGE_E_RESTRICTED,      /* restricted-xml */
 	XMLSTAGE_E_INVALID_NS,      /* invalid-namespace */
 	XMLSTAGE_E_BAD_FORMAT,      /* bad-format (not returned today: a duplicate attribute is
 	                               not-well-formed, XML "Unique Att Spec") */
 	XMLSTAGE_E_POLICY,          /* policy-violation (scratch space exhausted) */
-	XMLSTAGE_E_BAD_NS_PREFIX    /* bad-namespace-prefix: unbound prefix (RFC 6120 §4.9.3.2) */
+	XMLSTAGE_E_BAD_NS_PREFIX    /* bad-namespace-prefix (RFC 6120 §4.9.3.2): a prefix the
+	                               sender's stream binds but that we do not support in a
+	                               stanza (xmlstage_stanza_fwd only) */
 };
 
 struct xs_str {
@@ -88,6 +94,23 @@ int xmlstage_header(struct xmlstage *xs, const char *buf, size_t len, struct xs_
  */
 int xmlstage_stanza(struct xmlstage *xs, const char *ns_decls, size_t ns_len,
 		    const char *buf, size_t len, struct xs_stanza *out);
+
+/*
+ * Parse one stanza of a c2s stream in the c2s default context — the one it is
+ * forwarded into, since recipients' streams declare only the defaults — for a
+ * connection whose own header declared own_decls (its xs_header.ns_decls;
+ * NULL or "" for the defaults).  As xmlstage_stanza(xs, NULL, 0, ...), except
+ * for a prefix unbound in the default context:
+ *   - bound nowhere in the sender's stream either: XMLSTAGE_E_NOT_WELL_FORMED
+ *     (Namespaces in XML is violated, RFC 6120 §4.9.3.13);
+ *   - bound by own_decls: the stanza is well-formed in the sender's stream
+ *     but relies on a header prefix we do not support (its bytes would break
+ *     the recipient's parser): XMLSTAGE_E_BAD_NS_PREFIX (RFC 6120 §4.9.3.2);
+ *     or, if the stanza has another defect in the sender's context, that one.
+ * *out is valid only on XMLSTAGE_OK.
+ */
+int xmlstage_stanza_fwd(struct xmlstage *xs, const char *own_decls, size_t own_len,
+			const char *buf, size_t len, struct xs_stanza *out);
 
 const char *xmlstage_error_str(int err); /* the stream error condition name */
 

@@ -681,11 +681,19 @@ def pytest_runtest_makereport(item, call):
                 rep.sections.append((f"{p.name} log tail ({p.log})", tail(p.log, 80)))
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "watchdog(seconds): this test may run up to that long before the watchdog "
+        "ends the run (default XEDGE_TEST_WATCHDOG); for tests whose waits have long deadlines")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     # A hung test ends the whole run with every thread's traceback rather than
     # hanging CI; the servers die with us through PR_SET_PDEATHSIG.
-    faulthandler.dump_traceback_later(WATCHDOG, exit=True)
+    mark = item.get_closest_marker("watchdog")
+    faulthandler.dump_traceback_later(max(WATCHDOG, float(mark.args[0])) if mark else WATCHDOG,
+                                      exit=True)
     try:
         yield
     finally:

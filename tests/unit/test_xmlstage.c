@@ -107,7 +107,7 @@ static void test_header_without_declarations(void **state)
 	assert_int_equal(xmlstage_header(xs, in, strlen(in), &h), XMLSTAGE_OK);
 	assert_str(h.ns_decls, "xmlns=''");
 	memcpy(decls, h.ns_decls.p, h.ns_decls.len + 1);
-	assert_int_equal(stanza(xs, decls, "<stream:error/>", &s), XMLSTAGE_E_BAD_NS_PREFIX);
+	assert_int_equal(stanza(xs, decls, "<stream:error/>", &s), XMLSTAGE_E_NOT_WELL_FORMED);
 	assert_int_equal(stanza(xs, decls, "<message/>", &s), XMLSTAGE_OK);
 	assert_str(s.ns, "");
 }
@@ -134,7 +134,8 @@ static void test_header_errors(void **state)
 		  XMLSTAGE_E_RESTRICTED },
 		{ "<!-- hi --><stream:stream xmlns:stream='" NS_STREAMS "'>", XMLSTAGE_E_RESTRICTED },
 		{ "<?pi x?><stream:stream xmlns:stream='" NS_STREAMS "'>", XMLSTAGE_E_RESTRICTED },
-		{ "<stream:stream xmlns='jabber:client'>", XMLSTAGE_E_BAD_NS_PREFIX },
+		/* an unbound prefix violates Namespaces in XML: RFC 6120 §4.9.3.13 */
+		{ "<stream:stream xmlns='jabber:client'>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<stream:stream xmlns:stream='" NS_STREAMS "' to='&foo;'>", XMLSTAGE_E_RESTRICTED },
 		{ "<stream:stream xmlns:stream='" NS_STREAMS "' to='a' to='b'>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<stream:stream xmlns:stream='" NS_STREAMS "' to='\xff'>", XMLSTAGE_E_NOT_WELL_FORMED },
@@ -191,7 +192,7 @@ static void test_header_then_stanza_in_same_context(void **state)
 	assert_str(s.local, "features");
 	assert_str(s.child_ns, "urn:ietf:params:xml:ns:xmpp-bind");
 	/* the default c2s context does not know the x prefix */
-	assert_int_equal(stanza(xs, NULL, "<x:features/>", &s), XMLSTAGE_E_BAD_NS_PREFIX);
+	assert_int_equal(stanza(xs, NULL, "<x:features/>", &s), XMLSTAGE_E_NOT_WELL_FORMED);
 }
 
 /* --- stanzas ------------------------------------------------------------- */
@@ -358,8 +359,9 @@ static void test_errors(void **state)
 		const char *in;
 		int rc;
 	} cases[] = {
-		{ "<foo:message/>", XMLSTAGE_E_BAD_NS_PREFIX },
-		{ "<message foo:to='a'/>", XMLSTAGE_E_BAD_NS_PREFIX },
+		{ "<foo:message/>", XMLSTAGE_E_NOT_WELL_FORMED },
+		{ "<message foo:to='a'/>", XMLSTAGE_E_NOT_WELL_FORMED },
+		{ "<message><x:y/></message>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<message><body>\xc3\x28</body></message>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<message><body>\xed\xa0\x80</body></message>", XMLSTAGE_E_NOT_WELL_FORMED },
 		{ "<message><body>\x01</body></message>", XMLSTAGE_E_NOT_WELL_FORMED },
@@ -444,6 +446,77 @@ static void test_error_strings(void **state)
 	assert_string_equal(xmlstage_error_str(XMLSTAGE_E_BAD_NS_PREFIX), "bad-namespace-prefix");
 }
 
+/*
+ * RFC 6120: a prefix bound nowhere violates Namespaces in XML (§4.9.3.13
+ * not-well-formed); one the sender bound on its own stream header is legal in
+ * its stream but unsupported in a stanza we forward byte for byte (§4.9.3.2
+ * bad-namespace-prefix).  Regression: both used to be bad-namespace-prefix.
+ */
+static void test_fwd_unbound_prefix(void **state)
+{
+	struct xmlstage *xs = *state;
+	struct xs_header h;
+	struct xs_stanza s;
+	char own[256];
+	const char *hdr = "<stream:stream xmlns='jabber:client' xmlns:stream='" NS_STREAMS "' "
+			  "xmlns:foo='urn:example:foo' to='a' version='1.0'>";
+	const char *plain = "<stream:stream xmlns:stream='" NS_STREAMS "' xmlns='jabber:client' to='a'>";
+	static const char *bound_by_header[] = {
+		"<message><foo:x/></message>",
+		"<message foo:a='1'/>",
+		"<foo:message/>",
+		"<message><x xmlns='urn:y' foo:a='1'/></message>",
+	};
+	static const char *bound_nowhere[] = {
+		"<message><x:y/></message>",
+		"<x:bar/>",
+		"<message bar:a='1'/>",
+		"<message><foo:x/><x:y/></message>",
+	};
+
+	/* a header with only the defaults spells them as XMLSTAGE_C2S_DECLS, in any order */
+	assert_int_equal(xmlstage_header(xs, plain, strlen(plain), &h), XMLSTAGE_OK);
+	assert_str(h.ns_decls, XMLSTAGE_C2S_DECLS);
+	assert_int_equal(xmlstage_header(xs, hdr, strlen(hdr), &h), XMLSTAGE_OK);
+	assert_true(h.ns_decls.len < sizeof(own));
+	memcpy(own, h.ns_decls.p, h.ns_decls.len + 1);
+	for (size_t i = 0; i < sizeof(bound_by_header) / sizeof(bound_by_header[0]); i++) {
+		const char *in = bound_by_header[i];
+		int rc = xmlstage_stanza_fwd(xs, own, strlen(own), in, strlen(in), &s);
+		if (rc != XMLSTAGE_E_BAD_NS_PREFIX)
+			fail_msg("%s: %s", in, xmlstage_error_str(rc));
+		/* and the sender's own parser would accept it */
+		assert_int_equal(stanza(xs, own, in, &s), XMLSTAGE_OK);
+	}
+	for (size_t i = 0; i < sizeof(bound_nowhere) / sizeof(bound_nowhere[0]); i++) {
+		const char *in = bound_nowhere[i];
+		int rc = xmlstage_stanza_fwd(xs, own, strlen(own), in, strlen(in), &s);
+		if (rc != XMLSTAGE_E_NOT_WELL_FORMED)
+			fail_msg("%s: %s", in, xmlstage_error_str(rc));
+		/* without header declarations: never bad-namespace-prefix */
+		rc = xmlstage_stanza_fwd(xs, NULL, 0, in, strlen(in), &s);
+		if (rc != XMLSTAGE_E_NOT_WELL_FORMED)
+			fail_msg("%s (no own decls): %s", in, xmlstage_error_str(rc));
+		rc = xmlstage_stanza_fwd(xs, C2S, strlen(C2S), in, strlen(in), &s);
+		if (rc != XMLSTAGE_E_NOT_WELL_FORMED)
+			fail_msg("%s (default decls): %s", in, xmlstage_error_str(rc));
+	}
+	/* the prefix is fine in the sender's stream, the stanza is not: that defect */
+	assert_int_equal(xmlstage_stanza_fwd(xs, own, strlen(own), "<message><foo:x/><!--c--></message>",
+					     35, &s),
+			 XMLSTAGE_E_RESTRICTED);
+	/* other errors and successes are those of the default context */
+	assert_int_equal(xmlstage_stanza_fwd(xs, own, strlen(own), "<message to='a' to='b'/>", 24, &s),
+			 XMLSTAGE_E_NOT_WELL_FORMED);
+	assert_int_equal(xmlstage_stanza_fwd(xs, own, strlen(own), "<message><stream:x/></message>",
+					     30, &s),
+			 XMLSTAGE_OK);
+	assert_int_equal(xmlstage_stanza_fwd(xs, own, strlen(own), "<message to='b@c'/>", 19, &s),
+			 XMLSTAGE_OK);
+	assert_str(s.ns, "jabber:client");
+	assert_str(s.to, "b@c");
+}
+
 static void test_context_switching(void **state)
 {
 	struct xmlstage *xs = *state;
@@ -461,7 +534,7 @@ static void test_context_switching(void **state)
 		/* "" is the c2s default */
 		assert_int_equal(stanza(xs, "", "<iq/>", &s), XMLSTAGE_OK);
 		assert_str(s.ns, "jabber:client");
-		assert_int_equal(stanza(xs, C2S, "<db:result/>", &s), XMLSTAGE_E_BAD_NS_PREFIX);
+		assert_int_equal(stanza(xs, C2S, "<db:result/>", &s), XMLSTAGE_E_NOT_WELL_FORMED);
 	}
 	/* garbage declarations are refused, and do not poison the next call */
 	assert_int_equal(stanza(xs, "xmlns='a' xmlns='a'", "<message/>", &s), XMLSTAGE_E_NOT_WELL_FORMED);
@@ -526,6 +599,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_leaf_text, setup, teardown),
 		cmocka_unit_test(test_error_strings),
 		cmocka_unit_test_setup_teardown(test_context_switching, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fwd_unbound_prefix, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strings_valid_until_next_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_distinct_names, setup, teardown),
 	};
