@@ -186,6 +186,7 @@ struct conn {
 	                              offload pool (be_native.c); the job outlives a close */
 	const char *domain;      /* the served domain this stream is for (config-owned) */
 	char *close_tag;         /* "</p:stream" when the peer's stream prefix is not "stream" */
+	char *hdr_decls;         /* the header's namespace declarations when not XMLSTAGE_C2S_DECLS */
 	uint64_t accepted;       /* worker clock (s) at accept */
 	uint64_t last_rx;        /* worker clock (s) of the last complete item */
 	uint64_t deadline;       /* worker clock (s) when the timer fires; 0: none */

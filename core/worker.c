@@ -1102,6 +1102,8 @@ static void *worker_main(void *arg)
 		if (w->native)
 			link_arm(w);   /* a no-op unless an earlier arm could not be made */
 		if (w->now > w->wheel_pos) {
+			if (w->id == 0)
+				log_flush();   /* the count of lines a quiet call site suppressed */
 			timers_run(w);
 			if (w->native)
 				link_tick(w);

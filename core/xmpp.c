@@ -346,6 +346,12 @@ static int on_header(struct conn *c, const uint8_t *p, size_t n)
 	/* Stanzas are forwarded byte for byte into other streams, which declare
 	 * only the defaults: so stanzas are parsed in that context (xmlstage),
 	 * and the close tag must match the prefix this header used. */
+	free(c->hdr_decls);
+	c->hdr_decls = NULL;
+	if (!xs_streq(&h.ns_decls, XMLSTAGE_C2S_DECLS) && !(c->hdr_decls = strndup(h.ns_decls.p, h.ns_decls.len))) {
+		xmpp_error(c, "internal-server-error", NULL);
+		return STOP_DISCARD;
+	}
 	if (!c->close_tag && !xs_streq(&h.prefix, "stream")) {
 		if (asprintf(&c->close_tag, "</%.*s:stream", (int)h.prefix.len, h.prefix.p) < 0) {
 			c->close_tag = NULL;
@@ -361,7 +367,8 @@ static int on_header(struct conn *c, const uint8_t *p, size_t n)
 static int on_stanza(struct conn *c, const uint8_t *p, size_t n)
 {
 	struct xs_stanza s;
-	int r = xmlstage_stanza(c->w->xs, "", 0, (const char *)p, n, &s);
+	int r = xmlstage_stanza_fwd(c->w->xs, c->hdr_decls, c->hdr_decls ? strlen(c->hdr_decls) : 0,
+				    (const char *)p, n, &s);
 
 	if (r != XMLSTAGE_OK) {
 		xmpp_error(c, xmlstage_error_str(r), NULL);
@@ -594,5 +601,7 @@ void xmpp_free(struct conn *c)
 		c->role->free(c);
 	xprt_free(c);
 	free(c->close_tag);
+	free(c->hdr_decls);
 	c->close_tag = NULL;
+	c->hdr_decls = NULL;
 }

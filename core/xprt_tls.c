@@ -202,14 +202,17 @@ static void tls_end(void *owner, int why)
 		return;
 	}
 	tlsp_error_str(&t->p, err, sizeof(err));
-	if (t->p.client)
-		log_warn(why == TLSP_END_HANDSHAKE ? "TLS handshake with the upstream server failed"
-						   : "TLS error on the upstream stream",
-			 "conn=%u upstream=%s name=%s err=\"%s\"", c->idx, c->w->cfg->backend_upstream,
-			 c->domain ? c->domain : "-", err);
+	/* One call site per message: each is rate-limited on its own (log.h). */
+	if (t->p.client && why == TLSP_END_HANDSHAKE)
+		log_warn("TLS handshake with the upstream server failed", "conn=%u upstream=%s name=%s err=\"%s\"",
+			 c->idx, c->w->cfg->backend_upstream, c->domain ? c->domain : "-", err);
+	else if (t->p.client)
+		log_warn("TLS error on the upstream stream", "conn=%u upstream=%s name=%s err=\"%s\"",
+			 c->idx, c->w->cfg->backend_upstream, c->domain ? c->domain : "-", err);
+	else if (why == TLSP_END_HANDSHAKE)
+		log_info("TLS handshake failed", "conn=%u peer=%s err=\"%s\"", c->idx, c->peer, err);
 	else
-		log_info(why == TLSP_END_HANDSHAKE ? "TLS handshake failed" : "TLS error",
-			 "conn=%u peer=%s err=\"%s\"", c->idx, c->peer, err);
+		log_info("TLS error", "conn=%u peer=%s err=\"%s\"", c->idx, c->peer, err);
 	/* The alert wolfSSL or the record layer queued is flushed before the
 	 * socket closes. */
 	xmpp_abort(c);

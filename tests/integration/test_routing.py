@@ -368,9 +368,6 @@ def _login_with_header_decl(server, decl):
     return alice
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "needs core/stream.c to parse stanzas with xmlstage_stanza_fwd() and the connection's "
-    "header declarations (today it passes none, so such a stanza gets <not-well-formed/>)"))
 @pytest.mark.parametrize("decl,payload", [
     pytest.param("xmlns:foo='urn:example:foo'", "<foo:x/>", id="prefix-from-header"),
     pytest.param("xmlns:foo='urn:example:foo'", "<x foo:attr='1' xmlns='urn:example:bar'/>",
