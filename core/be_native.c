@@ -204,7 +204,7 @@ static int sasl_result(struct conn *c, int r)
 		m.u.cred_req.domain = wire_s(c->domain, strlen(c->domain));
 		if (link_send(c->w, &m) < 0)
 			return sasl_failure(c, "temporary-auth-failure");
-		xmpp_wait_backend(c);
+		xmpp_wait_backend(c, c->w->cfg->timeouts.session_server);
 		return xmpp_set_state(c, CS_SASL) ? STOP_KEEP : STOP_DISCARD;
 	}
 	case SASL_NEED_COMPUTE: {
@@ -230,7 +230,7 @@ static int sasl_result(struct conn *c, int r)
 		}
 		c->auth_job = a;
 		log_debug("login key derivation queued", "conn=%u iter=%u", c->idx, (unsigned)a->in.iter);
-		xmpp_wait_backend(c);
+		xmpp_wait_backend(c, c->w->cfg->timeouts.session_server);
 		return xmpp_set_state(c, CS_SASL) ? STOP_KEEP : STOP_DISCARD;
 	}
 	case SASL_CHALLENGE:
@@ -407,7 +407,7 @@ static int on_bind(struct conn *c, const struct xs_stanza *st)
 		xmpp_stanza_error(c, st, "wait", "internal-server-error", NULL);
 		return GO_ON;
 	}
-	xmpp_wait_backend(c);
+	xmpp_wait_backend(c, c->w->cfg->timeouts.session_server);
 	return STOP_KEEP;
 }
 

@@ -185,7 +185,9 @@ static int up_client_header(struct conn *c, const struct xs_header *h)
 		return STOP_DISCARD;
 	}
 	/* Nothing more from the client until the upstream has answered. */
-	xmpp_wait_backend(c);
+	/* An upstream at saturation answers in seconds, not milliseconds: wait
+	 * as long as the client's own login may take (timeouts.auth). */
+	xmpp_wait_backend(c, c->w->cfg->timeouts.auth);
 	return STOP_KEEP;
 }
 
@@ -203,7 +205,7 @@ static int up_client_element(struct conn *c, const struct xs_stanza *s, const ui
 
 static void up_client_timeout(struct conn *c)
 {
-	log_warn("upstream server not answering", "conn=%u after=%us", c->idx, c->w->cfg->timeouts.session_server);
+	log_warn("upstream server not answering", "conn=%u after=%us", c->idx, c->w->cfg->timeouts.auth);
 	c->flags &= ~CF_WAIT_SM;
 	xmpp_error(c, "internal-server-error", NULL);
 }
@@ -261,7 +263,7 @@ static void up_connected(struct conn *u, int res)
 		conn_send(u, hdr, n);
 	}
 	xmpp_transport_ready(u);
-	u->due = u->w->now + u->w->cfg->timeouts.session_server;
+	u->due = u->w->now + u->w->cfg->timeouts.auth;
 	conn_timer(u, u->due);
 	upstream_open(u);
 }
@@ -279,7 +281,7 @@ static void up_secured(struct conn *u)
 {
 	log_info("upstream stream secured with TLS", "conn=%u upstream_conn=%u upstream=%s name=%s",
 		 u->tied ? u->tied->idx : 0, u->idx, u->w->cfg->backend_upstream, xmpp_domain(u));
-	u->due = u->w->now + u->w->cfg->timeouts.session_server;
+	u->due = u->w->now + u->w->cfg->timeouts.auth;
 	conn_timer(u, u->due);
 	upstream_open(u);
 }

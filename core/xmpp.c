@@ -511,12 +511,12 @@ void xmpp_resume(struct conn *c)
 		buf_consume(&c->in, used);
 }
 
-void xmpp_wait_backend(struct conn *c)
+void xmpp_wait_backend(struct conn *c, uint32_t seconds)
 {
 	struct worker *w = c->w;
 
 	c->flags |= CF_WAIT_SM;
-	c->sm_due = w->now + w->cfg->timeouts.session_server;
+	c->sm_due = w->now + seconds;
 	if (!c->deadline || c->deadline > c->sm_due)
 		conn_timer(c, c->sm_due);
 }

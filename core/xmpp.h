@@ -66,9 +66,9 @@ void xmpp_eof(struct conn *c);
 /* The top transport layer is ready: the stream header may come. */
 void xmpp_transport_ready(struct conn *c);
 
-/* Input now waits for the backend's answer (CF_WAIT_SM), at most
- * timeouts.session_server; then role->timeout runs. */
-void xmpp_wait_backend(struct conn *c);
+/* Input now waits for the backend's answer (CF_WAIT_SM), at most `seconds`;
+ * then role->timeout runs. */
+void xmpp_wait_backend(struct conn *c, uint32_t seconds);
 
 /* Handle input that waited (backend answer, pause). */
 void xmpp_resume(struct conn *c);
