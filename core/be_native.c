@@ -9,8 +9,8 @@
  * The session (session.h) carries the wire identity; it is created when
  * the session server first hears of this client (SESSION_OPEN).
  *
- * Session states (derived, checked where they change): none -> open
- * (SESSION_OPEN sent; SF_SM_OPEN) -> authed (AUTHED sent; CF_AUTHED) ->
+ * Session states (enum sess_state, session_set_state): new -> open
+ * (SESSION_OPEN sent) -> authed (AUTHED sent; the stream has CF_AUTHED) ->
  * bound (BIND_RESP ok; CF_BOUND, CS_SESSION) -> closed (SESSION_CLOSE sent,
  * or received).
  *
@@ -48,11 +48,11 @@ static void sm_close(struct conn *c, int reason)
 {
 	struct session *s = c->sess;
 
-	if (s && (s->flags & SF_SM_OPEN)) {
+	if (s && session_announced(s)) {
 		struct wire_msg m = { .type = WIRE_SESSION_CLOSE, .sid = s->id };
 		m.u.close.reason = (uint8_t)reason;
 		link_send(c->w, &m);
-		s->flags &= ~SF_SM_OPEN;
+		session_set_state(s, SS_CLOSED);
 	}
 }
 
@@ -172,8 +172,8 @@ static int sm_open(struct conn *c)
 	struct wire_msg m = { .type = WIRE_SESSION_OPEN };
 	struct session *s = c->sess;
 
-	if (s && (s->flags & SF_SM_OPEN))
-		return 0;
+	if (s && s->state != SS_NEW)
+		return s->state == SS_CLOSED ? -1 : 0;
 	if (!s && !(s = session_new(c->w, c)))
 		return -1;
 	m.sid = s->id;
@@ -182,8 +182,7 @@ static int sm_open(struct conn *c)
 	m.u.open.addr = wire_s(c->peer, strlen(c->peer));
 	if (link_send(c->w, &m) < 0)
 		return -1;
-	s->flags |= SF_SM_OPEN;
-	return 0;
+	return session_set_state(s, SS_OPEN) ? 0 : -1;
 }
 
 /* Act on what the SASL state machine returned. */
@@ -241,7 +240,7 @@ static int sasl_result(struct conn *c, int r)
 		struct session *s = c->sess;
 		struct wire_msg m = { .type = WIRE_AUTHED };
 		data = sasl_out(c->sasl, &len);
-		if (!s || !(s->user = strdup(sasl_user(c->sasl)))) {
+		if (!s || !session_set_state(s, SS_AUTHED) || !(s->user = strdup(sasl_user(c->sasl)))) {
 			xmpp_error(c, "internal-server-error", NULL);
 			return STOP_DISCARD;
 		}
@@ -589,7 +588,7 @@ static void native_sent(struct conn *c)
 	struct session *s = c->sess;
 	size_t max = c->w->cfg->limits.max_out_bytes;
 
-	if (s && s->owed >= max / 4 && (s->flags & SF_SM_OPEN) && !(c->flags & (CF_CLOSED | CF_PEER_GONE)) &&
+	if (s && s->owed >= max / 4 && session_announced(s) && !(c->flags & (CF_CLOSED | CF_PEER_GONE)) &&
 	    conn_queued(c) < max / 2) {
 		credit(s, s->owed);
 		s->owed = 0;
@@ -628,8 +627,9 @@ static bool link_down_one(struct session *s, void *arg)
 {
 	struct conn *c = s->c;
 
-	if (c && !(c->flags & CF_CLOSED) && ((s->flags & SF_SM_OPEN) || (c->flags & CF_WAIT_SM))) {
-		s->flags &= ~SF_SM_OPEN;
+	if (c && !(c->flags & CF_CLOSED) && (session_announced(s) || (c->flags & CF_WAIT_SM))) {
+		if (s->state != SS_CLOSED)
+			session_set_state(s, SS_CLOSED);
 		xmpp_error(c, "internal-server-error", NULL);
 	}
 	return true;
@@ -653,7 +653,7 @@ static void on_bind_resp(struct conn *c, const struct wire_msg *m)
 		if (id && jid)
 			n = asprintf(&buf, "<iq type='result' id='%s'><bind xmlns='" NS_BIND
 				     "'><jid>%s</jid></bind></iq>", id, jid);
-		if (n < 0 || !xmpp_set_state(c, CS_SESSION)) {
+		if (n < 0 || !session_set_state(s, SS_BOUND) || !xmpp_set_state(c, CS_SESSION)) {
 			xmpp_error(c, "internal-server-error", NULL);
 			goto done;
 		}
@@ -724,7 +724,8 @@ void native_on_frame(struct worker *w, const struct wire_msg *m)
 		}
 		break;
 	case WIRE_SESSION_CLOSE:
-		s->flags &= ~SF_SM_OPEN;
+		if (s->state != SS_CLOSED)
+			session_set_state(s, SS_CLOSED);
 		xmpp_error(c, m->u.close.reason == WIRE_CLOSE_CONFLICT ? "conflict"
 			   : m->u.close.reason == WIRE_CLOSE_SHUTDOWN ? "system-shutdown"
 			   : m->u.close.reason == WIRE_CLOSE_KICKED ? "not-authorized"

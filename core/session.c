@@ -6,6 +6,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
+
+static const char *const sess_state_names[] = { "new", "open", "authed", "bound", "closed" };
+
+#define B(s) (1u << (s))
+static const uint32_t sess_legal[] = {
+	[SS_NEW] = B(SS_OPEN) | B(SS_CLOSED),
+	[SS_OPEN] = B(SS_AUTHED) | B(SS_CLOSED),
+	[SS_AUTHED] = B(SS_BOUND) | B(SS_CLOSED),
+	[SS_BOUND] = B(SS_CLOSED),
+	[SS_CLOSED] = 0,
+};
+
+bool session_set_state(struct session *s, int state)
+{
+	if (state < SS_NEW || state > SS_CLOSED || !(sess_legal[s->state] & B(state))) {
+		log_error("illegal session state transition", "sid=%llu from=%s to=%s",
+			  (unsigned long long)s->id, sess_state_names[s->state],
+			  state >= SS_NEW && state <= SS_CLOSED ? sess_state_names[state] : "?");
+		return false;
+	}
+	s->state = (uint8_t)state;
+	return true;
+}
+
 static int table_grow(struct worker *w)
 {
 	uint32_t cap = w->nsessions_cap ? w->nsessions_cap * 2 : 1024;

@@ -15,6 +15,16 @@ struct session *session_new(struct worker *w, struct conn *c);
 /* Free s and its strings; c->sess is cleared. */
 void session_free(struct worker *w, struct session *s);
 
+/* The one place a session's state changes; an illegal transition is logged
+ * and refused (false). */
+bool session_set_state(struct session *s, int state);
+
+/* Does the session server know this session (SESSION_OPEN sent, not closed)? */
+static inline bool session_announced(const struct session *s)
+{
+	return s->state >= SS_OPEN && s->state < SS_CLOSED;
+}
+
 /* The live session with this id, or NULL. */
 struct session *session_by_id(struct worker *w, uint64_t id);
 

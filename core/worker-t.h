@@ -205,8 +205,17 @@ struct conn {
 	uint16_t peer_port, local_port;
 } __attribute__((aligned(16)));
 
-/* Session flags */
-#define SF_SM_OPEN  0x01     /* the session server knows this session */
+/*
+ * A session's state machine (session_set_state() checks every transition):
+ * NEW -> OPEN -> AUTHED -> BOUND, and CLOSED from any of them.
+ */
+enum sess_state {
+	SS_NEW = 0,   /* created; the session server has not been told */
+	SS_OPEN,      /* SESSION_OPEN sent */
+	SS_AUTHED,    /* AUTHED sent: SASL succeeded */
+	SS_BOUND,     /* BIND_RESP ok: a full JID */
+	SS_CLOSED     /* SESSION_CLOSE sent or received */
+};
 
 /*
  * A session of the native backend: what the session server knows as one
@@ -219,7 +228,7 @@ struct session {
 	struct conn *c;
 	uint64_t id;
 	uint32_t owed;           /* stanza bytes from the session server not yet credited back */
-	uint8_t flags;           /* SF_* */
+	uint8_t state;           /* enum sess_state */
 	char *user;              /* canonical localpart once authenticated */
 	char *jid;               /* full JID once bound */
 	char *bind_id;           /* id of the pending bind iq */
