@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tls/crypto.h"
+
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/coding.h>
 #include <wolfssl/wolfcrypt/hash.h>
@@ -102,31 +104,14 @@ static int list_has(const uint8_t *v, size_t n, const char *tok, int ci)
 	return 0;
 }
 
-static int b64_val(uint8_t c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Canonical base64 of exactly 16 bytes: 21 symbols, a 22nd whose low four
- * bits are zero, then "==". */
+/* Canonical base64 of exactly 16 bytes (RFC 6455 §4.1): 22 symbols, the
+ * last with its unused bits zero, then "==".  crypto_b64_decode checks
+ * exactly that. */
 static int key_ok(const uint8_t *v, size_t n)
 {
-	if (n != WS_KEY_LEN || v[22] != '=' || v[23] != '=')
-		return 0;
-	for (size_t i = 0; i < 22; i++)
-		if (b64_val(v[i]) < 0)
-			return 0;
-	return (b64_val(v[21]) & 0x0F) == 0;
+	uint8_t raw[16];
+
+	return n == WS_KEY_LEN && crypto_b64_decode((const char *)v, n, raw, sizeof(raw)) == 16;
 }
 
 static struct ws_span span(size_t off, size_t len)
