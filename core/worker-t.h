@@ -187,18 +187,18 @@ struct conn {
 	const char *domain;      /* the served domain this stream is for (config-owned) */
 	char *close_tag;         /* "</p:stream" when the peer's stream prefix is not "stream" */
 	char *hdr_decls;         /* the header's namespace declarations when not XMLSTAGE_C2S_DECLS */
-	uint64_t accepted;       /* worker clock (s) at accept */
-	uint64_t last_rx;        /* worker clock (s) of the last complete item */
-	uint64_t deadline;       /* worker clock (s) when the timer fires; 0: none */
-	uint64_t due;            /* when the current state times out (before a session) */
-	uint64_t slow_since;     /* worker clock when the output queue went over the limit */
-	uint64_t sm_due;         /* while CF_WAIT_SM: when to give up on the backend */
+	/* Worker clock seconds (monotonic, from boot: 32 bits last 136 years). */
+	uint32_t accepted;       /* at accept */
+	uint32_t last_rx;        /* the last complete item */
+	uint32_t deadline;       /* when the timer fires; 0: none */
+	uint32_t due;            /* when the current state times out (before a session) */
+	uint32_t slow_since;     /* when the output queue went over the limit */
+	uint32_t sm_due;         /* while CF_WAIT_SM: when to give up on the backend */
 	int64_t tok_bytes, tok_stanzas; /* rate limit buckets (may go negative) */
 	uint64_t tok_ms;         /* last refill, ms */
 	struct conn *tnext, *tprev; /* timer wheel bucket */
 	struct conn *dnext;      /* flush list */
 	struct conn *pnext, *pprev; /* rate-paused list */
-	char stream_id[20];
 	char peer[48];           /* client address ("-" until known) */
 	uint8_t ip[16];          /* the same, v4-mapped, for iplimit */
 	uint8_t local_ip[16];    /* the address it reached (v4-mapped), for PROXY headers upstream */

@@ -126,7 +126,6 @@ void xmpp_answer(struct conn *c, const char *id)
 		xmpp_abort(c);
 		return;
 	}
-	snprintf(c->stream_id, sizeof(c->stream_id), "%s", eid ? eid : id);
 	snprintf(attrs, sizeof(attrs), "id='%s' from='%s'", eid ? eid : id, xmpp_domain(c));
 	free(eid);
 	xmpp_open(c, attrs);
