@@ -28,7 +28,7 @@ import report_more as more  # noqa: E402
 
 TARGETS = ["xedge", "prosody", "ejabberd"]
 NAMES = {"xedge": "xedge", "prosody": "Prosody", "ejabberd": "ejabberd"}
-RUNS = ["idle", "login", "chat", "rate", "headroom", "xcheck"]
+RUNS = ["idle", "login", "chat", "rate", "rate-2", "rate-3", "headroom", "xcheck"]
 
 
 # ---- formatting ---------------------------------------------------------------------------
@@ -270,7 +270,7 @@ def disturbed(m, P, run=None):
             out.append(f"{what} was runnable but waiting {wt:.0f} % of the time while other "
                        f"processes took {f:.0f} % of its CPU")
     f = m.get("foreign_on_server_cpu")
-    if run == "rate" and not out and f is not None and f >= 10:
+    if run and run.startswith("rate") and not out and f is not None and f >= 10:
         # A latency run: the server is mostly idle, but every time another process holds its
         # CPU when a message arrives, that wait is in the latency.
         out.append(f"other processes took {f:.0f} % of the server's CPU: its tail latency "
@@ -613,6 +613,10 @@ def write(res, doc_path, plots_dir, repo):
       "server's closed-loop rate above, so that every server can carry it. This is where latency "
       "is compared.\n")
     w(side_by_side(res, "rate", chat_rows("rate", offered=True), tg))
+    if len(more.repeats(P)) > 1:
+        w(f"This table is the first of {len(more.repeats(P))} runs of this load per server; each "
+          "run's p99, their median and the machine's floor measured in the same run are in "
+          "*Latency against this machine's floor* below.\n")
     run_notes("rate")
     vals = {}
     for q, lab in (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max")):

@@ -323,17 +323,18 @@ def curve(res, P, w, pl, img, floor_p99=None):
       "servers are their own, far above the machine's floor. At and past saturation latency "
       "is the backlog's (queueing grows for as long as the run lasts): those points show "
       "where each server stops keeping up, not a latency it offers.\n")
-    w("| server | × its rate | offered (msg/s) | delivered (msg/s) | p50 (ms) | p99 (ms) | lost | server CPU % | xedge-bench CPU % |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("| server | × its rate | offered (msg/s) | delivered (msg/s) | p50 (ms) | p99 (ms) | lost | server CPU % | xedge-bench CPU % | others on the server CPU % |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     curves = {}
     for t in tg:
-        for meta, d in curve_points(res, t):
+        for i, (meta, d) in enumerate(curve_points(res, t)):
             off = bench_get(d, "sent_per_s") if d else None
             dl = bench_get(d, "recv_per_s") if d else None
             mm = (bench_get(d, "msg_ms") or {}) if d else {}
             w(f"| {NAMES[t]} | {meta.get('fraction')} | {num(off)} | {num(dl)} | {num(mm.get('p50'))} | "
               f"{num(mm.get('p99'))} | {num(bench_get(d, 'lost') if d else None, 0)} | "
-              f"{num(bench_get(d, 'target_cpu_avg') if d else None, 0)} | {num(bench_get(d, 'bench_cpu_avg') if d else None, 0)} |")
+              f"{num(bench_get(d, 'target_cpu_avg') if d else None, 0)} | {num(bench_get(d, 'bench_cpu_avg') if d else None, 0)} | "
+              f"{num((load(os.path.join(res, t, f'curve-{i}.mon.json')) or {}).get('foreign_on_server_cpu'), 0)} |")
             if off and mm.get("p50") and mm.get("p99"):
                 curves.setdefault(t, []).append((off, mm["p50"], mm["p99"]))
     w("")
