@@ -120,9 +120,9 @@ def before_after(res, P, w):
         elif abs(q - 1) <= NOISE:
             v = "within noise"
         elif (q > 1) == (better == "high"):
-            v = "better"
+            v = f"better (beyond ±{NOISE * 100:.0f} %)"
         else:
-            v = "**worse**"
+            v = f"**worse** (beyond ±{NOISE * 100:.0f} %)"
         w(f"| {label} | {num(b, nd)} | {num(a, nd)} | {rf(q)} | {v} |")
     for label, r, name in (("chat latency p99 (ms, closed loop: queueing)", "chat", None),
                            ("server CPU in the chat run (% of its core)", "chat", "target_cpu_avg"),
