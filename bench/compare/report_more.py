@@ -204,6 +204,20 @@ def behind_xedge(res, P, w):
     if ca and cu:
         w(f"- With one core between them, the pair delivered {rf(ratio(cu, ca))} what Prosody "
           "alone delivered.")
+    for r in ("idle", "login", "chat"):
+        d = run(res, "prosody-up", r)
+        fl = bench_get(d, "failed") if d else None
+        if fl:
+            causes = ", ".join(f"{k} {v:,}" for k, v in sorted((bench_get(d, "failures") or {}).items()))
+            held = bench_get(d, "logged_in")
+            w(f"- Prosody behind xedge, {r}: {fl:,} of {num(bench_get(d, 'clients'))} logins failed ({causes}); "
+              f"the figures above are for the {num(held)} that logged in.")
+            if r == "idle" and held and 17000 <= 2 * held <= 18200:
+                w("  xedge holds two connections per client in upstream mode (the client's and "
+                  "its upstream stream), and one worker's `limits.max_connections` is 18,000 "
+                  "(capped by the 20,000-entry descriptor table per ring): it refused the "
+                  "clients past ~9,000 (`connection refused: worker at max_connections` in "
+                  "the edge's log). Memory per session is per session held.")
     w("- Memory: xedge-bench samples the RSS of every target process (`--pid` for each) and "
       "divides the growth by the sessions held; Prosody's own part is the growth of its RSS "
       "in the same run (largest sample of the harness's monitor minus its first).")
