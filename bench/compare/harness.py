@@ -3,10 +3,13 @@
 
   harness.py machine REPO                 machine facts and package versions, as JSON
   harness.py monitor --pids P,.. --bench-pid B --out FILE [--interval 0.5]
-                     [--server-cpu N --load-cpu M]
+                     [--server-cpu N --load-cpu M] [--track T]
         sample CPU use until process B exits: the target's processes (P and their
         descendants), the load generator's (B and descendants), and everything else on the
-        machine ("foreign": other people's work disturbing the measurement); writes JSON
+        machine ("foreign": other people's work disturbing the measurement); writes JSON.
+        --track T: also T's own CPU ticks and RSS at every sample ("track": seconds since
+        the start, ticks, KiB), to tell one process of a target from the others (Prosody
+        behind xedge)
   harness.py line FILE                    one progress line from an xedge-bench JSON file
   harness.py tsungline FILE | probeline FILE   the same for tsung.json and probe.json
   harness.py get FILE KEY [KEY...]        print a value from a results JSON (nested keys,
@@ -238,8 +241,20 @@ def cpu_ticks():
     return out
 
 
-def monitor(pids, bench_pid, out, interval, server_cpu=None, load_cpu=None):
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for ln in f:
+                if ln.startswith("VmRSS:"):
+                    return int(ln.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def monitor(pids, bench_pid, out, interval, server_cpu=None, load_cpu=None, track=None):
     me = os.getpid()
+    tracked = []       # [seconds, ticks, rss KiB] of the tracked process at every sample
     last = {}          # pid -> ticks at the previous sample
     acc = {"target": 0, "bench": 0, "self": 0}
     start_cpu = cpu_ticks()
@@ -249,6 +264,8 @@ def monitor(pids, bench_pid, out, interval, server_cpu=None, load_cpu=None):
 
     def sample():
         nonlocal peak_foreign, prev_cpu, prev_t, prev_acc_total
+        if track:
+            tracked.append([round(time.monotonic() - t0, 3), proc_ticks(track), rss_kib(track)])
         groups = {"target": tree(pids), "bench": tree([bench_pid]), "self": {me}}
         for g, members in groups.items():
             for p in members:
@@ -287,6 +304,8 @@ def monitor(pids, bench_pid, out, interval, server_cpu=None, load_cpu=None):
         if t is not None:
             last[p] = t
     bench_delay()
+    if track:
+        tracked.append([0.0, proc_ticks(track), rss_kib(track)])
     while os.path.exists(f"/proc/{bench_pid}"):
         time.sleep(interval)
         sample()
@@ -320,6 +339,8 @@ def monitor(pids, bench_pid, out, interval, server_cpu=None, load_cpu=None):
         res["foreign_on_server_cpu"] = round(max(0.0, per_cpu[server_cpu] - pct["target"]), 1)
     if load_cpu is not None and per_cpu.get(load_cpu) is not None and pct["bench"] is not None:
         res["foreign_on_load_cpu"] = round(max(0.0, per_cpu[load_cpu] - pct["bench"] - pct["self"]), 1)
+    if track:
+        res["track"] = {"pid": track, "hz": HZ, "series": tracked}
     with open(out, "w") as f:
         json.dump(res, f)
 
@@ -380,9 +401,10 @@ def main():
         p.add_argument("--interval", type=float, default=0.5)
         p.add_argument("--server-cpu")
         p.add_argument("--load-cpu")
+        p.add_argument("--track", type=int)
         a = p.parse_args(sys.argv[2:])
         monitor([int(x) for x in a.pids.split(",") if x], a.bench_pid, a.out, a.interval,
-                a.server_cpu, a.load_cpu)
+                a.server_cpu, a.load_cpu, a.track)
     elif cmd == "line":
         print(line(sys.argv[2]))
     elif cmd == "tsungline":
