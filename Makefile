@@ -138,7 +138,7 @@ run: all cert
 	$(BUILD)/xedge -c etc/xedge.yaml
 
 # Side by side with Prosody and ejabberd: writes docs/benchmarks.md and docs/bench/.
-# QUICK=1 is a smoke run of a few minutes (report under build/bench-compare-quick/).
+# QUICK=1 is a smoke run of about ten minutes (report under build/bench-compare-quick/).
 bench-compare: all
 	@deploy/debian-deps.sh bench
 	QUICK=$(QUICK) XEDGE_BUILD=$(BUILD) bench/compare/run.sh
