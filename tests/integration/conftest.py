@@ -436,11 +436,9 @@ class Server:
 
 # ---- fixtures -------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def cert(tmp_path_factory):
-    """A self-signed ECDSA P-256 certificate for localhost, made once per run."""
-    d = tmp_path_factory.mktemp("cert")
-    crt, key = d / "localhost.crt", d / "localhost.key"
+def make_cert(d: Path, name: str = "localhost"):
+    """A new self-signed ECDSA P-256 certificate for localhost in d: (crt, key)."""
+    crt, key = d / f"{name}.crt", d / f"{name}.key"
     r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
                         "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
@@ -448,6 +446,12 @@ def cert(tmp_path_factory):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     return crt, key
+
+
+@pytest.fixture(scope="session")
+def cert(tmp_path_factory):
+    """A self-signed ECDSA P-256 certificate for localhost, made once per run."""
+    return make_cert(tmp_path_factory.mktemp("cert"))
 
 
 @pytest.fixture

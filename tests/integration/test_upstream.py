@@ -54,7 +54,7 @@ async def chat(port, a_cred, b_cred, direct_tls):
         await a.login(port, direct_tls=direct_tls)
         await b.login(port, direct_tls=direct_tls)
         for c in (a, b):
-            assert c.tls_version is not None, "the client's stream must be encrypted"
+            assert c.tls_version() is not None, "the client's stream must be encrypted"
             assert not c.mechanism.endswith("-PLUS"), c.mechanism
         hello = f"hello-{os.urandom(4).hex()}"
         a.send_message(mto=b_cred[0] + "/sb", mbody=hello, mtype="chat")

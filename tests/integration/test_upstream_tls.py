@@ -4,16 +4,15 @@ tls.ca_file and the domain name, before the client hears the upstream's
 features.  The upstream is Prosody 0.12 (Debian) with conftest's self-signed
 localhost certificate and c2s_require_encryption = true, so a plaintext
 upstream stream could not authenticate."""
-import os
 import subprocess
 
 import pytest
 
-from conftest import USERS
+from conftest import USERS, make_cert
 from peers import prosody  # noqa: F401
 from rawxmpp import Raw, header
-from slixclient import Client, close_all, run
-from test_upstream import edge_for  # noqa: F401
+from slixclient import run
+from test_upstream import chat, edge_for  # noqa: F401
 
 # Prosody offers STARTTLS with the suite's certificate and refuses anything
 # else (SASL included) on a stream that is not encrypted.  Set for the host:
@@ -25,34 +24,7 @@ SECURE_PROSODY = {"tls": True,
 
 def other_ca(d):
     """A self-signed certificate for localhost that did not sign Prosody's."""
-    crt, key = d / "other-ca.crt", d / "other-ca.key"
-    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
-                        "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-                        "-keyout", str(key), "-out", str(crt)],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-    return crt
-
-
-async def chat(port, a_cred, b_cred):
-    a = Client(a_cred[0] + "/sa", a_cred[1])
-    b = Client(b_cred[0] + "/sb", b_cred[1])
-    try:
-        await a.login(port)
-        await b.login(port)
-        for c in (a, b):
-            assert c.tls_version() is not None, "the client's stream must be encrypted"
-        hello = f"hello-{os.urandom(4).hex()}"
-        a.send_message(mto=b_cred[0] + "/sb", mbody=hello, mtype="chat")
-        m = await b.next_message(body=hello, timeout=10)
-        assert m["from"] == a_cred[0] + "/sa"
-        back = f"back-{os.urandom(4).hex()}"
-        b.send_message(mto=m["from"], mbody=back, mtype="chat")
-        m = await a.next_message(body=back, timeout=10)
-        assert m["from"] == b_cred[0] + "/sb"
-    finally:
-        await close_all(a, b)
+    return make_cert(d, "other-ca")[0]
 
 
 @pytest.mark.parametrize("prosody", [SECURE_PROSODY], indirect=True, ids=["prosody-tls-required"])
@@ -60,7 +32,7 @@ def test_slixmpp_chats_over_a_verified_upstream_tls(prosody, edge_for, cert):
     edge = edge_for(prosody.c2s_port, upstream_tls=True, ca_file=str(cert[0]))
     alice = (prosody.jid("alice"), USERS["alice"])
     bob = (prosody.jid("bob"), USERS["bob"])
-    run(chat(edge.c2s_port, alice, bob), 60)
+    run(chat(edge.c2s_port, alice, bob, direct_tls=False), 60)
     # Both upstream streams were secured by the edge, and Prosody (which requires
     # encryption) authenticated both: so they authenticated over TLS.
     edge.wait_log("upstream stream secured with TLS", count=2)
