@@ -14,6 +14,7 @@
  * 2 nothing could connect at all (or the set-up failed).
  */
 #include "bench/bench.h"
+#include "core/version.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -88,6 +89,7 @@ static const char usage[] =
 "      --plot PREFIX      write PREFIX-throughput.png and PREFIX-latency.png (gnuplot)\n"
 "  -v, --verbose          print failures (the first 10 per thread; -vv: all)\n"
 "  -h, --help\n"
+"      --version\n"
 "\n"
 "Exit status: 0 run completed (failures are in the report), 1 usage error,\n"
 "2 nothing could connect.\n";
@@ -95,7 +97,7 @@ static const char usage[] =
 enum {
 	O_SNI = 256, O_TLS, O_MECH, O_PREFIX, O_OFFSET, O_PASSWORD, O_CACHE, O_SOURCES, O_RAMP,
 	O_CONC, O_TIMEOUT, O_LOGIN_TIME, O_HOLD, O_SETTLE, O_KEEPALIVE, O_DURATION, O_WARMUP,
-	O_DRAIN, O_WINDOW, O_RATE, O_SIZE, O_PEERS, O_PID, O_JSON, O_PLOT
+	O_DRAIN, O_WINDOW, O_RATE, O_SIZE, O_PEERS, O_PID, O_JSON, O_PLOT, O_VERSION
 };
 
 static const struct option longopts[] = {
@@ -130,6 +132,7 @@ static const struct option longopts[] = {
 	{ "pid", required_argument, NULL, O_PID },
 	{ "json", required_argument, NULL, O_JSON },
 	{ "plot", required_argument, NULL, O_PLOT },
+	{ "version", no_argument, NULL, O_VERSION },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
@@ -441,6 +444,9 @@ static int parse_options(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage, stdout);
+			exit(0);
+		case O_VERSION:
+			printf("xedge-bench %s\n", XEDGE_VERSION);
 			exit(0);
 		default:
 			fputs(usage, stderr);

@@ -14,13 +14,13 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/version.h"
 #include "core/log.h"
 #include "core/offload.h"
 #include "core/worker.h"
 #include "sm/sm.h"
 #include "tls/tls.h"
 
-#define XEDGE_VERSION "0.1.0"
 
 static void usage(FILE *f)
 {

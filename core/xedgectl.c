@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/version.h"
 #include "tls/crypto.h"
 
 #define CTL_DEFAULT_CONFIG "/etc/xedge/xedge.yaml"
@@ -42,10 +43,14 @@ static void usage(FILE *f)
 		"usage: xedgectl [-c CONFIG | -s SOCKET] COMMAND\n"
 		"commands:\n"
 		"  user add JID PASSWORD        create an account (PASSWORD '-': read it from stdin)\n"
-		"  user del JID                 delete an account, its roster and stored messages\n"
+		"  user passwd JID PASSWORD     set a new password (PASSWORD '-': from stdin)\n"
+		"  user del JID                 delete an account and everything stored for it\n"
+		"  user list                    list the accounts\n"
 		"  sessions                     list sessions\n"
 		"  roster add USER CONTACT SUB [NAME]   SUB: none|to|from|both\n"
+		"  roster del USER CONTACT      remove a roster item (pushed to online clients)\n"
 		"  roster list USER\n"
+		"  --version                    print the version\n"
 		"CONFIG defaults to $XEDGE_CONFIG, else " CTL_DEFAULT_CONFIG
 		"; its session_server.admin_socket is used.\n");
 }
@@ -108,7 +113,10 @@ static int build_command(int ac, char **av, char *line, size_t cap)
 
 	if (ac >= 1 && !strcmp(av[0], "sessions") && ac == 1) {
 		snprintf(line, cap, "sessions");
-	} else if (ac == 4 && !strcmp(av[0], "user") && !strcmp(av[1], "add")) {
+	} else if (ac == 2 && !strcmp(av[0], "user") && !strcmp(av[1], "list")) {
+		snprintf(line, cap, "user list");
+	} else if (ac == 4 && !strcmp(av[0], "user") &&
+		   (!strcmp(av[1], "add") || !strcmp(av[1], "passwd"))) {
 		const char *p = av[3];
 
 		if (!word_ok(av[2])) {
@@ -126,7 +134,7 @@ static int build_command(int ac, char **av, char *line, size_t cap)
 			fprintf(stderr, "xedgectl: the password must not be empty\n");
 			return 2;
 		}
-		snprintf(line, cap, "user add %s", av[2]);
+		snprintf(line, cap, "user %s %s", av[1], av[2]);
 		if (scram_words(CRYPTO_SHA1, p, line, cap) < 0 ||
 		    scram_words(CRYPTO_SHA256, p, line, cap) < 0) {
 			fprintf(stderr, "xedgectl: cannot derive the SCRAM keys (wolfCrypt failed)\n");
@@ -153,6 +161,10 @@ static int build_command(int ac, char **av, char *line, size_t cap)
 		}
 		if (n >= cap)
 			goto too_long;
+	} else if (ac == 4 && !strcmp(av[0], "roster") && !strcmp(av[1], "del")) {
+		if (!word_ok(av[2]) || !word_ok(av[3]))
+			goto bad_word;
+		snprintf(line, cap, "roster del %s %s", av[2], av[3]);
 	} else if (ac == 3 && !strcmp(av[0], "roster") && !strcmp(av[1], "list")) {
 		if (!word_ok(av[2]))
 			goto bad_word;
@@ -280,6 +292,9 @@ int main(int argc, char **argv)
 			sock = argv[++i];
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("xedgectl %s\n", XEDGE_VERSION);
 			return 0;
 		} else {
 			usage(stderr);

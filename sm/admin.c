@@ -16,6 +16,7 @@
  * on the sm thread, between stanzas, so they see and change live state.
  */
 #include <errno.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +37,13 @@ struct admin_conn {
 	struct sm_ev ev;
 	struct sm_buf in, out;
 	bool closing;               /* close once the output is written */
+	struct admin_job *busy;     /* the command whose job is running */
 	bool epollout;
 	struct admin_conn *next, *prev;
 };
+
+struct admin_job;
+static void conn_orphan(struct admin_job *aj);
 
 struct sm_admin {
 	struct sm_ev ev;            /* the listener */
@@ -83,6 +88,8 @@ static void conn_close(struct sm *sm, struct admin_conn *c)
 {
 	struct sm_admin *a = sm->admin;
 
+	if (c->busy)
+		conn_orphan(c->busy);
 	epoll_ctl(sm->epfd, EPOLL_CTL_DEL, c->ev.fd, NULL);
 	close(c->ev.fd);
 	if (c->prev)
@@ -184,47 +191,131 @@ static const char *arg_scram(char **av, size_t key_len, struct wire_scram *k)
 	return NULL;
 }
 
-/* ---- commands (each returns NULL for ok, or the error reason) ---------- */
+/* ---- commands ------------------------------------------------------------ */
 
-static const char *cmd_user_add(struct sm *sm, struct sm_buf *out, int ac, char **av)
-{
-	char jid[JID_MAX + 1];
+/*
+ * A command that needs storage runs as a job: the connection reads no
+ * further line until its done() has answered, so replies keep their order.
+ * The job outlives its connection if need be (job->c is then NULL).
+ */
+enum admin_op {
+	OP_USER_ADD = 1, OP_USER_DEL, OP_USER_PASSWD, OP_USER_LIST,
+	OP_ROSTER_ADD, OP_ROSTER_DEL, OP_ROSTER_LIST
+};
+
+struct admin_job {
+	struct sm_job job;
+	struct admin_conn *c;
+	int op;
+	int sub;
+	char jid[JID_MAX + 1], contact[JID_MAX + 1], name[JID_PART_MAX + 1];
 	struct wire_scram k1, k256;
-	const char *err;
-	int r;
+	struct sm_buf rows;            /* listing built on the storage thread */
+};
 
-	if (ac != 11)
-		return "usage: user add <jid> <salt1> <iter1> <stored1> <server1> <salt256> "
-		       "<iter256> <stored256> <server256>";
-	if ((err = arg_bare(sm, av[2], true, jid, sizeof(jid))) ||
-	    (err = arg_scram(av + 3, 20, &k1)) || (err = arg_scram(av + 7, 32, &k256)))
-		return err;
-	r = sm_store_user_add(sm->store, jid, &k1, &k256);
-	if (r == -EEXIST)
-		return "user exists";
-	if (r < 0)
-		return "storage failed (see the server log)";
-	log_info("user added", "jid=\"%s\"", jid);
-	return NULL;
+static int job_roster_put(struct sm_db *db, struct admin_job *aj)
+{
+	static const char sql[] =
+		"INSERT INTO roster(user, contact, name, subscription) VALUES (?1, ?2, ?3, ?4)"
+		" ON CONFLICT(user, contact) DO UPDATE SET name = excluded.name,"
+		" subscription = excluded.subscription";
+	sqlite3_stmt *q = sm_db_stmt(db, sql);
+
+	if (!q)
+		return -EIO;
+	sm_db_text(q, 1, aj->jid);
+	sm_db_text(q, 2, aj->contact);
+	sm_db_text(q, 3, aj->name);
+	sm_db_text(q, 4, sm_sub_str(aj->sub));
+	return sm_db_exec(db, q, "roster put");
 }
 
-static const char *cmd_user_del(struct sm *sm, struct sm_buf *out, int ac, char **av)
+static int job_roster_del(struct sm_db *db, struct admin_job *aj)
 {
-	char jid[JID_MAX + 1];
-	const char *err;
-	unsigned kicked = 0;
+	static const char sql[] = "DELETE FROM roster WHERE user = ?1 AND contact = ?2";
+	sqlite3_stmt *q = sm_db_stmt(db, sql);
+
+	if (!q)
+		return -EIO;
+	sm_db_text(q, 1, aj->jid);
+	sm_db_text(q, 2, aj->contact);
+	if (sm_db_exec(db, q, "roster del") < 0)
+		return -EIO;
+	return sm_db_changes(db) ? 0 : -ENOENT;
+}
+
+static int job_list(struct sm_db *db, struct admin_job *aj, const char *sql, bool roster)
+{
+	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	int rc;
+
+	if (!q)
+		return -EIO;
+	if (roster)
+		sm_db_text(q, 1, aj->jid);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *a = (const char *)sqlite3_column_text(q, 0);
+
+		if (!roster) {
+			sm_buf_fmt(&aj->rows, "%s\n", a ? a : "");
+		} else {
+			const char *sub = (const char *)sqlite3_column_text(q, 1);
+			const char *name = (const char *)sqlite3_column_text(q, 2);
+			int ask = sqlite3_column_int(q, 3);
+
+			sm_buf_fmt(&aj->rows, "%s %s%s%s%s\n", a ? a : "", sub ? sub : "none",
+				   ask ? " ask=subscribe" : "", name && name[0] ? " " : "",
+				   name ? name : "");
+		}
+	}
+	sm_db_done(q);
+	return rc == SQLITE_DONE ? 0 : sm_db_fail(db, "admin list");
+}
+
+static void admin_run(struct sm_db *db, struct sm_job *j)
+{
+	static const char sql_users[] = "SELECT jid FROM users ORDER BY jid";
+	static const char sql_roster[] =
+		"SELECT contact, subscription, name, ask FROM roster WHERE user = ?1"
+		" ORDER BY contact";
+	struct admin_job *aj = (struct admin_job *)j;
 	int r;
 
-	if (ac != 3)
-		return "usage: user del <jid>";
-	if ((err = arg_bare(sm, av[2], true, jid, sizeof(jid))))
-		return err;
-	r = sm_store_user_del(sm->store, jid);
-	if (r == -ENOENT)
-		return "no such user";
-	if (r < 0)
-		return "storage failed (see the server log)";
-	/* Close every session of the account, bound or still authenticating. */
+	switch (aj->op) {
+	case OP_USER_ADD:
+		j->rc = sm_db_user_add(db, aj->jid, &aj->k1, &aj->k256);
+		break;
+	case OP_USER_PASSWD:
+		j->rc = sm_db_user_passwd(db, aj->jid, &aj->k1, &aj->k256);
+		break;
+	case OP_USER_DEL:
+		j->rc = sm_db_user_del(db, aj->jid);
+		break;
+	case OP_USER_LIST:
+		j->rc = job_list(db, aj, sql_users, false);
+		break;
+	case OP_ROSTER_ADD:
+	case OP_ROSTER_DEL:
+	case OP_ROSTER_LIST:
+		r = sm_db_user_exists(db, aj->jid);
+		if (r <= 0) {
+			j->rc = r == 0 ? -ENOENT : r;
+			break;
+		}
+		j->rc = aj->op == OP_ROSTER_ADD ? job_roster_put(db, aj)
+			: aj->op == OP_ROSTER_DEL ? job_roster_del(db, aj)
+			: job_list(db, aj, sql_roster, true);
+		if (aj->op == OP_ROSTER_DEL && j->rc == -ENOENT)
+			j->rc = -ESRCH;     /* the user exists, the item does not */
+		break;
+	}
+}
+
+/* Close every session of the account, bound or still authenticating. */
+static unsigned kick_user(struct sm *sm, const char *jid)
+{
+	unsigned kicked = 0;
+
 	for (struct sm_link *l = sm->links; l; l = l->next) {
 		struct sm_session *s, *next;
 
@@ -237,19 +328,193 @@ static const char *cmd_user_del(struct sm *sm, struct sm_buf *out, int ac, char 
 			}
 		}
 	}
-	sm_buf_fmt(out, "sessions closed: %u\n", kicked);
-	log_info("user deleted", "jid=\"%s\" sessions_closed=%u", jid, kicked);
+	return kicked;
+}
+
+/* Keep an online account's roster in step with the stored one, and push it. */
+static void roster_online(struct sm *sm, struct admin_job *aj)
+{
+	struct sm_user *u = sm_user_find(sm, aj->jid, strlen(aj->jid));
+	struct sm_roster_item *it;
+
+	/* A record still loading reads the row itself (jobs run in order). */
+	if (!u || u->state != SM_USER_READY)
+		return;
+	if (aj->op == OP_ROSTER_ADD) {
+		it = sm_roster_set(u, aj->contact, aj->name, aj->sub);
+		if (it)
+			sm_route_roster_push(sm, u, it, false);
+		else
+			log_warn("online roster full or out of memory", "user=\"%s\"", aj->jid);
+	} else if ((it = sm_roster_find(u, aj->contact))) {
+		sm_route_roster_push(sm, u, it, true);
+		sm_roster_remove(u, it);
+	}
+}
+
+static void conn_lines(struct sm *sm, struct admin_conn *c);
+static void conn_flush(struct sm *sm, struct admin_conn *c);
+
+static void admin_done(struct sm *sm, struct sm_job *j)
+{
+	struct admin_job *aj = (struct admin_job *)j;
+	struct admin_conn *c = aj->c;
+	struct sm_buf *out = c ? &c->out : &aj->rows;   /* nobody to tell: build and drop */
+	int rc = j->rc;
+	unsigned kicked;
+
+	if (rc == -EIO) {
+		sm_buf_str(out, "error: storage failed (see the server log)\n");
+		goto out;
+	}
+	switch (aj->op) {
+	case OP_USER_ADD:
+		if (rc == -EEXIST) {
+			sm_buf_fmt(out, "error: user exists: %s\n", aj->jid);
+			break;
+		}
+		log_info("user added", "jid=\"%s\"", aj->jid);
+		sm_buf_fmt(out, "user %s added\nok\n", aj->jid);
+		break;
+	case OP_USER_PASSWD:
+		if (rc == -ENOENT) {
+			sm_buf_fmt(out, "error: no such user: %s\n", aj->jid);
+			break;
+		}
+		log_info("password changed", "jid=\"%s\"", aj->jid);
+		sm_buf_fmt(out, "password of %s changed\nok\n", aj->jid);
+		break;
+	case OP_USER_DEL:
+		if (rc == -ENOENT) {
+			sm_buf_fmt(out, "error: no such user: %s\n", aj->jid);
+			break;
+		}
+		kicked = kick_user(sm, aj->jid);
+		log_info("user deleted", "jid=\"%s\" sessions_closed=%u", aj->jid, kicked);
+		sm_buf_fmt(out, "user %s deleted, sessions closed: %u\nok\n", aj->jid, kicked);
+		break;
+	case OP_USER_LIST:
+	case OP_ROSTER_LIST:
+		if (rc == -ENOENT) {
+			sm_buf_fmt(out, "error: no such user: %s\n", aj->jid);
+			break;
+		}
+		if (!sm_buf_used(&aj->rows))
+			sm_buf_str(out, aj->op == OP_USER_LIST ? "no users\n" : "roster is empty\n");
+		else if (out != &aj->rows)
+			sm_buf_add(out, sm_buf_data(&aj->rows), sm_buf_used(&aj->rows));
+		sm_buf_str(out, "ok\n");
+		break;
+	case OP_ROSTER_ADD:
+	case OP_ROSTER_DEL:
+		if (rc == -ENOENT) {
+			sm_buf_fmt(out, "error: no such user: %s\n", aj->jid);
+			break;
+		}
+		if (rc == -ESRCH) {
+			sm_buf_fmt(out, "error: %s has no roster item %s\n", aj->jid, aj->contact);
+			break;
+		}
+		roster_online(sm, aj);
+		sm_buf_fmt(out, "roster of %s: %s %s\nok\n", aj->jid, aj->contact,
+			   aj->op == OP_ROSTER_ADD ? sm_sub_str(aj->sub) : "removed");
+		break;
+	}
+out:
+	sm_buf_free(&aj->rows);
+	free(aj);
+	if (c) {
+		c->busy = NULL;
+		conn_lines(sm, c);
+		conn_flush(sm, c);
+	}
+}
+
+static struct admin_job *job_new(struct admin_conn *c, int op)
+{
+	struct admin_job *aj = calloc(1, sizeof(*aj));
+
+	if (!aj)
+		return NULL;
+	aj->c = c;
+	aj->op = op;
+	aj->rows.max = ADMIN_OUT_MAX / 2;
+	aj->job.run = admin_run;
+	aj->job.done = admin_done;
+	return aj;
+}
+
+static const char *cmd_user_keys(struct sm *sm, struct admin_job *aj, int ac, char **av)
+{
+	const char *err;
+
+	if (ac != 11)
+		return aj->op == OP_USER_ADD
+			? "usage: user add <jid> <salt1> <iter1> <stored1> <server1> <salt256> "
+			  "<iter256> <stored256> <server256>"
+			: "usage: user passwd <jid> <salt1> <iter1> <stored1> <server1> <salt256> "
+			  "<iter256> <stored256> <server256>";
+	if ((err = arg_bare(sm, av[2], true, aj->jid, sizeof(aj->jid))) ||
+	    (err = arg_scram(av + 3, 20, &aj->k1)) || (err = arg_scram(av + 7, 32, &aj->k256)))
+		return err;
+	return NULL;
+}
+
+static const char *cmd_user_jid(struct sm *sm, struct admin_job *aj, int ac, char **av)
+{
+	if (ac != 3)
+		return "usage: user del <jid>";
+	return arg_bare(sm, av[2], true, aj->jid, sizeof(aj->jid));
+}
+
+static const char *cmd_user_list(struct sm *sm, struct admin_job *aj, int ac, char **av)
+{
+	return ac == 2 ? NULL : "usage: user list";
+}
+
+static const char *cmd_roster(struct sm *sm, struct admin_job *aj, int ac, char **av,
+			      const char *name)
+{
+	const char *err;
+
+	switch (aj->op) {
+	case OP_ROSTER_ADD:
+		if (ac < 5)
+			return "usage: roster add <user-jid> <contact-jid> <none|to|from|both> [name]";
+		aj->sub = sm_sub_parse(av[4]);
+		if (aj->sub < 0)
+			return "subscription must be none, to, from or both";
+		if (strlen(name) > JID_PART_MAX)
+			return "name too long";
+		strcpy(aj->name, name);
+		break;
+	case OP_ROSTER_DEL:
+		if (ac != 4)
+			return "usage: roster del <user-jid> <contact-jid>";
+		break;
+	default:
+		if (ac != 3)
+			return "usage: roster list <user-jid>";
+		break;
+	}
+	if ((err = arg_bare(sm, av[2], true, aj->jid, sizeof(aj->jid))))
+		return err;
+	if (aj->op != OP_ROSTER_LIST &&
+	    (err = arg_bare(sm, av[3], false, aj->contact, sizeof(aj->contact))))
+		return err;
 	return NULL;
 }
 
 static const char *cmd_sessions(struct sm *sm, struct sm_buf *out, int ac, char **av)
 {
+	size_t n = 0;
+
 	if (ac != 1)
 		return "usage: sessions";
 	for (struct sm_link *l = sm->links; l; l = l->next) {
 		if (l->state == SM_LINK_DEAD)
 			continue;
-		for (struct sm_session *s = l->shead; s; s = s->lnext) {
+		for (struct sm_session *s = l->shead; s; s = s->lnext, n++) {
 			const char *state = s->state != SM_SESS_BOUND ? "unbound"
 					    : s->available ? "available" : "unavailable";
 
@@ -258,65 +523,8 @@ static const char *cmd_sessions(struct sm *sm, struct sm_buf *out, int ac, char 
 				   s->addr[0] ? s->addr : "-", l->id, l->worker, state);
 		}
 	}
-	return NULL;
-}
-
-static const char *cmd_roster_add(struct sm *sm, struct sm_buf *out, int ac, char **av,
-				  const char *name)
-{
-	char user[JID_MAX + 1], contact[JID_MAX + 1];
-	const char *err;
-	struct sm_user *u;
-	int sub;
-
-	if (ac < 5)
-		return "usage: roster add <user-jid> <contact-jid> <none|to|from|both> [name]";
-	if ((err = arg_bare(sm, av[2], true, user, sizeof(user))))
-		return err;
-	if ((err = arg_bare(sm, av[3], false, contact, sizeof(contact))))
-		return err;
-	sub = sm_sub_parse(av[4]);
-	if (sub < 0)
-		return "subscription must be none, to, from or both";
-	if (strlen(name) > JID_PART_MAX)
-		return "name too long";
-	if (sm_store_user_exists(sm->store, user) != 1)
-		return "no such user";
-	if (sm_store_roster_put(sm->store, user, contact, name, sub) < 0)
-		return "storage failed (see the server log)";
-	/* Online: keep the in-memory roster in step and push the change. */
-	u = sm_user_find(sm, user, strlen(user));
-	if (u) {
-		struct sm_roster_item *it = sm_roster_set(u, contact, name, sub);
-
-		if (!it)
-			return "stored, but the online roster is full or out of memory";
-		sm_route_roster_push(sm, u, it);
-	}
-	return NULL;
-}
-
-static int roster_line(void *arg, const char *contact, const char *name, int sub)
-{
-	struct sm_buf *out = arg;
-
-	sm_buf_fmt(out, "%s %s%s%s\n", contact, sm_sub_str(sub), name[0] ? " " : "", name);
-	return 0;
-}
-
-static const char *cmd_roster_list(struct sm *sm, struct sm_buf *out, int ac, char **av)
-{
-	char user[JID_MAX + 1];
-	const char *err;
-
-	if (ac != 3)
-		return "usage: roster list <user-jid>";
-	if ((err = arg_bare(sm, av[2], true, user, sizeof(user))))
-		return err;
-	if (sm_store_user_exists(sm->store, user) != 1)
-		return "no such user";
-	if (sm_store_roster_load(sm->store, user, roster_line, out) < 0)
-		return "storage failed (see the server log)";
+	if (n == 0)
+		sm_buf_str(out, "no sessions\n");
 	return NULL;
 }
 
@@ -337,12 +545,27 @@ static char *next_word(char **p)
 	return w;
 }
 
-/* Run one command line (NUL-terminated, no newline); append the reply. */
-static void admin_command(struct sm *sm, struct sm_buf *out, char *line)
+static const struct admin_cmd {
+	const char *w0, *w1;
+	int op;
+} admin_cmds[] = {
+	{ "user", "add", OP_USER_ADD },
+	{ "user", "passwd", OP_USER_PASSWD },
+	{ "user", "del", OP_USER_DEL },
+	{ "user", "list", OP_USER_LIST },
+	{ "roster", "add", OP_ROSTER_ADD },
+	{ "roster", "del", OP_ROSTER_DEL },
+	{ "roster", "list", OP_ROSTER_LIST },
+};
+
+/* Run one command line (NUL-terminated, no newline): answer it now, or
+ * start its job (c->busy) whose done() answers. */
+static void admin_command(struct sm *sm, struct admin_conn *c, char *line)
 {
 	char *av[ADMIN_MAX_ARGS], *p = line, *name = NULL, *w;
-	const char *err;
-	int ac = 0;
+	const char *err = NULL;
+	struct admin_job *aj = NULL;
+	int ac = 0, op = 0;
 
 	while (ac < ADMIN_MAX_ARGS && (w = next_word(&p))) {
 		av[ac++] = w;
@@ -360,26 +583,37 @@ static void admin_command(struct sm *sm, struct sm_buf *out, char *line)
 			break;
 		}
 	}
+	for (size_t i = 0; ac >= 2 && i < sizeof(admin_cmds) / sizeof(admin_cmds[0]); i++)
+		if (strcmp(av[0], admin_cmds[i].w0) == 0 && strcmp(av[1], admin_cmds[i].w1) == 0)
+			op = admin_cmds[i].op;
 	if (ac == 0)
 		err = "empty command";
 	else if (next_word(&p))
 		err = "too many arguments";
-	else if (ac >= 2 && strcmp(av[0], "user") == 0 && strcmp(av[1], "add") == 0)
-		err = cmd_user_add(sm, out, ac, av);
-	else if (ac >= 2 && strcmp(av[0], "user") == 0 && strcmp(av[1], "del") == 0)
-		err = cmd_user_del(sm, out, ac, av);
 	else if (strcmp(av[0], "sessions") == 0)
-		err = cmd_sessions(sm, out, ac, av);
-	else if (ac >= 2 && strcmp(av[0], "roster") == 0 && strcmp(av[1], "add") == 0)
-		err = cmd_roster_add(sm, out, ac, av, name ? name : "");
-	else if (ac >= 2 && strcmp(av[0], "roster") == 0 && strcmp(av[1], "list") == 0)
-		err = cmd_roster_list(sm, out, ac, av);
+		err = cmd_sessions(sm, &c->out, ac, av);
+	else if (!op)
+		err = "unknown command (user add|user passwd|user del|user list|sessions|"
+		      "roster add|roster del|roster list)";
+	else if (!(aj = job_new(c, op)))
+		err = "out of memory";
+	else if (op == OP_USER_ADD || op == OP_USER_PASSWD)
+		err = cmd_user_keys(sm, aj, ac, av);
+	else if (op == OP_USER_DEL)
+		err = cmd_user_jid(sm, aj, ac, av);
+	else if (op == OP_USER_LIST)
+		err = cmd_user_list(sm, aj, ac, av);
 	else
-		err = "unknown command (user add|user del|sessions|roster add|roster list)";
-	if (err)
-		sm_buf_fmt(out, "error: %s\n", err);
-	else
-		sm_buf_str(out, "ok\n");
+		err = cmd_roster(sm, aj, ac, av, name ? name : "");
+	if (err) {
+		free(aj);
+		sm_buf_fmt(&c->out, "error: %s\n", err);
+	} else if (aj) {
+		c->busy = aj;
+		sm_store_submit(sm->store, &aj->job);
+	} else {
+		sm_buf_str(&c->out, "ok\n");
+	}
 }
 
 /* ---- I/O --------------------------------------------------------------- */
@@ -402,7 +636,7 @@ static void conn_flush(struct sm *sm, struct admin_conn *c)
 		}
 		sm_buf_consume(&c->out, (size_t)n);
 	}
-	if (c->closing && !sm_buf_used(&c->out)) {
+	if (c->closing && !c->busy && !sm_buf_used(&c->out)) {
 		conn_close(sm, c);
 		return;
 	}
@@ -416,9 +650,32 @@ static void conn_flush(struct sm *sm, struct admin_conn *c)
 	}
 }
 
-static void conn_input(struct sm *sm, struct admin_conn *c)
+/* Run the complete lines received, one at a time: stop at a command whose
+ * job is running (its done() calls this again). */
+static void conn_lines(struct sm *sm, struct admin_conn *c)
 {
 	char *nl;
+
+	while (!c->busy && (nl = memchr(sm_buf_data(&c->in), '\n', sm_buf_used(&c->in)))) {
+		size_t len = (size_t)(nl - (char *)sm_buf_data(&c->in));
+
+		*nl = '\0';
+		if (memchr(sm_buf_data(&c->in), '\0', len)) {
+			sm_buf_str(&c->out, "error: NUL byte in command\n");
+		} else {
+			admin_command(sm, c, (char *)sm_buf_data(&c->in));
+			if (c->out.err) {
+				/* Reply larger than ADMIN_OUT_MAX: say so, keep serving. */
+				c->out.err = 0;
+				sm_buf_str(&c->out, "error: reply too large\n");
+			}
+		}
+		sm_buf_consume(&c->in, len + 1);
+	}
+}
+
+static void conn_input(struct sm *sm, struct admin_conn *c)
+{
 	ssize_t n;
 
 	if (c->closing)
@@ -439,22 +696,7 @@ static void conn_input(struct sm *sm, struct admin_conn *c)
 		return;
 	}
 	c->in.len += (size_t)n;
-	while ((nl = memchr(sm_buf_data(&c->in), '\n', sm_buf_used(&c->in)))) {
-		size_t len = (size_t)(nl - (char *)sm_buf_data(&c->in));
-
-		*nl = '\0';
-		if (memchr(sm_buf_data(&c->in), '\0', len)) {
-			sm_buf_str(&c->out, "error: NUL byte in command\n");
-		} else {
-			admin_command(sm, &c->out, (char *)sm_buf_data(&c->in));
-			if (c->out.err) {
-				/* Reply larger than ADMIN_OUT_MAX: say so, keep serving. */
-				c->out.err = 0;
-				sm_buf_str(&c->out, "error: reply too large\n");
-			}
-		}
-		sm_buf_consume(&c->in, len + 1);
-	}
+	conn_lines(sm, c);
 	if (sm_buf_used(&c->in) > SM_ADMIN_LINE_MAX) {
 		sm_buf_str(&c->out, "error: line too long\n");
 		c->closing = true;
@@ -507,4 +749,9 @@ void sm_admin_event(struct sm *sm, struct sm_ev *ev, uint32_t events)
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		conn_input(sm, c);
 	conn_flush(sm, c);
+}
+
+static void conn_orphan(struct admin_job *aj)
+{
+	aj->c = NULL;
 }

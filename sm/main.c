@@ -17,6 +17,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/version.h"
 #include "sm/sm.h"
 
 static struct sm *running;
@@ -31,7 +32,8 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: xedge-sm -c CONFIG               run the session server\n"
-		   "       xedge-sm --check-config CONFIG   validate CONFIG and exit (0: ok)\n");
+		   "       xedge-sm --check-config CONFIG   validate CONFIG and exit (0: ok)\n"
+		   "       xedge-sm --version\n");
 }
 
 /* What the sm needs beyond what config_load() checks. */
@@ -65,6 +67,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--check-config") && i + 1 < argc) {
 			path = argv[++i];
 			check = true;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("xedge-sm %s\n", XEDGE_VERSION);
+			return 0;
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
 			return 0;

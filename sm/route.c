@@ -72,7 +72,11 @@ struct route_to {
 /* One stanza being routed. */
 struct route_ctx {
 	struct sm *sm;
-	struct sm_session *s;          /* the sender */
+	struct sm_session *s;          /* the sender; NULL when replayed (it may be gone) */
+	const char *from;              /* the sender's full JID */
+	size_t from_len;
+	char from_bare[JID_MAX + 1];   /* and its bare JID */
+	size_t from_bare_len;
 	const struct wire_msg *m;
 	int kind;
 	int type;                      /* enum route_type */
@@ -188,12 +192,16 @@ static void reply_send(struct route_ctx *c, const char *type, const char *ns)
 	struct sm *sm = c->sm;
 	const struct wire_msg *m = c->m;
 
+	struct sm_session *t = c->s ? c->s : sm_session_find(sm, c->from, c->from_len);
+
 	if (sm->scratch.err) {
-		log_warn("reply too large to build", "jid=\"%s\" kind=%s", c->s->full,
+		log_warn("reply too large to build", "jid=\"%s\" kind=%s", c->from,
 			 kind_name(c->kind));
 		return;
 	}
-	sm_deliver(sm, c->s, c->kind, sm_ws(type), sm_ws(c->s->full), m->u.stanza.to,
+	if (!t)
+		return;     /* the sender left meanwhile */
+	sm_deliver(sm, t, c->kind, sm_ws(type), sm_ws(c->from), m->u.stanza.to,
 		   m->u.stanza.id, sm_ws(ns), sm_buf_data(&sm->scratch), sm_buf_used(&sm->scratch));
 }
 
@@ -202,23 +210,30 @@ static void reply_send(struct route_ctx *c, const char *type, const char *ns)
  * the address it wrote to, `to` its full JID.  An error is never answered
  * with an error (§8.3.1).
  */
+/* The error type each condition calls for (RFC 6120 §8.3.3). */
+static const char *error_type(const char *cond)
+{
+	if (strcmp(cond, "bad-request") == 0 || strcmp(cond, "jid-malformed") == 0 ||
+	    strcmp(cond, "not-acceptable") == 0 || strcmp(cond, "policy-violation") == 0)
+		return "modify";
+	if (strcmp(cond, "internal-server-error") == 0 || strcmp(cond, "resource-constraint") == 0)
+		return "wait";
+	if (strcmp(cond, "not-authorized") == 0 || strcmp(cond, "forbidden") == 0)
+		return "auth";
+	return "cancel";
+}
+
 static void reply_error(struct route_ctx *c, const char *cond)
 {
-	const char *etype = "cancel";
 	struct sm_buf *b;
 
 	if (c->type == RT_ERROR)
 		return;
-	if (strcmp(cond, "bad-request") == 0 || strcmp(cond, "jid-malformed") == 0)
-		etype = "modify";
-	else if (strcmp(cond, "internal-server-error") == 0 ||
-		 strcmp(cond, "resource-constraint") == 0)
-		etype = "wait";
-	b = build_start(c->sm, c->kind, "error", c->m->u.stanza.id, c->m->u.stanza.to, c->s->full);
-	sm_buf_fmt(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></%s>", etype, cond,
-		   kind_name(c->kind));
+	b = build_start(c->sm, c->kind, "error", c->m->u.stanza.id, c->m->u.stanza.to, c->from);
+	sm_buf_fmt(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></%s>",
+		   error_type(cond), cond, kind_name(c->kind));
 	reply_send(c, "error", "");
-	log_debug("stanza refused", "jid=\"%s\" kind=%s condition=%s", c->s->full,
+	log_debug("stanza refused", "jid=\"%s\" kind=%s condition=%s", c->from,
 		  kind_name(c->kind), cond);
 }
 
@@ -276,7 +291,8 @@ static unsigned forward_available(struct route_ctx *c, struct sm_user *u, int mi
 
 /* ---- message ----------------------------------------------------------- */
 
-/* Offline storage with an XEP-0203 delay stamp inserted after the start tag. */
+/* Offline storage with an XEP-0203 delay stamp inserted after the start tag;
+ * the storage thread tells the sender if it refuses. */
 static void message_store(struct route_ctx *c, const char *user)
 {
 	struct sm *sm = c->sm;
@@ -288,7 +304,6 @@ static void message_store(struct route_ctx *c, const char *user)
 	char stamp[32];
 	struct tm tm;
 	time_t now = time(NULL);
-	int r;
 
 	sm_buf_clear(b);
 	if (xmlstage_stanza(sm->xs, "", 0, raw, len, &st) == XMLSTAGE_OK &&
@@ -304,17 +319,9 @@ static void message_store(struct route_ctx *c, const char *user)
 	} else {
 		sm_buf_add(b, raw, len);
 	}
-	if (b->err) {
+	if (b->err || sm_offline_store(sm, user, c->from, c->kind, m->u.stanza.id, m->u.stanza.to,
+				       sm_buf_data(b), sm_buf_used(b)) < 0)
 		reply_error(c, "resource-constraint");
-		return;
-	}
-	r = sm_store_offline_add(sm->store, user, sm_buf_data(b), sm_buf_used(b), SM_MAX_OFFLINE);
-	if (r == -ENOSPC)
-		reply_error(c, "service-unavailable"); /* RFC 6121 §8.5.2.2.2: storage full */
-	else if (r < 0)
-		reply_error(c, "internal-server-error");
-	else
-		log_debug("message stored offline", "to=\"%s\" bytes=%zu", user, sm_buf_used(b));
 }
 
 /* RFC 6121 §8.5.2: a message to a local bare JID (or to a full JID that is
@@ -322,9 +329,8 @@ static void message_store(struct route_ctx *c, const char *user)
 static void message_bare(struct route_ctx *c, const char *bare, size_t bare_len)
 {
 	struct sm *sm = c->sm;
-	struct sm_user *u = sm_user_find(sm, bare, bare_len);
+	struct sm_user *u;
 	struct sm_session *best = NULL;
-	int exists;
 
 	if (c->type == RT_GROUPCHAT) {
 		reply_error(c, "service-unavailable");
@@ -332,6 +338,7 @@ static void message_bare(struct route_ctx *c, const char *bare, size_t bare_len)
 	}
 	if (c->type == RT_ERROR)
 		return;
+	u = sm_user_find(sm, bare, bare_len);
 	if (c->type == RT_HEADLINE) {
 		forward_available(c, u, 0);     /* none: silently ignored */
 		return;
@@ -343,13 +350,16 @@ static void message_bare(struct route_ctx *c, const char *bare, size_t bare_len)
 		forward(c, best);
 		return;
 	}
-	exists = u ? 1 : sm_store_user_exists(sm->store, bare);
-	if (exists < 0)
-		reply_error(c, "internal-server-error");
-	else if (exists == 0)
+	/* Nobody available: whether the account exists, and where it goes, is
+	 * in its record (parked here while it loads). */
+	u = sm_user_need(sm, bare, bare_len, c->from, c->from_len, c->m);
+	if (!u)
+		return;
+	if (!u->exists)
 		reply_error(c, "service-unavailable");
 	else
 		message_store(c, bare);
+	sm_user_release(sm, u);
 }
 
 static void route_message(struct route_ctx *c)
@@ -359,7 +369,7 @@ static void route_message(struct route_ctx *c)
 
 	if (!to->present) {
 		/* RFC 6120 §10.3.1: no `to` means the sender's own bare JID. */
-		message_bare(c, c->s->bare, c->s->bare_len);
+		message_bare(c, c->from_bare, c->from_bare_len);
 		return;
 	}
 	if (!to->valid) {
@@ -471,27 +481,22 @@ static void presence_probe_all(struct sm *sm, struct sm_session *s)
 			presence_relay(sm, t, s);
 }
 
-struct offline_ctx {
-	struct sm *sm;
-	struct sm_session *s;
-};
-
-static void offline_deliver(void *arg, const void *raw, size_t len, int64_t ts)
+int sm_route_offline(struct sm *sm, struct sm_session *s, int64_t id, const void *raw,
+		     size_t len)
 {
-	struct offline_ctx *oc = arg;
 	struct xs_stanza st;
-	struct wire_str type = sm_ws(""), to = sm_ws(""), from = sm_ws(""), id = sm_ws("");
+	struct wire_str type = sm_ws(""), to = sm_ws(""), from = sm_ws(""), sid = sm_ws("");
 	struct wire_str ns = sm_ws("");
 
 	/* Rebuild the routing header for the edge; the bytes go out as stored. */
-	if (xmlstage_stanza(oc->sm->xs, "", 0, raw, len, &st) == XMLSTAGE_OK) {
+	if (xmlstage_stanza(sm->xs, "", 0, raw, len, &st) == XMLSTAGE_OK) {
 		type = wire_s(st.type.p, st.type.len);
 		to = wire_s(st.to.p, st.to.len);
 		from = wire_s(st.from.p, st.from.len);
-		id = wire_s(st.id.p, st.id.len);
+		sid = wire_s(st.id.p, st.id.len);
 		ns = wire_s(st.child_ns.p, st.child_ns.len);
 	}
-	sm_deliver(oc->sm, oc->s, WIRE_KIND_MESSAGE, type, to, from, id, ns, raw, len);
+	return sm_deliver_tracked(sm, s, WIRE_KIND_MESSAGE, type, to, from, sid, ns, raw, len, id);
 }
 
 /* Presence without `to`: available or unavailable, from the session itself. */
@@ -543,13 +548,8 @@ static void presence_own(struct route_ctx *c)
 	presence_probe_all(sm, s);
 	/* RFC 6121 §8.5.2.2.2: stored messages go to the first resource that
 	 * becomes available with a non-negative priority. */
-	if (prio >= 0) {
-		struct offline_ctx oc = { sm, s };
-		int n = sm_store_offline_take(sm->store, s->bare, offline_deliver, &oc);
-
-		if (n > 0)
-			log_info("offline messages delivered", "jid=\"%s\" count=%d", s->full, n);
-	}
+	if (prio >= 0)
+		sm_offline_deliver(sm, s);
 }
 
 /* A probe from s to the bare JID of a local user (RFC 6121 §4.3.2). */
@@ -760,13 +760,16 @@ static void route_iq(struct route_ctx *c)
 
 void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg *m)
 {
-	struct route_ctx c = { .sm = sm, .s = s, .m = m, .kind = m->u.stanza.kind };
+	struct route_ctx c = { .sm = sm, .s = s, .m = m, .kind = m->u.stanza.kind,
+			       .from = s->full, .from_len = s->full_len,
+			       .from_bare_len = s->bare_len };
 
 	if (c.kind != WIRE_KIND_MESSAGE && c.kind != WIRE_KIND_PRESENCE && c.kind != WIRE_KIND_IQ) {
 		log_warn("stanza of unknown kind dropped", "link=%u sid=%llu kind=%u", s->link->id,
 			 (unsigned long long)s->sid, c.kind);
 		return;
 	}
+	memcpy(c.from_bare, s->bare, s->bare_len + 1);
 	c.type = type_parse(c.kind, m->u.stanza.type);
 	to_parse(sm, m->u.stanza.to, &c.to);
 	switch (c.kind) {
@@ -780,6 +783,42 @@ void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg 
 		route_iq(&c);
 		break;
 	}
+}
+
+void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m)
+{
+	struct route_ctx c = { .sm = sm, .m = m, .kind = m->u.stanza.kind, .from = from,
+			       .from_len = from_len };
+	const char *slash = memchr(from, '/', from_len);
+
+	c.from_bare_len = slash ? (size_t)(slash - from) : from_len;
+	if (c.from_bare_len > JID_MAX)
+		return;
+	memcpy(c.from_bare, from, c.from_bare_len);
+	c.from_bare[c.from_bare_len] = '\0';
+	c.type = type_parse(c.kind, m->u.stanza.type);
+	to_parse(sm, m->u.stanza.to, &c.to);
+	/* Only messages are parked today (to an account with no available
+	 * resource): their target's half is all there is. */
+	if (c.kind == WIRE_KIND_MESSAGE && c.to.valid && c.to.has_local)
+		message_bare(&c, c.to.bare, c.to.bare_len);
+}
+
+void sm_route_bounce(struct sm *sm, const char *to, int kind, const char *id, const char *from,
+		     const char *cond)
+{
+	struct sm_session *t = sm_session_find(sm, to, strlen(to));
+	struct sm_buf *b;
+
+	if (!t)
+		return;
+	b = build_start(sm, kind, "error", sm_ws(id), sm_ws(from), to);
+	sm_buf_fmt(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></%s>",
+		   error_type(cond), cond, kind_name(kind));
+	if (b->err)
+		return;
+	sm_deliver(sm, t, kind, sm_ws("error"), sm_ws(to), sm_ws(from), sm_ws(id), sm_ws(""),
+		   sm_buf_data(b), sm_buf_used(b));
 }
 
 void sm_route_gone(struct sm *sm, struct sm_session *s)
@@ -822,7 +861,8 @@ void sm_route_gone(struct sm *sm, struct sm_session *s)
 	}
 }
 
-void sm_route_roster_push(struct sm *sm, struct sm_user *u, const struct sm_roster_item *it)
+void sm_route_roster_push(struct sm *sm, struct sm_user *u, const struct sm_roster_item *it,
+			  bool removed)
 {
 	struct sm_buf *b = &sm->scratch;
 
@@ -836,7 +876,13 @@ void sm_route_roster_push(struct sm *sm, struct sm_user *u, const struct sm_rost
 		sm_buf_fmt(b, "<iq type='set' id='%s' to='", id);
 		sm_buf_esc(b, t->full, t->full_len);
 		sm_buf_str(b, "'><query xmlns='" NS_ROSTER "'>");
-		roster_item_xml(b, it);
+		if (removed) {
+			sm_buf_str(b, "<item jid='");
+			sm_buf_esc(b, it->contact, strlen(it->contact));
+			sm_buf_str(b, "' subscription='remove'/>");
+		} else {
+			roster_item_xml(b, it);
+		}
 		sm_buf_str(b, "</query></iq>");
 		if (b->err)
 			return;

@@ -124,18 +124,7 @@ static int make_bare(const struct sm *sm, struct wire_str user, struct wire_str 
 
 /* ---- accounts online --------------------------------------------------- */
 
-struct sm_user *sm_user_find(struct sm *sm, const char *bare, size_t n)
-{
-	uint64_t h = sm_tab_hash(&sm->users, bare, n);
-
-	for (struct sm_tab_node *e = sm_tab_bucket(&sm->users, h); e; e = e->next) {
-		struct sm_user *u = sm_container_of(e, struct sm_user, node);
-
-		if (e->hash == h && u->bare_len == n && memcmp(u->bare, bare, n) == 0)
-			return u;
-	}
-	return NULL;
-}
+/* ---- sessions ---------------------------------------------------------- */
 
 struct sm_session *sm_session_find(struct sm *sm, const char *full, size_t n)
 {
@@ -149,104 +138,6 @@ struct sm_session *sm_session_find(struct sm *sm, const char *full, size_t n)
 	}
 	return NULL;
 }
-
-struct sm_roster_item *sm_roster_find(struct sm_user *u, const char *contact)
-{
-	for (size_t i = 0; i < u->nroster; i++)
-		if (strcmp(u->roster[i].contact, contact) == 0)
-			return &u->roster[i];
-	return NULL;
-}
-
-struct sm_roster_item *sm_roster_set(struct sm_user *u, const char *contact, const char *name,
-				     int sub)
-{
-	struct sm_roster_item *it = sm_roster_find(u, contact);
-	char *n = strdup(name ? name : ""), *c;
-
-	if (!n)
-		return NULL;
-	if (it) {
-		free(it->name);
-		it->name = n;
-		it->sub = sub;
-		return it;
-	}
-	if (u->nroster >= SM_MAX_ROSTER)
-		goto fail;
-	if (u->nroster == u->roster_cap) {
-		size_t cap = u->roster_cap ? u->roster_cap * 2 : 16;
-		struct sm_roster_item *r = realloc(u->roster, cap * sizeof(*r));
-
-		if (!r)
-			goto fail;
-		u->roster = r;
-		u->roster_cap = cap;
-	}
-	c = strdup(contact);
-	if (!c)
-		goto fail;
-	it = &u->roster[u->nroster++];
-	it->contact = c;
-	it->name = n;
-	it->sub = sub;
-	return it;
-fail:
-	free(n);
-	return NULL;
-}
-
-static int user_roster_row(void *arg, const char *contact, const char *name, int sub)
-{
-	struct sm_user *u = arg;
-
-	if (!sm_roster_set(u, contact, name, sub)) {
-		log_warn("roster truncated in memory", "user=\"%s\" items=%zu", u->bare, u->nroster);
-		return 1;
-	}
-	return 0;
-}
-
-static void user_free(struct sm *sm, struct sm_user *u)
-{
-	sm_tab_remove(&sm->users, &u->node);
-	for (size_t i = 0; i < u->nroster; i++) {
-		free(u->roster[i].contact);
-		free(u->roster[i].name);
-	}
-	free(u->roster);
-	free(u->bare);
-	free(u);
-}
-
-/* The record of an account coming online: its roster is read now, once
- * (synchronously, see the file comment).  NULL on storage or memory failure. */
-static struct sm_user *user_new(struct sm *sm, const char *bare, size_t n)
-{
-	struct sm_user *u = calloc(1, sizeof(*u));
-
-	if (!u)
-		return NULL;
-	u->bare = memdup_z(bare, n);
-	u->bare_len = n;
-	if (!u->bare)
-		goto fail;
-	if (sm_store_roster_load(sm->store, u->bare, user_roster_row, u) < 0)
-		goto fail;
-	sm_tab_insert(&sm->users, &u->node, sm_tab_hash(&sm->users, bare, n));
-	return u;
-fail:
-	free(u->bare);
-	for (size_t i = 0; i < u->nroster; i++) {
-		free(u->roster[i].contact);
-		free(u->roster[i].name);
-	}
-	free(u->roster);
-	free(u);
-	return NULL;
-}
-
-/* ---- sessions ---------------------------------------------------------- */
 
 static struct sm_session *session_find_sid(struct sm_link *l, uint64_t sid)
 {
@@ -345,8 +236,10 @@ static void session_drop(struct sm *sm, struct sm_session *s, bool broadcast)
 			u->shead = s->unext;
 		if (s->unext)
 			s->unext->uprev = s->uprev;
-		if (--u->nsessions == 0)
-			user_free(sm, u);
+		u->nsessions--;
+		sm_user_release(sm, u);
+	} else if (s->state == SM_SESS_BINDING) {
+		sm_user_unbind_wait(sm, s);
 	}
 	sm_tab_remove(&l->sessions, &s->by_sid);
 	if (s->lprev)
@@ -400,7 +293,31 @@ void sm_deliver(struct sm *sm, struct sm_session *t, int kind, struct wire_str t
 		flow_wait(sm->sender, t);
 }
 
+/* A stored message (offline row id) to t.  Until the edge reports
+ * deliveries, the row is forgotten as soon as it is queued. */
+int sm_deliver_tracked(struct sm *sm, struct sm_session *t, int kind, struct wire_str type,
+		       struct wire_str to, struct wire_str from, struct wire_str id,
+		       struct wire_str ns, const void *raw, size_t rawlen, int64_t row)
+{
+	sm_deliver(sm, t, kind, type, to, from, id, ns, raw, rawlen);
+	sm_offline_forget(sm, &row, 1);
+	return 0;
+}
+
+struct sm_session *sm_session_by_sid(struct sm_link *l, uint64_t sid)
+{
+	return session_find_sid(l, sid);
+}
+
 /* ---- links: output ----------------------------------------------------- */
+
+struct sm_link *sm_link_by_id(struct sm *sm, uint32_t id)
+{
+	for (struct sm_link *l = sm->links; l; l = l->next)
+		if (l->id == id)
+			return l->state == SM_LINK_DEAD ? NULL : l;
+	return NULL;
+}
 
 static void link_epoll(struct sm_link *l, bool out)
 {
@@ -563,26 +480,69 @@ static void on_open(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 		  (unsigned long long)s->sid, s->addr, s->flags);
 }
 
+struct cred_job {
+	struct sm_job job;
+	uint32_t link;
+	uint64_t sid;
+	struct wire_msg r;            /* the WIRE_CRED_RESP being built */
+	char bare[JID_MAX + 1];
+};
+
+static void cred_run(struct sm_db *db, struct sm_job *j)
+{
+	struct cred_job *cj = (struct cred_job *)j;
+	int rc = sm_db_user_get(db, cj->bare, &cj->r.u.cred_resp.sha1, &cj->r.u.cred_resp.sha256);
+
+	cj->r.u.cred_resp.status = rc == 0 ? WIRE_OK : rc == -ENOENT ? WIRE_NO_USER : WIRE_TEMP_FAIL;
+}
+
+static void cred_reply(struct sm_link *l, struct wire_msg *r)
+{
+	if (r->u.cred_resp.status != WIRE_OK) {
+		memset(&r->u.cred_resp.sha1, 0, sizeof(r->u.cred_resp.sha1));
+		memset(&r->u.cred_resp.sha256, 0, sizeof(r->u.cred_resp.sha256));
+	}
+	sm_link_send(l, r);
+}
+
+static void cred_done(struct sm *sm, struct sm_job *j)
+{
+	struct cred_job *cj = (struct cred_job *)j;
+	struct sm_link *l = sm_link_by_id(sm, cj->link);
+
+	if (j->rc < 0)
+		cj->r.u.cred_resp.status = WIRE_TEMP_FAIL;
+	if (l)
+		cred_reply(l, &cj->r);
+	free(cj);
+}
+
+/* The SCRAM keys for the edge's SASL exchange: read on the storage thread. */
 static void on_cred_req(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 {
+	struct cred_job *cj = calloc(1, sizeof(*cj));
 	struct wire_msg r = { .type = WIRE_CRED_RESP, .sid = m->sid };
-	char bare[JID_MAX + 1];
-	int rc;
 
 	/* Answered even without SESSION_OPEN: the keys do not depend on it, and
 	 * the edge's SASL exchange is waiting for this reply. */
-	if (make_bare(sm, m->u.cred_req.user, m->u.cred_req.domain, bare, sizeof(bare)) < 0) {
-		r.u.cred_resp.status = WIRE_NO_USER;
-	} else {
-		rc = sm_store_user_get(sm->store, bare, &r.u.cred_resp.sha1, &r.u.cred_resp.sha256);
-		r.u.cred_resp.status = rc == 0 ? WIRE_OK : rc == -ENOENT ? WIRE_NO_USER
-							    : WIRE_TEMP_FAIL;
+	if (!cj) {
+		r.u.cred_resp.status = WIRE_TEMP_FAIL;
+		cred_reply(l, &r);
+		return;
 	}
-	if (r.u.cred_resp.status != WIRE_OK) {
-		memset(&r.u.cred_resp.sha1, 0, sizeof(r.u.cred_resp.sha1));
-		memset(&r.u.cred_resp.sha256, 0, sizeof(r.u.cred_resp.sha256));
+	cj->r = r;
+	if (make_bare(sm, m->u.cred_req.user, m->u.cred_req.domain, cj->bare,
+		      sizeof(cj->bare)) < 0) {
+		cj->r.u.cred_resp.status = WIRE_NO_USER;
+		cred_reply(l, &cj->r);
+		free(cj);
+		return;
 	}
-	sm_link_send(l, &r);
+	cj->link = l->id;
+	cj->sid = m->sid;
+	cj->job.run = cred_run;
+	cj->job.done = cred_done;
+	sm_store_submit(sm->store, &cj->job);
 }
 
 static void on_authed(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
@@ -644,12 +604,11 @@ static void bind_reply(struct sm_link *l, uint64_t sid, int status, const char *
 
 static void on_bind(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 {
-	struct sm_session *s = session_find_sid(l, m->sid), *old;
+	struct sm_session *s = session_find_sid(l, m->sid);
 	const struct wire_str *res = &m->u.bind_req.resource;
 	char bare[JID_MAX + 1], full[JID_MAX + 1], gen[SM_RESOURCE_GEN_LEN + 1];
 	const char *rp;
 	size_t rlen;
-	struct sm_user *u;
 	int n;
 
 	if (!s || s->state != SM_SESS_AUTHED) {
@@ -684,33 +643,49 @@ static void on_bind(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 	full[s->bare_len] = '/';
 	memcpy(full + s->bare_len + 1, rp, rlen);
 	full[s->bare_len + 1 + rlen] = '\0';
-
-	/* RFC 6120 §7.7.2.2: the newest session wins the resource.  Ending the
-	 * old one first may free the account record: look it up afterwards. */
-	old = sm_session_find(sm, full, s->bare_len + 1 + rlen);
-	if (old)
-		sm_session_kick(sm, old, WIRE_CLOSE_CONFLICT);
-	u = sm_user_find(sm, s->bare, s->bare_len);
-	if (u && u->nsessions >= SM_MAX_RESOURCES) {
-		log_warn("too many resources", "jid=\"%s\" resources=%u", s->bare, u->nsessions);
-		bind_reply(l, m->sid, WIRE_NOT_ALLOWED, "");
-		return;
-	}
-	if (!u) {
-		u = user_new(sm, s->bare, s->bare_len);
-		if (!u) {
-			bind_reply(l, m->sid, WIRE_TEMP_FAIL, "");
-			return;
-		}
-	}
 	s->full = memdup_z(full, s->bare_len + 1 + rlen);
 	if (!s->full) {
-		if (!u->nsessions)
-			user_free(sm, u);
 		bind_reply(l, m->sid, WIRE_TEMP_FAIL, "");
 		return;
 	}
 	s->full_len = s->bare_len + 1 + rlen;
+	/* The account's record may have to be read first: sm_bind_finish()
+	 * completes the bind now or once it is loaded. */
+	if (sm_user_bind(sm, s) < 0) {
+		free(s->full);
+		s->full = NULL;
+		bind_reply(l, m->sid, WIRE_TEMP_FAIL, "");
+	}
+}
+
+void sm_bind_finish(struct sm *sm, struct sm_session *s, struct sm_user *u)
+{
+	struct sm_link *l = s->link;
+	struct sm_session *old;
+
+	s->state = SM_SESS_AUTHED;
+	if (!u || !u->exists) {
+		/* Storage failed, or the account was deleted while it loaded. */
+		free(s->full);
+		s->full = NULL;
+		bind_reply(l, s->sid, u ? WIRE_NOT_ALLOWED : WIRE_TEMP_FAIL, "");
+		return;
+	}
+	/* RFC 6120 §7.7.2.2: the newest session wins the resource.  u holds a
+	 * reference meanwhile: ending the old session must not free it. */
+	u->refs++;
+	old = sm_session_find(sm, s->full, s->full_len);
+	if (old)
+		sm_session_kick(sm, old, WIRE_CLOSE_CONFLICT);
+	u->refs--;
+	if (u->nsessions >= SM_MAX_RESOURCES) {
+		log_warn("too many resources", "jid=\"%s\" resources=%u", s->bare, u->nsessions);
+		free(s->full);
+		s->full = NULL;
+		bind_reply(l, s->sid, WIRE_NOT_ALLOWED, "");
+		sm_user_release(sm, u);
+		return;
+	}
 	s->user = u;
 	s->unext = u->shead;
 	if (u->shead)
@@ -719,10 +694,10 @@ static void on_bind(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 	u->nsessions++;
 	sm_tab_insert(&sm->by_jid, &s->by_jid, sm_tab_hash(&sm->by_jid, s->full, s->full_len));
 	s->state = SM_SESS_BOUND;
-	bind_reply(l, m->sid, WIRE_OK, s->full);
+	bind_reply(l, s->sid, WIRE_OK, s->full);
 	/* debug: the edge logs every bind at info already */
 	log_debug("session bound", "link=%u sid=%llu jid=\"%s\" addr=\"%s\"%s", l->id,
-		 (unsigned long long)s->sid, s->full, s->addr, old ? " replaced=1" : "");
+		  (unsigned long long)s->sid, s->full, s->addr, old ? " replaced=1" : "");
 }
 
 static void on_stanza(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
@@ -1138,6 +1113,13 @@ struct sm *sm_new(const struct sm_config *cfg)
 	sm->store = sm_store_open(cfg->database);
 	if (!sm->store)
 		goto fail;
+	sm->store_ev.kind = SM_EV_STORE;
+	sm->store_ev.fd = sm_store_fd(sm->store);
+	ev.data.ptr = &sm->store_ev;
+	if (epoll_ctl(sm->epfd, EPOLL_CTL_ADD, sm->store_ev.fd, &ev) < 0) {
+		log_error("session server event loop setup failed", "error=\"%s\"", strerror(errno));
+		goto fail;
+	}
 	if (cfg->listen && *cfg->listen) {
 		r = sm_listen_open(sm, cfg->listen);
 		if (r < 0) {
@@ -1185,6 +1167,9 @@ int sm_run(struct sm *sm)
 			case SM_EV_LISTEN:
 				listen_accept(sm);
 				break;
+			case SM_EV_STORE:
+				sm_store_complete(sm->store, sm);
+				break;
 			case SM_EV_LINK: {
 				struct sm_link *l = sm_container_of(ev, struct sm_link, ev);
 
@@ -1222,6 +1207,10 @@ void sm_free(struct sm *sm)
 {
 	if (!sm)
 		return;
+	/* Finish what storage holds while every object its completions
+	 * refer to still exists. */
+	if (sm->store)
+		sm_store_sync(sm->store, sm);
 	while (sm->links)
 		link_free(sm, sm->links, false);
 	sm->dead = NULL;

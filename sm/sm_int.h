@@ -46,6 +46,7 @@
 #define SM_MAX_RESOURCES 64               /* bound sessions per account */
 #define SM_MAX_ROSTER 16384               /* roster items held per account */
 #define SM_MAX_OFFLINE 500                /* stored messages per account */
+#define SM_MAX_PARKED 1024                /* stanzas waiting for one account to load */
 #define SM_LINK_IN_MAX (WIRE_LEN_BYTES + WIRE_MAX_BODY)
 #define SM_LINK_OUT_MAX (64u << 20)       /* unsent bytes before a link is dropped */
 #define SM_ADDR_MAX 128                   /* client address string kept per session */
@@ -117,7 +118,8 @@ enum sm_ev_kind {
 	SM_EV_LISTEN,       /* edge listener */
 	SM_EV_LINK,         /* one edge link */
 	SM_EV_ADMIN_LISTEN, /* admin socket listener */
-	SM_EV_ADMIN         /* one admin connection */
+	SM_EV_ADMIN,        /* one admin connection */
+	SM_EV_STORE         /* the storage thread's completions */
 };
 
 struct sm_ev {
@@ -155,6 +157,7 @@ struct sm_link {
 enum sm_session_state {
 	SM_SESS_OPEN = 0,   /* WIRE_SESSION_OPEN seen */
 	SM_SESS_AUTHED,     /* WIRE_AUTHED: knows its bare JID */
+	SM_SESS_BINDING,    /* bind requested: waits for its account's record to load */
 	SM_SESS_BOUND       /* resource bound: routable */
 };
 
@@ -181,6 +184,7 @@ struct sm_session {
 	int priority;                  /* of the current available presence */
 	char *presence;                /* raw current available presence (no `to`) */
 	size_t presence_len;
+	struct sm_session *bnext;          /* user->binding while its bind waits */
 	struct sm_session *lnext, *lprev;  /* link->shead */
 	struct sm_session *unext, *uprev;  /* user->shead */
 };
@@ -188,20 +192,57 @@ struct sm_session {
 /* Roster subscription states as bits: `to` = we see them, `from` = they see us. */
 enum sm_sub { SM_SUB_NONE = 0, SM_SUB_TO = 1, SM_SUB_FROM = 2, SM_SUB_BOTH = 3 };
 
+/* One roster row (RFC 6121 §2.1.2), as stored. */
 struct sm_roster_item {
 	char *contact;      /* canonical bare JID */
 	char *name;         /* "" when none */
+	char *groups;       /* group names joined by '\n'; "" when none */
 	int sub;            /* enum sm_sub */
+	bool ask;           /* Pending Out: ask='subscribe' */
+	bool preapproved;   /* RFC 6121 §3.4 */
+	char *pending_in;   /* Pending In: the contact's subscribe stanza, re-sent at login; NULL: none */
+	size_t pending_in_len;
+	uint64_t ver;       /* roster version when this row last changed (§2.6) */
 };
 
+/* A parked stanza: waits for its target's record to load (sm/user.c). */
+struct sm_parked {
+	struct sm_parked *next;
+	size_t from_len, frame_len;
+	char *from;         /* the sender's full JID (points into data) */
+	uint8_t *frame;     /* the encoded WIRE_STANZA (points into data) */
+	uint8_t data[];
+};
+
+enum sm_user_state {
+	SM_USER_LOADING = 0,   /* its rows are being read: stanzas for it are parked */
+	SM_USER_READY          /* in memory, current */
+};
+
+/*
+ * An account in memory: loaded while it has bound sessions, or briefly while
+ * a stanza for it is handled (offline delivery, subscription requests).
+ * Changes are made here first and written behind (store jobs, in order), so
+ * the in-memory record is always the truth while it exists.
+ */
 struct sm_user {
 	struct sm_tab_node node;       /* sm->users */
 	char *bare;
 	size_t bare_len;
+	int state;                     /* enum sm_user_state */
+	bool exists;                   /* an account (false: a JID of ours nobody has) */
+	uint64_t roster_ver;           /* last roster version handed out (§2.6) */
 	struct sm_session *shead;      /* bound sessions */
 	unsigned nsessions;
+	struct sm_session *binding;    /* sessions whose bind waits for the load (bnext) */
+	struct sm_parked *parked, *parked_tail;
+	unsigned nparked;
+	unsigned refs;                 /* holders besides sessions (jobs in flight) */
+	bool offline_busy;             /* its stored messages are being listed */
 	struct sm_roster_item *roster;
 	size_t nroster, roster_cap;
+	char **blocked;                /* XEP-0191 blocklist: canonical JIDs */
+	size_t nblocked, blocked_cap;
 };
 
 struct sm_store;
@@ -219,6 +260,7 @@ struct sm {
 	char *secret;                  /* NULL: links need none */
 	size_t secret_len;
 	struct sm_store *store;
+	struct sm_ev store_ev;         /* its eventfd */
 	struct xmlstage *xs;
 	struct sm_tab users;           /* bare JID -> sm_user */
 	struct sm_tab by_jid;          /* full JID -> bound sm_session */
@@ -235,8 +277,9 @@ struct sm {
 
 /* sm/sm.c — services the other modules use. */
 bool sm_domain_served(const struct sm *sm, const char *d, size_t n);
-struct sm_user *sm_user_find(struct sm *sm, const char *bare, size_t n);
 struct sm_session *sm_session_find(struct sm *sm, const char *full, size_t n);
+/* The live link with this id, or NULL (gone or dead): for completions. */
+struct sm_link *sm_link_by_id(struct sm *sm, uint32_t id);
 /* Queue a frame on a link; a dead link swallows it.  Kills the link when its
  * output exceeds SM_LINK_OUT_MAX. */
 void sm_link_send(struct sm_link *l, const struct wire_msg *m);
@@ -246,6 +289,12 @@ void sm_link_kill(struct sm_link *l, const char *why);
 void sm_deliver(struct sm *sm, struct sm_session *t, int kind, struct wire_str type,
 		struct wire_str to, struct wire_str from, struct wire_str id, struct wire_str ns,
 		const void *raw, size_t rawlen);
+/* sm_deliver() of a stored message (offline row id): the row is deleted once
+ * the edge reports it written to the client.  0, or -ENOMEM (not sent). */
+int sm_deliver_tracked(struct sm *sm, struct sm_session *t, int kind, struct wire_str type,
+		       struct wire_str to, struct wire_str from, struct wire_str id,
+		       struct wire_str ns, const void *raw, size_t rawlen, int64_t row);
+struct sm_session *sm_session_by_sid(struct sm_link *l, uint64_t sid);
 static inline struct wire_str sm_ws(const char *s)
 {
 	return wire_s(s, s ? strlen(s) : 0);
@@ -258,20 +307,63 @@ int sm_unix_listen(const char *path, unsigned mode);
 void sm_session_kick(struct sm *sm, struct sm_session *s, int reason);
 /* Forget s: unavailable presence broadcast if it was available, unbind, free. */
 void sm_session_end(struct sm *sm, struct sm_session *s);
-/* Roster of u: find the item for contact (NULL if none). */
-struct sm_roster_item *sm_roster_find(struct sm_user *u, const char *contact);
-/* Insert or replace an item in u's in-memory roster; returns it or NULL (-ENOMEM/limit). */
-struct sm_roster_item *sm_roster_set(struct sm_user *u, const char *contact, const char *name,
-				     int sub);
+/* Complete the bind of s (state BINDING, s->full set) with its account's
+ * record u; u NULL: the record could not be loaded (temporary failure). */
+void sm_bind_finish(struct sm *sm, struct sm_session *s, struct sm_user *u);
 const char *sm_sub_str(int sub);
 int sm_sub_parse(const char *s);    /* -1 if unknown */
 
+/* sm/user.c — account records (see the file comment) */
+struct sm_user *sm_user_find(struct sm *sm, const char *bare, size_t n);
+/* The READY record of bare; NULL while it loads: then the stanza m from
+ * `from` (a full JID) is parked and replayed through sm_route_replay().
+ * NULL also when out of memory or too many are parked (logged, dropped). */
+struct sm_user *sm_user_need(struct sm *sm, const char *bare, size_t n, const char *from,
+			     size_t from_len, const struct wire_msg *m);
+/* Bind s to its account: sm_bind_finish() runs now or once the record is
+ * loaded.  -ENOMEM when the record cannot even be created. */
+int sm_user_bind(struct sm *sm, struct sm_session *s);
+/* s, waiting in sm_user_bind(), ends: forget it. */
+void sm_user_unbind_wait(struct sm *sm, struct sm_session *s);
+/* Free u if nothing holds it any more (sessions, binds, parked, refs). */
+void sm_user_release(struct sm *sm, struct sm_user *u);
+/* Roster of u: find the item for contact (NULL if none). */
+struct sm_roster_item *sm_roster_find(struct sm_user *u, const char *contact);
+/* The item for contact, created empty (none, no name) if missing; NULL at
+ * the SM_MAX_ROSTER limit or out of memory. */
+struct sm_roster_item *sm_roster_add(struct sm_user *u, const char *contact);
+/* Insert or replace an item's name and subscription; returns it or NULL. */
+struct sm_roster_item *sm_roster_set(struct sm_user *u, const char *contact, const char *name,
+				     int sub);
+void sm_roster_remove(struct sm_user *u, struct sm_roster_item *it);
+
 /* sm/route.c */
 void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg *m);
+/* Route a parked stanza (sm/user.c) now that its target's record is ready.
+ * Only the target's half runs again: the sender may be gone. */
+void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m);
+/* Send a stored message (offline row id) to s, tracked: 0, or -ENOMEM (not sent). */
+int sm_route_offline(struct sm *sm, struct sm_session *s, int64_t id, const void *raw,
+		     size_t len);
+/* Tell `to` (a full JID, if still online) that its stanza (kind, id, sent
+ * to `from`) failed with the stanza error cond. */
+void sm_route_bounce(struct sm *sm, const char *to, int kind, const char *id, const char *from,
+		     const char *cond);
 /* Broadcast s's unavailable presence (session ending without saying so). */
 void sm_route_gone(struct sm *sm, struct sm_session *s);
 /* Push one roster item to u's sessions that asked for the roster (RFC 6121 §2.1.6). */
-void sm_route_roster_push(struct sm *sm, struct sm_user *u, const struct sm_roster_item *it);
+void sm_route_roster_push(struct sm *sm, struct sm_user *u, const struct sm_roster_item *it,
+			  bool removed);
+
+/* sm/offline.c — see the file comment */
+/* Store raw for user (a message from `from`, id and to as the sender wrote
+ * them, for the error if the store refuses).  0 or -ENOMEM. */
+int sm_offline_store(struct sm *sm, const char *user, const char *from, int kind,
+		     struct wire_str id, struct wire_str to, const void *raw, size_t len);
+/* Send s (available, priority >= 0) the messages stored for its account. */
+void sm_offline_deliver(struct sm *sm, struct sm_session *s);
+/* The rows with these ids reached a client: delete them. */
+void sm_offline_forget(struct sm *sm, const int64_t *ids, size_t n);
 
 /* sm/admin.c */
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */

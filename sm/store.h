@@ -1,22 +1,38 @@
 /*
- * sm_store — the session server's storage: SQLite (WAL) behind a small
- * interface, so another backend can replace it.
+ * sm_store — the session server's storage thread: SQLite (WAL) on a thread of
+ * its own, so routing never waits on the disk (DESIGN §6).
  *
- * Tables (created if missing, schema version in PRAGMA user_version):
- *   users(jid PRIMARY KEY, sha1_salt, sha1_iter, sha1_stored, sha1_server,
- *         sha256_salt, sha256_iter, sha256_stored, sha256_server)
- *         -- SCRAM salted keys only, never passwords
- *   roster(user, contact, name, subscription, PRIMARY KEY(user, contact))
+ * The sm thread hands work over as jobs.  A job's run() executes on the
+ * storage thread with the one database connection; its done() then executes
+ * back on the sm thread (sm_store_complete(), driven by the store's eventfd
+ * in the sm's epoll loop), where it reads the results and frees the job.
+ * Jobs run strictly in submission order, so a read sees every write
+ * submitted before it.
+ *
+ * Write batching: the storage thread takes every job queued so far and runs
+ * them in ONE transaction (BEGIN IMMEDIATE ... COMMIT), then posts their
+ * completions.  Under load a batch holds whatever queued during the previous
+ * commit, so the commit cost is shared; idle, a job commits alone at once.
+ * With synchronous=NORMAL a commit survives a crash of the process (kill -9)
+ * without an fsync per batch; checkpoints run on the storage thread too.
+ * A job's done() runs only after its batch committed: a completion that says
+ * "stored" means stored.  If the commit fails the whole batch is rolled
+ * back and every job in it completes with rc = -EIO.
+ *
+ * Module SQL lives with its module: run() functions get prepared statements
+ * from sm_db_stmt() by their SQL text (cached per statement) and reset them
+ * with sm_db_done().  Tables are created here (the schema, with its version
+ * in PRAGMA user_version, is in one place: store.c).
+ *
+ * Tables (schema version 2):
+ *   users(jid PRIMARY KEY, SCRAM-SHA-1 and -256 salted keys, roster_ver)
+ *   roster(user, contact, name, subscription, ask, pending_in, preapproved,
+ *          groups, PRIMARY KEY(user, contact))
  *   offline(id INTEGER PRIMARY KEY, user, raw, ts)
- *
- * JIDs are passed canonical (jid_canon) and NUL-terminated.  All calls are
- * synchronous on the caller's thread, with prepared statements reused; the
- * busy timeout bounds a wait on another process holding the write lock.
- * DESIGN §6 wants storage off the routing thread: that is a later step (a
- * storage thread behind this same interface).
- *
- * Returns: 0 on success, -ENOENT / -EEXIST / -ENOSPC where said, -EIO when
- * SQLite failed (logged).
+ *   blocklist(user, jid, PRIMARY KEY(user, jid))
+ *   kv(user, ns, key, value, PRIMARY KEY(user, ns, key))  -- vCard, private XML
+ *   pep(user, node, id, payload, ts, PRIMARY KEY(user, node, id)), pep_node(...)
+ *   archive(id INTEGER PRIMARY KEY, user, with_jid, stanza_id, raw, ts)
  */
 #ifndef XEDGE_SM_STORE_H
 #define XEDGE_SM_STORE_H
@@ -26,37 +42,76 @@
 
 #include "parser/wire.h"
 
+struct sm;
 struct sm_store;
+struct sm_db;
+struct sm_job;
+typedef struct sqlite3_stmt sm_stmt;
 
-/* Open or create the database at path.  NULL on failure (logged). */
+/* Storage thread: do the work, set j->rc.  Never touches sm state. */
+typedef void (*sm_job_run_fn)(struct sm_db *db, struct sm_job *j);
+/* sm thread: use the result, then free the job (it owns it). */
+typedef void (*sm_job_done_fn)(struct sm *sm, struct sm_job *j);
+
+/* Embed as the first member of a module's job struct; allocate with malloc. */
+struct sm_job {
+	struct sm_job *next;
+	sm_job_run_fn run;
+	sm_job_done_fn done;   /* NULL: write-behind, the store frees the job with free() */
+	int rc;                /* set by run(); -EIO when its batch failed to commit */
+};
+
+/* Open or create the database at path and start the storage thread.  NULL
+ * on failure (logged). */
 struct sm_store *sm_store_open(const char *path);
+/* Runs every job still queued (their done() is not called: the sm is going
+ * away, so jobs with a done() are freed with free()), commits, stops the
+ * thread and closes the database. */
 void sm_store_close(struct sm_store *st);
 
+/* Queue a job (sm thread).  Never fails: the job owns its memory. */
+void sm_store_submit(struct sm_store *st, struct sm_job *j);
+/* The fd the sm polls (EPOLLIN: completions ready). */
+int sm_store_fd(const struct sm_store *st);
+/* Run the done() of every completed job (sm thread). */
+void sm_store_complete(struct sm_store *st, struct sm *sm);
+/* Jobs submitted and not yet completed. */
+size_t sm_store_pending(const struct sm_store *st);
+/* Run every queued job and their completions now, waiting for the storage
+ * thread (sm thread; tests and shutdown paths only, never while routing). */
+void sm_store_sync(struct sm_store *st, struct sm *sm);
+
+/* ---- for run() functions, on the storage thread ------------------------ */
+
+/* A prepared statement for sql (a string literal: cached by its address). NULL on error (logged). */
+sm_stmt *sm_db_stmt(struct sm_db *db, const char *sql);
+/* Reset q and clear its bindings after use. */
+void sm_db_done(sm_stmt *q);
+/* Log the database's last error for what; returns -EIO. */
+int sm_db_fail(struct sm_db *db, const char *what);
+/* Step a statement that returns no rows, then reset it: 0 or -EIO. */
+int sm_db_exec(struct sm_db *db, sm_stmt *q, const char *what);
+/* Rows changed by the last statement. */
+int sm_db_changes(struct sm_db *db);
+/* The extended result code of the last failure (SQLITE_CONSTRAINT_PRIMARYKEY...). */
+int sm_db_errcode(struct sm_db *db);
+/* Text binding helpers: the string must outlive the step (SQLITE_STATIC). */
+void sm_db_text(sm_stmt *q, int i, const char *s);
+
+/* ---- accounts (storage thread) ----------------------------------------- */
+
 /* Keys of jid: 0 and *sha1, *sha256 filled; -ENOENT; -EIO. */
-int sm_store_user_get(struct sm_store *st, const char *jid, struct wire_scram *sha1,
-		      struct wire_scram *sha256);
+int sm_db_user_get(struct sm_db *db, const char *jid, struct wire_scram *sha1,
+		   struct wire_scram *sha256);
 /* 1 when the account exists, 0 when not, -EIO. */
-int sm_store_user_exists(struct sm_store *st, const char *jid);
+int sm_db_user_exists(struct sm_db *db, const char *jid);
 /* 0; -EEXIST when jid already has an account; -EIO. */
-int sm_store_user_add(struct sm_store *st, const char *jid, const struct wire_scram *sha1,
+int sm_db_user_add(struct sm_db *db, const char *jid, const struct wire_scram *sha1,
+		   const struct wire_scram *sha256);
+/* Replace the keys of an existing account: 0; -ENOENT; -EIO. */
+int sm_db_user_passwd(struct sm_db *db, const char *jid, const struct wire_scram *sha1,
 		      const struct wire_scram *sha256);
-/* Delete the account with its roster and offline messages: 0; -ENOENT; -EIO. */
-int sm_store_user_del(struct sm_store *st, const char *jid);
-
-/* Calls fn for each roster row of user (contact order) until fn returns
- * non-zero.  sub is an enum sm_sub.  Returns 0 or -EIO. */
-typedef int (*sm_store_roster_fn)(void *arg, const char *contact, const char *name, int sub);
-int sm_store_roster_load(struct sm_store *st, const char *user, sm_store_roster_fn fn, void *arg);
-/* Insert or replace one roster row. */
-int sm_store_roster_put(struct sm_store *st, const char *user, const char *contact,
-			const char *name, int sub);
-
-/* Store one message for user: 0; -ENOSPC when user already has max stored. */
-int sm_store_offline_add(struct sm_store *st, const char *user, const void *raw, size_t len,
-			 unsigned max);
-/* Hand user's stored messages, oldest first, to fn, then delete them.
- * Returns the number delivered or -EIO. */
-typedef void (*sm_store_offline_fn)(void *arg, const void *raw, size_t len, int64_t ts);
-int sm_store_offline_take(struct sm_store *st, const char *user, sm_store_offline_fn fn, void *arg);
+/* Delete the account and everything stored for it: 0; -ENOENT; -EIO. */
+int sm_db_user_del(struct sm_db *db, const char *jid);
 
 #endif

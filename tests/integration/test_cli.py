@@ -87,4 +87,4 @@ def test_xedgectl_errors_from_a_running_server(server):
     # password from stdin
     r = server.ctl("user", "add", "dave@localhost", "-", input="dave-pw\n")
     assert r.returncode == 0
-    assert server.ctl("roster", "list", "dave@localhost").stdout == ""
+    assert server.ctl("roster", "list", "dave@localhost").stdout == "roster is empty\n"

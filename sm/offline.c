@@ -1,0 +1,279 @@
+/*
+ * sm_offline — messages stored for accounts with no available resource
+ * (RFC 6121 §8.5.2.2.2, §8.5.3.2.1), on the storage thread.
+ *
+ * Storing: one write job per message (the count check and the insert in
+ * the same batch transaction, so the per-account limit holds); when the
+ * store refuses (full: service-unavailable; failed: internal-server-error)
+ * the sender is told, if it is still online, with the stanza's id.
+ *
+ * Delivery: at the first available presence with a non-negative priority a
+ * read job lists the stored rows; the sm sends them to the session, and
+ * they are deleted only once the edge reports them written to the client's
+ * socket (sm_offline_delivered(), from WIRE_DELIVERED).  A session that
+ * ends before that leaves them stored for the next one.  One listing per
+ * account at a time (user->offline_busy), so two resources coming online
+ * together do not both get every message.
+ */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "sm/sm_int.h"
+#include "sm/store.h"
+
+/* ---- storing ------------------------------------------------------------ */
+
+struct store_job {
+	struct sm_job job;
+	char *user, *from, *id, *to;  /* point into data */
+	int kind;
+	size_t len;
+	unsigned max;
+	uint8_t *raw;
+	char data[];
+};
+
+static void store_run(struct sm_db *db, struct sm_job *j)
+{
+	static const char sql_count[] = "SELECT count(*) FROM offline WHERE user = ?1";
+	static const char sql_add[] = "INSERT INTO offline(user, raw, ts) VALUES (?1, ?2, ?3)";
+	struct store_job *sj = (struct store_job *)j;
+	sqlite3_stmt *q = sm_db_stmt(db, sql_count);
+	sqlite3_int64 n = -1;
+
+	if (!q) {
+		j->rc = -EIO;
+		return;
+	}
+	sm_db_text(q, 1, sj->user);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		n = sqlite3_column_int64(q, 0);
+	sm_db_done(q);
+	if (n < 0) {
+		j->rc = sm_db_fail(db, "offline count");
+		return;
+	}
+	if (n >= (sqlite3_int64)sj->max) {
+		j->rc = -ENOSPC;
+		return;
+	}
+	q = sm_db_stmt(db, sql_add);
+	if (!q) {
+		j->rc = -EIO;
+		return;
+	}
+	sm_db_text(q, 1, sj->user);
+	sqlite3_bind_blob64(q, 2, sj->raw, sj->len, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, (sqlite3_int64)time(NULL));
+	j->rc = sm_db_exec(db, q, "offline add");
+}
+
+static void store_done(struct sm *sm, struct sm_job *j)
+{
+	struct store_job *sj = (struct store_job *)j;
+
+	if (j->rc == -ENOSPC)
+		sm_route_bounce(sm, sj->from, sj->kind, sj->id, sj->to, "service-unavailable");
+	else if (j->rc < 0)
+		sm_route_bounce(sm, sj->from, sj->kind, sj->id, sj->to, "internal-server-error");
+	else
+		log_debug("message stored offline", "to=\"%s\" bytes=%zu", sj->user, sj->len);
+	free(sj);
+}
+
+static char *put(char **at, const char *s, size_t n)
+{
+	char *r = *at;
+
+	memcpy(r, s, n);
+	r[n] = '\0';
+	*at += n + 1;
+	return r;
+}
+
+int sm_offline_store(struct sm *sm, const char *user, const char *from, int kind,
+		     struct wire_str id, struct wire_str to, const void *raw, size_t len)
+{
+	size_t ul = strlen(user), fl = strlen(from);
+	struct store_job *sj = malloc(sizeof(*sj) + ul + fl + id.len + to.len + 4 + len);
+	char *at;
+
+	if (!sj)
+		return -ENOMEM;
+	memset(&sj->job, 0, sizeof(sj->job));
+	at = sj->data;
+	sj->user = put(&at, user, ul);
+	sj->from = put(&at, from, fl);
+	sj->id = put(&at, (const char *)id.p, id.len);
+	sj->to = put(&at, (const char *)to.p, to.len);
+	sj->raw = (uint8_t *)at;
+	memcpy(sj->raw, raw, len);
+	sj->len = len;
+	sj->kind = kind;
+	sj->max = SM_MAX_OFFLINE;
+	sj->job.run = store_run;
+	sj->job.done = store_done;
+	sm_store_submit(sm->store, &sj->job);
+	return 0;
+}
+
+/* ---- delivery ------------------------------------------------------------ */
+
+struct row {
+	int64_t id;
+	size_t len;
+	uint8_t *raw;
+};
+
+struct list_job {
+	struct sm_job job;
+	uint32_t link;
+	uint64_t sid;
+	struct row *rows;
+	size_t nrows, cap;
+	char user[];
+};
+
+static void list_run(struct sm_db *db, struct sm_job *j)
+{
+	static const char sql[] = "SELECT id, raw FROM offline WHERE user = ?1 ORDER BY id";
+	struct list_job *lj = (struct list_job *)j;
+	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	int rc;
+
+	if (!q) {
+		j->rc = -EIO;
+		return;
+	}
+	sm_db_text(q, 1, lj->user);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW && lj->nrows < SM_MAX_OFFLINE) {
+		const void *raw = sqlite3_column_blob(q, 1);
+		int len = sqlite3_column_bytes(q, 1);
+		struct row *r;
+
+		if (!raw || len <= 0)
+			continue;
+		if (lj->nrows == lj->cap) {
+			size_t cap = lj->cap ? lj->cap * 2 : 16;
+			struct row *n = realloc(lj->rows, cap * sizeof(*n));
+
+			if (!n)
+				break;
+			lj->rows = n;
+			lj->cap = cap;
+		}
+		r = &lj->rows[lj->nrows];
+		r->raw = malloc((size_t)len);
+		if (!r->raw)
+			break;
+		memcpy(r->raw, raw, (size_t)len);
+		r->len = (size_t)len;
+		r->id = sqlite3_column_int64(q, 0);
+		lj->nrows++;
+	}
+	sm_db_done(q);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		j->rc = sm_db_fail(db, "offline list");
+}
+
+static void list_free(struct list_job *lj)
+{
+	for (size_t i = 0; i < lj->nrows; i++)
+		free(lj->rows[i].raw);
+	free(lj->rows);
+	free(lj);
+}
+
+struct del_job {
+	struct sm_job job;
+	size_t nids;
+	int64_t ids[];
+};
+
+static void del_run(struct sm_db *db, struct sm_job *j)
+{
+	static const char sql[] = "DELETE FROM offline WHERE id = ?1";
+	struct del_job *dj = (struct del_job *)j;
+	sqlite3_stmt *q = sm_db_stmt(db, sql);
+
+	for (size_t i = 0; q && i < dj->nids; i++) {
+		sqlite3_bind_int64(q, 1, dj->ids[i]);
+		if (sm_db_exec(db, q, "offline delete") < 0) {
+			j->rc = -EIO;
+			return;
+		}
+	}
+}
+
+void sm_offline_forget(struct sm *sm, const int64_t *ids, size_t n)
+{
+	struct del_job *dj;
+
+	if (n == 0)
+		return;
+	dj = calloc(1, sizeof(*dj) + n * sizeof(int64_t));
+	if (!dj) {
+		/* They stay stored: delivered twice rather than lost. */
+		log_warn("out of memory deleting delivered offline messages", "count=%zu", n);
+		return;
+	}
+	memcpy(dj->ids, ids, n * sizeof(int64_t));
+	dj->nids = n;
+	dj->job.run = del_run;
+	sm_store_submit(sm->store, &dj->job);
+}
+
+static void list_done(struct sm *sm, struct sm_job *j)
+{
+	struct list_job *lj = (struct list_job *)j;
+	struct sm_user *u = sm_user_find(sm, lj->user, strlen(lj->user));
+	struct sm_link *l = sm_link_by_id(sm, lj->link);
+	struct sm_session *s = NULL;
+	size_t sent = 0;
+
+	if (u) {
+		u->offline_busy = false;
+		u->refs--;
+	}
+	if (l)
+		s = sm_session_by_sid(l, lj->sid);
+	if (j->rc < 0 || !s || s->state != SM_SESS_BOUND || !s->available || s->priority < 0) {
+		/* Not delivered: they stay stored for the next available resource. */
+		list_free(lj);
+		if (u)
+			sm_user_release(sm, u);
+		return;
+	}
+	for (size_t i = 0; i < lj->nrows; i++)
+		if (sm_route_offline(sm, s, lj->rows[i].id, lj->rows[i].raw, lj->rows[i].len) == 0)
+			sent++;
+	if (sent)
+		log_info("offline messages sent", "jid=\"%s\" count=%zu", s->full, sent);
+	list_free(lj);
+	if (u)
+		sm_user_release(sm, u);
+}
+
+void sm_offline_deliver(struct sm *sm, struct sm_session *s)
+{
+	struct sm_user *u = s->user;
+	struct list_job *lj;
+
+	if (u->offline_busy)
+		return;     /* another resource is being given them */
+	lj = calloc(1, sizeof(*lj) + s->bare_len + 1);
+	if (!lj)
+		return;
+	memcpy(lj->user, s->bare, s->bare_len + 1);
+	lj->link = s->link->id;
+	lj->sid = s->sid;
+	lj->job.run = list_run;
+	lj->job.done = list_done;
+	u->offline_busy = true;
+	u->refs++;
+	sm_store_submit(sm->store, &lj->job);
+}
