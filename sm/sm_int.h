@@ -6,6 +6,7 @@
  *   sm/store.c  SQLite storage: accounts, roster, offline messages
  *   sm/admin.c  the admin socket (xedgectl's line protocol)
  *   sm/tab.c    intrusive chained hash table; growable byte buffers
+ *   sm/sub.c    presence-subscription state machine (pure; RFC 6121 App. A)
  *
  * Everything here belongs to the one thread that runs sm_run(); nothing is
  * locked.  Every exported symbol carries the `sm_` prefix followed by its
@@ -36,6 +37,7 @@
 #include "parser/jid.h"
 #include "parser/wire.h"
 #include "sm/sm.h"
+#include "sm/sub.h"
 
 #define sm_container_of(p, type, member) \
 	((type *)(void *)((char *)(p) - offsetof(type, member)))
@@ -185,9 +187,6 @@ struct sm_session {
 	struct sm_session *unext, *uprev;  /* user->shead */
 };
 
-/* Roster subscription states as bits: `to` = we see them, `from` = they see us. */
-enum sm_sub { SM_SUB_NONE = 0, SM_SUB_TO = 1, SM_SUB_FROM = 2, SM_SUB_BOTH = 3 };
-
 struct sm_roster_item {
 	char *contact;      /* canonical bare JID */
 	char *name;         /* "" when none */
@@ -263,8 +262,6 @@ struct sm_roster_item *sm_roster_find(struct sm_user *u, const char *contact);
 /* Insert or replace an item in u's in-memory roster; returns it or NULL (-ENOMEM/limit). */
 struct sm_roster_item *sm_roster_set(struct sm_user *u, const char *contact, const char *name,
 				     int sub);
-const char *sm_sub_str(int sub);
-int sm_sub_parse(const char *s);    /* -1 if unknown */
 
 /* sm/route.c */
 void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg *m);
