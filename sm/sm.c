@@ -68,21 +68,6 @@ bool sm_domain_served(const struct sm *sm, const char *d, size_t n)
 	return false;
 }
 
-const char *sm_sub_str(int sub)
-{
-	static const char *const names[] = { "none", "to", "from", "both" };
-
-	return sub >= 0 && sub <= 3 ? names[sub] : "none";
-}
-
-int sm_sub_parse(const char *s)
-{
-	for (int i = 0; i <= 3; i++)
-		if (strcmp(s, sm_sub_str(i)) == 0)
-			return i;
-	return -1;
-}
-
 static char *memdup_z(const void *p, size_t n)
 {
 	char *s = malloc(n + 1);

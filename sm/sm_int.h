@@ -6,6 +6,7 @@
  *   sm/store.c  SQLite storage: accounts, roster, offline messages
  *   sm/admin.c  the admin socket (xedgectl's line protocol)
  *   sm/tab.c    intrusive chained hash table; growable byte buffers
+ *   sm/sub.c    presence-subscription state machine (pure; RFC 6121 App. A)
  *
  * Everything here belongs to the one thread that runs sm_run(); nothing is
  * locked.  Every exported symbol carries the `sm_` prefix followed by its
@@ -36,6 +37,7 @@
 #include "parser/jid.h"
 #include "parser/wire.h"
 #include "sm/sm.h"
+#include "sm/sub.h"
 
 #define sm_container_of(p, type, member) \
 	((type *)(void *)((char *)(p) - offsetof(type, member)))
@@ -189,9 +191,6 @@ struct sm_session {
 	struct sm_session *unext, *uprev;  /* user->shead */
 };
 
-/* Roster subscription states as bits: `to` = we see them, `from` = they see us. */
-enum sm_sub { SM_SUB_NONE = 0, SM_SUB_TO = 1, SM_SUB_FROM = 2, SM_SUB_BOTH = 3 };
-
 /* One roster row (RFC 6121 §2.1.2), as stored. */
 struct sm_roster_item {
 	char *contact;      /* canonical bare JID */
@@ -310,8 +309,6 @@ void sm_session_end(struct sm *sm, struct sm_session *s);
 /* Complete the bind of s (state BINDING, s->full set) with its account's
  * record u; u NULL: the record could not be loaded (temporary failure). */
 void sm_bind_finish(struct sm *sm, struct sm_session *s, struct sm_user *u);
-const char *sm_sub_str(int sub);
-int sm_sub_parse(const char *s);    /* -1 if unknown */
 
 /* sm/user.c — account records (see the file comment) */
 struct sm_user *sm_user_find(struct sm *sm, const char *bare, size_t n);
