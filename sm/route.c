@@ -38,6 +38,7 @@
 #include "parser/jid.h"
 #include "parser/xmlstage.h"
 #include "parser/xmltag.h"
+#include "sm/iq.h"
 #include "sm/sm_int.h"
 #include "sm/store.h"
 
@@ -670,6 +671,7 @@ static void iq_disco_info(struct route_ctx *c)
 		      "<feature var='" NS_PING "'/>");
 	if (!c->to.has_local)
 		sm_buf_str(b, "<feature var='" NS_ROSTER "'/>");
+	sm_iq_features(b, c->to.has_local ? SM_IQ_OWN | SM_IQ_OTHER : SM_IQ_SERVER);
 	sm_buf_str(b, "</query></iq>");
 	reply_send(c, "result", NS_DISCO_INFO);
 }
@@ -717,7 +719,9 @@ static void iq_server(struct route_ctx *c)
 		iq_disco_items(c);
 	} else if (!get && xs_is(st.child_ns, NS_SESSION) && xs_is(st.child_local, "session")) {
 		iq_result_empty(c);     /* RFC 3921 session establishment: a no-op */
-	} else {
+	} else if (!sm_iq_dispatch(c->sm, c->s, m, c->to.present && !c->to.has_local ? SM_IQ_SERVER
+				   : SM_IQ_OWN, c->to.present && !c->to.has_local ? ""
+				   : c->s->bare)) {
 		reply_error(c, "service-unavailable");
 	}
 }
@@ -746,6 +750,11 @@ static void route_iq(struct route_ctx *c)
 			return;
 		}
 	}
+	/* RFC 6121 §8.5.2.1.3: a request to another local account's bare JID
+	 * is the server's to answer on its behalf. */
+	if (request && to->valid && to->served && to->has_local && !to->has_resource &&
+	    sm_iq_dispatch(c->sm, c->s, c->m, SM_IQ_OTHER, to->bare))
+		return;
 	if (!request)
 		return;     /* an undeliverable result or error is dropped */
 	if (!to->valid)

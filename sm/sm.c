@@ -1220,6 +1220,7 @@ void sm_free(struct sm *sm)
 	free(sm->domains);
 	free(sm->secret);
 	sm_buf_free(&sm->scratch);
+	sm_buf_free(&sm->reply);
 	if (sm->wake.fd >= 0)
 		close(sm->wake.fd);
 	if (sm->epfd >= 0)

@@ -269,6 +269,7 @@ struct sm {
 	struct sm_link *flush;         /* links with output to write after this batch */
 	struct sm_link *dead;          /* links to reap after this batch */
 	struct sm_buf scratch;         /* stanza rewriting / building; reused */
+	struct sm_buf reply;           /* iq replies (sm/iq.c), built while scratch holds a payload */
 	uint64_t push_seq;             /* ids of roster pushes */
 	struct sm_session *sender;     /* whose stanza is being routed (flow control) */
 	bool stopping;

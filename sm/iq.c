@@ -1,0 +1,229 @@
+/*
+ * sm_iq — dispatch of the server's own iq services.  See iq.h.
+ */
+#include "sm/iq.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "sm/sm_int.h"
+
+#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+/* The services; the first row that matches the payload and the address wins. */
+static const struct sm_iq_handler sm_iq_handlers[] = {
+	{ NULL, NULL, 0, NULL, NULL }   /* sentinel: rows above */
+};
+
+/* Features that are not one iq payload. */
+static const struct sm_iq_feature sm_iq_features_tab[] = {
+	{ NULL, 0 }
+};
+
+struct sm_iq_ref {
+	uint32_t link;
+	uint64_t sid;
+	char *id;        /* the request's id */
+	char *from;      /* the `to` it was sent to: the answer's `from` ("" for none) */
+	char *to;        /* the requester's full JID */
+};
+
+static bool where_ok(unsigned have, unsigned want)
+{
+	return (have & want) != 0;
+}
+
+bool sm_iq_dispatch(struct sm *sm, struct sm_session *s, const struct wire_msg *m,
+		    unsigned where, const char *account)
+{
+	struct sm_iq q = { .sm = sm, .s = s, .m = m, .where = where, .account = account };
+	const struct sm_iq_handler *h;
+	struct xtree *t;
+	int err;
+
+	q.set = m->u.stanza.type.len == 3 && memcmp(m->u.stanza.type.p, "set", 3) == 0;
+	t = xtree_parse((const char *)m->u.stanza.raw.p, m->u.stanza.raw.len, XTREE_CTX_C2S, NULL,
+			&err);
+	if (!t) {
+		/* xmlstage accepted it at the edge: only limits or memory fail here. */
+		log_debug("iq payload not parsed", "jid=\"%s\" error=%s", s->full,
+			  xtree_error_str(err));
+		return false;
+	}
+	q.stanza = xtree_root(t);
+	q.payload = xtree_child(q.stanza, NULL, NULL);
+	for (h = sm_iq_handlers; q.payload && h->fn; h++) {
+		if (strcmp(h->ns, q.payload->ns) == 0 && strcmp(h->local, q.payload->local) == 0 &&
+		    where_ok(h->where, where)) {
+			h->fn(&q);
+			xtree_free(t);
+			return true;
+		}
+	}
+	xtree_free(t);
+	return false;
+}
+
+/* Start <iq type='T' id='' [from=''] to=''> in b. */
+static void head(struct sm_buf *b, const char *type, const void *id, size_t idlen,
+		 const void *from, size_t fromlen, const char *to, size_t tolen)
+{
+	sm_buf_fmt(b, "<iq type='%s' id='", type);
+	sm_buf_esc(b, id, idlen);
+	if (fromlen) {
+		sm_buf_str(b, "' from='");
+		sm_buf_esc(b, from, fromlen);
+	}
+	sm_buf_str(b, "' to='");
+	sm_buf_esc(b, to, tolen);
+	sm_buf_str(b, "'");
+}
+
+/* Send the reply built in the sm's reply buffer to t. */
+static void send_reply(struct sm *sm, struct sm_session *t, struct sm_buf *b, const char *type,
+		       struct wire_str from, struct wire_str id)
+{
+	if (b->err) {
+		log_warn("iq reply too large to build", "jid=\"%s\"", t->full);
+		return;
+	}
+	sm_deliver(sm, t, WIRE_KIND_IQ, sm_ws(type), sm_ws(t->full), from, id, sm_ws(""),
+		   sm_buf_data(b), sm_buf_used(b));
+}
+
+static void build_result(struct sm_buf *b, struct wire_str id, struct wire_str from,
+			 const char *to, size_t tolen, const char *payload, size_t len)
+{
+	sm_buf_clear(b);
+	head(b, "result", id.p, id.len, from.p, from.len, to, tolen);
+	if (payload && len) {
+		sm_buf_str(b, ">");
+		sm_buf_add(b, payload, len);
+		sm_buf_str(b, "</iq>");
+	} else {
+		sm_buf_str(b, "/>");
+	}
+}
+
+static const char *error_type(const char *cond)
+{
+	if (!strcmp(cond, "bad-request") || !strcmp(cond, "jid-malformed") ||
+	    !strcmp(cond, "not-acceptable") || !strcmp(cond, "policy-violation"))
+		return "modify";
+	if (!strcmp(cond, "internal-server-error") || !strcmp(cond, "resource-constraint"))
+		return "wait";
+	if (!strcmp(cond, "not-authorized") || !strcmp(cond, "forbidden"))
+		return "auth";
+	return "cancel";
+}
+
+static void build_error(struct sm_buf *b, struct wire_str id, struct wire_str from,
+			const char *to, size_t tolen, const char *cond)
+{
+	sm_buf_clear(b);
+	head(b, "error", id.p, id.len, from.p, from.len, to, tolen);
+	sm_buf_fmt(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></iq>",
+		   error_type(cond), cond);
+}
+
+/* Replies are built in their own buffer: a handler may be building its
+ * payload in sm->scratch (sm_iq_buf()). */
+static struct sm_buf *reply_buf(struct sm *sm)
+{
+	return &sm->reply;
+}
+
+struct sm_buf *sm_iq_buf(struct sm_iq *q)
+{
+	sm_buf_clear(&q->sm->scratch);
+	return &q->sm->scratch;
+}
+
+void sm_iq_result(struct sm_iq *q, const char *payload, size_t len)
+{
+	struct sm_buf *b = reply_buf(q->sm);
+
+	build_result(b, q->m->u.stanza.id, q->m->u.stanza.to, q->s->full, q->s->full_len, payload,
+		     len);
+	send_reply(q->sm, q->s, b, "result", q->m->u.stanza.to, q->m->u.stanza.id);
+}
+
+void sm_iq_error(struct sm_iq *q, const char *cond)
+{
+	struct sm_buf *b = reply_buf(q->sm);
+
+	build_error(b, q->m->u.stanza.id, q->m->u.stanza.to, q->s->full, q->s->full_len, cond);
+	send_reply(q->sm, q->s, b, "error", q->m->u.stanza.to, q->m->u.stanza.id);
+}
+
+struct sm_iq_ref *sm_iq_keep(struct sm_iq *q)
+{
+	struct sm_iq_ref *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->link = q->s->link->id;
+	r->sid = q->s->sid;
+	r->id = strndup((const char *)q->m->u.stanza.id.p, q->m->u.stanza.id.len);
+	r->from = strndup((const char *)q->m->u.stanza.to.p, q->m->u.stanza.to.len);
+	r->to = strdup(q->s->full);
+	if (!r->id || !r->from || !r->to) {
+		sm_iq_ref_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void sm_iq_ref_free(struct sm_iq_ref *r)
+{
+	if (!r)
+		return;
+	free(r->id);
+	free(r->from);
+	free(r->to);
+	free(r);
+}
+
+/* The requester, if it is still the session that asked. */
+static struct sm_session *ref_session(struct sm *sm, const struct sm_iq_ref *r)
+{
+	struct sm_link *l = sm_link_by_id(sm, r->link);
+	struct sm_session *s = l ? sm_session_by_sid(l, r->sid) : NULL;
+
+	return s && s->state == SM_SESS_BOUND ? s : NULL;
+}
+
+void sm_iq_ref_result(struct sm *sm, struct sm_iq_ref *r, const char *payload, size_t len)
+{
+	struct sm_session *s = ref_session(sm, r);
+	struct sm_buf *b = reply_buf(sm);
+
+	if (s) {
+		build_result(b, sm_ws(r->id), sm_ws(r->from), s->full, s->full_len, payload, len);
+		send_reply(sm, s, b, "result", sm_ws(r->from), sm_ws(r->id));
+	}
+	sm_iq_ref_free(r);
+}
+
+void sm_iq_ref_error(struct sm *sm, struct sm_iq_ref *r, const char *cond)
+{
+	struct sm_session *s = ref_session(sm, r);
+	struct sm_buf *b = reply_buf(sm);
+
+	if (s) {
+		build_error(b, sm_ws(r->id), sm_ws(r->from), s->full, s->full_len, cond);
+		send_reply(sm, s, b, "error", sm_ws(r->from), sm_ws(r->id));
+	}
+	sm_iq_ref_free(r);
+}
+
+void sm_iq_features(struct sm_buf *b, unsigned where)
+{
+	for (const struct sm_iq_handler *h = sm_iq_handlers; h->fn; h++)
+		if (h->feature && where_ok(h->where, where))
+			sm_buf_fmt(b, "<feature var='%s'/>", h->feature);
+	for (const struct sm_iq_feature *f = sm_iq_features_tab; f->var; f++)
+		if (where_ok(f->where, where))
+			sm_buf_fmt(b, "<feature var='%s'/>", f->var);
+}
