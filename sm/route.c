@@ -267,13 +267,21 @@ static bool rewrite(struct sm *sm, const void *raw, size_t len, const char *to, 
 
 /* ---- delivery helpers -------------------------------------------------- */
 
-/* Forward the stanza being routed, unchanged, to t. */
+/* Forward the stanza being routed, unchanged, to t.  Messages that would
+ * be stored offline (normal, chat) are tracked until the edge has written
+ * them: if t ends first they are stored for it (nothing accepted is lost). */
 static void forward(struct route_ctx *c, struct sm_session *t)
 {
 	const struct wire_msg *m = c->m;
 
-	sm_deliver(c->sm, t, c->kind, m->u.stanza.type, m->u.stanza.to, m->u.stanza.from,
-		   m->u.stanza.id, m->u.stanza.ns, m->u.stanza.raw.p, m->u.stanza.raw.len);
+	if (c->kind == WIRE_KIND_MESSAGE && (c->type == RT_CHAT || c->type == RT_NORMAL ||
+					    c->type == RT_NONE))
+		sm_deliver_tracked(c->sm, t, c->kind, m->u.stanza.type, m->u.stanza.to,
+				   m->u.stanza.from, m->u.stanza.id, m->u.stanza.ns,
+				   m->u.stanza.raw.p, m->u.stanza.raw.len, 0);
+	else
+		sm_deliver(c->sm, t, c->kind, m->u.stanza.type, m->u.stanza.to, m->u.stanza.from,
+			   m->u.stanza.id, m->u.stanza.ns, m->u.stanza.raw.p, m->u.stanza.raw.len);
 }
 
 /* Forward to every available session of u; returns how many got it. */
@@ -292,19 +300,16 @@ static unsigned forward_available(struct route_ctx *c, struct sm_user *u, int mi
 
 /* ---- message ----------------------------------------------------------- */
 
-/* Offline storage with an XEP-0203 delay stamp inserted after the start tag;
- * the storage thread tells the sender if it refuses. */
-static void message_store(struct route_ctx *c, const char *user)
+/* raw with an XEP-0203 delay stamp (from user's domain) inserted after its
+ * start tag, in scratch; raw unchanged when it cannot be parsed. */
+static struct sm_buf *stamp_delay(struct sm *sm, const char *user, const char *raw, size_t len)
 {
-	struct sm *sm = c->sm;
-	const struct wire_msg *m = c->m;
-	const char *raw = (const char *)m->u.stanza.raw.p;
-	size_t len = m->u.stanza.raw.len, at;
 	struct xs_stanza st;
 	struct sm_buf *b = &sm->scratch;
 	char stamp[32];
 	struct tm tm;
 	time_t now = time(NULL);
+	size_t at;
 
 	sm_buf_clear(b);
 	if (xmlstage_stanza(sm->xs, "", 0, raw, len, &st) == XMLSTAGE_OK &&
@@ -320,9 +325,36 @@ static void message_store(struct route_ctx *c, const char *user)
 	} else {
 		sm_buf_add(b, raw, len);
 	}
-	if (b->err || sm_offline_store(sm, user, c->from, c->kind, m->u.stanza.id, m->u.stanza.to,
-				       sm_buf_data(b), sm_buf_used(b)) < 0)
+	return b;
+}
+
+/* Offline storage, delay-stamped; the storage thread tells the sender if it
+ * refuses. */
+static void message_store(struct route_ctx *c, const char *user)
+{
+	const struct wire_msg *m = c->m;
+	struct sm_buf *b = stamp_delay(c->sm, user, (const char *)m->u.stanza.raw.p,
+				       m->u.stanza.raw.len);
+
+	if (b->err || sm_offline_store(c->sm, user, c->from, c->kind, m->u.stanza.id,
+				       m->u.stanza.to, sm_buf_data(b), sm_buf_used(b)) < 0)
 		reply_error(c, "resource-constraint");
+}
+
+void sm_route_requeue(struct sm *sm, const char *user, const void *raw, size_t len)
+{
+	struct sm_buf *b;
+
+	/* An XEP-0203 stamp already there (a stored message sent again) stays
+	 * the only one: store such bytes as they are. */
+	if (memmem(raw, len, NS_DELAY, sizeof(NS_DELAY) - 1))
+		b = NULL;
+	else
+		b = stamp_delay(sm, user, raw, len);
+	if ((b && b->err) ||
+	    sm_offline_store(sm, user, "", WIRE_KIND_MESSAGE, sm_ws(""), sm_ws(""),
+			     b ? sm_buf_data(b) : raw, b ? sm_buf_used(b) : len) < 0)
+		log_warn("undelivered message lost: out of memory", "user=\"%s\"", user);
 }
 
 /* RFC 6121 §8.5.2: a message to a local bare JID (or to a full JID that is

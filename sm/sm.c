@@ -201,6 +201,134 @@ static void flow_unwait(struct sm_session *s)
 	s->waiting_on = s->wnext = s->wprev = NULL;
 }
 
+/*
+ * ---- delivery tracking: nothing accepted is lost --------------------------
+ *
+ * Stored messages (offline rows) and one-to-one messages are sent with
+ * WIRE_STANZA_TRACK and remembered on the session (s->thead, in order, with
+ * the session's cumulative byte count at their end).  The edge reports with
+ * WIRE_DELIVERED how many of the session's stanza bytes have been written
+ * to the client's socket: what ends at or before that is done (its offline
+ * row is deleted; a live copy is dropped).  When the session ends first,
+ * offline rows simply stay stored and live copies go back to offline storage
+ * (sm_route_requeue): a message may then arrive twice, never not at all.
+ */
+struct sm_track {
+	struct sm_track *next;
+	uint64_t end;                 /* s->tx once this stanza was sent */
+	int64_t row;                  /* offline row id; 0: a live message (raw below) */
+	size_t len;
+	uint8_t raw[];
+};
+
+static void track_push(struct sm_session *t, int64_t row, const void *raw, size_t len)
+{
+	size_t keep = row ? 0 : len;
+	struct sm_track *k = malloc(sizeof(*k) + keep);
+
+	if (!k) {
+		log_warn("out of memory tracking a delivery", "jid=\"%s\"", t->full);
+		return;
+	}
+	k->next = NULL;
+	k->end = t->tx;
+	k->row = row;
+	k->len = keep;
+	memcpy(k->raw, raw, keep);
+	if (t->ttail)
+		t->ttail->next = k;
+	else
+		t->thead = k;
+	t->ttail = k;
+}
+
+/* The edge wrote t's stanza bytes up to `bytes`: settle what ended there. */
+static void track_delivered(struct sm *sm, struct sm_session *t, uint64_t bytes)
+{
+	int64_t rows[64];
+	size_t n = 0;
+
+	while (t->thead && t->thead->end <= bytes) {
+		struct sm_track *k = t->thead;
+
+		t->thead = k->next;
+		if (k->row) {
+			rows[n++] = k->row;
+			if (n == sizeof(rows) / sizeof(rows[0])) {
+				sm_offline_forget(sm, rows, n);
+				n = 0;
+			}
+		}
+		free(k);
+	}
+	if (!t->thead)
+		t->ttail = NULL;
+	sm_offline_forget(sm, rows, n);
+}
+
+/* t ends with deliveries unconfirmed: live copies go back to storage. */
+static void track_end(struct sm *sm, struct sm_session *t)
+{
+	struct sm_track *k, *next;
+	unsigned requeued = 0;
+
+	for (k = t->thead; k; k = next) {
+		next = k->next;
+		if (!k->row && t->bare) {
+			sm_route_requeue(sm, t->bare, k->raw, k->len);
+			requeued++;
+		}
+		free(k);
+	}
+	t->thead = t->ttail = NULL;
+	if (requeued)
+		log_info("undelivered messages stored again", "jid=\"%s\" count=%u",
+			 t->full ? t->full : t->bare, requeued);
+}
+
+static void deliver(struct sm *sm, struct sm_session *t, int kind, struct wire_str type,
+		    struct wire_str to, struct wire_str from, struct wire_str id, struct wire_str ns,
+		    const void *raw, size_t rawlen, uint8_t flags)
+{
+	struct wire_msg m = { .type = WIRE_STANZA, .sid = t->sid };
+
+	m.u.stanza.kind = (uint8_t)kind;
+	m.u.stanza.flags = flags;
+	m.u.stanza.type = type;
+	m.u.stanza.to = to;
+	m.u.stanza.from = from;
+	m.u.stanza.id = id;
+	m.u.stanza.ns = ns;
+	m.u.stanza.raw = wire_s(raw, rawlen);
+	sm_link_send(t->link, &m);
+	t->tx += rawlen;
+	t->credit -= (int64_t)rawlen;
+	/* Delivered all the same (the edge bounds t's queue); the writer pauses. */
+	if (t->credited && t->credit <= 0 && sm->sender)
+		flow_wait(sm->sender, t);
+}
+
+void sm_deliver(struct sm *sm, struct sm_session *t, int kind, struct wire_str type,
+		struct wire_str to, struct wire_str from, struct wire_str id, struct wire_str ns,
+		const void *raw, size_t rawlen)
+{
+	deliver(sm, t, kind, type, to, from, id, ns, raw, rawlen, 0);
+}
+
+int sm_deliver_tracked(struct sm *sm, struct sm_session *t, int kind, struct wire_str type,
+		       struct wire_str to, struct wire_str from, struct wire_str id,
+		       struct wire_str ns, const void *raw, size_t rawlen, int64_t row)
+{
+	deliver(sm, t, kind, type, to, from, id, ns, raw, rawlen, WIRE_STANZA_TRACK);
+	track_push(t, row, raw, rawlen);
+	return 0;
+}
+
+struct sm_session *sm_session_by_sid(struct sm_link *l, uint64_t sid)
+{
+	return session_find_sid(l, sid);
+}
+
 static void session_drop(struct sm *sm, struct sm_session *s, bool broadcast)
 {
 	struct sm_link *l = s->link;
@@ -210,6 +338,7 @@ static void session_drop(struct sm *sm, struct sm_session *s, bool broadcast)
 	flow_release(s);
 	if (sm->sender == s)
 		sm->sender = NULL;
+	track_end(sm, s);
 
 	if (s->state == SM_SESS_BOUND && u) {
 		if (broadcast && s->available)
@@ -256,42 +385,6 @@ void sm_session_kick(struct sm *sm, struct sm_session *s, int reason)
 	log_info("session closed by the sm", "link=%u sid=%llu jid=\"%s\" reason=%d",
 		 s->link->id, (unsigned long long)s->sid, s->full ? s->full : "", reason);
 	sm_session_end(sm, s);
-}
-
-void sm_deliver(struct sm *sm, struct sm_session *t, int kind, struct wire_str type,
-		struct wire_str to, struct wire_str from, struct wire_str id, struct wire_str ns,
-		const void *raw, size_t rawlen)
-{
-	struct wire_msg m = { .type = WIRE_STANZA, .sid = t->sid };
-
-	m.u.stanza.kind = (uint8_t)kind;
-	m.u.stanza.type = type;
-	m.u.stanza.to = to;
-	m.u.stanza.from = from;
-	m.u.stanza.id = id;
-	m.u.stanza.ns = ns;
-	m.u.stanza.raw = wire_s(raw, rawlen);
-	sm_link_send(t->link, &m);
-	t->credit -= (int64_t)rawlen;
-	/* Delivered all the same (the edge bounds t's queue); the writer pauses. */
-	if (t->credited && t->credit <= 0 && sm->sender)
-		flow_wait(sm->sender, t);
-}
-
-/* A stored message (offline row id) to t.  Until the edge reports
- * deliveries, the row is forgotten as soon as it is queued. */
-int sm_deliver_tracked(struct sm *sm, struct sm_session *t, int kind, struct wire_str type,
-		       struct wire_str to, struct wire_str from, struct wire_str id,
-		       struct wire_str ns, const void *raw, size_t rawlen, int64_t row)
-{
-	sm_deliver(sm, t, kind, type, to, from, id, ns, raw, rawlen);
-	sm_offline_forget(sm, &row, 1);
-	return 0;
-}
-
-struct sm_session *sm_session_by_sid(struct sm_link *l, uint64_t sid)
-{
-	return session_find_sid(l, sid);
 }
 
 /* ---- links: output ----------------------------------------------------- */
@@ -753,8 +846,9 @@ static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *
 		}
 		break;
 	case WIRE_DELIVERED:
-		/* Delivery reports are not used yet: stored messages are deleted
-		 * when they are handed to the edge. */
+		s = session_find_sid(l, m->sid);
+		if (s)
+			track_delivered(sm, s, m->u.delivered.bytes);
 		break;
 	default:
 		/* HELLO again, or a frame only the sm sends. */

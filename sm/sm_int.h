@@ -187,6 +187,8 @@ struct sm_session {
 	char *presence;                /* raw current available presence (no `to`) */
 	size_t presence_len;
 	struct sm_session *bnext;          /* user->binding while its bind waits */
+	uint64_t tx;                       /* stanza bytes sent to it (WIRE_DELIVERED counts the same) */
+	struct sm_track *thead, *ttail;    /* tracked deliveries not yet reported written (sm.c) */
 	struct sm_session *lnext, *lprev;  /* link->shead */
 	struct sm_session *unext, *uprev;  /* user->shead */
 };
@@ -289,8 +291,9 @@ void sm_link_kill(struct sm_link *l, const char *why);
 void sm_deliver(struct sm *sm, struct sm_session *t, int kind, struct wire_str type,
 		struct wire_str to, struct wire_str from, struct wire_str id, struct wire_str ns,
 		const void *raw, size_t rawlen);
-/* sm_deliver() of a stored message (offline row id): the row is deleted once
- * the edge reports it written to the client.  0, or -ENOMEM (not sent). */
+/* sm_deliver() tracked until the edge reports it written to the client: a
+ * stored message (offline row id: deleted then), or a live message (row 0:
+ * stored offline again if the session ends first).  0. */
 int sm_deliver_tracked(struct sm *sm, struct sm_session *t, int kind, struct wire_str type,
 		       struct wire_str to, struct wire_str from, struct wire_str id,
 		       struct wire_str ns, const void *raw, size_t rawlen, int64_t row);
@@ -340,6 +343,8 @@ void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg 
 /* Route a parked stanza (sm/user.c) now that its target's record is ready.
  * Only the target's half runs again: the sender may be gone. */
 void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m);
+/* Store a message again for user (its session ended before the edge wrote it). */
+void sm_route_requeue(struct sm *sm, const char *user, const void *raw, size_t len);
 /* Send a stored message (offline row id) to s, tracked: 0, or -ENOMEM (not sent). */
 int sm_route_offline(struct sm *sm, struct sm_session *s, int64_t id, const void *raw,
 		     size_t len);

@@ -323,16 +323,20 @@ class Server:
         raise AssertionError(f"{proc.name}: no {what} within {timeout:.0f} s\n"
                              f"--- {proc.log} ---\n{tail(proc.log)}")
 
+    def _log_suffix(self) -> str:
+        g = getattr(self, "generation", 0)
+        return f"-{g + 1}" if g else ""
+
     def start(self):
         if self.opts.mode == "external":
             sm = Proc("xedge-sm", [str(binary("xedge-sm")), "-c", str(self.sm_config)],
-                      self.dir / "xedge-sm.log")
+                      self.dir / f"xedge-sm{self._log_suffix()}.log")
             self.procs.append(sm)
             # (No probe connection to the edge listener: it would log a failed link.)
             self._wait(sm, "'xedge-sm started' log line and admin socket",
                        lambda: "xedge-sm started" in sm.text() and self.admin_socket.exists())
         edge = Proc("xedge", [str(binary("xedge")), "-c", str(self.edge_config)],
-                    self.dir / "xedge.log")
+                    self.dir / f"xedge{self._log_suffix()}.log")
         self.procs.append(edge)
         self.edge = edge
         self._wait(edge, "'xedge started' log line", lambda: "xedge started" in edge.text())
@@ -360,6 +364,19 @@ class Server:
         self._wait(sm, "'xedge-sm started' log line",
                    lambda: "xedge-sm started" in sm.text() and self.admin_socket.exists())
         return problems
+
+    def crash_and_restart(self):
+        """kill -9 every process (a crash: nothing flushed, nothing said), then start
+        again on the same configuration, database and ports."""
+        for p in self.procs:
+            if not p.stopped and p.alive():
+                p.p.kill()
+                p.p.wait(STOP_TIMEOUT)
+            p.stopped = True
+        self.crashed = getattr(self, "crashed", []) + self.procs
+        self.procs = []
+        self.generation = getattr(self, "generation", 0) + 1
+        return self.start()
 
     def stop(self) -> list:
         problems = []

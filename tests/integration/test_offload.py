@@ -57,11 +57,11 @@ def add_user_iter(server, user, password, iters):
         s.connect(str(server.admin_socket))
         s.sendall(line.encode())
         reply = b""
-        while not reply.endswith(b"\n"):
+        while not reply.endswith(b"ok\n") and b"error: " not in reply:
             chunk = s.recv(4096)
             assert chunk, f"admin socket closed; got {reply!r}"
             reply += chunk
-    assert reply == b"ok\n", reply
+    assert reply == f"user {server.jid(user)} added\nok\n".encode(), reply
 
 
 def offload_threads(server):

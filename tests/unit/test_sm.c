@@ -706,7 +706,28 @@ static void test_offline(void **state)
 		assert_int_equal(found, 1);
 	}
 	expect_quiet(a);
-	/* Delivered once only. */
+	/* Not reported written by the edge: still stored, handed out again at the
+	 * next initial presence (a drop right now would lose nothing). */
+	stanza(a, 1, WIRE_KIND_PRESENCE, "unavailable", "", ja, "", "",
+	       "<presence type='unavailable' from='alice@localhost/a'/>");
+	stanza(a, 1, WIRE_KIND_PRESENCE, "", "", ja, "", "", "<presence from='alice@localhost/a'/>");
+	{
+		int found = 0;
+
+		for (int i = 0; i < 2; i++) {
+			expect_stanza(a, 1, raw, sizeof(raw));
+			found += strstr(raw, "<body>later</body>") != NULL;
+		}
+		assert_int_equal(found, 1);
+	}
+	expect_quiet(a);
+	/* The edge reports everything written: deleted, delivered once only. */
+	{
+		struct wire_msg d = { .type = WIRE_DELIVERED, .sid = 1 };
+
+		d.u.delivered.bytes = (uint64_t)1 << 40;
+		send_frame(a, &d);
+	}
 	stanza(a, 1, WIRE_KIND_PRESENCE, "unavailable", "", ja, "", "",
 	       "<presence type='unavailable' from='alice@localhost/a'/>");
 	stanza(a, 1, WIRE_KIND_PRESENCE, "", "", ja, "", "", "<presence from='alice@localhost/a'/>");
