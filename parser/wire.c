@@ -17,13 +17,18 @@
  *   STANZA         u8 kind, u8 flags, str16 type, to, from, id, ns, str32 raw
  *   SESSION_CLOSE  u8 reason
  *   PING, PONG     u64 token
+ *   FLOW           u8 stop
+ *   CREDIT         u32 bytes
+ *   DELIVERED      u64 bytes
+ *   REGISTER       u8 op, str16 user, str16 domain, scram sha1, scram sha256
+ *   REGISTER_RESP  u8 status
  *
  * The encoding is canonical: every length is explicit and there is no
  * padding, so one wire_msg has exactly one byte form.  The decoder checks
  * the same rules the encoder enforces, in both directions: besides the
  * framing rules of wire.h, the enumerated fields must hold a value the
- * header defines (status, kind, close reason, SESSION_OPEN flags; the
- * stanza flags byte is reserved and must be 0), salt_len <= WIRE_SALT_MAX
+ * header defines (status, kind, close reason, SESSION_OPEN flags, stanza
+ * flags, REGISTER op), salt_len <= WIRE_SALT_MAX
  * and key_len is 0, or 20 for the SHA-1 block and 32 for the SHA-256 block.
  * A peer that sends anything else is not speaking version 1.
  *
@@ -156,6 +161,16 @@ static bool open_flags_ok(uint8_t f)
 	return (f & ~(WIRE_OPEN_TLS | WIRE_OPEN_DIRECT_TLS)) == 0;
 }
 
+static bool stanza_flags_ok(uint8_t f)
+{
+	return (f & ~WIRE_STANZA_TRACK) == 0;
+}
+
+static bool reg_op_ok(uint8_t op)
+{
+	return op >= WIRE_REG_CREATE && op <= WIRE_REG_REMOVE;
+}
+
 static bool type_ok(uint8_t t)
 {
 	return t >= WIRE_HELLO && t <= WIRE_TYPE_MAX;
@@ -239,7 +254,7 @@ long wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
 		m.u.stanza.id = rd_str16(&r);
 		m.u.stanza.ns = rd_str16(&r);
 		m.u.stanza.raw = rd_str32(&r);
-		if (!kind_ok(m.u.stanza.kind) || m.u.stanza.flags != 0)
+		if (!kind_ok(m.u.stanza.kind) || !stanza_flags_ok(m.u.stanza.flags))
 			r.bad = true;
 		break;
 	case WIRE_SESSION_CLOSE:
@@ -258,6 +273,23 @@ long wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
 		break;
 	case WIRE_CREDIT:
 		m.u.credit.bytes = rd_u32(&r);
+		break;
+	case WIRE_DELIVERED:
+		m.u.delivered.bytes = rd_u64(&r);
+		break;
+	case WIRE_REGISTER:
+		m.u.reg.op = rd_u8(&r);
+		m.u.reg.user = rd_str16(&r);
+		m.u.reg.domain = rd_str16(&r);
+		rd_scram(&r, &m.u.reg.sha1, 20);
+		rd_scram(&r, &m.u.reg.sha256, 32);
+		if (!reg_op_ok(m.u.reg.op))
+			r.bad = true;
+		break;
+	case WIRE_REGISTER_RESP:
+		m.u.reg_resp.status = rd_u8(&r);
+		if (!status_ok(m.u.reg_resp.status))
+			r.bad = true;
 		break;
 	default:
 		return -1;
@@ -313,6 +345,13 @@ static size_t fields_size(const struct wire_msg *m)
 		return 1;
 	case WIRE_CREDIT:
 		return 4;
+	case WIRE_DELIVERED:
+		return 8;
+	case WIRE_REGISTER:
+		return 1 + s16(m->u.reg.user) + s16(m->u.reg.domain) + scram_size(&m->u.reg.sha1) +
+		       scram_size(&m->u.reg.sha256);
+	case WIRE_REGISTER_RESP:
+		return 1;
 	default:
 		return 0;
 	}
@@ -358,7 +397,7 @@ static bool msg_ok(const struct wire_msg *m)
 	case WIRE_BIND_RESP:
 		return status_ok(m->u.bind_resp.status) && str_ok(m->u.bind_resp.jid, STR16_MAX);
 	case WIRE_STANZA:
-		return kind_ok(m->u.stanza.kind) && m->u.stanza.flags == 0 &&
+		return kind_ok(m->u.stanza.kind) && stanza_flags_ok(m->u.stanza.flags) &&
 		       str_ok(m->u.stanza.type, STR16_MAX) && str_ok(m->u.stanza.to, STR16_MAX) &&
 		       str_ok(m->u.stanza.from, STR16_MAX) && str_ok(m->u.stanza.id, STR16_MAX) &&
 		       str_ok(m->u.stanza.ns, STR16_MAX) && str_ok(m->u.stanza.raw, WIRE_MAX_BODY);
@@ -366,6 +405,13 @@ static bool msg_ok(const struct wire_msg *m)
 		return reason_ok(m->u.close.reason);
 	case WIRE_FLOW:
 		return m->u.flow.stop <= 1;
+	case WIRE_REGISTER:
+		return reg_op_ok(m->u.reg.op) && str_ok(m->u.reg.user, STR16_MAX) &&
+		       str_ok(m->u.reg.domain, STR16_MAX) && scram_ok(&m->u.reg.sha1, 20) &&
+		       scram_ok(&m->u.reg.sha256, 32);
+	case WIRE_REGISTER_RESP:
+		return status_ok(m->u.reg_resp.status);
+	case WIRE_DELIVERED:
 	case WIRE_CREDIT:
 	case WIRE_HELLO_OK:
 	case WIRE_PING:
@@ -507,6 +553,19 @@ size_t wire_encode(const struct wire_msg *msg, uint8_t *buf, size_t cap)
 	case WIRE_CREDIT:
 		p = wr_u32(p, msg->u.credit.bytes);
 		break;
+	case WIRE_DELIVERED:
+		p = wr_u64(p, msg->u.delivered.bytes);
+		break;
+	case WIRE_REGISTER:
+		p = wr_u8(p, msg->u.reg.op);
+		p = wr_str16(p, msg->u.reg.user);
+		p = wr_str16(p, msg->u.reg.domain);
+		p = wr_scram(p, &msg->u.reg.sha1);
+		p = wr_scram(p, &msg->u.reg.sha256);
+		break;
+	case WIRE_REGISTER_RESP:
+		p = wr_u8(p, msg->u.reg_resp.status);
+		break;
 	}
 	/* Sizes and writers are two descriptions of one layout; they agree. */
 	return (size_t)(p - buf) == size ? size : 0;
@@ -529,6 +588,9 @@ const char *wire_type_str(uint8_t type)
 		[WIRE_PONG] = "pong",
 		[WIRE_FLOW] = "flow",
 		[WIRE_CREDIT] = "credit",
+		[WIRE_DELIVERED] = "delivered",
+		[WIRE_REGISTER] = "register",
+		[WIRE_REGISTER_RESP] = "register_resp",
 	};
 
 	return type_ok(type) ? names[type] : "unknown";

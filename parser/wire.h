@@ -43,21 +43,34 @@ enum wire_type {
 	WIRE_PONG = 12,
 	WIRE_FLOW = 13,         /* sm -> edge   stop / resume reading from this session's client */
 	WIRE_CREDIT = 14,       /* edge -> sm   the session may be sent this many more stanza bytes */
-	WIRE_TYPE_MAX = 14
+	WIRE_DELIVERED = 15,    /* edge -> sm   stanza bytes written to the client's socket, cumulative */
+	WIRE_REGISTER = 16,     /* edge -> sm   XEP-0077: create an account, change its keys, remove it */
+	WIRE_REGISTER_RESP = 17,/* sm -> edge   status of a WIRE_REGISTER */
+	WIRE_TYPE_MAX = 17
 };
 
 /* WIRE_SESSION_OPEN flags */
 #define WIRE_OPEN_TLS 0x01        /* the stream is (now) encrypted */
 #define WIRE_OPEN_DIRECT_TLS 0x02 /* XEP-0368 direct TLS listener */
 
-/* Status codes in WIRE_CRED_RESP and WIRE_BIND_RESP */
+/* WIRE_STANZA flags (sm -> edge) */
+#define WIRE_STANZA_TRACK 0x01    /* report (WIRE_DELIVERED) once this stanza is written */
+
+/* WIRE_REGISTER operations */
+enum wire_reg_op {
+	WIRE_REG_CREATE = 1,  /* new account user@domain with the given keys */
+	WIRE_REG_PASSWORD = 2,/* replace the keys of the session's own account */
+	WIRE_REG_REMOVE = 3   /* delete the session's own account (keys absent) */
+};
+
+/* Status codes in WIRE_CRED_RESP, WIRE_BIND_RESP and WIRE_REGISTER_RESP */
 enum wire_status {
 	WIRE_OK = 0,
-	WIRE_NO_USER = 1,     /* CRED: no such account */
+	WIRE_NO_USER = 1,     /* CRED, REGISTER: no such account */
 	WIRE_TEMP_FAIL = 2,   /* storage unavailable: try later */
-	WIRE_BAD_REQUEST = 3, /* BIND: malformed resource */
-	WIRE_NOT_ALLOWED = 4, /* BIND: not authenticated / policy */
-	WIRE_CONFLICT = 5     /* BIND: resource in use and not replaceable */
+	WIRE_BAD_REQUEST = 3, /* BIND: malformed resource; REGISTER: bad name or keys */
+	WIRE_NOT_ALLOWED = 4, /* BIND: not authenticated / policy; REGISTER: not the session's account */
+	WIRE_CONFLICT = 5     /* BIND: resource in use and not replaceable; REGISTER: account exists */
 };
 
 /* Stanza kinds in WIRE_STANZA */
@@ -102,7 +115,7 @@ struct wire_msg {
 		struct { uint8_t status; struct wire_str jid; } bind_resp;
 		struct {
 			uint8_t kind;           /* enum wire_kind */
-			uint8_t flags;          /* reserved, 0 */
+			uint8_t flags;          /* WIRE_STANZA_TRACK or 0 */
 			struct wire_str type, to, from, id, ns; /* str16 each; ns: first child's namespace */
 			struct wire_str raw;    /* str32: the stanza as it goes on the wire */
 		} stanza;
@@ -110,6 +123,13 @@ struct wire_msg {
 		struct { uint64_t token; } ping; /* PING and PONG */
 		struct { uint8_t stop; } flow;   /* 1: stop, 0: go */
 		struct { uint32_t bytes; } credit;
+		struct { uint64_t bytes; } delivered;
+		struct {
+			uint8_t op;             /* enum wire_reg_op */
+			struct wire_str user, domain;
+			struct wire_scram sha1, sha256; /* CREATE, PASSWORD; key_len 0 for REMOVE */
+		} reg;
+		struct { uint8_t status; } reg_resp;
 	} u;
 };
 

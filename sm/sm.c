@@ -792,6 +792,10 @@ static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *
 				flow_release(s);
 		}
 		break;
+	case WIRE_DELIVERED:
+		/* Delivery reports are not used yet: stored messages are deleted
+		 * when they are handed to the edge. */
+		break;
 	default:
 		/* HELLO again, or a frame only the sm sends. */
 		log_warn("unexpected frame", "link=%u type=%s", l->id, wire_type_str(m->type));

@@ -76,6 +76,15 @@ static int msg_eq(const struct wire_msg *a, const struct wire_msg *b)
 		return a->u.flow.stop == b->u.flow.stop;
 	case WIRE_CREDIT:
 		return a->u.credit.bytes == b->u.credit.bytes;
+	case WIRE_DELIVERED:
+		return a->u.delivered.bytes == b->u.delivered.bytes;
+	case WIRE_REGISTER:
+		return a->u.reg.op == b->u.reg.op && str_eq(a->u.reg.user, b->u.reg.user) &&
+		       str_eq(a->u.reg.domain, b->u.reg.domain) &&
+		       scram_eq(&a->u.reg.sha1, &b->u.reg.sha1) &&
+		       scram_eq(&a->u.reg.sha256, &b->u.reg.sha256);
+	case WIRE_REGISTER_RESP:
+		return a->u.reg_resp.status == b->u.reg_resp.status;
 	default:
 		return 0;
 	}

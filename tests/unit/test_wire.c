@@ -97,6 +97,19 @@ static struct wire_msg sample(uint8_t t)
 	case WIRE_CREDIT:
 		m.u.credit.bytes = 0x80000001u;
 		break;
+	case WIRE_DELIVERED:
+		m.u.delivered.bytes = 0x0000000180000001ull;
+		break;
+	case WIRE_REGISTER:
+		m.u.reg.op = WIRE_REG_CREATE;
+		m.u.reg.user = S("bill");
+		m.u.reg.domain = S("example.com");
+		fill_scram(&m.u.reg.sha1, 20, 3);
+		fill_scram(&m.u.reg.sha256, 32, 4);
+		break;
+	case WIRE_REGISTER_RESP:
+		m.u.reg_resp.status = WIRE_CONFLICT;
+		break;
 	}
 	return m;
 }
@@ -180,6 +193,19 @@ static void assert_msg_eq(const struct wire_msg *a, const struct wire_msg *b)
 	case WIRE_CREDIT:
 		assert_int_equal(a->u.credit.bytes, b->u.credit.bytes);
 		break;
+	case WIRE_DELIVERED:
+		assert_int_equal(a->u.delivered.bytes, b->u.delivered.bytes);
+		break;
+	case WIRE_REGISTER:
+		assert_int_equal(a->u.reg.op, b->u.reg.op);
+		assert_str_eq(a->u.reg.user, b->u.reg.user);
+		assert_str_eq(a->u.reg.domain, b->u.reg.domain);
+		assert_scram_eq(&a->u.reg.sha1, &b->u.reg.sha1);
+		assert_scram_eq(&a->u.reg.sha256, &b->u.reg.sha256);
+		break;
+	case WIRE_REGISTER_RESP:
+		assert_int_equal(a->u.reg_resp.status, b->u.reg_resp.status);
+		break;
 	default:
 		fail();
 	}
@@ -233,6 +259,14 @@ static void test_exact_bytes(void **state)
 
 	assert_int_equal(wire_encode(&m, b, sizeof(b)), sizeof(want));
 	assert_memory_equal(b, want, sizeof(want));
+
+	m = sample(WIRE_DELIVERED);
+	{
+		static const uint8_t dl[] = { 0, 0, 0, 17, WIRE_DELIVERED, 1, 2, 3, 4, 5, 6, 7,
+					      8 + WIRE_DELIVERED, 0, 0, 0, 1, 0x80, 0, 0, 1 };
+		assert_int_equal(wire_encode(&m, b, sizeof(b)), sizeof(dl));
+		assert_memory_equal(b, dl, sizeof(dl));
+	}
 
 	m = sample(WIRE_PING);
 	{
@@ -364,7 +398,7 @@ static void test_enum_values(void **state)
 	uint8_t b[256];
 	size_t n;
 
-	/* stanza kind 0 / 4, reserved flags */
+	/* stanza kind 0 / 4; flags: TRACK or nothing */
 	m = sample(WIRE_STANZA);
 	n = wire_encode(&m, b, sizeof(b));
 	b[13] = 0;
@@ -372,12 +406,51 @@ static void test_enum_values(void **state)
 	b[13] = 4;
 	assert_int_equal(wire_decode(b, n, &d), -1);
 	b[13] = WIRE_KIND_MESSAGE;
-	b[14] = 1;
-	assert_int_equal(wire_decode(b, n, &d), -1);
+	b[14] = WIRE_STANZA_TRACK;
+	assert_int_equal(wire_decode(b, n, &d), (long)n);
+	assert_int_equal(d.u.stanza.flags, WIRE_STANZA_TRACK);
+	for (unsigned f = 2; f < 256; f++) {
+		b[14] = (uint8_t)f;
+		assert_int_equal(wire_decode(b, n, &d), -1);
+	}
 	m.u.stanza.kind = 4;
 	assert_int_equal(wire_encode(&m, b, sizeof(b)), 0);
 	m.u.stanza.kind = WIRE_KIND_IQ;
-	m.u.stanza.flags = 1;
+	m.u.stanza.flags = WIRE_STANZA_TRACK;
+	n = wire_encode(&m, b, sizeof(b));
+	assert_true(n > 0);
+	assert_int_equal(b[14], WIRE_STANZA_TRACK);
+	m.u.stanza.flags = 2;
+	assert_int_equal(wire_encode(&m, b, sizeof(b)), 0);
+	m.u.stanza.flags = WIRE_STANZA_TRACK | 0x80;
+	assert_int_equal(wire_encode(&m, b, sizeof(b)), 0);
+
+	/* REGISTER ops 1..3; REGISTER_RESP statuses */
+	m = sample(WIRE_REGISTER);
+	n = wire_encode(&m, b, sizeof(b));
+	for (unsigned op = 0; op < 256; op++) {
+		b[13] = (uint8_t)op;
+		assert_int_equal(wire_decode(b, n, &d), op >= WIRE_REG_CREATE && op <= WIRE_REG_REMOVE ? (long)n : -1);
+	}
+	m.u.reg.op = 0;
+	assert_int_equal(wire_encode(&m, b, sizeof(b)), 0);
+	m.u.reg.op = WIRE_REG_REMOVE + 1;
+	assert_int_equal(wire_encode(&m, b, sizeof(b)), 0);
+	/* REMOVE carries no keys; a SHA-1 key of the SHA-256 size is refused */
+	memset(&m.u.reg.sha1, 0, sizeof(m.u.reg.sha1));
+	memset(&m.u.reg.sha256, 0, sizeof(m.u.reg.sha256));
+	m.u.reg.op = WIRE_REG_REMOVE;
+	n = wire_encode(&m, b, sizeof(b));
+	assert_int_equal(n, 4 + 9 + 1 + 2 + 4 + 2 + 11 + 6 + 6);
+	assert_int_equal(wire_decode(b, n, &d), (long)n);
+	assert_msg_eq(&m, &d);
+	m.u.reg.sha1.key_len = 32;
+	assert_int_equal(wire_encode(&m, b, sizeof(b)), 0);
+	m = sample(WIRE_REGISTER_RESP);
+	n = wire_encode(&m, b, sizeof(b));
+	b[13] = WIRE_CONFLICT + 1;
+	assert_int_equal(wire_decode(b, n, &d), -1);
+	m.u.reg_resp.status = WIRE_CONFLICT + 1;
 	assert_int_equal(wire_encode(&m, b, sizeof(b)), 0);
 
 	/* statuses, close reasons, open flags */
@@ -517,6 +590,9 @@ static void test_names(void **state)
 	assert_string_equal(wire_type_str(WIRE_CRED_RESP), "cred_resp");
 	assert_string_equal(wire_type_str(WIRE_SESSION_CLOSE), "session_close");
 	assert_string_equal(wire_type_str(WIRE_PONG), "pong");
+	assert_string_equal(wire_type_str(WIRE_DELIVERED), "delivered");
+	assert_string_equal(wire_type_str(WIRE_REGISTER), "register");
+	assert_string_equal(wire_type_str(WIRE_REGISTER_RESP), "register_resp");
 	for (unsigned t = 1; t <= WIRE_TYPE_MAX; t++)
 		assert_string_not_equal(wire_type_str((uint8_t)t), "unknown");
 }
