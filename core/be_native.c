@@ -14,6 +14,12 @@
  * bound (BIND_RESP ok; CF_BOUND, CS_SESSION) -> closed (SESSION_CLOSE sent,
  * or received).
  *
+ * Delivery reports (docs/protocol.md): the session counts the stanza bytes
+ * it handed to the client's output (rx); after a completed send that left
+ * nothing queued anywhere (conn_drained) they are all written, and when a
+ * tracked stanza is among them the session server is told (DELIVERED); a
+ * last report goes right before SESSION_CLOSE.
+ *
  * PLAIN's key derivation (PBKDF2, milliseconds) runs on the offload pool
  * (offload.h), never on the worker: while it runs the stream waits as it
  * does for the session server (CF_WAIT_SM: input held, timeouts.session_server
@@ -44,12 +50,25 @@ static const char *sess_jid(const struct conn *c)
 	return c->sess && c->sess->jid ? c->sess->jid : NULL;
 }
 
+static void delivered_report(struct session *s)
+{
+	struct wire_msg m = { .type = WIRE_DELIVERED, .sid = s->id };
+
+	m.u.delivered.bytes = s->delivered;
+	link_send(s->c->w, &m);
+	s->reported = s->delivered;
+	s->track = false;
+}
+
 static void sm_close(struct conn *c, int reason)
 {
 	struct session *s = c->sess;
 
 	if (s && session_announced(s)) {
 		struct wire_msg m = { .type = WIRE_SESSION_CLOSE, .sid = s->id };
+		/* The last word on what reached the client (docs/protocol.md). */
+		if (s->delivered != s->reported)
+			delivered_report(s);
 		m.u.close.reason = (uint8_t)reason;
 		link_send(c->w, &m);
 		session_set_state(s, SS_CLOSED);
@@ -588,6 +607,13 @@ static void native_sent(struct conn *c)
 	struct session *s = c->sess;
 	size_t max = c->w->cfg->limits.max_out_bytes;
 
+	/* Delivery reports: once nothing is queued anywhere, every stanza byte
+	 * handed to the output so far is on the socket. */
+	if (s && s->rx != s->delivered && conn_drained(c)) {
+		s->delivered = s->rx;
+		if (s->track && session_announced(s))
+			delivered_report(s);
+	}
 	if (s && s->owed >= max / 4 && session_announced(s) && !(c->flags & (CF_CLOSED | CF_PEER_GONE)) &&
 	    conn_queued(c) < max / 2) {
 		credit(s, s->owed);
@@ -711,6 +737,9 @@ void native_on_frame(struct worker *w, const struct wire_msg *m)
 		if (c->flags & CF_BOUND) {
 			xmpp_out(c, m->u.stanza.raw.p, m->u.stanza.raw.len);
 			w->stat_stanzas_out++;
+			s->rx += m->u.stanza.raw.len;
+			if (m->u.stanza.flags & WIRE_STANZA_TRACK)
+				s->track = true;
 		}
 		break;
 	case WIRE_FLOW:

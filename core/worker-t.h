@@ -121,6 +121,9 @@ struct xprt_ops {
 	void (*flush)(struct conn *c, int layer);            /* optional */
 	void (*shutdown)(struct conn *c, int layer);         /* our side ends; optional */
 	void (*free)(struct conn *c, int layer);             /* optional */
+	/* Bytes written from above that the layer still holds (not yet passed
+	 * down); optional: a layer without it passes everything down at once. */
+	size_t (*pending)(const struct conn *c, int layer);
 };
 
 /* What an item handler tells the input loop (xmpp.c). */
@@ -228,6 +231,11 @@ struct session {
 	struct conn *c;
 	uint64_t id;
 	uint32_t owed;           /* stanza bytes from the session server not yet credited back */
+	/* Delivery reports (docs/protocol.md): raw bytes of the STANZA frames handed to
+	 * the client's output; of those, all written to the socket as of the last time
+	 * nothing was queued; and the value last sent in WIRE_DELIVERED. */
+	uint64_t rx, delivered, reported;
+	bool track;              /* a TRACK stanza arrived since the last report */
 	uint8_t state;           /* enum sess_state */
 	char *user;              /* canonical localpart once authenticated */
 	char *jid;               /* full JID once bound */

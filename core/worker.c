@@ -232,6 +232,12 @@ size_t conn_queued(const struct conn *c)
 	return (size_t)buf_used(&c->out) + buf_used(&c->sending);
 }
 
+bool conn_drained(const struct conn *c)
+{
+	return !(c->flags & (CF_SENDING | CF_PEER_GONE | CF_CLOSED)) && !buf_used(&c->out) &&
+	       !buf_used(&c->sending) && xprt_pending(c) == 0;
+}
+
 /* Callers end the stream first (xmpp_end, xmpp_abort: state closing, the
  * role told); this closes the socket once the goodbye is flushed. */
 void conn_release(struct conn *c)

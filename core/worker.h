@@ -36,6 +36,10 @@ void conn_pause(struct conn *c, int why);  /* stop reading (PAUSE_*) */
 void conn_resume(struct conn *c, int why);
 bool conn_rate_ok(struct conn *c, size_t bytes, unsigned stanzas); /* charge; false: paused */
 size_t conn_queued(const struct conn *c);  /* output not yet on the wire, bytes */
+/* Everything written to c so far has been written to its socket: no send in
+ * flight, nothing queued at any layer, and no send failed (a failure resets
+ * the queues, which is not "written"). */
+bool conn_drained(const struct conn *c);
 
 /* The client's address is known (socket or PROXY header): apply the per-IP
  * limits.  false: refused (the connection is closing). */

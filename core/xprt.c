@@ -35,6 +35,16 @@ void xprt_flush(struct conn *c)
 			c->xp[i]->flush(c, i);
 }
 
+size_t xprt_pending(const struct conn *c)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < c->nxp; i++)
+		if (c->xp[i]->pending)
+			n += c->xp[i]->pending(c, i);
+	return n;
+}
+
 void xprt_shutdown(struct conn *c)
 {
 	for (int i = c->nxp - 1; i >= 0; i--) {

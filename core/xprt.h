@@ -67,6 +67,9 @@ static inline void xprt_write(struct conn *c, const void *p, size_t n)
 int xprt_push(struct conn *c, const struct xprt_ops *ops, void *state);
 
 void xprt_flush(struct conn *c);      /* once per loop iteration, top down */
+/* Output bytes the layers hold and have not passed down yet (TLS plaintext
+ * awaiting its record); 0 when every byte written reached conn_send(). */
+size_t xprt_pending(const struct conn *c);
 void xprt_shutdown(struct conn *c);   /* our side ends: close_notify, close frame */
 void xprt_free(struct conn *c);
 

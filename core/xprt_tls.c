@@ -260,6 +260,13 @@ static void tls_flush(struct conn *c, int layer)
 	}
 }
 
+static size_t tls_pending(const struct conn *c, int layer)
+{
+	const struct tls_layer *t = c->xs_state[layer];
+
+	return t ? buf_used(&t->p.pt) : 0;
+}
+
 static void tls_shutdown_layer(struct conn *c, int layer)
 {
 	struct tls_layer *t = c->xs_state[layer];
@@ -286,4 +293,5 @@ const struct xprt_ops xprt_tls = {
 	.flush = tls_flush,
 	.shutdown = tls_shutdown_layer,
 	.free = tls_free_layer,
+	.pending = tls_pending,
 };

@@ -11,7 +11,8 @@
  * split one is assembled (bounded by limits.max_stanza_bytes).
  *
  * Down: every write from above is one element (xmpp.h's contract) and goes
- * out as one text frame.  The XMPP layer writes <open/>/<close/> itself
+ * out as one text frame, passed down at once (the layer holds no output, so
+ * it has no `pending` op).  The XMPP layer writes <open/>/<close/> itself
  * (CF_WS); elements that rely on the stream's declarations get them, as
  * RFC 7395 §3.3.3 requires of every message: `stream:`-prefixed ones an
  * xmlns:stream, unqualified ones xmlns='jabber:client'.
