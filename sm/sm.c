@@ -13,7 +13,8 @@
  * Per link (DESIGN §5, parser/wire.h):
  *   HELLO -> HELLO_OK; SESSION_OPEN; CRED_REQ -> CRED_RESP; AUTHED;
  *   BIND_REQ -> BIND_RESP (replacing a session holding the same full JID,
- *   RFC 6120 §7.7.2.2); STANZA (sm/route.c); SESSION_CLOSE; PING -> PONG.
+ *   RFC 6120 §7.7.2.2); STANZA (sm/route.c); SESSION_CLOSE; PING -> PONG;
+ *   REGISTER -> REGISTER_RESP (XEP-0077); DELIVERED (ignored for now).
  * A frame that does not decode, a frame before HELLO or a frame only the sm
  * sends breaks the link: the peer is not speaking our protocol.  A frame for
  * an unknown session is dropped (the sm may have ended it first).
@@ -725,6 +726,59 @@ static void on_bind(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 		 (unsigned long long)s->sid, s->full, s->addr, old ? " replaced=1" : "");
 }
 
+/*
+ * XEP-0077 in-band registration; the edge ran the XMPP side and derived the
+ * keys.  Creating needs no authenticated session (the sid only says where
+ * to answer); a password change or a removal concerns only the account the
+ * session authenticated as.  A removed account's sessions are all closed
+ * (kicked), the asking one included, after the answer.
+ */
+static void on_register(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
+{
+	struct wire_msg r = { .type = WIRE_REGISTER_RESP, .sid = m->sid };
+	struct sm_session *s = session_find_sid(l, m->sid);
+	const struct wire_scram *k1 = &m->u.reg.sha1, *k256 = &m->u.reg.sha256;
+	bool keys = k1->key_len == 20 && k256->key_len == 32 && k1->salt_len && k256->salt_len &&
+		    k1->iter && k256->iter;
+	char bare[JID_MAX + 1];
+	unsigned kicked = 0;
+	int rc = 0;
+
+	if (make_bare(sm, m->u.reg.user, m->u.reg.domain, bare, sizeof(bare)) < 0 ||
+	    (m->u.reg.op != WIRE_REG_REMOVE && !keys)) {
+		r.u.reg_resp.status = WIRE_BAD_REQUEST;
+	} else if (m->u.reg.op != WIRE_REG_CREATE &&
+		   (!s || s->state < SM_SESS_AUTHED || !s->bare || strcmp(s->bare, bare) != 0)) {
+		r.u.reg_resp.status = WIRE_NOT_ALLOWED;
+	} else {
+		rc = m->u.reg.op == WIRE_REG_CREATE ? sm_store_user_add(sm->store, bare, k1, k256)
+		     : m->u.reg.op == WIRE_REG_PASSWORD ? sm_store_user_passwd(sm->store, bare, k1, k256)
+		     : sm_store_user_del(sm->store, bare);
+		r.u.reg_resp.status = rc == 0 ? WIRE_OK : rc == -EEXIST ? WIRE_CONFLICT
+				      : rc == -ENOENT ? WIRE_NO_USER : WIRE_TEMP_FAIL;
+	}
+	sm_link_send(l, &r);
+	log_info("registration", "link=%u sid=%llu op=%u jid=\"%s\" status=%u", l->id,
+		 (unsigned long long)m->sid, m->u.reg.op, r.u.reg_resp.status == WIRE_BAD_REQUEST ? "-" : bare,
+		 r.u.reg_resp.status);
+	if (m->u.reg.op != WIRE_REG_REMOVE || r.u.reg_resp.status != WIRE_OK)
+		return;
+	/* As `user del` does (admin.c): every session of the account, bound or
+	 * still authenticating, on every link. */
+	for (struct sm_link *k = sm->links; k; k = k->next) {
+		struct sm_session *t, *next;
+
+		for (t = k->shead; t; t = next) {
+			next = t->lnext;
+			if (t->bare && strcmp(t->bare, bare) == 0) {
+				sm_session_kick(sm, t, WIRE_CLOSE_KICKED);
+				kicked++;
+			}
+		}
+	}
+	log_info("account removed in-band", "jid=\"%s\" sessions_closed=%u", bare, kicked);
+}
+
 static void on_stanza(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 {
 	struct sm_session *s = session_find_sid(l, m->sid);
@@ -791,6 +845,9 @@ static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *
 			if (s->credit > 0)
 				flow_release(s);
 		}
+		break;
+	case WIRE_REGISTER:
+		on_register(sm, l, m);
 		break;
 	case WIRE_DELIVERED:
 		/* Delivery reports are not used yet: stored messages are deleted

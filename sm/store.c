@@ -24,6 +24,7 @@ enum {
 	Q_USER_EXISTS,
 	Q_USER_ADD,
 	Q_USER_DEL,
+	Q_USER_PASSWD,
 	Q_ROSTER_DEL_USER,
 	Q_OFFLINE_DEL_USER,
 	Q_ROSTER_LOAD,
@@ -46,6 +47,9 @@ static const char *const store_sql[Q_COUNT] = {
 		       " sha256_salt, sha256_iter, sha256_stored, sha256_server)"
 		       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	[Q_USER_DEL] = "DELETE FROM users WHERE jid = ?1",
+	[Q_USER_PASSWD] = "UPDATE users SET sha1_salt = ?2, sha1_iter = ?3, sha1_stored = ?4,"
+			  " sha1_server = ?5, sha256_salt = ?6, sha256_iter = ?7, sha256_stored = ?8,"
+			  " sha256_server = ?9 WHERE jid = ?1",
 	[Q_ROSTER_DEL_USER] = "DELETE FROM roster WHERE user = ?1",
 	[Q_OFFLINE_DEL_USER] = "DELETE FROM offline WHERE user = ?1",
 	[Q_ROSTER_LOAD] = "SELECT contact, name, subscription FROM roster WHERE user = ?1"
@@ -257,6 +261,22 @@ int sm_store_user_add(struct sm_store *st, const char *jid, const struct wire_sc
 	else
 		ret = store_fail(st, "user add");
 	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return ret;
+}
+
+int sm_store_user_passwd(struct sm_store *st, const char *jid, const struct wire_scram *sha1,
+			 const struct wire_scram *sha256)
+{
+	sqlite3_stmt *q = st->q[Q_USER_PASSWD];
+	int ret;
+
+	bind_text(q, 1, jid);
+	bind_scram(q, 2, sha1);
+	bind_scram(q, 6, sha256);
+	ret = store_exec(st, Q_USER_PASSWD);
+	if (ret == 0 && sqlite3_changes(st->db) == 0)
+		ret = -ENOENT;
 	sqlite3_clear_bindings(q);
 	return ret;
 }

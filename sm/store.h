@@ -40,6 +40,9 @@ int sm_store_user_exists(struct sm_store *st, const char *jid);
 /* 0; -EEXIST when jid already has an account; -EIO. */
 int sm_store_user_add(struct sm_store *st, const char *jid, const struct wire_scram *sha1,
 		      const struct wire_scram *sha256);
+/* Replace the keys of jid's account (a password change): 0; -ENOENT; -EIO. */
+int sm_store_user_passwd(struct sm_store *st, const char *jid, const struct wire_scram *sha1,
+			 const struct wire_scram *sha256);
 /* Delete the account with its roster and offline messages: 0; -ENOENT; -EIO. */
 int sm_store_user_del(struct sm_store *st, const char *jid);
 
