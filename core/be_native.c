@@ -394,12 +394,13 @@ static int sasl_result(struct conn *c, int r)
 		m.u.authed.user = wire_s(s->user, strlen(s->user));
 		m.u.authed.domain = wire_s(c->domain, strlen(c->domain));
 		link_send(c->w, &m);
+		if (!(c->flags & CF_LEGACY))
+			sasl_reply(c, "success", data, len);   /* data lives in c->sasl */
 		sasl_free(c->sasl);
 		c->sasl = NULL;
 		c->flags |= CF_AUTHED;
 		if (c->flags & CF_LEGACY)
 			return legacy_bind(c);
-		sasl_reply(c, "success", data, len);
 		log_info("authenticated", "conn=%u user=%s@%s peer=%s", c->idx, s->user, c->domain, c->peer);
 		/* RFC 6120 §6.4.6: both sides restart the stream. */
 		xmpp_restart(c);
