@@ -36,14 +36,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/iplimit.h"
 #include "core/link.h"
 #include "core/log.h"
+#include "core/query.h"
 #include "core/sasl.h"
 #include "core/session.h"
 #include "core/worker.h"
 #include "parser/jid.h"
 #include "parser/xmltag.h"
 #include "tls/crypto.h"
+
+#define NS_REGISTER "jabber:iq:register"
+#define NS_IQ_AUTH "jabber:iq:auth"
+#define NS_FEAT_REGISTER "http://jabber.org/features/iq-register"
+#define NS_FEAT_IQ_AUTH "http://jabber.org/features/iq-auth"
+#define REG_PASS_MAX 1023   /* password bytes at registration, change or iq:auth login */
+#define REG_SALT 16         /* the keys of a registration: as `xedgectl user add` */
+#define REG_ITER 4096
 
 static const char *sess_jid(const struct conn *c)
 {
@@ -83,8 +93,14 @@ static void send_features(struct conn *c)
 		xmpp_outs(c, "<stream:features><bind xmlns='" NS_BIND "'/><session xmlns='" NS_SESSION
 			  "'><optional/></session></stream:features>");
 	} else if (c->flags & CF_TLS) {
-		xmpp_outs(c, "<stream:features><mechanisms xmlns='" NS_SASL "'><mechanism>SCRAM-SHA-256</mechanism>"
-			  "<mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms></stream:features>");
+		/* XEP-0077 §8, XEP-0078 §3: the optional features, on encrypted
+		 * streams only (both carry passwords in the clear). */
+		char buf[512];
+		snprintf(buf, sizeof(buf), "<stream:features><mechanisms xmlns='" NS_SASL "'><mechanism>SCRAM-SHA-256"
+			 "</mechanism><mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms>%s%s"
+			 "</stream:features>", cfg->reg.enabled ? "<register xmlns='" NS_FEAT_REGISTER "'/>" : "",
+			 cfg->legacy_auth ? "<auth xmlns='" NS_FEAT_IQ_AUTH "'/>" : "");
+		xmpp_outs(c, buf);
 	} else if (cfg->require_tls) {
 		xmpp_outs(c, "<stream:features><starttls xmlns='" NS_TLS "'><required/></starttls></stream:features>");
 	} else {
@@ -104,14 +120,26 @@ static int native_header(struct conn *c, const struct xs_header *h)
 
 /* ---- SASL ---------------------------------------------------------------- */
 
-/* PLAIN's PBKDF2 out on the offload pool; freed on the worker by done(). */
+/* Key derivations out on the offload pool; freed on the worker by done().
+ * AJ_LOGIN: PLAIN's (or a jabber:iq:auth login's) check of a password;
+ * AJ_KEYS: new SCRAM keys for a registration or a password change. */
+enum { AJ_LOGIN = 1, AJ_KEYS };
+
 struct auth_job {
 	struct offload_job job;        /* first: the job is the container */
 	struct worker *w;
 	uint64_t sid;                  /* the session waiting for it (session_by_id) */
+	int kind;
+	/* AJ_LOGIN */
 	struct sasl_job in;            /* wiped by sasl_job_run */
 	uint8_t salted[CRYPTO_MAX_DIGEST];
 	int len;                       /* sasl_job_run: bytes in salted, or -1 */
+	/* AJ_KEYS */
+	char user[JID_PART_MAX + 1];   /* canonical localpart */
+	char pass[REG_PASS_MAX + 1];   /* wiped by the run */
+	size_t pass_len;
+	struct wire_scram sha1, sha256;
+	int rc;                        /* 0, or -1 when the derivation failed */
 };
 
 static void auth_job_free(struct auth_job *a)
@@ -129,12 +157,29 @@ static void auth_job_forget(struct conn *c)
 	}
 }
 
+/* One SCRAM key set for a new password, with a fresh random salt. */
+static int keys_derive(int hash, const char *pass, size_t len, struct wire_scram *k)
+{
+	k->iter = REG_ITER;
+	k->salt_len = REG_SALT;
+	k->key_len = (uint8_t)crypto_digest_len(hash);
+	return crypto_random(k->salt, REG_SALT) < 0 ||
+	       crypto_scram_keys(hash, pass, len, k->salt, REG_SALT, REG_ITER, k->stored_key, k->server_key) < 0
+	       ? -1 : 0;
+}
+
 /* On an offload thread: touches only the job. */
 static void auth_job_run(struct offload_job *j)
 {
 	struct auth_job *a = (struct auth_job *)j;
 
-	a->len = sasl_job_run(&a->in, a->salted);
+	if (a->kind == AJ_LOGIN) {
+		a->len = sasl_job_run(&a->in, a->salted);
+		return;
+	}
+	a->rc = keys_derive(CRYPTO_SHA1, a->pass, a->pass_len, &a->sha1) < 0 ||
+		keys_derive(CRYPTO_SHA256, a->pass, a->pass_len, &a->sha256) < 0 ? -1 : 0;
+	explicit_bzero(a->pass, sizeof(a->pass));
 }
 
 static void auth_job_done(struct offload_job *j);
@@ -159,12 +204,88 @@ static void sasl_reply(struct conn *c, const char *el, const uint8_t *data, size
 	xmpp_outs(c, buf);
 }
 
+/* ---- iq errors with codes (XEP-0077 §9, XEP-0078 §4) ---------------------- */
+
+/* Both XEPs want the old numeric code beside the condition (XEP-0086). */
+struct iq_err {
+	const char *type, *cond;
+	int code;
+};
+
+static const struct iq_err E_UNAVAILABLE = { "cancel", "service-unavailable", 503 };
+static const struct iq_err E_NOT_ACCEPTABLE = { "modify", "not-acceptable", 406 };
+static const struct iq_err E_CONFLICT = { "cancel", "conflict", 409 };
+static const struct iq_err E_BAD_REQUEST = { "modify", "bad-request", 400 };
+static const struct iq_err E_NOT_ALLOWED = { "cancel", "not-allowed", 405 };
+static const struct iq_err E_FORBIDDEN = { "auth", "forbidden", 403 };
+static const struct iq_err E_REG_REQUIRED = { "auth", "registration-required", 407 };
+static const struct iq_err E_UNEXPECTED = { "wait", "unexpected-request", 400 };
+static const struct iq_err E_UNSAFE = { "modify", "not-authorized", 401 };   /* XEP-0077 §3.3 */
+static const struct iq_err E_CREDENTIALS = { "auth", "not-authorized", 401 }; /* XEP-0078 */
+static const struct iq_err E_BUSY = { "wait", "resource-constraint", 500 };
+static const struct iq_err E_INTERNAL = { "wait", "internal-server-error", 500 };
+
+/* An error for the iq whose id is id[0..n); the request's payload is not
+ * echoed (both XEPs: not where passwords travel).  text: ours, no markup. */
+static void iq_fail(struct conn *c, const char *id, size_t n, const struct iq_err *e, const char *text)
+{
+	char *eid = xmpp_esc_dup(id, n), *buf = NULL;
+	int len = eid ? asprintf(&buf, "<iq type='error' id='%s'><error code='%d' type='%s'><%s xmlns='"
+				 NS_STANZAS "'/>%s%s%s</error></iq>", eid, e->code, e->type, e->cond,
+				 text ? "<text xmlns='" NS_STANZAS "'>" : "", text ? text : "",
+				 text ? "</text>" : "") : -1;
+
+	if (len > 0)
+		xmpp_out(c, buf, (size_t)len);
+	free(buf);
+	free(eid);
+}
+
+static void iq_fail_st(struct conn *c, const struct xs_stanza *st, const struct iq_err *e, const char *text)
+{
+	iq_fail(c, st->id.p, st->id.len, e, text);
+}
+
+static void iq_ok(struct conn *c, const char *id, size_t n)
+{
+	char *eid = xmpp_esc_dup(id, n), *buf = NULL;
+	int len = eid ? asprintf(&buf, "<iq type='result' id='%s'/>", eid) : -1;
+
+	if (len > 0)
+		xmpp_out(c, buf, (size_t)len);
+	free(buf);
+	free(eid);
+}
+
+/* The pending XEP-0078 login (s->bind_id) is over, one way or the other. */
+static void legacy_done(struct conn *c)
+{
+	struct session *s = c->sess;
+
+	c->flags &= ~CF_LEGACY;
+	if (s) {
+		free(s->bind_id);
+		free(s->resource);
+		s->bind_id = s->resource = NULL;
+	}
+}
+
 static int sasl_failure(struct conn *c, const char *cond)
 {
 	char buf[256];
 
-	snprintf(buf, sizeof(buf), "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
-	xmpp_outs(c, buf);
+	if (c->flags & CF_LEGACY) {
+		/* XEP-0078 §2: wrong credentials are not-authorized (401). */
+		struct session *s = c->sess;
+		if (s && s->bind_id)
+			iq_fail(c, s->bind_id, strlen(s->bind_id),
+				strcmp(cond, "temporary-auth-failure") ? &E_CREDENTIALS : &E_BUSY, NULL);
+		legacy_done(c);
+	} else {
+		snprintf(buf, sizeof(buf), "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
+		xmpp_outs(c, buf);
+		c->flags |= CF_SASL_FAILED;
+	}
 	auth_job_forget(c);
 	sasl_free(c->sasl);
 	c->sasl = NULL;
@@ -204,6 +325,9 @@ static int sm_open(struct conn *c)
 	return session_set_state(s, SS_OPEN) ? 0 : -1;
 }
 
+static int legacy_bind(struct conn *c);
+static void register_keys_done(struct conn *c, struct auth_job *a);
+
 /* Act on what the SASL state machine returned. */
 static int sasl_result(struct conn *c, int r)
 {
@@ -237,6 +361,7 @@ static int sasl_result(struct conn *c, int r)
 			a->job.done = auth_job_done;
 			a->w = w;
 			a->sid = c->sess->id;
+			a->kind = AJ_LOGIN;
 			a->len = -1;
 			e = w->offload ? offload_submit(w->offload, &w->offload_port, &a->job) : -ESHUTDOWN;
 		}
@@ -252,6 +377,8 @@ static int sasl_result(struct conn *c, int r)
 		return xmpp_set_state(c, CS_SASL) ? STOP_KEEP : STOP_DISCARD;
 	}
 	case SASL_CHALLENGE:
+		if (c->flags & CF_LEGACY)   /* PLAIN with its message never asks */
+			return sasl_failure(c, "malformed-request");
 		data = sasl_out(c->sasl, &len);
 		sasl_reply(c, "challenge", data, len);
 		return xmpp_set_state(c, CS_SASL) ? GO_ON : STOP_DISCARD;
@@ -267,10 +394,13 @@ static int sasl_result(struct conn *c, int r)
 		m.u.authed.user = wire_s(s->user, strlen(s->user));
 		m.u.authed.domain = wire_s(c->domain, strlen(c->domain));
 		link_send(c->w, &m);
-		sasl_reply(c, "success", data, len);
+		if (!(c->flags & CF_LEGACY))
+			sasl_reply(c, "success", data, len);   /* data lives in c->sasl */
 		sasl_free(c->sasl);
 		c->sasl = NULL;
 		c->flags |= CF_AUTHED;
+		if (c->flags & CF_LEGACY)
+			return legacy_bind(c);
 		log_info("authenticated", "conn=%u user=%s@%s peer=%s", c->idx, s->user, c->domain, c->peer);
 		/* RFC 6120 §6.4.6: both sides restart the stream. */
 		xmpp_restart(c);
@@ -292,7 +422,8 @@ static void auth_job_done(struct offload_job *j)
 	struct conn *c = s ? s->c : NULL;
 	int r;
 
-	if (!c || c->auth_job != a || c->state == CS_CLOSING || (c->flags & CF_CLOSED) || !c->sasl) {
+	if (!c || c->auth_job != a || c->state == CS_CLOSING || (c->flags & CF_CLOSED) ||
+	    (a->kind == AJ_LOGIN && !c->sasl)) {
 		/* (ended() forgets the job, so only the first test should ever hold.) */
 		if (c && c->auth_job == a)
 			c->auth_job = NULL;
@@ -303,6 +434,13 @@ static void auth_job_done(struct offload_job *j)
 	}
 	c->auth_job = NULL;
 	c->flags &= ~CF_WAIT_SM;
+	if (a->kind == AJ_KEYS) {
+		register_keys_done(c, a);
+		auth_job_free(a);
+		if (!(c->flags & CF_WAIT_SM))
+			xmpp_resume(c);
+		return;
+	}
 	r = sasl_computed(c->sasl, a->len > 0 ? a->salted : NULL, a->len > 0 ? (size_t)a->len : 0);
 	auth_job_free(a);
 	if (sasl_result(c, r) != STOP_DISCARD)
@@ -394,6 +532,385 @@ static int on_sasl(struct conn *c, const struct xs_stanza *s, const uint8_t *p)
 		return sasl_result(c, sasl_step(c->sasl, data, len));
 	}
 	return sasl_failure(c, "malformed-request");
+}
+
+/* ---- XEP-0077 in-band registration, XEP-0078 jabber:iq:auth --------------- */
+
+/* Addressed to the server itself: no 'to', or our domain (the XEPs' home-server
+ * case); a register iq to another entity (a MUC service) is routed instead. */
+static bool to_server(const struct conn *c, const struct xs_stanza *s)
+{
+	struct jid_view v;
+	char canon[JID_MAX + 1];
+
+	if (!s->has_to)
+		return true;
+	if (jid_parse(s->to.p, s->to.len, &v) < 0 || v.local_len || v.resource_len ||
+	    jid_canon(&v, false, canon, sizeof(canon)) < 0)
+		return false;
+	return strcmp(canon, xmpp_domain(c)) == 0;
+}
+
+/* A username as the XEPs carry it: a localpart, folded as SASL folds it
+ * (sasl.c), so that the account registered is the one a login names. */
+static bool user_canon(const struct query_field *f, char *out)
+{
+	if (!f->present || f->overflow || f->len == 0 || f->len > JID_PART_MAX)
+		return false;
+	jid_fold(f->buf, f->len, out);
+	out[f->len] = '\0';
+	return jid_local_valid(out, f->len);
+}
+
+/* Hand the new password to the offload pool (REG_CREATE, REG_PASSWORD); the
+ * answer continues in register_keys_done().  false: could not (replied). */
+static bool register_submit(struct conn *c, const struct xs_stanza *st, int op, const char *user,
+			    const struct query_field *pw)
+{
+	struct worker *w = c->w;
+	struct session *s;
+	struct auth_job *a;
+	int e = -ENOMEM;
+
+	if (w->link.stalled || w->link.dead || sm_open(c) < 0) {
+		iq_fail_st(c, st, &E_BUSY, NULL);
+		return false;
+	}
+	s = c->sess;
+	free(s->reg_id);
+	s->reg_id = strndup(st->id.p, st->id.len);
+	a = s->reg_id ? calloc(1, sizeof(*a)) : NULL;
+	if (a) {
+		a->job.run = auth_job_run;
+		a->job.done = auth_job_done;
+		a->w = w;
+		a->sid = s->id;
+		a->kind = AJ_KEYS;
+		a->rc = -1;
+		snprintf(a->user, sizeof(a->user), "%s", user);
+		memcpy(a->pass, pw->buf, pw->len);
+		a->pass_len = pw->len;
+		e = w->offload ? offload_submit(w->offload, &w->offload_port, &a->job) : -ESHUTDOWN;
+	}
+	if (e < 0) {
+		if (a)
+			auth_job_free(a);
+		free(s->reg_id);
+		s->reg_id = NULL;
+		log_warn("cannot queue a registration's key derivation", "conn=%u err=%s", c->idx, strerror(-e));
+		iq_fail_st(c, st, &E_BUSY, NULL);
+		return false;
+	}
+	s->reg_op = (uint8_t)op;
+	c->auth_job = a;
+	xmpp_wait_backend(c, w->cfg->timeouts.session_server);
+	return true;
+}
+
+/* Tell the session server (the keys are derived, or none are needed). */
+static void register_send(struct conn *c, const char *user, const struct auth_job *a)
+{
+	struct session *s = c->sess;
+	struct wire_msg m = { .type = WIRE_REGISTER, .sid = s->id };
+	const char *dom = xmpp_domain(c);
+
+	m.u.reg.op = s->reg_op;
+	m.u.reg.user = wire_s(user, strlen(user));
+	m.u.reg.domain = wire_s(dom, strlen(dom));
+	if (a) {
+		m.u.reg.sha1 = a->sha1;
+		m.u.reg.sha256 = a->sha256;
+	}
+	if (link_send(c->w, &m) < 0) {
+		iq_fail(c, s->reg_id, strlen(s->reg_id), &E_BUSY, NULL);
+		free(s->reg_id);
+		s->reg_id = NULL;
+		return;
+	}
+	explicit_bzero(&m, sizeof(m));
+	xmpp_wait_backend(c, c->w->cfg->timeouts.session_server);
+}
+
+/* Back from the offload pool (auth_job_done: the stream still waits). */
+static void register_keys_done(struct conn *c, struct auth_job *a)
+{
+	struct session *s = c->sess;
+
+	if (!s || !s->reg_id)
+		return;
+	if (a->rc < 0) {
+		log_warn("registration key derivation failed", "conn=%u", c->idx);
+		iq_fail(c, s->reg_id, strlen(s->reg_id), &E_INTERNAL, NULL);
+		free(s->reg_id);
+		s->reg_id = NULL;
+		return;
+	}
+	register_send(c, a->user, a);
+}
+
+/* The session server's answer to WIRE_REGISTER. */
+static void register_resp(struct conn *c, int status)
+{
+	struct session *s = c->sess;
+	const struct iq_err *e = &E_BUSY;
+	char *id = s->reg_id;
+	int op = s->reg_op;
+
+	s->reg_id = NULL;
+	log_info("registration answered", "conn=%u op=%d status=%d peer=%s", c->idx, op, status, c->peer);
+	switch (status) {
+	case WIRE_OK:
+		iq_ok(c, id, strlen(id));
+		free(id);
+		if (op == WIRE_REG_REMOVE) {
+			/* XEP-0077 §3.2: the result, then <not-authorized/> and the
+			 * end of every session of the account (the sm kicks them). */
+			xmpp_error(c, "not-authorized", NULL);
+		}
+		return;
+	case WIRE_CONFLICT: e = &E_CONFLICT; break;
+	case WIRE_BAD_REQUEST: e = op == WIRE_REG_CREATE ? &E_NOT_ACCEPTABLE : &E_BAD_REQUEST; break;
+	case WIRE_NOT_ALLOWED: e = &E_NOT_ALLOWED; break;
+	case WIRE_NO_USER: e = &E_REG_REQUIRED; break;
+	}
+	iq_fail(c, id, strlen(id), e, NULL);
+	free(id);
+}
+
+/* jabber:iq:register to the server: before authentication (the form, a new
+ * account) or on a bound session (<registered/>, a password change,
+ * <remove/>).  f: username, password, remove (buffers owned by the caller). */
+static int register_iq(struct conn *c, const struct xs_stanza *st, const uint8_t *p, size_t n,
+		       struct query_field *f)
+{
+	const struct config *cfg = c->w->cfg;
+	bool bound = c->flags & CF_BOUND, get = xs_streq(&st->type, "get");
+	char user[JID_PART_MAX + 1];
+	unsigned others;
+
+	if (!cfg->reg.enabled) {
+		/* XEP-0077 §3.1: no in-band registration is service-unavailable;
+		 * §3.2 / §3.3: no in-band removal / password change, not-allowed. */
+		iq_fail_st(c, st, get || !bound ? &E_UNAVAILABLE : &E_NOT_ALLOWED, NULL);
+		return GO_ON;
+	}
+	if (!bound && !(c->flags & CF_TLS)) {
+		iq_fail_st(c, st, &E_UNAVAILABLE, "In-band registration needs an encrypted stream.");
+		return GO_ON;
+	}
+	if (get) {
+		char *buf = NULL, *eid = xmpp_esc_dup(st->id.p, st->id.len);
+		int len = -1;
+		/* §3.1: an authenticated entity is registered: <registered/>, its
+		 * username, an empty password. */
+		if (eid && bound)
+			len = asprintf(&buf, "<iq type='result' id='%s'><query xmlns='" NS_REGISTER "'><registered/>"
+				       "<instructions>You are registered. Send a new password to change it, or "
+				       "remove to delete the account.</instructions><username>%s</username><password/>"
+				       "</query></iq>", eid, c->sess->user);
+		else if (eid)
+			len = asprintf(&buf, "<iq type='result' id='%s'><query xmlns='" NS_REGISTER "'><instructions>"
+				       "Choose a username and password to register with this server.</instructions>"
+				       "<username/><password/></query></iq>", eid);
+		if (len > 0)
+			xmpp_out(c, buf, (size_t)len);
+		free(buf);
+		free(eid);
+		return GO_ON;
+	}
+	if (c->sasl || c->auth_job || (c->sess && c->sess->reg_id)) {
+		iq_fail_st(c, st, &E_UNEXPECTED, NULL);   /* a login or registration is under way */
+		return GO_ON;
+	}
+	if (st->children != 1 || query_parse((const char *)p, n, NS_REGISTER, f, 3, &others) < 0) {
+		iq_fail_st(c, st, &E_BAD_REQUEST, NULL);
+		return GO_ON;
+	}
+	if (f[2].present) {
+		/* §3.2: removal needs a registered (authenticated) entity, and
+		 * <remove/> must be the only child. */
+		if (!bound) {
+			iq_fail_st(c, st, &(struct iq_err){ "cancel", "unexpected-request", 400 }, NULL);
+		} else if (others || f[0].present || f[1].present) {
+			iq_fail_st(c, st, &E_BAD_REQUEST, NULL);
+		} else if (c->w->link.stalled || c->w->link.dead || !(c->sess->reg_id = strndup(st->id.p, st->id.len))) {
+			iq_fail_st(c, st, &E_BUSY, NULL);
+		} else {
+			c->sess->reg_op = WIRE_REG_REMOVE;
+			register_send(c, c->sess->user, NULL);
+			return c->sess->reg_id ? STOP_KEEP : GO_ON;
+		}
+		return GO_ON;
+	}
+	if (!bound) {
+		uint8_t verdict;
+		/* §3.1: all the fields, non-empty, and a name that can be a
+		 * localpart; else not-acceptable. */
+		if (!user_canon(&f[0], user) || !f[1].present || f[1].overflow || f[1].len == 0) {
+			iq_fail_st(c, st, &E_NOT_ACCEPTABLE, NULL);
+			return GO_ON;
+		}
+		/* §3.1.1: too many registrations may be refused with not-acceptable. */
+		verdict = (uint8_t)iplimit_register(c->ip, cfg->reg.rate, c->w->now);
+		if (verdict != IPLIMIT_OK) {
+			log_info("registration refused: rate limit", "conn=%u peer=%s why=\"%s\"", c->idx, c->peer,
+				 iplimit_verdict_str(verdict));
+			iq_fail_st(c, st, &E_NOT_ACCEPTABLE, "Too many registrations from your address; try again later.");
+			return GO_ON;
+		}
+		return register_submit(c, st, WIRE_REG_CREATE, user, &f[1]) ? STOP_KEEP : GO_ON;
+	}
+	/* §3.3: a password change.  Not over an unencrypted stream; an empty
+	 * password keeps the old one (an incomplete request); a username, when
+	 * given, must be the account's own. */
+	if (!(c->flags & CF_TLS)) {
+		iq_fail_st(c, st, &E_UNSAFE, NULL);
+		return GO_ON;
+	}
+	if (!f[1].present || f[1].len == 0 || f[1].overflow) {
+		iq_fail_st(c, st, &E_BAD_REQUEST, NULL);
+		return GO_ON;
+	}
+	if (f[0].present && (!user_canon(&f[0], user) || strcmp(user, c->sess->user) != 0)) {
+		iq_fail_st(c, st, &E_FORBIDDEN, NULL);
+		return GO_ON;
+	}
+	return register_submit(c, st, WIRE_REG_PASSWORD, c->sess->user, &f[1]) ? STOP_KEEP : GO_ON;
+}
+
+static int on_register_iq(struct conn *c, const struct xs_stanza *st, const uint8_t *p, size_t n)
+{
+	char user[JID_PART_MAX + 1], pass[REG_PASS_MAX + 1], rm[1];
+	struct query_field f[3] = {
+		{ .name = "username", .buf = user, .cap = sizeof(user) },
+		{ .name = "password", .buf = pass, .cap = sizeof(pass) },
+		{ .name = "remove", .buf = rm, .cap = sizeof(rm) },
+	};
+	int r = register_iq(c, st, p, n, f);
+
+	explicit_bzero(pass, sizeof(pass));
+	return r;
+}
+
+/* XEP-0078 after the password checked out (sasl_result, CF_LEGACY): bind the
+ * resource the request named; on_bind_resp answers the iq. */
+static int legacy_bind(struct conn *c)
+{
+	struct session *s = c->sess;
+	struct wire_msg m = { .type = WIRE_BIND_REQ, .sid = s->id };
+
+	log_info("authenticated (jabber:iq:auth)", "conn=%u user=%s@%s peer=%s", c->idx, s->user, c->domain,
+		 c->peer);
+	if (!xmpp_set_state(c, CS_NEGOTIATE)) {
+		xmpp_error(c, "internal-server-error", NULL);
+		return STOP_DISCARD;
+	}
+	m.u.bind_req.user = wire_s(s->user, strlen(s->user));
+	m.u.bind_req.domain = wire_s(c->domain, strlen(c->domain));
+	m.u.bind_req.resource = wire_s(s->resource, strlen(s->resource));
+	if (c->w->link.stalled || link_send(c->w, &m) < 0) {
+		iq_fail(c, s->bind_id, strlen(s->bind_id), &E_BUSY, NULL);
+		legacy_done(c);
+		return GO_ON;
+	}
+	xmpp_wait_backend(c, c->w->cfg->timeouts.session_server);
+	return STOP_KEEP;
+}
+
+/* jabber:iq:auth before authentication (XEP-0078).  f: username, password,
+ * resource, digest. */
+static int iq_auth(struct conn *c, const struct xs_stanza *st, const uint8_t *p, size_t n,
+		   struct query_field *f, uint8_t *msg, size_t cap)
+{
+	const struct config *cfg = c->w->cfg;
+	struct session *s;
+	unsigned others;
+	size_t len;
+
+	if (!cfg->legacy_auth) {
+		iq_fail_st(c, st, &E_UNAVAILABLE, NULL);   /* §2: no non-SASL authentication */
+		return GO_ON;
+	}
+	/* §5: a domain may disable plaintext logins on unencrypted streams; with
+	 * plaintext off and no digest (only SCRAM keys are stored), non-SASL
+	 * authentication is not offered on this stream at all. */
+	if (!(c->flags & CF_TLS)) {
+		iq_fail_st(c, st, &E_UNAVAILABLE, "jabber:iq:auth needs an encrypted stream.");
+		return GO_ON;
+	}
+	/* §2, §5: after a failed SASL attempt, a policy-violation stream error. */
+	if (c->flags & CF_SASL_FAILED) {
+		xmpp_error(c, "policy-violation", NULL);
+		return STOP_DISCARD;
+	}
+	if (xs_streq(&st->type, "get")) {
+		/* §2: the fields; no <digest/>: we hold no password to hash. */
+		char *eid = xmpp_esc_dup(st->id.p, st->id.len), *buf = NULL;
+		int blen = eid ? asprintf(&buf, "<iq type='result' id='%s'><query xmlns='" NS_IQ_AUTH "'><username/>"
+					  "<password/><resource/></query></iq>", eid) : -1;
+		if (blen > 0)
+			xmpp_out(c, buf, (size_t)blen);
+		free(buf);
+		free(eid);
+		return GO_ON;
+	}
+	if (c->sasl || c->auth_job || (c->sess && c->sess->reg_id)) {
+		iq_fail_st(c, st, &E_UNEXPECTED, NULL);
+		return GO_ON;
+	}
+	if (st->children != 1 || query_parse((const char *)p, n, NS_IQ_AUTH, f, 4, &others) < 0) {
+		iq_fail_st(c, st, &E_BAD_REQUEST, NULL);
+		return GO_ON;
+	}
+	/* §2: username, resource and a password are required: not-acceptable. */
+	if (!f[0].present || f[0].len == 0 || f[0].overflow || !f[1].present || f[1].len == 0 ||
+	    f[1].overflow || !f[2].present || f[2].overflow ||
+	    !jid_resource_valid(f[2].buf, f[2].len)) {
+		iq_fail_st(c, st, &E_NOT_ACCEPTABLE, NULL);
+		return GO_ON;
+	}
+	/* PLAIN's message: the same checks and the same key derivation as SASL
+	 * PLAIN (sasl.c), so a login is verified one way whatever the protocol. */
+	len = 1 + f[0].len + 1 + f[1].len;
+	if (len > cap) {
+		iq_fail_st(c, st, &E_CREDENTIALS, NULL);
+		return GO_ON;
+	}
+	msg[0] = 0;
+	memcpy(msg + 1, f[0].buf, f[0].len);
+	msg[1 + f[0].len] = 0;
+	memcpy(msg + 2 + f[0].len, f[1].buf, f[1].len);
+	if (c->w->link.stalled || c->w->link.dead || sm_open(c) < 0 ||
+	    !(c->sasl = sasl_new(SASL_PLAIN, c->domain, strlen(c->domain)))) {
+		iq_fail_st(c, st, &E_BUSY, NULL);
+		return GO_ON;
+	}
+	s = c->sess;
+	free(s->bind_id);
+	free(s->resource);
+	s->bind_id = strndup(st->id.p, st->id.len);
+	s->resource = strndup(f[2].buf, f[2].len);
+	c->flags |= CF_LEGACY;
+	if (!s->bind_id || !s->resource)
+		return sasl_failure(c, "temporary-auth-failure");
+	return sasl_result(c, sasl_start(c->sasl, msg, len));
+}
+
+static int on_iq_auth(struct conn *c, const struct xs_stanza *st, const uint8_t *p, size_t n)
+{
+	char user[JID_PART_MAX + 1], pass[REG_PASS_MAX + 1], res[JID_PART_MAX + 1], digest[64];
+	uint8_t msg[SASL_MAX_MSG];
+	struct query_field f[4] = {
+		{ .name = "username", .buf = user, .cap = sizeof(user) },
+		{ .name = "password", .buf = pass, .cap = sizeof(pass) },
+		{ .name = "resource", .buf = res, .cap = sizeof(res) },
+		{ .name = "digest", .buf = digest, .cap = sizeof(digest) },
+	};
+	int r = iq_auth(c, st, p, n, f, msg, sizeof(msg));
+
+	explicit_bzero(pass, sizeof(pass));
+	explicit_bzero(msg, sizeof(msg));
+	return r;
 }
 
 /* ---- bind and stanzas --------------------------------------------------- */
@@ -515,6 +1032,16 @@ static int native_element(struct conn *c, const struct xs_stanza *s, const uint8
 		return STOP_DISCARD;
 	}
 	if (!(c->flags & CF_AUTHED)) {
+		/* Before authentication only the server's own register and
+		 * iq:auth queries are answered (as iq errors when off); anything
+		 * else ends the stream. */
+		if (xs_streq(&s->local, "iq") && s->has_id && (xs_streq(&s->type, "get") || xs_streq(&s->type, "set")) &&
+		    to_server(c, s)) {
+			if (xs_streq(&s->child_ns, NS_REGISTER))
+				return on_register_iq(c, s, p, n);
+			if (xs_streq(&s->child_ns, NS_IQ_AUTH))
+				return on_iq_auth(c, s, p, n);
+		}
 		xmpp_error(c, "not-authorized", NULL);
 		return STOP_DISCARD;
 	}
@@ -544,6 +1071,9 @@ static int native_element(struct conn *c, const struct xs_stanza *s, const uint8
 		xmpp_error(c, "invalid-from", NULL);
 		return STOP_DISCARD;
 	}
+	if (xs_streq(&s->local, "iq") && xs_streq(&s->child_ns, NS_REGISTER) && to_server(c, s) &&
+	    (xs_streq(&s->type, "get") || xs_streq(&s->type, "set")))
+		return on_register_iq(c, s, p, n);
 	return forward(c, s, p, n);
 }
 
@@ -557,9 +1087,19 @@ static void native_timeout(struct conn *c)
 
 	if (c->auth_job) {
 		/* The offload pool is backlogged, not the session server. */
-		log_warn("login key derivation not done in time: offload pool busy", "conn=%u after=%us",
+		log_warn("key derivation not done in time: offload pool busy", "conn=%u after=%us",
 			 c->idx, w->cfg->timeouts.session_server);
 		c->flags &= ~CF_WAIT_SM;
+		if (c->auth_job->kind == AJ_KEYS) {
+			auth_job_forget(c);
+			if (s && s->reg_id) {
+				iq_fail(c, s->reg_id, strlen(s->reg_id), &E_BUSY, NULL);
+				free(s->reg_id);
+				s->reg_id = NULL;
+			}
+			xmpp_resume(c);
+			return;
+		}
 		if (sasl_failure(c, "temporary-auth-failure") != STOP_DISCARD)
 			xmpp_resume(c);
 		return;
@@ -572,6 +1112,13 @@ static void native_timeout(struct conn *c)
 	if (c->sasl) {
 		if (sasl_failure(c, "temporary-auth-failure") == STOP_DISCARD)
 			return;
+	} else if (s && s->reg_id) {
+		iq_fail(c, s->reg_id, strlen(s->reg_id), &E_INTERNAL, NULL);
+		free(s->reg_id);
+		s->reg_id = NULL;
+	} else if (s && s->bind_id && (c->flags & CF_LEGACY)) {
+		iq_fail(c, s->bind_id, strlen(s->bind_id), &E_INTERNAL, NULL);
+		legacy_done(c);
 	} else if (s && s->bind_id) {
 		char *id = xmpp_esc_dup(s->bind_id, strlen(s->bind_id)), *buf;
 		if (id && asprintf(&buf, "<iq type='error' id='%s'><error type='wait'><internal-server-error xmlns='"
@@ -666,27 +1213,72 @@ void native_link_down(struct worker *w)
 	session_each(w, link_down_one, NULL);
 }
 
+/* A bind the session server accepted: the session is open for stanzas.
+ * false when it cannot go on (the caller sends a stream error). */
+static bool bound(struct conn *c, const struct wire_msg *m)
+{
+	struct session *s = c->sess;
+
+	s->jid = strndup((const char *)m->u.bind_resp.jid.p, m->u.bind_resp.jid.len);
+	if (!s->jid || !session_set_state(s, SS_BOUND) || !xmpp_set_state(c, CS_SESSION))
+		return false;
+	c->flags |= CF_BOUND;
+	credit(s, (uint32_t)c->w->cfg->limits.max_out_bytes);
+	conn_timer(c, c->w->now + c->w->cfg->timeouts.idle);
+	log_info("session bound", "conn=%u jid=%s", c->idx, s->jid);
+	return true;
+}
+
+/* XEP-0078: the login's answer is the bind's (§2: result, or the error). */
+static void legacy_bind_resp(struct conn *c, const struct wire_msg *m)
+{
+	struct session *s = c->sess;
+	const struct iq_err *e = &E_BUSY;
+
+	if (m->u.bind_resp.status == WIRE_OK && m->u.bind_resp.jid.len <= JID_MAX) {
+		if (!bound(c, m)) {
+			legacy_done(c);
+			xmpp_error(c, "internal-server-error", NULL);
+			return;
+		}
+		iq_ok(c, s->bind_id, strlen(s->bind_id));
+		legacy_done(c);
+		return;
+	}
+	switch (m->u.bind_resp.status) {
+	case WIRE_BAD_REQUEST: e = &E_NOT_ACCEPTABLE; break;
+	case WIRE_CONFLICT: e = &E_CONFLICT; break;
+	case WIRE_NOT_ALLOWED: e = &E_NOT_ALLOWED; break;
+	}
+	iq_fail(c, s->bind_id, strlen(s->bind_id), e, NULL);
+	legacy_done(c);
+}
+
 static void on_bind_resp(struct conn *c, const struct wire_msg *m)
 {
 	struct session *s = c->sess;
 	const char *etype = "cancel", *cond = "internal-server-error";
-	char *id = xmpp_esc_dup(s->bind_id, strlen(s->bind_id)), *jid = NULL, *buf = NULL;
+	char *id, *jid = NULL, *buf = NULL;
 	int n = -1;
 
+	if (c->flags & CF_LEGACY) {
+		legacy_bind_resp(c, m);
+		return;
+	}
+	id = xmpp_esc_dup(s->bind_id, strlen(s->bind_id));
 	if (m->u.bind_resp.status == WIRE_OK && m->u.bind_resp.jid.len <= JID_MAX) {
-		s->jid = strndup((const char *)m->u.bind_resp.jid.p, m->u.bind_resp.jid.len);
-		jid = s->jid ? xmpp_esc_dup(s->jid, strlen(s->jid)) : NULL;
-		if (id && jid)
-			n = asprintf(&buf, "<iq type='result' id='%s'><bind xmlns='" NS_BIND
-				     "'><jid>%s</jid></bind></iq>", id, jid);
-		if (n < 0 || !session_set_state(s, SS_BOUND) || !xmpp_set_state(c, CS_SESSION)) {
+		if (!bound(c, m)) {
 			xmpp_error(c, "internal-server-error", NULL);
 			goto done;
 		}
-		c->flags |= CF_BOUND;
-		credit(s, (uint32_t)c->w->cfg->limits.max_out_bytes);
-		conn_timer(c, c->w->now + c->w->cfg->timeouts.idle);
-		log_info("session bound", "conn=%u jid=%s", c->idx, s->jid);
+		jid = xmpp_esc_dup(s->jid, strlen(s->jid));
+		if (id && jid)
+			n = asprintf(&buf, "<iq type='result' id='%s'><bind xmlns='" NS_BIND
+				     "'><jid>%s</jid></bind></iq>", id, jid);
+		if (n < 0) {
+			xmpp_error(c, "internal-server-error", NULL);
+			goto done;
+		}
 	} else {
 		switch (m->u.bind_resp.status) {
 		case WIRE_BAD_REQUEST: etype = "modify"; cond = "bad-request"; break;
@@ -740,6 +1332,13 @@ void native_on_frame(struct worker *w, const struct wire_msg *m)
 			s->rx += m->u.stanza.raw.len;
 			if (m->u.stanza.flags & WIRE_STANZA_TRACK)
 				s->track = true;
+		}
+		break;
+	case WIRE_REGISTER_RESP:
+		if (s->reg_id && (c->flags & CF_WAIT_SM) && !c->auth_job) {
+			c->flags &= ~CF_WAIT_SM;
+			register_resp(c, m->u.reg_resp.status);
+			xmpp_resume(c);
 		}
 		break;
 	case WIRE_FLOW:

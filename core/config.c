@@ -29,6 +29,8 @@ struct loader {
 	char *err;
 	size_t errlen;
 	unsigned long upstream_tls_line;  /* where backend.upstream_tls was set */
+	unsigned long native_only_line;   /* where register / legacy_auth was turned on */
+	const char *native_only_key;
 };
 
 static int fail(struct loader *L, const yaml_node_t *n, const char *fmt, ...)
@@ -317,6 +319,37 @@ static int tls_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg
 	return fail(L, v, "tls: unknown key '%s' (known: require, ca_file)", key);
 }
 
+/* Turning on a feature of the native backend: remembered, so that upstream
+ * mode can be refused naming this line. */
+static int native_only(struct loader *L, const yaml_node_t *v, const char *key, bool *out)
+{
+	if (get_bool(L, v, key, out) < 0)
+		return -1;
+	if (*out && !L->native_only_line) {
+		L->native_only_line = v->start_mark.line + 1;
+		L->native_only_key = key;
+	}
+	return 0;
+}
+
+static int register_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	if (!strcmp(key, "enabled"))
+		return native_only(L, v, "register.enabled", &L->cfg->reg.enabled);
+	if (!strcmp(key, "rate")) {
+		GET_U(L, v, "register.rate", 1, 100000, L->cfg->reg.rate);
+		return 0;
+	}
+	return fail(L, v, "register: unknown key '%s' (known: enabled, rate)", key);
+}
+
+static int legacy_auth_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	if (!strcmp(key, "enabled"))
+		return native_only(L, v, "legacy_auth.enabled", &L->cfg->legacy_auth);
+	return fail(L, v, "legacy_auth: unknown key '%s' (known: enabled)", key);
+}
+
 /* An endpoint: "host:port" as given, or "unix:PATH" with PATH resolved
  * like any other path in the file. */
 static int get_endpoint(struct loader *L, const yaml_node_t *n, const char *key, char **out)
@@ -462,9 +495,13 @@ static int top_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg
 		return each_pair(L, v, "backend", backend_pair, NULL);
 	} else if (!strcmp(key, "session_server")) {
 		return each_pair(L, v, "session_server", sm_pair, NULL);
+	} else if (!strcmp(key, "register")) {
+		return each_pair(L, v, "register", register_pair, NULL);
+	} else if (!strcmp(key, "legacy_auth")) {
+		return each_pair(L, v, "legacy_auth", legacy_auth_pair, NULL);
 	} else {
 		return fail(L, v, "unknown key '%s' (known: workers, log_level, listeners, domains, tls, "
-			    "limits, timeouts, backend, session_server)", key);
+			    "limits, timeouts, backend, session_server, register, legacy_auth)", key);
 	}
 	return 0;
 }
@@ -492,6 +529,7 @@ static void defaults(struct config *c)
 	c->timeouts.idle = 600;
 	c->timeouts.slow_reader = 30;
 	c->timeouts.session_server = 2;
+	c->reg.rate = 3;
 }
 
 /*
@@ -615,6 +653,11 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 	if (cfg->upstream_tls && !cfg->backend_upstream) {
 		snprintf(err, errlen, "%s:%lu: backend.upstream_tls applies to upstream mode only (set "
 			 "backend.upstream)", path, L.upstream_tls_line);
+		goto out;
+	}
+	if (L.native_only_line && cfg->backend_upstream) {
+		snprintf(err, errlen, "%s:%lu: %s applies to the native backend only (in upstream mode the "
+			 "upstream server handles these requests)", path, L.native_only_line, L.native_only_key);
 		goto out;
 	}
 	if (cfg->upstream_tls && !cfg->tls_ca_file) {

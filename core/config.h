@@ -56,6 +56,13 @@ struct config {
 
 	bool require_tls;     /* c2s: STARTTLS required before SASL (default true) */
 
+	/* Native backend only.  Both run on encrypted streams only. */
+	struct {
+		bool enabled;         /* XEP-0077 in-band registration (default false) */
+		uint32_t rate;        /* account creation attempts per client IP per minute */
+	} reg;
+	bool legacy_auth;     /* XEP-0078 jabber:iq:auth logins (default false) */
+
 	struct {
 		uint32_t max_stanza_bytes;
 		uint16_t max_depth;

@@ -14,7 +14,16 @@ struct ipent {
 	uint64_t rate_sec;
 };
 
+#define IPLIMIT_REG_SLOTS 4096      /* addresses registering in one minute, 128 KiB */
+
+struct regent {
+	uint8_t ip[16];
+	uint32_t count;        /* attempts in minute `minute` */
+	uint64_t minute;       /* now / 60; an entry of another minute is free */
+};
+
 static struct ipent table[IPLIMIT_SLOTS];
+static struct regent regtab[IPLIMIT_REG_SLOTS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint32_t hash_ip(const uint8_t ip[16])
@@ -89,6 +98,41 @@ void iplimit_leave(const uint8_t ip[16])
 		}
 	}
 	pthread_mutex_unlock(&lock);
+}
+
+int iplimit_register(const uint8_t ip[16], uint32_t per_min, uint64_t now)
+{
+	uint32_t h = hash_ip(ip);
+	uint64_t minute = now / 60 + 1;   /* + 1: a zeroed entry is never current */
+	struct regent *hit = NULL, *spare = NULL;
+	int v = IPLIMIT_OK;
+
+	pthread_mutex_lock(&lock);
+	for (uint32_t i = 0; i < IPLIMIT_PROBE; i++) {
+		struct regent *e = &regtab[(h + i) & (IPLIMIT_REG_SLOTS - 1)];
+		if (e->minute == minute && memcmp(e->ip, ip, 16) == 0) {
+			hit = e;
+			break;
+		}
+		if (!spare && e->minute != minute)
+			spare = e;
+	}
+	if (!hit && !spare) {
+		v = IPLIMIT_TABLE_FULL;
+	} else {
+		if (!hit) {
+			hit = spare;
+			memcpy(hit->ip, ip, 16);
+			hit->count = 0;
+			hit->minute = minute;
+		}
+		if (hit->count >= per_min)
+			v = IPLIMIT_TOO_FAST;
+		else
+			hit->count++;
+	}
+	pthread_mutex_unlock(&lock);
+	return v;
 }
 
 const char *iplimit_verdict_str(int v)

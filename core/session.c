@@ -86,6 +86,8 @@ void session_free(struct worker *w, struct session *s)
 	free(s->user);
 	free(s->jid);
 	free(s->bind_id);
+	free(s->resource);
+	free(s->reg_id);
 	free(s);
 }
 

@@ -99,6 +99,8 @@ enum conn_state {
 #define CF_PROXIED      0x10000 /* the address came from a PROXY header */
 #define CF_CANCELLING   0x20000 /* a cancel of the armed recv is in flight (pause) */
 #define CF_READING      0x40000 /* reads are wanted (once the peer address is known) */
+#define CF_LEGACY       0x80000 /* native: the login in progress is XEP-0078 jabber:iq:auth */
+#define CF_SASL_FAILED  0x100000 /* native: a SASL attempt failed (XEP-0078 then refuses iq:auth) */
 
 /* conn.paused: why reads are paused (the multishot recv is cancelled) */
 #define PAUSE_RATE      0x01   /* over its bytes/s or stanzas/s budget */
@@ -239,7 +241,10 @@ struct session {
 	uint8_t state;           /* enum sess_state */
 	char *user;              /* canonical localpart once authenticated */
 	char *jid;               /* full JID once bound */
-	char *bind_id;           /* id of the pending bind iq */
+	char *bind_id;           /* id of the pending bind iq (or XEP-0078 login iq) */
+	char *resource;          /* XEP-0078: the resource to bind once authenticated */
+	char *reg_id;            /* XEP-0077: id of the pending registration iq */
+	uint8_t reg_op;          /* its enum wire_reg_op */
 } __attribute__((aligned(16)));
 
 struct listener {

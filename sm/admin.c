@@ -311,26 +311,6 @@ static void admin_run(struct sm_db *db, struct sm_job *j)
 	}
 }
 
-/* Close every session of the account, bound or still authenticating. */
-static unsigned kick_user(struct sm *sm, const char *jid)
-{
-	unsigned kicked = 0;
-
-	for (struct sm_link *l = sm->links; l; l = l->next) {
-		struct sm_session *s, *next;
-
-		for (s = l->shead; s; s = next) {
-			next = s->lnext;
-			if (s->bare && strcmp(s->bare, jid) == 0) {
-				/* Ending s may end nothing else on this link: next stays valid. */
-				sm_session_kick(sm, s, WIRE_CLOSE_KICKED);
-				kicked++;
-			}
-		}
-	}
-	return kicked;
-}
-
 /* Keep an online account's roster in step with the stored one, and push it. */
 static void roster_online(struct sm *sm, struct admin_job *aj)
 {
@@ -389,7 +369,7 @@ static void admin_done(struct sm *sm, struct sm_job *j)
 			sm_buf_fmt(out, "error: no such user: %s\n", aj->jid);
 			break;
 		}
-		kicked = kick_user(sm, aj->jid);
+		kicked = sm_account_kick(sm, aj->jid);
 		log_info("user deleted", "jid=\"%s\" sessions_closed=%u", aj->jid, kicked);
 		sm_buf_fmt(out, "user %s deleted, sessions closed: %u\nok\n", aj->jid, kicked);
 		break;

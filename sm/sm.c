@@ -13,7 +13,8 @@
  * Per link (DESIGN §5, parser/wire.h):
  *   HELLO -> HELLO_OK; SESSION_OPEN; CRED_REQ -> CRED_RESP; AUTHED;
  *   BIND_REQ -> BIND_RESP (replacing a session holding the same full JID,
- *   RFC 6120 §7.7.2.2); STANZA (sm/route.c); SESSION_CLOSE; PING -> PONG.
+ *   RFC 6120 §7.7.2.2); STANZA (sm/route.c); SESSION_CLOSE; PING -> PONG;
+ *   REGISTER -> REGISTER_RESP (XEP-0077); DELIVERED (ignored for now).
  * A frame that does not decode, a frame before HELLO or a frame only the sm
  * sends breaks the link: the peer is not speaking our protocol.  A frame for
  * an unknown session is dropped (the sm may have ended it first).
@@ -778,6 +779,122 @@ void sm_bind_finish(struct sm *sm, struct sm_session *s, struct sm_user *u)
 		  (unsigned long long)s->sid, s->full, s->addr, old ? " replaced=1" : "");
 }
 
+/*
+ * XEP-0077 in-band registration; the edge ran the XMPP side and derived the
+ * keys.  Creating needs no authenticated session (the sid only says where
+ * to answer); a password change or a removal concerns only the account the
+ * session authenticated as.  A removed account's sessions are all closed
+ * (kicked), the asking one included, after the answer.
+ */
+struct reg_job {
+	struct sm_job job;
+	uint32_t link;
+	uint64_t sid;
+	uint8_t op;
+	struct wire_scram k1, k256;
+	char bare[JID_MAX + 1];
+};
+
+static void reg_run(struct sm_db *db, struct sm_job *j)
+{
+	struct reg_job *rj = (struct reg_job *)j;
+
+	j->rc = rj->op == WIRE_REG_CREATE ? sm_db_user_add(db, rj->bare, &rj->k1, &rj->k256)
+		: rj->op == WIRE_REG_PASSWORD ? sm_db_user_passwd(db, rj->bare, &rj->k1, &rj->k256)
+		: sm_db_user_del(db, rj->bare);
+}
+
+static void reg_reply(struct sm_link *l, uint64_t sid, int status, unsigned op,
+		      const char *bare)
+{
+	struct wire_msg r = { .type = WIRE_REGISTER_RESP, .sid = sid };
+
+	r.u.reg_resp.status = (uint8_t)status;
+	sm_link_send(l, &r);
+	log_info("registration", "link=%u sid=%llu op=%u jid=\"%s\" status=%d", l->id,
+		 (unsigned long long)sid, op, bare, status);
+}
+
+static void reg_done(struct sm *sm, struct sm_job *j)
+{
+	struct reg_job *rj = (struct reg_job *)j;
+	struct sm_link *l = sm_link_by_id(sm, rj->link);
+	int rc = j->rc;
+	int status = rc == 0 ? WIRE_OK : rc == -EEXIST ? WIRE_CONFLICT
+		     : rc == -ENOENT ? WIRE_NO_USER : WIRE_TEMP_FAIL;
+	unsigned kicked;
+
+	if (l)
+		reg_reply(l, rj->sid, status, rj->op, rj->bare);
+	if (rj->op == WIRE_REG_REMOVE && status == WIRE_OK) {
+		kicked = sm_account_kick(sm, rj->bare);
+		log_info("account removed in-band", "jid=\"%s\" sessions_closed=%u", rj->bare,
+			 kicked);
+	}
+	free(rj);
+}
+
+/*
+ * XEP-0077 in-band registration; the edge ran the XMPP side and derived the
+ * keys.  Creating needs no authenticated session (the sid only says where
+ * to answer); a password change or a removal concerns only the account the
+ * session authenticated as.  A removed account's sessions are all closed
+ * (kicked), the asking one included, after the answer.
+ */
+static void on_register(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
+{
+	struct sm_session *s = session_find_sid(l, m->sid);
+	const struct wire_scram *k1 = &m->u.reg.sha1, *k256 = &m->u.reg.sha256;
+	bool keys = k1->key_len == 20 && k256->key_len == 32 && k1->salt_len && k256->salt_len &&
+		    k1->iter && k256->iter;
+	struct reg_job *rj = calloc(1, sizeof(*rj));
+
+	if (!rj) {
+		reg_reply(l, m->sid, WIRE_TEMP_FAIL, m->u.reg.op, "-");
+		return;
+	}
+	if (make_bare(sm, m->u.reg.user, m->u.reg.domain, rj->bare, sizeof(rj->bare)) < 0 ||
+	    (m->u.reg.op != WIRE_REG_REMOVE && !keys)) {
+		reg_reply(l, m->sid, WIRE_BAD_REQUEST, m->u.reg.op, "-");
+		free(rj);
+		return;
+	}
+	if (m->u.reg.op != WIRE_REG_CREATE &&
+	    (!s || s->state < SM_SESS_AUTHED || !s->bare || strcmp(s->bare, rj->bare) != 0)) {
+		reg_reply(l, m->sid, WIRE_NOT_ALLOWED, m->u.reg.op, rj->bare);
+		free(rj);
+		return;
+	}
+	rj->link = l->id;
+	rj->sid = m->sid;
+	rj->op = m->u.reg.op;
+	rj->k1 = *k1;
+	rj->k256 = *k256;
+	rj->job.run = reg_run;
+	rj->job.done = reg_done;
+	sm_store_submit(sm->store, &rj->job);
+}
+
+unsigned sm_account_kick(struct sm *sm, const char *bare)
+{
+	unsigned kicked = 0;
+
+	/* Every session of the account, bound or still authenticating, on every link. */
+	for (struct sm_link *k = sm->links; k; k = k->next) {
+		struct sm_session *t, *next;
+
+		for (t = k->shead; t; t = next) {
+			next = t->lnext;
+			if (t->bare && strcmp(t->bare, bare) == 0) {
+				/* Ending t ends nothing else on this link: next stays valid. */
+				sm_session_kick(sm, t, WIRE_CLOSE_KICKED);
+				kicked++;
+			}
+		}
+	}
+	return kicked;
+}
+
 static void on_stanza(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 {
 	struct sm_session *s = session_find_sid(l, m->sid);
@@ -844,6 +961,9 @@ static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *
 			if (s->credit > 0)
 				flow_release(s);
 		}
+		break;
+	case WIRE_REGISTER:
+		on_register(sm, l, m);
 		break;
 	case WIRE_DELIVERED:
 		s = session_find_sid(l, m->sid);

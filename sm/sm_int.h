@@ -310,6 +310,8 @@ int sm_unix_listen(const char *path, unsigned mode);
 void sm_session_kick(struct sm *sm, struct sm_session *s, int reason);
 /* Forget s: unavailable presence broadcast if it was available, unbind, free. */
 void sm_session_end(struct sm *sm, struct sm_session *s);
+/* Close every session of the account bare (KICKED); returns how many. */
+unsigned sm_account_kick(struct sm *sm, const char *bare);
 /* Complete the bind of s (state BINDING, s->full set) with its account's
  * record u; u NULL: the record could not be loaded (temporary failure). */
 void sm_bind_finish(struct sm *sm, struct sm_session *s, struct sm_user *u);

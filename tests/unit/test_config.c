@@ -48,7 +48,9 @@ static void test_full(void **state)
 		"limits: {max_stanza_bytes: 65536, max_auth_failures: 5}\n"
 		"timeouts: {idle: 120}\n"
 		"backend: {address: 'unix:/run/sm.sock', secret: s3}\n"
-		"session_server: {listen: '127.0.0.1:5270', admin_socket: a.sock}\n";
+		"session_server: {listen: '127.0.0.1:5270', admin_socket: a.sock}\n"
+		"register: {enabled: true, rate: 10}\n"
+		"legacy_auth: {enabled: yes}\n";
 
 	assert_int_equal(load(yaml, &cfg, err, sizeof(err)), 0);
 	assert_int_equal(cfg.workers, 3);
@@ -69,6 +71,16 @@ static void test_full(void **state)
 	assert_string_equal(cfg.backend_address, "unix:/run/sm.sock");
 	assert_string_equal(cfg.sm.listen, "127.0.0.1:5270");   /* not a path */
 	assert_string_equal(cfg.sm.admin_socket, "/tmp/a.sock");
+	assert_true(cfg.reg.enabled);
+	assert_int_equal(cfg.reg.rate, 10);
+	assert_true(cfg.legacy_auth);
+	config_free(&cfg);
+
+	/* Defaults: both off, three accounts per address per minute. */
+	assert_int_equal(load("domains:\n  - name: a.org\n", &cfg, err, sizeof(err)), 0);
+	assert_false(cfg.reg.enabled);
+	assert_int_equal(cfg.reg.rate, 3);
+	assert_false(cfg.legacy_auth);
 	config_free(&cfg);
 }
 
@@ -101,6 +113,16 @@ static void test_errors(void **state)
 	expect_error("domains:\n  - name: a.org\ntls:\n  ca_file: /nonexistent/ca.pem\n", ":4: ",
 		     "tls.ca_file: cannot read");
 	expect_error("domains:\n  - name: a.org\nbackend:\n  upstream_tls: on\n", ":4: ", "upstream mode only");
+	expect_error("domains:\n  - name: a.org\nregister:\n  enabled: perhaps\n", ":4: ",
+		     "register.enabled: expected true or false");
+	expect_error("domains:\n  - name: a.org\nregister:\n  rate: 0\n", ":4: ", "register.rate");
+	expect_error("domains:\n  - name: a.org\nregister:\n  rat: 5\n", ":4: ", "unknown key 'rat'");
+	expect_error("domains:\n  - name: a.org\nlegacy_auth:\n  enable: true\n", ":4: ",
+		     "unknown key 'enable'");
+	expect_error("domains:\n  - name: a.org\nbackend:\n  upstream: 127.0.0.1:5322\nlegacy_auth:\n"
+		     "  enabled: true\n", ":6: ", "legacy_auth.enabled applies to the native backend only");
+	expect_error("domains:\n  - name: a.org\nregister: {enabled: true}\nbackend:\n"
+		     "  upstream: 127.0.0.1:5322\n", ":3: ", "register.enabled applies to the native");
 }
 
 static void test_env_override(void **state)

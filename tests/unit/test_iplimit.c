@@ -76,12 +76,42 @@ static void test_many_addresses_bounded(void **state)
 	iplimit_leave(ip);
 }
 
+static void test_register_rate(void **state)
+{
+	uint8_t a[16], b[16], x[16];
+	int full = 0;
+
+	ip4(a, 20);
+	ip4(b, 21);
+	/* per minute (fixed windows), per address, independent of connections */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(iplimit_register(a, 3, 6000 + (uint64_t)i * 10), IPLIMIT_OK);
+	assert_int_equal(iplimit_register(a, 3, 6059), IPLIMIT_TOO_FAST);
+	assert_int_equal(iplimit_register(a, 3, 6059), IPLIMIT_TOO_FAST);
+	assert_int_equal(iplimit_register(b, 3, 6059), IPLIMIT_OK);
+	assert_int_equal(iplimit_enter(a, 10, 10, 6059), IPLIMIT_OK);
+	iplimit_leave(a);
+	/* the next minute starts afresh */
+	assert_int_equal(iplimit_register(a, 3, 6060), IPLIMIT_OK);
+	assert_int_equal(iplimit_register(a, 1, 6061), IPLIMIT_TOO_FAST);
+	/* a flood of addresses in one minute: bounded, refused, never grown */
+	memset(x, 0, sizeof(x));
+	for (uint32_t i = 0; i < 20000; i++) {
+		memcpy(x, &i, sizeof(i));
+		if (iplimit_register(x, 3, 12000) == IPLIMIT_TABLE_FULL)
+			full++;
+	}
+	assert_true(full > 0);
+	assert_int_equal(iplimit_register(a, 3, 12060), IPLIMIT_OK);   /* freed next minute */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_concurrent_cap),
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_many_addresses_bounded),
+		cmocka_unit_test(test_register_rate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

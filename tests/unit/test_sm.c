@@ -922,6 +922,109 @@ static void test_link_loss_and_kick(void **state)
 	assert_string_equal(out, "no sessions\nok\n");
 }
 
+static void reg_frame(struct tlink *t, uint64_t sid, int op, const char *user, int with_keys,
+		      uint8_t seed)
+{
+	struct wire_msg m = { .type = WIRE_REGISTER, .sid = sid };
+
+	m.u.reg.op = (uint8_t)op;
+	m.u.reg.user = wire_s(user, strlen(user));
+	m.u.reg.domain = wire_s("localhost", 9);
+	if (with_keys) {
+		m.u.reg.sha1.iter = m.u.reg.sha256.iter = 4096;
+		m.u.reg.sha1.salt_len = m.u.reg.sha256.salt_len = 16;
+		m.u.reg.sha1.key_len = 20;
+		m.u.reg.sha256.key_len = 32;
+		memset(m.u.reg.sha1.salt, seed, 16);
+		memset(m.u.reg.sha256.salt, seed + 1, 16);
+		memset(m.u.reg.sha1.stored_key, seed + 2, 20);
+		memset(m.u.reg.sha256.stored_key, seed + 3, 32);
+	}
+	send_frame(t, &m);
+}
+
+static int reg_status(struct tlink *t, uint64_t sid)
+{
+	struct wire_msg m;
+
+	expect_frame(t, &m, WIRE_REGISTER_RESP);
+	assert_int_equal(m.sid, sid);
+	return m.u.reg_resp.status;
+}
+
+static void test_register(void **state)
+{
+	struct env *e = *state;
+	struct tlink *a = e->l[0], *b = e->l[1];
+	struct wire_msg m;
+	char ja[256], jb[256];
+
+	two_users(e);
+	/* Create: no session needed; the name is canonicalised. */
+	reg_frame(a, 40, WIRE_REG_CREATE, "Dave", 1, 0x10);
+	assert_int_equal(reg_status(a, 40), WIRE_OK);
+	m = (struct wire_msg){ .type = WIRE_CRED_REQ, .sid = 41 };
+	m.u.cred_req.user = wire_s("dave", 4);
+	m.u.cred_req.domain = wire_s("localhost", 9);
+	send_frame(a, &m);
+	expect_frame(a, &m, WIRE_CRED_RESP);
+	assert_int_equal(m.u.cred_resp.status, WIRE_OK);
+	assert_int_equal(m.u.cred_resp.sha256.salt[0], 0x11);
+	/* The same account again; a name that is no localpart; keys missing. */
+	reg_frame(a, 42, WIRE_REG_CREATE, "dave", 1, 0x20);
+	assert_int_equal(reg_status(a, 42), WIRE_CONFLICT);
+	reg_frame(a, 43, WIRE_REG_CREATE, "da@ve", 1, 0x20);
+	assert_int_equal(reg_status(a, 43), WIRE_BAD_REQUEST);
+	reg_frame(a, 44, WIRE_REG_CREATE, "erin", 0, 0);
+	assert_int_equal(reg_status(a, 44), WIRE_BAD_REQUEST);
+
+	/* Password and removal: only the session's own account. */
+	reg_frame(a, 45, WIRE_REG_PASSWORD, "alice", 1, 0x30);
+	assert_int_equal(reg_status(a, 45), WIRE_NOT_ALLOWED);
+	login(a, 1, "alice", "a", ja);
+	login(b, 2, "alice", "b", jb);
+	reg_frame(a, 1, WIRE_REG_PASSWORD, "bob", 1, 0x30);
+	assert_int_equal(reg_status(a, 1), WIRE_NOT_ALLOWED);
+	reg_frame(a, 1, WIRE_REG_REMOVE, "bob", 0, 0);
+	assert_int_equal(reg_status(a, 1), WIRE_NOT_ALLOWED);
+	reg_frame(a, 1, WIRE_REG_PASSWORD, "alice", 1, 0x30);
+	assert_int_equal(reg_status(a, 1), WIRE_OK);
+	m = (struct wire_msg){ .type = WIRE_CRED_REQ, .sid = 46 };
+	m.u.cred_req.user = wire_s("alice", 5);
+	m.u.cred_req.domain = wire_s("localhost", 9);
+	send_frame(a, &m);
+	expect_frame(a, &m, WIRE_CRED_RESP);
+	assert_int_equal(m.u.cred_resp.sha1.salt[0], 0x30);
+	assert_int_equal(m.u.cred_resp.sha256.stored_key[0], 0x33);
+
+	/* A delivery report is accepted and changes nothing. */
+	m = (struct wire_msg){ .type = WIRE_DELIVERED, .sid = 1 };
+	m.u.delivered.bytes = 12345;
+	send_frame(a, &m);
+	expect_quiet(a);
+
+	/* Remove: the answer, then every session of the account is kicked. */
+	drain(b);
+	reg_frame(a, 1, WIRE_REG_REMOVE, "alice", 0, 0);
+	assert_int_equal(reg_status(a, 1), WIRE_OK);
+	do
+		expect_frame_any(a, &m);
+	while (m.type != WIRE_SESSION_CLOSE);
+	assert_int_equal(m.sid, 1);
+	assert_int_equal(m.u.close.reason, WIRE_CLOSE_KICKED);
+	do
+		expect_frame_any(b, &m);
+	while (m.type != WIRE_SESSION_CLOSE);
+	assert_int_equal(m.sid, 2);
+	assert_int_equal(m.u.close.reason, WIRE_CLOSE_KICKED);
+	m = (struct wire_msg){ .type = WIRE_CRED_REQ, .sid = 47 };
+	m.u.cred_req.user = wire_s("alice", 5);
+	m.u.cred_req.domain = wire_s("localhost", 9);
+	send_frame(a, &m);
+	expect_frame(a, &m, WIRE_CRED_RESP);
+	assert_int_equal(m.u.cred_resp.status, WIRE_NO_USER);
+}
+
 static void test_malformed_frame(void **state)
 {
 	struct env *e = *state;
@@ -1029,6 +1132,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_iq, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflict_and_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_link_loss_and_kick, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_register, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_frame, setup, teardown),
 		cmocka_unit_test(test_listeners),
 	};
