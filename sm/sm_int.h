@@ -363,6 +363,17 @@ void sm_offline_deliver(struct sm *sm, struct sm_session *s);
 /* The rows with these ids reached a client: delete them. */
 void sm_offline_forget(struct sm *sm, const int64_t *ids, size_t n);
 
+/* sm/kv.c — vCard (XEP-0054) and private XML (XEP-0049); see the file comment */
+#define SM_KV_VALUE_MAX (64u * 1024)     /* one stored value, serialised */
+#define SM_KV_ITEMS_MAX 16               /* distinct elements in one private get/set */
+#define SM_KV_PRIVATE_MAX 256            /* private XML keys per account */
+struct sm_iq;
+void sm_kv_vcard(struct sm_iq *q);       /* <vCard xmlns='vcard-temp'/> get/set */
+void sm_kv_private(struct sm_iq *q);     /* <query xmlns='jabber:iq:private'/> get/set */
+
+/* sm/version.c — XEP-0092 on the server's domain */
+void sm_version_iq(struct sm_iq *q);
+
 /* sm/admin.c */
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */
 void sm_admin_event(struct sm *sm, struct sm_ev *ev, uint32_t events);
