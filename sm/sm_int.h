@@ -272,6 +272,7 @@ struct sm {
 	struct sm_buf reply;           /* iq replies (sm/iq.c), built while scratch holds a payload */
 	uint64_t push_seq;             /* ids of roster pushes */
 	struct sm_session *sender;     /* whose stanza is being routed (flow control) */
+	bool hide_os;                  /* XEP-0092: no <os/> (sm_config.hide_os) */
 	bool stopping;
 };
 

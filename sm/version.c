@@ -2,7 +2,8 @@
  * sm_version — XEP-0092 Software Version of the server itself: a get of
  * jabber:iq:version addressed to a served domain is answered with the name
  * "xedge", the version from core/version.h and the operating system's name
- * (uname's sysname only: no release or machine, XEP-0092 §5).  The
+ * (uname's sysname only: no release or machine), unless the administrator
+ * turned that off (session_server.version_os: false, XEP-0092 §5).  The
  * protocol has gets only: a set is bad-request.  Computed once: the
  * answer never changes while the process runs.
  */
@@ -31,7 +32,7 @@ void sm_version_iq(struct sm_iq *q)
 	sm_buf_str(b, "<query xmlns='" NS_VERSION "'><name>xedge</name><version>");
 	sm_buf_esc(b, XEDGE_VERSION, strlen(XEDGE_VERSION));
 	sm_buf_str(b, "</version>");
-	if (os[0]) {
+	if (os[0] && !q->sm->hide_os) {
 		sm_buf_str(b, "<os>");
 		sm_buf_esc(b, os, strlen(os));
 		sm_buf_str(b, "</os>");

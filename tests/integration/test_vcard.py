@@ -297,3 +297,16 @@ def test_server_version_and_features(server):
         # An account's bare JID does not answer for its resources.
         assert_error(raw_iq(alice, "v2", f"<query xmlns='{NS_VERSION}'/>", to="bob@localhost"),
                      "cancel", "service-unavailable")
+
+
+@pytest.mark.parametrize("server", [{"extra_edge_yaml": "session_server:\n  version_os: false\n"}],
+                         indirect=True)
+def test_server_version_without_os(server):
+    """XEP-0092 §5: the administrator can keep the operating system undisclosed."""
+    with raw_login(server, "alice", "r") as alice:
+        r = raw_iq(alice, "v1", f"<query xmlns='{NS_VERSION}'/>", to="localhost")
+        assert r.get("type") == "result", dump(r)
+        query = r.find(q(NS_VERSION, "query"))
+        assert query.findtext(q(NS_VERSION, "name")) == "xedge", dump(r)
+        assert query.findtext(q(NS_VERSION, "version")) == xedge_version(), dump(r)
+        assert query.find(q(NS_VERSION, "os")) is None, dump(r)
