@@ -417,7 +417,10 @@ static int sm_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 		return get_endpoint(L, v, "session_server.listen", &c->sm.listen);
 	if (!strcmp(key, "secret"))
 		return get_str(L, v, "session_server.secret", &c->sm.secret);
-	return fail(L, v, "session_server: unknown key '%s' (known: database, admin_socket, listen, secret)", key);
+	if (!strcmp(key, "version_os"))
+		return get_bool(L, v, "session_server.version_os", &c->sm.version_os);
+	return fail(L, v, "session_server: unknown key '%s' (known: database, admin_socket, listen, "
+		    "secret, version_os)", key);
 }
 
 static int seq_each(struct loader *L, yaml_node_t *seq, const char *what, size_t max, size_t *count,
@@ -512,6 +515,7 @@ static void defaults(struct config *c)
 	c->log_level = LOG_INFO;
 	c->require_tls = true;
 	c->limits.max_stanza_bytes = 256 * 1024;
+	c->sm.version_os = true;
 	c->limits.max_depth = 32;
 	c->limits.max_attrs = 64;
 	c->limits.max_name_bytes = 256;

@@ -104,6 +104,7 @@ struct config {
 		char *admin_socket;
 		char *listen;         /* xedge-sm: where edges connect */
 		char *secret;         /* xedge-sm: the secret edges must present */
+		bool version_os;      /* XEP-0092 answers name the OS (default true) */
 	} sm;
 };
 

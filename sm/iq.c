@@ -13,11 +13,15 @@
 
 /* The services; the first row that matches the payload and the address wins. */
 static const struct sm_iq_handler sm_iq_handlers[] = {
+	{ "vcard-temp", "vCard", SM_IQ_OWN | SM_IQ_OTHER, "vcard-temp", sm_kv_vcard },
+	{ "jabber:iq:private", "query", SM_IQ_OWN | SM_IQ_OTHER, "jabber:iq:private", sm_kv_private },
+	{ "jabber:iq:version", "query", SM_IQ_SERVER, "jabber:iq:version", sm_version_iq },
 	{ NULL, NULL, 0, NULL, NULL }   /* sentinel: rows above */
 };
 
 /* Features that are not one iq payload. */
 static const struct sm_iq_feature sm_iq_features_tab[] = {
+	{ "vcard-temp", SM_IQ_SERVER },       /* XEP-0054 §4: the server announces it */
 	{ NULL, 0 }
 };
 

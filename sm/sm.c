@@ -1293,6 +1293,7 @@ struct sm *sm_new(const struct sm_config *cfg)
 		sm->domains[i][n] = '\0';
 		sm->ndomains++;
 	}
+	sm->hide_os = cfg->hide_os;
 	if (cfg->secret && *cfg->secret) {
 		sm->secret = strdup(cfg->secret);
 		if (!sm->secret)

@@ -15,6 +15,7 @@
 #ifndef XEDGE_SM_H
 #define XEDGE_SM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct sm_config {
@@ -24,6 +25,7 @@ struct sm_config {
 	const char *secret;         /* shared secret edges present in WIRE_HELLO; NULL: none */
 	const char *const *domains; /* served domains */
 	size_t ndomains;
+	bool hide_os;               /* XEP-0092 answers leave the OS out */
 };
 
 struct sm;

@@ -274,6 +274,7 @@ struct sm {
 	struct sm_buf reply;           /* iq replies (sm/iq.c), built while scratch holds a payload */
 	uint64_t push_seq;             /* ids of roster pushes */
 	struct sm_session *sender;     /* whose stanza is being routed (flow control) */
+	bool hide_os;                  /* XEP-0092: no <os/> (sm_config.hide_os) */
 	bool stopping;
 };
 
@@ -369,6 +370,17 @@ int sm_offline_store(struct sm *sm, const char *user, const char *from, int kind
 void sm_offline_deliver(struct sm *sm, struct sm_session *s);
 /* The rows with these ids reached a client: delete them. */
 void sm_offline_forget(struct sm *sm, const int64_t *ids, size_t n);
+
+/* sm/kv.c — vCard (XEP-0054) and private XML (XEP-0049); see the file comment */
+#define SM_KV_VALUE_MAX (64u * 1024)     /* one stored value, serialised */
+#define SM_KV_ITEMS_MAX 16               /* distinct elements in one private get/set */
+#define SM_KV_PRIVATE_MAX 256            /* private XML keys per account */
+struct sm_iq;
+void sm_kv_vcard(struct sm_iq *q);       /* <vCard xmlns='vcard-temp'/> get/set */
+void sm_kv_private(struct sm_iq *q);     /* <query xmlns='jabber:iq:private'/> get/set */
+
+/* sm/version.c — XEP-0092 on the server's domain */
+void sm_version_iq(struct sm_iq *q);
 
 /* sm/admin.c */
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */

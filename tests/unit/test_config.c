@@ -48,7 +48,7 @@ static void test_full(void **state)
 		"limits: {max_stanza_bytes: 65536, max_auth_failures: 5}\n"
 		"timeouts: {idle: 120}\n"
 		"backend: {address: 'unix:/run/sm.sock', secret: s3}\n"
-		"session_server: {listen: '127.0.0.1:5270', admin_socket: a.sock}\n"
+		"session_server: {listen: '127.0.0.1:5270', admin_socket: a.sock, version_os: false}\n"
 		"register: {enabled: true, rate: 10}\n"
 		"legacy_auth: {enabled: yes}\n";
 
@@ -71,6 +71,7 @@ static void test_full(void **state)
 	assert_string_equal(cfg.backend_address, "unix:/run/sm.sock");
 	assert_string_equal(cfg.sm.listen, "127.0.0.1:5270");   /* not a path */
 	assert_string_equal(cfg.sm.admin_socket, "/tmp/a.sock");
+	assert_false(cfg.sm.version_os);
 	assert_true(cfg.reg.enabled);
 	assert_int_equal(cfg.reg.rate, 10);
 	assert_true(cfg.legacy_auth);
