@@ -34,6 +34,8 @@ Helpers
   slix_plain_client() + slix_login_plain()   slixmpp without TLS, PLAIN allowed.
   proxy_v1_header(), proxy_v2_header(), parse_proxy_header(), ProxyCapture.
   Ejabberd.session_ip(jid), .sessions(): the client address ejabberd recorded.
+  Prosody.roster_add(user, contact, sub, name): a roster item written to its storage
+                   before user logs in (as xedgectl roster add does for xedge).
 """
 import asyncio
 import ipaddress

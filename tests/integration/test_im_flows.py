@@ -240,19 +240,19 @@ def iq_error(exc):
 # ---- aioxmpp: the second client library ---------------------------------------------
 
 class Aio:
-    """An aioxmpp PresenceManagedClient (STARTTLS, test certificate not verified) with
-    its roster and presence services, recording what its user sees."""
+    """An aioxmpp Client (STARTTLS, test certificate not verified) with its roster
+    and presence services, recording what its user sees."""
 
     def __init__(self, t, user, resource):
         import aioxmpp
         import aioxmpp.connector
         self.aioxmpp = aioxmpp
         self.jid = aioxmpp.JID.fromstr(f"{t.jid(user)}/{resource}")
-        self.client = aioxmpp.PresenceManagedClient(
+        self.client = aioxmpp.Client(
             self.jid, aioxmpp.make_security_layer(t.password(user), no_verify=True),
             override_peer=[("127.0.0.1", t.port, aioxmpp.connector.STARTTLSConnector())])
         self.roster = self.client.summon(aioxmpp.RosterClient)
-        self.presence = self.client.summon(aioxmpp.PresenceClient)
+        self.presence_server = self.client.summon(aioxmpp.PresenceServer)
         self.events = []        # ("subscribe"|"subscribed"|..., bare JID) in order
         self.seen = []          # (full JID, "available"|show|"unavailable")
         self.initial_roster = asyncio.Event()
@@ -273,9 +273,10 @@ class Aio:
         return st
 
     async def start(self, timeout=15.0):
-        self._cm = self.client.connected(presence=self.aioxmpp.PresenceState(True))
+        self._cm = self.client.connected()
         await asyncio.wait_for(self._cm.__aenter__(), timeout)
         await asyncio.wait_for(self.initial_roster.wait(), timeout)
+        self.set_show(None)             # initial presence, after the roster (RFC 6121 §2.2)
         return self
 
     def item(self, bare):
@@ -308,8 +309,8 @@ class Aio:
 
     def set_show(self, show):
         a = self.aioxmpp
-        self.client.set_presence(a.PresenceState(True, a.PresenceShow(show) if show else
-                                                 a.PresenceShow.NONE), "")
+        self.presence_server.set_presence(a.PresenceState(True, a.PresenceShow(show) if show
+                                                          else a.PresenceShow.NONE))
 
     async def stop(self):
         if self._cm is not None:

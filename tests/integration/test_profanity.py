@@ -36,9 +36,14 @@ def profanity_bin():
     if not _have_tools():
         why = "not root"
         if os.geteuid() == 0:
-            r = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
-                                "profanity", "tmux"], capture_output=True, text=True,
-                               timeout=600, env=dict(child_env(), DEBIAN_FRONTEND="noninteractive"))
+            env = dict(child_env(), DEBIAN_FRONTEND="noninteractive")
+            install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+                       "profanity", "tmux"]
+            r = subprocess.run(install, capture_output=True, text=True, timeout=600, env=env)
+            if r.returncode != 0:       # a stale package list: update once, try again
+                subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600,
+                               env=env)
+                r = subprocess.run(install, capture_output=True, text=True, timeout=600, env=env)
             why = (r.stderr or r.stdout).strip()[-500:]
         if not _have_tools():
             pytest.skip(f"profanity/tmux missing and not installable ({why}): "
