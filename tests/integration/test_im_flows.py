@@ -602,7 +602,7 @@ def test_carbons(target):
                 kind, fwd = await next_carbon()
                 assert (kind, fwd["body"]) == (kind_want, f"after-{kind_want}-{tag}"), \
                     f"a <private/> message was carbon-copied: {kind} {fwd['body']}"
-            assert not [m for m in a2.stanzas if f"private-" in ET.tostring(m, encoding="unicode")]
+            assert not [m for m in a2.stanzas if "private-" in ET.tostring(m, encoding="unicode")]
         finally:
             await close_all(a1, a2, b)
     run(main(), 60)
