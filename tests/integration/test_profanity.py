@@ -22,7 +22,8 @@ import pytest
 from conftest import child_env
 from peers import PeerLog, _attach
 from slixclient import close_all, run
-from test_im_flows import NS_CLIENT, login, q, target, targets, wait_until  # noqa: F401
+from test_im_flows import login, targets
+from test_im_flows import target  # noqa: F401 -- the fixture, shared
 
 SCREEN_W, SCREEN_H = 200, 60
 
