@@ -34,6 +34,8 @@ Helpers
   slix_plain_client() + slix_login_plain()   slixmpp without TLS, PLAIN allowed.
   proxy_v1_header(), proxy_v2_header(), parse_proxy_header(), ProxyCapture.
   Ejabberd.session_ip(jid), .sessions(): the client address ejabberd recorded.
+  Prosody.roster_add(user, contact, sub, name): a roster item written to its storage
+                   before user logs in (as xedgectl roster add does for xedge).
 """
 import asyncio
 import ipaddress
@@ -273,6 +275,28 @@ class Prosody:
         """A fresh account nobody used before (no offline messages): (jid, password)."""
         user, pw = new_username(prefix), "pw-" + os.urandom(6).hex()
         return self.register(user, pw), pw
+
+    def roster_add(self, user, contact, sub="both", name=None):
+        """Put contact on user's roster (like xedgectl roster add) by writing Prosody's
+        internal storage file (data/HOST/roster/USER.dat).  Only while user has no
+        session: Prosody reads the roster at login and keeps it in memory after."""
+        def lua(s):
+            return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        node, host = self.jid(user).split("@")
+        assert host.isalnum() and node.isalnum(), "storage names of other forms are encoded"
+        path = self.dir / "data" / host / "roster" / f"{node}.dat"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        items = {}
+        if path.exists():       # our own files only: one item per line, below
+            for line in path.read_text().splitlines():
+                m = re.match(r'  \["([^"]+)"\] = (.*);$', line)
+                if m:
+                    items[m.group(1)] = m.group(2)
+        items[self.jid(contact)] = ("{ subscription = %s; groups = {}; %s}" %
+                                    (lua(sub), f"name = {lua(name)}; " if name else ""))
+        path.write_text("return {\n  [false] = { version = 1 };\n" +
+                        "".join(f'  [{lua(j)}] = {v};\n' for j, v in items.items()) + "};\n")
+        return self.jid(contact)
 
     def alive(self):
         return self.p is not None and self.p.poll() is None
