@@ -384,7 +384,12 @@ static int sm_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 		return get_endpoint(L, v, "session_server.listen", &c->sm.listen);
 	if (!strcmp(key, "secret"))
 		return get_str(L, v, "session_server.secret", &c->sm.secret);
-	return fail(L, v, "session_server: unknown key '%s' (known: database, admin_socket, listen, secret)", key);
+	if (!strcmp(key, "mam_retention_days")) {
+		GET_U(L, v, "session_server.mam_retention_days", 0, 36500, c->sm.mam_retention_days);
+		return 0;
+	}
+	return fail(L, v, "session_server: unknown key '%s' (known: database, admin_socket, listen, "
+		    "secret, mam_retention_days)", key);
 }
 
 static int seq_each(struct loader *L, yaml_node_t *seq, const char *what, size_t max, size_t *count,
@@ -492,6 +497,7 @@ static void defaults(struct config *c)
 	c->timeouts.idle = 600;
 	c->timeouts.slow_reader = 30;
 	c->timeouts.session_server = 2;
+	c->sm.mam_retention_days = 30;
 }
 
 /*

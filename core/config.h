@@ -97,6 +97,7 @@ struct config {
 		char *admin_socket;
 		char *listen;         /* xedge-sm: where edges connect */
 		char *secret;         /* xedge-sm: the secret edges must present */
+		uint32_t mam_retention_days; /* XEP-0313 archive kept this long; 0: no archiving */
 	} sm;
 };
 

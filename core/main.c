@@ -61,6 +61,7 @@ static struct sm *new_embedded_sm(const struct config *cfg)
 	smc.admin_socket = cfg->sm.admin_socket;
 	smc.listen = cfg->sm.listen;
 	smc.secret = cfg->sm.secret;
+	smc.mam_retention_days = cfg->sm.mam_retention_days;
 	smc.domains = domains;
 	smc.ndomains = cfg->ndomains;
 	sm = sm_new(&smc);

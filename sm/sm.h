@@ -24,6 +24,7 @@ struct sm_config {
 	const char *secret;         /* shared secret edges present in WIRE_HELLO; NULL: none */
 	const char *const *domains; /* served domains */
 	size_t ndomains;
+	unsigned mam_retention_days; /* XEP-0313 archive kept this long; 0: no archiving */
 };
 
 struct sm;
