@@ -13,11 +13,14 @@
 
 /* The services; the first row that matches the payload and the address wins. */
 static const struct sm_iq_handler sm_iq_handlers[] = {
+	{ "urn:xmpp:mam:2", "query", SM_IQ_OWN, "urn:xmpp:mam:2", sm_mam_query },
+	{ "urn:xmpp:mam:2", "prefs", SM_IQ_OWN, NULL, sm_mam_prefs },
 	{ NULL, NULL, 0, NULL, NULL }   /* sentinel: rows above */
 };
 
 /* Features that are not one iq payload. */
 static const struct sm_iq_feature sm_iq_features_tab[] = {
+	{ "urn:xmpp:sid:0", SM_IQ_OWN },    /* XEP-0359 ids, stamped by sm/mam.c */
 	{ NULL, 0 }
 };
 

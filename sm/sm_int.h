@@ -272,6 +272,9 @@ struct sm {
 	struct sm_buf reply;           /* iq replies (sm/iq.c), built while scratch holds a payload */
 	uint64_t push_seq;             /* ids of roster pushes */
 	struct sm_session *sender;     /* whose stanza is being routed (flow control) */
+	unsigned mam_retention_days;   /* XEP-0313 archive; 0: off (sm/mam.c) */
+	bool mam_swept;                /* a retention sweep was submitted ... */
+	int64_t mam_swept_at;          /* ... at this CLOCK_MONOTONIC second */
 	bool stopping;
 };
 
@@ -362,6 +365,31 @@ int sm_offline_store(struct sm *sm, const char *user, const char *from, int kind
 void sm_offline_deliver(struct sm *sm, struct sm_session *s);
 /* The rows with these ids reached a client: delete them. */
 void sm_offline_forget(struct sm *sm, const int64_t *ids, size_t n);
+
+/* sm/mam.c — XEP-0313 archive of one-to-one messages (see the file comment) */
+struct sm_iq;
+struct sm_mam_copy;
+bool sm_mam_on(const struct sm *sm);
+/* Archive the copy of m (a message sent by local account `user`, addressed
+ * to to[0..to_len)) for its sender, if it is archived (chat/normal with a
+ * body, no no-store hint; the caller checks the type). */
+void sm_mam_outgoing(struct sm *sm, const char *user, const char *to, size_t to_len,
+		     const struct wire_msg *m);
+/* The recipient `user`'s copy of m (sent by from[0..from_len)): NULL when it
+ * is not archived.  Otherwise *out is m with the stanza to deliver instead
+ * (stanza-id added; it points into the copy), and the caller, once it has
+ * delivered or stored *out, hands the copy to sm_mam_commit(). */
+struct sm_mam_copy *sm_mam_incoming(struct sm *sm, const char *user, const char *from,
+				    size_t from_len, const struct wire_msg *m,
+				    struct wire_msg *out);
+/* Submit the copy (NULL: nothing); it is the store's from then on. */
+void sm_mam_commit(struct sm *sm, struct sm_mam_copy *c);
+/* The sm loop's epoll timeout (ms, -1: none) and its tick: the retention sweep. */
+int sm_mam_timeout(const struct sm *sm);
+void sm_mam_tick(struct sm *sm);
+/* iq handlers (sm/iq.c): <query/> and <prefs/> in urn:xmpp:mam:2. */
+void sm_mam_query(struct sm_iq *q);
+void sm_mam_prefs(struct sm_iq *q);
 
 /* sm/admin.c */
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */
