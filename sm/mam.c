@@ -223,7 +223,7 @@ static struct sm_mam_copy *copy_new(struct sm *sm, const char *user, const char 
 	struct sm_mam_copy *c = NULL;
 	struct facts f;
 	struct span sp;
-	char *d, sidel[64 + JID_MAX + SM_MAM_ID_LEN];
+	char *d, sid[SM_MAM_ID_LEN + 1], sidel[64 + JID_MAX + SM_MAM_ID_LEN];
 	int err, sl = 0;
 
 	t = xtree_parse(raw, len, XTREE_CTX_C2S, NULL, &err);
@@ -245,9 +245,16 @@ static struct sm_mam_copy *copy_new(struct sm *sm, const char *user, const char 
 			;
 		close++;
 	}
+	id_generate(sid);
+	if (incoming) {
+		sl = snprintf(sidel, sizeof(sidel), "<stanza-id xmlns='" NS_SID "' id='%s' by='%s'/>",
+			      sid, user);
+		if (sl < 0 || (size_t)sl >= sizeof(sidel))
+			goto out;
+	}
 	/* The start tag gains at most " xmlns='jabber:client'". */
 	cap = len + 32 + kids + close;
-	c = malloc(sizeof(*c) + ul + wl + fl + 3 + cap + (incoming ? sizeof(sidel) : 0));
+	c = malloc(sizeof(*c) + ul + wl + fl + 3 + cap + (size_t)sl);
 	if (!c) {
 		log_warn("message not archived: out of memory", "user=\"%s\"", user);
 		goto out;
@@ -255,7 +262,7 @@ static struct sm_mam_copy *copy_new(struct sm *sm, const char *user, const char 
 	memset(&c->job, 0, sizeof(c->job));
 	c->job.run = put_run;
 	c->ts = (int64_t)time(NULL);
-	id_generate(c->sid);
+	memcpy(c->sid, sid, sizeof(sid));
 	d = c->data;
 	c->user = put_str(&d, user, ul);
 	c->with = put_str(&d, with, wl);
@@ -269,13 +276,6 @@ static struct sm_mam_copy *copy_new(struct sm *sm, const char *user, const char 
 		goto out;
 	}
 	if (incoming) {
-		sl = snprintf(sidel, sizeof(sidel), "<stanza-id xmlns='" NS_SID "' id='%s' by='%s'/>",
-			      c->sid, user);
-		if (sl < 0 || (size_t)sl >= sizeof(sidel)) {
-			free(c);
-			c = NULL;
-			goto out;
-		}
 		if (f.strip) {
 			memcpy(c->raw + at, sidel, (size_t)sl);
 			sp = (struct span){ c->raw, at + (size_t)sl, at + (size_t)sl + kids };
@@ -615,9 +615,13 @@ static void query_done(struct sm *sm, struct sm_job *j)
 static bool datetime_parse(const char *s, int64_t *out)
 {
 	int y, mo, d, h, mi, sec, n = 0, tzh = 0, tzm = 0, sign = 0;
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
 	struct tm tm = { 0 };
 	const char *p;
 
+	for (size_t i = 0; i < sizeof(shape) - 1; i++)
+		if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
+			return false;
 	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
 	    n != 19)
 		return false;
@@ -633,6 +637,9 @@ static bool datetime_parse(const char *s, int64_t *out)
 		p++;
 	} else if (*p == '+' || *p == '-') {
 		sign = *p == '-' ? -1 : 1;
+		for (int i = 1; i <= 5; i++)
+			if (i == 3 ? p[i] != ':' : (p[i] < '0' || p[i] > '9'))
+				return false;
 		if (sscanf(p + 1, "%2d:%2d%n", &tzh, &tzm, &n) != 2 || n != 5)
 			return false;
 		p += 6;

@@ -2,7 +2,10 @@
 (xep_0313, xep_0059) users see them: ids on delivery, paging through the archive
 with RSM, filters, errors, the query form, preferences and disco."""
 import asyncio
+import time
 import xml.etree.ElementTree as ET
+
+import pytest
 
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.handler import Callback
@@ -227,3 +230,36 @@ def test_mam_hints_forged_ids_errors_form_prefs_disco(server):
             await close_all(alice, bob)
 
     run(scenario(), timeout=90)
+
+
+@pytest.mark.parametrize("server", [{"mode": "external"}], indirect=True)
+def test_mam_retention_zero_turns_archiving_off(server):
+    """session_server.mam_retention_days: 0 (xedge-sm) archives nothing new; what is
+    stored stays readable."""
+    async def exchange(body):
+        alice = bob = None
+        try:
+            alice, bob = await asyncio.gather(login(server, "alice"), login(server, "bob"))
+            alice.send_message(mto="bob@localhost", mbody=body, mtype="chat")
+            m = await bob.next_message(timeout=10, body=body)
+            rows, _ = await query(bob)
+            prefs = await raw_iq(bob, f"<prefs xmlns='{NS_MAM}'/>", "get")
+            return (stanza_ids(m), [r[2] for r in rows],
+                    prefs.xml.find(f"{{{NS_MAM}}}prefs").get("default"))
+        finally:
+            await close_all(alice, bob)
+
+    ids, bodies, default = run(exchange("kept"), timeout=60)
+    assert len(ids) == 1 and bodies == ["kept"] and default == "always"
+
+    links = server.log("xedge").count("session server link up")
+    with open(server.sm_config, "a") as f:
+        f.write("  mam_retention_days: 0\n")
+    assert server.restart_sm() == []
+    deadline = time.monotonic() + 20
+    while server.log("xedge").count("session server link up") < links + server.opts.workers:
+        assert time.monotonic() < deadline, server.log_tails()
+        time.sleep(0.1)
+
+    ids, bodies, default = run(exchange("not kept"), timeout=60)
+    assert ids == [] and bodies == ["kept"] and default == "never"
