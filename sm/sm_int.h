@@ -7,6 +7,7 @@
  *   sm/admin.c  the admin socket (xedgectl's line protocol)
  *   sm/tab.c    intrusive chained hash table; growable byte buffers
  *   sm/sub.c    presence-subscription state machine (pure; RFC 6121 App. A)
+ *   sm/mam.c    XEP-0313 message archive, XEP-0359 stanza ids
  *
  * Everything here belongs to the one thread that runs sm_run(); nothing is
  * locked.  Every exported symbol carries the `sm_` prefix followed by its

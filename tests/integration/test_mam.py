@@ -2,6 +2,7 @@
 (xep_0313, xep_0059) users see them: ids on delivery, paging through the archive
 with RSM, filters, errors, the query form, preferences and disco."""
 import asyncio
+import sqlite3
 import time
 import xml.etree.ElementTree as ET
 
@@ -263,3 +264,41 @@ def test_mam_retention_zero_turns_archiving_off(server):
 
     ids, bodies, default = run(exchange("not kept"), timeout=60)
     assert ids == [] and bodies == ["kept"] and default == "never"
+
+
+@pytest.mark.parametrize("server", [{"mode": "external"}], indirect=True)
+def test_mam_retention_sweep_deletes_old_rows(server):
+    """Rows older than session_server.mam_retention_days (30 by default) are deleted by
+    the sweep xedge-sm runs at start and then once a minute; younger ones stay."""
+    async def bodies(send=None):
+        alice = bob = None
+        try:
+            alice, bob = await asyncio.gather(login(server, "alice"), login(server, "bob"))
+            if send:
+                alice.send_message(mto="bob@localhost", mbody=send, mtype="chat")
+                await bob.next_message(timeout=10, body=send)
+            rows, _ = await query(bob)
+            return [r[2] for r in rows]
+        finally:
+            await close_all(alice, bob)
+
+    assert run(bodies("recent"), timeout=60) == ["recent"]
+    old = int(time.time()) - 31 * 86400
+    db = sqlite3.connect(str(server.database), timeout=10)
+    with db:
+        db.execute("INSERT INTO archive(user, with_jid, with_full, stanza_id, raw, ts) "
+                   "VALUES ('bob@localhost', 'alice@localhost', 'alice@localhost/x', "
+                   "'oldoldoldoldold1', ?, ?)",
+                   ("<message xmlns='jabber:client' from='alice@localhost/x' "
+                    "to='bob@localhost' type='chat'><body>old</body></message>", old))
+    db.close()
+    # Archive order is arrival order: the row inserted last comes last.
+    assert run(bodies(), timeout=60) == ["recent", "old"]
+
+    links = server.log("xedge").count("session server link up")
+    assert server.restart_sm() == []
+    deadline = time.monotonic() + 20
+    while server.log("xedge").count("session server link up") < links + server.opts.workers:
+        assert time.monotonic() < deadline, server.log_tails()
+        time.sleep(0.1)
+    assert run(bodies(), timeout=60) == ["recent"]
