@@ -142,6 +142,11 @@ def test_mam_archive_paging_filters_and_stanza_ids(server):
             assert len(rows) == 26 and fin.get("complete") == "true"
             rows, fin = await query(bob, with_jid="carol@localhost")
             assert [r[2] for r in rows] == ["from carol"]
+            # A full JID in `with` matches that resource only.
+            rows, fin = await query(bob, with_jid=str(alice.boundjid), max=50)
+            assert len(rows) == 25 and fin.get("complete") == "true"
+            rows, fin = await query(bob, with_jid="alice@localhost/elsewhere")
+            assert rows == [] and fin_set(fin, "count") == "0"
 
             # Empty <before/>: the last page, still oldest first.
             rows, fin = await raw_query(bob, WITH_ALICE + f"<set xmlns='{NS_RSM}'><max>10</max>"
