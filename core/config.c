@@ -419,8 +419,12 @@ static int sm_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 		return get_str(L, v, "session_server.secret", &c->sm.secret);
 	if (!strcmp(key, "version_os"))
 		return get_bool(L, v, "session_server.version_os", &c->sm.version_os);
+	if (!strcmp(key, "mam_retention_days")) {
+		GET_U(L, v, "session_server.mam_retention_days", 0, 36500, c->sm.mam_retention_days);
+		return 0;
+	}
 	return fail(L, v, "session_server: unknown key '%s' (known: database, admin_socket, listen, "
-		    "secret, version_os)", key);
+		    "secret, version_os, mam_retention_days)", key);
 }
 
 static int seq_each(struct loader *L, yaml_node_t *seq, const char *what, size_t max, size_t *count,
@@ -534,6 +538,7 @@ static void defaults(struct config *c)
 	c->timeouts.slow_reader = 30;
 	c->timeouts.session_server = 2;
 	c->reg.rate = 3;
+	c->sm.mam_retention_days = 30;
 }
 
 /*

@@ -105,6 +105,7 @@ struct config {
 		char *listen;         /* xedge-sm: where edges connect */
 		char *secret;         /* xedge-sm: the secret edges must present */
 		bool version_os;      /* XEP-0092 answers name the OS (default true) */
+		uint32_t mam_retention_days; /* XEP-0313 archive kept this long; 0: no archiving */
 	} sm;
 };
 

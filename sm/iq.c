@@ -16,12 +16,15 @@ static const struct sm_iq_handler sm_iq_handlers[] = {
 	{ "vcard-temp", "vCard", SM_IQ_OWN | SM_IQ_OTHER, "vcard-temp", sm_kv_vcard },
 	{ "jabber:iq:private", "query", SM_IQ_OWN | SM_IQ_OTHER, "jabber:iq:private", sm_kv_private },
 	{ "jabber:iq:version", "query", SM_IQ_SERVER, "jabber:iq:version", sm_version_iq },
+	{ "urn:xmpp:mam:2", "query", SM_IQ_OWN, "urn:xmpp:mam:2", sm_mam_query },
+	{ "urn:xmpp:mam:2", "prefs", SM_IQ_OWN, NULL, sm_mam_prefs },
 	{ NULL, NULL, 0, NULL, NULL }   /* sentinel: rows above */
 };
 
 /* Features that are not one iq payload. */
 static const struct sm_iq_feature sm_iq_features_tab[] = {
 	{ "vcard-temp", SM_IQ_SERVER },       /* XEP-0054 §4: the server announces it */
+	{ "urn:xmpp:sid:0", SM_IQ_OWN },    /* XEP-0359 ids, stamped by sm/mam.c */
 	{ NULL, 0 }
 };
 

@@ -104,6 +104,7 @@ int main(int argc, char **argv)
 	smc.listen = cfg.sm.listen;
 	smc.secret = cfg.sm.secret;
 	smc.hide_os = !cfg.sm.version_os;
+	smc.mam_retention_days = cfg.sm.mam_retention_days;
 	smc.domains = domains;
 	smc.ndomains = cfg.ndomains;
 	sm = sm_new(&smc);

@@ -357,6 +357,32 @@ void sm_route_requeue(struct sm *sm, const char *user, const void *raw, size_t l
 		log_warn("undelivered message lost: out of memory", "user=\"%s\"", user);
 }
 
+/* XEP-0313 archives chat and normal messages (sm/mam.c decides the rest). */
+static bool message_archived(const struct route_ctx *c)
+{
+	return c->type == RT_CHAT || c->type == RT_NORMAL || c->type == RT_NONE;
+}
+
+/* Deliver the message to t, or store it offline (t NULL), for local account
+ * bare; its archived copy is what goes, with the XEP-0359 stanza-id. */
+static void message_deliver(struct route_ctx *c, struct sm_session *t, const char *bare)
+{
+	const struct wire_msg *m = c->m;
+	struct wire_msg mine;
+	struct sm_mam_copy *a = NULL;
+
+	if (message_archived(c))
+		a = sm_mam_incoming(c->sm, bare, c->from, c->from_len, m, &mine);
+	if (a)
+		c->m = &mine;
+	if (t)
+		forward(c, t);
+	else
+		message_store(c, bare);
+	c->m = m;
+	sm_mam_commit(c->sm, a);
+}
+
 /* RFC 6121 §8.5.2: a message to a local bare JID (or to a full JID that is
  * not online, handled as to the bare JID). */
 static void message_bare(struct route_ctx *c, const char *bare, size_t bare_len)
@@ -380,7 +406,7 @@ static void message_bare(struct route_ctx *c, const char *bare, size_t bare_len)
 		if (t->available && t->priority >= 0 && (!best || t->priority > best->priority))
 			best = t;
 	if (best) {
-		forward(c, best);
+		message_deliver(c, best, bare);
 		return;
 	}
 	/* Nobody available: whether the account exists, and where it goes, is
@@ -391,7 +417,7 @@ static void message_bare(struct route_ctx *c, const char *bare, size_t bare_len)
 	if (!u->exists)
 		reply_error(c, "service-unavailable");
 	else
-		message_store(c, bare);
+		message_deliver(c, NULL, bare);
 	sm_user_release(sm, u);
 }
 
@@ -417,10 +443,12 @@ static void route_message(struct route_ctx *c)
 		reply_error(c, "service-unavailable");      /* the server takes no messages */
 		return;
 	}
+	if (message_archived(c))
+		sm_mam_outgoing(c->sm, c->from_bare, to->full, to->full_len, c->m);
 	if (to->has_resource) {
 		t = sm_session_find(c->sm, to->full, to->full_len);
 		if (t) {
-			forward(c, t);
+			message_deliver(c, t, to->bare);
 			return;
 		}
 		/* RFC 6121 §8.5.3.2.1: no such resource */

@@ -1294,6 +1294,7 @@ struct sm *sm_new(const struct sm_config *cfg)
 		sm->ndomains++;
 	}
 	sm->hide_os = cfg->hide_os;
+	sm->mam_retention_days = cfg->mam_retention_days;
 	if (cfg->secret && *cfg->secret) {
 		sm->secret = strdup(cfg->secret);
 		if (!sm->secret)
@@ -1348,7 +1349,7 @@ int sm_run(struct sm *sm)
 	struct epoll_event evs[SM_EPOLL_BATCH];
 
 	while (!sm->stopping) {
-		int n = epoll_wait(sm->epfd, evs, SM_EPOLL_BATCH, -1);
+		int n = epoll_wait(sm->epfd, evs, SM_EPOLL_BATCH, sm_mam_timeout(sm));
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -1394,6 +1395,7 @@ int sm_run(struct sm *sm)
 		}
 		flush_all(sm);
 		reap(sm);
+		sm_mam_tick(sm);
 	}
 	log_info("session server stopping", "links=%zu", sm->nlinks);
 	return 0;

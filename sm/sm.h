@@ -26,6 +26,7 @@ struct sm_config {
 	const char *const *domains; /* served domains */
 	size_t ndomains;
 	bool hide_os;               /* XEP-0092 answers leave the OS out */
+	unsigned mam_retention_days; /* XEP-0313 archive kept this long; 0: no archiving */
 };
 
 struct sm;

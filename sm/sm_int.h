@@ -7,6 +7,7 @@
  *   sm/admin.c  the admin socket (xedgectl's line protocol)
  *   sm/tab.c    intrusive chained hash table; growable byte buffers
  *   sm/sub.c    presence-subscription state machine (pure; RFC 6121 App. A)
+ *   sm/mam.c    XEP-0313 message archive, XEP-0359 stanza ids
  *
  * Everything here belongs to the one thread that runs sm_run(); nothing is
  * locked.  Every exported symbol carries the `sm_` prefix followed by its
@@ -275,6 +276,9 @@ struct sm {
 	uint64_t push_seq;             /* ids of roster pushes */
 	struct sm_session *sender;     /* whose stanza is being routed (flow control) */
 	bool hide_os;                  /* XEP-0092: no <os/> (sm_config.hide_os) */
+	unsigned mam_retention_days;   /* XEP-0313 archive; 0: off (sm/mam.c) */
+	bool mam_swept;                /* a retention sweep was submitted ... */
+	int64_t mam_swept_at;          /* ... at this CLOCK_MONOTONIC second */
 	bool stopping;
 };
 
@@ -381,6 +385,29 @@ void sm_kv_private(struct sm_iq *q);     /* <query xmlns='jabber:iq:private'/> g
 
 /* sm/version.c — XEP-0092 on the server's domain */
 void sm_version_iq(struct sm_iq *q);
+/* sm/mam.c — XEP-0313 archive of one-to-one messages (see the file comment) */
+struct sm_mam_copy;
+bool sm_mam_on(const struct sm *sm);
+/* Archive the copy of m (a message sent by local account `user`, addressed
+ * to to[0..to_len)) for its sender, if it is archived (chat/normal with a
+ * body, no no-store hint; the caller checks the type). */
+void sm_mam_outgoing(struct sm *sm, const char *user, const char *to, size_t to_len,
+		     const struct wire_msg *m);
+/* The recipient `user`'s copy of m (sent by from[0..from_len)): NULL when it
+ * is not archived.  Otherwise *out is m with the stanza to deliver instead
+ * (stanza-id added; it points into the copy), and the caller, once it has
+ * delivered or stored *out, hands the copy to sm_mam_commit(). */
+struct sm_mam_copy *sm_mam_incoming(struct sm *sm, const char *user, const char *from,
+				    size_t from_len, const struct wire_msg *m,
+				    struct wire_msg *out);
+/* Submit the copy (NULL: nothing); it is the store's from then on. */
+void sm_mam_commit(struct sm *sm, struct sm_mam_copy *c);
+/* The sm loop's epoll timeout (ms, -1: none) and its tick: the retention sweep. */
+int sm_mam_timeout(const struct sm *sm);
+void sm_mam_tick(struct sm *sm);
+/* iq handlers (sm/iq.c): <query/> and <prefs/> in urn:xmpp:mam:2. */
+void sm_mam_query(struct sm_iq *q);
+void sm_mam_prefs(struct sm_iq *q);
 
 /* sm/admin.c */
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */

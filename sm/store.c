@@ -93,8 +93,10 @@ static const char store_schema_v2[] =
 	" ts INTEGER NOT NULL, seq INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user, node, id));"
 	"CREATE TABLE IF NOT EXISTS archive ("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, with_jid TEXT NOT NULL,"
-	" stanza_id TEXT NOT NULL, raw BLOB NOT NULL, ts INTEGER NOT NULL);"
+	" with_full TEXT NOT NULL DEFAULT '', stanza_id TEXT NOT NULL, raw BLOB NOT NULL,"
+	" ts INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS archive_user ON archive(user, id);"
+	"CREATE INDEX IF NOT EXISTS archive_with ON archive(user, with_jid, id);"
 	"CREATE INDEX IF NOT EXISTS archive_sid ON archive(user, stanza_id);"
 	"CREATE INDEX IF NOT EXISTS archive_ts ON archive(ts);";
 

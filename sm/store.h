@@ -32,7 +32,7 @@
  *   blocklist(user, jid, PRIMARY KEY(user, jid))
  *   kv(user, ns, key, value, PRIMARY KEY(user, ns, key))  -- vCard, private XML
  *   pep(user, node, id, payload, ts, PRIMARY KEY(user, node, id)), pep_node(...)
- *   archive(id INTEGER PRIMARY KEY, user, with_jid, stanza_id, raw, ts)
+ *   archive(id INTEGER PRIMARY KEY, user, with_jid, with_full, stanza_id, raw, ts)
  */
 #ifndef XEDGE_SM_STORE_H
 #define XEDGE_SM_STORE_H
