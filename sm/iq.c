@@ -13,11 +13,18 @@
 
 /* The services; the first row that matches the payload and the address wins. */
 static const struct sm_iq_handler sm_iq_handlers[] = {
+	{ "urn:xmpp:blocking", "blocklist", SM_IQ_OWN, NULL, sm_blocking_iq_list },
+	{ "urn:xmpp:blocking", "block", SM_IQ_OWN, NULL, sm_blocking_iq_block },
+	{ "urn:xmpp:blocking", "unblock", SM_IQ_OWN, NULL, sm_blocking_iq_unblock },
+	{ "urn:xmpp:carbons:2", "enable", SM_IQ_OWN | SM_IQ_SERVER, NULL, sm_carbons_iq_enable },
+	{ "urn:xmpp:carbons:2", "disable", SM_IQ_OWN | SM_IQ_SERVER, NULL, sm_carbons_iq_disable },
 	{ NULL, NULL, 0, NULL, NULL }   /* sentinel: rows above */
 };
 
 /* Features that are not one iq payload. */
 static const struct sm_iq_feature sm_iq_features_tab[] = {
+	{ "urn:xmpp:blocking", SM_IQ_SERVER },      /* XEP-0191 §3.1: asked of the server */
+	{ "urn:xmpp:carbons:2", SM_IQ_SERVER },     /* XEP-0280 §3 */
 	{ NULL, 0 }
 };
 

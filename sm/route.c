@@ -349,6 +349,7 @@ static void message_bare(struct route_ctx *c, const char *bare, size_t bare_len)
 			best = t;
 	if (best) {
 		forward(c, best);
+		sm_carbons_received(sm, best, c->m);
 		return;
 	}
 	/* Nobody available: whether the account exists, and where it goes, is
@@ -389,6 +390,7 @@ static void route_message(struct route_ctx *c)
 		t = sm_session_find(c->sm, to->full, to->full_len);
 		if (t) {
 			forward(c, t);
+			sm_carbons_received(c->sm, t, c->m);
 			return;
 		}
 		/* RFC 6121 §8.5.3.2.1: no such resource */
@@ -410,7 +412,8 @@ static void presence_to_user(struct sm *sm, struct sm_session *s, struct sm_user
 	bool built = false;
 
 	for (struct sm_session *t = u->shead; t; t = t->unext) {
-		if (!t->available)
+		if (!t->available ||
+		    (u != s->user && sm_blocking_between(s->user, s->full, u, t->full)))
 			continue;
 		if (!built) {
 			if (!rewrite(sm, raw, len, u->bare, NULL)) {
@@ -450,7 +453,8 @@ static void presence_broadcast(struct sm *sm, struct sm_session *s, struct wire_
 /* Deliver t's current presence to s, addressed to s's full JID. */
 static void presence_relay(struct sm *sm, struct sm_session *t, struct sm_session *s)
 {
-	if (!t->available || !t->presence)
+	if (!t->available || !t->presence ||
+	    (t->user != s->user && sm_blocking_between(t->user, t->full, s->user, s->full)))
 		return;
 	if (!rewrite(sm, t->presence, t->presence_len, s->full, NULL))
 		return;
@@ -781,9 +785,12 @@ void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg 
 	memcpy(c.from_bare, s->bare, s->bare_len + 1);
 	c.type = type_parse(c.kind, m->u.stanza.type);
 	to_parse(sm, m->u.stanza.to, &c.to);
+	if (c.to.valid && sm_blocking_check(sm, s->full, s->full_len, m, c.to.full, c.to.full_len))
+		return;
 	switch (c.kind) {
 	case WIRE_KIND_MESSAGE:
 		route_message(&c);
+		sm_carbons_sent(sm, s, m);
 		break;
 	case WIRE_KIND_PRESENCE:
 		route_presence(&c);
@@ -807,6 +814,8 @@ void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const str
 	c.from_bare[c.from_bare_len] = '\0';
 	c.type = type_parse(c.kind, m->u.stanza.type);
 	to_parse(sm, m->u.stanza.to, &c.to);
+	if (c.to.valid && sm_blocking_check(sm, from, from_len, m, c.to.full, c.to.full_len))
+		return;
 	/* Only messages are parked today (to an account with no available
 	 * resource): their target's half is all there is. */
 	if (c.kind == WIRE_KIND_MESSAGE && c.to.valid && c.to.has_local)
@@ -863,7 +872,8 @@ void sm_route_gone(struct sm *sm, struct sm_session *s)
 		if (b->err)
 			continue;
 		for (struct sm_session *t = cu->shead; t; t = t->unext)
-			if (t->available && t != s)
+			if (t->available && t != s &&
+			    (cu == u || !sm_blocking_between(u, s->full, cu, t->full)))
 				sm_deliver(sm, t, WIRE_KIND_PRESENCE, type, sm_ws(cu->bare),
 					   sm_ws(s->full), id, sm_ws(""), sm_buf_data(b),
 					   sm_buf_used(b));
