@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "core/log.h"
 #include "parser/jid.h"
@@ -136,20 +137,22 @@ static void refuse(struct sm *sm, struct sm_session *t, const struct wire_msg *m
 		   m->u.stanza.id, sm_ws(""), sm_buf_data(b), sm_buf_used(b));
 }
 
-bool sm_blocking_check(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m,
-		       const char *to, size_t to_len)
+bool sm_blocking_check(struct sm *sm, struct sm_user *fu, const char *from, size_t from_len,
+		       const struct wire_msg *m, const char *to, size_t to_len)
 {
-	const char *slash = memchr(from, '/', from_len);
-	size_t fbare = slash ? (size_t)(slash - from) : from_len;
 	const char *tslash = memchr(to, '/', to_len);
 	size_t tbare = tslash ? (size_t)(tslash - to) : to_len;
-	struct sm_user *fu = sm_user_find(sm, from, fbare);
 	struct sm_user *tu = sm_user_find(sm, to, tbare);
 	int kind = m->u.stanza.kind;
 	bool err = ws_is(m->u.stanza.type, "error");
 	bool own, request;
 	struct sm_session *t;
 
+	if (!fu) {
+		const char *slash = memchr(from, '/', from_len);
+
+		fu = sm_user_find(sm, from, slash ? (size_t)(slash - from) : from_len);
+	}
 	if (fu && fu->state != SM_USER_READY)
 		fu = NULL;
 	if (tu && tu->state != SM_USER_READY)

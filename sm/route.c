@@ -785,7 +785,8 @@ void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg 
 	memcpy(c.from_bare, s->bare, s->bare_len + 1);
 	c.type = type_parse(c.kind, m->u.stanza.type);
 	to_parse(sm, m->u.stanza.to, &c.to);
-	if (c.to.valid && sm_blocking_check(sm, s->full, s->full_len, m, c.to.full, c.to.full_len))
+	if (c.to.valid &&
+	    sm_blocking_check(sm, s->user, s->full, s->full_len, m, c.to.full, c.to.full_len))
 		return;
 	switch (c.kind) {
 	case WIRE_KIND_MESSAGE:
@@ -814,7 +815,7 @@ void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const str
 	c.from_bare[c.from_bare_len] = '\0';
 	c.type = type_parse(c.kind, m->u.stanza.type);
 	to_parse(sm, m->u.stanza.to, &c.to);
-	if (c.to.valid && sm_blocking_check(sm, from, from_len, m, c.to.full, c.to.full_len))
+	if (c.to.valid && sm_blocking_check(sm, NULL, from, from_len, m, c.to.full, c.to.full_len))
 		return;
 	/* Only messages are parked today (to an account with no available
 	 * resource): their target's half is all there is. */

@@ -385,13 +385,14 @@ static inline bool sm_blocking_between(const struct sm_user *fu, const char *fro
 	return (fu && fu->nblocked && sm_blocking_has(fu, to)) ||
 	       (tu && tu->nblocked && sm_blocking_has(tu, from));
 }
-/* route.c, before routing m from `from` (a full JID) to `to` (canonical
+/* route.c, before routing m from `from` (a full JID; fu its account, NULL:
+ * looked up) to `to` (canonical
  * full or bare JID): true when a blocklist stops it; the sender has then
  * been answered as XEP-0191 §3.3 says (not-acceptable + <blocked/> for its
  * own block, service-unavailable for messages and iq get/set it is blocked
  * by, nothing for the rest). */
-bool sm_blocking_check(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m,
-		       const char *to, size_t to_len);
+bool sm_blocking_check(struct sm *sm, struct sm_user *fu, const char *from, size_t from_len,
+		       const struct wire_msg *m, const char *to, size_t to_len);
 
 /* sm/carbons.c — XEP-0280 message carbons (see the file comment) */
 void sm_carbons_iq_enable(struct sm_iq *q);
