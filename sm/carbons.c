@@ -23,10 +23,14 @@
  * does not matter; the resource it is addressed to, if it is one of the
  * sender's own, receives the original and no copy).
  *
- * Not done: the receiving server's SHOULD of §9, removing <private/> before
- * delivery to the addressed resource (the stanza is forwarded untouched);
- * messages stored offline are not copied to connected resources that are
- * not available.
+ * §9: the receiving server removes <private/> before delivering to the
+ * recipient (the start tag kept byte for byte, the other children written
+ * again) when the recipient's account has carbons enabled somewhere; with
+ * no enabled resource there is no copy to suppress and the message goes
+ * through untouched (the one-integer-test rule).
+ *
+ * Not done: messages stored offline are not copied to connected resources
+ * that are not available.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -83,30 +87,76 @@ static void put(void *arg, const char *p, size_t n)
 	sm_buf_add(arg, p, n);
 }
 
-/* m parsed when it is eligible for carbons (the caller frees it), else NULL. */
-static struct xtree *eligible(const struct wire_msg *m)
+/* Whether the message root (of type) is eligible for carbons (§6). */
+static bool eligible(const struct xtree_node *root, struct wire_str type)
 {
-	struct wire_str type = m->u.stanza.type;
-	const struct xtree_node *root;
-	struct xtree *t;
 	bool chat = ws_is(type, "chat");
 
 	if (!chat && (ws_is(type, "groupchat") || ws_is(type, "headline") || ws_is(type, "error")))
-		return NULL;
-	t = xtree_parse((const char *)m->u.stanza.raw.p, m->u.stanza.raw.len, XTREE_CTX_C2S, NULL,
-			NULL);
-	if (!t)
-		return NULL;
-	root = xtree_root(t);
-	if (strcmp(root->local, "message") != 0 ||
-	    (!chat && !xtree_child(root, NS_CLIENT, "body")) ||
-	    xtree_child(root, NS_CARBONS, "private") || xtree_child(root, NS_HINTS, "no-copy") ||
-	    xtree_child(root, NS_CARBONS, "received") || xtree_child(root, NS_CARBONS, "sent") ||
-	    xtree_child(root, NS_MUC_USER, "x")) {
-		xtree_free(t);
-		return NULL;
+		return false;
+	return strcmp(root->local, "message") == 0 &&
+	       (chat || xtree_child(root, NS_CLIENT, "body")) &&
+	       !xtree_child(root, NS_CARBONS, "private") && !xtree_child(root, NS_HINTS, "no-copy") &&
+	       !xtree_child(root, NS_CARBONS, "received") && !xtree_child(root, NS_CARBONS, "sent") &&
+	       !xtree_child(root, NS_MUC_USER, "x");
+}
+
+static struct xtree *parse(const struct wire_msg *m)
+{
+	return xtree_parse((const char *)m->u.stanza.raw.p, m->u.stanza.raw.len, XTREE_CTX_C2S, NULL,
+			   NULL);
+}
+
+/* Length of the start tag at raw[0..len) ('>' included), 0 when none. */
+static size_t start_tag_len(const char *raw, size_t len)
+{
+	char quote = 0;
+
+	for (size_t i = 1; i < len; i++) {
+		if (quote) {
+			if (raw[i] == quote)
+				quote = 0;
+		} else if (raw[i] == '\'' || raw[i] == '"') {
+			quote = raw[i];
+		} else if (raw[i] == '>') {
+			return i + 1;
+		}
 	}
-	return t;
+	return 0;
+}
+
+/*
+ * §9: deliver m to t without its <private/> children (root: m parsed).  The
+ * start tag is kept byte for byte, the other children are written again
+ * (each declaring its namespace).  False when it could not be built: the
+ * caller forwards m unchanged.
+ */
+static bool deliver_stripped(struct sm *sm, struct sm_session *t, const struct wire_msg *m,
+			     const struct xtree_node *root)
+{
+	const char *raw = (const char *)m->u.stanza.raw.p;
+	size_t len = m->u.stanza.raw.len, tag = start_tag_len(raw, len), name = 1;
+	struct sm_buf *b = &sm->scratch;
+
+	if (tag < 3 || raw[tag - 2] == '/')
+		return false;
+	while (name < tag && !strchr(" \t\r\n/>", raw[name]))
+		name++;
+	sm_buf_clear(b);
+	sm_buf_add(b, raw, tag);
+	if (root->text_len)
+		sm_buf_esc(b, root->text, root->text_len);
+	for (const struct xtree_node *c = root->first; c; c = c->next)
+		if (strcmp(c->ns, NS_CARBONS) != 0 || strcmp(c->local, "private") != 0)
+			xtree_write(c, put, b);
+	sm_buf_str(b, "</");
+	sm_buf_add(b, raw + 1, name - 1);
+	sm_buf_str(b, ">");
+	if (b->err)
+		return false;
+	sm_deliver(sm, t, WIRE_KIND_MESSAGE, m->u.stanza.type, m->u.stanza.to, m->u.stanza.from,
+		   m->u.stanza.id, m->u.stanza.ns, sm_buf_data(b), sm_buf_used(b));
+	return true;
 }
 
 /*
@@ -142,17 +192,27 @@ static void copy_to(struct sm *sm, struct sm_user *u, const struct xtree *t, str
 	}
 }
 
-void sm_carbons_received_copy(struct sm *sm, struct sm_session *t, const struct wire_msg *m)
+bool sm_carbons_received_copy(struct sm *sm, struct sm_session *t, const struct wire_msg *m)
 {
+	bool others = t->user->ncarbons > (t->carbons ? 1u : 0u);
+	bool priv = memmem(m->u.stanza.raw.p, m->u.stanza.raw.len, NS_CARBONS,
+			   sizeof(NS_CARBONS) - 1) != NULL;
+	const struct xtree_node *root;
+	bool delivered = false;
 	struct xtree *x;
 
-	if (t->user->ncarbons == (t->carbons ? 1u : 0u))
-		return;     /* the one enabled resource got the original */
-	x = eligible(m);
+	if (!others && !priv)
+		return false;   /* nothing to copy to, nothing to strip */
+	x = parse(m);
 	if (!x)
-		return;
-	copy_to(sm, t->user, x, m->u.stanza.type, "received", t, NULL);
+		return false;
+	root = xtree_root(x);
+	if (xtree_child(root, NS_CARBONS, "private"))
+		delivered = deliver_stripped(sm, t, m, root);
+	else if (others && eligible(root, m->u.stanza.type))
+		copy_to(sm, t->user, x, m->u.stanza.type, "received", t, NULL);
 	xtree_free(x);
+	return delivered;
 }
 
 void sm_carbons_sent_copy(struct sm *sm, struct sm_session *s, const struct wire_msg *m)
@@ -162,9 +222,13 @@ void sm_carbons_sent_copy(struct sm *sm, struct sm_session *s, const struct wire
 
 	if (s->user->ncarbons == (s->carbons ? 1u : 0u))
 		return;
-	x = eligible(m);
+	x = parse(m);
 	if (!x)
 		return;
+	if (!eligible(xtree_root(x), m->u.stanza.type)) {
+		xtree_free(x);
+		return;
+	}
 	/* To one of the user's own resources: that one has the original. */
 	if (m->u.stanza.to.len && m->u.stanza.to.len <= JID_MAX) {
 		struct jid_view v;

@@ -348,8 +348,8 @@ static void message_bare(struct route_ctx *c, const char *bare, size_t bare_len)
 		if (t->available && t->priority >= 0 && (!best || t->priority > best->priority))
 			best = t;
 	if (best) {
-		forward(c, best);
-		sm_carbons_received(sm, best, c->m);
+		if (!sm_carbons_received(sm, best, c->m))
+			forward(c, best);
 		return;
 	}
 	/* Nobody available: whether the account exists, and where it goes, is
@@ -389,8 +389,8 @@ static void route_message(struct route_ctx *c)
 	if (to->has_resource) {
 		t = sm_session_find(c->sm, to->full, to->full_len);
 		if (t) {
-			forward(c, t);
-			sm_carbons_received(c->sm, t, c->m);
+			if (!sm_carbons_received(c->sm, t, c->m))
+				forward(c, t);
 			return;
 		}
 		/* RFC 6121 §8.5.3.2.1: no such resource */

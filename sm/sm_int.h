@@ -397,14 +397,15 @@ bool sm_blocking_check(struct sm *sm, struct sm_user *fu, const char *from, size
 /* sm/carbons.c — XEP-0280 message carbons (see the file comment) */
 void sm_carbons_iq_enable(struct sm_iq *q);
 void sm_carbons_iq_disable(struct sm_iq *q);
-void sm_carbons_received_copy(struct sm *sm, struct sm_session *t, const struct wire_msg *m);
+bool sm_carbons_received_copy(struct sm *sm, struct sm_session *t, const struct wire_msg *m);
 void sm_carbons_sent_copy(struct sm *sm, struct sm_session *s, const struct wire_msg *m);
-/* route.c: message m was delivered to t: copy it to t's other enabled resources. */
-static inline void sm_carbons_received(struct sm *sm, struct sm_session *t,
+/* route.c: message m goes to t: copy it to t's other enabled resources.
+ * True when m was delivered to t here (without its <private/>, §9): the
+ * caller then does not forward it. */
+static inline bool sm_carbons_received(struct sm *sm, struct sm_session *t,
 				       const struct wire_msg *m)
 {
-	if (t->user && t->user->ncarbons)
-		sm_carbons_received_copy(sm, t, m);
+	return t->user && t->user->ncarbons && sm_carbons_received_copy(sm, t, m);
 }
 /* route.c: s sent message m (routed): copy it to s's other enabled resources. */
 static inline void sm_carbons_sent(struct sm *sm, struct sm_session *s, const struct wire_msg *m)

@@ -76,6 +76,21 @@ def test_received_and_sent_copies_private_suppressed(server):
             kind, wrap, inner = await next_carbon(two)
             assert (kind, inner["body"]) == ("sent", "public")
 
+            # Private, received side: not copied, and delivered without <private/>
+            # (§9), everything else intact.
+            m = bob.make_message(mto="alice@localhost/one", mbody="private in", mtype="chat")
+            m["thread"] = "t-42"
+            m.append(ET.fromstring(f"<private xmlns='{NS_CARBONS}'/>"))
+            m.send()
+            got = await one.next_message(body="private in")
+            assert got.xml.find(f"{{{NS_CARBONS}}}private") is None, str(got)
+            assert got["thread"] == "t-42" and got["type"] == "chat"
+            assert str(got["from"]) == "bob@localhost/b"
+            bob.send_message(mto="alice@localhost/one", mbody="public in", mtype="chat")
+            await one.next_message(body="public in")
+            kind, wrap, inner = await next_carbon(two)
+            assert (kind, inner["body"]) == ("received", "public in")
+
             # Headline messages are not eligible.
             bob.send_message(mto="alice@localhost/one", mbody="news", mtype="headline")
             await one.next_message(body="news")
