@@ -388,6 +388,7 @@ static const char *items_read(struct sm_iq *q, char ***out, size_t *n)
 	char **v = NULL;
 	size_t cnt = 0, cap = 0;
 	const char *cond = NULL;
+	size_t seen = 0;
 
 	for (it = xtree_child(q->payload, NS_BLOCKING, "item"); it;
 	     it = xtree_next(it, NS_BLOCKING, "item")) {
@@ -397,6 +398,10 @@ static const char *items_read(struct sm_iq *q, char ***out, size_t *n)
 		bool dup = false;
 		int len;
 
+		if (++seen > SM_MAX_BLOCKLIST) {
+			cond = "policy-violation";     /* duplicates count: the work is bounded */
+			break;
+		}
 		if (!jid) {
 			cond = "bad-request";          /* the schema requires jid */
 			break;
@@ -410,10 +415,6 @@ static const char *items_read(struct sm_iq *q, char ***out, size_t *n)
 			dup = strcmp(v[i], canon) == 0;
 		if (dup)
 			continue;
-		if (cnt >= SM_MAX_BLOCKLIST) {
-			cond = "policy-violation";
-			break;
-		}
 		if (cnt == cap) {
 			size_t c = cap ? cap * 2 : 8;
 			char **nv = realloc(v, c * sizeof(*nv));

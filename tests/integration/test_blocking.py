@@ -222,3 +222,44 @@ def test_feature_advertised(server):
             await close_all(alice)
 
     run(go())
+
+
+def policy_violation(e):
+    # slixmpp 1.8 knows RFC 3920's conditions only: look for the element itself.
+    return e.iq.xml.find("{jabber:client}error/"
+                         "{urn:ietf:params:xml:ns:xmpp-stanzas}policy-violation") is not None
+
+
+def test_blocklist_is_bounded(server):
+    """SM_MAX_BLOCKLIST (1024) items per account: one more is refused, in one command or
+    across several, and what was refused is not half-applied."""
+    def block_iq(c, jids):
+        iq = c.make_iq_set()
+        iq.append(ET.fromstring(f"<block xmlns='{NS_BLOCKING}'>" +
+                                "".join(f"<item jid='{j}'/>" for j in jids) + "</block>"))
+        return iq.send(timeout=10)
+
+    async def go():
+        alice = None
+        try:
+            alice = await login(server, "alice@localhost/a")
+            try:
+                await block_iq(alice, [f"u{i}@x.example" for i in range(1025)])
+                raise AssertionError("1025 items accepted")
+            except IqError as e:
+                assert policy_violation(e)
+            assert blocklist_jids(await alice["xep_0191"].get_blocked(timeout=5)) == []
+            await block_iq(alice, [f"u{i}@x.example" for i in range(1000)])
+            try:
+                await block_iq(alice, [f"v{i}@x.example" for i in range(25)])
+                raise AssertionError("the 1025th item accepted")
+            except IqError as e:
+                assert policy_violation(e)
+            # already blocked items do not count twice
+            await block_iq(alice, [f"u{i}@x.example" for i in range(24)] + ["w@x.example"])
+            res = await alice["xep_0191"].get_blocked(timeout=5)
+            assert len(res["blocklist"]["items"]) == 1001
+        finally:
+            await close_all(alice)
+
+    run(go(), timeout=60)
