@@ -7,6 +7,8 @@
  *   sm/admin.c  the admin socket (xedgectl's line protocol)
  *   sm/tab.c    intrusive chained hash table; growable byte buffers
  *   sm/sub.c    presence-subscription state machine (pure; RFC 6121 App. A)
+ *   sm/blocking.c  XEP-0191 blocking command: blocklist service, enforcement
+ *   sm/carbons.c   XEP-0280 message carbons
  *
  * Everything here belongs to the one thread that runs sm_run(); nothing is
  * locked.  Every exported symbol carries the `sm_` prefix followed by its
