@@ -18,6 +18,11 @@ static const struct sm_iq_handler sm_iq_handlers[] = {
 	{ "jabber:iq:version", "query", SM_IQ_SERVER, "jabber:iq:version", sm_version_iq },
 	{ "urn:xmpp:mam:2", "query", SM_IQ_OWN, "urn:xmpp:mam:2", sm_mam_query },
 	{ "urn:xmpp:mam:2", "prefs", SM_IQ_OWN, NULL, sm_mam_prefs },
+	{ "urn:xmpp:blocking", "blocklist", SM_IQ_OWN, NULL, sm_blocking_iq_list },
+	{ "urn:xmpp:blocking", "block", SM_IQ_OWN, NULL, sm_blocking_iq_block },
+	{ "urn:xmpp:blocking", "unblock", SM_IQ_OWN, NULL, sm_blocking_iq_unblock },
+	{ "urn:xmpp:carbons:2", "enable", SM_IQ_OWN | SM_IQ_SERVER, NULL, sm_carbons_iq_enable },
+	{ "urn:xmpp:carbons:2", "disable", SM_IQ_OWN | SM_IQ_SERVER, NULL, sm_carbons_iq_disable },
 	{ NULL, NULL, 0, NULL, NULL }   /* sentinel: rows above */
 };
 
@@ -25,6 +30,8 @@ static const struct sm_iq_handler sm_iq_handlers[] = {
 static const struct sm_iq_feature sm_iq_features_tab[] = {
 	{ "vcard-temp", SM_IQ_SERVER },       /* XEP-0054 §4: the server announces it */
 	{ "urn:xmpp:sid:0", SM_IQ_OWN },    /* XEP-0359 ids, stamped by sm/mam.c */
+	{ "urn:xmpp:blocking", SM_IQ_SERVER },      /* XEP-0191 §3.1: asked of the server */
+	{ "urn:xmpp:carbons:2", SM_IQ_SERVER },     /* XEP-0280 §3 */
 	{ NULL, 0 }
 };
 

@@ -375,10 +375,10 @@ static void message_deliver(struct route_ctx *c, struct sm_session *t, const cha
 		a = sm_mam_incoming(c->sm, bare, c->from, c->from_len, m, &mine);
 	if (a)
 		c->m = &mine;
-	if (t)
-		forward(c, t);
-	else
+	if (!t)
 		message_store(c, bare);
+	else if (!sm_carbons_received(c->sm, t, c->m))
+		forward(c, t);
 	c->m = m;
 	sm_mam_commit(c->sm, a);
 }
@@ -470,7 +470,8 @@ static void presence_to_user(struct sm *sm, struct sm_session *s, struct sm_user
 	bool built = false;
 
 	for (struct sm_session *t = u->shead; t; t = t->unext) {
-		if (!t->available)
+		if (!t->available ||
+		    (u != s->user && sm_blocking_between(s->user, s->full, u, t->full)))
 			continue;
 		if (!built) {
 			if (!rewrite(sm, raw, len, u->bare, NULL)) {
@@ -510,7 +511,8 @@ static void presence_broadcast(struct sm *sm, struct sm_session *s, struct wire_
 /* Deliver t's current presence to s, addressed to s's full JID. */
 static void presence_relay(struct sm *sm, struct sm_session *t, struct sm_session *s)
 {
-	if (!t->available || !t->presence)
+	if (!t->available || !t->presence ||
+	    (t->user != s->user && sm_blocking_between(t->user, t->full, s->user, s->full)))
 		return;
 	if (!rewrite(sm, t->presence, t->presence_len, s->full, NULL))
 		return;
@@ -841,9 +843,13 @@ void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg 
 	memcpy(c.from_bare, s->bare, s->bare_len + 1);
 	c.type = type_parse(c.kind, m->u.stanza.type);
 	to_parse(sm, m->u.stanza.to, &c.to);
+	if (c.to.valid &&
+	    sm_blocking_check(sm, s->user, s->full, s->full_len, m, c.to.full, c.to.full_len))
+		return;
 	switch (c.kind) {
 	case WIRE_KIND_MESSAGE:
 		route_message(&c);
+		sm_carbons_sent(sm, s, m);
 		break;
 	case WIRE_KIND_PRESENCE:
 		route_presence(&c);
@@ -867,6 +873,8 @@ void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const str
 	c.from_bare[c.from_bare_len] = '\0';
 	c.type = type_parse(c.kind, m->u.stanza.type);
 	to_parse(sm, m->u.stanza.to, &c.to);
+	if (c.to.valid && sm_blocking_check(sm, NULL, from, from_len, m, c.to.full, c.to.full_len))
+		return;
 	/* Only messages are parked today (to an account with no available
 	 * resource): their target's half is all there is. */
 	if (c.kind == WIRE_KIND_MESSAGE && c.to.valid && c.to.has_local)
@@ -923,7 +931,8 @@ void sm_route_gone(struct sm *sm, struct sm_session *s)
 		if (b->err)
 			continue;
 		for (struct sm_session *t = cu->shead; t; t = t->unext)
-			if (t->available && t != s)
+			if (t->available && t != s &&
+			    (cu == u || !sm_blocking_between(u, s->full, cu, t->full)))
 				sm_deliver(sm, t, WIRE_KIND_PRESENCE, type, sm_ws(cu->bare),
 					   sm_ws(s->full), id, sm_ws(""), sm_buf_data(b),
 					   sm_buf_used(b));

@@ -352,6 +352,8 @@ static void session_drop(struct sm *sm, struct sm_session *s, bool broadcast)
 		if (s->unext)
 			s->unext->uprev = s->uprev;
 		u->nsessions--;
+		if (s->carbons)
+			u->ncarbons--;
 		sm_user_release(sm, u);
 	} else if (s->state == SM_SESS_BINDING) {
 		sm_user_unbind_wait(sm, s);

@@ -8,6 +8,8 @@
  *   sm/tab.c    intrusive chained hash table; growable byte buffers
  *   sm/sub.c    presence-subscription state machine (pure; RFC 6121 App. A)
  *   sm/mam.c    XEP-0313 message archive, XEP-0359 stanza ids
+ *   sm/blocking.c  XEP-0191 blocking command: blocklist service, enforcement
+ *   sm/carbons.c   XEP-0280 message carbons
  *
  * Everything here belongs to the one thread that runs sm_run(); nothing is
  * locked.  Every exported symbol carries the `sm_` prefix followed by its
@@ -179,6 +181,8 @@ struct sm_session {
 	bool available;                /* last broadcast presence was available */
 	bool initial_done;             /* initial presence has been processed */
 	bool roster_requested;         /* asked for the roster: gets roster pushes */
+	bool blocklist_requested;      /* asked for the blocklist: gets block pushes (XEP-0191) */
+	bool carbons;                  /* XEP-0280 enabled; counted in user->ncarbons */
 	bool credited;                 /* its edge grants credit (WIRE_CREDIT): flow-controlled */
 	int64_t credit;                /* stanza bytes it may still be sent; <= 0: its client is behind */
 	struct sm_session *waiting_on; /* paused until this blocked session catches up */
@@ -245,6 +249,7 @@ struct sm_user {
 	size_t nroster, roster_cap;
 	char **blocked;                /* XEP-0191 blocklist: canonical JIDs */
 	size_t nblocked, blocked_cap;
+	unsigned ncarbons;             /* bound sessions with carbons enabled (XEP-0280) */
 };
 
 struct sm_store;
@@ -408,6 +413,52 @@ void sm_mam_tick(struct sm *sm);
 /* iq handlers (sm/iq.c): <query/> and <prefs/> in urn:xmpp:mam:2. */
 void sm_mam_query(struct sm_iq *q);
 void sm_mam_prefs(struct sm_iq *q);
+/* sm/blocking.c — XEP-0191 blocking command (see the file comment) */
+#define SM_MAX_BLOCKLIST 1024             /* items in one account's blocklist */
+void sm_blocking_iq_list(struct sm_iq *q);
+void sm_blocking_iq_block(struct sm_iq *q);
+void sm_blocking_iq_unblock(struct sm_iq *q);
+/* Whether the blocklist entry item (canonical JID) matches jid (canonical,
+ * full or bare), by the JID matching rules of XEP-0016 §2.1. */
+bool sm_blocking_match(const char *item, const char *jid);
+/* Whether u (NULL: none) blocks jid. */
+bool sm_blocking_has(const struct sm_user *u, const char *jid);
+/* Whether a stanza from `from` (of account fu, NULL when not loaded) to
+ * `to` (of account tu, NULL likewise) is stopped by either blocklist. */
+static inline bool sm_blocking_between(const struct sm_user *fu, const char *from,
+				       const struct sm_user *tu, const char *to)
+{
+	return (fu && fu->nblocked && sm_blocking_has(fu, to)) ||
+	       (tu && tu->nblocked && sm_blocking_has(tu, from));
+}
+/* route.c, before routing m from `from` (a full JID; fu its account, NULL:
+ * looked up) to `to` (canonical
+ * full or bare JID): true when a blocklist stops it; the sender has then
+ * been answered as XEP-0191 §3.3 says (not-acceptable + <blocked/> for its
+ * own block, service-unavailable for messages and iq get/set it is blocked
+ * by, nothing for the rest). */
+bool sm_blocking_check(struct sm *sm, struct sm_user *fu, const char *from, size_t from_len,
+		       const struct wire_msg *m, const char *to, size_t to_len);
+
+/* sm/carbons.c — XEP-0280 message carbons (see the file comment) */
+void sm_carbons_iq_enable(struct sm_iq *q);
+void sm_carbons_iq_disable(struct sm_iq *q);
+bool sm_carbons_received_copy(struct sm *sm, struct sm_session *t, const struct wire_msg *m);
+void sm_carbons_sent_copy(struct sm *sm, struct sm_session *s, const struct wire_msg *m);
+/* route.c: message m goes to t: copy it to t's other enabled resources.
+ * True when m was delivered to t here (without its <private/>, §9): the
+ * caller then does not forward it. */
+static inline bool sm_carbons_received(struct sm *sm, struct sm_session *t,
+				       const struct wire_msg *m)
+{
+	return t->user && t->user->ncarbons && sm_carbons_received_copy(sm, t, m);
+}
+/* route.c: s sent message m (routed): copy it to s's other enabled resources. */
+static inline void sm_carbons_sent(struct sm *sm, struct sm_session *s, const struct wire_msg *m)
+{
+	if (s->user && s->user->ncarbons)
+		sm_carbons_sent_copy(sm, s, m);
+}
 
 /* sm/admin.c */
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */
