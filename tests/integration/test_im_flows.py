@@ -52,10 +52,7 @@ XFAIL = {
     "roster": "needs RFC 6121 roster set/remove with pushes and the subscription handshake",
     "rosterver": "needs RFC 6121 roster versioning (rosterver feature, ver in results/pushes)",
     "offline_sub": "needs RFC 6121 subscription requests stored for an offline contact",
-    "carbons": "needs XEP-0280 message carbons",
-    "blocking": "needs XEP-0191 blocking command",
     "pep": "needs XEP-0163 PEP (publish-options, +notify notifications)",
-    "mam": "needs XEP-0313 MAM with RSM paging",
     "disco": "needs XEP-0030 disco#info listing carbons, blocking, vcard-temp, version, "
              "private, and PEP and MAM on the account",
 }
@@ -545,7 +542,7 @@ def test_roster_versioning(target):
 
 # ---- XEP-0280 carbons ---------------------------------------------------------------
 
-@pytest.mark.parametrize("target", targets("carbons"), indirect=True)
+@pytest.mark.parametrize("target", targets(), indirect=True)
 def test_carbons(target):
     """alice/one chats with bob; alice/two (carbons on) sees both directions as
     carbons; messages marked <private/> are not copied."""
@@ -607,7 +604,7 @@ def test_carbons(target):
 
 # ---- XEP-0191 blocking --------------------------------------------------------------
 
-@pytest.mark.parametrize("target", targets("blocking"), indirect=True)
+@pytest.mark.parametrize("target", targets(), indirect=True)
 def test_blocking(target):
     """bob blocks alice: her message bounces with service-unavailable (XEP-0191 §3.5),
     his to her is refused with not-acceptable + <blocked/> (§3.6); the blocklist
@@ -832,7 +829,7 @@ class Mam:
         return results, fin
 
 
-@pytest.mark.parametrize("target", targets("mam"), indirect=True)
+@pytest.mark.parametrize("target", targets(), indirect=True)
 def test_mam_paging_and_with(target):
     """After 25 messages with bob, alice pages her archive ten at a time to the end
     (<fin complete='true'/> on the last page only); a `with` query returns only the

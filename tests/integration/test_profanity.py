@@ -200,7 +200,7 @@ def test_profanity_roster_and_subscription(target, profanity):
     run(main(), 80)
 
 
-@pytest.mark.parametrize("target", targets("carbons"), indirect=True)
+@pytest.mark.parametrize("target", targets(), indirect=True)
 def test_profanity_carbons(target, profanity):
     """Profanity (carbons on by default) and a slixmpp second resource of alice:
     each sees the other's conversation with bob as carbons."""
