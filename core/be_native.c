@@ -61,8 +61,10 @@ static void send_features(struct conn *c)
 	const struct config *cfg = c->w->cfg;
 
 	if (c->flags & CF_AUTHED) {
+		/* RFC 6121 §2.6.1 roster versioning, §3.4 pre-approval: the sm does both. */
 		xmpp_outs(c, "<stream:features><bind xmlns='" NS_BIND "'/><session xmlns='" NS_SESSION
-			  "'><optional/></session></stream:features>");
+			  "'><optional/></session><ver xmlns='urn:xmpp:features:rosterver'/>"
+			  "<sub xmlns='urn:xmpp:features:pre-approval'/></stream:features>");
 	} else if (c->flags & CF_TLS) {
 		xmpp_outs(c, "<stream:features><mechanisms xmlns='" NS_SASL "'><mechanism>SCRAM-SHA-256</mechanism>"
 			  "<mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms></stream:features>");

@@ -17,10 +17,17 @@
  *             presence.  groupchat to a bare JID -> service-unavailable;
  *             errors are never answered.  No `to` = the sender's bare JID.
  *   presence  no `to`: broadcast (roster `from`/`both` contacts + the user's
- *             own available resources), probes at initial presence; with a
- *             `to`: directed, delivered to the full JID or all available
- *             resources of a bare JID; subscription types are passed on to
- *             the contact's available resources (roster state: later).
+ *             own available resources); the initial one also brings the
+ *             contacts' presence (probes answered locally), the pending
+ *             subscription requests and the offline messages.  With a `to`:
+ *             directed, delivered to the full JID or all available resources
+ *             of a bare JID, and remembered when the target is not in the
+ *             from/both set so it hears the unavailable (§4.6.3).
+ *   subscriptions (RFC 6121 §3) run sm_sub_apply() twice: the user's half
+ *             (its row, push, stamped with its bare JID) and the contact's
+ *             inbound half (the contact's row, possibly loaded from storage
+ *             with the stanza parked meanwhile; replays run only that half).
+ *             Probes are answered from the contact's state (§4.3.2).
  *   iq        full JID online -> routed; no `to`, the domain or the sender's
  *             own bare JID -> the server answers (roster get, ping, disco,
  *             session); other get/set -> service-unavailable; undeliverable
@@ -400,10 +407,10 @@ static void route_message(struct route_ctx *c)
 /* ---- presence ---------------------------------------------------------- */
 
 /*
- * Send presence raw (from s) to every available session of u, with `to` set
- * to u's bare JID.  rewrite() is done once per recipient account.
+ * Send presence raw (from full JID `from`) to every available session of u,
+ * with `to` set to u's bare JID.  rewrite() is done once per recipient account.
  */
-static void presence_to_user(struct sm *sm, struct sm_session *s, struct sm_user *u, int kind,
+static void presence_to_user(struct sm *sm, const char *from, struct sm_user *u, int kind,
 			     struct wire_str type, struct wire_str id, const void *raw, size_t len)
 {
 	bool built = false;
@@ -413,12 +420,12 @@ static void presence_to_user(struct sm *sm, struct sm_session *s, struct sm_user
 			continue;
 		if (!built) {
 			if (!rewrite(sm, raw, len, u->bare, NULL)) {
-				log_warn("presence not rewritable", "jid=\"%s\"", s->full);
+				log_warn("presence not rewritable", "jid=\"%s\"", from);
 				return;
 			}
 			built = true;
 		}
-		sm_deliver(sm, t, kind, type, sm_ws(u->bare), sm_ws(s->full), id, sm_ws(""),
+		sm_deliver(sm, t, kind, type, sm_ws(u->bare), sm_ws(from), id, sm_ws(""),
 			   sm_buf_data(&sm->scratch), sm_buf_used(&sm->scratch));
 	}
 }
@@ -441,9 +448,9 @@ static void presence_broadcast(struct sm *sm, struct sm_session *s, struct wire_
 			continue;
 		cu = sm_user_find(sm, it->contact, strlen(it->contact));
 		if (cu)
-			presence_to_user(sm, s, cu, WIRE_KIND_PRESENCE, type, id, raw, len);
+			presence_to_user(sm, s->full, cu, WIRE_KIND_PRESENCE, type, id, raw, len);
 	}
-	presence_to_user(sm, s, u, WIRE_KIND_PRESENCE, type, id, raw, len);
+	presence_to_user(sm, s->full, u, WIRE_KIND_PRESENCE, type, id, raw, len);
 }
 
 /* Deliver t's current presence to s, addressed to s's full JID. */
@@ -481,6 +488,22 @@ static void presence_probe_all(struct sm *sm, struct sm_session *s)
 			presence_relay(sm, t, s);
 }
 
+/* §3.1.3 4: the subscription requests the user has not answered go to each
+ * resource at its initial presence. */
+static void presence_pending_in(struct sm *sm, struct sm_session *s)
+{
+	struct sm_user *u = s->user;
+
+	for (size_t i = 0; i < u->nroster; i++) {
+		struct sm_roster_item *it = &u->roster[i];
+
+		if (it->pending_in)
+			sm_deliver(sm, s, WIRE_KIND_PRESENCE, sm_ws("subscribe"), sm_ws(u->bare),
+				   sm_ws(it->contact), sm_ws(""), sm_ws(""), it->pending_in,
+				   it->pending_in_len);
+	}
+}
+
 int sm_route_offline(struct sm *sm, struct sm_session *s, int64_t id, const void *raw,
 		     size_t len)
 {
@@ -497,6 +520,94 @@ int sm_route_offline(struct sm *sm, struct sm_session *s, int64_t id, const void
 		ns = wire_s(st.child_ns.p, st.child_ns.len);
 	}
 	return sm_deliver_tracked(sm, s, WIRE_KIND_MESSAGE, type, to, from, sid, ns, raw, len, id);
+}
+
+/* Unavailable presence from the full JID `from` to the JID `to` (bare or
+ * full, canonical), delivered if it is online here. */
+static void unavailable_send(struct sm *sm, const char *from, const char *to)
+{
+	struct sm_buf *b = &sm->scratch;
+	const char *slash = strchr(to, '/');
+	struct sm_session *t;
+	struct sm_user *cu;
+
+	sm_buf_clear(b);
+	sm_buf_str(b, "<presence type='unavailable' from='");
+	sm_buf_esc(b, from, strlen(from));
+	sm_buf_str(b, "' to='");
+	sm_buf_esc(b, to, strlen(to));
+	sm_buf_str(b, "'/>");
+	if (b->err)
+		return;
+	if (slash) {
+		t = sm_session_find(sm, to, strlen(to));
+		if (t)
+			sm_deliver(sm, t, WIRE_KIND_PRESENCE, sm_ws("unavailable"), sm_ws(to),
+				   sm_ws(from), sm_ws(""), sm_ws(""), sm_buf_data(b),
+				   sm_buf_used(b));
+		return;
+	}
+	cu = sm_user_find(sm, to, strlen(to));
+	for (t = cu ? cu->shead : NULL; t; t = t->unext)
+		if (t->available)
+			sm_deliver(sm, t, WIRE_KIND_PRESENCE, sm_ws("unavailable"), sm_ws(to),
+				   sm_ws(from), sm_ws(""), sm_ws(""), sm_buf_data(b),
+				   sm_buf_used(b));
+}
+
+void sm_route_directed_clear(struct sm_session *s)
+{
+	for (unsigned i = 0; i < s->ndirected; i++)
+		free(s->directed[i]);
+	free(s->directed);
+	s->directed = NULL;
+	s->ndirected = 0;
+}
+
+/* §4.6.3: s becomes unavailable: everyone it sent directed presence to hears it. */
+static void directed_unavailable(struct sm *sm, struct sm_session *s)
+{
+	for (unsigned i = 0; i < s->ndirected; i++)
+		unavailable_send(sm, s->full, s->directed[i]);
+	sm_route_directed_clear(s);
+}
+
+static int directed_find(const struct sm_session *s, const char *jid)
+{
+	for (unsigned i = 0; i < s->ndirected; i++)
+		if (strcmp(s->directed[i], jid) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Remember (available) or forget (unavailable) a directed presence of s to
+ * jid, unless jid's account already gets s's broadcasts (§4.6.2). */
+static void directed_note(struct sm_session *s, const struct route_to *to, bool available)
+{
+	struct sm_roster_item *it = sm_roster_find(s->user, to->bare);
+	int i = directed_find(s, to->full);
+	char **d;
+
+	if (!available) {
+		if (i >= 0) {
+			free(s->directed[i]);
+			s->directed[i] = s->directed[--s->ndirected];
+		}
+		return;
+	}
+	if (i >= 0 || (it && (it->sub & SM_SUB_FROM)) || !s->available)
+		return;
+	if (s->ndirected >= SM_MAX_DIRECTED) {
+		log_warn("too many directed presences remembered", "jid=\"%s\"", s->full);
+		return;
+	}
+	d = realloc(s->directed, (s->ndirected + 1) * sizeof(*d));
+	if (!d)
+		return;
+	s->directed = d;
+	d[s->ndirected] = strdup(to->full);
+	if (d[s->ndirected])
+		s->ndirected++;
 }
 
 /* Presence without `to`: available or unavailable, from the session itself. */
@@ -521,6 +632,7 @@ static void presence_own(struct route_ctx *c)
 		s->presence = NULL;
 		s->presence_len = 0;
 		presence_broadcast(sm, s, m->u.stanza.type, m->u.stanza.id, raw, len);
+		directed_unavailable(sm, s);
 		return;
 	}
 	if (c->type != RT_NONE)
@@ -546,25 +658,305 @@ static void presence_own(struct route_ctx *c)
 	if (!initial)
 		return;
 	presence_probe_all(sm, s);
+	presence_pending_in(sm, s);
 	/* RFC 6121 §8.5.2.2.2: stored messages go to the first resource that
 	 * becomes available with a non-negative priority. */
 	if (prio >= 0)
 		sm_offline_deliver(sm, s);
 }
 
-/* A probe from s to the bare JID of a local user (RFC 6121 §4.3.2). */
-static void presence_probe_one(struct route_ctx *c, struct sm_user *u)
-{
-	struct sm_roster_item *it;
+/* Presence built here: `<presence type='T' from='F' to='T'/>` as a frame. */
+struct built {
+	struct wire_msg m;
+	char raw[2 * (3 * JID_MAX + 64)];
+};
 
+static bool build_presence(struct built *p, const char *type, const char *from, const char *to)
+{
+	char f[6 * JID_MAX + 8], t[6 * JID_MAX + 8];
+	int n;
+
+	f[xml_escape(from, strlen(from), f, sizeof(f) - 1)] = '\0';
+	t[xml_escape(to, strlen(to), t, sizeof(t) - 1)] = '\0';
+	n = snprintf(p->raw, sizeof(p->raw), "<presence type='%s' from='%s' to='%s'/>", type, f, t);
+	if (n < 0 || (size_t)n >= sizeof(p->raw))
+		return false;
+	memset(&p->m, 0, sizeof(p->m));
+	p->m.type = WIRE_STANZA;
+	p->m.u.stanza.kind = WIRE_KIND_PRESENCE;
+	p->m.u.stanza.type = sm_ws(type);
+	p->m.u.stanza.from = sm_ws(from);
+	p->m.u.stanza.to = sm_ws(to);
+	p->m.u.stanza.id = sm_ws("");
+	p->m.u.stanza.ns = sm_ws("");
+	p->m.u.stanza.raw = wire_s(p->raw, (size_t)n);
+	return true;
+}
+
+static void sub_in(struct route_ctx *c);
+static void probe_in(struct route_ctx *c);
+
+/* Hand a stanza from the bare JID `from` to a local account's inbound half. */
+static void inbound(struct sm *sm, const char *from, const struct wire_msg *m)
+{
+	struct route_ctx c = { .sm = sm, .m = m, .kind = WIRE_KIND_PRESENCE, .from = from,
+			       .from_len = strlen(from) };
+
+	if (c.from_len > JID_MAX)
+		return;
+	memcpy(c.from_bare, from, c.from_len + 1);
+	c.from_bare_len = c.from_len;
+	c.type = type_parse(c.kind, m->u.stanza.type);
+	to_parse(sm, m->u.stanza.to, &c.to);
+	if (!c.to.valid || !c.to.served || !c.to.has_local)
+		return;     /* no s2s: another server's contacts hear nothing */
+	if (c.type == RT_PROBE)
+		probe_in(&c);
+	else
+		sub_in(&c);
+}
+
+void sm_route_sub_send(struct sm *sm, struct sm_user *u, const char *contact, const char *type)
+{
+	struct built p;
+
+	if (build_presence(&p, type, u->bare, contact))
+		inbound(sm, u->bare, &p.m);
+}
+
+void sm_route_unavailable_to(struct sm *sm, struct sm_user *u, const char *contact)
+{
+	for (struct sm_session *t = u->shead; t; t = t->unext)
+		if (t->available)
+			unavailable_send(sm, t->full, contact);
+}
+
+/* §3.1.5: the contact now sees u: each available resource's presence. */
+static void presence_after(struct sm *sm, struct sm_user *u, const char *contact)
+{
+	struct sm_user *cu = sm_user_find(sm, contact, strlen(contact));
+
+	if (!cu)
+		return;
+	for (struct sm_session *t = u->shead; t; t = t->unext)
+		if (t->available && t->presence)
+			presence_to_user(sm, t->full, cu, WIRE_KIND_PRESENCE, sm_ws(""), sm_ws(""),
+					 t->presence, t->presence_len);
+}
+
+static int sub_event(int type, bool out)
+{
+	switch (type) {
+	case RT_SUBSCRIBE:
+		return out ? SM_SUB_OUT_SUBSCRIBE : SM_SUB_IN_SUBSCRIBE;
+	case RT_SUBSCRIBED:
+		return out ? SM_SUB_OUT_SUBSCRIBED : SM_SUB_IN_SUBSCRIBED;
+	case RT_UNSUBSCRIBE:
+		return out ? SM_SUB_OUT_UNSUBSCRIBE : SM_SUB_IN_UNSUBSCRIBE;
+	default:
+		return out ? SM_SUB_OUT_UNSUBSCRIBED : SM_SUB_IN_UNSUBSCRIBED;
+	}
+}
+
+/*
+ * The contact's half (RFC 6121 §3.1.3, §3.1.6, §3.2.3, §3.3.3): c->to is the
+ * local account the subscription stanza is for, c->from_bare who sent it.
+ * The account may be offline: its record is loaded, the stanza parked and
+ * replayed here meanwhile.
+ */
+static void sub_in(struct route_ctx *c)
+{
+	struct sm *sm = c->sm;
+	const char *from = c->from_bare;
+	struct sm_roster_item *it;
+	struct sm_sub_state cur;
+	struct sm_sub_result res;
+	struct sm_user *u;
+	char *raw;
+	size_t len;
+
+	if (strcmp(c->to.bare, from) == 0)
+		return;     /* one's own presence needs no subscription */
+	u = sm_user_need(sm, c->to.bare, c->to.bare_len, c->from, c->from_len, c->m);
 	if (!u)
 		return;
-	it = sm_roster_find(u, c->s->bare);
-	if (u != c->s->user && (!it || !(it->sub & SM_SUB_FROM)))
-		return;     /* not subscribed: no presence leaks */
+	if (!u->exists) {
+		/* §8.5.1: no such account: a request is refused, the rest ignored. */
+		if (c->type == RT_SUBSCRIBE) {
+			struct built p;
+
+			if (build_presence(&p, "unsubscribed", c->to.bare, from))
+				inbound(sm, c->to.bare, &p.m);
+		}
+		sm_user_release(sm, u);
+		return;
+	}
+	/* The stanza as the account's clients see it: to its bare JID, from
+	 * the sender's bare JID (§3.1.2). */
+	if (!rewrite(sm, c->m->u.stanza.raw.p, c->m->u.stanza.raw.len, u->bare, from)) {
+		sm_user_release(sm, u);
+		return;
+	}
+	len = sm_buf_used(&sm->scratch);
+	raw = malloc(len + 1);
+	if (!raw) {
+		sm_user_release(sm, u);
+		return;
+	}
+	memcpy(raw, sm_buf_data(&sm->scratch), len);
+	raw[len] = '\0';
+	u->refs++;
+	it = sm_roster_find(u, from);
+	cur = sm_roster_state(it);
+	if (sm_sub_apply(&cur, sub_event(c->type, false), &res) < 0) {
+		log_warn("roster row in no subscription state", "user=\"%s\" contact=\"%s\"",
+			 u->bare, from);
+		goto out;
+	}
+	if (res.forward)
+		for (struct sm_session *t = u->shead; t; t = t->unext)
+			if (t->available)
+				sm_deliver(sm, t, WIRE_KIND_PRESENCE, c->m->u.stanza.type,
+					   sm_ws(u->bare), sm_ws(from), c->m->u.stanza.id,
+					   c->m->u.stanza.ns, raw, len);
+	if (res.unavailable_after)
+		sm_route_unavailable_to(sm, u, from);
+	if (res.changed) {
+		if (!it)
+			it = sm_roster_add(u, from);
+		if (!it) {
+			log_warn("roster full or out of memory", "user=\"%s\"", u->bare);
+			goto out;
+		}
+		if (res.keep_request && len <= SM_PENDING_IN_MAX) {
+			free(it->pending_in);
+			it->pending_in = raw;
+			it->pending_in_len = len;
+			raw = NULL;
+		} else if (res.keep_request) {
+			res.next.pending_in = false;   /* too large to keep: delivered once */
+		}
+		sm_roster_state_set(it, &res.next);
+		if (res.push)
+			sm_roster_push(sm, u, it, !it->listed);
+		sm_roster_save(sm, u, it);
+	}
+	if (res.auto_reply_subscribed)
+		sm_route_sub_send(sm, u, from, "subscribed");
+	if (res.auto_reply_unsubscribed)
+		sm_route_sub_send(sm, u, from, "unsubscribed");
+	if (res.presence_after)
+		presence_after(sm, u, from);
+out:
+	free(raw);
+	u->refs--;
+	sm_user_release(sm, u);
+}
+
+/* The user's half (§3.1.2, §3.2.2, §3.3.2, §3.4): s sends a subscription
+ * stanza to the contact c->to. */
+static void sub_out(struct route_ctx *c)
+{
+	struct sm *sm = c->sm;
+	struct sm_user *u = c->s->user;
+	char contact[JID_MAX + 1];
+	struct sm_roster_item *it;
+	struct sm_sub_state cur;
+	struct sm_sub_result res;
+	struct wire_msg m2;
+
+	memcpy(contact, c->to.bare, c->to.bare_len + 1);
+	if (strcmp(contact, u->bare) == 0)
+		return;
+	it = sm_roster_find(u, contact);
+	cur = sm_roster_state(it);
+	if (sm_sub_apply(&cur, sub_event(c->type, true), &res) < 0) {
+		log_warn("roster row in no subscription state", "user=\"%s\" contact=\"%s\"",
+			 u->bare, contact);
+		return;
+	}
+	/* The user's row first: the contact's server may answer at once. */
+	if (res.changed) {
+		if (!it)
+			it = sm_roster_add(u, contact);
+		if (!it) {
+			log_warn("roster full or out of memory", "user=\"%s\"", u->bare);
+			return;
+		}
+		sm_roster_state_set(it, &res.next);
+		if (res.push)
+			sm_roster_push(sm, u, it, !it->listed);
+		sm_roster_save(sm, u, it);
+	}
+	if (res.unavailable_after)
+		sm_route_unavailable_to(sm, u, contact);   /* before the "unsubscribed" */
+	if (res.forward) {
+		/* §3.1.2: stamped with the user's bare JID, to the contact's. */
+		if (!rewrite(sm, c->m->u.stanza.raw.p, c->m->u.stanza.raw.len, contact, u->bare))
+			return;
+		m2 = *c->m;
+		m2.u.stanza.to = sm_ws(contact);
+		m2.u.stanza.from = sm_ws(u->bare);
+		m2.u.stanza.raw = wire_s(sm_buf_data(&sm->scratch), sm_buf_used(&sm->scratch));
+		{
+			/* scratch is reused on the way: hand over a copy */
+			size_t n = m2.u.stanza.raw.len;
+			char *copy = malloc(n ? n : 1);
+
+			if (!copy)
+				return;
+			memcpy(copy, m2.u.stanza.raw.p, n);
+			m2.u.stanza.raw = wire_s(copy, n);
+			inbound(sm, u->bare, &m2);
+			free(copy);
+		}
+	}
+	if (res.presence_after)
+		presence_after(sm, u, contact);
+}
+
+/*
+ * A probe for the presence of the local account c->to from c->from_bare
+ * (RFC 6121 §4.3.2): answered from the account's sessions if the prober is
+ * subscribed (from/both), with "unsubscribed" if it is not, "unavailable"
+ * when the account has no available resource.
+ */
+static void probe_in(struct route_ctx *c)
+{
+	struct sm *sm = c->sm;
+	struct sm_session *s = c->s ? c->s : sm_session_find(sm, c->from, c->from_len);
+	struct sm_roster_item *it;
+	struct sm_user *u;
+	unsigned n = 0;
+	struct built p;
+
+	u = sm_user_need(sm, c->to.bare, c->to.bare_len, c->from, c->from_len, c->m);
+	if (!u)
+		return;
+	if (!s || !u->exists) {
+		sm_user_release(sm, u);   /* prober gone, or §8.5.1: ignored */
+		return;
+	}
+	it = sm_roster_find(u, c->from_bare);
+	if (strcmp(u->bare, c->from_bare) != 0 && (!it || !(it->sub & SM_SUB_FROM))) {
+		/* not subscribed: no presence leaks; the prober learns it is not */
+		if (build_presence(&p, "unsubscribed", u->bare, s->full))
+			sm_deliver(sm, s, WIRE_KIND_PRESENCE, sm_ws("unsubscribed"), sm_ws(s->full),
+				   sm_ws(u->bare), sm_ws(""), sm_ws(""), p.raw,
+				   p.m.u.stanza.raw.len);
+		sm_user_release(sm, u);
+		return;
+	}
 	for (struct sm_session *t = u->shead; t; t = t->unext)
-		if (t != c->s)
-			presence_relay(c->sm, t, c->s);
+		if (t != s && t->available) {
+			presence_relay(sm, t, s);
+			n++;
+		}
+	if (!n && strcmp(u->bare, c->from_bare) != 0 &&
+	    build_presence(&p, "unavailable", u->bare, s->full))
+		sm_deliver(sm, s, WIRE_KIND_PRESENCE, sm_ws("unavailable"), sm_ws(s->full),
+			   sm_ws(u->bare), sm_ws(""), sm_ws(""), p.raw, p.m.u.stanza.raw.len);
+	sm_user_release(sm, u);
 }
 
 static void route_presence(struct route_ctx *c)
@@ -583,36 +975,26 @@ static void route_presence(struct route_ctx *c)
 	 * nobody to go to; presence is not answered with errors. */
 	if (!to->valid || !to->served || !to->has_local || c->type == RT_OTHER)
 		return;
-	u = sm_user_find(sm, to->bare, to->bare_len);
 	switch (c->type) {
 	case RT_PROBE:
-		presence_probe_one(c, u);
+		probe_in(c);
 		return;
 	case RT_SUBSCRIBE:
 	case RT_SUBSCRIBED:
 	case RT_UNSUBSCRIBE:
 	case RT_UNSUBSCRIBED:
-		/* RFC 6121 §3.1.2: subscription presence carries the bare JID.
-		 * The roster state machine lands later; until then it is routed
-		 * to the contact's available resources and not stored. */
-		for (t = u ? u->shead : NULL; t; t = t->unext) {
-			if (!t->available)
-				continue;
-			if (!rewrite(sm, c->m->u.stanza.raw.p, c->m->u.stanza.raw.len, to->bare,
-				     c->s->bare))
-				return;
-			sm_deliver(sm, t, c->kind, c->m->u.stanza.type, sm_ws(to->bare),
-				   sm_ws(c->s->bare), c->m->u.stanza.id, c->m->u.stanza.ns,
-				   sm_buf_data(&sm->scratch), sm_buf_used(&sm->scratch));
-		}
+		sub_out(c);
 		return;
 	default:
-		/* Directed presence (available, unavailable, error). */
+		/* Directed presence (available, unavailable, error), §4.6. */
+		if (c->type == RT_NONE || c->type == RT_UNAVAILABLE)
+			directed_note(c->s, to, c->type == RT_NONE);
 		if (to->has_resource) {
 			t = sm_session_find(sm, to->full, to->full_len);
 			if (t)
 				forward(c, t);
 		} else {
+			u = sm_user_find(sm, to->bare, to->bare_len);
 			forward_available(c, u, -128);
 		}
 		return;
@@ -627,33 +1009,6 @@ static void iq_result_empty(struct route_ctx *c)
 				       c->m->u.stanza.to, c->s->full);
 	sm_buf_str(b, "/>");
 	reply_send(c, "result", "");
-}
-
-static void roster_item_xml(struct sm_buf *b, const struct sm_roster_item *it)
-{
-	sm_buf_str(b, "<item jid='");
-	sm_buf_esc(b, it->contact, strlen(it->contact));
-	sm_buf_str(b, "'");
-	if (it->name && it->name[0]) {
-		sm_buf_str(b, " name='");
-		sm_buf_esc(b, it->name, strlen(it->name));
-		sm_buf_str(b, "'");
-	}
-	sm_buf_fmt(b, " subscription='%s'/>", sm_sub_str(it->sub));
-}
-
-static void iq_roster_get(struct route_ctx *c)
-{
-	struct sm_user *u = c->s->user;
-	struct sm_buf *b = build_start(c->sm, WIRE_KIND_IQ, "result", c->m->u.stanza.id,
-				       c->m->u.stanza.to, c->s->full);
-
-	sm_buf_str(b, "><query xmlns='" NS_ROSTER "'>");
-	for (size_t i = 0; i < u->nroster; i++)
-		roster_item_xml(b, &u->roster[i]);
-	sm_buf_str(b, "</query></iq>");
-	c->s->roster_requested = true;
-	reply_send(c, "result", NS_ROSTER);
 }
 
 static void iq_disco_info(struct route_ctx *c)
@@ -704,11 +1059,11 @@ static void iq_server(struct route_ctx *c)
 		reply_error(c, "bad-request");
 		return;
 	}
-	if (get && xs_is(st.child_ns, NS_ROSTER) && xs_is(st.child_local, "query")) {
+	if (xs_is(st.child_ns, NS_ROSTER) && xs_is(st.child_local, "query")) {
 		if (c->to.present && !c->to.has_local)
 			reply_error(c, "service-unavailable");  /* rosters live on accounts */
 		else
-			iq_roster_get(c);
+			sm_roster_iq(c->sm, c->s, m, get);
 	} else if (get && xs_is(st.child_ns, NS_PING) && xs_is(st.child_local, "ping")) {
 		iq_result_empty(c);
 	} else if (get && xs_is(st.child_ns, NS_DISCO_INFO) && xs_is(st.child_local, "query")) {
@@ -748,6 +1103,13 @@ static void route_iq(struct route_ctx *c)
 	}
 	if (!request)
 		return;     /* an undeliverable result or error is dropped */
+	if (to->valid && to->served && to->has_local && !to->has_resource &&
+	    ws_eq(c->m->u.stanza.ns, NS_ROSTER)) {
+		/* RFC 6121 §2.1.5, §2.3.3: only the account itself reads or
+		 * changes its roster. */
+		reply_error(c, "forbidden");
+		return;
+	}
 	if (!to->valid)
 		reply_error(c, "jid-malformed");
 	else if (!to->served)
@@ -798,10 +1160,30 @@ void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const str
 	c.from_bare[c.from_bare_len] = '\0';
 	c.type = type_parse(c.kind, m->u.stanza.type);
 	to_parse(sm, m->u.stanza.to, &c.to);
-	/* Only messages are parked today (to an account with no available
-	 * resource): their target's half is all there is. */
-	if (c.kind == WIRE_KIND_MESSAGE && c.to.valid && c.to.has_local)
+	/* Parked are messages to an account with no available resource,
+	 * subscription presence and probes for an account that was not in
+	 * memory: only the target's (inbound) half runs again. */
+	if (!c.to.valid || !c.to.has_local)
+		return;
+	if (c.kind == WIRE_KIND_MESSAGE) {
 		message_bare(&c, c.to.bare, c.to.bare_len);
+	} else if (c.kind == WIRE_KIND_PRESENCE) {
+		if (c.type == RT_PROBE)
+			probe_in(&c);
+		else if (c.type == RT_SUBSCRIBE || c.type == RT_SUBSCRIBED ||
+			 c.type == RT_UNSUBSCRIBE || c.type == RT_UNSUBSCRIBED)
+			sub_in(&c);
+	}
+}
+
+void sm_route_error(struct sm *sm, struct sm_session *s, const struct wire_msg *m,
+		    const char *cond)
+{
+	struct route_ctx c = { .sm = sm, .s = s, .m = m, .kind = m->u.stanza.kind,
+			       .from = s->full, .from_len = s->full_len };
+
+	c.type = type_parse(c.kind, m->u.stanza.type);
+	reply_error(&c, cond);
 }
 
 void sm_route_bounce(struct sm *sm, const char *to, int kind, const char *id, const char *from,
@@ -830,6 +1212,7 @@ void sm_route_gone(struct sm *sm, struct sm_session *s)
 	if (!s->available || !u)
 		return;
 	s->available = false;
+	directed_unavailable(sm, s);
 	/* One stanza per recipient account: `to` differs, so build each time. */
 	for (size_t i = 0; i <= u->nroster; i++) {
 		struct sm_user *cu;
@@ -858,35 +1241,5 @@ void sm_route_gone(struct sm *sm, struct sm_session *s)
 				sm_deliver(sm, t, WIRE_KIND_PRESENCE, type, sm_ws(cu->bare),
 					   sm_ws(s->full), id, sm_ws(""), sm_buf_data(b),
 					   sm_buf_used(b));
-	}
-}
-
-void sm_route_roster_push(struct sm *sm, struct sm_user *u, const struct sm_roster_item *it,
-			  bool removed)
-{
-	struct sm_buf *b = &sm->scratch;
-
-	for (struct sm_session *t = u->shead; t; t = t->unext) {
-		char id[32];
-
-		if (!t->roster_requested)
-			continue;
-		snprintf(id, sizeof(id), "push%llu", (unsigned long long)++sm->push_seq);
-		sm_buf_clear(b);
-		sm_buf_fmt(b, "<iq type='set' id='%s' to='", id);
-		sm_buf_esc(b, t->full, t->full_len);
-		sm_buf_str(b, "'><query xmlns='" NS_ROSTER "'>");
-		if (removed) {
-			sm_buf_str(b, "<item jid='");
-			sm_buf_esc(b, it->contact, strlen(it->contact));
-			sm_buf_str(b, "' subscription='remove'/>");
-		} else {
-			roster_item_xml(b, it);
-		}
-		sm_buf_str(b, "</query></iq>");
-		if (b->err)
-			return;
-		sm_deliver(sm, t, WIRE_KIND_IQ, sm_ws("set"), sm_ws(t->full), sm_ws(""), sm_ws(id),
-			   sm_ws(NS_ROSTER), sm_buf_data(b), sm_buf_used(b));
 	}
 }

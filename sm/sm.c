@@ -236,6 +236,7 @@ static void session_drop(struct sm *sm, struct sm_session *s, bool broadcast)
 	l->nsessions--;
 	log_debug("session ended", "link=%u sid=%llu jid=\"%s\"", l->id,
 		  (unsigned long long)s->sid, s->full ? s->full : s->bare ? s->bare : "");
+	sm_route_directed_clear(s);
 	free(s->presence);
 	free(s->full);
 	free(s->bare);

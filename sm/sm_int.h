@@ -2,7 +2,10 @@
  * sm_int — the session server's internal types, shared by its modules:
  *
  *   sm/sm.c     event loop, links (wire protocol), sessions, user records
- *   sm/route.c  stanza routing: messages, presence, iq, the server's own iq
+ *   sm/route.c  stanza routing: messages, presence, subscriptions, iq, the
+ *               server's own iq
+ *   sm/roster.c the roster: jabber:iq:roster get/set/remove, versions, pushes,
+ *               rows written behind (RFC 6121 §2)
  *   sm/store.c  SQLite storage: accounts, roster, offline messages
  *   sm/admin.c  the admin socket (xedgectl's line protocol)
  *   sm/tab.c    intrusive chained hash table; growable byte buffers
@@ -55,6 +58,11 @@
 #define SM_MAX_ADMIN 16                   /* admin connections at once */
 #define SM_ADMIN_LINE_MAX 8192
 #define SM_RESOURCE_GEN_LEN 12            /* generated resources: base32 chars */
+#define SM_MAX_DIRECTED 256               /* JIDs a session sent directed presence to */
+#define SM_ROSTER_NAME_MAX 1023           /* roster item name, bytes (§2.3.3 not-acceptable) */
+#define SM_ROSTER_GROUP_MAX 1023          /* one group name, bytes */
+#define SM_ROSTER_GROUPS_MAX 64           /* groups of one item */
+#define SM_PENDING_IN_MAX 8192            /* a kept subscription request, bytes */
 
 /* ---- sm/tab.c: growable buffer ----------------------------------------- */
 
@@ -178,6 +186,10 @@ struct sm_session {
 	bool available;                /* last broadcast presence was available */
 	bool initial_done;             /* initial presence has been processed */
 	bool roster_requested;         /* asked for the roster: gets roster pushes */
+	bool roster_versioned;         /* asked with 'ver': results and pushes carry it (§2.6) */
+	char **directed;               /* bare or full JIDs sent directed available presence
+	                                  and not in its from/both set (§4.6.3) */
+	unsigned ndirected;
 	bool credited;                 /* its edge grants credit (WIRE_CREDIT): flow-controlled */
 	int64_t credit;                /* stanza bytes it may still be sent; <= 0: its client is behind */
 	struct sm_session *waiting_on; /* paused until this blocked session catches up */
@@ -199,6 +211,7 @@ struct sm_roster_item {
 	int sub;            /* enum sm_sub */
 	bool ask;           /* Pending Out: ask='subscribe' */
 	bool preapproved;   /* RFC 6121 §3.4 */
+	bool listed;        /* in the user's roster; false: only a pending-in request (sub.h) */
 	char *pending_in;   /* Pending In: the contact's subscribe stanza, re-sent at login; NULL: none */
 	size_t pending_in_len;
 	uint64_t ver;       /* roster version when this row last changed (§2.6) */
@@ -348,9 +361,32 @@ void sm_route_bounce(struct sm *sm, const char *to, int kind, const char *id, co
 		     const char *cond);
 /* Broadcast s's unavailable presence (session ending without saying so). */
 void sm_route_gone(struct sm *sm, struct sm_session *s);
-/* Push one roster item to u's sessions that asked for the roster (RFC 6121 §2.1.6). */
-void sm_route_roster_push(struct sm *sm, struct sm_user *u, const struct sm_roster_item *it,
-			  bool removed);
+/* Answer s's stanza m with the stanza error cond (RFC 6120 §8.3). */
+void sm_route_error(struct sm *sm, struct sm_session *s, const struct wire_msg *m,
+		    const char *cond);
+/* Send presence of type `type` (a subscription type) from u's bare JID to
+ * contact on u's behalf, as if u's client had sent it to the contact's server
+ * (inbound half only: u's own row is the caller's business). */
+void sm_route_sub_send(struct sm *sm, struct sm_user *u, const char *contact, const char *type);
+/* Send contact unavailable presence from each available resource of u. */
+void sm_route_unavailable_to(struct sm *sm, struct sm_user *u, const char *contact);
+/* Forget the directed-presence JIDs of s (its memory). */
+void sm_route_directed_clear(struct sm_session *s);
+
+/* sm/roster.c — see the file comment */
+struct sm_sub_state sm_roster_state(const struct sm_roster_item *it);
+void sm_roster_state_set(struct sm_roster_item *it, const struct sm_sub_state *st);
+/* Push one roster item to u's interested resources (RFC 6121 §2.1.6). */
+void sm_roster_push(struct sm *sm, struct sm_user *u, const struct sm_roster_item *it,
+		    bool removed);
+/* it changed: give it the next roster version and write it behind; an item
+ * neither listed nor pending is deleted (row and memory: it is invalid
+ * after).  Sends no push. */
+void sm_roster_save(struct sm *sm, struct sm_user *u, struct sm_roster_item *it);
+/* Delete it (row and memory), with a new version. */
+void sm_roster_drop(struct sm *sm, struct sm_user *u, struct sm_roster_item *it);
+/* A jabber:iq:roster get or set from s (to its own account). */
+void sm_roster_iq(struct sm *sm, struct sm_session *s, const struct wire_msg *m, bool get);
 
 /* sm/offline.c — see the file comment */
 /* Store raw for user (a message from `from`, id and to as the sender wrote
