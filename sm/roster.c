@@ -503,9 +503,12 @@ static void roster_remove(struct sm *sm, struct sm_session *s, const struct wire
 	unsubd = (it->sub & SM_SUB_FROM) || it->pending_in;
 	if (it->sub & SM_SUB_FROM)
 		sm_route_unavailable_to(sm, u, contact);
-	it->listed = false;
-	sm_roster_push(sm, u, it, true);
 	sm_roster_drop(sm, u, it);
+	{
+		struct sm_roster_item gone = { .contact = contact };
+
+		sm_roster_push(sm, u, &gone, true);     /* with the new version */
+	}
 	result_start(&sm->scratch, m, s);
 	sm_buf_str(&sm->scratch, "/>");
 	result_send(sm, s, m, "");
