@@ -9,6 +9,7 @@
  *   sessions                       one line per session
  *   roster add <user> <contact> <none|to|from|both> [name...]
  *   roster list <user>             one line per item: contact subscription [name]
+ *                                  (the roster the user sees: no bare pending-in rows)
  *
  * Passwords never reach this socket: xedgectl derives the SCRAM keys.  The
  * socket's mode is the access control (only its owner, root aside, may
@@ -293,7 +294,7 @@ static void admin_run(struct sm_db *db, struct sm_job *j)
 {
 	static const char sql_users[] = "SELECT jid FROM users ORDER BY jid";
 	static const char sql_roster[] =
-		"SELECT contact, subscription, name, ask FROM roster WHERE user = ?1"
+		"SELECT contact, subscription, name, ask FROM roster WHERE user = ?1 AND listed"
 		" ORDER BY contact";
 	struct admin_job *aj = (struct admin_job *)j;
 	int r;

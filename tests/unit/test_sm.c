@@ -1277,8 +1277,9 @@ static void test_subscription_offline(void **state)
 		"<item jid='nobody@localhost' subscription='none' ask='subscribe'/>",
 		"type='unsubscribed'|from='nobody@localhost'",
 		"<item jid='nobody@localhost' subscription='none'/>" });
+	/* Kept, but not in his roster (§3.1.3 Security Warning). */
 	admin(e, out, sizeof(out), "roster list bob@localhost");
-	assert_string_equal(out, "alice@localhost none\nok\n");
+	assert_string_equal(out, "roster is empty\nok\n");
 
 	/* Bob logs in: the roster shows nothing (no item before approval);
 	 * the request comes at his initial presence, and again next time. */
