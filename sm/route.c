@@ -971,6 +971,13 @@ static void route_presence(struct route_ctx *c)
 			presence_own(c);
 		return;
 	}
+	if (to->valid && to->has_local && (c->type == RT_SUBSCRIBE || c->type == RT_SUBSCRIBED ||
+					   c->type == RT_UNSUBSCRIBE || c->type == RT_UNSUBSCRIBED)) {
+		/* The user's row changes whoever the contact is; the stanza
+		 * reaches local contacts only (no s2s). */
+		sub_out(c);
+		return;
+	}
 	/* Presence to a bad address, another server or the server itself has
 	 * nobody to go to; presence is not answered with errors. */
 	if (!to->valid || !to->served || !to->has_local || c->type == RT_OTHER)
@@ -978,12 +985,6 @@ static void route_presence(struct route_ctx *c)
 	switch (c->type) {
 	case RT_PROBE:
 		probe_in(c);
-		return;
-	case RT_SUBSCRIBE:
-	case RT_SUBSCRIBED:
-	case RT_UNSUBSCRIBE:
-	case RT_UNSUBSCRIBED:
-		sub_out(c);
 		return;
 	default:
 		/* Directed presence (available, unavailable, error), §4.6. */
