@@ -20,7 +20,7 @@
  * context).  Bounds: one item, SM_ROSTER_NAME_MAX bytes of name,
  * SM_ROSTER_GROUPS_MAX groups of SM_ROSTER_GROUP_MAX bytes.  Subscription
  * changes are the business of sm/route.c (sm_sub_apply()); removal (§2.5)
- * sends the contact what the RFC says through sm_route_sub_send().
+ * sends the contact what the RFC says through sm_presence_sub_send().
  */
 #include <errno.h>
 #include <expat.h>
@@ -502,7 +502,7 @@ static void roster_remove(struct sm *sm, struct sm_session *s, const struct wire
 	unsub = (it->sub & SM_SUB_TO) || it->ask;
 	unsubd = (it->sub & SM_SUB_FROM) || it->pending_in;
 	if (it->sub & SM_SUB_FROM)
-		sm_route_unavailable_to(sm, u, contact);
+		sm_presence_unavailable_to(sm, u, contact);
 	sm_roster_drop(sm, u, it);
 	{
 		struct sm_roster_item gone = { .contact = contact };
@@ -513,9 +513,9 @@ static void roster_remove(struct sm *sm, struct sm_session *s, const struct wire
 	sm_buf_str(&sm->scratch, "/>");
 	result_send(sm, s, m, "");
 	if (unsub)
-		sm_route_sub_send(sm, u, contact, "unsubscribe");
+		sm_presence_sub_send(sm, u, contact, "unsubscribe");
 	if (unsubd)
-		sm_route_sub_send(sm, u, contact, "unsubscribed");
+		sm_presence_sub_send(sm, u, contact, "unsubscribed");
 }
 
 /* §2.3, §2.4, §2.5 */

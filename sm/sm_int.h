@@ -2,8 +2,9 @@
  * sm_int — the session server's internal types, shared by its modules:
  *
  *   sm/sm.c     event loop, links (wire protocol), sessions, user records
- *   sm/route.c  stanza routing: messages, presence, subscriptions, iq, the
- *               server's own iq
+ *   sm/route.c  stanza routing: messages, iq, the server's own iq; hands
+ *               presence to sm/presence.c
+ *   sm/presence.c presence and subscriptions (RFC 6121 §3, §4)
  *   sm/roster.c the roster: jabber:iq:roster get/set/remove, versions, pushes,
  *               rows written behind (RFC 6121 §2)
  *   sm/store.c  SQLite storage: accounts, roster, offline messages
@@ -348,6 +349,40 @@ struct sm_roster_item *sm_roster_set(struct sm_user *u, const char *contact, con
 void sm_roster_remove(struct sm_user *u, struct sm_roster_item *it);
 
 /* sm/route.c */
+/* Types a stanza can carry, as far as routing cares (SM_RT_*). */
+enum sm_rt {
+	SM_RT_NONE = 0,    /* attribute absent: message normal / presence available */
+	SM_RT_NORMAL, SM_RT_CHAT, SM_RT_GROUPCHAT, SM_RT_HEADLINE, SM_RT_ERROR,
+	SM_RT_UNAVAILABLE, SM_RT_SUBSCRIBE, SM_RT_SUBSCRIBED, SM_RT_UNSUBSCRIBE, SM_RT_UNSUBSCRIBED, SM_RT_PROBE,
+	SM_RT_GET, SM_RT_SET, SM_RT_RESULT,
+	SM_RT_OTHER        /* not valid for this kind */
+};
+
+/* The `to` of the stanza being routed, canonicalised. */
+struct sm_route_to {
+	bool present;           /* the stanza had a `to` */
+	bool valid;             /* it parsed as a JID */
+	bool has_local, has_resource;
+	bool served;            /* its domain is one of ours */
+	char full[JID_MAX + 1]; /* canonical, with the resource when there is one */
+	char bare[JID_MAX + 1]; /* canonical local@domain, or the domain */
+	size_t full_len, bare_len;
+};
+
+/* One stanza being routed. */
+struct sm_route_ctx {
+	struct sm *sm;
+	struct sm_session *s;          /* the sender; NULL when replayed (it may be gone) */
+	const char *from;              /* the sender's full JID */
+	size_t from_len;
+	char from_bare[JID_MAX + 1];   /* and its bare JID */
+	size_t from_bare_len;
+	const struct wire_msg *m;
+	int kind;
+	int type;                      /* enum sm_rt */
+	struct sm_route_to to;
+};
+
 void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg *m);
 /* Route a parked stanza (sm/user.c) now that its target's record is ready.
  * Only the target's half runs again: the sender may be gone. */
@@ -359,19 +394,39 @@ int sm_route_offline(struct sm *sm, struct sm_session *s, int64_t id, const void
  * to `from`) failed with the stanza error cond. */
 void sm_route_bounce(struct sm *sm, const char *to, int kind, const char *id, const char *from,
 		     const char *cond);
-/* Broadcast s's unavailable presence (session ending without saying so). */
-void sm_route_gone(struct sm *sm, struct sm_session *s);
 /* Answer s's stanza m with the stanza error cond (RFC 6120 §8.3). */
 void sm_route_error(struct sm *sm, struct sm_session *s, const struct wire_msg *m,
 		    const char *cond);
+/* For sm/presence.c: the enum sm_rt of a type attribute of this kind. */
+int sm_route_type_parse(int kind, struct wire_str t);
+/* Parse and canonicalise a `to` attribute into *to. */
+void sm_route_to_parse(struct sm *sm, struct wire_str raw, struct sm_route_to *to);
+/* Copy raw into sm->scratch with `to` (and `from` unless NULL) set in its
+ * start tag.  false: no start tag, or out of memory. */
+bool sm_route_rewrite(struct sm *sm, const void *raw, size_t len, const char *to,
+		      const char *from);
+/* Forward the stanza being routed, unchanged, to t. */
+void sm_route_forward(struct sm_route_ctx *c, struct sm_session *t);
+/* ... to every available session of u with priority >= min_prio; how many. */
+unsigned sm_route_forward_available(struct sm_route_ctx *c, struct sm_user *u, int min_prio);
+
+/* sm/presence.c — see the file comment */
+/* A presence stanza from a bound session (c->s set). */
+void sm_presence_route(struct sm_route_ctx *c);
+/* A parked presence stanza (subscription or probe) replayed: its inbound half. */
+void sm_presence_replay(struct sm_route_ctx *c);
+/* Broadcast s's unavailable presence (session ending without saying so),
+ * to directed-presence targets too. */
+void sm_presence_gone(struct sm *sm, struct sm_session *s);
 /* Send presence of type `type` (a subscription type) from u's bare JID to
  * contact on u's behalf, as if u's client had sent it to the contact's server
  * (inbound half only: u's own row is the caller's business). */
-void sm_route_sub_send(struct sm *sm, struct sm_user *u, const char *contact, const char *type);
+void sm_presence_sub_send(struct sm *sm, struct sm_user *u, const char *contact,
+			  const char *type);
 /* Send contact unavailable presence from each available resource of u. */
-void sm_route_unavailable_to(struct sm *sm, struct sm_user *u, const char *contact);
+void sm_presence_unavailable_to(struct sm *sm, struct sm_user *u, const char *contact);
 /* Forget the directed-presence JIDs of s (its memory). */
-void sm_route_directed_clear(struct sm_session *s);
+void sm_presence_directed_clear(struct sm_session *s);
 
 /* sm/roster.c — see the file comment */
 struct sm_sub_state sm_roster_state(const struct sm_roster_item *it);
