@@ -205,7 +205,10 @@ static void directed_note(struct sm_session *s, const struct sm_route_to *to, bo
 		}
 		return;
 	}
-	if (i >= 0 || (it && (it->sub & SM_SUB_FROM)) || !s->available)
+	/* Already known, covered by the broadcast (from/both, the user's own
+	 * resources), or sent before initial presence: nothing to remember. */
+	if (i >= 0 || (it && (it->sub & SM_SUB_FROM)) || !s->available ||
+	    strcmp(to->bare, s->bare) == 0)
 		return;
 	if (s->ndirected >= SM_MAX_DIRECTED) {
 		log_warn("too many directed presences remembered", "jid=\"%s\"", s->full);
@@ -527,9 +530,11 @@ static void sub_out(struct sm_route_ctx *c)
 
 /*
  * A probe for the presence of the local account c->to from c->from_bare
- * (RFC 6121 §4.3.2): answered from the account's sessions if the prober is
- * subscribed (from/both), with "unsubscribed" if it is not, "unavailable"
- * when the account has no available resource.
+ * (RFC 6121 §4.3.2): answered from the account's available sessions if the
+ * prober is subscribed (from/both); with "unsubscribed" if it is not (or
+ * there is no such account: the two look alike, so probes do not reveal
+ * accounts).  No available resource: no reply -- the RFC's other choice,
+ * the last unavailable presence received, is not kept here.
  */
 static void probe_in(struct sm_route_ctx *c)
 {
@@ -537,18 +542,18 @@ static void probe_in(struct sm_route_ctx *c)
 	struct sm_session *s = c->s ? c->s : sm_session_find(sm, c->from, c->from_len);
 	struct sm_roster_item *it;
 	struct sm_user *u;
-	unsigned n = 0;
 	struct built p;
 
 	u = sm_user_need(sm, c->to.bare, c->to.bare_len, c->from, c->from_len, c->m);
 	if (!u)
 		return;
-	if (!s || !u->exists) {
-		sm_user_release(sm, u);   /* prober gone, or §8.5.1: ignored */
+	if (!s) {
+		sm_user_release(sm, u);   /* the prober left meanwhile */
 		return;
 	}
-	it = sm_roster_find(u, c->from_bare);
-	if (strcmp(u->bare, c->from_bare) != 0 && (!it || !(it->sub & SM_SUB_FROM))) {
+	it = u->exists ? sm_roster_find(u, c->from_bare) : NULL;
+	if (!u->exists ||
+	    (strcmp(u->bare, c->from_bare) != 0 && (!it || !(it->sub & SM_SUB_FROM)))) {
 		/* not subscribed: no presence leaks; the prober learns it is not */
 		if (build_presence(&p, "unsubscribed", u->bare, s->full))
 			sm_deliver(sm, s, WIRE_KIND_PRESENCE, sm_ws("unsubscribed"), sm_ws(s->full),
@@ -558,14 +563,8 @@ static void probe_in(struct sm_route_ctx *c)
 		return;
 	}
 	for (struct sm_session *t = u->shead; t; t = t->unext)
-		if (t != s && t->available) {
-			presence_relay(sm, t, s);
-			n++;
-		}
-	if (!n && strcmp(u->bare, c->from_bare) != 0 &&
-	    build_presence(&p, "unavailable", u->bare, s->full))
-		sm_deliver(sm, s, WIRE_KIND_PRESENCE, sm_ws("unavailable"), sm_ws(s->full),
-			   sm_ws(u->bare), sm_ws(""), sm_ws(""), p.raw, p.m.u.stanza.raw.len);
+		if (t != s)
+			presence_relay(sm, t, s);    /* available ones only */
 	sm_user_release(sm, u);
 }
 

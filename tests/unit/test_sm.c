@@ -1248,6 +1248,10 @@ static void test_subscription_online(void **state)
 	stanza(b, 2, WIRE_KIND_PRESENCE, "probe", "alice@localhost", jb, "", "",
 	       "<presence type='probe' to='alice@localhost'/>");
 	expect_one(b, 2, "type='unsubscribed'|from='alice@localhost'|to='bob@localhost/b'");
+	/* No such account: the same answer (probes reveal no accounts). */
+	stanza(b, 2, WIRE_KIND_PRESENCE, "probe", "nobody@localhost", jb, "", "",
+	       "<presence type='probe' to='nobody@localhost'/>");
+	expect_one(b, 2, "type='unsubscribed'|from='nobody@localhost'|to='bob@localhost/b'");
 }
 
 static void test_subscription_offline(void **state)
@@ -1311,6 +1315,11 @@ static void test_subscription_offline(void **state)
 	       "<presence type='unavailable' from='bob@localhost/b'/>");
 	drain(b);
 	expect_one(a, 1, "type='unavailable'|from='bob@localhost/b'");
+	/* §4.3.2: a subscriber's probe to an account with no available
+	 * resource gets no reply (no last unavailable presence is kept). */
+	stanza(a, 1, WIRE_KIND_PRESENCE, "probe", "bob@localhost", ja, "", "",
+	       "<presence type='probe' to='bob@localhost'/>");
+	expect_quiet(a);
 	avail(b, 2, jb);
 	/* Bob (from) does not see alice; alice (to) sees him. */
 	expect_one(b, 2, "from='bob@localhost/b'|to='bob@localhost'");
