@@ -133,20 +133,27 @@ static void presence_pending_in(struct sm *sm, struct sm_session *s)
 
 
 /* Unavailable presence from the full JID `from` to the JID `to` (bare or
- * full, canonical), delivered if it is online here. */
-static void unavailable_send(struct sm *sm, const char *from, const char *to)
+ * full, canonical), delivered if it is online here: raw (the user's own
+ * unavailable stanza, `to` set here) or, when NULL, one built here. */
+static void unavailable_send(struct sm *sm, const char *from, const char *to, const void *raw,
+			     size_t len)
 {
 	struct sm_buf *b = &sm->scratch;
 	const char *slash = strchr(to, '/');
 	struct sm_session *t;
 	struct sm_user *cu;
 
-	sm_buf_clear(b);
-	sm_buf_str(b, "<presence type='unavailable' from='");
-	sm_buf_esc(b, from, strlen(from));
-	sm_buf_str(b, "' to='");
-	sm_buf_esc(b, to, strlen(to));
-	sm_buf_str(b, "'/>");
+	if (raw) {
+		if (!sm_route_rewrite(sm, raw, len, to, NULL))
+			return;
+	} else {
+		sm_buf_clear(b);
+		sm_buf_str(b, "<presence type='unavailable' from='");
+		sm_buf_esc(b, from, strlen(from));
+		sm_buf_str(b, "' to='");
+		sm_buf_esc(b, to, strlen(to));
+		sm_buf_str(b, "'/>");
+	}
 	if (b->err)
 		return;
 	if (slash) {
@@ -174,11 +181,13 @@ void sm_presence_directed_clear(struct sm_session *s)
 	s->ndirected = 0;
 }
 
-/* §4.6.3: s becomes unavailable: everyone it sent directed presence to hears it. */
-static void directed_unavailable(struct sm *sm, struct sm_session *s)
+/* §4.6.3: s becomes unavailable: everyone it sent directed presence to hears
+ * it (its unavailable stanza raw when it sent one, else one built here). */
+static void directed_unavailable(struct sm *sm, struct sm_session *s, const void *raw,
+				 size_t len)
 {
 	for (unsigned i = 0; i < s->ndirected; i++)
-		unavailable_send(sm, s->full, s->directed[i]);
+		unavailable_send(sm, s->full, s->directed[i], raw, len);
 	sm_presence_directed_clear(s);
 }
 
@@ -245,7 +254,7 @@ static void presence_own(struct sm_route_ctx *c)
 		s->presence = NULL;
 		s->presence_len = 0;
 		presence_broadcast(sm, s, m->u.stanza.type, m->u.stanza.id, raw, len);
-		directed_unavailable(sm, s);
+		directed_unavailable(sm, s, raw, len);
 		return;
 	}
 	if (c->type != SM_RT_NONE)
@@ -341,7 +350,7 @@ void sm_presence_unavailable_to(struct sm *sm, struct sm_user *u, const char *co
 {
 	for (struct sm_session *t = u->shead; t; t = t->unext)
 		if (t->available)
-			unavailable_send(sm, t->full, contact);
+			unavailable_send(sm, t->full, contact, NULL, 0);
 }
 
 /* §3.1.5: the contact now sees u: each available resource's presence. */
@@ -629,7 +638,7 @@ void sm_presence_gone(struct sm *sm, struct sm_session *s)
 	if (!s->available || !u)
 		return;
 	s->available = false;
-	directed_unavailable(sm, s);
+	directed_unavailable(sm, s, NULL, 0);
 	/* One stanza per recipient account: `to` differs, so build each time. */
 	for (size_t i = 0; i <= u->nroster; i++) {
 		struct sm_user *cu;

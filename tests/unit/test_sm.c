@@ -1361,9 +1361,11 @@ static void test_directed_presence(void **state)
 	       "<presence to='bob@localhost/b' from='alice@localhost/a'><show>dnd</show></presence>");
 	expect_one(b, 2, "<show>dnd</show>");
 	stanza(a, 1, WIRE_KIND_PRESENCE, "unavailable", "", ja, "", "",
-	       "<presence type='unavailable' from='alice@localhost/a'/>");
+	       "<presence type='unavailable' from='alice@localhost/a'><status>bye</status>"
+	       "</presence>");
 	drain(a);
-	expect_one(b, 2, "type='unavailable'|from='alice@localhost/a'|to='bob@localhost/b'");
+	expect_one(b, 2, "type='unavailable'|from='alice@localhost/a'|to='bob@localhost/b'|"
+			 "<status>bye</status>");
 
 	/* Again, and the session ends without saying so: same. */
 	avail(a, 1, ja);
