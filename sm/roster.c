@@ -84,7 +84,12 @@ struct row_job {
 
 static void row_run(struct sm_db *db, struct sm_job *j)
 {
-	static const char sql_ver[] = "UPDATE users SET roster_ver = ?2 WHERE jid = ?1";
+	/* Each change counts once here and once in memory.  An admin change
+	 * (sm/admin.c) counts in the table first and in memory at its
+	 * completion, so the table may run ahead meanwhile: never step back,
+	 * so a version a client was given never names another roster. */
+	static const char sql_ver[] =
+		"UPDATE users SET roster_ver = MAX(roster_ver + 1, ?2) WHERE jid = ?1";
 	static const char sql_del[] = "DELETE FROM roster WHERE user = ?1 AND contact = ?2";
 	static const char sql_put[] =
 		"INSERT INTO roster(user, contact, name, subscription, ask, pending_in,"

@@ -1157,6 +1157,26 @@ static void test_roster_set_remove(void **state)
 	expect_stanza(a, 1, raw, sizeof(raw));
 	assert_string_equal(raw, "<iq type='result' id='g' to='alice@localhost/a'>"
 				 "<query xmlns='jabber:iq:roster'></query></iq>");
+
+	/* The version is stored: after a new login (record read again) the
+	 * last version is still current; a change by the admin is a new one. */
+	m = (struct wire_msg){ .type = WIRE_SESSION_CLOSE, .sid = 1 };
+	m.u.close.reason = WIRE_CLOSE_NORMAL;
+	send_frame(a, &m);
+	expect_quiet(a);
+	login(a, 1, "alice", "a", ja);
+	roster_get(a, 1, ja, "3");
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_string_equal(raw, "<iq type='result' id='g' to='alice@localhost/a'/>");
+	admin_ok(e, "roster add %s %s %s", "alice@localhost", "dave@localhost", "none");
+	expect_one(a, 1, "ver='4'><item jid='dave@localhost' subscription='none'/>");
+	m = (struct wire_msg){ .type = WIRE_SESSION_CLOSE, .sid = 1 };
+	m.u.close.reason = WIRE_CLOSE_NORMAL;
+	send_frame(a, &m);
+	expect_quiet(a);
+	login(a, 1, "alice", "a", ja);
+	roster_get(a, 1, ja, "3");
+	expect_one(a, 1, "<query xmlns='jabber:iq:roster' ver='4'><item jid='dave@localhost'");
 }
 
 /* Alice and bob online, available, interested; empty rosters. */
