@@ -403,13 +403,7 @@ static void sub_in(struct sm_route_ctx *c)
 	if (!u)
 		return;
 	if (!u->exists) {
-		/* §8.5.1: no such account: a request is refused, the rest ignored. */
-		if (c->type == SM_RT_SUBSCRIBE) {
-			struct built p;
-
-			if (build_presence(&p, "unsubscribed", c->to.bare, from))
-				inbound(sm, c->to.bare, &p.m);
-		}
+		/* §8.5.1: no such account: subscription stanzas are silently ignored. */
 		sm_user_release(sm, u);
 		return;
 	}
