@@ -11,9 +11,10 @@
  * pending-in request (sub.h) is deleted.
  *
  * Versions: a get with ver equal to the current version is answered with an
- * empty result; any other ver gets the whole roster with the current ver.
- * Results and pushes carry ver only to sessions that asked with one (a
- * client that does not version gets the RFC 6121 §2.1.3 form).
+ * empty result; any other ver, or none, gets the whole roster with the
+ * current ver (§2.1.3 example, §2.6.3), and every push carries the version it
+ * makes (§2.6.3: "MUST include the updated roster version with each roster
+ * push"); clients that do not version ignore the attribute.
  *
  * Roster sets are parsed here with expat (the edge has already checked the
  * stanza for well-formedness; it is parsed again inside a synthetic c2s
@@ -235,10 +236,9 @@ static void item_xml(struct sm_buf *b, const struct sm_roster_item *it)
 	sm_buf_str(b, "</item>");
 }
 
-static void ver_attr(struct sm_buf *b, const struct sm_user *u, const struct sm_session *t)
+static void ver_attr(struct sm_buf *b, const struct sm_user *u)
 {
-	if (t->roster_versioned)
-		sm_buf_fmt(b, " ver='%" PRIu64 "'", u->roster_ver);
+	sm_buf_fmt(b, " ver='%" PRIu64 "'", u->roster_ver);
 }
 
 void sm_roster_push(struct sm *sm, struct sm_user *u, const struct sm_roster_item *it,
@@ -258,7 +258,7 @@ void sm_roster_push(struct sm *sm, struct sm_user *u, const struct sm_roster_ite
 		sm_buf_fmt(b, "<iq type='set' id='%s' to='", id);
 		sm_buf_esc(b, t->full, t->full_len);
 		sm_buf_str(b, "'><query xmlns='" NS_ROSTER "'");
-		ver_attr(b, u, t);
+		ver_attr(b, u);
 		sm_buf_str(b, ">");
 		if (removed) {
 			sm_buf_str(b, "<item jid='");
@@ -473,7 +473,6 @@ static void roster_get(struct sm *sm, struct sm_session *s, const struct wire_ms
 	char cur[24];
 
 	s->roster_requested = true;
-	s->roster_versioned = r->has_ver;
 	snprintf(cur, sizeof(cur), "%" PRIu64, u->roster_ver);
 	result_start(b, m, s);
 	if (r->has_ver && strcmp(r->ver, cur) == 0) {
@@ -483,7 +482,7 @@ static void roster_get(struct sm *sm, struct sm_session *s, const struct wire_ms
 		return;
 	}
 	sm_buf_str(b, "><query xmlns='" NS_ROSTER "'");
-	ver_attr(b, u, s);
+	ver_attr(b, u);
 	sm_buf_str(b, ">");
 	for (size_t i = 0; i < u->nroster; i++)
 		if (u->roster[i].listed)

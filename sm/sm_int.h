@@ -187,7 +187,6 @@ struct sm_session {
 	bool available;                /* last broadcast presence was available */
 	bool initial_done;             /* initial presence has been processed */
 	bool roster_requested;         /* asked for the roster: gets roster pushes */
-	bool roster_versioned;         /* asked with 'ver': results and pushes carry it (§2.6) */
 	char **directed;               /* bare or full JIDs sent directed available presence
 	                                  and not in its from/both set (§4.6.3) */
 	unsigned ndirected;

@@ -731,7 +731,7 @@ static void test_iq(void **state)
 	       "<iq type='get' id='r1' from='alice@localhost/a'><query xmlns='jabber:iq:roster'/></iq>");
 	expect_stanza(a, 1, raw, sizeof(raw));
 	assert_string_equal(raw, "<iq type='result' id='r1' to='alice@localhost/a'>"
-				 "<query xmlns='jabber:iq:roster'><item jid='bob@localhost' "
+				 "<query xmlns='jabber:iq:roster' ver='1'><item jid='bob@localhost' "
 				 "name='Bob B' subscription='both'/></query></iq>");
 
 	stanza(a, 1, WIRE_KIND_IQ, "get", "localhost", ja, "p&1", "urn:xmpp:ping",
@@ -1152,11 +1152,11 @@ static void test_roster_set_remove(void **state)
 	admin(e, out, sizeof(out), "roster list alice@localhost");
 	assert_string_equal(out, "roster is empty\nok\n");
 
-	/* A client without versioning gets no ver anywhere (§2.1.3 form). */
+	/* A get without ver: the whole roster, with its version (§2.1.3). */
 	roster_get(a, 1, ja, NULL);
 	expect_stanza(a, 1, raw, sizeof(raw));
 	assert_string_equal(raw, "<iq type='result' id='g' to='alice@localhost/a'>"
-				 "<query xmlns='jabber:iq:roster'></query></iq>");
+				 "<query xmlns='jabber:iq:roster' ver='3'></query></iq>");
 
 	/* The version is stored: after a new login (record read again) the
 	 * last version is still current; a change by the admin is a new one. */
@@ -1310,7 +1310,7 @@ static void test_subscription_offline(void **state)
 		roster_get(b, 2, jb, NULL);
 		expect_stanza(b, 2, raw, sizeof(raw));
 		assert_string_equal(raw, "<iq type='result' id='g' to='bob@localhost/b'>"
-					 "<query xmlns='jabber:iq:roster'></query></iq>");
+					 "<query xmlns='jabber:iq:roster' ver='1'></query></iq>");
 		avail(b, 2, jb);
 		expect_stanzas(b, 2, 2, (const char *const[]){
 			"from='bob@localhost/b'|to='bob@localhost'",
