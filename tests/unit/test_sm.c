@@ -1117,6 +1117,21 @@ static void test_roster_set_remove(void **state)
 	expect_one(a, 1, "type='error' id='e2'|type='modify'|<bad-request ");
 	roster_set(a, 1, ja, "e3", "<item jid='x@localhost'><group></group></item>");
 	expect_one(a, 1, "type='error' id='e3'|<not-acceptable ");
+	{
+		/* Over the limits: a 1024-byte name, a 1024-byte group (§2.3.3). */
+		char big[1100], item[1300];
+
+		memset(big, 'n', 1024);
+		big[1024] = '\0';
+		snprintf(item, sizeof(item), "<item jid='x@localhost' name='%s'/>", big);
+		roster_set(a, 1, ja, "e7", item);
+		expect_one(a, 1, "type='error' id='e7'|<not-acceptable ");
+		snprintf(item, sizeof(item), "<item jid='x@localhost'><group>%s</group></item>", big);
+		roster_set(a, 1, ja, "e8", item);
+		expect_one(a, 1, "type='error' id='e8'|<not-acceptable ");
+		roster_set(a, 1, ja, "e9", "");
+		expect_one(a, 1, "type='error' id='e9'|<bad-request ");
+	}
 	roster_set(a, 1, ja, "e4", "<item jid='@@'/>");
 	expect_one(a, 1, "type='error' id='e4'|<jid-malformed ");
 	roster_set(a, 1, ja, "e5", "<item jid='nobody@localhost' subscription='remove'/>");
