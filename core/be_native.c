@@ -90,8 +90,10 @@ static void send_features(struct conn *c)
 	const struct config *cfg = c->w->cfg;
 
 	if (c->flags & CF_AUTHED) {
+		/* RFC 6121 §2.6.1 roster versioning, §3.4 pre-approval: the sm does both. */
 		xmpp_outs(c, "<stream:features><bind xmlns='" NS_BIND "'/><session xmlns='" NS_SESSION
-			  "'><optional/></session></stream:features>");
+			  "'><optional/></session><ver xmlns='urn:xmpp:features:rosterver'/>"
+			  "<sub xmlns='urn:xmpp:features:pre-approval'/></stream:features>");
 	} else if (c->flags & CF_TLS) {
 		/* XEP-0077 §8, XEP-0078 §3: the optional features, on encrypted
 		 * streams only (both carry passwords in the clear). */

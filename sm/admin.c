@@ -9,6 +9,7 @@
  *   sessions                       one line per session
  *   roster add <user> <contact> <none|to|from|both> [name...]
  *   roster list <user>             one line per item: contact subscription [name]
+ *                                  (the roster the user sees: no bare pending-in rows)
  *
  * Passwords never reach this socket: xedgectl derives the SCRAM keys.  The
  * socket's mode is the access control (only its owner, root aside, may
@@ -213,15 +214,30 @@ struct admin_job {
 	struct sm_buf rows;            /* listing built on the storage thread */
 };
 
-static int job_roster_put(struct sm_db *db, struct admin_job *aj)
+/* Bump the account's roster version (§2.6); the row written next takes it. */
+static int job_roster_ver(struct sm_db *db, struct admin_job *aj)
 {
-	static const char sql[] =
-		"INSERT INTO roster(user, contact, name, subscription) VALUES (?1, ?2, ?3, ?4)"
-		" ON CONFLICT(user, contact) DO UPDATE SET name = excluded.name,"
-		" subscription = excluded.subscription";
+	static const char sql[] = "UPDATE users SET roster_ver = roster_ver + 1 WHERE jid = ?1";
 	sqlite3_stmt *q = sm_db_stmt(db, sql);
 
 	if (!q)
+		return -EIO;
+	sm_db_text(q, 1, aj->jid);
+	return sm_db_exec(db, q, "roster version");
+}
+
+static int job_roster_put(struct sm_db *db, struct admin_job *aj)
+{
+	static const char sql[] =
+		"INSERT INTO roster(user, contact, name, subscription, listed, ver)"
+		" VALUES (?1, ?2, ?3, ?4, 1,"
+		" (SELECT roster_ver + 1 FROM users WHERE jid = ?1))"
+		" ON CONFLICT(user, contact) DO UPDATE SET name = excluded.name,"
+		" subscription = excluded.subscription, listed = 1, ver = excluded.ver";
+	sqlite3_stmt *q = sm_db_stmt(db, sql);
+
+	/* RFC 6121 §2.6: every change gets a new roster version. */
+	if (job_roster_ver(db, aj) < 0 || !q)
 		return -EIO;
 	sm_db_text(q, 1, aj->jid);
 	sm_db_text(q, 2, aj->contact);
@@ -241,7 +257,9 @@ static int job_roster_del(struct sm_db *db, struct admin_job *aj)
 	sm_db_text(q, 2, aj->contact);
 	if (sm_db_exec(db, q, "roster del") < 0)
 		return -EIO;
-	return sm_db_changes(db) ? 0 : -ENOENT;
+	if (!sm_db_changes(db))
+		return -ENOENT;
+	return job_roster_ver(db, aj);
 }
 
 static int job_list(struct sm_db *db, struct admin_job *aj, const char *sql, bool roster)
@@ -276,7 +294,7 @@ static void admin_run(struct sm_db *db, struct sm_job *j)
 {
 	static const char sql_users[] = "SELECT jid FROM users ORDER BY jid";
 	static const char sql_roster[] =
-		"SELECT contact, subscription, name, ask FROM roster WHERE user = ?1"
+		"SELECT contact, subscription, name, ask FROM roster WHERE user = ?1 AND listed"
 		" ORDER BY contact";
 	struct admin_job *aj = (struct admin_job *)j;
 	int r;
@@ -322,12 +340,15 @@ static void roster_online(struct sm *sm, struct admin_job *aj)
 		return;
 	if (aj->op == OP_ROSTER_ADD) {
 		it = sm_roster_set(u, aj->contact, aj->name, aj->sub);
-		if (it)
-			sm_route_roster_push(sm, u, it, false);
+		if (it) {
+			it->ver = ++u->roster_ver;    /* as the job wrote it */
+			sm_roster_push(sm, u, it, false);
+		}
 		else
 			log_warn("online roster full or out of memory", "user=\"%s\"", aj->jid);
 	} else if ((it = sm_roster_find(u, aj->contact))) {
-		sm_route_roster_push(sm, u, it, true);
+		u->roster_ver++;
+		sm_roster_push(sm, u, it, true);
 		sm_roster_remove(u, it);
 	}
 }

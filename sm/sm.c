@@ -343,7 +343,7 @@ static void session_drop(struct sm *sm, struct sm_session *s, bool broadcast)
 
 	if (s->state == SM_SESS_BOUND && u) {
 		if (broadcast && s->available)
-			sm_route_gone(sm, s);
+			sm_presence_gone(sm, s);
 		sm_tab_remove(&sm->by_jid, &s->by_jid);
 		if (s->uprev)
 			s->uprev->unext = s->unext;
@@ -368,6 +368,7 @@ static void session_drop(struct sm *sm, struct sm_session *s, bool broadcast)
 	l->nsessions--;
 	log_debug("session ended", "link=%u sid=%llu jid=\"%s\"", l->id,
 		  (unsigned long long)s->sid, s->full ? s->full : s->bare ? s->bare : "");
+	sm_presence_directed_clear(s);
 	free(s->presence);
 	free(s->full);
 	free(s->bare);

@@ -2,7 +2,11 @@
  * sm_int — the session server's internal types, shared by its modules:
  *
  *   sm/sm.c     event loop, links (wire protocol), sessions, user records
- *   sm/route.c  stanza routing: messages, presence, iq, the server's own iq
+ *   sm/route.c  stanza routing: messages, iq, the server's own iq; hands
+ *               presence to sm/presence.c
+ *   sm/presence.c presence and subscriptions (RFC 6121 §3, §4)
+ *   sm/roster.c the roster: jabber:iq:roster get/set/remove, versions, pushes,
+ *               rows written behind (RFC 6121 §2)
  *   sm/store.c  SQLite storage: accounts, roster, offline messages
  *   sm/admin.c  the admin socket (xedgectl's line protocol)
  *   sm/tab.c    intrusive chained hash table; growable byte buffers
@@ -58,6 +62,11 @@
 #define SM_MAX_ADMIN 16                   /* admin connections at once */
 #define SM_ADMIN_LINE_MAX 8192
 #define SM_RESOURCE_GEN_LEN 12            /* generated resources: base32 chars */
+#define SM_MAX_DIRECTED 256               /* JIDs a session sent directed presence to */
+#define SM_ROSTER_NAME_MAX 1023           /* roster item name, bytes (§2.3.3 not-acceptable) */
+#define SM_ROSTER_GROUP_MAX 1023          /* one group name, bytes */
+#define SM_ROSTER_GROUPS_MAX 64           /* groups of one item */
+#define SM_PENDING_IN_MAX 8192            /* a kept subscription request, bytes */
 
 /* ---- sm/tab.c: growable buffer ----------------------------------------- */
 
@@ -183,6 +192,9 @@ struct sm_session {
 	bool roster_requested;         /* asked for the roster: gets roster pushes */
 	bool blocklist_requested;      /* asked for the blocklist: gets block pushes (XEP-0191) */
 	bool carbons;                  /* XEP-0280 enabled; counted in user->ncarbons */
+	char **directed;               /* bare or full JIDs sent directed available presence
+	                                  and not in its from/both set (§4.6.3) */
+	unsigned ndirected;
 	bool credited;                 /* its edge grants credit (WIRE_CREDIT): flow-controlled */
 	int64_t credit;                /* stanza bytes it may still be sent; <= 0: its client is behind */
 	struct sm_session *waiting_on; /* paused until this blocked session catches up */
@@ -206,6 +218,7 @@ struct sm_roster_item {
 	int sub;            /* enum sm_sub */
 	bool ask;           /* Pending Out: ask='subscribe' */
 	bool preapproved;   /* RFC 6121 §3.4 */
+	bool listed;        /* in the user's roster; false: only a pending-in request (sub.h) */
 	char *pending_in;   /* Pending In: the contact's subscribe stanza, re-sent at login; NULL: none */
 	size_t pending_in_len;
 	uint64_t ver;       /* roster version when this row last changed (§2.6) */
@@ -351,6 +364,40 @@ struct sm_roster_item *sm_roster_set(struct sm_user *u, const char *contact, con
 void sm_roster_remove(struct sm_user *u, struct sm_roster_item *it);
 
 /* sm/route.c */
+/* Types a stanza can carry, as far as routing cares (SM_RT_*). */
+enum sm_rt {
+	SM_RT_NONE = 0,    /* attribute absent: message normal / presence available */
+	SM_RT_NORMAL, SM_RT_CHAT, SM_RT_GROUPCHAT, SM_RT_HEADLINE, SM_RT_ERROR,
+	SM_RT_UNAVAILABLE, SM_RT_SUBSCRIBE, SM_RT_SUBSCRIBED, SM_RT_UNSUBSCRIBE, SM_RT_UNSUBSCRIBED, SM_RT_PROBE,
+	SM_RT_GET, SM_RT_SET, SM_RT_RESULT,
+	SM_RT_OTHER        /* not valid for this kind */
+};
+
+/* The `to` of the stanza being routed, canonicalised. */
+struct sm_route_to {
+	bool present;           /* the stanza had a `to` */
+	bool valid;             /* it parsed as a JID */
+	bool has_local, has_resource;
+	bool served;            /* its domain is one of ours */
+	char full[JID_MAX + 1]; /* canonical, with the resource when there is one */
+	char bare[JID_MAX + 1]; /* canonical local@domain, or the domain */
+	size_t full_len, bare_len;
+};
+
+/* One stanza being routed. */
+struct sm_route_ctx {
+	struct sm *sm;
+	struct sm_session *s;          /* the sender; NULL when replayed (it may be gone) */
+	const char *from;              /* the sender's full JID */
+	size_t from_len;
+	char from_bare[JID_MAX + 1];   /* and its bare JID */
+	size_t from_bare_len;
+	const struct wire_msg *m;
+	int kind;
+	int type;                      /* enum sm_rt */
+	struct sm_route_to to;
+};
+
 void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg *m);
 /* Route a parked stanza (sm/user.c) now that its target's record is ready.
  * Only the target's half runs again: the sender may be gone. */
@@ -364,11 +411,54 @@ int sm_route_offline(struct sm *sm, struct sm_session *s, int64_t id, const void
  * to `from`) failed with the stanza error cond. */
 void sm_route_bounce(struct sm *sm, const char *to, int kind, const char *id, const char *from,
 		     const char *cond);
-/* Broadcast s's unavailable presence (session ending without saying so). */
-void sm_route_gone(struct sm *sm, struct sm_session *s);
-/* Push one roster item to u's sessions that asked for the roster (RFC 6121 §2.1.6). */
-void sm_route_roster_push(struct sm *sm, struct sm_user *u, const struct sm_roster_item *it,
-			  bool removed);
+/* Answer s's stanza m with the stanza error cond (RFC 6120 §8.3). */
+void sm_route_error(struct sm *sm, struct sm_session *s, const struct wire_msg *m,
+		    const char *cond);
+/* For sm/presence.c: the enum sm_rt of a type attribute of this kind. */
+int sm_route_type_parse(int kind, struct wire_str t);
+/* Parse and canonicalise a `to` attribute into *to. */
+void sm_route_to_parse(struct sm *sm, struct wire_str raw, struct sm_route_to *to);
+/* Copy raw into sm->scratch with `to` (and `from` unless NULL) set in its
+ * start tag.  false: no start tag, or out of memory. */
+bool sm_route_rewrite(struct sm *sm, const void *raw, size_t len, const char *to,
+		      const char *from);
+/* Forward the stanza being routed, unchanged, to t. */
+void sm_route_forward(struct sm_route_ctx *c, struct sm_session *t);
+/* ... to every available session of u with priority >= min_prio; how many. */
+unsigned sm_route_forward_available(struct sm_route_ctx *c, struct sm_user *u, int min_prio);
+
+/* sm/presence.c — see the file comment */
+/* A presence stanza from a bound session (c->s set). */
+void sm_presence_route(struct sm_route_ctx *c);
+/* A parked presence stanza (subscription or probe) replayed: its inbound half. */
+void sm_presence_replay(struct sm_route_ctx *c);
+/* Broadcast s's unavailable presence (session ending without saying so),
+ * to directed-presence targets too. */
+void sm_presence_gone(struct sm *sm, struct sm_session *s);
+/* Send presence of type `type` (a subscription type) from u's bare JID to
+ * contact on u's behalf, as if u's client had sent it to the contact's server
+ * (inbound half only: u's own row is the caller's business). */
+void sm_presence_sub_send(struct sm *sm, struct sm_user *u, const char *contact,
+			  const char *type);
+/* Send contact unavailable presence from each available resource of u. */
+void sm_presence_unavailable_to(struct sm *sm, struct sm_user *u, const char *contact);
+/* Forget the directed-presence JIDs of s (its memory). */
+void sm_presence_directed_clear(struct sm_session *s);
+
+/* sm/roster.c — see the file comment */
+struct sm_sub_state sm_roster_state(const struct sm_roster_item *it);
+void sm_roster_state_set(struct sm_roster_item *it, const struct sm_sub_state *st);
+/* Push one roster item to u's interested resources (RFC 6121 §2.1.6). */
+void sm_roster_push(struct sm *sm, struct sm_user *u, const struct sm_roster_item *it,
+		    bool removed);
+/* it changed: give it the next roster version and write it behind; an item
+ * neither listed nor pending is deleted (row and memory: it is invalid
+ * after).  Sends no push. */
+void sm_roster_save(struct sm *sm, struct sm_user *u, struct sm_roster_item *it);
+/* Delete it (row and memory), with a new version. */
+void sm_roster_drop(struct sm *sm, struct sm_user *u, struct sm_roster_item *it);
+/* A jabber:iq:roster get or set from s (to its own account). */
+void sm_roster_iq(struct sm *sm, struct sm_session *s, const struct wire_msg *m, bool get);
 
 /* sm/offline.c — see the file comment */
 /* Store raw for user (a message from `from`, id and to as the sender wrote

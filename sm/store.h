@@ -27,7 +27,7 @@
  * Tables (schema version 2):
  *   users(jid PRIMARY KEY, SCRAM-SHA-1 and -256 salted keys, roster_ver)
  *   roster(user, contact, name, subscription, ask, pending_in, preapproved,
- *          groups, PRIMARY KEY(user, contact))
+ *          groups ('\n'-joined), ver, listed, PRIMARY KEY(user, contact))
  *   offline(id INTEGER PRIMARY KEY, user, raw, ts)
  *   blocklist(user, jid, PRIMARY KEY(user, jid))
  *   kv(user, ns, key, value, PRIMARY KEY(user, ns, key))  -- vCard, private XML

@@ -108,6 +108,7 @@ struct sm_roster_item *sm_roster_set(struct sm_user *u, const char *contact, con
 	free(it->name);
 	it->name = n;
 	it->sub = sub;
+	it->listed = true;
 	return it;
 }
 
@@ -192,7 +193,8 @@ static void load_run(struct sm_db *db, struct sm_job *j)
 {
 	static const char sql_user[] = "SELECT roster_ver FROM users WHERE jid = ?1";
 	static const char sql_roster[] =
-		"SELECT contact, name, subscription, ask, pending_in, preapproved, groups, ver"
+		"SELECT contact, name, subscription, ask, pending_in, preapproved, groups, ver,"
+		" listed"
 		" FROM roster WHERE user = ?1 ORDER BY contact";
 	static const char sql_block[] = "SELECT jid FROM blocklist WHERE user = ?1 ORDER BY jid";
 	struct load_job *lj = (struct load_job *)j;
@@ -235,6 +237,7 @@ static void load_run(struct sm_db *db, struct sm_job *j)
 		it->ask = sqlite3_column_int(q, 3) != 0;
 		it->preapproved = sqlite3_column_int(q, 5) != 0;
 		it->ver = (uint64_t)sqlite3_column_int64(q, 7);
+		it->listed = sqlite3_column_int(q, 8) != 0;
 		if (pin && pin_len > 0) {
 			it->pending_in = memdup_z(pin, (size_t)pin_len);
 			it->pending_in_len = (size_t)pin_len;
