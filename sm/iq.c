@@ -29,6 +29,7 @@ static const struct sm_iq_handler sm_iq_handlers[] = {
 /* Features that are not one iq payload. */
 static const struct sm_iq_feature sm_iq_features_tab[] = {
 	{ "vcard-temp", SM_IQ_SERVER },       /* XEP-0054 §4: the server announces it */
+	{ "jabber:iq:private", SM_IQ_SERVER },  /* XEP-0049: requests with no `to` are the server's */
 	{ "urn:xmpp:sid:0", SM_IQ_OWN },    /* XEP-0359 ids, stamped by sm/mam.c */
 	{ "urn:xmpp:blocking", SM_IQ_SERVER },      /* XEP-0191 §3.1: asked of the server */
 	{ "urn:xmpp:carbons:2", SM_IQ_SERVER },     /* XEP-0280 §3 */

@@ -566,7 +566,8 @@ static void roster_set(struct sm *sm, struct sm_session *s, const struct wire_ms
 		sm_route_error(sm, s, m, "resource-constraint");
 		return;
 	}
-	memcpy(groups, sm_buf_data(&r->groups), sm_buf_used(&r->groups));
+	if (sm_buf_used(&r->groups))    /* an empty buffer has no memory yet */
+		memcpy(groups, sm_buf_data(&r->groups), sm_buf_used(&r->groups));
 	groups[sm_buf_used(&r->groups)] = '\0';
 	if (!it)
 		it = sm_roster_add(u, contact);

@@ -49,9 +49,6 @@ PROSODY_MODULES = ("pep", "mam")
 # Why each xedge case is expected to fail today.  Remove an entry's uses when the
 # feature lands (the strict xfail turns the run red with XPASS until then).
 XFAIL = {
-    "roster": "needs RFC 6121 roster set/remove with pushes and the subscription handshake",
-    "rosterver": "needs RFC 6121 roster versioning (rosterver feature, ver in results/pushes)",
-    "offline_sub": "needs RFC 6121 subscription requests stored for an offline contact",
     "pep": "needs XEP-0163 PEP (publish-options, +notify notifications)",
     "disco": "needs XEP-0030 disco#info listing carbons, blocking, vcard-temp, version, "
              "private, and PEP and MAM on the account",
@@ -363,7 +360,7 @@ def test_preset_roster_and_presence(target):
 
 # ---- RFC 6121 ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("target", targets("roster"), indirect=True)
+@pytest.mark.parametrize("target", targets(), indirect=True)
 def test_subscription_handshake(target):
     """alice (slixmpp, two interested resources) adds bob (aioxmpp): roster set,
     subscribe, approve, subscribe back, both; presence both ways; unsubscribe;
@@ -470,7 +467,7 @@ def test_subscription_handshake(target):
     run(main(), 100)
 
 
-@pytest.mark.parametrize("target", targets("offline_sub"), indirect=True)
+@pytest.mark.parametrize("target", targets(), indirect=True)
 def test_subscription_request_to_offline_contact(target):
     """alice asks carol while carol is offline; carol (aioxmpp) gets the request when
     she logs in and approves it; alice's roster says 'to'."""
@@ -498,7 +495,7 @@ def test_subscription_request_to_offline_contact(target):
     run(main(), 60)
 
 
-@pytest.mark.parametrize("target", targets("rosterver"), indirect=True)
+@pytest.mark.parametrize("target", targets(), indirect=True)
 def test_roster_versioning(target):
     """RFC 6121 §2.6: the server advertises rosterver, results and pushes carry ver,
     and a client that asks with the current ver gets no items it already has."""

@@ -164,7 +164,7 @@ def test_profanity_login_and_chat(target, profanity):
     run(main(), 60)
 
 
-@pytest.mark.parametrize("target", targets("roster"), indirect=True)
+@pytest.mark.parametrize("target", targets(), indirect=True)
 def test_profanity_roster_and_subscription(target, profanity):
     """/roster add, /sub request; the slixmpp contact approves and asks back;
     /sub allow; /sub show says both and the contact is online in the roster."""
