@@ -544,6 +544,7 @@ static void presence_own(struct route_ctx *c)
 	initial = !s->initial_done;
 	s->initial_done = true;
 	presence_broadcast(sm, s, m->u.stanza.type, m->u.stanza.id, raw, len);
+	sm_pep_presence(sm, s, raw, len, initial);
 	if (!initial)
 		return;
 	presence_probe_all(sm, s);
@@ -664,7 +665,8 @@ static void iq_disco_info(struct route_ctx *c)
 
 	sm_buf_str(b, "><query xmlns='" NS_DISCO_INFO "'>");
 	if (c->to.has_local)   /* the account itself (XEP-0030 §3.1 on a bare JID) */
-		sm_buf_str(b, "<identity category='account' type='registered'/>");
+		sm_buf_str(b, "<identity category='account' type='registered'/>"
+			      "<identity category='pubsub' type='pep'/>");   /* XEP-0163 §6 */
 	else
 		sm_buf_str(b, "<identity category='server' type='im' name='xedge'/>");
 	sm_buf_str(b, "<feature var='" NS_DISCO_INFO "'/><feature var='" NS_DISCO_ITEMS "'/>"
@@ -697,8 +699,10 @@ static void iq_server(struct route_ctx *c)
 	struct xs_stanza st;
 	bool get = c->type == RT_GET;
 
-	if (c->type == RT_RESULT || c->type == RT_ERROR)
-		return;     /* answers to our roster pushes, or noise */
+	if (c->type == RT_RESULT || c->type == RT_ERROR) {
+		sm_pep_iq_answer(c->sm, c->s, m);   /* answers to its disco#info queries */
+		return;     /* or to our roster pushes, or noise */
+	}
 	/* Addressed to us: now the XML is ours to read.  RFC 6120 §8.2.3: a
 	 * get or set carries exactly one child. */
 	if (xmlstage_stanza(c->sm->xs, "", 0, (const char *)m->u.stanza.raw.p, m->u.stanza.raw.len,

@@ -186,6 +186,8 @@ struct sm_session {
 	int priority;                  /* of the current available presence */
 	char *presence;                /* raw current available presence (no `to`) */
 	size_t presence_len;
+	const struct sm_pep_caps *pep_caps; /* its XEP-0115 caps (sm/pep.c); NULL: none known */
+	bool pep_last_pending;         /* last published items wait for its caps' answer (sm/pep.c) */
 	struct sm_session *bnext;          /* user->binding while its bind waits */
 	struct sm_session *lnext, *lprev;  /* link->shead */
 	struct sm_session *unext, *uprev;  /* user->shead */
@@ -270,6 +272,7 @@ struct sm {
 	struct sm_link *dead;          /* links to reap after this batch */
 	struct sm_buf scratch;         /* stanza rewriting / building; reused */
 	struct sm_buf reply;           /* iq replies (sm/iq.c), built while scratch holds a payload */
+	struct sm_pep *pep;            /* PEP service state (sm/pep.c); NULL until used */
 	uint64_t push_seq;             /* ids of roster pushes */
 	struct sm_session *sender;     /* whose stanza is being routed (flow control) */
 	bool stopping;
@@ -362,6 +365,22 @@ int sm_offline_store(struct sm *sm, const char *user, const char *from, int kind
 void sm_offline_deliver(struct sm *sm, struct sm_session *s);
 /* The rows with these ids reached a client: delete them. */
 void sm_offline_forget(struct sm *sm, const int64_t *ids, size_t n);
+
+/* sm/pep.c — XEP-0163 PEP (see the file comment) */
+struct sm_iq;
+struct sm_pep_caps;
+/* iq handlers (sm/iq.c rows): pubsub and pubsub#owner payloads on an account. */
+void sm_pep_iq(struct sm_iq *q);
+void sm_pep_owner_iq(struct sm_iq *q);
+/* s sent an available presence (raw, as routed; initial: its first since
+ * unavailable): read its entity capabilities, send last published items. */
+void sm_pep_presence(struct sm *sm, struct sm_session *s, const void *raw, size_t len,
+		     bool initial);
+/* An iq result or error from s to the server: true when it answered one of
+ * PEP's disco#info queries (consumed). */
+bool sm_pep_iq_answer(struct sm *sm, struct sm_session *s, const struct wire_msg *m);
+/* Free the PEP state (sm_free()). */
+void sm_pep_free(struct sm *sm);
 
 /* sm/admin.c */
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */
