@@ -46,6 +46,7 @@
 #include "sm/iq.h"
 #include "sm/sm_int.h"
 #include "sm/store.h"
+#include "tls/crypto.h"
 
 #define NS_PUBSUB "http://jabber.org/protocol/pubsub"
 #define NS_PUBSUB_OWNER "http://jabber.org/protocol/pubsub#owner"
@@ -82,10 +83,16 @@ enum pep_err {
 	PEP_E_STORE          /* internal-server-error */
 };
 
-/* One entity-capabilities version: the +notify features its answer listed. */
+/* One entity-capabilities version: the +notify features its answer listed.
+ * When the cache is full the least recently used entry is replaced and its
+ * gen bumped: sessions that pointed to it (sm_session.pep_caps_gen) then
+ * read as having no known capabilities. */
 struct sm_pep_caps {
 	char *ver;
 	char *notify;        /* "\n" + each node + "\n"; "\n" when none */
+	uint64_t gen;
+	uint64_t used;       /* p->tick when last looked up */
+	bool shared;         /* ver verified (XEP-0115 §5.4): usable for every session */
 };
 
 /* A disco#info query in flight. */
@@ -94,6 +101,7 @@ struct pep_query {
 	uint32_t link;
 	uint64_t sid;
 	char *ver;
+	int hash;            /* 0 sha-1, 1 sha-256, -1 other (cannot be verified) */
 };
 
 struct sm_pep {
@@ -102,6 +110,7 @@ struct sm_pep {
 	struct pep_query queries[SM_PEP_QUERIES_MAX];
 	size_t nqueries;
 	uint64_t seq;        /* query and notification ids, generated item ids */
+	uint64_t tick;       /* caps lookups, for LRU */
 	struct sm_buf out;   /* notifications and queries being built */
 };
 
@@ -451,15 +460,30 @@ static void pep_run(struct sm_db *db, struct sm_job *j)
 
 /* ---- notifications (sm thread) ----------------------------------------- */
 
-static bool caps_wants(const struct sm_pep_caps *c, const char *node)
+/* The capabilities of s, if still cached. */
+static const struct sm_pep_caps *caps_of(const struct sm_session *s)
 {
+	const struct sm_pep_caps *c = s->pep_caps;
+
+	return c && c->gen == s->pep_caps_gen ? c : NULL;
+}
+
+static void caps_set(struct sm_session *s, struct sm_pep_caps *c)
+{
+	s->pep_caps = c;
+	s->pep_caps_gen = c ? c->gen : 0;
+}
+
+static bool caps_wants(const struct sm_session *s, const char *node)
+{
+	const struct sm_pep_caps *c = caps_of(s);
 	size_t n = strlen(node);
-	const char *p;
+	const char *at;
 
 	if (!c)
 		return false;
-	for (p = strstr(c->notify, node); p; p = strstr(p + 1, node))
-		if (p[-1] == '\n' && p[n] == '\n')
+	for (at = strstr(c->notify, node); at; at = strstr(at + 1, node))
+		if (at[-1] == '\n' && at[n] == '\n')
 			return true;
 	return false;
 }
@@ -485,12 +509,35 @@ static void notify_one(struct sm *sm, struct sm_pep *p, struct sm_session *t, co
 		   sm_ws(id), sm_ws(NS_PUBSUB_EVENT), sm_buf_data(&p->out), sm_buf_used(&p->out));
 }
 
-static void notify_user(struct sm *sm, struct sm_pep *p, struct sm_user *u, const char *owner,
-			const char *node, const char *body, size_t len)
+/* Has owner blocked t (XEP-0191: its full JID, bare JID or domain)? */
+static bool blocked(const struct sm_user *owner, const struct sm_session *t)
+{
+	const char *at = strchr(t->bare, '@');
+	const char *domain = at ? at + 1 : t->bare;
+
+	for (size_t i = 0; i < owner->nblocked; i++) {
+		const char *b = owner->blocked[i];
+
+		if (strcmp(b, t->full) == 0 || strcmp(b, t->bare) == 0 || strcmp(b, domain) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* May t get notifications now (XEP-0163 §4.3.3: available, non-negative
+ * priority, capabilities asking for node+notify; §4.3.4: not blocked)? */
+static bool wants(const struct sm_user *owner, const struct sm_session *t,
+		  const char *node)
+{
+	return t->available && t->priority >= 0 && caps_wants(t, node) && !blocked(owner, t);
+}
+
+static void notify_user(struct sm *sm, struct sm_pep *p, const struct sm_user *owner,
+			struct sm_user *u, const char *node, const char *body, size_t len)
 {
 	for (struct sm_session *t = u ? u->shead : NULL; t; t = t->unext)
-		if (t->available && caps_wants(t->pep_caps, node))
-			notify_one(sm, p, t, owner, body, len);
+		if (wants(owner, t, node))
+			notify_one(sm, p, t, owner->bare, body, len);
 }
 
 /*
@@ -507,7 +554,7 @@ static void notify_all(struct sm *sm, const char *owner, const char *node, int a
 
 	if (!p || !u)
 		return;
-	notify_user(sm, p, u, owner, node, body, len);
+	notify_user(sm, p, u, u, node, body, len);
 	if (access == PEP_WHITELIST)
 		return;
 	for (size_t i = 0; i < u->nroster; i++) {
@@ -515,8 +562,8 @@ static void notify_all(struct sm *sm, const char *owner, const char *node, int a
 
 		if (!(it->sub & SM_SUB_FROM) || strcmp(it->contact, owner) == 0)
 			continue;
-		notify_user(sm, p, sm_user_find(sm, it->contact, strlen(it->contact)), owner, node,
-			    body, len);
+		notify_user(sm, p, u, sm_user_find(sm, it->contact, strlen(it->contact)), node, body,
+			    len);
 	}
 }
 
@@ -955,9 +1002,12 @@ void sm_pep_owner_iq(struct sm_iq *q)
 
 static struct sm_pep_caps *caps_find(struct sm_pep *p, const char *ver)
 {
-	for (size_t i = 0; i < p->ncaps; i++)
-		if (strcmp(p->caps[i].ver, ver) == 0)
+	for (size_t i = 0; i < p->ncaps; i++) {
+		if (p->caps[i].shared && strcmp(p->caps[i].ver, ver) == 0) {
+			p->caps[i].used = ++p->tick;
 			return &p->caps[i];
+		}
+	}
 	return NULL;
 }
 
@@ -972,7 +1022,7 @@ struct last_job {
 	struct sm_job job;
 	uint32_t link;
 	uint64_t sid;
-	char *requester;
+	char *requester, *full;
 	char **owners;       /* requester first, then contacts it is subscribed to */
 	size_t nowners;
 	struct last_item *items;
@@ -992,6 +1042,7 @@ static void last_job_free(struct last_job *lj)
 	}
 	free(lj->items);
 	free(lj->requester);
+	free(lj->full);
 	free(lj);
 }
 
@@ -1001,13 +1052,30 @@ static void last_run(struct sm_db *db, struct sm_job *j)
 		"SELECT n.node, n.access, p.id, p.payload FROM pep_node n JOIN pep p"
 		" ON p.user = n.user AND p.node = n.node WHERE n.user = ?1 AND p.seq ="
 		" (SELECT MAX(seq) FROM pep WHERE user = n.user AND node = n.node)";
+	static const char sql_blocked[] =
+		"SELECT 1 FROM blocklist WHERE user = ?1 AND jid IN (?2, ?3, ?4)";
 	struct last_job *lj = (struct last_job *)j;
+	const char *at = strchr(lj->requester, '@');
 	size_t total = 0;
 
 	for (size_t o = 0; o < lj->nowners; o++) {
-		sqlite3_stmt *q = sm_db_stmt(db, sql);
+		sqlite3_stmt *q = sm_db_stmt(db, sql_blocked);
 		int rc;
 
+		if (!q) {
+			j->rc = -EIO;
+			return;
+		}
+		/* XEP-0163 §4.3.4: nothing for those the owner blocked (XEP-0191). */
+		sm_db_text(q, 1, lj->owners[o]);
+		sm_db_text(q, 2, lj->full);
+		sm_db_text(q, 3, lj->requester);
+		sm_db_text(q, 4, at ? at + 1 : lj->requester);
+		rc = sqlite3_step(q);
+		sm_db_done(q);
+		if (rc == SQLITE_ROW)
+			continue;
+		q = sm_db_stmt(db, sql);
 		if (!q) {
 			j->rc = -EIO;
 			return;
@@ -1068,11 +1136,11 @@ static void last_done(struct sm *sm, struct sm_job *j)
 	struct sm_pep *p = pep_get(sm);
 	struct sm_buf body = { .max = SM_PEP_OUT_MAX };
 
-	if (s && p && s->state == SM_SESS_BOUND && s->available) {
+	if (s && p && s->state == SM_SESS_BOUND && s->available && s->priority >= 0) {
 		for (size_t i = 0; i < lj->nitems; i++) {
 			struct last_item *it = &lj->items[i];
 
-			if (!caps_wants(s->pep_caps, it->node))
+			if (!caps_wants(s, it->node))
 				continue;
 			sm_buf_clear(&body);
 			event_items(&body, it->node, it->id, it->payload, it->len);
@@ -1099,8 +1167,9 @@ static void last_send(struct sm *sm, struct sm_session *s)
 	lj->link = s->link->id;
 	lj->sid = s->sid;
 	lj->requester = strdup(s->bare);
+	lj->full = strdup(s->full);
 	lj->owners = calloc(u->nroster + 1, sizeof(*lj->owners));
-	if (!lj->requester || !lj->owners)
+	if (!lj->requester || !lj->full || !lj->owners)
 		goto fail;
 	lj->owners[lj->nowners] = strdup(s->bare);
 	if (!lj->owners[lj->nowners++])
@@ -1124,7 +1193,7 @@ fail:
 
 /* Ask s what ver means: <iq type='get' from=domain><query node='node#ver'/>. */
 static void caps_query(struct sm *sm, struct sm_pep *p, struct sm_session *s, const char *node,
-		       const char *ver)
+		       const char *ver, const char *hash)
 {
 	struct pep_query *pq;
 	const char *domain = strchr(s->bare, '@');
@@ -1135,6 +1204,19 @@ static void caps_query(struct sm *sm, struct sm_pep *p, struct sm_session *s, co
 		    strcmp(p->queries[i].ver, ver) == 0)
 			return;     /* already asked */
 	if (p->nqueries == SM_PEP_QUERIES_MAX) {
+		/* Forget the queries of sessions that ended unanswered. */
+		for (size_t i = 0; i < p->nqueries;) {
+			struct sm_link *l = sm_link_by_id(sm, p->queries[i].link);
+
+			if (l && sm_session_by_sid(l, p->queries[i].sid)) {
+				i++;
+				continue;
+			}
+			free(p->queries[i].ver);
+			p->queries[i] = p->queries[--p->nqueries];
+		}
+	}
+	if (p->nqueries == SM_PEP_QUERIES_MAX) {
 		log_debug("caps query not sent: too many in flight", "jid=\"%s\"", s->full);
 		return;
 	}
@@ -1142,6 +1224,7 @@ static void caps_query(struct sm *sm, struct sm_pep *p, struct sm_session *s, co
 	pq->ver = strdup(ver);
 	if (!pq->ver)
 		return;
+	pq->hash = strcmp(hash, "sha-1") == 0 ? 0 : strcmp(hash, "sha-256") == 0 ? 1 : -1;
 	pq->seq = ++p->seq;
 	pq->link = s->link->id;
 	pq->sid = s->sid;
@@ -1167,7 +1250,8 @@ void sm_pep_presence(struct sm *sm, struct sm_session *s, const void *raw, size_
 		     bool initial)
 {
 	struct sm_pep *p = pep_get(sm);
-	const struct sm_pep_caps *prev = s->pep_caps;
+	const struct sm_pep_caps *prev = caps_of(s);
+	struct sm_pep_caps *now;
 	const struct xtree_node *c;
 	const char *node, *ver, *hash;
 	struct xtree *t;
@@ -1175,7 +1259,7 @@ void sm_pep_presence(struct sm *sm, struct sm_session *s, const void *raw, size_
 
 	if (!p)
 		return;
-	s->pep_caps = NULL;
+	caps_set(s, NULL);
 	s->pep_last_pending = false;
 	t = xtree_parse(raw, len, XTREE_CTX_C2S, NULL, &err);
 	c = t ? xtree_child(xtree_root(t), NS_CAPS, "c") : NULL;
@@ -1190,18 +1274,227 @@ void sm_pep_presence(struct sm *sm, struct sm_session *s, const void *raw, size_
 	/* The last items go out at the initial presence and whenever the
 	 * capabilities (so the +notify interests) change; for a version not
 	 * known yet, once its disco#info answer is in. */
-	s->pep_caps = caps_find(p, ver);
-	if (!s->pep_caps) {
+	now = caps_find(p, ver);
+	caps_set(s, now);
+	if (!now) {
 		s->pep_last_pending = true;
-		caps_query(sm, p, s, node, ver);
-	} else if (initial || s->pep_caps != prev) {
+		caps_query(sm, p, s, node, ver, hash);
+	} else if (initial || now != prev) {
 		last_send(sm, s);
 	}
 	xtree_free(t);
 }
 
+/* ---- verification string (XEP-0115 §5.1, §5.4) -------------------------- */
+
+struct strv {
+	char **v;
+	size_t n, cap;
+	bool owned;          /* v[i] were allocated here */
+};
+
+static int strv_add(struct strv *a, char *str)
+{
+	if (!str)
+		return -1;
+	if (a->n == a->cap) {
+		size_t ncap = a->cap ? a->cap * 2 : 16;
+		char **nv = realloc(a->v, ncap * sizeof(*nv));
+
+		if (!nv) {
+			if (a->owned)
+				free(str);
+			return -1;
+		}
+		a->v = nv;
+		a->cap = ncap;
+	}
+	a->v[a->n++] = str;
+	return 0;
+}
+
+static void strv_free(struct strv *a)
+{
+	if (a->owned)
+		for (size_t i = 0; i < a->n; i++)
+			free(a->v[i]);
+	free(a->v);
+}
+
+static int strv_cmp(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static void strv_sort(struct strv *a)
+{
+	if (a->n > 1)
+		qsort(a->v, a->n, sizeof(*a->v), strv_cmp);
+}
+
+/*
+ * Sort keys are built with CAPS_SEP (a byte XML text cannot hold) between
+ * their parts, so that octet order of the keys is the order of the first
+ * part, then the next...; caps_put() turns CAPS_SEP into the separator S
+ * uses.
+ */
+#define CAPS_SEP '\x01'
+
+/* Sort (octet order); false when two have the same first part (up to CAPS_SEP;
+ * §5.4 3.3-3.5: duplicates make the answer ill-formed). */
+static bool strv_sort_unique(struct strv *a, bool whole)
+{
+	strv_sort(a);
+	for (size_t i = 1; i < a->n; i++) {
+		size_t n = whole ? strlen(a->v[i]) + 1 : strcspn(a->v[i], "\x01");
+
+		if (strncmp(a->v[i - 1], a->v[i], n) == 0 && (whole || a->v[i - 1][n] == CAPS_SEP))
+			return false;
+	}
+	return true;
+}
+
+static void caps_put(struct sm_buf *b, const char *key, char sep)
+{
+	for (const char *p = key; *p; p++)
+		sm_buf_add(b, *p == CAPS_SEP ? &sep : p, 1);
+}
+
+/* One extended-information form as S wants it: FORM_TYPE "<" then the
+ * fields by var, each var "<" and its values sorted, each "<".  NULL when
+ * the form has no hidden FORM_TYPE (ignored) or on failure (*bad). */
+static char *caps_form(const struct xtree_node *x, bool *bad)
+{
+	struct strv fields = { .owned = true };
+	struct sm_buf b = { .max = SM_PEP_OUT_MAX };
+	const char *form_type = NULL;
+	char *out = NULL;
+
+	for (const struct xtree_node *f = xtree_child(x, NS_XDATA, "field"); f;
+	     f = xtree_next(f, NS_XDATA, "field")) {
+		const char *var = xtree_attr(f, "var");
+		struct strv vals = { .owned = false };
+		struct sm_buf fb = { .max = SM_PEP_OUT_MAX };
+
+		if (!var)
+			continue;
+		if (strcmp(var, "FORM_TYPE") == 0) {
+			const char *type = xtree_attr(f, "type");
+
+			if (form_type || !type || strcmp(type, "hidden") != 0)
+				goto done;
+			form_type = xtree_text(xtree_child(f, NS_XDATA, "value"));
+			continue;
+		}
+		for (const struct xtree_node *v = xtree_child(f, NS_XDATA, "value"); v;
+		     v = xtree_next(v, NS_XDATA, "value"))
+			if (strv_add(&vals, (char *)xtree_text(v)) < 0)
+				goto oom;
+		strv_sort(&vals);
+		sm_buf_str(&fb, var);
+		sm_buf_add(&fb, "\x01", 1);
+		for (size_t i = 0; i < vals.n; i++) {
+			sm_buf_str(&fb, vals.v[i]);
+			sm_buf_add(&fb, "\x01", 1);
+		}
+		sm_buf_add(&fb, "", 1);
+		strv_free(&vals);
+		if (fb.err || strv_add(&fields, strdup((const char *)sm_buf_data(&fb))) < 0) {
+			sm_buf_free(&fb);
+			goto oom;
+		}
+		sm_buf_free(&fb);
+		continue;
+oom:
+		strv_free(&vals);
+		*bad = true;
+		goto done;
+	}
+	if (!form_type)
+		goto done;
+	strv_sort(&fields);
+	sm_buf_str(&b, form_type);
+	sm_buf_add(&b, "\x01", 1);
+	for (size_t i = 0; i < fields.n; i++)
+		sm_buf_str(&b, fields.v[i]);
+	sm_buf_add(&b, "", 1);
+	out = b.err ? NULL : strdup((const char *)sm_buf_data(&b));
+	if (!out)
+		*bad = true;
+done:
+	strv_free(&fields);
+	sm_buf_free(&b);
+	return out;
+}
+
+/* Does ver, by the hash function named hash, describe this disco#info answer? */
+static bool caps_verify(const char *hash, const char *ver, const struct xtree_node *query)
+{
+	struct strv ids = { .owned = true }, feats = { .owned = false }, forms = { .owned = true };
+	struct sm_buf b = { .max = SM_PEP_OUT_MAX };
+	uint8_t digest[CRYPTO_MAX_DIGEST];
+	char b64[64];
+	bool ok = false, bad = false;
+	long n;
+	int h;
+
+	if (strcmp(hash, "sha-1") == 0)
+		h = CRYPTO_SHA1;
+	else if (strcmp(hash, "sha-256") == 0)
+		h = CRYPTO_SHA256;
+	else
+		return false;   /* §5.4 2.1: an unsupported hash is not cached */
+	for (const struct xtree_node *i = xtree_child(query, NS_DISCO_INFO, "identity"); i;
+	     i = xtree_next(i, NS_DISCO_INFO, "identity")) {
+		const char *cat = xtree_attr(i, "category"), *type = xtree_attr(i, "type");
+		const char *lang = xtree_attr_ns(i, XTREE_NS_XML, "lang"), *name = xtree_attr(i, "name");
+		char *str;
+
+		if (asprintf(&str, "%s\x01%s\x01%s\x01%s", cat ? cat : "", type ? type : "", lang ? lang : "",
+			     name ? name : "") < 0 || strv_add(&ids, str) < 0)
+			goto done;
+	}
+	for (const struct xtree_node *f = xtree_child(query, NS_DISCO_INFO, "feature"); f;
+	     f = xtree_next(f, NS_DISCO_INFO, "feature")) {
+		const char *var = xtree_attr(f, "var");
+
+		if (var && strv_add(&feats, (char *)var) < 0)
+			goto done;
+	}
+	for (const struct xtree_node *x = xtree_child(query, NS_XDATA, "x"); x;
+	     x = xtree_next(x, NS_XDATA, "x")) {
+		char *form = caps_form(x, &bad);
+
+		if (bad || (form && strv_add(&forms, form) < 0))
+			goto done;
+	}
+	if (!strv_sort_unique(&ids, true) || !strv_sort_unique(&feats, true) ||
+	    !strv_sort_unique(&forms, false))
+		goto done;
+	for (size_t i = 0; i < ids.n; i++) {
+		caps_put(&b, ids.v[i], '/');
+		sm_buf_str(&b, "<");
+	}
+	for (size_t i = 0; i < feats.n; i++) {
+		sm_buf_str(&b, feats.v[i]);
+		sm_buf_str(&b, "<");
+	}
+	for (size_t i = 0; i < forms.n; i++)
+		caps_put(&b, forms.v[i], '<');
+	if (b.err || crypto_hash(h, sm_buf_data(&b), sm_buf_used(&b), digest) < 0)
+		goto done;
+	n = crypto_b64_encode(digest, crypto_digest_len(h), b64, sizeof(b64));
+	ok = n > 0 && strlen(ver) == (size_t)n && memcmp(ver, b64, (size_t)n) == 0;
+done:
+	strv_free(&ids);
+	strv_free(&feats);
+	strv_free(&forms);
+	sm_buf_free(&b);
+	return ok;
+}
+
 /* Keep the +notify features of a disco#info answer as ver's entry. */
-static struct sm_pep_caps *caps_learn(struct sm_pep *p, const char *ver,
+static struct sm_pep_caps *caps_learn(struct sm_pep *p, const char *ver, const char *hash,
 				      const struct xtree_node *query)
 {
 	struct sm_buf b = { .max = SM_PEP_FEATURES_MAX };
@@ -1218,21 +1511,33 @@ static struct sm_pep_caps *caps_learn(struct sm_pep *p, const char *ver,
 			sm_buf_str(&b, "\n");
 		}
 	}
+	char *v, *notify;
+
 	sm_buf_add(&b, "", 1);
-	if (b.err || p->ncaps == SM_PEP_CAPS_MAX) {
-		sm_buf_free(&b);
-		return NULL;
-	}
-	c = &p->caps[p->ncaps];
-	c->ver = strdup(ver);
-	c->notify = strdup((const char *)sm_buf_data(&b));
+	v = b.err ? NULL : strdup(ver);
+	notify = b.err ? NULL : strdup((const char *)sm_buf_data(&b));
 	sm_buf_free(&b);
-	if (!c->ver || !c->notify) {
-		free(c->ver);
-		free(c->notify);
+	if (!v || !notify) {
+		free(v);
+		free(notify);
 		return NULL;
 	}
-	p->ncaps++;
+	if (p->ncaps < SM_PEP_CAPS_MAX) {
+		c = &p->caps[p->ncaps++];
+	} else {
+		c = &p->caps[0];
+		for (size_t i = 1; i < p->ncaps; i++)
+			if (p->caps[i].used < c->used)
+				c = &p->caps[i];
+	}
+	free(c->ver);
+	free(c->notify);
+	c->gen++;
+	c->used = ++p->tick;
+	c->ver = v;
+	c->notify = notify;
+	/* §5.4: an answer that does not hash to ver is used for its sender only. */
+	c->shared = hash && caps_verify(hash, ver, query);
 	return c;
 }
 
@@ -1240,6 +1545,7 @@ bool sm_pep_iq_answer(struct sm *sm, struct sm_session *s, const struct wire_msg
 {
 	struct sm_pep *p = sm->pep;
 	const struct wire_str *id = &m->u.stanza.id;
+	struct sm_pep_caps *c;
 	struct pep_query pq;
 	unsigned long long seq;
 	char buf[40];
@@ -1259,8 +1565,8 @@ bool sm_pep_iq_answer(struct sm *sm, struct sm_session *s, const struct wire_msg
 		return false;
 	pq = p->queries[i];
 	p->queries[i] = p->queries[--p->nqueries];
-	s->pep_caps = caps_find(p, pq.ver);
-	if (!s->pep_caps && result) {
+	c = caps_find(p, pq.ver);
+	if (!c && result) {
 		int err;
 		struct xtree *t = xtree_parse((const char *)m->u.stanza.raw.p, m->u.stanza.raw.len,
 					      XTREE_CTX_C2S, NULL, &err);
@@ -1268,10 +1574,15 @@ bool sm_pep_iq_answer(struct sm *sm, struct sm_session *s, const struct wire_msg
 						: NULL;
 
 		if (q)
-			s->pep_caps = caps_learn(p, pq.ver, q);
+			c = caps_learn(p, pq.ver, pq.hash < 0 ? NULL : pq.hash ? "sha-256" : "sha-1",
+				       q);
+		if (c)
+			log_debug("entity capabilities learned", "jid=\"%s\" verified=%s", s->full,
+				  c->shared ? "yes" : "no");
 		xtree_free(t);
 	}
-	if (s->pep_caps && s->pep_last_pending && s->available)
+	caps_set(s, c);
+	if (c && s->pep_last_pending && s->available)
 		last_send(sm, s);
 	s->pep_last_pending = false;
 	free(pq.ver);

@@ -187,6 +187,7 @@ struct sm_session {
 	char *presence;                /* raw current available presence (no `to`) */
 	size_t presence_len;
 	const struct sm_pep_caps *pep_caps; /* its XEP-0115 caps (sm/pep.c); NULL: none known */
+	uint64_t pep_caps_gen;         /* valid while pep_caps->gen still equals it */
 	bool pep_last_pending;         /* last published items wait for its caps' answer (sm/pep.c) */
 	struct sm_session *bnext;          /* user->binding while its bind waits */
 	struct sm_session *lnext, *lprev;  /* link->shead */

@@ -192,6 +192,14 @@ def test_pep_publish_notify_retrieve_and_access(buddies):
                 await alice["xep_0060"].get_items(alice_jid, NODE_PRIVATE)
             assert error_of(e.value)[:2] == ("cancel", "item-not-found")
 
+            # The owner's own resource is notified subject to filtering too (§4.3):
+            # alice's caps ask for avatar metadata (xep_0084), not for device lists.
+            await alice.wait_event(alice_jid, NS_AVATAR_META)
+            assert not [e for e in alice.events if e[1] == NODE_DEVICES]
+            # The server learned the clients' capabilities and verified their ver (XEP-0115 §5.4).
+            server.wait_log(r'capabilities learned" jid="bob@localhost/phone" verified=yes')
+            assert "verified=no" not in server.log()
+
             # A new resource of bob's gets the last published items at login (§4.3.2).
             bob2 = PepClient(f"{bob_jid}/tablet", USERS["bob"], interests=[NODE_DEVICES])
             await bob2.start(server.c2s_port)
@@ -199,6 +207,8 @@ def test_pep_publish_notify_retrieve_and_access(buddies):
             assert device_ids(ev[3]) == [11, 22]
             ev = await bob2.wait_event(alice_jid, NS_AVATAR_META)
             assert ev[2] == "a1b2c3"
+            # Same software, same ver: the cached, verified answer is used, not asked again.
+            assert not server.log().count('learned" jid="bob@localhost/tablet"')
         finally:
             await close_all(bob, alice, carol, bob2)
 
