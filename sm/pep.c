@@ -64,7 +64,7 @@
 #define SM_PEP_CAPS_MAX 1024
 #define SM_PEP_FEATURES_MAX 4096
 #define SM_PEP_QUERIES_MAX 256
-#define SM_PEP_OUT_MAX (4u << 20)    /* one items answer */
+#define SM_PEP_OUT_MAX (1u << 20)    /* one items answer, last-items batch (< WIRE_MAX_BODY) */
 
 enum pep_access { PEP_OPEN = 0, PEP_PRESENCE, PEP_WHITELIST };
 static const char *const pep_access_names[] = { "open", "presence", "whitelist" };
@@ -320,18 +320,23 @@ static int run_publish(struct sm_db *db, struct pep_job *pj)
 	return sm_db_exec(db, q, "pep trim") < 0 ? PEP_E_STORE : PEP_OK;
 }
 
-static void out_item(struct sm_buf *b, sqlite3_stmt *q)
+/* Append the row's item to b; false when it would not fit (the answer is
+ * then truncated to the newest items that fit, XEP-0060 §6.5.7). */
+static bool out_item(struct sm_buf *b, sqlite3_stmt *q)
 {
 	const char *id = (const char *)sqlite3_column_text(q, 0);
 	const void *payload = sqlite3_column_blob(q, 1);
 	int len = sqlite3_column_bytes(q, 1);
 
+	if (sm_buf_used(b) + (size_t)len + (id ? strlen(id) * 6 : 0) + 64 > SM_PEP_OUT_MAX)
+		return false;
 	sm_buf_str(b, "<item id='");
 	sm_buf_esc(b, id ? id : "", id ? strlen(id) : 0);
 	sm_buf_str(b, "'>");
 	if (payload && len > 0)
 		sm_buf_add(b, payload, (size_t)len);
 	sm_buf_str(b, "</item>");
+	return true;
 }
 
 static int run_items(struct sm_db *db, struct pep_job *pj)
@@ -362,10 +367,10 @@ static int run_items(struct sm_db *db, struct pep_job *pj)
 		sm_db_text(q, 1, pj->owner);
 		sm_db_text(q, 2, pj->node);
 		sqlite3_bind_int(q, 3, pj->max_items ? (int)pj->max_items : -1);
-		while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-			out_item(b, q);
+		while ((rc = sqlite3_step(q)) == SQLITE_ROW && out_item(b, q))
+			;
 		sm_db_done(q);
-		if (rc != SQLITE_DONE)
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 			return sm_db_fail(db, "pep items"), PEP_E_STORE;
 	}
 	for (size_t i = 0; i < pj->nids; i++) {
@@ -376,10 +381,8 @@ static int run_items(struct sm_db *db, struct pep_job *pj)
 		sm_db_text(q, 2, pj->node);
 		sm_db_text(q, 3, pj->ids[i]);
 		rc = sqlite3_step(q);
-		if (rc == SQLITE_ROW) {
-			out_item(b, q);
+		if (rc == SQLITE_ROW && out_item(b, q))
 			found++;
-		}
 		sm_db_done(q);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 			return sm_db_fail(db, "pep item"), PEP_E_STORE;
@@ -1427,8 +1430,7 @@ done:
 	return out;
 }
 
-/* Does ver, by the hash function named hash, describe this disco#info answer? */
-static bool caps_verify(const char *hash, const char *ver, const struct xtree_node *query)
+bool sm_pep_caps_verify(const char *hash, const char *ver, const struct xtree_node *query)
 {
 	struct strv ids = { .owned = true }, feats = { .owned = false }, forms = { .owned = true };
 	struct sm_buf b = { .max = SM_PEP_OUT_MAX };
@@ -1537,7 +1539,7 @@ static struct sm_pep_caps *caps_learn(struct sm_pep *p, const char *ver, const c
 	c->ver = v;
 	c->notify = notify;
 	/* §5.4: an answer that does not hash to ver is used for its sender only. */
-	c->shared = hash && caps_verify(hash, ver, query);
+	c->shared = hash && sm_pep_caps_verify(hash, ver, query);
 	return c;
 }
 

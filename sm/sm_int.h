@@ -380,6 +380,12 @@ void sm_pep_presence(struct sm *sm, struct sm_session *s, const void *raw, size_
 /* An iq result or error from s to the server: true when it answered one of
  * PEP's disco#info queries (consumed). */
 bool sm_pep_iq_answer(struct sm *sm, struct sm_session *s, const struct wire_msg *m);
+/* XEP-0115 §5.1/§5.4: does ver, by the hash function named hash ("sha-1",
+ * "sha-256"), describe the disco#info <query/> answer?  False as well for an
+ * unknown hash or an ill-formed answer (duplicate identities, features or
+ * form types). */
+struct xtree_node;
+bool sm_pep_caps_verify(const char *hash, const char *ver, const struct xtree_node *query);
 /* Free the PEP state (sm_free()). */
 void sm_pep_free(struct sm *sm);
 
