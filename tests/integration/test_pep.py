@@ -9,6 +9,7 @@ import pytest
 from slixmpp.exceptions import IqError
 
 from conftest import USERS
+from rawxmpp import NS_CLIENT, Raw, dump, q, stanza_error
 from slixclient import Client, close_all, run
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
@@ -17,6 +18,7 @@ NS_AVATAR_META = "urn:xmpp:avatar:metadata"
 NODE_DEVICES = "eu.siacs.conversations.axolotl.devicelist"
 NS_AXOLOTL = "eu.siacs.conversations.axolotl"
 NODE_PRIVATE = "urn:example:private-notes"
+IQ = q(NS_CLIENT, "iq")
 
 
 class PepClient(Client):
@@ -244,3 +246,105 @@ def test_pep_items_persist_across_restart(server):
     # The edge reconnects its links to the new session server.
     server.wait_log("session server link up", count=ups + server.opts.workers, timeout=15)
     assert run(read()) == [("current", [7])]
+
+
+# ---- raw XML: error conditions and capabilities that do not verify ----------------
+
+def raw_login(server, user, resource):
+    c = Raw(server.c2s_port)
+    c.login(user, USERS[user], resource)
+    return c
+
+
+def raw_iq(c, iq_id, body, to=None):
+    to_attr = f" to='{to}'" if to else ""
+    c.send(f"<iq type='set' id='{iq_id}'{to_attr}>{body}</iq>")
+    return c.wait_for(lambda e: e.tag == IQ and e.get("id") == iq_id)
+
+
+def app_error(el):
+    err = el.find(q(NS_CLIENT, "error"))
+    return [c.tag for c in err if c.tag.startswith(f"{{{NS_ERRORS}}}")] if err is not None else []
+
+
+def test_pep_publish_errors(server):
+    alice = raw_login(server, "alice", "raw")
+    try:
+        cases = [
+            # (publish body, expected (type, condition), expected pubsub#errors condition)
+            (f"<pubsub xmlns='{NS_PUBSUB}'><publish><item><x xmlns='urn:x'/></item></publish>"
+             "</pubsub>", ("modify", "bad-request"), "nodeid-required"),
+            (f"<pubsub xmlns='{NS_PUBSUB}'><publish node='urn:x'><item id='1'/></publish>"
+             "</pubsub>", ("modify", "bad-request"), "payload-required"),
+            (f"<pubsub xmlns='{NS_PUBSUB}'><publish node='urn:x'><item><x xmlns='urn:x'/>"
+             "<y xmlns='urn:x'/></item></publish></pubsub>", ("modify", "bad-request"),
+             "invalid-payload"),
+            (f"<pubsub xmlns='{NS_PUBSUB}'><publish node='urn:x'><item><x xmlns='urn:x'/></item>"
+             "</publish><publish-options><x xmlns='jabber:x:data' type='submit'>"
+             "<field var='FORM_TYPE' type='hidden'>"
+             "<value>http://jabber.org/protocol/pubsub#publish-options</value></field>"
+             "<field var='pubsub#access_model'><value>authorize</value></field></x>"
+             "</publish-options></pubsub>", ("cancel", "conflict"), "precondition-not-met"),
+            (f"<pubsub xmlns='{NS_PUBSUB}'><publish node='{'n' * 300}'><item><x xmlns='urn:x'/>"
+             "</item></publish></pubsub>", ("modify", "not-acceptable"), None),
+            (f"<pubsub xmlns='{NS_PUBSUB}'><subscribe node='urn:x' jid='{server.jid('alice')}'/>"
+             "</pubsub>", ("cancel", "feature-not-implemented"), None),
+        ]
+        for i, (body, cond, app) in enumerate(cases):
+            r = raw_iq(alice, f"e{i}", body)
+            assert r.get("type") == "error", dump(r)
+            assert stanza_error(r) == cond, dump(r)
+            assert app_error(r) == ([f"{{{NS_ERRORS}}}{app}"] if app else []), dump(r)
+        # None of them created a node.
+        r = raw_iq(alice, "get", f"<pubsub xmlns='{NS_PUBSUB}'><items node='urn:x'/></pubsub>")
+        assert r.get("type") == "error", dump(r)
+    finally:
+        alice.close()
+
+
+def test_pep_unverified_caps_not_shared(buddies):
+    server = buddies
+    fake = "bm90IGEgcmVhbCBoYXNoIQ=="
+    caps = (f"<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' "
+            f"node='urn:example:client' ver='{fake}'/></presence>")
+    disco_answer = ("<iq type='result' id='{id}' to='localhost'><query "
+                    "xmlns='http://jabber.org/protocol/disco#info' node='urn:example:client#"
+                    f"{fake}'><identity category='client' type='pc'/>"
+                    f"<feature var='{NODE_DEVICES}+notify'/></query></iq>")
+
+    def disco_query(c):
+        return c.wait_for(lambda e: e.tag == IQ and e.get("type") == "get" and
+                          e.find("{http://jabber.org/protocol/disco#info}query") is not None)
+
+    bob1 = raw_login(server, "bob", "one")
+    bob2 = alice = None
+    try:
+        bob1.send(caps)
+        iq = disco_query(bob1)
+        assert iq.get("from") == "localhost"
+        assert iq.find("{http://jabber.org/protocol/disco#info}query").get("node") == \
+            f"urn:example:client#{fake}"
+        bob1.send(disco_answer.format(id=iq.get("id")))
+        server.wait_log(r'capabilities learned" jid="bob@localhost/one" verified=no')
+        # The same unverifiable ver from another resource is asked again, not trusted.
+        bob2 = raw_login(server, "bob", "two")
+        bob2.send(caps)
+        iq2 = disco_query(bob2)
+        assert iq2.get("id") != iq.get("id")
+        # bob1's own answer still applies to bob1: it wants device lists.
+        alice = raw_login(server, "alice", "pub")
+        r = raw_iq(alice, "pub", f"<pubsub xmlns='{NS_PUBSUB}'><publish node='{NODE_DEVICES}'>"
+                   f"<item id='current'><list xmlns='{NS_AXOLOTL}'><device id='5'/></list>"
+                   "</item></publish></pubsub>")
+        assert r.get("type") == "result", dump(r)
+        ev = bob1.wait_for(lambda e: e.tag == q(NS_CLIENT, "message"))
+        assert ev.get("type") == "headline" and ev.get("from") == server.jid("alice")
+        item = ev.find("{http://jabber.org/protocol/pubsub#event}event/"
+                       "{http://jabber.org/protocol/pubsub#event}items/"
+                       "{http://jabber.org/protocol/pubsub#event}item")
+        assert item is not None and item.get("id") == "current", dump(ev)
+        assert item.find(f"{{{NS_AXOLOTL}}}list/{{{NS_AXOLOTL}}}device").get("id") == "5"
+    finally:
+        for c in (bob1, bob2, alice):
+            if c is not None:
+                c.close()
