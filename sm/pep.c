@@ -1092,10 +1092,11 @@ static void last_run(struct sm_db *db, struct sm_job *j)
 			size_t len = (size_t)sqlite3_column_bytes(q, 3);
 			struct last_item *it;
 
-			/* Owners other than the requester listed it with from/both
-			 * (it has `to`): open and presence nodes are visible to it. */
-			if (o > 0 && access_parse(access ? access : "") != PEP_OPEN &&
-			    access_parse(access ? access : "") != PEP_PRESENCE)
+			int model = access_parse(access ? access : "");
+
+			/* Visible by the node's access model, read in the owner's
+			 * roster (the requester's `to` may not be mirrored there). */
+			if (model < 0 || db_may_read(db, lj->owners[o], lj->requester, model) != PEP_OK)
 				continue;
 			if (!node || !id || total + len > SM_PEP_OUT_MAX)
 				continue;

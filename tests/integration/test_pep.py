@@ -348,3 +348,44 @@ def test_pep_unverified_caps_not_shared(buddies):
         for c in (bob1, bob2, alice):
             if c is not None:
                 c.close()
+
+
+def test_pep_last_items_follow_owner_roster(server):
+    """carol lists alice with subscription 'to', but alice's roster does not have
+    carol: at login carol gets the last item of alice's open node only."""
+    server.roster_add("carol", "alice", "to")
+    fake = "Y2Fyb2wncyB1bnZlcmlmaWVkIHZlcg=="
+    alice = raw_login(server, "alice", "pub")
+    carol = None
+    try:
+        for node, payload in ((NS_AVATAR_META, f"<metadata xmlns='{NS_AVATAR_META}'/>"),
+                              (NODE_DEVICES, f"<list xmlns='{NS_AXOLOTL}'/>")):
+            opts = ("<publish-options><x xmlns='jabber:x:data' type='submit'>"
+                    "<field var='FORM_TYPE' type='hidden'>"
+                    "<value>http://jabber.org/protocol/pubsub#publish-options</value></field>"
+                    "<field var='pubsub#access_model'><value>open</value></field></x>"
+                    "</publish-options>") if node == NODE_DEVICES else ""
+            r = raw_iq(alice, node, f"<pubsub xmlns='{NS_PUBSUB}'><publish node='{node}'>"
+                       f"<item id='last'>{payload}</item></publish>{opts}</pubsub>")
+            assert r.get("type") == "result", dump(r)
+        carol = raw_login(server, "carol", "c")
+        carol.send("<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' "
+                   f"node='urn:example:client' ver='{fake}'/></presence>")
+        iq = carol.wait_for(lambda e: e.tag == IQ and e.get("type") == "get")
+        carol.send(f"<iq type='result' id='{iq.get('id')}' to='localhost'><query "
+                   f"xmlns='http://jabber.org/protocol/disco#info'>"
+                   f"<feature var='{NODE_DEVICES}+notify'/>"
+                   f"<feature var='{NS_AVATAR_META}+notify'/></query></iq>")
+        EV = "{http://jabber.org/protocol/pubsub#event}"
+        ev = carol.wait_for(lambda e: e.tag == q(NS_CLIENT, "message"))
+        assert ev.find(f"{EV}event/{EV}items").get("node") == NODE_DEVICES, dump(ev)
+        # Everything the server sent carol before a ping answer has arrived by then.
+        carol.seen = []
+        r = carol.ping("sync")
+        assert r.get("type") == "result", dump(r)
+        assert not [e for e in carol.seen if e.tag == q(NS_CLIENT, "message")], \
+            [dump(e) for e in carol.seen]
+    finally:
+        for c in (alice, carol):
+            if c is not None:
+                c.close()
