@@ -27,6 +27,7 @@ static const struct sm_iq_feature sm_iq_features_tab[] = {
 	{ NS_PUBSUB "#access-whitelist", SM_IQ_OWN | SM_IQ_OTHER },
 	{ NS_PUBSUB "#auto-create", SM_IQ_OWN | SM_IQ_OTHER },
 	{ NS_PUBSUB "#auto-subscribe", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#config-node", SM_IQ_OWN | SM_IQ_OTHER },
 	{ NS_PUBSUB "#delete-nodes", SM_IQ_OWN | SM_IQ_OTHER },
 	{ NS_PUBSUB "#filtered-notifications", SM_IQ_OWN | SM_IQ_OTHER },
 	{ NS_PUBSUB "#item-ids", SM_IQ_OWN | SM_IQ_OTHER },

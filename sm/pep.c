@@ -6,7 +6,10 @@
  * Served (sm/iq.c rows): publish with auto-create and publish-options
  * preconditions (pubsub#access_model open | presence | whitelist,
  * pubsub#max_items, pubsub#persist_items), items retrieval (all, newest
- * max_items, by id), retract and, in the #owner namespace, delete.  Nodes
+ * max_items, by id), retract and, in the #owner namespace, delete and node
+ * configuration (the same two fields: how a client recovers from
+ * precondition-not-met).  Explicit subscriptions are not offered: PEP
+ * subscribes through presence.  Nodes
  * and items live in pep_node / pep (sm/store.c) and are read and written
  * only by storage jobs, so every answer is given from a job's done() through
  * sm_iq_keep(): jobs run in submission order, a read sees every write before
@@ -53,6 +56,7 @@
 #define NS_PUBSUB_EVENT "http://jabber.org/protocol/pubsub#event"
 #define NS_PUBSUB_ERRORS "http://jabber.org/protocol/pubsub#errors"
 #define NS_PUBLISH_OPTIONS "http://jabber.org/protocol/pubsub#publish-options"
+#define NS_NODE_CONFIG "http://jabber.org/protocol/pubsub#node_config"
 #define NS_XDATA "jabber:x:data"
 #define NS_CAPS "http://jabber.org/protocol/caps"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
@@ -69,7 +73,7 @@
 enum pep_access { PEP_OPEN = 0, PEP_PRESENCE, PEP_WHITELIST };
 static const char *const pep_access_names[] = { "open", "presence", "whitelist" };
 
-enum pep_op { PEP_PUBLISH, PEP_ITEMS, PEP_RETRACT, PEP_DELETE };
+enum pep_op { PEP_PUBLISH, PEP_ITEMS, PEP_RETRACT, PEP_DELETE, PEP_CONFIG_GET, PEP_CONFIG_SET };
 
 /* What a job found wrong, answered by pep_fail(). */
 enum pep_err {
@@ -258,6 +262,22 @@ static int db_count_nodes(struct sm_db *db, const char *owner)
 	return n;
 }
 
+/* Keep the newest max items of owner's node. */
+static int db_trim(struct sm_db *db, const char *owner, const char *node, int max)
+{
+	static const char sql[] =
+		"DELETE FROM pep WHERE user = ?1 AND node = ?2 AND seq NOT IN"
+		" (SELECT seq FROM pep WHERE user = ?1 AND node = ?2 ORDER BY seq DESC LIMIT ?3)";
+	sqlite3_stmt *q = sm_db_stmt(db, sql);
+
+	if (!q)
+		return PEP_E_STORE;
+	sm_db_text(q, 1, owner);
+	sm_db_text(q, 2, node);
+	sqlite3_bind_int(q, 3, max);
+	return sm_db_exec(db, q, "pep trim") < 0 ? PEP_E_STORE : PEP_OK;
+}
+
 static int run_publish(struct sm_db *db, struct pep_job *pj)
 {
 	static const char sql_node[] =
@@ -265,9 +285,6 @@ static int run_publish(struct sm_db *db, struct pep_job *pj)
 	static const char sql_item[] =
 		"INSERT OR REPLACE INTO pep (user, node, id, payload, ts, seq) VALUES (?1, ?2, ?3, ?4, ?5,"
 		" (SELECT COALESCE(MAX(seq), 0) + 1 FROM pep WHERE user = ?1 AND node = ?2))";
-	static const char sql_trim[] =
-		"DELETE FROM pep WHERE user = ?1 AND node = ?2 AND seq NOT IN"
-		" (SELECT seq FROM pep WHERE user = ?1 AND node = ?2 ORDER BY seq DESC LIMIT ?3)";
 	int access = PEP_PRESENCE, max = 1, n;
 	sqlite3_stmt *q;
 
@@ -311,13 +328,59 @@ static int run_publish(struct sm_db *db, struct pep_job *pj)
 	sqlite3_bind_int64(q, 5, (sqlite3_int64)time(NULL));
 	if (sm_db_exec(db, q, "pep item add") < 0)
 		return PEP_E_STORE;
-	q = sm_db_stmt(db, sql_trim);
+	return db_trim(db, pj->owner, pj->node, max);
+}
+
+/* XEP-0060 §8.2.1: the node's configuration form. */
+static int run_config_get(struct sm_db *db, struct pep_job *pj)
+{
+	struct sm_buf *b = &pj->out;
+	int access, max, n;
+
+	n = db_node(db, pj->owner, pj->node, &access, &max);
+	if (n <= 0)
+		return n < 0 ? PEP_E_STORE : PEP_E_NO_NODE;
+	sm_buf_str(b, "<pubsub xmlns='" NS_PUBSUB_OWNER "'><configure node='");
+	sm_buf_esc(b, pj->node, strlen(pj->node));
+	sm_buf_str(b, "'><x xmlns='" NS_XDATA "' type='form'>"
+		      "<field var='FORM_TYPE' type='hidden'><value>" NS_NODE_CONFIG "</value></field>"
+		      "<field var='pubsub#access_model' type='list-single'"
+		      " label='Who may subscribe and retrieve items'>");
+	for (int i = 0; i < 3; i++)
+		sm_buf_fmt(b, "<option><value>%s</value></option>", pep_access_names[i]);
+	sm_buf_fmt(b, "<value>%s</value></field>"
+		      "<field var='pubsub#max_items' type='text-single'"
+		      " label='Max # of items to persist'><value>%d</value></field>"
+		      "</x></configure></pubsub>", pep_access_names[access], max);
+	return b->err ? PEP_E_STORE : PEP_OK;
+}
+
+/* XEP-0060 §8.2.4: change what the submitted form names; the items beyond
+ * a smaller max_items go. */
+static int run_config_set(struct sm_db *db, struct pep_job *pj)
+{
+	static const char sql[] =
+		"UPDATE pep_node SET access = ?3, max_items = ?4 WHERE user = ?1 AND node = ?2";
+	int access, max, n;
+	sqlite3_stmt *q;
+
+	n = db_node(db, pj->owner, pj->node, &access, &max);
+	if (n <= 0)
+		return n < 0 ? PEP_E_STORE : PEP_E_NO_NODE;
+	if (pj->want_access >= 0)
+		access = pj->want_access;
+	if (pj->want_max >= 0)
+		max = pj->want_max;
+	q = sm_db_stmt(db, sql);
 	if (!q)
 		return PEP_E_STORE;
 	sm_db_text(q, 1, pj->owner);
 	sm_db_text(q, 2, pj->node);
-	sqlite3_bind_int(q, 3, max);
-	return sm_db_exec(db, q, "pep trim") < 0 ? PEP_E_STORE : PEP_OK;
+	sm_db_text(q, 3, pep_access_names[access]);
+	sqlite3_bind_int(q, 4, max);
+	if (sm_db_exec(db, q, "pep configure") < 0)
+		return PEP_E_STORE;
+	return db_trim(db, pj->owner, pj->node, max);
 }
 
 /* Append the row's item to b; false when it would not fit (the answer is
@@ -453,6 +516,12 @@ static void pep_run(struct sm_db *db, struct sm_job *j)
 		break;
 	case PEP_RETRACT:
 		pj->err = run_retract(db, pj);
+		break;
+	case PEP_CONFIG_GET:
+		pj->err = run_config_get(db, pj);
+		break;
+	case PEP_CONFIG_SET:
+		pj->err = run_config_set(db, pj);
 		break;
 	default:
 		pj->err = run_delete(db, pj);
@@ -643,7 +712,11 @@ static void pep_done(struct sm *sm, struct sm_job *j)
 		event_items(&body, pj->node, pj->item, pj->payload, pj->payload_len);
 		break;
 	case PEP_ITEMS:
+	case PEP_CONFIG_GET:
 		sm_iq_ref_result(sm, r, (const char *)sm_buf_data(&pj->out), sm_buf_used(&pj->out));
+		break;
+	case PEP_CONFIG_SET:
+		sm_iq_ref_result(sm, r, NULL, 0);
 		break;
 	case PEP_RETRACT:
 		sm_iq_ref_result(sm, r, NULL, 0);
@@ -729,31 +802,24 @@ static bool field_value(const struct xtree_node *f, const char **v)
 }
 
 /*
- * Read the publish-options form (XEP-0060 §7.1.5) into pj.  Fields the
- * service cannot honour are preconditions it cannot meet.  Returns false
+ * Read a submitted form of type form_type (publish-options, XEP-0060 §7.1.5;
+ * node_config, §8.2.4) into pj's want_access / want_max.  A field or value
+ * the service cannot honour is answered with unmet (and app).  Returns false
  * after answering.
  */
-static bool publish_options(struct sm_iq *q, const struct xtree_node *opts, struct pep_job *pj)
+static bool form_read(struct sm_iq *q, const struct xtree_node *x, const char *form_type,
+		      struct pep_job *pj, const char *unmet, const char *app)
 {
-	const struct xtree_node *x = xtree_child(opts, NS_XDATA, "x");
 	const struct xtree_node *f;
 	const char *var, *v;
 	bool typed = false;
 
-	if (!opts)
-		return true;
-	if (!x) {
-		if (!xtree_child(opts, NULL, NULL))
-			return true;        /* empty publish-options: nothing asked */
-		sm_iq_error(q, "bad-request");
-		return false;
-	}
 	for (f = xtree_child(x, NS_XDATA, "field"); f; f = xtree_next(f, NS_XDATA, "field")) {
 		var = xtree_attr(f, "var");
 		if (!var || !field_value(f, &v))
 			goto bad;
 		if (strcmp(var, "FORM_TYPE") == 0) {
-			if (strcmp(v, NS_PUBLISH_OPTIONS) != 0)
+			if (strcmp(v, form_type) != 0)
 				goto bad;
 			typed = true;
 		} else if (strcmp(var, "pubsub#access_model") == 0) {
@@ -786,8 +852,26 @@ bad:
 	sm_iq_error(q, "bad-request");
 	return false;
 unmet:
-	sm_iq_error_app(q, "conflict", "<precondition-not-met xmlns='" NS_PUBSUB_ERRORS "'/>");
+	sm_iq_error_app(q, unmet, app);
 	return false;
+}
+
+/* The publish-options of a publish: fields the service cannot honour are
+ * preconditions it cannot meet. */
+static bool publish_options(struct sm_iq *q, const struct xtree_node *opts, struct pep_job *pj)
+{
+	const struct xtree_node *x = xtree_child(opts, NS_XDATA, "x");
+
+	if (!opts)
+		return true;
+	if (!x) {
+		if (!xtree_child(opts, NULL, NULL))
+			return true;        /* empty publish-options: nothing asked */
+		sm_iq_error(q, "bad-request");
+		return false;
+	}
+	return form_read(q, x, NS_PUBLISH_OPTIONS, pj, "conflict",
+			 "<precondition-not-met xmlns='" NS_PUBSUB_ERRORS "'/>");
 }
 
 static void pep_publish(struct sm_iq *q, const struct xtree_node *ps, const struct xtree_node *pub)
@@ -979,23 +1063,49 @@ void sm_pep_iq(struct sm_iq *q)
 void sm_pep_owner_iq(struct sm_iq *q)
 {
 	const struct xtree_node *del = xtree_child(q->payload, NS_PUBSUB_OWNER, "delete");
-	const char *node;
+	const struct xtree_node *conf = xtree_child(q->payload, NS_PUBSUB_OWNER, "configure");
+	const struct xtree_node *op = del ? del : conf, *x;
+	const char *node, *type;
 	struct pep_job *pj;
+	int kind;
 
-	if (!q->set || !del) {
+	if (!op || (del && !q->set)) {
 		sm_iq_error(q, "feature-not-implemented");
 		return;
 	}
 	if (q->where != SM_IQ_OWN) {
-		sm_iq_error(q, "forbidden");    /* XEP-0060 §8.4.3.1 */
+		sm_iq_error(q, "forbidden");    /* XEP-0060 §8.2.3.2, §8.4.3.1 */
 		return;
 	}
-	node = node_of(q, del);
+	node = node_of(q, op);
 	if (!node)
 		return;
-	pj = job_new(q, PEP_DELETE, node);
+	kind = del ? PEP_DELETE : q->set ? PEP_CONFIG_SET : PEP_CONFIG_GET;
+	x = xtree_child(op, NS_XDATA, "x");
+	type = xtree_attr(x, "type");
+	if (kind == PEP_CONFIG_SET && (!x || !type)) {
+		sm_iq_error(q, "bad-request");
+		return;
+	}
+	if (kind == PEP_CONFIG_SET && strcmp(type, "cancel") == 0) {
+		sm_iq_result(q, NULL, 0);       /* §8.2.6: nothing changes */
+		return;
+	}
+	if (kind == PEP_CONFIG_SET && strcmp(type, "submit") != 0) {
+		sm_iq_error(q, "bad-request");
+		return;
+	}
+	pj = job_new(q, kind, node);
 	if (!pj) {
 		sm_iq_error(q, "internal-server-error");
+		return;
+	}
+	/* §8.2.5.3: a value the service does not support is not acceptable. */
+	if (kind == PEP_CONFIG_SET &&
+	    !form_read(q, x, NS_NODE_CONFIG, pj, "not-acceptable", NULL)) {
+		sm_iq_ref_free(pj->ref);   /* already answered */
+		pj->ref = NULL;
+		pep_job_free(pj);
 		return;
 	}
 	job_submit(q, pj);

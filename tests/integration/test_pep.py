@@ -256,9 +256,9 @@ def raw_login(server, user, resource):
     return c
 
 
-def raw_iq(c, iq_id, body, to=None):
+def raw_iq(c, iq_id, body, to=None, iq_type="set"):
     to_attr = f" to='{to}'" if to else ""
-    c.send(f"<iq type='set' id='{iq_id}'{to_attr}>{body}</iq>")
+    c.send(f"<iq type='{iq_type}' id='{iq_id}'{to_attr}>{body}</iq>")
     return c.wait_for(lambda e: e.tag == IQ and e.get("id") == iq_id)
 
 
@@ -389,3 +389,63 @@ def test_pep_last_items_follow_owner_roster(server):
         for c in (alice, carol):
             if c is not None:
                 c.close()
+
+
+def test_pep_node_configuration(server):
+    """XEP-0060 §8.2: the way out of precondition-not-met (what OMEMO clients do)."""
+    NS_OWNER = "http://jabber.org/protocol/pubsub#owner"
+    XD = "{jabber:x:data}"
+
+    def config_form(**fields):
+        f = "".join(f"<field var='pubsub#{k}'><value>{v}</value></field>"
+                    for k, v in fields.items())
+        return (f"<pubsub xmlns='{NS_OWNER}'><configure node='{NODE_DEVICES}'>"
+                "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'>"
+                f"<value>http://jabber.org/protocol/pubsub#node_config</value></field>{f}</x>"
+                "</configure></pubsub>")
+
+    def publish_open(iq_id):
+        return raw_iq(alice, iq_id, f"<pubsub xmlns='{NS_PUBSUB}'><publish node='{NODE_DEVICES}'>"
+                      f"<item id='current'><list xmlns='{NS_AXOLOTL}'/></item></publish>"
+                      "<publish-options><x xmlns='jabber:x:data' type='submit'>"
+                      "<field var='FORM_TYPE' type='hidden'>"
+                      "<value>http://jabber.org/protocol/pubsub#publish-options</value></field>"
+                      "<field var='pubsub#access_model'><value>open</value></field></x>"
+                      "</publish-options></pubsub>")
+
+    alice = raw_login(server, "alice", "cfg")
+    try:
+        r = raw_iq(alice, "c0", f"<pubsub xmlns='{NS_OWNER}'><configure node='{NODE_DEVICES}'/>"
+                   "</pubsub>", iq_type="get")
+        assert stanza_error(r) == ("cancel", "item-not-found"), dump(r)
+        # Auto-created with the default access model, presence.
+        r = raw_iq(alice, "p0", f"<pubsub xmlns='{NS_PUBSUB}'><publish node='{NODE_DEVICES}'>"
+                   f"<item id='current'><list xmlns='{NS_AXOLOTL}'/></item></publish></pubsub>")
+        assert r.get("type") == "result", dump(r)
+        assert stanza_error(publish_open("p1")) == ("cancel", "conflict")
+        r = raw_iq(alice, "c1", f"<pubsub xmlns='{NS_OWNER}'><configure node='{NODE_DEVICES}'/>"
+                   "</pubsub>", iq_type="get")
+        assert r.get("type") == "result", dump(r)
+        fields = {f.get("var"): f.find(f"{XD}value").text
+                  for f in r.iter(f"{XD}field")}
+        assert fields == {"FORM_TYPE": "http://jabber.org/protocol/pubsub#node_config",
+                          "pubsub#access_model": "presence", "pubsub#max_items": "1"}, fields
+        # Unsupported values are refused and change nothing.
+        r = raw_iq(alice, "c2", config_form(access_model="authorize"))
+        assert stanza_error(r) == ("modify", "not-acceptable"), dump(r)
+        r = raw_iq(alice, "c3", config_form(deliver_payloads="0"))
+        assert stanza_error(r) == ("modify", "not-acceptable"), dump(r)
+        r = raw_iq(alice, "c4", config_form(access_model="open"))
+        assert r.get("type") == "result", dump(r)
+        r = publish_open("p2")
+        assert r.get("type") == "result", dump(r)
+        # Another account cannot configure alice's node.
+        bob = raw_login(server, "bob", "cfg")
+        try:
+            r = raw_iq(bob, "c5", config_form(access_model="presence"),
+                       to=server.jid("alice"))
+            assert stanza_error(r) == ("auth", "forbidden"), dump(r)
+        finally:
+            bob.close()
+    finally:
+        alice.close()
