@@ -1694,9 +1694,13 @@ bool sm_pep_iq_answer(struct sm *sm, struct sm_session *s, const struct wire_msg
 				  c->shared ? "yes" : "no");
 		xtree_free(t);
 	}
-	caps_set(s, c);
-	if (c && s->pep_last_pending && s->available)
-		last_send(sm, s);
+	/* Applies only while s still announces a ver it was asked about (a later
+	 * presence without capabilities cleared pep_last_pending). */
+	if (s->pep_last_pending) {
+		caps_set(s, c);
+		if (c && s->available)
+			last_send(sm, s);
+	}
 	s->pep_last_pending = false;
 	free(pq.ver);
 	return true;
