@@ -10,6 +10,7 @@
 #include "sm/sm_int.h"
 
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_PUBSUB "http://jabber.org/protocol/pubsub"
 
 /* The services; the first row that matches the payload and the address wins. */
 static const struct sm_iq_handler sm_iq_handlers[] = {
@@ -23,6 +24,8 @@ static const struct sm_iq_handler sm_iq_handlers[] = {
 	{ "urn:xmpp:blocking", "unblock", SM_IQ_OWN, NULL, sm_blocking_iq_unblock },
 	{ "urn:xmpp:carbons:2", "enable", SM_IQ_OWN | SM_IQ_SERVER, NULL, sm_carbons_iq_enable },
 	{ "urn:xmpp:carbons:2", "disable", SM_IQ_OWN | SM_IQ_SERVER, NULL, sm_carbons_iq_disable },
+	{ NS_PUBSUB, "pubsub", SM_IQ_OWN | SM_IQ_OTHER, NS_PUBSUB, sm_pep_iq },
+	{ NS_PUBSUB "#owner", "pubsub", SM_IQ_OWN | SM_IQ_OTHER, NULL, sm_pep_owner_iq },
 	{ NULL, NULL, 0, NULL, NULL }   /* sentinel: rows above */
 };
 
@@ -33,6 +36,22 @@ static const struct sm_iq_feature sm_iq_features_tab[] = {
 	{ "urn:xmpp:sid:0", SM_IQ_OWN },    /* XEP-0359 ids, stamped by sm/mam.c */
 	{ "urn:xmpp:blocking", SM_IQ_SERVER },      /* XEP-0191 §3.1: asked of the server */
 	{ "urn:xmpp:carbons:2", SM_IQ_SERVER },     /* XEP-0280 §3 */
+	/* XEP-0163 §8: what the PEP service (sm/pep.c) does. */
+	{ NS_PUBSUB "#access-open", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#access-presence", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#access-whitelist", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#auto-create", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#auto-subscribe", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#config-node", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#delete-nodes", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#filtered-notifications", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#item-ids", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#last-published", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#persistent-items", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#publish", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#publish-options", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#retract-items", SM_IQ_OWN | SM_IQ_OTHER },
+	{ NS_PUBSUB "#retrieve-items", SM_IQ_OWN | SM_IQ_OTHER },
 	{ NULL, 0 }
 };
 
@@ -134,12 +153,12 @@ static const char *error_type(const char *cond)
 }
 
 static void build_error(struct sm_buf *b, struct wire_str id, struct wire_str from,
-			const char *to, size_t tolen, const char *cond)
+			const char *to, size_t tolen, const char *cond, const char *app)
 {
 	sm_buf_clear(b);
 	head(b, "error", id.p, id.len, from.p, from.len, to, tolen);
-	sm_buf_fmt(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></iq>",
-		   error_type(cond), cond);
+	sm_buf_fmt(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/>%s</error></iq>",
+		   error_type(cond), cond, app ? app : "");
 }
 
 /* Replies are built in their own buffer: a handler may be building its
@@ -164,12 +183,18 @@ void sm_iq_result(struct sm_iq *q, const char *payload, size_t len)
 	send_reply(q->sm, q->s, b, "result", q->m->u.stanza.to, q->m->u.stanza.id);
 }
 
-void sm_iq_error(struct sm_iq *q, const char *cond)
+void sm_iq_error_app(struct sm_iq *q, const char *cond, const char *app)
 {
 	struct sm_buf *b = reply_buf(q->sm);
 
-	build_error(b, q->m->u.stanza.id, q->m->u.stanza.to, q->s->full, q->s->full_len, cond);
+	build_error(b, q->m->u.stanza.id, q->m->u.stanza.to, q->s->full, q->s->full_len, cond,
+		    app);
 	send_reply(q->sm, q->s, b, "error", q->m->u.stanza.to, q->m->u.stanza.id);
+}
+
+void sm_iq_error(struct sm_iq *q, const char *cond)
+{
+	sm_iq_error_app(q, cond, NULL);
 }
 
 struct sm_iq_ref *sm_iq_keep(struct sm_iq *q)
@@ -223,11 +248,16 @@ void sm_iq_ref_result(struct sm *sm, struct sm_iq_ref *r, const char *payload, s
 
 void sm_iq_ref_error(struct sm *sm, struct sm_iq_ref *r, const char *cond)
 {
+	sm_iq_ref_error_app(sm, r, cond, NULL);
+}
+
+void sm_iq_ref_error_app(struct sm *sm, struct sm_iq_ref *r, const char *cond, const char *app)
+{
 	struct sm_session *s = ref_session(sm, r);
 	struct sm_buf *b = reply_buf(sm);
 
 	if (s) {
-		build_error(b, sm_ws(r->id), sm_ws(r->from), s->full, s->full_len, cond);
+		build_error(b, sm_ws(r->id), sm_ws(r->from), s->full, s->full_len, cond, app);
 		send_reply(sm, s, b, "error", sm_ws(r->from), sm_ws(r->id));
 	}
 	sm_iq_ref_free(r);

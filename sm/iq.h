@@ -71,7 +71,11 @@ struct sm_buf *sm_iq_buf(struct sm_iq *q);
 struct sm_iq_ref *sm_iq_keep(struct sm_iq *q);
 void sm_iq_ref_result(struct sm *sm, struct sm_iq_ref *r, const char *payload, size_t len);
 void sm_iq_ref_error(struct sm *sm, struct sm_iq_ref *r, const char *cond);
-/* Both of the above free r; this frees it without answering. */
+/* The same with an application-specific condition (an XML element, e.g.
+ * XEP-0060's <precondition-not-met xmlns='...#errors'/>) after cond. */
+void sm_iq_error_app(struct sm_iq *q, const char *cond, const char *app);
+void sm_iq_ref_error_app(struct sm *sm, struct sm_iq_ref *r, const char *cond, const char *app);
+/* All of the above free r; this frees it without answering. */
 void sm_iq_ref_free(struct sm_iq_ref *r);
 
 /* disco#info features for where (SM_IQ_SERVER or an account), as

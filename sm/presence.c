@@ -283,6 +283,7 @@ static void presence_own(struct sm_route_ctx *c)
 	initial = !s->initial_done;
 	s->initial_done = true;
 	presence_broadcast(sm, s, m->u.stanza.type, m->u.stanza.id, raw, len);
+	sm_pep_presence(sm, s, raw, len, initial);    /* caps, last published items */
 	if (!initial)
 		return;
 	presence_probe_all(sm, s);

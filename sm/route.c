@@ -455,11 +455,12 @@ static void iq_result_empty(struct sm_route_ctx *c)
 static void iq_disco_info(struct sm_route_ctx *c)
 {
 	struct sm_buf *b = build_start(c->sm, WIRE_KIND_IQ, "result", c->m->u.stanza.id,
-				       c->m->u.stanza.to, c->s->full);
+				       c->m->u.stanza.to, c->from);
 
 	sm_buf_str(b, "><query xmlns='" NS_DISCO_INFO "'>");
 	if (c->to.has_local)   /* the account itself (XEP-0030 §3.1 on a bare JID) */
-		sm_buf_str(b, "<identity category='account' type='registered'/>");
+		sm_buf_str(b, "<identity category='account' type='registered'/>"
+			      "<identity category='pubsub' type='pep'/>");   /* XEP-0163 §6 */
 	else
 		sm_buf_str(b, "<identity category='server' type='im' name='xedge'/>");
 	sm_buf_str(b, "<feature var='" NS_DISCO_INFO "'/><feature var='" NS_DISCO_ITEMS "'/>"
@@ -469,6 +470,22 @@ static void iq_disco_info(struct sm_route_ctx *c)
 	sm_iq_features(b, c->to.has_local ? SM_IQ_OWN | SM_IQ_OTHER : SM_IQ_SERVER);
 	sm_buf_str(b, "</query></iq>");
 	reply_send(c, "result", NS_DISCO_INFO);
+}
+
+/* disco#info to another local account's bare JID: answered once its record
+ * says whether it exists (§8.5.1: service-unavailable when it does not). */
+static void iq_disco_other(struct sm_route_ctx *c)
+{
+	struct sm_user *u = sm_user_need(c->sm, c->to.bare, c->to.bare_len, c->from, c->from_len,
+					 c->m);
+
+	if (!u)
+		return;     /* parked: replayed once loaded */
+	if (u->exists)
+		iq_disco_info(c);
+	else
+		reply_error(c, "service-unavailable");
+	sm_user_release(c->sm, u);
 }
 
 static void iq_disco_items(struct sm_route_ctx *c)
@@ -492,8 +509,10 @@ static void iq_server(struct sm_route_ctx *c)
 	struct xs_stanza st;
 	bool get = c->type == SM_RT_GET;
 
-	if (c->type == SM_RT_RESULT || c->type == SM_RT_ERROR)
-		return;     /* answers to our roster pushes, or noise */
+	if (c->type == SM_RT_RESULT || c->type == SM_RT_ERROR) {
+		sm_pep_iq_answer(c->sm, c->s, m);   /* answers to its disco#info queries */
+		return;     /* or to our roster pushes, or noise */
+	}
 	/* Addressed to us: now the XML is ours to read.  RFC 6120 §8.2.3: a
 	 * get or set carries exactly one child. */
 	if (xmlstage_stanza(c->sm->xs, "", 0, (const char *)m->u.stanza.raw.p, m->u.stanza.raw.len,
@@ -548,7 +567,13 @@ static void route_iq(struct sm_route_ctx *c)
 	if (!request)
 		return;     /* an undeliverable result or error is dropped */
 	/* RFC 6121 §8.5.2.1.3: a request to another local account's bare JID
-	 * is the server's to answer on its behalf. */
+	 * is the server's to answer on its behalf: disco#info on the account
+	 * (XEP-0030; clients look for PEP there), and the iq services. */
+	if (to->valid && to->served && to->has_local && !to->has_resource &&
+	    c->type == SM_RT_GET && ws_eq(c->m->u.stanza.ns, NS_DISCO_INFO)) {
+		iq_disco_other(c);
+		return;
+	}
 	if (to->valid && to->served && to->has_local && !to->has_resource &&
 	    !ws_eq(c->m->u.stanza.ns, NS_ROSTER) &&
 	    sm_iq_dispatch(c->sm, c->s, c->m, SM_IQ_OTHER, to->bare))
@@ -621,11 +646,12 @@ void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const str
 		return;
 	if (sm_blocking_check(sm, NULL, from, from_len, m, c.to.full, c.to.full_len))
 		return;
-	if (c.kind == WIRE_KIND_MESSAGE) {
+	if (c.kind == WIRE_KIND_MESSAGE)
 		message_bare(&c, c.to.bare, c.to.bare_len);
-	} else if (c.kind == WIRE_KIND_PRESENCE) {
+	else if (c.kind == WIRE_KIND_PRESENCE)
 		sm_presence_replay(&c);
-	}
+	else if (c.type == SM_RT_GET && !c.to.has_resource)
+		iq_disco_other(&c);     /* the only iq parked */
 }
 
 void sm_route_error(struct sm *sm, struct sm_session *s, const struct wire_msg *m,

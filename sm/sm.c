@@ -1443,6 +1443,7 @@ void sm_free(struct sm *sm)
 		free(sm->domains[i]);
 	free(sm->domains);
 	free(sm->secret);
+	sm_pep_free(sm);
 	sm_buf_free(&sm->scratch);
 	sm_buf_free(&sm->reply);
 	if (sm->wake.fd >= 0)

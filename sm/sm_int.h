@@ -203,6 +203,9 @@ struct sm_session {
 	int priority;                  /* of the current available presence */
 	char *presence;                /* raw current available presence (no `to`) */
 	size_t presence_len;
+	const struct sm_pep_caps *pep_caps; /* its XEP-0115 caps (sm/pep.c); NULL: none known */
+	uint64_t pep_caps_gen;         /* valid while pep_caps->gen still equals it */
+	bool pep_last_pending;         /* last published items wait for its caps' answer (sm/pep.c) */
 	struct sm_session *bnext;          /* user->binding while its bind waits */
 	uint64_t tx;                       /* stanza bytes sent to it (WIRE_DELIVERED counts the same) */
 	struct sm_track *thead, *ttail;    /* tracked deliveries not yet reported written (sm.c) */
@@ -291,6 +294,7 @@ struct sm {
 	struct sm_link *dead;          /* links to reap after this batch */
 	struct sm_buf scratch;         /* stanza rewriting / building; reused */
 	struct sm_buf reply;           /* iq replies (sm/iq.c), built while scratch holds a payload */
+	struct sm_pep *pep;            /* PEP service state (sm/pep.c); NULL until used */
 	uint64_t push_seq;             /* ids of roster pushes */
 	struct sm_session *sender;     /* whose stanza is being routed (flow control) */
 	bool hide_os;                  /* XEP-0092: no <os/> (sm_config.hide_os) */
@@ -549,6 +553,26 @@ static inline void sm_carbons_sent(struct sm *sm, struct sm_session *s, const st
 	if (s->user && s->user->ncarbons)
 		sm_carbons_sent_copy(sm, s, m);
 }
+/* sm/pep.c — XEP-0163 PEP (see the file comment) */
+struct sm_pep_caps;
+/* iq handlers (sm/iq.c rows): pubsub and pubsub#owner payloads on an account. */
+void sm_pep_iq(struct sm_iq *q);
+void sm_pep_owner_iq(struct sm_iq *q);
+/* s sent an available presence (raw, as routed; initial: its first since
+ * unavailable): read its entity capabilities, send last published items. */
+void sm_pep_presence(struct sm *sm, struct sm_session *s, const void *raw, size_t len,
+		     bool initial);
+/* An iq result or error from s to the server: true when it answered one of
+ * PEP's disco#info queries (consumed). */
+bool sm_pep_iq_answer(struct sm *sm, struct sm_session *s, const struct wire_msg *m);
+/* XEP-0115 §5.1/§5.4: does ver, by the hash function named hash ("sha-1",
+ * "sha-256"), describe the disco#info <query/> answer?  False as well for an
+ * unknown hash or an ill-formed answer (duplicate identities, features or
+ * form types). */
+struct xtree_node;
+bool sm_pep_caps_verify(const char *hash, const char *ver, const struct xtree_node *query);
+/* Free the PEP state (sm_free()). */
+void sm_pep_free(struct sm *sm);
 
 /* sm/admin.c */
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */

@@ -48,11 +48,7 @@ PROSODY_MODULES = ("pep", "mam")
 
 # Why each xedge case is expected to fail today.  Remove an entry's uses when the
 # feature lands (the strict xfail turns the run red with XPASS until then).
-XFAIL = {
-    "pep": "needs XEP-0163 PEP (publish-options, +notify notifications)",
-    "disco": "needs XEP-0030 disco#info listing carbons, blocking, vcard-temp, version, "
-             "private, and PEP and MAM on the account",
-}
+XFAIL = {}      # feature key -> reason, for cases xedge does not pass yet (none today)
 
 
 def targets(xfail_key=None):
@@ -707,7 +703,7 @@ def devicelist(*ids):
     return f"<list xmlns='{NS_OMEMO}'>" + "".join(f"<device id='{i}'/>" for i in ids) + "</list>"
 
 
-@pytest.mark.parametrize("target", targets("pep"), indirect=True)
+@pytest.mark.parametrize("target", targets(), indirect=True)
 def test_pep_avatar_and_omemo_devicelist(target):
     """alice publishes an avatar (XEP-0084) and an OMEMO device list with
     publish-options access_model=open; bob (a contact, +notify in his caps) gets
@@ -936,7 +932,7 @@ def test_software_version(target):
     run(main(), 40)
 
 
-@pytest.mark.parametrize("target", targets("disco"), indirect=True)
+@pytest.mark.parametrize("target", targets(), indirect=True)
 def test_disco_features(target):
     """disco#info on the server and on the account lists what the server does."""
     t = target
