@@ -423,8 +423,18 @@ static int sm_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 		GET_U(L, v, "session_server.mam_retention_days", 0, 36500, c->sm.mam_retention_days);
 		return 0;
 	}
+	if (!strcmp(key, "mam_default")) {
+		const char *s = scalar(v);
+
+		for (int i = 0; i < 3; i++)
+			if (s && !strcmp(s, (const char *[]){ "never", "roster", "always" }[i])) {
+				c->sm.mam_default = i;
+				return 0;
+			}
+		return fail(L, v, "session_server.mam_default: expected always, roster or never");
+	}
 	return fail(L, v, "session_server: unknown key '%s' (known: database, admin_socket, listen, "
-		    "secret, version_os, mam_retention_days)", key);
+		    "secret, version_os, mam_retention_days, mam_default)", key);
 }
 
 static int seq_each(struct loader *L, yaml_node_t *seq, const char *what, size_t max, size_t *count,
@@ -539,6 +549,7 @@ static void defaults(struct config *c)
 	c->timeouts.session_server = 2;
 	c->reg.rate = 3;
 	c->sm.mam_retention_days = 30;
+	c->sm.mam_default = 1;      /* roster */
 }
 
 /*

@@ -106,6 +106,7 @@ struct config {
 		char *secret;         /* xedge-sm: the secret edges must present */
 		bool version_os;      /* XEP-0092 answers name the OS (default true) */
 		uint32_t mam_retention_days; /* XEP-0313 archive kept this long; 0: no archiving */
+		int mam_default;      /* XEP-0313 default: 0 never, 1 roster, 2 always */
 	} sm;
 };
 

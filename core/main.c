@@ -63,6 +63,7 @@ static struct sm *new_embedded_sm(const struct config *cfg)
 	smc.secret = cfg->sm.secret;
 	smc.hide_os = !cfg->sm.version_os;
 	smc.mam_retention_days = cfg->sm.mam_retention_days;
+	smc.mam_default = cfg->sm.mam_default;
 	smc.domains = domains;
 	smc.ndomains = cfg->ndomains;
 	sm = sm_new(&smc);

@@ -105,6 +105,7 @@ int main(int argc, char **argv)
 	smc.secret = cfg.sm.secret;
 	smc.hide_os = !cfg.sm.version_os;
 	smc.mam_retention_days = cfg.sm.mam_retention_days;
+	smc.mam_default = cfg.sm.mam_default;
 	smc.domains = domains;
 	smc.ndomains = cfg.ndomains;
 	sm = sm_new(&smc);

@@ -69,6 +69,52 @@ bool sm_mam_on(const struct sm *sm)
 	return sm->mam_retention_days > 0;
 }
 
+static const char *const policy_names[] = { "never", "roster", "always" };
+
+/* The policy of account u (its XEP-0313 prefs default, else the server's). */
+static int policy_of(const struct sm *sm, const struct sm_user *u)
+{
+	return u && u->mam_default >= 0 ? u->mam_default : sm->mam_default;
+}
+
+/*
+ * Whether a message between local account `user` and peer (a canonical JID,
+ * full or bare) goes into user's archive (XEP-0313 §6 defaults: always;
+ * roster: the peer is a roster item; never).  Decided before anything is
+ * parsed or copied, so archiving that is off costs a lookup.  A storage
+ * thread far behind (SM_STORE_BACKLOG jobs) pauses archiving rather than
+ * letting the queue grow without bound: the archive is a convenience, the
+ * messages themselves are delivered or stored as always.
+ */
+static bool wanted(struct sm *sm, const char *user, const char *peer, size_t peer_len)
+{
+	struct sm_user *u = sm_user_find(sm, user, strlen(user));
+	const char *slash = memchr(peer, '/', peer_len);
+	size_t blen = slash ? (size_t)(slash - peer) : peer_len;
+	char bare[JID_MAX + 1];
+	const struct sm_roster_item *it;
+
+	switch (policy_of(sm, u)) {
+	case SM_MAM_NEVER:
+		return false;
+	case SM_MAM_ROSTER:
+		if (!u || !u->nroster || blen > JID_MAX)
+			return false;
+		memcpy(bare, peer, blen);
+		bare[blen] = '\0';
+		it = sm_roster_find(u, bare);
+		if (!it || !it->listed)
+			return false;
+		break;
+	}
+	if (sm_store_pending(sm->store) >= SM_STORE_BACKLOG) {
+		log_warn("storage far behind: message not archived", "user=\"%s\" pending=%zu",
+			 user, sm_store_pending(sm->store));
+		return false;
+	}
+	return true;
+}
+
 /* ---- archiving ---------------------------------------------------------- */
 
 struct sm_mam_copy {
@@ -302,8 +348,8 @@ void sm_mam_outgoing(struct sm *sm, const char *user, const char *to, size_t to_
 	char with[JID_MAX + 1], with_full[JID_MAX + 1];
 	struct sm_mam_copy *c;
 
-	if (!sm_mam_on(sm) || !canon(to, to_len, true, with_full) ||
-	    !canon(to, to_len, false, with))
+	if (!sm_mam_on(sm) || !wanted(sm, user, to, to_len) ||
+	    !canon(to, to_len, true, with_full) || !canon(to, to_len, false, with))
 		return;
 	if (strcmp(with, user) == 0)
 		return;     /* to oneself: the incoming copy is the one archived */
@@ -319,8 +365,8 @@ struct sm_mam_copy *sm_mam_incoming(struct sm *sm, const char *user, const char 
 	char with[JID_MAX + 1], with_full[JID_MAX + 1];
 	struct sm_mam_copy *c;
 
-	if (!sm_mam_on(sm) || !canon(from, from_len, true, with_full) ||
-	    !canon(from, from_len, false, with))
+	if (!sm_mam_on(sm) || !wanted(sm, user, from, from_len) ||
+	    !canon(from, from_len, true, with_full) || !canon(from, from_len, false, with))
 		return NULL;
 	c = copy_new(sm, user, with, with_full, m, true);
 	if (!c)
@@ -804,21 +850,70 @@ void sm_mam_query(struct sm_iq *q)
 
 /* ---- preferences -------------------------------------------------------- */
 
+struct prefs_job {
+	struct sm_job job;
+	char user[JID_MAX + 1];
+	int policy;
+};
+
+static void prefs_run(struct sm_db *db, struct sm_job *j)
+{
+	static const char sql[] =
+		"INSERT INTO kv(user, ns, key, value) VALUES (?1, 'urn:xmpp:mam:2', 'default', ?2)"
+		" ON CONFLICT(user, ns, key) DO UPDATE SET value = excluded.value";
+	struct prefs_job *pj = (struct prefs_job *)j;
+	sqlite3_stmt *q = sm_db_stmt(db, sql);
+
+	if (!q) {
+		j->rc = -EIO;
+		return;
+	}
+	sm_db_text(q, 1, pj->user);
+	sm_db_text(q, 2, policy_names[pj->policy]);
+	j->rc = sm_db_exec(db, q, "mam prefs");
+}
+
+/*
+ * XEP-0313 §6 preferences: the default (always, roster, never) is kept per
+ * account (table kv, loaded with the account's record) and applied to every
+ * later message; per-JID <always/> and <never/> lists are not kept, so a set
+ * that carries any gets feature-not-implemented.
+ */
 void sm_mam_prefs(struct sm_iq *q)
 {
 	const char *def = xtree_attr(q->payload, "default");
-	const char *policy = sm_mam_on(q->sm) ? "always" : "never";
 	const struct xtree_node *always = xtree_child(q->payload, NS_MAM, "always");
 	const struct xtree_node *never = xtree_child(q->payload, NS_MAM, "never");
+	struct sm_user *u = q->s->user;
+	struct prefs_job *pj;
 	struct sm_buf *b;
+	int policy = -1;
 
-	/* Only the policy applied is accepted: per-contact rules are not kept. */
-	if (q->set && (!def || strcmp(def, policy) != 0 || xtree_child(always, NS_MAM, "jid") ||
-		       xtree_child(never, NS_MAM, "jid"))) {
-		sm_iq_error(q, "feature-not-implemented");
-		return;
+	if (q->set) {
+		for (int i = 0; def && i < 3; i++)
+			if (!strcmp(def, policy_names[i]))
+				policy = i;
+		if (policy < 0) {
+			sm_iq_error(q, "bad-request");
+			return;
+		}
+		if (xtree_child(always, NS_MAM, "jid") || xtree_child(never, NS_MAM, "jid")) {
+			sm_iq_error(q, "feature-not-implemented");
+			return;
+		}
+		pj = calloc(1, sizeof(*pj));
+		if (!pj) {
+			sm_iq_error(q, "resource-constraint");
+			return;
+		}
+		snprintf(pj->user, sizeof(pj->user), "%s", u->bare);
+		pj->policy = policy;
+		pj->job.run = prefs_run;
+		sm_store_submit(q->sm->store, &pj->job);
+		u->mam_default = (int8_t)policy;
 	}
 	b = sm_iq_buf(q);
-	sm_buf_fmt(b, "<prefs xmlns='" NS_MAM "' default='%s'><always/><never/></prefs>", policy);
+	sm_buf_fmt(b, "<prefs xmlns='" NS_MAM "' default='%s'><always/><never/></prefs>",
+		   sm_mam_on(q->sm) ? policy_names[policy_of(q->sm, u)] : "never");
 	sm_iq_result(q, (const char *)sm_buf_data(b), sm_buf_used(b));
 }

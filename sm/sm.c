@@ -1298,6 +1298,7 @@ struct sm *sm_new(const struct sm_config *cfg)
 	}
 	sm->hide_os = cfg->hide_os;
 	sm->mam_retention_days = cfg->mam_retention_days;
+	sm->mam_default = cfg->mam_default;
 	if (cfg->secret && *cfg->secret) {
 		sm->secret = strdup(cfg->secret);
 		if (!sm->secret)

@@ -27,6 +27,7 @@ struct sm_config {
 	size_t ndomains;
 	bool hide_os;               /* XEP-0092 answers leave the OS out */
 	unsigned mam_retention_days; /* XEP-0313 archive kept this long; 0: no archiving */
+	int mam_default;            /* archived by default: 0 never, 1 roster contacts, 2 always */
 };
 
 struct sm;

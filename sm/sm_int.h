@@ -56,6 +56,8 @@
 #define SM_MAX_ROSTER 16384               /* roster items held per account */
 #define SM_MAX_OFFLINE 500                /* stored messages per account */
 #define SM_MAX_PARKED 1024                /* stanzas waiting for one account to load */
+#define SM_STORE_BACKLOG 65536            /* storage jobs queued beyond which archiving pauses */
+enum sm_mam_policy { SM_MAM_NEVER = 0, SM_MAM_ROSTER = 1, SM_MAM_ALWAYS = 2 };
 #define SM_LINK_IN_MAX (WIRE_LEN_BYTES + WIRE_MAX_BODY)
 #define SM_LINK_OUT_MAX (64u << 20)       /* unsent bytes before a link is dropped */
 #define SM_ADDR_MAX 128                   /* client address string kept per session */
@@ -261,6 +263,7 @@ struct sm_user {
 	unsigned nparked;
 	unsigned refs;                 /* holders besides sessions (jobs in flight) */
 	bool offline_busy;             /* its stored messages are being listed */
+	int8_t mam_default;            /* XEP-0313 prefs default (SM_MAM_*); -1: the server's */
 	struct sm_roster_item *roster;
 	size_t nroster, roster_cap;
 	char **blocked;                /* XEP-0191 blocklist: canonical JIDs */
@@ -299,6 +302,7 @@ struct sm {
 	struct sm_session *sender;     /* whose stanza is being routed (flow control) */
 	bool hide_os;                  /* XEP-0092: no <os/> (sm_config.hide_os) */
 	unsigned mam_retention_days;   /* XEP-0313 archive; 0: off (sm/mam.c) */
+	int mam_default;               /* SM_MAM_NEVER / _ROSTER / _ALWAYS for accounts with none */
 	bool mam_swept;                /* a retention sweep was submitted ... */
 	int64_t mam_swept_at;          /* ... at this CLOCK_MONOTONIC second */
 	bool stopping;

@@ -164,6 +164,7 @@ struct load_job {
 	size_t nrows, cap;
 	char **blocked;
 	size_t nblocked, bcap;
+	int mam_default;        /* XEP-0313 prefs default; -1: none set */
 };
 
 static int grow(void **p, size_t *cap, size_t n, size_t size)
@@ -197,6 +198,8 @@ static void load_run(struct sm_db *db, struct sm_job *j)
 		" listed"
 		" FROM roster WHERE user = ?1 ORDER BY contact";
 	static const char sql_block[] = "SELECT jid FROM blocklist WHERE user = ?1 ORDER BY jid";
+	static const char sql_mam[] =
+		"SELECT value FROM kv WHERE user = ?1 AND ns = 'urn:xmpp:mam:2' AND key = 'default'";
 	struct load_job *lj = (struct load_job *)j;
 	sqlite3_stmt *q = sm_db_stmt(db, sql_user);
 	int rc;
@@ -266,6 +269,21 @@ static void load_run(struct sm_db *db, struct sm_job *j)
 	sm_db_done(q);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		goto fail;
+	q = sm_db_stmt(db, sql_mam);
+	if (!q)
+		goto fail;
+	sm_db_text(q, 1, lj->bare);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(q, 0);
+
+		lj->mam_default = !v ? -1 : !strcmp(v, "always") ? SM_MAM_ALWAYS
+				  : !strcmp(v, "roster") ? SM_MAM_ROSTER : !strcmp(v, "never") ? SM_MAM_NEVER
+				  : -1;
+	}
+	sm_db_done(q);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto fail;
 	return;
 fail:
 	j->rc = sm_db_fail(db, "user load");
@@ -301,6 +319,7 @@ static int load_apply(struct sm_user *u, struct load_job *lj)
 	lj->nrows = 0;
 	u->blocked = lj->blocked;
 	u->nblocked = u->blocked_cap = lj->nblocked;
+	u->mam_default = (int8_t)lj->mam_default;
 	lj->blocked = NULL;
 	lj->nblocked = 0;
 	return 0;
@@ -362,6 +381,8 @@ static struct sm_user *user_load(struct sm *sm, const char *bare, size_t n)
 		goto fail;
 	u->bare_len = n;
 	u->state = SM_USER_LOADING;
+	u->mam_default = -1;
+	lj->mam_default = -1;
 	sm_tab_insert(&sm->users, &u->node, sm_tab_hash(&sm->users, bare, n));
 	lj->job.run = load_run;
 	lj->job.done = load_done;

@@ -207,6 +207,7 @@ class ServerOptions:
     idle_timeout: int = 600
     log_level: str = "debug"
     extra_edge_yaml: str = ""        # appended verbatim to the edge config
+    sm: dict = field(default_factory=dict)   # more session_server: keys (either mode)
     # More edge `limits:` / `timeouts:` keys, e.g. {"max_connections_per_ip": 5};
     # a key given here wins over the named field of the same meaning above.
     limits: dict = field(default_factory=dict)
@@ -266,7 +267,7 @@ class Server:
              f"  admin_socket: {self.admin_socket}\n")
         if with_listen:
             s += f"  listen: \"127.0.0.1:{self.sm_port}\"\n  secret: \"{self.secret}\"\n"
-        return s
+        return s + _yaml_section(self.opts.sm)
 
     def _write_configs(self):
         o = self.opts

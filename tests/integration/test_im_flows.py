@@ -829,6 +829,9 @@ def test_mam_paging_and_with(target):
     conversation with carol."""
     t = target
     alice, bob, carol = t.jid("alice"), t.jid("bob"), t.jid("carol")
+    # Contacts of alice's: archived by default on both servers.
+    for u, v in (("alice", "bob"), ("bob", "alice"), ("alice", "carol"), ("carol", "alice")):
+        t.roster_add(u, v)
 
     async def main():
         a = b = c = None

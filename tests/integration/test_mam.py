@@ -97,6 +97,12 @@ async def error_of(coro):
     raise AssertionError("the query succeeded; an error was expected")
 
 
+# Most tests archive everything (session_server.mam_default: always); the default policy,
+# roster contacts only, has its own test below.
+ALWAYS = {"sm": {"mam_default": "always"}}
+
+
+@pytest.mark.parametrize("server", [ALWAYS], indirect=True)
 def test_mam_archive_paging_filters_and_stanza_ids(server):
     async def scenario():
         alice = bob = carol = None
@@ -174,6 +180,7 @@ def test_mam_archive_paging_filters_and_stanza_ids(server):
     run(scenario(), timeout=120)
 
 
+@pytest.mark.parametrize("server", [ALWAYS], indirect=True)
 def test_mam_hints_forged_ids_errors_form_prefs_disco(server):
     async def scenario():
         alice = bob = None
@@ -225,8 +232,18 @@ def test_mam_hints_forged_ids_errors_form_prefs_disco(server):
             assert {"FORM_TYPE", "with", "start", "end"} <= fields
             r = await raw_iq(bob, f"<prefs xmlns='{NS_MAM}'/>", "get")
             assert r.xml.find(f"{{{NS_MAM}}}prefs").get("default") == "always"
-            assert await error_of(raw_iq(bob, f"<prefs xmlns='{NS_MAM}' default='never'/>")) \
-                == "feature-not-implemented"
+            # Per-JID rules are not kept; a default that is none of the three is bad.
+            assert await error_of(raw_iq(
+                bob, f"<prefs xmlns='{NS_MAM}' default='always'><always><jid>x@localhost</jid>"
+                     "</always></prefs>")) == "feature-not-implemented"
+            assert await error_of(raw_iq(bob, f"<prefs xmlns='{NS_MAM}' default='often'/>")) \
+                == "bad-request"
+            # default='never': bob's next message is not archived, until 'always' again.
+            r = await raw_iq(bob, f"<prefs xmlns='{NS_MAM}' default='never'/>")
+            assert r.xml.find(f"{{{NS_MAM}}}prefs").get("default") == "never"
+            alice.send_message(mto="bob@localhost", mbody="unarchived", mtype="chat")
+            m = await bob.next_message(timeout=10, body="unarchived")
+            assert stanza_ids(m) == []
             r = await raw_iq(bob, f"<prefs xmlns='{NS_MAM}' default='always'/>")
             assert r["type"] == "result"
             info = await bob["xep_0030"].get_info(jid="bob@localhost", timeout=10)
@@ -238,7 +255,7 @@ def test_mam_hints_forged_ids_errors_form_prefs_disco(server):
     run(scenario(), timeout=90)
 
 
-@pytest.mark.parametrize("server", [{"mode": "external"}], indirect=True)
+@pytest.mark.parametrize("server", [{"mode": "external", **ALWAYS}], indirect=True)
 def test_mam_retention_zero_turns_archiving_off(server):
     """session_server.mam_retention_days: 0 (xedge-sm) archives nothing new; what is
     stored stays readable."""
@@ -271,7 +288,7 @@ def test_mam_retention_zero_turns_archiving_off(server):
     assert ids == [] and bodies == ["kept"] and default == "never"
 
 
-@pytest.mark.parametrize("server", [{"mode": "external"}], indirect=True)
+@pytest.mark.parametrize("server", [{"mode": "external", **ALWAYS}], indirect=True)
 def test_mam_retention_sweep_deletes_old_rows(server):
     """Rows older than session_server.mam_retention_days (30 by default) are deleted by
     the sweep xedge-sm runs at start and then once a minute; younger ones stay."""
@@ -307,3 +324,27 @@ def test_mam_retention_sweep_deletes_old_rows(server):
         assert time.monotonic() < deadline, server.log_tails()
         time.sleep(0.1)
     assert run(bodies(), timeout=60) == ["recent"]
+
+
+def test_mam_default_archives_roster_contacts_only(server):
+    """session_server.mam_default: roster (the default): a message from a stranger is not
+    archived; once alice and bob are contacts, their messages are."""
+    async def exchange(body):
+        alice = bob = None
+        try:
+            alice, bob = await asyncio.gather(login(server, "alice"), login(server, "bob"))
+            prefs = await raw_iq(bob, f"<prefs xmlns='{NS_MAM}'/>", "get")
+            alice.send_message(mto="bob@localhost", mbody=body, mtype="chat")
+            m = await bob.next_message(timeout=10, body=body)
+            rows, _ = await query(bob)
+            return (stanza_ids(m), [r[2] for r in rows],
+                    prefs.xml.find(f"{{{NS_MAM}}}prefs").get("default"))
+        finally:
+            await close_all(alice, bob)
+
+    ids, bodies, default = run(exchange("from a stranger"), timeout=60)
+    assert ids == [] and bodies == [] and default == "roster"
+    server.roster_add("alice", "bob")
+    server.roster_add("bob", "alice")
+    ids, bodies, default = run(exchange("from a contact"), timeout=60)
+    assert len(ids) == 1 and bodies == ["from a contact"]

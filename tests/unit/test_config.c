@@ -48,7 +48,8 @@ static void test_full(void **state)
 		"limits: {max_stanza_bytes: 65536, max_auth_failures: 5}\n"
 		"timeouts: {idle: 120}\n"
 		"backend: {address: 'unix:/run/sm.sock', secret: s3}\n"
-		"session_server: {listen: '127.0.0.1:5270', admin_socket: a.sock, version_os: false}\n"
+		"session_server: {listen: '127.0.0.1:5270', admin_socket: a.sock, version_os: false,"
+		" mam_retention_days: 7, mam_default: always}\n"
 		"register: {enabled: true, rate: 10}\n"
 		"legacy_auth: {enabled: yes}\n";
 
@@ -72,6 +73,8 @@ static void test_full(void **state)
 	assert_string_equal(cfg.sm.listen, "127.0.0.1:5270");   /* not a path */
 	assert_string_equal(cfg.sm.admin_socket, "/tmp/a.sock");
 	assert_false(cfg.sm.version_os);
+	assert_int_equal(cfg.sm.mam_retention_days, 7);
+	assert_int_equal(cfg.sm.mam_default, 2);
 	assert_true(cfg.reg.enabled);
 	assert_int_equal(cfg.reg.rate, 10);
 	assert_true(cfg.legacy_auth);
@@ -103,6 +106,10 @@ static void test_errors(void **state)
 		     ":5: ", "listener address");
 	expect_error("domains:\n  - name: a.org\nlimits:\n  max_depth: -4\n", ":4: ", "max_depth");
 	expect_error("domains:\n  - name: a.org\nlimits:\n  max_dpeth: 4\n", ":4: ", "unknown key 'max_dpeth'");
+	expect_error("domains:\n  - name: a.org\nsession_server:\n  mam_default: often\n", ":4: ",
+		     "expected always, roster or never");
+	expect_error("domains:\n  - name: a.org\nsession_server:\n  mam_retention_days: -1\n",
+		     ":4: ", "mam_retention_days");
 	expect_error("domains:\n  - name: 'bad domain'\n", ":2: ", "not a valid XMPP domain");
 	expect_error("workers: 1\n", ":1: ", "no 'domains'");
 	expect_error("domains: [ {name: a.org\n", ":", "YAML syntax error");
