@@ -30,7 +30,7 @@ FUZZERS  = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB = $(filter parser/%.c tls/%.c core/sasl.c core/log.c, $(LIB_SRCS))
 PYTEST   = /usr/bin/python3 -m pytest
 
-.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare
+.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store
 all: deps $(PROGS)
 
 deps:
@@ -142,6 +142,15 @@ run: all cert
 bench-compare: all
 	@deploy/debian-deps.sh bench
 	QUICK=$(QUICK) XEDGE_BUILD=$(BUILD) bench/compare/run.sh
+
+# The storage thread's throughput: offline messages stored per second (bench/store/).
+STORE_N ?= 200000
+STORE_SIZE ?= 300
+$(BUILD)/storebench: bench/store/storebench.c $(BUILD)/libxedge.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libxedge.a $(LDLIBS)
+
+bench-store: $(BUILD)/storebench
+	$(BUILD)/storebench $(STORE_N) $(STORE_SIZE)
 
 clean:
 	rm -rf $(BUILD)

@@ -108,8 +108,6 @@ static int make_bare(const struct sm *sm, struct wire_str user, struct wire_str 
 	return n;
 }
 
-/* ---- accounts online --------------------------------------------------- */
-
 /* ---- sessions ---------------------------------------------------------- */
 
 struct sm_session *sm_session_find(struct sm *sm, const char *full, size_t n)
