@@ -353,6 +353,38 @@ static void roster_online(struct sm *sm, struct admin_job *aj)
 	}
 }
 
+/*
+ * A roster command for an account whose record is in memory: the record is
+ * the truth (sm/user.c), so the change is made there and written behind like
+ * a client's, in order with the client's own changes.  Answers at once.
+ */
+static void roster_direct(struct sm *sm, struct sm_buf *out, struct admin_job *aj,
+			  struct sm_user *u)
+{
+	struct sm_roster_item *it = sm_roster_find(u, aj->contact);
+
+	if (aj->op == OP_ROSTER_ADD) {
+		it = sm_roster_set(u, aj->contact, aj->name, aj->sub);
+		if (!it) {
+			sm_buf_str(out, "error: the roster is full or out of memory\n");
+			return;
+		}
+		sm_roster_save(sm, u, it);
+		sm_roster_push(sm, u, it, false);
+	} else {
+		struct sm_roster_item gone = { .contact = aj->contact };
+
+		if (!it || !it->listed) {
+			sm_buf_fmt(out, "error: %s has no roster item %s\n", aj->jid, aj->contact);
+			return;
+		}
+		sm_roster_drop(sm, u, it);
+		sm_roster_push(sm, u, &gone, true);     /* with the new version */
+	}
+	sm_buf_fmt(out, "roster of %s: %s %s\nok\n", aj->jid, aj->contact,
+		   aj->op == OP_ROSTER_ADD ? sm_sub_str(aj->sub) : "removed");
+}
+
 static void conn_lines(struct sm *sm, struct admin_conn *c);
 static void conn_flush(struct sm *sm, struct admin_conn *c);
 
@@ -390,7 +422,7 @@ static void admin_done(struct sm *sm, struct sm_job *j)
 			sm_buf_fmt(out, "error: no such user: %s\n", aj->jid);
 			break;
 		}
-		kicked = sm_account_kick(sm, aj->jid);
+		kicked = sm_account_deleted(sm, aj->jid);
 		log_info("user deleted", "jid=\"%s\" sessions_closed=%u", aj->jid, kicked);
 		sm_buf_fmt(out, "user %s deleted, sessions closed: %u\nok\n", aj->jid, kicked);
 		break;
@@ -606,6 +638,15 @@ static void admin_command(struct sm *sm, struct admin_conn *c, char *line)
 		err = cmd_user_list(sm, aj, ac, av);
 	else
 		err = cmd_roster(sm, aj, ac, av, name ? name : "");
+	if (!err && aj && (op == OP_ROSTER_ADD || op == OP_ROSTER_DEL)) {
+		struct sm_user *u = sm_user_find(sm, aj->jid, strlen(aj->jid));
+
+		if (u && u->state == SM_USER_READY && u->exists) {
+			roster_direct(sm, &c->out, aj, u);
+			free(aj);
+			return;
+		}
+	}
 	if (err) {
 		free(aj);
 		sm_buf_fmt(&c->out, "error: %s\n", err);

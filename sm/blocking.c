@@ -96,22 +96,12 @@ static ssize_t blocked_index(const struct sm_user *u, const char *jid)
 
 /* ---- enforcement ---------------------------------------------------------- */
 
-static const char *kind_name(int kind)
-{
-	return kind == WIRE_KIND_MESSAGE ? "message" : kind == WIRE_KIND_PRESENCE ? "presence" : "iq";
-}
-
-static bool ws_is(struct wire_str s, const char *lit)
-{
-	return s.len == strlen(lit) && memcmp(s.p, lit, s.len) == 0;
-}
-
 /* Answer m (from the session `to`) with an error: from the address m was
  * sent to; own: the user's own block (not-acceptable + blocked). */
 static void refuse(struct sm *sm, struct sm_session *t, const struct wire_msg *m, bool own)
 {
 	struct sm_buf *b = &sm->scratch;
-	const char *kind = kind_name(m->u.stanza.kind);
+	const char *kind = sm_kind_name(m->u.stanza.kind);
 
 	sm_buf_clear(b);
 	sm_buf_fmt(b, "<%s type='error'", kind);
@@ -144,7 +134,7 @@ bool sm_blocking_check(struct sm *sm, struct sm_user *fu, const char *from, size
 	size_t tbare = tslash ? (size_t)(tslash - to) : to_len;
 	struct sm_user *tu = sm_user_find(sm, to, tbare);
 	int kind = m->u.stanza.kind;
-	bool err = ws_is(m->u.stanza.type, "error");
+	bool err = sm_ws_is(m->u.stanza.type, "error");
 	bool own, request;
 	struct sm_session *t;
 
@@ -166,11 +156,11 @@ bool sm_blocking_check(struct sm *sm, struct sm_user *fu, const char *from, size
 		return false;
 	t = sm_session_find(sm, from, from_len);
 	log_debug("stanza blocked", "from=\"%.*s\" to=\"%.*s\" kind=%s by=%s", (int)from_len,
-		  from, (int)to_len, to, kind_name(kind), own ? "sender" : "recipient");
+		  from, (int)to_len, to, sm_kind_name(kind), own ? "sender" : "recipient");
 	if (!t || err)
 		return true;    /* an error is never answered with an error */
-	request = kind == WIRE_KIND_IQ && (ws_is(m->u.stanza.type, "get") ||
-					   ws_is(m->u.stanza.type, "set"));
+	request = kind == WIRE_KIND_IQ && (sm_ws_is(m->u.stanza.type, "get") ||
+					   sm_ws_is(m->u.stanza.type, "set"));
 	if (own)
 		refuse(sm, t, m, true);
 	else if (kind == WIRE_KIND_MESSAGE || request)

@@ -77,11 +77,6 @@ void sm_carbons_iq_disable(struct sm_iq *q)
 
 /* ---- copies --------------------------------------------------------------------- */
 
-static bool ws_is(struct wire_str s, const char *lit)
-{
-	return s.len == strlen(lit) && memcmp(s.p, lit, s.len) == 0;
-}
-
 static void put(void *arg, const char *p, size_t n)
 {
 	sm_buf_add(arg, p, n);
@@ -90,9 +85,9 @@ static void put(void *arg, const char *p, size_t n)
 /* Whether the message root (of type) is eligible for carbons (§6). */
 static bool eligible(const struct xtree_node *root, struct wire_str type)
 {
-	bool chat = ws_is(type, "chat");
+	bool chat = sm_ws_is(type, "chat");
 
-	if (!chat && (ws_is(type, "groupchat") || ws_is(type, "headline") || ws_is(type, "error")))
+	if (!chat && (sm_ws_is(type, "groupchat") || sm_ws_is(type, "headline") || sm_ws_is(type, "error")))
 		return false;
 	return strcmp(root->local, "message") == 0 &&
 	       (chat || xtree_child(root, NS_CLIENT, "body")) &&

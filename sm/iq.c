@@ -140,25 +140,13 @@ static void build_result(struct sm_buf *b, struct wire_str id, struct wire_str f
 	}
 }
 
-static const char *error_type(const char *cond)
-{
-	if (!strcmp(cond, "bad-request") || !strcmp(cond, "jid-malformed") ||
-	    !strcmp(cond, "not-acceptable") || !strcmp(cond, "policy-violation"))
-		return "modify";
-	if (!strcmp(cond, "internal-server-error") || !strcmp(cond, "resource-constraint"))
-		return "wait";
-	if (!strcmp(cond, "not-authorized") || !strcmp(cond, "forbidden"))
-		return "auth";
-	return "cancel";
-}
-
 static void build_error(struct sm_buf *b, struct wire_str id, struct wire_str from,
 			const char *to, size_t tolen, const char *cond, const char *app)
 {
 	sm_buf_clear(b);
 	head(b, "error", id.p, id.len, from.p, from.len, to, tolen);
 	sm_buf_fmt(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/>%s</error></iq>",
-		   error_type(cond), cond, app ? app : "");
+		   sm_error_type(cond), cond, app ? app : "");
 }
 
 /* Replies are built in their own buffer: a handler may be building its

@@ -25,9 +25,11 @@
  * XEP-0059 max (capped at SM_MAM_PAGE_MAX), after, before (empty: the last
  * page).  An RSM id not in the archive: item-not-found.
  *
- * Preferences: only what is done is accepted — default='always' (or
- * 'never' when archiving is off) with no <always/> or <never/> JIDs;
- * anything else: feature-not-implemented.  get answers that policy.
+ * What is archived: session_server.mam_default (roster contacts by default),
+ * or the account's own preference (XEP-0313 §6 prefs default always, roster
+ * or never, kept in table kv); per-JID <always/>/<never/> lists are not kept
+ * (feature-not-implemented).  Archiving pauses while the storage thread is
+ * SM_STORE_BACKLOG jobs behind.
  *
  * Retention: sm_mam_tick() (sm loop) submits a DELETE of rows older than
  * the configured days at most once a minute.  Retention 0 turns archiving

@@ -7,13 +7,20 @@
  * store refuses (full: service-unavailable; failed: internal-server-error)
  * the sender is told, if it is still online, with the stanza's id.
  *
+ * Only accounts that exist get rows (checked in the same transaction: an
+ * account deleted meanwhile gets none).  Messages stored again because their
+ * session ended before the edge wrote them (sm_route_requeue) may exceed the
+ * per-account limit up to SM_MAX_OFFLINE_REQUEUE: they were accepted already.
+ *
  * Delivery: at the first available presence with a non-negative priority a
- * read job lists the stored rows; the sm sends them to the session, and
- * they are deleted only once the edge reports them written to the client's
- * socket (sm_offline_delivered(), from WIRE_DELIVERED).  A session that
- * ends before that leaves them stored for the next one.  One listing per
- * account at a time (user->offline_busy), so two resources coming online
- * together do not both get every message.
+ * read job lists the stored rows; the sm sends them to the session (tracked,
+ * sm.c), and they are deleted only once the edge reports them written to the
+ * client's socket (WIRE_DELIVERED -> sm_offline_forget()).  Rows handed to a
+ * session and not yet settled are the account's rows in flight
+ * (sm_offline_inflight_*): another listing skips them, so two resources
+ * coming online together do not both get every message; a session that ends
+ * first releases them and they are offered to another available resource.
+ * One listing per account at a time (user->offline_busy).
  */
 #include <errno.h>
 #include <sqlite3.h>
@@ -39,22 +46,31 @@ struct store_job {
 
 static void store_run(struct sm_db *db, struct sm_job *j)
 {
-	static const char sql_count[] = "SELECT count(*) FROM offline WHERE user = ?1";
+	static const char sql_count[] =
+		"SELECT count(*), EXISTS(SELECT 1 FROM users WHERE jid = ?1) FROM offline"
+		" WHERE user = ?1";
 	static const char sql_add[] = "INSERT INTO offline(user, raw, ts) VALUES (?1, ?2, ?3)";
 	struct store_job *sj = (struct store_job *)j;
 	sqlite3_stmt *q = sm_db_stmt(db, sql_count);
 	sqlite3_int64 n = -1;
+	int exists = 0;
 
 	if (!q) {
 		j->rc = -EIO;
 		return;
 	}
 	sm_db_text(q, 1, sj->user);
-	if (sqlite3_step(q) == SQLITE_ROW)
+	if (sqlite3_step(q) == SQLITE_ROW) {
 		n = sqlite3_column_int64(q, 0);
+		exists = sqlite3_column_int(q, 1);
+	}
 	sm_db_done(q);
 	if (n < 0) {
 		j->rc = sm_db_fail(db, "offline count");
+		return;
+	}
+	if (!exists) {
+		j->rc = -ENOENT;    /* deleted since the message was accepted */
 		return;
 	}
 	if (n >= (sqlite3_int64)sj->max) {
@@ -76,7 +92,11 @@ static void store_done(struct sm *sm, struct sm_job *j)
 {
 	struct store_job *sj = (struct store_job *)j;
 
-	if (j->rc == -ENOSPC)
+	if (j->rc < 0 && !sj->from[0])   /* stored again after its session ended */
+		log_warn("undelivered message not stored again", "user=\"%s\" error=%s", sj->user,
+			 j->rc == -ENOSPC ? "too many stored" : j->rc == -ENOENT ? "account deleted"
+			 : "storage failed");
+	if (j->rc == -ENOSPC || j->rc == -ENOENT)
 		sm_route_bounce(sm, sj->from, sj->kind, sj->id, sj->to, "service-unavailable");
 	else if (j->rc < 0)
 		sm_route_bounce(sm, sj->from, sj->kind, sj->id, sj->to, "internal-server-error");
@@ -98,6 +118,8 @@ static char *put(char **at, const char *s, size_t n)
 int sm_offline_store(struct sm *sm, const char *user, const char *from, int kind,
 		     struct wire_str id, struct wire_str to, const void *raw, size_t len)
 {
+	/* from "": a requeued message (sm_route_requeue), accepted long ago. */
+	unsigned max = from[0] ? SM_MAX_OFFLINE : SM_MAX_OFFLINE_REQUEUE;
 	size_t ul = strlen(user), fl = strlen(from);
 	struct store_job *sj = malloc(sizeof(*sj) + ul + fl + id.len + to.len + 4 + len);
 	char *at;
@@ -114,7 +136,7 @@ int sm_offline_store(struct sm *sm, const char *user, const char *from, int kind
 	memcpy(sj->raw, raw, len);
 	sj->len = len;
 	sj->kind = kind;
-	sj->max = SM_MAX_OFFLINE;
+	sj->max = max;
 	sj->job.run = store_run;
 	sj->job.done = store_done;
 	sm_store_submit(sm->store, &sj->job);
@@ -200,6 +222,8 @@ static void del_run(struct sm_db *db, struct sm_job *j)
 	struct del_job *dj = (struct del_job *)j;
 	sqlite3_stmt *q = sm_db_stmt(db, sql);
 
+	if (!q)
+		j->rc = -EIO;
 	for (size_t i = 0; q && i < dj->nids; i++) {
 		sqlite3_bind_int64(q, 1, dj->ids[i]);
 		if (sm_db_exec(db, q, "offline delete") < 0) {
@@ -227,6 +251,54 @@ void sm_offline_forget(struct sm *sm, const int64_t *ids, size_t n)
 	sm_store_submit(sm->store, &dj->job);
 }
 
+/* ---- rows in flight --------------------------------------------------------- */
+
+bool sm_offline_inflight_has(const struct sm_user *u, int64_t id)
+{
+	for (size_t i = 0; i < u->ninflight; i++)
+		if (u->inflight[i] == id)
+			return true;
+	return false;
+}
+
+int sm_offline_inflight_add(struct sm_user *u, int64_t id)
+{
+	if (u->ninflight == u->inflight_cap) {
+		size_t cap = u->inflight_cap ? u->inflight_cap * 2 : 16;
+		int64_t *n = realloc(u->inflight, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		u->inflight = n;
+		u->inflight_cap = cap;
+	}
+	u->inflight[u->ninflight++] = id;
+	return 0;
+}
+
+void sm_offline_inflight_del(struct sm_user *u, int64_t id)
+{
+	for (size_t i = 0; i < u->ninflight; i++) {
+		if (u->inflight[i] == id) {
+			u->inflight[i] = u->inflight[--u->ninflight];
+			return;
+		}
+	}
+}
+
+/* The session of u that stored messages go to now: available, priority >= 0
+ * (RFC 6121 §8.5.2.2.2), the highest priority; NULL: none. */
+struct sm_session *sm_offline_target(struct sm_user *u, const struct sm_session *skip)
+{
+	struct sm_session *best = NULL;
+
+	for (struct sm_session *t = u->shead; t; t = t->unext)
+		if (t != skip && t->state == SM_SESS_BOUND && t->available && t->priority >= 0 &&
+		    (!best || t->priority > best->priority))
+			best = t;
+	return best;
+}
+
 static void list_done(struct sm *sm, struct sm_job *j)
 {
 	struct list_job *lj = (struct list_job *)j;
@@ -235,27 +307,33 @@ static void list_done(struct sm *sm, struct sm_job *j)
 	struct sm_session *s = NULL;
 	size_t sent = 0;
 
-	if (u) {
-		u->offline_busy = false;
-		u->refs--;
-	}
-	if (l)
-		s = sm_session_by_sid(l, lj->sid);
-	if (j->rc < 0 || !s || s->state != SM_SESS_BOUND || !s->available || s->priority < 0) {
-		/* Not delivered: they stay stored for the next available resource. */
-		list_free(lj);
-		if (u)
-			sm_user_release(sm, u);
+	if (!u) {
+		list_free(lj);      /* cannot happen: the listing holds a reference */
 		return;
 	}
-	for (size_t i = 0; i < lj->nrows; i++)
+	u->offline_busy = false;
+	u->refs--;
+	if (l)
+		s = sm_session_by_sid(l, lj->sid);
+	/* The session that asked may have gone, or gone unavailable: then the
+	 * best other one takes them (none: they stay stored). */
+	if (!s || s->user != u || s->state != SM_SESS_BOUND || !s->available || s->priority < 0)
+		s = sm_offline_target(u, NULL);
+	if (j->rc < 0 || !s) {
+		list_free(lj);
+		sm_user_release(sm, u);
+		return;
+	}
+	for (size_t i = 0; i < lj->nrows; i++) {
+		if (sm_offline_inflight_has(u, lj->rows[i].id))
+			continue;   /* handed to another resource, not settled yet */
 		if (sm_route_offline(sm, s, lj->rows[i].id, lj->rows[i].raw, lj->rows[i].len) == 0)
 			sent++;
+	}
 	if (sent)
 		log_info("offline messages sent", "jid=\"%s\" count=%zu", s->full, sent);
 	list_free(lj);
-	if (u)
-		sm_user_release(sm, u);
+	sm_user_release(sm, u);
 }
 
 void sm_offline_deliver(struct sm *sm, struct sm_session *s)

@@ -20,7 +20,7 @@
  * stanza for well-formedness; it is parsed again inside a synthetic c2s
  * context).  Bounds: one item, SM_ROSTER_NAME_MAX bytes of name,
  * SM_ROSTER_GROUPS_MAX groups of SM_ROSTER_GROUP_MAX bytes.  Subscription
- * changes are the business of sm/route.c (sm_sub_apply()); removal (§2.5)
+ * changes are the business of sm/presence.c (sm_sub_apply()); removal (§2.5)
  * sends the contact what the RFC says through sm_presence_sub_send().
  */
 #include <errno.h>

@@ -6,8 +6,9 @@
  * routes on that header and forwards the raw bytes untouched, except that
  * presence broadcasts get their `to` set per recipient (xmltag_rewrite) and
  * subscription presence gets the sender's bare JID as `from`.  XML is parsed
- * (xmlstage) only where the server itself must look inside: presence
- * priority, stanzas addressed to the server, offline storage.  The helpers
+ * only where the server itself must look inside: presence priority, stanzas
+ * addressed to the server, offline storage, and messages that are archived
+ * (XEP-0313) or copied (XEP-0280) for the accounts that use them.  The helpers
  * declared in sm_int.h (sm_route_rewrite, sm_route_forward, ...) serve
  * sm/presence.c too.
  *
@@ -49,18 +50,6 @@
 #define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
 #define NS_DELAY "urn:xmpp:delay"
 
-static const char *kind_name(int kind)
-{
-	return kind == WIRE_KIND_MESSAGE ? "message" : kind == WIRE_KIND_PRESENCE ? "presence" : "iq";
-}
-
-static bool ws_eq(struct wire_str s, const char *lit)
-{
-	size_t n = strlen(lit);
-
-	return s.len == n && memcmp(s.p, lit, n) == 0;
-}
-
 int sm_route_type_parse(int kind, struct wire_str t)
 {
 	static const struct { int kind; const char *name; int type; } types[] = {
@@ -81,10 +70,10 @@ int sm_route_type_parse(int kind, struct wire_str t)
 
 	if (t.len == 0)
 		return SM_RT_NONE;
-	if (ws_eq(t, "error"))
+	if (sm_ws_is(t, "error"))
 		return SM_RT_ERROR;
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-		if (types[i].kind == kind && ws_eq(t, types[i].name))
+		if (types[i].kind == kind && sm_ws_is(t, types[i].name))
 			return types[i].type;
 	/* RFC 6121 §5.2.2: an unknown message type is handled as normal. */
 	return kind == WIRE_KIND_MESSAGE ? SM_RT_NORMAL : SM_RT_OTHER;
@@ -135,7 +124,7 @@ static struct sm_buf *build_start(struct sm *sm, int kind, const char *type, str
 	struct sm_buf *b = &sm->scratch;
 
 	sm_buf_clear(b);
-	sm_buf_fmt(b, "<%s type='%s'", kind_name(kind), type);
+	sm_buf_fmt(b, "<%s type='%s'", sm_kind_name(kind), type);
 	if (id.len) {
 		sm_buf_str(b, " id='");
 		sm_buf_esc(b, (const char *)id.p, id.len);
@@ -162,7 +151,7 @@ static void reply_send(struct sm_route_ctx *c, const char *type, const char *ns)
 
 	if (sm->scratch.err) {
 		log_warn("reply too large to build", "jid=\"%s\" kind=%s", c->from,
-			 kind_name(c->kind));
+			 sm_kind_name(c->kind));
 		return;
 	}
 	if (!t)
@@ -176,19 +165,6 @@ static void reply_send(struct sm_route_ctx *c, const char *type, const char *ns)
  * the address it wrote to, `to` its full JID.  An error is never answered
  * with an error (§8.3.1).
  */
-/* The error type each condition calls for (RFC 6120 §8.3.3). */
-static const char *error_type(const char *cond)
-{
-	if (strcmp(cond, "bad-request") == 0 || strcmp(cond, "jid-malformed") == 0 ||
-	    strcmp(cond, "not-acceptable") == 0 || strcmp(cond, "policy-violation") == 0)
-		return "modify";
-	if (strcmp(cond, "internal-server-error") == 0 || strcmp(cond, "resource-constraint") == 0)
-		return "wait";
-	if (strcmp(cond, "not-authorized") == 0 || strcmp(cond, "forbidden") == 0)
-		return "auth";
-	return "cancel";
-}
-
 static void reply_error(struct sm_route_ctx *c, const char *cond)
 {
 	struct sm_buf *b;
@@ -197,10 +173,10 @@ static void reply_error(struct sm_route_ctx *c, const char *cond)
 		return;
 	b = build_start(c->sm, c->kind, "error", c->m->u.stanza.id, c->m->u.stanza.to, c->from);
 	sm_buf_fmt(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></%s>",
-		   error_type(cond), cond, kind_name(c->kind));
+		   sm_error_type(cond), cond, sm_kind_name(c->kind));
 	reply_send(c, "error", "");
 	log_debug("stanza refused", "jid=\"%s\" kind=%s condition=%s", c->from,
-		  kind_name(c->kind), cond);
+		  sm_kind_name(c->kind), cond);
 }
 
 /*
@@ -351,77 +327,78 @@ static void message_deliver(struct sm_route_ctx *c, struct sm_session *t, const 
 
 /* RFC 6121 §8.5.2: a message to a local bare JID (or to a full JID that is
  * not online, handled as to the bare JID). */
-static void message_bare(struct sm_route_ctx *c, const char *bare, size_t bare_len)
+static bool message_bare(struct sm_route_ctx *c, const char *bare, size_t bare_len)
 {
 	struct sm *sm = c->sm;
 	struct sm_user *u;
 	struct sm_session *best = NULL;
+	bool ok = true;
 
 	if (c->type == SM_RT_GROUPCHAT) {
 		reply_error(c, "service-unavailable");
-		return;
+		return false;
 	}
 	if (c->type == SM_RT_ERROR)
-		return;
+		return false;
 	u = sm_user_find(sm, bare, bare_len);
-	if (c->type == SM_RT_HEADLINE) {
-		sm_route_forward_available(c, u, 0);     /* none: silently ignored */
-		return;
-	}
+	if (c->type == SM_RT_HEADLINE)
+		return sm_route_forward_available(c, u, 0) > 0;     /* none: silently ignored */
 	for (struct sm_session *t = u ? u->shead : NULL; t; t = t->unext)
 		if (t->available && t->priority >= 0 && (!best || t->priority > best->priority))
 			best = t;
 	if (best) {
 		message_deliver(c, best, bare);
-		return;
+		return true;
 	}
 	/* Nobody available: whether the account exists, and where it goes, is
-	 * in its record (parked here while it loads). */
+	 * in its record (parked here while it loads: taken as accepted). */
 	u = sm_user_need(sm, bare, bare_len, c->from, c->from_len, c->m);
 	if (!u)
-		return;
-	if (!u->exists)
+		return true;
+	if (!u->exists) {
 		reply_error(c, "service-unavailable");
-	else
+		ok = false;
+	} else {
 		message_deliver(c, NULL, bare);
+	}
 	sm_user_release(sm, u);
+	return ok;
 }
 
-static void route_message(struct sm_route_ctx *c)
+/* Route a message; true when it was accepted (delivered, stored, or waiting
+ * for its target's record), false when refused or dropped. */
+static bool route_message(struct sm_route_ctx *c)
 {
 	struct sm_route_to *to = &c->to;
 	struct sm_session *t;
 
 	if (!to->present) {
 		/* RFC 6120 §10.3.1: no `to` means the sender's own bare JID. */
-		message_bare(c, c->from_bare, c->from_bare_len);
-		return;
+		return message_bare(c, c->from_bare, c->from_bare_len);
 	}
 	if (!to->valid) {
 		reply_error(c, "jid-malformed");
-		return;
+		return false;
 	}
 	if (!to->served) {
 		reply_error(c, "remote-server-not-found");  /* no s2s yet */
-		return;
+		return false;
 	}
 	if (!to->has_local) {
 		reply_error(c, "service-unavailable");      /* the server takes no messages */
-		return;
+		return false;
 	}
-	if (message_archived(c))
-		sm_mam_outgoing(c->sm, c->from_bare, to->full, to->full_len, c->m);
 	if (to->has_resource) {
 		t = sm_session_find(c->sm, to->full, to->full_len);
 		if (t) {
 			message_deliver(c, t, to->bare);
-			return;
+			return true;
 		}
 		/* RFC 6121 §8.5.3.2.1: no such resource */
 		if (c->type == SM_RT_HEADLINE || c->type == SM_RT_ERROR)
-			return;
+			return false;
 	}
-	message_bare(c, to->bare, to->bare_len);
+	return message_bare(c, to->bare, to->bare_len);
 }
 
 int sm_route_offline(struct sm *sm, struct sm_session *s, int64_t id, const void *raw,
@@ -570,16 +547,16 @@ static void route_iq(struct sm_route_ctx *c)
 	 * is the server's to answer on its behalf: disco#info on the account
 	 * (XEP-0030; clients look for PEP there), and the iq services. */
 	if (to->valid && to->served && to->has_local && !to->has_resource &&
-	    c->type == SM_RT_GET && ws_eq(c->m->u.stanza.ns, NS_DISCO_INFO)) {
+	    c->type == SM_RT_GET && sm_ws_is(c->m->u.stanza.ns, NS_DISCO_INFO)) {
 		iq_disco_other(c);
 		return;
 	}
 	if (to->valid && to->served && to->has_local && !to->has_resource &&
-	    !ws_eq(c->m->u.stanza.ns, NS_ROSTER) &&
+	    !sm_ws_is(c->m->u.stanza.ns, NS_ROSTER) &&
 	    sm_iq_dispatch(c->sm, c->s, c->m, SM_IQ_OTHER, to->bare))
 		return;
 	if (to->valid && to->served && to->has_local && !to->has_resource &&
-	    ws_eq(c->m->u.stanza.ns, NS_ROSTER)) {
+	    sm_ws_is(c->m->u.stanza.ns, NS_ROSTER)) {
 		/* RFC 6121 §2.1.5, §2.3.3: only the account itself reads or
 		 * changes its roster. */
 		reply_error(c, "forbidden");
@@ -614,8 +591,13 @@ void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg 
 		return;
 	switch (c.kind) {
 	case WIRE_KIND_MESSAGE:
-		route_message(&c);
-		sm_carbons_sent(sm, s, m);
+		/* The sender's archive and its other resources (XEP-0313,
+		 * XEP-0280) see only what was accepted. */
+		if (route_message(&c)) {
+			if (message_archived(&c) && c.to.present)
+				sm_mam_outgoing(sm, c.from_bare, c.to.full, c.to.full_len, m);
+			sm_carbons_sent(sm, s, m);
+		}
 		break;
 	case WIRE_KIND_PRESENCE:
 		sm_presence_route(&c);
@@ -674,7 +656,7 @@ void sm_route_bounce(struct sm *sm, const char *to, int kind, const char *id, co
 		return;
 	b = build_start(sm, kind, "error", sm_ws(id), sm_ws(from), to);
 	sm_buf_fmt(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></%s>",
-		   error_type(cond), cond, kind_name(kind));
+		   sm_error_type(cond), cond, sm_kind_name(kind));
 	if (b->err)
 		return;
 	sm_deliver(sm, t, kind, sm_ws("error"), sm_ws(to), sm_ws(from), sm_ws(id), sm_ws(""),

@@ -1,10 +1,12 @@
 /*
- * sm — the session server's event loop, links, sessions and accounts online.
+ * sm — the session server's event loop, links, sessions, binds and delivery
+ * tracking.
  * See sm.h for the public contract and sm_int.h for the object graph.
  *
  * One thread, one epoll set over few descriptors: the eventfd sm_stop()
  * writes, the edge listener, one link per edge worker, the admin socket and
- * its connections.  Epoll is level-triggered; each wakeup handles a batch of
+ * its connections, and the storage thread's completion eventfd
+ * (sm/store.c).  Epoll is level-triggered; each wakeup handles a batch of
  * events, then writes every link that has output (one send per link per
  * batch, which coalesces the frames of the batch), then reaps links killed
  * during the batch.  Killing is deferred so that no handler ever sees a link
@@ -14,14 +16,15 @@
  *   HELLO -> HELLO_OK; SESSION_OPEN; CRED_REQ -> CRED_RESP; AUTHED;
  *   BIND_REQ -> BIND_RESP (replacing a session holding the same full JID,
  *   RFC 6120 §7.7.2.2); STANZA (sm/route.c); SESSION_CLOSE; PING -> PONG;
- *   REGISTER -> REGISTER_RESP (XEP-0077); DELIVERED (ignored for now).
+ *   REGISTER -> REGISTER_RESP (XEP-0077); CREDIT (flow control);
+ *   DELIVERED (what the edge wrote to the client: delivery tracking below).
  * A frame that does not decode, a frame before HELLO or a frame only the sm
  * sends breaks the link: the peer is not speaking our protocol.  A frame for
  * an unknown session is dropped (the sm may have ended it first).
  *
- * Storage calls (credentials, roster at first bind, offline messages) are
- * synchronous SQLite calls on this thread for now; DESIGN §6 wants them on a
- * storage thread, behind the same sm/store.h interface.
+ * Storage is never called from here directly: credentials, registration and
+ * account records are storage jobs (sm/store.h) whose done() answers the
+ * edge; a bind waits for its account's record (sm/user.c).
  */
 #include "sm/sm.h"
 
@@ -67,17 +70,6 @@ bool sm_domain_served(const struct sm *sm, const char *d, size_t n)
 		if (strlen(sm->domains[i]) == n && memcmp(sm->domains[i], d, n) == 0)
 			return true;
 	return false;
-}
-
-static char *memdup_z(const void *p, size_t n)
-{
-	char *s = malloc(n + 1);
-
-	if (s) {
-		memcpy(s, p, n);
-		s[n] = '\0';
-	}
-	return s;
 }
 
 /*
@@ -220,20 +212,28 @@ struct sm_track {
 	uint8_t raw[];
 };
 
-static void track_push(struct sm_session *t, int64_t row, const void *raw, size_t len)
+/* A track entry for a stanza of len bytes (a copy of raw for a live
+ * message, row 0); NULL when out of memory. */
+static struct sm_track *track_new(int64_t row, const void *raw, size_t len)
 {
 	size_t keep = row ? 0 : len;
 	struct sm_track *k = malloc(sizeof(*k) + keep);
 
-	if (!k) {
-		log_warn("out of memory tracking a delivery", "jid=\"%s\"", t->full);
-		return;
-	}
+	if (!k)
+		return NULL;
 	k->next = NULL;
-	k->end = t->tx;
 	k->row = row;
 	k->len = keep;
 	memcpy(k->raw, raw, keep);
+	return k;
+}
+
+/* k was just sent to t: it ends at t's byte count now. */
+static void track_push(struct sm_session *t, struct sm_track *k)
+{
+	k->end = t->tx;
+	if (k->row && t->user && sm_offline_inflight_add(t->user, k->row) < 0)
+		log_warn("out of memory noting a stored message in flight", "jid=\"%s\"", t->full);
 	if (t->ttail)
 		t->ttail->next = k;
 	else
@@ -252,6 +252,8 @@ static void track_delivered(struct sm *sm, struct sm_session *t, uint64_t bytes)
 
 		t->thead = k->next;
 		if (k->row) {
+			if (t->user)
+				sm_offline_inflight_del(t->user, k->row);
 			rows[n++] = k->row;
 			if (n == sizeof(rows) / sizeof(rows[0])) {
 				sm_offline_forget(sm, rows, n);
@@ -265,24 +267,38 @@ static void track_delivered(struct sm *sm, struct sm_session *t, uint64_t bytes)
 	sm_offline_forget(sm, rows, n);
 }
 
-/* t ends with deliveries unconfirmed: live copies go back to storage. */
+/*
+ * t ends with deliveries unconfirmed.  Live messages go to the account's
+ * best other available resource (tracked again), else back to storage;
+ * stored rows are released, and offered to that resource.
+ */
 static void track_end(struct sm *sm, struct sm_session *t)
 {
+	struct sm_session *other = t->user ? sm_offline_target(t->user, t) : NULL;
 	struct sm_track *k, *next;
-	unsigned requeued = 0;
+	unsigned moved = 0, requeued = 0;
+	bool rows = false;
 
 	for (k = t->thead; k; k = next) {
 		next = k->next;
-		if (!k->row && t->bare) {
+		if (k->row) {
+			if (t->user)
+				sm_offline_inflight_del(t->user, k->row);
+			rows = true;
+		} else if (other && sm_route_offline(sm, other, 0, k->raw, k->len) == 0) {
+			moved++;
+		} else if (t->bare) {
 			sm_route_requeue(sm, t->bare, k->raw, k->len);
 			requeued++;
 		}
 		free(k);
 	}
 	t->thead = t->ttail = NULL;
-	if (requeued)
-		log_info("undelivered messages stored again", "jid=\"%s\" count=%u",
-			 t->full ? t->full : t->bare, requeued);
+	if (rows && other)
+		sm_offline_deliver(sm, other);
+	if (moved || requeued)
+		log_info("undelivered messages stored again", "jid=\"%s\" moved=%u stored=%u",
+			 t->full ? t->full : t->bare, moved, requeued);
 }
 
 static void deliver(struct sm *sm, struct sm_session *t, int kind, struct wire_str type,
@@ -318,8 +334,18 @@ int sm_deliver_tracked(struct sm *sm, struct sm_session *t, int kind, struct wir
 		       struct wire_str to, struct wire_str from, struct wire_str id,
 		       struct wire_str ns, const void *raw, size_t rawlen, int64_t row)
 {
+	struct sm_track *k = track_new(row, raw, rawlen);
+
+	if (!k && row)
+		return -ENOMEM;     /* not sent: the row stays stored */
+	if (!k) {
+		/* A live message goes out all the same, untracked. */
+		log_warn("out of memory tracking a delivery", "jid=\"%s\"", t->full);
+		deliver(sm, t, kind, type, to, from, id, ns, raw, rawlen, 0);
+		return 0;
+	}
 	deliver(sm, t, kind, type, to, from, id, ns, raw, rawlen, WIRE_STANZA_TRACK);
-	track_push(t, row, raw, rawlen);
+	track_push(t, k);
 	return 0;
 }
 
@@ -648,7 +674,7 @@ static void on_authed(struct sm *sm, struct sm_link *l, const struct wire_msg *m
 			 (unsigned long long)m->sid);
 		return;
 	}
-	s->bare = memdup_z(bare, (size_t)n);
+	s->bare = sm_memdup_z(bare, (size_t)n);
 	if (!s->bare)
 		return;
 	s->bare_len = (size_t)n;
@@ -723,7 +749,7 @@ static void on_bind(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 	full[s->bare_len] = '/';
 	memcpy(full + s->bare_len + 1, rp, rlen);
 	full[s->bare_len + 1 + rlen] = '\0';
-	s->full = memdup_z(full, s->bare_len + 1 + rlen);
+	s->full = sm_memdup_z(full, s->bare_len + 1 + rlen);
 	if (!s->full) {
 		bind_reply(l, m->sid, WIRE_TEMP_FAIL, "");
 		return;
@@ -753,18 +779,19 @@ void sm_bind_finish(struct sm *sm, struct sm_session *s, struct sm_user *u)
 	}
 	/* RFC 6120 §7.7.2.2: the newest session wins the resource.  u holds a
 	 * reference meanwhile: ending the old session must not free it. */
-	u->refs++;
 	old = sm_session_find(sm, s->full, s->full_len);
-	if (old)
-		sm_session_kick(sm, old, WIRE_CLOSE_CONFLICT);
-	u->refs--;
-	if (u->nsessions >= SM_MAX_RESOURCES) {
+	if (u->nsessions - (old ? 1 : 0) >= SM_MAX_RESOURCES) {
 		log_warn("too many resources", "jid=\"%s\" resources=%u", s->bare, u->nsessions);
 		free(s->full);
 		s->full = NULL;
 		bind_reply(l, s->sid, WIRE_NOT_ALLOWED, "");
 		sm_user_release(sm, u);
 		return;
+	}
+	if (old) {
+		u->refs++;
+		sm_session_kick(sm, old, WIRE_CLOSE_CONFLICT);
+		u->refs--;
 	}
 	s->user = u;
 	s->unext = u->shead;
@@ -828,7 +855,7 @@ static void reg_done(struct sm *sm, struct sm_job *j)
 	if (l)
 		reg_reply(l, rj->sid, status, rj->op, rj->bare);
 	if (rj->op == WIRE_REG_REMOVE && status == WIRE_OK) {
-		kicked = sm_account_kick(sm, rj->bare);
+		kicked = sm_account_deleted(sm, rj->bare);
 		log_info("account removed in-band", "jid=\"%s\" sessions_closed=%u", rj->bare,
 			 kicked);
 	}
@@ -876,9 +903,14 @@ static void on_register(struct sm *sm, struct sm_link *l, const struct wire_msg 
 	sm_store_submit(sm->store, &rj->job);
 }
 
-unsigned sm_account_kick(struct sm *sm, const char *bare)
+unsigned sm_account_deleted(struct sm *sm, const char *bare)
 {
+	struct sm_user *u = sm_user_find(sm, bare, strlen(bare));
 	unsigned kicked = 0;
+
+	/* A record something still holds must not act for the account any more. */
+	if (u)
+		u->exists = false;
 
 	/* Every session of the account, bound or still authenticating, on every link. */
 	for (struct sm_link *k = sm->links; k; k = k->next) {
@@ -1421,6 +1453,9 @@ void sm_free(struct sm *sm)
 		sm_store_sync(sm->store, sm);
 	while (sm->links)
 		link_free(sm, sm->links, false);
+	/* Ending the sessions stored their unconfirmed messages: write them. */
+	if (sm->store)
+		sm_store_sync(sm->store, sm);
 	sm->dead = NULL;
 	sm->flush = NULL;
 	if (sm->admin)

@@ -1,15 +1,21 @@
 /*
  * sm_int — the session server's internal types, shared by its modules:
  *
- *   sm/sm.c     event loop, links (wire protocol), sessions, user records
+ *   sm/sm.c     event loop, links (wire protocol), sessions, binds, delivery
+ *               tracking (WIRE_DELIVERED)
+ *   sm/user.c   account records: loaded by a storage job, stanzas parked meanwhile
  *   sm/route.c  stanza routing: messages, iq, the server's own iq; hands
  *               presence to sm/presence.c
  *   sm/presence.c presence and subscriptions (RFC 6121 §3, §4)
  *   sm/roster.c the roster: jabber:iq:roster get/set/remove, versions, pushes,
  *               rows written behind (RFC 6121 §2)
- *   sm/store.c  SQLite storage: accounts, roster, offline messages
+ *   sm/store.c  the storage thread (SQLite, jobs, batched transactions), accounts
+ *   sm/offline.c  offline messages: stored, listed, deleted once delivered
+ *   sm/iq.c     the server's iq services by payload; disco#info from the same table
+ *   sm/kv.c     XEP-0054 vCard, XEP-0049 private XML;  sm/version.c  XEP-0092
+ *   sm/pep.c    XEP-0163 PEP with XEP-0115 caps
  *   sm/admin.c  the admin socket (xedgectl's line protocol)
- *   sm/tab.c    intrusive chained hash table; growable byte buffers
+ *   sm/tab.c    intrusive chained hash table; growable byte buffers; small helpers
  *   sm/sub.c    presence-subscription state machine (pure; RFC 6121 App. A)
  *   sm/mam.c    XEP-0313 message archive, XEP-0359 stanza ids
  *   sm/blocking.c  XEP-0191 blocking command: blocklist service, enforcement
@@ -29,9 +35,10 @@
  *                    handler ever sees a session or link vanish under it.
  *   struct sm_session  (link, sid); once bound it is also in sm->by_jid and
  *                    in its user's session list.
- *   struct sm_user   a bare JID with at least one bound session: its sessions
- *                    and its roster (loaded from the store at first bind).
- *                    Freed when its last session ends.
+ *   struct sm_user   an account in memory (sm/user.c): its sessions, roster,
+ *                    blocklist, preferences.  Lives while it has bound or
+ *                    binding sessions, parked stanzas or references (refs:
+ *                    storage jobs in flight); sm_user_release() frees it then.
  */
 #ifndef XEDGE_SM_INT_H
 #define XEDGE_SM_INT_H
@@ -55,6 +62,7 @@
 #define SM_MAX_RESOURCES 64               /* bound sessions per account */
 #define SM_MAX_ROSTER 16384               /* roster items held per account */
 #define SM_MAX_OFFLINE 500                /* stored messages per account */
+#define SM_MAX_OFFLINE_REQUEUE 2000       /* ... counting those stored again (offline.c) */
 #define SM_MAX_PARKED 1024                /* stanzas waiting for one account to load */
 #define SM_STORE_BACKLOG 65536            /* storage jobs queued beyond which archiving pauses */
 enum sm_mam_policy { SM_MAM_NEVER = 0, SM_MAM_ROSTER = 1, SM_MAM_ALWAYS = 2 };
@@ -94,6 +102,23 @@ void sm_buf_clear(struct sm_buf *b);                 /* empty; keeps memory and 
 void sm_buf_free(struct sm_buf *b);
 static inline size_t sm_buf_used(const struct sm_buf *b) { return b->len - b->off; }
 static inline const uint8_t *sm_buf_data(const struct sm_buf *b) { return b->p + b->off; }
+
+/* ---- sm/tab.c: small helpers -------------------------------------------- */
+
+/* A NUL-terminated copy of p[0..n); NULL when out of memory. */
+char *sm_memdup_z(const void *p, size_t n);
+/* The error type a stanza error condition calls for (RFC 6120 §8.3.3). */
+const char *sm_error_type(const char *cond);
+static inline bool sm_ws_is(struct wire_str s, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return s.len == n && memcmp(s.p, lit, n) == 0;
+}
+static inline const char *sm_kind_name(int kind)
+{
+	return kind == WIRE_KIND_MESSAGE ? "message" : kind == WIRE_KIND_PRESENCE ? "presence" : "iq";
+}
 
 /* ---- sm/tab.c: hash table ---------------------------------------------- */
 
@@ -263,6 +288,8 @@ struct sm_user {
 	unsigned nparked;
 	unsigned refs;                 /* holders besides sessions (jobs in flight) */
 	bool offline_busy;             /* its stored messages are being listed */
+	int64_t *inflight;             /* offline rows handed to a session, not settled (offline.c) */
+	size_t ninflight, inflight_cap;
 	int8_t mam_default;            /* XEP-0313 prefs default (SM_MAM_*); -1: the server's */
 	struct sm_roster_item *roster;
 	size_t nroster, roster_cap;
@@ -324,7 +351,9 @@ void sm_deliver(struct sm *sm, struct sm_session *t, int kind, struct wire_str t
 		const void *raw, size_t rawlen);
 /* sm_deliver() tracked until the edge reports it written to the client: a
  * stored message (offline row id: deleted then), or a live message (row 0:
- * stored offline again if the session ends first).  0. */
+ * moved to another resource or stored offline again if the session ends
+ * first).  0, or -ENOMEM for a row (not sent; a live message then goes out
+ * untracked). */
 int sm_deliver_tracked(struct sm *sm, struct sm_session *t, int kind, struct wire_str type,
 		       struct wire_str to, struct wire_str from, struct wire_str id,
 		       struct wire_str ns, const void *raw, size_t rawlen, int64_t row);
@@ -341,8 +370,9 @@ int sm_unix_listen(const char *path, unsigned mode);
 void sm_session_kick(struct sm *sm, struct sm_session *s, int reason);
 /* Forget s: unavailable presence broadcast if it was available, unbind, free. */
 void sm_session_end(struct sm *sm, struct sm_session *s);
-/* Close every session of the account bare (KICKED); returns how many. */
-unsigned sm_account_kick(struct sm *sm, const char *bare);
+/* The account bare was deleted: its record (if held) no longer exists, and
+ * every session of it is closed (KICKED); returns how many. */
+unsigned sm_account_deleted(struct sm *sm, const char *bare);
 /* Complete the bind of s (state BINDING, s->full set) with its account's
  * record u; u NULL: the record could not be loaded (temporary failure). */
 void sm_bind_finish(struct sm *sm, struct sm_session *s, struct sm_user *u);
@@ -477,6 +507,13 @@ int sm_offline_store(struct sm *sm, const char *user, const char *from, int kind
 void sm_offline_deliver(struct sm *sm, struct sm_session *s);
 /* The rows with these ids reached a client: delete them. */
 void sm_offline_forget(struct sm *sm, const int64_t *ids, size_t n);
+/* Rows of u handed to a session and not settled yet (see offline.c). */
+bool sm_offline_inflight_has(const struct sm_user *u, int64_t id);
+int sm_offline_inflight_add(struct sm_user *u, int64_t id);
+void sm_offline_inflight_del(struct sm_user *u, int64_t id);
+/* u's session that stored messages go to now (available, priority >= 0,
+ * the highest), other than skip; NULL: none. */
+struct sm_session *sm_offline_target(struct sm_user *u, const struct sm_session *skip);
 
 /* sm/kv.c — vCard (XEP-0054) and private XML (XEP-0049); see the file comment */
 #define SM_KV_VALUE_MAX (64u * 1024)     /* one stored value, serialised */

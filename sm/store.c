@@ -24,7 +24,7 @@
 #include "sm/sm_int.h"
 
 #define STORE_BUSY_MS 5000
-#define STORE_STMT_SLOTS 256          /* distinct statements cached; more are prepared per use */
+#define STORE_STMT_SLOTS 512          /* distinct statements (literals: bounded, ~120 today) */
 #define STORE_SCHEMA_VERSION 2
 
 struct stmt_slot {
@@ -38,6 +38,7 @@ struct sm_db {
 	struct stmt_slot stmts[STORE_STMT_SLOTS];
 	size_t nstmts;
 	sqlite3_stmt *begin, *commit, *rollback;
+	sqlite3_stmt *savepoint, *release, *undo;   /* one job's changes, all or nothing */
 };
 
 struct sm_store {
@@ -124,11 +125,11 @@ sm_stmt *sm_db_stmt(struct sm_db *db, const char *sql)
 		return NULL;
 	}
 	if (db->nstmts == STORE_STMT_SLOTS) {
-		/* A full cache is a bug (statements are literals, bounded): keep working. */
-		log_warn("sm statement cache full", "slots=%d", STORE_STMT_SLOTS);
-		sqlite3_finalize(db->stmts[0].q);
-		memmove(db->stmts, db->stmts + 1, (STORE_STMT_SLOTS - 1) * sizeof(db->stmts[0]));
-		db->nstmts--;
+		/* A bug (statements are literals, so bounded): fail this job rather
+		 * than finalize a statement a running job may still hold. */
+		log_error("sm statement cache full", "slots=%d", STORE_STMT_SLOTS);
+		sqlite3_finalize(q);
+		return NULL;
 	}
 	db->stmts[db->nstmts].sql = sql;
 	db->stmts[db->nstmts].q = q;
@@ -192,9 +193,18 @@ static int run_batch(struct sm_store *st, struct sm_job *list)
 		sm_db_fail(db, "begin");
 		return -EIO;
 	}
+	/* Each job is a savepoint: one that fails part-way (an account deleted
+	 * without its roster) leaves no half of itself in the batch. */
 	for (struct sm_job *j = list; j; j = j->next) {
 		j->rc = 0;
+		if (step_simple(db, db->savepoint) < 0) {
+			j->rc = sm_db_fail(db, "savepoint");
+			continue;
+		}
 		j->run(db, j);
+		if (j->rc == -EIO || j->rc == -ENOMEM)   /* failed part-way, not a refusal */
+			step_simple(db, db->undo);
+		step_simple(db, db->release);
 	}
 	rc = step_simple(db, db->commit);
 	if (rc < 0) {
@@ -370,6 +380,9 @@ static void db_close(struct sm_db *db)
 	sqlite3_finalize(db->begin);
 	sqlite3_finalize(db->commit);
 	sqlite3_finalize(db->rollback);
+	sqlite3_finalize(db->savepoint);
+	sqlite3_finalize(db->release);
+	sqlite3_finalize(db->undo);
 	sqlite3_close(db->db);
 	free(db->path);
 }
@@ -406,7 +419,10 @@ static int db_open(struct sm_db *db, const char *path)
 		return -EIO;
 	if (sqlite3_prepare_v2(db->db, "BEGIN IMMEDIATE", -1, &db->begin, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db->db, "COMMIT", -1, &db->commit, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db->db, "ROLLBACK", -1, &db->rollback, NULL) != SQLITE_OK)
+	    sqlite3_prepare_v2(db->db, "ROLLBACK", -1, &db->rollback, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db->db, "SAVEPOINT job", -1, &db->savepoint, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db->db, "RELEASE job", -1, &db->release, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db->db, "ROLLBACK TO job", -1, &db->undo, NULL) != SQLITE_OK)
 		return sm_db_fail(db, "prepare transaction statements");
 	return 0;
 }

@@ -16,7 +16,8 @@
  * With synchronous=NORMAL a commit survives a crash of the process (kill -9)
  * without an fsync per batch; checkpoints run on the storage thread too.
  * A job's done() runs only after its batch committed: a completion that says
- * "stored" means stored.  If the commit fails the whole batch is rolled
+ * "stored" means stored.  Each job runs inside a savepoint: one that fails
+ * part-way (rc -EIO or -ENOMEM) is undone alone, the rest of the batch stays.  If the commit fails the whole batch is rolled
  * back and every job in it completes with rc = -EIO.
  *
  * Module SQL lives with its module: run() functions get prepared statements

@@ -212,3 +212,32 @@ void sm_buf_free(struct sm_buf *b)
 	b->off = b->len = b->cap = 0;
 	b->err = 0;
 }
+
+/* ---- small helpers ------------------------------------------------------- */
+
+char *sm_memdup_z(const void *p, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (s) {
+		memcpy(s, p, n);
+		s[n] = '\0';
+	}
+	return s;
+}
+
+const char *sm_error_type(const char *cond)
+{
+	/* RFC 6120 §8.3.3: the type each condition's definition gives. */
+	static const struct { const char *cond, *type; } types[] = {
+		{ "bad-request", "modify" }, { "jid-malformed", "modify" },
+		{ "not-acceptable", "modify" }, { "policy-violation", "modify" },
+		{ "resource-constraint", "wait" },
+		{ "not-authorized", "auth" }, { "forbidden", "auth" },
+	};
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(cond, types[i].cond) == 0)
+			return types[i].type;
+	return "cancel";    /* internal-server-error, service-unavailable, ... */
+}

@@ -24,17 +24,6 @@
 #include "sm/sm_int.h"
 #include "sm/store.h"
 
-static char *memdup_z(const void *p, size_t n)
-{
-	char *s = malloc(n + 1);
-
-	if (s) {
-		memcpy(s, p, n);
-		s[n] = '\0';
-	}
-	return s;
-}
-
 /* ---- the roster in memory ------------------------------------------------ */
 
 struct sm_roster_item *sm_roster_find(struct sm_user *u, const char *contact)
@@ -138,6 +127,7 @@ static void user_free(struct sm *sm, struct sm_user *u)
 	for (size_t i = 0; i < u->nblocked; i++)
 		free(u->blocked[i]);
 	free(u->blocked);
+	free(u->inflight);
 	for (p = u->parked; p; p = next) {
 		next = p->next;
 		free(p);
@@ -230,7 +220,7 @@ static void load_run(struct sm_db *db, struct sm_job *j)
 		int pin_len = sqlite3_column_bytes(q, 4);
 
 		if (grow((void **)&lj->rows, &lj->cap, lj->nrows, sizeof(*it)) < 0)
-			break;
+			goto nomem;
 		it = &lj->rows[lj->nrows];
 		memset(it, 0, sizeof(*it));
 		it->contact = col_dup(q, 0);
@@ -242,12 +232,12 @@ static void load_run(struct sm_db *db, struct sm_job *j)
 		it->ver = (uint64_t)sqlite3_column_int64(q, 7);
 		it->listed = sqlite3_column_int(q, 8) != 0;
 		if (pin && pin_len > 0) {
-			it->pending_in = memdup_z(pin, (size_t)pin_len);
+			it->pending_in = sm_memdup_z(pin, (size_t)pin_len);
 			it->pending_in_len = (size_t)pin_len;
 		}
 		lj->nrows++;
 		if (!it->contact || !it->name || !it->groups || (pin_len > 0 && !it->pending_in))
-			break;   /* checked again on the sm thread */
+			goto nomem;
 	}
 	sm_db_done(q);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -260,10 +250,10 @@ static void load_run(struct sm_db *db, struct sm_job *j)
 		char *b;
 
 		if (grow((void **)&lj->blocked, &lj->bcap, lj->nblocked, sizeof(char *)) < 0)
-			break;
+			goto nomem;
 		b = col_dup(q, 0);
 		if (!b)
-			break;
+			goto nomem;
 		lj->blocked[lj->nblocked++] = b;
 	}
 	sm_db_done(q);
@@ -284,6 +274,12 @@ static void load_run(struct sm_db *db, struct sm_job *j)
 	sm_db_done(q);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		goto fail;
+	return;
+nomem:
+	/* A record with rows missing would be taken for the truth (a blocklist
+	 * with holes lets blocked JIDs through): fail the load instead. */
+	sm_db_done(q);
+	j->rc = -ENOMEM;
 	return;
 fail:
 	j->rc = sm_db_fail(db, "user load");
@@ -325,6 +321,9 @@ static int load_apply(struct sm_user *u, struct load_job *lj)
 	return 0;
 }
 
+static void parked_refuse(struct sm *sm, const char *from, const struct wire_msg *m,
+			  const char *cond);
+
 static void load_done(struct sm *sm, struct sm_job *j)
 {
 	struct load_job *lj = (struct load_job *)j;
@@ -359,12 +358,36 @@ static void load_done(struct sm *sm, struct sm_job *j)
 		struct wire_msg m;
 
 		pnext = p->next;
-		if (ok && wire_decode(p->frame, p->frame_len, &m) > 0)
-			sm_route_replay(sm, p->from, p->from_len, &m);
+		if (wire_decode(p->frame, p->frame_len, &m) > 0) {
+			if (ok)
+				sm_route_replay(sm, p->from, p->from_len, &m);
+			else
+				parked_refuse(sm, p->from, &m, "internal-server-error");
+		}
 		free(p);
 	}
 	u->refs--;
 	sm_user_release(sm, u);
+}
+
+/* A stanza that cannot wait for its target's record: the sender is told
+ * (messages and iq requests; presence and errors are not answered). */
+static void parked_refuse(struct sm *sm, const char *from, const struct wire_msg *m,
+			  const char *cond)
+{
+	const struct wire_str *ty = &m->u.stanza.type;
+	char id[256], to[JID_MAX + 1];
+
+	if (m->u.stanza.kind == WIRE_KIND_PRESENCE ||
+	    (ty->len == 5 && !memcmp(ty->p, "error", 5)) ||
+	    (ty->len == 6 && !memcmp(ty->p, "result", 6)) ||
+	    m->u.stanza.id.len >= sizeof(id) || m->u.stanza.to.len >= sizeof(to))
+		return;
+	memcpy(id, m->u.stanza.id.p, m->u.stanza.id.len);
+	id[m->u.stanza.id.len] = '\0';
+	memcpy(to, m->u.stanza.to.p, m->u.stanza.to.len);
+	to[m->u.stanza.to.len] = '\0';
+	sm_route_bounce(sm, from, m->u.stanza.kind, id, to, cond);
 }
 
 /* A new LOADING record for bare, its load job submitted.  NULL: no memory. */
@@ -375,8 +398,8 @@ static struct sm_user *user_load(struct sm *sm, const char *bare, size_t n)
 
 	if (!u || !lj)
 		goto fail;
-	u->bare = memdup_z(bare, n);
-	lj->bare = memdup_z(bare, n);
+	u->bare = sm_memdup_z(bare, n);
+	lj->bare = sm_memdup_z(bare, n);
 	if (!u->bare || !lj->bare)
 		goto fail;
 	u->bare_len = n;
@@ -411,18 +434,18 @@ struct sm_user *sm_user_need(struct sm *sm, const char *bare, size_t n, const ch
 		u = user_load(sm, bare, n);
 		if (!u) {
 			log_warn("out of memory loading an account", "jid=\"%.*s\"", (int)n, bare);
-			return NULL;
+			goto refuse;
 		}
 	}
 	if (u->nparked >= SM_MAX_PARKED) {
-		log_warn("too many stanzas waiting for an account to load, dropped", "jid=\"%s\"",
+		log_warn("too many stanzas waiting for an account to load, refused", "jid=\"%s\"",
 			 u->bare);
-		return NULL;
+		goto refuse;
 	}
 	flen = wire_size(m);
 	p = malloc(sizeof(*p) + from_len + 1 + flen);
 	if (!p)
-		return NULL;
+		goto refuse;
 	p->next = NULL;
 	p->from = (char *)p->data;
 	memcpy(p->from, from, from_len);
@@ -432,7 +455,7 @@ struct sm_user *sm_user_need(struct sm *sm, const char *bare, size_t n, const ch
 	p->frame_len = wire_encode(m, p->frame, flen);
 	if (p->frame_len == 0) {
 		free(p);
-		return NULL;
+		goto refuse;
 	}
 	if (u->parked_tail)
 		u->parked_tail->next = p;
@@ -440,6 +463,15 @@ struct sm_user *sm_user_need(struct sm *sm, const char *bare, size_t n, const ch
 		u->parked = p;
 	u->parked_tail = p;
 	u->nparked++;
+	return NULL;
+refuse:
+	if (from_len <= JID_MAX) {
+		char f[JID_MAX + 1];
+
+		memcpy(f, from, from_len);
+		f[from_len] = '\0';
+		parked_refuse(sm, f, m, "resource-constraint");
+	}
 	return NULL;
 }
 

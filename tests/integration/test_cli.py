@@ -88,3 +88,31 @@ def test_xedgectl_errors_from_a_running_server(server):
     r = server.ctl("user", "add", "dave@localhost", "-", input="dave-pw\n")
     assert r.returncode == 0
     assert server.ctl("roster", "list", "dave@localhost").stdout == "roster is empty\n"
+
+
+@pytest.mark.parametrize("program", ["xedge", "xedge-sm", "xedgectl", "xedge-bench"])
+def test_every_program_prints_its_version(program):
+    r = run(binary(program), "--version")
+    assert r.returncode == 0, r.stderr
+    name, version = r.stdout.split()
+    assert name == program and version.count(".") == 2, r.stdout
+    # The same version everywhere (core/version.h).
+    assert version == run(binary("xedge"), "--version").stdout.split()[1]
+
+
+def test_xedgectl_user_list_passwd_roster_del(server):
+    assert server.ctl("user", "list").stdout.split() == sorted(
+        server.jid(u) for u in ("alice", "bob", "carol"))
+    r = server.ctl("user", "passwd", "alice@localhost", "-", input="a-new-password\n")
+    assert r.stdout == "password of alice@localhost changed\n"
+    r = server.ctl("user", "passwd", "nobody@localhost", "pw", check=False)
+    assert r.returncode == 1 and "no such user" in r.stderr, r.stderr
+    server.roster_add("alice", "bob")
+    r = server.ctl("roster", "del", "alice@localhost", "bob@localhost")
+    assert r.stdout == "roster of alice@localhost: bob@localhost removed\n"
+    assert server.ctl("roster", "list", "alice@localhost").stdout == "roster is empty\n"
+    r = server.ctl("roster", "del", "alice@localhost", "bob@localhost", check=False)
+    assert r.returncode == 1 and "no roster item" in r.stderr, r.stderr
+    r = server.ctl("user", "del", "carol@localhost")
+    assert r.stdout == "user carol@localhost deleted, sessions closed: 0\n"
+    assert server.ctl("sessions").stdout == "no sessions\n"
