@@ -751,6 +751,51 @@ static void test_offline(void **state)
 	expect_quiet(a);
 }
 
+/* A one-to-one message whose session ends before its edge reported it
+ * written goes to the account's other available resource; with none left,
+ * into offline storage (nothing accepted is lost). */
+static void test_unconfirmed_messages_move_on(void **state)
+{
+	struct env *e = *state;
+	struct tlink *a = e->l[0], *b = e->l[1];
+	char j1[256], j2[256], jb[256], raw[4096];
+	struct wire_msg m;
+
+	two_users(e);
+	login(a, 1, "alice", "one", j1);
+	login(a, 2, "alice", "two", j2);
+	login(b, 3, "bob", "b", jb);
+	stanza(a, 1, WIRE_KIND_PRESENCE, "", "", j1, "", "", "<presence from='alice@localhost/one'/>");
+	stanza(a, 2, WIRE_KIND_PRESENCE, "", "", j2, "", "", "<presence from='alice@localhost/two'/>");
+	drain(a);      /* the presence each resource sees of itself and of the other */
+	stanza(b, 3, WIRE_KIND_MESSAGE, "chat", "alice@localhost/one", jb, "m1", "",
+	       "<message from='bob@localhost/b' to='alice@localhost/one' type='chat'>"
+	       "<body>first</body></message>");
+	expect_stanza(a, 1, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "<body>first</body>"));
+	/* alice/one drops before its edge wrote it: alice/two gets it. */
+	m = (struct wire_msg){ .type = WIRE_SESSION_CLOSE, .sid = 1 };
+	m.u.close.reason = WIRE_CLOSE_DISCONNECT;
+	send_frame(a, &m);
+	for (int found = 0; !found;) {
+		expect_frame(a, &m, WIRE_STANZA);        /* her unavailable, then the message */
+		found = m.sid == 2 && memmem(m.u.stanza.raw.p, m.u.stanza.raw.len,
+					      "<body>first</body>", 18) != NULL;
+	}
+	/* alice/two drops as well, unconfirmed: stored, handed out at the next login. */
+	drain(a);      /* one's unavailable presence */
+	m = (struct wire_msg){ .type = WIRE_SESSION_CLOSE, .sid = 2 };
+	m.u.close.reason = WIRE_CLOSE_DISCONNECT;
+	send_frame(a, &m);
+	login(a, 4, "alice", "three", j1);
+	stanza(a, 4, WIRE_KIND_PRESENCE, "", "", j1, "", "", "<presence from='alice@localhost/three'/>");
+	for (int found = 0; !found;) {
+		expect_stanza(a, 4, raw, sizeof(raw));
+		found = strstr(raw, "<body>first</body>") != NULL;
+	}
+	assert_non_null(strstr(raw, "<delay xmlns='urn:xmpp:delay'"));
+}
+
 static void test_iq(void **state)
 {
 	struct env *e = *state;
@@ -1560,6 +1605,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flow_control, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unconfirmed_messages_move_on, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iq, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflict_and_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_link_loss_and_kick, setup, teardown),
