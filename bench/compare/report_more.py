@@ -101,7 +101,7 @@ def before_after(res, P, w):
         return
     ref, commit = P.get("base_ref", "?"), (P.get("base_commit") or "")[:7]
     w(f"## No regression of the native path: xedge before ({ref}) and after (HEAD)\n")
-    w(f"xedge built at the commit before the upstream-mode work (`BASE_REF={ref}`, {commit}; "
+    w(f"xedge built at the base commit (`BASE_REF={ref}`, {commit}; "
       "`run.sh` builds it from `git archive` in its own directory) and xedge at HEAD ran the "
       "same pass-1 runs in this run, one after the other, with the same config, pinning, nice "
       "value, load generator (HEAD's `xedge-bench`) and sizes; each with its own fresh accounts. "

@@ -22,6 +22,21 @@
 #include "sm/sm_int.h"
 #include "sm/store.h"
 
+/* The accounts the messages are for (stored messages need an account). */
+struct add_job {
+	struct sm_job job;
+	char jid[64];
+};
+
+static void add_run(struct sm_db *db, struct sm_job *j)
+{
+	struct add_job *aj = (struct add_job *)j;
+	struct wire_scram k1 = { .iter = 4096, .salt_len = 16, .key_len = 20 };
+	struct wire_scram k256 = { .iter = 4096, .salt_len = 16, .key_len = 32 };
+
+	j->rc = sm_db_user_add(db, aj->jid, &k1, &k256);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -47,12 +62,22 @@ int main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/bench.db", dir);
 	sm->store = sm_store_open(path);
 	raw = malloc((size_t)size + 1);
-	if (!sm->store || !raw)
+	if (!sm->store || !raw || sm_tab_init(&sm->by_jid) < 0 || sm_tab_init(&sm->users) < 0)
 		return 1;
 	/* A chat message of `size` bytes. */
 	snprintf(raw, (size_t)size + 1, "<message to='u@localhost' from='peer@localhost/r' "
 		 "type='chat' id='m'><body>%0*d</body></message>", (int)size - 82, 0);
 	users = (n + SM_MAX_OFFLINE - 1) / SM_MAX_OFFLINE;   /* the per-account limit holds */
+	for (i = 0; i < users; i++) {
+		struct add_job *aj = calloc(1, sizeof(*aj));
+
+		if (!aj)
+			return 1;
+		snprintf(aj->jid, sizeof(aj->jid), "u%ld@localhost", i);
+		aj->job.run = add_run;
+		sm_store_submit(sm->store, &aj->job);
+	}
+	sm_store_sync(sm->store, sm);
 	t0 = now_s();
 	for (i = 0; i < n; i++) {
 		snprintf(user, sizeof(user), "u%ld@localhost", i % users);
