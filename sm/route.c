@@ -451,18 +451,32 @@ static void iq_disco_info(struct sm_route_ctx *c)
 
 /* disco#info to another local account's bare JID: answered once its record
  * says whether it exists (§8.5.1: service-unavailable when it does not). */
-static void iq_disco_other(struct sm_route_ctx *c)
+/*
+ * A get or set to another local account's bare JID (RFC 6121 §8.5.2.1.3:
+ * the server answers on its behalf): disco#info on the account (XEP-0030;
+ * clients look for PEP there) and the iq services (vCard, PEP items).  Once
+ * the account's record says it exists (parked meanwhile; its blocklist was
+ * checked on replay), an unknown account or payload: service-unavailable.
+ */
+static void iq_other(struct sm_route_ctx *c)
 {
-	struct sm_user *u = sm_user_need(c->sm, c->to.bare, c->to.bare_len, c->from, c->from_len,
+	struct sm *sm = c->sm;
+	struct sm_user *u = sm_user_need(sm, c->to.bare, c->to.bare_len, c->from, c->from_len,
 					 c->m);
+	struct sm_session *s;
 
 	if (!u)
 		return;     /* parked: replayed once loaded */
-	if (u->exists)
-		iq_disco_info(c);
-	else
+	s = c->s ? c->s : sm_session_find(sm, c->from, c->from_len);
+	if (!s)
+		;           /* the requester left meanwhile */
+	else if (!u->exists)
 		reply_error(c, "service-unavailable");
-	sm_user_release(c->sm, u);
+	else if (c->type == SM_RT_GET && sm_ws_is(c->m->u.stanza.ns, NS_DISCO_INFO))
+		iq_disco_info(c);
+	else if (!sm_iq_dispatch(sm, s, c->m, SM_IQ_OTHER, u->bare))
+		reply_error(c, "service-unavailable");
+	sm_user_release(sm, u);
 }
 
 static void iq_disco_items(struct sm_route_ctx *c)
@@ -543,23 +557,13 @@ static void route_iq(struct sm_route_ctx *c)
 	}
 	if (!request)
 		return;     /* an undeliverable result or error is dropped */
-	/* RFC 6121 §8.5.2.1.3: a request to another local account's bare JID
-	 * is the server's to answer on its behalf: disco#info on the account
-	 * (XEP-0030; clients look for PEP there), and the iq services. */
-	if (to->valid && to->served && to->has_local && !to->has_resource &&
-	    c->type == SM_RT_GET && sm_ws_is(c->m->u.stanza.ns, NS_DISCO_INFO)) {
-		iq_disco_other(c);
-		return;
-	}
-	if (to->valid && to->served && to->has_local && !to->has_resource &&
-	    !sm_ws_is(c->m->u.stanza.ns, NS_ROSTER) &&
-	    sm_iq_dispatch(c->sm, c->s, c->m, SM_IQ_OTHER, to->bare))
-		return;
-	if (to->valid && to->served && to->has_local && !to->has_resource &&
-	    sm_ws_is(c->m->u.stanza.ns, NS_ROSTER)) {
-		/* RFC 6121 §2.1.5, §2.3.3: only the account itself reads or
-		 * changes its roster. */
-		reply_error(c, "forbidden");
+	if (to->valid && to->served && to->has_local && !to->has_resource) {
+		if (sm_ws_is(c->m->u.stanza.ns, NS_ROSTER))
+			/* RFC 6121 §2.1.5, §2.3.3: only the account itself reads or
+			 * changes its roster. */
+			reply_error(c, "forbidden");
+		else
+			iq_other(c);
 		return;
 	}
 	if (!to->valid)
@@ -632,8 +636,8 @@ void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const str
 		message_bare(&c, c.to.bare, c.to.bare_len);
 	else if (c.kind == WIRE_KIND_PRESENCE)
 		sm_presence_replay(&c);
-	else if (c.type == SM_RT_GET && !c.to.has_resource)
-		iq_disco_other(&c);     /* the only iq parked */
+	else if ((c.type == SM_RT_GET || c.type == SM_RT_SET) && !c.to.has_resource)
+		iq_other(&c);
 }
 
 void sm_route_error(struct sm *sm, struct sm_session *s, const struct wire_msg *m,

@@ -263,3 +263,38 @@ def test_blocklist_is_bounded(server):
             await close_all(alice)
 
     run(go(), timeout=60)
+
+
+def test_offline_blocker_answers_nothing_on_its_behalf(server):
+    """XEP-0191 §3.3 while the blocker is offline: the server, answering for bob's bare
+    JID, gives alice service-unavailable for iq requests (his vCard), not his data; once
+    bob unblocks her, she gets it."""
+    vcard_get = "<vCard xmlns='vcard-temp'/>"
+
+    async def go():
+        alice = bob = None
+        try:
+            bob = await login(server, "bob@localhost/b", plugins=("xep_0191", "xep_0054"))
+            vc = bob["xep_0054"].make_vcard()
+            vc["FN"] = "Bob Blocker"
+            await bob["xep_0054"].publish_vcard(vc)
+            await bob["xep_0191"].block(["alice@localhost"], timeout=10)
+            await bob.close()
+            bob = None
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20     # his record leaves memory with his session
+            while any(l.startswith("bob@") for l in await asyncio.to_thread(server.sessions)):
+                assert loop.time() < deadline, "bob's session did not end"
+                await asyncio.sleep(0.1)
+            alice = await login(server, "alice@localhost/a", plugins=())
+            with pytest.raises(IqError) as ei:
+                await alice.iq_get("bob@localhost", vcard_get)
+            assert (ei.value.etype, ei.value.condition) == ("cancel", "service-unavailable")
+            bob = await login(server, "bob@localhost/b", plugins=("xep_0191",))
+            await bob["xep_0191"].unblock(["alice@localhost"], timeout=10)
+            r = await alice.iq_get("bob@localhost", vcard_get)
+            assert "Bob Blocker" in str(r)
+        finally:
+            await close_all(alice, bob)
+
+    run(go(), 60)
