@@ -262,6 +262,23 @@ static int db_count_nodes(struct sm_db *db, const char *owner)
 	return n;
 }
 
+/* Write owner's node row with sql, an INSERT or UPDATE of pep_node binding
+ * ?1 user, ?2 node, ?3 access, ?4 max_items; what names it in the log.
+ * PEP_OK or PEP_E_STORE. */
+static int db_node_put(struct sm_db *db, const char *sql, const char *what, const char *owner,
+		       const char *node, int access, int max)
+{
+	sqlite3_stmt *q = sm_db_stmt(db, sql);
+
+	if (!q)
+		return PEP_E_STORE;
+	sm_db_text(q, 1, owner);
+	sm_db_text(q, 2, node);
+	sm_db_text(q, 3, pep_access_names[access]);
+	sqlite3_bind_int(q, 4, max);
+	return sm_db_exec(db, q, what) < 0 ? PEP_E_STORE : PEP_OK;
+}
+
 /* Keep the newest max items of owner's node. */
 static int db_trim(struct sm_db *db, const char *owner, const char *node, int max)
 {
@@ -307,14 +324,8 @@ static int run_publish(struct sm_db *db, struct pep_job *pj)
 			access = pj->want_access;
 		if (pj->want_max >= 0)
 			max = pj->want_max;
-		q = sm_db_stmt(db, sql_node);
-		if (!q)
-			return PEP_E_STORE;
-		sm_db_text(q, 1, pj->owner);
-		sm_db_text(q, 2, pj->node);
-		sm_db_text(q, 3, pep_access_names[access]);
-		sqlite3_bind_int(q, 4, max);
-		if (sm_db_exec(db, q, "pep node add") < 0)
+		if (db_node_put(db, sql_node, "pep node add", pj->owner, pj->node, access, max) !=
+		    PEP_OK)
 			return PEP_E_STORE;
 	}
 	pj->access = access;
@@ -362,7 +373,6 @@ static int run_config_set(struct sm_db *db, struct pep_job *pj)
 	static const char sql[] =
 		"UPDATE pep_node SET access = ?3, max_items = ?4 WHERE user = ?1 AND node = ?2";
 	int access, max, n;
-	sqlite3_stmt *q;
 
 	n = db_node(db, pj->owner, pj->node, &access, &max);
 	if (n <= 0)
@@ -371,14 +381,7 @@ static int run_config_set(struct sm_db *db, struct pep_job *pj)
 		access = pj->want_access;
 	if (pj->want_max >= 0)
 		max = pj->want_max;
-	q = sm_db_stmt(db, sql);
-	if (!q)
-		return PEP_E_STORE;
-	sm_db_text(q, 1, pj->owner);
-	sm_db_text(q, 2, pj->node);
-	sm_db_text(q, 3, pep_access_names[access]);
-	sqlite3_bind_int(q, 4, max);
-	if (sm_db_exec(db, q, "pep configure") < 0)
+	if (db_node_put(db, sql, "pep configure", pj->owner, pj->node, access, max) != PEP_OK)
 		return PEP_E_STORE;
 	return db_trim(db, pj->owner, pj->node, max);
 }
