@@ -13,7 +13,7 @@
  *   sm/offline.c  offline messages: stored, listed, deleted once delivered
  *   sm/iq.c     the server's iq services by payload; disco#info from the same table
  *   sm/kv.c     XEP-0054 vCard, XEP-0049 private XML;  sm/version.c  XEP-0092
- *   sm/pep.c    XEP-0163 PEP with XEP-0115 caps
+ *   sm/pep.c    XEP-0163 PEP;  sm/caps.c  XEP-0115 entity capabilities (for PEP)
  *   sm/admin.c  the admin socket (xedgectl's line protocol)
  *   sm/tab.c    intrusive chained hash table; growable byte buffers; small helpers
  *   sm/sub.c    presence-subscription state machine (pure; RFC 6121 App. A)
@@ -230,9 +230,9 @@ struct sm_session {
 	int priority;                  /* of the current available presence */
 	char *presence;                /* raw current available presence (no `to`) */
 	size_t presence_len;
-	const struct sm_pep_caps *pep_caps; /* its XEP-0115 caps (sm/pep.c); NULL: none known */
-	uint64_t pep_caps_gen;         /* valid while pep_caps->gen still equals it */
-	bool pep_last_pending;         /* last published items wait for its caps' answer (sm/pep.c) */
+	const struct sm_caps_entry *caps; /* its XEP-0115 caps (sm/caps.c); NULL: none known */
+	uint64_t caps_gen;             /* valid while caps->gen still equals it */
+	bool caps_pending;             /* its caps' ver was asked, answer not in (sm/caps.c) */
 	struct sm_session *bnext;          /* user->binding while its bind waits */
 	uint64_t tx;                       /* stanza bytes sent to it (WIRE_DELIVERED counts the same) */
 	struct sm_track *thead, *ttail;    /* tracked deliveries not yet reported written (sm.c) */
@@ -325,6 +325,7 @@ struct sm {
 	struct sm_buf scratch;         /* stanza rewriting / building; reused */
 	struct sm_buf reply;           /* iq replies (sm/iq.c), built while scratch holds a payload */
 	struct sm_pep *pep;            /* PEP service state (sm/pep.c); NULL until used */
+	struct sm_caps *caps;          /* entity-capabilities cache (sm/caps.c); NULL until used */
 	uint64_t push_seq;             /* ids of roster pushes */
 	struct sm_session *sender;     /* whose stanza is being routed (flow control) */
 	bool hide_os;                  /* XEP-0092: no <os/> (sm_config.hide_os) */
@@ -595,25 +596,48 @@ static inline void sm_carbons_sent(struct sm *sm, struct sm_session *s, const st
 		sm_carbons_sent_copy(sm, s, m);
 }
 /* sm/pep.c — XEP-0163 PEP (see the file comment) */
-struct sm_pep_caps;
 /* iq handlers (sm/iq.c rows): pubsub and pubsub#owner payloads on an account. */
 void sm_pep_iq(struct sm_iq *q);
 void sm_pep_owner_iq(struct sm_iq *q);
 /* s sent an available presence (raw, as routed; initial: its first since
- * unavailable): read its entity capabilities, send last published items. */
+ * unavailable): read its entity capabilities (sm/caps.c), send last
+ * published items. */
 void sm_pep_presence(struct sm *sm, struct sm_session *s, const void *raw, size_t len,
 		     bool initial);
 /* An iq result or error from s to the server: true when it answered one of
- * PEP's disco#info queries (consumed). */
+ * the disco#info queries of sm/caps.c (consumed). */
 bool sm_pep_iq_answer(struct sm *sm, struct sm_session *s, const struct wire_msg *m);
+/* Free the PEP state and the capabilities cache (sm_free()). */
+void sm_pep_free(struct sm *sm);
+
+/* sm/caps.c — XEP-0115 entity capabilities (see the file comment) */
+struct sm_caps_entry;
+/* What an available presence told of s's capabilities. */
+enum sm_caps_news {
+	SM_CAPS_NONE,        /* none announced (or unreadable): s has none known */
+	SM_CAPS_ASKED,       /* a ver not known yet: s is asked, see sm_caps_iq_answer() */
+	SM_CAPS_SAME,        /* known, the same entry s had before this presence */
+	SM_CAPS_NEW,         /* known, not what s had before */
+};
+/* Read the <c/> of s's available presence (raw, as routed); s's
+ * capabilities become that ver's cached entry, or none until its answer. */
+enum sm_caps_news sm_caps_presence(struct sm *sm, struct sm_session *s, const void *raw,
+				   size_t len);
+/* An iq result or error from s to the server: true when it answered one of
+ * the disco#info queries (consumed); *known then says whether s's
+ * capabilities just became known (s still announces that ver). */
+bool sm_caps_iq_answer(struct sm *sm, struct sm_session *s, const struct wire_msg *m,
+		       bool *known);
+/* Do s's known capabilities list node+notify (XEP-0163 §4.3.3)? */
+bool sm_caps_wants(const struct sm_session *s, const char *node);
 /* XEP-0115 §5.1/§5.4: does ver, by the hash function named hash ("sha-1",
  * "sha-256"), describe the disco#info <query/> answer?  False as well for an
  * unknown hash or an ill-formed answer (duplicate identities, features or
  * form types). */
 struct xtree_node;
-bool sm_pep_caps_verify(const char *hash, const char *ver, const struct xtree_node *query);
-/* Free the PEP state (sm_free()). */
-void sm_pep_free(struct sm *sm);
+bool sm_caps_verify(const char *hash, const char *ver, const struct xtree_node *query);
+/* Free the cache and the queries in flight (sm_pep_free()). */
+void sm_caps_free(struct sm *sm);
 
 /* sm/admin.c */
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */

@@ -1,7 +1,7 @@
 /*
- * Unit tests for sm/pep.c: the XEP-0115 verification string, computed
- * against the published examples of XEP-0115 §5.2 and §5.3, and the
- * answers §5.4 says must not be trusted.
+ * Unit tests for the entity capabilities PEP relies on (sm/caps.c): the
+ * XEP-0115 verification string, computed against the published examples of
+ * XEP-0115 §5.2 and §5.3, and the answers §5.4 says must not be trusted.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -49,7 +49,7 @@ static bool verify(const char *hash, const char *ver, const char *xml)
 	bool ok;
 
 	assert_non_null(t);
-	ok = sm_pep_caps_verify(hash, ver, xtree_root(t));
+	ok = sm_caps_verify(hash, ver, xtree_root(t));
 	xtree_free(t);
 	return ok;
 }
