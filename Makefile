@@ -90,9 +90,9 @@ tsan: test-deps $(BUILD)/tsan/xedge $(BUILD)/tsan/xedge-sm $(BUILD)/tsan/xedgect
 		$(PYTEST) -q -p no:cacheprovider tests/integration
 
 # Unit tests: cmocka, one file per module, ASan+UBSan.
-$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libxedge-san.a
+$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libxedge-san.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $^ $(LDBASE) -lcmocka
+	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $(filter-out %.h,$^) $(LDBASE) -lcmocka
 unit: test-deps $(UNITS)
 	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
 
