@@ -16,15 +16,13 @@
  * makes (§2.6.3: "MUST include the updated roster version with each roster
  * push"); clients that do not version ignore the attribute.
  *
- * Roster sets are parsed here with expat (the edge has already checked the
- * stanza for well-formedness; it is parsed again inside a synthetic c2s
- * context).  Bounds: one item, SM_ROSTER_NAME_MAX bytes of name,
+ * Roster queries are read with parser/xtree (the edge has already checked
+ * the stanza; it is parsed again in the c2s namespace context).  Bounds: one item, SM_ROSTER_NAME_MAX bytes of name,
  * SM_ROSTER_GROUPS_MAX groups of SM_ROSTER_GROUP_MAX bytes.  Subscription
  * changes are the business of sm/presence.c (sm_sub_apply()); removal (§2.5)
  * sends the contact what the RFC says through sm_presence_sub_send().
  */
 #include <errno.h>
-#include <expat.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -33,12 +31,11 @@
 
 #include "core/log.h"
 #include "parser/jid.h"
+#include "parser/xtree.h"
 #include "sm/sm_int.h"
 #include "sm/store.h"
 
 #define NS_ROSTER "jabber:iq:roster"
-#define NS_CLIENT "jabber:client"
-#define NS_SEP '\x01'
 
 /* ---- state <-> row ------------------------------------------------------ */
 
@@ -278,156 +275,105 @@ void sm_roster_push(struct sm *sm, struct sm_user *u, const struct sm_roster_ite
 /* ---- parsing a roster query ---------------------------------------------- */
 
 struct rq {
-	int depth;
-	bool in_query;          /* saw <query xmlns='jabber:iq:roster'/> at depth 2 */
+	bool in_query;          /* the iq's child is <query xmlns='jabber:iq:roster'/> */
 	bool has_ver;
 	char ver[32];
 	unsigned items;
 	bool has_jid, remove;
 	char jid[JID_MAX + 1];
 	bool jid_long;
-	bool has_name;
 	char *name;             /* malloc'd */
 	bool name_long;
 	struct sm_buf groups;   /* '\n'-joined */
-	unsigned ngroups;
-	bool in_group;
-	struct sm_buf group;    /* the group being read */
 	const char *cond;       /* first error found, or NULL */
 };
 
-static bool nameq(const char *name, const char *ns, const char *local)
+/* The first <item/> of a set: its attributes and groups (§2.3.3 checks). */
+static void rq_item(struct rq *r, const struct xtree_node *it)
 {
-	size_t n = strlen(ns);
+	const char *v = xtree_attr(it, "jid");
+	unsigned ngroups = 0;
 
-	return strncmp(name, ns, n) == 0 && name[n] == NS_SEP && strcmp(name + n + 1, local) == 0;
+	if (v) {
+		r->has_jid = true;
+		if (strlen(v) > JID_MAX)
+			r->jid_long = true;
+		else
+			strcpy(r->jid, v);
+	}
+	v = xtree_attr(it, "name");
+	if (v) {
+		if (strlen(v) > SM_ROSTER_NAME_MAX)
+			r->name_long = true;
+		else
+			r->name = strdup(v);
+	}
+	/* §2.1.2.5: of 'subscription' only "remove" means anything in a set;
+	 * 'ask' and 'approved' from a client are ignored too. */
+	v = xtree_attr(it, "subscription");
+	r->remove = v && strcmp(v, "remove") == 0;
+	for (const struct xtree_node *g = xtree_child(it, NS_ROSTER, "group"); g;
+	     g = xtree_next(g, NS_ROSTER, "group")) {
+		const char *p = (const char *)sm_buf_data(&r->groups);
+		size_t have = sm_buf_used(&r->groups), n = g->text_len;
+
+		/* §2.3.3: an empty or too long group is not-acceptable (a newline
+		 * is our separator: refused the same way), and so are too many. */
+		if (n == 0 || n > SM_ROSTER_GROUP_MAX || memchr(g->text, '\n', n) ||
+		    ++ngroups > SM_ROSTER_GROUPS_MAX) {
+			if (!r->cond)
+				r->cond = "not-acceptable";
+			continue;
+		}
+		/* §2.3.3: duplicate groups: bad-request. */
+		for (size_t i = 0; i < have;) {
+			const char *nl = memchr(p + i, '\n', have - i);
+			size_t len = nl ? (size_t)(nl - (p + i)) : have - i;
+
+			if (len == n && memcmp(p + i, g->text, n) == 0 && !r->cond)
+				r->cond = "bad-request";
+			i += len + 1;
+		}
+		if (have)
+			sm_buf_add(&r->groups, "\n", 1);
+		sm_buf_add(&r->groups, g->text, n);
+	}
 }
 
-static const char *attr(const char **a, const char *name)
+/* Parse raw (one iq stanza, as the edge forwarded it, in the c2s context).
+ * -1: not parsable. */
+static int rq_parse(const void *raw, size_t len, struct rq *r)
 {
-	for (; a[0]; a += 2)
-		if (strcmp(a[0], name) == 0)
-			return a[1];
-	return NULL;
-}
-
-static void XMLCALL rq_start(void *ud, const char *name, const char **a)
-{
-	struct rq *r = ud;
+	struct xtree *t;
+	const struct xtree_node *q, *it;
 	const char *v;
 
-	r->depth++;
-	/* depth 1: the wrapper, 2: iq, 3: query, 4: item, 5: group */
-	if (r->depth == 3 && nameq(name, NS_ROSTER, "query")) {
+	memset(r, 0, sizeof(*r));
+	r->groups.max = SM_ROSTER_GROUPS_MAX * (SM_ROSTER_GROUP_MAX + 1);
+	t = xtree_parse(raw, len, XTREE_CTX_C2S, NULL, NULL);
+	if (!t)
+		return -1;
+	q = xtree_child(xtree_root(t), NS_ROSTER, "query");
+	if (q) {
 		r->in_query = true;
-		v = attr(a, "ver");
+		v = xtree_attr(q, "ver");
 		if (v) {
 			r->has_ver = true;
 			snprintf(r->ver, sizeof(r->ver), "%s", v);
 		}
-	} else if (r->depth == 4 && r->in_query && nameq(name, NS_ROSTER, "item")) {
-		if (++r->items > 1)
-			return;
-		v = attr(a, "jid");
-		if (v) {
-			r->has_jid = true;
-			if (strlen(v) > JID_MAX)
-				r->jid_long = true;
-			else
-				strcpy(r->jid, v);
-		}
-		v = attr(a, "name");
-		if (v) {
-			r->has_name = true;
-			if (strlen(v) > SM_ROSTER_NAME_MAX)
-				r->name_long = true;
-			else
-				r->name = strdup(v);
-		}
-		/* §2.1.2.5: of 'subscription' only "remove" means anything in a
-		 * set; 'ask' and 'approved' from a client are ignored too. */
-		v = attr(a, "subscription");
-		r->remove = v && strcmp(v, "remove") == 0;
-	} else if (r->depth == 5 && r->items == 1 && nameq(name, NS_ROSTER, "group")) {
-		r->in_group = true;
-		sm_buf_clear(&r->group);
+		for (it = xtree_child(q, NS_ROSTER, "item"); it; it = xtree_next(it, NS_ROSTER, "item"))
+			r->items++;
+		if (r->items == 1)
+			rq_item(r, xtree_child(q, NS_ROSTER, "item"));
 	}
-}
-
-static void XMLCALL rq_end(void *ud, const char *name)
-{
-	struct rq *r = ud;
-
-	(void)name;
-	if (r->depth == 5 && r->in_group) {
-		const char *g = (const char *)sm_buf_data(&r->group);
-		size_t n = sm_buf_used(&r->group);
-		const char *p = (const char *)sm_buf_data(&r->groups);
-		size_t have = sm_buf_used(&r->groups);
-
-		r->in_group = false;
-		if (r->group.err || n > SM_ROSTER_GROUP_MAX || n == 0 || memchr(g, '\n', n)) {
-			/* §2.3.3: empty or too long: not-acceptable (a newline is
-			 * our separator: refused the same way). */
-			if (!r->cond)
-				r->cond = "not-acceptable";
-		} else if (++r->ngroups > SM_ROSTER_GROUPS_MAX) {
-			if (!r->cond)
-				r->cond = "not-acceptable";
-		} else {
-			/* §2.3.3: duplicate groups: bad-request. */
-			for (size_t i = 0; i < have;) {
-				const char *nl = memchr(p + i, '\n', have - i);
-				size_t len = nl ? (size_t)(nl - (p + i)) : have - i;
-
-				if (len == n && memcmp(p + i, g, n) == 0 && !r->cond)
-					r->cond = "bad-request";
-				i += len + 1;
-			}
-			if (have)
-				sm_buf_add(&r->groups, "\n", 1);
-			sm_buf_add(&r->groups, g, n);
-		}
-	}
-	r->depth--;
-}
-
-static void XMLCALL rq_text(void *ud, const char *s, int len)
-{
-	struct rq *r = ud;
-
-	if (r->in_group && r->depth == 5 && sm_buf_used(&r->group) <= SM_ROSTER_GROUP_MAX)
-		sm_buf_add(&r->group, s, (size_t)len);
-}
-
-/* Parse raw (one iq stanza, as the edge forwarded it).  -1: not parsable. */
-static int rq_parse(const void *raw, size_t len, struct rq *r)
-{
-	static const char head[] = "<w xmlns='" NS_CLIENT "' "
-				   "xmlns:stream='http://etherx.jabber.org/streams'>";
-	XML_Parser p = XML_ParserCreateNS(NULL, NS_SEP);
-	int ok;
-
-	memset(r, 0, sizeof(*r));
-	r->groups.max = SM_ROSTER_GROUPS_MAX * (SM_ROSTER_GROUP_MAX + 1);
-	r->group.max = SM_ROSTER_GROUP_MAX + 64;
-	if (!p)
-		return -1;
-	XML_SetUserData(p, r);
-	XML_SetElementHandler(p, rq_start, rq_end);
-	XML_SetCharacterDataHandler(p, rq_text);
-	ok = XML_Parse(p, head, (int)sizeof(head) - 1, 0) == XML_STATUS_OK &&
-	     len < (size_t)INT32_MAX && XML_Parse(p, raw, (int)len, 0) == XML_STATUS_OK &&
-	     XML_Parse(p, "</w>", 4, 1) == XML_STATUS_OK;
-	XML_ParserFree(p);
-	return ok ? 0 : -1;
+	xtree_free(t);
+	return 0;
 }
 
 static void rq_free(struct rq *r)
 {
 	free(r->name);
 	sm_buf_free(&r->groups);
-	sm_buf_free(&r->group);
 }
 
 /* ---- the iq -------------------------------------------------------------- */
