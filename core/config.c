@@ -31,6 +31,8 @@ struct loader {
 	unsigned long upstream_tls_line;  /* where backend.upstream_tls was set */
 	unsigned long native_only_line;   /* where register / legacy_auth was turned on */
 	const char *native_only_key;
+	unsigned long s2s_line;           /* where the s2s section is */
+	unsigned long listener_line[CONFIG_MAX_LISTENERS];
 };
 
 static int fail(struct loader *L, const yaml_node_t *n, const char *fmt, ...)
@@ -195,9 +197,17 @@ static int listener_pair(struct loader *L, const char *key, yaml_node_t *v, void
 			l->kind = LISTEN_WS;
 		else if (s && !strcmp(s, "wss"))
 			l->kind = LISTEN_WSS;
+		else if (s && !strcmp(s, "s2s"))
+			l->kind = LISTEN_S2S;
+		else if (s && (!strcmp(s, "s2s_tls") || !strcmp(s, "s2s-tls")))
+			l->kind = LISTEN_S2S_TLS;
+		else if (s && !strcmp(s, "component"))
+			l->kind = LISTEN_COMPONENT;
 		else
 			return fail(L, v, "listener type: expected c2s (STARTTLS), c2s_tls (Direct TLS), "
-				    "ws (WebSocket behind a TLS ingress) or wss (WebSocket over TLS)");
+				    "ws (WebSocket behind a TLS ingress), wss (WebSocket over TLS), s2s "
+				    "(federation, STARTTLS), s2s_tls (federation, Direct TLS) or component "
+				    "(XEP-0114)");
 	} else if (!strcmp(key, "address")) {
 		const char *s = scalar(v);
 		if (!s || split_addr(s, host, sizeof(host), &l->port) < 0)
@@ -220,23 +230,31 @@ static int listener_pair(struct loader *L, const char *key, yaml_node_t *v, void
 	return 0;
 }
 
+/* An XMPP domain name, folded to its canonical form (lowercase, no final dot). */
+static int get_domain(struct loader *L, const yaml_node_t *v, const char *key, char **out)
+{
+	const char *s = scalar(v);
+	size_t n = s ? strlen(s) : 0;
+
+	if (!s || !jid_domain_valid(s, n))
+		return fail(L, v, "%s: '%s' is not a valid XMPP domain", key, s ? s : "");
+	free(*out);
+	*out = malloc(n + 1);
+	if (!*out)
+		return fail(L, v, "out of memory");
+	jid_fold(s, n, *out);
+	(*out)[n] = 0;
+	if (n && (*out)[n - 1] == '.')
+		(*out)[n - 1] = 0;
+	return 0;
+}
+
 static int domain_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 {
 	struct config_domain *d = arg;
 
 	if (!strcmp(key, "name")) {
-		const char *s = scalar(v);
-		size_t n = s ? strlen(s) : 0;
-		if (!s || !jid_domain_valid(s, n))
-			return fail(L, v, "domain name: '%s' is not a valid XMPP domain", s ? s : "");
-		free(d->name);
-		d->name = malloc(n + 1);
-		if (!d->name)
-			return fail(L, v, "out of memory");
-		jid_fold(s, n, d->name);
-		d->name[n] = 0;
-		if (n && d->name[n - 1] == '.')
-			d->name[n - 1] = 0;
+		return get_domain(L, v, "domain name", &d->name);
 	} else if (!strcmp(key, "cert")) {
 		return get_path(L, v, "cert", &d->cert);
 	} else if (!strcmp(key, "key")) {
@@ -350,6 +368,88 @@ static int legacy_auth_pair(struct loader *L, const char *key, yaml_node_t *v, v
 	return fail(L, v, "legacy_auth: unknown key '%s' (known: enabled)", key);
 }
 
+/* s2s.routes: `domain: ip:port` or `domain: tls://ip:port` */
+static int route_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config *c = L->cfg;
+	struct config_s2s_route *r;
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *s = scalar(v);
+	yaml_node_t kn = { .type = YAML_SCALAR_NODE, .start_mark = v->start_mark };
+
+	if (c->s2s.nroutes >= CONFIG_MAX_S2S_ROUTES)
+		return fail(L, v, "s2s.routes: at most %d entries", CONFIG_MAX_S2S_ROUTES);
+	r = &c->s2s.routes[c->s2s.nroutes++];
+	kn.data.scalar.value = (yaml_char_t *)key;
+	kn.data.scalar.length = strlen(key);
+	if (get_domain(L, &kn, "s2s.routes", &r->domain) < 0)
+		return -1;
+	if (s && !strncmp(s, "tls://", 6)) {
+		r->direct_tls = true;
+		s += 6;
+	}
+	if (!s || split_addr(s, host, sizeof(host), &r->port) < 0)
+		return fail(L, v, "s2s.routes.%s: expected a numeric address and port such as "
+			    "192.0.2.7:5269 (tls://192.0.2.7:5270 for Direct TLS)", key);
+	r->host = strdup(host);
+	return r->host ? 0 : fail(L, v, "out of memory");
+}
+
+static int s2s_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config *c = L->cfg;
+
+	if (!strcmp(key, "dialback"))
+		return get_bool(L, v, "s2s.dialback", &c->s2s.dialback);
+	if (!strcmp(key, "require_valid_certs"))
+		return get_bool(L, v, "s2s.require_valid_certs", &c->s2s.require_valid_certs);
+	if (!strcmp(key, "dialback_secret")) {
+		const char *s = scalar(v);
+		if (!s || strlen(s) < 16)
+			return fail(L, v, "s2s.dialback_secret: at least 16 characters (the same on every "
+				    "edge that serves these domains)");
+		return get_str(L, v, "s2s.dialback_secret", &c->s2s.dialback_secret);
+	}
+	if (!strcmp(key, "idle_timeout")) {
+		GET_U(L, v, "s2s.idle_timeout", 1, 86400, c->s2s.idle_timeout);
+		return 0;
+	}
+	if (!strcmp(key, "connect_timeout")) {
+		GET_U(L, v, "s2s.connect_timeout", 1, 600, c->s2s.connect_timeout);
+		return 0;
+	}
+	if (!strcmp(key, "queue_bytes")) {
+		GET_U(L, v, "s2s.queue_bytes", 4096, 1u << 30, c->s2s.queue_bytes);
+		return 0;
+	}
+	if (!strcmp(key, "dns_servers")) {
+		const char *s = scalar(v);
+		if (!s || !*s || strlen(s) > 512 || strspn(s, "0123456789abcdefABCDEF.:[],") != strlen(s))
+			return fail(L, v, "s2s.dns_servers: expected numeric addresses such as "
+				    "127.0.0.1:53,[::1]:53");
+		return get_str(L, v, "s2s.dns_servers", &c->s2s.dns_servers);
+	}
+	if (!strcmp(key, "routes"))
+		return each_pair(L, v, "s2s.routes", route_pair, NULL);
+	return fail(L, v, "s2s: unknown key '%s' (known: dialback, require_valid_certs, "
+		    "dialback_secret, idle_timeout, connect_timeout, queue_bytes, dns_servers, routes)", key);
+}
+
+static int component_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config_component *k = arg;
+
+	if (!strcmp(key, "name"))
+		return get_domain(L, v, "component name", &k->name);
+	if (!strcmp(key, "secret")) {
+		const char *s = scalar(v);
+		if (!s || !*s)
+			return fail(L, v, "component secret: must not be empty");
+		return get_str(L, v, "component secret", &k->secret);
+	}
+	return fail(L, v, "component: unknown key '%s' (known: name, secret)", key);
+}
+
 /* An endpoint: "host:port" as given, or "unix:PATH" with PATH resolved
  * like any other path in the file. */
 static int get_endpoint(struct loader *L, const yaml_node_t *n, const char *key, char **out)
@@ -458,6 +558,7 @@ static int one_listener(struct loader *L, yaml_node_t *item, size_t i)
 	struct config_listener *l = &L->cfg->listeners[i];
 
 	l->backlog = 4096;
+	L->listener_line[i] = item->start_mark.line + 1;
 	if (each_pair(L, item, "listener", listener_pair, l) < 0)
 		return -1;
 	if (!l->kind || !l->host)
@@ -483,6 +584,24 @@ static int one_domain(struct loader *L, yaml_node_t *item, size_t i)
 	for (size_t j = 0; j < i; j++)
 		if (!strcmp(L->cfg->domains[j].name, d->name))
 			return fail(L, item, "domain %s is listed twice", d->name);
+	return 0;
+}
+
+static int one_component(struct loader *L, yaml_node_t *item, size_t i)
+{
+	struct config_component *k = &L->cfg->components[i];
+
+	if (each_pair(L, item, "component", component_pair, k) < 0)
+		return -1;
+	if (!k->name || !k->secret)
+		return fail(L, item, "component: needs both 'name' and 'secret'");
+	for (size_t j = 0; j < i; j++)
+		if (!strcmp(L->cfg->components[j].name, k->name))
+			return fail(L, item, "component %s is listed twice", k->name);
+	for (size_t j = 0; j < L->cfg->ndomains; j++)
+		if (!strcmp(L->cfg->domains[j].name, k->name))
+			return fail(L, item, "component %s: that name is one of 'domains' (served here); "
+				    "a component needs a domain of its own", k->name);
 	return 0;
 }
 
@@ -516,9 +635,15 @@ static int top_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg
 		return each_pair(L, v, "register", register_pair, NULL);
 	} else if (!strcmp(key, "legacy_auth")) {
 		return each_pair(L, v, "legacy_auth", legacy_auth_pair, NULL);
+	} else if (!strcmp(key, "s2s")) {
+		L->s2s_line = v->start_mark.line + 1;
+		return each_pair(L, v, "s2s", s2s_pair, NULL);
+	} else if (!strcmp(key, "components")) {
+		return seq_each(L, v, "components", CONFIG_MAX_COMPONENTS, &c->ncomponents, one_component);
 	} else {
 		return fail(L, v, "unknown key '%s' (known: workers, log_level, listeners, domains, tls, "
-			    "limits, timeouts, backend, session_server, register, legacy_auth)", key);
+			    "limits, timeouts, backend, session_server, register, legacy_auth, s2s, "
+			    "components)", key);
 	}
 	return 0;
 }
@@ -550,6 +675,10 @@ static void defaults(struct config *c)
 	c->reg.rate = 3;
 	c->sm.mam_retention_days = 30;
 	c->sm.mam_default = 1;      /* roster */
+	c->s2s.dialback = true;
+	c->s2s.idle_timeout = 600;
+	c->s2s.connect_timeout = 30;
+	c->s2s.queue_bytes = 1u << 20;
 }
 
 /*
@@ -680,6 +809,33 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 			 "upstream server handles these requests)", path, L.native_only_line, L.native_only_key);
 		goto out;
 	}
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		int k = cfg->listeners[i].kind;
+		if (k == LISTEN_S2S || k == LISTEN_S2S_TLS)
+			cfg->s2s.enabled = true;
+		if ((k == LISTEN_S2S || k == LISTEN_S2S_TLS || k == LISTEN_COMPONENT) &&
+		    cfg->backend_upstream) {
+			snprintf(err, errlen, "%s:%lu: %s listeners need the native backend (in upstream "
+				 "mode the upstream server federates and hosts components itself)", path,
+				 L.listener_line[i], k == LISTEN_COMPONENT ? "component" : "s2s");
+			goto out;
+		}
+		if (k == LISTEN_COMPONENT && cfg->ncomponents == 0) {
+			snprintf(err, errlen, "%s:%lu: a component listener needs a 'components' list (name "
+				 "and secret of each component allowed to connect)", path, L.listener_line[i]);
+			goto out;
+		}
+	}
+	if (L.s2s_line && !cfg->s2s.enabled) {
+		snprintf(err, errlen, "%s:%lu: s2s: settings given but no listener of type s2s or s2s_tls "
+			 "(federation needs one: peers connect back to verify us)", path, L.s2s_line);
+		goto out;
+	}
+	if (cfg->s2s.enabled && !cfg->s2s.dialback && !cfg->tls_ca_file) {
+		snprintf(err, errlen, "%s:%lu: s2s.dialback is off, so peers must present certificates that "
+			 "verify: set tls.ca_file (e.g. /etc/ssl/certs/ca-certificates.crt)", path, L.s2s_line);
+		goto out;
+	}
 	if (cfg->upstream_tls && !cfg->tls_ca_file) {
 		snprintf(err, errlen, "%s:%lu: backend.upstream_tls needs tls.ca_file: the CA certificates "
 			 "that sign the upstream server's certificate", path, L.upstream_tls_line);
@@ -710,6 +866,16 @@ void config_free(struct config *cfg)
 	free(cfg->backend_secret);
 	free(cfg->backend_upstream);
 	free(cfg->tls_ca_file);
+	free(cfg->s2s.dialback_secret);
+	free(cfg->s2s.dns_servers);
+	for (size_t i = 0; i < cfg->s2s.nroutes; i++) {
+		free(cfg->s2s.routes[i].domain);
+		free(cfg->s2s.routes[i].host);
+	}
+	for (size_t i = 0; i < cfg->ncomponents; i++) {
+		free(cfg->components[i].name);
+		free(cfg->components[i].secret);
+	}
 	free(cfg->sm.database);
 	free(cfg->sm.admin_socket);
 	free(cfg->sm.listen);

@@ -24,7 +24,27 @@ enum listener_kind {
 	LISTEN_C2S = 1,       /* XMPP c2s with STARTTLS (RFC 6120) */
 	LISTEN_C2S_TLS = 2,   /* XMPP c2s Direct TLS (XEP-0368) */
 	LISTEN_WS = 3,        /* XMPP over WebSocket (RFC 7395), plain HTTP behind a TLS ingress */
-	LISTEN_WSS = 4        /* XMPP over WebSocket over TLS */
+	LISTEN_WSS = 4,       /* XMPP over WebSocket over TLS */
+	LISTEN_S2S = 5,       /* server-to-server with STARTTLS (RFC 6120), port 5269 */
+	LISTEN_S2S_TLS = 6,   /* server-to-server Direct TLS (XEP-0368, ALPN xmpp-server) */
+	LISTEN_COMPONENT = 7  /* external components (XEP-0114) */
+};
+
+#define CONFIG_MAX_COMPONENTS 64
+#define CONFIG_MAX_S2S_ROUTES 64
+
+/* components: an external component (XEP-0114) allowed to connect */
+struct config_component {
+	char *name;           /* canonical domain it serves (its subdomains too) */
+	char *secret;         /* the handshake's shared secret */
+};
+
+/* s2s.routes: a remote domain reached at a fixed address instead of DNS */
+struct config_s2s_route {
+	char *domain;         /* canonical */
+	char *host;           /* numeric IPv4/IPv6 address */
+	uint16_t port;
+	bool direct_tls;      /* "tls://host:port": XEP-0368 Direct TLS there */
 };
 
 struct config_listener {
@@ -97,6 +117,23 @@ struct config {
 	int upstream_proxy;       /* PROXY_*: header sent to the upstream first */
 	bool upstream_tls;        /* STARTTLS on the upstream stream, verified against tls_ca_file */
 	char *tls_ca_file;        /* tls.ca_file: PEM CA certificates that sign the upstream's */
+
+	/* Federation (docs/architecture.md): on when an s2s or s2s_tls listener is
+	 * configured.  Native backend only. */
+	struct {
+		bool enabled;             /* an s2s listener exists */
+		bool dialback;            /* XEP-0220 when certificates do not verify (default true) */
+		bool require_valid_certs; /* only peers whose certificate verifies (default false) */
+		char *dialback_secret;    /* keys for XEP-0220 (NULL: random per process) */
+		uint32_t idle_timeout;    /* seconds an s2s stream may carry nothing (default 600) */
+		uint32_t connect_timeout; /* seconds to reach and authenticate to a peer (default 30) */
+		uint32_t queue_bytes;     /* stanza bytes queued per remote domain while connecting */
+		char *dns_servers;        /* "ip:port,..." instead of /etc/resolv.conf (NULL) */
+		struct config_s2s_route routes[CONFIG_MAX_S2S_ROUTES];
+		size_t nroutes;
+	} s2s;
+	struct config_component components[CONFIG_MAX_COMPONENTS];
+	size_t ncomponents;
 
 	/* The session server itself (embedded, or the xedge-sm process). */
 	struct {

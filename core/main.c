@@ -194,7 +194,8 @@ int main(int argc, char **argv)
 		}
 	}
 	for (size_t i = 0; i < cfg.nlisteners; i++) {
-		static const char *const kinds[] = { "?", "c2s-starttls", "c2s-direct-tls", "ws", "wss" };
+		static const char *const kinds[] = { "?", "c2s-starttls", "c2s-direct-tls", "ws", "wss",
+						     "s2s-starttls", "s2s-direct-tls", "component" };
 		const struct config_listener *cl = &cfg.listeners[i];
 		log_info("listening", "address=%s:%u type=%s path=%s proxy_protocol=%s", cl->host, cl->port,
 			 kinds[cl->kind], cl->path ? cl->path : "-", cl->proxy_protocol ? "required" : "no");

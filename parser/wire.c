@@ -171,6 +171,11 @@ static bool reg_op_ok(uint8_t op)
 	return op >= WIRE_REG_CREATE && op <= WIRE_REG_REMOVE;
 }
 
+static bool domain_op_ok(uint8_t op)
+{
+	return op >= WIRE_DOMAIN_UP && op <= WIRE_DOMAIN_S2S;
+}
+
 static bool type_ok(uint8_t t)
 {
 	return t >= WIRE_HELLO && t <= WIRE_TYPE_MAX;
@@ -246,6 +251,7 @@ long wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
 			r.bad = true;
 		break;
 	case WIRE_STANZA:
+	case WIRE_ROUTE:
 		m.u.stanza.kind = rd_u8(&r);
 		m.u.stanza.flags = rd_u8(&r);
 		m.u.stanza.type = rd_str16(&r);
@@ -291,6 +297,12 @@ long wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
 		if (!status_ok(m.u.reg_resp.status))
 			r.bad = true;
 		break;
+	case WIRE_DOMAIN:
+		m.u.domain.op = rd_u8(&r);
+		m.u.domain.domain = rd_str16(&r);
+		if (!domain_op_ok(m.u.domain.op))
+			r.bad = true;
+		break;
 	default:
 		return -1;
 	}
@@ -334,6 +346,7 @@ static size_t fields_size(const struct wire_msg *m)
 	case WIRE_BIND_RESP:
 		return 1 + s16(m->u.bind_resp.jid);
 	case WIRE_STANZA:
+	case WIRE_ROUTE:
 		return 2 + s16(m->u.stanza.type) + s16(m->u.stanza.to) + s16(m->u.stanza.from) +
 		       s16(m->u.stanza.id) + s16(m->u.stanza.ns) + 4 + (size_t)m->u.stanza.raw.len;
 	case WIRE_SESSION_CLOSE:
@@ -352,6 +365,8 @@ static size_t fields_size(const struct wire_msg *m)
 		       scram_size(&m->u.reg.sha256);
 	case WIRE_REGISTER_RESP:
 		return 1;
+	case WIRE_DOMAIN:
+		return 1 + s16(m->u.domain.domain);
 	default:
 		return 0;
 	}
@@ -397,6 +412,7 @@ static bool msg_ok(const struct wire_msg *m)
 	case WIRE_BIND_RESP:
 		return status_ok(m->u.bind_resp.status) && str_ok(m->u.bind_resp.jid, STR16_MAX);
 	case WIRE_STANZA:
+	case WIRE_ROUTE:
 		return kind_ok(m->u.stanza.kind) && stanza_flags_ok(m->u.stanza.flags) &&
 		       str_ok(m->u.stanza.type, STR16_MAX) && str_ok(m->u.stanza.to, STR16_MAX) &&
 		       str_ok(m->u.stanza.from, STR16_MAX) && str_ok(m->u.stanza.id, STR16_MAX) &&
@@ -411,6 +427,8 @@ static bool msg_ok(const struct wire_msg *m)
 		       scram_ok(&m->u.reg.sha256, 32);
 	case WIRE_REGISTER_RESP:
 		return status_ok(m->u.reg_resp.status);
+	case WIRE_DOMAIN:
+		return domain_op_ok(m->u.domain.op) && str_ok(m->u.domain.domain, STR16_MAX);
 	case WIRE_DELIVERED:
 	case WIRE_CREDIT:
 	case WIRE_HELLO_OK:
@@ -531,6 +549,7 @@ size_t wire_encode(const struct wire_msg *msg, uint8_t *buf, size_t cap)
 		p = wr_str16(p, msg->u.bind_resp.jid);
 		break;
 	case WIRE_STANZA:
+	case WIRE_ROUTE:
 		p = wr_u8(p, msg->u.stanza.kind);
 		p = wr_u8(p, msg->u.stanza.flags);
 		p = wr_str16(p, msg->u.stanza.type);
@@ -566,6 +585,10 @@ size_t wire_encode(const struct wire_msg *msg, uint8_t *buf, size_t cap)
 	case WIRE_REGISTER_RESP:
 		p = wr_u8(p, msg->u.reg_resp.status);
 		break;
+	case WIRE_DOMAIN:
+		p = wr_u8(p, msg->u.domain.op);
+		p = wr_str16(p, msg->u.domain.domain);
+		break;
 	}
 	/* Sizes and writers are two descriptions of one layout; they agree. */
 	return (size_t)(p - buf) == size ? size : 0;
@@ -591,6 +614,8 @@ const char *wire_type_str(uint8_t type)
 		[WIRE_DELIVERED] = "delivered",
 		[WIRE_REGISTER] = "register",
 		[WIRE_REGISTER_RESP] = "register_resp",
+		[WIRE_ROUTE] = "route",
+		[WIRE_DOMAIN] = "domain",
 	};
 
 	return type_ok(type) ? names[type] : "unknown";

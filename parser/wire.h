@@ -46,7 +46,10 @@ enum wire_type {
 	WIRE_DELIVERED = 15,    /* edge -> sm   stanza bytes written to the client's socket, cumulative */
 	WIRE_REGISTER = 16,     /* edge -> sm   XEP-0077: create an account, change its keys, remove it */
 	WIRE_REGISTER_RESP = 17,/* sm -> edge   status of a WIRE_REGISTER */
-	WIRE_TYPE_MAX = 17
+	WIRE_ROUTE = 18,        /* both ways    a stanza to or from an external entity (s2s peer or
+	                           component): the WIRE_STANZA fields, sid 0 */
+	WIRE_DOMAIN = 19,       /* edge -> sm   an external route on this link: component up/down, s2s */
+	WIRE_TYPE_MAX = 19
 };
 
 /* WIRE_SESSION_OPEN flags */
@@ -61,6 +64,13 @@ enum wire_reg_op {
 	WIRE_REG_CREATE = 1,  /* new account user@domain with the given keys */
 	WIRE_REG_PASSWORD = 2,/* replace the keys of the session's own account */
 	WIRE_REG_REMOVE = 3   /* delete the session's own account (keys absent) */
+};
+
+/* WIRE_DOMAIN operations */
+enum wire_domain_op {
+	WIRE_DOMAIN_UP = 1,   /* the component serving `domain` (and its subdomains) is on this link */
+	WIRE_DOMAIN_DOWN = 2, /* `domain` is a component's, not connected here: its stanzas bounce */
+	WIRE_DOMAIN_S2S = 3   /* this link carries server-to-server traffic (domain empty) */
 };
 
 /* Status codes in WIRE_CRED_RESP, WIRE_BIND_RESP and WIRE_REGISTER_RESP */
@@ -130,7 +140,9 @@ struct wire_msg {
 			struct wire_scram sha1, sha256; /* CREATE, PASSWORD; key_len 0 for REMOVE */
 		} reg;
 		struct { uint8_t status; } reg_resp;
+		struct { uint8_t op; struct wire_str domain; } domain; /* op: enum wire_domain_op */
 	} u;
+	/* WIRE_ROUTE uses u.stanza. */
 };
 
 /*

@@ -131,6 +131,70 @@ static void test_errors(void **state)
 		     "  enabled: true\n", ":6: ", "legacy_auth.enabled applies to the native backend only");
 	expect_error("domains:\n  - name: a.org\nregister: {enabled: true}\nbackend:\n"
 		     "  upstream: 127.0.0.1:5322\n", ":3: ", "register.enabled applies to the native");
+	expect_error("domains:\n  - name: a.org\nlisteners:\n  - type: s2s\n    address: 127.0.0.1:5269\n"
+		     "backend:\n  upstream: 127.0.0.1:5322\n", ":4: ", "s2s listeners need the native");
+	expect_error("domains:\n  - name: a.org\nlisteners:\n  - type: component\n"
+		     "    address: 127.0.0.1:5347\n", ":4: ", "needs a 'components' list");
+	expect_error("domains:\n  - name: a.org\ns2s:\n  dialback: false\n", ":4: ",
+		     "no listener of type s2s");
+	expect_error("domains:\n  - name: a.org\nlisteners:\n  - type: s2s\n    address: 127.0.0.1:5269\n"
+		     "s2s:\n  dialback: false\n", ":7: ", "set tls.ca_file");
+	expect_error("domains:\n  - name: a.org\ns2s:\n  routes:\n    b.org: b.org:5269\n", ":5: ",
+		     "s2s.routes.b.org: expected a numeric address");
+	expect_error("domains:\n  - name: a.org\ns2s:\n  dialback_secret: short\n", ":4: ",
+		     "at least 16 characters");
+	expect_error("domains:\n  - name: a.org\ncomponents:\n  - name: irc.a.org\n", ":4: ",
+		     "needs both 'name' and 'secret'");
+	expect_error("domains:\n  - name: a.org\ncomponents:\n  - name: a.org\n    secret: x\n", ":4: ",
+		     "is one of 'domains'");
+}
+
+static void test_s2s(void **state)
+{
+	struct config cfg;
+	char err[512];
+	const char *yaml =
+		"listeners:\n"
+		"  - type: s2s\n"
+		"    address: 0.0.0.0:5269\n"
+		"  - type: s2s_tls\n"
+		"    address: 0.0.0.0:5270\n"
+		"  - type: component\n"
+		"    address: 127.0.0.1:5347\n"
+		"domains:\n"
+		"  - name: a.org\n"
+		"s2s:\n"
+		"  require_valid_certs: true\n"
+		"  idle_timeout: 60\n"
+		"  dns_servers: 127.0.0.1:5353\n"
+		"  routes:\n"
+		"    B.org: 127.0.0.2:5269\n"
+		"    c.org: tls://[::1]:5270\n"
+		"components:\n"
+		"  - name: IRC.a.org\n"
+		"    secret: s3cret\n";
+
+	assert_int_equal(load(yaml, &cfg, err, sizeof(err)), 0);
+	assert_true(cfg.s2s.enabled);
+	assert_true(cfg.s2s.dialback);
+	assert_true(cfg.s2s.require_valid_certs);
+	assert_int_equal(cfg.s2s.idle_timeout, 60);
+	assert_int_equal(cfg.s2s.connect_timeout, 30);
+	assert_string_equal(cfg.s2s.dns_servers, "127.0.0.1:5353");
+	assert_int_equal(cfg.listeners[0].kind, LISTEN_S2S);
+	assert_int_equal(cfg.listeners[1].kind, LISTEN_S2S_TLS);
+	assert_int_equal(cfg.listeners[2].kind, LISTEN_COMPONENT);
+	assert_int_equal(cfg.s2s.nroutes, 2);
+	assert_string_equal(cfg.s2s.routes[0].domain, "b.org");
+	assert_string_equal(cfg.s2s.routes[0].host, "127.0.0.2");
+	assert_int_equal(cfg.s2s.routes[0].port, 5269);
+	assert_false(cfg.s2s.routes[0].direct_tls);
+	assert_string_equal(cfg.s2s.routes[1].host, "::1");
+	assert_true(cfg.s2s.routes[1].direct_tls);
+	assert_int_equal(cfg.ncomponents, 1);
+	assert_string_equal(cfg.components[0].name, "irc.a.org");
+	assert_string_equal(cfg.components[0].secret, "s3cret");
+	config_free(&cfg);
 }
 
 static void test_env_override(void **state)
@@ -157,6 +221,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_s2s),
 		cmocka_unit_test(test_env_override),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

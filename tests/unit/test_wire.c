@@ -110,6 +110,19 @@ static struct wire_msg sample(uint8_t t)
 	case WIRE_REGISTER_RESP:
 		m.u.reg_resp.status = WIRE_CONFLICT;
 		break;
+	case WIRE_ROUTE:
+		m.sid = 0;
+		m.u.stanza.kind = WIRE_KIND_MESSAGE;
+		m.u.stanza.type = S("chat");
+		m.u.stanza.to = S("romeo@montague.example");
+		m.u.stanza.from = S("juliet@example.com/balcony");
+		m.u.stanza.raw = S("<message type='chat' to='romeo@montague.example'><body>hi</body></message>");
+		break;
+	case WIRE_DOMAIN:
+		m.sid = 0;
+		m.u.domain.op = WIRE_DOMAIN_UP;
+		m.u.domain.domain = S("irc.example.com");
+		break;
 	}
 	return m;
 }
@@ -171,6 +184,7 @@ static void assert_msg_eq(const struct wire_msg *a, const struct wire_msg *b)
 		assert_str_eq(a->u.bind_resp.jid, b->u.bind_resp.jid);
 		break;
 	case WIRE_STANZA:
+	case WIRE_ROUTE:
 		assert_int_equal(a->u.stanza.kind, b->u.stanza.kind);
 		assert_int_equal(a->u.stanza.flags, b->u.stanza.flags);
 		assert_str_eq(a->u.stanza.type, b->u.stanza.type);
@@ -205,6 +219,10 @@ static void assert_msg_eq(const struct wire_msg *a, const struct wire_msg *b)
 		break;
 	case WIRE_REGISTER_RESP:
 		assert_int_equal(a->u.reg_resp.status, b->u.reg_resp.status);
+		break;
+	case WIRE_DOMAIN:
+		assert_int_equal(a->u.domain.op, b->u.domain.op);
+		assert_str_eq(a->u.domain.domain, b->u.domain.domain);
 		break;
 	default:
 		fail();
@@ -593,6 +611,8 @@ static void test_names(void **state)
 	assert_string_equal(wire_type_str(WIRE_DELIVERED), "delivered");
 	assert_string_equal(wire_type_str(WIRE_REGISTER), "register");
 	assert_string_equal(wire_type_str(WIRE_REGISTER_RESP), "register_resp");
+	assert_string_equal(wire_type_str(WIRE_ROUTE), "route");
+	assert_string_equal(wire_type_str(WIRE_DOMAIN), "domain");
 	for (unsigned t = 1; t <= WIRE_TYPE_MAX; t++)
 		assert_string_not_equal(wire_type_str((uint8_t)t), "unknown");
 }
