@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/route.h"
 
 #define LINK_RX_CHUNK (256u * 1024)
 #define LINK_OUT_LIMIT (256u << 20)   /* beyond this the session server is not keeping up */
@@ -337,6 +338,9 @@ void link_on_recv(struct worker *w, int res)
 		if (m.type == WIRE_HELLO_OK) {
 			l->up = true;
 			log_info("session server link up", "worker=%d version=%u", w->id, m.u.hello_ok.version);
+			route_link_up(w);
+		} else if (m.type == WIRE_ROUTE) {
+			route_from_sm(w, &m);
 		} else if (m.type == WIRE_PING) {
 			struct wire_msg pong = { .type = WIRE_PONG, .u.ping.token = m.u.ping.token };
 			link_send(w, &pong);

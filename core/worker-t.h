@@ -45,6 +45,7 @@
 
 struct auth_job;
 struct conn;
+struct s2s;
 struct sasl;
 struct session;
 struct xmlstage;
@@ -311,6 +312,11 @@ struct worker {
 	size_t stamp_cap;
 	struct sockaddr_storage upstream;  /* backend.upstream, resolved */
 	socklen_t upstream_len;
+
+	/* External routes (route.h): the stream of each configured component
+	 * connected to this worker (by cfg index), and the s2s state (s2s.c). */
+	struct conn *components[CONFIG_MAX_COMPONENTS];
+	struct s2s *s2s;
 
 	struct offload *offload; /* the process's pool for slow jobs (main.c) */
 	struct offload_port offload_port; /* where our jobs come back; the loop runs until it is idle */
