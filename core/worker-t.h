@@ -44,6 +44,7 @@
 #include "tls/tls.h"
 
 struct auth_job;
+struct comp;
 struct conn;
 struct s2s;
 struct sasl;
@@ -147,6 +148,13 @@ struct role_ops {
 	void (*ended)(struct conn *c, int reason); /* the stream is over (enum wire_reason) */
 	void (*free)(struct conn *c);
 	void (*connected)(struct conn *c, int res); /* outbound: the connect completed (0 / -errno) */
+	/* Where an inbound stream's header rules differ from c2s's (xmpp.c):
+	 * host: the name (config-owned) a header's `to` asks for, NULL for
+	 * host-unknown; when the hook is NULL, `to` must be a served domain. */
+	const char *(*host)(const struct config *cfg, const char *to, size_t n);
+	bool no_version;     /* headers need not carry a version (XEP-0114) */
+	bool keepalive;      /* an idle stream in `session` gets a whitespace keepalive
+	                        (RFC 6120 §4.6.1) instead of connection-timeout */
 };
 
 /*
@@ -183,6 +191,7 @@ struct conn {
 	const struct backend_ops *be;
 	struct session *sess;    /* native backend: the session this stream carries */
 	struct conn *tied;       /* upstream backend: the other half of the relay */
+	struct comp *comp;       /* component role: its state (component.c) */
 	struct framer fr;
 	struct buf in;           /* XMPP bytes received, not yet consumed */
 	struct buf out;          /* wire bytes queued behind the send in flight */
@@ -200,6 +209,7 @@ struct conn {
 	uint32_t due;            /* when the current state times out (before a session) */
 	uint32_t slow_since;     /* when the output queue went over the limit */
 	uint32_t sm_due;         /* while CF_WAIT_SM: when to give up on the backend */
+	uint64_t tx_sent;        /* bytes the socket has taken so far (completed sends) */
 	int64_t tok_bytes, tok_stanzas; /* rate limit buckets (may go negative) */
 	uint64_t tok_ms;         /* last refill, ms */
 	struct conn *tnext, *tprev; /* timer wheel bucket */

@@ -359,6 +359,7 @@ static void on_send(struct conn *c, int res)
 		}
 	} else {
 		buf_consume(&c->sending, (size_t)res);
+		c->tx_sent += (uint64_t)res;
 		if ((c->flags & CF_SLOW) && conn_queued(c) < c->w->cfg->limits.max_out_bytes / 2)
 			c->flags &= ~CF_SLOW;   /* caught up */
 		if (c->role->sent && c->state != CS_CLOSING)

@@ -316,7 +316,9 @@ static int on_header(struct conn *c, const uint8_t *p, size_t n)
 	/* An inbound stream names the domain it is for; our answer (and any
 	 * error) comes from that domain. */
 	if (!(c->flags & CF_OUTBOUND)) {
-		dom = h.has_to ? served_domain(c->w->cfg, h.to.p, h.to.len) : NULL;
+		dom = !h.has_to ? NULL
+		      : c->role->host ? c->role->host(c->w->cfg, h.to.p, h.to.len)
+		      : served_domain(c->w->cfg, h.to.p, h.to.len);
 		if (dom && !c->domain)
 			c->domain = dom;
 	}
@@ -338,7 +340,7 @@ static int on_header(struct conn *c, const uint8_t *p, size_t n)
 	}
 	/* A higher major version is answered with ours (1.0); lower or malformed
 	 * ones cannot be served. */
-	if (!h.has_version || version_major(&h.version) < 1) {
+	if (!c->role->no_version && (!h.has_version || version_major(&h.version) < 1)) {
 		xmpp_error(c, "unsupported-version", NULL);
 		return STOP_DISCARD;
 	}
@@ -583,6 +585,13 @@ void xmpp_timeout(struct conn *c)
 	}
 	next = (c->state == CS_SESSION || (c->state == CS_RELAY && (c->flags & CF_AUTHED)))
 		       ? c->last_rx + cfg->timeouts.idle : c->due;
+	if (next && w->now >= next && c->state == CS_SESSION && c->role->keepalive) {
+		/* A quiet peer that may stay quiet (a component): say something
+		 * instead.  A dead one is found when TCP gives up on the bytes. */
+		xmpp_outs(c, " ");
+		c->last_rx = w->now;
+		next = w->now + cfg->timeouts.idle;
+	}
 	if (next && w->now >= next) {
 		xmpp_error(c, "connection-timeout", NULL);
 		return;
