@@ -133,6 +133,9 @@ void route_bounce(struct worker *w, int kind, struct wire_str type, struct wire_
 	if ((type.len == 5 && memcmp(type.p, "error", 5) == 0) || from.len == 0 || kind < 1 ||
 	    kind > 3)
 		return;
+	/* Nor for an iq result (RFC 6120 §8.2.3: no answer to a result). */
+	if (kind == WIRE_KIND_IQ && type.len == 6 && memcmp(type.p, "result", 6) == 0)
+		return;
 	/* Presence is not answered when lost (RFC 6121 §4.6.2, §4.3: broadcasts,
 	 * probes), except a subscription request, whose sender waits for one. */
 	if (kind == WIRE_KIND_PRESENCE && !(type.len == 9 && memcmp(type.p, "subscribe", 9) == 0))

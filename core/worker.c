@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/component.h"
 #include "core/iplimit.h"
 #include "core/link.h"
 #include "core/log.h"
@@ -598,7 +599,7 @@ static void on_accept(struct listener *l, struct io_uring_cqe *cqe)
 		return;
 	}
 	c->listener = l->index;
-	c->role = &role_c2s;
+	c->role = cl->kind == LISTEN_COMPONENT ? &role_component : &role_c2s;
 	c->be = w->native ? &backend_native : &backend_upstream;
 	w->stat_accepted++;
 	if (conn_layers(c, cl) < 0) {
