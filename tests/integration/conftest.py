@@ -207,6 +207,9 @@ class ServerOptions:
     idle_timeout: int = 600
     log_level: str = "debug"
     extra_edge_yaml: str = ""        # appended verbatim to the edge config
+    # XEP-0114 components [(name, secret), ...]: a `component` listener (component_port)
+    # and the `components:` list
+    components: list = field(default_factory=list)
     sm: dict = field(default_factory=dict)   # more session_server: keys (either mode)
     # More edge `limits:` / `timeouts:` keys, e.g. {"max_connections_per_ip": 5};
     # a key given here wins over the named field of the same meaning above.
@@ -245,6 +248,7 @@ class Server:
         self.edge_config = workdir / "xedge.yaml"
         self.ws_port = free_port() if opts.ws else None
         self.wss_port = free_port() if opts.ws else None
+        self.component_port = free_port() if opts.components else None
         if opts.mode == "upstream":
             self.sm_config = None
             self.ctl_config = None
@@ -274,6 +278,8 @@ class Server:
         listeners = [("c2s", self.c2s_port), ("c2s_tls", self.tls_port)]
         if o.ws:
             listeners += [("ws", self.ws_port), ("wss", self.wss_port)]
+        if o.components:
+            listeners += [("component", self.component_port)]
         pp = "    proxy_protocol: true\n" if o.proxy_protocol else ""
         edge = (f"workers: {o.workers}\n"
                 f"log_level: {o.log_level}\n"
@@ -307,6 +313,9 @@ class Server:
                   "domains:\n"
                   f"  - name: {self.domain}\n" + self._sm_yaml(with_listen=True))
             self.sm_config.write_text(sm)
+        if o.components:
+            edge += "components:\n" + "".join(f"  - name: {n}\n    secret: \"{k}\"\n"
+                                              for n, k in o.components)
         edge += o.extra_edge_yaml
         self.edge_config.write_text(edge)
 
@@ -346,7 +355,8 @@ class Server:
                        lambda: edge.text().count("session server link up") >= self.opts.workers)
         if self.opts.mode == "embedded":
             self._wait(edge, "admin socket", self.admin_socket.exists)
-        for port in (self.c2s_port, self.tls_port, self.ws_port, self.wss_port):
+        for port in (self.c2s_port, self.tls_port, self.ws_port, self.wss_port,
+                     self.component_port):
             if port is None:
                 continue
             self._wait(edge, f"listener on 127.0.0.1:{port}", lambda port=port: port_accepts(port))
