@@ -46,6 +46,7 @@
 #include "core/worker.h"
 #include "core/xmpp.h"
 #include "core/xprt.h"
+#include "parser/jid.h"
 #include "parser/xep114.h"
 #include "parser/xmltag.h"
 #include "tls/crypto.h"
@@ -369,6 +370,22 @@ static void comp_stanza_error(struct conn *c, const struct xs_stanza *s, const c
 	free(to);
 }
 
+/* The from of a component's stanza: in its domain, and not in a subdomain
+ * that is another configured component's (x.irc.example is not
+ * irc.example's when x.irc.example is configured too). */
+static enum xep114_addr from_check(const struct conn *c, const struct xs_stanza *s)
+{
+	enum xep114_addr a = xep114_addr(comp_name(c), true, s->has_from, s->from.p, s->from.len);
+	struct jid_view v;
+	char dom[JID_PART_MAX];
+
+	if (a != XEP114_ADDR_OK || jid_parse(s->from.p, s->from.len, &v) < 0)
+		return a;
+	jid_fold(v.domain, v.domain_len, dom);
+	return route_component(c->w->cfg, dom, v.domain_len) == c->comp->k ? XEP114_ADDR_OK
+									 : XEP114_ADDR_FOREIGN;
+}
+
 static int on_stanza(struct conn *c, const struct xs_stanza *s, const uint8_t *p, size_t n)
 {
 	struct worker *w = c->w;
@@ -381,7 +398,7 @@ static int on_stanza(struct conn *c, const struct xs_stanza *s, const uint8_t *p
 	/* XEP-0114 §3: "All stanzas sent to the server MUST possess a 'from'
 	 * attribute and a 'to' attribute" and the from's domain is the
 	 * component's.  RFC 6120 §4.9.3.14 and §4.9.3.9 name the errors. */
-	switch (xep114_addr(name, true, s->has_from, s->from.p, s->from.len)) {
+	switch (from_check(c, s)) {
 	case XEP114_ADDR_OK:
 		break;
 	case XEP114_ADDR_FOREIGN:

@@ -38,14 +38,23 @@ void route_link_up(struct worker *w)
 
 int route_component(const struct config *cfg, const char *dom, size_t n)
 {
+	int best = -1;
+	size_t best_len = 0;
+
+	/* The longest name wins: with irc.example and x.irc.example both
+	 * configured, a.x.irc.example is the second's (as in the session
+	 * server). */
 	for (size_t k = 0; k < cfg->ncomponents; k++) {
 		const char *name = cfg->components[k].name;
 		size_t len = strlen(name);
-		if (n == len ? memcmp(dom, name, n) == 0
-		    : n > len && dom[n - len - 1] == '.' && memcmp(dom + n - len, name, len) == 0)
-			return (int)k;
+		if ((n == len ? memcmp(dom, name, n) == 0
+		     : n > len && dom[n - len - 1] == '.' && memcmp(dom + n - len, name, len) == 0) &&
+		    len > best_len) {
+			best = (int)k;
+			best_len = len;
+		}
 	}
-	return -1;
+	return best;
 }
 
 /* The domain part of a JID as sent (no validation beyond finding it). */

@@ -34,8 +34,8 @@ void route_component_state(struct worker *w, size_t k, bool up);
 /* A WIRE_ROUTE from the session server. */
 void route_from_sm(struct worker *w, const struct wire_msg *m);
 
-/* The configured component whose domain is dom[0..n) or a parent of it:
- * its index, or -1. */
+/* The configured component whose domain is dom[0..n) (canonical) or the
+ * nearest parent of it: its index, or -1. */
 int route_component(const struct config *cfg, const char *dom, size_t n);
 
 /* An external entity's stanza s (bytes p[0..n)) to the session server, its

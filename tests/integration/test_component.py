@@ -30,7 +30,8 @@ COMP = "comp.localhost"
 SECRET = "s3cret-'&<-x"           # characters the config and the hash must carry as they are
 OTHER = "other.localhost"
 OTHER_SECRET = "other-secret"
-COMPONENTS = [(COMP, SECRET), (OTHER, OTHER_SECRET)]
+NESTED = "muc." + COMP              # a component of its own inside COMP's domain
+COMPONENTS = [(COMP, SECRET), (OTHER, OTHER_SECRET), (NESTED, "nested-secret")]
 OPTS = {"components": COMPONENTS}
 
 
@@ -229,7 +230,8 @@ def test_handshake_must_come_in_time(server):
 
 @opts()
 def test_invalid_from(server):
-    for frm in ("alice@localhost", "x@" + OTHER, "x@notcomp.localhost", "x@xcomp.localhost"):
+    for frm in ("alice@localhost", "x@" + OTHER, "x@notcomp.localhost", "x@xcomp.localhost",
+                "room@" + NESTED, "a.b." + NESTED):
         with RawComponent(server.component_port) as c:
             c.login()
             c.send(f"<message from='{frm}' to='alice@localhost'><body>spoof</body></message>")
