@@ -14,7 +14,10 @@
  *              subdomains.  Its stanzas (from checked, to present) go to the
  *              session server as WIRE_ROUTE; WIRE_ROUTEs for its domains
  *              come back through component_deliver().
- *   closing    the route is withdrawn (WIRE_DOMAIN down) as the stream ends.
+ *   closing    the stream ends: nothing more is delivered to it and the
+ *              name is free; once the connection is freed (its last send
+ *              completed or failed), the stanzas it lost are bounced and
+ *              then the route is withdrawn (WIRE_DOMAIN down).
  *
  * One stream per component name in the whole process: the workers share
  * comp_claimed[] (atomics).  A second stream that authenticates for a name
@@ -30,7 +33,10 @@
  * an error or a result) is remembered with its position in the connection's
  * output (conn.tx_sent + what is queued) until the socket has taken it.  When
  * the connection is freed, those the socket never took are bounced with
- * <service-unavailable/>, like those that arrive after it is gone.  What the
+ * <service-unavailable/>, like those that arrive after it is gone (until
+ * then the session server still routes to this link, and route_from_sm()
+ * bounces them, from the component's domain, on the link the session server
+ * takes that domain from).  What the
  * kernel had taken but the component never read is lost without a word: TCP
  * does not say, and XEP-0114 has no acknowledgements.
  */
@@ -58,6 +64,7 @@
 struct comp {
 	int k;                  /* index into cfg->components */
 	bool registered;        /* holds comp_claimed[k]; w->components[k] is this stream */
+	bool announced;         /* UP went to the session server; DOWN is owed */
 	char sid[2 * SID_BYTES + 1];
 	struct buf owed;        /* records of written stanzas owed an error if lost (below) */
 };
@@ -328,7 +335,7 @@ static int on_handshake(struct conn *c, const struct xs_stanza *s)
 		xmpp_error(c, "conflict", "Component already connected");
 		return STOP_DISCARD;
 	}
-	c->comp->registered = true;
+	c->comp->registered = c->comp->announced = true;
 	w->components[k] = c;
 	c->flags |= CF_AUTHED;
 	if (!xmpp_set_state(c, CS_SESSION)) {
@@ -463,8 +470,8 @@ static void comp_sent(struct conn *c)
 		owed_trim(c);
 }
 
-/* Withdraw the route: the session server bounces what it sends from now
- * on, and so does route_from_sm() for what is already on its way. */
+/* The stream is over: nothing more is delivered to it (route_from_sm()
+ * bounces what arrives), and the name is free for a new stream. */
 static void unregister(struct conn *c)
 {
 	struct worker *w = c->w;
@@ -473,13 +480,32 @@ static void unregister(struct conn *c)
 	if (!c->comp || !c->comp->registered)
 		return;
 	k = (size_t)c->comp->k;
-	route_component_state(w, k, false);
 	if (w->components[k] == c)
 		w->components[k] = NULL;
 	c->comp->registered = false;
 	unclaim(k);
 	log_info("component disconnected", "conn=%u name=%s peer=%s worker=%d", c->idx,
 		 w->cfg->components[k].name, c->peer, w->id);
+}
+
+/*
+ * The connection is gone: bounce what its socket never took, then withdraw
+ * the route.  In that order because the session server takes a stanza from
+ * a component's domain only on the link the component is up on, and the
+ * bounces come from its domain.  No DOWN when a newer stream for the name
+ * registered on this worker meanwhile (its UP went on this same link); on
+ * another worker, its UP is on another link, which this DOWN leaves alone
+ * (docs/protocol.md, DOMAIN).
+ */
+static void withdraw(struct conn *c)
+{
+	struct worker *w = c->w;
+	size_t k = (size_t)c->comp->k;
+
+	owed_bounce(c);
+	if (c->comp->announced && !w->components[k])
+		route_component_state(w, k, false);
+	c->comp->announced = false;
 }
 
 static void comp_ended(struct conn *c, int reason)
@@ -492,7 +518,7 @@ static void comp_free(struct conn *c)
 	if (!c->comp)
 		return;
 	unregister(c);
-	owed_bounce(c);
+	withdraw(c);
 	buf_reset(&c->comp->owed);
 	free(c->comp);
 	c->comp = NULL;
