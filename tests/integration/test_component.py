@@ -20,6 +20,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
+import slixmpp
 
 from conftest import USERS
 from rawxmpp import NS_STANZA_ERR, NS_STREAM, STREAM_ERROR, Raw, StreamClosed, Timeout, dump, q
@@ -341,3 +342,311 @@ def test_idle_component_gets_keepalives(server):
         c.pump(3.5)
         assert not c.eof, "an idle component was disconnected"
         assert not c.items, [dump(e) for e in c.items]
+
+
+# ---- through the session server: users and components --------------------------------
+
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+
+
+class SlixComponent(slixmpp.ComponentXMPP):
+    """slixmpp's real component, answering disco#info (xep_0030) and recording messages."""
+
+    def __init__(self, jid, secret, port):
+        super().__init__(jid, secret, "127.0.0.1", port)
+        loop = asyncio.get_event_loop()
+        self.ready = loop.create_future()
+        self.closed = loop.create_future()
+        self.messages = asyncio.Queue()
+        self.stream_errors = []
+        self.register_plugin("xep_0030")
+        self["xep_0030"].add_identity(category="gateway", itype="xmpp", name="xedge test gateway",
+                                      jid=jid)
+        self["xep_0030"].add_feature("urn:example:xedge-test", jid=jid)
+        self.add_event_handler("session_start", self._on_start)
+        self.add_event_handler("message", self.messages.put_nowait)
+        self.add_event_handler("stream_error", lambda e: self.stream_errors.append(e["condition"]))
+        self.add_event_handler("disconnected", self._on_disconnected)
+
+    def _on_start(self, _):
+        if not self.ready.done():
+            self.ready.set_result(True)
+
+    def _on_disconnected(self, reason):
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        if not self.ready.done():
+            self.ready.set_exception(AssertionError(
+                f"component disconnected before the handshake (stream errors: {self.stream_errors})"))
+
+    async def start(self, timeout=15.0):
+        self.connect()
+        await asyncio.wait_for(asyncio.shield(self.ready), timeout)
+        return self
+
+    async def close(self, timeout=5.0):
+        if self.closed.done() or self.transport is None:
+            return
+        self.disconnect()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.closed), timeout)
+        except asyncio.TimeoutError:
+            self.abort()
+
+
+class Errors:
+    """Collects a client's error messages (message_error) by id."""
+
+    def __init__(self, client):
+        self.by_id = {}
+        self.event = asyncio.Event()
+        client.add_event_handler("message_error", self._on)
+
+    def _on(self, msg):
+        self.by_id[msg["id"]] = (str(msg["from"]), msg["error"]["type"], msg["error"]["condition"])
+        self.event.set()
+
+    async def wait(self, n, timeout=10.0):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self.by_id) < n:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise asyncio.TimeoutError(f"{len(self.by_id)} error messages, wanted {n}")
+            self.event.clear()
+            try:
+                await asyncio.wait_for(self.event.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+        return self.by_id
+
+
+async def login(server, user="alice", resource="pc"):
+    return await Client(f"{server.jid(user)}/{resource}", USERS[user]).login(server.c2s_port)
+
+
+def send(client, to, body, mid, mtype="chat"):
+    msg = client.make_message(mto=to, mbody=body, mtype=mtype)
+    msg["id"] = mid
+    msg.send()
+
+
+async def in_thread(fn, *args):
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def message_to(comp, to, timeout=10.0):
+    return comp.stanza(lambda e: e.tag == q(NS_COMP, "message") and e.get("to") == to, timeout)
+
+
+@opts()
+def test_user_and_component_exchange_messages(server):
+    comp = RawComponent(server.component_port).login()
+
+    async def go():
+        alice = await login(server)
+        try:
+            alice.send_message(mto=f"echo@{COMP}", mbody="hello component", mtype="chat")
+            el = await in_thread(message_to, comp, f"echo@{COMP}")
+            assert el.get("from") == "alice@localhost/pc", dump(el)
+            assert el.findtext(q(NS_COMP, "body")) == "hello component", dump(el)
+            # The component reads it in its own namespace: no jabber:client left on it.
+            assert b"jabber:client" not in comp.raw, comp.raw
+            comp.send(f"<message from='echo@{COMP}/bot' to='alice@localhost/pc' type='chat' "
+                      "id='back1'><body>hello alice</body></message>")
+            msg = await alice.next_message(body="hello alice", timeout=10)
+            assert str(msg["from"]) == f"echo@{COMP}/bot" and msg["type"] == "chat"
+            # Bare JID of the user: delivered to the available resource.
+            comp.send(f"<message from='{COMP}' to='alice@localhost'><body>to bare</body></message>")
+            msg = await alice.next_message(body="to bare", timeout=10)
+            assert str(msg["from"]) == COMP
+        finally:
+            await close_all(alice)
+    try:
+        run(go(), timeout=60)
+    finally:
+        comp.close()
+
+
+@opts(ws=True)
+def test_websocket_user_jabber_client_namespace_is_removed(server):
+    """RFC 7395 clients put xmlns='jabber:client' on every stanza; the component must read
+    the stanza in jabber:component:accept (a jabber:client message is not one of its
+    stanzas)."""
+    from wsclient import WS
+    comp = RawComponent(server.component_port).login()
+    try:
+        ws = WS(server.ws_port)
+        assert ws.request()[0] == 101
+        ws.login("bob", USERS["bob"], resource="ws")
+        ws.send(f"<message xmlns='jabber:client' to='echo@{COMP}' id='w1'><body>from ws</body>"
+                "</message>")
+        el = message_to(comp, f"echo@{COMP}")
+        assert el.get("from") == "bob@localhost/ws", dump(el)
+        assert el.findtext(q(NS_COMP, "body")) == "from ws", dump(el)
+        ws.close()
+    finally:
+        comp.close()
+
+
+@opts()
+def test_subdomains_route_to_the_component(server):
+    comp = RawComponent(server.component_port).login()
+    nested = RawComponent(server.component_port).login(NESTED, "nested-secret")
+
+    async def go():
+        alice = await login(server)
+        try:
+            for to in (f"x@deep.sub.{COMP}", f"sub.{COMP}/r"):
+                alice.send_message(mto=to, mbody="sub", mtype="chat")
+                el = await in_thread(message_to, comp, to)
+                assert el.get("from") == "alice@localhost/pc", dump(el)
+            # A configured component inside COMP's domain gets its own stanzas.
+            for to in (f"room@{NESTED}", f"y@a.{NESTED}"):
+                alice.send_message(mto=to, mbody="nested", mtype="chat")
+                el = await in_thread(message_to, nested, to)
+                assert el.get("from") == "alice@localhost/pc", dump(el)
+            # The component answers from the subdomain.
+            comp.send(f"<message from='x@deep.sub.{COMP}/r' to='alice@localhost/pc'>"
+                      "<body>from sub</body></message>")
+            msg = await alice.next_message(body="from sub", timeout=10)
+            assert str(msg["from"]) == f"x@deep.sub.{COMP}/r"
+            comp.pump(0.3)
+            assert not any(e.get("to", "").endswith(NESTED) for e in comp.items), \
+                "a nested component's stanza went to the parent"
+        finally:
+            await close_all(alice)
+    try:
+        run(go(), timeout=60)
+    finally:
+        comp.close()
+        nested.close()
+
+
+@opts()
+def test_disco_info_answered_by_slixmpp_component(server):
+    async def go():
+        comp = await SlixComponent(COMP, SECRET, server.component_port).start()
+        alice = await login(server)
+        try:
+            r = await alice.iq_get(COMP, f"<query xmlns='{NS_DISCO_INFO}'/>", timeout=10)
+            q_ = r.xml.find(f"{{{NS_DISCO_INFO}}}query")
+            ids = [(i.get("category"), i.get("type"), i.get("name"))
+                   for i in q_.iter(f"{{{NS_DISCO_INFO}}}identity")]
+            feats = {f.get("var") for f in q_.iter(f"{{{NS_DISCO_INFO}}}feature")}
+            assert ("gateway", "xmpp", "xedge test gateway") in ids, ids
+            assert "urn:example:xedge-test" in feats, feats
+            assert str(r["from"]) == COMP
+            # Messages both ways with the real component library.
+            alice.send_message(mto=f"bot@{COMP}", mbody="ping?", mtype="chat")
+            msg = await asyncio.wait_for(comp.messages.get(), 10)
+            assert str(msg["from"]) == "alice@localhost/pc" and msg["body"] == "ping?"
+            msg.reply("pong!").send()
+            back = await alice.next_message(body="pong!", timeout=10)
+            assert str(back["from"]) == f"bot@{COMP}"
+        finally:
+            await close_all(alice)
+            await comp.close()
+    run(go(), timeout=60)
+
+
+@opts()
+def test_component_gone_service_unavailable_then_reconnect(server):
+    async def go():
+        alice = await login(server)
+        errors = Errors(alice)
+        try:
+            # Never connected yet: the session server knows the name, no route.
+            send(alice, f"x@{COMP}", "nobody home", "e1")
+            with pytest.raises(slixmpp.exceptions.IqError) as ei:
+                await alice.iq_get(f"x@{COMP}", "<query xmlns='jabber:iq:version'/>", timeout=10)
+            assert ei.value.iq["error"]["condition"] == "service-unavailable"
+            got = await errors.wait(1)
+            assert got["e1"] == (f"x@{COMP}", "cancel", "service-unavailable"), got
+            # Connected: it works; gone: service-unavailable again; back: it works.
+            for round_ in range(2):
+                comp = await in_thread(lambda: RawComponent(server.component_port).login())
+                alice.send_message(mto=f"x@{COMP}", mbody=f"round {round_}", mtype="chat")
+                el = await in_thread(message_to, comp, f"x@{COMP}")
+                assert el.findtext(q(NS_COMP, "body")) == f"round {round_}"
+                comp.end_stream()
+                await in_thread(comp.read_until_eof)
+                comp.close()
+                await in_thread(server.wait_log, rf"component disconnected.*name={COMP}", "xedge",
+                                5.0, round_ + 1)
+                send(alice, f"x@{COMP}", "gone", f"g{round_}")
+                got = await errors.wait(2 + round_)
+                assert got[f"g{round_}"] == (f"x@{COMP}", "cancel", "service-unavailable"), got
+        finally:
+            await close_all(alice)
+    run(go(), timeout=90)
+
+
+@opts()
+def test_second_connection_conflict_while_slixmpp_component_serves(server):
+    async def go():
+        comp = await SlixComponent(COMP, SECRET, server.component_port).start()
+        alice = await login(server)
+        try:
+            def second():
+                with RawComponent(server.component_port) as c:
+                    c.open()
+                    c.handshake()
+                    return c.expect_stream_error_closed()
+            assert await in_thread(second) == "conflict"
+            # The first stream still has the route.
+            alice.send_message(mto=f"bot@{COMP}", mbody="still you?", mtype="chat")
+            msg = await asyncio.wait_for(comp.messages.get(), 10)
+            assert msg["body"] == "still you?"
+            assert not comp.closed.done()
+        finally:
+            await close_all(alice)
+            await comp.close()
+    run(go(), timeout=60)
+
+
+@pytest.mark.parametrize("n, why", [(250, "slow reader: output queue stayed full"),
+                                    (600, "output queue hard limit reached")])
+@opts(limits={"max_out_bytes": 65536}, timeouts={"slow_reader": 2})
+def test_slow_component_is_bounded_and_lost_stanzas_bounce(server, n, why):
+    """A component that stops reading: the edge queues at most max_out_bytes for
+    slow_reader seconds (4x at once), then closes it; every message the socket never took
+    is bounced to its sender, so each one either reached the component or came back.
+    (Kernel buffers hold about 140 KB of the 1 KB messages: 250 leave the queue between
+    max_out_bytes and 4x, 600 go past 4x.)"""
+    pad = "x" * 1000
+    comp = RawComponent(server.component_port, rcvbuf=4096).login()
+
+    async def go():
+        alice = await login(server)
+        errors = Errors(alice)
+        try:
+            for i in range(n):
+                send(alice, f"sink@{COMP}", f"{i} {pad}", f"s{i}")
+            await in_thread(server.wait_log, rf"component disconnected.*name={COMP}", "xedge", 30.0)
+            # Now read everything the socket took before the close.
+            items = await in_thread(comp.read_until_eof, 20)
+            got = {e.get("id") for e in items if e.tag == q(NS_COMP, "message")}
+            bounced_want = n - len(got)
+            assert bounced_want > 0, "the component took everything: the test proves nothing"
+            # KNOWN RACE (session server): a stanza the session server sent before it
+            # read the DOWN, bounced by the edge after it, comes from a domain the
+            # session server no longer takes from that link and is dropped there
+            # (logged).  Only those may be missing.
+            try:
+                bounced = await errors.wait(bounced_want, timeout=20)
+            except asyncio.TimeoutError:
+                bounced = errors.by_id
+            raced = len([l for l in server.log().splitlines()
+                         if "this link does not carry dropped" in l and f"sink@{COMP}" in l])
+            assert not set(bounced) & got, sorted(set(bounced) & got)[:5]
+            assert len(bounced) + raced >= bounced_want, (len(bounced), raced, bounced_want)
+            assert all(v[2] == "service-unavailable" for v in bounced.values())
+        finally:
+            await close_all(alice)
+    try:
+        run(go(), timeout=120)
+    finally:
+        comp.close()
+    server.wait_log(why)
+    assert server.edge.alive()
