@@ -270,6 +270,20 @@ def test_malformed_to_is_a_stanza_error(server):
         assert comp_error(el) == ("modify", "bad-request"), dump(el)
 
 
+@opts(max_stanza_bytes=8192)
+def test_client_limits_apply(server):
+    """The framing limits of clients hold for components (policy-violation, RFC 6120
+    §4.9.3.18), before and after the handshake."""
+    with RawComponent(server.component_port) as c:
+        c.open()
+        c.send("<handshake>" + "a" * 9000 + "</handshake>")
+        assert c.expect_stream_error_closed() == "policy-violation"
+    with RawComponent(server.component_port) as c:
+        c.login()
+        c.send(f"<message from='x@{COMP}' to='alice@localhost'><body>{'y' * 9000}</body></message>")
+        assert c.expect_stream_error_closed() == "policy-violation"
+
+
 @opts()
 def test_unknown_element_after_handshake(server):
     with RawComponent(server.component_port) as c:
