@@ -46,6 +46,7 @@
 struct auth_job;
 struct conn;
 struct s2s;
+struct s2s_conn;
 struct sasl;
 struct session;
 struct xmlstage;
@@ -147,6 +148,14 @@ struct role_ops {
 	void (*ended)(struct conn *c, int reason); /* the stream is over (enum wire_reason) */
 	void (*free)(struct conn *c);
 	void (*connected)(struct conn *c, int res); /* outbound: the connect completed (0 / -errno) */
+	/* Optional.  served: the domain (config-owned) an inbound header's `to`
+	 * names, NULL when not ours (default: one of `domains`).  idle: seconds
+	 * an authenticated stream may carry nothing (default timeouts.idle).
+	 * own_prefix: top-level elements starting with it ("<db:") are parsed
+	 * in the stream's own namespace context, not the c2s one. */
+	const char *(*served)(const struct config *cfg, const char *s, size_t n);
+	uint32_t (*idle)(const struct conn *c);
+	const char *own_prefix;
 };
 
 /*
@@ -183,6 +192,7 @@ struct conn {
 	const struct backend_ops *be;
 	struct session *sess;    /* native backend: the session this stream carries */
 	struct conn *tied;       /* upstream backend: the other half of the relay */
+	struct s2s_conn *s2s;    /* s2s roles: the stream's federation state (s2s.c) */
 	struct framer fr;
 	struct buf in;           /* XMPP bytes received, not yet consumed */
 	struct buf out;          /* wire bytes queued behind the send in flight */
