@@ -39,31 +39,30 @@ int offload_default_threads(void)
 
 /* Under p->lock: wake the owner's ring.  Returns whether a CQE of our own
  * is to be reaped (after the lock is released). */
-static bool wake(struct offload_thread *t, struct offload_port *p)
+static bool wake(struct io_uring *ring, struct offload_port *p)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 
 	if (!sqe)
 		return false;   /* cannot happen: one in flight at most; the owner polls anyway */
 	io_uring_prep_msg_ring(sqe, p->ring_fd, 0, p->wake_data, 0);
 	io_uring_sqe_set_data64(sqe, 0);
-	return io_uring_submit(&t->ring) == 1;
+	return io_uring_submit(ring) == 1;
 }
 
-static void reap(struct offload_thread *t)
+static void reap(struct io_uring *ring)
 {
 	struct io_uring_cqe *cqe;
 
-	if (io_uring_wait_cqe(&t->ring, &cqe) != 0)
+	if (io_uring_wait_cqe(ring, &cqe) != 0)
 		return;
 	if (cqe->res < 0)
 		log_warn("offload: cannot wake a worker (it polls within a second)", "err=%s",
 			 strerror(-cqe->res));
-	io_uring_cqe_seen(&t->ring, cqe);
+	io_uring_cqe_seen(ring, cqe);
 }
 
-/* Hand j back to its port; j is the owner's again once the lock drops. */
-static void complete(struct offload_thread *t, struct offload_job *j)
+void offload_post(struct io_uring *ring, struct offload_job *j)
 {
 	struct offload_port *p = j->port;
 	bool sent = false;
@@ -72,10 +71,10 @@ static void complete(struct offload_thread *t, struct offload_job *j)
 	j->next = p->done;
 	__atomic_store_n(&p->done, j, __ATOMIC_RELEASE);
 	if (j->next == NULL && p->ring_fd >= 0)
-		sent = wake(t, p);
+		sent = wake(ring, p);
 	pthread_mutex_unlock(&p->lock);
 	if (sent)
-		reap(t);
+		reap(ring);
 }
 
 static void *offload_main(void *arg)
@@ -102,7 +101,7 @@ static void *offload_main(void *arg)
 		pthread_mutex_unlock(&o->lock);
 		if (!__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
 			j->run(j);
-		complete(t, j);
+		offload_post(&t->ring, j);
 		pthread_mutex_lock(&o->lock);
 	}
 	pthread_mutex_unlock(&o->lock);

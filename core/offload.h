@@ -27,6 +27,12 @@
  *
  * Threading: offload_submit, offload_cancel, offload_drain and
  * offload_port_busy are for the port's owner thread; run() never runs on it.
+ *
+ * Other completers.  A module with a thread of its own (core/resolve.c)
+ * returns its jobs through the same ports: the owner binds the job with
+ * offload_port_hold(), and that thread hands it back with offload_post(),
+ * waking the owner from a ring of its own.  The lifetimes above hold
+ * unchanged (done() on the owner, in offload_drain).
  */
 #ifndef XEDGE_OFFLOAD_H
 #define XEDGE_OFFLOAD_H
@@ -37,6 +43,7 @@
 
 #define OFFLOAD_QUEUE_MAX 4096  /* queued jobs, all submitters; more: -EAGAIN */
 
+struct io_uring;
 struct offload_port;
 struct offload_thread;
 
@@ -95,6 +102,23 @@ void offload_cancel(struct offload_job *j);
 /* Call done() for every completed job of p, oldest first; returns how many.
  * Cheap when nothing completed (one atomic load, no lock). */
 unsigned offload_drain(struct offload_port *p);
+
+/* Bind j to p and count it in flight, on p's owner thread, before handing j
+ * to a thread that will complete it with offload_post(). */
+static inline void offload_port_hold(struct offload_port *p, struct offload_job *j)
+{
+	j->next = NULL;
+	j->port = p;
+	j->cancelled = 0;
+	p->inflight++;
+}
+
+/* Hand j back to its port (j->port) and, when the port's completion list was
+ * empty, wake the port's owner with IORING_OP_MSG_RING submitted on ring.
+ * ring belongs to the calling thread, which has no other request in flight
+ * on it (our own CQE is reaped here).  j is the owner's again from the
+ * moment the port's lock drops: do not touch it after this call. */
+void offload_post(struct io_uring *ring, struct offload_job *j);
 
 /* Jobs of p submitted and not yet drained. */
 static inline bool offload_port_busy(const struct offload_port *p)
