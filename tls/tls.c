@@ -5,18 +5,22 @@
  */
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/kdf.h>
 
 #include "tls/tls.h"
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
+#include "tls/certname.h"
 #include "tls/record.h"
 
 /* Ciphers in preference order: ChaCha20 first, it is 2.4x faster than
@@ -28,17 +32,26 @@
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
 
 static const char alpn_xmpp[] = "xmpp-client";
+static const char alpn_s2s[] = "xmpp-server";
 
+/* A served domain's contexts: c2s, and with tls_init_s2s the s2s server
+ * side (asks for the peer's certificate) and client side (presents ours). */
 struct tls_domain {
 	const char *name;
 	WOLFSSL_CTX *ctx;
+	WOLFSSL_CTX *s2s;
+	WOLFSSL_CTX *s2s_client;
 };
 
 static struct tls_domain domains[CONFIG_MAX_DOMAINS];
 static size_t ndomains;
 
+/* tls.ca_file, parsed once: every context that verifies a peer shares this
+ * store (a reference each) instead of loading its own copy. */
+static WOLFSSL_X509_STORE *ca_store;
 static WOLFSSL_CTX *verify_ctx;   /* upstream_tls: clients that verify (tls.ca_file) */
-static WOLFSSL_CTX *client_ctx_new(const char *ca_file);
+static WOLFSSL_CTX *client_ctx_new(VerifyCallback verify, const struct config_domain *d);
+static int on_verify(int ok, WOLFSSL_X509_STORE_CTX *store);
 
 /* A session: wolfSSL during the handshake (and for good with TLS 1.2), our
  * record layer after a TLS 1.3 handshake (see record.h). */
@@ -54,11 +67,35 @@ enum tls_hello {
 	HELLO_OTHER,     /* something else went first (an alert) */
 };
 
+/*
+ * What a server-to-server session learnt of its peer's certificate: the
+ * verify callback's findings during the handshake, the leaf's identities
+ * (certname records) at its completion.  Kept for the session's life: after
+ * a TLS 1.3 hand-over the WOLFSSL, and the certificate with it, are gone.
+ */
+struct tls_peer {
+	int16_t verr;            /* the first verification error (X509_V_ERR_* or wolfSSL's) */
+	uint8_t vdepth;          /* its place in the chain (0: the peer's own certificate) */
+	uint8_t flags;           /* PEER_* */
+	uint16_t ids_len;        /* bytes of ids */
+	uint8_t ids[];           /* certname_extract records */
+};
+
+enum {
+	PEER_CERT = 1,           /* the peer presented a certificate */
+	PEER_LEAF_OK = 2,        /* wolfSSL verified it, up to tls.ca_file */
+	PEER_FAILED = 4,         /* a check of the chain failed (verr, vdepth) */
+	PEER_SELF = 8,           /* the leaf is self-issued */
+	PEER_UNREADABLE = 16,    /* certname could not read the leaf */
+	PEER_NOMEM = 32,         /* its identities could not be kept */
+};
+
 struct tls {
 	WOLFSSL *ssl;            /* NULL once handed over */
 	struct tls_io *io;
 	const char *domain;      /* server: the domain whose certificate was used */
 	const char *why;         /* a handshake failure found here rather than by wolfSSL */
+	struct tls_peer *peer;   /* server-to-server sessions only, else NULL */
 	uint8_t hdr[5];          /* the header of the record being handed to wolfSSL */
 	uint8_t hdr_have;        /* bytes of hdr received (5: the record is under way) */
 	uint8_t hdr_given;       /* bytes of hdr handed to wolfSSL */
@@ -347,32 +384,95 @@ static void handover(struct tls *t)
 static const char *domain_of(const WOLFSSL_CTX *ctx)
 {
 	for (size_t i = 0; i < ndomains; i++)
-		if (domains[i].ctx == ctx)
+		if (domains[i].ctx == ctx || (domains[i].s2s && domains[i].s2s == ctx))
 			return domains[i].name;
 	return NULL;
 }
 
-static WOLFSSL_CTX *ctx_for(const char *name)
+static struct tls_domain *domain_named(const char *name)
 {
 	for (size_t i = 0; i < ndomains; i++)
 		if (name && strcasecmp(domains[i].name, name) == 0)
-			return domains[i].ctx;
+			return &domains[i];
 	return NULL;
 }
 
-/* SNI: switch to the named domain's certificate when we serve it; otherwise
- * keep the default and let the stream header's 'to' decide (host-unknown). */
+/* The named domain's server context, c2s or s2s; NULL when not served. */
+static WOLFSSL_CTX *ctx_for(const char *name, bool s2s)
+{
+	struct tls_domain *d = domain_named(name);
+
+	return d ? (s2s ? d->s2s : d->ctx) : NULL;
+}
+
+static bool ctx_is_s2s(const WOLFSSL_CTX *ctx)
+{
+	for (size_t i = 0; i < ndomains; i++)
+		if (domains[i].s2s && domains[i].s2s == ctx)
+			return true;
+	return false;
+}
+
+/* SNI: switch to the named domain's certificate when we serve it (among the
+ * contexts of the session's kind: an s2s session keeps asking for the
+ * peer's certificate); otherwise keep the default and let the stream
+ * header's 'to' decide (host-unknown). */
 static int on_sni(WOLFSSL *ssl, int *ret, void *arg)
 {
 	const char *name = wolfSSL_get_servername(ssl, WOLFSSL_SNI_HOST_NAME);
-	WOLFSSL_CTX *ctx = ctx_for(name);
+	WOLFSSL_CTX *cur = wolfSSL_get_SSL_CTX(ssl), *ctx = ctx_for(name, ctx_is_s2s(cur));
 
-	if (ctx && ctx != wolfSSL_get_SSL_CTX(ssl))
+	if (ctx && ctx != cur)
 		wolfSSL_set_SSL_CTX(ssl, ctx);
 	return 0; /* SSL_TLSEXT_ERR_OK */
 }
 
-static WOLFSSL_CTX *ctx_new(const struct config_domain *d)
+/* Give ctx a reference to the shared tls.ca_file store.  0, or -1. */
+static int share_ca_store(WOLFSSL_CTX *ctx)
+{
+	if (wolfSSL_X509_STORE_up_ref(ca_store) != WOLFSSL_SUCCESS)
+		return -1;
+	wolfSSL_CTX_set_cert_store(ctx, ca_store);   /* the context owns that reference */
+	if (wolfSSL_CTX_get_cert_store(ctx) != ca_store) {
+		wolfSSL_X509_STORE_free(ca_store);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A server-to-server session's verify callback (both sides).  wolfSSL calls
+ * it for every certificate of the peer's chain, verified or not
+ * (WOLFSSL_ALWAYS_VERIFY_CB, WOLFSSL_VERIFY_CB_ALL_CERTS in Debian's
+ * build): the first failure is recorded and, since the stream's own policy
+ * decides (dialback may still authenticate the peer, RFC 7590 §3.4 / XEP-0220),
+ * never fails the handshake.  A verified leaf is recorded as such: that,
+ * not the absence of failures, is what tls_peer_chain_ok reports.
+ */
+static int on_verify_s2s(int ok, WOLFSSL_X509_STORE_CTX *store)
+{
+	struct tls *t = tls_cur;
+	struct tls_peer *p = t ? t->peer : NULL;
+
+	if (!p)   /* not within a handshake step of ours: wolfSSL's verdict stands */
+		return ok;
+	if (!ok && !(p->flags & PEER_FAILED)) {
+		p->flags |= PEER_FAILED;
+		p->verr = (int16_t)(store->error < INT16_MIN ? INT16_MIN :
+				    store->error > INT16_MAX ? INT16_MAX : store->error);
+		p->vdepth = (uint8_t)(store->error_depth < 0 ? 0 :
+				      store->error_depth > 255 ? 255 : store->error_depth);
+	} else if (ok && store->error_depth == 0) {
+		p->flags |= PEER_LEAF_OK;
+	}
+	return 1;
+}
+
+/* A server context for domain d: c2s, or s2s (asks for the client's
+ * certificate without requiring one, verifies it against the shared
+ * tls.ca_file store, no session resumption: a resumed session would carry
+ * no certificate to check). */
+static WOLFSSL_CTX *ctx_new(const struct config_domain *d, bool s2s)
 {
 	WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
 
@@ -395,7 +495,22 @@ static WOLFSSL_CTX *ctx_new(const struct config_domain *d)
 		goto fail;
 	}
 	wolfSSL_CTX_set_options(ctx, WOLFSSL_OP_CIPHER_SERVER_PREFERENCE);
-	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+	if (!s2s) {
+		wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+	} else {
+		if (ca_store && share_ca_store(ctx) < 0) {
+			log_error("tls: cannot share the tls.ca_file store", "domain=%s", d->name);
+			goto fail;
+		}
+		wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, on_verify_s2s);
+		wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
+		/* (the TLS 1.3 one returns 0 on success) */
+		if (wolfSSL_CTX_NoTicketTLSv12(ctx) != WOLFSSL_SUCCESS ||
+		    wolfSSL_CTX_no_ticket_TLSv13(ctx) != 0) {
+			log_error("tls: cannot turn session tickets off", "domain=%s", d->name);
+			goto fail;
+		}
+	}
 	wolfSSL_CTX_SetIORecv(ctx, io_recv);
 	wolfSSL_CTX_SetIOSend(ctx, io_send);
 	wolfSSL_CTX_SetHKDFExpandLabelCb(ctx, on_expand);
@@ -418,17 +533,62 @@ int tls_init(const struct config *cfg)
 			return -1;
 		}
 		domains[i].name = d->name;
-		domains[i].ctx = ctx_new(d);
+		domains[i].ctx = ctx_new(d, false);
 		if (!domains[i].ctx) {
 			tls_shutdown();
 			return -1;
 		}
 		ndomains = i + 1;
 	}
-	if (cfg->upstream_tls) {
-		verify_ctx = client_ctx_new(cfg->tls_ca_file);
-		if (!verify_ctx) {
+	if (cfg->tls_ca_file) {
+		ca_store = wolfSSL_X509_STORE_new();
+		/* A fresh store checks CRLs, of which there are none: every chain
+		 * would fail with CRL_MISSING.  Revocation is not checked (as with
+		 * a context's own store). */
+		if (!ca_store ||
+		    wolfSSL_X509_STORE_load_locations(ca_store, cfg->tls_ca_file, NULL) != WOLFSSL_SUCCESS ||
+		    wolfSSL_CertManagerDisableCRL(ca_store->cm) != WOLFSSL_SUCCESS) {
+			log_error("tls: cannot load the CA certificates of tls.ca_file (PEM expected)",
+				  "file=%s", cfg->tls_ca_file);
 			tls_shutdown();
+			return -1;
+		}
+	}
+	if (cfg->upstream_tls) {
+		verify_ctx = ca_store ? client_ctx_new(on_verify, NULL) : NULL;
+		if (!verify_ctx) {
+			log_error("tls: no client context verifying against tls.ca_file", "file=%s",
+				  cfg->tls_ca_file ? cfg->tls_ca_file : "(none)");
+			tls_shutdown();
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Free the s2s contexts of every domain (tls_init_s2s undone). */
+static void s2s_free(void)
+{
+	for (size_t i = 0; i < ndomains; i++) {
+		wolfSSL_CTX_free(domains[i].s2s);
+		wolfSSL_CTX_free(domains[i].s2s_client);
+		domains[i].s2s = domains[i].s2s_client = NULL;
+	}
+}
+
+int tls_init_s2s(const struct config *cfg)
+{
+	if (ndomains && domains[0].s2s)
+		return 0;   /* done already */
+	if (!ca_store)
+		log_warn("tls: no tls.ca_file: no peer certificate will verify on server-to-server streams",
+			 "domains=%zu", ndomains);
+	for (size_t i = 0; i < ndomains; i++) {
+		const struct config_domain *d = &cfg->domains[i];
+		domains[i].s2s = ctx_new(d, true);
+		domains[i].s2s_client = domains[i].s2s ? client_ctx_new(on_verify_s2s, d) : NULL;
+		if (!domains[i].s2s_client) {
+			s2s_free();
 			return -1;
 		}
 	}
@@ -437,12 +597,17 @@ int tls_init(const struct config *cfg)
 
 void tls_shutdown(void)
 {
+	s2s_free();
 	for (size_t i = 0; i < ndomains; i++)
 		wolfSSL_CTX_free(domains[i].ctx);
 	ndomains = 0;
 	if (verify_ctx) {
 		wolfSSL_CTX_free(verify_ctx);
 		verify_ctx = NULL;
+	}
+	if (ca_store) {   /* after every context holding a reference */
+		wolfSSL_X509_STORE_free(ca_store);
+		ca_store = NULL;
 	}
 	wolfSSL_Cleanup();
 }
@@ -473,7 +638,7 @@ static struct tls *session(WOLFSSL_CTX *ctx, struct tls_io *io, bool client)
 
 struct tls *tls_new(const char *domain, struct tls_io *io)
 {
-	WOLFSSL_CTX *ctx = ctx_for(domain);
+	WOLFSSL_CTX *ctx = ctx_for(domain, false);
 	struct tls *t;
 
 	if (!ctx) {
@@ -489,6 +654,37 @@ struct tls *tls_new(const char *domain, struct tls_io *io)
 	return t;
 }
 
+/* A server-to-server session: t with its (empty) peer record.  t is freed
+ * on failure. */
+static struct tls *s2s_session(struct tls *t)
+{
+	if (t && !(t->peer = calloc(1, sizeof(*t->peer)))) {
+		tls_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+struct tls *tls_new_s2s(const char *domain, struct tls_io *io)
+{
+	WOLFSSL_CTX *ctx = ctx_for(domain, true);
+	struct tls *t;
+
+	if (!ctx) {
+		if (!ndomains || !domains[0].s2s)
+			return NULL;
+		ctx = domains[0].s2s;
+	}
+	t = s2s_session(session(ctx, io, false));
+	/* XEP-0368: accept ALPN xmpp-server; peers without ALPN are fine too. */
+	if (t && wolfSSL_UseALPN(t->ssl, (char *)alpn_s2s, sizeof(alpn_s2s) - 1,
+				 WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) != WOLFSSL_SUCCESS) {
+		tls_free(t);
+		return NULL;
+	}
+	return t;
+}
+
 void tls_free(struct tls *t)
 {
 	if (!t)
@@ -496,12 +692,63 @@ void tls_free(struct tls *t)
 	if (t->ssl)
 		wolfSSL_free(t->ssl);
 	rec_clear(&t->r);
+	free(t->peer);
 	free(t);
 }
 
 bool tls_lean(const struct tls *t)
 {
 	return t->ssl == NULL;
+}
+
+/*
+ * At the end of a server-to-server handshake, while the WOLFSSL still
+ * holds the peer's chain: keep the leaf's identities, and make sure a
+ * verification failure wolfSSL recorded without telling the callback counts
+ * too.  Costs sizeof(struct tls_peer) + ids_len bytes (malloc's rounding
+ * aside) for the session's life; the DER itself is not kept.
+ */
+static void peer_capture(struct tls *t)
+{
+	WOLFSSL_X509_CHAIN *chain = wolfSSL_get_peer_chain(t->ssl);
+	struct tls_peer *p = t->peer, *q;
+	uint8_t ids[CERTNAME_MAX];
+	struct certname_info info;
+	const uint8_t *der;
+	long vr = wolfSSL_get_verify_result(t->ssl);
+	int len, n;
+
+	if (vr != 0 /* X509_V_OK */ && !(p->flags & PEER_FAILED)) {
+		p->flags |= PEER_FAILED;
+		p->verr = (int16_t)(vr > INT16_MAX ? INT16_MAX : vr < INT16_MIN ? INT16_MIN : vr);
+	}
+	if (!chain || wolfSSL_get_chain_count(chain) < 1)
+		return;
+	der = wolfSSL_get_chain_cert(chain, 0);
+	len = wolfSSL_get_chain_length(chain, 0);
+	if (!der || len <= 0)
+		return;
+	p->flags |= PEER_CERT;
+	n = certname_extract(der, (size_t)len, ids, sizeof(ids), &info);
+	if (n < 0) {
+		p->flags |= PEER_UNREADABLE;
+		return;
+	}
+	if (info.self_issued)
+		p->flags |= PEER_SELF;
+	if (info.dropped)
+		log_info("tls: peer certificate names not kept (no server name, or beyond CERTNAME_MAX)",
+			 "dropped=%u kept_bytes=%d", (unsigned)info.dropped, n);
+	if (n == 0)
+		return;
+	q = realloc(p, sizeof(*p) + (size_t)n);
+	if (!q) {
+		p->flags |= PEER_NOMEM;
+		return;
+	}
+	memcpy(q->ids, ids, (size_t)n);
+	q->ids_len = (uint16_t)n;
+	t->peer = q;
 }
 
 /* Run one handshake step (wolfSSL_accept or wolfSSL_connect). */
@@ -518,6 +765,8 @@ static int handshake_step(struct tls *t, int (*step)(WOLFSSL *))
 		t->done = 1;
 		if (!t->r.client)
 			t->domain = domain_of(wolfSSL_get_SSL_CTX(t->ssl));
+		if (t->peer)
+			peer_capture(t);
 		handover(t);
 		return TLS_OK;
 	}
@@ -636,10 +885,13 @@ static int on_verify(int ok, WOLFSSL_X509_STORE_CTX *store)
 
 /* A client context: TLS 1.2 and 1.3 with the server side's cipher
  * preference; X25519 first, the cheapest key exchange in Debian's build,
- * P-256 for servers without it (one HelloRetryRequest).  With ca_file the
- * server's certificate must chain to it (the name is checked per session);
- * without, nothing is verified.  NULL after logging why. */
-static WOLFSSL_CTX *client_ctx_new(const char *ca_file)
+ * P-256 for servers without it (one HelloRetryRequest).  With a verify
+ * callback the server's certificate is checked against the shared
+ * tls.ca_file store (the name per session) and the callback judges;
+ * without, nothing is verified.  With d, d's certificate and key are
+ * presented when the server asks for one (s2s: the peer may authenticate
+ * us with SASL EXTERNAL, XEP-0178).  NULL after logging why. */
+static WOLFSSL_CTX *client_ctx_new(VerifyCallback verify, const struct config_domain *d)
 {
 	int groups[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1 };
 	WOLFSSL_CTX *ctx;
@@ -655,16 +907,23 @@ static WOLFSSL_CTX *client_ctx_new(const char *ca_file)
 		return NULL;
 	}
 	(void)wolfSSL_CTX_set_groups(ctx, groups, 2);
-	if (ca_file) {
-		if (wolfSSL_CTX_load_verify_locations(ctx, ca_file, NULL) != WOLFSSL_SUCCESS) {
-			log_error("tls: cannot load the CA certificates of tls.ca_file (PEM expected)",
-				  "file=%s", ca_file);
+	if (verify) {
+		if (ca_store && share_ca_store(ctx) < 0) {
+			log_error("tls: cannot share the tls.ca_file store", "side=%s", "client");
 			wolfSSL_CTX_free(ctx);
 			return NULL;
 		}
-		wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, on_verify);
+		wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, verify);
 	} else {
 		wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+	}
+	if (d && (wolfSSL_CTX_use_certificate_chain_file(ctx, d->cert) != WOLFSSL_SUCCESS ||
+		  wolfSSL_CTX_use_PrivateKey_file(ctx, d->key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS ||
+		  wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS)) {
+		log_error("tls: cannot load the domain's certificate and key for s2s client use",
+			  "domain=%s cert=%s key=%s", d->name, d->cert, d->key);
+		wolfSSL_CTX_free(ctx);
+		return NULL;
 	}
 	wolfSSL_CTX_SetIORecv(ctx, io_recv);
 	wolfSSL_CTX_SetIOSend(ctx, io_send);
@@ -674,7 +933,7 @@ static WOLFSSL_CTX *client_ctx_new(const char *ca_file)
 
 static void client_ctx_init(void)
 {
-	client_ctx = client_ctx_new(NULL);
+	client_ctx = client_ctx_new(NULL, NULL);
 }
 
 struct tls *tls_client_new(const char *sni, int alpn, struct tls_io *io)
@@ -715,6 +974,28 @@ struct tls *tls_client_new_verified(const char *name, struct tls_io *io)
 	return t;
 }
 
+struct tls *tls_client_new_s2s(const char *local_domain, const char *name, bool direct_tls,
+				struct tls_io *io)
+{
+	struct tls_domain *d = domain_named(local_domain);
+	struct tls *t;
+
+	if (!d || !d->s2s_client || !name || !*name)
+		return NULL;
+	t = s2s_session(session(d->s2s_client, io, true));
+	if (!t)
+		return NULL;
+	/* XEP-0368: SNI is the peer's domain; ALPN xmpp-server over Direct TLS. */
+	if (wolfSSL_UseSNI(t->ssl, WOLFSSL_SNI_HOST_NAME, name, (unsigned short)strlen(name)) !=
+		    WOLFSSL_SUCCESS ||
+	    (direct_tls && wolfSSL_UseALPN(t->ssl, (char *)alpn_s2s, sizeof(alpn_s2s) - 1,
+					   WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) != WOLFSSL_SUCCESS)) {
+		tls_free(t);
+		return NULL;
+	}
+	return t;
+}
+
 int tls_connect(struct tls *t)
 {
 	return handshake_step(t, wolfSSL_connect);
@@ -727,4 +1008,124 @@ void tls_client_shutdown(void)
 		client_ctx = NULL;
 		wolfSSL_Cleanup();
 	}
+}
+
+/* ---- the peer's certificate (server-to-server) ---------------------------- */
+
+bool tls_peer_chain_ok(const struct tls *t)
+{
+	const struct tls_peer *p = t->peer;
+
+	return p && t->done && (p->flags & (PEER_CERT | PEER_LEAF_OK | PEER_FAILED)) ==
+				       (PEER_CERT | PEER_LEAF_OK);
+}
+
+bool tls_peer_has_id(const struct tls *t, const char *domain)
+{
+	const struct tls_peer *p = t->peer;
+
+	return p && t->done && domain && certname_match(p->ids, p->ids_len, domain, alpn_s2s);
+}
+
+/* Why the chain did not verify, from the first error wolfSSL reported:
+ * X509_V_ERR_* numbers, or its own (negative) codes. */
+static const char *chain_why(const struct tls_peer *p, char *buf, size_t len)
+{
+	const char *why;
+
+	if (!(p->flags & PEER_FAILED))
+		return "not verified";
+	switch (p->verr) {
+	case 18: /* X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT */
+	case ASN_SELF_SIGNED_E:
+		return "self-signed";
+	case 2:  /* X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT */
+	case 20: /* X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY */
+	case 21: /* X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE */
+	case ASN_NO_SIGNER_E:
+		if (p->vdepth == 0 && (p->flags & PEER_SELF))
+			return "self-signed";
+		why = ca_store ? "issuer not in tls.ca_file" : "no tls.ca_file to verify against";
+		break;
+	case 19: /* X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN */
+		why = "self-signed root not in tls.ca_file";
+		break;
+	/* Debian's wolfSSL hands its verify callback the date errors as
+	 * X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD / _NOT_BEFORE_FIELD (14, 13)
+	 * and keeps 10 and 9 for wolfSSL_get_verify_result. */
+	case 10: /* X509_V_ERR_CERT_HAS_EXPIRED */
+	case 14: /* X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD */
+	case ASN_AFTER_DATE_E:
+		why = "expired";
+		break;
+	case 9:  /* X509_V_ERR_CERT_NOT_YET_VALID */
+	case 13: /* X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD */
+	case ASN_BEFORE_DATE_E:
+		why = "not yet valid";
+		break;
+	case 7: /* X509_V_ERR_CERT_SIGNATURE_FAILURE */
+	case ASN_SIG_CONFIRM_E:
+		why = "bad signature";
+		break;
+	case 23: /* X509_V_ERR_CERT_REVOKED */
+	case CRL_CERT_REVOKED:
+		why = "revoked";
+		break;
+	default:
+		snprintf(buf, len, "verification failed: %s (error %d, chain depth %u)",
+			 p->verr > 0 ? wolfSSL_X509_verify_cert_error_string(p->verr) :
+				       wolfSSL_ERR_reason_error_string((unsigned long)p->verr),
+			 p->verr, (unsigned)p->vdepth);
+		return buf;
+	}
+	if (p->vdepth == 0)
+		return why;
+	snprintf(buf, len, "%s (chain depth %u)", why, (unsigned)p->vdepth);
+	return buf;
+}
+
+const char *tls_peer_why(const struct tls *t, const char *domain, char *buf, size_t len)
+{
+	const struct tls_peer *p = t->peer;
+	const char *chain = NULL, *name;
+	char tmp[160];
+	size_t at = 0, nlen, o;
+	int kind, w;
+
+	if (!len)
+		return NULL;
+	if (!p)
+		chain = "not a server-to-server session";
+	else if (!t->done)
+		chain = "handshake not complete";
+	else if (!(p->flags & PEER_CERT))
+		chain = "no certificate";
+	else if (!tls_peer_chain_ok(t))
+		chain = chain_why(p, tmp, sizeof(tmp));
+	if (!p || !t->done || !(p->flags & PEER_CERT) || !domain || tls_peer_has_id(t, domain)) {
+		if (!chain)
+			return NULL;
+		snprintf(buf, len, "%s", chain);
+		return buf;
+	}
+	/* No identity for domain: say what the certificate does name. */
+	w = snprintf(buf, len, "%s%sno identity for %s (certificate names:", chain ? chain : "",
+		     chain ? "; " : "", domain);
+	o = w < 0 ? 0 : (size_t)w < len ? (size_t)w : len - 1;
+	if (p->flags & (PEER_UNREADABLE | PEER_NOMEM))
+		name = p->flags & PEER_UNREADABLE ? " unreadable" : " not kept, out of memory";
+	else
+		name = p->ids_len ? NULL : " none";
+	if (name) {
+		snprintf(buf + o, len - o, "%s)", name);
+		return buf;
+	}
+	while (o + 1 < len && certname_next(p->ids, p->ids_len, &at, &kind, &name, &nlen)) {
+		const char *pre = kind == CERTNAME_XMPP ? "xmpp:" : kind == CERTNAME_CN ? "CN=" : "";
+		w = snprintf(buf + o, len - o, " %s%.*s", pre, (int)nlen, name);
+		o = w < 0 ? len - 1 : o + (size_t)w < len ? o + (size_t)w : len - 1;
+	}
+	if (o + 1 < len)
+		snprintf(buf + o, len - o, ")");
+	return buf;
 }

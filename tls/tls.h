@@ -6,6 +6,13 @@
  * context is safe to share for creating sessions).  TLS 1.2 and 1.3 only,
  * ChaCha20-Poly1305 preferred (no AES-NI in Debian's build), ALPN
  * "xmpp-client" accepted for XEP-0368, SNI selects the domain's certificate.
+ * With server-to-server streams (tls_init_s2s) each domain has two more: an
+ * s2s server context that asks for the peer's certificate and an s2s client
+ * context that presents the domain's own; tls.ca_file is parsed once into a
+ * store every verifying context shares (Debian's bundle of 144 CAs: ~0.3 MB
+ * with glibc's malloc, ~0.6 MB with jemalloc, once; a copy per context
+ * would cost ~320 KB per context).  wolfSSL keeps the intermediate CAs it
+ * verified in that store, for later chains that omit them.
  *
  * A session is created lazily — on the first ClientHello byte (Direct TLS)
  * or at <starttls/> — because a WOLFSSL costs ~60 KB (DESIGN §3).  When a
@@ -47,10 +54,17 @@ struct tls;
 /* tls_read's out buffer must hold this much (a record's inner plaintext). */
 #define TLS_READ_CAP (16384u + 240u)
 
-/* Load every domain's certificate and key, and with cfg->upstream_tls the
- * CA certificates of cfg->tls_ca_file for verifying clients.  Returns 0,
- * or -1 after logging which domain and file failed and why. */
+/* Load every domain's certificate and key, and the CA certificates of
+ * cfg->tls_ca_file when set (the peers' certificates are verified against
+ * them: upstream_tls, server-to-server).  Returns 0, or -1 after logging
+ * which domain and file failed and why. */
 int tls_init(const struct config *cfg);
+
+/* After tls_init, once, when server-to-server streams are configured: the
+ * s2s server and client contexts of every domain (cfg the same as
+ * tls_init's).  Returns 0, or -1 after logging why (no s2s context is left
+ * then).  Without tls.ca_file no peer's chain ever verifies. */
+int tls_init_s2s(const struct config *cfg);
 void tls_shutdown(void);
 
 /* Release the calling thread's wolfSSL caches (the ECC fixed-point cache is
@@ -61,6 +75,16 @@ void tls_thread_exit(void);
  * switches by SNI).  io must outlive the session.  NULL on failure. */
 struct tls *tls_new(const char *domain, struct tls_io *io);
 void tls_free(struct tls *t);
+
+/*
+ * A server session for a server-to-server stream (RFC 6120 §5, §13.7.2;
+ * Direct TLS: XEP-0368, ALPN "xmpp-server" accepted): like tls_new, and
+ * it asks for the peer's certificate, which the peer may withhold; a
+ * certificate that does not verify never fails the handshake — the
+ * tls_peer_* functions below say what it proved, the stream decides.
+ * NULL on failure, or without tls_init_s2s.
+ */
+struct tls *tls_new_s2s(const char *domain, struct tls_io *io);
 
 /* True once the session runs on our record layer (the WOLFSSL is gone). */
 bool tls_lean(const struct tls *t);
@@ -103,11 +127,24 @@ const char *tls_sni_domain(const struct tls *t);
 struct tls *tls_client_new(const char *sni, int alpn, struct tls_io *io);
 
 /* A new client session that verifies the server (upstream_tls): its
- * certificate must chain to tls.ca_file (loaded by tls_init when
+ * certificate must chain to tls.ca_file (the context exists when
  * cfg->upstream_tls is set) and carry `name`, which is also sent as SNI.
  * A failed check fails the handshake; tls_error_str then starts with
  * "certificate verification failed".  NULL on failure (no such context). */
 struct tls *tls_client_new_verified(const char *name, struct tls_io *io);
+
+/*
+ * A client session for a server-to-server stream from local_domain (a
+ * served domain: its certificate is presented when the peer asks, so the
+ * peer can authenticate us with SASL EXTERNAL, XEP-0178 §3) to the server
+ * of `name`, the peer's domain, sent as SNI; with direct_tls ALPN offers
+ * "xmpp-server" (XEP-0368).  The peer's certificate is verified against
+ * tls.ca_file but, as on the server side, a failure does not fail the
+ * handshake.  NULL on failure, for a domain not served, or without
+ * tls_init_s2s.
+ */
+struct tls *tls_client_new_s2s(const char *local_domain, const char *name, bool direct_tls,
+				struct tls_io *io);
 
 /* Advance the client handshake with what is in io.in (the first call writes
  * the ClientHello through io.out).  TLS_OK once complete, TLS_WANT, or
@@ -116,5 +153,36 @@ int tls_connect(struct tls *t);
 
 /* Free the client context; call after every client session is freed. */
 void tls_client_shutdown(void);
+
+/*
+ * The peer's certificate on a server-to-server session (tls_new_s2s,
+ * tls_client_new_s2s), both sides, once the handshake completed (before:
+ * false, and "handshake not complete").  What they read was captured at
+ * completion, so they answer the same after the hand-over to the record
+ * layer.  A peer is authenticated as a domain (RFC 6120 §13.7.2, XEP-0178
+ * §3) when both are true: tls_peer_chain_ok and tls_peer_has_id.  Cost per
+ * s2s session: one allocation of a 6-byte header and the identities
+ * (certname records: 2 bytes + the name each, at most CERTNAME_MAX; ~40
+ * bytes for a DNS-ID and an SRV-ID), the certificate itself is not kept;
+ * every session, c2s too, has 8 bytes more for the pointer to it.
+ */
+
+/* The peer presented a certificate that chains to tls.ca_file (in date,
+ * signatures good). */
+bool tls_peer_chain_ok(const struct tls *t);
+
+/* The peer's certificate names `domain` (a JID domainpart) as an XMPP
+ * server: DNS-ID, SRV-ID _xmpp-server, XmppAddr, or CN-ID where RFC 6125
+ * §6.4.4 allows (tls/certname.h has the rules).  Says nothing of the chain. */
+bool tls_peer_has_id(const struct tls *t, const char *domain);
+
+/*
+ * For logs: why the peer is not authenticated as `domain` (NULL: why the
+ * chain is not ok), written into buf: "no certificate", "self-signed",
+ * "issuer not in tls.ca_file", "expired", "not yet valid", ... and/or
+ * "no identity for DOMAIN (certificate names: ...)", joined by "; ".
+ * Returns buf, or NULL when nothing is wrong.
+ */
+const char *tls_peer_why(const struct tls *t, const char *domain, char *buf, size_t len);
 
 #endif
