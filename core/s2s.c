@@ -155,7 +155,12 @@ int s2s_process_init(const struct config *cfg)
 		log_info("s2s: dialback keys from a random secret (set s2s.dialback_secret when several "
 			 "edges serve the same domains)", "workers_share=%s", "yes");
 	}
-	r = resolver_start(&resolver, cfg->s2s.dns_servers);
+	{
+		/* Two tries of 2 s per query: c-ares' own defaults (5 s doubling
+		 * over 4 tries) would outlast s2s.connect_timeout by far. */
+		struct resolver_opts ro = { .servers = cfg->s2s.dns_servers, .timeout_ms = 2000, .tries = 2 };
+		r = resolver_start(&resolver, &ro);
+	}
 	if (r < 0) {
 		log_error("s2s: cannot start the DNS resolver", "err=%s dns_servers=%s", strerror(-r),
 			  cfg->s2s.dns_servers ? cfg->s2s.dns_servers : "/etc/resolv.conf");
@@ -207,6 +212,14 @@ static char *jid_domain_dup(const char *j, size_t n)
 		d[v.domain_len] = 0;
 	}
 	return d;
+}
+
+/* Why the peer's certificate does not authenticate it as domain, for logs. */
+static const char *peer_why(const struct tls *t, const char *domain, char *buf, size_t len)
+{
+	const char *w = t ? tls_peer_why(t, domain, buf, len) : "no TLS";
+
+	return w ? w : "certificate fine";
 }
 
 /* ---- the pair table --------------------------------------------------------- */
@@ -370,8 +383,10 @@ static void out_free(struct s2s_out *o)
 	struct s2s_item *it, *next;
 
 	out_unlink(o);
-	if (o->dns)
-		o->dns->out = NULL;   /* its answer is freed when it comes */
+	if (o->dns) {
+		o->dns->out = NULL;   /* its answer (-ECANCELED, soon) is freed when it comes */
+		resolve_cancel(resolver, &o->dns->q);
+	}
 	if (o->c) {
 		struct s2s_conn *sc = o->c->s2s;
 		if (sc)
@@ -403,11 +418,14 @@ static void out_fail(struct s2s_out *o, const char *cond, const char *why)
 	o->phase = PH_DONE;
 	for (it = o->qhead; it; it = it->next, n++)
 		item_bounce(o->w, it, cond);
-	log_warn(o->purpose == P_VERIFY ? "s2s: dialback verification failed"
-		 : "s2s: remote server unreachable", "local=%s remote=%s why=\"%s\" bounced=%u cond=%s",
-		 o->local, o->remote, why, n, cond);
-	if (o->purpose == P_VERIFY)
+	if (o->purpose == P_VERIFY) {
+		log_warn("s2s: dialback verification failed", "local=%s remote=%s why=\"%s\" cond=%s",
+			 o->local, o->remote, why, cond);
 		verify_report(o, -1, cond);
+	} else {
+		log_warn("s2s: remote server unreachable", "local=%s remote=%s why=\"%s\" bounced=%u cond=%s",
+			 o->local, o->remote, why, n, cond);
+	}
 	out_free(o);
 }
 
@@ -571,7 +589,7 @@ static void out_next_target(struct s2s_out *o)
 		/* One target may not eat the whole deadline: the next gets its turn. */
 		c->due = o->deadline < w->now + w->cfg->timeouts.handshake ? o->deadline
 			 : w->now + w->cfg->timeouts.handshake;
-		snprintf(c->peer, sizeof(c->peer), "%s:%u", t->host, t->port);
+		snprintf(c->peer, sizeof(c->peer), "%.36s:%u", t->host, t->port);
 		o->c = c;
 		o->phase = PH_CONNECT;
 		o->next_target++;
@@ -705,7 +723,7 @@ static const char *tls_local(const struct conn *c)
 static void out_open(struct conn *c)
 {
 	struct s2s_out *o = c->s2s->out;
-	char attrs[600];
+	char attrs[1800];
 
 	snprintf(attrs, sizeof(attrs), DB_DECL " from='%s' to='%s'", o->local, o->remote);
 	xmpp_open(c, attrs);
@@ -759,7 +777,7 @@ static int out_header(struct conn *c, const struct xs_header *h)
 
 static void send_db_result(struct conn *c, struct s2s_out *o)
 {
-	char key[DB_KEY_HEX + 1], buf[900];
+	char key[DB_KEY_HEX + 1], buf[2600];
 
 	/* We are the originating server: the key names the receiving one. */
 	if (!c->s2s->id[0] || dialback_key(db_secret, o->remote, o->local, c->s2s->id, key) < 0) {
@@ -774,6 +792,7 @@ static void send_db_result(struct conn *c, struct s2s_out *o)
 /* Features of the peer's stream: secure it, then authenticate. */
 static int out_features(struct conn *c, struct s2s_out *o, const uint8_t *p, size_t n)
 {
+	char why[256];
 	const struct config *cfg = c->w->cfg;
 	struct xtree *t = xtree_parse((const char *)p, n, c->hdr_decls, NULL, NULL);
 	const struct xtree_node *f = t ? xtree_root(t) : NULL, *mechs, *m;
@@ -804,7 +823,7 @@ static int out_features(struct conn *c, struct s2s_out *o, const uint8_t *p, siz
 		}
 	}
 	if (o->purpose == P_VERIFY) {
-		char buf[1200];
+		char buf[3200];
 		snprintf(buf, sizeof(buf), "<db:verify from='%s' to='%s' id='%s'>%s</db:verify>", o->local,
 			 o->remote, o->sid, o->key);
 		xmpp_outs(c, buf);
@@ -821,13 +840,13 @@ static int out_features(struct conn *c, struct s2s_out *o, const uint8_t *p, siz
 		bool valid = tls && tls_peer_chain_ok(tls) && tls_peer_has_id(tls, o->remote);
 		if (!valid && cfg->s2s.require_valid_certs) {
 			log_warn("s2s: remote certificate does not verify, and s2s.require_valid_certs is on",
-				 "remote=%s why=\"%s\"", o->remote, tls ? tls_peer_why(tls) : "no TLS");
+				 "remote=%s why=\"%s\"", o->remote, peer_why(tls, o->remote, why, sizeof(why)));
 			xmpp_end(c, WIRE_CLOSE_ERROR);
 			return STOP_DISCARD;
 		}
 	}
 	if (external && !o->external_failed) {
-		char b64[400], buf[600];
+		char b64[1400], buf[1600];
 		long bn = crypto_b64_encode(o->local, strlen(o->local), b64, sizeof(b64));
 		snprintf(buf, sizeof(buf), "<auth xmlns='" NS_SASL "' mechanism='EXTERNAL'>%s</auth>",
 			 bn > 0 ? b64 : "=");
@@ -1022,7 +1041,7 @@ static void auth_add(struct conn *c, const char *local, const char *remote)
 /* Our answer to the peer's <db:result>. */
 static void db_answer(struct conn *c, const char *local, const char *remote, int valid, const char *cond)
 {
-	char buf[900];
+	char buf[2600];
 
 	if (valid > 0) {
 		snprintf(buf, sizeof(buf), "<db:result from='%s' to='%s' type='valid'/>", local, remote);
@@ -1058,6 +1077,7 @@ static void verify_report(struct s2s_out *o, int valid, const char *cond)
 /* <db:result from='remote' to='local'>key</db:result> on an inbound stream. */
 static int in_db_result(struct conn *c, const struct db_elem *d)
 {
+	char why[256];
 	const struct config *cfg = c->w->cfg;
 	struct s2s_conn *sc = c->s2s;
 	const char *local = our_domain(cfg, d->to, strlen(d->to));
@@ -1075,7 +1095,7 @@ static int in_db_result(struct conn *c, const struct db_elem *d)
 	}
 	if (cfg->s2s.require_valid_certs || !cfg->s2s.dialback) {
 		log_warn("s2s: dialback refused: the peer's certificate does not verify", "conn=%u "
-			 "remote=%s why=\"%s\"", c->idx, d->from, tls ? tls_peer_why(tls) : "no TLS");
+			 "remote=%s why=\"%s\"", c->idx, d->from, peer_why(tls, d->from, why, sizeof(why)));
 		db_answer(c, local, d->from, -1, "not-authorized");
 		return GO_ON;
 	}
@@ -1106,7 +1126,7 @@ static int in_db_result(struct conn *c, const struct db_elem *d)
 static int in_db_verify(struct conn *c, const struct db_elem *d)
 {
 	const char *local = our_domain(c->w->cfg, d->to, strlen(d->to));
-	char want[DB_KEY_HEX + 1], *eid, buf[900];
+	char want[DB_KEY_HEX + 1], *eid, buf[3200];
 	bool valid;
 
 	if (!local) {
@@ -1184,7 +1204,7 @@ static int in_header(struct conn *c, const struct xs_header *h)
 {
 	struct s2s_conn *sc = c->s2s;
 	uint8_t rnd[12];
-	char attrs[600], *efrom = NULL;
+	char attrs[1800], *efrom = NULL;
 
 	if (!sc && !(sc = c->s2s = calloc(1, sizeof(*sc)))) {
 		xmpp_error(c, "internal-server-error", NULL);
@@ -1195,7 +1215,7 @@ static int in_header(struct conn *c, const struct xs_header *h)
 		snprintf(sc->id + 2 * i, 3, "%02x", rnd[i]);
 	free(sc->from);
 	sc->from = h->from.len ? jid_domain_dup(h->from.p, h->from.len) : NULL;
-	if (sc->from)
+	if (sc->from && strlen(sc->from) <= 253)      /* a DNS name; anything longer is not echoed */
 		efrom = xmpp_esc_dup(sc->from, strlen(sc->from));
 	snprintf(attrs, sizeof(attrs), DB_DECL " id='%s' from='%s'%s%s%s", sc->id, xmpp_domain(c),
 		 efrom ? " to='" : "", efrom ? efrom : "", efrom ? "'" : "");
@@ -1233,6 +1253,7 @@ static int in_starttls(struct conn *c)
 /* XEP-0178: <auth mechanism='EXTERNAL'>: the certificate is the proof. */
 static int in_sasl(struct conn *c, const struct xs_stanza *s, const uint8_t *p, size_t n)
 {
+	char why[256];
 	struct s2s_conn *sc = c->s2s;
 	const struct tls *tls = xprt_tls_peer(c);
 	struct xtree *t = xtree_parse((const char *)p, n, c->hdr_decls, NULL, NULL);
@@ -1265,7 +1286,7 @@ static int in_sasl(struct conn *c, const struct xs_stanza *s, const uint8_t *p, 
 	if (!authz || !tls || !tls_peer_chain_ok(tls) || !tls_peer_has_id(tls, authz) ||
 	    (sc->from && strcmp(authz, sc->from) != 0)) {
 		log_warn("s2s: SASL EXTERNAL refused", "conn=%u authzid=%s why=\"%s\"", c->idx,
-			 authz ? authz : "-", tls ? tls_peer_why(tls) : "no TLS");
+			 authz ? authz : "-", peer_why(tls, authz, why, sizeof(why)));
 		free(authz);
 		xmpp_outs(c, "<failure xmlns='" NS_SASL "'><not-authorized/></failure>");
 		return GO_ON;

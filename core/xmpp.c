@@ -98,7 +98,7 @@ void xmpp_outs(struct conn *c, const char *s)
 
 void xmpp_open(struct conn *c, const char *attrs)
 {
-	char hdr[640];
+	char hdr[2048];
 
 	if (c->flags & CF_HEADER_SENT)
 		return;
