@@ -22,12 +22,15 @@
  * worker and a link coming or going moves only the pairs it takes or had;
  * else remote-server-not-found.  The frame's `to` and `from` are canonical.
  * Bounces follow RFC 6120 §8.3: never for an error (nor an iq result,
- * §8.2.3: an undeliverable answer is dropped), type per condition
- * (sm_error_type), from the address the stanza was sent to, to its sender:
- * a local full JID (its session, if online), a local bare JID (its
- * available resources: presence the server sent on the account's behalf),
- * the server itself (dropped), or an external JID (out through here once
- * more: an error is never bounced, and nesting is bounded, so no loop).
+ * §8.2.3: an undeliverable answer is dropped), and for presence only a
+ * "subscribe" (lost presence is not answered, here as for local addresses
+ * and at the edge: broadcasts and probes to a dead server would flood the
+ * user's clients); type per condition (sm_error_type), from the address
+ * the stanza was sent to, to its sender: a local full JID (its session, if
+ * online), a local bare JID (its available resources: a subscription
+ * request the server stamped with it), the server itself (dropped), or an
+ * external JID (out through here once more: an error is never bounced, and
+ * nesting is bounded, so no loop).
  * Bounces are built in a buffer of this module: callers' sm->scratch stays
  * as it was.
  *
@@ -380,6 +383,11 @@ static void bounce(struct sm *sm, struct sm_remote *r, const struct wire_msg *m,
 	if (sm_ws_is(m->u.stanza.type, "error") ||
 	    (m->u.stanza.kind == WIRE_KIND_IQ && sm_ws_is(m->u.stanza.type, "result")))
 		return;     /* §8.3.1, §8.2.3: errors and results are not answered */
+	/* Lost presence is not answered (broadcasts, probes, unavailable,
+	 * directed presence: as for local addresses, and as the edge does),
+	 * except a subscription request, whose sender waits for an answer. */
+	if (m->u.stanza.kind == WIRE_KIND_PRESENCE && !sm_ws_is(m->u.stanza.type, "subscribe"))
+		return;
 	log_debug("stanza for an external entity bounced", "from=\"%s\" to=\"%s\" kind=%s "
 		  "condition=%s", from->s, to->s, kind, cond);
 	if (!r || r->depth >= REMOTE_MAX_DEPTH)
@@ -420,8 +428,8 @@ static void bounce(struct sm *sm, struct sm_remote *r, const struct wire_msg *m,
 				   e.u.stanza.from, e.u.stanza.id, e.u.stanza.ns, e.u.stanza.raw.p,
 				   e.u.stanza.raw.len);
 	} else if (from->local) {
-		/* Sent on the account's behalf (subscriptions, probes): its
-		 * available resources hear of it. */
+		/* Stamped with the account's bare JID (a subscription
+		 * request): its available resources hear of it. */
 		struct sm_user *u = sm_user_find(sm, from->s, from->len);
 
 		for (struct sm_session *t = u ? u->shead : NULL; t; t = t->unext)

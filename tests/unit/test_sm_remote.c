@@ -770,16 +770,17 @@ static void test_presence_remote_contacts(void **state)
 	expect_one(a, 1, "type='result' id='ublk'");
 	expect_one(s2s, 0, "TO:fred@other.example FROM:alice@localhost/a|<show>chat</show>");
 
-	/* No route for a contact's domain: presence errors come back to
-	 * alice from the contact (presence sent on her behalf included). */
+	/* No route for the contacts' domains: lost presence is not answered
+	 * (broadcasts, directed presence); a subscription request is: the
+	 * error comes to her resources from the contact. */
 	link_close(e, 1);
 	pres(a, 1, ja, "", "", "<show>away</show>");
-	expect_n(a, 1, 3, (const char *const[]){
-		"<presence type='error' from='bob@remote.example' to='alice@localhost/a'>|"
-		"<remote-server-not-found ",
-		"<presence type='error' from='fred@other.example' to='alice@localhost/a'>|"
-		"<remote-server-not-found ",
-		"from='alice@localhost/a'|to='alice@localhost'|<show>away</show>" });
+	expect_one(a, 1, "from='alice@localhost/a'|to='alice@localhost'|<show>away</show>");
+	pres(a, 1, ja, "", "room@elsewhere.example/Alice", "");
+	quiet(a);
+	pres(a, 1, ja, "subscribe", "carol@nowhere.example", "");
+	expect_one(a, 1, "<presence type='error' from='carol@nowhere.example' "
+			 "to='alice@localhost'><error type='cancel'><remote-server-not-found ");
 }
 
 /* The server's iq to an external requester (RFC 6120 §10.3.3, XEP-0030,
