@@ -37,7 +37,9 @@
  * Inbound, sm_remote_in(): the edge checked that `from` belongs to the peer
  * and that `to` is something it may address; this module checks again what
  * is cheap (from is a valid JID of no domain of ours; a component's JID
- * comes on the link that component is UP on; anything else on an s2s link)
+ * comes on the link that component is UP on, except errors, which the edge
+ * that failed to deliver to the component sends; anything else on an s2s
+ * link)
  * and hands the stanza to the inbound half of routing, sm_route_replay().
  * A stanza to a domain we do not serve is forwarded when a component sent
  * it (components talk to other servers and to each other), dropped and
@@ -497,8 +499,11 @@ void sm_remote_in(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 			 from.s);
 		return;
 	}
+	/* A component's JID comes on its link; an error from it may come on
+	 * any link: the edge that could not deliver a stanza to it answers
+	 * for it, and its link may have said DOWN first. */
 	c = comp_match(r, from.dom, from.dom_len);
-	if (c ? c->link != l : !l->s2s) {
+	if (c ? c->link != l && !sm_ws_is(m->u.stanza.type, "error") : !l->s2s) {
 		log_warn("external stanza from a domain this link does not carry dropped",
 			 "link=%u from=\"%s\"", l->id, from.s);
 		return;

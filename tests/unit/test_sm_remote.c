@@ -467,6 +467,14 @@ static void test_inbound_messages(void **state)
 	expect_one(a, 1, "id='c3'|from='nick@irc.example'");
 	rmsg(s2s, "nick@irc.example", "alice@localhost/a", "chat", "c4", "wrong link");
 	quiet(a);
+	/* ... but an error from it may come on any link: the edge that could
+	 * not deliver to it answers (after its DOWN, here). */
+	domain_frame(comp, WIRE_DOMAIN_DOWN, "irc.example");
+	msg(a, 1, ja, "nick@irc.example", "chat", "c5", "x");
+	expect_one(a, 1, "type='error' id='c5'|<service-unavailable ");
+	rmsg(s2s, "nick@irc.example", "alice@localhost/a", "error", "c6", "edge bounce");
+	expect_one(a, 1, "type='error' id='c6'|from='nick@irc.example'");
+	domain_frame(comp, WIRE_DOMAIN_UP, "irc.example");
 
 	/* XEP-0191: alice blocks bob@remote.example: his message is refused
 	 * with service-unavailable (she looks offline), his presence dropped. */
