@@ -643,8 +643,8 @@ void s2s_deliver(struct worker *w, const struct wire_msg *m)
 	struct s2s_out **pp, *o;
 	struct s2s_item *it;
 
-	if (!s || !local || !remote) {
-		cond = !s ? "internal-server-error" : "remote-server-not-found";
+	if (!s || !local || !remote || w->stop) {
+		cond = !s || w->stop ? "remote-server-timeout" : "remote-server-not-found";
 		goto bounce;
 	}
 	/* Only our own domains originate, and ours are never remote. */
@@ -1083,6 +1083,7 @@ static int in_db_result(struct conn *c, const struct db_elem *d)
 	const char *local = our_domain(cfg, d->to, strlen(d->to));
 	const struct tls *tls = xprt_tls_peer(c);
 	struct s2s_out *o;
+	struct s2s *st;
 
 	if (!local) {
 		xmpp_error(c, "host-unknown", NULL);
@@ -1103,7 +1104,8 @@ static int in_db_result(struct conn *c, const struct db_elem *d)
 		xmpp_error(c, "policy-violation", "too many dialback requests at once");
 		return STOP_DISCARD;
 	}
-	o = out_new(c->w, P_VERIFY, local, d->from);
+	st = state(c->w);
+	o = st ? out_new(c->w, P_VERIFY, local, d->from) : NULL;
 	if (!o || !(o->key = strdup(d->key)) || !(o->sid = strdup(sc->id))) {
 		if (o)
 			out_free(o);
@@ -1112,8 +1114,8 @@ static int in_db_result(struct conn *c, const struct db_elem *d)
 	}
 	o->in_idx = c->idx;
 	o->in_gen = c->gen;
-	o->next = c->w->s2s->verifies;
-	c->w->s2s->verifies = o;
+	o->next = st->verifies;
+	st->verifies = o;
 	sc->npending++;
 	log_info("s2s: verifying a dialback key with the authoritative server", "conn=%u local=%s remote=%s",
 		 c->idx, o->local, o->remote);
@@ -1391,6 +1393,23 @@ const struct role_ops role_s2s_in = {
 };
 
 /* ---- the worker's part ------------------------------------------------------------ */
+
+void s2s_worker_stop(struct worker *w)
+{
+	struct s2s *s = w->s2s;
+
+	if (!s)
+		return;
+	while (s->verifies)
+		out_fail(s->verifies, "remote-server-timeout", "the edge is shutting down");
+	for (size_t i = 0; i < s->cap; i++)
+		while (s->tab[i]) {
+			if (s->tab[i]->qhead)
+				out_fail(s->tab[i], "remote-server-timeout", "the edge is shutting down");
+			else
+				out_free(s->tab[i]);
+		}
+}
 
 void s2s_worker_free(struct worker *w)
 {

@@ -18,6 +18,9 @@ int s2s_process_init(const struct config *cfg);
 /* After the workers stopped. */
 void s2s_process_fini(void);
 
+/* The worker is stopping: outbound streams end (what waits is bounced). */
+void s2s_worker_stop(struct worker *w);
+
 /* A worker's outbound streams and their queues, at its exit. */
 void s2s_worker_free(struct worker *w);
 

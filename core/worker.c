@@ -978,6 +978,8 @@ static void ctrl_drain(struct worker *w)
 			for (uint32_t i = 0; i < w->nslots; i++)
 				if (w->slots[i] && !(w->slots[i]->flags & (CF_CLOSED | CF_OUTBOUND)))
 					xmpp_error(w->slots[i], "system-shutdown", NULL);
+			/* Our own streams to other servers end too. */
+			s2s_worker_stop(w);
 		}
 	}
 }
