@@ -65,29 +65,36 @@ def ca_signed(d: Path, ca, name: str):
 class Pair:
     """xa.localhost and xb.localhost, federating through s2s.routes."""
 
-    def __init__(self, tmp: Path, verified: bool, s2s_extra: str = "", routes_extra=None):
+    def __init__(self, tmp: Path, verified: bool, s2s_extra: str = "", routes_extra=None,
+                 direct_tls: bool = False):
         self.tmp = tmp
         certs = tmp / "certs"
         certs.mkdir()
+        self.certs = {}
         if verified:
             ca = test_ca(certs)
             cert_a, cert_b = ca_signed(certs, ca, A), ca_signed(certs, ca, B)
             ca_file = str(ca[0])
+            self.ca = ca
         else:
             cert_a, cert_b = self_signed(certs, A), self_signed(certs, B)
             ca_file = ""
+        self.certs = {A: cert_a, B: cert_b}
         self.s2s_port = {A: free_port(), B: free_port()}
+        self.tls_port = {A: free_port(), B: free_port()}
         self.servers = {}
         self.socks = []
         for dom, cert in ((A, cert_a), (B, cert_b)):
             other = B if dom == A else A
-            routes = {other: f"127.0.0.1:{self.s2s_port[other]}", **(routes_extra or {})}
+            routes = {other: (f"tls://127.0.0.1:{self.tls_port[other]}" if direct_tls
+                              else f"127.0.0.1:{self.s2s_port[other]}"), **(routes_extra or {})}
             yaml = ("s2s:\n"
                     f"  dialback_secret: {SECRET}-{dom}\n"
                     "  connect_timeout: 10\n" + s2s_extra +
                     "  routes:\n" + "".join(f"    {k}: {v}\n" for k, v in routes.items()))
             opts = ServerOptions(domain=dom, ca_file=ca_file,
-                                 extra_listeners=[("s2s", self.s2s_port[dom])],
+                                 extra_listeners=[("s2s", self.s2s_port[dom]),
+                                                  ("s2s_tls", self.tls_port[dom])],
                                  extra_edge_yaml=yaml)
             wd = tmp / dom
             wd.mkdir()
@@ -313,3 +320,95 @@ def test_spoofed_dialback_key_is_invalid(pair_factory):
     out = read_until(s, "</stream:stream>")
     s.close()
     assert "<not-authorized" in out, out
+
+
+def test_direct_tls_s2s(pair_factory):
+    """XEP-0368: the route says tls://, so the outbound stream starts with TLS (ALPN
+    xmpp-server) on the peer's s2s_tls listener."""
+    pair = pair_factory(verified=True, direct_tls=True)
+    run(chat_both_ways(pair), timeout=60)
+    pair[A].wait_log(r"s2s: connecting.*remote=xb.localhost.*direct_tls=1")
+    pair[A].wait_log(r"s2s: outbound stream ready.*remote=xb.localhost auth=SASL EXTERNAL")
+
+
+def test_require_valid_certs_refuses_self_signed(pair_factory):
+    pair = pair_factory(verified=False, s2s_extra="  require_valid_certs: true\n")
+
+    async def go():
+        alice = await login(pair[A], "alice")
+        errors = asyncio.Queue()
+        alice.add_event_handler("message_error", errors.put_nowait)
+        try:
+            alice.send_message(mto=f"bob@{B}", mbody="only with a valid certificate", mtype="chat")
+            m = await asyncio.wait_for(errors.get(), 30)
+            assert m["error"]["condition"] in ("remote-server-not-found", "remote-server-timeout")
+        finally:
+            await close_all(alice)
+    run(go(), timeout=60)
+    pair[A].wait_log(r"remote certificate does not verify.*why=\"self-signed")
+
+
+def external_peer(pair, dom_claimed: str):
+    """A raw s2s client presenting xb.localhost's CA-signed certificate to A, after
+    STARTTLS and SASL EXTERNAL: the stream is authenticated for xb.localhost."""
+    raw = socket.create_connection(("127.0.0.1", pair.s2s_port[A]), timeout=10)
+    hdr = (f"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+           f"xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' "
+           f"from='{dom_claimed}' to='{A}' version='1.0'>").encode()
+    raw.sendall(hdr)
+    assert "<starttls" in read_until(raw, "</stream:features>")
+    raw.sendall(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    assert "<proceed" in read_until(raw, "<proceed")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(str(pair.certs[B][0]), str(pair.certs[B][1]))
+    s = ctx.wrap_socket(raw, server_hostname=A)
+    s.sendall(hdr)
+    return s
+
+
+def test_sasl_external_then_spoofed_from_is_invalid_from(pair_factory):
+    pair = pair_factory(verified=True)
+    s = external_peer(pair, B)
+    feats = read_until(s, "</stream:features>")
+    assert "<mechanism>EXTERNAL</mechanism>" in feats, feats
+    s.sendall(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+    assert "<success" in read_until(s, "<success")
+    s.sendall((f"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+               f"xmlns:stream='http://etherx.jabber.org/streams' from='{B}' to='{A}' "
+               f"version='1.0'>").encode())
+    read_until(s, "</stream:features>")
+    s.sendall(f"<message from='mallory@evil.localhost' to='alice@{A}'><body>x</body></message>".encode())
+    out = read_until(s, "</stream:stream>")
+    s.close()
+    assert "<invalid-from" in out, out
+
+
+def test_sasl_external_for_another_domain_is_refused(pair_factory):
+    """The certificate names xb.localhost; claiming xc.localhost gets no EXTERNAL offer,
+    and asking for it anyway fails."""
+    pair = pair_factory(verified=True)
+    s = external_peer(pair, "xc.localhost")
+    feats = read_until(s, "</stream:features>")
+    assert "EXTERNAL" not in feats, feats
+    s.sendall(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+    out = read_until(s, "</failure>")
+    s.close()
+    assert "<not-authorized/>" in out, out
+
+
+def test_stanza_for_a_domain_not_ours_is_host_unknown(pair_factory):
+    pair = pair_factory(verified=True)
+    s = external_peer(pair, B)
+    read_until(s, "</stream:features>")
+    s.sendall(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+    read_until(s, "<success")
+    s.sendall((f"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+               f"xmlns:stream='http://etherx.jabber.org/streams' from='{B}' to='{A}' "
+               f"version='1.0'>").encode())
+    read_until(s, "</stream:features>")
+    s.sendall(f"<message from='bob@{B}' to='someone@elsewhere.localhost'><body>x</body></message>".encode())
+    out = read_until(s, "</stream:stream>")
+    s.close()
+    assert "<host-unknown" in out, out
