@@ -532,7 +532,7 @@ const struct role_ops role_component = {
 	.sent = comp_sent,
 	.ended = comp_ended,
 	.free = comp_free,
-	.host = comp_host,
+	.served = comp_host,
 	.no_version = true,
 	.keepalive = true,
 };

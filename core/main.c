@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/version.h"
 #include "core/log.h"
+#include "core/s2s.h"
 #include "core/offload.h"
 #include "core/worker.h"
 #include "sm/sm.h"
@@ -114,8 +115,9 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
-	if (tls_init(&cfg) < 0) {
+	if (tls_init(&cfg) < 0 || (cfg.s2s.enabled && tls_init_s2s(&cfg) < 0)) {
 		fprintf(stderr, "%s: TLS set-up failed (see the log line above)\n", path);
+		tls_shutdown();
 		config_free(&cfg);
 		return 1;
 	}
@@ -160,6 +162,8 @@ int main(int argc, char **argv)
 		log_error("cannot start the offload threads", "threads=%d err=%s", npool, strerror(-r));
 		goto out_sm_unstarted;
 	}
+	if (s2s_process_init(&cfg) < 0)
+		goto out_sm_unstarted;
 	workers = calloc((size_t)nworkers, sizeof(*workers));
 	if (!workers)
 		goto out_sm_unstarted;
@@ -217,6 +221,7 @@ out_workers:
 		pthread_join(workers[i].thread, NULL);
 	free(workers);
 	offload_stop(&pool);   /* every job came back: workers wait for theirs */
+	s2s_process_fini();
 	if (sm) {
 		sm_stop(sm);
 		pthread_join(sm_thr, NULL);
@@ -225,6 +230,7 @@ out_workers:
 	goto out_ring;
 out_sm_unstarted:
 	offload_stop(&pool);   /* a no-op unless it started */
+	s2s_process_fini();
 	if (sm)
 		sm_free(sm);
 out_ring:

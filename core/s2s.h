@@ -12,6 +12,18 @@
 extern const struct role_ops role_s2s_in;
 extern const struct role_ops role_s2s_out;
 
+/* Before the workers start: the resolver thread and the dialback secret
+ * (nothing when federation is off).  0 or -errno (logged). */
+int s2s_process_init(const struct config *cfg);
+/* After the workers stopped. */
+void s2s_process_fini(void);
+
+/* The worker is stopping: outbound streams end (what waits is bounced). */
+void s2s_worker_stop(struct worker *w);
+
+/* A worker's outbound streams and their queues, at its exit. */
+void s2s_worker_free(struct worker *w);
+
 /* A WIRE_ROUTE for a remote domain: queued on (or starting) the outbound
  * stream for its (from-domain, to-domain) pair, or bounced. */
 void s2s_deliver(struct worker *w, const struct wire_msg *m);

@@ -47,6 +47,7 @@ struct auth_job;
 struct comp;
 struct conn;
 struct s2s;
+struct s2s_conn;
 struct sasl;
 struct session;
 struct xmlstage;
@@ -148,11 +149,15 @@ struct role_ops {
 	void (*ended)(struct conn *c, int reason); /* the stream is over (enum wire_reason) */
 	void (*free)(struct conn *c);
 	void (*connected)(struct conn *c, int res); /* outbound: the connect completed (0 / -errno) */
-	/* Where an inbound stream's header rules differ from c2s's (xmpp.c):
-	 * host: the name (config-owned) a header's `to` asks for, NULL for
-	 * host-unknown; when the hook is NULL, `to` must be a served domain. */
-	const char *(*host)(const struct config *cfg, const char *to, size_t n);
-	bool no_version;     /* headers need not carry a version (XEP-0114) */
+	/* Optional.  served: the domain (config-owned) an inbound header's `to`
+	 * names, NULL when not ours (default: one of `domains`).  idle: seconds
+	 * an authenticated stream may carry nothing (default timeouts.idle).
+	 * own_prefix: top-level elements starting with it ("<db:") are parsed
+	 * in the stream's own namespace context, not the c2s one. */
+	const char *(*served)(const struct config *cfg, const char *s, size_t n);
+	uint32_t (*idle)(const struct conn *c);
+	const char *own_prefix;
+	bool no_version;     /* inbound headers need not carry a version (XEP-0114) */
 	bool keepalive;      /* an idle stream in `session` gets a whitespace keepalive
 	                        (RFC 6120 §4.6.1) instead of connection-timeout */
 };
@@ -192,6 +197,7 @@ struct conn {
 	struct session *sess;    /* native backend: the session this stream carries */
 	struct conn *tied;       /* upstream backend: the other half of the relay */
 	struct comp *comp;       /* component role: its state (component.c) */
+	struct s2s_conn *s2s;    /* s2s roles: the stream's federation state (s2s.c) */
 	struct framer fr;
 	struct buf in;           /* XMPP bytes received, not yet consumed */
 	struct buf out;          /* wire bytes queued behind the send in flight */

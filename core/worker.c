@@ -27,6 +27,7 @@
 #include "core/iplimit.h"
 #include "core/link.h"
 #include "core/log.h"
+#include "core/s2s.h"
 #include "core/session.h"
 #include "core/sock.h"
 #include "core/thread_ring.h"
@@ -558,6 +559,11 @@ static int conn_layers(struct conn *c, const struct config_listener *cl)
 		if (!xprt_tls_server(c))
 			return -1;
 	}
+	if (cl->kind == LISTEN_S2S_TLS) {
+		c->flags |= CF_DIRECT_TLS;
+		if (!xprt_tls_server_s2s(c))
+			return -1;
+	}
 	if (cl->kind == LISTEN_WS || cl->kind == LISTEN_WSS) {
 		/* ws is meant to sit behind an ingress that terminates TLS: the
 		 * stream counts as secure (docs: configuration). */
@@ -599,7 +605,8 @@ static void on_accept(struct listener *l, struct io_uring_cqe *cqe)
 		return;
 	}
 	c->listener = l->index;
-	c->role = cl->kind == LISTEN_COMPONENT ? &role_component : &role_c2s;
+	c->role = cl->kind == LISTEN_S2S || cl->kind == LISTEN_S2S_TLS ? &role_s2s_in
+		  : cl->kind == LISTEN_COMPONENT ? &role_component : &role_c2s;
 	c->be = w->native ? &backend_native : &backend_upstream;
 	w->stat_accepted++;
 	if (conn_layers(c, cl) < 0) {
@@ -974,6 +981,8 @@ static void ctrl_drain(struct worker *w)
 			for (uint32_t i = 0; i < w->nslots; i++)
 				if (w->slots[i] && !(w->slots[i]->flags & (CF_CLOSED | CF_OUTBOUND)))
 					xmpp_error(w->slots[i], "system-shutdown", NULL);
+			/* Our own streams to other servers end too. */
+			s2s_worker_stop(w);
 		}
 	}
 }
@@ -1044,6 +1053,7 @@ static void worker_teardown(struct worker *w)
 	if (w->link.w)
 		link_close(w);
 	session_table_free(w);
+	s2s_worker_free(w);
 	offload_port_destroy(&w->offload_port);
 	for (size_t i = 0; i < w->nlisteners; i++)
 		close(w->listeners[i].fd);

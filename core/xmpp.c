@@ -51,7 +51,7 @@ static const uint32_t legal[CS_COUNT] = {
 	[CS_HEADER]    = B(CS_NEGOTIATE) | B(CS_RELAY) | B(CS_CLOSING),
 	[CS_STARTTLS]  = B(CS_HEADER) | B(CS_CLOSING),
 	[CS_NEGOTIATE] = B(CS_STARTTLS) | B(CS_SASL) | B(CS_HEADER) | B(CS_NEGOTIATE) | B(CS_SESSION) |
-			 B(CS_CLOSING),
+			 B(CS_RELAY) | B(CS_CLOSING),
 	[CS_SASL]      = B(CS_SASL) | B(CS_NEGOTIATE) | B(CS_HEADER) | B(CS_CLOSING),
 	[CS_SESSION]   = B(CS_CLOSING),
 	[CS_RELAY]     = B(CS_HEADER) | B(CS_CLOSING),
@@ -98,7 +98,7 @@ void xmpp_outs(struct conn *c, const char *s)
 
 void xmpp_open(struct conn *c, const char *attrs)
 {
-	char hdr[640];
+	char hdr[2048];
 
 	if (c->flags & CF_HEADER_SENT)
 		return;
@@ -316,8 +316,7 @@ static int on_header(struct conn *c, const uint8_t *p, size_t n)
 	/* An inbound stream names the domain it is for; our answer (and any
 	 * error) comes from that domain. */
 	if (!(c->flags & CF_OUTBOUND)) {
-		dom = !h.has_to ? NULL
-		      : c->role->host ? c->role->host(c->w->cfg, h.to.p, h.to.len)
+		dom = !h.has_to ? NULL : c->role->served ? c->role->served(c->w->cfg, h.to.p, h.to.len)
 		      : served_domain(c->w->cfg, h.to.p, h.to.len);
 		if (dom && !c->domain)
 			c->domain = dom;
@@ -368,8 +367,11 @@ static int on_header(struct conn *c, const uint8_t *p, size_t n)
 static int on_stanza(struct conn *c, const uint8_t *p, size_t n)
 {
 	struct xs_stanza s;
-	int r = xmlstage_stanza_fwd(c->w->xs, c->hdr_decls, c->hdr_decls ? strlen(c->hdr_decls) : 0,
-				    (const char *)p, n, &s);
+	const char *own = c->role->own_prefix;
+	size_t dl = c->hdr_decls ? strlen(c->hdr_decls) : 0;
+	int r = own && n > strlen(own) && memcmp(p, own, strlen(own)) == 0
+		? xmlstage_stanza(c->w->xs, c->hdr_decls, dl, (const char *)p, n, &s)
+		: xmlstage_stanza_fwd(c->w->xs, c->hdr_decls, dl, (const char *)p, n, &s);
 
 	if (r != XMLSTAGE_OK) {
 		xmpp_error(c, xmlstage_error_str(r), NULL);
@@ -584,7 +586,7 @@ void xmpp_timeout(struct conn *c)
 			return;
 	}
 	next = (c->state == CS_SESSION || (c->state == CS_RELAY && (c->flags & CF_AUTHED)))
-		       ? c->last_rx + cfg->timeouts.idle : c->due;
+		       ? c->last_rx + (c->role->idle ? c->role->idle(c) : cfg->timeouts.idle) : c->due;
 	if (next && w->now >= next && c->state == CS_SESSION && c->role->keepalive) {
 		/* A quiet peer that may stay quiet (a component): say something
 		 * instead.  A dead one is found when TCP gives up on the bytes. */
@@ -593,6 +595,13 @@ void xmpp_timeout(struct conn *c)
 		next = w->now + cfg->timeouts.idle;
 	}
 	if (next && w->now >= next) {
+		if (c->role->idle && (c->flags & CF_AUTHED)) {
+			/* Server-to-server streams come and go with traffic: an idle
+			 * one ends quietly (RFC 6120 §4.4), to be reopened on demand. */
+			log_info("idle stream closed", "conn=%u role=%s peer=%s", c->idx, c->role->name, c->peer);
+			xmpp_end(c, WIRE_CLOSE_NORMAL);
+			return;
+		}
 		xmpp_error(c, "connection-timeout", NULL);
 		return;
 	}

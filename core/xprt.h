@@ -88,4 +88,17 @@ bool xprt_tls_server(struct conn *c);
  * aborts the connection.  false when the session cannot be created. */
 bool xprt_tls_client(struct conn *c, const char *name, void (*secured)(struct conn *c));
 
+/* Server-to-server TLS (s2s.c).  Server side: as xprt_tls_server, and the
+ * peer's certificate is requested.  Client side: our certificate for
+ * `local` is presented, SNI `remote`, ALPN xmpp-server when direct (XEP-0368);
+ * the peer's certificate is checked but a failed check does not fail the
+ * handshake: s2s decides (xprt_tls_peer, tls_peer_*). */
+bool xprt_tls_server_s2s(struct conn *c);
+bool xprt_tls_client_s2s(struct conn *c, const char *local, const char *remote, bool direct,
+			 void (*secured)(struct conn *c));
+
+/* The established TLS session of c, or NULL (none, or not open). */
+struct tls;
+const struct tls *xprt_tls_peer(const struct conn *c);
+
 #endif

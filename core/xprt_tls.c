@@ -30,6 +30,7 @@ struct tls_layer {
 	struct conn *c;
 	void (*secured)(struct conn *c);  /* client: called once the handshake is done */
 	bool hs_counted;         /* holds a process-wide handshake slot */
+	bool s2s;                /* server side of an s2s stream: asks for the peer's certificate */
 };
 
 /* TLS handshakes in progress, process-wide (limits.max_tls_handshakes): a
@@ -106,7 +107,7 @@ static bool tls_layer_start(struct conn *c, struct tls_layer *t, const char *dom
 {
 	if (!hs_acquire(c, t))
 		return false;
-	if (tlsp_server(&t->p, domain) < 0) {
+	if ((t->s2s ? tlsp_server_s2s(&t->p, domain) : tlsp_server(&t->p, domain)) < 0) {
 		log_error("cannot create a TLS session (out of memory?)", "conn=%u", c->idx);
 		return false;
 	}
@@ -133,6 +134,59 @@ bool xprt_tls_server(struct conn *c)
 		return false;
 	}
 	return true;
+}
+
+bool xprt_tls_server_s2s(struct conn *c)
+{
+	struct tls_layer *t = tls_layer_new(c);
+
+	if (!t)
+		return false;
+	t->s2s = true;
+	if (c->state != CS_TRANSPORT && !tls_layer_start(c, t, c->domain)) {
+		hs_release(t);
+		free(t);
+		return false;
+	}
+	if (xprt_push(c, &xprt_tls, t) < 0) {
+		hs_release(t);
+		tlsp_clear(&t->p);
+		free(t);
+		return false;
+	}
+	return true;
+}
+
+bool xprt_tls_client_s2s(struct conn *c, const char *local, const char *remote, bool direct,
+			 void (*secured)(struct conn *c))
+{
+	struct tls_layer *t = tls_layer_new(c);
+
+	if (!t)
+		return false;
+	t->secured = secured;
+	if (tlsp_client_s2s(&t->p, local, remote, direct) < 0) {
+		log_error("cannot create a TLS client session", "conn=%u name=%s", c->idx, remote);
+		free(t);
+		return false;
+	}
+	if (xprt_push(c, &xprt_tls, t) < 0) {
+		tlsp_clear(&t->p);
+		free(t);
+		return false;
+	}
+	tlsp_input(&t->p, NULL, 0, c->w->scratch);
+	return true;
+}
+
+const struct tls *xprt_tls_peer(const struct conn *c)
+{
+	for (int i = 0; i < c->nxp; i++)
+		if (c->xp[i] == &xprt_tls) {
+			const struct tls_layer *t = c->xs_state[i];
+			return t && t->p.state == TLSP_OPEN ? t->p.tls : NULL;
+		}
+	return NULL;
 }
 
 /* Client sessions are not counted against max_tls_handshakes: the cap
@@ -203,7 +257,9 @@ static void tls_end(void *owner, int why)
 	}
 	tlsp_error_str(&t->p, err, sizeof(err));
 	/* One call site per message: each is rate-limited on its own (log.h). */
-	if (t->p.client && why == TLSP_END_HANDSHAKE)
+	if (t->p.client && c->role != &role_upstream)
+		log_warn("TLS with a remote server failed", "conn=%u peer=%s err=\"%s\"", c->idx, c->peer, err);
+	else if (t->p.client && why == TLSP_END_HANDSHAKE)
 		log_warn("TLS handshake with the upstream server failed", "conn=%u upstream=%s name=%s err=\"%s\"",
 			 c->idx, c->w->cfg->backend_upstream, c->domain ? c->domain : "-", err);
 	else if (t->p.client)

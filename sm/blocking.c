@@ -17,8 +17,9 @@
  *     not-acceptable and <blocked xmlns='urn:xmpp:blocking:errors'/>.
  * Blocking a contact sends it unavailable presence from the user's available
  * resources, unblocking sends their current presence, in both cases only to
- * contacts allowed to see the user's presence (subscription from/both) and
- * online here.
+ * contacts allowed to see the user's presence (subscription from/both):
+ * those online here, and external ones (through sm_remote_send()).  A
+ * blocked external sender is answered through sm_remote_send() too.
  *
  * JID matching (XEP-0191 §6 -> XEP-0016 §2.1): an item local@domain/resource
  * matches that full JID only; local@domain matches the bare JID and every
@@ -96,9 +97,11 @@ static ssize_t blocked_index(const struct sm_user *u, const char *jid)
 
 /* ---- enforcement ---------------------------------------------------------- */
 
-/* Answer m (from the session `to`) with an error: from the address m was
- * sent to; own: the user's own block (not-acceptable + blocked). */
-static void refuse(struct sm *sm, struct sm_session *t, const struct wire_msg *m, bool own)
+/* Answer m (from the session t, or when t is NULL from the external JID
+ * `to`) with an error: from the address m was sent to; own: the user's own
+ * block (not-acceptable + blocked). */
+static void refuse(struct sm *sm, struct sm_session *t, const char *to, size_t to_len,
+		   const struct wire_msg *m, bool own)
 {
 	struct sm_buf *b = &sm->scratch;
 	const char *kind = sm_kind_name(m->u.stanza.kind);
@@ -113,7 +116,7 @@ static void refuse(struct sm *sm, struct sm_session *t, const struct wire_msg *m
 	sm_buf_str(b, " from='");
 	sm_buf_esc(b, (const char *)m->u.stanza.to.p, m->u.stanza.to.len);
 	sm_buf_str(b, "' to='");
-	sm_buf_esc(b, t->full, t->full_len);
+	sm_buf_esc(b, to, to_len);
 	if (own)
 		sm_buf_str(b, "'><error type='cancel'><not-acceptable xmlns='" NS_STANZAS "'/>"
 			      "<blocked xmlns='" NS_BLOCKING_ERRORS "'/></error>");
@@ -123,6 +126,19 @@ static void refuse(struct sm *sm, struct sm_session *t, const struct wire_msg *m
 	sm_buf_fmt(b, "</%s>", kind);
 	if (b->err)
 		return;
+	if (!t) {
+		struct wire_msg r = { .type = WIRE_ROUTE };
+
+		r.u.stanza.kind = m->u.stanza.kind;
+		r.u.stanza.type = sm_ws("error");
+		r.u.stanza.to = wire_s(to, to_len);
+		r.u.stanza.from = m->u.stanza.to;
+		r.u.stanza.id = m->u.stanza.id;
+		r.u.stanza.ns = sm_ws("");
+		r.u.stanza.raw = wire_s(sm_buf_data(b), sm_buf_used(b));
+		sm_remote_send(sm, &r);
+		return;
+	}
 	sm_deliver(sm, t, m->u.stanza.kind, sm_ws("error"), sm_ws(t->full), m->u.stanza.to,
 		   m->u.stanza.id, sm_ws(""), sm_buf_data(b), sm_buf_used(b));
 }
@@ -154,17 +170,19 @@ bool sm_blocking_check(struct sm *sm, struct sm_user *fu, const char *from, size
 	own = fu && sm_blocking_has(fu, to);
 	if (!own && !(tu && sm_blocking_has(tu, from)))
 		return false;
+	/* The sender: a session of ours, or an external entity (answered
+	 * through sm_remote_send()); a local sender that left hears nothing. */
 	t = sm_session_find(sm, from, from_len);
 	log_debug("stanza blocked", "from=\"%.*s\" to=\"%.*s\" kind=%s by=%s", (int)from_len,
 		  from, (int)to_len, to, sm_kind_name(kind), own ? "sender" : "recipient");
-	if (!t || err)
+	if (err || (!t && !sm_remote_jid(sm, from, from_len)))
 		return true;    /* an error is never answered with an error */
 	request = kind == WIRE_KIND_IQ && (sm_ws_is(m->u.stanza.type, "get") ||
 					   sm_ws_is(m->u.stanza.type, "set"));
 	if (own)
-		refuse(sm, t, m, true);
+		refuse(sm, t, from, from_len, m, true);
 	else if (kind == WIRE_KIND_MESSAGE || request)
-		refuse(sm, t, m, false);
+		refuse(sm, t, from, from_len, m, false);
 	return true;
 }
 
@@ -189,11 +207,30 @@ static void presence_send(struct sm *sm, struct sm_session *r, struct sm_session
 		   sm_ws(""), sm_ws(""), sm_buf_data(b), sm_buf_used(b));
 }
 
+/* The same, out to the external contact's bare JID. */
+static void presence_out(struct sm *sm, struct sm_session *r, const char *contact,
+			 const char *raw, size_t len, const char *type)
+{
+	struct wire_msg m = { .type = WIRE_ROUTE };
+
+	if (!sm_route_rewrite(sm, raw, len, contact, r->full))
+		return;
+	m.u.stanza.kind = WIRE_KIND_PRESENCE;
+	m.u.stanza.type = sm_ws(type);
+	m.u.stanza.to = sm_ws(contact);
+	m.u.stanza.from = sm_ws(r->full);
+	m.u.stanza.id = sm_ws("");
+	m.u.stanza.ns = sm_ws("");
+	m.u.stanza.raw = wire_s(sm_buf_data(&sm->scratch), sm_buf_used(&sm->scratch));
+	sm_remote_send(sm, &m);
+}
+
 /*
  * After items[0..n) were blocked (block true) or unblocked: each online
  * session of a contact allowed to see u's presence that an item matches
  * gets unavailable presence (block) or, when nothing blocks it any more,
- * the current presence (unblock) of each of u's available resources.
+ * the current presence (unblock) of each of u's available resources.  An
+ * external contact gets the same at its bare JID.
  */
 static void presence_update(struct sm *sm, struct sm_user *u, char *const *items, size_t n,
 			    bool block)
@@ -207,6 +244,25 @@ static void presence_update(struct sm *sm, struct sm_user *u, char *const *items
 		if (!(it->sub & SM_SUB_FROM) || strcmp(it->contact, u->bare) == 0)
 			continue;
 		cu = sm_user_find(sm, it->contact, strlen(it->contact));
+		if (!cu && sm_remote_jid(sm, it->contact, strlen(it->contact))) {
+			bool hit = false;
+
+			for (size_t k = 0; k < n && !hit; k++)
+				hit = sm_blocking_match(items[k], it->contact);
+			if (!hit || (!block && sm_blocking_has(u, it->contact)))
+				continue;
+			for (struct sm_session *r = u->shead; r; r = r->unext) {
+				if (!r->available)
+					continue;
+				if (block)
+					presence_out(sm, r, it->contact, unavail, sizeof(unavail) - 1,
+						     "unavailable");
+				else if (r->presence)
+					presence_out(sm, r, it->contact, r->presence,
+						     r->presence_len, "");
+			}
+			continue;
+		}
 		for (struct sm_session *c = cu ? cu->shead : NULL; c; c = c->unext) {
 			bool hit = false;
 

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parser/jid.h"
+
 #include "core/log.h"
 #include "sm/sm_int.h"
 
@@ -14,9 +16,12 @@
 
 /* The services; the first row that matches the payload and the address wins. */
 static const struct sm_iq_handler sm_iq_handlers[] = {
-	{ "vcard-temp", "vCard", SM_IQ_OWN | SM_IQ_OTHER, "vcard-temp", sm_kv_vcard },
-	{ "jabber:iq:private", "query", SM_IQ_OWN | SM_IQ_OTHER, "jabber:iq:private", sm_kv_private },
-	{ "jabber:iq:version", "query", SM_IQ_SERVER, "jabber:iq:version", sm_version_iq },
+	{ "vcard-temp", "vCard", SM_IQ_OWN | SM_IQ_OTHER | SM_IQ_EXTERNAL, "vcard-temp",
+	  sm_kv_vcard },
+	{ "jabber:iq:private", "query", SM_IQ_OWN | SM_IQ_OTHER | SM_IQ_EXTERNAL,
+	  "jabber:iq:private", sm_kv_private },
+	{ "jabber:iq:version", "query", SM_IQ_SERVER | SM_IQ_EXTERNAL, "jabber:iq:version",
+	  sm_version_iq },
 	{ "urn:xmpp:mam:2", "query", SM_IQ_OWN, "urn:xmpp:mam:2", sm_mam_query },
 	{ "urn:xmpp:mam:2", "prefs", SM_IQ_OWN, NULL, sm_mam_prefs },
 	{ "urn:xmpp:blocking", "blocklist", SM_IQ_OWN, NULL, sm_blocking_iq_list },
@@ -24,8 +29,9 @@ static const struct sm_iq_handler sm_iq_handlers[] = {
 	{ "urn:xmpp:blocking", "unblock", SM_IQ_OWN, NULL, sm_blocking_iq_unblock },
 	{ "urn:xmpp:carbons:2", "enable", SM_IQ_OWN | SM_IQ_SERVER, NULL, sm_carbons_iq_enable },
 	{ "urn:xmpp:carbons:2", "disable", SM_IQ_OWN | SM_IQ_SERVER, NULL, sm_carbons_iq_disable },
-	{ NS_PUBSUB, "pubsub", SM_IQ_OWN | SM_IQ_OTHER, NS_PUBSUB, sm_pep_iq },
-	{ NS_PUBSUB "#owner", "pubsub", SM_IQ_OWN | SM_IQ_OTHER, NULL, sm_pep_owner_iq },
+	{ NS_PUBSUB, "pubsub", SM_IQ_OWN | SM_IQ_OTHER | SM_IQ_EXTERNAL, NS_PUBSUB, sm_pep_iq },
+	{ NS_PUBSUB "#owner", "pubsub", SM_IQ_OWN | SM_IQ_OTHER | SM_IQ_EXTERNAL, NULL,
+	  sm_pep_owner_iq },
 	{ NULL, NULL, 0, NULL, NULL }   /* sentinel: rows above */
 };
 
@@ -56,7 +62,7 @@ static const struct sm_iq_feature sm_iq_features_tab[] = {
 };
 
 struct sm_iq_ref {
-	uint32_t link;
+	uint32_t link;       /* 0: the requester is external (to below) */
 	uint64_t sid;
 	char *id;        /* the request's id */
 	char *from;      /* the `to` it was sent to: the answer's `from` ("" for none) */
@@ -65,23 +71,32 @@ struct sm_iq_ref {
 
 static bool where_ok(unsigned have, unsigned want)
 {
-	return (have & want) != 0;
+	return (have & want & ~SM_IQ_EXTERNAL) != 0;
 }
 
-bool sm_iq_dispatch(struct sm *sm, struct sm_session *s, const struct wire_msg *m,
-		    unsigned where, const char *account)
+bool sm_iq_dispatch(struct sm *sm, struct sm_session *s, const char *from,
+		    const struct wire_msg *m, unsigned where, const char *account)
 {
 	struct sm_iq q = { .sm = sm, .s = s, .m = m, .where = where, .account = account };
 	const struct sm_iq_handler *h;
+	char bare[JID_MAX + 1];
+	const char *slash = strchr(from, '/');
+	size_t blen = slash ? (size_t)(slash - from) : strlen(from);
 	struct xtree *t;
 	int err;
 
+	if (blen > JID_MAX)
+		return false;
+	memcpy(bare, from, blen);
+	bare[blen] = '\0';
+	q.from = from;
+	q.from_bare = bare;
 	q.set = m->u.stanza.type.len == 3 && memcmp(m->u.stanza.type.p, "set", 3) == 0;
 	t = xtree_parse((const char *)m->u.stanza.raw.p, m->u.stanza.raw.len, XTREE_CTX_C2S, NULL,
 			&err);
 	if (!t) {
 		/* xmlstage accepted it at the edge: only limits or memory fail here. */
-		log_debug("iq payload not parsed", "jid=\"%s\" error=%s", s->full,
+		log_debug("iq payload not parsed", "jid=\"%s\" error=%s", from,
 			  xtree_error_str(err));
 		return false;
 	}
@@ -89,7 +104,7 @@ bool sm_iq_dispatch(struct sm *sm, struct sm_session *s, const struct wire_msg *
 	q.payload = xtree_child(q.stanza, NULL, NULL);
 	for (h = sm_iq_handlers; q.payload && h->fn; h++) {
 		if (strcmp(h->ns, q.payload->ns) == 0 && strcmp(h->local, q.payload->local) == 0 &&
-		    where_ok(h->where, where)) {
+		    where_ok(h->where, where) && (s || (h->where & SM_IQ_EXTERNAL))) {
 			h->fn(&q);
 			xtree_free(t);
 			return true;
@@ -114,16 +129,30 @@ static void head(struct sm_buf *b, const char *type, const void *id, size_t idle
 	sm_buf_str(b, "'");
 }
 
-/* Send the reply built in the sm's reply buffer to t. */
-static void send_reply(struct sm *sm, struct sm_session *t, struct sm_buf *b, const char *type,
-		       struct wire_str from, struct wire_str id)
+/* Send the reply built in the sm's reply buffer to t, or when t is NULL out
+ * to the external JID `to`. */
+static void send_reply(struct sm *sm, struct sm_session *t, const char *to, struct sm_buf *b,
+		       const char *type, struct wire_str from, struct wire_str id)
 {
+	struct wire_msg r = { .type = WIRE_ROUTE };
+
 	if (b->err) {
-		log_warn("iq reply too large to build", "jid=\"%s\"", t->full);
+		log_warn("iq reply too large to build", "jid=\"%s\"", to);
 		return;
 	}
-	sm_deliver(sm, t, WIRE_KIND_IQ, sm_ws(type), sm_ws(t->full), from, id, sm_ws(""),
-		   sm_buf_data(b), sm_buf_used(b));
+	if (t) {
+		sm_deliver(sm, t, WIRE_KIND_IQ, sm_ws(type), sm_ws(t->full), from, id, sm_ws(""),
+			   sm_buf_data(b), sm_buf_used(b));
+		return;
+	}
+	r.u.stanza.kind = WIRE_KIND_IQ;
+	r.u.stanza.type = sm_ws(type);
+	r.u.stanza.to = sm_ws(to);
+	r.u.stanza.from = from;
+	r.u.stanza.id = id;
+	r.u.stanza.ns = sm_ws("");
+	r.u.stanza.raw = wire_s(sm_buf_data(b), sm_buf_used(b));
+	sm_remote_send(sm, &r);
 }
 
 static void build_result(struct sm_buf *b, struct wire_str id, struct wire_str from,
@@ -166,18 +195,17 @@ void sm_iq_result(struct sm_iq *q, const char *payload, size_t len)
 {
 	struct sm_buf *b = reply_buf(q->sm);
 
-	build_result(b, q->m->u.stanza.id, q->m->u.stanza.to, q->s->full, q->s->full_len, payload,
+	build_result(b, q->m->u.stanza.id, q->m->u.stanza.to, q->from, strlen(q->from), payload,
 		     len);
-	send_reply(q->sm, q->s, b, "result", q->m->u.stanza.to, q->m->u.stanza.id);
+	send_reply(q->sm, q->s, q->from, b, "result", q->m->u.stanza.to, q->m->u.stanza.id);
 }
 
 void sm_iq_error_app(struct sm_iq *q, const char *cond, const char *app)
 {
 	struct sm_buf *b = reply_buf(q->sm);
 
-	build_error(b, q->m->u.stanza.id, q->m->u.stanza.to, q->s->full, q->s->full_len, cond,
-		    app);
-	send_reply(q->sm, q->s, b, "error", q->m->u.stanza.to, q->m->u.stanza.id);
+	build_error(b, q->m->u.stanza.id, q->m->u.stanza.to, q->from, strlen(q->from), cond, app);
+	send_reply(q->sm, q->s, q->from, b, "error", q->m->u.stanza.to, q->m->u.stanza.id);
 }
 
 void sm_iq_error(struct sm_iq *q, const char *cond)
@@ -191,11 +219,11 @@ struct sm_iq_ref *sm_iq_keep(struct sm_iq *q)
 
 	if (!r)
 		return NULL;
-	r->link = q->s->link->id;
-	r->sid = q->s->sid;
+	r->link = q->s ? q->s->link->id : 0;
+	r->sid = q->s ? q->s->sid : 0;
 	r->id = strndup((const char *)q->m->u.stanza.id.p, q->m->u.stanza.id.len);
 	r->from = strndup((const char *)q->m->u.stanza.to.p, q->m->u.stanza.to.len);
-	r->to = strdup(q->s->full);
+	r->to = strdup(q->from);
 	if (!r->id || !r->from || !r->to) {
 		sm_iq_ref_free(r);
 		return NULL;
@@ -216,7 +244,7 @@ void sm_iq_ref_free(struct sm_iq_ref *r)
 /* The requester, if it is still the session that asked. */
 static struct sm_session *ref_session(struct sm *sm, const struct sm_iq_ref *r)
 {
-	struct sm_link *l = sm_link_by_id(sm, r->link);
+	struct sm_link *l = r->link ? sm_link_by_id(sm, r->link) : NULL;
 	struct sm_session *s = l ? sm_session_by_sid(l, r->sid) : NULL;
 
 	return s && s->state == SM_SESS_BOUND ? s : NULL;
@@ -227,9 +255,9 @@ void sm_iq_ref_result(struct sm *sm, struct sm_iq_ref *r, const char *payload, s
 	struct sm_session *s = ref_session(sm, r);
 	struct sm_buf *b = reply_buf(sm);
 
-	if (s) {
-		build_result(b, sm_ws(r->id), sm_ws(r->from), s->full, s->full_len, payload, len);
-		send_reply(sm, s, b, "result", sm_ws(r->from), sm_ws(r->id));
+	if (s || !r->link) {
+		build_result(b, sm_ws(r->id), sm_ws(r->from), r->to, strlen(r->to), payload, len);
+		send_reply(sm, s, r->to, b, "result", sm_ws(r->from), sm_ws(r->id));
 	}
 	sm_iq_ref_free(r);
 }
@@ -244,9 +272,9 @@ void sm_iq_ref_error_app(struct sm *sm, struct sm_iq_ref *r, const char *cond, c
 	struct sm_session *s = ref_session(sm, r);
 	struct sm_buf *b = reply_buf(sm);
 
-	if (s) {
-		build_error(b, sm_ws(r->id), sm_ws(r->from), s->full, s->full_len, cond, app);
-		send_reply(sm, s, b, "error", sm_ws(r->from), sm_ws(r->id));
+	if (s || !r->link) {
+		build_error(b, sm_ws(r->id), sm_ws(r->from), r->to, strlen(r->to), cond, app);
+		send_reply(sm, s, r->to, b, "error", sm_ws(r->from), sm_ws(r->id));
 	}
 	sm_iq_ref_free(r);
 }

@@ -10,6 +10,12 @@
  * done(), with sm_iq_ref_result() / sm_iq_ref_error(): the requester may be
  * gone by then, and the answer is dropped.
  *
+ * The requester may be an external entity (a remote server's user, a
+ * component: q->s NULL, q->from its JID): it reaches only the domain and
+ * other accounts' bare JIDs, and only rows marked SM_IQ_EXTERNAL serve it
+ * (the others need a session of ours: route.c answers service-unavailable).
+ * Answers to it go out through sm_remote_send().
+ *
  * Adding a service: write its handler in its own file (sm/vcard.c ...),
  * add a row to sm_iq_handlers[] in sm/iq.c and, for features that are not
  * an iq payload (carbons, message archiving), a row to sm_iq_features[].
@@ -31,10 +37,14 @@ struct sm_buf;
 #define SM_IQ_SERVER 0x01   /* the domain */
 #define SM_IQ_OWN 0x02      /* the sender's own bare JID, or no `to` */
 #define SM_IQ_OTHER 0x04    /* another local account's bare JID */
+/* A row flag, not an address: external requesters are served too. */
+#define SM_IQ_EXTERNAL 0x08
 
 struct sm_iq {
 	struct sm *sm;
-	struct sm_session *s;           /* the requester (bound) */
+	struct sm_session *s;           /* the requester (bound); NULL: an external entity */
+	const char *from;               /* the requester's JID (s->full for a session) */
+	const char *from_bare;          /* ... and its bare JID */
 	const struct wire_msg *m;       /* the request as routed */
 	bool set;                       /* type='set' (else get) */
 	unsigned where;                 /* SM_IQ_SERVER / _OWN / _OTHER */
@@ -45,7 +55,7 @@ struct sm_iq {
 
 struct sm_iq_handler {
 	const char *ns, *local;         /* the payload element */
-	unsigned where;                 /* where it is served */
+	unsigned where;                 /* where it is served (| SM_IQ_EXTERNAL) */
 	const char *feature;            /* disco#info var advertised there (NULL: none) */
 	void (*fn)(struct sm_iq *q);
 };
@@ -55,10 +65,11 @@ struct sm_iq_feature {
 	unsigned where;                 /* SM_IQ_SERVER and/or SM_IQ_OWN|SM_IQ_OTHER (account) */
 };
 
-/* Dispatch a get/set (route.c).  Returns false when no handler takes it
- * (route.c then answers service-unavailable or feature-not-implemented). */
-bool sm_iq_dispatch(struct sm *sm, struct sm_session *s, const struct wire_msg *m,
-		    unsigned where, const char *account);
+/* Dispatch a get/set (route.c) from s, or when s is NULL from the external
+ * JID `from` (canonical).  Returns false when no handler takes it (route.c
+ * then answers service-unavailable or feature-not-implemented). */
+bool sm_iq_dispatch(struct sm *sm, struct sm_session *s, const char *from,
+		    const struct wire_msg *m, unsigned where, const char *account);
 
 /* Answer q now: type='result' with payload (an XML fragment, NULL: empty). */
 void sm_iq_result(struct sm_iq *q, const char *payload, size_t len);

@@ -690,7 +690,7 @@ static struct pep_job *job_new(struct sm_iq *q, int op, const char *node)
 	pj->want_access = -1;
 	pj->want_max = -1;
 	pj->owner = strdup(q->account);
-	pj->requester = strdup(q->s->bare);
+	pj->requester = strdup(q->from_bare);   /* a local account or an external JID */
 	pj->node = strdup(node);
 	pj->ref = sm_iq_keep(q);
 	if (!pj->owner || !pj->requester || !pj->node || !pj->ref) {

@@ -19,8 +19,19 @@
  * record and parks the stanza, and the replay (sm_presence_replay) runs
  * only the inbound half -- the sender's half is done and the sender may be
  * gone.  Probes are answered from the contact's state (§4.3.2): presence if
- * subscribed, "unsubscribed" if not.  Without s2s, stanzas for another
- * server's contacts go nowhere (the user's row still changes).
+ * subscribed, "unsubscribed" if not.
+ *
+ * Contacts on other servers or components (external JIDs) get the same
+ * stanzas through sm_remote_send(): broadcasts with `to` set per contact,
+ * a probe from the user's bare JID at each initial presence to those with
+ * subscription to/both (their servers answer to the bare JID: every
+ * available resource hears it), unavailable presence, directed presence,
+ * and the subscription stanzas after the user's half ran, stamped with the
+ * user's bare JID (the contact's half is its server's business).  Presence
+ * from them (sm/remote.c -> sm_presence_replay()) takes the inbound half:
+ * subscriptions and probes as from a local account, everything else
+ * delivered to the full JID or to the bare JID's available resources.
+ * The user's own blocklist (XEP-0191) stops outbound presence to them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +43,12 @@
 #include "parser/xmltag.h"
 #include "sm/sm_int.h"
 
+
+/* Presence built here: `<presence type='T' from='F' to='T'/>` as a frame. */
+struct built {
+	struct wire_msg m;
+	char raw[2 * (3 * JID_MAX + 64)];
+};
 
 /*
  * Send presence raw (from full JID `from`) to every available session of u,
@@ -63,9 +80,36 @@ static void presence_to_user(struct sm *sm, const char *from, struct sm_user *u,
 }
 
 /*
+ * Send presence raw of u (`from` one of its full JIDs or its bare JID) out
+ * to the external JID `to`, with `to` and `from` set in its start tag,
+ * unless u blocks `to` (XEP-0191: no presence to a blocked entity).
+ */
+static void presence_out(struct sm *sm, struct sm_user *u, const char *from, const char *to,
+			 struct wire_str type, struct wire_str id, const void *raw, size_t len)
+{
+	struct wire_msg m = { .type = WIRE_ROUTE };
+
+	if (u && u->nblocked && sm_blocking_has(u, to))
+		return;
+	if (!sm_route_rewrite(sm, raw, len, to, from)) {
+		log_warn("presence not rewritable", "jid=\"%s\"", from);
+		return;
+	}
+	m.u.stanza.kind = WIRE_KIND_PRESENCE;
+	m.u.stanza.type = type;
+	m.u.stanza.to = sm_ws(to);
+	m.u.stanza.from = sm_ws(from);
+	m.u.stanza.id = id;
+	m.u.stanza.ns = sm_ws("");
+	m.u.stanza.raw = wire_s(sm_buf_data(&sm->scratch), sm_buf_used(&sm->scratch));
+	sm_remote_send(sm, &m);
+}
+
+/*
  * Broadcast presence raw of s (RFC 6121 §4.2.2, §4.4.2, §4.5.2): to each
- * roster contact with subscription from/both that is online here, and to the
- * user's own available resources (s included when still available).
+ * roster contact with subscription from/both that is online here or
+ * external, and to the user's own available resources (s included when
+ * still available).
  */
 static void presence_broadcast(struct sm *sm, struct sm_session *s, struct wire_str type,
 			       struct wire_str id, const void *raw, size_t len)
@@ -81,6 +125,8 @@ static void presence_broadcast(struct sm *sm, struct sm_session *s, struct wire_
 		cu = sm_user_find(sm, it->contact, strlen(it->contact));
 		if (cu)
 			presence_to_user(sm, s->full, cu, WIRE_KIND_PRESENCE, type, id, raw, len);
+		else if (sm_remote_jid(sm, it->contact, strlen(it->contact)))
+			presence_out(sm, u, s->full, it->contact, type, id, raw, len);
 	}
 	presence_to_user(sm, s->full, u, WIRE_KIND_PRESENCE, type, id, raw, len);
 }
@@ -97,10 +143,14 @@ static void presence_relay(struct sm *sm, struct sm_session *t, struct sm_sessio
 		   sm_ws(""), sm_ws(""), sm_buf_data(&sm->scratch), sm_buf_used(&sm->scratch));
 }
 
+static bool build_presence(struct built *p, const char *type, const char *from, const char *to);
+
 /*
- * Initial presence probes, answered locally: the presence of every available
- * session of each contact s may see (subscription to/both), and of the
- * user's own other resources.
+ * Initial presence probes (RFC 6121 §4.2.2, §4.3.1) for each contact s may
+ * see (subscription to/both): answered locally from the presence of every
+ * available session of a local contact; sent from the user's bare JID to
+ * an external one (unless the user blocks it), whose server answers.  And
+ * the presence of the user's own other resources.
  */
 static void presence_probe_all(struct sm *sm, struct sm_session *s)
 {
@@ -109,12 +159,17 @@ static void presence_probe_all(struct sm *sm, struct sm_session *s)
 	for (size_t i = 0; i < u->nroster; i++) {
 		struct sm_roster_item *it = &u->roster[i];
 		struct sm_user *cu;
+		struct built p;
 
 		if (!(it->sub & SM_SUB_TO) || strcmp(it->contact, u->bare) == 0)
 			continue;
 		cu = sm_user_find(sm, it->contact, strlen(it->contact));
 		for (struct sm_session *t = cu ? cu->shead : NULL; t; t = t->unext)
 			presence_relay(sm, t, s);
+		if (!cu && sm_remote_jid(sm, it->contact, strlen(it->contact)) &&
+		    !(u->nblocked && sm_blocking_has(u, it->contact)) &&
+		    build_presence(&p, "probe", u->bare, it->contact))
+			sm_remote_send(sm, &p.m);
 	}
 	for (struct sm_session *t = u->shead; t; t = t->unext)
 		if (t != s)
@@ -139,8 +194,9 @@ static void presence_pending_in(struct sm *sm, struct sm_session *s)
 
 
 /* Unavailable presence from the full JID `from` to the JID `to` (bare or
- * full, canonical), delivered if it is online here: raw (the user's own
- * unavailable stanza, `to` set here) or, when NULL, one built here. */
+ * full, canonical), delivered if it is online here or sent out when it is
+ * external: raw (the user's own unavailable stanza, `to` set here) or, when
+ * NULL, one built here. */
 static void unavailable_send(struct sm *sm, const char *from, const char *to, const void *raw,
 			     size_t len)
 {
@@ -162,6 +218,19 @@ static void unavailable_send(struct sm *sm, const char *from, const char *to, co
 	}
 	if (b->err)
 		return;
+	if (sm_remote_jid(sm, to, strlen(to))) {
+		struct wire_msg m = { .type = WIRE_ROUTE };
+
+		m.u.stanza.kind = WIRE_KIND_PRESENCE;
+		m.u.stanza.type = sm_ws("unavailable");
+		m.u.stanza.to = sm_ws(to);
+		m.u.stanza.from = sm_ws(from);
+		m.u.stanza.id = sm_ws("");
+		m.u.stanza.ns = sm_ws("");
+		m.u.stanza.raw = wire_s(sm_buf_data(b), sm_buf_used(b));
+		sm_remote_send(sm, &m);
+		return;
+	}
 	if (slash) {
 		t = sm_session_find(sm, to, strlen(to));
 		if (t)
@@ -294,12 +363,6 @@ static void presence_own(struct sm_route_ctx *c)
 		sm_offline_deliver(sm, s);
 }
 
-/* Presence built here: `<presence type='T' from='F' to='T'/>` as a frame. */
-struct built {
-	struct wire_msg m;
-	char raw[2 * (3 * JID_MAX + 64)];
-};
-
 static bool build_presence(struct built *p, const char *type, const char *from, const char *to)
 {
 	char f[6 * JID_MAX + 8], t[6 * JID_MAX + 8];
@@ -325,7 +388,8 @@ static bool build_presence(struct built *p, const char *type, const char *from, 
 static void sub_in(struct sm_route_ctx *c);
 static void probe_in(struct sm_route_ctx *c);
 
-/* Hand a stanza from the bare JID `from` to a local account's inbound half. */
+/* Hand a stanza from the bare JID `from` to a local account's inbound half,
+ * or out to an external one. */
 static void inbound(struct sm *sm, const char *from, const struct wire_msg *m)
 {
 	struct sm_route_ctx c = { .sm = sm, .m = m, .kind = WIRE_KIND_PRESENCE, .from = from,
@@ -337,8 +401,12 @@ static void inbound(struct sm *sm, const char *from, const struct wire_msg *m)
 	c.from_bare_len = c.from_len;
 	c.type = sm_route_type_parse(c.kind, m->u.stanza.type);
 	sm_route_to_parse(sm, m->u.stanza.to, &c.to);
-	if (!c.to.valid || !c.to.served || !c.to.has_local)
-		return;     /* no s2s: another server's contacts hear nothing */
+	if (c.to.valid && !c.to.served) {
+		sm_remote_send(sm, m);      /* the contact's half is its server's */
+		return;
+	}
+	if (!c.to.valid || !c.to.has_local)
+		return;
 	if (c.type == SM_RT_PROBE)
 		probe_in(&c);
 	else
@@ -365,6 +433,13 @@ static void presence_after(struct sm *sm, struct sm_user *u, const char *contact
 {
 	struct sm_user *cu = sm_user_find(sm, contact, strlen(contact));
 
+	if (!cu && sm_remote_jid(sm, contact, strlen(contact))) {
+		for (struct sm_session *t = u->shead; t; t = t->unext)
+			if (t->available && t->presence)
+				presence_out(sm, u, t->full, contact, sm_ws(""), sm_ws(""),
+					     t->presence, t->presence_len);
+		return;
+	}
 	if (!cu)
 		return;
 	for (struct sm_session *t = u->shead; t; t = t->unext)
@@ -544,12 +619,13 @@ static void sub_out(struct sm_route_ctx *c)
  * prober is subscribed (from/both); with "unsubscribed" if it is not (or
  * there is no such account: the two look alike, so probes do not reveal
  * accounts).  No available resource: no reply -- the RFC's other choice,
- * the last unavailable presence received, is not kept here.
+ * the last unavailable presence received, is not kept here.  An external
+ * prober is answered at the JID it probed from (its user's bare JID).
  */
 static void probe_in(struct sm_route_ctx *c)
 {
 	struct sm *sm = c->sm;
-	struct sm_session *s = c->s ? c->s : sm_session_find(sm, c->from, c->from_len);
+	struct sm_session *s = c->s || c->remote ? c->s : sm_session_find(sm, c->from, c->from_len);
 	struct sm_roster_item *it;
 	struct sm_user *u;
 	struct built p;
@@ -557,7 +633,7 @@ static void probe_in(struct sm_route_ctx *c)
 	u = sm_user_need(sm, c->to.bare, c->to.bare_len, c->from, c->from_len, c->m);
 	if (!u)
 		return;
-	if (!s) {
+	if (!s && !c->remote) {
 		sm_user_release(sm, u);   /* the prober left meanwhile */
 		return;
 	}
@@ -565,16 +641,24 @@ static void probe_in(struct sm_route_ctx *c)
 	if (!u->exists ||
 	    (strcmp(u->bare, c->from_bare) != 0 && (!it || !(it->sub & SM_SUB_FROM)))) {
 		/* not subscribed: no presence leaks; the prober learns it is not */
-		if (build_presence(&p, "unsubscribed", u->bare, s->full))
+		if (!build_presence(&p, "unsubscribed", u->bare, s ? s->full : c->from))
+			;
+		else if (s)
 			sm_deliver(sm, s, WIRE_KIND_PRESENCE, sm_ws("unsubscribed"), sm_ws(s->full),
 				   sm_ws(u->bare), sm_ws(""), sm_ws(""), p.raw,
 				   p.m.u.stanza.raw.len);
+		else
+			sm_remote_send(sm, &p.m);
 		sm_user_release(sm, u);
 		return;
 	}
-	for (struct sm_session *t = u->shead; t; t = t->unext)
-		if (t != s)
+	for (struct sm_session *t = u->shead; t; t = t->unext) {
+		if (s && t != s)
 			presence_relay(sm, t, s);    /* available ones only */
+		else if (!s && t->available && t->presence)
+			presence_out(sm, u, t->full, c->from, sm_ws(""), sm_ws(""), t->presence,
+				     t->presence_len);
+	}
 	sm_user_release(sm, u);
 }
 
@@ -590,17 +674,26 @@ void sm_presence_route(struct sm_route_ctx *c)
 			presence_own(c);
 		return;
 	}
-	if (to->valid && to->has_local && (c->type == SM_RT_SUBSCRIBE || c->type == SM_RT_SUBSCRIBED ||
-					   c->type == SM_RT_UNSUBSCRIBE || c->type == SM_RT_UNSUBSCRIBED)) {
-		/* The user's row changes whoever the contact is; the stanza
-		 * reaches local contacts only (no s2s). */
+	if (to->valid && (to->has_local || !to->served) &&
+	    (c->type == SM_RT_SUBSCRIBE || c->type == SM_RT_SUBSCRIBED ||
+	     c->type == SM_RT_UNSUBSCRIBE || c->type == SM_RT_UNSUBSCRIBED)) {
+		/* The user's row changes whoever the contact is (an external one
+		 * may be a bare domain: a gateway); the stanza then goes to it. */
 		sub_out(c);
 		return;
 	}
-	/* Presence to a bad address, another server or the server itself has
-	 * nobody to go to; presence is not answered with errors. */
-	if (!to->valid || !to->served || !to->has_local || c->type == SM_RT_OTHER)
+	/* Presence to a bad address or the server itself has nobody to go to;
+	 * presence is not answered with errors. */
+	if (!to->valid || c->type == SM_RT_OTHER || (to->served && !to->has_local))
 		return;
+	if (!to->served) {
+		/* Directed presence (§4.6), a probe or an error, to an external
+		 * entity (a contact elsewhere, a MUC room of a component). */
+		if (c->type == SM_RT_NONE || c->type == SM_RT_UNAVAILABLE)
+			directed_note(c->s, to, c->type == SM_RT_NONE);
+		sm_remote_send(sm, c->m);
+		return;
+	}
 	switch (c->type) {
 	case SM_RT_PROBE:
 		probe_in(c);
@@ -623,15 +716,30 @@ void sm_presence_route(struct sm_route_ctx *c)
 
 void sm_presence_replay(struct sm_route_ctx *c)
 {
-	if (c->type == SM_RT_PROBE)
+	struct sm_session *t;
+
+	if (!c->to.has_local || c->type == SM_RT_OTHER)
+		return;     /* presence for the server itself, or no presence type */
+	if (c->type == SM_RT_PROBE) {
 		probe_in(c);
-	else if (c->type == SM_RT_SUBSCRIBE || c->type == SM_RT_SUBSCRIBED ||
-		 c->type == SM_RT_UNSUBSCRIBE || c->type == SM_RT_UNSUBSCRIBED)
+	} else if (c->type == SM_RT_SUBSCRIBE || c->type == SM_RT_SUBSCRIBED ||
+		   c->type == SM_RT_UNSUBSCRIBE || c->type == SM_RT_UNSUBSCRIBED) {
 		sub_in(c);
+	} else if (c->to.has_resource) {
+		/* From an external entity: its presence broadcast (available,
+		 * unavailable), directed presence or a presence error (§4.6.4). */
+		t = sm_session_find(c->sm, c->to.full, c->to.full_len);
+		if (t)
+			sm_route_forward(c, t);
+	} else {
+		sm_route_forward_available(c, sm_user_find(c->sm, c->to.bare, c->to.bare_len),
+					   -128);
+	}
 }
 
 void sm_presence_gone(struct sm *sm, struct sm_session *s)
 {
+	static const char unavail[] = "<presence type='unavailable'/>";
 	struct sm_user *u = s->user;
 	struct sm_buf *b = &sm->scratch;
 	struct wire_str type = sm_ws("unavailable"), id = sm_ws("");
@@ -650,6 +758,11 @@ void sm_presence_gone(struct sm *sm, struct sm_session *s)
 			if (!(it->sub & SM_SUB_FROM) || strcmp(it->contact, u->bare) == 0)
 				continue;
 			cu = sm_user_find(sm, it->contact, strlen(it->contact));
+			if (!cu && sm_remote_jid(sm, it->contact, strlen(it->contact))) {
+				presence_out(sm, u, s->full, it->contact, type, id, unavail,
+					     sizeof(unavail) - 1);
+				continue;
+			}
 		} else {
 			cu = u;     /* the user's own other resources */
 		}

@@ -12,6 +12,12 @@
  * declared in sm_int.h (sm_route_rewrite, sm_route_forward, ...) serve
  * sm/presence.c too.
  *
+ * A `to` on a domain we do not serve goes to sm_remote_send() (sm/remote.c:
+ * a component or a remote server through an edge link, or an error to the
+ * sender).  Stanzas from external entities, and stanzas parked while their
+ * target's record loaded, take the inbound half only (sm_route_replay());
+ * answers to an external sender go back out through sm_remote_send().
+ *
  * Rules in brief:
  *   message   full JID online -> that session.  Bare JID (or full JID not
  *             online, chat/normal) -> the available resource with the highest
@@ -24,7 +30,10 @@
  *             own bare JID -> the server answers (roster via sm/roster.c,
  *             ping, disco, session); a roster query to another account's bare
  *             JID -> forbidden; other get/set -> service-unavailable;
- *             undeliverable result/error -> dropped.
+ *             undeliverable result/error -> dropped.  From an external
+ *             entity: the domain answers what needs no session of ours
+ *             (disco, ping, version); roster, session, carbons ->
+ *             service-unavailable.
  * Errors follow RFC 6120 §8.3: type='error', same id, from/to swapped, the
  * error type each condition calls for.  Everything put into XML is escaped.
  */
@@ -141,19 +150,33 @@ static struct sm_buf *build_start(struct sm *sm, int kind, const char *type, str
 	return b;
 }
 
-/* Send what build_start() and the caller put in scratch to the sender. */
+/* Send what build_start() and the caller put in scratch to the sender: its
+ * session, or out to it when it is an external entity. */
 static void reply_send(struct sm_route_ctx *c, const char *type, const char *ns)
 {
 	struct sm *sm = c->sm;
 	const struct wire_msg *m = c->m;
-
-	struct sm_session *t = c->s ? c->s : sm_session_find(sm, c->from, c->from_len);
+	struct sm_session *t;
 
 	if (sm->scratch.err) {
 		log_warn("reply too large to build", "jid=\"%s\" kind=%s", c->from,
 			 sm_kind_name(c->kind));
 		return;
 	}
+	if (c->remote) {
+		struct wire_msg r = { .type = WIRE_ROUTE };
+
+		r.u.stanza.kind = (uint8_t)c->kind;
+		r.u.stanza.type = sm_ws(type);
+		r.u.stanza.to = wire_s(c->from, c->from_len);
+		r.u.stanza.from = m->u.stanza.to;
+		r.u.stanza.id = m->u.stanza.id;
+		r.u.stanza.ns = sm_ws(ns);
+		r.u.stanza.raw = wire_s(sm_buf_data(&sm->scratch), sm_buf_used(&sm->scratch));
+		sm_remote_send(sm, &r);
+		return;
+	}
+	t = c->s ? c->s : sm_session_find(sm, c->from, c->from_len);
 	if (!t)
 		return;     /* the sender left meanwhile */
 	sm_deliver(sm, t, c->kind, sm_ws(type), sm_ws(c->from), m->u.stanza.to,
@@ -380,10 +403,8 @@ static bool route_message(struct sm_route_ctx *c)
 		reply_error(c, "jid-malformed");
 		return false;
 	}
-	if (!to->served) {
-		reply_error(c, "remote-server-not-found");  /* no s2s yet */
-		return false;
-	}
+	if (!to->served)
+		return sm_remote_send(c->sm, c->m);         /* bounced when it cannot go */
 	if (!to->has_local) {
 		reply_error(c, "service-unavailable");      /* the server takes no messages */
 		return false;
@@ -424,7 +445,7 @@ int sm_route_offline(struct sm *sm, struct sm_session *s, int64_t id, const void
 static void iq_result_empty(struct sm_route_ctx *c)
 {
 	struct sm_buf *b = build_start(c->sm, WIRE_KIND_IQ, "result", c->m->u.stanza.id,
-				       c->m->u.stanza.to, c->s->full);
+				       c->m->u.stanza.to, c->from);
 	sm_buf_str(b, "/>");
 	reply_send(c, "result", "");
 }
@@ -449,14 +470,13 @@ static void iq_disco_info(struct sm_route_ctx *c)
 	reply_send(c, "result", NS_DISCO_INFO);
 }
 
-/* disco#info to another local account's bare JID: answered once its record
- * says whether it exists (§8.5.1: service-unavailable when it does not). */
 /*
  * A get or set to another local account's bare JID (RFC 6121 §8.5.2.1.3:
- * the server answers on its behalf): disco#info on the account (XEP-0030;
- * clients look for PEP there) and the iq services (vCard, PEP items).  Once
- * the account's record says it exists (parked meanwhile; its blocklist was
- * checked on replay), an unknown account or payload: service-unavailable.
+ * the server answers on its behalf), from a local account or an external
+ * entity: disco#info on the account (XEP-0030; clients look for PEP there)
+ * and the iq services (vCard, PEP items).  Once the account's record says
+ * it exists (parked meanwhile; its blocklist was checked on replay), an
+ * unknown account or payload: service-unavailable.
  */
 static void iq_other(struct sm_route_ctx *c)
 {
@@ -467,14 +487,14 @@ static void iq_other(struct sm_route_ctx *c)
 
 	if (!u)
 		return;     /* parked: replayed once loaded */
-	s = c->s ? c->s : sm_session_find(sm, c->from, c->from_len);
-	if (!s)
+	s = c->s || c->remote ? c->s : sm_session_find(sm, c->from, c->from_len);
+	if (!s && !c->remote)
 		;           /* the requester left meanwhile */
 	else if (!u->exists)
 		reply_error(c, "service-unavailable");
 	else if (c->type == SM_RT_GET && sm_ws_is(c->m->u.stanza.ns, NS_DISCO_INFO))
 		iq_disco_info(c);
-	else if (!sm_iq_dispatch(sm, s, c->m, SM_IQ_OTHER, u->bare))
+	else if (!sm_iq_dispatch(sm, s, c->from, c->m, SM_IQ_OTHER, u->bare))
 		reply_error(c, "service-unavailable");
 	sm_user_release(sm, u);
 }
@@ -482,7 +502,7 @@ static void iq_other(struct sm_route_ctx *c)
 static void iq_disco_items(struct sm_route_ctx *c)
 {
 	struct sm_buf *b = build_start(c->sm, WIRE_KIND_IQ, "result", c->m->u.stanza.id,
-				       c->m->u.stanza.to, c->s->full);
+				       c->m->u.stanza.to, c->from);
 
 	sm_buf_str(b, "><query xmlns='" NS_DISCO_ITEMS "'/></iq>");
 	reply_send(c, "result", NS_DISCO_ITEMS);
@@ -493,15 +513,19 @@ static bool xs_is(struct xs_str s, const char *lit)
 	return s.len == strlen(lit) && memcmp(s.p, lit, s.len) == 0;
 }
 
-/* An iq the server answers itself (RFC 6120 §10.3.3, RFC 6121 §2). */
+/* An iq the server answers itself (RFC 6120 §10.3.3, RFC 6121 §2).  From
+ * an external entity (c->s NULL) it is addressed to the domain: what needs
+ * a session of ours (roster, session, carbons) is service-unavailable. */
 static void iq_server(struct sm_route_ctx *c)
 {
 	const struct wire_msg *m = c->m;
 	struct xs_stanza st;
 	bool get = c->type == SM_RT_GET;
+	bool server = c->to.present && !c->to.has_local;
 
 	if (c->type == SM_RT_RESULT || c->type == SM_RT_ERROR) {
-		sm_pep_iq_answer(c->sm, c->s, m);   /* answers to its disco#info queries */
+		if (c->s)
+			sm_pep_iq_answer(c->sm, c->s, m);   /* answers to its disco#info queries */
 		return;     /* or to our roster pushes, or noise */
 	}
 	/* Addressed to us: now the XML is ours to read.  RFC 6120 §8.2.3: a
@@ -512,7 +536,7 @@ static void iq_server(struct sm_route_ctx *c)
 		return;
 	}
 	if (xs_is(st.child_ns, NS_ROSTER) && xs_is(st.child_local, "query")) {
-		if (c->to.present && !c->to.has_local)
+		if (server || !c->s)
 			reply_error(c, "service-unavailable");  /* rosters live on accounts */
 		else
 			sm_roster_iq(c->sm, c->s, m, get);
@@ -522,11 +546,11 @@ static void iq_server(struct sm_route_ctx *c)
 		iq_disco_info(c);
 	} else if (get && xs_is(st.child_ns, NS_DISCO_ITEMS) && xs_is(st.child_local, "query")) {
 		iq_disco_items(c);
-	} else if (!get && xs_is(st.child_ns, NS_SESSION) && xs_is(st.child_local, "session")) {
+	} else if (!get && c->s && xs_is(st.child_ns, NS_SESSION) &&
+		   xs_is(st.child_local, "session")) {
 		iq_result_empty(c);     /* RFC 3921 session establishment: a no-op */
-	} else if (!sm_iq_dispatch(c->sm, c->s, m, c->to.present && !c->to.has_local ? SM_IQ_SERVER
-				   : SM_IQ_OWN, c->to.present && !c->to.has_local ? ""
-				   : c->s->bare)) {
+	} else if (!sm_iq_dispatch(c->sm, c->s, c->from, m, server ? SM_IQ_SERVER : SM_IQ_OWN,
+				   server ? "" : c->from_bare)) {
 		reply_error(c, "service-unavailable");
 	}
 }
@@ -546,6 +570,10 @@ static void route_iq(struct sm_route_ctx *c)
 	    (to->valid && to->has_local && !to->has_resource && to->bare_len == c->s->bare_len &&
 	     memcmp(to->bare, c->s->bare, to->bare_len) == 0)) {
 		iq_server(c);
+		return;
+	}
+	if (to->valid && !to->served) {
+		sm_remote_send(c->sm, c->m);    /* results and errors too: they are answers */
 		return;
 	}
 	if (to->valid && to->has_resource && to->served) {
@@ -568,8 +596,6 @@ static void route_iq(struct sm_route_ctx *c)
 	}
 	if (!to->valid)
 		reply_error(c, "jid-malformed");
-	else if (!to->served)
-		reply_error(c, "remote-server-not-found");   /* no s2s yet */
 	else
 		reply_error(c, "service-unavailable");
 }
@@ -612,6 +638,62 @@ void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg 
 	}
 }
 
+/* The inbound half of a message to a local JID (RFC 6121 §8.5). */
+static void message_in(struct sm_route_ctx *c)
+{
+	struct sm_route_to *to = &c->to;
+	struct sm_session *t;
+
+	if (!to->has_local) {
+		reply_error(c, "service-unavailable");      /* the server takes no messages */
+		return;
+	}
+	if (to->has_resource) {
+		t = sm_session_find(c->sm, to->full, to->full_len);
+		if (t) {
+			message_deliver(c, t, to->bare);
+			return;
+		}
+		/* §8.5.3.2.1: no such resource */
+		if (c->type == SM_RT_HEADLINE || c->type == SM_RT_ERROR)
+			return;
+	}
+	message_bare(c, to->bare, to->bare_len);
+}
+
+/* The inbound half of an iq to a local JID or the domain. */
+static void iq_in(struct sm_route_ctx *c)
+{
+	struct sm_route_to *to = &c->to;
+	struct sm_session *t;
+
+	if (c->type == SM_RT_OTHER || c->type == SM_RT_NONE) {
+		reply_error(c, "bad-request");
+		return;
+	}
+	if (!to->has_local && !to->has_resource) {
+		iq_server(c);
+		return;
+	}
+	if (to->has_resource) {
+		t = sm_session_find(c->sm, to->full, to->full_len);
+		if (t) {
+			sm_route_forward(c, t);
+			return;
+		}
+	}
+	if (c->type != SM_RT_GET && c->type != SM_RT_SET)
+		return;     /* an undeliverable result or error is dropped */
+	if (to->has_local && !to->has_resource) {
+		if (sm_ws_is(c->m->u.stanza.ns, NS_ROSTER))
+			reply_error(c, "forbidden");    /* RFC 6121 §2.1.5, §2.3.3 */
+		else
+			iq_other(c);
+		return;
+	}
+	reply_error(c, "service-unavailable");  /* §8.5.3.2.1, §8.5.1 */
+}
+
 void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m)
 {
 	struct sm_route_ctx c = { .sm = sm, .m = m, .kind = m->u.stanza.kind, .from = from,
@@ -623,21 +705,24 @@ void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const str
 		return;
 	memcpy(c.from_bare, from, c.from_bare_len);
 	c.from_bare[c.from_bare_len] = '\0';
+	c.remote = sm_remote_jid(sm, from, from_len);
 	c.type = sm_route_type_parse(c.kind, m->u.stanza.type);
 	sm_route_to_parse(sm, m->u.stanza.to, &c.to);
 	/* Parked are messages to an account with no available resource,
 	 * subscription presence and probes for an account that was not in
-	 * memory: only the target's (inbound) half runs again. */
-	if (!c.to.valid || !c.to.has_local)
+	 * memory, requests to another account's bare JID: only the target's
+	 * (inbound) half runs again.  External stanzas take the same half. */
+	if (!c.to.valid || !c.to.served)
 		return;
-	if (sm_blocking_check(sm, NULL, from, from_len, m, c.to.full, c.to.full_len))
+	if (c.to.has_local &&
+	    sm_blocking_check(sm, NULL, from, from_len, m, c.to.full, c.to.full_len))
 		return;
 	if (c.kind == WIRE_KIND_MESSAGE)
-		message_bare(&c, c.to.bare, c.to.bare_len);
+		message_in(&c);
 	else if (c.kind == WIRE_KIND_PRESENCE)
 		sm_presence_replay(&c);
-	else if ((c.type == SM_RT_GET || c.type == SM_RT_SET) && !c.to.has_resource)
-		iq_other(&c);
+	else
+		iq_in(&c);
 }
 
 void sm_route_error(struct sm *sm, struct sm_session *s, const struct wire_msg *m,
@@ -653,16 +738,30 @@ void sm_route_error(struct sm *sm, struct sm_session *s, const struct wire_msg *
 void sm_route_bounce(struct sm *sm, const char *to, int kind, const char *id, const char *from,
 		     const char *cond)
 {
-	struct sm_session *t = sm_session_find(sm, to, strlen(to));
+	bool remote = sm_remote_jid(sm, to, strlen(to));
+	struct sm_session *t = remote ? NULL : sm_session_find(sm, to, strlen(to));
 	struct sm_buf *b;
 
-	if (!t)
+	if (!t && !remote)
 		return;
 	b = build_start(sm, kind, "error", sm_ws(id), sm_ws(from), to);
 	sm_buf_fmt(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></%s>",
 		   sm_error_type(cond), cond, sm_kind_name(kind));
 	if (b->err)
 		return;
+	if (remote) {
+		struct wire_msg r = { .type = WIRE_ROUTE };
+
+		r.u.stanza.kind = (uint8_t)kind;
+		r.u.stanza.type = sm_ws("error");
+		r.u.stanza.to = sm_ws(to);
+		r.u.stanza.from = sm_ws(from);
+		r.u.stanza.id = sm_ws(id);
+		r.u.stanza.ns = sm_ws("");
+		r.u.stanza.raw = wire_s(sm_buf_data(b), sm_buf_used(b));
+		sm_remote_send(sm, &r);
+		return;
+	}
 	sm_deliver(sm, t, kind, sm_ws("error"), sm_ws(to), sm_ws(from), sm_ws(id), sm_ws(""),
 		   sm_buf_data(b), sm_buf_used(b));
 }

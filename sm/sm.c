@@ -17,7 +17,8 @@
  *   BIND_REQ -> BIND_RESP (replacing a session holding the same full JID,
  *   RFC 6120 §7.7.2.2); STANZA (sm/route.c); SESSION_CLOSE; PING -> PONG;
  *   REGISTER -> REGISTER_RESP (XEP-0077); CREDIT (flow control);
- *   DELIVERED (what the edge wrote to the client: delivery tracking below).
+ *   DELIVERED (what the edge wrote to the client: delivery tracking below);
+ *   ROUTE and DOMAIN (external entities: sm/remote.c).
  * A frame that does not decode, a frame before HELLO or a frame only the sm
  * sends breaks the link: the peer is not speaking our protocol.  A frame for
  * an unknown session is dropped (the sm may have ended it first).
@@ -445,6 +446,8 @@ void sm_link_kill(struct sm_link *l, const char *why)
 		 (unsigned long long)l->frames_in, (unsigned long long)l->frames_out,
 		 (unsigned long long)l->dropped);
 	l->state = SM_LINK_DEAD;
+	/* Its external routes end now: what is routed before the reap bounces. */
+	sm_remote_link_gone(l->sm, l);
 	l->dead_next = l->sm->dead;
 	l->sm->dead = l;
 }
@@ -1003,6 +1006,12 @@ static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *
 		if (s)
 			track_delivered(sm, s, m->u.delivered.bytes);
 		break;
+	case WIRE_ROUTE:
+		sm_remote_in(sm, l, m);
+		break;
+	case WIRE_DOMAIN:
+		sm_remote_domain(sm, l, m);
+		break;
 	default:
 		/* HELLO again, or a frame only the sm sends. */
 		log_warn("unexpected frame", "link=%u type=%s", l->id, wire_type_str(m->type));
@@ -1101,6 +1110,7 @@ static void link_free(struct sm *sm, struct sm_link *l, bool broadcast)
 {
 	struct sm_session *s, *next;
 
+	sm_remote_link_gone(sm, l);
 	for (s = l->shead; s; s = next) {
 		next = s->lnext;
 		session_drop(sm, s, broadcast);
@@ -1478,6 +1488,7 @@ void sm_free(struct sm *sm)
 	free(sm->domains);
 	free(sm->secret);
 	sm_pep_free(sm);
+	sm_remote_free(sm);
 	sm_buf_free(&sm->scratch);
 	sm_buf_free(&sm->reply);
 	if (sm->wake.fd >= 0)

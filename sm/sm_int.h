@@ -20,6 +20,8 @@
  *   sm/mam.c    XEP-0313 message archive, XEP-0359 stanza ids
  *   sm/blocking.c  XEP-0191 blocking command: blocklist service, enforcement
  *   sm/carbons.c   XEP-0280 message carbons
+ *   sm/remote.c    stanzas to and from external entities (components, other
+ *                  servers) through edge links: WIRE_ROUTE, WIRE_DOMAIN
  *
  * Everything here belongs to the one thread that runs sm_run(); nothing is
  * locked.  Every exported symbol carries the `sm_` prefix followed by its
@@ -190,6 +192,8 @@ struct sm_link {
 	size_t nsessions;
 	uint64_t frames_in, frames_out;
 	uint64_t dropped;          /* frames for unknown or not-yet-bound sessions */
+	bool s2s;                  /* WIRE_DOMAIN_S2S: carries server-to-server traffic (remote.c) */
+	unsigned ncomps;           /* component domains UP on this link (remote.c) */
 	struct sm_link *next, *prev;   /* sm->links */
 	struct sm_link *flush_next;    /* sm->flush */
 	struct sm_link *dead_next;     /* sm->dead */
@@ -333,6 +337,7 @@ struct sm {
 	int mam_default;               /* SM_MAM_NEVER / _ROSTER / _ALWAYS for accounts with none */
 	bool mam_swept;                /* a retention sweep was submitted ... */
 	int64_t mam_swept_at;          /* ... at this CLOCK_MONOTONIC second */
+	struct sm_remote *remote;      /* external routes (sm/remote.c); NULL until used */
 	bool stopping;
 };
 
@@ -426,7 +431,11 @@ struct sm_route_to {
 /* One stanza being routed. */
 struct sm_route_ctx {
 	struct sm *sm;
-	struct sm_session *s;          /* the sender; NULL when replayed (it may be gone) */
+	struct sm_session *s;          /* the sender; NULL when replayed (it may be gone)
+	                                  or external */
+	bool remote;                   /* the sender is an external entity (a remote
+	                                  server's or a component's JID): answers go
+	                                  out through sm_remote_send() */
 	const char *from;              /* the sender's full JID */
 	size_t from_len;
 	char from_bare[JID_MAX + 1];   /* and its bare JID */
@@ -438,16 +447,19 @@ struct sm_route_ctx {
 };
 
 void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg *m);
-/* Route a parked stanza (sm/user.c) now that its target's record is ready.
- * Only the target's half runs again: the sender may be gone. */
+/* The inbound half of routing: m from `from` (a canonical JID) to a local
+ * entity.  Serves parked stanzas (sm/user.c) once their target's record is
+ * ready -- only the target's half runs again, the sender may be gone -- and
+ * stanzas from external entities (sm/remote.c), whose answers go back out
+ * through sm_remote_send(). */
 void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m);
 /* Store a message again for user (its session ended before the edge wrote it). */
 void sm_route_requeue(struct sm *sm, const char *user, const void *raw, size_t len);
 /* Send a stored message (offline row id) to s, tracked: 0, or -ENOMEM (not sent). */
 int sm_route_offline(struct sm *sm, struct sm_session *s, int64_t id, const void *raw,
 		     size_t len);
-/* Tell `to` (a full JID, if still online) that its stanza (kind, id, sent
- * to `from`) failed with the stanza error cond. */
+/* Tell `to` (a local full JID, if still online, or an external JID) that
+ * its stanza (kind, id, sent to `from`) failed with the stanza error cond. */
 void sm_route_bounce(struct sm *sm, const char *to, int kind, const char *id, const char *from,
 		     const char *cond);
 /* Answer s's stanza m with the stanza error cond (RFC 6120 §8.3). */
@@ -638,6 +650,30 @@ struct xtree_node;
 bool sm_caps_verify(const char *hash, const char *ver, const struct xtree_node *query);
 /* Free the cache and the queries in flight (sm_pep_free()). */
 void sm_caps_free(struct sm *sm);
+
+/* sm/remote.c — external routes: components and s2s (see the file comment) */
+#define SM_MAX_COMPONENTS 1024            /* component domains known at once */
+struct sm_remote;
+/* A WIRE_DOMAIN frame from l: a component up or down, or s2s offered. */
+void sm_remote_domain(struct sm *sm, struct sm_link *l, const struct wire_msg *m);
+/* A WIRE_ROUTE frame from l: a stanza from an external entity. */
+void sm_remote_in(struct sm *sm, struct sm_link *l, const struct wire_msg *m);
+/* l is dying: its components go down, it carries no more s2s (idempotent). */
+void sm_remote_link_gone(struct sm *sm, struct sm_link *l);
+/*
+ * Send a stanza to an external entity: m->u.stanza (kind, type, to, from,
+ * id, ns, raw) with `to` on a domain we do not serve and `from` the
+ * sender's JID.  It goes to the component serving `to`'s domain (or a
+ * parent domain), else to an s2s link.  True when handed to an edge; false
+ * when it could not be: the sender was then answered with an error as RFC
+ * 6120 §8.3 says (never for an error), wherever it is.  raw may point into
+ * sm->scratch: nothing here uses scratch.
+ */
+bool sm_remote_send(struct sm *sm, const struct wire_msg *m);
+/* Whether the canonical JID jid[0..n) is on a domain we do not serve. */
+bool sm_remote_jid(const struct sm *sm, const char *jid, size_t n);
+/* Free the routes (sm_free()). */
+void sm_remote_free(struct sm *sm);
 
 /* sm/admin.c */
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */

@@ -58,6 +58,16 @@ int tlsp_client_verified(struct tlsp *p, const char *name)
 	return started(p, tls_client_new_verified(name, &p->io), true);
 }
 
+int tlsp_server_s2s(struct tlsp *p, const char *domain)
+{
+	return started(p, tls_new_s2s(domain, &p->io), false);
+}
+
+int tlsp_client_s2s(struct tlsp *p, const char *local, const char *remote, bool direct)
+{
+	return started(p, tls_client_new_s2s(local, remote, direct, &p->io), true);
+}
+
 /* A fatal error: nothing may follow the alert already queued. */
 static void fail(struct tlsp *p, int why)
 {

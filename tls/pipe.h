@@ -75,6 +75,9 @@ void tlsp_init(struct tlsp *p, const struct tlsp_ops *ops, void *owner);
 int tlsp_server(struct tlsp *p, const char *domain);
 int tlsp_client(struct tlsp *p, const char *sni, int alpn);
 int tlsp_client_verified(struct tlsp *p, const char *name);
+/* Server-to-server sessions (tls_new_s2s, tls_client_new_s2s). */
+int tlsp_server_s2s(struct tlsp *p, const char *domain);
+int tlsp_client_s2s(struct tlsp *p, const char *local, const char *remote, bool direct);
 
 /* Ciphertext from the socket (len may be 0: a client's first call sends its
  * ClientHello).  Runs the handshake, then decrypts record by record into

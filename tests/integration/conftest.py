@@ -207,6 +207,9 @@ class ServerOptions:
     idle_timeout: int = 600
     log_level: str = "debug"
     extra_edge_yaml: str = ""        # appended verbatim to the edge config
+    domain: str = ""                 # the served domain (default DOMAIN)
+    # More listeners: [(type, port)], e.g. [("s2s", 5269)] (address 127.0.0.1, or host:port)
+    extra_listeners: list = field(default_factory=list)
     # XEP-0114 components [(name, secret), ...]: a `component` listener (component_port)
     # and the `components:` list
     components: list = field(default_factory=list)
@@ -237,7 +240,7 @@ class Server:
     def __init__(self, opts: ServerOptions, workdir: Path, sockdir: Path, cert):
         self.opts = opts
         self.dir = workdir
-        self.domain = DOMAIN
+        self.domain = opts.domain or DOMAIN
         self.c2s_port = free_port()
         self.tls_port = free_port()
         self.procs: list = []
@@ -280,11 +283,13 @@ class Server:
             listeners += [("ws", self.ws_port), ("wss", self.wss_port)]
         if o.components:
             listeners += [("component", self.component_port)]
+        listeners += [(t, p if ":" in str(p) else f"127.0.0.1:{p}") for t, p in o.extra_listeners]
         pp = "    proxy_protocol: true\n" if o.proxy_protocol else ""
         edge = (f"workers: {o.workers}\n"
                 f"log_level: {o.log_level}\n"
                 "listeners:\n" +
-                "".join(f"  - type: {t}\n    address: 127.0.0.1:{p}\n{pp}" for t, p in listeners) +
+                "".join(f"  - type: {t}\n    address: {p if ':' in str(p) else f'127.0.0.1:{p}'}\n{pp}"
+                        for t, p in listeners) +
                 "domains:\n"
                 f"  - name: {self.domain}\n"
                 f"    cert: {self.cert}\n"

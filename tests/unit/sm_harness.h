@@ -289,7 +289,8 @@ static inline void add_user(struct env *e, const char *jid, const char *pw)
 
 /* ---- fixture ----------------------------------------------------------- */
 
-static inline int setup(void **state)
+/* setup() with the configuration adjusted by tune (NULL: none) first. */
+static inline int setup_tuned(void **state, void (*tune)(struct sm_config *))
 {
 	static const char *const domains[] = { "localhost" };
 	struct env *e = calloc(1, sizeof(*e));
@@ -305,6 +306,8 @@ static inline int setup(void **state)
 	cfg.secret = "s3cret";
 	cfg.domains = domains;
 	cfg.ndomains = 1;
+	if (tune)
+		tune(&cfg);
 	e->sm = sm_new(&cfg);
 	assert_non_null(e->sm);
 	for (int i = 0; i < NLINKS; i++) {
@@ -319,6 +322,11 @@ static inline int setup(void **state)
 	assert_int_equal(pthread_create(&e->thr, NULL, run_sm, e->sm), 0);
 	*state = e;
 	return 0;
+}
+
+static inline int setup(void **state)
+{
+	return setup_tuned(state, NULL);
 }
 
 static inline int teardown(void **state)
