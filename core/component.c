@@ -33,12 +33,10 @@
  * an error or a result) is remembered with its position in the connection's
  * output (conn.tx_sent + what is queued) until the socket has taken it.  When
  * the connection is freed, those the socket never took are bounced with
- * <service-unavailable/>, like those that arrive after it is gone (until
- * then the session server still routes to this link, and route_from_sm()
- * bounces them, from the component's domain, on the link the session server
- * takes that domain from).  What the
- * kernel had taken but the component never read is lost without a word: TCP
- * does not say, and XEP-0114 has no acknowledgements.
+ * <service-unavailable/>, like those that arrive after it is gone
+ * (route_from_sm() bounces those).  What the kernel had taken but the
+ * component never read is lost without a word: TCP does not say, and
+ * XEP-0114 has no acknowledgements.
  */
 #include "core/component.h"
 
@@ -490,12 +488,11 @@ static void unregister(struct conn *c)
 
 /*
  * The connection is gone: bounce what its socket never took, then withdraw
- * the route.  In that order because the session server takes a stanza from
- * a component's domain only on the link the component is up on, and the
- * bounces come from its domain.  No DOWN when a newer stream for the name
- * registered on this worker meanwhile (its UP went on this same link); on
- * another worker, its UP is on another link, which this DOWN leaves alone
- * (docs/protocol.md, DOMAIN).
+ * the route (the bounces, from the component's domain, arrive while the
+ * route is still up on this link).  No DOWN when a newer stream for the
+ * name registered on this worker meanwhile (its UP went on this same link);
+ * on another worker, its UP is on another link, which this DOWN leaves
+ * alone (docs/protocol.md, DOMAIN).
  */
 static void withdraw(struct conn *c)
 {
