@@ -34,19 +34,21 @@ FEDNS_RECORDS = {}
 class XedgeInNS:
     """xedge serving xedge.example at its namespace address, c2s 5222 and s2s 5269."""
 
-    def __init__(self, ns, pki, mode):
-        self.ns, self.mode = ns, mode
-        self.addr = ns.addr(XEDGE)
+    def __init__(self, ns, pki, mode, domain=XEDGE, direct_tls_port=None):
+        self.ns, self.mode, self.domain = ns, mode, domain
+        self.addr = ns.addr(domain)
         self.dir = Path(tempfile.mkdtemp(prefix="xfedx", dir="/tmp"))
-        cert = pki.cert(XEDGE, mode)
+        cert = pki.cert(domain, mode)
         self.config = self.dir / "xedge.yaml"
         self.log = self.dir / "xedge.log"
         self.config.write_text(
             "workers: 2\nlog_level: debug\n"
             "listeners:\n"
             f"  - type: c2s\n    address: {self.addr}:5222\n"
-            f"  - type: s2s\n    address: {self.addr}:5269\n"
-            f"domains:\n  - name: {XEDGE}\n    cert: {cert.crt}\n    key: {cert.key}\n" +
+            f"  - type: s2s\n    address: {self.addr}:5269\n" +
+            (f"  - type: s2s_tls\n    address: {self.addr}:{direct_tls_port}\n"
+             if direct_tls_port else "") +
+            f"domains:\n  - name: {domain}\n    cert: {cert.crt}\n    key: {cert.key}\n" +
             (f"tls:\n  ca_file: {pki.ca}\n" if mode == "verified" else "") +
             "s2s:\n  connect_timeout: 45\n  dialback_secret: federation-test-secret-xyz\n"
             "session_server:\n"
@@ -67,10 +69,10 @@ class XedgeInNS:
     def new_user(self, prefix="x"):
         user = f"{prefix}{os.urandom(3).hex()}"
         r = subprocess.run([str(binary("xedgectl")), "-c", str(self.config), "user", "add",
-                            f"{user}@{XEDGE}", "pw-" + user], capture_output=True, text=True,
+                            f"{user}@{self.domain}", "pw-" + user], capture_output=True, text=True,
                            timeout=30, env=child_env())
         assert r.returncode == 0, r.stdout + r.stderr
-        return f"{user}@{XEDGE}", "pw-" + user
+        return f"{user}@{self.domain}", "pw-" + user
 
     def wait_log(self, pattern, timeout=S2S_TIMEOUT):
         import re
@@ -241,3 +243,73 @@ def test_unknown_domain_bounces(xfed):
     with f.ns.enter():
         run(scenario(), timeout=RUN_TIMEOUT)
     x.wait_log(r"s2s: remote server unreachable.*remote=gone.example")
+
+
+# DNS shapes for xedge2.example (a second xedge, 127.0.0.5), and what xedge must do.
+DNS_CASES = {
+    # XEP-0368: the Direct TLS record has the better priority: TLS at once on 5270.
+    "srv-direct-tls": ({"_xmpps-server._tcp.xedge2.example": ("SRV", "xedge2.example", 5270, 0, 5),
+                        "_xmpp-server._tcp.xedge2.example": ("SRV", "xedge2.example", 5269, 10, 5)},
+                       r"target=xedge2.example:5270 direct_tls=1"),
+    # No SRV record at all: the domain's A record, port 5269 (RFC 6120 §3.2.2).
+    "a-fallback": ({"_xmpp-server._tcp.xedge2.example": None},
+                   r"target=xedge2.example:5269 direct_tls=0"),
+}
+
+
+@pytest.mark.parametrize("case", DNS_CASES)
+def test_dns_shapes_between_two_xedges(xfed, fed_pki, case):
+    f, x = xfed
+    records, expect = DNS_CASES[case]
+    f.ns.dns_records(records)
+    x2 = XedgeInNS(f.ns, fed_pki, f.mode, domain="xedge2.example", direct_tls_port=5270)
+    try:
+        a_jid, a_pw = x.new_user()
+        b_jid, b_pw = x2.new_user()
+        tag = os.urandom(4).hex()
+
+        async def scenario():
+            a, b = Client(a_jid, a_pw), Client(b_jid, b_pw)
+            try:
+                await xlogin(a, x)
+                await xlogin(b, x2)
+                a.send_message(mto=b_jid, mbody=f"dns-{tag}", mtype="chat")
+                m = await b.next_message(timeout=S2S_TIMEOUT, body=f"dns-{tag}")
+                assert m["from"] == a.boundjid
+                b.send_message(mto=a_jid, mbody=f"back-{tag}", mtype="chat")
+                await a.next_message(timeout=S2S_TIMEOUT, body=f"back-{tag}")
+            finally:
+                await close_all(a, b)
+        with f.ns.enter():
+            run(scenario(), timeout=RUN_TIMEOUT)
+        x.wait_log(r"s2s: connecting.*remote=xedge2.example " + expect)
+    finally:
+        problems = x2.stop()
+        f.ns.dns_records(FEDNS_RECORDS, reset=True)
+    assert not problems, problems
+
+
+def test_service_not_offered_bounces(xfed):
+    """A single SRV record with target "." says the domain offers no XMPP service
+    (RFC 2782): no fallback to its A record, the sender gets remote-server-not-found."""
+    f, x = xfed
+    f.ns.dns_records({"_xmpp-server._tcp.xedge2.example": ("SRV", ".")})
+    try:
+        x_jid, x_pw = x.new_user()
+
+        async def scenario():
+            c = Client(x_jid, x_pw)
+            errors = asyncio.Queue()
+            c.add_event_handler("message_error", errors.put_nowait)
+            try:
+                await xlogin(c, x)
+                c.send_message(mto="someone@xedge2.example", mbody="hello?", mtype="chat")
+                m = await asyncio.wait_for(errors.get(), S2S_TIMEOUT)
+                assert m["error"]["condition"] == "remote-server-not-found", m
+            finally:
+                await close_all(c)
+        with f.ns.enter():
+            run(scenario(), timeout=RUN_TIMEOUT)
+        x.wait_log(r"s2s: remote server unreachable.*remote=xedge2.example.*no XMPP service")
+    finally:
+        f.ns.dns_records(FEDNS_RECORDS, reset=True)
