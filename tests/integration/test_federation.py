@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import binary, child_env
-from fedns import fed, fed_module, fed_pki, fedns_module, login  # noqa: F401
+from fedns import (fed, fed_module, fed_pki, fedns_module, login,  # noqa: F401
+                   wait_presence_from, wait_roster)
 from slixclient import Client, close_all, run
 
 S2S_TIMEOUT = 60.0
@@ -149,35 +150,6 @@ def test_messages_both_ways(xfed, name):
     assert got["out"] and set(got["out"]) == {expect}, got
 
 
-async def _wait_presence(client, bare, ptype, timeout=S2S_TIMEOUT):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not any(str(fr).split("/")[0] == bare and t == ptype for fr, t in client.presences):
-        left = deadline - loop.time()
-        if left <= 0:
-            raise AssertionError(f"{client.boundjid}: no {ptype} presence from {bare} within "
-                                 f"{timeout} s; seen: {client.presences}")
-        client.presence_event.clear()
-        try:
-            await asyncio.wait_for(client.presence_event.wait(), left)
-        except asyncio.TimeoutError:
-            pass
-
-
-async def _wait_roster(client, contact, sub, timeout=S2S_TIMEOUT):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        await client.get_roster(timeout=timeout)
-        item = client.client_roster[contact]
-        if item["subscription"] == sub:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"{client.boundjid}: roster item {contact} is "
-                                 f"{item['subscription']!r}, wanted {sub!r}")
-        await asyncio.sleep(0.2)
-
-
 @pytest.mark.parametrize("name", PEERS)
 @pytest.mark.parametrize("first", ["xedge", "peer"])
 def test_subscription_handshake(xfed, name, first):
@@ -202,17 +174,17 @@ def test_subscription_handshake(xfed, name, first):
             a, a_jid, b, b_jid = (cx, x_jid, cp, p_jid) if first == "xedge" else \
                 (cp, p_jid, cx, x_jid)
             a.send_presence(pto=b_jid, ptype="subscribe")
-            await _wait_presence(b, a_jid, "subscribe")
+            await wait_presence_from(b, a_jid, "subscribe")
             b.send_presence(pto=a_jid, ptype="subscribed")
             b.send_presence(pto=a_jid, ptype="subscribe")
-            await _wait_presence(a, b_jid, "subscribed")
-            await _wait_presence(a, b_jid, "subscribe")
+            await wait_presence_from(a, b_jid, "subscribed")
+            await wait_presence_from(a, b_jid, "subscribe")
             a.send_presence(pto=b_jid, ptype="subscribed")
-            await _wait_presence(b, a_jid, "subscribed")
+            await wait_presence_from(b, a_jid, "subscribed")
             await a.wait_presence(str(b.boundjid), "available", S2S_TIMEOUT)
             await b.wait_presence(str(a.boundjid), "available", S2S_TIMEOUT)
-            await _wait_roster(a, b_jid, "both")
-            await _wait_roster(b, a_jid, "both")
+            await wait_roster(a, b_jid, "both")
+            await wait_roster(b, a_jid, "both")
             gone = str(b.boundjid)
             await b.close()
             await a.wait_presence(gone, "unavailable", S2S_TIMEOUT)
