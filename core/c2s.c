@@ -41,25 +41,7 @@ static int c2s_header(struct conn *c, const struct xs_header *h)
 
 static int on_starttls(struct conn *c)
 {
-	static const char proceed[] = "<proceed xmlns='" NS_TLS "'/>";
-
-	/* RFC 6120 §5.4.2.2: failure, then the stream is closed. */
-	if ((c->flags & (CF_TLS | CF_AUTHED | CF_WS)) || !xprt_tls_server(c)) {
-		xmpp_outs(c, "<failure xmlns='" NS_TLS "'/>");
-		xmpp_end(c, WIRE_CLOSE_ERROR);
-		return STOP_DISCARD;
-	}
-	/* <proceed/> goes out in the clear, under the new TLS layer. */
-	xprt_down(c, c->nxp - 1, proceed, sizeof(proceed) - 1);
-	c->flags &= ~CF_HEADER_SENT;
-	if (!xmpp_set_state(c, CS_STARTTLS)) {
-		xmpp_abort(c);
-		return STOP_DISCARD;
-	}
-	c->due = c->w->now + c->w->cfg->timeouts.handshake;
-	conn_timer(c, c->due);
-	/* Anything pipelined after <starttls/> is discarded (command injection). */
-	return STOP_DISCARD;
+	return xmpp_starttls(c, !(c->flags & (CF_TLS | CF_AUTHED | CF_WS)) && xprt_tls_server(c));
 }
 
 static int c2s_element(struct conn *c, const struct xs_stanza *s, const uint8_t *p, size_t n)

@@ -1232,26 +1232,6 @@ static int in_header(struct conn *c, const struct xs_header *h)
 	return GO_ON;
 }
 
-static int in_starttls(struct conn *c)
-{
-	static const char proceed[] = "<proceed xmlns='" NS_TLS "'/>";
-
-	if ((c->flags & CF_TLS) || !xprt_tls_server_s2s(c)) {
-		xmpp_outs(c, "<failure xmlns='" NS_TLS "'/>");
-		xmpp_end(c, WIRE_CLOSE_ERROR);
-		return STOP_DISCARD;
-	}
-	xprt_down(c, c->nxp - 1, proceed, sizeof(proceed) - 1);
-	c->flags &= ~CF_HEADER_SENT;
-	if (!xmpp_set_state(c, CS_STARTTLS)) {
-		xmpp_abort(c);
-		return STOP_DISCARD;
-	}
-	c->due = c->w->now + c->w->cfg->timeouts.handshake;
-	conn_timer(c, c->due);
-	return STOP_DISCARD;
-}
-
 /* XEP-0178: <auth mechanism='EXTERNAL'>: the certificate is the proof. */
 static int in_sasl(struct conn *c, const struct xs_stanza *s, const uint8_t *p, size_t n)
 {
@@ -1351,7 +1331,7 @@ static int in_element(struct conn *c, const struct xs_stanza *s, const uint8_t *
 		return STOP_DISCARD;
 	}
 	if (xs_streq(&s->ns, NS_TLS) && xs_streq(&s->local, "starttls") && c->state == CS_NEGOTIATE)
-		return in_starttls(c);
+		return xmpp_starttls(c, !(c->flags & CF_TLS) && xprt_tls_server_s2s(c));
 	if (!(c->flags & CF_TLS)) {
 		xmpp_error(c, "policy-violation", "STARTTLS is required");
 		return STOP_DISCARD;

@@ -199,6 +199,29 @@ void xmpp_error(struct conn *c, const char *cond, const char *text)
 	xmpp_end(c, WIRE_CLOSE_ERROR);
 }
 
+int xmpp_starttls(struct conn *c, bool pushed)
+{
+	static const char proceed[] = "<proceed xmlns='" NS_TLS "'/>";
+
+	/* RFC 6120 §5.4.2.2: failure, then the stream is closed. */
+	if (!pushed) {
+		xmpp_outs(c, "<failure xmlns='" NS_TLS "'/>");
+		xmpp_end(c, WIRE_CLOSE_ERROR);
+		return STOP_DISCARD;
+	}
+	/* <proceed/> goes out in the clear, under the new TLS layer. */
+	xprt_down(c, c->nxp - 1, proceed, sizeof(proceed) - 1);
+	c->flags &= ~CF_HEADER_SENT;
+	if (!xmpp_set_state(c, CS_STARTTLS)) {
+		xmpp_abort(c);
+		return STOP_DISCARD;
+	}
+	c->due = c->w->now + c->w->cfg->timeouts.handshake;
+	conn_timer(c, c->due);
+	/* Anything pipelined after <starttls/> is discarded (command injection). */
+	return STOP_DISCARD;
+}
+
 char *xmpp_esc_dup(const char *s, size_t n)
 {
 	size_t need = xml_escape(s, n, NULL, 0);

@@ -84,6 +84,11 @@ void xmpp_stanza_error(struct conn *c, const struct xs_stanza *s, const char *et
 		       const char *to);
 void xmpp_iq_result(struct conn *c, const struct xs_stanza *s, const char *payload);
 
+/* Answer <starttls/> on an inbound stream: <proceed/> when the caller
+ * pushed a server TLS layer (pushed), else <failure/> and the end of the
+ * stream.  Returns STOP_DISCARD: what follows <starttls/> is dropped. */
+int xmpp_starttls(struct conn *c, bool pushed);
+
 /* s[0..n) escaped for XML, NUL-terminated, malloc'd (error paths only). */
 char *xmpp_esc_dup(const char *s, size_t n);
 

@@ -114,12 +114,14 @@ static bool tls_layer_start(struct conn *c, struct tls_layer *t, const char *dom
 	return true;
 }
 
-bool xprt_tls_server(struct conn *c)
+/* A server layer; s2s: one that asks for the peer's certificate. */
+static bool server_layer(struct conn *c, bool s2s)
 {
 	struct tls_layer *t = tls_layer_new(c);
 
 	if (!t)
 		return false;
+	t->s2s = s2s;
 	/* STARTTLS: the stream already named its domain; Direct TLS waits for
 	 * the ClientHello (and its SNI). */
 	if (c->state != CS_TRANSPORT && !tls_layer_start(c, t, c->domain)) {
@@ -136,47 +138,14 @@ bool xprt_tls_server(struct conn *c)
 	return true;
 }
 
-bool xprt_tls_server_s2s(struct conn *c)
+bool xprt_tls_server(struct conn *c)
 {
-	struct tls_layer *t = tls_layer_new(c);
-
-	if (!t)
-		return false;
-	t->s2s = true;
-	if (c->state != CS_TRANSPORT && !tls_layer_start(c, t, c->domain)) {
-		hs_release(t);
-		free(t);
-		return false;
-	}
-	if (xprt_push(c, &xprt_tls, t) < 0) {
-		hs_release(t);
-		tlsp_clear(&t->p);
-		free(t);
-		return false;
-	}
-	return true;
+	return server_layer(c, false);
 }
 
-bool xprt_tls_client_s2s(struct conn *c, const char *local, const char *remote, bool direct,
-			 void (*secured)(struct conn *c))
+bool xprt_tls_server_s2s(struct conn *c)
 {
-	struct tls_layer *t = tls_layer_new(c);
-
-	if (!t)
-		return false;
-	t->secured = secured;
-	if (tlsp_client_s2s(&t->p, local, remote, direct) < 0) {
-		log_error("cannot create a TLS client session", "conn=%u name=%s", c->idx, remote);
-		free(t);
-		return false;
-	}
-	if (xprt_push(c, &xprt_tls, t) < 0) {
-		tlsp_clear(&t->p);
-		free(t);
-		return false;
-	}
-	tlsp_input(&t->p, NULL, 0, c->w->scratch);
-	return true;
+	return server_layer(c, true);
 }
 
 const struct tls *xprt_tls_peer(const struct conn *c)
@@ -192,14 +161,13 @@ const struct tls *xprt_tls_peer(const struct conn *c)
 /* Client sessions are not counted against max_tls_handshakes: the cap
  * guards against floods of ClientHellos, and each upstream stream belongs
  * to a client whose own handshake was counted. */
-bool xprt_tls_client(struct conn *c, const char *name, void (*secured)(struct conn *c))
+/* A client layer on t's new session (0 from its constructor), pushed, with
+ * its ClientHello under way. */
+static bool client_layer(struct conn *c, struct tls_layer *t, int made, const char *name,
+			 void (*secured)(struct conn *c))
 {
-	struct tls_layer *t = tls_layer_new(c);
-
-	if (!t)
-		return false;
 	t->secured = secured;
-	if (tlsp_client_verified(&t->p, name) < 0) {
+	if (made < 0) {
 		log_error("cannot create a TLS client session", "conn=%u name=%s", c->idx, name);
 		free(t);
 		return false;
@@ -212,6 +180,21 @@ bool xprt_tls_client(struct conn *c, const char *name, void (*secured)(struct co
 	/* The ClientHello goes out now, below the new layer. */
 	tlsp_input(&t->p, NULL, 0, c->w->scratch);
 	return true;
+}
+
+bool xprt_tls_client(struct conn *c, const char *name, void (*secured)(struct conn *c))
+{
+	struct tls_layer *t = tls_layer_new(c);
+
+	return t && client_layer(c, t, tlsp_client_verified(&t->p, name), name, secured);
+}
+
+bool xprt_tls_client_s2s(struct conn *c, const char *local, const char *remote, bool direct,
+			 void (*secured)(struct conn *c))
+{
+	struct tls_layer *t = tls_layer_new(c);
+
+	return t && client_layer(c, t, tlsp_client_s2s(&t->p, local, remote, direct), remote, secured);
 }
 
 static bool tls_live(void *owner)

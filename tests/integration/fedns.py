@@ -1154,6 +1154,41 @@ async def login(client, server, timeout=60.0):
     return client
 
 
+async def wait_presence_from(client, bare, ptype, timeout=60.0):
+    """Wait until client saw a presence of type ptype from bare JID `bare` (any
+    resource)."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not any(str(fr).split("/")[0] == bare and t == ptype for fr, t in client.presences):
+        left = deadline - loop.time()
+        if left <= 0:
+            raise AssertionError(f"{client.boundjid}: no {ptype} presence from {bare} within "
+                                 f"{timeout} s; seen: {client.presences}")
+        client.presence_event.clear()
+        try:
+            await asyncio.wait_for(client.presence_event.wait(), left)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def wait_roster(client, contact, sub, timeout=60.0):
+    """Fetch the roster until contact's subscription is `sub` (what the user's client
+    shows)."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        await client.get_roster(timeout=timeout)
+        item = client.client_roster[contact]
+        if item["subscription"] == sub:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"{client.boundjid}: roster item {contact} is "
+                                 f"{item['subscription']!r}, wanted {sub!r}")
+        await asyncio.sleep(0.2)
+
+
 # ---- fixtures ----------------------------------------------------------------------------
 
 def _attach(request, peer):

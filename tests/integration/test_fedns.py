@@ -14,7 +14,7 @@ import time
 import pytest
 
 from fedns import (DOMAINS, FedNS, fed, fed_module, fed_pki, fedns, fedns_module,  # noqa: F401
-                   login)
+                   login, wait_presence_from, wait_roster)
 from slixclient import Client, close_all, run
 
 S2S_TIMEOUT = 60.0      # first s2s connection: DNS, TCP, TLS, auth — on a loaded machine
@@ -177,38 +177,6 @@ def _bare(jid):
     return str(jid).split("/")[0]
 
 
-async def _wait_presence(client, bare, ptype, timeout=S2S_TIMEOUT):
-    """Wait for a presence of type ptype from bare JID `bare` (any resource)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not any(_bare(f) == bare and t == ptype for f, t in client.presences):
-        left = deadline - loop.time()
-        if left <= 0:
-            raise AssertionError(f"{client.boundjid}: no {ptype} presence from {bare} within "
-                                 f"{timeout} s; seen: {client.presences}")
-        client.presence_event.clear()
-        try:
-            await asyncio.wait_for(client.presence_event.wait(), left)
-        except asyncio.TimeoutError:
-            pass
-
-
-async def _wait_roster(client, contact, sub, timeout=S2S_TIMEOUT):
-    """Fetch the roster until contact's subscription is `sub` (what the user's client
-    shows)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        await client.get_roster(timeout=timeout)
-        item = client.client_roster[contact]
-        if item["subscription"] == sub:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"{client.boundjid}: roster item {contact} is "
-                                 f"{item['subscription']!r}, wanted {sub!r}")
-        await asyncio.sleep(0.2)
-
-
 def _users(fed):
     a_jid, a_pw = fed.prosody.new_user("p")
     b_jid, b_pw = fed.ejabberd.new_user("e")
@@ -252,19 +220,19 @@ def test_subscription_handshake(fed):
             await a.get_roster(timeout=S2S_TIMEOUT)
             await b.get_roster(timeout=S2S_TIMEOUT)
             a.send_presence(pto=b_jid, ptype="subscribe")
-            await _wait_presence(b, a_jid, "subscribe")
+            await wait_presence_from(b, a_jid, "subscribe")
             b.send_presence(pto=a_jid, ptype="subscribed")
             b.send_presence(pto=a_jid, ptype="subscribe")
-            await _wait_presence(a, b_jid, "subscribed")
-            await _wait_presence(a, b_jid, "subscribe")
+            await wait_presence_from(a, b_jid, "subscribed")
+            await wait_presence_from(a, b_jid, "subscribe")
             a.send_presence(pto=b_jid, ptype="subscribed")
-            await _wait_presence(b, a_jid, "subscribed")
+            await wait_presence_from(b, a_jid, "subscribed")
             # Approved both ways: each now sees the other online (RFC 6121 3.1.5),
             # and both rosters say "both".
             await a.wait_presence(str(b.boundjid), "available", S2S_TIMEOUT)
             await b.wait_presence(str(a.boundjid), "available", S2S_TIMEOUT)
-            await _wait_roster(a, b_jid, "both")
-            await _wait_roster(b, a_jid, "both")
+            await wait_roster(a, b_jid, "both")
+            await wait_roster(b, a_jid, "both")
             # And a presence change crosses over.
             b.send_presence(pstatus="away-now", pshow="away")
             await _wait_presence_show(a, b.boundjid, "away")

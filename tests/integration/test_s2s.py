@@ -66,7 +66,7 @@ class Pair:
     """xa.localhost and xb.localhost, federating through s2s.routes."""
 
     def __init__(self, tmp: Path, verified: bool, s2s_extra: str = "", routes_extra=None,
-                 direct_tls: bool = False):
+                 direct_tls: bool = False, mode: str = "embedded"):
         self.tmp = tmp
         certs = tmp / "certs"
         certs.mkdir()
@@ -92,7 +92,7 @@ class Pair:
                     f"  dialback_secret: {SECRET}-{dom}\n"
                     "  connect_timeout: 10\n" + s2s_extra +
                     "  routes:\n" + "".join(f"    {k}: {v}\n" for k, v in routes.items()))
-            opts = ServerOptions(domain=dom, ca_file=ca_file,
+            opts = ServerOptions(mode=mode, domain=dom, ca_file=ca_file,
                                  extra_listeners=[("s2s", self.s2s_port[dom]),
                                                   ("s2s_tls", self.tls_port[dom])],
                                  extra_edge_yaml=yaml)
@@ -158,8 +158,10 @@ async def chat_both_ways(pair):
         await close_all(alice, bob)
 
 
-def test_dialback_messages_both_ways(pair_factory):
-    pair = pair_factory(verified=False)
+@pytest.mark.parametrize("mode", ["embedded", "external"])
+def test_dialback_messages_both_ways(pair_factory, mode):
+    """external: the session servers are xedge-sm processes, the edges reach them over TCP."""
+    pair = pair_factory(verified=False, mode=mode)
     run(chat_both_ways(pair), timeout=60)
     # Self-signed on both sides: each authenticated the other with dialback.
     pair[A].wait_log(r"s2s: outbound stream ready.*remote=xb.localhost auth=dialback")
