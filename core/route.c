@@ -119,10 +119,7 @@ int route_to_sm(struct worker *w, const struct xs_stanza *s, const uint8_t *p, s
 	m.u.stanza.id = wire_s(s->id.p, s->id.len);
 	m.u.stanza.ns = wire_s(s->child_ns.p, s->child_ns.len);
 	m.u.stanza.raw = wire_s(w->stamp, len);
-	if (!w->link.up || link_send(w, &m) < 0)
-		return -1;
-	w->stat_stanzas_in++;
-	return 0;
+	return !w->link.up || link_send(w, &m) < 0 ? -1 : 0;
 }
 
 static const char *error_type(const char *cond)

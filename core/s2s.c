@@ -182,20 +182,7 @@ void s2s_process_fini(void)
 /* One of our domains (served or a component's), config-owned, or NULL. */
 static const char *our_domain(const struct config *cfg, const char *s, size_t n)
 {
-	char canon[JID_PART_MAX + 1];
-
-	if (n && s[n - 1] == '.')
-		n--;
-	if (!n || n > JID_PART_MAX)
-		return NULL;
-	jid_fold(s, n, canon);
-	for (size_t i = 0; i < cfg->ndomains; i++)
-		if (strlen(cfg->domains[i].name) == n && memcmp(cfg->domains[i].name, canon, n) == 0)
-			return cfg->domains[i].name;
-	for (size_t i = 0; i < cfg->ncomponents; i++)
-		if (strlen(cfg->components[i].name) == n && memcmp(cfg->components[i].name, canon, n) == 0)
-			return cfg->components[i].name;
-	return NULL;
+	return xmpp_served_domain(cfg, s, n, true);
 }
 
 /* The canonical domain of the JID j (malloc'd), or NULL when j is not one. */
@@ -1172,11 +1159,6 @@ static int in_dialback(struct conn *c, const uint8_t *p, size_t n)
 
 /* ---- the inbound stream (role_s2s_in) -------------------------------------------- */
 
-static const char *in_served(const struct config *cfg, const char *s, size_t n)
-{
-	return our_domain(cfg, s, n);
-}
-
 static void in_features(struct conn *c)
 {
 	const struct config *cfg = c->w->cfg;
@@ -1368,7 +1350,7 @@ const struct role_ops role_s2s_in = {
 	.element = in_element,
 	.ended = in_ended,
 	.free = s2s_conn_free,
-	.served = in_served,
+	.served = our_domain,
 	.idle = s2s_idle,
 };
 

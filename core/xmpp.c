@@ -311,7 +311,7 @@ static bool encoding_ok(const uint8_t *p, size_t n)
 	return decl_end - e > 6 && strncasecmp(e + 1, "UTF-8", 5) == 0 && e[6] == *e;
 }
 
-static const char *served_domain(const struct config *cfg, const char *s, size_t n)
+const char *xmpp_served_domain(const struct config *cfg, const char *s, size_t n, bool components)
 {
 	char canon[JID_PART_MAX + 1];
 
@@ -323,6 +323,9 @@ static const char *served_domain(const struct config *cfg, const char *s, size_t
 	for (size_t i = 0; i < cfg->ndomains; i++)
 		if (strlen(cfg->domains[i].name) == n && memcmp(cfg->domains[i].name, canon, n) == 0)
 			return cfg->domains[i].name;
+	for (size_t i = 0; components && i < cfg->ncomponents; i++)
+		if (strlen(cfg->components[i].name) == n && memcmp(cfg->components[i].name, canon, n) == 0)
+			return cfg->components[i].name;
 	return NULL;
 }
 
@@ -340,7 +343,7 @@ static int on_header(struct conn *c, const uint8_t *p, size_t n)
 	 * error) comes from that domain. */
 	if (!(c->flags & CF_OUTBOUND)) {
 		dom = !h.has_to ? NULL : c->role->served ? c->role->served(c->w->cfg, h.to.p, h.to.len)
-		      : served_domain(c->w->cfg, h.to.p, h.to.len);
+		      : xmpp_served_domain(c->w->cfg, h.to.p, h.to.len, false);
 		if (dom && !c->domain)
 			c->domain = dom;
 	}

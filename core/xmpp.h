@@ -92,6 +92,11 @@ int xmpp_starttls(struct conn *c, bool pushed);
 /* s[0..n) escaped for XML, NUL-terminated, malloc'd (error paths only). */
 char *xmpp_esc_dup(const char *s, size_t n);
 
+/* The configured domain (config-owned) that s[0..n) names, case-insensitively
+ * and ignoring a final dot: one of `domains`, or with components one of
+ * theirs too; NULL when none. */
+const char *xmpp_served_domain(const struct config *cfg, const char *s, size_t n, bool components);
+
 /* The served domain the stream is for (the first one until known). */
 const char *xmpp_domain(const struct conn *c);
 
