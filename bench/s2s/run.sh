@@ -43,6 +43,8 @@
 #   RATE           open loop, messages/s in total (empty: RATE_FRACTION=0.5 x the closed-loop
 #                  rate of the first pair measured, so that every pair can carry it)
 #   LOAD_THREADS=1 xedge-bench threads
+#   LIMITS=lifted  xedge's per-session rate limits lifted, as in bench/compare; default: its
+#                  defaults (1,000 stanzas/s and 1 MiB/s per stream, inbound s2s included)
 #   MEM=1 MEM_LOCAL=8 MEM_DOMAINS=64 MEM_SETTLE_S=5 MEM_IMPLS="xedge prosody"
 #   MEM_MODES=paced (or "paced burst") MEM_PACE_S=0.02
 #   A_CPU=0 B_CPU=1 LOAD_CPU=   the CPUs of the first and second server, and of xedge-bench
@@ -65,7 +67,7 @@ PY=/usr/bin/python3
 T_RUN=$(now)
 
 RUN_COMMAND="make bench-s2s"
-for v in BENCH_BIN PAIRS AUTH N_CHAT CHAT_WINDOW WARMUP_S CHAT_S DRAIN_S RATE RATE_FRACTION LOAD_THREADS MEM \
+for v in BENCH_BIN PAIRS AUTH LIMITS N_CHAT CHAT_WINDOW WARMUP_S CHAT_S DRAIN_S RATE RATE_FRACTION LOAD_THREADS MEM \
 	MEM_LOCAL MEM_DOMAINS MEM_SETTLE_S MEM_IMPLS MEM_MODES MEM_PACE_S A_CPU B_CPU LOAD_CPU S2S_DIR S2S_PORT_BASE S2S_DEADLINE; do
 	[ -n "${!v+x}" ] || continue
 	case "${!v}" in *[[:space:]]*|"") RUN_COMMAND="$RUN_COMMAND $v='${!v}'";;
@@ -82,6 +84,7 @@ N_CHAT=${N_CHAT:-200}; CHAT_WINDOW=${CHAT_WINDOW:-4}
 WARMUP_S=${WARMUP_S:-2}; CHAT_S=${CHAT_S:-8}; DRAIN_S=${DRAIN_S:-5}
 RATE=${RATE:-}; RATE_FRACTION=${RATE_FRACTION:-0.5}
 LOAD_THREADS=${LOAD_THREADS:-1}
+LIMITS=${LIMITS:-lifted}
 MEM=${MEM:-1}; MEM_DOMAINS=${MEM_DOMAINS:-64}; MEM_LOCAL=${MEM_LOCAL:-8}; MEM_SETTLE_S=${MEM_SETTLE_S:-5}
 MEM_IMPLS=${MEM_IMPLS-xedge prosody}; MEM_MODES=${MEM_MODES-paced}; MEM_PACE_S=${MEM_PACE_S:-0.02}
 A_CPU=${A_CPU-0}; B_CPU=${B_CPU-1}; LOAD_CPU=${LOAD_CPU-}
@@ -92,6 +95,7 @@ PASSWORD=pw; PREFIX=s; SECRET=bench-s2s-dialback-secret
 RES=$S2S_DIR/results
 
 case "$AUTH" in dialback|ca) ;; *) die "AUTH=$AUTH: dialback or ca";; esac
+case "$LIMITS" in lifted|default) ;; *) die "LIMITS=$LIMITS: lifted or default";; esac
 for v in N_CHAT CHAT_WINDOW MEM_DOMAINS MEM_LOCAL DEADLINE LOAD_THREADS; do
 	[[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v=${!v}: a positive integer"
 done
@@ -234,8 +238,10 @@ start_xedge() {
 		# The per-session abuse limits lifted, as in bench/compare (Prosody runs without
 		# mod_limits). They apply to inbound s2s streams too: with the defaults (1,000
 		# stanzas/s, 1 MiB/s) one stream carrying a whole server's traffic is capped.
-		echo "limits: {max_stanza_bytes: 262144, max_connections: 18000, max_connections_per_ip: 1000000,"
-		echo "         connection_rate_per_ip: 1000000, rate_stanzas: 1000000, rate_bytes: 1073741824}"
+		if [ "$LIMITS" = lifted ]; then
+			echo "limits: {max_stanza_bytes: 262144, max_connections: 18000, max_connections_per_ip: 1000000,"
+			echo "         connection_rate_per_ip: 1000000, rate_stanzas: 1000000, rate_bytes: 1073741824}"
+		fi
 		echo "timeouts: {handshake: 10, auth: 30, idle: 600}"
 		echo "s2s:"
 		echo "  dialback_secret: $SECRET-$name"
@@ -527,7 +533,7 @@ fi
 	echo "command: $RUN_COMMAND"
 	echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), took $(elapsed $T_RUN) s"
 	echo "machine: $(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(uname -r)"
-	echo "auth: $AUTH"
+	echo "auth: $AUTH; xedge's limits: $LIMITS"
 	echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "pinning: A on CPU ${A_CPU:-any}, B on CPU ${B_CPU:-any}, xedge-bench on CPU ${LOAD_CPU:-any}"
 	echo "xedge: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo ' (modified)')"
