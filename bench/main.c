@@ -572,6 +572,42 @@ static uint32_t fd_limit(void)
 	return rl.rlim_cur > 1u << 20 ? 1u << 20 : (uint32_t)rl.rlim_cur;
 }
 
+/* --remote: each --pid's CPU seconds and ours, at the start and the end of the measured
+ * window (to tell which of the two servers, or the load generator, ran out of CPU). */
+struct meas_cpu {
+	int step;                        /* 0 before the window, 1 in it, 2 after */
+	uint64_t t0;
+	double pid0[BENCH_MAX_PIDS], self0;
+};
+
+static void meas_cpu_tick(struct meas_cpu *m, struct bench_result *res, uint64_t now)
+{
+	const struct bench_opts *o = &B.o;
+	struct target_sample ts;
+	double wall;
+
+	if (!o->remote_host || !o->npids || m->step == 2 ||
+	    now < atomic_load(&B.warm_end_ns) || (m->step == 1 && now < atomic_load(&B.chat_end_ns)))
+		return;
+	if (m->step == 0) {
+		for (unsigned i = 0; i < o->npids; i++)
+			m->pid0[i] = target_sample(&o->pids[i], 1, &ts) ? ts.cpu_s : -1;
+		m->self0 = target_self_cpu();
+		m->t0 = now;
+		m->step = 1;
+		return;
+	}
+	wall = (double)(now - m->t0) / 1e9;
+	if (wall <= 0)
+		return;
+	for (unsigned i = 0; i < o->npids; i++)
+		res->meas_pid_cpu[i] = m->pid0[i] >= 0 && target_sample(&o->pids[i], 1, &ts) ?
+				       (ts.cpu_s - m->pid0[i]) * 100.0 / wall : -1;
+	res->meas_bench_cpu = (target_self_cpu() - m->self0) * 100.0 / wall;
+	res->meas_cpu = true;
+	m->step = 2;
+}
+
 static const char *phase_str(int ph)
 {
 	static const char *const n[] = { "login", "steady", "chat", "drain", "close", "stop" };
@@ -607,6 +643,7 @@ int main(int argc, char **argv)
 	unsigned n_tcpu = 0, threads;
 	size_t cap_series = 0;
 	bool tty = isatty(2), idle_sampled = false;
+	struct meas_cpu mcpu = { 0 };
 	int ph, rc = 0;
 
 	if (parse_options(argc, argv) < 0)
@@ -726,6 +763,7 @@ int main(int argc, char **argv)
 			now = bench_now();
 		}
 		collect(&sec);
+		meas_cpu_tick(&mcpu, &res, now);
 		ph = atomic_load(&B.phase);
 		if (interrupted && ph < PH_CLOSE) {
 			fprintf(stderr, "\nxedge-bench: interrupted: closing (again to stop now)\n");

@@ -86,6 +86,12 @@ static void cross_rows(FILE *f, const struct bench_result *r, double w)
 			(unsigned long long)not_arrived(s->x_sent[d], s->x_recv[d]), (double)s->x_recv[d] / w,
 			ms(hist_percentile(h, 50)), ms(hist_percentile(h, 99)));
 	}
+	if (r->meas_cpu) {
+		fprintf(f, "  cpu in the measured window (%% of one core):");
+		for (unsigned i = 0; i < o->npids; i++)
+			fprintf(f, " pid %d %.1f,", (int)o->pids[i], r->meas_pid_cpu[i]);
+		fprintf(f, " xedge-bench %.1f\n", r->meas_bench_cpu);
+	}
 }
 
 void report_summary(FILE *f, const struct bench_result *r)
@@ -267,7 +273,14 @@ int report_json(const char *path, const struct bench_result *r)
 				ms(hist_percentile(h, 99)), ms(hist_percentile(h, 99.9)), ms(h->max_ns),
 				d ? "" : ",");
 		}
-		fprintf(f, "  ]},\n");
+		fprintf(f, "  ]");
+		if (r->meas_cpu) {
+			fprintf(f, ", \"measured_cpu\": {\"pids\": [");
+			for (unsigned i = 0; i < o->npids; i++)
+				fprintf(f, "%s%.1f", i ? ", " : "", r->meas_pid_cpu[i]);
+			fprintf(f, "], \"bench\": %.1f}", r->meas_bench_cpu);
+		}
+		fprintf(f, "},\n");
 	}
 	fprintf(f, "  \"target\": {\"pids\": [");
 	for (unsigned i = 0; i < o->npids; i++)
