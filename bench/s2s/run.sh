@@ -39,7 +39,9 @@
 #   AUTH           dialback: self-signed certificates, XEP-0220 dialback (the default)
 #                  ca: certificates from a test CA every server trusts, SASL EXTERNAL
 #                  (XEP-0178) both ways; xedge with s2s.require_valid_certs
-#   N_CHAT=200 CHAT_WINDOW=4 WARMUP_S=2 CHAT_S=8 DRAIN_S=5   chat sizes and seconds
+#   N_CHAT=200 CHAT_WINDOW=16 WARMUP_S=2 CHAT_S=8 DRAIN_S=10   chat sizes and seconds: 3,200
+#                  messages in flight in the closed loops (at 800, xedge <-> xedge was bound by
+#                  the round trip, its CPUs half idle); DRAIN_S bounds the wait for late ones
 #   RATE           open loop, messages/s in total (empty: RATE_FRACTION=0.5 x the closed-loop
 #                  rate of the first pair measured, so that every pair can carry it)
 #   LOAD_THREADS=1 xedge-bench threads
@@ -80,8 +82,8 @@ XEDGE_BUILD=${XEDGE_BUILD:-$REPO/build}
 BENCH_BIN=${BENCH_BIN:-$XEDGE_BUILD/xedge-bench}
 PAIRS=${PAIRS-prosody-prosody xedge-prosody xedge-xedge}
 AUTH=${AUTH:-dialback}
-N_CHAT=${N_CHAT:-200}; CHAT_WINDOW=${CHAT_WINDOW:-4}
-WARMUP_S=${WARMUP_S:-2}; CHAT_S=${CHAT_S:-8}; DRAIN_S=${DRAIN_S:-5}
+N_CHAT=${N_CHAT:-200}; CHAT_WINDOW=${CHAT_WINDOW:-16}
+WARMUP_S=${WARMUP_S:-2}; CHAT_S=${CHAT_S:-8}; DRAIN_S=${DRAIN_S:-10}
 RATE=${RATE:-}; RATE_FRACTION=${RATE_FRACTION:-0.5}
 LOAD_THREADS=${LOAD_THREADS:-1}
 LIMITS=${LIMITS:-lifted}

@@ -90,13 +90,22 @@ def rate(path, fraction):
 
 
 def cpu(res, pair, run, j):
+    """(A %, B %, bench %, A + B CPU seconds per 1,000 messages, window?): over the measured
+    window when xedge-bench saw it (remote.measured_cpu), else over the whole run (/proc
+    before and after, logins included)."""
+    mc = (j.get("remote") or {}).get("measured_cpu") if j else None
+    rps = j["messages"]["recv_per_s"] if j else 0
+    if mc and len(mc["pids"]) == 2 and min(mc["pids"]) >= 0:
+        a, b = mc["pids"]
+        return a, b, mc["bench"], ((a + b) / 100 / rps * 1000 if rps else None), True
     c = load(res / pair / f"{run}.cpu.json")
     if not c or not j:
-        return None, None, None
+        return None, None, None, None, False
     wall = c["wall_s"] or 1
     total = j["messages"]["received_total"]
     per_k = (c["a_cpu_s"] + c["b_cpu_s"]) / total * 1000 if total else None
-    return c["a_cpu_s"] * 100 / wall, c["b_cpu_s"] * 100 / wall, per_k
+    return (c["a_cpu_s"] * 100 / wall, c["b_cpu_s"] * 100 / wall, j["bench"]["cpu_avg"], per_k,
+            False)
 
 
 def report(res):
@@ -142,10 +151,12 @@ def report(res):
         row("latency max (ms)", lambda p, j: fmt(j["latency_ms"]["message"]["max"]))
         row("lost / duplicated / reordered", lambda p, j: "{lost} / {duplicated} / {reordered}".format(**j["messages"]))
         row("login failures", lambda p, j: str(sum(j["failures"].values())))
-        row("server A CPU, avg % of a core (whole run)", lambda p, j: fmt(cpu(res, p, run, j)[0], 0))
-        row("server B CPU, avg % of a core (whole run)", lambda p, j: fmt(cpu(res, p, run, j)[1], 0))
-        row("A + B CPU seconds per 1,000 messages", lambda p, j: fmt(cpu(res, p, run, j)[2], 3))
-        row("xedge-bench CPU, avg % of a core", lambda p, j: fmt(j["bench"]["cpu_avg"], 0))
+        win = all(cpu(res, p, run, got[(p, run)])[4] for p in rows)
+        span = "measured window" if win else "whole run"
+        row(f"server A CPU, % of a core ({span})", lambda p, j: fmt(cpu(res, p, run, j)[0], 0))
+        row(f"server B CPU, % of a core ({span})", lambda p, j: fmt(cpu(res, p, run, j)[1], 0))
+        row(f"xedge-bench CPU, % of a core ({span})", lambda p, j: fmt(cpu(res, p, run, j)[2], 0))
+        row("A + B CPU seconds per 1,000 messages", lambda p, j: fmt(cpu(res, p, run, j)[3], 3))
         w("")
     # Ratios against the baseline.
     base = "prosody-prosody"
@@ -167,7 +178,7 @@ def report(res):
                     return j["messages"]["recv_per_s"]
                 if key == "p99":
                     return j["latency_ms"]["message"]["p99"]
-                return cpu(res, p, run, j)[2]
+                return cpu(res, p, run, j)[3]
             w(f"| {label} | " + " | ".join(ratio(val(p), val(base)) for p in others) + " |")
         w("")
         w("Above 1 is better for rates, below 1 for latency and CPU.")
