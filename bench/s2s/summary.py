@@ -45,6 +45,8 @@ def ratio(a, b):
     if a is None or b is None or not b:
         return "—"
     r = a / b
+    if r < 0.01:
+        return f"{r:.2g}×"
     return f"{r:.2f}×" if r < 10 else f"{r:.1f}×"
 
 
