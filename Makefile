@@ -30,7 +30,7 @@ FUZZERS  = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB = $(filter parser/%.c tls/%.c core/sasl.c core/log.c, $(LIB_SRCS))
 PYTEST   = /usr/bin/python3 -m pytest
 
-.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store
+.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store bench-s2s
 all: deps $(PROGS)
 
 deps:
@@ -142,6 +142,12 @@ run: all cert
 bench-compare: all
 	@deploy/debian-deps.sh bench
 	QUICK=$(QUICK) XEDGE_BUILD=$(BUILD) bench/compare/run.sh
+
+# Federation (issue 11): xedge and Prosody in pairs over s2s with TLS (throughput, latency), and
+# memory per idle outbound s2s stream; about 4 minutes, loopback only. Results and the summary
+# in /tmp/xedge-bench-s2s/results; knobs in bench/s2s/run.sh (PAIRS, AUTH=ca, N_CHAT, MEM...).
+bench-s2s: all
+	XEDGE_BUILD=$(BUILD) bench/s2s/run.sh
 
 # The storage thread's throughput: offline messages stored per second (bench/store/).
 STORE_N ?= 200000

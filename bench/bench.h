@@ -14,6 +14,11 @@
  *   target.c        /proc sampling of the target's CPU and RSS                        [target_]
  *   report.c        summary table, JSON, gnuplot                                      [report_]
  *
+ * Two servers (--remote): clients [0, split) log in to the first target and
+ * clients [split, N) to the remote one, each with its own domain; a chat
+ * message to a peer on the other server crosses the two servers' s2s
+ * streams, and its latency is still measured end to end by this process.
+ *
  * Server XML is parsed with the project's own framer + xmlstage (one xmlstage
  * per thread), TLS is the TLS pipe of tls/pipe.h (client side; the edge's TLS
  * layer is built on it too), so there is one XMPP stack.
@@ -86,6 +91,15 @@ struct bench_opts {
 	unsigned nsources;
 	const char *host, *domain, *prefix, *password, *sni;
 	unsigned offset;
+	/* --remote: the second server; clients [split, clients) log in there.
+	 * Without it split == clients and every client is the first target's. */
+	struct sockaddr_storage remote;
+	socklen_t remote_len;
+	const char *remote_host, *remote_domain;
+	uint16_t remote_port;
+	unsigned split;
+	bool cross;                       /* chat peers only on the other server */
+	bool one_way;                     /* with cross: only the first server's clients send */
 	double timeout, login_time, hold, settle, warmup, duration, drain, keepalive;
 	double rate;                      /* open loop: msgs/s per client; 0: closed loop */
 	unsigned window, body, peers;
@@ -106,6 +120,11 @@ struct bench_stats {
 	uint64_t started, connected, logged_in, failed, dropped, closed;
 	uint64_t sent, recv, sent_meas, recv_meas, dup, reordered, misrouted, window_timeouts;
 	uint64_t unexpected;              /* stanzas a simulated client did not expect */
+	/* --remote: measured messages between the two servers, by direction
+	 * (0: first -> remote, 1: remote -> first); counted like sent_meas,
+	 * recv_meas and h_msg_meas, which include them. */
+	uint64_t x_sent[2], x_recv[2];
+	struct hist h_cross[2];
 	uint64_t bytes_in, bytes_out;
 	uint64_t first_start_ns, last_login_ns;   /* min / max, 0 when none */
 	struct hist h_connect, h_tls, h_auth, h_login;
@@ -149,6 +168,7 @@ const char *bc_state_str(int s);
 #define BF_CONNECTED  0x0200  /* counted in the connected gauge */
 #define BF_INPROGRESS 0x0400  /* counted against --concurrency */
 #define BF_READY      0x0800  /* on the thread's chat ready list */
+#define BF_SENDER     0x1000  /* chat: online with peers, counted in bthread.nsenders */
 
 /* Closed-loop pair state (chat): the sender's k-th peer. */
 struct bc_pair {
@@ -230,6 +250,7 @@ struct bthread {
 	uint8_t wake_pending[BENCH_MAX_THREADS];
 	atomic_int asleep;
 	/* Chat, open loop */
+	uint32_t nsenders;       /* --one-way: owned clients online with peers (this thread only) */
 	uint32_t rr;
 	double budget;
 	uint64_t last_tick;
@@ -273,6 +294,17 @@ static inline uint64_t bench_now(void)
 static inline struct bthread *bc_thread(const struct bclient *c)
 {
 	return &B.threads[c->idx % B.nthreads];
+}
+
+/* Which server client idx logs in to: 0 the first target, 1 --remote. */
+static inline unsigned bc_side(uint32_t idx)
+{
+	return idx >= B.o.split;
+}
+
+static inline const char *bc_domain(uint32_t idx)
+{
+	return bc_side(idx) ? B.o.remote_domain : B.o.domain;
 }
 
 /* thread.c */

@@ -21,6 +21,11 @@
  * position in the sender's peer list and seq counts per (sender, k) pair, so
  * the receiver checks order and duplicates with the pair's 64-message
  * window (bc_pair) and measures latency against the send time.
+ *
+ * With --remote a client's server (bench.h: bc_side) gives its domain, its
+ * stream header and its TLS server name; a message is addressed in the
+ * peer's domain, and one whose sender and receiver are on different servers
+ * is also counted per direction (x_sent, x_recv, h_cross).
  */
 #include "bench/bench.h"
 
@@ -53,8 +58,8 @@ static const char *const state_names[] = {
 	"closing", "done"
 };
 
-static char header[512];        /* our stream header, the same for every client */
-static size_t header_len;
+static char header[2][512];     /* our stream header, one per server (bc_side) */
+static size_t header_len[2];
 static const char *mech_name;
 static _Thread_local char *msgbuf;
 static _Thread_local size_t msgcap;
@@ -68,14 +73,19 @@ const char *bc_state_str(int s)
 int bc_init(void)
 {
 	const struct bench_opts *o = &B.o;
-	int n = snprintf(header, sizeof(header),
-			 "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-			 "xmlns:stream='" NS_STREAMS "' to='%s' version='1.0' xml:lang='en'>",
-			 o->domain);
 
-	if (n < 0 || (size_t)n >= sizeof(header))
-		return -1;
-	header_len = (size_t)n;
+	for (int i = 0; i < 2; i++) {
+		const char *d = i ? o->remote_domain : o->domain;
+		int n;
+		if (!d)
+			continue;
+		n = snprintf(header[i], sizeof(header[i]),
+			     "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+			     "xmlns:stream='" NS_STREAMS "' to='%s' version='1.0' xml:lang='en'>", d);
+		if (n < 0 || (size_t)n >= sizeof(header[i]))
+			return -1;
+		header_len[i] = (size_t)n;
+	}
 	mech_name = o->mech == MECH_PLAIN ? "PLAIN" :
 		    o->mech == MECH_SCRAM_SHA1 ? "SCRAM-SHA-1" : "SCRAM-SHA-256";
 	return 0;
@@ -111,6 +121,10 @@ static uint64_t rnd(struct bthread *t)
 
 static void set_online(struct bthread *t, struct bclient *c, bool on)
 {
+	if (!on && (c->flags & BF_SENDER)) {
+		c->flags &= ~BF_SENDER;
+		t->nsenders--;
+	}
 	if ((bool)atomic_load_explicit(&c->online, memory_order_relaxed) == on)
 		return;
 	atomic_store_explicit(&c->online, on, memory_order_relaxed);
@@ -213,8 +227,10 @@ void bc_flush(struct bthread *t, struct bclient *c)
 
 static void send_header(struct bthread *t, struct bclient *c)
 {
+	unsigned side = bc_side(c->idx);
+
 	framer_reset(&c->fr);
-	out(c, header, header_len);
+	out(c, header[side], header_len[side]);
 	set_state(c, BC_FEATURES);
 }
 
@@ -285,7 +301,7 @@ static const struct tlsp_ops pipe_ops = {
 
 static void tls_begin(struct bthread *t, struct bclient *c)
 {
-	const char *sni = B.o.sni ? B.o.sni : B.o.domain;
+	const char *sni = bc_side(c->idx) ? B.o.remote_domain : B.o.sni ? B.o.sni : B.o.domain;
 
 	tlsp_init(&c->tp, &pipe_ops, c);
 	if (tlsp_client(&c->tp, sni, B.o.tls == TLS_MODE_DIRECT) < 0) {
@@ -538,11 +554,20 @@ static void iq_reply(struct bclient *c, const struct xs_stanza *s)
 
 void bc_chat_setup(struct bthread *t, struct bclient *c)
 {
-	unsigned want = B.o.peers, tries = 0, n = 0;
+	const struct bench_opts *o = &B.o;
+	unsigned want = o->peers, tries = 0, n = 0;
+	/* Candidates: everyone, or with --cross the other server's clients [lo, lo + span). */
+	uint32_t lo = 0, span = o->clients;
 	struct bc_pair *pp;
 
-	if (want > B.o.clients - 1)
-		want = B.o.clients - 1;
+	if (o->cross) {
+		lo = bc_side(c->idx) ? 0 : o->split;
+		span = bc_side(c->idx) ? o->split : o->clients - o->split;
+		if (o->one_way && bc_side(c->idx))
+			return;   /* a receiver only */
+	}
+	if (want > span - !o->cross)
+		want = span - !o->cross;
 	if (!want || atomic_load_explicit(&c->pairs, memory_order_relaxed))
 		return;
 	pp = calloc(want, sizeof(*pp));
@@ -550,7 +575,7 @@ void bc_chat_setup(struct bthread *t, struct bclient *c)
 		return;
 	/* Random online peers, distinct, not ourselves; give up on a sparse set. */
 	while (n < want && tries++ < want * 64) {
-		uint32_t p = (uint32_t)(rnd(t) % B.o.clients);
+		uint32_t p = lo + (uint32_t)(rnd(t) % span);
 		bool dup = p == c->idx;
 		for (unsigned k = 0; k < n && !dup; k++)
 			dup = pp[k].peer == p;
@@ -560,6 +585,10 @@ void bc_chat_setup(struct bthread *t, struct bclient *c)
 	}
 	c->npeers = (uint8_t)n;
 	atomic_store_explicit(&c->pairs, pp, memory_order_release);
+	if (n && !(c->flags & BF_SENDER)) {
+		c->flags |= BF_SENDER;
+		t->nsenders++;
+	}
 }
 
 unsigned bc_chat_send(struct bthread *t, struct bclient *c, unsigned max)
@@ -568,7 +597,8 @@ unsigned bc_chat_send(struct bthread *t, struct bclient *c, unsigned max)
 	unsigned sent = 0;
 
 	if (!msgbuf) {
-		msgcap = o->body + 512 + strlen(o->prefix) + strlen(o->domain);
+		msgcap = o->body + 512 + strlen(o->prefix) + strlen(o->domain) +
+			 (o->remote_domain ? strlen(o->remote_domain) : 0);
 		msgbuf = malloc(msgcap);
 		if (!msgbuf)
 			return 0;
@@ -593,8 +623,8 @@ unsigned bc_chat_send(struct bthread *t, struct bclient *c, unsigned max)
 		now = bench_now();
 		n = snprintf(msgbuf, msgcap,
 			     "<message to='%s%u@%s' type='chat' id='b%u.%u.%u.%u.%llu'><body>%u %u %llu ",
-			     o->prefix, o->offset + pr->peer, o->domain, B.run_id, c->idx, k, pr->tx_seq,
-			     (unsigned long long)now, c->idx, pr->tx_seq, (unsigned long long)now);
+			     o->prefix, o->offset + pr->peer, bc_domain(pr->peer), B.run_id, c->idx, k,
+			     pr->tx_seq, (unsigned long long)now, c->idx, pr->tx_seq, (unsigned long long)now);
 		if (n < 0 || (size_t)n + o->body + 32 > msgcap)
 			break;
 		/* Pad the body to --size bytes. */
@@ -606,8 +636,11 @@ unsigned bc_chat_send(struct bthread *t, struct bclient *c, unsigned max)
 		out(c, msgbuf, (size_t)m);
 		t->local.sent++;
 		if (now >= atomic_load_explicit(&B.warm_end_ns, memory_order_relaxed) &&
-		    now < atomic_load_explicit(&B.chat_end_ns, memory_order_relaxed))
+		    now < atomic_load_explicit(&B.chat_end_ns, memory_order_relaxed)) {
 			t->local.sent_meas++;
+			if (bc_side(c->idx) != bc_side(pr->peer))
+				t->local.x_sent[bc_side(c->idx)]++;
+		}
 		sent++;
 	}
 	return sent;
@@ -684,9 +717,15 @@ static void on_message(struct bthread *t, struct bclient *c, const struct xs_sta
 	warm = atomic_load_explicit(&B.warm_end_ns, memory_order_relaxed);
 	end = atomic_load_explicit(&B.chat_end_ns, memory_order_relaxed);
 	if (counted && ts >= warm && ts < end) {
+		unsigned from = bc_side(si);
 		t->local.recv_meas++;
 		if (ts <= now)
 			hist_record(&t->local.h_msg_meas, now - ts);
+		if (from != bc_side(c->idx)) {
+			t->local.x_recv[from]++;
+			if (ts <= now)
+				hist_record(&t->local.h_cross[from], now - ts);
+		}
 	}
 	if (!counted || B.o.rate > 0)
 		return;

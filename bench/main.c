@@ -34,6 +34,7 @@
 
 struct bench B;
 static volatile sig_atomic_t interrupted;
+static char *remote_arg;         /* --remote's copy, cut by parse_remote: o->remote_* point in */
 
 static const char usage[] =
 "usage: xedge-bench [options]\n"
@@ -54,7 +55,7 @@ static const char usage[] =
 "  -H, --host ADDR        numeric IPv4/IPv6 address (default 127.0.0.1)\n"
 "  -p, --port PORT        default 5222, or 5223 with --tls direct\n"
 "  -d, --domain D         XMPP domain (default localhost)\n"
-"      --sni NAME         TLS server name (default: the domain)\n"
+"      --sni NAME         TLS server name (default: the domain; --remote: its domain)\n"
 "      --tls MODE         starttls | direct | plain (default starttls)\n"
 "      --mech MECH        SCRAM-SHA-256 | SCRAM-SHA-1 | PLAIN (default SCRAM-SHA-256)\n"
 "      --user-prefix P    users are P<offset+i>@D (default bench)\n"
@@ -64,6 +65,10 @@ static const char usage[] =
 "                         §5.1): later runs skip the client's PBKDF2 (2-4 ms a login)\n"
 "      --sources A,B,...  bind client sockets to these source addresses, round robin\n"
 "                         (~28k ports per source address towards one target)\n"
+"      --remote A:P:D     a second server (numeric address A, port P, domain D): the\n"
+"                         clients i >= ceil(N/2) (users <prefix><offset+i>@D) log in\n"
+"                         there, with the same --tls, --mech and password; messages\n"
+"                         between the two halves cross the servers' s2s streams\n"
 "\n"
 "Pacing and bounds:\n"
 "      --ramp R           new connections per second (default 0: unlimited)\n"
@@ -82,6 +87,11 @@ static const char usage[] =
 "      --rate R           open loop: messages per second per client (default 0: closed loop)\n"
 "      --size B           body bytes (default 64)\n"
 "      --peers K          each client writes to K random online peers (default 8)\n"
+"      --cross            with --remote: peers only on the other server, so every\n"
+"                         message crosses between the servers\n"
+"      --one-way          with --cross: only the first server's clients send (all the\n"
+"                         traffic on the first -> remote s2s stream); --rate is then\n"
+"                         per sending client\n"
 "\n"
 "Output:\n"
 "      --pid PID          sample this target process's CPU and RSS (repeatable)\n"
@@ -97,7 +107,8 @@ static const char usage[] =
 enum {
 	O_SNI = 256, O_TLS, O_MECH, O_PREFIX, O_OFFSET, O_PASSWORD, O_CACHE, O_SOURCES, O_RAMP,
 	O_CONC, O_TIMEOUT, O_LOGIN_TIME, O_HOLD, O_SETTLE, O_KEEPALIVE, O_DURATION, O_WARMUP,
-	O_DRAIN, O_WINDOW, O_RATE, O_SIZE, O_PEERS, O_PID, O_JSON, O_PLOT, O_VERSION
+	O_DRAIN, O_WINDOW, O_RATE, O_SIZE, O_PEERS, O_PID, O_JSON, O_PLOT, O_VERSION, O_REMOTE,
+	O_CROSS, O_ONE_WAY
 };
 
 static const struct option longopts[] = {
@@ -115,6 +126,9 @@ static const struct option longopts[] = {
 	{ "password", required_argument, NULL, O_PASSWORD },
 	{ "scram-cache", required_argument, NULL, O_CACHE },
 	{ "sources", required_argument, NULL, O_SOURCES },
+	{ "remote", required_argument, NULL, O_REMOTE },
+	{ "cross", no_argument, NULL, O_CROSS },
+	{ "one-way", no_argument, NULL, O_ONE_WAY },
 	{ "ramp", required_argument, NULL, O_RAMP },
 	{ "concurrency", required_argument, NULL, O_CONC },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
@@ -175,6 +189,11 @@ void bench_stats_add(struct bench_stats *into, const struct bench_stats *from)
 	into->misrouted += from->misrouted;
 	into->window_timeouts += from->window_timeouts;
 	into->unexpected += from->unexpected;
+	for (int d = 0; d < 2; d++) {
+		into->x_sent[d] += from->x_sent[d];
+		into->x_recv[d] += from->x_recv[d];
+		hist_merge(&into->h_cross[d], &from->h_cross[d]);
+	}
 	into->bytes_in += from->bytes_in;
 	into->bytes_out += from->bytes_out;
 	if (from->first_start_ns && (!into->first_start_ns || from->first_start_ns < into->first_start_ns))
@@ -279,10 +298,37 @@ static int bad(const char *what, const char *val)
 	return -1;
 }
 
+/* --remote ADDR:PORT:DOMAIN, split from the right (an IPv6 address has
+ * colons; it may be bracketed).  The strings point into arg (argv). */
+static int parse_remote(char *arg, struct bench_opts *o)
+{
+	char *dom = strrchr(arg, ':'), *port, *host = arg;
+	unsigned p;
+
+	if (!dom || dom == arg)
+		return -1;
+	*dom++ = '\0';
+	port = strrchr(arg, ':');
+	if (!port || port == arg)
+		return -1;
+	*port++ = '\0';
+	if (*host == '[' && host[strlen(host) - 1] == ']') {
+		host[strlen(host) - 1] = '\0';
+		host++;
+	}
+	if (!token_ok(dom) || parse_uint(port, 1, 65535, &p) < 0 ||
+	    parse_addr(host, (uint16_t)p, &o->remote, &o->remote_len) < 0)
+		return -1;
+	o->remote_host = host;
+	o->remote_domain = dom;
+	o->remote_port = (uint16_t)p;
+	return 0;
+}
+
 static int parse_options(int argc, char **argv)
 {
 	struct bench_opts *o = &B.o;
-	const char *host = "127.0.0.1", *sources = NULL;
+	const char *host = "127.0.0.1", *sources = NULL, *remote = NULL;
 	unsigned port = 0;
 	int ch;
 
@@ -369,6 +415,15 @@ static int parse_options(int argc, char **argv)
 			break;
 		case O_SOURCES:
 			sources = optarg;
+			break;
+		case O_REMOTE:
+			remote = optarg;
+			break;
+		case O_CROSS:
+			o->cross = true;
+			break;
+		case O_ONE_WAY:
+			o->one_way = true;
 			break;
 		case O_RAMP:
 			if (parse_double(optarg, 0, 1e7, &o->ramp) < 0)
@@ -460,6 +515,21 @@ static int parse_options(int argc, char **argv)
 	o->host = host;
 	if (parse_addr(host, (uint16_t)port, &o->target, &o->target_len) < 0)
 		return bad("--host (a numeric IPv4 or IPv6 address; names are not resolved)", host);
+	o->split = o->clients;
+	if (remote) {
+		remote_arg = strdup(remote);
+		if (!remote_arg || parse_remote(remote_arg, o) < 0)
+			return bad("--remote (ADDR:PORT:DOMAIN, numeric address)", remote);
+		if (o->remote.ss_family != o->target.ss_family)
+			return bad("--remote (the same address family as --host)", remote);
+		if (o->clients < 2)
+			return bad("--clients (at least 2 with --remote)", "1");
+		o->split = (o->clients + 1) / 2;
+	}
+	if (o->cross && !remote)
+		return bad("--cross", "needs --remote");
+	if (o->one_way && !o->cross)
+		return bad("--one-way", "needs --cross");
 	if (o->mech == MECH_PLAIN && o->tls == TLS_MODE_PLAIN)
 		fprintf(stderr, "xedge-bench: warning: PLAIN without TLS: most servers refuse it\n");
 	if (sources) {
@@ -502,6 +572,42 @@ static uint32_t fd_limit(void)
 	return rl.rlim_cur > 1u << 20 ? 1u << 20 : (uint32_t)rl.rlim_cur;
 }
 
+/* --remote: each --pid's CPU seconds and ours, at the start and the end of the measured
+ * window (to tell which of the two servers, or the load generator, ran out of CPU). */
+struct meas_cpu {
+	int step;                        /* 0 before the window, 1 in it, 2 after */
+	uint64_t t0;
+	double pid0[BENCH_MAX_PIDS], self0;
+};
+
+static void meas_cpu_tick(struct meas_cpu *m, struct bench_result *res, uint64_t now)
+{
+	const struct bench_opts *o = &B.o;
+	struct target_sample ts;
+	double wall;
+
+	if (!o->remote_host || !o->npids || m->step == 2 ||
+	    now < atomic_load(&B.warm_end_ns) || (m->step == 1 && now < atomic_load(&B.chat_end_ns)))
+		return;
+	if (m->step == 0) {
+		for (unsigned i = 0; i < o->npids; i++)
+			m->pid0[i] = target_sample(&o->pids[i], 1, &ts) ? ts.cpu_s : -1;
+		m->self0 = target_self_cpu();
+		m->t0 = now;
+		m->step = 1;
+		return;
+	}
+	wall = (double)(now - m->t0) / 1e9;
+	if (wall <= 0)
+		return;
+	for (unsigned i = 0; i < o->npids; i++)
+		res->meas_pid_cpu[i] = m->pid0[i] >= 0 && target_sample(&o->pids[i], 1, &ts) ?
+				       (ts.cpu_s - m->pid0[i]) * 100.0 / wall : -1;
+	res->meas_bench_cpu = (target_self_cpu() - m->self0) * 100.0 / wall;
+	res->meas_cpu = true;
+	m->step = 2;
+}
+
 static const char *phase_str(int ph)
 {
 	static const char *const n[] = { "login", "steady", "chat", "drain", "close", "stop" };
@@ -537,6 +643,7 @@ int main(int argc, char **argv)
 	unsigned n_tcpu = 0, threads;
 	size_t cap_series = 0;
 	bool tty = isatty(2), idle_sampled = false;
+	struct meas_cpu mcpu = { 0 };
 	int ph, rc = 0;
 
 	if (parse_options(argc, argv) < 0)
@@ -616,6 +723,11 @@ int main(int argc, char **argv)
 		o->tls == TLS_MODE_DIRECT ? "direct TLS" : o->tls == TLS_MODE_STARTTLS ? "STARTTLS" : "plain",
 		o->scenario == SC_CONNECT ? "no login" :
 		o->mech == MECH_PLAIN ? "PLAIN" : o->mech == MECH_SCRAM_SHA1 ? "SCRAM-SHA-1" : "SCRAM-SHA-256");
+	if (o->remote_host)
+		fprintf(stderr, "xedge-bench: clients 0..%u on %s (%s), %u..%u on %s port %u (%s)%s%s\n",
+			o->split - 1, o->host, o->domain, o->split, o->clients - 1, o->remote_host,
+			o->remote_port, o->remote_domain, o->cross ? "; peers on the other server" : "",
+			o->one_way ? ", the first server's clients send" : "");
 
 	B.t0 = bench_now();
 	B.run_id = (uint32_t)(B.t0 / 1000) ^ (uint32_t)getpid();
@@ -651,6 +763,7 @@ int main(int argc, char **argv)
 			now = bench_now();
 		}
 		collect(&sec);
+		meas_cpu_tick(&mcpu, &res, now);
 		ph = atomic_load(&B.phase);
 		if (interrupted && ph < PH_CLOSE) {
 			fprintf(stderr, "\nxedge-bench: interrupted: closing (again to stop now)\n");
@@ -832,5 +945,6 @@ int main(int argc, char **argv)
 	free(res.series);
 	free(B.clients);
 	free(B.threads);
+	free(remote_arg);
 	return rc;
 }

@@ -1,7 +1,10 @@
 /*
  * report — see report.h.  Latencies are printed in milliseconds; "lost" is
  * the messages sent inside the measured window that never arrived (after
- * the drain), counted once each however many copies arrived.
+ * the drain), counted once each however many copies arrived.  With
+ * --remote the summary and the JSON also give the two servers and, for the
+ * messages that crossed between them, each direction's counts and latency;
+ * without it they are what they always were.
  */
 #include "bench/report.h"
 
@@ -35,9 +38,14 @@ static double ms(uint64_t ns)
 	return (double)ns / 1e6;
 }
 
+static uint64_t not_arrived(uint64_t sent, uint64_t recv)
+{
+	return sent > recv ? sent - recv : 0;
+}
+
 static uint64_t lost(const struct bench_stats *s)
 {
-	return s->sent_meas > s->recv_meas ? s->sent_meas - s->recv_meas : 0;
+	return not_arrived(s->sent_meas, s->recv_meas);
 }
 
 static double logins_per_s(const struct bench_result *r)
@@ -55,6 +63,35 @@ static void lat_row(FILE *f, const char *name, const struct hist *h)
 		ms(hist_percentile(h, 50)), ms(hist_percentile(h, 90)), ms(hist_percentile(h, 99)),
 		ms(hist_percentile(h, 99.9)), ms(h->max_ns), ms(h->sum_ns / h->count),
 		(unsigned long long)h->count);
+}
+
+/* --remote: the measured messages that crossed between the servers, per direction. */
+static void cross_rows(FILE *f, const struct bench_result *r, double w)
+{
+	const struct bench_opts *o = &B.o;
+	const struct bench_stats *s = &r->total;
+
+	fprintf(f, "\nbetween the servers (%s)\n",
+		o->one_way ? "--cross --one-way: the first server's clients send" :
+		o->cross ? "--cross: every message" : "peers on either server");
+	fprintf(f, "  %-34s %10s %10s %8s %10s %9s %9s\n", "direction", "sent", "received", "lost",
+		"recv/s", "p50 ms", "p99 ms");
+	for (int d = 0; d < 2; d++) {
+		const struct hist *h = &s->h_cross[d];
+		char dir[160];
+		snprintf(dir, sizeof(dir), "%s -> %s", d ? o->remote_domain : o->domain,
+			 d ? o->domain : o->remote_domain);
+		fprintf(f, "  %-34s %10llu %10llu %8llu %10.0f %9.3f %9.3f\n", dir,
+			(unsigned long long)s->x_sent[d], (unsigned long long)s->x_recv[d],
+			(unsigned long long)not_arrived(s->x_sent[d], s->x_recv[d]), (double)s->x_recv[d] / w,
+			ms(hist_percentile(h, 50)), ms(hist_percentile(h, 99)));
+	}
+	if (r->meas_cpu) {
+		fprintf(f, "  cpu in the measured window (%% of one core):");
+		for (unsigned i = 0; i < o->npids; i++)
+			fprintf(f, " pid %d %.1f,", (int)o->pids[i], r->meas_pid_cpu[i]);
+		fprintf(f, " xedge-bench %.1f\n", r->meas_bench_cpu);
+	}
 }
 
 void report_summary(FILE *f, const struct bench_result *r)
@@ -78,6 +115,10 @@ void report_summary(FILE *f, const struct bench_result *r)
 	if (s->started < o->clients)
 		fprintf(f, "  (%llu clients were never started: the login phase ended first)\n",
 			(unsigned long long)(o->clients - s->started));
+	if (o->remote_host)
+		fprintf(f, "  two servers: clients 0..%u -> %s port %s (%s), %u..%u -> %s port %u (%s)\n",
+			o->split - 1, o->host, port, o->domain, o->split, o->clients - 1, o->remote_host,
+			o->remote_port, o->remote_domain);
 	fprintf(f, "\n%-12s %9s %9s %9s %9s %9s %9s %10s\n", "latency ms", "p50", "p90", "p99", "p99.9",
 		"max", "mean", "count");
 	lat_row(f, "connect", &s->h_connect);
@@ -107,6 +148,8 @@ void report_summary(FILE *f, const struct bench_result *r)
 		fprintf(f, "  whole run: %llu sent, %llu received; %llu window timeouts\n",
 			(unsigned long long)s->sent, (unsigned long long)s->recv,
 			(unsigned long long)s->window_timeouts);
+		if (o->remote_host)
+			cross_rows(f, r, w);
 	}
 	if (r->have_target) {
 		fprintf(f, "\ntarget (%u pid%s)   cpu avg %.1f %%   cpu max %.1f %%   rss max %.1f MiB\n",
@@ -206,6 +249,39 @@ int report_json(const char *path, const struct bench_result *r)
 		r->meas_s > 0 ? (double)s->sent_meas / r->meas_s : 0,
 		r->meas_s > 0 ? (double)s->recv_meas / r->meas_s : 0, (unsigned long long)s->sent,
 		(unsigned long long)s->recv, (unsigned long long)s->window_timeouts);
+	if (o->remote_host) {
+		fprintf(f, "  \"remote\": {\"target\": ");
+		json_str(f, o->remote_host);
+		fprintf(f, ", \"port\": %u, \"domain\": ", o->remote_port);
+		json_str(f, o->remote_domain);
+		fprintf(f, ", \"first_remote_client\": %u, \"cross\": %s, \"one_way\": %s, "
+			"\"directions\": [\n", o->split, o->cross ? "true" : "false",
+			o->one_way ? "true" : "false");
+		for (int d = 0; d < 2; d++) {
+			const struct hist *h = &s->h_cross[d];
+			fprintf(f, "    {\"from\": ");
+			json_str(f, d ? o->remote_domain : o->domain);
+			fprintf(f, ", \"to\": ");
+			json_str(f, d ? o->domain : o->remote_domain);
+			fprintf(f, ", \"sent\": %llu, \"received\": %llu, \"lost\": %llu, "
+				"\"recv_per_s\": %.1f, \"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, "
+				"\"p999\": %.3f, \"max\": %.3f}%s\n",
+				(unsigned long long)s->x_sent[d], (unsigned long long)s->x_recv[d],
+				(unsigned long long)not_arrived(s->x_sent[d], s->x_recv[d]),
+				r->meas_s > 0 ? (double)s->x_recv[d] / r->meas_s : 0,
+				ms(hist_percentile(h, 50)), ms(hist_percentile(h, 90)),
+				ms(hist_percentile(h, 99)), ms(hist_percentile(h, 99.9)), ms(h->max_ns),
+				d ? "" : ",");
+		}
+		fprintf(f, "  ]");
+		if (r->meas_cpu) {
+			fprintf(f, ", \"measured_cpu\": {\"pids\": [");
+			for (unsigned i = 0; i < o->npids; i++)
+				fprintf(f, "%s%.1f", i ? ", " : "", r->meas_pid_cpu[i]);
+			fprintf(f, "], \"bench\": %.1f}", r->meas_bench_cpu);
+		}
+		fprintf(f, "},\n");
+	}
 	fprintf(f, "  \"target\": {\"pids\": [");
 	for (unsigned i = 0; i < o->npids; i++)
 		fprintf(f, "%s%d", i ? ", " : "", (int)o->pids[i]);

@@ -37,6 +37,10 @@ struct bench_result {
 	unsigned sessions;
 	unsigned peak_connected, peak_online;
 	bool interrupted;
+	/* --remote with --pid: CPU over the measured window (warm-up end to chat end), % of one
+	 * core, per --pid and of xedge-bench itself; meas_cpu false when the window was not seen. */
+	bool meas_cpu;
+	double meas_pid_cpu[BENCH_MAX_PIDS], meas_bench_cpu;
 };
 
 void report_summary(FILE *f, const struct bench_result *r);

@@ -268,7 +268,12 @@ static int connect_submit(struct bthread *t, struct bclient *c, int fd, char *ca
 		return -1;
 	}
 	sqe = get_sqe(t);
-	io_uring_prep_connect(sqe, (int)c->slot, (const struct sockaddr *)&B.o.target, B.o.target_len);
+	if (bc_side(c->idx))
+		io_uring_prep_connect(sqe, (int)c->slot, (const struct sockaddr *)&B.o.remote,
+				      B.o.remote_len);
+	else
+		io_uring_prep_connect(sqe, (int)c->slot, (const struct sockaddr *)&B.o.target,
+				      B.o.target_len);
 	sqe->flags |= IOSQE_FIXED_FILE;
 	io_uring_sqe_set_data64(sqe, UD(c->idx, OP_CONNECT));
 	c->refs++;
@@ -545,7 +550,9 @@ static void chat_closed_loop(struct bthread *t, uint64_t now)
 
 static void chat_open_loop(struct bthread *t, uint64_t now)
 {
-	unsigned online = atomic_load_explicit(&t->g_online, memory_order_relaxed);
+	/* --rate is per sending client: with --one-way only some online clients send. */
+	unsigned online = B.o.one_way ? t->nsenders :
+			  atomic_load_explicit(&t->g_online, memory_order_relaxed);
 	double dt = t->last_tick ? (double)(now - t->last_tick) / 1e9 : 0;
 	uint32_t scanned = 0;
 
