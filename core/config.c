@@ -422,6 +422,14 @@ static int s2s_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg
 		GET_U(L, v, "s2s.queue_bytes", 4096, 1u << 30, c->s2s.queue_bytes);
 		return 0;
 	}
+	if (!strcmp(key, "rate_bytes")) {
+		GET_U(L, v, "s2s.rate_bytes", 1024, 1u << 30, c->s2s.rate_bytes);
+		return 0;
+	}
+	if (!strcmp(key, "rate_stanzas")) {
+		GET_U(L, v, "s2s.rate_stanzas", 1, 10000000, c->s2s.rate_stanzas);
+		return 0;
+	}
 	if (!strcmp(key, "dns_servers")) {
 		const char *s = scalar(v);
 		if (!s || !*s || strlen(s) > 512 || strspn(s, "0123456789abcdefABCDEF.:[],") != strlen(s))
@@ -432,7 +440,8 @@ static int s2s_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg
 	if (!strcmp(key, "routes"))
 		return each_pair(L, v, "s2s.routes", route_pair, NULL);
 	return fail(L, v, "s2s: unknown key '%s' (known: dialback, require_valid_certs, "
-		    "dialback_secret, idle_timeout, connect_timeout, queue_bytes, dns_servers, routes)", key);
+		    "dialback_secret, idle_timeout, connect_timeout, queue_bytes, rate_bytes, rate_stanzas, "
+		    "dns_servers, routes)", key);
 }
 
 static int component_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
@@ -679,6 +688,8 @@ static void defaults(struct config *c)
 	c->s2s.idle_timeout = 600;
 	c->s2s.connect_timeout = 30;
 	c->s2s.queue_bytes = 1u << 20;
+	c->s2s.rate_bytes = 64u << 20;
+	c->s2s.rate_stanzas = 100000;
 }
 
 /*

@@ -128,6 +128,8 @@ struct config {
 		uint32_t idle_timeout;    /* seconds an s2s stream may carry nothing (default 600) */
 		uint32_t connect_timeout; /* seconds to reach and authenticate to a peer (default 30) */
 		uint32_t queue_bytes;     /* stanza bytes queued per remote domain while connecting */
+		uint32_t rate_bytes;      /* per inbound s2s stream: input bytes/s (reads pause beyond) */
+		uint32_t rate_stanzas;    /* per inbound s2s stream: stanzas/s */
 		char *dns_servers;        /* "ip:port,..." instead of /etc/resolv.conf (NULL) */
 		struct config_s2s_route routes[CONFIG_MAX_S2S_ROUTES];
 		size_t nroutes;

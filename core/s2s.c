@@ -1352,6 +1352,7 @@ const struct role_ops role_s2s_in = {
 	.free = s2s_conn_free,
 	.served = our_domain,
 	.idle = s2s_idle,
+	.federated = true,
 };
 
 /* ---- the worker's part ------------------------------------------------------------ */

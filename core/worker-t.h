@@ -157,6 +157,7 @@ struct role_ops {
 	const char *(*served)(const struct config *cfg, const char *s, size_t n);
 	uint32_t (*idle)(const struct conn *c);
 	const char *own_prefix;
+	bool federated;      /* a server's stream: s2s.rate_* instead of limits.rate_* */
 	bool no_version;     /* inbound headers need not carry a version (XEP-0114) */
 	bool keepalive;      /* an idle stream in `session` gets a whitespace keepalive
 	                        (RFC 6120 §4.6.1) instead of connection-timeout */
@@ -216,7 +217,7 @@ struct conn {
 	uint32_t slow_since;     /* when the output queue went over the limit */
 	uint32_t sm_due;         /* while CF_WAIT_SM: when to give up on the backend */
 	uint64_t tx_sent;        /* bytes the socket has taken so far (completed sends) */
-	int64_t tok_bytes, tok_stanzas; /* rate limit buckets (may go negative) */
+	int64_t tok_bytes, tok_stanzas; /* rate limit buckets, thousandths (may go negative) */
 	uint64_t tok_ms;         /* last refill, ms */
 	struct conn *tnext, *tprev; /* timer wheel bucket */
 	struct conn *dnext;      /* flush list */

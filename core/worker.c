@@ -476,24 +476,31 @@ void conn_resume(struct conn *c, int why)
 		recv_arm(c);
 }
 
-/* Token buckets, one second of burst.  Charging may overdraw: the input that
- * is already here is handled, and the connection pauses until it is repaid. */
+/* Token buckets, one second of burst, kept in thousandths of a token so that
+ * a refill after a millisecond is exact at any rate (a whole-token count
+ * would round every short interval down to nothing below 1,000/s).  Charging
+ * may overdraw: the input that is already here is handled, and the
+ * connection pauses until it is repaid. */
 bool conn_rate_ok(struct conn *c, size_t bytes, unsigned stanzas)
 {
 	const struct config *cfg = c->w->cfg;
 	uint64_t now = worker_ms(), dt = now - c->tok_ms;
+	/* A remote server's stream carries many users: limits of its own. */
+	int64_t rb = c->role->federated ? cfg->s2s.rate_bytes : cfg->limits.rate_bytes;
+	int64_t rs = c->role->federated ? cfg->s2s.rate_stanzas : cfg->limits.rate_stanzas;
 
 	if (dt) {
-		c->tok_bytes += (int64_t)(dt * cfg->limits.rate_bytes / 1000);
-		c->tok_stanzas += (int64_t)(dt * cfg->limits.rate_stanzas / 1000);
-		if (c->tok_bytes > (int64_t)cfg->limits.rate_bytes)
-			c->tok_bytes = cfg->limits.rate_bytes;
-		if (c->tok_stanzas > (int64_t)cfg->limits.rate_stanzas)
-			c->tok_stanzas = cfg->limits.rate_stanzas;
+		dt = dt > 1000 ? 1000 : dt;     /* a full bucket holds one second */
+		c->tok_bytes += (int64_t)dt * rb;
+		c->tok_stanzas += (int64_t)dt * rs;
+		if (c->tok_bytes > rb * 1000)
+			c->tok_bytes = rb * 1000;
+		if (c->tok_stanzas > rs * 1000)
+			c->tok_stanzas = rs * 1000;
 		c->tok_ms = now;
 	}
-	c->tok_bytes -= (int64_t)bytes;
-	c->tok_stanzas -= stanzas;
+	c->tok_bytes -= (int64_t)bytes * 1000;
+	c->tok_stanzas -= (int64_t)stanzas * 1000;
 	if (c->tok_bytes >= 0 && c->tok_stanzas >= 0)
 		return true;
 	if (!(c->paused & PAUSE_RATE))
@@ -539,8 +546,8 @@ static struct conn *conn_new(struct worker *w, uint32_t idx)
 	c->gen = ++w->gen;
 	c->ofd = -1;
 	c->accepted = c->last_rx = w->now;
-	c->tok_bytes = w->cfg->limits.rate_bytes;
-	c->tok_stanzas = w->cfg->limits.rate_stanzas;
+	c->tok_bytes = (int64_t)w->cfg->limits.rate_bytes * 1000;
+	c->tok_stanzas = (int64_t)w->cfg->limits.rate_stanzas * 1000;
 	c->tok_ms = worker_ms();
 	strcpy(c->peer, "-");
 	framer_reset(&c->fr);

@@ -238,8 +238,7 @@ start_xedge() {
 		echo "  require: true"
 		[ -n "$CA_FILE" ] && echo "  ca_file: $CA_FILE"
 		# The per-session abuse limits lifted, as in bench/compare (Prosody runs without
-		# mod_limits). They apply to inbound s2s streams too: with the defaults (1,000
-		# stanzas/s, 1 MiB/s) one stream carrying a whole server's traffic is capped.
+		# mod_limits), and the inbound s2s streams' own (s2s.rate_*) with them.
 		if [ "$LIMITS" = lifted ]; then
 			echo "limits: {max_stanza_bytes: 262144, max_connections: 18000, max_connections_per_ip: 1000000,"
 			echo "         connection_rate_per_ip: 1000000, rate_stanzas: 1000000, rate_bytes: 1073741824}"
@@ -248,6 +247,7 @@ start_xedge() {
 		echo "s2s:"
 		echo "  dialback_secret: $SECRET-$name"
 		echo "  connect_timeout: 30"
+		[ "$LIMITS" = lifted ] && echo "  rate_stanzas: 10000000" && echo "  rate_bytes: 1073741824"
 		[ "$AUTH" = ca ] && echo "  require_valid_certs: true"
 		echo "  routes:"
 		for d in $ROUTE_DOMS; do

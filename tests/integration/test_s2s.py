@@ -414,3 +414,23 @@ def test_stanza_for_a_domain_not_ours_is_host_unknown(pair_factory):
     out = read_until(s, "</stream:stream>")
     s.close()
     assert "<host-unknown" in out, out
+
+
+def test_inbound_rate_limit_pauses_without_loss(pair_factory):
+    """s2s.rate_stanzas bounds what a peer's stream may push; beyond it reads pause
+    (backpressure on the peer), nothing is dropped."""
+    pair = pair_factory(verified=False, s2s_extra="  rate_stanzas: 20\n")
+    n = 60
+
+    async def go():
+        alice = await login(pair[A], "alice")
+        bob = await login(pair[B], "bob")
+        try:
+            for i in range(n):
+                alice.send_message(mto=f"bob@{B}", mbody=f"burst {i}", mtype="chat")
+            got = [(await bob.next_message(timeout=30))["body"] for _ in range(n)]
+            assert got == [f"burst {i}" for i in range(n)], got
+        finally:
+            await close_all(alice, bob)
+    run(go(), timeout=90)
+    pair[B].wait_log(r"rate limit: pausing reads")

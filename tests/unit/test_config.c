@@ -167,6 +167,7 @@ static void test_s2s(void **state)
 		"  require_valid_certs: true\n"
 		"  idle_timeout: 60\n"
 		"  dns_servers: 127.0.0.1:5353\n"
+		"  rate_stanzas: 2000\n"
 		"  routes:\n"
 		"    B.org: 127.0.0.2:5269\n"
 		"    c.org: tls://[::1]:5270\n"
@@ -181,6 +182,8 @@ static void test_s2s(void **state)
 	assert_int_equal(cfg.s2s.idle_timeout, 60);
 	assert_int_equal(cfg.s2s.connect_timeout, 30);
 	assert_string_equal(cfg.s2s.dns_servers, "127.0.0.1:5353");
+	assert_int_equal(cfg.s2s.rate_stanzas, 2000);
+	assert_int_equal(cfg.s2s.rate_bytes, 64u << 20);
 	assert_int_equal(cfg.listeners[0].kind, LISTEN_S2S);
 	assert_int_equal(cfg.listeners[1].kind, LISTEN_S2S_TLS);
 	assert_int_equal(cfg.listeners[2].kind, LISTEN_COMPONENT);
