@@ -1189,6 +1189,25 @@ async def wait_roster(client, contact, sub, timeout=60.0):
         await asyncio.sleep(0.2)
 
 
+async def subscribe_both_ways(a, a_jid, b, b_jid, timeout=60.0):
+    """The full subscription handshake (RFC 6121 §3) between a and b, every step
+    explicit and awaited, started by a; then each sees the other online and both
+    rosters say "both".  Both clients must have fetched their roster (interested
+    resources, RFC 6121 §2.1.6) and have slixmpp's automatic answers off."""
+    a.send_presence(pto=b_jid, ptype="subscribe")
+    await wait_presence_from(b, a_jid, "subscribe", timeout)
+    b.send_presence(pto=a_jid, ptype="subscribed")
+    b.send_presence(pto=a_jid, ptype="subscribe")
+    await wait_presence_from(a, b_jid, "subscribed", timeout)
+    await wait_presence_from(a, b_jid, "subscribe", timeout)
+    a.send_presence(pto=b_jid, ptype="subscribed")
+    await wait_presence_from(b, a_jid, "subscribed", timeout)
+    await a.wait_presence(str(b.boundjid), "available", timeout)
+    await b.wait_presence(str(a.boundjid), "available", timeout)
+    await wait_roster(a, b_jid, "both", timeout)
+    await wait_roster(b, a_jid, "both", timeout)
+
+
 # ---- fixtures ----------------------------------------------------------------------------
 
 def _attach(request, peer):

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import binary, child_env
 from fedns import (fed, fed_module, fed_pki, fedns_module, login,  # noqa: F401
-                   wait_presence_from, wait_roster)
+                   subscribe_both_ways)
 from slixclient import Client, close_all, run
 
 S2S_TIMEOUT = 60.0
@@ -173,18 +173,7 @@ def test_subscription_handshake(xfed, name, first):
             await cp.get_roster(timeout=S2S_TIMEOUT)
             a, a_jid, b, b_jid = (cx, x_jid, cp, p_jid) if first == "xedge" else \
                 (cp, p_jid, cx, x_jid)
-            a.send_presence(pto=b_jid, ptype="subscribe")
-            await wait_presence_from(b, a_jid, "subscribe")
-            b.send_presence(pto=a_jid, ptype="subscribed")
-            b.send_presence(pto=a_jid, ptype="subscribe")
-            await wait_presence_from(a, b_jid, "subscribed")
-            await wait_presence_from(a, b_jid, "subscribe")
-            a.send_presence(pto=b_jid, ptype="subscribed")
-            await wait_presence_from(b, a_jid, "subscribed")
-            await a.wait_presence(str(b.boundjid), "available", S2S_TIMEOUT)
-            await b.wait_presence(str(a.boundjid), "available", S2S_TIMEOUT)
-            await wait_roster(a, b_jid, "both")
-            await wait_roster(b, a_jid, "both")
+            await subscribe_both_ways(a, a_jid, b, b_jid, S2S_TIMEOUT)
             gone = str(b.boundjid)
             await b.close()
             await a.wait_presence(gone, "unavailable", S2S_TIMEOUT)
@@ -194,11 +183,10 @@ def test_subscription_handshake(xfed, name, first):
         run(scenario(), timeout=RUN_TIMEOUT)
 
 
-def test_unknown_domain_bounces(xfed):
-    """gone.example does not exist in the namespace's DNS: NXDOMAIN, so the sender gets
-    remote-server-not-found."""
-    f, x = xfed
+def bounce_of(f, x, to):
+    """What a user of xedge gets back for a message to `to`: the error stanza."""
     x_jid, x_pw = x.new_user()
+    got = []
 
     async def scenario():
         c = Client(x_jid, x_pw)
@@ -206,14 +194,22 @@ def test_unknown_domain_bounces(xfed):
         c.add_event_handler("message_error", errors.put_nowait)
         try:
             await xlogin(c, x)
-            c.send_message(mto="nobody@gone.example", mbody="hello?", mtype="chat")
-            m = await asyncio.wait_for(errors.get(), S2S_TIMEOUT)
-            assert m["error"]["condition"] == "remote-server-not-found", m
-            assert str(m["from"]) == "nobody@gone.example"
+            c.send_message(mto=to, mbody="hello?", mtype="chat")
+            got.append(await asyncio.wait_for(errors.get(), S2S_TIMEOUT))
         finally:
             await close_all(c)
     with f.ns.enter():
         run(scenario(), timeout=RUN_TIMEOUT)
+    return got[0]
+
+
+def test_unknown_domain_bounces(xfed):
+    """gone.example does not exist in the namespace's DNS: NXDOMAIN, so the sender gets
+    remote-server-not-found."""
+    f, x = xfed
+    m = bounce_of(f, x, "nobody@gone.example")
+    assert m["error"]["condition"] == "remote-server-not-found", m
+    assert str(m["from"]) == "nobody@gone.example"
     x.wait_log(r"s2s: remote server unreachable.*remote=gone.example")
 
 
@@ -267,21 +263,8 @@ def test_service_not_offered_bounces(xfed):
     f, x = xfed
     f.ns.dns_records({"_xmpp-server._tcp.xedge2.example": ("SRV", ".")})
     try:
-        x_jid, x_pw = x.new_user()
-
-        async def scenario():
-            c = Client(x_jid, x_pw)
-            errors = asyncio.Queue()
-            c.add_event_handler("message_error", errors.put_nowait)
-            try:
-                await xlogin(c, x)
-                c.send_message(mto="someone@xedge2.example", mbody="hello?", mtype="chat")
-                m = await asyncio.wait_for(errors.get(), S2S_TIMEOUT)
-                assert m["error"]["condition"] == "remote-server-not-found", m
-            finally:
-                await close_all(c)
-        with f.ns.enter():
-            run(scenario(), timeout=RUN_TIMEOUT)
+        m = bounce_of(f, x, "someone@xedge2.example")
+        assert m["error"]["condition"] == "remote-server-not-found", m
         x.wait_log(r"s2s: remote server unreachable.*remote=xedge2.example.*no XMPP service")
     finally:
         f.ns.dns_records(FEDNS_RECORDS, reset=True)

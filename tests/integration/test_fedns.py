@@ -14,7 +14,7 @@ import time
 import pytest
 
 from fedns import (DOMAINS, FedNS, fed, fed_module, fed_pki, fedns, fedns_module,  # noqa: F401
-                   login, wait_presence_from, wait_roster)
+                   login, subscribe_both_ways)
 from slixclient import Client, close_all, run
 
 S2S_TIMEOUT = 60.0      # first s2s connection: DNS, TCP, TLS, auth — on a loaded machine
@@ -219,20 +219,9 @@ def test_subscription_handshake(fed):
             # delivered only to resources that requested the roster.
             await a.get_roster(timeout=S2S_TIMEOUT)
             await b.get_roster(timeout=S2S_TIMEOUT)
-            a.send_presence(pto=b_jid, ptype="subscribe")
-            await wait_presence_from(b, a_jid, "subscribe")
-            b.send_presence(pto=a_jid, ptype="subscribed")
-            b.send_presence(pto=a_jid, ptype="subscribe")
-            await wait_presence_from(a, b_jid, "subscribed")
-            await wait_presence_from(a, b_jid, "subscribe")
-            a.send_presence(pto=b_jid, ptype="subscribed")
-            await wait_presence_from(b, a_jid, "subscribed")
             # Approved both ways: each now sees the other online (RFC 6121 3.1.5),
             # and both rosters say "both".
-            await a.wait_presence(str(b.boundjid), "available", S2S_TIMEOUT)
-            await b.wait_presence(str(a.boundjid), "available", S2S_TIMEOUT)
-            await wait_roster(a, b_jid, "both")
-            await wait_roster(b, a_jid, "both")
+            await subscribe_both_ways(a, a_jid, b, b_jid, S2S_TIMEOUT)
             # And a presence change crosses over.
             b.send_presence(pstatus="away-now", pshow="away")
             await _wait_presence_show(a, b.boundjid, "away")
