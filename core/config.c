@@ -33,6 +33,8 @@ struct loader {
 	const char *native_only_key;
 	unsigned long s2s_line;           /* where the s2s section is */
 	unsigned long listener_line[CONFIG_MAX_LISTENERS];
+	const char *env_name;   /* set while an XEDGE_* variable is applied: errors name it */
+	const char *env_value;
 };
 
 static int fail(struct loader *L, const yaml_node_t *n, const char *fmt, ...)
@@ -46,8 +48,11 @@ static int fail(struct loader *L, const yaml_node_t *n, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	snprintf(L->err, L->errlen, "%s:%lu: %s", L->cfg->path,
-		 n ? (unsigned long)n->start_mark.line + 1 : 0UL, why);
+	if (L->env_name)
+		snprintf(L->err, L->errlen, "%s=%s: %s", L->env_name, L->env_value, why);
+	else
+		snprintf(L->err, L->errlen, "%s:%lu: %s", L->cfg->path,
+			 n ? (unsigned long)n->start_mark.line + 1 : 0UL, why);
 	return -1;
 }
 
@@ -265,61 +270,65 @@ static int domain_pair(struct loader *L, const char *key, yaml_node_t *v, void *
 	return 0;
 }
 
-static int limits_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+static int limits_pair(struct loader *L, const char *name, yaml_node_t *v, void *arg)
 {
 	struct config *c = L->cfg;
+	char key[64];   /* the qualified name, for errors */
 
-	if (!strcmp(key, "max_stanza_bytes"))
+	snprintf(key, sizeof(key), "limits.%s", name);
+	if (!strcmp(name, "max_stanza_bytes"))
 		GET_U(L, v, key, 1024, 16u << 20, c->limits.max_stanza_bytes);
-	else if (!strcmp(key, "max_depth"))
+	else if (!strcmp(name, "max_depth"))
 		GET_U(L, v, key, 2, 1000, c->limits.max_depth);
-	else if (!strcmp(key, "max_attrs"))
+	else if (!strcmp(name, "max_attrs"))
 		GET_U(L, v, key, 4, 10000, c->limits.max_attrs);
-	else if (!strcmp(key, "max_name_bytes"))
+	else if (!strcmp(name, "max_name_bytes"))
 		GET_U(L, v, key, 16, 65535, c->limits.max_name_bytes);
-	else if (!strcmp(key, "max_value_bytes"))
+	else if (!strcmp(name, "max_value_bytes"))
 		GET_U(L, v, key, 1024, 16u << 20, c->limits.max_value_bytes);
-	else if (!strcmp(key, "max_connections"))
+	else if (!strcmp(name, "max_connections"))
 		GET_U(L, v, key, 1, 1000000, c->limits.max_connections);
-	else if (!strcmp(key, "max_auth_failures"))
+	else if (!strcmp(name, "max_auth_failures"))
 		GET_U(L, v, key, 1, 100, c->limits.max_auth_failures);
-	else if (!strcmp(key, "max_connections_per_ip"))
+	else if (!strcmp(name, "max_connections_per_ip"))
 		GET_U(L, v, key, 1, 1000000, c->limits.max_connections_per_ip);
-	else if (!strcmp(key, "connection_rate_per_ip"))
+	else if (!strcmp(name, "connection_rate_per_ip"))
 		GET_U(L, v, key, 1, 1000000, c->limits.connection_rate_per_ip);
-	else if (!strcmp(key, "max_tls_handshakes"))
+	else if (!strcmp(name, "max_tls_handshakes"))
 		GET_U(L, v, key, 1, 1000000, c->limits.max_tls_handshakes);
-	else if (!strcmp(key, "max_out_bytes"))
+	else if (!strcmp(name, "max_out_bytes"))
 		GET_U(L, v, key, 16384, 64u << 20, c->limits.max_out_bytes);
-	else if (!strcmp(key, "rate_bytes"))
+	else if (!strcmp(name, "rate_bytes"))
 		GET_U(L, v, key, 1024, 1u << 30, c->limits.rate_bytes);
-	else if (!strcmp(key, "rate_stanzas"))
+	else if (!strcmp(name, "rate_stanzas"))
 		GET_U(L, v, key, 1, 1000000, c->limits.rate_stanzas);
 	else
 		return fail(L, v, "limits: unknown key '%s' (known: max_stanza_bytes, max_depth, "
 			    "max_attrs, max_name_bytes, max_value_bytes, max_connections, max_auth_failures, "
 			    "max_connections_per_ip, connection_rate_per_ip, max_tls_handshakes, "
-			    "max_out_bytes, rate_bytes, rate_stanzas)", key);
+			    "max_out_bytes, rate_bytes, rate_stanzas)", name);
 	return 0;
 }
 
-static int timeouts_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+static int timeouts_pair(struct loader *L, const char *name, yaml_node_t *v, void *arg)
 {
 	struct config *c = L->cfg;
+	char key[64];   /* the qualified name, for errors */
 
-	if (!strcmp(key, "handshake"))
+	snprintf(key, sizeof(key), "timeouts.%s", name);
+	if (!strcmp(name, "handshake"))
 		GET_U(L, v, key, 1, 3600, c->timeouts.handshake);
-	else if (!strcmp(key, "auth"))
+	else if (!strcmp(name, "auth"))
 		GET_U(L, v, key, 1, 3600, c->timeouts.auth);
-	else if (!strcmp(key, "idle"))
+	else if (!strcmp(name, "idle"))
 		GET_U(L, v, key, 1, 86400 * 7, c->timeouts.idle);
-	else if (!strcmp(key, "slow_reader"))
+	else if (!strcmp(name, "slow_reader"))
 		GET_U(L, v, key, 1, 3600, c->timeouts.slow_reader);
-	else if (!strcmp(key, "session_server"))
+	else if (!strcmp(name, "session_server"))
 		GET_U(L, v, key, 1, 600, c->timeouts.session_server);
 	else
 		return fail(L, v, "timeouts: unknown key '%s' (known: handshake, auth, idle, slow_reader, "
-			    "session_server; seconds)", key);
+			    "session_server; seconds)", name);
 	return 0;
 }
 
@@ -692,60 +701,72 @@ static void defaults(struct config *c)
 	c->s2s.rate_stanzas = 100000;
 }
 
-/*
- * XEDGE_<SECTION>_<KEY>=value overrides one scalar.  Applied by patching the
- * document's scalar node so the same validation runs on it.
- */
-static void env_overrides(struct loader *L, yaml_node_t *root)
-{
-	yaml_node_pair_t *p, *q;
-	char name[256];
+/* The mappings of scalar keys an XEDGE_<SECTION>_<KEY> variable can set. */
+static const struct {
+	const char *env;    /* <SECTION>_ as it appears in the variable's name */
+	const char *name;
+	pair_fn fn;
+} env_sections[] = {
+	{ "TLS_", "tls", tls_pair },
+	{ "LIMITS_", "limits", limits_pair },
+	{ "TIMEOUTS_", "timeouts", timeouts_pair },
+	{ "BACKEND_", "backend", backend_pair },
+	{ "SESSION_SERVER_", "session_server", sm_pair },
+	{ "REGISTER_", "register", register_pair },
+	{ "LEGACY_AUTH_", "legacy_auth", legacy_auth_pair },
+	{ "S2S_", "s2s", s2s_pair },
+};
 
-	if (!root || root->type != YAML_MAPPING_NODE)
-		return;
-	for (p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = yaml_document_get_node(&L->doc, p->key);
-		yaml_node_t *v = yaml_document_get_node(&L->doc, p->value);
-		const char *ks = scalar(k);
-		if (!ks || !v)
+/*
+ * XEDGE_<SECTION>_<KEY>=value sets one scalar of a section, XEDGE_WORKERS
+ * and XEDGE_LOG_LEVEL the top-level ones, whether or not the file has them:
+ * applied after the file, as a scalar node run through the same validator,
+ * with errors naming the variable.  A name whose section part is a known
+ * section must name a known key; any other XEDGE_* name is not ours
+ * (XEDGE_CONFIG is xedgectl's, tests use XEDGE_BIN) and is ignored.
+ */
+static int env_overrides(struct loader *L)
+{
+	extern char **environ;
+
+	for (char **e = environ; e && *e; e++) {
+		const char *eq = strchr(*e, '='), *rest = *e + strlen("XEDGE_");
+		char name[128], key[128];
+		size_t n;
+		pair_fn fn = NULL;
+		yaml_node_t v = { .type = YAML_SCALAR_NODE };
+		int rc;
+
+		if (strncmp(*e, "XEDGE_", strlen("XEDGE_")) || !eq || (size_t)(eq - *e) >= sizeof(name))
 			continue;
-		if (v->type == YAML_SCALAR_NODE) {
-			snprintf(name, sizeof(name), "XEDGE_%s", ks);
-		} else if (v->type == YAML_MAPPING_NODE) {
-			for (q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
-				yaml_node_t *k2 = yaml_document_get_node(&L->doc, q->key);
-				yaml_node_t *v2 = yaml_document_get_node(&L->doc, q->value);
-				const char *k2s = scalar(k2), *val;
-				if (!k2s || !v2 || v2->type != YAML_SCALAR_NODE)
-					continue;
-				snprintf(name, sizeof(name), "XEDGE_%s_%s", ks, k2s);
-				for (char *c = name; *c; c++)
-					*c = (*c >= 'a' && *c <= 'z') ? (char)(*c - 32) : *c == '.' ? '_' : *c;
-				if ((val = getenv(name))) {
-					char *dup = strdup(val);
-					if (dup) {
-						free(v2->data.scalar.value);
-						v2->data.scalar.value = (yaml_char_t *)dup;
-						v2->data.scalar.length = strlen(dup);
-					}
-				}
-			}
-			continue;
+		n = (size_t)(eq - *e);
+		memcpy(name, *e, n);
+		name[n] = 0;
+		if (!strcmp(name, "XEDGE_WORKERS") || !strcmp(name, "XEDGE_LOG_LEVEL")) {
+			fn = top_pair;
 		} else {
+			for (size_t i = 0; i < sizeof(env_sections) / sizeof(env_sections[0]); i++)
+				if (!strncmp(rest, env_sections[i].env, strlen(env_sections[i].env))) {
+					fn = env_sections[i].fn;
+					rest += strlen(env_sections[i].env);
+					break;
+				}
+		}
+		if (!fn)
 			continue;
-		}
-		for (char *c = name; *c; c++)
-			*c = (*c >= 'a' && *c <= 'z') ? (char)(*c - 32) : *c;
-		const char *val = getenv(name);
-		if (val) {
-			char *dup = strdup(val);
-			if (dup) {
-				free(v->data.scalar.value);
-				v->data.scalar.value = (yaml_char_t *)dup;
-				v->data.scalar.length = strlen(dup);
-			}
-		}
+		n = (size_t)(eq - rest);
+		for (size_t i = 0; i <= n; i++)
+			key[i] = i == n ? 0 : (rest[i] >= 'A' && rest[i] <= 'Z') ? (char)(rest[i] + 32) : rest[i];
+		v.data.scalar.value = (yaml_char_t *)(eq + 1);
+		v.data.scalar.length = strlen(eq + 1);
+		L->env_name = name;
+		L->env_value = eq + 1;
+		rc = fn(L, key, &v, NULL);
+		L->env_name = L->env_value = NULL;
+		if (rc < 0)
+			return -1;
 	}
+	return 0;
 }
 
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
@@ -794,8 +815,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "%s:1: the file is empty", path);
 		goto out;
 	}
-	env_overrides(&L, root);
-	if (each_pair(&L, root, "top level", top_pair, NULL) < 0)
+	if (each_pair(&L, root, "top level", top_pair, NULL) < 0 || env_overrides(&L) < 0)
 		goto out;
 	if (cfg->ndomains == 0) {
 		fail(&L, root, "no 'domains' configured: at least one domain to serve is required");

@@ -3,9 +3,14 @@
  *
  * One file format for both programs; each reads the sections it needs.
  * Relative paths in the file are resolved against the file's directory.
- * Environment variables override single scalars for containers:
- * XEDGE_<SECTION>_<KEY> (e.g. XEDGE_LIMITS_MAX_STANZA_BYTES=65536,
- * XEDGE_SESSION_SERVER_DATABASE=/data/xedge.db).
+ * Environment variables override single scalars for containers, whether
+ * or not the file has the key or its section: XEDGE_WORKERS,
+ * XEDGE_LOG_LEVEL and XEDGE_<SECTION>_<KEY> for the scalar keys of tls,
+ * limits, timeouts, backend, session_server, register, legacy_auth and s2s
+ * (e.g. XEDGE_LIMITS_MAX_STANZA_BYTES=65536,
+ * XEDGE_SESSION_SERVER_DATABASE=/data/xedge.db).  They are applied after
+ * the file and checked like it; their errors name the variable
+ * ("XEDGE_LIMITS_MAX_DEPTH=abc: limits.max_depth: ...").
  *
  * config_load() validates everything it can before any socket is opened and
  * names the first bad line: "FILE:LINE: why".

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/log.h"
 
 static char path[64];
 
@@ -200,23 +201,82 @@ static void test_s2s(void **state)
 	config_free(&cfg);
 }
 
-static void test_env_override(void **state)
+/* The exact error config_load gives for yaml under the environment set. */
+static void expect_exact(const char *yaml, const char *want)
 {
 	struct config cfg;
 	char err[512];
 
+	assert_int_equal(load(yaml, &cfg, err, sizeof(err)), -1);
+	assert_string_equal(err, want);
+	config_free(&cfg);
+}
+
+static void test_env_override(void **state)
+{
+	struct config cfg;
+	char err[512];
+	const char *base = "workers: 1\ndomains:\n  - name: a.org\nlimits:\n  max_stanza_bytes: 65536\n";
+
+	/* keys the file has */
 	setenv("XEDGE_LIMITS_MAX_STANZA_BYTES", "4096", 1);
 	setenv("XEDGE_WORKERS", "7", 1);
-	assert_int_equal(load("workers: 1\ndomains:\n  - name: a.org\nlimits:\n  max_stanza_bytes: 65536\n",
-			      &cfg, err, sizeof(err)), 0);
+	assert_int_equal(load(base, &cfg, err, sizeof(err)), 0);
 	assert_int_equal(cfg.limits.max_stanza_bytes, 4096);
 	assert_int_equal(cfg.workers, 7);
 	config_free(&cfg);
-	setenv("XEDGE_LIMITS_MAX_STANZA_BYTES", "12", 1);
-	expect_error("workers: 1\ndomains:\n  - name: a.org\nlimits:\n  max_stanza_bytes: 65536\n",
-		     ":5: ", "max_stanza_bytes");
-	unsetenv("XEDGE_LIMITS_MAX_STANZA_BYTES");
 	unsetenv("XEDGE_WORKERS");
+
+	/* keys the file lacks, in sections the file lacks; programs' own and
+	 * foreign XEDGE_* names are ignored */
+	setenv("XEDGE_LIMITS_MAX_DEPTH", "12", 1);
+	setenv("XEDGE_LOG_LEVEL", "warn", 1);
+	setenv("XEDGE_S2S_IDLE_TIMEOUT", "77", 1);
+	setenv("XEDGE_SESSION_SERVER_DATABASE", "/data/x.db", 1);
+	setenv("XEDGE_TIMEOUTS_AUTH", "9", 1);
+	setenv("XEDGE_SESSION_SERVER_MAM_DEFAULT", "always", 1);
+	setenv("XEDGE_BIN", "build/asan", 1);
+	setenv("XEDGE_CONFIG", "/etc/xedge/xedge.yaml", 1);
+	assert_int_equal(load(base, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.limits.max_stanza_bytes, 4096);
+	assert_int_equal(cfg.limits.max_depth, 12);
+	assert_int_equal(cfg.log_level, LOG_WARN);
+	assert_int_equal(cfg.s2s.idle_timeout, 77);
+	assert_string_equal(cfg.sm.database, "/data/x.db");
+	assert_int_equal(cfg.timeouts.auth, 9);
+	assert_int_equal(cfg.sm.mam_default, 2);
+	config_free(&cfg);
+	unsetenv("XEDGE_LIMITS_MAX_DEPTH");
+	unsetenv("XEDGE_LOG_LEVEL");
+	unsetenv("XEDGE_S2S_IDLE_TIMEOUT");
+	unsetenv("XEDGE_SESSION_SERVER_DATABASE");
+	unsetenv("XEDGE_TIMEOUTS_AUTH");
+	unsetenv("XEDGE_SESSION_SERVER_MAM_DEFAULT");
+	unsetenv("XEDGE_BIN");
+	unsetenv("XEDGE_CONFIG");
+
+	/* a bad value names the variable, not a line of the file */
+	setenv("XEDGE_LIMITS_MAX_STANZA_BYTES", "12", 1);
+	expect_exact(base, "XEDGE_LIMITS_MAX_STANZA_BYTES=12: limits.max_stanza_bytes: expected a "
+		     "whole number from 1024 to 16777216");
+	unsetenv("XEDGE_LIMITS_MAX_STANZA_BYTES");
+	setenv("XEDGE_LIMITS_MAX_DEPTH", "abc", 1);
+	expect_exact(base, "XEDGE_LIMITS_MAX_DEPTH=abc: limits.max_depth: expected a whole number "
+		     "from 2 to 1000");
+	unsetenv("XEDGE_LIMITS_MAX_DEPTH");
+	setenv("XEDGE_LOG_LEVEL", "loud", 1);
+	expect_exact(base, "XEDGE_LOG_LEVEL=loud: log_level: expected debug, info, warn or error");
+	unsetenv("XEDGE_LOG_LEVEL");
+	setenv("XEDGE_TLS_CA_FILE", "/nonexistent/ca.pem", 1);
+	expect_exact(base, "XEDGE_TLS_CA_FILE=/nonexistent/ca.pem: tls.ca_file: cannot read "
+		     "/nonexistent/ca.pem: No such file or directory");
+	unsetenv("XEDGE_TLS_CA_FILE");
+
+	/* an unknown key of a known section names the variable and the known keys */
+	setenv("XEDGE_TIMEOUTS_IDEL", "5", 1);
+	expect_exact(base, "XEDGE_TIMEOUTS_IDEL=5: timeouts: unknown key 'idel' (known: handshake, "
+		     "auth, idle, slow_reader, session_server; seconds)");
+	unsetenv("XEDGE_TIMEOUTS_IDEL");
 }
 
 int main(void)
