@@ -798,6 +798,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 	f = fopen(path, "r");
 	if (!f) {
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		config_free(cfg);
 		return -1;
 	}
 	yaml_parser_initialize(&parser);
@@ -808,6 +809,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 			 parser.problem ? parser.problem : "unknown");
 		yaml_parser_delete(&parser);
 		fclose(f);
+		config_free(cfg);
 		return -1;
 	}
 	root = yaml_document_get_root_node(&L.doc);
@@ -879,6 +881,8 @@ out:
 	fclose(f);
 	if (rc == 0)
 		log_min_level = cfg->log_level;
+	else
+		config_free(cfg);
 	return rc;
 }
 

@@ -156,7 +156,9 @@ struct config {
 
 /*
  * Load and validate path into *cfg (zeroed first, defaults applied).
- * Returns 0, or -1 after writing "path:line: reason" into err.
+ * Returns 0, or -1 after writing "path:line: reason" (or "XEDGE_X=value:
+ * reason") into err; on -1 *cfg holds nothing to free (config_free on it
+ * is harmless).
  */
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
 void config_free(struct config *cfg);

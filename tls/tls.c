@@ -6,12 +6,17 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/error-ssl.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/random.h>
+#include <wolfssl/wolfcrypt/sha256.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/kdf.h>
 
 #include "tls/tls.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -484,14 +489,18 @@ static WOLFSSL_CTX *ctx_new(const struct config_domain *d, bool s2s)
 		goto fail;
 	}
 	if (wolfSSL_CTX_use_certificate_chain_file(ctx, d->cert) != WOLFSSL_SUCCESS) {
-		log_error("tls: cannot load certificate (PEM chain expected)", "domain=%s file=%s",
-			  d->name, d->cert);
+		log_error("tls: cannot load the certificate chain: a PEM block does not decode as a "
+			  "certificate", "domain=%s file=%s", d->name, d->cert);
 		goto fail;
 	}
-	if (wolfSSL_CTX_use_PrivateKey_file(ctx, d->key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS ||
-	    wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
-		log_error("tls: cannot load private key or it does not match the certificate",
+	if (wolfSSL_CTX_use_PrivateKey_file(ctx, d->key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+		log_error("tls: cannot load the private key: its PEM block does not decode as a key",
 			  "domain=%s file=%s", d->name, d->key);
+		goto fail;
+	}
+	if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+		log_error("tls: the private key does not belong to the certificate",
+			  "domain=%s cert=%s key=%s", d->name, d->cert, d->key);
 		goto fail;
 	}
 	wolfSSL_CTX_set_options(ctx, WOLFSSL_OP_CIPHER_SERVER_PREFERENCE);
@@ -521,6 +530,185 @@ fail:
 	return NULL;
 }
 
+/* The most of a certificate chain or key file read to check it. */
+#define TLS_PEM_MAX (1u << 20)
+
+/*
+ * Read the PEM file `path` of domain d into *out (NUL-terminated, the
+ * caller frees it), or log what is wrong with it (cannot open or read it,
+ * too big, no `-----BEGIN <label>` line) and return -1.  `label` ends the
+ * BEGIN line looked for: "CERTIFICATE-----", or "PRIVATE KEY-----" (which
+ * also ends "EC PRIVATE KEY-----" and "RSA PRIVATE KEY-----").
+ */
+static int pem_read(const struct config_domain *d, const char *path, const char *label,
+		    const char *what, char **out, size_t *len)
+{
+	char why[PATH_MAX + 160];
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t n = 0;
+	const char *b;
+	bool found = false;
+
+	if (!f) {
+		snprintf(why, sizeof(why), "tls: cannot open %s: %s", path, strerror(errno));
+		goto bad;
+	}
+	buf = malloc(TLS_PEM_MAX + 1);
+	if (!buf) {
+		snprintf(why, sizeof(why), "tls: cannot read %s: out of memory", path);
+		goto bad;
+	}
+	n = fread(buf, 1, TLS_PEM_MAX + 1, f);
+	if (ferror(f)) {
+		snprintf(why, sizeof(why), "tls: cannot read %s: %s", path, strerror(errno));
+		goto bad;
+	}
+	if (n > TLS_PEM_MAX) {
+		snprintf(why, sizeof(why), "tls: %s is larger than %u bytes: not a %s", path, TLS_PEM_MAX,
+			 what);
+		goto bad;
+	}
+	buf[n] = 0;
+	for (b = strstr(buf, "-----BEGIN "); b && !found; b = strstr(b + 1, "-----BEGIN ")) {
+		const char *end = strchr(b + 11, '\n');
+		size_t ll = strlen(label), bl = end ? (size_t)(end - b) : strlen(b);
+		while (bl && (b[bl - 1] == '\r' || b[bl - 1] == ' '))
+			bl--;
+		found = bl >= 11 + ll && !memcmp(b + bl - ll, label, ll);
+	}
+	if (!found) {
+		snprintf(why, sizeof(why), "tls: %s is not PEM: no '-----BEGIN ...%s' line (%s expected)",
+			 path, label, what);
+		goto bad;
+	}
+	fclose(f);
+	*out = buf;
+	*len = n;
+	return 0;
+bad:
+	log_write(LOG_ERROR, why, "domain=%s", d->name);
+	free(buf);
+	if (f)
+		fclose(f);
+	return -1;
+}
+
+/*
+ * Whether the EC private key in key_pem signs what the certificate's
+ * public key verifies: 1 yes, 0 no, -1 the key is not an EC key (the
+ * library's own check, which covers RSA, is then what counts).  Debian's
+ * wolfSSL_CTX_check_private_key passes an EC key that belongs to another
+ * certificate, and every handshake then fails with bad_signature.
+ */
+static int ec_key_matches(WOLFSSL_X509 *x, const char *key_pem, size_t key_len)
+{
+	static const char msg[] = "xedge: does this key belong to this certificate?";
+	int der_cap = (int)key_len, der_len, pub_len = 0, verified = 0, rc = 0;
+	uint8_t *der = malloc((size_t)der_cap), *pub = NULL;
+	uint8_t hash[WC_SHA256_DIGEST_SIZE], sig[ECC_MAX_SIG_SIZE];
+	word32 idx = 0, sig_len = sizeof(sig);
+	ecc_key priv, pubk;
+	WC_RNG rng;
+
+	if (!der)
+		return 0;
+	der_len = wc_KeyPemToDer((const uint8_t *)key_pem, (int)key_len, der, der_cap, NULL);
+	if (der_len <= 0 || wc_ecc_init(&priv) != 0) {
+		free(der);
+		return -1;
+	}
+	if (wc_EccPrivateKeyDecode(der, &idx, &priv, (word32)der_len) != 0) {
+		rc = -1;
+		goto out_priv;
+	}
+	if (wc_ecc_init(&pubk) != 0)
+		goto out_priv;
+	if (wolfSSL_X509_get_pubkey_buffer(x, NULL, &pub_len) != WOLFSSL_SUCCESS || pub_len <= 0 ||
+	    !(pub = malloc((size_t)pub_len)) ||
+	    wolfSSL_X509_get_pubkey_buffer(x, pub, &pub_len) != WOLFSSL_SUCCESS)
+		goto out_pub;
+	idx = 0;
+	if (wc_EccPublicKeyDecode(pub, &idx, &pubk, (word32)pub_len) != 0)
+		goto out_pub;   /* an EC key with a certificate of another type */
+	if (wc_Sha256Hash((const uint8_t *)msg, sizeof(msg) - 1, hash) != 0 || wc_InitRng(&rng) != 0)
+		goto out_pub;
+	if (wc_ecc_sign_hash(hash, sizeof(hash), sig, &sig_len, &rng, &priv) == 0 &&
+	    wc_ecc_verify_hash(sig, sig_len, hash, sizeof(hash), &verified, &pubk) == 0)
+		rc = verified == 1;
+	wc_FreeRng(&rng);
+out_pub:
+	free(pub);
+	wc_ecc_free(&pubk);
+out_priv:
+	wc_ecc_free(&priv);
+	free(der);
+	return rc;
+}
+
+/* Check that domain d's certificate and key files can be read and hold
+ * PEM, before wolfSSL (whose errors do not say which) loads them: -1
+ * after logging what is wrong with which file. */
+static int domain_files_check(const struct config_domain *d)
+{
+	char *pem = NULL;
+	size_t len;
+
+	if (pem_read(d, d->cert, "CERTIFICATE-----", "a certificate chain in PEM", &pem, &len) < 0)
+		return -1;
+	free(pem);
+	if (pem_read(d, d->key, "PRIVATE KEY-----", "a private key in PEM", &pem, &len) < 0)
+		return -1;
+	free(pem);
+	return 0;
+}
+
+/*
+ * Check the pair loaded into ctx for domain d: a key of another
+ * certificate is an error (-1, logged naming the domain and both files);
+ * an expired or not yet valid certificate, or one that does not name the
+ * domain, is a warning only (the operator may be replacing it; clients
+ * refuse it meanwhile).
+ */
+static int domain_pair_check(WOLFSSL_CTX *ctx, const struct config_domain *d)
+{
+	WOLFSSL_X509 *x = wolfSSL_CTX_get0_certificate(ctx);
+	uint8_t ids[CERTNAME_MAX];
+	struct certname_info info;
+	const uint8_t *der;
+	char *pem = NULL;
+	size_t len;
+	int der_len = 0, n, ok;
+
+	if (!x) {
+		log_error("tls: no certificate loaded", "domain=%s cert=%s", d->name, d->cert);
+		return -1;
+	}
+	if (pem_read(d, d->key, "PRIVATE KEY-----", "a private key in PEM", &pem, &len) < 0)
+		return -1;
+	ok = ec_key_matches(x, pem, len);
+	free(pem);
+	if (ok == 0) {
+		log_error("tls: the private key does not belong to the certificate (its public key "
+			  "does not verify what the key signs)", "domain=%s cert=%s key=%s", d->name,
+			  d->cert, d->key);
+		return -1;
+	}
+	if (wolfSSL_X509_cmp_current_time(wolfSSL_X509_get_notAfter(x)) < 0)
+		log_warn("tls: the certificate has expired: clients will refuse it", "domain=%s cert=%s",
+			 d->name, d->cert);
+	else if (wolfSSL_X509_cmp_current_time(wolfSSL_X509_get_notBefore(x)) > 0)
+		log_warn("tls: the certificate is not valid yet: clients will refuse it",
+			 "domain=%s cert=%s", d->name, d->cert);
+	der = wolfSSL_X509_get_der(x, &der_len);
+	n = der ? certname_extract(der, (size_t)der_len, ids, sizeof(ids), &info) : -1;
+	if (n < 0 || !certname_match(ids, (size_t)n, d->name, "xmpp-client"))
+		log_warn("tls: the certificate does not name the domain (RFC 6125: no DNS, SRV or "
+			 "XmppAddr identity matching it): clients will refuse it", "domain=%s cert=%s",
+			 d->name, d->cert);
+	return 0;
+}
+
 int tls_init(const struct config *cfg)
 {
 	wolfSSL_Init();
@@ -533,12 +721,12 @@ int tls_init(const struct config *cfg)
 			return -1;
 		}
 		domains[i].name = d->name;
-		domains[i].ctx = ctx_new(d, false);
-		if (!domains[i].ctx) {
+		domains[i].ctx = domain_files_check(d) < 0 ? NULL : ctx_new(d, false);
+		ndomains = i + 1;
+		if (!domains[i].ctx || domain_pair_check(domains[i].ctx, d) < 0) {
 			tls_shutdown();
 			return -1;
 		}
-		ndomains = i + 1;
 	}
 	if (cfg->tls_ca_file) {
 		ca_store = wolfSSL_X509_STORE_new();

@@ -56,8 +56,11 @@ struct tls;
 
 /* Load every domain's certificate and key, and the CA certificates of
  * cfg->tls_ca_file when set (the peers' certificates are verified against
- * them: upstream_tls, server-to-server).  Returns 0, or -1 after logging
- * which domain and file failed and why. */
+ * them: upstream_tls, server-to-server).  Each file must open, read and
+ * hold PEM, and the key must belong to the certificate (any key type: EC
+ * keys are checked by a test signature); a certificate expired, not yet
+ * valid, or not naming its domain (RFC 6125) is logged as a warning only.
+ * Returns 0, or -1 after logging which domain and file failed and why. */
 int tls_init(const struct config *cfg);
 
 /* After tls_init, once, when server-to-server streams are configured: the
