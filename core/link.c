@@ -33,7 +33,12 @@
 #define LINK_LOW (2u << 20)           /* ... and resume below this */
 #define CONNECT_TRIES 100             /* x 100 ms: wait up to 10 s for a starting xedge-sm */
 
-#define BACKOFF_MAX 30                /* seconds between reconnect attempts, at most */
+/* Reconnecting after a link loss: the first attempt at once (a restarted
+ * session server is often back already), then every RETRY_FAST_MS for
+ * RETRY_FAST_TRIES attempts, then doubling up to RETRY_MAX_MS. */
+#define RETRY_FAST_MS 200
+#define RETRY_FAST_TRIES 20
+#define RETRY_MAX_MS 30000
 
 int endpoint_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -98,7 +103,6 @@ int link_open(struct worker *w)
 	int fd = w->sm_fd, r;
 
 	l->w = w;
-	l->backoff = 1;
 	if (fd < 0) {
 		r = endpoint_resolve(cfg->backend_address, &l->addr, &l->addrlen);
 		if (r < 0) {
@@ -251,14 +255,37 @@ static void link_fail(struct worker *w, const char *why)
 	/* Wake the pending recv; the socket is closed once its completion is in. */
 	if (l->fd >= 0)
 		shutdown(l->fd, SHUT_RDWR);
-	l->retry_at = w->now + l->backoff;
+	l->fails = 0;
+	l->backoff_ms = 0;
+	l->retry_ms = worker_ms();   /* at once: see RETRY_FAST_MS */
 	native_link_down(w);
+}
+
+/* The delay after `fails` refused attempts in a row. */
+static unsigned link_backoff_ms(unsigned fails)
+{
+	unsigned ms = RETRY_FAST_MS;
+
+	for (unsigned i = RETRY_FAST_TRIES; i < fails && ms < RETRY_MAX_MS; i++)
+		ms *= 2;
+	return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
+}
+
+int link_retry_wait_ms(const struct worker *w, uint64_t now_ms)
+{
+	const struct link *l = &w->link;
+
+	/* An operation still out on the old socket wakes the loop by itself. */
+	if (!l->dead || l->connecting || l->recv_armed || l->sending || w->stop ||
+	    !w->cfg->backend_address)
+		return -1;
+	return l->retry_ms > now_ms ? (int)(l->retry_ms - now_ms) : 0;
 }
 
 /*
  * Reconnect to an external session server once the old socket has no
- * operation left, with exponential backoff.  Meanwhile logins get
- * temporary-auth-failure (link_send fails).  The connect runs on the ring,
+ * operation left: at once, then with backoff while it keeps failing.
+ * Meanwhile logins get temporary-auth-failure (link_send fails).  The connect runs on the ring,
  * so a slow network never blocks the worker.
  */
 void link_tick(struct worker *w)
@@ -268,7 +295,7 @@ void link_tick(struct worker *w)
 	int fd;
 
 	if (!l->dead || l->connecting || l->recv_armed || l->sending || w->stop ||
-	    !w->cfg->backend_address || w->now < l->retry_at)
+	    !w->cfg->backend_address || worker_ms() < l->retry_ms)
 		return;
 	if (l->fd >= 0)
 		close(l->fd);
@@ -278,7 +305,7 @@ void link_tick(struct worker *w)
 	buf_reset(&l->tx);
 	fd = link_socket(l);
 	if (fd < 0) {
-		l->retry_at = w->now + l->backoff;
+		l->retry_ms = worker_ms() + link_backoff_ms(++l->fails);
 		return;
 	}
 	sqe = io_uring_get_sqe(&w->ring);
@@ -298,15 +325,15 @@ void link_on_connect(struct worker *w, int res)
 
 	l->connecting = false;
 	if (res < 0) {
-		log_debug("session server reconnect failed", "worker=%d err=%s retry_in=%us", w->id,
-			  strerror(-res), l->backoff);
-		l->backoff = l->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : l->backoff * 2;
-		l->retry_at = w->now + l->backoff;
+		l->backoff_ms = link_backoff_ms(++l->fails);
+		l->retry_ms = worker_ms() + l->backoff_ms;
+		log_debug("session server reconnect failed", "worker=%d err=%s attempt=%u retry_in=%ums",
+			  w->id, strerror(-res), l->fails, l->backoff_ms);
 		return;
 	}
 	l->dead = false;
-	l->backoff = 1;
-	log_info("session server link reconnected", "worker=%d", w->id);
+	log_info("session server link reconnected", "worker=%d attempts=%u", w->id, l->fails + 1);
+	l->fails = 0;
 	send_hello(w);
 	link_arm(w);
 }

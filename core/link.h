@@ -20,6 +20,8 @@ void link_on_recv(struct worker *w, int res);
 void link_on_send(struct worker *w, int res);
 void link_close(struct worker *w);
 void link_tick(struct worker *w);          /* reconnect when due */
+/* Milliseconds until link_tick() has a reconnect to make, -1 if none is pending. */
+int link_retry_wait_ms(const struct worker *w, uint64_t now_ms);
 void link_on_connect(struct worker *w, int res);
 
 /* be_native.c: what arrives on the link, and its loss. */

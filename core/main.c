@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/claim.h"
 #include "core/config.h"
 #include "core/version.h"
 #include "core/log.h"
@@ -46,6 +47,40 @@ static void raise_nofile(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+/*
+ * Claim every address this process is about to serve (claim.h), before any
+ * listener opens: a second xedge on the same addresses would otherwise start
+ * (SO_REUSEPORT) and split the users between two unrelated servers.  The
+ * claims stay open in `fds` until exit.  0, or -1 after printing why.
+ */
+static int claim_addresses(const struct config *cfg, int *fds, size_t *nfds)
+{
+	char addr[300], err[512];
+	int fd;
+
+	*nfds = 0;
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct config_listener *cl = &cfg->listeners[i];
+		snprintf(addr, sizeof(addr), strchr(cl->host, ':') ? "[%s]:%u" : "%s:%u", cl->host, cl->port);
+		fd = claim_address(addr, "change listeners[].address", err, sizeof(err));
+		if (fd < 0) {
+			fprintf(stderr, "%s\n", err);
+			return -1;
+		}
+		fds[(*nfds)++] = fd;
+	}
+	/* The embedded session server's own listener, when it has one. */
+	if (!cfg->backend_upstream && !cfg->backend_address && cfg->sm.listen) {
+		fd = claim_address(cfg->sm.listen, "change session_server.listen", err, sizeof(err));
+		if (fd < 0) {
+			fprintf(stderr, "%s\n", err);
+			return -1;
+		}
+		fds[(*nfds)++] = fd;
+	}
+	return 0;
 }
 
 /* The embedded session server, created but not started: its links are added
@@ -84,6 +119,8 @@ int main(int argc, char **argv)
 	struct io_uring ctl;
 	sigset_t sigs;
 	int nworkers, npool, sig, rc = 1, r;
+	int claims[CONFIG_MAX_LISTENERS + 1];
+	size_t nclaims = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
@@ -128,6 +165,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	if (claim_addresses(&cfg, claims, &nclaims) < 0)
+		goto out;
 	/* Signals go to sigwait() in this thread only. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
@@ -236,6 +275,8 @@ out_sm_unstarted:
 out_ring:
 	io_uring_queue_exit(&ctl);
 out:
+	for (size_t i = 0; i < nclaims; i++)
+		close(claims[i]);
 	tls_shutdown();
 	config_free(&cfg);
 	return rc;

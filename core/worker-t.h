@@ -279,8 +279,9 @@ struct link {
 	bool up;                 /* HELLO_OK received */
 	bool recv_armed, sending, dead, connecting;
 	bool stalled;            /* a request timed out; cleared by the next frame received */
-	unsigned backoff;        /* seconds before the next reconnect attempt */
-	uint64_t retry_at;       /* worker clock of the next attempt */
+	unsigned fails;          /* reconnect attempts refused since the link was lost */
+	unsigned backoff_ms;     /* delay before the next reconnect attempt */
+	uint64_t retry_ms;       /* worker_ms() of the next attempt */
 	struct sockaddr_storage addr; /* external session server, for reconnects */
 	socklen_t addrlen;
 	struct buf rx;           /* bytes received, frames decoded from the front */

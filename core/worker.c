@@ -1101,6 +1101,12 @@ static void *worker_main(void *arg)
 		ts.tv_nsec = 1000000000L - mono.tv_nsec + 1000000L;
 		if (w->rate_paused && ts.tv_nsec > 20000000L)
 			ts.tv_nsec = 20000000L;
+		if (w->native) {
+			/* A reconnect to the session server is due sooner. */
+			int wait = link_retry_wait_ms(w, worker_ms());
+			if (wait >= 0 && ts.tv_nsec > (long)wait * 1000000L)
+				ts.tv_nsec = (long)wait * 1000000L;
+		}
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec = 1;
 			ts.tv_nsec -= 1000000000L;
@@ -1130,9 +1136,9 @@ static void *worker_main(void *arg)
 			if (w->id == 0)
 				log_flush();   /* the count of lines a quiet call site suppressed */
 			timers_run(w);
-			if (w->native)
-				link_tick(w);
 		}
+		if (w->native)
+			link_tick(w);   /* a no-op unless the link is down and a retry is due */
 	}
 	flush_all(w);
 	worker_teardown(w);

@@ -14,7 +14,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "core/claim.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/version.h"
@@ -59,7 +61,7 @@ int main(int argc, char **argv)
 	char err[1024];
 	bool check = false;
 	struct sm *sm;
-	int rc;
+	int rc, claim;
 
 	for (int i = 1; i < argc; i++) {
 		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
@@ -97,6 +99,14 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	/* One session server per address: claim it before the listener opens
+	 * (core/claim.h); the claim stays open until exit. */
+	claim = claim_address(cfg.sm.listen, "change session_server.listen", err, sizeof(err));
+	if (claim < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_free(&cfg);
+		return 1;
+	}
 	for (size_t i = 0; i < cfg.ndomains; i++)
 		domains[i] = cfg.domains[i].name;
 	smc.database = cfg.sm.database;
@@ -111,6 +121,7 @@ int main(int argc, char **argv)
 	sm = sm_new(&smc);
 	if (!sm) {
 		log_error("xedge-sm cannot start", "config=\"%s\"", path);
+		close(claim);
 		config_free(&cfg);
 		return 1;
 	}
@@ -132,6 +143,7 @@ int main(int argc, char **argv)
 	running = NULL;
 	sm_free(sm);
 	log_info("xedge-sm stopped", "status=%d", rc);
+	close(claim);
 	config_free(&cfg);
 	return rc < 0 ? 1 : 0;
 }
