@@ -3,12 +3,15 @@
  * (embedded, unless a backend is configured), the offload pool (slow jobs:
  * PLAIN's PBKDF2), one io_uring worker per core, and waits for
  * SIGTERM/SIGINT, which drains the workers; the pool stops after them.
+ * Under systemd (notify.h) it reports READY=1 once listening, a STATUS line
+ * every 10 s, WATCHDOG=1 when asked, and STOPPING=1 at shutdown.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +20,7 @@
 #include "core/config.h"
 #include "core/version.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "core/s2s.h"
 #include "core/offload.h"
 #include "core/worker.h"
@@ -35,6 +39,66 @@ static void *sm_thread(void *arg)
 {
 	sm_run(arg);
 	return NULL;
+}
+
+#define STATUS_EVERY_MS 10000
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The STATUS line.  Each worker's nconns is a plain counter its own thread
+ * updates: it is read here without a lock (a relaxed atomic load), so the
+ * sum may be a moment stale, which is fine for a status line. */
+static void notify_status(const struct worker *workers, int nworkers)
+{
+	unsigned long conns = 0;
+
+	for (int i = 0; i < nworkers; i++)
+		conns += __atomic_load_n(&workers[i].nconns, __ATOMIC_RELAXED);
+	notify_send("STATUS=serving: %lu connections on %d workers", conns, nworkers);
+}
+
+/*
+ * Waits for SIGTERM or SIGINT; meanwhile, when systemd listens (notify.h),
+ * sends WATCHDOG=1 at half the watchdog interval and a STATUS line every
+ * STATUS_EVERY_MS.  Returns the signal.
+ */
+static int wait_for_stop(const sigset_t *sigs, const struct worker *workers, int nworkers, bool notifying)
+{
+	uint64_t wd = notify_watchdog_ms(), next_status = 0, next_wd = 0, now, wake;
+	struct timespec ts;
+	int sig;
+
+	if (!notifying) {
+		do {
+			if (sigwait(sigs, &sig) != 0)
+				sig = SIGTERM;
+		} while (sig != SIGTERM && sig != SIGINT);
+		return sig;
+	}
+	for (;;) {
+		now = now_ms();
+		if (now >= next_status) {
+			notify_status(workers, nworkers);
+			next_status = now + STATUS_EVERY_MS;
+		}
+		if (wd && now >= next_wd) {
+			notify_send("WATCHDOG=1");
+			next_wd = now + wd;
+		}
+		wake = wd && next_wd < next_status ? next_wd : next_status;
+		ts.tv_sec = (time_t)((wake - now) / 1000);
+		ts.tv_nsec = (long)((wake - now) % 1000) * 1000000;
+		sig = sigtimedwait(sigs, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT)
+			return sig;
+		/* -1 with EAGAIN: the timeout; EINTR: try again. */
+	}
 }
 
 /* Direct descriptors do not count against RLIMIT_NOFILE, but the per-ring
@@ -121,6 +185,7 @@ int main(int argc, char **argv)
 	int nworkers, npool, sig, rc = 1, r;
 	int claims[CONFIG_MAX_LISTENERS + 1];
 	size_t nclaims = 0;
+	bool notifying;
 
 	for (int i = 1; i < argc; i++) {
 		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
@@ -165,6 +230,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	notifying = notify_init();   /* before any thread: it unsets the variables */
 	if (claim_addresses(&cfg, claims, &nclaims) < 0)
 		goto out;
 	/* Signals go to sigwait() in this thread only. */
@@ -246,11 +312,10 @@ int main(int argc, char **argv)
 	log_info("xedge started", "version=%s workers=%d offload_threads=%d domains=%zu backend=%s",
 		 XEDGE_VERSION, nworkers, npool, cfg.ndomains, cfg.backend_upstream ? "upstream" : cfg.backend_address ? cfg.backend_address
 		 : "embedded");
+	notify_send("READY=1\nMAINPID=%ld", (long)getpid());
 	rc = 0;
-	do {
-		if (sigwait(&sigs, &sig) != 0)
-			sig = SIGTERM;
-	} while (sig != SIGTERM && sig != SIGINT);
+	sig = wait_for_stop(&sigs, workers, nworkers, notifying);
+	notify_send("STOPPING=1\nSTATUS=shutting down (signal %d)", sig);
 	log_info("shutting down", "signal=%d", sig);
 
 out_workers:

@@ -8,7 +8,9 @@
  *
  * Edges connect to session_server.listen ("host:port" or "unix:/path") and
  * present session_server.secret in their HELLO.  SIGTERM and SIGINT stop it
- * (sm_stop from the handler: it only writes an eventfd).
+ * (sm_stop from the handler: it only writes an eventfd).  Under systemd
+ * (core/notify.h) it sends READY=1 once its listener is open and STOPPING=1
+ * when it stops; it sends no STATUS counts and no WATCHDOG pings yet.
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -19,6 +21,7 @@
 #include "core/claim.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "core/version.h"
 #include "sm/sm.h"
 
@@ -99,6 +102,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	notify_init();
 	/* One session server per address: claim it before the listener opens
 	 * (core/claim.h); the claim stays open until exit. */
 	claim = claim_address(cfg.sm.listen, "change session_server.listen", err, sizeof(err));
@@ -139,7 +143,10 @@ int main(int argc, char **argv)
 		 "domains=%zu secret=%s", path, smc.database, smc.listen,
 		 smc.admin_socket ? smc.admin_socket : "", cfg.ndomains,
 		 smc.secret && *smc.secret ? "set" : "none");
+	notify_send("READY=1\nMAINPID=%ld\nSTATUS=serving %zu domains, listening on %s",
+		    (long)getpid(), cfg.ndomains, smc.listen);
 	rc = sm_run(sm);
+	notify_send("STOPPING=1");
 	running = NULL;
 	sm_free(sm);
 	log_info("xedge-sm stopped", "status=%d", rc);
