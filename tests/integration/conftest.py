@@ -138,11 +138,11 @@ def tail(path: Path, lines: int = 60) -> str:
 class Proc:
     """One server process with its log file (stdout and stderr)."""
 
-    def __init__(self, name: str, argv: list, log: Path):
+    def __init__(self, name: str, argv: list, log: Path, env: dict = None):
         self.name, self.argv, self.log = name, argv, log
         self._logf = open(log, "wb")
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._logf,
-                                  stderr=subprocess.STDOUT, env=child_env(),
+                                  stderr=subprocess.STDOUT, env={**child_env(), **(env or {})},
                                   preexec_fn=_die_with_parent, cwd=str(log.parent))
         self.stopped = False
         self.terminated = False
@@ -218,6 +218,8 @@ class ServerOptions:
     # a key given here wins over the named field of the same meaning above.
     limits: dict = field(default_factory=dict)
     timeouts: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)      # more environment for xedge
+    sm_env: dict = field(default_factory=dict)   # more environment for xedge-sm (external)
 
     @classmethod
     def from_param(cls, param):
@@ -345,13 +347,13 @@ class Server:
     def start(self):
         if self.opts.mode == "external":
             sm = Proc("xedge-sm", [str(binary("xedge-sm")), "-c", str(self.sm_config)],
-                      self.dir / f"xedge-sm{self._log_suffix()}.log")
+                      self.dir / f"xedge-sm{self._log_suffix()}.log", self.opts.sm_env)
             self.procs.append(sm)
             # (No probe connection to the edge listener: it would log a failed link.)
             self._wait(sm, "'xedge-sm started' log line and admin socket",
                        lambda: "xedge-sm started" in sm.text() and self.admin_socket.exists())
         edge = Proc("xedge", [str(binary("xedge")), "-c", str(self.edge_config)],
-                    self.dir / f"xedge{self._log_suffix()}.log")
+                    self.dir / f"xedge{self._log_suffix()}.log", self.opts.env)
         self.procs.append(edge)
         self.edge = edge
         self._wait(edge, "'xedge started' log line", lambda: "xedge started" in edge.text())
