@@ -162,3 +162,28 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# `make install` (PREFIX=/usr/local, DESTDIR for packaging): the programs, the
+# systemd units (ExecStart pointed at $(BINDIR)), the man pages, and an
+# example /etc/xedge/xedge.yaml that never replaces an existing one.
+PREFIX  ?= /usr/local
+BINDIR   = $(PREFIX)/bin
+MANDIR   = $(PREFIX)/share/man/man1
+UNITDIR  = $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+SYSCONFDIR ?= /etc/xedge
+MANPAGES = $(wildcard deploy/man/*.1)
+.PHONY: install
+install: $(PROGS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(SYSCONFDIR)
+	install -m 0755 $(PROGS) $(DESTDIR)$(BINDIR)/
+	for u in deploy/systemd/*.service; do \
+		sed 's|/usr/local/bin/|$(BINDIR)/|g' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/}.tmp && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/}.tmp && \
+		mv $(DESTDIR)$(UNITDIR)/$${u##*/}.tmp $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
+	done
+	install -m 0644 $(MANPAGES) $(DESTDIR)$(MANDIR)/
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/xedge.yaml ]; then \
+		echo "$(DESTDIR)$(SYSCONFDIR)/xedge.yaml exists: left as it is"; \
+	else \
+		install -m 0644 deploy/xedge.yaml $(DESTDIR)$(SYSCONFDIR)/xedge.yaml; \
+	fi
