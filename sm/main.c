@@ -9,13 +9,15 @@
  * Edges connect to session_server.listen ("host:port" or "unix:/path") and
  * present session_server.secret in their HELLO.  SIGTERM and SIGINT stop it
  * (sm_stop from the handler: it only writes an eventfd).  Under systemd
- * (core/notify.h) it sends READY=1 once its listener is open and STOPPING=1
- * when it stops; it sends no STATUS counts and no WATCHDOG pings yet.
+ * (core/notify.h) it sends READY=1 once its listener is open, STOPPING=1
+ * when it stops, and from its event loop a STATUS line with the session and
+ * link counts every 10 s and WATCHDOG=1 at half of $WATCHDOG_USEC.
  */
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/claim.h"
@@ -25,6 +27,8 @@
 #include "core/version.h"
 #include "sm/sm.h"
 
+#define STATUS_EVERY_MS 10000
+
 static struct sm *running;
 
 static void on_signal(int sig)
@@ -32,6 +36,23 @@ static void on_signal(int sig)
 	(void)sig;
 	if (running)
 		sm_stop(running);
+}
+
+/* sm_config.tick, on the sm thread: systemd's STATUS line and watchdog. */
+static void notify_tick(void *arg, size_t nsessions, size_t nlinks)
+{
+	int64_t *next_status = arg;
+	struct timespec ts;
+	int64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (notify_watchdog_ms())
+		notify_send("WATCHDOG=1");
+	if (now >= *next_status) {
+		notify_send("STATUS=serving: %zu sessions, %zu edge links", nsessions, nlinks);
+		*next_status = now + STATUS_EVERY_MS;
+	}
 }
 
 static void usage(FILE *f)
@@ -62,7 +83,8 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	struct config cfg;
 	char err[1024];
-	bool check = false;
+	bool check = false, notifying;
+	int64_t next_status = 0;
 	struct sm *sm;
 	int rc, claim;
 
@@ -102,7 +124,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	notify_init();
+	notifying = notify_init();
 	/* One session server per address: claim it before the listener opens
 	 * (core/claim.h); the claim stays open until exit. */
 	claim = claim_address(cfg.sm.listen, "change session_server.listen", err, sizeof(err));
@@ -122,6 +144,12 @@ int main(int argc, char **argv)
 	smc.mam_default = cfg.sm.mam_default;
 	smc.domains = domains;
 	smc.ndomains = cfg.ndomains;
+	if (notifying) {
+		uint64_t wd = notify_watchdog_ms();
+		smc.tick = notify_tick;
+		smc.tick_arg = &next_status;
+		smc.tick_ms = wd && wd < STATUS_EVERY_MS ? (int)wd : STATUS_EVERY_MS;
+	}
 	sm = sm_new(&smc);
 	if (!sm) {
 		log_error("xedge-sm cannot start", "config=\"%s\"", path);

@@ -42,6 +42,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -1339,6 +1340,9 @@ struct sm *sm_new(const struct sm_config *cfg)
 	sm->hide_os = cfg->hide_os;
 	sm->mam_retention_days = cfg->mam_retention_days;
 	sm->mam_default = cfg->mam_default;
+	sm->tick = cfg->tick_ms > 0 ? cfg->tick : NULL;
+	sm->tick_arg = cfg->tick_arg;
+	sm->tick_ms = cfg->tick_ms;
 	if (cfg->secret && *cfg->secret) {
 		sm->secret = strdup(cfg->secret);
 		if (!sm->secret)
@@ -1388,12 +1392,40 @@ fail:
 	return NULL;
 }
 
+static int64_t sm_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The sm_config.tick callback when it is due; returns the epoll timeout
+ * (ms, -1: none) that honours both it and the MAM sweep. */
+static int sm_tick(struct sm *sm, int64_t *next)
+{
+	int timeout = sm_mam_timeout(sm);
+	int64_t now;
+
+	if (!sm->tick)
+		return timeout;
+	now = sm_now_ms();
+	if (now >= *next) {
+		sm->tick(sm->tick_arg, sm->by_jid.count, sm->nlinks);
+		*next = now + sm->tick_ms;
+	}
+	if (timeout < 0 || *next - now < timeout)
+		timeout = (int)(*next - now);
+	return timeout;
+}
+
 int sm_run(struct sm *sm)
 {
 	struct epoll_event evs[SM_EPOLL_BATCH];
+	int64_t next_tick = 0;
 
 	while (!sm->stopping) {
-		int n = epoll_wait(sm->epfd, evs, SM_EPOLL_BATCH, sm_mam_timeout(sm));
+		int n = epoll_wait(sm->epfd, evs, SM_EPOLL_BATCH, sm_tick(sm, &next_tick));
 
 		if (n < 0) {
 			if (errno == EINTR)

@@ -28,6 +28,12 @@ struct sm_config {
 	bool hide_os;               /* XEP-0092 answers leave the OS out */
 	unsigned mam_retention_days; /* XEP-0313 archive kept this long; 0: no archiving */
 	int mam_default;            /* archived by default: 0 never, 1 roster contacts, 2 always */
+	/* Optional: called on the sm thread from sm_run() every tick_ms (> 0)
+	 * milliseconds, first right after it starts, with the bound-session
+	 * and edge-link counts (xedge-sm: systemd STATUS and WATCHDOG). */
+	void (*tick)(void *arg, size_t nsessions, size_t nlinks);
+	void *tick_arg;
+	int tick_ms;
 };
 
 struct sm;

@@ -338,6 +338,9 @@ struct sm {
 	bool mam_swept;                /* a retention sweep was submitted ... */
 	int64_t mam_swept_at;          /* ... at this CLOCK_MONOTONIC second */
 	struct sm_remote *remote;      /* external routes (sm/remote.c); NULL until used */
+	void (*tick)(void *arg, size_t nsessions, size_t nlinks); /* sm_config.tick */
+	void *tick_arg;
+	int tick_ms;
 	bool stopping;
 };
 

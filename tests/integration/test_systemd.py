@@ -119,13 +119,23 @@ def test_xedge_without_watchdog_sends_no_pings(request, tmp_path, sockdir, cert)
 
 def test_xedge_sm_notifies_systemd(request, tmp_path, sockdir, cert):
     name = f"@xedge-test-sm-notify-{os.getpid()}"
-    srv = _server(request, tmp_path, sockdir, cert, mode="external", sm_env={"NOTIFY_SOCKET": name})
+    srv = _server(request, tmp_path, sockdir, cert, mode="external",
+                  sm_env={"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "1000000"})
     n = NotifyListener(name, on_ready=lambda: port_accepts(srv.sm_port))
     try:
         srv.start()
         n.wait("READY=1", lambda: n.times("READY", "1"))
         assert n.ready_probe is True, "xedge-sm sent READY=1 before its listener accepted"
         sm = next(p for p in srv.procs if p.name == "xedge-sm")
+        ready = [kv for _, kv in n.msgs if kv.get("READY") == "1"][0]
+        assert ready.get("MAINPID") == str(sm.p.pid)
+        n.wait("STATUS= line with the session count",
+               lambda: any("sessions" in kv.get("STATUS", "") for _, kv in n.msgs))
+        n.wait("WATCHDOG=1", lambda: n.times("WATCHDOG", "1"))
+        start = time.monotonic()
+        time.sleep(3.0)
+        pings = [t for t in n.times("WATCHDOG", "1") if start <= t < start + 3.0]
+        assert 3 <= len(pings) <= 9, f"{len(pings)} WATCHDOG=1 in 3 s (expected ~6)"
         sm.terminate()
         n.wait("STOPPING=1", lambda: n.times("STOPPING", "1"))
     finally:
