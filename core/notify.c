@@ -39,6 +39,10 @@ bool notify_init(void)
 	const char *name = getenv("NOTIFY_SOCKET");
 	size_t len;
 
+	if (notify_fd >= 0)
+		close(notify_fd);   /* called again (tests): start afresh */
+	notify_fd = -1;
+	notify_wd_ms = 0;
 	notify_watchdog_init();
 	unsetenv("WATCHDOG_USEC");
 	unsetenv("WATCHDOG_PID");
