@@ -51,9 +51,9 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The STATUS line.  Each worker's nconns is a plain counter its own thread
- * updates: it is read here without a lock (a relaxed atomic load), so the
- * sum may be a moment stale, which is fine for a status line. */
+/* The STATUS line.  Each worker's nconns is written only by its own thread
+ * (relaxed atomic stores, plain movs) and read here without a lock (relaxed
+ * loads): the sum may be a moment stale, which is fine for a status line. */
 static void notify_status(const struct worker *workers, int nworkers)
 {
 	unsigned long conns = 0;

@@ -171,7 +171,7 @@ static void conn_free(struct conn *c)
 	buf_reset(&c->sending);
 	if (c->idx < w->nslots && w->slots[c->idx] == c)
 		w->slots[c->idx] = NULL;
-	w->nconns--;
+	__atomic_store_n(&w->nconns, w->nconns - 1, __ATOMIC_RELAXED);  /* main.c reads it for STATUS */
 	free(c);
 }
 
@@ -552,7 +552,7 @@ static struct conn *conn_new(struct worker *w, uint32_t idx)
 	strcpy(c->peer, "-");
 	framer_reset(&c->fr);
 	w->slots[idx] = c;
-	w->nconns++;
+	__atomic_store_n(&w->nconns, w->nconns + 1, __ATOMIC_RELAXED);  /* main.c reads it for STATUS */
 	return c;
 }
 
@@ -750,7 +750,7 @@ struct conn *conn_connect(struct worker *w, const struct sockaddr *addr, socklen
 	c->dstlen = len;
 	strcpy(c->peer, "-");
 	framer_reset(&c->fr);
-	w->nconns++;
+	__atomic_store_n(&w->nconns, w->nconns + 1, __ATOMIC_RELAXED);  /* main.c reads it for STATUS */
 	/* The plain fd moves into the ring's table: the kernel picks the slot
 	 * and writes it over the array element, c->idx. */
 	c->ofd = fd;
