@@ -382,6 +382,12 @@ void sm_session_end(struct sm *sm, struct sm_session *s);
 /* The account bare was deleted: its record (if held) no longer exists, and
  * every session of it is closed (KICKED); returns how many. */
 unsigned sm_account_deleted(struct sm *sm, const char *bare);
+/* sm/account.c — the bare JID of (user, domain), or -1 when it is not one of
+ * a served domain; CRED_REQ and REGISTER frames from an edge. */
+int sm_account_bare(const struct sm *sm, struct wire_str user, struct wire_str domain, char *out,
+		    size_t cap);
+void sm_account_cred_req(struct sm *sm, struct sm_link *l, const struct wire_msg *m);
+void sm_account_register(struct sm *sm, struct sm_link *l, const struct wire_msg *m);
 /* Complete the bind of s (state BINDING, s->full set) with its account's
  * record u; u NULL: the record could not be loaded (temporary failure). */
 void sm_bind_finish(struct sm *sm, struct sm_session *s, struct sm_user *u);
