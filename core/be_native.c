@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/iplimit.h"
 #include "core/link.h"
@@ -272,9 +273,39 @@ static void legacy_done(struct conn *c)
 	}
 }
 
+/* Metrics: the mechanism index of struct wstats (4: XEP-0078 iq:auth). */
+static int login_mech(const struct conn *c)
+{
+	return (c->flags & CF_LEGACY) ? 4 : c->sasl ? sasl_mech(c->sasl) : 0;
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* A credentials or bind request went out for s: time its answer. */
+static void rtt_start(struct session *s)
+{
+	s->t_req_us = mono_us();
+}
+
+static void rtt_end(struct worker *w, struct session *s)
+{
+	if (s->t_req_us) {
+		mhist_observe(&w->st.sm_rtt, mono_us() - s->t_req_us);
+		s->t_req_us = 0;
+	}
+}
+
 static int sasl_failure(struct conn *c, const char *cond)
 {
 	char buf[256];
+
+	STAT_INC(c->w->st.sasl_failed[login_mech(c)][sasl_cond_from_str(cond)]);
 
 	if (c->flags & CF_LEGACY) {
 		/* XEP-0078 §2: wrong credentials are not-authorized (401). */
@@ -318,6 +349,7 @@ static int sm_open(struct conn *c)
 		return s->state == SS_CLOSED ? -1 : 0;
 	if (!s && !(s = session_new(c->w, c)))
 		return -1;
+	s->t_open_us = mono_us();
 	m.sid = s->id;
 	m.u.open.flags = (uint8_t)(((c->flags & CF_TLS) ? WIRE_OPEN_TLS : 0) |
 				   ((c->flags & CF_DIRECT_TLS) ? WIRE_OPEN_DIRECT_TLS : 0));
@@ -348,6 +380,7 @@ static int sasl_result(struct conn *c, int r)
 		m.u.cred_req.domain = wire_s(c->domain, strlen(c->domain));
 		if (link_send(c->w, &m) < 0)
 			return sasl_failure(c, "temporary-auth-failure");
+		rtt_start(c->sess);
 		xmpp_wait_backend(c, c->w->cfg->timeouts.session_server);
 		return xmpp_set_state(c, CS_SASL) ? STOP_KEEP : STOP_DISCARD;
 	}
@@ -396,6 +429,7 @@ static int sasl_result(struct conn *c, int r)
 		m.u.authed.user = wire_s(s->user, strlen(s->user));
 		m.u.authed.domain = wire_s(c->domain, strlen(c->domain));
 		link_send(c->w, &m);
+		STAT_INC(c->w->st.logins[login_mech(c)]);
 		if (!(c->flags & CF_LEGACY))
 			sasl_reply(c, "success", data, len);   /* data lives in c->sasl */
 		sasl_free(c->sasl);
@@ -815,6 +849,7 @@ static int legacy_bind(struct conn *c)
 		legacy_done(c);
 		return GO_ON;
 	}
+	rtt_start(s);
 	xmpp_wait_backend(c, c->w->cfg->timeouts.session_server);
 	return STOP_KEEP;
 }
@@ -944,6 +979,7 @@ static int on_bind(struct conn *c, const struct xs_stanza *st)
 		xmpp_stanza_error(c, st, "wait", "internal-server-error", NULL);
 		return GO_ON;
 	}
+	rtt_start(s);
 	xmpp_wait_backend(c, c->w->cfg->timeouts.session_server);
 	return STOP_KEEP;
 }
@@ -1225,6 +1261,7 @@ static bool bound(struct conn *c, const struct wire_msg *m)
 	if (!s->jid || !session_set_state(s, SS_BOUND) || !xmpp_set_state(c, CS_SESSION))
 		return false;
 	c->flags |= CF_BOUND;
+	mhist_observe(&c->w->st.login, mono_us() - s->t_open_us);
 	credit(s, (uint32_t)c->w->cfg->limits.max_out_bytes);
 	conn_timer(c, c->w->now + c->w->cfg->timeouts.idle);
 	log_info("session bound", "conn=%u jid=%s", c->idx, s->jid);
@@ -1311,6 +1348,7 @@ void native_on_frame(struct worker *w, const struct wire_msg *m)
 		return; /* the session ended meanwhile; its close frame is on the way */
 	switch (m->type) {
 	case WIRE_CRED_RESP:
+		rtt_end(w, s);
 		if (c->sasl && (c->flags & CF_WAIT_SM) && !c->auth_job) {
 			int r = sasl_creds(c->sasl, m->u.cred_resp.status, &m->u.cred_resp.sha1,
 					   &m->u.cred_resp.sha256);
@@ -1320,6 +1358,7 @@ void native_on_frame(struct worker *w, const struct wire_msg *m)
 		}
 		break;
 	case WIRE_BIND_RESP:
+		rtt_end(w, s);
 		if (s->bind_id && (c->flags & CF_WAIT_SM)) {
 			c->flags &= ~CF_WAIT_SM;
 			on_bind_resp(c, m);
@@ -1330,7 +1369,7 @@ void native_on_frame(struct worker *w, const struct wire_msg *m)
 		s->owed += m->u.stanza.raw.len;
 		if (c->flags & CF_BOUND) {
 			xmpp_out(c, m->u.stanza.raw.p, m->u.stanza.raw.len);
-			w->stat_stanzas_out++;
+			conn_count_stanza(c, 1, m->u.stanza.kind & 3, m->u.stanza.raw.len);
 			s->rx += m->u.stanza.raw.len;
 			if (m->u.stanza.flags & WIRE_STANZA_TRACK)
 				s->track = true;

@@ -143,6 +143,7 @@ static void relay(struct conn *from, struct conn *to, const uint8_t *p, size_t n
 	size_t max = to->w->cfg->limits.max_out_bytes;
 
 	xmpp_out(to, p, n);
+	conn_count_stanza(to, 1, stanza_kind_of(p, n), n);
 	if (conn_queued(to) > max && !(from->paused & PAUSE_PEER)) {
 		/* The other side reads slower than this one writes: hold this
 		 * one back (resumed from the other's sent hook). */
@@ -383,7 +384,6 @@ static int up_element(struct conn *u, const struct xs_stanza *s, const uint8_t *
 		return STOP_DISCARD;
 	}
 	relay(u, c, p, n);
-	c->w->stat_stanzas_out++;
 	if (xs_streq(&s->ns, NS_SASL) && xs_streq(&s->local, "success")) {
 		/* RFC 6120 §6.4.6: both streams restart.  The client's new header
 		 * is relayed as ours (up_client_header). */

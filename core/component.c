@@ -225,7 +225,7 @@ bool component_deliver(struct worker *w, size_t k, const struct wire_msg *m)
 	if (c->state != CS_SESSION)
 		return false;   /* the output's hard bound ended the stream: not queued */
 	owed_add(c, m);
-	w->stat_stanzas_out++;
+	conn_count_stanza(c, 1, m->u.stanza.kind & 3, len);
 	return true;
 }
 

@@ -10,6 +10,7 @@
 #include "core/config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -488,6 +489,73 @@ static int get_endpoint(struct loader *L, const yaml_node_t *n, const char *key,
 	return *out ? 0 : fail(L, n, "out of memory");
 }
 
+static int admin_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	uint16_t port;
+	const char *s = scalar(v);
+
+	if (strcmp(key, "address") != 0)
+		return fail(L, v, "admin: unknown key '%s' (known: address)", key);
+	if (!s || split_addr(s, host, sizeof(host), &port) < 0)
+		return fail(L, v, "admin.address: expected a numeric IP and port, such as 127.0.0.1:5280");
+	return get_str(L, v, "admin.address", &L->cfg->admin.address);
+}
+
+/* A see-other-host value (RFC 6120 §4.9.3.19): host or [v6] with an optional
+ * port; it goes into XML character data, so nothing that needs escaping. */
+static bool redirect_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 300)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr(".-:[]_", s[i]))
+			return false;
+	return true;
+}
+
+static bool redirect_uri_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if ((strncmp(s, "wss://", 6) && strncmp(s, "ws://", 5)) || n > 1000)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= ' ' || strchr("<>&'\"", s[i]))
+			return false;
+	return true;
+}
+
+static int drain_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config *c = L->cfg;
+	const char *s = scalar(v);
+
+	if (!strcmp(key, "redirect")) {
+		if (!s || !redirect_ok(s))
+			return fail(L, v, "drain.redirect: expected the host[:port] of another edge, such as "
+				    "edge2.example.org:5222 or [2001:db8::2]:5222");
+		return get_str(L, v, "drain.redirect", &c->drain.redirect);
+	}
+	if (!strcmp(key, "redirect_uri")) {
+		if (!s || !redirect_uri_ok(s))
+			return fail(L, v, "drain.redirect_uri: expected a ws:// or wss:// URI without spaces, "
+				    "quotes or angle brackets");
+		return get_str(L, v, "drain.redirect_uri", &c->drain.redirect_uri);
+	}
+	if (!strcmp(key, "rate")) {
+		GET_U(L, v, "drain.rate", 1, 1000000, c->drain.rate);
+		return 0;
+	}
+	if (!strcmp(key, "grace")) {
+		GET_U(L, v, "drain.grace", 0, 86400, c->drain.grace);
+		return 0;
+	}
+	return fail(L, v, "drain: unknown key '%s' (known: redirect, redirect_uri, rate, grace)", key);
+}
+
 static int backend_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 {
 	if (!strcmp(key, "address"))
@@ -656,12 +724,16 @@ static int top_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg
 	} else if (!strcmp(key, "s2s")) {
 		L->s2s_line = v->start_mark.line + 1;
 		return each_pair(L, v, "s2s", s2s_pair, NULL);
+	} else if (!strcmp(key, "admin")) {
+		return each_pair(L, v, "admin", admin_pair, NULL);
+	} else if (!strcmp(key, "drain")) {
+		return each_pair(L, v, "drain", drain_pair, NULL);
 	} else if (!strcmp(key, "components")) {
 		return seq_each(L, v, "components", CONFIG_MAX_COMPONENTS, &c->ncomponents, one_component);
 	} else {
 		return fail(L, v, "unknown key '%s' (known: workers, log_level, listeners, domains, tls, "
 			    "limits, timeouts, backend, session_server, register, legacy_auth, s2s, "
-			    "components)", key);
+			    "components, admin, drain)", key);
 	}
 	return 0;
 }
@@ -699,6 +771,8 @@ static void defaults(struct config *c)
 	c->s2s.queue_bytes = 1u << 20;
 	c->s2s.rate_bytes = 64u << 20;
 	c->s2s.rate_stanzas = 100000;
+	c->drain.rate = 1000;
+	c->drain.grace = 25;
 }
 
 /* The mappings of scalar keys an XEDGE_<SECTION>_<KEY> variable can set. */
@@ -715,6 +789,8 @@ static const struct {
 	{ "REGISTER_", "register", register_pair },
 	{ "LEGACY_AUTH_", "legacy_auth", legacy_auth_pair },
 	{ "S2S_", "s2s", s2s_pair },
+	{ "ADMIN_", "admin", admin_pair },
+	{ "DRAIN_", "drain", drain_pair },
 };
 
 /*
@@ -911,6 +987,9 @@ void config_free(struct config *cfg)
 		free(cfg->components[i].name);
 		free(cfg->components[i].secret);
 	}
+	free(cfg->admin.address);
+	free(cfg->drain.redirect);
+	free(cfg->drain.redirect_uri);
 	free(cfg->sm.database);
 	free(cfg->sm.admin_socket);
 	free(cfg->sm.listen);

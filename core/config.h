@@ -6,7 +6,8 @@
  * Environment variables override single scalars for containers, whether
  * or not the file has the key or its section: XEDGE_WORKERS,
  * XEDGE_LOG_LEVEL and XEDGE_<SECTION>_<KEY> for the scalar keys of tls,
- * limits, timeouts, backend, session_server, register, legacy_auth and s2s
+ * limits, timeouts, backend, session_server, register, legacy_auth, s2s,
+ * admin and drain
  * (e.g. XEDGE_LIMITS_MAX_STANZA_BYTES=65536,
  * XEDGE_SESSION_SERVER_DATABASE=/data/xedge.db).  They are applied after
  * the file and checked like it; their errors name the variable
@@ -141,6 +142,23 @@ struct config {
 	} s2s;
 	struct config_component components[CONFIG_MAX_COMPONENTS];
 	size_t ncomponents;
+
+	/* The admin HTTP listener (core/admin_http.h): /metrics, /healthz, /readyz. */
+	struct {
+		char *address;        /* numeric "host:port"; NULL: no listener */
+	} admin;
+
+	/* SIGTERM (docs/operations.md): readiness goes false, the listeners
+	 * close, and clients are told to go at `rate` per second, process-wide:
+	 * <see-other-host/> naming `redirect` when set (WebSocket clients: a
+	 * <close see-other-uri/> with `redirect_uri` when set), else
+	 * <system-shutdown/>.  After `grace` seconds the rest are closed. */
+	struct {
+		char *redirect;       /* "host:port" of another edge, or NULL */
+		char *redirect_uri;   /* "wss://..." for WebSocket clients, or NULL */
+		uint32_t rate;        /* clients told per second (default 1000) */
+		uint32_t grace;       /* seconds (default 25) */
+	} drain;
 
 	/* The session server itself (embedded, or the xedge-sm process). */
 	struct {

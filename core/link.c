@@ -190,6 +190,7 @@ void link_flush(struct worker *w)
 	struct link *l = &w->link;
 	struct io_uring_sqe *sqe;
 
+	STAT_SET(w->st.link_queue_bytes, buf_used(&l->out) + buf_used(&l->tx));
 	if (l->sending || l->dead)
 		return;
 	if (!buf_used(&l->tx)) {
@@ -250,6 +251,8 @@ static void link_fail(struct worker *w, const char *why)
 		return;
 	l->dead = true;
 	l->up = false;
+	STAT_SET(w->st.link_up, 0);
+	STAT_INC(w->st.link_losses);
 	if (!w->stop)
 		log_error("session server link lost", "worker=%d why=\"%s\"", w->id, why);
 	/* Wake the pending recv; the socket is closed once its completion is in. */
@@ -364,6 +367,7 @@ void link_on_recv(struct worker *w, int res)
 		}
 		if (m.type == WIRE_HELLO_OK) {
 			l->up = true;
+			STAT_SET(w->st.link_up, 1);
 			log_info("session server link up", "worker=%d version=%u", w->id, m.u.hello_ok.version);
 			route_link_up(w);
 		} else if (m.type == WIRE_ROUTE) {

@@ -359,7 +359,7 @@ static void stanza_write(struct conn *c, const void *raw, size_t len)
 		}
 		xmpp_out(c, n ? w->stamp : raw, n ? n : len);
 	}
-	w->stat_stanzas_out++;
+	conn_count_stanza(c, 1, stanza_kind_of(raw, len), len);
 	c->last_rx = w->now;   /* activity either way keeps the stream from idling out */
 }
 

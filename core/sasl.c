@@ -156,9 +156,7 @@ const char *sasl_mech_name(int mech)
 
 /* Unknown values (and SASL_C_NONE) map to not-authorized: the result goes
  * into a <failure/> element, which must name a defined condition. */
-const char *sasl_cond_str(int cond)
-{
-	static const char *const names[] = {
+static const char *const cond_names[] = {
 		[SASL_C_ABORTED] = "aborted",
 		[SASL_C_ACCOUNT_DISABLED] = "account-disabled",
 		[SASL_C_CREDENTIALS_EXPIRED] = "credentials-expired",
@@ -170,11 +168,26 @@ const char *sasl_cond_str(int cond)
 		[SASL_C_MECHANISM_TOO_WEAK] = "mechanism-too-weak",
 		[SASL_C_NOT_AUTHORIZED] = "not-authorized",
 		[SASL_C_TEMPORARY_AUTH_FAILURE] = "temporary-auth-failure",
-	};
+};
 
+const char *sasl_cond_str(int cond)
+{
 	if (cond <= SASL_C_NONE || cond > SASL_C_TEMPORARY_AUTH_FAILURE)
 		return "not-authorized";
-	return names[cond];
+	return cond_names[cond];
+}
+
+int sasl_cond_from_str(const char *cond)
+{
+	for (int i = SASL_C_NONE + 1; i <= SASL_C_TEMPORARY_AUTH_FAILURE; i++)
+		if (!strcmp(cond_names[i], cond))
+			return i;
+	return SASL_C_NONE;
+}
+
+int sasl_mech(const struct sasl *s)
+{
+	return s->mech;
 }
 
 /* ---- lifetime ---------------------------------------------------------- */

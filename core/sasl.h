@@ -65,6 +65,10 @@ struct sasl;
 int sasl_mech_from_name(const char *name, size_t len);
 const char *sasl_mech_name(int mech);
 const char *sasl_cond_str(int cond);
+/* The enum sasl_cond named cond (SASL_C_NONE when none is). */
+int sasl_cond_from_str(const char *cond);
+/* The session's enum sasl_mech. */
+int sasl_mech(const struct sasl *s);
 
 /* domain: the stream's domain (for authzid checks).  NULL on allocation failure. */
 struct sasl *sasl_new(int mech, const char *domain, size_t domain_len);

@@ -38,6 +38,7 @@
 
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/metrics.h"
 #include "core/offload.h"
 #include "parser/framer.h"
 #include "parser/wire.h"
@@ -188,6 +189,7 @@ struct conn {
 	uint8_t nxp;             /* transport layers above the socket */
 	uint32_t refs;           /* in-flight operations (a few; never near wrapping) */
 	uint16_t listener;       /* index of the listener (config) it came in on */
+	uint8_t kind;            /* enum conn_kind: metrics label */
 	int ofd;                 /* outbound set-up: the plain fd until it is in the table */
 	const struct sockaddr *dst; /* outbound: where to (owned by the worker) */
 	socklen_t dstlen;
@@ -263,6 +265,8 @@ struct session {
 	char *resource;          /* XEP-0078: the resource to bind once authenticated */
 	char *reg_id;            /* XEP-0077: id of the pending registration iq */
 	uint8_t reg_op;          /* its enum wire_reg_op */
+	uint64_t t_open_us;      /* metrics: when the login began (SESSION_OPEN) */
+	uint64_t t_req_us;       /* metrics: when the credentials or bind request went out; 0: none */
 } __attribute__((aligned(16)));
 
 struct listener {
@@ -289,9 +293,48 @@ struct link {
 	struct buf tx;           /* frames in flight */
 } __attribute__((aligned(16)));
 
+/*
+ * A worker's counters (metrics.h: written by the worker with STAT_*, read
+ * and summed over the workers by the admin thread; core/edge_metrics.c names
+ * them).  Indexes: CK_* the connection's kind (its listener's type, or what
+ * an outbound stream is for), CS_* its state, the WIRE_KIND_* of a stanza
+ * (0: none of the three), SASL_* mechanisms (0: XEP-0078 iq:auth), the
+ * enum sasl_cond of a failure, TLSF_* why a handshake failed, the index of
+ * a stream error's condition in xmpp_conditions[] (xmpp.h).
+ */
+enum conn_kind {
+	CK_C2S = LISTEN_C2S, CK_C2S_TLS = LISTEN_C2S_TLS, CK_WS = LISTEN_WS, CK_WSS = LISTEN_WSS,
+	CK_S2S = LISTEN_S2S, CK_S2S_TLS = LISTEN_S2S_TLS, CK_COMPONENT = LISTEN_COMPONENT,
+	CK_S2S_OUT, CK_UPSTREAM, CK_COUNT
+};
+#define WSTAT_CONDS 25    /* RFC 6120 §4.9.3 stream error conditions */
+#define WSTAT_SASL_CONDS 12
+
+struct wstats {
+	uint64_t conns[CK_COUNT][CS_COUNT];     /* open now (a gauge: added and taken away) */
+	uint64_t accepted[CK_COUNT];
+	uint64_t tls_ok[CK_COUNT];
+	uint64_t tls_failed[TLSF_COUNT];
+	uint64_t logins[5];                     /* by mechanism: 0 unknown, SASL_*, 4 iq:auth */
+	uint64_t sasl_failed[5][WSTAT_SASL_CONDS];
+	uint64_t stanzas[CK_COUNT][2][4];       /* [conn kind][0 in, 1 out][stanza kind] */
+	uint64_t stanza_bytes[CK_COUNT][2][4];
+	uint64_t net_bytes[2];                  /* socket bytes [in, out] */
+	uint64_t stream_errors[WSTAT_CONDS];
+	uint64_t rate_pauses, slow_closes;
+	uint64_t link_up;                       /* 1 while HELLO_OK holds, else 0 */
+	uint64_t link_losses;                   /* times the link was lost */
+	uint64_t link_queue_bytes;              /* frames not yet taken by the socket */
+	struct mhist login;                     /* <auth/> (or iq:auth) to bound */
+	struct mhist sm_rtt;                    /* credentials and bind requests to their answers */
+} __attribute__((aligned(64)));
+
 #define WHEEL_SLOTS 256u
 
-enum ctrl_cmd { CTRL_STOP = 1 };
+/* Commands from the main thread: STOP ends every stream and the thread;
+ * DRAIN closes the listeners and tells clients to go, drain_rate a second;
+ * RELOAD switches to next_cfg (set before the post). */
+enum ctrl_cmd { CTRL_STOP = 1, CTRL_DRAIN, CTRL_RELOAD };
 
 struct worker {
 	int id;
@@ -342,10 +385,16 @@ struct worker {
 	ck_ring_t ctrl;
 	ck_ring_buffer_t ctrl_buf[16];
 	volatile int stop;
+	const struct config *next_cfg; /* CTRL_RELOAD: the configuration to switch to */
+	bool draining;           /* CTRL_DRAIN received */
+	uint32_t drain_rate;     /* clients told per second on this worker (set before CTRL_DRAIN) */
+	uint32_t drain_cursor;   /* the next slot to look at */
+	int64_t drain_tokens;    /* thousandths of a client */
+	uint64_t drain_ms;       /* last refill */
 	int start_rc;            /* set by the thread once set up: 0 or -errno */
 	volatile int started;
 	int sm_fd;               /* embedded link end, or -1 to connect to cfg->backend_address */
-	uint64_t stat_accepted, stat_stanzas_in, stat_stanzas_out;
+	struct wstats st;        /* metrics (written here only; see struct wstats) */
 };
 
 #endif

@@ -172,6 +172,7 @@ static void conn_free(struct conn *c)
 	if (c->idx < w->nslots && w->slots[c->idx] == c)
 		w->slots[c->idx] = NULL;
 	__atomic_store_n(&w->nconns, w->nconns - 1, __ATOMIC_RELAXED);  /* main.c reads it for STATUS */
+	STAT_ADD(w->st.conns[c->kind][c->state], (uint64_t)-1);
 	free(c);
 }
 
@@ -362,6 +363,7 @@ static void on_send(struct conn *c, int res)
 	} else {
 		buf_consume(&c->sending, (size_t)res);
 		c->tx_sent += (uint64_t)res;
+		STAT_ADD(c->w->st.net_bytes[1], (uint64_t)res);
 		if ((c->flags & CF_SLOW) && conn_queued(c) < c->w->cfg->limits.max_out_bytes / 2)
 			c->flags &= ~CF_SLOW;   /* caught up */
 		if (c->role->sent && c->state != CS_CLOSING)
@@ -387,6 +389,7 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
 		if (res > 0 && !(c->flags & (CF_CLOSED | CF_PEER_GONE)) && c->state != CS_CLOSING) {
 			/* Handle the input, then charge it: over budget, reads
 			 * pause until the debt is repaid. */
+			STAT_ADD(w->st.net_bytes[0], (uint64_t)res);
 			xprt_input(c, p, (size_t)res);
 			if (!(c->flags & CF_CLOSED))
 				conn_rate_ok(c, (size_t)res, 0);
@@ -503,8 +506,10 @@ bool conn_rate_ok(struct conn *c, size_t bytes, unsigned stanzas)
 	c->tok_stanzas -= (int64_t)stanzas * 1000;
 	if (c->tok_bytes >= 0 && c->tok_stanzas >= 0)
 		return true;
-	if (!(c->paused & PAUSE_RATE))
+	if (!(c->paused & PAUSE_RATE)) {
 		log_debug("rate limit: pausing reads", "conn=%u peer=%s", c->idx, c->peer);
+		STAT_INC(c->w->st.rate_pauses);
+	}
 	conn_pause(c, PAUSE_RATE);
 	return false;
 }
@@ -535,7 +540,7 @@ static void slot_close(struct worker *w, unsigned idx)
 	io_uring_sqe_set_data64(sqe, UD(NULL, OP_IGNORE));
 }
 
-static struct conn *conn_new(struct worker *w, uint32_t idx)
+static struct conn *conn_new(struct worker *w, uint32_t idx, int kind)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
@@ -553,6 +558,9 @@ static struct conn *conn_new(struct worker *w, uint32_t idx)
 	framer_reset(&c->fr);
 	w->slots[idx] = c;
 	__atomic_store_n(&w->nconns, w->nconns + 1, __ATOMIC_RELAXED);  /* main.c reads it for STATUS */
+	c->kind = (uint8_t)kind;
+	STAT_INC(w->st.conns[kind][CS_TRANSPORT]);
+	STAT_INC(w->st.accepted[kind]);
 	return c;
 }
 
@@ -600,13 +608,17 @@ static void on_accept(struct listener *l, struct io_uring_cqe *cqe)
 		}
 		return;
 	}
-	if ((uint32_t)idx >= w->nslots || w->nconns >= w->cfg->limits.max_connections || w->stop) {
+	if (w->stop || w->draining) {   /* accepted just before the listener closed */
+		slot_close(w, (unsigned)idx);
+		return;
+	}
+	if ((uint32_t)idx >= w->nslots || w->nconns >= w->cfg->limits.max_connections) {
 		slot_close(w, (unsigned)idx);
 		log_warn("connection refused: worker at max_connections", "worker=%d conns=%u",
 			 w->id, w->nconns);
 		return;
 	}
-	c = conn_new(w, (uint32_t)idx);
+	c = conn_new(w, (uint32_t)idx, cl->kind);
 	if (!c) {
 		slot_close(w, (unsigned)idx);
 		return;
@@ -615,14 +627,14 @@ static void on_accept(struct listener *l, struct io_uring_cqe *cqe)
 	c->role = cl->kind == LISTEN_S2S || cl->kind == LISTEN_S2S_TLS ? &role_s2s_in
 		  : cl->kind == LISTEN_COMPONENT ? &role_component : &role_c2s;
 	c->be = w->native ? &backend_native : &backend_upstream;
-	w->stat_accepted++;
 	if (conn_layers(c, cl) < 0) {
 		log_error("cannot set up a connection's transport (out of memory?)", "conn=%u", c->idx);
 		c->flags |= CF_PEER_GONE;
 		xmpp_abort(c);
 		return;
 	}
-	c->state = c->nxp ? CS_TRANSPORT : CS_HEADER;   /* the initial state */
+	if (!c->nxp)   /* the initial state: no transport to set up first */
+		conn_set_state_counted(c, CS_HEADER);
 	c->due = w->now + w->cfg->timeouts.handshake;
 	conn_timer(c, c->due);
 	/* Learn the client's address before reading from it: multishot accept
@@ -746,6 +758,8 @@ struct conn *conn_connect(struct worker *w, const struct sockaddr *addr, socklen
 	c->flags = CF_OUTBOUND;
 	c->accepted = c->last_rx = w->now;
 	c->state = CS_TRANSPORT;
+	c->kind = role == &role_upstream ? CK_UPSTREAM : CK_S2S_OUT;
+	STAT_INC(w->st.conns[c->kind][CS_TRANSPORT]);
 	c->dst = addr;
 	c->dstlen = len;
 	strcpy(c->peer, "-");
@@ -969,21 +983,83 @@ void worker_post(struct worker *w, struct io_uring *from, int cmd)
 	}
 }
 
+/* Stop accepting: cancel each armed accept and close the listening socket
+ * (the cancel holds the file until it completes), so new clients are
+ * refused here and go to another edge. */
+static void listeners_close(struct worker *w)
+{
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		struct listener *l = &w->listeners[i];
+		struct io_uring_sqe *sqe = l->armed ? worker_sqe(w) : NULL;
+		if (sqe) {
+			io_uring_prep_cancel64(sqe, UD(l, OP_ACCEPT), 0);
+			io_uring_sqe_set_data64(sqe, UD(NULL, OP_IGNORE));
+		}
+		if (l->fd >= 0)
+			close(l->fd);
+		l->fd = -1;
+	}
+}
+
+static void framer_limits_set(struct worker *w)
+{
+	w->lim = (struct framer_limits){
+		.max_stanza = w->cfg->limits.max_stanza_bytes,
+		.max_depth = w->cfg->limits.max_depth,
+		.max_attrs = w->cfg->limits.max_attrs,
+		.max_name = w->cfg->limits.max_name_bytes,
+		.max_value = w->cfg->limits.max_value_bytes,
+	};
+}
+
+static bool conn_is_client(const struct conn *c)
+{
+	return c->kind >= CK_C2S && c->kind <= CK_WSS && !(c->flags & (CF_CLOSED | CF_OUTBOUND)) &&
+	       c->state != CS_CLOSING;
+}
+
+/* While draining: tell clients to go, drain_rate a second (a token bucket
+ * of at most a tenth of a second's worth, so a late tick does not burst). */
+static void drain_tick(struct worker *w)
+{
+	uint64_t now = worker_ms();
+	int64_t cap = (int64_t)w->drain_rate * 100;
+
+	w->drain_tokens += (int64_t)(now - w->drain_ms) * w->drain_rate;
+	if (w->drain_tokens > (cap > 1000 ? cap : 1000))
+		w->drain_tokens = cap > 1000 ? cap : 1000;
+	w->drain_ms = now;
+	for (uint32_t seen = 0; w->drain_tokens >= 1000 && seen < w->nslots; seen++) {
+		struct conn *c = w->slots[w->drain_cursor];
+		w->drain_cursor = (w->drain_cursor + 1) % w->nslots;
+		if (c && conn_is_client(c)) {
+			xmpp_goodbye(c);
+			w->drain_tokens -= 1000;
+		}
+	}
+}
+
 static void ctrl_drain(struct worker *w)
 {
 	void *v;
 
 	while (ck_ring_dequeue_spsc(&w->ctrl, w->ctrl_buf, &v)) {
-		if ((intptr_t)v == CTRL_STOP && !w->stop) {
+		int cmd = (int)(intptr_t)v;
+		if (cmd == CTRL_RELOAD) {
+			w->cfg = __atomic_load_n(&w->next_cfg, __ATOMIC_ACQUIRE);
+			framer_limits_set(w);
+			log_debug("worker switched to the reloaded configuration", "worker=%d", w->id);
+		} else if (cmd == CTRL_DRAIN && !w->draining && !w->stop) {
+			w->draining = true;
+			w->drain_tokens = 1000;
+			w->drain_ms = worker_ms();
+			log_info("worker draining: listeners closed, clients told to go", "worker=%d conns=%u rate=%u/s",
+				 w->id, w->nconns, w->drain_rate);
+			listeners_close(w);
+		} else if (cmd == CTRL_STOP && !w->stop) {
 			w->stop = 1;
-			log_info("worker draining", "worker=%d conns=%u", w->id, w->nconns);
-			for (size_t i = 0; i < w->nlisteners; i++) {
-				struct io_uring_sqe *sqe = worker_sqe(w);
-				if (!sqe)
-					break;   /* the loop re-arms nothing once stopping */
-				io_uring_prep_cancel64(sqe, UD(&w->listeners[i], OP_ACCEPT), 0);
-				io_uring_sqe_set_data64(sqe, UD(NULL, OP_IGNORE));
-			}
+			log_info("worker stopping", "worker=%d conns=%u", w->id, w->nconns);
+			listeners_close(w);
 			/* Clients are told; their upstream streams end with them. */
 			for (uint32_t i = 0; i < w->nslots; i++)
 				if (w->slots[i] && !(w->slots[i]->flags & (CF_CLOSED | CF_OUTBOUND)))
@@ -1063,7 +1139,8 @@ static void worker_teardown(struct worker *w)
 	s2s_worker_free(w);
 	offload_port_destroy(&w->offload_port);
 	for (size_t i = 0; i < w->nlisteners; i++)
-		close(w->listeners[i].fd);
+		if (w->listeners[i].fd >= 0)
+			close(w->listeners[i].fd);
 	if (w->ring.ring_fd > 0)
 		io_uring_queue_exit(&w->ring);
 	xmlstage_free(w->xs);
@@ -1101,6 +1178,8 @@ static void *worker_main(void *arg)
 		ts.tv_nsec = 1000000000L - mono.tv_nsec + 1000000L;
 		if (w->rate_paused && ts.tv_nsec > 20000000L)
 			ts.tv_nsec = 20000000L;
+		if (w->draining && ts.tv_nsec > 50000000L)
+			ts.tv_nsec = 50000000L;
 		if (w->native) {
 			/* A reconnect to the session server is due sooner. */
 			int wait = link_retry_wait_ms(w, worker_ms());
@@ -1124,7 +1203,9 @@ static void *worker_main(void *arg)
 		io_uring_cq_advance(&w->ring, n);
 		offload_drain(&w->offload_port);   /* one load when idle; covers a lost wake-up */
 		ctrl_drain(w);
-		if (!w->stop)
+		if (w->draining && !w->stop)
+			drain_tick(w);
+		if (!w->stop && !w->draining)
 			for (size_t i = 0; i < w->nlisteners; i++)
 				if (!w->listeners[i].armed && w->now >= w->listeners[i].retry_at)
 					accept_arm(&w->listeners[i]);
@@ -1142,8 +1223,7 @@ static void *worker_main(void *arg)
 	}
 	flush_all(w);
 	worker_teardown(w);
-	log_info("worker stopped", "worker=%d accepted=%llu", w->id,
-		 (unsigned long long)w->stat_accepted);
+	log_info("worker stopped", "worker=%d", w->id);
 	return NULL;
 }
 
@@ -1155,13 +1235,7 @@ int worker_start(struct worker *w)
 	r = offload_port_init(&w->offload_port, -1, UD(NULL, OP_OFFLOAD));
 	if (r < 0)
 		return r;
-	w->lim = (struct framer_limits){
-		.max_stanza = w->cfg->limits.max_stanza_bytes,
-		.max_depth = w->cfg->limits.max_depth,
-		.max_attrs = w->cfg->limits.max_attrs,
-		.max_name = w->cfg->limits.max_name_bytes,
-		.max_value = w->cfg->limits.max_value_bytes,
-	};
+	framer_limits_set(w);
 	r = pthread_create(&w->thread, NULL, worker_main, w);
 	if (r)
 		return -r;

@@ -17,6 +17,8 @@
 #ifndef XEDGE_WORKER_H
 #define XEDGE_WORKER_H
 
+#include <string.h>
+
 #include "core/worker-t.h"
 
 int worker_start(struct worker *w);     /* spawns the thread; waits for its set-up */
@@ -55,5 +57,33 @@ bool conn_admit(struct conn *c);
  */
 struct conn *conn_connect(struct worker *w, const struct sockaddr *addr, socklen_t len,
 			  const struct role_ops *role, int *err);
+
+/* Metrics (struct wstats): move c's connection gauge to state `to` and set it. */
+static inline void conn_set_state_counted(struct conn *c, int to)
+{
+	STAT_ADD(c->w->st.conns[c->kind][c->state], (uint64_t)-1);
+	STAT_INC(c->w->st.conns[c->kind][to]);
+	c->state = (uint8_t)to;
+}
+
+/* The WIRE_KIND_* of a stanza from its first bytes (0: not message, presence
+ * or iq, e.g. a nonza); prefixed names count as 0. */
+static inline int stanza_kind_of(const uint8_t *p, size_t n)
+{
+	if (n > 3 && p[1] == 'm' && n > 8 && !memcmp(p + 1, "message", 7))
+		return WIRE_KIND_MESSAGE;
+	if (n > 3 && p[1] == 'p' && n > 9 && !memcmp(p + 1, "presence", 8))
+		return WIRE_KIND_PRESENCE;
+	if (n > 3 && p[1] == 'i' && p[2] == 'q' && (p[3] == ' ' || p[3] == '>' || p[3] == '/'))
+		return WIRE_KIND_IQ;
+	return 0;
+}
+
+/* Count one stanza (or any top-level element: kind 0) in (dir 0) or out (1) on c. */
+static inline void conn_count_stanza(struct conn *c, int dir, int kind, size_t bytes)
+{
+	STAT_INC(c->w->st.stanzas[c->kind][dir][kind]);
+	STAT_ADD(c->w->st.stanza_bytes[c->kind][dir][kind], bytes);
+}
 
 #endif

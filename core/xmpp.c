@@ -58,6 +58,23 @@ static const uint32_t legal[CS_COUNT] = {
 	[CS_CLOSING]   = 0,
 };
 
+const char *const xmpp_conditions[WSTAT_CONDS] = {
+	"bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone",
+	"host-unknown", "improper-addressing", "internal-server-error", "invalid-from",
+	"invalid-namespace", "invalid-xml", "not-authorized", "not-well-formed", "policy-violation",
+	"remote-connection-failed", "reset", "resource-constraint", "restricted-xml", "see-other-host",
+	"system-shutdown", "undefined-condition", "unsupported-encoding", "unsupported-feature",
+	"unsupported-stanza-type", "unsupported-version",
+};
+
+int xmpp_condition_index(const char *cond)
+{
+	for (int i = 0; i < WSTAT_CONDS; i++)
+		if (!strcmp(xmpp_conditions[i], cond))
+			return i;
+	return 20;   /* undefined-condition */
+}
+
 bool xmpp_set_state(struct conn *c, int s)
 {
 	if (s < 0 || s >= CS_COUNT || !(legal[c->state] & B(s))) {
@@ -66,7 +83,7 @@ bool xmpp_set_state(struct conn *c, int s)
 		return false;
 	}
 	log_debug("state", "conn=%u from=%s to=%s", c->idx, conn_state_str(c->state), conn_state_str(s));
-	c->state = (uint8_t)s;
+	conn_set_state_counted(c, s);
 	return true;
 }
 
@@ -177,26 +194,62 @@ void xmpp_abort(struct conn *c)
 	conn_release(c);
 }
 
-void xmpp_error(struct conn *c, const char *cond, const char *text)
+/* A stream error: cond's element holding data (NULL: empty), then the text. */
+static void stream_error(struct conn *c, const char *cond, const char *data, const char *text)
 {
-	char buf[512];
+	char buf[1600];
+	int n;
 
 	if (c->state == CS_CLOSING)
 		return;
 	log_info("stream error", "conn=%u peer=%s cond=%s state=%s role=%s", c->idx, c->peer, cond,
 		 conn_state_str(c->state), c->role->name);
+	STAT_INC(c->w->st.stream_errors[xmpp_condition_index(cond)]);
 	if (!xml_channel(c)) {
 		xmpp_abort(c);
 		return;
 	}
 	open_for_error(c);
-	if (text)
-		snprintf(buf, sizeof(buf), "<stream:error><%s xmlns='" NS_STREAM_ERRORS "'/><text xmlns='"
-			 NS_STREAM_ERRORS "'>%s</text></stream:error>", cond, text);
+	n = snprintf(buf, sizeof(buf), "<stream:error><%s xmlns='" NS_STREAM_ERRORS "'", cond);
+	if (data)
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, ">%s</%s>", data, cond);
 	else
-		snprintf(buf, sizeof(buf), "<stream:error><%s xmlns='" NS_STREAM_ERRORS "'/></stream:error>", cond);
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "/>");
+	if (text)
+		snprintf(buf + n, sizeof(buf) - (size_t)n, "<text xmlns='" NS_STREAM_ERRORS "'>%s</text>"
+			 "</stream:error>", text);
+	else
+		snprintf(buf + n, sizeof(buf) - (size_t)n, "</stream:error>");
 	xmpp_outs(c, buf);
 	xmpp_end(c, WIRE_CLOSE_ERROR);
+}
+
+void xmpp_error(struct conn *c, const char *cond, const char *text)
+{
+	stream_error(c, cond, NULL, text);
+}
+
+void xmpp_goodbye(struct conn *c)
+{
+	const struct config *cfg = c->w->cfg;
+
+	if ((c->flags & CF_WS) && cfg->drain.redirect_uri && (c->flags & CF_HEADER_SENT) &&
+	    c->state != CS_CLOSING) {
+		/* RFC 7395 §3.6.1: the WebSocket way to send a client elsewhere. */
+		char buf[1200];
+		snprintf(buf, sizeof(buf), "<close xmlns='" NS_FRAMING "' see-other-uri='%s'/>",
+			 cfg->drain.redirect_uri);
+		to_closing(c);
+		xmpp_outs(c, buf);
+		xprt_shutdown(c);
+		if (c->role->ended)
+			c->role->ended(c, WIRE_CLOSE_ERROR);
+		conn_release(c);
+	} else if (!(c->flags & CF_WS) && cfg->drain.redirect) {
+		stream_error(c, "see-other-host", cfg->drain.redirect, NULL);   /* RFC 6120 §4.9.3.19 */
+	} else {
+		stream_error(c, "system-shutdown", NULL, NULL);
+	}
 }
 
 int xmpp_starttls(struct conn *c, bool pushed)
@@ -433,7 +486,7 @@ static int on_item(struct conn *c, int ev, const uint8_t *p, size_t n)
 		bool ok = (c->flags & CF_OUTBOUND) || conn_rate_ok(c, 0, 1);
 		int r;
 		c->last_rx = c->w->now;
-		c->w->stat_stanzas_in++;
+		conn_count_stanza(c, 0, stanza_kind_of(p, n), n);
 		r = on_stanza(c, p, n);
 		return r == GO_ON && !ok ? STOP_KEEP : r;
 	}
@@ -603,6 +656,7 @@ void xmpp_timeout(struct conn *c)
 		log_info("slow reader: output queue stayed full", "conn=%u peer=%s role=%s", c->idx, c->peer,
 			 c->role->name);
 		c->flags |= CF_PEER_GONE;   /* it is not reading: the error could not reach it */
+		STAT_INC(w->st.slow_closes);
 		xmpp_error(c, "resource-constraint", NULL);
 		return;
 	}

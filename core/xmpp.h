@@ -27,6 +27,12 @@
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
 
+/* The stream error conditions of RFC 6120 §4.9.3, in its order (metrics
+ * labels); xmpp_condition_index() maps a name to its index (an unknown one
+ * to undefined-condition's). */
+extern const char *const xmpp_conditions[WSTAT_CONDS];
+int xmpp_condition_index(const char *cond);
+
 extern const struct role_ops role_c2s;           /* c2s.c */
 extern const struct role_ops role_upstream;      /* be_upstream.c: our stream to the upstream */
 extern const struct backend_ops backend_native;  /* be_native.c */
@@ -55,6 +61,10 @@ void xmpp_end(struct conn *c, int reason);
 /* A stream error (RFC 6120 §4.9): header first if none went out, the
  * error, then xmpp_end.  text may be NULL. */
 void xmpp_error(struct conn *c, const char *cond, const char *text);
+/* Draining (drain: in the config): send the client elsewhere — see-other-host
+ * naming drain.redirect, a WebSocket <close see-other-uri/> with
+ * drain.redirect_uri — or tell it system-shutdown; the stream then ends. */
+void xmpp_goodbye(struct conn *c);
 
 /* The transport failed before or outside the XML stream: close without
  * XML, after whatever the transport itself queued (a TLS alert). */

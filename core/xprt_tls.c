@@ -30,6 +30,7 @@ struct tls_layer {
 	struct conn *c;
 	void (*secured)(struct conn *c);  /* client: called once the handshake is done */
 	bool hs_counted;         /* holds a process-wide handshake slot */
+	bool hs_told;            /* the handshake's outcome is counted (metrics) */
 	bool s2s;                /* server side of an s2s stream: asks for the peer's certificate */
 };
 
@@ -43,6 +44,8 @@ static bool hs_acquire(struct conn *c, struct tls_layer *t)
 		__atomic_sub_fetch(&handshakes, 1, __ATOMIC_RELAXED);
 		log_warn("TLS handshake refused: limits.max_tls_handshakes in progress", "conn=%u peer=%s",
 			 c->idx, c->peer);
+		STAT_INC(c->w->st.tls_failed[TLSF_LIMIT]);
+		t->hs_told = true;
 		return false;
 	}
 	t->hs_counted = true;
@@ -211,6 +214,8 @@ static void tls_ready(void *owner)
 
 	hs_release(t);
 	c->flags |= CF_TLS;
+	STAT_INC(c->w->st.tls_ok[c->kind]);
+	t->hs_told = true;
 	if (!c->domain && !t->p.client)
 		c->domain = tls_sni_domain(t->p.tls);
 	log_debug("TLS established", "conn=%u domain=%s side=%s lean=%d", c->idx,
@@ -239,6 +244,10 @@ static void tls_end(void *owner, int why)
 		return;
 	}
 	tlsp_error_str(&t->p, err, sizeof(err));
+	if (why == TLSP_END_HANDSHAKE && !t->hs_told) {
+		STAT_INC(c->w->st.tls_failed[t->p.tls ? tls_error_class(t->p.tls) : TLSF_PROTOCOL]);
+		t->hs_told = true;
+	}
 	/* One call site per message: each is rate-limited on its own (log.h). */
 	if (t->p.client && c->role != &role_upstream)
 		log_warn("TLS with a remote server failed", "conn=%u peer=%s err=\"%s\"", c->idx, c->peer, err);
@@ -320,6 +329,10 @@ static void tls_free_layer(struct conn *c, int layer)
 {
 	struct tls_layer *t = c->xs_state[layer];
 
+	/* A handshake that began and neither finished nor failed: the
+	 * connection timed out (timeouts.handshake) or the peer went away. */
+	if (t->p.tls && !t->hs_told)
+		STAT_INC(c->w->st.tls_failed[c->due && c->w->now >= c->due ? TLSF_TIMEOUT : TLSF_CLOSED]);
 	hs_release(t);
 	tlsp_clear(&t->p);
 	free(t);

@@ -140,6 +140,7 @@ int sm_offline_store(struct sm *sm, const char *user, const char *from, int kind
 	sj->job.run = store_run;
 	sj->job.done = store_done;
 	sm_store_submit(sm->store, &sj->job);
+	STAT_INC(sm->stats.offline_stored);
 	return 0;
 }
 

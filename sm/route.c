@@ -194,6 +194,7 @@ static void reply_error(struct sm_route_ctx *c, const char *cond)
 
 	if (c->type == SM_RT_ERROR)
 		return;
+	STAT_INC(c->sm->stats.stanza_errors);
 	b = build_start(c->sm, c->kind, "error", c->m->u.stanza.id, c->m->u.stanza.to, c->from);
 	sm_buf_fmt(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></%s>",
 		   sm_error_type(cond), cond, sm_kind_name(c->kind));
@@ -607,6 +608,8 @@ void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg 
 	struct sm_route_ctx c = { .sm = sm, .s = s, .m = m, .kind = m->u.stanza.kind,
 			       .from = s->full, .from_len = s->full_len,
 			       .from_bare_len = s->bare_len };
+
+	STAT_INC(sm->stats.routed[c.kind & 3]);
 
 	if (c.kind != WIRE_KIND_MESSAGE && c.kind != WIRE_KIND_PRESENCE && c.kind != WIRE_KIND_IQ) {
 		log_warn("stanza of unknown kind dropped", "link=%u sid=%llu kind=%u", s->link->id,

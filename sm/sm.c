@@ -286,6 +286,7 @@ static void deliver(struct sm *sm, struct sm_session *t, int kind, struct wire_s
 {
 	struct wire_msg m = { .type = WIRE_STANZA, .sid = t->sid };
 
+	STAT_INC(sm->stats.delivered[kind & 3]);
 	m.u.stanza.kind = (uint8_t)kind;
 	m.u.stanza.flags = flags;
 	m.u.stanza.type = type;
@@ -717,6 +718,7 @@ void sm_bind_finish(struct sm *sm, struct sm_session *s, struct sm_user *u)
 	u->nsessions++;
 	sm_tab_insert(&sm->by_jid, &s->by_jid, sm_tab_hash(&sm->by_jid, s->full, s->full_len));
 	s->state = SM_SESS_BOUND;
+	STAT_INC(sm->stats.binds);
 	bind_reply(l, s->sid, WIRE_OK, s->full);
 	/* debug: the edge logs every bind at info already */
 	log_debug("session bound", "link=%u sid=%llu jid=\"%s\" addr=\"%s\"%s", l->id,
@@ -1263,6 +1265,10 @@ int sm_run(struct sm *sm)
 		flush_all(sm);
 		reap(sm);
 		sm_mam_tick(sm);
+		STAT_SET(sm->stats.sessions, sm->by_jid.count);
+		STAT_SET(sm->stats.links, sm->nlinks);
+		STAT_SET(sm->stats.users, sm->users.count);
+		STAT_SET(sm->stats.store_pending, sm_store_pending(sm->store));
 	}
 	log_info("session server stopping", "links=%zu", sm->nlinks);
 	return 0;

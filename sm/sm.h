@@ -54,4 +54,9 @@ void sm_stop(struct sm *sm);
 
 void sm_free(struct sm *sm);
 
+/* The session server's metrics in Prometheus text (names xedge_sm_*); from
+ * any thread while sm_run() runs (sm/metrics.c). */
+struct mx;
+void sm_metrics(struct sm *sm, struct mx *m);
+
 #endif

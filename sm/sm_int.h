@@ -50,6 +50,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/metrics.h"
 #include "parser/jid.h"
 #include "parser/wire.h"
 #include "sm/sm.h"
@@ -306,7 +307,21 @@ struct sm_store;
 struct sm_admin;
 struct xmlstage;
 
+/* The session server's counters (core/metrics.h: written by the sm thread,
+ * read by an admin thread; sm/metrics.c names them).  Kinds are WIRE_KIND_*. */
+struct sm_stats {
+	uint64_t sessions, links, users, store_pending;   /* gauges, set once per loop batch */
+	uint64_t routed[4];           /* stanzas from sessions, by kind */
+	uint64_t delivered[4];        /* stanzas sent to sessions, by kind */
+	uint64_t offline_stored;      /* messages put in offline storage */
+	uint64_t stanza_errors;       /* errors returned to a sender */
+	uint64_t binds;               /* resources bound */
+	uint64_t store_jobs;
+	struct mhist store_latency;   /* storage jobs: submitted to done() */
+} __attribute__((aligned(64)));
+
 struct sm {
+	struct sm_stats stats;
 	int epfd;
 	struct sm_ev wake;             /* eventfd */
 	struct sm_ev listen;           /* fd -1 when embedded only */

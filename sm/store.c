@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -276,9 +277,18 @@ static void *store_thread(void *arg)
 
 /* ---- the sm thread's side ------------------------------------------------ */
 
+static uint64_t store_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 void sm_store_submit(struct sm_store *st, struct sm_job *j)
 {
 	j->next = NULL;
+	j->t_us = store_now_us();
 	st->pending++;
 	st->jobs++;
 	pthread_mutex_lock(&st->lock);
@@ -312,9 +322,13 @@ void sm_store_complete(struct sm_store *st, struct sm *sm)
 	list = st->out_head;
 	st->out_head = st->out_tail = NULL;
 	pthread_mutex_unlock(&st->lock);
+	uint64_t now = list ? store_now_us() : 0;
+
 	for (struct sm_job *j = list; j; j = next) {
 		next = j->next;
 		st->pending--;
+		mhist_observe(&sm->stats.store_latency, now - j->t_us);
+		STAT_INC(sm->stats.store_jobs);
 		if (j->done)
 			j->done(sm, j);
 		else

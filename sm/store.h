@@ -60,6 +60,7 @@ struct sm_job {
 	sm_job_run_fn run;
 	sm_job_done_fn done;   /* NULL: write-behind, the store frees the job with free() */
 	int rc;                /* set by run(); -EIO when its batch failed to commit */
+	uint64_t t_us;         /* when it was submitted (metrics) */
 };
 
 /* Open or create the database at path and start the storage thread.  NULL

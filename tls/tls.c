@@ -48,8 +48,29 @@ struct tls_domain {
 	WOLFSSL_CTX *s2s_client;
 };
 
-static struct tls_domain domains[CONFIG_MAX_DOMAINS];
-static size_t ndomains;
+/*
+ * The contexts of every served domain.  tls_init fills the first table;
+ * tls_reload builds a whole new one and publishes it with one pointer store
+ * (release; readers on the workers load it with acquire), so a handshake
+ * starts on the old contexts or the new ones, never a mix.  A replaced table
+ * is retired, not freed: sessions made from its contexts go on with them
+ * (domain_of and ctx_is_s2s still know them), and everything is freed at
+ * tls_shutdown.  A reload costs the contexts' memory until exit (some KB
+ * per domain).
+ */
+struct tls_table {
+	struct tls_domain d[CONFIG_MAX_DOMAINS];
+	size_t n;
+	struct tls_table *older;   /* the table this one replaced */
+};
+
+static struct tls_table table0;
+static struct tls_table *table = &table0;
+
+static struct tls_table *tab(void)
+{
+	return __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+}
 
 /* tls.ca_file, parsed once: every context that verifies a peer shares this
  * store (a reference each) instead of loading its own copy. */
@@ -386,19 +407,23 @@ static void handover(struct tls *t)
 	t->ssl = NULL;
 }
 
+/* The domain of a server context, in any table (a session may outlive a reload). */
 static const char *domain_of(const WOLFSSL_CTX *ctx)
 {
-	for (size_t i = 0; i < ndomains; i++)
-		if (domains[i].ctx == ctx || (domains[i].s2s && domains[i].s2s == ctx))
-			return domains[i].name;
+	for (const struct tls_table *t = tab(); t; t = t->older)
+		for (size_t i = 0; i < t->n; i++)
+			if (t->d[i].ctx == ctx || (t->d[i].s2s && t->d[i].s2s == ctx))
+				return t->d[i].name;
 	return NULL;
 }
 
 static struct tls_domain *domain_named(const char *name)
 {
-	for (size_t i = 0; i < ndomains; i++)
-		if (name && strcasecmp(domains[i].name, name) == 0)
-			return &domains[i];
+	struct tls_table *t = tab();
+
+	for (size_t i = 0; i < t->n; i++)
+		if (name && strcasecmp(t->d[i].name, name) == 0)
+			return &t->d[i];
 	return NULL;
 }
 
@@ -412,9 +437,10 @@ static WOLFSSL_CTX *ctx_for(const char *name, bool s2s)
 
 static bool ctx_is_s2s(const WOLFSSL_CTX *ctx)
 {
-	for (size_t i = 0; i < ndomains; i++)
-		if (domains[i].s2s && domains[i].s2s == ctx)
-			return true;
+	for (const struct tls_table *t = tab(); t; t = t->older)
+		for (size_t i = 0; i < t->n; i++)
+			if (t->d[i].s2s && t->d[i].s2s == ctx)
+				return true;
 	return false;
 }
 
@@ -709,24 +735,61 @@ static int domain_pair_check(WOLFSSL_CTX *ctx, const struct config_domain *d)
 	return 0;
 }
 
-int tls_init(const struct config *cfg)
+/* Fill t with the c2s contexts of cfg's domains, each checked.  0, or -1
+ * (logged) with what was made left in t for table_free. */
+static int table_fill(struct tls_table *t, const struct config *cfg)
 {
-	wolfSSL_Init();
 	for (size_t i = 0; i < cfg->ndomains; i++) {
 		const struct config_domain *d = &cfg->domains[i];
 		if (!d->cert || !d->key) {
 			log_error("tls: domain has no certificate: add 'cert' and 'key' to it in the config",
 				  "domain=%s", d->name);
-			tls_shutdown();
 			return -1;
 		}
-		domains[i].name = d->name;
-		domains[i].ctx = domain_files_check(d) < 0 ? NULL : ctx_new(d, false);
-		ndomains = i + 1;
-		if (!domains[i].ctx || domain_pair_check(domains[i].ctx, d) < 0) {
-			tls_shutdown();
+		t->d[i].name = d->name;
+		t->d[i].ctx = domain_files_check(d) < 0 ? NULL : ctx_new(d, false);
+		t->n = i + 1;
+		if (!t->d[i].ctx || domain_pair_check(t->d[i].ctx, d) < 0)
 			return -1;
+	}
+	return 0;
+}
+
+/* The s2s server and client contexts of t's domains.  0, or -1. */
+static int table_fill_s2s(struct tls_table *t, const struct config *cfg)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct config_domain *d = &cfg->domains[i];
+		t->d[i].s2s = ctx_new(d, true);
+		t->d[i].s2s_client = t->d[i].s2s ? client_ctx_new(on_verify_s2s, d) : NULL;
+		if (!t->d[i].s2s_client)
+			return -1;
+	}
+	return 0;
+}
+
+/* Free t's contexts (not t). */
+static void table_free(struct tls_table *t, bool s2s_only)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		wolfSSL_CTX_free(t->d[i].s2s);
+		wolfSSL_CTX_free(t->d[i].s2s_client);
+		t->d[i].s2s = t->d[i].s2s_client = NULL;
+		if (!s2s_only) {
+			wolfSSL_CTX_free(t->d[i].ctx);
+			t->d[i].ctx = NULL;
 		}
+	}
+	if (!s2s_only)
+		t->n = 0;
+}
+
+int tls_init(const struct config *cfg)
+{
+	wolfSSL_Init();
+	if (table_fill(&table0, cfg) < 0) {
+		tls_shutdown();
+		return -1;
 	}
 	if (cfg->tls_ca_file) {
 		ca_store = wolfSSL_X509_STORE_new();
@@ -754,41 +817,48 @@ int tls_init(const struct config *cfg)
 	return 0;
 }
 
-/* Free the s2s contexts of every domain (tls_init_s2s undone). */
-static void s2s_free(void)
-{
-	for (size_t i = 0; i < ndomains; i++) {
-		wolfSSL_CTX_free(domains[i].s2s);
-		wolfSSL_CTX_free(domains[i].s2s_client);
-		domains[i].s2s = domains[i].s2s_client = NULL;
-	}
-}
-
 int tls_init_s2s(const struct config *cfg)
 {
-	if (ndomains && domains[0].s2s)
+	if (table0.n && table0.d[0].s2s)
 		return 0;   /* done already */
 	if (!ca_store)
 		log_warn("tls: no tls.ca_file: no peer certificate will verify on server-to-server streams",
-			 "domains=%zu", ndomains);
-	for (size_t i = 0; i < ndomains; i++) {
-		const struct config_domain *d = &cfg->domains[i];
-		domains[i].s2s = ctx_new(d, true);
-		domains[i].s2s_client = domains[i].s2s ? client_ctx_new(on_verify_s2s, d) : NULL;
-		if (!domains[i].s2s_client) {
-			s2s_free();
-			return -1;
-		}
+			 "domains=%zu", table0.n);
+	if (table_fill_s2s(&table0, cfg) < 0) {
+		table_free(&table0, true);
+		return -1;
 	}
+	return 0;
+}
+
+int tls_reload(const struct config *cfg, bool s2s)
+{
+	struct tls_table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -1;
+	if (table_fill(t, cfg) < 0 || (s2s && table_fill_s2s(t, cfg) < 0)) {
+		table_free(t, false);
+		free(t);
+		return -1;
+	}
+	t->older = table;   /* only the main thread writes `table` */
+	__atomic_store_n(&table, t, __ATOMIC_RELEASE);
 	return 0;
 }
 
 void tls_shutdown(void)
 {
-	s2s_free();
-	for (size_t i = 0; i < ndomains; i++)
-		wolfSSL_CTX_free(domains[i].ctx);
-	ndomains = 0;
+	struct tls_table *t = table, *older;
+
+	for (; t; t = older) {
+		older = t->older;
+		table_free(t, false);
+		if (t != &table0)
+			free(t);
+	}
+	table0.older = NULL;
+	table = &table0;
 	if (verify_ctx) {
 		wolfSSL_CTX_free(verify_ctx);
 		verify_ctx = NULL;
@@ -830,9 +900,10 @@ struct tls *tls_new(const char *domain, struct tls_io *io)
 	struct tls *t;
 
 	if (!ctx) {
-		if (!ndomains)
+		struct tls_table *tt = tab();
+		if (!tt->n)
 			return NULL;
-		ctx = domains[0].ctx;
+		ctx = tt->d[0].ctx;
 	}
 	t = session(ctx, io, false);
 	/* XEP-0368: accept ALPN xmpp-client; clients without ALPN are fine too. */
@@ -859,9 +930,10 @@ struct tls *tls_new_s2s(const char *domain, struct tls_io *io)
 	struct tls *t;
 
 	if (!ctx) {
-		if (!ndomains || !domains[0].s2s)
+		struct tls_table *tt = tab();
+		if (!tt->n || !tt->d[0].s2s)
 			return NULL;
-		ctx = domains[0].s2s;
+		ctx = tt->d[0].s2s;
 	}
 	t = s2s_session(session(ctx, io, false));
 	/* XEP-0368: accept ALPN xmpp-server; peers without ALPN are fine too. */
@@ -1025,6 +1097,24 @@ const char *tls_error_str(struct tls *t, char *buf, size_t len)
 	}
 	wolfSSL_ERR_error_string_n((unsigned long)wolfSSL_get_error(t->ssl, 0), buf, len);
 	return buf;
+}
+
+int tls_error_class(struct tls *t)
+{
+	int e;
+
+	if (t->why)   /* ours: a certificate refused, or a record refused before wolfSSL saw it */
+		return !strncmp(t->why, "certificate", 11) ? TLSF_CERT : TLSF_PROTOCOL;
+	if (!t->ssl)
+		return TLSF_PROTOCOL;
+	e = wolfSSL_get_error(t->ssl, 0);
+	if (e == VERSION_ERROR || e == UNSUPPORTED_PROTO_VERSION)
+		return TLSF_VERSION;
+	if (e == MATCH_SUITE_ERROR)
+		return TLSF_CIPHER;
+	if (e == FATAL_ERROR)
+		return TLSF_ALERT;
+	return TLSF_PROTOCOL;
 }
 
 const char *tls_sni_domain(const struct tls *t)

@@ -70,6 +70,15 @@ int tls_init(const struct config *cfg);
 int tls_init_s2s(const struct config *cfg);
 void tls_shutdown(void);
 
+/*
+ * SIGHUP: load cfg's certificates and keys again (every check of tls_init)
+ * into new contexts, with the s2s ones when s2s, and switch to them for the
+ * handshakes that start from now on; sessions made before go on with the
+ * contexts they have.  The domains must be those tls_init had (same names,
+ * same order).  Main thread only.  0, or -1 (logged) with nothing changed.
+ */
+int tls_reload(const struct config *cfg, bool s2s);
+
 /* Release the calling thread's wolfSSL caches (the ECC fixed-point cache is
  * per thread); call from every thread that ran handshakes, before it exits. */
 void tls_thread_exit(void);
@@ -110,6 +119,22 @@ void tls_close_notify(struct tls *t);
 
 /* The last error as text, for logs. */
 const char *tls_error_str(struct tls *t, char *buf, size_t len);
+
+/* Why a handshake failed, for metrics (the causes the edge counts). */
+enum tls_fail {
+	TLSF_LIMIT = 0,   /* limits.max_tls_handshakes were in progress */
+	TLSF_TIMEOUT,     /* timeouts.handshake passed */
+	TLSF_CLOSED,      /* the peer closed the connection mid-handshake */
+	TLSF_VERSION,     /* no protocol version in common */
+	TLSF_CIPHER,      /* no cipher suite in common */
+	TLSF_ALERT,       /* the peer sent a fatal alert */
+	TLSF_CERT,        /* a verifying client refused the server's certificate */
+	TLSF_PROTOCOL,    /* anything else: malformed records, bad MAC, ... */
+	TLSF_COUNT
+};
+/* The TLSF_* of a failed handshake: VERSION, CIPHER, ALERT, CERT (a verifying
+ * client's check) or PROTOCOL; never LIMIT, TIMEOUT or CLOSED (the edge's own). */
+int tls_error_class(struct tls *t);
 
 /* The domain whose certificate the session selected (SNI), or NULL. */
 const char *tls_sni_domain(const struct tls *t);

@@ -1,0 +1,193 @@
+/*
+ * edge_metrics — the edge workers' counters (struct wstats) summed and
+ * written as Prometheus text (names xedge_*; docs/operations.md lists them).
+ * Runs on the admin thread: it only reads the counters (STAT_GET).
+ *
+ * Series that are mostly zero (SASL failures by cause, stream errors by
+ * condition, stanzas by listener) appear once they count something;
+ * connection gauges and the main counters are always present for the
+ * listener types in use, so a dashboard has a line from the first scrape.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/edge_metrics.h"
+#include "core/sasl.h"
+#include "core/worker.h"
+#include "core/xmpp.h"
+
+static const char *const kind_names[CK_COUNT] = {
+	[CK_C2S] = "c2s", [CK_C2S_TLS] = "c2s_tls", [CK_WS] = "ws", [CK_WSS] = "wss",
+	[CK_S2S] = "s2s", [CK_S2S_TLS] = "s2s_tls", [CK_COMPONENT] = "component",
+	[CK_S2S_OUT] = "s2s_out", [CK_UPSTREAM] = "upstream",
+};
+static const char *const tlsf_names[TLSF_COUNT] = {
+	"limit", "timeout", "closed", "version", "cipher", "alert", "certificate", "protocol",
+};
+static const char *const stanza_names[4] = { "other", "message", "presence", "iq" };
+static const char *const mech_names[5] = { "unknown", "PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "iq-auth" };
+static const char *const dir_names[2] = { "in", "out" };
+
+static void add(uint64_t *dst, const uint64_t *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] += STAT_GET(src[i]);
+}
+
+/* The sum over the workers.  Gauges are kept as differences per worker
+ * (a connection may open on one state and the sums still balance), so
+ * they are summed like counters. */
+static void sum(struct wstats *t, const struct worker *workers, int n)
+{
+	memset(t, 0, sizeof(*t));
+	for (int i = 0; i < n; i++) {
+		const struct wstats *s = &workers[i].st;
+		add(&t->conns[0][0], &s->conns[0][0], sizeof(s->conns) / 8);
+		add(t->accepted, s->accepted, CK_COUNT);
+		add(t->tls_ok, s->tls_ok, CK_COUNT);
+		add(t->tls_failed, s->tls_failed, TLSF_COUNT);
+		add(t->logins, s->logins, 5);
+		add(&t->sasl_failed[0][0], &s->sasl_failed[0][0], sizeof(s->sasl_failed) / 8);
+		add(&t->stanzas[0][0][0], &s->stanzas[0][0][0], sizeof(s->stanzas) / 8);
+		add(&t->stanza_bytes[0][0][0], &s->stanza_bytes[0][0][0], sizeof(s->stanza_bytes) / 8);
+		add(t->net_bytes, s->net_bytes, 2);
+		add(t->stream_errors, s->stream_errors, WSTAT_CONDS);
+		t->rate_pauses += STAT_GET(s->rate_pauses);
+		t->slow_closes += STAT_GET(s->slow_closes);
+		t->link_up += STAT_GET(s->link_up);
+		t->link_losses += STAT_GET(s->link_losses);
+		t->link_queue_bytes += STAT_GET(s->link_queue_bytes);
+		mhist_add(&t->login, &s->login);
+		mhist_add(&t->sm_rtt, &s->sm_rtt);
+	}
+}
+
+/* Which connection kinds to show always: the configured listeners' types and
+ * the outbound streams the configuration makes. */
+static void kinds_in_use(const struct config *cfg, bool used[CK_COUNT])
+{
+	memset(used, 0, CK_COUNT);
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		used[cfg->listeners[i].kind] = true;
+	used[CK_S2S_OUT] = cfg->s2s.enabled;
+	used[CK_UPSTREAM] = cfg->backend_upstream != NULL;
+}
+
+void edge_metrics(struct mx *m, const struct config *cfg, const struct worker *workers, int n)
+{
+	struct wstats t;
+	bool used[CK_COUNT];
+	char l[160];
+
+	sum(&t, workers, n);
+	kinds_in_use(cfg, used);
+
+	mx_head(m, "xedge_connections", "gauge", "Open connections by listener type and stream state.");
+	for (int k = 1; k < CK_COUNT; k++)
+		for (int s = 0; s < CS_COUNT; s++)
+			if (used[k] || t.conns[k][s]) {
+				snprintf(l, sizeof(l), "listener=\"%s\",state=\"%s\"", kind_names[k], conn_state_str(s));
+				mx_val(m, "xedge_connections", l, t.conns[k][s]);
+			}
+	mx_head(m, "xedge_connections_accepted_total", "counter",
+		"Connections accepted (inbound) or opened (s2s_out, upstream), by listener type.");
+	for (int k = 1; k < CK_COUNT; k++)
+		if (used[k] || t.accepted[k]) {
+			snprintf(l, sizeof(l), "listener=\"%s\"", kind_names[k]);
+			mx_val(m, "xedge_connections_accepted_total", l, t.accepted[k]);
+		}
+	mx_head(m, "xedge_tls_handshakes_total", "counter", "TLS handshakes completed, by listener type.");
+	for (int k = 1; k < CK_COUNT; k++)
+		if (used[k] || t.tls_ok[k]) {
+			snprintf(l, sizeof(l), "listener=\"%s\"", kind_names[k]);
+			mx_val(m, "xedge_tls_handshakes_total", l, t.tls_ok[k]);
+		}
+	mx_head(m, "xedge_tls_handshake_failures_total", "counter", "TLS handshakes that failed, by cause.");
+	for (int f = 0; f < TLSF_COUNT; f++) {
+		snprintf(l, sizeof(l), "cause=\"%s\"", tlsf_names[f]);
+		mx_val(m, "xedge_tls_handshake_failures_total", l, t.tls_failed[f]);
+	}
+	mx_head(m, "xedge_logins_total", "counter",
+		"Successful authentications at the edge (native backend), by mechanism.");
+	for (int k = 1; k < 5; k++) {
+		snprintf(l, sizeof(l), "mechanism=\"%s\"", mech_names[k]);
+		mx_val(m, "xedge_logins_total", l, t.logins[k]);
+	}
+	mx_head(m, "xedge_sasl_failures_total", "counter",
+		"Authentication failures (the SASL condition sent), by mechanism and cause.");
+	for (int k = 0; k < 5; k++)
+		for (int c = 0; c < WSTAT_SASL_CONDS; c++)
+			if (t.sasl_failed[k][c]) {
+				snprintf(l, sizeof(l), "mechanism=\"%s\",cause=\"%s\"", mech_names[k], sasl_cond_str(c));
+				mx_val(m, "xedge_sasl_failures_total", l, t.sasl_failed[k][c]);
+			}
+	mx_head(m, "xedge_stanzas_total", "counter",
+		"Top-level elements received (in) and stanzas sent (out), by listener type and kind.");
+	for (int k = 1; k < CK_COUNT; k++)
+		for (int d = 0; d < 2; d++)
+			for (int s = 0; s < 4; s++)
+				if (t.stanzas[k][d][s] || (used[k] && s)) {
+					snprintf(l, sizeof(l), "listener=\"%s\",direction=\"%s\",kind=\"%s\"",
+						 kind_names[k], dir_names[d], stanza_names[s]);
+					mx_val(m, "xedge_stanzas_total", l, t.stanzas[k][d][s]);
+				}
+	mx_head(m, "xedge_stanza_bytes_total", "counter", "Bytes of those elements, by listener type and kind.");
+	for (int k = 1; k < CK_COUNT; k++)
+		for (int d = 0; d < 2; d++)
+			for (int s = 0; s < 4; s++)
+				if (t.stanza_bytes[k][d][s] || (used[k] && s)) {
+					snprintf(l, sizeof(l), "listener=\"%s\",direction=\"%s\",kind=\"%s\"",
+						 kind_names[k], dir_names[d], stanza_names[s]);
+					mx_val(m, "xedge_stanza_bytes_total", l, t.stanza_bytes[k][d][s]);
+				}
+	mx_head(m, "xedge_network_bytes_total", "counter", "Bytes read from and written to sockets (TLS included).");
+	for (int d = 0; d < 2; d++) {
+		snprintf(l, sizeof(l), "direction=\"%s\"", dir_names[d]);
+		mx_val(m, "xedge_network_bytes_total", l, t.net_bytes[d]);
+	}
+	mx_head(m, "xedge_stream_errors_total", "counter", "Stream errors sent, by condition (RFC 6120 4.9.3).");
+	for (int c = 0; c < WSTAT_CONDS; c++)
+		if (t.stream_errors[c]) {
+			snprintf(l, sizeof(l), "condition=\"%s\"", xmpp_conditions[c]);
+			mx_val(m, "xedge_stream_errors_total", l, t.stream_errors[c]);
+		}
+	mx_head(m, "xedge_rate_limit_pauses_total", "counter",
+		"Times a stream's reads paused for exceeding its byte or stanza rate.");
+	mx_val(m, "xedge_rate_limit_pauses_total", "", t.rate_pauses);
+	mx_head(m, "xedge_slow_reader_closes_total", "counter",
+		"Streams closed because their output queue stayed full (timeouts.slow_reader).");
+	mx_val(m, "xedge_slow_reader_closes_total", "", t.slow_closes);
+	if (!cfg->backend_upstream) {
+		mx_head(m, "xedge_session_server_links", "gauge", "Worker links to the session server, by state.");
+		mx_val(m, "xedge_session_server_links", "state=\"up\"", t.link_up);
+		mx_val(m, "xedge_session_server_links", "state=\"down\"", (uint64_t)n - t.link_up);
+		mx_head(m, "xedge_session_server_link_losses_total", "counter", "Times a worker lost its link.");
+		mx_val(m, "xedge_session_server_link_losses_total", "", t.link_losses);
+		mx_head(m, "xedge_session_server_queue_bytes", "gauge",
+			"Frames queued to the session server, not yet taken by the socket.");
+		mx_val(m, "xedge_session_server_queue_bytes", "", t.link_queue_bytes);
+		mx_hist(m, "xedge_login_duration_seconds",
+			"Logins from the first authentication message to the bound resource.", &t.login);
+		mx_hist(m, "xedge_session_server_rtt_seconds",
+			"Edge to session server round trips (credentials and bind requests).", &t.sm_rtt);
+	}
+}
+
+uint64_t edge_clients(const struct worker *workers, int n)
+{
+	uint64_t total = 0;
+
+	for (int i = 0; i < n; i++)
+		for (int k = CK_C2S; k <= CK_WSS; k++)
+			for (int s = 0; s < CS_COUNT; s++)
+				total += STAT_GET(workers[i].st.conns[k][s]);
+	return total;
+}
+
+bool edge_linked(const struct worker *workers, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!STAT_GET(workers[i].st.link_up))
+			return false;
+	return true;
+}
