@@ -4,6 +4,8 @@
 #include "core/claim.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -49,22 +51,41 @@ static pid_t claim_holder(const struct sockaddr_un *sa, socklen_t len)
 	return pid;
 }
 
+/* The claim's socket address; false when address is too long for one. */
+static bool claim_name(const char *address, struct sockaddr_un *sa, socklen_t *len)
+{
+	size_t n = strlen(address);
+
+	/* sun_path[0] = '\0' marks the abstract namespace; no terminator. */
+	if (1 + sizeof(CLAIM_PREFIX) - 1 + n > sizeof(sa->sun_path))
+		return false;
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path + 1, CLAIM_PREFIX, sizeof(CLAIM_PREFIX) - 1);
+	memcpy(sa->sun_path + sizeof(CLAIM_PREFIX), address, n);
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + sizeof(CLAIM_PREFIX) + n);
+	return true;
+}
+
+pid_t claim_owner(const char *address)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+
+	return claim_name(address, &sa, &len) ? claim_holder(&sa, len) : 0;
+}
+
 int claim_address(const char *address, const char *hint, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t n = strlen(address);
+	struct sockaddr_un sa;
 	socklen_t len;
 	int fd, e;
 
-	/* sun_path[0] = '\0' marks the abstract namespace; no terminator. */
-	if (1 + sizeof(CLAIM_PREFIX) - 1 + n > sizeof(sa.sun_path)) {
+	if (!claim_name(address, &sa, &len)) {
 		snprintf(err, errlen, "address %s is too long to claim (at most %zu bytes)", address,
 			 sizeof(sa.sun_path) - sizeof(CLAIM_PREFIX));
 		return -1;
 	}
-	memcpy(sa.sun_path + 1, CLAIM_PREFIX, sizeof(CLAIM_PREFIX) - 1);
-	memcpy(sa.sun_path + sizeof(CLAIM_PREFIX), address, n);
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + sizeof(CLAIM_PREFIX) + n);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot claim address %s: socket: %s", address, strerror(errno));

@@ -962,6 +962,11 @@ out:
 	return rc;
 }
 
+void config_listener_addr(const struct config_listener *cl, char *buf, size_t cap)
+{
+	snprintf(buf, cap, strchr(cl->host, ':') ? "[%s]:%u" : "%s:%u", cl->host, cl->port);
+}
+
 void config_free(struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->nlisteners; i++) {

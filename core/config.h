@@ -181,4 +181,8 @@ struct config {
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
+/* A listener's address as written for claims and logs: "host:port", or
+ * "[v6]:port". */
+void config_listener_addr(const struct config_listener *cl, char *buf, size_t cap);
+
 #endif

@@ -352,7 +352,7 @@ static int claim_addresses(const struct config *cfg, int *fds, size_t *nfds)
 	*nfds = 0;
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct config_listener *cl = &cfg->listeners[i];
-		snprintf(addr, sizeof(addr), strchr(cl->host, ':') ? "[%s]:%u" : "%s:%u", cl->host, cl->port);
+		config_listener_addr(cl, addr, sizeof(addr));
 		fd = claim_address(addr, "change listeners[].address", err, sizeof(err));
 		if (fd < 0) {
 			fprintf(stderr, "%s\n", err);

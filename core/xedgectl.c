@@ -7,6 +7,7 @@
  *                                    sessions
  *                                    roster add USER CONTACT none|to|from|both [NAME...]
  *                                    roster list USER
+ *   xedgectl [-c CONFIG] reload | drain | stats     (core/ctlproc.h)
  *
  * The socket is session_server.admin_socket of CONFIG (-c; default
  * $XEDGE_CONFIG, else /etc/xedge/xedge.yaml) or SOCKET (-s).  The protocol is
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/ctlproc.h"
 #include "core/version.h"
 #include "tls/crypto.h"
 
@@ -50,6 +52,9 @@ static void usage(FILE *f)
 		"  roster add USER CONTACT SUB [NAME]   SUB: none|to|from|both\n"
 		"  roster del USER CONTACT      remove a roster item (pushed to online clients)\n"
 		"  roster list USER\n"
+		"  reload                       SIGHUP the xedge serving CONFIG; wait for the result\n"
+		"  drain                        SIGTERM it; wait until its clients are gone and it exits\n"
+		"  stats                        a summary of its /metrics (admin.address)\n"
 		"  --version                    print the version\n"
 		"CONFIG defaults to $XEDGE_CONFIG, else " CTL_DEFAULT_CONFIG
 		"; its session_server.admin_socket is used.\n");
@@ -304,6 +309,23 @@ int main(int argc, char **argv)
 	if (i >= argc || (config_path && sock)) {
 		usage(stderr);
 		return 2;
+	}
+	if (argc - i == 1 && (!strcmp(argv[i], "reload") || !strcmp(argv[i], "drain") ||
+			      !strcmp(argv[i], "stats"))) {
+		if (sock) {
+			fprintf(stderr, "xedgectl: %s works on the process serving a config: use -c CONFIG\n", argv[i]);
+			return 2;
+		}
+		if (!config_path)
+			config_path = getenv("XEDGE_CONFIG") ? getenv("XEDGE_CONFIG") : CTL_DEFAULT_CONFIG;
+		if (config_load(config_path, &cfg, err, sizeof(err)) < 0) {
+			fprintf(stderr, "xedgectl: %s\n", err);
+			return 1;
+		}
+		rc = !strcmp(argv[i], "reload") ? ctlproc_reload(&cfg)
+		     : !strcmp(argv[i], "drain") ? ctlproc_drain(&cfg) : ctlproc_stats(&cfg);
+		config_free(&cfg);
+		return rc;
 	}
 	rc = build_command(argc - i, argv + i, line, sizeof(line));
 	if (rc)

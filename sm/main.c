@@ -7,35 +7,96 @@
  *                                  error, exit 0 or 1
  *
  * Edges connect to session_server.listen ("host:port" or "unix:/path") and
- * present session_server.secret in their HELLO.  SIGTERM and SIGINT stop it
- * (sm_stop from the handler: it only writes an eventfd).  Under systemd
+ * present session_server.secret in their HELLO.  Signals are taken by a
+ * thread of their own (sigtimedwait): SIGTERM and SIGINT stop it (sm_stop
+ * only writes an eventfd); SIGHUP reads the file again and applies its
+ * log_level (the other keys of a session server need a restart, and the
+ * log says so).  With `admin: {address: ...}` an admin HTTP listener serves
+ * /metrics (xedge_sm_*), /healthz and /readyz.  Under systemd
  * (core/notify.h) it sends READY=1 once its listener is open, STOPPING=1
  * when it stops, and from its event loop a STATUS line with the session and
  * link counts every 10 s and WATCHDOG=1 at half of $WATCHDOG_USEC.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/admin_http.h"
 #include "core/claim.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/notify.h"
 #include "core/version.h"
+#include "core/metrics.h"
 #include "sm/sm.h"
 
 #define STATUS_EVERY_MS 10000
 
-static struct sm *running;
+struct sm_proc {
+	struct sm *sm;
+	const char *path;
+	sigset_t sigs;
+	volatile int done;       /* sm_run returned: the signal thread ends */
+	int stopping;            /* atomic: readiness false */
+};
 
-static void on_signal(int sig)
+/* SIGHUP: the log level is the one key a running session server takes
+ * from the file again; anything else needs a restart. */
+static void reload(struct sm_proc *p)
 {
-	(void)sig;
-	if (running)
-		sm_stop(running);
+	struct config cfg;
+	int level = log_min_level;
+	char err[1024];
+
+	notify_send("RELOADING=1");
+	if (config_load(p->path, &cfg, err, sizeof(err)) < 0) {
+		log_min_level = level;
+		log_error("reload failed: the running configuration stays", "why=\"%s\"", err);
+	} else {
+		log_info("configuration reloaded: log_level applied (other session_server keys take a restart)",
+			 "file=%s log_level=%d", p->path, cfg.log_level);
+		config_free(&cfg);
+	}
+	notify_send("READY=1");
+}
+
+static void *signal_thread(void *arg)
+{
+	struct sm_proc *p = arg;
+	struct timespec ts = { 0, 200 * 1000000L };
+
+	while (!p->done) {
+		int sig = sigtimedwait(&p->sigs, NULL, &ts);
+		if (sig == SIGHUP) {
+			reload(p);
+		} else if (sig == SIGTERM || sig == SIGINT) {
+			__atomic_store_n(&p->stopping, 1, __ATOMIC_RELAXED);
+			log_info("stopping", "signal=%d", sig);
+			sm_stop(p->sm);
+		}
+	}
+	return NULL;
+}
+
+static void admin_metrics(void *arg, struct mx *m)
+{
+	struct sm_proc *p = arg;
+
+	mx_head(m, "xedge_sm_build_info", "gauge", "The running version.");
+	mx_printf(m, "xedge_sm_build_info{version=\"%s\"} 1\n", XEDGE_VERSION);
+	sm_metrics(p->sm, m);
+}
+
+static const char *admin_unready(void *arg)
+{
+	struct sm_proc *p = arg;
+
+	return __atomic_load_n(&p->stopping, __ATOMIC_RELAXED) ? "stopping" : NULL;
 }
 
 /* sm_config.tick, on the sm thread: systemd's STATUS line and watchdog. */
@@ -80,7 +141,9 @@ int main(int argc, char **argv)
 {
 	const char *path = NULL, *domains[CONFIG_MAX_DOMAINS];
 	struct sm_config smc = { 0 };
-	struct sigaction sa;
+	static struct sm_proc proc;
+	struct admin_http *admin = NULL;
+	pthread_t sig_thr;
 	struct config cfg;
 	char err[1024];
 	bool check = false, notifying;
@@ -150,6 +213,14 @@ int main(int argc, char **argv)
 		smc.tick_arg = &next_status;
 		smc.tick_ms = wd && wd < STATUS_EVERY_MS ? (int)wd : STATUS_EVERY_MS;
 	}
+	/* Every thread (the storage thread, the admin thread) inherits the
+	 * mask: the signals go to signal_thread only. */
+	sigemptyset(&proc.sigs);
+	sigaddset(&proc.sigs, SIGTERM);
+	sigaddset(&proc.sigs, SIGINT);
+	sigaddset(&proc.sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &proc.sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	sm = sm_new(&smc);
 	if (!sm) {
 		log_error("xedge-sm cannot start", "config=\"%s\"", path);
@@ -158,14 +229,27 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	running = sm;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
+	proc.sm = sm;
+	proc.path = path;
+	if (cfg.admin.address) {
+		static const struct admin_http_ops ops = { .metrics = admin_metrics, .unready = admin_unready,
+							   .arg = &proc };
+		admin = admin_http_start(cfg.admin.address, &ops);
+		if (!admin) {
+			sm_free(sm);
+			close(claim);
+			config_free(&cfg);
+			return 1;
+		}
+	}
+	if (pthread_create(&sig_thr, NULL, signal_thread, &proc) != 0) {
+		log_error("xedge-sm cannot start its signal thread", "%s", "");
+		admin_http_stop(admin);
+		sm_free(sm);
+		close(claim);
+		config_free(&cfg);
+		return 1;
+	}
 
 	log_info("xedge-sm started", "config=\"%s\" database=\"%s\" listen=\"%s\" admin_socket=\"%s\" "
 		 "domains=%zu secret=%s", path, smc.database, smc.listen,
@@ -175,7 +259,9 @@ int main(int argc, char **argv)
 		    (long)getpid(), cfg.ndomains, smc.listen);
 	rc = sm_run(sm);
 	notify_send("STOPPING=1");
-	running = NULL;
+	proc.done = 1;
+	pthread_join(sig_thr, NULL);
+	admin_http_stop(admin);
 	sm_free(sm);
 	log_info("xedge-sm stopped", "status=%d", rc);
 	close(claim);
