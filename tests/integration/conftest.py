@@ -219,6 +219,9 @@ class ServerOptions:
     limits: dict = field(default_factory=dict)
     timeouts: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)      # more environment for xedge
+    admin: bool = False              # an admin HTTP listener (admin_port) on the edge, and on
+                                     # xedge-sm (sm_admin_port) in external mode
+    drain: dict = field(default_factory=dict)    # drain: keys (redirect, rate, grace)
     sm_env: dict = field(default_factory=dict)   # more environment for xedge-sm (external)
 
     @classmethod
@@ -254,6 +257,8 @@ class Server:
         self.ws_port = free_port() if opts.ws else None
         self.wss_port = free_port() if opts.ws else None
         self.component_port = free_port() if opts.components else None
+        self.admin_port = free_port() if opts.admin else None
+        self.sm_admin_port = free_port() if opts.admin and opts.mode == "external" else None
         if opts.mode == "upstream":
             self.sm_config = None
             self.ctl_config = None
@@ -319,12 +324,53 @@ class Server:
             sm = (f"log_level: {o.log_level}\n"
                   "domains:\n"
                   f"  - name: {self.domain}\n" + self._sm_yaml(with_listen=True))
+            if self.sm_admin_port:
+                sm += f"admin:\n  address: 127.0.0.1:{self.sm_admin_port}\n"
             self.sm_config.write_text(sm)
         if o.components:
             edge += "components:\n" + "".join(f"  - name: {n}\n    secret: \"{k}\"\n"
                                               for n, k in o.components)
+        if self.admin_port:
+            edge += f"admin:\n  address: 127.0.0.1:{self.admin_port}\n"
+        if o.drain:
+            edge += "drain:\n" + _yaml_section(o.drain)
         edge += o.extra_edge_yaml
         self.edge_config.write_text(edge)
+
+    # -- the admin HTTP listener --
+
+    def http(self, path: str, which: str = "xedge", timeout: float = 10.0):
+        """GET path from the admin listener of xedge or xedge-sm: (status, body)."""
+        import http.client
+        port = self.admin_port if which == "xedge" else self.sm_admin_port
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            conn.close()
+
+    def metrics(self, which: str = "xedge") -> dict:
+        """The samples of /metrics: {'name{labels}': value}."""
+        status, body = self.http("/metrics", which)
+        assert status == 200, f"/metrics answered {status}: {body[:500]}"
+        out = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                key, _, val = line.rpartition(" ")
+                out[key] = float(val)
+        return out
+
+    def metric(self, name: str, which: str = "xedge", **labels) -> float:
+        """The sum of the samples of `name` whose labels include `labels`."""
+        want = [f'{k}="{v}"' for k, v in labels.items()]
+        total = 0.0
+        for key, v in self.metrics(which).items():
+            base = key.split("{", 1)[0]
+            if base == name and all(w in key for w in want):
+                total += v
+        return total
 
     # -- life cycle --
 
@@ -375,13 +421,17 @@ class Server:
         assert self.opts.mode == "external", "restart_sm needs mode external"
         old = next(p for p in self.procs if p.name == "xedge-sm" and not p.stopped)
         problems = old.stop()
+        self.start_sm()
+        return problems
+
+    def start_sm(self):
+        """External mode: start xedge-sm again (after it was stopped)."""
         n = sum(1 for p in self.procs if p.name.startswith("xedge-sm"))
         sm = Proc("xedge-sm", [str(binary("xedge-sm")), "-c", str(self.sm_config)],
                   self.dir / f"xedge-sm-{n + 1}.log")
         self.procs.insert(0, sm)
         self._wait(sm, "'xedge-sm started' log line",
                    lambda: "xedge-sm started" in sm.text() and self.admin_socket.exists())
-        return problems
 
     def crash_and_restart(self):
         """kill -9 every process (a crash: nothing flushed, nothing said), then start
