@@ -179,6 +179,26 @@ static double clients_left(const struct config *cfg)
 	return v;
 }
 
+/* Still running: a zombie (exited, its parent has not reaped it yet) is not. */
+static bool running(pid_t pid)
+{
+	char path[64], buf[256], *rp;
+	FILE *f;
+	size_t n;
+
+	if (kill(pid, 0) < 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return true;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	rp = strrchr(buf, ')');   /* "pid (comm) S ...": comm may hold spaces */
+	return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+}
+
 int ctlproc_drain(const struct config *cfg)
 {
 	pid_t pid = find(cfg, "drain");
@@ -195,7 +215,7 @@ int ctlproc_drain(const struct config *cfg)
 	       cfg->drain.rate, cfg->drain.redirect ? " to " : "", cfg->drain.redirect ? cfg->drain.redirect : "",
 	       cfg->drain.grace);
 	fflush(stdout);
-	while (kill(pid, 0) == 0) {
+	while (running(pid)) {
 		double now = mono_s();
 		if (now - start > limit) {
 			fprintf(stderr, "xedgectl drain: pid %d still runs %.0f s after SIGTERM: look at its log; "
