@@ -19,8 +19,8 @@
 #include "core/admin_http.h"
 #include "core/link.h"
 #include "core/log.h"
+#include "parser/httpreq.h"
 
-#define HEAD_MAX 4096
 #define EXCHANGE_MS 10000
 
 struct admin_client {
@@ -29,7 +29,7 @@ struct admin_client {
 	struct mx out;            /* the response */
 	size_t sent;
 	int64_t deadline_ms;
-	char in[HEAD_MAX];
+	char in[HTTPREQ_MAX];
 };
 
 struct admin_http {
@@ -65,35 +65,17 @@ static void respond(struct admin_client *cl, int status, const char *reason, con
 }
 
 /* The request head is complete: build the whole response into cl->out. */
-static void answer(struct admin_http *a, struct admin_client *cl)
+static void answer(struct admin_http *a, struct admin_client *cl, const struct httpreq *rq)
 {
 	static const char text[] = "text/plain; charset=utf-8";
-	char method[8], path[256];
-	size_t ml = strcspn(cl->in, " "), pl;
-	const char *p;
-	bool head;
+	bool head = !strcmp(rq->method, "HEAD");
 
-	if (ml == 0 || ml >= sizeof(method) || cl->in[ml] != ' ') {
-		respond(cl, 400, "Bad Request", text, "bad request line\n", 17, false);
-		return;
-	}
-	memcpy(method, cl->in, ml);
-	method[ml] = 0;
-	p = cl->in + ml + 1;
-	pl = strcspn(p, " ?\r\n");
-	if (pl == 0 || pl >= sizeof(path)) {
-		respond(cl, 400, "Bad Request", text, "bad request line\n", 17, false);
-		return;
-	}
-	memcpy(path, p, pl);
-	path[pl] = 0;
-	head = !strcmp(method, "HEAD");
-	if (!head && strcmp(method, "GET") != 0) {
+	if (!head && strcmp(rq->method, "GET") != 0) {
 		mx_printf(&cl->out, "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\n"
 			  "Content-Length: 0\r\nConnection: close\r\n\r\n");
 		return;
 	}
-	if (!strcmp(path, "/metrics")) {
+	if (!strcmp(rq->path, "/metrics")) {
 		struct mx body = { 0 };
 		a->ops.metrics(a->ops.arg, &body);
 		if (body.failed)
@@ -101,9 +83,9 @@ static void answer(struct admin_http *a, struct admin_client *cl)
 		else
 			respond(cl, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body.p, body.len, head);
 		mx_free(&body);
-	} else if (!strcmp(path, "/healthz")) {
+	} else if (!strcmp(rq->path, "/healthz")) {
 		respond(cl, 200, "OK", text, "ok\n", 3, head);
-	} else if (!strcmp(path, "/readyz")) {
+	} else if (!strcmp(rq->path, "/readyz")) {
 		const char *why = a->ops.unready(a->ops.arg);
 		char buf[160];
 		int n;
@@ -118,24 +100,29 @@ static void answer(struct admin_http *a, struct admin_client *cl)
 	}
 }
 
-/* Readable: take what came, answer once the head is complete.  false: done
- * with this client (error, EOF, or an oversized head answered with 431). */
+/* Readable: take what came, answer once the head is complete (or refuse
+ * it).  false: done with this client (error or EOF). */
 static bool client_read(struct admin_http *a, struct admin_client *cl)
 {
-	ssize_t n = recv(cl->fd, cl->in + cl->got, HEAD_MAX - 1 - cl->got, 0);
+	static const char *const reasons[] = { [400 - 400] = "Bad Request", [431 - 400] = "Request Header Fields Too Large" };
+	ssize_t n = recv(cl->fd, cl->in + cl->got, sizeof(cl->in) - cl->got, 0);
+	struct httpreq rq;
+	long r;
 
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR;
 	if (n == 0)
 		return false;
 	cl->got += (size_t)n;
-	cl->in[cl->got] = 0;
-	if (strstr(cl->in, "\r\n\r\n") || strstr(cl->in, "\n\n")) {
-		answer(a, cl);
-	} else if (cl->got >= HEAD_MAX - 1) {
-		mx_printf(&cl->out, "HTTP/1.1 431 Request Header Fields Too Large\r\n"
-			  "Content-Length: 0\r\nConnection: close\r\n\r\n");
-	}
+	r = httpreq_parse(cl->in, cl->got, &rq);
+	if (r > 0)
+		answer(a, cl, &rq);
+	else if (r == -505)
+		mx_printf(&cl->out, "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Length: 0\r\n"
+			  "Connection: close\r\n\r\n");
+	else if (r < 0)
+		mx_printf(&cl->out, "HTTP/1.1 %ld %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", -r,
+			  reasons[-r - 400]);
 	return !cl->out.failed;
 }
 
