@@ -93,6 +93,12 @@ def test_xedge_notifies_systemd(request, tmp_path, sockdir, cert, kind):
         assert 3 <= len(pings) <= 9, f"{len(pings)} WATCHDOG=1 in 3 s (expected ~6)"
         assert len(n.times("READY", "1")) == 1
         assert not n.times("STOPPING")
+        # SIGHUP: RELOADING=1 (with MONOTONIC_USEC, as systemd 253 wants), then READY=1.
+        srv.edge.p.send_signal(signal.SIGHUP)
+        n.wait("READY=1 after RELOADING=1", lambda: len(n.times("READY", "1")) == 2)
+        reloading = [kv for _, kv in n.msgs if kv.get("RELOADING") == "1"]
+        assert len(reloading) == 1 and reloading[0].get("MONOTONIC_USEC", "").isdigit(), n.msgs
+        assert n.times("RELOADING", "1")[0] < n.times("READY", "1")[1]
         srv.edge.terminate()
         n.wait("STOPPING=1", lambda: n.times("STOPPING", "1"))
         assert srv.edge.p.wait(10) == 0
