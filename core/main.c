@@ -398,7 +398,7 @@ static struct sm *new_embedded_sm(const struct config *cfg)
 int main(int argc, char **argv)
 {
 	static struct edge e;
-	struct config *cfg = calloc(1, sizeof(*cfg));
+	struct config *cfg;
 	char err[1024];
 	const char *path = NULL;
 	bool check = false;
@@ -412,8 +412,6 @@ int main(int argc, char **argv)
 	size_t nclaims = 0;
 	bool notifying;
 
-	if (!cfg)
-		return 1;
 	for (int i = 1; i < argc; i++) {
 		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
 			path = argv[++i];
@@ -435,8 +433,12 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		return 1;
 	if (config_load(path, cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
+		free(cfg);
 		return 1;
 	}
 	e.cfg = cfg;
