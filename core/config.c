@@ -830,6 +830,12 @@ static int env_overrides(struct loader *L)
 		}
 		if (!fn)
 			continue;
+		/* Kubernetes gives every container <SERVICE>_SERVICE_HOST,
+		 * _SERVICE_PORT[_NAME], _PORT and _PORT_<N>_<PROTO>[_...] for each
+		 * Service of its namespace: a Service named xedge-admin makes
+		 * XEDGE_ADMIN_SERVICE_HOST.  No key of ours is named so: not ours. */
+		if (!strncmp(rest, "SERVICE_", 8) || !strncmp(rest, "PORT", 4))
+			continue;
 		n = (size_t)(eq - rest);
 		for (size_t i = 0; i <= n; i++)
 			key[i] = i == n ? 0 : (rest[i] >= 'A' && rest[i] <= 'Z') ? (char)(rest[i] + 32) : rest[i];
@@ -962,6 +968,106 @@ out:
 	return rc;
 }
 
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+const char *config_reload_blocker(const struct config *a, const struct config *b)
+{
+	if (a->workers != b->workers)
+		return "workers";
+	if (a->nlisteners != b->nlisteners)
+		return "listeners";
+	for (size_t i = 0; i < a->nlisteners; i++) {
+		const struct config_listener *x = &a->listeners[i], *y = &b->listeners[i];
+		if (x->kind != y->kind || x->port != y->port || strcmp(x->host, y->host) ||
+		    x->proxy_protocol != y->proxy_protocol || str_differs(x->path, y->path) ||
+		    x->backlog != y->backlog)
+			return "listeners";
+	}
+	if (a->ndomains != b->ndomains)
+		return "domains";
+	for (size_t i = 0; i < a->ndomains; i++)
+		if (strcmp(a->domains[i].name, b->domains[i].name))
+			return "domains[].name";
+	if (str_differs(a->backend_address, b->backend_address) || str_differs(a->backend_secret, b->backend_secret) ||
+	    str_differs(a->backend_upstream, b->backend_upstream) || a->upstream_proxy != b->upstream_proxy ||
+	    a->upstream_tls != b->upstream_tls)
+		return "backend";
+	if (str_differs(a->tls_ca_file, b->tls_ca_file))
+		return "tls.ca_file";
+	if (a->s2s.enabled != b->s2s.enabled || a->s2s.dialback != b->s2s.dialback ||
+	    a->s2s.require_valid_certs != b->s2s.require_valid_certs ||
+	    str_differs(a->s2s.dialback_secret, b->s2s.dialback_secret) ||
+	    str_differs(a->s2s.dns_servers, b->s2s.dns_servers) || a->s2s.nroutes != b->s2s.nroutes)
+		return "s2s";
+	for (size_t i = 0; i < a->s2s.nroutes; i++)
+		if (strcmp(a->s2s.routes[i].domain, b->s2s.routes[i].domain) ||
+		    strcmp(a->s2s.routes[i].host, b->s2s.routes[i].host) ||
+		    a->s2s.routes[i].port != b->s2s.routes[i].port ||
+		    a->s2s.routes[i].direct_tls != b->s2s.routes[i].direct_tls)
+			return "s2s.routes";
+	if (a->ncomponents != b->ncomponents)
+		return "components";
+	for (size_t i = 0; i < a->ncomponents; i++)
+		if (strcmp(a->components[i].name, b->components[i].name) ||
+		    strcmp(a->components[i].secret, b->components[i].secret))
+			return "components";
+	if (str_differs(a->sm.database, b->sm.database) || str_differs(a->sm.admin_socket, b->sm.admin_socket) ||
+	    str_differs(a->sm.listen, b->sm.listen) || str_differs(a->sm.secret, b->sm.secret) ||
+	    a->sm.version_os != b->sm.version_os || a->sm.mam_retention_days != b->sm.mam_retention_days ||
+	    a->sm.mam_default != b->sm.mam_default)
+		return "session_server";
+	if (str_differs(a->admin.address, b->admin.address))
+		return "admin.address";
+	return NULL;
+}
+
+/* b shares a's string (equal when there is no blocker). */
+static void take(char **b, char **a)
+{
+	free(*b);
+	*b = *a;
+}
+
+void config_adopt(struct config *b, struct config *a)
+{
+	take(&b->path, &a->path);
+	for (size_t i = 0; i < a->nlisteners; i++) {
+		take(&b->listeners[i].host, &a->listeners[i].host);
+		take(&b->listeners[i].path, &a->listeners[i].path);
+	}
+	for (size_t i = 0; i < a->ndomains; i++)
+		take(&b->domains[i].name, &a->domains[i].name);
+	take(&b->backend_address, &a->backend_address);
+	take(&b->backend_secret, &a->backend_secret);
+	take(&b->backend_upstream, &a->backend_upstream);
+	take(&b->tls_ca_file, &a->tls_ca_file);
+	take(&b->s2s.dialback_secret, &a->s2s.dialback_secret);
+	take(&b->s2s.dns_servers, &a->s2s.dns_servers);
+	for (size_t i = 0; i < a->s2s.nroutes; i++) {
+		take(&b->s2s.routes[i].domain, &a->s2s.routes[i].domain);
+		take(&b->s2s.routes[i].host, &a->s2s.routes[i].host);
+	}
+	for (size_t i = 0; i < a->ncomponents; i++) {
+		take(&b->components[i].name, &a->components[i].name);
+		take(&b->components[i].secret, &a->components[i].secret);
+	}
+	take(&b->sm.database, &a->sm.database);
+	take(&b->sm.admin_socket, &a->sm.admin_socket);
+	take(&b->sm.listen, &a->sm.listen);
+	take(&b->sm.secret, &a->sm.secret);
+	take(&b->admin.address, &a->admin.address);
+	a->lent = true;
+}
+
+void config_unadopt(struct config *b, struct config *a)
+{
+	a->lent = false;
+	b->lent = true;
+}
+
 void config_listener_addr(const struct config_listener *cl, char *buf, size_t cap)
 {
 	snprintf(buf, cap, strchr(cl->host, ':') ? "[%s]:%u" : "%s:%u", cl->host, cl->port);
@@ -969,6 +1075,16 @@ void config_listener_addr(const struct config_listener *cl, char *buf, size_t ca
 
 void config_free(struct config *cfg)
 {
+	if (cfg->lent) {   /* config_adopt: only the reloadable strings are its own */
+		for (size_t i = 0; i < cfg->ndomains; i++) {
+			free(cfg->domains[i].cert);
+			free(cfg->domains[i].key);
+		}
+		free(cfg->drain.redirect);
+		free(cfg->drain.redirect_uri);
+		memset(cfg, 0, sizeof(*cfg));
+		return;
+	}
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		free(cfg->listeners[i].host);
 		free(cfg->listeners[i].path);

@@ -73,6 +73,8 @@ struct config_domain {
 
 struct config {
 	char *path;           /* the file this came from */
+	uint64_t generation;  /* 0 at start, then one more per applied reload (xedge) */
+	bool lent;            /* config_adopt shared its strings with a newer one */
 	int workers;          /* edge worker threads; 0 in the file means one per core */
 	int log_level;
 	struct config_listener listeners[CONFIG_MAX_LISTENERS];
@@ -180,6 +182,22 @@ struct config {
  */
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
 void config_free(struct config *cfg);
+
+/*
+ * Reloads (SIGHUP).  config_reload_blocker: the first key that differs
+ * between the running configuration a and the new one b that a reload
+ * cannot apply (it needs a restart), or NULL.  config_adopt: once b is to
+ * replace a (no blocker), b shares a's strings for every key a reload keeps
+ * (the same values; a then frees only its own, the reloadable ones):
+ * connections hold pointers to some of them (their domain, their
+ * component's name), which so stay valid when a is freed, and a stays
+ * whole for the workers still on it.
+ */
+const char *config_reload_blocker(const struct config *a, const struct config *b);
+void config_adopt(struct config *b, struct config *a);
+/* Undo config_adopt(b, a) when b is not used after all: a owns the shared
+ * strings again, and config_free(b) frees only b's own. */
+void config_unadopt(struct config *b, struct config *a);
 
 /* A listener's address as written for claims and logs: "host:port", or
  * "[v6]:port". */

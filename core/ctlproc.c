@@ -201,37 +201,50 @@ static bool running(pid_t pid)
 
 int ctlproc_drain(const struct config *cfg)
 {
-	pid_t pid = find(cfg, "drain");
-	double start = mono_s(), limit = cfg->drain.grace + 30, next = 0;
+	pid_t pid;
+	double start = mono_s(), limit = cfg->drain.grace + 10, next = 0;
 
+	if (!cfg->nlisteners) {
+		fprintf(stderr, "xedgectl drain: %s has no listeners: drain empties an edge (xedge); stop "
+			"xedge-sm with SIGTERM\n", cfg->path);
+		return 1;
+	}
+	pid = find(cfg, "drain");
 	if (pid <= 0)
 		return 1;
-	if (kill(pid, SIGTERM) < 0) {
+	if (kill(pid, SIGUSR1) < 0) {
 		fprintf(stderr, "xedgectl drain: cannot signal pid %d: %s (run as its user or root)\n", (int)pid,
 			strerror(errno));
 		return 1;
 	}
-	printf("draining pid %d: listeners closed, clients told to go at %u/s%s%s, at most %u s\n", (int)pid,
-	       cfg->drain.rate, cfg->drain.redirect ? " to " : "", cfg->drain.redirect ? cfg->drain.redirect : "",
-	       cfg->drain.grace);
+	printf("draining pid %d: listeners closed, clients told to go at %u/s%s%s\n", (int)pid, cfg->drain.rate,
+	       cfg->drain.redirect ? " to " : "", cfg->drain.redirect ? cfg->drain.redirect : "");
 	fflush(stdout);
+	if (!cfg->admin.address) {
+		printf("(no admin.address: xedgectl cannot follow it; the process stays up until SIGTERM)\n");
+		return 0;
+	}
 	while (running(pid)) {
-		double now = mono_s();
+		double now = mono_s(), left = clients_left(cfg);
+		if (left == 0) {
+			printf("pid %d drained after %.1f s: no client left; it stays up, not ready, until "
+			       "stopped (SIGTERM then exits at once)\n", (int)pid, now - start);
+			return 0;
+		}
 		if (now - start > limit) {
-			fprintf(stderr, "xedgectl drain: pid %d still runs %.0f s after SIGTERM: look at its log; "
-				"`kill -INT %d` stops it at once\n", (int)pid, now - start, (int)pid);
+			fprintf(stderr, "xedgectl drain: %.0f clients still on pid %d after %.0f s (drain.grace "
+				"%u): SIGTERM closes them\n", left, (int)pid, now - start, cfg->drain.grace);
 			return 1;
 		}
 		if (now >= next) {
-			double left = clients_left(cfg);
-			if (left >= 0)
+			if (left > 0)
 				printf("  %.0f s: %.0f clients left\n", now - start, left);
 			fflush(stdout);
 			next = now + 1;
 		}
 		usleep(100000);
 	}
-	printf("pid %d drained and stopped after %.1f s\n", (int)pid, mono_s() - start);
+	printf("pid %d exited while draining\n", (int)pid);
 	return 0;
 }
 

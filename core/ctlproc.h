@@ -6,7 +6,7 @@
  * first listener of CONFIG (for an xedge-sm config without listeners, of
  * session_server.listen), so no pid file is needed and a container's
  * preStop hook finds its own xedge.  Signals do the work (SIGHUP reloads,
- * SIGTERM drains); the admin HTTP listener (admin.address), when there is
+ * SIGUSR1 drains); the admin HTTP listener (admin.address), when there is
  * one, tells the outcome and the progress.
  *
  * Each returns the exit status: 0 done, 1 failed (a line on stderr says why
@@ -21,8 +21,10 @@
  * "reloaded", or "reload failed" (1). */
 int ctlproc_reload(const struct config *cfg);
 
-/* SIGTERM, then wait until the process has exited (drain.grace + 30 s at
- * most), printing the clients left every second. */
+/* SIGUSR1: the edge drains and stays up, not ready; wait (drain.grace +
+ * 10 s at most, with admin.address) until no client is left, printing how
+ * many every second.  For a preStop hook: the hook ends before the
+ * container's main process does, and the SIGTERM that follows exits at once. */
 int ctlproc_drain(const struct config *cfg);
 
 /* GET /metrics and print a summary table. */

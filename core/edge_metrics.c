@@ -62,9 +62,7 @@ static void sum(struct wstats *t, const struct worker *workers, int n)
 	}
 }
 
-/* Which connection kinds to show always: the configured listeners' types and
- * the outbound streams the configuration makes. */
-static void kinds_in_use(const struct config *cfg, bool used[CK_COUNT])
+void edge_kinds(const struct config *cfg, bool used[CK_COUNT])
 {
 	memset(used, 0, CK_COUNT);
 	for (size_t i = 0; i < cfg->nlisteners; i++)
@@ -73,14 +71,12 @@ static void kinds_in_use(const struct config *cfg, bool used[CK_COUNT])
 	used[CK_UPSTREAM] = cfg->backend_upstream != NULL;
 }
 
-void edge_metrics(struct mx *m, const struct config *cfg, const struct worker *workers, int n)
+void edge_metrics(struct mx *m, const bool used[CK_COUNT], bool upstream, const struct worker *workers, int n)
 {
 	struct wstats t;
-	bool used[CK_COUNT];
 	char l[160];
 
 	sum(&t, workers, n);
-	kinds_in_use(cfg, used);
 
 	mx_head(m, "xedge_connections", "gauge", "Open connections by listener type and stream state.");
 	for (int k = 1; k < CK_COUNT; k++)
@@ -157,7 +153,7 @@ void edge_metrics(struct mx *m, const struct config *cfg, const struct worker *w
 	mx_head(m, "xedge_slow_reader_closes_total", "counter",
 		"Streams closed because their output queue stayed full (timeouts.slow_reader).");
 	mx_val(m, "xedge_slow_reader_closes_total", "", t.slow_closes);
-	if (!cfg->backend_upstream) {
+	if (!upstream) {
 		mx_head(m, "xedge_session_server_links", "gauge", "Worker links to the session server, by state.");
 		mx_val(m, "xedge_session_server_links", "state=\"up\"", t.link_up);
 		mx_val(m, "xedge_session_server_links", "state=\"down\"", (uint64_t)n - t.link_up);

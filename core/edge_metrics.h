@@ -8,8 +8,13 @@
 
 #include "core/worker-t.h"
 
-/* Append the xedge_* metrics of n workers running cfg to m. */
-void edge_metrics(struct mx *m, const struct config *cfg, const struct worker *workers, int n);
+/* The connection kinds whose series are always shown: the configured
+ * listeners' types and the outbound streams cfg makes. */
+void edge_kinds(const struct config *cfg, bool used[CK_COUNT]);
+
+/* Append the xedge_* metrics of n workers to m (used: from edge_kinds;
+ * upstream: no session-server series). */
+void edge_metrics(struct mx *m, const bool used[CK_COUNT], bool upstream, const struct worker *workers, int n);
 
 /* Client connections open (c2s, c2s_tls, ws, wss; any state). */
 uint64_t edge_clients(const struct worker *workers, int n);

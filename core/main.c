@@ -12,6 +12,9 @@
  *            system-shutdown) at drain.rate a second; the process exits
  *            when no client is left or after drain.grace seconds.  A second
  *            SIGTERM, or SIGINT, stops at once.
+ *   SIGUSR1  drain and stay up, not ready (xedgectl drain): for a preStop
+ *            hook, which must not outlive the process; SIGTERM then exits
+ *            as soon as no client is left.
  *   SIGINT   stop at once: every stream gets system-shutdown.
  * Under systemd (notify.h) it reports READY=1 once listening, RELOADING=1
  * then READY=1 around a reload, a STATUS line every 10 s, WATCHDOG=1 when
@@ -58,19 +61,23 @@ static void *sm_thread(void *arg)
 #define TICK_MS 200
 
 /*
- * The running edge as the admin thread and the signal loop see it.  The
- * configuration in use is `cfg` (a reload swaps it); configurations it
- * replaced stay allocated until exit in `retired`, since connections keep
- * pointers into them (their domain, their listener).
+ * The running edge as the signal loop and the admin thread see it.  The
+ * configuration in use is `cfg`; a reload replaces it and retires the old
+ * one, which is freed (reclaim) once every worker has switched to a newer
+ * one.  The admin thread reads only what a reload cannot change, copied
+ * here at start (kinds, upstream), and the workers' counters.
  */
 struct edge {
 	struct worker *workers;
 	int nworkers;
-	struct config *cfg;          /* current (main thread writes, admin reads: atomic) */
-	struct config *retired[64];  /* replaced by reloads, freed at exit */
+	struct config *cfg;          /* current: the main thread's */
+	struct config *retired[16];  /* replaced, not yet freed */
 	size_t nretired;
 	struct sm *sm;               /* embedded session server, or NULL */
+	bool upstream;               /* backend.upstream: no session server link */
+	bool kinds[CK_COUNT];        /* connection kinds the configuration makes (edge_metrics) */
 	int draining;                /* atomic: readiness false */
+	uint64_t drain_start, drain_deadline;   /* ms; 0: not draining */
 	uint64_t reloads_ok, reloads_failed;   /* atomic */
 };
 
@@ -86,7 +93,6 @@ static uint64_t now_ms(void)
 static void admin_metrics(void *arg, struct mx *m)
 {
 	struct edge *e = arg;
-	const struct config *cfg = __atomic_load_n(&e->cfg, __ATOMIC_ACQUIRE);
 
 	mx_head(m, "xedge_build_info", "gauge", "The running version.");
 	mx_printf(m, "xedge_build_info{version=\"%s\"} 1\n", XEDGE_VERSION);
@@ -97,7 +103,7 @@ static void admin_metrics(void *arg, struct mx *m)
 	mx_head(m, "xedge_config_reloads_total", "counter", "Configuration reloads (SIGHUP), by result.");
 	mx_val(m, "xedge_config_reloads_total", "result=\"ok\"", STAT_GET(e->reloads_ok));
 	mx_val(m, "xedge_config_reloads_total", "result=\"failed\"", STAT_GET(e->reloads_failed));
-	edge_metrics(m, cfg, e->workers, e->nworkers);
+	edge_metrics(m, e->kinds, e->upstream, e->workers, e->nworkers);
 	if (e->sm)
 		sm_metrics(e->sm, m);
 }
@@ -108,7 +114,7 @@ static const char *admin_unready(void *arg)
 
 	if (__atomic_load_n(&e->draining, __ATOMIC_RELAXED))
 		return "draining";
-	if (!e->cfg->backend_upstream && !edge_linked(e->workers, e->nworkers))
+	if (!e->upstream && !edge_linked(e->workers, e->nworkers))
 		return "no session server linked";
 	return NULL;
 }
@@ -125,62 +131,28 @@ static void post_all(struct edge *e, struct io_uring *ctl, int cmd)
 		worker_post(&e->workers[i], ctl, cmd);
 }
 
-static bool str_differs(const char *a, const char *b)
+/* Free the retired configurations (and drop the TLS contexts made for
+ * them) that no worker uses any more. */
+static void reclaim(struct edge *e)
 {
-	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
-}
+	uint64_t acked = e->cfg->generation;
+	size_t kept = 0;
 
-/* The first key a reload cannot apply that differs between the running
- * configuration and the new one (it needs a restart), or NULL. */
-static const char *reload_blocker(const struct config *a, const struct config *b)
-{
-	if (a->workers != b->workers)
-		return "workers";
-	if (a->nlisteners != b->nlisteners)
-		return "listeners";
-	for (size_t i = 0; i < a->nlisteners; i++) {
-		const struct config_listener *x = &a->listeners[i], *y = &b->listeners[i];
-		if (x->kind != y->kind || x->port != y->port || strcmp(x->host, y->host) ||
-		    x->proxy_protocol != y->proxy_protocol || str_differs(x->path, y->path) ||
-		    x->backlog != y->backlog)
-			return "listeners";
+	for (int i = 0; i < e->nworkers; i++) {
+		uint64_t g = __atomic_load_n(&e->workers[i].cfg_acked, __ATOMIC_ACQUIRE);
+		if (g < acked)
+			acked = g;
 	}
-	if (a->ndomains != b->ndomains)
-		return "domains";
-	for (size_t i = 0; i < a->ndomains; i++)
-		if (strcmp(a->domains[i].name, b->domains[i].name))
-			return "domains[].name";
-	if (str_differs(a->backend_address, b->backend_address) || str_differs(a->backend_secret, b->backend_secret) ||
-	    str_differs(a->backend_upstream, b->backend_upstream) || a->upstream_proxy != b->upstream_proxy ||
-	    a->upstream_tls != b->upstream_tls)
-		return "backend";
-	if (str_differs(a->tls_ca_file, b->tls_ca_file))
-		return "tls.ca_file";
-	if (a->s2s.enabled != b->s2s.enabled || a->s2s.dialback != b->s2s.dialback ||
-	    a->s2s.require_valid_certs != b->s2s.require_valid_certs ||
-	    str_differs(a->s2s.dialback_secret, b->s2s.dialback_secret) ||
-	    str_differs(a->s2s.dns_servers, b->s2s.dns_servers) || a->s2s.nroutes != b->s2s.nroutes)
-		return "s2s";
-	for (size_t i = 0; i < a->s2s.nroutes; i++)
-		if (strcmp(a->s2s.routes[i].domain, b->s2s.routes[i].domain) ||
-		    strcmp(a->s2s.routes[i].host, b->s2s.routes[i].host) ||
-		    a->s2s.routes[i].port != b->s2s.routes[i].port ||
-		    a->s2s.routes[i].direct_tls != b->s2s.routes[i].direct_tls)
-			return "s2s.routes";
-	if (a->ncomponents != b->ncomponents)
-		return "components";
-	for (size_t i = 0; i < a->ncomponents; i++)
-		if (strcmp(a->components[i].name, b->components[i].name) ||
-		    strcmp(a->components[i].secret, b->components[i].secret))
-			return "components";
-	if (str_differs(a->sm.database, b->sm.database) || str_differs(a->sm.admin_socket, b->sm.admin_socket) ||
-	    str_differs(a->sm.listen, b->sm.listen) || str_differs(a->sm.secret, b->sm.secret) ||
-	    a->sm.version_os != b->sm.version_os || a->sm.mam_retention_days != b->sm.mam_retention_days ||
-	    a->sm.mam_default != b->sm.mam_default)
-		return "session_server";
-	if (str_differs(a->admin.address, b->admin.address))
-		return "admin.address";
-	return NULL;
+	tls_reclaim(acked);
+	for (size_t i = 0; i < e->nretired; i++) {
+		if (e->retired[i]->generation < acked) {
+			config_free(e->retired[i]);
+			free(e->retired[i]);
+		} else {
+			e->retired[kept++] = e->retired[i];
+		}
+	}
+	e->nretired = kept;
 }
 
 /* SIGHUP: load the file again and switch to it, or keep the running
@@ -194,9 +166,11 @@ static void reload(struct edge *e, struct io_uring *ctl)
 
 	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)now_ms() * 1000);
 	log_info("reloading the configuration (SIGHUP)", "file=%s", e->cfg->path);
+	reclaim(e);
 	if (!next || e->nretired == sizeof(e->retired) / sizeof(e->retired[0])) {
-		log_error("reload failed: too many reloads kept in memory or out of memory; restart to reload "
-			  "again (the running configuration stays)", "reloads=%zu", e->nretired);
+		log_error("reload failed: the workers have not switched to the previous reloads yet (or out "
+			  "of memory); try again in a moment (the running configuration stays)", "pending=%zu",
+			  e->nretired);
 		free(next);
 		goto failed;
 	}
@@ -206,7 +180,7 @@ static void reload(struct edge *e, struct io_uring *ctl)
 		free(next);
 		goto failed;
 	}
-	blocker = reload_blocker(e->cfg, next);
+	blocker = config_reload_blocker(e->cfg, next);
 	if (blocker) {
 		log_min_level = level;
 		log_error("reload failed: a key that needs a restart changed (restart xedge to apply it); the "
@@ -215,16 +189,20 @@ static void reload(struct edge *e, struct io_uring *ctl)
 		free(next);
 		goto failed;
 	}
+	next->generation = e->cfg->generation + 1;
+	/* Before the TLS contexts: their domain names are the shared strings. */
+	config_adopt(next, e->cfg);
 	if (tls_reload(next, next->s2s.enabled) < 0) {
 		log_min_level = level;
 		log_error("reload failed: the certificates or keys do not load (see the line above); the "
 			  "running configuration stays", "file=%s", next->path);
+		config_unadopt(next, e->cfg);
 		config_free(next);
 		free(next);
 		goto failed;
 	}
 	e->retired[e->nretired++] = e->cfg;
-	__atomic_store_n(&e->cfg, next, __ATOMIC_RELEASE);
+	e->cfg = next;
 	for (int i = 0; i < e->nworkers; i++)
 		__atomic_store_n(&e->workers[i].next_cfg, next, __ATOMIC_RELEASE);
 	post_all(e, ctl, CTRL_RELOAD);
@@ -239,35 +217,45 @@ failed:
 	notify_send("READY=1");
 }
 
-/* SIGTERM: readiness false, listeners closed, clients told to go at
- * drain.rate a second; returns when none is left, after drain.grace
- * seconds, or on a second SIGTERM or a SIGINT. */
-static void drain(struct edge *e, struct io_uring *ctl, const sigset_t *sigs)
+/* Start draining (once): readiness false, listeners closed, clients told
+ * to go at drain.rate a second from now on; the deadline is drain.grace. */
+static void drain_start(struct edge *e, struct io_uring *ctl, const char *why)
 {
 	const struct config *cfg = e->cfg;
-	uint64_t start = now_ms(), deadline = start + (uint64_t)cfg->drain.grace * 1000, next_status = 0;
 	uint32_t per = cfg->drain.rate / (uint32_t)e->nworkers;
-	struct timespec ts = { 0, TICK_MS * 1000000L };
-	uint64_t left;
-	int sig;
 
+	if (e->drain_deadline)
+		return;
+	e->drain_start = now_ms();
+	e->drain_deadline = e->drain_start + (uint64_t)cfg->drain.grace * 1000;
 	__atomic_store_n(&e->draining, 1, __ATOMIC_RELAXED);
 	for (int i = 0; i < e->nworkers; i++)
 		e->workers[i].drain_rate = per ? per : 1;
-	log_info("draining (SIGTERM): listeners closed, clients told to go", "clients=%llu rate=%u/s grace=%us redirect=%s",
-		 (unsigned long long)edge_clients(e->workers, e->nworkers), cfg->drain.rate, cfg->drain.grace,
+	log_info("draining: listeners closed, clients told to go", "why=%s clients=%llu rate=%u/s grace=%us redirect=%s",
+		 why, (unsigned long long)edge_clients(e->workers, e->nworkers), cfg->drain.rate, cfg->drain.grace,
 		 cfg->drain.redirect ? cfg->drain.redirect : "-");
 	post_all(e, ctl, CTRL_DRAIN);
+}
+
+/* SIGTERM: drain (unless SIGUSR1 began it), then return once no client is
+ * left, at the drain's deadline, or on a second SIGTERM or a SIGINT. */
+static void drain(struct edge *e, struct io_uring *ctl, const sigset_t *sigs)
+{
+	struct timespec ts = { 0, TICK_MS * 1000000L };
+	uint64_t left, next_status = 0;
+	int sig;
+
+	drain_start(e, ctl, "SIGTERM");
 	for (;;) {
 		uint64_t now = now_ms();
 		left = edge_clients(e->workers, e->nworkers);
 		if (left == 0) {
-			log_info("drained: no client left", "seconds=%.1f", (double)(now - start) / 1000);
+			log_info("drained: no client left", "seconds=%.1f", (double)(now - e->drain_start) / 1000);
 			return;
 		}
-		if (now >= deadline) {
+		if (now >= e->drain_deadline) {
 			log_info("drain grace period over: closing the rest", "clients=%llu grace=%us",
-				 (unsigned long long)left, cfg->drain.grace);
+				 (unsigned long long)left, e->cfg->drain.grace);
 			return;
 		}
 		if (now >= next_status) {
@@ -286,8 +274,10 @@ static void drain(struct edge *e, struct io_uring *ctl, const sigset_t *sigs)
 }
 
 /*
- * The signal loop: reloads on SIGHUP, drains on SIGTERM, returns on SIGINT
- * or once drained; meanwhile, when systemd listens (notify.h), WATCHDOG=1 at
+ * The signal loop: reloads on SIGHUP, starts a drain that keeps the process
+ * up on SIGUSR1 (xedgectl drain: a Kubernetes preStop hook must not outlive
+ * its container's main process), drains and returns on SIGTERM, returns at
+ * once on SIGINT; meanwhile, when systemd listens (notify.h), WATCHDOG=1 at
  * half the watchdog interval and a STATUS line every STATUS_EVERY_MS.
  */
 static int serve_signals(struct edge *e, struct io_uring *ctl, const sigset_t *sigs, bool notifying)
@@ -299,7 +289,7 @@ static int serve_signals(struct edge *e, struct io_uring *ctl, const sigset_t *s
 	for (;;) {
 		now = now_ms();
 		if (notifying && now >= next_status) {
-			notify_status(e, "serving");
+			notify_status(e, e->drain_deadline ? "draining" : "serving");
 			next_status = now + STATUS_EVERY_MS;
 		}
 		if (wd && now >= next_wd) {
@@ -312,8 +302,11 @@ static int serve_signals(struct edge *e, struct io_uring *ctl, const sigset_t *s
 		ts.tv_sec = (time_t)((wake - now) / 1000);
 		ts.tv_nsec = (long)((wake - now) % 1000) * 1000000;
 		sig = sigtimedwait(sigs, NULL, &ts);
+		reclaim(e);
 		if (sig == SIGHUP) {
 			reload(e, ctl);
+		} else if (sig == SIGUSR1) {
+			drain_start(e, ctl, "SIGUSR1");
 		} else if (sig == SIGTERM) {
 			notify_send("STOPPING=1\nSTATUS=draining");
 			drain(e, ctl, sigs);
@@ -442,6 +435,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	e.cfg = cfg;
+	e.upstream = cfg->backend_upstream != NULL;
+	edge_kinds(cfg, e.kinds);
 	if (cfg->nlisteners == 0) {
 		fprintf(stderr, "%s: no 'listeners' configured: add at least one (type c2s or c2s_tls)\n", path);
 		goto out;
@@ -464,6 +459,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
@@ -496,9 +492,12 @@ int main(int argc, char **argv)
 	}
 	if (s2s_process_init(cfg) < 0)
 		goto out_sm_unstarted;
-	e.workers = calloc((size_t)nworkers, sizeof(*e.workers));
+	/* struct worker is cache-line aligned (its counters share no line with
+	 * another thread's): calloc only promises 16 bytes. */
+	e.workers = aligned_alloc(_Alignof(struct worker), (size_t)nworkers * sizeof(*e.workers));
 	if (!e.workers)
 		goto out_sm_unstarted;
+	memset(e.workers, 0, (size_t)nworkers * sizeof(*e.workers));
 	for (int i = 0; i < nworkers; i++) {
 		struct worker *w = &e.workers[i];
 		w->id = i;
@@ -579,7 +578,7 @@ out:
 		config_free(e.retired[i]);
 		free(e.retired[i]);
 	}
-	config_free(e.cfg ? e.cfg : cfg);
-	free(e.cfg ? e.cfg : cfg);
+	config_free(e.cfg);
+	free(e.cfg);
 	return rc;
 }

@@ -386,6 +386,7 @@ struct worker {
 	ck_ring_buffer_t ctrl_buf[16];
 	volatile int stop;
 	const struct config *next_cfg; /* CTRL_RELOAD: the configuration to switch to */
+	uint64_t cfg_acked;      /* generation of the configuration in use (main.c frees older ones) */
 	bool draining;           /* CTRL_DRAIN received */
 	uint32_t drain_rate;     /* clients told per second on this worker (set before CTRL_DRAIN) */
 	uint32_t drain_cursor;   /* the next slot to look at */

@@ -1048,6 +1048,7 @@ static void ctrl_drain(struct worker *w)
 		if (cmd == CTRL_RELOAD) {
 			w->cfg = __atomic_load_n(&w->next_cfg, __ATOMIC_ACQUIRE);
 			framer_limits_set(w);
+			__atomic_store_n(&w->cfg_acked, w->cfg->generation, __ATOMIC_RELEASE);
 			log_debug("worker switched to the reloaded configuration", "worker=%d", w->id);
 		} else if (cmd == CTRL_DRAIN && !w->draining && !w->stop) {
 			w->draining = true;

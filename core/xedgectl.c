@@ -53,7 +53,7 @@ static void usage(FILE *f)
 		"  roster del USER CONTACT      remove a roster item (pushed to online clients)\n"
 		"  roster list USER\n"
 		"  reload                       SIGHUP the xedge serving CONFIG; wait for the result\n"
-		"  drain                        SIGTERM it; wait until its clients are gone and it exits\n"
+		"  drain                        SIGUSR1 it: it drains and stays up; wait until no client is left\n"
 		"  stats                        a summary of its /metrics (admin.address)\n"
 		"  --version                    print the version\n"
 		"CONFIG defaults to $XEDGE_CONFIG, else " CTL_DEFAULT_CONFIG

@@ -74,6 +74,9 @@ static void *signal_thread(void *arg)
 		int sig = sigtimedwait(&p->sigs, NULL, &ts);
 		if (sig == SIGHUP) {
 			reload(p);
+		} else if (sig == SIGUSR1) {
+			log_warn("SIGUSR1 ignored: a session server does not drain (edges do); stop it with SIGTERM",
+				 "%s", "");
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			__atomic_store_n(&p->stopping, 1, __ATOMIC_RELAXED);
 			log_info("stopping", "signal=%d", sig);
@@ -219,6 +222,7 @@ int main(int argc, char **argv)
 	sigaddset(&proc.sigs, SIGTERM);
 	sigaddset(&proc.sigs, SIGINT);
 	sigaddset(&proc.sigs, SIGHUP);
+	sigaddset(&proc.sigs, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &proc.sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sm = sm_new(&smc);

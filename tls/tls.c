@@ -49,23 +49,33 @@ struct tls_domain {
 };
 
 /*
- * The contexts of every served domain.  tls_init fills the first table;
+ * The contexts of every served domain.  tls_init makes the first table;
  * tls_reload builds a whole new one and publishes it with one pointer store
  * (release; readers on the workers load it with acquire), so a handshake
  * starts on the old contexts or the new ones, never a mix.  A replaced table
- * is retired, not freed: sessions made from its contexts go on with them
- * (domain_of and ctx_is_s2s still know them), and everything is freed at
- * tls_shutdown.  A reload costs the contexts' memory until exit (some KB
- * per domain).
+ * is retired: once every worker has moved past the reload (tls_reclaim) our
+ * references to its contexts are dropped, and sessions made from them keep
+ * theirs (wolfSSL counts a context's references from its sessions).  The
+ * retired table itself stays until exit, so domain_of and ctx_is_s2s still
+ * recognise a context a handshake began on (its pointer is only compared):
+ * a reload costs 32 bytes per domain until exit.
  */
 struct tls_table {
-	struct tls_domain d[CONFIG_MAX_DOMAINS];
-	size_t n;
 	struct tls_table *older;   /* the table this one replaced */
+	uint64_t gen;              /* the configuration generation it was made for */
+	bool reclaimed;            /* our references to its contexts are dropped */
+	size_t n;
+	struct tls_domain d[];
 };
 
-static struct tls_table table0;
-static struct tls_table *table = &table0;
+static struct tls_table *table;
+
+static struct tls_table *table_new(size_t n)
+{
+	struct tls_table *t = calloc(1, sizeof(*t) + n * sizeof(t->d[0]));
+
+	return t;
+}
 
 static struct tls_table *tab(void)
 {
@@ -421,7 +431,7 @@ static struct tls_domain *domain_named(const char *name)
 {
 	struct tls_table *t = tab();
 
-	for (size_t i = 0; i < t->n; i++)
+	for (size_t i = 0; t && i < t->n; i++)
 		if (name && strcasecmp(t->d[i].name, name) == 0)
 			return &t->d[i];
 	return NULL;
@@ -787,7 +797,8 @@ static void table_free(struct tls_table *t, bool s2s_only)
 int tls_init(const struct config *cfg)
 {
 	wolfSSL_Init();
-	if (table_fill(&table0, cfg) < 0) {
+	table = table_new(cfg->ndomains);
+	if (!table || table_fill(table, cfg) < 0) {
 		tls_shutdown();
 		return -1;
 	}
@@ -819,13 +830,13 @@ int tls_init(const struct config *cfg)
 
 int tls_init_s2s(const struct config *cfg)
 {
-	if (table0.n && table0.d[0].s2s)
+	if (table->n && table->d[0].s2s)
 		return 0;   /* done already */
 	if (!ca_store)
 		log_warn("tls: no tls.ca_file: no peer certificate will verify on server-to-server streams",
-			 "domains=%zu", table0.n);
-	if (table_fill_s2s(&table0, cfg) < 0) {
-		table_free(&table0, true);
+			 "domains=%zu", table->n);
+	if (table_fill_s2s(table, cfg) < 0) {
+		table_free(table, true);
 		return -1;
 	}
 	return 0;
@@ -833,7 +844,7 @@ int tls_init_s2s(const struct config *cfg)
 
 int tls_reload(const struct config *cfg, bool s2s)
 {
-	struct tls_table *t = calloc(1, sizeof(*t));
+	struct tls_table *t = table_new(cfg->ndomains);
 
 	if (!t)
 		return -1;
@@ -842,9 +853,24 @@ int tls_reload(const struct config *cfg, bool s2s)
 		free(t);
 		return -1;
 	}
+	t->gen = cfg->generation;
 	t->older = table;   /* only the main thread writes `table` */
 	__atomic_store_n(&table, t, __ATOMIC_RELEASE);
 	return 0;
+}
+
+void tls_reclaim(uint64_t gen)
+{
+	for (struct tls_table *t = table ? table->older : NULL; t; t = t->older) {
+		if (t->reclaimed || t->gen >= gen)
+			continue;
+		for (size_t i = 0; i < t->n; i++) {
+			wolfSSL_CTX_free(t->d[i].ctx);
+			wolfSSL_CTX_free(t->d[i].s2s);
+			wolfSSL_CTX_free(t->d[i].s2s_client);
+		}
+		t->reclaimed = true;
+	}
 }
 
 void tls_shutdown(void)
@@ -853,12 +879,11 @@ void tls_shutdown(void)
 
 	for (; t; t = older) {
 		older = t->older;
-		table_free(t, false);
-		if (t != &table0)
-			free(t);
+		if (!t->reclaimed)
+			table_free(t, false);
+		free(t);
 	}
-	table0.older = NULL;
-	table = &table0;
+	table = NULL;
 	if (verify_ctx) {
 		wolfSSL_CTX_free(verify_ctx);
 		verify_ctx = NULL;
@@ -901,7 +926,7 @@ struct tls *tls_new(const char *domain, struct tls_io *io)
 
 	if (!ctx) {
 		struct tls_table *tt = tab();
-		if (!tt->n)
+		if (!tt || !tt->n)
 			return NULL;
 		ctx = tt->d[0].ctx;
 	}
@@ -931,7 +956,7 @@ struct tls *tls_new_s2s(const char *domain, struct tls_io *io)
 
 	if (!ctx) {
 		struct tls_table *tt = tab();
-		if (!tt->n || !tt->d[0].s2s)
+		if (!tt || !tt->n || !tt->d[0].s2s)
 			return NULL;
 		ctx = tt->d[0].s2s;
 	}

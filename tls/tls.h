@@ -79,6 +79,12 @@ void tls_shutdown(void);
  */
 int tls_reload(const struct config *cfg, bool s2s);
 
+/* Drop our references to the contexts of tables made for configuration
+ * generations before gen: every thread that makes sessions (the workers)
+ * has switched to gen or later, so none can pick those contexts any more.
+ * Main thread only. */
+void tls_reclaim(uint64_t gen);
+
 /* Release the calling thread's wolfSSL caches (the ECC fixed-point cache is
  * per thread); call from every thread that ran handshakes, before it exits. */
 void tls_thread_exit(void);

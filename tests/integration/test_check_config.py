@@ -263,3 +263,15 @@ def test_env_names_of_other_programs_are_ignored(tmp_path, ec_pair):
     cfg, r = check(tmp_path, *ec_pair, env={"XEDGE_CONFIG": "/nonexistent.yaml",
                                             "XEDGE_SOMETHING_ELSE": "x"})
     assert r.returncode == 0, r.stderr
+
+
+def test_kubernetes_service_variables_are_not_keys(tmp_path, ec_pair):
+    """Kubernetes puts <SERVICE>_SERVICE_HOST, _SERVICE_PORT and _PORT_* of every Service in
+    the namespace into each container: Services named xedge-admin or xedge-s2s must not
+    stop xedge from starting with an unknown key."""
+    env = {"XEDGE_ADMIN_SERVICE_HOST": "10.0.0.7", "XEDGE_ADMIN_SERVICE_PORT": "5280",
+           "XEDGE_ADMIN_SERVICE_PORT_METRICS": "5280", "XEDGE_S2S_PORT": "tcp://10.0.0.8:5269",
+           "XEDGE_S2S_PORT_5269_TCP": "tcp://10.0.0.8:5269", "XEDGE_S2S_PORT_5269_TCP_ADDR": "10.0.0.8",
+           "XEDGE_DRAIN_SERVICE_HOST": "10.0.0.9"}
+    cfg, r = check(tmp_path, *ec_pair, env=env)
+    assert r.returncode == 0, r.stderr

@@ -161,22 +161,56 @@ def test_drain_grace_ends_it(server):
 
 @pytest.mark.parametrize("server", [{"admin": True, "drain": {"rate": 1, "grace": 300},
     "limits": {"max_connections_per_ip": 1000, "connection_rate_per_ip": 1000}}], indirect=True)
-def test_second_sigterm_and_xedgectl_drain(server):
-    """xedgectl drain signals the xedge serving the config and waits; a second SIGTERM
-    while draining stops at once instead of waiting out a long grace."""
+def test_second_sigterm_stops_at_once(server):
+    """A second SIGTERM while draining stops at once instead of waiting out a long grace."""
     clients = logged_in(server, 10, "st")
     try:
-        ctl = subprocess.Popen([str(binary("xedgectl")), "-c", str(server.edge_config), "drain"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        wait_until(lambda: server.http("/readyz")[0] == 503, timeout=10, what="draining")
-        wait_until(lambda: "clients left" in (ctl.stdout.readline() or ""), timeout=10,
-                   what="xedgectl printing progress")
         sigterm(server)
-        out, err = ctl.communicate(timeout=30)
-        assert ctl.returncode == 0, out + err
-        assert "drained and stopped" in out, out
-        assert server.edge.p.wait(5) == 0
+        wait_until(lambda: server.http("/readyz")[0] == 503, timeout=10, what="draining")
+        server.edge.p.send_signal(signal.SIGTERM)
+        assert server.edge.p.wait(15) == 0
         assert "stopping now (second signal while draining)" in server.log()
     finally:
         for c in clients:
             c.close()
+
+
+@pytest.mark.parametrize("server", [{"admin": True, "drain": {"rate": 50, "redirect": "edge2.example.org"},
+    "limits": {"max_connections_per_ip": 1000, "connection_rate_per_ip": 1000}}], indirect=True)
+def test_xedgectl_drain_empties_and_keeps_the_process(server):
+    """xedgectl drain (a preStop hook) signals the xedge serving the config (SIGUSR1), which
+    drains and stays up, not ready; it returns once no client is left, before the process
+    ends (a hook must not outlive its container's main process).  The SIGTERM that follows
+    exits at once."""
+    clients = logged_in(server, 12, "pd")
+    try:
+        r = subprocess.run([str(binary("xedgectl")), "-c", str(server.edge_config), "drain"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"pid {server.edge.p.pid} drained after" in r.stdout, r.stdout
+        assert server.edge.alive(), "xedgectl drain ended the process"
+        res = goodbyes(clients, 20)
+        assert all(stream_error_condition(e) == "see-other-host" for _, e in res), res
+        assert server.http("/readyz") == (503, "not ready: draining\n")
+        assert _refused(server.c2s_port)
+        assert server.metric("xedge_draining") == 1
+        t0 = time.monotonic()
+        sigterm(server)
+        assert server.edge.p.wait(15) == 0
+        assert time.monotonic() - t0 < 5
+    finally:
+        for c in clients:
+            c.close()
+
+
+@pytest.mark.parametrize("server", [{"admin": True, "mode": "external"}], indirect=True)
+def test_xedgectl_drain_refuses_a_session_server(server):
+    """An xedge-sm config has no listeners: drain is refused, and a stray SIGUSR1 does not
+    kill xedge-sm either."""
+    r = subprocess.run([str(binary("xedgectl")), "-c", str(server.sm_config), "drain"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "drain empties an edge" in r.stderr, r.stderr
+    sm = server.proc("xedge-sm")
+    sm.p.send_signal(signal.SIGUSR1)
+    server.wait_log("SIGUSR1 ignored", which="xedge-sm", timeout=10)
+    assert sm.alive()

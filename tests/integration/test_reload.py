@@ -102,7 +102,8 @@ def test_certificate_swap_keeps_sessions(own_cert_server, tmp_path):
             carol.login("carol", USERS["carol"], "new")
             fp = hashlib.sha256(carol.sock.getpeercert(binary_form=True)).hexdigest()
             assert fp == file_fingerprint(new_crt)
-        assert srv.metric("xedge_connections", listener="c2s", state="session") == 1
+        wait_until(lambda: srv.metric("xedge_connections", listener="c2s", state="session") == 1,
+                   what="alice alone in session on c2s once carol left")
         assert srv.metric("xedge_connections", listener="c2s_tls", state="session") == 1
     finally:
         alice.close()
