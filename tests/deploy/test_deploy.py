@@ -197,30 +197,6 @@ def podman_statefulset_pod(sts):
     return pvcs, pod
 
 
-# TEMPORARY until the admin listener lands in this tree: without core/admin_http.c
-# the admin: and drain: sections are cut from the configuration, readiness is a
-# TCP connect, and the admin checks and the drain are not run.
-ADMIN = (REPO / "core" / "admin_http.c").exists()
-
-
-def no_admin(configmap):
-    if not ADMIN:
-        for k, v in configmap["data"].items():
-            if k.endswith(".yaml"):
-                y = yaml.safe_load(v)
-                y.pop("admin", None)
-                y.pop("drain", None)
-                configmap["data"][k] = yaml.safe_dump(y, sort_keys=False)
-    return configmap
-
-
-def serving(ports):
-    if ADMIN:
-        return http_get(ports["admin"], "/readyz")[0] == 200
-    socket.create_connection(("127.0.0.1", ports["c2s"]), timeout=3).close()
-    return True
-
-
 # ---- plays ------------------------------------------------------------------
 
 class Play:
@@ -329,45 +305,55 @@ def chat(port, users, direct_tls_port=None, while_online=None):
     run(scenario(), 90)
 
 
-def check_admin(port, ready=True):
-    """The probes' endpoints, as the kubelet would ask them."""
-    status, _ = http_get(port, "/healthz")
-    assert status == 200, f"/healthz: {status}"
-    wait_for("/readyz 200" if ready else "/readyz 503",
-             lambda: http_get(port, "/readyz")[0] == (200 if ready else 503), timeout=30)
+def check_admin(port):
+    """The probes' endpoints, as the kubelet asks them, and the metrics."""
+    wait_for("/healthz 200", lambda: http_get(port, "/healthz")[0] == 200, timeout=30)
+    wait_for("/readyz 200", lambda: http_get(port, "/readyz")[0] == 200, timeout=30)
     status, body = http_get(port, "/metrics")
     assert status == 200 and "# TYPE" in body, f"/metrics: {status} {body[:200]!r}"
 
 
-def drain(container, admin_port, clients_port):
-    """The preStop command, as the kubelet runs it: /readyz turns 503, the listener
-    closes, and xedgectl returns once xedge has exited."""
-    p = subprocess.Popen(["podman", "exec", container, "xedgectl", "-c", "/etc/xedge/xedge.yaml",
-                          "drain"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        out, _ = p.communicate(timeout=90)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == 0, f"xedgectl drain exited {p.returncode}: {out}"
-    wait_for(f"{container} to exit", lambda: podman(
-        "inspect", "--format", "{{.State.Status}}", container, check=False).stdout.strip()
-        in ("exited", "stopped", ""), timeout=30, diag=lambda: logs(container))
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", clients_port), timeout=3).close()
+def drain(container, port, user):
+    """The preStop command, as the kubelet runs it, with a user online: xedgectl
+    finds its xedge (pid 1 of the container) and signals it, the user is told
+    <system-shutdown/> (no drain.redirect here), xedge drains and exits.
+    xedgectl waits for that exit but cannot see it: when a container's pid 1 exits,
+    the kernel kills every process of its pid namespace, the hook included (exit
+    137; in Kubernetes a FailedPreStopHook event while the pod stops as intended).
+    (podman then restarts the container, as its restart policy says; Kubernetes
+    would be deleting the pod.)"""
+    jid, pw = user
+
+    def prestop():
+        return subprocess.run(["podman", "exec", container, "xedgectl", "-c", "/etc/xedge/xedge.yaml",
+                               "drain"], capture_output=True, text=True, timeout=120)
+
+    async def scenario():
+        a = await Client(jid, pw).login(port)
+        try:
+            r = await asyncio.get_running_loop().run_in_executor(None, prestop)
+            assert "draining pid 1:" in r.stdout and (
+                r.returncode == 0 and "drained and stopped" in r.stdout or r.returncode == 137), \
+                f"xedgectl drain exited {r.returncode}: {r.stdout}{r.stderr}"
+            await asyncio.wait_for(asyncio.shield(a.closed), 15)
+            assert "system-shutdown" in a.stream_errors, f"stream errors: {a.stream_errors}"
+        finally:
+            await close_all(a)
+    run(scenario(), 150)
+    assert "drained: no client left" in logs(container), logs(container)
 
 
 # ---- the tests ------------------------------------------------------------------
 
 def test_standalone(images, cert, plays):
     docs = documents("standalone.yaml")
-    config = no_admin(one(docs, "ConfigMap", "xedge-config"))
+    config = one(docs, "ConfigMap", "xedge-config")
     tls = podman_tls_configmap("xedge-tls", *cert)
 
     # The session server first: its pod IP is the edge's backend.address.
     pvcs, sm_pod = podman_statefulset_pod(one(docs, "StatefulSet", "xedge-sm"))
-    podman_pod(sm_pod, {}, {"XEDGE_SESSION_SERVER_SECRET": BACKEND_SECRET})
+    sm_admin = free_port()
+    podman_pod(sm_pod, {"admin": sm_admin}, {"XEDGE_SESSION_SERVER_SECRET": BACKEND_SECRET})
     plays("standalone-sm", [config, *pvcs, sm_pod])
     sm = "xedge-sm-0-xedge-sm"
     ctl = ["exec", "-i", sm, "xedgectl", "-c", "/etc/xedge/xedge-sm.yaml"]
@@ -376,6 +362,7 @@ def test_standalone(images, cert, plays):
     users = [(f"{u}@{DOMAIN}", f"{u}-pw-{os.urandom(4).hex()}") for u in ("alice", "bob")]
     for jid, pw in users:
         podman(*ctl, "user", "add", jid, "-", input=pw + "\n")
+    check_admin(sm_admin)
     sm_ip = pod_ip("xedge-sm-0")
 
     ports = {"c2s": free_port(), "c2s-tls": free_port(), "admin": free_port()}
@@ -384,9 +371,9 @@ def test_standalone(images, cert, plays):
         "XEDGE_BACKEND_ADDRESS": f"{sm_ip}:5290", "XEDGE_BACKEND_SECRET": BACKEND_SECRET})
     plays("standalone-edge", [config, tls, edge])
     ec = "xedge-pod-0-xedge"
-    wait_for("the edge serving", lambda: serving(ports), diag=lambda: logs(ec) + logs(sm))
-    if ADMIN:
-        check_admin(ports["admin"])
+    wait_for("the edge's /readyz 200", lambda: http_get(ports["admin"], "/readyz")[0] == 200,
+             diag=lambda: logs(ec) + logs(sm))
+    check_admin(ports["admin"])
 
     def sessions_on_the_session_server():
         out = podman(*ctl, "sessions").stdout
@@ -394,8 +381,7 @@ def test_standalone(images, cert, plays):
     chat(ports["c2s"], users, direct_tls_port=ports["c2s-tls"],
          while_online=sessions_on_the_session_server)
 
-    if ADMIN:
-        drain(ec, ports["admin"], ports["c2s"])
+    drain(ec, ports["c2s"], users[0])
 
 
 def test_sidecar(images, cert, plays):
@@ -405,7 +391,7 @@ def test_sidecar(images, cert, plays):
     prosody_alive = next(c for c in dep["spec"]["template"]["spec"]["containers"]
                          if c["name"] == "prosody")["livenessProbe"]["exec"]["command"]
     podman_pod(dep["spec"]["template"], ports, {})
-    plays("sidecar", [no_admin(one(docs, "ConfigMap", "xmpp-config")), podman_tls_configmap("xedge-tls", *cert),
+    plays("sidecar", [one(docs, "ConfigMap", "xmpp-config"), podman_tls_configmap("xedge-tls", *cert),
                       one(docs, "PersistentVolumeClaim", "prosody-data"), dep])
     xc, pc = "xmpp-pod-0-xedge", "xmpp-pod-0-prosody"
     wait_for("Prosody's liveness command to pass", lambda: podman(
@@ -416,13 +402,12 @@ def test_sidecar(images, cert, plays):
         podman("exec", pc, "prosodyctl", "--config", "/etc/prosody/prosody.cfg.lua", "register",
                u, DOMAIN, pw)
         users.append((f"{u}@{DOMAIN}", pw))
-    wait_for("xedge serving", lambda: serving(ports), diag=lambda: logs(xc))
-    if ADMIN:
-        check_admin(ports["admin"])
+    wait_for("xedge's /readyz 200", lambda: http_get(ports["admin"], "/readyz")[0] == 200,
+             diag=lambda: logs(xc))
+    check_admin(ports["admin"])
 
     chat(ports["c2s"], users, direct_tls_port=ports["c2s-tls"])
     # Prosody authenticated them (xedge only relays in upstream mode).
     assert "Authenticated as alice@example.org" in logs(pc), logs(pc)
 
-    if ADMIN:
-        drain(xc, ports["admin"], ports["c2s"])
+    drain(xc, ports["c2s"], users[0])
