@@ -12,11 +12,15 @@ Kubernetes"); takes one to a few minutes.
 podman 4.3 is not Kubernetes.  The test plays the documents of deploy/k8s/ with
 these substitutions only (podman_* functions below):
 - Service and PodDisruptionBudget documents are dropped (podman ignores Services;
-  nothing here evicts).  The edge reaches the session server at the sm pod's IP on
-  podman's network instead of the xedge-sm Service's variables
-  (XEDGE_BACKEND_ADDRESS); clients reach the pods through hostPort on 127.0.0.1.
+  nothing here evicts).  The xedge-sm Service's stable cluster IP is stood in by the
+  gateway address of podman's kube network, where the sm pod publishes its sm-link
+  port (hostPort; podman forwards it to whichever pod holds it now, as kube-proxy
+  would): the edge's XEDGE_BACKEND_ADDRESS names it instead of the Service's
+  variables.  Clients reach the pods through hostPort on 127.0.0.1.
 - The StatefulSet becomes its pod xedge-sm-0 and its volumeClaimTemplate the
   PersistentVolumeClaim data-xedge-sm-0 (a podman named volume), as Kubernetes names them.
+  When the test replaces that pod (as Kubernetes does on a node failure), the new one
+  gets the old one's claim.
 - Deployments run one replica (two would collide on the hostPorts).
 - Secrets are broken in podman 4.3: the xedge-tls Secret volume becomes a ConfigMap
   holding a test certificate for example.org, and secretKeyRef variables get their
@@ -117,13 +121,17 @@ def one(docs, kind, name=None):
     return copy.deepcopy(found[0])
 
 
-def pod_ip(pod):
-    """The pod's address on podman's network (held by its infra container)."""
-    infra = json.loads(podman("pod", "inspect", pod).stdout)["InfraContainerID"]
-    nets = json.loads(podman("inspect", infra).stdout)[0]["NetworkSettings"]["Networks"]
-    ips = [n["IPAddress"] for n in nets.values() if n.get("IPAddress")]
-    assert ips, f"pod {pod} has no address on podman's network: {nets}"
-    return ips[0]
+KUBE_NETWORK = "podman-default-kube-network"     # where `podman kube play` puts pods
+
+
+def kube_gateway():
+    """The host's address on the network of kube-played pods (made now if missing)."""
+    if podman("network", "exists", KUBE_NETWORK, check=False).returncode != 0:
+        podman("network", "create", KUBE_NETWORK)
+    net = json.loads(podman("network", "inspect", KUBE_NETWORK).stdout)[0]
+    gateways = [s["gateway"] for s in net.get("subnets", []) if s.get("gateway")]
+    assert gateways, f"{KUBE_NETWORK} has no gateway: {net}"
+    return gateways[0]
 
 
 def logs(container):
@@ -142,8 +150,8 @@ def podman_tls_configmap(name, cert, key):
 def podman_pod(template, host_ports, env):
     """A pod template ({metadata, spec}) as podman 4.3 can run it: secret volumes
     read ConfigMaps, secretKeyRef and Service variables get the values in env, the
-    named container ports in host_ports {name: port} are published on 127.0.0.1,
-    and Localhost seccomp profiles are named by the annotations podman reads (it
+    named container ports in host_ports {name: port or (address, port)} are published
+    (on 127.0.0.1 unless an address is given), and Localhost seccomp profiles are named by the annotations podman reads (it
     ignores securityContext.seccompProfile)."""
     spec = template["spec"]
     notes = template["metadata"].setdefault("annotations", {})
@@ -169,8 +177,8 @@ def podman_pod(template, host_ports, env):
                 f"{c['name']}: env {e['name']} has no substitute"
         for p in c.get("ports", []):
             if p["name"] in host_ports:
-                p["hostPort"] = host_ports[p["name"]]
-                p["hostIP"] = "127.0.0.1"
+                where = host_ports[p["name"]]
+                p["hostIP"], p["hostPort"] = where if isinstance(where, tuple) else ("127.0.0.1", where)
     return template
 
 
@@ -200,7 +208,7 @@ def podman_statefulset_pod(sts):
 # ---- plays ------------------------------------------------------------------
 
 class Play:
-    """One `podman kube play` of a list of documents, undone by down()."""
+    """One `podman kube play` of a list of documents, undone by down_pods() and down_volumes()."""
 
     def __init__(self, workdir, name, docs):
         self.file = Path(workdir) / f"{name}.yaml"
@@ -225,10 +233,12 @@ class Play:
                self.file, timeout=180)
         return self
 
-    def down(self):
+    def down_pods(self):
         podman("kube", "down", self.file, check=False, timeout=120)
         for p in self.pods:
             podman("pod", "rm", "-f", "-t", "10", p, check=False, timeout=120)
+
+    def down_volumes(self):
         for v in self.volumes:
             podman("volume", "rm", "-f", v, check=False, timeout=60)
 
@@ -243,8 +253,11 @@ def plays(tmp_path):
         started.append(p)
         return p.up()
     yield play
+    # All pods first: a volume is removed with whatever still uses it.
     for p in reversed(started):
-        p.down()
+        p.down_pods()
+    for p in reversed(started):
+        p.down_volumes()
 
 
 # ---- fixtures -----------------------------------------------------------------
@@ -350,10 +363,11 @@ def test_standalone(images, cert, plays):
     config = one(docs, "ConfigMap", "xedge-config")
     tls = podman_tls_configmap("xedge-tls", *cert)
 
-    # The session server first: its pod IP is the edge's backend.address.
+    # The session server first, its sm-link published where the edge will look.
     pvcs, sm_pod = podman_statefulset_pod(one(docs, "StatefulSet", "xedge-sm"))
-    sm_admin = free_port()
-    podman_pod(sm_pod, {"admin": sm_admin}, {"XEDGE_SESSION_SERVER_SECRET": BACKEND_SECRET})
+    sm_admin, sm_link = free_port(), (kube_gateway(), free_port())
+    podman_pod(sm_pod, {"admin": sm_admin, "sm-link": sm_link},
+               {"XEDGE_SESSION_SERVER_SECRET": BACKEND_SECRET})
     plays("standalone-sm", [config, *pvcs, sm_pod])
     sm = "xedge-sm-0-xedge-sm"
     ctl = ["exec", "-i", sm, "xedgectl", "-c", "/etc/xedge/xedge-sm.yaml"]
@@ -363,12 +377,11 @@ def test_standalone(images, cert, plays):
     for jid, pw in users:
         podman(*ctl, "user", "add", jid, "-", input=pw + "\n")
     check_admin(sm_admin)
-    sm_ip = pod_ip("xedge-sm-0")
 
     ports = {"c2s": free_port(), "c2s-tls": free_port(), "admin": free_port()}
     edge = podman_single_replica(one(docs, "Deployment", "xedge"))
     podman_pod(edge["spec"]["template"], ports, {
-        "XEDGE_BACKEND_ADDRESS": f"{sm_ip}:5290", "XEDGE_BACKEND_SECRET": BACKEND_SECRET})
+        "XEDGE_BACKEND_ADDRESS": "%s:%d" % sm_link, "XEDGE_BACKEND_SECRET": BACKEND_SECRET})
     plays("standalone-edge", [config, tls, edge])
     ec = "xedge-pod-0-xedge"
     wait_for("the edge's /readyz 200", lambda: http_get(ports["admin"], "/readyz")[0] == 200,
@@ -380,6 +393,16 @@ def test_standalone(images, cert, plays):
         assert all(jid in out for jid, _ in users), f"xedgectl sessions: {out}"
     chat(ports["c2s"], users, direct_tls_port=ports["c2s-tls"],
          while_online=sessions_on_the_session_server)
+
+    # xedge-sm-0 is replaced: the edge is unready while it has no session server,
+    # ready again once it relinks, and the accounts are still on the claim.
+    podman("pod", "rm", "-f", "-t", "10", "xedge-sm-0")
+    wait_for("the edge's /readyz 503 without a session server",
+             lambda: http_get(ports["admin"], "/readyz")[0] == 503, timeout=30)
+    plays("standalone-sm-again", [config, sm_pod])
+    wait_for("the edge's /readyz 200 after relinking",
+             lambda: http_get(ports["admin"], "/readyz")[0] == 200, diag=lambda: logs(ec) + logs(sm))
+    chat(ports["c2s"], users)          # their accounts are in the claim: they log in
 
     drain(ec, ports["c2s"], users[0])
 

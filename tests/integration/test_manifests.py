@@ -11,7 +11,6 @@ tests/deploy/test_deploy.py runs the manifests for real.
 """
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
