@@ -151,8 +151,8 @@ def podman_pod(template, host_ports, env):
     """A pod template ({metadata, spec}) as podman 4.3 can run it: secret volumes
     read ConfigMaps, secretKeyRef and Service variables get the values in env, the
     named container ports in host_ports {name: port or (address, port)} are published
-    (on 127.0.0.1 unless an address is given), and Localhost seccomp profiles are named by the annotations podman reads (it
-    ignores securityContext.seccompProfile)."""
+    (on 127.0.0.1 unless an address is given), and Localhost seccomp profiles are
+    named by the annotations podman reads (it ignores securityContext.seccompProfile)."""
     spec = template["spec"]
     notes = template["metadata"].setdefault("annotations", {})
     pod_profile = spec.get("securityContext", {}).get("seccompProfile", {})
