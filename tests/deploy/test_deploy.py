@@ -23,10 +23,12 @@ these substitutions only (podman_* functions below):
   gets the old one's claim.
 - Deployments run one replica (two would collide on the hostPorts).
 - Secrets are broken in podman 4.3: the xedge-tls Secret volume becomes a ConfigMap
-  holding a test certificate for example.org, and secretKeyRef variables get their
+  holding a test certificate for example.org (without the Secret's defaultMode and
+  fsGroup: podman's files are world-readable), and secretKeyRef variables get their
   value directly (XEDGE_BACKEND_SECRET, XEDGE_SESSION_SERVER_SECRET).
-- The Localhost seccomp profile xedge.json is read from deploy/seccomp
-  (--seccomp-profile-root) instead of /var/lib/kubelet/seccomp.
+- podman ignores securityContext.seccompProfile: the Localhost profile xedge.json is
+  named by the (older) seccomp annotations it reads instead, and read from
+  deploy/seccomp (--seccomp-profile-root) instead of /var/lib/kubelet/seccomp.
 - Probes and the preStop hook are the test's: podman 4.3 ignores readinessProbe and
   preStop, and turns a livenessProbe into a healthcheck that cannot work (httpGet
   becomes `curl http://localhost:0/...` for a named port, in an image without curl; an
