@@ -30,7 +30,7 @@ FUZZERS  = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB = $(filter parser/%.c tls/%.c core/sasl.c core/log.c, $(LIB_SRCS))
 PYTEST   = /usr/bin/python3 -m pytest
 
-.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store bench-s2s
+.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store bench-s2s test-deploy
 all: deps $(PROGS)
 
 deps:
@@ -124,6 +124,15 @@ integration: test-deps all asan
 	XEDGE_BIN=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/integration
 
 test: test-deps all unit fuzz-replay integration
+	@if podman info >/dev/null 2>&1; then $(MAKE) --no-print-directory test-deploy; \
+	else echo "test-deploy: skipped: podman is not usable here (install podman; see docs/operations.md)"; fi
+
+# The container image (deploy/Dockerfile) and the Kubernetes manifests (deploy/k8s/) for
+# real: podman builds the images, `podman kube play` runs each manifest, slixmpp users chat
+# through the pods (tests/deploy/test_deploy.py; root podman, one to a few minutes).
+test-deploy: test-deps all
+	$(PYTEST) -q -p no:cacheprovider tests/integration/test_manifests.py
+	$(PYTEST) -q -s -p no:cacheprovider tests/deploy/test_deploy.py
 
 # `make run`: a working service on localhost with a self-signed certificate.
 RUN_DIR ?= $(BUILD)/run

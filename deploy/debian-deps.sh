@@ -7,7 +7,7 @@ build="gcc make pkg-config liburing-dev libwolfssl-dev libjemalloc-dev libexpat1
 libck-dev libyaml-dev libsqlite3-dev libc-ares-dev openssl"
 test="$build libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-slixmpp libstrophe-dev \
 prosody ejabberd haproxy nodejs tsung python3-aioxmpp profanity tmux python3-cryptography \
-dnsmasq-base iproute2 util-linux biboumi ngircd"
+dnsmasq-base iproute2 util-linux biboumi ngircd python3-kubernetes"
 # npm: its own Debian package, unless the installed nodejs bundles it (NodeSource).
 command -v npm >/dev/null 2>&1 || test="$test npm"
 bench="$build gnuplot-nox prosody ejabberd tsung"
