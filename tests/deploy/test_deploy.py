@@ -328,15 +328,13 @@ def check_admin(port):
     assert status == 200 and "# TYPE" in body, f"/metrics: {status} {body[:200]!r}"
 
 
-def drain(container, port, user):
+def drain(container, port, user, admin_port):
     """The preStop command, as the kubelet runs it, with a user online: xedgectl
-    finds its xedge (pid 1 of the container) and signals it, the user is told
-    <system-shutdown/> (no drain.redirect here), xedge drains and exits.
-    xedgectl waits for that exit but cannot see it: when a container's pid 1 exits,
-    the kernel kills every process of its pid namespace, the hook included (exit
-    137; in Kubernetes a FailedPreStopHook event while the pod stops as intended).
-    (podman then restarts the container, as its restart policy says; Kubernetes
-    would be deleting the pod.)"""
+    finds its xedge (pid 1 of the container) and signals it (SIGUSR1), the user is
+    told <system-shutdown/> (no drain.redirect here), and xedgectl returns 0 once no
+    client is left, while xedge stays up, not ready (a hook must end before the
+    container's pid 1 does: its exit would kill the hook).  The kubelet's SIGTERM that
+    follows (podman stop here) then exits at once."""
     jid, pw = user
 
     def prestop():
@@ -347,14 +345,17 @@ def drain(container, port, user):
         a = await Client(jid, pw).login(port)
         try:
             r = await asyncio.get_running_loop().run_in_executor(None, prestop)
-            assert "draining pid 1:" in r.stdout and (
-                r.returncode == 0 and "drained and stopped" in r.stdout or r.returncode == 137), \
+            assert r.returncode == 0 and "draining pid 1:" in r.stdout and "pid 1 drained after" in r.stdout, \
                 f"xedgectl drain exited {r.returncode}: {r.stdout}{r.stderr}"
             await asyncio.wait_for(asyncio.shield(a.closed), 15)
             assert "system-shutdown" in a.stream_errors, f"stream errors: {a.stream_errors}"
         finally:
             await close_all(a)
     run(scenario(), 150)
+    assert http_get(admin_port, "/readyz") == (503, "not ready: draining\n")
+    assert "draining: listeners closed, clients told to go" in logs(container), logs(container)
+    r = subprocess.run(["podman", "stop", "-t", "30", container], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
     assert "drained: no client left" in logs(container), logs(container)
 
 
@@ -406,7 +407,7 @@ def test_standalone(images, cert, plays):
              lambda: http_get(ports["admin"], "/readyz")[0] == 200, diag=lambda: logs(ec) + logs(sm))
     chat(ports["c2s"], users)          # their accounts are in the claim: they log in
 
-    drain(ec, ports["c2s"], users[0])
+    drain(ec, ports["c2s"], users[0], ports["admin"])
 
 
 def test_sidecar(images, cert, plays):
@@ -435,4 +436,4 @@ def test_sidecar(images, cert, plays):
     # Prosody authenticated them (xedge only relays in upstream mode).
     assert "Authenticated as alice@example.org" in logs(pc), logs(pc)
 
-    drain(xc, ports["c2s"], users[0])
+    drain(xc, ports["c2s"], users[0], ports["admin"])
