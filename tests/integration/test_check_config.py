@@ -275,3 +275,27 @@ def test_kubernetes_service_variables_are_not_keys(tmp_path, ec_pair):
            "XEDGE_DRAIN_SERVICE_HOST": "10.0.0.9"}
     cfg, r = check(tmp_path, *ec_pair, env=env)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("extra, line, why", [
+    ("admin:\n  address: localhost:5280\n", 9,
+     "admin.address: expected a numeric IP and port, such as 127.0.0.1:5280"),
+    ("admin:\n  port: 5280\n", 9, "admin: unknown key 'port' (known: address)"),
+    ("drain:\n  redirect: \"edge2 <x>\"\n", 9, "drain.redirect: expected the host[:port] of another edge"),
+    ("drain:\n  redirect_uri: https://edge2/x\n", 9, "drain.redirect_uri: expected a ws:// or wss:// URI"),
+    ("drain:\n  rate: 0\n", 9, "drain.rate: expected a whole number from 1 to 1000000"),
+    ("drain:\n  grace: soon\n", 9, "drain.grace: expected a whole number from 0 to 86400"),
+])
+def test_admin_and_drain_keys_are_checked(tmp_path, ec_pair, extra, line, why):
+    cfg, r = check(tmp_path, *ec_pair, extra=extra)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert r.stderr.startswith(f"{cfg}:{line}: {why}"), r.stderr
+
+
+def test_admin_and_drain_from_the_environment(tmp_path, ec_pair):
+    cfg, r = check(tmp_path, *ec_pair, env={"XEDGE_ADMIN_ADDRESS": "0.0.0.0:5280",
+                                            "XEDGE_DRAIN_REDIRECT": "edge2.example.org:5222",
+                                            "XEDGE_DRAIN_RATE": "200"})
+    assert r.returncode == 0, r.stderr
+    cfg, r = check(tmp_path, *ec_pair, env={"XEDGE_DRAIN_RATE": "-1"})
+    assert r.returncode == 1 and r.stderr.startswith("XEDGE_DRAIN_RATE=-1: drain.rate:"), r.stderr
