@@ -119,8 +119,14 @@ fuzz: test-deps $(FUZZERS)
 
 # The integration suite runs twice: on the ASan+UBSan binaries (the fixtures fail
 # a test on any sanitizer report) and on the release binaries (jemalloc arenas).
+# The suites that mostly wait on other servers (Prosody and ejabberd federating in
+# network namespaces, biboumi, Profanity) run in the release pass only: the ASan
+# pass covers the same code of ours with test_s2s (xedge to xedge over s2s) and
+# test_component, and keeps `make test` within its time budget.
+PEER_SUITES = test_federation test_fedns test_biboumi test_profanity
 integration: test-deps all asan
-	XEDGE_BIN=$(BUILD)/asan $(PYTEST) -q -p no:cacheprovider tests/integration
+	XEDGE_BIN=$(BUILD)/asan $(PYTEST) -q -p no:cacheprovider tests/integration \
+		$(PEER_SUITES:%=--ignore=tests/integration/%.py)
 	XEDGE_BIN=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/integration
 
 test: test-deps all unit fuzz-replay integration
