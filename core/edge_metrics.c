@@ -62,6 +62,24 @@ static void sum(struct wstats *t, const struct worker *workers, int n)
 	}
 }
 
+/* A [listener][direction][kind] counter: the kinds message, presence and iq
+ * of the listener types in use always, any other series once it counts. */
+static void by_stanza(struct mx *m, const char *name, const char *help, const bool used[CK_COUNT],
+		      const uint64_t v[CK_COUNT][2][4])
+{
+	char l[160];
+
+	mx_head(m, name, "counter", help);
+	for (int k = 1; k < CK_COUNT; k++)
+		for (int d = 0; d < 2; d++)
+			for (int s = 0; s < 4; s++)
+				if (v[k][d][s] || (used[k] && s)) {
+					snprintf(l, sizeof(l), "listener=\"%s\",direction=\"%s\",kind=\"%s\"",
+						 kind_names[k], dir_names[d], stanza_names[s]);
+					mx_val(m, name, l, v[k][d][s]);
+				}
+}
+
 void edge_kinds(const struct config *cfg, bool used[CK_COUNT])
 {
 	memset(used, 0, CK_COUNT);
@@ -117,25 +135,11 @@ void edge_metrics(struct mx *m, const bool used[CK_COUNT], bool upstream, const 
 				snprintf(l, sizeof(l), "mechanism=\"%s\",cause=\"%s\"", mech_names[k], sasl_cond_str(c));
 				mx_val(m, "xedge_sasl_failures_total", l, t.sasl_failed[k][c]);
 			}
-	mx_head(m, "xedge_stanzas_total", "counter",
-		"Top-level elements received (in) and stanzas sent (out), by listener type and kind.");
-	for (int k = 1; k < CK_COUNT; k++)
-		for (int d = 0; d < 2; d++)
-			for (int s = 0; s < 4; s++)
-				if (t.stanzas[k][d][s] || (used[k] && s)) {
-					snprintf(l, sizeof(l), "listener=\"%s\",direction=\"%s\",kind=\"%s\"",
-						 kind_names[k], dir_names[d], stanza_names[s]);
-					mx_val(m, "xedge_stanzas_total", l, t.stanzas[k][d][s]);
-				}
-	mx_head(m, "xedge_stanza_bytes_total", "counter", "Bytes of those elements, by listener type and kind.");
-	for (int k = 1; k < CK_COUNT; k++)
-		for (int d = 0; d < 2; d++)
-			for (int s = 0; s < 4; s++)
-				if (t.stanza_bytes[k][d][s] || (used[k] && s)) {
-					snprintf(l, sizeof(l), "listener=\"%s\",direction=\"%s\",kind=\"%s\"",
-						 kind_names[k], dir_names[d], stanza_names[s]);
-					mx_val(m, "xedge_stanza_bytes_total", l, t.stanza_bytes[k][d][s]);
-				}
+	by_stanza(m, "xedge_stanzas_total",
+		  "Top-level elements received (in) and stanzas sent (out), by listener type and kind.",
+		  used, t.stanzas);
+	by_stanza(m, "xedge_stanza_bytes_total", "Bytes of those elements, by listener type and kind.",
+		  used, t.stanza_bytes);
 	mx_head(m, "xedge_network_bytes_total", "counter", "Bytes read from and written to sockets (TLS included).");
 	for (int d = 0; d < 2; d++) {
 		snprintf(l, sizeof(l), "direction=\"%s\"", dir_names[d]);

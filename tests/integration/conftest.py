@@ -97,6 +97,19 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
+def wait_until(cond, timeout: float = 20.0, what: str = "condition"):
+    """Poll cond() until it returns something true (returned); AssertionError naming
+    `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout:.0f} s")
+        time.sleep(0.02)
+
+
 def port_accepts(port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout):

@@ -6,19 +6,8 @@ import time
 
 import pytest
 
-from conftest import USERS
+from conftest import USERS, wait_until
 from rawxmpp import NS_CLIENT, Raw, q
-
-
-def wait_until(cond, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout:.0f} s")
-        time.sleep(0.05)
 
 
 def chat(a: Raw, b: Raw, n: int, tag: str):

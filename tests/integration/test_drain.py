@@ -10,23 +10,12 @@ import time
 
 import pytest
 
-from conftest import USERS, binary
+from conftest import USERS, binary, wait_until
 from rawxmpp import NS_CLIENT, STREAM_ERROR, Raw, q, stream_error_condition
 from wsclient import WS
 
 NS_STREAMS_ERR = "urn:ietf:params:xml:ns:xmpp-streams"
 NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
-
-
-def wait_until(cond, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout:.0f} s")
-        time.sleep(0.02)
 
 
 def logged_in(server, n, prefix="dr"):

@@ -8,25 +8,13 @@ import signal
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, USERS, Server, ServerOptions, binary, make_cert
+from conftest import REPO, USERS, binary, make_cert, wait_until
 from rawxmpp import NS_CLIENT, Raw, q
-
-
-def wait_until(cond, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout:.0f} s")
-        time.sleep(0.05)
 
 
 def served_fingerprint(port: int) -> str:
@@ -45,25 +33,15 @@ def file_fingerprint(crt: Path) -> str:
 
 
 @pytest.fixture
-def own_cert_server(tmp_path):
-    """A server whose certificate files belong to this test (it replaces them)."""
-    certs = tmp_path / "certs"
-    certs.mkdir()
-    crt, key = make_cert(certs, "live")
-    sockdir = Path(tempfile.mkdtemp(prefix="xr", dir="/tmp"))
-    (tmp_path / "srv").mkdir()
-    srv = Server(ServerOptions(admin=True), tmp_path / "srv", sockdir, (crt, key))
-    srv.start()
-    try:
-        for u in USERS:
-            srv.add_user(u)
-    except BaseException:
-        srv.stop()
-        raise
-    yield srv
-    problems = srv.stop()
-    if problems:
-        pytest.fail("server shutdown:\n  " + "\n  ".join(problems) + "\n" + srv.log_tails(), pytrace=False)
+def cert(tmp_path):
+    """A certificate of this test's own (the session's is shared): the tests replace
+    its files."""
+    d = tmp_path / "certs"
+    d.mkdir()
+    return make_cert(d, "live")
+
+
+ADMIN = pytest.mark.parametrize("server", [{"admin": True}], indirect=True)
 
 
 def hup(server, result: str, count: int):
@@ -79,8 +57,9 @@ def chat_once(a: Raw, b: Raw, tag: str):
     assert m.get("from") == a.jid
 
 
-def test_certificate_swap_keeps_sessions(own_cert_server, tmp_path):
-    srv = own_cert_server
+@ADMIN
+def test_certificate_swap_keeps_sessions(server, tmp_path):
+    srv = server
     crt, key = srv.cert, srv.key
     old_fp = file_fingerprint(crt)
     assert served_fingerprint(srv.tls_port) == old_fp
@@ -110,11 +89,12 @@ def test_certificate_swap_keeps_sessions(own_cert_server, tmp_path):
         bob.close()
 
 
-def test_failed_reloads_change_nothing(own_cert_server, tmp_path):
+@ADMIN
+def test_failed_reloads_change_nothing(server, tmp_path):
     """A broken file, a key that needs a restart, and a key that does not match its
     certificate: each reload fails with its reason in the log, and the running
     configuration (certificate included) stays."""
-    srv = own_cert_server
+    srv = server
     cfg = srv.edge_config
     good = cfg.read_text()
     fp = served_fingerprint(srv.tls_port)
@@ -143,10 +123,11 @@ def test_failed_reloads_change_nothing(own_cert_server, tmp_path):
             bob.login("bob", USERS["bob"], "after-failures")
 
 
-def test_reload_applies_limits_and_log_level(own_cert_server):
+@ADMIN
+def test_reload_applies_limits_and_log_level(server):
     """A lower max_stanza_bytes applies to an established session at once (RFC 6120
     §4.9.3.14 policy-violation for a stanza over it), and log_level debug starts debug lines."""
-    srv = own_cert_server
+    srv = server
     cfg = srv.edge_config
     text = cfg.read_text()
     assert "max_stanza_bytes: 65536" in text and "log_level: debug" in text
@@ -166,8 +147,9 @@ def test_reload_applies_limits_and_log_level(own_cert_server):
         chat_once(bob, bob, "bob-to-self")   # bob's session is untouched
 
 
-def test_xedgectl_reload_and_stats(own_cert_server):
-    srv = own_cert_server
+@ADMIN
+def test_xedgectl_reload_and_stats(server):
+    srv = server
     ctl = [str(binary("xedgectl")), "-c", str(srv.edge_config)]
     r = subprocess.run(ctl + ["reload"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and f"pid {srv.edge.p.pid} reloaded" in r.stdout, r.stdout + r.stderr
