@@ -74,6 +74,7 @@ struct edge {
 	struct config *retired[16];  /* replaced, not yet freed */
 	size_t nretired;
 	struct sm *sm;               /* embedded session server, or NULL */
+	struct offload *pool;        /* the offload threads */
 	bool upstream;               /* backend.upstream: no session server link */
 	bool kinds[CK_COUNT];        /* connection kinds the configuration makes (edge_metrics) */
 	int draining;                /* atomic: readiness false */
@@ -100,6 +101,8 @@ static void admin_metrics(void *arg, struct mx *m)
 	mx_val(m, "xedge_workers", "", (uint64_t)e->nworkers);
 	mx_head(m, "xedge_draining", "gauge", "1 while draining (after SIGTERM).");
 	mx_val(m, "xedge_draining", "", (uint64_t)__atomic_load_n(&e->draining, __ATOMIC_RELAXED));
+	mx_head(m, "xedge_offload_queue_jobs", "gauge", "Slow jobs (PLAIN's key derivation) waiting for an offload thread.");
+	mx_val(m, "xedge_offload_queue_jobs", "", __atomic_load_n(&e->pool->queued, __ATOMIC_RELAXED));
 	mx_head(m, "xedge_config_reloads_total", "counter", "Configuration reloads (SIGHUP), by result.");
 	mx_val(m, "xedge_config_reloads_total", "result=\"ok\"", STAT_GET(e->reloads_ok));
 	mx_val(m, "xedge_config_reloads_total", "result=\"failed\"", STAT_GET(e->reloads_failed));
@@ -435,6 +438,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	e.cfg = cfg;
+	e.pool = &pool;
 	e.upstream = cfg->backend_upstream != NULL;
 	edge_kinds(cfg, e.kinds);
 	if (cfg->nlisteners == 0) {

@@ -97,7 +97,7 @@ static void *offload_main(void *arg)
 		o->head = j->next;
 		if (!o->head)
 			o->tail = NULL;
-		o->queued--;
+		__atomic_store_n(&o->queued, o->queued - 1, __ATOMIC_RELAXED);   /* read by /metrics */
 		pthread_mutex_unlock(&o->lock);
 		if (!__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
 			j->run(j);
@@ -201,7 +201,7 @@ int offload_submit(struct offload *o, struct offload_port *p, struct offload_job
 	else
 		o->head = j;
 	o->tail = j;
-	o->queued++;
+	__atomic_store_n(&o->queued, o->queued + 1, __ATOMIC_RELAXED);
 	pthread_cond_signal(&o->cond);
 	pthread_mutex_unlock(&o->lock);
 	p->inflight++;

@@ -69,7 +69,7 @@ struct offload {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct offload_job *head, *tail;  /* queued, FIFO */
-	unsigned queued;
+	unsigned queued;                  /* under lock; read without by the admin thread */
 	bool stop;
 	int nthreads;
 	struct offload_thread *threads;   /* each with its own ring for wake-ups */
