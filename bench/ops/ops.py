@@ -84,14 +84,17 @@ def cmd_watch(out, targets, interval, max_s):
         while not stop and time.time() < t_end:
             t0 = time.time()
             for name, url in targets:
-                row = {"t": round(t0, 3), "name": name}
+                row = {"name": name}
                 try:
+                    # t: the middle of this request (the server counts while it answers)
+                    ta = time.time()
                     m = scrape(url)
+                    row["t"] = round((ta + time.time()) / 2, 3)
                     row.update(up=1, logins=total(m, "xedge_logins_total"),
                                sessions=total(m, "xedge_connections", {"state": "session"}),
                                draining=total(m, "xedge_draining"))
                 except OSError:
-                    row["up"] = 0          # stopped or restarting: a gap, not an error
+                    row.update(t=round(time.time(), 3), up=0)   # stopped or restarting: a gap
                 f.write(json.dumps(row) + "\n")
             f.flush()
             time.sleep(max(0.0, interval - (time.time() - t0)))
