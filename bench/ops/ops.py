@@ -23,6 +23,10 @@
       histogram NAME between two scrapes, and the count: one JSON line.
   ops.py roll-merge OUT.json IN.json ...
       add up the results (or the --status files) of several roll.py processes.
+  ops.py element-error PORT BYTES
+      a new STARTTLS stream on 127.0.0.1:PORT sends one <message/> of BYTES bytes before
+      authenticating; prints the stream error condition the server answers with
+      (policy-violation when BYTES is over limits.max_stanza_bytes, not-authorized below it).
   ops.py summary RESULTS_DIR
       the Markdown summary of a run (the *-facts.json and checks.jsonl run.sh wrote).
 
@@ -195,6 +199,35 @@ def cmd_roll_merge(out, paths):
         json.dump(m, f)
 
 
+def cmd_element_error(port, size):
+    import asyncio
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compare"))
+    from xmpp import Conn
+
+    async def go():
+        c = Conn("127.0.0.1", port, "localhost", 15)
+        try:
+            await c.starttls()
+            head = "<message to='nobody@localhost'><body>"
+            tail = "</body></message>"
+            c.send(head + "x" * max(0, size - len(head) - len(tail)) + tail)
+            buf, deadline = b"", time.monotonic() + 15
+            while b"</stream:error>" not in buf and time.monotonic() < deadline:
+                try:
+                    data = await asyncio.wait_for(c.reader.read(65536), deadline - time.monotonic())
+                except (ConnectionError, asyncio.TimeoutError):
+                    break
+                if not data:
+                    break
+                buf += data
+            m = re.search(rb"<stream:error>\s*<([a-z-]+)", buf)
+            return m.group(1).decode() if m else "none"
+        finally:
+            await c.close()
+    return asyncio.run(go())
+
+
 def load(path):
     try:
         with open(path) as f:
@@ -217,6 +250,9 @@ def cmd_summary(res):
         w("| `xedge_sm_sessions` after reload 1 (limit), 2 (certificate), 3 (same file) | "
           + " / ".join(str(x) for x in r["sessions_after_each_reload"]) + " |")
         w(f"| 3 reloads done within | {r['seconds_for_3_reloads']} s of the last login |")
+        if r.get("element_200000_after"):
+            w(f"| a new stream's 200,000-byte element, max_stanza_bytes 262144 -> 131072 by reload 1 | "
+              f"`{r['element_200000_before']}` before, `{r['element_200000_after']}` after |")
         new_ok = r["fingerprint_after"] == r["fingerprint_new_file"] != r["fingerprint_before"]
         w(f"| certificate of a new STARTTLS handshake | {'the new one' if new_ok else 'NOT the new one'} "
           f"(before `{r['fingerprint_before'][:23]}`, after `{r['fingerprint_after'][:23]}`) |")
@@ -309,6 +345,8 @@ def main(argv):
         print(json.dumps(cmd_quantiles(argv[2], argv[3], argv[4])))
     elif cmd == "roll-merge":
         cmd_roll_merge(argv[2], argv[3:])
+    elif cmd == "element-error":
+        print(cmd_element_error(int(argv[2]), int(argv[3])))
     elif cmd == "summary":
         cmd_summary(argv[2])
     else:

@@ -225,11 +225,14 @@ if [[ " $PARTS " == *" reload "* ]]; then
 	wait_for 90 "$N_RELOAD sessions" eq $P_ADM_A xedge_sm_sessions $N_RELOAD || check "reload: all logged in" 0 "see $RES/reload.log"
 	t_online=$(now)
 	sessions_at=()
-	# 1: a changed limit (timeouts.idle 600 -> 900; max_stanza_bytes 262144 -> 131072)
+	# 1: a changed limit (max_stanza_bytes 262144 -> 131072; timeouts.idle 600 -> 900). A new
+	# stream's 200,000-byte element is refused for want of authentication before, for its size after.
 	sleep 4
+	elem_before=$($PY "$HERE/ops.py" element-error $P_ONE 200000)
 	sed -i 's/^  idle: 600/  idle: 900/; s/^  max_stanza_bytes: 262144/  max_stanza_bytes: 131072/' "$ONE/xedge.yaml"
 	kill -HUP $pid
 	wait_for 15 "reload 1" eq $P_ADM_A xedge_config_reloads_total 1 result=ok
+	elem_after=$($PY "$HERE/ops.py" element-error $P_ONE 200000)
 	sessions_at+=("$(msum $P_ADM_A xedge_sm_sessions)")
 	# 2: a new self-signed certificate and key, written beside and renamed over the old files
 	sleep 4
@@ -261,7 +264,7 @@ if [[ " $PARTS " == *" reload "* ]]; then
  "sent": $sent, "received": $recv, "lost": $lost, "reloads_ok": $ok_reloads, "reloads_failed": $bad_reloads,
  "sessions_after_each_reload": [${sessions_at[0]:-null}, ${sessions_at[1]:-null}, ${sessions_at[2]:-null}],
  "seconds_for_3_reloads": $t_reloaded, "fingerprint_before": "$fp_old", "fingerprint_new_file": "$fp_new",
- "fingerprint_after": "$fp_live"}
+ "fingerprint_after": "$fp_live", "element_200000_before": "$elem_before", "element_200000_after": "$elem_after"}
 EOF
 	check "reload: every client logged in" $([ "$li" = $N_RELOAD ] && echo 1 || echo 0) "logged_in $li of $N_RELOAD"
 	check "reload: no session dropped" $([ "$dr" = 0 ] && echo 1 || echo 0) "dropped $dr"
@@ -270,6 +273,9 @@ EOF
 	check "reload: 3 reloads ok, none failed" $([ "$ok_reloads" = 3 ] && [ "$bad_reloads" = 0 ] && echo 1 || echo 0) "ok $ok_reloads, failed $bad_reloads"
 	check "reload: sessions kept through each reload" \
 		$([ "${sessions_at[*]}" = "$N_RELOAD $N_RELOAD $N_RELOAD" ] && echo 1 || echo 0) "xedge_sm_sessions ${sessions_at[*]}"
+	check "reload: the changed limit applies to new streams" \
+		$([ "$elem_before" != policy-violation ] && [ "$elem_after" = policy-violation ] && echo 1 || echo 0) \
+		"a 200,000-byte element: $elem_before with max_stanza_bytes 262144, $elem_after with 131072"
 	check "reload: a new handshake shows the new certificate" \
 		$([ -n "$fp_new" ] && [ "$fp_live" = "$fp_new" ] && [ "$fp_old" != "$fp_new" ] && echo 1 || echo 0) \
 		"before ${fp_old:0:17}.., new file ${fp_new:0:17}.., served ${fp_live:0:17}.."
