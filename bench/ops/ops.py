@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """ops.py — the metrics side of bench/ops/run.sh (Debian's python3 only).
 
+  ops.py get URL
+      print the body of URL; exit status 1 unless it answers 200 (readiness, HAProxy's stats).
   ops.py scrape URL OUT.json
       GET URL (an xedge /metrics), parse the Prometheus text, write {series: value} as JSON
       (a series is its name with its labels as written, e.g. xedge_logins_total{mechanism="PLAIN"}).
@@ -317,7 +319,12 @@ def main(argv):
     if len(argv) < 2:
         sys.exit(__doc__)
     cmd = argv[1]
-    if cmd == "scrape":
+    if cmd == "get":
+        try:
+            sys.stdout.write(fetch(argv[2]))
+        except OSError:          # refused, or an HTTP error status (HTTPError is an OSError)
+            sys.exit(1)
+    elif cmd == "scrape":
         json.dump(scrape(argv[2]), open(argv[3], "w"), indent=0, sort_keys=True)
     elif cmd == "sum":
         want = dict(a.split("=", 1) for a in argv[4:])

@@ -185,7 +185,7 @@ start_edge() {      # start_edge NAME DIR C2S_PORT ADMIN_PORT
 	pid=$!
 	track $name $pid
 	wait_port $port $pid 20 || die "$name did not listen on $port (log: $d/xedge.log)"
-	wait_for 20 "$name ready (/readyz)" curl -sf -o /dev/null "http://127.0.0.1:$admin/readyz" ||
+	wait_for 20 "$name ready (/readyz)" $PY "$HERE/ops.py" get "http://127.0.0.1:$admin/readyz" >/dev/null ||
 		die "$name is not ready (log: $d/xedge.log)"
 	say "$name: xedge pid $pid on 127.0.0.1:$port, admin 127.0.0.1:$admin"
 }
@@ -373,7 +373,7 @@ EOF
 	track haproxy $!
 	wait_port $P_HA "$(pid_of haproxy)" 10 || die "HAProxy did not start: $(tail -1 "$OPS_DIR/haproxy.log")"
 	ha_up() {       # ha_up SERVER -> 0 when HAProxy's stats show it UP
-		curl -sf "http://127.0.0.1:$P_HASTAT/stats;csv" | awk -F, -v s=$1 '$1 == "edges" && $2 == s && $18 == "UP" { f = 1 } END { exit !f }'
+		$PY "$HERE/ops.py" get "http://127.0.0.1:$P_HASTAT/stats;csv" | awk -F, -v s=$1 '$1 == "edges" && $2 == s && $18 == "UP" { f = 1 } END { exit !f }'
 	}
 	both_up() { ha_up A && ha_up B; }
 	wait_for 20 "HAProxy: A and B up" both_up ||
