@@ -30,7 +30,7 @@ FUZZERS  = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB = $(filter parser/%.c tls/%.c core/sasl.c core/log.c, $(LIB_SRCS))
 PYTEST   = /usr/bin/python3 -m pytest
 
-.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store bench-s2s test-deploy
+.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store bench-s2s test-deploy bench-ops
 all: deps $(PROGS)
 
 deps:
@@ -163,6 +163,12 @@ bench-compare: all
 # in /tmp/xedge-bench-s2s/results; knobs in bench/s2s/run.sh (PAIRS, AUTH=ca, N_CHAT, MEM...).
 bench-s2s: all
 	XEDGE_BUILD=$(BUILD) bench/s2s/run.sh
+
+# Operations under load (issue 12), loopback only, about 3 minutes: SIGHUP with 1,000 sessions,
+# a rolling restart of two edges behind HAProxy, /metrics against xedge-bench's counts.
+# Knobs and output (OPS_DIR/results/summary.md) in bench/ops/run.sh; docs/bench/ops.md.
+bench-ops: all
+	XEDGE_BUILD=$(BUILD) bench/ops/run.sh
 
 # The storage thread's throughput: offline messages stored per second (bench/store/).
 STORE_N ?= 200000

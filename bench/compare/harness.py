@@ -18,6 +18,9 @@
         the equal-load chat rate: FRACTION x the smallest closed-loop throughput among the
         targets' chat.json, as messages/s in total and per client (N clients): "TOTAL PER"
   harness.py fastest RESULTS TARGET...    the target with the highest closed-loop throughput
+  harness.py metricsline FILE             the line "metrics vs xedge-bench: logins X = X, ..."
+                                          from a NAME.metrics.json (bench/ops/ops.py
+                                          metrics-vs-bench: xedge's /metrics deltas)
 """
 import json
 import os
@@ -385,6 +388,15 @@ def line(path):
     return ", ".join(parts)
 
 
+def metrics_line(d):
+    """xedge's /metrics deltas over a run beside xedge-bench's counts (= when equal)."""
+    def pair(a, b):
+        return f"{d.get(a)} {'=' if d.get(a) == d.get(b) else '!='} {d.get(b)}"
+    return (f"metrics vs xedge-bench: logins {pair('logins_metrics', 'logins_bench')}, "
+            f"messages in {pair('msg_in_metrics', 'msg_sent_bench')}, "
+            f"out {pair('msg_out_metrics', 'msg_received_bench')}")
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -407,6 +419,8 @@ def main():
                 a.server_cpu, a.load_cpu, a.track)
     elif cmd == "line":
         print(line(sys.argv[2]))
+    elif cmd == "metricsline":
+        print(metrics_line(load(sys.argv[2]) or {}))
     elif cmd == "tsungline":
         d = load(sys.argv[2]) or {}
         print(f"{d.get('logins')} logins, {d.get('sent_per_sec')} sent/s, "

@@ -23,7 +23,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import bench_get, load  # noqa: E402
+from harness import bench_get, load, metrics_line  # noqa: E402
 import report_more as more  # noqa: E402
 
 TARGETS = ["xedge", "prosody", "ejabberd"]
@@ -499,6 +499,10 @@ def write(res, doc_path, plots_dir, repo):
         for t in tg:
             if res.err.get((t, run)):
                 w(f"- {NAMES[t]}: {res.err[(t, run)]}")
+            mv = load(os.path.join(res.dir, t, run + ".metrics.json"))
+            if mv:
+                w(f"- {NAMES[t]}: {metrics_line(mv)} (the deltas of its /metrics over the "
+                  "run against xedge-bench's logged_in, sent_total and received_total)")
             ft = failures_text(res, t, run)
             if ft:
                 w(f"- {NAMES[t]} failures by cause: {ft}")

@@ -129,6 +129,7 @@ port_of() { case $1 in xedge) echo $((PORT_BASE + 22));; prosody) echo $((PORT_B
 dir_of() { case $1 in xedge|xedge-base) echo "$HERE/xedge";; prosody-up) echo "$HERE/prosody-up";;
 	*) echo "$REPO/bench/$1";; esac; }
 ECHO_PORT=$((PORT_BASE + 90))
+ADMIN_PORT=$((PORT_BASE + 80))            # xedge's /metrics (target xedge only)
 rel() { local s="$*"; echo "${s//$REPO\//}"; }
 
 # ---- priority ---------------------------------------------------------------------------
@@ -209,6 +210,7 @@ tenv() {          # tenv TARGET CMD... : run CMD with the target's environment
 	BENCH_TARGET_DIR=$BENCH_DIR/$t BENCH_PORT=$(port_of $t) BENCH_DOMAIN=$DOMAIN \
 	BENCH_CERT=$BENCH_DIR/tls/cert.pem BENCH_KEY=$BENCH_DIR/tls/key.pem \
 	BENCH_PEM=$BENCH_DIR/tls/combined.pem BENCH_CPU=$SERVER_CPU \
+	BENCH_ADMIN_PORT=$( [ $t = xedge ] && echo $ADMIN_PORT) \
 	XEDGE_BUILD=$( [ $t = xedge-base ] && echo "$BASE_BUILD" || echo "$XEDGE_BUILD") \
 	BENCH_TAG=$t "$@"
 }
@@ -282,6 +284,7 @@ for t in $TARGETS; do
 	[ $t = prosody-up ] && need_free_port $((p + 10)) "prosody-up (Prosody's plaintext c2s)"
 done
 need_free_port $ECHO_PORT "the echo floor"
+[[ " $TARGETS " == *" xedge "* ]] && need_free_port $ADMIN_PORT "xedge's admin listener"
 # The load generator's flags: names as in its --help (the issue's sketch used --users and
 # --target HOST:PORT; xedge-bench has --clients and --host/--port).
 if [ -n "$HAVE_BENCH" ]; then
@@ -347,6 +350,11 @@ bench_run() {
 	rel "${cmd[@]}" >"$out.cmd"
 	cmdlog "$(rel "${cmd[@]}")"
 	say "$name: $(rel "${cmd[@]:6}" | sed 's/--password [^ ]* //; s/ --json.*//')"
+	# xedge's own counters around its pass-1 runs: the deltas must equal xedge-bench's counts.
+	local scrape=""
+	[ $t = xedge ] && case $name in idle|login|chat) scrape=1;; esac
+	[ -n "$scrape" ] && { $PY "$REPO/bench/ops/ops.py" scrape "http://127.0.0.1:$ADMIN_PORT/metrics" \
+		"$out.metrics-before.json" 2>"$out.metrics.err" || scrape=""; }
 	t0=$(now)
 	timeout -k 10 "$bound" "${cmd[@]}" >"$out.log" 2>&1 &
 	CHILD=$!
@@ -371,6 +379,21 @@ bench_run() {
 			return 2
 		fi
 	done
+	if [ -n "$scrape" ] && [ -s "$out.json" ]; then
+		# Once the run's last stream is gone (its close may still be in the server), at most 30 s.
+		for i in $(seq 1 150); do
+			$PY "$REPO/bench/ops/ops.py" scrape "http://127.0.0.1:$ADMIN_PORT/metrics" "$out.metrics-after.json" \
+				2>>"$out.metrics.err" || break
+			[ "$($PY "$REPO/bench/ops/ops.py" sum "$out.metrics-after.json" xedge_connections listener='c2s|c2s_tls')" = 0 ] && break
+			sleep 0.2
+		done
+		if $PY "$REPO/bench/ops/ops.py" metrics-vs-bench "$out.metrics-before.json" "$out.metrics-after.json" \
+			"$out.json" >"$out.metrics.json" 2>>"$out.metrics.err"; then
+			say "$name: $($PY "$HERE/harness.py" metricsline "$out.metrics.json")"
+		else
+			say "$name: WARNING: /metrics could not be compared: $(tail -1 "$out.metrics.err")"
+		fi
+	fi
 	if [ -s "$out.json" ]; then
 		say "$name: $($PY "$HERE/harness.py" line "$out.json") ($(elapsed $t0) s; others' use of CPU $SERVER_CPU: $($PY "$HERE/harness.py" get "$out.mon.json" foreign_on_server_cpu)%)"
 	fi

@@ -4,6 +4,8 @@
 #   env: BENCH_TARGET_DIR (state; created)  BENCH_PORT (c2s STARTTLS, default 24222; Direct TLS
 #        +1)  BENCH_CERT BENCH_KEY  BENCH_DOMAIN (localhost)  BENCH_CPU (0)  BENCH_LOGLEVEL (warn)
 #        XEDGE_BUILD (the build directory, default <repo>/build)
+#        BENCH_ADMIN_PORT (set: an admin listener on 127.0.0.1:PORT for /metrics; unset: none,
+#        for builds from before the admin listener)
 # Writes BENCH_TARGET_DIR/xedge.yaml, server.pid.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -17,6 +19,11 @@ mkdir -p "$D"
 sed -e "s|@DOMAIN@|${BENCH_DOMAIN:-localhost}|g; s|@PORT@|$PORT|g; s|@PORT_TLS@|$((PORT + 1))|g" \
     -e "s|@CERT@|${BENCH_CERT:?}|g; s|@KEY@|${BENCH_KEY:?}|g; s|@DIR@|$D|g" \
     -e "s|@LOGLEVEL@|${BENCH_LOGLEVEL:-warn}|g" "$HERE/xedge.yaml.in" >"$D/xedge.yaml"
+if [ -n "${BENCH_ADMIN_PORT:-}" ]; then
+	need_free_port $BENCH_ADMIN_PORT "xedge admin listener"
+	printf '\n# /metrics, scraped before and after each run (bench/compare/run.sh)\nadmin:\n  address: 127.0.0.1:%s\n' \
+		"$BENCH_ADMIN_PORT" >>"$D/xedge.yaml"
+fi
 "$B/xedge" --check-config "$D/xedge.yaml" >/dev/null 2>"$D/check.err" ||
 	die "xedge rejects the generated config: $(head -1 "$D/check.err")" "fix bench/compare/xedge/xedge.yaml.in"
 t0=$(now)
