@@ -168,6 +168,7 @@ bench-s2s: all
 # a rolling restart of two edges behind HAProxy, /metrics against xedge-bench's counts.
 # Knobs and output (OPS_DIR/results/summary.md) in bench/ops/run.sh; docs/bench/ops.md.
 bench-ops: all
+	@deploy/debian-deps.sh bench
 	XEDGE_BUILD=$(BUILD) bench/ops/run.sh
 
 # The storage thread's throughput: offline messages stored per second (bench/store/).

@@ -10,7 +10,7 @@ prosody ejabberd haproxy nodejs tsung python3-aioxmpp profanity tmux python3-cry
 dnsmasq-base iproute2 util-linux biboumi ngircd python3-kubernetes"
 # npm: its own Debian package, unless the installed nodejs bundles it (NodeSource).
 command -v npm >/dev/null 2>&1 || test="$test npm"
-bench="$build gnuplot-nox prosody ejabberd tsung"
+bench="$build gnuplot-nox prosody ejabberd tsung haproxy"
 case "${1:-build}" in
 	build) pkgs=$build ;;
 	test) pkgs=$test ;;
