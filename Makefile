@@ -166,7 +166,7 @@ bench-s2s: all
 
 # Operations under load (issue 12), loopback only, about 3 minutes: SIGHUP with 1,000 sessions,
 # a rolling restart of two edges behind HAProxy, /metrics against xedge-bench's counts.
-# Knobs and output (OPS_DIR/results/summary.md) in bench/ops/run.sh; docs/bench/ops.md.
+# Knobs and output (OPS_DIR/results/summary.md) in bench/ops/run.sh; docs/benchmarks.md, "Operations under load".
 bench-ops: all
 	@deploy/debian-deps.sh bench
 	XEDGE_BUILD=$(BUILD) bench/ops/run.sh

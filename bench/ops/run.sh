@@ -1,5 +1,5 @@
 #!/bin/bash
-# make bench-ops: operations under load, on loopback, measured and asserted (docs/bench/ops.md).
+# make bench-ops: operations under load, on loopback, measured and asserted (docs/benchmarks.md, "Operations under load").
 #
 #   reload   xedge (embedded session server) with N_RELOAD sessions chatting at a modest rate
 #            (xedge-bench -s chat --rate): three SIGHUPs during the run, one after a changed
