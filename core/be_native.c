@@ -37,6 +37,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/csi.h"
 #include "core/iplimit.h"
 #include "core/link.h"
 #include "core/log.h"
@@ -94,7 +95,7 @@ static void send_features(struct conn *c)
 		/* RFC 6121 §2.6.1 roster versioning, §3.4 pre-approval: the sm does both. */
 		xmpp_outs(c, "<stream:features><bind xmlns='" NS_BIND "'/><session xmlns='" NS_SESSION
 			  "'><optional/></session><ver xmlns='urn:xmpp:features:rosterver'/>"
-			  "<sub xmlns='urn:xmpp:features:pre-approval'/></stream:features>");
+			  "<sub xmlns='urn:xmpp:features:pre-approval'/><csi xmlns='" NS_CSI "'/></stream:features>");
 	} else if (c->flags & CF_TLS) {
 		/* XEP-0077 §8, XEP-0078 §3: the optional features, on encrypted
 		 * streams only (both carry passwords in the clear). */
@@ -1057,12 +1058,16 @@ static int forward(struct conn *c, const struct xs_stanza *s, const uint8_t *p, 
 	return GO_ON;
 }
 
+static void stanza_out(struct conn *c, const uint8_t *raw, size_t len, int kind, bool track);
+
 static int native_element(struct conn *c, const struct xs_stanza *s, const uint8_t *p, size_t n)
 {
 	bool client_ns;
 
 	if (xs_streq(&s->ns, NS_SASL) && (c->state == CS_NEGOTIATE || c->state == CS_SASL))
 		return on_sasl(c, s, p);
+	if (xs_streq(&s->ns, NS_CSI) && (c->flags & CF_AUTHED) && c->sess)
+		return csi_element(c, s, stanza_out);
 	client_ns = xs_streq(&s->ns, NS_CLIENT) &&
 		    (xs_streq(&s->local, "message") || xs_streq(&s->local, "presence") || xs_streq(&s->local, "iq"));
 	if (!client_ns) {
@@ -1339,6 +1344,16 @@ done:
 	s->bind_id = NULL;
 }
 
+/* A stanza from the session server onto the client's stream (csi_out_fn). */
+static void stanza_out(struct conn *c, const uint8_t *raw, size_t len, int kind, bool track)
+{
+	xmpp_out(c, raw, len);
+	conn_count_stanza(c, 1, kind & 3, len);
+	c->sess->rx += len;
+	if (track)
+		c->sess->track = true;
+}
+
 void native_on_frame(struct worker *w, const struct wire_msg *m)
 {
 	struct session *s = session_by_id(w, m->sid);
@@ -1367,13 +1382,11 @@ void native_on_frame(struct worker *w, const struct wire_msg *m)
 		break;
 	case WIRE_STANZA:
 		s->owed += m->u.stanza.raw.len;
-		if (c->flags & CF_BOUND) {
-			xmpp_out(c, m->u.stanza.raw.p, m->u.stanza.raw.len);
-			conn_count_stanza(c, 1, m->u.stanza.kind & 3, m->u.stanza.raw.len);
-			s->rx += m->u.stanza.raw.len;
-			if (m->u.stanza.flags & WIRE_STANZA_TRACK)
-				s->track = true;
-		}
+		if (!(c->flags & CF_BOUND) || (s->csi && csi_hold(c, m)))
+			break;
+		csi_flush(c, stanza_out);   /* what was held goes first */
+		stanza_out(c, m->u.stanza.raw.p, m->u.stanza.raw.len, m->u.stanza.kind,
+			   m->u.stanza.flags & WIRE_STANZA_TRACK);
 		break;
 	case WIRE_REGISTER_RESP:
 		if (s->reg_id && (c->flags & CF_WAIT_SM) && !c->auth_job) {

@@ -1,6 +1,7 @@
 /*
  * session — see session.h.
  */
+#include "core/csi.h"
 #include "core/session.h"
 
 #include <stdlib.h>
@@ -85,6 +86,7 @@ void session_free(struct worker *w, struct session *s)
 		s->c->sess = NULL;
 	free(s->user);
 	free(s->jid);
+	csi_free(s);
 	free(s->bind_id);
 	free(s->resource);
 	free(s->reg_id);

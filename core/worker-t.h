@@ -46,6 +46,7 @@
 
 struct auth_job;
 struct comp;
+struct csi;
 struct conn;
 struct s2s;
 struct s2s_conn;
@@ -267,6 +268,7 @@ struct session {
 	uint8_t reg_op;          /* its enum wire_reg_op */
 	uint64_t t_open_us;      /* metrics: when the login began (SESSION_OPEN) */
 	uint64_t t_req_us;       /* metrics: when the credentials or bind request went out; 0: none */
+	struct csi *csi;         /* XEP-0352 state (core/csi.c); NULL until the first <inactive/> */
 } __attribute__((aligned(16)));
 
 struct listener {
