@@ -17,6 +17,37 @@ die() {
 	exit 1
 }
 
+# start_watchdog SECONDS KNOB -> in the background, TERM this shell after SECONDS (saying
+# that KNOB bounds the run); echoes nothing, sets WATCHDOG to its pid.  It checks every
+# second that the run (its parent) is still there, so it never outlives the run nor
+# signals a recycled pid.
+start_watchdog() {
+	local deadline_at=$(( $(date +%s) + $1 )) knob=$2
+	# BASHPID is read before the loop: inside $(...) it would be the substitution's own pid.
+	( me=$BASHPID
+	  while [ "$(date +%s)" -lt $deadline_at ]; do
+		sleep 1
+		[ "$(ps -o ppid= -p $me | tr -d ' ')" = "$$" ] || exit 0
+	  done
+	  say "the run exceeded $knob: stopping it"
+	  kill -TERM $$ ) </dev/null &
+	WATCHDOG=$!
+}
+
+# run_job CMD... : run in the background and wait (so that INT/TERM are handled at once);
+# the child's pid is in CHILD meanwhile
+run_job() {
+	"$@" &
+	CHILD=$!
+	wait $CHILD
+	local rc=$?
+	CHILD=""
+	return $rc
+}
+
+# cmdlog CMD... : append the command line to $RES/commands.txt (the report's reproduction)
+cmdlog() { echo "$*" >>"$RES/commands.txt"; }
+
 # port_open PORT [HOST] -> 0 when something accepts on HOST:PORT (default 127.0.0.1)
 port_open() { (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 

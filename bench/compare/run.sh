@@ -215,17 +215,6 @@ tenv() {          # tenv TARGET CMD... : run CMD with the target's environment
 	BENCH_TAG=$t "$@"
 }
 
-# run_job CMD... : run in the background and wait (so that INT/TERM are handled at once)
-run_job() {
-	"$@" &
-	CHILD=$!
-	wait $CHILD
-	local rc=$?
-	CHILD=""
-	return $rc
-}
-
-cmdlog() { echo "$*" >>"$RES/commands.txt"; }
 
 # ---- preflight --------------------------------------------------------------------------
 T_PRE=$(now)
@@ -303,16 +292,7 @@ awk -v l=$L1 'BEGIN { exit !(l > 0.5) }' &&
 # ---- state ----------------------------------------------------------------------------
 rm -rf "$BENCH_DIR"
 mkdir -p "$RES" "$BENCH_DIR/tls"
-# The watchdog checks every second that the run (its parent) is still there, so it never
-# outlives the run nor signals a recycled pid.
-deadline_at=$(( $(date +%s) + DEADLINE ))
-( while [ "$(date +%s)" -lt $deadline_at ]; do
-	sleep 1
-	[ "$(ps -o ppid= -p $BASHPID | tr -d ' ')" = "$$" ] || exit 0
-  done
-  say "the run exceeded BENCH_DEADLINE=$DEADLINE s: stopping it"
-  kill -TERM $$ ) &
-WATCHDOG=$!
+start_watchdog "$DEADLINE" "BENCH_DEADLINE=$DEADLINE s"
 "$HERE/cert.sh" "$BENCH_DIR/tls" "$DOMAIN" || die "cannot make the certificate (openssl)"
 $PY "$HERE/harness.py" machine "$REPO" >"$RES/machine.json"
 cat >"$RES/params.json" <<EOF

@@ -89,14 +89,8 @@ check() {           # check NAME OK(0|1) DETAIL : one assertion, recorded
 }
 
 rm -rf "$OPS_DIR"; mkdir -p "$RES" "$OPS_DIR/tls"
-deadline_at=$(( $(date +%s) + DEADLINE ))
-( while [ "$(date +%s)" -lt $deadline_at ]; do
-	sleep 1
-	[ "$(ps -o ppid= -p $BASHPID | tr -d ' ')" = "$$" ] || exit 0
-  done
-  say "the run exceeded OPS_DEADLINE=$DEADLINE s: stopping it"
-  kill -TERM $$ ) &
-track watchdog $!
+start_watchdog "$DEADLINE" "OPS_DEADLINE=$DEADLINE s"
+track watchdog "$WATCHDOG"
 "$REPO/bench/compare/cert.sh" "$OPS_DIR/tls" "$DOMAIN" || die "cannot make the certificate (openssl)"
 
 # ---- helpers ----------------------------------------------------------------------------------

@@ -148,19 +148,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT TERM
-( sleep "$DEADLINE"; echo "[s2s] ERROR: the run exceeded S2S_DEADLINE=$DEADLINE s: stopping it" >&2
-  kill -TERM $$ ) </dev/null >/dev/null 2>&1 &
-WATCHDOG=$!
-
-run_job() {         # run_job CMD... : in the background, so that INT/TERM are handled at once
-	"$@" &
-	CHILD=$!
-	wait $CHILD
-	local rc=$?
-	CHILD=""
-	return $rc
-}
-cmdlog() { echo "$*" >>"$RES/commands.txt"; }
+start_watchdog "$DEADLINE" "S2S_DEADLINE=$DEADLINE s"
 
 # ---- preflight ----------------------------------------------------------------------------
 for b in "$XEDGE_BUILD/xedge" "$XEDGE_BUILD/xedgectl" "$BENCH_BIN"; do
