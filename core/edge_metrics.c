@@ -151,21 +151,22 @@ void edge_metrics(struct mx *m, const bool used[CK_COUNT], bool upstream, const 
 			snprintf(l, sizeof(l), "condition=\"%s\"", xmpp_conditions[c]);
 			mx_val(m, "xedge_stream_errors_total", l, t.stream_errors[c]);
 		}
-	mx_head(m, "xedge_rate_limit_pauses_total", "counter",
-		"Times a stream's reads paused for exceeding its byte or stanza rate.");
-	mx_val(m, "xedge_rate_limit_pauses_total", "", t.rate_pauses);
-	mx_head(m, "xedge_slow_reader_closes_total", "counter",
-		"Streams closed because their output queue stayed full (timeouts.slow_reader).");
-	mx_val(m, "xedge_slow_reader_closes_total", "", t.slow_closes);
+	mx_one(m, "xedge_rate_limit_pauses_total", "counter",
+	       "Times a stream's reads paused for exceeding its byte or stanza rate.",
+	       t.rate_pauses);
+	mx_one(m, "xedge_slow_reader_closes_total", "counter",
+	       "Streams closed because their output queue stayed full (timeouts.slow_reader).",
+	       t.slow_closes);
 	if (!upstream) {
 		mx_head(m, "xedge_session_server_links", "gauge", "Worker links to the session server, by state.");
 		mx_val(m, "xedge_session_server_links", "state=\"up\"", t.link_up);
 		mx_val(m, "xedge_session_server_links", "state=\"down\"", (uint64_t)n - t.link_up);
-		mx_head(m, "xedge_session_server_link_losses_total", "counter", "Times a worker lost its link.");
-		mx_val(m, "xedge_session_server_link_losses_total", "", t.link_losses);
-		mx_head(m, "xedge_session_server_queue_bytes", "gauge",
-			"Frames queued to the session server, not yet taken by the socket.");
-		mx_val(m, "xedge_session_server_queue_bytes", "", t.link_queue_bytes);
+		mx_one(m, "xedge_session_server_link_losses_total", "counter",
+		       "Times a worker lost its link.",
+		       t.link_losses);
+		mx_one(m, "xedge_session_server_queue_bytes", "gauge",
+		       "Frames queued to the session server, not yet taken by the socket.",
+		       t.link_queue_bytes);
 		mx_hist(m, "xedge_login_duration_seconds",
 			"Logins from the first authentication message to the bound resource.", &t.login);
 		mx_hist(m, "xedge_session_server_rtt_seconds",

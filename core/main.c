@@ -97,12 +97,13 @@ static void admin_metrics(void *arg, struct mx *m)
 
 	mx_head(m, "xedge_build_info", "gauge", "The running version.");
 	mx_printf(m, "xedge_build_info{version=\"%s\"} 1\n", XEDGE_VERSION);
-	mx_head(m, "xedge_workers", "gauge", "Edge worker threads.");
-	mx_val(m, "xedge_workers", "", (uint64_t)e->nworkers);
-	mx_head(m, "xedge_draining", "gauge", "1 while draining (after SIGTERM or SIGUSR1).");
-	mx_val(m, "xedge_draining", "", (uint64_t)__atomic_load_n(&e->draining, __ATOMIC_RELAXED));
-	mx_head(m, "xedge_offload_queue_jobs", "gauge", "Slow jobs (PLAIN's key derivation) waiting for an offload thread.");
-	mx_val(m, "xedge_offload_queue_jobs", "", __atomic_load_n(&e->pool->queued, __ATOMIC_RELAXED));
+	mx_one(m, "xedge_workers", "gauge", "Edge worker threads.", (uint64_t)e->nworkers);
+	mx_one(m, "xedge_draining", "gauge",
+	       "1 while draining (after SIGTERM or SIGUSR1).",
+	       (uint64_t)__atomic_load_n(&e->draining, __ATOMIC_RELAXED));
+	mx_one(m, "xedge_offload_queue_jobs", "gauge",
+	       "Slow jobs (PLAIN's key derivation) waiting for an offload thread.",
+	       __atomic_load_n(&e->pool->queued, __ATOMIC_RELAXED));
 	mx_head(m, "xedge_config_reloads_total", "counter", "Configuration reloads (SIGHUP), by result.");
 	mx_val(m, "xedge_config_reloads_total", "result=\"ok\"", STAT_GET(e->reloads_ok));
 	mx_val(m, "xedge_config_reloads_total", "result=\"failed\"", STAT_GET(e->reloads_failed));

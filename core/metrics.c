@@ -75,6 +75,12 @@ void mx_val(struct mx *m, const char *name, const char *labels, uint64_t v)
 		mx_printf(m, "%s %llu\n", name, (unsigned long long)v);
 }
 
+void mx_one(struct mx *m, const char *name, const char *type, const char *help, uint64_t v)
+{
+	mx_head(m, name, type, help);
+	mx_val(m, name, "", v);
+}
+
 void mx_valf(struct mx *m, const char *name, const char *labels, double v)
 {
 	if (labels[0])

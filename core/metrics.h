@@ -53,6 +53,8 @@ struct mx {
 void mx_head(struct mx *m, const char *name, const char *type, const char *help);
 /* One sample: name{labels} value; labels without braces, "" for none. */
 void mx_val(struct mx *m, const char *name, const char *labels, uint64_t v);
+/* A metric with one unlabelled sample: mx_head, then mx_val. */
+void mx_one(struct mx *m, const char *name, const char *type, const char *help, uint64_t v);
 void mx_valf(struct mx *m, const char *name, const char *labels, double v);
 /* A whole histogram (buckets cumulative, _sum in seconds, _count), head included. */
 void mx_hist(struct mx *m, const char *name, const char *help, const struct mhist *h);

@@ -26,22 +26,29 @@ void sm_metrics(struct sm *sm, struct mx *m)
 	const struct sm_stats *st = &sm->stats;
 	struct mhist h = { 0 };
 
-	mx_head(m, "xedge_sm_sessions", "gauge", "Resources bound on this session server.");
-	mx_val(m, "xedge_sm_sessions", "", STAT_GET(st->sessions));
-	mx_head(m, "xedge_sm_users_loaded", "gauge", "Accounts held in memory (online, or recently used).");
-	mx_val(m, "xedge_sm_users_loaded", "", STAT_GET(st->users));
-	mx_head(m, "xedge_sm_edge_links", "gauge", "Edge workers linked to this session server.");
-	mx_val(m, "xedge_sm_edge_links", "", STAT_GET(st->links));
-	mx_head(m, "xedge_sm_binds_total", "counter", "Resources bound (logins completed).");
-	mx_val(m, "xedge_sm_binds_total", "", STAT_GET(st->binds));
+	mx_one(m, "xedge_sm_sessions", "gauge",
+	       "Resources bound on this session server.",
+	       STAT_GET(st->sessions));
+	mx_one(m, "xedge_sm_users_loaded", "gauge",
+	       "Accounts held in memory (online, or recently used).",
+	       STAT_GET(st->users));
+	mx_one(m, "xedge_sm_edge_links", "gauge",
+	       "Edge workers linked to this session server.",
+	       STAT_GET(st->links));
+	mx_one(m, "xedge_sm_binds_total", "counter",
+	       "Resources bound (logins completed).",
+	       STAT_GET(st->binds));
 	by_kind(m, "xedge_sm_stanzas_routed_total", "Stanzas received from sessions, by kind.", st->routed);
 	by_kind(m, "xedge_sm_stanzas_delivered_total", "Stanzas sent to sessions, by kind.", st->delivered);
-	mx_head(m, "xedge_sm_offline_stored_total", "counter", "Messages put in offline storage.");
-	mx_val(m, "xedge_sm_offline_stored_total", "", STAT_GET(st->offline_stored));
-	mx_head(m, "xedge_sm_stanza_errors_total", "counter", "Stanza errors returned to senders.");
-	mx_val(m, "xedge_sm_stanza_errors_total", "", STAT_GET(st->stanza_errors));
-	mx_head(m, "xedge_sm_store_queue_jobs", "gauge", "Storage jobs submitted and not yet done.");
-	mx_val(m, "xedge_sm_store_queue_jobs", "", STAT_GET(st->store_pending));
+	mx_one(m, "xedge_sm_offline_stored_total", "counter",
+	       "Messages put in offline storage.",
+	       STAT_GET(st->offline_stored));
+	mx_one(m, "xedge_sm_stanza_errors_total", "counter",
+	       "Stanza errors returned to senders.",
+	       STAT_GET(st->stanza_errors));
+	mx_one(m, "xedge_sm_store_queue_jobs", "gauge",
+	       "Storage jobs submitted and not yet done.",
+	       STAT_GET(st->store_pending));
 	mhist_add(&h, &st->store_latency);
 	mx_hist(m, "xedge_sm_store_job_duration_seconds",
 		"Storage jobs (SQLite) from submission to completion.", &h);
