@@ -169,8 +169,12 @@ def test_refused_flood_log_is_rate_limited(server, legit):
             _refused(server.c2s_port, "127.0.0.30")
 
         def refusals():
+            # The site's own lines name the peer; a summary of a quiet site (log_flush,
+            # "msg=... suppressed=N") names nothing but the count.  Only 127.0.0.30 is
+            # refused here: the legit pair stays within the cap.
             return [l for l in server.log().splitlines()
-                    if 'msg="connection refused"' in l and "peer=127.0.0.30" in l]
+                    if 'msg="connection refused"' in l and
+                    ("peer=127.0.0.30" in l or "peer=" not in l)]
         written = len(refusals())
         assert written < n // 2, f"{written} log lines for {n} refused connections"
         # one refusal after another until a line reports the ones dropped
