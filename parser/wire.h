@@ -58,6 +58,9 @@ enum wire_type {
 
 /* WIRE_STANZA flags (sm -> edge) */
 #define WIRE_STANZA_TRACK 0x01    /* report (WIRE_DELIVERED) once this stanza is written */
+/* WIRE_ROUTE flags (both ways) */
+#define WIRE_STANZA_SHARD 0x02    /* between users of two shards: sm -> edge "on to the shard
+                                     owning `to`", edge -> sm "from the shard owning `from`" */
 
 /* WIRE_REGISTER operations */
 enum wire_reg_op {

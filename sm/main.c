@@ -92,7 +92,7 @@ static void admin_metrics(void *arg, struct mx *m)
 
 	mx_head(m, "xedge_sm_build_info", "gauge", "The running version.");
 	mx_printf(m, "xedge_sm_build_info{version=\"%s\"} 1\n", XEDGE_VERSION);
-	sm_metrics(p->sm, m);
+	sm_metrics(&p->sm, 1, m);
 }
 
 static const char *admin_unready(void *arg)
@@ -126,6 +126,18 @@ static void usage(FILE *f)
 		   "       xedge-sm --version\n");
 }
 
+/* Which entry of backend.shards this process is: session_server.shard, or
+ * else the entry equal to session_server.listen; -1 when none. */
+static int sm_shard_self(const struct config *cfg)
+{
+	const char *me = cfg->sm.shard ? cfg->sm.shard : cfg->sm.listen;
+
+	for (size_t i = 0; me && i < cfg->nbackend_shards; i++)
+		if (!strcmp(cfg->backend_shard_names[i], me) || !strcmp(cfg->backend_shards[i], me))
+			return (int)i;
+	return -1;
+}
+
 /* What the sm needs beyond what config_load() checks. */
 static int check_sm(const struct config *cfg, char *err, size_t errlen)
 {
@@ -134,10 +146,18 @@ static int check_sm(const struct config *cfg, char *err, size_t errlen)
 			 "that holds accounts and rosters", cfg->path);
 		return -1;
 	}
-	if (!cfg->sm.listen)
+	if (!cfg->sm.listen) {
 		snprintf(err, errlen, "%s: session_server.listen is not set: no edge can connect "
 			 "(set it to \"host:port\" or \"unix:/path\")", cfg->path);
-	return cfg->sm.listen ? 0 : -1;
+		return -1;
+	}
+	if (cfg->nbackend_shards > 1 && sm_shard_self(cfg) < 0) {
+		snprintf(err, errlen, "%s: this session server is not one of backend.shards: set "
+			 "session_server.shard (or XEDGE_SESSION_SERVER_SHARD) to its entry there",
+			 cfg->path);
+		return -1;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -210,6 +230,11 @@ int main(int argc, char **argv)
 	smc.mam_default = cfg.sm.mam_default;
 	smc.domains = domains;
 	smc.ndomains = cfg.ndomains;
+	if (cfg.nbackend_shards > 1) {
+		smc.shards = (const char *const *)cfg.backend_shard_names;
+		smc.nshards = cfg.nbackend_shards;
+		smc.shard_self = (size_t)sm_shard_self(&cfg);
+	}
 	if (notifying) {
 		uint64_t wd = notify_watchdog_ms();
 		smc.tick = notify_tick;

@@ -47,6 +47,7 @@
 
 #include "core/log.h"
 #include "parser/jid.h"
+#include "parser/shard.h"
 #include "parser/xmlstage.h"
 #include "sm/sm_int.h"
 #include "sm/store.h"
@@ -72,6 +73,11 @@ bool sm_domain_served(const struct sm *sm, const char *d, size_t n)
 		if (strlen(sm->domains[i]) == n && memcmp(sm->domains[i], d, n) == 0)
 			return true;
 	return false;
+}
+
+bool sm_owns(const struct sm *sm, const char *bare, size_t n)
+{
+	return sm->nshards <= 1 || shard_owner(sm->shard_names, sm->nshards, bare, n) == sm->shard_self;
 }
 
 /*
@@ -1131,6 +1137,19 @@ struct sm *sm_new(const struct sm_config *cfg)
 		sm->domains[i][n] = '\0';
 		sm->ndomains++;
 	}
+	if (cfg->nshards > 1) {
+		if (cfg->shard_self >= cfg->nshards) {
+			log_error("this session server is not in the shard list", "shards=%zu", cfg->nshards);
+			goto fail;
+		}
+		sm->shard_names = calloc(cfg->nshards, sizeof(*sm->shard_names));
+		if (!sm->shard_names)
+			goto fail;
+		for (size_t i = 0; i < cfg->nshards; i++)
+			sm->shard_names[i] = shard_name_hash(cfg->shards[i], strlen(cfg->shards[i]));
+		sm->nshards = cfg->nshards;
+		sm->shard_self = cfg->shard_self;
+	}
 	sm->hide_os = cfg->hide_os;
 	sm->mam_retention_days = cfg->mam_retention_days;
 	sm->mam_default = cfg->mam_default;
@@ -1316,6 +1335,7 @@ void sm_free(struct sm *sm)
 	for (size_t i = 0; i < sm->ndomains; i++)
 		free(sm->domains[i]);
 	free(sm->domains);
+	free(sm->shard_names);
 	free(sm->secret);
 	sm_pep_free(sm);
 	sm_remote_free(sm);

@@ -28,6 +28,13 @@ struct sm_config {
 	bool hide_os;               /* XEP-0092 answers leave the OS out */
 	unsigned mam_retention_days; /* XEP-0313 archive kept this long; 0: no archiving */
 	int mam_default;            /* archived by default: 0 never, 1 roster contacts, 2 always */
+	/* Shards (parser/shard.h, docs/architecture.md): this server owns the
+	 * accounts whose bare JID hashes to shards[shard_self] among
+	 * shards[0..nshards) (names); stanzas for the others go through an edge
+	 * link flagged WIRE_STANZA_SHARD.  nshards <= 1: it owns every account. */
+	const char *const *shards;
+	size_t nshards;
+	size_t shard_self;
 	/* Optional: called on the sm thread from sm_run() every tick_ms (> 0)
 	 * milliseconds, first right after it starts, with the bound-session
 	 * and edge-link counts (xedge-sm: systemd STATUS and WATCHDOG). */
@@ -54,9 +61,10 @@ void sm_stop(struct sm *sm);
 
 void sm_free(struct sm *sm);
 
-/* The session server's metrics in Prometheus text (names xedge_sm_*); from
- * any thread while sm_run() runs (sm/metrics.c). */
+/* The session servers' metrics in Prometheus text (names xedge_sm_*), the
+ * shards sms[0..n) of one process summed; from any thread while sm_run()
+ * runs (sm/metrics.c). */
 struct mx;
-void sm_metrics(struct sm *sm, struct mx *m);
+void sm_metrics(struct sm *const *sms, size_t n, struct mx *m);
 
 #endif

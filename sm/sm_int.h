@@ -317,6 +317,7 @@ struct sm_stats {
 	uint64_t stanza_errors;       /* errors returned to a sender */
 	uint64_t binds;               /* resources bound */
 	uint64_t store_jobs;
+	uint64_t shard_out, shard_in; /* stanzas to / from the other shards */
 	struct mhist store_latency;   /* storage jobs: submitted to done() */
 } __attribute__((aligned(64)));
 
@@ -353,6 +354,8 @@ struct sm {
 	bool mam_swept;                /* a retention sweep was submitted ... */
 	int64_t mam_swept_at;          /* ... at this CLOCK_MONOTONIC second */
 	struct sm_remote *remote;      /* external routes (sm/remote.c); NULL until used */
+	uint64_t *shard_names;         /* H(name) of each shard (parser/shard.h); NULL: one shard */
+	size_t nshards, shard_self;
 	void (*tick)(void *arg, size_t nsessions, size_t nlinks); /* sm_config.tick */
 	void *tick_arg;
 	int tick_ms;
@@ -361,6 +364,8 @@ struct sm {
 
 /* sm/sm.c — services the other modules use. */
 bool sm_domain_served(const struct sm *sm, const char *d, size_t n);
+/* Does this shard own the account with the canonical bare JID bare[0..n)? */
+bool sm_owns(const struct sm *sm, const char *bare, size_t n);
 struct sm_session *sm_session_find(struct sm *sm, const char *full, size_t n);
 /* The live link with this id, or NULL (gone or dead): for completions. */
 struct sm_link *sm_link_by_id(struct sm *sm, uint32_t id);
