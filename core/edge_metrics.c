@@ -58,7 +58,7 @@ static void sum(struct wstats *t, const struct worker *workers, int n)
 		t->link_losses += STAT_GET(s->link_losses);
 		t->link_queue_bytes += STAT_GET(s->link_queue_bytes);
 		t->shard_relayed += STAT_GET(s->shard_relayed);
-		t->shard_relay_lost += STAT_GET(s->shard_relay_lost);
+		t->shard_relay_failed += STAT_GET(s->shard_relay_failed);
 		mhist_add(&t->login, &s->login);
 		mhist_add(&t->sm_rtt, &s->sm_rtt);
 	}
@@ -174,9 +174,9 @@ void edge_metrics(struct mx *m, const bool used[CK_COUNT], bool upstream, const 
 		mx_one(m, "xedge_shard_relayed_total", "counter",
 		       "Stanzas between users of two shards passed on by this edge.",
 		       t.shard_relayed);
-		mx_one(m, "xedge_shard_relay_lost_total", "counter",
-		       "Such stanzas lost because the owner shard's link was down.",
-		       t.shard_relay_lost);
+		mx_one(m, "xedge_shard_relay_failed_total", "counter",
+		       "Such stanzas bounced to their sender because the owner shard's link was down.",
+		       t.shard_relay_failed);
 		mx_one(m, "xedge_session_server_queue_bytes", "gauge",
 		       "Frames queued to the session server, not yet taken by the socket.",
 		       t.link_queue_bytes);

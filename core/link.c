@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/chan.h"
 #include "core/route.h"
 #include "parser/jid.h"
 #include "parser/shard.h"
@@ -99,18 +100,23 @@ static int send_hello(struct link *l)
 	return link_send(l, &m);
 }
 
-/* The link to shard k: its socketpair end (embedded) or a connection to
+/* The link to shard k: its chans (embedded) or a connection to
  * backend.shards[k]. */
 static int link_open_one(struct worker *w, struct link *l, uint16_t k)
 {
 	const struct config *cfg = w->cfg;
-	const char *addr = w->sm_fds ? NULL : cfg->backend_shards[k];
-	int fd = w->sm_fds ? w->sm_fds[k] : -1, r;
+	const char *addr = cfg->backend_shards[k];
+	int fd = -1, r;
 
 	l->w = w;
 	l->shard = k;
 	l->fd = -1;
-	if (fd < 0) {
+	if (w->sm_chans) {
+		l->cout = &w->sm_chans[2 * k];
+		l->cin = &w->sm_chans[2 * k + 1];
+		return send_hello(l);
+	}
+	{
 		r = endpoint_resolve(addr, &l->addr, &l->addrlen);
 		if (r < 0) {
 			log_error("backend.address or backend.shards: not a numeric host:port or unix:/path",
@@ -153,7 +159,7 @@ int link_open(struct worker *w)
 		return -ENOMEM;
 	for (uint16_t k = 0; k < n; k++) {
 		char idx[8];
-		const char *name = w->sm_fds ? idx : w->cfg->backend_shard_names[k];
+		const char *name = w->sm_chans ? idx : w->cfg->backend_shard_names[k];
 
 		snprintf(idx, sizeof(idx), "%u", k);
 		w->shard_names[k] = shard_name_hash(name, strlen(name));
@@ -239,6 +245,15 @@ static void link_flush_one(struct link *l)
 	struct worker *w = l->w;
 	struct io_uring_sqe *sqe;
 
+	if (l->cout) {
+		/* Full ring: the bytes wait for the next iteration. */
+		if (buf_used(&l->out) && chan_put(l->cout, buf_data(&l->out), buf_used(&l->out)) == 0) {
+			l->out.off = l->out.len = 0;
+			if (w->link_paused)
+				link_unpause(w);
+		}
+		return;
+	}
 	if (l->sending || l->dead)
 		return;
 	if (!buf_used(&l->tx)) {
@@ -272,6 +287,15 @@ static void link_arm_one(struct link *l)
 	struct worker *w = l->w;
 	struct io_uring_sqe *sqe;
 
+	if (l->cin) {
+		/* One read of the worker's eventfd serves every chan: on links[0]. */
+		if (l->shard != 0 || l->recv_armed || !(sqe = worker_sqe(w)))
+			return;
+		io_uring_prep_read(sqe, w->chan_fd, &w->chan_val, sizeof(w->chan_val), 0);
+		io_uring_sqe_set_data64(sqe, UD(l, OP_LINK_RECV));
+		l->recv_armed = true;
+		return;
+	}
 	if (l->recv_armed || l->dead)
 		return;
 	if (l->rx.cap - l->rx.len < LINK_RX_CHUNK / 4) {
@@ -341,11 +365,12 @@ static unsigned link_backoff_ms(unsigned fails)
 	return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
 }
 
-/* A reconnect can be made on l (the old socket has no operation left). */
+/* A reconnect can be made on l (an external session server's, whose old
+ * socket has no operation left). */
 static bool link_idle_dead(const struct link *l)
 {
 	return l->dead && !l->connecting && !l->recv_armed && !l->sending && !l->w->stop &&
-	       !l->w->sm_fds;
+	       l->addrlen;
 }
 
 int link_retry_wait_ms(const struct worker *w, uint64_t now_ms)
@@ -428,29 +453,25 @@ void link_on_connect(struct link *l, int res)
 	link_arm_one(l);
 }
 
-void link_on_recv(struct link *l, int res)
+/* Act on the whole frames at p[0..len): the bytes they took, or -1 after a
+ * malformed one (the link failed). */
+static long link_frames(struct link *l, const uint8_t *p, size_t len)
 {
 	struct worker *w = l->w;
+	size_t off = 0;
 
-	l->recv_armed = false;
-	if (res <= 0) {
-		if (res != -ECANCELED)
-			link_fail(l, res == 0 ? "closed by the session server" : strerror(-res));
-		return;
-	}
-	l->rx.len += (uint32_t)res;
 	if (l->stalled) {
 		l->stalled = false;
 		log_info("session server answers again", "worker=%d shard=%u", w->id, l->shard);
 	}
 	for (;;) {
 		struct wire_msg m;
-		long n = wire_decode(buf_data(&l->rx), buf_used(&l->rx), &m);
+		long n = wire_decode(p + off, len - off, &m);
 		if (n == 0)
 			break;
 		if (n < 0) {
 			link_fail(l, "malformed frame from the session server");
-			return;
+			return -1;
 		}
 		if (m.type == WIRE_HELLO_OK) {
 			if (!l->up)
@@ -467,8 +488,52 @@ void link_on_recv(struct link *l, int res)
 		} else {
 			native_on_frame(l, &m);
 		}
-		l->rx.off += (uint32_t)n;
+		off += (size_t)n;
 	}
+	return (long)off;
+}
+
+/* The worker's eventfd fired: every chunk the shards sent, in order per shard. */
+static void link_chan_input(struct worker *w)
+{
+	for (uint16_t k = 0; k < w->nlinks; k++) {
+		struct link *l = &w->links[k];
+		struct chan_chunk *c;
+
+		while ((c = chan_get(l->cin))) {
+			/* A chunk holds whole frames: the sm flushes only those. */
+			if (link_frames(l, c->data, c->len) != (long)c->len)
+				log_error("partial frame from an embedded shard", "worker=%d shard=%u", w->id,
+					  l->shard);
+			free(c);
+		}
+	}
+}
+
+void link_on_recv(struct link *l, int res)
+{
+	long n;
+
+	l->recv_armed = false;
+	if (l->cin) {
+		if (res < 0 && res != -ECANCELED && res != -EINTR && res != -EAGAIN)
+			log_error("embedded shards' eventfd read failed", "worker=%d err=%s", l->w->id,
+				  strerror(-res));
+		if (res != -ECANCELED)
+			link_chan_input(l->w);
+		link_arm_one(l);
+		return;
+	}
+	if (res <= 0) {
+		if (res != -ECANCELED)
+			link_fail(l, res == 0 ? "closed by the session server" : strerror(-res));
+		return;
+	}
+	l->rx.len += (uint32_t)res;
+	n = link_frames(l, buf_data(&l->rx), buf_used(&l->rx));
+	if (n < 0)
+		return;
+	l->rx.off += (uint32_t)n;
 	if (!buf_used(&l->rx))
 		l->rx.off = l->rx.len = 0;
 	link_arm_one(l);

@@ -26,11 +26,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/admin_http.h"
+#include "core/chan.h"
 #include "core/claim.h"
 #include "core/edge_metrics.h"
 #include "core/config.h"
@@ -431,6 +433,35 @@ static int start_embedded(struct edge *e, const struct config *cfg, int n)
 	return 0;
 }
 
+/* Worker w's in-process links to the shards sms[0..n) (core/chan.h). */
+static int link_embedded(struct worker *w, struct sm **sms, int n)
+{
+	w->chan_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	w->sm_chans = calloc(2 * (size_t)n, sizeof(*w->sm_chans));
+	if (w->chan_fd < 0 || !w->sm_chans)
+		return -1;
+	for (int k = 0; k < n; k++)
+		if (chan_init(&w->sm_chans[2 * k], sm_chan_fd(sms[k])) < 0 ||
+		    chan_init(&w->sm_chans[2 * k + 1], w->chan_fd) < 0 ||
+		    sm_add_chan_link(sms[k], &w->sm_chans[2 * k], &w->sm_chans[2 * k + 1]) < 0)
+			return -1;
+	return 0;
+}
+
+/* Once no thread uses them. */
+static void unlink_embedded(struct worker *workers, int n)
+{
+	for (int i = 0; workers && i < n; i++) {
+		struct worker *w = &workers[i];
+
+		for (int k = 0; w->sm_chans && k < 2 * w->nshards; k++)
+			chan_fini(&w->sm_chans[k]);
+		free(w->sm_chans);
+		if (w->chan_fd >= 0)
+			close(w->chan_fd);
+	}
+}
+
 static void stop_embedded(struct edge *e, int started)
 {
 	for (int k = 0; k < started; k++)
@@ -566,25 +597,17 @@ int main(int argc, char **argv)
 	if (!e.workers)
 		goto out_sm_unstarted;
 	memset(e.workers, 0, (size_t)nworkers * sizeof(*e.workers));
+	for (int i = 0; i < nworkers; i++)
+		e.workers[i].chan_fd = -1;
 	for (int i = 0; i < nworkers; i++) {
 		struct worker *w = &e.workers[i];
 		w->id = i;
 		w->cfg = cfg;
 		w->offload = &pool;
 		w->nshards = (uint16_t)nshards;
-		if (e.nsms) {
-			w->sm_fds = calloc((size_t)e.nsms, sizeof(*w->sm_fds));
-			if (!w->sm_fds)
-				goto out_sm_unstarted;
-		}
-		for (int k = 0; k < e.nsms; k++) {
-			int sv[2];
-			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || sm_add_link(e.sms[k], sv[1]) < 0) {
-				log_error("cannot link a worker to the embedded session server", "shard=%d err=%s",
-					  k, strerror(errno));
-				goto out_sm_unstarted;
-			}
-			w->sm_fds[k] = sv[0];
+		if (e.nsms && link_embedded(w, e.sms, e.nsms) < 0) {
+			log_error("cannot link a worker to the embedded session servers", "worker=%d", i);
+			goto out_sm_unstarted;
 		}
 	}
 	for (; sm_started < e.nsms; sm_started++)
@@ -629,20 +652,18 @@ out_workers:
 	for (int i = 0; i < nworkers; i++)
 		pthread_join(e.workers[i].thread, NULL);
 out_workers_unstarted:
-	for (int i = 0; e.workers && i < nworkers; i++)
-		free(e.workers[i].sm_fds);
-	free(e.workers);
 	offload_stop(&pool);   /* every job came back: workers wait for theirs */
 	s2s_process_fini();
 	stop_embedded(&e, sm_started);
+	unlink_embedded(e.workers, nworkers);
+	free(e.workers);
 	goto out_ring;
 out_sm_unstarted:
-	for (int i = 0; e.workers && i < nworkers; i++)
-		free(e.workers[i].sm_fds);
-	free(e.workers);
 	offload_stop(&pool);   /* a no-op unless it started */
 	s2s_process_fini();
 	stop_embedded(&e, 0);
+	unlink_embedded(e.workers, nworkers);
+	free(e.workers);
 out_ring:
 	io_uring_queue_exit(&ctl);
 out:

@@ -81,6 +81,9 @@ static struct wire_str jid_domain_part(struct wire_str j)
 	return wire_s(p, (size_t)(end - p));
 }
 
+static void bounce(struct worker *w, int kind, struct wire_str type, struct wire_str to,
+		   struct wire_str from, struct wire_str id, const char *cond, uint8_t flags);
+
 /* A stanza between users of two shards (docs/protocol.md, "Shards"): on to
  * the shard that owns its `to`, as it came. */
 static void route_shard(struct link *from, const struct wire_msg *m)
@@ -94,11 +97,15 @@ static void route_shard(struct link *from, const struct wire_msg *m)
 		return;
 	}
 	STAT_INC(w->st.shard_relayed);
-	if (!l->up || link_send(l, m) < 0) {
-		STAT_INC(w->st.shard_relay_lost);
-		log_warn("cross-shard stanza lost: the owner's link is down", "worker=%d shard=%u to=%.*s",
-			 w->id, l->shard, (int)m->u.stanza.to.len, m->u.stanza.to.p);
-	}
+	if (l->up && link_send(l, m) == 0)
+		return;
+	/* The owner is down: its sender hears so (RFC 6120 §8.3.3.6), as for
+	 * any stanza that cannot be delivered; lost presence is not answered. */
+	STAT_INC(w->st.shard_relay_failed);
+	log_warn("cross-shard stanza bounced: the owner's link is down", "worker=%d shard=%u to=%.*s",
+		 w->id, l->shard, (int)m->u.stanza.to.len, m->u.stanza.to.p);
+	bounce(w, m->u.stanza.kind, m->u.stanza.type, m->u.stanza.to, m->u.stanza.from,
+	       m->u.stanza.id, "internal-server-error", WIRE_STANZA_SHARD);
 }
 
 void route_from_sm(struct link *from, const struct wire_msg *m)
@@ -169,6 +176,14 @@ static const char *error_type(const char *cond)
 void route_bounce(struct worker *w, int kind, struct wire_str type, struct wire_str to,
 		  struct wire_str from, struct wire_str id, const char *cond)
 {
+	bounce(w, kind, type, to, from, id, cond, 0);
+}
+
+/* The bounce of flags WIRE_STANZA_SHARD comes from an account of ours on
+ * another shard: the sender's shard takes it as from a shard. */
+static void bounce(struct worker *w, int kind, struct wire_str type, struct wire_str to,
+		   struct wire_str from, struct wire_str id, const char *cond, uint8_t flags)
+{
 	static const char *const names[] = { "", "message", "presence", "iq" };
 	struct wire_msg m = { .type = WIRE_ROUTE };
 	struct link *l = link_of_jid(w, from.p, from.len);   /* the bounce is for the sender */
@@ -198,6 +213,7 @@ void route_bounce(struct worker *w, int kind, struct wire_str type, struct wire_
 		goto out;
 	}
 	m.u.stanza.kind = (uint8_t)kind;
+	m.u.stanza.flags = flags;
 	m.u.stanza.type = wire_s("error", 5);
 	m.u.stanza.to = from;
 	m.u.stanza.from = to;

@@ -284,6 +284,8 @@ struct link {
 	struct worker *w;
 	int fd;
 	uint16_t shard;          /* index into the worker's links: which session server */
+	struct chan *cout, *cin; /* an embedded shard's: the chans to and from it (core/chan.h);
+	                            NULL for a socket */
 	bool up;                 /* HELLO_OK received */
 	bool recv_armed, sending, dead, connecting;
 	bool stalled;            /* a request timed out; cleared by the next frame received */
@@ -330,7 +332,7 @@ struct wstats {
 	uint64_t link_losses;                   /* times a link was lost */
 	uint64_t link_queue_bytes;              /* frames not yet taken by the socket */
 	uint64_t shard_relayed;                 /* cross-shard stanzas passed on between session servers */
-	uint64_t shard_relay_lost;              /* ... that found the owner's link down */
+	uint64_t shard_relay_failed;            /* ... that found the owner's link down (bounced) */
 	struct mhist login;                     /* <auth/> (or iq:auth) to bound */
 	struct mhist sm_rtt;                    /* credentials and bind requests to their answers */
 } __attribute__((aligned(64)));
@@ -404,7 +406,10 @@ struct worker {
 	uint64_t drain_ms;       /* last refill */
 	int start_rc;            /* set by the thread once set up: 0 or -errno */
 	volatile int started;
-	int *sm_fds;             /* embedded: the link end to each shard; NULL: connect to backend.shards */
+	struct chan *sm_chans;   /* embedded: 2 per shard, [2k] to shard k and [2k+1] from it;
+	                            NULL: connect to backend.shards */
+	int chan_fd;             /* embedded: the eventfd the shards wake us with */
+	uint64_t chan_val;       /* where its read lands */
 	uint16_t nshards;        /* session servers: embedded threads or backend.shards entries */
 	struct wstats st;        /* metrics (written here only; see struct wstats) */
 };

@@ -11,6 +11,11 @@
  *   roster list <user>             one line per item: contact subscription [name]
  *                                  (the roster the user sees: no bare pending-in rows)
  *
+ * Shards: a command about an account another shard owns is answered
+ * `error: another shard owns this account: shard <k>`; xedgectl then asks
+ * shard k (embedded shards: the socket "<admin_socket>.<k>").  `sessions`
+ * lists this shard's.
+ *
  * Passwords never reach this socket: xedgectl derives the SCRAM keys.  The
  * socket's mode is the access control (only its owner, root aside, may
  * connect); input is still bounded (line length, connections).  Commands run
@@ -27,6 +32,7 @@
 
 #include "core/log.h"
 #include "parser/jid.h"
+#include "parser/shard.h"
 #include "sm/sm_int.h"
 #include "sm/store.h"
 
@@ -638,6 +644,14 @@ static void admin_command(struct sm *sm, struct admin_conn *c, char *line)
 		err = cmd_user_list(sm, aj, ac, av);
 	else
 		err = cmd_roster(sm, aj, ac, av, name ? name : "");
+	if (!err && aj && op != OP_USER_LIST && !sm_owns(sm, aj->jid, strlen(aj->jid))) {
+		/* Its sessions and its record in memory are another shard's:
+		 * xedgectl asks that one (SM_ADMIN_SHARD_REPLY). */
+		sm_buf_fmt(&c->out, "error: " SM_ADMIN_SHARD_REPLY " %zu\n",
+			   shard_owner(sm->shard_names, sm->nshards, aj->jid, strlen(aj->jid)));
+		free(aj);
+		return;
+	}
 	if (!err && aj && (op == OP_ROSTER_ADD || op == OP_ROSTER_DEL)) {
 		struct sm_user *u = sm_user_find(sm, aj->jid, strlen(aj->jid));
 

@@ -45,13 +45,25 @@ struct sm_config {
 
 struct sm;
 
+/* The admin socket's answer about an account of another shard: "error: "
+ * this text, a space, the owner's index (sm/admin.c, xedgectl). */
+#define SM_ADMIN_SHARD_REPLY "another shard owns this account: shard"
+
 /* Opens (and creates) the database, binds the listeners.  NULL on failure
  * (the reason is logged). */
 struct sm *sm_new(const struct sm_config *cfg);
 
-/* Adopt an already connected link (embedded mode: one end of a socketpair).
- * The edge still opens it with WIRE_HELLO.  Returns 0 or -errno. */
+/* Adopt an already connected stream socket as a link (the unit tests' harness:
+ * one end of a socketpair).  The edge still opens it with WIRE_HELLO.  0 or
+ * -errno. */
 int sm_add_link(struct sm *sm, int fd);
+/* Adopt an in-process link (embedded shards): frames from an edge worker
+ * arrive on `in`, ours go out on `out` (core/chan.h); `in` must wake
+ * sm_chan_fd().  The edge still opens it with WIRE_HELLO.  0 or -errno. */
+struct chan;
+int sm_add_chan_link(struct sm *sm, struct chan *in, struct chan *out);
+/* The eventfd producers of our in-process links write (chan_init's wake_fd). */
+int sm_chan_fd(const struct sm *sm);
 
 /* Serve until sm_stop().  Returns 0 on a clean stop, -errno on a fatal error. */
 int sm_run(struct sm *sm);

@@ -163,7 +163,8 @@ enum sm_ev_kind {
 	SM_EV_LINK,         /* one edge link */
 	SM_EV_ADMIN_LISTEN, /* admin socket listener */
 	SM_EV_ADMIN,        /* one admin connection */
-	SM_EV_STORE         /* the storage thread's completions */
+	SM_EV_STORE,        /* the storage thread's completions */
+	SM_EV_CHAN          /* eventfd: edge workers put chunks into our chans (core/chan.h) */
 };
 
 struct sm_ev {
@@ -188,6 +189,7 @@ struct sm_link {
 	bool flush_queued;         /* on sm->flush list */
 	char peer[64];             /* where it came from, for logs */
 	struct sm_buf in, out;
+	struct chan *cin, *cout;   /* in-process link (ev.fd -1): from and to the worker */
 	struct sm_tab sessions;    /* sid -> sm_session.by_sid */
 	struct sm_session *shead;  /* all sessions of this link */
 	size_t nsessions;
@@ -334,6 +336,8 @@ struct sm {
 	size_t secret_len;
 	struct sm_store *store;
 	struct sm_ev store_ev;         /* its eventfd */
+	struct sm_ev chan_ev;          /* eventfd the in-process links' producers write */
+	bool chan_full;                /* a chan was full: flush again soon */
 	struct xmlstage *xs;
 	struct sm_tab users;           /* bare JID -> sm_user */
 	struct sm_tab by_jid;          /* full JID -> bound sm_session */
