@@ -441,7 +441,7 @@ static void test_enum_values(void **state)
 	n = wire_encode(&m, b, sizeof(b));
 	assert_true(n > 0);
 	assert_int_equal(b[14], WIRE_STANZA_TRACK);
-	m.u.stanza.flags = 2;
+	m.u.stanza.flags = 4;
 	assert_int_equal(wire_encode(&m, b, sizeof(b)), 0);
 	m.u.stanza.flags = WIRE_STANZA_TRACK | 0x80;
 	assert_int_equal(wire_encode(&m, b, sizeof(b)), 0);
