@@ -41,6 +41,7 @@
 #include "core/offload.h"
 #include "core/worker.h"
 #include "sm/sm.h"
+#include "sm/store.h"
 #include "tls/tls.h"
 
 
@@ -483,8 +484,12 @@ int main(int argc, char **argv)
 	} else if (!cfg->backend_address) {
 		e.sm = new_embedded_sm(cfg);
 		if (!e.sm) {
-			log_error("cannot start the embedded session server", "database=%s",
-				  cfg->sm.database ? cfg->sm.database : "xedge.db");
+			char dbname[512];
+
+			/* A PostgreSQL URI may hold a password: logs get its description. */
+			sm_store_describe(cfg->sm.database ? cfg->sm.database : "xedge.db", dbname,
+					  sizeof(dbname));
+			log_error("cannot start the embedded session server", "database=\"%s\"", dbname);
 			goto out_ring;
 		}
 	}
