@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,6 +233,85 @@ static void test_api_bad_sql_is_null(void **state)
 	assert_null(sm_db_stmt(f->db, "SELECT nope FROM nowhere"));
 }
 
+/* Shards share one SQLite file: connections opened at the same moment on a
+ * fresh file (the schema made once, under the write lock) and writing in
+ * batches at the same time (the busy timeout queues them) lose nothing. */
+#define SHARD_BATCHES 40
+
+struct shard_arg {
+	const char *path;
+	int id, rc;
+};
+
+static void *shard_run(void *arg)
+{
+	static const char sql[] = "INSERT INTO offline(user, raw, ts) VALUES (?1, ?2, ?3)";
+	struct shard_arg *a = arg;
+	struct sm_db *db = store_sqlite_ops.open(a->path);
+	char user[32];
+
+	if (!db) {
+		a->rc = -1;
+		return NULL;
+	}
+	snprintf(user, sizeof(user), "shard%d@x", a->id);
+	for (int b = 0; b < SHARD_BATCHES && !a->rc; b++) {
+		if (db->ops->tx(db, STORE_BEGIN) < 0) {
+			a->rc = -2;
+			break;
+		}
+		for (int i = 0; i < 5; i++) {
+			sm_stmt *q = sm_db_stmt(db, sql);
+
+			sm_db_bind_text(q, 1, user);
+			sm_db_bind_blob(q, 2, "m", 1);
+			sm_db_bind_int64(q, 3, b);
+			if (sm_db_exec(db, q, "shard insert") < 0)
+				a->rc = -3;
+		}
+		if (db->ops->tx(db, STORE_COMMIT) < 0)
+			a->rc = -4;
+	}
+	db->ops->close(db);
+	return NULL;
+}
+
+static void test_sqlite_shards_share_a_file(void **state)
+{
+	char path[64], side[80];
+	struct shard_arg args[3];
+	pthread_t th[3];
+	struct sm_db *db;
+	sm_stmt *q;
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/xedge-shards-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	for (int i = 0; i < 3; i++) {
+		args[i] = (struct shard_arg){ .path = path, .id = i };
+		assert_int_equal(pthread_create(&th[i], NULL, shard_run, &args[i]), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(args[i].rc, 0);
+	}
+	db = store_sqlite_ops.open(path);
+	assert_non_null(db);
+	q = sm_db_stmt(db, "SELECT count(*), count(DISTINCT user) FROM offline");
+	assert_int_equal(sm_db_step(q), SM_ROW);
+	assert_int_equal(sm_db_col_int64(q, 0), 3 * SHARD_BATCHES * 5);
+	assert_int_equal(sm_db_col_int64(q, 1), 3);
+	sm_db_done(q);
+	db->ops->close(db);
+	unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +324,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_api_rows_nulls_blobs_changes, lite_setup,
 						lite_teardown),
 		cmocka_unit_test_setup_teardown(test_api_bad_sql_is_null, lite_setup, lite_teardown),
+		cmocka_unit_test(test_sqlite_shards_share_a_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
