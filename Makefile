@@ -178,7 +178,7 @@ $(BUILD)/storebench: bench/store/storebench.c $(BUILD)/libxedge.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libxedge.a $(LDLIBS)
 
 bench-store: $(BUILD)/storebench
-	$(BUILD)/storebench $(STORE_N) $(STORE_SIZE)
+	$(BUILD)/storebench $(STORE_N) $(STORE_SIZE) "$(STORE_DB)"
 
 clean:
 	rm -rf $(BUILD)

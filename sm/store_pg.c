@@ -63,6 +63,7 @@ struct pg_db {
 	unsigned gen;                     /* connection generation (statements prepare on it) */
 	unsigned nnames;                  /* statement names given so far */
 	bool lost;                        /* broken, logged, not reconnected yet */
+	bool release_due;                 /* a job's savepoint ended, RELEASE not sent yet */
 	time_t next_log;                  /* next reconnect failure worth a line */
 	int changes;                      /* rows of the last INSERT/UPDATE/DELETE */
 	char err[STORE_ERR_MAX];          /* the last failure, for sm_db_fail() */
@@ -655,8 +656,18 @@ static int pg_ready(struct sm_db *db)
 static int pg_tx(struct sm_db *db, enum store_tx op)
 {
 	struct pg_db *p = pg_db(db);
+	const char *sql = pg_tx_sql[op];
 
-	if (pg_command(p, pg_tx_sql[op]) == 0)
+	/* A round trip saved per job: a job's RELEASE travels with the next
+	 * job's SAVEPOINT (COMMIT and ROLLBACK end every savepoint anyway). */
+	if (op == STORE_RELEASE) {
+		p->release_due = true;
+		return 0;
+	}
+	if (op == STORE_SAVEPOINT && p->release_due)
+		sql = "RELEASE SAVEPOINT job; SAVEPOINT job";
+	p->release_due = false;
+	if (pg_command(p, sql) == 0)
 		return 0;
 	/* A connection that died while idle shows it only now: nothing of the
 	 * batch ran yet, so reconnect and begin again. */
