@@ -123,7 +123,7 @@ class PgServer:
 @pytest.fixture(scope="session")
 def pg():
     bindir = pg_bindir()
-    if bindir is None or not shutil.which("runuser" if os.geteuid() == 0 else "true"):
+    if bindir is None:
         pytest.skip("PostgreSQL server binaries are missing (/usr/lib/postgresql/*/bin/initdb:"
                     " Debian package postgresql)")
     srv = PgServer(bindir)

@@ -8,6 +8,7 @@ the URI must never reach a log."""
 import asyncio
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -261,6 +262,15 @@ def test_two_session_servers_share_one_database(request, tmp_path, cert, pgdb):
     # The same account made through both: one wins, the other is told it exists.
     r = two.ctl("user", "add", "erin@localhost", "x", check=False)
     assert r.returncode != 0, r
+    # At the same moment too: each name is created exactly once, by one of them.
+    names = [f"racer{i}@localhost" for i in range(12)]
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        runs = list(ex.map(lambda a: (a[1], a[0].ctl("user", "add", a[1], "pw-Racer-1",
+                                                      check=False).returncode),
+                           [(srv, n) for n in names for srv in (one, two)]))
+    for n in names:
+        assert sum(1 for name, rc in runs if name == n and rc == 0) == 1, (n, runs)
+    assert rows(pgsrv, db, "SELECT count(*) FROM users WHERE jid LIKE 'racer%'") == len(names)
     # A message stored by one session server is delivered by the other.
     send_offline(one, "carol@localhost", "across")
     wait_until(lambda: offline_count(pgsrv, db, "carol@localhost") == 1, 20, "stored message")
