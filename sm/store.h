@@ -117,7 +117,8 @@ enum { SM_DONE = 0, SM_ROW = 1 };
 
 /* A prepared statement for sql (a string literal: cached by its address),
  * written in the dialect both backends accept (see the top of this file).
- * NULL on error (logged). */
+ * NULL on error (logged).  PostgreSQL prepares on the connection at the
+ * first sm_db_step(): SQL it refuses fails there (-EIO, logged). */
 sm_stmt *sm_db_stmt(struct sm_db *db, const char *sql);
 /* Reset q and clear its bindings after use (NULL: nothing). */
 void sm_db_done(sm_stmt *q);

@@ -51,7 +51,7 @@
 #define PG_INT2OID 21
 #define PG_INT4OID 23
 
-#define PG_PARAMS_MAX 999             /* as SQLite's ?NNN */
+#define PG_PARAMS_MAX 999             /* parameters of one statement (ours have at most 10) */
 #define PG_SCHEMA_LOCK 0x7865646765   /* advisory lock key: "xedge" */
 #define PG_RETRY_LOG_S 10             /* reconnect failures: one line per this */
 #define PG_CONNECT_TIMEOUT "10"       /* seconds, unless the URI says otherwise */
@@ -265,10 +265,9 @@ static void pg_check_conn(struct pg_db *p)
 static int pg_result_err(struct pg_db *p, const PGresult *res)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorMessage(res) : "";
 
-	pg_set_err(p, res ? PQresultErrorMessage(res) : PQerrorMessage(p->conn));
-	if (!res || !*PQresultErrorMessage(res))
-		pg_set_err(p, PQerrorMessage(p->conn));
+	pg_set_err(p, *msg ? msg : PQerrorMessage(p->conn));
 	p->base.stmt_failed = true;
 	pg_check_conn(p);
 	return state && !strcmp(state, "23505") ? -EEXIST : -EIO;
