@@ -617,8 +617,15 @@ static int sm_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 {
 	struct config *c = L->cfg;
 
-	if (!strcmp(key, "database"))
+	if (!strcmp(key, "database")) {
+		const char *s = scalar(v);
+
+		/* A PostgreSQL connection URI is taken as is (sm/store.h); anything
+		 * else is an SQLite file, relative to the configuration's folder. */
+		if (s && (!strncmp(s, "postgresql://", 13) || !strncmp(s, "postgres://", 11)))
+			return get_str(L, v, "session_server.database", &c->sm.database);
 		return get_path(L, v, "session_server.database", &c->sm.database);
+	}
 	if (!strcmp(key, "admin_socket"))
 		return get_path(L, v, "session_server.admin_socket", &c->sm.admin_socket);
 	if (!strcmp(key, "listen"))

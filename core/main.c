@@ -43,6 +43,7 @@
 #include "core/offload.h"
 #include "core/worker.h"
 #include "sm/sm.h"
+#include "sm/store.h"
 #include "tls/tls.h"
 
 
@@ -424,8 +425,13 @@ static int start_embedded(struct edge *e, const struct config *cfg, int n)
 	for (int k = 0; k < n; k++) {
 		e->sms[k] = new_embedded_sm(cfg, k, n, names);
 		if (!e->sms[k]) {
-			log_error("cannot start the embedded session server", "shard=%d database=%s", k,
-				  cfg->sm.database ? cfg->sm.database : "xedge.db");
+			char dbname[512];
+
+			/* A PostgreSQL URI may hold a password: logs get its description. */
+			sm_store_describe(cfg->sm.database ? cfg->sm.database : "xedge.db", dbname,
+					  sizeof(dbname));
+			log_error("cannot start the embedded session server", "shard=%d database=\"%s\"", k,
+				  dbname);
 			return -1;
 		}
 		e->nsms = k + 1;

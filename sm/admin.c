@@ -22,7 +22,6 @@
  * on the sm thread, between stanzas, so they see and change live state.
  */
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,11 +223,11 @@ struct admin_job {
 static int job_roster_ver(struct sm_db *db, struct admin_job *aj)
 {
 	static const char sql[] = "UPDATE users SET roster_ver = roster_ver + 1 WHERE jid = ?1";
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 
 	if (!q)
 		return -EIO;
-	sm_db_text(q, 1, aj->jid);
+	sm_db_bind_text(q, 1, aj->jid);
 	return sm_db_exec(db, q, "roster version");
 }
 
@@ -240,27 +239,27 @@ static int job_roster_put(struct sm_db *db, struct admin_job *aj)
 		" (SELECT roster_ver + 1 FROM users WHERE jid = ?1))"
 		" ON CONFLICT(user, contact) DO UPDATE SET name = excluded.name,"
 		" subscription = excluded.subscription, listed = 1, ver = excluded.ver";
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 
 	/* RFC 6121 §2.6: every change gets a new roster version. */
 	if (job_roster_ver(db, aj) < 0 || !q)
 		return -EIO;
-	sm_db_text(q, 1, aj->jid);
-	sm_db_text(q, 2, aj->contact);
-	sm_db_text(q, 3, aj->name);
-	sm_db_text(q, 4, sm_sub_str(aj->sub));
+	sm_db_bind_text(q, 1, aj->jid);
+	sm_db_bind_text(q, 2, aj->contact);
+	sm_db_bind_text(q, 3, aj->name);
+	sm_db_bind_text(q, 4, sm_sub_str(aj->sub));
 	return sm_db_exec(db, q, "roster put");
 }
 
 static int job_roster_del(struct sm_db *db, struct admin_job *aj)
 {
 	static const char sql[] = "DELETE FROM roster WHERE user = ?1 AND contact = ?2";
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 
 	if (!q)
 		return -EIO;
-	sm_db_text(q, 1, aj->jid);
-	sm_db_text(q, 2, aj->contact);
+	sm_db_bind_text(q, 1, aj->jid);
+	sm_db_bind_text(q, 2, aj->contact);
 	if (sm_db_exec(db, q, "roster del") < 0)
 		return -EIO;
 	if (!sm_db_changes(db))
@@ -270,22 +269,22 @@ static int job_roster_del(struct sm_db *db, struct admin_job *aj)
 
 static int job_list(struct sm_db *db, struct admin_job *aj, const char *sql, bool roster)
 {
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 	int rc;
 
 	if (!q)
 		return -EIO;
 	if (roster)
-		sm_db_text(q, 1, aj->jid);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *a = (const char *)sqlite3_column_text(q, 0);
+		sm_db_bind_text(q, 1, aj->jid);
+	while ((rc = sm_db_step(q)) == SM_ROW) {
+		const char *a = sm_db_col_text(q, 0);
 
 		if (!roster) {
 			sm_buf_fmt(&aj->rows, "%s\n", a ? a : "");
 		} else {
-			const char *sub = (const char *)sqlite3_column_text(q, 1);
-			const char *name = (const char *)sqlite3_column_text(q, 2);
-			int ask = sqlite3_column_int(q, 3);
+			const char *sub = sm_db_col_text(q, 1);
+			const char *name = sm_db_col_text(q, 2);
+			int ask = (int)sm_db_col_int64(q, 3);
 
 			sm_buf_fmt(&aj->rows, "%s %s%s%s%s\n", a ? a : "", sub ? sub : "none",
 				   ask ? " ask=subscribe" : "", name && name[0] ? " " : "",
@@ -293,14 +292,14 @@ static int job_list(struct sm_db *db, struct admin_job *aj, const char *sql, boo
 		}
 	}
 	sm_db_done(q);
-	return rc == SQLITE_DONE ? 0 : sm_db_fail(db, "admin list");
+	return rc == SM_DONE ? 0 : sm_db_fail(db, "admin list");
 }
 
 static void admin_run(struct sm_db *db, struct sm_job *j)
 {
 	static const char sql_users[] = "SELECT jid FROM users ORDER BY jid";
 	static const char sql_roster[] =
-		"SELECT contact, subscription, name, ask FROM roster WHERE user = ?1 AND listed"
+		"SELECT contact, subscription, name, ask FROM roster WHERE user = ?1 AND listed != 0"
 		" ORDER BY contact";
 	struct admin_job *aj = (struct admin_job *)j;
 	int r;

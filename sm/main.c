@@ -34,6 +34,7 @@
 #include "core/version.h"
 #include "core/metrics.h"
 #include "sm/sm.h"
+#include "sm/store.h"
 
 #define STATUS_EVERY_MS 10000
 
@@ -143,7 +144,7 @@ static int check_sm(const struct config *cfg, char *err, size_t errlen)
 {
 	if (!cfg->sm.database) {
 		snprintf(err, errlen, "%s: session_server.database is not set: name the SQLite file "
-			 "that holds accounts and rosters", cfg->path);
+			 "(or the postgresql:// URI) that holds accounts and rosters", cfg->path);
 		return -1;
 	}
 	if (!cfg->sm.listen) {
@@ -168,6 +169,7 @@ int main(int argc, char **argv)
 	struct admin_http *admin = NULL;
 	pthread_t sig_thr;
 	struct config cfg;
+	char dbname[512];
 	char err[1024];
 	bool check = false, notifying;
 	int64_t next_status = 0;
@@ -280,8 +282,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	sm_store_describe(smc.database, dbname, sizeof(dbname));   /* no password in logs */
 	log_info("xedge-sm started", "config=\"%s\" database=\"%s\" listen=\"%s\" admin_socket=\"%s\" "
-		 "domains=%zu secret=%s", path, smc.database, smc.listen,
+		 "domains=%zu secret=%s", path, dbname, smc.listen,
 		 smc.admin_socket ? smc.admin_socket : "", cfg.ndomains,
 		 smc.secret && *smc.secret ? "set" : "none");
 	notify_send("READY=1\nMAINPID=%ld\nSTATUS=serving %zu domains, listening on %s",

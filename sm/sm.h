@@ -19,7 +19,7 @@
 #include <stddef.h>
 
 struct sm_config {
-	const char *database;       /* SQLite file (created if missing) */
+	const char *database;       /* SQLite file (created if missing) or postgresql:// URI */
 	const char *admin_socket;   /* Unix socket for xedgectl; NULL: none */
 	const char *listen;         /* "host:port" or "unix:/path" for edges; NULL: embedded only */
 	const char *secret;         /* shared secret edges present in WIRE_HELLO; NULL: none */

@@ -237,6 +237,8 @@ class ServerOptions:
                                      # xedge-sm (sm_admin_port) in external mode
     drain: dict = field(default_factory=dict)    # drain: keys (redirect, rate, grace)
     sm_env: dict = field(default_factory=dict)   # more environment for xedge-sm (external)
+    database: str = ""               # session_server.database (default: xedge.db in the
+                                     # test's folder; a postgresql:// URI: see pgserver.py)
 
     @classmethod
     def from_param(cls, param):
@@ -265,7 +267,7 @@ class Server:
         self.procs: list = []
         self.cert, self.key = cert
         self.admin_socket = sockdir / "admin.sock"
-        self.database = workdir / "xedge.db"
+        self.database = opts.database or workdir / "xedge.db"
         self.secret = "link-secret-" + os.urandom(6).hex()
         self.edge_config = workdir / "xedge.yaml"
         self.ws_port = free_port() if opts.ws else None
