@@ -30,7 +30,7 @@ FUZZERS  = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB = $(filter parser/%.c tls/%.c core/sasl.c core/log.c, $(LIB_SRCS))
 PYTEST   = /usr/bin/python3 -m pytest
 
-.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store bench-s2s test-deploy bench-ops
+.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store bench-s2s test-deploy bench-ops bench-shards
 all: deps $(PROGS)
 
 deps:
@@ -170,6 +170,13 @@ bench-s2s: all
 bench-ops: all
 	@deploy/debian-deps.sh bench
 	XEDGE_BUILD=$(BUILD) bench/ops/run.sh
+
+# Shards (issue 13): chat throughput and the servers' CPU per delivered message with 1, 2 and 4
+# embedded shards and with 2 xedge-sm processes; a few minutes, loopback only. Knobs and output
+# in bench/shards/run.sh.
+bench-shards: all
+	@deploy/debian-deps.sh bench
+	XEDGE_BUILD=$(BUILD) bench/shards/run.sh
 
 # The storage thread's throughput: offline messages stored per second (bench/store/).
 STORE_N ?= 200000
