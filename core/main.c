@@ -78,6 +78,7 @@ struct edge {
 	size_t nretired;
 	struct sm **sms;             /* embedded session servers (shards), or NULL */
 	int nsms;
+	struct chan *peer_chans;     /* [i * nsms + j]: from shard i to shard j */
 	pthread_t *sm_threads;
 	struct offload *pool;        /* the offload threads */
 	bool upstream;               /* backend.upstream: no session server link */
@@ -436,6 +437,19 @@ static int start_embedded(struct edge *e, const struct config *cfg, int n)
 		}
 		e->nsms = k + 1;
 	}
+	/* Each pair of shards linked directly, both ways. */
+	e->peer_chans = calloc((size_t)n * (size_t)n, sizeof(*e->peer_chans));
+	if (!e->peer_chans)
+		return -1;
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n; j++)
+			if (i != j && chan_init(&e->peer_chans[i * n + j], sm_chan_fd(e->sms[j])) < 0)
+				return -1;
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n; j++)
+			if (i != j && sm_add_peer_link(e->sms[i], (size_t)j, &e->peer_chans[j * n + i],
+						       &e->peer_chans[i * n + j]) < 0)
+				return -1;
 	return 0;
 }
 
@@ -476,6 +490,10 @@ static void stop_embedded(struct edge *e, int started)
 		pthread_join(e->sm_threads[k], NULL);
 	for (int k = 0; k < e->nsms; k++)
 		sm_free(e->sms[k]);
+	for (int k = 0; e->peer_chans && k < e->nsms * e->nsms; k++)
+		chan_fini(&e->peer_chans[k]);
+	free(e->peer_chans);
+	e->peer_chans = NULL;
 	free(e->sms);
 	free(e->sm_threads);
 	e->sms = NULL;
