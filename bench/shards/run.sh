@@ -7,7 +7,7 @@
 #   procs2    two xedge-sm processes listed in backend.shards (TCP links, one database);
 # N_CHAT accounts provisioned, then xedge-bench's chat scenario (closed loop, WINDOW messages in
 # flight per client, each client writing to 8 random peers: with S shards about (S-1)/S of the
-# messages cross shards). Recorded per run: messages/s received, the servers' CPU (xedge plus
+# messages cross shards: straight from thread to thread, or through the edge between processes). Recorded per run: messages/s received, the servers' CPU (xedge plus
 # any xedge-sm, from xedge-bench's --pid samples over the steady seconds: no login in them) as
 # CPU-seconds per 1,000 delivered messages, messages lost, and the share that crossed shards
 # (xedge_sm_shard_stanzas_total{dir="out"} / messages).
@@ -149,7 +149,7 @@ session_server:
 		--password $PASSWORD -s chat -n $N_CHAT --concurrency 200 --window $WINDOW --warmup 3 \
 		--duration $CHAT_S --drain 3 --mech SCRAM-SHA-1 --scram-cache "$DIR/scram.cache" $pidargs \
 		--json "$RES/$c.json" >"$RES/$c.log" 2>&1 || { say "$c: xedge-bench failed ($RES/$c.log)"; FAILS=$((FAILS + 1)); }
-	# Stanzas between shards: the edge relays every one (core/route.c), threads or processes.
+	# Stanzas between shards: counted by the shards (threads) or by the edge relaying them (processes).
 	after=$($PY "$HERE/summary.py" scrape "http://127.0.0.1:$P_ADM/metrics")
 	echo "{\"config\": \"$c\", \"cross_before\": $before, \"cross_after\": $after}" >"$RES/$c.cross.json"
 	for p in $PIDS; do stop_tree "$p" server 15; done
