@@ -21,6 +21,7 @@
  * asked, and STOPPING=1 at shutdown.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,17 @@ static void usage(FILE *f)
 	fprintf(f, "usage: xedge -c CONFIG          run the edge\n"
 		   "       xedge --check-config CONFIG  validate CONFIG and exit (0: ok)\n"
 		   "       xedge --version\n");
+}
+
+/* "One per core": the CPUs this process may run on (taskset, a container's
+ * cpuset), not every CPU of the machine. */
+static int cpus_usable(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	return (int)sysconf(_SC_NPROCESSORS_ONLN);
 }
 
 static void *sm_thread(void *arg)
@@ -577,7 +589,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 
-	nworkers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	nworkers = cfg->workers > 0 ? cfg->workers : cpus_usable();
 	if (nworkers < 1)
 		nworkers = 1;
 	if (io_uring_queue_init(8, &ctl, 0) < 0) {
@@ -592,7 +604,7 @@ int main(int argc, char **argv)
 		/* One shard per core unless told; one when another edge links to
 		 * this process's session server (session_server.listen). */
 		nshards = cfg->shards > 0 ? cfg->shards
-			  : cfg->sm.listen ? 1 : (int)sysconf(_SC_NPROCESSORS_ONLN);
+			  : cfg->sm.listen ? 1 : cpus_usable();
 		if (nshards < 1)
 			nshards = 1;
 		if (nshards > 1 && cfg->sm.listen) {
