@@ -423,7 +423,7 @@ static struct sm *new_embedded_sm(const struct config *cfg, int k, int n, const 
 /* The embedded shards, all or none (the reason is logged). */
 static int start_embedded(struct edge *e, const struct config *cfg, int n)
 {
-	static char name_buf[CONFIG_MAX_SHARDS][8];
+	static char name_buf[CONFIG_MAX_SHARDS][12];
 	static const char *names[CONFIG_MAX_SHARDS];
 
 	e->sms = calloc((size_t)n, sizeof(*e->sms));
