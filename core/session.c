@@ -3,6 +3,7 @@
  */
 #include "core/csi.h"
 #include "core/session.h"
+#include "core/smacks.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,7 @@ void session_free(struct worker *w, struct session *s)
 	}
 	if (s->c && s->c->sess == s)
 		s->c->sess = NULL;
+	smacks_free(w, s);
 	free(s->user);
 	free(s->jid);
 	csi_free(s);

@@ -52,6 +52,7 @@ struct s2s;
 struct s2s_conn;
 struct sasl;
 struct session;
+struct smacks;
 struct xmlstage;
 struct xs_header;
 struct xs_stanza;
@@ -247,8 +248,8 @@ enum sess_state {
  * A session of the native backend: what the session server knows as one
  * client, named by `id` on the wire ((generation << 32) | index in the
  * worker's session table).  It points at the connection that carries it;
- * the connection points back.  Freed with its connection today; a later
- * stream-management issue detaches it instead.
+ * the connection points back.  Freed with its connection, unless XEP-0198
+ * resumption keeps it detached (c NULL) for a later stream (core/smacks.h).
  */
 struct session {
 	struct conn *c;
@@ -269,6 +270,7 @@ struct session {
 	uint64_t t_open_us;      /* metrics: when the login began (SESSION_OPEN) */
 	uint64_t t_req_us;       /* metrics: when the credentials or bind request went out; 0: none */
 	struct csi *csi;         /* XEP-0352 state (core/csi.c); NULL until the first <inactive/> */
+	struct smacks *smk;      /* XEP-0198 state (core/smacks.c); NULL until <enable/> */
 } __attribute__((aligned(16)));
 
 struct listener {
@@ -327,6 +329,10 @@ struct wstats {
 	uint64_t link_up;                       /* 1 while HELLO_OK holds, else 0 */
 	uint64_t link_losses;                   /* times the link was lost */
 	uint64_t link_queue_bytes;              /* frames not yet taken by the socket */
+	uint64_t smacks_resumed;                /* XEP-0198 resumptions that succeeded */
+	uint64_t smacks_resume_failed;          /* <resume/> answered with <failed/> */
+	uint64_t smacks_detached;               /* sessions kept for a resumption */
+	uint64_t smacks_returned;               /* unacknowledged stanzas handed back to the sm */
 	struct mhist login;                     /* <auth/> (or iq:auth) to bound */
 	struct mhist sm_rtt;                    /* credentials and bind requests to their answers */
 } __attribute__((aligned(64)));
@@ -362,6 +368,7 @@ struct worker {
 	uint32_t nsessions_cap, sess_gen;
 	uint32_t *free_sess;
 	uint32_t nfree_sess;
+	struct session *smk_list;  /* sessions with XEP-0198 enabled (smacks.c), attached or not */
 
 	uint64_t now;            /* monotonic seconds, updated once per loop */
 	struct conn *wheel[WHEEL_SLOTS];

@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/s2s.h"
 #include "core/session.h"
+#include "core/smacks.h"
 #include "core/sock.h"
 #include "core/thread_ring.h"
 #include "core/uring_compat.h"
@@ -1218,6 +1219,8 @@ static void *worker_main(void *arg)
 			if (w->id == 0)
 				log_flush();   /* the count of lines a quiet call site suppressed */
 			timers_run(w);
+			if (w->native)
+				smacks_tick(w);   /* XEP-0198: acks asked, detached sessions expired */
 		}
 		if (w->native)
 			link_tick(w);   /* a no-op unless the link is down and a retry is due */

@@ -58,6 +58,9 @@ enum wire_type {
 
 /* WIRE_STANZA flags (sm -> edge) */
 #define WIRE_STANZA_TRACK 0x01    /* report (WIRE_DELIVERED) once this stanza is written */
+/* WIRE_STANZA flags (edge -> sm) */
+#define WIRE_STANZA_RETURNED 0x02 /* XEP-0198 §4: a stanza the session's client never acknowledged,
+                                     sent back when the session ends: undeliverable to its full JID */
 
 /* WIRE_REGISTER operations */
 enum wire_reg_op {
