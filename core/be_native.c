@@ -1144,6 +1144,13 @@ static void native_timeout(struct conn *c)
 			xmpp_resume(c);
 		return;
 	}
+	if (s && s->smk_join) {
+		/* Another worker, not the session server, is slow. */
+		c->flags &= ~CF_WAIT_SM;
+		smacks_join_timeout(c);
+		xmpp_resume(c);
+		return;
+	}
 	if (!w->link.stalled)
 		log_warn("session server not answering", "worker=%d after=%us", w->id,
 			 w->cfg->timeouts.session_server);
@@ -1390,6 +1397,8 @@ void native_on_frame(struct worker *w, const struct wire_msg *m)
 	struct session *s = session_by_id(w, m->sid);
 	struct conn *c = s ? s->c : NULL;
 
+	if (s && s->smk && smacks_hold(w, s, m))
+		return;   /* XEP-0198: arriving from another worker; older frames first */
 	if (s && !c && s->smk) {
 		smacks_detached_frame(w, s, m);   /* XEP-0198: kept for a resumption */
 		return;

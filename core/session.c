@@ -71,7 +71,8 @@ struct session *session_new(struct worker *w, struct conn *c)
 	s->id = ((uint64_t)w->sess_gen << 32) | idx;
 	s->c = c;
 	w->sessions[idx] = s;
-	c->sess = s;
+	if (c)
+		c->sess = s;
 	return s;
 }
 

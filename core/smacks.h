@@ -85,6 +85,22 @@ void smacks_free(struct worker *w, struct session *s);
 /* The session server link is lost: detached sessions are gone with it. */
 void smacks_link_down(struct worker *w);
 
+/* Handovers between workers (smacks.c, "moving a session between workers"):
+ * a worker registers at start (before its threads' peers can post to it)
+ * and leaves at teardown; its loop drains its inbox every iteration. */
+void smacks_worker_start(struct worker *w);
+void smacks_worker_stop(struct worker *w);
+void smacks_inbox(struct worker *w);
+
+/* native_on_frame(): true when the frame for s was kept to keep order
+ * (the session is arriving from another worker: older frames are still
+ * being forwarded from there). */
+bool smacks_hold(struct worker *w, struct session *s, const struct wire_msg *m);
+
+/* native_timeout(): a stream's <resume/> waited too long for the worker that
+ * holds the session: <failed/>; the session, if it comes, waits detached. */
+void smacks_join_timeout(struct conn *c);
+
 /* ---- provided by be_native.c ---- */
 
 /* End s at the session server (returns, last delivery report, SESSION_CLOSE). */

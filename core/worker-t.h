@@ -271,6 +271,8 @@ struct session {
 	uint64_t t_req_us;       /* metrics: when the credentials or bind request went out; 0: none */
 	struct csi *csi;         /* XEP-0352 state (core/csi.c); NULL until the first <inactive/> */
 	struct smacks *smk;      /* XEP-0198 state (core/smacks.c); NULL until <enable/> */
+	uint64_t smk_join;       /* XEP-0198: the session this stream's <resume/> waits for
+	                            from another worker (its id here); 0: none */
 } __attribute__((aligned(16)));
 
 struct listener {
@@ -393,6 +395,10 @@ struct worker {
 
 	ck_ring_t ctrl;
 	ck_ring_buffer_t ctrl_buf[16];
+	/* XEP-0198 handovers from the other workers (core/smacks.c): struct
+	 * smk_msg pointers, posted under smacks' registry lock. */
+	ck_ring_t smk_in;
+	ck_ring_buffer_t smk_in_buf[1024];
 	volatile int stop;
 	const struct config *next_cfg; /* CTRL_RELOAD: the configuration to switch to */
 	uint64_t cfg_acked;      /* generation of the configuration in use (main.c frees older ones) */

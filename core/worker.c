@@ -909,6 +909,7 @@ static int worker_setup(struct worker *w)
 			  "worker=%d err=%s", w->id, strerror(-r));
 		return r;
 	}
+	smacks_worker_start(w);   /* XEP-0198 handovers may come from now on */
 	/* The registered-file table is capped by RLIMIT_NOFILE per ring (DESIGN §3). */
 	getrlimit(RLIMIT_NOFILE, &rl);
 	w->nslots = w->cfg->limits.max_connections + 64;
@@ -1135,6 +1136,7 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 /* Release what worker_setup() made, whether it finished or not. */
 static void worker_teardown(struct worker *w)
 {
+	smacks_worker_stop(w);
 	if (w->link.w)
 		link_close(w);
 	session_table_free(w);
@@ -1205,6 +1207,8 @@ static void *worker_main(void *arg)
 		io_uring_cq_advance(&w->ring, n);
 		offload_drain(&w->offload_port);   /* one load when idle; covers a lost wake-up */
 		ctrl_drain(w);
+		if (w->native)
+			smacks_inbox(w);   /* XEP-0198 handovers from the other workers */
 		if (w->draining && !w->stop)
 			drain_tick(w);
 		if (!w->stop && !w->draining)

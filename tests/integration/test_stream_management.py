@@ -290,3 +290,54 @@ def test_resume_while_old_connection_still_open(server):
         bob2.close()
     finally:
         bob.close()
+
+
+@pytest.mark.parametrize("server", [{"workers": 2, "admin": True}], indirect=True)
+def test_resume_on_another_worker(server):
+    """SO_REUSEPORT spreads connections over the workers: the session moves to the worker
+    the resuming connection reached, and what was sent meanwhile still arrives, in order."""
+    alice = Raw(server.c2s_port)
+    alice.login("alice", USERS["alice"], "sender")
+    seen = set()
+    deadline = time.monotonic() + 90
+    i = 0
+    try:
+        while not ({"same", "other"} <= seen):
+            assert time.monotonic() < deadline, f"workers hit: {seen}\n{server.log_tails(40)}"
+            i += 1
+            res = f"roam{i}"
+            bob, en = login_sm(server.c2s_port, "bob", res)
+            jid = bob.jid
+            line = server.wait_log(rf"stream management enabled.*jid={re.escape(jid)} ", timeout=10)[-1]
+            held_by = int(re.search(r"worker=(\d+)", line).group(1))
+            abrupt_close(bob)
+            server.wait_log(rf"session detached: resumable.*jid={re.escape(jid)} ", timeout=15)
+            for n in range(3):
+                alice.send(f"<message to='{jid}' type='chat' id='r{i}-{n}'><body>r{i}-{n}</body></message>")
+            alice.ping(f"sent{i}", timeout=10)
+            bob2, _ = login_until_sasl(server.c2s_port, "bob")
+            bob2.send(f"<resume xmlns='{NS_SM}' previd='{en.get('id')}' h='0'/>")
+            el = bob2.expect(sm("resumed"), timeout=15)
+            assert el.get("previd") == en.get("id")
+            bodies = []
+            while len(bodies) < 3:
+                e = bob2.next_item(10)
+                if e.tag == MESSAGE:
+                    bodies.append(e.findtext(BODY))
+            assert bodies == [f"r{i}-{n}" for n in range(3)], bodies
+            # Live traffic after the move: the session server now routes to the new worker.
+            alice.send(f"<message to='{jid}' type='chat' id='live{i}'><body>live{i}</body></message>")
+            e = bob2.wait_for(lambda e: e.tag == MESSAGE, 10)
+            assert e.findtext(BODY) == f"live{i}"
+            line = server.wait_log(rf"stream resumed.*jid={re.escape(jid)} ", timeout=10)[-1]
+            now = int(re.search(r" worker=(\d+)", line).group(1))
+            was = int(re.search(r"from_worker=(\d+)", line).group(1))
+            assert was == held_by, line
+            seen.add("same" if now == was else "other")
+            # A clean end: the session is over, on whichever worker holds it now.
+            bob2.send("</stream:stream>")
+            bob2.read_until_eof(10)
+            bob2.close()
+        assert server.metric("xedge_stream_resumptions_total", result="ok") >= 2
+    finally:
+        alice.close()
