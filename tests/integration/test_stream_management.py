@@ -4,13 +4,15 @@ the client was away delivered after <resumed/>), <failed/> for unknown and other
 ids, <handled-count-too-high/>, resumption on another worker, and what happens to
 unacknowledged stanzas when a session ends (XEP-0198 §4): messages go to another resource
 or offline storage, iq requests are answered with <service-unavailable/>."""
+import asyncio
 import re
 import socket
 import time
 
 import pytest
 
-from conftest import USERS, wait_until
+from conftest import USERS
+from slixclient import Client, close_all, run
 from rawxmpp import NS_CLIENT, NS_STANZA_ERR, STREAM_ERROR, Raw, Timeout, dump, q
 
 NS_SM = "urn:xmpp:sm:3"
@@ -341,3 +343,52 @@ def test_resume_on_another_worker(server):
         assert server.metric("xedge_stream_resumptions_total", result="ok") >= 2
     finally:
         alice.close()
+
+
+def test_slixmpp_enables_acks_and_resumes(server):
+    """A real client (slixmpp's xep_0198 plugin): enable with resumption, acks of what it
+    sent, then a dropped TCP connection and a resumption on whichever worker the new one
+    reaches; a message sent meanwhile arrives, on the same full JID."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        enabled, resumed = loop.create_future(), loop.create_future()
+        acked = asyncio.Queue()
+        bob = Client(server.jid("bob"), USERS["bob"])
+        bob.register_plugin("xep_0198")
+        bob.add_event_handler("sm_enabled", lambda e: enabled.done() or enabled.set_result(e))
+        bob.add_event_handler("session_resumed", lambda e: resumed.done() or resumed.set_result(e))
+        bob.add_event_handler("stanza_acked", lambda st: acked.put_nowait(st))
+        alice = None
+        try:
+            await bob.login(server.c2s_port)
+            en = await asyncio.wait_for(enabled, 10)
+            assert en["id"] and en["resume"], str(en)
+            alice = await Client(server.jid("alice"), USERS["alice"]).login(server.c2s_port)
+            alice.send_message(mto=bob.boundjid.full, mbody="one", mtype="chat")
+            await bob.next_message(10, body="one")
+            reply = bob.make_message(mto=alice.boundjid.full, mbody="reply", mtype="chat")
+            reply["id"] = "reply-1"
+            reply.send()
+            await alice.next_message(10, body="reply")
+            # (slixmpp writes <r/> ahead of its queued stanzas: ask once the reply is out)
+            bob.plugin["xep_0198"].request_ack()
+            while True:
+                st = await asyncio.wait_for(acked.get(), 10)
+                if st.get("id") == "reply-1":
+                    break
+            full = bob.boundjid.full
+            bob.transport.abort()      # no </stream:stream>: the session stays resumable
+            deadline = loop.time() + 15
+            while not re.search(rf"session detached: resumable.*jid={re.escape(full)} ", server.log()):
+                assert loop.time() < deadline, server.log_tails(30)
+                await asyncio.sleep(0.05)
+            alice.send_message(mto=full, mbody="while away", mtype="chat")
+            bob.connect(("127.0.0.1", server.c2s_port), force_starttls=True)
+            await asyncio.wait_for(resumed, 15)
+            await bob.next_message(10, body="while away")
+            assert bob.boundjid.full == full
+            alice.send_message(mto=full, mbody="after", mtype="chat")
+            await bob.next_message(10, body="after")
+        finally:
+            await close_all(alice, bob)
+    run(main(), timeout=60)
