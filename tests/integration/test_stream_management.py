@@ -392,3 +392,42 @@ def test_slixmpp_enables_acks_and_resumes(server):
         finally:
             await close_all(alice, bob)
     run(main(), timeout=60)
+
+
+@pytest.mark.parametrize("server", [{"workers": 1, "extra_edge_yaml":
+                                     "stream_management:\n  max_unacked: 4096\n"}], indirect=True)
+def test_unacked_queue_bound(server):
+    """A client that never acknowledges: past max_unacked bytes its stream ends with
+    <resource-constraint/> (RFC 6120 §4.9.3.17), the session is not kept for a resumption,
+    and what it never acknowledged waits offline."""
+    bob, en = login_sm(server.c2s_port, "bob", "hoarder")
+    alice = Raw(server.c2s_port)
+    try:
+        alice.login("alice", USERS["alice"], "sender")
+        filler = "x" * 600
+        for i in range(10):
+            alice.send(f"<message to='{bob.jid}' type='chat' id='f{i}'><body>f{i} {filler}</body></message>")
+        # The edge asks for acks after SMACKS_R_EVERY (8) stanzas; bob does not answer.
+        bob.wait_for(lambda e: e.tag == sm("r"), 10)
+        assert bob.expect_stream_error(15) == "resource-constraint"
+        assert not server.wait_log(r"unacked queue over its bound", timeout=5) == []
+        c, _ = login_until_sasl(server.c2s_port, "bob")
+        c.send(f"<resume xmlns='{NS_SM}' previd='{en.get('id')}' h='0'/>")
+        el = c.expect(sm("failed"), timeout=10)
+        assert el.find(q(NS_STANZA_ERR, "item-not-found")) is not None, dump(el)
+        c.bind("again")
+        c.send("<presence/>")
+        got = set()
+        deadline = time.monotonic() + 20
+        while len(got) < 10 and time.monotonic() < deadline:
+            try:
+                e = c.next_item(2)
+            except Timeout:
+                continue
+            if e.tag == MESSAGE and e.findtext(BODY):
+                got.add(e.findtext(BODY).split()[0])
+        assert got == {f"f{i}" for i in range(10)}, got
+        c.close()
+    finally:
+        alice.close()
+        bob.close()
