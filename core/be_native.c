@@ -1431,6 +1431,7 @@ void native_on_frame(struct worker *w, const struct wire_msg *m)
 		csi_flush(c, stanza_out);   /* what was held goes first */
 		stanza_out(c, m->u.stanza.raw.p, m->u.stanza.raw.len, m->u.stanza.kind,
 			   m->u.stanza.flags & WIRE_STANZA_TRACK);
+		smacks_over_bound(c);       /* XEP-0198: a client that never acknowledges */
 		break;
 	case WIRE_REGISTER_RESP:
 		if (s->reg_id && (c->flags & CF_WAIT_SM) && !c->auth_job) {

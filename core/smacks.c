@@ -691,10 +691,9 @@ static bool post(struct worker *w, int to, struct smk_msg *m)
 	if (ok) {
 		/* Under the lock: t cannot stop (and close its ring) meanwhile. */
 		struct io_uring_sqe *sqe = worker_sqe(w);
-		if (sqe) {
+		if (sqe) {   /* submitted with the loop's next batch */
 			io_uring_prep_msg_ring(sqe, t->ring.ring_fd, 0, UD(NULL, OP_MSG), 0);
 			io_uring_sqe_set_data64(sqe, UD(NULL, OP_IGNORE));
-			io_uring_submit(&w->ring);
 		}
 	}
 	pthread_mutex_unlock(&reg_lock);
@@ -838,6 +837,8 @@ static void on_state(struct worker *w, struct smk_msg *m)
 	if (!y || !y->smk || !y->smk->joining) {
 		/* The stub on the old worker ends it at the session server once it expires. */
 		log_warn("session state from another worker has nowhere to go", "worker=%d from=%d", w->id, m->from);
+		if (m->k && m->k->registered)
+			reg_del(m->k->token, w->id, m->sid);
 		return;
 	}
 	c = join_conn(w, y);
@@ -1159,6 +1160,20 @@ void smacks_return(struct worker *w, struct session *s)
 	}
 }
 
+bool smacks_over_bound(struct conn *c)
+{
+	struct session *s = c->sess;
+	struct smacks *k = s ? s->smk : NULL;
+
+	if (!k || !k->overflow || c->state != CS_SESSION)
+		return false;
+	/* RFC 6120 §4.9.3.17: it would need more than we give a stream. */
+	log_info("unacked queue over its bound", "conn=%u jid=%s bytes=%zu", c->idx, s->jid, k->qbytes);
+	k->ending = true;
+	xmpp_error(c, "resource-constraint", "too many unacknowledged stanzas");
+	return true;
+}
+
 void smacks_tick(struct worker *w)
 {
 	struct session *s, *next;
@@ -1186,6 +1201,7 @@ void smacks_tick(struct worker *w)
 			log_warn("moved session: the old worker's last forward never came", "worker=%d sid=%" PRIu64,
 				 w->id, s->id);
 			release_held(w, s);
+			continue;   /* (s may have ended meanwhile) */
 		}
 		if (k->detached) {
 			if (w->now >= k->expires)
@@ -1194,13 +1210,8 @@ void smacks_tick(struct worker *w)
 		}
 		if (!c || c->state != CS_SESSION || (c->flags & (CF_CLOSED | CF_PEER_GONE)))
 			continue;
-		if (k->overflow) {
-			/* RFC 6120 §4.9.3.17: it would need more than we give a stream. */
-			log_info("unacked queue over its bound", "conn=%u jid=%s bytes=%zu", c->idx, s->jid, k->qbytes);
-			k->ending = true;
-			xmpp_error(c, "resource-constraint", "too many unacknowledged stanzas");
+		if (smacks_over_bound(c))
 			continue;
-		}
 		if (k->since_r && w->now >= k->last_r + SMACKS_R_PERIOD)
 			send_r(c, k);
 	}

@@ -75,6 +75,10 @@ void smacks_detached_frame(struct worker *w, struct session *s, const struct wir
 /* The session is ending: hand its unacknowledged stanzas back (XEP-0198 §4). */
 void smacks_return(struct worker *w, struct session *s);
 
+/* After a stanza was written to c: when its unacked queue passed
+ * max_unacked, the stream ends (<resource-constraint/>); true then. */
+bool smacks_over_bound(struct conn *c);
+
 /* Once a second: expire detached sessions, ask for acks, end streams whose
  * queue passed its bound. */
 void smacks_tick(struct worker *w);
