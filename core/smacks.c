@@ -686,8 +686,11 @@ static bool post(struct worker *w, int to, struct smk_msg *m)
 	pthread_mutex_lock(&reg_lock);
 	if (to >= 0 && to < SMACKS_MAX_WORKERS && to != w->id)
 		t = reg_workers[to];
-	if (t)
+	if (t) {
+		pthread_mutex_lock(&t->smk_lock);
 		ok = ck_ring_enqueue_mpsc(&t->smk_in, t->smk_in_buf, m);
+		pthread_mutex_unlock(&t->smk_lock);
+	}
 	if (ok) {
 		/* Under the lock: t cannot stop (and close its ring) meanwhile. */
 		struct io_uring_sqe *sqe = worker_sqe(w);
@@ -944,11 +947,21 @@ static void on_fwd(struct worker *w, struct smk_msg *m)
 		y->smk->fwd_now = false;
 }
 
+static bool take(struct worker *w, struct smk_msg **m)
+{
+	bool ok;
+
+	pthread_mutex_lock(&w->smk_lock);
+	ok = ck_ring_dequeue_mpsc(&w->smk_in, w->smk_in_buf, m);
+	pthread_mutex_unlock(&w->smk_lock);
+	return ok;
+}
+
 void smacks_inbox(struct worker *w)
 {
 	struct smk_msg *m;
 
-	while (ck_ring_dequeue_mpsc(&w->smk_in, w->smk_in_buf, &m)) {
+	while (take(w, &m)) {
 		switch (m->type) {
 		case SMKM_REQ:
 			on_req(w, m);
@@ -1246,6 +1259,7 @@ void smacks_link_down(struct worker *w)
 
 void smacks_worker_start(struct worker *w)
 {
+	pthread_mutex_init(&w->smk_lock, NULL);
 	ck_ring_init(&w->smk_in, sizeof(w->smk_in_buf) / sizeof(w->smk_in_buf[0]));
 	if (w->id < 0 || w->id >= SMACKS_MAX_WORKERS)
 		return;
@@ -1265,8 +1279,9 @@ void smacks_worker_stop(struct worker *w)
 		pthread_mutex_unlock(&reg_lock);
 	}
 	/* Nobody posts now: what is left is freed unread. */
-	while (ck_ring_dequeue_mpsc(&w->smk_in, w->smk_in_buf, &m))
+	while (take(w, &m))
 		msg_free(m);
+	pthread_mutex_destroy(&w->smk_lock);
 }
 
 void smacks_join_timeout(struct conn *c)

@@ -396,7 +396,10 @@ struct worker {
 	ck_ring_t ctrl;
 	ck_ring_buffer_t ctrl_buf[16];
 	/* XEP-0198 handovers from the other workers (core/smacks.c): struct
-	 * smk_msg pointers, posted under smacks' registry lock. */
+	 * smk_msg pointers.  smk_lock is taken to post and to take: it also
+	 * orders the handed-over memory for the sanitizers (ck_ring's fences are
+	 * invisible to TSan). */
+	pthread_mutex_t smk_lock;
 	ck_ring_t smk_in;
 	ck_ring_buffer_t smk_in_buf[1024];
 	volatile int stop;
