@@ -373,10 +373,16 @@ static int on_enable(struct conn *c, const struct xs_stanza *st, const uint8_t *
 	uint32_t want = 0;
 	char buf[256];
 
-	/* §3: only once, and only after resource binding. */
-	if (!(c->flags & CF_BOUND) || !s || s->smk) {
+	/* §3: only after resource binding ... */
+	if (!(c->flags & CF_BOUND) || !s) {
 		failed(c, "unexpected-request", NULL);
 		return GO_ON;
+	}
+	/* ... and once: "a second <enable/> ... SHOULD [get] a stream error". */
+	if (s->smk) {
+		s->smk->ending = true;
+		xmpp_error(c, "policy-violation", "stream management is already enabled");
+		return STOP_DISCARD;
 	}
 	k = calloc(1, sizeof(*k));
 	if (!k) {

@@ -83,10 +83,10 @@ def test_feature_enable_and_counting(server):
             c.ping(f"p{i}", timeout=10)
         c.send("<presence/>")
         assert ask_h(c) == 4, "three iqs and a presence are four handled stanzas"
-        # Enabling twice is refused.
+        # A second <enable/> is a stream error (§3).
         c.send(f"<enable xmlns='{NS_SM}'/>")
-        el = c.wait_for(lambda e: e.tag == sm("failed"), 10)
-        assert el.find(q(NS_STANZA_ERR, "unexpected-request")) is not None, dump(el)
+        el = c.wait_for(lambda e: e.tag == STREAM_ERROR, 10)
+        assert el.find(q("urn:ietf:params:xml:ns:xmpp-streams", "policy-violation")) is not None, dump(el)
     finally:
         c.close()
 
