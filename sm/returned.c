@@ -6,7 +6,9 @@
  * client, `to` its full JID).  Each is treated as undeliverable to that full
  * JID (RFC 6121 §8.5.3.2.1, §8.5.1), the session itself excluded:
  *   message chat / normal  -> the account's best other available resource
- *                             (tracked again), else offline storage;
+ *                             (tracked again), else offline storage; a
+ *                             carbon copy or an archive query result (made
+ *                             for that resource alone) is dropped;
  *   message groupchat      -> <service-unavailable/> to the sender;
  *   message headline/error -> dropped;
  *   iq get / set           -> <service-unavailable/> to the sender;
@@ -29,6 +31,13 @@ static bool copy_attr(const struct xs_str *v, char *out, size_t cap)
 	memcpy(out, v->p, v->len);
 	out[v->len] = '\0';
 	return true;
+}
+
+static bool ns_starts(const struct xs_str *ns, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return ns->len >= n && memcmp(ns->p, prefix, n) == 0;
 }
 
 void sm_returned(struct sm *sm, struct sm_session *s, const struct wire_msg *m)
@@ -55,6 +64,10 @@ void sm_returned(struct sm *sm, struct sm_session *s, const struct wire_msg *m)
 		}
 		if (type != SM_RT_CHAT && type != SM_RT_NORMAL && type != SM_RT_NONE)
 			return;     /* headline, error: silently ignored */
+		/* Copies made for this resource alone (XEP-0280 carbons, XEP-0313
+		 * query results): the original is delivered or archived elsewhere. */
+		if (ns_starts(&st.child_ns, "urn:xmpp:carbons:") || ns_starts(&st.child_ns, "urn:xmpp:mam:"))
+			return;
 		other = sm_offline_target(s->user, s);
 		if (other && sm_route_offline(sm, other, 0, raw, len) == 0)
 			return;
