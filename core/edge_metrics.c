@@ -60,6 +60,7 @@ static void sum(struct wstats *t, const struct worker *workers, int n)
 		t->smacks_resumed += STAT_GET(s->smacks_resumed);
 		t->smacks_resume_failed += STAT_GET(s->smacks_resume_failed);
 		t->smacks_detached += STAT_GET(s->smacks_detached);
+		t->smacks_moved += STAT_GET(s->smacks_moved);
 		t->smacks_returned += STAT_GET(s->smacks_returned);
 		mhist_add(&t->login, &s->login);
 		mhist_add(&t->sm_rtt, &s->sm_rtt);
@@ -178,6 +179,9 @@ void edge_metrics(struct mx *m, const bool used[CK_COUNT], bool upstream, const 
 		mx_one(m, "xedge_sessions_detached_total", "counter",
 		       "XEP-0198 sessions kept after their connection ended, for a resumption.",
 		       t.smacks_detached);
+		mx_one(m, "xedge_sessions_moved_total", "counter",
+		       "XEP-0198 resumptions that took the session over from another worker.",
+		       t.smacks_moved);
 		mx_one(m, "xedge_stanzas_returned_total", "counter",
 		       "Unacknowledged stanzas handed back to the session server when a session ended.",
 		       t.smacks_returned);

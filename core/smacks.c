@@ -905,6 +905,7 @@ static void on_state(struct worker *w, struct smk_msg *m)
 		k->expires = w->now + k->max;
 		return;
 	}
+	STAT_INC(w->st.smacks_moved);
 	xmpp_resume(c);
 }
 

@@ -334,6 +334,7 @@ struct wstats {
 	uint64_t smacks_resumed;                /* XEP-0198 resumptions that succeeded */
 	uint64_t smacks_resume_failed;          /* <resume/> answered with <failed/> */
 	uint64_t smacks_detached;               /* sessions kept for a resumption */
+	uint64_t smacks_moved;                  /* resumptions that took the session from another worker */
 	uint64_t smacks_returned;               /* unacknowledged stanzas handed back to the sm */
 	struct mhist login;                     /* <auth/> (or iq:auth) to bound */
 	struct mhist sm_rtt;                    /* credentials and bind requests to their answers */
