@@ -5,11 +5,11 @@
 CC      ?= gcc
 CLANG   ?= clang
 BUILD   ?= build
-PKGS     = liburing wolfssl jemalloc expat yaml-0.1 sqlite3
+PKGS     = liburing wolfssl jemalloc expat yaml-0.1 sqlite3 libpq
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-           -fno-strict-aliasing -I. -pthread
-LDBASE   = -luring -lwolfssl -lexpat -lyaml -lsqlite3 -lck -lcares -lpthread -lm
+           -fno-strict-aliasing -I. -I/usr/include/postgresql -pthread
+LDBASE   = -luring -lwolfssl -lexpat -lyaml -lsqlite3 -lpq -lck -lcares -lpthread -lm
 LDLIBS   = $(LDBASE) -ljemalloc
 # Sanitizer builds keep glibc malloc: ASan must own the allocator.
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
@@ -30,7 +30,7 @@ FUZZERS  = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB = $(filter parser/%.c tls/%.c core/sasl.c core/log.c, $(LIB_SRCS))
 PYTEST   = /usr/bin/python3 -m pytest
 
-.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store bench-s2s test-deploy bench-ops
+.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store bench-s2s test-deploy bench-ops bench-shards
 all: deps $(PROGS)
 
 deps:
@@ -171,6 +171,13 @@ bench-ops: all
 	@deploy/debian-deps.sh bench
 	XEDGE_BUILD=$(BUILD) bench/ops/run.sh
 
+# Shards (issue 13): chat throughput and the servers' CPU per delivered message with 1, 2 and 4
+# embedded shards and with 2 xedge-sm processes; a few minutes, loopback only. Knobs and output
+# in bench/shards/run.sh.
+bench-shards: all
+	@deploy/debian-deps.sh bench
+	XEDGE_BUILD=$(BUILD) bench/shards/run.sh
+
 # The storage thread's throughput: offline messages stored per second (bench/store/).
 STORE_N ?= 200000
 STORE_SIZE ?= 300
@@ -178,7 +185,7 @@ $(BUILD)/storebench: bench/store/storebench.c $(BUILD)/libxedge.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libxedge.a $(LDLIBS)
 
 bench-store: $(BUILD)/storebench
-	$(BUILD)/storebench $(STORE_N) $(STORE_SIZE)
+	$(BUILD)/storebench $(STORE_N) $(STORE_SIZE) "$(STORE_DB)"
 
 clean:
 	rm -rf $(BUILD)

@@ -58,6 +58,23 @@
 #define REG_SALT 16         /* the keys of a registration: as `xedgectl user add` */
 #define REG_ITER 4096
 
+/* The link to the session server the session of c is open on. */
+static struct link *slink(const struct conn *c)
+{
+	return &c->w->links[c->sess->shard];
+}
+
+/* The link to the shard owning user@ the stream's domain (user canonical). */
+static struct link *user_link(const struct conn *c, const char *user)
+{
+	char jid[JID_MAX + 1];
+	int n = snprintf(jid, sizeof(jid), "%s@%s", user, c->domain);
+
+	if (n <= 0 || (size_t)n >= sizeof(jid))
+		return &c->w->links[0];
+	return link_of_jid(c->w, (const uint8_t *)jid, (size_t)n);
+}
+
 static const char *sess_jid(const struct conn *c)
 {
 	return c->sess && c->sess->jid ? c->sess->jid : NULL;
@@ -68,7 +85,7 @@ void native_delivered(struct worker *w, struct session *s)
 	struct wire_msg m = { .type = WIRE_DELIVERED, .sid = s->id };
 
 	m.u.delivered.bytes = s->delivered;
-	link_send(w, &m);
+	link_send(&w->links[s->shard], &m);
 	s->reported = s->delivered;
 	s->track = false;
 }
@@ -85,7 +102,7 @@ void native_session_close(struct worker *w, struct session *s, int reason)
 	if (s->delivered != s->reported)
 		native_delivered(w, s);
 	m.u.close.reason = (uint8_t)reason;
-	link_send(w, &m);
+	link_send(&w->links[s->shard], &m);
 	session_set_state(s, SS_CLOSED);
 }
 
@@ -351,22 +368,40 @@ static int sasl_failure(struct conn *c, const char *cond)
 	return GO_ON;
 }
 
-/* Tell the session server about this client (once). */
-static int sm_open(struct conn *c)
+/*
+ * Tell the session server that owns `user` (a canonical localpart; NULL: not
+ * known yet, the session's shard or the first) about this client, once.  A
+ * session not yet authenticated that now needs another shard (a stream that
+ * registers one account and logs in as another) is closed on the first and
+ * opened on the second.  -1 when that link cannot take requests.
+ */
+static int sm_open(struct conn *c, const char *user)
 {
 	struct wire_msg m = { .type = WIRE_SESSION_OPEN };
 	struct session *s = c->sess;
+	struct link *l = user ? user_link(c, user) : s ? slink(c) : &c->w->links[0];
 
+	if (!link_usable(l))
+		return -1;
+	if (s && s->state == SS_OPEN && s->shard != l->shard) {
+		struct wire_msg x = { .type = WIRE_SESSION_CLOSE, .sid = s->id };
+
+		x.u.close.reason = WIRE_CLOSE_NORMAL;
+		link_send(slink(c), &x);
+		if (!session_set_state(s, SS_NEW))
+			return -1;
+	}
 	if (s && s->state != SS_NEW)
 		return s->state == SS_CLOSED ? -1 : 0;
 	if (!s && !(s = session_new(c->w, c)))
 		return -1;
+	s->shard = l->shard;
 	s->t_open_us = mono_us();
 	m.sid = s->id;
 	m.u.open.flags = (uint8_t)(((c->flags & CF_TLS) ? WIRE_OPEN_TLS : 0) |
 				   ((c->flags & CF_DIRECT_TLS) ? WIRE_OPEN_DIRECT_TLS : 0));
 	m.u.open.addr = wire_s(c->peer, strlen(c->peer));
-	if (link_send(c->w, &m) < 0)
+	if (link_send(l, &m) < 0)
 		return -1;
 	return session_set_state(s, SS_OPEN) ? 0 : -1;
 }
@@ -385,12 +420,12 @@ static int sasl_result(struct conn *c, int r)
 		struct wire_msg m = { .type = WIRE_CRED_REQ };
 		const char *user = sasl_user(c->sasl);
 
-		if (c->w->link.stalled || c->w->link.dead || sm_open(c) < 0)
+		if (sm_open(c, user) < 0)
 			return sasl_failure(c, "temporary-auth-failure");
 		m.sid = c->sess->id;
 		m.u.cred_req.user = wire_s(user, strlen(user));
 		m.u.cred_req.domain = wire_s(c->domain, strlen(c->domain));
-		if (link_send(c->w, &m) < 0)
+		if (link_send(slink(c), &m) < 0)
 			return sasl_failure(c, "temporary-auth-failure");
 		rtt_start(c->sess);
 		xmpp_wait_backend(c, c->w->cfg->timeouts.session_server);
@@ -440,7 +475,7 @@ static int sasl_result(struct conn *c, int r)
 		m.sid = s->id;
 		m.u.authed.user = wire_s(s->user, strlen(s->user));
 		m.u.authed.domain = wire_s(c->domain, strlen(c->domain));
-		link_send(c->w, &m);
+		link_send(slink(c), &m);
 		STAT_INC(c->w->st.logins[login_mech(c)]);
 		if (!(c->flags & CF_LEGACY))
 			sasl_reply(c, "success", data, len);   /* data lives in c->sasl */
@@ -590,7 +625,7 @@ static bool register_submit(struct conn *c, const struct xs_stanza *st, int op, 
 	struct auth_job *a;
 	int e = -ENOMEM;
 
-	if (w->link.stalled || w->link.dead || sm_open(c) < 0) {
+	if (sm_open(c, user) < 0) {
 		iq_fail_st(c, st, &E_BUSY, NULL);
 		return false;
 	}
@@ -639,7 +674,7 @@ static void register_send(struct conn *c, const char *user, const struct auth_jo
 		m.u.reg.sha1 = a->sha1;
 		m.u.reg.sha256 = a->sha256;
 	}
-	if (link_send(c->w, &m) < 0) {
+	if (link_send(slink(c), &m) < 0) {
 		iq_fail(c, s->reg_id, strlen(s->reg_id), &E_BUSY, NULL);
 		free(s->reg_id);
 		s->reg_id = NULL;
@@ -751,7 +786,7 @@ static int register_iq(struct conn *c, const struct xs_stanza *st, const uint8_t
 			iq_fail_st(c, st, &(struct iq_err){ "cancel", "unexpected-request", 400 }, NULL);
 		} else if (others || f[0].present || f[1].present) {
 			iq_fail_st(c, st, &E_BAD_REQUEST, NULL);
-		} else if (c->w->link.stalled || c->w->link.dead || !(c->sess->reg_id = strndup(st->id.p, st->id.len))) {
+		} else if (!link_usable(slink(c)) || !(c->sess->reg_id = strndup(st->id.p, st->id.len))) {
 			iq_fail_st(c, st, &E_BUSY, NULL);
 		} else {
 			c->sess->reg_op = WIRE_REG_REMOVE;
@@ -826,7 +861,7 @@ static int legacy_bind(struct conn *c)
 	m.u.bind_req.user = wire_s(s->user, strlen(s->user));
 	m.u.bind_req.domain = wire_s(c->domain, strlen(c->domain));
 	m.u.bind_req.resource = wire_s(s->resource, strlen(s->resource));
-	if (c->w->link.stalled || link_send(c->w, &m) < 0) {
+	if (!link_usable(slink(c)) || link_send(slink(c), &m) < 0) {
 		iq_fail(c, s->bind_id, strlen(s->bind_id), &E_BUSY, NULL);
 		legacy_done(c);
 		return GO_ON;
@@ -899,8 +934,7 @@ static int iq_auth(struct conn *c, const struct xs_stanza *st, const uint8_t *p,
 	memcpy(msg + 1, f[0].buf, f[0].len);
 	msg[1 + f[0].len] = 0;
 	memcpy(msg + 2 + f[0].len, f[1].buf, f[1].len);
-	if (c->w->link.stalled || c->w->link.dead || sm_open(c) < 0 ||
-	    !(c->sasl = sasl_new(SASL_PLAIN, c->domain, strlen(c->domain)))) {
+	if (sm_open(c, NULL) < 0 || !(c->sasl = sasl_new(SASL_PLAIN, c->domain, strlen(c->domain)))) {
 		iq_fail_st(c, st, &E_BUSY, NULL);
 		return GO_ON;
 	}
@@ -957,7 +991,7 @@ static int on_bind(struct conn *c, const struct xs_stanza *st)
 	m.u.bind_req.user = wire_s(s->user, strlen(s->user));
 	m.u.bind_req.domain = wire_s(c->domain, strlen(c->domain));
 	m.u.bind_req.resource = wire_s(st->leaf_text.p, st->leaf_text.len);
-	if (c->w->link.stalled || link_send(c->w, &m) < 0) {
+	if (!link_usable(slink(c)) || link_send(slink(c), &m) < 0) {
 		xmpp_stanza_error(c, st, "wait", "internal-server-error", NULL);
 		return GO_ON;
 	}
@@ -1025,11 +1059,11 @@ static int forward(struct conn *c, const struct xs_stanza *s, const uint8_t *p, 
 	m.u.stanza.id = wire_s(s->id.p, s->id.len);
 	m.u.stanza.ns = wire_s(s->child_ns.p, s->child_ns.len);
 	m.u.stanza.raw = wire_s(w->stamp, len);
-	if (link_send(w, &m) < 0) {
+	if (link_send(slink(c), &m) < 0) {
 		xmpp_stanza_error(c, s, "wait", "resource-constraint", jid);
 		return GO_ON;
 	}
-	if (link_congested(w)) {
+	if (link_congested(slink(c))) {
 		/* The session server is not keeping up: stop reading from this
 		 * client rather than queueing without bound (resumed in link.c). */
 		log_debug("reads paused: the session server link is backed up", "conn=%u", c->idx);
@@ -1124,6 +1158,7 @@ static void native_timeout(struct conn *c)
 {
 	struct worker *w = c->w;
 	struct session *s = c->sess;
+	struct link *l;
 
 	if (c->auth_job) {
 		/* The offload pool is backlogged, not the session server. */
@@ -1151,10 +1186,11 @@ static void native_timeout(struct conn *c)
 		xmpp_resume(c);
 		return;
 	}
-	if (!w->link.stalled)
-		log_warn("session server not answering", "worker=%d after=%us", w->id,
+	l = s ? slink(c) : &w->links[0];
+	if (!l->stalled)
+		log_warn("session server not answering", "worker=%d shard=%u after=%us", w->id, l->shard,
 			 w->cfg->timeouts.session_server);
-	w->link.stalled = true;
+	l->stalled = true;
 	c->flags &= ~CF_WAIT_SM;
 	if (c->sasl) {
 		if (sasl_failure(c, "temporary-auth-failure") == STOP_DISCARD)
@@ -1193,7 +1229,7 @@ static void credit(struct worker *w, struct session *s, uint32_t bytes)
 	struct wire_msg m = { .type = WIRE_CREDIT, .sid = s->id };
 
 	m.u.credit.bytes = bytes;
-	link_send(w, &m);
+	link_send(&w->links[s->shard], &m);
 }
 
 void native_credit(struct worker *w, struct session *s)
@@ -1255,9 +1291,11 @@ const struct backend_ops backend_native = {
 
 static bool link_down_one(struct session *s, void *arg)
 {
+	const struct link *l = arg;
 	struct conn *c = s->c;
 
-	if (c && !(c->flags & CF_CLOSED) && (session_announced(s) || (c->flags & CF_WAIT_SM))) {
+	if (c && !(c->flags & CF_CLOSED) && s->shard == l->shard &&
+	    (session_announced(s) || (c->flags & CF_WAIT_SM))) {
 		if (s->state != SS_CLOSED)
 			session_set_state(s, SS_CLOSED);
 		xmpp_error(c, "internal-server-error", NULL);
@@ -1265,10 +1303,10 @@ static bool link_down_one(struct session *s, void *arg)
 	return true;
 }
 
-void native_link_down(struct worker *w)
+void native_link_down(struct link *l)
 {
-	smacks_link_down(w);
-	session_each(w, link_down_one, NULL);
+	smacks_link_down(l);
+	session_each(l->w, link_down_one, l);
 }
 
 /* A bind the session server accepted: the session is open for stanzas.
@@ -1392,11 +1430,14 @@ void native_attach(struct conn *c, struct session *s)
 	conn_timer(c, w->now + w->cfg->timeouts.idle);
 }
 
-void native_on_frame(struct worker *w, const struct wire_msg *m)
+void native_on_frame(struct link *l, const struct wire_msg *m)
 {
+	struct worker *w = l->w;
 	struct session *s = session_by_id(w, m->sid);
 	struct conn *c = s ? s->c : NULL;
 
+	if (s && s->shard != l->shard)
+		return; /* moved to another shard meanwhile */
 	if (s && s->smk && smacks_hold(w, s, m))
 		return;   /* XEP-0198: arriving from another worker; older frames first */
 	if (s && !c && s->smk) {

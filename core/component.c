@@ -394,6 +394,7 @@ static enum xep114_addr from_check(const struct conn *c, const struct xs_stanza 
 static int on_stanza(struct conn *c, const struct xs_stanza *s, const uint8_t *p, size_t n)
 {
 	struct worker *w = c->w;
+	struct link *l;
 	const char *name = comp_name(c);
 
 	if (!route_kind(s) || !comp_ns(s)) {
@@ -432,7 +433,8 @@ static int on_stanza(struct conn *c, const struct xs_stanza *s, const uint8_t *p
 		comp_stanza_error(c, s, "modify", "bad-request");
 		return GO_ON;
 	}
-	if (!w->link.up) {
+	l = link_of_jid(w, (const uint8_t *)s->to.p, s->to.len);
+	if (!l->up) {
 		comp_stanza_error(c, s, "wait", "internal-server-error");
 		return GO_ON;
 	}
@@ -440,7 +442,7 @@ static int on_stanza(struct conn *c, const struct xs_stanza *s, const uint8_t *p
 		comp_stanza_error(c, s, "wait", "resource-constraint");
 		return GO_ON;
 	}
-	if (link_congested(w)) {
+	if (link_congested(l)) {
 		/* The session server is not keeping up: read no further (resumed
 		 * in link.c), as for clients. */
 		conn_pause(c, PAUSE_LINK);

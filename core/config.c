@@ -33,6 +33,7 @@ struct loader {
 	unsigned long native_only_line;   /* where register / legacy_auth was turned on */
 	const char *native_only_key;
 	unsigned long s2s_line;           /* where the s2s section is */
+	unsigned long shards_line;        /* where backend.shards is */
 	unsigned long listener_line[CONFIG_MAX_LISTENERS];
 	const char *env_name;   /* set while an XEDGE_* variable is applied: errors name it */
 	const char *env_value;
@@ -610,10 +611,31 @@ static int smacks_pair(struct loader *L, const char *key, yaml_node_t *v, void *
 		    "edge_id)", key);
 }
 
+static int seq_each(struct loader *L, yaml_node_t *seq, const char *what, size_t max, size_t *count,
+		    int (*one)(struct loader *L, yaml_node_t *item, size_t i));
+
+static int one_shard(struct loader *L, yaml_node_t *item, size_t i)
+{
+	struct config *c = L->cfg;
+
+	if (get_endpoint(L, item, "backend.shards[]", &c->backend_shards[i]) < 0 ||
+	    get_str(L, item, "backend.shards[]", &c->backend_shard_names[i]) < 0)
+		return -1;
+	for (size_t j = 0; j < i; j++)
+		if (!strcmp(c->backend_shard_names[j], c->backend_shard_names[i]))
+			return fail(L, item, "backend.shards: %s is listed twice", c->backend_shard_names[i]);
+	return 0;
+}
+
 static int backend_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 {
 	if (!strcmp(key, "address"))
 		return get_endpoint(L, v, "backend.address", &L->cfg->backend_address);
+	if (!strcmp(key, "shards")) {
+		L->shards_line = v->start_mark.line + 1;
+		return seq_each(L, v, "backend.shards", CONFIG_MAX_SHARDS, &L->cfg->nbackend_shards,
+				one_shard);
+	}
 	if (!strcmp(key, "secret"))
 		return get_str(L, v, "backend.secret", &L->cfg->backend_secret);
 	if (!strcmp(key, "upstream")) {
@@ -641,22 +663,31 @@ static int backend_pair(struct loader *L, const char *key, yaml_node_t *v, void 
 		L->upstream_tls_line = v->start_mark.line + 1;
 		return get_bool(L, v, "backend.upstream_tls", &L->cfg->upstream_tls);
 	}
-	return fail(L, v, "backend: unknown key '%s' (known: address, secret, upstream, proxy_protocol, "
-		    "upstream_tls)", key);
+	return fail(L, v, "backend: unknown key '%s' (known: address, shards, secret, upstream, "
+		    "proxy_protocol, upstream_tls)", key);
 }
 
 static int sm_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 {
 	struct config *c = L->cfg;
 
-	if (!strcmp(key, "database"))
+	if (!strcmp(key, "database")) {
+		const char *s = scalar(v);
+
+		/* A PostgreSQL connection URI is taken as is (sm/store.h); anything
+		 * else is an SQLite file, relative to the configuration's folder. */
+		if (s && (!strncmp(s, "postgresql://", 13) || !strncmp(s, "postgres://", 11)))
+			return get_str(L, v, "session_server.database", &c->sm.database);
 		return get_path(L, v, "session_server.database", &c->sm.database);
+	}
 	if (!strcmp(key, "admin_socket"))
 		return get_path(L, v, "session_server.admin_socket", &c->sm.admin_socket);
 	if (!strcmp(key, "listen"))
 		return get_endpoint(L, v, "session_server.listen", &c->sm.listen);
 	if (!strcmp(key, "secret"))
 		return get_str(L, v, "session_server.secret", &c->sm.secret);
+	if (!strcmp(key, "shard"))
+		return get_str(L, v, "session_server.shard", &c->sm.shard);
 	if (!strcmp(key, "version_os"))
 		return get_bool(L, v, "session_server.version_os", &c->sm.version_os);
 	if (!strcmp(key, "mam_retention_days")) {
@@ -674,7 +705,7 @@ static int sm_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 		return fail(L, v, "session_server.mam_default: expected always, roster or never");
 	}
 	return fail(L, v, "session_server: unknown key '%s' (known: database, admin_socket, listen, "
-		    "secret, version_os, mam_retention_days, mam_default)", key);
+		    "secret, shard, version_os, mam_retention_days, mam_default)", key);
 }
 
 static int seq_each(struct loader *L, yaml_node_t *seq, const char *what, size_t max, size_t *count,
@@ -751,6 +782,8 @@ static int top_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg
 
 	if (!strcmp(key, "workers")) {
 		GET_U(L, v, "workers", 0, 256, c->workers);
+	} else if (!strcmp(key, "shards")) {
+		GET_U(L, v, "shards", 0, CONFIG_MAX_SHARDS, c->shards);
 	} else if (!strcmp(key, "log_level")) {
 		const char *s = scalar(v);
 		int lv = s ? log_level_parse(s) : -1;
@@ -970,6 +1003,23 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 		     "any XMPP server; address names our own session server)");
 		goto out;
 	}
+	if (cfg->nbackend_shards && (cfg->backend_address || cfg->backend_upstream)) {
+		snprintf(err, errlen, "%s:%lu: backend.shards lists the session servers: it replaces "
+			 "backend.address and excludes backend.upstream", path, L.shards_line);
+		goto out;
+	}
+	if (cfg->nbackend_shards) {
+		cfg->backend_address = strdup(cfg->backend_shards[0]);   /* "external" */
+	} else if (cfg->backend_address) {
+		cfg->backend_shards[0] = strdup(cfg->backend_address);
+		cfg->backend_shard_names[0] = strdup(cfg->backend_address);
+		cfg->nbackend_shards = 1;
+	}
+	if ((cfg->backend_address && !cfg->backend_shards[0]) ||
+	    (cfg->nbackend_shards && (!cfg->backend_address || !cfg->backend_shard_names[0]))) {
+		fail(&L, root, "out of memory");
+		goto out;
+	}
 	if (cfg->upstream_proxy && !cfg->backend_upstream) {
 		fail(&L, root, "backend.proxy_protocol applies to upstream mode only (set backend.upstream)");
 		goto out;
@@ -1041,6 +1091,14 @@ const char *config_reload_blocker(const struct config *a, const struct config *b
 {
 	if (a->workers != b->workers)
 		return "workers";
+	if (a->shards != b->shards)
+		return "shards";
+	if (a->nbackend_shards != b->nbackend_shards)
+		return "backend.shards";
+	for (size_t i = 0; i < a->nbackend_shards; i++)
+		if (strcmp(a->backend_shard_names[i], b->backend_shard_names[i]) ||
+		    strcmp(a->backend_shards[i], b->backend_shards[i]))
+			return "backend.shards";
 	if (a->nlisteners != b->nlisteners)
 		return "listeners";
 	for (size_t i = 0; i < a->nlisteners; i++) {
@@ -1080,6 +1138,7 @@ const char *config_reload_blocker(const struct config *a, const struct config *b
 			return "components";
 	if (str_differs(a->sm.database, b->sm.database) || str_differs(a->sm.admin_socket, b->sm.admin_socket) ||
 	    str_differs(a->sm.listen, b->sm.listen) || str_differs(a->sm.secret, b->sm.secret) ||
+	    str_differs(a->sm.shard, b->sm.shard) ||
 	    a->sm.version_os != b->sm.version_os || a->sm.mam_retention_days != b->sm.mam_retention_days ||
 	    a->sm.mam_default != b->sm.mam_default)
 		return "session_server";
@@ -1108,6 +1167,10 @@ void config_adopt(struct config *b, struct config *a)
 	for (size_t i = 0; i < a->ndomains; i++)
 		take(&b->domains[i].name, &a->domains[i].name);
 	take(&b->backend_address, &a->backend_address);
+	for (size_t i = 0; i < a->nbackend_shards; i++) {
+		take(&b->backend_shards[i], &a->backend_shards[i]);
+		take(&b->backend_shard_names[i], &a->backend_shard_names[i]);
+	}
 	take(&b->backend_secret, &a->backend_secret);
 	take(&b->backend_upstream, &a->backend_upstream);
 	take(&b->tls_ca_file, &a->tls_ca_file);
@@ -1125,6 +1188,7 @@ void config_adopt(struct config *b, struct config *a)
 	take(&b->sm.admin_socket, &a->sm.admin_socket);
 	take(&b->sm.listen, &a->sm.listen);
 	take(&b->sm.secret, &a->sm.secret);
+	take(&b->sm.shard, &a->sm.shard);
 	take(&b->admin.address, &a->admin.address);
 	take(&b->smacks.edge_id, &a->smacks.edge_id);
 	a->lent = true;
@@ -1163,6 +1227,10 @@ void config_free(struct config *cfg)
 		free(cfg->domains[i].key);
 	}
 	free(cfg->backend_address);
+	for (size_t i = 0; i < CONFIG_MAX_SHARDS; i++) {
+		free(cfg->backend_shards[i]);
+		free(cfg->backend_shard_names[i]);
+	}
 	free(cfg->backend_secret);
 	free(cfg->backend_upstream);
 	free(cfg->tls_ca_file);
@@ -1184,6 +1252,7 @@ void config_free(struct config *cfg)
 	free(cfg->sm.admin_socket);
 	free(cfg->sm.listen);
 	free(cfg->sm.secret);
+	free(cfg->sm.shard);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
 }

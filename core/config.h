@@ -39,6 +39,7 @@ enum listener_kind {
 #define CONFIG_MAX_COMPONENTS 64
 #define CONFIG_EDGE_ID_MAX 32      /* stream_management.edge_id */
 #define CONFIG_MAX_S2S_ROUTES 64
+#define CONFIG_MAX_SHARDS 64
 
 /* components: an external component (XEP-0114) allowed to connect */
 struct config_component {
@@ -77,6 +78,7 @@ struct config {
 	uint64_t generation;  /* 0 at start, then one more per applied reload (xedge) */
 	bool lent;            /* config_adopt shared its strings with a newer one */
 	int workers;          /* edge worker threads; 0 in the file means one per core */
+	int shards;           /* embedded session-server threads; 0 in the file means one per core */
 	int log_level;
 	struct config_listener listeners[CONFIG_MAX_LISTENERS];
 	size_t nlisteners;
@@ -119,6 +121,14 @@ struct config {
 	/* The edge's session server: external when backend_address is set,
 	 * otherwise embedded. */
 	char *backend_address;    /* "host:port" or "unix:/path" */
+	/* backend.shards: several session servers (xedge-sm processes), each
+	 * owning the users whose bare JID hashes to it (parser/shard.h): the
+	 * endpoints as resolved (a relative unix: path made absolute) and the
+	 * names as written, which are what is hashed (every edge and session
+	 * server must list the same names). */
+	char *backend_shards[CONFIG_MAX_SHARDS];
+	char *backend_shard_names[CONFIG_MAX_SHARDS];
+	size_t nbackend_shards;
 	char *backend_secret;
 	/* Upstream mode: one plaintext c2s stream per client to any XMPP server
 	 * at this "host:port"; SASL and everything after it pass through. */
@@ -178,6 +188,7 @@ struct config {
 		char *admin_socket;
 		char *listen;         /* xedge-sm: where edges connect */
 		char *secret;         /* xedge-sm: the secret edges must present */
+		char *shard;          /* xedge-sm: its name in backend.shards (default: listen) */
 		bool version_os;      /* XEP-0092 answers name the OS (default true) */
 		uint32_t mam_retention_days; /* XEP-0313 archive kept this long; 0: no archiving */
 		int mam_default;      /* XEP-0313 default: 0 never, 1 roster, 2 always */

@@ -57,6 +57,8 @@ static void sum(struct wstats *t, const struct worker *workers, int n)
 		t->link_up += STAT_GET(s->link_up);
 		t->link_losses += STAT_GET(s->link_losses);
 		t->link_queue_bytes += STAT_GET(s->link_queue_bytes);
+		t->shard_relayed += STAT_GET(s->shard_relayed);
+		t->shard_relay_failed += STAT_GET(s->shard_relay_failed);
 		t->smacks_resumed += STAT_GET(s->smacks_resumed);
 		t->smacks_resume_failed += STAT_GET(s->smacks_resume_failed);
 		t->smacks_detached += STAT_GET(s->smacks_detached);
@@ -163,12 +165,23 @@ void edge_metrics(struct mx *m, const bool used[CK_COUNT], bool upstream, const 
 	       "Streams closed because their output queue stayed full (timeouts.slow_reader).",
 	       t.slow_closes);
 	if (!upstream) {
-		mx_head(m, "xedge_session_server_links", "gauge", "Worker links to the session server, by state.");
+		uint64_t nlinks = 0;
+
+		for (int i = 0; i < n; i++)
+			nlinks += workers[i].nshards ? workers[i].nshards : 1;
+		mx_head(m, "xedge_session_server_links", "gauge",
+			"Worker links to the session servers (one per worker and shard), by state.");
 		mx_val(m, "xedge_session_server_links", "state=\"up\"", t.link_up);
-		mx_val(m, "xedge_session_server_links", "state=\"down\"", (uint64_t)n - t.link_up);
+		mx_val(m, "xedge_session_server_links", "state=\"down\"", nlinks - t.link_up);
 		mx_one(m, "xedge_session_server_link_losses_total", "counter",
-		       "Times a worker lost its link.",
+		       "Times a worker lost a link to a session server.",
 		       t.link_losses);
+		mx_one(m, "xedge_shard_relayed_total", "counter",
+		       "Stanzas between users of two shards passed on by this edge.",
+		       t.shard_relayed);
+		mx_one(m, "xedge_shard_relay_failed_total", "counter",
+		       "Such stanzas bounced to their sender because the owner shard's link was down.",
+		       t.shard_relay_failed);
 		mx_one(m, "xedge_session_server_queue_bytes", "gauge",
 		       "Frames queued to the session server, not yet taken by the socket.",
 		       t.link_queue_bytes);
@@ -206,7 +219,7 @@ uint64_t edge_clients(const struct worker *workers, int n)
 bool edge_linked(const struct worker *workers, int n)
 {
 	for (int i = 0; i < n; i++)
-		if (!STAT_GET(workers[i].st.link_up))
+		if (STAT_GET(workers[i].st.link_up) < (workers[i].nshards ? workers[i].nshards : 1u))
 			return false;
 	return true;
 }

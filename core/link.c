@@ -1,7 +1,8 @@
 /*
- * link — a worker's link to its session server: wire frames over a stream
- * socket (a socketpair end when the session server is embedded, TCP or a
- * Unix socket otherwise), driven by the worker's ring.
+ * link — a worker's links to its session servers, one per shard: wire
+ * frames over a stream socket (a socketpair end when the session servers are
+ * embedded, TCP or a Unix socket otherwise), driven by the worker's ring.
+ * A session lives on the shard that owns its bare JID (parser/shard.h).
  *
  * Frames are encoded straight into `out`; at the end of each loop iteration
  * everything queued goes out in one send (one in flight; the rest waits), so
@@ -25,7 +26,10 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/chan.h"
 #include "core/route.h"
+#include "parser/jid.h"
+#include "parser/shard.h"
 
 #define LINK_RX_CHUNK (256u * 1024)
 #define LINK_OUT_LIMIT (256u << 20)   /* beyond this the session server is not keeping up */
@@ -84,30 +88,39 @@ static int link_socket(const struct link *l)
 	return fd < 0 ? -errno : fd;
 }
 
-static int send_hello(struct worker *w)
+static int send_hello(struct link *l)
 {
 	struct wire_msg m = { .type = WIRE_HELLO };
-	const char *secret = w->cfg->backend_secret;
+	const char *secret = l->w->cfg->backend_secret;
 
 	m.u.hello.version = WIRE_VERSION;
-	m.u.hello.worker = (uint16_t)w->id;
+	m.u.hello.worker = (uint16_t)l->w->id;
 	if (secret)
 		m.u.hello.secret = wire_s(secret, strlen(secret));
-	return link_send(w, &m);
+	return link_send(l, &m);
 }
 
-int link_open(struct worker *w)
+/* The link to shard k: its chans (embedded) or a connection to
+ * backend.shards[k]. */
+static int link_open_one(struct worker *w, struct link *l, uint16_t k)
 {
-	struct link *l = &w->link;
 	const struct config *cfg = w->cfg;
-	int fd = w->sm_fd, r;
+	const char *addr = cfg->backend_shards[k];
+	int fd = -1, r;
 
 	l->w = w;
-	if (fd < 0) {
-		r = endpoint_resolve(cfg->backend_address, &l->addr, &l->addrlen);
+	l->shard = k;
+	l->fd = -1;
+	if (w->sm_chans) {
+		l->cout = &w->sm_chans[2 * k];
+		l->cin = &w->sm_chans[2 * k + 1];
+		return send_hello(l);
+	}
+	{
+		r = endpoint_resolve(addr, &l->addr, &l->addrlen);
 		if (r < 0) {
-			log_error("backend.address is not a numeric host:port or unix:/path",
-				  "backend=%s", cfg->backend_address);
+			log_error("backend.address or backend.shards: not a numeric host:port or unix:/path",
+				  "backend=%s", addr);
 			return r;
 		}
 		/* Start-up only: a worker has no clients yet, so waiting here
@@ -127,23 +140,64 @@ int link_open(struct worker *w)
 		}
 		if (fd < 0) {
 			log_error("cannot reach the session server: start xedge-sm or fix backend.address",
-				  "worker=%d backend=%s err=%s", w->id, cfg->backend_address, strerror(-fd));
+				  "worker=%d backend=%s err=%s", w->id, addr, strerror(-fd));
 			return fd;
 		}
 	}
 	l->fd = fd;
-	return send_hello(w);
+	return send_hello(l);
 }
 
-int link_send(struct worker *w, const struct wire_msg *m)
+int link_open(struct worker *w)
 {
-	struct link *l = &w->link;
+	uint16_t n = w->nshards ? w->nshards : 1;
+	int r;
+
+	w->links = calloc(n, sizeof(*w->links));
+	w->shard_names = calloc(n, sizeof(*w->shard_names));
+	if (!w->links || !w->shard_names)
+		return -ENOMEM;
+	for (uint16_t k = 0; k < n; k++) {
+		char idx[8];
+		const char *name = w->sm_chans ? idx : w->cfg->backend_shard_names[k];
+
+		snprintf(idx, sizeof(idx), "%u", k);
+		w->shard_names[k] = shard_name_hash(name, strlen(name));
+		w->links[k].fd = -1;
+	}
+	w->nlinks = n;
+	for (uint16_t k = 0; k < n; k++)
+		if ((r = link_open_one(w, &w->links[k], k)) < 0)
+			return r;
+	return 0;
+}
+
+struct link *link_of(struct worker *w, const char *bare, size_t n)
+{
+	return &w->links[shard_owner(w->shard_names, w->nlinks, bare, n)];
+}
+
+struct link *link_of_jid(struct worker *w, const uint8_t *jid, size_t n)
+{
+	char bare[JID_MAX + 1];
+	struct jid_view v;
+	int len;
+
+	if (w->nlinks <= 1 || n > JID_MAX || jid_parse((const char *)jid, n, &v) < 0 ||
+	    (len = jid_canon(&v, false, bare, sizeof(bare))) < 0)
+		return &w->links[0];
+	return link_of(w, bare, (size_t)len);
+}
+
+int link_send(struct link *l, const struct wire_msg *m)
+{
 	size_t need = wire_size(m);
 
 	if (l->dead)
 		return -EPIPE;
 	if ((size_t)buf_used(&l->out) + need > LINK_OUT_LIMIT) {
-		log_error("session server link backlog full", "worker=%d queued=%u", w->id, buf_used(&l->out));
+		log_error("session server link backlog full", "worker=%d shard=%u queued=%u", l->w->id,
+			  l->shard, buf_used(&l->out));
 		return -ENOBUFS;
 	}
 	/* Reserve room and encode in place: no intermediate copy. */
@@ -168,16 +222,17 @@ int link_send(struct worker *w, const struct wire_msg *m)
 	return 0;
 }
 
-bool link_congested(struct worker *w)
+bool link_congested(const struct link *l)
 {
-	const struct link *l = &w->link;
-
 	return (size_t)buf_used(&l->out) + buf_used(&l->tx) > LINK_HIGH;
 }
 
-/* The link drained: let the clients that were paused for it read again. */
+/* The links drained: let the clients that were paused for them read again. */
 static void link_unpause(struct worker *w)
 {
+	for (uint16_t k = 0; k < w->nlinks; k++)
+		if ((size_t)buf_used(&w->links[k].out) + buf_used(&w->links[k].tx) >= LINK_LOW)
+			return;
 	for (uint32_t i = 0; i < w->nslots && w->link_paused; i++) {
 		struct conn *c = w->slots[i];
 		if (c && (c->paused & PAUSE_LINK))
@@ -185,12 +240,20 @@ static void link_unpause(struct worker *w)
 	}
 }
 
-void link_flush(struct worker *w)
+static void link_flush_one(struct link *l)
 {
-	struct link *l = &w->link;
+	struct worker *w = l->w;
 	struct io_uring_sqe *sqe;
 
-	STAT_SET(w->st.link_queue_bytes, buf_used(&l->out) + buf_used(&l->tx));
+	if (l->cout) {
+		/* Full ring: the bytes wait for the next iteration. */
+		if (buf_used(&l->out) && chan_put(l->cout, buf_data(&l->out), buf_used(&l->out)) == 0) {
+			l->out.off = l->out.len = 0;
+			if (w->link_paused)
+				link_unpause(w);
+		}
+		return;
+	}
 	if (l->sending || l->dead)
 		return;
 	if (!buf_used(&l->tx)) {
@@ -208,11 +271,31 @@ void link_flush(struct worker *w)
 	l->sending = true;
 }
 
-void link_arm(struct worker *w)
+void link_flush(struct worker *w)
 {
-	struct link *l = &w->link;
+	uint64_t queued = 0;
+
+	for (uint16_t k = 0; k < w->nlinks; k++) {
+		queued += buf_used(&w->links[k].out) + buf_used(&w->links[k].tx);
+		link_flush_one(&w->links[k]);
+	}
+	STAT_SET(w->st.link_queue_bytes, queued);
+}
+
+static void link_arm_one(struct link *l)
+{
+	struct worker *w = l->w;
 	struct io_uring_sqe *sqe;
 
+	if (l->cin) {
+		/* One read of the worker's eventfd serves every chan: on links[0]. */
+		if (l->shard != 0 || l->recv_armed || !(sqe = worker_sqe(w)))
+			return;
+		io_uring_prep_read(sqe, w->chan_fd, &w->chan_val, sizeof(w->chan_val), 0);
+		io_uring_sqe_set_data64(sqe, UD(l, OP_LINK_RECV));
+		l->recv_armed = true;
+		return;
+	}
 	if (l->recv_armed || l->dead)
 		return;
 	if (l->rx.cap - l->rx.len < LINK_RX_CHUNK / 4) {
@@ -243,25 +326,33 @@ void link_arm(struct worker *w)
 	l->recv_armed = true;
 }
 
-static void link_fail(struct worker *w, const char *why)
+void link_arm(struct worker *w)
 {
-	struct link *l = &w->link;
+	for (uint16_t k = 0; k < w->nlinks; k++)
+		link_arm_one(&w->links[k]);
+}
+
+static void link_fail(struct link *l, const char *why)
+{
+	struct worker *w = l->w;
 
 	if (l->dead)
 		return;
 	l->dead = true;
+	if (l->up)
+		STAT_SET(w->st.link_up, STAT_GET(w->st.link_up) - 1);
 	l->up = false;
-	STAT_SET(w->st.link_up, 0);
 	STAT_INC(w->st.link_losses);
 	if (!w->stop)
-		log_error("session server link lost", "worker=%d why=\"%s\"", w->id, why);
+		log_error("session server link lost", "worker=%d shard=%u why=\"%s\"", w->id, l->shard,
+			  why);
 	/* Wake the pending recv; the socket is closed once its completion is in. */
 	if (l->fd >= 0)
 		shutdown(l->fd, SHUT_RDWR);
 	l->fails = 0;
 	l->backoff_ms = 0;
 	l->retry_ms = worker_ms();   /* at once: see RETRY_FAST_MS */
-	native_link_down(w);
+	native_link_down(l);
 }
 
 /* The delay after `fails` refused attempts in a row. */
@@ -274,15 +365,30 @@ static unsigned link_backoff_ms(unsigned fails)
 	return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
 }
 
+/* A reconnect can be made on l (an external session server's, whose old
+ * socket has no operation left). */
+static bool link_idle_dead(const struct link *l)
+{
+	return l->dead && !l->connecting && !l->recv_armed && !l->sending && !l->w->stop &&
+	       l->addrlen;
+}
+
 int link_retry_wait_ms(const struct worker *w, uint64_t now_ms)
 {
-	const struct link *l = &w->link;
+	int best = -1;
 
-	/* An operation still out on the old socket wakes the loop by itself. */
-	if (!l->dead || l->connecting || l->recv_armed || l->sending || w->stop ||
-	    !w->cfg->backend_address)
-		return -1;
-	return l->retry_ms > now_ms ? (int)(l->retry_ms - now_ms) : 0;
+	/* An operation still out on an old socket wakes the loop by itself. */
+	for (uint16_t k = 0; k < w->nlinks; k++) {
+		const struct link *l = &w->links[k];
+		int wait;
+
+		if (!link_idle_dead(l))
+			continue;
+		wait = l->retry_ms > now_ms ? (int)(l->retry_ms - now_ms) : 0;
+		if (best < 0 || wait < best)
+			best = wait;
+	}
+	return best;
 }
 
 /*
@@ -291,14 +397,13 @@ int link_retry_wait_ms(const struct worker *w, uint64_t now_ms)
  * Meanwhile logins get temporary-auth-failure (link_send fails).  The connect runs on the ring,
  * so a slow network never blocks the worker.
  */
-void link_tick(struct worker *w)
+static void link_tick_one(struct link *l)
 {
-	struct link *l = &w->link;
+	struct worker *w = l->w;
 	struct io_uring_sqe *sqe;
 	int fd;
 
-	if (!l->dead || l->connecting || l->recv_armed || l->sending || w->stop ||
-	    !w->cfg->backend_address || worker_ms() < l->retry_ms)
+	if (!link_idle_dead(l) || worker_ms() < l->retry_ms)
 		return;
 	if (l->fd >= 0)
 		close(l->fd);
@@ -322,76 +427,125 @@ void link_tick(struct worker *w)
 	l->connecting = true;
 }
 
-void link_on_connect(struct worker *w, int res)
+void link_tick(struct worker *w)
 {
-	struct link *l = &w->link;
+	for (uint16_t k = 0; k < w->nlinks; k++)
+		link_tick_one(&w->links[k]);
+}
+
+void link_on_connect(struct link *l, int res)
+{
+	struct worker *w = l->w;
 
 	l->connecting = false;
 	if (res < 0) {
 		l->backoff_ms = link_backoff_ms(++l->fails);
 		l->retry_ms = worker_ms() + l->backoff_ms;
-		log_debug("session server reconnect failed", "worker=%d err=%s attempt=%u retry_in=%ums",
-			  w->id, strerror(-res), l->fails, l->backoff_ms);
+		log_debug("session server reconnect failed", "worker=%d shard=%u err=%s attempt=%u "
+			  "retry_in=%ums", w->id, l->shard, strerror(-res), l->fails, l->backoff_ms);
 		return;
 	}
 	l->dead = false;
-	log_info("session server link reconnected", "worker=%d attempts=%u", w->id, l->fails + 1);
+	log_info("session server link reconnected", "worker=%d shard=%u attempts=%u", w->id, l->shard,
+		 l->fails + 1);
 	l->fails = 0;
-	send_hello(w);
-	link_arm(w);
+	send_hello(l);
+	link_arm_one(l);
 }
 
-void link_on_recv(struct worker *w, int res)
+/* Act on the whole frames at p[0..len): the bytes they took, or -1 after a
+ * malformed one (the link failed). */
+static long link_frames(struct link *l, const uint8_t *p, size_t len)
 {
-	struct link *l = &w->link;
+	struct worker *w = l->w;
+	size_t off = 0;
 
-	l->recv_armed = false;
-	if (res <= 0) {
-		if (res != -ECANCELED)
-			link_fail(w, res == 0 ? "closed by the session server" : strerror(-res));
-		return;
-	}
-	l->rx.len += (uint32_t)res;
 	if (l->stalled) {
 		l->stalled = false;
-		log_info("session server answers again", "worker=%d", w->id);
+		log_info("session server answers again", "worker=%d shard=%u", w->id, l->shard);
 	}
 	for (;;) {
 		struct wire_msg m;
-		long n = wire_decode(buf_data(&l->rx), buf_used(&l->rx), &m);
+		long n = wire_decode(p + off, len - off, &m);
 		if (n == 0)
 			break;
 		if (n < 0) {
-			link_fail(w, "malformed frame from the session server");
-			return;
+			link_fail(l, "malformed frame from the session server");
+			return -1;
 		}
 		if (m.type == WIRE_HELLO_OK) {
+			if (!l->up)
+				STAT_SET(w->st.link_up, STAT_GET(w->st.link_up) + 1);
 			l->up = true;
-			STAT_SET(w->st.link_up, 1);
-			log_info("session server link up", "worker=%d version=%u", w->id, m.u.hello_ok.version);
-			route_link_up(w);
+			log_info("session server link up", "worker=%d shard=%u version=%u", w->id, l->shard,
+				 m.u.hello_ok.version);
+			route_link_up(l);
 		} else if (m.type == WIRE_ROUTE) {
-			route_from_sm(w, &m);
+			route_from_sm(l, &m);
 		} else if (m.type == WIRE_PING) {
 			struct wire_msg pong = { .type = WIRE_PONG, .u.ping.token = m.u.ping.token };
-			link_send(w, &pong);
+			link_send(l, &pong);
 		} else {
-			native_on_frame(w, &m);
+			native_on_frame(l, &m);
 		}
-		l->rx.off += (uint32_t)n;
+		off += (size_t)n;
 	}
-	if (!buf_used(&l->rx))
-		l->rx.off = l->rx.len = 0;
-	link_arm(w);
+	return (long)off;
 }
 
-void link_on_send(struct worker *w, int res)
+/* The worker's eventfd fired: every chunk the shards sent, in order per shard. */
+static void link_chan_input(struct worker *w)
 {
-	struct link *l = &w->link;
+	for (uint16_t k = 0; k < w->nlinks; k++) {
+		struct link *l = &w->links[k];
+		struct chan_chunk *c;
+
+		while ((c = chan_get(l->cin))) {
+			/* A chunk holds whole frames: the sm flushes only those. */
+			if (link_frames(l, c->data, c->len) != (long)c->len)
+				log_error("partial frame from an embedded shard", "worker=%d shard=%u", w->id,
+					  l->shard);
+			free(c);
+		}
+	}
+}
+
+void link_on_recv(struct link *l, int res)
+{
+	long n;
+
+	l->recv_armed = false;
+	if (l->cin) {
+		if (res < 0 && res != -ECANCELED && res != -EINTR && res != -EAGAIN)
+			log_error("embedded shards' eventfd read failed", "worker=%d err=%s", l->w->id,
+				  strerror(-res));
+		if (res != -ECANCELED)
+			link_chan_input(l->w);
+		link_arm_one(l);
+		return;
+	}
+	if (res <= 0) {
+		if (res != -ECANCELED)
+			link_fail(l, res == 0 ? "closed by the session server" : strerror(-res));
+		return;
+	}
+	l->rx.len += (uint32_t)res;
+	n = link_frames(l, buf_data(&l->rx), buf_used(&l->rx));
+	if (n < 0)
+		return;
+	l->rx.off += (uint32_t)n;
+	if (!buf_used(&l->rx))
+		l->rx.off = l->rx.len = 0;
+	link_arm_one(l);
+}
+
+void link_on_send(struct link *l, int res)
+{
+	struct worker *w = l->w;
 
 	l->sending = false;
 	if (res < 0) {
-		link_fail(w, strerror(-res));
+		link_fail(l, strerror(-res));
 		return;
 	}
 	l->tx.off += (uint32_t)res;
@@ -403,13 +557,20 @@ void link_on_send(struct worker *w, int res)
 
 void link_close(struct worker *w)
 {
-	struct link *l = &w->link;
+	for (uint16_t k = 0; k < w->nlinks; k++) {
+		struct link *l = &w->links[k];
 
-	if (l->fd >= 0)
-		close(l->fd);
-	l->fd = -1;
-	l->dead = true;
-	buf_reset(&l->rx);
-	buf_reset(&l->out);
-	buf_reset(&l->tx);
+		if (l->fd >= 0)
+			close(l->fd);
+		l->fd = -1;
+		l->dead = true;
+		buf_reset(&l->rx);
+		buf_reset(&l->out);
+		buf_reset(&l->tx);
+	}
+	free(w->links);
+	free(w->shard_names);
+	w->links = NULL;
+	w->shard_names = NULL;
+	w->nlinks = 0;
 }

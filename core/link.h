@@ -1,6 +1,7 @@
 /*
- * link — a worker's link to its session server (native backend): wire
- * frames over a socketpair (embedded) or TCP / a Unix socket (xedge-sm).
+ * link — a worker's links to its session servers (native backend), one
+ * per shard: wire frames over a socketpair (embedded) or TCP / a Unix socket
+ * (xedge-sm).  A session is on the shard that owns its bare JID.
  */
 #ifndef XEDGE_LINK_H
 #define XEDGE_LINK_H
@@ -11,21 +12,31 @@
  * 0, or -EINVAL / -ENAMETOOLONG. */
 int endpoint_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len);
 
+/* Open the link to every session server (w->nshards of them). */
 int link_open(struct worker *w);
-int link_send(struct worker *w, const struct wire_msg *m);
-bool link_congested(struct worker *w);     /* queued towards the session server over the high mark */
+/* The link to the shard owning the canonical bare JID bare[0..n). */
+struct link *link_of(struct worker *w, const char *bare, size_t n);
+/* The same for a JID as received (canonicalised here; an invalid one: shard 0). */
+struct link *link_of_jid(struct worker *w, const uint8_t *jid, size_t n);
+int link_send(struct link *l, const struct wire_msg *m);
+bool link_congested(const struct link *l); /* queued towards its session server over the high mark */
+/* Requests can go out on l: connected, and not stalled by a timed-out request. */
+static inline bool link_usable(const struct link *l)
+{
+	return !l->dead && !l->stalled;
+}
 void link_flush(struct worker *w);
 void link_arm(struct worker *w);
-void link_on_recv(struct worker *w, int res);
-void link_on_send(struct worker *w, int res);
+void link_on_recv(struct link *l, int res);
+void link_on_send(struct link *l, int res);
+void link_on_connect(struct link *l, int res);
 void link_close(struct worker *w);
-void link_tick(struct worker *w);          /* reconnect when due */
+void link_tick(struct worker *w);          /* reconnect the links that are down, when due */
 /* Milliseconds until link_tick() has a reconnect to make, -1 if none is pending. */
 int link_retry_wait_ms(const struct worker *w, uint64_t now_ms);
-void link_on_connect(struct worker *w, int res);
 
-/* be_native.c: what arrives on the link, and its loss. */
-void native_on_frame(struct worker *w, const struct wire_msg *m);
-void native_link_down(struct worker *w);
+/* be_native.c: what arrives on a link, and its loss. */
+void native_on_frame(struct link *l, const struct wire_msg *m);
+void native_link_down(struct link *l);
 
 #endif

@@ -26,11 +26,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/admin_http.h"
+#include "core/chan.h"
 #include "core/claim.h"
 #include "core/edge_metrics.h"
 #include "core/config.h"
@@ -41,6 +43,7 @@
 #include "core/offload.h"
 #include "core/worker.h"
 #include "sm/sm.h"
+#include "sm/store.h"
 #include "tls/tls.h"
 
 
@@ -73,7 +76,9 @@ struct edge {
 	struct config *cfg;          /* current: the main thread's */
 	struct config *retired[16];  /* replaced, not yet freed */
 	size_t nretired;
-	struct sm *sm;               /* embedded session server, or NULL */
+	struct sm **sms;             /* embedded session servers (shards), or NULL */
+	int nsms;
+	pthread_t *sm_threads;
 	struct offload *pool;        /* the offload threads */
 	bool upstream;               /* backend.upstream: no session server link */
 	bool kinds[CK_COUNT];        /* connection kinds the configuration makes (edge_metrics) */
@@ -108,8 +113,8 @@ static void admin_metrics(void *arg, struct mx *m)
 	mx_val(m, "xedge_config_reloads_total", "result=\"ok\"", STAT_GET(e->reloads_ok));
 	mx_val(m, "xedge_config_reloads_total", "result=\"failed\"", STAT_GET(e->reloads_failed));
 	edge_metrics(m, e->kinds, e->upstream, e->workers, e->nworkers);
-	if (e->sm)
-		sm_metrics(e->sm, m);
+	if (e->nsms)
+		sm_metrics(e->sms, (size_t)e->nsms, m);
 }
 
 static const char *admin_unready(void *arg)
@@ -369,27 +374,112 @@ static int claim_addresses(const struct config *cfg, int *fds, size_t *nfds)
 	return 0;
 }
 
-/* The embedded session server, created but not started: its links are added
- * first (sm.h: only its own thread may touch it once sm_run() runs). */
-static struct sm *new_embedded_sm(const struct config *cfg)
+/* Embedded shard k of n, created but not started: its links are added first
+ * (sm.h: only its own thread may touch it once sm_run() runs).  Shard 0 has
+ * the admin socket and the listener; shard k > 0 the admin socket
+ * "<admin_socket>.<k>" (xedgectl finds it by the account's owner). */
+static struct sm *new_embedded_sm(const struct config *cfg, int k, int n, const char *const *names)
 {
 	const char *domains[CONFIG_MAX_DOMAINS];
 	struct sm_config smc = { 0 };
+	char admin[PATH_MAX];
 	struct sm *sm;
 
 	for (size_t i = 0; i < cfg->ndomains; i++)
 		domains[i] = cfg->domains[i].name;
 	smc.database = cfg->sm.database ? cfg->sm.database : "xedge.db";
 	smc.admin_socket = cfg->sm.admin_socket;
-	smc.listen = cfg->sm.listen;
+	if (k > 0 && cfg->sm.admin_socket) {
+		snprintf(admin, sizeof(admin), "%s.%d", cfg->sm.admin_socket, k);
+		smc.admin_socket = admin;
+	}
+	smc.listen = k == 0 ? cfg->sm.listen : NULL;
 	smc.secret = cfg->sm.secret;
 	smc.hide_os = !cfg->sm.version_os;
 	smc.mam_retention_days = cfg->sm.mam_retention_days;
 	smc.mam_default = cfg->sm.mam_default;
 	smc.domains = domains;
 	smc.ndomains = cfg->ndomains;
+	smc.shards = names;
+	smc.nshards = (size_t)n;
+	smc.shard_self = (size_t)k;
 	sm = sm_new(&smc);
 	return sm;
+}
+
+/* The embedded shards, all or none (the reason is logged). */
+static int start_embedded(struct edge *e, const struct config *cfg, int n)
+{
+	static char name_buf[CONFIG_MAX_SHARDS][8];
+	static const char *names[CONFIG_MAX_SHARDS];
+
+	e->sms = calloc((size_t)n, sizeof(*e->sms));
+	e->sm_threads = calloc((size_t)n, sizeof(*e->sm_threads));
+	if (!e->sms || !e->sm_threads)
+		return -1;
+	for (int k = 0; k < n; k++) {
+		snprintf(name_buf[k], sizeof(name_buf[k]), "%d", k);
+		names[k] = name_buf[k];
+	}
+	/* One after the other: the first creates the database's schema. */
+	for (int k = 0; k < n; k++) {
+		e->sms[k] = new_embedded_sm(cfg, k, n, names);
+		if (!e->sms[k]) {
+			char dbname[512];
+
+			/* A PostgreSQL URI may hold a password: logs get its description. */
+			sm_store_describe(cfg->sm.database ? cfg->sm.database : "xedge.db", dbname,
+					  sizeof(dbname));
+			log_error("cannot start the embedded session server", "shard=%d database=\"%s\"", k,
+				  dbname);
+			return -1;
+		}
+		e->nsms = k + 1;
+	}
+	return 0;
+}
+
+/* Worker w's in-process links to the shards sms[0..n) (core/chan.h). */
+static int link_embedded(struct worker *w, struct sm **sms, int n)
+{
+	w->chan_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	w->sm_chans = calloc(2 * (size_t)n, sizeof(*w->sm_chans));
+	if (w->chan_fd < 0 || !w->sm_chans)
+		return -1;
+	for (int k = 0; k < n; k++)
+		if (chan_init(&w->sm_chans[2 * k], sm_chan_fd(sms[k])) < 0 ||
+		    chan_init(&w->sm_chans[2 * k + 1], w->chan_fd) < 0 ||
+		    sm_add_chan_link(sms[k], &w->sm_chans[2 * k], &w->sm_chans[2 * k + 1]) < 0)
+			return -1;
+	return 0;
+}
+
+/* Once no thread uses them. */
+static void unlink_embedded(struct worker *workers, int n)
+{
+	for (int i = 0; workers && i < n; i++) {
+		struct worker *w = &workers[i];
+
+		for (int k = 0; w->sm_chans && k < 2 * w->nshards; k++)
+			chan_fini(&w->sm_chans[k]);
+		free(w->sm_chans);
+		if (w->chan_fd >= 0)
+			close(w->chan_fd);
+	}
+}
+
+static void stop_embedded(struct edge *e, int started)
+{
+	for (int k = 0; k < started; k++)
+		sm_stop(e->sms[k]);
+	for (int k = 0; k < started; k++)
+		pthread_join(e->sm_threads[k], NULL);
+	for (int k = 0; k < e->nsms; k++)
+		sm_free(e->sms[k]);
+	free(e->sms);
+	free(e->sm_threads);
+	e->sms = NULL;
+	e->nsms = 0;
 }
 
 int main(int argc, char **argv)
@@ -401,7 +491,7 @@ int main(int argc, char **argv)
 	bool check = false;
 	struct offload pool = { 0 };
 	struct admin_http *admin = NULL;
-	pthread_t sm_thr;
+	int nshards = 0, sm_started = 0;
 	struct io_uring ctl;
 	sigset_t sigs;
 	int nworkers, npool, sig, rc = 1, r;
@@ -481,12 +571,22 @@ int main(int argc, char **argv)
 			 "upstream=%s proxy_protocol=%s", cfg->backend_upstream,
 			 cfg->upstream_proxy == PROXY_V2 ? "v2" : cfg->upstream_proxy == PROXY_V1 ? "v1" : "none");
 	} else if (!cfg->backend_address) {
-		e.sm = new_embedded_sm(cfg);
-		if (!e.sm) {
-			log_error("cannot start the embedded session server", "database=%s",
-				  cfg->sm.database ? cfg->sm.database : "xedge.db");
+		/* One shard per core unless told; one when another edge links to
+		 * this process's session server (session_server.listen). */
+		nshards = cfg->shards > 0 ? cfg->shards
+			  : cfg->sm.listen ? 1 : (int)sysconf(_SC_NPROCESSORS_ONLN);
+		if (nshards < 1)
+			nshards = 1;
+		if (nshards > 1 && cfg->sm.listen) {
+			log_error("session_server.listen serves one shard: set shards: 1, or run xedge-sm "
+				  "processes and list them in backend.shards", "shards=%d", nshards);
 			goto out_ring;
 		}
+		if (start_embedded(&e, cfg, nshards) < 0)
+			goto out_sm_unstarted;
+		log_info("embedded session servers", "shards=%d", nshards);
+	} else {
+		nshards = (int)cfg->nbackend_shards;
 	}
 	/* Before the workers (they submit to it), stopped after them. */
 	npool = offload_default_threads();
@@ -503,25 +603,24 @@ int main(int argc, char **argv)
 	if (!e.workers)
 		goto out_sm_unstarted;
 	memset(e.workers, 0, (size_t)nworkers * sizeof(*e.workers));
+	for (int i = 0; i < nworkers; i++)
+		e.workers[i].chan_fd = -1;
 	for (int i = 0; i < nworkers; i++) {
 		struct worker *w = &e.workers[i];
 		w->id = i;
 		w->cfg = cfg;
 		w->offload = &pool;
-		w->sm_fd = -1;
-		if (e.sm) {
-			int sv[2];
-			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || sm_add_link(e.sm, sv[1]) < 0) {
-				log_error("cannot link a worker to the embedded session server", "err=%s", strerror(errno));
-				goto out_sm_unstarted;
-			}
-			w->sm_fd = sv[0];
+		w->nshards = (uint16_t)nshards;
+		if (e.nsms && link_embedded(w, e.sms, e.nsms) < 0) {
+			log_error("cannot link a worker to the embedded session servers", "worker=%d", i);
+			goto out_sm_unstarted;
 		}
 	}
-	if (e.sm && pthread_create(&sm_thr, NULL, sm_thread, e.sm) != 0) {
-		log_error("cannot start the embedded session server thread", "%s", "");
-		goto out_sm_unstarted;
-	}
+	for (; sm_started < e.nsms; sm_started++)
+		if (pthread_create(&e.sm_threads[sm_started], NULL, sm_thread, e.sms[sm_started]) != 0) {
+			log_error("cannot start the embedded session server thread", "shard=%d", sm_started);
+			goto out_workers_unstarted;
+		}
 	for (int i = 0; i < nworkers; i++) {
 		r = worker_start(&e.workers[i]);
 		if (r < 0) {
@@ -558,21 +657,19 @@ out_workers:
 		worker_post(&e.workers[i], &ctl, CTRL_STOP);
 	for (int i = 0; i < nworkers; i++)
 		pthread_join(e.workers[i].thread, NULL);
-	free(e.workers);
+out_workers_unstarted:
 	offload_stop(&pool);   /* every job came back: workers wait for theirs */
 	s2s_process_fini();
-	if (e.sm) {
-		sm_stop(e.sm);
-		pthread_join(sm_thr, NULL);
-		sm_free(e.sm);
-	}
+	stop_embedded(&e, sm_started);
+	unlink_embedded(e.workers, nworkers);
+	free(e.workers);
 	goto out_ring;
 out_sm_unstarted:
-	free(e.workers);
 	offload_stop(&pool);   /* a no-op unless it started */
 	s2s_process_fini();
-	if (e.sm)
-		sm_free(e.sm);
+	stop_embedded(&e, 0);
+	unlink_embedded(e.workers, nworkers);
+	free(e.workers);
 out_ring:
 	io_uring_queue_exit(&ctl);
 out:

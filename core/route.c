@@ -21,18 +21,28 @@ void route_component_state(struct worker *w, size_t k, bool up)
 
 	m.u.domain.op = up ? WIRE_DOMAIN_UP : WIRE_DOMAIN_DOWN;
 	m.u.domain.domain = wire_s(name, strlen(name));
-	if (w->link.up)
-		link_send(w, &m);
+	/* Every shard routes to components. */
+	for (uint16_t i = 0; i < w->nlinks; i++)
+		if (w->links[i].up)
+			link_send(&w->links[i], &m);
 }
 
-void route_link_up(struct worker *w)
+void route_link_up(struct link *l)
 {
-	for (size_t k = 0; k < w->cfg->ncomponents; k++)
-		route_component_state(w, k, component_connected(w, k));
+	struct worker *w = l->w;
+
+	for (size_t k = 0; k < w->cfg->ncomponents; k++) {
+		struct wire_msg m = { .type = WIRE_DOMAIN };
+		const char *name = w->cfg->components[k].name;
+
+		m.u.domain.op = component_connected(w, k) ? WIRE_DOMAIN_UP : WIRE_DOMAIN_DOWN;
+		m.u.domain.domain = wire_s(name, strlen(name));
+		link_send(l, &m);
+	}
 	if (w->cfg->s2s.enabled) {
 		struct wire_msg m = { .type = WIRE_DOMAIN };
 		m.u.domain.op = WIRE_DOMAIN_S2S;
-		link_send(w, &m);
+		link_send(l, &m);
 	}
 }
 
@@ -71,11 +81,44 @@ static struct wire_str jid_domain_part(struct wire_str j)
 	return wire_s(p, (size_t)(end - p));
 }
 
-void route_from_sm(struct worker *w, const struct wire_msg *m)
-{
-	struct wire_str d = jid_domain_part(m->u.stanza.to);
-	int k = route_component(w->cfg, (const char *)d.p, d.len);
+static void bounce(struct worker *w, int kind, struct wire_str type, struct wire_str to,
+		   struct wire_str from, struct wire_str id, const char *cond, uint8_t flags);
 
+/* A stanza between users of two shards (docs/protocol.md, "Shards"): on to
+ * the shard that owns its `to`, as it came. */
+static void route_shard(struct link *from, const struct wire_msg *m)
+{
+	struct worker *w = from->w;
+	struct link *l = link_of_jid(w, m->u.stanza.to.p, m->u.stanza.to.len);
+
+	if (l == from) {
+		log_warn("cross-shard stanza for its own shard dropped", "worker=%d shard=%u", w->id,
+			 from->shard);
+		return;
+	}
+	STAT_INC(w->st.shard_relayed);
+	if (l->up && link_send(l, m) == 0)
+		return;
+	/* The owner is down: its sender hears so (RFC 6120 §8.3.3.6), as for
+	 * any stanza that cannot be delivered; lost presence is not answered. */
+	STAT_INC(w->st.shard_relay_failed);
+	log_warn("cross-shard stanza bounced: the owner's link is down", "worker=%d shard=%u to=%.*s",
+		 w->id, l->shard, (int)m->u.stanza.to.len, m->u.stanza.to.p);
+	bounce(w, m->u.stanza.kind, m->u.stanza.type, m->u.stanza.to, m->u.stanza.from,
+	       m->u.stanza.id, "internal-server-error", WIRE_STANZA_SHARD);
+}
+
+void route_from_sm(struct link *from, const struct wire_msg *m)
+{
+	struct worker *w = from->w;
+	struct wire_str d = jid_domain_part(m->u.stanza.to);
+	int k;
+
+	if (m->u.stanza.flags & WIRE_STANZA_SHARD) {
+		route_shard(from, m);
+		return;
+	}
+	k = route_component(w->cfg, (const char *)d.p, d.len);
 	if (k >= 0) {
 		if (!component_deliver(w, (size_t)k, m))
 			route_bounce(w, m->u.stanza.kind, m->u.stanza.type, m->u.stanza.to,
@@ -99,6 +142,7 @@ int route_to_sm(struct worker *w, const struct xs_stanza *s, const uint8_t *p, s
 {
 	static const struct xmltag_attr no_ns = { "xmlns", NULL };
 	struct wire_msg m = { .type = WIRE_ROUTE };
+	struct link *l;
 	size_t len;
 
 	len = xmltag_rewrite((const char *)p, n, &no_ns, 1, w->stamp, w->stamp_cap);
@@ -119,7 +163,8 @@ int route_to_sm(struct worker *w, const struct xs_stanza *s, const uint8_t *p, s
 	m.u.stanza.id = wire_s(s->id.p, s->id.len);
 	m.u.stanza.ns = wire_s(s->child_ns.p, s->child_ns.len);
 	m.u.stanza.raw = wire_s(w->stamp, len);
-	return !w->link.up || link_send(w, &m) < 0 ? -1 : 0;
+	l = link_of_jid(w, (const uint8_t *)s->to.p, s->to.len);
+	return !l->up || link_send(l, &m) < 0 ? -1 : 0;
 }
 
 static const char *error_type(const char *cond)
@@ -131,8 +176,17 @@ static const char *error_type(const char *cond)
 void route_bounce(struct worker *w, int kind, struct wire_str type, struct wire_str to,
 		  struct wire_str from, struct wire_str id, const char *cond)
 {
+	bounce(w, kind, type, to, from, id, cond, 0);
+}
+
+/* The bounce of flags WIRE_STANZA_SHARD comes from an account of ours on
+ * another shard: the sender's shard takes it as from a shard. */
+static void bounce(struct worker *w, int kind, struct wire_str type, struct wire_str to,
+		   struct wire_str from, struct wire_str id, const char *cond, uint8_t flags)
+{
 	static const char *const names[] = { "", "message", "presence", "iq" };
 	struct wire_msg m = { .type = WIRE_ROUTE };
+	struct link *l = link_of_jid(w, from.p, from.len);   /* the bounce is for the sender */
 	char *eto, *efrom, *eid, *buf = NULL;
 	int n;
 
@@ -159,12 +213,13 @@ void route_bounce(struct worker *w, int kind, struct wire_str type, struct wire_
 		goto out;
 	}
 	m.u.stanza.kind = (uint8_t)kind;
+	m.u.stanza.flags = flags;
 	m.u.stanza.type = wire_s("error", 5);
 	m.u.stanza.to = from;
 	m.u.stanza.from = to;
 	m.u.stanza.id = id;
 	m.u.stanza.raw = wire_s(buf, (size_t)n);
-	if (!w->link.up || link_send(w, &m) < 0)
+	if (!l->up || link_send(l, &m) < 0)
 		log_warn("bounce lost: the session server link is down", "to=%.*s cond=%s",
 			 (int)from.len, from.p, cond);
 	else

@@ -14,7 +14,11 @@
  * declaration removed: jabber:server and jabber:component:accept are the
  * carrying stream's, and the stream that carries it next declares its own.
  *
- * Announcements: when the link to the session server comes up, the worker
+ * Shards: a WIRE_ROUTE flagged WIRE_STANZA_SHARD is between users of two
+ * shards; it goes on, as it came, to the shard that owns its `to`.  External
+ * stanzas go to the shard owning their `to` (a bounce: its sender).
+ *
+ * Announcements: when a link to a session server comes up, the worker
  * says which component domains it carries (WIRE_DOMAIN up / down) and
  * whether it does s2s.
  */
@@ -25,14 +29,15 @@
 
 struct xs_stanza;
 
-/* The link came up: announce this worker's external routes. */
-void route_link_up(struct worker *w);
+/* A link came up: announce this worker's external routes on it. */
+void route_link_up(struct link *l);
 
 /* Tell the session server that component k (cfg index) is up or down here. */
 void route_component_state(struct worker *w, size_t k, bool up);
 
-/* A WIRE_ROUTE from the session server. */
-void route_from_sm(struct worker *w, const struct wire_msg *m);
+/* A WIRE_ROUTE from a session server (on link from): out to its external
+ * entity, or, flagged WIRE_STANZA_SHARD, on to the shard owning its `to`. */
+void route_from_sm(struct link *from, const struct wire_msg *m);
 
 /* The configured component whose domain is dom[0..n) (canonical) or the
  * nearest parent of it: its index, or -1. */

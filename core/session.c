@@ -15,7 +15,7 @@ static const char *const sess_state_names[] = { "new", "open", "authed", "bound"
 #define B(s) (1u << (s))
 static const uint32_t sess_legal[] = {
 	[SS_NEW] = B(SS_OPEN) | B(SS_CLOSED),
-	[SS_OPEN] = B(SS_AUTHED) | B(SS_CLOSED),
+	[SS_OPEN] = B(SS_AUTHED) | B(SS_CLOSED) | B(SS_NEW),   /* NEW: moves to another shard */
 	[SS_AUTHED] = B(SS_BOUND) | B(SS_CLOSED),
 	[SS_BOUND] = B(SS_CLOSED),
 	[SS_CLOSED] = 0,

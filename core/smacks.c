@@ -648,6 +648,7 @@ struct smk_msg {
 	struct smacks *k;
 	char *jid, *suser;
 	uint64_t old_sid, rx, delivered, reported;
+	uint16_t shard;                /* the session server holding it */
 	bool track;
 	/* FWD */
 	struct smk_item *item;
@@ -804,6 +805,7 @@ static void on_req(struct worker *w, struct smk_msg *m)
 	if (s->owed && session_announced(s))
 		native_credit(w, s);
 	r->old_sid = s->id;
+	r->shard = s->shard;
 	r->rx = s->rx;
 	r->delivered = s->delivered;
 	r->reported = s->reported;
@@ -871,6 +873,7 @@ static void on_state(struct worker *w, struct smk_msg *m)
 	y->jid = m->jid;
 	y->user = m->suser;
 	m->jid = m->suser = NULL;
+	y->shard = m->shard;
 	y->rx = m->rx;
 	y->delivered = m->delivered;
 	y->reported = m->reported;
@@ -884,7 +887,7 @@ static void on_state(struct worker *w, struct smk_msg *m)
 	mv.sid = y->id;
 	mv.u.move.old_sid = m->old_sid;
 	mv.u.move.jid = wire_s(y->jid, strlen(y->jid));
-	if (link_send(w, &mv) < 0) {
+	if (link_send(&w->links[y->shard], &mv) < 0) {
 		log_warn("session move not sent: link down", "worker=%d jid=%s", w->id, y->jid);
 		session_set_state(y, SS_CLOSED);
 		session_free(w, y);
@@ -927,7 +930,7 @@ static void release_held(struct worker *w, struct session *y)
 		m.u.stanza.flags = it->track ? WIRE_STANZA_TRACK : 0;
 		m.u.stanza.raw = wire_s(it->raw, it->len);
 		if (session_by_id(w, id) == y)
-			native_on_frame(w, &m);
+			native_on_frame(&w->links[y->shard], &m);
 		free(it);
 		it = next;
 	}
@@ -949,7 +952,7 @@ static void on_fwd(struct worker *w, struct smk_msg *m)
 	f.u.stanza.flags = m->item->track ? WIRE_STANZA_TRACK : 0;
 	f.u.stanza.raw = wire_s(m->item->raw, m->item->len);
 	y->smk->fwd_now = true;
-	native_on_frame(w, &f);
+	native_on_frame(&w->links[y->shard], &f);
 	if (session_by_id(w, m->sid) == y && y->smk)
 		y->smk->fwd_now = false;
 }
@@ -1098,7 +1101,7 @@ bool smacks_detach(struct conn *c, int reason)
 	/* A clean </stream> ends the session; so do our own decisions (bad h,
 	 * overflow), a draining or stopping worker, and a lost link. */
 	if (!k || !k->max || k->ending || k->overflow || reason == WIRE_CLOSE_NORMAL || s->state != SS_BOUND ||
-	    !w->cfg->smacks.enabled || w->stop || w->draining || !w->link.up || w->link.dead)
+	    !w->cfg->smacks.enabled || w->stop || w->draining || !w->links[s->shard].up || w->links[s->shard].dead)
 		return false;
 	unlink_conn(c);
 	detach(w, s);
@@ -1170,7 +1173,7 @@ void smacks_return(struct worker *w, struct session *s)
 		m.u.stanza.kind = it->kind;
 		m.u.stanza.flags = WIRE_STANZA_RETURNED;
 		m.u.stanza.raw = wire_s(it->raw, it->len);
-		if (link_send(w, &m) == 0)
+		if (link_send(&w->links[s->shard], &m) == 0)
 			n++;
 	}
 	if (n) {
@@ -1210,7 +1213,7 @@ void smacks_tick(struct worker *w)
 				if (k->moved && session_announced(s)) {
 					struct wire_msg m = { .type = WIRE_SESSION_CLOSE, .sid = s->id };
 					m.u.close.reason = WIRE_CLOSE_DISCONNECT;
-					link_send(w, &m);
+					link_send(&w->links[s->shard], &m);
 					session_set_state(s, SS_CLOSED);
 				}
 				session_free(w, s);
@@ -1250,13 +1253,14 @@ void smacks_free(struct worker *w, struct session *s)
 	s->smk = NULL;
 }
 
-void smacks_link_down(struct worker *w)
+void smacks_link_down(struct link *l)
 {
+	struct worker *w = l->w;
 	struct session *s, *next;
 
 	for (s = w->smk_list; s; s = next) {
 		next = s->smk->next;
-		if (s->smk->detached || s->smk->moved || s->smk->joining) {
+		if (s->shard == l->shard && (s->smk->detached || s->smk->moved || s->smk->joining)) {
 			if (s->state != SS_CLOSED)
 				session_set_state(s, SS_CLOSED);
 			session_free(w, s);

@@ -86,8 +86,9 @@ void smacks_tick(struct worker *w);
 /* Free the session's stream management state (session_free). */
 void smacks_free(struct worker *w, struct session *s);
 
-/* The session server link is lost: detached sessions are gone with it. */
-void smacks_link_down(struct worker *w);
+/* The link to a session server (shard) is lost: the detached sessions it
+ * held are gone with it. */
+void smacks_link_down(struct link *l);
 
 /* Handovers between workers (smacks.c, "moving a session between workers"):
  * a worker registers at start (before its threads' peers can post to it)

@@ -261,6 +261,7 @@ struct session {
 	uint64_t rx, delivered, reported;
 	bool track;              /* a TRACK stanza arrived since the last report */
 	uint8_t state;           /* enum sess_state */
+	uint16_t shard;          /* the session server it is open on (its link) */
 	char *user;              /* canonical localpart once authenticated */
 	char *jid;               /* full JID once bound */
 	char *bind_id;           /* id of the pending bind iq (or XEP-0078 login iq) */
@@ -286,6 +287,9 @@ struct listener {
 struct link {
 	struct worker *w;
 	int fd;
+	uint16_t shard;          /* index into the worker's links: which session server */
+	struct chan *cout, *cin; /* an embedded shard's: the chans to and from it (core/chan.h);
+	                            NULL for a socket */
 	bool up;                 /* HELLO_OK received */
 	bool recv_armed, sending, dead, connecting;
 	bool stalled;            /* a request timed out; cleared by the next frame received */
@@ -328,9 +332,11 @@ struct wstats {
 	uint64_t net_bytes[2];                  /* socket bytes [in, out] */
 	uint64_t stream_errors[WSTAT_CONDS];
 	uint64_t rate_pauses, slow_closes;
-	uint64_t link_up;                       /* 1 while HELLO_OK holds, else 0 */
-	uint64_t link_losses;                   /* times the link was lost */
+	uint64_t link_up;                       /* links (one per shard) HELLO_OK holds on */
+	uint64_t link_losses;                   /* times a link was lost */
 	uint64_t link_queue_bytes;              /* frames not yet taken by the socket */
+	uint64_t shard_relayed;                 /* cross-shard stanzas passed on between session servers */
+	uint64_t shard_relay_failed;            /* ... that found the owner's link down (bounced) */
 	uint64_t smacks_resumed;                /* XEP-0198 resumptions that succeeded */
 	uint64_t smacks_resume_failed;          /* <resume/> answered with <failed/> */
 	uint64_t smacks_detached;               /* sessions kept for a resumption */
@@ -377,8 +383,12 @@ struct worker {
 	struct conn *wheel[WHEEL_SLOTS];
 	uint64_t wheel_pos;
 
-	struct link link;
-	bool native;             /* the native backend is in use (the link exists) */
+	/* Native backend: one link per session server (shard), in the order of
+	 * the shard list; shard_names[i] is H(name of shard i) (parser/shard.h). */
+	struct link *links;
+	uint16_t nlinks;
+	uint64_t *shard_names;
+	bool native;             /* the native backend is in use (the links exist) */
 	struct xmlstage *xs;
 	uint8_t *scratch;        /* TLS plaintext out of the record layer */
 	char *stamp;             /* a stanza with its 'from' stamped, before it is framed */
@@ -413,7 +423,11 @@ struct worker {
 	uint64_t drain_ms;       /* last refill */
 	int start_rc;            /* set by the thread once set up: 0 or -errno */
 	volatile int started;
-	int sm_fd;               /* embedded link end, or -1 to connect to cfg->backend_address */
+	struct chan *sm_chans;   /* embedded: 2 per shard, [2k] to shard k and [2k+1] from it;
+	                            NULL: connect to backend.shards */
+	int chan_fd;             /* embedded: the eventfd the shards wake us with */
+	uint64_t chan_val;       /* where its read lands */
+	uint16_t nshards;        /* session servers: embedded threads or backend.shards entries */
 	struct wstats st;        /* metrics (written here only; see struct wstats) */
 };
 

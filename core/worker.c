@@ -1114,13 +1114,13 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		break;
 	}
 	case OP_LINK_RECV:
-		link_on_recv(w, cqe->res);
+		link_on_recv(ptr, cqe->res);
 		break;
 	case OP_LINK_SEND:
-		link_on_send(w, cqe->res);
+		link_on_send(ptr, cqe->res);
 		break;
 	case OP_LINK_CONNECT:
-		link_on_connect(w, cqe->res);
+		link_on_connect(ptr, cqe->res);
 		break;
 	case OP_MSG:
 		ctrl_drain(w);
@@ -1137,7 +1137,7 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 static void worker_teardown(struct worker *w)
 {
 	smacks_worker_stop(w);
-	if (w->link.w)
+	if (w->links)
 		link_close(w);
 	session_table_free(w);
 	s2s_worker_free(w);

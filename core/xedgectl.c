@@ -31,6 +31,7 @@
 #include "core/config.h"
 #include "core/ctlproc.h"
 #include "core/version.h"
+#include "sm/sm.h"
 #include "tls/crypto.h"
 
 #define CTL_DEFAULT_CONFIG "/etc/xedge/xedge.yaml"
@@ -230,8 +231,12 @@ static const char *hint(const char *reason)
 	return NULL;
 }
 
-/* Send line, print the reply lines; returns the exit status. */
-static int converse(int fd, const char *line)
+/* Send line, print the reply lines; returns the exit status, or CTL_OTHER
+ * with *shard set when another shard owns the account (sm.h).  *printed
+ * counts the lines printed; with `sessions`, "no sessions" is left out (the
+ * caller says it once for every shard). */
+#define CTL_OTHER 3
+static int converse(int fd, const char *line, bool sessions, int *shard, unsigned *printed)
 {
 	char buf[CTL_LINE_MAX * 2], *nl;
 	size_t len = 0, off = strlen(line), sent = 0;
@@ -252,6 +257,11 @@ static int converse(int fd, const char *line)
 			*nl = '\0';
 			if (!strcmp(buf, "ok"))
 				return 0;
+			if (!strncmp(buf, "error: " SM_ADMIN_SHARD_REPLY " ",
+				     sizeof("error: " SM_ADMIN_SHARD_REPLY))) {
+				*shard = atoi(buf + sizeof("error: " SM_ADMIN_SHARD_REPLY));
+				return CTL_OTHER;
+			}
 			if (!strncmp(buf, "error: ", 7)) {
 				const char *h = hint(buf + 7);
 
@@ -260,7 +270,10 @@ static int converse(int fd, const char *line)
 					fprintf(stderr, "xedgectl: %s\n", h);
 				return 1;
 			}
-			printf("%s\n", buf);
+			if (!sessions || strcmp(buf, "no sessions")) {
+				printf("%s\n", buf);
+				++*printed;
+			}
 			len -= (size_t)(nl + 1 - buf);
 			memmove(buf, nl + 1, len);
 		}
@@ -282,13 +295,67 @@ static int converse(int fd, const char *line)
 	}
 }
 
+/* The admin socket of embedded shard k: "<base>" for 0, "<base>.<k>". */
+static void shard_socket(const char *base, int k, char *out, size_t cap)
+{
+	if (k == 0)
+		snprintf(out, cap, "%s", base);
+	else
+		snprintf(out, cap, "%s.%d", base, k);
+}
+
+/* Run line on the session server at sock, following it to the shard that
+ * owns the account; `sessions` asks every shard of the process. */
+static int ask(const char *sock, const char *line, bool sessions)
+{
+	char path[CTL_LINE_MAX];
+	unsigned printed = 0;
+	int shard = 0, rc = 1, fd;
+
+	for (int k = 0, hops = 0; k < 4096 && hops < 2; k++) {
+		shard_socket(sock, k, path, sizeof(path));
+		fd = connect_admin(path);
+		if (fd < 0) {
+			if (k > 0 && errno == ENOENT && sessions)
+				break;      /* every shard asked */
+			if (hops && errno == ENOENT) {
+				fprintf(stderr, "xedgectl: shard %d of backend.shards owns this account: run "
+					"this against that session server's config\n", shard);
+				return 1;
+			}
+			fprintf(stderr, "xedgectl: cannot reach xedge admin socket %s: %s — is xedge (or "
+				"xedge-sm) running with this config?\n", path, strerror(errno));
+			return 1;
+		}
+		rc = converse(fd, line, sessions, &shard, &printed);
+		close(fd);
+		if (rc == CTL_OTHER) {
+			/* An embedded shard's socket is next to the first; an
+			 * xedge-sm shard has its own config. */
+			if (strcmp(path, sock) || shard <= 0) {
+				fprintf(stderr, "xedgectl: shard %d says shard %d owns this account: are the "
+					"shard lists of the session servers the same?\n", k, shard);
+				return 1;
+			}
+			k = shard - 1;
+			hops++;
+			continue;
+		}
+		if (rc || !sessions)
+			return rc;
+	}
+	if (sessions && rc == 0 && printed == 0)
+		printf("no sessions\n");
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	const char *config_path = NULL, *sock = NULL;
 	char line[CTL_LINE_MAX], err[1024];
 	struct config cfg;
 	bool have_cfg = false;
-	int i, rc, fd;
+	int i, rc;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "-c") && i + 1 < argc) {
@@ -347,15 +414,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	fd = connect_admin(sock);
-	if (fd < 0) {
-		fprintf(stderr, "xedgectl: cannot reach xedge admin socket %s: %s — is xedge (or "
-			"xedge-sm) running with this config?\n", sock, strerror(errno));
-		rc = 1;
-	} else {
-		rc = converse(fd, line);
-		close(fd);
-	}
+	rc = ask(sock, line, !strcmp(argv[i], "sessions"));
 	memset(line, 0, sizeof(line));
 	if (have_cfg)
 		config_free(&cfg);

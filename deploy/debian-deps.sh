@@ -4,10 +4,10 @@
 #   usage: deploy/debian-deps.sh [build|test|bench]
 set -e
 build="gcc make pkg-config liburing-dev libwolfssl-dev libjemalloc-dev libexpat1-dev \
-libck-dev libyaml-dev libsqlite3-dev libc-ares-dev openssl"
+libck-dev libyaml-dev libsqlite3-dev libpq-dev libc-ares-dev openssl"
 test="$build libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-slixmpp libstrophe-dev \
 prosody ejabberd haproxy nodejs tsung python3-aioxmpp profanity tmux python3-cryptography \
-dnsmasq-base iproute2 util-linux biboumi ngircd python3-kubernetes"
+dnsmasq-base iproute2 util-linux biboumi ngircd python3-kubernetes postgresql"
 # npm: its own Debian package, unless the installed nodejs bundles it (NodeSource).
 command -v npm >/dev/null 2>&1 || test="$test npm"
 bench="$build gnuplot-nox prosody ejabberd tsung haproxy"

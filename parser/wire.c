@@ -166,7 +166,7 @@ static bool open_flags_ok(uint8_t f)
 
 static bool stanza_flags_ok(uint8_t f)
 {
-	return (f & ~(WIRE_STANZA_TRACK | WIRE_STANZA_RETURNED)) == 0;
+	return (f & ~(WIRE_STANZA_TRACK | WIRE_STANZA_SHARD | WIRE_STANZA_RETURNED)) == 0;
 }
 
 static bool reg_op_ok(uint8_t op)

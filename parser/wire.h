@@ -60,8 +60,11 @@ enum wire_type {
 
 /* WIRE_STANZA flags (sm -> edge) */
 #define WIRE_STANZA_TRACK 0x01    /* report (WIRE_DELIVERED) once this stanza is written */
+/* WIRE_ROUTE flags (both ways) */
+#define WIRE_STANZA_SHARD 0x02    /* between users of two shards: sm -> edge "on to the shard
+                                     owning `to`", edge -> sm "from the shard owning `from`" */
 /* WIRE_STANZA flags (edge -> sm) */
-#define WIRE_STANZA_RETURNED 0x02 /* XEP-0198 §4: a stanza the session's client never acknowledged,
+#define WIRE_STANZA_RETURNED 0x04 /* XEP-0198 §4: a stanza the session's client never acknowledged,
                                      sent back when the session ends: undeliverable to its full JID */
 
 /* WIRE_REGISTER operations */

@@ -11,13 +11,17 @@
  *   roster list <user>             one line per item: contact subscription [name]
  *                                  (the roster the user sees: no bare pending-in rows)
  *
+ * Shards: a command about an account another shard owns is answered
+ * `error: another shard owns this account: shard <k>`; xedgectl then asks
+ * shard k (embedded shards: the socket "<admin_socket>.<k>").  `sessions`
+ * lists this shard's.
+ *
  * Passwords never reach this socket: xedgectl derives the SCRAM keys.  The
  * socket's mode is the access control (only its owner, root aside, may
  * connect); input is still bounded (line length, connections).  Commands run
  * on the sm thread, between stanzas, so they see and change live state.
  */
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +31,7 @@
 
 #include "core/log.h"
 #include "parser/jid.h"
+#include "parser/shard.h"
 #include "sm/sm_int.h"
 #include "sm/store.h"
 
@@ -218,11 +223,11 @@ struct admin_job {
 static int job_roster_ver(struct sm_db *db, struct admin_job *aj)
 {
 	static const char sql[] = "UPDATE users SET roster_ver = roster_ver + 1 WHERE jid = ?1";
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 
 	if (!q)
 		return -EIO;
-	sm_db_text(q, 1, aj->jid);
+	sm_db_bind_text(q, 1, aj->jid);
 	return sm_db_exec(db, q, "roster version");
 }
 
@@ -234,27 +239,27 @@ static int job_roster_put(struct sm_db *db, struct admin_job *aj)
 		" (SELECT roster_ver + 1 FROM users WHERE jid = ?1))"
 		" ON CONFLICT(user, contact) DO UPDATE SET name = excluded.name,"
 		" subscription = excluded.subscription, listed = 1, ver = excluded.ver";
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 
 	/* RFC 6121 §2.6: every change gets a new roster version. */
 	if (job_roster_ver(db, aj) < 0 || !q)
 		return -EIO;
-	sm_db_text(q, 1, aj->jid);
-	sm_db_text(q, 2, aj->contact);
-	sm_db_text(q, 3, aj->name);
-	sm_db_text(q, 4, sm_sub_str(aj->sub));
+	sm_db_bind_text(q, 1, aj->jid);
+	sm_db_bind_text(q, 2, aj->contact);
+	sm_db_bind_text(q, 3, aj->name);
+	sm_db_bind_text(q, 4, sm_sub_str(aj->sub));
 	return sm_db_exec(db, q, "roster put");
 }
 
 static int job_roster_del(struct sm_db *db, struct admin_job *aj)
 {
 	static const char sql[] = "DELETE FROM roster WHERE user = ?1 AND contact = ?2";
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 
 	if (!q)
 		return -EIO;
-	sm_db_text(q, 1, aj->jid);
-	sm_db_text(q, 2, aj->contact);
+	sm_db_bind_text(q, 1, aj->jid);
+	sm_db_bind_text(q, 2, aj->contact);
 	if (sm_db_exec(db, q, "roster del") < 0)
 		return -EIO;
 	if (!sm_db_changes(db))
@@ -264,22 +269,22 @@ static int job_roster_del(struct sm_db *db, struct admin_job *aj)
 
 static int job_list(struct sm_db *db, struct admin_job *aj, const char *sql, bool roster)
 {
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 	int rc;
 
 	if (!q)
 		return -EIO;
 	if (roster)
-		sm_db_text(q, 1, aj->jid);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *a = (const char *)sqlite3_column_text(q, 0);
+		sm_db_bind_text(q, 1, aj->jid);
+	while ((rc = sm_db_step(q)) == SM_ROW) {
+		const char *a = sm_db_col_text(q, 0);
 
 		if (!roster) {
 			sm_buf_fmt(&aj->rows, "%s\n", a ? a : "");
 		} else {
-			const char *sub = (const char *)sqlite3_column_text(q, 1);
-			const char *name = (const char *)sqlite3_column_text(q, 2);
-			int ask = sqlite3_column_int(q, 3);
+			const char *sub = sm_db_col_text(q, 1);
+			const char *name = sm_db_col_text(q, 2);
+			int ask = (int)sm_db_col_int64(q, 3);
 
 			sm_buf_fmt(&aj->rows, "%s %s%s%s%s\n", a ? a : "", sub ? sub : "none",
 				   ask ? " ask=subscribe" : "", name && name[0] ? " " : "",
@@ -287,14 +292,14 @@ static int job_list(struct sm_db *db, struct admin_job *aj, const char *sql, boo
 		}
 	}
 	sm_db_done(q);
-	return rc == SQLITE_DONE ? 0 : sm_db_fail(db, "admin list");
+	return rc == SM_DONE ? 0 : sm_db_fail(db, "admin list");
 }
 
 static void admin_run(struct sm_db *db, struct sm_job *j)
 {
 	static const char sql_users[] = "SELECT jid FROM users ORDER BY jid";
 	static const char sql_roster[] =
-		"SELECT contact, subscription, name, ask FROM roster WHERE user = ?1 AND listed"
+		"SELECT contact, subscription, name, ask FROM roster WHERE user = ?1 AND listed != 0"
 		" ORDER BY contact";
 	struct admin_job *aj = (struct admin_job *)j;
 	int r;
@@ -638,6 +643,14 @@ static void admin_command(struct sm *sm, struct admin_conn *c, char *line)
 		err = cmd_user_list(sm, aj, ac, av);
 	else
 		err = cmd_roster(sm, aj, ac, av, name ? name : "");
+	if (!err && aj && op != OP_USER_LIST && !sm_owns(sm, aj->jid, strlen(aj->jid))) {
+		/* Its sessions and its record in memory are another shard's:
+		 * xedgectl asks that one (SM_ADMIN_SHARD_REPLY). */
+		sm_buf_fmt(&c->out, "error: " SM_ADMIN_SHARD_REPLY " %zu\n",
+			   shard_owner(sm->shard_names, sm->nshards, aj->jid, strlen(aj->jid)));
+		free(aj);
+		return;
+	}
 	if (!err && aj && (op == OP_ROSTER_ADD || op == OP_ROSTER_DEL)) {
 		struct sm_user *u = sm_user_find(sm, aj->jid, strlen(aj->jid));
 

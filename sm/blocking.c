@@ -298,7 +298,8 @@ struct blk_job {
 
 static void blk_run(struct sm_db *db, struct sm_job *j)
 {
-	static const char sql_add[] = "INSERT OR IGNORE INTO blocklist (user, jid) VALUES (?1, ?2)";
+	static const char sql_add[] = "INSERT INTO blocklist (user, jid) VALUES (?1, ?2)"
+		" ON CONFLICT DO NOTHING";
 	static const char sql_del[] = "DELETE FROM blocklist WHERE user = ?1 AND jid = ?2";
 	static const char sql_all[] = "DELETE FROM blocklist WHERE user = ?1";
 	struct blk_job *bj = (struct blk_job *)j;
@@ -311,7 +312,7 @@ static void blk_run(struct sm_db *db, struct sm_job *j)
 			j->rc = -EIO;
 			return;
 		}
-		sm_db_text(q, 1, user);
+		sm_db_bind_text(q, 1, user);
 		j->rc = sm_db_exec(db, q, "blocklist clear");
 		return;
 	}
@@ -321,8 +322,8 @@ static void blk_run(struct sm_db *db, struct sm_job *j)
 			j->rc = -EIO;
 			return;
 		}
-		sm_db_text(q, 1, user);
-		sm_db_text(q, 2, jid);
+		sm_db_bind_text(q, 1, user);
+		sm_db_bind_text(q, 2, jid);
 		if (sm_db_exec(db, q, "blocklist write") < 0) {
 			j->rc = -EIO;
 			return;

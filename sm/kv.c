@@ -31,7 +31,6 @@
  * set submitted before it.
  */
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,18 +73,18 @@ struct kv_job {
 static int kv_read(struct sm_db *db, struct kv_job *kj, struct kv_item *it)
 {
 	static const char sql[] = "SELECT value FROM kv WHERE user = ?1 AND ns = ?2 AND key = ?3";
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 	int rc;
 
 	if (!q)
 		return -EIO;
-	sm_db_text(q, 1, kj->user);
-	sm_db_text(q, 2, kj->ns);
-	sm_db_text(q, 3, it->key);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW) {
-		const void *p = sqlite3_column_blob(q, 0);
-		size_t n = (size_t)sqlite3_column_bytes(q, 0);
+	sm_db_bind_text(q, 1, kj->user);
+	sm_db_bind_text(q, 2, kj->ns);
+	sm_db_bind_text(q, 3, it->key);
+	rc = sm_db_step(q);
+	if (rc == SM_ROW) {
+		const void *p = sm_db_col_blob(q, 0);
+		size_t n = sm_db_col_bytes(q, 0);
 
 		it->val = malloc(n ? n : 1);
 		if (!it->val) {
@@ -96,7 +95,7 @@ static int kv_read(struct sm_db *db, struct kv_job *kj, struct kv_item *it)
 			memcpy(it->val, p, n);
 		it->len = n;
 		rc = 0;
-	} else if (rc == SQLITE_DONE) {
+	} else if (rc == SM_DONE) {
 		rc = 0;
 	} else {
 		rc = sm_db_fail(db, "kv read");
@@ -112,17 +111,17 @@ static int64_t kv_count(struct sm_db *db, struct kv_job *kj, const char *key)
 	static const char sql_all[] = "SELECT count(*) FROM kv WHERE user = ?1 AND ns = ?2";
 	static const char sql_one[] =
 		"SELECT count(*) FROM kv WHERE user = ?1 AND ns = ?2 AND key = ?3";
-	sqlite3_stmt *q = sm_db_stmt(db, key ? sql_one : sql_all);
+	sm_stmt *q = sm_db_stmt(db, key ? sql_one : sql_all);
 	int64_t n = -1;
 
 	if (!q)
 		return -EIO;
-	sm_db_text(q, 1, kj->user);
-	sm_db_text(q, 2, kj->ns);
+	sm_db_bind_text(q, 1, kj->user);
+	sm_db_bind_text(q, 2, kj->ns);
 	if (key)
-		sm_db_text(q, 3, key);
-	if (sqlite3_step(q) == SQLITE_ROW)
-		n = sqlite3_column_int64(q, 0);
+		sm_db_bind_text(q, 3, key);
+	if (sm_db_step(q) == SM_ROW)
+		n = sm_db_col_int64(q, 0);
 	sm_db_done(q);
 	return n < 0 ? sm_db_fail(db, "kv count") : n;
 }
@@ -130,15 +129,16 @@ static int64_t kv_count(struct sm_db *db, struct kv_job *kj, const char *key)
 static int kv_write(struct sm_db *db, struct kv_job *kj, struct kv_item *it)
 {
 	static const char sql[] =
-		"INSERT OR REPLACE INTO kv(user, ns, key, value) VALUES (?1, ?2, ?3, ?4)";
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+		"INSERT INTO kv(user, ns, key, value) VALUES (?1, ?2, ?3, ?4)"
+		" ON CONFLICT(user, ns, key) DO UPDATE SET value = excluded.value";
+	sm_stmt *q = sm_db_stmt(db, sql);
 
 	if (!q)
 		return -EIO;
-	sm_db_text(q, 1, kj->user);
-	sm_db_text(q, 2, kj->ns);
-	sm_db_text(q, 3, it->key);
-	sqlite3_bind_blob64(q, 4, it->val, it->len, SQLITE_STATIC);
+	sm_db_bind_text(q, 1, kj->user);
+	sm_db_bind_text(q, 2, kj->ns);
+	sm_db_bind_text(q, 3, it->key);
+	sm_db_bind_blob(q, 4, it->val, it->len);
 	return sm_db_exec(db, q, "kv write");
 }
 

@@ -34,6 +34,7 @@
 #include "core/version.h"
 #include "core/metrics.h"
 #include "sm/sm.h"
+#include "sm/store.h"
 
 #define STATUS_EVERY_MS 10000
 
@@ -92,7 +93,7 @@ static void admin_metrics(void *arg, struct mx *m)
 
 	mx_head(m, "xedge_sm_build_info", "gauge", "The running version.");
 	mx_printf(m, "xedge_sm_build_info{version=\"%s\"} 1\n", XEDGE_VERSION);
-	sm_metrics(p->sm, m);
+	sm_metrics(&p->sm, 1, m);
 }
 
 static const char *admin_unready(void *arg)
@@ -126,18 +127,38 @@ static void usage(FILE *f)
 		   "       xedge-sm --version\n");
 }
 
+/* Which entry of backend.shards this process is: session_server.shard, or
+ * else the entry equal to session_server.listen; -1 when none. */
+static int sm_shard_self(const struct config *cfg)
+{
+	const char *me = cfg->sm.shard ? cfg->sm.shard : cfg->sm.listen;
+
+	for (size_t i = 0; me && i < cfg->nbackend_shards; i++)
+		if (!strcmp(cfg->backend_shard_names[i], me) || !strcmp(cfg->backend_shards[i], me))
+			return (int)i;
+	return -1;
+}
+
 /* What the sm needs beyond what config_load() checks. */
 static int check_sm(const struct config *cfg, char *err, size_t errlen)
 {
 	if (!cfg->sm.database) {
 		snprintf(err, errlen, "%s: session_server.database is not set: name the SQLite file "
-			 "that holds accounts and rosters", cfg->path);
+			 "(or the postgresql:// URI) that holds accounts and rosters", cfg->path);
 		return -1;
 	}
-	if (!cfg->sm.listen)
+	if (!cfg->sm.listen) {
 		snprintf(err, errlen, "%s: session_server.listen is not set: no edge can connect "
 			 "(set it to \"host:port\" or \"unix:/path\")", cfg->path);
-	return cfg->sm.listen ? 0 : -1;
+		return -1;
+	}
+	if (cfg->nbackend_shards > 1 && sm_shard_self(cfg) < 0) {
+		snprintf(err, errlen, "%s: this session server is not one of backend.shards: set "
+			 "session_server.shard (or XEDGE_SESSION_SERVER_SHARD) to its entry there",
+			 cfg->path);
+		return -1;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -148,6 +169,7 @@ int main(int argc, char **argv)
 	struct admin_http *admin = NULL;
 	pthread_t sig_thr;
 	struct config cfg;
+	char dbname[512];
 	char err[1024];
 	bool check = false, notifying;
 	int64_t next_status = 0;
@@ -210,6 +232,11 @@ int main(int argc, char **argv)
 	smc.mam_default = cfg.sm.mam_default;
 	smc.domains = domains;
 	smc.ndomains = cfg.ndomains;
+	if (cfg.nbackend_shards > 1) {
+		smc.shards = (const char *const *)cfg.backend_shard_names;
+		smc.nshards = cfg.nbackend_shards;
+		smc.shard_self = (size_t)sm_shard_self(&cfg);
+	}
 	if (notifying) {
 		uint64_t wd = notify_watchdog_ms();
 		smc.tick = notify_tick;
@@ -255,8 +282,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	sm_store_describe(smc.database, dbname, sizeof(dbname));   /* no password in logs */
 	log_info("xedge-sm started", "config=\"%s\" database=\"%s\" listen=\"%s\" admin_socket=\"%s\" "
-		 "domains=%zu secret=%s", path, smc.database, smc.listen,
+		 "domains=%zu secret=%s", path, dbname, smc.listen,
 		 smc.admin_socket ? smc.admin_socket : "", cfg.ndomains,
 		 smc.secret && *smc.secret ? "set" : "none");
 	notify_send("READY=1\nMAINPID=%ld\nSTATUS=serving %zu domains, listening on %s",

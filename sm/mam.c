@@ -36,7 +36,6 @@
  * and the sweep off; queries still read what is stored.
  */
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,18 +148,18 @@ static void put_run(struct sm_db *db, struct sm_job *j)
 	static const char sql[] = "INSERT INTO archive(user, with_jid, with_full, stanza_id, raw, ts)"
 				  " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 	struct sm_mam_copy *c = (struct sm_mam_copy *)j;
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 
 	if (!q) {
 		j->rc = -EIO;
 		return;
 	}
-	sm_db_text(q, 1, c->user);
-	sm_db_text(q, 2, c->with);
-	sm_db_text(q, 3, c->with_full);
-	sm_db_text(q, 4, c->sid);
-	sqlite3_bind_blob64(q, 5, c->raw, c->len, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 6, c->ts);
+	sm_db_bind_text(q, 1, c->user);
+	sm_db_bind_text(q, 2, c->with);
+	sm_db_bind_text(q, 3, c->with_full);
+	sm_db_bind_text(q, 4, c->sid);
+	sm_db_bind_blob(q, 5, c->raw, c->len);
+	sm_db_bind_int64(q, 6, c->ts);
 	j->rc = sm_db_exec(db, q, "archive add");
 }
 
@@ -394,13 +393,13 @@ struct sweep_job {
 static void sweep_run(struct sm_db *db, struct sm_job *j)
 {
 	static const char sql[] = "DELETE FROM archive WHERE ts < ?1";
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 
 	if (!q) {
 		j->rc = -EIO;
 		return;
 	}
-	sqlite3_bind_int64(q, 1, ((struct sweep_job *)j)->before);
+	sm_db_bind_int64(q, 1, ((struct sweep_job *)j)->before);
 	j->rc = sm_db_exec(db, q, "archive sweep");
 	if (j->rc == 0 && sm_db_changes(db) > 0)
 		log_info("archive retention sweep", "deleted=%d", sm_db_changes(db));
@@ -479,22 +478,23 @@ static void query_free(struct query_job *qj)
 
 /* The filter columns: ?1 user, ?2 with (NULL: any), ?3 full-JID match,
  * ?4 start, ?5 end (NULL: open), ?6 lower rowid bound, ?7 upper. */
-#define QUERY_WHERE " WHERE user = ?1 AND (?2 IS NULL OR (CASE WHEN ?3 THEN with_full ELSE" \
-		    " with_jid END) = ?2) AND (?4 IS NULL OR ts >= ?4) AND (?5 IS NULL OR" \
-		    " ts <= ?5) AND id > ?6 AND id < ?7"
+/* (The casts give PostgreSQL the parameters' types where they first appear.) */
+#define QUERY_WHERE " WHERE user = ?1 AND (CAST(?2 AS TEXT) IS NULL OR (CASE WHEN ?3 != 0" \
+		    " THEN with_full ELSE with_jid END) = ?2) AND (CAST(?4 AS BIGINT) IS NULL OR" \
+		    " ts >= ?4) AND (CAST(?5 AS BIGINT) IS NULL OR ts <= ?5) AND id > ?6 AND id < ?7"
 
-static void query_bind(sqlite3_stmt *q, const struct query_job *qj, int64_t lo, int64_t hi)
+static void query_bind(sm_stmt *q, const struct query_job *qj, int64_t lo, int64_t hi)
 {
-	sm_db_text(q, 1, qj->user);
+	sm_db_bind_text(q, 1, qj->user);
 	if (qj->with[0])
-		sm_db_text(q, 2, qj->with);
-	sqlite3_bind_int(q, 3, qj->with_full);
+		sm_db_bind_text(q, 2, qj->with);
+	sm_db_bind_int64(q, 3, qj->with_full);
 	if (qj->has_start)
-		sqlite3_bind_int64(q, 4, qj->start);
+		sm_db_bind_int64(q, 4, qj->start);
 	if (qj->has_end)
-		sqlite3_bind_int64(q, 5, qj->end);
-	sqlite3_bind_int64(q, 6, lo);
-	sqlite3_bind_int64(q, 7, hi);
+		sm_db_bind_int64(q, 5, qj->end);
+	sm_db_bind_int64(q, 6, lo);
+	sm_db_bind_int64(q, 7, hi);
 }
 
 static void query_run(struct sm_db *db, struct sm_job *j)
@@ -507,7 +507,7 @@ static void query_run(struct sm_db *db, struct sm_job *j)
 				       " ORDER BY id DESC LIMIT ?8";
 	struct query_job *qj = (struct query_job *)j;
 	int64_t lo = 0, hi = INT64_MAX, at = -1;
-	sqlite3_stmt *q;
+	sm_stmt *q;
 	size_t fetched = 0;
 	int rc;
 
@@ -517,13 +517,13 @@ static void query_run(struct sm_db *db, struct sm_job *j)
 			j->rc = -EIO;
 			return;
 		}
-		sm_db_text(q, 1, qj->user);
-		sm_db_text(q, 2, qj->rsm_id);
-		rc = sqlite3_step(q);
-		if (rc == SQLITE_ROW)
-			at = sqlite3_column_int64(q, 0);
+		sm_db_bind_text(q, 1, qj->user);
+		sm_db_bind_text(q, 2, qj->rsm_id);
+		rc = sm_db_step(q);
+		if (rc == SM_ROW)
+			at = sm_db_col_int64(q, 0);
 		sm_db_done(q);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		if (rc != SM_ROW && rc != SM_DONE) {
 			j->rc = sm_db_fail(db, "archive id");
 			return;
 		}
@@ -542,8 +542,8 @@ static void query_run(struct sm_db *db, struct sm_job *j)
 		return;
 	}
 	query_bind(q, qj, 0, INT64_MAX);
-	if (sqlite3_step(q) == SQLITE_ROW)
-		qj->count = sqlite3_column_int64(q, 0);
+	if (sm_db_step(q) == SM_ROW)
+		qj->count = sm_db_col_int64(q, 0);
 	sm_db_done(q);
 	if (qj->max == 0) {
 		qj->complete = qj->count == 0;
@@ -556,12 +556,12 @@ static void query_run(struct sm_db *db, struct sm_job *j)
 		return;
 	}
 	query_bind(q, qj, lo, hi);
-	sqlite3_bind_int64(q, 8, (sqlite3_int64)qj->max + 1);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+	sm_db_bind_int64(q, 8, qj->max + 1);
+	while ((rc = sm_db_step(q)) == SM_ROW) {
 		struct row *r;
-		const char *sid = (const char *)sqlite3_column_text(q, 0);
-		const void *raw = sqlite3_column_blob(q, 2);
-		int len = sqlite3_column_bytes(q, 2);
+		const char *sid = sm_db_col_text(q, 0);
+		const void *raw = sm_db_col_blob(q, 2);
+		size_t len = sm_db_col_bytes(q, 2);
 
 		if (++fetched > qj->max)
 			break;  /* one more than a page: not complete */
@@ -574,11 +574,11 @@ static void query_run(struct sm_db *db, struct sm_job *j)
 		memcpy(r->raw, raw, (size_t)len);
 		r->len = (size_t)len;
 		memcpy(r->sid, sid, strlen(sid) + 1);
-		r->ts = sqlite3_column_int64(q, 1);
+		r->ts = sm_db_col_int64(q, 1);
 		qj->nrows++;
 	}
 	sm_db_done(q);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+	if (rc != SM_ROW && rc != SM_DONE) {
 		j->rc = sm_db_fail(db, "archive query");
 		return;
 	}
@@ -864,14 +864,14 @@ static void prefs_run(struct sm_db *db, struct sm_job *j)
 		"INSERT INTO kv(user, ns, key, value) VALUES (?1, 'urn:xmpp:mam:2', 'default', ?2)"
 		" ON CONFLICT(user, ns, key) DO UPDATE SET value = excluded.value";
 	struct prefs_job *pj = (struct prefs_job *)j;
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 
 	if (!q) {
 		j->rc = -EIO;
 		return;
 	}
-	sm_db_text(q, 1, pj->user);
-	sm_db_text(q, 2, policy_names[pj->policy]);
+	sm_db_bind_text(q, 1, pj->user);
+	sm_db_bind_text(q, 2, policy_names[pj->policy]);
 	j->rc = sm_db_exec(db, q, "mam prefs");
 }
 

@@ -1,9 +1,10 @@
 /*
  * sm/metrics — the session server's counters (struct sm_stats, written by
  * the sm thread) as Prometheus text, for the admin listener of xedge-sm or
- * of the xedge that embeds it.
+ * of the xedge that embeds it: the shards of one process are summed.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "core/metrics.h"
 #include "sm/sm_int.h"
@@ -21,35 +22,65 @@ static void by_kind(struct mx *m, const char *name, const char *help, const uint
 	}
 }
 
-void sm_metrics(struct sm *sm, struct mx *m)
+/* The counters of every shard of the process, summed (each read once). */
+static void sum_stats(struct sm *const *sms, size_t n, struct sm_stats *t)
 {
-	const struct sm_stats *st = &sm->stats;
-	struct mhist h = { 0 };
+	memset(t, 0, sizeof(*t));
+	for (size_t i = 0; i < n; i++) {
+		const struct sm_stats *st = &sms[i]->stats;
 
+		t->sessions += STAT_GET(st->sessions);
+		t->users += STAT_GET(st->users);
+		t->links += STAT_GET(st->links);
+		t->binds += STAT_GET(st->binds);
+		for (int k = 0; k < 4; k++) {
+			t->routed[k] += STAT_GET(st->routed[k]);
+			t->delivered[k] += STAT_GET(st->delivered[k]);
+		}
+		t->offline_stored += STAT_GET(st->offline_stored);
+		t->stanza_errors += STAT_GET(st->stanza_errors);
+		t->store_pending += STAT_GET(st->store_pending);
+		t->shard_out += STAT_GET(st->shard_out);
+		t->shard_in += STAT_GET(st->shard_in);
+		mhist_add(&t->store_latency, &st->store_latency);
+	}
+}
+
+void sm_metrics(struct sm *const *sms, size_t n, struct mx *m)
+{
+	struct sm_stats t;
+
+	sum_stats(sms, n, &t);
+	mx_one(m, "xedge_sm_shards", "gauge",
+	       "Session-server shards in this process.",
+	       (uint64_t)n);
 	mx_one(m, "xedge_sm_sessions", "gauge",
 	       "Resources bound on this session server.",
-	       STAT_GET(st->sessions));
+	       t.sessions);
 	mx_one(m, "xedge_sm_users_loaded", "gauge",
 	       "Accounts held in memory (online, or recently used).",
-	       STAT_GET(st->users));
+	       t.users);
 	mx_one(m, "xedge_sm_edge_links", "gauge",
-	       "Edge workers linked to this session server.",
-	       STAT_GET(st->links));
+	       "Edge workers linked to this session server (to each of its shards).",
+	       t.links);
 	mx_one(m, "xedge_sm_binds_total", "counter",
 	       "Resources bound (logins completed).",
-	       STAT_GET(st->binds));
-	by_kind(m, "xedge_sm_stanzas_routed_total", "Stanzas received from sessions, by kind.", st->routed);
-	by_kind(m, "xedge_sm_stanzas_delivered_total", "Stanzas sent to sessions, by kind.", st->delivered);
+	       t.binds);
+	by_kind(m, "xedge_sm_stanzas_routed_total", "Stanzas received from sessions, by kind.", t.routed);
+	by_kind(m, "xedge_sm_stanzas_delivered_total", "Stanzas sent to sessions, by kind.", t.delivered);
+	mx_head(m, "xedge_sm_shard_stanzas_total", "counter",
+		"Stanzas between users of two shards: sent to another shard (out), received (in).");
+	mx_val(m, "xedge_sm_shard_stanzas_total", "dir=\"out\"", t.shard_out);
+	mx_val(m, "xedge_sm_shard_stanzas_total", "dir=\"in\"", t.shard_in);
 	mx_one(m, "xedge_sm_offline_stored_total", "counter",
 	       "Messages put in offline storage.",
-	       STAT_GET(st->offline_stored));
+	       t.offline_stored);
 	mx_one(m, "xedge_sm_stanza_errors_total", "counter",
 	       "Stanza errors returned to senders.",
-	       STAT_GET(st->stanza_errors));
+	       t.stanza_errors);
 	mx_one(m, "xedge_sm_store_queue_jobs", "gauge",
 	       "Storage jobs submitted and not yet done.",
-	       STAT_GET(st->store_pending));
-	mhist_add(&h, &st->store_latency);
+	       t.store_pending);
 	mx_hist(m, "xedge_sm_store_job_duration_seconds",
-		"Storage jobs (SQLite) from submission to completion.", &h);
+		"Storage jobs (SQLite) from submission to completion.", &t.store_latency);
 }

@@ -23,7 +23,6 @@
  * One listing per account at a time (user->offline_busy).
  */
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -51,18 +50,18 @@ static void store_run(struct sm_db *db, struct sm_job *j)
 		" WHERE user = ?1";
 	static const char sql_add[] = "INSERT INTO offline(user, raw, ts) VALUES (?1, ?2, ?3)";
 	struct store_job *sj = (struct store_job *)j;
-	sqlite3_stmt *q = sm_db_stmt(db, sql_count);
-	sqlite3_int64 n = -1;
+	sm_stmt *q = sm_db_stmt(db, sql_count);
+	int64_t n = -1;
 	int exists = 0;
 
 	if (!q) {
 		j->rc = -EIO;
 		return;
 	}
-	sm_db_text(q, 1, sj->user);
-	if (sqlite3_step(q) == SQLITE_ROW) {
-		n = sqlite3_column_int64(q, 0);
-		exists = sqlite3_column_int(q, 1);
+	sm_db_bind_text(q, 1, sj->user);
+	if (sm_db_step(q) == SM_ROW) {
+		n = sm_db_col_int64(q, 0);
+		exists = (int)sm_db_col_int64(q, 1);
 	}
 	sm_db_done(q);
 	if (n < 0) {
@@ -73,7 +72,7 @@ static void store_run(struct sm_db *db, struct sm_job *j)
 		j->rc = -ENOENT;    /* deleted since the message was accepted */
 		return;
 	}
-	if (n >= (sqlite3_int64)sj->max) {
+	if (n >= sj->max) {
 		j->rc = -ENOSPC;
 		return;
 	}
@@ -82,9 +81,9 @@ static void store_run(struct sm_db *db, struct sm_job *j)
 		j->rc = -EIO;
 		return;
 	}
-	sm_db_text(q, 1, sj->user);
-	sqlite3_bind_blob64(q, 2, sj->raw, sj->len, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 3, (sqlite3_int64)time(NULL));
+	sm_db_bind_text(q, 1, sj->user);
+	sm_db_bind_blob(q, 2, sj->raw, sj->len);
+	sm_db_bind_int64(q, 3, time(NULL));
 	j->rc = sm_db_exec(db, q, "offline add");
 }
 
@@ -165,20 +164,20 @@ static void list_run(struct sm_db *db, struct sm_job *j)
 {
 	static const char sql[] = "SELECT id, raw FROM offline WHERE user = ?1 ORDER BY id";
 	struct list_job *lj = (struct list_job *)j;
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 	int rc;
 
 	if (!q) {
 		j->rc = -EIO;
 		return;
 	}
-	sm_db_text(q, 1, lj->user);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW && lj->nrows < SM_MAX_OFFLINE) {
-		const void *raw = sqlite3_column_blob(q, 1);
-		int len = sqlite3_column_bytes(q, 1);
+	sm_db_bind_text(q, 1, lj->user);
+	while ((rc = sm_db_step(q)) == SM_ROW && lj->nrows < SM_MAX_OFFLINE) {
+		const void *raw = sm_db_col_blob(q, 1);
+		size_t len = sm_db_col_bytes(q, 1);
 		struct row *r;
 
-		if (!raw || len <= 0)
+		if (!raw || len == 0)
 			continue;
 		if (lj->nrows == lj->cap) {
 			size_t cap = lj->cap ? lj->cap * 2 : 16;
@@ -195,11 +194,11 @@ static void list_run(struct sm_db *db, struct sm_job *j)
 			break;
 		memcpy(r->raw, raw, (size_t)len);
 		r->len = (size_t)len;
-		r->id = sqlite3_column_int64(q, 0);
+		r->id = sm_db_col_int64(q, 0);
 		lj->nrows++;
 	}
 	sm_db_done(q);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	if (rc != SM_ROW && rc != SM_DONE)
 		j->rc = sm_db_fail(db, "offline list");
 }
 
@@ -221,12 +220,12 @@ static void del_run(struct sm_db *db, struct sm_job *j)
 {
 	static const char sql[] = "DELETE FROM offline WHERE id = ?1";
 	struct del_job *dj = (struct del_job *)j;
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 
 	if (!q)
 		j->rc = -EIO;
 	for (size_t i = 0; q && i < dj->nids; i++) {
-		sqlite3_bind_int64(q, 1, dj->ids[i]);
+		sm_db_bind_int64(q, 1, dj->ids[i]);
 		if (sm_db_exec(db, q, "offline delete") < 0) {
 			j->rc = -EIO;
 			return;

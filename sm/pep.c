@@ -33,7 +33,6 @@
  * items per node, SM_PEP_OUT_MAX bytes per answer or last-items batch.
  */
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,33 +151,33 @@ static int access_parse(const char *s)
 static int db_node(struct sm_db *db, const char *owner, const char *node, int *access, int *max)
 {
 	static const char sql[] = "SELECT access, max_items FROM pep_node WHERE user = ?1 AND node = ?2";
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 	int rc;
 
 	if (!q)
 		return -EIO;
-	sm_db_text(q, 1, owner);
-	sm_db_text(q, 2, node);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW) {
-		const char *a = (const char *)sqlite3_column_text(q, 0);
+	sm_db_bind_text(q, 1, owner);
+	sm_db_bind_text(q, 2, node);
+	rc = sm_db_step(q);
+	if (rc == SM_ROW) {
+		const char *a = sm_db_col_text(q, 0);
 
 		*access = access_parse(a ? a : "");
 		if (*access < 0)
 			*access = PEP_WHITELIST;   /* unknown: the safest reading */
-		*max = sqlite3_column_int(q, 1);
+		*max = (int)sm_db_col_int64(q, 1);
 	}
 	sm_db_done(q);
-	if (rc == SQLITE_ROW)
+	if (rc == SM_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : sm_db_fail(db, "pep node");
+	return rc == SM_DONE ? 0 : sm_db_fail(db, "pep node");
 }
 
 /* May requester read owner's node with this access model?  PEP_OK or an error. */
 static int db_may_read(struct sm_db *db, const char *owner, const char *requester, int access)
 {
 	static const char sql[] = "SELECT subscription FROM roster WHERE user = ?1 AND contact = ?2";
-	sqlite3_stmt *q;
+	sm_stmt *q;
 	bool from = false;
 	int rc;
 
@@ -189,16 +188,16 @@ static int db_may_read(struct sm_db *db, const char *owner, const char *requeste
 	q = sm_db_stmt(db, sql);
 	if (!q)
 		return PEP_E_STORE;
-	sm_db_text(q, 1, owner);
-	sm_db_text(q, 2, requester);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW) {
-		const char *sub = (const char *)sqlite3_column_text(q, 0);
+	sm_db_bind_text(q, 1, owner);
+	sm_db_bind_text(q, 2, requester);
+	rc = sm_db_step(q);
+	if (rc == SM_ROW) {
+		const char *sub = sm_db_col_text(q, 0);
 
 		from = sub && (strcmp(sub, "from") == 0 || strcmp(sub, "both") == 0);
 	}
 	sm_db_done(q);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+	if (rc != SM_ROW && rc != SM_DONE) {
 		sm_db_fail(db, "pep roster");
 		return PEP_E_STORE;
 	}
@@ -208,14 +207,14 @@ static int db_may_read(struct sm_db *db, const char *owner, const char *requeste
 static int db_count_nodes(struct sm_db *db, const char *owner)
 {
 	static const char sql[] = "SELECT COUNT(*) FROM pep_node WHERE user = ?1";
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 	int n = -1;
 
 	if (!q)
 		return -1;
-	sm_db_text(q, 1, owner);
-	if (sqlite3_step(q) == SQLITE_ROW)
-		n = sqlite3_column_int(q, 0);
+	sm_db_bind_text(q, 1, owner);
+	if (sm_db_step(q) == SM_ROW)
+		n = (int)sm_db_col_int64(q, 0);
 	sm_db_done(q);
 	return n;
 }
@@ -226,14 +225,14 @@ static int db_count_nodes(struct sm_db *db, const char *owner)
 static int db_node_put(struct sm_db *db, const char *sql, const char *what, const char *owner,
 		       const char *node, int access, int max)
 {
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 
 	if (!q)
 		return PEP_E_STORE;
-	sm_db_text(q, 1, owner);
-	sm_db_text(q, 2, node);
-	sm_db_text(q, 3, pep_access_names[access]);
-	sqlite3_bind_int(q, 4, max);
+	sm_db_bind_text(q, 1, owner);
+	sm_db_bind_text(q, 2, node);
+	sm_db_bind_text(q, 3, pep_access_names[access]);
+	sm_db_bind_int64(q, 4, max);
 	return sm_db_exec(db, q, what) < 0 ? PEP_E_STORE : PEP_OK;
 }
 
@@ -243,13 +242,13 @@ static int db_trim(struct sm_db *db, const char *owner, const char *node, int ma
 	static const char sql[] =
 		"DELETE FROM pep WHERE user = ?1 AND node = ?2 AND seq NOT IN"
 		" (SELECT seq FROM pep WHERE user = ?1 AND node = ?2 ORDER BY seq DESC LIMIT ?3)";
-	sqlite3_stmt *q = sm_db_stmt(db, sql);
+	sm_stmt *q = sm_db_stmt(db, sql);
 
 	if (!q)
 		return PEP_E_STORE;
-	sm_db_text(q, 1, owner);
-	sm_db_text(q, 2, node);
-	sqlite3_bind_int(q, 3, max);
+	sm_db_bind_text(q, 1, owner);
+	sm_db_bind_text(q, 2, node);
+	sm_db_bind_int64(q, 3, max);
 	return sm_db_exec(db, q, "pep trim") < 0 ? PEP_E_STORE : PEP_OK;
 }
 
@@ -258,10 +257,12 @@ static int run_publish(struct sm_db *db, struct pep_job *pj)
 	static const char sql_node[] =
 		"INSERT INTO pep_node (user, node, access, max_items) VALUES (?1, ?2, ?3, ?4)";
 	static const char sql_item[] =
-		"INSERT OR REPLACE INTO pep (user, node, id, payload, ts, seq) VALUES (?1, ?2, ?3, ?4, ?5,"
-		" (SELECT COALESCE(MAX(seq), 0) + 1 FROM pep WHERE user = ?1 AND node = ?2))";
+		"INSERT INTO pep (user, node, id, payload, ts, seq) VALUES (?1, ?2, ?3, ?4, ?5,"
+		" (SELECT COALESCE(MAX(seq), 0) + 1 FROM pep WHERE user = ?1 AND node = ?2))"
+		" ON CONFLICT(user, node, id) DO UPDATE SET payload = excluded.payload,"
+		" ts = excluded.ts, seq = excluded.seq";
 	int access = PEP_PRESENCE, max = 1, n;
-	sqlite3_stmt *q;
+	sm_stmt *q;
 
 	n = db_node(db, pj->owner, pj->node, &access, &max);
 	if (n < 0)
@@ -290,11 +291,11 @@ static int run_publish(struct sm_db *db, struct pep_job *pj)
 	q = sm_db_stmt(db, sql_item);
 	if (!q)
 		return PEP_E_STORE;
-	sm_db_text(q, 1, pj->owner);
-	sm_db_text(q, 2, pj->node);
-	sm_db_text(q, 3, pj->item);
-	sqlite3_bind_blob64(q, 4, pj->payload, pj->payload_len, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 5, (sqlite3_int64)time(NULL));
+	sm_db_bind_text(q, 1, pj->owner);
+	sm_db_bind_text(q, 2, pj->node);
+	sm_db_bind_text(q, 3, pj->item);
+	sm_db_bind_blob(q, 4, pj->payload, pj->payload_len);
+	sm_db_bind_int64(q, 5, time(NULL));
 	if (sm_db_exec(db, q, "pep item add") < 0)
 		return PEP_E_STORE;
 	return db_trim(db, pj->owner, pj->node, max);
@@ -346,11 +347,11 @@ static int run_config_set(struct sm_db *db, struct pep_job *pj)
 
 /* Append the row's item to b; false when it would not fit (the answer is
  * then truncated to the newest items that fit, XEP-0060 §6.5.7). */
-static bool out_item(struct sm_buf *b, sqlite3_stmt *q)
+static bool out_item(struct sm_buf *b, sm_stmt *q)
 {
-	const char *id = (const char *)sqlite3_column_text(q, 0);
-	const void *payload = sqlite3_column_blob(q, 1);
-	int len = sqlite3_column_bytes(q, 1);
+	const char *id = sm_db_col_text(q, 0);
+	const void *payload = sm_db_col_blob(q, 1);
+	size_t len = sm_db_col_bytes(q, 1);
 
 	if (sm_buf_used(b) + (size_t)len + (id ? strlen(id) * 6 : 0) + 64 > SM_PEP_OUT_MAX)
 		return false;
@@ -372,7 +373,7 @@ static int run_items(struct sm_db *db, struct pep_job *pj)
 	struct sm_buf *b = &pj->out;
 	int access, max, n, rc;
 	size_t found = 0;
-	sqlite3_stmt *q;
+	sm_stmt *q;
 
 	n = db_node(db, pj->owner, pj->node, &access, &max);
 	if (n <= 0)
@@ -388,27 +389,28 @@ static int run_items(struct sm_db *db, struct pep_job *pj)
 		q = sm_db_stmt(db, sql_all);
 		if (!q)
 			return PEP_E_STORE;
-		sm_db_text(q, 1, pj->owner);
-		sm_db_text(q, 2, pj->node);
-		sqlite3_bind_int(q, 3, pj->max_items ? (int)pj->max_items : -1);
-		while ((rc = sqlite3_step(q)) == SQLITE_ROW && out_item(b, q))
+		sm_db_bind_text(q, 1, pj->owner);
+		sm_db_bind_text(q, 2, pj->node);
+		/* No max_items: every item (a LIMIT both dialects read as none). */
+		sm_db_bind_int64(q, 3, pj->max_items ? (int64_t)pj->max_items : INT64_MAX);
+		while ((rc = sm_db_step(q)) == SM_ROW && out_item(b, q))
 			;
 		sm_db_done(q);
-		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		if (rc != SM_DONE && rc != SM_ROW)
 			return sm_db_fail(db, "pep items"), PEP_E_STORE;
 	}
 	for (size_t i = 0; i < pj->nids; i++) {
 		q = sm_db_stmt(db, sql_one);
 		if (!q)
 			return PEP_E_STORE;
-		sm_db_text(q, 1, pj->owner);
-		sm_db_text(q, 2, pj->node);
-		sm_db_text(q, 3, pj->ids[i]);
-		rc = sqlite3_step(q);
-		if (rc == SQLITE_ROW && out_item(b, q))
+		sm_db_bind_text(q, 1, pj->owner);
+		sm_db_bind_text(q, 2, pj->node);
+		sm_db_bind_text(q, 3, pj->ids[i]);
+		rc = sm_db_step(q);
+		if (rc == SM_ROW && out_item(b, q))
 			found++;
 		sm_db_done(q);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		if (rc != SM_ROW && rc != SM_DONE)
 			return sm_db_fail(db, "pep item"), PEP_E_STORE;
 	}
 	if (pj->nids && !found)
@@ -421,7 +423,7 @@ static int run_retract(struct sm_db *db, struct pep_job *pj)
 {
 	static const char sql[] = "DELETE FROM pep WHERE user = ?1 AND node = ?2 AND id = ?3";
 	int access, max, n;
-	sqlite3_stmt *q;
+	sm_stmt *q;
 
 	n = db_node(db, pj->owner, pj->node, &access, &max);
 	if (n <= 0)
@@ -430,9 +432,9 @@ static int run_retract(struct sm_db *db, struct pep_job *pj)
 	q = sm_db_stmt(db, sql);
 	if (!q)
 		return PEP_E_STORE;
-	sm_db_text(q, 1, pj->owner);
-	sm_db_text(q, 2, pj->node);
-	sm_db_text(q, 3, pj->item);
+	sm_db_bind_text(q, 1, pj->owner);
+	sm_db_bind_text(q, 2, pj->node);
+	sm_db_bind_text(q, 3, pj->item);
 	if (sm_db_exec(db, q, "pep retract") < 0)
 		return PEP_E_STORE;
 	return sm_db_changes(db) > 0 ? PEP_OK : PEP_E_NO_ITEM;
@@ -443,7 +445,7 @@ static int run_delete(struct sm_db *db, struct pep_job *pj)
 	static const char sql_items[] = "DELETE FROM pep WHERE user = ?1 AND node = ?2";
 	static const char sql_node[] = "DELETE FROM pep_node WHERE user = ?1 AND node = ?2";
 	int access, max, n;
-	sqlite3_stmt *q;
+	sm_stmt *q;
 
 	n = db_node(db, pj->owner, pj->node, &access, &max);
 	if (n <= 0)
@@ -452,15 +454,15 @@ static int run_delete(struct sm_db *db, struct pep_job *pj)
 	q = sm_db_stmt(db, sql_items);
 	if (!q)
 		return PEP_E_STORE;
-	sm_db_text(q, 1, pj->owner);
-	sm_db_text(q, 2, pj->node);
+	sm_db_bind_text(q, 1, pj->owner);
+	sm_db_bind_text(q, 2, pj->node);
 	if (sm_db_exec(db, q, "pep delete items") < 0)
 		return PEP_E_STORE;
 	q = sm_db_stmt(db, sql_node);
 	if (!q)
 		return PEP_E_STORE;
-	sm_db_text(q, 1, pj->owner);
-	sm_db_text(q, 2, pj->node);
+	sm_db_bind_text(q, 1, pj->owner);
+	sm_db_bind_text(q, 2, pj->node);
 	return sm_db_exec(db, q, "pep delete node") < 0 ? PEP_E_STORE : PEP_OK;
 }
 
@@ -1092,7 +1094,7 @@ static void last_run(struct sm_db *db, struct sm_job *j)
 	size_t total = 0;
 
 	for (size_t o = 0; o < lj->nowners; o++) {
-		sqlite3_stmt *q = sm_db_stmt(db, sql_blocked);
+		sm_stmt *q = sm_db_stmt(db, sql_blocked);
 		int rc;
 
 		if (!q) {
@@ -1100,26 +1102,26 @@ static void last_run(struct sm_db *db, struct sm_job *j)
 			return;
 		}
 		/* XEP-0163 §4.3.4: nothing for those the owner blocked (XEP-0191). */
-		sm_db_text(q, 1, lj->owners[o]);
-		sm_db_text(q, 2, lj->full);
-		sm_db_text(q, 3, lj->requester);
-		sm_db_text(q, 4, at ? at + 1 : lj->requester);
-		rc = sqlite3_step(q);
+		sm_db_bind_text(q, 1, lj->owners[o]);
+		sm_db_bind_text(q, 2, lj->full);
+		sm_db_bind_text(q, 3, lj->requester);
+		sm_db_bind_text(q, 4, at ? at + 1 : lj->requester);
+		rc = sm_db_step(q);
 		sm_db_done(q);
-		if (rc == SQLITE_ROW)
+		if (rc == SM_ROW)
 			continue;
 		q = sm_db_stmt(db, sql);
 		if (!q) {
 			j->rc = -EIO;
 			return;
 		}
-		sm_db_text(q, 1, lj->owners[o]);
-		while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-			const char *node = (const char *)sqlite3_column_text(q, 0);
-			const char *access = (const char *)sqlite3_column_text(q, 1);
-			const char *id = (const char *)sqlite3_column_text(q, 2);
-			const void *payload = sqlite3_column_blob(q, 3);
-			size_t len = (size_t)sqlite3_column_bytes(q, 3);
+		sm_db_bind_text(q, 1, lj->owners[o]);
+		while ((rc = sm_db_step(q)) == SM_ROW) {
+			const char *node = sm_db_col_text(q, 0);
+			const char *access = sm_db_col_text(q, 1);
+			const char *id = sm_db_col_text(q, 2);
+			const void *payload = sm_db_col_blob(q, 3);
+			size_t len = sm_db_col_bytes(q, 3);
 			struct last_item *it;
 
 			int model = access_parse(access ? access : "");

@@ -56,6 +56,7 @@
 
 #include "core/log.h"
 #include "parser/jid.h"
+#include "parser/shard.h"
 #include "sm/sm_int.h"
 
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -155,7 +156,7 @@ bool sm_remote_jid(const struct sm *sm, const char *jid, size_t n)
 	const char *at = memchr(jid, '@', bare);
 	const char *d = at ? at + 1 : jid;
 
-	return !sm_domain_served(sm, d, bare - (size_t)(d - jid));
+	return !sm_domain_served(sm, d, bare - (size_t)(d - jid)) || (at && !sm_owns(sm, jid, bare));
 }
 
 /* ---- the routes --------------------------------------------------------- */
@@ -192,28 +193,16 @@ static struct remote_comp *comp_match(const struct sm_remote *r, const char *d, 
 	}
 }
 
-static uint64_t mix64(uint64_t h)
-{
-	/* splitmix64 finaliser */
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ull;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebull;
-	h ^= h >> 31;
-	return h;
-}
-
-/* FNV-1a of "a\0b": not seeded, so the choice is the same in every run. */
+/* FNV-1a of "a\0b" (parser/shard.h): not seeded, so the choice is the same
+ * in every run. */
 static uint64_t pair_hash(const char *a, size_t an, const char *b, size_t bn)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
+	return shard_fnv(shard_fnv(shard_fnv(SHARD_FNV_BASIS, a, an), "", 1), b, bn);
+}
 
-	for (size_t i = 0; i < an; i++)
-		h = (h ^ (uint8_t)a[i]) * 0x100000001b3ull;
-	h *= 0x100000001b3ull;     /* the separator, a zero byte */
-	for (size_t i = 0; i < bn; i++)
-		h = (h ^ (uint8_t)b[i]) * 0x100000001b3ull;
-	return h;
+static uint64_t link_score(uint64_t ph, const struct sm_link *l)
+{
+	return shard_mix64(ph ^ ((uint64_t)l->id * 0x9e3779b97f4a7c15ull));
 }
 
 /* Rendezvous hashing: the s2s link with the highest score for the pair. */
@@ -224,7 +213,7 @@ static struct sm_link *s2s_pick(const struct sm_remote *r, const struct rjid *fr
 	struct sm_link *pick = NULL;
 
 	for (size_t i = 0; i < r->ns2s; i++) {
-		uint64_t score = mix64(ph ^ ((uint64_t)r->s2s[i]->id * 0x9e3779b97f4a7c15ull));
+		uint64_t score = link_score(ph, r->s2s[i]);
 
 		if (!pick || score > best) {
 			pick = r->s2s[i];
@@ -418,7 +407,7 @@ static void bounce(struct sm *sm, struct sm_remote *r, const struct wire_msg *m,
 	e.u.stanza.id = m->u.stanza.id;
 	e.u.stanza.ns = sm_ws("");
 	e.u.stanza.raw = wire_s(sm_buf_data(b), sm_buf_used(b));
-	if (!sm_domain_served(sm, from->dom, from->dom_len)) {
+	if (sm_remote_jid(sm, from->s, from->len)) {
 		r->depth++;
 		sm_remote_send(sm, &e);
 		r->depth--;
@@ -443,6 +432,44 @@ static void bounce(struct sm *sm, struct sm_remote *r, const struct wire_msg *m,
 	/* else the server itself sent it: nobody to tell */
 }
 
+/*
+ * A stanza for an account another shard owns: out through an edge link,
+ * flagged WIRE_STANZA_SHARD; that edge passes it on to the owner.  The link
+ * is chosen by rendezvous hashing of the (sender, recipient) bare JIDs over
+ * the ready links, so the stanzas of one pair keep their order.
+ */
+static bool shard_out(struct sm *sm, struct sm_remote *r, const struct wire_msg *m,
+		      const struct rjid *to, const struct rjid *from)
+{
+	uint64_t ph = pair_hash(from->s, from->bare_len, to->s, to->bare_len), best = 0;
+	struct sm_link *pick = NULL;
+	struct wire_msg f = *m;
+
+	for (struct sm_link *l = sm->links; l; l = l->next) {
+		uint64_t score;
+
+		if (l->state != SM_LINK_READY)
+			continue;
+		score = link_score(ph, l);
+		if (!pick || score > best) {
+			pick = l;
+			best = score;
+		}
+	}
+	if (!pick) {
+		bounce(sm, r ? r : remote_get(sm), m, to, from, "service-unavailable");
+		return false;
+	}
+	f.type = WIRE_ROUTE;
+	f.sid = 0;
+	f.u.stanza.flags = WIRE_STANZA_SHARD;
+	f.u.stanza.to = wire_s(to->s, to->len);
+	f.u.stanza.from = wire_s(from->s, from->len);
+	STAT_INC(sm->stats.shard_out);
+	sm_link_send(pick, &f);
+	return true;
+}
+
 bool sm_remote_send(struct sm *sm, const struct wire_msg *m)
 {
 	struct sm_remote *r = sm->remote;
@@ -455,6 +482,8 @@ bool sm_remote_send(struct sm *sm, const struct wire_msg *m)
 		return false;
 	}
 	if (sm_domain_served(sm, to.dom, to.dom_len)) {
+		if (to.local && !sm_owns(sm, to.s, to.bare_len))
+			return shard_out(sm, r, m, &to, &from);
 		log_warn("stanza for a served domain handed to the external router, dropped",
 			 "to=\"%s\"", to.s);
 		return false;
@@ -478,6 +507,29 @@ bool sm_remote_send(struct sm *sm, const struct wire_msg *m)
 
 /* ---- inbound ------------------------------------------------------------ */
 
+/* From another shard (through the edge on link l): its sender is an account
+ * of that shard or the domain, its target one of ours. */
+static void shard_in(struct sm *sm, struct sm_link *l, const struct wire_msg *m,
+		     const struct rjid *from)
+{
+	struct sm_route_to to;
+
+	if (!sm_domain_served(sm, from->dom, from->dom_len) ||
+	    (from->local && sm_owns(sm, from->s, from->bare_len))) {
+		log_warn("cross-shard stanza from an address not of another shard dropped", "link=%u "
+			 "from=\"%s\"", l->id, from->s);
+		return;
+	}
+	sm_route_to_parse(sm, m->u.stanza.to, &to);
+	if (!to.valid || !to.served || !to.has_local) {
+		log_warn("cross-shard stanza for an account not of this shard dropped", "link=%u "
+			 "from=\"%s\"", l->id, from->s);
+		return;
+	}
+	STAT_INC(sm->stats.shard_in);
+	sm_route_replay(sm, from->s, from->len, m);
+}
+
 void sm_remote_in(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 {
 	struct sm_remote *r = sm->remote;
@@ -492,6 +544,10 @@ void sm_remote_in(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 	}
 	if (!rjid_parse(m->u.stanza.from, &from)) {
 		log_warn("external stanza without a valid from dropped", "link=%u", l->id);
+		return;
+	}
+	if (m->u.stanza.flags & WIRE_STANZA_SHARD) {
+		shard_in(sm, l, m, &from);
 		return;
 	}
 	if (sm_domain_served(sm, from.dom, from.dom_len)) {

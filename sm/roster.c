@@ -24,7 +24,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +86,8 @@ static void row_run(struct sm_db *db, struct sm_job *j)
 	 * completion, so the table may run ahead meanwhile: never step back,
 	 * so a version a client was given never names another roster. */
 	static const char sql_ver[] =
-		"UPDATE users SET roster_ver = MAX(roster_ver + 1, ?2) WHERE jid = ?1";
+		"UPDATE users SET roster_ver = CASE WHEN roster_ver + 1 > ?2 THEN roster_ver + 1"
+		" ELSE ?2 END WHERE jid = ?1";
 	static const char sql_del[] = "DELETE FROM roster WHERE user = ?1 AND contact = ?2";
 	static const char sql_put[] =
 		"INSERT INTO roster(user, contact, name, subscription, ask, pending_in,"
@@ -97,14 +97,14 @@ static void row_run(struct sm_db *db, struct sm_job *j)
 		" pending_in = excluded.pending_in, preapproved = excluded.preapproved,"
 		" groups = excluded.groups, ver = excluded.ver, listed = excluded.listed";
 	struct row_job *rj = (struct row_job *)j;
-	sqlite3_stmt *q = sm_db_stmt(db, sql_ver);
+	sm_stmt *q = sm_db_stmt(db, sql_ver);
 
 	if (!q) {
 		j->rc = -EIO;
 		return;
 	}
-	sm_db_text(q, 1, rj->user);
-	sqlite3_bind_int64(q, 2, (sqlite3_int64)rj->ver);
+	sm_db_bind_text(q, 1, rj->user);
+	sm_db_bind_int64(q, 2, rj->ver);
 	if (sm_db_exec(db, q, "roster version") < 0) {
 		j->rc = -EIO;
 		return;
@@ -114,21 +114,20 @@ static void row_run(struct sm_db *db, struct sm_job *j)
 		j->rc = -EIO;
 		return;
 	}
-	sm_db_text(q, 1, rj->user);
-	sm_db_text(q, 2, rj->contact);
+	sm_db_bind_text(q, 1, rj->user);
+	sm_db_bind_text(q, 2, rj->contact);
 	if (!rj->del) {
-		sm_db_text(q, 3, rj->name);
-		sm_db_text(q, 4, sm_sub_str(rj->sub));
-		sqlite3_bind_int(q, 5, rj->ask);
+		sm_db_bind_text(q, 3, rj->name);
+		sm_db_bind_text(q, 4, sm_sub_str(rj->sub));
+		sm_db_bind_int64(q, 5, rj->ask);
 		if (rj->pending_in)
-			sqlite3_bind_blob(q, 6, rj->pending_in, (int)rj->pending_in_len,
-					  SQLITE_STATIC);
+			sm_db_bind_blob(q, 6, rj->pending_in, rj->pending_in_len);
 		else
-			sqlite3_bind_null(q, 6);
-		sqlite3_bind_int(q, 7, rj->preapproved);
-		sm_db_text(q, 8, rj->groups);
-		sqlite3_bind_int64(q, 9, (sqlite3_int64)rj->ver);
-		sqlite3_bind_int(q, 10, rj->listed);
+			sm_db_bind_null(q, 6);
+		sm_db_bind_int64(q, 7, rj->preapproved);
+		sm_db_bind_text(q, 8, rj->groups);
+		sm_db_bind_int64(q, 9, rj->ver);
+		sm_db_bind_int64(q, 10, rj->listed);
 	}
 	j->rc = sm_db_exec(db, q, rj->del ? "roster delete" : "roster write");
 }

@@ -114,6 +114,9 @@ void sm_route_to_parse(struct sm *sm, struct wire_str raw, struct sm_route_to *t
 	/* The canonical domain is the tail of the bare JID. */
 	to->served = sm_domain_served(sm, to->bare + (to->has_local ? v.local_len + 1 : 0),
 				      to->bare_len - (to->has_local ? v.local_len + 1 : 0));
+	/* An account another shard owns is reached like an external one. */
+	if (to->served && to->has_local && !sm_owns(sm, to->bare, to->bare_len))
+		to->served = false;
 }
 
 /* Domain part of a canonical bare JID. */

@@ -46,7 +46,9 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/chan.h"
 #include "parser/jid.h"
+#include "parser/shard.h"
 #include "parser/xmlstage.h"
 #include "sm/sm_int.h"
 #include "sm/store.h"
@@ -72,6 +74,11 @@ bool sm_domain_served(const struct sm *sm, const char *d, size_t n)
 		if (strlen(sm->domains[i]) == n && memcmp(sm->domains[i], d, n) == 0)
 			return true;
 	return false;
+}
+
+bool sm_owns(const struct sm *sm, const char *bare, size_t n)
+{
+	return sm->nshards <= 1 || shard_owner(sm->shard_names, sm->nshards, bare, n) == sm->shard_self;
 }
 
 /*
@@ -409,7 +416,7 @@ static void link_epoll(struct sm_link *l, bool out)
 {
 	struct epoll_event ev = { .events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = &l->ev };
 
-	if (l->epollout == out)
+	if (l->epollout == out || l->ev.fd < 0)
 		return;
 	if (epoll_ctl(l->sm->epfd, EPOLL_CTL_MOD, l->ev.fd, &ev) == 0)
 		l->epollout = out;
@@ -460,6 +467,17 @@ void sm_link_send(struct sm_link *l, const struct wire_msg *m)
 
 static void link_flush(struct sm_link *l)
 {
+	if (l->cout) {
+		/* Whole frames only (sm_link_send encodes whole ones); a full
+		 * ring keeps them for the next loop (chan_full: soon). */
+		if (sm_buf_used(&l->out) &&
+		    chan_put(l->cout, sm_buf_data(&l->out), sm_buf_used(&l->out)) < 0) {
+			l->sm->chan_full = true;
+			return;
+		}
+		sm_buf_clear(&l->out);
+		return;
+	}
 	while (sm_buf_used(&l->out)) {
 		ssize_t n = send(l->ev.fd, sm_buf_data(&l->out), sm_buf_used(&l->out),
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -485,6 +503,8 @@ static void link_flush(struct sm_link *l)
 
 static void flush_all(struct sm *sm)
 {
+	struct sm_link *again = NULL;
+
 	while (sm->flush) {
 		struct sm_link *l = sm->flush;
 
@@ -492,7 +512,13 @@ static void flush_all(struct sm *sm)
 		l->flush_queued = false;
 		if (l->state != SM_LINK_DEAD)
 			link_flush(l);
+		if (l->cout && sm_buf_used(&l->out) && l->state != SM_LINK_DEAD) {
+			l->flush_queued = true;     /* its chan was full */
+			l->flush_next = again;
+			again = l;
+		}
 	}
+	sm->flush = again;
 }
 
 /* ---- links: frames ----------------------------------------------------- */
@@ -862,6 +888,31 @@ static void link_input(struct sm *sm, struct sm_link *l)
 	}
 }
 
+/* The edge workers put chunks into our chans: every whole frame in them. */
+static void chan_input(struct sm *sm)
+{
+	for (struct sm_link *l = sm->links; l; l = l->next) {
+		struct chan_chunk *c;
+
+		while (l->cin && (c = chan_get(l->cin))) {
+			size_t off = 0;
+
+			while (l->state != SM_LINK_DEAD && off < c->len) {
+				struct wire_msg m;
+				long r = wire_decode(c->data + off, c->len - off, &m);
+
+				if (r <= 0) {
+					sm_link_kill(l, "malformed frame");
+					break;
+				}
+				link_frame(sm, l, &m);
+				off += (size_t)r;
+			}
+			free(c);
+		}
+	}
+}
+
 /* ---- links: lifetime --------------------------------------------------- */
 
 static int link_new(struct sm *sm, int fd, const char *peer)
@@ -887,7 +938,7 @@ static int link_new(struct sm *sm, int fd, const char *peer)
 	snprintf(l->peer, sizeof(l->peer), "%s", peer);
 	ev.events = EPOLLIN;
 	ev.data.ptr = &l->ev;
-	if (epoll_ctl(sm->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	if (fd >= 0 && epoll_ctl(sm->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		int e = -errno;
 
 		sm_tab_fini(&l->sessions);
@@ -912,8 +963,10 @@ static void link_free(struct sm *sm, struct sm_link *l, bool broadcast)
 		next = s->lnext;
 		session_drop(sm, s, broadcast);
 	}
-	epoll_ctl(sm->epfd, EPOLL_CTL_DEL, l->ev.fd, NULL);
-	close(l->ev.fd);
+	if (l->ev.fd >= 0) {
+		epoll_ctl(sm->epfd, EPOLL_CTL_DEL, l->ev.fd, NULL);
+		close(l->ev.fd);
+	}
 	if (l->prev)
 		l->prev->next = l->next;
 	else
@@ -956,7 +1009,23 @@ int sm_add_link(struct sm *sm, int fd)
 
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
-	return link_new(sm, fd, "embedded");
+	return link_new(sm, fd, "socketpair");
+}
+
+int sm_add_chan_link(struct sm *sm, struct chan *in, struct chan *out)
+{
+	int r = link_new(sm, -1, "embedded");
+
+	if (r == 0) {
+		sm->links->cin = in;       /* link_new puts it first */
+		sm->links->cout = out;
+	}
+	return r;
+}
+
+int sm_chan_fd(const struct sm *sm)
+{
+	return sm->chan_ev.fd;
 }
 
 /* ---- listeners --------------------------------------------------------- */
@@ -1106,6 +1175,7 @@ struct sm *sm_new(const struct sm_config *cfg)
 	memset(sm, 0, sizeof(*sm));
 	sm->epfd = -1;
 	sm->wake.fd = -1;
+	sm->chan_ev.fd = -1;
 	sm->listen.fd = -1;
 	if (!cfg->database || !*cfg->database) {
 		log_error("the session server needs a database", "database=%s", "(none)");
@@ -1133,6 +1203,19 @@ struct sm *sm_new(const struct sm_config *cfg)
 		jid_fold(cfg->domains[i], n, sm->domains[i]);
 		sm->domains[i][n] = '\0';
 		sm->ndomains++;
+	}
+	if (cfg->nshards > 1) {
+		if (cfg->shard_self >= cfg->nshards) {
+			log_error("this session server is not in the shard list", "shards=%zu", cfg->nshards);
+			goto fail;
+		}
+		sm->shard_names = calloc(cfg->nshards, sizeof(*sm->shard_names));
+		if (!sm->shard_names)
+			goto fail;
+		for (size_t i = 0; i < cfg->nshards; i++)
+			sm->shard_names[i] = shard_name_hash(cfg->shards[i], strlen(cfg->shards[i]));
+		sm->nshards = cfg->nshards;
+		sm->shard_self = cfg->shard_self;
 	}
 	sm->hide_os = cfg->hide_os;
 	sm->mam_retention_days = cfg->mam_retention_days;
@@ -1163,6 +1246,13 @@ struct sm *sm_new(const struct sm_config *cfg)
 	sm->store = sm_store_open(cfg->database);
 	if (!sm->store)
 		goto fail;
+	sm->chan_ev.kind = SM_EV_CHAN;
+	sm->chan_ev.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ev.data.ptr = &sm->chan_ev;
+	if (sm->chan_ev.fd < 0 || epoll_ctl(sm->epfd, EPOLL_CTL_ADD, sm->chan_ev.fd, &ev) < 0) {
+		log_error("session server event loop setup failed", "error=\"%s\"", strerror(errno));
+		goto fail;
+	}
 	sm->store_ev.kind = SM_EV_STORE;
 	sm->store_ev.fd = sm_store_fd(sm->store);
 	ev.data.ptr = &sm->store_ev;
@@ -1222,7 +1312,14 @@ int sm_run(struct sm *sm)
 	int64_t next_tick = 0;
 
 	while (!sm->stopping) {
-		int n = epoll_wait(sm->epfd, evs, SM_EPOLL_BATCH, sm_tick(sm, &next_tick));
+		int timeout = sm_tick(sm, &next_tick);
+		int n;
+
+		if (sm->chan_full) {        /* a worker is behind: try its chan again soon */
+			sm->chan_full = false;
+			timeout = 1;
+		}
+		n = epoll_wait(sm->epfd, evs, SM_EPOLL_BATCH, timeout);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -1248,6 +1345,14 @@ int sm_run(struct sm *sm)
 			case SM_EV_STORE:
 				sm_store_complete(sm->store, sm);
 				break;
+			case SM_EV_CHAN: {
+				uint64_t v;
+
+				if (read(ev->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+					log_warn("eventfd read failed", "error=\"%s\"", strerror(errno));
+				chan_input(sm);
+				break;
+			}
 			case SM_EV_LINK: {
 				struct sm_link *l = sm_container_of(ev, struct sm_link, ev);
 
@@ -1319,6 +1424,7 @@ void sm_free(struct sm *sm)
 	for (size_t i = 0; i < sm->ndomains; i++)
 		free(sm->domains[i]);
 	free(sm->domains);
+	free(sm->shard_names);
 	free(sm->secret);
 	sm_pep_free(sm);
 	sm_remote_free(sm);
@@ -1326,6 +1432,8 @@ void sm_free(struct sm *sm)
 	sm_buf_free(&sm->reply);
 	if (sm->wake.fd >= 0)
 		close(sm->wake.fd);
+	if (sm->chan_ev.fd >= 0)
+		close(sm->chan_ev.fd);
 	if (sm->epfd >= 0)
 		close(sm->epfd);
 	free(sm);

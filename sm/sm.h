@@ -19,7 +19,7 @@
 #include <stddef.h>
 
 struct sm_config {
-	const char *database;       /* SQLite file (created if missing) */
+	const char *database;       /* SQLite file (created if missing) or postgresql:// URI */
 	const char *admin_socket;   /* Unix socket for xedgectl; NULL: none */
 	const char *listen;         /* "host:port" or "unix:/path" for edges; NULL: embedded only */
 	const char *secret;         /* shared secret edges present in WIRE_HELLO; NULL: none */
@@ -28,6 +28,13 @@ struct sm_config {
 	bool hide_os;               /* XEP-0092 answers leave the OS out */
 	unsigned mam_retention_days; /* XEP-0313 archive kept this long; 0: no archiving */
 	int mam_default;            /* archived by default: 0 never, 1 roster contacts, 2 always */
+	/* Shards (parser/shard.h, docs/architecture.md): this server owns the
+	 * accounts whose bare JID hashes to shards[shard_self] among
+	 * shards[0..nshards) (names); stanzas for the others go through an edge
+	 * link flagged WIRE_STANZA_SHARD.  nshards <= 1: it owns every account. */
+	const char *const *shards;
+	size_t nshards;
+	size_t shard_self;
 	/* Optional: called on the sm thread from sm_run() every tick_ms (> 0)
 	 * milliseconds, first right after it starts, with the bound-session
 	 * and edge-link counts (xedge-sm: systemd STATUS and WATCHDOG). */
@@ -38,13 +45,25 @@ struct sm_config {
 
 struct sm;
 
+/* The admin socket's answer about an account of another shard: "error: "
+ * this text, a space, the owner's index (sm/admin.c, xedgectl). */
+#define SM_ADMIN_SHARD_REPLY "another shard owns this account: shard"
+
 /* Opens (and creates) the database, binds the listeners.  NULL on failure
  * (the reason is logged). */
 struct sm *sm_new(const struct sm_config *cfg);
 
-/* Adopt an already connected link (embedded mode: one end of a socketpair).
- * The edge still opens it with WIRE_HELLO.  Returns 0 or -errno. */
+/* Adopt an already connected stream socket as a link (the unit tests' harness:
+ * one end of a socketpair).  The edge still opens it with WIRE_HELLO.  0 or
+ * -errno. */
 int sm_add_link(struct sm *sm, int fd);
+/* Adopt an in-process link (embedded shards): frames from an edge worker
+ * arrive on `in`, ours go out on `out` (core/chan.h); `in` must wake
+ * sm_chan_fd().  The edge still opens it with WIRE_HELLO.  0 or -errno. */
+struct chan;
+int sm_add_chan_link(struct sm *sm, struct chan *in, struct chan *out);
+/* The eventfd producers of our in-process links write (chan_init's wake_fd). */
+int sm_chan_fd(const struct sm *sm);
 
 /* Serve until sm_stop().  Returns 0 on a clean stop, -errno on a fatal error. */
 int sm_run(struct sm *sm);
@@ -54,9 +73,10 @@ void sm_stop(struct sm *sm);
 
 void sm_free(struct sm *sm);
 
-/* The session server's metrics in Prometheus text (names xedge_sm_*); from
- * any thread while sm_run() runs (sm/metrics.c). */
+/* The session servers' metrics in Prometheus text (names xedge_sm_*), the
+ * shards sms[0..n) of one process summed; from any thread while sm_run()
+ * runs (sm/metrics.c). */
 struct mx;
-void sm_metrics(struct sm *sm, struct mx *m);
+void sm_metrics(struct sm *const *sms, size_t n, struct mx *m);
 
 #endif

@@ -165,7 +165,8 @@ enum sm_ev_kind {
 	SM_EV_LINK,         /* one edge link */
 	SM_EV_ADMIN_LISTEN, /* admin socket listener */
 	SM_EV_ADMIN,        /* one admin connection */
-	SM_EV_STORE         /* the storage thread's completions */
+	SM_EV_STORE,        /* the storage thread's completions */
+	SM_EV_CHAN          /* eventfd: edge workers put chunks into our chans (core/chan.h) */
 };
 
 struct sm_ev {
@@ -190,6 +191,7 @@ struct sm_link {
 	bool flush_queued;         /* on sm->flush list */
 	char peer[64];             /* where it came from, for logs */
 	struct sm_buf in, out;
+	struct chan *cin, *cout;   /* in-process link (ev.fd -1): from and to the worker */
 	struct sm_tab sessions;    /* sid -> sm_session.by_sid */
 	struct sm_session *shead;  /* all sessions of this link */
 	size_t nsessions;
@@ -319,6 +321,7 @@ struct sm_stats {
 	uint64_t stanza_errors;       /* errors returned to a sender */
 	uint64_t binds;               /* resources bound */
 	uint64_t store_jobs;
+	uint64_t shard_out, shard_in; /* stanzas to / from the other shards */
 	struct mhist store_latency;   /* storage jobs: submitted to done() */
 } __attribute__((aligned(64)));
 
@@ -335,6 +338,8 @@ struct sm {
 	size_t secret_len;
 	struct sm_store *store;
 	struct sm_ev store_ev;         /* its eventfd */
+	struct sm_ev chan_ev;          /* eventfd the in-process links' producers write */
+	bool chan_full;                /* a chan was full: flush again soon */
 	struct xmlstage *xs;
 	struct sm_tab users;           /* bare JID -> sm_user */
 	struct sm_tab by_jid;          /* full JID -> bound sm_session */
@@ -355,6 +360,8 @@ struct sm {
 	bool mam_swept;                /* a retention sweep was submitted ... */
 	int64_t mam_swept_at;          /* ... at this CLOCK_MONOTONIC second */
 	struct sm_remote *remote;      /* external routes (sm/remote.c); NULL until used */
+	uint64_t *shard_names;         /* H(name) of each shard (parser/shard.h); NULL: one shard */
+	size_t nshards, shard_self;
 	void (*tick)(void *arg, size_t nsessions, size_t nlinks); /* sm_config.tick */
 	void *tick_arg;
 	int tick_ms;
@@ -363,6 +370,8 @@ struct sm {
 
 /* sm/sm.c — services the other modules use. */
 bool sm_domain_served(const struct sm *sm, const char *d, size_t n);
+/* Does this shard own the account with the canonical bare JID bare[0..n)? */
+bool sm_owns(const struct sm *sm, const char *bare, size_t n);
 struct sm_session *sm_session_find(struct sm *sm, const char *full, size_t n);
 /* The live link with this id, or NULL (gone or dead): for completions. */
 struct sm_link *sm_link_by_id(struct sm *sm, uint32_t id);

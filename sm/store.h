@@ -1,6 +1,19 @@
 /*
- * sm_store — the session server's storage thread: SQLite (WAL) on a thread of
- * its own, so routing never waits on the disk (DESIGN §6).
+ * sm_store — the session server's storage thread: the database (SQLite in WAL
+ * mode, or PostgreSQL) on a thread of its own, so routing never waits on the
+ * disk or the network (DESIGN §6).
+ *
+ * Backends: session_server.database is a libpq connection URI
+ * ("postgresql://..." or "postgres://...") for PostgreSQL, anything else is
+ * the path of an SQLite file.  Both hold the same tables (below) and run
+ * the same module SQL through the neutral statement API at the end of this
+ * file; the PostgreSQL backend rewrites SQLite's dialect where a statement is
+ * prepared (placeholders, the reserved word user), so module SQL is written
+ * once, in the subset both accept (ON CONFLICT upserts, no INSERT OR ...,
+ * no two-argument MAX, integers not booleans in WHERE).  Several session
+ * servers (shards) may share one database: the SQLite file through several
+ * connections (WAL, a generous busy timeout), PostgreSQL through one
+ * connection each.
  *
  * The sm thread hands work over as jobs.  A job's run() executes on the
  * storage thread with the one database connection; its done() then executes
@@ -10,20 +23,29 @@
  * submitted before it.
  *
  * Write batching: the storage thread takes every job queued so far and runs
- * them in ONE transaction (BEGIN IMMEDIATE ... COMMIT), then posts their
+ * them in ONE transaction (BEGIN [IMMEDIATE] ... COMMIT), then posts their
  * completions.  Under load a batch holds whatever queued during the previous
  * commit, so the commit cost is shared; idle, a job commits alone at once.
- * With synchronous=NORMAL a commit survives a crash of the process (kill -9)
- * without an fsync per batch; checkpoints run on the storage thread too.
- * A job's done() runs only after its batch committed: a completion that says
- * "stored" means stored.  Each job runs inside a savepoint: one that fails
- * part-way (rc -EIO or -ENOMEM) is undone alone, the rest of the batch stays.  If the commit fails the whole batch is rolled
- * back and every job in it completes with rc = -EIO.
+ * SQLite: with synchronous=NORMAL a commit survives a crash of the process
+ * (kill -9) without an fsync per batch; checkpoints run on the storage
+ * thread too.  A job's done() runs only after its batch committed: a
+ * completion that says "stored" means stored.  Each job runs inside a
+ * savepoint: one that fails part-way (rc -EIO or -ENOMEM) is undone alone,
+ * the rest of the batch stays.  On PostgreSQL a failed statement (a
+ * constraint included) also undoes its job's savepoint, since the server
+ * refuses every later statement of the transaction until then: a job stops
+ * at its first failed statement (all modules do).  If the commit fails the
+ * whole batch is rolled back and every job in it completes with rc = -EIO.
+ *
+ * Connection loss (PostgreSQL): the statements of the batch fail, its jobs
+ * complete with -EIO, and the next batch reconnects first (logged once when
+ * lost, once when back; the password is never logged).
  *
  * Module SQL lives with its module: run() functions get prepared statements
  * from sm_db_stmt() by their SQL text (cached per statement) and reset them
  * with sm_db_done().  Tables are created here (the schema, with its version
- * in PRAGMA user_version, is in one place: store.c).
+ * in PRAGMA user_version or the xedge_schema table, is in one place per
+ * backend: store_sqlite.c, store_pg.c).
  *
  * Tables (schema version 2):
  *   users(jid PRIMARY KEY, SCRAM-SHA-1 and -256 salted keys, roster_ver)
@@ -47,7 +69,7 @@ struct sm;
 struct sm_store;
 struct sm_db;
 struct sm_job;
-typedef struct sqlite3_stmt sm_stmt;
+typedef struct sm_stmt sm_stmt;
 
 /* Storage thread: do the work, set j->rc.  Never touches sm state. */
 typedef void (*sm_job_run_fn)(struct sm_db *db, struct sm_job *j);
@@ -71,6 +93,11 @@ struct sm_store *sm_store_open(const char *path);
  * thread and closes the database. */
 void sm_store_close(struct sm_store *st);
 
+/* What logs may say of a database target: an SQLite path as it is, a
+ * PostgreSQL URI as postgresql://user@host:port/dbname (never its password).
+ * Always NUL-terminated in buf. */
+void sm_store_describe(const char *target, char *buf, size_t len);
+
 /* Queue a job (sm thread).  Never fails: the job owns its memory. */
 void sm_store_submit(struct sm_store *st, struct sm_job *j);
 /* The fd the sm polls (EPOLLIN: completions ready). */
@@ -85,20 +112,43 @@ void sm_store_sync(struct sm_store *st, struct sm *sm);
 
 /* ---- for run() functions, on the storage thread ------------------------ */
 
-/* A prepared statement for sql (a string literal: cached by its address). NULL on error (logged). */
+/* What sm_db_step() returns besides -EEXIST and -EIO. */
+enum { SM_DONE = 0, SM_ROW = 1 };
+
+/* A prepared statement for sql (a string literal: cached by its address),
+ * written in the dialect both backends accept (see the top of this file).
+ * NULL on error (logged).  PostgreSQL prepares on the connection at the
+ * first sm_db_step(): SQL it refuses fails there (-EIO, logged). */
 sm_stmt *sm_db_stmt(struct sm_db *db, const char *sql);
-/* Reset q and clear its bindings after use. */
+/* Reset q and clear its bindings after use (NULL: nothing). */
 void sm_db_done(sm_stmt *q);
+
+/* Bind parameter i (1-based, ?i in the SQL).  Text and blobs are not copied:
+ * they must outlive the last sm_db_step() of this use.  A parameter left
+ * unbound is NULL.  A NULL blob pointer binds NULL. */
+void sm_db_bind_text(sm_stmt *q, int i, const char *s);
+void sm_db_bind_int64(sm_stmt *q, int i, int64_t v);
+void sm_db_bind_blob(sm_stmt *q, int i, const void *p, size_t n);
+void sm_db_bind_null(sm_stmt *q, int i);
+
+/* Run q, or advance to its next row: SM_ROW (the columns are readable until
+ * the next step or sm_db_done), SM_DONE, -EEXIST (a unique or primary key
+ * refused the row: nothing changed), -EIO (not logged: sm_db_fail()). */
+int sm_db_step(sm_stmt *q);
+/* Columns of the current row (0-based).  Text is NUL-terminated, NULL for
+ * SQL NULL; a blob is NULL for SQL NULL or empty; numbers are 0 for NULL. */
+const char *sm_db_col_text(sm_stmt *q, int i);
+int64_t sm_db_col_int64(sm_stmt *q, int i);
+const void *sm_db_col_blob(sm_stmt *q, int i);
+size_t sm_db_col_bytes(sm_stmt *q, int i);
+
 /* Log the database's last error for what; returns -EIO. */
 int sm_db_fail(struct sm_db *db, const char *what);
-/* Step a statement that returns no rows, then reset it: 0 or -EIO. */
+/* Step a statement that returns no rows, then reset it: 0, -EEXIST (not
+ * logged) or -EIO (logged). */
 int sm_db_exec(struct sm_db *db, sm_stmt *q, const char *what);
-/* Rows changed by the last statement. */
+/* Rows changed by the last INSERT, UPDATE or DELETE. */
 int sm_db_changes(struct sm_db *db);
-/* The extended result code of the last failure (SQLITE_CONSTRAINT_PRIMARYKEY...). */
-int sm_db_errcode(struct sm_db *db);
-/* Text binding helpers: the string must outlive the step (SQLITE_STATIC). */
-void sm_db_text(sm_stmt *q, int i, const char *s);
 
 /* ---- accounts (storage thread) ----------------------------------------- */
 

@@ -16,7 +16,6 @@
  * left.  Bounds: SM_MAX_PARKED stanzas per record, SM_MAX_ROSTER rows.
  */
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,9 +172,9 @@ static int grow(void **p, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
-static char *col_dup(sqlite3_stmt *q, int col)
+static char *col_dup(sm_stmt *q, int col)
 {
-	const char *t = (const char *)sqlite3_column_text(q, col);
+	const char *t = sm_db_col_text(q, col);
 
 	return strdup(t ? t : "");
 }
@@ -191,17 +190,17 @@ static void load_run(struct sm_db *db, struct sm_job *j)
 	static const char sql_mam[] =
 		"SELECT value FROM kv WHERE user = ?1 AND ns = 'urn:xmpp:mam:2' AND key = 'default'";
 	struct load_job *lj = (struct load_job *)j;
-	sqlite3_stmt *q = sm_db_stmt(db, sql_user);
+	sm_stmt *q = sm_db_stmt(db, sql_user);
 	int rc;
 
 	if (!q)
 		goto fail;
-	sm_db_text(q, 1, lj->bare);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW) {
+	sm_db_bind_text(q, 1, lj->bare);
+	rc = sm_db_step(q);
+	if (rc == SM_ROW) {
 		lj->exists = true;
-		lj->roster_ver = (uint64_t)sqlite3_column_int64(q, 0);
-	} else if (rc != SQLITE_DONE) {
+		lj->roster_ver = (uint64_t)sm_db_col_int64(q, 0);
+	} else if (rc != SM_DONE) {
 		sm_db_done(q);
 		goto fail;
 	}
@@ -211,13 +210,13 @@ static void load_run(struct sm_db *db, struct sm_job *j)
 	q = sm_db_stmt(db, sql_roster);
 	if (!q)
 		goto fail;
-	sm_db_text(q, 1, lj->bare);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW && lj->nrows < SM_MAX_ROSTER) {
+	sm_db_bind_text(q, 1, lj->bare);
+	while ((rc = sm_db_step(q)) == SM_ROW && lj->nrows < SM_MAX_ROSTER) {
 		struct sm_roster_item *it;
-		const char *subs = (const char *)sqlite3_column_text(q, 2);
+		const char *subs = sm_db_col_text(q, 2);
 		int sub = subs ? sm_sub_parse(subs) : -1;
-		const void *pin = sqlite3_column_blob(q, 4);
-		int pin_len = sqlite3_column_bytes(q, 4);
+		const void *pin = sm_db_col_blob(q, 4);
+		size_t pin_len = sm_db_col_bytes(q, 4);
 
 		if (grow((void **)&lj->rows, &lj->cap, lj->nrows, sizeof(*it)) < 0)
 			goto nomem;
@@ -227,10 +226,10 @@ static void load_run(struct sm_db *db, struct sm_job *j)
 		it->name = col_dup(q, 1);
 		it->groups = col_dup(q, 6);
 		it->sub = sub < 0 ? SM_SUB_NONE : sub;
-		it->ask = sqlite3_column_int(q, 3) != 0;
-		it->preapproved = sqlite3_column_int(q, 5) != 0;
-		it->ver = (uint64_t)sqlite3_column_int64(q, 7);
-		it->listed = sqlite3_column_int(q, 8) != 0;
+		it->ask = sm_db_col_int64(q, 3) != 0;
+		it->preapproved = sm_db_col_int64(q, 5) != 0;
+		it->ver = (uint64_t)sm_db_col_int64(q, 7);
+		it->listed = sm_db_col_int64(q, 8) != 0;
 		if (pin && pin_len > 0) {
 			it->pending_in = sm_memdup_z(pin, (size_t)pin_len);
 			it->pending_in_len = (size_t)pin_len;
@@ -240,13 +239,13 @@ static void load_run(struct sm_db *db, struct sm_job *j)
 			goto nomem;
 	}
 	sm_db_done(q);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	if (rc != SM_ROW && rc != SM_DONE)
 		goto fail;
 	q = sm_db_stmt(db, sql_block);
 	if (!q)
 		goto fail;
-	sm_db_text(q, 1, lj->bare);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+	sm_db_bind_text(q, 1, lj->bare);
+	while ((rc = sm_db_step(q)) == SM_ROW) {
 		char *b;
 
 		if (grow((void **)&lj->blocked, &lj->bcap, lj->nblocked, sizeof(char *)) < 0)
@@ -257,22 +256,22 @@ static void load_run(struct sm_db *db, struct sm_job *j)
 		lj->blocked[lj->nblocked++] = b;
 	}
 	sm_db_done(q);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	if (rc != SM_ROW && rc != SM_DONE)
 		goto fail;
 	q = sm_db_stmt(db, sql_mam);
 	if (!q)
 		goto fail;
-	sm_db_text(q, 1, lj->bare);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW) {
-		const char *v = (const char *)sqlite3_column_text(q, 0);
+	sm_db_bind_text(q, 1, lj->bare);
+	rc = sm_db_step(q);
+	if (rc == SM_ROW) {
+		const char *v = sm_db_col_text(q, 0);
 
 		lj->mam_default = !v ? -1 : !strcmp(v, "always") ? SM_MAM_ALWAYS
 				  : !strcmp(v, "roster") ? SM_MAM_ROSTER : !strcmp(v, "never") ? SM_MAM_NEVER
 				  : -1;
 	}
 	sm_db_done(q);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	if (rc != SM_ROW && rc != SM_DONE)
 		goto fail;
 	return;
 nomem:

@@ -5,7 +5,10 @@
  * synchronous=NORMAL), then the same messages listed and deleted the way
  * delivery does.
  *
- *   make bench-store [STORE_N=200000] [STORE_SIZE=300]
+ *   make bench-store [STORE_N=200000] [STORE_SIZE=300] [STORE_DB=postgresql://...]
+ *
+ * STORE_DB: a PostgreSQL URI (an empty database) instead of a fresh SQLite
+ * file in /tmp.
  *
  * The submitting thread plays the sm's routing thread: it only queues; the
  * figure is how fast the storage thread empties the queue, and the batch
@@ -49,17 +52,20 @@ int main(int argc, char **argv)
 {
 	long n = argc > 1 ? strtol(argv[1], NULL, 10) : 200000;
 	long size = argc > 2 ? strtol(argv[2], NULL, 10) : 300;
-	char dir[] = "/tmp/storebench.XXXXXX", path[128], user[64], *raw;
+	char dir[] = "/tmp/storebench.XXXXXX", path[512], user[64], *raw;
 	struct sm *sm = calloc(1, sizeof(*sm));
 	long users, i;
 	double t0, t1;
 
 	if (n <= 0 || size < 64 || size > 65536 || !sm || !mkdtemp(dir)) {
-		fprintf(stderr, "usage: storebench [MESSAGES] [BYTES]\n");
+		fprintf(stderr, "usage: storebench [MESSAGES] [BYTES] [DATABASE]\n");
 		return 1;
 	}
 	log_min_level = LOG_INFO;    /* the store logs batches= and jobs= at close */
-	snprintf(path, sizeof(path), "%s/bench.db", dir);
+	if (argc > 3 && *argv[3])
+		snprintf(path, sizeof(path), "%s", argv[3]);
+	else
+		snprintf(path, sizeof(path), "%s/bench.db", dir);
 	sm->store = sm_store_open(path);
 	raw = malloc((size_t)size + 1);
 	if (!sm->store || !raw || sm_tab_init(&sm->by_jid) < 0 || sm_tab_init(&sm->users) < 0)

@@ -213,6 +213,7 @@ class ServerOptions:
     proxy_protocol: bool = False    # every listener requires a PROXY header
     tls_require: bool = True
     workers: int = WORKERS
+    shards: int = 0                 # embedded session-server shards (0: xedge's default, one per core)
     max_auth_failures: int = 3
     max_stanza_bytes: int = 65536
     handshake_timeout: int = 10
@@ -236,6 +237,8 @@ class ServerOptions:
                                      # xedge-sm (sm_admin_port) in external mode
     drain: dict = field(default_factory=dict)    # drain: keys (redirect, rate, grace)
     sm_env: dict = field(default_factory=dict)   # more environment for xedge-sm (external)
+    database: str = ""               # session_server.database (default: xedge.db in the
+                                     # test's folder; a postgresql:// URI: see pgserver.py)
 
     @classmethod
     def from_param(cls, param):
@@ -264,7 +267,7 @@ class Server:
         self.procs: list = []
         self.cert, self.key = cert
         self.admin_socket = sockdir / "admin.sock"
-        self.database = workdir / "xedge.db"
+        self.database = opts.database or workdir / "xedge.db"
         self.secret = "link-secret-" + os.urandom(6).hex()
         self.edge_config = workdir / "xedge.yaml"
         self.ws_port = free_port() if opts.ws else None
@@ -305,7 +308,8 @@ class Server:
             listeners += [("component", self.component_port)]
         listeners += [(t, p if ":" in str(p) else f"127.0.0.1:{p}") for t, p in o.extra_listeners]
         pp = "    proxy_protocol: true\n" if o.proxy_protocol else ""
-        edge = (f"workers: {o.workers}\n"
+        edge = (f"workers: {o.workers}\n" +
+                (f"shards: {o.shards}\n" if o.shards else "") +
                 f"log_level: {o.log_level}\n"
                 "listeners:\n" +
                 "".join(f"  - type: {t}\n    address: {p if ':' in str(p) else f'127.0.0.1:{p}'}\n{pp}"
@@ -417,8 +421,9 @@ class Server:
         self.edge = edge
         self._wait(edge, "'xedge started' log line", lambda: "xedge started" in edge.text())
         if self.opts.mode != "upstream":
-            self._wait(edge, f"{self.opts.workers} 'session server link up' log lines",
-                       lambda: edge.text().count("session server link up") >= self.opts.workers)
+            links = self.opts.workers * self.shards()
+            self._wait(edge, f"{links} 'session server link up' log lines (one per worker and shard)",
+                       lambda: edge.text().count("session server link up") >= links)
         if self.opts.mode == "embedded":
             self._wait(edge, "admin socket", self.admin_socket.exists)
         for port in (self.c2s_port, self.tls_port, self.ws_port, self.wss_port,
@@ -427,6 +432,14 @@ class Server:
                 continue
             self._wait(edge, f"listener on 127.0.0.1:{port}", lambda port=port: port_accepts(port))
         return self
+
+    def shards(self) -> int:
+        """Session-server shards the edge links each worker to (from its start-up log)."""
+        if self.opts.mode != "embedded":
+            return 1
+        m = re.search(r'msg="embedded session servers" shards=(\d+)', self.edge.text())
+        assert m, "xedge logged no 'embedded session servers' line"
+        return int(m.group(1))
 
     def restart_sm(self) -> list:
         """External mode: stop xedge-sm (SIGTERM) and start it again with the same

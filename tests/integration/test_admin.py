@@ -43,7 +43,8 @@ def test_metrics_count_what_clients_did(server):
         assert m['xedge_sm_sessions'] == 2
         assert m['xedge_sm_stanzas_routed_total{kind="message"}'] == 12
         assert m['xedge_sm_stanzas_delivered_total{kind="message"}'] == 12
-        assert m['xedge_session_server_links{state="up"}'] == server.opts.workers
+        # one link per worker and shard (shards: one per core by default)
+        assert m['xedge_session_server_links{state="up"}'] == server.opts.workers * m['xedge_sm_shards']
         assert m['xedge_login_duration_seconds_count'] == 2
         assert m['xedge_session_server_rtt_seconds_count'] >= 2
         assert m['xedge_network_bytes_total{direction="in"}'] > 0

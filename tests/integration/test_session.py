@@ -101,6 +101,7 @@ def test_login_presence_and_chat(buddies, mech, direct_tls):
 def test_ping_roster_and_disco(server):
     server.roster_add("alice", "bob", "both", "Bob")
     server.roster_add("alice", "carol", "to", "Carol")
+    server.roster_add("carol", "alice", "from")   # both sides agree (carol may be on another shard)
     listed = server.ctl("roster", "list", "alice@localhost").stdout.splitlines()
     assert sorted(listed) == ["bob@localhost both Bob", "carol@localhost to Carol"], listed
 

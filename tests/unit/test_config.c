@@ -30,6 +30,31 @@ static int load(const char *yaml, struct config *cfg, char *err, size_t errlen)
 	return r;
 }
 
+#define DB_DOMAIN "domains: [{name: example.org, cert: /etc/c.pem, key: /etc/k.pem}]\n"
+
+/* session_server.database: a file relative to the configuration's folder,
+ * or a PostgreSQL URI taken as it is (sm/store.h). */
+static void test_database_path_or_uri(void **state)
+{
+	static const char *const uris[] = {
+		"postgresql://xedge:pw@db.example:5432/xedge?sslmode=require",
+		"postgres://db.example/xedge",
+	};
+	struct config cfg;
+	char err[512], yaml[256];
+
+	assert_int_equal(load(DB_DOMAIN "session_server: {database: x.db}\n", &cfg, err,
+			      sizeof(err)), 0);
+	assert_string_equal(cfg.sm.database, "/tmp/x.db");
+	config_free(&cfg);
+	for (size_t i = 0; i < sizeof(uris) / sizeof(uris[0]); i++) {
+		snprintf(yaml, sizeof(yaml), DB_DOMAIN "session_server: {database: '%s'}\n", uris[i]);
+		assert_int_equal(load(yaml, &cfg, err, sizeof(err)), 0);
+		assert_string_equal(cfg.sm.database, uris[i]);
+		config_free(&cfg);
+	}
+}
+
 static void test_full(void **state)
 {
 	struct config cfg;
@@ -327,6 +352,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_database_path_or_uri),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_s2s),
 		cmocka_unit_test(test_stream_management),

@@ -424,7 +424,7 @@ static void test_enum_values(void **state)
 	uint8_t b[256];
 	size_t n;
 
-	/* stanza kind 0 / 4; flags: TRACK, RETURNED (XEP-0198 §4) or nothing */
+	/* stanza kind 0 / 4; flags: TRACK, SHARD, RETURNED (XEP-0198 §4), any of them or nothing */
 	m = sample(WIRE_STANZA);
 	n = wire_encode(&m, b, sizeof(b));
 	b[13] = 0;
@@ -435,12 +435,15 @@ static void test_enum_values(void **state)
 	b[14] = WIRE_STANZA_TRACK;
 	assert_int_equal(wire_decode(b, n, &d), (long)n);
 	assert_int_equal(d.u.stanza.flags, WIRE_STANZA_TRACK);
+	b[14] = WIRE_STANZA_SHARD | WIRE_STANZA_TRACK;
+	assert_int_equal(wire_decode(b, n, &d), (long)n);
+	assert_int_equal(d.u.stanza.flags, WIRE_STANZA_SHARD | WIRE_STANZA_TRACK);
 	b[14] = WIRE_STANZA_RETURNED;
 	assert_int_equal(wire_decode(b, n, &d), (long)n);
 	assert_int_equal(d.u.stanza.flags, WIRE_STANZA_RETURNED);
-	b[14] = WIRE_STANZA_TRACK | WIRE_STANZA_RETURNED;
+	b[14] = WIRE_STANZA_TRACK | WIRE_STANZA_SHARD | WIRE_STANZA_RETURNED;
 	assert_int_equal(wire_decode(b, n, &d), (long)n);
-	for (unsigned f = 4; f < 256; f++) {
+	for (unsigned f = 8; f < 256; f++) {
 		b[14] = (uint8_t)f;
 		assert_int_equal(wire_decode(b, n, &d), -1);
 	}
@@ -457,7 +460,7 @@ static void test_enum_values(void **state)
 	assert_int_equal(b[14], WIRE_STANZA_RETURNED);
 	assert_int_equal(wire_decode(b, n, &d), (long)n);
 	assert_int_equal(d.u.stanza.flags, WIRE_STANZA_RETURNED);
-	m.u.stanza.flags = 4;
+	m.u.stanza.flags = 8;
 	assert_int_equal(wire_encode(&m, b, sizeof(b)), 0);
 	m.u.stanza.flags = WIRE_STANZA_TRACK | 0x80;
 	assert_int_equal(wire_encode(&m, b, sizeof(b)), 0);

@@ -1,0 +1,63 @@
+#!/usr/bin/python3
+"""bench/shards helpers.
+
+  summary.py scrape URL            print xedge_shard_relayed_total from an edge's /metrics
+  summary.py report RES CONFIG...  the summary table (markdown) of the runs in RES
+"""
+import json
+import sys
+import urllib.request
+
+
+def scrape(url):
+    body = urllib.request.urlopen(url, timeout=10).read().decode()
+    total = 0.0
+    for line in body.splitlines():
+        if line.startswith("xedge_shard_relayed_total"):
+            total += float(line.rsplit(" ", 1)[1])
+    print(int(total))
+
+
+def steady(series):
+    """The seconds with messages and no login, the first and last dropped (ramps)."""
+    s = [p for p in series if p.get("logins_s", 0) == 0 and p.get("recv_s", 0) > 0 and
+         p.get("target_cpu", -1) >= 0]
+    return s[1:-1] if len(s) > 3 else s
+
+
+def report(res, configs):
+    names = {"1": "1 shard (thread)", "2": "2 shards (threads)", "4": "4 shards (threads)",
+             "8": "8 shards (threads)", "procs2": "2 xedge-sm processes"}
+    rows = []
+    base = None
+    for c in configs:
+        try:
+            j = json.load(open(f"{res}/{c}.json"))
+            x = json.load(open(f"{res}/{c}.cross.json"))
+        except (OSError, ValueError) as e:
+            rows.append(f"| {names.get(c, c)} | run failed: {e} | | | | |")
+            continue
+        m = j["messages"]
+        st = steady(j.get("series", []))
+        recv = sum(p["recv_s"] for p in st)
+        cpu_s = sum(p["target_cpu"] for p in st) / 100.0
+        per_k = cpu_s / recv * 1000 if recv else float("nan")
+        if base is None:
+            base = per_k
+        cross = (x["cross_after"] - x["cross_before"]) / m["received_total"] if m["received_total"] else 0
+        lost = m["lost"]
+        rows.append(f"| {names.get(c, c)} | {m['recv_per_s']:,.0f} | {per_k:.3f} | {per_k / base:.2f} | "
+                    f"{100 * cross:.0f} % | {lost}{' LOST' if lost else ''} |")
+    print("| configuration | messages/s received | server CPU-s per 1,000 messages | vs 1 shard | "
+          "crossed shards | lost |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "scrape":
+        scrape(sys.argv[2])
+    elif sys.argv[1] == "report":
+        report(sys.argv[2], sys.argv[3:])
+    else:
+        sys.exit(__doc__)

@@ -1,0 +1,320 @@
+"""Session servers as shards (docs/architecture.md, "Shards"): each account lives on the
+shard its bare JID hashes to (rendezvous hashing, parser/shard.h), and users of two
+shards talk to each other as if there were one server.
+
+In one process (`shards: 2`, threads) and across processes (two xedge-sm listed in
+backend.shards).  The suite's users split across two shards named "0" and "1":
+alice and bob on shard 1, carol on shard 0 (test_owner_is_the_published_hash checks
+that against the C code through the servers' own counters), so alice <-> carol is the
+cross-shard pair; every test asserts that its stanzas really crossed shards.
+"""
+import subprocess
+
+import pytest
+
+from conftest import USERS, Proc, binary, child_env, free_port, wait_until
+from rawxmpp import NS_CLIENT, Raw, dump, q
+
+MESSAGE, PRESENCE, IQ = q(NS_CLIENT, "message"), q(NS_CLIENT, "presence"), q(NS_CLIENT, "iq")
+BODY = q(NS_CLIENT, "body")
+NS_ROSTER = "jabber:iq:roster"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+_M = (1 << 64) - 1
+_FNV = 0xcbf29ce484222325
+
+
+def _fnv(h, data):
+    for c in data:
+        h = ((h ^ c) * 0x100000001b3) & _M
+    return h
+
+
+def _mix(h):
+    h ^= h >> 30
+    h = (h * 0xbf58476d1ce4e5b9) & _M
+    h ^= h >> 27
+    h = (h * 0x94d049bb133111eb) & _M
+    return h ^ (h >> 31)
+
+
+def owner(bare, names):
+    """parser/shard.c's shard_owner, written again from its description."""
+    k = _fnv(_FNV, bare.encode())
+    scores = [_mix(_fnv(_FNV, n.encode()) ^ k) for n in names]
+    return scores.index(max(scores))
+
+
+SHARDED = {"shards": 2, "admin": True}
+
+
+PASSWORD = "shard-Secret-9"
+
+
+def login(port, user, resource, presence=True):
+    c = Raw(port)
+    c.login(user, USERS.get(user, PASSWORD), resource)
+    if presence:
+        c.send("<presence/>")
+    return c
+
+
+def message_with(c, body, timeout=10.0):
+    return c.wait_for(lambda e: e.tag == MESSAGE and e.findtext(BODY) == body, timeout)
+
+
+def presence_from(c, jid, ptype=None, timeout=10.0):
+    return c.wait_for(lambda e: e.tag == PRESENCE and e.get("from") == jid and
+                      e.get("type") == ptype, timeout)
+
+
+def ctl_socket(sock, *args):
+    return subprocess.run([str(binary("xedgectl")), "-s", str(sock), *args], capture_output=True,
+                          text=True, timeout=30, env=child_env())
+
+
+def test_users_split_across_shards():
+    """The fixed facts the other tests stand on."""
+    assert owner("alice@localhost", ["0", "1"]) == 1
+    assert owner("bob@localhost", ["0", "1"]) == 1
+    assert owner("carol@localhost", ["0", "1"]) == 0
+
+
+@pytest.mark.parametrize("server", [SHARDED], indirect=True)
+def test_owner_is_the_published_hash(server):
+    """Each user's session is on the shard the hash names: xedgectl's `sessions` asks
+    every shard's admin socket, and each bound session counts on its own shard only."""
+    carol = login(server.c2s_port, "carol", "c")
+    alice = login(server.c2s_port, "alice", "a")
+    try:
+        wait_until(lambda: server.metric("xedge_sm_sessions") == 2, what="two sessions bound")
+        lines = server.sessions()
+        assert any("carol@localhost/c" in l for l in lines), lines
+        assert any("alice@localhost/a" in l for l in lines), lines
+        # Shard 0's own socket lists carol only, shard 1's alice only.
+        r0 = server.ctl("sessions").stdout
+        assert "carol@localhost/c" in r0 and "alice@localhost/a" in r0, r0
+        one = ctl_socket(f"{server.admin_socket}.1", "sessions")
+        assert "alice@localhost/a" in one.stdout and "carol" not in one.stdout, one
+    finally:
+        alice.close()
+        carol.close()
+
+
+@pytest.mark.parametrize("server", [SHARDED], indirect=True)
+def test_cross_shard_chat_presence_and_roster(server):
+    """alice (shard 1) and carol (shard 0): subscription handshake, roster pushes on
+    both sides, presence both ways, chat both ways, an iq between full JIDs."""
+    alice = login(server.c2s_port, "alice", "a", presence=False)
+    carol = login(server.c2s_port, "carol", "c", presence=False)
+    try:
+        for c in (alice, carol):    # interested resources get roster pushes (RFC 6121 §2.1.6)
+            c.send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>")
+            c.wait_for(lambda e: e.tag == IQ and e.get("id") == "r0", 10.0)
+            c.send("<presence/>")
+        alice.send("<presence to='carol@localhost' type='subscribe'/>")
+        req = presence_from(carol, "alice@localhost", "subscribe")
+        assert req.get("to") in ("carol@localhost", "carol@localhost/c"), dump(req)
+        carol.send("<presence to='alice@localhost' type='subscribed'/>")
+        # alice's roster push says both (to) and she gets carol's presence.
+        push = alice.wait_for(lambda e: e.tag == IQ and e.get("type") == "set" and
+                              e.find(f"{{{NS_ROSTER}}}query/{{{NS_ROSTER}}}item[@jid='carol@localhost']")
+                              is not None and
+                              e.find(f"{{{NS_ROSTER}}}query/{{{NS_ROSTER}}}item").get("subscription")
+                              == "to", 10.0)
+        alice.send(f"<iq type='result' id='{push.get('id')}'/>")
+        presence_from(alice, "carol@localhost/c")
+        # And the other way.
+        carol.send("<presence to='alice@localhost' type='subscribe'/>")
+        presence_from(alice, "carol@localhost", "subscribe")
+        alice.send("<presence to='carol@localhost' type='subscribed'/>")
+        presence_from(carol, "alice@localhost/a")
+        # Chat both ways, in order.
+        for i in range(20):
+            alice.send(f"<message to='carol@localhost' type='chat'><body>a{i}</body></message>")
+        got = [message_with(carol, f"a{i}").findtext(BODY) for i in range(20)]
+        assert got == [f"a{i}" for i in range(20)]
+        carol.send("<message to='alice@localhost/a' type='chat'><body>hi alice</body></message>")
+        m = message_with(alice, "hi alice")
+        assert m.get("from") == "carol@localhost/c", dump(m)
+        # An iq to a full JID on the other shard, and its answer back.
+        alice.send("<iq type='get' id='v1' to='carol@localhost/c'><query xmlns='jabber:iq:version'/></iq>")
+        got = carol.wait_for(lambda e: e.tag == IQ and e.get("id") == "v1", 10.0)
+        assert got.get("from") == "alice@localhost/a", dump(got)
+        carol.send("<iq type='result' id='v1' to='alice@localhost/a'><query xmlns='jabber:iq:version'>"
+                   "<name>raw</name></query></iq>")
+        r = alice.wait_for(lambda e: e.tag == IQ and e.get("id") == "v1", 10.0)
+        assert r.get("type") == "result" and r.get("from") == "carol@localhost/c", dump(r)
+        # carol goes offline: alice sees unavailable across the shards.
+        carol.send("</stream:stream>")
+        presence_from(alice, "carol@localhost/c", "unavailable")
+    finally:
+        alice.close()
+        carol.close()
+    # The stanzas crossed shards through the edge, and none was lost on the way.
+    assert server.metric("xedge_sm_shard_stanzas_total", dir="out") >= 25
+    assert server.metric("xedge_sm_shard_stanzas_total", dir="in") >= 25
+    assert server.metric("xedge_shard_relayed_total") >= 25
+    assert server.metric("xedge_shard_relay_failed_total") == 0
+
+
+@pytest.mark.parametrize("server", [SHARDED], indirect=True)
+def test_cross_shard_offline_and_errors(server):
+    """A message to an offline user of the other shard is stored there and delivered at
+    its next login; one to an account that does not exist on the other shard comes back
+    as service-unavailable (RFC 6121 §8.5.2.2.1), from the address it was sent to."""
+    alice = login(server.c2s_port, "alice", "a")
+    try:
+        alice.send("<message to='carol@localhost' type='chat' id='m1'><body>while away</body></message>")
+        owner_of_nobody = next(n for n in (f"nobody{i}" for i in range(100))
+                               if owner(f"{n}@localhost", ["0", "1"]) == 0)
+        alice.send(f"<message to='{owner_of_nobody}@localhost' type='chat' id='m2'><body>x</body></message>")
+        err = alice.wait_for(lambda e: e.tag == MESSAGE and e.get("id") == "m2", 10.0)
+        assert err.get("type") == "error" and err.get("from") == f"{owner_of_nobody}@localhost", dump(err)
+        assert err.find(f"{{{NS_CLIENT}}}error/{{{NS_STANZAS}}}service-unavailable") is not None, dump(err)
+        wait_until(lambda: server.metric("xedge_sm_offline_stored_total") == 1,
+                   what="the message stored on carol's shard")
+        carol = login(server.c2s_port, "carol", "c")
+        try:
+            m = message_with(carol, "while away")
+            assert m.get("from") == "alice@localhost/a", dump(m)
+        finally:
+            carol.close()
+    finally:
+        alice.close()
+
+
+@pytest.mark.parametrize("server", [SHARDED], indirect=True)
+def test_xedgectl_follows_the_owner(server):
+    """Commands about an account go to the shard that owns it: a roster item added for
+    carol (shard 0) and for alice (shard 1) reaches each one's client as a push."""
+    alice = login(server.c2s_port, "alice", "a", presence=False)
+    carol = login(server.c2s_port, "carol", "c", presence=False)
+    try:
+        for c in (alice, carol):
+            c.send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>")
+            c.wait_for(lambda e: e.tag == IQ and e.get("id") == "r0", 10.0)
+        server.roster_add("alice", "dave@localhost", "none", "Dave")
+        server.roster_add("carol", "erin@localhost", "none", "Erin")
+        for c, contact in ((alice, "dave@localhost"), (carol, "erin@localhost")):
+            c.wait_for(lambda e, contact=contact: e.tag == IQ and e.get("type") == "set" and
+                       e.find(f"{{{NS_ROSTER}}}query/{{{NS_ROSTER}}}item[@jid='{contact}']")
+                       is not None, 10.0)
+        assert "dave@localhost" in server.ctl("roster", "list", "alice@localhost").stdout
+        assert "erin@localhost" in server.ctl("roster", "list", "carol@localhost").stdout
+    finally:
+        alice.close()
+        carol.close()
+
+
+# ---- several xedge-sm processes -----------------------------------------------------
+
+@pytest.fixture
+def two_sm(tmp_path, sockdir, cert):
+    """xedge with backend.shards naming two xedge-sm processes on one database, and one
+    account on each: {"c2s": port, "procs": [sm0, sm1, edge], "users": [on 0, on 1]}."""
+    crt, key = cert
+    ports = [free_port(), free_port()]
+    c2s = free_port()
+    names = [f"127.0.0.1:{p}" for p in ports]
+    # The owner depends on the names, which hold random ports: pick one user per shard.
+    users = [next(f"u{i}" for i in range(1000) if owner(f"u{i}@localhost", names) == k)
+             for k in (0, 1)]
+    shards = "".join(f"    - \"{n}\"\n" for n in names)
+    domain = f"domains:\n  - name: localhost\n    cert: {crt}\n    key: {key}\n"
+    procs = []
+    try:
+        for i, p in enumerate(ports):
+            cfg = tmp_path / f"sm{i}.yaml"
+            cfg.write_text("log_level: debug\n" + domain +
+                           f"backend:\n  shards:\n{shards}"
+                           "session_server:\n"
+                           f"  database: {tmp_path / 'accounts.db'}\n"
+                           f"  admin_socket: {sockdir / f'sm{i}.sock'}\n"
+                           f"  listen: \"{names[i]}\"\n  secret: \"s3cret\"\n")
+            sm = Proc(f"xedge-sm-{i}", [str(binary("xedge-sm")), "-c", str(cfg)], tmp_path / f"sm{i}.log")
+            procs.append(sm)
+            wait_until(lambda sm=sm: "xedge-sm started" in sm.text(), what=f"xedge-sm {i} started")
+        edge_cfg = tmp_path / "edge.yaml"
+        edge_cfg.write_text("workers: 2\nlog_level: debug\n" + domain +
+                            f"listeners:\n  - type: c2s\n    address: 127.0.0.1:{c2s}\n"
+                            f"backend:\n  shards:\n{shards}  secret: \"s3cret\"\n")
+        edge = Proc("xedge", [str(binary("xedge")), "-c", str(edge_cfg)], tmp_path / "edge.log")
+        procs.append(edge)
+        wait_until(lambda: edge.text().count("session server link up") >= 4,
+                   what="4 links up (2 workers x 2 shards)")
+        for i, user in enumerate(users):
+            r = ctl_socket(sockdir / f"sm{i}.sock", "user", "add", f"{user}@localhost", PASSWORD)
+            assert r.returncode == 0, r
+        # The wrong process says which shard owns the account.
+        r = ctl_socket(sockdir / "sm0.sock", "roster", "list", f"{users[1]}@localhost")
+        assert r.returncode == 1 and "shard 1 of backend.shards owns this account" in r.stderr, r
+        yield {"c2s": c2s, "procs": procs, "users": users}
+    finally:
+        problems = []
+        for p in reversed(procs):
+            problems += p.stop()
+        if problems:
+            pytest.fail("shutdown:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+def test_two_processes_chat_and_presence(two_sm):
+    """One user on each xedge-sm: presence and chat cross the processes, and each
+    process holds only its own user's session."""
+    u0, u1 = two_sm["users"]
+    a = login(two_sm["c2s"], u1, "a")
+    b = login(two_sm["c2s"], u0, "b")
+    try:
+        a.send(f"<presence to='{u0}@localhost' type='subscribe'/>")
+        presence_from(b, f"{u1}@localhost", "subscribe")
+        b.send(f"<presence to='{u1}@localhost' type='subscribed'/>")
+        presence_from(a, f"{u0}@localhost/b")
+        a.send(f"<message to='{u0}@localhost' type='chat'><body>across</body></message>")
+        assert message_with(b, "across").get("from") == f"{u1}@localhost/a"
+        b.send(f"<message to='{u1}@localhost/a' type='chat'><body>back</body></message>")
+        assert message_with(a, "back").get("from") == f"{u0}@localhost/b"
+    finally:
+        a.close()
+        b.close()
+    sm0, sm1 = two_sm["procs"][0].text(), two_sm["procs"][1].text()
+    assert f'jid="{u0}@localhost/b"' in sm0 and f'jid="{u1}@localhost/a"' not in sm0
+    assert f'jid="{u1}@localhost/a"' in sm1 and f'jid="{u0}@localhost/b"' not in sm1
+
+
+def test_one_shard_killed(two_sm):
+    """kill -9 of one xedge-sm: only its users lose their sessions (a stream error, not
+    silence); the other shard's users go on; a message to a user of the dead shard comes
+    back to its sender as an error instead of vanishing; once the shard is back its
+    users log in again and messages flow."""
+    u0, u1 = two_sm["users"]
+    sm1 = two_sm["procs"][1]
+    a = login(two_sm["c2s"], u1, "a")
+    b = login(two_sm["c2s"], u0, "b")
+    try:
+        sm1.p.kill()
+        sm1.p.wait(10)
+        sm1.stopped = True
+        err = a.wait_for(lambda e: e.tag == "{http://etherx.jabber.org/streams}error", 10.0)
+        assert err.find("{urn:ietf:params:xml:ns:xmpp-streams}internal-server-error") is not None, dump(err)
+        r = b.ping("alive")
+        assert r.get("type") == "result", dump(r)
+        b.send(f"<message to='{u1}@localhost' type='chat' id='lost1'><body>to the dead shard</body></message>")
+        e = b.wait_for(lambda x: x.tag == MESSAGE and x.get("id") == "lost1", 10.0)
+        assert e.get("type") == "error", dump(e)
+        assert e.find(f"{{{NS_CLIENT}}}error/{{{NS_STANZAS}}}internal-server-error") is not None, dump(e)
+    finally:
+        a.close()
+    # Back on the same config and database.
+    again = Proc("xedge-sm-1b", sm1.argv, sm1.log.parent / "sm1b.log")
+    two_sm["procs"].insert(2, again)
+    edge = two_sm["procs"][-1]
+    ups = edge.text().count("session server link up")
+    wait_until(lambda: edge.text().count("session server link up") >= ups + 2, timeout=30,
+               what="both workers relinked to the restarted shard")
+    a = login(two_sm["c2s"], u1, "a2")
+    try:
+        b.send(f"<message to='{u1}@localhost/a2' type='chat'><body>welcome back</body></message>")
+        assert message_with(a, "welcome back").get("from") == f"{u0}@localhost/b"
+    finally:
+        a.close()
+        b.close()
