@@ -1,6 +1,14 @@
 /*
  * smacks — see smacks.h.
  *
+ * A session's stream management state is one of: live (attached to its
+ * stream), detached (s->c NULL, on w->smk_list with `expires`), a
+ * placeholder on the worker a <resume/> reached (`joining`: the state is on
+ * its way), a stub on the worker it left (`moved`: forwards frames until
+ * the session server's MOVED marker), or arrived (`moving_in`: live frames
+ * held until the stub's last forward).  Placeholders and stubs give up
+ * after SMACKS_MOVE_WAIT seconds.
+ *
  * Invariant: the unacked queue holds exactly the stanzas numbered
  * out_acked+1 .. out_n (modulo 2^32), oldest first; `acked` moves only on a
  * valid <a/> or <resume/>.  Every `h` a client sends is checked against

@@ -13,9 +13,13 @@
  * the session server, whose stanzas keep going into the unacked queue
  * (credited back at once: a sender is never paused for a client that is
  * away), until `max` seconds pass, the queue passes its bound, or a new
- * stream of the same account sends <resume/> with the session's id.  The id
- * ("previd") is  <edge_id>.<worker>.<sid, 16 hex>.<128 random bits, 32 hex>:
- * only the random part is secret, compared in constant time.
+ * stream of the same account sends <resume/> with the session's id, on any
+ * worker: a process-wide registry says which worker holds it, and another
+ * worker takes the session over (smacks.c, "moving a session between
+ * workers"; WIRE_SESSION_MOVE tells the session server).  The id ("previd")
+ * is <edge_id>.<worker>.<sid, 16 hex>.<128 random bits, 32 hex>, naming the
+ * edge and the worker that issued it: only the random part is secret, and
+ * the whole id is compared in constant time.
  *
  * A session that ends (clean close, expiry, any error) hands the stanzas it
  * holds unacknowledged back to the session server (XEP-0198 §4): messages
