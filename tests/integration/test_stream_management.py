@@ -457,3 +457,48 @@ def test_unacked_queue_bound(server):
     finally:
         alice.close()
         bob.close()
+
+
+@pytest.mark.parametrize("server", ONE_WORKER, indirect=True)
+def test_hostile_stream_management_elements(server):
+    """Malformed or misplaced stream management elements: refused, never a crash; the
+    errors a client can recover from keep the stream."""
+    def stream_error(send, login=True, enable=True):
+        c = Raw(server.c2s_port)
+        try:
+            if login:
+                c.login("alice", USERS["alice"], "hostile")
+                if enable:
+                    c.send(f"<enable xmlns='{NS_SM}'/>")
+                    c.expect(sm("enabled"), timeout=10)
+            else:
+                c.open_stream()
+                c.starttls()
+                c.open_stream()
+            c.send(send)
+            return c.expect_stream_error(10)
+        finally:
+            c.close()
+
+    assert stream_error(f"<r xmlns='{NS_SM}'/>", enable=False) == "unsupported-stanza-type"
+    assert stream_error(f"<a xmlns='{NS_SM}' h='0'/>", enable=False) == "unsupported-stanza-type"
+    assert stream_error(f"<a xmlns='{NS_SM}'/>") == "bad-format"
+    assert stream_error(f"<a xmlns='{NS_SM}' h='-1'/>") == "bad-format"
+    assert stream_error(f"<a xmlns='{NS_SM}' h='4294967296'/>") == "bad-format"
+    assert stream_error(f"<a xmlns='{NS_SM}' h='1&#x30;'/>") == "bad-format"
+    assert stream_error(f"<nonsense xmlns='{NS_SM}'/>") == "unsupported-stanza-type"
+    assert stream_error(f"<enable xmlns='{NS_SM}'/>", login=False) in ("not-authorized",
+                                                                     "unsupported-stanza-type")
+    # Ids that are not ours in form, and a resume without h: the stream survives the first.
+    with Raw(server.c2s_port) as c:
+        c.open_stream()
+        c.starttls()
+        c.open_stream()
+        assert c.auth("alice", USERS["alice"]).tag.endswith("success")
+        c.open_stream()
+        for previd in ("x" * 500, "..", "edge.0.zz.zz", "a.b.c.d.e.f"):
+            c.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>")
+            el = c.expect(sm("failed"), timeout=10)
+            assert el.find(q(NS_STANZA_ERR, "item-not-found")) is not None, dump(el)
+        c.send(f"<resume xmlns='{NS_SM}' previd='x'/>")
+        assert c.expect_stream_error(10) == "bad-format"
