@@ -20,6 +20,14 @@
  * tracked stanza is among them the session server is told (DELIVERED); a
  * last report goes right before SESSION_CLOSE.
  *
+ * XEP-0198 stream management (core/smacks.h) hooks in at five places:
+ * elements in its namespace go to smacks_element(); a client stanza counts
+ * as handled once native_element() is done with it; a stream that ends may
+ * leave its session detached instead of closed (native_ended); frames for a
+ * detached or arriving session go to smacks; and a session's close returns
+ * what its client never acknowledged (native_session_close).  Delivery
+ * reports of such a session follow the client's acks.
+ *
  * PLAIN's key derivation (PBKDF2, milliseconds) runs on the offload pool
  * (offload.h), never on the worker: while it runs the stream waits as it
  * does for the session server (CF_WAIT_SM: input held, timeouts.session_server
