@@ -21,6 +21,7 @@
  * asked, and STOPPING=1 at shutdown.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,17 @@ static void usage(FILE *f)
 		   "       xedge --version\n");
 }
 
+/* "One per core": the CPUs this process may run on (taskset, a container's
+ * cpuset), not every CPU of the machine. */
+static int cpus_usable(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	return (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 static void *sm_thread(void *arg)
 {
 	sm_run(arg);
@@ -78,6 +90,7 @@ struct edge {
 	size_t nretired;
 	struct sm **sms;             /* embedded session servers (shards), or NULL */
 	int nsms;
+	struct chan *peer_chans;     /* [i * nsms + j]: from shard i to shard j */
 	pthread_t *sm_threads;
 	struct offload *pool;        /* the offload threads */
 	bool upstream;               /* backend.upstream: no session server link */
@@ -436,6 +449,19 @@ static int start_embedded(struct edge *e, const struct config *cfg, int n)
 		}
 		e->nsms = k + 1;
 	}
+	/* Each pair of shards linked directly, both ways. */
+	e->peer_chans = calloc((size_t)n * (size_t)n, sizeof(*e->peer_chans));
+	if (!e->peer_chans)
+		return -1;
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n; j++)
+			if (i != j && chan_init(&e->peer_chans[i * n + j], sm_chan_fd(e->sms[j])) < 0)
+				return -1;
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n; j++)
+			if (i != j && sm_add_peer_link(e->sms[i], (size_t)j, &e->peer_chans[j * n + i],
+						       &e->peer_chans[i * n + j]) < 0)
+				return -1;
 	return 0;
 }
 
@@ -476,6 +502,10 @@ static void stop_embedded(struct edge *e, int started)
 		pthread_join(e->sm_threads[k], NULL);
 	for (int k = 0; k < e->nsms; k++)
 		sm_free(e->sms[k]);
+	for (int k = 0; e->peer_chans && k < e->nsms * e->nsms; k++)
+		chan_fini(&e->peer_chans[k]);
+	free(e->peer_chans);
+	e->peer_chans = NULL;
 	free(e->sms);
 	free(e->sm_threads);
 	e->sms = NULL;
@@ -559,7 +589,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 
-	nworkers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	nworkers = cfg->workers > 0 ? cfg->workers : cpus_usable();
 	if (nworkers < 1)
 		nworkers = 1;
 	if (io_uring_queue_init(8, &ctl, 0) < 0) {
@@ -574,7 +604,7 @@ int main(int argc, char **argv)
 		/* One shard per core unless told; one when another edge links to
 		 * this process's session server (session_server.listen). */
 		nshards = cfg->shards > 0 ? cfg->shards
-			  : cfg->sm.listen ? 1 : (int)sysconf(_SC_NPROCESSORS_ONLN);
+			  : cfg->sm.listen ? 1 : cpus_usable();
 		if (nshards < 1)
 			nshards = 1;
 		if (nshards > 1 && cfg->sm.listen) {

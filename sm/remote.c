@@ -433,22 +433,26 @@ static void bounce(struct sm *sm, struct sm_remote *r, const struct wire_msg *m,
 }
 
 /*
- * A stanza for an account another shard owns: out through an edge link,
- * flagged WIRE_STANZA_SHARD; that edge passes it on to the owner.  The link
- * is chosen by rendezvous hashing of the (sender, recipient) bare JIDs over
- * the ready links, so the stanzas of one pair keep their order.
+ * A stanza for an account another shard owns, flagged WIRE_STANZA_SHARD:
+ * on the in-process link to the owner when it is a thread of this process,
+ * else out through an edge link, which passes it on to the owner.  The edge
+ * link is chosen by rendezvous hashing of the (sender, recipient) bare JIDs
+ * over the ready links, so the stanzas of one pair keep their order.
  */
 static bool shard_out(struct sm *sm, struct sm_remote *r, const struct wire_msg *m,
 		      const struct rjid *to, const struct rjid *from)
 {
 	uint64_t ph = pair_hash(from->s, from->bare_len, to->s, to->bare_len), best = 0;
-	struct sm_link *pick = NULL;
+	size_t owner = shard_owner(sm->shard_names, sm->nshards, to->s, to->bare_len);
+	struct sm_link *pick = sm->peers && sm->peers[owner] &&
+			       sm->peers[owner]->state == SM_LINK_READY ? sm->peers[owner] : NULL;
 	struct wire_msg f = *m;
 
-	for (struct sm_link *l = sm->links; l; l = l->next) {
+	/* In one process, straight to the owner; else through an edge. */
+	for (struct sm_link *l = pick ? NULL : sm->links; l; l = l->next) {
 		uint64_t score;
 
-		if (l->state != SM_LINK_READY)
+		if (l->state != SM_LINK_READY || l->shard_peer)
 			continue;
 		score = link_score(ph, l);
 		if (!pick || score > best) {

@@ -771,6 +771,15 @@ static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *
 	struct sm_session *s;
 
 	l->frames_in++;
+	if (l->shard_peer) {
+		/* Another shard of this process: stanzas for our accounts only. */
+		if (m->type == WIRE_ROUTE && (m->u.stanza.flags & WIRE_STANZA_SHARD))
+			sm_remote_in(sm, l, m);
+		else
+			log_warn("unexpected frame from a shard", "link=%u type=%s", l->id,
+				 wire_type_str(m->type));
+		return;
+	}
 	if (l->state == SM_LINK_HELLO) {
 		if (m->type == WIRE_HELLO)
 			on_hello(sm, l, m);
@@ -959,6 +968,10 @@ static void link_free(struct sm *sm, struct sm_link *l, bool broadcast)
 	struct sm_session *s, *next;
 
 	sm_remote_link_gone(sm, l);
+	if (l->shard_peer) {
+		sm->peers[l->shard_peer - 1] = NULL;
+		sm->npeers--;
+	}
 	for (s = l->shead; s; s = next) {
 		next = s->lnext;
 		session_drop(sm, s, broadcast);
@@ -1012,13 +1025,38 @@ int sm_add_link(struct sm *sm, int fd)
 	return link_new(sm, fd, "socketpair");
 }
 
-int sm_add_chan_link(struct sm *sm, struct chan *in, struct chan *out)
+static int chan_link_new(struct sm *sm, struct chan *in, struct chan *out, const char *what)
 {
-	int r = link_new(sm, -1, "embedded");
+	int r = link_new(sm, -1, what);
 
 	if (r == 0) {
 		sm->links->cin = in;       /* link_new puts it first */
 		sm->links->cout = out;
+	}
+	return r;
+}
+
+int sm_add_chan_link(struct sm *sm, struct chan *in, struct chan *out)
+{
+	return chan_link_new(sm, in, out, "embedded");
+}
+
+int sm_add_peer_link(struct sm *sm, size_t k, struct chan *in, struct chan *out)
+{
+	int r;
+
+	if (k >= sm->nshards || k == sm->shard_self)
+		return -EINVAL;
+	if (!sm->peers && !(sm->peers = calloc(sm->nshards, sizeof(*sm->peers))))
+		return -ENOMEM;
+	r = chan_link_new(sm, in, out, "shard");
+	if (r == 0) {
+		struct sm_link *l = sm->links;
+
+		l->shard_peer = (uint16_t)(k + 1);
+		l->state = SM_LINK_READY;      /* one process: nothing to prove */
+		sm->peers[k] = l;
+		sm->npeers++;
 	}
 	return r;
 }
@@ -1298,7 +1336,7 @@ static int sm_tick(struct sm *sm, int64_t *next)
 		return timeout;
 	now = sm_now_ms();
 	if (now >= *next) {
-		sm->tick(sm->tick_arg, sm->by_jid.count, sm->nlinks);
+		sm->tick(sm->tick_arg, sm->by_jid.count, sm->nlinks - sm->npeers);
 		*next = now + sm->tick_ms;
 	}
 	if (timeout < 0 || *next - now < timeout)
@@ -1375,7 +1413,7 @@ int sm_run(struct sm *sm)
 		reap(sm);
 		sm_mam_tick(sm);
 		STAT_SET(sm->stats.sessions, sm->by_jid.count);
-		STAT_SET(sm->stats.links, sm->nlinks);
+		STAT_SET(sm->stats.links, sm->nlinks - sm->npeers);
 		STAT_SET(sm->stats.users, sm->users.count);
 		STAT_SET(sm->stats.store_pending, sm_store_pending(sm->store));
 	}
@@ -1425,6 +1463,7 @@ void sm_free(struct sm *sm)
 		free(sm->domains[i]);
 	free(sm->domains);
 	free(sm->shard_names);
+	free(sm->peers);
 	free(sm->secret);
 	sm_pep_free(sm);
 	sm_remote_free(sm);

@@ -62,6 +62,10 @@ int sm_add_link(struct sm *sm, int fd);
  * sm_chan_fd().  The edge still opens it with WIRE_HELLO.  0 or -errno. */
 struct chan;
 int sm_add_chan_link(struct sm *sm, struct chan *in, struct chan *out);
+/* Adopt an in-process link to shard k of the same process (both created
+ * with the same shard list): stanzas between the two shards' accounts go
+ * over it directly instead of through an edge.  0 or -errno. */
+int sm_add_peer_link(struct sm *sm, size_t k, struct chan *in, struct chan *out);
 /* The eventfd producers of our in-process links write (chan_init's wake_fd). */
 int sm_chan_fd(const struct sm *sm);
 

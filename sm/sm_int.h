@@ -191,7 +191,8 @@ struct sm_link {
 	bool flush_queued;         /* on sm->flush list */
 	char peer[64];             /* where it came from, for logs */
 	struct sm_buf in, out;
-	struct chan *cin, *cout;   /* in-process link (ev.fd -1): from and to the worker */
+	struct chan *cin, *cout;   /* in-process link (ev.fd -1): from and to the worker or shard */
+	uint16_t shard_peer;       /* a link to shard shard_peer - 1 of this process; 0: an edge's */
 	struct sm_tab sessions;    /* sid -> sm_session.by_sid */
 	struct sm_session *shead;  /* all sessions of this link */
 	size_t nsessions;
@@ -362,6 +363,8 @@ struct sm {
 	struct sm_remote *remote;      /* external routes (sm/remote.c); NULL until used */
 	uint64_t *shard_names;         /* H(name) of each shard (parser/shard.h); NULL: one shard */
 	size_t nshards, shard_self;
+	struct sm_link **peers;        /* [k]: the in-process link to shard k, or NULL (remote.c) */
+	size_t npeers;
 	void (*tick)(void *arg, size_t nsessions, size_t nlinks); /* sm_config.tick */
 	void *tick_arg;
 	int tick_ms;

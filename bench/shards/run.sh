@@ -7,10 +7,11 @@
 #   procs2    two xedge-sm processes listed in backend.shards (TCP links, one database);
 # N_CHAT accounts provisioned, then xedge-bench's chat scenario (closed loop, WINDOW messages in
 # flight per client, each client writing to 8 random peers: with S shards about (S-1)/S of the
-# messages cross shards). Recorded per run: messages/s received, the servers' CPU (xedge plus
-# any xedge-sm, from xedge-bench's --pid samples over the steady seconds: no login in them) as
+# messages cross shards, straight from thread to thread in one process, through the edge
+# between processes). Recorded per run: messages/s received, the servers' CPU (xedge plus any
+# xedge-sm, from xedge-bench's --pid samples over the steady seconds: no login in them) as
 # CPU-seconds per 1,000 delivered messages, messages lost, and the share that crossed shards
-# (xedge_sm_shard_stanzas_total{dir="out"} / messages).
+# (counted by the shards, or by the edge that relayed them).
 #
 # Environment (all optional): SHARD_CONFIGS ("1 2 4 procs2"), N_CHAT (400), CHAT_S (15),
 # WINDOW (4), SHARDS_DIR (/tmp/xedge-bench-shards: wiped at start), SHARDS_PORT_BASE (24700),
@@ -149,7 +150,7 @@ session_server:
 		--password $PASSWORD -s chat -n $N_CHAT --concurrency 200 --window $WINDOW --warmup 3 \
 		--duration $CHAT_S --drain 3 --mech SCRAM-SHA-1 --scram-cache "$DIR/scram.cache" $pidargs \
 		--json "$RES/$c.json" >"$RES/$c.log" 2>&1 || { say "$c: xedge-bench failed ($RES/$c.log)"; FAILS=$((FAILS + 1)); }
-	# Stanzas between shards: the edge relays every one (core/route.c), threads or processes.
+	# Stanzas between shards: counted by the shards (threads) or by the edge relaying them (processes).
 	after=$($PY "$HERE/summary.py" scrape "http://127.0.0.1:$P_ADM/metrics")
 	echo "{\"config\": \"$c\", \"cross_before\": $before, \"cross_after\": $after}" >"$RES/$c.cross.json"
 	for p in $PIDS; do stop_tree "$p" server 15; done

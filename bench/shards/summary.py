@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bench/shards helpers.
 
-  summary.py scrape URL            print xedge_shard_relayed_total from an edge's /metrics
+  summary.py scrape URL            print the stanzas that crossed shards, from an edge's /metrics
   summary.py report RES CONFIG...  the summary table (markdown) of the runs in RES
 """
 import json
@@ -12,8 +12,11 @@ import urllib.request
 def scrape(url):
     body = urllib.request.urlopen(url, timeout=10).read().decode()
     total = 0.0
+    # Threads of one process send straight to each other (the session servers count it);
+    # between processes the edge passes them on (it counts them).
     for line in body.splitlines():
-        if line.startswith("xedge_shard_relayed_total"):
+        if line.startswith("xedge_shard_relayed_total") or \
+           line.startswith('xedge_sm_shard_stanzas_total{dir="out"}'):
             total += float(line.rsplit(" ", 1)[1])
     print(int(total))
 
