@@ -20,6 +20,14 @@
  * tracked stanza is among them the session server is told (DELIVERED); a
  * last report goes right before SESSION_CLOSE.
  *
+ * XEP-0198 stream management (core/smacks.h) hooks in at five places:
+ * elements in its namespace go to smacks_element(); a client stanza counts
+ * as handled once native_element() is done with it; a stream that ends may
+ * leave its session detached instead of closed (native_ended); frames for a
+ * detached or arriving session go to smacks; and a session's close returns
+ * what its client never acknowledged (native_session_close).  Delivery
+ * reports of such a session follow the client's acks.
+ *
  * PLAIN's key derivation (PBKDF2, milliseconds) runs on the offload pool
  * (offload.h), never on the worker: while it runs the stream waits as it
  * does for the session server (CF_WAIT_SM: input held, timeouts.session_server
@@ -44,6 +52,7 @@
 #include "core/query.h"
 #include "core/sasl.h"
 #include "core/session.h"
+#include "core/smacks.h"
 #include "core/worker.h"
 #include "parser/jid.h"
 #include "parser/xmltag.h"
@@ -79,29 +88,36 @@ static const char *sess_jid(const struct conn *c)
 	return c->sess && c->sess->jid ? c->sess->jid : NULL;
 }
 
-static void delivered_report(struct session *s)
+void native_delivered(struct worker *w, struct session *s)
 {
 	struct wire_msg m = { .type = WIRE_DELIVERED, .sid = s->id };
 
 	m.u.delivered.bytes = s->delivered;
-	link_send(slink(s->c), &m);
+	link_send(&w->links[s->shard], &m);
 	s->reported = s->delivered;
 	s->track = false;
 }
 
+void native_session_close(struct worker *w, struct session *s, int reason)
+{
+	struct wire_msg m = { .type = WIRE_SESSION_CLOSE, .sid = s->id };
+
+	if (!session_announced(s))
+		return;
+	/* XEP-0198 §4: what the client never acknowledged goes back first. */
+	smacks_return(w, s);
+	/* The last word on what reached the client (docs/protocol.md). */
+	if (s->delivered != s->reported)
+		native_delivered(w, s);
+	m.u.close.reason = (uint8_t)reason;
+	link_send(&w->links[s->shard], &m);
+	session_set_state(s, SS_CLOSED);
+}
+
 static void sm_close(struct conn *c, int reason)
 {
-	struct session *s = c->sess;
-
-	if (s && session_announced(s)) {
-		struct wire_msg m = { .type = WIRE_SESSION_CLOSE, .sid = s->id };
-		/* The last word on what reached the client (docs/protocol.md). */
-		if (s->delivered != s->reported)
-			delivered_report(s);
-		m.u.close.reason = (uint8_t)reason;
-		link_send(slink(c), &m);
-		session_set_state(s, SS_CLOSED);
-	}
+	if (c->sess)
+		native_session_close(c->w, c->sess, reason);
 }
 
 static void send_features(struct conn *c)
@@ -110,9 +126,12 @@ static void send_features(struct conn *c)
 
 	if (c->flags & CF_AUTHED) {
 		/* RFC 6121 §2.6.1 roster versioning, §3.4 pre-approval: the sm does both. */
-		xmpp_outs(c, "<stream:features><bind xmlns='" NS_BIND "'/><session xmlns='" NS_SESSION
-			  "'><optional/></session><ver xmlns='urn:xmpp:features:rosterver'/>"
-			  "<sub xmlns='urn:xmpp:features:pre-approval'/><csi xmlns='" NS_CSI "'/></stream:features>");
+		char buf[512];
+		snprintf(buf, sizeof(buf), "<stream:features><bind xmlns='" NS_BIND "'/><session xmlns='" NS_SESSION
+			 "'><optional/></session><ver xmlns='urn:xmpp:features:rosterver'/>"
+			 "<sub xmlns='urn:xmpp:features:pre-approval'/><csi xmlns='" NS_CSI "'/>%s</stream:features>",
+			 cfg->smacks.enabled ? "<sm xmlns='" NS_SM "'/>" : "");
+		xmpp_outs(c, buf);
 	} else if (c->flags & CF_TLS) {
 		/* XEP-0077 §8, XEP-0078 §3: the optional features, on encrypted
 		 * streams only (both carry passwords in the clear). */
@@ -519,36 +538,6 @@ static void auth_job_done(struct offload_job *j)
 		xmpp_resume(c);
 }
 
-/* The raw value of attribute `name` in the start tag p[0..n), or NULL.  The
- * tag was accepted by expat, so quotes are balanced.  Values containing a
- * reference are refused: callers only read token-like values (mechanisms). */
-static const char *raw_attr(const char *p, size_t n, const char *name, size_t *vlen)
-{
-	size_t nl = strlen(name);
-
-	for (size_t i = 1; i + nl + 2 < n; i++) {
-		if ((p[i - 1] == ' ' || p[i - 1] == '\t' || p[i - 1] == '\n' || p[i - 1] == '\r') &&
-		    memcmp(p + i, name, nl) == 0) {
-			size_t j = i + nl;
-			while (j < n && (p[j] == ' ' || p[j] == '\t' || p[j] == '\n' || p[j] == '\r'))
-				j++;
-			if (j >= n || p[j] != '=')
-				continue;
-			j++;
-			while (j < n && (p[j] == ' ' || p[j] == '\t' || p[j] == '\n' || p[j] == '\r'))
-				j++;
-			if (j >= n || (p[j] != '\'' && p[j] != '"'))
-				return NULL;
-			const char *v = p + j + 1, *e = memchr(v, p[j], n - j - 1);
-			if (!e || memchr(v, '&', (size_t)(e - v)))
-				return NULL;
-			*vlen = (size_t)(e - v);
-			return v;
-		}
-	}
-	return NULL;
-}
-
 static int b64_payload(const struct xs_stanza *s, uint8_t *buf, size_t cap, size_t *len)
 {
 	long n;
@@ -577,7 +566,7 @@ static int on_sasl(struct conn *c, const struct xs_stanza *s, const uint8_t *p)
 		return sasl_failure(c, "aborted");
 	if (xs_streq(&s->local, "auth")) {
 		size_t ml = 0;
-		const char *mech_name = raw_attr((const char *)p, s->start_tag_end, "mechanism", &ml);
+		const char *mech_name = xmpp_attr((const char *)p, s->start_tag_end, "mechanism", &ml);
 		int mech = mech_name ? sasl_mech_from_name(mech_name, ml) : 0;
 
 		if (c->sasl) {
@@ -1094,14 +1083,30 @@ static int forward(struct conn *c, const struct xs_stanza *s, const uint8_t *p, 
 
 static void stanza_out(struct conn *c, const uint8_t *raw, size_t len, int kind, bool track);
 
+static int client_stanza(struct conn *c, const struct xs_stanza *s, const uint8_t *p, size_t n);
+
 static int native_element(struct conn *c, const struct xs_stanza *s, const uint8_t *p, size_t n)
 {
-	bool client_ns;
+	int r;
 
 	if (xs_streq(&s->ns, NS_SASL) && (c->state == CS_NEGOTIATE || c->state == CS_SASL))
 		return on_sasl(c, s, p);
 	if (xs_streq(&s->ns, NS_CSI) && (c->flags & CF_AUTHED) && c->sess)
 		return csi_element(c, s, stanza_out);
+	if (xs_streq(&s->ns, NS_SM) && (c->flags & CF_AUTHED) && c->sess)
+		return smacks_element(c, s, p);
+	r = client_stanza(c, s, p, n);
+	/* XEP-0198: handled once forwarded or answered (not when it ended the stream). */
+	if (c->sess && c->sess->smk && c->state == CS_SESSION)
+		smacks_handled(c->sess);
+	return r;
+}
+
+/* A stanza (or anything else outside the negotiation namespaces) from the client. */
+static int client_stanza(struct conn *c, const struct xs_stanza *s, const uint8_t *p, size_t n)
+{
+	bool client_ns;
+
 	client_ns = xs_streq(&s->ns, NS_CLIENT) &&
 		    (xs_streq(&s->local, "message") || xs_streq(&s->local, "presence") || xs_streq(&s->local, "iq"));
 	if (!client_ns) {
@@ -1182,6 +1187,13 @@ static void native_timeout(struct conn *c)
 			xmpp_resume(c);
 		return;
 	}
+	if (s && s->smk_join) {
+		/* Another worker, not the session server, is slow. */
+		c->flags &= ~CF_WAIT_SM;
+		smacks_join_timeout(c);
+		xmpp_resume(c);
+		return;
+	}
 	l = s ? slink(c) : &w->links[0];
 	if (!l->stalled)
 		log_warn("session server not answering", "worker=%d shard=%u after=%us", w->id, l->shard,
@@ -1220,12 +1232,20 @@ static void native_timeout(struct conn *c)
  * server at zero while the queue is short).  A client that stops reading
  * thus stops getting credit, and whoever writes to it is paused.
  */
-static void credit(struct session *s, uint32_t bytes)
+static void credit(struct worker *w, struct session *s, uint32_t bytes)
 {
 	struct wire_msg m = { .type = WIRE_CREDIT, .sid = s->id };
 
 	m.u.credit.bytes = bytes;
-	link_send(slink(s->c), &m);
+	link_send(&w->links[s->shard], &m);
+}
+
+void native_credit(struct worker *w, struct session *s)
+{
+	if (s->owed) {
+		credit(w, s, s->owed);
+		s->owed = 0;
+	}
 }
 
 static void native_sent(struct conn *c)
@@ -1235,21 +1255,23 @@ static void native_sent(struct conn *c)
 
 	/* Delivery reports: once nothing is queued anywhere, every stanza byte
 	 * handed to the output so far is on the socket. */
-	if (s && s->rx != s->delivered && conn_drained(c)) {
-		s->delivered = s->rx;
+	if (s && s->rx != s->delivered && conn_drained(c) && smacks_written_cap(s, s->rx) > s->delivered) {
+		/* With XEP-0198, acks count what came after <enable/>. */
+		s->delivered = smacks_written_cap(s, s->rx);
 		if (s->track && session_announced(s))
-			delivered_report(s);
+			native_delivered(c->w, s);
 	}
 	if (s && s->owed >= max / 4 && session_announced(s) && !(c->flags & (CF_CLOSED | CF_PEER_GONE)) &&
 	    conn_queued(c) < max / 2) {
-		credit(s, s->owed);
-		s->owed = 0;
+		native_credit(c->w, s);
 	}
 }
 
 static void native_ended(struct conn *c, int reason)
 {
 	auth_job_forget(c);
+	if (smacks_detach(c, reason))
+		return;   /* XEP-0198: the session waits for a <resume/> */
 	sm_close(c, reason);
 }
 
@@ -1291,6 +1313,7 @@ static bool link_down_one(struct session *s, void *arg)
 
 void native_link_down(struct link *l)
 {
+	smacks_link_down(l);
 	session_each(l->w, link_down_one, l);
 }
 
@@ -1305,7 +1328,7 @@ static bool bound(struct conn *c, const struct wire_msg *m)
 		return false;
 	c->flags |= CF_BOUND;
 	mhist_observe(&c->w->st.login, mono_us() - s->t_open_us);
-	credit(s, (uint32_t)c->w->cfg->limits.max_out_bytes);
+	credit(c->w, s, (uint32_t)c->w->cfg->limits.max_out_bytes);
 	conn_timer(c, c->w->now + c->w->cfg->timeouts.idle);
 	log_info("session bound", "conn=%u jid=%s", c->idx, s->jid);
 	return true;
@@ -1385,11 +1408,34 @@ done:
 /* A stanza from the session server onto the client's stream (csi_out_fn). */
 static void stanza_out(struct conn *c, const uint8_t *raw, size_t len, int kind, bool track)
 {
+	struct session *s = c->sess;
+
+	s->rx += len;    /* before the write: XEP-0198 keeps it with its end offset */
+	if (track)
+		s->track = true;
+	smacks_next(s, kind & 3, track);
 	xmpp_out(c, raw, len);
 	conn_count_stanza(c, 1, kind & 3, len);
-	c->sess->rx += len;
-	if (track)
-		c->sess->track = true;
+}
+
+void native_attach(struct conn *c, struct session *s)
+{
+	struct worker *w = c->w;
+	struct session *mine = c->sess;
+
+	/* The session this stream authenticated with was never bound: it ends. */
+	if (mine) {
+		native_session_close(w, mine, WIRE_CLOSE_NORMAL);
+		session_free(w, mine);
+	}
+	c->sess = s;
+	s->c = c;
+	c->flags |= CF_BOUND;
+	if (!xmpp_set_state(c, CS_SESSION)) {
+		xmpp_error(c, "internal-server-error", NULL);
+		return;
+	}
+	conn_timer(c, w->now + w->cfg->timeouts.idle);
 }
 
 void native_on_frame(struct link *l, const struct wire_msg *m)
@@ -1398,8 +1444,16 @@ void native_on_frame(struct link *l, const struct wire_msg *m)
 	struct session *s = session_by_id(w, m->sid);
 	struct conn *c = s ? s->c : NULL;
 
-	if (!c || c->state == CS_CLOSING || (c->flags & CF_CLOSED) || s->shard != l->shard)
-		return; /* the session ended (or moved to another shard) meanwhile */
+	if (s && s->shard != l->shard)
+		return; /* moved to another shard meanwhile */
+	if (s && s->smk && smacks_hold(w, s, m))
+		return;   /* XEP-0198: arriving from another worker; older frames first */
+	if (s && !c && s->smk) {
+		smacks_detached_frame(w, s, m);   /* XEP-0198: kept for a resumption */
+		return;
+	}
+	if (!c || c->state == CS_CLOSING || (c->flags & CF_CLOSED))
+		return; /* the session ended meanwhile; its close frame is on the way */
 	switch (m->type) {
 	case WIRE_CRED_RESP:
 		rtt_end(w, s);
@@ -1426,6 +1480,7 @@ void native_on_frame(struct link *l, const struct wire_msg *m)
 		csi_flush(c, stanza_out);   /* what was held goes first */
 		stanza_out(c, m->u.stanza.raw.p, m->u.stanza.raw.len, m->u.stanza.kind,
 			   m->u.stanza.flags & WIRE_STANZA_TRACK);
+		smacks_over_bound(c);       /* XEP-0198: a client that never acknowledges */
 		break;
 	case WIRE_REGISTER_RESP:
 		if (s->reg_id && (c->flags & CF_WAIT_SM) && !c->auth_job) {

@@ -557,6 +557,60 @@ static int drain_pair(struct loader *L, const char *key, yaml_node_t *v, void *a
 	return fail(L, v, "drain: unknown key '%s' (known: redirect, redirect_uri, rate, grace)", key);
 }
 
+/* stream_management.edge_id: goes into resumption ids, where '.' separates fields. */
+static bool edge_id_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CONFIG_EDGE_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+			return false;
+	return true;
+}
+
+/* The host name's first label, reduced to what edge_id_ok() allows ("edge"
+ * when nothing is left). */
+static char *default_edge_id(void)
+{
+	char host[256] = "", id[CONFIG_EDGE_ID_MAX + 1];
+	size_t n = 0;
+
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		host[0] = 0;
+	for (size_t i = 0; host[i] && host[i] != '.' && n < CONFIG_EDGE_ID_MAX; i++)
+		if (isalnum((unsigned char)host[i]) || host[i] == '-' || host[i] == '_')
+			id[n++] = host[i];
+	id[n] = 0;
+	return strdup(n ? id : "edge");
+}
+
+static int smacks_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config *c = L->cfg;
+	const char *s = scalar(v);
+
+	if (!strcmp(key, "enabled"))
+		return get_bool(L, v, "stream_management.enabled", &c->smacks.enabled);
+	if (!strcmp(key, "resume_timeout")) {
+		GET_U(L, v, "stream_management.resume_timeout", 0, 86400, c->smacks.resume_timeout);
+		return 0;
+	}
+	if (!strcmp(key, "max_unacked")) {
+		GET_U(L, v, "stream_management.max_unacked", 4096, 1u << 30, c->smacks.max_unacked);
+		return 0;
+	}
+	if (!strcmp(key, "edge_id")) {
+		if (!s || !edge_id_ok(s))
+			return fail(L, v, "stream_management.edge_id: expected 1 to %d letters, digits, '-' or '_'",
+				    CONFIG_EDGE_ID_MAX);
+		return get_str(L, v, "stream_management.edge_id", &c->smacks.edge_id);
+	}
+	return fail(L, v, "stream_management: unknown key '%s' (known: enabled, resume_timeout, max_unacked, "
+		    "edge_id)", key);
+}
+
 static int seq_each(struct loader *L, yaml_node_t *seq, const char *what, size_t max, size_t *count,
 		    int (*one)(struct loader *L, yaml_node_t *item, size_t i));
 
@@ -761,12 +815,14 @@ static int top_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg
 		return each_pair(L, v, "admin", admin_pair, NULL);
 	} else if (!strcmp(key, "drain")) {
 		return each_pair(L, v, "drain", drain_pair, NULL);
+	} else if (!strcmp(key, "stream_management")) {
+		return each_pair(L, v, "stream_management", smacks_pair, NULL);
 	} else if (!strcmp(key, "components")) {
 		return seq_each(L, v, "components", CONFIG_MAX_COMPONENTS, &c->ncomponents, one_component);
 	} else {
 		return fail(L, v, "unknown key '%s' (known: workers, log_level, listeners, domains, tls, "
 			    "limits, timeouts, backend, session_server, register, legacy_auth, s2s, "
-			    "components, admin, drain)", key);
+			    "components, admin, drain, stream_management)", key);
 	}
 	return 0;
 }
@@ -806,6 +862,9 @@ static void defaults(struct config *c)
 	c->s2s.rate_stanzas = 100000;
 	c->drain.rate = 1000;
 	c->drain.grace = 25;
+	c->smacks.enabled = true;
+	c->smacks.resume_timeout = 300;
+	c->smacks.max_unacked = 1u << 20;
 }
 
 /* The mappings of scalar keys an XEDGE_<SECTION>_<KEY> variable can set. */
@@ -824,6 +883,7 @@ static const struct {
 	{ "S2S_", "s2s", s2s_pair },
 	{ "ADMIN_", "admin", admin_pair },
 	{ "DRAIN_", "drain", drain_pair },
+	{ "STREAM_MANAGEMENT_", "stream_management", smacks_pair },
 };
 
 /*
@@ -1006,6 +1066,10 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 			 "that sign the upstream server's certificate", path, L.upstream_tls_line);
 		goto out;
 	}
+	if (!cfg->smacks.edge_id && !(cfg->smacks.edge_id = default_edge_id())) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
 	rc = 0;
 out:
 	yaml_document_delete(&L.doc);
@@ -1080,6 +1144,9 @@ const char *config_reload_blocker(const struct config *a, const struct config *b
 		return "session_server";
 	if (str_differs(a->admin.address, b->admin.address))
 		return "admin.address";
+	/* Resumption ids carry it: sessions detached under the old one could not resume. */
+	if (str_differs(a->smacks.edge_id, b->smacks.edge_id))
+		return "stream_management.edge_id";
 	return NULL;
 }
 
@@ -1123,6 +1190,7 @@ void config_adopt(struct config *b, struct config *a)
 	take(&b->sm.secret, &a->sm.secret);
 	take(&b->sm.shard, &a->sm.shard);
 	take(&b->admin.address, &a->admin.address);
+	take(&b->smacks.edge_id, &a->smacks.edge_id);
 	a->lent = true;
 }
 
@@ -1177,6 +1245,7 @@ void config_free(struct config *cfg)
 		free(cfg->components[i].secret);
 	}
 	free(cfg->admin.address);
+	free(cfg->smacks.edge_id);
 	free(cfg->drain.redirect);
 	free(cfg->drain.redirect_uri);
 	free(cfg->sm.database);

@@ -37,6 +37,7 @@ enum listener_kind {
 };
 
 #define CONFIG_MAX_COMPONENTS 64
+#define CONFIG_EDGE_ID_MAX 32      /* stream_management.edge_id */
 #define CONFIG_MAX_S2S_ROUTES 64
 #define CONFIG_MAX_SHARDS 64
 
@@ -171,6 +172,15 @@ struct config {
 		uint32_t rate;        /* clients told per second (default 1000) */
 		uint32_t grace;       /* seconds (default 25) */
 	} drain;
+
+	/* XEP-0198 stream management, held at the edge (native backend; core/smacks.h). */
+	struct {
+		bool enabled;         /* offered after SASL (default true) */
+		uint32_t resume_timeout; /* seconds: the largest `max` a resumable session gets
+		                            (default 300; 0: no resumption, acks only) */
+		uint32_t max_unacked; /* bytes of unacknowledged stanzas kept per session (default 1 MiB) */
+		char *edge_id;        /* this edge's name in resumption ids (default: from the host name) */
+	} smacks;
 
 	/* The session server itself (embedded, or the xedge-sm process). */
 	struct {

@@ -59,6 +59,11 @@ static void sum(struct wstats *t, const struct worker *workers, int n)
 		t->link_queue_bytes += STAT_GET(s->link_queue_bytes);
 		t->shard_relayed += STAT_GET(s->shard_relayed);
 		t->shard_relay_failed += STAT_GET(s->shard_relay_failed);
+		t->smacks_resumed += STAT_GET(s->smacks_resumed);
+		t->smacks_resume_failed += STAT_GET(s->smacks_resume_failed);
+		t->smacks_detached += STAT_GET(s->smacks_detached);
+		t->smacks_moved += STAT_GET(s->smacks_moved);
+		t->smacks_returned += STAT_GET(s->smacks_returned);
 		mhist_add(&t->login, &s->login);
 		mhist_add(&t->sm_rtt, &s->sm_rtt);
 	}
@@ -180,6 +185,19 @@ void edge_metrics(struct mx *m, const bool used[CK_COUNT], bool upstream, const 
 		mx_one(m, "xedge_session_server_queue_bytes", "gauge",
 		       "Frames queued to the session server, not yet taken by the socket.",
 		       t.link_queue_bytes);
+		mx_head(m, "xedge_stream_resumptions_total", "counter",
+			"XEP-0198 <resume/> requests, by result.");
+		mx_val(m, "xedge_stream_resumptions_total", "result=\"ok\"", t.smacks_resumed);
+		mx_val(m, "xedge_stream_resumptions_total", "result=\"failed\"", t.smacks_resume_failed);
+		mx_one(m, "xedge_sessions_detached_total", "counter",
+		       "XEP-0198 sessions kept after their connection ended, for a resumption.",
+		       t.smacks_detached);
+		mx_one(m, "xedge_sessions_moved_total", "counter",
+		       "XEP-0198 resumptions that took the session over from another worker.",
+		       t.smacks_moved);
+		mx_one(m, "xedge_stanzas_returned_total", "counter",
+		       "Unacknowledged stanzas handed back to the session server when a session ended.",
+		       t.smacks_returned);
 		mx_hist(m, "xedge_login_duration_seconds",
 			"Logins from the first authentication message to the bound resource.", &t.login);
 		mx_hist(m, "xedge_session_server_rtt_seconds",

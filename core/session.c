@@ -3,6 +3,7 @@
  */
 #include "core/csi.h"
 #include "core/session.h"
+#include "core/smacks.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +71,8 @@ struct session *session_new(struct worker *w, struct conn *c)
 	s->id = ((uint64_t)w->sess_gen << 32) | idx;
 	s->c = c;
 	w->sessions[idx] = s;
-	c->sess = s;
+	if (c)
+		c->sess = s;
 	return s;
 }
 
@@ -84,6 +86,7 @@ void session_free(struct worker *w, struct session *s)
 	}
 	if (s->c && s->c->sess == s)
 		s->c->sess = NULL;
+	smacks_free(w, s);
 	free(s->user);
 	free(s->jid);
 	csi_free(s);

@@ -9,7 +9,9 @@
 
 #include "core/worker-t.h"
 
-/* A new session carried by c (c->sess is set).  NULL when out of memory. */
+/* A new session carried by c (c->sess is set), or by no connection yet (c
+ * NULL: a session arriving from another worker, core/smacks.c).  NULL when
+ * out of memory. */
 struct session *session_new(struct worker *w, struct conn *c);
 
 /* Free s and its strings; c->sess is cleared. */

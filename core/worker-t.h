@@ -52,6 +52,7 @@ struct s2s;
 struct s2s_conn;
 struct sasl;
 struct session;
+struct smacks;
 struct xmlstage;
 struct xs_header;
 struct xs_stanza;
@@ -247,8 +248,8 @@ enum sess_state {
  * A session of the native backend: what the session server knows as one
  * client, named by `id` on the wire ((generation << 32) | index in the
  * worker's session table).  It points at the connection that carries it;
- * the connection points back.  Freed with its connection today; a later
- * stream-management issue detaches it instead.
+ * the connection points back.  Freed with its connection, unless XEP-0198
+ * resumption keeps it detached (c NULL) for a later stream (core/smacks.h).
  */
 struct session {
 	struct conn *c;
@@ -270,6 +271,9 @@ struct session {
 	uint64_t t_open_us;      /* metrics: when the login began (SESSION_OPEN) */
 	uint64_t t_req_us;       /* metrics: when the credentials or bind request went out; 0: none */
 	struct csi *csi;         /* XEP-0352 state (core/csi.c); NULL until the first <inactive/> */
+	struct smacks *smk;      /* XEP-0198 state (core/smacks.c); NULL until <enable/> */
+	uint64_t smk_join;       /* XEP-0198: the session this stream's <resume/> waits for
+	                            from another worker (its id here); 0: none */
 } __attribute__((aligned(16)));
 
 struct listener {
@@ -333,6 +337,11 @@ struct wstats {
 	uint64_t link_queue_bytes;              /* frames not yet taken by the socket */
 	uint64_t shard_relayed;                 /* cross-shard stanzas passed on between session servers */
 	uint64_t shard_relay_failed;            /* ... that found the owner's link down (bounced) */
+	uint64_t smacks_resumed;                /* XEP-0198 resumptions that succeeded */
+	uint64_t smacks_resume_failed;          /* <resume/> answered with <failed/> */
+	uint64_t smacks_detached;               /* sessions kept for a resumption */
+	uint64_t smacks_moved;                  /* resumptions that took the session from another worker */
+	uint64_t smacks_returned;               /* unacknowledged stanzas handed back to the sm */
 	struct mhist login;                     /* <auth/> (or iq:auth) to bound */
 	struct mhist sm_rtt;                    /* credentials and bind requests to their answers */
 } __attribute__((aligned(64)));
@@ -368,6 +377,7 @@ struct worker {
 	uint32_t nsessions_cap, sess_gen;
 	uint32_t *free_sess;
 	uint32_t nfree_sess;
+	struct session *smk_list;  /* sessions with XEP-0198 enabled (smacks.c), attached or not */
 
 	uint64_t now;            /* monotonic seconds, updated once per loop */
 	struct conn *wheel[WHEEL_SLOTS];
@@ -396,6 +406,13 @@ struct worker {
 
 	ck_ring_t ctrl;
 	ck_ring_buffer_t ctrl_buf[16];
+	/* XEP-0198 handovers from the other workers (core/smacks.c): struct
+	 * smk_msg pointers.  smk_lock is taken to post and to take: it also
+	 * orders the handed-over memory for the sanitizers (ck_ring's fences are
+	 * invisible to TSan). */
+	pthread_mutex_t smk_lock;
+	ck_ring_t smk_in;
+	ck_ring_buffer_t smk_in_buf[1024];
 	volatile int stop;
 	const struct config *next_cfg; /* CTRL_RELOAD: the configuration to switch to */
 	uint64_t cfg_acked;      /* generation of the configuration in use (main.c frees older ones) */

@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/s2s.h"
 #include "core/session.h"
+#include "core/smacks.h"
 #include "core/sock.h"
 #include "core/thread_ring.h"
 #include "core/uring_compat.h"
@@ -908,6 +909,7 @@ static int worker_setup(struct worker *w)
 			  "worker=%d err=%s", w->id, strerror(-r));
 		return r;
 	}
+	smacks_worker_start(w);   /* XEP-0198 handovers may come from now on */
 	/* The registered-file table is capped by RLIMIT_NOFILE per ring (DESIGN §3). */
 	getrlimit(RLIMIT_NOFILE, &rl);
 	w->nslots = w->cfg->limits.max_connections + 64;
@@ -1134,6 +1136,7 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 /* Release what worker_setup() made, whether it finished or not. */
 static void worker_teardown(struct worker *w)
 {
+	smacks_worker_stop(w);
 	if (w->links)
 		link_close(w);
 	session_table_free(w);
@@ -1204,6 +1207,8 @@ static void *worker_main(void *arg)
 		io_uring_cq_advance(&w->ring, n);
 		offload_drain(&w->offload_port);   /* one load when idle; covers a lost wake-up */
 		ctrl_drain(w);
+		if (w->native)
+			smacks_inbox(w);   /* XEP-0198 handovers from the other workers */
 		if (w->draining && !w->stop)
 			drain_tick(w);
 		if (!w->stop && !w->draining)
@@ -1218,6 +1223,8 @@ static void *worker_main(void *arg)
 			if (w->id == 0)
 				log_flush();   /* the count of lines a quiet call site suppressed */
 			timers_run(w);
+			if (w->native)
+				smacks_tick(w);   /* XEP-0198: acks asked, detached sessions expired */
 		}
 		if (w->native)
 			link_tick(w);   /* a no-op unless the link is down and a retry is due */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/smacks.h"
 #include "core/worker.h"
 #include "core/xprt.h"
 #include "parser/jid.h"
@@ -103,9 +104,11 @@ const char *xmpp_domain(const struct conn *c)
 
 void xmpp_out(struct conn *c, const void *data, size_t len)
 {
-	if (c->flags & (CF_PEER_GONE | CF_CLOSED))
-		return;
-	xprt_write(c, data, len);
+	if (!(c->flags & (CF_PEER_GONE | CF_CLOSED)))
+		xprt_write(c, data, len);
+	/* XEP-0198: a stanza the client may not get is kept for a resumption. */
+	if (c->sess && c->sess->smk)
+		smacks_out(c, data, len);
 }
 
 void xmpp_outs(struct conn *c, const char *s)
@@ -194,8 +197,10 @@ void xmpp_abort(struct conn *c)
 	conn_release(c);
 }
 
-/* A stream error: cond's element holding data (NULL: empty), then the text. */
-static void stream_error(struct conn *c, const char *cond, const char *data, const char *text)
+/* A stream error: cond's element holding data (NULL: empty), then app (an
+ * application-specific condition element, or NULL), then the text. */
+static void stream_error_full(struct conn *c, const char *cond, const char *data, const char *app,
+			      const char *text)
 {
 	char buf[1600];
 	int n;
@@ -215,6 +220,10 @@ static void stream_error(struct conn *c, const char *cond, const char *data, con
 		n += snprintf(buf + n, sizeof(buf) - (size_t)n, ">%s</%s>", data, cond);
 	else
 		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "/>");
+	if (app && n < (int)sizeof(buf))
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%s", app);
+	if (n >= (int)sizeof(buf))
+		n = (int)sizeof(buf) - 1;
 	if (text)
 		snprintf(buf + n, sizeof(buf) - (size_t)n, "<text xmlns='" NS_STREAM_ERRORS "'>%s</text>"
 			 "</stream:error>", text);
@@ -224,9 +233,67 @@ static void stream_error(struct conn *c, const char *cond, const char *data, con
 	xmpp_end(c, WIRE_CLOSE_ERROR);
 }
 
+static void stream_error(struct conn *c, const char *cond, const char *data, const char *text)
+{
+	stream_error_full(c, cond, data, NULL, text);
+}
+
 void xmpp_error(struct conn *c, const char *cond, const char *text)
 {
 	stream_error(c, cond, NULL, text);
+}
+
+void xmpp_error_app(struct conn *c, const char *cond, const char *app)
+{
+	stream_error_full(c, cond, NULL, app, NULL);
+}
+
+static bool attr_space(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+const char *xmpp_attr(const char *p, size_t n, const char *name, size_t *vlen)
+{
+	size_t nl = strlen(name), i = 1;
+
+	while (i < n && !attr_space(p[i]) && p[i] != '>' && p[i] != '/')
+		i++;   /* the element's name */
+	for (;;) {
+		size_t a, al;
+		char q;
+		const char *v, *e;
+
+		while (i < n && attr_space(p[i]))
+			i++;
+		if (i >= n || p[i] == '>' || p[i] == '/')
+			return NULL;
+		a = i;
+		while (i < n && p[i] != '=' && !attr_space(p[i]))
+			i++;
+		al = i - a;
+		while (i < n && attr_space(p[i]))
+			i++;
+		if (i >= n || p[i] != '=')
+			return NULL;
+		i++;
+		while (i < n && attr_space(p[i]))
+			i++;
+		if (i >= n || (p[i] != '\'' && p[i] != '"'))
+			return NULL;
+		q = p[i++];
+		v = p + i;
+		e = memchr(v, q, n - i);
+		if (!e)
+			return NULL;
+		i = (size_t)(e - p) + 1;
+		if (al == nl && memcmp(p + a, name, nl) == 0) {
+			if (memchr(v, '&', (size_t)(e - v)))
+				return NULL;
+			*vlen = (size_t)(e - v);
+			return v;
+		}
+	}
 }
 
 void xmpp_goodbye(struct conn *c)

@@ -61,6 +61,9 @@ void xmpp_end(struct conn *c, int reason);
 /* A stream error (RFC 6120 §4.9): header first if none went out, the
  * error, then xmpp_end.  text may be NULL. */
 void xmpp_error(struct conn *c, const char *cond, const char *text);
+/* The same with an application-specific condition element after cond's
+ * (RFC 6120 §4.9.4), app being its markup (ours, already escaped). */
+void xmpp_error_app(struct conn *c, const char *cond, const char *app);
 /* Draining (drain: in the config): send the client elsewhere — see-other-host
  * naming drain.redirect, a WebSocket <close see-other-uri/> with
  * drain.redirect_uri — or tell it system-shutdown; the stream then ends. */
@@ -98,6 +101,12 @@ void xmpp_iq_result(struct conn *c, const struct xs_stanza *s, const char *paylo
  * pushed a server TLS layer (pushed), else <failure/> and the end of the
  * stream.  Returns STOP_DISCARD: what follows <starttls/> is dropped. */
 int xmpp_starttls(struct conn *c, bool pushed);
+
+/* The raw value of attribute `name` in the start tag p[0..n), or NULL when
+ * absent or holding a reference (callers read token-like values: mechanisms,
+ * counters, ids).  The tag was accepted by expat, so quotes are balanced;
+ * quoted values are skipped whole, so a value never poses as an attribute. */
+const char *xmpp_attr(const char *p, size_t n, const char *name, size_t *vlen);
 
 /* s[0..n) escaped for XML, NUL-terminated, malloc'd (error paths only). */
 char *xmpp_esc_dup(const char *s, size_t n);

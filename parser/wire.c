@@ -22,6 +22,9 @@
  *   DELIVERED      u64 bytes
  *   REGISTER       u8 op, str16 user, str16 domain, scram sha1, scram sha256
  *   REGISTER_RESP  u8 status
+ *   ROUTE          as STANZA
+ *   DOMAIN         u8 op, str16 domain
+ *   SESSION_MOVE   u64 old_sid, str16 jid
  *
  * The encoding is canonical: every length is explicit and there is no
  * padding, so one wire_msg has exactly one byte form.  The decoder checks
@@ -153,7 +156,7 @@ static bool kind_ok(uint8_t k)
 
 static bool reason_ok(uint8_t r)
 {
-	return r <= WIRE_CLOSE_SHUTDOWN;
+	return r <= WIRE_CLOSE_MOVED;
 }
 
 static bool open_flags_ok(uint8_t f)
@@ -163,7 +166,7 @@ static bool open_flags_ok(uint8_t f)
 
 static bool stanza_flags_ok(uint8_t f)
 {
-	return (f & ~(WIRE_STANZA_TRACK | WIRE_STANZA_SHARD)) == 0;
+	return (f & ~(WIRE_STANZA_TRACK | WIRE_STANZA_SHARD | WIRE_STANZA_RETURNED)) == 0;
 }
 
 static bool reg_op_ok(uint8_t op)
@@ -303,6 +306,10 @@ long wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
 		if (!domain_op_ok(m.u.domain.op))
 			r.bad = true;
 		break;
+	case WIRE_SESSION_MOVE:
+		m.u.move.old_sid = rd_u64(&r);
+		m.u.move.jid = rd_str16(&r);
+		break;
 	default:
 		return -1;
 	}
@@ -367,6 +374,8 @@ static size_t fields_size(const struct wire_msg *m)
 		return 1;
 	case WIRE_DOMAIN:
 		return 1 + s16(m->u.domain.domain);
+	case WIRE_SESSION_MOVE:
+		return 8 + s16(m->u.move.jid);
 	default:
 		return 0;
 	}
@@ -429,6 +438,8 @@ static bool msg_ok(const struct wire_msg *m)
 		return status_ok(m->u.reg_resp.status);
 	case WIRE_DOMAIN:
 		return domain_op_ok(m->u.domain.op) && str_ok(m->u.domain.domain, STR16_MAX);
+	case WIRE_SESSION_MOVE:
+		return str_ok(m->u.move.jid, STR16_MAX);
 	case WIRE_DELIVERED:
 	case WIRE_CREDIT:
 	case WIRE_HELLO_OK:
@@ -589,6 +600,10 @@ size_t wire_encode(const struct wire_msg *msg, uint8_t *buf, size_t cap)
 		p = wr_u8(p, msg->u.domain.op);
 		p = wr_str16(p, msg->u.domain.domain);
 		break;
+	case WIRE_SESSION_MOVE:
+		p = wr_u64(p, msg->u.move.old_sid);
+		p = wr_str16(p, msg->u.move.jid);
+		break;
 	}
 	/* Sizes and writers are two descriptions of one layout; they agree. */
 	return (size_t)(p - buf) == size ? size : 0;
@@ -616,6 +631,7 @@ const char *wire_type_str(uint8_t type)
 		[WIRE_REGISTER_RESP] = "register_resp",
 		[WIRE_ROUTE] = "route",
 		[WIRE_DOMAIN] = "domain",
+		[WIRE_SESSION_MOVE] = "session_move",
 	};
 
 	return type_ok(type) ? names[type] : "unknown";

@@ -49,7 +49,9 @@ enum wire_type {
 	WIRE_ROUTE = 18,        /* both ways    a stanza to or from an external entity (s2s peer or
 	                           component): the WIRE_STANZA fields, sid 0 */
 	WIRE_DOMAIN = 19,       /* edge -> sm   an external route on this link: component up/down, s2s */
-	WIRE_TYPE_MAX = 19
+	WIRE_SESSION_MOVE = 20, /* edge -> sm   XEP-0198 resumption on another worker: the bound session
+	                           (old sid, full JID) continues on this link as sid */
+	WIRE_TYPE_MAX = 20
 };
 
 /* WIRE_SESSION_OPEN flags */
@@ -61,6 +63,9 @@ enum wire_type {
 /* WIRE_ROUTE flags (both ways) */
 #define WIRE_STANZA_SHARD 0x02    /* between users of two shards: sm -> edge "on to the shard
                                      owning `to`", edge -> sm "from the shard owning `from`" */
+/* WIRE_STANZA flags (edge -> sm) */
+#define WIRE_STANZA_RETURNED 0x04 /* XEP-0198 §4: a stanza the session's client never acknowledged,
+                                     sent back when the session ends: undeliverable to its full JID */
 
 /* WIRE_REGISTER operations */
 enum wire_reg_op {
@@ -96,7 +101,9 @@ enum wire_reason {
 	WIRE_CLOSE_ERROR = 2,      /* edge: stream error sent to the client */
 	WIRE_CLOSE_CONFLICT = 3,   /* sm: a new session took this resource */
 	WIRE_CLOSE_KICKED = 4,     /* sm: account deleted or admin kick */
-	WIRE_CLOSE_SHUTDOWN = 5    /* either: the server is going down */
+	WIRE_CLOSE_SHUTDOWN = 5,   /* either: the server is going down */
+	WIRE_CLOSE_MOVED = 6       /* sm: the session moved to another link (WIRE_SESSION_MOVE);
+	                              the last frame for this sid on the old link */
 };
 
 /* A byte string inside a decoded frame (points into the decoder's input). */
@@ -144,6 +151,7 @@ struct wire_msg {
 		} reg;
 		struct { uint8_t status; } reg_resp;
 		struct { uint8_t op; struct wire_str domain; } domain; /* op: enum wire_domain_op */
+		struct { uint64_t old_sid; struct wire_str jid; } move;
 	} u;
 	/* WIRE_ROUTE uses u.stanza. */
 };

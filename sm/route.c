@@ -612,6 +612,10 @@ void sm_route_stanza(struct sm *sm, struct sm_session *s, const struct wire_msg 
 			       .from = s->full, .from_len = s->full_len,
 			       .from_bare_len = s->bare_len };
 
+	if (m->u.stanza.flags & WIRE_STANZA_RETURNED) {
+		sm_returned(sm, s, m);   /* XEP-0198 §4: not s's stanza, one s never got */
+		return;
+	}
 	STAT_INC(sm->stats.routed[c.kind & 3]);
 
 	if (c.kind != WIRE_KIND_MESSAGE && c.kind != WIRE_KIND_PRESENCE && c.kind != WIRE_KIND_IQ) {

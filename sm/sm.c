@@ -803,6 +803,9 @@ static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *
 	case WIRE_STANZA:
 		on_stanza(sm, l, m);
 		break;
+	case WIRE_SESSION_MOVE:
+		sm_moved(sm, l, m);   /* XEP-0198 resumption on another worker */
+		break;
 	case WIRE_SESSION_CLOSE:
 		/* Unknown: the sm may have ended it first (conflict, kick). */
 		s = session_find_sid(l, m->sid);

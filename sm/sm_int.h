@@ -22,6 +22,8 @@
  *   sm/carbons.c   XEP-0280 message carbons
  *   sm/remote.c    stanzas to and from external entities (components, other
  *                  servers) through edge links: WIRE_ROUTE, WIRE_DOMAIN
+ *   sm/returned.c  XEP-0198 §4: stanzas an edge hands back unacknowledged
+ *   sm/moved.c     XEP-0198: a session moving to another edge worker's link
  *
  * Everything here belongs to the one thread that runs sm_run(); nothing is
  * locked.  Every exported symbol carries the `sm_` prefix followed by its
@@ -710,6 +712,15 @@ bool sm_remote_send(struct sm *sm, const struct wire_msg *m);
 bool sm_remote_jid(const struct sm *sm, const char *jid, size_t n);
 /* Free the routes (sm_free()). */
 void sm_remote_free(struct sm *sm);
+
+/* sm/returned.c — XEP-0198 §4: stanzas a session's client never acknowledged,
+ * handed back by the edge (WIRE_STANZA_RETURNED) before the session ends. */
+/* Route m (returned by s's edge) as undeliverable to s's full JID. */
+void sm_returned(struct sm *sm, struct sm_session *s, const struct wire_msg *m);
+
+/* sm/moved.c — XEP-0198 resumption on another edge worker: WIRE_SESSION_MOVE
+ * from l re-keys the bound session it names to (l, m->sid). */
+void sm_moved(struct sm *sm, struct sm_link *l, const struct wire_msg *m);
 
 /* sm/admin.c */
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */

@@ -59,6 +59,7 @@ static int msg_eq(const struct wire_msg *a, const struct wire_msg *b)
 		return a->u.bind_resp.status == b->u.bind_resp.status &&
 		       str_eq(a->u.bind_resp.jid, b->u.bind_resp.jid);
 	case WIRE_STANZA:
+	case WIRE_ROUTE:
 		return a->u.stanza.kind == b->u.stanza.kind &&
 		       a->u.stanza.flags == b->u.stanza.flags &&
 		       str_eq(a->u.stanza.type, b->u.stanza.type) &&
@@ -85,6 +86,10 @@ static int msg_eq(const struct wire_msg *a, const struct wire_msg *b)
 		       scram_eq(&a->u.reg.sha256, &b->u.reg.sha256);
 	case WIRE_REGISTER_RESP:
 		return a->u.reg_resp.status == b->u.reg_resp.status;
+	case WIRE_DOMAIN:
+		return a->u.domain.op == b->u.domain.op && str_eq(a->u.domain.domain, b->u.domain.domain);
+	case WIRE_SESSION_MOVE:
+		return a->u.move.old_sid == b->u.move.old_sid && str_eq(a->u.move.jid, b->u.move.jid);
 	default:
 		return 0;
 	}

@@ -175,6 +175,50 @@ static void test_errors(void **state)
 		     "is one of 'domains'");
 }
 
+/* XEP-0198: defaults, values, bounds, the edge id's alphabet, and a reload
+ * that changes the edge id (resumption ids carry it) needing a restart. */
+static void test_stream_management(void **state)
+{
+	struct config a, b;
+	char err[512];
+
+	assert_int_equal(load("domains:\n  - name: a.org\n", &a, err, sizeof(err)), 0);
+	assert_true(a.smacks.enabled);
+	assert_int_equal(a.smacks.resume_timeout, 300);
+	assert_int_equal(a.smacks.max_unacked, 1u << 20);
+	assert_non_null(a.smacks.edge_id);
+	assert_true(strlen(a.smacks.edge_id) >= 1 && strlen(a.smacks.edge_id) <= CONFIG_EDGE_ID_MAX);
+	assert_null(strchr(a.smacks.edge_id, '.'));
+	assert_int_equal(load("domains:\n  - name: a.org\nstream_management:\n  enabled: false\n"
+			      "  resume_timeout: 60\n  max_unacked: 65536\n  edge_id: edge-2_b\n", &b, err, sizeof(err)), 0);
+	assert_false(b.smacks.enabled);
+	assert_int_equal(b.smacks.resume_timeout, 60);
+	assert_int_equal(b.smacks.max_unacked, 65536);
+	assert_string_equal(b.smacks.edge_id, "edge-2_b");
+	assert_string_equal(config_reload_blocker(&a, &b), "stream_management.edge_id");
+	config_free(&b);
+	assert_int_equal(load("domains:\n  - name: a.org\nstream_management:\n  resume_timeout: 0\n"
+			      "  max_unacked: 4096\n", &b, err, sizeof(err)), 0);
+	free(b.smacks.edge_id);
+	b.smacks.edge_id = strdup(a.smacks.edge_id);
+	assert_null(config_reload_blocker(&a, &b));   /* the rest applies on reload */
+	config_free(&a);
+	config_free(&b);
+
+	expect_error("domains:\n  - name: a.org\nstream_management:\n  edge_id: a.b\n", ":4: ",
+		     "stream_management.edge_id: expected 1 to 32 letters");
+	expect_error("domains:\n  - name: a.org\nstream_management:\n  edge_id: "
+		     "abcdefghijabcdefghijabcdefghijabc\n", ":4: ", "stream_management.edge_id");
+	expect_error("domains:\n  - name: a.org\nstream_management:\n  max_unacked: 100\n", ":4: ",
+		     "stream_management.max_unacked");
+	expect_error("domains:\n  - name: a.org\nstream_management:\n  resume_timeout: 86401\n", ":4: ",
+		     "stream_management.resume_timeout");
+	expect_error("domains:\n  - name: a.org\nstream_management:\n  enabled: sometimes\n", ":4: ",
+		     "true or false");
+	expect_error("domains:\n  - name: a.org\nstream_management:\n  resume: 5\n", ":4: ",
+		     "unknown key 'resume'");
+}
+
 static void test_s2s(void **state)
 {
 	struct config cfg;
@@ -311,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_database_path_or_uri),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_s2s),
+		cmocka_unit_test(test_stream_management),
 		cmocka_unit_test(test_env_override),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -451,6 +451,88 @@ static void test_unconfirmed_messages_move_on(void **state)
 	assert_non_null(strstr(raw, "<delay xmlns='urn:xmpp:delay'"));
 }
 
+/* XEP-0198 at the session server: SESSION_MOVE re-keys a bound session to
+ * another link (the old link gets SESSION_CLOSE(MOVED) first), a move naming
+ * no such session is refused, and RETURNED stanzas are treated as
+ * undeliverable to the session's full JID (iq get: service-unavailable to
+ * the sender; groupchat: an error; chat: stored for later). */
+static void returned(struct tlink *t, uint64_t sid, int kind, const char *raw)
+{
+	struct wire_msg m = { .type = WIRE_STANZA, .sid = sid };
+
+	m.u.stanza.kind = (uint8_t)kind;
+	m.u.stanza.flags = WIRE_STANZA_RETURNED;
+	m.u.stanza.raw = wire_s(raw, strlen(raw));
+	send_frame(t, &m);
+}
+
+static void test_move_and_returned(void **state)
+{
+	struct env *e = *state;
+	struct tlink *a = e->l[0], *b = e->l[1], *c = e->l[2];
+	char ja[256], jb[256], raw[4096];
+	struct wire_msg m;
+
+	two_users(e);
+	hello(c, 2, "s3cret");
+	expect_frame(c, &m, WIRE_HELLO_OK);
+	login(a, 1, "alice", "a", ja);
+	login(b, 2, "bob", "b", jb);
+
+	/* Moved from link a (sid 1) to link c (sid 7). */
+	m = (struct wire_msg){ .type = WIRE_SESSION_MOVE, .sid = 7 };
+	m.u.move.old_sid = 1;
+	m.u.move.jid = wire_s(ja, strlen(ja));
+	send_frame(c, &m);
+	expect_frame(a, &m, WIRE_SESSION_CLOSE);
+	assert_int_equal(m.sid, 1);
+	assert_int_equal(m.u.close.reason, WIRE_CLOSE_MOVED);
+	stanza(b, 2, WIRE_KIND_MESSAGE, "chat", ja, jb, "m1", "",
+	       "<message to='alice@localhost/a' from='bob@localhost/b' type='chat'><body>moved</body></message>");
+	expect_stanza(c, 7, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "<body>moved</body>"));
+	expect_quiet(a);
+	/* Its old sid is gone from link a; a second move of it is refused. */
+	m = (struct wire_msg){ .type = WIRE_SESSION_MOVE, .sid = 8 };
+	m.u.move.old_sid = 1;
+	m.u.move.jid = wire_s(ja, strlen(ja));
+	send_frame(c, &m);
+	expect_frame(c, &m, WIRE_SESSION_CLOSE);
+	assert_int_equal(m.sid, 8);
+	assert_int_equal(m.u.close.reason, WIRE_CLOSE_KICKED);
+
+	/* Returned by alice's edge (never acknowledged): bob's iq get gets an error from alice. */
+	returned(c, 7, WIRE_KIND_IQ, "<iq type='get' id='q1' from='bob@localhost/b' to='alice@localhost/a'>"
+		 "<query xmlns='jabber:iq:version'/></iq>");
+	expect_stanza(b, 2, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "type='error'"));
+	assert_non_null(strstr(raw, "id='q1'"));
+	assert_non_null(strstr(raw, "<service-unavailable"));
+	/* A returned iq result and presence: dropped. */
+	returned(c, 7, WIRE_KIND_IQ, "<iq type='result' id='q2' from='bob@localhost/b' to='alice@localhost/a'/>");
+	returned(c, 7, WIRE_KIND_PRESENCE, "<presence from='bob@localhost/b' to='alice@localhost/a'/>");
+	expect_quiet(b);
+	/* A returned groupchat message: an error to its sender. */
+	returned(c, 7, WIRE_KIND_MESSAGE, "<message type='groupchat' id='g1' from='bob@localhost/b' "
+		 "to='alice@localhost/a'><body>g</body></message>");
+	expect_stanza(b, 2, raw, sizeof(raw));
+	assert_non_null(strstr(raw, "id='g1'"));
+	assert_non_null(strstr(raw, "type='error'"));
+	/* A returned chat message, no other resource: stored, handed to alice's next login. */
+	returned(c, 7, WIRE_KIND_MESSAGE, "<message type='chat' id='c1' from='bob@localhost/b' "
+		 "to='alice@localhost/a'><body>kept</body></message>");
+	m = (struct wire_msg){ .type = WIRE_SESSION_CLOSE, .sid = 7 };
+	m.u.close.reason = WIRE_CLOSE_DISCONNECT;
+	send_frame(c, &m);
+	expect_quiet(b);
+	login(a, 9, "alice", "again", ja);
+	stanza(a, 9, WIRE_KIND_PRESENCE, "", "", ja, "", "", "<presence from='alice@localhost/again'/>");
+	for (int found = 0; !found;) {
+		expect_stanza(a, 9, raw, sizeof(raw));
+		found = strstr(raw, "<body>kept</body>") != NULL;
+	}
+}
+
 static void test_iq(void **state)
 {
 	struct env *e = *state;
@@ -840,6 +922,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hello_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_move_and_returned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_presence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flow_control, setup, teardown),

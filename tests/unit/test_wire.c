@@ -123,6 +123,10 @@ static struct wire_msg sample(uint8_t t)
 		m.u.domain.op = WIRE_DOMAIN_UP;
 		m.u.domain.domain = S("irc.example.com");
 		break;
+	case WIRE_SESSION_MOVE:
+		m.u.move.old_sid = 0x0000000700000003ULL;
+		m.u.move.jid = S("juliet@example.com/balcony");
+		break;
 	}
 	return m;
 }
@@ -223,6 +227,10 @@ static void assert_msg_eq(const struct wire_msg *a, const struct wire_msg *b)
 	case WIRE_DOMAIN:
 		assert_int_equal(a->u.domain.op, b->u.domain.op);
 		assert_str_eq(a->u.domain.domain, b->u.domain.domain);
+		break;
+	case WIRE_SESSION_MOVE:
+		assert_true(a->u.move.old_sid == b->u.move.old_sid);
+		assert_str_eq(a->u.move.jid, b->u.move.jid);
 		break;
 	default:
 		fail();
@@ -416,7 +424,7 @@ static void test_enum_values(void **state)
 	uint8_t b[256];
 	size_t n;
 
-	/* stanza kind 0 / 4; flags: TRACK, SHARD, both or nothing */
+	/* stanza kind 0 / 4; flags: TRACK, SHARD, RETURNED (XEP-0198 §4), any of them or nothing */
 	m = sample(WIRE_STANZA);
 	n = wire_encode(&m, b, sizeof(b));
 	b[13] = 0;
@@ -430,7 +438,12 @@ static void test_enum_values(void **state)
 	b[14] = WIRE_STANZA_SHARD | WIRE_STANZA_TRACK;
 	assert_int_equal(wire_decode(b, n, &d), (long)n);
 	assert_int_equal(d.u.stanza.flags, WIRE_STANZA_SHARD | WIRE_STANZA_TRACK);
-	for (unsigned f = 4; f < 256; f++) {
+	b[14] = WIRE_STANZA_RETURNED;
+	assert_int_equal(wire_decode(b, n, &d), (long)n);
+	assert_int_equal(d.u.stanza.flags, WIRE_STANZA_RETURNED);
+	b[14] = WIRE_STANZA_TRACK | WIRE_STANZA_SHARD | WIRE_STANZA_RETURNED;
+	assert_int_equal(wire_decode(b, n, &d), (long)n);
+	for (unsigned f = 8; f < 256; f++) {
 		b[14] = (uint8_t)f;
 		assert_int_equal(wire_decode(b, n, &d), -1);
 	}
@@ -441,7 +454,13 @@ static void test_enum_values(void **state)
 	n = wire_encode(&m, b, sizeof(b));
 	assert_true(n > 0);
 	assert_int_equal(b[14], WIRE_STANZA_TRACK);
-	m.u.stanza.flags = 4;
+	m.u.stanza.flags = WIRE_STANZA_RETURNED;
+	n = wire_encode(&m, b, sizeof(b));
+	assert_true(n > 0);
+	assert_int_equal(b[14], WIRE_STANZA_RETURNED);
+	assert_int_equal(wire_decode(b, n, &d), (long)n);
+	assert_int_equal(d.u.stanza.flags, WIRE_STANZA_RETURNED);
+	m.u.stanza.flags = 8;
 	assert_int_equal(wire_encode(&m, b, sizeof(b)), 0);
 	m.u.stanza.flags = WIRE_STANZA_TRACK | 0x80;
 	assert_int_equal(wire_encode(&m, b, sizeof(b)), 0);
@@ -484,8 +503,22 @@ static void test_enum_values(void **state)
 
 	m = sample(WIRE_SESSION_CLOSE);
 	n = wire_encode(&m, b, sizeof(b));
-	b[13] = WIRE_CLOSE_SHUTDOWN + 1;
+	b[13] = WIRE_CLOSE_MOVED;
+	assert_int_equal(wire_decode(b, n, &d), (long)n);
+	assert_int_equal(d.u.close.reason, WIRE_CLOSE_MOVED);
+	b[13] = WIRE_CLOSE_MOVED + 1;
 	assert_int_equal(wire_decode(b, n, &d), -1);
+
+	/* SESSION_MOVE: u64 old sid, str16 full JID; a JID running past the frame is refused */
+	m = sample(WIRE_SESSION_MOVE);
+	n = wire_encode(&m, b, sizeof(b));
+	assert_int_equal(n, WIRE_LEN_BYTES + WIRE_MIN_BODY + 8 + 2 + strlen("juliet@example.com/balcony"));
+	assert_int_equal(wire_decode(b, n, &d), (long)n);
+	assert_true(d.u.move.old_sid == 0x0000000700000003ULL);
+	b[13 + 8 + 1] += 1;
+	assert_int_equal(wire_decode(b, n, &d), -1);
+	m = sample(WIRE_SESSION_CLOSE);
+	n = wire_encode(&m, b, sizeof(b));
 
 	m = sample(WIRE_SESSION_OPEN);
 	n = wire_encode(&m, b, sizeof(b));
