@@ -480,6 +480,7 @@ static long link_frames(struct link *l, const uint8_t *p, size_t len)
 			log_info("session server link up", "worker=%d shard=%u version=%u", w->id, l->shard,
 				 m.u.hello_ok.version);
 			route_link_up(l);
+			native_link_up(l);
 		} else if (m.type == WIRE_ROUTE) {
 			route_from_sm(l, &m);
 		} else if (m.type == WIRE_PING) {

@@ -38,5 +38,6 @@ int link_retry_wait_ms(const struct worker *w, uint64_t now_ms);
 /* be_native.c: what arrives on a link, and its loss. */
 void native_on_frame(struct link *l, const struct wire_msg *m);
 void native_link_down(struct link *l);
+void native_link_up(struct link *l);
 
 #endif

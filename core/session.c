@@ -89,6 +89,7 @@ void session_free(struct worker *w, struct session *s)
 	smacks_free(w, s);
 	free(s->user);
 	free(s->jid);
+	free(s->presence);
 	csi_free(s);
 	free(s->bind_id);
 	free(s->resource);

@@ -112,6 +112,7 @@ enum conn_state {
 #define PAUSE_RATE      0x01   /* over its bytes/s or stanzas/s budget */
 #define PAUSE_LINK      0x02   /* the session server link is backed up */
 #define PAUSE_PEER      0x04   /* a recipient of this client (or its tied stream) reads too slowly */
+#define PAUSE_REBIND    0x08   /* XEP-0198: its shard restarts; the session is bound again first */
 
 /*
  * Transport layer.  A connection stacks up to XPRT_MAX of them above the
@@ -272,6 +273,14 @@ struct session {
 	uint64_t t_req_us;       /* metrics: when the credentials or bind request went out; 0: none */
 	struct csi *csi;         /* XEP-0352 state (core/csi.c); NULL until the first <inactive/> */
 	struct smacks *smk;      /* XEP-0198 state (core/smacks.c); NULL until <enable/> */
+	/* A shard restart under XEP-0198 (be_native.c, "rebinding"): 1 while the
+	 * link is down, 2 while the bind on the restarted shard is out; the
+	 * client's last broadcast presence, replayed then; and where the new
+	 * session server's byte count of delivery reports starts. */
+	uint8_t rebind;
+	char *presence;
+	uint32_t presence_len;
+	uint64_t rx_origin;
 	uint64_t smk_join;       /* XEP-0198: the session this stream's <resume/> waits for
 	                            from another worker (its id here); 0: none */
 } __attribute__((aligned(16)));
@@ -337,6 +346,7 @@ struct wstats {
 	uint64_t link_queue_bytes;              /* frames not yet taken by the socket */
 	uint64_t shard_relayed;                 /* cross-shard stanzas passed on between session servers */
 	uint64_t shard_relay_failed;            /* ... that found the owner's link down (bounced) */
+	uint64_t rebinds;                       /* XEP-0198 sessions bound again on a restarted shard */
 	uint64_t smacks_resumed;                /* XEP-0198 resumptions that succeeded */
 	uint64_t smacks_resume_failed;          /* <resume/> answered with <failed/> */
 	uint64_t smacks_detached;               /* sessions kept for a resumption */

@@ -329,3 +329,54 @@ def test_one_shard_killed(two_sm):
     finally:
         a.close()
         b.close()
+
+
+NS_SM = "urn:xmpp:sm:3"
+
+
+def test_shard_restart_keeps_stream_management_sessions(two_sm):
+    """kill -9 of the shard holding a session with XEP-0198 on: the client is not
+    disconnected; once the shard is back the edge binds the session there again (same
+    full JID, no new login), replays its presence (its contact on the other shard sees
+    it again), and messages flow both ways on the same stream."""
+    u0, u1 = two_sm["users"]
+    sm1, edge = two_sm["procs"][1], two_sm["procs"][-1]
+    a = Raw(two_sm["c2s"])
+    a.login(u1, PASSWORD, "a")
+    a.send(f"<enable xmlns='{NS_SM}' resume='true'/>")
+    a.wait_for(lambda e: e.tag == f"{{{NS_SM}}}enabled", 10.0)
+    a.send("<presence/>")
+    b = login(two_sm["c2s"], u0, "b")
+    try:
+        a.send(f"<presence to='{u0}@localhost' type='subscribe'/>")
+        presence_from(b, f"{u1}@localhost", "subscribe")
+        b.send(f"<presence to='{u1}@localhost' type='subscribed'/>")
+        b.send(f"<presence to='{u1}@localhost' type='subscribe'/>")
+        presence_from(a, f"{u0}@localhost", "subscribe")
+        a.send(f"<presence to='{u0}@localhost' type='subscribed'/>")
+        a.send("<presence><status>before</status></presence>")
+        presence_from(b, f"{u1}@localhost/a")
+        b.seen = []
+        sm1.p.kill()
+        sm1.p.wait(10)
+        sm1.stopped = True
+        wait_until(lambda: "session waits for its shard to return" in edge.text(),
+                   what="the edge keeping the session")
+        again = Proc("xedge-sm-1b", sm1.argv, sm1.log.parent / "sm1b.log")
+        two_sm["procs"].insert(2, again)
+        wait_until(lambda: "session bound again on its restarted shard" in edge.text(), timeout=30,
+                   what="the session bound again")
+        # Its presence, replayed, reaches the contact on the other shard.
+        p = b.wait_for(lambda e: e.tag == PRESENCE and e.get("from") == f"{u1}@localhost/a" and
+                       e.findtext(f"{{{NS_CLIENT}}}status") == "before", 10.0)
+        assert p.get("type") is None, dump(p)
+        b.send(f"<message to='{u1}@localhost/a' type='chat'><body>still here?</body></message>")
+        assert message_with(a, "still here?").get("from") == f"{u0}@localhost/b"
+        a.send(f"<message to='{u0}@localhost' type='chat'><body>yes</body></message>")
+        assert message_with(b, "yes").get("from") == f"{u1}@localhost/a"
+        # No stream error, no new login: the same stream all along.
+        assert not [e for e in a.items if e.tag == "{http://etherx.jabber.org/streams}error"]
+        assert edge_metric(two_sm["admin"], "xedge_session_rebinds_total") == 1
+    finally:
+        a.close()
+        b.close()
