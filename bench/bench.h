@@ -100,6 +100,7 @@ struct bench_opts {
 	unsigned split;
 	bool cross;                       /* chat peers only on the other server */
 	bool one_way;                     /* with cross: only the first server's clients send */
+	bool sm;                          /* XEP-0198: enable stream management, answer <r/> */
 	double timeout, login_time, hold, settle, warmup, duration, drain, keepalive;
 	double rate;                      /* open loop: msgs/s per client; 0: closed loop */
 	unsigned window, body, peers;
@@ -169,6 +170,7 @@ const char *bc_state_str(int s);
 #define BF_INPROGRESS 0x0400  /* counted against --concurrency */
 #define BF_READY      0x0800  /* on the thread's chat ready list */
 #define BF_SENDER     0x1000  /* chat: online with peers, counted in bthread.nsenders */
+#define BF_SM         0x2000  /* XEP-0198 enabled: stanzas received are counted in sm_h */
 
 /* Closed-loop pair state (chat): the sender's k-th peer. */
 struct bc_pair {
@@ -207,6 +209,7 @@ struct bclient {
 	struct bclient *knext, *kprev;  /* keepalive FIFO */
 	struct bclient *dnext;          /* flush list */
 	_Atomic int32_t inflight;       /* chat closed loop: messages not yet received */
+	uint32_t sm_h;                  /* XEP-0198: stanzas received since <enabled/> */
 	uint64_t last_send_ns;
 	/* chat: npeers entries, published with a release store once filled, so
 	 * a receiver on another thread (acquire) sees npeers and the peers */

@@ -42,6 +42,7 @@
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SM "urn:xmpp:sm:3"
 
 #define IN_LIMIT ((1u << 20) + 65536)  /* one largest item plus pipelined input */
 #define FAIL_LOG_MAX 10                /* failures printed per thread with -v */
@@ -753,6 +754,23 @@ static int intern_nsd(struct bthread *t, const struct xs_str *d)
 	return (int)t->nnsd++;
 }
 
+/* XEP-0198 (--sm): <enabled/> starts the count, <r/> is answered with it;
+ * <a/> needs nothing (we resend nothing), <failed/> is counted. */
+static void on_sm(struct bthread *t, struct bclient *c, const struct xs_stanza *s)
+{
+	char a[64];
+
+	if (streq(&s->local, "enabled")) {
+		c->flags |= BF_SM;
+		c->sm_h = 0;
+	} else if (streq(&s->local, "r") && (c->flags & BF_SM)) {
+		snprintf(a, sizeof(a), "<a xmlns='" NS_SM "' h='%u'/>", c->sm_h);
+		outs(c, a);
+	} else if (streq(&s->local, "failed")) {
+		t->local.unexpected++;
+	}
+}
+
 static int on_stanza(struct bthread *t, struct bclient *c, const uint8_t *p, size_t len)
 {
 	struct xs_stanza s;
@@ -784,6 +802,13 @@ static int on_stanza(struct bthread *t, struct bclient *c, const uint8_t *p, siz
 	default:
 		break;
 	}
+	if (streq(&s.ns, NS_SM)) {
+		on_sm(t, c, &s);
+		return GO_ON;
+	}
+	if ((c->flags & BF_SM) &&
+	    (streq(&s.local, "iq") || streq(&s.local, "message") || streq(&s.local, "presence")))
+		c->sm_h++;
 	if (streq(&s.local, "iq")) {
 		if (streq(&s.type, "get") || streq(&s.type, "set")) {
 			iq_reply(c, &s);
@@ -793,6 +818,8 @@ static int on_stanza(struct bthread *t, struct bclient *c, const uint8_t *p, siz
 				return STOP;
 			}
 			hist_record(&t->local.h_auth, bench_now() - c->t_stream);
+			if (B.o.sm)
+				outs(c, "<enable xmlns='" NS_SM "' resume='true'/>");
 			outs(c, "<presence/><iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
 			set_state(c, BC_ROSTER);
 		} else if (c->state == BC_ROSTER && streq(&s.id, "r1")) {

@@ -78,6 +78,9 @@ static const char usage[] =
 "      --hold S           stay logged in S seconds after the login phase (default 0)\n"
 "      --settle S         idle: wait before sampling memory (default 5)\n"
 "      --keepalive S      whitespace keepalive interval (default 60; 0: none)\n"
+"      --sm               XEP-0198 stream management: <enable/> after bind, <r/> answered\n"
+"                         with the count of stanzas received (the server may then keep\n"
+"                         a client's session across a session-server restart)\n"
 "\n"
 "Chat:\n"
 "      --duration S       measured seconds (default 10)\n"
@@ -108,7 +111,7 @@ enum {
 	O_SNI = 256, O_TLS, O_MECH, O_PREFIX, O_OFFSET, O_PASSWORD, O_CACHE, O_SOURCES, O_RAMP,
 	O_CONC, O_TIMEOUT, O_LOGIN_TIME, O_HOLD, O_SETTLE, O_KEEPALIVE, O_DURATION, O_WARMUP,
 	O_DRAIN, O_WINDOW, O_RATE, O_SIZE, O_PEERS, O_PID, O_JSON, O_PLOT, O_VERSION, O_REMOTE,
-	O_CROSS, O_ONE_WAY
+	O_CROSS, O_ONE_WAY, O_SM
 };
 
 static const struct option longopts[] = {
@@ -129,6 +132,7 @@ static const struct option longopts[] = {
 	{ "remote", required_argument, NULL, O_REMOTE },
 	{ "cross", no_argument, NULL, O_CROSS },
 	{ "one-way", no_argument, NULL, O_ONE_WAY },
+	{ "sm", no_argument, NULL, O_SM },
 	{ "ramp", required_argument, NULL, O_RAMP },
 	{ "concurrency", required_argument, NULL, O_CONC },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
@@ -424,6 +428,9 @@ static int parse_options(int argc, char **argv)
 			break;
 		case O_ONE_WAY:
 			o->one_way = true;
+			break;
+		case O_SM:
+			o->sm = true;
 			break;
 		case O_RAMP:
 			if (parse_double(optarg, 0, 1e7, &o->ramp) < 0)

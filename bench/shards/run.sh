@@ -13,8 +13,15 @@
 # CPU-seconds per 1,000 delivered messages, messages lost, and the share that crossed shards
 # (counted by the shards, or by the edge that relayed them).
 #
+# Then the fault runs (KILL_RUNS, default "sm nosm"): procs2 again, chat for KILL_S seconds with
+# XEP-0198 clients (xedge-bench --sm) or without; KILL_AT seconds into it one xedge-sm gets
+# SIGKILL and is started again at once on the same database. Recorded: sessions lost (xedge-bench's
+# dropped), messages lost and duplicated, sessions bound again without a login
+# (xedge_session_rebinds_total), and the seconds until the received rate is back to half its
+# level before the kill.
+#
 # Environment (all optional): SHARD_CONFIGS ("1 2 4 procs2"), N_CHAT (400), CHAT_S (15),
-# WINDOW (4), SHARDS_DIR (/tmp/xedge-bench-shards: wiped at start), SHARDS_PORT_BASE (24700),
+# WINDOW (4), KILL_RUNS ("sm nosm"), KILL_S (20), KILL_AT (8), SHARDS_DIR (/tmp/xedge-bench-shards: wiped at start), SHARDS_PORT_BASE (24700),
 # XEDGE_BUILD (build), SHARDS_DEADLINE (900 s).  Output: SHARDS_DIR/results/summary.md (printed)
 # and one JSON per run.  Exit status 0 when every run lost no message.
 {
@@ -26,6 +33,7 @@ PY=/usr/bin/python3
 T_RUN=$(now)
 
 CONFIGS=${SHARD_CONFIGS:-1 2 4 procs2}
+KILL_RUNS=${KILL_RUNS:-sm nosm}; KILL_S=${KILL_S:-20}; KILL_AT=${KILL_AT:-8}
 N_CHAT=${N_CHAT:-400}; CHAT_S=${CHAT_S:-15}; WINDOW=${WINDOW:-4}
 DIR=${SHARDS_DIR:-/tmp/xedge-bench-shards}
 PB=${SHARDS_PORT_BASE:-24700}
@@ -156,7 +164,50 @@ session_server:
 	for p in $PIDS; do stop_tree "$p" server 15; done
 	PIDS=""
 done
+
+# ---- a shard killed under load ------------------------------------------------------------------
+for k in $KILL_RUNS; do
+	d=$DIR/kill-$k; mkdir -p "$d"; PIDS=""
+	say "---- kill ($k): 2 xedge-sm, chat ${KILL_S} s, SIGKILL of xedge-sm 1 at ${KILL_AT} s ----"
+	for i in 0 1; do
+		sm_yaml "$d" $i
+		"$B/xedge-sm" -c "$d/sm$i.yaml" >>"$d/sm$i.log" 2>&1 </dev/null &
+		eval SM$i=$!
+		PIDS="$PIDS $!"
+		wait_port $((P_SM0 + i)) $! 20 || die "xedge-sm $i did not listen (log: $d/sm$i.log)"
+	done
+	edge_yaml "$d" "backend:
+  shards: [\"127.0.0.1:$P_SM0\", \"127.0.0.1:$P_SM1\"]
+  secret: \"$SECRET\""
+	"$B/xedge" -c "$d/xedge.yaml" >>"$d/xedge.log" 2>&1 </dev/null &
+	EDGE=$!; PIDS="$PIDS $EDGE"
+	ready $P_ADM || die "xedge is not ready (log: $d/xedge.log)"
+	provision "$d/sm0.sock" "$d/sm1.sock"
+	smflag=""; [ $k = sm ] && smflag=--sm
+	cmdlog taskset -c 1 "$B/xedge-bench" -s chat -n $N_CHAT --window $WINDOW --warmup 2 \
+		--duration $KILL_S --drain 5 $smflag "# SIGKILL of xedge-sm 1 at ${KILL_AT} s"
+	taskset -c 1 "$B/xedge-bench" --host 127.0.0.1 --port $P_C2S --domain $DOMAIN \
+		--password $PASSWORD -s chat -n $N_CHAT --concurrency 200 --window $WINDOW --warmup 2 \
+		--duration $KILL_S --drain 5 --timeout 60 --mech SCRAM-SHA-1 --scram-cache "$DIR/scram.cache" \
+		$smflag --pid $EDGE --json "$RES/kill-$k.json" >"$RES/kill-$k.log" 2>&1 &
+	BENCH=$!
+	# The kill: KILL_AT seconds after the first progress line of the chat phase (5 s in).
+	for i in $(seq 1 600); do grep -q "logins done\|chat " "$RES/kill-$k.log" 2>/dev/null && break; sleep 0.1; done
+	sleep $KILL_AT
+	kill -9 $SM1; wait $SM1 2>/dev/null
+	T_KILL=$(now)
+	"$B/xedge-sm" -c "$d/sm1.yaml" >>"$d/sm1.log" 2>&1 </dev/null &
+	SM1=$!; PIDS="$PIDS $SM1"
+	wait $BENCH || { say "kill ($k): xedge-bench failed ($RES/kill-$k.log)"; FAILS=$((FAILS + 1)); }
+	$PY -c "import urllib.request, json
+b = urllib.request.urlopen('http://127.0.0.1:$P_ADM/metrics', timeout=10).read().decode()
+n = sum(float(l.rsplit(' ', 1)[1]) for l in b.splitlines() if l.startswith('xedge_session_rebinds_total'))
+json.dump({'rebinds': int(n)}, open('$RES/kill-$k.edge.json', 'w'))"
+	for p in $PIDS; do stop_tree "$p" server 15; done
+	PIDS=""
+done
 $PY "$HERE/summary.py" report "$RES" $CONFIGS | tee "$RES/summary.md"
+[ -n "$KILL_RUNS" ] && $PY "$HERE/summary.py" kills "$RES" $KILL_RUNS | tee -a "$RES/summary.md"
 lost=$(grep -c "LOST" "$RES/summary.md")
 [ $FAILS -eq 0 ] && [ "$lost" -eq 0 ]
 exit $?

@@ -3,6 +3,7 @@
 
   summary.py scrape URL            print the stanzas that crossed shards, from an edge's /metrics
   summary.py report RES CONFIG...  the summary table (markdown) of the runs in RES
+  summary.py kills RES RUN...      the table of the fault runs (a shard killed under load)
 """
 import json
 import sys
@@ -57,10 +58,43 @@ def report(res, configs):
     print("\n".join(rows))
 
 
+def kills(res, runs):
+    """The fault runs: a shard SIGKILLed under chat load, with and without XEP-0198."""
+    print()
+    print("| clients | sessions dropped | messages sent / received | lost | duplicated | "
+          "bound again without login | seconds to half rate |")
+    print("|---|---|---|---|---|---|---|")
+    for k in runs:
+        try:
+            j = json.load(open(f"{res}/kill-{k}.json"))
+            e = json.load(open(f"{res}/kill-{k}.edge.json"))
+        except (OSError, ValueError) as err:
+            print(f"| {k} | run failed: {err} | | | | | |")
+            continue
+        m, lg = j["messages"], j["logins"]
+        series = [p for p in j.get("series", []) if p.get("logins_s", 0) == 0]
+        rates = [p["recv_s"] for p in series]
+        # The dip: the first second under half the median of the seconds before it, and how
+        # many seconds until the rate is back over that half.
+        dip = None
+        for i in range(3, len(rates)):
+            before = sorted(rates[:i])[len(rates[:i]) // 2]
+            if rates[i] < before / 2:
+                dip = i
+                back = next((j2 for j2 in range(i, len(rates)) if rates[j2] >= before / 2), None)
+                dip = (back - i) if back is not None else f">{len(rates) - i}"
+                break
+        name = "XEP-0198 (--sm)" if k == "sm" else "without XEP-0198"
+        print(f"| {name} | {lg['dropped']} | {m['sent_total']:,} / {m['received_total']:,} | "
+              f"{m['lost']} | {m['duplicated']} | {e['rebinds']} | {dip if dip is not None else 0} |")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "scrape":
         scrape(sys.argv[2])
     elif sys.argv[1] == "report":
         report(sys.argv[2], sys.argv[3:])
+    elif sys.argv[1] == "kills":
+        kills(sys.argv[2], sys.argv[3:])
     else:
         sys.exit(__doc__)

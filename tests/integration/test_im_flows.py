@@ -497,6 +497,9 @@ def test_roster_versioning(target):
     and a client that asks with the current ver gets no items it already has."""
     t = target
     t.roster_add("alice", "carol", "both", "Carol")
+    # Both sides agree: carol's server (another shard, on xedge) answers alice's probe
+    # from carol's roster (RFC 6121 §4.3.2), which must not take the subscription back.
+    t.roster_add("carol", "alice", "both", "Alice")
 
     async def main():
         a = a2 = None
