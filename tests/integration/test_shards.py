@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 
 from conftest import USERS, Proc, binary, child_env, free_port, wait_until
+from peers import haproxy  # noqa: F401
 from rawxmpp import NS_CLIENT, Raw, dump, q
 
 MESSAGE, PRESENCE, IQ = q(NS_CLIENT, "message"), q(NS_CLIENT, "presence"), q(NS_CLIENT, "iq")
@@ -216,13 +217,15 @@ def test_xedgectl_follows_the_owner(server):
 
 # ---- several xedge-sm processes -----------------------------------------------------
 
-@pytest.fixture
-def two_sm(tmp_path, sockdir, cert):
-    """xedge with backend.shards naming two xedge-sm processes on one database, and one
-    account on each: {"c2s": port, "procs": [sm0, sm1, edge], "users": [on 0, on 1]}."""
+def _cluster(tmp_path, sockdir, cert, edges=1, proxied=False):
+    """Two xedge-sm processes on one database listed in backend.shards, `edges` edges
+    linked to both (their c2s listeners want a PROXY header when `proxied`), and one
+    account on each shard.  Yields {"c2s": [ports], "admin": [ports], "procs": [sm0,
+    sm1, edges...], "users": [on 0, on 1]}."""
     crt, key = cert
     ports = [free_port(), free_port()]
-    c2s, admin = free_port(), free_port()
+    c2s = [free_port() for _ in range(edges)]
+    admin = [free_port() for _ in range(edges)]
     names = [f"127.0.0.1:{p}" for p in ports]
     # The owner depends on the names, which hold random ports: pick one user per shard.
     users = [next(f"u{i}" for i in range(1000) if owner(f"u{i}@localhost", names) == k)
@@ -242,28 +245,39 @@ def two_sm(tmp_path, sockdir, cert):
             sm = Proc(f"xedge-sm-{i}", [str(binary("xedge-sm")), "-c", str(cfg)], tmp_path / f"sm{i}.log")
             procs.append(sm)
             wait_until(lambda sm=sm: "xedge-sm started" in sm.text(), what=f"xedge-sm {i} started")
-        edge_cfg = tmp_path / "edge.yaml"
-        edge_cfg.write_text("workers: 2\nlog_level: debug\n" + domain +
-                            f"listeners:\n  - type: c2s\n    address: 127.0.0.1:{c2s}\n"
-                            f"admin:\n  address: 127.0.0.1:{admin}\n"
-                            f"backend:\n  shards:\n{shards}  secret: \"s3cret\"\n")
-        edge = Proc("xedge", [str(binary("xedge")), "-c", str(edge_cfg)], tmp_path / "edge.log")
-        procs.append(edge)
-        wait_until(lambda: edge.text().count("session server link up") >= 4,
-                   what="4 links up (2 workers x 2 shards)")
+        for e in range(edges):
+            edge_cfg = tmp_path / f"edge{e}.yaml"
+            edge_cfg.write_text("workers: 2\nlog_level: debug\n" + domain +
+                                f"listeners:\n  - type: c2s\n    address: 127.0.0.1:{c2s[e]}\n" +
+                                ("    proxy_protocol: true\n" if proxied else "") +
+                                f"admin:\n  address: 127.0.0.1:{admin[e]}\n"
+                                f"backend:\n  shards:\n{shards}  secret: \"s3cret\"\n")
+            edge = Proc(f"xedge-{e}", [str(binary("xedge")), "-c", str(edge_cfg)],
+                        tmp_path / f"edge{e}.log")
+            procs.append(edge)
+            wait_until(lambda edge=edge: edge.text().count("session server link up") >= 4,
+                       what="4 links up (2 workers x 2 shards)")
         for i, user in enumerate(users):
             r = ctl_socket(sockdir / f"sm{i}.sock", "user", "add", f"{user}@localhost", PASSWORD)
             assert r.returncode == 0, r
-        # The wrong process says which shard owns the account.
-        r = ctl_socket(sockdir / "sm0.sock", "roster", "list", f"{users[1]}@localhost")
-        assert r.returncode == 1 and "shard 1 of backend.shards owns this account" in r.stderr, r
-        yield {"c2s": c2s, "admin": admin, "procs": procs, "users": users}
+        yield {"c2s": c2s, "admin": admin, "procs": procs, "users": users,
+               "socks": [sockdir / "sm0.sock", sockdir / "sm1.sock"]}
     finally:
         problems = []
         for p in reversed(procs):
             problems += p.stop()
         if problems:
             pytest.fail("shutdown:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def two_sm(tmp_path, sockdir, cert):
+    """One edge, two xedge-sm processes (_cluster); c2s and admin are the edge's ports."""
+    for c in _cluster(tmp_path, sockdir, cert):
+        # The wrong process says which shard owns the account.
+        r = ctl_socket(sockdir / "sm0.sock", "roster", "list", f"{c['users'][1]}@localhost")
+        assert r.returncode == 1 and "shard 1 of backend.shards owns this account" in r.stderr, r
+        yield {**c, "c2s": c["c2s"][0], "admin": c["admin"][0]}
 
 
 def test_two_processes_chat_and_presence(two_sm):
@@ -356,6 +370,12 @@ def test_shard_restart_keeps_stream_management_sessions(two_sm):
         a.send(f"<presence to='{u0}@localhost' type='subscribed'/>")
         a.send("<presence><status>before</status></presence>")
         presence_from(b, f"{u1}@localhost/a")
+        # The roster rows are written behind: killed before they are on disk, the
+        # restarted shard would not know u0 may see u1's presence.  `roster list` reads
+        # the database after every earlier write (jobs run in order).
+        wait_until(lambda: f"{u0}@localhost both" in
+                   ctl_socket(two_sm["socks"][1], "roster", "list", f"{u1}@localhost").stdout,
+                   what="the subscription on disk")
         b.seen = []
         sm1.p.kill()
         sm1.p.wait(10)
@@ -380,3 +400,35 @@ def test_shard_restart_keeps_stream_management_sessions(two_sm):
     finally:
         a.close()
         b.close()
+
+
+def test_two_edges_behind_haproxy(tmp_path, sockdir, cert, haproxy):
+    """Several edges (DESIGN §5): HAProxy in TCP mode with PROXY protocol v2 in front of two
+    edges, each linked to both shards; clients spread over the edges (round robin) and a
+    user of each shard talk across edges and shards.  The edges' listeners require the PROXY
+    header, so every client came through HAProxy."""
+    gen = _cluster(tmp_path, sockdir, cert, edges=2, proxied=True)
+    c = next(gen)
+    try:
+        ha = haproxy(c["c2s"][0], "v2", extra_server=f"\n  server y 127.0.0.1:{c['c2s'][1]} send-proxy-v2")
+        u0, u1 = c["users"]
+        a = login(ha.port, u1, "a")
+        b = login(ha.port, u0, "b")
+        try:
+            edge0, edge1 = c["procs"][2].text(), c["procs"][3].text()
+            on0 = [u for u in (u0, u1) if f"jid={u}@localhost/" in edge0]
+            on1 = [u for u in (u0, u1) if f"jid={u}@localhost/" in edge1]
+            assert len(on0) == 1 and len(on1) == 1, (on0, on1)   # one client on each edge
+            a.send(f"<presence to='{u0}@localhost' type='subscribe'/>")
+            presence_from(b, f"{u1}@localhost", "subscribe")
+            b.send(f"<presence to='{u1}@localhost' type='subscribed'/>")
+            presence_from(a, f"{u0}@localhost/b")
+            a.send(f"<message to='{u0}@localhost' type='chat'><body>via haproxy</body></message>")
+            assert message_with(b, "via haproxy").get("from") == f"{u1}@localhost/a"
+            b.send(f"<message to='{u1}@localhost/a' type='chat'><body>and back</body></message>")
+            assert message_with(a, "and back").get("from") == f"{u0}@localhost/b"
+        finally:
+            a.close()
+            b.close()
+    finally:
+        gen.close()
