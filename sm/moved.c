@@ -21,29 +21,6 @@
 #include "core/log.h"
 #include "sm/sm_int.h"
 
-static void unlink_from(struct sm_link *l, struct sm_session *s)
-{
-	sm_tab_remove(&l->sessions, &s->by_sid);
-	if (s->lprev)
-		s->lprev->lnext = s->lnext;
-	else
-		l->shead = s->lnext;
-	if (s->lnext)
-		s->lnext->lprev = s->lprev;
-	s->lnext = s->lprev = NULL;
-	l->nsessions--;
-}
-
-static void link_into(struct sm_link *l, struct sm_session *s)
-{
-	sm_tab_insert(&l->sessions, &s->by_sid, sm_tab_hash(&l->sessions, &s->sid, sizeof(s->sid)));
-	s->lnext = l->shead;
-	if (l->shead)
-		l->shead->lprev = s;
-	l->shead = s;
-	l->nsessions++;
-}
-
 void sm_moved(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 {
 	struct sm_session *t = sm_session_find(sm, (const char *)m->u.move.jid.p, m->u.move.jid.len);
@@ -62,8 +39,8 @@ void sm_moved(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 	sm_link_send(t->link, &r);
 	log_info("session moved", "from_link=%u to_link=%u old_sid=%" PRIu64 " sid=%" PRIu64 " jid=\"%s\"",
 		 t->link->id, l->id, t->sid, m->sid, t->full);
-	unlink_from(t->link, t);
+	sm_session_unlink(t->link, t);
 	t->link = l;
 	t->sid = m->sid;
-	link_into(l, t);
+	sm_session_link(l, t);
 }

@@ -369,14 +369,7 @@ static void session_drop(struct sm *sm, struct sm_session *s, bool broadcast)
 	} else if (s->state == SM_SESS_BINDING) {
 		sm_user_unbind_wait(sm, s);
 	}
-	sm_tab_remove(&l->sessions, &s->by_sid);
-	if (s->lprev)
-		s->lprev->lnext = s->lnext;
-	else
-		l->shead = s->lnext;
-	if (s->lnext)
-		s->lnext->lprev = s->lprev;
-	l->nsessions--;
+	sm_session_unlink(l, s);
 	log_debug("session ended", "link=%u sid=%llu jid=\"%s\"", l->id,
 		  (unsigned long long)s->sid, s->full ? s->full : s->bare ? s->bare : "");
 	sm_presence_directed_clear(s);
@@ -403,6 +396,30 @@ void sm_session_kick(struct sm *sm, struct sm_session *s, int reason)
 }
 
 /* ---- links: output ----------------------------------------------------- */
+
+void sm_session_link(struct sm_link *l, struct sm_session *s)
+{
+	sm_tab_insert(&l->sessions, &s->by_sid, sm_tab_hash(&l->sessions, &s->sid, sizeof(s->sid)));
+	s->lprev = NULL;
+	s->lnext = l->shead;
+	if (l->shead)
+		l->shead->lprev = s;
+	l->shead = s;
+	l->nsessions++;
+}
+
+void sm_session_unlink(struct sm_link *l, struct sm_session *s)
+{
+	sm_tab_remove(&l->sessions, &s->by_sid);
+	if (s->lprev)
+		s->lprev->lnext = s->lnext;
+	else
+		l->shead = s->lnext;
+	if (s->lnext)
+		s->lnext->lprev = s->lprev;
+	s->lnext = s->lprev = NULL;
+	l->nsessions--;
+}
 
 struct sm_link *sm_link_by_id(struct sm *sm, uint32_t id)
 {
@@ -584,12 +601,7 @@ static void on_open(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 		s->addr[i] = c > 0x20 && c < 0x7f && c != '"' ? (char)c : '?';
 	}
 	s->addr[n] = '\0';
-	sm_tab_insert(&l->sessions, &s->by_sid, sm_tab_hash(&l->sessions, &s->sid, sizeof(s->sid)));
-	s->lnext = l->shead;
-	if (l->shead)
-		l->shead->lprev = s;
-	l->shead = s;
-	l->nsessions++;
+	sm_session_link(l, s);
 	log_debug("session opened", "link=%u sid=%llu addr=\"%s\" flags=%u", l->id,
 		  (unsigned long long)s->sid, s->addr, s->flags);
 }

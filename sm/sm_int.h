@@ -376,6 +376,9 @@ bool sm_domain_served(const struct sm *sm, const char *d, size_t n);
 /* Does this shard own the account with the canonical bare JID bare[0..n)? */
 bool sm_owns(const struct sm *sm, const char *bare, size_t n);
 struct sm_session *sm_session_find(struct sm *sm, const char *full, size_t n);
+/* A session joins / leaves the sessions of link l (its sid table and list). */
+void sm_session_link(struct sm_link *l, struct sm_session *s);
+void sm_session_unlink(struct sm_link *l, struct sm_session *s);
 /* The live link with this id, or NULL (gone or dead): for completions. */
 struct sm_link *sm_link_by_id(struct sm *sm, uint32_t id);
 /* Queue a frame on a link; a dead link swallows it.  Kills the link when its
