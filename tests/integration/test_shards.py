@@ -75,6 +75,19 @@ def ctl_socket(sock, *args):
                           text=True, timeout=30, env=child_env())
 
 
+def subscribe_and_chat(a, ua, ra, b, ub, rb):
+    """a (ua/ra) subscribes to b's presence, b approves, a sees b online; then a message
+    each way, each from the right full JID."""
+    a.send(f"<presence to='{ub}@localhost' type='subscribe'/>")
+    presence_from(b, f"{ua}@localhost", "subscribe")
+    b.send(f"<presence to='{ua}@localhost' type='subscribed'/>")
+    presence_from(a, f"{ub}@localhost/{rb}")
+    a.send(f"<message to='{ub}@localhost' type='chat'><body>across</body></message>")
+    assert message_with(b, "across").get("from") == f"{ua}@localhost/{ra}"
+    b.send(f"<message to='{ua}@localhost/{ra}' type='chat'><body>back</body></message>")
+    assert message_with(a, "back").get("from") == f"{ub}@localhost/{rb}"
+
+
 def edge_metric(port, name):
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     return sum(float(l.rsplit(" ", 1)[1]) for l in body.splitlines()
@@ -287,14 +300,7 @@ def test_two_processes_chat_and_presence(two_sm):
     a = login(two_sm["c2s"], u1, "a")
     b = login(two_sm["c2s"], u0, "b")
     try:
-        a.send(f"<presence to='{u0}@localhost' type='subscribe'/>")
-        presence_from(b, f"{u1}@localhost", "subscribe")
-        b.send(f"<presence to='{u1}@localhost' type='subscribed'/>")
-        presence_from(a, f"{u0}@localhost/b")
-        a.send(f"<message to='{u0}@localhost' type='chat'><body>across</body></message>")
-        assert message_with(b, "across").get("from") == f"{u1}@localhost/a"
-        b.send(f"<message to='{u1}@localhost/a' type='chat'><body>back</body></message>")
-        assert message_with(a, "back").get("from") == f"{u0}@localhost/b"
+        subscribe_and_chat(a, u1, "a", b, u0, "b")
     finally:
         a.close()
         b.close()
@@ -419,14 +425,7 @@ def test_two_edges_behind_haproxy(tmp_path, sockdir, cert, haproxy):
             on0 = [u for u in (u0, u1) if f"jid={u}@localhost/" in edge0]
             on1 = [u for u in (u0, u1) if f"jid={u}@localhost/" in edge1]
             assert len(on0) == 1 and len(on1) == 1, (on0, on1)   # one client on each edge
-            a.send(f"<presence to='{u0}@localhost' type='subscribe'/>")
-            presence_from(b, f"{u1}@localhost", "subscribe")
-            b.send(f"<presence to='{u1}@localhost' type='subscribed'/>")
-            presence_from(a, f"{u0}@localhost/b")
-            a.send(f"<message to='{u0}@localhost' type='chat'><body>via haproxy</body></message>")
-            assert message_with(b, "via haproxy").get("from") == f"{u1}@localhost/a"
-            b.send(f"<message to='{u1}@localhost/a' type='chat'><body>and back</body></message>")
-            assert message_with(a, "and back").get("from") == f"{u0}@localhost/b"
+            subscribe_and_chat(a, u1, "a", b, u0, "b")
         finally:
             a.close()
             b.close()
