@@ -586,6 +586,29 @@ static char *default_edge_id(void)
 	return strdup(n ? id : "edge");
 }
 
+static bool edge_id_ok(const char *s);
+
+/* stream_management.peers: `edge_id: host:port` */
+static int peer_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config *c = L->cfg;
+	const char *s = scalar(v);
+	size_t i = c->smacks.npeers;
+
+	if (i >= CONFIG_MAX_PEERS)
+		return fail(L, v, "stream_management.peers: at most %d entries", CONFIG_MAX_PEERS);
+	if (!edge_id_ok(key))
+		return fail(L, v, "stream_management.peers: '%s' is not an edge_id (1 to %d letters, digits, "
+			    "'-' or '_')", key, CONFIG_EDGE_ID_MAX);
+	if (!s || !redirect_ok(s))
+		return fail(L, v, "stream_management.peers.%s: expected the host[:port] clients reach that "
+			    "edge at", key);
+	c->smacks.peers[i].edge_id = strdup(key);
+	c->smacks.peers[i].addr = strdup(s);
+	c->smacks.npeers++;
+	return c->smacks.peers[i].edge_id && c->smacks.peers[i].addr ? 0 : fail(L, v, "out of memory");
+}
+
 static int smacks_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 {
 	struct config *c = L->cfg;
@@ -607,8 +630,10 @@ static int smacks_pair(struct loader *L, const char *key, yaml_node_t *v, void *
 				    CONFIG_EDGE_ID_MAX);
 		return get_str(L, v, "stream_management.edge_id", &c->smacks.edge_id);
 	}
+	if (!strcmp(key, "peers"))
+		return each_pair(L, v, "stream_management.peers", peer_pair, NULL);
 	return fail(L, v, "stream_management: unknown key '%s' (known: enabled, resume_timeout, max_unacked, "
-		    "edge_id)", key);
+		    "edge_id, peers)", key);
 }
 
 static int seq_each(struct loader *L, yaml_node_t *seq, const char *what, size_t max, size_t *count,
@@ -1214,6 +1239,10 @@ void config_free(struct config *cfg)
 		}
 		free(cfg->drain.redirect);
 		free(cfg->drain.redirect_uri);
+		for (size_t i = 0; i < cfg->smacks.npeers; i++) {
+			free(cfg->smacks.peers[i].edge_id);
+			free(cfg->smacks.peers[i].addr);
+		}
 		memset(cfg, 0, sizeof(*cfg));
 		return;
 	}
@@ -1246,6 +1275,10 @@ void config_free(struct config *cfg)
 	}
 	free(cfg->admin.address);
 	free(cfg->smacks.edge_id);
+	for (size_t i = 0; i < cfg->smacks.npeers; i++) {
+		free(cfg->smacks.peers[i].edge_id);
+		free(cfg->smacks.peers[i].addr);
+	}
 	free(cfg->drain.redirect);
 	free(cfg->drain.redirect_uri);
 	free(cfg->sm.database);

@@ -38,6 +38,7 @@ enum listener_kind {
 
 #define CONFIG_MAX_COMPONENTS 64
 #define CONFIG_EDGE_ID_MAX 32      /* stream_management.edge_id */
+#define CONFIG_MAX_PEERS 64        /* stream_management.peers */
 #define CONFIG_MAX_S2S_ROUTES 64
 #define CONFIG_MAX_SHARDS 64
 
@@ -180,6 +181,11 @@ struct config {
 		                            (default 300; 0: no resumption, acks only) */
 		uint32_t max_unacked; /* bytes of unacknowledged stanzas kept per session (default 1 MiB) */
 		char *edge_id;        /* this edge's name in resumption ids (default: from the host name) */
+		/* stream_management.peers: the other edges, `edge_id: host:port`: a
+		 * <resume/> of a session one of them holds is answered with
+		 * <see-other-host/> naming it (RFC 6120 §4.9.3.19). */
+		struct { char *edge_id, *addr; } peers[CONFIG_MAX_PEERS];
+		size_t npeers;
 	} smacks;
 
 	/* The session server itself (embedded, or the xedge-sm process). */

@@ -60,6 +60,7 @@ static void sum(struct wstats *t, const struct worker *workers, int n)
 		t->shard_relayed += STAT_GET(s->shard_relayed);
 		t->shard_relay_failed += STAT_GET(s->shard_relay_failed);
 		t->rebinds += STAT_GET(s->rebinds);
+		t->resume_redirects += STAT_GET(s->resume_redirects);
 		t->smacks_resumed += STAT_GET(s->smacks_resumed);
 		t->smacks_resume_failed += STAT_GET(s->smacks_resume_failed);
 		t->smacks_detached += STAT_GET(s->smacks_detached);
@@ -186,6 +187,9 @@ void edge_metrics(struct mx *m, const bool used[CK_COUNT], bool upstream, const 
 		mx_one(m, "xedge_session_rebinds_total", "counter",
 		       "XEP-0198 sessions bound again on a restarted shard (no new login).",
 		       t.rebinds);
+		mx_one(m, "xedge_stream_resume_redirects_total", "counter",
+		       "XEP-0198 <resume/>s of another edge's session, sent there (see-other-host).",
+		       t.resume_redirects);
 		mx_one(m, "xedge_session_server_queue_bytes", "gauge",
 		       "Frames queued to the session server, not yet taken by the socket.",
 		       t.link_queue_bytes);

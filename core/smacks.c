@@ -607,6 +607,19 @@ static int on_resume(struct conn *c, const struct xs_stanza *st, const uint8_t *
 		xmpp_error(c, "bad-format", NULL);
 		return STOP_DISCARD;
 	}
+	/* Another edge's session: that edge is where to resume (RFC 6120 §4.9.3.19). */
+	for (size_t i = 0; i < w->cfg->smacks.npeers; i++) {
+		const char *e = w->cfg->smacks.peers[i].edge_id;
+		size_t el = strlen(e);
+
+		if (n > el && v[el] == '.' && !memcmp(v, e, el)) {
+			STAT_INC(w->st.resume_redirects);
+			log_info("resumption of another edge's session: redirected", "conn=%u edge=%s to=%s",
+				 c->idx, e, w->cfg->smacks.peers[i].addr);
+			xmpp_redirect(c, w->cfg->smacks.peers[i].addr);
+			return STOP_DISCARD;
+		}
+	}
 	/* Unknown, expired, or another account's: all the same to the client. */
 	if (!token_of(w, v, n, token) || !reg_get(token, &owner, &sid)) {
 		resume_failed(c, "unknown id");

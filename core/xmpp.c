@@ -296,6 +296,11 @@ const char *xmpp_attr(const char *p, size_t n, const char *name, size_t *vlen)
 	}
 }
 
+void xmpp_redirect(struct conn *c, const char *host)
+{
+	stream_error(c, "see-other-host", host, NULL);
+}
+
 void xmpp_goodbye(struct conn *c)
 {
 	const struct config *cfg = c->w->cfg;
@@ -313,7 +318,7 @@ void xmpp_goodbye(struct conn *c)
 			c->role->ended(c, WIRE_CLOSE_ERROR);
 		conn_release(c);
 	} else if (!(c->flags & CF_WS) && cfg->drain.redirect) {
-		stream_error(c, "see-other-host", cfg->drain.redirect, NULL);   /* RFC 6120 §4.9.3.19 */
+		xmpp_redirect(c, cfg->drain.redirect);
 	} else {
 		stream_error(c, "system-shutdown", NULL, NULL);
 	}

@@ -61,6 +61,8 @@ void xmpp_end(struct conn *c, int reason);
 /* A stream error (RFC 6120 §4.9): header first if none went out, the
  * error, then xmpp_end.  text may be NULL. */
 void xmpp_error(struct conn *c, const char *cond, const char *text);
+/* <see-other-host>host</see-other-host> (RFC 6120 §4.9.3.19), and the stream closes. */
+void xmpp_redirect(struct conn *c, const char *host);
 /* The same with an application-specific condition element after cond's
  * (RFC 6120 §4.9.4), app being its markup (ours, already escaped). */
 void xmpp_error_app(struct conn *c, const char *cond, const char *app);

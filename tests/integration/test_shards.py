@@ -8,6 +8,7 @@ alice and bob on shard 1, carol on shard 0 (test_owner_is_the_published_hash che
 that against the C code through the servers' own counters), so alice <-> carol is the
 cross-shard pair; every test asserts that its stanzas really crossed shards.
 """
+import socket
 import subprocess
 import urllib.request
 
@@ -230,7 +231,7 @@ def test_xedgectl_follows_the_owner(server):
 
 # ---- several xedge-sm processes -----------------------------------------------------
 
-def _cluster(tmp_path, sockdir, cert, edges=1, proxied=False):
+def _cluster(tmp_path, sockdir, cert, edges=1, proxied=False, edge_extra=None):
     """Two xedge-sm processes on one database listed in backend.shards, `edges` edges
     linked to both (their c2s listeners want a PROXY header when `proxied`), and one
     account on each shard.  Yields {"c2s": [ports], "admin": [ports], "procs": [sm0,
@@ -264,7 +265,8 @@ def _cluster(tmp_path, sockdir, cert, edges=1, proxied=False):
                                 f"listeners:\n  - type: c2s\n    address: 127.0.0.1:{c2s[e]}\n" +
                                 ("    proxy_protocol: true\n" if proxied else "") +
                                 f"admin:\n  address: 127.0.0.1:{admin[e]}\n"
-                                f"backend:\n  shards:\n{shards}  secret: \"s3cret\"\n")
+                                f"backend:\n  shards:\n{shards}  secret: \"s3cret\"\n" +
+                                (edge_extra(e, c2s) if edge_extra else ""))
             edge = Proc(f"xedge-{e}", [str(binary("xedge")), "-c", str(edge_cfg)],
                         tmp_path / f"edge{e}.log")
             procs.append(edge)
@@ -429,5 +431,96 @@ def test_two_edges_behind_haproxy(tmp_path, sockdir, cert, haproxy):
         finally:
             a.close()
             b.close()
+    finally:
+        gen.close()
+
+
+def test_edge_killed_nothing_unacknowledged_lost(tmp_path, sockdir, cert):
+    """kill -9 of the edge holding a XEP-0198 client that received messages and did not
+    acknowledge them: the session server counts a stream-managed session's messages as
+    delivered only when the client acknowledged them, so when the edge's links drop it
+    stores those messages offline; the client, logging in again through the other edge,
+    gets every one of them."""
+    gen = _cluster(tmp_path, sockdir, cert, edges=2)
+    c = next(gen)
+    try:
+        u0, u1 = c["users"]
+        edge0 = c["procs"][2]
+        a = Raw(c["c2s"][0])
+        a.login(u1, PASSWORD, "a")
+        a.send(f"<enable xmlns='{NS_SM}' resume='true'/>")
+        a.wait_for(lambda e: e.tag == f"{{{NS_SM}}}enabled", 10.0)
+        a.send("<presence/>")
+        b = login(c["c2s"][1], u0, "b")
+        try:
+            bodies = [f"unacked {i}" for i in range(5)]
+            for body in bodies:
+                b.send(f"<message to='{u1}@localhost/a' type='chat'><body>{body}</body></message>")
+            for body in bodies:       # received, never acknowledged (no <a/> sent)
+                message_with(a, body)
+            edge0.p.kill()
+            edge0.p.wait(10)
+            edge0.stopped = True
+            a.close()
+            wait_until(lambda: "edge link closed" in c["procs"][1].text(), what="the shard seeing the edge gone")
+            a2 = login(c["c2s"][1], u1, "a2")
+            try:
+                got = [message_with(a2, body) for body in bodies]
+                for m in got:
+                    assert m.get("from") == f"{u0}@localhost/b", dump(m)
+            finally:
+                a2.close()
+        finally:
+            b.close()
+    finally:
+        gen.close()
+
+
+def until_sasl(port, user):
+    """STARTTLS, SASL, restart: ready for bind or <resume/>."""
+    c = Raw(port)
+    c.open_stream()
+    c.starttls()
+    c.open_stream()
+    el = c.auth(user, PASSWORD)
+    assert el.tag.endswith("success"), dump(el)
+    c.open_stream()
+    return c
+
+
+def test_resume_on_the_wrong_edge_is_sent_to_the_right_one(tmp_path, sockdir, cert):
+    """A resumption id names its edge (stream_management.edge_id); a <resume/> that reaches
+    another edge of the deployment (stream_management.peers) is answered with
+    <see-other-host/> naming the edge that holds the session, where it resumes."""
+    def extra(e, c2s):
+        other = 1 - e
+        return (f"stream_management:\n  edge_id: e{e}\n"
+                f"  peers:\n    e{other}: \"127.0.0.1:{c2s[other]}\"\n")
+
+    gen = _cluster(tmp_path, sockdir, cert, edges=2, edge_extra=extra)
+    c = next(gen)
+    try:
+        u0, u1 = c["users"]
+        a = Raw(c["c2s"][0])
+        a.login(u1, PASSWORD, "a")
+        a.send(f"<enable xmlns='{NS_SM}' resume='true'/>")
+        en = a.wait_for(lambda e: e.tag == f"{{{NS_SM}}}enabled", 10.0)
+        previd = en.get("id")
+        assert previd.startswith("e0."), previd
+        a.send("<presence/>")
+        a.sock.shutdown(socket.SHUT_RDWR)      # lost without </stream>: the session waits
+        a.close()
+        wrong = until_sasl(c["c2s"][1], u1)
+        wrong.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>")
+        err = wrong.wait_for(lambda e: e.tag == "{http://etherx.jabber.org/streams}error", 10.0)
+        host = err.findtext("{urn:ietf:params:xml:ns:xmpp-streams}see-other-host")
+        assert host == f"127.0.0.1:{c['c2s'][0]}", dump(err)
+        wrong.close()
+        right = until_sasl(c["c2s"][0], u1)
+        right.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>")
+        r = right.wait_for(lambda e: e.tag in (f"{{{NS_SM}}}resumed", f"{{{NS_SM}}}failed"), 10.0)
+        assert r.tag == f"{{{NS_SM}}}resumed" and r.get("previd") == previd, dump(r)
+        right.close()
+        assert edge_metric(c["admin"][1], "xedge_stream_resume_redirects_total") == 1
     finally:
         gen.close()
