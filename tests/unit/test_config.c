@@ -167,12 +167,48 @@ static void test_errors(void **state)
 		     "s2s:\n  dialback: false\n", ":7: ", "set tls.ca_file");
 	expect_error("domains:\n  - name: a.org\ns2s:\n  routes:\n    b.org: b.org:5269\n", ":5: ",
 		     "s2s.routes.b.org: expected a numeric address");
+	expect_error("domains:\n  - name: a.org\nbackend:\n  shards: [\"127.0.0.1:5270\", \"127.0.0.1:5270\"]\n",
+		     ":4: ", "listed twice");
+	expect_error("domains:\n  - name: a.org\nbackend:\n  address: 127.0.0.1:5270\n  shards: [\"127.0.0.1:5271\"]\n",
+		     ":5: ", "replaces backend.address");
+	expect_error("domains:\n  - name: a.org\nshards: 65\n", ":3: ", "shards");
+	expect_error("domains:\n  - name: a.org\nstream_management:\n  peers:\n    'e.1': 10.0.0.2:5222\n",
+		     ":5: ", "not an edge_id");
+	expect_error("domains:\n  - name: a.org\nstream_management:\n  peers:\n    e1: '<x>'\n",
+		     ":5: ", "host[:port]");
 	expect_error("domains:\n  - name: a.org\ns2s:\n  dialback_secret: short\n", ":4: ",
 		     "at least 16 characters");
 	expect_error("domains:\n  - name: a.org\ncomponents:\n  - name: irc.a.org\n", ":4: ",
 		     "needs both 'name' and 'secret'");
 	expect_error("domains:\n  - name: a.org\ncomponents:\n  - name: a.org\n    secret: x\n", ":4: ",
 		     "is one of 'domains'");
+}
+
+/* Shards: the embedded count, backend.shards (names kept as written), and
+ * backend.address as a list of one. */
+static void test_shards(void **state)
+{
+	struct config c;
+	char err[512];
+
+	assert_int_equal(load("domains:\n  - name: a.org\nshards: 4\n", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.shards, 4);
+	assert_int_equal(c.nbackend_shards, 0);
+	assert_null(c.backend_address);
+	config_free(&c);
+	assert_int_equal(load("domains:\n  - name: a.org\nbackend:\n  shards:\n    - \"10.0.0.1:5270\"\n"
+			      "    - \"10.0.0.2:5270\"\nsession_server:\n  shard: \"10.0.0.2:5270\"\n", &c, err,
+			      sizeof(err)), 0);
+	assert_int_equal(c.nbackend_shards, 2);
+	assert_string_equal(c.backend_shard_names[1], "10.0.0.2:5270");
+	assert_string_equal(c.backend_address, "10.0.0.1:5270");    /* external */
+	assert_string_equal(c.sm.shard, "10.0.0.2:5270");
+	config_free(&c);
+	assert_int_equal(load("domains:\n  - name: a.org\nbackend:\n  address: 10.0.0.1:5270\n", &c, err,
+			      sizeof(err)), 0);
+	assert_int_equal(c.nbackend_shards, 1);
+	assert_string_equal(c.backend_shards[0], "10.0.0.1:5270");
+	config_free(&c);
 }
 
 /* XEP-0198: defaults, values, bounds, the edge id's alphabet, and a reload
@@ -196,6 +232,13 @@ static void test_stream_management(void **state)
 	assert_int_equal(b.smacks.max_unacked, 65536);
 	assert_string_equal(b.smacks.edge_id, "edge-2_b");
 	assert_string_equal(config_reload_blocker(&a, &b), "stream_management.edge_id");
+	config_free(&b);
+	assert_int_equal(load("domains:\n  - name: a.org\nstream_management:\n  peers:\n"
+			      "    e1: 10.0.0.2:5222\n    e2: '[fd00::2]:5222'\n", &b, err, sizeof(err)), 0);
+	assert_int_equal(b.smacks.npeers, 2);
+	assert_string_equal(b.smacks.peers[0].edge_id, "e1");
+	assert_string_equal(b.smacks.peers[0].addr, "10.0.0.2:5222");
+	assert_string_equal(b.smacks.peers[1].addr, "[fd00::2]:5222");
 	config_free(&b);
 	assert_int_equal(load("domains:\n  - name: a.org\nstream_management:\n  resume_timeout: 0\n"
 			      "  max_unacked: 4096\n", &b, err, sizeof(err)), 0);
@@ -356,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_s2s),
 		cmocka_unit_test(test_stream_management),
+		cmocka_unit_test(test_shards),
 		cmocka_unit_test(test_env_override),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
