@@ -7,7 +7,12 @@
  * the session server come back here (native_on_frame).
  *
  * The session (session.h) carries the wire identity; it is created when
- * the session server first hears of this client (SESSION_OPEN).
+ * the session server first hears of this client (SESSION_OPEN), on the
+ * shard that owns the account about to authenticate (sm_open: the SASL
+ * user, or the account being registered), and every frame of it then goes
+ * over that shard's link (slink).  A shard that goes away ends its sessions,
+ * except those with XEP-0198, which are bound again once it is back
+ * ("Rebinding" below).
  *
  * Session states (enum sess_state, session_set_state): new -> open
  * (SESSION_OPEN sent) -> authed (AUTHED sent; the stream has CF_AUTHED) ->
