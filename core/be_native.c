@@ -1035,114 +1035,6 @@ static bool from_ok(const char *jid, const struct xs_stanza *s)
 	return (size_t)n == bare && memcmp(canon, jid, bare) == 0;
 }
 
-/*
- * Rebinding.  When a shard goes away, a bound session with XEP-0198 keeps its
- * client: reads pause (PAUSE_REBIND), and once the shard's link is back
- * (native_link_up) the session is opened, authenticated and bound again
- * there with the same resource, the client's last broadcast presence
- * replayed, and reads resume: no new login, and the client's unacknowledged
- * stanzas are still the edge's to resend (smacks.c).  What the session
- * server had in flight when it died is its own loss (docs/architecture.md).
- * A session without stream management ends with <internal-server-error/> as
- * before; one that cannot be bound again, too.
- */
-
-static void credit(struct worker *w, struct session *s, uint32_t bytes);
-
-/* The client's broadcast presence (stamped, as sent), for a rebind; the
- * type is kept in front of it: "type\0raw". */
-static void keep_presence(struct session *s, const struct wire_msg *m)
-{
-	struct wire_str t = m->u.stanza.type, raw = m->u.stanza.raw;
-	char *p;
-
-	if (t.len > 32 || raw.len > 64u * 1024)
-		return;
-	p = realloc(s->presence, t.len + 1 + raw.len);
-	if (!p)
-		return;
-	memcpy(p, t.p, t.len);
-	p[t.len] = '\0';
-	memcpy(p + t.len + 1, raw.p, raw.len);
-	s->presence = p;
-	s->presence_len = (uint32_t)(t.len + 1 + raw.len);
-}
-
-/* The shard of s is back: open, authenticate and bind s there again. */
-static void rebind_send(struct worker *w, struct session *s)
-{
-	struct link *l = &w->links[s->shard];
-	struct conn *c = s->c;
-	const char *res = strchr(s->jid, '/');
-	struct wire_msg m = { .type = WIRE_SESSION_OPEN, .sid = s->id };
-
-	m.u.open.flags = (uint8_t)(((c->flags & CF_TLS) ? WIRE_OPEN_TLS : 0) |
-				   ((c->flags & CF_DIRECT_TLS) ? WIRE_OPEN_DIRECT_TLS : 0));
-	m.u.open.addr = wire_s(c->peer, strlen(c->peer));
-	link_send(l, &m);
-	m = (struct wire_msg){ .type = WIRE_AUTHED, .sid = s->id };
-	m.u.authed.user = wire_s(s->user, strlen(s->user));
-	m.u.authed.domain = wire_s(c->domain, strlen(c->domain));
-	link_send(l, &m);
-	m = (struct wire_msg){ .type = WIRE_BIND_REQ, .sid = s->id };
-	m.u.bind_req.user = wire_s(s->user, strlen(s->user));
-	m.u.bind_req.domain = wire_s(c->domain, strlen(c->domain));
-	m.u.bind_req.resource = wire_s(res ? res + 1 : "", res ? strlen(res + 1) : 0);
-	link_send(l, &m);
-	s->rebind = 2;
-	rtt_start(s);
-}
-
-static bool link_up_one(struct session *s, void *arg)
-{
-	const struct link *l = arg;
-
-	if (s->rebind == 1 && s->shard == l->shard && s->c && !(s->c->flags & CF_CLOSED))
-		rebind_send(l->w, s);
-	return true;
-}
-
-void native_link_up(struct link *l)
-{
-	session_each(l->w, link_up_one, l);
-}
-
-/* The answer to rebind_send(): carry on, or end the stream. */
-static void rebind_done(struct conn *c, const struct wire_msg *m)
-{
-	struct session *s = c->sess;
-	size_t tl;
-
-	s->rebind = 0;
-	if (m->u.bind_resp.status != WIRE_OK || m->u.bind_resp.jid.len != strlen(s->jid) ||
-	    memcmp(m->u.bind_resp.jid.p, s->jid, m->u.bind_resp.jid.len)) {
-		log_warn("session not bound again on its restarted shard", "conn=%u jid=%s status=%u",
-			 c->idx, s->jid, m->u.bind_resp.status);
-		session_set_state(s, SS_CLOSED);
-		xmpp_error(c, "internal-server-error", NULL);
-		return;
-	}
-	/* A new session server: its flow control and byte counts start now. */
-	s->owed = 0;
-	s->rx_origin = s->rx;
-	credit(c->w, s, (uint32_t)c->w->cfg->limits.max_out_bytes);
-	if (s->presence) {
-		struct wire_msg p = { .type = WIRE_STANZA, .sid = s->id };
-
-		tl = strlen(s->presence);
-		p.u.stanza.kind = WIRE_KIND_PRESENCE;
-		p.u.stanza.type = wire_s(s->presence, tl);
-		p.u.stanza.to = p.u.stanza.id = p.u.stanza.ns = wire_s("", 0);
-		p.u.stanza.from = wire_s(s->jid, strlen(s->jid));
-		p.u.stanza.raw = wire_s(s->presence + tl + 1, s->presence_len - tl - 1);
-		link_send(slink(c), &p);
-	}
-	STAT_INC(c->w->st.rebinds);
-	log_info("session bound again on its restarted shard", "conn=%u jid=%s shard=%u", c->idx, s->jid,
-		 s->shard);
-	conn_resume(c, PAUSE_REBIND);
-}
-
 static int forward(struct conn *c, const struct xs_stanza *s, const uint8_t *p, size_t n)
 {
 	struct worker *w = c->w;
@@ -1186,7 +1078,7 @@ static int forward(struct conn *c, const struct xs_stanza *s, const uint8_t *p, 
 		return GO_ON;
 	}
 	if (c->sess->smk && m.u.stanza.kind == WIRE_KIND_PRESENCE && !s->has_to)
-		keep_presence(c->sess, &m);
+		rebind_keep_presence(c->sess, &m);
 	if (link_congested(slink(c))) {
 		/* The session server is not keeping up: stop reading from this
 		 * client rather than queueing without bound (resumed in link.c). */
@@ -1348,7 +1240,7 @@ static void native_timeout(struct conn *c)
  * server at zero while the queue is short).  A client that stops reading
  * thus stops getting credit, and whoever writes to it is paused.
  */
-static void credit(struct worker *w, struct session *s, uint32_t bytes)
+void native_grant(struct worker *w, struct session *s, uint32_t bytes)
 {
 	struct wire_msg m = { .type = WIRE_CREDIT, .sid = s->id };
 
@@ -1359,7 +1251,7 @@ static void credit(struct worker *w, struct session *s, uint32_t bytes)
 void native_credit(struct worker *w, struct session *s)
 {
 	if (s->owed) {
-		credit(w, s, s->owed);
+		native_grant(w, s, s->owed);
 		s->owed = 0;
 	}
 }
@@ -1420,7 +1312,7 @@ static bool link_down_one(struct session *s, void *arg)
 
 	if (c && !(c->flags & CF_CLOSED) && s->shard == l->shard && s->smk && s->state == SS_BOUND &&
 	    s->user && s->jid && c->state == CS_SESSION && l->addrlen) {
-		/* Rebinding (above): the client waits for the shard to return. */
+		/* Rebinding (core/rebind.c): the client waits for the shard to return. */
 		s->rebind = 1;
 		conn_pause(c, PAUSE_REBIND);
 		log_info("session waits for its shard to return", "conn=%u jid=%s shard=%u", c->idx,
@@ -1453,7 +1345,7 @@ static bool bound(struct conn *c, const struct wire_msg *m)
 		return false;
 	c->flags |= CF_BOUND;
 	mhist_observe(&c->w->st.login, mono_us() - s->t_open_us);
-	credit(c->w, s, (uint32_t)c->w->cfg->limits.max_out_bytes);
+	native_grant(c->w, s, (uint32_t)c->w->cfg->limits.max_out_bytes);
 	conn_timer(c, c->w->now + c->w->cfg->timeouts.idle);
 	log_info("session bound", "conn=%u jid=%s", c->idx, s->jid);
 	return true;

@@ -121,5 +121,14 @@ void native_credit(struct worker *w, struct session *s);
 /* c (authenticated, not bound) takes over the detached session s: c's own
  * unbound session is closed, c is bound to s's JID. */
 void native_attach(struct conn *c, struct session *s);
+/* Give the session server `bytes` of flow-control credit for s (WIRE_CREDIT). */
+void native_grant(struct worker *w, struct session *s, uint32_t bytes);
+
+/* ---- core/rebind.c: a shard restart keeps XEP-0198 sessions ---- */
+
+/* forward(): the client's broadcast presence m (stamped), replayed at a rebind. */
+void rebind_keep_presence(struct session *s, const struct wire_msg *m);
+/* The BIND_RESP of a rebind (s->rebind == 2): carry on, or end the stream. */
+void rebind_done(struct conn *c, const struct wire_msg *m);
 
 #endif
