@@ -12,7 +12,7 @@
  * user, or the account being registered), and every frame of it then goes
  * over that shard's link (slink).  A shard that goes away ends its sessions,
  * except those with XEP-0198, which are bound again once it is back
- * ("Rebinding" below).
+ * (core/rebind.c).
  *
  * Session states (enum sess_state, session_set_state): new -> open
  * (SESSION_OPEN sent) -> authed (AUTHED sent; the stream has CF_AUTHED) ->
