@@ -8,9 +8,9 @@
  *
  * The session (session.h) carries the wire identity; it is created when
  * the session server first hears of this client (SESSION_OPEN), on the
- * shard that owns the account about to authenticate (sm_open: the SASL
+ * shard that owns the account about to authenticate (native_sm_open: the SASL
  * user, or the account being registered), and every frame of it then goes
- * over that shard's link (slink).  A shard that goes away ends its sessions,
+ * over that shard's link (native_slink).  A shard that goes away ends its sessions,
  * except those with XEP-0198, which are bound again once it is back
  * (core/rebind.c).
  *
@@ -54,6 +54,7 @@
 #include "core/iplimit.h"
 #include "core/link.h"
 #include "core/log.h"
+#include "core/native_int.h"
 #include "core/query.h"
 #include "core/sasl.h"
 #include "core/session.h"
@@ -63,16 +64,14 @@
 #include "parser/xmltag.h"
 #include "tls/crypto.h"
 
-#define NS_REGISTER "jabber:iq:register"
 #define NS_IQ_AUTH "jabber:iq:auth"
 #define NS_FEAT_REGISTER "http://jabber.org/features/iq-register"
 #define NS_FEAT_IQ_AUTH "http://jabber.org/features/iq-auth"
-#define REG_PASS_MAX 1023   /* password bytes at registration, change or iq:auth login */
 #define REG_SALT 16         /* the keys of a registration: as `xedgectl user add` */
 #define REG_ITER 4096
 
 /* The link to the session server the session of c is open on. */
-static struct link *slink(const struct conn *c)
+struct link *native_slink(const struct conn *c)
 {
 	return &c->w->links[c->sess->shard];
 }
@@ -166,29 +165,7 @@ static int native_header(struct conn *c, const struct xs_header *h)
 
 /* ---- SASL ---------------------------------------------------------------- */
 
-/* Key derivations out on the offload pool; freed on the worker by done().
- * AJ_LOGIN: PLAIN's (or a jabber:iq:auth login's) check of a password;
- * AJ_KEYS: new SCRAM keys for a registration or a password change. */
-enum { AJ_LOGIN = 1, AJ_KEYS };
-
-struct auth_job {
-	struct offload_job job;        /* first: the job is the container */
-	struct worker *w;
-	uint64_t sid;                  /* the session waiting for it (session_by_id) */
-	int kind;
-	/* AJ_LOGIN */
-	struct sasl_job in;            /* wiped by sasl_job_run */
-	uint8_t salted[CRYPTO_MAX_DIGEST];
-	int len;                       /* sasl_job_run: bytes in salted, or -1 */
-	/* AJ_KEYS */
-	char user[JID_PART_MAX + 1];   /* canonical localpart */
-	char pass[REG_PASS_MAX + 1];   /* wiped by the run */
-	size_t pass_len;
-	struct wire_scram sha1, sha256;
-	int rc;                        /* 0, or -1 when the derivation failed */
-};
-
-static void auth_job_free(struct auth_job *a)
+void native_auth_job_free(struct auth_job *a)
 {
 	explicit_bzero(a, sizeof(*a));
 	free(a);
@@ -215,7 +192,7 @@ static int keys_derive(int hash, const char *pass, size_t len, struct wire_scram
 }
 
 /* On an offload thread: touches only the job. */
-static void auth_job_run(struct offload_job *j)
+void native_auth_job_run(struct offload_job *j)
 {
 	struct auth_job *a = (struct auth_job *)j;
 
@@ -228,7 +205,7 @@ static void auth_job_run(struct offload_job *j)
 	explicit_bzero(a->pass, sizeof(a->pass));
 }
 
-static void auth_job_done(struct offload_job *j);
+void native_auth_job_done(struct offload_job *j);
 
 static void sasl_reply(struct conn *c, const char *el, const uint8_t *data, size_t len)
 {
@@ -252,28 +229,9 @@ static void sasl_reply(struct conn *c, const char *el, const uint8_t *data, size
 
 /* ---- iq errors with codes (XEP-0077 §9, XEP-0078 §4) ---------------------- */
 
-/* Both XEPs want the old numeric code beside the condition (XEP-0086). */
-struct iq_err {
-	const char *type, *cond;
-	int code;
-};
-
-static const struct iq_err E_UNAVAILABLE = { "cancel", "service-unavailable", 503 };
-static const struct iq_err E_NOT_ACCEPTABLE = { "modify", "not-acceptable", 406 };
-static const struct iq_err E_CONFLICT = { "cancel", "conflict", 409 };
-static const struct iq_err E_BAD_REQUEST = { "modify", "bad-request", 400 };
-static const struct iq_err E_NOT_ALLOWED = { "cancel", "not-allowed", 405 };
-static const struct iq_err E_FORBIDDEN = { "auth", "forbidden", 403 };
-static const struct iq_err E_REG_REQUIRED = { "auth", "registration-required", 407 };
-static const struct iq_err E_UNEXPECTED = { "wait", "unexpected-request", 400 };
-static const struct iq_err E_UNSAFE = { "modify", "not-authorized", 401 };   /* XEP-0077 §3.3 */
-static const struct iq_err E_CREDENTIALS = { "auth", "not-authorized", 401 }; /* XEP-0078 */
-static const struct iq_err E_BUSY = { "wait", "resource-constraint", 500 };
-static const struct iq_err E_INTERNAL = { "wait", "internal-server-error", 500 };
-
 /* An error for the iq whose id is id[0..n); the request's payload is not
  * echoed (both XEPs: not where passwords travel).  text: ours, no markup. */
-static void iq_fail(struct conn *c, const char *id, size_t n, const struct iq_err *e, const char *text)
+void native_iq_fail(struct conn *c, const char *id, size_t n, const struct iq_err *e, const char *text)
 {
 	char *eid = xmpp_esc_dup(id, n), *buf = NULL;
 	int len = eid ? asprintf(&buf, "<iq type='error' id='%s'><error code='%d' type='%s'><%s xmlns='"
@@ -287,12 +245,12 @@ static void iq_fail(struct conn *c, const char *id, size_t n, const struct iq_er
 	free(eid);
 }
 
-static void iq_fail_st(struct conn *c, const struct xs_stanza *st, const struct iq_err *e, const char *text)
+void native_iq_fail_st(struct conn *c, const struct xs_stanza *st, const struct iq_err *e, const char *text)
 {
-	iq_fail(c, st->id.p, st->id.len, e, text);
+	native_iq_fail(c, st->id.p, st->id.len, e, text);
 }
 
-static void iq_ok(struct conn *c, const char *id, size_t n)
+void native_iq_ok(struct conn *c, const char *id, size_t n)
 {
 	char *eid = xmpp_esc_dup(id, n), *buf = NULL;
 	int len = eid ? asprintf(&buf, "<iq type='result' id='%s'/>", eid) : -1;
@@ -354,7 +312,7 @@ static int sasl_failure(struct conn *c, const char *cond)
 		/* XEP-0078 §2: wrong credentials are not-authorized (401). */
 		struct session *s = c->sess;
 		if (s && s->bind_id)
-			iq_fail(c, s->bind_id, strlen(s->bind_id),
+			native_iq_fail(c, s->bind_id, strlen(s->bind_id),
 				strcmp(cond, "temporary-auth-failure") ? &E_CREDENTIALS : &E_BUSY, NULL);
 		legacy_done(c);
 	} else {
@@ -389,11 +347,11 @@ static int sasl_failure(struct conn *c, const char *cond)
  * registers one account and logs in as another) is closed on the first and
  * opened on the second.  -1 when that link cannot take requests.
  */
-static int sm_open(struct conn *c, const char *user)
+int native_sm_open(struct conn *c, const char *user)
 {
 	struct wire_msg m = { .type = WIRE_SESSION_OPEN };
 	struct session *s = c->sess;
-	struct link *l = user ? user_link(c, user) : s ? slink(c) : &c->w->links[0];
+	struct link *l = user ? user_link(c, user) : s ? native_slink(c) : &c->w->links[0];
 
 	if (!link_usable(l))
 		return -1;
@@ -401,7 +359,7 @@ static int sm_open(struct conn *c, const char *user)
 		struct wire_msg x = { .type = WIRE_SESSION_CLOSE, .sid = s->id };
 
 		x.u.close.reason = WIRE_CLOSE_NORMAL;
-		link_send(slink(c), &x);
+		link_send(native_slink(c), &x);
 		if (!session_set_state(s, SS_NEW))
 			return -1;
 	}
@@ -421,7 +379,6 @@ static int sm_open(struct conn *c, const char *user)
 }
 
 static int legacy_bind(struct conn *c);
-static void register_keys_done(struct conn *c, struct auth_job *a);
 
 /* Act on what the SASL state machine returned. */
 static int sasl_result(struct conn *c, int r)
@@ -434,12 +391,12 @@ static int sasl_result(struct conn *c, int r)
 		struct wire_msg m = { .type = WIRE_CRED_REQ };
 		const char *user = sasl_user(c->sasl);
 
-		if (sm_open(c, user) < 0)
+		if (native_sm_open(c, user) < 0)
 			return sasl_failure(c, "temporary-auth-failure");
 		m.sid = c->sess->id;
 		m.u.cred_req.user = wire_s(user, strlen(user));
 		m.u.cred_req.domain = wire_s(c->domain, strlen(c->domain));
-		if (link_send(slink(c), &m) < 0)
+		if (link_send(native_slink(c), &m) < 0)
 			return sasl_failure(c, "temporary-auth-failure");
 		rtt_start(c->sess);
 		xmpp_wait_backend(c, c->w->cfg->timeouts.session_server);
@@ -453,8 +410,8 @@ static int sasl_result(struct conn *c, int r)
 		if (!a || !c->sess || sasl_job_take(c->sasl, &a->in) < 0) {
 			e = -ENOMEM;
 		} else {
-			a->job.run = auth_job_run;
-			a->job.done = auth_job_done;
+			a->job.run = native_auth_job_run;
+			a->job.done = native_auth_job_done;
 			a->w = w;
 			a->sid = c->sess->id;
 			a->kind = AJ_LOGIN;
@@ -463,7 +420,7 @@ static int sasl_result(struct conn *c, int r)
 		}
 		if (e < 0) {
 			if (a)
-				auth_job_free(a);
+				native_auth_job_free(a);
 			log_warn("cannot queue a login's key derivation", "conn=%u err=%s", c->idx, strerror(-e));
 			return sasl_failure(c, "temporary-auth-failure");
 		}
@@ -489,7 +446,7 @@ static int sasl_result(struct conn *c, int r)
 		m.sid = s->id;
 		m.u.authed.user = wire_s(s->user, strlen(s->user));
 		m.u.authed.domain = wire_s(c->domain, strlen(c->domain));
-		link_send(slink(c), &m);
+		link_send(native_slink(c), &m);
 		STAT_INC(c->w->st.logins[login_mech(c)]);
 		if (!(c->flags & CF_LEGACY))
 			sasl_reply(c, "success", data, len);   /* data lives in c->sasl */
@@ -512,7 +469,7 @@ static int sasl_result(struct conn *c, int r)
 
 /* Back on the worker (offload_drain): continue the exchange if its stream
  * still waits for this very job; otherwise just free it. */
-static void auth_job_done(struct offload_job *j)
+void native_auth_job_done(struct offload_job *j)
 {
 	struct auth_job *a = (struct auth_job *)j;
 	struct session *s = session_by_id(a->w, a->sid);
@@ -526,20 +483,20 @@ static void auth_job_done(struct offload_job *j)
 			c->auth_job = NULL;
 		log_debug("login key derivation dropped: its stream stopped waiting", "worker=%d ran=%d",
 			  a->w->id, a->len > 0);
-		auth_job_free(a);
+		native_auth_job_free(a);
 		return;
 	}
 	c->auth_job = NULL;
 	c->flags &= ~CF_WAIT_SM;
 	if (a->kind == AJ_KEYS) {
-		register_keys_done(c, a);
-		auth_job_free(a);
+		native_register_keys_done(c, a);
+		native_auth_job_free(a);
 		if (!(c->flags & CF_WAIT_SM))
 			xmpp_resume(c);
 		return;
 	}
 	r = sasl_computed(c->sasl, a->len > 0 ? a->salted : NULL, a->len > 0 ? (size_t)a->len : 0);
-	auth_job_free(a);
+	native_auth_job_free(a);
 	if (sasl_result(c, r) != STOP_DISCARD)
 		xmpp_resume(c);
 }
@@ -601,7 +558,7 @@ static int on_sasl(struct conn *c, const struct xs_stanza *s, const uint8_t *p)
 	return sasl_failure(c, "malformed-request");
 }
 
-/* ---- XEP-0077 in-band registration, XEP-0078 jabber:iq:auth --------------- */
+/* ---- XEP-0078 jabber:iq:auth (XEP-0077 registration: core/register.c) ---- */
 
 /* Addressed to the server itself: no 'to', or our domain (the XEPs' home-server
  * case); a register iq to another entity (a MUC service) is routed instead. */
@@ -618,249 +575,6 @@ static bool to_server(const struct conn *c, const struct xs_stanza *s)
 	return strcmp(canon, xmpp_domain(c)) == 0;
 }
 
-/* A username as the XEPs carry it: a localpart, folded as SASL folds it
- * (sasl.c), so that the account registered is the one a login names. */
-static bool user_canon(const struct query_field *f, char *out)
-{
-	if (!f->present || f->overflow || f->len == 0 || f->len > JID_PART_MAX)
-		return false;
-	jid_fold(f->buf, f->len, out);
-	out[f->len] = '\0';
-	return jid_local_valid(out, f->len);
-}
-
-/* Hand the new password to the offload pool (REG_CREATE, REG_PASSWORD); the
- * answer continues in register_keys_done().  false: could not (replied). */
-static bool register_submit(struct conn *c, const struct xs_stanza *st, int op, const char *user,
-			    const struct query_field *pw)
-{
-	struct worker *w = c->w;
-	struct session *s;
-	struct auth_job *a;
-	int e = -ENOMEM;
-
-	if (sm_open(c, user) < 0) {
-		iq_fail_st(c, st, &E_BUSY, NULL);
-		return false;
-	}
-	s = c->sess;
-	free(s->reg_id);
-	s->reg_id = strndup(st->id.p, st->id.len);
-	a = s->reg_id ? calloc(1, sizeof(*a)) : NULL;
-	if (a) {
-		a->job.run = auth_job_run;
-		a->job.done = auth_job_done;
-		a->w = w;
-		a->sid = s->id;
-		a->kind = AJ_KEYS;
-		a->rc = -1;
-		snprintf(a->user, sizeof(a->user), "%s", user);
-		memcpy(a->pass, pw->buf, pw->len);
-		a->pass_len = pw->len;
-		e = w->offload ? offload_submit(w->offload, &w->offload_port, &a->job) : -ESHUTDOWN;
-	}
-	if (e < 0) {
-		if (a)
-			auth_job_free(a);
-		free(s->reg_id);
-		s->reg_id = NULL;
-		log_warn("cannot queue a registration's key derivation", "conn=%u err=%s", c->idx, strerror(-e));
-		iq_fail_st(c, st, &E_BUSY, NULL);
-		return false;
-	}
-	s->reg_op = (uint8_t)op;
-	c->auth_job = a;
-	xmpp_wait_backend(c, w->cfg->timeouts.session_server);
-	return true;
-}
-
-/* Tell the session server (the keys are derived, or none are needed). */
-static void register_send(struct conn *c, const char *user, const struct auth_job *a)
-{
-	struct session *s = c->sess;
-	struct wire_msg m = { .type = WIRE_REGISTER, .sid = s->id };
-	const char *dom = xmpp_domain(c);
-
-	m.u.reg.op = s->reg_op;
-	m.u.reg.user = wire_s(user, strlen(user));
-	m.u.reg.domain = wire_s(dom, strlen(dom));
-	if (a) {
-		m.u.reg.sha1 = a->sha1;
-		m.u.reg.sha256 = a->sha256;
-	}
-	if (link_send(slink(c), &m) < 0) {
-		iq_fail(c, s->reg_id, strlen(s->reg_id), &E_BUSY, NULL);
-		free(s->reg_id);
-		s->reg_id = NULL;
-		return;
-	}
-	explicit_bzero(&m, sizeof(m));
-	xmpp_wait_backend(c, c->w->cfg->timeouts.session_server);
-}
-
-/* Back from the offload pool (auth_job_done: the stream still waits). */
-static void register_keys_done(struct conn *c, struct auth_job *a)
-{
-	struct session *s = c->sess;
-
-	if (!s || !s->reg_id)
-		return;
-	if (a->rc < 0) {
-		log_warn("registration key derivation failed", "conn=%u", c->idx);
-		iq_fail(c, s->reg_id, strlen(s->reg_id), &E_INTERNAL, NULL);
-		free(s->reg_id);
-		s->reg_id = NULL;
-		return;
-	}
-	register_send(c, a->user, a);
-}
-
-/* The session server's answer to WIRE_REGISTER. */
-static void register_resp(struct conn *c, int status)
-{
-	struct session *s = c->sess;
-	const struct iq_err *e = &E_BUSY;
-	char *id = s->reg_id;
-	int op = s->reg_op;
-
-	s->reg_id = NULL;
-	log_info("registration answered", "conn=%u op=%d status=%d peer=%s", c->idx, op, status, c->peer);
-	switch (status) {
-	case WIRE_OK:
-		iq_ok(c, id, strlen(id));
-		free(id);
-		if (op == WIRE_REG_REMOVE) {
-			/* XEP-0077 §3.2: the result, then <not-authorized/> and the
-			 * end of every session of the account (the sm kicks them). */
-			xmpp_error(c, "not-authorized", NULL);
-		}
-		return;
-	case WIRE_CONFLICT: e = &E_CONFLICT; break;
-	case WIRE_BAD_REQUEST: e = op == WIRE_REG_CREATE ? &E_NOT_ACCEPTABLE : &E_BAD_REQUEST; break;
-	case WIRE_NOT_ALLOWED: e = &E_NOT_ALLOWED; break;
-	case WIRE_NO_USER: e = &E_REG_REQUIRED; break;
-	}
-	iq_fail(c, id, strlen(id), e, NULL);
-	free(id);
-}
-
-/* jabber:iq:register to the server: before authentication (the form, a new
- * account) or on a bound session (<registered/>, a password change,
- * <remove/>).  f: username, password, remove (buffers owned by the caller). */
-static int register_iq(struct conn *c, const struct xs_stanza *st, const uint8_t *p, size_t n,
-		       struct query_field *f)
-{
-	const struct config *cfg = c->w->cfg;
-	bool bound = c->flags & CF_BOUND, get = xs_streq(&st->type, "get");
-	char user[JID_PART_MAX + 1];
-	unsigned others;
-
-	if (!cfg->reg.enabled) {
-		/* XEP-0077 §3.1: no in-band registration is service-unavailable;
-		 * §3.2 / §3.3: no in-band removal / password change, not-allowed. */
-		iq_fail_st(c, st, get || !bound ? &E_UNAVAILABLE : &E_NOT_ALLOWED, NULL);
-		return GO_ON;
-	}
-	if (!bound && !(c->flags & CF_TLS)) {
-		iq_fail_st(c, st, &E_UNAVAILABLE, "In-band registration needs an encrypted stream.");
-		return GO_ON;
-	}
-	if (get) {
-		char *buf = NULL, *eid = xmpp_esc_dup(st->id.p, st->id.len);
-		int len = -1;
-		/* §3.1: an authenticated entity is registered: <registered/>, its
-		 * username, an empty password. */
-		if (eid && bound)
-			len = asprintf(&buf, "<iq type='result' id='%s'><query xmlns='" NS_REGISTER "'><registered/>"
-				       "<instructions>You are registered. Send a new password to change it, or "
-				       "remove to delete the account.</instructions><username>%s</username><password/>"
-				       "</query></iq>", eid, c->sess->user);
-		else if (eid)
-			len = asprintf(&buf, "<iq type='result' id='%s'><query xmlns='" NS_REGISTER "'><instructions>"
-				       "Choose a username and password to register with this server.</instructions>"
-				       "<username/><password/></query></iq>", eid);
-		if (len > 0)
-			xmpp_out(c, buf, (size_t)len);
-		free(buf);
-		free(eid);
-		return GO_ON;
-	}
-	if (c->sasl || c->auth_job || (c->sess && c->sess->reg_id)) {
-		iq_fail_st(c, st, &E_UNEXPECTED, NULL);   /* a login or registration is under way */
-		return GO_ON;
-	}
-	if (st->children != 1 || query_parse((const char *)p, n, NS_REGISTER, f, 3, &others) < 0) {
-		iq_fail_st(c, st, &E_BAD_REQUEST, NULL);
-		return GO_ON;
-	}
-	if (f[2].present) {
-		/* §3.2: removal needs a registered (authenticated) entity, and
-		 * <remove/> must be the only child. */
-		if (!bound) {
-			iq_fail_st(c, st, &(struct iq_err){ "cancel", "unexpected-request", 400 }, NULL);
-		} else if (others || f[0].present || f[1].present) {
-			iq_fail_st(c, st, &E_BAD_REQUEST, NULL);
-		} else if (!link_usable(slink(c)) || !(c->sess->reg_id = strndup(st->id.p, st->id.len))) {
-			iq_fail_st(c, st, &E_BUSY, NULL);
-		} else {
-			c->sess->reg_op = WIRE_REG_REMOVE;
-			register_send(c, c->sess->user, NULL);
-			return c->sess->reg_id ? STOP_KEEP : GO_ON;
-		}
-		return GO_ON;
-	}
-	if (!bound) {
-		uint8_t verdict;
-		/* §3.1: all the fields, non-empty, and a name that can be a
-		 * localpart; else not-acceptable. */
-		if (!user_canon(&f[0], user) || !f[1].present || f[1].overflow || f[1].len == 0) {
-			iq_fail_st(c, st, &E_NOT_ACCEPTABLE, NULL);
-			return GO_ON;
-		}
-		/* §3.1.1: too many registrations may be refused with not-acceptable. */
-		verdict = (uint8_t)iplimit_register(c->ip, cfg->reg.rate, c->w->now);
-		if (verdict != IPLIMIT_OK) {
-			log_info("registration refused: rate limit", "conn=%u peer=%s why=\"%s\"", c->idx, c->peer,
-				 iplimit_verdict_str(verdict));
-			iq_fail_st(c, st, &E_NOT_ACCEPTABLE, "Too many registrations from your address; try again later.");
-			return GO_ON;
-		}
-		return register_submit(c, st, WIRE_REG_CREATE, user, &f[1]) ? STOP_KEEP : GO_ON;
-	}
-	/* §3.3: a password change.  Not over an unencrypted stream; an empty
-	 * password keeps the old one (an incomplete request); a username, when
-	 * given, must be the account's own. */
-	if (!(c->flags & CF_TLS)) {
-		iq_fail_st(c, st, &E_UNSAFE, NULL);
-		return GO_ON;
-	}
-	if (!f[1].present || f[1].len == 0 || f[1].overflow) {
-		iq_fail_st(c, st, &E_BAD_REQUEST, NULL);
-		return GO_ON;
-	}
-	if (f[0].present && (!user_canon(&f[0], user) || strcmp(user, c->sess->user) != 0)) {
-		iq_fail_st(c, st, &E_FORBIDDEN, NULL);
-		return GO_ON;
-	}
-	return register_submit(c, st, WIRE_REG_PASSWORD, c->sess->user, &f[1]) ? STOP_KEEP : GO_ON;
-}
-
-static int on_register_iq(struct conn *c, const struct xs_stanza *st, const uint8_t *p, size_t n)
-{
-	char user[JID_PART_MAX + 1], pass[REG_PASS_MAX + 1], rm[1];
-	struct query_field f[3] = {
-		{ .name = "username", .buf = user, .cap = sizeof(user) },
-		{ .name = "password", .buf = pass, .cap = sizeof(pass) },
-		{ .name = "remove", .buf = rm, .cap = sizeof(rm) },
-	};
-	int r = register_iq(c, st, p, n, f);
-
-	explicit_bzero(pass, sizeof(pass));
-	return r;
-}
-
-/* XEP-0078 after the password checked out (sasl_result, CF_LEGACY): bind the
- * resource the request named; on_bind_resp answers the iq. */
 static int legacy_bind(struct conn *c)
 {
 	struct session *s = c->sess;
@@ -875,8 +589,8 @@ static int legacy_bind(struct conn *c)
 	m.u.bind_req.user = wire_s(s->user, strlen(s->user));
 	m.u.bind_req.domain = wire_s(c->domain, strlen(c->domain));
 	m.u.bind_req.resource = wire_s(s->resource, strlen(s->resource));
-	if (!link_usable(slink(c)) || link_send(slink(c), &m) < 0) {
-		iq_fail(c, s->bind_id, strlen(s->bind_id), &E_BUSY, NULL);
+	if (!link_usable(native_slink(c)) || link_send(native_slink(c), &m) < 0) {
+		native_iq_fail(c, s->bind_id, strlen(s->bind_id), &E_BUSY, NULL);
 		legacy_done(c);
 		return GO_ON;
 	}
@@ -896,14 +610,14 @@ static int iq_auth(struct conn *c, const struct xs_stanza *st, const uint8_t *p,
 	size_t len;
 
 	if (!cfg->legacy_auth) {
-		iq_fail_st(c, st, &E_UNAVAILABLE, NULL);   /* §2: no non-SASL authentication */
+		native_iq_fail_st(c, st, &E_UNAVAILABLE, NULL);   /* §2: no non-SASL authentication */
 		return GO_ON;
 	}
 	/* §5: a domain may disable plaintext logins on unencrypted streams; with
 	 * plaintext off and no digest (only SCRAM keys are stored), non-SASL
 	 * authentication is not offered on this stream at all. */
 	if (!(c->flags & CF_TLS)) {
-		iq_fail_st(c, st, &E_UNAVAILABLE, "jabber:iq:auth needs an encrypted stream.");
+		native_iq_fail_st(c, st, &E_UNAVAILABLE, "jabber:iq:auth needs an encrypted stream.");
 		return GO_ON;
 	}
 	/* §2, §5: after a failed SASL attempt, a policy-violation stream error. */
@@ -923,33 +637,33 @@ static int iq_auth(struct conn *c, const struct xs_stanza *st, const uint8_t *p,
 		return GO_ON;
 	}
 	if (c->sasl || c->auth_job || (c->sess && c->sess->reg_id)) {
-		iq_fail_st(c, st, &E_UNEXPECTED, NULL);
+		native_iq_fail_st(c, st, &E_UNEXPECTED, NULL);
 		return GO_ON;
 	}
 	if (st->children != 1 || query_parse((const char *)p, n, NS_IQ_AUTH, f, 4, &others) < 0) {
-		iq_fail_st(c, st, &E_BAD_REQUEST, NULL);
+		native_iq_fail_st(c, st, &E_BAD_REQUEST, NULL);
 		return GO_ON;
 	}
 	/* §2: username, resource and a password are required: not-acceptable. */
 	if (!f[0].present || f[0].len == 0 || f[0].overflow || !f[1].present || f[1].len == 0 ||
 	    f[1].overflow || !f[2].present || f[2].overflow ||
 	    !jid_resource_valid(f[2].buf, f[2].len)) {
-		iq_fail_st(c, st, &E_NOT_ACCEPTABLE, NULL);
+		native_iq_fail_st(c, st, &E_NOT_ACCEPTABLE, NULL);
 		return GO_ON;
 	}
 	/* PLAIN's message: the same checks and the same key derivation as SASL
 	 * PLAIN (sasl.c), so a login is verified one way whatever the protocol. */
 	len = 1 + f[0].len + 1 + f[1].len;
 	if (len > cap) {
-		iq_fail_st(c, st, &E_CREDENTIALS, NULL);
+		native_iq_fail_st(c, st, &E_CREDENTIALS, NULL);
 		return GO_ON;
 	}
 	msg[0] = 0;
 	memcpy(msg + 1, f[0].buf, f[0].len);
 	msg[1 + f[0].len] = 0;
 	memcpy(msg + 2 + f[0].len, f[1].buf, f[1].len);
-	if (sm_open(c, NULL) < 0 || !(c->sasl = sasl_new(SASL_PLAIN, c->domain, strlen(c->domain)))) {
-		iq_fail_st(c, st, &E_BUSY, NULL);
+	if (native_sm_open(c, NULL) < 0 || !(c->sasl = sasl_new(SASL_PLAIN, c->domain, strlen(c->domain)))) {
+		native_iq_fail_st(c, st, &E_BUSY, NULL);
 		return GO_ON;
 	}
 	s = c->sess;
@@ -1005,7 +719,7 @@ static int on_bind(struct conn *c, const struct xs_stanza *st)
 	m.u.bind_req.user = wire_s(s->user, strlen(s->user));
 	m.u.bind_req.domain = wire_s(c->domain, strlen(c->domain));
 	m.u.bind_req.resource = wire_s(st->leaf_text.p, st->leaf_text.len);
-	if (!link_usable(slink(c)) || link_send(slink(c), &m) < 0) {
+	if (!link_usable(native_slink(c)) || link_send(native_slink(c), &m) < 0) {
 		xmpp_stanza_error(c, st, "wait", "internal-server-error", NULL);
 		return GO_ON;
 	}
@@ -1073,13 +787,13 @@ static int forward(struct conn *c, const struct xs_stanza *s, const uint8_t *p, 
 	m.u.stanza.id = wire_s(s->id.p, s->id.len);
 	m.u.stanza.ns = wire_s(s->child_ns.p, s->child_ns.len);
 	m.u.stanza.raw = wire_s(w->stamp, len);
-	if (link_send(slink(c), &m) < 0) {
+	if (link_send(native_slink(c), &m) < 0) {
 		xmpp_stanza_error(c, s, "wait", "resource-constraint", jid);
 		return GO_ON;
 	}
 	if (c->sess->smk && m.u.stanza.kind == WIRE_KIND_PRESENCE && !s->has_to)
 		rebind_keep_presence(c->sess, &m);
-	if (link_congested(slink(c))) {
+	if (link_congested(native_slink(c))) {
 		/* The session server is not keeping up: stop reading from this
 		 * client rather than queueing without bound (resumed in link.c). */
 		log_debug("reads paused: the session server link is backed up", "conn=%u", c->idx);
@@ -1128,7 +842,7 @@ static int client_stanza(struct conn *c, const struct xs_stanza *s, const uint8_
 		if (xs_streq(&s->local, "iq") && s->has_id && (xs_streq(&s->type, "get") || xs_streq(&s->type, "set")) &&
 		    to_server(c, s)) {
 			if (xs_streq(&s->child_ns, NS_REGISTER))
-				return on_register_iq(c, s, p, n);
+				return native_register_iq(c, s, p, n);
 			if (xs_streq(&s->child_ns, NS_IQ_AUTH))
 				return on_iq_auth(c, s, p, n);
 		}
@@ -1163,7 +877,7 @@ static int client_stanza(struct conn *c, const struct xs_stanza *s, const uint8_
 	}
 	if (xs_streq(&s->local, "iq") && xs_streq(&s->child_ns, NS_REGISTER) && to_server(c, s) &&
 	    (xs_streq(&s->type, "get") || xs_streq(&s->type, "set")))
-		return on_register_iq(c, s, p, n);
+		return native_register_iq(c, s, p, n);
 	return forward(c, s, p, n);
 }
 
@@ -1184,7 +898,7 @@ static void native_timeout(struct conn *c)
 		if (c->auth_job->kind == AJ_KEYS) {
 			auth_job_forget(c);
 			if (s && s->reg_id) {
-				iq_fail(c, s->reg_id, strlen(s->reg_id), &E_BUSY, NULL);
+				native_iq_fail(c, s->reg_id, strlen(s->reg_id), &E_BUSY, NULL);
 				free(s->reg_id);
 				s->reg_id = NULL;
 			}
@@ -1202,7 +916,7 @@ static void native_timeout(struct conn *c)
 		xmpp_resume(c);
 		return;
 	}
-	l = s ? slink(c) : &w->links[0];
+	l = s ? native_slink(c) : &w->links[0];
 	if (!l->stalled)
 		log_warn("session server not answering", "worker=%d shard=%u after=%us", w->id, l->shard,
 			 w->cfg->timeouts.session_server);
@@ -1212,11 +926,11 @@ static void native_timeout(struct conn *c)
 		if (sasl_failure(c, "temporary-auth-failure") == STOP_DISCARD)
 			return;
 	} else if (s && s->reg_id) {
-		iq_fail(c, s->reg_id, strlen(s->reg_id), &E_INTERNAL, NULL);
+		native_iq_fail(c, s->reg_id, strlen(s->reg_id), &E_INTERNAL, NULL);
 		free(s->reg_id);
 		s->reg_id = NULL;
 	} else if (s && s->bind_id && (c->flags & CF_LEGACY)) {
-		iq_fail(c, s->bind_id, strlen(s->bind_id), &E_INTERNAL, NULL);
+		native_iq_fail(c, s->bind_id, strlen(s->bind_id), &E_INTERNAL, NULL);
 		legacy_done(c);
 	} else if (s && s->bind_id) {
 		char *id = xmpp_esc_dup(s->bind_id, strlen(s->bind_id)), *buf;
@@ -1363,7 +1077,7 @@ static void legacy_bind_resp(struct conn *c, const struct wire_msg *m)
 			xmpp_error(c, "internal-server-error", NULL);
 			return;
 		}
-		iq_ok(c, s->bind_id, strlen(s->bind_id));
+		native_iq_ok(c, s->bind_id, strlen(s->bind_id));
 		legacy_done(c);
 		return;
 	}
@@ -1372,7 +1086,7 @@ static void legacy_bind_resp(struct conn *c, const struct wire_msg *m)
 	case WIRE_CONFLICT: e = &E_CONFLICT; break;
 	case WIRE_NOT_ALLOWED: e = &E_NOT_ALLOWED; break;
 	}
-	iq_fail(c, s->bind_id, strlen(s->bind_id), e, NULL);
+	native_iq_fail(c, s->bind_id, strlen(s->bind_id), e, NULL);
 	legacy_done(c);
 }
 
@@ -1506,7 +1220,7 @@ void native_on_frame(struct link *l, const struct wire_msg *m)
 	case WIRE_REGISTER_RESP:
 		if (s->reg_id && (c->flags & CF_WAIT_SM) && !c->auth_job) {
 			c->flags &= ~CF_WAIT_SM;
-			register_resp(c, m->u.reg_resp.status);
+			native_register_resp(c, m->u.reg_resp.status);
 			xmpp_resume(c);
 		}
 		break;
