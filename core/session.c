@@ -3,6 +3,7 @@
  */
 #include "core/csi.h"
 #include "core/session.h"
+#include "core/rtx.h"
 #include "core/smacks.h"
 
 #include <stdlib.h>
@@ -86,6 +87,7 @@ void session_free(struct worker *w, struct session *s)
 	}
 	if (s->c && s->c->sess == s)
 		s->c->sess = NULL;
+	rtx_session_gone(w, s);
 	smacks_free(w, s);
 	free(s->user);
 	free(s->jid);

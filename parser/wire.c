@@ -286,6 +286,9 @@ long wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
 	case WIRE_DELIVERED:
 		m.u.delivered.bytes = rd_u64(&r);
 		break;
+	case WIRE_HANDLED:
+		m.u.handled.count = rd_u64(&r);
+		break;
 	case WIRE_REGISTER:
 		m.u.reg.op = rd_u8(&r);
 		m.u.reg.user = rd_str16(&r);
@@ -366,6 +369,7 @@ static size_t fields_size(const struct wire_msg *m)
 	case WIRE_CREDIT:
 		return 4;
 	case WIRE_DELIVERED:
+	case WIRE_HANDLED:
 		return 8;
 	case WIRE_REGISTER:
 		return 1 + s16(m->u.reg.user) + s16(m->u.reg.domain) + scram_size(&m->u.reg.sha1) +
@@ -441,6 +445,7 @@ static bool msg_ok(const struct wire_msg *m)
 	case WIRE_SESSION_MOVE:
 		return str_ok(m->u.move.jid, STR16_MAX);
 	case WIRE_DELIVERED:
+	case WIRE_HANDLED:
 	case WIRE_CREDIT:
 	case WIRE_HELLO_OK:
 	case WIRE_PING:
@@ -586,6 +591,9 @@ size_t wire_encode(const struct wire_msg *msg, uint8_t *buf, size_t cap)
 	case WIRE_DELIVERED:
 		p = wr_u64(p, msg->u.delivered.bytes);
 		break;
+	case WIRE_HANDLED:
+		p = wr_u64(p, msg->u.handled.count);
+		break;
 	case WIRE_REGISTER:
 		p = wr_u8(p, msg->u.reg.op);
 		p = wr_str16(p, msg->u.reg.user);
@@ -632,6 +640,7 @@ const char *wire_type_str(uint8_t type)
 		[WIRE_ROUTE] = "route",
 		[WIRE_DOMAIN] = "domain",
 		[WIRE_SESSION_MOVE] = "session_move",
+		[WIRE_HANDLED] = "handled",
 	};
 
 	return type_ok(type) ? names[type] : "unknown";

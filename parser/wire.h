@@ -51,7 +51,10 @@ enum wire_type {
 	WIRE_DOMAIN = 19,       /* edge -> sm   an external route on this link: component up/down, s2s */
 	WIRE_SESSION_MOVE = 20, /* edge -> sm   XEP-0198 resumption on another worker: the bound session
 	                           (old sid, full JID) continues on this link as sid */
-	WIRE_TYPE_MAX = 20
+	WIRE_HANDLED = 21,      /* sm -> edge   over a socket: the first `count` frames of this link (HELLO
+	                           included) are handled: routed with their output written to the
+	                           kernel, stored when storing was their outcome (docs/protocol.md) */
+	WIRE_TYPE_MAX = 21
 };
 
 /* WIRE_SESSION_OPEN flags */
@@ -144,6 +147,7 @@ struct wire_msg {
 		struct { uint8_t stop; } flow;   /* 1: stop, 0: go */
 		struct { uint32_t bytes; } credit;
 		struct { uint64_t bytes; } delivered;
+		struct { uint64_t count; } handled;
 		struct {
 			uint8_t op;             /* enum wire_reg_op */
 			struct wire_str user, domain;

@@ -100,6 +100,10 @@ static struct wire_msg sample(uint8_t t)
 	case WIRE_DELIVERED:
 		m.u.delivered.bytes = 0x0000000180000001ull;
 		break;
+	case WIRE_HANDLED:
+		m.sid = 0;
+		m.u.handled.count = 0x0000000200000005ull;
+		break;
 	case WIRE_REGISTER:
 		m.u.reg.op = WIRE_REG_CREATE;
 		m.u.reg.user = S("bill");
@@ -214,6 +218,9 @@ static void assert_msg_eq(const struct wire_msg *a, const struct wire_msg *b)
 	case WIRE_DELIVERED:
 		assert_int_equal(a->u.delivered.bytes, b->u.delivered.bytes);
 		break;
+	case WIRE_HANDLED:
+		assert_true(a->u.handled.count == b->u.handled.count);
+		break;
 	case WIRE_REGISTER:
 		assert_int_equal(a->u.reg.op, b->u.reg.op);
 		assert_str_eq(a->u.reg.user, b->u.reg.user);
@@ -292,6 +299,14 @@ static void test_exact_bytes(void **state)
 					      8 + WIRE_DELIVERED, 0, 0, 0, 1, 0x80, 0, 0, 1 };
 		assert_int_equal(wire_encode(&m, b, sizeof(b)), sizeof(dl));
 		assert_memory_equal(b, dl, sizeof(dl));
+	}
+
+	m = sample(WIRE_HANDLED);
+	{
+		static const uint8_t hd[] = { 0, 0, 0, 17, WIRE_HANDLED, 0, 0, 0, 0, 0, 0, 0, 0,
+					      0, 0, 0, 2, 0, 0, 0, 5 };
+		assert_int_equal(wire_encode(&m, b, sizeof(b)), sizeof(hd));
+		assert_memory_equal(b, hd, sizeof(hd));
 	}
 
 	m = sample(WIRE_PING);
@@ -645,6 +660,7 @@ static void test_names(void **state)
 	assert_string_equal(wire_type_str(WIRE_SESSION_CLOSE), "session_close");
 	assert_string_equal(wire_type_str(WIRE_PONG), "pong");
 	assert_string_equal(wire_type_str(WIRE_DELIVERED), "delivered");
+	assert_string_equal(wire_type_str(WIRE_HANDLED), "handled");
 	assert_string_equal(wire_type_str(WIRE_REGISTER), "register");
 	assert_string_equal(wire_type_str(WIRE_REGISTER_RESP), "register_resp");
 	assert_string_equal(wire_type_str(WIRE_ROUTE), "route");
