@@ -8,10 +8,12 @@
  * resource (s->rebind = 2); on the answer (rebind_done) the client's last
  * broadcast presence, kept by rebind_keep_presence, is replayed, the new
  * session server gets its flow-control credit and a fresh origin for the
- * delivery reports, and reads resume: no new login, and the client's
- * unacknowledged stanzas are still the edge's to resend (smacks.c).  What
- * the session server had in flight when it died is its own loss.  A session
- * that cannot be bound again ends with <internal-server-error/>.
+ * delivery reports, the client's stanzas the dead shard never confirmed are
+ * sent again (core/rtx.c), and reads resume: no new login, nothing the
+ * client saw acknowledged lost.  A detached session (smacks.c: waiting for
+ * a <resume/>) is bound again the same way and stays detached.  A session
+ * that cannot be bound again ends: <internal-server-error/> to its client,
+ * what the client never acknowledged back to the shard.
  */
 #include "core/link.h"
 

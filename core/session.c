@@ -3,13 +3,13 @@
  */
 #include "core/csi.h"
 #include "core/session.h"
-#include "core/rtx.h"
 #include "core/smacks.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
+#include "core/rtx.h"
 
 static const char *const sess_state_names[] = { "new", "open", "authed", "bound", "closed" };
 
