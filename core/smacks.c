@@ -582,13 +582,19 @@ static int resume_finish(struct conn *c, struct session *s, uint32_t h, int from
 		xmpp_error(old, "conflict", "Replaced by a resumed stream");
 	}
 	native_attach(c, s);
+	if (s->rebind)
+		conn_pause(c, PAUSE_REBIND);   /* its shard is restarting: reads wait (core/rebind.c) */
 	k->detached = false;
 	drop(w, s, h - k->out_acked);
 	k->out_acked = h;
+	/* The client counts from the h it hears now, sending again what that
+	 * leaves out: stanzas still unconfirmed no longer count for it. */
+	k->in_n = h_now(s);
+	rtx_session_gone(w, s);
 	STAT_INC(w->st.smacks_resumed);
 	log_info("stream resumed", "conn=%u worker=%d from_worker=%d jid=%s h=%u resent=%u", c->idx, w->id,
 		 from < 0 ? w->id : from, s->jid, h, k->out_n - k->out_acked);
-	snprintf(buf, sizeof(buf), "<resumed xmlns='" NS_SM "' h='%" PRIu32 "' previd='%s'/>", h_now(s), k->id);
+	snprintf(buf, sizeof(buf), "<resumed xmlns='" NS_SM "' h='%" PRIu32 "' previd='%s'/>", k->in_n, k->id);
 	xmpp_outs(c, buf);
 	k->resending = true;
 	for (struct smk_item *it = k->head; it; it = it->next)
