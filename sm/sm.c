@@ -1396,6 +1396,8 @@ struct sm *sm_new(const struct sm_config *cfg)
 		sm->shard_self = cfg->shard_self;
 	}
 	sm->hide_os = cfg->hide_os;
+	if (sm_muc_open(sm, cfg->muc_domain, cfg->muc_history) < 0)
+		goto fail;
 	sm->mam_retention_days = cfg->mam_retention_days;
 	sm->mam_default = cfg->mam_default;
 	sm->tick = cfg->tick_ms > 0 ? cfg->tick : NULL;
@@ -1609,6 +1611,7 @@ void sm_free(struct sm *sm)
 	free(sm->secret);
 	sm_pep_free(sm);
 	sm_remote_free(sm);
+	sm_muc_free(sm);
 	sm_buf_free(&sm->scratch);
 	sm_buf_free(&sm->reply);
 	if (sm->wake.fd >= 0)

@@ -371,6 +371,7 @@ struct sm {
 	struct sm_caps *caps;          /* entity-capabilities cache (sm/caps.c); NULL until used */
 	uint64_t push_seq;             /* ids of roster pushes */
 	struct sm_session *sender;     /* whose stanza is being routed (flow control) */
+	struct sm_muc *muc;            /* the group-chat service (sm/muc.c); NULL: none */
 	struct sm_link *obl_link;      /* the confirming link whose frame is being handled */
 	struct sm_obl *obl;            /* its pending outcome, once something held it */
 	bool hide_os;                  /* XEP-0092: no <os/> (sm_config.hide_os) */
@@ -747,5 +748,21 @@ void sm_moved(struct sm *sm, struct sm_link *l, const struct wire_msg *m);
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */
 void sm_admin_event(struct sm *sm, struct sm_ev *ev, uint32_t events);
 void sm_admin_close(struct sm *sm, struct sm_admin *a);
+
+/* ---- sm/muc.c: the group-chat service (XEP-0045) ------------------------ */
+
+/* Serve `domain` (NULL or "": no service) keeping `history` messages per
+ * room.  0, or -1 (logged). */
+int sm_muc_open(struct sm *sm, const char *domain, unsigned history);
+void sm_muc_free(struct sm *sm);
+/* d[0..n) (canonical) is the group-chat service's domain. */
+bool sm_muc_domain(const struct sm *sm, const char *d, size_t n);
+/* The room room[0..n) (canonical bare JID) is this shard's. */
+bool sm_muc_owns(const struct sm *sm, const char *room, size_t n);
+/* A stanza for the service or one of its rooms (this shard's) from the real
+ * JID from[0..n). */
+void sm_muc_in(struct sm *sm, const char *from, size_t n, const struct wire_msg *m);
+/* The service's <item/> in the server's disco#items. */
+void sm_muc_disco_item(const struct sm *sm, struct sm_buf *b);
 
 #endif
