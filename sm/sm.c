@@ -1427,6 +1427,7 @@ struct sm *sm_new(const struct sm_config *cfg)
 	if (!sm->store)
 		goto fail;
 	sm_store_owner(sm->store, sm);
+	sm_muc_start(sm);
 	sm->chan_ev.kind = SM_EV_CHAN;
 	sm->chan_ev.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	ev.data.ptr = &sm->chan_ev;

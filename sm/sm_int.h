@@ -755,6 +755,8 @@ void sm_admin_close(struct sm *sm, struct sm_admin *a);
  * room.  0, or -1 (logged). */
 int sm_muc_open(struct sm *sm, const char *domain, unsigned history);
 void sm_muc_free(struct sm *sm);
+/* The storage is open: persistent rooms load (stanzas for rooms wait until then). */
+void sm_muc_start(struct sm *sm);
 /* d[0..n) (canonical) is the group-chat service's domain. */
 bool sm_muc_domain(const struct sm *sm, const char *d, size_t n);
 /* The room room[0..n) (canonical bare JID) is this shard's. */
