@@ -57,6 +57,7 @@
 #include "parser/xtree.h"
 #include "sm/muc_int.h"
 #include "sm/store.h"
+#include "tls/crypto.h"
 
 const char *const muc_role_names[] = { "none", "visitor", "participant", "moderator" };
 const char *const muc_affil_names[] = { "none", "outcast", "member", "admin", "owner" };
@@ -264,6 +265,16 @@ int muc_affil_set(struct muc_room *r, const char *bare, int affil)
 	return 0;
 }
 
+void muc_occupant_id(const struct muc_room *r, const char *bare, char *out)
+{
+	uint8_t mac[CRYPTO_MAX_DIGEST];
+
+	/* Stable per (room, user), unlinkable across rooms (XEP-0421 §3). */
+	if (crypto_hmac(CRYPTO_SHA256, r->secret, sizeof(r->secret), bare, strlen(bare), mac) < 0 ||
+	    crypto_b64_encode(mac, 15, out, 24) < 0)
+		out[0] = '\0';
+}
+
 /* ---- sending ------------------------------------------------------------- */
 
 /*
@@ -345,8 +356,9 @@ char *muc_children(struct sm_muc *mu, const struct xtree_node *el, const char *s
 	char *s;
 
 	sm_buf_clear(&mu->part);
+	/* An <occupant-id/> a client put there is dropped: only ours count (XEP-0421 §4). */
 	for (const struct xtree_node *c = el ? el->first : NULL; c; c = c->next)
-		if (!skip || strcmp(c->ns, skip))
+		if ((!skip || strcmp(c->ns, skip)) && strcmp(c->ns, NS_OCCUPANT_ID))
 			xtree_write(c, put_part, &mu->part);
 	if (mu->part.err || !sm_buf_used(&mu->part) || sm_buf_used(&mu->part) > MUC_MAX_PAYLOAD) {
 		mu->part.err = 0;
@@ -392,6 +404,12 @@ static void presence_full(struct sm *sm, struct muc_room *r, const struct muc_oc
 	sm_buf_str(b, ">");
 	if (!unavailable && o->payload)
 		sm_buf_str(b, o->payload);
+	{
+		char oid[24];
+
+		muc_occupant_id(r, o->bare, oid);
+		sm_buf_fmt(b, "<occupant-id xmlns='" NS_OCCUPANT_ID "' id='%s'/>", oid);
+	}
 	sm_buf_fmt(b, "<x xmlns='" NS_MUC_USER "'><item affiliation='%s' role='%s'",
 		   muc_affil_names[muc_affil_of(r, o->bare)],
 		   muc_role_names[unavailable && !new_nick ? ROLE_NONE : o->role]);
@@ -431,8 +449,8 @@ void muc_broadcast(struct sm *sm, struct muc_room *r, const struct muc_occ *o,
 
 /* A groupchat message from `nick` (payload: its children) to real JID `to`;
  * at != 0: from the history, with its XEP-0203 delay. */
-static void message_to(struct sm *sm, struct muc_room *r, const char *nick, const char *id,
-		       const char *payload, const char *to, time_t at)
+static void message_to(struct sm *sm, struct muc_room *r, const char *nick, const char *oid,
+		       const char *id, const char *payload, const char *to, time_t at)
 {
 	struct sm_muc *mu = sm->muc;
 	struct sm_buf *b = &mu->out;
@@ -446,6 +464,8 @@ static void message_to(struct sm *sm, struct muc_room *r, const char *nick, cons
 	sm_buf_str(b, ">");
 	if (payload)
 		sm_buf_str(b, payload);
+	if (oid && *oid)
+		sm_buf_fmt(b, "<occupant-id xmlns='" NS_OCCUPANT_ID "' id='%s'/>", oid);
 	if (at) {
 		char stamp[32];
 		struct tm tm;
@@ -566,7 +586,7 @@ static void send_history(struct sm *sm, struct muc_room *r, const struct xtree_n
 	for (unsigned k = 0; k < n; k++) {
 		const struct muc_hist *h = &r->hist[(first + k) % mu->history];
 
-		message_to(sm, r, h->nick, h->id, h->payload, to, h->at);
+		message_to(sm, r, h->nick, h->oid, h->id, h->payload, to, h->at);
 	}
 }
 
@@ -604,6 +624,7 @@ struct muc_room *muc_room_new(struct sm *sm, const char *jid, size_t n, const ch
 	}
 	r->locked = true;
 	r->cfg.public = true;
+	crypto_random(r->secret, sizeof(r->secret));
 	sm_tab_insert(&mu->rooms, &r->node, sm_tab_hash(&mu->rooms, jid, n));
 	r->next = mu->list;
 	if (mu->list)
@@ -776,8 +797,8 @@ static void on_presence(struct sm *sm, const char *room, size_t room_len, const 
 
 /* ---- messages ------------------------------------------------------------ */
 
-static void history_add(struct sm_muc *mu, struct muc_room *r, const char *nick, const char *id,
-			char *payload, size_t len)
+static void history_add(struct sm_muc *mu, struct muc_room *r, const char *nick, const char *oid,
+			const char *id, char *payload, size_t len)
 {
 	struct muc_hist *h;
 
@@ -795,6 +816,7 @@ static void history_add(struct sm_muc *mu, struct muc_room *r, const char *nick,
 	h->id = id ? strdup(id) : NULL;
 	h->payload = payload;
 	h->len = len;
+	snprintf(h->oid, sizeof(h->oid), "%s", oid);
 	h->at = time(NULL);
 	if (!h->nick) {
 		hist_clear(h);
@@ -811,7 +833,7 @@ static void on_groupchat(struct sm *sm, struct muc_room *r, const char *from,
 	const struct xtree_node *subject = xtree_child(st, "jabber:client", "subject");
 	const struct xtree_node *body = xtree_child(st, "jabber:client", "body");
 	struct muc_occ *o = muc_occ_by_session(r, from, NULL);
-	char *payload;
+	char *payload, oid[24];
 	size_t len = 0;
 
 	if (!o) {
@@ -853,11 +875,12 @@ static void on_groupchat(struct sm *sm, struct muc_room *r, const char *from,
 	}
 	/* The fan-out: one copy per session of every occupant, the sender's
 	 * included (§7.4: it is how the sender sees the room took it). */
+	muc_occupant_id(r, o->bare, oid);
 	for (struct muc_occ *v = r->occ; v; v = v->next)
 		for (unsigned i = 0; i < v->nsess; i++)
-			message_to(sm, r, o->nick, id, payload, v->sess[i], 0);
+			message_to(sm, r, o->nick, oid, id, payload, v->sess[i], 0);
 	if (body)
-		history_add(mu, r, o->nick, id, payload, len);
+		history_add(mu, r, o->nick, oid, id, payload, len);
 	else
 		free(payload);
 }
@@ -869,7 +892,7 @@ static void on_private(struct sm *sm, struct muc_room *r, const char *nick, cons
 	struct sm_muc *mu = sm->muc;
 	const char *id = xtree_attr(st, "id");
 	struct muc_occ *o = muc_occ_by_session(r, from, NULL), *t = muc_occ_by_nick(r, nick);
-	char sender[JID_MAX + 1];
+	char sender[JID_MAX + 1], oid[24];
 	char *payload;
 
 	if (!o) {
@@ -880,6 +903,7 @@ static void on_private(struct sm *sm, struct muc_room *r, const char *nick, cons
 		muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "item-not-found");
 		return;
 	}
+	muc_occupant_id(r, o->bare, oid);
 	if (!muc_occ_jid(r, o->nick, sender, sizeof(sender)) ||
 	    !(payload = muc_children(mu, st, NS_MUC_USER, NULL))) {
 		muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "not-acceptable");
@@ -889,10 +913,69 @@ static void on_private(struct sm *sm, struct muc_room *r, const char *nick, cons
 		muc_start(mu, WIRE_KIND_MESSAGE, type, sender, t->sess[i], id);
 		sm_buf_str(&mu->out, ">");
 		sm_buf_str(&mu->out, payload);
+		sm_buf_fmt(&mu->out, "<occupant-id xmlns='" NS_OCCUPANT_ID "' id='%s'/>", oid);
 		sm_buf_str(&mu->out, "<x xmlns='" NS_MUC_USER "'/></message>");
 		muc_send(sm, WIRE_KIND_MESSAGE, type, sender, t->sess[i], id);
 	}
 	free(payload);
+}
+
+/* §7.8.2 mediated invitations and §7.8.3 declines: passed on by the room. */
+static void on_invite(struct sm *sm, struct muc_room *r, const char *from, const char *from_bare,
+		      const struct xtree_node *st, const char *to_addr)
+{
+	struct sm_muc *mu = sm->muc;
+	const struct xtree_node *x = xtree_child(st, NS_MUC_USER, "x");
+	const struct xtree_node *inv = xtree_child(x, NS_MUC_USER, "invite");
+	const struct xtree_node *dec = xtree_child(x, NS_MUC_USER, "decline");
+	const struct xtree_node *el = inv ? inv : dec;
+	const char *target = xtree_attr(el, "to"), *reason = xtree_text(xtree_child(el, NS_MUC_USER, "reason"));
+	const char *id = xtree_attr(st, "id");
+	struct muc_occ *o = muc_occ_by_session(r, from, NULL);
+	char to[JID_MAX + 1];
+	struct jid_view v;
+	int affil = muc_affil_of(r, from_bare);
+
+	if (!target || strlen(target) > JID_MAX || jid_parse(target, strlen(target), &v) < 0 ||
+	    jid_canon(&v, true, to, sizeof(to)) < 0) {
+		muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "jid-malformed");
+		return;
+	}
+	if (inv) {
+		if (!o) {
+			muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "not-acceptable");
+			return;
+		}
+		/* Members-only: only admins invite, or anyone the room allows; the
+		 * invitee then becomes a member (§7.8.2, §9.3). */
+		if (r->cfg.members_only) {
+			if (affil < AFF_ADMIN && !r->cfg.allow_invites) {
+				muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "forbidden");
+				return;
+			}
+			if (v.resource_len == 0 && muc_affil_of(r, to) < AFF_MEMBER) {
+				muc_affil_set(r, to, AFF_MEMBER);
+				muc_save(sm, r);
+			}
+		}
+	}
+	muc_start(mu, WIRE_KIND_MESSAGE, NULL, r->jid, to, id);
+	sm_buf_fmt(&mu->out, "><x xmlns='" NS_MUC_USER "'><%s from='", inv ? "invite" : "decline");
+	sm_buf_esc(&mu->out, inv ? from : from_bare, strlen(inv ? from : from_bare));
+	sm_buf_str(&mu->out, "'>");
+	if (reason && *reason) {
+		sm_buf_str(&mu->out, "<reason>");
+		sm_buf_esc(&mu->out, reason, strlen(reason));
+		sm_buf_str(&mu->out, "</reason>");
+	}
+	sm_buf_fmt(&mu->out, "</%s>", inv ? "invite" : "decline");
+	if (inv && r->cfg.password) {
+		sm_buf_str(&mu->out, "<password>");
+		sm_buf_esc(&mu->out, r->cfg.password, strlen(r->cfg.password));
+		sm_buf_str(&mu->out, "</password>");
+	}
+	sm_buf_str(&mu->out, "</x></message>");
+	muc_send(sm, WIRE_KIND_MESSAGE, "", r->jid, to, id);
 }
 
 /* ---- iq ------------------------------------------------------------------ */
@@ -994,7 +1077,8 @@ static void room_iq(struct sm *sm, struct muc_room *r, const char *nick, const c
 			sm_buf_esc(b, r->cfg.name, strlen(r->cfg.name));
 		else
 			sm_buf_esc(b, r->jid, (size_t)(strchr(r->jid, '@') - r->jid));
-		sm_buf_str(b, "'/><feature var='" NS_MUC "'/><feature var='" NS_PING "'/>");
+		sm_buf_str(b, "'/><feature var='" NS_MUC "'/><feature var='" NS_PING "'/>"
+			      "<feature var='" NS_OCCUPANT_ID "'/>");
 		muc_features(r, b);
 		sm_buf_str(b, "</query></iq>");
 		muc_send(sm, WIRE_KIND_IQ, "result", to_addr, from, id);
@@ -1136,8 +1220,11 @@ void sm_muc_in(struct sm *sm, const char *from, size_t from_len, const struct wi
 			on_private(sm, r, nick, sender, st, type && *type ? type : "normal", to);
 	} else if (type && !strcmp(type, "groupchat")) {
 		on_groupchat(sm, r, sender, st, to);
+	} else if (xtree_child(xtree_child(st, NS_MUC_USER, "x"), NS_MUC_USER, "invite") ||
+		   xtree_child(xtree_child(st, NS_MUC_USER, "x"), NS_MUC_USER, "decline")) {
+		on_invite(sm, r, sender, sender_bare, st, to);
 	} else {
-		/* Invitations (§7.8.2) and requests for voice (§7.13) are not built yet. */
+		/* Requests for voice (§7.13) are not built yet. */
 		muc_error(sm, kind, to, sender, xtree_attr(st, "id"), "feature-not-implemented");
 	}
 done:

@@ -272,7 +272,10 @@ void muc_save(struct sm *sm, struct muc_room *r)
 	if (!c->persistent)
 		return;
 	sm_buf_clear(b);
-	sm_buf_fmt(b, "<room xmlns='" NS_KV_MUC "' flags='%s%s%s%s%s%s' max='%u'",
+	sm_buf_str(b, "<room xmlns='" NS_KV_MUC "' secret='");
+	for (size_t i = 0; i < sizeof(r->secret); i++)
+		sm_buf_fmt(b, "%02x", r->secret[i]);
+	sm_buf_fmt(b, "' flags='%s%s%s%s%s%s' max='%u'",
 		   c->public ? "u" : "", c->members_only ? "m" : "", c->moderated ? "o" : "",
 		   c->nonanonymous ? "n" : "", c->changesubject ? "s" : "", c->allow_invites ? "i" : "",
 		   c->max_users);
@@ -402,6 +405,13 @@ static bool room_restore(struct sm *sm, const struct load_row *row)
 	r->cfg.changesubject = strchr(flags, 's') != NULL;
 	r->cfg.allow_invites = strchr(flags, 'i') != NULL;
 	r->cfg.max_users = (v = xtree_attr(top, "max")) ? (unsigned)strtoul(v, NULL, 10) : 0;
+	if ((v = xtree_attr(top, "secret")) && strlen(v) == 2 * sizeof(r->secret))
+		for (size_t i = 0; i < sizeof(r->secret); i++) {
+			unsigned x;
+
+			if (sscanf(v + 2 * i, "%2x", &x) == 1)
+				r->secret[i] = (uint8_t)x;
+		}
 	if ((v = xtree_attr(top, "name")))
 		r->cfg.name = strdup(v);
 	if ((v = xtree_attr(top, "desc")))

@@ -22,6 +22,7 @@
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 #define NS_PING "urn:xmpp:ping"
 #define NS_DELAY "urn:xmpp:delay"
+#define NS_OCCUPANT_ID "urn:xmpp:occupant-id:0"
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 #define MUC_MAX_ROOMS 100000        /* per shard */
@@ -55,6 +56,7 @@ struct muc_affil {
 
 struct muc_hist {
 	char *nick, *id, *payload;  /* payload: the message's children */
+	char oid[24];               /* the sender's occupant id */
 	size_t len;
 	time_t at;
 };
@@ -79,6 +81,7 @@ struct muc_room {
 	char *jid;                  /* canonical bare room JID */
 	size_t jid_len;
 	bool locked;                /* created, waiting for its owner's configuration */
+	uint8_t secret[16];         /* XEP-0421 occupant ids: HMAC key (kept with a persistent room) */
 	struct muc_config cfg;
 	struct muc_occ *occ;
 	unsigned nocc;
@@ -147,6 +150,9 @@ bool muc_leave(struct sm *sm, struct muc_room *r, struct muc_occ *o, unsigned i,
 void muc_notice(struct sm *sm, struct muc_room *r, const int *codes);
 /* muc_load() is done: the stanzas that waited for it are handled now. */
 void muc_loaded(struct sm *sm);
+
+/* XEP-0421: the occupant id of real bare JID `bare` in r (out: 23 bytes). */
+void muc_occupant_id(const struct muc_room *r, const char *bare, char *out);
 
 /* ---- sm/muc_admin.c ---- */
 void muc_config_free(struct muc_config *c);

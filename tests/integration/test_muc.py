@@ -483,3 +483,47 @@ def test_persistent_room_survives_a_restart(server):
     finally:
         b.close()
         c.close()
+
+
+NS_OID = "urn:xmpp:occupant-id:0"
+
+
+@with_muc
+def test_invitations_and_occupant_ids(server):
+    """§7.8.2: an invitation through the room reaches the invitee from the room, naming
+    the inviter; a decline goes back to the inviter.  XEP-0421: every presence and message
+    from an occupant carries the room's occupant id for the user (the same for every
+    session and message, different per user), and one a client put there is replaced."""
+    room = f"invites@{MUC}"
+    a = open_room(server, room)
+    b = login(server, "bob", "b")
+    c = login(server, "carol", "c")
+    try:
+        a.send(f"<message to='{room}'><x xmlns='{NS_MUC_USER}'><invite to='carol@localhost'>"
+               "<reason>join us</reason></invite></x></message>")
+        inv = c.wait_for(lambda e: e.tag == MESSAGE and e.find(f"{{{NS_MUC_USER}}}x") is not None, 10.0)
+        i = inv.find(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}invite")
+        assert inv.get("from") == room and i.get("from") == "alice@localhost/a", dump(inv)
+        assert i.findtext(f"{{{NS_MUC_USER}}}reason") == "join us"
+        c.send(f"<message to='{room}'><x xmlns='{NS_MUC_USER}'><decline to='alice@localhost/a'>"
+               "<reason>busy</reason></decline></x></message>")
+        d = a.wait_for(lambda e: e.tag == MESSAGE and e.find(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}decline")
+                       is not None, 10.0)
+        assert d.find(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}decline").get("from") == "carol@localhost"
+        # Occupant ids.
+        join(b, room, "Bob")
+        bp = a.wait_for(lambda e: e.tag == PRESENCE and e.get("from") == f"{room}/Bob", 10.0)
+        bid = bp.find(f"{{{NS_OID}}}occupant-id").get("id")
+        b.send(f"<message to='{room}' type='groupchat'><body>mine</body>"
+               f"<occupant-id xmlns='{NS_OID}' id='forged'/></message>")
+        m = got_groupchat(a, room, "Bob", "mine")
+        ids = [e.get("id") for e in m.iter(f"{{{NS_OID}}}occupant-id")]
+        assert ids == [bid] and bid != "forged", dump(m)
+        groupchat(a, room, "and mine", "am")
+        m = got_groupchat(b, room, "Alice", "and mine")
+        assert m.find(f"{{{NS_OID}}}occupant-id").get("id") not in (None, bid), dump(m)
+        assert NS_OID in features(a, room, "f1")
+    finally:
+        a.close()
+        b.close()
+        c.close()
