@@ -309,6 +309,20 @@ void muc_send(struct sm *sm, int kind, const char *type, const char *from, const
 	sm_buf_clear(&mu->out);
 }
 
+void sm_muc_emit(struct sm *sm, int kind, const char *type, const char *from, const char *to,
+		 const char *id, const void *payload, size_t len)
+{
+	struct sm_muc *mu = sm->muc;
+
+	if (!mu)
+		return;
+	muc_start(mu, kind, type, from, to, id);
+	sm_buf_str(&mu->out, ">");
+	sm_buf_add(&mu->out, payload, len);
+	sm_buf_fmt(&mu->out, "</%s>", sm_kind_name(kind));
+	muc_send(sm, kind, type ? type : "", from, to, id);
+}
+
 /* Start a stanza in mu->out: "<kind from to [type] [id]" (no '>' yet). */
 void muc_start(struct sm_muc *mu, int kind, const char *type, const char *from, const char *to,
 		  const char *id)
@@ -450,7 +464,7 @@ void muc_broadcast(struct sm *sm, struct muc_room *r, const struct muc_occ *o,
 /* A groupchat message from `nick` (payload: its children) to real JID `to`;
  * at != 0: from the history, with its XEP-0203 delay. */
 static void message_to(struct sm *sm, struct muc_room *r, const char *nick, const char *oid,
-		       const char *id, const char *payload, const char *to, time_t at)
+		       const char *id, const char *payload, const char *sid, const char *to, time_t at)
 {
 	struct sm_muc *mu = sm->muc;
 	struct sm_buf *b = &mu->out;
@@ -466,6 +480,11 @@ static void message_to(struct sm *sm, struct muc_room *r, const char *nick, cons
 		sm_buf_str(b, payload);
 	if (oid && *oid)
 		sm_buf_fmt(b, "<occupant-id xmlns='" NS_OCCUPANT_ID "' id='%s'/>", oid);
+	if (sid) {      /* XEP-0359 §3: the room's archive id */
+		sm_buf_fmt(b, "<stanza-id xmlns='urn:xmpp:sid:0' id='%s' by='", sid);
+		sm_buf_esc(b, r->jid, r->jid_len);
+		sm_buf_str(b, "'/>");
+	}
 	if (at) {
 		char stamp[32];
 		struct tm tm;
@@ -586,7 +605,7 @@ static void send_history(struct sm *sm, struct muc_room *r, const struct xtree_n
 	for (unsigned k = 0; k < n; k++) {
 		const struct muc_hist *h = &r->hist[(first + k) % mu->history];
 
-		message_to(sm, r, h->nick, h->oid, h->id, h->payload, to, h->at);
+		message_to(sm, r, h->nick, h->oid, h->id, h->payload, NULL, to, h->at);
 	}
 }
 
@@ -825,6 +844,32 @@ static void history_add(struct sm_muc *mu, struct muc_room *r, const char *nick,
 	r->hist_n++;
 }
 
+/* XEP-0313 on the room: the message as the room sent it, under a new id. */
+static void archive(struct sm *sm, struct muc_room *r, const struct muc_occ *o, const char *oid,
+		    const char *id, const char *payload, char *sid)
+{
+	struct sm_buf *b = &sm->muc->part;
+	char occ[JID_MAX + 1];
+
+	if (!muc_occ_jid(r, o->nick, occ, sizeof(occ)))
+		return;
+	sm_mam_new_id(sid);
+	sm_buf_clear(b);
+	sm_buf_str(b, "<message xmlns='jabber:client' from='");
+	sm_buf_esc(b, occ, strlen(occ));
+	sm_buf_str(b, "' type='groupchat'");
+	if (id) {
+		sm_buf_str(b, " id='");
+		sm_buf_esc(b, id, strlen(id));
+		sm_buf_str(b, "'");
+	}
+	sm_buf_fmt(b, ">%s<occupant-id xmlns='" NS_OCCUPANT_ID "' id='%s'/></message>", payload, oid);
+	if (!b->err)
+		sm_mam_room_archive(sm, r->jid, occ, sid, sm_buf_data(b), sm_buf_used(b));
+	b->err = 0;
+	sm_buf_clear(b);
+}
+
 static void on_groupchat(struct sm *sm, struct muc_room *r, const char *from,
 			 const struct xtree_node *st, const char *to_addr)
 {
@@ -833,7 +878,7 @@ static void on_groupchat(struct sm *sm, struct muc_room *r, const char *from,
 	const struct xtree_node *subject = xtree_child(st, "jabber:client", "subject");
 	const struct xtree_node *body = xtree_child(st, "jabber:client", "body");
 	struct muc_occ *o = muc_occ_by_session(r, from, NULL);
-	char *payload, oid[24];
+	char *payload, oid[24], sid[24] = "";
 	size_t len = 0;
 
 	if (!o) {
@@ -876,9 +921,11 @@ static void on_groupchat(struct sm *sm, struct muc_room *r, const char *from,
 	/* The fan-out: one copy per session of every occupant, the sender's
 	 * included (§7.4: it is how the sender sees the room took it). */
 	muc_occupant_id(r, o->bare, oid);
+	if (body && sm_mam_on(sm))
+		archive(sm, r, o, oid, id, payload, sid);
 	for (struct muc_occ *v = r->occ; v; v = v->next)
 		for (unsigned i = 0; i < v->nsess; i++)
-			message_to(sm, r, o->nick, oid, id, payload, v->sess[i], 0);
+			message_to(sm, r, o->nick, oid, id, payload, sid[0] ? sid : NULL, v->sess[i], 0);
 	if (body)
 		history_add(mu, r, o->nick, oid, id, payload, len);
 	else
@@ -1079,9 +1126,26 @@ static void room_iq(struct sm *sm, struct muc_room *r, const char *nick, const c
 			sm_buf_esc(b, r->jid, (size_t)(strchr(r->jid, '@') - r->jid));
 		sm_buf_str(b, "'/><feature var='" NS_MUC "'/><feature var='" NS_PING "'/>"
 			      "<feature var='" NS_OCCUPANT_ID "'/>");
+		if (sm_mam_on(sm))
+			sm_buf_str(b, "<feature var='urn:xmpp:mam:2'/><feature var='urn:xmpp:sid:0'/>");
 		muc_features(r, b);
 		sm_buf_str(b, "</query></iq>");
 		muc_send(sm, WIRE_KIND_IQ, "result", to_addr, from, id);
+		return;
+	}
+	if (q && !strcmp(q->ns, "urn:xmpp:mam:2") && !strcmp(q->local, "query")) {
+		/* XEP-0313 on the room: occupants, members, or anyone in a public open room. */
+		const char *cond = NULL;
+
+		if (!muc_occ_by_session(r, from, NULL) && muc_affil_of(r, from_bare) < AFF_MEMBER &&
+		    (!r->cfg.public || r->cfg.members_only))
+			cond = "forbidden";
+		else if (get)
+			cond = "feature-not-implemented";   /* the form: ask the account's archive */
+		else
+			cond = sm_mam_room_query(sm, r->jid, from, id, q);
+		if (cond)
+			muc_error(sm, WIRE_KIND_IQ, to_addr, from, id, cond);
 		return;
 	}
 	if (get && q && !strcmp(q->ns, NS_DISCO_ITEMS)) {

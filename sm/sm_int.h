@@ -766,5 +766,18 @@ bool sm_muc_owns(const struct sm *sm, const char *room, size_t n);
 void sm_muc_in(struct sm *sm, const char *from, size_t n, const struct wire_msg *m);
 /* The service's <item/> in the server's disco#items. */
 void sm_muc_disco_item(const struct sm *sm, struct sm_buf *b);
+/* A stanza from the room JID `from` to `to` whose children are
+ * payload[0..len) (sm/mam.c sends a room's archive results with it). */
+void sm_muc_emit(struct sm *sm, int kind, const char *type, const char *from, const char *to,
+		 const char *id, const void *payload, size_t len);
+
+/* sm/mam.c, for rooms: archive a groupchat message (raw: as the room sent it,
+ * from occupant `occupant`, stanza id `sid` from sm_mam_new_id()), and
+ * answer an archive query at the room (NULL, or the error condition). */
+void sm_mam_new_id(char *out);   /* 17 bytes */
+void sm_mam_room_archive(struct sm *sm, const char *room, const char *occupant, const char *sid,
+			 const void *raw, size_t len);
+const char *sm_mam_room_query(struct sm *sm, const char *room, const char *requester,
+			      const char *iq_id, const struct xtree_node *query);
 
 #endif

@@ -527,3 +527,50 @@ def test_invitations_and_occupant_ids(server):
         a.close()
         b.close()
         c.close()
+
+
+NS_MAM = "urn:xmpp:mam:2"
+
+
+@with_muc
+def test_room_archive(server):
+    """XEP-0313 on a room: its messages carry the room's stanza-id (XEP-0359), and a query to
+    the room's JID pages through them (RSM), each result the message as the room sent it."""
+    room = f"archive@{MUC}"
+    a = open_room(server, room)
+    c = login(server, "carol", "c")
+    try:
+        ids = []
+        for i in range(5):
+            groupchat(a, room, f"kept {i}", f"k{i}")
+            m = got_groupchat(a, room, "Alice", f"kept {i}")
+            sid = m.find("{urn:xmpp:sid:0}stanza-id")
+            assert sid is not None and sid.get("by") == room, dump(m)
+            ids.append(sid.get("id"))
+        # Carol was never in the room: a public open room lets her read it.
+        c.send(f"<iq type='set' id='q1' to='{room}'><query xmlns='{NS_MAM}' queryid='x'>"
+               "<set xmlns='http://jabber.org/protocol/rsm'><max>3</max></set></query></iq>")
+        res = []
+        while True:
+            e = c.wait_for(lambda e: (e.tag == MESSAGE and e.find(f"{{{NS_MAM}}}result") is not None) or
+                           (e.tag == IQ and e.get("id") == "q1"), 15.0)
+            if e.tag == IQ:
+                fin = e
+                break
+            res.append(e)
+        assert fin.get("type") == "result", dump(fin)
+        assert [r.find(f"{{{NS_MAM}}}result").get("id") for r in res] == ids[:3]
+        fwd = res[0].find(f"{{{NS_MAM}}}result/{{urn:xmpp:forward:0}}forwarded/{{{NS_CLIENT}}}message")
+        assert fwd.get("from") == f"{room}/Alice" and fwd.findtext(BODY) == "kept 0", dump(res[0])
+        assert res[0].get("from") == room
+        f = fin.find(f"{{{NS_MAM}}}fin")
+        assert f.get("complete") == "false" and f.findtext("{http://jabber.org/protocol/rsm}set/"
+                                                           "{http://jabber.org/protocol/rsm}count") == "5"
+        # Members-only: an outsider may not read it.
+        configure(a, room, {"muc#roomconfig_membersonly": "1"})
+        c.send(f"<iq type='set' id='q2' to='{room}'><query xmlns='{NS_MAM}'/></iq>")
+        err = c.wait_for(lambda e: e.tag == IQ and e.get("id") == "q2", 10.0)
+        assert error_condition(err) == ("forbidden", "auth"), dump(err)
+    finally:
+        a.close()
+        c.close()
