@@ -123,7 +123,7 @@ static int field_read(const struct xtree_node *el, struct dataform *f)
 	for (v = xtree_child(el, DATAFORM_NS, "value"); v; v = xtree_next(v, DATAFORM_NS, "value")) {
 		if (f->nvalues >= DATAFORM_MAX_VALUES)
 			return DATAFORM_E_LIMIT;
-		if (fd->nvalues && single_valued(fd->type))
+		if (fd->nvalues && fd->typed && single_valued(fd->type))
 			return DATAFORM_E_VALUES;
 		if ((rc = value_ok(fd->type, v)) != DATAFORM_OK)
 			return rc;
@@ -269,7 +269,8 @@ size_t dataform_write(xtree_put_fn put, void *arg, int type, const char *title,
 		const struct dataform_fdesc *d = &fields[i];
 
 		w_str(&w, "<field");
-		w_attr(&w, "type", dataform_ftype_str(d->type));
+		if (d->type)
+			w_attr(&w, "type", dataform_ftype_str(d->type));
 		if (d->var)
 			w_attr(&w, "var", d->var);
 		if (d->label)

@@ -6,11 +6,14 @@
  *
  * Reading follows XEP-0004 §3 to the letter where it speaks of the wire:
  *   - the form type is one of form, submit, cancel, result (§3.1);
- *   - a field's type, when given, is one of the eleven of §3.3; a field
- *     without type is text-single (§3.2);
+ *   - a field's type, when given, is one of the ten of §3.3; a field
+ *     without type reads as text-single (§3.2) but is not held to its
+ *     single value: a submitted form need not repeat the types of the form
+ *     it answers (§3.4), so the receiver checks the submission against the
+ *     types it asked for (typed false);
  *   - every field but a fixed one has a var (§3.2), unique in the form;
- *   - the single-valued types (boolean, hidden, jid-single, list-single,
- *     text-private, text-single) carry at most one <value/>;
+ *   - a field typed as single-valued (boolean, hidden, jid-single,
+ *     list-single, text-private, text-single) carries at most one <value/>;
  *   - a boolean value is 0, 1, false or true (§3.3);
  *   - a jid-single/jid-multi value is a valid JID (RFC 7622 syntax, jid.h).
  * Only the top-level fields count (those of <reported/> and <item/> in a
@@ -74,7 +77,8 @@ enum dataform_error {
 struct dataform_field {
 	const char *var;            /* NULL only for a fixed field without one */
 	int type;                   /* enum dataform_ftype */
-	bool typed;                 /* the type attribute was present */
+	bool typed;                 /* the type attribute was present (else the rules of
+	                               text-single were not applied: see above) */
 	const char *const *values;  /* nvalues, into the form's value table */
 	unsigned nvalues;
 };
@@ -115,7 +119,7 @@ struct dataform_option {
 
 /* One field to write.  Unused members are zero. */
 struct dataform_fdesc {
-	int type;                   /* enum dataform_ftype */
+	int type;                   /* enum dataform_ftype; 0: no type attribute (a submission) */
 	const char *var;            /* NULL only for fixed */
 	const char *label;          /* NULL: none */
 	const char *desc;           /* <desc/>; NULL: none */

@@ -67,7 +67,8 @@ static void check_form(const struct dataform *f)
 			CHECK(dataform_field(f, fd->var) == fd);
 			CHECK(dataform_value(f, fd->var) == (fd->nvalues ? fd->values[0] : NULL));
 		}
-		if (fd->type != DATAFORM_F_JID_MULTI && fd->type != DATAFORM_F_LIST_MULTI &&
+		CHECK(fd->typed || fd->type == DATAFORM_F_TEXT_SINGLE);
+		if (fd->typed && fd->type != DATAFORM_F_JID_MULTI && fd->type != DATAFORM_F_LIST_MULTI &&
 		    fd->type != DATAFORM_F_TEXT_MULTI && fd->type != DATAFORM_F_FIXED)
 			CHECK(fd->nvalues <= 1);
 		for (unsigned k = 0; k < fd->nvalues; k++) {
@@ -93,7 +94,7 @@ static int equal(const struct dataform *a, const struct dataform *b)
 	for (unsigned i = 0; i < a->nfields; i++) {
 		const struct dataform_field *x = &a->fields[i], *y = &b->fields[i];
 
-		if (x->type != y->type || !x->var != !y->var || (x->var && strcmp(x->var, y->var)) ||
+		if (x->type != y->type || x->typed != y->typed || !x->var != !y->var || (x->var && strcmp(x->var, y->var)) ||
 		    x->nvalues != y->nvalues)
 			return 0;
 		for (unsigned k = 0; k < x->nvalues; k++)
@@ -112,7 +113,7 @@ static void round_trip(const struct dataform *f)
 	int err;
 
 	for (unsigned i = 0; i < f->nfields; i++)
-		d[i] = (struct dataform_fdesc){ .type = f->fields[i].type, .var = f->fields[i].var,
+		d[i] = (struct dataform_fdesc){ .type = f->fields[i].typed ? f->fields[i].type : 0, .var = f->fields[i].var,
 			.values = f->fields[i].values, .nvalues = f->fields[i].nvalues };
 	CHECK(dataform_write(out_put, &o, f->type, f->title, NULL, d, f->nfields) == o.len ||
 	      o.failed);

@@ -127,8 +127,12 @@ static void test_field_rules(void **state)
 				    "<field var='a' type='jid-single'><value>a@b</value><value>c@d</value>"
 				    "</field></x>"), DATAFORM_E_VALUES);
 	assert_int_equal(parse_free("<x xmlns='jabber:x:data' type='submit'>"
+				    "<field var='a' type='text-single'><value>1</value><value>2</value>"
+				    "</field></x>"), DATAFORM_E_VALUES);
+	/* untyped (a submission, §3.4): several values are the receiver's to judge */
+	assert_int_equal(parse_free("<x xmlns='jabber:x:data' type='submit'>"
 				    "<field var='a'><value>1</value><value>2</value></field></x>"),
-			 DATAFORM_E_VALUES);
+			 DATAFORM_OK);
 	assert_int_equal(parse_free("<x xmlns='jabber:x:data' type='submit'>"
 				    "<field var='a' type='jid-multi'><value>a@b</value><value>c@d</value>"
 				    "</field><field var='b' type='list-multi'><value>1</value>"
