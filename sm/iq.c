@@ -32,6 +32,8 @@ static const struct sm_iq_handler sm_iq_handlers[] = {
 	{ NS_PUBSUB, "pubsub", SM_IQ_OWN | SM_IQ_OTHER | SM_IQ_EXTERNAL, NS_PUBSUB, sm_pep_iq },
 	{ NS_PUBSUB "#owner", "pubsub", SM_IQ_OWN | SM_IQ_OTHER | SM_IQ_EXTERNAL, NULL,
 	  sm_pep_owner_iq },
+	{ "http://jabber.org/protocol/commands", "command", SM_IQ_SERVER,
+	  "http://jabber.org/protocol/commands", sm_adhoc_iq },
 	{ NULL, NULL, 0, NULL, NULL }   /* sentinel: rows above */
 };
 
