@@ -4,11 +4,12 @@ disco, ping, adding a user who then logs in, changing a password, deleting a use
 online users, an announcement, and the errors XEP-0050 §4.6 names.  Raw clients, for the
 exact stanzas; slixmpp's own xep_0050 plugin once, as a real client would run a command."""
 import itertools
+import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import USERS, wait_until
+from conftest import USERS, binary, child_env, wait_until
 from rawxmpp import NS_CLIENT, NS_SASL, Raw, dump, q, stanza_error
 from slixclient import Client, close_all, run
 
@@ -431,3 +432,44 @@ def test_two_shards(server):
             assert f"{u}@localhost" not in (note[1] if note else "")
     finally:
         alice.close()
+
+
+@pytest.mark.parametrize("server", [{"mode": "external", "extra_sm_yaml": ADMINS_YAML}],
+                         indirect=True)
+def test_xedge_sm_reads_admins(server):
+    """xedge-sm takes `admins:` from its own file (the edge's is not asked)."""
+    alice, bob = login(server, "alice", presence=True), login(server, "bob", presence=True)
+    try:
+        assert set(disco_items(alice, NS_CMD)) == {"ping", *ADMIN_NODES}
+        assert_error(command(bob, NS_ADMIN + "#get-online-users-num"), "auth", "forbidden")
+        x, fields = fields_of(cmd_of(command(alice, NS_ADMIN + "#get-online-users-num")))
+        assert values(fields["onlineusersnum"]) == ["2"]
+        _, el = run_form(alice, NS_ADMIN + "#add-user", {
+            "accountjid": "dave@localhost", "password": "dave-Pw-1",
+            "password-verify": "dave-Pw-1"})
+        assert cmd_of(el).get("status") == "completed"
+        login(server, "dave", password="dave-Pw-1").close()
+    finally:
+        alice.close()
+        bob.close()
+
+
+# ---- the setting ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("prog", ["xedge", "xedge-sm"])
+def test_check_config_names_the_bad_admin(tmp_path, prog):
+    """Both programs read `admins:`; a malformed JID is refused with its line."""
+    cfg = tmp_path / "xedge.yaml"
+    base = ("domains:\n  - name: localhost\n"
+            "session_server:\n  listen: 127.0.0.1:5999\n  database: x.db\n")
+    cfg.write_text(base + "admins:\n  - boss@localhost\n  - ops@localhost/phone\n")
+    r = subprocess.run([str(binary(prog)), "--check-config", str(cfg)], capture_output=True,
+                       text=True, timeout=30, env=child_env())
+    assert r.returncode == 1, r
+    assert f"{cfg}:8: admins: 'ops@localhost/phone' is not a bare JID (user@domain)" in r.stderr
+    if prog == "xedge":
+        return      # a valid file needs its listeners and certificates: test_check_config's
+    cfg.write_text(base + "admins:\n  - boss@localhost\n")
+    r = subprocess.run([str(binary(prog)), "--check-config", str(cfg)], capture_output=True,
+                       text=True, timeout=30, env=child_env())
+    assert r.returncode == 0, r.stderr
