@@ -277,7 +277,8 @@ static void new_id(char *out)
 {
 	static const char hex[] = "0123456789abcdef";
 	uint8_t r[SM_ADHOC_ID_LEN / 2];
-	static uint64_t fallback;
+	/* Per thread: the shards of one process are threads. */
+	static _Thread_local uint64_t fallback;
 
 	if (crypto_random(r, sizeof(r)) < 0) {
 		/* Never expected; ids must still differ. */
@@ -678,7 +679,7 @@ static void count_one(struct sm_user *u, void *arg)
 
 static void run_online_num(struct sm_iq *q, const char *sessionid)
 {
-	static const char *vals[1];
+	const char *vals[1];
 	char d[JID_MAX + 1], num[24];
 	unsigned long n = 0;
 	struct dataform_fdesc fields[] = {
@@ -874,7 +875,7 @@ static const struct dataform *read_form(struct sm_iq *q, int k, const struct xtr
 void sm_adhoc_iq(struct sm_iq *q)
 {
 	static const char *const actions[] = { "execute", "cancel", "prev", "next", "complete" };
-	static struct dataform form;        /* large: the sm thread's, one at a time */
+	struct dataform form;               /* about 5 KiB; shards are threads: not static */
 	const struct xtree_node *cmd = q->payload;
 	const char *node = xtree_attr(cmd, "node");
 	const char *action = xtree_attr(cmd, "action");
