@@ -24,7 +24,10 @@
  * invalid form (XEP-0004 rules, parser/dataform.h; a required field empty,
  * the password not verified), bad-request + <bad-payload/>; an unknown
  * node, item-not-found; an administration command asked by a non-admin,
- * forbidden (§4.4: the requester lacks the privileges).
+ * forbidden, of type cancel as §4.6's table gives it (RFC 6120 §8.3.3.4
+ * says auth SHOULD be used; the XEP's table is the more specific text).
+ * disco#info on a command node a non-admin may not run is an RFC 6120
+ * forbidden (auth): that is service discovery, not §4.6.
  *
  * Accounts: the operations are the storage thread's (sm_db_user_add /
  * _passwd / _del, as XEP-0077 and the admin socket use them).  A form
@@ -902,7 +905,7 @@ void sm_adhoc_iq(struct sm_iq *q)
 	}
 	if (!offered(q->sm, k, q->from_bare)) {
 		log_info("ad-hoc command refused", "jid=\"%s\" node=\"%s\"", q->from, node);
-		sm_iq_error(q, "forbidden");
+		sm_iq_error_typed(q, "cancel", "forbidden");    /* §4.6's type, not RFC 6120's auth */
 		return;
 	}
 	if (!sid) {

@@ -215,6 +215,17 @@ void sm_iq_error(struct sm_iq *q, const char *cond)
 	sm_iq_error_app(q, cond, NULL);
 }
 
+void sm_iq_error_typed(struct sm_iq *q, const char *type, const char *cond)
+{
+	struct sm_buf *b = reply_buf(q->sm);
+	struct wire_str id = q->m->u.stanza.id, from = q->m->u.stanza.to;
+
+	sm_buf_clear(b);
+	head(b, "error", id.p, id.len, from.p, from.len, q->from, strlen(q->from));
+	sm_buf_fmt(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></iq>", type, cond);
+	send_reply(q->sm, q->s, q->from, b, "error", from, id);
+}
+
 struct sm_iq_ref *sm_iq_keep(struct sm_iq *q)
 {
 	struct sm_iq_ref *r = calloc(1, sizeof(*r));

@@ -315,12 +315,13 @@ def test_online_users_and_announce(server):
 def test_every_admin_command_refused_to_a_user(server):
     bob = login(server, "bob")
     try:
+        # XEP-0050 §4.6: forbidden, of type cancel.
         for node in ADMIN_NODES:
-            assert_error(command(bob, node), "auth", "forbidden")
+            assert_error(command(bob, node), "cancel", "forbidden")
         # With a made-up session id and a complete form all the same.
         assert_error(command(bob, NS_ADMIN + "#add-user", "complete", "0123456789abcdef",
                              submit({"accountjid": "mallory@localhost", "password": "p",
-                                     "password-verify": "p"})), "auth", "forbidden")
+                                     "password-verify": "p"})), "cancel", "forbidden")
         assert auth_outcome(server, "mallory", "p", "PLAIN") == "not-authorized"
     finally:
         bob.close()
@@ -441,7 +442,7 @@ def test_xedge_sm_reads_admins(server):
     alice, bob = login(server, "alice", presence=True), login(server, "bob", presence=True)
     try:
         assert set(disco_items(alice, NS_CMD)) == {"ping", *ADMIN_NODES}
-        assert_error(command(bob, NS_ADMIN + "#get-online-users-num"), "auth", "forbidden")
+        assert_error(command(bob, NS_ADMIN + "#get-online-users-num"), "cancel", "forbidden")
         x, fields = fields_of(cmd_of(command(alice, NS_ADMIN + "#get-online-users-num")))
         assert values(fields["onlineusersnum"]) == ["2"]
         _, el = run_form(alice, NS_ADMIN + "#add-user", {
