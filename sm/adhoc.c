@@ -22,7 +22,7 @@
  * <bad-sessionid/>; one that ended (completed, canceled, timed out after
  * SM_ADHOC_TTL seconds), not-allowed + <session-expired/>; a missing or
  * invalid form (XEP-0004 rules, parser/dataform.h; a required field empty,
- * the password not verified), bad-request + <bad-payload/>; an unknown
+ * a password-verify that differs), bad-request + <bad-payload/>; an unknown
  * node, item-not-found; an administration command asked by a non-admin,
  * forbidden, of type cancel as §4.6's table gives it (RFC 6120 §8.3.3.4
  * says auth SHOULD be used; the XEP's table is the more specific text).
@@ -126,8 +126,7 @@ static const struct dataform_fdesc form_add_user[] = {
 	  .required = true },
 	{ .type = DATAFORM_F_TEXT_PRIVATE, .var = "password", .label = "The password for this account",
 	  .required = true },
-	{ .type = DATAFORM_F_TEXT_PRIVATE, .var = "password-verify", .label = "Retype password",
-	  .required = true },
+	{ .type = DATAFORM_F_TEXT_PRIVATE, .var = "password-verify", .label = "Retype password" },
 };
 
 static const struct dataform_fdesc form_delete_user[] = {
@@ -163,7 +162,8 @@ static const struct dataform_fdesc form_announce[] = {
 };
 
 struct adhoc_cmd {
-	const char *node, *name;
+	const char *node, *name;    /* name: in disco */
+	const char *title;          /* of its form (XEP-0133's) */
 	bool admin;                 /* admins only */
 	bool all_sessions;          /* needs every session: one shard only */
 	const struct dataform_fdesc *form;   /* NULL: one stage */
@@ -174,21 +174,22 @@ struct adhoc_cmd {
 #define FORM(f) f, sizeof(f) / sizeof(f[0])
 
 static const struct adhoc_cmd cmds[CMD_COUNT] = {
-	[CMD_PING] = { "ping", "Ping", false, false, NULL, 0, NULL },
-	[CMD_ADD_USER] = { NS_ADMIN "#add-user", "Add User", true, false, FORM(form_add_user),
-			   "Fill out this form to add a user." },
-	[CMD_DELETE_USER] = { NS_ADMIN "#delete-user", "Delete User", true, false,
-			      FORM(form_delete_user), "Fill out this form to delete a user." },
-	[CMD_CHANGE_PASSWORD] = { NS_ADMIN "#change-user-password", "Change User Password", true,
-				  false, FORM(form_change_password),
+	[CMD_PING] = { "ping", "Ping", NULL, false, false, NULL, 0, NULL },
+	[CMD_ADD_USER] = { NS_ADMIN "#add-user", "Add User", "Adding a User", true, false,
+			   FORM(form_add_user), "Fill out this form to add a user." },
+	[CMD_DELETE_USER] = { NS_ADMIN "#delete-user", "Delete User", "Deleting a User", true,
+			      false, FORM(form_delete_user), "Fill out this form to delete a user." },
+	[CMD_CHANGE_PASSWORD] = { NS_ADMIN "#change-user-password", "Change User Password",
+				  "Changing a User Password", true, false,
+				  FORM(form_change_password),
 				  "Fill out this form to change a user's password." },
-	[CMD_ONLINE_LIST] = { NS_ADMIN "#get-online-users-list", "Get List of Online Users", true,
-			      true, FORM(form_online_list),
-			      "Fill out this form to get the list of online users." },
-	[CMD_ONLINE_NUM] = { NS_ADMIN "#get-online-users-num", "Get Number of Online Users", true,
-			     true, NULL, 0, NULL },
-	[CMD_ANNOUNCE] = { NS_ADMIN "#announce", "Send Announcement to Online Users", true, true,
-			   FORM(form_announce),
+	[CMD_ONLINE_LIST] = { NS_ADMIN "#get-online-users-list", "Get List of Online Users",
+			      "Requesting List of Online Users", true, true, FORM(form_online_list),
+			      "Fill out this form to request the online users of this service." },
+	[CMD_ONLINE_NUM] = { NS_ADMIN "#get-online-users-num", "Get Number of Online Users", NULL,
+			     true, true, NULL, 0, NULL },
+	[CMD_ANNOUNCE] = { NS_ADMIN "#announce", "Send Announcement to Online Users",
+			   "Making an Announcement", true, true, FORM(form_announce),
 			   "Fill out this form to make an announcement to all active users of this service." },
 };
 
@@ -317,7 +318,7 @@ static void answer_form(struct sm_iq *q, int k, const char *sessionid)
 
 	command_open(b, k, sessionid, "executing");
 	sm_buf_str(b, "<actions execute='complete'><complete/></actions>");
-	dataform_write(buf_put, b, DATAFORM_FORM, cmds[k].name, cmds[k].instructions, cmds[k].form,
+	dataform_write(buf_put, b, DATAFORM_FORM, cmds[k].title, cmds[k].instructions, cmds[k].form,
 		       cmds[k].nform);
 	sm_buf_str(b, "</command>");
 	sm_iq_result(q, (const char *)sm_buf_data(b), sm_buf_used(b));
@@ -583,7 +584,9 @@ static void run_account(struct sm_iq *q, struct adhoc_sess *x, const struct data
 	const char *pw2 = dataform_value(f, "password-verify");
 	struct adhoc_job *aj;
 
-	if (!jid || !pw || !*pw || (x->cmd == CMD_ADD_USER && (!pw2 || strcmp(pw, pw2) != 0))) {
+	/* XEP-0133 leaves the password optional; an account here needs one.
+	 * password-verify is optional too, and must match when given. */
+	if (!jid || !pw || !*pw || (x->cmd == CMD_ADD_USER && pw2 && strcmp(pw, pw2) != 0)) {
 		bad_payload(q);
 		return;
 	}

@@ -101,6 +101,7 @@ def start(c, node):
     assert [a.tag for a in actions] == [q(NS_CMD, "complete")], ET.tostring(cmd)
     x, fields = fields_of(cmd)
     assert x.get("type") == "form"
+    assert x.findtext(q(NS_DATA, "title")) and x.findtext(q(NS_DATA, "instructions"))
     assert values(fields["FORM_TYPE"]) == [NS_ADMIN]
     assert fields["FORM_TYPE"].get("type") == "hidden"
     return cmd.get("sessionid"), fields
@@ -223,6 +224,11 @@ def test_add_user_then_login_change_password_delete(server):
             "password-verify": "dave-Pw-1"})))
         assert cmd.get("status") == "completed" and cmd.get("sessionid") == sid
         assert note_of(cmd)[0] == "info"
+        # password-verify is optional (XEP-0133 §4.1): without it, the password as given.
+        _, el = run_form(alice, NS_ADMIN + "#add-user", {
+            "accountjid": "erin@localhost", "password": "erin-Pw-1"})
+        assert cmd_of(el).get("status") == "completed"
+        assert auth_outcome(server, "erin", "erin-Pw-1", "SCRAM-SHA-256") == "success"
         # The new account logs in, with every mechanism the edge offers.
         for mech in ("PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"):
             assert auth_outcome(server, "dave", "dave-Pw-1", mech) == "success", mech
@@ -249,7 +255,6 @@ def test_add_user_then_login_change_password_delete(server):
         assert dave.expect_stream_error(timeout=10) == "not-authorized"
         assert auth_outcome(server, "dave", "dave-Pw-2", "PLAIN") == "not-authorized"
         # Several at once, one unknown: the others go, the note names the one that did not.
-        server.add_user("erin@localhost", "erin-Pw-1")
         _, el = run_form(alice, NS_ADMIN + "#delete-user",
                          {"accountjids": ["erin@localhost", "ghost@localhost"]})
         cmd = cmd_of(el)
@@ -354,7 +359,8 @@ def test_errors(server):
             submit({"accountjid": "f@localhost", "password": "p", "password-verify": "p"},
                    ftype="form"),                                      # not a submission
             submit({"accountjid": "f@localhost", "password": "p", "password-verify": "q"}),
-            submit({"accountjid": "f@localhost", "password": "p"}),   # not verified
+            submit({"accountjid": "f@localhost", "password-verify": "p"}),  # no password
+            submit({"accountjid": "f@localhost", "password": "", "password-verify": ""}),
             submit({"password": "p", "password-verify": "p"}),         # no account
             submit({"accountjid": "f@elsewhere.example", "password": "p",
                     "password-verify": "p"}),                          # not our domain
