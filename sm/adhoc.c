@@ -47,9 +47,11 @@
  * every shard's sessions: they are offered (listed, executable) only by a
  * session server that owns every account (one shard).
  *
- * Command sessions: at most SM_ADHOC_SESSIONS in progress (the oldest is
- * dropped for a new one) and SM_ADHOC_PER_SESSION per requesting session;
- * ids are random (16 hex digits).  All of it belongs to the sm thread.
+ * Command sessions: SM_ADHOC_SESSIONS remembered (a new one takes a free
+ * slot, else the oldest ended one, else the oldest in progress, whose id is
+ * then unknown: bad-sessionid) and SM_ADHOC_PER_SESSION in progress per
+ * requesting session (a new one ends its oldest: session-expired); ids are
+ * random (16 hex digits).  All of it belongs to its sm thread.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -370,21 +372,21 @@ static struct adhoc_sess *sess_new(struct sm *sm, struct sm_session *s, int k)
 				oldest_mine = x;
 		}
 	}
-	if (mine >= SM_ADHOC_PER_SESSION) {
-		pick = oldest_mine;
-	} else {
-		/* A free slot, else the oldest ended one, else the oldest. */
-		for (size_t i = 0; i < SM_ADHOC_SESSIONS; i++) {
-			struct adhoc_sess *x = &a->sess[i];
+	/* Over its share: its oldest ends (it answers session-expired while
+	 * its slot is not needed). */
+	if (mine >= SM_ADHOC_PER_SESSION)
+		oldest_mine->state = ADHOC_ENDED;
+	/* A free slot, else the oldest ended one, else the oldest. */
+	for (size_t i = 0; i < SM_ADHOC_SESSIONS; i++) {
+		struct adhoc_sess *x = &a->sess[i];
 
-			if (x->state == ADHOC_FREE) {
-				pick = x;
-				break;
-			}
-			if (!pick || (x->state == ADHOC_ENDED && pick->state != ADHOC_ENDED) ||
-			    (x->state == pick->state && x->born < pick->born))
-				pick = x;
+		if (x->state == ADHOC_FREE) {
+			pick = x;
+			break;
 		}
+		if (!pick || (x->state == ADHOC_ENDED && pick->state != ADHOC_ENDED) ||
+		    (x->state == pick->state && x->born < pick->born))
+			pick = x;
 	}
 	pick->state = ADHOC_ACTIVE;
 	pick->cmd = k;

@@ -396,6 +396,16 @@ def test_errors(server):
         assert_error(command(alice, NS_ADMIN + "#announce", "complete", sid,
                              submit({"announcement": "x"})), "cancel", "not-allowed",
                      "session-expired")
+        # Four commands in progress per session: a fifth ends the oldest.
+        sids = [start(alice2, NS_ADMIN + "#delete-user")[0] for _ in range(5)]
+        assert len(set(sids)) == 5
+        assert_error(command(alice2, NS_ADMIN + "#delete-user", "complete", sids[0],
+                             submit({"accountjids": "carol@localhost"})), "cancel",
+                     "not-allowed", "session-expired")
+        for sid in sids[1:]:
+            cmd = cmd_of(command(alice2, NS_ADMIN + "#delete-user", "cancel", sid))
+            assert cmd.get("status") == "canceled"
+        assert auth_outcome(server, "carol", USERS["carol"], "PLAIN") == "success"
         # A get is not how commands run.
         el = iq(alice, f"<command xmlns='{NS_CMD}' node='ping'/>", "get")
         assert el.get("type") == "error", dump(el)
