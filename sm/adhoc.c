@@ -502,17 +502,14 @@ static void job_done(struct sm *sm, struct sm_job *j)
 		sm_iq_ref_result(sm, aj->ref, (const char *)sm_buf_data(b), sm_buf_used(b));
 		goto out;
 	}
-	/* JOB_DEL: close the sessions of the accounts removed; one note for
-	 * the ones that were not (XEP-0050 §4.5 notes: info or error). */
-	for (unsigned i = 0; i < aj->njids; i++, p += strlen(p) + 1) {
-		if (aj->rcs[i] == 0) {
-			unsigned kicked = sm_account_deleted(sm, p);
-
-			log_info("account removed (ad-hoc)", "jid=\"%s\" sessions_closed=%u", p, kicked);
+	/* JOB_DEL: the answer, one note for the accounts not removed (XEP-0050
+	 * §4.5 notes: info or error); then the sessions of the removed ones end
+	 * (after the answer, as XEP-0077 removal: the admin may be one of them). */
+	for (unsigned i = 0; i < aj->njids; i++) {
+		if (aj->rcs[i] == 0)
 			done++;
-		} else {
+		else
 			failed++;
-		}
 	}
 	command_open(b, aj->cmd, aj->sessionid, "completed");
 	if (failed) {
@@ -540,6 +537,14 @@ static void job_done(struct sm *sm, struct sm_job *j)
 	}
 	sm_buf_str(b, "</command>");
 	sm_iq_ref_result(sm, aj->ref, (const char *)sm_buf_data(b), sm_buf_used(b));
+	p = aj->jids;
+	for (unsigned i = 0; i < aj->njids; i++, p += strlen(p) + 1) {
+		if (aj->rcs[i] == 0) {
+			unsigned kicked = sm_account_deleted(sm, p);
+
+			log_info("account removed (ad-hoc)", "jid=\"%s\" sessions_closed=%u", p, kicked);
+		}
+	}
 out:
 	explicit_bzero(aj->pass, sizeof(aj->pass));
 	free(aj);
@@ -650,13 +655,15 @@ static void run_delete(struct sm_iq *q, struct adhoc_sess *x, const struct dataf
 	submit_job(q, aj, x);
 }
 
-/* The domain the request was addressed to (its `to`), canonical. */
+/* The domain the request was addressed to (its `to`), canonical (route.c
+ * served it as one of ours, so it parses). */
 static void req_domain(const struct sm_iq *q, char *out, size_t cap)
 {
-	size_t n = q->m->u.stanza.to.len < cap - 1 ? q->m->u.stanza.to.len : cap - 1;
+	struct jid_view v;
 
-	memcpy(out, q->m->u.stanza.to.p, n);
-	out[n] = '\0';
+	if (jid_parse((const char *)q->m->u.stanza.to.p, q->m->u.stanza.to.len, &v) < 0 ||
+	    jid_canon(&v, false, out, cap) < 0)
+		out[0] = '\0';     /* matches no account */
 }
 
 /* Is bare (user@domain) on domain d? */

@@ -282,6 +282,10 @@ def test_online_users_and_announce(server):
         x, fields = fields_of(cmd)
         assert x.get("type") == "result"
         assert values(fields["onlineusersnum"]) == ["3"]       # users, not sessions
+        # The domain as the client spelled it.
+        el = iq(alice, f"<command xmlns='{NS_CMD}' node='{NS_ADMIN}#get-online-users-num'/>",
+                "set", to="LocalHost")
+        assert values(fields_of(cmd_of(el))[1]["onlineusersnum"]) == ["3"]
         sid, fields = start(alice, NS_ADMIN + "#get-online-users-list")
         assert fields["max_items"].get("type") == "list-single"
         el = command(alice, NS_ADMIN + "#get-online-users-list", "complete", sid,
