@@ -1400,6 +1400,8 @@ struct sm *sm_new(const struct sm_config *cfg)
 		goto fail;
 	sm->mam_retention_days = cfg->mam_retention_days;
 	sm->mam_default = cfg->mam_default;
+	if (sm_adhoc_init(sm, cfg) < 0)
+		goto fail;
 	sm->tick = cfg->tick_ms > 0 ? cfg->tick : NULL;
 	sm->tick_arg = cfg->tick_arg;
 	sm->tick_ms = cfg->tick_ms;
@@ -1613,6 +1615,7 @@ void sm_free(struct sm *sm)
 	sm_pep_free(sm);
 	sm_remote_free(sm);
 	sm_muc_free(sm);
+	sm_adhoc_free(sm);
 	sm_buf_free(&sm->scratch);
 	sm_buf_free(&sm->reply);
 	if (sm->wake.fd >= 0)

@@ -24,6 +24,7 @@
  *                  servers) through edge links: WIRE_ROUTE, WIRE_DOMAIN
  *   sm/returned.c  XEP-0198 §4: stanzas an edge hands back unacknowledged
  *   sm/moved.c     XEP-0198: a session moving to another edge worker's link
+ *   sm/adhoc.c     XEP-0050 ad-hoc commands, XEP-0133 service administration
  *
  * Everything here belongs to the one thread that runs sm_run(); nothing is
  * locked.  Every exported symbol carries the `sm_` prefix followed by its
@@ -380,6 +381,7 @@ struct sm {
 	bool mam_swept;                /* a retention sweep was submitted ... */
 	int64_t mam_swept_at;          /* ... at this CLOCK_MONOTONIC second */
 	struct sm_remote *remote;      /* external routes (sm/remote.c); NULL until used */
+	struct sm_adhoc *adhoc;        /* ad-hoc commands: admins, command sessions (sm/adhoc.c) */
 	uint64_t *shard_names;         /* H(name) of each shard (parser/shard.h); NULL: one shard */
 	size_t nshards, shard_self;
 	struct sm_link **peers;        /* [k]: the in-process link to shard k, or NULL (remote.c) */
@@ -743,6 +745,17 @@ void sm_returned(struct sm *sm, struct sm_session *s, const struct wire_msg *m);
 /* sm/moved.c — XEP-0198 resumption on another edge worker: WIRE_SESSION_MOVE
  * from l re-keys the bound session it names to (l, m->sid). */
 void sm_moved(struct sm *sm, struct sm_link *l, const struct wire_msg *m);
+
+/* sm/adhoc.c — XEP-0050 ad-hoc commands, XEP-0133 administration (see the file comment) */
+struct sm_adhoc;
+int sm_adhoc_init(struct sm *sm, const struct sm_config *cfg);   /* 0, -1: logged or ENOMEM */
+void sm_adhoc_free(struct sm *sm);
+/* iq handler (sm/iq.c row): <command xmlns='http://jabber.org/protocol/commands'/>. */
+void sm_adhoc_iq(struct sm_iq *q);
+/* route.c: a disco#info (items false) or disco#items query from s to the
+ * domain; true when it named a node of ours and was answered here. */
+bool sm_adhoc_disco(struct sm *sm, struct sm_session *s, const char *from,
+		    const struct wire_msg *m, bool items);
 
 /* sm/admin.c */
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */
