@@ -20,7 +20,10 @@
  * (sm_offline_inflight_*): another listing skips them, so two resources
  * coming online together do not both get every message; a session that ends
  * first releases them and they are offered to another available resource.
- * One listing per account at a time (user->offline_busy).
+ * One listing per account at a time (user->offline_busy); a request while
+ * one runs (a resource coming online, rows released by a session that
+ * ended) makes another run after it (offline_again): the running one may
+ * have read the table before those rows were stored.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -313,6 +316,19 @@ static void list_done(struct sm *sm, struct sm_job *j)
 	}
 	u->offline_busy = false;
 	u->refs--;
+	if (u->offline_again) {
+		struct sm_session *t = sm_offline_target(u, NULL);
+
+		u->offline_again = false;
+		if (t) {
+			/* Asked for again while this one ran: list once more, for the
+			 * best resource now, after this listing's rows are settled. */
+			list_free(lj);
+			sm_offline_deliver(sm, t);
+			sm_user_release(sm, u);
+			return;
+		}
+	}
 	if (l)
 		s = sm_session_by_sid(l, lj->sid);
 	/* The session that asked may have gone, or gone unavailable: then the
@@ -341,8 +357,10 @@ void sm_offline_deliver(struct sm *sm, struct sm_session *s)
 	struct sm_user *u = s->user;
 	struct list_job *lj;
 
-	if (u->offline_busy)
-		return;     /* another resource is being given them */
+	if (u->offline_busy) {
+		u->offline_again = true;   /* listed again once the running one is done */
+		return;
+	}
 	lj = calloc(1, sizeof(*lj) + s->bare_len + 1);
 	if (!lj)
 		return;

@@ -315,6 +315,7 @@ struct sm_user {
 	unsigned nparked;
 	unsigned refs;                 /* holders besides sessions (jobs in flight) */
 	bool offline_busy;             /* its stored messages are being listed */
+	bool offline_again;            /* ... and asked for again meanwhile: list once more */
 	int64_t *inflight;             /* offline rows handed to a session, not settled (offline.c) */
 	size_t ninflight, inflight_cap;
 	int8_t mam_default;            /* XEP-0313 prefs default (SM_MAM_*); -1: the server's */
