@@ -111,6 +111,7 @@ void rebind_done(struct conn *c, const struct wire_msg *m)
 		p.u.stanza.raw = wire_s(s->presence + tl + 1, s->presence_len - tl - 1);
 		link_send(&c->w->links[s->shard], &p);
 	}
+	smacks_reannounce(c->w, s);   /* resumable on another edge (core/adopt.c) */
 	STAT_INC(c->w->st.rebinds);
 	log_info("session bound again on its restarted shard", "conn=%u jid=%s shard=%u", c->idx, s->jid,
 		 s->shard);
