@@ -1467,10 +1467,10 @@ int sm_run(struct sm *sm)
 				break;
 			}
 		}
+		sm_adopt_tick(sm);     /* before the flush: what it sends goes out now */
 		flush_all(sm);
 		reap(sm);
 		sm_mam_tick(sm);
-		sm_adopt_tick(sm);
 		STAT_SET(sm->stats.sessions, sm->by_jid.count);
 		STAT_SET(sm->stats.links, sm->nlinks - sm->npeers);
 		STAT_SET(sm->stats.users, sm->users.count);
