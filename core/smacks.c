@@ -466,15 +466,6 @@ static int on_ack(struct conn *c, const struct xs_stanza *st, const uint8_t *p)
 	return GO_ON;
 }
 
-/* Does the resumption id v[0..n) name this edge? */
-static bool names_us(const struct worker *w, const char *v, size_t n)
-{
-	const char *edge = w->cfg->smacks.edge_id;
-	size_t el = strlen(edge);
-
-	return n > el && !memcmp(v, edge, el) && v[el] == '.';
-}
-
 /* The random part of a resumption id, into token.  false when v[0..n) is
  * not one in form.  Any edge's: a session adopted from another edge keeps
  * its id (core/adopt.c). */
@@ -743,12 +734,9 @@ static int on_resume(struct conn *c, const struct xs_stanza *st, const uint8_t *
 		return GO_ON;
 	}
 	if (!reg_get(token, &owner, &sid)) {
-		/* Another edge's session: its session server may hold it, that
-		 * edge gone (core/adopt.c); else that edge is where to resume. */
-		if (names_us(w, v, n)) {
-			resume_failed(c, "unknown id");
-			return GO_ON;
-		}
+		/* Not held here: its session server may hold it, its edge gone
+		 * (killed, or this edge before a restart: core/adopt.c); else the
+		 * edge the id names is where to resume. */
 		if (adopt_start(c, v, n, h))
 			return STOP_KEEP;
 		return resume_other_edge(c, v, n, "unknown id") ? GO_ON : STOP_DISCARD;

@@ -381,6 +381,18 @@ int sm_adopt_timeout(struct sm *sm)
 	return d <= 0 ? 0 : d > SM_ADOPT_TICK_MS ? SM_ADOPT_TICK_MS : (int)d;
 }
 
+size_t sm_adopt_list(struct sm *sm, struct sm_buf *out)
+{
+	size_t n = 0;
+	int64_t now = now_ms();
+
+	for (struct sm_session *s = sm->adopt ? sm->adopt->head : NULL; s; s = s->onext, n++)
+		sm_buf_fmt(out, "%s %s link=- worker=- orphaned %s %llds\n", s->full, s->addr[0] ? s->addr : "-",
+			   s->available ? "available" : "unavailable",
+			   (long long)(s->orphan_until > now ? (s->orphan_until - now + 999) / 1000 : 0));
+	return n;
+}
+
 void sm_adopt_free(struct sm *sm)
 {
 	struct sm_adopt *a = sm->adopt;

@@ -756,6 +756,8 @@ void sm_adopt_forget(struct sm *sm, struct sm_session *s);
 void sm_adopt_tick(struct sm *sm);
 int sm_adopt_timeout(struct sm *sm);
 void sm_adopt_free(struct sm *sm);
+/* The admin `sessions` command: a line per orphan into out; how many. */
+size_t sm_adopt_list(struct sm *sm, struct sm_buf *out);
 /* sm.c for adopt.c: t's tracked deliveries start again on a new edge (sent
  * again, its byte count from zero); and ending a session without telling anyone. */
 void sm_track_restart(struct sm *sm, struct sm_session *t);
