@@ -180,6 +180,7 @@ bool sm_adopt_keep(struct sm *sm, struct sm_session *s)
 	a->n++;
 	if (a->next_check == 0 || a->next_check > s->orphan_until)
 		a->next_check = s->orphan_until;
+	STAT_INC(sm->stats.orphaned);
 	return true;
 }
 
@@ -291,6 +292,7 @@ void sm_adopt_in(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 		return;
 	}
 	orphan_off(sm->adopt, o);
+	STAT_INC(sm->stats.adopted);
 	/* o takes the place of the stream's session (never bound: nothing to tell anyone). */
 	o->flags = p->flags;
 	memcpy(o->addr, p->addr, sizeof(o->addr));
@@ -325,6 +327,7 @@ static void orphan_end(struct sm *sm, struct sm_session *o, const char *why)
 
 	log_info("orphaned session ended", "jid=\"%s\" why=%s", o->full, why);
 	orphan_off(sm->adopt, o);
+	STAT_INC(sm->stats.orphans_expired);
 	o->okept = o->okept_tail = NULL;
 	for (; it; it = next) {
 		struct wire_msg m = { .type = WIRE_STANZA, .sid = o->sid };
@@ -350,6 +353,7 @@ void sm_adopt_tick(struct sm *sm)
 	struct sm_session *s, *next;
 	int64_t now, soonest = 0;
 
+	STAT_SET(sm->stats.orphans, a ? a->n : 0);
 	if (!a || !a->head || now_ms() < a->next_check)
 		return;
 	now = now_ms();

@@ -335,6 +335,8 @@ struct sm_stats {
 	uint64_t binds;               /* resources bound */
 	uint64_t store_jobs;
 	uint64_t shard_out, shard_in; /* stanzas to / from the other shards */
+	uint64_t orphans;             /* gauge: sessions kept with their edge gone (sm/adopt.c) */
+	uint64_t orphaned, adopted, orphans_expired; /* ... kept; then adopted, or ended */
 	struct mhist store_latency;   /* storage jobs: submitted to done() */
 } __attribute__((aligned(64)));
 
