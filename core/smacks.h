@@ -21,6 +21,13 @@
  * edge and the worker that issued it: only the random part is secret, and
  * the whole id is compared in constant time.
  *
+ * Across edges (core/adopt.c): the session server is told which sessions are
+ * resumable and counts their client's stanzas, so when an edge dies it keeps
+ * them; a <resume/> with an id this edge does not hold asks the session
+ * server, which hands such a session over (<resumed/> with its h, same full
+ * JID, the same id registered here); else the edge the id names, if a peer,
+ * is where to resume (see-other-host), or <failed/>.
+ *
  * A session that ends (clean close, expiry, any error) hands the stanzas it
  * holds unacknowledged back to the session server (XEP-0198 §4): messages
  * and iqs not tracked by delivery reports go back as WIRE_STANZA with
