@@ -95,8 +95,11 @@ def test_resumed_on_the_other_edge_after_kill(tmp_path, sockdir, cert, haproxy):
         b.login(u0, PASSWORD, "b", presence=True)
         x = _edge_of(c, ja)
         assert _edge_of(c, jb) == 1 - x          # round robin: one client on each edge
-        # Three stanzas from a after <enable/>: h must say 3.
+        # Four stanzas from a after <enable/>, one of them answered by the edge itself
+        # (the RFC 3921 session iq): h must say 4.
         a.send("<presence/>")
+        a.send("<iq type='set' id='sess'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
+        assert a.wait_for(lambda e: e.get("id") == "sess", 10.0).get("type") == "result"
         for i in range(2):
             a.send(f"<message to='{u0}@localhost' type='chat'><body>from a {i}</body></message>")
         for i in range(2):
@@ -122,7 +125,7 @@ def test_resumed_on_the_other_edge_after_kill(tmp_path, sockdir, cert, haproxy):
         a2.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='2'/>")
         r = a2.wait_for(lambda e: e.tag in (f"{{{NS_SM}}}resumed", f"{{{NS_SM}}}failed"), 15.0)
         assert r.tag == f"{{{NS_SM}}}resumed", dump(r)
-        assert r.get("previd") == previd and r.get("h") == "3", dump(r)
+        assert r.get("previd") == previd and r.get("h") == "4", dump(r)
         # Every message not acknowledged, from the right sender: the unacked ones again
         # (duplicates allowed, loss not), then those sent while it was away, in order.
         got = []
@@ -137,13 +140,13 @@ def test_resumed_on_the_other_edge_after_kill(tmp_path, sockdir, cert, haproxy):
         # Stream management goes on there: acks, and the same id is resumable there.
         a2.send(f"<r xmlns='{NS_SM}'/>")
         ack = a2.wait_for(lambda e: e.tag == f"{{{NS_SM}}}a", 10.0)
-        assert ack.get("h") == "4", dump(ack)
+        assert ack.get("h") == "5", dump(ack)
         a2.sock.shutdown(socket.SHUT_RDWR)
         a2.close()
         a3 = _until_sasl(ha.port, u1)
         a3.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='2'/>")
         r = a3.wait_for(lambda e: e.tag in (f"{{{NS_SM}}}resumed", f"{{{NS_SM}}}failed"), 15.0)
-        assert r.tag == f"{{{NS_SM}}}resumed" and r.get("h") == "4", dump(r)
+        assert r.tag == f"{{{NS_SM}}}resumed" and r.get("h") == "5", dump(r)
         a3.close()
         b.close()
     finally:
