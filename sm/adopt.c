@@ -160,7 +160,7 @@ bool sm_adopt_keep(struct sm *sm, struct sm_session *s)
 	a = adopt_get(sm);
 	if (!a || a->n >= SM_ADOPT_MAX_ORPHANS)
 		return false;
-	log_info("session orphaned: resumable on another edge", "link=%u sid=%" PRIu64 " jid=\"%s\" max=%u",
+	log_debug("session orphaned: resumable on another edge", "link=%u sid=%" PRIu64 " jid=\"%s\" max=%u",
 		 s->link->id, s->sid, s->full, s->smk_max);
 	sm_session_unlink(s->link, s);
 	s->link = &a->limbo;
@@ -287,7 +287,7 @@ void sm_adopt_in(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 	if (!o || o->bare_len != p->bare_len || memcmp(o->bare, p->bare, p->bare_len) != 0 ||
 	    o->orphan_until == 1) {
 		adopt_reply(l, m->sid, WIRE_NO_USER, "", 0);
-		log_info("adoption refused: no such orphaned session of this account", "link=%u sid=%" PRIu64
+		log_debug("adoption refused: no such orphaned session of this account", "link=%u sid=%" PRIu64
 			 " jid=\"%s\"", l->id, m->sid, p->bare);
 		return;
 	}
@@ -304,7 +304,7 @@ void sm_adopt_in(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 	/* The new edge grants credit from zero and counts its bytes from zero. */
 	o->credited = false;
 	o->credit = 0;
-	log_info("orphaned session adopted by another edge", "link=%u sid=%" PRIu64 " jid=\"%s\" h=%u",
+	log_debug("orphaned session adopted by another edge", "link=%u sid=%" PRIu64 " jid=\"%s\" h=%u",
 		 l->id, o->sid, o->full, o->smk_h);
 	adopt_reply(l, o->sid, WIRE_OK, o->full, o->smk_h);
 	/* What it was sent and never confirmed written, then what it was kept. */
@@ -325,7 +325,7 @@ static void orphan_end(struct sm *sm, struct sm_session *o, const char *why)
 	struct sm_adopt_item *it = o->okept, *next;
 	unsigned n = 0;
 
-	log_info("orphaned session ended", "jid=\"%s\" why=%s", o->full, why);
+	log_debug("orphaned session ended", "jid=\"%s\" why=%s", o->full, why);
 	orphan_off(sm->adopt, o);
 	STAT_INC(sm->stats.orphans_expired);
 	o->okept = o->okept_tail = NULL;
