@@ -32,6 +32,15 @@
  * resource or offline storage (track_end), its kept messages and iqs are
  * returned (sm/returned.c), its unavailable presence is broadcast.
  *
+ * Cross-shard messages (remote.c shard_out) travel through an edge link to
+ * the owner's shard: an edge killed with some in its buffers would lose
+ * messages the sender's edge had acknowledged.  So each edge link keeps
+ * copies of the messages it was given for another shard for
+ * SM_RELAY_KEEP_MS (SM_RELAY_KEEP_MAX bytes at most): when it dies, they are
+ * routed again through another edge.  A message its edge did pass on
+ * arrives twice then; none is lost.  Messages only: a presence or an iq
+ * handled twice is not harmless, and neither is acknowledged by delivery.
+ *
  * Timers: sm_adopt_tick() runs after every loop batch but walks the orphans
  * at most once a second (sm_adopt_timeout() bounds the epoll wait).  Kept
  * stanzas are returned from the tick only, never from inside a delivery:
@@ -52,6 +61,8 @@
 #define SM_ADOPT_KEEP_MAX (1u << 20)   /* stanza bytes an orphan holds before it ends */
 #define SM_ADOPT_MAX_ORPHANS (1u << 20)
 #define SM_ADOPT_TICK_MS 1000
+#define SM_RELAY_KEEP_MS 1000          /* a killed edge is seen at once (the kernel resets its links) */
+#define SM_RELAY_KEEP_MAX (4u << 20)   /* bytes kept per edge link */
 
 /* A stanza kept for an orphan (not tracked by sm.c): sent again on
  * adoption, returned if the orphan ends at its deadline. */
@@ -60,6 +71,19 @@ struct sm_adopt_item {
 	uint8_t kind;
 	size_t len;
 	uint8_t raw[];
+};
+
+/* A cross-shard message given to an edge link: the ROUTE frame as encoded. */
+struct sm_relay_item {
+	struct sm_relay_item *next;
+	int64_t at;                    /* ms, monotonic */
+	size_t len;
+	uint8_t frame[];
+};
+
+struct sm_relay {
+	struct sm_relay_item *head, *tail;
+	size_t bytes;
 };
 
 struct sm_adopt {
@@ -395,6 +419,77 @@ size_t sm_adopt_list(struct sm *sm, struct sm_buf *out)
 			   s->available ? "available" : "unavailable",
 			   (long long)(s->orphan_until > now ? (s->orphan_until - now + 999) / 1000 : 0));
 	return n;
+}
+
+/* ---- cross-shard messages through an edge that may die ------------------- */
+
+static void relay_trim(struct sm_relay *q, int64_t now)
+{
+	while (q->head && (now - q->head->at > SM_RELAY_KEEP_MS || q->bytes > SM_RELAY_KEEP_MAX)) {
+		struct sm_relay_item *it = q->head;
+
+		q->head = it->next;
+		q->bytes -= it->len;
+		free(it);
+	}
+	if (!q->head)
+		q->tail = NULL;
+}
+
+void sm_adopt_relay_keep(struct sm_link *l, const struct wire_msg *f)
+{
+	struct sm_relay *q = l->relay;
+	struct sm_relay_item *it;
+	size_t n;
+
+	if (f->u.stanza.kind != WIRE_KIND_MESSAGE || l->state == SM_LINK_DEAD)
+		return;
+	if (!q && !(q = l->relay = calloc(1, sizeof(*q))))
+		return;
+	n = wire_size(f);
+	it = malloc(sizeof(*it) + n);
+	if (!it)
+		return;
+	it->next = NULL;
+	it->at = now_ms();
+	it->len = wire_encode(f, it->frame, n);
+	if (!it->len) {
+		free(it);
+		return;
+	}
+	if (q->tail)
+		q->tail->next = it;
+	else
+		q->head = it;
+	q->tail = it;
+	q->bytes += it->len;
+	relay_trim(q, it->at);
+}
+
+void sm_adopt_relay_lost(struct sm *sm, struct sm_link *l)
+{
+	struct sm_relay *q = l->relay;
+	struct sm_relay_item *it, *next;
+	unsigned n = 0;
+
+	if (!q)
+		return;
+	l->relay = NULL;
+	relay_trim(q, now_ms());
+	for (it = q->head; it; it = next) {
+		struct wire_msg m;
+
+		next = it->next;
+		/* l is dead: shard_out picks another edge (or bounces). */
+		if (!sm->stopping && wire_decode(it->frame, it->len, &m) == (long)it->len &&
+		    sm_remote_send(sm, &m))
+			n++;
+		free(it);
+	}
+	free(q);
+	if (n)
+		log_info("cross-shard messages sent again: their edge link is gone", "link=%u count=%u",
+			 l->id, n);
 }
 
 void sm_adopt_free(struct sm *sm)

@@ -194,6 +194,7 @@ struct sm_link {
 	struct sm_buf in, out;
 	struct chan *cin, *cout;   /* in-process link (ev.fd -1): from and to the worker or shard */
 	uint16_t shard_peer;       /* a link to shard shard_peer - 1 of this process; 0: an edge's */
+	struct sm_relay *relay;    /* cross-shard messages it was given lately (sm/adopt.c) */
 	struct sm_tab sessions;    /* sid -> sm_session.by_sid */
 	struct sm_session *shead;  /* all sessions of this link */
 	size_t nsessions;
@@ -760,6 +761,11 @@ int sm_adopt_timeout(struct sm *sm);
 void sm_adopt_free(struct sm *sm);
 /* The admin `sessions` command: a line per orphan into out; how many. */
 size_t sm_adopt_list(struct sm *sm, struct sm_buf *out);
+/* Cross-shard messages relayed through an edge link l (remote.c shard_out)
+ * are kept a second; when l dies they are routed again through another
+ * edge (its edge may have died with them).  The ring is freed then too. */
+void sm_adopt_relay_keep(struct sm_link *l, const struct wire_msg *f);
+void sm_adopt_relay_lost(struct sm *sm, struct sm_link *l);
 /* sm.c for adopt.c: t's tracked deliveries start again on a new edge (sent
  * again, its byte count from zero); and ending a session without telling anyone. */
 void sm_track_restart(struct sm *sm, struct sm_session *t);

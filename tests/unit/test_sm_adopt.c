@@ -5,9 +5,11 @@
  * is sent to it, and is adopted by another link (WIRE_ADOPT) with the h the
  * session server counted; the wrong account or id is refused; an orphan whose
  * time is up ends as any session does (messages stored, iqs answered with
- * errors, unavailable presence).
+ * errors, unavailable presence); a cross-shard message given to an edge link
+ * that dies is routed again through another edge.
  */
 #include "tests/unit/sm_harness.h"
+#include "parser/shard.h"
 
 #define PREVID "e0.0.0000000100000001.00112233445566778899aabbccddeeff"
 
@@ -246,12 +248,94 @@ static void test_expired(void **state)
 	(void)raw;
 }
 
+/* ---- cross-shard messages through an edge that dies ---------------------- */
+
+static const char *const two_shards[] = { "0", "1" };
+
+static void tune_shards(struct sm_config *cfg)
+{
+	cfg->shards = two_shards;
+	cfg->nshards = 2;
+	cfg->shard_self = 0;
+}
+
+static int setup_shards(void **state)
+{
+	return setup_tuned(state, tune_shards);
+}
+
+/* The first of u0, u1, ... (at domain localhost) that shard k owns, into out. */
+static void owned_by(size_t k, const char *prefix, char *out, size_t cap)
+{
+	uint64_t names[2] = { shard_name_hash("0", 1), shard_name_hash("1", 1) };
+
+	for (int i = 0; i < 1000; i++) {
+		char jid[64];
+
+		snprintf(out, cap, "%s%d", prefix, i);
+		snprintf(jid, sizeof(jid), "%s@localhost", out);
+		if (shard_owner(names, 2, jid, strlen(jid)) == k)
+			return;
+	}
+	fail();
+}
+
+/* The link (index) on which a ROUTE frame with needle arrives, -1: none. */
+static int route_on(struct env *e, const char *needle)
+{
+	struct wire_msg m;
+
+	for (int round = 0; round < 20; round++) {
+		for (int i = 0; i < NLINKS; i++) {
+			if (e->l[i]->fd < 0)
+				continue;
+			while (recv_frame(e->l[i], &m, 50) == 1)
+				if (m.type == WIRE_ROUTE && (m.u.stanza.flags & WIRE_STANZA_SHARD) &&
+				    memmem(m.u.stanza.raw.p, m.u.stanza.raw.len, needle, strlen(needle)))
+					return i;
+		}
+	}
+	return -1;
+}
+
+static void test_relay_again(void **state)
+{
+	struct env *e = *state;
+	char here[32], there[32], jl[256], to[64], admin_out[256];
+	struct wire_msg m;
+	int first, second;
+
+	owned_by(0, "u", here, sizeof(here));
+	owned_by(1, "v", there, sizeof(there));
+	for (int i = 0; i < NLINKS; i++) {
+		hello(e->l[i], (uint16_t)i, "s3cret");
+		expect_frame(e->l[i], &m, WIRE_HELLO_OK);
+	}
+	snprintf(admin_out, sizeof(admin_out), "%s@localhost", here);
+	add_user(e, admin_out, "pw");
+	login(e->l[0], 1, here, "r", jl);
+	snprintf(to, sizeof(to), "%s@localhost/x", there);
+	/* Messages to an account of the other shard leave through some edge link;
+	 * presence does too, but only messages are kept. */
+	chat(e->l[0], 1, to, jl, "across");
+	first = route_on(e, "across");
+	assert_true(first >= 0);
+	/* That edge dies before passing it on: it goes out again through another. */
+	close(e->l[first]->fd);
+	e->l[first]->fd = -1;
+	second = route_on(e, "across");
+	assert_true(second >= 0 && second != first);
+	/* Once: nothing more for it. */
+	assert_int_equal(route_on(e, "across"), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_adopted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relay_again, setup_shards, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
