@@ -37,7 +37,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compare"))
+import xmpp  # noqa: E402
 from xmpp import Conn, XmppError, scram_sha1_client  # noqa: E402
+
+_TLS = xmpp.tls_context()   # one for every connection: each loads the CA store otherwise
 
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 NS_SM = "urn:xmpp:sm:3"
@@ -113,7 +116,13 @@ class Run:
     async def login(self, i):
         a = self.a
         c = Conn(a.host, a.port, a.domain, timeout=15.0)
-        await c.starttls()
+        await c.open()
+        await c.features("stream features")
+        c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        await c.read_until(rb"<proceed[^>]*/>", "STARTTLS proceed")
+        await asyncio.wait_for(c.writer.start_tls(_TLS, server_hostname=a.domain), 15)
+        c.buf = b""
+        await c.features("stream features after TLS")
         g = scram_sha1_client(f"{a.prefix}{i}", a.password)
         c.send(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-1'>"
                f"{base64.b64encode(next(g).encode()).decode()}</auth>")

@@ -221,9 +221,12 @@ defaults
 frontend fe
   bind 127.0.0.1:$P_HA
   default_backend be
+# Checked on the edges' /readyz (an edge without its session servers takes no clients).
 backend be
-  server e0 127.0.0.1:$P_C2S send-proxy-v2 check inter 200ms fall 1 rise 2
-  server e1 127.0.0.1:$P_C2S1 send-proxy-v2 check inter 200ms fall 1 rise 2
+  option httpchk GET /readyz
+  default-server send-proxy-v2 check inter 200ms fall 1 rise 2
+  server e0 127.0.0.1:$P_C2S check port $P_ADM
+  server e1 127.0.0.1:$P_C2S1 check port $P_ADM1
 EOF
 	haproxy -c -f "$d/haproxy.cfg" >"$d/haproxy-check.log" 2>&1 || die "haproxy rejects its config ($d/haproxy-check.log)"
 	haproxy -db -f "$d/haproxy.cfg" >"$d/haproxy.log" 2>&1 </dev/null &

@@ -95,17 +95,18 @@ def edge(res):
     print()
     print("| edge killed | clients (on the killed edge) | resumed without login | new logins | "
           "messages sent / received | lost | lost after the server acknowledged them | duplicated | "
-          "kill to resumption, median / max |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "kill to resumption, median / max | of which: stream seen lost, reconnect and log in, resume |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     try:
         j = json.load(open(f"{res}/kill-edge.json"))
     except (OSError, ValueError) as err:
-        print(f"| edge | run failed: {err} | | | | | | | |")
+        print(f"| edge | run failed: {err} | | | | | | | | |")
         return
     flag = " LOST" if j["lost"] or j["lost_acknowledged"] else ""
     print(f"| 1 of 2 behind HAProxy | {j['clients']} ({j['killed_edge_clients']}) | {j['resumed']} | "
           f"{j['failed_resumptions']} | {j['sent']:,} / {j['received']:,} | {j['lost']}{flag} | "
-          f"{j['lost_acknowledged']} | {j['duplicates']} | {j['resume_s_median']} s / {j['resume_s_max']} s |")
+          f"{j['lost_acknowledged']} | {j['duplicates']} | {j['resume_s_median']} s / {j['resume_s_max']} s | "
+          + (" / ".join(f"{x} s" for x in j["stages_median"][:3]) if j.get("stages_median") else "") + " |")
 
 
 if __name__ == "__main__":
