@@ -6,12 +6,13 @@ messages sent to it meanwhile; the client reconnects through HAProxy, lands on t
 other edge, and resumes there: <resumed/> with the h the session server counted, the
 same full JID without a new bind, and every message it had not acknowledged.  An id
 nobody holds gets <failed/>; so does a resumption after `max`, and then the messages are
-in offline storage."""
+in offline storage.  An edge killed and started again resumes its own old sessions the same
+way."""
 import re
 import socket
 import urllib.request
 
-from conftest import wait_until
+from conftest import Proc, wait_until
 from peers import haproxy  # noqa: F401
 from rawxmpp import NS_CLIENT, Raw, dump, q
 from test_shards import PASSWORD, _cluster, ctl_socket, message_with, owner
@@ -227,6 +228,43 @@ def test_resume_after_max_fails_and_messages_are_stored(tmp_path, sockdir, cert,
         for i in range(3):
             m = message_with(a2, f"late {i}", 15.0)
             assert m.get("from") == f"{u0}@localhost/b", dump(m)
+        a2.close()
+        b.close()
+    finally:
+        gen.close()
+
+
+def test_resumed_on_the_same_edge_restarted(tmp_path, sockdir, cert):
+    """One edge, killed and started again: the restarted edge does not hold the id it issued
+    before (its registry was in the dead process), so it asks the session server, which kept
+    the session: the client resumes on the restarted edge, same full JID, messages sent
+    meanwhile delivered."""
+    gen = _cluster(tmp_path, sockdir, cert, edges=1, edge_extra=_edge_ids)
+    c = next(gen)
+    try:
+        u0, u1 = c["users"]
+        ja = f"{u1}@localhost/a"
+        a, previd = _sm_client(c["c2s"][0], u1, "a")
+        a.send("<presence/>")
+        edge = c["procs"][2]
+        _kill(edge)
+        a.close()
+        wait_until(lambda: "session orphaned" in c["procs"][1].text(), what="the session orphaned")
+        again = Proc("xedge-0b", edge.argv, edge.log.parent / "edge0b.log")
+        c["procs"].append(again)
+        wait_until(lambda: again.text().count("session server link up") >= 4,
+                   what="the restarted edge linked to both shards")
+        b = Raw(c["c2s"][0])
+        b.login(u0, PASSWORD, "b", presence=True)
+        b.send(f"<message to='{ja}' type='chat'><body>while restarting</body></message>")
+        a2 = _until_sasl(c["c2s"][0], u1)
+        a2.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>")
+        r = a2.wait_for(lambda e: e.tag in (f"{{{NS_SM}}}resumed", f"{{{NS_SM}}}failed"), 15.0)
+        assert r.tag == f"{{{NS_SM}}}resumed" and r.get("previd") == previd, dump(r)
+        assert r.get("h") == "1", dump(r)               # its presence
+        assert message_with(a2, "while restarting", 15.0).get("from") == f"{u0}@localhost/b"
+        a2.send(f"<message to='{u0}@localhost/b' type='chat'><body>same jid</body></message>")
+        assert message_with(b, "same jid").get("from") == ja
         a2.close()
         b.close()
     finally:
