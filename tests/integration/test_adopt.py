@@ -246,6 +246,7 @@ def test_resumed_on_the_same_edge_restarted(tmp_path, sockdir, cert):
         ja = f"{u1}@localhost/a"
         a, previd = _sm_client(c["c2s"][0], u1, "a")
         a.send("<presence/>")
+        assert a.ping("p1").get("type") == "result"     # both handled before the kill
         edge = c["procs"][2]
         _kill(edge)
         a.close()
@@ -261,7 +262,7 @@ def test_resumed_on_the_same_edge_restarted(tmp_path, sockdir, cert):
         a2.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>")
         r = a2.wait_for(lambda e: e.tag in (f"{{{NS_SM}}}resumed", f"{{{NS_SM}}}failed"), 15.0)
         assert r.tag == f"{{{NS_SM}}}resumed" and r.get("previd") == previd, dump(r)
-        assert r.get("h") == "1", dump(r)               # its presence
+        assert r.get("h") == "2", dump(r)               # its presence and ping
         assert message_with(a2, "while restarting", 15.0).get("from") == f"{u0}@localhost/b"
         a2.send(f"<message to='{u0}@localhost/b' type='chat'><body>same jid</body></message>")
         assert message_with(b, "same jid").get("from") == ja
