@@ -56,6 +56,7 @@
 #include "core/log.h"
 #include "core/native_int.h"
 #include "core/query.h"
+#include "core/rtx.h"
 #include "core/sasl.h"
 #include "core/session.h"
 #include "core/smacks.h"
@@ -373,6 +374,7 @@ int native_sm_open(struct conn *c, const char *user)
 	m.u.open.flags = (uint8_t)(((c->flags & CF_TLS) ? WIRE_OPEN_TLS : 0) |
 				   ((c->flags & CF_DIRECT_TLS) ? WIRE_OPEN_DIRECT_TLS : 0));
 	m.u.open.addr = wire_s(c->peer, strlen(c->peer));
+	s->open_flags = m.u.open.flags;
 	if (link_send(l, &m) < 0)
 		return -1;
 	return session_set_state(s, SS_OPEN) ? 0 : -1;
@@ -787,7 +789,10 @@ static int forward(struct conn *c, const struct xs_stanza *s, const uint8_t *p, 
 	m.u.stanza.id = wire_s(s->id.p, s->id.len);
 	m.u.stanza.ns = wire_s(s->child_ns.p, s->child_ns.len);
 	m.u.stanza.raw = wire_s(w->stamp, len);
-	if (link_send(native_slink(c), &m) < 0) {
+	/* XEP-0198: a copy is kept until the session server confirms it (its
+	 * h waits for that); core/rtx.h. */
+	if ((c->sess->smk ? rtx_send(native_slink(c), &m, c->sess, smacks_in_next(c->sess), RTX_CLIENT)
+			  : link_send(native_slink(c), &m)) < 0) {
 		xmpp_stanza_error(c, s, "wait", "resource-constraint", jid);
 		return GO_ON;
 	}
@@ -1047,6 +1052,7 @@ static bool link_down_one(struct session *s, void *arg)
 
 void native_link_down(struct link *l)
 {
+	rtx_link_down(l);
 	smacks_link_down(l);
 	session_each(l->w, link_down_one, l);
 }
@@ -1202,7 +1208,7 @@ void native_on_frame(struct link *l, const struct wire_msg *m)
 	case WIRE_BIND_RESP:
 		rtt_end(w, s);
 		if (s->rebind == 2) {
-			rebind_done(c, m);
+			rebind_done(w, s, m);
 			break;
 		}
 		if (s->bind_id && (c->flags & CF_WAIT_SM)) {

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -801,6 +802,34 @@ static int one_component(struct loader *L, yaml_node_t *item, size_t i)
 	return 0;
 }
 
+static int muc_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config *c = L->cfg;
+
+	if (!strcmp(key, "domain")) {
+		if (get_domain(L, v, "services.muc.domain", &c->sm.muc_domain) < 0)
+			return -1;
+		for (size_t j = 0; j < c->ndomains; j++)
+			if (!strcasecmp(c->domains[j].name, c->sm.muc_domain))
+				return fail(L, v, "services.muc.domain: %s is one of 'domains' (its users' "
+					    "domain); the group-chat service needs a domain of its own, such "
+					    "as conference.%s", c->sm.muc_domain, c->sm.muc_domain);
+		return 0;
+	}
+	if (!strcmp(key, "history")) {
+		GET_U(L, v, "services.muc.history", 0, 1000, c->sm.muc_history);
+		return 0;
+	}
+	return fail(L, v, "services.muc: unknown key '%s' (known: domain, history)", key);
+}
+
+static int services_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	if (!strcmp(key, "muc"))
+		return each_pair(L, v, "services.muc", muc_pair, NULL);
+	return fail(L, v, "services: unknown key '%s' (known: muc)", key);
+}
+
 static int top_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 {
 	struct config *c = L->cfg;
@@ -844,10 +873,12 @@ static int top_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg
 		return each_pair(L, v, "stream_management", smacks_pair, NULL);
 	} else if (!strcmp(key, "components")) {
 		return seq_each(L, v, "components", CONFIG_MAX_COMPONENTS, &c->ncomponents, one_component);
+	} else if (!strcmp(key, "services")) {
+		return each_pair(L, v, "services", services_pair, NULL);
 	} else {
 		return fail(L, v, "unknown key '%s' (known: workers, log_level, listeners, domains, tls, "
 			    "limits, timeouts, backend, session_server, register, legacy_auth, s2s, "
-			    "components, admin, drain, stream_management)", key);
+			    "components, admin, drain, stream_management, services)", key);
 	}
 	return 0;
 }
@@ -878,6 +909,7 @@ static void defaults(struct config *c)
 	c->timeouts.session_server = 2;
 	c->reg.rate = 3;
 	c->sm.mam_retention_days = 30;
+	c->sm.muc_history = 20;
 	c->sm.mam_default = 1;      /* roster */
 	c->s2s.dialback = true;
 	c->s2s.idle_timeout = 600;
@@ -1167,6 +1199,8 @@ const char *config_reload_blocker(const struct config *a, const struct config *b
 	    a->sm.version_os != b->sm.version_os || a->sm.mam_retention_days != b->sm.mam_retention_days ||
 	    a->sm.mam_default != b->sm.mam_default)
 		return "session_server";
+	if (str_differs(a->sm.muc_domain, b->sm.muc_domain) || a->sm.muc_history != b->sm.muc_history)
+		return "services.muc";
 	if (str_differs(a->admin.address, b->admin.address))
 		return "admin.address";
 	/* Resumption ids carry it: sessions detached under the old one could not resume. */
@@ -1214,6 +1248,7 @@ void config_adopt(struct config *b, struct config *a)
 	take(&b->sm.listen, &a->sm.listen);
 	take(&b->sm.secret, &a->sm.secret);
 	take(&b->sm.shard, &a->sm.shard);
+	take(&b->sm.muc_domain, &a->sm.muc_domain);
 	take(&b->admin.address, &a->admin.address);
 	take(&b->smacks.edge_id, &a->smacks.edge_id);
 	a->lent = true;
@@ -1286,6 +1321,7 @@ void config_free(struct config *cfg)
 	free(cfg->sm.listen);
 	free(cfg->sm.secret);
 	free(cfg->sm.shard);
+	free(cfg->sm.muc_domain);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -198,6 +198,10 @@ struct config {
 		bool version_os;      /* XEP-0092 answers name the OS (default true) */
 		uint32_t mam_retention_days; /* XEP-0313 archive kept this long; 0: no archiving */
 		int mam_default;      /* XEP-0313 default: 0 never, 1 roster, 2 always */
+		/* services.muc: XEP-0045 group chat on this domain (NULL: none),
+		 * keeping `history` messages per room (default 20). */
+		char *muc_domain;
+		uint32_t muc_history;
 	} sm;
 };
 

@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "core/chan.h"
 #include "core/route.h"
+#include "core/rtx.h"
 #include "parser/jid.h"
 #include "parser/shard.h"
 
@@ -95,6 +96,7 @@ static int send_hello(struct link *l)
 
 	m.u.hello.version = WIRE_VERSION;
 	m.u.hello.worker = (uint16_t)l->w->id;
+	l->nsent = 0;   /* the session server counts this connection's frames from here */
 	if (secret)
 		m.u.hello.secret = wire_s(secret, strlen(secret));
 	return link_send(l, &m);
@@ -189,18 +191,14 @@ struct link *link_of_jid(struct worker *w, const uint8_t *jid, size_t n)
 	return link_of(w, bare, (size_t)len);
 }
 
-int link_send(struct link *l, const struct wire_msg *m)
+/* Room for need more bytes at the end of l->out: 0, or -ENOBUFS / -ENOMEM. */
+static int out_reserve(struct link *l, size_t need)
 {
-	size_t need = wire_size(m);
-
-	if (l->dead)
-		return -EPIPE;
 	if ((size_t)buf_used(&l->out) + need > LINK_OUT_LIMIT) {
 		log_error("session server link backlog full", "worker=%d shard=%u queued=%u", l->w->id,
 			  l->shard, buf_used(&l->out));
 		return -ENOBUFS;
 	}
-	/* Reserve room and encode in place: no intermediate copy. */
 	if (l->out.len + need > l->out.cap) {
 		size_t cap = l->out.cap ? l->out.cap : 4096;
 		if (l->out.off) {
@@ -216,9 +214,37 @@ int link_send(struct link *l, const struct wire_msg *m)
 		l->out.p = p;
 		l->out.cap = (uint32_t)cap;
 	}
+	return 0;
+}
+
+int link_send(struct link *l, const struct wire_msg *m)
+{
+	size_t need = wire_size(m);
+	int r;
+
+	if (l->dead)
+		return -EPIPE;
+	if ((r = out_reserve(l, need)) < 0)
+		return r;
+	/* Encode in place: no intermediate copy. */
 	if (wire_encode(m, l->out.p + l->out.len, need) != need)
 		return -EINVAL;
 	l->out.len += (uint32_t)need;
+	l->nsent++;
+	return 0;
+}
+
+int link_send_raw(struct link *l, const uint8_t *frame, size_t len)
+{
+	int r;
+
+	if (l->dead)
+		return -EPIPE;
+	if ((r = out_reserve(l, len)) < 0)
+		return r;
+	memcpy(l->out.p + l->out.len, frame, len);
+	l->out.len += (uint32_t)len;
+	l->nsent++;
 	return 0;
 }
 
@@ -480,9 +506,12 @@ static long link_frames(struct link *l, const uint8_t *p, size_t len)
 			log_info("session server link up", "worker=%d shard=%u version=%u", w->id, l->shard,
 				 m.u.hello_ok.version);
 			route_link_up(l);
+			rtx_link_up(l);
 			native_link_up(l);
 		} else if (m.type == WIRE_ROUTE) {
 			route_from_sm(l, &m);
+		} else if (m.type == WIRE_HANDLED) {
+			rtx_confirm(l, m.u.handled.count);
 		} else if (m.type == WIRE_PING) {
 			struct wire_msg pong = { .type = WIRE_PONG, .u.ping.token = m.u.ping.token };
 			link_send(l, &pong);
@@ -568,6 +597,7 @@ void link_close(struct worker *w)
 		buf_reset(&l->rx);
 		buf_reset(&l->out);
 		buf_reset(&l->tx);
+		rtx_link_free(l);
 	}
 	free(w->links);
 	free(w->shard_names);

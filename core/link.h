@@ -19,6 +19,8 @@ struct link *link_of(struct worker *w, const char *bare, size_t n);
 /* The same for a JID as received (canonicalised here; an invalid one: shard 0). */
 struct link *link_of_jid(struct worker *w, const uint8_t *jid, size_t n);
 int link_send(struct link *l, const struct wire_msg *m);
+/* An encoded frame as it is (core/rtx.c sends its copies again). */
+int link_send_raw(struct link *l, const uint8_t *frame, size_t len);
 bool link_congested(const struct link *l); /* queued towards its session server over the high mark */
 /* Requests can go out on l: connected, and not stalled by a timed-out request. */
 static inline bool link_usable(const struct link *l)

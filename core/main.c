@@ -411,6 +411,8 @@ static struct sm *new_embedded_sm(const struct config *cfg, int k, int n, const 
 	smc.hide_os = !cfg->sm.version_os;
 	smc.mam_retention_days = cfg->sm.mam_retention_days;
 	smc.mam_default = cfg->sm.mam_default;
+	smc.muc_domain = cfg->sm.muc_domain;
+	smc.muc_history = cfg->sm.muc_history;
 	smc.domains = domains;
 	smc.ndomains = cfg->ndomains;
 	smc.shards = names;

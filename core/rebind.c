@@ -8,10 +8,12 @@
  * resource (s->rebind = 2); on the answer (rebind_done) the client's last
  * broadcast presence, kept by rebind_keep_presence, is replayed, the new
  * session server gets its flow-control credit and a fresh origin for the
- * delivery reports, and reads resume: no new login, and the client's
- * unacknowledged stanzas are still the edge's to resend (smacks.c).  What
- * the session server had in flight when it died is its own loss.  A session
- * that cannot be bound again ends with <internal-server-error/>.
+ * delivery reports, the client's stanzas the dead shard never confirmed are
+ * sent again (core/rtx.c), and reads resume: no new login, nothing the
+ * client saw acknowledged lost.  A detached session (smacks.c: waiting for
+ * a <resume/>) is bound again the same way and stays detached.  A session
+ * that cannot be bound again ends: <internal-server-error/> to its client,
+ * what the client never acknowledged back to the shard.
  */
 #include "core/link.h"
 
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/rtx.h"
 #include "core/session.h"
 #include "core/smacks.h"
 #include "core/worker.h"
@@ -43,26 +46,31 @@ void rebind_keep_presence(struct session *s, const struct wire_msg *m)
 	s->presence_len = (uint32_t)(t.len + 1 + raw.len);
 }
 
-/* The shard of s is back: open, authenticate and bind s there again. */
+/* The shard of s is back: open, authenticate and bind s there again (s may
+ * be detached: no stream, waiting for a <resume/>). */
 static void rebind_send(struct worker *w, struct session *s)
 {
 	struct link *l = &w->links[s->shard];
-	struct conn *c = s->c;
-	const char *res = strchr(s->jid, '/');
+	const char *res = strchr(s->jid, '/'), *dom = strchr(s->jid, '@');
+	size_t dlen = dom && res > dom ? (size_t)(res - dom - 1) : 0;
 	struct wire_msg m = { .type = WIRE_SESSION_OPEN, .sid = s->id };
 
-	m.u.open.flags = (uint8_t)(((c->flags & CF_TLS) ? WIRE_OPEN_TLS : 0) |
-				   ((c->flags & CF_DIRECT_TLS) ? WIRE_OPEN_DIRECT_TLS : 0));
-	m.u.open.addr = wire_s(c->peer, strlen(c->peer));
+	if (!res || !dlen) {
+		log_error("session not bound again: no full JID", "sid=%llu", (unsigned long long)s->id);
+		return;
+	}
+	dom++;
+	m.u.open.flags = s->open_flags;
+	m.u.open.addr = s->c ? wire_s(s->c->peer, strlen(s->c->peer)) : wire_s("", 0);
 	link_send(l, &m);
 	m = (struct wire_msg){ .type = WIRE_AUTHED, .sid = s->id };
 	m.u.authed.user = wire_s(s->user, strlen(s->user));
-	m.u.authed.domain = wire_s(c->domain, strlen(c->domain));
+	m.u.authed.domain = wire_s(dom, dlen);
 	link_send(l, &m);
 	m = (struct wire_msg){ .type = WIRE_BIND_REQ, .sid = s->id };
 	m.u.bind_req.user = wire_s(s->user, strlen(s->user));
-	m.u.bind_req.domain = wire_s(c->domain, strlen(c->domain));
-	m.u.bind_req.resource = wire_s(res ? res + 1 : "", res ? strlen(res + 1) : 0);
+	m.u.bind_req.domain = wire_s(dom, dlen);
+	m.u.bind_req.resource = wire_s(res + 1, strlen(res + 1));
 	link_send(l, &m);
 	s->rebind = 2;
 }
@@ -71,7 +79,8 @@ static bool link_up_one(struct session *s, void *arg)
 {
 	const struct link *l = arg;
 
-	if (s->rebind == 1 && s->shard == l->shard && s->c && !(s->c->flags & CF_CLOSED))
+	if (s->rebind == 1 && s->shard == l->shard &&
+	    (s->c ? !(s->c->flags & CF_CLOSED) : smacks_waiting(s)))
 		rebind_send(l->w, s);
 	return true;
 }
@@ -81,25 +90,29 @@ void native_link_up(struct link *l)
 	session_each(l->w, link_up_one, l);
 }
 
-/* The answer to rebind_send(): carry on, or end the stream. */
-void rebind_done(struct conn *c, const struct wire_msg *m)
+/* The answer to rebind_send(): carry on, or end the session. */
+void rebind_done(struct worker *w, struct session *s, const struct wire_msg *m)
 {
-	struct session *s = c->sess;
+	struct conn *c = s->c;
 	size_t tl;
 
 	s->rebind = 0;
 	if (m->u.bind_resp.status != WIRE_OK || m->u.bind_resp.jid.len != strlen(s->jid) ||
 	    memcmp(m->u.bind_resp.jid.p, s->jid, m->u.bind_resp.jid.len)) {
-		log_warn("session not bound again on its restarted shard", "conn=%u jid=%s status=%u",
-			 c->idx, s->jid, m->u.bind_resp.status);
-		session_set_state(s, SS_CLOSED);
-		xmpp_error(c, "internal-server-error", NULL);
+		log_warn("session not bound again on its restarted shard", "sid=%llu jid=%s status=%u",
+			 (unsigned long long)s->id, s->jid, m->u.bind_resp.status);
+		/* What its client never acknowledged goes back (rtx.h: kept if need be). */
+		native_session_close(w, s, WIRE_CLOSE_ERROR);
+		if (c)
+			xmpp_error(c, "internal-server-error", NULL);
+		else
+			session_free(w, s);
 		return;
 	}
 	/* A new session server: its flow control and byte counts start now. */
 	s->owed = 0;
 	s->rx_origin = s->rx;
-	native_grant(c->w, s, (uint32_t)c->w->cfg->limits.max_out_bytes);
+	native_grant(w, s, (uint32_t)w->cfg->limits.max_out_bytes);
 	if (s->presence) {
 		struct wire_msg p = { .type = WIRE_STANZA, .sid = s->id };
 
@@ -109,11 +122,16 @@ void rebind_done(struct conn *c, const struct wire_msg *m)
 		p.u.stanza.to = p.u.stanza.id = p.u.stanza.ns = wire_s("", 0);
 		p.u.stanza.from = wire_s(s->jid, strlen(s->jid));
 		p.u.stanza.raw = wire_s(s->presence + tl + 1, s->presence_len - tl - 1);
-		link_send(&c->w->links[s->shard], &p);
+		link_send(&w->links[s->shard], &p);
 	}
-	smacks_reannounce(c->w, s);   /* resumable on another edge (core/adopt.c) */
-	STAT_INC(c->w->st.rebinds);
-	log_info("session bound again on its restarted shard", "conn=%u jid=%s shard=%u", c->idx, s->jid,
-		 s->shard);
-	conn_resume(c, PAUSE_REBIND);
+	/* Resumable there too, counted from what was confirmed; then what the
+	 * dead one never confirmed, in its order (the last presence among them is
+	 * the one just replayed). */
+	smacks_reannounce(w, s);   /* (core/adopt.c) */
+	rtx_rebound(w, s);
+	STAT_INC(w->st.rebinds);
+	log_info("session bound again on its restarted shard", "sid=%llu jid=%s shard=%u detached=%d",
+		 (unsigned long long)s->id, s->jid, s->shard, !c);
+	if (c)
+		conn_resume(c, PAUSE_REBIND);
 }

@@ -10,6 +10,7 @@
 #include "core/component.h"
 #include "core/link.h"
 #include "core/log.h"
+#include "core/rtx.h"
 #include "core/s2s.h"
 #include "core/xmpp.h"
 #include "parser/xmltag.h"
@@ -97,8 +98,8 @@ static void route_shard(struct link *from, const struct wire_msg *m)
 		return;
 	}
 	STAT_INC(w->st.shard_relayed);
-	if (l->up && link_send(l, m) == 0)
-		return;
+	if (l->up && rtx_send(l, m, NULL, 0, RTX_RELAYED) == 0)
+		return;   /* kept until the owner confirms it: sent again if it restarts */
 	/* The owner is down: its sender hears so (RFC 6120 §8.3.3.6), as for
 	 * any stanza that cannot be delivered; lost presence is not answered. */
 	STAT_INC(w->st.shard_relay_failed);

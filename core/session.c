@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/rtx.h"
 
 static const char *const sess_state_names[] = { "new", "open", "authed", "bound", "closed" };
 
@@ -86,6 +87,7 @@ void session_free(struct worker *w, struct session *s)
 	}
 	if (s->c && s->c->sess == s)
 		s->c->sess = NULL;
+	rtx_session_gone(w, s);
 	smacks_free(w, s);
 	free(s->user);
 	free(s->jid);

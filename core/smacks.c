@@ -27,6 +27,7 @@
 #include "core/csi.h"
 #include "core/link.h"
 #include "core/log.h"
+#include "core/rtx.h"
 #include "core/session.h"
 #include "core/worker.h"
 #include "core/xmpp.h"
@@ -47,7 +48,7 @@ struct smk_item {
 };
 
 struct smacks {
-	uint32_t in_h;        /* client stanzas handled, modulo 2^32 */
+	uint32_t in_n;        /* client stanzas counted, modulo 2^32 (h: h_now()) */
 	uint32_t out_n;       /* stanzas sent to the client */
 	uint32_t out_acked;   /* the client's last h */
 	uint32_t since_r;     /* stanzas sent since our last <r/> */
@@ -276,12 +277,13 @@ void smacks_handled(struct session *s)
 
 	if (!k)
 		return;
-	k->in_h++;
+	k->in_n++;
 	/* The session server counts what it is forwarded (core/adopt.c): a
-	 * stanza the edge answered itself is told to it. */
-	if (k->registered && k->sm_h != k->in_h && s->c) {
-		adopt_announce(s->c->w, s, k->id, k->max, k->in_h);
-		k->sm_h = k->in_h;
+	 * stanza the edge answered itself is told to it.  (Frames keep their
+	 * order on the link: the count it gets follows every stanza before.) */
+	if (k->registered && k->sm_h != k->in_n && s->c) {
+		adopt_announce(s->c->w, s, k->id, k->max, k->in_n);
+		k->sm_h = k->in_n;
 	}
 }
 
@@ -289,6 +291,20 @@ void smacks_forwarded(struct session *s)
 {
 	if (s->smk)
 		s->smk->sm_h++;
+}
+
+uint32_t smacks_in_next(const struct session *s)
+{
+	return s->smk->in_n + 1;
+}
+
+/* The h we tell the client: its stanzas handled, up to the first one a
+ * session server in another process has not confirmed yet (core/rtx.h). */
+static uint32_t h_now(const struct session *s)
+{
+	uint32_t first;
+
+	return rtx_oldest(s, &first) ? first - 1 : s->smk->in_n;
 }
 
 uint64_t smacks_written_cap(const struct session *s, uint64_t rx)
@@ -323,13 +339,13 @@ static void drop(struct worker *w, struct session *s, uint32_t n)
 
 /* ---- elements from the client ---------------------------------------------- */
 
-static void failed(struct conn *c, const char *cond, const struct smacks *h_of)
+static void failed(struct conn *c, const char *cond, const struct session *h_of)
 {
 	char buf[256];
 
 	if (h_of)
 		snprintf(buf, sizeof(buf), "<failed xmlns='" NS_SM "' h='%" PRIu32 "'><%s xmlns='" NS_STANZAS
-			 "'/></failed>", h_of->in_h, cond);
+			 "'/></failed>", h_now(h_of), cond);
 	else
 		snprintf(buf, sizeof(buf), "<failed xmlns='" NS_SM "'><%s xmlns='" NS_STANZAS "'/></failed>",
 			 cond);
@@ -443,7 +459,7 @@ static int on_enable(struct conn *c, const struct xs_stanza *st, const uint8_t *
 	list_add(w, s);
 	xmpp_outs(c, buf);
 	if (k->max)   /* the session server keeps it if this edge dies (core/adopt.c) */
-		adopt_announce(w, s, k->id, k->max, k->in_h);
+		adopt_announce(w, s, k->id, k->max, k->in_n);
 	log_info("stream management enabled", "conn=%u worker=%d jid=%s resume=%u max=%u", c->idx, w->id, s->jid,
 		 k->max > 0, k->max);
 	return GO_ON;
@@ -586,13 +602,20 @@ static int resume_finish(struct conn *c, struct session *s, uint32_t h, int from
 		xmpp_error(old, "conflict", "Replaced by a resumed stream");
 	}
 	native_attach(c, s);
+	if (s->rebind)
+		conn_pause(c, PAUSE_REBIND);   /* its shard is restarting: reads wait (core/rebind.c) */
 	k->detached = false;
 	drop(w, s, h - k->out_acked);
 	k->out_acked = h;
+	/* The client counts from the h it hears now, sending again what that
+	 * leaves out: stanzas still unconfirmed no longer count for it. */
+	k->in_n = h_now(s);
+	rtx_session_gone(w, s);
+	smacks_reannounce(w, s);   /* the session server's count follows (core/adopt.c) */
 	STAT_INC(w->st.smacks_resumed);
 	log_info("stream resumed", "conn=%u worker=%d from_worker=%d jid=%s h=%u resent=%u", c->idx, w->id,
 		 from < 0 ? w->id : from, s->jid, h, k->out_n - k->out_acked);
-	snprintf(buf, sizeof(buf), "<resumed xmlns='" NS_SM "' h='%" PRIu32 "' previd='%s'/>", k->in_h, k->id);
+	snprintf(buf, sizeof(buf), "<resumed xmlns='" NS_SM "' h='%" PRIu32 "' previd='%s'/>", k->in_n, k->id);
 	xmpp_outs(c, buf);
 	k->resending = true;
 	for (struct smk_item *it = k->head; it; it = it->next)
@@ -666,7 +689,7 @@ void smacks_adopt_done(struct conn *c, uint32_t h)
 	char buf[SMACKS_ID_MAX + 128];
 
 	k->adopting = false;
-	k->in_h = k->sm_h = h;
+	k->in_n = k->sm_h = h;
 	k->rx_base = s->rx;
 	k->last_r = w->now;
 	k->max = w->cfg->smacks.resume_timeout;
@@ -680,7 +703,7 @@ void smacks_adopt_done(struct conn *c, uint32_t h)
 		 w->id, s->jid, h);
 	snprintf(buf, sizeof(buf), "<resumed xmlns='" NS_SM "' h='%" PRIu32 "' previd='%s'/>", h, k->id);
 	xmpp_outs(c, buf);
-	adopt_announce(w, s, k->id, k->max, k->in_h);
+	adopt_announce(w, s, k->id, k->max, k->in_n);
 }
 
 bool smacks_adopt_refused(struct conn *c, const char *why)
@@ -701,9 +724,10 @@ void smacks_reannounce(struct worker *w, struct session *s)
 {
 	struct smacks *k = s->smk;
 
+	/* The confirmed count: what the edge sends again after it counts on. */
 	if (k && k->registered) {
-		adopt_announce(w, s, k->id, k->max, k->in_h);
-		k->sm_h = k->in_h;
+		k->sm_h = h_now(s);
+		adopt_announce(w, s, k->id, k->max, k->sm_h);
 	}
 }
 
@@ -949,6 +973,10 @@ static void on_req(struct worker *w, struct smk_msg *m)
 	r->track = s->track;
 	list_del(w, s);
 	k->detached = false;
+	/* Its unconfirmed stanzas stay with this worker's link: the client
+	 * hears of them as not handled, and sends them again after <resumed/>. */
+	k->in_n = h_now(s);
+	rtx_session_gone(w, s);
 	r->k = k;
 	stub->moved = true;
 	stub->to_worker = to;
@@ -1217,7 +1245,7 @@ int smacks_element(struct conn *c, const struct xs_stanza *st, const uint8_t *p)
 	}
 	if (xs_streq(&st->local, "r")) {
 		char buf[96];
-		snprintf(buf, sizeof(buf), "<a xmlns='" NS_SM "' h='%" PRIu32 "'/>", s->smk->in_h);
+		snprintf(buf, sizeof(buf), "<a xmlns='" NS_SM "' h='%" PRIu32 "'/>", h_now(s));
 		xmpp_outs(c, buf);
 		return GO_ON;
 	}
@@ -1238,8 +1266,9 @@ bool smacks_detach(struct conn *c, int reason)
 	/* A clean </stream> ends the session; so do our own decisions (bad h,
 	 * overflow), a draining or stopping worker, and a lost link. */
 	if (!k || !k->max || k->ending || k->overflow || reason == WIRE_CLOSE_NORMAL || s->state != SS_BOUND ||
-	    !w->cfg->smacks.enabled || w->stop || w->draining || !w->links[s->shard].up || w->links[s->shard].dead)
-		return false;
+	    !w->cfg->smacks.enabled || w->stop || w->draining ||
+	    (!s->rebind && (!w->links[s->shard].up || w->links[s->shard].dead)))
+		return false;   /* (waiting for its shard to return, it may wait detached) */
 	unlink_conn(c);
 	detach(w, s);
 	log_info("session detached: resumable", "worker=%d sid=%" PRIu64 " jid=%s unacked=%u max=%u", w->id, s->id,
@@ -1267,6 +1296,10 @@ void smacks_detached_frame(struct worker *w, struct session *s, const struct wir
 	if (!k || !k->detached)
 		return;
 	switch (m->type) {
+	case WIRE_BIND_RESP:
+		if (s->rebind == 2)
+			rebind_done(w, s, m);   /* its shard restarted meanwhile */
+		break;
 	case WIRE_STANZA:
 		s->owed += m->u.stanza.raw.len;
 		s->rx += m->u.stanza.raw.len;
@@ -1292,6 +1325,11 @@ void smacks_detached_frame(struct worker *w, struct session *s, const struct wir
 	}
 }
 
+bool smacks_waiting(const struct session *s)
+{
+	return s->smk && s->smk->detached;
+}
+
 void smacks_return(struct worker *w, struct session *s)
 {
 	struct smacks *k = s->smk;
@@ -1310,7 +1348,8 @@ void smacks_return(struct worker *w, struct session *s)
 		m.u.stanza.kind = it->kind;
 		m.u.stanza.flags = WIRE_STANZA_RETURNED;
 		m.u.stanza.raw = wire_s(it->raw, it->len);
-		if (link_send(&w->links[s->shard], &m) == 0)
+		/* Kept until confirmed, sent to the shard's successor if need be. */
+		if (rtx_send(&w->links[s->shard], &m, NULL, 0, RTX_RETURNED) == 0)
 			n++;
 	}
 	if (n) {
@@ -1397,7 +1436,13 @@ void smacks_link_down(struct link *l)
 
 	for (s = w->smk_list; s; s = next) {
 		next = s->smk->next;
-		if (s->shard == l->shard && (s->smk->detached || s->smk->moved || s->smk->joining)) {
+		if (s->shard != l->shard)
+			continue;
+		if (s->smk->detached && s->state == SS_BOUND && s->user && s->jid && l->addrlen) {
+			s->rebind = 1;   /* bound again when the shard returns (core/rebind.c) */
+			continue;
+		}
+		if (s->smk->detached || s->smk->moved || s->smk->joining) {
 			if (s->state != SS_CLOSED)
 				session_set_state(s, SS_CLOSED);
 			session_free(w, s);

@@ -63,6 +63,9 @@ int smacks_element(struct conn *c, const struct xs_stanza *st, const uint8_t *p)
 
 /* The stream's session handled one more client stanza. */
 void smacks_handled(struct session *s);
+/* The number the client's next stanza will get (core/rtx.h keeps it with
+ * the forwarded copy). */
+uint32_t smacks_in_next(const struct session *s);
 
 /* xmpp_out() hook: data[0..len) was written to c (or would have been: the
  * peer is gone).  Counts and keeps it when it is a stanza. */
@@ -82,6 +85,8 @@ bool smacks_detach(struct conn *c, int reason);
 
 /* A frame from the session server for a detached session. */
 void smacks_detached_frame(struct worker *w, struct session *s, const struct wire_msg *m);
+/* s is detached: no stream, kept for a <resume/>. */
+bool smacks_waiting(const struct session *s);
 
 /* The session is ending: hand its unacknowledged stanzas back (XEP-0198 §4). */
 void smacks_return(struct worker *w, struct session *s);
@@ -162,7 +167,8 @@ void smacks_reannounce(struct worker *w, struct session *s);
 
 /* forward(): the client's broadcast presence m (stamped), replayed at a rebind. */
 void rebind_keep_presence(struct session *s, const struct wire_msg *m);
-/* The BIND_RESP of a rebind (s->rebind == 2): carry on, or end the stream. */
-void rebind_done(struct conn *c, const struct wire_msg *m);
+/* The BIND_RESP of a rebind (s->rebind == 2): carry on, or end the session
+ * (a detached one too). */
+void rebind_done(struct worker *w, struct session *s, const struct wire_msg *m);
 
 #endif

@@ -52,6 +52,7 @@ struct s2s;
 struct s2s_conn;
 struct sasl;
 struct session;
+struct rtx_item;
 struct smacks;
 struct xmlstage;
 struct xs_header;
@@ -283,6 +284,8 @@ struct session {
 	uint64_t rx_origin;
 	uint64_t smk_join;       /* XEP-0198: the session this stream's <resume/> waits for
 	                            from another worker (its id here); 0: none */
+	struct rtx_item *rtx, *rtx_tail; /* its client's stanzas not yet confirmed (core/rtx.h) */
+	uint8_t open_flags;      /* WIRE_OPEN_* of its stream: a rebind while detached */
 } __attribute__((aligned(16)));
 
 struct listener {
@@ -310,6 +313,10 @@ struct link {
 	struct buf rx;           /* bytes received, frames decoded from the front */
 	struct buf out;          /* encoded frames queued */
 	struct buf tx;           /* frames in flight */
+	uint64_t nsent;          /* frames queued since the HELLO, which is 1 (WIRE_HANDLED counts) */
+	struct rtx_item *rtx, *rtx_tail;   /* sent, not yet confirmed (core/rtx.h) */
+	struct rtx_item *wait, *wait_tail; /* to send again once the shard is back */
+	uint32_t nwait;
 } __attribute__((aligned(16)));
 
 /*

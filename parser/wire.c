@@ -184,7 +184,7 @@ static bool domain_op_ok(uint8_t op)
 
 static bool type_ok(uint8_t t)
 {
-	return t >= WIRE_HELLO && t <= WIRE_TYPE_MAX && t != 21;   /* 21: not defined yet */
+	return t >= WIRE_HELLO && t <= WIRE_TYPE_MAX;
 }
 
 long wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
@@ -289,6 +289,9 @@ long wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
 	case WIRE_DELIVERED:
 		m.u.delivered.bytes = rd_u64(&r);
 		break;
+	case WIRE_HANDLED:
+		m.u.handled.count = rd_u64(&r);
+		break;
 	case WIRE_REGISTER:
 		m.u.reg.op = rd_u8(&r);
 		m.u.reg.user = rd_str16(&r);
@@ -385,6 +388,7 @@ static size_t fields_size(const struct wire_msg *m)
 	case WIRE_CREDIT:
 		return 4;
 	case WIRE_DELIVERED:
+	case WIRE_HANDLED:
 		return 8;
 	case WIRE_REGISTER:
 		return 1 + s16(m->u.reg.user) + s16(m->u.reg.domain) + scram_size(&m->u.reg.sha1) +
@@ -472,6 +476,7 @@ static bool msg_ok(const struct wire_msg *m)
 	case WIRE_ADOPT_RESP:
 		return status_ok(m->u.adopt_resp.status) && str_ok(m->u.adopt_resp.jid, STR16_MAX);
 	case WIRE_DELIVERED:
+	case WIRE_HANDLED:
 	case WIRE_CREDIT:
 	case WIRE_HELLO_OK:
 	case WIRE_PING:
@@ -617,6 +622,9 @@ size_t wire_encode(const struct wire_msg *msg, uint8_t *buf, size_t cap)
 	case WIRE_DELIVERED:
 		p = wr_u64(p, msg->u.delivered.bytes);
 		break;
+	case WIRE_HANDLED:
+		p = wr_u64(p, msg->u.handled.count);
+		break;
 	case WIRE_REGISTER:
 		p = wr_u8(p, msg->u.reg.op);
 		p = wr_str16(p, msg->u.reg.user);
@@ -677,6 +685,7 @@ const char *wire_type_str(uint8_t type)
 		[WIRE_ROUTE] = "route",
 		[WIRE_DOMAIN] = "domain",
 		[WIRE_SESSION_MOVE] = "session_move",
+		[WIRE_HANDLED] = "handled",
 		[WIRE_SMACKS] = "smacks",
 		[WIRE_ADOPT] = "adopt",
 		[WIRE_ADOPT_RESP] = "adopt_resp",

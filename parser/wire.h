@@ -51,7 +51,9 @@ enum wire_type {
 	WIRE_DOMAIN = 19,       /* edge -> sm   an external route on this link: component up/down, s2s */
 	WIRE_SESSION_MOVE = 20, /* edge -> sm   XEP-0198 resumption on another worker: the bound session
 	                           (old sid, full JID) continues on this link as sid */
-	/* 21: reserved (WIRE_HANDLED) */
+	WIRE_HANDLED = 21,      /* sm -> edge   over a socket: the first `count` frames of this link (HELLO
+	                           included) are handled: routed with their output written to the
+	                           kernel, stored when storing was their outcome (docs/protocol.md) */
 	WIRE_SMACKS = 22,       /* edge -> sm   XEP-0198: the session is resumable under previd for max
 	                           seconds (0: no longer); h: client stanzas handled so far */
 	WIRE_ADOPT = 23,        /* edge -> sm   XEP-0198 resumption on another edge: the orphaned session
@@ -150,6 +152,7 @@ struct wire_msg {
 		struct { uint8_t stop; } flow;   /* 1: stop, 0: go */
 		struct { uint32_t bytes; } credit;
 		struct { uint64_t bytes; } delivered;
+		struct { uint64_t count; } handled;
 		struct {
 			uint8_t op;             /* enum wire_reg_op */
 			struct wire_str user, domain;

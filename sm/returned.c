@@ -15,6 +15,9 @@
  *   iq result / error, presence -> dropped.
  * Messages the session server tracked itself (WIRE_STANZA_TRACK) are not
  * returned by the edge: they are re-routed by the delivery tracking in sm.c.
+ * An edge sends returned stanzas again to a restarted shard (its copies
+ * until confirmed, sm.c "Confirmations"): their session is unknown there,
+ * and the stanza's `to` names the addressee, which must be ours.
  */
 #include <string.h>
 
@@ -40,26 +43,47 @@ static bool ns_starts(const struct xs_str *ns, const char *prefix)
 	return ns->len >= n && memcmp(ns->p, prefix, n) == 0;
 }
 
+/* The canonical bare JID of the addressee of a returned stanza whose session
+ * is gone (a shard restarted since): one of ours, or false. */
+static bool addressee(struct sm *sm, const struct xs_stanza *st, char *bare, size_t cap)
+{
+	struct jid_view v;
+	int n;
+
+	if (st->to.len > JID_MAX || jid_parse(st->to.p, st->to.len, &v) < 0 || !v.local_len ||
+	    (n = jid_canon(&v, false, bare, cap)) < 0)
+		return false;
+	return sm_owns(sm, bare, (size_t)n);
+}
+
 void sm_returned(struct sm *sm, struct sm_session *s, const struct wire_msg *m)
 {
 	const void *raw = m->u.stanza.raw.p;
 	size_t len = m->u.stanza.raw.len;
 	struct xs_stanza st;
-	char from[JID_MAX + 1], id[1024];
+	char from[JID_MAX + 1], id[1024], bare[JID_MAX + 1], to[JID_MAX + 1];
+	const char *full;
+	struct sm_user *u;
 	int type;
 
-	if (!s->full || !s->user ||
-	    xmlstage_stanza(sm->xs, "", 0, raw, len, &st) != XMLSTAGE_OK) {
-		log_debug("returned stanza dropped", "sid=%llu", (unsigned long long)s->sid);
+	if ((s && (!s->full || !s->user)) ||
+	    xmlstage_stanza(sm->xs, "", 0, raw, len, &st) != XMLSTAGE_OK ||
+	    (!s && (!addressee(sm, &st, bare, sizeof(bare)) || !copy_attr(&st.to, to, sizeof(to))))) {
+		log_debug("returned stanza dropped", "sid=%llu", (unsigned long long)m->sid);
 		return;
 	}
+	/* Its session, or (sent again after a restart) the JID it was for. */
+	full = s ? s->full : to;
+	u = s ? s->user : sm_user_find(sm, bare, strlen(bare));
+	if (u && u->state != SM_USER_READY)
+		u = NULL;
 	type = sm_route_type_parse(m->u.stanza.kind, wire_s(st.type.p, st.type.len));
 	if (m->u.stanza.kind == WIRE_KIND_MESSAGE) {
 		struct sm_session *other;
 
 		if (type == SM_RT_GROUPCHAT) {
 			if (copy_attr(&st.from, from, sizeof(from)) && copy_attr(&st.id, id, sizeof(id)) && from[0])
-				sm_route_bounce(sm, from, WIRE_KIND_MESSAGE, id, s->full, "service-unavailable");
+				sm_route_bounce(sm, from, WIRE_KIND_MESSAGE, id, full, "service-unavailable");
 			return;
 		}
 		if (type != SM_RT_CHAT && type != SM_RT_NORMAL && type != SM_RT_NONE)
@@ -68,13 +92,13 @@ void sm_returned(struct sm *sm, struct sm_session *s, const struct wire_msg *m)
 		 * query results): the original is delivered or archived elsewhere. */
 		if (ns_starts(&st.child_ns, "urn:xmpp:carbons:") || ns_starts(&st.child_ns, "urn:xmpp:mam:"))
 			return;
-		other = sm_offline_target(s->user, s);
+		other = u ? sm_offline_target(u, s) : NULL;
 		if (other && sm_route_offline(sm, other, 0, raw, len) == 0)
 			return;
-		sm_route_requeue(sm, s->bare, raw, len);
+		sm_route_requeue(sm, s ? s->bare : bare, raw, len);
 		return;
 	}
 	if (m->u.stanza.kind == WIRE_KIND_IQ && (type == SM_RT_GET || type == SM_RT_SET) &&
 	    copy_attr(&st.from, from, sizeof(from)) && copy_attr(&st.id, id, sizeof(id)) && from[0])
-		sm_route_bounce(sm, from, WIRE_KIND_IQ, id, s->full, "service-unavailable");
+		sm_route_bounce(sm, from, WIRE_KIND_IQ, id, full, "service-unavailable");
 }

@@ -797,6 +797,11 @@ static void on_stanza(struct sm *sm, struct sm_link *l, const struct wire_msg *m
 {
 	struct sm_session *s = session_find_sid(l, m->sid);
 
+	if ((!s || s->state != SM_SESS_BOUND) && (m->u.stanza.flags & WIRE_STANZA_RETURNED)) {
+		/* Sent again to a restarted shard: its session is gone (returned.c). */
+		sm_returned(sm, NULL, m);
+		return;
+	}
 	if (!s || s->state != SM_SESS_BOUND) {
 		l->dropped++;
 		log_debug("stanza from an unbound session dropped", "link=%u sid=%llu", l->id,
@@ -810,11 +815,10 @@ static void on_stanza(struct sm *sm, struct sm_link *l, const struct wire_msg *m
 	sm->sender = NULL;
 }
 
-static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
+static void link_frame_do(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 {
 	struct sm_session *s;
 
-	l->frames_in++;
 	if (l->shard_peer) {
 		/* Another shard of this process: stanzas for our accounts only. */
 		if (m->type == WIRE_ROUTE && (m->u.stanza.flags & WIRE_STANZA_SHARD))
@@ -900,6 +904,127 @@ static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *
 		sm_link_kill(l, "unexpected frame");
 		break;
 	}
+}
+
+/* ---- confirmations ---------------------------------------------------- *
+ *
+ * An edge in another process keeps a copy of what it sent us (its client's
+ * XEP-0198 stanzas, relayed and returned stanzas) until we confirm it, and
+ * sends it again to a restarted shard: its <a h/> counts only confirmed
+ * stanzas, so a crash here loses nothing a client saw acknowledged.  A
+ * frame is handled once its outcome no longer depends on this process:
+ *   - what it made us send is written to the kernel, on every link: the
+ *     counts go out only after a flush that left no link with output;
+ *   - the storage jobs it caused have committed, and stanzas it parked while
+ *     their account loaded were replayed: those hold the frame (struct
+ *     sm_obl: sm_store_submit() holds, completion releases; sm_user_need()
+ *     holds, the replay releases) and the count stops before it.
+ * WIRE_HANDLED carries the count of the link's frames, HELLO included, whose
+ * outcome is settled: every one before the oldest held one.
+ */
+
+struct sm_obl *sm_obl_hold(struct sm *sm)
+{
+	struct sm_obl *o = sm->obl;
+	struct sm_link *l = sm->obl_link;
+
+	if (o) {
+		o->refs++;
+		return o;
+	}
+	if (!l || !(o = calloc(1, sizeof(*o))))
+		return NULL;   /* not a confirming link's frame (or no memory: confirmed early) */
+	o->link = l;
+	o->seq = l->frames_in;
+	o->refs = 1;
+	if (l->obl_tail)
+		l->obl_tail->next = o;
+	else
+		l->obl = o;
+	l->obl_tail = o;
+	sm->obl = o;
+	return o;
+}
+
+void sm_obl_release(struct sm_obl *o)
+{
+	struct sm_link *l;
+
+	if (!o || --o->refs)
+		return;
+	if (!(l = o->link)) {
+		free(o);       /* its link is gone */
+		return;
+	}
+	/* Settled ones leave from the front, in order. */
+	while (l->obl && !l->obl->refs) {
+		o = l->obl;
+		l->obl = o->next;
+		free(o);
+	}
+	if (!l->obl)
+		l->obl_tail = NULL;
+}
+
+void sm_obl_within(struct sm *sm, struct sm_obl *o, void (*fn)(struct sm *, void *), void *arg)
+{
+	struct sm_link *ol = sm->obl_link;
+	struct sm_obl *oo = sm->obl;
+
+	sm->obl_link = NULL;
+	sm->obl = o;
+	fn(sm, arg);
+	sm->obl_link = ol;
+	sm->obl = oo;
+}
+
+/* The link goes: holders keep its pending frames until they let go. */
+static void obl_link_gone(struct sm_link *l)
+{
+	struct sm_obl *o, *next;
+
+	for (o = l->obl; o; o = next) {
+		next = o->next;
+		o->link = NULL;
+		if (!o->refs)
+			free(o);
+	}
+	l->obl = l->obl_tail = NULL;
+}
+
+/* After a flush: tell each confirming link how many of its frames are
+ * settled, when no output of any link is still in our buffers. */
+static void confirm_all(struct sm *sm)
+{
+	bool sent = false;
+
+	for (struct sm_link *l = sm->links; l; l = l->next)
+		if (l->state != SM_LINK_DEAD && sm_buf_used(&l->out) && !l->cout)
+			return;   /* a slow edge: the counts wait for its bytes */
+	for (struct sm_link *l = sm->links; l; l = l->next) {
+		struct wire_msg m = { .type = WIRE_HANDLED };
+
+		if (!l->confirm || l->state != SM_LINK_READY)
+			continue;
+		m.u.handled.count = l->obl ? l->obl->seq - 1 : l->frames_in;
+		if (m.u.handled.count <= l->confirmed)
+			continue;
+		l->confirmed = m.u.handled.count;
+		sm_link_send(l, &m);
+		sent = true;
+	}
+	if (sent)
+		flush_all(sm);
+}
+
+static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
+{
+	l->frames_in++;
+	sm->obl_link = l->confirm ? l : NULL;
+	sm->obl = NULL;
+	link_frame_do(sm, l, m);
+	sm->obl_link = NULL;
+	sm->obl = NULL;
 }
 
 static void link_input(struct sm *sm, struct sm_link *l)
@@ -1018,6 +1143,7 @@ static void link_free(struct sm *sm, struct sm_link *l, bool broadcast)
 	struct sm_session *s, *next;
 
 	sm_remote_link_gone(sm, l);
+	obl_link_gone(l);
 	if (l->shard_peer) {
 		sm->peers[l->shard_peer - 1] = NULL;
 		sm->npeers--;
@@ -1225,6 +1351,8 @@ static void listen_accept(struct sm *sm)
 		if (r < 0) {
 			log_warn("edge link refused", "peer=\"%s\" error=\"%s\"", peer, strerror(-r));
 			close(fd);
+		} else {
+			sm->links->confirm = true;   /* another process: it may outlive us */
 		}
 	}
 }
@@ -1312,6 +1440,8 @@ struct sm *sm_new(const struct sm_config *cfg)
 		sm->shard_self = cfg->shard_self;
 	}
 	sm->hide_os = cfg->hide_os;
+	if (sm_muc_open(sm, cfg->muc_domain, cfg->muc_history) < 0)
+		goto fail;
 	sm->mam_retention_days = cfg->mam_retention_days;
 	sm->mam_default = cfg->mam_default;
 	sm->tick = cfg->tick_ms > 0 ? cfg->tick : NULL;
@@ -1340,6 +1470,7 @@ struct sm *sm_new(const struct sm_config *cfg)
 	sm->store = sm_store_open(cfg->database);
 	if (!sm->store)
 		goto fail;
+	sm_store_owner(sm->store, sm);
 	sm->chan_ev.kind = SM_EV_CHAN;
 	sm->chan_ev.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	ev.data.ptr = &sm->chan_ev;
@@ -1470,6 +1601,7 @@ int sm_run(struct sm *sm)
 		sm_adopt_tick(sm);     /* before the flush: what it sends goes out now */
 		flush_all(sm);
 		reap(sm);
+		confirm_all(sm);
 		sm_mam_tick(sm);
 		STAT_SET(sm->stats.sessions, sm->by_jid.count);
 		STAT_SET(sm->stats.links, sm->nlinks - sm->npeers);
@@ -1527,6 +1659,7 @@ void sm_free(struct sm *sm)
 	free(sm->secret);
 	sm_pep_free(sm);
 	sm_remote_free(sm);
+	sm_muc_free(sm);
 	sm_buf_free(&sm->scratch);
 	sm_buf_free(&sm->reply);
 	if (sm->wake.fd >= 0)

@@ -28,6 +28,9 @@ struct sm_config {
 	bool hide_os;               /* XEP-0092 answers leave the OS out */
 	unsigned mam_retention_days; /* XEP-0313 archive kept this long; 0: no archiving */
 	int mam_default;            /* archived by default: 0 never, 1 roster contacts, 2 always */
+	/* XEP-0045 group chat (sm/muc.c) on this domain; NULL: none. */
+	const char *muc_domain;
+	unsigned muc_history;       /* messages a room keeps for newcomers */
 	/* Shards (parser/shard.h, docs/architecture.md): this server owns the
 	 * accounts whose bare JID hashes to shards[shard_self] among
 	 * shards[0..nshards) (names); stanzas for the others go through an edge

@@ -182,6 +182,16 @@ enum sm_link_state {
 	SM_LINK_DEAD        /* killed: ignored until the loop reaps it */
 };
 
+/* A frame of a confirming link whose outcome is still pending (a storage
+ * job, a stanza parked while its account loads): the link's confirmations
+ * stop before it until every holder released it (sm.c "Confirmations"). */
+struct sm_obl {
+	struct sm_obl *next;       /* link->obl */
+	struct sm_link *link;      /* NULL once the link is gone */
+	uint64_t seq;              /* the frame's number on its link (HELLO is 1) */
+	uint32_t refs;             /* holders: jobs, parked copies */
+};
+
 struct sm_link {
 	struct sm_ev ev;
 	struct sm *sm;
@@ -201,6 +211,11 @@ struct sm_link {
 	uint64_t frames_in, frames_out;
 	uint64_t dropped;          /* frames for unknown or not-yet-bound sessions */
 	bool s2s;                  /* WIRE_DOMAIN_S2S: carries server-to-server traffic (remote.c) */
+	/* Confirmations (sm.c): a socket link is told which of its frames are
+	 * handled (WIRE_HANDLED), so its edge can keep copies until then. */
+	bool confirm;
+	uint64_t confirmed;        /* the count last sent */
+	struct sm_obl *obl, *obl_tail; /* frames whose outcome is still pending, in order */
 	unsigned ncomps;           /* component domains UP on this link (remote.c) */
 	struct sm_link *next, *prev;   /* sm->links */
 	struct sm_link *flush_next;    /* sm->flush */
@@ -280,6 +295,7 @@ struct sm_roster_item {
 /* A parked stanza: waits for its target's record to load (sm/user.c). */
 struct sm_parked {
 	struct sm_parked *next;
+	struct sm_obl *obl;  /* the frame it came in, not confirmed before its replay */
 	size_t from_len, frame_len;
 	char *from;         /* the sender's full JID (points into data) */
 	uint8_t *frame;     /* the encoded WIRE_STANZA (points into data) */
@@ -370,6 +386,9 @@ struct sm {
 	struct sm_caps *caps;          /* entity-capabilities cache (sm/caps.c); NULL until used */
 	uint64_t push_seq;             /* ids of roster pushes */
 	struct sm_session *sender;     /* whose stanza is being routed (flow control) */
+	struct sm_muc *muc;            /* the group-chat service (sm/muc.c); NULL: none */
+	struct sm_link *obl_link;      /* the confirming link whose frame is being handled */
+	struct sm_obl *obl;            /* its pending outcome, once something held it */
 	bool hide_os;                  /* XEP-0092: no <os/> (sm_config.hide_os) */
 	unsigned mam_retention_days;   /* XEP-0313 archive; 0: off (sm/mam.c) */
 	int mam_default;               /* SM_MAM_NEVER / _ROSTER / _ALWAYS for accounts with none */
@@ -775,5 +794,21 @@ void sm_session_discard(struct sm *sm, struct sm_session *s);
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */
 void sm_admin_event(struct sm *sm, struct sm_ev *ev, uint32_t events);
 void sm_admin_close(struct sm *sm, struct sm_admin *a);
+
+/* ---- sm/muc.c: the group-chat service (XEP-0045) ------------------------ */
+
+/* Serve `domain` (NULL or "": no service) keeping `history` messages per
+ * room.  0, or -1 (logged). */
+int sm_muc_open(struct sm *sm, const char *domain, unsigned history);
+void sm_muc_free(struct sm *sm);
+/* d[0..n) (canonical) is the group-chat service's domain. */
+bool sm_muc_domain(const struct sm *sm, const char *d, size_t n);
+/* The room room[0..n) (canonical bare JID) is this shard's. */
+bool sm_muc_owns(const struct sm *sm, const char *room, size_t n);
+/* A stanza for the service or one of its rooms (this shard's) from the real
+ * JID from[0..n). */
+void sm_muc_in(struct sm *sm, const char *from, size_t n, const struct wire_msg *m);
+/* The service's <item/> in the server's disco#items. */
+void sm_muc_disco_item(const struct sm *sm, struct sm_buf *b);
 
 #endif

@@ -40,6 +40,7 @@ struct sm_store {
 	int efd;                          /* eventfd: out-queue not empty */
 	size_t pending;                   /* submitted and not completed (sm thread only) */
 	uint64_t batches, jobs;           /* for logs */
+	struct sm *owner;                 /* whose frames jobs hold (sm_store_owner) */
 };
 
 /* ---- the statement API (storage thread) ----------------------------------- */
@@ -252,8 +253,14 @@ static uint64_t store_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+void sm_store_owner(struct sm_store *st, struct sm *sm)
+{
+	st->owner = sm;
+}
+
 void sm_store_submit(struct sm_store *st, struct sm_job *j)
 {
+	j->obl = st->owner ? sm_obl_hold(st->owner) : NULL;
 	j->next = NULL;
 	j->t_us = store_now_us();
 	st->pending++;
@@ -278,6 +285,13 @@ size_t sm_store_pending(const struct sm_store *st)
 	return st->pending;
 }
 
+static void complete_one(struct sm *sm, void *arg)
+{
+	struct sm_job *j = arg;
+
+	j->done(sm, j);
+}
+
 void sm_store_complete(struct sm_store *st, struct sm *sm)
 {
 	struct sm_job *list, *next;
@@ -292,14 +306,17 @@ void sm_store_complete(struct sm_store *st, struct sm *sm)
 	uint64_t now = list ? store_now_us() : 0;
 
 	for (struct sm_job *j = list; j; j = next) {
+		struct sm_obl *o = j->obl;
+
 		next = j->next;
 		st->pending--;
 		mhist_observe(&sm->stats.store_latency, now - j->t_us);
 		STAT_INC(sm->stats.store_jobs);
 		if (j->done)
-			j->done(sm, j);
+			sm_obl_within(sm, o, complete_one, j);   /* what it submits holds o too */
 		else
 			free(j);
+		sm_obl_release(o);
 	}
 }
 
@@ -387,6 +404,7 @@ void sm_store_close(struct sm_store *st)
 	}
 	for (struct sm_job *j = st->out_head; j; j = next) {
 		next = j->next;
+		sm_obl_release(j->obl);
 		free(j);    /* nobody is left to complete them */
 	}
 	if (st->db)

@@ -83,6 +83,7 @@ struct sm_job {
 	sm_job_done_fn done;   /* NULL: write-behind, the store frees the job with free() */
 	int rc;                /* set by run(); -EIO when its batch failed to commit */
 	uint64_t t_us;         /* when it was submitted (metrics) */
+	struct sm_obl *obl;    /* set by submit: the link frame it completes (sm.c "Confirmations") */
 };
 
 /* Open or create the database at path and start the storage thread.  NULL
@@ -98,8 +99,18 @@ void sm_store_close(struct sm_store *st);
  * Always NUL-terminated in buf. */
 void sm_store_describe(const char *target, char *buf, size_t len);
 
-/* Queue a job (sm thread).  Never fails: the job owns its memory. */
+/* Queue a job (sm thread).  Never fails: the job owns its memory.  It
+ * holds the confirmation of the link frame being handled, if any, until its
+ * done() has run (sm.c "Confirmations"; needs sm_store_owner()). */
 void sm_store_submit(struct sm_store *st, struct sm_job *j);
+/* The session server whose frames the jobs complete. */
+void sm_store_owner(struct sm_store *st, struct sm *sm);
+/* sm.c: hold / release the pending outcome of the frame being handled. */
+struct sm_obl;
+struct sm_obl *sm_obl_hold(struct sm *sm);
+void sm_obl_release(struct sm_obl *o);
+/* sm.c: run fn with o as the frame being handled (jobs it submits hold o). */
+void sm_obl_within(struct sm *sm, struct sm_obl *o, void (*fn)(struct sm *, void *), void *arg);
 /* The fd the sm polls (EPOLLIN: completions ready). */
 int sm_store_fd(const struct sm_store *st);
 /* Run the done() of every completed job (sm thread). */

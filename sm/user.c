@@ -129,6 +129,7 @@ static void user_free(struct sm *sm, struct sm_user *u)
 	free(u->inflight);
 	for (p = u->parked; p; p = next) {
 		next = p->next;
+		sm_obl_release(p->obl);
 		free(p);
 	}
 	free(u->bare);
@@ -323,6 +324,24 @@ static int load_apply(struct sm_user *u, struct load_job *lj)
 static void parked_refuse(struct sm *sm, const char *from, const struct wire_msg *m,
 			  const char *cond);
 
+struct parked_replay {
+	const struct sm_parked *p;
+	bool ok;
+};
+
+static void parked_replay(struct sm *sm, void *arg)
+{
+	const struct parked_replay *r = arg;
+	struct wire_msg m;
+
+	if (wire_decode(r->p->frame, r->p->frame_len, &m) <= 0)
+		return;
+	if (r->ok)
+		sm_route_replay(sm, r->p->from, r->p->from_len, &m);
+	else
+		parked_refuse(sm, r->p->from, &m, "internal-server-error");
+}
+
 static void load_done(struct sm *sm, struct sm_job *j)
 {
 	struct load_job *lj = (struct load_job *)j;
@@ -354,15 +373,11 @@ static void load_done(struct sm *sm, struct sm_job *j)
 	u->nparked = 0;
 	u->refs++;      /* replays may end sessions of u: keep it until they are done */
 	for (; p; p = pnext) {
-		struct wire_msg m;
+		struct parked_replay r = { .p = p, .ok = ok };
 
 		pnext = p->next;
-		if (wire_decode(p->frame, p->frame_len, &m) > 0) {
-			if (ok)
-				sm_route_replay(sm, p->from, p->from_len, &m);
-			else
-				parked_refuse(sm, p->from, &m, "internal-server-error");
-		}
+		sm_obl_within(sm, p->obl, parked_replay, &r);   /* its frame is settled after */
+		sm_obl_release(p->obl);
 		free(p);
 	}
 	u->refs--;
@@ -456,6 +471,7 @@ struct sm_user *sm_user_need(struct sm *sm, const char *bare, size_t n, const ch
 		free(p);
 		goto refuse;
 	}
+	p->obl = sm_obl_hold(sm);   /* its frame is not settled before the replay */
 	if (u->parked_tail)
 		u->parked_tail->next = p;
 	else

@@ -8,8 +8,10 @@ alice and bob on shard 1, carol on shard 0 (test_owner_is_the_published_hash che
 that against the C code through the servers' own counters), so alice <-> carol is the
 cross-shard pair; every test asserts that its stanzas really crossed shards.
 """
+import signal
 import socket
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -411,6 +413,89 @@ def test_shard_restart_keeps_stream_management_sessions(two_sm):
         assert edge_metric(two_sm["admin"], "xedge_session_rebinds_total") == 1
     finally:
         a.close()
+        b.close()
+
+
+def sm_h(c, at_least=None, timeout=20.0):
+    """The h the server acknowledges (<r/> answered by <a/>); with at_least, ask again
+    until it reaches that (confirmations from another process are asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c.send(f"<r xmlns='{NS_SM}'/>")
+        h = int(c.wait_for(lambda e: e.tag == f"{{{NS_SM}}}a", 10.0).get("h"))
+        if at_least is None or h >= at_least or time.monotonic() > deadline:
+            return h
+        time.sleep(0.05)
+
+
+def test_acknowledged_means_survives_a_shard_kill(two_sm):
+    """XEP-0198's <a h/> counts only what the shard confirmed (WIRE_HANDLED): a shard
+    frozen (SIGSTOP) holds three messages of its user's client unread; the client asks for
+    an ack and hears they are not handled; the shard is killed and started again; the edge
+    binds the session there again and sends the three once more, so they reach their
+    recipient on the other shard, and only then does h count them."""
+    u0, u1 = two_sm["users"]
+    sm1 = two_sm["procs"][1]
+    a = Raw(two_sm["c2s"])
+    a.login(u1, PASSWORD, "a")
+    a.send(f"<enable xmlns='{NS_SM}' resume='true'/>")
+    a.wait_for(lambda e: e.tag == f"{{{NS_SM}}}enabled", 10.0)
+    a.send("<presence/>")
+    b = login(two_sm["c2s"], u0, "b")
+    try:
+        assert sm_h(a, at_least=1) == 1          # the presence, confirmed
+        sm1.p.send_signal(signal.SIGSTOP)
+        bodies = [f"in the frozen shard {i}" for i in range(3)]
+        for body in bodies:
+            a.send(f"<message to='{u0}@localhost/b' type='chat'><body>{body}</body></message>")
+        assert sm_h(a) == 1, "a stanza the shard never saw was acknowledged"
+        sm1.p.kill()
+        sm1.p.wait(10)
+        sm1.stopped = True
+        again = Proc("xedge-sm-1b", sm1.argv, sm1.log.parent / "sm1b.log")
+        two_sm["procs"].insert(2, again)
+        for body in bodies:
+            assert message_with(b, body, timeout=30.0).get("from") == f"{u1}@localhost/a"
+        assert sm_h(a, at_least=4) == 4
+        assert not [e for e in a.items if e.tag == "{http://etherx.jabber.org/streams}error"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_detached_session_survives_a_shard_restart(two_sm):
+    """A XEP-0198 session waiting for its client to resume when its shard is killed is
+    kept and bound again on the restarted shard: a message sent to it then is waiting
+    for the client, which resumes (no new login) and gets it."""
+    u0, u1 = two_sm["users"]
+    sm1, edge = two_sm["procs"][1], two_sm["procs"][-1]
+    a = Raw(two_sm["c2s"])
+    a.login(u1, PASSWORD, "a")
+    a.send(f"<enable xmlns='{NS_SM}' resume='true'/>")
+    previd = a.wait_for(lambda e: e.tag == f"{{{NS_SM}}}enabled", 10.0).get("id")
+    a.send("<presence/>")
+    assert sm_h(a, at_least=1) == 1
+    a.sock.close()                               # abrupt: the session is detached
+    wait_until(lambda: "session detached: resumable" in edge.text(), what="the session detached")
+    b = login(two_sm["c2s"], u0, "b")
+    try:
+        sm1.p.kill()
+        sm1.p.wait(10)
+        sm1.stopped = True
+        again = Proc("xedge-sm-1b", sm1.argv, sm1.log.parent / "sm1b.log")
+        two_sm["procs"].insert(2, again)
+        wait_until(lambda: "session bound again on its restarted shard" in edge.text(), timeout=30,
+                   what="the detached session bound again")
+        b.send(f"<message to='{u1}@localhost/a' type='chat' id='w1'><body>while you were away</body></message>")
+        a2 = until_sasl(two_sm["c2s"], u1)
+        try:
+            a2.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>")
+            r = a2.wait_for(lambda e: e.tag in (f"{{{NS_SM}}}resumed", f"{{{NS_SM}}}failed"), 10.0)
+            assert r.tag == f"{{{NS_SM}}}resumed", dump(r)
+            assert message_with(a2, "while you were away").get("from") == f"{u0}@localhost/b"
+        finally:
+            a2.close()
+    finally:
         b.close()
 
 

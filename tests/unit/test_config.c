@@ -182,6 +182,14 @@ static void test_errors(void **state)
 		     "needs both 'name' and 'secret'");
 	expect_error("domains:\n  - name: a.org\ncomponents:\n  - name: a.org\n    secret: x\n", ":4: ",
 		     "is one of 'domains'");
+	expect_error("domains:\n  - name: a.org\nservices:\n  muc:\n    domain: A.org\n", ":5: ",
+		     "needs a domain of its own");
+	expect_error("domains:\n  - name: a.org\nservices:\n  muc:\n    domain: 'x y'\n", ":5: ",
+		     "not a valid XMPP domain");
+	expect_error("domains:\n  - name: a.org\nservices:\n  muc:\n    history: 5000\n", ":5: ",
+		     "services.muc.history");
+	expect_error("domains:\n  - name: a.org\nservices:\n  chat: {}\n", ":4: ",
+		     "unknown key 'chat' (known: muc)");
 }
 
 /* Shards: the embedded count, backend.shards (names kept as written), and

@@ -848,6 +848,36 @@ static void test_malformed_frame(void **state)
 	}
 }
 
+/* A frame whose outcome needs the storage thread (CRED_REQ: the account's
+ * keys are read) is confirmed only after that outcome went out. */
+static void handled_after_storage(struct tlink *t)
+{
+	struct wire_msg m = { .type = WIRE_SESSION_OPEN, .sid = 1 };
+	bool answered = false;
+
+	m.u.open.addr = wire_s("127.0.0.1", 9);
+	send_frame(t, &m);                                  /* frame 2 */
+	m = (struct wire_msg){ .type = WIRE_CRED_REQ, .sid = 1 };
+	m.u.cred_req.user = wire_s("nobody", 6);
+	m.u.cred_req.domain = wire_s("localhost", 9);
+	send_frame(t, &m);                                  /* frame 3 */
+	for (;;) {
+		expect_frame_any(t, &m);
+		if (m.type == WIRE_CRED_RESP) {
+			assert_int_equal(m.u.cred_resp.status, WIRE_NO_USER);
+			answered = true;
+		} else if (m.type == WIRE_HANDLED) {
+			assert_true(m.u.handled.count <= 3);
+			if (m.u.handled.count == 3) {
+				assert_true(answered);   /* never before its answer */
+				return;
+			}
+		} else {
+			fail_msg("unexpected %s frame", wire_type_str(m.type));
+		}
+	}
+}
+
 /* External mode: edges connect to the listener (Unix socket, then TCP). */
 static void test_listeners(void **state)
 {
@@ -899,7 +929,13 @@ static void test_listeners(void **state)
 		t->len = t->consumed = 0;
 		hello(t, 0, "");     /* no secret configured: any is accepted */
 		expect_frame(t, &m, WIRE_HELLO_OK);
-		expect_quiet(t);
+		/* A link from another process hears which of its frames are handled. */
+		expect_frame(t, &m, WIRE_HANDLED);
+		assert_true(m.u.handled.count == 1);
+		if (round == 0)
+			handled_after_storage(t);
+		else
+			expect_quiet(t);
 		sm_stop(sm);
 		pthread_join(thr, NULL);
 		sm_free(sm);
