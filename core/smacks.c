@@ -659,6 +659,10 @@ bool smacks_adopt_prepare(struct session *s, const char *previd, size_t n, uint3
 
 	if (s->smk || n >= SMACKS_ID_MAX)
 		return false;
+	/* Echoed in <resumed/> if adopted: ids we make have nothing to escape. */
+	for (size_t i = 0; i < n; i++)
+		if (previd[i] <= 0x20 || previd[i] >= 0x7f || strchr("'\"<>&", previd[i]))
+			return false;
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return false;

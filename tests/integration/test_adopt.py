@@ -158,7 +158,8 @@ def test_unknown_id_fails(tmp_path, sockdir, cert, haproxy):
     gen, c, ha = _up(tmp_path, sockdir, cert, haproxy)
     try:
         u0, u1 = c["users"]
-        for previd in ("e9.0.0000000100000001.00112233445566778899aabbccddeeff", "nonsense"):
+        for previd in ("e9.0.0000000100000001.00112233445566778899aabbccddeeff", "nonsense",
+                       "e>9.0.0000000100000001.00112233445566778899aabbccddeeff"):
             a = _until_sasl(ha.port, u1)
             a.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>")
             r = a.wait_for(lambda e: e.tag in (f"{{{NS_SM}}}resumed", f"{{{NS_SM}}}failed"), 15.0)
