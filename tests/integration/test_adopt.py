@@ -271,3 +271,27 @@ def test_resumed_on_the_same_edge_restarted(tmp_path, sockdir, cert):
         b.close()
     finally:
         gen.close()
+
+
+def test_edge_stopped_cleanly_leaves_no_orphan(tmp_path, sockdir, cert):
+    """SIGTERM is not a crash: the edge ends its sessions (their clients get
+    <system-shutdown/>), so the session server keeps nothing for them and their contacts see
+    them go at once."""
+    gen = _cluster(tmp_path, sockdir, cert, edges=1, edge_extra=_edge_ids)
+    c = next(gen)
+    try:
+        u0, u1 = c["users"]
+        a, previd = _sm_client(c["c2s"][0], u1, "a")
+        a.send("<presence/>")
+        assert a.ping("p1").get("type") == "result"
+        edge, sm1 = c["procs"][2], c["procs"][1]
+        edge.terminate()
+        err = a.wait_for(lambda e: e.tag == "{http://etherx.jabber.org/streams}error", 15.0)
+        assert err.find("{urn:ietf:params:xml:ns:xmpp-streams}system-shutdown") is not None, dump(err)
+        a.close()
+        wait_until(lambda: any('msg="session ended"' in l and f'jid="{u1}@localhost/a"' in l
+                               for l in sm1.text().splitlines()),
+                   what="the session ended at the session server")
+        assert "session orphaned" not in sm1.text()
+    finally:
+        gen.close()
