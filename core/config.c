@@ -830,6 +830,26 @@ static int services_pair(struct loader *L, const char *key, yaml_node_t *v, void
 	return fail(L, v, "services: unknown key '%s' (known: muc)", key);
 }
 
+/* admins: one bare JID (user@domain, no resource), kept canonical. */
+static int one_admin(struct loader *L, yaml_node_t *item, size_t i)
+{
+	struct config *c = L->cfg;
+	const char *s = scalar(item);
+	char canon[JID_MAX + 1];
+	struct jid_view v;
+	int n;
+
+	if (!s || jid_parse(s, strlen(s), &v) < 0 || !v.local_len || v.resource_len ||
+	    (n = jid_canon(&v, false, canon, sizeof(canon))) < 0)
+		return fail(L, item, "admins: '%s' is not a bare JID (user@domain)", s ? s : "");
+	for (size_t j = 0; j < i; j++)
+		if (!strcmp(c->admins[j], canon))
+			return fail(L, item, "admins: %s is listed twice", canon);
+	if (!(c->admins[i] = strdup(canon)))
+		return fail(L, item, "out of memory");
+	return 0;
+}
+
 static int top_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 {
 	struct config *c = L->cfg;
@@ -875,10 +895,12 @@ static int top_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg
 		return seq_each(L, v, "components", CONFIG_MAX_COMPONENTS, &c->ncomponents, one_component);
 	} else if (!strcmp(key, "services")) {
 		return each_pair(L, v, "services", services_pair, NULL);
+	} else if (!strcmp(key, "admins")) {
+		return seq_each(L, v, "admins", CONFIG_MAX_ADMINS, &c->nadmins, one_admin);
 	} else {
 		return fail(L, v, "unknown key '%s' (known: workers, log_level, listeners, domains, tls, "
 			    "limits, timeouts, backend, session_server, register, legacy_auth, s2s, "
-			    "components, admin, drain, stream_management, services)", key);
+			    "components, admins, admin, drain, stream_management, services)", key);
 	}
 	return 0;
 }
@@ -1203,6 +1225,12 @@ const char *config_reload_blocker(const struct config *a, const struct config *b
 		return "services.muc";
 	if (str_differs(a->admin.address, b->admin.address))
 		return "admin.address";
+	/* The session servers copied them at start. */
+	if (a->nadmins != b->nadmins)
+		return "admins";
+	for (size_t i = 0; i < a->nadmins; i++)
+		if (strcmp(a->admins[i], b->admins[i]))
+			return "admins";
 	/* Resumption ids carry it: sessions detached under the old one could not resume. */
 	if (str_differs(a->smacks.edge_id, b->smacks.edge_id))
 		return "stream_management.edge_id";
@@ -1251,6 +1279,8 @@ void config_adopt(struct config *b, struct config *a)
 	take(&b->sm.muc_domain, &a->sm.muc_domain);
 	take(&b->admin.address, &a->admin.address);
 	take(&b->smacks.edge_id, &a->smacks.edge_id);
+	for (size_t i = 0; i < a->nadmins; i++)
+		take(&b->admins[i], &a->admins[i]);
 	a->lent = true;
 }
 
@@ -1309,6 +1339,8 @@ void config_free(struct config *cfg)
 		free(cfg->components[i].secret);
 	}
 	free(cfg->admin.address);
+	for (size_t i = 0; i < cfg->nadmins; i++)
+		free(cfg->admins[i]);
 	free(cfg->smacks.edge_id);
 	for (size_t i = 0; i < cfg->smacks.npeers; i++) {
 		free(cfg->smacks.peers[i].edge_id);

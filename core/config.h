@@ -41,6 +41,7 @@ enum listener_kind {
 #define CONFIG_MAX_PEERS 64        /* stream_management.peers */
 #define CONFIG_MAX_S2S_ROUTES 64
 #define CONFIG_MAX_SHARDS 64
+#define CONFIG_MAX_ADMINS 64
 
 /* components: an external component (XEP-0114) allowed to connect */
 struct config_component {
@@ -187,6 +188,11 @@ struct config {
 		struct { char *edge_id, *addr; } peers[CONFIG_MAX_PEERS];
 		size_t npeers;
 	} smacks;
+
+	/* admins: the bare JIDs (canonical) allowed the XEP-0133 administration
+	 * commands (sm/adhoc.c); read by the session server, embedded or not. */
+	char *admins[CONFIG_MAX_ADMINS];
+	size_t nadmins;
 
 	/* The session server itself (embedded, or the xedge-sm process). */
 	struct {

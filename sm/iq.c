@@ -32,6 +32,8 @@ static const struct sm_iq_handler sm_iq_handlers[] = {
 	{ NS_PUBSUB, "pubsub", SM_IQ_OWN | SM_IQ_OTHER | SM_IQ_EXTERNAL, NS_PUBSUB, sm_pep_iq },
 	{ NS_PUBSUB "#owner", "pubsub", SM_IQ_OWN | SM_IQ_OTHER | SM_IQ_EXTERNAL, NULL,
 	  sm_pep_owner_iq },
+	{ "http://jabber.org/protocol/commands", "command", SM_IQ_SERVER,
+	  "http://jabber.org/protocol/commands", sm_adhoc_iq },
 	{ NULL, NULL, 0, NULL, NULL }   /* sentinel: rows above */
 };
 
@@ -211,6 +213,17 @@ void sm_iq_error_app(struct sm_iq *q, const char *cond, const char *app)
 void sm_iq_error(struct sm_iq *q, const char *cond)
 {
 	sm_iq_error_app(q, cond, NULL);
+}
+
+void sm_iq_error_typed(struct sm_iq *q, const char *type, const char *cond)
+{
+	struct sm_buf *b = reply_buf(q->sm);
+	struct wire_str id = q->m->u.stanza.id, from = q->m->u.stanza.to;
+
+	sm_buf_clear(b);
+	head(b, "error", id.p, id.len, from.p, from.len, q->from, strlen(q->from));
+	sm_buf_fmt(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></iq>", type, cond);
+	send_reply(q->sm, q->s, q->from, b, "error", from, id);
 }
 
 struct sm_iq_ref *sm_iq_keep(struct sm_iq *q)

@@ -75,6 +75,9 @@ bool sm_iq_dispatch(struct sm *sm, struct sm_session *s, const char *from,
 void sm_iq_result(struct sm_iq *q, const char *payload, size_t len);
 /* Answer q now with the stanza error cond (RFC 6120 §8.3.3 names; its type follows). */
 void sm_iq_error(struct sm_iq *q, const char *cond);
+/* The same with the error type a XEP prescribes where it differs from RFC
+ * 6120's (XEP-0050 §4.6: forbidden is "cancel"). */
+void sm_iq_error_typed(struct sm_iq *q, const char *type, const char *cond);
 /* The scratch buffer, cleared, for building a result payload. */
 struct sm_buf *sm_iq_buf(struct sm_iq *q);
 

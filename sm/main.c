@@ -232,6 +232,8 @@ int main(int argc, char **argv)
 	smc.mam_default = cfg.sm.mam_default;
 	smc.muc_domain = cfg.sm.muc_domain;
 	smc.muc_history = cfg.sm.muc_history;
+	smc.admins = (const char *const *)cfg.admins;
+	smc.nadmins = cfg.nadmins;
 	smc.domains = domains;
 	smc.ndomains = cfg.ndomains;
 	if (cfg.nbackend_shards > 1) {

@@ -464,6 +464,9 @@ struct query_job {
 	bool complete;
 	char user[JID_MAX + 1];
 	char with[JID_MAX + 1];         /* "" for none */
+	/* A room's archive (sm/muc.c): the requester and its iq id; the results
+	 * go out from the room through sm_muc_emit(). */
+	char *room_to, *iq_id;
 };
 
 static void query_free(struct query_job *qj)
@@ -472,6 +475,8 @@ static void query_free(struct query_job *qj)
 		free(qj->rows[i].raw);
 	free(qj->rows);
 	free(qj->queryid);
+	free(qj->room_to);
+	free(qj->iq_id);
 	sm_iq_ref_free(qj->ref);
 	free(qj);
 }
@@ -602,9 +607,67 @@ static void stamp_fmt(int64_t ts, char *out, size_t n)
 	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+static void account_query_done(struct sm *sm, struct query_job *qj, int rc);
+
+/* The results of a room archive query, from the room (XEP-0313 §5.1.2 on a MUC). */
+static void room_query_done(struct sm *sm, struct query_job *qj, int rc)
+{
+	struct sm_buf *b = &sm->scratch;
+	char stamp[32];
+
+	if (rc < 0) {
+		sm_buf_clear(b);
+		sm_buf_fmt(b, "<error type='%s'><%s xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>",
+			   rc == -ENOENT ? "cancel" : "wait",
+			   rc == -ENOENT ? "item-not-found" : "internal-server-error");
+		sm_muc_emit(sm, WIRE_KIND_IQ, "error", qj->user, qj->room_to, qj->iq_id,
+			    sm_buf_data(b), sm_buf_used(b));
+		return;
+	}
+	for (size_t i = 0; i < qj->nrows; i++) {
+		const struct row *r = &qj->rows[i];
+
+		stamp_fmt(r->ts, stamp, sizeof(stamp));
+		sm_buf_clear(b);
+		sm_buf_str(b, "<result xmlns='" NS_MAM "'");
+		if (qj->queryid) {
+			sm_buf_str(b, " queryid='");
+			sm_buf_esc(b, qj->queryid, strlen(qj->queryid));
+			sm_buf_str(b, "'");
+		}
+		sm_buf_fmt(b, " id='%s'><forwarded xmlns='" NS_FORWARD "'><delay xmlns='" NS_DELAY
+			   "' stamp='%s'/>", r->sid, stamp);
+		sm_buf_add(b, r->raw, r->len);
+		sm_buf_str(b, "</forwarded></result>");
+		if (!b->err)
+			sm_muc_emit(sm, WIRE_KIND_MESSAGE, "", qj->user, qj->room_to, NULL,
+				    sm_buf_data(b), sm_buf_used(b));
+	}
+	sm_buf_clear(b);
+	sm_buf_fmt(b, "<fin xmlns='" NS_MAM "' complete='%s'><set xmlns='" NS_RSM "'>",
+		   qj->complete ? "true" : "false");
+	if (qj->nrows)
+		sm_buf_fmt(b, "<first>%s</first><last>%s</last>", qj->rows[0].sid,
+			   qj->rows[qj->nrows - 1].sid);
+	sm_buf_fmt(b, "<count>%lld</count></set></fin>", (long long)qj->count);
+	sm_muc_emit(sm, WIRE_KIND_IQ, "result", qj->user, qj->room_to, qj->iq_id, sm_buf_data(b),
+		    sm_buf_used(b));
+}
+
 static void query_done(struct sm *sm, struct sm_job *j)
 {
 	struct query_job *qj = (struct query_job *)j;
+
+	if (qj->room_to) {
+		room_query_done(sm, qj, j->rc);
+		query_free(qj);
+		return;
+	}
+	account_query_done(sm, qj, j->rc);
+}
+
+static void account_query_done(struct sm *sm, struct query_job *qj, int rc)
+{
 	struct sm_link *l = sm_link_by_id(sm, qj->link);
 	struct sm_session *s = l ? sm_session_by_sid(l, qj->sess) : NULL;
 	struct sm_buf *b = &sm->scratch;
@@ -612,8 +675,8 @@ static void query_done(struct sm *sm, struct sm_job *j)
 	char stamp[32];
 
 	qj->ref = NULL;
-	if (j->rc < 0 || !s || s->state != SM_SESS_BOUND) {
-		sm_iq_ref_error(sm, ref, j->rc == -ENOENT ? "item-not-found"
+	if (rc < 0 || !s || s->state != SM_SESS_BOUND) {
+		sm_iq_ref_error(sm, ref, rc == -ENOENT ? "item-not-found"
 					 : "internal-server-error");
 		query_free(qj);
 		return;
@@ -803,51 +866,114 @@ static void query_form(struct sm_iq *q)
 	sm_iq_result(q, form, sizeof(form) - 1);
 }
 
+/* A query job from the <query/> payload (form, RSM, queryid) for the archive
+ * of `user`; NULL with the error condition in *cond. */
+static struct query_job *query_parse(const struct xtree_node *payload, const char *user,
+				     const char **cond)
+{
+	const struct xtree_node *x = xtree_child(payload, NS_XDATA, "x");
+	const struct xtree_node *set = xtree_child(payload, NS_RSM, "set");
+	const char *qid = xtree_attr(payload, "queryid");
+	struct query_job *qj = NULL;
+
+	*cond = NULL;
+	if (xtree_next(x, NS_XDATA, "x") || xtree_next(set, NS_RSM, "set"))
+		*cond = "bad-request";
+	else if (qid && strlen(qid) > SM_MAM_QUERYID_MAX)
+		*cond = "not-acceptable";
+	else if (strlen(user) > JID_MAX || !(qj = calloc(1, sizeof(*qj))))
+		*cond = "resource-constraint";
+	if (*cond)
+		return NULL;
+	*cond = x ? form_read(x, qj) : NULL;
+	if (!*cond)
+		*cond = rsm_read(set, qj);
+	if (!*cond && qid && !(qj->queryid = strdup(qid)))
+		*cond = "resource-constraint";
+	if (*cond) {
+		query_free(qj);
+		return NULL;
+	}
+	memcpy(qj->user, user, strlen(user) + 1);
+	qj->job.run = query_run;
+	qj->job.done = query_done;
+	return qj;
+}
+
 void sm_mam_query(struct sm_iq *q)
 {
-	const struct xtree_node *x = xtree_child(q->payload, NS_XDATA, "x");
-	const struct xtree_node *set = xtree_child(q->payload, NS_RSM, "set");
-	const char *qid = xtree_attr(q->payload, "queryid"), *cond;
+	const char *cond;
 	struct query_job *qj;
 
 	if (!q->set) {
 		query_form(q);
 		return;
 	}
-	if (xtree_next(x, NS_XDATA, "x") || xtree_next(set, NS_RSM, "set")) {
-		sm_iq_error(q, "bad-request");
-		return;
-	}
-	if (qid && strlen(qid) > SM_MAM_QUERYID_MAX) {
-		sm_iq_error(q, "not-acceptable");
-		return;
-	}
-	qj = calloc(1, sizeof(*qj));
+	qj = query_parse(q->payload, q->account, &cond);
 	if (!qj) {
-		sm_iq_error(q, "resource-constraint");
-		return;
-	}
-	cond = x ? form_read(x, qj) : NULL;
-	if (!cond)
-		cond = rsm_read(set, qj);
-	if (cond) {
 		sm_iq_error(q, cond);
-		query_free(qj);
 		return;
 	}
-	memcpy(qj->user, q->account, strlen(q->account) + 1);
 	qj->link = q->s->link->id;
 	qj->sess = q->s->sid;
-	qj->queryid = qid ? strdup(qid) : NULL;
 	qj->ref = sm_iq_keep(q);
-	if (!qj->ref || (qid && !qj->queryid)) {
+	if (!qj->ref) {
 		sm_iq_error(q, "resource-constraint");
 		query_free(qj);
 		return;
 	}
-	qj->job.run = query_run;
-	qj->job.done = query_done;
 	sm_store_submit(q->sm->store, &qj->job);
+}
+
+const char *sm_mam_room_query(struct sm *sm, const char *room, const char *requester,
+			      const char *iq_id, const struct xtree_node *query)
+{
+	const char *cond;
+	struct query_job *qj = query_parse(query, room, &cond);
+
+	if (!qj)
+		return cond;
+	qj->room_to = strdup(requester);
+	qj->iq_id = strdup(iq_id ? iq_id : "");
+	if (!qj->room_to || !qj->iq_id) {
+		query_free(qj);
+		return "resource-constraint";
+	}
+	sm_store_submit(sm->store, &qj->job);
+	return NULL;
+}
+
+void sm_mam_new_id(char *out)
+{
+	id_generate(out);
+}
+
+void sm_mam_room_archive(struct sm *sm, const char *room, const char *occupant, const char *sid,
+			 const void *raw, size_t len)
+{
+	size_t rl = strlen(room) + 1, ol = strlen(occupant) + 1;
+	struct sm_mam_copy *c;
+
+	if (sm_store_pending(sm->store) >= SM_STORE_BACKLOG) {
+		log_warn("room message not archived: storage backlog", "room=\"%s\"", room);
+		return;
+	}
+	c = calloc(1, sizeof(*c) + 2 * rl + ol + len);
+	if (!c)
+		return;
+	c->user = c->data;
+	memcpy(c->user, room, rl);
+	c->with = c->user + rl;
+	memcpy(c->with, room, rl);
+	c->with_full = c->with + rl;
+	memcpy(c->with_full, occupant, ol);
+	c->raw = c->with_full + ol;
+	memcpy(c->raw, raw, len);
+	c->len = len;
+	c->ts = (int64_t)time(NULL);
+	memcpy(c->sid, sid, SM_MAM_ID_LEN + 1);
+	c->job.run = put_run;   /* written behind: the store frees it */
+	sm_store_submit(sm->store, &c->job);
 }
 
 /* ---- preferences -------------------------------------------------------- */

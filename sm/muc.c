@@ -13,34 +13,35 @@
  * room state is shared: nothing is locked.
  *
  * What a room keeps, in memory: its occupants (a nickname, the real bare JID,
- * role, affiliation, the last presence payload, and the real full JIDs of the
- * sessions sharing that nickname — XEP-0045 §7.2.1 multi-session nicks), the
- * affiliations of users not in it (owners, admins, members, outcasts), the
- * subject and the last `history` groupchat messages.  Rooms are temporary: a
- * room with nobody in it goes (persistent rooms, configuration forms and
- * MAM on rooms are not built yet: docs/architecture.md "Group chat").
+ * role, the last presence payload, and the real full JIDs of the sessions
+ * sharing that nickname — XEP-0045 §7.2.1 multi-session nicks), the
+ * affiliations (owners, admins, members, outcasts), its configuration
+ * (sm/muc_admin.c), the subject and the last `history` groupchat messages.
+ * A temporary room with nobody in it goes; a persistent one stays, and its
+ * configuration, affiliations and subject are kept in storage (muc_admin.c).
  *
  * Room life (§10.1): a presence to a room that does not exist creates it,
  * locked, its creator the owner (status 201); until the owner accepts the
  * default configuration (an empty submitted form: an instant room, §10.1.2)
- * others get <item-not-found/>.  The room is open, public, semi-anonymous
- * (real JIDs only to moderators: §7.2.3), unmoderated, and subject changes
- * are for moderators.
+ * or submits another, others get <item-not-found/>.  By default a room is
+ * open, public, temporary, semi-anonymous (real JIDs only to moderators:
+ * §7.2.3), unmoderated; subject changes are for moderators.
  *
  * Joining (§7.2): <conflict/> for a nickname another user holds, <forbidden/>
- * for an outcast, <jid-malformed/> without a nickname, <not-acceptable/> for a
- * session already in the room under another nickname (nickname changes are
- * not built yet), <service-unavailable/> when the room is full
- * (MUC_MAX_OCCUPANTS).  The newcomer gets the occupants' presence, then its
- * own (status 110, 201 if it created the room, 100 in non-anonymous rooms),
- * then the history it asked for (maxstanzas, maxchars, seconds, since; with
- * XEP-0203 delays), then the subject; the others get its presence.
+ * for an outcast, <registration-required/> for a non-member of a members-only
+ * room, <not-authorized/> without the password, <jid-malformed/> without a
+ * nickname, <service-unavailable/> when the room is full.  The newcomer gets
+ * the occupants' presence, then its own (status 110, 201 if it created the
+ * room, 100 where everyone sees real JIDs), then the history it asked for
+ * (maxstanzas, maxchars, seconds, since; with XEP-0203 delays), then the
+ * subject; the others get its presence.  A presence to another nickname of
+ * the room is a nickname change (§7.6: 303).
  *
  * An occupant leaves with unavailable presence (to every session, status 110
  * to its own), when its session ends (the session server sends unavailable
  * presence to every JID the session sent directed presence to: RFC 6121
- * §4.6.3), or when its client answers one of our stanzas with an error
- * (status 333, §7.14 of version 1.34).
+ * §4.6.3), when its client answers one of our stanzas with an error (status
+ * 333), or when kicked (307), banned (301) or no longer a member (321, 322).
  *
  * Bounds: every string a peer controls is bounded (JID_MAX, MUC_MAX_PAYLOAD)
  * and counted (occupants per room, rooms per shard, history entries).
@@ -54,79 +55,12 @@
 #include "parser/jid.h"
 #include "parser/shard.h"
 #include "parser/xtree.h"
-#include "sm/sm_int.h"
+#include "sm/muc_int.h"
+#include "sm/store.h"
+#include "tls/crypto.h"
 
-#define NS_MUC "http://jabber.org/protocol/muc"
-#define NS_MUC_USER NS_MUC "#user"
-#define NS_MUC_OWNER NS_MUC "#owner"
-#define NS_MUC_ADMIN NS_MUC "#admin"
-#define NS_XDATA "jabber:x:data"
-#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
-#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
-#define NS_PING "urn:xmpp:ping"
-#define NS_DELAY "urn:xmpp:delay"
-#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
-
-#define MUC_MAX_ROOMS 100000        /* per shard */
-#define MUC_MAX_OCCUPANTS 1000      /* per room */
-#define MUC_MAX_SESSIONS 16         /* sessions sharing one nickname */
-#define MUC_MAX_AFFILS 10000        /* affiliations kept per room */
-#define MUC_MAX_PAYLOAD (64u * 1024) /* a presence payload or a message kept */
-#define MUC_NICK_MAX 256
-
-enum muc_role { ROLE_NONE = 0, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
-enum muc_aff { AFF_NONE = 0, AFF_OUTCAST, AFF_MEMBER, AFF_ADMIN, AFF_OWNER };
-
-static const char *const role_names[] = { "none", "visitor", "participant", "moderator" };
-static const char *const affil_names[] = { "none", "outcast", "member", "admin", "owner" };
-
-struct muc_occ {
-	struct muc_occ *next;
-	char *nick;
-	char *bare;                 /* real bare JID */
-	char *payload;              /* children of its last presence (ours left out) */
-	char *sess[MUC_MAX_SESSIONS]; /* real full JIDs sharing the nickname */
-	unsigned nsess;
-	uint8_t role;
-};
-
-struct muc_affil {
-	struct muc_affil *next;
-	uint8_t affil;
-	char jid[];                 /* bare */
-};
-
-struct muc_hist {
-	char *nick, *id, *payload;  /* payload: the message's children */
-	size_t len;
-	time_t at;
-};
-
-struct muc_room {
-	struct sm_tab_node node;    /* muc->rooms */
-	struct muc_room *next, *prev; /* muc->list */
-	char *jid;                  /* canonical bare room JID */
-	size_t jid_len;
-	bool locked;                /* created, waiting for its owner's configuration */
-	struct muc_occ *occ;
-	unsigned nocc;
-	struct muc_affil *affils;
-	unsigned naffils;
-	char *subject, *subject_nick;
-	struct muc_hist *hist;      /* ring of muc->history entries */
-	unsigned hist_head, hist_n;
-};
-
-struct sm_muc {
-	struct sm_tab rooms;
-	struct muc_room *list;
-	size_t nrooms;
-	char *domain;               /* canonical */
-	size_t domain_len;
-	unsigned history;           /* messages kept per room */
-	struct sm_buf out;          /* stanzas being built */
-	struct sm_buf part;         /* payloads being serialised */
-};
+const char *const muc_role_names[] = { "none", "visitor", "participant", "moderator" };
+const char *const muc_affil_names[] = { "none", "outcast", "member", "admin", "owner" };
 
 /* ---- setup ------------------------------------------------------------- */
 
@@ -159,7 +93,7 @@ int sm_muc_open(struct sm *sm, const char *domain, unsigned history)
 	return 0;
 }
 
-static void occ_free(struct muc_occ *o)
+static void muc_occ_free(struct muc_occ *o)
 {
 	for (unsigned i = 0; i < o->nsess; i++)
 		free(o->sess[i]);
@@ -177,7 +111,7 @@ static void hist_clear(struct muc_hist *h)
 	memset(h, 0, sizeof(*h));
 }
 
-static void room_free(struct sm_muc *mu, struct muc_room *r)
+void muc_room_free(struct sm_muc *mu, struct muc_room *r)
 {
 	struct muc_occ *o, *onext;
 	struct muc_affil *a, *anext;
@@ -192,7 +126,7 @@ static void room_free(struct sm_muc *mu, struct muc_room *r)
 	mu->nrooms--;
 	for (o = r->occ; o; o = onext) {
 		onext = o->next;
-		occ_free(o);
+		muc_occ_free(o);
 	}
 	for (a = r->affils; a; a = anext) {
 		anext = a->next;
@@ -203,18 +137,31 @@ static void room_free(struct sm_muc *mu, struct muc_room *r)
 	free(r->hist);
 	free(r->subject);
 	free(r->subject_nick);
+	muc_config_free(&r->cfg);
 	free(r->jid);
 	free(r);
+}
+
+void sm_muc_start(struct sm *sm)
+{
+	if (sm->muc)
+		muc_load(sm);
 }
 
 void sm_muc_free(struct sm *sm)
 {
 	struct sm_muc *mu = sm->muc;
+	struct muc_parked *p;
 
 	if (!mu)
 		return;
+	while ((p = mu->parked)) {
+		mu->parked = p->next;
+		sm_obl_release(p->obl);
+		free(p);
+	}
 	while (mu->list)
-		room_free(mu, mu->list);
+		muc_room_free(mu, mu->list);
 	sm_tab_fini(&mu->rooms);
 	sm_buf_free(&mu->out);
 	sm_buf_free(&mu->part);
@@ -245,7 +192,7 @@ void sm_muc_disco_item(const struct sm *sm, struct sm_buf *b)
 
 /* ---- lookups ------------------------------------------------------------- */
 
-static struct muc_room *room_find(struct sm_muc *mu, const char *jid, size_t n)
+struct muc_room *muc_room_find(struct sm_muc *mu, const char *jid, size_t n)
 {
 	uint64_t h = sm_tab_hash(&mu->rooms, jid, n);
 
@@ -258,7 +205,7 @@ static struct muc_room *room_find(struct sm_muc *mu, const char *jid, size_t n)
 	return NULL;
 }
 
-static struct muc_occ *occ_by_nick(const struct muc_room *r, const char *nick)
+struct muc_occ *muc_occ_by_nick(const struct muc_room *r, const char *nick)
 {
 	for (struct muc_occ *o = r->occ; o; o = o->next)
 		if (strcmp(o->nick, nick) == 0)
@@ -267,7 +214,7 @@ static struct muc_occ *occ_by_nick(const struct muc_room *r, const char *nick)
 }
 
 /* The occupant one of whose sessions is the real full JID `full`. */
-static struct muc_occ *occ_by_session(const struct muc_room *r, const char *full, unsigned *idx)
+struct muc_occ *muc_occ_by_session(const struct muc_room *r, const char *full, unsigned *idx)
 {
 	for (struct muc_occ *o = r->occ; o; o = o->next)
 		for (unsigned i = 0; i < o->nsess; i++)
@@ -279,7 +226,7 @@ static struct muc_occ *occ_by_session(const struct muc_room *r, const char *full
 	return NULL;
 }
 
-static int affil_of(const struct muc_room *r, const char *bare)
+int muc_affil_of(const struct muc_room *r, const char *bare)
 {
 	for (const struct muc_affil *a = r->affils; a; a = a->next)
 		if (strcmp(a->jid, bare) == 0)
@@ -287,7 +234,7 @@ static int affil_of(const struct muc_room *r, const char *bare)
 	return AFF_NONE;
 }
 
-static int affil_set(struct muc_room *r, const char *bare, int affil)
+int muc_affil_set(struct muc_room *r, const char *bare, int affil)
 {
 	struct muc_affil **pp, *a;
 	size_t n = strlen(bare);
@@ -318,13 +265,23 @@ static int affil_set(struct muc_room *r, const char *bare, int affil)
 	return 0;
 }
 
+void muc_occupant_id(const struct muc_room *r, const char *bare, char *out)
+{
+	uint8_t mac[CRYPTO_MAX_DIGEST];
+
+	/* Stable per (room, user), unlinkable across rooms (XEP-0421 §3). */
+	if (crypto_hmac(CRYPTO_SHA256, r->secret, sizeof(r->secret), bare, strlen(bare), mac) < 0 ||
+	    crypto_b64_encode(mac, 15, out, 24) < 0)
+		out[0] = '\0';
+}
+
 /* ---- sending ------------------------------------------------------------- */
 
 /*
  * The stanza in mu->out goes from `from` (a room JID) to `to` (a real JID):
  * to the session on this shard, to its owner shard, or to its server.
  */
-static void muc_send(struct sm *sm, int kind, const char *type, const char *from, const char *to,
+void muc_send(struct sm *sm, int kind, const char *type, const char *from, const char *to,
 		     const char *id)
 {
 	struct sm_muc *mu = sm->muc;
@@ -352,8 +309,22 @@ static void muc_send(struct sm *sm, int kind, const char *type, const char *from
 	sm_buf_clear(&mu->out);
 }
 
+void sm_muc_emit(struct sm *sm, int kind, const char *type, const char *from, const char *to,
+		 const char *id, const void *payload, size_t len)
+{
+	struct sm_muc *mu = sm->muc;
+
+	if (!mu)
+		return;
+	muc_start(mu, kind, type, from, to, id);
+	sm_buf_str(&mu->out, ">");
+	sm_buf_add(&mu->out, payload, len);
+	sm_buf_fmt(&mu->out, "</%s>", sm_kind_name(kind));
+	muc_send(sm, kind, type ? type : "", from, to, id);
+}
+
 /* Start a stanza in mu->out: "<kind from to [type] [id]" (no '>' yet). */
-static void start(struct sm_muc *mu, int kind, const char *type, const char *from, const char *to,
+void muc_start(struct sm_muc *mu, int kind, const char *type, const char *from, const char *to,
 		  const char *id)
 {
 	struct sm_buf *b = &mu->out;
@@ -375,12 +346,12 @@ static void start(struct sm_muc *mu, int kind, const char *type, const char *fro
 
 /* An error answer to a stanza (RFC 6120 §8.3): `from` the address it was
  * sent to, `to` its sender. */
-static void error_reply(struct sm *sm, int kind, const char *to_addr, const char *sender,
+void muc_error(struct sm *sm, int kind, const char *to_addr, const char *sender,
 			const char *id, const char *cond)
 {
 	struct sm_buf *b = &sm->muc->out;
 
-	start(sm->muc, kind, "error", to_addr, sender, id);
+	muc_start(sm->muc, kind, "error", to_addr, sender, id);
 	sm_buf_fmt(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></%s>",
 		   sm_error_type(cond), cond, sm_kind_name(kind));
 	muc_send(sm, kind, "error", to_addr, sender, id);
@@ -393,14 +364,15 @@ static void put_part(void *arg, const char *p, size_t n)
 
 /* The children of el (except those in namespace `skip`) serialised: a
  * malloc'd string, NULL when none or too large. */
-static char *children(struct sm_muc *mu, const struct xtree_node *el, const char *skip,
+char *muc_children(struct sm_muc *mu, const struct xtree_node *el, const char *skip,
 		      size_t *len)
 {
 	char *s;
 
 	sm_buf_clear(&mu->part);
+	/* An <occupant-id/> a client put there is dropped: only ours count (XEP-0421 §4). */
 	for (const struct xtree_node *c = el ? el->first : NULL; c; c = c->next)
-		if (!skip || strcmp(c->ns, skip))
+		if ((!skip || strcmp(c->ns, skip)) && strcmp(c->ns, NS_OCCUPANT_ID))
 			xtree_write(c, put_part, &mu->part);
 	if (mu->part.err || !sm_buf_used(&mu->part) || sm_buf_used(&mu->part) > MUC_MAX_PAYLOAD) {
 		mu->part.err = 0;
@@ -415,15 +387,14 @@ static char *children(struct sm_muc *mu, const struct xtree_node *el, const char
 }
 
 /* "room@service/nick" into out (cap JID_MAX + 1). */
-static bool occ_jid(const struct muc_room *r, const char *nick, char *out, size_t cap)
+bool muc_occ_jid(const struct muc_room *r, const char *nick, char *out, size_t cap)
 {
 	return (size_t)snprintf(out, cap, "%s/%s", r->jid, nick) < cap;
 }
 
 static bool sees_jids(const struct muc_room *r, const struct muc_occ *viewer)
 {
-	(void)r;        /* semi-anonymous rooms (the only kind yet) */
-	return viewer->role == ROLE_MODERATOR;
+	return r->cfg.nonanonymous || viewer->role == ROLE_MODERATOR;
 }
 
 /*
@@ -431,24 +402,39 @@ static bool sees_jids(const struct muc_room *r, const struct muc_occ *viewer)
  * payload, its affiliation and role, its real JID when the viewer may see
  * it, and the status codes given (0-terminated).
  */
-static void presence_of(struct sm *sm, struct muc_room *r, const struct muc_occ *o, const char *to,
-			const struct muc_occ *viewer, bool unavailable, const int *codes)
+/* The presence of o (from its nickname) to `to`; new_nick: §7.6.3's
+ * unavailable presence of a nickname change (item nick, status 303). */
+static void presence_full(struct sm *sm, struct muc_room *r, const struct muc_occ *o, const char *to,
+			  const struct muc_occ *viewer, bool unavailable, const int *codes,
+			  const char *new_nick)
 {
 	struct sm_muc *mu = sm->muc;
 	struct sm_buf *b = &mu->out;
 	char from[JID_MAX + 1];
 
-	if (!occ_jid(r, o->nick, from, sizeof(from)))
+	if (!muc_occ_jid(r, o->nick, from, sizeof(from)))
 		return;
-	start(mu, WIRE_KIND_PRESENCE, unavailable ? "unavailable" : NULL, from, to, NULL);
+	muc_start(mu, WIRE_KIND_PRESENCE, unavailable ? "unavailable" : NULL, from, to, NULL);
 	sm_buf_str(b, ">");
 	if (!unavailable && o->payload)
 		sm_buf_str(b, o->payload);
+	{
+		char oid[24];
+
+		muc_occupant_id(r, o->bare, oid);
+		sm_buf_fmt(b, "<occupant-id xmlns='" NS_OCCUPANT_ID "' id='%s'/>", oid);
+	}
 	sm_buf_fmt(b, "<x xmlns='" NS_MUC_USER "'><item affiliation='%s' role='%s'",
-		   affil_names[affil_of(r, o->bare)], role_names[unavailable ? ROLE_NONE : o->role]);
+		   muc_affil_names[muc_affil_of(r, o->bare)],
+		   muc_role_names[unavailable && !new_nick ? ROLE_NONE : o->role]);
 	if (viewer && sees_jids(r, viewer) && o->nsess) {
 		sm_buf_str(b, " jid='");
 		sm_buf_esc(b, o->sess[0], strlen(o->sess[0]));
+		sm_buf_str(b, "'");
+	}
+	if (new_nick) {
+		sm_buf_str(b, " nick='");
+		sm_buf_esc(b, new_nick, strlen(new_nick));
 		sm_buf_str(b, "'");
 	}
 	sm_buf_str(b, "/>");
@@ -458,35 +444,47 @@ static void presence_of(struct sm *sm, struct muc_room *r, const struct muc_occ 
 	muc_send(sm, WIRE_KIND_PRESENCE, unavailable ? "unavailable" : "", from, to, NULL);
 }
 
-/* o's presence to every session of every occupant but `except`. */
-static void broadcast_presence(struct sm *sm, struct muc_room *r, const struct muc_occ *o,
+void muc_presence_of(struct sm *sm, struct muc_room *r, const struct muc_occ *o, const char *to,
+		     const struct muc_occ *viewer, bool unavailable, const int *codes)
+{
+	presence_full(sm, r, o, to, viewer, unavailable, codes, NULL);
+}
+
+void muc_broadcast(struct sm *sm, struct muc_room *r, const struct muc_occ *o,
 			       const struct muc_occ *except, bool unavailable, const int *codes)
 {
 	for (struct muc_occ *v = r->occ; v; v = v->next) {
 		if (v == except)
 			continue;
 		for (unsigned i = 0; i < v->nsess; i++)
-			presence_of(sm, r, o, v->sess[i], v, unavailable, codes);
+			muc_presence_of(sm, r, o, v->sess[i], v, unavailable, codes);
 	}
 }
 
 /* A groupchat message from `nick` (payload: its children) to real JID `to`;
  * at != 0: from the history, with its XEP-0203 delay. */
-static void message_to(struct sm *sm, struct muc_room *r, const char *nick, const char *id,
-		       const char *payload, const char *to, time_t at)
+static void message_to(struct sm *sm, struct muc_room *r, const char *nick, const char *oid,
+		       const char *id, const char *payload, const char *sid, const char *to, time_t at)
 {
 	struct sm_muc *mu = sm->muc;
 	struct sm_buf *b = &mu->out;
 	char from[JID_MAX + 1];
 
-	if (nick && !occ_jid(r, nick, from, sizeof(from)))
+	if (nick && !muc_occ_jid(r, nick, from, sizeof(from)))
 		return;
 	if (!nick)
 		snprintf(from, sizeof(from), "%s", r->jid);
-	start(mu, WIRE_KIND_MESSAGE, "groupchat", from, to, id);
+	muc_start(mu, WIRE_KIND_MESSAGE, "groupchat", from, to, id);
 	sm_buf_str(b, ">");
 	if (payload)
 		sm_buf_str(b, payload);
+	if (oid && *oid)
+		sm_buf_fmt(b, "<occupant-id xmlns='" NS_OCCUPANT_ID "' id='%s'/>", oid);
+	if (sid) {      /* XEP-0359 §3: the room's archive id */
+		sm_buf_fmt(b, "<stanza-id xmlns='urn:xmpp:sid:0' id='%s' by='", sid);
+		sm_buf_esc(b, r->jid, r->jid_len);
+		sm_buf_str(b, "'/>");
+	}
 	if (at) {
 		char stamp[32];
 		struct tm tm;
@@ -501,14 +499,29 @@ static void message_to(struct sm *sm, struct muc_room *r, const char *nick, cons
 	muc_send(sm, WIRE_KIND_MESSAGE, "groupchat", from, to, id);
 }
 
+void muc_notice(struct sm *sm, struct muc_room *r, const int *codes)
+{
+	struct sm_muc *mu = sm->muc;
+
+	for (struct muc_occ *v = r->occ; v; v = v->next)
+		for (unsigned i = 0; i < v->nsess; i++) {
+			muc_start(mu, WIRE_KIND_MESSAGE, "groupchat", r->jid, v->sess[i], NULL);
+			sm_buf_str(&mu->out, "><x xmlns='" NS_MUC_USER "'>");
+			for (const int *c = codes; *c; c++)
+				sm_buf_fmt(&mu->out, "<status code='%d'/>", *c);
+			sm_buf_str(&mu->out, "</x></message>");
+			muc_send(sm, WIRE_KIND_MESSAGE, "groupchat", r->jid, v->sess[i], NULL);
+		}
+}
+
 /* ---- leaving ------------------------------------------------------------- */
 
-static void room_maybe_gone(struct sm *sm, struct muc_room *r)
+void muc_room_maybe_gone(struct sm *sm, struct muc_room *r)
 {
-	if (r->nocc)
+	if (r->nocc || r->cfg.persistent)
 		return;
 	log_debug("group-chat room destroyed: empty", "room=\"%s\"", r->jid);
-	room_free(sm->muc, r);
+	muc_room_free(sm->muc, r);
 }
 
 /*
@@ -516,29 +529,29 @@ static void room_maybe_gone(struct sm *sm, struct muc_room *r)
  * what the others hear when it was the last session of the nickname).
  * May free r (returns false then).
  */
-static bool session_leaves(struct sm *sm, struct muc_room *r, struct muc_occ *o, unsigned i, int code)
+bool muc_leave(struct sm *sm, struct muc_room *r, struct muc_occ *o, unsigned i, int code)
 {
 	int self_codes[] = { 110, code, 0 }, codes[] = { code, 0 };
 	char *full = o->sess[i];
 
 	if (!code)
 		self_codes[1] = 0;
-	presence_of(sm, r, o, full, o, true, self_codes);
+	muc_presence_of(sm, r, o, full, o, true, self_codes);
 	free(full);
 	o->sess[i] = o->sess[--o->nsess];
 	if (o->nsess)
 		return true;
 	/* The nickname is free: everyone hears it leave. */
-	broadcast_presence(sm, r, o, o, true, code ? codes : NULL);
+	muc_broadcast(sm, r, o, o, true, code ? codes : NULL);
 	for (struct muc_occ **pp = &r->occ; *pp; pp = &(*pp)->next)
 		if (*pp == o) {
 			*pp = o->next;
 			break;
 		}
 	r->nocc--;
-	occ_free(o);
+	muc_occ_free(o);
 	if (!r->nocc) {
-		room_maybe_gone(sm, r);
+		muc_room_maybe_gone(sm, r);
 		return false;
 	}
 	return true;
@@ -592,7 +605,7 @@ static void send_history(struct sm *sm, struct muc_room *r, const struct xtree_n
 	for (unsigned k = 0; k < n; k++) {
 		const struct muc_hist *h = &r->hist[(first + k) % mu->history];
 
-		message_to(sm, r, h->nick, h->id, h->payload, to, h->at);
+		message_to(sm, r, h->nick, h->oid, h->id, h->payload, NULL, to, h->at);
 	}
 }
 
@@ -602,9 +615,9 @@ static void send_subject(struct sm *sm, struct muc_room *r, const char *to)
 	struct sm_buf *b = &mu->out;
 	char from[JID_MAX + 1];
 
-	if (!r->subject_nick || !occ_jid(r, r->subject_nick, from, sizeof(from)))
+	if (!r->subject_nick || !muc_occ_jid(r, r->subject_nick, from, sizeof(from)))
 		snprintf(from, sizeof(from), "%s", r->jid);
-	start(mu, WIRE_KIND_MESSAGE, "groupchat", from, to, NULL);
+	muc_start(mu, WIRE_KIND_MESSAGE, "groupchat", from, to, NULL);
 	sm_buf_str(b, "><subject>");
 	if (r->subject)
 		sm_buf_esc(b, r->subject, strlen(r->subject));
@@ -612,7 +625,7 @@ static void send_subject(struct sm *sm, struct muc_room *r, const char *to)
 	muc_send(sm, WIRE_KIND_MESSAGE, "groupchat", from, to, NULL);
 }
 
-static struct muc_room *room_new(struct sm *sm, const char *jid, size_t n, const char *owner)
+struct muc_room *muc_room_new(struct sm *sm, const char *jid, size_t n, const char *owner)
 {
 	struct sm_muc *mu = sm->muc;
 	struct muc_room *r;
@@ -622,30 +635,58 @@ static struct muc_room *room_new(struct sm *sm, const char *jid, size_t n, const
 	r->jid = sm_memdup_z(jid, n);
 	r->jid_len = n;
 	r->hist = mu->history ? calloc(mu->history, sizeof(*r->hist)) : NULL;
-	if (!r->jid || (mu->history && !r->hist) || affil_set(r, owner, AFF_OWNER) < 0) {
+	if (!r->jid || (mu->history && !r->hist) || (owner && muc_affil_set(r, owner, AFF_OWNER) < 0)) {
 		free(r->jid);
 		free(r->hist);
 		free(r);
 		return NULL;
 	}
 	r->locked = true;
+	r->cfg.public = true;
+	crypto_random(r->secret, sizeof(r->secret));
 	sm_tab_insert(&mu->rooms, &r->node, sm_tab_hash(&mu->rooms, jid, n));
 	r->next = mu->list;
 	if (mu->list)
 		mu->list->prev = r;
 	mu->list = r;
 	mu->nrooms++;
-	log_info("group-chat room created", "room=\"%s\" owner=\"%s\"", r->jid, owner);
+	if (owner)
+		log_info("group-chat room created", "room=\"%s\" owner=\"%s\"", r->jid, owner);
 	return r;
 }
 
 /* A presence to room/nick from the real JID `from` (bare: from_bare). */
+/* §7.6: an occupant takes another nickname (one session per nickname:
+ * a nickname several sessions share is kept). */
+static void change_nick(struct sm *sm, struct muc_room *r, struct muc_occ *o, const char *nick,
+			const char *from, const struct xtree_node *st, const char *to_addr)
+{
+	struct muc_occ *holder = muc_occ_by_nick(r, nick);
+	static const int gone_self[] = { 303, 110, 0 }, gone[] = { 303, 0 }, here_self[] = { 110, 0 };
+	char *n;
+
+	if (holder || o->nsess > 1 || !(n = strdup(nick))) {
+		/* §7.6.2: taken by someone (or shared by several of our sessions). */
+		muc_error(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"),
+			  holder ? "conflict" : "not-acceptable");
+		return;
+	}
+	for (struct muc_occ *v = r->occ; v; v = v->next)
+		for (unsigned i = 0; i < v->nsess; i++)
+			presence_full(sm, r, o, v->sess[i], v, true, v == o ? gone_self : gone, nick);
+	free(o->nick);
+	o->nick = n;
+	for (struct muc_occ *v = r->occ; v; v = v->next)
+		for (unsigned i = 0; i < v->nsess; i++)
+			muc_presence_of(sm, r, o, v->sess[i], v, false, v == o ? here_self : NULL);
+}
+
 static void on_presence(struct sm *sm, const char *room, size_t room_len, const char *nick,
 			const char *from, const char *from_bare, const struct xtree_node *st,
 			const char *type, const char *to_addr)
 {
 	struct sm_muc *mu = sm->muc;
-	struct muc_room *r = room_find(mu, room, room_len);
+	struct muc_room *r = muc_room_find(mu, room, room_len);
 	const struct xtree_node *x = xtree_child(st, NS_MUC, "x");
 	struct muc_occ *o, *mine;
 	bool created = false;
@@ -654,58 +695,68 @@ static void on_presence(struct sm *sm, const char *room, size_t room_len, const 
 
 	if (type && !strcmp(type, "error")) {
 		/* Our stanza bounced at the occupant: it is gone (status 333). */
-		if (r && (o = occ_by_session(r, from, &idx)))
-			session_leaves(sm, r, o, idx, 333);
+		if (r && (o = muc_occ_by_session(r, from, &idx)))
+			muc_leave(sm, r, o, idx, 333);
 		return;
 	}
 	if (type && !strcmp(type, "unavailable")) {
-		if (r && (o = occ_by_session(r, from, &idx)))
-			session_leaves(sm, r, o, idx, 0);
+		if (r && (o = muc_occ_by_session(r, from, &idx)))
+			muc_leave(sm, r, o, idx, 0);
 		return;
 	}
 	if (type && *type)
 		return;     /* subscriptions and probes: a room has no roster */
 	if (!*nick) {
-		error_reply(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"), "jid-malformed");
+		muc_error(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"), "jid-malformed");
 		return;
 	}
-	mine = r ? occ_by_session(r, from, NULL) : NULL;
+	mine = r ? muc_occ_by_session(r, from, NULL) : NULL;
 	if (mine) {
 		char *p;
 
 		if (strcmp(mine->nick, nick)) {
-			/* §7.6 nickname changes: not built yet. */
-			error_reply(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"),
-				    "not-acceptable");
+			change_nick(sm, r, mine, nick, from, st, to_addr);
 			return;
 		}
 		/* §7.7: a change of availability goes to everyone. */
-		p = children(mu, st, NS_MUC, NULL);
+		p = muc_children(mu, st, NS_MUC, NULL);
 		free(mine->payload);
 		mine->payload = p;
-		broadcast_presence(sm, r, mine, NULL, false, NULL);
+		muc_broadcast(sm, r, mine, NULL, false, NULL);
 		return;
 	}
 	if (!r) {
-		if (!(r = room_new(sm, room, room_len, from_bare))) {
-			error_reply(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"),
+		if (!(r = muc_room_new(sm, room, room_len, from_bare))) {
+			muc_error(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"),
 				    "resource-constraint");
 			return;
 		}
 		created = true;
 	}
-	affil = affil_of(r, from_bare);
+	affil = muc_affil_of(r, from_bare);
 	if (r->locked && affil != AFF_OWNER) {
-		error_reply(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"), "item-not-found");
+		muc_error(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"), "item-not-found");
 		return;
 	}
 	if (affil == AFF_OUTCAST) {
-		error_reply(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"), "forbidden");
+		muc_error(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"), "forbidden");
 		return;
 	}
-	o = occ_by_nick(r, nick);
+	if (r->cfg.members_only && affil < AFF_MEMBER) {
+		muc_error(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"),
+			  "registration-required");     /* §7.2.7 */
+		return;
+	}
+	if (r->cfg.password &&
+	    strcmp(r->cfg.password, xtree_text(xtree_child(x, NS_MUC, "password")) ?
+		   xtree_text(xtree_child(x, NS_MUC, "password")) : "")) {
+		muc_error(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"),
+			  "not-authorized");             /* §7.2.6 */
+		return;
+	}
+	o = muc_occ_by_nick(r, nick);
 	if (o && strcmp(o->bare, from_bare)) {
-		error_reply(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"), "conflict");
+		muc_error(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"), "conflict");
 		return;
 	}
 	if (o) {
@@ -713,14 +764,15 @@ static void on_presence(struct sm *sm, const char *room, size_t room_len, const 
 		char *f;
 
 		if (o->nsess >= MUC_MAX_SESSIONS || !(f = strdup(from))) {
-			error_reply(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"),
+			muc_error(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"),
 				    "resource-constraint");
 			return;
 		}
 		o->sess[o->nsess++] = f;
 	} else {
-		if (r->nocc >= MUC_MAX_OCCUPANTS) {
-			error_reply(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"),
+		if (r->nocc >= MUC_MAX_OCCUPANTS ||
+		    (r->cfg.max_users && r->nocc >= r->cfg.max_users && affil < AFF_ADMIN)) {   /* §7.2.10 */
+			muc_error(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"),
 				    "service-unavailable");
 			return;
 		}
@@ -728,15 +780,15 @@ static void on_presence(struct sm *sm, const char *room, size_t room_len, const 
 		if (!o || !(o->nick = strdup(nick)) || !(o->bare = strdup(from_bare)) ||
 		    !(o->sess[0] = strdup(from))) {
 			if (o)
-				occ_free(o);
-			error_reply(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"),
+				muc_occ_free(o);
+			muc_error(sm, WIRE_KIND_PRESENCE, to_addr, from, xtree_attr(st, "id"),
 				    "resource-constraint");
-			room_maybe_gone(sm, r);
+			muc_room_maybe_gone(sm, r);
 			return;
 		}
 		o->nsess = 1;
-		o->role = affil >= AFF_ADMIN ? ROLE_MODERATOR : ROLE_PARTICIPANT;
-		o->payload = children(mu, st, NS_MUC, NULL);
+		o->role = (uint8_t)muc_role_for(r, affil);
+		o->payload = muc_children(mu, st, NS_MUC, NULL);
 		o->next = r->occ;
 		r->occ = o;
 		r->nocc++;
@@ -744,13 +796,18 @@ static void on_presence(struct sm *sm, const char *room, size_t room_len, const 
 	/* §7.2.3: the others' presence, then ours to them and to us, history, subject. */
 	for (struct muc_occ *v = r->occ; v; v = v->next)
 		if (v != o)
-			presence_of(sm, r, v, from, o, false, NULL);
+			muc_presence_of(sm, r, v, from, o, false, NULL);
 	if (o->nsess == 1)
-		broadcast_presence(sm, r, o, o, false, NULL);
+		muc_broadcast(sm, r, o, o, false, NULL);
 	{
-		int codes[] = { 110, created ? 201 : 0, 0 };
+		/* 100: everyone sees real JIDs here; 201: just created. */
+		int codes[4] = { 110 }, nc = 1;
 
-		presence_of(sm, r, o, from, o, false, codes);
+		if (r->cfg.nonanonymous)
+			codes[nc++] = 100;
+		if (created)
+			codes[nc++] = 201;
+		muc_presence_of(sm, r, o, from, o, false, codes);
 	}
 	send_history(sm, r, xtree_child(x, NS_MUC, "history"), from);
 	send_subject(sm, r, from);
@@ -759,8 +816,8 @@ static void on_presence(struct sm *sm, const char *room, size_t room_len, const 
 
 /* ---- messages ------------------------------------------------------------ */
 
-static void history_add(struct sm_muc *mu, struct muc_room *r, const char *nick, const char *id,
-			char *payload, size_t len)
+static void history_add(struct sm_muc *mu, struct muc_room *r, const char *nick, const char *oid,
+			const char *id, char *payload, size_t len)
 {
 	struct muc_hist *h;
 
@@ -778,12 +835,39 @@ static void history_add(struct sm_muc *mu, struct muc_room *r, const char *nick,
 	h->id = id ? strdup(id) : NULL;
 	h->payload = payload;
 	h->len = len;
+	snprintf(h->oid, sizeof(h->oid), "%s", oid);
 	h->at = time(NULL);
 	if (!h->nick) {
 		hist_clear(h);
 		return;
 	}
 	r->hist_n++;
+}
+
+/* XEP-0313 on the room: the message as the room sent it, under a new id. */
+static void archive(struct sm *sm, struct muc_room *r, const struct muc_occ *o, const char *oid,
+		    const char *id, const char *payload, char *sid)
+{
+	struct sm_buf *b = &sm->muc->part;
+	char occ[JID_MAX + 1];
+
+	if (!muc_occ_jid(r, o->nick, occ, sizeof(occ)))
+		return;
+	sm_mam_new_id(sid);
+	sm_buf_clear(b);
+	sm_buf_str(b, "<message xmlns='jabber:client' from='");
+	sm_buf_esc(b, occ, strlen(occ));
+	sm_buf_str(b, "' type='groupchat'");
+	if (id) {
+		sm_buf_str(b, " id='");
+		sm_buf_esc(b, id, strlen(id));
+		sm_buf_str(b, "'");
+	}
+	sm_buf_fmt(b, ">%s<occupant-id xmlns='" NS_OCCUPANT_ID "' id='%s'/></message>", payload, oid);
+	if (!b->err)
+		sm_mam_room_archive(sm, r->jid, occ, sid, sm_buf_data(b), sm_buf_used(b));
+	b->err = 0;
+	sm_buf_clear(b);
 }
 
 static void on_groupchat(struct sm *sm, struct muc_room *r, const char *from,
@@ -793,30 +877,30 @@ static void on_groupchat(struct sm *sm, struct muc_room *r, const char *from,
 	const char *id = xtree_attr(st, "id");
 	const struct xtree_node *subject = xtree_child(st, "jabber:client", "subject");
 	const struct xtree_node *body = xtree_child(st, "jabber:client", "body");
-	struct muc_occ *o = occ_by_session(r, from, NULL);
-	char *payload;
+	struct muc_occ *o = muc_occ_by_session(r, from, NULL);
+	char *payload, oid[24], sid[24] = "";
 	size_t len = 0;
 
 	if (!o) {
-		error_reply(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "not-acceptable");   /* §7.4 */
+		muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "not-acceptable");   /* §7.4 */
 		return;
 	}
 	if (o->role < ROLE_PARTICIPANT) {
-		error_reply(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "forbidden");        /* §7.4 */
+		muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "forbidden");        /* §7.4 */
 		return;
 	}
 	if (subject && !body) {
 		/* §8.1: the subject, by a moderator. */
 		char *s;
 
-		if (o->role != ROLE_MODERATOR) {
-			error_reply(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "forbidden");
+		if (o->role != ROLE_MODERATOR && !(r->cfg.changesubject && o->role == ROLE_PARTICIPANT)) {
+			muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "forbidden");
 			return;
 		}
 		s = strdup(xtree_text(subject));
 		if (!s || strlen(s) > MUC_MAX_PAYLOAD) {
 			free(s);
-			error_reply(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "not-acceptable");
+			muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "not-acceptable");
 			return;
 		}
 		free(r->subject);
@@ -826,20 +910,24 @@ static void on_groupchat(struct sm *sm, struct muc_room *r, const char *from,
 		for (struct muc_occ *v = r->occ; v; v = v->next)
 			for (unsigned i = 0; i < v->nsess; i++)
 				send_subject(sm, r, v->sess[i]);
+		muc_save(sm, r);
 		return;
 	}
-	payload = children(mu, st, NULL, &len);
+	payload = muc_children(mu, st, NULL, &len);
 	if (!payload) {
-		error_reply(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "not-acceptable");
+		muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "not-acceptable");
 		return;
 	}
 	/* The fan-out: one copy per session of every occupant, the sender's
 	 * included (§7.4: it is how the sender sees the room took it). */
+	muc_occupant_id(r, o->bare, oid);
+	if (body && sm_mam_on(sm))
+		archive(sm, r, o, oid, id, payload, sid);
 	for (struct muc_occ *v = r->occ; v; v = v->next)
 		for (unsigned i = 0; i < v->nsess; i++)
-			message_to(sm, r, o->nick, id, payload, v->sess[i], 0);
+			message_to(sm, r, o->nick, oid, id, payload, sid[0] ? sid : NULL, v->sess[i], 0);
 	if (body)
-		history_add(mu, r, o->nick, id, payload, len);
+		history_add(mu, r, o->nick, oid, id, payload, len);
 	else
 		free(payload);
 }
@@ -850,41 +938,101 @@ static void on_private(struct sm *sm, struct muc_room *r, const char *nick, cons
 {
 	struct sm_muc *mu = sm->muc;
 	const char *id = xtree_attr(st, "id");
-	struct muc_occ *o = occ_by_session(r, from, NULL), *t = occ_by_nick(r, nick);
-	char sender[JID_MAX + 1];
+	struct muc_occ *o = muc_occ_by_session(r, from, NULL), *t = muc_occ_by_nick(r, nick);
+	char sender[JID_MAX + 1], oid[24];
 	char *payload;
 
 	if (!o) {
-		error_reply(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "not-acceptable");
+		muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "not-acceptable");
 		return;
 	}
 	if (!t) {
-		error_reply(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "item-not-found");
+		muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "item-not-found");
 		return;
 	}
-	if (!occ_jid(r, o->nick, sender, sizeof(sender)) ||
-	    !(payload = children(mu, st, NS_MUC_USER, NULL))) {
-		error_reply(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "not-acceptable");
+	muc_occupant_id(r, o->bare, oid);
+	if (!muc_occ_jid(r, o->nick, sender, sizeof(sender)) ||
+	    !(payload = muc_children(mu, st, NS_MUC_USER, NULL))) {
+		muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "not-acceptable");
 		return;
 	}
 	for (unsigned i = 0; i < t->nsess; i++) {
-		start(mu, WIRE_KIND_MESSAGE, type, sender, t->sess[i], id);
+		muc_start(mu, WIRE_KIND_MESSAGE, type, sender, t->sess[i], id);
 		sm_buf_str(&mu->out, ">");
 		sm_buf_str(&mu->out, payload);
+		sm_buf_fmt(&mu->out, "<occupant-id xmlns='" NS_OCCUPANT_ID "' id='%s'/>", oid);
 		sm_buf_str(&mu->out, "<x xmlns='" NS_MUC_USER "'/></message>");
 		muc_send(sm, WIRE_KIND_MESSAGE, type, sender, t->sess[i], id);
 	}
 	free(payload);
 }
 
+/* §7.8.2 mediated invitations and §7.8.3 declines: passed on by the room. */
+static void on_invite(struct sm *sm, struct muc_room *r, const char *from, const char *from_bare,
+		      const struct xtree_node *st, const char *to_addr)
+{
+	struct sm_muc *mu = sm->muc;
+	const struct xtree_node *x = xtree_child(st, NS_MUC_USER, "x");
+	const struct xtree_node *inv = xtree_child(x, NS_MUC_USER, "invite");
+	const struct xtree_node *dec = xtree_child(x, NS_MUC_USER, "decline");
+	const struct xtree_node *el = inv ? inv : dec;
+	const char *target = xtree_attr(el, "to"), *reason = xtree_text(xtree_child(el, NS_MUC_USER, "reason"));
+	const char *id = xtree_attr(st, "id");
+	struct muc_occ *o = muc_occ_by_session(r, from, NULL);
+	char to[JID_MAX + 1];
+	struct jid_view v;
+	int affil = muc_affil_of(r, from_bare);
+
+	if (!target || strlen(target) > JID_MAX || jid_parse(target, strlen(target), &v) < 0 ||
+	    jid_canon(&v, true, to, sizeof(to)) < 0) {
+		muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "jid-malformed");
+		return;
+	}
+	if (inv) {
+		if (!o) {
+			muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "not-acceptable");
+			return;
+		}
+		/* Members-only: only admins invite, or anyone the room allows; the
+		 * invitee then becomes a member (§7.8.2, §9.3). */
+		if (r->cfg.members_only) {
+			if (affil < AFF_ADMIN && !r->cfg.allow_invites) {
+				muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "forbidden");
+				return;
+			}
+			if (v.resource_len == 0 && muc_affil_of(r, to) < AFF_MEMBER) {
+				muc_affil_set(r, to, AFF_MEMBER);
+				muc_save(sm, r);
+			}
+		}
+	}
+	muc_start(mu, WIRE_KIND_MESSAGE, NULL, r->jid, to, id);
+	sm_buf_fmt(&mu->out, "><x xmlns='" NS_MUC_USER "'><%s from='", inv ? "invite" : "decline");
+	sm_buf_esc(&mu->out, inv ? from : from_bare, strlen(inv ? from : from_bare));
+	sm_buf_str(&mu->out, "'>");
+	if (reason && *reason) {
+		sm_buf_str(&mu->out, "<reason>");
+		sm_buf_esc(&mu->out, reason, strlen(reason));
+		sm_buf_str(&mu->out, "</reason>");
+	}
+	sm_buf_fmt(&mu->out, "</%s>", inv ? "invite" : "decline");
+	if (inv && r->cfg.password) {
+		sm_buf_str(&mu->out, "<password>");
+		sm_buf_esc(&mu->out, r->cfg.password, strlen(r->cfg.password));
+		sm_buf_str(&mu->out, "</password>");
+	}
+	sm_buf_str(&mu->out, "</x></message>");
+	muc_send(sm, WIRE_KIND_MESSAGE, "", r->jid, to, id);
+}
+
 /* ---- iq ------------------------------------------------------------------ */
 
-static void iq_result(struct sm *sm, const char *from_addr, const char *to, const char *id,
+void muc_iq_result(struct sm *sm, const char *from_addr, const char *to, const char *id,
 		      const char *payload)
 {
 	struct sm_buf *b = &sm->muc->out;
 
-	start(sm->muc, WIRE_KIND_IQ, "result", from_addr, to, id);
+	muc_start(sm->muc, WIRE_KIND_IQ, "result", from_addr, to, id);
 	if (payload) {
 		sm_buf_str(b, ">");
 		sm_buf_str(b, payload);
@@ -907,7 +1055,7 @@ static void service_iq(struct sm *sm, const char *from, const struct xtree_node 
 	if (strcmp(type, "get") && strcmp(type, "set"))
 		return;     /* results and errors are for nobody here */
 	if (!strcmp(type, "get") && q && !strcmp(q->ns, NS_DISCO_INFO) && !xtree_attr(q, "node")) {
-		iq_result(sm, to_addr, from, id,
+		muc_iq_result(sm, to_addr, from, id,
 			  "<query xmlns='" NS_DISCO_INFO "'>"
 			  "<identity category='conference' type='text' name='Chatrooms'/>"
 			  "<feature var='" NS_DISCO_INFO "'/><feature var='" NS_DISCO_ITEMS "'/>"
@@ -916,10 +1064,10 @@ static void service_iq(struct sm *sm, const char *from, const struct xtree_node 
 	}
 	if (!strcmp(type, "get") && q && !strcmp(q->ns, NS_DISCO_ITEMS) && !xtree_attr(q, "node")) {
 		/* Public rooms, i.e. every unlocked room (no hidden rooms yet) of this shard. */
-		start(mu, WIRE_KIND_IQ, "result", to_addr, from, id);
+		muc_start(mu, WIRE_KIND_IQ, "result", to_addr, from, id);
 		sm_buf_str(b, "><query xmlns='" NS_DISCO_ITEMS "'>");
 		for (struct muc_room *r = mu->list; r; r = r->next) {
-			if (r->locked)
+			if (r->locked || !r->cfg.public)
 				continue;
 			sm_buf_str(b, "<item jid='");
 			sm_buf_esc(b, r->jid, r->jid_len);
@@ -930,88 +1078,10 @@ static void service_iq(struct sm *sm, const char *from, const struct xtree_node 
 		return;
 	}
 	if (!strcmp(type, "get") && q && !strcmp(q->ns, NS_PING) && !strcmp(q->local, "ping")) {
-		iq_result(sm, to_addr, from, id, NULL);
+		muc_iq_result(sm, to_addr, from, id, NULL);
 		return;
 	}
-	error_reply(sm, WIRE_KIND_IQ, to_addr, from, id, "service-unavailable");
-}
-
-/* §10.1.2, §10.9: what the room's owner may ask of it. */
-static void owner_iq(struct sm *sm, struct muc_room *r, const char *from, const char *from_bare,
-		     const struct xtree_node *q, const char *type, const char *id, const char *to_addr)
-{
-	const struct xtree_node *x = xtree_child(q, NS_XDATA, "x");
-	const struct xtree_node *destroy = xtree_child(q, NS_MUC_OWNER, "destroy");
-
-	if (affil_of(r, from_bare) != AFF_OWNER) {
-		error_reply(sm, WIRE_KIND_IQ, to_addr, from, id, "forbidden");
-		return;
-	}
-	if (!strcmp(type, "get")) {
-		/* The configuration form: this service has one configuration yet. */
-		iq_result(sm, to_addr, from, id,
-			  "<query xmlns='" NS_MUC_OWNER "'><x xmlns='" NS_XDATA "' type='form'>"
-			  "<title>Room configuration</title>"
-			  "<field var='FORM_TYPE' type='hidden'>"
-			  "<value>http://jabber.org/protocol/muc#roomconfig</value></field>"
-			  "<field var='muc#roomconfig_persistentroom' type='boolean'"
-			  " label='Make room persistent'><value>0</value></field>"
-			  "<field var='muc#roomconfig_publicroom' type='boolean'"
-			  " label='Make room publicly searchable'><value>1</value></field>"
-			  "<field var='muc#roomconfig_whois' type='list-single'"
-			  " label='Who may discover real JIDs?'><value>moderators</value>"
-			  "<option><value>moderators</value></option></field>"
-			  "</x></query>");
-		return;
-	}
-	if (x && xtree_attr(x, "type") &&
-	    (!strcmp(xtree_attr(x, "type"), "submit") || !strcmp(xtree_attr(x, "type"), "cancel"))) {
-		/* §10.1.2 (an empty form: the instant room), §10.1.3: the default
-		 * configuration is what this service offers; the room opens. */
-		if (!strcmp(xtree_attr(x, "type"), "submit"))
-			r->locked = false;
-		iq_result(sm, to_addr, from, id, NULL);
-		return;
-	}
-	if (destroy) {
-		/* §10.9: everyone leaves (status in <destroy/>), the room goes. */
-		const char *alt = xtree_attr(destroy, "jid");
-		const char *reason = xtree_text(xtree_child(destroy, NS_MUC_OWNER, "reason"));
-		char rjid[JID_MAX + 1];
-
-		snprintf(rjid, sizeof(rjid), "%s", r->jid);
-		iq_result(sm, to_addr, from, id, NULL);
-		for (struct muc_occ *o = r->occ; o; o = o->next) {
-			char ofrom[JID_MAX + 1];
-
-			if (!occ_jid(r, o->nick, ofrom, sizeof(ofrom)))
-				continue;
-			for (unsigned i = 0; i < o->nsess; i++) {
-				struct sm_buf *b = &sm->muc->out;
-
-				start(sm->muc, WIRE_KIND_PRESENCE, "unavailable", ofrom, o->sess[i], NULL);
-				sm_buf_fmt(b, "><x xmlns='" NS_MUC_USER "'><item affiliation='%s' role='none'/>"
-					      "<destroy", affil_names[affil_of(r, o->bare)]);
-				if (alt) {
-					sm_buf_str(b, " jid='");
-					sm_buf_esc(b, alt, strlen(alt));
-					sm_buf_str(b, "'");
-				}
-				sm_buf_str(b, ">");
-				if (reason && *reason) {
-					sm_buf_str(b, "<reason>");
-					sm_buf_esc(b, reason, strlen(reason));
-					sm_buf_str(b, "</reason>");
-				}
-				sm_buf_str(b, "</destroy></x></presence>");
-				muc_send(sm, WIRE_KIND_PRESENCE, "unavailable", ofrom, o->sess[i], NULL);
-			}
-		}
-		log_info("group-chat room destroyed by its owner", "room=\"%s\"", rjid);
-		room_free(sm->muc, r);
-		return;
-	}
-	error_reply(sm, WIRE_KIND_IQ, to_addr, from, id, "bad-request");
+	muc_error(sm, WIRE_KIND_IQ, to_addr, from, id, "service-unavailable");
 }
 
 /* An iq to the room, or to an occupant's nickname. */
@@ -1027,46 +1097,125 @@ static void room_iq(struct sm *sm, struct muc_room *r, const char *nick, const c
 		return;
 	if (*nick) {
 		/* XEP-0410: a ping to one's own nickname says whether one is still in. */
-		struct muc_occ *o = occ_by_session(r, from, NULL);
+		struct muc_occ *o = muc_occ_by_session(r, from, NULL);
 
 		if (get && q && !strcmp(q->ns, NS_PING) && o && !strcmp(o->nick, nick))
-			iq_result(sm, to_addr, from, id, NULL);
+			muc_iq_result(sm, to_addr, from, id, NULL);
 		else if (!o)
-			error_reply(sm, WIRE_KIND_IQ, to_addr, from, id, "not-acceptable");
+			muc_error(sm, WIRE_KIND_IQ, to_addr, from, id, "not-acceptable");
 		else
-			error_reply(sm, WIRE_KIND_IQ, to_addr, from, id, "feature-not-implemented");
+			muc_error(sm, WIRE_KIND_IQ, to_addr, from, id, "feature-not-implemented");
 		return;
 	}
 	if (q && !strcmp(q->ns, NS_MUC_OWNER)) {
-		owner_iq(sm, r, from, from_bare, q, type, id, to_addr);
+		muc_owner_iq(sm, r, from, from_bare, q, type, id, to_addr);
+		return;
+	}
+	if (q && !strcmp(q->ns, NS_MUC_ADMIN)) {
+		muc_admin_iq(sm, r, from, from_bare, q, type, id, to_addr);
 		return;
 	}
 	if (get && q && !strcmp(q->ns, NS_DISCO_INFO) && !xtree_attr(q, "node")) {
 		struct sm_buf *b = &sm->muc->out;
 
-		start(sm->muc, WIRE_KIND_IQ, "result", to_addr, from, id);
+		muc_start(sm->muc, WIRE_KIND_IQ, "result", to_addr, from, id);
 		sm_buf_str(b, "><query xmlns='" NS_DISCO_INFO "'><identity category='conference' type='text' name='");
-		sm_buf_esc(b, r->jid, (size_t)(strchr(r->jid, '@') - r->jid));
+		if (r->cfg.name)
+			sm_buf_esc(b, r->cfg.name, strlen(r->cfg.name));
+		else
+			sm_buf_esc(b, r->jid, (size_t)(strchr(r->jid, '@') - r->jid));
 		sm_buf_str(b, "'/><feature var='" NS_MUC "'/><feature var='" NS_PING "'/>"
-			      "<feature var='muc_public'/><feature var='muc_temporary'/>"
-			      "<feature var='muc_open'/><feature var='muc_unmoderated'/>"
-			      "<feature var='muc_semianonymous'/><feature var='muc_unsecured'/>"
-			      "</query></iq>");
+			      "<feature var='" NS_OCCUPANT_ID "'/>");
+		if (sm_mam_on(sm))
+			sm_buf_str(b, "<feature var='urn:xmpp:mam:2'/><feature var='urn:xmpp:sid:0'/>");
+		muc_features(r, b);
+		sm_buf_str(b, "</query></iq>");
 		muc_send(sm, WIRE_KIND_IQ, "result", to_addr, from, id);
 		return;
 	}
+	if (q && !strcmp(q->ns, "urn:xmpp:mam:2") && !strcmp(q->local, "query")) {
+		/* XEP-0313 on the room: occupants, members, or anyone in a public open room. */
+		const char *cond = NULL;
+
+		if (!muc_occ_by_session(r, from, NULL) && muc_affil_of(r, from_bare) < AFF_MEMBER &&
+		    (!r->cfg.public || r->cfg.members_only))
+			cond = "forbidden";
+		else if (get)
+			cond = "feature-not-implemented";   /* the form: ask the account's archive */
+		else
+			cond = sm_mam_room_query(sm, r->jid, from, id, q);
+		if (cond)
+			muc_error(sm, WIRE_KIND_IQ, to_addr, from, id, cond);
+		return;
+	}
 	if (get && q && !strcmp(q->ns, NS_DISCO_ITEMS)) {
-		iq_result(sm, to_addr, from, id, "<query xmlns='" NS_DISCO_ITEMS "'/>");   /* §6.5: none shown */
+		muc_iq_result(sm, to_addr, from, id, "<query xmlns='" NS_DISCO_ITEMS "'/>");   /* §6.5: none shown */
 		return;
 	}
 	if (get && q && !strcmp(q->ns, NS_PING)) {
-		iq_result(sm, to_addr, from, id, NULL);
+		muc_iq_result(sm, to_addr, from, id, NULL);
 		return;
 	}
-	error_reply(sm, WIRE_KIND_IQ, to_addr, from, id, "service-unavailable");
+	muc_error(sm, WIRE_KIND_IQ, to_addr, from, id, "service-unavailable");
 }
 
 /* ---- entry ------------------------------------------------------------- */
+
+/* A stanza that arrived while the persistent rooms were loading. */
+static void park(struct sm_muc *mu, struct sm *sm, const char *from, size_t from_len,
+		 const struct wire_msg *m)
+{
+	size_t flen = wire_size(m);
+	struct muc_parked *p;
+
+	if (mu->nparked >= MUC_MAX_PARKED || !(p = malloc(sizeof(*p) + from_len + 1 + flen))) {
+		log_warn("group-chat stanza refused while the rooms load", "from=\"%.*s\"", (int)from_len, from);
+		return;
+	}
+	p->next = NULL;
+	p->from = (char *)p->data;
+	memcpy(p->from, from, from_len);
+	p->from[from_len] = '\0';
+	p->from_len = from_len;
+	p->frame = p->data + from_len + 1;
+	p->frame_len = wire_encode(m, p->frame, flen);
+	if (!p->frame_len) {
+		free(p);
+		return;
+	}
+	p->obl = sm_obl_hold(sm);
+	if (mu->parked_tail)
+		mu->parked_tail->next = p;
+	else
+		mu->parked = p;
+	mu->parked_tail = p;
+	mu->nparked++;
+}
+
+static void replay_one(struct sm *sm, void *arg)
+{
+	const struct muc_parked *p = arg;
+	struct wire_msg m;
+
+	if (wire_decode(p->frame, p->frame_len, &m) > 0)
+		sm_muc_in(sm, p->from, p->from_len, &m);
+}
+
+void muc_loaded(struct sm *sm)
+{
+	struct sm_muc *mu = sm->muc;
+	struct muc_parked *p;
+
+	mu->loading = false;
+	while ((p = mu->parked)) {
+		mu->parked = p->next;
+		sm_obl_within(sm, p->obl, replay_one, p);
+		sm_obl_release(p->obl);
+		free(p);
+	}
+	mu->parked_tail = NULL;
+	mu->nparked = 0;
+}
 
 void sm_muc_in(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m)
 {
@@ -1080,6 +1229,10 @@ void sm_muc_in(struct sm *sm, const char *from, size_t from_len, const struct wi
 	struct muc_room *r;
 	int n, kind = m->u.stanza.kind;
 
+	if (mu && mu->loading) {
+		park(mu, sm, from, from_len, m);
+		return;
+	}
 	if (!mu || m->u.stanza.to.len > JID_MAX || from_len > JID_MAX ||
 	    jid_parse((const char *)m->u.stanza.to.p, m->u.stanza.to.len, &v) < 0 ||
 	    jid_parse(from, from_len, &fv) < 0 || v.resource_len > MUC_NICK_MAX)
@@ -1100,40 +1253,43 @@ void sm_muc_in(struct sm *sm, const char *from, size_t from_len, const struct wi
 		if (kind == WIRE_KIND_IQ && type)
 			service_iq(sm, sender, st, type, to);
 		else if (kind == WIRE_KIND_MESSAGE && (!type || strcmp(type, "error")))
-			error_reply(sm, kind, to, sender, xtree_attr(st, "id"), "service-unavailable");
+			muc_error(sm, kind, to, sender, xtree_attr(st, "id"), "service-unavailable");
 		goto done;
 	}
 	if (kind == WIRE_KIND_PRESENCE) {
 		on_presence(sm, room, strlen(room), nick, sender, sender_bare, st, type, to);
 		goto done;
 	}
-	r = room_find(mu, room, strlen(room));
+	r = muc_room_find(mu, room, strlen(room));
 	if (type && !strcmp(type, "error")) {
 		/* An occupant's client refused one of our stanzas: it is gone (333). */
 		unsigned idx;
-		struct muc_occ *o = r ? occ_by_session(r, sender, &idx) : NULL;
+		struct muc_occ *o = r ? muc_occ_by_session(r, sender, &idx) : NULL;
 
 		if (o)
-			session_leaves(sm, r, o, idx, 333);
+			muc_leave(sm, r, o, idx, 333);
 		goto done;
 	}
-	if (!r || (r->locked && affil_of(r, sender_bare) != AFF_OWNER)) {
+	if (!r || (r->locked && muc_affil_of(r, sender_bare) != AFF_OWNER)) {
 		if (!type || strcmp(type, "result"))
-			error_reply(sm, kind, to, sender, xtree_attr(st, "id"), "item-not-found");
+			muc_error(sm, kind, to, sender, xtree_attr(st, "id"), "item-not-found");
 		goto done;
 	}
 	if (kind == WIRE_KIND_IQ) {
 		room_iq(sm, r, nick, sender, sender_bare, st, type ? type : "", to);
 	} else if (*nick) {
 		if (type && !strcmp(type, "groupchat"))
-			error_reply(sm, kind, to, sender, xtree_attr(st, "id"), "bad-request");   /* §7.5 */
+			muc_error(sm, kind, to, sender, xtree_attr(st, "id"), "bad-request");   /* §7.5 */
 		else
 			on_private(sm, r, nick, sender, st, type && *type ? type : "normal", to);
 	} else if (type && !strcmp(type, "groupchat")) {
 		on_groupchat(sm, r, sender, st, to);
+	} else if (xtree_child(xtree_child(st, NS_MUC_USER, "x"), NS_MUC_USER, "invite") ||
+		   xtree_child(xtree_child(st, NS_MUC_USER, "x"), NS_MUC_USER, "decline")) {
+		on_invite(sm, r, sender, sender_bare, st, to);
 	} else {
-		/* Invitations (§7.8.2) and requests for voice (§7.13) are not built yet. */
-		error_reply(sm, kind, to, sender, xtree_attr(st, "id"), "feature-not-implemented");
+		/* Requests for voice (§7.13) are not built yet. */
+		muc_error(sm, kind, to, sender, xtree_attr(st, "id"), "feature-not-implemented");
 	}
 done:
 	xtree_free(t);

@@ -41,6 +41,7 @@
 #include "core/log.h"
 #include "parser/xtree.h"
 #include "sm/iq.h"
+#include "sm/nodes.h"
 #include "sm/sm_int.h"
 #include "sm/store.h"
 
@@ -236,33 +237,17 @@ static int db_node_put(struct sm_db *db, const char *sql, const char *what, cons
 	return sm_db_exec(db, q, what) < 0 ? PEP_E_STORE : PEP_OK;
 }
 
-/* Keep the newest max items of owner's node. */
+/* Keep the newest max items of owner's node (sm/nodes.c). */
 static int db_trim(struct sm_db *db, const char *owner, const char *node, int max)
 {
-	static const char sql[] =
-		"DELETE FROM pep WHERE user = ?1 AND node = ?2 AND seq NOT IN"
-		" (SELECT seq FROM pep WHERE user = ?1 AND node = ?2 ORDER BY seq DESC LIMIT ?3)";
-	sm_stmt *q = sm_db_stmt(db, sql);
-
-	if (!q)
-		return PEP_E_STORE;
-	sm_db_bind_text(q, 1, owner);
-	sm_db_bind_text(q, 2, node);
-	sm_db_bind_int64(q, 3, max);
-	return sm_db_exec(db, q, "pep trim") < 0 ? PEP_E_STORE : PEP_OK;
+	return sm_nodes_trim(db, owner, node, max) < 0 ? PEP_E_STORE : PEP_OK;
 }
 
 static int run_publish(struct sm_db *db, struct pep_job *pj)
 {
 	static const char sql_node[] =
 		"INSERT INTO pep_node (user, node, access, max_items) VALUES (?1, ?2, ?3, ?4)";
-	static const char sql_item[] =
-		"INSERT INTO pep (user, node, id, payload, ts, seq) VALUES (?1, ?2, ?3, ?4, ?5,"
-		" (SELECT COALESCE(MAX(seq), 0) + 1 FROM pep WHERE user = ?1 AND node = ?2))"
-		" ON CONFLICT(user, node, id) DO UPDATE SET payload = excluded.payload,"
-		" ts = excluded.ts, seq = excluded.seq";
 	int access = PEP_PRESENCE, max = 1, n;
-	sm_stmt *q;
 
 	n = db_node(db, pj->owner, pj->node, &access, &max);
 	if (n < 0)
@@ -288,17 +273,8 @@ static int run_publish(struct sm_db *db, struct pep_job *pj)
 			return PEP_E_STORE;
 	}
 	pj->access = access;
-	q = sm_db_stmt(db, sql_item);
-	if (!q)
-		return PEP_E_STORE;
-	sm_db_bind_text(q, 1, pj->owner);
-	sm_db_bind_text(q, 2, pj->node);
-	sm_db_bind_text(q, 3, pj->item);
-	sm_db_bind_blob(q, 4, pj->payload, pj->payload_len);
-	sm_db_bind_int64(q, 5, time(NULL));
-	if (sm_db_exec(db, q, "pep item add") < 0)
-		return PEP_E_STORE;
-	return db_trim(db, pj->owner, pj->node, max);
+	return sm_nodes_add_item(db, pj->owner, pj->node, pj->item, pj->payload, pj->payload_len,
+				 max) < 0 ? PEP_E_STORE : PEP_OK;
 }
 
 /* XEP-0060 §8.2.1: the node's configuration form. */
@@ -345,35 +321,10 @@ static int run_config_set(struct sm_db *db, struct pep_job *pj)
 	return db_trim(db, pj->owner, pj->node, max);
 }
 
-/* Append the row's item to b; false when it would not fit (the answer is
- * then truncated to the newest items that fit, XEP-0060 §6.5.7). */
-static bool out_item(struct sm_buf *b, sm_stmt *q)
-{
-	const char *id = sm_db_col_text(q, 0);
-	const void *payload = sm_db_col_blob(q, 1);
-	size_t len = sm_db_col_bytes(q, 1);
-
-	if (sm_buf_used(b) + (size_t)len + (id ? strlen(id) * 6 : 0) + 64 > SM_PEP_OUT_MAX)
-		return false;
-	sm_buf_str(b, "<item id='");
-	sm_buf_esc(b, id ? id : "", id ? strlen(id) : 0);
-	sm_buf_str(b, "'>");
-	if (payload && len > 0)
-		sm_buf_add(b, payload, (size_t)len);
-	sm_buf_str(b, "</item>");
-	return true;
-}
-
 static int run_items(struct sm_db *db, struct pep_job *pj)
 {
-	static const char sql_all[] =
-		"SELECT id, payload FROM pep WHERE user = ?1 AND node = ?2 ORDER BY seq DESC LIMIT ?3";
-	static const char sql_one[] =
-		"SELECT id, payload FROM pep WHERE user = ?1 AND node = ?2 AND id = ?3";
 	struct sm_buf *b = &pj->out;
 	int access, max, n, rc;
-	size_t found = 0;
-	sm_stmt *q;
 
 	n = db_node(db, pj->owner, pj->node, &access, &max);
 	if (n <= 0)
@@ -385,35 +336,10 @@ static int run_items(struct sm_db *db, struct pep_job *pj)
 	sm_buf_str(b, "<pubsub xmlns='" NS_PUBSUB "'><items node='");
 	sm_buf_esc(b, pj->node, strlen(pj->node));
 	sm_buf_str(b, "'>");
-	if (pj->nids == 0) {
-		q = sm_db_stmt(db, sql_all);
-		if (!q)
-			return PEP_E_STORE;
-		sm_db_bind_text(q, 1, pj->owner);
-		sm_db_bind_text(q, 2, pj->node);
-		/* No max_items: every item (a LIMIT both dialects read as none). */
-		sm_db_bind_int64(q, 3, pj->max_items ? (int64_t)pj->max_items : INT64_MAX);
-		while ((rc = sm_db_step(q)) == SM_ROW && out_item(b, q))
-			;
-		sm_db_done(q);
-		if (rc != SM_DONE && rc != SM_ROW)
-			return sm_db_fail(db, "pep items"), PEP_E_STORE;
-	}
-	for (size_t i = 0; i < pj->nids; i++) {
-		q = sm_db_stmt(db, sql_one);
-		if (!q)
-			return PEP_E_STORE;
-		sm_db_bind_text(q, 1, pj->owner);
-		sm_db_bind_text(q, 2, pj->node);
-		sm_db_bind_text(q, 3, pj->ids[i]);
-		rc = sm_db_step(q);
-		if (rc == SM_ROW && out_item(b, q))
-			found++;
-		sm_db_done(q);
-		if (rc != SM_ROW && rc != SM_DONE)
-			return sm_db_fail(db, "pep item"), PEP_E_STORE;
-	}
-	if (pj->nids && !found)
+	n = sm_nodes_items(db, pj->owner, pj->node, pj->ids, pj->nids, pj->max_items, b, SM_PEP_OUT_MAX);
+	if (n < 0)
+		return PEP_E_STORE;
+	if (pj->nids && !n)
 		return PEP_E_NO_ITEM;   /* XEP-0060 §6.5.8: none of the requested items exists */
 	sm_buf_str(b, "</items></pubsub>");
 	return b->err ? PEP_E_STORE : PEP_OK;
@@ -421,28 +347,18 @@ static int run_items(struct sm_db *db, struct pep_job *pj)
 
 static int run_retract(struct sm_db *db, struct pep_job *pj)
 {
-	static const char sql[] = "DELETE FROM pep WHERE user = ?1 AND node = ?2 AND id = ?3";
 	int access, max, n;
-	sm_stmt *q;
 
 	n = db_node(db, pj->owner, pj->node, &access, &max);
 	if (n <= 0)
 		return n < 0 ? PEP_E_STORE : PEP_E_NO_NODE;
 	pj->access = access;
-	q = sm_db_stmt(db, sql);
-	if (!q)
-		return PEP_E_STORE;
-	sm_db_bind_text(q, 1, pj->owner);
-	sm_db_bind_text(q, 2, pj->node);
-	sm_db_bind_text(q, 3, pj->item);
-	if (sm_db_exec(db, q, "pep retract") < 0)
-		return PEP_E_STORE;
-	return sm_db_changes(db) > 0 ? PEP_OK : PEP_E_NO_ITEM;
+	n = sm_nodes_retract(db, pj->owner, pj->node, pj->item);
+	return n < 0 ? PEP_E_STORE : n ? PEP_OK : PEP_E_NO_ITEM;
 }
 
 static int run_delete(struct sm_db *db, struct pep_job *pj)
 {
-	static const char sql_items[] = "DELETE FROM pep WHERE user = ?1 AND node = ?2";
 	static const char sql_node[] = "DELETE FROM pep_node WHERE user = ?1 AND node = ?2";
 	int access, max, n;
 	sm_stmt *q;
@@ -451,12 +367,7 @@ static int run_delete(struct sm_db *db, struct pep_job *pj)
 	if (n <= 0)
 		return n < 0 ? PEP_E_STORE : PEP_E_NO_NODE;
 	pj->access = access;
-	q = sm_db_stmt(db, sql_items);
-	if (!q)
-		return PEP_E_STORE;
-	sm_db_bind_text(q, 1, pj->owner);
-	sm_db_bind_text(q, 2, pj->node);
-	if (sm_db_exec(db, q, "pep delete items") < 0)
+	if (sm_nodes_purge(db, pj->owner, pj->node) < 0)
 		return PEP_E_STORE;
 	q = sm_db_stmt(db, sql_node);
 	if (!q)

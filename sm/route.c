@@ -456,6 +456,8 @@ static void iq_result_empty(struct sm_route_ctx *c)
 
 static void iq_disco_info(struct sm_route_ctx *c)
 {
+	if (!c->to.has_local && sm_adhoc_disco(c->sm, c->s, c->from, c->m, false))
+		return;     /* an ad-hoc command node (sm/adhoc.c) */
 	struct sm_buf *b = build_start(c->sm, WIRE_KIND_IQ, "result", c->m->u.stanza.id,
 				       c->m->u.stanza.to, c->from);
 
@@ -505,6 +507,8 @@ static void iq_other(struct sm_route_ctx *c)
 
 static void iq_disco_items(struct sm_route_ctx *c)
 {
+	if (!c->to.has_local && sm_adhoc_disco(c->sm, c->s, c->from, c->m, true))
+		return;     /* the ad-hoc command list (sm/adhoc.c) */
 	struct sm_buf *b = build_start(c->sm, WIRE_KIND_IQ, "result", c->m->u.stanza.id,
 				       c->m->u.stanza.to, c->from);
 

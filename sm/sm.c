@@ -1444,6 +1444,8 @@ struct sm *sm_new(const struct sm_config *cfg)
 		goto fail;
 	sm->mam_retention_days = cfg->mam_retention_days;
 	sm->mam_default = cfg->mam_default;
+	if (sm_adhoc_init(sm, cfg) < 0)
+		goto fail;
 	sm->tick = cfg->tick_ms > 0 ? cfg->tick : NULL;
 	sm->tick_arg = cfg->tick_arg;
 	sm->tick_ms = cfg->tick_ms;
@@ -1471,6 +1473,7 @@ struct sm *sm_new(const struct sm_config *cfg)
 	if (!sm->store)
 		goto fail;
 	sm_store_owner(sm->store, sm);
+	sm_muc_start(sm);
 	sm->chan_ev.kind = SM_EV_CHAN;
 	sm->chan_ev.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	ev.data.ptr = &sm->chan_ev;
@@ -1660,6 +1663,7 @@ void sm_free(struct sm *sm)
 	sm_pep_free(sm);
 	sm_remote_free(sm);
 	sm_muc_free(sm);
+	sm_adhoc_free(sm);
 	sm_buf_free(&sm->scratch);
 	sm_buf_free(&sm->reply);
 	if (sm->wake.fd >= 0)

@@ -31,6 +31,9 @@ struct sm_config {
 	/* XEP-0045 group chat (sm/muc.c) on this domain; NULL: none. */
 	const char *muc_domain;
 	unsigned muc_history;       /* messages a room keeps for newcomers */
+	/* The bare JIDs allowed the XEP-0133 administration commands (sm/adhoc.c). */
+	const char *const *admins;
+	size_t nadmins;
 	/* Shards (parser/shard.h, docs/architecture.md): this server owns the
 	 * accounts whose bare JID hashes to shards[shard_self] among
 	 * shards[0..nshards) (names); stanzas for the others go through an edge

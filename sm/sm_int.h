@@ -25,6 +25,7 @@
  *   sm/returned.c  XEP-0198 §4: stanzas an edge hands back unacknowledged
  *   sm/moved.c     XEP-0198: a session moving to another edge worker's link
  *   sm/adopt.c     XEP-0198: a session outliving its edge, resumed on another edge
+ *   sm/adhoc.c     XEP-0050 ad-hoc commands, XEP-0133 service administration
  *
  * Everything here belongs to the one thread that runs sm_run(); nothing is
  * locked.  Every exported symbol carries the `sm_` prefix followed by its
@@ -395,6 +396,7 @@ struct sm {
 	bool mam_swept;                /* a retention sweep was submitted ... */
 	int64_t mam_swept_at;          /* ... at this CLOCK_MONOTONIC second */
 	struct sm_remote *remote;      /* external routes (sm/remote.c); NULL until used */
+	struct sm_adhoc *adhoc;        /* ad-hoc commands: admins, command sessions (sm/adhoc.c) */
 	uint64_t *shard_names;         /* H(name) of each shard (parser/shard.h); NULL: one shard */
 	size_t nshards, shard_self;
 	struct sm_adopt *adopt;        /* orphaned sessions (sm/adopt.c); NULL until the first */
@@ -790,6 +792,17 @@ void sm_adopt_relay_lost(struct sm *sm, struct sm_link *l);
 void sm_track_restart(struct sm *sm, struct sm_session *t);
 void sm_session_discard(struct sm *sm, struct sm_session *s);
 
+/* sm/adhoc.c — XEP-0050 ad-hoc commands, XEP-0133 administration (see the file comment) */
+struct sm_adhoc;
+int sm_adhoc_init(struct sm *sm, const struct sm_config *cfg);   /* 0, -1: logged or ENOMEM */
+void sm_adhoc_free(struct sm *sm);
+/* iq handler (sm/iq.c row): <command xmlns='http://jabber.org/protocol/commands'/>. */
+void sm_adhoc_iq(struct sm_iq *q);
+/* route.c: a disco#info (items false) or disco#items query from s to the
+ * domain; true when it named a node of ours and was answered here. */
+bool sm_adhoc_disco(struct sm *sm, struct sm_session *s, const char *from,
+		    const struct wire_msg *m, bool items);
+
 /* sm/admin.c */
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */
 void sm_admin_event(struct sm *sm, struct sm_ev *ev, uint32_t events);
@@ -801,6 +814,8 @@ void sm_admin_close(struct sm *sm, struct sm_admin *a);
  * room.  0, or -1 (logged). */
 int sm_muc_open(struct sm *sm, const char *domain, unsigned history);
 void sm_muc_free(struct sm *sm);
+/* The storage is open: persistent rooms load (stanzas for rooms wait until then). */
+void sm_muc_start(struct sm *sm);
 /* d[0..n) (canonical) is the group-chat service's domain. */
 bool sm_muc_domain(const struct sm *sm, const char *d, size_t n);
 /* The room room[0..n) (canonical bare JID) is this shard's. */
@@ -810,5 +825,18 @@ bool sm_muc_owns(const struct sm *sm, const char *room, size_t n);
 void sm_muc_in(struct sm *sm, const char *from, size_t n, const struct wire_msg *m);
 /* The service's <item/> in the server's disco#items. */
 void sm_muc_disco_item(const struct sm *sm, struct sm_buf *b);
+/* A stanza from the room JID `from` to `to` whose children are
+ * payload[0..len) (sm/mam.c sends a room's archive results with it). */
+void sm_muc_emit(struct sm *sm, int kind, const char *type, const char *from, const char *to,
+		 const char *id, const void *payload, size_t len);
+
+/* sm/mam.c, for rooms: archive a groupchat message (raw: as the room sent it,
+ * from occupant `occupant`, stanza id `sid` from sm_mam_new_id()), and
+ * answer an archive query at the room (NULL, or the error condition). */
+void sm_mam_new_id(char *out);   /* 17 bytes */
+void sm_mam_room_archive(struct sm *sm, const char *room, const char *occupant, const char *sid,
+			 const void *raw, size_t len);
+const char *sm_mam_room_query(struct sm *sm, const char *room, const char *requester,
+			      const char *iq_id, const struct xtree_node *query);
 
 #endif

@@ -234,6 +234,7 @@ const char *sm_error_type(const char *cond)
 		{ "not-acceptable", "modify" }, { "policy-violation", "modify" },
 		{ "resource-constraint", "wait" },
 		{ "not-authorized", "auth" }, { "forbidden", "auth" },
+		{ "registration-required", "auth" }, { "subscription-required", "auth" },
 	};
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)

@@ -221,6 +221,7 @@ class ServerOptions:
     idle_timeout: int = 600
     log_level: str = "debug"
     extra_edge_yaml: str = ""        # appended verbatim to the edge config
+    extra_sm_yaml: str = ""          # appended verbatim to xedge-sm's config (external mode)
     domain: str = ""                 # the served domain (default DOMAIN)
     # More listeners: [(type, port)], e.g. [("s2s", 5269)] (address 127.0.0.1, or host:port)
     extra_listeners: list = field(default_factory=list)
@@ -343,7 +344,7 @@ class Server:
                   f"  - name: {self.domain}\n" + self._sm_yaml(with_listen=True))
             if self.sm_admin_port:
                 sm += f"admin:\n  address: 127.0.0.1:{self.sm_admin_port}\n"
-            self.sm_config.write_text(sm)
+            self.sm_config.write_text(sm + o.extra_sm_yaml)
         if o.components:
             edge += "components:\n" + "".join(f"  - name: {n}\n    secret: \"{k}\"\n"
                                               for n, k in o.components)

@@ -297,3 +297,280 @@ def test_slixmpp_joins_and_talks(server):
         assert sender == f"{room}/Alice"
     finally:
         a.close()
+
+
+def configure(c, room, fields, iq_id="cfg"):
+    """Submit the room configuration form with fields {var: value}."""
+    xs = "".join(f"<field var='{k}'><value>{v}</value></field>" for k, v in fields.items())
+    c.send(f"<iq type='set' id='{iq_id}' to='{room}'><query xmlns='{NS_MUC_OWNER}'>"
+           f"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'>"
+           f"<value>http://jabber.org/protocol/muc#roomconfig</value></field>{xs}</x></query></iq>")
+    return c.wait_for(lambda e: e.tag == IQ and e.get("id") == iq_id, 10.0)
+
+
+def admin(c, room, items, iq_id):
+    c.send(f"<iq type='set' id='{iq_id}' to='{room}'><query xmlns='{NS_MUC}#admin'>{items}"
+           "</query></iq>")
+    return c.wait_for(lambda e: e.tag == IQ and e.get("id") == iq_id, 10.0)
+
+
+def features(c, room, iq_id):
+    c.send(f"<iq type='get' id='{iq_id}' to='{room}'><query "
+           "xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+    r = c.wait_for(lambda e: e.tag == IQ and e.get("id") == iq_id, 10.0)
+    return {f.get("var") for f in r.iter("{http://jabber.org/protocol/disco#info}feature")}
+
+
+@with_muc
+def test_configuration_form_and_its_effects(server):
+    """The owner's form (§10.2): members-only rooms refuse others (registration-required),
+    password rooms want the password (not-authorized), moderated rooms make newcomers
+    visitors (forbidden to speak until given voice), anyone-sees-JIDs rooms say 100 and
+    show real JIDs, every change is announced (104, 172), and disco#info follows."""
+    room = f"config@{MUC}"
+    a = open_room(server, room)
+    b = login(server, "bob", "b")
+    c = login(server, "carol", "c")
+    try:
+        a.send(f"<iq type='get' id='f1' to='{room}'><query xmlns='{NS_MUC_OWNER}'/></iq>")
+        form = a.wait_for(lambda e: e.tag == IQ and e.get("id") == "f1", 10.0)
+        assert form.get("type") == "result", dump(form)
+        assert "muc#roomconfig_membersonly" in {f.get("var") for f in form.iter("{jabber:x:data}field")}
+        # Non-owners may not (§10.2).
+        b.send(f"<iq type='get' id='f2' to='{room}'><query xmlns='{NS_MUC_OWNER}'/></iq>")
+        err = b.wait_for(lambda e: e.tag == IQ and e.get("id") == "f2", 10.0)
+        assert error_condition(err) == ("forbidden", "auth"), dump(err)
+        # Password.
+        r = configure(a, room, {"muc#roomconfig_passwordprotectedroom": "1",
+                                "muc#roomconfig_roomsecret": "s3same"})
+        assert r.get("type") == "result", dump(r)
+        n = a.wait_for(lambda e: e.tag == MESSAGE and 104 in codes(e), 10.0)
+        assert n.get("from") == room
+        assert "muc_passwordprotected" in features(a, room, "d1")
+        join(b, room, "Bob")
+        err = b.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "error", 10.0)
+        assert error_condition(err) == ("not-authorized", "auth"), dump(err)
+        b.send(f"<presence to='{room}/Bob'><x xmlns='{NS_MUC}'><password>s3same</password></x></presence>")
+        self_presence(b, room)
+        # Moderated: a newcomer without affiliation is a visitor and may not speak.
+        configure(a, room, {"muc#roomconfig_passwordprotectedroom": "0",
+                            "muc#roomconfig_moderatedroom": "1"}, "cfg2")
+        join(c, room, "Carol")
+        me = self_presence(c, room)
+        assert item(me).get("role") == "visitor", dump(me)
+        groupchat(c, room, "may I?", "v1")
+        err = c.wait_for(lambda e: e.tag == MESSAGE and e.get("id") == "v1", 10.0)
+        assert error_condition(err) == ("forbidden", "auth"), dump(err)
+        r = admin(a, room, "<item nick='Carol' role='participant'/>", "voice")
+        assert r.get("type") == "result", dump(r)
+        p = c.wait_for(lambda e: e.tag == PRESENCE and e.get("from") == f"{room}/Carol", 10.0)
+        assert item(p).get("role") == "participant", dump(p)
+        groupchat(c, room, "thanks", "v2")
+        got_groupchat(a, room, "Carol", "thanks")
+        # Everyone sees real JIDs now (172), and a newcomer is told so (100).
+        configure(a, room, {"muc#roomconfig_whois": "anyone"}, "cfg3")
+        n = c.wait_for(lambda e: e.tag == MESSAGE and 172 in codes(e), 10.0)
+        # Members-only: those without affiliation leave (322); others get registration-required.
+        configure(a, room, {"muc#roomconfig_membersonly": "1"}, "cfg4")
+        out = c.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "unavailable" and
+                         e.get("from") == f"{room}/Carol", 10.0)
+        assert 322 in codes(out), dump(out)
+        join(c, room, "Carol")
+        err = c.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "error", 10.0)
+        assert error_condition(err) == ("registration-required", "auth"), dump(err)
+        r = admin(a, room, "<item jid='carol@localhost' affiliation='member'/>", "mem")
+        assert r.get("type") == "result", dump(r)
+        join(c, room, "Carol")
+        me = self_presence(c, room)
+        assert 100 in codes(me) and item(me).get("affiliation") == "member", dump(me)
+        assert {"muc_membersonly", "muc_moderated", "muc_nonanonymous"} <= features(a, room, "d2")
+    finally:
+        a.close()
+        b.close()
+        c.close()
+
+
+@with_muc
+def test_kick_ban_affiliations_and_nick_change(server):
+    room = f"rules@{MUC}"
+    a = open_room(server, room)
+    b = login(server, "bob", "b")
+    c = login(server, "carol", "c")
+    try:
+        for cl, nick in ((b, "Bob"), (c, "Carol")):
+            join(cl, room, nick)
+            self_presence(cl, room)
+        # §7.6: a new nickname: 303 with the new nick, then presence under it.
+        c.send(f"<presence to='{room}/Caroline'/>")
+        gone = a.wait_for(lambda e: e.tag == PRESENCE and e.get("from") == f"{room}/Carol" and
+                          e.get("type") == "unavailable", 10.0)
+        assert 303 in codes(gone), dump(gone)
+        assert item(gone).get("nick") == "Caroline"
+        a.wait_for(lambda e: e.tag == PRESENCE and e.get("from") == f"{room}/Caroline", 10.0)
+        c.wait_for(lambda e: e.tag == PRESENCE and e.get("from") == f"{room}/Caroline" and
+                   110 in codes(e), 10.0)
+        b.send(f"<presence to='{room}/Caroline'/>")      # taken
+        err = b.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "error", 10.0)
+        assert error_condition(err) == ("conflict", "cancel"), dump(err)
+        # A participant may not kick (§8.2).
+        r = admin(b, room, "<item nick='Caroline' role='none'/>", "k0")
+        assert error_condition(r) == ("forbidden", "auth"), dump(r)
+        # The moderator kicks: 307 to everyone, the kicked one included.
+        r = admin(a, room, "<item nick='Caroline' role='none'><reason>out</reason></item>", "k1")
+        assert r.get("type") == "result", dump(r)
+        k = c.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "unavailable", 10.0)
+        assert {307, 110} <= codes(k), dump(k)
+        k = b.wait_for(lambda e: e.tag == PRESENCE and e.get("from") == f"{room}/Caroline" and
+                       e.get("type") == "unavailable", 10.0)
+        assert 307 in codes(k)
+        # Ban (§9.1): 301, and no way back in (forbidden).
+        r = admin(a, room, "<item jid='bob@localhost' affiliation='outcast'/>", "b1")
+        assert r.get("type") == "result", dump(r)
+        k = b.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "unavailable", 10.0)
+        assert 301 in codes(k), dump(k)
+        join(b, room, "Bob")
+        err = b.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "error", 10.0)
+        assert error_condition(err) == ("forbidden", "auth"), dump(err)
+        a.send(f"<iq type='get' id='l1' to='{room}'><query xmlns='{NS_MUC}#admin'>"
+               "<item affiliation='outcast'/></query></iq>")
+        lst = a.wait_for(lambda e: e.tag == IQ and e.get("id") == "l1", 10.0)
+        assert [i.get("jid") for i in lst.iter(f"{{{NS_MUC}#admin}}item")] == ["bob@localhost"]
+        # The last owner stays (§10.5).
+        r = admin(a, room, "<item jid='alice@localhost' affiliation='admin'/>", "o1")
+        assert error_condition(r) == ("conflict", "cancel"), dump(r)
+    finally:
+        a.close()
+        b.close()
+        c.close()
+
+
+@with_muc
+def test_persistent_room_survives_a_restart(server):
+    """A persistent room stays when empty and comes back after a crash of the process
+    (kill -9): its configuration, affiliations and subject were stored (§10.1.3)."""
+    room = f"keep@{MUC}"
+    a = open_room(server, room)
+    try:
+        r = configure(a, room, {"muc#roomconfig_persistentroom": "1",
+                                "muc#roomconfig_roomname": "Kept",
+                                "muc#roomconfig_membersonly": "1"})
+        assert r.get("type") == "result", dump(r)
+        admin(a, room, "<item jid='bob@localhost' affiliation='member'/>", "m1")
+        a.send(f"<message to='{room}' type='groupchat'><subject>still here</subject></message>")
+        a.wait_for(lambda e: e.tag == MESSAGE and e.findtext(SUBJECT) == "still here", 10.0)
+        a.send(f"<presence to='{room}/Alice' type='unavailable'/>")
+        a.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "unavailable", 10.0)
+        # Empty but persistent: still listed.
+        a.send(f"<iq type='get' id='ri' to='{MUC}'><query "
+               "xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+        lst = a.wait_for(lambda e: e.tag == IQ and e.get("id") == "ri", 10.0)
+        assert room in [i.get("jid") for i in lst.iter("{http://jabber.org/protocol/disco#items}item")]
+    finally:
+        a.close()
+    server.crash_and_restart()
+    b = login(server, "bob", "b")
+    c = login(server, "carol", "c")
+    try:
+        join(c, room, "Carol")      # members-only survived
+        err = c.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "error", 10.0)
+        assert error_condition(err) == ("registration-required", "auth"), dump(err)
+        join(b, room, "Bob")        # so did bob's membership
+        me = self_presence(b, room)
+        assert codes(me) == {110} and item(me).get("affiliation") == "member", dump(me)
+        s = b.wait_for(lambda e: e.tag == MESSAGE and e.find(SUBJECT) is not None, 10.0)
+        assert s.findtext(SUBJECT) == "still here"
+        assert "muc_persistent" in features(b, room, "d1")
+    finally:
+        b.close()
+        c.close()
+
+
+NS_OID = "urn:xmpp:occupant-id:0"
+
+
+@with_muc
+def test_invitations_and_occupant_ids(server):
+    """§7.8.2: an invitation through the room reaches the invitee from the room, naming
+    the inviter; a decline goes back to the inviter.  XEP-0421: every presence and message
+    from an occupant carries the room's occupant id for the user (the same for every
+    session and message, different per user), and one a client put there is replaced."""
+    room = f"invites@{MUC}"
+    a = open_room(server, room)
+    b = login(server, "bob", "b")
+    c = login(server, "carol", "c")
+    try:
+        a.send(f"<message to='{room}'><x xmlns='{NS_MUC_USER}'><invite to='carol@localhost'>"
+               "<reason>join us</reason></invite></x></message>")
+        inv = c.wait_for(lambda e: e.tag == MESSAGE and e.find(f"{{{NS_MUC_USER}}}x") is not None, 10.0)
+        i = inv.find(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}invite")
+        assert inv.get("from") == room and i.get("from") == "alice@localhost/a", dump(inv)
+        assert i.findtext(f"{{{NS_MUC_USER}}}reason") == "join us"
+        c.send(f"<message to='{room}'><x xmlns='{NS_MUC_USER}'><decline to='alice@localhost/a'>"
+               "<reason>busy</reason></decline></x></message>")
+        d = a.wait_for(lambda e: e.tag == MESSAGE and e.find(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}decline")
+                       is not None, 10.0)
+        assert d.find(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}decline").get("from") == "carol@localhost"
+        # Occupant ids.
+        join(b, room, "Bob")
+        bp = a.wait_for(lambda e: e.tag == PRESENCE and e.get("from") == f"{room}/Bob", 10.0)
+        bid = bp.find(f"{{{NS_OID}}}occupant-id").get("id")
+        b.send(f"<message to='{room}' type='groupchat'><body>mine</body>"
+               f"<occupant-id xmlns='{NS_OID}' id='forged'/></message>")
+        m = got_groupchat(a, room, "Bob", "mine")
+        ids = [e.get("id") for e in m.iter(f"{{{NS_OID}}}occupant-id")]
+        assert ids == [bid] and bid != "forged", dump(m)
+        groupchat(a, room, "and mine", "am")
+        m = got_groupchat(b, room, "Alice", "and mine")
+        assert m.find(f"{{{NS_OID}}}occupant-id").get("id") not in (None, bid), dump(m)
+        assert NS_OID in features(a, room, "f1")
+    finally:
+        a.close()
+        b.close()
+        c.close()
+
+
+NS_MAM = "urn:xmpp:mam:2"
+
+
+@with_muc
+def test_room_archive(server):
+    """XEP-0313 on a room: its messages carry the room's stanza-id (XEP-0359), and a query to
+    the room's JID pages through them (RSM), each result the message as the room sent it."""
+    room = f"archive@{MUC}"
+    a = open_room(server, room)
+    c = login(server, "carol", "c")
+    try:
+        ids = []
+        for i in range(5):
+            groupchat(a, room, f"kept {i}", f"k{i}")
+            m = got_groupchat(a, room, "Alice", f"kept {i}")
+            sid = m.find("{urn:xmpp:sid:0}stanza-id")
+            assert sid is not None and sid.get("by") == room, dump(m)
+            ids.append(sid.get("id"))
+        # Carol was never in the room: a public open room lets her read it.
+        c.send(f"<iq type='set' id='q1' to='{room}'><query xmlns='{NS_MAM}' queryid='x'>"
+               "<set xmlns='http://jabber.org/protocol/rsm'><max>3</max></set></query></iq>")
+        res = []
+        while True:
+            e = c.wait_for(lambda e: (e.tag == MESSAGE and e.find(f"{{{NS_MAM}}}result") is not None) or
+                           (e.tag == IQ and e.get("id") == "q1"), 15.0)
+            if e.tag == IQ:
+                fin = e
+                break
+            res.append(e)
+        assert fin.get("type") == "result", dump(fin)
+        assert [r.find(f"{{{NS_MAM}}}result").get("id") for r in res] == ids[:3]
+        fwd = res[0].find(f"{{{NS_MAM}}}result/{{urn:xmpp:forward:0}}forwarded/{{{NS_CLIENT}}}message")
+        assert fwd.get("from") == f"{room}/Alice" and fwd.findtext(BODY) == "kept 0", dump(res[0])
+        assert res[0].get("from") == room
+        f = fin.find(f"{{{NS_MAM}}}fin")
+        assert f.get("complete") == "false" and f.findtext("{http://jabber.org/protocol/rsm}set/"
+                                                           "{http://jabber.org/protocol/rsm}count") == "5"
+        # Members-only: an outsider may not read it.
+        configure(a, room, {"muc#roomconfig_membersonly": "1"})
+        c.send(f"<iq type='set' id='q2' to='{room}'><query xmlns='{NS_MAM}'/></iq>")
+        err = c.wait_for(lambda e: e.tag == IQ and e.get("id") == "q2", 10.0)
+        assert error_condition(err) == ("forbidden", "auth"), dump(err)
+    finally:
+        a.close()
+        c.close()

@@ -239,3 +239,49 @@ def test_profanity_carbons(target, profanity):
         finally:
             await close_all(a2, b)
     run(main(), 80)
+
+
+MUC_YAML = "services:\n  muc:\n    domain: conference.localhost\n"
+
+
+@pytest.mark.parametrize("server", [{"extra_edge_yaml": MUC_YAML}], indirect=True)
+def test_profanity_group_chat(server, profanity):
+    """XEP-0045 as a person uses it: Profanity /join creates the room, /room accept opens it
+    (the instant room), a second client joins and talks, Profanity shows it and its own
+    message reaches the other occupant, then /kick throws the other client out (307)."""
+    from rawxmpp import NS_CLIENT, Raw, q
+    from conftest import USERS
+
+    room = f"prof-{os.urandom(2).hex()}@conference.localhost"
+    presence, message = q(NS_CLIENT, "presence"), q(NS_CLIENT, "message")
+    muc_user = "http://jabber.org/protocol/muc#user"
+
+    async def main():
+        p = profanity()
+        await p.connect("alice@localhost", USERS["alice"], server.c2s_port)
+        p.type(f"/join {room} nick Alice")
+        await p.wait_screen(r"(?i)room (is )?locked|requires configuration|/room accept")
+        p.type("/room accept")
+        await p.wait_screen(r"(?i)room unlocked|accepted")
+        b = Raw(server.c2s_port)
+        try:
+            b.login("bob", USERS["bob"], "raw")
+            b.send("<presence/>")
+            b.send(f"<presence to='{room}/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+            b.wait_for(lambda e: e.tag == presence and e.get("from") == f"{room}/Bob" and
+                       any(s.get("code") == "110" for s in e.iter(f"{{{muc_user}}}status")), 15.0)
+            await p.wait_screen(r"(?s)Participants.*\bBob\b")     # the occupants panel
+            b.send(f"<message to='{room}' type='groupchat'><body>hello from bob</body></message>")
+            await p.wait_screen(r"Bob: hello from bob")
+            p.type("hello from alice")
+            m = b.wait_for(lambda e: e.tag == message and e.findtext(q(NS_CLIENT, "body")) ==
+                           "hello from alice", 15.0)
+            assert m.get("from") == f"{room}/Alice"
+            p.type("/kick Bob behave")
+            k = b.wait_for(lambda e: e.tag == presence and e.get("type") == "unavailable" and
+                           e.get("from") == f"{room}/Bob", 15.0)
+            assert "307" in {s.get("code") for s in k.iter(f"{{{muc_user}}}status")}
+            await p.wait_screen(r"(?i)bob.*kicked")
+        finally:
+            b.close()
+    run(main(), 90)

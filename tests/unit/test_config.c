@@ -219,6 +219,39 @@ static void test_shards(void **state)
 	config_free(&c);
 }
 
+/* admins: bare JIDs kept canonical; a malformed one, a full JID, a domain
+ * alone or a repeated one is refused on its line; a reload cannot change them. */
+static void test_admins(void **state)
+{
+	struct config a, b;
+	char err[512];
+
+	assert_int_equal(load("domains:\n  - name: a.org\nadmins:\n  - Boss@A.org\n  - ops@b.org\n",
+			      &a, err, sizeof(err)), 0);
+	assert_int_equal(a.nadmins, 2);
+	assert_string_equal(a.admins[0], "boss@a.org");
+	assert_string_equal(a.admins[1], "ops@b.org");
+	assert_int_equal(load("domains:\n  - name: a.org\nadmins: [boss@a.org]\n", &b, err,
+			      sizeof(err)), 0);
+	assert_string_equal(config_reload_blocker(&a, &b), "admins");
+	config_free(&b);
+	assert_int_equal(load("domains:\n  - name: a.org\nadmins: [boss@a.org, ops@b.org]\n", &b,
+			      err, sizeof(err)), 0);
+	assert_null(config_reload_blocker(&a, &b));
+	config_adopt(&b, &a);
+	config_free(&a);
+	assert_string_equal(b.admins[1], "ops@b.org");
+	config_free(&b);
+	expect_error("domains:\n  - name: a.org\nadmins:\n  - boss@a.org\n  - not a jid@@\n", ":5: ",
+		     "admins: 'not a jid@@' is not a bare JID");
+	expect_error("domains:\n  - name: a.org\nadmins:\n  - boss@a.org/phone\n", ":4: ",
+		     "is not a bare JID");
+	expect_error("domains:\n  - name: a.org\nadmins:\n  - a.org\n", ":4: ", "is not a bare JID");
+	expect_error("domains:\n  - name: a.org\nadmins:\n  - b@a.org\n  - B@a.org\n", ":5: ",
+		     "admins: b@a.org is listed twice");
+	expect_error("domains:\n  - name: a.org\nadmins: boss@a.org\n", ":3: ", "admins: expected a list");
+}
+
 /* XEP-0198: defaults, values, bounds, the edge id's alphabet, and a reload
  * that changes the edge id (resumption ids carry it) needing a restart. */
 static void test_stream_management(void **state)
@@ -408,6 +441,7 @@ int main(void)
 		cmocka_unit_test(test_s2s),
 		cmocka_unit_test(test_stream_management),
 		cmocka_unit_test(test_shards),
+		cmocka_unit_test(test_admins),
 		cmocka_unit_test(test_env_override),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
