@@ -796,6 +796,7 @@ static int forward(struct conn *c, const struct xs_stanza *s, const uint8_t *p, 
 		xmpp_stanza_error(c, s, "wait", "resource-constraint", jid);
 		return GO_ON;
 	}
+	smacks_forwarded(c->sess);   /* XEP-0198: the session server counts it (core/adopt.c) */
 	if (c->sess->smk && m.u.stanza.kind == WIRE_KIND_PRESENCE && !s->has_to)
 		rebind_keep_presence(c->sess, &m);
 	if (link_congested(native_slink(c))) {
@@ -921,6 +922,8 @@ static void native_timeout(struct conn *c)
 		xmpp_resume(c);
 		return;
 	}
+	if (adopt_timeout(c))
+		return;   /* XEP-0198 resumption on another edge (core/adopt.c) */
 	l = s ? native_slink(c) : &w->links[0];
 	if (!l->stalled)
 		log_warn("session server not answering", "worker=%d shard=%u after=%us", w->id, l->shard,
@@ -1222,6 +1225,9 @@ void native_on_frame(struct link *l, const struct wire_msg *m)
 		stanza_out(c, m->u.stanza.raw.p, m->u.stanza.raw.len, m->u.stanza.kind,
 			   m->u.stanza.flags & WIRE_STANZA_TRACK);
 		smacks_over_bound(c);       /* XEP-0198: a client that never acknowledges */
+		break;
+	case WIRE_ADOPT_RESP:
+		adopt_resp(c, m);   /* XEP-0198 resumption on another edge (core/adopt.c) */
 		break;
 	case WIRE_REGISTER_RESP:
 		if (s->reg_id && (c->flags & CF_WAIT_SM) && !c->auth_job) {

@@ -124,8 +124,10 @@ void rebind_done(struct worker *w, struct session *s, const struct wire_msg *m)
 		p.u.stanza.raw = wire_s(s->presence + tl + 1, s->presence_len - tl - 1);
 		link_send(&w->links[s->shard], &p);
 	}
-	/* Then what the dead one never confirmed, in its order (the last
-	 * presence among them is the one just replayed). */
+	/* Resumable there too, counted from what was confirmed; then what the
+	 * dead one never confirmed, in its order (the last presence among them is
+	 * the one just replayed). */
+	smacks_reannounce(w, s);   /* (core/adopt.c) */
 	rtx_rebound(w, s);
 	STAT_INC(w->st.rebinds);
 	log_info("session bound again on its restarted shard", "sid=%llu jid=%s shard=%u detached=%d",

@@ -67,6 +67,9 @@ struct smacks {
 	bool joining;         /* a placeholder: the state is on its way from another worker */
 	bool moved;           /* a stub: the session went to worker to_worker as to_sid */
 	bool moving_in;       /* arrived: live frames wait for the old worker's last forward */
+	bool adopting;        /* resumption on another edge: the session server is asked (core/adopt.c) */
+	uint32_t sm_h;        /* the h the session server counts (core/adopt.c): in_h as of the last
+	                         WIRE_SMACKS, plus the stanzas forwarded since */
 	bool fwd_now;         /* a forwarded frame is being handled (not held) */
 	int to_worker;
 	uint64_t to_sid;
@@ -270,8 +273,24 @@ void smacks_out(struct conn *c, const void *data, size_t len)
 
 void smacks_handled(struct session *s)
 {
+	struct smacks *k = s->smk;
+
+	if (!k)
+		return;
+	k->in_n++;
+	/* The session server counts what it is forwarded (core/adopt.c): a
+	 * stanza the edge answered itself is told to it.  (Frames keep their
+	 * order on the link: the count it gets follows every stanza before.) */
+	if (k->registered && k->sm_h != k->in_n && s->c) {
+		adopt_announce(s->c->w, s, k->id, k->max, k->in_n);
+		k->sm_h = k->in_n;
+	}
+}
+
+void smacks_forwarded(struct session *s)
+{
 	if (s->smk)
-		s->smk->in_n++;
+		s->smk->sm_h++;
 }
 
 uint32_t smacks_in_next(const struct session *s)
@@ -439,6 +458,8 @@ static int on_enable(struct conn *c, const struct xs_stanza *st, const uint8_t *
 	}
 	list_add(w, s);
 	xmpp_outs(c, buf);
+	if (k->max)   /* the session server keeps it if this edge dies (core/adopt.c) */
+		adopt_announce(w, s, k->id, k->max, k->in_n);
 	log_info("stream management enabled", "conn=%u worker=%d jid=%s resume=%u max=%u", c->idx, w->id, s->jid,
 		 k->max > 0, k->max);
 	return GO_ON;
@@ -461,15 +482,14 @@ static int on_ack(struct conn *c, const struct xs_stanza *st, const uint8_t *p)
 	return GO_ON;
 }
 
-/* The random part of a resumption id of this edge, into token.  false when
- * v[0..n) is not one of ours in form. */
-static bool token_of(const struct worker *w, const char *v, size_t n, uint8_t *token)
+/* The random part of a resumption id, into token.  false when v[0..n) is
+ * not one in form.  Any edge's: a session adopted from another edge keeps
+ * its id (core/adopt.c). */
+static bool token_of(const char *v, size_t n, uint8_t *token)
 {
-	const char *edge = w->cfg->smacks.edge_id;
-	size_t el = strlen(edge);
 	const char *dot;
 
-	if (n >= SMACKS_ID_MAX || n <= el + 2 * SMACKS_TOKEN + 1 || memcmp(v, edge, el) || v[el] != '.')
+	if (n >= SMACKS_ID_MAX || n <= 2 * SMACKS_TOKEN + 1)
 		return false;
 	dot = v + n - 2 * SMACKS_TOKEN - 1;
 	if (*dot != '.')
@@ -493,7 +513,7 @@ static struct session *lookup(struct worker *w, const char *v, size_t n)
 	struct session *s;
 	uint8_t diff = 0;
 
-	if (!token_of(w, v, n, token) || !reg_get(token, &owner, &sid) || owner != w->id)
+	if (!token_of(v, n, token) || !reg_get(token, &owner, &sid) || owner != w->id)
 		return NULL;
 	s = session_by_id(w, sid);
 	if (!s || !s->smk || !s->smk->max || s->smk->moved || s->smk->joining || strlen(s->smk->id) != n)
@@ -591,6 +611,7 @@ static int resume_finish(struct conn *c, struct session *s, uint32_t h, int from
 	 * leaves out: stanzas still unconfirmed no longer count for it. */
 	k->in_n = h_now(s);
 	rtx_session_gone(w, s);
+	smacks_reannounce(w, s);   /* the session server's count follows (core/adopt.c) */
 	STAT_INC(w->st.smacks_resumed);
 	log_info("stream resumed", "conn=%u worker=%d from_worker=%d jid=%s h=%u resent=%u", c->idx, w->id,
 		 from < 0 ? w->id : from, s->jid, h, k->out_n - k->out_acked);
@@ -606,6 +627,113 @@ static int resume_finish(struct conn *c, struct session *s, uint32_t h, int from
 }
 
 static int resume_elsewhere(struct conn *c, int owner, const char *v, size_t n, uint32_t h);
+
+/* A <resume/> of a session this edge does not hold: the edge its id names,
+ * when it is one of our peers, is where to resume (RFC 6120 §4.9.3.19);
+ * else <failed/>.  false after the stream error (the stream ends). */
+static bool resume_other_edge(struct conn *c, const char *v, size_t n, const char *why)
+{
+	struct worker *w = c->w;
+
+	for (size_t i = 0; i < w->cfg->smacks.npeers; i++) {
+		const char *e = w->cfg->smacks.peers[i].edge_id;
+		size_t el = strlen(e);
+
+		if (n > el && v[el] == '.' && !memcmp(v, e, el)) {
+			STAT_INC(w->st.resume_redirects);
+			log_info("resumption of another edge's session: redirected", "conn=%u edge=%s to=%s",
+				 c->idx, e, w->cfg->smacks.peers[i].addr);
+			xmpp_redirect(c, w->cfg->smacks.peers[i].addr);
+			return false;
+		}
+	}
+	resume_failed(c, why);
+	return true;
+}
+
+/* ---- resumption on another edge (core/adopt.c holds the exchange) ---------- */
+
+bool smacks_adopt_prepare(struct session *s, const char *previd, size_t n, uint32_t client_h)
+{
+	struct smacks *k;
+
+	if (s->smk || n >= SMACKS_ID_MAX)
+		return false;
+	/* Echoed in <resumed/> if adopted: ids we make have nothing to escape. */
+	for (size_t i = 0; i < n; i++)
+		if (previd[i] <= 0x20 || previd[i] >= 0x7f || strchr("'\"<>&", previd[i]))
+			return false;
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return false;
+	if (!token_of(previd, n, k->token)) {
+		free(k);
+		return false;
+	}
+	memcpy(k->id, previd, n);
+	k->id[n] = '\0';
+	/* The client's h counts what the old edge sent it: this edge cannot match
+	 * it against anything, so its own count starts there, nothing unacked. */
+	k->out_n = k->out_acked = client_h;
+	k->adopting = true;
+	s->smk = k;
+	return true;
+}
+
+bool smacks_adopt_pending(const struct session *s)
+{
+	return s->smk && s->smk->adopting;
+}
+
+void smacks_adopt_done(struct conn *c, uint32_t h)
+{
+	struct worker *w = c->w;
+	struct session *s = c->sess;
+	struct smacks *k = s->smk;
+	char buf[SMACKS_ID_MAX + 128];
+
+	k->adopting = false;
+	k->in_n = k->sm_h = h;
+	k->rx_base = s->rx;
+	k->last_r = w->now;
+	k->max = w->cfg->smacks.resume_timeout;
+	/* Under the same id, so that a later <resume/> works here. */
+	k->registered = k->max && reg_put(k->token, w->id, s->id);
+	if (!k->registered)
+		k->max = 0;
+	list_add(w, s);
+	STAT_INC(w->st.smacks_resumed);
+	log_info("stream resumed: session adopted from another edge", "conn=%u worker=%d jid=%s h=%u", c->idx,
+		 w->id, s->jid, h);
+	snprintf(buf, sizeof(buf), "<resumed xmlns='" NS_SM "' h='%" PRIu32 "' previd='%s'/>", h, k->id);
+	xmpp_outs(c, buf);
+	adopt_announce(w, s, k->id, k->max, k->in_n);
+}
+
+bool smacks_adopt_refused(struct conn *c, const char *why)
+{
+	struct session *s = c->sess;
+	char id[SMACKS_ID_MAX];
+	size_t n;
+
+	if (!smacks_adopt_pending(s))
+		return true;
+	n = strlen(s->smk->id);
+	memcpy(id, s->smk->id, n + 1);
+	smacks_free(c->w, s);
+	return resume_other_edge(c, id, n, why);
+}
+
+void smacks_reannounce(struct worker *w, struct session *s)
+{
+	struct smacks *k = s->smk;
+
+	/* The confirmed count: what the edge sends again after it counts on. */
+	if (k && k->registered) {
+		k->sm_h = h_now(s);
+		adopt_announce(w, s, k->id, k->max, k->sm_h);
+	}
+}
 
 static int on_resume(struct conn *c, const struct xs_stanza *st, const uint8_t *p)
 {
@@ -628,23 +756,18 @@ static int on_resume(struct conn *c, const struct xs_stanza *st, const uint8_t *
 		xmpp_error(c, "bad-format", NULL);
 		return STOP_DISCARD;
 	}
-	/* Another edge's session: that edge is where to resume (RFC 6120 §4.9.3.19). */
-	for (size_t i = 0; i < w->cfg->smacks.npeers; i++) {
-		const char *e = w->cfg->smacks.peers[i].edge_id;
-		size_t el = strlen(e);
-
-		if (n > el && v[el] == '.' && !memcmp(v, e, el)) {
-			STAT_INC(w->st.resume_redirects);
-			log_info("resumption of another edge's session: redirected", "conn=%u edge=%s to=%s",
-				 c->idx, e, w->cfg->smacks.peers[i].addr);
-			xmpp_redirect(c, w->cfg->smacks.peers[i].addr);
-			return STOP_DISCARD;
-		}
-	}
 	/* Unknown, expired, or another account's: all the same to the client. */
-	if (!token_of(w, v, n, token) || !reg_get(token, &owner, &sid)) {
+	if (!token_of(v, n, token)) {
 		resume_failed(c, "unknown id");
 		return GO_ON;
+	}
+	if (!reg_get(token, &owner, &sid)) {
+		/* Not held here: its session server may hold it, its edge gone
+		 * (killed, or this edge before a restart: core/adopt.c); else the
+		 * edge the id names is where to resume. */
+		if (adopt_start(c, v, n, h))
+			return STOP_KEEP;
+		return resume_other_edge(c, v, n, "unknown id") ? GO_ON : STOP_DISCARD;
 	}
 	if (owner != w->id)
 		return resume_elsewhere(c, owner, v, n, h);

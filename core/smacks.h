@@ -21,6 +21,13 @@
  * edge and the worker that issued it: only the random part is secret, and
  * the whole id is compared in constant time.
  *
+ * Across edges (core/adopt.c): the session server is told which sessions are
+ * resumable and counts their client's stanzas, so when an edge dies it keeps
+ * them; a <resume/> with an id this edge does not hold asks the session
+ * server, which hands such a session over (<resumed/> with its h, same full
+ * JID, the same id registered here); else the edge the id names, if a peer,
+ * is where to resume (see-other-host), or <failed/>.
+ *
  * A session that ends (clean close, expiry, any error) hands the stanzas it
  * holds unacknowledged back to the session server (XEP-0198 §4): messages
  * and iqs not tracked by delivery reports go back as WIRE_STANZA with
@@ -128,6 +135,33 @@ void native_credit(struct worker *w, struct session *s);
 void native_attach(struct conn *c, struct session *s);
 /* Give the session server `bytes` of flow-control credit for s (WIRE_CREDIT). */
 void native_grant(struct worker *w, struct session *s, uint32_t bytes);
+
+/* forward() (be_native.c): s's stanza went to the session server. */
+void smacks_forwarded(struct session *s);
+
+/* ---- resumption on another edge (core/adopt.c) ---- */
+/* A <resume/> naming another edge's session this edge does not hold: ask
+ * the session server (WIRE_ADOPT); true when the stream now waits for it. */
+bool adopt_start(struct conn *c, const char *previd, size_t n, uint32_t h);
+/* native_on_frame(): WIRE_ADOPT_RESP for c's session. */
+void adopt_resp(struct conn *c, const struct wire_msg *m);
+/* native_timeout(): true when c was waiting for an adoption (handled). */
+bool adopt_timeout(struct conn *c);
+/* Tell the session server s is resumable under id for max seconds (0: no
+ * longer), h client stanzas handled so far (WIRE_SMACKS). */
+void adopt_announce(struct worker *w, const struct session *s, const char *id, uint32_t max, uint32_t h);
+/* smacks.c for adopt.c: the stream's unbound session s gets a pending state
+ * under previd, whose client has had client_h stanzas (false: not an id, or
+ * out of memory); is it pending; the adoption succeeded with h: <resumed/>,
+ * the state is live and registered under the same id; it was refused: the
+ * pending state goes, and the client is sent to the edge its id names
+ * (false: stream error sent) or gets <failed/>. */
+bool smacks_adopt_prepare(struct session *s, const char *previd, size_t n, uint32_t client_h);
+bool smacks_adopt_pending(const struct session *s);
+void smacks_adopt_done(struct conn *c, uint32_t h);
+bool smacks_adopt_refused(struct conn *c, const char *why);
+/* The session server of s is new (a rebind): tell it s is resumable. */
+void smacks_reannounce(struct worker *w, struct session *s);
 
 /* ---- core/rebind.c: a shard restart keeps XEP-0198 sessions ---- */
 

@@ -25,6 +25,9 @@
  *   ROUTE          as STANZA
  *   DOMAIN         u8 op, str16 domain
  *   SESSION_MOVE   u64 old_sid, str16 jid
+ *   SMACKS         u32 max, u32 h, str16 previd
+ *   ADOPT          str16 previd, str16 jid
+ *   ADOPT_RESP     u8 status, u32 h, str16 jid
  *
  * The encoding is canonical: every length is explicit and there is no
  * padding, so one wire_msg has exactly one byte form.  The decoder checks
@@ -313,6 +316,22 @@ long wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
 		m.u.move.old_sid = rd_u64(&r);
 		m.u.move.jid = rd_str16(&r);
 		break;
+	case WIRE_SMACKS:
+		m.u.smacks.max = rd_u32(&r);
+		m.u.smacks.h = rd_u32(&r);
+		m.u.smacks.previd = rd_str16(&r);
+		break;
+	case WIRE_ADOPT:
+		m.u.adopt.previd = rd_str16(&r);
+		m.u.adopt.jid = rd_str16(&r);
+		break;
+	case WIRE_ADOPT_RESP:
+		m.u.adopt_resp.status = rd_u8(&r);
+		m.u.adopt_resp.h = rd_u32(&r);
+		m.u.adopt_resp.jid = rd_str16(&r);
+		if (!status_ok(m.u.adopt_resp.status))
+			r.bad = true;
+		break;
 	default:
 		return -1;
 	}
@@ -380,6 +399,12 @@ static size_t fields_size(const struct wire_msg *m)
 		return 1 + s16(m->u.domain.domain);
 	case WIRE_SESSION_MOVE:
 		return 8 + s16(m->u.move.jid);
+	case WIRE_SMACKS:
+		return 4 + 4 + s16(m->u.smacks.previd);
+	case WIRE_ADOPT:
+		return s16(m->u.adopt.previd) + s16(m->u.adopt.jid);
+	case WIRE_ADOPT_RESP:
+		return 1 + 4 + s16(m->u.adopt_resp.jid);
 	default:
 		return 0;
 	}
@@ -444,6 +469,12 @@ static bool msg_ok(const struct wire_msg *m)
 		return domain_op_ok(m->u.domain.op) && str_ok(m->u.domain.domain, STR16_MAX);
 	case WIRE_SESSION_MOVE:
 		return str_ok(m->u.move.jid, STR16_MAX);
+	case WIRE_SMACKS:
+		return str_ok(m->u.smacks.previd, STR16_MAX);
+	case WIRE_ADOPT:
+		return str_ok(m->u.adopt.previd, STR16_MAX) && str_ok(m->u.adopt.jid, STR16_MAX);
+	case WIRE_ADOPT_RESP:
+		return status_ok(m->u.adopt_resp.status) && str_ok(m->u.adopt_resp.jid, STR16_MAX);
 	case WIRE_DELIVERED:
 	case WIRE_HANDLED:
 	case WIRE_CREDIT:
@@ -612,6 +643,20 @@ size_t wire_encode(const struct wire_msg *msg, uint8_t *buf, size_t cap)
 		p = wr_u64(p, msg->u.move.old_sid);
 		p = wr_str16(p, msg->u.move.jid);
 		break;
+	case WIRE_SMACKS:
+		p = wr_u32(p, msg->u.smacks.max);
+		p = wr_u32(p, msg->u.smacks.h);
+		p = wr_str16(p, msg->u.smacks.previd);
+		break;
+	case WIRE_ADOPT:
+		p = wr_str16(p, msg->u.adopt.previd);
+		p = wr_str16(p, msg->u.adopt.jid);
+		break;
+	case WIRE_ADOPT_RESP:
+		p = wr_u8(p, msg->u.adopt_resp.status);
+		p = wr_u32(p, msg->u.adopt_resp.h);
+		p = wr_str16(p, msg->u.adopt_resp.jid);
+		break;
 	}
 	/* Sizes and writers are two descriptions of one layout; they agree. */
 	return (size_t)(p - buf) == size ? size : 0;
@@ -641,7 +686,10 @@ const char *wire_type_str(uint8_t type)
 		[WIRE_DOMAIN] = "domain",
 		[WIRE_SESSION_MOVE] = "session_move",
 		[WIRE_HANDLED] = "handled",
+		[WIRE_SMACKS] = "smacks",
+		[WIRE_ADOPT] = "adopt",
+		[WIRE_ADOPT_RESP] = "adopt_resp",
 	};
 
-	return type_ok(type) ? names[type] : "unknown";
+	return type_ok(type) && names[type] ? names[type] : "unknown";
 }

@@ -54,7 +54,12 @@ enum wire_type {
 	WIRE_HANDLED = 21,      /* sm -> edge   over a socket: the first `count` frames of this link (HELLO
 	                           included) are handled: routed with their output written to the
 	                           kernel, stored when storing was their outcome (docs/protocol.md) */
-	WIRE_TYPE_MAX = 21
+	WIRE_SMACKS = 22,       /* edge -> sm   XEP-0198: the session is resumable under previd for max
+	                           seconds (0: no longer); h: client stanzas handled so far */
+	WIRE_ADOPT = 23,        /* edge -> sm   XEP-0198 resumption on another edge: the orphaned session
+	                           previd (of the account jid) continues on this link as sid */
+	WIRE_ADOPT_RESP = 24,   /* sm -> edge   status of a WIRE_ADOPT: the full JID and the h to resume at */
+	WIRE_TYPE_MAX = 24
 };
 
 /* WIRE_SESSION_OPEN flags */
@@ -84,10 +89,10 @@ enum wire_domain_op {
 	WIRE_DOMAIN_S2S = 3   /* this link carries server-to-server traffic (domain empty) */
 };
 
-/* Status codes in WIRE_CRED_RESP, WIRE_BIND_RESP and WIRE_REGISTER_RESP */
+/* Status codes in WIRE_CRED_RESP, WIRE_BIND_RESP, WIRE_REGISTER_RESP and WIRE_ADOPT_RESP */
 enum wire_status {
 	WIRE_OK = 0,
-	WIRE_NO_USER = 1,     /* CRED, REGISTER: no such account */
+	WIRE_NO_USER = 1,     /* CRED, REGISTER: no such account; ADOPT: no such orphaned session */
 	WIRE_TEMP_FAIL = 2,   /* storage unavailable: try later */
 	WIRE_BAD_REQUEST = 3, /* BIND: malformed resource; REGISTER: bad name or keys */
 	WIRE_NOT_ALLOWED = 4, /* BIND: not authenticated / policy; REGISTER: not the session's account */
@@ -156,6 +161,9 @@ struct wire_msg {
 		struct { uint8_t status; } reg_resp;
 		struct { uint8_t op; struct wire_str domain; } domain; /* op: enum wire_domain_op */
 		struct { uint64_t old_sid; struct wire_str jid; } move;
+		struct { uint32_t max, h; struct wire_str previd; } smacks;
+		struct { struct wire_str previd, jid; } adopt;   /* jid: the account's bare JID */
+		struct { uint8_t status; uint32_t h; struct wire_str jid; } adopt_resp;
 	} u;
 	/* WIRE_ROUTE uses u.stanza. */
 };

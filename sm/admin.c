@@ -561,6 +561,7 @@ static const char *cmd_sessions(struct sm *sm, struct sm_buf *out, int ac, char 
 				   s->addr[0] ? s->addr : "-", l->id, l->worker, state);
 		}
 	}
+	n += sm_adopt_list(sm, out);   /* XEP-0198: sessions whose edge is gone */
 	if (n == 0)
 		sm_buf_str(out, "no sessions\n");
 	return NULL;

@@ -42,6 +42,10 @@ static void sum_stats(struct sm *const *sms, size_t n, struct sm_stats *t)
 		t->store_pending += STAT_GET(st->store_pending);
 		t->shard_out += STAT_GET(st->shard_out);
 		t->shard_in += STAT_GET(st->shard_in);
+		t->orphans += STAT_GET(st->orphans);
+		t->orphaned += STAT_GET(st->orphaned);
+		t->adopted += STAT_GET(st->adopted);
+		t->orphans_expired += STAT_GET(st->orphans_expired);
 		mhist_add(&t->store_latency, &st->store_latency);
 	}
 }
@@ -78,6 +82,16 @@ void sm_metrics(struct sm *const *sms, size_t n, struct mx *m)
 	mx_one(m, "xedge_sm_stanza_errors_total", "counter",
 	       "Stanza errors returned to senders.",
 	       t.stanza_errors);
+	mx_one(m, "xedge_sm_orphaned_sessions", "gauge",
+	       "XEP-0198 sessions whose edge is gone, waiting to be resumed on another edge.",
+	       t.orphans);
+	mx_one(m, "xedge_sm_orphaned_total", "counter",
+	       "XEP-0198 sessions kept when the link of their edge was lost.",
+	       t.orphaned);
+	mx_head(m, "xedge_sm_orphans_ended_total", "counter",
+		"Orphaned sessions resumed on another edge (adopted) or ended (expired).");
+	mx_val(m, "xedge_sm_orphans_ended_total", "how=\"adopted\"", t.adopted);
+	mx_val(m, "xedge_sm_orphans_ended_total", "how=\"expired\"", t.orphans_expired);
 	mx_one(m, "xedge_sm_store_queue_jobs", "gauge",
 	       "Storage jobs submitted and not yet done.",
 	       t.store_pending);

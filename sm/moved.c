@@ -26,7 +26,8 @@ void sm_moved(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 	struct sm_session *t = sm_session_find(sm, (const char *)m->u.move.jid.p, m->u.move.jid.len);
 	struct wire_msg r = { .type = WIRE_SESSION_CLOSE };
 
-	if (!t || t->sid != m->u.move.old_sid || t->state != SM_SESS_BOUND || sm_session_by_sid(l, m->sid)) {
+	if (!t || t->sid != m->u.move.old_sid || t->state != SM_SESS_BOUND || t->orphan_until ||
+	    sm_session_by_sid(l, m->sid)) {
 		r.sid = m->sid;
 		r.u.close.reason = WIRE_CLOSE_KICKED;
 		sm_link_send(l, &r);

@@ -227,6 +227,7 @@ void sm_remote_link_gone(struct sm *sm, struct sm_link *l)
 {
 	struct sm_remote *r = sm->remote;
 
+	sm_adopt_relay_lost(sm, l);   /* cross-shard messages it may not have passed on */
 	if (!r)
 		return;
 	if (l->s2s) {
@@ -471,6 +472,8 @@ static bool shard_out(struct sm *sm, struct sm_remote *r, const struct wire_msg 
 	f.u.stanza.from = wire_s(from->s, from->len);
 	STAT_INC(sm->stats.shard_out);
 	sm_link_send(pick, &f);
+	if (!pick->shard_peer)
+		sm_adopt_relay_keep(pick, &f);   /* its edge may die holding it (sm/adopt.c) */
 	return true;
 }
 

@@ -287,12 +287,36 @@ static void track_end(struct sm *sm, struct sm_session *t)
 			 t->full ? t->full : t->bare, moved, requeued);
 }
 
+void sm_track_restart(struct sm *sm, struct sm_session *t)
+{
+	struct sm_track *k = t->thead, *next;
+	bool rows = false;
+
+	t->thead = t->ttail = NULL;
+	t->tx = 0;
+	for (; k; k = next) {
+		next = k->next;
+		if (k->row) {
+			if (t->user)
+				sm_offline_inflight_del(t->user, k->row);
+			rows = true;
+		} else if (sm_route_offline(sm, t, 0, k->raw, k->len) < 0 && t->bare) {
+			sm_route_requeue(sm, t->bare, k->raw, k->len);
+		}
+		free(k);
+	}
+	if (rows && t->user)
+		sm_offline_deliver(sm, t);
+}
+
 static void deliver(struct sm *sm, struct sm_session *t, int kind, struct wire_str type,
 		    struct wire_str to, struct wire_str from, struct wire_str id, struct wire_str ns,
 		    const void *raw, size_t rawlen, uint8_t flags)
 {
 	struct wire_msg m = { .type = WIRE_STANZA, .sid = t->sid };
 
+	if (t->orphan_until)
+		sm_adopt_held(sm, t, kind, raw, rawlen, flags);   /* XEP-0198: its edge is gone */
 	STAT_INC(sm->stats.delivered[kind & 3]);
 	m.u.stanza.kind = (uint8_t)kind;
 	m.u.stanza.flags = flags;
@@ -372,6 +396,7 @@ static void session_drop(struct sm *sm, struct sm_session *s, bool broadcast)
 	sm_session_unlink(l, s);
 	log_debug("session ended", "link=%u sid=%llu jid=\"%s\"", l->id,
 		  (unsigned long long)s->sid, s->full ? s->full : s->bare ? s->bare : "");
+	sm_adopt_forget(sm, s);
 	sm_presence_directed_clear(s);
 	free(s->presence);
 	free(s->full);
@@ -382,6 +407,11 @@ static void session_drop(struct sm *sm, struct sm_session *s, bool broadcast)
 void sm_session_end(struct sm *sm, struct sm_session *s)
 {
 	session_drop(sm, s, true);
+}
+
+void sm_session_discard(struct sm *sm, struct sm_session *s)
+{
+	session_drop(sm, s, false);
 }
 
 void sm_session_kick(struct sm *sm, struct sm_session *s, int reason)
@@ -778,6 +808,8 @@ static void on_stanza(struct sm *sm, struct sm_link *l, const struct wire_msg *m
 			  (unsigned long long)m->sid);
 		return;
 	}
+	if (s->smk_id && !(m->u.stanza.flags & WIRE_STANZA_RETURNED))
+		s->smk_h++;    /* XEP-0198: one more of its client's stanzas handled (sm/adopt.c) */
 	sm->sender = s;
 	sm_route_stanza(sm, s, m);
 	sm->sender = NULL;
@@ -821,6 +853,12 @@ static void link_frame_do(struct sm *sm, struct sm_link *l, const struct wire_ms
 		break;
 	case WIRE_SESSION_MOVE:
 		sm_moved(sm, l, m);   /* XEP-0198 resumption on another worker */
+		break;
+	case WIRE_SMACKS:
+		sm_adopt_smacks(sm, l, m);   /* XEP-0198: resumable (sm/adopt.c) */
+		break;
+	case WIRE_ADOPT:
+		sm_adopt_in(sm, l, m);       /* XEP-0198 resumption on another edge */
 		break;
 	case WIRE_SESSION_CLOSE:
 		/* Unknown: the sm may have ended it first (conflict, kick). */
@@ -1112,6 +1150,12 @@ static void link_free(struct sm *sm, struct sm_link *l, bool broadcast)
 	}
 	for (s = l->shead; s; s = next) {
 		next = s->lnext;
+		/* XEP-0198: a resumable session outlives its edge (sm/adopt.c). */
+		if (broadcast && !l->shard_peer && sm_adopt_keep(sm, s)) {
+			flow_unwait(s);
+			flow_release(s);
+			continue;
+		}
 		session_drop(sm, s, broadcast);
 	}
 	if (l->ev.fd >= 0) {
@@ -1475,9 +1519,11 @@ static int64_t sm_now_ms(void)
  * (ms, -1: none) that honours both it and the MAM sweep. */
 static int sm_tick(struct sm *sm, int64_t *next)
 {
-	int timeout = sm_mam_timeout(sm);
+	int timeout = sm_mam_timeout(sm), t2 = sm_adopt_timeout(sm);
 	int64_t now;
 
+	if (t2 >= 0 && (timeout < 0 || t2 < timeout))
+		timeout = t2;
 	if (!sm->tick)
 		return timeout;
 	now = sm_now_ms();
@@ -1555,6 +1601,7 @@ int sm_run(struct sm *sm)
 				break;
 			}
 		}
+		sm_adopt_tick(sm);     /* before the flush: what it sends goes out now */
 		flush_all(sm);
 		reap(sm);
 		confirm_all(sm);
@@ -1584,6 +1631,7 @@ void sm_free(struct sm *sm)
 	 * refer to still exists. */
 	if (sm->store)
 		sm_store_sync(sm->store, sm);
+	sm_adopt_free(sm);
 	while (sm->links)
 		link_free(sm, sm->links, false);
 	/* Ending the sessions stored their unconfirmed messages: write them. */

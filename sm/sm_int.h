@@ -24,6 +24,7 @@
  *                  servers) through edge links: WIRE_ROUTE, WIRE_DOMAIN
  *   sm/returned.c  XEP-0198 §4: stanzas an edge hands back unacknowledged
  *   sm/moved.c     XEP-0198: a session moving to another edge worker's link
+ *   sm/adopt.c     XEP-0198: a session outliving its edge, resumed on another edge
  *   sm/adhoc.c     XEP-0050 ad-hoc commands, XEP-0133 service administration
  *
  * Everything here belongs to the one thread that runs sm_run(); nothing is
@@ -204,6 +205,7 @@ struct sm_link {
 	struct sm_buf in, out;
 	struct chan *cin, *cout;   /* in-process link (ev.fd -1): from and to the worker or shard */
 	uint16_t shard_peer;       /* a link to shard shard_peer - 1 of this process; 0: an edge's */
+	struct sm_relay *relay;    /* cross-shard messages it was given lately (sm/adopt.c) */
 	struct sm_tab sessions;    /* sid -> sm_session.by_sid */
 	struct sm_session *shead;  /* all sessions of this link */
 	size_t nsessions;
@@ -264,6 +266,17 @@ struct sm_session {
 	struct sm_track *thead, *ttail;    /* tracked deliveries not yet reported written (sm.c) */
 	struct sm_session *lnext, *lprev;  /* link->shead */
 	struct sm_session *unext, *uprev;  /* user->shead */
+	/* XEP-0198 resumption on another edge (sm/adopt.c). */
+	char *smk_id;                      /* its resumption id (WIRE_SMACKS); NULL: not resumable */
+	size_t smk_id_len;
+	uint32_t smk_max;                  /* seconds it outlives its edge */
+	uint32_t smk_h;                    /* its client's stanzas handled (WIRE_SMACKS h + sent since) */
+	int64_t orphan_until;              /* orphaned (its edge is gone): ends then (ms, monotonic;
+	                                      1: now); 0: not orphaned */
+	struct sm_tab_node by_previd;      /* orphans by id */
+	struct sm_session *onext, *oprev;  /* orphans */
+	struct sm_adopt_item *okept, *okept_tail; /* orphaned: untracked stanzas kept, in order */
+	size_t okept_bytes;                /* orphaned: stanza bytes sent to it since */
 };
 
 /* One roster row (RFC 6121 §2.1.2), as stored. */
@@ -341,6 +354,8 @@ struct sm_stats {
 	uint64_t binds;               /* resources bound */
 	uint64_t store_jobs;
 	uint64_t shard_out, shard_in; /* stanzas to / from the other shards */
+	uint64_t orphans;             /* gauge: sessions kept with their edge gone (sm/adopt.c) */
+	uint64_t orphaned, adopted, orphans_expired; /* ... kept; then adopted, or ended */
 	struct mhist store_latency;   /* storage jobs: submitted to done() */
 } __attribute__((aligned(64)));
 
@@ -385,6 +400,7 @@ struct sm {
 	struct sm_adhoc *adhoc;        /* ad-hoc commands: admins, command sessions (sm/adhoc.c) */
 	uint64_t *shard_names;         /* H(name) of each shard (parser/shard.h); NULL: one shard */
 	size_t nshards, shard_self;
+	struct sm_adopt *adopt;        /* orphaned sessions (sm/adopt.c); NULL until the first */
 	struct sm_link **peers;        /* [k]: the in-process link to shard k, or NULL (remote.c) */
 	size_t npeers;
 	void (*tick)(void *arg, size_t nsessions, size_t nlinks); /* sm_config.tick */
@@ -746,6 +762,36 @@ void sm_returned(struct sm *sm, struct sm_session *s, const struct wire_msg *m);
 /* sm/moved.c — XEP-0198 resumption on another edge worker: WIRE_SESSION_MOVE
  * from l re-keys the bound session it names to (l, m->sid). */
 void sm_moved(struct sm *sm, struct sm_link *l, const struct wire_msg *m);
+
+/* sm/adopt.c — XEP-0198 resumption on another edge: a resumable session
+ * outlives its edge's link as an orphan until another edge adopts it. */
+struct sm_adopt_item;
+/* WIRE_SMACKS: the session is resumable under an id for max seconds (0: no longer). */
+void sm_adopt_smacks(struct sm *sm, struct sm_link *l, const struct wire_msg *m);
+/* s's link is going away: true when s is kept as an orphan (it left the link). */
+bool sm_adopt_keep(struct sm *sm, struct sm_session *s);
+/* WIRE_ADOPT: the stream's session m->sid of l takes an orphan over. */
+void sm_adopt_in(struct sm *sm, struct sm_link *l, const struct wire_msg *m);
+/* deliver(): a stanza sent to the orphan t (tracked ones are on its track list). */
+void sm_adopt_held(struct sm *sm, struct sm_session *t, int kind, const void *raw, size_t len,
+		   uint8_t flags);
+/* s is being freed: off the orphans, its adoption state freed. */
+void sm_adopt_forget(struct sm *sm, struct sm_session *s);
+/* The loop: end orphans whose time is up; the epoll timeout that honours it (-1: none). */
+void sm_adopt_tick(struct sm *sm);
+int sm_adopt_timeout(struct sm *sm);
+void sm_adopt_free(struct sm *sm);
+/* The admin `sessions` command: a line per orphan into out; how many. */
+size_t sm_adopt_list(struct sm *sm, struct sm_buf *out);
+/* Cross-shard messages relayed through an edge link l (remote.c shard_out)
+ * are kept a second; when l dies they are routed again through another
+ * edge (its edge may have died with them).  The ring is freed then too. */
+void sm_adopt_relay_keep(struct sm_link *l, const struct wire_msg *f);
+void sm_adopt_relay_lost(struct sm *sm, struct sm_link *l);
+/* sm.c for adopt.c: t's tracked deliveries start again on a new edge (sent
+ * again, its byte count from zero); and ending a session without telling anyone. */
+void sm_track_restart(struct sm *sm, struct sm_session *t);
+void sm_session_discard(struct sm *sm, struct sm_session *s);
 
 /* sm/adhoc.c — XEP-0050 ad-hoc commands, XEP-0133 administration (see the file comment) */
 struct sm_adhoc;

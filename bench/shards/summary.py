@@ -3,7 +3,7 @@
 
   summary.py scrape URL            print the stanzas that crossed shards, from an edge's /metrics
   summary.py report RES CONFIG...  the summary table (markdown) of the runs in RES
-  summary.py kills RES RUN...      the table of the fault runs (a shard killed under load)
+  summary.py kills RES RUN...      the tables of the fault runs (a shard, or an edge, killed under load)
 """
 import json
 import sys
@@ -60,6 +60,9 @@ def report(res, configs):
 
 def kills(res, runs):
     """The fault runs: a shard SIGKILLed under chat load, with and without XEP-0198."""
+    runs = [k for k in runs if k != "edge"]
+    if not runs:
+        return
     print()
     print("| clients | sessions dropped | messages sent / received | not delivered | of which bounced "
           "to the sender by the edge | duplicated | bound again without login | seconds under 90 % "
@@ -87,6 +90,25 @@ def kills(res, runs):
               f"{m['lost']} | {e.get('bounced', '?')} | {m['duplicated']} | {e['rebinds']} | {dip} of {len(full)} |")
 
 
+def edge(res):
+    """The edge fault run: an edge SIGKILLed, its XEP-0198 clients resumed on the other one."""
+    print()
+    print("| edge killed | clients (on the killed edge) | resumed without login | new logins | "
+          "messages sent / received | lost | lost after the server acknowledged them | duplicated | "
+          "kill to resumption, median / max | of which: stream seen lost, reconnect and log in, resume |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    try:
+        j = json.load(open(f"{res}/kill-edge.json"))
+    except (OSError, ValueError) as err:
+        print(f"| edge | run failed: {err} | | | | | | | | |")
+        return
+    flag = " LOST" if j["lost"] or j["lost_acknowledged"] else ""
+    print(f"| 1 of 2 behind HAProxy | {j['clients']} ({j['killed_edge_clients']}) | {j['resumed']} | "
+          f"{j['failed_resumptions']} | {j['sent']:,} / {j['received']:,} | {j['lost']}{flag} | "
+          f"{j['lost_acknowledged']} | {j['duplicates']} | {j['resume_s_median']} s / {j['resume_s_max']} s | "
+          + (" / ".join(f"{x} s" for x in j["stages_median"][:3]) if j.get("stages_median") else "") + " |")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "scrape":
         scrape(sys.argv[2])
@@ -94,5 +116,7 @@ if __name__ == "__main__":
         report(sys.argv[2], sys.argv[3:])
     elif sys.argv[1] == "kills":
         kills(sys.argv[2], sys.argv[3:])
+        if "edge" in sys.argv[3:]:
+            edge(sys.argv[2])
     else:
         sys.exit(__doc__)

@@ -90,6 +90,16 @@ static int msg_eq(const struct wire_msg *a, const struct wire_msg *b)
 		return a->u.domain.op == b->u.domain.op && str_eq(a->u.domain.domain, b->u.domain.domain);
 	case WIRE_SESSION_MOVE:
 		return a->u.move.old_sid == b->u.move.old_sid && str_eq(a->u.move.jid, b->u.move.jid);
+	case WIRE_HANDLED:
+		return a->u.handled.count == b->u.handled.count;
+	case WIRE_SMACKS:
+		return a->u.smacks.max == b->u.smacks.max && a->u.smacks.h == b->u.smacks.h &&
+		       str_eq(a->u.smacks.previd, b->u.smacks.previd);
+	case WIRE_ADOPT:
+		return str_eq(a->u.adopt.previd, b->u.adopt.previd) && str_eq(a->u.adopt.jid, b->u.adopt.jid);
+	case WIRE_ADOPT_RESP:
+		return a->u.adopt_resp.status == b->u.adopt_resp.status && a->u.adopt_resp.h == b->u.adopt_resp.h &&
+		       str_eq(a->u.adopt_resp.jid, b->u.adopt_resp.jid);
 	default:
 		return 0;
 	}

@@ -527,9 +527,10 @@ def test_two_edges_behind_haproxy(tmp_path, sockdir, cert, haproxy):
 def test_edge_killed_nothing_unacknowledged_lost(tmp_path, sockdir, cert):
     """kill -9 of the edge holding a XEP-0198 client that received messages and did not
     acknowledge them: the session server counts a stream-managed session's messages as
-    delivered only when the client acknowledged them, so when the edge's links drop it
-    stores those messages offline; the client, logging in again through the other edge,
-    gets every one of them."""
+    delivered only when the client acknowledged them, so when the session ends (here: its
+    resumption time, max='2', passes with its edge gone; test_adopt.py resumes it) it
+    re-routes those messages; the client, logging in again through the other edge with
+    another resource, gets every one of them."""
     gen = _cluster(tmp_path, sockdir, cert, edges=2)
     c = next(gen)
     try:
@@ -537,7 +538,7 @@ def test_edge_killed_nothing_unacknowledged_lost(tmp_path, sockdir, cert):
         edge0 = c["procs"][2]
         a = Raw(c["c2s"][0])
         a.login(u1, PASSWORD, "a")
-        a.send(f"<enable xmlns='{NS_SM}' resume='true'/>")
+        a.send(f"<enable xmlns='{NS_SM}' resume='true' max='2'/>")
         a.wait_for(lambda e: e.tag == f"{{{NS_SM}}}enabled", 10.0)
         a.send("<presence/>")
         b = login(c["c2s"][1], u0, "b")

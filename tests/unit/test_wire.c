@@ -131,6 +131,20 @@ static struct wire_msg sample(uint8_t t)
 		m.u.move.old_sid = 0x0000000700000003ULL;
 		m.u.move.jid = S("juliet@example.com/balcony");
 		break;
+	case WIRE_SMACKS:
+		m.u.smacks.max = 300;
+		m.u.smacks.h = 0xfffffffeu;
+		m.u.smacks.previd = S("e0.1.0000000100000002.00112233445566778899aabbccddeeff");
+		break;
+	case WIRE_ADOPT:
+		m.u.adopt.previd = S("e0.1.0000000100000002.00112233445566778899aabbccddeeff");
+		m.u.adopt.jid = S("juliet@example.com");
+		break;
+	case WIRE_ADOPT_RESP:
+		m.u.adopt_resp.status = WIRE_OK;
+		m.u.adopt_resp.h = 7;
+		m.u.adopt_resp.jid = S("juliet@example.com/balcony");
+		break;
 	}
 	return m;
 }
@@ -238,6 +252,20 @@ static void assert_msg_eq(const struct wire_msg *a, const struct wire_msg *b)
 	case WIRE_SESSION_MOVE:
 		assert_true(a->u.move.old_sid == b->u.move.old_sid);
 		assert_str_eq(a->u.move.jid, b->u.move.jid);
+		break;
+	case WIRE_SMACKS:
+		assert_int_equal(a->u.smacks.max, b->u.smacks.max);
+		assert_int_equal(a->u.smacks.h, b->u.smacks.h);
+		assert_str_eq(a->u.smacks.previd, b->u.smacks.previd);
+		break;
+	case WIRE_ADOPT:
+		assert_str_eq(a->u.adopt.previd, b->u.adopt.previd);
+		assert_str_eq(a->u.adopt.jid, b->u.adopt.jid);
+		break;
+	case WIRE_ADOPT_RESP:
+		assert_int_equal(a->u.adopt_resp.status, b->u.adopt_resp.status);
+		assert_int_equal(a->u.adopt_resp.h, b->u.adopt_resp.h);
+		assert_str_eq(a->u.adopt_resp.jid, b->u.adopt_resp.jid);
 		break;
 	default:
 		fail();
@@ -535,6 +563,40 @@ static void test_enum_values(void **state)
 	m = sample(WIRE_SESSION_CLOSE);
 	n = wire_encode(&m, b, sizeof(b));
 
+	/* SMACKS: u32 max, u32 h, str16 previd */
+	m = sample(WIRE_SMACKS);
+	n = wire_encode(&m, b, sizeof(b));
+	assert_int_equal(n, WIRE_LEN_BYTES + WIRE_MIN_BODY + 4 + 4 + 2 + m.u.smacks.previd.len);
+	assert_int_equal(b[13 + 3], 300 & 0xff);
+	assert_int_equal(b[13 + 4], 0xff);
+	assert_int_equal(b[13 + 7], 0xfe);
+	assert_int_equal(wire_decode(b, n, &d), (long)n);
+	assert_msg_eq(&m, &d);
+	b[13 + 8] += 1;    /* the previd runs past the frame */
+	assert_int_equal(wire_decode(b, n, &d), -1);
+	/* ADOPT: two str16; one byte short or one too many is refused */
+	m = sample(WIRE_ADOPT);
+	n = wire_encode(&m, b, sizeof(b));
+	assert_int_equal(n, WIRE_LEN_BYTES + WIRE_MIN_BODY + 2 + m.u.adopt.previd.len + 2 + m.u.adopt.jid.len);
+	assert_int_equal(wire_decode(b, n, &d), (long)n);
+	b[3] -= 1;
+	assert_int_equal(wire_decode(b, n - 1, &d), -1);
+	b[3] += 2;
+	b[n] = 0;
+	assert_int_equal(wire_decode(b, n + 1, &d), -1);
+	/* ADOPT_RESP: u8 status (a wire_status), u32 h, str16 jid */
+	m = sample(WIRE_ADOPT_RESP);
+	n = wire_encode(&m, b, sizeof(b));
+	assert_int_equal(n, WIRE_LEN_BYTES + WIRE_MIN_BODY + 1 + 4 + 2 + m.u.adopt_resp.jid.len);
+	b[13] = WIRE_NO_USER;
+	assert_int_equal(wire_decode(b, n, &d), (long)n);
+	assert_int_equal(d.u.adopt_resp.status, WIRE_NO_USER);
+	assert_int_equal(d.u.adopt_resp.h, 7);
+	b[13] = WIRE_CONFLICT + 1;
+	assert_int_equal(wire_decode(b, n, &d), -1);
+	m.u.adopt_resp.status = WIRE_CONFLICT + 1;
+	assert_int_equal(wire_encode(&m, b, sizeof(b)), 0);
+
 	m = sample(WIRE_SESSION_OPEN);
 	n = wire_encode(&m, b, sizeof(b));
 	b[13] = 0x04;
@@ -665,6 +727,9 @@ static void test_names(void **state)
 	assert_string_equal(wire_type_str(WIRE_REGISTER_RESP), "register_resp");
 	assert_string_equal(wire_type_str(WIRE_ROUTE), "route");
 	assert_string_equal(wire_type_str(WIRE_DOMAIN), "domain");
+	assert_string_equal(wire_type_str(WIRE_SMACKS), "smacks");
+	assert_string_equal(wire_type_str(WIRE_ADOPT), "adopt");
+	assert_string_equal(wire_type_str(WIRE_ADOPT_RESP), "adopt_resp");
 	for (unsigned t = 1; t <= WIRE_TYPE_MAX; t++)
 		assert_string_not_equal(wire_type_str((uint8_t)t), "unknown");
 }
