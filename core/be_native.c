@@ -57,6 +57,7 @@
 #include "core/native_int.h"
 #include "core/query.h"
 #include "core/sasl.h"
+#include "core/members.h"
 #include "core/session.h"
 #include "core/smacks.h"
 #include "core/worker.h"
@@ -83,7 +84,7 @@ static struct link *user_link(const struct conn *c, const char *user)
 	int n = snprintf(jid, sizeof(jid), "%s@%s", user, c->domain);
 
 	if (n <= 0 || (size_t)n >= sizeof(jid))
-		return &c->w->links[0];
+		return link_first(c->w);
 	return link_of_jid(c->w, (const uint8_t *)jid, (size_t)n);
 }
 
@@ -351,7 +352,7 @@ int native_sm_open(struct conn *c, const char *user)
 {
 	struct wire_msg m = { .type = WIRE_SESSION_OPEN };
 	struct session *s = c->sess;
-	struct link *l = user ? user_link(c, user) : s ? native_slink(c) : &c->w->links[0];
+	struct link *l = user ? user_link(c, user) : s ? native_slink(c) : link_first(c->w);
 
 	if (!link_usable(l))
 		return -1;
@@ -916,7 +917,7 @@ static void native_timeout(struct conn *c)
 		xmpp_resume(c);
 		return;
 	}
-	l = s ? native_slink(c) : &w->links[0];
+	l = s ? native_slink(c) : link_first(w);
 	if (!l->stalled)
 		log_warn("session server not answering", "worker=%d shard=%u after=%us", w->id, l->shard,
 			 w->cfg->timeouts.session_server);

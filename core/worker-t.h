@@ -293,6 +293,9 @@ struct listener {
 	uint64_t retry_at;       /* worker clock: re-arm a failing accept no sooner */
 } __attribute__((aligned(16)));
 
+struct link_dns;     /* core/link.c */
+struct members_set;  /* core/members.c */
+
 struct link {
 	struct worker *w;
 	int fd;
@@ -307,6 +310,16 @@ struct link {
 	uint64_t retry_ms;       /* worker_ms() of the next attempt */
 	struct sockaddr_storage addr; /* external session server, for reconnects */
 	socklen_t addrlen;
+	/* External session servers (core/members.c): the shard's name, which
+	 * is also its address ("host:port" or "unix:/path"); NULL: a free slot.
+	 * A DNS name is looked up again before each connect (on the offload
+	 * pool, never on the worker). */
+	char *name;
+	bool dns;                /* name's host is a DNS name */
+	bool fresh;              /* addr was looked up for the next connect */
+	bool resolving;          /* that lookup is out */
+	bool leaving;            /* no longer a shard: closed once its sessions left */
+	struct link_dns *dns_job;/* the lookup out, or NULL */
 	struct buf rx;           /* bytes received, frames decoded from the front */
 	struct buf out;          /* encoded frames queued */
 	struct buf tx;           /* frames in flight */
@@ -362,7 +375,7 @@ struct wstats {
 /* Commands from the main thread: STOP ends every stream and the thread;
  * DRAIN closes the listeners and tells clients to go, drain_rate a second;
  * RELOAD switches to next_cfg (set before the post). */
-enum ctrl_cmd { CTRL_STOP = 1, CTRL_DRAIN, CTRL_RELOAD };
+enum ctrl_cmd { CTRL_STOP = 1, CTRL_DRAIN, CTRL_RELOAD, CTRL_MEMBERS };
 
 struct worker {
 	int id;
@@ -399,6 +412,16 @@ struct worker {
 	struct link *links;
 	uint16_t nlinks;
 	uint64_t *shard_names;
+	/* The shards that own users (core/members.c): owner i is links[owner_slot[i]],
+	 * shard_names[i] its name's hash; links not among them are leaving.
+	 * Embedded shards: owner i is link i. */
+	uint16_t owner_slot[CONFIG_MAX_SHARDS];
+	uint16_t nowners;
+	struct members_set *next_members; /* published by the main thread (atomic exchange) */
+	uint64_t members_check_ms;        /* when leaving links were last looked at */
+	uint64_t *moving;                 /* ids of the sessions leaving their shard (members.c) */
+	uint32_t nmoving, capmoving;
+	bool members_dirty;               /* sessions may be on a shard that does not own them */
 	bool native;             /* the native backend is in use (the links exist) */
 	struct xmlstage *xs;
 	uint8_t *scratch;        /* TLS plaintext out of the record layer */

@@ -78,7 +78,8 @@ bool sm_domain_served(const struct sm *sm, const char *d, size_t n)
 
 bool sm_owns(const struct sm *sm, const char *bare, size_t n)
 {
-	return sm->nshards <= 1 || shard_owner(sm->shard_names, sm->nshards, bare, n) == sm->shard_self;
+	/* No list: one shard.  A set without this server (sm/members.c): none. */
+	return !sm->shard_names || shard_owner(sm->shard_names, sm->nshards, bare, n) == sm->shard_self;
 }
 
 /*
