@@ -13,8 +13,9 @@
  * answer that fails, or has no usable record, changes nothing: the running
  * set stays (a DNS outage must not empty a deployment), and it is logged.
  * `confirm` > 1 asks for the same new set on that many lookups in a row
- * before it is reported (edges use 2: the session servers, which apply a
- * set at once, have then had one interval to start relaying).
+ * before it is reported (edges use 3: the session servers, which apply a
+ * set at their first lookup, have then had at least one interval to start
+ * relaying what they no longer own).
  *
  * Hostile answers: c-ares parses the DNS message; at most DISCOVER_MAX
  * targets are used (the first ones, by name order), names must be host

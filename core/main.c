@@ -111,6 +111,11 @@ struct edge {
 };
 
 #define MEMBERS_SIG SIGRTMIN
+/* Lookups in a row that must give a new set before the edge moves to it:
+ * the session servers take it at their first, and with the edge's and
+ * their lookups at any phase of the interval, the third lookup comes at
+ * least one interval after theirs (docs/architecture.md, "Shards"). */
+#define MEMBERS_CONFIRM 3
 
 /* The discover thread: a new shard set. */
 static void members_found(void *arg, const char *const *names, size_t n)
@@ -756,7 +761,8 @@ int main(int argc, char **argv)
 				 cfg->backend_discover_srv, n, names[0]);
 			members_publish(e.workers, e.nworkers, &ctl, (const char *const *)names, NULL, n);
 		}
-		r = discover_start(&e.disc, cfg->backend_discover_srv, cfg->backend_discover_interval, 2,
+		r = discover_start(&e.disc, cfg->backend_discover_srv, cfg->backend_discover_interval,
+				   MEMBERS_CONFIRM,
 				   (const char *const *)names, n, members_found, &e);
 		discover_names_free(names, n);
 		if (r < 0) {
