@@ -792,7 +792,10 @@ static int forward(struct conn *c, const struct xs_stanza *s, const uint8_t *p, 
 		xmpp_stanza_error(c, s, "wait", "resource-constraint", jid);
 		return GO_ON;
 	}
-	if (c->sess->smk && m.u.stanza.kind == WIRE_KIND_PRESENCE && !s->has_to)
+	/* Kept before <enable/> too (clients send their initial presence right
+	 * after the bind): external shards restart and move (core/members.h). */
+	if ((c->sess->smk || c->w->cfg->backend_address) && m.u.stanza.kind == WIRE_KIND_PRESENCE &&
+	    !s->has_to)
 		rebind_keep_presence(c->sess, &m);
 	if (link_congested(native_slink(c))) {
 		/* The session server is not keeping up: stop reading from this
