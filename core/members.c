@@ -267,13 +267,12 @@ void members_apply(struct worker *w)
 			k = free_k;
 			log_info("shard added", "worker=%d shard=%u name=%s", w->id, k, m->names[i]);
 		} else if (w->links[k].leaving) {
-			if (w->links[k].dead && !link_quiet(&w->links[k])) {
-				log_error("shard not added back: its old link is still closing", "worker=%d name=%s",
-					  w->id, m->names[i]);
-				continue;
-			}
-			w->links[k].leaving = false;   /* back before it closed: reconnects if it did */
+			/* Back before its slot was freed: kept if still up, else
+			 * connected again once its old socket is quiet (link_tick). */
+			w->links[k].leaving = false;
 			w->links[k].retry_ms = 0;
+			log_info("shard back before its link closed", "worker=%d shard=%u name=%s", w->id, k,
+				 m->names[i]);
 		}
 		keep[k] = true;
 		slot[n] = k;

@@ -241,3 +241,52 @@ def test_sighup_removes_a_shard(named):
     # Shard 1's links close once no session is left on them.
     wait_until(lambda: edge.text().count("shard removed") >= 2, timeout=20,
                what="both workers closed their link to the removed shard")
+
+
+def test_dead_shard_removed_its_sessions_rebind_elsewhere(named):
+    """A shard dies (kill -9) and is then taken out of backend.shards: the XEP-0198
+    session that was waiting for it to return is bound on its new owner instead, with no
+    new login, and messages reach it there; the dead shard's link is closed for good."""
+    (a0, _), (b1, _) = named["users"]
+    sm0, sm1, edge = named["procs"]
+    names, tmp, sockdir, cert = named["names"], named["tmp"], named["sockdir"], named["cert"]
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        enabled = loop.create_future()
+        starts = []
+        smk = Client(f"{b1}@localhost", PASSWORD)
+        smk.register_plugin("xep_0198")
+        smk.add_event_handler("sm_enabled", lambda e: enabled.done() or enabled.set_result(e))
+        smk.add_event_handler("session_start", lambda _: starts.append(1))
+        sender = None
+        try:
+            await smk.login(named["c2s"])
+            await asyncio.wait_for(enabled, 10)
+            sender = await Client(f"{a0}@localhost", PASSWORD).login(named["c2s"])
+            full = smk.boundjid.full
+            sm1.p.kill()
+            sm1.p.wait(10)
+            sm1.stopped = True
+            await asyncio.to_thread(wait_until, lambda: "session waits for its shard to return"
+                                    in edge.text(), 10, "the session waiting for its shard")
+            _write_sm(tmp, sockdir, cert, 0, f"127.0.0.1:{names[0].split(':')[1]}", names[0], names[:1])
+            _write_edge(tmp, cert, named["c2s"], named["admin"], names[:1])
+            os.kill(sm0.p.pid, signal.SIGHUP)
+            await asyncio.to_thread(wait_until, lambda: "shard set applied" in sm0.text(), 10,
+                                    "shard 0 owning everyone")
+            os.kill(edge.p.pid, signal.SIGHUP)
+            await asyncio.to_thread(wait_until, lambda: "session bound again" in edge.text(), 20,
+                                    "the session bound again on shard 0")
+            assert f'jid="{full}"' in sm0.text()
+            sender.send_message(mto=full, mbody="found you", mtype="chat")
+            await smk.next_message(10, body="found you")
+            smk.send_message(mto=sender.boundjid.full, mbody="here", mtype="chat")
+            await sender.next_message(10, body="here")
+            assert not smk.closed.done() and smk.stream_errors == [] and len(starts) == 1
+            assert smk.boundjid.full == full
+        finally:
+            await close_all(smk, sender)
+    run(main(), timeout=90)
+    wait_until(lambda: edge.text().count("shard removed") >= 2, timeout=20,
+               what="both workers freed the dead shard's link")
