@@ -57,7 +57,6 @@
 #include "core/native_int.h"
 #include "core/query.h"
 #include "core/sasl.h"
-#include "core/members.h"
 #include "core/session.h"
 #include "core/smacks.h"
 #include "core/worker.h"

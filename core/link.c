@@ -4,6 +4,10 @@
  * embedded, TCP or a Unix socket otherwise), driven by the worker's ring.
  * A session lives on the shard that owns its bare JID (parser/shard.h).
  *
+ * External session servers have a slot each in a table of CONFIG_MAX_SHARDS
+ * (the shard set may change: core/members.h); a slot's address is looked up
+ * again before every connect when it is a DNS name, on the offload pool.
+ *
  * Frames are encoded straight into `out`; at the end of each loop iteration
  * everything queued goes out in one send (one in flight; the rest waits), so
  * a burst of stanzas costs one syscall.  Received bytes accumulate in `rx`
@@ -48,8 +52,9 @@
 #define RETRY_MAX_MS 30000
 
 /* A DNS lookup of a link's address, on the offload pool (link_tick_one):
- * run() calls getaddrinfo, done() on the worker takes the first address.
- * l NULL: the link forgot it (link_close, or its slot was freed). */
+ * run() calls getaddrinfo, done() on the worker takes the address the
+ * attempt count picks.  l NULL: the link forgot it (link_close, or its slot
+ * was freed); done() then only frees it. */
 struct link_dns {
 	struct offload_job job;
 	struct link *l;
@@ -191,11 +196,6 @@ static int link_open_one(struct worker *w, struct link *l, uint16_t k)
 		return 0;   /* never a blocking lookup: link_tick looks it up and connects */
 	l->dead = false;
 	{
-		if (r < 0) {
-			log_error("backend.address or backend.shards: not a numeric host:port or unix:/path",
-				  "backend=%s", addr);
-			return r;
-		}
 		/* Start-up only: a worker has no clients yet, so waiting here
 		 * for a session server that is still starting blocks no one. */
 		for (int i = 0; i < CONNECT_TRIES; i++) {

@@ -1,10 +1,14 @@
 /*
  * members — see members.h for the contract.
  *
- * Sessions in a move are listed by id in w->moving (they are few, and
- * only while a set changes); the PONG that ends a move names its session.
- * A session is on the right shard when its link is its owner's: owners are
- * hashed over w->shard_names[0..nowners) as link_of() does.
+ * A session in a move has s->rebind == MEMBERS_LEAVING until the PONG that
+ * names it comes back from its old shard (members_pong, O(1) by id).  If
+ * that shard's link dies first, be_native.c's link_down_one makes the
+ * session wait for a rebind (s->rebind 1, XEP-0198) or ends it; the scan
+ * then binds a waiting one on its new owner.  A session is on the right
+ * shard when its link is its owner's: owners are hashed over
+ * w->shard_names[0..nowners) as link_of() does.  While any session is not,
+ * members_tick scans them all again every MEMBERS_CHECK_MS.
  */
 #include "core/members.h"
 
@@ -74,43 +78,22 @@ int members_publish(struct worker *ws, int nworkers, struct io_uring *ctl, const
 
 /* ---- the worker's side -------------------------------------------------- */
 
-/* The slot of the link that owns the session's user. */
+/* The slot of the link that owns the session's user: from its bound JID,
+ * else its user at its stream's domain. */
 static uint16_t owner_slot(struct worker *w, const struct session *s)
 {
 	char jid[JID_MAX + 1];
-	int n = snprintf(jid, sizeof(jid), "%s@%s", s->user, s->c->domain);
+	int n;
 
+	if (s->jid)
+		n = snprintf(jid, sizeof(jid), "%.*s", (int)strcspn(s->jid, "/"), s->jid);
+	else if (s->c)
+		n = snprintf(jid, sizeof(jid), "%s@%s", s->user, s->c->domain);
+	else
+		return s->shard;
 	if (n <= 0 || (size_t)n >= sizeof(jid))
 		return link_first(w)->shard;
 	return link_of_jid(w, (const uint8_t *)jid, (size_t)n)->shard;
-}
-
-static bool moving_has(const struct worker *w, uint64_t id)
-{
-	for (uint32_t i = 0; i < w->nmoving; i++)
-		if (w->moving[i] == id)
-			return true;
-	return false;
-}
-
-static void moving_drop(struct worker *w, uint32_t i)
-{
-	w->moving[i] = w->moving[--w->nmoving];
-}
-
-static bool moving_add(struct worker *w, uint64_t id)
-{
-	if (w->nmoving == w->capmoving) {
-		uint32_t cap = w->capmoving ? w->capmoving * 2 : 64;
-		uint64_t *p = realloc(w->moving, cap * sizeof(*p));
-
-		if (!p)
-			return false;
-		w->moving = p;
-		w->capmoving = cap;
-	}
-	w->moving[w->nmoving++] = id;
-	return true;
 }
 
 struct scan {
@@ -137,12 +120,13 @@ static void move_start(struct worker *w, struct session *s, struct scan *sc)
 		native_delivered(w, s);
 	m.u.close.reason = WIRE_CLOSE_NORMAL;
 	p.u.ping.token = MEMBERS_TOKEN;
-	if (old->dead || link_send(old, &m) < 0 || link_send(old, &p) < 0 || !moving_add(w, s->id)) {
+	if (old->dead || link_send(old, &m) < 0 || link_send(old, &p) < 0) {
 		/* The old shard is gone or choked: nothing more comes from it
 		 * for s.  Finish the move now. */
 		move_finish(w, s, old);
 		return;
 	}
+	s->rebind = MEMBERS_LEAVING;
 	sc->started++;
 }
 
@@ -153,8 +137,27 @@ static bool scan_one(struct session *s, void *arg)
 	struct conn *c = s->c;
 	uint16_t want;
 
-	if (!s->user || !session_announced(s) || moving_has(w, s->id))
+	if (!s->user || !session_announced(s))
 		return true;
+	if (s->rebind == MEMBERS_LEAVING) {
+		sc->waiting++;   /* its old shard has not let go yet */
+		return true;
+	}
+	if (s->rebind == 1) {
+		/* Waiting to be bound again (its shard died, or it moved while
+		 * detached): on its owner, at once if that link is up, else when
+		 * it comes up (native_link_up); a detached one once its client
+		 * is back. */
+		if (!c) {
+			sc->waiting++;
+			return true;
+		}
+		if (!(c->flags & CF_CLOSED)) {
+			s->shard = owner_slot(w, s);
+			sc->rebind[s->shard] = true;
+		}
+		return true;
+	}
 	if (!c) {
 		/* Detached (XEP-0198, waiting for a <resume/>): moved once its
 		 * client is back, or ends there. */
@@ -166,12 +169,6 @@ static bool scan_one(struct session *s, void *arg)
 	want = owner_slot(w, s);
 	if (want == s->shard)
 		return true;
-	if (s->rebind == 1) {
-		/* Its old shard is down: bound again on the owner when that is up. */
-		s->shard = want;
-		sc->rebind[want] = true;
-		return true;
-	}
 	if (s->rebind || (c->flags & CF_WAIT_SM) || s->smk_join) {
 		sc->waiting++;   /* an answer is out: after it */
 		return true;
@@ -198,6 +195,15 @@ static void move_finish(struct worker *w, struct session *s, struct link *old)
 {
 	struct conn *c = s->c;
 
+	s->rebind = 0;
+	if (!c && s->smk && s->state == SS_BOUND && s->jid) {
+		/* Detached meanwhile (XEP-0198): bound on the new owner once
+		 * its client resumes (members_scan), or it expires. */
+		s->shard = owner_slot(w, s);
+		s->rebind = 1;
+		w->members_dirty = true;
+		return;
+	}
 	if (!c || (c->flags & CF_CLOSED)) {
 		session_set_state(s, SS_CLOSED);   /* gone meanwhile: the old shard ended it */
 		return;
@@ -220,20 +226,13 @@ static void move_finish(struct worker *w, struct session *s, struct link *old)
 
 void members_pong(struct link *l, const struct wire_msg *m)
 {
-	struct worker *w = l->w;
 	struct session *s;
-	uint32_t i;
 
 	if (m->u.ping.token != MEMBERS_TOKEN)
 		return;
-	for (i = 0; i < w->nmoving && w->moving[i] != m->sid; i++)
-		;
-	if (i == w->nmoving)
-		return;
-	moving_drop(w, i);
-	s = session_by_id(w, m->sid);
-	if (s && s->shard == l->shard)
-		move_finish(w, s, l);
+	s = session_by_id(l->w, m->sid);
+	if (s && s->rebind == MEMBERS_LEAVING && s->shard == l->shard)
+		move_finish(l->w, s, l);
 }
 
 void members_apply(struct worker *w)
@@ -316,19 +315,6 @@ void members_tick(struct worker *w)
 	if (w->sm_chans || !w->links || now < w->members_check_ms + MEMBERS_CHECK_MS)
 		return;
 	w->members_check_ms = now;
-	/* Moves whose old link died: nothing more comes from it. */
-	for (uint32_t i = 0; i < w->nmoving;) {
-		struct session *s = session_by_id(w, w->moving[i]);
-
-		if (!s) {
-			moving_drop(w, i);
-		} else if (w->links[s->shard].dead) {
-			moving_drop(w, i);
-			move_finish(w, s, &w->links[s->shard]);
-		} else {
-			i++;
-		}
-	}
 	if (w->members_dirty)
 		w->members_dirty = members_scan(w) > 0;
 	for (uint16_t k = 0; k < w->nlinks; k++) {
@@ -352,7 +338,4 @@ void members_tick(struct worker *w)
 void members_free(struct worker *w)
 {
 	set_put(__atomic_exchange_n(&w->next_members, NULL, __ATOMIC_ACQ_REL));
-	free(w->moving);
-	w->moving = NULL;
-	w->nmoving = w->capmoving = 0;
 }

@@ -38,6 +38,7 @@
 
 #define MEMBERS_TOKEN 0x6d656d6265727321ull   /* "members!": our PINGs' token */
 #define MEMBERS_CHECK_MS 500
+#define MEMBERS_LEAVING 3   /* session.rebind: its old shard has not let go yet */
 
 /* A published set: names (hashed) and addresses (connected), n of them. */
 struct members_set {
@@ -61,16 +62,5 @@ void members_tick(struct worker *w);
 void members_pong(struct link *l, const struct wire_msg *m);
 /* Worker, at exit: what members holds. */
 void members_free(struct worker *w);
-
-/* The link new sessions start on before their user is known. */
-struct link *link_first(struct worker *w);
-/* link.c for members.c: slot k becomes the link to shard name at addr
- * (not connected yet), or is freed (no operation left on it); a link that
- * is no longer a shard's closes for good. */
-int link_slot_set(struct worker *w, uint16_t k, const char *name, const char *addr);
-void link_slot_free(struct worker *w, uint16_t k);
-void link_retire(struct link *l);
-/* No operation of the ring or the offload pool is out on l. */
-bool link_quiet(const struct link *l);
 
 #endif

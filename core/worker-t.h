@@ -274,7 +274,9 @@ struct session {
 	struct csi *csi;         /* XEP-0352 state (core/csi.c); NULL until the first <inactive/> */
 	struct smacks *smk;      /* XEP-0198 state (core/smacks.c); NULL until <enable/> */
 	/* A shard restart under XEP-0198 (be_native.c, "rebinding"): 1 while the
-	 * link is down, 2 while the bind on the restarted shard is out; the
+	 * link is down, 2 while the bind on the restarted shard is out (3 while a
+	 * session moving to another shard waits for the old one to let go:
+	 * core/members.h); the
 	 * client's last broadcast presence, replayed then; and where the new
 	 * session server's byte count of delivery reports starts. */
 	uint8_t rebind;
@@ -419,8 +421,6 @@ struct worker {
 	uint16_t nowners;
 	struct members_set *next_members; /* published by the main thread (atomic exchange) */
 	uint64_t members_check_ms;        /* when leaving links were last looked at */
-	uint64_t *moving;                 /* ids of the sessions leaving their shard (members.c) */
-	uint32_t nmoving, capmoving;
 	bool members_dirty;               /* sessions may be on a shard that does not own them */
 	bool native;             /* the native backend is in use (the links exist) */
 	struct xmlstage *xs;
