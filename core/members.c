@@ -19,6 +19,7 @@
 
 #include "core/link.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/session.h"
 #include "core/smacks.h"
 #include "core/worker.h"
@@ -214,6 +215,7 @@ static void move_finish(struct worker *w, struct session *s, struct link *old)
 
 		s->shard = want;
 		s->rebind = 1;   /* core/rebind.c binds it when nl is up */
+		STAT_INC(w->st.shard_moves[0]);
 		if (nl->up && !nl->dead)
 			native_link_up(nl);
 		return;
@@ -221,6 +223,7 @@ static void move_finish(struct worker *w, struct session *s, struct link *old)
 	log_info("session ends with <reset/>: its user moved to another shard", "conn=%u user=%s from=%s",
 		 c->idx, s->user, old->name ? old->name : "?");
 	session_set_state(s, SS_CLOSED);
+	STAT_INC(w->st.shard_moves[1]);
 	xmpp_error(c, "reset", NULL);
 }
 

@@ -362,6 +362,8 @@ struct wstats {
 	uint64_t shard_relayed;                 /* cross-shard stanzas passed on between session servers */
 	uint64_t shard_relay_failed;            /* ... that found the owner's link down (bounced) */
 	uint64_t rebinds;                       /* XEP-0198 sessions bound again on a restarted shard */
+	uint64_t shard_moves[2];                /* sessions moved off a shard that no longer owns them
+	                                           (members.c): [0] bound again, [1] told <reset/> */
 	uint64_t resume_redirects;              /* <resume/>s sent to the edge holding the session */
 	uint64_t smacks_resumed;                /* XEP-0198 resumptions that succeeded */
 	uint64_t smacks_resume_failed;          /* <resume/> answered with <failed/> */

@@ -13,6 +13,7 @@ in silence.
 import asyncio
 import os
 import signal
+import urllib.request
 
 import pytest
 
@@ -238,6 +239,9 @@ def test_sighup_removes_a_shard(named):
             await close_all(smk, plain, sender, again)
     run(main(), timeout=120)
     assert edge_metric(named["admin"], "xedge_session_rebinds_total") == 1
+    body = urllib.request.urlopen(f"http://127.0.0.1:{named['admin']}/metrics", timeout=10).read().decode()
+    assert 'xedge_shard_moves_total{result="rebound"} 1' in body, body
+    assert 'xedge_shard_moves_total{result="reset"} 1' in body, body
     # Shard 1's links close once no session is left on them.
     wait_until(lambda: edge.text().count("shard removed") >= 2, timeout=20,
                what="both workers closed their link to the removed shard")
