@@ -13,9 +13,11 @@
  *
  *   1. its client's reads pause; WIRE_SESSION_CLOSE goes to the old shard,
  *      then a WIRE_PING carrying MEMBERS_TOKEN and the session's id;
- *   2. the old shard answers the PING after it ended the session, so when
- *      the PONG comes back (members_pong) every stanza it had for the
- *      session has reached the client and it takes no more for it (what it
+ *   2. the old shard answers the PING after it ended the session and once
+ *      what it stored for it (messages not yet written to the client, kept
+ *      offline again) is committed (sm/members.c), so when the PONG comes
+ *      back (members_pong) every stanza it had for the session has reached
+ *      the client or the database, and it takes no more for it (what it
  *      receives for the user afterwards it relays to the new owner);
  *   3. an XEP-0198 session is bound again on the new owner exactly as after
  *      a shard restart (core/rebind.c): no new login, the presence
@@ -35,8 +37,9 @@
 #include <stddef.h>
 
 #include "core/worker-t.h"
+#include "parser/shard.h"
 
-#define MEMBERS_TOKEN 0x6d656d6265727321ull   /* "members!": our PINGs' token */
+#define MEMBERS_TOKEN SHARD_MOVE_TOKEN   /* our PINGs' token (parser/shard.h) */
 #define MEMBERS_CHECK_MS 500
 #define MEMBERS_LEAVING 3   /* session.rebind: its old shard has not let go yet */
 

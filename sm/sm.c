@@ -828,6 +828,9 @@ static void link_frame(struct sm *sm, struct sm_link *l, const struct wire_msg *
 	case WIRE_PING: {
 		struct wire_msg r = { .type = WIRE_PONG, .sid = m->sid };
 
+		if (sm_members_ping(sm, l, m))
+			break;   /* a session moving off this shard: after storage */
+
 		r.u.ping.token = m->u.ping.token;
 		sm_link_send(l, &r);
 		break;
