@@ -1144,7 +1144,7 @@ out:
 	yaml_parser_delete(&parser);
 	fclose(f);
 	if (rc == 0)
-		log_min_level = cfg->log_level;
+		log_set_min_level(cfg->log_level);
 	else
 		config_free(cfg);
 	return rc;

@@ -263,7 +263,7 @@ static void reclaim(struct edge *e)
 static void reload(struct edge *e, struct io_uring *ctl)
 {
 	struct config *next = calloc(1, sizeof(*next));
-	int level = log_min_level;
+	int level = LOG_MIN_LEVEL();
 	const char *blocker;
 	char err[1024];
 
@@ -278,14 +278,14 @@ static void reload(struct edge *e, struct io_uring *ctl)
 		goto failed;
 	}
 	if (config_load(e->cfg->path, next, err, sizeof(err)) < 0) {
-		log_min_level = level;
+		log_set_min_level(level);
 		log_error("reload failed: the running configuration stays", "why=\"%s\"", err);
 		free(next);
 		goto failed;
 	}
 	blocker = config_reload_blocker(e->cfg, next);
 	if (blocker) {
-		log_min_level = level;
+		log_set_min_level(level);
 		log_error("reload failed: a key that needs a restart changed (restart xedge to apply it); the "
 			  "running configuration stays", "key=%s file=%s", blocker, next->path);
 		config_free(next);
@@ -296,7 +296,7 @@ static void reload(struct edge *e, struct io_uring *ctl)
 	/* Before the TLS contexts: their domain names are the shared strings. */
 	config_adopt(next, e->cfg);
 	if (tls_reload(next, next->s2s.enabled) < 0) {
-		log_min_level = level;
+		log_set_min_level(level);
 		log_error("reload failed: the certificates or keys do not load (see the line above); the "
 			  "running configuration stays", "file=%s", next->path);
 		config_unadopt(next, e->cfg);

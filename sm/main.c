@@ -44,7 +44,7 @@ struct sm_proc {
 	struct sm *sm;
 	const char *path;
 	sigset_t sigs;
-	volatile int done;       /* sm_run returned: the signal thread ends */
+	int done;                /* atomic: sm_run returned, the signal thread ends */
 	int stopping;            /* atomic: readiness false */
 	bool notifying;          /* under systemd: STATUS and WATCHDOG from the tick */
 	int64_t next_status;
@@ -104,12 +104,12 @@ static int sm_shard_self(const struct config *cfg);
 static void reload(struct sm_proc *p)
 {
 	struct config cfg;
-	int level = log_min_level;
+	int level = LOG_MIN_LEVEL();
 	char err[1024];
 
 	notify_send("RELOADING=1");
 	if (config_load(p->path, &cfg, err, sizeof(err)) < 0) {
-		log_min_level = level;
+		log_set_min_level(level);
 		log_error("reload failed: the running configuration stays", "why=\"%s\"", err);
 	} else {
 		int self = sm_shard_self(&cfg);
@@ -134,7 +134,7 @@ static void *signal_thread(void *arg)
 	struct sm_proc *p = arg;
 	struct timespec ts = { 0, 200 * 1000000L };
 
-	while (!p->done) {
+	while (!__atomic_load_n(&p->done, __ATOMIC_ACQUIRE)) {
 		int sig = sigtimedwait(&p->sigs, NULL, &ts);
 		if (sig == SIGHUP) {
 			reload(p);
@@ -334,12 +334,11 @@ int main(int argc, char **argv)
 		uint64_t wd = notify_watchdog_ms();
 		smc.tick_ms = wd && wd < STATUS_EVERY_MS ? (int)wd : STATUS_EVERY_MS;
 	}
-	if (cfg.nbackend_shards || cfg.backend_discover_srv)
-		smc.tick_ms = MEMBERS_TICK_MS;   /* a new shard set applies this soon */
-	if (smc.tick_ms) {
-		smc.tick = proc_tick;
-		smc.tick_arg = &proc;
-	}
+	/* A new shard set (SIGHUP, discovery) applies this soon. */
+	if (!smc.tick_ms || smc.tick_ms > MEMBERS_TICK_MS)
+		smc.tick_ms = MEMBERS_TICK_MS;
+	smc.tick = proc_tick;
+	smc.tick_arg = &proc;
 	if (cfg.nbackend_shards) {
 		proc.names = calloc(cfg.nbackend_shards, sizeof(*proc.names));
 		for (size_t i = 0; proc.names && i < cfg.nbackend_shards; i++)
@@ -393,6 +392,7 @@ int main(int argc, char **argv)
 							   .arg = &proc };
 		admin = admin_http_start(cfg.admin.address, &ops);
 		if (!admin) {
+			discover_stop(disc);
 			sm_free(sm);
 			close(claim);
 			config_free(&cfg);
@@ -401,6 +401,7 @@ int main(int argc, char **argv)
 	}
 	if (pthread_create(&sig_thr, NULL, signal_thread, &proc) != 0) {
 		log_error("xedge-sm cannot start its signal thread", "%s", "");
+		discover_stop(disc);
 		admin_http_stop(admin);
 		sm_free(sm);
 		close(claim);
@@ -417,7 +418,7 @@ int main(int argc, char **argv)
 		    (long)getpid(), cfg.ndomains, smc.listen);
 	rc = sm_run(sm);
 	notify_send("STOPPING=1");
-	proc.done = 1;
+	__atomic_store_n(&proc.done, 1, __ATOMIC_RELEASE);
 	pthread_join(sig_thr, NULL);
 	discover_stop(disc);
 	discover_names_free(proc.names, proc.n);
