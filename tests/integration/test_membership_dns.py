@@ -8,6 +8,9 @@ Then sm1's record is added: the session servers take the new set at their next
 lookup, the edge one lookup later (it waits for the same answer twice); the users sm1
 now owns move — an XEP-0198 session is bound again on sm1 with no new login — and
 every chat message sent across the change is delivered or bounced.
+
+Then a shard named by DNS in backend.shards comes back on another address: the edge
+looks its name up again at the reconnect and binds the waiting session there.
 """
 import asyncio
 
@@ -130,5 +133,94 @@ def test_discovery_adds_a_shard(fedns, tmp_path, sockdir, cert):
         problems = []
         for p in reversed(procs):
             problems += fedns.stop(p)
+        if problems:
+            pytest.fail("shutdown:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+def test_restarted_shard_found_at_its_new_address(fedns, tmp_path, sockdir, cert):
+    """backend.shards names a shard by DNS name: when its process comes back on another
+    address (a pod restarted elsewhere) and DNS says so, the edge looks the name up again
+    at its next reconnect and links to the new address; the XEP-0198 session that waited
+    is bound there again, and the shard keeps its users (its name, not its address, is
+    the hash input)."""
+    fedns.dns_records({"sm0.example": ("A", "127.0.0.6"), "sm1.example": ("A", "127.0.0.7")})
+    names = NAMES
+    move = next(f"u{i}" for i in range(2000) if owner(f"u{i}@localhost", names) == 1)
+    stay = next(f"u{i}" for i in range(2000) if owner(f"u{i}@localhost", names) == 0)
+    shards = "".join(f"    - \"{n}\"\n" for n in names)
+    procs = []
+
+    def start(argv, name):
+        p = fedns.popen(argv, name, log=tmp_path / f"{name}.log", env=child_env(), ok_codes=(0,))
+        procs.append(p)
+        return p
+
+    def text(p):
+        return p.log.read_text(errors="replace")
+
+    def sm_cfg(i, ip):
+        cfg = tmp_path / f"sm{i}-{ip}.yaml"
+        cfg.write_text("log_level: debug\n" + _domain(cert) + f"backend:\n  shards:\n{shards}" +
+                       "session_server:\n"
+                       f"  database: {tmp_path / 'accounts.db'}\n"
+                       f"  admin_socket: {sockdir / f'sm{i}.sock'}\n"
+                       f"  listen: \"{ip}:{PORT}\"\n  shard: \"{names[i]}\"\n  secret: \"s3cret\"\n")
+        return cfg
+
+    sms = []
+    for i, ip in enumerate(("127.0.0.6", "127.0.0.7")):
+        sms.append(start([str(binary("xedge-sm")), "-c", str(sm_cfg(i, ip))], f"sm{i}"))
+        fedns.wait_listening(ip, PORT, sms[-1])
+    c2s = free_port()
+    edge_cfg = tmp_path / "edge.yaml"
+    edge_cfg.write_text("workers: 1\nlog_level: debug\n" + _domain(cert) +
+                        f"listeners:\n  - type: c2s\n    address: 127.0.0.1:{c2s}\n"
+                        "stream_management:\n  enabled: true\n"
+                        f"backend:\n  shards:\n{shards}  secret: \"s3cret\"\n")
+    edge = start([str(binary("xedge")), "-c", str(edge_cfg)], "edge")
+    try:
+        wait_until(lambda: text(edge).count("session server link up") >= 2, what="both shards linked by name")
+        for k, u in ((0, stay), (1, move)):
+            r = ctl_socket(sockdir / f"sm{k}.sock", "user", "add", f"{u}@localhost", PASSWORD)
+            assert r.returncode == 0, r
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            enabled = loop.create_future()
+            starts = []
+            m = Client(f"{move}@localhost", PASSWORD)
+            m.register_plugin("xep_0198")
+            m.add_event_handler("sm_enabled", lambda e: enabled.done() or enabled.set_result(e))
+            m.add_event_handler("session_start", lambda _: starts.append(1))
+            s = None
+            try:
+                await m.login(c2s)
+                await asyncio.wait_for(enabled, 10)
+                s = await Client(f"{stay}@localhost", PASSWORD).login(c2s)
+                full = m.boundjid.full
+                # sm1 goes away and comes back on another address, which DNS now gives.
+                problems = await asyncio.to_thread(fedns.stop, sms[1])
+                assert problems == [], problems
+                await asyncio.to_thread(wait_until, lambda: "session waits for its shard to return"
+                                        in text(edge), 10, "the session waiting for sm1")
+                await asyncio.to_thread(fedns.dns_records, {"sm1.example": ("A", "127.0.0.8")})
+                again = start([str(binary("xedge-sm")), "-c", str(sm_cfg(1, "127.0.0.8"))], "sm1b")
+                await asyncio.to_thread(fedns.wait_listening, "127.0.0.8", PORT, again)
+                await asyncio.to_thread(wait_until, lambda: f'jid="{full}"' in text(again), 40,
+                                        "the session bound again on sm1 at its new address")
+                s.send_message(mto=full, mbody="new address", mtype="chat")
+                await m.next_message(10, body="new address")
+                m.send_message(mto=s.boundjid.full, mbody="same name", mtype="chat")
+                await s.next_message(10, body="same name")
+                assert not m.closed.done() and m.stream_errors == [] and len(starts) == 1
+            finally:
+                await close_all(m, s)
+        with fedns.enter():
+            run(main(), timeout=120)
+    finally:
+        problems = []
+        for p in reversed(procs):
+            if p is not sms[1]:
+                problems += fedns.stop(p)
         if problems:
             pytest.fail("shutdown:\n  " + "\n  ".join(problems), pytrace=False)
