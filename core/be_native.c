@@ -84,7 +84,7 @@ static struct link *user_link(const struct conn *c, const char *user)
 	int n = snprintf(jid, sizeof(jid), "%s@%s", user, c->domain);
 
 	if (n <= 0 || (size_t)n >= sizeof(jid))
-		return &c->w->links[0];
+		return link_first(c->w);
 	return link_of_jid(c->w, (const uint8_t *)jid, (size_t)n);
 }
 
@@ -352,7 +352,7 @@ int native_sm_open(struct conn *c, const char *user)
 {
 	struct wire_msg m = { .type = WIRE_SESSION_OPEN };
 	struct session *s = c->sess;
-	struct link *l = user ? user_link(c, user) : s ? native_slink(c) : &c->w->links[0];
+	struct link *l = user ? user_link(c, user) : s ? native_slink(c) : link_first(c->w);
 
 	if (!link_usable(l))
 		return -1;
@@ -797,7 +797,10 @@ static int forward(struct conn *c, const struct xs_stanza *s, const uint8_t *p, 
 		return GO_ON;
 	}
 	smacks_forwarded(c->sess);   /* XEP-0198: the session server counts it (core/adopt.c) */
-	if (c->sess->smk && m.u.stanza.kind == WIRE_KIND_PRESENCE && !s->has_to)
+	/* Kept before <enable/> too (clients send their initial presence right
+	 * after the bind): external shards restart and move (core/members.h). */
+	if ((c->sess->smk || c->w->cfg->backend_address) && m.u.stanza.kind == WIRE_KIND_PRESENCE &&
+	    !s->has_to)
 		rebind_keep_presence(c->sess, &m);
 	if (link_congested(native_slink(c))) {
 		/* The session server is not keeping up: stop reading from this
@@ -924,7 +927,7 @@ static void native_timeout(struct conn *c)
 	}
 	if (adopt_timeout(c))
 		return;   /* XEP-0198 resumption on another edge (core/adopt.c) */
-	l = s ? native_slink(c) : &w->links[0];
+	l = s ? native_slink(c) : link_first(w);
 	if (!l->stalled)
 		log_warn("session server not answering", "worker=%d shard=%u after=%us", w->id, l->shard,
 			 w->cfg->timeouts.session_server);

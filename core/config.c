@@ -22,6 +22,7 @@
 #include <yaml.h>
 
 #include "core/log.h"
+#include "parser/hostport.h"
 #include "parser/jid.h"
 
 struct loader {
@@ -35,6 +36,7 @@ struct loader {
 	const char *native_only_key;
 	unsigned long s2s_line;           /* where the s2s section is */
 	unsigned long shards_line;        /* where backend.shards is */
+	unsigned long discover_line;      /* where backend.discover is */
 	unsigned long listener_line[CONFIG_MAX_LISTENERS];
 	const char *env_name;   /* set while an XEDGE_* variable is applied: errors name it */
 	const char *env_value;
@@ -476,8 +478,12 @@ static int component_pair(struct loader *L, const char *key, yaml_node_t *v, voi
 static int get_endpoint(struct loader *L, const yaml_node_t *n, const char *key, char **out)
 {
 	const char *s = scalar(n);
-	char buf[PATH_MAX];
+	char buf[PATH_MAX], host[HOSTPORT_MAX];
+	uint16_t port;
 
+	if (s && strncmp(s, "unix:", 5) != 0 && hostport_parse(s, host, sizeof(host), &port) == HOSTPORT_BAD)
+		return fail(L, n, "%s: expected host:port (a numeric IP, [IPv6] or a DNS name, port 1-65535) "
+			    "or unix:/path, got \"%s\"", key, s);
 	if (!s || strncmp(s, "unix:", 5) != 0)
 		return get_str(L, n, key, out);
 	if (!s[5])
@@ -653,6 +659,24 @@ static int one_shard(struct loader *L, yaml_node_t *item, size_t i)
 	return 0;
 }
 
+static int discover_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config *c = L->cfg;
+	const char *s = scalar(v);
+
+	if (!strcmp(key, "srv")) {
+		if (!s || !hostport_name_ok(s))
+			return fail(L, v, "backend.discover.srv: expected a DNS name such as "
+				    "_xmpp-sm._tcp.xedge-sm.default.svc.cluster.local");
+		return get_str(L, v, "backend.discover.srv", &c->backend_discover_srv);
+	}
+	if (!strcmp(key, "interval")) {
+		GET_U(L, v, "backend.discover.interval", 1, 3600, c->backend_discover_interval);
+		return 0;
+	}
+	return fail(L, v, "backend.discover: unknown key '%s' (known: srv, interval)", key);
+}
+
 static int backend_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 {
 	if (!strcmp(key, "address"))
@@ -661,6 +685,15 @@ static int backend_pair(struct loader *L, const char *key, yaml_node_t *v, void 
 		L->shards_line = v->start_mark.line + 1;
 		return seq_each(L, v, "backend.shards", CONFIG_MAX_SHARDS, &L->cfg->nbackend_shards,
 				one_shard);
+	}
+	if (!strcmp(key, "discover")) {
+		L->discover_line = v->start_mark.line + 1;
+		if (each_pair(L, v, "backend.discover", discover_pair, NULL) < 0)
+			return -1;
+		if (!L->cfg->backend_discover_srv)
+			return fail(L, v, "backend.discover: 'srv' is required (the SRV name whose targets "
+				    "are the session servers)");
+		return 0;
 	}
 	if (!strcmp(key, "secret"))
 		return get_str(L, v, "backend.secret", &L->cfg->backend_secret);
@@ -689,7 +722,7 @@ static int backend_pair(struct loader *L, const char *key, yaml_node_t *v, void 
 		L->upstream_tls_line = v->start_mark.line + 1;
 		return get_bool(L, v, "backend.upstream_tls", &L->cfg->upstream_tls);
 	}
-	return fail(L, v, "backend: unknown key '%s' (known: address, shards, secret, upstream, "
+	return fail(L, v, "backend: unknown key '%s' (known: address, shards, discover, secret, upstream, "
 		    "proxy_protocol, upstream_tls)", key);
 }
 
@@ -1087,14 +1120,24 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 			 "backend.address and excludes backend.upstream", path, L.shards_line);
 		goto out;
 	}
-	if (cfg->nbackend_shards) {
+	if (cfg->backend_discover_srv && (cfg->nbackend_shards || cfg->backend_address ||
+					  cfg->backend_upstream)) {
+		snprintf(err, errlen, "%s:%lu: backend.discover finds the session servers in DNS: it "
+			 "excludes backend.shards, backend.address and backend.upstream", path, L.discover_line);
+		goto out;
+	}
+	if (cfg->backend_discover_srv) {
+		cfg->backend_address = strdup(cfg->backend_discover_srv);   /* "external" */
+		if (!cfg->backend_discover_interval)
+			cfg->backend_discover_interval = 10;
+	} else if (cfg->nbackend_shards) {
 		cfg->backend_address = strdup(cfg->backend_shards[0]);   /* "external" */
 	} else if (cfg->backend_address) {
 		cfg->backend_shards[0] = strdup(cfg->backend_address);
 		cfg->backend_shard_names[0] = strdup(cfg->backend_address);
 		cfg->nbackend_shards = 1;
 	}
-	if ((cfg->backend_address && !cfg->backend_shards[0]) ||
+	if ((cfg->backend_address && !cfg->backend_shards[0] && !cfg->backend_discover_srv) ||
 	    (cfg->nbackend_shards && (!cfg->backend_address || !cfg->backend_shard_names[0]))) {
 		fail(&L, root, "out of memory");
 		goto out;
@@ -1155,7 +1198,7 @@ out:
 	yaml_parser_delete(&parser);
 	fclose(f);
 	if (rc == 0)
-		log_min_level = cfg->log_level;
+		log_set_min_level(cfg->log_level);
 	else
 		config_free(cfg);
 	return rc;
@@ -1172,12 +1215,14 @@ const char *config_reload_blocker(const struct config *a, const struct config *b
 		return "workers";
 	if (a->shards != b->shards)
 		return "shards";
-	if (a->nbackend_shards != b->nbackend_shards)
+	/* backend.shards may change between two lists of external session
+	 * servers (core/members.c moves the sessions); not to or from one
+	 * embedded server or DNS discovery. */
+	if ((a->nbackend_shards == 0) != (b->nbackend_shards == 0))
 		return "backend.shards";
-	for (size_t i = 0; i < a->nbackend_shards; i++)
-		if (strcmp(a->backend_shard_names[i], b->backend_shard_names[i]) ||
-		    strcmp(a->backend_shards[i], b->backend_shards[i]))
-			return "backend.shards";
+	if (str_differs(a->backend_discover_srv, b->backend_discover_srv) ||
+	    a->backend_discover_interval != b->backend_discover_interval)
+		return "backend.discover";
 	if (a->nlisteners != b->nlisteners)
 		return "listeners";
 	for (size_t i = 0; i < a->nlisteners; i++) {
@@ -1192,7 +1237,8 @@ const char *config_reload_blocker(const struct config *a, const struct config *b
 	for (size_t i = 0; i < a->ndomains; i++)
 		if (strcmp(a->domains[i].name, b->domains[i].name))
 			return "domains[].name";
-	if (str_differs(a->backend_address, b->backend_address) || str_differs(a->backend_secret, b->backend_secret) ||
+	if ((!a->nbackend_shards && str_differs(a->backend_address, b->backend_address)) ||
+	    str_differs(a->backend_secret, b->backend_secret) ||
 	    str_differs(a->backend_upstream, b->backend_upstream) || a->upstream_proxy != b->upstream_proxy ||
 	    a->upstream_tls != b->upstream_tls)
 		return "backend";
@@ -1253,11 +1299,8 @@ void config_adopt(struct config *b, struct config *a)
 	}
 	for (size_t i = 0; i < a->ndomains; i++)
 		take(&b->domains[i].name, &a->domains[i].name);
-	take(&b->backend_address, &a->backend_address);
-	for (size_t i = 0; i < a->nbackend_shards; i++) {
-		take(&b->backend_shards[i], &a->backend_shards[i]);
-		take(&b->backend_shard_names[i], &a->backend_shard_names[i]);
-	}
+	/* backend_address and the shard lists may differ (members.c): each
+	 * configuration keeps its own, freed with it even when lent. */
 	take(&b->backend_secret, &a->backend_secret);
 	take(&b->backend_upstream, &a->backend_upstream);
 	take(&b->tls_ca_file, &a->tls_ca_file);
@@ -1308,6 +1351,12 @@ void config_free(struct config *cfg)
 			free(cfg->smacks.peers[i].edge_id);
 			free(cfg->smacks.peers[i].addr);
 		}
+		free(cfg->backend_address);
+		free(cfg->backend_discover_srv);
+		for (size_t i = 0; i < CONFIG_MAX_SHARDS; i++) {
+			free(cfg->backend_shards[i]);
+			free(cfg->backend_shard_names[i]);
+		}
 		memset(cfg, 0, sizeof(*cfg));
 		return;
 	}
@@ -1321,6 +1370,7 @@ void config_free(struct config *cfg)
 		free(cfg->domains[i].key);
 	}
 	free(cfg->backend_address);
+	free(cfg->backend_discover_srv);
 	for (size_t i = 0; i < CONFIG_MAX_SHARDS; i++) {
 		free(cfg->backend_shards[i]);
 		free(cfg->backend_shard_names[i]);

@@ -131,6 +131,12 @@ struct config {
 	char *backend_shards[CONFIG_MAX_SHARDS];
 	char *backend_shard_names[CONFIG_MAX_SHARDS];
 	size_t nbackend_shards;
+	/* backend.discover (core/discover.h): the shards are the targets of the
+	 * SRV records of discover_srv ("target:port", sorted), looked up every
+	 * discover_interval seconds; backend.shards is then empty and
+	 * backend_address holds discover_srv (external session servers). */
+	char *backend_discover_srv;
+	uint32_t backend_discover_interval;
 	char *backend_secret;
 	/* Upstream mode: one plaintext c2s stream per client to any XMPP server
 	 * at this "host:port"; SASL and everything after it pass through. */

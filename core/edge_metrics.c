@@ -60,6 +60,8 @@ static void sum(struct wstats *t, const struct worker *workers, int n)
 		t->shard_relayed += STAT_GET(s->shard_relayed);
 		t->shard_relay_failed += STAT_GET(s->shard_relay_failed);
 		t->rebinds += STAT_GET(s->rebinds);
+		t->shard_moves[0] += STAT_GET(s->shard_moves[0]);
+		t->shard_moves[1] += STAT_GET(s->shard_moves[1]);
 		t->resume_redirects += STAT_GET(s->resume_redirects);
 		t->smacks_resumed += STAT_GET(s->smacks_resumed);
 		t->smacks_resume_failed += STAT_GET(s->smacks_resume_failed);
@@ -187,6 +189,11 @@ void edge_metrics(struct mx *m, const bool used[CK_COUNT], bool upstream, const 
 		mx_one(m, "xedge_session_rebinds_total", "counter",
 		       "XEP-0198 sessions bound again on a restarted shard (no new login).",
 		       t.rebinds);
+		mx_head(m, "xedge_shard_moves_total", "counter",
+			"Sessions moved off a shard that no longer owns their user (the shard set changed): "
+			"bound again on the new owner (XEP-0198) or told <reset/>.");
+		mx_val(m, "xedge_shard_moves_total", "result=\"rebound\"", t.shard_moves[0]);
+		mx_val(m, "xedge_shard_moves_total", "result=\"reset\"", t.shard_moves[1]);
 		mx_one(m, "xedge_stream_resume_redirects_total", "counter",
 		       "XEP-0198 <resume/>s of another edge's session, sent there (see-other-host).",
 		       t.resume_redirects);

@@ -4,6 +4,10 @@
  * embedded, TCP or a Unix socket otherwise), driven by the worker's ring.
  * A session lives on the shard that owns its bare JID (parser/shard.h).
  *
+ * External session servers have a slot each in a table of CONFIG_MAX_SHARDS
+ * (the shard set may change: core/members.h); a slot's address is looked up
+ * again before every connect when it is a DNS name, on the offload pool.
+ *
  * Frames are encoded straight into `out`; at the end of each loop iteration
  * everything queued goes out in one send (one in flight; the rest waits), so
  * a burst of stanzas costs one syscall.  Received bytes accumulate in `rx`
@@ -28,7 +32,10 @@
 #include "core/log.h"
 #include "core/chan.h"
 #include "core/route.h"
+#include "core/members.h"
+#include "core/offload.h"
 #include "core/rtx.h"
+#include "parser/hostport.h"
 #include "parser/jid.h"
 #include "parser/shard.h"
 
@@ -44,6 +51,21 @@
 #define RETRY_FAST_MS 200
 #define RETRY_FAST_TRIES 20
 #define RETRY_MAX_MS 30000
+
+/* A DNS lookup of a link's address, on the offload pool (link_tick_one):
+ * run() calls getaddrinfo, done() on the worker takes the address the
+ * attempt count picks.  l NULL: the link forgot it (link_close, or its slot
+ * was freed); done() then only frees it. */
+struct link_dns {
+	struct offload_job job;
+	struct link *l;
+	char host[HOSTPORT_MAX];
+	char port[8];
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int status;              /* 0 or -errno */
+	unsigned skip;           /* failed attempts: start further down the answer */
+};
 
 int endpoint_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -102,6 +124,57 @@ static int send_hello(struct link *l)
 	return link_send(l, &m);
 }
 
+/* Slot k becomes the link to the external session server name, at address
+ * addr (backend.shards: the endpoint as resolved; else the name itself):
+ * not connected yet (dead, due at once).  0 or -errno. */
+int link_slot_set(struct worker *w, uint16_t k, const char *name, const char *addr)
+{
+	struct link *l = &w->links[k];
+	char host[HOSTPORT_MAX];
+	uint16_t port;
+
+	memset(l, 0, sizeof(*l));
+	l->w = w;
+	l->shard = k;
+	l->fd = -1;
+	l->dead = true;
+	l->retry_ms = 0;
+	l->name = strdup(name);
+	if (!l->name)
+		return -ENOMEM;
+	if (strncmp(addr, "unix:", 5) && hostport_parse(addr, host, sizeof(host), &port) == HOSTPORT_NAME) {
+		l->dns = true;     /* looked up before each connect */
+		return 0;
+	}
+	if (endpoint_resolve(addr, &l->addr, &l->addrlen) < 0) {
+		log_error("backend.address or backend.shards: not host:port or unix:/path", "backend=%s", addr);
+		free(l->name);
+		l->name = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Slot k is no longer a shard's and has no operation left: free it. */
+void link_slot_free(struct worker *w, uint16_t k)
+{
+	struct link *l = &w->links[k];
+
+	if (l->dns_job)
+		l->dns_job->l = NULL;   /* its done() frees it */
+	if (l->fd >= 0)
+		close(l->fd);
+	buf_reset(&l->rx);
+	buf_reset(&l->out);
+	buf_reset(&l->tx);
+	free(l->name);
+	memset(l, 0, sizeof(*l));
+	l->w = w;
+	l->shard = k;
+	l->fd = -1;
+	l->dead = true;
+}
+
 /* The link to shard k: its chans (embedded) or a connection to
  * backend.shards[k]. */
 static int link_open_one(struct worker *w, struct link *l, uint16_t k)
@@ -118,13 +191,13 @@ static int link_open_one(struct worker *w, struct link *l, uint16_t k)
 		l->cin = &w->sm_chans[2 * k + 1];
 		return send_hello(l);
 	}
+	r = link_slot_set(w, k, cfg->backend_shard_names[k], addr);
+	if (r < 0)
+		return r;
+	if (l->dns)
+		return 0;   /* never a blocking lookup: link_tick looks it up and connects */
+	l->dead = false;
 	{
-		r = endpoint_resolve(addr, &l->addr, &l->addrlen);
-		if (r < 0) {
-			log_error("backend.address or backend.shards: not a numeric host:port or unix:/path",
-				  "backend=%s", addr);
-			return r;
-		}
 		/* Start-up only: a worker has no clients yet, so waiting here
 		 * for a session server that is still starting blocks no one. */
 		for (int i = 0; i < CONNECT_TRIES; i++) {
@@ -152,22 +225,33 @@ static int link_open_one(struct worker *w, struct link *l, uint16_t k)
 
 int link_open(struct worker *w)
 {
-	uint16_t n = w->nshards ? w->nshards : 1;
+	/* External session servers: a slot for every shard there may ever be
+	 * (members.c adds and removes them; a link never moves in memory, as
+	 * the ring's operations point at it). */
+	uint16_t n = w->nshards ? w->nshards : w->sm_chans ? 1 : 0;
+	uint16_t cap = w->sm_chans ? n : CONFIG_MAX_SHARDS;
 	int r;
 
-	w->links = calloc(n, sizeof(*w->links));
-	w->shard_names = calloc(n, sizeof(*w->shard_names));
+	w->links = calloc(cap, sizeof(*w->links));
+	w->shard_names = calloc(CONFIG_MAX_SHARDS, sizeof(*w->shard_names));
 	if (!w->links || !w->shard_names)
 		return -ENOMEM;
+	for (uint16_t k = 0; k < cap; k++) {
+		w->links[k].w = w;
+		w->links[k].shard = k;
+		w->links[k].fd = -1;
+		w->links[k].dead = !w->sm_chans;
+	}
 	for (uint16_t k = 0; k < n; k++) {
 		char idx[8];
 		const char *name = w->sm_chans ? idx : w->cfg->backend_shard_names[k];
 
 		snprintf(idx, sizeof(idx), "%u", k);
 		w->shard_names[k] = shard_name_hash(name, strlen(name));
-		w->links[k].fd = -1;
+		w->owner_slot[k] = k;
 	}
-	w->nlinks = n;
+	w->nowners = n;
+	w->nlinks = cap;
 	for (uint16_t k = 0; k < n; k++)
 		if ((r = link_open_one(w, &w->links[k], k)) < 0)
 			return r;
@@ -176,7 +260,14 @@ int link_open(struct worker *w)
 
 struct link *link_of(struct worker *w, const char *bare, size_t n)
 {
-	return &w->links[shard_owner(w->shard_names, w->nlinks, bare, n)];
+	if (!w->nowners)
+		return &w->links[0];   /* no shard known yet: a dead link, logins wait */
+	return &w->links[w->owner_slot[shard_owner(w->shard_names, w->nowners, bare, n)]];
+}
+
+struct link *link_first(struct worker *w)
+{
+	return &w->links[w->nowners ? w->owner_slot[0] : 0];
 }
 
 struct link *link_of_jid(struct worker *w, const uint8_t *jid, size_t n)
@@ -185,9 +276,9 @@ struct link *link_of_jid(struct worker *w, const uint8_t *jid, size_t n)
 	struct jid_view v;
 	int len;
 
-	if (w->nlinks <= 1 || n > JID_MAX || jid_parse((const char *)jid, n, &v) < 0 ||
+	if (w->nowners <= 1 || n > JID_MAX || jid_parse((const char *)jid, n, &v) < 0 ||
 	    (len = jid_canon(&v, false, bare, sizeof(bare))) < 0)
-		return &w->links[0];
+		return link_first(w);
 	return link_of(w, bare, (size_t)len);
 }
 
@@ -381,6 +472,28 @@ static void link_fail(struct link *l, const char *why)
 	native_link_down(l);
 }
 
+void link_retire(struct link *l)
+{
+	struct worker *w = l->w;
+
+	if (l->up)
+		STAT_SET(w->st.link_up, STAT_GET(w->st.link_up) - 1);
+	l->up = false;
+	l->leaving = true;
+	if (!l->dead)
+		log_info("session server link closed: no longer a shard, no session left on it",
+			 "worker=%d shard=%u name=%s", w->id, l->shard, l->name ? l->name : "");
+	l->dead = true;
+	/* Wake the pending recv; the socket is closed with the slot. */
+	if (l->fd >= 0)
+		shutdown(l->fd, SHUT_RDWR);
+}
+
+bool link_quiet(const struct link *l)
+{
+	return !l->connecting && !l->recv_armed && !l->sending && !l->resolving;
+}
+
 /* The delay after `fails` refused attempts in a row. */
 static unsigned link_backoff_ms(unsigned fails)
 {
@@ -396,7 +509,84 @@ static unsigned link_backoff_ms(unsigned fails)
 static bool link_idle_dead(const struct link *l)
 {
 	return l->dead && !l->connecting && !l->recv_armed && !l->sending && !l->w->stop &&
-	       l->addrlen;
+	       l->name && !l->leaving && !l->resolving && (l->addrlen || l->dns);
+}
+
+static void link_dns_run(struct offload_job *j)
+{
+	struct link_dns *d = (struct link_dns *)j;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG }, *ai, *a;
+	int r = getaddrinfo(d->host, d->port, &hints, &ai);
+	unsigned count = 0;
+
+	if (r != 0) {
+		d->status = r == EAI_NONAME || r == EAI_NODATA ? -ENOENT : r == EAI_AGAIN ? -EAGAIN
+			    : r == EAI_MEMORY ? -ENOMEM : -EIO;
+		return;
+	}
+	/* Several addresses (IPv6 and IPv4): one per attempt, in turn. */
+	for (a = ai; a; a = a->ai_next)
+		count++;
+	a = ai;
+	for (unsigned i = d->skip % count; i > 0; i--)
+		a = a->ai_next;
+	memcpy(&d->ss, a->ai_addr, a->ai_addrlen);
+	d->len = a->ai_addrlen;
+	d->status = 0;
+	freeaddrinfo(ai);
+}
+
+/* The lookup is back: connect to what it found, at once (link_tick). */
+static void link_dns_done(struct offload_job *j)
+{
+	struct link_dns *d = (struct link_dns *)j;
+	struct link *l = d->l;
+
+	if (!l) {
+		free(d);
+		return;
+	}
+	l->dns_job = NULL;
+	l->resolving = false;
+	if (d->status < 0 || j->cancelled) {
+		l->retry_ms = worker_ms() + link_backoff_ms(++l->fails);
+		log_warn("session server address not found", "worker=%d shard=%u name=%s err=%s attempt=%u",
+			 l->w->id, l->shard, l->name, strerror(d->status < 0 ? -d->status : ECANCELED),
+			 l->fails);
+	} else {
+		memcpy(&l->addr, &d->ss, sizeof(l->addr));
+		l->addrlen = d->len;
+		l->fresh = true;
+		l->retry_ms = worker_ms();
+	}
+	free(d);
+}
+
+/* Look the link's name up on the offload pool; link_tick connects when it
+ * is back. */
+static void link_dns_start(struct link *l)
+{
+	struct worker *w = l->w;
+	struct link_dns *d = calloc(1, sizeof(*d));
+	uint16_t port;
+
+	if (!d || hostport_parse(l->name, d->host, sizeof(d->host), &port) != HOSTPORT_NAME) {
+		free(d);
+		l->retry_ms = worker_ms() + link_backoff_ms(++l->fails);
+		return;
+	}
+	snprintf(d->port, sizeof(d->port), "%u", port);
+	d->skip = l->fails;
+	d->l = l;
+	d->job.run = link_dns_run;
+	d->job.done = link_dns_done;
+	if (offload_submit(w->offload, &w->offload_port, &d->job) < 0) {
+		free(d);
+		l->retry_ms = worker_ms() + link_backoff_ms(++l->fails);
+		return;
+	}
+	l->dns_job = d;
+	l->resolving = true;
 }
 
 int link_retry_wait_ms(const struct worker *w, uint64_t now_ms)
@@ -431,6 +621,12 @@ static void link_tick_one(struct link *l)
 
 	if (!link_idle_dead(l) || worker_ms() < l->retry_ms)
 		return;
+	if (l->dns && !l->fresh) {
+		/* A name: where it points now (a restarted pod has a new address). */
+		link_dns_start(l);
+		return;
+	}
+	l->fresh = false;
 	if (l->fd >= 0)
 		close(l->fd);
 	l->fd = -1;
@@ -457,6 +653,7 @@ void link_tick(struct worker *w)
 {
 	for (uint16_t k = 0; k < w->nlinks; k++)
 		link_tick_one(&w->links[k]);
+	members_tick(w);
 }
 
 void link_on_connect(struct link *l, int res)
@@ -464,6 +661,10 @@ void link_on_connect(struct link *l, int res)
 	struct worker *w = l->w;
 
 	l->connecting = false;
+	if (l->leaving) {
+		l->dead = true;   /* no longer a shard's: members_tick frees it */
+		return;
+	}
 	if (res < 0) {
 		l->backoff_ms = link_backoff_ms(++l->fails);
 		l->retry_ms = worker_ms() + l->backoff_ms;
@@ -512,6 +713,8 @@ static long link_frames(struct link *l, const uint8_t *p, size_t len)
 			route_from_sm(l, &m);
 		} else if (m.type == WIRE_HANDLED) {
 			rtx_confirm(l, m.u.handled.count);
+		} else if (m.type == WIRE_PONG) {
+			members_pong(l, &m);
 		} else if (m.type == WIRE_PING) {
 			struct wire_msg pong = { .type = WIRE_PONG, .u.ping.token = m.u.ping.token };
 			link_send(l, &pong);
@@ -594,6 +797,10 @@ void link_close(struct worker *w)
 			close(l->fd);
 		l->fd = -1;
 		l->dead = true;
+		if (l->dns_job)
+			l->dns_job->l = NULL;
+		free(l->name);
+		l->name = NULL;
 		buf_reset(&l->rx);
 		buf_reset(&l->out);
 		buf_reset(&l->tx);

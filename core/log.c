@@ -92,7 +92,7 @@ void log_write(int level, const char *msg, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level < log_min_level)
+	if (level < LOG_MIN_LEVEL())
 		return;
 	va_start(ap, fmt);
 	log_vline(level, msg, 0, fmt, ap);
@@ -137,7 +137,7 @@ static void flush_at(uint64_t now)
 		if (!atomic_load_explicit(&s->suppressed, memory_order_relaxed) || !site_take(s, now))
 			continue;
 		n = atomic_exchange_explicit(&s->suppressed, 0, memory_order_relaxed);
-		if (n && s->level >= log_min_level)
+		if (n && s->level >= LOG_MIN_LEVEL())
 			log_line(s->level, s->msg, n, NULL);
 	}
 }
@@ -152,7 +152,7 @@ void log_write_site(struct log_site *s, const char *fmt, ...)
 	uint64_t now, n, due;
 	va_list ap;
 
-	if (s->level < log_min_level)
+	if (s->level < LOG_MIN_LEVEL())
 		return;
 	now = LOG_NOW_NS();
 	if (!site_take(s, now)) {

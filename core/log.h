@@ -31,6 +31,13 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 #define LOG_INTERVAL_NS 1000000000ull      /* then one line per this */
 
 extern int log_min_level;
+/* A reload changes the level while every thread logs: it is read and
+ * written atomically (relaxed: only the value matters). */
+#define LOG_MIN_LEVEL() __atomic_load_n(&log_min_level, __ATOMIC_RELAXED)
+static inline void log_set_min_level(int level)
+{
+	__atomic_store_n(&log_min_level, level, __ATOMIC_RELAXED);
+}
 
 /* One call site's rate limit; static, zero-initialised but for level and msg. */
 struct log_site {
@@ -61,11 +68,11 @@ void log_flush(void);
 #define log_site_write_(lvl, msg, ...)                                                   \
 	do {                                                                             \
 		static struct log_site log_site_ = LOG_SITE_INIT(lvl, msg);              \
-		if (log_min_level <= (lvl))                                              \
+		if (LOG_MIN_LEVEL() <= (lvl))                                              \
 			log_write_site(&log_site_, __VA_ARGS__);                         \
 	} while (0)
 
-#define log_debug(msg, ...) do { if (log_min_level <= LOG_DEBUG) log_write(LOG_DEBUG, msg, __VA_ARGS__); } while (0)
+#define log_debug(msg, ...) do { if (LOG_MIN_LEVEL() <= LOG_DEBUG) log_write(LOG_DEBUG, msg, __VA_ARGS__); } while (0)
 #define log_info(msg, ...)  log_site_write_(LOG_INFO, msg, __VA_ARGS__)
 #define log_warn(msg, ...)  log_site_write_(LOG_WARN, msg, __VA_ARGS__)
 #define log_error(msg, ...) log_site_write_(LOG_ERROR, msg, __VA_ARGS__)

@@ -38,7 +38,9 @@
 #include "core/edge_metrics.h"
 #include "core/config.h"
 #include "core/version.h"
+#include "core/discover.h"
 #include "core/log.h"
+#include "core/members.h"
 #include "core/notify.h"
 #include "core/s2s.h"
 #include "core/offload.h"
@@ -98,7 +100,86 @@ struct edge {
 	int draining;                /* atomic: readiness false */
 	uint64_t drain_start, drain_deadline;   /* ms; 0: not draining */
 	uint64_t reloads_ok, reloads_failed;   /* atomic */
+	/* backend.discover (core/discover.h): its thread leaves a new shard
+	 * set here and wakes the signal loop with MEMBERS_SIG; the loop hands
+	 * it to the workers (core/members.h). */
+	struct discover *disc;
+	pthread_t main_tid;
+	pthread_mutex_t mlock;
+	char **mnames;               /* (mlock) the newest set not yet published */
+	size_t mn;
 };
+
+#define MEMBERS_SIG SIGRTMIN
+/* Lookups in a row that must give a new set before the edge moves to it:
+ * the session servers take it at their first, and with the edge's and
+ * their lookups at any phase of the interval, the third lookup comes at
+ * least one interval after theirs (docs/architecture.md, "Shards"). */
+#define MEMBERS_CONFIRM 3
+
+/* The discover thread: a new shard set. */
+static void members_found(void *arg, const char *const *names, size_t n)
+{
+	struct edge *e = arg;
+	char **v = calloc(n, sizeof(*v));
+	size_t i = 0;
+
+	for (; v && i < n && (v[i] = strdup(names[i])); i++)
+		;
+	if (!v || i < n) {
+		log_error("shard discovery: out of memory, the set is not applied", "shards=%zu", n);
+		discover_names_free(v, i);
+		return;
+	}
+	pthread_mutex_lock(&e->mlock);
+	discover_names_free(e->mnames, e->mn);
+	e->mnames = v;
+	e->mn = n;
+	pthread_mutex_unlock(&e->mlock);
+	pthread_kill(e->main_tid, MEMBERS_SIG);
+}
+
+/* The signal loop: publish what discovery found (names are addresses). */
+static void members_take(struct edge *e, struct io_uring *ctl)
+{
+	char **v;
+	size_t n;
+
+	pthread_mutex_lock(&e->mlock);
+	v = e->mnames;
+	n = e->mn;
+	e->mnames = NULL;
+	e->mn = 0;
+	pthread_mutex_unlock(&e->mlock);
+	if (!v)
+		return;
+	if (members_publish(e->workers, e->nworkers, ctl, (const char *const *)v, NULL, n) < 0)
+		log_error("shard set not applied: out of memory", "shards=%zu", n);
+	else
+		log_info("shard set applied (backend.discover)", "shards=%zu first=%s", n, v[0]);
+	discover_names_free(v, n);
+}
+
+/* A reload changed backend.shards: the workers move to the new list. */
+static void members_reloaded(struct edge *e, struct io_uring *ctl, const struct config *old,
+			     const struct config *next)
+{
+	bool same = old->nbackend_shards == next->nbackend_shards;
+
+	for (size_t i = 0; same && i < old->nbackend_shards; i++)
+		same = !strcmp(old->backend_shard_names[i], next->backend_shard_names[i]) &&
+		       !strcmp(old->backend_shards[i], next->backend_shards[i]);
+	if (same || !next->nbackend_shards || !old->backend_address)
+		return;
+	if (members_publish(e->workers, e->nworkers, ctl, (const char *const *)next->backend_shard_names,
+			    (const char *const *)next->backend_shards, next->nbackend_shards) < 0) {
+		log_error("backend.shards: the new list is not applied (out of memory)", "shards=%zu",
+			  next->nbackend_shards);
+		return;
+	}
+	log_info("backend.shards changed: sessions move to their new owners", "shards=%zu was=%zu",
+		 next->nbackend_shards, old->nbackend_shards);
+}
 
 static uint64_t now_ms(void)
 {
@@ -182,7 +263,7 @@ static void reclaim(struct edge *e)
 static void reload(struct edge *e, struct io_uring *ctl)
 {
 	struct config *next = calloc(1, sizeof(*next));
-	int level = log_min_level;
+	int level = LOG_MIN_LEVEL();
 	const char *blocker;
 	char err[1024];
 
@@ -197,14 +278,14 @@ static void reload(struct edge *e, struct io_uring *ctl)
 		goto failed;
 	}
 	if (config_load(e->cfg->path, next, err, sizeof(err)) < 0) {
-		log_min_level = level;
+		log_set_min_level(level);
 		log_error("reload failed: the running configuration stays", "why=\"%s\"", err);
 		free(next);
 		goto failed;
 	}
 	blocker = config_reload_blocker(e->cfg, next);
 	if (blocker) {
-		log_min_level = level;
+		log_set_min_level(level);
 		log_error("reload failed: a key that needs a restart changed (restart xedge to apply it); the "
 			  "running configuration stays", "key=%s file=%s", blocker, next->path);
 		config_free(next);
@@ -215,7 +296,7 @@ static void reload(struct edge *e, struct io_uring *ctl)
 	/* Before the TLS contexts: their domain names are the shared strings. */
 	config_adopt(next, e->cfg);
 	if (tls_reload(next, next->s2s.enabled) < 0) {
-		log_min_level = level;
+		log_set_min_level(level);
 		log_error("reload failed: the certificates or keys do not load (see the line above); the "
 			  "running configuration stays", "file=%s", next->path);
 		config_unadopt(next, e->cfg);
@@ -228,6 +309,7 @@ static void reload(struct edge *e, struct io_uring *ctl)
 	for (int i = 0; i < e->nworkers; i++)
 		__atomic_store_n(&e->workers[i].next_cfg, next, __ATOMIC_RELEASE);
 	post_all(e, ctl, CTRL_RELOAD);
+	members_reloaded(e, ctl, e->retired[e->nretired - 1], next);
 	STAT_INC(e->reloads_ok);
 	log_info("configuration reloaded: new TLS handshakes use the certificates loaded now; sessions go on",
 		 "file=%s domains=%zu log_level=%d", next->path, next->ndomains, next->log_level);
@@ -336,6 +418,8 @@ static int serve_signals(struct edge *e, struct io_uring *ctl, const sigset_t *s
 		} else if (sig == SIGINT) {
 			notify_send("STOPPING=1\nSTATUS=stopping");
 			return sig;
+		} else if (sig == MEMBERS_SIG) {
+			members_take(e, ctl);
 		}
 		/* -1 with EAGAIN: the timeout; EINTR: try again. */
 	}
@@ -518,7 +602,7 @@ static void stop_embedded(struct edge *e, int started)
 
 int main(int argc, char **argv)
 {
-	static struct edge e;
+	static struct edge e = { .mlock = PTHREAD_MUTEX_INITIALIZER };
 	struct config *cfg;
 	char err[1024];
 	const char *path = NULL;
@@ -589,6 +673,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, MEMBERS_SIG);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
@@ -664,6 +749,31 @@ int main(int argc, char **argv)
 		}
 	}
 	e.nworkers = nworkers;
+	if (cfg->backend_discover_srv) {
+		/* The first lookup here, before clients come (blocking the main
+		 * thread only); then the discover thread every interval. */
+		char **names = NULL;
+		size_t n = 0;
+
+		e.main_tid = pthread_self();
+		r = discover_lookup(cfg->backend_discover_srv, &names, &n);
+		if (r < 0) {
+			log_warn("shard discovery: nothing found yet; logins wait for the first shard",
+				 "srv=%s err=%s", cfg->backend_discover_srv, strerror(-r));
+		} else {
+			log_info("shard discovery: first shard set", "srv=%s shards=%zu first=%s",
+				 cfg->backend_discover_srv, n, names[0]);
+			members_publish(e.workers, e.nworkers, &ctl, (const char *const *)names, NULL, n);
+		}
+		r = discover_start(&e.disc, cfg->backend_discover_srv, cfg->backend_discover_interval,
+				   MEMBERS_CONFIRM,
+				   (const char *const *)names, n, members_found, &e);
+		discover_names_free(names, n);
+		if (r < 0) {
+			log_error("cannot start the shard discovery thread", "err=%s", strerror(-r));
+			goto out_workers;
+		}
+	}
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		static const char *const kinds[] = { "?", "c2s-starttls", "c2s-direct-tls", "ws", "wss",
 						     "s2s-starttls", "s2s-direct-tls", "component" };
@@ -686,6 +796,8 @@ int main(int argc, char **argv)
 	log_info("shutting down", "signal=%d", sig);
 
 out_workers:
+	discover_stop(e.disc);
+	e.disc = NULL;
 	admin_http_stop(admin);
 	for (int i = 0; i < nworkers; i++)
 		worker_post(&e.workers[i], &ctl, CTRL_STOP);
@@ -705,6 +817,7 @@ out_sm_unstarted:
 	unlink_embedded(e.workers, nworkers);
 	free(e.workers);
 out_ring:
+	discover_names_free(e.mnames, e.mn);
 	io_uring_queue_exit(&ctl);
 out:
 	for (size_t i = 0; i < nclaims; i++)

@@ -275,7 +275,9 @@ struct session {
 	struct csi *csi;         /* XEP-0352 state (core/csi.c); NULL until the first <inactive/> */
 	struct smacks *smk;      /* XEP-0198 state (core/smacks.c); NULL until <enable/> */
 	/* A shard restart under XEP-0198 (be_native.c, "rebinding"): 1 while the
-	 * link is down, 2 while the bind on the restarted shard is out; the
+	 * link is down, 2 while the bind on the restarted shard is out (3 while a
+	 * session moving to another shard waits for the old one to let go:
+	 * core/members.h); the
 	 * client's last broadcast presence, replayed then; and where the new
 	 * session server's byte count of delivery reports starts. */
 	uint8_t rebind;
@@ -296,6 +298,9 @@ struct listener {
 	uint64_t retry_at;       /* worker clock: re-arm a failing accept no sooner */
 } __attribute__((aligned(16)));
 
+struct link_dns;     /* core/link.c */
+struct members_set;  /* core/members.c */
+
 struct link {
 	struct worker *w;
 	int fd;
@@ -310,6 +315,16 @@ struct link {
 	uint64_t retry_ms;       /* worker_ms() of the next attempt */
 	struct sockaddr_storage addr; /* external session server, for reconnects */
 	socklen_t addrlen;
+	/* External session servers (core/members.c): the shard's name, which
+	 * is also its address ("host:port" or "unix:/path"); NULL: a free slot.
+	 * A DNS name is looked up again before each connect (on the offload
+	 * pool, never on the worker). */
+	char *name;
+	bool dns;                /* name's host is a DNS name */
+	bool fresh;              /* addr was looked up for the next connect */
+	bool resolving;          /* that lookup is out */
+	bool leaving;            /* no longer a shard: closed once its sessions left */
+	struct link_dns *dns_job;/* the lookup out, or NULL */
 	struct buf rx;           /* bytes received, frames decoded from the front */
 	struct buf out;          /* encoded frames queued */
 	struct buf tx;           /* frames in flight */
@@ -354,6 +369,8 @@ struct wstats {
 	uint64_t shard_relayed;                 /* cross-shard stanzas passed on between session servers */
 	uint64_t shard_relay_failed;            /* ... that found the owner's link down (bounced) */
 	uint64_t rebinds;                       /* XEP-0198 sessions bound again on a restarted shard */
+	uint64_t shard_moves[2];                /* sessions moved off a shard that no longer owns them
+	                                           (members.c): [0] bound again, [1] told <reset/> */
 	uint64_t resume_redirects;              /* <resume/>s sent to the edge holding the session */
 	uint64_t smacks_resumed;                /* XEP-0198 resumptions that succeeded */
 	uint64_t smacks_resume_failed;          /* <resume/> answered with <failed/> */
@@ -369,7 +386,7 @@ struct wstats {
 /* Commands from the main thread: STOP ends every stream and the thread;
  * DRAIN closes the listeners and tells clients to go, drain_rate a second;
  * RELOAD switches to next_cfg (set before the post). */
-enum ctrl_cmd { CTRL_STOP = 1, CTRL_DRAIN, CTRL_RELOAD };
+enum ctrl_cmd { CTRL_STOP = 1, CTRL_DRAIN, CTRL_RELOAD, CTRL_MEMBERS };
 
 struct worker {
 	int id;
@@ -406,6 +423,14 @@ struct worker {
 	struct link *links;
 	uint16_t nlinks;
 	uint64_t *shard_names;
+	/* The shards that own users (core/members.c): owner i is links[owner_slot[i]],
+	 * shard_names[i] its name's hash; links not among them are leaving.
+	 * Embedded shards: owner i is link i. */
+	uint16_t owner_slot[CONFIG_MAX_SHARDS];
+	uint16_t nowners;
+	struct members_set *next_members; /* published by the main thread (atomic exchange) */
+	uint64_t members_check_ms;        /* when leaving links were last looked at */
+	bool members_dirty;               /* sessions may be on a shard that does not own them */
 	bool native;             /* the native backend is in use (the links exist) */
 	struct xmlstage *xs;
 	uint8_t *scratch;        /* TLS plaintext out of the record layer */

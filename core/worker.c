@@ -27,6 +27,7 @@
 #include "core/iplimit.h"
 #include "core/link.h"
 #include "core/log.h"
+#include "core/members.h"
 #include "core/s2s.h"
 #include "core/session.h"
 #include "core/smacks.h"
@@ -1052,6 +1053,8 @@ static void ctrl_drain(struct worker *w)
 			framer_limits_set(w);
 			__atomic_store_n(&w->cfg_acked, w->cfg->generation, __ATOMIC_RELEASE);
 			log_debug("worker switched to the reloaded configuration", "worker=%d", w->id);
+		} else if (cmd == CTRL_MEMBERS) {
+			members_apply(w);
 		} else if (cmd == CTRL_DRAIN && !w->draining && !w->stop) {
 			w->draining = true;
 			w->drain_tokens = 1000;
@@ -1139,6 +1142,7 @@ static void worker_teardown(struct worker *w)
 	smacks_worker_stop(w);
 	if (w->links)
 		link_close(w);
+	members_free(w);
 	session_table_free(w);
 	s2s_worker_free(w);
 	offload_port_destroy(&w->offload_port);

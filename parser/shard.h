@@ -33,6 +33,12 @@ static inline uint64_t shard_name_hash(const char *name, size_t n)
 	return shard_fnv(SHARD_FNV_BASIS, name, n);
 }
 
+/* The token of the WIRE_PING an edge sends after the WIRE_SESSION_CLOSE of a
+ * session it moves off a shard that no longer owns its user ("members!"):
+ * the shard answers it once what it stored for that session is committed
+ * (core/members.h, sm/members.c). */
+#define SHARD_MOVE_TOKEN 0x6d656d6265727321ull
+
 /* The owner of key[0..n) (a canonical bare JID) among the shards whose name
  * hashes are names[0..count): its index; 0 when count <= 1. */
 size_t shard_owner(const uint64_t *names, size_t count, const char *key, size_t n);

@@ -29,10 +29,12 @@
 #include "core/admin_http.h"
 #include "core/claim.h"
 #include "core/config.h"
+#include "core/discover.h"
 #include "core/log.h"
 #include "core/notify.h"
 #include "core/version.h"
 #include "core/metrics.h"
+#include "parser/hostport.h"
 #include "sm/sm.h"
 #include "sm/store.h"
 
@@ -42,25 +44,86 @@ struct sm_proc {
 	struct sm *sm;
 	const char *path;
 	sigset_t sigs;
-	volatile int done;       /* sm_run returned: the signal thread ends */
+	int done;                /* atomic: sm_run returned, the signal thread ends */
 	int stopping;            /* atomic: readiness false */
+	bool notifying;          /* under systemd: STATUS and WATCHDOG from the tick */
+	int64_t next_status;
+	/* A new shard set (a reload of backend.shards, or backend.discover's
+	 * thread) waiting for the sm thread's next tick (sm_members_set). */
+	pthread_mutex_t mlock;
+	char **mnames;           /* (mlock) NULL: none waiting */
+	size_t mn;
+	char *mself;             /* (mlock) this server's name in it, or NULL */
+	char **names;            /* the set in use (the sm thread's), for comparing */
+	size_t n;
 };
 
-/* SIGHUP: the log level is the one key a running session server takes
- * from the file again; anything else needs a restart. */
+#define MEMBERS_TICK_MS 200   /* how soon a new shard set applies */
+
+/* Leave names[0..n) (copied) and self for the sm thread.  false: out of memory. */
+static bool members_post(struct sm_proc *p, const char *const *names, size_t n, const char *self)
+{
+	char **v = calloc(n ? n : 1, sizeof(*v));
+	char *me = self ? strdup(self) : NULL;
+	size_t i = 0;
+
+	for (; v && i < n && (v[i] = strdup(names[i])); i++)
+		;
+	if (!v || i < n || (self && !me)) {
+		discover_names_free(v, i);
+		free(me);
+		return false;
+	}
+	pthread_mutex_lock(&p->mlock);
+	discover_names_free(p->mnames, p->mn);
+	free(p->mself);
+	p->mnames = v;
+	p->mn = n;
+	p->mself = me;
+	pthread_mutex_unlock(&p->mlock);
+	return true;
+}
+
+/* backend.discover's thread: a new shard set. */
+static void members_found(void *arg, const char *const *names, size_t n)
+{
+	struct sm_proc *p = arg;
+
+	pthread_mutex_lock(&p->mlock);
+	char *self = p->mself ? strdup(p->mself) : NULL;
+	pthread_mutex_unlock(&p->mlock);
+	if (!members_post(p, names, n, self))
+		log_error("shard discovery: out of memory, the set is not applied", "shards=%zu", n);
+	free(self);
+}
+
+static int sm_shard_self(const struct config *cfg);
+
+/* SIGHUP: the log level and backend.shards are the keys a running session
+ * server takes from the file again; anything else needs a restart. */
 static void reload(struct sm_proc *p)
 {
 	struct config cfg;
-	int level = log_min_level;
+	int level = LOG_MIN_LEVEL();
 	char err[1024];
 
 	notify_send("RELOADING=1");
 	if (config_load(p->path, &cfg, err, sizeof(err)) < 0) {
-		log_min_level = level;
+		log_set_min_level(level);
 		log_error("reload failed: the running configuration stays", "why=\"%s\"", err);
 	} else {
-		log_info("configuration reloaded: log_level applied (other session_server keys take a restart)",
-			 "file=%s log_level=%d", p->path, cfg.log_level);
+		int self = sm_shard_self(&cfg);
+
+		if (cfg.nbackend_shards > 1 && self < 0)
+			log_error("reload: this session server is not in the new backend.shards: it owns no "
+				  "account now (set session_server.shard to its entry)", "file=%s", p->path);
+		if (cfg.nbackend_shards && !cfg.backend_discover_srv &&
+		    !members_post(p, (const char *const *)cfg.backend_shard_names, cfg.nbackend_shards,
+				  self >= 0 ? cfg.backend_shard_names[self] : NULL))
+			log_error("reload: backend.shards not applied (out of memory)", "file=%s", p->path);
+		log_info("configuration reloaded: log_level and backend.shards applied (other "
+			 "session_server keys take a restart)", "file=%s log_level=%d shards=%zu", p->path,
+			 cfg.log_level, cfg.nbackend_shards);
 		config_free(&cfg);
 	}
 	notify_send("READY=1");
@@ -71,7 +134,7 @@ static void *signal_thread(void *arg)
 	struct sm_proc *p = arg;
 	struct timespec ts = { 0, 200 * 1000000L };
 
-	while (!p->done) {
+	while (!__atomic_load_n(&p->done, __ATOMIC_ACQUIRE)) {
 		int sig = sigtimedwait(&p->sigs, NULL, &ts);
 		if (sig == SIGHUP) {
 			reload(p);
@@ -103,20 +166,43 @@ static const char *admin_unready(void *arg)
 	return __atomic_load_n(&p->stopping, __ATOMIC_RELAXED) ? "stopping" : NULL;
 }
 
-/* sm_config.tick, on the sm thread: systemd's STATUS line and watchdog. */
-static void notify_tick(void *arg, size_t nsessions, size_t nlinks)
+/* sm_config.tick, on the sm thread: a new shard set; systemd's STATUS
+ * line and watchdog. */
+static void proc_tick(void *arg, size_t nsessions, size_t nlinks)
 {
-	int64_t *next_status = arg;
+	struct sm_proc *p = arg;
 	struct timespec ts;
+	char **v, *self;
 	int64_t now;
+	size_t n;
 
+	pthread_mutex_lock(&p->mlock);
+	v = p->mnames;
+	n = p->mn;
+	self = p->mself ? strdup(p->mself) : NULL;
+	p->mnames = NULL;
+	p->mn = 0;
+	pthread_mutex_unlock(&p->mlock);
+	if (v && hostport_set_equal((const char *const *)v, n, (const char *const *)p->names, p->n)) {
+		discover_names_free(v, n);
+	} else if (v && sm_members_set(p->sm, (const char *const *)v, n, self) == 0) {
+		discover_names_free(p->names, p->n);
+		p->names = v;
+		p->n = n;
+	} else if (v) {
+		log_error("shard set not applied: out of memory", "shards=%zu", n);
+		discover_names_free(v, n);
+	}
+	free(self);
+	if (!p->notifying)
+		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (notify_watchdog_ms())
 		notify_send("WATCHDOG=1");
-	if (now >= *next_status) {
+	if (now >= p->next_status) {
 		notify_send("STATUS=serving: %zu sessions, %zu edge links", nsessions, nlinks);
-		*next_status = now + STATUS_EVERY_MS;
+		p->next_status = now + STATUS_EVERY_MS;
 	}
 }
 
@@ -152,6 +238,12 @@ static int check_sm(const struct config *cfg, char *err, size_t errlen)
 			 "(set it to \"host:port\" or \"unix:/path\")", cfg->path);
 		return -1;
 	}
+	if (cfg->backend_discover_srv && !cfg->sm.shard) {
+		snprintf(err, errlen, "%s: backend.discover needs session_server.shard (or "
+			 "XEDGE_SESSION_SERVER_SHARD): this server's target:port in the SRV records, such as "
+			 "xedge-sm-0.xedge-sm.default.svc.cluster.local:5280", cfg->path);
+		return -1;
+	}
 	if (cfg->nbackend_shards > 1 && sm_shard_self(cfg) < 0) {
 		snprintf(err, errlen, "%s: this session server is not one of backend.shards: set "
 			 "session_server.shard (or XEDGE_SESSION_SERVER_SHARD) to its entry there",
@@ -165,14 +257,14 @@ int main(int argc, char **argv)
 {
 	const char *path = NULL, *domains[CONFIG_MAX_DOMAINS];
 	struct sm_config smc = { 0 };
-	static struct sm_proc proc;
+	static struct sm_proc proc = { .mlock = PTHREAD_MUTEX_INITIALIZER };
+	struct discover *disc = NULL;
 	struct admin_http *admin = NULL;
 	pthread_t sig_thr;
 	struct config cfg;
 	char dbname[512];
 	char err[1024];
 	bool check = false, notifying;
-	int64_t next_status = 0;
 	struct sm *sm;
 	int rc, claim;
 
@@ -241,11 +333,21 @@ int main(int argc, char **argv)
 		smc.nshards = cfg.nbackend_shards;
 		smc.shard_self = (size_t)sm_shard_self(&cfg);
 	}
+	proc.notifying = notifying;
 	if (notifying) {
 		uint64_t wd = notify_watchdog_ms();
-		smc.tick = notify_tick;
-		smc.tick_arg = &next_status;
 		smc.tick_ms = wd && wd < STATUS_EVERY_MS ? (int)wd : STATUS_EVERY_MS;
+	}
+	/* A new shard set (SIGHUP, discovery) applies this soon. */
+	if (!smc.tick_ms || smc.tick_ms > MEMBERS_TICK_MS)
+		smc.tick_ms = MEMBERS_TICK_MS;
+	smc.tick = proc_tick;
+	smc.tick_arg = &proc;
+	if (cfg.nbackend_shards) {
+		proc.names = calloc(cfg.nbackend_shards, sizeof(*proc.names));
+		for (size_t i = 0; proc.names && i < cfg.nbackend_shards; i++)
+			if ((proc.names[proc.n] = strdup(cfg.backend_shard_names[i])))
+				proc.n++;
 	}
 	/* Every thread (the storage thread, the admin thread) inherits the
 	 * mask: the signals go to signal_thread only. */
@@ -266,11 +368,35 @@ int main(int argc, char **argv)
 
 	proc.sm = sm;
 	proc.path = path;
+	if (cfg.backend_discover_srv) {
+		/* The first lookup before serving, then the discover thread. */
+		char **names = NULL;
+		size_t n = 0;
+		int r = discover_lookup(cfg.backend_discover_srv, &names, &n);
+
+		proc.mself = strdup(cfg.sm.shard);
+		if (r < 0)
+			log_warn("shard discovery: nothing found yet; this server owns no account until it is",
+				 "srv=%s err=%s", cfg.backend_discover_srv, strerror(-r));
+		if (!proc.mself || sm_members_set(sm, (const char *const *)names, n, cfg.sm.shard) < 0 ||
+		    discover_start(&disc, cfg.backend_discover_srv, cfg.backend_discover_interval, 1,
+				   (const char *const *)names, n, members_found, &proc) < 0) {
+			log_error("xedge-sm cannot start its shard discovery", "srv=%s", cfg.backend_discover_srv);
+			discover_names_free(names, n);
+			sm_free(sm);
+			close(claim);
+			config_free(&cfg);
+			return 1;
+		}
+		proc.names = names;
+		proc.n = n;
+	}
 	if (cfg.admin.address) {
 		static const struct admin_http_ops ops = { .metrics = admin_metrics, .unready = admin_unready,
 							   .arg = &proc };
 		admin = admin_http_start(cfg.admin.address, &ops);
 		if (!admin) {
+			discover_stop(disc);
 			sm_free(sm);
 			close(claim);
 			config_free(&cfg);
@@ -279,6 +405,7 @@ int main(int argc, char **argv)
 	}
 	if (pthread_create(&sig_thr, NULL, signal_thread, &proc) != 0) {
 		log_error("xedge-sm cannot start its signal thread", "%s", "");
+		discover_stop(disc);
 		admin_http_stop(admin);
 		sm_free(sm);
 		close(claim);
@@ -295,8 +422,12 @@ int main(int argc, char **argv)
 		    (long)getpid(), cfg.ndomains, smc.listen);
 	rc = sm_run(sm);
 	notify_send("STOPPING=1");
-	proc.done = 1;
+	__atomic_store_n(&proc.done, 1, __ATOMIC_RELEASE);
 	pthread_join(sig_thr, NULL);
+	discover_stop(disc);
+	discover_names_free(proc.names, proc.n);
+	discover_names_free(proc.mnames, proc.mn);
+	free(proc.mself);
 	admin_http_stop(admin);
 	sm_free(sm);
 	log_info("xedge-sm stopped", "status=%d", rc);

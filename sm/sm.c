@@ -78,7 +78,8 @@ bool sm_domain_served(const struct sm *sm, const char *d, size_t n)
 
 bool sm_owns(const struct sm *sm, const char *bare, size_t n)
 {
-	return sm->nshards <= 1 || shard_owner(sm->shard_names, sm->nshards, bare, n) == sm->shard_self;
+	/* No list: one shard.  A set without this server (sm/members.c): none. */
+	return !sm->shard_names || shard_owner(sm->shard_names, sm->nshards, bare, n) == sm->shard_self;
 }
 
 /*
@@ -868,6 +869,9 @@ static void link_frame_do(struct sm *sm, struct sm_link *l, const struct wire_ms
 		break;
 	case WIRE_PING: {
 		struct wire_msg r = { .type = WIRE_PONG, .sid = m->sid };
+
+		if (sm_members_ping(sm, l, m))
+			break;   /* a session moving off this shard: after storage */
 
 		r.u.ping.token = m->u.ping.token;
 		sm_link_send(l, &r);

@@ -83,6 +83,12 @@ void sm_stop(struct sm *sm);
 
 void sm_free(struct sm *sm);
 
+/* The shard set changed (sm/members.c): from now on this server owns the
+ * accounts whose bare JID hashes to `self` among names[0..n) (self absent:
+ * none).  On the sm thread (sm_config.tick), or before sm_run.  0 or
+ * -ENOMEM (the running set stays). */
+int sm_members_set(struct sm *sm, const char *const *names, size_t n, const char *self);
+
 /* The session servers' metrics in Prometheus text (names xedge_sm_*), the
  * shards sms[0..n) of one process summed; from any thread while sm_run()
  * runs (sm/metrics.c). */

@@ -419,6 +419,10 @@ void sm_session_link(struct sm_link *l, struct sm_session *s);
 void sm_session_unlink(struct sm_link *l, struct sm_session *s);
 /* The live link with this id, or NULL (gone or dead): for completions. */
 struct sm_link *sm_link_by_id(struct sm *sm, uint32_t id);
+
+/* sm/members.c: a PING of an edge moving a session off this shard
+ * (SHARD_MOVE_TOKEN): true when it is answered later, after storage. */
+bool sm_members_ping(struct sm *sm, struct sm_link *l, const struct wire_msg *m);
 /* Queue a frame on a link; a dead link swallows it.  Kills the link when its
  * output exceeds SM_LINK_OUT_MAX. */
 void sm_link_send(struct sm_link *l, const struct wire_msg *m);

@@ -169,7 +169,12 @@ def test_configurations_pass_check_config(path, tmp_path):
         text = yaml.safe_dump(cfg).replace("/etc/xedge-tls/", f"{tmp_path}/")
         f = tmp_path / key
         f.write_text(text)
-        sm = "backend" not in cfg and "listeners" not in cfg
+        sm = "listeners" not in cfg
+        if sm and "discover" in cfg.get("backend", {}):
+            # sharded.yaml: the pod's own name and the database URI come from the env
+            env["XEDGE_SESSION_SERVER_SHARD"] = "xedge-sm-0.xedge-sm.default.svc.cluster.local:5290"
+            if "database" not in cfg.get("session_server", {}):
+                env["XEDGE_SESSION_SERVER_DATABASE"] = "postgresql://xedge:pw@xedge-pg:5432/xedge"
         if not sm and "backend" not in cfg:
             env["XEDGE_BACKEND_ADDRESS"] = "10.0.0.1:5290"     # the Service's address
         r = subprocess.run([binary("xedge-sm" if sm else "xedge"), "--check-config", f],

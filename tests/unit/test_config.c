@@ -252,6 +252,59 @@ static void test_admins(void **state)
 	expect_error("domains:\n  - name: a.org\nadmins: boss@a.org\n", ":3: ", "admins: expected a list");
 }
 
+/* Shard membership: names in backend addresses, backend.discover, and what
+ * a reload may change (a list of external shards, not the kind of backend);
+ * a reload's configuration keeps its own shard strings, freed with it even
+ * when lent (ASan checks the frees). */
+static void test_members(void **state)
+{
+	struct config a, b;
+	char err[512];
+
+	assert_int_equal(load("domains:\n  - name: a.org\nbackend:\n  shards:\n    - \"sm-0.sm.ns.svc:5290\"\n"
+			      "    - \"[fd00::1]:5290\"\n    - \"unix:/run/sm.sock\"\n", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.nbackend_shards, 3);
+	assert_string_equal(a.backend_shard_names[0], "sm-0.sm.ns.svc:5290");
+	assert_null(a.backend_discover_srv);
+	assert_int_equal(load("domains:\n  - name: a.org\nbackend:\n  shards:\n    - \"sm-1.sm.ns.svc:5290\"\n",
+			      &b, err, sizeof(err)), 0);
+	assert_null(config_reload_blocker(&a, &b));      /* another list: applied (core/members.c) */
+	config_adopt(&b, &a);
+	config_free(&a);                                 /* lent: frees its own list */
+	assert_string_equal(b.backend_shard_names[0], "sm-1.sm.ns.svc:5290");
+	assert_int_equal(load("domains:\n  - name: a.org\n", &a, err, sizeof(err)), 0);
+	assert_string_equal(config_reload_blocker(&a, &b), "backend.shards");   /* embedded -> list */
+	config_free(&a);
+
+	assert_int_equal(load("domains:\n  - name: a.org\nbackend:\n  discover:\n"
+			      "    srv: _sm-link._tcp.xedge-sm.default.svc.cluster.local\n", &a, err, sizeof(err)), 0);
+	assert_string_equal(a.backend_discover_srv, "_sm-link._tcp.xedge-sm.default.svc.cluster.local");
+	assert_int_equal(a.backend_discover_interval, 10);
+	assert_int_equal(a.nbackend_shards, 0);
+	assert_non_null(a.backend_address);              /* external session servers */
+	assert_string_equal(config_reload_blocker(&a, &b), "backend.shards");   /* discover -> list */
+	config_free(&b);
+	assert_int_equal(load("domains:\n  - name: a.org\nbackend:\n  discover:\n    srv: _x._tcp.other\n"
+			      "    interval: 3\n", &b, err, sizeof(err)), 0);
+	assert_int_equal(b.backend_discover_interval, 3);
+	assert_string_equal(config_reload_blocker(&a, &b), "backend.discover");
+	config_free(&a);
+	config_free(&b);
+
+	expect_error("domains:\n  - name: a.org\nbackend:\n  address: \"sm:0\"\n", ":4: ", "backend.address");
+	expect_error("domains:\n  - name: a.org\nbackend:\n  shards:\n    - \"a:1\"\n    - \"b b:1\"\n", ":6: ",
+		     "expected host:port");
+	expect_error("domains:\n  - name: a.org\nbackend:\n  address: \"::1:5270\"\n", ":4: ", "[IPv6]");
+	expect_error("domains:\n  - name: a.org\nbackend:\n  discover:\n    srv: \"a..b\"\n", ":5: ",
+		     "backend.discover.srv");
+	expect_error("domains:\n  - name: a.org\nbackend:\n  discover:\n    srv: a.b\n    interval: 3601\n",
+		     ":6: ", "backend.discover.interval");
+	expect_error("domains:\n  - name: a.org\nbackend:\n  discover:\n    srv: a.b\n    ttl: 3\n", ":6: ",
+		     "unknown key 'ttl'");
+	expect_error("domains:\n  - name: a.org\nbackend:\n  address: \"a:1\"\n  discover:\n    srv: a.b\n",
+		     ":6: ", "excludes backend.shards, backend.address");
+}
+
 /* XEP-0198: defaults, values, bounds, the edge id's alphabet, and a reload
  * that changes the edge id (resumption ids carry it) needing a restart. */
 static void test_stream_management(void **state)
@@ -442,6 +495,7 @@ int main(void)
 		cmocka_unit_test(test_stream_management),
 		cmocka_unit_test(test_shards),
 		cmocka_unit_test(test_admins),
+		cmocka_unit_test(test_members),
 		cmocka_unit_test(test_env_override),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
