@@ -856,11 +856,33 @@ static int muc_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg
 	return fail(L, v, "services.muc: unknown key '%s' (known: domain, history)", key);
 }
 
+static int pubsub_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config *c = L->cfg;
+
+	if (!strcmp(key, "domain")) {
+		if (get_domain(L, v, "services.pubsub.domain", &c->sm.pubsub_domain) < 0)
+			return -1;
+		for (size_t j = 0; j < c->ndomains; j++)
+			if (!strcasecmp(c->domains[j].name, c->sm.pubsub_domain))
+				return fail(L, v, "services.pubsub.domain: %s is one of 'domains'; the PubSub "
+					    "service needs a domain of its own, such as pubsub.%s",
+					    c->sm.pubsub_domain, c->sm.pubsub_domain);
+		if (c->sm.muc_domain && !strcmp(c->sm.muc_domain, c->sm.pubsub_domain))
+			return fail(L, v, "services.pubsub.domain: %s is the group-chat service's",
+				    c->sm.pubsub_domain);
+		return 0;
+	}
+	return fail(L, v, "services.pubsub: unknown key '%s' (known: domain)", key);
+}
+
 static int services_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 {
 	if (!strcmp(key, "muc"))
 		return each_pair(L, v, "services.muc", muc_pair, NULL);
-	return fail(L, v, "services: unknown key '%s' (known: muc)", key);
+	if (!strcmp(key, "pubsub"))
+		return each_pair(L, v, "services.pubsub", pubsub_pair, NULL);
+	return fail(L, v, "services: unknown key '%s' (known: muc, pubsub)", key);
 }
 
 /* admins: one bare JID (user@domain, no resource), kept canonical. */
@@ -1269,6 +1291,8 @@ const char *config_reload_blocker(const struct config *a, const struct config *b
 		return "session_server";
 	if (str_differs(a->sm.muc_domain, b->sm.muc_domain) || a->sm.muc_history != b->sm.muc_history)
 		return "services.muc";
+	if (str_differs(a->sm.pubsub_domain, b->sm.pubsub_domain))
+		return "services.pubsub";
 	if (str_differs(a->admin.address, b->admin.address))
 		return "admin.address";
 	/* The session servers copied them at start. */
@@ -1320,6 +1344,7 @@ void config_adopt(struct config *b, struct config *a)
 	take(&b->sm.secret, &a->sm.secret);
 	take(&b->sm.shard, &a->sm.shard);
 	take(&b->sm.muc_domain, &a->sm.muc_domain);
+	take(&b->sm.pubsub_domain, &a->sm.pubsub_domain);
 	take(&b->admin.address, &a->admin.address);
 	take(&b->smacks.edge_id, &a->smacks.edge_id);
 	for (size_t i = 0; i < a->nadmins; i++)
@@ -1404,6 +1429,7 @@ void config_free(struct config *cfg)
 	free(cfg->sm.secret);
 	free(cfg->sm.shard);
 	free(cfg->sm.muc_domain);
+	free(cfg->sm.pubsub_domain);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -214,6 +214,7 @@ struct config {
 		 * keeping `history` messages per room (default 20). */
 		char *muc_domain;
 		uint32_t muc_history;
+		char *pubsub_domain;  /* services.pubsub.domain: XEP-0060 (NULL: none) */
 	} sm;
 };
 

@@ -497,6 +497,7 @@ static struct sm *new_embedded_sm(const struct config *cfg, int k, int n, const 
 	smc.mam_default = cfg->sm.mam_default;
 	smc.muc_domain = cfg->sm.muc_domain;
 	smc.muc_history = cfg->sm.muc_history;
+	smc.pubsub_domain = cfg->sm.pubsub_domain;
 	smc.admins = (const char *const *)cfg->admins;
 	smc.nadmins = cfg->nadmins;
 	smc.domains = domains;

@@ -324,6 +324,7 @@ int main(int argc, char **argv)
 	smc.mam_default = cfg.sm.mam_default;
 	smc.muc_domain = cfg.sm.muc_domain;
 	smc.muc_history = cfg.sm.muc_history;
+	smc.pubsub_domain = cfg.sm.pubsub_domain;
 	smc.admins = (const char *const *)cfg.admins;
 	smc.nadmins = cfg.nadmins;
 	smc.domains = domains;

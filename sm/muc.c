@@ -285,8 +285,6 @@ void muc_send(struct sm *sm, int kind, const char *type, const char *from, const
 		     const char *id)
 {
 	struct sm_muc *mu = sm->muc;
-	struct wire_msg m = { .type = WIRE_STANZA };
-	struct sm_route_to t;
 
 	if (mu->out.err) {
 		log_warn("group-chat stanza too large or out of memory, dropped", "from=\"%s\"", from);
@@ -294,18 +292,7 @@ void muc_send(struct sm *sm, int kind, const char *type, const char *from, const
 		mu->out.err = 0;
 		return;
 	}
-	m.u.stanza.kind = (uint8_t)kind;
-	m.u.stanza.type = sm_ws(type);
-	m.u.stanza.to = sm_ws(to);
-	m.u.stanza.from = sm_ws(from);
-	m.u.stanza.id = sm_ws(id ? id : "");
-	m.u.stanza.ns = sm_ws("");
-	m.u.stanza.raw = wire_s(sm_buf_data(&mu->out), sm_buf_used(&mu->out));
-	sm_route_to_parse(sm, m.u.stanza.to, &t);
-	if (t.valid && t.served)
-		sm_route_replay(sm, from, strlen(from), &m);   /* an account of ours */
-	else
-		sm_remote_send(sm, &m);                         /* another shard or server */
+	sm_route_from_service(sm, kind, type, from, to, id, sm_buf_data(&mu->out), sm_buf_used(&mu->out));
 	sm_buf_clear(&mu->out);
 }
 

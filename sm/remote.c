@@ -496,6 +496,14 @@ bool sm_remote_send(struct sm *sm, const struct wire_msg *m)
 		}
 		return shard_out(sm, r, m, &to, &from);
 	}
+	if (sm_pubsub_domain(sm, to.dom, to.dom_len)) {
+		/* The service: on the shard its domain hashes to. */
+		if (sm_muc_owns(sm, to.dom, to.dom_len)) {
+			sm_pubsub_in(sm, from.s, from.len, m);
+			return true;
+		}
+		return shard_out(sm, r, m, &to, &from);
+	}
 	if (sm_domain_served(sm, to.dom, to.dom_len)) {
 		if (to.local && !sm_owns(sm, to.s, to.bare_len))
 			return shard_out(sm, r, m, &to, &from);
@@ -529,18 +537,29 @@ static void shard_in(struct sm *sm, struct sm_link *l, const struct wire_msg *m,
 {
 	struct sm_route_to to;
 	struct rjid t;
+	bool tok = rjid_parse(m->u.stanza.to, &t);
 
 	/* A room of ours, from an account or a room of that shard. */
-	if (rjid_parse(m->u.stanza.to, &t) && sm_muc_domain(sm, t.dom, t.dom_len) && t.local &&
+	if (tok && sm_muc_domain(sm, t.dom, t.dom_len) && t.local &&
 	    sm_muc_owns(sm, t.s, t.bare_len) && sm_domain_served(sm, from->dom, from->dom_len) &&
 	    from->local && !sm_owns(sm, from->s, from->bare_len)) {
 		STAT_INC(sm->stats.shard_in);
 		sm_muc_in(sm, from->s, from->len, m);
 		return;
 	}
-	if (sm_muc_domain(sm, from->dom, from->dom_len) && from->local &&
-	    !sm_muc_owns(sm, from->s, from->bare_len))
-		;   /* a room of that shard to one of our accounts: checked below */
+	/* The PubSub service, ours, from an account of that shard. */
+	if (tok && sm_pubsub_domain(sm, t.dom, t.dom_len) && !t.local &&
+	    sm_muc_owns(sm, t.dom, t.dom_len) && sm_domain_served(sm, from->dom, from->dom_len) &&
+	    from->local && !sm_owns(sm, from->s, from->bare_len)) {
+		STAT_INC(sm->stats.shard_in);
+		sm_pubsub_in(sm, from->s, from->len, m);
+		return;
+	}
+	if ((sm_muc_domain(sm, from->dom, from->dom_len) && from->local &&
+	     !sm_muc_owns(sm, from->s, from->bare_len)) ||
+	    (sm_pubsub_domain(sm, from->dom, from->dom_len) && !from->local &&
+	     !sm_muc_owns(sm, from->dom, from->dom_len)))
+		;   /* a room or the PubSub service of that shard to one of our accounts: checked below */
 	else if (!sm_domain_served(sm, from->dom, from->dom_len) ||
 	    (from->local && sm_owns(sm, from->s, from->bare_len))) {
 		log_warn("cross-shard stanza from an address not of another shard dropped", "link=%u "
@@ -600,7 +619,8 @@ void sm_remote_in(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 	if (!to.served) {
 		struct rjid t;
 
-		if (c || (rjid_parse(m->u.stanza.to, &t) && sm_muc_domain(sm, t.dom, t.dom_len)))
+		if (c || (rjid_parse(m->u.stanza.to, &t) && (sm_muc_domain(sm, t.dom, t.dom_len) ||
+							       sm_pubsub_domain(sm, t.dom, t.dom_len))))
 			sm_remote_send(sm, m);     /* a component talks to another entity; our rooms */
 		else
 			log_warn("external stanza for a domain we do not serve dropped",

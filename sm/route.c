@@ -512,10 +512,11 @@ static void iq_disco_items(struct sm_route_ctx *c)
 	struct sm_buf *b = build_start(c->sm, WIRE_KIND_IQ, "result", c->m->u.stanza.id,
 				       c->m->u.stanza.to, c->from);
 
-	if (!c->to.has_local && c->sm->muc) {
+	if (!c->to.has_local && (c->sm->muc || c->sm->pubsub)) {
 		/* The services on the domain (XEP-0030 §4). */
 		sm_buf_str(b, "><query xmlns='" NS_DISCO_ITEMS "'>");
 		sm_muc_disco_item(c->sm, b);
+		sm_pubsub_disco_item(c->sm, b);
 		sm_buf_str(b, "</query></iq>");
 	} else {
 		sm_buf_str(b, "><query xmlns='" NS_DISCO_ITEMS "'/></iq>");
@@ -744,6 +745,26 @@ void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const str
 		sm_presence_replay(&c);
 	else
 		iq_in(&c);
+}
+
+void sm_route_from_service(struct sm *sm, int kind, const char *type, const char *from,
+			   const char *to, const char *id, const void *raw, size_t len)
+{
+	struct wire_msg m = { .type = WIRE_STANZA };
+	struct sm_route_to t;
+
+	m.u.stanza.kind = (uint8_t)kind;
+	m.u.stanza.type = sm_ws(type ? type : "");
+	m.u.stanza.to = sm_ws(to);
+	m.u.stanza.from = sm_ws(from);
+	m.u.stanza.id = sm_ws(id ? id : "");
+	m.u.stanza.ns = sm_ws("");
+	m.u.stanza.raw = wire_s(raw, len);
+	sm_route_to_parse(sm, m.u.stanza.to, &t);
+	if (t.valid && t.served)
+		sm_route_replay(sm, from, strlen(from), &m);   /* an account of ours */
+	else
+		sm_remote_send(sm, &m);                         /* another shard or server */
 }
 
 void sm_route_error(struct sm *sm, struct sm_session *s, const struct wire_msg *m,

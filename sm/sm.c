@@ -1478,6 +1478,8 @@ struct sm *sm_new(const struct sm_config *cfg)
 		goto fail;
 	sm_store_owner(sm->store, sm);
 	sm_muc_start(sm);
+	if (sm_pubsub_open(sm, cfg->pubsub_domain) < 0)
+		goto fail;
 	sm->chan_ev.kind = SM_EV_CHAN;
 	sm->chan_ev.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	ev.data.ptr = &sm->chan_ev;
@@ -1667,6 +1669,7 @@ void sm_free(struct sm *sm)
 	sm_pep_free(sm);
 	sm_remote_free(sm);
 	sm_muc_free(sm);
+	sm_pubsub_free(sm);
 	sm_adhoc_free(sm);
 	sm_buf_free(&sm->scratch);
 	sm_buf_free(&sm->reply);

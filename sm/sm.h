@@ -31,6 +31,8 @@ struct sm_config {
 	/* XEP-0045 group chat (sm/muc.c) on this domain; NULL: none. */
 	const char *muc_domain;
 	unsigned muc_history;       /* messages a room keeps for newcomers */
+	/* XEP-0060 PubSub service (sm/pubsub.c) on this domain; NULL: none. */
+	const char *pubsub_domain;
 	/* The bare JIDs allowed the XEP-0133 administration commands (sm/adhoc.c). */
 	const char *const *admins;
 	size_t nadmins;

@@ -389,6 +389,7 @@ struct sm {
 	uint64_t push_seq;             /* ids of roster pushes */
 	struct sm_session *sender;     /* whose stanza is being routed (flow control) */
 	struct sm_muc *muc;            /* the group-chat service (sm/muc.c); NULL: none */
+	struct sm_pubsub *pubsub;      /* the PubSub service (sm/pubsub.c); NULL: none */
 	struct sm_link *obl_link;      /* the confirming link whose frame is being handled */
 	struct sm_obl *obl;            /* its pending outcome, once something held it */
 	bool hide_os;                  /* XEP-0092: no <os/> (sm_config.hide_os) */
@@ -830,6 +831,19 @@ bool sm_muc_owns(const struct sm *sm, const char *room, size_t n);
 void sm_muc_in(struct sm *sm, const char *from, size_t n, const struct wire_msg *m);
 /* The service's <item/> in the server's disco#items. */
 void sm_muc_disco_item(const struct sm *sm, struct sm_buf *b);
+/* A stanza raw[0..len) from one of the services' JIDs (a room, the PubSub
+ * service) to `to`: its session here, its shard, or its server. */
+void sm_route_from_service(struct sm *sm, int kind, const char *type, const char *from,
+			   const char *to, const char *id, const void *raw, size_t len);
+
+/* ---- sm/pubsub.c: the PubSub service (XEP-0060) ------------------------- */
+
+/* Serve `domain` (NULL or "": none); the storage is open.  0 or -1. */
+int sm_pubsub_open(struct sm *sm, const char *domain);
+void sm_pubsub_free(struct sm *sm);
+bool sm_pubsub_domain(const struct sm *sm, const char *d, size_t n);
+void sm_pubsub_in(struct sm *sm, const char *from, size_t n, const struct wire_msg *m);
+void sm_pubsub_disco_item(const struct sm *sm, struct sm_buf *b);
 /* A stanza from the room JID `from` to `to` whose children are
  * payload[0..len) (sm/mam.c sends a room's archive results with it). */
 void sm_muc_emit(struct sm *sm, int kind, const char *type, const char *from, const char *to,

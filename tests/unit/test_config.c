@@ -189,7 +189,9 @@ static void test_errors(void **state)
 	expect_error("domains:\n  - name: a.org\nservices:\n  muc:\n    history: 5000\n", ":5: ",
 		     "services.muc.history");
 	expect_error("domains:\n  - name: a.org\nservices:\n  chat: {}\n", ":4: ",
-		     "unknown key 'chat' (known: muc)");
+		     "unknown key 'chat' (known: muc, pubsub)");
+	expect_error("domains:\n  - name: a.org\nservices:\n  pubsub:\n    domain: a.org\n", ":5: ",
+		     "needs a domain of its own");
 }
 
 /* Shards: the embedded count, backend.shards (names kept as written), and
