@@ -423,3 +423,59 @@ void sm_kv_private(struct sm_iq *q)
 	}
 	kv_submit(q, kj);
 }
+
+/* ---- rows written behind for the services (sm/muc_admin.c, sm/pubsub.c) ---- */
+
+struct put_job {
+	struct sm_job job;
+	size_t len;
+	bool del;
+	char *user, *ns, *key, *val;   /* into data */
+	char data[];
+};
+
+static void put_run(struct sm_db *db, struct sm_job *j)
+{
+	static const char sql_put[] =
+		"INSERT INTO kv(user, ns, key, value) VALUES (?1, ?2, ?3, ?4)"
+		" ON CONFLICT(user, ns, key) DO UPDATE SET value = excluded.value";
+	static const char sql_del[] = "DELETE FROM kv WHERE user = ?1 AND ns = ?2 AND key = ?3";
+	struct put_job *pj = (struct put_job *)j;
+	sm_stmt *q = sm_db_stmt(db, pj->del ? sql_del : sql_put);
+
+	if (!q) {
+		j->rc = -EIO;
+		return;
+	}
+	sm_db_bind_text(q, 1, pj->user);
+	sm_db_bind_text(q, 2, pj->ns);
+	sm_db_bind_text(q, 3, pj->key);
+	if (!pj->del)
+		sm_db_bind_blob(q, 4, pj->val, pj->len);
+	j->rc = sm_db_exec(db, q, pj->del ? "kv delete" : "kv put");
+}
+
+void sm_kv_put_behind(struct sm *sm, const char *user, const char *ns, const char *key,
+		      const void *val, size_t len)
+{
+	size_t ul = strlen(user) + 1, nl = strlen(ns) + 1, kl = strlen(key) + 1;
+	struct put_job *pj = calloc(1, sizeof(*pj) + ul + nl + kl + len + 1);
+
+	if (!pj) {
+		log_warn("out of memory writing a row", "user=\"%s\" ns=\"%s\"", user, ns);
+		return;
+	}
+	pj->user = pj->data;
+	memcpy(pj->user, user, ul);
+	pj->ns = pj->user + ul;
+	memcpy(pj->ns, ns, nl);
+	pj->key = pj->ns + nl;
+	memcpy(pj->key, key, kl);
+	pj->val = pj->key + kl;
+	if (val)
+		memcpy(pj->val, val, len);
+	pj->len = len;
+	pj->del = val == NULL;
+	pj->job.run = put_run;     /* written behind: the store frees it */
+	sm_store_submit(sm->store, &pj->job);
+}

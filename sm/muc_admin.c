@@ -218,49 +218,9 @@ static bool config_parse(const struct muc_room *r, const struct xtree_node *x, s
 
 /* ---- persistence --------------------------------------------------------- */
 
-struct save_job {
-	struct sm_job job;
-	size_t len;                 /* 0: delete */
-	char *room, *blob;          /* into data */
-	char data[];
-};
-
-static void save_run(struct sm_db *db, struct sm_job *j)
-{
-	static const char sql_put[] =
-		"INSERT INTO kv(user, ns, key, value) VALUES (?1, ?2, 'room', ?3)"
-		" ON CONFLICT(user, ns, key) DO UPDATE SET value = excluded.value";
-	static const char sql_del[] = "DELETE FROM kv WHERE user = ?1 AND ns = ?2";
-	struct save_job *sj = (struct save_job *)j;
-	sm_stmt *q = sm_db_stmt(db, sj->len ? sql_put : sql_del);
-
-	if (!q) {
-		j->rc = -EIO;
-		return;
-	}
-	sm_db_bind_text(q, 1, sj->room);
-	sm_db_bind_text(q, 2, NS_KV_MUC);
-	if (sj->len)
-		sm_db_bind_blob(q, 3, sj->blob, sj->len);
-	j->rc = sm_db_exec(db, q, sj->len ? "room save" : "room delete");
-}
-
 static void submit(struct sm *sm, const char *room, const void *blob, size_t len)
 {
-	size_t rl = strlen(room);
-	struct save_job *sj = calloc(1, sizeof(*sj) + rl + 1 + len + 1);
-
-	if (!sj) {
-		log_warn("out of memory saving a room", "room=\"%s\"", room);
-		return;
-	}
-	sj->room = sj->data;
-	memcpy(sj->room, room, rl + 1);
-	sj->blob = sj->data + rl + 1;
-	memcpy(sj->blob, blob, len);
-	sj->len = len;
-	sj->job.run = save_run;   /* written behind: the store frees it */
-	sm_store_submit(sm->store, &sj->job);
+	sm_kv_put_behind(sm, room, NS_KV_MUC, "room", len ? blob : NULL, len);
 }
 
 void muc_save(struct sm *sm, struct muc_room *r)

@@ -332,55 +332,9 @@ void ps_notify(struct sm *sm, struct ps_node *n, const char *event, size_t len)
 
 /* ---- persistence -------------------------------------------------------- */
 
-struct save_job {
-	struct sm_job job;
-	size_t len;                 /* 0: delete the node's row */
-	char *domain, *node, *blob;
-	char data[];
-};
-
-static void save_run(struct sm_db *db, struct sm_job *j)
-{
-	static const char sql_put[] =
-		"INSERT INTO kv(user, ns, key, value) VALUES (?1, ?2, ?3, ?4)"
-		" ON CONFLICT(user, ns, key) DO UPDATE SET value = excluded.value";
-	static const char sql_del[] = "DELETE FROM kv WHERE user = ?1 AND ns = ?2 AND key = ?3";
-	struct save_job *sj = (struct save_job *)j;
-	sm_stmt *q = sm_db_stmt(db, sj->len ? sql_put : sql_del);
-
-	if (!q) {
-		j->rc = -EIO;
-		return;
-	}
-	sm_db_bind_text(q, 1, sj->domain);
-	sm_db_bind_text(q, 2, NS_KV_PS);
-	sm_db_bind_text(q, 3, sj->node);
-	if (sj->len)
-		sm_db_bind_blob(q, 4, sj->blob, sj->len);
-	j->rc = sm_db_exec(db, q, "pubsub node save");
-	if (!sj->len && !j->rc)
-		j->rc = sm_nodes_purge(db, sj->domain, sj->node);   /* deleted: its items go too */
-}
-
 void ps_save_submit(struct sm *sm, const char *node, const void *blob, size_t len)
 {
-	struct sm_pubsub *p = sm->pubsub;
-	size_t dl = p->domain_len + 1, nl = strlen(node) + 1;
-	struct save_job *sj = calloc(1, sizeof(*sj) + dl + nl + len + 1);
-
-	if (!sj) {
-		log_warn("out of memory saving a pubsub node", "node=\"%s\"", node);
-		return;
-	}
-	sj->domain = sj->data;
-	memcpy(sj->domain, p->domain, dl);
-	sj->node = sj->domain + dl;
-	memcpy(sj->node, node, nl);
-	sj->blob = sj->node + nl;
-	memcpy(sj->blob, blob, len);
-	sj->len = len;
-	sj->job.run = save_run;
-	sm_store_submit(sm->store, &sj->job);
+	sm_kv_put_behind(sm, sm->pubsub->domain, NS_KV_PS, node, len ? blob : NULL, len);
 }
 
 void ps_node_save(struct sm *sm, const struct ps_node *n)

@@ -414,6 +414,35 @@ static struct ps_node *need_owner(struct req *r)
 	return n;
 }
 
+/* A new node `name` owned by the requester, configured by form x (when
+ * given, of FORM_TYPE form_type), saved; NULL with the error sent (a form
+ * value refused: cond / app). */
+static struct ps_node *node_create(struct req *r, const char *name, const struct xtree_node *x,
+				   const char *form_type, const char *cond, const char *app)
+{
+	struct sm_pubsub *p = r->sm->pubsub;
+	struct ps_node *n = ps_node_new(p, name);
+	struct ps_config c;
+
+	if (!n || ps_affil_set(n, r->bare, PF_OWNER) < 0) {
+		if (n)
+			ps_node_free(p, n);
+		fail(r, "resource-constraint", NULL);
+		return NULL;
+	}
+	c = n->cfg;
+	if (x && !config_read(x, form_type, &c)) {
+		free(c.title);
+		free(c.roster_group);
+		ps_node_free(p, n);
+		fail(r, cond, app);
+		return NULL;
+	}
+	n->cfg = c;
+	ps_node_save(r->sm, n);
+	return n;
+}
+
 /* §8.1: create, with the configuration given next to it. */
 static void do_create(struct req *r, const struct xtree_node *configure)
 {
@@ -422,7 +451,6 @@ static void do_create(struct req *r, const struct xtree_node *configure)
 	char instant[40];
 	const char *name = r->node;
 	struct ps_node *n;
-	struct ps_config c;
 
 	if (!name) {
 		/* §8.1.2 instant node: a name of ours. */
@@ -437,30 +465,16 @@ static void do_create(struct req *r, const struct xtree_node *configure)
 		fail(r, "conflict", NULL);          /* §8.1.3 */
 		return;
 	}
-	if (!(n = ps_node_new(p, name)) || ps_affil_set(n, r->bare, PF_OWNER) < 0) {
-		if (n)
-			ps_node_free(p, n);
-		fail(r, "resource-constraint", NULL);
+	if (!(n = node_create(r, name, x, NS_NODE_CONFIG, "not-acceptable", "unsupported-access-model")))
 		return;
-	}
-	c = n->cfg;
-	if (x && !config_read(x, NS_NODE_CONFIG, &c)) {
-		free(c.title);
-		free(c.roster_group);
-		ps_node_free(p, n);
-		fail(r, "not-acceptable", "unsupported-access-model");
-		return;
-	}
-	n->cfg = c;
-	ps_node_save(r->sm, n);
 	if (r->node) {
 		reply_ok(r);
 	} else {
-		char out[128];
-		int len = snprintf(out, sizeof(out), "<pubsub xmlns='" NS_PUBSUB "'><create node='%s'/></pubsub>",
-				   name);
-
-		ps_iq_ok(r->sm, r->from, r->id, out, (size_t)len);
+		sm_buf_clear(&p->part);
+		sm_buf_str(&p->part, "<pubsub xmlns='" NS_PUBSUB "'><create node='");
+		sm_buf_esc(&p->part, name, strlen(name));
+		sm_buf_str(&p->part, "'/></pubsub>");
+		ps_iq_ok(r->sm, r->from, r->id, (const char *)sm_buf_data(&p->part), sm_buf_used(&p->part));
 	}
 	log_info("pubsub node created", "node=\"%s\" owner=\"%s\"", name, r->bare);
 }
@@ -489,24 +503,12 @@ static void do_publish(struct req *r, const struct xtree_node *options)
 	n = ps_node_find(p, r->node);
 	if (!n) {
 		/* §7.1.4 auto-create: the publisher owns the new node. */
-		struct ps_config c = { 0 };
-
-		if (!node_name_ok(r->node) || !(n = ps_node_new(p, r->node)) || ps_affil_set(n, r->bare, PF_OWNER) < 0) {
-			if (n)
-				ps_node_free(p, n);
+		if (!node_name_ok(r->node)) {
 			fail(r, "not-acceptable", NULL);
 			return;
 		}
-		c = n->cfg;
-		if (opts && !config_read(opts, NS_PUBLISH_OPTIONS, &c)) {
-			free(c.title);
-			free(c.roster_group);
-			ps_node_free(p, n);
-			fail(r, "conflict", "precondition-not-met");
+		if (!(n = node_create(r, r->node, opts, NS_PUBLISH_OPTIONS, "conflict", "precondition-not-met")))
 			return;
-		}
-		n->cfg = c;
-		ps_node_save(r->sm, n);
 	} else if (opts) {
 		struct ps_config want = n->cfg;
 
@@ -875,7 +877,10 @@ static void do_delete(struct req *r, bool purge)
 		}
 		sm_store_submit(r->sm->store, &j->job);
 	} else {
-		ps_save_submit(r->sm, n->name, "", 0);     /* the row, and the items with it */
+		/* The row, then the items. */
+		ps_save_submit(r->sm, n->name, NULL, 0);
+		if ((j = job_new(r, OP_PURGE, n)))
+			sm_store_submit(r->sm->store, &j->job);
 	}
 	reply_ok(r);
 	if (purge || n->cfg.notify_delete)

@@ -619,6 +619,10 @@ struct sm_session *sm_offline_target(struct sm_user *u, const struct sm_session 
 struct sm_iq;
 void sm_kv_vcard(struct sm_iq *q);       /* <vCard xmlns='vcard-temp'/> get/set */
 void sm_kv_private(struct sm_iq *q);     /* <query xmlns='jabber:iq:private'/> get/set */
+/* Write the kv row (user, ns, key) = val[0..len), or delete it (val NULL),
+ * behind (a storage job holding the frame being handled). */
+void sm_kv_put_behind(struct sm *sm, const char *user, const char *ns, const char *key,
+		      const void *val, size_t len);
 
 /* sm/version.c — XEP-0092 on the server's domain */
 void sm_version_iq(struct sm_iq *q);
