@@ -75,6 +75,8 @@
 enum sm_mam_policy { SM_MAM_NEVER = 0, SM_MAM_ROSTER = 1, SM_MAM_ALWAYS = 2 };
 #define SM_LINK_IN_MAX (WIRE_LEN_BYTES + WIRE_MAX_BODY)
 #define SM_LINK_OUT_MAX (64u << 20)       /* unsent bytes before a link is dropped */
+#define SM_LINK_OUT_HIGH (8u << 20)       /* ... before the server stops reading (output.c) */
+#define SM_LINK_OUT_LOW (2u << 20)        /* ... under which, on every link, it reads again */
 #define SM_ADDR_MAX 128                   /* client address string kept per session */
 #define SM_MAX_ADMIN 16                   /* admin connections at once */
 #define SM_ADMIN_LINE_MAX 8192
@@ -200,6 +202,7 @@ struct sm_link {
 	uint16_t worker;           /* from WIRE_HELLO */
 	int state;                 /* enum sm_link_state */
 	bool epollout;             /* EPOLLOUT is armed */
+	bool epollin_off;          /* EPOLLIN is not armed: input held (output.c) */
 	bool flush_queued;         /* on sm->flush list */
 	char peer[64];             /* where it came from, for logs */
 	struct sm_buf in, out;
@@ -381,6 +384,9 @@ struct sm {
 	size_t nlinks;
 	uint32_t next_link_id;
 	struct sm_link *flush;         /* links with output to write after this batch */
+	bool hold;                     /* input waits: some link's output is backed up (output.c) */
+	bool over;                     /* a link's output passed SM_LINK_OUT_HIGH since the last check */
+	bool chan_pending;             /* chans signalled while input was held */
 	struct sm_link *dead;          /* links to reap after this batch */
 	struct sm_buf scratch;         /* stanza rewriting / building; reused */
 	struct sm_buf reply;           /* iq replies (sm/iq.c), built while scratch holds a payload */
@@ -817,6 +823,16 @@ bool sm_adhoc_disco(struct sm *sm, struct sm_session *s, const char *from,
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */
 void sm_admin_event(struct sm *sm, struct sm_ev *ev, uint32_t events);
 void sm_admin_close(struct sm *sm, struct sm_admin *a);
+
+/* ---- sm/output.c: link output, backpressure, confirmations -------------- */
+
+void sm_link_flush(struct sm_link *l);
+void sm_flush_all(struct sm *sm);          /* write every link with output */
+/* Backpressure: after a flush, whether links' input must wait (some link's
+ * output is over SM_LINK_OUT_HIGH; until all are under SM_LINK_OUT_LOW). */
+bool sm_hold_input(struct sm *sm);
+void sm_confirm_all(struct sm *sm);        /* WIRE_HANDLED to confirming links */
+void sm_obl_link_gone(struct sm_link *l);  /* its pending frames outlive it */
 
 /* ---- sm/muc.c: the group-chat service (XEP-0045) ------------------------ */
 
