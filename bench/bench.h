@@ -114,6 +114,7 @@ struct bench_opts {
 	double rate;                      /* open loop: msgs/s per client; 0: closed loop */
 	unsigned window, body, peers;
 	unsigned rooms, room_size;        /* muc: clients = rooms * room_size */
+	double join_rate;                 /* muc: joins sent per second at most, 0: unlimited */
 	const char *muc_domain;           /* muc: default conference.<domain> */
 	pid_t pids[BENCH_MAX_PIDS];
 	unsigned npids;
@@ -279,7 +280,11 @@ struct bthread {
 	uint8_t wake_pending[BENCH_MAX_THREADS];
 	atomic_int asleep;
 	/* Chat, open loop */
-	uint32_t nsenders;       /* --one-way: owned clients online with peers (this thread only) */
+	uint32_t nsenders;       /* --one-way: owned clients online with peers (this thread only);
+	                            muc: owned occupants */
+	uint32_t join_waiting;   /* muc: owned clients with BF_JOIN_WAIT */
+	uint32_t rooms_seen;     /* muc: B.rooms_opened when last scanned */
+	bool join_scan;          /* muc: scan the waiting clients at the next tick */
 	uint32_t rr;
 	double budget;
 	uint64_t last_tick;
@@ -317,6 +322,8 @@ struct bench {
 	uint32_t run_id;                 /* in message ids: this run's messages only */
 	struct bench_room *rooms;        /* muc: o.rooms of them */
 	_Atomic uint32_t rooms_opened;   /* muc: bumped when a room opens (waiters rescan) */
+	_Atomic uint64_t joins_sent;     /* muc: joins sent by all threads (--join-rate) */
+	_Atomic uint64_t join_start_ns;  /* muc: when PH_JOIN began */
 };
 
 extern struct bench B;
@@ -377,8 +384,8 @@ void bc_set_state(struct bclient *c, int s);             /* with the step timer 
 /* muc.c */
 int bm_init(void);                                        /* after options: 0 or -1 */
 void bm_free(void);
-void bm_join(struct bthread *t, struct bclient *c);       /* PH_JOIN: join, or wait for the room */
-void bm_rooms_opened(struct bthread *t);                  /* a room opened: send waiting joins */
+void bm_join(struct bthread *t, struct bclient *c);       /* PH_JOIN: wait for a turn to join */
+void bm_join_tick(struct bthread *t, uint64_t now);       /* PH_JOIN: send the joins now allowed */
 bool bm_send(struct bthread *t, struct bclient *c);       /* one groupchat message */
 int bm_stanza(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
 	      const uint8_t *p, size_t len);                 /* 1 handled (or failed), 0 not ours */

@@ -80,7 +80,8 @@ static const char usage[] =
 "      --timeout S        bound on every step of a client (default 10)\n"
 "      --login-time S     bound on the whole login phase (default 300)\n"
 "      --hold S           stay logged in S seconds after the login phase (default 0)\n"
-"      --settle S         idle: wait before sampling memory (default 5)\n"
+"      --settle S         idle: wait before sampling memory (default 5); muc: after the\n"
+"                         logins and after the joins, before each memory sample\n"
 "      --keepalive S      whitespace keepalive interval (default 60; 0: none)\n"
 "      --sm               XEP-0198 stream management: <enable/> after bind, <r/> answered\n"
 "                         with the count of stanzas received (the server may then keep\n"
@@ -105,6 +106,9 @@ static const char usage[] =
 "      --room-size N      occupants per room (default 10); --clients is then R * N,\n"
 "                         client i in room i / N (the room's first client creates it)\n"
 "      --muc-domain D     the group-chat service (default conference.<--domain>)\n"
+"      --join-rate J      joins per second at most, all clients together (default 0:\n"
+"                         as fast as the rooms open; a join into a room of k costs the\n"
+"                         server about 2k presence stanzas)\n"
 "\n"
 "Output:\n"
 "      --pid PID          sample this target process's CPU and RSS (repeatable)\n"
@@ -121,7 +125,7 @@ enum {
 	O_SNI = 256, O_TLS, O_MECH, O_PREFIX, O_OFFSET, O_PASSWORD, O_CACHE, O_SOURCES, O_RAMP,
 	O_CONC, O_TIMEOUT, O_LOGIN_TIME, O_HOLD, O_SETTLE, O_KEEPALIVE, O_DURATION, O_WARMUP,
 	O_DRAIN, O_WINDOW, O_RATE, O_SIZE, O_PEERS, O_PID, O_JSON, O_PLOT, O_VERSION, O_REMOTE,
-	O_CROSS, O_ONE_WAY, O_SM, O_ROOMS, O_ROOM_SIZE, O_MUC_DOMAIN
+	O_CROSS, O_ONE_WAY, O_SM, O_ROOMS, O_ROOM_SIZE, O_MUC_DOMAIN, O_JOIN_RATE
 };
 
 static const struct option longopts[] = {
@@ -146,6 +150,7 @@ static const struct option longopts[] = {
 	{ "rooms", required_argument, NULL, O_ROOMS },
 	{ "room-size", required_argument, NULL, O_ROOM_SIZE },
 	{ "muc-domain", required_argument, NULL, O_MUC_DOMAIN },
+	{ "join-rate", required_argument, NULL, O_JOIN_RATE },
 	{ "ramp", required_argument, NULL, O_RAMP },
 	{ "concurrency", required_argument, NULL, O_CONC },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
@@ -464,6 +469,10 @@ static int parse_options(int argc, char **argv)
 			if (parse_uint(optarg, 1, 100000, &o->room_size) < 0)
 				return bad("--room-size", optarg);
 			break;
+		case O_JOIN_RATE:
+			if (parse_double(optarg, 0, 1e7, &o->join_rate) < 0)
+				return bad("--join-rate", optarg);
+			break;
 		case O_MUC_DOMAIN:
 			if (!token_ok(optarg))
 				return bad("--muc-domain", optarg);
@@ -714,6 +723,7 @@ int main(int argc, char **argv)
 	struct target_sample ts_prev = { 0 }, ts_now, ts_first = { 0 };
 	struct sigaction sa = { 0 };
 	uint64_t now, next_sec, phase_t = 0, drain_t = 0, failed_sum = 0, last_sample;
+	uint64_t settled_from = 0;       /* muc: logins or joins done at; settling since */
 	double cpu_prev, cpu_start;
 	unsigned n_tcpu = 0, threads;
 	size_t cap_series = 0;
@@ -926,13 +936,22 @@ int main(int argc, char **argv)
 			uint64_t sent = total->sent + sec.sent, recv = total->recv + sec.recv;
 			uint64_t dup = total->dup + sec.dup;
 
-			if (ph == PH_LOGIN &&
-			    (resolved >= o->clients || now - B.t0 >= (uint64_t)(o->login_time * 1e9))) {
+			bool login_over = resolved >= o->clients ||
+					  now - B.t0 >= (uint64_t)(o->login_time * 1e9);
+			/* muc: the target's memory settles (allocator decay, handshake buffers
+			 * freed) for --settle before and after the joins, around its samples. */
+			if (o->scenario == SC_MUC && ph == PH_LOGIN && login_over && !settled_from)
+				settled_from = now;
+			if (o->scenario == SC_MUC && ph == PH_LOGIN &&
+			    now - settled_from < (uint64_t)(o->settle * 1e9))
+				login_over = false;
+			if (ph == PH_LOGIN && login_over) {
 				phase_t = now;
 				if (o->scenario == SC_MUC) {
 					/* Memory per occupant: the target's RSS before the joins ... */
 					if (o->npids && target_sample(o->pids, o->npids, &ts_now))
 						res.rss_join0 = ts_now.rss_kib;
+					atomic_store(&B.join_start_ns, now);
 					atomic_store(&B.phase, PH_JOIN);
 				} else if (o->scenario == SC_CHAT) {
 					atomic_store(&B.chat_start_ns, now);
@@ -947,13 +966,17 @@ int main(int argc, char **argv)
 				uint64_t done = total->joined + total->join_failed + total->dropped +
 						sec.joined + sec.join_failed + sec.dropped;
 				uint64_t in = total->logged_in + sec.logged_in;
-				if (done >= in || now - phase_t >= (uint64_t)(o->login_time * 1e9)) {
+				bool over = done >= in || now - phase_t >= (uint64_t)(o->login_time * 1e9);
+				if (over && !res.join_s) {
+					res.join_s = (double)(now - phase_t) / 1e9;
+					settled_from = now;
+				}
+				if (over && now - settled_from >= (uint64_t)(o->settle * 1e9)) {
 					/* ... and after them */
 					if (o->npids && target_sample(o->pids, o->npids, &ts_now)) {
 						res.rss_join1 = ts_now.rss_kib;
 						res.join_mem = true;
 					}
-					res.join_s = (double)(now - phase_t) / 1e9;
 					phase_t = now;
 					atomic_store(&B.chat_start_ns, now);
 					atomic_store(&B.warm_end_ns, now + (uint64_t)(o->warmup * 1e9));

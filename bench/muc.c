@@ -4,7 +4,11 @@
  * with the nickname n<i>.
  *
  * Joining (PH_JOIN, after every login): the room's first client (i % N == 0)
- * joins first, asking for no history (§7.2.14).  When its self-presence
+ * joins first, asking for no history (§7.2.14).  With --join-rate J the
+ * threads together send at most J joins per second (B.joins_sent against
+ * the time since PH_JOIN began): every join of an occupant costs the room a
+ * presence to each occupant already there and their presences to it, so an
+ * unpaced storm into large rooms is a burst of rooms * size^2 stanzas.  When its self-presence
  * (status 110) carries 201 the room was just created and is locked (§10.1.1):
  * it accepts the instant room (§10.1.2) and the room opens with the result;
  * without 201 (a server that creates rooms unlocked, or a room that exists)
@@ -111,24 +115,54 @@ static void join_send(struct bthread *t, struct bclient *c)
 
 void bm_join(struct bthread *t, struct bclient *c)
 {
-	uint32_t r = room_of(c->idx);
-
-	if (c->idx % B.o.room_size == 0 ||
-	    atomic_load_explicit(&B.rooms[r].open, memory_order_acquire)) {
-		join_send(t, c);
-		return;
-	}
 	bc_set_state(c, BC_JOIN);
+	bt_timer(c, 0);                 /* a turn may take long: the join phase bounds it */
 	c->flags |= BF_JOIN_WAIT;
+	t->join_waiting++;
+	t->join_scan = true;
 }
 
-void bm_rooms_opened(struct bthread *t)
+/* One join of the --join-rate budget; always true without a rate. */
+static bool join_token(uint64_t now)
 {
-	for (uint32_t i = 0; i < t->nclients; i++) {
+	uint64_t allowed, start = atomic_load(&B.join_start_ns);
+
+	if (B.o.join_rate <= 0)
+		return true;
+	allowed = (uint64_t)((double)(now - start) / 1e9 * B.o.join_rate) + 1;
+	if (atomic_fetch_add(&B.joins_sent, 1) < allowed)
+		return true;
+	atomic_fetch_sub(&B.joins_sent, 1);
+	return false;
+}
+
+void bm_join_tick(struct bthread *t, uint64_t now)
+{
+	uint32_t o = atomic_load(&B.rooms_opened);
+
+	if (o != t->rooms_seen) {
+		t->rooms_seen = o;
+		t->join_scan = true;
+	}
+	if (!t->join_waiting || (!t->join_scan && B.o.join_rate <= 0))
+		return;
+	t->join_scan = false;
+	for (uint32_t i = 0; i < t->nclients && t->join_waiting; i++) {
 		struct bclient *c = &B.clients[t->id + (size_t)i * B.nthreads];
-		if ((c->flags & BF_JOIN_WAIT) && !(c->flags & BF_CLOSED) && c->state == BC_JOIN &&
-		    atomic_load_explicit(&B.rooms[room_of(c->idx)].open, memory_order_acquire))
-			join_send(t, c);
+		if (!(c->flags & BF_JOIN_WAIT))
+			continue;
+		if ((c->flags & BF_CLOSED) || c->state != BC_JOIN) {
+			c->flags &= ~BF_JOIN_WAIT;
+			t->join_waiting--;
+			continue;
+		}
+		if (c->idx % B.o.room_size != 0 &&
+		    !atomic_load_explicit(&B.rooms[room_of(c->idx)].open, memory_order_acquire))
+			continue;
+		if (!join_token(now))
+			return;
+		t->join_waiting--;
+		join_send(t, c);
 	}
 }
 

@@ -9,6 +9,7 @@
 #include "bench/report.h"
 
 #include <errno.h>
+#include <math.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,10 +62,20 @@ static double muc_cpu_per_k(const struct bench_result *r)
 						 -1;
 }
 
+/* RSS growth over the joins per occupant (may be negative: an allocator that gives back the
+ * logins' pages while the joins run); NAN when not sampled. */
 static double muc_kib_per_occupant(const struct bench_result *r)
 {
 	return r->join_mem && r->total.joined ?
-	       ((double)r->rss_join1 - (double)r->rss_join0) / (double)r->total.joined : -1;
+	       ((double)r->rss_join1 - (double)r->rss_join0) / (double)r->total.joined : NAN;
+}
+
+/* RSS growth from the start of the run (before the first login) to after the joins, per
+ * occupant: its session and its room membership together. */
+static double muc_kib_per_session(const struct bench_result *r)
+{
+	return r->join_mem && r->total.joined ?
+	       ((double)r->rss_join1 - (double)r->rss_before) / (double)r->total.joined : NAN;
 }
 
 static void muc_rows(FILE *f, const struct bench_result *r)
@@ -91,10 +102,11 @@ static void muc_rows(FILE *f, const struct bench_result *r)
 	if (muc_cpu_per_k(r) >= 0)
 		fprintf(f, "  target cpu in the measured window: %.2f s over %.1f s: %.4f CPU-s per 1,000 "
 			"deliveries\n", r->meas_cpu_s, r->meas_wall_s, muc_cpu_per_k(r));
-	if (muc_kib_per_occupant(r) >= 0)
-		fprintf(f, "  memory: rss %.1f MiB before the joins -> %.1f MiB after: %.2f KiB per "
-			"occupant\n", (double)r->rss_join0 / 1024, (double)r->rss_join1 / 1024,
-			muc_kib_per_occupant(r));
+	if (r->join_mem)
+		fprintf(f, "  memory: rss %.1f MiB at the start, %.1f MiB before the joins, %.1f MiB after:\n"
+			"          %.2f KiB per occupant over the joins, %.2f KiB per occupant with its "
+			"session\n", (double)r->rss_before / 1024, (double)r->rss_join0 / 1024,
+			(double)r->rss_join1 / 1024, muc_kib_per_occupant(r), muc_kib_per_session(r));
 }
 
 static double logins_per_s(const struct bench_result *r)
@@ -369,11 +381,15 @@ int report_json(const char *path, const struct bench_result *r)
 			(unsigned long long)s->sent, (unsigned long long)s->expected,
 			(unsigned long long)s->recv);
 		fprintf(f, "    \"cpu_s\": %.3f, \"cpu_wall_s\": %.3f, \"cpu_s_per_1000_delivered\": %.5f, "
-			"\"rss_before_join_kib\": %llu, \"rss_after_join_kib\": %llu, "
-			"\"kib_per_occupant\": %.3f,\n", r->meas_cpu ? r->meas_cpu_s : -1.0,
-			r->meas_cpu ? r->meas_wall_s : 0.0, muc_cpu_per_k(r),
-			(unsigned long long)r->rss_join0, (unsigned long long)r->rss_join1,
-			muc_kib_per_occupant(r));
+			"\"rss_start_kib\": %llu, \"rss_before_join_kib\": %llu, \"rss_after_join_kib\": %llu, ",
+			r->meas_cpu ? r->meas_cpu_s : -1.0, r->meas_cpu ? r->meas_wall_s : 0.0,
+			muc_cpu_per_k(r), (unsigned long long)r->rss_before,
+			(unsigned long long)r->rss_join0, (unsigned long long)r->rss_join1);
+		if (r->join_mem && r->total.joined)
+			fprintf(f, "\"kib_per_occupant\": %.3f, \"kib_per_occupant_with_session\": %.3f,\n",
+				muc_kib_per_occupant(r), muc_kib_per_session(r));
+		else
+			fprintf(f, "\"kib_per_occupant\": null, \"kib_per_occupant_with_session\": null,\n");
 		fprintf(f, "    \"latency_ms\": {\n");
 		json_hist_in(f, "      ", "join", &s->h_join, true);
 		json_hist_in(f, "      ", "delivery", &s->h_msg_meas, true);

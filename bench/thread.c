@@ -766,7 +766,6 @@ static void *bt_main(void *arg)
 	struct bthread *t = arg;
 	int seen = -1;
 	uint64_t last_check = 0, stop_at = 0;
-	uint32_t opened = 0;
 
 	t->start_rc = bt_setup(t);
 	atomic_store(&t->started, 1);
@@ -795,11 +794,7 @@ static void *bt_main(void *arg)
 				tick = 1000000ull;
 		}
 		if (ph == PH_JOIN) {
-			uint32_t o = atomic_load(&B.rooms_opened);
-			if (o != opened) {
-				opened = o;
-				bm_rooms_opened(t);
-			}
+			bm_join_tick(t, now);
 			tick = 1000000ull;
 		}
 		if (ph == PH_CHAT && now < atomic_load(&B.chat_end_ns)) {
