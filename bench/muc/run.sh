@@ -134,7 +134,7 @@ for t in $TARGETS; do
 		out=$RES/$t/$s
 		cmd=(taskset -c $LOAD_CPU "$B/xedge-bench" --host 127.0.0.1 --port $(port_of $t) --domain $DOMAIN
 			--muc-domain $MUC --password $PASSWORD --mech SCRAM-SHA-1 --scram-cache "$DIR/$t/scram.cache"
-			--threads 1 --sources $SOURCES --concurrency 200 --timeout 30 --login-time 240
+			--threads 1 --sources $SOURCES --concurrency 200 --timeout 60 --login-time 240
 			-s muc --rooms $rooms --room-size $size --rate $rate --join-rate $JOIN_RATE --settle $SETTLE
 			--warmup $WARMUP --duration $DURATION
 			--drain $DRAIN --pid $spid --json "$out.json")
