@@ -148,6 +148,8 @@ struct bench_stats {
 	 * the time from the send to the last occupant's copy (h_last); recv_meas
 	 * and h_msg_meas count deliveries. */
 	uint64_t joined, join_failed, expected, expected_meas, complete_meas;
+	uint64_t recv_window;             /* muc: deliveries received inside the measured window,
+	                                     whenever sent (the rate a saturated server achieves) */
 	struct hist h_join, h_last;
 	struct bench_cause causes[BENCH_MAX_CAUSES];
 	unsigned ncauses;

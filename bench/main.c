@@ -216,6 +216,7 @@ void bench_stats_add(struct bench_stats *into, const struct bench_stats *from)
 	into->expected += from->expected;
 	into->expected_meas += from->expected_meas;
 	into->complete_meas += from->complete_meas;
+	into->recv_window += from->recv_window;
 	hist_merge(&into->h_join, &from->h_join);
 	hist_merge(&into->h_last, &from->h_last);
 	for (int d = 0; d < 2; d++) {

@@ -21,8 +21,9 @@
  * the room whose id and body start with "g<run>.<sender>.<seq>.<send-ns>";
  * the service sends it to every occupant, the sender included (§7.4).  So
  * each message is expected room.joined times (counted at the send), each
- * copy received is a delivery (recv, h_msg; inside the measured window
- * recv_meas, h_msg_meas), and when the last expected copy arrives the
+ * copy received is a delivery (recv, h_msg; of a message sent inside the
+ * measured window: recv_meas, h_msg_meas; received inside it, whenever sent:
+ * recv_window, the rate and the CPU per delivery), and when the last expected copy arrives the
  * message is complete: h_last is the time from the send to that copy.
  *
  * Completion is tracked per sender in a ring of BM_RING slots (seq % BM_RING):
@@ -343,8 +344,13 @@ static void on_groupchat(struct bthread *t, struct bclient *c, const uint8_t *p,
 	t->local.recv++;
 	lat = ts <= now ? now - ts : 0;
 	hist_record(&t->local.h_msg, lat);
-	meas = ts >= atomic_load_explicit(&B.warm_end_ns, memory_order_relaxed) &&
-	       ts < atomic_load_explicit(&B.chat_end_ns, memory_order_relaxed);
+	{
+		uint64_t warm = atomic_load_explicit(&B.warm_end_ns, memory_order_relaxed);
+		uint64_t end = atomic_load_explicit(&B.chat_end_ns, memory_order_relaxed);
+		meas = ts >= warm && ts < end;
+		if (now >= warm && now < end)
+			t->local.recv_window++;
+	}
 	if (meas) {
 		t->local.recv_meas++;
 		hist_record(&t->local.h_msg_meas, lat);

@@ -55,11 +55,12 @@ static uint64_t muc_lost(const struct bench_stats *s)
 	return not_arrived(s->expected_meas, s->recv_meas);
 }
 
-/* muc: the --pids' CPU-seconds in the measured window per 1,000 deliveries; -1: unknown */
+/* muc: the --pids' CPU-seconds in the measured window per 1,000 deliveries received in it
+ * (whenever sent: a saturated server is still delivering the warm-up's); -1: unknown */
 static double muc_cpu_per_k(const struct bench_result *r)
 {
-	return r->meas_cpu && r->total.recv_meas ? r->meas_cpu_s * 1000.0 / (double)r->total.recv_meas :
-						 -1;
+	return r->meas_cpu && r->total.recv_window ?
+	       r->meas_cpu_s * 1000.0 / (double)r->total.recv_window : -1;
 }
 
 /* RSS growth over the joins per occupant (may be negative: an allocator that gives back the
@@ -96,6 +97,8 @@ static void muc_rows(FILE *f, const struct bench_result *r)
 		(unsigned long long)s->recv_meas, (unsigned long long)muc_lost(s),
 		(unsigned long long)s->complete_meas, (unsigned long long)s->misrouted,
 		(double)s->recv_meas / w);
+	fprintf(f, "  received in the measured window (whenever sent): %llu, %.0f/s\n",
+		(unsigned long long)s->recv_window, (double)s->recv_window / w);
 	fprintf(f, "  whole run: %llu sent, %llu deliveries expected, %llu received\n",
 		(unsigned long long)s->sent, (unsigned long long)s->expected,
 		(unsigned long long)s->recv);
@@ -373,13 +376,15 @@ int report_json(const char *path, const struct bench_result *r)
 			"\"join_s\": %.3f, \"sent\": %llu, \"expected\": %llu, \"delivered\": %llu, "
 			"\"lost\": %llu, \"complete\": %llu, \"misrouted\": %llu, "
 			"\"delivered_per_s\": %.1f, \"sent_total\": %llu, \"expected_total\": %llu, "
-			"\"received_total\": %llu,\n", o->rate, (unsigned long long)s->joined,
+			"\"received_total\": %llu, \"received_in_window\": %llu, "
+			"\"received_in_window_per_s\": %.1f,\n", o->rate, (unsigned long long)s->joined,
 			(unsigned long long)s->join_failed, r->join_s, (unsigned long long)s->sent_meas,
 			(unsigned long long)s->expected_meas, (unsigned long long)s->recv_meas,
 			(unsigned long long)muc_lost(s), (unsigned long long)s->complete_meas,
 			(unsigned long long)s->misrouted, (double)s->recv_meas / w,
 			(unsigned long long)s->sent, (unsigned long long)s->expected,
-			(unsigned long long)s->recv);
+			(unsigned long long)s->recv, (unsigned long long)s->recv_window,
+			(double)s->recv_window / w);
 		fprintf(f, "    \"cpu_s\": %.3f, \"cpu_wall_s\": %.3f, \"cpu_s_per_1000_delivered\": %.5f, "
 			"\"rss_start_kib\": %llu, \"rss_before_join_kib\": %llu, \"rss_after_join_kib\": %llu, ",
 			r->meas_cpu ? r->meas_cpu_s : -1.0, r->meas_cpu ? r->meas_wall_s : 0.0,

@@ -5,7 +5,8 @@
 # Each target in TARGETS is started on loopback with its group-chat service on
 # conference.localhost (bench/compare/xedge, bench/prosody, bench/ejabberd start scripts with
 # BENCH_MUC set), pinned to SERVER_CPU, the load generator to LOAD_CPU; accounts are provisioned
-# with the target's register.sh; then for each shape RxN of MUC_SHAPES one xedge-bench run
+# with the target's register.sh; then for each shape RxN of MUC_SHAPES (the server started again
+# before each but the first, on the same state, so that each starts fresh) one xedge-bench run
 # (-s muc): R rooms of N occupants, every occupant sending groupchat messages at a fixed rate
 # (open loop) so that the room fan-out offers MUC_DELIVERIES deliveries per second in all
 # (rate per occupant = MUC_DELIVERIES / (R * N * N)), the same for every server. Recorded per
@@ -128,8 +129,18 @@ for t in $TARGETS; do
 		say "ERROR: $t: provisioning failed"; FAILS=$((FAILS + 1))
 		tenv $t "$(dir_of $t)/stop.sh"; RUNNING=$(echo " $RUNNING " | sed "s/ $t / /"); continue
 	fi
+	first=1
 	for s in $SHAPES; do
 		rooms=${s%x*}; size=${s#*x}
+		if [ -z "$first" ]; then
+			# A fresh process for each shape (same state: the accounts stay), so that its
+			# memory figures start from what a server that has run nothing holds.
+			tenv $t "$(dir_of $t)/stop.sh"
+			tenv $t "$(dir_of $t)/start.sh" 2>&1 | tee -a "$RES/$t/start.log" >&2
+			[ "${PIPESTATUS[0]}" = 0 ] || { say "ERROR: $t did not start again"; FAILS=$((FAILS + 1)); break; }
+			spid=$(cat "$DIR/$t/server.pid")
+		fi
+		first=""
 		rate=$(awk -v d=$DELIVERIES -v r=$rooms -v n=$size 'BEGIN { printf "%.6g", d / (r * n * n) }')
 		out=$RES/$t/$s
 		cmd=(taskset -c $LOAD_CPU "$B/xedge-bench" --host 127.0.0.1 --port $(port_of $t) --domain $DOMAIN

@@ -18,15 +18,33 @@ def load(path):
         return None
 
 
+def window(j):
+    """Deliveries received per second and the server's CPU-seconds per 1,000 of them, over the
+    measured seconds of the per-second series (the --duration seconds after the warm-up, by
+    the time a copy arrived, whenever it was sent): what a saturated server achieves, and what
+    its CPU did in those seconds. (None, None) when the series does not have them."""
+    series = j.get("series", [])
+    first = next((i for i, p in enumerate(series) if p.get("sent_s", 0) > 0), None)
+    if first is None:
+        return None, None
+    w0 = first + int(round(j["messages"]["warmup_s"]))
+    pts = series[w0 + 1:w0 + 1 + int(round(j["messages"]["measured_s"]))]
+    if not pts:
+        return None, None
+    recv = sum(p["recv_s"] for p in pts)
+    cpu = sum(p["target_cpu"] for p in pts) / 100.0 if all(p["target_cpu"] >= 0 for p in pts) else None
+    return recv / len(pts), (cpu / recv * 1000 if cpu is not None and recv else None)
+
+
 def figures(j):
-    """The five figures of a run, None where not measured."""
+    """The figures of a run, None where not measured."""
     m = j["muc"]
-    cpu = m["cpu_s_per_1000_delivered"]
+    rate_w, cpu_w = window(j)
     kib = m["kib_per_occupant"]
     kib_s = m.get("kib_per_occupant_with_session")
     return {
-        "delivered_s": m["delivered_per_s"],
-        "cpu_k": cpu if cpu >= 0 else None,
+        "delivered_s": rate_w if rate_w is not None else m["delivered_per_s"],
+        "cpu_k": cpu_w,
         "p99_last": m["latency_ms"]["last"]["p99"] if m["latency_ms"]["last"]["count"] else None,
         "p99_delivery": m["latency_ms"]["delivery"]["p99"],
         "kib": kib,
