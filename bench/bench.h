@@ -37,8 +37,8 @@
  *                     written only by the thread owning peer k: receiver-side
  *                     sequence tracking of the pair sender -> peer k)
  * In the muc scenario, shared state is in the rooms and the senders' rings:
- *   - bench_room.open, .joined  (atomics: the owner's thread opens the room,
- *                     every occupant's thread counts its join)
+ *   - bench_room.open, .joined, .failed  (atomics: the owner's thread opens the
+ *                     room or gives it up, every occupant's thread counts its join)
  *   - bclient.mring  (allocated before the threads start; slot s of sender i is
  *                     reset by i's thread when it sends, and counted by the
  *                     thread of every occupant receiving that message: atomics)
@@ -308,6 +308,7 @@ struct bthread {
 struct bench_room {
 	_Atomic uint32_t open;           /* the owner saw it unlocked: others may join */
 	_Atomic uint32_t joined;         /* occupants whose self-presence came */
+	_Atomic uint32_t failed;         /* the owner failed before opening it: nobody joins */
 };
 
 /* The whole run. */
@@ -386,6 +387,8 @@ void bc_set_state(struct bclient *c, int s);             /* with the step timer 
 /* muc.c */
 int bm_init(void);                                        /* after options: 0 or -1 */
 void bm_free(void);
+void bm_thread_exit(void);                                /* free the thread's message buffer */
+void bm_failed(struct bclient *c);                        /* c is failing (its thread) */
 void bm_join(struct bthread *t, struct bclient *c);       /* PH_JOIN: wait for a turn to join */
 void bm_join_tick(struct bthread *t, uint64_t now);       /* PH_JOIN: send the joins now allowed */
 bool bm_send(struct bthread *t, struct bclient *c);       /* one groupchat message */

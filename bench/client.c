@@ -166,6 +166,8 @@ void bc_fail(struct bthread *t, struct bclient *c, const char *cause, const char
 
 	if (c->flags & BF_CLOSED)
 		return;
+	if (B.o.scenario == SC_MUC)
+		bm_failed(c);
 	if (c->state == BC_JOIN) {
 		/* muc: logged in (counted), but never an occupant */
 		snprintf(name, sizeof(name), "join:%s", cause);

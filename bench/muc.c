@@ -13,7 +13,9 @@
  * it accepts the instant room (§10.1.2) and the room opens with the result;
  * without 201 (a server that creates rooms unlocked, or a room that exists)
  * it is open at once.  The room's other clients wait for it to open
- * (bench_room.open, BF_JOIN_WAIT) and then join.  A client is an occupant,
+ * (bench_room.open, BF_JOIN_WAIT) and then join; if the first client fails
+ * before opening the room (its login, its join or the instant room), they
+ * give up (join:room-never-opened, bench_room.failed).  A client is an occupant,
  * counted in joined with its join latency, at its own self-presence; an
  * error presence from the room is a join failure with its condition.
  *
@@ -88,6 +90,13 @@ void bm_free(void)
 	B.rooms = NULL;
 }
 
+void bm_thread_exit(void)
+{
+	free(mbuf);
+	mbuf = NULL;
+	mcap = 0;
+}
+
 static void out_str(struct bclient *c, const char *s, int n)
 {
 	if (n > 0)
@@ -158,13 +167,29 @@ void bm_join_tick(struct bthread *t, uint64_t now)
 			continue;
 		}
 		if (c->idx % B.o.room_size != 0 &&
-		    !atomic_load_explicit(&B.rooms[room_of(c->idx)].open, memory_order_acquire))
+		    !atomic_load_explicit(&B.rooms[room_of(c->idx)].open, memory_order_acquire)) {
+			if (atomic_load(&B.rooms[room_of(c->idx)].failed)) {
+				c->flags &= ~BF_JOIN_WAIT;
+				t->join_waiting--;
+				bc_fail(t, c, "room-never-opened", NULL);
+			}
 			continue;
+		}
 		if (!join_token(now))
 			return;
 		t->join_waiting--;
 		join_send(t, c);
 	}
+}
+
+void bm_failed(struct bclient *c)
+{
+	struct bench_room *rm = &B.rooms[room_of(c->idx)];
+
+	if (c->idx % B.o.room_size || atomic_load(&rm->open))
+		return;
+	atomic_store(&rm->failed, 1);
+	atomic_fetch_add(&B.rooms_opened, 1);      /* the waiters look again */
 }
 
 static void room_open(uint32_t r)

@@ -844,6 +844,7 @@ static void *bt_main(void *arg)
 	}
 	xmlstage_free(t->xs);
 	bc_thread_exit();
+	bm_thread_exit();
 	tls_thread_exit();
 	free(t->scratch);
 	free(t->free_slots);
