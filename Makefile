@@ -30,7 +30,7 @@ FUZZERS  = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB = $(filter parser/%.c tls/%.c core/sasl.c core/log.c, $(LIB_SRCS))
 PYTEST   = /usr/bin/python3 -m pytest
 
-.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store bench-s2s test-deploy bench-ops bench-shards
+.PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store bench-s2s test-deploy bench-ops bench-shards bench-muc
 all: deps $(PROGS)
 
 deps:
@@ -181,6 +181,13 @@ bench-ops: all
 bench-shards: all
 	@deploy/debian-deps.sh bench
 	XEDGE_BUILD=$(BUILD) bench/shards/run.sh
+
+# Group chat (issue 14): XEP-0045 fan-out, xedge against Prosody and ejabberd under the same
+# load, in two room shapes (100 rooms of 20, 10 rooms of 200); a few minutes, loopback only.
+# Knobs in bench/muc/run.sh; the table in /tmp/xedge-bench-muc/results/summary.md.
+bench-muc: all
+	@deploy/debian-deps.sh bench
+	XEDGE_BUILD=$(BUILD) bench/muc/run.sh
 
 # The storage thread's throughput: offline messages stored per second (bench/store/).
 STORE_N ?= 200000

@@ -8,6 +8,8 @@
  *                   closes, timers, cross-thread wakeups                             [bt_]
  *   client.c        XMPP on one simulated client: TLS, stream, STARTTLS, SASL,
  *                   bind, presence, roster, chat messages and their accounting       [bc_]
+ *   muc.c           the muc scenario (XEP-0045 group chat): joins, the instant
+ *                   room, groupchat sends and the fan-out accounting                [bm_]
  *   scram_client.c  SCRAM client codec (pure)                                          [scram_]
  *   keycache.c      optional on-disk cache of SCRAM ClientKey/ServerKey               [keycache_]
  *   hist.c          log-linear latency histograms (pure)                              [hist_]
@@ -34,6 +36,12 @@
  *   - pairs          (atomic pointer, published once; then pairs[k].rx_* are
  *                     written only by the thread owning peer k: receiver-side
  *                     sequence tracking of the pair sender -> peer k)
+ * In the muc scenario, shared state is in the rooms and the senders' rings:
+ *   - bench_room.open, .joined, .failed  (atomics: the owner's thread opens the
+ *                     room or gives it up, every occupant's thread counts its join)
+ *   - bclient.mring  (allocated before the threads start; slot s of sender i is
+ *                     reset by i's thread when it sends, and counted by the
+ *                     thread of every occupant receiving that message: atomics)
  * Counters go from a thread to the controller as deltas under the thread's
  * mutex (bt_publish / bench_collect); gauges are relaxed atomics.
  *
@@ -66,15 +74,16 @@
 #define BENCH_MAX_CAUSES 48
 #define BENCH_MAX_PEERS 64
 
-enum bench_scenario { SC_LOGIN = 0, SC_CHAT, SC_IDLE, SC_CONNECT };
+enum bench_scenario { SC_LOGIN = 0, SC_CHAT, SC_IDLE, SC_CONNECT, SC_MUC };
 enum bench_tls { TLS_MODE_PLAIN = 0, TLS_MODE_STARTTLS, TLS_MODE_DIRECT };
 enum bench_mech { MECH_SCRAM_SHA256 = 0, MECH_SCRAM_SHA1, MECH_PLAIN };
 
 /* The run's phases, set by the controller only (bench.phase). */
 enum bench_phase {
 	PH_LOGIN = 0,  /* clients are started (ramp, concurrency) and log in */
+	PH_JOIN,       /* muc: the logged-in clients join their rooms (owners first) */
 	PH_STEADY,     /* everyone who could log in did: hold / settle, no new clients */
-	PH_CHAT,       /* chat: senders active until chat_end_ns */
+	PH_CHAT,       /* chat, muc: senders active until chat_end_ns */
 	PH_DRAIN,      /* chat: no more sends; receipts still counted */
 	PH_CLOSE,      /* every client says goodbye and closes */
 	PH_STOP        /* threads exit now, whatever is left */
@@ -104,6 +113,9 @@ struct bench_opts {
 	double timeout, login_time, hold, settle, warmup, duration, drain, keepalive;
 	double rate;                      /* open loop: msgs/s per client; 0: closed loop */
 	unsigned window, body, peers;
+	unsigned rooms, room_size;        /* muc: clients = rooms * room_size */
+	double join_rate;                 /* muc: joins sent per second at most, 0: unlimited */
+	const char *muc_domain;           /* muc: default conference.<domain> */
 	pid_t pids[BENCH_MAX_PIDS];
 	unsigned npids;
 	const char *json, *plot, *scram_cache;
@@ -131,6 +143,14 @@ struct bench_stats {
 	struct hist h_connect, h_tls, h_auth, h_login;
 	struct hist h_msg;                /* every received message (time series) */
 	struct hist h_msg_meas;           /* messages sent inside the measured window */
+	/* muc: joins, and per message the deliveries expected (the room's occupants
+	 * when it was sent), the messages every occupant received (complete) and
+	 * the time from the send to the last occupant's copy (h_last); recv_meas
+	 * and h_msg_meas count deliveries. */
+	uint64_t joined, join_failed, expected, expected_meas, complete_meas;
+	uint64_t recv_window;             /* muc: deliveries received inside the measured window,
+	                                     whenever sent (the rate a saturated server achieves) */
+	struct hist h_join, h_last;
 	struct bench_cause causes[BENCH_MAX_CAUSES];
 	unsigned ncauses;
 };
@@ -150,6 +170,8 @@ enum bc_state {
 	BC_SASL,       /* <auth/> sent: challenges until <success/> */
 	BC_BIND,       /* bind request sent */
 	BC_ROSTER,     /* initial presence and roster get sent, waiting for the roster */
+	BC_JOIN,       /* muc: logged in; the room join is sent (or waits for the room to
+	                  open, BF_JOIN_WAIT), waiting for the self-presence */
 	BC_ONLINE,     /* logged in (connect scenario: stream open) */
 	BC_CLOSING,    /* our </stream:stream> is out: waiting for theirs or EOF */
 	BC_DONE        /* closed, or failed before a socket existed */
@@ -171,6 +193,8 @@ const char *bc_state_str(int s);
 #define BF_READY      0x0800  /* on the thread's chat ready list */
 #define BF_SENDER     0x1000  /* chat: online with peers, counted in bthread.nsenders */
 #define BF_SM         0x2000  /* XEP-0198 enabled: stanzas received are counted in sm_h */
+#define BF_JOIN_WAIT  0x4000  /* muc: in BC_JOIN, waiting for the owner to open the room */
+#define BF_JOINED     0x8000  /* muc: an occupant (self-presence received), counted in joined */
 
 /* Closed-loop pair state (chat): the sender's k-th peer. */
 struct bc_pair {
@@ -183,6 +207,8 @@ struct bc_pair {
 
 struct bthread;
 struct scram_client;
+struct bm_slot;
+struct xs_stanza;
 
 struct bclient {
 	uint32_t idx;            /* global index: user prefix + (offset + idx) */
@@ -214,6 +240,9 @@ struct bclient {
 	/* chat: npeers entries, published with a release store once filled, so
 	 * a receiver on another thread (acquire) sees npeers and the peers */
 	struct bc_pair *_Atomic pairs;
+	/* muc: the fan-out of this client's last BM_RING messages (see muc.c) */
+	struct bm_slot *mring;
+	uint32_t mseq;                  /* muc: messages sent (owner thread) */
 };
 
 /* ---- one client thread --------------------------------------------------- */
@@ -253,7 +282,11 @@ struct bthread {
 	uint8_t wake_pending[BENCH_MAX_THREADS];
 	atomic_int asleep;
 	/* Chat, open loop */
-	uint32_t nsenders;       /* --one-way: owned clients online with peers (this thread only) */
+	uint32_t nsenders;       /* --one-way: owned clients online with peers (this thread only);
+	                            muc: owned occupants */
+	uint32_t join_waiting;   /* muc: owned clients with BF_JOIN_WAIT */
+	uint32_t rooms_seen;     /* muc: B.rooms_opened when last scanned */
+	bool join_scan;          /* muc: scan the waiting clients at the next tick */
 	uint32_t rr;
 	double budget;
 	uint64_t last_tick;
@@ -271,6 +304,13 @@ struct bthread {
 	struct bench_stats shared;
 };
 
+/* muc: one room (B.rooms[idx / room_size]). */
+struct bench_room {
+	_Atomic uint32_t open;           /* the owner saw it unlocked: others may join */
+	_Atomic uint32_t joined;         /* occupants whose self-presence came */
+	_Atomic uint32_t failed;         /* the owner failed before opening it: nobody joins */
+};
+
 /* The whole run. */
 struct bench {
 	struct bench_opts o;
@@ -283,6 +323,10 @@ struct bench {
 	uint32_t ring_slots;             /* direct descriptors per ring */
 	uint16_t port_lo, port_hi;       /* ip_local_port_range; 0: unknown */
 	uint32_t run_id;                 /* in message ids: this run's messages only */
+	struct bench_room *rooms;        /* muc: o.rooms of them */
+	_Atomic uint32_t rooms_opened;   /* muc: bumped when a room opens (waiters rescan) */
+	_Atomic uint64_t joins_sent;     /* muc: joins sent by all threads (--join-rate) */
+	_Atomic uint64_t join_start_ns;  /* muc: when PH_JOIN began */
 };
 
 extern struct bench B;
@@ -337,6 +381,19 @@ void bc_released(struct bthread *t, struct bclient *c);   /* the slot is closed 
 void bc_chat_setup(struct bthread *t, struct bclient *c);
 unsigned bc_chat_send(struct bthread *t, struct bclient *c, unsigned max);
 int bc_user(const struct bclient *c, char *out, size_t cap); /* localpart */
+void bc_out(struct bclient *c, const void *data, size_t len);  /* queue XMPP plaintext */
+void bc_set_state(struct bclient *c, int s);             /* with the step timer */
+
+/* muc.c */
+int bm_init(void);                                        /* after options: 0 or -1 */
+void bm_free(void);
+void bm_thread_exit(void);                                /* free the thread's message buffer */
+void bm_failed(struct bclient *c);                        /* c is failing (its thread) */
+void bm_join(struct bthread *t, struct bclient *c);       /* PH_JOIN: wait for a turn to join */
+void bm_join_tick(struct bthread *t, uint64_t now);       /* PH_JOIN: send the joins now allowed */
+bool bm_send(struct bthread *t, struct bclient *c);       /* one groupchat message */
+int bm_stanza(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
+	      const uint8_t *p, size_t len);                 /* 1 handled (or failed), 0 not ours */
 
 /* keycache.c */
 struct scram_keys;

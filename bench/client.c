@@ -26,6 +26,9 @@
  * stream header and its TLS server name; a message is addressed in the
  * peer's domain, and one whose sender and receiver are on different servers
  * is also counted per direction (x_sent, x_recv, h_cross).
+ *
+ * The muc scenario (muc.c) adds the state BC_JOIN after the login, and takes
+ * the stanzas of an occupant (bm_stanza) before the chat handlers here.
  */
 #include "bench/bench.h"
 
@@ -55,7 +58,7 @@ static const struct framer_limits lim = {
 };
 
 static const char *const state_names[] = {
-	"new", "connect", "tls", "features", "starttls", "sasl", "bind", "roster", "online",
+	"new", "connect", "tls", "features", "starttls", "sasl", "bind", "roster", "join", "online",
 	"closing", "done"
 };
 
@@ -138,7 +141,7 @@ static void set_online(struct bthread *t, struct bclient *c, bool on)
 static void set_state(struct bclient *c, int s)
 {
 	c->state = (uint8_t)s;
-	if ((s >= BC_CONNECT && s <= BC_ROSTER) || s == BC_CLOSING)
+	if ((s >= BC_CONNECT && s <= BC_JOIN) || s == BC_CLOSING)
 		bt_timer(c, bench_now() + (uint64_t)(B.o.timeout * 1e9));
 	else
 		bt_timer(c, 0);
@@ -152,13 +155,25 @@ static void resolved(struct bthread *t, struct bclient *c)
 	}
 }
 
+void bc_set_state(struct bclient *c, int s)
+{
+	set_state(c, s);
+}
+
 void bc_fail(struct bthread *t, struct bclient *c, const char *cause, const char *detail)
 {
 	char name[48];
 
 	if (c->flags & BF_CLOSED)
 		return;
-	if (c->state == BC_ONLINE) {
+	if (B.o.scenario == SC_MUC)
+		bm_failed(c);
+	if (c->state == BC_JOIN) {
+		/* muc: logged in (counted), but never an occupant */
+		snprintf(name, sizeof(name), "join:%s", cause);
+		bench_stats_cause(&t->local, name, 1);
+		t->local.join_failed++;
+	} else if (c->state == BC_ONLINE) {
 		snprintf(name, sizeof(name), "dropped:%s", cause);
 		bench_stats_cause(&t->local, name, 1);
 		t->local.dropped++;
@@ -211,6 +226,11 @@ static void out(struct bclient *c, const void *data, size_t len)
 	} else {
 		bt_send(c, data, len);
 	}
+}
+
+void bc_out(struct bclient *c, const void *data, size_t len)
+{
+	out(c, data, len);
 }
 
 static void outs(struct bclient *c, const char *s)
@@ -809,6 +829,9 @@ static int on_stanza(struct bthread *t, struct bclient *c, const uint8_t *p, siz
 	if ((c->flags & BF_SM) &&
 	    (streq(&s.local, "iq") || streq(&s.local, "message") || streq(&s.local, "presence")))
 		c->sm_h++;
+	if (B.o.scenario == SC_MUC && (c->state == BC_JOIN || c->state == BC_ONLINE) &&
+	    bm_stanza(t, c, &s, p, len))
+		return GO_ON;
 	if (streq(&s.local, "iq")) {
 		if (streq(&s.type, "get") || streq(&s.type, "set")) {
 			iq_reply(c, &s);

@@ -41,12 +41,16 @@ static const char usage[] =
 "Simulates N XMPP clients (io_uring, TLS via wolfSSL) against any XMPP server.\n"
 "\n"
 "Scenario:\n"
-"  -s, --scenario NAME    login | chat | idle | connect (default login)\n"
+"  -s, --scenario NAME    login | chat | idle | connect | muc (default login)\n"
 "                           login:   log in as fast as allowed; rates and latencies\n"
 "                           chat:    log in, then exchange messages (closed loop --window,\n"
 "                                    or open loop --rate); latency, loss, duplicates, order\n"
 "                           idle:    log in and stay idle; memory per session of --pid\n"
 "                           connect: open streams only (TCP/TLS + stream header + features)\n"
+"                           muc:     log in, join --rooms rooms of --room-size occupants\n"
+"                                    (XEP-0045), then each occupant sends --rate groupchat\n"
+"                                    messages/s; deliveries/s, send -> last occupant latency,\n"
+"                                    loss, memory per occupant and CPU per delivery of --pid\n"
 "  -n, --clients N        simulated clients (default 100)\n"
 "  -t, --threads T        client threads, one io_uring ring each (default 2; raised\n"
 "                         when N needs more rings' direct descriptors)\n"
@@ -76,7 +80,8 @@ static const char usage[] =
 "      --timeout S        bound on every step of a client (default 10)\n"
 "      --login-time S     bound on the whole login phase (default 300)\n"
 "      --hold S           stay logged in S seconds after the login phase (default 0)\n"
-"      --settle S         idle: wait before sampling memory (default 5)\n"
+"      --settle S         idle: wait before sampling memory (default 5); muc: after the\n"
+"                         logins and after the joins, before each memory sample\n"
 "      --keepalive S      whitespace keepalive interval (default 60; 0: none)\n"
 "      --sm               XEP-0198 stream management: <enable/> after bind, <r/> answered\n"
 "                         with the count of stanzas received (the server may then keep\n"
@@ -96,6 +101,15 @@ static const char usage[] =
 "                         traffic on the first -> remote s2s stream); --rate is then\n"
 "                         per sending client\n"
 "\n"
+"Group chat (-s muc; --rate, --size, --warmup, --duration, --drain as for chat):\n"
+"      --rooms R          rooms (default 10)\n"
+"      --room-size N      occupants per room (default 10); --clients is then R * N,\n"
+"                         client i in room i / N (the room's first client creates it)\n"
+"      --muc-domain D     the group-chat service (default conference.<--domain>)\n"
+"      --join-rate J      joins per second at most, all clients together (default 0:\n"
+"                         as fast as the rooms open; a join into a room of k costs the\n"
+"                         server about 2k presence stanzas)\n"
+"\n"
 "Output:\n"
 "      --pid PID          sample this target process's CPU and RSS (repeatable)\n"
 "      --json FILE        write the results and the per-second series as JSON\n"
@@ -111,7 +125,7 @@ enum {
 	O_SNI = 256, O_TLS, O_MECH, O_PREFIX, O_OFFSET, O_PASSWORD, O_CACHE, O_SOURCES, O_RAMP,
 	O_CONC, O_TIMEOUT, O_LOGIN_TIME, O_HOLD, O_SETTLE, O_KEEPALIVE, O_DURATION, O_WARMUP,
 	O_DRAIN, O_WINDOW, O_RATE, O_SIZE, O_PEERS, O_PID, O_JSON, O_PLOT, O_VERSION, O_REMOTE,
-	O_CROSS, O_ONE_WAY, O_SM
+	O_CROSS, O_ONE_WAY, O_SM, O_ROOMS, O_ROOM_SIZE, O_MUC_DOMAIN, O_JOIN_RATE
 };
 
 static const struct option longopts[] = {
@@ -133,6 +147,10 @@ static const struct option longopts[] = {
 	{ "cross", no_argument, NULL, O_CROSS },
 	{ "one-way", no_argument, NULL, O_ONE_WAY },
 	{ "sm", no_argument, NULL, O_SM },
+	{ "rooms", required_argument, NULL, O_ROOMS },
+	{ "room-size", required_argument, NULL, O_ROOM_SIZE },
+	{ "muc-domain", required_argument, NULL, O_MUC_DOMAIN },
+	{ "join-rate", required_argument, NULL, O_JOIN_RATE },
 	{ "ramp", required_argument, NULL, O_RAMP },
 	{ "concurrency", required_argument, NULL, O_CONC },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
@@ -193,6 +211,14 @@ void bench_stats_add(struct bench_stats *into, const struct bench_stats *from)
 	into->misrouted += from->misrouted;
 	into->window_timeouts += from->window_timeouts;
 	into->unexpected += from->unexpected;
+	into->joined += from->joined;
+	into->join_failed += from->join_failed;
+	into->expected += from->expected;
+	into->expected_meas += from->expected_meas;
+	into->complete_meas += from->complete_meas;
+	into->recv_window += from->recv_window;
+	hist_merge(&into->h_join, &from->h_join);
+	hist_merge(&into->h_last, &from->h_last);
 	for (int d = 0; d < 2; d++) {
 		into->x_sent[d] += from->x_sent[d];
 		into->x_recv[d] += from->x_recv[d];
@@ -341,8 +367,9 @@ static int parse_options(int argc, char **argv)
 		.clients = 100, .threads = 2, .concurrency = 200, .domain = "localhost",
 		.prefix = "bench", .password = "pw", .timeout = 10, .login_time = 300,
 		.settle = 5, .keepalive = 60, .warmup = 2, .duration = 10, .drain = 2,
-		.window = 4, .body = 64, .peers = 8,
+		.window = 4, .body = 64, .peers = 8, .rooms = 10, .room_size = 10,
 	};
+	bool clients_set = false;
 	while ((ch = getopt_long(argc, argv, "s:n:t:H:p:d:vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
@@ -354,12 +381,15 @@ static int parse_options(int argc, char **argv)
 				o->scenario = SC_IDLE;
 			else if (!strcmp(optarg, "connect"))
 				o->scenario = SC_CONNECT;
+			else if (!strcmp(optarg, "muc"))
+				o->scenario = SC_MUC;
 			else
 				return bad("scenario", optarg);
 			break;
 		case 'n':
 			if (parse_uint(optarg, 1, 10000000, &o->clients) < 0)
 				return bad("--clients", optarg);
+			clients_set = true;
 			break;
 		case 't':
 			if (parse_uint(optarg, 1, BENCH_MAX_THREADS, &o->threads) < 0)
@@ -431,6 +461,23 @@ static int parse_options(int argc, char **argv)
 			break;
 		case O_SM:
 			o->sm = true;
+			break;
+		case O_ROOMS:
+			if (parse_uint(optarg, 1, 1000000, &o->rooms) < 0)
+				return bad("--rooms", optarg);
+			break;
+		case O_ROOM_SIZE:
+			if (parse_uint(optarg, 1, 100000, &o->room_size) < 0)
+				return bad("--room-size", optarg);
+			break;
+		case O_JOIN_RATE:
+			if (parse_double(optarg, 0, 1e7, &o->join_rate) < 0)
+				return bad("--join-rate", optarg);
+			break;
+		case O_MUC_DOMAIN:
+			if (!token_ok(optarg))
+				return bad("--muc-domain", optarg);
+			o->muc_domain = optarg;
 			break;
 		case O_RAMP:
 			if (parse_double(optarg, 0, 1e7, &o->ramp) < 0)
@@ -517,6 +564,23 @@ static int parse_options(int argc, char **argv)
 	}
 	if (optind < argc)
 		return bad("argument", argv[optind]);
+	if (o->scenario == SC_MUC) {
+		static char muc_domain[300];
+		uint64_t n = (uint64_t)o->rooms * o->room_size;
+		if (n > 10000000)
+			return bad("--rooms * --room-size (at most 10,000,000 clients)", "too many");
+		if (clients_set && o->clients != n)
+			return bad("--clients (muc: it is --rooms * --room-size; leave it out)", "");
+		o->clients = (unsigned)n;
+		if (o->rate <= 0)
+			return bad("--rate (muc is an open loop: messages/s per occupant, > 0)", "0");
+		if (remote)
+			return bad("--remote", "not with muc");
+		if (!o->muc_domain) {
+			snprintf(muc_domain, sizeof(muc_domain), "conference.%s", o->domain);
+			o->muc_domain = muc_domain;
+		}
+	}
 	if (!port)
 		port = o->tls == TLS_MODE_DIRECT ? 5223 : 5222;
 	o->host = host;
@@ -593,7 +657,7 @@ static void meas_cpu_tick(struct meas_cpu *m, struct bench_result *res, uint64_t
 	struct target_sample ts;
 	double wall;
 
-	if (!o->remote_host || !o->npids || m->step == 2 ||
+	if ((!o->remote_host && o->scenario != SC_MUC) || !o->npids || m->step == 2 ||
 	    now < atomic_load(&B.warm_end_ns) || (m->step == 1 && now < atomic_load(&B.chat_end_ns)))
 		return;
 	if (m->step == 0) {
@@ -607,9 +671,14 @@ static void meas_cpu_tick(struct meas_cpu *m, struct bench_result *res, uint64_t
 	wall = (double)(now - m->t0) / 1e9;
 	if (wall <= 0)
 		return;
-	for (unsigned i = 0; i < o->npids; i++)
+	res->meas_cpu_s = 0;
+	res->meas_wall_s = wall;
+	for (unsigned i = 0; i < o->npids; i++) {
 		res->meas_pid_cpu[i] = m->pid0[i] >= 0 && target_sample(&o->pids[i], 1, &ts) ?
 				       (ts.cpu_s - m->pid0[i]) * 100.0 / wall : -1;
+		if (res->meas_pid_cpu[i] >= 0)
+			res->meas_cpu_s += res->meas_pid_cpu[i] * wall / 100.0;
+	}
 	res->meas_bench_cpu = (target_self_cpu() - m->self0) * 100.0 / wall;
 	res->meas_cpu = true;
 	m->step = 2;
@@ -617,20 +686,29 @@ static void meas_cpu_tick(struct meas_cpu *m, struct bench_result *res, uint64_t
 
 static const char *phase_str(int ph)
 {
-	static const char *const n[] = { "login", "steady", "chat", "drain", "close", "stop" };
+	static const char *const n[] = { "login", "join", "steady", "chat", "drain", "close", "stop" };
 	return ph >= 0 && ph <= PH_STOP ? n[ph] : "?";
 }
 
-static void progress(const struct bench_point *p, uint64_t failed, int ph, bool tty, bool force)
+static void progress(const struct bench_point *p, uint64_t failed, int ph, bool tty, bool force,
+		     const struct bench_stats *total)
 {
-	char line[256];
+	char line[320];
 	bool chat = B.o.scenario == SC_CHAT;
 
-	snprintf(line, sizeof(line),
-		 "[%5.0fs %-6s] conn %u  online %u  failed %llu  logins/s %llu  sent/s %llu  recv/s %llu  p99 %s %.2f ms",
-		 p->t, phase_str(ph), p->connected, p->online, (unsigned long long)failed,
-		 (unsigned long long)p->logins, (unsigned long long)p->sent,
-		 (unsigned long long)p->recv, chat ? "msg" : "login", (double)p->p99_ns / 1e6);
+	if (B.o.scenario == SC_MUC)
+		snprintf(line, sizeof(line),
+			 "[%5.0fs %-6s] conn %u  online %u  joined %llu  failed %llu  sent/s %llu  "
+			 "delivered/s %llu  p99 delivery %.2f ms",
+			 p->t, phase_str(ph), p->connected, p->online, (unsigned long long)total->joined,
+			 (unsigned long long)(failed + total->join_failed), (unsigned long long)p->sent,
+			 (unsigned long long)p->recv, (double)p->p99_ns / 1e6);
+	else
+		snprintf(line, sizeof(line),
+			 "[%5.0fs %-6s] conn %u  online %u  failed %llu  logins/s %llu  sent/s %llu  recv/s %llu  p99 %s %.2f ms",
+			 p->t, phase_str(ph), p->connected, p->online, (unsigned long long)failed,
+			 (unsigned long long)p->logins, (unsigned long long)p->sent,
+			 (unsigned long long)p->recv, chat ? "msg" : "login", (double)p->p99_ns / 1e6);
 	if (tty)
 		fprintf(stderr, "\r%s\033[K", line);
 	else if (force || ((long)p->t % 5) == 0)
@@ -646,6 +724,7 @@ int main(int argc, char **argv)
 	struct target_sample ts_prev = { 0 }, ts_now, ts_first = { 0 };
 	struct sigaction sa = { 0 };
 	uint64_t now, next_sec, phase_t = 0, drain_t = 0, failed_sum = 0, last_sample;
+	uint64_t settled_from = 0;       /* muc: logins or joins done at; settling since */
 	double cpu_prev, cpu_start;
 	unsigned n_tcpu = 0, threads;
 	size_t cap_series = 0;
@@ -724,7 +803,7 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "xedge-bench: %s, %u clients on %u threads -> %s port %u (%s, %s)\n",
 		o->scenario == SC_LOGIN ? "login" : o->scenario == SC_CHAT ? "chat" :
-		o->scenario == SC_IDLE ? "idle" : "connect",
+		o->scenario == SC_IDLE ? "idle" : o->scenario == SC_MUC ? "muc" : "connect",
 		o->clients, B.nthreads, o->host,
 		ntohs(((struct sockaddr_in *)&o->target)->sin_port),
 		o->tls == TLS_MODE_DIRECT ? "direct TLS" : o->tls == TLS_MODE_STARTTLS ? "STARTTLS" : "plain",
@@ -738,6 +817,14 @@ int main(int argc, char **argv)
 
 	B.t0 = bench_now();
 	B.run_id = (uint32_t)(B.t0 / 1000) ^ (uint32_t)getpid();
+	if (o->scenario == SC_MUC) {
+		if (bm_init() < 0) {
+			fprintf(stderr, "xedge-bench: out of memory for %u rooms\n", o->rooms);
+			return 2;
+		}
+		fprintf(stderr, "xedge-bench: %u rooms of %u occupants on %s, %.3g messages/s per "
+			"occupant\n", o->rooms, o->room_size, o->muc_domain, o->rate);
+	}
 	atomic_store(&B.phase, PH_LOGIN);
 	for (unsigned i = 0; i < B.nthreads; i++) {
 		struct bthread *t = &B.threads[i];
@@ -783,7 +870,8 @@ int main(int argc, char **argv)
 
 		if (now >= next_sec) {
 			struct bench_point p = { 0 };
-			struct hist *h = o->scenario == SC_CHAT ? &sec.h_msg : &sec.h_login;
+			struct hist *h = o->scenario == SC_CHAT || o->scenario == SC_MUC ? &sec.h_msg :
+					 &sec.h_login;
 			double cpu = target_self_cpu();
 			/* The controller may run late on a busy box: rates over the real interval. */
 			double wall = (double)(now - last_sample) / 1e9;
@@ -831,7 +919,7 @@ int main(int argc, char **argv)
 			bench_stats_add(total, &sec);
 			failed_sum = total->failed;
 			memset(&sec, 0, sizeof(sec));
-			progress(&p, failed_sum, atomic_load(&B.phase), tty, false);
+			progress(&p, failed_sum, atomic_load(&B.phase), tty, false, total);
 			next_sec += 1000000000ull;
 		}
 
@@ -849,10 +937,24 @@ int main(int argc, char **argv)
 			uint64_t sent = total->sent + sec.sent, recv = total->recv + sec.recv;
 			uint64_t dup = total->dup + sec.dup;
 
-			if (ph == PH_LOGIN &&
-			    (resolved >= o->clients || now - B.t0 >= (uint64_t)(o->login_time * 1e9))) {
+			bool login_over = resolved >= o->clients ||
+					  now - B.t0 >= (uint64_t)(o->login_time * 1e9);
+			/* muc: the target's memory settles (allocator decay, handshake buffers
+			 * freed) for --settle before and after the joins, around its samples. */
+			if (o->scenario == SC_MUC && ph == PH_LOGIN && login_over && !settled_from)
+				settled_from = now;
+			if (o->scenario == SC_MUC && ph == PH_LOGIN &&
+			    now - settled_from < (uint64_t)(o->settle * 1e9))
+				login_over = false;
+			if (ph == PH_LOGIN && login_over) {
 				phase_t = now;
-				if (o->scenario == SC_CHAT) {
+				if (o->scenario == SC_MUC) {
+					/* Memory per occupant: the target's RSS before the joins ... */
+					if (o->npids && target_sample(o->pids, o->npids, &ts_now))
+						res.rss_join0 = ts_now.rss_kib;
+					atomic_store(&B.join_start_ns, now);
+					atomic_store(&B.phase, PH_JOIN);
+				} else if (o->scenario == SC_CHAT) {
 					atomic_store(&B.chat_start_ns, now);
 					atomic_store(&B.warm_end_ns, now + (uint64_t)(o->warmup * 1e9));
 					atomic_store(&B.chat_end_ns,
@@ -860,6 +962,28 @@ int main(int argc, char **argv)
 					atomic_store(&B.phase, PH_CHAT);
 				} else {
 					atomic_store(&B.phase, PH_STEADY);
+				}
+			} else if (ph == PH_JOIN) {
+				uint64_t done = total->joined + total->join_failed + total->dropped +
+						sec.joined + sec.join_failed + sec.dropped;
+				uint64_t in = total->logged_in + sec.logged_in;
+				bool over = done >= in || now - phase_t >= (uint64_t)(o->login_time * 1e9);
+				if (over && !res.join_s) {
+					res.join_s = (double)(now - phase_t) / 1e9;
+					settled_from = now;
+				}
+				if (over && now - settled_from >= (uint64_t)(o->settle * 1e9)) {
+					/* ... and after them */
+					if (o->npids && target_sample(o->pids, o->npids, &ts_now)) {
+						res.rss_join1 = ts_now.rss_kib;
+						res.join_mem = true;
+					}
+					phase_t = now;
+					atomic_store(&B.chat_start_ns, now);
+					atomic_store(&B.warm_end_ns, now + (uint64_t)(o->warmup * 1e9));
+					atomic_store(&B.chat_end_ns,
+						     now + (uint64_t)((o->warmup + o->duration) * 1e9));
+					atomic_store(&B.phase, PH_CHAT);
 				}
 			} else if (ph == PH_STEADY) {
 				if (o->scenario == SC_IDLE && !idle_sampled) {
@@ -879,7 +1003,9 @@ int main(int argc, char **argv)
 				drain_t = now;
 				atomic_store(&B.phase, PH_DRAIN);
 			} else if (ph == PH_DRAIN &&
-				   (now - drain_t >= (uint64_t)(o->drain * 1e9) || sent == recv - dup)) {
+				   (now - drain_t >= (uint64_t)(o->drain * 1e9) ||
+				    (o->scenario == SC_MUC ? total->expected + sec.expected <= recv :
+				     sent == recv - dup))) {
 				atomic_store(&B.phase, PH_CLOSE);
 			}
 		}
@@ -902,7 +1028,7 @@ int main(int argc, char **argv)
 	res.elapsed_s = (double)(now - B.t0) / 1e9;
 	if (total->last_login_ns > total->first_start_ns && total->first_start_ns)
 		res.login_span_s = (double)(total->last_login_ns - total->first_start_ns) / 1e9;
-	if (o->scenario == SC_CHAT && atomic_load(&B.chat_start_ns)) {
+	if ((o->scenario == SC_CHAT || o->scenario == SC_MUC) && atomic_load(&B.chat_start_ns)) {
 		res.warmup_s = o->warmup;
 		res.meas_s = o->duration;
 	}
@@ -933,6 +1059,7 @@ int main(int argc, char **argv)
 	}
 	for (uint32_t i = 0; i < o->clients; i++)
 		free(B.clients[i].pairs);
+	bm_free();
 	for (unsigned i = 0; i < B.nthreads; i++) {
 		struct bthread *t = &B.threads[i];
 		if (t->in_buf)

@@ -9,6 +9,7 @@
 #include "bench/report.h"
 
 #include <errno.h>
+#include <math.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,8 @@ extern char **environ;
 
 static const char *scenario_str(int s)
 {
-	static const char *const n[] = { "login", "chat", "idle", "connect" };
-	return s >= 0 && s <= SC_CONNECT ? n[s] : "?";
+	static const char *const n[] = { "login", "chat", "idle", "connect", "muc" };
+	return s >= 0 && s <= SC_MUC ? n[s] : "?";
 }
 
 static const char *tls_str(int t)
@@ -46,6 +47,69 @@ static uint64_t not_arrived(uint64_t sent, uint64_t recv)
 static uint64_t lost(const struct bench_stats *s)
 {
 	return not_arrived(s->sent_meas, s->recv_meas);
+}
+
+/* muc: deliveries of measured messages that never arrived */
+static uint64_t muc_lost(const struct bench_stats *s)
+{
+	return not_arrived(s->expected_meas, s->recv_meas);
+}
+
+/* muc: the --pids' CPU-seconds in the measured window per 1,000 deliveries received in it
+ * (whenever sent: a saturated server is still delivering the warm-up's); -1: unknown */
+static double muc_cpu_per_k(const struct bench_result *r)
+{
+	return r->meas_cpu && r->total.recv_window ?
+	       r->meas_cpu_s * 1000.0 / (double)r->total.recv_window : -1;
+}
+
+/* RSS growth over the joins per occupant (may be negative: an allocator that gives back the
+ * logins' pages while the joins run); NAN when not sampled. */
+static double muc_kib_per_occupant(const struct bench_result *r)
+{
+	return r->join_mem && r->total.joined ?
+	       ((double)r->rss_join1 - (double)r->rss_join0) / (double)r->total.joined : NAN;
+}
+
+/* RSS growth from the start of the run (before the first login) to after the joins, per
+ * occupant: its session and its room membership together. */
+static double muc_kib_per_session(const struct bench_result *r)
+{
+	return r->join_mem && r->total.joined ?
+	       ((double)r->rss_join1 - (double)r->rss_before) / (double)r->total.joined : NAN;
+}
+
+static void muc_rows(FILE *f, const struct bench_result *r)
+{
+	const struct bench_opts *o = &B.o;
+	const struct bench_stats *s = &r->total;
+	double w = r->meas_s > 0 ? r->meas_s : 1;
+
+	fprintf(f, "\ngroup chat (%u rooms x %u occupants on %s; %.3g messages/s per occupant, "
+		"measured %.1f s after %.1f s warm-up; body %u bytes)\n", o->rooms, o->room_size,
+		o->muc_domain, o->rate, r->meas_s, r->warmup_s, o->body);
+	fprintf(f, "  occupants %llu joined, %llu failed to join, in %.1f s\n",
+		(unsigned long long)s->joined, (unsigned long long)s->join_failed, r->join_s);
+	fprintf(f, "  %10s %10s %10s %8s %10s %9s %12s\n", "sent", "expected", "delivered", "lost",
+		"complete", "misrouted", "delivered/s");
+	fprintf(f, "  %10llu %10llu %10llu %8llu %10llu %9llu %12.0f\n",
+		(unsigned long long)s->sent_meas, (unsigned long long)s->expected_meas,
+		(unsigned long long)s->recv_meas, (unsigned long long)muc_lost(s),
+		(unsigned long long)s->complete_meas, (unsigned long long)s->misrouted,
+		(double)s->recv_meas / w);
+	fprintf(f, "  received in the measured window (whenever sent): %llu, %.0f/s\n",
+		(unsigned long long)s->recv_window, (double)s->recv_window / w);
+	fprintf(f, "  whole run: %llu sent, %llu deliveries expected, %llu received\n",
+		(unsigned long long)s->sent, (unsigned long long)s->expected,
+		(unsigned long long)s->recv);
+	if (muc_cpu_per_k(r) >= 0)
+		fprintf(f, "  target cpu in the measured window: %.2f s over %.1f s: %.4f CPU-s per 1,000 "
+			"deliveries\n", r->meas_cpu_s, r->meas_wall_s, muc_cpu_per_k(r));
+	if (r->join_mem)
+		fprintf(f, "  memory: rss %.1f MiB at the start, %.1f MiB before the joins, %.1f MiB after:\n"
+			"          %.2f KiB per occupant over the joins, %.2f KiB per occupant with its "
+			"session\n", (double)r->rss_before / 1024, (double)r->rss_join0 / 1024,
+			(double)r->rss_join1 / 1024, muc_kib_per_occupant(r), muc_kib_per_session(r));
 }
 
 static double logins_per_s(const struct bench_result *r)
@@ -129,6 +193,11 @@ void report_summary(FILE *f, const struct bench_result *r)
 	lat_row(f, o->scenario == SC_CONNECT ? "stream" : "login", &s->h_login);
 	if (o->scenario == SC_CHAT)
 		lat_row(f, "message", &s->h_msg_meas);
+	if (o->scenario == SC_MUC) {
+		lat_row(f, "join", &s->h_join);
+		lat_row(f, "delivery", &s->h_msg_meas);
+		lat_row(f, "last-copy", &s->h_last);
+	}
 	if (s->ncauses) {
 		fprintf(f, "\nfailures by cause\n");
 		for (unsigned i = 0; i < s->ncauses; i++)
@@ -151,6 +220,8 @@ void report_summary(FILE *f, const struct bench_result *r)
 		if (o->remote_host)
 			cross_rows(f, r, w);
 	}
+	if (o->scenario == SC_MUC)
+		muc_rows(f, r);
 	if (r->have_target) {
 		fprintf(f, "\ntarget (%u pid%s)   cpu avg %.1f %%   cpu max %.1f %%   rss max %.1f MiB\n",
 			o->npids, o->npids > 1 ? "s" : "", r->target_cpu_avg, r->target_cpu_max,
@@ -190,13 +261,19 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void json_hist(FILE *f, const char *name, const struct hist *h, bool comma)
+static void json_hist_in(FILE *f, const char *indent, const char *name, const struct hist *h,
+			 bool comma)
 {
-	fprintf(f, "    \"%s\": {\"count\": %llu, \"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, "
+	fprintf(f, "%s\"%s\": {\"count\": %llu, \"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, "
 		"\"p999\": %.3f, \"max\": %.3f, \"mean\": %.3f}%s\n",
-		name, (unsigned long long)h->count, ms(hist_percentile(h, 50)),
+		indent, name, (unsigned long long)h->count, ms(hist_percentile(h, 50)),
 		ms(hist_percentile(h, 90)), ms(hist_percentile(h, 99)), ms(hist_percentile(h, 99.9)),
 		ms(h->max_ns), h->count ? ms(h->sum_ns / h->count) : 0.0, comma ? "," : "");
+}
+
+static void json_hist(FILE *f, const char *name, const struct hist *h, bool comma)
+{
+	json_hist_in(f, "    ", name, h, comma);
 }
 
 int report_json(const char *path, const struct bench_result *r)
@@ -290,6 +367,40 @@ int report_json(const char *path, const struct bench_result *r)
 	fprintf(f, "  \"bench\": {\"cpu_avg\": %.1f, \"cpu_max\": %.1f, \"bytes_in\": %llu, "
 		"\"bytes_out\": %llu},\n", r->bench_cpu_avg, r->bench_cpu_max,
 		(unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out);
+	if (o->scenario == SC_MUC) {
+		double w = r->meas_s > 0 ? r->meas_s : 1;
+		fprintf(f, "  \"muc\": {\"rooms\": %u, \"room_size\": %u, \"domain\": ", o->rooms,
+			o->room_size);
+		json_str(f, o->muc_domain);
+		fprintf(f, ", \"rate_per_occupant\": %.3f, \"joined\": %llu, \"join_failed\": %llu, "
+			"\"join_s\": %.3f, \"sent\": %llu, \"expected\": %llu, \"delivered\": %llu, "
+			"\"lost\": %llu, \"complete\": %llu, \"misrouted\": %llu, "
+			"\"delivered_per_s\": %.1f, \"sent_total\": %llu, \"expected_total\": %llu, "
+			"\"received_total\": %llu, \"received_in_window\": %llu, "
+			"\"received_in_window_per_s\": %.1f,\n", o->rate, (unsigned long long)s->joined,
+			(unsigned long long)s->join_failed, r->join_s, (unsigned long long)s->sent_meas,
+			(unsigned long long)s->expected_meas, (unsigned long long)s->recv_meas,
+			(unsigned long long)muc_lost(s), (unsigned long long)s->complete_meas,
+			(unsigned long long)s->misrouted, (double)s->recv_meas / w,
+			(unsigned long long)s->sent, (unsigned long long)s->expected,
+			(unsigned long long)s->recv, (unsigned long long)s->recv_window,
+			(double)s->recv_window / w);
+		fprintf(f, "    \"cpu_s\": %.3f, \"cpu_wall_s\": %.3f, \"cpu_s_per_1000_delivered\": %.5f, "
+			"\"rss_start_kib\": %llu, \"rss_before_join_kib\": %llu, \"rss_after_join_kib\": %llu, ",
+			r->meas_cpu ? r->meas_cpu_s : -1.0, r->meas_cpu ? r->meas_wall_s : 0.0,
+			muc_cpu_per_k(r), (unsigned long long)r->rss_before,
+			(unsigned long long)r->rss_join0, (unsigned long long)r->rss_join1);
+		if (r->join_mem && r->total.joined)
+			fprintf(f, "\"kib_per_occupant\": %.3f, \"kib_per_occupant_with_session\": %.3f,\n",
+				muc_kib_per_occupant(r), muc_kib_per_session(r));
+		else
+			fprintf(f, "\"kib_per_occupant\": null, \"kib_per_occupant_with_session\": null,\n");
+		fprintf(f, "    \"latency_ms\": {\n");
+		json_hist_in(f, "      ", "join", &s->h_join, true);
+		json_hist_in(f, "      ", "delivery", &s->h_msg_meas, true);
+		json_hist_in(f, "      ", "last", &s->h_last, false);
+		fprintf(f, "    }},\n");
+	}
 	if (o->scenario == SC_IDLE && r->idle_mem && r->sessions)
 		fprintf(f, "  \"idle\": {\"rss_before_kib\": %llu, \"rss_after_kib\": %llu, "
 			"\"sessions\": %u, \"kib_per_session\": %.2f},\n",

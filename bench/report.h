@@ -37,10 +37,16 @@ struct bench_result {
 	unsigned sessions;
 	unsigned peak_connected, peak_online;
 	bool interrupted;
-	/* --remote with --pid: CPU over the measured window (warm-up end to chat end), % of one
+	/* --remote or muc, with --pid: CPU over the measured window (warm-up end to chat end), % of one
 	 * core, per --pid and of xedge-bench itself; meas_cpu false when the window was not seen. */
 	bool meas_cpu;
 	double meas_pid_cpu[BENCH_MAX_PIDS], meas_bench_cpu;
+	double meas_cpu_s, meas_wall_s;   /* the --pids' CPU-seconds in that window, its length */
+	/* muc: the target's RSS before and after the joins (join_mem: both sampled), and how
+	 * long the join phase took */
+	bool join_mem;
+	uint64_t rss_join0, rss_join1;
+	double join_s;
 };
 
 void report_summary(FILE *f, const struct bench_result *r);

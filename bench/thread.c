@@ -550,8 +550,10 @@ static void chat_closed_loop(struct bthread *t, uint64_t now)
 
 static void chat_open_loop(struct bthread *t, uint64_t now)
 {
-	/* --rate is per sending client: with --one-way only some online clients send. */
-	unsigned online = B.o.one_way ? t->nsenders :
+	/* --rate is per sending client: with --one-way only some online clients send, in
+	 * the muc scenario the occupants. */
+	bool muc = B.o.scenario == SC_MUC;
+	unsigned online = B.o.one_way || muc ? t->nsenders :
 			  atomic_load_explicit(&t->g_online, memory_order_relaxed);
 	double dt = t->last_tick ? (double)(now - t->last_tick) / 1e9 : 0;
 	uint32_t scanned = 0;
@@ -569,9 +571,9 @@ static void chat_open_loop(struct bthread *t, uint64_t now)
 		struct bclient *c = &B.clients[t->id + (size_t)t->rr * B.nthreads];
 		t->rr = (t->rr + 1) % t->nclients;
 		scanned++;
-		if (c->state != BC_ONLINE || !c->npeers)
+		if (c->state != BC_ONLINE || (muc ? !(c->flags & BF_SENDER) : !c->npeers))
 			continue;
-		if (bc_chat_send(t, c, 1)) {
+		if (muc ? bm_send(t, c) : bc_chat_send(t, c, 1) > 0) {
 			t->budget -= 1;
 			scanned = 0;
 		}
@@ -713,8 +715,14 @@ static void phase_enter(struct bthread *t, int ph)
 		struct bclient *c = &B.clients[t->id + (size_t)i * B.nthreads];
 		if (c->state == BC_NEW || c->state == BC_DONE || (c->flags & BF_CLOSED))
 			continue;
-		if (ph >= PH_STEADY && c->state < BC_ONLINE && !(c->flags & BF_COUNTED))
+		if (ph >= PH_JOIN && c->state < BC_JOIN && !(c->flags & BF_COUNTED))
 			bc_fail(t, c, "login-phase-ended", NULL);
+		else if (ph == PH_JOIN && c->state == BC_ONLINE)
+			bm_join(t, c);
+		else if (ph >= PH_STEADY && c->state == BC_JOIN && ph < PH_CLOSE)
+			bc_fail(t, c, "join-phase-ended", NULL);
+		else if (ph == PH_CHAT && c->state == BC_ONLINE && B.o.scenario == SC_MUC)
+			continue;
 		else if (ph == PH_CHAT && c->state == BC_ONLINE) {
 			bc_chat_setup(t, c);
 			if (B.o.rate == 0)
@@ -772,7 +780,7 @@ static void *bt_main(void *arg)
 
 		if (ph != seen) {
 			seen = ph;
-			if (ph >= PH_STEADY)
+			if (ph >= PH_JOIN)
 				phase_enter(t, ph);
 			if (ph >= PH_CLOSE && !stop_at)
 				stop_at = now + (uint64_t)((B.o.timeout + 1) * 1e9);
@@ -784,6 +792,10 @@ static void *bt_main(void *arg)
 			start_clients(t, now);
 			if (B.o.ramp > 0)
 				tick = 1000000ull;
+		}
+		if (ph == PH_JOIN) {
+			bm_join_tick(t, now);
+			tick = 1000000ull;
 		}
 		if (ph == PH_CHAT && now < atomic_load(&B.chat_end_ns)) {
 			if (B.o.rate > 0) {
@@ -832,6 +844,7 @@ static void *bt_main(void *arg)
 	}
 	xmlstage_free(t->xs);
 	bc_thread_exit();
+	bm_thread_exit();
 	tls_thread_exit();
 	free(t->scratch);
 	free(t->free_slots);

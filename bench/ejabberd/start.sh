@@ -4,6 +4,7 @@
 #   env: BENCH_TARGET_DIR (state; created)  BENCH_PORT (c2s STARTTLS, default 24422; Direct
 #        TLS +1, HTTP admin API +58, Erlang distribution +77)  BENCH_PEM (certificate + key)
 #        BENCH_DOMAIN (localhost)  BENCH_CPU (0)  BENCH_LOGLEVEL (warning)
+#        BENCH_MUC (unset: no group chat; a domain: mod_muc on it, for bench/muc)
 # Writes BENCH_TARGET_DIR/server.pid (beam.smp: measured) and wrapper.pid (the tree's root).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +22,19 @@ sub="s|@DOMAIN@|$DOMAIN|g; s|@PORT@|$PORT|g; s|@PORT_TLS@|$((PORT + 1))|g; s|@HT
 sub="$sub; s|@PEM@|$PEM|g; s|@LOGLEVEL@|${BENCH_LOGLEVEL:-warning}|g; s|@DIR@|$D|g"
 sub="$sub; s|@NODE@|xedgebench$PORT@localhost|g; s|@DIST_PORT@|$DIST_PORT|g; s|@HERE@|$HERE|g"
 sed "$sub" "$HERE/ejabberd.yml.in" >"$D/ejabberd.yml"
+if [ -n "${BENCH_MUC:-}" ]; then
+	# Group chat for bench/muc only (modules: is the file's last section): ejabberd's mod_muc
+	# with its defaults (rooms locked until configured), except that any user may create a
+	# room and a room may hold 1,000 occupants (default 200, the largest room bench/muc uses).
+	cat >>"$D/ejabberd.yml" <<EOF
+  mod_muc:
+    host: "$BENCH_MUC"
+    access: all
+    access_create: all
+    access_persistent: all
+    max_users: 1000
+EOF
+fi
 sed "$sub" "$HERE/ejabberdctl.cfg.in" >"$D/ejabberdctl.cfg"
 cp "$HERE/inetrc" "$D/inetrc"
 chown -R ejabberd:ejabberd "$D"      # ejabberdctl su's to 'ejabberd' when run as root

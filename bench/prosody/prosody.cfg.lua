@@ -6,6 +6,8 @@
 --   BENCH_CERT / BENCH_KEY  PEM certificate and key for BENCH_DOMAIN      required
 --   BENCH_DOMAIN        the one virtual host                              default localhost
 --   BENCH_LOGLEVEL      info | debug | warn                                default warn
+--   BENCH_MUC           a group-chat (XEP-0045) component on this domain   default none
+--                       (bench/muc: every user may create rooms)
 --
 -- The module set is the minimum a client login and one-to-one chat need, to compare like with
 -- like: xedge (embedded session server) does roster, presence, routing; stream management,
@@ -70,3 +72,10 @@ ssl = {
 
 VirtualHost(domain)
 	ssl = { certificate = cert; key = key; protocol = "tlsv1_2+" }
+
+-- Group chat for bench/muc only: Prosody's own mod_muc with its defaults (rooms locked until
+-- their creator configures them, XEP-0045 §10.1), except that any user may create a room.
+if ENV_BENCH_MUC and ENV_BENCH_MUC ~= "" then
+	Component(ENV_BENCH_MUC) "muc"
+		restrict_room_creation = false
+end

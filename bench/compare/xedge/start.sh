@@ -6,6 +6,7 @@
 #        XEDGE_BUILD (the build directory, default <repo>/build)
 #        BENCH_ADMIN_PORT (set: an admin listener on 127.0.0.1:PORT for /metrics; unset: none,
 #        for builds from before the admin listener)
+#        BENCH_MUC (unset: no group chat; a domain: services.muc on it, for bench/muc)
 # Writes BENCH_TARGET_DIR/xedge.yaml, server.pid.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +24,10 @@ if [ -n "${BENCH_ADMIN_PORT:-}" ]; then
 	need_free_port $BENCH_ADMIN_PORT "xedge admin listener"
 	printf '\n# /metrics, scraped before and after each run (bench/compare/run.sh)\nadmin:\n  address: 127.0.0.1:%s\n' \
 		"$BENCH_ADMIN_PORT" >>"$D/xedge.yaml"
+fi
+if [ -n "${BENCH_MUC:-}" ]; then
+	printf '\n# group chat (XEP-0045), for bench/muc\nservices:\n  muc:\n    domain: %s\n' \
+		"$BENCH_MUC" >>"$D/xedge.yaml"
 fi
 "$B/xedge" --check-config "$D/xedge.yaml" >/dev/null 2>"$D/check.err" ||
 	die "xedge rejects the generated config: $(head -1 "$D/check.err")" "fix bench/compare/xedge/xedge.yaml.in"
