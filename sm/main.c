@@ -47,6 +47,7 @@ struct sm_proc {
 	int done;                /* atomic: sm_run returned, the signal thread ends */
 	int stopping;            /* atomic: readiness false */
 	bool notifying;          /* under systemd: STATUS and WATCHDOG from the tick */
+	int64_t next_watchdog;   /* monotonic ms of the next WATCHDOG=1 */
 	int64_t next_status;
 	/* A new shard set (a reload of backend.shards, or backend.discover's
 	 * thread) waiting for the sm thread's next tick (sm_members_set). */
@@ -198,8 +199,12 @@ static void proc_tick(void *arg, size_t nsessions, size_t nlinks)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	if (notify_watchdog_ms())
+	/* The tick runs faster (shard-set changes); the watchdog wants one ping
+	 * per half of its period, not one per tick. */
+	if (notify_watchdog_ms() && now >= p->next_watchdog) {
 		notify_send("WATCHDOG=1");
+		p->next_watchdog = now + (int64_t)notify_watchdog_ms();
+	}
 	if (now >= p->next_status) {
 		notify_send("STATUS=serving: %zu sessions, %zu edge links", nsessions, nlinks);
 		p->next_status = now + STATUS_EVERY_MS;
