@@ -126,7 +126,7 @@ fuzz: test-deps $(FUZZERS)
 # everything twice took `make test` to 18 minutes on 2 cores; this keeps it within 15.
 PEER_SUITES = test_federation test_fedns test_biboumi test_profanity
 RELEASE_SUITES = test_exhaustion test_clients test_im_flows test_tls_interop \
-	test_upstream test_shards test_stream_management test_drain test_reload
+	test_upstream test_drain test_reload
 integration: test-deps all asan
 	XEDGE_BIN=$(BUILD)/asan $(PYTEST) -q -p no:cacheprovider tests/integration \
 		$(PEER_SUITES:%=--ignore=tests/integration/%.py)
