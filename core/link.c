@@ -167,6 +167,10 @@ void link_slot_free(struct worker *w, uint16_t k)
 	buf_reset(&l->rx);
 	buf_reset(&l->out);
 	buf_reset(&l->tx);
+	if (l->rtx || l->wait)
+		log_warn("unconfirmed frames of a removed shard dropped", "worker=%d shard=%u waiting=%u",
+			 w->id, k, l->nwait);
+	rtx_link_free(l);
 	free(l->name);
 	memset(l, 0, sizeof(*l));
 	l->w = w;
