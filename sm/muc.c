@@ -324,11 +324,8 @@ void muc_start(struct sm_muc *mu, int kind, const char *type, const char *from, 
 	sm_buf_str(b, "'");
 	if (type && *type)
 		sm_buf_fmt(b, " type='%s'", type);
-	if (id && *id) {
-		sm_buf_str(b, " id='");
-		sm_buf_esc(b, id, strlen(id));
-		sm_buf_str(b, "'");
-	}
+	if (id && *id)
+		sm_buf_attr(b, "id", id);
 }
 
 /* An error answer to a stanza (RFC 6120 §8.3): `from` the address it was
@@ -414,16 +411,9 @@ static void presence_full(struct sm *sm, struct muc_room *r, const struct muc_oc
 	sm_buf_fmt(b, "<x xmlns='" NS_MUC_USER "'><item affiliation='%s' role='%s'",
 		   muc_affil_names[muc_affil_of(r, o->bare)],
 		   muc_role_names[unavailable && !new_nick ? ROLE_NONE : o->role]);
-	if (viewer && sees_jids(r, viewer) && o->nsess) {
-		sm_buf_str(b, " jid='");
-		sm_buf_esc(b, o->sess[0], strlen(o->sess[0]));
-		sm_buf_str(b, "'");
-	}
-	if (new_nick) {
-		sm_buf_str(b, " nick='");
-		sm_buf_esc(b, new_nick, strlen(new_nick));
-		sm_buf_str(b, "'");
-	}
+	if (viewer && sees_jids(r, viewer) && o->nsess)
+		sm_buf_attr(b, "jid", o->sess[0]);
+	sm_buf_attr(b, "nick", new_nick);
 	sm_buf_str(b, "/>");
 	for (; codes && *codes; codes++)
 		sm_buf_fmt(b, "<status code='%d'/>", *codes);
@@ -845,11 +835,7 @@ static void archive(struct sm *sm, struct muc_room *r, const struct muc_occ *o, 
 	sm_buf_str(b, "<message xmlns='jabber:client' from='");
 	sm_buf_esc(b, occ, strlen(occ));
 	sm_buf_str(b, "' type='groupchat'");
-	if (id) {
-		sm_buf_str(b, " id='");
-		sm_buf_esc(b, id, strlen(id));
-		sm_buf_str(b, "'");
-	}
+	sm_buf_attr(b, "id", id);
 	sm_buf_fmt(b, ">%s<occupant-id xmlns='" NS_OCCUPANT_ID "' id='%s'/></message>", payload, oid);
 	if (!b->err)
 		sm_mam_room_archive(sm, r->jid, occ, sid, sm_buf_data(b), sm_buf_used(b));

@@ -239,21 +239,9 @@ void muc_save(struct sm *sm, struct muc_room *r)
 		   c->public ? "u" : "", c->members_only ? "m" : "", c->moderated ? "o" : "",
 		   c->nonanonymous ? "n" : "", c->changesubject ? "s" : "", c->allow_invites ? "i" : "",
 		   c->max_users);
-	if (c->name) {
-		sm_buf_str(b, " name='");
-		sm_buf_esc(b, c->name, strlen(c->name));
-		sm_buf_str(b, "'");
-	}
-	if (c->desc) {
-		sm_buf_str(b, " desc='");
-		sm_buf_esc(b, c->desc, strlen(c->desc));
-		sm_buf_str(b, "'");
-	}
-	if (c->password) {
-		sm_buf_str(b, " password='");
-		sm_buf_esc(b, c->password, strlen(c->password));
-		sm_buf_str(b, "'");
-	}
+	sm_buf_attr(b, "name", c->name);
+	sm_buf_attr(b, "desc", c->desc);
+	sm_buf_attr(b, "password", c->password);
 	sm_buf_str(b, ">");
 	if (r->subject) {
 		sm_buf_str(b, "<subject nick='");
@@ -453,11 +441,7 @@ static void destroy(struct sm *sm, struct muc_room *r, const struct xtree_node *
 			muc_start(sm->muc, WIRE_KIND_PRESENCE, "unavailable", ofrom, o->sess[i], NULL);
 			sm_buf_fmt(b, "><x xmlns='" NS_MUC_USER "'><item affiliation='%s' role='none'/><destroy",
 				   muc_affil_names[muc_affil_of(r, o->bare)]);
-			if (alt) {
-				sm_buf_str(b, " jid='");
-				sm_buf_esc(b, alt, strlen(alt));
-				sm_buf_str(b, "'");
-			}
+			sm_buf_attr(b, "jid", alt);
 			sm_buf_str(b, ">");
 			if (reason && *reason) {
 				sm_buf_str(b, "<reason>");

@@ -214,11 +214,7 @@ static void start(struct sm_pubsub *p, const char *kind, const char *type, const
 	sm_buf_str(b, "'");
 	if (type && *type)
 		sm_buf_fmt(b, " type='%s'", type);
-	if (id) {
-		sm_buf_str(b, " id='");
-		sm_buf_esc(b, id, strlen(id));
-		sm_buf_str(b, "'");
-	}
+	sm_buf_attr(b, "id", id);
 }
 
 /* Close and send what start() and the caller built in p->out. */
@@ -346,16 +342,8 @@ void ps_node_save(struct sm *sm, const struct ps_node *n)
 	sm_buf_fmt(b, "<node xmlns='" NS_KV_PS "' access='%s' publish='%s' max='%d' flags='%s%s%s'",
 		   ps_access_names[c->access], ps_publish_names[c->publish], c->max_items,
 		   c->deliver_payloads ? "p" : "", c->notify_retract ? "r" : "", c->notify_delete ? "d" : "");
-	if (c->title) {
-		sm_buf_str(b, " title='");
-		sm_buf_esc(b, c->title, strlen(c->title));
-		sm_buf_str(b, "'");
-	}
-	if (c->roster_group) {
-		sm_buf_str(b, " group='");
-		sm_buf_esc(b, c->roster_group, strlen(c->roster_group));
-		sm_buf_str(b, "'");
-	}
+	sm_buf_attr(b, "title", c->title);
+	sm_buf_attr(b, "group", c->roster_group);
 	sm_buf_str(b, ">");
 	for (const struct ps_affil *a = n->affils; a; a = a->next) {
 		sm_buf_str(b, "<a j='");
@@ -577,11 +565,8 @@ static void do_disco(struct req *r, bool info)
 	}
 	sm_buf_clear(b);
 	sm_buf_fmt(b, "<query xmlns='%s'", info ? NS_DISCO_INFO : NS_DISCO_ITEMS);
-	if (n) {
-		sm_buf_str(b, " node='");
-		sm_buf_esc(b, n->name, strlen(n->name));
-		sm_buf_str(b, "'");
-	}
+	if (n)
+		sm_buf_attr(b, "node", n->name);
 	sm_buf_str(b, ">");
 	if (info && n) {
 		sm_buf_str(b, "<identity category='pubsub' type='leaf'/><feature var='" NS_PUBSUB "'/>"

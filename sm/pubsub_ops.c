@@ -648,11 +648,8 @@ static void do_items(struct req *r)
 static void sub_el(struct sm_buf *b, const struct ps_node *n, const struct ps_sub *s, bool with_node)
 {
 	sm_buf_str(b, "<subscription");
-	if (with_node) {
-		sm_buf_str(b, " node='");
-		sm_buf_esc(b, n->name, strlen(n->name));
-		sm_buf_str(b, "'");
-	}
+	if (with_node)
+		sm_buf_attr(b, "node", n->name);
 	sm_buf_str(b, " jid='");
 	sm_buf_esc(b, s->jid, strlen(s->jid));
 	sm_buf_fmt(b, "' subid='%s' subscription='%s'/>", s->subid, s->pending ? "pending" : "subscribed");

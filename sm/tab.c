@@ -172,6 +172,15 @@ void sm_buf_esc(struct sm_buf *b, const char *s, size_t n)
 	b->len += need;
 }
 
+void sm_buf_attr(struct sm_buf *b, const char *name, const char *value)
+{
+	if (!value)
+		return;
+	sm_buf_fmt(b, " %s='", name);
+	sm_buf_esc(b, value, strlen(value));
+	sm_buf_str(b, "'");
+}
+
 void sm_buf_fmt(struct sm_buf *b, const char *fmt, ...)
 {
 	va_list ap;
