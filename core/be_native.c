@@ -60,6 +60,7 @@
 #include "core/sasl.h"
 #include "core/session.h"
 #include "core/smacks.h"
+#include "core/upload.h"
 #include "core/worker.h"
 #include "parser/jid.h"
 #include "parser/xmltag.h"
@@ -887,6 +888,8 @@ static int client_stanza(struct conn *c, const struct xs_stanza *s, const uint8_
 	if (xs_streq(&s->local, "iq") && xs_streq(&s->child_ns, NS_REGISTER) && to_server(c, s) &&
 	    (xs_streq(&s->type, "get") || xs_streq(&s->type, "set")))
 		return native_register_iq(c, s, p, n);
+	if (upload_is_request(c->w->cfg, s))
+		return upload_slot_iq(c, s, p, n);   /* XEP-0363: the edge gives the slots */
 	return forward(c, s, p, n);
 }
 

@@ -37,6 +37,7 @@ struct loader {
 	unsigned long s2s_line;           /* where the s2s section is */
 	unsigned long shards_line;        /* where backend.shards is */
 	unsigned long discover_line;      /* where backend.discover is */
+	unsigned long upload_line;        /* where services.upload is */
 	unsigned long listener_line[CONFIG_MAX_LISTENERS];
 	const char *env_name;   /* set while an XEDGE_* variable is applied: errors name it */
 	const char *env_value;
@@ -876,13 +877,117 @@ static int pubsub_pair(struct loader *L, const char *key, yaml_node_t *v, void *
 	return fail(L, v, "services.pubsub: unknown key '%s' (known: domain)", key);
 }
 
+/* A number with an optional unit: "30d", "12h", "90m", "45s", "300" (seconds),
+ * or "10M", "512k", "1G", "1048576" (bytes); units[i] multiplies by mult[i]. */
+static int get_scaled(struct loader *L, const yaml_node_t *n, const char *key, const char *units,
+		      const uint64_t *mult, uint64_t max, uint64_t *out)
+{
+	const char *s = scalar(n), *u;
+	char *end;
+	unsigned long long v;
+
+	if (!s || *s < '0' || *s > '9')
+		goto bad;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		goto bad;
+	if (*end) {
+		if (end[1] || !(u = strchr(units, *end)))
+			goto bad;
+		if (v > max / mult[u - units])
+			goto bad;
+		v *= mult[u - units];
+	}
+	if (v > max)
+		goto bad;
+	*out = v;
+	return 0;
+bad:
+	return fail(L, n, "%s: expected a whole number with an optional unit (%s)", key,
+		    units[0] == 's' ? "s, m, h, d" : "k, M, G");
+}
+
+static int get_duration(struct loader *L, const yaml_node_t *n, const char *key, uint32_t *out)
+{
+	static const uint64_t mult[] = { 1, 60, 3600, 86400 };
+	uint64_t v;
+
+	if (get_scaled(L, n, key, "smhd", mult, UINT32_MAX, &v) < 0)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int get_bytes(struct loader *L, const yaml_node_t *n, const char *key, uint64_t *out)
+{
+	static const uint64_t mult[] = { 1024, 1024 * 1024, 1024 * 1024 * 1024 };
+
+	return get_scaled(L, n, key, "kMG", mult, 1ull << 50, out);
+}
+
+static int upload_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
+{
+	struct config *c = L->cfg;
+
+	if (!strcmp(key, "domain")) {
+		if (get_domain(L, v, "services.upload.domain", &c->upload.domain) < 0)
+			return -1;
+		for (size_t j = 0; j < c->ndomains; j++)
+			if (!strcasecmp(c->domains[j].name, c->upload.domain))
+				return fail(L, v, "services.upload.domain: %s is one of 'domains'; the upload "
+					    "service needs a domain of its own, such as upload.%s",
+					    c->upload.domain, c->upload.domain);
+		if ((c->sm.muc_domain && !strcmp(c->sm.muc_domain, c->upload.domain)) ||
+		    (c->sm.pubsub_domain && !strcmp(c->sm.pubsub_domain, c->upload.domain)))
+			return fail(L, v, "services.upload.domain: %s is another service's", c->upload.domain);
+		return 0;
+	}
+	if (!strcmp(key, "max_size"))
+		return get_bytes(L, v, "services.upload.max_size", &c->upload.max_size);
+	if (!strcmp(key, "quota"))
+		return get_bytes(L, v, "services.upload.quota", &c->upload.quota);
+	if (!strcmp(key, "dir"))
+		return get_path(L, v, "services.upload.dir", &c->upload.dir);
+	if (!strcmp(key, "expire"))
+		return get_duration(L, v, "services.upload.expire", &c->upload.expire);
+	if (!strcmp(key, "slot_ttl")) {
+		if (get_duration(L, v, "services.upload.slot_ttl", &c->upload.slot_ttl) < 0)
+			return -1;
+		if (c->upload.slot_ttl < 10 || c->upload.slot_ttl > 86400)
+			return fail(L, v, "services.upload.slot_ttl: from 10 seconds to one day");
+		return 0;
+	}
+	if (!strcmp(key, "url")) {
+		const char *s = scalar(v);
+		if (!s || (strncmp(s, "https://", 8) && strncmp(s, "http://", 7)) || strchr(s, '?') ||
+		    strchr(s, '\'') || strchr(s, '<') || strchr(s, '&') || strchr(s, ' '))
+			return fail(L, v, "services.upload.url: expected an http(s) URL without a query, "
+				    "such as https://upload.example.com:5443");
+		return get_str(L, v, "services.upload.url", &c->upload.url);
+	}
+	if (!strcmp(key, "secret")) {
+		if (get_str(L, v, "services.upload.secret", &c->upload.secret) < 0)
+			return -1;
+		if (strlen(c->upload.secret) < 16)
+			return fail(L, v, "services.upload.secret: at least 16 characters");
+		return 0;
+	}
+	return fail(L, v, "services.upload: unknown key '%s' (known: domain, max_size, dir, expire, "
+		    "quota, url, secret, slot_ttl)", key);
+}
+
 static int services_pair(struct loader *L, const char *key, yaml_node_t *v, void *arg)
 {
 	if (!strcmp(key, "muc"))
 		return each_pair(L, v, "services.muc", muc_pair, NULL);
 	if (!strcmp(key, "pubsub"))
 		return each_pair(L, v, "services.pubsub", pubsub_pair, NULL);
-	return fail(L, v, "services: unknown key '%s' (known: muc, pubsub)", key);
+	if (!strcmp(key, "upload")) {
+		L->upload_line = v->start_mark.line + 1;
+		return each_pair(L, v, "services.upload", upload_pair, NULL);
+	}
+	return fail(L, v, "services: unknown key '%s' (known: muc, pubsub, upload)", key);
 }
 
 /* admins: one bare JID (user@domain, no resource), kept canonical. */
@@ -987,6 +1092,10 @@ static void defaults(struct config *c)
 	c->reg.rate = 3;
 	c->sm.mam_retention_days = 30;
 	c->sm.muc_history = 20;
+	c->upload.max_size = 10u << 20;
+	c->upload.expire = 30 * 86400;
+	c->upload.quota = 100u << 20;
+	c->upload.slot_ttl = 300;
 	c->sm.mam_default = 1;      /* roster */
 	c->s2s.dialback = true;
 	c->s2s.idle_timeout = 600;
@@ -1075,6 +1184,51 @@ static int env_overrides(struct loader *L)
 		if (rc < 0)
 			return -1;
 	}
+	return 0;
+}
+
+/* services.upload as a whole: a domain, a directory, a listener for the
+ * URLs (or a url naming where the edge is reached); the default url. */
+static int upload_check(struct loader *L)
+{
+	struct config *c = L->cfg;
+	const struct config_listener *web = NULL;
+	char *url;
+
+	if (!c->upload.domain || !c->upload.dir) {
+		snprintf(L->err, L->errlen, "%s:%lu: services.upload needs 'domain' and 'dir'", c->path,
+			 L->upload_line);
+		return -1;
+	}
+	if (c->backend_upstream) {
+		snprintf(L->err, L->errlen, "%s:%lu: services.upload needs the native backend (the slots are "
+			 "given to the edge's own sessions)", c->path, L->upload_line);
+		return -1;
+	}
+	for (size_t i = 0; i < c->nlisteners && !web; i++)
+		if (c->listeners[i].kind == LISTEN_WSS)
+			web = &c->listeners[i];
+	for (size_t i = 0; i < c->nlisteners && !web; i++)
+		if (c->listeners[i].kind == LISTEN_WS)
+			web = &c->listeners[i];
+	if (!web) {
+		snprintf(L->err, L->errlen, "%s:%lu: services.upload: the files are served on the WebSocket "
+			 "listeners; add a listener of type wss (or ws behind a TLS proxy)", c->path,
+			 L->upload_line);
+		return -1;
+	}
+	if (c->upload.url) {
+		size_t n = strlen(c->upload.url);
+		if (n && c->upload.url[n - 1] == '/')
+			c->upload.url[n - 1] = 0;
+		return 0;
+	}
+	if (asprintf(&url, "%s://%s:%u", web->kind == LISTEN_WSS ? "https" : "http", c->domains[0].name,
+		     web->port) < 0) {
+		snprintf(L->err, L->errlen, "%s: out of memory", c->path);
+		return -1;
+	}
+	c->upload.url = url;
 	return 0;
 }
 
@@ -1195,6 +1349,8 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 			goto out;
 		}
 	}
+	if (L.upload_line && upload_check(&L) < 0)
+		goto out;
 	if (L.s2s_line && !cfg->s2s.enabled) {
 		snprintf(err, errlen, "%s:%lu: s2s: settings given but no listener of type s2s or s2s_tls "
 			 "(federation needs one: peers connect back to verify us)", path, L.s2s_line);
@@ -1293,6 +1449,11 @@ const char *config_reload_blocker(const struct config *a, const struct config *b
 		return "services.muc";
 	if (str_differs(a->sm.pubsub_domain, b->sm.pubsub_domain))
 		return "services.pubsub";
+	if (str_differs(a->upload.domain, b->upload.domain) || str_differs(a->upload.dir, b->upload.dir) ||
+	    str_differs(a->upload.url, b->upload.url) || str_differs(a->upload.secret, b->upload.secret) ||
+	    a->upload.max_size != b->upload.max_size || a->upload.expire != b->upload.expire ||
+	    a->upload.quota != b->upload.quota || a->upload.slot_ttl != b->upload.slot_ttl)
+		return "services.upload";
 	if (str_differs(a->admin.address, b->admin.address))
 		return "admin.address";
 	/* The session servers copied them at start. */
@@ -1345,6 +1506,10 @@ void config_adopt(struct config *b, struct config *a)
 	take(&b->sm.shard, &a->sm.shard);
 	take(&b->sm.muc_domain, &a->sm.muc_domain);
 	take(&b->sm.pubsub_domain, &a->sm.pubsub_domain);
+	take(&b->upload.domain, &a->upload.domain);
+	take(&b->upload.dir, &a->upload.dir);
+	take(&b->upload.url, &a->upload.url);
+	take(&b->upload.secret, &a->upload.secret);
 	take(&b->admin.address, &a->admin.address);
 	take(&b->smacks.edge_id, &a->smacks.edge_id);
 	for (size_t i = 0; i < a->nadmins; i++)
@@ -1430,6 +1595,10 @@ void config_free(struct config *cfg)
 	free(cfg->sm.shard);
 	free(cfg->sm.muc_domain);
 	free(cfg->sm.pubsub_domain);
+	free(cfg->upload.domain);
+	free(cfg->upload.dir);
+	free(cfg->upload.url);
+	free(cfg->upload.secret);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
 }

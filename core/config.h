@@ -216,6 +216,20 @@ struct config {
 		uint32_t muc_history;
 		char *pubsub_domain;  /* services.pubsub.domain: XEP-0060 (NULL: none) */
 	} sm;
+
+	/* services.upload: XEP-0363 HTTP file upload (core/upload.c).  The edge
+	 * gives the slots and serves the files on its ws/wss listeners; the
+	 * session server lists the service and answers its disco#info. */
+	struct {
+		char *domain;         /* NULL: no upload service */
+		uint64_t max_size;    /* bytes per file (default 10 MiB) */
+		char *dir;            /* where the files are kept (required) */
+		uint32_t expire;      /* seconds a file is kept (default 30 days; 0: forever) */
+		uint64_t quota;       /* bytes one user may keep at once (default 100 MiB; 0: no quota) */
+		char *url;            /* base of the slot URLs (default https://<first domain>:<wss port>) */
+		char *secret;         /* signs the PUT URLs (default: dir/.secret, made once) */
+		uint32_t slot_ttl;    /* seconds a PUT URL stays valid (default 300) */
+	} upload;
 };
 
 /*

@@ -44,6 +44,7 @@
 #include "core/notify.h"
 #include "core/s2s.h"
 #include "core/offload.h"
+#include "core/upload.h"
 #include "core/worker.h"
 #include "sm/sm.h"
 #include "sm/store.h"
@@ -498,6 +499,8 @@ static struct sm *new_embedded_sm(const struct config *cfg, int k, int n, const 
 	smc.muc_domain = cfg->sm.muc_domain;
 	smc.muc_history = cfg->sm.muc_history;
 	smc.pubsub_domain = cfg->sm.pubsub_domain;
+	smc.upload_domain = cfg->upload.domain;
+	smc.upload_max_size = cfg->upload.max_size;
 	smc.admins = (const char *const *)cfg->admins;
 	smc.nadmins = cfg->nadmins;
 	smc.domains = domains;
@@ -665,6 +668,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	if (upload_init(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", path, err);
+		goto out;
+	}
 	notifying = notify_init();   /* before any thread: it unsets the variables */
 	if (claim_addresses(cfg, claims, &nclaims) < 0)
 		goto out;

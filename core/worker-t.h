@@ -114,6 +114,7 @@ enum conn_state {
 #define PAUSE_LINK      0x02   /* the session server link is backed up */
 #define PAUSE_PEER      0x04   /* a recipient of this client (or its tied stream) reads too slowly */
 #define PAUSE_REBIND    0x08   /* XEP-0198: its shard restarts; the session is bound again first */
+#define PAUSE_DISK      0x10   /* an upload's bytes wait for the disk (core/upload.c) */
 
 /*
  * Transport layer.  A connection stacks up to XPRT_MAX of them above the

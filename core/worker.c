@@ -31,6 +31,7 @@
 #include "core/s2s.h"
 #include "core/session.h"
 #include "core/smacks.h"
+#include "core/upload.h"
 #include "core/sock.h"
 #include "core/thread_ring.h"
 #include "core/uring_compat.h"
@@ -1224,8 +1225,11 @@ static void *worker_main(void *arg)
 		if (w->native)
 			link_arm(w);   /* a no-op unless an earlier arm could not be made */
 		if (w->now > w->wheel_pos) {
-			if (w->id == 0)
+			if (w->id == 0) {
 				log_flush();   /* the count of lines a quiet call site suppressed */
+				if (!w->stop)
+					upload_tick(w);   /* XEP-0363: the expiry sweep */
+			}
 			timers_run(w);
 			if (w->native)
 				smacks_tick(w);   /* XEP-0198: acks asked, detached sessions expired */

@@ -22,7 +22,12 @@
  * 1009) and closes.  A ping is answered with a pong; a close frame with a
  * close frame, after the XMPP layer said goodbye.
  *
- * State machine (ws_set_state): UPGRADE -> OPEN -> CLOSED.
+ * Files: with services.upload, a request whose path starts with /upload/ is
+ * not an upgrade: the layer hands it, and every byte after it, to the file
+ * service (core/upload.h) and stays in state HTTP until the connection ends.
+ *
+ * State machine (ws_set_state): UPGRADE -> OPEN -> CLOSED, or UPGRADE ->
+ * HTTP -> CLOSED.
  */
 #include "core/xprt.h"
 
@@ -31,11 +36,13 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/upload.h"
 #include "core/worker.h"
 #include "core/xmpp.h"
+#include "parser/httpreq.h"
 #include "parser/ws.h"
 
-enum ws_state { WSS_UPGRADE = 0, WSS_OPEN, WSS_CLOSED };
+enum ws_state { WSS_UPGRADE = 0, WSS_OPEN, WSS_HTTP, WSS_CLOSED };
 
 struct ws_layer {
 	uint8_t state;           /* enum ws_state */
@@ -48,11 +55,12 @@ struct ws_layer {
 	struct ws_msg msg;
 	struct ws_upgrade up;    /* during the upgrade */
 	struct buf req;          /* the upgrade request so far, then the message being assembled */
+	struct up_http *http;    /* HTTP: the file service's request */
 	uint8_t hbuf[WS_HDR_MAX];
 	uint8_t ctl[WS_CONTROL_MAX];
 };
 
-static const char *const ws_state_names[] = { "upgrade", "open", "closed" };
+static const char *const ws_state_names[] = { "upgrade", "open", "http", "closed" };
 
 static void ws_set_state(struct conn *c, struct ws_layer *ws, int s)
 {
@@ -183,6 +191,20 @@ static size_t upgrade(struct conn *c, struct ws_layer *ws, int layer, const uint
 		http_fail(c, ws, layer, 500, NULL, "out of memory");
 		return len;
 	}
+	if (c->w->cfg->upload.domain) {
+		struct httpreq hr;
+		long hl = httpreq_parse((const char *)buf_data(&ws->req), buf_used(&ws->req), &hr);
+
+		if (hl > 0 && !strncmp(hr.path, UPLOAD_PREFIX, strlen(UPLOAD_PREFIX))) {
+			struct buf rq = ws->req;
+
+			ws->req = (struct buf){ 0 };
+			ws_set_state(c, ws, WSS_HTTP);
+			ws->http = upload_http_start(c, layer, &hr, buf_data(&rq) + hl, buf_used(&rq) - (size_t)hl);
+			buf_reset(&rq);
+			return len;
+		}
+	}
 	r = ws_upgrade_parse(&ws->up, buf_data(&ws->req), buf_used(&ws->req));
 	if (r == 0)
 		return len;
@@ -251,6 +273,11 @@ static void ws_input(struct conn *c, int layer, const uint8_t *data, size_t len)
 			return;
 		}
 		ws_upgrade_init(&ws->up);
+	}
+	if (ws->state == WSS_HTTP) {
+		if (ws->http)
+			upload_http_input(ws->http, data, len);
+		return;
 	}
 	if (ws->state == WSS_UPGRADE) {
 		size_t used = upgrade(c, ws, layer, data, len);
@@ -417,12 +444,22 @@ static void ws_shutdown(struct conn *c, int layer)
 	ws_set_state(c, ws, WSS_CLOSED);
 }
 
+static void ws_flush(struct conn *c, int layer)
+{
+	struct ws_layer *ws = c->xs_state[layer];
+
+	if (ws && ws->state == WSS_HTTP && ws->http)
+		upload_http_flush(ws->http);
+}
+
 static void ws_free(struct conn *c, int layer)
 {
 	struct ws_layer *ws = c->xs_state[layer];
 
-	if (ws)
+	if (ws) {
 		buf_reset(&ws->req);
+		upload_http_free(ws->http);
+	}
 	free(ws);
 }
 
@@ -430,6 +467,7 @@ const struct xprt_ops xprt_ws = {
 	.name = "ws",
 	.input = ws_input,
 	.write = ws_write,
+	.flush = ws_flush,
 	.shutdown = ws_shutdown,
 	.free = ws_free,
 };

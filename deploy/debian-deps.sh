@@ -5,7 +5,7 @@
 set -e
 build="gcc make pkg-config liburing-dev libwolfssl-dev libjemalloc-dev libexpat1-dev \
 libck-dev libyaml-dev libsqlite3-dev libpq-dev libc-ares-dev openssl"
-test="$build libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-slixmpp libstrophe-dev \
+test="$build libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-slixmpp python3-aiohttp libstrophe-dev \
 prosody ejabberd haproxy nodejs tsung python3-aioxmpp profanity tmux python3-cryptography \
 dnsmasq-base iproute2 util-linux biboumi ngircd python3-kubernetes postgresql"
 # npm: its own Debian package, unless the installed nodejs bundles it (NodeSource).

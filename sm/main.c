@@ -330,6 +330,8 @@ int main(int argc, char **argv)
 	smc.muc_domain = cfg.sm.muc_domain;
 	smc.muc_history = cfg.sm.muc_history;
 	smc.pubsub_domain = cfg.sm.pubsub_domain;
+	smc.upload_domain = cfg.upload.domain;
+	smc.upload_max_size = cfg.upload.max_size;
 	smc.admins = (const char *const *)cfg.admins;
 	smc.nadmins = cfg.nadmins;
 	smc.domains = domains;

@@ -504,6 +504,10 @@ bool sm_remote_send(struct sm *sm, const struct wire_msg *m)
 		}
 		return shard_out(sm, r, m, &to, &from);
 	}
+	if (sm_upload_domain(sm, to.dom, to.dom_len)) {
+		sm_upload_in(sm, from.s, from.len, m);   /* any shard answers */
+		return true;
+	}
 	if (sm_domain_served(sm, to.dom, to.dom_len)) {
 		if (to.local && !sm_owns(sm, to.s, to.bare_len))
 			return shard_out(sm, r, m, &to, &from);
@@ -620,7 +624,8 @@ void sm_remote_in(struct sm *sm, struct sm_link *l, const struct wire_msg *m)
 		struct rjid t;
 
 		if (c || (rjid_parse(m->u.stanza.to, &t) && (sm_muc_domain(sm, t.dom, t.dom_len) ||
-							       sm_pubsub_domain(sm, t.dom, t.dom_len))))
+							       sm_pubsub_domain(sm, t.dom, t.dom_len) ||
+							       sm_upload_domain(sm, t.dom, t.dom_len))))
 			sm_remote_send(sm, m);     /* a component talks to another entity; our rooms */
 		else
 			log_warn("external stanza for a domain we do not serve dropped",

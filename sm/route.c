@@ -512,11 +512,12 @@ static void iq_disco_items(struct sm_route_ctx *c)
 	struct sm_buf *b = build_start(c->sm, WIRE_KIND_IQ, "result", c->m->u.stanza.id,
 				       c->m->u.stanza.to, c->from);
 
-	if (!c->to.has_local && (c->sm->muc || c->sm->pubsub)) {
+	if (!c->to.has_local && (c->sm->muc || c->sm->pubsub || c->sm->upload)) {
 		/* The services on the domain (XEP-0030 §4). */
 		sm_buf_str(b, "><query xmlns='" NS_DISCO_ITEMS "'>");
 		sm_muc_disco_item(c->sm, b);
 		sm_pubsub_disco_item(c->sm, b);
+		sm_upload_disco_item(c->sm, b);
 		sm_buf_str(b, "</query></iq>");
 	} else {
 		sm_buf_str(b, "><query xmlns='" NS_DISCO_ITEMS "'/></iq>");

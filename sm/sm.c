@@ -1221,7 +1221,8 @@ struct sm *sm_new(const struct sm_config *cfg)
 		goto fail;
 	sm_store_owner(sm->store, sm);
 	sm_muc_start(sm);
-	if (sm_pubsub_open(sm, cfg->pubsub_domain) < 0)
+	if (sm_pubsub_open(sm, cfg->pubsub_domain) < 0 ||
+	    sm_upload_open(sm, cfg->upload_domain, cfg->upload_max_size) < 0)
 		goto fail;
 	sm->chan_ev.kind = SM_EV_CHAN;
 	sm->chan_ev.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1423,6 +1424,7 @@ void sm_free(struct sm *sm)
 	sm_remote_free(sm);
 	sm_muc_free(sm);
 	sm_pubsub_free(sm);
+	sm_upload_free(sm);
 	sm_adhoc_free(sm);
 	sm_buf_free(&sm->scratch);
 	sm_buf_free(&sm->reply);

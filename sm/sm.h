@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct sm_config {
 	const char *database;       /* SQLite file (created if missing) or postgresql:// URI */
@@ -33,6 +34,10 @@ struct sm_config {
 	unsigned muc_history;       /* messages a room keeps for newcomers */
 	/* XEP-0060 PubSub service (sm/pubsub.c) on this domain; NULL: none. */
 	const char *pubsub_domain;
+	/* XEP-0363: the edges give the slots (core/upload.c); the session
+	 * server lists the service and answers its disco#info.  NULL: none. */
+	const char *upload_domain;
+	uint64_t upload_max_size;
 	/* The bare JIDs allowed the XEP-0133 administration commands (sm/adhoc.c). */
 	const char *const *admins;
 	size_t nadmins;

@@ -398,6 +398,7 @@ struct sm {
 	struct sm_session *sender;     /* whose stanza is being routed (flow control) */
 	struct sm_muc *muc;            /* the group-chat service (sm/muc.c); NULL: none */
 	struct sm_pubsub *pubsub;      /* the PubSub service (sm/pubsub.c); NULL: none */
+	struct sm_upload *upload;      /* the upload service's disco (sm/upload.c); NULL: none */
 	struct sm_link *obl_link;      /* the confirming link whose frame is being handled */
 	struct sm_obl *obl;            /* its pending outcome, once something held it */
 	bool hide_os;                  /* XEP-0092: no <os/> (sm_config.hide_os) */
@@ -857,6 +858,14 @@ void sm_muc_disco_item(const struct sm *sm, struct sm_buf *b);
  * service) to `to`: its session here, its shard, or its server. */
 void sm_route_from_service(struct sm *sm, int kind, const char *type, const char *from,
 			   const char *to, const char *id, const void *raw, size_t len);
+
+/* ---- sm/upload.c: the XEP-0363 service's disco (the slots are the edge's) */
+
+int sm_upload_open(struct sm *sm, const char *domain, uint64_t max_size);   /* 0 or -1 */
+void sm_upload_free(struct sm *sm);
+bool sm_upload_domain(const struct sm *sm, const char *d, size_t n);
+void sm_upload_in(struct sm *sm, const char *from, size_t n, const struct wire_msg *m);
+void sm_upload_disco_item(const struct sm *sm, struct sm_buf *b);
 
 /* ---- sm/pubsub.c: the PubSub service (XEP-0060) ------------------------- */
 

@@ -189,13 +189,50 @@ static void test_errors(void **state)
 	expect_error("domains:\n  - name: a.org\nservices:\n  muc:\n    history: 5000\n", ":5: ",
 		     "services.muc.history");
 	expect_error("domains:\n  - name: a.org\nservices:\n  chat: {}\n", ":4: ",
-		     "unknown key 'chat' (known: muc, pubsub)");
+		     "unknown key 'chat' (known: muc, pubsub, upload)");
+	expect_error("domains:\n  - name: a.org\nservices:\n  upload:\n    domain: up.a.org\n", ":5: ",
+		     "needs 'domain' and 'dir'");
+	expect_error("domains:\n  - name: a.org\nservices:\n  upload:\n    domain: up.a.org\n    dir: /x\n",
+		     ":5: ", "add a listener of type wss");
+	expect_error("domains:\n  - name: a.org\nservices:\n  upload:\n    expire: 3w\n", ":5: ",
+		     "services.upload.expire: expected a whole number with an optional unit (s, m, h, d)");
+	expect_error("domains:\n  - name: a.org\nservices:\n  upload:\n    max_size: 10X\n", ":5: ",
+		     "(k, M, G)");
+	expect_error("domains:\n  - name: a.org\nservices:\n  upload:\n    url: ftp://x\n", ":5: ",
+		     "services.upload.url");
+	expect_error("domains:\n  - name: a.org\nservices:\n  upload:\n    slot_ttl: 5\n", ":5: ",
+		     "from 10 seconds to one day");
 	expect_error("domains:\n  - name: a.org\nservices:\n  pubsub:\n    domain: a.org\n", ":5: ",
 		     "needs a domain of its own");
 }
 
 /* Shards: the embedded count, backend.shards (names kept as written), and
  * backend.address as a list of one. */
+/* services.upload: units, the default URL from the wss listener. */
+static void test_upload(void **state)
+{
+	struct config cfg;
+	char err[512];
+
+	assert_int_equal(load("listeners:\n  - type: wss\n    address: 127.0.0.1:5443\ndomains:\n  - name: a.org\n"
+			      "services:\n  upload:\n    domain: upload.a.org\n    dir: /var/x\n    max_size: 5M\n"
+			      "    expire: 7d\n    quota: 1G\n", &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.upload.domain, "upload.a.org");
+	assert_string_equal(cfg.upload.url, "https://a.org:5443");
+	assert_true(cfg.upload.max_size == 5u << 20);
+	assert_int_equal(cfg.upload.expire, 7 * 86400);
+	assert_true(cfg.upload.quota == 1ull << 30);
+	assert_int_equal(cfg.upload.slot_ttl, 300);
+	config_free(&cfg);
+	assert_int_equal(load("listeners:\n  - type: ws\n    address: 127.0.0.1:5280\ndomains:\n  - name: a.org\n"
+			      "services:\n  upload:\n    domain: upload.a.org\n    dir: /var/x\n"
+			      "    url: https://files.a.org/\n    expire: 0\n", &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.upload.url, "https://files.a.org");
+	assert_int_equal(cfg.upload.expire, 0);
+	assert_true(cfg.upload.max_size == 10u << 20);
+	config_free(&cfg);
+}
+
 static void test_shards(void **state)
 {
 	struct config c;
@@ -496,6 +533,7 @@ int main(void)
 		cmocka_unit_test(test_s2s),
 		cmocka_unit_test(test_stream_management),
 		cmocka_unit_test(test_shards),
+		cmocka_unit_test(test_upload),
 		cmocka_unit_test(test_admins),
 		cmocka_unit_test(test_members),
 		cmocka_unit_test(test_env_override),

@@ -62,6 +62,59 @@ static void test_bad_requests(void **state)
 	assert_int_equal(httpreq_parse(big, HTTPREQ_MAX - 1, &r), 0);
 }
 
+static void test_upload_fields(void **state)
+{
+	struct httpreq r;
+	const char *put = "PUT /upload/a/b/c%20d.jpg?z=10&e=5&c=1&h=ab HTTP/1.1\r\nHost: x\r\n"
+			  "content-length:  10 \r\nContent-Type: image/jpeg\r\nExpect: 100-continue\r\n\r\n";
+
+	assert_true(parse(put, &r) > 0);
+	assert_string_equal(r.method, "PUT");
+	assert_string_equal(r.path, "/upload/a/b/c%20d.jpg");
+	assert_string_equal(r.query, "z=10&e=5&c=1&h=ab");
+	assert_int_equal(r.content_length, 10);
+	assert_string_equal(r.content_type, "image/jpeg");
+	assert_true(r.expect_continue);
+	assert_false(r.chunked);
+	assert_string_equal(r.range, "");
+	assert_true(parse("GET /f HTTP/1.1\r\nRange: bytes=1-2\r\nTransfer-Encoding: chunked\r\n\r\n", &r) > 0);
+	assert_string_equal(r.range, "bytes=1-2");
+	assert_true(r.chunked);
+	assert_int_equal(r.content_length, -1);
+	assert_string_equal(r.query, "");
+	/* RFC 9112 §6.3: a list, a sign, or two different lengths are malformed; the same twice is not */
+	assert_int_equal(parse("PUT /f HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n", &r), -400);
+	assert_int_equal(parse("PUT /f HTTP/1.1\r\nContent-Length: +5\r\n\r\n", &r), -400);
+	assert_int_equal(parse("PUT /f HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", &r), -400);
+	assert_true(parse("PUT /f HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", &r) > 0);
+	assert_int_equal(parse("PUT /f HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", &r), -400);
+}
+
+static void test_ranges(void **state)
+{
+	uint64_t a, b;
+
+	assert_int_equal(httpreq_range("bytes=2-5", 10, &a, &b), 1);
+	assert_true(a == 2 && b == 5);
+	assert_int_equal(httpreq_range("bytes=7-", 10, &a, &b), 1);
+	assert_true(a == 7 && b == 9);
+	assert_int_equal(httpreq_range("bytes=5-100", 10, &a, &b), 1);
+	assert_true(a == 5 && b == 9);
+	assert_int_equal(httpreq_range("bytes=-3", 10, &a, &b), 1);
+	assert_true(a == 7 && b == 9);
+	assert_int_equal(httpreq_range("bytes=-30", 10, &a, &b), 1);
+	assert_true(a == 0 && b == 9);
+	assert_int_equal(httpreq_range("bytes=10-", 10, &a, &b), -416);
+	assert_int_equal(httpreq_range("bytes=-0", 10, &a, &b), -416);
+	assert_int_equal(httpreq_range("bytes=0-", 0, &a, &b), -416);
+	/* ignored: the whole representation is sent */
+	assert_int_equal(httpreq_range("bytes=0-1,4-5", 10, &a, &b), 0);
+	assert_int_equal(httpreq_range("items=0-1", 10, &a, &b), 0);
+	assert_int_equal(httpreq_range("bytes=5-2", 10, &a, &b), 0);
+	assert_int_equal(httpreq_range("bytes=x-2", 10, &a, &b), 0);
+	assert_int_equal(httpreq_range("bytes=-", 10, &a, &b), 0);
+}
+
 static void test_histogram_text(void **state)
 {
 	struct mhist h = { 0 }, sum = { 0 };
@@ -105,6 +158,8 @@ int main(void)
 		cmocka_unit_test(test_good_requests),
 		cmocka_unit_test(test_need_more_byte_by_byte),
 		cmocka_unit_test(test_bad_requests),
+		cmocka_unit_test(test_upload_fields),
+		cmocka_unit_test(test_ranges),
 		cmocka_unit_test(test_histogram_text),
 		cmocka_unit_test(test_text_grows),
 	};
