@@ -31,6 +31,7 @@
 #define MUC_MAX_AFFILS 10000        /* affiliations kept per room */
 #define MUC_MAX_PAYLOAD (64u * 1024) /* a presence payload or a message kept */
 #define MUC_NICK_MAX 256
+#define MUC_DISCO_ITEMS_MAX 1000    /* public rooms listed by the service's disco#items */
 
 enum muc_role { ROLE_NONE = 0, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
 enum muc_aff { AFF_NONE = 0, AFF_OUTCAST, AFF_MEMBER, AFF_ADMIN, AFF_OWNER };
