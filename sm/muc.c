@@ -43,6 +43,10 @@
  * §4.6.3), when its client answers one of our stanzas with an error (status
  * 333), or when kicked (307), banned (301) or no longer a member (321, 322).
  *
+ * Requests for voice (§7.13) and their approval (§8.6): sm/muc_voice.c.
+ * The service's disco#items lists the public rooms of every shard
+ * (sm/gather.c asks the others).
+ *
  * Bounds: every string a peer controls is bounded (JID_MAX, MUC_MAX_PAYLOAD)
  * and counted (occupants per room, rooms per shard, history entries).
  */
@@ -1336,8 +1340,8 @@ void sm_muc_in(struct sm *sm, const char *from, size_t from_len, const struct wi
 	} else if (xtree_child(xtree_child(st, NS_MUC_USER, "x"), NS_MUC_USER, "invite") ||
 		   xtree_child(xtree_child(st, NS_MUC_USER, "x"), NS_MUC_USER, "decline")) {
 		on_invite(sm, r, sender, sender_bare, st, to);
-	} else {
-		/* Requests for voice (§7.13) are not built yet. */
+	} else if (!muc_voice_message(sm, r, sender, st, to)) {
+		/* §7.13 / §8.6 forms are muc_voice.c's; nothing else is served here. */
 		muc_error(sm, kind, to, sender, xtree_attr(st, "id"), "feature-not-implemented");
 	}
 done:
