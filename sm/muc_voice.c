@@ -139,6 +139,7 @@ bool muc_voice_message(struct sm *sm, struct muc_room *r, const char *from,
 	const struct xtree_node *x = xtree_child(st, NS_XDATA, "x");
 	const char *id = xtree_attr(st, "id"), *role, *ft;
 	struct muc_occ *o = muc_occ_by_session(r, from, NULL);
+	const struct dataform_field *ftf;
 	struct dataform f;      /* about 5 KiB; shards are threads: not static */
 
 	if (!x)
@@ -147,7 +148,11 @@ bool muc_voice_message(struct sm *sm, struct muc_room *r, const char *from,
 		muc_error(sm, WIRE_KIND_MESSAGE, to_addr, from, id, "bad-request");
 		return true;
 	}
-	ft = dataform_form_type(&f);
+	/* A submission may leave the types out (XEP-0004 §3.4; §7.13's example
+	 * does): FORM_TYPE hidden, or untyped. */
+	ftf = dataform_field(&f, "FORM_TYPE");
+	ft = ftf && (!ftf->typed || ftf->type == DATAFORM_F_HIDDEN) && ftf->nvalues ? ftf->values[0]
+									    : NULL;
 	if (!ft || strcmp(ft, NS_MUC_REQUEST))
 		return false;
 	if (f.type != DATAFORM_SUBMIT && f.type != DATAFORM_CANCEL) {
