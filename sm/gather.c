@@ -368,14 +368,15 @@ static void answer(struct sm *sm, const struct xtree_node *st, const struct xtre
 	int op = op_of(xtree_attr(gq, "op"));
 	char canon[JID_MAX + 1], num[24];
 	struct local_ctx c = { 0 };
+	const char *at = NULL;
 	struct jid_view v;
 	unsigned long n;
 	int len;
 
 	if (!g || op < 0 || !id || !from || !reply || strlen(reply) > JID_MAX ||
 	    jid_parse(reply, strlen(reply), &v) < 0 || !v.local_len || v.resource_len ||
-	    (len = jid_canon(&v, false, canon, sizeof(canon))) < 0 ||
-	    !sm_domain_served(sm, canon + v.local_len + 1, (size_t)len - v.local_len - 1) ||
+	    (len = jid_canon(&v, false, canon, sizeof(canon))) < 0 || !(at = strchr(canon, '@')) ||
+	    !sm_domain_served(sm, at + 1, (size_t)len - (size_t)(at + 1 - canon)) ||
 	    sm_owns(sm, canon, (size_t)len)) {
 		log_warn("cross-shard question malformed, dropped", "op=%s", op >= 0 ? op_names[op] : "?");
 		return;
@@ -400,7 +401,7 @@ static void answer(struct sm *sm, const struct xtree_node *st, const struct xtre
 static void take(struct sm *sm, const struct xtree_node *st, const struct xtree_node *gq)
 {
 	struct sm_gather *g = sm->gather;
-	const char *id = xtree_attr(st, "id"), *shard = xtree_attr(gq, "shard");
+	const char *id = xtree_attr(st, "id"), *shard = xtree_attr(gq, "shard"), *n;
 	struct local_ctx c = { 0 };
 	struct gather_q *q = NULL;
 	unsigned long long seq;
@@ -420,7 +421,8 @@ static void take(struct sm *sm, const struct xtree_node *st, const struct xtree_
 		return;
 	}
 	q->waiting &= ~(1ull << k);
-	q->res.n += strtoul(xtree_text(xtree_child(gq, SM_GATHER_NS, "n")), NULL, 10);
+	n = xtree_text(xtree_child(gq, SM_GATHER_NS, "n"));
+	q->res.n += n ? strtoul(n, NULL, 10) : 0;
 	if (xtree_child(gq, SM_GATHER_NS, "cut"))
 		q->res.cut = true;
 	c.q = q;
