@@ -455,6 +455,15 @@ def test_two_shards(server):
                                       None)
         assert online_list(alice, "25")[0] == ["alice@localhost", "bob@localhost",
                                               "carol@localhost"]
+        # The shards' question is theirs alone: from a user it gets no shard's answer, and
+        # to a user of the other shard it is an ordinary iq, delivered.
+        ask = (f"<gather xmlns='urn:xedge:gather:0' op='online-list' domain='localhost' "
+               f"reply='xedge-shard-0@localhost'/>")
+        el = iq(alice, ask)
+        assert el.get("type") == "error", dump(el)
+        alice.send(f"<iq type='get' id='g-to-carol' to='{carol.jid}'>{ask}</iq>")
+        got = carol.wait_for(lambda e: e.tag == IQ and e.get("id") == "g-to-carol", timeout=10)
+        assert got.get("from") == alice.jid, dump(got)
         # The other shard's user leaves: the count follows.
         carol.close()
         carol2.close()
