@@ -44,8 +44,11 @@
  * its owner shard holds: an account another shard owns is not removed and
  * the completed command's note says so (error note, XEP-0050 §4.5), naming
  * the owner.  The online users' list, their number and announcements need
- * every shard's sessions: they are offered (listed, executable) only by a
- * session server that owns every account (one shard).
+ * every shard's sessions: the shard the admin's session is on asks every
+ * other shard (sm/gather.c) and completes the command with the answers
+ * (the list sorted, cut at max_items; announce: each shard sends it to its
+ * own sessions), or after SM_GATHER_DEADLINE_MS with what it has and a warn
+ * note naming how many shards did not answer.
  *
  * Command sessions: SM_ADHOC_SESSIONS remembered (a new one takes a free
  * slot, else the oldest ended one, else the oldest in progress, whose id is
@@ -167,7 +170,6 @@ struct adhoc_cmd {
 	const char *node, *name;    /* name: in disco */
 	const char *title;          /* of its form (XEP-0133's) */
 	bool admin;                 /* admins only */
-	bool all_sessions;          /* needs every session: one shard only */
 	const struct dataform_fdesc *form;   /* NULL: one stage */
 	unsigned nform;
 	const char *instructions;
@@ -176,22 +178,22 @@ struct adhoc_cmd {
 #define FORM(f) f, sizeof(f) / sizeof(f[0])
 
 static const struct adhoc_cmd cmds[CMD_COUNT] = {
-	[CMD_PING] = { "ping", "Ping", NULL, false, false, NULL, 0, NULL },
-	[CMD_ADD_USER] = { NS_ADMIN "#add-user", "Add User", "Adding a User", true, false,
+	[CMD_PING] = { "ping", "Ping", NULL, false, NULL, 0, NULL },
+	[CMD_ADD_USER] = { NS_ADMIN "#add-user", "Add User", "Adding a User", true,
 			   FORM(form_add_user), "Fill out this form to add a user." },
 	[CMD_DELETE_USER] = { NS_ADMIN "#delete-user", "Delete User", "Deleting a User", true,
-			      false, FORM(form_delete_user), "Fill out this form to delete a user." },
+			      FORM(form_delete_user), "Fill out this form to delete a user." },
 	[CMD_CHANGE_PASSWORD] = { NS_ADMIN "#change-user-password", "Change User Password",
-				  "Changing a User Password", true, false,
+				  "Changing a User Password", true,
 				  FORM(form_change_password),
 				  "Fill out this form to change a user's password." },
 	[CMD_ONLINE_LIST] = { NS_ADMIN "#get-online-users-list", "Get List of Online Users",
-			      "Requesting List of Online Users", true, true, FORM(form_online_list),
+			      "Requesting List of Online Users", true, FORM(form_online_list),
 			      "Fill out this form to request the online users of this service." },
 	[CMD_ONLINE_NUM] = { NS_ADMIN "#get-online-users-num", "Get Number of Online Users", NULL,
-			     true, true, NULL, 0, NULL },
+			     true, NULL, 0, NULL },
 	[CMD_ANNOUNCE] = { NS_ADMIN "#announce", "Send Announcement to Online Users",
-			   "Making an Announcement", true, true, FORM(form_announce),
+			   "Making an Announcement", true, FORM(form_announce),
 			   "Fill out this form to make an announcement to all active users of this service." },
 };
 
@@ -251,8 +253,6 @@ static bool is_admin(const struct sm *sm, const char *bare)
 /* Is command k offered to bare by this session server? */
 static bool offered(const struct sm *sm, int k, const char *bare)
 {
-	if (cmds[k].all_sessions && sm->nshards > 1)
-		return false;
 	return !cmds[k].admin || is_admin(sm, bare);
 }
 
@@ -666,81 +666,138 @@ static void req_domain(const struct sm_iq *q, char *out, size_t cap)
 		out[0] = '\0';     /* matches no account */
 }
 
-/* Is bare (user@domain) on domain d? */
-static bool on_domain(const char *bare, const char *d)
-{
-	const char *at = strchr(bare, '@');
+/* ---- the commands that need every shard (sm/gather.c) ------------------- */
 
-	return at && strcmp(at + 1, d) == 0;
+/* A command waiting for the shards' answers. */
+struct adhoc_wait {
+	struct sm_iq_ref *ref;
+	int cmd;
+	char sessionid[SM_ADHOC_ID_LEN + 1];
+	unsigned long max;          /* CMD_ONLINE_LIST: items shown (-1: no bound) */
+};
+
+static void missing_note(struct sm_buf *b, unsigned missing, const char *what)
+{
+	char text[160];
+
+	if (!missing)
+		return;
+	snprintf(text, sizeof(text), "%u shard(s) of this service did not answer within %u s: %s",
+		 missing, SM_GATHER_DEADLINE_MS / 1000, what);
+	note(b, "warn", text);
 }
 
-/* Call fn on every account of domain d with bound sessions. */
-static void each_online(struct sm *sm, const char *d, void (*fn)(struct sm_user *u, void *arg),
-			void *arg)
-{
-	for (size_t i = 0; i <= sm->users.mask; i++)
-		for (struct sm_tab_node *n = sm->users.slots[i]; n; n = n->next) {
-			struct sm_user *u = sm_container_of(n, struct sm_user, node);
-
-			if (u->nsessions && on_domain(u->bare, d))
-				fn(u, arg);
-		}
-}
-
-static void count_one(struct sm_user *u, void *arg)
-{
-	(*(unsigned long *)arg)++;
-}
-
-static void run_online_num(struct sm_iq *q, const char *sessionid)
+static void result_num(struct sm_buf *b, const struct adhoc_wait *w, const struct sm_gather_res *res)
 {
 	const char *vals[1];
-	char d[JID_MAX + 1], num[24];
-	unsigned long n = 0;
+	char num[24];
 	struct dataform_fdesc fields[] = {
 		f_hidden,
 		{ .type = DATAFORM_F_TEXT_SINGLE, .var = "onlineusersnum",
 		  .label = "The number of online users", .values = vals, .nvalues = 1 },
 	};
-	struct sm_buf *b;
 
-	req_domain(q, d, sizeof(d));
-	each_online(q->sm, d, count_one, &n);
-	snprintf(num, sizeof(num), "%lu", n);
+	snprintf(num, sizeof(num), "%lu", res->n);
 	vals[0] = num;
-	b = sm_iq_buf(q);
-	command_open(b, CMD_ONLINE_NUM, sessionid, "completed");
+	command_open(b, CMD_ONLINE_NUM, w->sessionid, "completed");
 	dataform_write(buf_put, b, DATAFORM_RESULT, NULL, NULL, fields, 2);
-	sm_buf_str(b, "</command>");
-	sm_iq_result(q, (const char *)sm_buf_data(b), sm_buf_used(b));
+	missing_note(b, res->missing, "the number counts the others only.");
 }
 
-struct list_ctx {
-	struct sm_buf *b;
-	unsigned long max, n;
-	bool truncated;
-};
-
-static void list_one(struct sm_user *u, void *arg)
+static void result_list(struct sm_buf *b, const struct adhoc_wait *w, const struct sm_gather_res *res)
 {
-	struct list_ctx *lc = arg;
+	bool truncated = res->cut && res->nitems < w->max;
+	size_t i;
 
-	if (lc->n >= lc->max || sm_buf_used(lc->b) > SM_ADHOC_LIST_BYTES) {
-		lc->truncated = lc->n < lc->max;
+	command_open(b, CMD_ONLINE_LIST, w->sessionid, "completed");
+	/* The form by hand: its values come from the answers. */
+	sm_buf_str(b, "<x xmlns='" DATAFORM_NS "' type='result'><field type='hidden' var='FORM_TYPE'>"
+		      "<value>" NS_ADMIN "</value></field><field type='jid-multi' var='onlineuserjids'"
+		      " label='The list of all online users'>");
+	for (i = 0; i < res->nitems && i < w->max; i++) {
+		if (sm_buf_used(b) > SM_ADHOC_LIST_BYTES) {
+			truncated = true;
+			break;
+		}
+		sm_buf_str(b, "<value>");
+		sm_buf_esc(b, res->items[i].a, strlen(res->items[i].a));
+		sm_buf_str(b, "</value>");
+	}
+	sm_buf_str(b, "</field></x>");
+	if (truncated)
+		note(b, "warn", "The list was cut short: it is too long for one answer.");
+	missing_note(b, res->missing, "the list shows the others' users only.");
+}
+
+static void result_announce(struct sm_buf *b, const struct adhoc_wait *w,
+			    const struct sm_gather_res *res)
+{
+	char text[96];
+
+	command_open(b, CMD_ANNOUNCE, w->sessionid, "completed");
+	snprintf(text, sizeof(text), "The announcement was sent to %lu session(s).", res->n);
+	note(b, "info", text);
+	missing_note(b, res->missing, "their users may not have received it.");
+}
+
+static void gathered(struct sm *sm, const struct sm_gather_res *res, void *arg)
+{
+	struct adhoc_wait *w = arg;
+	struct sm_buf b = { .max = SM_ADHOC_LIST_BYTES + 64u * 1024 };
+
+	if (!res) {
+		sm_iq_ref_free(w->ref);
+		free(w);
 		return;
 	}
-	sm_buf_str(lc->b, "<value>");
-	sm_buf_esc(lc->b, u->bare, u->bare_len);
-	sm_buf_str(lc->b, "</value>");
-	lc->n++;
+	if (w->cmd == CMD_ONLINE_NUM)
+		result_num(&b, w, res);
+	else if (w->cmd == CMD_ONLINE_LIST)
+		result_list(&b, w, res);
+	else
+		result_announce(&b, w, res);
+	sm_buf_str(&b, "</command>");
+	if (b.err)
+		sm_iq_ref_error(sm, w->ref, "resource-constraint");
+	else
+		sm_iq_ref_result(sm, w->ref, (const char *)sm_buf_data(&b), sm_buf_used(&b));
+	sm_buf_free(&b);
+	free(w);
+}
+
+/* Ask every shard for command k's part; the answer follows (gathered()). */
+static void gather(struct sm_iq *q, int k, const char *sessionid, unsigned long max,
+		   const char *subject, const char *body)
+{
+	struct adhoc_wait *w = calloc(1, sizeof(*w));
+	char d[JID_MAX + 1];
+	struct sm_gather_req rq = {
+		.op = k == CMD_ONLINE_NUM ? SM_GATHER_ONLINE_NUM
+		      : k == CMD_ONLINE_LIST ? SM_GATHER_ONLINE_LIST : SM_GATHER_ANNOUNCE,
+		.domain = d, .subject = subject, .body = body, .done = gathered, .arg = w,
+		.max = max == (unsigned long)-1 ? 0 : (unsigned)max,
+	};
+
+	if (!w || !(w->ref = sm_iq_keep(q))) {
+		free(w);
+		sm_iq_error(q, "resource-constraint");
+		return;
+	}
+	req_domain(q, d, sizeof(d));
+	w->cmd = k;
+	w->max = max;
+	memcpy(w->sessionid, sessionid, sizeof(w->sessionid));
+	if (sm_gather_start(q->sm, &rq) < 0) {
+		sm_iq_ref_free(w->ref);
+		free(w);
+		sm_iq_error(q, "resource-constraint");
+	}
 }
 
 static void run_online_list(struct sm_iq *q, struct adhoc_sess *x, const struct dataform *f)
 {
 	const char *mi = dataform_value(f, "max_items");
-	struct list_ctx lc = { .max = (unsigned long)-1 };
-	char d[JID_MAX + 1];
-	struct sm_buf *b;
+	unsigned long max = (unsigned long)-1;
 
 	if (mi && strcmp(mi, "none") != 0) {
 		static const char *const ok[] = { "25", "50", "75", "100", "150", "200" };
@@ -752,23 +809,10 @@ static void run_online_list(struct sm_iq *q, struct adhoc_sess *x, const struct 
 			bad_payload(q);
 			return;
 		}
-		lc.max = strtoul(mi, NULL, 10);
+		max = strtoul(mi, NULL, 10);
 	}
-	req_domain(q, d, sizeof(d));
 	x->state = ADHOC_ENDED;
-	b = sm_iq_buf(q);
-	lc.b = b;
-	command_open(b, CMD_ONLINE_LIST, x->id, "completed");
-	/* The form by hand: its values come from the walk. */
-	sm_buf_str(b, "<x xmlns='" DATAFORM_NS "' type='result'><field type='hidden' var='FORM_TYPE'>"
-		      "<value>" NS_ADMIN "</value></field><field type='jid-multi' var='onlineuserjids'"
-		      " label='The list of all online users'>");
-	each_online(q->sm, d, list_one, &lc);
-	sm_buf_str(b, "</field></x>");
-	if (lc.truncated)
-		note(b, "warn", "The list was cut short: it is too long for one answer.");
-	sm_buf_str(b, "</command>");
-	sm_iq_result(q, (const char *)sm_buf_data(b), sm_buf_used(b));
+	gather(q, CMD_ONLINE_LIST, x->id, max, NULL, NULL);
 }
 
 struct announce_ctx {
@@ -779,10 +823,8 @@ struct announce_ctx {
 	unsigned long sent;
 };
 
-static void announce_one(struct sm_user *u, void *arg)
+static void announce_one(struct announce_ctx *ac, struct sm_user *u)
 {
-	struct announce_ctx *ac = arg;
-
 	for (struct sm_session *t = u->shead; t; t = t->unext) {
 		sm_buf_clear(&ac->out);
 		sm_buf_str(&ac->out, "<message type='headline' from='");
@@ -801,13 +843,42 @@ static void announce_one(struct sm_user *u, void *arg)
 	}
 }
 
+unsigned long sm_adhoc_announce_local(struct sm *sm, const char *domain, const char *subject,
+				      const char *body)
+{
+	struct announce_ctx ac = { .sm = sm, .domain = domain };
+
+	if (!body || strlen(body) > SM_ADHOC_ANNOUNCE_MAX ||
+	    (subject && strlen(subject) > SM_ADHOC_ANNOUNCE_MAX))
+		return 0;
+	if (subject && *subject) {
+		sm_buf_str(&ac.msg, "<subject>");
+		sm_buf_esc(&ac.msg, subject, strlen(subject));
+		sm_buf_str(&ac.msg, "</subject>");
+	}
+	sm_buf_str(&ac.msg, "<body>");
+	sm_buf_esc(&ac.msg, body, strlen(body));
+	sm_buf_str(&ac.msg, "</body>");
+	for (size_t i = 0; !ac.msg.err && i <= sm->users.mask; i++)
+		for (struct sm_tab_node *n = sm->users.slots[i]; n; n = n->next) {
+			struct sm_user *u = sm_container_of(n, struct sm_user, node);
+			const char *at = strchr(u->bare, '@');
+
+			if (u->nsessions && at && strcmp(at + 1, domain) == 0)
+				announce_one(&ac, u);
+		}
+	sm_buf_free(&ac.msg);
+	sm_buf_free(&ac.out);
+	log_info("announcement sent (ad-hoc)", "domain=\"%s\" sessions=%lu", domain, ac.sent);
+	return ac.sent;
+}
+
 static void run_announce(struct sm_iq *q, struct adhoc_sess *x, const struct dataform *f)
 {
 	const struct dataform_field *fd = dataform_field(f, "announcement");
 	const char *subject = dataform_value(f, "subject");
-	struct announce_ctx ac = { .sm = q->sm };
-	char d[JID_MAX + 1], text[64];
-	size_t len = subject ? strlen(subject) : 0;
+	size_t len = 0, off = 0;
+	char *body;
 
 	if (!fd || fd->nvalues == 0) {
 		bad_payload(q);
@@ -815,38 +886,29 @@ static void run_announce(struct sm_iq *q, struct adhoc_sess *x, const struct dat
 	}
 	for (unsigned i = 0; i < fd->nvalues; i++)
 		len += strlen(fd->values[i]) + 1;
-	if (len > SM_ADHOC_ANNOUNCE_MAX) {
+	if (len + (subject ? strlen(subject) : 0) > SM_ADHOC_ANNOUNCE_MAX) {
 		bad_payload(q);
 		return;
 	}
-	req_domain(q, d, sizeof(d));
-	ac.domain = d;
-	if (subject && *subject) {
-		sm_buf_str(&ac.msg, "<subject>");
-		sm_buf_esc(&ac.msg, subject, strlen(subject));
-		sm_buf_str(&ac.msg, "</subject>");
-	}
 	/* text-multi: the lines, joined by LF (XEP-0004 §3.3). */
-	sm_buf_str(&ac.msg, "<body>");
-	for (unsigned i = 0; i < fd->nvalues; i++) {
-		if (i)
-			sm_buf_str(&ac.msg, "\n");
-		sm_buf_esc(&ac.msg, fd->values[i], strlen(fd->values[i]));
-	}
-	sm_buf_str(&ac.msg, "</body>");
-	if (ac.msg.err) {
-		sm_buf_free(&ac.msg);
+	body = malloc(len);
+	if (!body) {
 		sm_iq_error(q, "resource-constraint");
 		return;
 	}
-	each_online(q->sm, d, announce_one, &ac);
-	sm_buf_free(&ac.msg);
-	sm_buf_free(&ac.out);
-	log_info("announcement sent (ad-hoc)", "by=\"%s\" domain=\"%s\" sessions=%lu", q->from_bare,
-		 d, ac.sent);
+	for (unsigned i = 0; i < fd->nvalues; i++) {
+		size_t n = strlen(fd->values[i]);
+
+		if (i)
+			body[off++] = '\n';
+		memcpy(body + off, fd->values[i], n);
+		off += n;
+	}
+	body[off] = '\0';
+	log_info("announcement requested (ad-hoc)", "by=\"%s\"", q->from_bare);
 	x->state = ADHOC_ENDED;
-	snprintf(text, sizeof(text), "The announcement was sent to %lu session(s).", ac.sent);
-	answer_status(q, x->cmd, x->id, "completed", "info", text);
+	gather(q, CMD_ANNOUNCE, x->id, 0, subject, body);
+	free(body);
 }
 
 /* A submission may leave the types out (XEP-0004 §3.4): the fields the
@@ -910,8 +972,7 @@ void sm_adhoc_iq(struct sm_iq *q)
 		error_cmd(q, "bad-request", "malformed-action");
 		return;
 	}
-	if (!node || (k = cmd_by_node(node)) < 0 ||
-	    (cmds[k].all_sessions && q->sm->nshards > 1)) {
+	if (!node || (k = cmd_by_node(node)) < 0) {
 		sm_iq_error(q, "item-not-found");
 		return;
 	}
@@ -931,7 +992,7 @@ void sm_adhoc_iq(struct sm_iq *q)
 			if (k == CMD_PING)
 				answer_status(q, k, once, "completed", "info", "Pong");
 			else
-				run_online_num(q, once);
+				gather(q, k, once, 0, NULL, NULL);
 			return;
 		}
 		x = sess_new(q->sm, q->s, k);

@@ -43,6 +43,10 @@
  * §4.6.3), when its client answers one of our stanzas with an error (status
  * 333), or when kicked (307), banned (301) or no longer a member (321, 322).
  *
+ * Requests for voice (§7.13) and their approval (§8.6): sm/muc_voice.c.
+ * The service's disco#items lists the public rooms of every shard
+ * (sm/gather.c asks the others).
+ *
  * Bounds: every string a peer controls is bounded (JID_MAX, MUC_MAX_PAYLOAD)
  * and counted (occupants per room, rooms per shard, history entries).
  */
@@ -1016,14 +1020,101 @@ void muc_iq_result(struct sm *sm, const char *from_addr, const char *to, const c
 	muc_send(sm, WIRE_KIND_IQ, "result", from_addr, to, id);
 }
 
+static int room_cmp(const void *x, const void *y)
+{
+	return strcmp((*(const struct muc_room *const *)x)->jid, (*(const struct muc_room *const *)y)->jid);
+}
+
+unsigned long sm_muc_public_rooms(struct sm *sm, bool (*emit)(void *arg, const char *a,
+							      const char *b), void *arg)
+{
+	struct sm_muc *mu = sm->muc;
+	struct muc_room **v;
+	size_t n = 0;
+
+	if (!mu || !mu->nrooms)
+		return 0;
+	v = malloc(mu->nrooms * sizeof(*v));
+	if (!v)
+		return 0;
+	for (struct muc_room *r = mu->list; r; r = r->next)
+		if (!r->locked && r->cfg.public && n < mu->nrooms)
+			v[n++] = r;
+	qsort(v, n, sizeof(*v), room_cmp);
+	for (size_t i = 0; i < n; i++) {
+		char local[JID_MAX + 1];
+		const struct muc_room *r = v[i];
+
+		snprintf(local, sizeof(local), "%.*s", (int)(strchr(r->jid, '@') - r->jid), r->jid);
+		if (!emit(arg, r->jid, r->cfg.name ? r->cfg.name : local))
+			break;
+	}
+	free(v);
+	return n;
+}
+
+/* A disco#items of the service waiting for every shard's rooms. */
+struct rooms_wait {
+	char *from, *id, *to_addr;  /* the asker, its iq id (NULL: none), the service's JID */
+};
+
+static void rooms_wait_free(struct rooms_wait *w)
+{
+	free(w->from);
+	free(w->id);
+	free(w->to_addr);
+	free(w);
+}
+
+static void rooms_gathered(struct sm *sm, const struct sm_gather_res *res, void *arg)
+{
+	struct rooms_wait *w = arg;
+	struct sm_buf *b;
+
+	if (!res || !sm->muc) {
+		rooms_wait_free(w);
+		return;
+	}
+	b = &sm->muc->out;
+	muc_start(sm->muc, WIRE_KIND_IQ, "result", w->to_addr, w->from, w->id);
+	sm_buf_str(b, "><query xmlns='" NS_DISCO_ITEMS "'>");
+	for (size_t i = 0; i < res->nitems && i < MUC_DISCO_ITEMS_MAX; i++) {
+		sm_buf_str(b, "<item");
+		sm_buf_attr(b, "jid", res->items[i].a);
+		sm_buf_attr(b, "name", res->items[i].b);
+		sm_buf_str(b, "/>");
+	}
+	sm_buf_str(b, "</query></iq>");
+	if (res->missing || res->cut || res->nitems > MUC_DISCO_ITEMS_MAX)
+		log_info("public rooms listed in part", "to=\"%s\" listed=%zu missing_shards=%u",
+			 w->from, res->nitems < MUC_DISCO_ITEMS_MAX ? res->nitems : MUC_DISCO_ITEMS_MAX,
+			 res->missing);
+	muc_send(sm, WIRE_KIND_IQ, "result", w->to_addr, w->from, w->id);
+	rooms_wait_free(w);
+}
+
+/* §6.3: the public rooms of every shard (sm/gather.c), sorted by JID, at
+ * most MUC_DISCO_ITEMS_MAX; a shard that does not answer in time is left out. */
+static void rooms_ask(struct sm *sm, const char *from, const char *id, const char *to_addr)
+{
+	struct rooms_wait *w = calloc(1, sizeof(*w));
+	struct sm_gather_req rq = { .op = SM_GATHER_ROOMS, .max = MUC_DISCO_ITEMS_MAX,
+				    .done = rooms_gathered, .arg = w };
+
+	if (!w || !(w->from = strdup(from)) || !(w->to_addr = strdup(to_addr)) ||
+	    (id && !(w->id = strdup(id))) || sm_gather_start(sm, &rq) < 0) {
+		if (w)
+			rooms_wait_free(w);
+		muc_error(sm, WIRE_KIND_IQ, to_addr, from, id, "resource-constraint");
+	}
+}
+
 /* The service itself: disco (XEP-0030 §3, §4; XEP-0045 §6.1, §6.3). */
 static void service_iq(struct sm *sm, const char *from, const struct xtree_node *st,
 		       const char *type, const char *to_addr)
 {
-	struct sm_muc *mu = sm->muc;
 	const char *id = xtree_attr(st, "id");
 	const struct xtree_node *q = st->first;
-	struct sm_buf *b = &mu->out;
 
 	if (strcmp(type, "get") && strcmp(type, "set"))
 		return;     /* results and errors are for nobody here */
@@ -1036,18 +1127,7 @@ static void service_iq(struct sm *sm, const char *from, const struct xtree_node 
 		return;
 	}
 	if (!strcmp(type, "get") && q && !strcmp(q->ns, NS_DISCO_ITEMS) && !xtree_attr(q, "node")) {
-		/* Public rooms, i.e. every unlocked room (no hidden rooms yet) of this shard. */
-		muc_start(mu, WIRE_KIND_IQ, "result", to_addr, from, id);
-		sm_buf_str(b, "><query xmlns='" NS_DISCO_ITEMS "'>");
-		for (struct muc_room *r = mu->list; r; r = r->next) {
-			if (r->locked || !r->cfg.public)
-				continue;
-			sm_buf_str(b, "<item jid='");
-			sm_buf_esc(b, r->jid, r->jid_len);
-			sm_buf_fmt(b, "' name='%.*s'/>", (int)(strchr(r->jid, '@') - r->jid), r->jid);
-		}
-		sm_buf_str(b, "</query></iq>");
-		muc_send(sm, WIRE_KIND_IQ, "result", to_addr, from, id);
+		rooms_ask(sm, from, id, to_addr);
 		return;
 	}
 	if (!strcmp(type, "get") && q && !strcmp(q->ns, NS_PING) && !strcmp(q->local, "ping")) {
@@ -1260,8 +1340,8 @@ void sm_muc_in(struct sm *sm, const char *from, size_t from_len, const struct wi
 	} else if (xtree_child(xtree_child(st, NS_MUC_USER, "x"), NS_MUC_USER, "invite") ||
 		   xtree_child(xtree_child(st, NS_MUC_USER, "x"), NS_MUC_USER, "decline")) {
 		on_invite(sm, r, sender, sender_bare, st, to);
-	} else {
-		/* Requests for voice (§7.13) are not built yet. */
+	} else if (!muc_voice_message(sm, r, sender, st, to)) {
+		/* §7.13 / §8.6 forms are muc_voice.c's; nothing else is served here. */
 		muc_error(sm, kind, to, sender, xtree_attr(st, "id"), "feature-not-implemented");
 	}
 done:

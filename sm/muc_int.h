@@ -31,6 +31,8 @@
 #define MUC_MAX_AFFILS 10000        /* affiliations kept per room */
 #define MUC_MAX_PAYLOAD (64u * 1024) /* a presence payload or a message kept */
 #define MUC_NICK_MAX 256
+#define MUC_DISCO_ITEMS_MAX 1000    /* public rooms listed by the service's disco#items */
+#define MUC_VOICE_INTERVAL 30       /* seconds between one occupant's voice requests forwarded */
 
 enum muc_role { ROLE_NONE = 0, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
 enum muc_aff { AFF_NONE = 0, AFF_OUTCAST, AFF_MEMBER, AFF_ADMIN, AFF_OWNER };
@@ -46,6 +48,7 @@ struct muc_occ {
 	char *sess[MUC_MAX_SESSIONS]; /* real full JIDs sharing the nickname */
 	unsigned nsess;
 	uint8_t role;
+	time_t voice_asked;         /* its last request for voice forwarded (muc_voice.c); 0: none */
 };
 
 struct muc_affil {
@@ -153,6 +156,13 @@ void muc_loaded(struct sm *sm);
 
 /* XEP-0421: the occupant id of real bare JID `bare` in r (out: 23 bytes). */
 void muc_occupant_id(const struct muc_room *r, const char *bare, char *out);
+
+/* ---- sm/muc_voice.c ---- */
+/* A message from the real JID from to room r (no nickname, no type or
+ * normal): true when it held a muc#request form (§7.13 request, §8.6
+ * approval) and was handled. */
+bool muc_voice_message(struct sm *sm, struct muc_room *r, const char *from,
+		       const struct xtree_node *st, const char *to_addr);
 
 /* ---- sm/muc_admin.c ---- */
 void muc_config_free(struct muc_config *c);

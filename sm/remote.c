@@ -543,6 +543,13 @@ static void shard_in(struct sm *sm, struct sm_link *l, const struct wire_msg *m,
 	struct rjid t;
 	bool tok = rjid_parse(m->u.stanza.to, &t);
 
+	/* A shard's question or answer (sm/gather.c): from the server itself,
+	 * which no account can send from. */
+	if (!from->local && !from->resource && sm_domain_served(sm, from->dom, from->dom_len) &&
+	    sm_gather_in(sm, m)) {
+		STAT_INC(sm->stats.shard_in);
+		return;
+	}
 	/* A room of ours, from an account or a room of that shard. */
 	if (tok && sm_muc_domain(sm, t.dom, t.dom_len) && t.local &&
 	    sm_muc_owns(sm, t.s, t.bare_len) && sm_domain_served(sm, from->dom, from->dom_len) &&

@@ -1269,11 +1269,13 @@ static int64_t sm_now_ms(void)
  * (ms, -1: none) that honours both it and the MAM sweep. */
 static int sm_tick(struct sm *sm, int64_t *next)
 {
-	int timeout = sm_mam_timeout(sm), t2 = sm_adopt_timeout(sm);
+	int timeout = sm_mam_timeout(sm), t2 = sm_adopt_timeout(sm), t3 = sm_gather_timeout(sm);
 	int64_t now;
 
 	if (t2 >= 0 && (timeout < 0 || t2 < timeout))
 		timeout = t2;
+	if (t3 >= 0 && (timeout < 0 || t3 < timeout))
+		timeout = t3;
 	if (!sm->tick)
 		return timeout;
 	now = sm_now_ms();
@@ -1355,6 +1357,7 @@ int sm_run(struct sm *sm)
 			}
 		}
 		sm_adopt_tick(sm);     /* before the flush: what it sends goes out now */
+		sm_gather_tick(sm);    /* likewise: answers to questions whose time is up */
 		sm_flush_all(sm);
 		reap(sm);
 		/* Input stopped because output backed up: what the chans signalled
@@ -1420,6 +1423,7 @@ void sm_free(struct sm *sm)
 	free(sm->shard_names);
 	free(sm->peers);
 	free(sm->secret);
+	sm_gather_free(sm);    /* before the services its questions answer for */
 	sm_pep_free(sm);
 	sm_remote_free(sm);
 	sm_muc_free(sm);

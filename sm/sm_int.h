@@ -26,6 +26,8 @@
  *   sm/moved.c     XEP-0198: a session moving to another edge worker's link
  *   sm/adopt.c     XEP-0198: a session outliving its edge, resumed on another edge
  *   sm/adhoc.c     XEP-0050 ad-hoc commands, XEP-0133 service administration
+ *   sm/gather.c    questions every shard answers about itself (online users,
+ *                  announcements, public rooms), answers gathered
  *
  * Everything here belongs to the one thread that runs sm_run(); nothing is
  * locked.  Every exported symbol carries the `sm_` prefix followed by its
@@ -408,6 +410,7 @@ struct sm {
 	int64_t mam_swept_at;          /* ... at this CLOCK_MONOTONIC second */
 	struct sm_remote *remote;      /* external routes (sm/remote.c); NULL until used */
 	struct sm_adhoc *adhoc;        /* ad-hoc commands: admins, command sessions (sm/adhoc.c) */
+	struct sm_gather *gather;      /* questions to the other shards (sm/gather.c); NULL until used */
 	uint64_t *shard_names;         /* H(name) of each shard (parser/shard.h); NULL: one shard */
 	size_t nshards, shard_self;
 	struct sm_adopt *adopt;        /* orphaned sessions (sm/adopt.c); NULL until the first */
@@ -822,6 +825,53 @@ void sm_adhoc_iq(struct sm_iq *q);
 bool sm_adhoc_disco(struct sm *sm, struct sm_session *s, const char *from,
 		    const struct wire_msg *m, bool items);
 
+/* This shard's online sessions of `domain` get a headline message from it
+ * (subject NULL: none; body: the text); how many sessions (gather.c). */
+unsigned long sm_adhoc_announce_local(struct sm *sm, const char *domain, const char *subject,
+				      const char *body);
+
+/* sm/gather.c — a question every shard answers about itself, answers
+ * gathered (see the file comment). */
+#define SM_GATHER_NS "urn:xedge:gather:0"
+#define SM_GATHER_MAX 32                  /* questions in flight per shard */
+#define SM_GATHER_DEADLINE_MS 2000        /* a question ends then with what it has */
+#define SM_GATHER_ANSWER_BYTES (192u * 1024) /* items of one shard's answer, serialised */
+#define SM_GATHER_BYTES_MAX (512u * 1024) /* items gathered for one question */
+enum sm_gather_op {
+	SM_GATHER_ONLINE_NUM = 0,  /* accounts of `domain` with sessions: n */
+	SM_GATHER_ONLINE_LIST,     /* ... and their bare JIDs (items: a) */
+	SM_GATHER_ANNOUNCE,        /* subject/body to every session of `domain`: n sent */
+	SM_GATHER_ROOMS,           /* public rooms: n, items a = room JID, b = name */
+};
+struct sm_gather_item {
+	char *a, *b;               /* b NULL: none */
+};
+struct sm_gather_res {
+	unsigned long n;           /* the shards' counts, summed */
+	struct sm_gather_item *items; /* sorted by a; the caller's until done() returns */
+	size_t nitems;
+	bool cut;                  /* items left out: a bound (max, bytes) */
+	unsigned missing;          /* shards that did not answer by the deadline */
+};
+struct sm_gather_req {
+	int op;                    /* enum sm_gather_op */
+	const char *domain;        /* the users' domain (online ops, announce) */
+	unsigned max;              /* items per shard (0: the bytes bounds only) */
+	const char *subject, *body; /* announce: the text (subject NULL: none) */
+	/* Called once: with the answers, or with res NULL when the server
+	 * stops first (only arg is to be freed). */
+	void (*done)(struct sm *sm, const struct sm_gather_res *res, void *arg);
+	void *arg;
+};
+/* Ask every shard (this one included, at once); done() may run before this
+ * returns.  0, or -1 when too many are in flight (done() never runs). */
+int sm_gather_start(struct sm *sm, const struct sm_gather_req *rq);
+/* shard_in() (remote.c): true when m was a question or an answer (consumed). */
+bool sm_gather_in(struct sm *sm, const struct wire_msg *m);
+int sm_gather_timeout(const struct sm *sm);   /* ms to the next deadline; -1: none */
+void sm_gather_tick(struct sm *sm);           /* end the questions whose time is up */
+void sm_gather_free(struct sm *sm);
+
 /* sm/admin.c */
 struct sm_admin *sm_admin_open(struct sm *sm, const char *path);   /* NULL: logged */
 void sm_admin_event(struct sm *sm, struct sm_ev *ev, uint32_t events);
@@ -852,6 +902,10 @@ bool sm_muc_owns(const struct sm *sm, const char *room, size_t n);
 /* A stanza for the service or one of its rooms (this shard's) from the real
  * JID from[0..n). */
 void sm_muc_in(struct sm *sm, const char *from, size_t n, const struct wire_msg *m);
+/* This shard's public rooms, sorted by JID, through emit(arg, jid, name)
+ * until it returns false; how many there are (sm/gather.c). */
+unsigned long sm_muc_public_rooms(struct sm *sm, bool (*emit)(void *arg, const char *a,
+							      const char *b), void *arg);
 /* The service's <item/> in the server's disco#items. */
 void sm_muc_disco_item(const struct sm *sm, struct sm_buf *b);
 /* A stanza raw[0..len) from one of the services' JIDs (a room, the PubSub

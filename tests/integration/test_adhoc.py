@@ -4,12 +4,15 @@ disco, ping, adding a user who then logs in, changing a password, deleting a use
 online users, an announcement, and the errors XEP-0050 §4.6 names.  Raw clients, for the
 exact stanzas; slixmpp's own xep_0050 plugin once, as a real client would run a command."""
 import itertools
+import signal
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from conftest import USERS, binary, child_env, wait_until
+from test_shards import PASSWORD, _cluster, owner
 from rawxmpp import NS_CLIENT, NS_SASL, Raw, dump, q, stanza_error
 from slixclient import Client, close_all, run
 
@@ -24,8 +27,6 @@ COMMAND = q(NS_CMD, "command")
 ADMIN_NODES = [NS_ADMIN + "#" + n for n in (
     "add-user", "delete-user", "change-user-password", "get-online-users-list",
     "get-online-users-num", "announce")]
-ALL_SESSION_NODES = [NS_ADMIN + "#" + n for n in (
-    "get-online-users-list", "get-online-users-num", "announce")]
 ADMINS_YAML = "admins:\n  - Alice@localhost\n"
 # One session server owns every account: the online users and announcements are offered.
 ONE_SHARD = pytest.mark.parametrize("server", [{"shards": 1, "extra_edge_yaml": ADMINS_YAML}],
@@ -420,17 +421,67 @@ def test_errors(server):
 
 # ---- shards ---------------------------------------------------------------------------------
 
+def online_num(c):
+    cmd = cmd_of(command(c, NS_ADMIN + "#get-online-users-num"))
+    assert cmd.get("status") == "completed", ET.tostring(cmd)
+    return values(fields_of(cmd)[1]["onlineusersnum"]), note_of(cmd)
+
+
+def online_list(c, max_items="none"):
+    _, el = run_form(c, NS_ADMIN + "#get-online-users-list", {"max_items": max_items})
+    cmd = cmd_of(el)
+    assert cmd.get("status") == "completed", ET.tostring(cmd)
+    return values(fields_of(cmd)[1]["onlineuserjids"]), note_of(cmd)
+
+
 @pytest.mark.parametrize("server", [{"shards": 2, "extra_edge_yaml": ADMINS_YAML}], indirect=True)
 def test_two_shards(server):
-    """The commands that need every shard's sessions are not offered; the account
-    commands work for the accounts of the admin's shard and, adding, for any."""
+    """Every command is offered with several shards.  The online users' number and list
+    count the users of every shard (alice and bob hash to one, carol to the other:
+    test_shards.py), an announcement reaches the sessions of both; the account commands
+    work for the accounts of the admin's shard and, adding, for any."""
     assert server.shards() == 2
-    alice = login(server, "alice")
+    assert owner("alice@localhost", ["0", "1"]) == owner("bob@localhost", ["0", "1"]) != \
+        owner("carol@localhost", ["0", "1"])
+    alice = login(server, "alice", presence=True)
+    bob = login(server, "bob", presence=True)
+    carol = login(server, "carol", "phone", presence=True)
+    carol2 = login(server, "carol", "laptop", presence=True)
     try:
         items = disco_items(alice, NS_CMD)
-        assert set(items) == {"ping", *ADMIN_NODES} - set(ALL_SESSION_NODES)
-        for node in ALL_SESSION_NODES:
-            assert_error(command(alice, node), "cancel", "item-not-found")
+        assert set(items) == {"ping", *ADMIN_NODES}
+        assert online_num(alice) == (["3"], None)          # carol counted once, from her shard
+        assert online_list(alice) == (["alice@localhost", "bob@localhost", "carol@localhost"],
+                                      None)
+        assert online_list(alice, "25")[0] == ["alice@localhost", "bob@localhost",
+                                              "carol@localhost"]
+        # The shards' question is theirs alone: from a user it gets no shard's answer, and
+        # to a user of the other shard it is an ordinary iq, delivered.
+        ask = (f"<gather xmlns='urn:xedge:gather:0' op='online-list' domain='localhost' "
+               f"reply='xedge-shard-0@localhost'/>")
+        el = iq(alice, ask)
+        assert el.get("type") == "error", dump(el)
+        alice.send(f"<iq type='get' id='g-to-carol' to='{carol.jid}'>{ask}</iq>")
+        got = carol.wait_for(lambda e: e.tag == IQ and e.get("id") == "g-to-carol", timeout=10)
+        assert got.get("from") == alice.jid, dump(got)
+        # The other shard's user leaves: the count follows.
+        carol.close()
+        carol2.close()
+        carol = carol2 = None
+        wait_until(lambda: online_num(alice)[0] == ["2"], what="carol counted offline")
+        carol = login(server, "carol", "phone", presence=True)
+        wait_until(lambda: online_num(alice)[0] == ["3"], what="carol counted online again")
+        # An announcement reaches both shards' sessions.
+        _, el = run_form(alice, NS_ADMIN + "#announce",
+                         {"subject": "Both shards", "announcement": ["Hello", "everyone"]})
+        cmd = cmd_of(el)
+        assert cmd.get("status") == "completed"
+        assert note_of(cmd) == ("info", "The announcement was sent to 3 session(s).")
+        for c in (bob, carol):
+            m = c.wait_for(lambda e: e.tag == MESSAGE and e.get("from") == "localhost", timeout=10)
+            assert m.get("type") == "headline" and m.get("to") == c.jid
+            assert m.findtext(q(NS_CLIENT, "subject")) == "Both shards"
+            assert m.findtext(q(NS_CLIENT, "body")) == "Hello\neveryone"
         # Accounts of either shard are added (one database) and log in on their own shard.
         for user in ("u1", "u2", "u3", "u4"):
             _, el = run_form(alice, NS_ADMIN + "#add-user", {
@@ -452,7 +503,48 @@ def test_two_shards(server):
         for u in gone:
             assert f"{u}@localhost" not in (note[1] if note else "")
     finally:
-        alice.close()
+        for c in (alice, bob, carol, carol2):
+            if c:
+                c.close()
+
+
+def test_two_processes_and_a_silent_shard(tmp_path, sockdir, cert):
+    """Two xedge-sm processes (the questions between shards go through the edge): the
+    admin on one sees the other's user in the number and the list, and the announcement
+    reaches it.  A shard that does not answer (stopped) does not hang the command: after
+    the deadline it completes with what it has and a note saying how many did not answer."""
+    for c in _cluster(tmp_path, sockdir, cert,
+                      sm_extra=lambda users: f"admins:\n  - {users[0]}@localhost\n"):
+        u0, u1 = c["users"]
+        sm1 = c["procs"][1]
+        a = Raw(c["c2s"][0])
+        a.login(u0, PASSWORD, "a", presence=True)
+        b = Raw(c["c2s"][0])
+        b.login(u1, PASSWORD, "b", presence=True)
+        try:
+            assert online_num(a) == (["2"], None)
+            assert online_list(a) == (sorted([f"{u0}@localhost", f"{u1}@localhost"]), None)
+            _, el = run_form(a, NS_ADMIN + "#announce", {"announcement": "across processes"})
+            assert note_of(cmd_of(el)) == ("info", "The announcement was sent to 2 session(s).")
+            m = b.wait_for(lambda e: e.tag == MESSAGE and e.get("from") == "localhost", timeout=10)
+            assert m.findtext(q(NS_CLIENT, "body")) == "across processes"
+            # The other shard stops answering: the command still completes, in about 2 s.
+            sm1.p.send_signal(signal.SIGSTOP)
+            try:
+                t0 = time.monotonic()
+                num, note = online_num(a)
+                took = time.monotonic() - t0
+                assert num == ["1"] and note and note[0] == "warn", (num, note)
+                assert note[1].startswith("1 shard(s) of this service did not answer within 2 s")
+                assert 1.5 <= took < 10, took
+            finally:
+                sm1.p.send_signal(signal.SIGCONT)
+            # Its late answer is dropped; answers come in time again.
+            wait_until(lambda: online_num(a) == (["2"], None), what="both shards answer again")
+            assert sm1.alive()
+        finally:
+            a.close()
+            b.close()
 
 
 @pytest.mark.parametrize("server", [{"mode": "external", "extra_sm_yaml": ADMINS_YAML}],

@@ -12,6 +12,7 @@ import pytest
 from conftest import USERS
 from rawxmpp import NS_CLIENT, Raw, dump, q
 from slixclient import Client, run
+from test_shards import owner
 
 MUC = "conference.localhost"
 NS_MUC = "http://jabber.org/protocol/muc"
@@ -19,6 +20,9 @@ NS_MUC_USER = NS_MUC + "#user"
 NS_MUC_OWNER = NS_MUC + "#owner"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_DELAY = "urn:xmpp:delay"
+NS_DATA = "jabber:x:data"
+NS_REQUEST = NS_MUC + "#request"
+NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
 PRESENCE, MESSAGE, IQ = q(NS_CLIENT, "presence"), q(NS_CLIENT, "message"), q(NS_CLIENT, "iq")
 BODY, SUBJECT = q(NS_CLIENT, "body"), q(NS_CLIENT, "subject")
 SERVICES = f"services:\n  muc:\n    domain: {MUC}\n    history: 5\n"
@@ -297,6 +301,146 @@ def test_slixmpp_joins_and_talks(server):
         assert sender == f"{room}/Alice"
     finally:
         a.close()
+
+
+def room_list(c, iq_id):
+    """The service's disco#items (§6.3): [(jid, name)] in the order given."""
+    c.send(f"<iq type='get' id='{iq_id}' to='{MUC}'><query xmlns='{NS_DISCO_ITEMS}'/></iq>")
+    r = c.wait_for(lambda e: e.tag == IQ and e.get("id") == iq_id, 10.0)
+    assert r.get("type") == "result", dump(r)
+    return [(i.get("jid"), i.get("name")) for i in r.iter(f"{{{NS_DISCO_ITEMS}}}item")]
+
+
+@pytest.mark.parametrize("server", [{"extra_edge_yaml": SERVICES, "shards": 3}], indirect=True)
+def test_public_rooms_of_every_shard(server):
+    """Three shards, rooms on each: the service's disco#items, asked by a user of any shard,
+    lists the public rooms of every shard, sorted, with their names; hidden and locked
+    rooms are not listed (§6.3)."""
+    names = ["0", "1", "2"]
+    rooms = [f"room{k}@{MUC}" for k in range(9)]
+    assert {owner(r, names) for r in rooms} == {0, 1, 2}, "the rooms do not cover every shard"
+    assert owner("alice@localhost", names) != owner("carol@localhost", names)
+    a = login(server, "alice", "a")
+    c = login(server, "carol", "c")
+    try:
+        for k, room in enumerate(rooms):
+            join(a, room, "Alice")
+            self_presence(a, room)
+            if k == 7:
+                continue                         # left locked: not listed
+            instant(a, room)
+        r = configure(a, rooms[3], {"muc#roomconfig_roomname": "The Third &amp; Last"}, "n3")
+        assert r.get("type") == "result", dump(r)
+        r = configure(a, rooms[5], {"muc#roomconfig_publicroom": "0"}, "h5")
+        assert r.get("type") == "result", dump(r)
+        want = sorted((r, r.split("@")[0]) for i, r in enumerate(rooms) if i not in (5, 7))
+        want = [(j, "The Third & Last" if j == rooms[3] else n) for j, n in want]
+        for who in (a, c):
+            assert room_list(who, f"l{id(who)}") == want
+        # A room another shard owns goes away: the list follows.
+        a.send(f"<iq type='set' id='gone' to='{rooms[0]}'><query xmlns='{NS_MUC_OWNER}'>"
+               "<destroy/></query></iq>")
+        assert a.wait_for(lambda e: e.tag == IQ and e.get("id") == "gone", 10.0).get("type") == "result"
+        assert room_list(c, "after") == [w for w in want if w[0] != rooms[0]]
+    finally:
+        a.close()
+        c.close()
+
+
+def voice_form(fields, ftype="submit"):
+    xs = "".join(f"<field var='{k}'><value>{v}</value></field>" for k, v in fields.items())
+    return (f"<x xmlns='{NS_DATA}' type='{ftype}'><field var='FORM_TYPE'>"
+            f"<value>{NS_REQUEST}</value></field>{xs}</x>")
+
+
+def form_fields(x):
+    return {f.get("var"): f for f in x.findall(f"{{{NS_DATA}}}field")}
+
+
+@pytest.mark.parametrize("server", [{"extra_edge_yaml": SERVICES, "shards": 2}], indirect=True)
+def test_voice_request_and_approval(server):
+    """§7.13 and §8.6 in a moderated room (its occupants on two shards): a visitor asks for
+    voice; every moderator session gets the approval form; a denial changes nothing; an
+    approval makes the visitor a participant (presence to all), who may then speak.
+    Errors: a participant asking (not-allowed), a non-occupant (not-acceptable), a
+    non-moderator approving (forbidden), a nickname not in the room (item-not-found), a
+    request for another role (bad-request)."""
+    room = f"voice@{MUC}"
+    a = open_room(server, room)
+    a2 = login(server, "alice", "a2")
+    b = login(server, "bob", "b")
+    c = login(server, "carol", "c")
+    try:
+        join(a2, room, "Alice")
+        self_presence(a2, room)
+        r = configure(a, room, {"muc#roomconfig_moderatedroom": "1"})
+        assert r.get("type") == "result", dump(r)
+        join(b, room, "Bob")
+        assert item(self_presence(b, room)).get("role") == "visitor"
+        join(c, room, "Carol")
+        assert item(self_presence(c, room)).get("role") == "visitor"
+        # Not in the room: not-acceptable; another role: bad-request.
+        outsider = login(server, "bob", "outside")
+        outsider.send(f"<message to='{room}' id='o1'>{voice_form({'muc#role': 'participant'})}</message>")
+        err = outsider.wait_for(lambda e: e.tag == MESSAGE and e.get("id") == "o1", 10.0)
+        assert error_condition(err) == ("not-acceptable", "modify"), dump(err)
+        outsider.close()
+        c.send(f"<message to='{room}' id='r0'>{voice_form({'muc#role': 'moderator'})}</message>")
+        err = c.wait_for(lambda e: e.tag == MESSAGE and e.get("id") == "r0", 10.0)
+        assert error_condition(err) == ("bad-request", "modify"), dump(err)
+        # carol (the other shard) asks: both of alice's sessions get the approval form.
+        c.send(f"<message to='{room}' id='r1'>{voice_form({'muc#role': 'participant'})}</message>")
+        # Asked again at once: not forwarded a second time (one per 30 s).
+        c.send(f"<message to='{room}' id='r1b'>{voice_form({'muc#role': 'participant'})}</message>")
+        for s in (a, a2):
+            m = s.wait_for(lambda e: e.tag == MESSAGE and e.find(f"{{{NS_DATA}}}x") is not None, 10.0)
+            assert m.get("from") == room and m.get("to") == s.jid, dump(m)
+            x = m.find(f"{{{NS_DATA}}}x")
+            assert x.get("type") == "form" and x.findtext(f"{{{NS_DATA}}}title") == "Voice request"
+            f = form_fields(x)
+            assert [v.text for v in f["FORM_TYPE"]] == [NS_REQUEST] and f["FORM_TYPE"].get("type") == "hidden"
+            assert f["muc#role"].findtext(f"{{{NS_DATA}}}value") == "participant"
+            assert f["muc#jid"].findtext(f"{{{NS_DATA}}}value") == "carol@localhost/c"
+            assert f["muc#roomnick"].findtext(f"{{{NS_DATA}}}value") == "Carol"
+            assert f["muc#request_allow"].get("type") == "boolean"
+            assert f["muc#request_allow"].findtext(f"{{{NS_DATA}}}value") == "false"
+            assert f["muc#request_allow"].get("label") == "Grant voice to this person?"
+        approval = {"muc#role": "participant", "muc#jid": "carol@localhost/c",
+                    "muc#roomnick": "Carol"}
+        # bob is no moderator: forbidden.
+        b.send(f"<message to='{room}' id='b1'>"
+               f"{voice_form({**approval, 'muc#request_allow': 'true'})}</message>")
+        err = b.wait_for(lambda e: e.tag == MESSAGE and e.get("id") == "b1", 10.0)
+        assert error_condition(err) == ("forbidden", "auth"), dump(err)
+        # Denied, then a nickname not in the room: carol stays a visitor.
+        a.send(f"<message to='{room}' id='d1'>"
+               f"{voice_form({**approval, 'muc#request_allow': 'false'})}</message>")
+        a.send(f"<message to='{room}' id='d2'>"
+               f"{voice_form({**approval, 'muc#roomnick': 'Nobody', 'muc#request_allow': '1'})}"
+               "</message>")
+        err = a.wait_for(lambda e: e.tag == MESSAGE and e.get("id") == "d2", 10.0)
+        assert error_condition(err) == ("item-not-found", "cancel"), dump(err)
+        groupchat(c, room, "still quiet?", "q1")
+        err = c.wait_for(lambda e: e.tag == MESSAGE and e.get("id") == "q1", 10.0)
+        assert error_condition(err) == ("forbidden", "auth"), dump(err)
+        # Approved: carol is a participant, everyone is told, and she speaks.
+        a.send(f"<message to='{room}' id='ok'>"
+               f"{voice_form({**approval, 'muc#request_allow': 'true'})}</message>")
+        for s in (a, b, c):
+            p = s.wait_for(lambda e: e.tag == PRESENCE and e.get("from") == f"{room}/Carol" and
+                           item(e) is not None and item(e).get("role") == "participant", 10.0)
+            assert p.get("type") is None, dump(p)
+        groupchat(c, room, "thank you", "q2")
+        got_groupchat(b, room, "Carol", "thank you")
+        got_groupchat(a, room, "Carol", "thank you")
+        assert a.raw.count(b"<title>Voice request</title>") == 1, a.raw
+        # A participant asking again: not-allowed.
+        c.send(f"<message to='{room}' id='r2'>{voice_form({'muc#role': 'participant'})}</message>")
+        err = c.wait_for(lambda e: e.tag == MESSAGE and e.get("id") == "r2", 10.0)
+        assert error_condition(err) == ("not-allowed", "cancel"), dump(err)
+    finally:
+        for s in (a, a2, b, c):
+            s.close()
 
 
 def configure(c, room, fields, iq_id="cfg"):

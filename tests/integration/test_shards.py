@@ -237,11 +237,11 @@ def test_xedgectl_follows_the_owner(server):
 
 # ---- several xedge-sm processes -----------------------------------------------------
 
-def _cluster(tmp_path, sockdir, cert, edges=1, proxied=False, edge_extra=None):
+def _cluster(tmp_path, sockdir, cert, edges=1, proxied=False, edge_extra=None, sm_extra=None):
     """Two xedge-sm processes on one database listed in backend.shards, `edges` edges
     linked to both (their c2s listeners want a PROXY header when `proxied`), and one
-    account on each shard.  Yields {"c2s": [ports], "admin": [ports], "procs": [sm0,
-    sm1, edges...], "users": [on 0, on 1]}."""
+    account on each shard; sm_extra(users) is more YAML for both xedge-sm.  Yields
+    {"c2s": [ports], "admin": [ports], "procs": [sm0, sm1, edges...], "users": [on 0, on 1]}."""
     crt, key = cert
     ports = [free_port(), free_port()]
     c2s = [free_port() for _ in range(edges)]
@@ -261,7 +261,8 @@ def _cluster(tmp_path, sockdir, cert, edges=1, proxied=False, edge_extra=None):
                            "session_server:\n"
                            f"  database: {tmp_path / 'accounts.db'}\n"
                            f"  admin_socket: {sockdir / f'sm{i}.sock'}\n"
-                           f"  listen: \"{names[i]}\"\n  secret: \"s3cret\"\n")
+                           f"  listen: \"{names[i]}\"\n  secret: \"s3cret\"\n" +
+                           (sm_extra(users) if sm_extra else ""))
             sm = Proc(f"xedge-sm-{i}", [str(binary("xedge-sm")), "-c", str(cfg)], tmp_path / f"sm{i}.log")
             procs.append(sm)
             wait_until(lambda sm=sm: "xedge-sm started" in sm.text(), what=f"xedge-sm {i} started")
