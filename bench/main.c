@@ -752,7 +752,7 @@ static void progress(const struct bench_point *p, uint64_t failed, int ph, bool 
 			 (double)p->p99_ns / 1e6, (unsigned long long)errors);
 	if (tty)
 		fprintf(stderr, "\r%s\033[K", line);
-	else if (force || ((long)p->t % 5) == 0)
+	else   /* one line a second in a log too */
 		fprintf(stderr, "%s\n", line);
 }
 

@@ -688,7 +688,9 @@ static int read_point(json_t *o, struct result_point *p, char *err, size_t cap)
 int result_read_json(const char *path, struct result *r, char *err, size_t cap)
 {
 	json_error_t je;
-	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je), *v, *o;
+	/* duplicate keys are allowed: a run's v1 fields have "target" twice (the address,
+	 * then the sampled pids), and the last one wins, as in Python */
+	json_t *root = json_load_file(path, 0, &je), *v, *o;
 	const char *k;
 	size_t i;
 	int rc = -1;
