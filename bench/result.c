@@ -554,7 +554,7 @@ int result_write_json(const char *path, const struct result *r)
 
 /* ---- JSON in --------------------------------------------------------------------- */
 
-static int fail(char *err, size_t cap, const char *fmt, const char *what)
+static int read_fail(char *err, size_t cap, const char *fmt, const char *what)
 {
 	snprintf(err, cap, fmt, what);
 	return -1;
@@ -658,29 +658,29 @@ static int read_point(json_t *o, struct result_point *p, char *err, size_t cap)
 	const char *k;
 
 	if (!json_is_object(o) || !json_is_integer(json_object_get(o, "unix_s")))
-		return fail(err, cap, "%s: a timeline point without unix_s", "");
+		return read_fail(err, cap, "%s: a timeline point without unix_s", "");
 	p->unix_s = json_integer_value(json_object_get(o, "unix_s"));
 	p->t = get_num(o, "t", 0);
 	if (get_u64(o, "users", &p->users) < 0 || get_u64(o, "connected", &p->connected) < 0 ||
 	    get_u64(o, "target_rss_kib", &p->target_rss_kib) < 0)
-		return fail(err, cap, "%s: a bad timeline gauge", "");
+		return read_fail(err, cap, "%s: a bad timeline gauge", "");
 	p->target_cpu = get_num(o, "target_cpu", -1);
 	p->bench_cpu = get_num(o, "bench_cpu", 0);
 	if (tx && !json_is_object(tx))
-		return fail(err, cap, "%s: a bad timeline \"tx\"", "");
+		return read_fail(err, cap, "%s: a bad timeline \"tx\"", "");
 	json_object_foreach(tx, k, v) {
 		int t = result_txn_find(k, strlen(k));
 		struct result_ptxn *x;
 		uint64_t total;
 		if (t < 0)
-			return fail(err, cap, "unknown transaction '%s' in the timeline", k);
+			return read_fail(err, cap, "unknown transaction '%s' in the timeline", k);
 		x = &p->tx[t];
 		if (x->b || !json_is_object(v) || get_u64(v, "count", &x->count) < 0 ||
 		    get_u64(v, "errors", &x->errors) < 0 || get_u64(v, "sum_ns", &x->sum_ns) < 0 ||
 		    get_u64(v, "min_ns", &x->min_ns) < 0 || get_u64(v, "max_ns", &x->max_ns) < 0 ||
 		    read_buckets(json_object_get(v, "buckets"), NULL, x, &total) < 0 ||
 		    total != x->count)
-			return fail(err, cap, "a bad timeline histogram of '%s'", k);
+			return read_fail(err, cap, "a bad timeline histogram of '%s'", k);
 	}
 	return 0;
 }
@@ -701,17 +701,17 @@ int result_read_json(const char *path, struct result *r, char *err, size_t cap)
 		return -1;
 	}
 	if (!json_is_object(root)) {
-		fail(err, cap, "%s: not a JSON object", path);
+		read_fail(err, cap, "%s: not a JSON object", path);
 		goto out;
 	}
 	v = json_object_get(root, "version");
 	if (!json_is_integer(v) || json_integer_value(v) != 2) {
-		fail(err, cap, "%s: not an xedge-bench JSON v2 result (\"version\": 2)", path);
+		read_fail(err, cap, "%s: not an xedge-bench JSON v2 result (\"version\": 2)", path);
 		goto out;
 	}
 	v = json_object_get(root, "hist_layout");
 	if (!json_is_string(v) || strcmp(json_string_value(v), HIST_LAYOUT) != 0) {
-		fail(err, cap, "%s: histogram layout is not " HIST_LAYOUT, path);
+		read_fail(err, cap, "%s: histogram layout is not " HIST_LAYOUT, path);
 		goto out;
 	}
 	v = json_object_get(root, "scenario_name");
@@ -722,7 +722,7 @@ int result_read_json(const char *path, struct result *r, char *err, size_t cap)
 	r->inputs = (unsigned)get_num(root, "inputs", 1);
 	v = json_object_get(root, "start_unix_ns");
 	if (!json_is_integer(v)) {
-		fail(err, cap, "%s: no start_unix_ns", path);
+		read_fail(err, cap, "%s: no start_unix_ns", path);
 		goto out;
 	}
 	r->start_unix_ns = json_integer_value(v);
@@ -730,7 +730,7 @@ int result_read_json(const char *path, struct result *r, char *err, size_t cap)
 	o = json_object_get(root, "errors");
 	if (!json_is_object(o) || get_u64(o, "count", &r->errors) < 0 ||
 	    read_causes(json_object_get(o, "by_cause"), r->causes, &r->ncauses) < 0) {
-		fail(err, cap, "%s: a bad \"errors\" object", path);
+		read_fail(err, cap, "%s: a bad \"errors\" object", path);
 		goto out;
 	}
 	o = json_object_get(root, "target_load");
@@ -746,14 +746,14 @@ int result_read_json(const char *path, struct result *r, char *err, size_t cap)
 	(void)get_u64(o, "peak_sessions", &r->peak_sessions);
 	o = json_object_get(root, "transactions");
 	if (!json_is_object(o)) {
-		fail(err, cap, "%s: no \"transactions\"", path);
+		read_fail(err, cap, "%s: no \"transactions\"", path);
 		goto out;
 	}
 	json_object_foreach(o, k, v) {
 		int t = result_txn_find(k, strlen(k));
 		struct result_txn *x;
 		if (t < 0) {
-			fail(err, cap, "unknown transaction '%s'", k);
+			read_fail(err, cap, "unknown transaction '%s'", k);
 			goto out;
 		}
 		x = &r->tx[t];
@@ -761,25 +761,25 @@ int result_read_json(const char *path, struct result *r, char *err, size_t cap)
 		    get_u64(v, "errors", &x->errors) < 0 ||
 		    read_causes(json_object_get(v, "causes"), x->causes, &x->ncauses) < 0 ||
 		    read_hist(json_object_get(v, "hist"), &x->h) < 0) {
-			fail(err, cap, "a bad transaction '%s'", k);
+			read_fail(err, cap, "a bad transaction '%s'", k);
 			goto out;
 		}
 	}
 	o = json_object_get(root, "timeline");
 	if (!json_is_array(o) || json_array_size(o) > MAX_SERIES) {
-		fail(err, cap, "%s: no \"timeline\" array", path);
+		read_fail(err, cap, "%s: no \"timeline\" array", path);
 		goto out;
 	}
 	json_array_foreach(o, i, v) {
 		struct result_point *p = result_point_add(r);
 		if (!p) {
-			fail(err, cap, "%s: out of memory", path);
+			read_fail(err, cap, "%s: out of memory", path);
 			goto out;
 		}
 		if (read_point(v, p, err, cap) < 0)
 			goto out;
 		if (i && p->unix_s < r->series[i - 1].unix_s) {
-			fail(err, cap, "%s: the timeline is not in time order", path);
+			read_fail(err, cap, "%s: the timeline is not in time order", path);
 			goto out;
 		}
 	}
