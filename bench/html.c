@@ -155,7 +155,7 @@ static void distribution(FILE *f, const char *name, const struct hist *h)
 		if (band[k] > top)
 			top = band[k];
 	bw = (W - ML - MR) / (hi_b - lo_b + 1);
-	ys = (H - MT - MB) / (double)top;
+	ys = (H - MT - MB - 12) / (double)top;   /* room for the count above the tallest bar */
 	fprintf(f, "<figure><svg viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" height=\"%.0f\" role=\"img\">\n", W, H, W, H);
 	fprintf(f, "<text x=\"%.0f\" y=\"16\" class=\"t\">", ML);
 	esc(f, name);
