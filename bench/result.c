@@ -17,6 +17,7 @@
 
 #define HIST_LAYOUT "log-linear-us-64x21"
 #define MAX_SERIES 10000000u       /* points read from one file at most */
+#define MAX_UNIX_S 100000000000ll  /* wall-clock seconds: year 5138; keeps ns sums in int64 */
 
 static const char *const txn_names[TX_N] = {
 	"connect", "tls", "auth", "bind", "roster", "login", "message_rtt", "join", "room_fanout",
@@ -586,6 +587,14 @@ static double get_num(json_t *o, const char *key, double dflt)
 	return json_is_number(v) ? json_number_value(v) : dflt;
 }
 
+/* A number member bounded to [lo, hi] (so casts and sums of hostile values stay defined). */
+static double get_bounded(json_t *o, const char *key, double dflt, double lo, double hi)
+{
+	double v = get_num(o, key, dflt);
+
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
 static int read_causes(json_t *o, struct result_cause *c, unsigned *n)
 {
 	const char *k;
@@ -660,6 +669,8 @@ static int read_point(json_t *o, struct result_point *p, char *err, size_t cap)
 	if (!json_is_object(o) || !json_is_integer(json_object_get(o, "unix_s")))
 		return read_fail(err, cap, "%s: a timeline point without unix_s", "");
 	p->unix_s = json_integer_value(json_object_get(o, "unix_s"));
+	if (p->unix_s < 0 || p->unix_s > MAX_UNIX_S)
+		return read_fail(err, cap, "%s: a timeline unix_s out of range", "");
 	p->t = get_num(o, "t", 0);
 	if (get_u64(o, "users", &p->users) < 0 || get_u64(o, "connected", &p->connected) < 0 ||
 	    get_u64(o, "target_rss_kib", &p->target_rss_kib) < 0)
@@ -717,16 +728,20 @@ int result_read_json(const char *path, struct result *r, char *err, size_t cap)
 	v = json_object_get(root, "scenario_name");
 	snprintf(r->scenario, sizeof(r->scenario), "%s", json_is_string(v) ? json_string_value(v) : "");
 	o = json_object_get(root, "slice");
-	r->slice_index = (unsigned)get_num(o, "index", 0);
-	r->slice_count = (unsigned)get_num(o, "count", 1);
-	r->inputs = (unsigned)get_num(root, "inputs", 1);
+	r->slice_index = (unsigned)get_bounded(o, "index", 0, 0, 1e6);
+	r->slice_count = (unsigned)get_bounded(o, "count", 1, 1, 1e6);
+	r->inputs = (unsigned)get_bounded(root, "inputs", 1, 1, 1e6);
 	v = json_object_get(root, "start_unix_ns");
 	if (!json_is_integer(v)) {
 		read_fail(err, cap, "%s: no start_unix_ns", path);
 		goto out;
 	}
 	r->start_unix_ns = json_integer_value(v);
-	r->duration_s = get_num(root, "duration_s", 0);
+	if (r->start_unix_ns < 0 || r->start_unix_ns / 1000000000ll > MAX_UNIX_S) {
+		read_fail(err, cap, "%s: start_unix_ns out of range", path);
+		goto out;
+	}
+	r->duration_s = get_bounded(root, "duration_s", 0, 0, 1e8);
 	o = json_object_get(root, "errors");
 	if (!json_is_object(o) || get_u64(o, "count", &r->errors) < 0 ||
 	    read_causes(json_object_get(o, "by_cause"), r->causes, &r->ncauses) < 0) {
