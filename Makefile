@@ -5,11 +5,11 @@
 CC      ?= gcc
 CLANG   ?= clang
 BUILD   ?= build
-PKGS     = liburing wolfssl jemalloc expat yaml-0.1 sqlite3 libpq
+PKGS     = liburing wolfssl jemalloc expat yaml-0.1 sqlite3 libpq jansson
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fno-strict-aliasing -I. -I/usr/include/postgresql -pthread
-LDBASE   = -luring -lwolfssl -lexpat -lyaml -lsqlite3 -lpq -lck -lcares -lpthread -lm
+LDBASE   = -luring -lwolfssl -lexpat -lyaml -lsqlite3 -lpq -lck -lcares -ljansson -lpthread -lm
 LDLIBS   = $(LDBASE) -ljemalloc
 # Sanitizer builds keep glibc malloc: ASan must own the allocator.
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \

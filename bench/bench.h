@@ -14,7 +14,11 @@
  *   keycache.c      optional on-disk cache of SCRAM ClientKey/ServerKey               [keycache_]
  *   hist.c          log-linear latency histograms (pure)                              [hist_]
  *   target.c        /proc sampling of the target's CPU and RSS                        [target_]
- *   report.c        summary table, JSON, gnuplot                                      [report_]
+ *   report.c        summary table, JSON, gnuplot; counters -> transactions           [report_]
+ *   result.c        named transactions, exact merge, JSON v2 in and out, CSV          [result_]
+ *   threshold.c     pass/fail expressions on a result (pure)                           [thr_]
+ *   html.c          the self-contained HTML report (inline SVG)                       [html_]
+ *   merge.c         the merge and compare subcommands                                 [merge_]
  *
  * Two servers (--remote): clients [0, split) log in to the first target and
  * clients [split, N) to the remote one, each with its own domain; a chat
@@ -119,6 +123,7 @@ struct bench_opts {
 	pid_t pids[BENCH_MAX_PIDS];
 	unsigned npids;
 	const char *json, *plot, *scram_cache;
+	const char *csv, *html;           /* --csv, --html: the time series and the HTML report */
 	int verbose;
 };
 

@@ -11,7 +11,9 @@
  * close now; a second SIGINT: stop now).
  *
  * Exit status: 0 the run completed (even with failures), 1 usage error,
- * 2 nothing could connect at all (or the set-up failed).
+ * 2 nothing could connect at all (or the set-up failed), 3 the run completed
+ * and a --threshold failed.  `xedge-bench merge` and `xedge-bench compare`
+ * are subcommands (merge.c).
  */
 #include "bench/bench.h"
 #include "core/version.h"
@@ -27,17 +29,25 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "bench/html.h"
+#include "bench/merge.h"
 #include "bench/report.h"
+#include "bench/result.h"
 #include "bench/target.h"
+#include "bench/threshold.h"
 
 #define TICK_NS 100000000ull
 
 struct bench B;
 static volatile sig_atomic_t interrupted;
 static char *remote_arg;         /* --remote's copy, cut by parse_remote: o->remote_* point in */
+static struct thr thresholds[MERGE_MAX_THRESHOLDS];   /* --threshold */
+static unsigned nthresholds;
 
 static const char usage[] =
 "usage: xedge-bench [options]\n"
+"       xedge-bench merge -o OUT.json [--html F] [--csv F] [--threshold E]... A.json B.json ...\n"
+"       xedge-bench compare A.json B.json\n"
 "Simulates N XMPP clients (io_uring, TLS via wolfSSL) against any XMPP server.\n"
 "\n"
 "Scenario:\n"
@@ -114,18 +124,24 @@ static const char usage[] =
 "      --pid PID          sample this target process's CPU and RSS (repeatable)\n"
 "      --json FILE        write the results and the per-second series as JSON\n"
 "      --plot PREFIX      write PREFIX-throughput.png and PREFIX-latency.png (gnuplot)\n"
+"      --csv FILE         write the per-second series per transaction as CSV\n"
+"      --html FILE        write a self-contained HTML report (inline SVG charts)\n"
+"      --threshold EXPR   a pass/fail condition, such as 'message_rtt.p99 < 50ms',\n"
+"                         'errors.rate < 0.1%', 'login.count >= 1000' (repeatable;\n"
+"                         docs/bench.md); a failing one makes the exit status 3\n"
 "  -v, --verbose          print failures (the first 10 per thread; -vv: all)\n"
 "  -h, --help\n"
 "      --version\n"
 "\n"
 "Exit status: 0 run completed (failures are in the report), 1 usage error,\n"
-"2 nothing could connect.\n";
+"2 nothing could connect, 3 run completed and a --threshold failed.\n";
 
 enum {
 	O_SNI = 256, O_TLS, O_MECH, O_PREFIX, O_OFFSET, O_PASSWORD, O_CACHE, O_SOURCES, O_RAMP,
 	O_CONC, O_TIMEOUT, O_LOGIN_TIME, O_HOLD, O_SETTLE, O_KEEPALIVE, O_DURATION, O_WARMUP,
 	O_DRAIN, O_WINDOW, O_RATE, O_SIZE, O_PEERS, O_PID, O_JSON, O_PLOT, O_VERSION, O_REMOTE,
-	O_CROSS, O_ONE_WAY, O_SM, O_ROOMS, O_ROOM_SIZE, O_MUC_DOMAIN, O_JOIN_RATE
+	O_CROSS, O_ONE_WAY, O_SM, O_ROOMS, O_ROOM_SIZE, O_MUC_DOMAIN, O_JOIN_RATE, O_CSV, O_HTML,
+	O_THRESHOLD
 };
 
 static const struct option longopts[] = {
@@ -168,6 +184,9 @@ static const struct option longopts[] = {
 	{ "pid", required_argument, NULL, O_PID },
 	{ "json", required_argument, NULL, O_JSON },
 	{ "plot", required_argument, NULL, O_PLOT },
+	{ "csv", required_argument, NULL, O_CSV },
+	{ "html", required_argument, NULL, O_HTML },
+	{ "threshold", required_argument, NULL, O_THRESHOLD },
 	{ "version", no_argument, NULL, O_VERSION },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -548,6 +567,23 @@ static int parse_options(int argc, char **argv)
 		case O_PLOT:
 			o->plot = optarg;
 			break;
+		case O_CSV:
+			o->csv = optarg;
+			break;
+		case O_HTML:
+			o->html = optarg;
+			break;
+		case O_THRESHOLD: {
+			char err[256];
+			if (nthresholds == MERGE_MAX_THRESHOLDS)
+				return bad("--threshold (too many)", optarg);
+			if (thr_parse(optarg, &thresholds[nthresholds], err, sizeof(err)) < 0) {
+				fprintf(stderr, "xedge-bench: %s\n", err);
+				return -1;
+			}
+			nthresholds++;
+			break;
+		}
 		case 'v':
 			o->verbose++;
 			break;
@@ -695,23 +731,28 @@ static void progress(const struct bench_point *p, uint64_t failed, int ph, bool 
 {
 	char line[320];
 	bool chat = B.o.scenario == SC_CHAT;
+	uint64_t errors = 0;
 
+	/* every failure so far, whatever its stage (the end's "errors" less lost messages) */
+	for (unsigned i = 0; i < total->ncauses; i++)
+		errors += total->causes[i].n;
 	if (B.o.scenario == SC_MUC)
 		snprintf(line, sizeof(line),
-			 "[%5.0fs %-6s] conn %u  online %u  joined %llu  failed %llu  sent/s %llu  "
-			 "delivered/s %llu  p99 delivery %.2f ms",
-			 p->t, phase_str(ph), p->connected, p->online, (unsigned long long)total->joined,
-			 (unsigned long long)(failed + total->join_failed), (unsigned long long)p->sent,
-			 (unsigned long long)p->recv, (double)p->p99_ns / 1e6);
+			 "[%5.0fs %-6s] users %u  conn %u  joined %llu  sent/s %llu  "
+			 "delivered/s %llu  p99 delivery %.2f ms  errors %llu",
+			 p->t, phase_str(ph), p->online, p->connected, (unsigned long long)total->joined,
+			 (unsigned long long)p->sent, (unsigned long long)p->recv,
+			 (double)p->p99_ns / 1e6, (unsigned long long)errors);
 	else
 		snprintf(line, sizeof(line),
-			 "[%5.0fs %-6s] conn %u  online %u  failed %llu  logins/s %llu  sent/s %llu  recv/s %llu  p99 %s %.2f ms",
-			 p->t, phase_str(ph), p->connected, p->online, (unsigned long long)failed,
-			 (unsigned long long)p->logins, (unsigned long long)p->sent,
-			 (unsigned long long)p->recv, chat ? "msg" : "login", (double)p->p99_ns / 1e6);
+			 "[%5.0fs %-6s] users %u  conn %u  logins/s %llu  sent/s %llu  recv/s %llu  "
+			 "p99 %s %.2f ms  errors %llu",
+			 p->t, phase_str(ph), p->online, p->connected, (unsigned long long)p->logins,
+			 (unsigned long long)p->sent, (unsigned long long)p->recv, chat ? "msg" : "login",
+			 (double)p->p99_ns / 1e6, (unsigned long long)errors);
 	if (tty)
 		fprintf(stderr, "\r%s\033[K", line);
-	else if (force || ((long)p->t % 5) == 0)
+	else   /* one line a second in a log too */
 		fprintf(stderr, "%s\n", line);
 }
 
@@ -730,10 +771,19 @@ int main(int argc, char **argv)
 	size_t cap_series = 0;
 	bool tty = isatty(2), idle_sampled = false;
 	struct meas_cpu mcpu = { 0 };
+	struct result rr;
+	struct target_sample gen;
+	struct timespec wall0;
+	pid_t self = getpid();
 	int ph, rc = 0;
 
+	if (argc > 1 && !strcmp(argv[1], "merge"))
+		return merge_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "compare"))
+		return merge_compare_main(argc - 1, argv + 1);
 	if (parse_options(argc, argv) < 0)
 		return 1;
+	result_init(&rr);
 	B.ring_slots = fd_limit();
 	{
 		FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
@@ -816,6 +866,13 @@ int main(int argc, char **argv)
 			o->one_way ? ", the first server's clients send" : "");
 
 	B.t0 = bench_now();
+	clock_gettime(CLOCK_REALTIME, &wall0);
+	rr.start_unix_ns = (int64_t)wall0.tv_sec * 1000000000ll + wall0.tv_nsec;
+	snprintf(rr.scenario, sizeof(rr.scenario), "%s", o->scenario == SC_LOGIN ? "login" :
+		 o->scenario == SC_CHAT ? "chat" : o->scenario == SC_IDLE ? "idle" :
+		 o->scenario == SC_MUC ? "muc" : "connect");
+	if (target_sample(&self, 1, &gen))
+		rr.gen_rss_start_kib = rr.gen_rss_max_kib = gen.rss_kib;
 	B.run_id = (uint32_t)(B.t0 / 1000) ^ (uint32_t)getpid();
 	if (o->scenario == SC_MUC) {
 		if (bm_init() < 0) {
@@ -916,6 +973,13 @@ int main(int argc, char **argv)
 				}
 			}
 			res.series[res.nseries++] = p;
+			if (target_sample(&self, 1, &gen) && gen.rss_kib > rr.gen_rss_max_kib)
+				rr.gen_rss_max_kib = gen.rss_kib;
+			if (report_point(&rr, &sec, &p, (rr.start_unix_ns + (int64_t)(next_sec - B.t0)) /
+					 1000000000ll) < 0) {
+				fprintf(stderr, "xedge-bench: out of memory\n");
+				return 2;
+			}
 			bench_stats_add(total, &sec);
 			failed_sum = total->failed;
 			memset(&sec, 0, sizeof(sec));
@@ -1020,8 +1084,18 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < B.nthreads; i++)
 		pthread_join(B.threads[i].th, NULL);
 	collect(&sec);
-	bench_stats_add(total, &sec);
 	now = bench_now();
+	{
+		/* the last, shorter second: the timeline adds up to the totals */
+		struct bench_point p = { .t = (double)(now - B.t0) / 1e9, .connected = GAUGE(g_connected),
+					 .online = GAUGE(g_online), .target_cpu = -1 };
+		if (report_point(&rr, &sec, &p, (rr.start_unix_ns + (int64_t)(now - B.t0)) /
+				 1000000000ll) < 0) {
+			fprintf(stderr, "xedge-bench: out of memory\n");
+			return 2;
+		}
+	}
+	bench_stats_add(total, &sec);
 	if (tty)
 		fputc('\n', stderr);
 
@@ -1045,10 +1119,18 @@ int main(int argc, char **argv)
 	if (res.bench_cpu_max < res.bench_cpu_avg)
 		res.bench_cpu_max = res.bench_cpu_avg;   /* a run shorter than a second */
 
+	report_totals(&rr, &res);
+	res.rs = &rr;
 	report_summary(stdout, &res);
 	if (o->json && report_json(o->json, &res) < 0) {
 		fprintf(stderr, "xedge-bench: cannot write --json %s: %s\n", o->json, strerror(errno));
 	}
+	if (o->csv && result_write_csv(o->csv, &rr) < 0)
+		fprintf(stderr, "xedge-bench: cannot write --csv %s: %s\n", o->csv, strerror(errno));
+	if (o->html && html_write(o->html, &rr, thresholds, nthresholds) < 0)
+		fprintf(stderr, "xedge-bench: cannot write --html %s: %s\n", o->html, strerror(errno));
+	if (merge_thresholds(&rr, thresholds, nthresholds, stdout) < 0)
+		rc = 3;
 	if (o->plot)
 		(void)report_plot(o->plot, &res);
 	if (o->scram_cache) {
@@ -1076,6 +1158,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "xedge-bench: nothing could connect to %s\n", o->host);
 		rc = 2;
 	}
+	result_free(&rr);
 	free(res.series);
 	free(B.clients);
 	free(B.threads);

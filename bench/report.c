@@ -79,6 +79,85 @@ static double muc_kib_per_session(const struct bench_result *r)
 	       ((double)r->rss_join1 - (double)r->rss_before) / (double)r->total.joined : NAN;
 }
 
+/* ---- transactions ------------------------------------------------------------- */
+
+/* The histogram a transaction is recorded in today; NULL: no recording point yet. */
+static const struct hist *txn_hist(const struct bench_stats *s, int txn)
+{
+	switch (txn) {
+	case TX_CONNECT:
+		return &s->h_connect;
+	case TX_TLS:
+		return &s->h_tls;
+	case TX_AUTH:
+		return &s->h_auth;
+	case TX_LOGIN:
+		return &s->h_login;
+	case TX_MESSAGE_RTT:
+		return &s->h_msg_meas;
+	case TX_JOIN:
+		return &s->h_join;
+	case TX_ROOM_FANOUT:
+		return &s->h_last;
+	default:
+		return NULL;
+	}
+}
+
+int report_point(struct result *rs, const struct bench_stats *sec, const struct bench_point *p,
+		 int64_t unix_s)
+{
+	struct result_point *q = result_point_add(rs);
+	uint64_t err[TX_N] = { 0 };
+	static const struct hist empty;
+
+	if (!q)
+		return -1;
+	q->unix_s = unix_s;
+	q->t = p->t;
+	q->users = p->online;
+	q->connected = p->connected;
+	q->target_cpu = p->target_cpu;
+	q->target_rss_kib = p->target_rss_kib;
+	q->bench_cpu = p->bench_cpu;
+	for (unsigned i = 0; i < sec->ncauses; i++)
+		result_cause_count(sec->causes[i].name, sec->causes[i].n, err);
+	for (int k = 0; k < TX_N; k++) {
+		const struct hist *h = txn_hist(sec, k);
+		if (result_point_txn(q, k, h ? h : &empty, err[k]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void report_totals(struct result *rs, const struct bench_result *r)
+{
+	const struct bench_stats *s = &r->total;
+
+	for (int k = 0; k < TX_N; k++) {
+		const struct hist *h = txn_hist(s, k);
+		if (h) {
+			rs->tx[k].h = *h;
+			rs->tx[k].count = h->count;
+		}
+	}
+	for (unsigned i = 0; i < s->ncauses; i++)
+		result_cause(rs, s->causes[i].name, s->causes[i].n);
+	/* Messages of the measured window that never arrived: errors of message_rtt. */
+	if (B.o.scenario == SC_CHAT)
+		result_cause(rs, "message:lost", lost(s));
+	else if (B.o.scenario == SC_MUC)
+		result_cause(rs, "message:lost", muc_lost(s));
+	rs->duration_s = r->elapsed_s;
+	rs->have_target = r->have_target;
+	rs->target_cpu_avg = r->target_cpu_avg;
+	rs->target_cpu_max = r->target_cpu_max;
+	rs->target_rss_max_kib = r->target_rss_max;
+	rs->gen_cpu_avg = r->bench_cpu_avg;
+	rs->gen_cpu_max = r->bench_cpu_max;
+	rs->peak_sessions = r->peak_connected;
+}
+
 static void muc_rows(FILE *f, const struct bench_result *r)
 {
 	const struct bench_opts *o = &B.o;
@@ -198,6 +277,8 @@ void report_summary(FILE *f, const struct bench_result *r)
 		lat_row(f, "delivery", &s->h_msg_meas);
 		lat_row(f, "last-copy", &s->h_last);
 	}
+	if (r->rs)
+		result_summary(f, r->rs);
 	if (s->ncauses) {
 		fprintf(f, "\nfailures by cause\n");
 		for (unsigned i = 0; i < s->ncauses; i++)
@@ -406,6 +487,8 @@ int report_json(const char *path, const struct bench_result *r)
 			"\"sessions\": %u, \"kib_per_session\": %.2f},\n",
 			(unsigned long long)r->rss_before, (unsigned long long)r->rss_after, r->sessions,
 			((double)r->rss_after - (double)r->rss_before) / r->sessions);
+	if (r->rs)
+		result_json_fields(f, r->rs);
 	fprintf(f, "  \"series\": [\n");
 	for (size_t i = 0; i < r->nseries; i++) {
 		const struct bench_point *p = &r->series[i];

@@ -1,7 +1,9 @@
 /*
  * report — the end of a run: the summary table (stdout), the JSON file
  * (--json) and gnuplot charts (--plot).  Reads a finished bench_result; owns
- * nothing.
+ * nothing.  Also the bridge from the threads' counters (bench_stats) to the
+ * named transactions of result.h: report_point once a second, report_totals
+ * at the end.
  */
 #ifndef XEDGE_BENCH_REPORT_H
 #define XEDGE_BENCH_REPORT_H
@@ -9,6 +11,7 @@
 #include <stdio.h>
 
 #include "bench/bench.h"
+#include "bench/result.h"
 
 /* One second of the run. */
 struct bench_point {
@@ -47,7 +50,15 @@ struct bench_result {
 	bool join_mem;
 	uint64_t rss_join0, rss_join1;
 	double join_s;
+	const struct result *rs;      /* the transactions (summary and JSON v2); may be NULL */
 };
+
+/* Add one point to rs's timeline: the second's counters sec, the gauges and
+ * CPU of p, ending at wall-clock second unix_s.  0, or -1 out of memory. */
+int report_point(struct result *rs, const struct bench_stats *sec, const struct bench_point *p,
+		 int64_t unix_s);
+/* rs's transactions and errors from the run's totals (call once, at the end). */
+void report_totals(struct result *rs, const struct bench_result *r);
 
 void report_summary(FILE *f, const struct bench_result *r);
 int report_json(const char *path, const struct bench_result *r);     /* 0 or -errno */

@@ -4,7 +4,7 @@
 #   usage: deploy/debian-deps.sh [build|test|bench]
 set -e
 build="gcc make pkg-config liburing-dev libwolfssl-dev libjemalloc-dev libexpat1-dev \
-libck-dev libyaml-dev libsqlite3-dev libpq-dev libc-ares-dev openssl"
+libck-dev libyaml-dev libsqlite3-dev libpq-dev libc-ares-dev libjansson-dev openssl"
 test="$build libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-slixmpp python3-aiohttp libstrophe-dev \
 prosody ejabberd haproxy nodejs tsung python3-aioxmpp profanity tmux python3-cryptography \
 dnsmasq-base iproute2 util-linux biboumi ngircd python3-kubernetes postgresql"

@@ -1,0 +1,106 @@
+"""xedge-bench's results pipeline (issue 15): three processes log in disjoint user ranges
+(--user-offset), one more logs in all of them; `xedge-bench merge` of the three equals the single
+run (login counts exactly, histograms bucket for bucket in total), thresholds pass and fail (exit
+status 3), the HTML report is one self-contained document, the CSV has a row per second and
+`xedge-bench compare` prints ratios.  The load generator is the release build in build/."""
+import concurrent.futures
+import csv
+import json
+import re
+import subprocess
+
+from conftest import REPO
+
+BENCH = str(REPO / "build" / "xedge-bench")
+SLICE, SLICES = 4, 3
+N = SLICE * SLICES
+
+
+def run(*args, timeout=120):
+    return subprocess.run([BENCH, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def login_run(server, out, n, offset, *extra):
+    return run("--port", server.c2s_port, "--threads", "1", "--user-prefix", "rp", "--password",
+               "rp-pw", "--mech", "SCRAM-SHA-1", "-s", "login", "-n", n, "--user-offset", offset,
+               "--timeout", "30", "--login-time", "60", "--hold", "1", "--json", out, *extra)
+
+
+def test_merged_slices_equal_one_run(server, tmp_path):
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        list(ex.map(lambda i: server.ctl("user", "add", f"rp{i}@localhost", "rp-pw"), range(N)))
+    slices = [tmp_path / f"slice{i}.json" for i in range(SLICES)]
+    for i, out in enumerate(slices):
+        r = login_run(server, out, SLICE, i * SLICE)
+        assert r.returncode == 0, r.stderr[-2000:]
+    single = tmp_path / "single.json"
+    csv_path, html_path = tmp_path / "single.csv", tmp_path / "single.html"
+    r = login_run(server, single, N, 0, "--csv", csv_path, "--html", html_path,
+                  "--threshold", "login.count == %d" % N, "--threshold", "errors.rate < 0.1%",
+                  "--threshold", "login.p99 < 30s")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "thresholds: all 3 passed" in r.stdout
+    # the terminal summary's per-transaction section and the progress line's fields
+    assert re.search(r"^\s+login\s+%d\s+0\s" % N, r.stdout, re.M), r.stdout
+    assert "users " in r.stderr and "errors 0" in r.stderr, r.stderr[-1000:]
+
+    one = json.loads(single.read_text())
+    assert one["version"] == 2 and one["logins"]["logged_in"] == N       # v1 fields kept
+    assert one["transactions"]["login"]["count"] == N
+    assert sum(p["tx"].get("login", {}).get("count", 0) for p in one["timeline"]) == N
+
+    merged = tmp_path / "merged.json"
+    mhtml, mcsv = tmp_path / "merged.html", tmp_path / "merged.csv"
+    r = run("merge", "-o", merged, "--html", mhtml, "--csv", mcsv,
+            "--threshold", "login.count == %d" % N, *slices)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = json.loads(merged.read_text())
+    parts = [json.loads(s.read_text()) for s in slices]
+    assert m["inputs"] == SLICES
+    for name in ("login", "connect", "tls", "auth"):
+        got = m["transactions"][name]
+        assert got["count"] == one["transactions"][name]["count"] == \
+            sum(p["transactions"][name]["count"] for p in parts), name
+        # every bucket is the sum of the slices' buckets
+        want = {}
+        for p in parts:
+            for i, n in p["transactions"][name]["hist"]["buckets"]:
+                want[i] = want.get(i, 0) + n
+        assert dict(map(tuple, got["hist"]["buckets"])) == want, name
+        assert got["hist"]["sum_ns"] == sum(p["transactions"][name]["hist"]["sum_ns"] for p in parts)
+    assert m["logins"]["logged_in"] == N
+    assert sum(p["tx"].get("login", {}).get("count", 0) for p in m["timeline"]) == N
+
+    # thresholds on the merged result: a failing one is exit status 3 and a named line
+    r = run("merge", "-o", tmp_path / "m2.json", "--threshold", "login.count >= %d" % (N + 1),
+            "--threshold", "errors.count == 0", *slices)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "threshold FAILED: login.count >= %d (actual %d)" % (N + 1, N) in r.stdout
+    assert "errors.count" not in r.stdout.split("threshold FAILED")[-1].splitlines()[0]
+    r = run("merge", "-o", tmp_path / "m3.json", "--threshold", "login.p99 < 50 parsecs", *slices)
+    assert r.returncode == 1 and "bad threshold" in r.stderr
+
+    # a run's own threshold failing: exit status 3
+    r = login_run(server, tmp_path / "fail.json", SLICE, 0, "--threshold", "login.p50 < 1us")
+    assert r.returncode == 3, r.stdout[-1000:] + r.stderr[-1000:]
+    assert "threshold FAILED: login.p50 < 1us" in r.stdout
+
+    for h in (html_path, mhtml):
+        doc = h.read_text()
+        assert doc.startswith("<!DOCTYPE html>") and doc.rstrip().endswith("</html>")
+        assert "<svg" in doc and "http:" not in doc and "https:" not in doc
+        assert "<script" not in doc and "src=" not in doc and "<link" not in doc
+        assert "login" in doc
+    assert "pass" in html_path.read_text()
+
+    rows = list(csv.DictReader(csv_path.open()))
+    secs = one["timeline"]
+    assert len(rows) == len(secs) >= int(one["elapsed_s"])
+    assert [float(r["t"]) for r in rows] == [round(p["t"], 3) for p in secs]
+    assert sum(int(r["login_count"]) for r in rows) == N
+    assert sum(int(r["login_count"]) for r in csv.DictReader(mcsv.open())) == N
+
+    r = run("compare", single, merged)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"B/A\s+1\.00x", r.stdout), r.stdout
+    assert "login" in r.stdout and "p99" in r.stdout
