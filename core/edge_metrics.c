@@ -68,6 +68,7 @@ static void sum(struct wstats *t, const struct worker *workers, int n)
 		t->smacks_detached += STAT_GET(s->smacks_detached);
 		t->smacks_moved += STAT_GET(s->smacks_moved);
 		t->smacks_returned += STAT_GET(s->smacks_returned);
+		add(t->upload, s->upload, UPS_COUNT);
 		mhist_add(&t->login, &s->login);
 		mhist_add(&t->sm_rtt, &s->sm_rtt);
 	}
@@ -213,6 +214,22 @@ void edge_metrics(struct mx *m, const bool used[CK_COUNT], bool upstream, const 
 		mx_one(m, "xedge_stanzas_returned_total", "counter",
 		       "Unacknowledged stanzas handed back to the session server when a session ended.",
 		       t.smacks_returned);
+		if (workers[0].cfg->upload.domain) {
+			mx_head(m, "xedge_upload_slots_total", "counter",
+				"XEP-0363 upload slots asked for, by result (refused: too large, quota, malformed).");
+			mx_val(m, "xedge_upload_slots_total", "result=\"given\"", t.upload[UPS_SLOTS]);
+			mx_val(m, "xedge_upload_slots_total", "result=\"refused\"", t.upload[UPS_SLOTS_REFUSED]);
+			mx_one(m, "xedge_upload_files_total", "counter", "Files uploaded and stored (PUT answered 201).",
+			       t.upload[UPS_FILES]);
+			mx_one(m, "xedge_upload_downloads_total", "counter",
+			       "Uploaded files served (GET or HEAD answered 200 or 206).", t.upload[UPS_DOWNLOADS]);
+			mx_one(m, "xedge_upload_refused_total", "counter",
+			       "Upload HTTP requests answered with an error status (4xx, 5xx).", t.upload[UPS_REFUSED]);
+			mx_head(m, "xedge_upload_bytes_total", "counter",
+				"File bytes written by PUTs (in) and sent by GETs (out).");
+			mx_val(m, "xedge_upload_bytes_total", "direction=\"in\"", t.upload[UPS_BYTES_IN]);
+			mx_val(m, "xedge_upload_bytes_total", "direction=\"out\"", t.upload[UPS_BYTES_OUT]);
+		}
 		mx_hist(m, "xedge_login_duration_seconds",
 			"Logins from the first authentication message to the bound resource.", &t.login);
 		mx_hist(m, "xedge_session_server_rtt_seconds",

@@ -341,6 +341,7 @@ static void slot_error(struct conn *c, const char *id, const char *type, const c
 {
 	char body[1024];
 
+	STAT_INC(c->w->st.upload[UPS_SLOTS_REFUSED]);
 	snprintf(body, sizeof(body), "<error type='%s'><%s xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
 		 "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>%s</text>%s</error>", type, cond, text,
 		 extra ? extra : "");
@@ -383,6 +384,7 @@ static void slot_answer(struct conn *c, struct up_slot *j)
 		return;
 	}
 	log_debug("upload slot given", "conn=%u size=%" PRIu64 " user=%s", c->idx, j->size, j->user);
+	STAT_INC(c->w->st.upload[UPS_SLOTS]);
 	iq_out(c, j->id, "result", body);
 	free(body);
 }
@@ -599,9 +601,11 @@ static void answer(struct up_http *h, int status, const char *extra, const char 
 			 "Content-Length: %zu\r\n" COMMON_HEADERS "%s\r\n%s", status, reason(status),
 			 strlen(text) + 1, extra ? extra : "", text);
 
-	if (status >= 400)
+	if (status >= 400) {
+		STAT_INC(h->w->st.upload[UPS_REFUSED]);
 		log_info("upload request refused", "conn=%u peer=%s status=%d why=\"%s\"", h->c->idx, h->c->peer,
 			 status, text);
+	}
 	if (n > 0 && (size_t)n + 2 < sizeof(out)) {
 		out[n++] = '\n';
 		xprt_down(h->c, h->layer, out, (size_t)n);
@@ -673,6 +677,7 @@ static void get_head(struct up_http *h)
 		     "Cache-Control: public, max-age=86400\r\n" COMMON_HEADERS "\r\n",
 		     r > 0 ? 206 : 200, reason(r > 0 ? 206 : 200), h->ctype, h->end - h->off, cr);
 	xprt_down(h->c, h->layer, out, (size_t)n);
+	STAT_INC(h->w->st.upload[UPS_DOWNLOADS]);
 	if (h->method == UP_HEAD || h->off >= h->end) {
 		h->answered = true;
 		xmpp_abort(h->c);
@@ -734,6 +739,8 @@ static void job_done(struct offload_job *j)
 		}
 		log_info("file uploaded", "conn=%u peer=%s bytes=%" PRIu64 " file=%s", h->c->idx, h->c->peer,
 			 h->size, h->rel);
+		STAT_INC(h->w->st.upload[UPS_FILES]);
+		STAT_ADD(h->w->st.upload[UPS_BYTES_IN], h->size);
 		if (h->c->state != CS_CLOSING)
 			answer(h, 201, NULL, "created");
 		return;
@@ -754,6 +761,7 @@ static void job_done(struct offload_job *j)
 			return;
 		}
 		xprt_down(h->c, h->layer, h->io, (size_t)h->res);
+		STAT_ADD(h->w->st.upload[UPS_BYTES_OUT], (uint64_t)h->res);
 		h->off += (uint64_t)h->res;
 		if (h->off >= h->end) {
 			h->answered = true;

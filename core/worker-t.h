@@ -114,6 +114,10 @@ enum conn_state {
 #define PAUSE_LINK      0x02   /* the session server link is backed up */
 #define PAUSE_PEER      0x04   /* a recipient of this client (or its tied stream) reads too slowly */
 #define PAUSE_REBIND    0x08   /* XEP-0198: its shard restarts; the session is bound again first */
+/* wstats.upload: XEP-0363 slots and transfers (core/upload.c) */
+enum ups { UPS_SLOTS, UPS_SLOTS_REFUSED, UPS_FILES, UPS_BYTES_IN, UPS_DOWNLOADS, UPS_BYTES_OUT,
+	   UPS_REFUSED, UPS_COUNT };
+
 #define PAUSE_DISK      0x10   /* an upload's bytes wait for the disk (core/upload.c) */
 
 /*
@@ -378,6 +382,7 @@ struct wstats {
 	uint64_t smacks_detached;               /* sessions kept for a resumption */
 	uint64_t smacks_moved;                  /* resumptions that took the session from another worker */
 	uint64_t smacks_returned;               /* unacknowledged stanzas handed back to the sm */
+	uint64_t upload[UPS_COUNT];             /* XEP-0363 (core/upload.c), by enum ups */
 	struct mhist login;                     /* <auth/> (or iq:auth) to bound */
 	struct mhist sm_rtt;                    /* credentials and bind requests to their answers */
 } __attribute__((aligned(64)));

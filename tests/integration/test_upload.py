@@ -33,9 +33,9 @@ def services(**kw):
     return "services:\n  upload:\n" + "".join(f"    {k}: {v}\n" for k, v in keys.items())
 
 
-def with_upload(**kw):
-    return pytest.mark.parametrize("server", [{"ws": True, "extra_edge_yaml": services(**kw)}],
-                                   indirect=True)
+def with_upload(admin=False, **kw):
+    return pytest.mark.parametrize("server", [{"ws": True, "admin": admin,
+                                               "extra_edge_yaml": services(**kw)}], indirect=True)
 
 
 def login(server, user="alice", resource="up"):
@@ -88,7 +88,7 @@ def files_on_disk(server):
                   and p.name != ".secret")
 
 
-@with_upload(max_size=1000)
+@with_upload(admin=True, max_size=1000)
 def test_discover_slot_put_get_ranges(server):
     a = login(server)
     try:
@@ -136,6 +136,12 @@ def test_discover_slot_put_get_ranges(server):
         assert http("GET", f"https://localhost:{server.wss_port}/upload/zz")[0] == 404
         assert http("GET", f"https://localhost:{server.wss_port}/elsewhere")[0] in (400, 404, 426)
         assert [f.rsplit("/", 1)[1] for f in files_on_disk(server)] == [".type", "my photo é.jpg"]
+        # What an operator sees (/metrics).
+        assert server.metric("xedge_upload_slots_total", result="given") == 1
+        assert server.metric("xedge_upload_files_total") == 1
+        assert server.metric("xedge_upload_bytes_total", direction="in") == 10
+        assert server.metric("xedge_upload_downloads_total") == 6   # GETs: whole, 3 ranges, after the 409; a HEAD
+        assert server.metric("xedge_upload_refused_total") >= 4
     finally:
         a.close()
 
