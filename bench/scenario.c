@@ -50,7 +50,7 @@ struct loader {
 	uint32_t ntos, cap_tos;
 };
 
-static int fail(struct loader *L, const yaml_node_t *n, const char *fmt, ...)
+static int bad(struct loader *L, const yaml_node_t *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static int fail_line(struct loader *L, unsigned long line, const char *fmt, va_list ap)
@@ -62,7 +62,7 @@ static int fail_line(struct loader *L, unsigned long line, const char *fmt, va_l
 	return -1;
 }
 
-static int fail(struct loader *L, const yaml_node_t *n, const char *fmt, ...)
+static int bad(struct loader *L, const yaml_node_t *n, const char *fmt, ...)
 {
 	va_list ap;
 	int rc;
@@ -123,9 +123,9 @@ static int pool_add(struct loader *L, const yaml_node_t *n, const char *v, uint3
 		return 0;
 	}
 	if (len > SCN_MAX_STRING)
-		return fail(L, n, "a string of at most %d bytes expected", SCN_MAX_STRING);
+		return bad(L, n, "a string of at most %d bytes expected", SCN_MAX_STRING);
 	if (s->strings_len + len + 1 > MAX_POOL)
-		return fail(L, n, "too much text in the file");
+		return bad(L, n, "too much text in the file");
 	if (s->strings_len + len + 1 > s->strings_cap) {
 		uint32_t cap = s->strings_cap ? s->strings_cap : 1024;
 		char *p;
@@ -134,7 +134,7 @@ static int pool_add(struct loader *L, const yaml_node_t *n, const char *v, uint3
 			cap *= 2;
 		p = realloc(s->strings, cap);
 		if (!p)
-			return fail(L, n, "out of memory");
+			return bad(L, n, "out of memory");
 		s->strings = p;
 		s->strings_cap = cap;
 	}
@@ -150,7 +150,7 @@ static int get_str(struct loader *L, const yaml_node_t *n, const char *key, uint
 	const char *v = scalar(n);
 
 	if (!v || !*v)
-		return fail(L, n, "%s: expected a non-empty string", key);
+		return bad(L, n, "%s: expected a non-empty string", key);
 	return pool_add(L, n, v, off);
 }
 
@@ -160,10 +160,10 @@ static int get_token(struct loader *L, const yaml_node_t *n, const char *key, ui
 	const char *v = scalar(n);
 
 	if (!v || !*v || strlen(v) > 255)
-		return fail(L, n, "%s: expected a name of 1 to 255 characters", key);
+		return bad(L, n, "%s: expected a name of 1 to 255 characters", key);
 	for (const char *p = v; *p; p++)
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || strchr("'\"<>&@/,=:", *p))
-			return fail(L, n, "%s: '%c' is not allowed here", key, *p);
+			return bad(L, n, "%s: '%c' is not allowed here", key, *p);
 	return pool_add(L, n, v, off);
 }
 
@@ -208,7 +208,7 @@ static int get_uint(struct loader *L, const yaml_node_t *n, const char *key, uns
 	unsigned long v;
 
 	if (parse_uint(scalar(n), max, &v) < 0 || v < min)
-		return fail(L, n, "%s: expected a whole number from %lu to %lu", key, min, max);
+		return bad(L, n, "%s: expected a whole number from %lu to %lu", key, min, max);
 	*out = (uint32_t)v;
 	return 0;
 }
@@ -242,10 +242,10 @@ static int get_duration(struct loader *L, const yaml_node_t *n, const char *key,
 			uint64_t *out)
 {
 	if (parse_duration(scalar(n), out) < 0)
-		return fail(L, n, "%s: expected a duration such as 250ms, 10s, 2m or 1h (at most 30 days)",
+		return bad(L, n, "%s: expected a duration such as 250ms, 10s, 2m or 1h (at most 30 days)",
 			    key);
 	if (*out < min)
-		return fail(L, n, "%s: must be at least %llums", key, (unsigned long long)(min / NS_MS));
+		return bad(L, n, "%s: must be at least %llums", key, (unsigned long long)(min / NS_MS));
 	return 0;
 }
 
@@ -275,10 +275,10 @@ static int get_rate(struct loader *L, const yaml_node_t *n, const char *key, boo
 		    double *out)
 {
 	if (parse_rate(scalar(n), out) < 0)
-		return fail(L, n, "%s: expected a rate such as 5/s, 300/m or 2/h (at most 10000000/s)",
+		return bad(L, n, "%s: expected a rate such as 5/s, 300/m or 2/h (at most 10000000/s)",
 			    key);
 	if (!zero_ok && *out <= 0)
-		return fail(L, n, "%s: must be more than 0", key);
+		return bad(L, n, "%s: must be more than 0", key);
 	return 0;
 }
 
@@ -303,7 +303,7 @@ static int get_size(struct loader *L, const yaml_node_t *n, const char *key, uin
 	*out = (uint32_t)(x * mul);
 	return 0;
 bad:
-	return fail(L, n, "%s: expected a size in bytes such as 64 or 1k (at most 256k)", key);
+	return bad(L, n, "%s: expected a size in bytes such as 64 or 1k (at most 256k)", key);
 }
 
 static int get_bool(struct loader *L, const yaml_node_t *n, const char *key, bool *out)
@@ -315,7 +315,7 @@ static int get_bool(struct loader *L, const yaml_node_t *n, const char *key, boo
 	else if (v && (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off")))
 		*out = false;
 	else
-		return fail(L, n, "%s: expected true or false", key);
+		return bad(L, n, "%s: expected true or false", key);
 	return 0;
 }
 
@@ -335,7 +335,7 @@ static int get_enum(struct loader *L, const yaml_node_t *n, const char *key,
 	for (int i = 0; i < count && used < sizeof(list); i++)
 		used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
 					 names[i]);
-	return fail(L, n, "%s: expected one of %s", key, list);
+	return bad(L, n, "%s: expected one of %s", key, list);
 }
 
 /* ---- mappings and sequences --------------------------------------------------- */
@@ -349,20 +349,20 @@ static int each_pair(struct loader *L, yaml_node_t *map, const char *what, pair_
 	yaml_node_pair_t *p, *start;
 
 	if (!map || map->type != YAML_MAPPING_NODE)
-		return fail(L, map, "%s: expected a mapping (key: value lines)", what);
+		return bad(L, map, "%s: expected a mapping (key: value lines)", what);
 	start = map->data.mapping.pairs.start;
 	if (map->data.mapping.pairs.top - start > MAX_KEYS)
-		return fail(L, map, "%s: more than %d keys", what, MAX_KEYS);
+		return bad(L, map, "%s: more than %d keys", what, MAX_KEYS);
 	for (p = start; p < map->data.mapping.pairs.top; p++) {
 		yaml_node_t *k = node(L, p->key), *v = node(L, p->value);
 		const char *ks = scalar(k);
 
 		if (!ks || !*ks)
-			return fail(L, k ? k : map, "%s: keys must be plain words", what);
+			return bad(L, k ? k : map, "%s: keys must be plain words", what);
 		for (yaml_node_pair_t *q = start; q < p; q++) {
 			const char *qs = scalar(node(L, q->key));
 			if (qs && !strcmp(qs, ks))
-				return fail(L, k, "%s: '%s' is given twice", what, ks);
+				return bad(L, k, "%s: '%s' is given twice", what, ks);
 		}
 		if (fn(L, ks, k, v, arg) < 0)
 			return -1;
@@ -373,16 +373,16 @@ static int each_pair(struct loader *L, yaml_node_t *map, const char *what, pair_
 static int unknown(struct loader *L, yaml_node_t *k, const char *what, const char *key,
 		   const char *known)
 {
-	return fail(L, k, "%s: unknown key '%s' (known: %s)", what, key, known);
+	return bad(L, k, "%s: unknown key '%s' (known: %s)", what, key, known);
 }
 
 static int seq_len(struct loader *L, yaml_node_t *n, const char *what, size_t max, size_t *len)
 {
 	if (!n || n->type != YAML_SEQUENCE_NODE)
-		return fail(L, n, "%s: expected a list (lines starting with '- ')", what);
+		return bad(L, n, "%s: expected a list (lines starting with '- ')", what);
 	*len = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (*len > max)
-		return fail(L, n, "%s: more than %zu entries", what, max);
+		return bad(L, n, "%s: more than %zu entries", what, max);
 	return 0;
 }
 
@@ -414,7 +414,7 @@ static int target_pair(struct loader *L, const char *key, yaml_node_t *k, yaml_n
 		unsigned char tmp[16];
 		const char *h = scalar(v);
 		if (!h || (inet_pton(AF_INET, h, tmp) != 1 && inet_pton(AF_INET6, h, tmp) != 1))
-			return fail(L, v, "target.host: expected a numeric IPv4 or IPv6 address");
+			return bad(L, v, "target.host: expected a numeric IPv4 or IPv6 address");
 		return pool_add(L, v, h, &t->host);
 	}
 	if (!strcmp(key, "port")) {
@@ -432,7 +432,7 @@ static int target_pair(struct loader *L, const char *key, yaml_node_t *k, yaml_n
 	if (!strcmp(key, "ws_path")) {
 		const char *p = scalar(v);
 		if (!p || p[0] != '/' || strpbrk(p, " \t\r\n"))
-			return fail(L, v, "target.ws_path: expected an absolute path such as /xmpp-websocket");
+			return bad(L, v, "target.ws_path: expected an absolute path such as /xmpp-websocket");
 		return pool_add(L, v, p, &t->ws_path);
 	}
 	if (!strcmp(key, "muc_domain"))
@@ -451,7 +451,7 @@ static int users_pair(struct loader *L, const char *key, yaml_node_t *k, yaml_no
 	if (!strcmp(key, "password")) {
 		const char *p = scalar(v);
 		if (!p || !*p || strlen(p) > 200)
-			return fail(L, v, "users.password: expected 1 to 200 characters");
+			return bad(L, v, "users.password: expected 1 to 200 characters");
 		return pool_add(L, v, p, &u->password);
 	}
 	if (!strcmp(key, "offset"))
@@ -493,14 +493,14 @@ static int read_phase(struct loader *L, yaml_node_t *n, struct scn_phase *p)
 	if (each_pair(L, n, "phase", phase_pair, &pk) < 0)
 		return -1;
 	if (pk.arrival && pk.ramp)
-		return fail(L, pk.ramp, "phase: arrival and ramp exclude each other");
+		return bad(L, pk.ramp, "phase: arrival and ramp exclude each other");
 	if (pk.users && get_uint(L, pk.users, "phase.users", 1, MAX_COUNT, &p->users) < 0)
 		return -1;
 	if (!pk.arrival && !pk.ramp) {
 		if (!pk.users)
-			return fail(L, n, "phase: expected arrival: RATE, ramp: [FROM, TO] or users: N");
+			return bad(L, n, "phase: expected arrival: RATE, ramp: [FROM, TO] or users: N");
 		if (pk.duration)
-			return fail(L, pk.duration, "phase: a burst (users without arrival or ramp) "
+			return bad(L, pk.duration, "phase: a burst (users without arrival or ramp) "
 				    "has no duration");
 		p->rate0 = p->rate1 = INFINITY;
 		return 0;
@@ -514,7 +514,7 @@ static int read_phase(struct loader *L, yaml_node_t *n, struct scn_phase *p)
 		if (seq_len(L, pk.ramp, "phase.ramp", 2, &len) < 0)
 			return -1;
 		if (len != 2)
-			return fail(L, pk.ramp, "phase.ramp: expected [FROM, TO], two rates");
+			return bad(L, pk.ramp, "phase.ramp: expected [FROM, TO], two rates");
 		if (get_rate(L, node(L, pk.ramp->data.sequence.items.start[0]), "phase.ramp", true,
 			     &p->rate0) < 0 ||
 		    get_rate(L, node(L, pk.ramp->data.sequence.items.start[1]), "phase.ramp", true,
@@ -522,7 +522,7 @@ static int read_phase(struct loader *L, yaml_node_t *n, struct scn_phase *p)
 			return -1;
 	}
 	if (!pk.duration)
-		return fail(L, n, "phase: %s needs a duration", pk.arrival ? "arrival" : "ramp");
+		return bad(L, n, "phase: %s needs a duration", pk.arrival ? "arrival" : "ramp");
 	return get_duration(L, pk.duration, "phase.duration", NS_MS, &p->duration_ns);
 }
 
@@ -602,19 +602,19 @@ static int get_pattern(struct loader *L, yaml_node_t *v, const char *key, uint32
 	const char *p = scalar(v);
 
 	if (!p || !*p)
-		return fail(L, v, "%s: expected a non-empty pattern", key);
+		return bad(L, v, "%s: expected a non-empty pattern", key);
 	for (const char *c = p; *c; c++) {
 		if ((unsigned char)*c <= 0x20 || strchr("'\"<>&@/", *c))
-			return fail(L, v, "%s: '%c' is not allowed here", key, *c);
+			return bad(L, v, "%s: '%c' is not allowed here", key, *c);
 		if (*c == '}')
-			return fail(L, v, "%s: '}' without '{'", key);
+			return bad(L, v, "%s: '}' without '{'", key);
 		if (*c == '{') {
 			const char *e = strchr(c, '}');
 			size_t n = e ? (size_t)(e - c - 1) : 0;
 			if (!e || !((n == 1 && (c[1] == 'n' || c[1] == 'i')) ||
 				    (n == 4 && !strncmp(c + 1, "user", 4)) ||
 				    (n == 3 && !strncmp(c + 1, "run", 3))))
-				return fail(L, v, "%s: placeholders are {n}, {i}, {user} and {run}", key);
+				return bad(L, v, "%s: placeholders are {n}, {i}, {user} and {run}", key);
 			c = e;
 		}
 	}
@@ -626,7 +626,7 @@ static int think_value(struct loader *L, yaml_node_t *v, struct step_ctx *c, uin
 	struct scn_step *st = c->st;
 
 	if (c->have_dist)
-		return fail(L, v, "think: give one of fixed, uniform or exp");
+		return bad(L, v, "think: give one of fixed, uniform or exp");
 	c->have_dist = true;
 	st->u.think.dist = dist;
 	if (dist == SCN_THINK_UNIFORM) {
@@ -634,14 +634,14 @@ static int think_value(struct loader *L, yaml_node_t *v, struct step_ctx *c, uin
 		if (seq_len(L, v, "think.uniform", 2, &len) < 0)
 			return -1;
 		if (len != 2)
-			return fail(L, v, "think.uniform: expected [MIN, MAX], two durations");
+			return bad(L, v, "think.uniform: expected [MIN, MAX], two durations");
 		if (get_duration(L, node(L, v->data.sequence.items.start[0]), "think.uniform", 0,
 				 &st->u.think.a_ns) < 0 ||
 		    get_duration(L, node(L, v->data.sequence.items.start[1]), "think.uniform", 0,
 				 &st->u.think.b_ns) < 0)
 			return -1;
 		if (st->u.think.b_ns < st->u.think.a_ns)
-			return fail(L, v, "think.uniform: MIN is more than MAX");
+			return bad(L, v, "think.uniform: MIN is more than MAX");
 		return 0;
 	}
 	return get_duration(L, v, dist == SCN_THINK_EXP ? "think.exp" : "think.fixed",
@@ -706,7 +706,7 @@ static int step_param(struct loader *L, const char *key, yaml_node_t *v, struct 
 			bool neg = p && *p == '-';
 			unsigned long pr;
 			if (!p || parse_uint(p + neg, 128, &pr) < 0 || (!neg && pr > 127))
-				return fail(L, v, "presence.priority: expected a whole number from -128 to 127");
+				return bad(L, v, "presence.priority: expected a whole number from -128 to 127");
 			st->u.presence.priority = (int8_t)(neg ? -(long)pr : (long)pr);
 			return 0;
 		}
@@ -722,12 +722,12 @@ static int step_param(struct loader *L, const char *key, yaml_node_t *v, struct 
 			if (t && !strncmp(t, "session:", 8)) {
 				uint32_t off;
 				if (!t[8])
-					return fail(L, v, "chat.to: session: needs a session's name");
+					return bad(L, v, "chat.to: session: needs a session's name");
 				if (L->ntos == L->cap_tos) {
 					uint32_t cap = L->cap_tos ? 2 * L->cap_tos : 8;
 					void *p = realloc(L->tos, cap * sizeof(*L->tos));
 					if (!p)
-						return fail(L, v, "out of memory");
+						return bad(L, v, "out of memory");
 					L->tos = p;
 					L->cap_tos = cap;
 				}
@@ -742,7 +742,7 @@ static int step_param(struct loader *L, const char *key, yaml_node_t *v, struct 
 				return 0;
 			}
 			if (!t || (strcmp(t, "random") && strcmp(t, "peer") && strcmp(t, "self")))
-				return fail(L, v, "chat.to: expected random, peer, self or session:NAME");
+				return bad(L, v, "chat.to: expected random, peer, self or session:NAME");
 			m->to = !strcmp(t, "random") ? SCN_TO_RANDOM :
 				!strcmp(t, "peer") ? SCN_TO_PEER : SCN_TO_SELF;
 			return 0;
@@ -791,7 +791,7 @@ static int step_param(struct loader *L, const char *key, yaml_node_t *v, struct 
 		break;
 	case SCN_PUBLISH:
 		if (!strcmp(key, "node"))
-			return get_token(L, v, "publish.node", &st->u.publish.node);
+			return get_str(L, v, "publish.node", &st->u.publish.node);
 		if (!strcmp(key, "to"))
 			return get_enum(L, v, "publish.to", pub_names, 2, &st->u.publish.to);
 		if (!strcmp(key, "items"))
@@ -841,7 +841,7 @@ static int param_pair(struct loader *L, const char *key, yaml_node_t *k, yaml_no
 	int rc = step_param(L, key, v, c);
 
 	if (rc > 0)
-		return fail(L, k, "%s: unknown parameter '%s' (known: %s)", op_names[c->st->op], key,
+		return bad(L, k, "%s: unknown parameter '%s' (known: %s)", op_names[c->st->op], key,
 			    op_keys[c->st->op]);
 	return rc;
 }
@@ -882,14 +882,14 @@ static struct scn_step *new_step(struct loader *L, yaml_node_t *n)
 	struct scn_session *ses = L->ses;
 
 	if (ses->nsteps == SCN_MAX_STEPS) {
-		fail(L, n, "a session has at most %d steps (loop bodies included)", SCN_MAX_STEPS);
+		bad(L, n, "a session has at most %d steps (loop bodies included)", SCN_MAX_STEPS);
 		return NULL;
 	}
 	if (ses->nsteps == L->cap_steps) {
 		uint32_t cap = L->cap_steps ? 2 * L->cap_steps : 16;
 		struct scn_step *p = realloc(ses->steps, cap * sizeof(*p));
 		if (!p) {
-			fail(L, n, "out of memory");
+			bad(L, n, "out of memory");
 			return NULL;
 		}
 		ses->steps = p;
@@ -909,19 +909,19 @@ static int read_step(struct loader *L, yaml_node_t *n, unsigned depth)
 
 	if (!name && n && n->type == YAML_MAPPING_NODE) {
 		if (n->data.mapping.pairs.top - n->data.mapping.pairs.start != 1)
-			return fail(L, n, "a step is a name (- roster) or a name with its parameters "
+			return bad(L, n, "a step is a name (- roster) or a name with its parameters "
 				    "(- chat: {rate: 1/s}), one per list entry");
 		k = node(L, n->data.mapping.pairs.start[0].key);
 		v = node(L, n->data.mapping.pairs.start[0].value);
 		name = scalar(k);
 	}
 	if (!name || !*name)
-		return fail(L, n, "a step is a name (- roster) or a name with its parameters "
+		return bad(L, n, "a step is a name (- roster) or a name with its parameters "
 			    "(- chat: {rate: 1/s})");
 	for (i = 0; i < SCN_OP_COUNT && strcmp(name, op_names[i]); i++)
 		;
 	if (i == SCN_OP_COUNT)
-		return fail(L, k, "unknown step '%s' (steps: connect, auth, bind, roster, presence, sm, "
+		return bad(L, k, "unknown step '%s' (steps: connect, auth, bind, roster, presence, sm, "
 			    "chat, reply, wait, ping, join, groupchat, leave, publish, idle, think, drop, "
 			    "resume, logout, barrier, loop)", name);
 	op = (uint8_t)i;
@@ -940,9 +940,9 @@ static int read_step(struct loader *L, yaml_node_t *n, unsigned depth)
 		} else if (v->type == YAML_SCALAR_NODE && op_main[op]) {
 			rc = step_param(L, op_main[op], v, &c);
 		} else if (v->type == YAML_SCALAR_NODE) {
-			rc = fail(L, v, "%s: takes no parameters", name);
+			rc = bad(L, v, "%s: takes no parameters", name);
 		} else {
-			rc = fail(L, v, "%s: expected %s or a mapping of parameters", name,
+			rc = bad(L, v, "%s: expected %s or a mapping of parameters", name,
 				  op_main[op] ? op_main[op] : "nothing");
 		}
 		if (rc < 0)
@@ -951,22 +951,22 @@ static int read_step(struct loader *L, yaml_node_t *n, unsigned depth)
 	}
 	if (op == SCN_LOOP) {
 		if (!c.have_count && !c.have_duration)
-			return fail(L, k, "loop: needs count, duration or both");
+			return bad(L, k, "loop: needs count, duration or both");
 		if (!c.steps)
-			return fail(L, k, "loop: needs steps");
+			return bad(L, k, "loop: needs steps");
 		if (depth + 1 >= SCN_MAX_DEPTH)
-			return fail(L, k, "loop: nested more than %d deep", SCN_MAX_DEPTH - 1);
+			return bad(L, k, "loop: nested more than %d deep", SCN_MAX_DEPTH - 1);
 		if (read_steps(L, c.steps, depth + 1) < 0)
 			return -1;
 		st = &L->ses->steps[c.idx];
 		st->u.loop.end = L->ses->nsteps;
 		if (st->u.loop.end == c.idx + 1)
-			return fail(L, c.steps, "loop: steps is empty");
+			return bad(L, c.steps, "loop: steps is empty");
 	}
 	if ((op == SCN_CHAT || op == SCN_GROUPCHAT) && !c.have_count && !c.have_duration)
 		st->u.send.count = 1;
 	if (op == SCN_JOIN && !st->u.join.room)
-		return fail(L, k, "join: needs room (a pattern such as room{n})");
+		return bad(L, k, "join: needs room (a pattern such as room{n})");
 	return 0;
 }
 
@@ -977,7 +977,7 @@ static int read_steps(struct loader *L, yaml_node_t *seq, unsigned depth)
 	if (seq_len(L, seq, "steps", SCN_MAX_STEPS, &len) < 0)
 		return -1;
 	if (!len)
-		return fail(L, seq, "steps: expected at least one step");
+		return bad(L, seq, "steps: expected at least one step");
 	for (size_t i = 0; i < len; i++)
 		if (read_step(L, node(L, seq->data.sequence.items.start[i]), depth) < 0)
 			return -1;
@@ -1137,24 +1137,24 @@ static int read_session(struct loader *L, yaml_node_t *n, struct scn_session *se
 	if (each_pair(L, n, "session", session_pair, &sk) < 0)
 		return -1;
 	if (!sk.name)
-		return fail(L, n, "session: needs a name");
+		return bad(L, n, "session: needs a name");
 	if (get_token(L, sk.name, "session.name", &ses->name) < 0)
 		return -1;
 	for (uint32_t i = 0; i + 1 < L->s->nsessions; i++)
 		if (!strcmp(scn_str(L->s, L->s->sessions[i].name), scn_str(L->s, ses->name)))
-			return fail(L, sk.name, "session.name: '%s' is taken (line %u)",
+			return bad(L, sk.name, "session.name: '%s' is taken (line %u)",
 				    scn_str(L->s, ses->name), L->s->sessions[i].line);
 	if (sk.weight) {
 		const char *w = scalar(sk.weight);
 		const char *end;
 		if (!w || !number(w, &ses->weight, &end) || *end || ses->weight > 1e9)
-			return fail(L, sk.weight, "session.weight: expected a number (weights are relative)");
+			return bad(L, sk.weight, "session.weight: expected a number (weights are relative)");
 		if (ses->weight <= 0)
-			return fail(L, sk.weight, "session.weight: must be more than 0 (remove the "
+			return bad(L, sk.weight, "session.weight: must be more than 0 (remove the "
 				    "session to run none of it)");
 	}
 	if (!sk.steps)
-		return fail(L, n, "session: needs steps");
+		return bad(L, n, "session: needs steps");
 	L->ses = ses;
 	L->cap_steps = 0;
 	if (read_steps(L, sk.steps, 0) < 0)
@@ -1216,10 +1216,10 @@ static int read_phases(struct loader *L, yaml_node_t *n)
 	if (seq_len(L, n, "phases", SCN_MAX_PHASES, &len) < 0)
 		return -1;
 	if (!len)
-		return fail(L, n, "phases: expected at least one phase");
+		return bad(L, n, "phases: expected at least one phase");
 	s->phases = calloc(len, sizeof(*s->phases));
 	if (!s->phases)
-		return fail(L, n, "out of memory");
+		return bad(L, n, "out of memory");
 	for (size_t i = 0; i < len; i++) {
 		if (read_phase(L, node(L, n->data.sequence.items.start[i]), &s->phases[i]) < 0)
 			return -1;
@@ -1237,10 +1237,10 @@ static int read_sessions(struct loader *L, yaml_node_t *n)
 	if (seq_len(L, n, "sessions", SCN_MAX_SESSIONS, &len) < 0)
 		return -1;
 	if (!len)
-		return fail(L, n, "sessions: expected at least one session");
+		return bad(L, n, "sessions: expected at least one session");
 	s->sessions = calloc(len, sizeof(*s->sessions));
 	if (!s->sessions)
-		return fail(L, n, "out of memory");
+		return bad(L, n, "out of memory");
 	for (size_t i = 0; i < len; i++) {
 		/* counted first: scn_free() frees the steps of a half-read session */
 		struct scn_session *ses = &s->sessions[s->nsessions++];
@@ -1272,7 +1272,7 @@ static int read_thresholds(struct loader *L, yaml_node_t *n)
 		return -1;
 	s->thresholds = calloc(len ? len : 1, sizeof(*s->thresholds));
 	if (!s->thresholds)
-		return fail(L, n, "out of memory");
+		return bad(L, n, "out of memory");
 	for (size_t i = 0; i < len; i++) {
 		yaml_node_t *t = node(L, n->data.sequence.items.start[i]);
 		uint32_t off;
@@ -1294,17 +1294,17 @@ static int read_root(struct loader *L, yaml_node_t *root)
 	if (each_pair(L, root, "top level", top_pair, &tk) < 0)
 		return -1;
 	if (!tk.phases)
-		return fail(L, root, "phases: missing (for example: phases: [{users: 100}])");
+		return bad(L, root, "phases: missing (for example: phases: [{users: 100}])");
 	if (read_phases(L, tk.phases) < 0)
 		return -1;
 	if (!tk.sessions)
-		return fail(L, root, "sessions: missing");
+		return bad(L, root, "sessions: missing");
 	if (read_sessions(L, tk.sessions) < 0)
 		return -1;
 	if (tk.thresholds && !is_null(tk.thresholds) && read_thresholds(L, tk.thresholds) < 0)
 		return -1;
 	if (s->duration_ns && s->warmup_ns >= s->duration_ns)
-		return fail(L, root, "warmup: as long as the whole run (duration)");
+		return bad(L, root, "warmup: as long as the whole run (duration)");
 	return 0;
 }
 
@@ -1343,7 +1343,7 @@ static int load(struct loader *L, yaml_parser_t *parser)
 		goto out;
 	}
 	if (yaml_document_get_root_node(&extra)) {
-		fail(L, yaml_document_get_root_node(&extra), "one YAML document per file ('---' "
+		bad(L, yaml_document_get_root_node(&extra), "one YAML document per file ('---' "
 		     "starts a second one)");
 		yaml_document_delete(&extra);
 		goto out;
@@ -1485,7 +1485,7 @@ static void describe_send(FILE *f, const struct bench_scenario *s, const struct 
 	if (st->op == SCN_CHAT) {
 		static const char *const to[] = { "random", "peer", "self", "session" };
 		if (m->to == SCN_TO_SESSION)
-			fprintf(f, " to a session %s user", scn_str(s, s->sessions[m->to_session].name));
+			fprintf(f, " to a user of session %s", scn_str(s, s->sessions[m->to_session].name));
 		else
 			fprintf(f, " to %s", to[m->to]);
 		if (m->to == SCN_TO_RANDOM || m->to == SCN_TO_SESSION)
