@@ -27,7 +27,8 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNITS    = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS  = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-FUZZ_LIB = $(filter parser/%.c tls/%.c core/sasl.c core/log.c, $(LIB_SRCS))
+# bench/scenario.c (the scenario files, libyaml) is the one bench module with a fuzz target.
+FUZZ_LIB = $(filter parser/%.c tls/%.c core/sasl.c core/log.c, $(LIB_SRCS)) bench/scenario.c
 PYTEST   = /usr/bin/python3 -m pytest
 
 .PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store bench-s2s test-deploy bench-ops bench-shards bench-muc
@@ -106,7 +107,7 @@ $(BUILD)/fuzzobj/%.o: %.c
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -o $@ $(filter %.c %.o,$^) -lwolfssl -lexpat
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -o $@ $(filter %.c %.o,$^) -lwolfssl -lexpat -lyaml -lm
 fuzz-replay: test-deps $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); \
 		echo "== replay $$n ($$(ls tests/fuzz/corpus/$$n | wc -l) inputs)"; \

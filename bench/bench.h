@@ -78,7 +78,7 @@
 #define BENCH_MAX_CAUSES 48
 #define BENCH_MAX_PEERS 64
 
-enum bench_scenario { SC_LOGIN = 0, SC_CHAT, SC_IDLE, SC_CONNECT, SC_MUC };
+enum bench_builtin { SC_LOGIN = 0, SC_CHAT, SC_IDLE, SC_CONNECT, SC_MUC };
 enum bench_tls { TLS_MODE_PLAIN = 0, TLS_MODE_STARTTLS, TLS_MODE_DIRECT };
 enum bench_mech { MECH_SCRAM_SHA256 = 0, MECH_SCRAM_SHA1, MECH_PLAIN };
 

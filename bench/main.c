@@ -33,6 +33,7 @@
 #include "bench/merge.h"
 #include "bench/report.h"
 #include "bench/result.h"
+#include "bench/scenario.h"
 #include "bench/target.h"
 #include "bench/threshold.h"
 
@@ -130,6 +131,8 @@ static const char usage[] =
 "                         'errors.rate < 0.1%', 'login.count >= 1000' (repeatable;\n"
 "                         docs/bench.md); a failing one makes the exit status 3\n"
 "  -v, --verbose          print failures (the first 10 per thread; -vv: all)\n"
+"      --check-scenario FILE  load a scenario file (docs/bench.md), print its summary\n"
+"                         and exit: 0 if it is valid, 2 with FILE:LINE: reason if not\n"
 "  -h, --help\n"
 "      --version\n"
 "\n"
@@ -141,7 +144,7 @@ enum {
 	O_CONC, O_TIMEOUT, O_LOGIN_TIME, O_HOLD, O_SETTLE, O_KEEPALIVE, O_DURATION, O_WARMUP,
 	O_DRAIN, O_WINDOW, O_RATE, O_SIZE, O_PEERS, O_PID, O_JSON, O_PLOT, O_VERSION, O_REMOTE,
 	O_CROSS, O_ONE_WAY, O_SM, O_ROOMS, O_ROOM_SIZE, O_MUC_DOMAIN, O_JOIN_RATE, O_CSV, O_HTML,
-	O_THRESHOLD
+	O_THRESHOLD, O_CHECK_SCENARIO
 };
 
 static const struct option longopts[] = {
@@ -188,6 +191,7 @@ static const struct option longopts[] = {
 	{ "html", required_argument, NULL, O_HTML },
 	{ "threshold", required_argument, NULL, O_THRESHOLD },
 	{ "version", no_argument, NULL, O_VERSION },
+	{ "check-scenario", required_argument, NULL, O_CHECK_SCENARIO },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
@@ -534,6 +538,8 @@ static int parse_options(int argc, char **argv)
 			if (parse_double(optarg, 0, 86400, &o->warmup) < 0)
 				return bad("--warmup", optarg);
 			break;
+		case O_CHECK_SCENARIO:
+			exit(scn_check_file(optarg));
 		case O_DRAIN:
 			if (parse_double(optarg, 0, 3600, &o->drain) < 0)
 				return bad("--drain", optarg);
