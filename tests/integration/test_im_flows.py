@@ -24,6 +24,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from aioclient import connect, disconnect, make_client
 from conftest import USERS
 from peers import Prosody, _attach
 from slixclient import Client, close_all, run
@@ -232,12 +233,9 @@ class Aio:
 
     def __init__(self, t, user, resource):
         import aioxmpp
-        import aioxmpp.connector
         self.aioxmpp = aioxmpp
-        self.jid = aioxmpp.JID.fromstr(f"{t.jid(user)}/{resource}")
-        self.client = aioxmpp.Client(
-            self.jid, aioxmpp.make_security_layer(t.password(user), no_verify=True),
-            override_peer=[("127.0.0.1", t.port, aioxmpp.connector.STARTTLSConnector())])
+        self.client = make_client(f"{t.jid(user)}/{resource}", t.password(user), t.port)
+        self.jid = self.client.local_jid
         self.roster = self.client.summon(aioxmpp.RosterClient)
         self.presence_server = self.client.summon(aioxmpp.PresenceServer)
         self.events = []        # ("subscribe"|"subscribed"|..., bare JID) in order
@@ -260,8 +258,7 @@ class Aio:
         return st
 
     async def start(self, timeout=15.0):
-        self._cm = self.client.connected()
-        await asyncio.wait_for(self._cm.__aenter__(), timeout)
+        self._cm = await connect(self.client, timeout)
         await asyncio.wait_for(self.initial_roster.wait(), timeout)
         self.set_show(None)             # initial presence, after the roster (RFC 6121 §2.2)
         return self
@@ -302,10 +299,7 @@ class Aio:
     async def stop(self):
         if self._cm is not None:
             cm, self._cm = self._cm, None
-            try:
-                await asyncio.wait_for(cm.__aexit__(None, None, None), 10)
-            except Exception:           # noqa: BLE001 -- cleanup
-                pass
+            await disconnect(cm)
 
 
 # ---- tests that pass on xedge today -------------------------------------------------
