@@ -19,6 +19,7 @@
  *   threshold.c     pass/fail expressions on a result (pure)                           [thr_]
  *   html.c          the self-contained HTML report (inline SVG)                       [html_]
  *   merge.c         the merge and compare subcommands                                 [merge_]
+ *   slice.c         distributed runs: this process's slice of the load, --start-at    [slice_]
  *
  * Two servers (--remote): clients [0, split) log in to the first target and
  * clients [split, N) to the remote one, each with its own domain; a chat

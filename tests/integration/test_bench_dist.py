@@ -7,16 +7,21 @@ client over --duration) match the single run's within the timing of its pacing. 
 first connections are within a second of the start time.
 
 test_job_with_podman plays deploy/k8s/bench-job.yaml with `podman kube play` (see its
-docstring); it needs root podman and is skipped without it, as tests/deploy/ is by
-`make test`.  The load generator is the release build in build/."""
+docstring).  Like tests/deploy/test_deploy.py it needs root podman and minutes, so it runs
+with `make test-deploy` (which `make test` runs when podman works), and is skipped
+elsewhere.  The load generator is the release build in build/."""
 import concurrent.futures
+import copy
 import datetime
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import time
 
 import pytest
+import yaml
 
 from conftest import REPO, child_env
 
@@ -162,3 +167,132 @@ def test_start_at_in_the_past_is_refused(server, tmp_path):
     assert "--start-at is 6" in r.stderr and "s in the past" in r.stderr, r.stderr
     # nothing was attempted: no summary
     assert "sessions" not in r.stdout
+
+
+# ---- the Job, played by podman ------------------------------------------------------
+
+PODMAN = os.environ.get("XEDGE_TEST_PODMAN") == "1" and subprocess.run(
+    ["podman", "info"], capture_output=True, timeout=60).returncode == 0
+JOB_IMAGE = "localhost/xedge-bench-test:latest"   # deploy/Dockerfile, not to retag others' xedge:latest
+JOB_LEAD = 60.0     # seconds from playing the pods to their --start-at (podman starts them one by one)
+
+
+def deploy_helpers():
+    """tests/deploy/test_deploy.py's podman substitutions and plays (podman_pod, Play)."""
+    spec = importlib.util.spec_from_file_location("deploy_helpers",
+                                                  REPO / "tests" / "deploy" / "test_deploy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def start_at_substituted(text, start):
+    """bench-job.yaml with the start time set by the command at its top (the sed line)."""
+    cmd = next(line for line in text.splitlines() if line.startswith("#   sed "))
+    pattern, replacement = re.fullmatch(r'#   sed "s\|(.+)\|(.+)\|" deploy/k8s/bench-job.yaml \\',
+                                        cmd).groups()
+    pattern, replacement = pattern.replace('\\"', '"'), replacement.replace('\\"', '"')
+    assert text.count(pattern) == 1
+    return text.replace(pattern, replacement.replace("$START", start))
+
+
+@pytest.mark.skipif(not PODMAN, reason="podman: run by `make test-deploy` (XEDGE_TEST_PODMAN=1 and root podman)")
+def test_job_with_podman(server, tmp_path):
+    """deploy/k8s/bench-job.yaml under `podman kube play`, against the xedge of the `server`
+    fixture on the host.  podman 4.3 has no Job controller (`kind: Job` is not played), so
+    the test does its part, with these substitutions only:
+    - the Job becomes one Pod per completion index, named xedge-bench-I, with the index
+      annotation and JOB_COMPLETION_INDEX=I in the container's environment, as the Job
+      controller makes them; they all run at once (parallelism = completions);
+    - the pods use the host's network (hostNetwork) and XEDGE_BENCH_TARGET is 127.0.0.1,
+      where the fixture's xedge listens, and the load's arguments are a small one for it
+      (--port, --domain localhost, its users, login with --hold 1): the wrapper script,
+      the environment, the slicing and the collection are the manifest's;
+    - the image is deploy/Dockerfile built as xedge-bench-test:latest (not retagging the
+      xedge:latest that tests/deploy/ builds), the secretKeyRef gets its value directly
+      (podman 4.3's Secrets are broken), and the seccomp profile and probes are handled
+      as in tests/deploy/test_deploy.py (podman_pod); each pod's emptyDir gets its own
+      name (podman makes an emptyDir a named volume, which pods of one name would share).
+    The start time is set with the command at the top of the manifest.  The pods' logs go
+    through deploy/k8s/bench-collect.sh to one merged result, equal to the whole load."""
+    h = deploy_helpers()
+    job_text = (REPO / "deploy" / "k8s" / "bench-job.yaml").read_text()
+    t0 = time.monotonic()
+    h.podman("build", "-f", REPO / "deploy" / "Dockerfile", "-t", JOB_IMAGE, REPO, timeout=1500)
+    print(f"\nimage built in {time.monotonic() - t0:.0f} s")
+
+    job, = [d for d in yaml.safe_load_all(job_text) if d and d["kind"] == "Job"]
+    n = job["spec"]["completions"]
+    total = 3 * n
+    prefix, pw = "dk", "dk-pw-" + os.urandom(4).hex()
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        list(ex.map(lambda i: server.ctl("user", "add", f"{prefix}{i}@localhost", pw), range(total)))
+
+    start = int(time.time() + JOB_LEAD)
+    job, = [d for d in yaml.safe_load_all(start_at_substituted(job_text, str(start)))
+            if d and d["kind"] == "Job"]
+    pods = []
+    for i in range(n):
+        template = copy.deepcopy(job["spec"]["template"])
+        spec = template["spec"]
+        spec["hostNetwork"] = True
+        c, = spec["containers"]
+        c["image"] = JOB_IMAGE
+        env = {e["name"]: e for e in c["env"]}
+        assert env["XEDGE_BENCH_COUNT"]["value"] == str(n)
+        assert env["XEDGE_BENCH_START_AT"]["value"] == str(start)
+        env["XEDGE_BENCH_TARGET"]["value"] = "127.0.0.1"
+        c["env"].append({"name": "JOB_COMPLETION_INDEX", "value": str(i)})
+        c["args"] = ["--port", str(server.c2s_port), "--domain", "localhost", "--tls", "starttls",
+                     "--mech", "SCRAM-SHA-1", "--user-prefix", prefix, "--scenario", "login",
+                     "--clients", str(total), "--hold", "1", "--timeout", "30", "--login-time", "60",
+                     "--threads", "1"]
+        for v in spec["volumes"]:
+            if "emptyDir" in v:
+                old = v["name"]
+                v["name"] = f"xedge-bench-{old}-{i}"
+                for m in c["volumeMounts"]:
+                    if m["name"] == old:
+                        m["name"] = v["name"]
+        h.podman_pod(template, {}, {"XEDGE_BENCH_PASSWORD": pw})
+        template["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] = str(i)
+        pods.append({"apiVersion": "v1", "kind": "Pod",
+                     "metadata": {**template["metadata"], "name": f"xedge-bench-{i}"}, "spec": spec})
+
+    play = h.Play(tmp_path, "bench-job", pods)
+    try:
+        play.up()
+        played = time.time()
+        assert played < start - 5, f"the pods were played {played - start:.0f} s after the start time"
+        containers = [f"xedge-bench-{i}-xedge-bench" for i in range(n)]
+        codes = [h.podman("wait", name, timeout=JOB_LEAD + 180).stdout.strip() for name in containers]
+        logs = [h.podman("logs", name, timeout=60) for name in containers]
+        for i, (code, lg) in enumerate(zip(codes, logs)):
+            assert code == "0", f"slice {i}: exit {code}\n{lg.stdout[-3000:]}\n{lg.stderr[-3000:]}"
+            assert f"slice {i} of {n}: users {prefix}{3 * i}..{prefix}{3 * i + 2} (3 of {total})" \
+                in lg.stderr, lg.stderr[-2000:]
+            assert f"slice {i} of {n} starts at " in lg.stderr, lg.stderr[-2000:]
+        collected = tmp_path / "collected"
+        r = subprocess.run(["sh", str(REPO / "deploy" / "k8s" / "bench-collect.sh"), str(collected),
+                            "--threshold", f"login.count == {total}"],
+                           input="".join(lg.stdout for lg in logs), capture_output=True, text=True,
+                           timeout=120, env=dict(child_env(), XEDGE_BENCH=BENCH))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"{n} slices in {collected}" in r.stdout and "thresholds: all 1 passed" in r.stdout
+        assert "warning" not in r.stderr, r.stderr
+    finally:
+        play.down_pods()
+        play.down_volumes()
+    parts = [json.loads((collected / f"slice-{i}.json").read_text()) for i in range(n)]
+    for i, p in enumerate(parts):
+        assert p["slice"] == {"index": i, "count": n}
+        assert start * 10**9 <= p["start_unix_ns"] < start * 10**9 + 10**9, p["start_unix_ns"]
+        firsts = [q for q in p["timeline"] if q["tx"].get("connect", {}).get("count")]
+        assert firsts and firsts[0]["unix_s"] == start + 1, f"slice {i}: first connects late"
+    m = json.loads((collected / "merged.json").read_text())
+    assert m["inputs"] == n and m["logins"]["logged_in"] == total
+    for name in ("connect", "tls", "auth", "login"):
+        assert m["transactions"][name]["count"] == total and m["transactions"][name]["errors"] == 0
+    assert (collected / "merged.html").read_text().startswith("<!DOCTYPE html>")
+    print(f"\n{n} pods: {total} logins merged; slices started at "
+          f"{[round(p['start_unix_ns'] / 1e9 - start, 3) for p in parts]} s after --start-at")
