@@ -174,7 +174,7 @@ def test_start_at_in_the_past_is_refused(server, tmp_path):
 PODMAN = os.environ.get("XEDGE_TEST_PODMAN") == "1" and subprocess.run(
     ["podman", "info"], capture_output=True, timeout=60).returncode == 0
 JOB_IMAGE = "localhost/xedge-bench-test:latest"   # deploy/Dockerfile, not to retag others' xedge:latest
-JOB_LEAD = 60.0     # seconds from playing the pods to their --start-at (podman starts them one by one)
+JOB_LEAD = 30.0     # seconds from playing the pods to their --start-at (podman starts them one by one)
 
 
 def deploy_helpers():
@@ -197,6 +197,7 @@ def start_at_substituted(text, start):
 
 
 @pytest.mark.skipif(not PODMAN, reason="podman: run by `make test-deploy` (XEDGE_TEST_PODMAN=1 and root podman)")
+@pytest.mark.watchdog(1500 + JOB_LEAD + 600)     # the image build's bound, the start, the run
 def test_job_with_podman(server, tmp_path):
     """deploy/k8s/bench-job.yaml under `podman kube play`, against the xedge of the `server`
     fixture on the host.  podman 4.3 has no Job controller (`kind: Job` is not played), so
@@ -261,8 +262,10 @@ def test_job_with_podman(server, tmp_path):
 
     play = h.Play(tmp_path, "bench-job", pods)
     try:
+        t_play = time.time()
         play.up()
         played = time.time()
+        print(f"{n} pods played in {played - t_play:.1f} s")
         assert played < start - 5, f"the pods were played {played - start:.0f} s after the start time"
         containers = [f"xedge-bench-{i}-xedge-bench" for i in range(n)]
         codes = [h.podman("wait", name, timeout=JOB_LEAD + 180).stdout.strip() for name in containers]
