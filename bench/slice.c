@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,7 +235,7 @@ static void show(const struct slice *s, int64_t left_ns, bool tty)
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(line, sizeof(line), "[%5.0fs %-6s] slice %u of %u starts at %s in %.0f s",
-		 0.0, "wait", s->index, s->count, when, (double)left_ns / 1e9);
+		 0.0, "wait", s->index, s->count, when, ceil((double)left_ns / 1e9));
 	if (tty)
 		fprintf(stderr, "\r%s\033[K", line);
 	else

@@ -200,7 +200,8 @@ def start_at_substituted(text, start):
 @pytest.mark.watchdog(1500 + JOB_LEAD + 600)     # the image build's bound, the start, the run
 def test_job_with_podman(server, tmp_path):
     """deploy/k8s/bench-job.yaml under `podman kube play`, against the xedge of the `server`
-    fixture on the host.  podman 4.3 has no Job controller (`kind: Job` is not played), so
+    fixture on the host.  podman 4.3 has no Job controller: `kube play` of a Job says "YAML
+    document does not contain any supported kube kind" and plays nothing, so
     the test does its part, with these substitutions only:
     - the Job becomes one Pod per completion index, named xedge-bench-I, with the index
       annotation and JOB_COMPLETION_INDEX=I in the container's environment, as the Job
