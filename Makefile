@@ -213,6 +213,7 @@ clean:
 PREFIX  ?= /usr/local
 BINDIR   = $(PREFIX)/bin
 MANDIR   = $(PREFIX)/share/man/man1
+DATADIR  = $(PREFIX)/share/xedge
 UNITDIR  = $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 SYSCONFDIR ?= /etc/xedge
 MANPAGES = $(wildcard deploy/man/*.1)
@@ -226,6 +227,8 @@ install: $(PROGS)
 		mv $(DESTDIR)$(UNITDIR)/$${u##*/}.tmp $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
 	done
 	install -m 0644 $(MANPAGES) $(DESTDIR)$(MANDIR)/
+	install -d $(DESTDIR)$(DATADIR)/scenarios
+	install -m 0644 bench/scenarios/*.yaml $(DESTDIR)$(DATADIR)/scenarios/
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/xedge.yaml ]; then \
 		echo "$(DESTDIR)$(SYSCONFDIR)/xedge.yaml exists: left as it is"; \
 	else \
