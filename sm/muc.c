@@ -1380,23 +1380,59 @@ static void replay_one(struct sm *sm, void *arg)
 		sm_muc_in(sm, p->from, p->from_len, &m);
 }
 
-void muc_loaded(struct sm *sm)
+/* The parked stanzas, in order; those their replay parks come after them. */
+static void drain(struct sm *sm)
 {
 	struct sm_muc *mu = sm->muc;
 	struct muc_parked *p;
 
-	mu->loading = false;
+	mu->draining = true;
 	while ((p = mu->parked)) {
 		mu->parked = p->next;
+		if (!mu->parked)
+			mu->parked_tail = NULL;
+		mu->nparked--;
 		sm_obl_within(sm, p->obl, replay_one, p);
 		sm_obl_release(p->obl);
 		free(p);
 	}
-	mu->parked_tail = NULL;
-	mu->nparked = 0;
+	mu->draining = false;
 }
 
+void muc_loaded(struct sm *sm)
+{
+	sm->muc->loading = false;
+	drain(sm);
+}
+
+static void muc_in(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m);
+
+/*
+ * One stanza at a time: what a stanza's handling sends may come straight
+ * back to the service (an occupant's server refusing a copy with an error,
+ * XEP-0191 §3.3, is routed here at once) while a fan-out walks a room's
+ * occupants; such a stanza waits until the handling is over, so that no
+ * room changes under a walk.
+ */
 void sm_muc_in(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m)
+{
+	struct sm_muc *mu = sm->muc;
+
+	if (mu && (mu->loading || mu->busy)) {
+		park(mu, sm, from, from_len, m);
+		return;
+	}
+	if (mu)
+		mu->busy = true;
+	muc_in(sm, from, from_len, m);
+	if (!mu)
+		return;
+	mu->busy = false;
+	if (mu->parked && !mu->draining)
+		drain(sm);
+}
+
+static void muc_in(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m)
 {
 	struct sm_muc *mu = sm->muc;
 	char to[JID_MAX + 1], room[JID_MAX + 1], nick[MUC_NICK_MAX + 1], sender[JID_MAX + 1],
@@ -1408,10 +1444,6 @@ void sm_muc_in(struct sm *sm, const char *from, size_t from_len, const struct wi
 	struct muc_room *r;
 	int n, kind = m->u.stanza.kind;
 
-	if (mu && mu->loading) {
-		park(mu, sm, from, from_len, m);
-		return;
-	}
 	if (!mu || m->u.stanza.to.len > JID_MAX || from_len > JID_MAX ||
 	    jid_parse((const char *)m->u.stanza.to.p, m->u.stanza.to.len, &v) < 0 ||
 	    jid_parse(from, from_len, &fv) < 0 || v.resource_len > MUC_NICK_MAX)

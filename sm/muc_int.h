@@ -105,8 +105,9 @@ struct sm_muc {
 	struct sm_buf out;          /* stanzas being built */
 	struct sm_buf part;         /* payloads being serialised */
 	struct sm_buf fan;          /* a fan-out's stanza with a hole for `to` (muc.c) */
-	/* Until the persistent rooms are loaded (muc_load), stanzas wait here. */
-	bool loading;
+	/* Until the persistent rooms are loaded (muc_load), and while a stanza
+	 * is handled (sm_muc_in), stanzas wait here. */
+	bool loading, busy, draining;
 	struct muc_parked *parked, *parked_tail;
 	unsigned nparked;
 };
