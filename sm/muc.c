@@ -10,7 +10,12 @@
  * owner does the fan-out once, writing each occupant's copy to its session
  * (same shard), to the occupant's shard, or to its server (s2s) — the same
  * way every other stanza from this server to a JID goes (muc_send()).  No
- * room state is shared: nothing is locked.
+ * room state is shared: nothing is locked.  A fan-out builds its stanza
+ * once with a hole for `to` and writes each copy around it (fan_send());
+ * a copy for a session of this shard skips the generic routing
+ * (sm_route_service_copy()).  One stanza is handled at a time: one that
+ * comes back while a fan-out runs (an occupant's server refusing a copy)
+ * waits for the handling to end (sm_muc_in()).
  *
  * What a room keeps, in memory: its occupants (a nickname, the real bare JID,
  * role, the last presence payload, and the real full JIDs of the sessions
@@ -471,13 +476,12 @@ static bool sees_jids(const struct muc_room *r, const struct muc_occ *viewer)
 }
 
 /*
- * o's presence to the real JID `to` (one of viewer's sessions): its
- * payload, its affiliation and role, its real JID when the viewer may see
- * it, and the status codes given (0-terminated).
+ * The fan-out template of o's presence (from its nickname): its payload,
+ * its affiliation and role, its real JID when with_jid (the viewer may see
+ * it), and the status codes given (0-terminated); new_nick: §7.6.3's
+ * unavailable presence of a nickname change (item nick, status 303).
+ * False when it cannot be built.
  */
-/* The fan-out template of o's presence (from its nickname); with_jid: the
- * viewer sees o's real JID; new_nick: §7.6.3's unavailable presence of a
- * nickname change (item nick, status 303).  False when it cannot be built. */
 static bool presence_start(struct sm *sm, struct muc_room *r, const struct muc_occ *o,
 			   struct muc_fan *f, bool with_jid, bool unavailable, const int *codes,
 			   const char *new_nick)
@@ -1340,7 +1344,8 @@ static void room_iq(struct sm *sm, struct muc_room *r, const char *nick, const c
 
 /* ---- entry ------------------------------------------------------------- */
 
-/* A stanza that arrived while the persistent rooms were loading. */
+/* A stanza that arrived while the persistent rooms were loading, or while
+ * another was handled (sm_muc_in). */
 static void park(struct sm_muc *mu, struct sm *sm, const char *from, size_t from_len,
 		 const struct wire_msg *m)
 {
@@ -1348,7 +1353,7 @@ static void park(struct sm_muc *mu, struct sm *sm, const char *from, size_t from
 	struct muc_parked *p;
 
 	if (mu->nparked >= MUC_MAX_PARKED || !(p = malloc(sizeof(*p) + from_len + 1 + flen))) {
-		log_warn("group-chat stanza refused while the rooms load", "from=\"%.*s\"", (int)from_len, from);
+		log_warn("group-chat stanza refused: too many waiting", "from=\"%.*s\"", (int)from_len, from);
 		return;
 	}
 	p->next = NULL;

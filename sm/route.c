@@ -17,6 +17,9 @@
  * sender).  Stanzas from external entities, and stanzas parked while their
  * target's record loaded, take the inbound half only (sm_route_replay());
  * answers to an external sender go back out through sm_remote_send().
+ * A service's stanzas (sm_route_from_service()) take that half too; the
+ * copies of a fan-out to sessions of this shard take a direct path with the
+ * same rules (sm_route_service_copy()).
  *
  * Rules in brief:
  *   message   full JID online -> that session.  Bare JID (or full JID not
