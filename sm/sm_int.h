@@ -912,6 +912,12 @@ void sm_muc_disco_item(const struct sm *sm, struct sm_buf *b);
  * service) to `to`: its session here, its shard, or its server. */
 void sm_route_from_service(struct sm *sm, int kind, const char *type, const char *from,
 			   const char *to, const char *id, const void *raw, size_t len);
+/* One copy of a service's fan-out (a room's groupchat message or presence to
+ * each occupant): as sm_route_from_service(), m (a WIRE_STANZA: kind, type,
+ * from, to, id, ns, raw; from NUL-terminated) to the canonical full JID
+ * m->u.stanza.to, but a session of this shard gets it without `to` being
+ * parsed again (route.c says which rules apply). */
+void sm_route_service_copy(struct sm *sm, const struct wire_msg *m);
 
 /* ---- sm/upload.c: the XEP-0363 service's disco (the slots are the edge's) */
 

@@ -718,3 +718,61 @@ def test_room_archive(server):
     finally:
         a.close()
         c.close()
+
+
+NS_BLOCKING = "urn:xmpp:blocking"
+
+
+def blocking(c, verb, jid, iid):
+    """XEP-0191 §3.3 / §3.4: block or unblock jid; waits for the result."""
+    c.send(f"<iq type='set' id='{iid}'><{verb} xmlns='{NS_BLOCKING}'><item jid='{jid}'/></{verb}></iq>")
+    r = c.wait_for(lambda e: e.tag == IQ and e.get("id") == iid, 10.0)
+    assert r.get("type") == "result", dump(r)
+
+
+def none_from_room(c, bodies, marker):
+    """None of `bodies` reached c before `marker` (a chat message alice sent after the
+    groupchat messages: the same session, so the room's copies went first)."""
+    c.wait_for(lambda e: e.tag == MESSAGE and e.findtext(BODY) == marker, 10.0)
+    got = [e for e in c.seen if e.tag == MESSAGE and e.findtext(BODY) in bodies]
+    assert not got, dump(got[0])
+
+
+@with_muc
+def test_blocked_room_or_occupant_sends_nothing(server):
+    """XEP-0191 §3.3: a user who blocked a room gets none of its groupchat messages, one who
+    blocked an occupant's room JID none of that occupant's, while the other occupants get
+    them; once unblocked (and in the room again: the room may have taken the refusal as the
+    occupant leaving: status 333) they do again."""
+    room = f"blocks@{MUC}"
+    a = open_room(server, room)
+    b = login(server, "bob", "b")
+    c = login(server, "carol", "c")
+    d = login(server, "alice", "w")     # a watcher nobody blocked
+    try:
+        for cl, nick in ((b, "Bob"), (c, "Carol"), (d, "Watcher")):
+            join(cl, room, nick)
+            self_presence(cl, room)
+        blocking(b, "block", room, "bb")
+        blocking(c, "block", f"{room}/Alice", "cb")
+        for i in range(3):
+            groupchat(a, room, f"while blocked {i}", f"w{i}")
+            got_groupchat(a, room, "Alice", f"while blocked {i}")   # the fan-out took place
+            got_groupchat(d, room, "Alice", f"while blocked {i}")
+        a.send("<message to='bob@localhost/b' type='chat'><body>mark b</body></message>")
+        a.send("<message to='carol@localhost/c' type='chat'><body>mark c</body></message>")
+        sent = [f"while blocked {i}" for i in range(3)]
+        none_from_room(b, sent, "mark b")
+        none_from_room(c, sent, "mark c")
+        blocking(b, "unblock", room, "bu")
+        blocking(c, "unblock", f"{room}/Alice", "cu")
+        for cl, nick in ((b, "Bob"), (c, "Carol")):
+            join(cl, room, nick)
+            self_presence(cl, room)
+        groupchat(a, room, "after unblock", "w9")
+        got_groupchat(b, room, "Alice", "after unblock")
+        got_groupchat(c, room, "Alice", "after unblock")
+        got_groupchat(d, room, "Alice", "after unblock")
+    finally:
+        for cl in (a, b, c, d):
+            cl.close()
