@@ -507,7 +507,22 @@ static bool presence_start(struct sm *sm, struct muc_room *r, const struct muc_o
 	if (with_jid && o->nsess)
 		sm_buf_attr(b, "jid", o->sess[0]);
 	sm_buf_attr(b, "nick", new_nick);
-	sm_buf_str(b, "/>");
+	if (unavailable && (mu->why_actor || mu->why_reason)) {
+		sm_buf_str(b, ">");
+		if (mu->why_actor) {
+			sm_buf_str(b, "<actor");
+			sm_buf_attr(b, "nick", mu->why_actor);
+			sm_buf_str(b, "/>");
+		}
+		if (mu->why_reason) {
+			sm_buf_str(b, "<reason>");
+			sm_buf_esc(b, mu->why_reason, strlen(mu->why_reason));
+			sm_buf_str(b, "</reason>");
+		}
+		sm_buf_str(b, "</item>");
+	} else {
+		sm_buf_str(b, "/>");
+	}
 	for (; codes && *codes; codes++)
 		sm_buf_fmt(b, "<status code='%d'/>", *codes);
 	sm_buf_str(b, "</x></presence>");

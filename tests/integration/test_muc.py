@@ -564,14 +564,20 @@ def test_kick_ban_affiliations_and_nick_change(server):
         assert r.get("type") == "result", dump(r)
         k = c.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "unavailable", 10.0)
         assert {307, 110} <= codes(k), dump(k)
+        kicked = k.find(f"{{{NS_MUC}#user}}x/{{{NS_MUC}#user}}item")
+        assert kicked.find(f"{{{NS_MUC}#user}}actor").get("nick") == "Alice", dump(k)  # who, why
+        assert kicked.find(f"{{{NS_MUC}#user}}reason").text == "out", dump(k)
         k = b.wait_for(lambda e: e.tag == PRESENCE and e.get("from") == f"{room}/Caroline" and
                        e.get("type") == "unavailable", 10.0)
         assert 307 in codes(k)
+        assert k.find(f".//{{{NS_MUC}#user}}reason").text == "out", dump(k)
         # Ban (§9.1): 301, and no way back in (forbidden).
-        r = admin(a, room, "<item jid='bob@localhost' affiliation='outcast'/>", "b1")
+        r = admin(a, room, "<item jid='bob@localhost' affiliation='outcast'><reason>spam &amp; more"
+                  "</reason></item>", "b1")
         assert r.get("type") == "result", dump(r)
         k = b.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "unavailable", 10.0)
         assert 301 in codes(k), dump(k)
+        assert k.find(f".//{{{NS_MUC}#user}}reason").text == "spam & more", dump(k)
         join(b, room, "Bob")
         err = b.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "error", 10.0)
         assert error_condition(err) == ("forbidden", "auth"), dump(err)
