@@ -194,11 +194,8 @@ bool sm_muc_owns(const struct sm *sm, const char *room, size_t n)
 
 void sm_muc_disco_item(const struct sm *sm, struct sm_buf *b)
 {
-	if (!sm->muc)
-		return;
-	sm_buf_str(b, "<item jid='");
-	sm_buf_esc(b, sm->muc->domain, sm->muc->domain_len);
-	sm_buf_str(b, "' name='Chatrooms'/>");
+	if (sm->muc)
+		sm_buf_disco_item(b, sm->muc->domain, sm->muc->domain_len, "Chatrooms");
 }
 
 /* ---- lookups ------------------------------------------------------------- */

@@ -109,6 +109,8 @@ void sm_buf_str(struct sm_buf *b, const char *s);
 void sm_buf_esc(struct sm_buf *b, const char *s, size_t n);  /* xml_escape()d */
 /* " name='value'" with value escaped; nothing when value is NULL. */
 void sm_buf_attr(struct sm_buf *b, const char *name, const char *value);
+/* <item jid='jid[0..n)' name='name'/>: a service in the domain's disco#items. */
+void sm_buf_disco_item(struct sm_buf *b, const char *jid, size_t n, const char *name);
 void sm_buf_fmt(struct sm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sm_buf_consume(struct sm_buf *b, size_t n);
 void sm_buf_clear(struct sm_buf *b);                 /* empty; keeps memory and max */
