@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from aioclient import connect, disconnect, make_client
+from aioclient import connect, disconnect, make_client, wait_until
 from conftest import USERS
 from peers import Prosody, _attach
 from slixclient import Client, close_all, run
@@ -104,19 +104,6 @@ def target(request, cert, tmp_path):
 
 def q(ns, tag):
     return f"{{{ns}}}{tag}"
-
-
-async def wait_until(what, cond, timeout=10.0):
-    """Poll cond() (on the event loop) until true; fail after timeout seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        r = cond()
-        if r:
-            return r
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.02)
 
 
 class Slix(Client):
