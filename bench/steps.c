@@ -828,9 +828,10 @@ static int do_ping(struct bthread *t, struct bclient *c, const struct scn_step *
 
 static int publish_one(struct bthread *t, struct bclient *c, const struct scn_step *st)
 {
-	const char *node = st->u.publish.node ? scn_str(&S, st->u.publish.node) : "urn:xmpp:bench:0";
-	char enode[3 * SCN_MAX_STRING], to[400];
-	size_t el = xml_escape(node, strlen(node), enode, sizeof(enode) - 1);
+	const char *pat = st->u.publish.node ? scn_str(&S, st->u.publish.node) : "urn:xmpp:bench:0";
+	char node[SCN_MAX_STRING + 64], enode[3 * SCN_MAX_STRING + 200], to[400];
+	int nl = expand(c, pat, 0, node, sizeof(node));
+	size_t el = nl > 0 ? xml_escape(node, (size_t)nl, enode, sizeof(enode) - 1) : sizeof(enode);
 	size_t need = st->u.publish.body + sizeof(enode) + 1024;
 	char *m = msgbuf(t, need);
 	int n;
@@ -949,10 +950,8 @@ static bool chat_send(struct bthread *t, struct bclient *c, const struct scn_sen
 
 	if (!b)
 		return false;
-	if (!chat_target(t, c, m, &acct)) {
-		bench_stats_cause(&t->local, "message:no-peer", 1);
+	if (!chat_target(t, c, m, &acct))
 		return false;
-	}
 	if (kind == 'w')
 		snprintf(k, sizeof(k), "w%u", m->window);
 	else
@@ -980,7 +979,25 @@ static bool chat_send(struct bthread *t, struct bclient *c, const struct scn_sen
 	return true;
 }
 
-/* Send what the chat step allows now; BS-style result: 1 the step is over. */
+/* Nobody to write to: look again in 100 ms, for a timeout since the last
+ * message (or the step's start); then that message is the error
+ * "message:no-peer" and the step goes on (true). */
+static bool no_peer(struct bthread *t, struct bclient *c, uint64_t now)
+{
+	struct bs_user *u = c->bs;
+
+	if (now - u->t_step < S.timeout_ns) {
+		wake_at(t, c, now + 100000000ull, W_SEND);
+		return false;
+	}
+	bench_stats_cause(&t->local, "message:no-peer", 1);
+	u->n++;
+	u->t_step = now;
+	u->next_due = now;
+	return true;
+}
+
+/* Send what the chat step allows now: 1 the step is over, 0 it waits. */
 static int chat_pump(struct bthread *t, struct bclient *c)
 {
 	struct bs_user *u = c->bs;
@@ -1002,13 +1019,14 @@ static int chat_pump(struct bthread *t, struct bclient *c)
 				wake_at(t, c, u->next_due, W_SEND);
 				return 0;
 			}
+			if (!chat_send(t, c, m, 'q')) {
+				if (no_peer(t, c, now))
+					continue;
+				return 0;
+			}
 			u->n++;
 			u->next_due = (m->rate > 0 ? u->next_due : now) + ns_of(1 / (m->rate > 0 ? m->rate : 1e9));
 			u->t_step = now;
-			if (!chat_send(t, c, m, 'q')) {
-				u->await_seq = 0;
-				continue;
-			}
 			continue;
 		}
 		if (over)
@@ -1019,10 +1037,14 @@ static int chat_pump(struct bthread *t, struct bclient *c)
 				wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
 				return 0;
 			}
+			if (!chat_send(t, c, m, 'o')) {
+				if (no_peer(t, c, now))
+					continue;
+				return 0;
+			}
 			u->next_due += ns_of(1 / m->rate);
 			u->n++;
 			burst++;
-			chat_send(t, c, m, 'o');
 			continue;
 		}
 		/* closed loop: at most window in flight (the CAS as in the chat scenario) */
@@ -1035,12 +1057,13 @@ static int chat_pump(struct bthread *t, struct bclient *c)
 		}
 		if (!atomic_compare_exchange_weak(&c->inflight, &cur, cur + 1))
 			continue;
-		u->n++;
 		if (!chat_send(t, c, m, 'w')) {
 			atomic_fetch_sub(&c->inflight, 1);
-			wake_at(t, c, now + 100000000ull, W_SEND);   /* nobody online: look again */
+			if (no_peer(t, c, now))
+				continue;
 			return 0;
 		}
+		u->n++;
 		if (++burst == 1000) {
 			wake_at(t, c, now, W_SEND);
 			return 0;
@@ -1100,8 +1123,15 @@ static int gc_pump(struct bthread *t, struct bclient *c)
 	unsigned burst = 0;
 
 	for (;;) {
-		if ((m->count && u->n >= m->count) || (u->until && now >= u->until))
+		if ((m->count && u->n >= m->count) || (u->until && now >= u->until)) {
+			/* over: wait for our own copies still on their way (a timeout at most) */
+			if (u->gc_inflight && now - u->t_step < S.timeout_ns) {
+				wake_at(t, c, u->t_step + S.timeout_ns, W_SEND);
+				return 0;
+			}
+			u->gc_inflight = 0;
 			return 1;
+		}
 		if (m->rate > 0) {
 			if (now < u->next_due || burst == 1000) {
 				uint64_t w = burst == 1000 ? now : u->next_due;
@@ -1109,6 +1139,7 @@ static int gc_pump(struct bthread *t, struct bclient *c)
 				return 0;
 			}
 			u->next_due += ns_of(1 / m->rate);
+			u->gc_inflight++;
 		} else if (u->gc_inflight >= m->window) {
 			uint64_t w = now + S.timeout_ns;
 			if (u->next_due && now - u->next_due >= S.timeout_ns) {
@@ -1125,6 +1156,7 @@ static int gc_pump(struct bthread *t, struct bclient *c)
 		}
 		u->n++;
 		burst++;
+		u->t_step = now;
 		gc_send(t, c, m);
 		if (burst == 1000 && m->rate <= 0) {
 			wake_at(t, c, now, W_SEND);
@@ -1197,11 +1229,13 @@ static void on_room_presence(struct bthread *t, struct bclient *c, const struct 
 	hist_record(&t->local.h_join, bench_now() - u->t_step);
 	u->sf |= SF_ROOM;
 	if (bm_status(p, len, 201)) {
-		/* we created it, locked: accept the instant room (§10.1.2) */
+		/* we created it, locked: accept the instant room (§10.1.2); the step
+		 * ends with the result, when the room takes messages and occupants */
 		n = snprintf(xml, sizeof(xml), "<iq type='set' id='si' to='%.*s'><query xmlns='" NS_MUC
 			     "#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>",
 			     u->room_len, u->room);
 		out(c, xml, n);
+		return;
 	}
 	bc_set_state(c, BC_ONLINE);
 	step_done(t, c);
@@ -1240,9 +1274,7 @@ static int chat_id(const struct xs_str *id, char *kind, uint32_t *w, uint32_t *s
 		v[i] = strtoull(p + 1, &end, 10);
 		p = end;
 	}
-	if (*p != '.' || p[1] < '0' || p[1] > '9')
-		return -1;
-	*ts = strtoull(p + 1, &end, 10);
+	*ts = v[3];
 	if (*end || v[0] >= B.o.clients || v[1] > UINT32_MAX || v[2] > UINT32_MAX)
 		return -1;
 	*slot = (uint32_t)v[0];
@@ -1391,10 +1423,15 @@ static void on_iq(struct bthread *t, struct bclient *c, const struct xs_stanza *
 	char cond[48], cause[96];
 
 	if (streq(&s->id, "si")) {
-		if (!ok) {
+		if (!st || st->op != SCN_JOIN || u->wait != W_SERVER) {
+			t->local.unexpected++;
+		} else if (!ok) {
 			bm_error_condition(p, len, cond, sizeof(cond));
 			snprintf(cause, sizeof(cause), "join:instant-room:%s", cond);
-			bench_stats_cause(&t->local, cause, 1);
+			fail(t, c, cause);
+		} else {
+			bc_set_state(c, BC_ONLINE);
+			step_done(t, c);
 		}
 		return;
 	}
