@@ -144,7 +144,8 @@ static void set_online(struct bthread *t, struct bclient *c, bool on)
 	}
 	if ((bool)atomic_load_explicit(&c->online, memory_order_relaxed) == on)
 		return;
-	atomic_store_explicit(&c->online, on, memory_order_relaxed);
+	/* release: a scenario's acct, sess and gen, written before, are seen with it */
+	atomic_store_explicit(&c->online, on, memory_order_release);
 	if (on)
 		atomic_fetch_add_explicit(&t->g_online, 1, memory_order_relaxed);
 	else

@@ -573,7 +573,8 @@ static void user_start(struct bthread *t, uint64_t un, uint32_t session, uint32_
 	atomic_store_explicit(&c->acct, acct_of(un), memory_order_relaxed);
 	atomic_store_explicit(&c->sess, (uint16_t)session, memory_order_relaxed);
 	atomic_store_explicit(&c->gen, (uint32_t)un, memory_order_relaxed);
-	c->flags = BF_INPROGRESS;
+	/* BF_DIRTY and BF_READY say the slot is on a thread list: they stay with it */
+	c->flags = BF_INPROGRESS | (c->flags & (BF_DIRTY | BF_READY));
 	c->state = BC_NEW;
 	atomic_store(&c->inflight, 0);
 	atomic_fetch_add_explicit(&t->g_inprogress, 1, memory_order_relaxed);
@@ -661,7 +662,7 @@ static int do_connect(struct bthread *t, struct bclient *c, const struct scn_ste
 	int tr = st->u.connect.transport != SCN_TR_DEFAULT ? st->u.connect.transport : -1;
 
 	c->tmode = (uint8_t)(tr < 0 ? B.o.tls : tls_mode(tr));
-	c->flags &= BF_INPROGRESS;
+	c->flags &= BF_INPROGRESS | BF_DIRTY | BF_READY;   /* the last two: list membership */
 	c->nsd = 0;
 	c->sasl_step = 0;
 	c->retries = 0;

@@ -6,9 +6,10 @@ the arrivals of each phase, every step's transaction counts (logins == arrivals,
 answered, every ping answered, every item published, every talker's own messages back), the
 file's thresholds passing; a failing threshold is exit status 3; a bad file is exit status 2
 naming FILE:LINE.  The same kind of scenario against Prosody (peers.py).  The load generator is
-the release build in build/, as in test_bench_report.py."""
+the release build in build/, as in test_bench_report.py (XEDGE_BENCH: another build)."""
 import concurrent.futures
 import json
+import os
 import re
 import subprocess
 
@@ -17,7 +18,7 @@ import pytest
 from conftest import REPO
 from peers import prosody  # noqa: F401
 
-BENCH = str(REPO / "build" / "xedge-bench")
+BENCH = os.environ.get("XEDGE_BENCH", str(REPO / "build" / "xedge-bench"))   # or a sanitizer build
 SERVICES = ("services:\n  muc:\n    domain: conference.localhost\n"
             "  pubsub:\n    domain: pubsub.localhost\n")
 
@@ -166,6 +167,20 @@ def test_mixed_scenario_against_xedge(server, tmp_path):
     assert r.returncode == 3, r.stdout[-2000:] + r.stderr[-2000:]
     assert "threshold FAILED: ping.p99 < 1us" in r.stdout, r.stdout
     assert "ping.count == 3" not in r.stdout.split("threshold FAILED")[-1]
+
+    # max_users: a burst of 6 while 2 may be alive: 4 arrivals are refused, by cause
+    cap = tmp_path / "cap.yaml"
+    cap.write_text("name: cap\nusers: {prefix: bsc, password: bsc-pw}\nphases: [{users: 6}]\n"
+                   "max_users: 2\nsessions:\n  - name: i\n"
+                   "    steps: [connect, auth, bind, {idle: 1s}, logout]\n")
+    out = tmp_path / "cap.json"
+    r = run("--port", server.c2s_port, "-s", cap, "--json", out)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    sf = res["scenario_file"]
+    assert (sf["arrived"], sf["rejected"], sf["finished"]) == (6, 4, 2), sf
+    assert res["errors"]["by_cause"] == {"arrival:max-users": 4}, res["errors"]
+    assert tx(res, "login")["count"] == 2 and tx(res, "login")["errors"] == 0
 
 
 def test_bad_scenario_files_exit_2_naming_the_line(tmp_path):
