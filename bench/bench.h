@@ -59,7 +59,8 @@
  * online, acct and sess (whom to write to: published before online is set)
  * and gen (the user in the slot: a message or a window receipt for an earlier
  * user of the slot is recognised and not counted for the current one), plus
- * inflight (the closed-loop window, as in the chat scenario).
+ * inflight and wfloor (the closed-loop window, as in the chat scenario, and
+ * the first message of the chat step it belongs to).
  *
  * Counters go from a thread to the controller as deltas under the thread's
  * mutex (bt_publish / bench_collect); gauges are relaxed atomics.
@@ -281,6 +282,8 @@ struct bclient {
 	 * user (arrival number) in this slot, published before online; the
 	 * executor's state of the user (owner thread only) */
 	_Atomic uint32_t acct, gen;
+	_Atomic uint32_t wfloor;        /* closed-loop chat: the first message (seq) of the step
+	                                   whose window inflight counts */
 	_Atomic uint16_t sess;
 	struct bs_user *bs;
 };

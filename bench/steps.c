@@ -83,6 +83,7 @@ _Static_assert(BENCH_MAX_SESSIONS == SCN_MAX_SESSIONS, "session counters");
 #define NS_MUC "http://jabber.org/protocol/muc"
 #define NS_PUBSUB "http://jabber.org/protocol/pubsub"
 
+#define UNAVAILABLE "<presence type='unavailable'/>"
 #define STEPS_PER_RUN 256          /* steps run at once, then the user yields */
 #define ARRIVALS_PER_TICK 512
 #define JOIN_RETRY_NS 100000000ull /* a room locked by its creator: try again */
@@ -787,6 +788,9 @@ static void do_presence(struct bclient *c, const struct scn_step *st)
 
 static int do_sm(struct bthread *t, struct bclient *c, const struct scn_step *st)
 {
+	static const char with[] = "<enable xmlns='" NS_SM "' resume='true'/>";
+	static const char without[] = "<enable xmlns='" NS_SM "'/>";
+
 	if (!(c->bs->feat & FT_SM)) {
 		fail(t, c, "sm:not-offered");
 		return -1;
@@ -794,9 +798,9 @@ static int do_sm(struct bthread *t, struct bclient *c, const struct scn_step *st
 	c->bs->t_step = bench_now();
 	wake_at(t, c, c->bs->t_step + S.timeout_ns, W_SERVER);
 	if (st->u.sm.resume)
-		out(c, "<enable xmlns='" NS_SM "' resume='true'/>", 47);
+		out(c, with, (int)sizeof(with) - 1);
 	else
-		out(c, "<enable xmlns='" NS_SM "'/>", 33);
+		out(c, without, (int)sizeof(without) - 1);
 	return 0;
 }
 
@@ -1082,6 +1086,8 @@ static int do_chat(struct bthread *t, struct bclient *c, const struct scn_step *
 	u->until = st->u.send.duration_ns ? now + st->u.send.duration_ns : 0;
 	u->next_due = now;
 	u->t_step = now;
+	/* receipts of an earlier step's messages (seq below the floor) no longer count */
+	atomic_store(&c->wfloor, u->seq + 1);
 	atomic_store(&c->inflight, 0);
 	if (st->u.send.to == SCN_TO_RANDOM || st->u.send.to == SCN_TO_SESSION)
 		peers_pick(t, c, &st->u.send);
@@ -1356,7 +1362,8 @@ static void on_chat(struct bthread *t, struct bclient *c, const struct xs_stanza
 	}
 	if (kind == 'w') {
 		struct bclient *sender = &B.clients[slot];
-		if (atomic_load_explicit(&sender->gen, memory_order_relaxed) == gen) {
+		if (atomic_load_explicit(&sender->gen, memory_order_relaxed) == gen &&
+		    seq >= atomic_load(&sender->wfloor)) {
 			int32_t old = atomic_fetch_sub(&sender->inflight, 1);
 			if (old <= 0)
 				atomic_fetch_add(&sender->inflight, 1);   /* after a window reset */
@@ -1629,7 +1636,7 @@ static int exec(struct bthread *t, struct bclient *c, const struct scn_step *st)
 	case SCN_LOGOUT:
 		if (!connection_open(c))
 			return 1;
-		out(c, "<presence type='unavailable'/>", 30);
+		out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
 		wait_for(c, W_CLOSE);
 		bc_goodbye(t, c);
 		return 0;
@@ -1669,7 +1676,7 @@ static void run(struct bthread *t, struct bclient *c)
 			/* the program is over: close a stream left open, as logout does */
 			if (connection_open(c)) {
 				if (c->state >= BC_FEATURES)
-					out(c, "<presence type='unavailable'/>", 30);
+					out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
 				wait_for(c, W_CLOSE);
 				bc_goodbye(t, c);
 			} else if (c->state == BC_NEW || c->state == BC_DONE) {

@@ -183,6 +183,56 @@ def test_mixed_scenario_against_xedge(server, tmp_path):
     assert tx(res, "login")["count"] == 2 and tx(res, "login")["errors"] == 0
 
 
+# 4 users, every kind of one-to-one chat: to the pair's other user (open loop, a rate), to
+# themselves, to random online users (a closed loop of 2 in flight); barriers keep everyone
+# online until every message is out, so each one must arrive.
+PAIRS = """\
+name: pairs
+users: {prefix: bsc, password: bsc-pw}
+phases: [{users: 4}]
+sessions:
+  - name: pair
+    steps:
+      - connect
+      - auth
+      - bind
+      - presence
+      - wait: {for: presence}       # our own initial presence, broadcast back (RFC 6121 4.2.2)
+      - roster
+      - sm
+      - barrier
+      - chat: {to: peer, rate: 20/s, count: 5}
+      - chat: {to: self, count: 3, body: 10}
+      - chat: {to: random, window: 2, count: 10, peers: 3}
+      - think: 300ms
+      - barrier
+      - logout
+"""
+
+
+@pytest.mark.parametrize("server", [{"extra_edge_yaml": SERVICES}], indirect=True)
+def test_chat_kinds_over_direct_tls(server, tmp_path):
+    add_users(server, "bsc", "bsc-pw", 4)
+    f = tmp_path / "pairs.yaml"
+    f.write_text(PAIRS)
+    out = tmp_path / "pairs.json"
+    # the command line overrides the file's target: Direct TLS on the fixture's port
+    r = run("--tls", "direct", "--port", server.tls_port, "-s", f, "--json", out,
+            "--threshold", "message_rtt.count == 72")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "direct TLS" in r.stderr
+    res = json.loads(out.read_text())
+    chat = res["scenario_file"]["chat"]
+    assert res["errors"]["count"] == 0, res["errors"]
+    assert chat["sent"] == chat["received"] == 4 * (5 + 3 + 10), chat
+    assert chat["sent_measured"] == chat["received_measured"] == chat["sent"], chat
+    # no closed-loop window waited for its timeout (a receipt of the step before must not
+    # stand for one of this step's messages)
+    assert chat["window_timeouts"] == 0, chat
+    assert tx(res, "tls")["count"] == tx(res, "login")["count"] == 4
+    assert res["scenario_file"]["finished"] == 4
+
+
 def test_bad_scenario_files_exit_2_naming_the_line(tmp_path):
     cases = {
         # an unknown step, line 4
