@@ -156,6 +156,8 @@ struct bs_thread {
 	bool arrivals_done, conc_blocked;
 	struct bp_wrr wrr;
 	uint32_t nbarrier;         /* users of this thread at a barrier */
+	char pre[24];              /* "<run>." of this run's chat ids */
+	int prel;
 	uint64_t rng;
 	char *buf;                 /* message assembly */
 	size_t cap;
@@ -1055,9 +1057,13 @@ static int chat_pump(struct bthread *t, struct bclient *c)
 		/* closed loop: at most window in flight (the CAS as in the chat scenario) */
 		int32_t cur = atomic_load(&c->inflight);
 		if (cur >= (int32_t)m->window) {
+			/* one timer per user, not one per blocked episode: it checks the
+			 * window at the step's end or a timeout after the window filled */
 			uint64_t w = now + S.timeout_ns;
-			wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
 			u->next_due = now;      /* when the window filled */
+			u->wait = W_SEND;
+			if (!u->wake)
+				wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
 			return 0;
 		}
 		if (!atomic_compare_exchange_weak(&c->inflight, &cur, cur + 1))
@@ -1148,14 +1154,16 @@ static int gc_pump(struct bthread *t, struct bclient *c)
 			u->next_due += ns_of(1 / m->rate);
 			u->gc_inflight++;
 		} else if (u->gc_inflight >= m->window) {
-			uint64_t w = now + S.timeout_ns;
-			if (u->next_due && now - u->next_due >= S.timeout_ns) {
+			uint64_t w = u->next_due + S.timeout_ns;
+			if (now - u->next_due >= S.timeout_ns) {
 				/* our copies did not come back: start the window again */
 				t->local.window_timeouts++;
 				u->gc_inflight = 0;
 				continue;
 			}
-			wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
+			u->wait = W_SEND;
+			if (!u->wake)    /* one timer, not one per message */
+				wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
 			return 0;
 		} else {
 			u->gc_inflight++;
@@ -1251,11 +1259,12 @@ static void on_room_presence(struct bthread *t, struct bclient *c, const struct 
 /* ---- messages received --------------------------------------------------------------- */
 
 /* "<kind>.<slot>.<gen>.<seq>.<ns>" after "s<run>." or "r<run>."; kind 'o', 'q' or 'w' (W). */
-static int chat_id(const struct xs_str *id, char *kind, uint32_t *w, uint32_t *slot, uint32_t *gen,
-		   uint32_t *seq, uint64_t *ts)
+static int chat_id(const struct bs_thread *b, const struct xs_str *id, char *kind, uint32_t *w,
+		   uint32_t *slot, uint32_t *gen, uint32_t *seq, uint64_t *ts)
 {
-	char pre[24], buf[128];
-	int pl = snprintf(pre, sizeof(pre), "%u.", B.run_id);
+	char buf[128];
+	const char *pre = b->pre;
+	int pl = b->prel;
 	const char *p;
 	char *end;
 	unsigned long long v[4];
@@ -1328,7 +1337,7 @@ static void on_chat(struct bthread *t, struct bclient *c, const struct xs_stanza
 	uint64_t warm = atomic_load_explicit(&B.warm_end_ns, memory_order_relaxed);
 	char kind;
 
-	if (chat_id(&s->id, &kind, &w, &slot, &gen, &seq, &ts) < 0 || streq(&s->type, "error")) {
+	if (chat_id(t->bs, &s->id, &kind, &w, &slot, &gen, &seq, &ts) < 0 || streq(&s->type, "error")) {
 		t->local.unexpected++;
 		return;
 	}
@@ -1730,11 +1739,16 @@ static void on_wake(struct bthread *t, struct bclient *c, uint64_t now)
 				bench_stats_cause(&t->local, "message:no-reply", 1);
 				u->await_seq = 0;
 			} else if (!st->u.send.wait_reply && st->u.send.rate <= 0 &&
-				   atomic_load(&c->inflight) >= (int32_t)st->u.send.window &&
-				   now - u->next_due >= S.timeout_ns) {
-				/* a full window for a whole timeout lost its messages: start again */
-				atomic_store(&c->inflight, 0);
-				t->local.window_timeouts++;
+				   atomic_load(&c->inflight) >= (int32_t)st->u.send.window) {
+				if (now - u->next_due >= S.timeout_ns) {
+					/* a full window for a whole timeout lost its messages: start again */
+					atomic_store(&c->inflight, 0);
+					t->local.window_timeouts++;
+				} else if (!u->until || now < u->until) {
+					uint64_t w = u->next_due + S.timeout_ns;
+					wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
+					break;
+				}
 			}
 			if (chat_pump(t, c))
 				step_done(t, c);
@@ -1819,6 +1833,7 @@ int bs_thread_init(struct bthread *t)
 		b->free[b->nfree++] = c->idx;
 	}
 	b->next_u = (uint64_t)t->id;
+	b->prel = snprintf(b->pre, sizeof(b->pre), "%u.", B.run_id);
 	bp_wrr_init(&b->wrr, S.sessions, S.nsessions);
 	b->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(t->id + 7) ^ bench_now();
 	return 0;
