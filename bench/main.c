@@ -697,6 +697,8 @@ static int parse_options(int argc, char **argv)
 		return bad("--host (a numeric IPv4 or IPv6 address; names are not resolved)", host);
 	o->split = o->clients;
 	if (o->scenario == SC_FILE) {
+		if (clients_set)
+			return bad("--clients (not with a scenario file: its phases start the users)", "");
 		if (remote || o->cross || o->one_way)
 			return bad("--remote (not with a scenario file)", remote ? remote : "");
 		if (bs_prepare() < 0)

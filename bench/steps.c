@@ -154,6 +154,7 @@ struct bs_thread {
 	uint32_t *free, nfree;     /* free slots */
 	uint64_t next_u;           /* the next user of this thread to arrive */
 	bool arrivals_done, conc_blocked;
+	uint64_t unblocked;        /* when the last concurrency block ended */
 	struct bp_wrr wrr;
 	uint32_t nbarrier;         /* users of this thread at a barrier */
 	char pre[24];              /* "<run>." of this run's chat ids */
@@ -173,6 +174,7 @@ static uint64_t sess_users[SCN_MAX_SESSIONS];   /* users of each session the pha
 static struct sockaddr_storage addr[3];         /* per TLS_MODE_* */
 static socklen_t addr_len[3];
 static char muc_domain[300], pubsub_domain[300];
+static uint64_t tmo;                            /* the step timeout (--timeout wins) */
 static _Atomic uint64_t alive, parked;
 static atomic_uint arrivals_over;               /* threads whose arrivals are all started */
 
@@ -306,6 +308,7 @@ int bs_prepare(void)
 	unsigned port = ntohs(((struct sockaddr_in *)&o->target)->sin_port);
 
 	B.scn = &S;
+	tmo = (uint64_t)(o->timeout * 1e9);
 	bp_plan_init(&plan, S.phases, S.nphases);
 	if (!plan.total) {
 		fprintf(stderr, "xedge-bench: %s: the phases start no user\n", S.path);
@@ -798,7 +801,7 @@ static int do_sm(struct bthread *t, struct bclient *c, const struct scn_step *st
 		return -1;
 	}
 	c->bs->t_step = bench_now();
-	wake_at(t, c, c->bs->t_step + S.timeout_ns, W_SERVER);
+	wake_at(t, c, c->bs->t_step + tmo, W_SERVER);
 	if (st->u.sm.resume)
 		out(c, with, (int)sizeof(with) - 1);
 	else
@@ -825,7 +828,7 @@ static int do_ping(struct bthread *t, struct bclient *c, const struct scn_step *
 	char xml[512];
 	int n = snprintf(xml, sizeof(xml), "<iq type='get' id='sp' to='%s'><ping xmlns='urn:xmpp:ping'/>"
 			 "</iq>", B.o.domain);
-	uint64_t to = st->u.ping.timeout_ns ? st->u.ping.timeout_ns : S.timeout_ns;
+	uint64_t to = st->u.ping.timeout_ns ? st->u.ping.timeout_ns : tmo;
 
 	c->bs->t_step = bench_now();
 	wake_at(t, c, c->bs->t_step + to, W_SERVER);
@@ -860,7 +863,7 @@ static int publish_one(struct bthread *t, struct bclient *c, const struct scn_st
 	n += (int)st->u.publish.body;
 	n += snprintf(m + n, need - (size_t)n, "</entry></item></publish></pubsub></iq>");
 	c->bs->t_step = bench_now();
-	wake_at(t, c, c->bs->t_step + S.timeout_ns, W_SERVER);
+	wake_at(t, c, c->bs->t_step + tmo, W_SERVER);
 	out(c, m, n);
 	return 0;
 }
@@ -993,7 +996,7 @@ static bool no_peer(struct bthread *t, struct bclient *c, uint64_t now)
 {
 	struct bs_user *u = c->bs;
 
-	if (now - u->t_step < S.timeout_ns) {
+	if (now - u->t_step < tmo) {
 		wake_at(t, c, now + 100000000ull, W_SEND);
 		return false;
 	}
@@ -1017,7 +1020,7 @@ static int chat_pump(struct bthread *t, struct bclient *c)
 		bool over = (m->count && u->n >= m->count) || (u->until && now >= u->until);
 		if (m->wait_reply) {
 			if (u->await_seq) {
-				wake_at(t, c, u->t_step + S.timeout_ns, W_SEND);
+				wake_at(t, c, u->t_step + tmo, W_SEND);
 				return 0;
 			}
 			if (over)
@@ -1059,7 +1062,7 @@ static int chat_pump(struct bthread *t, struct bclient *c)
 		if (cur >= (int32_t)m->window) {
 			/* one timer per user, not one per blocked episode: it checks the
 			 * window at the step's end or a timeout after the window filled */
-			uint64_t w = now + S.timeout_ns;
+			uint64_t w = now + tmo;
 			u->next_due = now;      /* when the window filled */
 			u->wait = W_SEND;
 			if (!u->wake)
@@ -1138,8 +1141,8 @@ static int gc_pump(struct bthread *t, struct bclient *c)
 	for (;;) {
 		if ((m->count && u->n >= m->count) || (u->until && now >= u->until)) {
 			/* over: wait for our own copies still on their way (a timeout at most) */
-			if (u->gc_inflight && now - u->t_step < S.timeout_ns) {
-				wake_at(t, c, u->t_step + S.timeout_ns, W_SEND);
+			if (u->gc_inflight && now - u->t_step < tmo) {
+				wake_at(t, c, u->t_step + tmo, W_SEND);
 				return 0;
 			}
 			u->gc_inflight = 0;
@@ -1154,8 +1157,8 @@ static int gc_pump(struct bthread *t, struct bclient *c)
 			u->next_due += ns_of(1 / m->rate);
 			u->gc_inflight++;
 		} else if (u->gc_inflight >= m->window) {
-			uint64_t w = u->next_due + S.timeout_ns;
-			if (now - u->next_due >= S.timeout_ns) {
+			uint64_t w = u->next_due + tmo;
+			if (now - u->next_due >= tmo) {
 				/* our copies did not come back: start the window again */
 				t->local.window_timeouts++;
 				u->gc_inflight = 0;
@@ -1594,7 +1597,7 @@ static int exec(struct bthread *t, struct bclient *c, const struct scn_step *st)
 			park(c);
 		return 0;
 	case SCN_WAIT:
-		wake_at(t, c, now + (st->u.wait.timeout_ns ? st->u.wait.timeout_ns : S.timeout_ns),
+		wake_at(t, c, now + (st->u.wait.timeout_ns ? st->u.wait.timeout_ns : tmo),
 			W_SERVER);
 		return 0;
 	case SCN_PING:
@@ -1735,17 +1738,17 @@ static void on_wake(struct bthread *t, struct bclient *c, uint64_t now)
 		break;
 	case W_SEND:
 		if (st->op == SCN_CHAT) {
-			if (u->await_seq && now - u->t_step >= S.timeout_ns) {
+			if (u->await_seq && now - u->t_step >= tmo) {
 				bench_stats_cause(&t->local, "message:no-reply", 1);
 				u->await_seq = 0;
 			} else if (!st->u.send.wait_reply && st->u.send.rate <= 0 &&
 				   atomic_load(&c->inflight) >= (int32_t)st->u.send.window) {
-				if (now - u->next_due >= S.timeout_ns) {
+				if (now - u->next_due >= tmo) {
 					/* a full window for a whole timeout lost its messages: start again */
 					atomic_store(&c->inflight, 0);
 					t->local.window_timeouts++;
 				} else if (!u->until || now < u->until) {
-					uint64_t w = u->next_due + S.timeout_ns;
+					uint64_t w = u->next_due + tmo;
 					wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
 					break;
 				}
@@ -1864,12 +1867,15 @@ static void arrivals(struct bthread *t, uint64_t now, uint64_t *next)
 			break;
 		}
 		if (conc && atomic_load_explicit(&t->g_inprogress, memory_order_relaxed) >= conc) {
-			if (!b->conc_blocked)
-				t->local.waited++;     /* this arrival waits for a login slot */
 			b->conc_blocked = true;
 			break;
 		}
-		b->conc_blocked = false;
+		if (b->conc_blocked) {
+			b->conc_blocked = false;
+			b->unblocked = now;
+		}
+		if (at < b->unblocked)
+			t->local.waited++;         /* it was due while logins were at the bound */
 		user_start(t, b->next_u, bp_wrr_at(&b->wrr, b->next_u), ph, now - at);
 		b->next_u += B.nthreads;
 		n++;

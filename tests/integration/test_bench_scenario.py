@@ -182,6 +182,18 @@ def test_mixed_scenario_against_xedge(server, tmp_path):
     assert res["errors"]["by_cause"] == {"arrival:max-users": 4}, res["errors"]
     assert tx(res, "login")["count"] == 2 and tx(res, "login")["errors"] == 0
 
+    # concurrency: 6 users due at once, one login in progress per thread: 4 of them wait
+    conc = tmp_path / "conc.yaml"
+    conc.write_text("name: conc\nusers: {prefix: bsc, password: bsc-pw}\nphases: [{users: 6}]\n"
+                    "concurrency: 2\nsessions:\n  - name: l\n"
+                    "    steps: [connect, auth, bind, roster, logout]\n")
+    r = run("--port", server.c2s_port, "--threads", 2, "-s", conc, "--json", out)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    sf = res["scenario_file"]
+    assert (sf["arrived"], sf["waited"], sf["finished"]) == (6, 4, 6), sf
+    assert tx(res, "login")["count"] == 6
+
 
 # 4 users, every kind of one-to-one chat: to the pair's other user (open loop, a rate), to
 # themselves, to random online users (a closed loop of 2 in flight); barriers keep everyone
