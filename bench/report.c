@@ -268,7 +268,7 @@ void report_summary(FILE *f, const struct bench_result *r)
 		(unsigned long long)s->connected, (unsigned long long)s->logged_in,
 		(unsigned long long)s->failed, (unsigned long long)s->dropped, r->peak_online,
 		logins_per_s(r));
-	if (s->started < o->clients)
+	if (s->started < o->clients && o->scenario != SC_FILE)
 		fprintf(f, "  (%llu clients were never started: the login phase ended first)\n",
 			(unsigned long long)(o->clients - s->started));
 	if (o->remote_host)

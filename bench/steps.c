@@ -1648,7 +1648,8 @@ static int exec(struct bthread *t, struct bclient *c, const struct scn_step *st)
 	case SCN_LOGOUT:
 		if (!connection_open(c))
 			return 1;
-		out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
+		if (u->sf & SF_BOUND)    /* presence before binding is a stream error */
+			out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
 		wait_for(c, W_CLOSE);
 		bc_goodbye(t, c);
 		return 0;
@@ -1687,7 +1688,7 @@ static void run(struct bthread *t, struct bclient *c)
 		if (!st) {
 			/* the program is over: close a stream left open, as logout does */
 			if (connection_open(c)) {
-				if (c->state >= BC_FEATURES)
+				if (u->sf & SF_BOUND)
 					out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
 				wait_for(c, W_CLOSE);
 				bc_goodbye(t, c);

@@ -244,6 +244,16 @@ def test_chat_kinds_over_direct_tls(server, tmp_path):
     assert tx(res, "tls")["count"] == tx(res, "login")["count"] == 4
     assert res["scenario_file"]["finished"] == 4
 
+    # streams only (as -s connect): the login is the stream's features; the goodbye before
+    # authentication is a clean </stream:stream>
+    streams = tmp_path / "streams.yaml"
+    streams.write_text("name: streams\nphases: [{users: 3}]\n"
+                       "sessions:\n  - name: s\n    steps: [connect, logout]\n")
+    r = run("--tls", "direct", "--port", server.tls_port, "-s", streams, "--json", out)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert tx(res, "login")["count"] == 3 and res["errors"]["count"] == 0, res["errors"]
+
 
 def test_bad_scenario_files_exit_2_naming_the_line(tmp_path):
     cases = {
