@@ -240,6 +240,7 @@ struct bc_pair {
 struct bthread;
 struct bs_user;
 struct bs_thread;
+struct bs_fan;
 struct scram_client;
 struct bm_slot;
 struct xs_stanza;
@@ -286,6 +287,7 @@ struct bclient {
 	                                   whose window inflight counts */
 	_Atomic uint16_t sess;
 	struct bs_user *bs;
+	struct bs_fan *_Atomic fan;     /* group chat: the completion ring of its messages */
 };
 
 /* ---- one client thread --------------------------------------------------- */

@@ -58,9 +58,17 @@
  * every copy the service sends, the sender's own included, is a delivery
  * recorded in message_rtt; a closed loop waits for the sender's own copy.
  *
+ * room_fanout (send -> the last of our occupants' copies): the rooms our
+ * users are in are counted in a table keyed by the room JID's hash
+ * (occupants: joined minus left, atomics); a group-chat message records the
+ * count when sent in the sender's ring of FAN_RING slots (seq % FAN_RING, as
+ * muc.c does for -s muc), every receiver counts its copy there and raises
+ * the latency, and the copy that completes the count records the fan-out.
+ * Copies of a slot reused (FAN_RING messages later), or for an occupant that
+ * left meanwhile, complete nothing.
+ *
  * Not run yet (refused when the file is loaded, naming its line): the ws and
- * wss transports and the resume step; room_fanout is not recorded (it needs
- * the room's occupant count at each send).
+ * wss transports and the resume step.
  */
 #include "bench/bench.h"
 
@@ -88,6 +96,20 @@ _Static_assert(BENCH_MAX_SESSIONS == SCN_MAX_SESSIONS, "session counters");
 #define ARRIVALS_PER_TICK 512
 #define JOIN_RETRY_NS 100000000ull /* a room locked by its creator: try again */
 #define MAX_TICK_NS 20000000ull
+#define FAN_RING 256u              /* group-chat messages per sender tracked to completion */
+#define ROOMS_MAX 65536u           /* rooms counted for room_fanout (a power of two) */
+
+struct bs_fan {
+	_Atomic uint32_t seq;      /* the message of this slot (0: none) */
+	_Atomic uint32_t count;    /* copies received */
+	_Atomic uint64_t max_ns;
+	_Atomic uint32_t expect;   /* our occupants when it was sent */
+};
+
+struct bs_room {
+	_Atomic uint64_t hash;     /* FNV-1a of the bare room JID; 0: free */
+	_Atomic uint32_t occupants;
+};
 
 /* What a user waits for (bs_user.wait). */
 enum wait {
@@ -140,6 +162,7 @@ struct bs_user {
 	uint32_t peer[BENCH_MAX_PEERS];      /* slot */
 	uint32_t peer_gen[BENCH_MAX_PEERS];  /* its user then */
 	uint16_t room_len;         /* bare room JID length in room */
+	uint32_t room_idx;         /* in room_tab[], counted as an occupant; UINT32_MAX: none */
 	char room[320];            /* room@service/nick of the room joined */
 };
 
@@ -175,6 +198,8 @@ static struct sockaddr_storage addr[3];         /* per TLS_MODE_* */
 static socklen_t addr_len[3];
 static char muc_domain[300], pubsub_domain[300];
 static uint64_t tmo;                            /* the step timeout (--timeout wins) */
+static struct bs_room *room_tab;                /* room_fanout: occupants per room */
+static bool has_groupchat;
 static _Atomic uint64_t alive, parked;
 static atomic_uint arrivals_over;               /* threads whose arrivals are all started */
 
@@ -319,6 +344,11 @@ int bs_prepare(void)
 		sess_users[bp_wrr_next(&w)]++;
 	if (logins_mark() < 0)
 		return -1;
+	for (uint32_t i = 0; i < S.nsessions; i++)
+		for (uint32_t k = 0; k < S.sessions[i].nsteps; k++)
+			has_groupchat |= S.sessions[i].steps[k].op == SCN_GROUPCHAT;
+	if (has_groupchat && !(room_tab = calloc(ROOMS_MAX, sizeof(*room_tab))))
+		return -1;
 	/* The pool: max_users (or everyone) over the threads, with slack for drift. */
 	cap = S.max_users && S.max_users < plan.total ? S.max_users : plan.total;
 	if (o->threads > cap)
@@ -397,6 +427,13 @@ void bs_free(void)
 			free(B.clients[i].bs);
 			B.clients[i].bs = NULL;
 		}
+	if (B.clients)
+		for (uint32_t i = 0; i < B.o.clients; i++) {
+			free(atomic_load(&B.clients[i].fan));
+			atomic_store(&B.clients[i].fan, NULL);
+		}
+	free(room_tab);
+	room_tab = NULL;
 	if (loaded)
 		scn_free(&S);
 	loaded = false;
@@ -465,6 +502,8 @@ static void wait_for(struct bclient *c, int why)
 
 /* ---- users -------------------------------------------------------------------- */
 
+static void room_left(struct bs_user *u);
+
 static const struct scn_session *ses_of(const struct bs_user *u)
 {
 	return &S.sessions[u->session];
@@ -517,6 +556,7 @@ static void user_end(struct bthread *t, struct bclient *c)
 	struct bs_user *u = c->bs;
 
 	unpark(u);
+	room_left(u);
 	if (u->wait == W_BARRIER)
 		t->bs->nbarrier--;
 	if (!u->ending) {
@@ -575,6 +615,7 @@ static void user_start(struct bthread *t, uint64_t un, uint32_t session, uint32_
 	u->u = un;
 	u->session = session;
 	u->active = true;
+	u->room_idx = UINT32_MAX;
 	u->pc = UINT32_MAX;
 	atomic_store_explicit(&c->acct, acct_of(un), memory_order_relaxed);
 	atomic_store_explicit(&c->sess, (uint16_t)session, memory_order_relaxed);
@@ -1115,7 +1156,19 @@ static bool gc_send(struct bthread *t, struct bclient *c, const struct scn_send 
 
 	if (!b)
 		return false;
-	u->seq++;
+	u->seq++;                      /* from 1: a ring slot's seq 0 means unused */
+	{
+		struct bs_fan *ring = atomic_load_explicit(&c->fan, memory_order_relaxed);
+		if (ring && u->room_idx != UINT32_MAX) {
+			struct bs_fan *sl = &ring[u->seq % FAN_RING];
+			atomic_store_explicit(&sl->count, 0, memory_order_relaxed);
+			atomic_store_explicit(&sl->max_ns, 0, memory_order_relaxed);
+			atomic_store_explicit(&sl->expect,
+					      atomic_load(&room_tab[u->room_idx].occupants),
+					      memory_order_relaxed);
+			atomic_store_explicit(&sl->seq, u->seq, memory_order_release);
+		}
+	}
 	n = snprintf(b, need, "<message to='%.*s' type='groupchat' id='g%u.%u.%u.%u.%llu'><body>"
 		     "g%u.%u.%u.%u.%llu ", u->room_len, u->room, B.run_id, c->idx, (uint32_t)u->u,
 		     u->seq, (unsigned long long)now, B.run_id, c->idx, (uint32_t)u->u, u->seq,
@@ -1185,6 +1238,34 @@ static int gc_pump(struct bthread *t, struct bclient *c)
 
 /* ---- rooms ------------------------------------------------------------------------- */
 
+/* The room's entry (found or taken), UINT32_MAX when the table is full. */
+static uint32_t room_find(const char *jid, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)jid[i]) * 1099511628211ull;
+	if (!h)
+		h = 1;
+	for (uint32_t k = 0, i = (uint32_t)h & (ROOMS_MAX - 1); k < ROOMS_MAX;
+	     k++, i = (i + 1) & (ROOMS_MAX - 1)) {
+		uint64_t cur = atomic_load(&room_tab[i].hash), zero = 0;
+		if (cur == h)
+			return i;
+		if (cur == 0 && (atomic_compare_exchange_strong(&room_tab[i].hash, &zero, h) || zero == h))
+			return i;
+	}
+	return UINT32_MAX;
+}
+
+/* c is no longer one of the room's occupants (left, dropped, failed, ended). */
+static void room_left(struct bs_user *u)
+{
+	if (u->room_idx != UINT32_MAX && room_tab)
+		atomic_fetch_sub(&room_tab[u->room_idx].occupants, 1);
+	u->room_idx = UINT32_MAX;
+}
+
 static int join_send(struct bthread *t, struct bclient *c, const struct scn_step *st)
 {
 	struct bs_user *u = c->bs;
@@ -1246,6 +1327,9 @@ static void on_room_presence(struct bthread *t, struct bclient *c, const struct 
 	t->local.joined++;
 	hist_record(&t->local.h_join, bench_now() - u->t_step);
 	u->sf |= SF_ROOM;
+	if (room_tab && u->room_idx == UINT32_MAX &&
+	    (u->room_idx = room_find(u->room, u->room_len)) != UINT32_MAX)
+		atomic_fetch_add(&room_tab[u->room_idx].occupants, 1);
 	if (bm_status(p, len, 201)) {
 		/* we created it, locked: accept the instant room (§10.1.2); the step
 		 * ends with the result, when the room takes messages and occupants */
@@ -1424,6 +1508,23 @@ static void on_groupchat(struct bthread *t, struct bclient *c, const struct xs_s
 		hist_record(&t->local.h_msg, now - v[3]);
 		if (v[3] >= warm)
 			hist_record(&t->local.h_msg_meas, now - v[3]);
+	}
+	if (v[0] < B.o.clients && v[2] <= UINT32_MAX) {
+		/* room_fanout: count our copy in the sender's ring (see the file comment) */
+		const struct bclient *sender = &B.clients[v[0]];
+		struct bs_fan *ring = atomic_load_explicit(&sender->fan, memory_order_acquire);
+		uint64_t lat = v[3] <= now ? now - v[3] : 0, cur;
+		if (ring && atomic_load_explicit(&sender->gen, memory_order_relaxed) == v[1]) {
+			struct bs_fan *sl = &ring[v[2] % FAN_RING];
+			if (atomic_load_explicit(&sl->seq, memory_order_acquire) == v[2]) {
+				cur = atomic_load_explicit(&sl->max_ns, memory_order_relaxed);
+				while (cur < lat && !atomic_compare_exchange_weak(&sl->max_ns, &cur, lat))
+					;
+				if (atomic_fetch_add(&sl->count, 1) + 1 == atomic_load(&sl->expect) &&
+				    v[3] >= warm)
+					hist_record(&t->local.h_last, atomic_load(&sl->max_ns));
+			}
+		}
 	}
 	if (v[0] == c->idx && v[1] == (uint32_t)u->u && u->gc_inflight) {
 		const struct scn_step *st = step_of(u);
@@ -1615,6 +1716,7 @@ static int exec(struct bthread *t, struct bclient *c, const struct scn_step *st)
 		out(c, xml, snprintf(xml, sizeof(xml), "<presence to='%s' type='unavailable'/>", u->room));
 		u->sf &= (uint8_t)~SF_ROOM;
 		u->room_len = 0;
+		room_left(u);
 		return 1;
 	}
 	case SCN_PUBLISH:
@@ -1642,6 +1744,8 @@ static int exec(struct bthread *t, struct bclient *c, const struct scn_step *st)
 			return 1;
 		bc_set_online(t, c, false);
 		bt_keepalive(c, 0);
+		room_left(u);
+		u->room_len = 0;
 		wait_for(c, W_CLOSE);
 		bt_close(c);
 		return 0;
@@ -1650,6 +1754,8 @@ static int exec(struct bthread *t, struct bclient *c, const struct scn_step *st)
 			return 1;
 		if (u->sf & SF_BOUND)    /* presence before binding is a stream error */
 			out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
+		room_left(u);
+		u->room_len = 0;
 		wait_for(c, W_CLOSE);
 		bc_goodbye(t, c);
 		return 0;
@@ -1807,6 +1913,7 @@ void bs_failed(struct bthread *t, struct bclient *c, const char *cause)
 		u->step_cause = false;
 		u->ending = true;
 		unpark(u);
+		room_left(u);
 	}
 }
 
@@ -1833,6 +1940,12 @@ int bs_thread_init(struct bthread *t)
 		c->bs = calloc(1, sizeof(*c->bs));
 		if (!c->bs)
 			return -1;
+		if (has_groupchat) {
+			struct bs_fan *f = calloc(FAN_RING, sizeof(*f));
+			if (!f)
+				return -1;
+			atomic_store_explicit(&c->fan, f, memory_order_release);
+		}
 		atomic_store(&c->gen, UINT32_MAX);
 		b->free[b->nfree++] = c->idx;
 	}

@@ -153,6 +153,9 @@ def test_mixed_scenario_against_xedge(server, tmp_path):
     assert gc["sent"] <= gc["delivered"] <= 3 * gc["sent"], gc
     # message_rtt: the round trips of the questions, and every group-chat delivery
     assert tx(res, "message_rtt")["count"] == chat["answered"] + gc["delivered"]
+    # room_fanout: the messages every talker then in the room received (a talker that left
+    # before another's message reached it leaves that one incomplete)
+    assert 1 <= tx(res, "room_fanout")["count"] <= gc["sent"], tx(res, "room_fanout")
     assert res["logins"]["logged_in"] == 24 and res["logins"]["failed"] == 0
     assert "scenario mixed-test" in r.stdout and "asker" in r.stdout
     assert (tmp_path / "m.html").read_text().count("<svg") >= 1
@@ -348,3 +351,4 @@ def test_mixed_scenario_against_prosody(prosody, tmp_path):
     assert tx(res, "publish")["count"] == 2
     assert tx(res, "join")["count"] == 1
     assert sf["groupchat"]["sent"] == sf["groupchat"]["delivered"] == 3, sf["groupchat"]
+    assert tx(res, "room_fanout")["count"] == 3     # one occupant of ours: its own copies
