@@ -1820,6 +1820,8 @@ static void on_wake(struct bthread *t, struct bclient *c, uint64_t now)
 
 	if (u->wait == W_RELEASED) {
 		if (u->ending || ph >= PH_CLOSE || !st) {
+			if (ph >= PH_CLOSE && st && !u->parked)
+				u->ending = true;      /* cut short by the run's end: not finished */
 			user_end(t, c);
 		} else if (st->op == SCN_DROP || st->op == SCN_LOGOUT) {
 			step_done(t, c);
@@ -2034,8 +2036,11 @@ uint64_t bs_tick(struct bthread *t, uint64_t now)
 		for (uint32_t k = 0; k < t->nclients; k++) {
 			struct bclient *c = &B.clients[t->id + (size_t)k * B.nthreads];
 			if (c->bs->active && (c->state == BC_NEW || c->state == BC_DONE) &&
-			    c->bs->wait != W_RELEASED)
+			    c->bs->wait != W_RELEASED) {
+				if (step_of(c->bs) && !c->bs->parked)
+					c->bs->ending = true;   /* cut short: not finished */
 				user_end(t, c);
+			}
 		}
 	} else {
 		arrivals(t, now, &next);
