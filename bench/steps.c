@@ -1894,6 +1894,8 @@ void bs_failed(struct bthread *t, struct bclient *c, const char *cause)
 	struct bs_user *u = c->bs;
 	char name[64];
 
+	if (c->state == BC_CLOSING && !(u && u->step_cause))
+		return;    /* our goodbye went wrong: the connection is closed all the same */
 	if (!(c->flags & BF_COUNTED)) {
 		c->flags |= BF_COUNTED | BF_FAILED;
 		bench_stats_cause(&t->local, cause, 1);
