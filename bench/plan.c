@@ -75,6 +75,30 @@ uint64_t bp_arrival(const struct bp_plan *pl, uint64_t u, uint32_t *phase)
 	return p->start_ns + ns;
 }
 
+bool bp_admit(_Atomic uint64_t *alive, uint64_t max)
+{
+	if (atomic_fetch_add(alive, 1) < max || !max)
+		return true;
+	atomic_fetch_sub(alive, 1);
+	return false;
+}
+
+void bp_leave(_Atomic uint64_t *alive)
+{
+	atomic_fetch_sub(alive, 1);
+}
+
+uint64_t bp_pool_per_thread(uint64_t max_users, uint64_t total, unsigned threads)
+{
+	bool cap = max_users && max_users < total;
+	uint64_t n = cap ? max_users : total, per;
+
+	if (!threads)
+		threads = 1;
+	per = (n + threads - 1) / threads;
+	return cap ? per + per / 4 + 4 : per;
+}
+
 void bp_wrr_init(struct bp_wrr *w, const struct scn_session *s, uint32_t n)
 {
 	memset(w, 0, sizeof(*w));

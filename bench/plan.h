@@ -26,6 +26,7 @@
 #ifndef XEDGE_BENCH_PLAN_H
 #define XEDGE_BENCH_PLAN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -53,6 +54,20 @@ void bp_plan_init(struct bp_plan *pl, const struct scn_phase *ph, uint32_t n);
 /* Arrival time of user u in ns since the run's start, and its phase;
  * UINT64_MAX when u >= pl->total. */
 uint64_t bp_arrival(const struct bp_plan *pl, uint64_t u, uint32_t *phase);
+
+/* ---- max_users ---- */
+
+/* Admit one user while fewer than max (0: no cap) are alive: alive is then
+ * one more; false (alive unchanged) when the cap is reached.  Threads share
+ * alive; a user that ends calls bp_leave. */
+bool bp_admit(_Atomic uint64_t *alive, uint64_t max);
+void bp_leave(_Atomic uint64_t *alive);
+
+/* Client slots per thread: the users that can be alive at once (max_users,
+ * or every user the phases start when there is no cap) over the threads,
+ * with a quarter of slack (+4) for a cap, whose users the threads' shares
+ * need not split evenly at every moment. */
+uint64_t bp_pool_per_thread(uint64_t max_users, uint64_t total, unsigned threads);
 
 /* ---- sessions ---- */
 

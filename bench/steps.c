@@ -353,9 +353,7 @@ int bs_prepare(void)
 	cap = S.max_users && S.max_users < plan.total ? S.max_users : plan.total;
 	if (o->threads > cap)
 		o->threads = (unsigned)cap;
-	per = (cap + o->threads - 1) / o->threads;
-	if (S.max_users && S.max_users < plan.total)
-		per += per / 4 + 4;
+	per = bp_pool_per_thread(S.max_users, plan.total, o->threads);
 	if (per * o->threads > 10000000) {
 		fprintf(stderr, "xedge-bench: %s: %llu users at once is more than one generator "
 			"holds (10,000,000)\n", S.path, (unsigned long long)(per * o->threads));
@@ -573,7 +571,7 @@ static void user_end(struct bthread *t, struct bclient *c)
 	u->wait = W_NONE;
 	atomic_store_explicit(&c->gen, UINT32_MAX, memory_order_relaxed);
 	t->bs->free[t->bs->nfree++] = c->idx;
-	atomic_fetch_sub(&alive, 1);
+	bp_leave(&alive);
 }
 
 static void run(struct bthread *t, struct bclient *c);
@@ -599,14 +597,10 @@ static void user_start(struct bthread *t, uint64_t un, uint32_t session, uint32_
 	t->local.arrived++;
 	t->local.arrived_ph[phase]++;
 	t->local.sess_started[session]++;
-	if (S.max_users && atomic_fetch_add(&alive, 1) >= S.max_users) {
-		atomic_fetch_sub(&alive, 1);
+	if (!bp_admit(&alive, S.max_users))
 		goto rejected;
-	}
-	if (!S.max_users)
-		atomic_fetch_add(&alive, 1);
 	if (!b->nfree) {
-		atomic_fetch_sub(&alive, 1);
+		bp_leave(&alive);
 		goto rejected;
 	}
 	c = &B.clients[b->free[--b->nfree]];

@@ -1,8 +1,9 @@
 /*
  * test_steps — the pure parts of the scenario executor (bench/plan.c): the
  * arrival schedule of the phases (users per second of a ramp, a burst, a
- * constant rate; the total), the smooth weighted round robin's exact shares,
- * and the loop frames (counts, durations, nesting) as the interpreter
+ * constant rate; the total), max_users (admissions against the users alive,
+ * refusals along a schedule, the slot pool), the smooth weighted round
+ * robin's exact shares, and the loop frames (counts, durations, nesting) as the interpreter
  * (bench/steps.c) walks a session.  Includes the .c files under test (the
  * bench is not in libxedge).
  */
@@ -140,6 +141,59 @@ static void test_phases_and_burst(void **st)
 	scn_free(&s);
 }
 
+static void test_max_users(void **st)
+{
+	_Atomic uint64_t alive = 0;
+	struct bench_scenario s;
+	struct bp_plan pl;
+	uint64_t end[16];
+	unsigned refused = 0, admitted = 0, n = 0;
+
+	/* the cap counts users alive: two in, the next ones out until one leaves */
+	assert_true(bp_admit(&alive, 2));
+	assert_true(bp_admit(&alive, 2));
+	for (int i = 0; i < 4; i++)
+		assert_false(bp_admit(&alive, 2));
+	assert_int_equal(alive, 2);
+	bp_leave(&alive);
+	assert_true(bp_admit(&alive, 2));
+	assert_int_equal(alive, 2);
+	for (int i = 0; i < 100; i++)     /* 0: no cap */
+		assert_true(bp_admit(&alive, 0));
+
+	/* 4 users a second for 3 s, each alive for 1 s, at most 3 at once: the users
+	 * of 0.75 s, 1.75 s and 2.75 s find 3 alive (a user leaving at t is gone at t) */
+	scn("phases: [{arrival: 4/s, duration: 3s}]\nmax_users: 3\n"
+	    "sessions: [{name: a, steps: [connect]}]\n", &s);
+	bp_plan_init(&pl, s.phases, s.nphases);
+	assert_int_equal(pl.total, 12);
+	alive = 0;
+	for (uint64_t u = 0; u < pl.total; u++) {
+		uint64_t t = bp_arrival(&pl, u, NULL);
+		for (unsigned k = 0; k < n; k++)
+			if (end[k] && end[k] <= t) {
+				bp_leave(&alive);
+				end[k] = 0;
+			}
+		if (bp_admit(&alive, s.max_users)) {
+			end[n++] = t + S;
+			admitted++;
+		} else {
+			refused++;
+			assert_true(t == 750000000ull || t == 1750000000ull || t == 2750000000ull);
+		}
+	}
+	assert_int_equal(refused, 3);
+	assert_int_equal(admitted, 9);
+	scn_free(&s);
+
+	/* the slot pool: the cap (or everyone) over the threads, slack with a cap */
+	assert_int_equal(bp_pool_per_thread(5000, 12030, 2), 2500 + 625 + 4);
+	assert_int_equal(bp_pool_per_thread(0, 100, 2), 50);
+	assert_int_equal(bp_pool_per_thread(0, 101, 2), 51);
+	assert_int_equal(bp_pool_per_thread(200, 100, 2), 50);     /* the cap is never reached */
+}
+
 static void test_weighted_shares(void **st)
 {
 	struct bench_scenario s;
@@ -258,6 +312,7 @@ int main(void)
 		cmocka_unit_test(test_constant_rate),
 		cmocka_unit_test(test_ramp),
 		cmocka_unit_test(test_phases_and_burst),
+		cmocka_unit_test(test_max_users),
 		cmocka_unit_test(test_weighted_shares),
 		cmocka_unit_test(test_loops),
 	};
