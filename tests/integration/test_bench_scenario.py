@@ -257,6 +257,19 @@ def test_chat_kinds_over_direct_tls(server, tmp_path):
     res = json.loads(out.read_text())
     assert tx(res, "login")["count"] == 3 and res["errors"]["count"] == 0, res["errors"]
 
+    # slots are reused: max_users 2 on one thread is a pool of 6 slots, and 10 short-lived
+    # users pass through it (a loaded machine may keep one alive long enough to refuse one)
+    reuse = tmp_path / "reuse.yaml"
+    reuse.write_text("name: reuse\nusers: {prefix: bsc, password: bsc-pw, count: 4}\n"
+                     "phases: [{arrival: 4/s, duration: 2500ms}]\nmax_users: 2\n"
+                     "sessions:\n  - name: s\n    steps: [connect, auth, bind, logout]\n")
+    r = run("--tls", "direct", "--port", server.tls_port, "--threads", 1, "-s", reuse,
+            "--json", out)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    sf = json.loads(out.read_text())["scenario_file"]
+    assert sf["arrived"] == 10 and sf["finished"] + sf["rejected"] == 10, sf
+    assert sf["finished"] >= 7, sf
+
 
 def test_bad_scenario_files_exit_2_naming_the_line(tmp_path):
     cases = {
