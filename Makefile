@@ -140,10 +140,13 @@ test: test-deps all unit fuzz-replay integration
 
 # The container image (deploy/Dockerfile) and the Kubernetes manifests (deploy/k8s/) for
 # real: podman builds the images, `podman kube play` runs each manifest, slixmpp users chat
-# through the pods (tests/deploy/test_deploy.py; root podman, one to a few minutes).
+# through the pods (tests/deploy/test_deploy.py; root podman, one to a few minutes), and
+# the xedge-bench Indexed Job's pods load an xedge on the host (test_bench_dist.py).
 test-deploy: test-deps all
 	$(PYTEST) -q -p no:cacheprovider tests/integration/test_manifests.py
 	$(PYTEST) -q -s -p no:cacheprovider tests/deploy/test_deploy.py
+	XEDGE_TEST_PODMAN=1 XEDGE_BIN=$(BUILD) $(PYTEST) -q -s -p no:cacheprovider \
+		tests/integration/test_bench_dist.py -k podman
 
 # `make run`: a working service on localhost with a self-signed certificate.
 RUN_DIR ?= $(BUILD)/run
@@ -210,6 +213,7 @@ clean:
 PREFIX  ?= /usr/local
 BINDIR   = $(PREFIX)/bin
 MANDIR   = $(PREFIX)/share/man/man1
+DATADIR  = $(PREFIX)/share/xedge
 UNITDIR  = $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 SYSCONFDIR ?= /etc/xedge
 MANPAGES = $(wildcard deploy/man/*.1)
@@ -223,6 +227,8 @@ install: $(PROGS)
 		mv $(DESTDIR)$(UNITDIR)/$${u##*/}.tmp $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
 	done
 	install -m 0644 $(MANPAGES) $(DESTDIR)$(MANDIR)/
+	install -d $(DESTDIR)$(DATADIR)/scenarios
+	install -m 0644 bench/scenarios/*.yaml $(DESTDIR)$(DATADIR)/scenarios/
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/xedge.yaml ]; then \
 		echo "$(DESTDIR)$(SYSCONFDIR)/xedge.yaml exists: left as it is"; \
 	else \

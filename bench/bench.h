@@ -24,6 +24,7 @@
  *   threshold.c     pass/fail expressions on a result (pure)                           [thr_]
  *   html.c          the self-contained HTML report (inline SVG)                       [html_]
  *   merge.c         the merge and compare subcommands                                 [merge_]
+ *   slice.c         distributed runs: this process's slice of the load, --start-at    [slice_]
  *
  * Two servers (--remote): clients [0, split) log in to the first target and
  * clients [split, N) to the remote one, each with its own domain; a chat
@@ -454,6 +455,7 @@ void bm_error_condition(const uint8_t *p, size_t len, char *out, size_t cap);  /
 
 /* steps.c (scenario files) */
 int bs_init(const char *path, char *err, size_t errlen);   /* before the options' overrides */
+void bs_slice(unsigned index, unsigned count);   /* distributed: every count-th user */
 int bs_prepare(void);             /* after them: pool size in B.o.clients; 0 or -1 */
 void bs_free(void);
 int bs_thread_init(struct bthread *t);

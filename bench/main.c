@@ -34,6 +34,7 @@
 #include "bench/report.h"
 #include "bench/result.h"
 #include "bench/scenario.h"
+#include "bench/slice.h"
 #include "bench/target.h"
 #include "bench/threshold.h"
 
@@ -44,6 +45,8 @@ static volatile sig_atomic_t interrupted;
 static char *remote_arg;         /* --remote's copy, cut by parse_remote: o->remote_* point in */
 static struct thr thresholds[MERGE_MAX_THRESHOLDS];   /* --threshold */
 static unsigned nthresholds;
+static struct slice slice;        /* --index/--count/--start-at (slice.h) */
+static const char *slice_index_arg, *slice_count_arg, *start_at_arg;
 
 static const char usage[] =
 "usage: xedge-bench [options]\n"
@@ -126,6 +129,16 @@ static const char usage[] =
 "                         as fast as the rooms open; a join into a room of k costs the\n"
 "                         server about 2k presence stanzas)\n"
 "\n"
+"Distributed runs (slices of one load, such as the pods of a Kubernetes Indexed Job):\n"
+"      --index I          run slice I of --count (default: $JOB_COMPLETION_INDEX): users\n"
+"                         [I*N/C, (I+1)*N/C) of --clients N (muc: of --rooms, whole rooms),\n"
+"                         --ramp, --join-rate and --concurrency shared in proportion;\n"
+"                         chat peers stay inside the slice; `merge` adds the slices up\n"
+"      --count C          slices of the load (default: $XEDGE_BENCH_COUNT, or 1)\n"
+"      --start-at T       wait until wall-clock time T (RFC 3339 such as\n"
+"                         2026-12-07T12:00:00Z, or unix seconds) before the first\n"
+"                         connection; a T more than 5 s past is an error (exit 2)\n"
+"\n"
 "Output:\n"
 "      --pid PID          sample this target process's CPU and RSS (repeatable)\n"
 "      --json FILE        write the results and the per-second series as JSON\n"
@@ -149,7 +162,7 @@ enum {
 	O_CONC, O_TIMEOUT, O_LOGIN_TIME, O_HOLD, O_SETTLE, O_KEEPALIVE, O_DURATION, O_WARMUP,
 	O_DRAIN, O_WINDOW, O_RATE, O_SIZE, O_PEERS, O_PID, O_JSON, O_PLOT, O_VERSION, O_REMOTE,
 	O_CROSS, O_ONE_WAY, O_SM, O_ROOMS, O_ROOM_SIZE, O_MUC_DOMAIN, O_JOIN_RATE, O_CSV, O_HTML,
-	O_THRESHOLD, O_CHECK_SCENARIO
+	O_THRESHOLD, O_CHECK_SCENARIO, O_INDEX, O_COUNT, O_START_AT
 };
 
 static const struct option longopts[] = {
@@ -195,6 +208,9 @@ static const struct option longopts[] = {
 	{ "csv", required_argument, NULL, O_CSV },
 	{ "html", required_argument, NULL, O_HTML },
 	{ "threshold", required_argument, NULL, O_THRESHOLD },
+	{ "index", required_argument, NULL, O_INDEX },
+	{ "count", required_argument, NULL, O_COUNT },
+	{ "start-at", required_argument, NULL, O_START_AT },
 	{ "version", no_argument, NULL, O_VERSION },
 	{ "check-scenario", required_argument, NULL, O_CHECK_SCENARIO },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -440,6 +456,47 @@ static void scenario_file_first(int argc, char **argv, const char **host, unsign
 	B.o.scenario = SC_FILE;
 }
 
+/* The slice of a distributed run (slice.h): this process's users and shares. */
+static int options_slice(struct bench_opts *o)
+{
+	char err[256];
+
+	if (slice_options(&slice, slice_index_arg, slice_count_arg, start_at_arg, err,
+			  sizeof(err)) < 0 || slice_apply(&slice, o, err, sizeof(err)) < 0) {
+		fprintf(stderr, "xedge-bench: %s\n", err);
+		return -1;
+	}
+	if (slice.count > 1) {
+		char ramp[48] = "";
+		if (o->ramp > 0)
+			snprintf(ramp, sizeof(ramp), ", --ramp share %.4g/s", o->ramp);
+		fprintf(stderr, "xedge-bench: slice %u of %u: users %s%u..%s%u (%u of %u)%s\n",
+			slice.index, slice.count, o->prefix, o->offset, o->prefix,
+			o->offset + o->clients - 1, o->clients, slice.whole_clients, ramp);
+	}
+	return 0;
+}
+
+/* A scenario file's run, after the options: its slice (every count-th user of the
+ * whole schedule, slice.h and steps.c), its pool of slots, its thresholds (a bad
+ * one is FILE:LINE, exit status 2). */
+static int options_scenario_file(void)
+{
+	char err[256];
+
+	if (slice_options(&slice, slice_index_arg, slice_count_arg, start_at_arg, err,
+			  sizeof(err)) < 0) {
+		fprintf(stderr, "xedge-bench: %s\n", err);
+		return -1;
+	}
+	bs_slice(slice.index, slice.count);
+	if (bs_prepare() < 0)
+		exit(2);
+	if (bs_thresholds(thresholds, &nthresholds, MERGE_MAX_THRESHOLDS) < 0)
+		exit(2);
+	return 0;
+}
+
 static int parse_options(int argc, char **argv)
 {
 	struct bench_opts *o = &B.o;
@@ -657,6 +714,15 @@ static int parse_options(int argc, char **argv)
 			nthresholds++;
 			break;
 		}
+		case O_INDEX:
+			slice_index_arg = optarg;
+			break;
+		case O_COUNT:
+			slice_count_arg = optarg;
+			break;
+		case O_START_AT:
+			start_at_arg = optarg;
+			break;
 		case 'v':
 			o->verbose++;
 			break;
@@ -701,11 +767,6 @@ static int parse_options(int argc, char **argv)
 			return bad("--clients (not with a scenario file: its phases start the users)", "");
 		if (remote || o->cross || o->one_way)
 			return bad("--remote (not with a scenario file)", remote ? remote : "");
-		if (bs_prepare() < 0)
-			exit(2);
-		if (bs_thresholds(thresholds, &nthresholds, MERGE_MAX_THRESHOLDS) < 0)
-			exit(2);
-		return 0;
 	}
 	if (remote) {
 		remote_arg = strdup(remote);
@@ -737,7 +798,9 @@ static int parse_options(int argc, char **argv)
 		}
 		free(list);
 	}
-	return 0;
+	if (o->scenario == SC_FILE)
+		return options_scenario_file();
+	return options_slice(o);
 }
 
 /* ---- the run -------------------------------------------------------------------- */
@@ -961,8 +1024,18 @@ int main(int argc, char **argv)
 			o->remote_port, o->remote_domain, o->cross ? "; peers on the other server" : "",
 			o->one_way ? ", the first server's clients send" : "");
 
+	/* Distributed runs: every slice begins at --start-at (the timeline starts there). */
+	switch (slice_wait(&slice, &interrupted, tty)) {
+	case -1:
+		return 2;
+	case 1:
+		fprintf(stderr, "\nxedge-bench: interrupted before --start-at\n");
+		return 2;
+	}
 	B.t0 = bench_now();
 	clock_gettime(CLOCK_REALTIME, &wall0);
+	rr.slice_index = slice.index;
+	rr.slice_count = slice.count;
 	rr.start_unix_ns = (int64_t)wall0.tv_sec * 1000000000ll + wall0.tv_nsec;
 	snprintf(rr.scenario, sizeof(rr.scenario), "%s", o->scenario == SC_LOGIN ? "login" :
 		 o->scenario == SC_CHAT ? "chat" : o->scenario == SC_IDLE ? "idle" :

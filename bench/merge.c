@@ -3,7 +3,9 @@
  * results read from JSON v2 files (result_read_json), merged exactly
  * (result_merge), written as one JSON (and --html, --csv), thresholds
  * evaluated on the merged result; compare prints two results side by side
- * with their ratios.  No network, no threads: files in, files out.
+ * with their ratios.  The slices of a distributed run (slice {index,
+ * count}, bench/slice.h) are checked: one given twice is an error (its
+ * users would count twice), one missing a warning.  No network, no threads: files in, files out.
  *
  * Exit status: 0 done, 1 usage or unreadable input, 3 a threshold failed.
  */
@@ -21,7 +23,8 @@ static const char merge_usage[] =
 "                         A.json B.json ...\n"
 "Merges the JSON results of several xedge-bench processes (slices of one load) into\n"
 "one: counts and histograms summed bucket by bucket (exact), time series aligned on\n"
-"wall-clock seconds.  Exit status: 0 done, 1 usage or bad input, 3 a threshold failed.\n";
+"wall-clock seconds.  Slices (--index/--count) given twice are refused, missing ones\n"
+"named.  Exit status: 0 done, 1 usage or bad input, 3 a threshold failed.\n";
 
 static const char compare_usage[] =
 "usage: xedge-bench compare A.json B.json\n"
@@ -50,6 +53,61 @@ int merge_thresholds(const struct result *r, const struct thr *thr, unsigned n, 
 	return failed ? -1 : 0;
 }
 
+/* The slices of a distributed run (bench/slice.h) seen so far: a slice given
+ * twice would count its users twice, one missing is a smaller load. */
+struct slices {
+	unsigned count;               /* the slices' count; 0: no sliced input yet */
+	const char **file;            /* file[i]: where slice i came from, or NULL */
+};
+
+/* Note r (read from path); -1 (said) when it repeats a slice or its count differs. */
+static int slices_check(struct slices *s, const struct result *r, const char *path)
+{
+	if (r->inputs != 1 || r->slice_count < 2)
+		return 0;                 /* a whole run, or a merge's output */
+	if (!s->count) {
+		s->file = calloc(r->slice_count, sizeof(*s->file));
+		if (!s->file) {
+			fprintf(stderr, "xedge-bench merge: out of memory\n");
+			return -1;
+		}
+		s->count = r->slice_count;
+	}
+	if (r->slice_count != s->count) {
+		fprintf(stderr, "xedge-bench merge: %s is a slice of %u, the others of %u\n", path,
+			r->slice_count, s->count);
+		return -1;
+	}
+	if (r->slice_index >= s->count) {
+		fprintf(stderr, "xedge-bench merge: %s: slice index %u of %u\n", path, r->slice_index,
+			s->count);
+		return -1;
+	}
+	if (s->file[r->slice_index]) {
+		fprintf(stderr, "xedge-bench merge: slice %u of %u is in both %s and %s (its users "
+			"would count twice)\n", r->slice_index, s->count, s->file[r->slice_index], path);
+		return -1;
+	}
+	s->file[r->slice_index] = path;
+	return 0;
+}
+
+/* Warn about the slices nobody gave, and free. */
+static void slices_done(struct slices *s)
+{
+	unsigned missing = 0;
+
+	for (unsigned i = 0; i < s->count; i++)
+		if (!s->file[i] && missing++ < 10)
+			fprintf(stderr, "xedge-bench merge: warning: slice %u of %u is missing\n", i,
+				s->count);
+	if (missing > 10)
+		fprintf(stderr, "xedge-bench merge: warning: %u slices of %u are missing\n", missing,
+			s->count);
+	free(s->file);
+	*s = (struct slices){ 0 };
+}
+
 int merge_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -64,6 +122,7 @@ int merge_main(int argc, char **argv)
 	struct thr thr[MERGE_MAX_THRESHOLDS];
 	unsigned nthr = 0;
 	struct result all, one;
+	struct slices slices = { 0 };
 	char err[512];
 	int ch, rc = 0;
 
@@ -106,10 +165,21 @@ int merge_main(int argc, char **argv)
 		fprintf(stderr, "xedge-bench merge: %s\n", err);
 		return 1;
 	}
+	if (slices_check(&slices, &all, argv[optind]) < 0) {
+		result_free(&all);
+		return 1;
+	}
 	for (int i = optind + 1; i < argc; i++) {
 		if (result_read_json(argv[i], &one, err, sizeof(err)) < 0) {
 			fprintf(stderr, "xedge-bench merge: %s\n", err);
 			result_free(&all);
+			slices_done(&slices);
+			return 1;
+		}
+		if (slices_check(&slices, &one, argv[i]) < 0) {
+			result_free(&one);
+			result_free(&all);
+			slices_done(&slices);
 			return 1;
 		}
 		if (strcmp(one.scenario, all.scenario) != 0)
@@ -123,6 +193,7 @@ int merge_main(int argc, char **argv)
 			return 1;
 		}
 	}
+	slices_done(&slices);
 	rc = 0;
 	if (result_write_json(out, &all) < 0) {
 		perror(out);

@@ -75,6 +75,19 @@ uint64_t bp_arrival(const struct bp_plan *pl, uint64_t u, uint32_t *phase)
 	return p->start_ns + ns;
 }
 
+/* Users below x with u mod count == index. */
+static uint64_t below(uint64_t x, unsigned index, unsigned count)
+{
+	return x > index ? (x - index + count - 1) / count : 0;
+}
+
+uint64_t bp_slice_users(uint64_t first, uint64_t n, unsigned index, unsigned count)
+{
+	if (count <= 1)
+		return n;
+	return below(first + n, index, count) - below(first, index, count);
+}
+
 bool bp_admit(_Atomic uint64_t *alive, uint64_t max)
 {
 	if (atomic_fetch_add(alive, 1) < max || !max)

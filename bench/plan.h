@@ -55,6 +55,11 @@ void bp_plan_init(struct bp_plan *pl, const struct scn_phase *ph, uint32_t n);
  * UINT64_MAX when u >= pl->total. */
 uint64_t bp_arrival(const struct bp_plan *pl, uint64_t u, uint32_t *phase);
 
+/* Users u in [first, first + n) with u mod count == index: a slice's share of a
+ * phase when a load is split over count processes (slice.h), each running
+ * every count-th user of the one schedule. */
+uint64_t bp_slice_users(uint64_t first, uint64_t n, unsigned index, unsigned count);
+
 /* ---- max_users ---- */
 
 /* Admit one user while fewer than max (0: no cap) are alive: alive is then

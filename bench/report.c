@@ -343,19 +343,6 @@ void report_summary(FILE *f, const struct bench_result *r)
 
 /* ---- JSON -------------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
 
 static void json_hist_in(FILE *f, const char *indent, const char *name, const struct hist *h,
 			 bool comma)
@@ -384,10 +371,10 @@ int report_json(const char *path, const struct bench_result *r)
 		scenario_str(o->scenario), o->clients, B.nthreads);
 	fprintf(f, "  \"tls\": \"%s\",\n  \"mech\": \"%s\",\n  \"target\": ", tls_str(o->tls),
 		mech_str(o->mech));
-	json_str(f, o->host);
+	result_json_str(f, o->host);
 	fprintf(f, ",\n  \"port\": %u,\n  \"domain\": ",
 		ntohs(((const struct sockaddr_in *)&o->target)->sin_port));
-	json_str(f, o->domain);
+	result_json_str(f, o->domain);
 	fprintf(f, ",\n  \"elapsed_s\": %.3f,\n  \"interrupted\": %s,\n", r->elapsed_s,
 		r->interrupted ? "true" : "false");
 	fprintf(f, "  \"logins\": {\"started\": %llu, \"connected\": %llu, \"logged_in\": %llu, "
@@ -406,7 +393,7 @@ int report_json(const char *path, const struct bench_result *r)
 	fprintf(f, "  },\n  \"failures\": {");
 	for (unsigned i = 0; i < s->ncauses; i++) {
 		fprintf(f, "%s", i ? ", " : "");
-		json_str(f, s->causes[i].name);
+		result_json_str(f, s->causes[i].name);
 		fprintf(f, ": %llu", (unsigned long long)s->causes[i].n);
 	}
 	fprintf(f, "},\n");
@@ -424,18 +411,18 @@ int report_json(const char *path, const struct bench_result *r)
 		(unsigned long long)s->recv, (unsigned long long)s->window_timeouts);
 	if (o->remote_host) {
 		fprintf(f, "  \"remote\": {\"target\": ");
-		json_str(f, o->remote_host);
+		result_json_str(f, o->remote_host);
 		fprintf(f, ", \"port\": %u, \"domain\": ", o->remote_port);
-		json_str(f, o->remote_domain);
+		result_json_str(f, o->remote_domain);
 		fprintf(f, ", \"first_remote_client\": %u, \"cross\": %s, \"one_way\": %s, "
 			"\"directions\": [\n", o->split, o->cross ? "true" : "false",
 			o->one_way ? "true" : "false");
 		for (int d = 0; d < 2; d++) {
 			const struct hist *h = &s->h_cross[d];
 			fprintf(f, "    {\"from\": ");
-			json_str(f, d ? o->remote_domain : o->domain);
+			result_json_str(f, d ? o->remote_domain : o->domain);
 			fprintf(f, ", \"to\": ");
-			json_str(f, d ? o->domain : o->remote_domain);
+			result_json_str(f, d ? o->domain : o->remote_domain);
 			fprintf(f, ", \"sent\": %llu, \"received\": %llu, \"lost\": %llu, "
 				"\"recv_per_s\": %.1f, \"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, "
 				"\"p999\": %.3f, \"max\": %.3f}%s\n",
@@ -467,7 +454,7 @@ int report_json(const char *path, const struct bench_result *r)
 		double w = r->meas_s > 0 ? r->meas_s : 1;
 		fprintf(f, "  \"muc\": {\"rooms\": %u, \"room_size\": %u, \"domain\": ", o->rooms,
 			o->room_size);
-		json_str(f, o->muc_domain);
+		result_json_str(f, o->muc_domain);
 		fprintf(f, ", \"rate_per_occupant\": %.3f, \"joined\": %llu, \"join_failed\": %llu, "
 			"\"join_s\": %.3f, \"sent\": %llu, \"expected\": %llu, \"delivered\": %llu, "
 			"\"lost\": %llu, \"complete\": %llu, \"misrouted\": %llu, "

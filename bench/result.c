@@ -395,7 +395,7 @@ static double ms(uint64_t ns)
 	return (double)ns / 1e6;
 }
 
-static void json_str(FILE *f, const char *s)
+void result_json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; *s; s++) {
@@ -414,7 +414,7 @@ static void json_causes(FILE *f, const struct result_cause *c, unsigned n)
 	fputc('{', f);
 	for (unsigned i = 0; i < n; i++) {
 		fprintf(f, "%s", i ? ", " : "");
-		json_str(f, c[i].name);
+		result_json_str(f, c[i].name);
 		fprintf(f, ": %" PRIu64, c[i].n);
 	}
 	fputc('}', f);
@@ -462,7 +462,7 @@ void result_json_fields(FILE *f, const struct result *r)
 
 	fprintf(f, "  \"version\": %d,\n  \"hist_layout\": \"%s\",\n  \"scenario_name\": ", r->version,
 		HIST_LAYOUT);
-	json_str(f, r->scenario);
+	result_json_str(f, r->scenario);
 	fprintf(f, ",\n  \"slice\": {\"index\": %u, \"count\": %u},\n  \"inputs\": %u,\n",
 		r->slice_index, r->slice_count, r->inputs);
 	fprintf(f, "  \"start_unix_ns\": %" PRId64 ",\n  \"duration_s\": %.3f,\n", r->start_unix_ns,
@@ -531,7 +531,7 @@ int result_write_json(const char *path, const struct result *r)
 	/* The v1 fields a merged result can give exactly; the rest (rates over
 	 * phases, lost messages by window) stay with each slice's own file. */
 	fprintf(f, "{\n  \"scenario\": ");
-	json_str(f, r->scenario);
+	result_json_str(f, r->scenario);
 	fprintf(f, ",\n  \"elapsed_s\": %.3f,\n  \"interrupted\": false,\n", r->duration_s);
 	fprintf(f, "  \"logins\": {\"connected\": %" PRIu64 ", \"logged_in\": %" PRIu64
 		", \"failed\": %" PRIu64 ", \"peak_connected\": %" PRIu64 "},\n",
@@ -547,7 +547,7 @@ int result_write_json(const char *path, const struct result *r)
 		if (strncmp(r->causes[i].name, "message:", 8) == 0)
 			continue;
 		fprintf(f, "%s", first ? "" : ", ");
-		json_str(f, r->causes[i].name);
+		result_json_str(f, r->causes[i].name);
 		fprintf(f, ": %" PRIu64, r->causes[i].n);
 		first = false;
 	}

@@ -141,6 +141,8 @@ int result_merge(struct result *into, const struct result *from);
 /* JSON: the v2 fields, each line ending with ",\n" (to go inside an object
  * written by the caller, before its last field). */
 void result_json_fields(FILE *f, const struct result *r);
+/* s as a JSON string literal (quoted and escaped). */
+void result_json_str(FILE *f, const char *s);
 /* A complete JSON document of r (merge output): the v2 fields and the v1
  * fields that can be derived from them.  0 or -errno. */
 int result_write_json(const char *path, const struct result *r);

@@ -67,6 +67,12 @@
  * Copies of a slot reused (FAN_RING messages later), or for an occupant that
  * left meanwhile, complete nothing.
  *
+ * Distributed runs (slice.h: --index I --count N): slice I runs every N-th
+ * user of the one schedule (u mod N == I), so every slice sees the phases'
+ * shape at 1/N of the rate and the sessions' exact shares; max_users and
+ * concurrency become the slice's share (proportional to its users, at least
+ * 1); chat peers, barriers and rooms count this process's users only.
+ *
  * Not run yet (refused when the file is loaded, naming its line): the ws and
  * wss transports and the resume step.
  */
@@ -78,6 +84,7 @@
 #include <string.h>
 
 #include "bench/plan.h"
+#include "bench/result.h"
 #include "bench/scenario.h"
 #include "bench/threshold.h"
 #include "parser/xmlstage.h"
@@ -198,6 +205,9 @@ static struct sockaddr_storage addr[3];         /* per TLS_MODE_* */
 static socklen_t addr_len[3];
 static char muc_domain[300], pubsub_domain[300];
 static uint64_t tmo;                            /* the step timeout (--timeout wins) */
+static unsigned slice_i, slice_n = 1;           /* this process runs users u % n == i */
+static uint64_t my_total;                       /* users of this slice */
+static uint64_t max_users;                      /* the slice's share of max_users; 0: none */
 static struct bs_room *room_tab;                /* room_fanout: occupants per room */
 static bool has_groupchat;
 static _Atomic uint64_t alive, parked;
@@ -325,6 +335,23 @@ static int logins_mark(void)
 	return 0;
 }
 
+void bs_slice(unsigned index, unsigned count)
+{
+	slice_i = index;
+	slice_n = count ? count : 1;
+}
+
+/* The slice's share of a whole-load bound (0 stays 0: no bound). */
+static uint64_t share(uint64_t whole)
+{
+	double v;
+
+	if (!whole || slice_n <= 1)
+		return whole;
+	v = (double)whole * (double)my_total / (double)plan.total + 0.5;
+	return v < 1 ? 1 : (uint64_t)v;
+}
+
 int bs_prepare(void)
 {
 	struct bench_opts *o = &B.o;
@@ -339,9 +366,25 @@ int bs_prepare(void)
 		fprintf(stderr, "xedge-bench: %s: the phases start no user\n", S.path);
 		return -1;
 	}
+	my_total = bp_slice_users(0, plan.total, slice_i, slice_n);
+	if (!my_total) {
+		fprintf(stderr, "xedge-bench: %s: slice %u of %u starts no user (the phases start "
+			"%llu)\n", S.path, slice_i, slice_n, (unsigned long long)plan.total);
+		return -1;
+	}
 	bp_wrr_init(&w, S.sessions, S.nsessions);
-	for (uint64_t u = 0; u < plan.total && u < 100000000; u++)
-		sess_users[bp_wrr_next(&w)]++;
+	for (uint64_t u = 0; u < plan.total && u < 100000000; u++) {
+		uint32_t k = bp_wrr_next(&w);
+		if (u % slice_n == slice_i)
+			sess_users[k]++;
+	}
+	max_users = share(S.max_users);
+	o->concurrency = (unsigned)share(o->concurrency);
+	if (slice_n > 1)
+		fprintf(stderr, "xedge-bench: slice %u of %u: every %u-th user of %llu from user %u "
+			"(%llu users), max_users %llu, concurrency %u\n", slice_i, slice_n, slice_n,
+			(unsigned long long)plan.total, slice_i, (unsigned long long)my_total,
+			(unsigned long long)max_users, o->concurrency);
 	if (logins_mark() < 0)
 		return -1;
 	for (uint32_t i = 0; i < S.nsessions; i++)
@@ -350,10 +393,10 @@ int bs_prepare(void)
 	if (has_groupchat && !(room_tab = calloc(ROOMS_MAX, sizeof(*room_tab))))
 		return -1;
 	/* The pool: max_users (or everyone) over the threads, with slack for drift. */
-	cap = S.max_users && S.max_users < plan.total ? S.max_users : plan.total;
+	cap = max_users && max_users < my_total ? max_users : my_total;
 	if (o->threads > cap)
 		o->threads = (unsigned)cap;
-	per = bp_pool_per_thread(S.max_users, plan.total, o->threads);
+	per = bp_pool_per_thread(max_users, my_total, o->threads);
 	if (per * o->threads > 10000000) {
 		fprintf(stderr, "xedge-bench: %s: %llu users at once is more than one generator "
 			"holds (10,000,000)\n", S.path, (unsigned long long)(per * o->threads));
@@ -597,7 +640,7 @@ static void user_start(struct bthread *t, uint64_t un, uint32_t session, uint32_
 	t->local.arrived++;
 	t->local.arrived_ph[phase]++;
 	t->local.sess_started[session]++;
-	if (!bp_admit(&alive, S.max_users))
+	if (!bp_admit(&alive, max_users))
 		goto rejected;
 	if (!b->nfree) {
 		bp_leave(&alive);
@@ -1947,7 +1990,7 @@ int bs_thread_init(struct bthread *t)
 		atomic_store(&c->gen, UINT32_MAX);
 		b->free[b->nfree++] = c->idx;
 	}
-	b->next_u = (uint64_t)t->id;
+	b->next_u = slice_i + (uint64_t)slice_n * (uint64_t)t->id;
 	b->prel = snprintf(b->pre, sizeof(b->pre), "%u.", B.run_id);
 	bp_wrr_init(&b->wrr, S.sessions, S.nsessions);
 	b->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(t->id + 7) ^ bench_now();
@@ -1989,7 +2032,7 @@ static void arrivals(struct bthread *t, uint64_t now, uint64_t *next)
 		if (at < b->unblocked)
 			t->local.waited++;         /* it was due while logins were at the bound */
 		user_start(t, b->next_u, bp_wrr_at(&b->wrr, b->next_u), ph, now - at);
-		b->next_u += B.nthreads;
+		b->next_u += (uint64_t)slice_n * B.nthreads;
 		n++;
 	}
 	if (n == ARRIVALS_PER_TICK)
@@ -2092,13 +2135,15 @@ void bs_summary(FILE *f, const struct bench_stats *s)
 {
 	fprintf(f, "\nscenario %s (%s): %llu users arrived of %llu planned, %llu refused at "
 		"max_users, %llu finished their program; %llu arrivals waited for a login slot\n",
-		bs_name(), S.path, (unsigned long long)s->arrived, (unsigned long long)plan.total,
+		bs_name(), S.path, (unsigned long long)s->arrived, (unsigned long long)my_total,
 		(unsigned long long)s->rejected, (unsigned long long)s->users_done,
 		(unsigned long long)s->waited);
 	fprintf(f, "  %-8s %10s %10s\n", "phase", "planned", "arrived");
 	for (uint32_t i = 0; i < plan.nphases; i++)
 		fprintf(f, "  %-8u %10llu %10llu   (line %u)\n", i + 1,
-			(unsigned long long)plan.ph[i].users, (unsigned long long)s->arrived_ph[i],
+			(unsigned long long)bp_slice_users(plan.ph[i].first, plan.ph[i].users, slice_i,
+							   slice_n),
+			(unsigned long long)s->arrived_ph[i],
 			S.phases[i].line);
 	fprintf(f, "  %-16s %10s %10s %10s\n", "session", "planned", "started", "finished");
 	for (uint32_t i = 0; i < S.nsessions; i++)
@@ -2120,38 +2165,27 @@ void bs_summary(FILE *f, const struct bench_stats *s)
 		(unsigned long long)s->pings, (unsigned long long)s->published);
 }
 
-static void json_s(FILE *f, const char *v)
-{
-	fputc('"', f);
-	for (; *v; v++) {
-		if (*v == '"' || *v == '\\')
-			fprintf(f, "\\%c", *v);
-		else if ((unsigned char)*v < 0x20)
-			fprintf(f, "\\u%04x", *v);
-		else
-			fputc(*v, f);
-	}
-	fputc('"', f);
-}
-
 void bs_json(FILE *f, const struct bench_stats *s)
 {
 	fprintf(f, "  \"scenario_file\": {\"path\": ");
-	json_s(f, S.path);
+	result_json_str(f, S.path);
 	fprintf(f, ", \"name\": ");
-	json_s(f, bs_name());
+	result_json_str(f, bs_name());
 	fprintf(f, ", \"planned\": %llu, \"arrived\": %llu, \"rejected\": %llu, \"finished\": %llu, "
-		"\"waited\": %llu,\n    \"phases\": [", (unsigned long long)plan.total,
+		"\"waited\": %llu, \"slice\": {\"index\": %u, \"count\": %u},\n    \"phases\": [",
+		(unsigned long long)my_total,
 		(unsigned long long)s->arrived, (unsigned long long)s->rejected,
-		(unsigned long long)s->users_done, (unsigned long long)s->waited);
+		(unsigned long long)s->users_done, (unsigned long long)s->waited, slice_i, slice_n);
 	for (uint32_t i = 0; i < plan.nphases; i++)
 		fprintf(f, "%s{\"line\": %u, \"planned\": %llu, \"arrived\": %llu}", i ? ", " : "",
-			S.phases[i].line, (unsigned long long)plan.ph[i].users,
+			S.phases[i].line,
+			(unsigned long long)bp_slice_users(plan.ph[i].first, plan.ph[i].users, slice_i,
+							   slice_n),
 			(unsigned long long)s->arrived_ph[i]);
 	fprintf(f, "],\n    \"sessions\": [");
 	for (uint32_t i = 0; i < S.nsessions; i++) {
 		fprintf(f, "%s{\"name\": ", i ? ", " : "");
-		json_s(f, scn_str(&S, S.sessions[i].name));
+		result_json_str(f, scn_str(&S, S.sessions[i].name));
 		fprintf(f, ", \"planned\": %llu, \"started\": %llu, \"finished\": %llu}",
 			(unsigned long long)sess_users[i], (unsigned long long)s->sess_started[i],
 			(unsigned long long)s->sess_done[i]);

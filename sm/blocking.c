@@ -12,7 +12,10 @@
  * sm_blocking_between() where presence is broadcast:
  *   from a blocked entity to the user: presence dropped silently; message
  *     and iq get/set answered with service-unavailable (the user looks
- *     offline); iq result/error dropped;
+ *     offline); iq result/error dropped; a groupchat message (a room or
+ *     one of its occupants blocked) dropped silently too: a room takes an
+ *     error from an occupant as that occupant gone (XEP-0045 status 333),
+ *     and blocking one occupant must not put the user out of the room;
  *   from the user to a blocked entity: not routed, answered with
  *     not-acceptable and <blocked xmlns='urn:xmpp:blocking:errors'/>.
  * Blocking a contact sends it unavailable presence from the user's available
@@ -181,7 +184,7 @@ bool sm_blocking_check(struct sm *sm, struct sm_user *fu, const char *from, size
 					   sm_ws_is(m->u.stanza.type, "set"));
 	if (own)
 		refuse(sm, t, from, from_len, m, true);
-	else if (kind == WIRE_KIND_MESSAGE || request)
+	else if ((kind == WIRE_KIND_MESSAGE && !sm_ws_is(m->u.stanza.type, "groupchat")) || request)
 		refuse(sm, t, from, from_len, m, false);
 	return true;
 }

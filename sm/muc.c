@@ -10,7 +10,12 @@
  * owner does the fan-out once, writing each occupant's copy to its session
  * (same shard), to the occupant's shard, or to its server (s2s) — the same
  * way every other stanza from this server to a JID goes (muc_send()).  No
- * room state is shared: nothing is locked.
+ * room state is shared: nothing is locked.  A fan-out builds its stanza
+ * once with a hole for `to` and writes each copy around it (fan_send());
+ * a copy for a session of this shard skips the generic routing
+ * (sm_route_service_copy()).  One stanza is handled at a time: one that
+ * comes back while a fan-out runs (an occupant's server refusing a copy)
+ * waits for the handling to end (sm_muc_in()).
  *
  * What a room keeps, in memory: its occupants (a nickname, the real bare JID,
  * role, the last presence payload, and the real full JIDs of the sessions
@@ -93,6 +98,7 @@ int sm_muc_open(struct sm *sm, const char *domain, unsigned history)
 	mu->history = history > 1000 ? 1000 : history;
 	mu->out.max = 4u << 20;
 	mu->part.max = 4u << 20;
+	mu->fan.max = 4u << 20;
 	sm->muc = mu;
 	return 0;
 }
@@ -169,6 +175,7 @@ void sm_muc_free(struct sm *sm)
 	sm_tab_fini(&mu->rooms);
 	sm_buf_free(&mu->out);
 	sm_buf_free(&mu->part);
+	sm_buf_free(&mu->fan);
 	free(mu->domain);
 	free(mu);
 	sm->muc = NULL;
@@ -187,11 +194,8 @@ bool sm_muc_owns(const struct sm *sm, const char *room, size_t n)
 
 void sm_muc_disco_item(const struct sm *sm, struct sm_buf *b)
 {
-	if (!sm->muc)
-		return;
-	sm_buf_str(b, "<item jid='");
-	sm_buf_esc(b, sm->muc->domain, sm->muc->domain_len);
-	sm_buf_str(b, "' name='Chatrooms'/>");
+	if (sm->muc)
+		sm_buf_disco_item(b, sm->muc->domain, sm->muc->domain_len, "Chatrooms");
 }
 
 /* ---- lookups ------------------------------------------------------------- */
@@ -332,6 +336,89 @@ void muc_start(struct sm_muc *mu, int kind, const char *type, const char *from, 
 		sm_buf_attr(b, "id", id);
 }
 
+/*
+ * A fan-out: one stanza from the room to many real JIDs, differing only in
+ * `to`.  fan_start() writes "<kind from='F' to='" in mu->fan and notes
+ * where `to` goes; the caller appends the rest (the bytes every copy
+ * shares, built once) and checks fan_ready(); fan_send() then writes each
+ * copy as template head + escaped `to` + template tail and routes it
+ * (sm_route_service_copy(): a session of this shard directly).  The
+ * struct lives on the caller's stack: nothing in it is zeroed per copy.
+ */
+struct muc_fan {
+	struct wire_msg m;          /* the routing header; to and raw set per copy */
+	size_t hole;                /* where `to` goes in mu->fan */
+	char from[JID_MAX + 1];     /* the sender (the room or room/nick) */
+};
+
+/* Start the template (f->from is set): attributes in muc_start()'s order. */
+static void fan_start(struct sm_muc *mu, struct muc_fan *f, int kind, const char *type,
+		      const char *id)
+{
+	struct sm_buf *b = &mu->fan;
+
+	sm_buf_clear(b);
+	sm_buf_str(b, "<");
+	sm_buf_str(b, sm_kind_name(kind));
+	sm_buf_str(b, " from='");
+	sm_buf_esc(b, f->from, strlen(f->from));
+	sm_buf_str(b, "' to='");
+	f->hole = sm_buf_used(b);
+	sm_buf_str(b, "'");
+	if (type && *type) {
+		sm_buf_str(b, " type='");
+		sm_buf_str(b, type);
+		sm_buf_str(b, "'");
+	}
+	if (id && *id) {
+		sm_buf_str(b, " id='");
+		sm_buf_esc(b, id, strlen(id));
+		sm_buf_str(b, "'");
+	}
+	f->m = (struct wire_msg){ .type = WIRE_STANZA };
+	f->m.u.stanza.kind = (uint8_t)kind;
+	f->m.u.stanza.type = sm_ws(type ? type : "");
+	f->m.u.stanza.from = sm_ws(f->from);
+	f->m.u.stanza.id = sm_ws(id ? id : "");
+	f->m.u.stanza.ns = sm_ws("");
+}
+
+/* The template is whole: false (logged) when it grew too large. */
+static bool fan_ready(struct sm_muc *mu, const struct muc_fan *f)
+{
+	if (!mu->fan.err)
+		return true;
+	log_warn("group-chat stanza too large or out of memory, dropped", "from=\"%s\"", f->from);
+	sm_buf_clear(&mu->fan);
+	mu->fan.err = 0;
+	return false;
+}
+
+/* One copy of the template to the real JID `to` (canonical, as the
+ * occupants' JIDs are kept). */
+static void fan_send(struct sm *sm, struct muc_fan *f, const char *to)
+{
+	struct sm_muc *mu = sm->muc;
+	struct sm_buf *b = &mu->out;
+	const uint8_t *t = sm_buf_data(&mu->fan);
+	size_t n = strlen(to);
+
+	sm_buf_clear(b);
+	sm_buf_add(b, t, f->hole);
+	sm_buf_esc(b, to, n);
+	sm_buf_add(b, t + f->hole, sm_buf_used(&mu->fan) - f->hole);
+	if (b->err) {
+		log_warn("group-chat stanza too large or out of memory, dropped", "from=\"%s\"",
+			 f->from);
+		b->err = 0;
+	} else {
+		f->m.u.stanza.to = wire_s(to, n);
+		f->m.u.stanza.raw = wire_s(sm_buf_data(b), sm_buf_used(b));
+		sm_route_service_copy(sm, &f->m);
+	}
+	sm_buf_clear(b);
+}
+
 /* An error answer to a stanza (RFC 6120 §8.3): `from` the address it was
  * sent to, `to` its sender. */
 void muc_error(struct sm *sm, int kind, const char *to_addr, const char *sender,
@@ -386,43 +473,69 @@ static bool sees_jids(const struct muc_room *r, const struct muc_occ *viewer)
 }
 
 /*
- * o's presence to the real JID `to` (one of viewer's sessions): its
- * payload, its affiliation and role, its real JID when the viewer may see
- * it, and the status codes given (0-terminated).
+ * The fan-out template of o's presence (from its nickname): its payload,
+ * its affiliation and role, its real JID when with_jid (the viewer may see
+ * it), and the status codes given (0-terminated); new_nick: §7.6.3's
+ * unavailable presence of a nickname change (item nick, status 303).
+ * False when it cannot be built.
  */
-/* The presence of o (from its nickname) to `to`; new_nick: §7.6.3's
- * unavailable presence of a nickname change (item nick, status 303). */
+static bool presence_start(struct sm *sm, struct muc_room *r, const struct muc_occ *o,
+			   struct muc_fan *f, bool with_jid, bool unavailable, const int *codes,
+			   const char *new_nick)
+{
+	struct sm_muc *mu = sm->muc;
+	struct sm_buf *b = &mu->fan;
+	char oid[24];
+
+	if (!muc_occ_jid(r, o->nick, f->from, sizeof(f->from)))
+		return false;
+	fan_start(mu, f, WIRE_KIND_PRESENCE, unavailable ? "unavailable" : NULL, NULL);
+	sm_buf_str(b, ">");
+	if (!unavailable && o->payload)
+		sm_buf_str(b, o->payload);
+	muc_occupant_id(r, o->bare, oid);
+	sm_buf_str(b, "<occupant-id xmlns='" NS_OCCUPANT_ID "' id='");
+	sm_buf_str(b, oid);
+	sm_buf_str(b, "'/><x xmlns='" NS_MUC_USER "'><item affiliation='");
+	sm_buf_str(b, muc_affil_names[muc_affil_of(r, o->bare)]);
+	sm_buf_str(b, "' role='");
+	sm_buf_str(b, muc_role_names[unavailable && !new_nick ? ROLE_NONE : o->role]);
+	sm_buf_str(b, "'");
+	if (with_jid && o->nsess)
+		sm_buf_attr(b, "jid", o->sess[0]);
+	sm_buf_attr(b, "nick", new_nick);
+	if (unavailable && (mu->why_actor || mu->why_reason)) {
+		sm_buf_str(b, ">");
+		if (mu->why_actor) {
+			sm_buf_str(b, "<actor");
+			sm_buf_attr(b, "nick", mu->why_actor);
+			sm_buf_str(b, "/>");
+		}
+		if (mu->why_reason) {
+			sm_buf_str(b, "<reason>");
+			sm_buf_esc(b, mu->why_reason, strlen(mu->why_reason));
+			sm_buf_str(b, "</reason>");
+		}
+		sm_buf_str(b, "</item>");
+	} else {
+		sm_buf_str(b, "/>");
+	}
+	for (; codes && *codes; codes++)
+		sm_buf_fmt(b, "<status code='%d'/>", *codes);
+	sm_buf_str(b, "</x></presence>");
+	return fan_ready(mu, f);
+}
+
+/* The presence of o to `to` (one of viewer's sessions), as presence_start(). */
 static void presence_full(struct sm *sm, struct muc_room *r, const struct muc_occ *o, const char *to,
 			  const struct muc_occ *viewer, bool unavailable, const int *codes,
 			  const char *new_nick)
 {
-	struct sm_muc *mu = sm->muc;
-	struct sm_buf *b = &mu->out;
-	char from[JID_MAX + 1];
+	struct muc_fan f;
 
-	if (!muc_occ_jid(r, o->nick, from, sizeof(from)))
-		return;
-	muc_start(mu, WIRE_KIND_PRESENCE, unavailable ? "unavailable" : NULL, from, to, NULL);
-	sm_buf_str(b, ">");
-	if (!unavailable && o->payload)
-		sm_buf_str(b, o->payload);
-	{
-		char oid[24];
-
-		muc_occupant_id(r, o->bare, oid);
-		sm_buf_fmt(b, "<occupant-id xmlns='" NS_OCCUPANT_ID "' id='%s'/>", oid);
-	}
-	sm_buf_fmt(b, "<x xmlns='" NS_MUC_USER "'><item affiliation='%s' role='%s'",
-		   muc_affil_names[muc_affil_of(r, o->bare)],
-		   muc_role_names[unavailable && !new_nick ? ROLE_NONE : o->role]);
-	if (viewer && sees_jids(r, viewer) && o->nsess)
-		sm_buf_attr(b, "jid", o->sess[0]);
-	sm_buf_attr(b, "nick", new_nick);
-	sm_buf_str(b, "/>");
-	for (; codes && *codes; codes++)
-		sm_buf_fmt(b, "<status code='%d'/>", *codes);
-	sm_buf_str(b, "</x></presence>");
-	muc_send(sm, WIRE_KIND_PRESENCE, unavailable ? "unavailable" : "", from, to, NULL);
+	if (presence_start(sm, r, o, &f, viewer && sees_jids(r, viewer), unavailable, codes,
+			   new_nick))
+		fan_send(sm, &f, to);
 }
 
 void muc_presence_of(struct sm *sm, struct muc_room *r, const struct muc_occ *o, const char *to,
@@ -434,35 +547,52 @@ void muc_presence_of(struct sm *sm, struct muc_room *r, const struct muc_occ *o,
 void muc_broadcast(struct sm *sm, struct muc_room *r, const struct muc_occ *o,
 			       const struct muc_occ *except, bool unavailable, const int *codes)
 {
-	for (struct muc_occ *v = r->occ; v; v = v->next) {
-		if (v == except)
-			continue;
-		for (unsigned i = 0; i < v->nsess; i++)
-			muc_presence_of(sm, r, o, v->sess[i], v, unavailable, codes);
+	struct muc_fan f;
+
+	/* Two versions at most, built once each: without the real JID, then
+	 * with it (to those who see real JIDs: §7.2.3, §7.2.4). */
+	for (int with_jid = 0; with_jid < 2; with_jid++) {
+		int built = 0;      /* 1: f ready, -1: could not be built */
+
+		for (struct muc_occ *v = r->occ; v && built >= 0; v = v->next) {
+			if (v == except || !v->nsess || sees_jids(r, v) != (with_jid == 1))
+				continue;
+			if (!built)
+				built = presence_start(sm, r, o, &f, with_jid, unavailable, codes, NULL)
+					? 1 : -1;
+			for (unsigned i = 0; i < v->nsess && built > 0; i++)
+				fan_send(sm, &f, v->sess[i]);
+		}
 	}
 }
 
-/* A groupchat message from `nick` (payload: its children) to real JID `to`;
- * at != 0: from the history, with its XEP-0203 delay. */
-static void message_to(struct sm *sm, struct muc_room *r, const char *nick, const char *oid,
-		       const char *id, const char *payload, const char *sid, const char *to, time_t at)
+/* The fan-out template of a groupchat message from `nick` (NULL: the
+ * room; payload: its children); at != 0: from the history, with its
+ * XEP-0203 delay.  False when it cannot be built. */
+static bool message_start(struct sm *sm, struct muc_room *r, struct muc_fan *f, const char *nick,
+			  const char *oid, const char *id, const char *payload, const char *sid,
+			  time_t at)
 {
 	struct sm_muc *mu = sm->muc;
-	struct sm_buf *b = &mu->out;
-	char from[JID_MAX + 1];
+	struct sm_buf *b = &mu->fan;
 
-	if (nick && !muc_occ_jid(r, nick, from, sizeof(from)))
-		return;
+	if (nick && !muc_occ_jid(r, nick, f->from, sizeof(f->from)))
+		return false;
 	if (!nick)
-		snprintf(from, sizeof(from), "%s", r->jid);
-	muc_start(mu, WIRE_KIND_MESSAGE, "groupchat", from, to, id);
+		snprintf(f->from, sizeof(f->from), "%s", r->jid);
+	fan_start(mu, f, WIRE_KIND_MESSAGE, "groupchat", id);
 	sm_buf_str(b, ">");
 	if (payload)
 		sm_buf_str(b, payload);
-	if (oid && *oid)
-		sm_buf_fmt(b, "<occupant-id xmlns='" NS_OCCUPANT_ID "' id='%s'/>", oid);
+	if (oid && *oid) {
+		sm_buf_str(b, "<occupant-id xmlns='" NS_OCCUPANT_ID "' id='");
+		sm_buf_str(b, oid);
+		sm_buf_str(b, "'/>");
+	}
 	if (sid) {      /* XEP-0359 §3: the room's archive id */
-		sm_buf_fmt(b, "<stanza-id xmlns='urn:xmpp:sid:0' id='%s' by='", sid);
+		sm_buf_str(b, "<stanza-id xmlns='urn:xmpp:sid:0' id='");
+		sm_buf_str(b, sid);
+		sm_buf_str(b, "' by='");
 		sm_buf_esc(b, r->jid, r->jid_len);
 		sm_buf_str(b, "'/>");
 	}
@@ -477,7 +607,17 @@ static void message_to(struct sm *sm, struct muc_room *r, const char *nick, cons
 		sm_buf_str(b, "'/>");
 	}
 	sm_buf_str(b, "</message>");
-	muc_send(sm, WIRE_KIND_MESSAGE, "groupchat", from, to, id);
+	return fan_ready(mu, f);
+}
+
+/* A groupchat message (as message_start()) to the real JID `to` only. */
+static void message_to(struct sm *sm, struct muc_room *r, const char *nick, const char *oid,
+		       const char *id, const char *payload, const char *sid, const char *to, time_t at)
+{
+	struct muc_fan f;
+
+	if (message_start(sm, r, &f, nick, oid, id, payload, sid, at))
+		fan_send(sm, &f, to);
 }
 
 void muc_notice(struct sm *sm, struct muc_room *r, const int *codes)
@@ -856,6 +996,7 @@ static void on_groupchat(struct sm *sm, struct muc_room *r, const char *from,
 	const struct xtree_node *body = xtree_child(st, "jabber:client", "body");
 	struct muc_occ *o = muc_occ_by_session(r, from, NULL);
 	char *payload, oid[24], sid[24] = "";
+	struct muc_fan f;
 	size_t len = 0;
 
 	if (!o) {
@@ -900,9 +1041,10 @@ static void on_groupchat(struct sm *sm, struct muc_room *r, const char *from,
 	muc_occupant_id(r, o->bare, oid);
 	if (body && sm_mam_on(sm))
 		archive(sm, r, o, oid, id, payload, sid);
-	for (struct muc_occ *v = r->occ; v; v = v->next)
-		for (unsigned i = 0; i < v->nsess; i++)
-			message_to(sm, r, o->nick, oid, id, payload, sid[0] ? sid : NULL, v->sess[i], 0);
+	if (message_start(sm, r, &f, o->nick, oid, id, payload, sid[0] ? sid : NULL, 0))
+		for (struct muc_occ *v = r->occ; v; v = v->next)
+			for (unsigned i = 0; i < v->nsess; i++)
+				fan_send(sm, &f, v->sess[i]);
 	if (body)
 		history_add(mu, r, o->nick, oid, id, payload, len);
 	else
@@ -1214,7 +1356,8 @@ static void room_iq(struct sm *sm, struct muc_room *r, const char *nick, const c
 
 /* ---- entry ------------------------------------------------------------- */
 
-/* A stanza that arrived while the persistent rooms were loading. */
+/* A stanza that arrived while the persistent rooms were loading, or while
+ * another was handled (sm_muc_in). */
 static void park(struct sm_muc *mu, struct sm *sm, const char *from, size_t from_len,
 		 const struct wire_msg *m)
 {
@@ -1222,7 +1365,7 @@ static void park(struct sm_muc *mu, struct sm *sm, const char *from, size_t from
 	struct muc_parked *p;
 
 	if (mu->nparked >= MUC_MAX_PARKED || !(p = malloc(sizeof(*p) + from_len + 1 + flen))) {
-		log_warn("group-chat stanza refused while the rooms load", "from=\"%.*s\"", (int)from_len, from);
+		log_warn("group-chat stanza refused: too many waiting", "from=\"%.*s\"", (int)from_len, from);
 		return;
 	}
 	p->next = NULL;
@@ -1254,23 +1397,59 @@ static void replay_one(struct sm *sm, void *arg)
 		sm_muc_in(sm, p->from, p->from_len, &m);
 }
 
-void muc_loaded(struct sm *sm)
+/* The parked stanzas, in order; those their replay parks come after them. */
+static void drain(struct sm *sm)
 {
 	struct sm_muc *mu = sm->muc;
 	struct muc_parked *p;
 
-	mu->loading = false;
+	mu->draining = true;
 	while ((p = mu->parked)) {
 		mu->parked = p->next;
+		if (!mu->parked)
+			mu->parked_tail = NULL;
+		mu->nparked--;
 		sm_obl_within(sm, p->obl, replay_one, p);
 		sm_obl_release(p->obl);
 		free(p);
 	}
-	mu->parked_tail = NULL;
-	mu->nparked = 0;
+	mu->draining = false;
 }
 
+void muc_loaded(struct sm *sm)
+{
+	sm->muc->loading = false;
+	drain(sm);
+}
+
+static void muc_in(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m);
+
+/*
+ * One stanza at a time: what a stanza's handling sends may come straight
+ * back to the service (an occupant's server refusing a copy with an error,
+ * XEP-0191 §3.3, is routed here at once) while a fan-out walks a room's
+ * occupants; such a stanza waits until the handling is over, so that no
+ * room changes under a walk.
+ */
 void sm_muc_in(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m)
+{
+	struct sm_muc *mu = sm->muc;
+
+	if (mu && (mu->loading || mu->busy)) {
+		park(mu, sm, from, from_len, m);
+		return;
+	}
+	if (mu)
+		mu->busy = true;
+	muc_in(sm, from, from_len, m);
+	if (!mu)
+		return;
+	mu->busy = false;
+	if (mu->parked && !mu->draining)
+		drain(sm);
+}
+
+static void muc_in(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m)
 {
 	struct sm_muc *mu = sm->muc;
 	char to[JID_MAX + 1], room[JID_MAX + 1], nick[MUC_NICK_MAX + 1], sender[JID_MAX + 1],
@@ -1282,10 +1461,6 @@ void sm_muc_in(struct sm *sm, const char *from, size_t from_len, const struct wi
 	struct muc_room *r;
 	int n, kind = m->u.stanza.kind;
 
-	if (mu && mu->loading) {
-		park(mu, sm, from, from_len, m);
-		return;
-	}
 	if (!mu || m->u.stanza.to.len > JID_MAX || from_len > JID_MAX ||
 	    jid_parse((const char *)m->u.stanza.to.p, m->u.stanza.to.len, &v) < 0 ||
 	    jid_parse(from, from_len, &fv) < 0 || v.resource_len > MUC_NICK_MAX)

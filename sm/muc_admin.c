@@ -678,7 +678,9 @@ void muc_admin_iq(struct sm *sm, struct muc_room *r, const char *from, const cha
 		char nick[MUC_NICK_MAX + 1];   /* role changes: looked up again when applied */
 		char jid[JID_MAX + 1];
 		int role, affil;
+		const char *reason;            /* <reason/>, in q's tree; NULL: none */
 	} *ch;
+	char actor[MUC_NICK_MAX + 1] = "";
 	unsigned n = 0;
 	bool changed = false;
 
@@ -705,6 +707,8 @@ void muc_admin_iq(struct sm *sm, struct muc_room *r, const char *from, const cha
 		}
 		ch[n].role = role;
 		ch[n].affil = affil;
+		ch[n].reason = xtree_child(it, NS_MUC_ADMIN, "reason")
+			       ? xtree_text(xtree_child(it, NS_MUC_ADMIN, "reason")) : NULL;
 		if (role >= 0) {
 			if (strlen(nick) > MUC_NICK_MAX) {
 				muc_error(sm, WIRE_KIND_IQ, to_addr, from, id, "bad-request");
@@ -728,7 +732,12 @@ void muc_admin_iq(struct sm *sm, struct muc_room *r, const char *from, const cha
 		goto out;
 	}
 	muc_iq_result(sm, to_addr, from, id, NULL);
+	if (me)
+		snprintf(actor, sizeof(actor), "%s", me->nick);   /* me may leave below */
 	for (unsigned i = 0; i < n; i++) {
+		/* §8.2, §9.1: who removed them and why, in their unavailable presence */
+		sm->muc->why_actor = actor[0] ? actor : NULL;
+		sm->muc->why_reason = ch[i].reason && *ch[i].reason ? ch[i].reason : NULL;
 		if (ch[i].role >= 0) {
 			struct muc_occ *t = muc_occ_by_nick(r, ch[i].nick);
 
@@ -754,5 +763,6 @@ void muc_admin_iq(struct sm *sm, struct muc_room *r, const char *from, const cha
 	if (changed)
 		muc_save(sm, r);
 out:
+	sm->muc->why_actor = sm->muc->why_reason = NULL;
 	free(ch);
 }

@@ -104,8 +104,13 @@ struct sm_muc {
 	unsigned history;           /* messages kept per room */
 	struct sm_buf out;          /* stanzas being built */
 	struct sm_buf part;         /* payloads being serialised */
-	/* Until the persistent rooms are loaded (muc_load), stanzas wait here. */
-	bool loading;
+	struct sm_buf fan;          /* a fan-out's stanza with a hole for `to` (muc.c) */
+	/* While a moderator or admin removes occupants (kick §8.2, ban §9.1):
+	 * the <actor/> and <reason/> their unavailable presence carries. */
+	const char *why_actor, *why_reason;
+	/* Until the persistent rooms are loaded (muc_load), and while a stanza
+	 * is handled (sm_muc_in), stanzas wait here. */
+	bool loading, busy, draining;
 	struct muc_parked *parked, *parked_tail;
 	unsigned nparked;
 };

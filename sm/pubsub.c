@@ -95,11 +95,8 @@ bool sm_pubsub_domain(const struct sm *sm, const char *d, size_t n)
 
 void sm_pubsub_disco_item(const struct sm *sm, struct sm_buf *b)
 {
-	if (!sm->pubsub)
-		return;
-	sm_buf_str(b, "<item jid='");
-	sm_buf_esc(b, sm->pubsub->domain, sm->pubsub->domain_len);
-	sm_buf_str(b, "' name='Publish-Subscribe'/>");
+	if (sm->pubsub)
+		sm_buf_disco_item(b, sm->pubsub->domain, sm->pubsub->domain_len, "Publish-Subscribe");
 }
 
 /* ---- lookups ------------------------------------------------------------ */

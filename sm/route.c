@@ -17,6 +17,9 @@
  * sender).  Stanzas from external entities, and stanzas parked while their
  * target's record loaded, take the inbound half only (sm_route_replay());
  * answers to an external sender go back out through sm_remote_send().
+ * A service's stanzas (sm_route_from_service()) take that half too; the
+ * copies of a fan-out to sessions of this shard take a direct path with the
+ * same rules (sm_route_service_copy()).
  *
  * Rules in brief:
  *   message   full JID online -> that session.  Bare JID (or full JID not
@@ -93,7 +96,10 @@ void sm_route_to_parse(struct sm *sm, struct wire_str raw, struct sm_route_to *t
 	struct jid_view v;
 	int n;
 
-	memset(to, 0, sizeof(*to));
+	/* Not memset: the two JID arrays are 6 KiB and this runs per stanza. */
+	to->present = to->valid = to->has_local = to->has_resource = to->served = false;
+	to->full[0] = to->bare[0] = '\0';
+	to->full_len = to->bare_len = 0;
 	if (raw.len == 0)
 		return;
 	to->present = true;
@@ -719,10 +725,15 @@ static void iq_in(struct sm_route_ctx *c)
 
 void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const struct wire_msg *m)
 {
-	struct sm_route_ctx c = { .sm = sm, .m = m, .kind = m->u.stanza.kind, .from = from,
-			       .from_len = from_len };
+	struct sm_route_ctx c;      /* not zeroed whole: its JID arrays are 9 KiB */
 	const char *slash = memchr(from, '/', from_len);
 
+	c.sm = sm;
+	c.s = NULL;
+	c.m = m;
+	c.kind = m->u.stanza.kind;
+	c.from = from;
+	c.from_len = from_len;
 	c.from_bare_len = slash ? (size_t)(slash - from) : from_len;
 	if (c.from_bare_len > JID_MAX)
 		return;
@@ -748,11 +759,23 @@ void sm_route_replay(struct sm *sm, const char *from, size_t from_len, const str
 		iq_in(&c);
 }
 
+/* m from a service's JID: an account of ours takes the inbound half, the
+ * rest goes to its shard or server. */
+static void from_service(struct sm *sm, const struct wire_msg *m)
+{
+	struct sm_route_to t;
+
+	sm_route_to_parse(sm, m->u.stanza.to, &t);
+	if (t.valid && t.served)
+		sm_route_replay(sm, (const char *)m->u.stanza.from.p, m->u.stanza.from.len, m);
+	else
+		sm_remote_send(sm, m);
+}
+
 void sm_route_from_service(struct sm *sm, int kind, const char *type, const char *from,
 			   const char *to, const char *id, const void *raw, size_t len)
 {
 	struct wire_msg m = { .type = WIRE_STANZA };
-	struct sm_route_to t;
 
 	m.u.stanza.kind = (uint8_t)kind;
 	m.u.stanza.type = sm_ws(type ? type : "");
@@ -761,11 +784,43 @@ void sm_route_from_service(struct sm *sm, int kind, const char *type, const char
 	m.u.stanza.id = sm_ws(id ? id : "");
 	m.u.stanza.ns = sm_ws("");
 	m.u.stanza.raw = wire_s(raw, len);
-	sm_route_to_parse(sm, m.u.stanza.to, &t);
-	if (t.valid && t.served)
-		sm_route_replay(sm, from, strlen(from), &m);   /* an account of ours */
-	else
-		sm_remote_send(sm, &m);                         /* another shard or server */
+	from_service(sm, &m);
+}
+
+/*
+ * The direct path of a fan-out copy: what sm_route_replay() does for a
+ * groupchat message or an available/unavailable presence from a service to
+ * a session of this shard (RFC 6121 §8.5.3.1, §4.6: the full JID's
+ * session), without parsing `to` again.  `to` is canonical, so it is the
+ * session's key or no session's; should the session's account be no longer
+ * ours (a domain dropped, the shard set changed), the generic path decides.  A service's JID is no account's, so only the
+ * recipient's blocklist can stop the copy (XEP-0191 §3.3: silently, the
+ * sender being no session of ours); a groupchat message is neither archived
+ * nor carbon-copied for the recipient (message_archived(); carbons.c
+ * decides: a <private/> is stripped), and sm_deliver() applies the
+ * session's flow control.
+ */
+void sm_route_service_copy(struct sm *sm, const struct wire_msg *m)
+{
+	const struct wire_str *type = &m->u.stanza.type;
+	int kind = m->u.stanza.kind;
+	struct sm_session *t = NULL;
+
+	if ((kind == WIRE_KIND_MESSAGE && sm_ws_is(*type, "groupchat")) ||
+	    (kind == WIRE_KIND_PRESENCE && (type->len == 0 || sm_ws_is(*type, "unavailable"))))
+		t = sm_session_find(sm, (const char *)m->u.stanza.to.p, m->u.stanza.to.len);
+	if (!t || !t->user || sm_remote_jid(sm, t->bare, t->bare_len)) {
+		from_service(sm, m);
+		return;
+	}
+	if (t->user->nblocked &&
+	    sm_blocking_check(sm, NULL, (const char *)m->u.stanza.from.p, m->u.stanza.from.len, m,
+			      t->full, t->full_len))
+		return;
+	if (kind == WIRE_KIND_MESSAGE && sm_carbons_received(sm, t, m))
+		return;
+	sm_deliver(sm, t, kind, *type, m->u.stanza.to, m->u.stanza.from, m->u.stanza.id,
+		   m->u.stanza.ns, m->u.stanza.raw.p, m->u.stanza.raw.len);
 }
 
 void sm_route_error(struct sm *sm, struct sm_session *s, const struct wire_msg *m,

@@ -109,6 +109,8 @@ void sm_buf_str(struct sm_buf *b, const char *s);
 void sm_buf_esc(struct sm_buf *b, const char *s, size_t n);  /* xml_escape()d */
 /* " name='value'" with value escaped; nothing when value is NULL. */
 void sm_buf_attr(struct sm_buf *b, const char *name, const char *value);
+/* <item jid='jid[0..n)' name='name'/>: a service in the domain's disco#items. */
+void sm_buf_disco_item(struct sm_buf *b, const char *jid, size_t n, const char *name);
 void sm_buf_fmt(struct sm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sm_buf_consume(struct sm_buf *b, size_t n);
 void sm_buf_clear(struct sm_buf *b);                 /* empty; keeps memory and max */
@@ -912,6 +914,12 @@ void sm_muc_disco_item(const struct sm *sm, struct sm_buf *b);
  * service) to `to`: its session here, its shard, or its server. */
 void sm_route_from_service(struct sm *sm, int kind, const char *type, const char *from,
 			   const char *to, const char *id, const void *raw, size_t len);
+/* One copy of a service's fan-out (a room's groupchat message or presence to
+ * each occupant): as sm_route_from_service(), m (a WIRE_STANZA: kind, type,
+ * from, to, id, ns, raw; from NUL-terminated) to the canonical full JID
+ * m->u.stanza.to, but a session of this shard gets it without `to` being
+ * parsed again (route.c says which rules apply). */
+void sm_route_service_copy(struct sm *sm, const struct wire_msg *m);
 
 /* ---- sm/upload.c: the XEP-0363 service's disco (the slots are the edge's) */
 

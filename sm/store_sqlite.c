@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "sm/store_int.h"
@@ -293,8 +294,19 @@ static struct sm_db *lite_open(const char *path)
 	sqlite3_busy_timeout(l->db, LITE_BUSY_MS);
 	/* WAL + synchronous=NORMAL: a commit is durable across a crash of the
 	 * process without an fsync per batch, and readers never block writers. */
-	if (sqlite3_exec(l->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-			 " PRAGMA foreign_keys=OFF;", NULL, NULL, &err) != SQLITE_OK) {
+	/* Switching a new file to WAL takes an exclusive lock, and SQLite may
+	 * answer SQLITE_BUSY at once instead of calling the busy handler (when
+	 * waiting could deadlock): shards opening one file together retry. */
+	for (int waited = 0;; waited += 20) {
+		rc = sqlite3_exec(l->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+				  " PRAGMA foreign_keys=OFF;", NULL, NULL, &err);
+		if ((rc & 0xff) != SQLITE_BUSY || waited >= LITE_BUSY_MS)
+			break;
+		sqlite3_free(err);
+		err = NULL;
+		usleep(20 * 1000);
+	}
+	if (rc != SQLITE_OK) {
 		log_error("cannot prepare the sm database", "database=\"%s\" error=\"%s\"", path,
 			  err ? err : sqlite3_errmsg(l->db));
 		sqlite3_free(err);

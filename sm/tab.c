@@ -181,6 +181,15 @@ void sm_buf_attr(struct sm_buf *b, const char *name, const char *value)
 	sm_buf_str(b, "'");
 }
 
+void sm_buf_disco_item(struct sm_buf *b, const char *jid, size_t n, const char *name)
+{
+	sm_buf_str(b, "<item jid='");
+	sm_buf_esc(b, jid, n);
+	sm_buf_str(b, "'");
+	sm_buf_attr(b, "name", name);
+	sm_buf_str(b, "/>");
+}
+
 void sm_buf_fmt(struct sm_buf *b, const char *fmt, ...)
 {
 	va_list ap;

@@ -61,11 +61,8 @@ bool sm_upload_domain(const struct sm *sm, const char *d, size_t n)
 
 void sm_upload_disco_item(const struct sm *sm, struct sm_buf *b)
 {
-	if (!sm->upload)
-		return;
-	sm_buf_str(b, "<item jid='");
-	sm_buf_esc(b, sm->upload->domain, sm->upload->domain_len);
-	sm_buf_str(b, "' name='HTTP File Upload'/>");
+	if (sm->upload)
+		sm_buf_disco_item(b, sm->upload->domain, sm->upload->domain_len, "HTTP File Upload");
 }
 
 /* An iq of `type` from the service to `to`: payload is what follows the start tag's end. */

@@ -271,6 +271,42 @@ def test_chat_kinds_over_direct_tls(server, tmp_path):
     assert sf["finished"] >= 7, sf
 
 
+SLICED = """\
+name: sliced
+users: {prefix: bsc, password: bsc-pw, count: 4}
+phases: [{arrival: 20/s, duration: 1s}]
+sessions:
+  - {name: pinger, steps: [connect, auth, bind, ping, logout]}
+  - {name: quiet, steps: [connect, auth, bind, logout]}
+"""
+
+
+@pytest.mark.parametrize("server", [{"extra_edge_yaml": SERVICES}], indirect=True)
+def test_scenario_slices_merge_to_the_whole(server, tmp_path):
+    """A scenario file run as 3 slices (--index/--count): every 3rd user of the one schedule
+    each; merged, the counts of the whole load (20 users, the 10 pingers' pings)."""
+    add_users(server, "bsc", "bsc-pw", 4)
+    f = tmp_path / "sliced.yaml"
+    f.write_text(SLICED)
+    outs = []
+    for i in range(3):
+        out = tmp_path / f"s{i}.json"
+        r = run("--port", server.c2s_port, "-s", f, "--index", i, "--count", 3, "--json", out)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert f"slice {i} of 3: every 3-th user of 20 from user {i}" in r.stderr, r.stderr
+        sf = json.loads(out.read_text())["scenario_file"]
+        assert sf["slice"] == {"index": i, "count": 3}
+        assert sf["planned"] == sf["arrived"] == sf["finished"] == (7, 7, 6)[i], sf
+        outs.append(out)
+    merged = tmp_path / "merged.json"
+    r = run("merge", "-o", merged, *outs)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = json.loads(merged.read_text())
+    assert m["inputs"] == 3
+    assert tx(m, "login")["count"] == 20 and tx(m, "ping")["count"] == 10
+    assert m["errors"]["count"] == 0
+
+
 def test_bad_scenario_files_exit_2_naming_the_line(tmp_path):
     cases = {
         # an unknown step, line 4

@@ -6,11 +6,16 @@ the same models for fields they do not have (what `kubectl apply
 --validate=strict` refuses).  Then what the schema cannot see: selectors that
 select the pods, named ports that exist, ConfigMap keys that the volumes name,
 the grace period above drain.grace, and each ConfigMap'd xedge configuration
-passing `xedge --check-config`.  Cheap: `make test` runs it without podman;
-tests/deploy/test_deploy.py runs the manifests for real.
+passing `xedge --check-config`; for the xedge-bench Job (bench-job.yaml), an
+Indexed Job whose slice count matches its completions, whose arguments
+xedge-bench accepts for every slice, and whose start-time substitution (the
+command at the top of the file) works.  Cheap: `make test` runs it without
+podman; tests/deploy/test_deploy.py and test_bench_dist.py run the manifests
+for real.
 """
 import re
 import subprocess
+import time
 
 import pytest
 import yaml
@@ -20,9 +25,11 @@ from conftest import REPO, binary, child_env
 k8s = pytest.importorskip("kubernetes.client", reason="python3-kubernetes (make test-deps)")
 
 MANIFESTS = sorted((REPO / "deploy" / "k8s").glob("*.yaml"))
+BENCH_JOB = REPO / "deploy" / "k8s" / "bench-job.yaml"
+SERVERS = [m for m in MANIFESTS if m != BENCH_JOB]      # the ones that run xedge
 API_VERSION = {"ConfigMap": "v1", "Secret": "v1", "Service": "v1", "Pod": "v1",
                "PersistentVolumeClaim": "v1", "Deployment": "apps/v1", "StatefulSet": "apps/v1",
-               "PodDisruptionBudget": "policy/v1"}
+               "PodDisruptionBudget": "policy/v1", "Job": "batch/v1"}
 
 
 def documents(path):
@@ -55,7 +62,7 @@ def unknown_fields(data, type_name, where):
 def workloads(docs):
     """(kind/name, pod template) of each workload."""
     return [(f"{d['kind']}/{d['metadata']['name']}", d["spec"]["template"])
-            for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+            for d in docs if d["kind"] in ("Deployment", "StatefulSet", "Job")]
 
 
 def selects(selector, labels):
@@ -100,7 +107,8 @@ def test_references_between_documents(path):
         labels = t["metadata"]["labels"]
         spec = t["spec"]
         owner = next(d for d in docs if f"{d['kind']}/{d['metadata']['name']}" == what)
-        assert selects(owner["spec"]["selector"]["matchLabels"], labels), f"{what}: selector"
+        if owner["kind"] != "Job":      # a Job's selector is generated
+            assert selects(owner["spec"]["selector"]["matchLabels"], labels), f"{what}: selector"
         ports = {p["name"] for c in spec["containers"] for p in c.get("ports", [])}
         templates = {t["metadata"]["name"] for t in owner["spec"].get("volumeClaimTemplates", [])}
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
@@ -141,7 +149,7 @@ def xedge_configs(docs):
             for k, v in d["data"].items() if k.startswith("xedge")]
 
 
-@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SERVERS, ids=lambda p: p.name)
 def test_drain_fits_in_the_grace_period(path):
     docs = documents(path)
     edge = dict(xedge_configs(docs)).get("xedge.yaml")
@@ -180,3 +188,54 @@ def test_configurations_pass_check_config(path, tmp_path):
         r = subprocess.run([binary("xedge-sm" if sm else "xedge"), "--check-config", f],
                            capture_output=True, text=True, timeout=30, env=env)
         assert r.returncode == 0, f"{path.name}: {key}: {r.stdout}{r.stderr}"
+
+
+def bench_container(job):
+    c, = job["spec"]["template"]["spec"]["containers"]
+    return c, {e["name"]: e for e in c["env"]}
+
+
+def test_bench_job_slices():
+    """bench-job.yaml: an Indexed Job of XEDGE_BENCH_COUNT pods at once, never retried (a
+    late slice is refused), its wrapper valid shell, and its xedge-bench arguments accepted
+    for the first and the last slice: run here with a --start-at in the past, xedge-bench
+    reads every option, cuts the slice, and stops with exit 2 before any connection."""
+    job, = [d for d in documents(BENCH_JOB) if d["kind"] == "Job"]
+    spec = job["spec"]
+    c, env = bench_container(job)
+    n = int(env["XEDGE_BENCH_COUNT"]["value"])
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == spec["parallelism"] == n > 1
+    assert spec["backoffLimit"] == 0 and spec["template"]["spec"]["restartPolicy"] == "Never"
+    assert env["XEDGE_BENCH_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "password"
+    assert c["command"][:2] == ["/bin/sh", "-c"]
+    r = subprocess.run(["sh", "-n", "-c", c["command"][2]], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert "--host" not in c["args"] and "--password" not in c["args"] and "--index" not in c["args"]
+    late = str(int(time.time()) - 3600)
+    for index in (0, n - 1):
+        r = subprocess.run([str(REPO / "build" / "xedge-bench"), "--host", "127.0.0.1", "--password",
+                            "x", "--json", "/dev/null", "--start-at", late, *c["args"]],
+                           capture_output=True, text=True, timeout=30,
+                           env=dict(child_env(), JOB_COMPLETION_INDEX=str(index),
+                                    XEDGE_BENCH_COUNT=str(n)))
+        assert r.returncode == 2 and "s in the past" in r.stderr, r.stderr
+        assert f"slice {index} of {n}: users " in r.stderr, r.stderr
+
+
+def test_bench_job_start_substitution():
+    """The command at the top of bench-job.yaml sets XEDGE_BENCH_START_AT (and only it)."""
+    text = BENCH_JOB.read_text()
+    cmd = next(line for line in text.splitlines() if line.startswith("#   sed "))
+    pattern, replacement = re.fullmatch(r'#   sed "s\|(.+)\|(.+)\|" deploy/k8s/bench-job.yaml \\',
+                                        cmd).groups()
+    pattern, replacement = pattern.replace('\\"', '"'), replacement.replace('\\"', '"')
+    start = "2026-12-07T12:00:00Z"
+    out = text.replace(pattern, replacement.replace("$START", start))
+    assert text.count(pattern) == 1 and out != text
+    before, after = ([d for d in yaml.safe_load_all(t) if d and d["kind"] == "Job"][0]
+                     for t in (text, out))
+    assert bench_container(before)[1]["XEDGE_BENCH_START_AT"]["value"] == ""
+    assert bench_container(after)[1]["XEDGE_BENCH_START_AT"]["value"] == start
+    bench_container(before)[1]["XEDGE_BENCH_START_AT"]["value"] = start
+    assert before == after

@@ -564,14 +564,20 @@ def test_kick_ban_affiliations_and_nick_change(server):
         assert r.get("type") == "result", dump(r)
         k = c.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "unavailable", 10.0)
         assert {307, 110} <= codes(k), dump(k)
+        kicked = k.find(f"{{{NS_MUC}#user}}x/{{{NS_MUC}#user}}item")
+        assert kicked.find(f"{{{NS_MUC}#user}}actor").get("nick") == "Alice", dump(k)  # who, why
+        assert kicked.find(f"{{{NS_MUC}#user}}reason").text == "out", dump(k)
         k = b.wait_for(lambda e: e.tag == PRESENCE and e.get("from") == f"{room}/Caroline" and
                        e.get("type") == "unavailable", 10.0)
         assert 307 in codes(k)
+        assert k.find(f".//{{{NS_MUC}#user}}reason").text == "out", dump(k)
         # Ban (§9.1): 301, and no way back in (forbidden).
-        r = admin(a, room, "<item jid='bob@localhost' affiliation='outcast'/>", "b1")
+        r = admin(a, room, "<item jid='bob@localhost' affiliation='outcast'><reason>spam &amp; more"
+                  "</reason></item>", "b1")
         assert r.get("type") == "result", dump(r)
         k = b.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "unavailable", 10.0)
         assert 301 in codes(k), dump(k)
+        assert k.find(f".//{{{NS_MUC}#user}}reason").text == "spam & more", dump(k)
         join(b, room, "Bob")
         err = b.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "error", 10.0)
         assert error_condition(err) == ("forbidden", "auth"), dump(err)
@@ -718,3 +724,59 @@ def test_room_archive(server):
     finally:
         a.close()
         c.close()
+
+
+NS_BLOCKING = "urn:xmpp:blocking"
+
+
+def blocking(c, verb, jid, iid):
+    """XEP-0191 §3.3 / §3.4: block or unblock jid; waits for the result."""
+    c.send(f"<iq type='set' id='{iid}'><{verb} xmlns='{NS_BLOCKING}'><item jid='{jid}'/></{verb}></iq>")
+    r = c.wait_for(lambda e: e.tag == IQ and e.get("id") == iid, 10.0)
+    assert r.get("type") == "result", dump(r)
+
+
+def none_from_room(c, bodies, marker):
+    """None of `bodies` reached c before `marker` (a chat message alice sent after the
+    groupchat messages: the same session, so the room's copies went first)."""
+    c.wait_for(lambda e: e.tag == MESSAGE and e.findtext(BODY) == marker, 10.0)
+    got = [e for e in c.seen if e.tag == MESSAGE and e.findtext(BODY) in bodies]
+    assert not got, dump(got[0])
+
+
+@with_muc
+def test_blocked_room_or_occupant_sends_nothing(server):
+    """XEP-0191 §3.3: a user who blocked a room gets none of its groupchat messages, one who
+    blocked an occupant's room JID none of that occupant's, while the other occupants get
+    them.  The blocked copies are dropped without an error (a room takes an error from an
+    occupant as its leaving, status 333): the blockers stay in the room, and once unblocked
+    they get its messages again without joining anew."""
+    room = f"blocks@{MUC}"
+    a = open_room(server, room)
+    b = login(server, "bob", "b")
+    c = login(server, "carol", "c")
+    d = login(server, "alice", "w")     # a watcher nobody blocked
+    try:
+        for cl, nick in ((b, "Bob"), (c, "Carol"), (d, "Watcher")):
+            join(cl, room, nick)
+            self_presence(cl, room)
+        blocking(b, "block", room, "bb")
+        blocking(c, "block", f"{room}/Alice", "cb")
+        for i in range(3):
+            groupchat(a, room, f"while blocked {i}", f"w{i}")
+            got_groupchat(a, room, "Alice", f"while blocked {i}")   # the fan-out took place
+            got_groupchat(d, room, "Alice", f"while blocked {i}")
+        a.send("<message to='bob@localhost/b' type='chat'><body>mark b</body></message>")
+        a.send("<message to='carol@localhost/c' type='chat'><body>mark c</body></message>")
+        sent = [f"while blocked {i}" for i in range(3)]
+        none_from_room(b, sent, "mark b")
+        none_from_room(c, sent, "mark c")
+        blocking(b, "unblock", room, "bu")
+        blocking(c, "unblock", f"{room}/Alice", "cu")
+        groupchat(a, room, "after unblock", "w9")
+        got_groupchat(b, room, "Alice", "after unblock")
+        got_groupchat(c, room, "Alice", "after unblock")
+        got_groupchat(d, room, "Alice", "after unblock")
+    finally:
+        for cl in (a, b, c, d):
+            cl.close()

@@ -369,11 +369,10 @@ def test_muc_kick_and_ban(server):
             assert ei.value.condition == Cond.FORBIDDEN
 
             carol = next(m for m in ra.members if m.nick == "Carol")
-            # The reason is not asserted: §8.2 and §9.1 make it optional in the removal
-            # presence ("optionally along with the reason"), and xedge sends none.
             await ra.kick(carol, "spam")
-            _, mode, _, codes = await lc.wait("carol: kicked", lambda e: e[0] == "exit")
+            _, mode, reason, codes = await lc.wait("carol: kicked", lambda e: e[0] == "exit")
             assert mode == LeaveMode.KICKED and {110, 307} <= codes, lc.events
+            assert reason == "spam", lc.events                   # §8.2: the reason given
             assert not rc.muc_joined
             await lb.wait("bob: carol kicked",
                           lambda e: e[:3] == ("leave", "Carol", LeaveMode.KICKED))
@@ -383,8 +382,9 @@ def test_muc_kick_and_ban(server):
             bob = next(m for m in ra.members if m.nick == "Bob")
             assert bob.direct_jid.bare() == JID(f"bob@{server.domain}")
             await ra.ban(bob, "enough")
-            _, mode, _, codes = await lb.wait("bob: banned", lambda e: e[0] == "exit")
+            _, mode, reason, codes = await lb.wait("bob: banned", lambda e: e[0] == "exit")
             assert mode == LeaveMode.BANNED and {110, 301} <= codes, lb.events
+            assert reason == "enough", lb.events
             await la.wait("alice: bob banned",
                           lambda e: e[:3] == ("leave", "Bob", LeaveMode.BANNED))
             assert members(ra) == ["Alice"]

@@ -169,6 +169,8 @@ def test_make_install_places_every_file(tmp_path):
         assert (dest / "lib/systemd/system" / u).is_file()
     for p in PROGRAMS:
         assert (dest / "usr/share/man/man1" / f"{p}.1").is_file()
+    shipped = sorted(f.name for f in (REPO / "bench/scenarios").glob("*.yaml"))
+    assert sorted(f.name for f in (dest / "usr/share/xedge/scenarios").iterdir()) == shipped
     conf = dest / "etc/xedge/xedge.yaml"
     assert conf.read_text() == (REPO / "deploy/xedge.yaml").read_text()
     # A second install keeps the operator's configuration.

@@ -3,7 +3,7 @@
  * arrival schedule of the phases (users per second of a ramp, a burst, a
  * constant rate; the total), max_users (admissions against the users alive,
  * refusals along a schedule, the slot pool), the smooth weighted round
- * robin's exact shares, and the loop frames (counts, durations, nesting) as the interpreter
+ * robin's exact shares, a distributed run's slices of the users, and the loop frames (counts, durations, nesting) as the interpreter
  * (bench/steps.c) walks a session.  Includes the .c files under test (the
  * bench is not in libxedge).
  */
@@ -194,6 +194,26 @@ static void test_max_users(void **st)
 	assert_int_equal(bp_pool_per_thread(200, 100, 2), 50);     /* the cap is never reached */
 }
 
+static void test_slices(void **st)
+{
+	/* every count-th user from index: the slices of a phase add up to it */
+	for (unsigned count = 1; count <= 5; count++)
+		for (uint64_t first = 0; first < 12; first++)
+			for (uint64_t n = 0; n < 12; n++) {
+				uint64_t sum = 0;
+				for (unsigned i = 0; i < count; i++) {
+					uint64_t want = 0;
+					for (uint64_t u = first; u < first + n; u++)
+						want += u % count == i;
+					assert_int_equal(bp_slice_users(first, n, i, count), want);
+					sum += want;
+				}
+				assert_int_equal(sum, n);
+			}
+	assert_int_equal(bp_slice_users(0, 20, 0, 3), 7);
+	assert_int_equal(bp_slice_users(0, 20, 2, 3), 6);
+}
+
 static void test_weighted_shares(void **st)
 {
 	struct bench_scenario s;
@@ -313,6 +333,7 @@ int main(void)
 		cmocka_unit_test(test_ramp),
 		cmocka_unit_test(test_phases_and_burst),
 		cmocka_unit_test(test_max_users),
+		cmocka_unit_test(test_slices),
 		cmocka_unit_test(test_weighted_shares),
 		cmocka_unit_test(test_loops),
 	};
