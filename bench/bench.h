@@ -10,6 +10,11 @@
  *                   bind, presence, roster, chat messages and their accounting       [bc_]
  *   muc.c           the muc scenario (XEP-0045 group chat): joins, the instant
  *                   room, groupchat sends and the fan-out accounting                [bm_]
+ *   steps.c         the scenario executor (--scenario FILE): arrivals, each user's
+ *                   step program, its stanzas, timers and accounting                [bs_]
+ *   plan.c          the executor's pure arithmetic: arrival times from the phases,
+ *                   the weighted session choice, loop frames                         [bp_]
+ *   scenario.c      scenario files (YAML) -> struct bench_scenario (pure)            [scn_]
  *   scram_client.c  SCRAM client codec (pure)                                          [scram_]
  *   keycache.c      optional on-disk cache of SCRAM ClientKey/ServerKey               [keycache_]
  *   hist.c          log-linear latency histograms (pure)                              [hist_]
@@ -47,6 +52,17 @@
  *   - bclient.mring  (allocated before the threads start; slot s of sender i is
  *                     reset by i's thread when it sends, and counted by the
  *                     thread of every occupant receiving that message: atomics)
+ * A scenario file (SC_FILE, steps.c) runs users instead of a fixed client
+ * list: B.clients is a pool of slots (max_users, or every user the phases
+ * start), thread t owns the slots i % T == t and the users u % T == t, and a
+ * user takes a free slot of its thread when it arrives and gives it back when
+ * its program ends.  Other threads read four fields of a slot, all atomics:
+ * online, acct and sess (whom to write to: published before online is set)
+ * and gen (the user in the slot: a message or a window receipt for an earlier
+ * user of the slot is recognised and not counted for the current one), plus
+ * inflight and wfloor (the closed-loop window, as in the chat scenario, and
+ * the first message of the chat step it belongs to).
+ *
  * Counters go from a thread to the controller as deltas under the thread's
  * mutex (bt_publish / bench_collect); gauges are relaxed atomics.
  *
@@ -63,6 +79,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <ck_ring.h>
@@ -78,8 +95,10 @@
 #define BENCH_MAX_PIDS 16
 #define BENCH_MAX_CAUSES 48
 #define BENCH_MAX_PEERS 64
+#define BENCH_MAX_PHASES 64         /* SCN_MAX_PHASES */
+#define BENCH_MAX_SESSIONS 64       /* SCN_MAX_SESSIONS */
 
-enum bench_builtin { SC_LOGIN = 0, SC_CHAT, SC_IDLE, SC_CONNECT, SC_MUC };
+enum bench_builtin { SC_LOGIN = 0, SC_CHAT, SC_IDLE, SC_CONNECT, SC_MUC, SC_FILE };
 enum bench_tls { TLS_MODE_PLAIN = 0, TLS_MODE_STARTTLS, TLS_MODE_DIRECT };
 enum bench_mech { MECH_SCRAM_SHA256 = 0, MECH_SCRAM_SHA1, MECH_PLAIN };
 
@@ -157,6 +176,14 @@ struct bench_stats {
 	uint64_t recv_window;             /* muc: deliveries received inside the measured window,
 	                                     whenever sent (the rate a saturated server achieves) */
 	struct hist h_join, h_last;
+	/* scenario files (steps.c): arrivals by phase, users by session, the
+	 * transactions the -s scenarios do not record, replies, the time an
+	 * arrival waited for a login slot (concurrency) */
+	uint64_t arrived, rejected, waited, users_done;
+	uint64_t arrived_ph[BENCH_MAX_PHASES];
+	uint64_t sess_started[BENCH_MAX_SESSIONS], sess_done[BENCH_MAX_SESSIONS];
+	uint64_t asked, replies, answered, gc_sent, gc_recv, pings, published;
+	struct hist h_bind, h_roster, h_ping, h_publish, h_wait;
 	struct bench_cause causes[BENCH_MAX_CAUSES];
 	unsigned ncauses;
 };
@@ -212,6 +239,9 @@ struct bc_pair {
 };
 
 struct bthread;
+struct bs_user;
+struct bs_thread;
+struct bs_fan;
 struct scram_client;
 struct bm_slot;
 struct xs_stanza;
@@ -219,13 +249,14 @@ struct xs_stanza;
 struct bclient {
 	uint32_t idx;            /* global index: user prefix + (offset + idx) */
 	uint32_t slot;           /* direct descriptor, or UINT32_MAX */
-	uint16_t flags;          /* BF_* */
+	uint32_t flags;          /* BF_* */
 	uint8_t state;           /* enum bc_state */
 	uint8_t refs;            /* in-flight io_uring operations */
 	uint8_t nsd;             /* the server header's namespace declarations (bthread.nsd) */
 	uint8_t npeers;
 	uint8_t sasl_step;       /* SCRAM: 0 auth sent, 1 client-final sent, 2 server verified */
 	uint8_t retries;         /* connect retries with a wider port window */
+	uint8_t tmode;           /* enum bench_tls of this connection */
 	_Atomic uint8_t online;  /* BC_ONLINE, visible to other threads */
 	struct framer fr;
 	struct buf in;           /* plaintext not yet consumed (an incomplete item) */
@@ -249,6 +280,15 @@ struct bclient {
 	/* muc: the fan-out of this client's last BM_RING messages (see muc.c) */
 	struct bm_slot *mring;
 	uint32_t mseq;                  /* muc: messages sent (owner thread) */
+	/* scenario files: the account (users.offset + acct), the session and the
+	 * user (arrival number) in this slot, published before online; the
+	 * executor's state of the user (owner thread only) */
+	_Atomic uint32_t acct, gen;
+	_Atomic uint32_t wfloor;        /* closed-loop chat: the first message (seq) of the step
+	                                   whose window inflight counts */
+	_Atomic uint16_t sess;
+	struct bs_user *bs;
+	struct bs_fan *_Atomic fan;     /* group chat: the completion ring of its messages */
 };
 
 /* ---- one client thread --------------------------------------------------- */
@@ -304,6 +344,8 @@ struct bthread {
 	int start_rc;
 	atomic_int started;
 
+	struct bs_thread *bs;     /* scenario files: the executor's per-thread state */
+
 	struct bench_stats local; /* this thread only */
 	uint64_t last_publish;
 	pthread_mutex_t mu;       /* guards shared */
@@ -333,6 +375,7 @@ struct bench {
 	_Atomic uint32_t rooms_opened;   /* muc: bumped when a room opens (waiters rescan) */
 	_Atomic uint64_t joins_sent;     /* muc: joins sent by all threads (--join-rate) */
 	_Atomic uint64_t join_start_ns;  /* muc: when PH_JOIN began */
+	const struct bench_scenario *scn;/* SC_FILE: the scenario file */
 };
 
 extern struct bench B;
@@ -359,6 +402,8 @@ static inline const char *bc_domain(uint32_t idx)
 {
 	return bc_side(idx) ? B.o.remote_domain : B.o.domain;
 }
+
+struct bench_scenario;
 
 /* thread.c */
 int bt_start(struct bthread *t);                 /* spawn; waits for its set-up; 0 or -errno */
@@ -389,6 +434,11 @@ unsigned bc_chat_send(struct bthread *t, struct bclient *c, unsigned max);
 int bc_user(const struct bclient *c, char *out, size_t cap); /* localpart */
 void bc_out(struct bclient *c, const void *data, size_t len);  /* queue XMPP plaintext */
 void bc_set_state(struct bclient *c, int s);             /* with the step timer */
+void bc_set_online(struct bthread *t, struct bclient *c, bool on);
+void bc_logged_in(struct bthread *t, struct bclient *c); /* counted: login done */
+void bc_sasl_begin(struct bthread *t, struct bclient *c, int mech);   /* MECH_* */
+void bc_iq_reply(struct bclient *c, const struct xs_stanza *s);  /* answer a get/set */
+const char *bc_mech_name(int mech);
 
 /* muc.c */
 int bm_init(void);                                        /* after options: 0 or -1 */
@@ -400,6 +450,32 @@ void bm_join_tick(struct bthread *t, uint64_t now);       /* PH_JOIN: send the j
 bool bm_send(struct bthread *t, struct bclient *c);       /* one groupchat message */
 int bm_stanza(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
 	      const uint8_t *p, size_t len);                 /* 1 handled (or failed), 0 not ours */
+bool bm_status(const uint8_t *p, size_t len, int code);  /* <status code='N'/> in a presence */
+void bm_error_condition(const uint8_t *p, size_t len, char *out, size_t cap);  /* RFC 6120 §8.3.3 */
+
+/* steps.c (scenario files) */
+int bs_init(const char *path, char *err, size_t errlen);   /* before the options' overrides */
+void bs_slice(unsigned index, unsigned count);   /* distributed: every count-th user */
+int bs_prepare(void);             /* after them: pool size in B.o.clients; 0 or -1 */
+void bs_free(void);
+int bs_thread_init(struct bthread *t);
+void bs_thread_exit(struct bthread *t);
+uint64_t bs_tick(struct bthread *t, uint64_t now);        /* arrivals, timers; next wake (ns) */
+int bs_features(struct bthread *t, struct bclient *c, const uint8_t *p, size_t len);
+int bs_stanza(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
+	      const uint8_t *p, size_t len);
+void bs_sm(struct bthread *t, struct bclient *c, const struct xs_stanza *s);
+void bs_failed(struct bthread *t, struct bclient *c, const char *cause);  /* counts it */
+void bs_released(struct bthread *t, struct bclient *c);  /* the connection is gone */
+bool bs_finished(uint64_t now);   /* controller: every user done, or the duration cap */
+void bs_summary(FILE *f, const struct bench_stats *s);
+void bs_json(FILE *f, const struct bench_stats *s);
+const char *bs_name(void);
+void bs_defaults(struct bench_opts *o, const char **host, unsigned *port);
+const struct sockaddr *bs_addr(const struct bclient *c, socklen_t *len);
+struct thr;
+int bs_thresholds(struct thr *out, unsigned *n, unsigned max);
+uint64_t bs_alive(void);
 
 /* keycache.c */
 struct scram_keys;

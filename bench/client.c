@@ -29,6 +29,12 @@
  *
  * The muc scenario (muc.c) adds the state BC_JOIN after the login, and takes
  * the stanzas of an occupant (bm_stanza) before the chat handlers here.
+ *
+ * A scenario file (steps.c) uses the same connection, TLS, stream and SASL
+ * code and takes over at the stop points: the stream's features read (after
+ * STARTTLS; bs_features), every stanza once the stream is open (bs_stanza,
+ * after stream errors, XEP-0198 acks and server iq requests), a failure
+ * (bs_failed counts it) and the connection's end (bs_released).
  */
 #include "bench/bench.h"
 
@@ -90,9 +96,13 @@ int bc_init(void)
 			return -1;
 		header_len[i] = (size_t)n;
 	}
-	mech_name = o->mech == MECH_PLAIN ? "PLAIN" :
-		    o->mech == MECH_SCRAM_SHA1 ? "SCRAM-SHA-1" : "SCRAM-SHA-256";
+	mech_name = bc_mech_name(o->mech);
 	return 0;
+}
+
+const char *bc_mech_name(int mech)
+{
+	return mech == MECH_PLAIN ? "PLAIN" : mech == MECH_SCRAM_SHA1 ? "SCRAM-SHA-1" : "SCRAM-SHA-256";
 }
 
 void bc_thread_exit(void)
@@ -104,7 +114,10 @@ void bc_thread_exit(void)
 
 int bc_user(const struct bclient *c, char *out, size_t cap)
 {
-	return snprintf(out, cap, "%s%u", B.o.prefix, B.o.offset + c->idx);
+	uint32_t a = B.o.scenario == SC_FILE ? atomic_load_explicit(&c->acct, memory_order_relaxed) :
+		     c->idx;
+
+	return snprintf(out, cap, "%s%u", B.o.prefix, B.o.offset + a);
 }
 
 static bool streq(const struct xs_str *s, const char *lit)
@@ -131,7 +144,8 @@ static void set_online(struct bthread *t, struct bclient *c, bool on)
 	}
 	if ((bool)atomic_load_explicit(&c->online, memory_order_relaxed) == on)
 		return;
-	atomic_store_explicit(&c->online, on, memory_order_relaxed);
+	/* release: a scenario's acct, sess and gen, written before, are seen with it */
+	atomic_store_explicit(&c->online, on, memory_order_release);
 	if (on)
 		atomic_fetch_add_explicit(&t->g_online, 1, memory_order_relaxed);
 	else
@@ -160,6 +174,11 @@ void bc_set_state(struct bclient *c, int s)
 	set_state(c, s);
 }
 
+void bc_set_online(struct bthread *t, struct bclient *c, bool on)
+{
+	set_online(t, c, on);
+}
+
 void bc_fail(struct bthread *t, struct bclient *c, const char *cause, const char *detail)
 {
 	char name[48];
@@ -168,7 +187,9 @@ void bc_fail(struct bthread *t, struct bclient *c, const char *cause, const char
 		return;
 	if (B.o.scenario == SC_MUC)
 		bm_failed(c);
-	if (c->state == BC_JOIN) {
+	if (B.o.scenario == SC_FILE) {
+		bs_failed(t, c, cause);
+	} else if (c->state == BC_JOIN) {
 		/* muc: logged in (counted), but never an occupant */
 		snprintf(name, sizeof(name), "join:%s", cause);
 		bench_stats_cause(&t->local, name, 1);
@@ -207,6 +228,8 @@ void bc_released(struct bthread *t, struct bclient *c)
 	c->state = BC_DONE;
 	t->local.closed++;
 	atomic_fetch_sub_explicit(&t->g_live, 1, memory_order_relaxed);
+	if (B.o.scenario == SC_FILE)
+		bs_released(t, c);
 }
 
 /* ---- output ----------------------------------------------------------------- */
@@ -325,7 +348,7 @@ static void tls_begin(struct bthread *t, struct bclient *c)
 	const char *sni = bc_side(c->idx) ? B.o.remote_domain : B.o.sni ? B.o.sni : B.o.domain;
 
 	tlsp_init(&c->tp, &pipe_ops, c);
-	if (tlsp_client(&c->tp, sni, B.o.tls == TLS_MODE_DIRECT) < 0) {
+	if (tlsp_client(&c->tp, sni, c->tmode == TLS_MODE_DIRECT) < 0) {
 		bc_fail(t, c, "tls-setup", NULL);
 		return;
 	}
@@ -335,7 +358,7 @@ static void tls_begin(struct bthread *t, struct bclient *c)
 
 void bc_connected(struct bthread *t, struct bclient *c, int res)
 {
-	if (B.o.tls == TLS_MODE_DIRECT) {
+	if (c->tmode == TLS_MODE_DIRECT) {
 		tls_begin(t, c);
 		return;
 	}
@@ -361,14 +384,14 @@ static void sasl_send(struct bclient *c, const char *elem, const char *attrs, co
 		out(c, xml, (size_t)m);
 }
 
-static void sasl_begin(struct bthread *t, struct bclient *c)
+void bc_sasl_begin(struct bthread *t, struct bclient *c, int mech)
 {
 	char user[256], msg[SCRAM_MAX_MSG], attrs[64];
 	int n;
 
 	bc_user(c, user, sizeof(user));
-	snprintf(attrs, sizeof(attrs), " mechanism='%s'", mech_name);
-	if (B.o.mech == MECH_PLAIN) {
+	snprintf(attrs, sizeof(attrs), " mechanism='%s'", bc_mech_name(mech));
+	if (mech == MECH_PLAIN) {
 		n = snprintf(msg, sizeof(msg), "%c%s%c%s", 0, user, 0, B.o.password);
 		if (n > 0 && (size_t)n < sizeof(msg))
 			sasl_send(c, "auth", attrs, msg, (size_t)n);
@@ -381,7 +404,7 @@ static void sasl_begin(struct bthread *t, struct bclient *c)
 			bc_fail(t, c, "sasl-setup", NULL);
 			return;
 		}
-		n = scram_client_first(c->scram, B.o.mech == MECH_SCRAM_SHA1 ? CRYPTO_SHA1 : CRYPTO_SHA256,
+		n = scram_client_first(c->scram, mech == MECH_SCRAM_SHA1 ? CRYPTO_SHA1 : CRYPTO_SHA256,
 				       user, nonce, msg, sizeof(msg));
 		if (n < 0) {
 			bc_fail(t, c, "sasl-setup", scram_error_str(n));
@@ -488,7 +511,7 @@ static bool has(const uint8_t *p, size_t len, const char *needle)
 	return memmem(p, len, needle, strlen(needle)) != NULL;
 }
 
-static void logged_in(struct bthread *t, struct bclient *c)
+void bc_logged_in(struct bthread *t, struct bclient *c)
 {
 	uint64_t now = bench_now();
 
@@ -515,7 +538,7 @@ static int on_features(struct bthread *t, struct bclient *c, const uint8_t *p, s
 		t->local.unexpected++;
 		return GO_ON;
 	}
-	if (B.o.tls == TLS_MODE_STARTTLS && !(c->flags & BF_TLS)) {
+	if (c->tmode == TLS_MODE_STARTTLS && !(c->flags & BF_TLS)) {
 		if (!has(p, len, NS_TLS)) {
 			bc_fail(t, c, "starttls-not-offered", NULL);
 			return STOP;
@@ -524,8 +547,10 @@ static int on_features(struct bthread *t, struct bclient *c, const uint8_t *p, s
 		set_state(c, BC_STARTTLS);
 		return GO_ON;
 	}
+	if (B.o.scenario == SC_FILE)
+		return bs_features(t, c, p, len) < 0 ? STOP : GO_ON;
 	if (B.o.scenario == SC_CONNECT) {
-		logged_in(t, c);
+		bc_logged_in(t, c);
 		return GO_ON;
 	}
 	if (!(c->flags & BF_AUTHED)) {
@@ -535,7 +560,7 @@ static int on_features(struct bthread *t, struct bclient *c, const uint8_t *p, s
 			bc_fail(t, c, needle, NULL);
 			return STOP;
 		}
-		sasl_begin(t, c);
+		bc_sasl_begin(t, c, B.o.mech);
 		return GO_ON;
 	}
 	if (!has(p, len, NS_BIND)) {
@@ -549,7 +574,7 @@ static int on_features(struct bthread *t, struct bclient *c, const uint8_t *p, s
 
 /* Answer an iq get/set from the server: ping gets a result, the rest
  * service-unavailable (RFC 6120 §8.2.3: every request gets a response). */
-static void iq_reply(struct bclient *c, const struct xs_stanza *s)
+void bc_iq_reply(struct bclient *c, const struct xs_stanza *s)
 {
 	char id[256], to[512], xml[1024];
 	size_t il = xml_escape(s->id.p, s->id.len, id, sizeof(id) - 1);
@@ -824,17 +849,26 @@ static int on_stanza(struct bthread *t, struct bclient *c, const uint8_t *p, siz
 	}
 	if (streq(&s.ns, NS_SM)) {
 		on_sm(t, c, &s);
-		return GO_ON;
+		if (B.o.scenario == SC_FILE)
+			bs_sm(t, c, &s);
+		return (c->flags & BF_CLOSED) ? STOP : GO_ON;
 	}
 	if ((c->flags & BF_SM) &&
 	    (streq(&s.local, "iq") || streq(&s.local, "message") || streq(&s.local, "presence")))
 		c->sm_h++;
+	if (B.o.scenario == SC_FILE) {
+		if (streq(&s.local, "iq") && (streq(&s.type, "get") || streq(&s.type, "set"))) {
+			bc_iq_reply(c, &s);
+			return GO_ON;
+		}
+		return bs_stanza(t, c, &s, p, len) < 0 ? STOP : GO_ON;
+	}
 	if (B.o.scenario == SC_MUC && (c->state == BC_JOIN || c->state == BC_ONLINE) &&
 	    bm_stanza(t, c, &s, p, len))
 		return GO_ON;
 	if (streq(&s.local, "iq")) {
 		if (streq(&s.type, "get") || streq(&s.type, "set")) {
-			iq_reply(c, &s);
+			bc_iq_reply(c, &s);
 		} else if (c->state == BC_BIND && streq(&s.id, "b1")) {
 			if (!streq(&s.type, "result")) {
 				bc_fail(t, c, "bind-error", s.child_local.p);
@@ -850,7 +884,7 @@ static int on_stanza(struct bthread *t, struct bclient *c, const uint8_t *p, siz
 				bc_fail(t, c, "roster-error", s.child_local.p);
 				return STOP;
 			}
-			logged_in(t, c);
+			bc_logged_in(t, c);
 		}
 	} else if (streq(&s.local, "message")) {
 		if (c->state == BC_ONLINE || c->state == BC_ROSTER)

@@ -55,7 +55,12 @@ static const char usage[] =
 "Simulates N XMPP clients (io_uring, TLS via wolfSSL) against any XMPP server.\n"
 "\n"
 "Scenario:\n"
-"  -s, --scenario NAME    login | chat | idle | connect | muc (default login)\n"
+"  -s, --scenario NAME    login | chat | idle | connect | muc (default login), or a\n"
+"                         scenario file (YAML, docs/bench.md): its users arrive by its\n"
+"                         phases and run its steps; --host, --port, --domain, --password,\n"
+"                         --user-prefix, --user-offset, --tls, --sni, --concurrency,\n"
+"                         --timeout, --keepalive, --warmup override the file's values and\n"
+"                         its thresholds add to --threshold (exit status 2: a bad file)\n"
 "                           login:   log in as fast as allowed; rates and latencies\n"
 "                           chat:    log in, then exchange messages (closed loop --window,\n"
 "                                    or open loop --rate); latency, loss, duplicates, order\n"
@@ -258,6 +263,28 @@ void bench_stats_add(struct bench_stats *into, const struct bench_stats *from)
 	into->recv_window += from->recv_window;
 	hist_merge(&into->h_join, &from->h_join);
 	hist_merge(&into->h_last, &from->h_last);
+	into->arrived += from->arrived;
+	into->rejected += from->rejected;
+	into->waited += from->waited;
+	into->users_done += from->users_done;
+	for (int k = 0; k < BENCH_MAX_PHASES; k++)
+		into->arrived_ph[k] += from->arrived_ph[k];
+	for (int k = 0; k < BENCH_MAX_SESSIONS; k++) {
+		into->sess_started[k] += from->sess_started[k];
+		into->sess_done[k] += from->sess_done[k];
+	}
+	into->asked += from->asked;
+	into->replies += from->replies;
+	into->answered += from->answered;
+	into->gc_sent += from->gc_sent;
+	into->gc_recv += from->gc_recv;
+	into->pings += from->pings;
+	into->published += from->published;
+	hist_merge(&into->h_bind, &from->h_bind);
+	hist_merge(&into->h_roster, &from->h_roster);
+	hist_merge(&into->h_ping, &from->h_ping);
+	hist_merge(&into->h_publish, &from->h_publish);
+	hist_merge(&into->h_wait, &from->h_wait);
 	for (int d = 0; d < 2; d++) {
 		into->x_sent[d] += from->x_sent[d];
 		into->x_recv[d] += from->x_recv[d];
@@ -394,6 +421,41 @@ static int parse_remote(char *arg, struct bench_opts *o)
 	return 0;
 }
 
+static int builtin_scenario(const char *name)
+{
+	static const char *const n[] = { "login", "chat", "idle", "connect", "muc" };
+
+	for (int i = 0; i < 5; i++)
+		if (!strcmp(name, n[i]))
+			return i;
+	return -1;
+}
+
+/* --scenario FILE (a name that is not a built-in scenario): load it first, so that
+ * its values are the defaults and the rest of the command line overrides them.
+ * A file that does not load ends the program with status 2 and FILE:LINE: reason. */
+static void scenario_file_first(int argc, char **argv, const char **host, unsigned *port)
+{
+	const char *file = NULL;
+	char err[512];
+	int ch;
+
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "s:n:t:H:p:d:vh", longopts, NULL)) != -1)
+		if (ch == 's' && builtin_scenario(optarg) < 0)
+			file = optarg;
+	opterr = 1;
+	optind = 0;     /* GNU: start the real pass from scratch */
+	if (!file)
+		return;
+	if (bs_init(file, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		exit(2);
+	}
+	bs_defaults(&B.o, host, port);
+	B.o.scenario = SC_FILE;
+}
+
 /* The slice of a distributed run (slice.h): this process's users and shares. */
 static int options_slice(struct bench_opts *o)
 {
@@ -415,6 +477,26 @@ static int options_slice(struct bench_opts *o)
 	return 0;
 }
 
+/* A scenario file's run, after the options: its slice (every count-th user of the
+ * whole schedule, slice.h and steps.c), its pool of slots, its thresholds (a bad
+ * one is FILE:LINE, exit status 2). */
+static int options_scenario_file(void)
+{
+	char err[256];
+
+	if (slice_options(&slice, slice_index_arg, slice_count_arg, start_at_arg, err,
+			  sizeof(err)) < 0) {
+		fprintf(stderr, "xedge-bench: %s\n", err);
+		return -1;
+	}
+	bs_slice(slice.index, slice.count);
+	if (bs_prepare() < 0)
+		exit(2);
+	if (bs_thresholds(thresholds, &nthresholds, MERGE_MAX_THRESHOLDS) < 0)
+		exit(2);
+	return 0;
+}
+
 static int parse_options(int argc, char **argv)
 {
 	struct bench_opts *o = &B.o;
@@ -430,9 +512,14 @@ static int parse_options(int argc, char **argv)
 		.window = 4, .body = 64, .peers = 8, .rooms = 10, .room_size = 10,
 	};
 	bool clients_set = false;
+	scenario_file_first(argc, argv, &host, &port);
 	while ((ch = getopt_long(argc, argv, "s:n:t:H:p:d:vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
+			if (o->scenario == SC_FILE && builtin_scenario(optarg) < 0)
+				break;                  /* loaded by scenario_file_first */
+			if (o->scenario == SC_FILE)
+				return bad("scenario (a file and a built-in scenario)", optarg);
 			if (!strcmp(optarg, "login"))
 				o->scenario = SC_LOGIN;
 			else if (!strcmp(optarg, "chat"))
@@ -444,7 +531,7 @@ static int parse_options(int argc, char **argv)
 			else if (!strcmp(optarg, "muc"))
 				o->scenario = SC_MUC;
 			else
-				return bad("scenario", optarg);
+				return bad("scenario (login, chat, idle, connect, muc or a file)", optarg);
 			break;
 		case 'n':
 			if (parse_uint(optarg, 1, 10000000, &o->clients) < 0)
@@ -675,6 +762,12 @@ static int parse_options(int argc, char **argv)
 	if (parse_addr(host, (uint16_t)port, &o->target, &o->target_len) < 0)
 		return bad("--host (a numeric IPv4 or IPv6 address; names are not resolved)", host);
 	o->split = o->clients;
+	if (o->scenario == SC_FILE) {
+		if (clients_set)
+			return bad("--clients (not with a scenario file: its phases start the users)", "");
+		if (remote || o->cross || o->one_way)
+			return bad("--remote (not with a scenario file)", remote ? remote : "");
+	}
 	if (remote) {
 		remote_arg = strdup(remote);
 		if (!remote_arg || parse_remote(remote_arg, o) < 0)
@@ -705,6 +798,8 @@ static int parse_options(int argc, char **argv)
 		}
 		free(list);
 	}
+	if (o->scenario == SC_FILE)
+		return options_scenario_file();
 	return options_slice(o);
 }
 
@@ -788,7 +883,18 @@ static void progress(const struct bench_point *p, uint64_t failed, int ph, bool 
 	/* every failure so far, whatever its stage (the end's "errors" less lost messages) */
 	for (unsigned i = 0; i < total->ncauses; i++)
 		errors += total->causes[i].n;
-	if (B.o.scenario == SC_MUC)
+	if (B.o.scenario == SC_FILE) {
+		static uint64_t arrived_before;
+		snprintf(line, sizeof(line),
+			 "[%5.0fs %-6s] users %llu  online %u  arrivals/s %llu  logins/s %llu  "
+			 "sent/s %llu  recv/s %llu  p99 %s %.2f ms  errors %llu",
+			 p->t, phase_str(ph), (unsigned long long)bs_alive(), p->online,
+			 (unsigned long long)(total->arrived - arrived_before),
+			 (unsigned long long)p->logins, (unsigned long long)p->sent,
+			 (unsigned long long)p->recv, total->h_msg.count ? "msg" : "login",
+			 (double)p->p99_ns / 1e6, (unsigned long long)errors);
+		arrived_before = total->arrived;
+	} else if (B.o.scenario == SC_MUC)
 		snprintf(line, sizeof(line),
 			 "[%5.0fs %-6s] users %u  conn %u  joined %llu  sent/s %llu  "
 			 "delivered/s %llu  p99 delivery %.2f ms  errors %llu",
@@ -903,13 +1009,14 @@ int main(int argc, char **argv)
 		res.rss_before = ts_prev.rss_kib;
 		ts_first = ts_prev;
 	}
-	fprintf(stderr, "xedge-bench: %s, %u clients on %u threads -> %s port %u (%s, %s)\n",
+	fprintf(stderr, "xedge-bench: %s, %u %s on %u threads -> %s port %u (%s, %s)\n",
 		o->scenario == SC_LOGIN ? "login" : o->scenario == SC_CHAT ? "chat" :
-		o->scenario == SC_IDLE ? "idle" : o->scenario == SC_MUC ? "muc" : "connect",
-		o->clients, B.nthreads, o->host,
+		o->scenario == SC_IDLE ? "idle" : o->scenario == SC_MUC ? "muc" :
+		o->scenario == SC_FILE ? bs_name() : "connect",
+		o->clients, o->scenario == SC_FILE ? "user slots" : "clients", B.nthreads, o->host,
 		ntohs(((struct sockaddr_in *)&o->target)->sin_port),
 		o->tls == TLS_MODE_DIRECT ? "direct TLS" : o->tls == TLS_MODE_STARTTLS ? "STARTTLS" : "plain",
-		o->scenario == SC_CONNECT ? "no login" :
+		o->scenario == SC_CONNECT ? "no login" : o->scenario == SC_FILE ? "mechanisms by step" :
 		o->mech == MECH_PLAIN ? "PLAIN" : o->mech == MECH_SCRAM_SHA1 ? "SCRAM-SHA-1" : "SCRAM-SHA-256");
 	if (o->remote_host)
 		fprintf(stderr, "xedge-bench: clients 0..%u on %s (%s), %u..%u on %s port %u (%s)%s%s\n",
@@ -932,7 +1039,7 @@ int main(int argc, char **argv)
 	rr.start_unix_ns = (int64_t)wall0.tv_sec * 1000000000ll + wall0.tv_nsec;
 	snprintf(rr.scenario, sizeof(rr.scenario), "%s", o->scenario == SC_LOGIN ? "login" :
 		 o->scenario == SC_CHAT ? "chat" : o->scenario == SC_IDLE ? "idle" :
-		 o->scenario == SC_MUC ? "muc" : "connect");
+		 o->scenario == SC_MUC ? "muc" : o->scenario == SC_FILE ? bs_name() : "connect");
 	if (target_sample(&self, 1, &gen))
 		rr.gen_rss_start_kib = rr.gen_rss_max_kib = gen.rss_kib;
 	B.run_id = (uint32_t)(B.t0 / 1000) ^ (uint32_t)getpid();
@@ -943,6 +1050,12 @@ int main(int argc, char **argv)
 		}
 		fprintf(stderr, "xedge-bench: %u rooms of %u occupants on %s, %.3g messages/s per "
 			"occupant\n", o->rooms, o->room_size, o->muc_domain, o->rate);
+	}
+	if (o->scenario == SC_FILE) {
+		/* measurements (message_rtt) count from the warm-up's end; no chat phase */
+		atomic_store(&B.chat_start_ns, B.t0);
+		atomic_store(&B.warm_end_ns, B.t0 + (uint64_t)(o->warmup * 1e9));
+		atomic_store(&B.chat_end_ns, UINT64_MAX);
 	}
 	atomic_store(&B.phase, PH_LOGIN);
 	for (unsigned i = 0; i < B.nthreads; i++) {
@@ -991,6 +1104,8 @@ int main(int argc, char **argv)
 			struct bench_point p = { 0 };
 			struct hist *h = o->scenario == SC_CHAT || o->scenario == SC_MUC ? &sec.h_msg :
 					 &sec.h_login;
+			if (o->scenario == SC_FILE && (sec.h_msg.count || total->h_msg.count))
+				h = &sec.h_msg;
 			double cpu = target_self_cpu();
 			/* The controller may run late on a busy box: rates over the real interval. */
 			double wall = (double)(now - last_sample) / 1e9;
@@ -1058,7 +1173,10 @@ int main(int argc, char **argv)
 		}
 		/* Phase transitions, on the totals so far (+ this second's part). */
 		ph = atomic_load(&B.phase);
-		{
+		if (o->scenario == SC_FILE) {
+			if (ph < PH_CLOSE && bs_finished(now))
+				atomic_store(&B.phase, PH_CLOSE);
+		} else {
 			uint64_t resolved = total->logged_in + total->failed + sec.logged_in + sec.failed;
 			uint64_t sent = total->sent + sec.sent, recv = total->recv + sec.recv;
 			uint64_t dup = total->dup + sec.dup;
@@ -1168,6 +1286,10 @@ int main(int argc, char **argv)
 		res.warmup_s = o->warmup;
 		res.meas_s = o->duration;
 	}
+	if (o->scenario == SC_FILE) {
+		res.warmup_s = o->warmup;
+		res.meas_s = res.elapsed_s > o->warmup ? res.elapsed_s - o->warmup : 0;
+	}
 	/* Averages over the whole run, not over whole seconds only. */
 	if (o->npids && target_sample(o->pids, o->npids, &ts_now) && res.elapsed_s > 0) {
 		res.target_cpu_avg = (ts_now.cpu_s - ts_first.cpu_s) * 100.0 / res.elapsed_s;
@@ -1204,6 +1326,8 @@ int main(int argc, char **argv)
 	for (uint32_t i = 0; i < o->clients; i++)
 		free(B.clients[i].pairs);
 	bm_free();
+	if (o->scenario == SC_FILE)
+		bs_free();
 	for (unsigned i = 0; i < B.nthreads; i++) {
 		struct bthread *t = &B.threads[i];
 		if (t->in_buf)

@@ -203,7 +203,7 @@ static bool has(const uint8_t *p, size_t len, const char *needle)
 	return memmem(p, len, needle, strlen(needle)) != NULL;
 }
 
-static bool status(const uint8_t *p, size_t len, int code)
+bool bm_status(const uint8_t *p, size_t len, int code)
 {
 	char a[32], b[32];
 
@@ -214,7 +214,7 @@ static bool status(const uint8_t *p, size_t len, int code)
 
 /* The defined condition of an error stanza (RFC 6120 §8.3.3): the first
  * element inside <error>, "error" when none is found. */
-static void error_condition(const uint8_t *p, size_t len, char *out, size_t cap)
+void bm_error_condition(const uint8_t *p, size_t len, char *out, size_t cap)
 {
 	const uint8_t *e = memmem(p, len, "<error", 6), *end = p + len, *q;
 	size_t n = 0;
@@ -256,15 +256,15 @@ static void on_presence(struct bthread *t, struct bclient *c, const struct xs_st
 	if (s->from.len != (size_t)ml || memcmp(s->from.p, me, (size_t)ml) != 0)
 		return;              /* another occupant's presence */
 	if (s->type.len == 5 && !memcmp(s->type.p, "error", 5)) {
-		error_condition(p, len, cond, sizeof(cond));
+		bm_error_condition(p, len, cond, sizeof(cond));
 		snprintf(cause, sizeof(cause), "muc-join:%s", cond);
 		bc_fail(t, c, cause, NULL);
 		return;
 	}
-	if (c->state != BC_JOIN || (c->flags & BF_JOIN_WAIT) || !status(p, len, 110) || s->type.len)
+	if (c->state != BC_JOIN || (c->flags & BF_JOIN_WAIT) || !bm_status(p, len, 110) || s->type.len)
 		return;
 	joined(t, c);
-	if (!status(p, len, 201)) {
+	if (!bm_status(p, len, 201)) {
 		if (c->idx % B.o.room_size == 0)
 			room_open(room_of(c->idx));
 		return;
@@ -413,7 +413,7 @@ int bm_stanza(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
 		if (s->type.len == 6 && !memcmp(s->type.p, "result", 6)) {
 			room_open(room_of(c->idx));
 		} else {
-			error_condition(p, len, cond, sizeof(cond));
+			bm_error_condition(p, len, cond, sizeof(cond));
 			snprintf(cause, sizeof(cause), "muc-instant:%s", cond);
 			bc_fail(t, c, cause, NULL);
 		}

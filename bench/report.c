@@ -21,6 +21,8 @@ extern char **environ;
 static const char *scenario_str(int s)
 {
 	static const char *const n[] = { "login", "chat", "idle", "connect", "muc" };
+	if (s == SC_FILE)
+		return bs_name();
 	return s >= 0 && s <= SC_MUC ? n[s] : "?";
 }
 
@@ -99,6 +101,14 @@ static const struct hist *txn_hist(const struct bench_stats *s, int txn)
 		return &s->h_join;
 	case TX_ROOM_FANOUT:
 		return &s->h_last;
+	case TX_BIND:
+		return &s->h_bind;
+	case TX_ROSTER:
+		return &s->h_roster;
+	case TX_PING:
+		return &s->h_ping;
+	case TX_PUBLISH:
+		return &s->h_publish;
 	default:
 		return NULL;
 	}
@@ -148,6 +158,8 @@ void report_totals(struct result *rs, const struct bench_result *r)
 		result_cause(rs, "message:lost", lost(s));
 	else if (B.o.scenario == SC_MUC)
 		result_cause(rs, "message:lost", muc_lost(s));
+	else if (B.o.scenario == SC_FILE)
+		result_cause(rs, "message:lost", lost(s));   /* one-way chat after the warm-up */
 	rs->duration_s = r->elapsed_s;
 	rs->have_target = r->have_target;
 	rs->target_cpu_avg = r->target_cpu_avg;
@@ -246,7 +258,8 @@ void report_summary(FILE *f, const struct bench_result *r)
 	snprintf(port, sizeof(port), "%u", ntohs(((const struct sockaddr_in *)&o->target)->sin_port));
 	fprintf(f, "\n== xedge-bench %s: %u clients, %u threads, %s, %s -> %s port %s, %.1f s%s ==\n\n",
 		scenario_str(o->scenario), o->clients, B.nthreads, tls_str(o->tls),
-		o->scenario == SC_CONNECT ? "no login" : mech_str(o->mech), o->host, port,
+		o->scenario == SC_CONNECT ? "no login" : o->scenario == SC_FILE ? "mechanisms by step" :
+		mech_str(o->mech), o->host, port,
 		r->elapsed_s, r->interrupted ? " (interrupted)" : "");
 	fprintf(f, "%-12s %9s %9s %9s %9s %9s %9s %9s\n", "sessions", "started", "connected",
 		o->scenario == SC_CONNECT ? "streams" : "logged-in", "failed", "dropped", "peak",
@@ -255,7 +268,7 @@ void report_summary(FILE *f, const struct bench_result *r)
 		(unsigned long long)s->connected, (unsigned long long)s->logged_in,
 		(unsigned long long)s->failed, (unsigned long long)s->dropped, r->peak_online,
 		logins_per_s(r));
-	if (s->started < o->clients)
+	if (s->started < o->clients && o->scenario != SC_FILE)
 		fprintf(f, "  (%llu clients were never started: the login phase ended first)\n",
 			(unsigned long long)(o->clients - s->started));
 	if (o->remote_host)
@@ -303,6 +316,8 @@ void report_summary(FILE *f, const struct bench_result *r)
 	}
 	if (o->scenario == SC_MUC)
 		muc_rows(f, r);
+	if (o->scenario == SC_FILE)
+		bs_summary(f, s);
 	if (r->have_target) {
 		fprintf(f, "\ntarget (%u pid%s)   cpu avg %.1f %%   cpu max %.1f %%   rss max %.1f MiB\n",
 			o->npids, o->npids > 1 ? "s" : "", r->target_cpu_avg, r->target_cpu_max,
@@ -474,6 +489,8 @@ int report_json(const char *path, const struct bench_result *r)
 			"\"sessions\": %u, \"kib_per_session\": %.2f},\n",
 			(unsigned long long)r->rss_before, (unsigned long long)r->rss_after, r->sessions,
 			((double)r->rss_after - (double)r->rss_before) / r->sessions);
+	if (o->scenario == SC_FILE)
+		bs_json(f, s);
 	if (r->rs)
 		result_json_fields(f, r->rs);
 	fprintf(f, "  \"series\": [\n");

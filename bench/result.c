@@ -45,6 +45,12 @@ static const struct {
 	bool login;
 } cause_map[] = {
 	{ "join:", TX_JOIN, false },
+	{ "ping:", TX_PING, false },
+	{ "publish:", TX_PUBLISH, false },
+	{ "arrival:", -1, false },
+	{ "barrier:", -1, false },
+	{ "sm:", -1, false },
+	{ "wait:", -1, false },
 	{ "dropped:", -1, false },
 	{ "message:", TX_MESSAGE_RTT, false },
 	{ "connect", TX_CONNECT, true },

@@ -27,6 +27,9 @@
  * Timers: every step of a client has the same timeout, so deadlines are
  * appended in increasing order and a FIFO list is a sorted timer queue
  * (O(1) insert and removal).  Keepalives likewise share one interval.
+ * A scenario file's own times (think, idle, pacing, step deadlines of their
+ * own length) are in the executor's heap (steps.c); bs_tick runs it and the
+ * arrivals, and says how long the loop may sleep.
  *
  * Chat wakeups across threads (closed loop): a receiver that opens a
  * sender's window (inflight W -> W-1) hands the sender to its owner through
@@ -268,7 +271,11 @@ static int connect_submit(struct bthread *t, struct bclient *c, int fd, char *ca
 		return -1;
 	}
 	sqe = get_sqe(t);
-	if (bc_side(c->idx))
+	if (B.o.scenario == SC_FILE) {
+		socklen_t len;
+		const struct sockaddr *a = bs_addr(c, &len);
+		io_uring_prep_connect(sqe, (int)c->slot, a, len);
+	} else if (bc_side(c->idx))
 		io_uring_prep_connect(sqe, (int)c->slot, (const struct sockaddr *)&B.o.remote,
 				      B.o.remote_len);
 	else
@@ -674,11 +681,13 @@ static int bt_setup(struct bthread *t)
 		fprintf(stderr, "xedge-bench: cannot set up the receive buffer ring: %s\n", strerror(-r));
 		return r;
 	}
-	if (B.o.scenario == SC_CHAT && B.o.rate == 0) {
+	if ((B.o.scenario == SC_CHAT && B.o.rate == 0) || B.o.scenario == SC_FILE) {
 		r = handover_init(t);
 		if (r < 0)
 			return r;
 	}
+	if (B.o.scenario == SC_FILE && bs_thread_init(t) < 0)
+		return -ENOMEM;
 	t->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(t->id + 1) ^ bench_now();
 	t->last_publish = bench_now();
 	return 0;
@@ -704,6 +713,7 @@ static void start_clients(struct bthread *t, uint64_t now)
 		atomic_fetch_add_explicit(&t->g_live, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&t->g_inprogress, 1, memory_order_relaxed);
 		c->flags |= BF_INPROGRESS;
+		c->tmode = (uint8_t)o->tls;
 		bt_connect(t, c);
 	}
 }
@@ -788,7 +798,13 @@ static void *bt_main(void *arg)
 		if (ph == PH_STOP || (ph >= PH_CLOSE &&
 				      (atomic_load(&t->g_live) == 0 || now >= stop_at)))
 			break;
-		if (ph == PH_LOGIN && t->nstarted < t->nclients) {
+		if (B.o.scenario == SC_FILE) {
+			uint64_t w;
+			handover_drain(t);
+			w = bs_tick(t, now);
+			if (w < tick)
+				tick = w;
+		} else if (ph == PH_LOGIN && t->nstarted < t->nclients) {
 			start_clients(t, now);
 			if (B.o.ramp > 0)
 				tick = 1000000ull;
@@ -830,6 +846,8 @@ static void *bt_main(void *arg)
 		}
 		io_uring_cq_advance(&t->ring, n);
 	}
+	if (B.o.scenario == SC_FILE)
+		bs_tick(t, bench_now());    /* the users whose connection just closed end */
 	bt_publish(t, true);
 	/* Whatever is still open dies with the ring; free what we allocated. */
 	io_uring_queue_exit(&t->ring);
@@ -843,6 +861,7 @@ static void *bt_main(void *arg)
 		buf_reset(&c->sending);
 	}
 	xmlstage_free(t->xs);
+	bs_thread_exit(t);
 	bc_thread_exit();
 	bm_thread_exit();
 	tls_thread_exit();

@@ -1,0 +1,2208 @@
+/*
+ * steps — the scenario executor: `xedge-bench --scenario FILE` runs the
+ * users of a scenario file (bench/scenario.h; reference: docs/bench.md,
+ * "Scenario files").  client.c keeps the protocol codecs (TCP, TLS, stream,
+ * STARTTLS, SASL); this module decides what each user does next.
+ *
+ * Arrivals (open loop): user u arrives at the time the phases give
+ * (plan.c), on thread u % T, which computes the times of its own users: no
+ * queue between threads, so a slow server shows as latency, never as fewer
+ * arrivals.  An arrival while max_users users are alive (all threads: one
+ * atomic) is counted as the error "arrival:max-users" and skipped, as tsung
+ * does; so is one that finds no free slot on its thread (the pool is
+ * max_users split over the threads, with a quarter of slack, so this only
+ * happens when the threads' shares of live users drift far apart).
+ * `concurrency` bounds logins in progress per thread (its share): an arrival
+ * waits for a login to finish, and how late each user started, against its
+ * scheduled time, is the "arrival wait" histogram.  The account of user u is
+ * users.offset + (u mod users.count) (count 0: u); its session comes from a
+ * smooth weighted round robin over the weights, so the shares are exact.  A
+ * user whose program ends (or fails) gives its slot and its direct
+ * descriptor back for a later arrival.  The pool is sized by max_users, or
+ * by every user the phases start when there is no cap.
+ *
+ * The interpreter: per user a program counter into its session's flat step
+ * array and a stack of loop frames (plan.c: bp_next), the current step's
+ * state (messages sent, its deadlines), what it waits for (enum wait) and
+ * one wake-up time in the thread's timer heap (a binary min-heap of
+ * (time, slot); an entry whose time is no longer the user's is stale and
+ * skipped).  run() executes steps until one has to wait: for the server
+ * (client.c calls bs_features and bs_stanza at its stop points), for time,
+ * for a receipt from another thread, or for the connection's end.  A step
+ * that completes calls step_done(), which moves the counter and runs on.
+ * Nothing is run again from inside a connection's release: bs_released only
+ * schedules the user, so client.c and thread.c never see their client
+ * reused under their feet.
+ *
+ * Logins: the steps from a connect through auth, bind and roster (presence
+ * and sm may sit between them) are a login; the last of them completes it
+ * (bc_logged_in: the login transaction, the online gauge, keepalives), so a
+ * failure before that point is a failed login, by cause, and after it the
+ * cause is the failing step's ("ping:timeout", "join:item-not-found",
+ * "publish:forbidden", "sm:failed", "wait:timeout", "dropped:..." for a
+ * connection lost between steps).  Transactions recorded here: bind, roster,
+ * ping, publish, join, message_rtt, and auth (auth step -> the restarted
+ * stream's features); connect, tls and login as for the -s scenarios.
+ *
+ * Messages.  Chat ids and bodies carry "s<run>.<kind>.<slot>.<gen>.<seq>.<ns>"
+ * (gen: the sender's user number, so a message for an earlier user of a slot
+ * is told apart).  kind "o": one-way, open loop; "w<W>": one-way, a closed
+ * loop of W in flight (the receiver hands the sender back to its thread on
+ * W -> W-1, as the chat scenario does); "q": waits for its answer.  The
+ * receiver of a one-way message records its latency (message_rtt, as -s chat);
+ * a user in a `reply` step answers every chat message of this run with the
+ * same body and the id "r..." and the asker records the round trip
+ * (message_rtt).  One-way messages sent after the warm-up that never arrive
+ * are the errors "message:lost"; a question without an answer within the
+ * timeout is "message:no-reply".  Group chat: "g<run>.<slot>.<gen>.<seq>.<ns>";
+ * every copy the service sends, the sender's own included, is a delivery
+ * recorded in message_rtt; a closed loop waits for the sender's own copy.
+ *
+ * room_fanout (send -> the last of our occupants' copies): the rooms our
+ * users are in are counted in a table keyed by the room JID's hash
+ * (occupants: joined minus left, atomics); a group-chat message records the
+ * count when sent in the sender's ring of FAN_RING slots (seq % FAN_RING, as
+ * muc.c does for -s muc), every receiver counts its copy there and raises
+ * the latency, and the copy that completes the count records the fan-out.
+ * Copies of a slot reused (FAN_RING messages later), or for an occupant that
+ * left meanwhile, complete nothing.
+ *
+ * Distributed runs (slice.h: --index I --count N): slice I runs every N-th
+ * user of the one schedule (u mod N == I), so every slice sees the phases'
+ * shape at 1/N of the rate and the sessions' exact shares; max_users and
+ * concurrency become the slice's share (proportional to its users, at least
+ * 1); chat peers, barriers and rooms count this process's users only.
+ *
+ * Not run yet (refused when the file is loaded, naming its line): the ws and
+ * wss transports and the resume step.
+ */
+#include "bench/bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/plan.h"
+#include "bench/result.h"
+#include "bench/scenario.h"
+#include "bench/threshold.h"
+#include "parser/xmlstage.h"
+#include "parser/xmltag.h"
+
+_Static_assert(BENCH_MAX_PHASES == SCN_MAX_PHASES, "phase counters");
+_Static_assert(BENCH_MAX_SESSIONS == SCN_MAX_SESSIONS, "session counters");
+
+#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SM "urn:xmpp:sm:3"
+#define NS_MUC "http://jabber.org/protocol/muc"
+#define NS_PUBSUB "http://jabber.org/protocol/pubsub"
+
+#define UNAVAILABLE "<presence type='unavailable'/>"
+#define STEPS_PER_RUN 256          /* steps run at once, then the user yields */
+#define ARRIVALS_PER_TICK 512
+#define JOIN_RETRY_NS 100000000ull /* a room locked by its creator: try again */
+#define MAX_TICK_NS 20000000ull
+#define FAN_RING 256u              /* group-chat messages per sender tracked to completion */
+#define ROOMS_MAX 65536u           /* rooms counted for room_fanout (a power of two) */
+
+struct bs_fan {
+	_Atomic uint32_t seq;      /* the message of this slot (0: none) */
+	_Atomic uint32_t count;    /* copies received */
+	_Atomic uint64_t max_ns;
+	_Atomic uint32_t expect;   /* our occupants when it was sent */
+};
+
+struct bs_room {
+	_Atomic uint64_t hash;     /* FNV-1a of the bare room JID; 0: free */
+	_Atomic uint32_t occupants;
+};
+
+/* What a user waits for (bs_user.wait). */
+enum wait {
+	W_NONE = 0,
+	W_RUN,          /* run the program on (yielded, or a connect to start) */
+	W_RELEASED,     /* its connection is gone: go on after drop/logout, or end */
+	W_SERVER,       /* a stanza (the step's answer); the timer is the step's timeout */
+	W_TIME,         /* think, idle: the timer ends the step */
+	W_SEND,         /* chat / groupchat: the timer paces, or bounds a wait */
+	W_REPLY,        /* reply step: the timer ends it */
+	W_BARRIER,
+	W_JOIN_RETRY,   /* the room was locked: the timer sends the join again */
+	W_CLOSE,        /* drop, logout: the connection's end goes on */
+	W_PARKED,       /* idle or reply until the run ends */
+};
+
+/* Stream facts of the current connection (bs_user.sf). */
+#define SF_OPEN   0x01
+#define SF_AUTHED 0x02
+#define SF_BOUND  0x04
+#define SF_ROOM   0x08
+#define SF_SM     0x10
+
+/* Offered features (bs_user.feat). */
+#define FT_PLAIN  0x01
+#define FT_SHA1   0x02
+#define FT_SHA256 0x04
+#define FT_BIND   0x08
+#define FT_SM     0x10
+
+struct bs_user {
+	uint64_t u;                /* arrival number */
+	uint32_t session, pc;
+	struct bp_loops loops;
+	uint8_t wait;              /* enum wait */
+	uint8_t sf, feat;
+	bool active;               /* the slot holds a user */
+	bool ending;               /* failed (counted) or over: free the slot at release */
+	bool step_cause;           /* the failure being counted is a step's own cause */
+	bool parked;
+	uint64_t wake;             /* the timer heap's time for this user; 0: none */
+	uint64_t t_step;           /* the current step began (or its request left) */
+	uint64_t until;            /* the current step's end by duration; 0: none */
+	uint64_t next_due;         /* open loop: the next send */
+	uint32_t n;                /* the current step's messages / replies / items so far */
+	uint32_t seq;              /* chat and group-chat messages sent (ids) */
+	uint32_t await_seq;        /* chat wait_reply: the question waiting for its answer */
+	uint32_t gc_inflight;      /* groupchat closed loop: own copies not back yet */
+	uint32_t npeers;
+	uint32_t peer[BENCH_MAX_PEERS];      /* slot */
+	uint32_t peer_gen[BENCH_MAX_PEERS];  /* its user then */
+	uint16_t room_len;         /* bare room JID length in room */
+	uint32_t room_idx;         /* in room_tab[], counted as an occupant; UINT32_MAX: none */
+	char room[320];            /* room@service/nick of the room joined */
+};
+
+struct heap_ent {
+	uint64_t when;
+	uint32_t idx;
+};
+
+struct bs_thread {
+	struct heap_ent *heap;
+	uint32_t nheap, capheap;
+	uint32_t *free, nfree;     /* free slots */
+	uint64_t next_u;           /* the next user of this thread to arrive */
+	bool arrivals_done, conc_blocked;
+	uint64_t unblocked;        /* when the last concurrency block ended */
+	struct bp_wrr wrr;
+	uint32_t nbarrier;         /* users of this thread at a barrier */
+	char pre[24];              /* "<run>." of this run's chat ids */
+	int prel;
+	uint64_t rng;
+	char *buf;                 /* message assembly */
+	size_t cap;
+};
+
+/* The run (set before the threads start, read-only after). */
+static struct bench_scenario S;
+static bool loaded;
+static struct bp_plan plan;
+static bool *login_end[SCN_MAX_SESSIONS];       /* per step: completes a login */
+static _Atomic uint64_t *barrier_n[SCN_MAX_SESSIONS];  /* per step: users that reached it */
+static uint64_t sess_users[SCN_MAX_SESSIONS];   /* users of each session the phases start */
+static struct sockaddr_storage addr[3];         /* per TLS_MODE_* */
+static socklen_t addr_len[3];
+static char muc_domain[300], pubsub_domain[300];
+static uint64_t tmo;                            /* the step timeout (--timeout wins) */
+static unsigned slice_i, slice_n = 1;           /* this process runs users u % n == i */
+static uint64_t my_total;                       /* users of this slice */
+static uint64_t max_users;                      /* the slice's share of max_users; 0: none */
+static struct bs_room *room_tab;                /* room_fanout: occupants per room */
+static bool has_groupchat;
+static _Atomic uint64_t alive, parked;
+static atomic_uint arrivals_over;               /* threads whose arrivals are all started */
+
+static uint64_t ns_of(double s)
+{
+	return (uint64_t)(s * 1e9);
+}
+
+static uint64_t rnd(struct bs_thread *b)
+{
+	b->rng ^= b->rng >> 12;
+	b->rng ^= b->rng << 25;
+	b->rng ^= b->rng >> 27;
+	return b->rng * 2685821657736338717ull;
+}
+
+static double unif(struct bs_thread *b)
+{
+	return (double)(rnd(b) >> 11) / 9007199254740992.0;   /* [0, 1) */
+}
+
+/* ---- loading ------------------------------------------------------------------ */
+
+const char *bs_name(void)
+{
+	const char *n = scn_str(&S, S.name);
+
+	return *n ? n : "scenario";
+}
+
+/* Steps the executor cannot run yet: an error naming the line. */
+static int unsupported(char *err, size_t errlen)
+{
+	for (uint32_t i = 0; i < S.nsessions; i++) {
+		const struct scn_session *ses = &S.sessions[i];
+		for (uint32_t k = 0; k < ses->nsteps; k++) {
+			const struct scn_step *st = &ses->steps[k];
+			int tr = st->op == SCN_CONNECT && st->u.connect.transport != SCN_TR_DEFAULT ?
+				 st->u.connect.transport : S.target.tls;
+			if (st->op == SCN_CONNECT && (tr == SCN_TR_WS || tr == SCN_TR_WSS)) {
+				snprintf(err, errlen, "%s:%u: connect: the %s transport is not run yet "
+					 "(the WebSocket client is the next piece of issue 15)", S.path,
+					 st->line, scn_transport_str(tr));
+				return -1;
+			}
+			if (st->op == SCN_RESUME) {
+				snprintf(err, errlen, "%s:%u: resume: XEP-0198 resumption is not run yet "
+					 "(the next piece of issue 15)", S.path, st->line);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+int bs_init(const char *path, char *err, size_t errlen)
+{
+	if (scn_load(path, &S, err, errlen) < 0)
+		return -1;
+	loaded = true;
+	if (unsupported(err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+static int tls_mode(int tr)
+{
+	return tr == SCN_TR_PLAIN ? TLS_MODE_PLAIN : tr == SCN_TR_TLS ? TLS_MODE_DIRECT :
+	       TLS_MODE_STARTTLS;
+}
+
+/* The scenario's values as the options' defaults (the command line overrides them). */
+void bs_defaults(struct bench_opts *o, const char **host, unsigned *port)
+{
+	const struct scn_target *tg = &S.target;
+
+	if (tg->host)
+		*host = scn_str(&S, tg->host);
+	if (tg->port)
+		*port = tg->port;
+	if (tg->domain)
+		o->domain = scn_str(&S, tg->domain);
+	if (tg->sni)
+		o->sni = scn_str(&S, tg->sni);
+	if (tg->muc_domain)
+		o->muc_domain = scn_str(&S, tg->muc_domain);
+	o->tls = tls_mode(tg->tls);
+	if (S.users.prefix)
+		o->prefix = scn_str(&S, S.users.prefix);
+	if (S.users.password)
+		o->password = scn_str(&S, S.users.password);
+	o->offset = S.users.offset;
+	o->concurrency = S.concurrency;
+	o->timeout = (double)S.timeout_ns / 1e9;
+	o->keepalive = (double)S.keepalive_ns / 1e9;
+	o->warmup = (double)S.warmup_ns / 1e9;
+	o->drain = (double)S.drain_ns / 1e9;
+}
+
+/* For each session, the steps that complete a login (see the file comment). */
+static int logins_mark(void)
+{
+	for (uint32_t i = 0; i < S.nsessions; i++) {
+		const struct scn_session *ses = &S.sessions[i];
+		login_end[i] = calloc(ses->nsteps + 1, sizeof(bool));
+		barrier_n[i] = calloc(ses->nsteps + 1, sizeof(**barrier_n));
+		if (!login_end[i] || !barrier_n[i])
+			return -1;
+		for (uint32_t k = 0; k < ses->nsteps; k++) {
+			uint32_t last = k;
+			if (ses->steps[k].op != SCN_CONNECT)
+				continue;
+			for (uint32_t j = k + 1; j < ses->nsteps; j++) {
+				int op = ses->steps[j].op;
+				if (op == SCN_AUTH || op == SCN_BIND || op == SCN_ROSTER)
+					last = j;
+				else if (op != SCN_PRESENCE && op != SCN_SM)
+					break;
+			}
+			login_end[i][last] = true;
+		}
+	}
+	return 0;
+}
+
+void bs_slice(unsigned index, unsigned count)
+{
+	slice_i = index;
+	slice_n = count ? count : 1;
+}
+
+/* The slice's share of a whole-load bound (0 stays 0: no bound). */
+static uint64_t share(uint64_t whole)
+{
+	double v;
+
+	if (!whole || slice_n <= 1)
+		return whole;
+	v = (double)whole * (double)my_total / (double)plan.total + 0.5;
+	return v < 1 ? 1 : (uint64_t)v;
+}
+
+int bs_prepare(void)
+{
+	struct bench_opts *o = &B.o;
+	uint64_t cap, per;
+	struct bp_wrr w;
+	unsigned port = ntohs(((struct sockaddr_in *)&o->target)->sin_port);
+
+	B.scn = &S;
+	tmo = (uint64_t)(o->timeout * 1e9);
+	bp_plan_init(&plan, S.phases, S.nphases);
+	if (!plan.total) {
+		fprintf(stderr, "xedge-bench: %s: the phases start no user\n", S.path);
+		return -1;
+	}
+	my_total = bp_slice_users(0, plan.total, slice_i, slice_n);
+	if (!my_total) {
+		fprintf(stderr, "xedge-bench: %s: slice %u of %u starts no user (the phases start "
+			"%llu)\n", S.path, slice_i, slice_n, (unsigned long long)plan.total);
+		return -1;
+	}
+	bp_wrr_init(&w, S.sessions, S.nsessions);
+	for (uint64_t u = 0; u < plan.total && u < 100000000; u++) {
+		uint32_t k = bp_wrr_next(&w);
+		if (u % slice_n == slice_i)
+			sess_users[k]++;
+	}
+	max_users = share(S.max_users);
+	o->concurrency = (unsigned)share(o->concurrency);
+	if (slice_n > 1)
+		fprintf(stderr, "xedge-bench: slice %u of %u: every %u-th user of %llu from user %u "
+			"(%llu users), max_users %llu, concurrency %u\n", slice_i, slice_n, slice_n,
+			(unsigned long long)plan.total, slice_i, (unsigned long long)my_total,
+			(unsigned long long)max_users, o->concurrency);
+	if (logins_mark() < 0)
+		return -1;
+	for (uint32_t i = 0; i < S.nsessions; i++)
+		for (uint32_t k = 0; k < S.sessions[i].nsteps; k++)
+			has_groupchat |= S.sessions[i].steps[k].op == SCN_GROUPCHAT;
+	if (has_groupchat && !(room_tab = calloc(ROOMS_MAX, sizeof(*room_tab))))
+		return -1;
+	/* The pool: max_users (or everyone) over the threads, with slack for drift. */
+	cap = max_users && max_users < my_total ? max_users : my_total;
+	if (o->threads > cap)
+		o->threads = (unsigned)cap;
+	per = bp_pool_per_thread(max_users, my_total, o->threads);
+	if (per * o->threads > 10000000) {
+		fprintf(stderr, "xedge-bench: %s: %llu users at once is more than one generator "
+			"holds (10,000,000)\n", S.path, (unsigned long long)(per * o->threads));
+		return -1;
+	}
+	o->clients = (unsigned)(per * o->threads);
+	o->split = o->clients;
+	/* The target's transport on its port; the others on their default ports. */
+	for (int m = 0; m < 3; m++) {
+		addr[m] = o->target;
+		addr_len[m] = o->target_len;
+		if (m != o->tls)
+			((struct sockaddr_in *)&addr[m])->sin_port = htons(m == TLS_MODE_DIRECT ? 5223 : 5222);
+		else
+			((struct sockaddr_in *)&addr[m])->sin_port = htons((uint16_t)port);
+	}
+	if (!o->muc_domain) {
+		snprintf(muc_domain, sizeof(muc_domain), "conference.%s", o->domain);
+		o->muc_domain = muc_domain;
+	}
+	if (S.target.pubsub)
+		snprintf(pubsub_domain, sizeof(pubsub_domain), "%s", scn_str(&S, S.target.pubsub));
+	else
+		snprintf(pubsub_domain, sizeof(pubsub_domain), "pubsub.%s", o->domain);
+	return 0;
+}
+
+/* sin_port and sin6_port are at the same offset: the port edits above hold for both. */
+_Static_assert(offsetof(struct sockaddr_in, sin_port) == offsetof(struct sockaddr_in6, sin6_port),
+	       "port offset");
+
+const struct sockaddr *bs_addr(const struct bclient *c, socklen_t *len)
+{
+	*len = addr_len[c->tmode];
+	return (const struct sockaddr *)&addr[c->tmode];
+}
+
+/* The file's thresholds, parsed, after the n already in out (the command
+ * line's); -1 with "FILE:LINE: reason" on stderr. */
+int bs_thresholds(struct thr *out, unsigned *n, unsigned max)
+{
+	char err[256];
+
+	for (uint32_t i = 0; i < S.nthresholds; i++) {
+		if (*n == max) {
+			fprintf(stderr, "%s:%u: too many thresholds (%u with the command line's)\n",
+				S.path, S.thresholds[i].line, max);
+			return -1;
+		}
+		if (thr_parse(S.thresholds[i].text, &out[*n], err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s:%u: %s\n", S.path, S.thresholds[i].line, err);
+			return -1;
+		}
+		(*n)++;
+	}
+	return 0;
+}
+
+void bs_free(void)
+{
+	for (uint32_t i = 0; i < SCN_MAX_SESSIONS; i++) {
+		free(login_end[i]);
+		free(barrier_n[i]);
+		login_end[i] = NULL;
+		barrier_n[i] = NULL;
+	}
+	if (B.clients)
+		for (uint32_t i = 0; i < B.o.clients; i++) {
+			free(B.clients[i].bs);
+			B.clients[i].bs = NULL;
+		}
+	if (B.clients)
+		for (uint32_t i = 0; i < B.o.clients; i++) {
+			free(atomic_load(&B.clients[i].fan));
+			atomic_store(&B.clients[i].fan, NULL);
+		}
+	free(room_tab);
+	room_tab = NULL;
+	if (loaded)
+		scn_free(&S);
+	loaded = false;
+}
+
+/* ---- the timer heap ----------------------------------------------------------- */
+
+static void heap_push(struct bs_thread *b, uint64_t when, uint32_t idx)
+{
+	uint32_t i;
+
+	if (b->nheap == b->capheap) {
+		uint32_t cap = b->capheap ? 2 * b->capheap : 1024;
+		struct heap_ent *h = realloc(b->heap, cap * sizeof(*h));
+		if (!h)
+			abort();     /* a lost wake-up would hang a user: fail loudly */
+		b->heap = h;
+		b->capheap = cap;
+	}
+	i = b->nheap++;
+	while (i && b->heap[(i - 1) / 2].when > when) {
+		b->heap[i] = b->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	b->heap[i] = (struct heap_ent){ when, idx };
+}
+
+static struct heap_ent heap_pop(struct bs_thread *b)
+{
+	struct heap_ent top = b->heap[0], last = b->heap[--b->nheap];
+	uint32_t i = 0;
+
+	for (;;) {
+		uint32_t k = 2 * i + 1;
+		if (k >= b->nheap)
+			break;
+		if (k + 1 < b->nheap && b->heap[k + 1].when < b->heap[k].when)
+			k++;
+		if (b->heap[k].when >= last.when)
+			break;
+		b->heap[i] = b->heap[k];
+		i = k;
+	}
+	if (b->nheap)
+		b->heap[i] = last;
+	return top;
+}
+
+/* Wake c at `when` (replaces its earlier wake-up) for what it waits for. */
+static void wake_at(struct bthread *t, struct bclient *c, uint64_t when, int why)
+{
+	struct bs_user *u = c->bs;
+
+	if (!when)
+		when = 1;
+	u->wait = (uint8_t)why;
+	u->wake = when;
+	heap_push(t->bs, when, c->idx);
+}
+
+static void wait_for(struct bclient *c, int why)
+{
+	c->bs->wait = (uint8_t)why;
+	c->bs->wake = 0;
+}
+
+/* ---- users -------------------------------------------------------------------- */
+
+static void room_left(struct bs_user *u);
+
+static const struct scn_session *ses_of(const struct bs_user *u)
+{
+	return &S.sessions[u->session];
+}
+
+static const struct scn_step *step_of(const struct bs_user *u)
+{
+	return u->pc < ses_of(u)->nsteps ? &ses_of(u)->steps[u->pc] : NULL;
+}
+
+static uint32_t acct_of(uint64_t u)
+{
+	return (uint32_t)(S.users.count ? u % S.users.count : u);
+}
+
+static void out(struct bclient *c, const char *s, int n)
+{
+	if (n > 0)
+		bc_out(c, s, (size_t)n);
+}
+
+static void fail(struct bthread *t, struct bclient *c, const char *cause)
+{
+	c->bs->step_cause = true;
+	bc_fail(t, c, cause, NULL);
+}
+
+/* Barriers a user will never reach (it ended, or was never admitted) count as
+ * reached, so that the others do not wait for it until the timeout. */
+static void barriers_credit(uint32_t session, uint32_t from)
+{
+	const struct scn_session *ses = &S.sessions[session];
+
+	for (uint32_t k = from; k < ses->nsteps; k++)
+		if (ses->steps[k].op == SCN_BARRIER)
+			atomic_fetch_add(&barrier_n[session][k], 1);
+}
+
+static void unpark(struct bs_user *u)
+{
+	if (u->parked) {
+		u->parked = false;
+		atomic_fetch_sub(&parked, 1);
+	}
+}
+
+/* The user is over: its slot goes back to the thread (no connection left). */
+static void user_end(struct bthread *t, struct bclient *c)
+{
+	struct bs_user *u = c->bs;
+
+	unpark(u);
+	room_left(u);
+	if (u->wait == W_BARRIER)
+		t->bs->nbarrier--;
+	if (!u->ending) {
+		t->local.users_done++;
+		t->local.sess_done[u->session]++;
+	}
+	barriers_credit(u->session, u->pc == UINT32_MAX ? 0 : u->pc + 1);
+	if (c->flags & BF_INPROGRESS) {
+		c->flags &= ~BF_INPROGRESS;
+		atomic_fetch_sub_explicit(&t->g_inprogress, 1, memory_order_relaxed);
+	}
+	u->active = false;
+	u->wake = 0;
+	u->wait = W_NONE;
+	atomic_store_explicit(&c->gen, UINT32_MAX, memory_order_relaxed);
+	t->bs->free[t->bs->nfree++] = c->idx;
+	bp_leave(&alive);
+}
+
+static void run(struct bthread *t, struct bclient *c);
+
+static void finish_step(struct bthread *t, struct bclient *c);
+
+/* The current step is complete: on to the next one. */
+static void step_done(struct bthread *t, struct bclient *c)
+{
+	if (c->bs->ending)
+		return;
+	finish_step(t, c);
+	run(t, c);
+}
+
+static void user_start(struct bthread *t, uint64_t un, uint32_t session, uint32_t phase,
+		       uint64_t late)
+{
+	struct bs_thread *b = t->bs;
+	struct bclient *c;
+	struct bs_user *u;
+
+	t->local.arrived++;
+	t->local.arrived_ph[phase]++;
+	t->local.sess_started[session]++;
+	if (!bp_admit(&alive, max_users))
+		goto rejected;
+	if (!b->nfree) {
+		bp_leave(&alive);
+		goto rejected;
+	}
+	c = &B.clients[b->free[--b->nfree]];
+	u = c->bs;
+	memset(u, 0, sizeof(*u));
+	u->u = un;
+	u->session = session;
+	u->active = true;
+	u->room_idx = UINT32_MAX;
+	u->pc = UINT32_MAX;
+	atomic_store_explicit(&c->acct, acct_of(un), memory_order_relaxed);
+	atomic_store_explicit(&c->sess, (uint16_t)session, memory_order_relaxed);
+	atomic_store_explicit(&c->gen, (uint32_t)un, memory_order_relaxed);
+	/* BF_DIRTY and BF_READY say the slot is on a thread list: they stay with it */
+	c->flags = BF_INPROGRESS | (c->flags & (BF_DIRTY | BF_READY));
+	c->state = BC_NEW;
+	atomic_store(&c->inflight, 0);
+	atomic_fetch_add_explicit(&t->g_inprogress, 1, memory_order_relaxed);
+	hist_record(&t->local.h_wait, late);
+	u->pc = bp_next(ses_of(u)->steps, ses_of(u)->nsteps, &u->loops, UINT32_MAX, bench_now());
+	run(t, c);
+	return;
+rejected:
+	t->local.rejected++;
+	bench_stats_cause(&t->local, "arrival:max-users", 1);
+	barriers_credit(session, 0);
+}
+
+/* ---- text helpers ---------------------------------------------------------------- */
+
+static bool streq(const struct xs_str *s, const char *lit)
+{
+	return s->len == strlen(lit) && memcmp(s->p, lit, s->len) == 0;
+}
+
+static bool starts(const struct xs_str *s, const char *lit)
+{
+	return s->len >= strlen(lit) && memcmp(s->p, lit, strlen(lit)) == 0;
+}
+
+/* A pattern's placeholders {n} {i} {user} {run}; -1 when it does not fit. */
+static int expand(struct bclient *c, const char *pat, uint32_t room_n, char *outp, size_t cap)
+{
+	size_t n = 0;
+	char tmp[64];
+
+	while (*pat) {
+		const char *v = NULL;
+		size_t skip = 1;
+		if (!strncmp(pat, "{n}", 3)) {
+			snprintf(tmp, sizeof(tmp), "%u", room_n);
+			v = tmp, skip = 3;
+		} else if (!strncmp(pat, "{i}", 3)) {
+			snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)c->bs->u);
+			v = tmp, skip = 3;
+		} else if (!strncmp(pat, "{user}", 6)) {
+			bc_user(c, tmp, sizeof(tmp));
+			v = tmp, skip = 6;
+		} else if (!strncmp(pat, "{run}", 5)) {
+			snprintf(tmp, sizeof(tmp), "%u", B.run_id);
+			v = tmp, skip = 5;
+		}
+		if (v) {
+			size_t l = strlen(v);
+			if (n + l >= cap)
+				return -1;
+			memcpy(outp + n, v, l);
+			n += l;
+		} else {
+			if (n + 1 >= cap)
+				return -1;
+			outp[n++] = *pat;
+		}
+		pat += skip;
+	}
+	outp[n] = '\0';
+	return (int)n;
+}
+
+/* The thread's message buffer, at least need bytes. */
+static char *msgbuf(struct bthread *t, size_t need)
+{
+	struct bs_thread *b = t->bs;
+
+	if (b->cap < need) {
+		char *p = realloc(b->buf, need);
+		if (!p)
+			return NULL;
+		b->buf = p;
+		b->cap = need;
+	}
+	return b->buf;
+}
+
+/* ---- connection steps ------------------------------------------------------------- */
+
+static int do_connect(struct bthread *t, struct bclient *c, const struct scn_step *st)
+{
+	struct bs_user *u = c->bs;
+	int tr = st->u.connect.transport != SCN_TR_DEFAULT ? st->u.connect.transport : -1;
+
+	c->tmode = (uint8_t)(tr < 0 ? B.o.tls : tls_mode(tr));
+	c->flags &= BF_INPROGRESS | BF_DIRTY | BF_READY;   /* the last two: list membership */
+	c->nsd = 0;
+	c->sasl_step = 0;
+	c->retries = 0;
+	c->sm_h = 0;
+	u->sf = 0;
+	u->feat = 0;
+	u->t_step = bench_now();
+	wait_for(c, W_SERVER);
+	atomic_fetch_add_explicit(&t->g_live, 1, memory_order_relaxed);
+	bt_connect(t, c);      /* may fail at once: bc_fail -> bs_failed */
+	return 0;
+}
+
+int bs_features(struct bthread *t, struct bclient *c, const uint8_t *p, size_t len)
+{
+	struct bs_user *u = c->bs;
+	const struct scn_step *st = step_of(u);
+	uint64_t now = bench_now();
+
+	u->feat = 0;
+	if (memmem(p, len, ">PLAIN<", 7))
+		u->feat |= FT_PLAIN;
+	if (memmem(p, len, ">SCRAM-SHA-1<", 13))
+		u->feat |= FT_SHA1;
+	if (memmem(p, len, ">SCRAM-SHA-256<", 15))
+		u->feat |= FT_SHA256;
+	if (memmem(p, len, NS_BIND, strlen(NS_BIND)))
+		u->feat |= FT_BIND;
+	if (memmem(p, len, NS_SM, strlen(NS_SM)))
+		u->feat |= FT_SM;
+	bt_timer(c, 0);
+	if (!st || u->wait != W_SERVER) {
+		t->local.unexpected++;
+		return 0;
+	}
+	if (st->op == SCN_CONNECT && !(u->sf & SF_OPEN)) {
+		u->sf |= SF_OPEN;
+		step_done(t, c);
+	} else if (st->op == SCN_AUTH && (c->flags & BF_AUTHED)) {
+		u->sf |= SF_AUTHED;
+		hist_record(&t->local.h_auth, now - u->t_step);
+		step_done(t, c);
+	} else {
+		t->local.unexpected++;
+	}
+	return (c->flags & BF_CLOSED) ? -1 : 0;
+}
+
+static int do_auth(struct bthread *t, struct bclient *c, const struct scn_step *st)
+{
+	static const int mech[] = { [SCN_MECH_SCRAM_SHA256] = MECH_SCRAM_SHA256,
+				    [SCN_MECH_SCRAM_SHA1] = MECH_SCRAM_SHA1,
+				    [SCN_MECH_PLAIN] = MECH_PLAIN };
+	static const uint8_t bit[] = { [SCN_MECH_SCRAM_SHA256] = FT_SHA256,
+				       [SCN_MECH_SCRAM_SHA1] = FT_SHA1, [SCN_MECH_PLAIN] = FT_PLAIN };
+	int m = st->u.auth.mech;
+	char cause[64];
+
+	if (!(c->bs->feat & bit[m])) {
+		snprintf(cause, sizeof(cause), "sasl:mechanism-not-offered:%s", bc_mech_name(mech[m]));
+		fail(t, c, cause);
+		return -1;
+	}
+	c->bs->t_step = bench_now();
+	wait_for(c, W_SERVER);
+	bc_sasl_begin(t, c, mech[m]);
+	return 0;
+}
+
+static int do_bind(struct bthread *t, struct bclient *c, const struct scn_step *st)
+{
+	char res[SCN_MAX_STRING + 64], xml[SCN_MAX_STRING + 256];
+	int n;
+
+	if (!(c->bs->feat & FT_BIND)) {
+		fail(t, c, "bind-not-offered");
+		return -1;
+	}
+	if (st->u.bind.resource &&
+	    expand(c, scn_str(&S, st->u.bind.resource), 0, res, sizeof(res)) > 0)
+		n = snprintf(xml, sizeof(xml), "<iq type='set' id='sb'><bind xmlns='" NS_BIND
+			     "'><resource>%s</resource></bind></iq>", res);
+	else
+		n = snprintf(xml, sizeof(xml), "<iq type='set' id='sb'><bind xmlns='" NS_BIND "'/></iq>");
+	c->bs->t_step = bench_now();
+	wait_for(c, W_SERVER);
+	bc_set_state(c, BC_BIND);
+	out(c, xml, n);
+	return 0;
+}
+
+static int do_roster(struct bthread *t, struct bclient *c)
+{
+	static const char q[] = "<iq type='get' id='sr'><query xmlns='jabber:iq:roster'/></iq>";
+
+	c->bs->t_step = bench_now();
+	wait_for(c, W_SERVER);
+	bc_set_state(c, BC_ROSTER);
+	out(c, q, (int)sizeof(q) - 1);
+	return 0;
+}
+
+static void do_presence(struct bclient *c, const struct scn_step *st)
+{
+	static const char *const shows[] = { "", "away", "chat", "dnd", "xa" };
+	char xml[3 * SCN_MAX_STRING + 256], status[3 * SCN_MAX_STRING];
+	const char *text = scn_str(&S, st->u.presence.status);
+	size_t sl = xml_escape(text, strlen(text), status, sizeof(status) - 1);
+	int n;
+
+	status[sl < sizeof(status) ? sl : 0] = '\0';
+	if (!st->u.presence.show && !*text && !st->u.presence.priority) {
+		out(c, "<presence/>", 11);
+		return;
+	}
+	n = snprintf(xml, sizeof(xml), "<presence>%s%s%s%s%s%s<priority>%d</priority></presence>",
+		     st->u.presence.show ? "<show>" : "", shows[st->u.presence.show % 5],
+		     st->u.presence.show ? "</show>" : "", *text ? "<status>" : "", status,
+		     *text ? "</status>" : "", st->u.presence.priority);
+	out(c, xml, n);
+}
+
+static int do_sm(struct bthread *t, struct bclient *c, const struct scn_step *st)
+{
+	static const char with[] = "<enable xmlns='" NS_SM "' resume='true'/>";
+	static const char without[] = "<enable xmlns='" NS_SM "'/>";
+
+	if (!(c->bs->feat & FT_SM)) {
+		fail(t, c, "sm:not-offered");
+		return -1;
+	}
+	c->bs->t_step = bench_now();
+	wake_at(t, c, c->bs->t_step + tmo, W_SERVER);
+	if (st->u.sm.resume)
+		out(c, with, (int)sizeof(with) - 1);
+	else
+		out(c, without, (int)sizeof(without) - 1);
+	return 0;
+}
+
+void bs_sm(struct bthread *t, struct bclient *c, const struct xs_stanza *s)
+{
+	const struct scn_step *st = step_of(c->bs);
+
+	if (!st || st->op != SCN_SM || c->bs->wait != W_SERVER)
+		return;
+	if (streq(&s->local, "enabled")) {
+		c->bs->sf |= SF_SM;
+		step_done(t, c);
+	} else if (streq(&s->local, "failed")) {
+		fail(t, c, "sm:failed");
+	}
+}
+
+static int do_ping(struct bthread *t, struct bclient *c, const struct scn_step *st)
+{
+	char xml[512];
+	int n = snprintf(xml, sizeof(xml), "<iq type='get' id='sp' to='%s'><ping xmlns='urn:xmpp:ping'/>"
+			 "</iq>", B.o.domain);
+	uint64_t to = st->u.ping.timeout_ns ? st->u.ping.timeout_ns : tmo;
+
+	c->bs->t_step = bench_now();
+	wake_at(t, c, c->bs->t_step + to, W_SERVER);
+	out(c, xml, n);
+	return 0;
+}
+
+static int publish_one(struct bthread *t, struct bclient *c, const struct scn_step *st)
+{
+	const char *pat = st->u.publish.node ? scn_str(&S, st->u.publish.node) : "urn:xmpp:bench:0";
+	char node[SCN_MAX_STRING + 64], enode[3 * SCN_MAX_STRING + 200], to[400];
+	int nl = expand(c, pat, 0, node, sizeof(node));
+	size_t el = nl > 0 ? xml_escape(node, (size_t)nl, enode, sizeof(enode) - 1) : sizeof(enode);
+	size_t need = st->u.publish.body + sizeof(enode) + 1024;
+	char *m = msgbuf(t, need);
+	int n;
+
+	if (!m || el >= sizeof(enode)) {
+		fail(t, c, "publish:setup");
+		return -1;
+	}
+	enode[el] = '\0';
+	to[0] = '\0';
+	if (st->u.publish.to == SCN_PUB_SERVICE)
+		snprintf(to, sizeof(to), " to='%s'", pubsub_domain);
+	n = snprintf(m, need, "<iq type='set' id='su'%s><pubsub xmlns='" NS_PUBSUB "'><publish "
+		     "node='%s'><item id='i%llu-%u'><entry xmlns='urn:xmpp:bench:0'>", to, enode,
+		     (unsigned long long)c->bs->u, c->bs->n);
+	if (n < 0 || (size_t)n + st->u.publish.body + 64 > need)
+		return -1;
+	memset(m + n, 'x', st->u.publish.body);
+	n += (int)st->u.publish.body;
+	n += snprintf(m + n, need - (size_t)n, "</entry></item></publish></pubsub></iq>");
+	c->bs->t_step = bench_now();
+	wake_at(t, c, c->bs->t_step + tmo, W_SERVER);
+	out(c, m, n);
+	return 0;
+}
+
+/* ---- chat ------------------------------------------------------------------------ */
+
+/* A slot online now, of the session wanted (or any but ours); UINT32_MAX: none. */
+static uint32_t sample_peer(struct bthread *t, struct bclient *c, int session)
+{
+	uint32_t n = B.o.clients;
+
+	for (int tries = 0; tries < 64; tries++) {
+		uint32_t p = (uint32_t)(rnd(t->bs) % n);
+		const struct bclient *q = &B.clients[p];
+		if (p == c->idx || !atomic_load_explicit(&q->online, memory_order_acquire))
+			continue;
+		if (session >= 0 && atomic_load_explicit(&q->sess, memory_order_relaxed) != session)
+			continue;
+		return p;
+	}
+	/* sparse: one pass from a random start */
+	for (uint32_t k = 0, p = (uint32_t)(rnd(t->bs) % n); k < n; k++, p = (p + 1) % n) {
+		const struct bclient *q = &B.clients[p];
+		if (p == c->idx || !atomic_load_explicit(&q->online, memory_order_acquire))
+			continue;
+		if (session >= 0 && atomic_load_explicit(&q->sess, memory_order_relaxed) != session)
+			continue;
+		return p;
+	}
+	return UINT32_MAX;
+}
+
+static void peers_pick(struct bthread *t, struct bclient *c, const struct scn_send *m)
+{
+	struct bs_user *u = c->bs;
+	int session = m->to == SCN_TO_SESSION ? m->to_session : -1;
+	uint32_t want = m->peers ? m->peers : 1;
+
+	if (want > BENCH_MAX_PEERS)
+		want = BENCH_MAX_PEERS;
+	u->npeers = 0;
+	for (uint32_t tries = 0; u->npeers < want && tries < want * 4; tries++) {
+		uint32_t p = sample_peer(t, c, session);
+		bool dup = false;
+		if (p == UINT32_MAX)
+			break;
+		for (uint32_t k = 0; k < u->npeers && !dup; k++)
+			dup = u->peer[k] == p;
+		if (dup)
+			continue;
+		u->peer[u->npeers] = p;
+		u->peer_gen[u->npeers++] = atomic_load_explicit(&B.clients[p].gen, memory_order_relaxed);
+	}
+}
+
+/* The account to write to; false: nobody to write to now. */
+static bool chat_target(struct bthread *t, struct bclient *c, const struct scn_send *m,
+			uint32_t *acct)
+{
+	struct bs_user *u = c->bs;
+
+	if (m->to == SCN_TO_SELF) {
+		*acct = acct_of(u->u);
+		return true;
+	}
+	if (m->to == SCN_TO_PEER) {
+		*acct = acct_of(u->u ^ 1);
+		return true;
+	}
+	for (int round = 0; round < 2; round++) {
+		for (uint32_t tries = 0; tries < u->npeers; tries++) {
+			uint32_t k = (uint32_t)(rnd(t->bs) % u->npeers);
+			const struct bclient *q = &B.clients[u->peer[k]];
+			if (atomic_load_explicit(&q->online, memory_order_acquire) &&
+			    atomic_load_explicit(&q->gen, memory_order_relaxed) == u->peer_gen[k]) {
+				*acct = atomic_load_explicit(&q->acct, memory_order_relaxed);
+				return true;
+			}
+		}
+		peers_pick(t, c, m);    /* they left: choose again */
+	}
+	return false;
+}
+
+/* One chat message of kind ('o', 'w', 'q'); false when nobody could be addressed. */
+static bool chat_send(struct bthread *t, struct bclient *c, const struct scn_send *m, char kind)
+{
+	struct bs_user *u = c->bs;
+	size_t need = m->body + 512 + strlen(B.o.prefix) + strlen(B.o.domain);
+	char *b = msgbuf(t, need), k[16];
+	uint32_t acct;
+	uint64_t now = bench_now();
+	int n, x;
+
+	if (!b)
+		return false;
+	if (!chat_target(t, c, m, &acct))
+		return false;
+	if (kind == 'w')
+		snprintf(k, sizeof(k), "w%u", m->window);
+	else
+		snprintf(k, sizeof(k), "%c", kind);
+	u->seq++;
+	n = snprintf(b, need, "<message to='%s%u@%s' type='chat' id='s%u.%s.%u.%u.%u.%llu'><body>"
+		     "s%u.%s.%u.%u.%u.%llu ", B.o.prefix, B.o.offset + acct, B.o.domain, B.run_id, k,
+		     c->idx, (uint32_t)u->u, u->seq, (unsigned long long)now, B.run_id, k, c->idx,
+		     (uint32_t)u->u, u->seq, (unsigned long long)now);
+	if (n < 0 || (size_t)n + m->body + 32 > need)
+		return false;
+	x = n;
+	memset(b + x, 'x', m->body);
+	x += (int)m->body;
+	memcpy(b + x, "</body></message>", 17);
+	x += 17;
+	out(c, b, x);
+	t->local.sent++;
+	if (kind == 'q') {
+		t->local.asked++;
+		u->await_seq = u->seq;
+	} else if (now >= atomic_load_explicit(&B.warm_end_ns, memory_order_relaxed)) {
+		t->local.sent_meas++;
+	}
+	return true;
+}
+
+/* Nobody to write to: look again in 100 ms, for a timeout since the last
+ * message (or the step's start); then that message is the error
+ * "message:no-peer" and the step goes on (true). */
+static bool no_peer(struct bthread *t, struct bclient *c, uint64_t now)
+{
+	struct bs_user *u = c->bs;
+
+	if (now - u->t_step < tmo) {
+		wake_at(t, c, now + 100000000ull, W_SEND);
+		return false;
+	}
+	bench_stats_cause(&t->local, "message:no-peer", 1);
+	u->n++;
+	u->t_step = now;
+	u->next_due = now;
+	return true;
+}
+
+/* Send what the chat step allows now: 1 the step is over, 0 it waits. */
+static int chat_pump(struct bthread *t, struct bclient *c)
+{
+	struct bs_user *u = c->bs;
+	const struct scn_step *st = step_of(u);
+	const struct scn_send *m = &st->u.send;
+	uint64_t now = bench_now();
+	unsigned burst = 0;
+
+	for (;;) {
+		bool over = (m->count && u->n >= m->count) || (u->until && now >= u->until);
+		if (m->wait_reply) {
+			if (u->await_seq) {
+				wake_at(t, c, u->t_step + tmo, W_SEND);
+				return 0;
+			}
+			if (over)
+				return 1;
+			if (m->rate > 0 && now < u->next_due) {
+				wake_at(t, c, u->next_due, W_SEND);
+				return 0;
+			}
+			if (!chat_send(t, c, m, 'q')) {
+				if (no_peer(t, c, now))
+					continue;
+				return 0;
+			}
+			u->n++;
+			u->next_due = (m->rate > 0 ? u->next_due : now) + ns_of(1 / (m->rate > 0 ? m->rate : 1e9));
+			u->t_step = now;
+			continue;
+		}
+		if (over)
+			return 1;
+		if (m->rate > 0) {
+			if (now < u->next_due || burst == 1000) {
+				uint64_t w = burst == 1000 ? now : u->next_due;
+				wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
+				return 0;
+			}
+			if (!chat_send(t, c, m, 'o')) {
+				if (no_peer(t, c, now))
+					continue;
+				return 0;
+			}
+			u->next_due += ns_of(1 / m->rate);
+			u->n++;
+			burst++;
+			continue;
+		}
+		/* closed loop: at most window in flight (the CAS as in the chat scenario) */
+		int32_t cur = atomic_load(&c->inflight);
+		if (cur >= (int32_t)m->window) {
+			/* one timer per user, not one per blocked episode: it checks the
+			 * window at the step's end or a timeout after the window filled */
+			uint64_t w = now + tmo;
+			u->next_due = now;      /* when the window filled */
+			u->wait = W_SEND;
+			if (!u->wake)
+				wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
+			return 0;
+		}
+		if (!atomic_compare_exchange_weak(&c->inflight, &cur, cur + 1))
+			continue;
+		if (!chat_send(t, c, m, 'w')) {
+			atomic_fetch_sub(&c->inflight, 1);
+			if (no_peer(t, c, now))
+				continue;
+			return 0;
+		}
+		u->n++;
+		if (++burst == 1000) {
+			wake_at(t, c, now, W_SEND);
+			return 0;
+		}
+	}
+}
+
+static int do_chat(struct bthread *t, struct bclient *c, const struct scn_step *st)
+{
+	struct bs_user *u = c->bs;
+	uint64_t now = bench_now();
+
+	u->n = 0;
+	u->await_seq = 0;
+	u->until = st->u.send.duration_ns ? now + st->u.send.duration_ns : 0;
+	u->next_due = now;
+	u->t_step = now;
+	/* receipts of an earlier step's messages (seq below the floor) no longer count */
+	atomic_store(&c->wfloor, u->seq + 1);
+	atomic_store(&c->inflight, 0);
+	if (st->u.send.to == SCN_TO_RANDOM || st->u.send.to == SCN_TO_SESSION)
+		peers_pick(t, c, &st->u.send);
+	return chat_pump(t, c);
+}
+
+/* ---- group chat --------------------------------------------------------------------- */
+
+static bool gc_send(struct bthread *t, struct bclient *c, const struct scn_send *m)
+{
+	struct bs_user *u = c->bs;
+	size_t need = m->body + 1024;
+	char *b = msgbuf(t, need);
+	uint64_t now = bench_now();
+	int n;
+
+	if (!b)
+		return false;
+	u->seq++;                      /* from 1: a ring slot's seq 0 means unused */
+	{
+		struct bs_fan *ring = atomic_load_explicit(&c->fan, memory_order_relaxed);
+		if (ring && u->room_idx != UINT32_MAX) {
+			struct bs_fan *sl = &ring[u->seq % FAN_RING];
+			atomic_store_explicit(&sl->count, 0, memory_order_relaxed);
+			atomic_store_explicit(&sl->max_ns, 0, memory_order_relaxed);
+			atomic_store_explicit(&sl->expect,
+					      atomic_load(&room_tab[u->room_idx].occupants),
+					      memory_order_relaxed);
+			atomic_store_explicit(&sl->seq, u->seq, memory_order_release);
+		}
+	}
+	n = snprintf(b, need, "<message to='%.*s' type='groupchat' id='g%u.%u.%u.%u.%llu'><body>"
+		     "g%u.%u.%u.%u.%llu ", u->room_len, u->room, B.run_id, c->idx, (uint32_t)u->u,
+		     u->seq, (unsigned long long)now, B.run_id, c->idx, (uint32_t)u->u, u->seq,
+		     (unsigned long long)now);
+	if (n < 0 || (size_t)n + m->body + 32 > need)
+		return false;
+	memset(b + n, 'x', m->body);
+	n += (int)m->body;
+	memcpy(b + n, "</body></message>", 17);
+	n += 17;
+	out(c, b, n);
+	t->local.gc_sent++;
+	return true;
+}
+
+static int gc_pump(struct bthread *t, struct bclient *c)
+{
+	struct bs_user *u = c->bs;
+	const struct scn_send *m = &step_of(u)->u.send;
+	uint64_t now = bench_now();
+	unsigned burst = 0;
+
+	for (;;) {
+		if ((m->count && u->n >= m->count) || (u->until && now >= u->until)) {
+			/* over: wait for our own copies still on their way (a timeout at most) */
+			if (u->gc_inflight && now - u->t_step < tmo) {
+				wake_at(t, c, u->t_step + tmo, W_SEND);
+				return 0;
+			}
+			u->gc_inflight = 0;
+			return 1;
+		}
+		if (m->rate > 0) {
+			if (now < u->next_due || burst == 1000) {
+				uint64_t w = burst == 1000 ? now : u->next_due;
+				wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
+				return 0;
+			}
+			u->next_due += ns_of(1 / m->rate);
+			u->gc_inflight++;
+		} else if (u->gc_inflight >= m->window) {
+			uint64_t w = u->next_due + tmo;
+			if (now - u->next_due >= tmo) {
+				/* our copies did not come back: start the window again */
+				t->local.window_timeouts++;
+				u->gc_inflight = 0;
+				continue;
+			}
+			u->wait = W_SEND;
+			if (!u->wake)    /* one timer, not one per message */
+				wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
+			return 0;
+		} else {
+			u->gc_inflight++;
+			u->next_due = now;
+		}
+		u->n++;
+		burst++;
+		u->t_step = now;
+		gc_send(t, c, m);
+		if (burst == 1000 && m->rate <= 0) {
+			wake_at(t, c, now, W_SEND);
+			return 0;
+		}
+	}
+}
+
+/* ---- rooms ------------------------------------------------------------------------- */
+
+/* The room's entry (found or taken), UINT32_MAX when the table is full. */
+static uint32_t room_find(const char *jid, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)jid[i]) * 1099511628211ull;
+	if (!h)
+		h = 1;
+	for (uint32_t k = 0, i = (uint32_t)h & (ROOMS_MAX - 1); k < ROOMS_MAX;
+	     k++, i = (i + 1) & (ROOMS_MAX - 1)) {
+		uint64_t cur = atomic_load(&room_tab[i].hash), zero = 0;
+		if (cur == h)
+			return i;
+		if (cur == 0 && (atomic_compare_exchange_strong(&room_tab[i].hash, &zero, h) || zero == h))
+			return i;
+	}
+	return UINT32_MAX;
+}
+
+/* c is no longer one of the room's occupants (left, dropped, failed, ended). */
+static void room_left(struct bs_user *u)
+{
+	if (u->room_idx != UINT32_MAX && room_tab)
+		atomic_fetch_sub(&room_tab[u->room_idx].occupants, 1);
+	u->room_idx = UINT32_MAX;
+}
+
+static int join_send(struct bthread *t, struct bclient *c, const struct scn_step *st)
+{
+	struct bs_user *u = c->bs;
+	char room[SCN_MAX_STRING + 64], nick[SCN_MAX_STRING + 64], xml[1024];
+	uint32_t rooms = st->u.join.rooms ? st->u.join.rooms : 1;
+	uint32_t rn = st->u.join.per_room ? (uint32_t)((u->u / st->u.join.per_room) % rooms) :
+		      (uint32_t)(u->u % rooms);
+	int rl = expand(c, scn_str(&S, st->u.join.room), rn, room, sizeof(room));
+	int nl = expand(c, st->u.join.nick ? scn_str(&S, st->u.join.nick) : "{user}", rn, nick,
+			sizeof(nick));
+	int n;
+
+	if (rl <= 0 || nl <= 0 ||
+	    (n = snprintf(u->room, sizeof(u->room), "%s@%s/%s", room, B.o.muc_domain, nick)) < 0 ||
+	    (size_t)n >= sizeof(u->room)) {
+		fail(t, c, "join:room-name-too-long");
+		return -1;
+	}
+	u->room_len = (uint16_t)(rl + 1 + strlen(B.o.muc_domain));
+	n = snprintf(xml, sizeof(xml), "<presence to='%s'><x xmlns='" NS_MUC "'><history "
+		     "maxstanzas='%u'/></x></presence>", u->room, st->u.join.history);
+	wait_for(c, W_SERVER);
+	out(c, xml, n);
+	return 0;
+}
+
+static int do_join(struct bthread *t, struct bclient *c, const struct scn_step *st)
+{
+	c->bs->t_step = bench_now();
+	bc_set_state(c, BC_JOIN);      /* the step timer bounds the join, retries included */
+	return join_send(t, c, st);
+}
+
+static void on_room_presence(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
+			     const uint8_t *p, size_t len)
+{
+	struct bs_user *u = c->bs;
+	const struct scn_step *st = step_of(u);
+	size_t full = strlen(u->room);
+	char cond[48], cause[96], xml[512];
+	int n;
+
+	if (!st || st->op != SCN_JOIN || u->wait != W_SERVER || s->from.len != full ||
+	    memcmp(s->from.p, u->room, full) != 0)
+		return;                 /* another occupant, or the room after we left */
+	if (streq(&s->type, "error")) {
+		bm_error_condition(p, len, cond, sizeof(cond));
+		if (!strcmp(cond, "item-not-found")) {
+			/* locked: its creator has not configured it yet (XEP-0045 §10.1.1) */
+			wake_at(t, c, bench_now() + JOIN_RETRY_NS, W_JOIN_RETRY);
+			return;
+		}
+		snprintf(cause, sizeof(cause), "join:%s", cond);
+		fail(t, c, cause);
+		return;
+	}
+	if (s->type.len || !bm_status(p, len, 110))
+		return;
+	t->local.joined++;
+	hist_record(&t->local.h_join, bench_now() - u->t_step);
+	u->sf |= SF_ROOM;
+	if (room_tab && u->room_idx == UINT32_MAX &&
+	    (u->room_idx = room_find(u->room, u->room_len)) != UINT32_MAX)
+		atomic_fetch_add(&room_tab[u->room_idx].occupants, 1);
+	if (bm_status(p, len, 201)) {
+		/* we created it, locked: accept the instant room (§10.1.2); the step
+		 * ends with the result, when the room takes messages and occupants */
+		n = snprintf(xml, sizeof(xml), "<iq type='set' id='si' to='%.*s'><query xmlns='" NS_MUC
+			     "#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>",
+			     u->room_len, u->room);
+		out(c, xml, n);
+		return;
+	}
+	bc_set_state(c, BC_ONLINE);
+	step_done(t, c);
+}
+
+/* ---- messages received --------------------------------------------------------------- */
+
+/* "<kind>.<slot>.<gen>.<seq>.<ns>" after "s<run>." or "r<run>."; kind 'o', 'q' or 'w' (W). */
+static int chat_id(const struct bs_thread *b, const struct xs_str *id, char *kind, uint32_t *w,
+		   uint32_t *slot, uint32_t *gen, uint32_t *seq, uint64_t *ts)
+{
+	char buf[128];
+	const char *pre = b->pre;
+	int pl = b->prel;
+	const char *p;
+	char *end;
+	unsigned long long v[4];
+
+	if (id->len < 2 || id->len >= sizeof(buf))
+		return -1;
+	memcpy(buf, id->p, id->len);
+	buf[id->len] = '\0';
+	if (strncmp(buf + 1, pre, (size_t)pl))
+		return -1;
+	p = buf + 1 + pl;
+	*kind = *p++;
+	*w = 0;
+	if (*kind == 'w') {
+		*w = (uint32_t)strtoul(p, &end, 10);
+		p = end;
+	} else if (*kind != 'o' && *kind != 'q') {
+		return -1;
+	}
+	for (int i = 0; i < 4; i++) {
+		if (*p != '.' || p[1] < '0' || p[1] > '9')
+			return -1;
+		v[i] = strtoull(p + 1, &end, 10);
+		p = end;
+	}
+	*ts = v[3];
+	if (*end || v[0] >= B.o.clients || v[1] > UINT32_MAX || v[2] > UINT32_MAX)
+		return -1;
+	*slot = (uint32_t)v[0];
+	*gen = (uint32_t)v[1];
+	*seq = (uint32_t)v[2];
+	return 0;
+}
+
+static void reply_send(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
+		       const uint8_t *p, size_t len)
+{
+	const uint8_t *b = memmem(p, len, "<body>", 6), *e;
+	char to[1024], *m;
+	size_t tl = xml_escape(s->from.p, s->from.len, to, sizeof(to) - 1), bl;
+	int n;
+
+	if (!b || tl >= sizeof(to) || !s->from.len)
+		return;
+	b += 6;
+	e = memmem(b, (size_t)(p + len - b), "</body>", 7);
+	if (!e)
+		return;
+	bl = (size_t)(e - b);
+	m = msgbuf(t, bl + tl + s->id.len + 256);
+	if (!m)
+		return;
+	to[tl] = '\0';
+	n = snprintf(m, bl + tl + s->id.len + 256, "<message to='%s' type='chat' id='r%.*s'><body>",
+		     to, (int)s->id.len - 1, s->id.p + 1);
+	memcpy(m + n, b, bl);
+	n += (int)bl;
+	memcpy(m + n, "</body></message>", 17);
+	out(c, m, n + 17);
+	t->local.replies++;
+}
+
+static void on_chat(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
+		    const uint8_t *p, size_t len)
+{
+	struct bs_user *u = c->bs;
+	const struct scn_step *st = step_of(u);
+	uint32_t w, slot, gen, seq;
+	uint64_t ts, now = bench_now();
+	uint64_t warm = atomic_load_explicit(&B.warm_end_ns, memory_order_relaxed);
+	char kind;
+
+	if (chat_id(t->bs, &s->id, &kind, &w, &slot, &gen, &seq, &ts) < 0 || streq(&s->type, "error")) {
+		t->local.unexpected++;
+		return;
+	}
+	if (s->id.p[0] == 'r') {
+		/* an answer: ours if it is the question we wait for */
+		if (slot == c->idx && gen == (uint32_t)u->u && seq == u->await_seq && st &&
+		    st->op == SCN_CHAT && u->wait == W_SEND) {
+			u->await_seq = 0;
+			t->local.answered++;
+			if (ts <= now) {
+				hist_record(&t->local.h_msg, now - ts);
+				if (ts >= warm)
+					hist_record(&t->local.h_msg_meas, now - ts);
+			}
+			if (chat_pump(t, c))
+				step_done(t, c);
+		} else {
+			t->local.unexpected++;    /* late, after its no-reply */
+		}
+		return;
+	}
+	t->local.recv++;
+	if (kind != 'q') {
+		if (ts <= now)
+			hist_record(&t->local.h_msg, now - ts);
+		if (ts >= warm) {
+			t->local.recv_meas++;
+			if (ts <= now)
+				hist_record(&t->local.h_msg_meas, now - ts);
+		}
+	}
+	if (kind == 'w') {
+		struct bclient *sender = &B.clients[slot];
+		if (atomic_load_explicit(&sender->gen, memory_order_relaxed) == gen &&
+		    seq >= atomic_load(&sender->wfloor)) {
+			int32_t old = atomic_fetch_sub(&sender->inflight, 1);
+			if (old <= 0)
+				atomic_fetch_add(&sender->inflight, 1);   /* after a window reset */
+			else if (old == (int32_t)w)
+				bt_ready(t, sender);
+		}
+	}
+	if (st && st->op == SCN_REPLY && u->wait != W_NONE) {
+		reply_send(t, c, s, p, len);
+		u->n++;
+		if (st->u.reply.count && u->n >= st->u.reply.count)
+			step_done(t, c);
+	}
+}
+
+static void on_groupchat(struct bthread *t, struct bclient *c, const struct xs_stanza *s)
+{
+	struct bs_user *u = c->bs;
+	char pre[24], buf[128], *end;
+	int pl = snprintf(pre, sizeof(pre), "g%u.", B.run_id);
+	unsigned long long v[4];
+	const char *q;
+	uint64_t now = bench_now(), warm = atomic_load_explicit(&B.warm_end_ns, memory_order_relaxed);
+
+	if (s->id.len >= sizeof(buf) || s->id.len <= (size_t)pl || memcmp(s->id.p, pre, (size_t)pl)) {
+		t->local.unexpected += 0;    /* the subject, history, another client's message */
+		return;
+	}
+	memcpy(buf, s->id.p, s->id.len);
+	buf[s->id.len] = '\0';
+	q = buf + pl - 1;
+	for (int i = 0; i < 4; i++) {
+		if (*q != '.' || q[1] < '0' || q[1] > '9') {
+			t->local.unexpected++;
+			return;
+		}
+		v[i] = strtoull(q + 1, &end, 10);
+		q = end;
+	}
+	if (*q) {
+		t->local.unexpected++;
+		return;
+	}
+	t->local.gc_recv++;
+	if (v[3] <= now) {
+		hist_record(&t->local.h_msg, now - v[3]);
+		if (v[3] >= warm)
+			hist_record(&t->local.h_msg_meas, now - v[3]);
+	}
+	if (v[0] < B.o.clients && v[2] <= UINT32_MAX) {
+		/* room_fanout: count our copy in the sender's ring (see the file comment) */
+		const struct bclient *sender = &B.clients[v[0]];
+		struct bs_fan *ring = atomic_load_explicit(&sender->fan, memory_order_acquire);
+		uint64_t lat = v[3] <= now ? now - v[3] : 0, cur;
+		if (ring && atomic_load_explicit(&sender->gen, memory_order_relaxed) == v[1]) {
+			struct bs_fan *sl = &ring[v[2] % FAN_RING];
+			if (atomic_load_explicit(&sl->seq, memory_order_acquire) == v[2]) {
+				cur = atomic_load_explicit(&sl->max_ns, memory_order_relaxed);
+				while (cur < lat && !atomic_compare_exchange_weak(&sl->max_ns, &cur, lat))
+					;
+				if (atomic_fetch_add(&sl->count, 1) + 1 == atomic_load(&sl->expect) &&
+				    v[3] >= warm)
+					hist_record(&t->local.h_last, atomic_load(&sl->max_ns));
+			}
+		}
+	}
+	if (v[0] == c->idx && v[1] == (uint32_t)u->u && u->gc_inflight) {
+		const struct scn_step *st = step_of(u);
+		u->gc_inflight--;
+		if (st && st->op == SCN_GROUPCHAT && u->wait == W_SEND && gc_pump(t, c))
+			step_done(t, c);
+	}
+}
+
+static void on_iq(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
+		  const uint8_t *p, size_t len)
+{
+	struct bs_user *u = c->bs;
+	const struct scn_step *st = step_of(u);
+	bool ok = streq(&s->type, "result");
+	uint64_t now = bench_now();
+	char cond[48], cause[96];
+
+	if (streq(&s->id, "si")) {
+		if (!st || st->op != SCN_JOIN || u->wait != W_SERVER) {
+			t->local.unexpected++;
+		} else if (!ok) {
+			bm_error_condition(p, len, cond, sizeof(cond));
+			snprintf(cause, sizeof(cause), "join:instant-room:%s", cond);
+			fail(t, c, cause);
+		} else {
+			bc_set_state(c, BC_ONLINE);
+			step_done(t, c);
+		}
+		return;
+	}
+	if (!st || u->wait != W_SERVER) {
+		t->local.unexpected++;
+		return;
+	}
+	if (!ok)
+		bm_error_condition(p, len, cond, sizeof(cond));
+	if (st->op == SCN_BIND && streq(&s->id, "sb")) {
+		if (!ok) {
+			snprintf(cause, sizeof(cause), "bind-error:%s", cond);
+			fail(t, c, cause);
+			return;
+		}
+		hist_record(&t->local.h_bind, now - u->t_step);
+		u->sf |= SF_BOUND;
+		step_done(t, c);
+	} else if (st->op == SCN_ROSTER && streq(&s->id, "sr")) {
+		if (!ok) {
+			snprintf(cause, sizeof(cause), "roster-error:%s", cond);
+			fail(t, c, cause);
+			return;
+		}
+		hist_record(&t->local.h_roster, now - u->t_step);
+		step_done(t, c);
+	} else if (st->op == SCN_PING && streq(&s->id, "sp")) {
+		if (!ok) {
+			snprintf(cause, sizeof(cause), "ping:%s", cond);
+			fail(t, c, cause);
+			return;
+		}
+		t->local.pings++;
+		hist_record(&t->local.h_ping, now - u->t_step);
+		step_done(t, c);
+	} else if (st->op == SCN_PUBLISH && streq(&s->id, "su")) {
+		if (!ok) {
+			snprintf(cause, sizeof(cause), "publish:%s", cond);
+			fail(t, c, cause);
+			return;
+		}
+		t->local.published++;
+		hist_record(&t->local.h_publish, now - u->t_step);
+		if (++u->n < st->u.publish.items)
+			publish_one(t, c, st);
+		else
+			step_done(t, c);
+	} else {
+		t->local.unexpected++;
+	}
+}
+
+int bs_stanza(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
+	      const uint8_t *p, size_t len)
+{
+	struct bs_user *u = c->bs;
+	const struct scn_step *st = step_of(u);
+
+	if (streq(&s->local, "iq")) {
+		on_iq(t, c, s, p, len);
+	} else if (streq(&s->local, "message")) {
+		if (streq(&s->type, "groupchat"))
+			on_groupchat(t, c, s);
+		else if (starts(&s->id, "s") || starts(&s->id, "r"))
+			on_chat(t, c, s, p, len);
+		else
+			t->local.unexpected++;
+		if (!(c->flags & BF_CLOSED) && st == step_of(u) && st && st->op == SCN_WAIT &&
+		    st->u.wait.what == SCN_WAIT_MESSAGE && u->wait == W_SERVER)
+			step_done(t, c);
+	} else if (streq(&s->local, "presence")) {
+		if (u->room_len && s->from.len > u->room_len &&
+		    !memcmp(s->from.p, u->room, u->room_len) && s->from.p[u->room_len] == '/')
+			on_room_presence(t, c, s, p, len);
+		if (!(c->flags & BF_CLOSED) && st == step_of(u) && st && st->op == SCN_WAIT &&
+		    st->u.wait.what == SCN_WAIT_PRESENCE && u->wait == W_SERVER)
+			step_done(t, c);
+	} else {
+		t->local.unexpected++;
+	}
+	return (c->flags & BF_CLOSED) ? -1 : 0;
+}
+
+/* ---- the interpreter ------------------------------------------------------------------ */
+
+static bool connection_open(const struct bclient *c)
+{
+	return c->state != BC_NEW && c->state != BC_DONE && !(c->flags & BF_CLOSED);
+}
+
+static uint64_t think_ns(struct bthread *t, const struct scn_step *st)
+{
+	double a = (double)st->u.think.a_ns, b = (double)st->u.think.b_ns;
+
+	switch (st->u.think.dist) {
+	case SCN_THINK_UNIFORM:
+		return (uint64_t)(a + (b - a) * unif(t->bs));
+	case SCN_THINK_EXP: {
+		double d = -a * log(1 - unif(t->bs));
+		return d > 3600e9 * 24 ? (uint64_t)(3600e9 * 24) : (uint64_t)d;
+	}
+	default:
+		return (uint64_t)a;
+	}
+}
+
+static void park(struct bclient *c)
+{
+	wait_for(c, W_PARKED);
+	if (!c->bs->parked) {
+		c->bs->parked = true;
+		atomic_fetch_add(&parked, 1);
+	}
+}
+
+/* Run one step: 1 done, 0 waiting, -1 failed (counted). */
+static int exec(struct bthread *t, struct bclient *c, const struct scn_step *st)
+{
+	struct bs_user *u = c->bs;
+	uint64_t now = bench_now();
+
+	switch (st->op) {
+	case SCN_CONNECT:
+		return do_connect(t, c, st);
+	case SCN_AUTH:
+		return do_auth(t, c, st);
+	case SCN_BIND:
+		return do_bind(t, c, st);
+	case SCN_ROSTER:
+		return do_roster(t, c);
+	case SCN_PRESENCE:
+		do_presence(c, st);
+		return 1;
+	case SCN_SM:
+		return do_sm(t, c, st);
+	case SCN_CHAT:
+		return do_chat(t, c, st);
+	case SCN_REPLY:
+		u->n = 0;
+		if (st->u.reply.duration_ns)
+			wake_at(t, c, now + st->u.reply.duration_ns, W_REPLY);
+		else
+			park(c);
+		return 0;
+	case SCN_WAIT:
+		wake_at(t, c, now + (st->u.wait.timeout_ns ? st->u.wait.timeout_ns : tmo),
+			W_SERVER);
+		return 0;
+	case SCN_PING:
+		return do_ping(t, c, st);
+	case SCN_JOIN:
+		return do_join(t, c, st);
+	case SCN_GROUPCHAT:
+		u->n = 0;
+		u->gc_inflight = 0;
+		u->next_due = st->u.send.rate > 0 ? now : 0;
+		u->until = st->u.send.duration_ns ? now + st->u.send.duration_ns : 0;
+		return gc_pump(t, c);
+	case SCN_LEAVE: {
+		char xml[512];
+		out(c, xml, snprintf(xml, sizeof(xml), "<presence to='%s' type='unavailable'/>", u->room));
+		u->sf &= (uint8_t)~SF_ROOM;
+		u->room_len = 0;
+		room_left(u);
+		return 1;
+	}
+	case SCN_PUBLISH:
+		u->n = 0;
+		return publish_one(t, c, st) < 0 ? -1 : 0;
+	case SCN_IDLE:
+		if (st->u.idle.duration_ns)
+			wake_at(t, c, now + st->u.idle.duration_ns, W_TIME);
+		else
+			park(c);
+		return 0;
+	case SCN_THINK:
+		wake_at(t, c, now + think_ns(t, st), W_TIME);
+		return 0;
+	case SCN_BARRIER: {
+		uint64_t want = st->u.barrier.users ? st->u.barrier.users : sess_users[u->session];
+		if (atomic_fetch_add(&barrier_n[u->session][u->pc], 1) + 1 >= want)
+			return 1;
+		t->bs->nbarrier++;
+		wake_at(t, c, now + st->u.barrier.timeout_ns, W_BARRIER);
+		return 0;
+	}
+	case SCN_DROP:
+		if (!connection_open(c))
+			return 1;
+		bc_set_online(t, c, false);
+		bt_keepalive(c, 0);
+		room_left(u);
+		u->room_len = 0;
+		wait_for(c, W_CLOSE);
+		bt_close(c);
+		return 0;
+	case SCN_LOGOUT:
+		if (!connection_open(c))
+			return 1;
+		if (u->sf & SF_BOUND)    /* presence before binding is a stream error */
+			out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
+		room_left(u);
+		u->room_len = 0;
+		wait_for(c, W_CLOSE);
+		bc_goodbye(t, c);
+		return 0;
+	default:    /* SCN_RESUME is refused at load; SCN_LOOP never reaches here */
+		fail(t, c, "step:not-supported");
+		return -1;
+	}
+}
+
+/* Leave the current step for the next one (no run). */
+static void finish_step(struct bthread *t, struct bclient *c)
+{
+	struct bs_user *u = c->bs;
+
+	unpark(u);
+	if (!(c->flags & BF_CLOSED) && c->state != BC_CLOSING && c->deadline)
+		bt_timer(c, 0);
+	if (u->pc < ses_of(u)->nsteps && login_end[u->session][u->pc] && !(c->flags & BF_COUNTED) &&
+	    connection_open(c))
+		bc_logged_in(t, c);
+	u->wait = W_NONE;
+	u->wake = 0;
+	u->pc = bp_next(ses_of(u)->steps, ses_of(u)->nsteps, &u->loops, u->pc, bench_now());
+}
+
+static void run(struct bthread *t, struct bclient *c)
+{
+	struct bs_user *u = c->bs;
+
+	for (int k = 0; k < STEPS_PER_RUN; k++) {
+		const struct scn_step *st;
+		int r;
+		if (u->ending || !u->active)
+			return;
+		st = step_of(u);
+		if (!st) {
+			/* the program is over: close a stream left open, as logout does */
+			if (connection_open(c)) {
+				if (u->sf & SF_BOUND)
+					out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
+				wait_for(c, W_CLOSE);
+				bc_goodbye(t, c);
+			} else if (c->state == BC_NEW || c->state == BC_DONE) {
+				user_end(t, c);
+			}
+			return;
+		}
+		r = exec(t, c, st);
+		if (r != 1)
+			return;
+		finish_step(t, c);
+	}
+	wake_at(t, c, bench_now(), W_RUN);   /* a long run of instant steps: yield */
+}
+
+/* The timer fired for what c waits for. */
+static void on_wake(struct bthread *t, struct bclient *c, uint64_t now)
+{
+	struct bs_user *u = c->bs;
+	const struct scn_step *st = step_of(u);
+	int ph = atomic_load(&B.phase);
+
+	if (u->wait == W_RELEASED) {
+		if (u->ending || ph >= PH_CLOSE || !st) {
+			if (ph >= PH_CLOSE && st && !u->parked)
+				u->ending = true;      /* cut short by the run's end: not finished */
+			user_end(t, c);
+		} else if (st->op == SCN_DROP || st->op == SCN_LOGOUT) {
+			step_done(t, c);
+		} else {
+			/* closed under a step that did not close it, without a failure */
+			bench_stats_cause(&t->local, "dropped:connection-lost", 1);
+			t->local.dropped++;
+			u->ending = true;
+			user_end(t, c);
+		}
+		return;
+	}
+	if (ph >= PH_CLOSE || u->ending || !st)
+		return;
+	switch (u->wait) {
+	case W_RUN:
+		u->wait = W_NONE;
+		run(t, c);
+		break;
+	case W_TIME:
+	case W_REPLY:
+		step_done(t, c);
+		break;
+	case W_SEND:
+		if (st->op == SCN_CHAT) {
+			if (u->await_seq && now - u->t_step >= tmo) {
+				bench_stats_cause(&t->local, "message:no-reply", 1);
+				u->await_seq = 0;
+			} else if (!st->u.send.wait_reply && st->u.send.rate <= 0 &&
+				   atomic_load(&c->inflight) >= (int32_t)st->u.send.window) {
+				if (now - u->next_due >= tmo) {
+					/* a full window for a whole timeout lost its messages: start again */
+					atomic_store(&c->inflight, 0);
+					t->local.window_timeouts++;
+				} else if (!u->until || now < u->until) {
+					uint64_t w = u->next_due + tmo;
+					wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
+					break;
+				}
+			}
+			if (chat_pump(t, c))
+				step_done(t, c);
+		} else if (st->op == SCN_GROUPCHAT && gc_pump(t, c)) {
+			step_done(t, c);
+		}
+		break;
+	case W_SERVER: {
+		char cause[64];
+		snprintf(cause, sizeof(cause), "%s:timeout", st->op == SCN_SM ? "sm" :
+			 st->op == SCN_PING ? "ping" : st->op == SCN_PUBLISH ? "publish" :
+			 st->op == SCN_WAIT ? "wait" : "step");
+		fail(t, c, cause);
+		break;
+	}
+	case W_BARRIER:
+		t->bs->nbarrier--;
+		bench_stats_cause(&t->local, "barrier:timeout", 1);
+		step_done(t, c);
+		break;
+	case W_JOIN_RETRY:
+		join_send(t, c, st);
+		break;
+	default:
+		break;
+	}
+}
+
+void bs_failed(struct bthread *t, struct bclient *c, const char *cause)
+{
+	struct bs_user *u = c->bs;
+	char name[64];
+
+	if (c->state == BC_CLOSING && !(u && u->step_cause))
+		return;    /* our goodbye went wrong: the connection is closed all the same */
+	if (!(c->flags & BF_COUNTED)) {
+		c->flags |= BF_COUNTED | BF_FAILED;
+		bench_stats_cause(&t->local, cause, 1);
+		t->local.failed++;
+	} else if (u && u->step_cause) {
+		bench_stats_cause(&t->local, cause, 1);
+		if (!strncmp(cause, "join:", 5))
+			t->local.join_failed++;
+	} else if (c->state == BC_JOIN) {
+		snprintf(name, sizeof(name), "join:%s", cause);
+		bench_stats_cause(&t->local, name, 1);
+		t->local.join_failed++;
+	} else {
+		snprintf(name, sizeof(name), "dropped:%s", cause);
+		bench_stats_cause(&t->local, name, 1);
+		t->local.dropped++;
+	}
+	if (u) {
+		u->step_cause = false;
+		u->ending = true;
+		unpark(u);
+		room_left(u);
+	}
+}
+
+void bs_released(struct bthread *t, struct bclient *c)
+{
+	if (c->bs && c->bs->active)
+		wake_at(t, c, bench_now(), W_RELEASED);
+}
+
+/* ---- the thread's loop --------------------------------------------------------------- */
+
+int bs_thread_init(struct bthread *t)
+{
+	struct bs_thread *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return -1;
+	t->bs = b;
+	b->free = malloc((t->nclients + 1) * sizeof(*b->free));
+	if (!b->free)
+		return -1;
+	for (uint32_t k = t->nclients; k-- > 0;) {
+		struct bclient *c = &B.clients[t->id + (size_t)k * B.nthreads];
+		c->bs = calloc(1, sizeof(*c->bs));
+		if (!c->bs)
+			return -1;
+		if (has_groupchat) {
+			struct bs_fan *f = calloc(FAN_RING, sizeof(*f));
+			if (!f)
+				return -1;
+			atomic_store_explicit(&c->fan, f, memory_order_release);
+		}
+		atomic_store(&c->gen, UINT32_MAX);
+		b->free[b->nfree++] = c->idx;
+	}
+	b->next_u = slice_i + (uint64_t)slice_n * (uint64_t)t->id;
+	b->prel = snprintf(b->pre, sizeof(b->pre), "%u.", B.run_id);
+	bp_wrr_init(&b->wrr, S.sessions, S.nsessions);
+	b->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(t->id + 7) ^ bench_now();
+	return 0;
+}
+
+void bs_thread_exit(struct bthread *t)
+{
+	if (!t->bs)
+		return;
+	free(t->bs->heap);
+	free(t->bs->free);
+	free(t->bs->buf);
+	free(t->bs);
+	t->bs = NULL;
+}
+
+static void arrivals(struct bthread *t, uint64_t now, uint64_t *next)
+{
+	struct bs_thread *b = t->bs;
+	unsigned conc = (B.o.concurrency + B.nthreads - 1) / B.nthreads, n = 0;
+
+	while (b->next_u < plan.total && n < ARRIVALS_PER_TICK) {
+		uint32_t ph;
+		uint64_t at = B.t0 + bp_arrival(&plan, b->next_u, &ph);
+		if (at > now) {
+			if (at < *next)
+				*next = at;
+			break;
+		}
+		if (conc && atomic_load_explicit(&t->g_inprogress, memory_order_relaxed) >= conc) {
+			b->conc_blocked = true;
+			break;
+		}
+		if (b->conc_blocked) {
+			b->conc_blocked = false;
+			b->unblocked = now;
+		}
+		if (at < b->unblocked)
+			t->local.waited++;         /* it was due while logins were at the bound */
+		user_start(t, b->next_u, bp_wrr_at(&b->wrr, b->next_u), ph, now - at);
+		b->next_u += (uint64_t)slice_n * B.nthreads;
+		n++;
+	}
+	if (n == ARRIVALS_PER_TICK)
+		*next = now;
+	if (b->next_u >= plan.total && !b->arrivals_done) {
+		b->arrivals_done = true;
+		atomic_fetch_add(&arrivals_over, 1);
+	}
+}
+
+static void barriers_check(struct bthread *t)
+{
+	for (uint32_t k = 0; k < t->nclients && t->bs->nbarrier; k++) {
+		struct bclient *c = &B.clients[t->id + (size_t)k * B.nthreads];
+		struct bs_user *u = c->bs;
+		const struct scn_step *st;
+		uint64_t want;
+		if (!u->active || u->wait != W_BARRIER || !(st = step_of(u)))
+			continue;
+		want = st->u.barrier.users ? st->u.barrier.users : sess_users[u->session];
+		if (atomic_load(&barrier_n[u->session][u->pc]) >= want) {
+			t->bs->nbarrier--;
+			step_done(t, c);
+		}
+	}
+}
+
+uint64_t bs_tick(struct bthread *t, uint64_t now)
+{
+	struct bs_thread *b = t->bs;
+	uint64_t next = now + MAX_TICK_NS;
+	int ph = atomic_load(&B.phase);
+
+	if (ph >= PH_CLOSE && !b->arrivals_done) {
+		b->arrivals_done = true;
+		atomic_fetch_add(&arrivals_over, 1);
+	}
+	if (ph >= PH_CLOSE) {
+		/* users between connections end now; the others when theirs closes */
+		for (uint32_t k = 0; k < t->nclients; k++) {
+			struct bclient *c = &B.clients[t->id + (size_t)k * B.nthreads];
+			if (c->bs->active && (c->state == BC_NEW || c->state == BC_DONE) &&
+			    c->bs->wait != W_RELEASED) {
+				if (step_of(c->bs) && !c->bs->parked)
+					c->bs->ending = true;   /* cut short: not finished */
+				user_end(t, c);
+			}
+		}
+	} else {
+		arrivals(t, now, &next);
+	}
+	/* closed-loop chat: senders whose window a receipt opened */
+	for (uint32_t i = 0; i < t->nready; i++) {
+		struct bclient *c = t->ready[i];
+		struct bs_user *u = c->bs;
+		const struct scn_step *st = step_of(u);
+		c->flags &= ~BF_READY;
+		if (ph < PH_CLOSE && u->active && !u->ending && st && st->op == SCN_CHAT &&
+		    u->wait == W_SEND && !st->u.send.wait_reply && st->u.send.rate <= 0 && chat_pump(t, c))
+			step_done(t, c);
+	}
+	t->nready = 0;
+	while (b->nheap && b->heap[0].when <= now) {
+		struct heap_ent e = heap_pop(b);
+		struct bclient *c = &B.clients[e.idx];
+		if (!c->bs->active || c->bs->wake != e.when)
+			continue;
+		c->bs->wake = 0;
+		on_wake(t, c, now);
+	}
+	if (b->nbarrier && ph < PH_CLOSE)
+		barriers_check(t);
+	if (b->nheap && b->heap[0].when < next)
+		next = b->heap[0].when;
+	if (b->conc_blocked && now + 1000000ull < next)
+		next = now + 1000000ull;
+	return next > now ? next - now : 0;
+}
+
+bool bs_finished(uint64_t now)
+{
+	if (S.duration_ns && now - B.t0 >= S.duration_ns)
+		return true;
+	return atomic_load(&arrivals_over) >= B.nthreads && atomic_load(&alive) <= atomic_load(&parked);
+}
+
+uint64_t bs_alive(void)
+{
+	return atomic_load(&alive);
+}
+
+/* ---- the report ---------------------------------------------------------------------- */
+
+static double msf(uint64_t ns)
+{
+	return (double)ns / 1e6;
+}
+
+void bs_summary(FILE *f, const struct bench_stats *s)
+{
+	fprintf(f, "\nscenario %s (%s): %llu users arrived of %llu planned, %llu refused at "
+		"max_users, %llu finished their program; %llu arrivals waited for a login slot\n",
+		bs_name(), S.path, (unsigned long long)s->arrived, (unsigned long long)my_total,
+		(unsigned long long)s->rejected, (unsigned long long)s->users_done,
+		(unsigned long long)s->waited);
+	fprintf(f, "  %-8s %10s %10s\n", "phase", "planned", "arrived");
+	for (uint32_t i = 0; i < plan.nphases; i++)
+		fprintf(f, "  %-8u %10llu %10llu   (line %u)\n", i + 1,
+			(unsigned long long)bp_slice_users(plan.ph[i].first, plan.ph[i].users, slice_i,
+							   slice_n),
+			(unsigned long long)s->arrived_ph[i],
+			S.phases[i].line);
+	fprintf(f, "  %-16s %10s %10s %10s\n", "session", "planned", "started", "finished");
+	for (uint32_t i = 0; i < S.nsessions; i++)
+		fprintf(f, "  %-16s %10llu %10llu %10llu\n", scn_str(&S, S.sessions[i].name),
+			(unsigned long long)sess_users[i], (unsigned long long)s->sess_started[i],
+			(unsigned long long)s->sess_done[i]);
+	fprintf(f, "  arrival lateness ms: p50 %.3f  p99 %.3f  max %.3f\n",
+		msf(hist_percentile(&s->h_wait, 50)), msf(hist_percentile(&s->h_wait, 99)),
+		msf(s->h_wait.max_ns));
+	fprintf(f, "  chat: %llu sent (%llu one-way after the warm-up, %llu of them received), "
+		"%llu questions, %llu answered, %llu replies sent, %llu received in all\n",
+		(unsigned long long)s->sent, (unsigned long long)s->sent_meas,
+		(unsigned long long)s->recv_meas, (unsigned long long)s->asked,
+		(unsigned long long)s->answered, (unsigned long long)s->replies,
+		(unsigned long long)s->recv);
+	fprintf(f, "  group chat: %llu sent, %llu deliveries; %llu joins; pings %llu; "
+		"items published %llu\n", (unsigned long long)s->gc_sent,
+		(unsigned long long)s->gc_recv, (unsigned long long)s->joined,
+		(unsigned long long)s->pings, (unsigned long long)s->published);
+}
+
+void bs_json(FILE *f, const struct bench_stats *s)
+{
+	fprintf(f, "  \"scenario_file\": {\"path\": ");
+	result_json_str(f, S.path);
+	fprintf(f, ", \"name\": ");
+	result_json_str(f, bs_name());
+	fprintf(f, ", \"planned\": %llu, \"arrived\": %llu, \"rejected\": %llu, \"finished\": %llu, "
+		"\"waited\": %llu, \"slice\": {\"index\": %u, \"count\": %u},\n    \"phases\": [",
+		(unsigned long long)my_total,
+		(unsigned long long)s->arrived, (unsigned long long)s->rejected,
+		(unsigned long long)s->users_done, (unsigned long long)s->waited, slice_i, slice_n);
+	for (uint32_t i = 0; i < plan.nphases; i++)
+		fprintf(f, "%s{\"line\": %u, \"planned\": %llu, \"arrived\": %llu}", i ? ", " : "",
+			S.phases[i].line,
+			(unsigned long long)bp_slice_users(plan.ph[i].first, plan.ph[i].users, slice_i,
+							   slice_n),
+			(unsigned long long)s->arrived_ph[i]);
+	fprintf(f, "],\n    \"sessions\": [");
+	for (uint32_t i = 0; i < S.nsessions; i++) {
+		fprintf(f, "%s{\"name\": ", i ? ", " : "");
+		result_json_str(f, scn_str(&S, S.sessions[i].name));
+		fprintf(f, ", \"planned\": %llu, \"started\": %llu, \"finished\": %llu}",
+			(unsigned long long)sess_users[i], (unsigned long long)s->sess_started[i],
+			(unsigned long long)s->sess_done[i]);
+	}
+	fprintf(f, "],\n    \"chat\": {\"sent\": %llu, \"sent_measured\": %llu, \"received\": %llu, "
+		"\"received_measured\": %llu, \"asked\": %llu, \"answered\": %llu, \"replies\": %llu, "
+		"\"window_timeouts\": %llu},\n", (unsigned long long)s->sent,
+		(unsigned long long)s->sent_meas, (unsigned long long)s->recv,
+		(unsigned long long)s->recv_meas, (unsigned long long)s->asked,
+		(unsigned long long)s->answered, (unsigned long long)s->replies,
+		(unsigned long long)s->window_timeouts);
+	fprintf(f, "    \"groupchat\": {\"sent\": %llu, \"delivered\": %llu, \"joined\": %llu, "
+		"\"join_failed\": %llu},\n    \"pings\": %llu, \"published\": %llu, "
+		"\"arrival_lateness_ms\": {\"p50\": %.3f, \"p99\": %.3f, \"max\": %.3f}},\n",
+		(unsigned long long)s->gc_sent, (unsigned long long)s->gc_recv,
+		(unsigned long long)s->joined, (unsigned long long)s->join_failed,
+		(unsigned long long)s->pings, (unsigned long long)s->published,
+		msf(hist_percentile(&s->h_wait, 50)), msf(hist_percentile(&s->h_wait, 99)),
+		msf(s->h_wait.max_ns));
+}
