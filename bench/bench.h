@@ -10,8 +10,11 @@
  *                   bind, presence, roster, chat messages and their accounting       [bc_]
  *   muc.c           the muc scenario (XEP-0045 group chat): joins, the instant
  *                   room, groupchat sends and the fan-out accounting                [bm_]
- *   steps.c         the scenario executor (--scenario FILE): arrivals, each user's
- *                   step program, its stanzas, timers and accounting                [bs_]
+ *   steps.c         the scenario executor (--scenario FILE): loading, arrivals, each
+ *                   user's step program (the interpreter, its timers), the
+ *                   connection steps, the report                                    [bs_]
+ *   steps_msg.c     the executor's chat, group chat and rooms (room_fanout), and
+ *                   the stanzas a user receives (steps_int.h: what they share)      [bs_]
  *   plan.c          the executor's pure arithmetic: arrival times from the phases,
  *                   the weighted session choice, loop frames                         [bp_]
  *   scenario.c      scenario files (YAML) -> struct bench_scenario (pure)            [scn_]
@@ -453,7 +456,7 @@ int bm_stanza(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
 bool bm_status(const uint8_t *p, size_t len, int code);  /* <status code='N'/> in a presence */
 void bm_error_condition(const uint8_t *p, size_t len, char *out, size_t cap);  /* RFC 6120 §8.3.3 */
 
-/* steps.c (scenario files) */
+/* steps.c, steps_msg.c (scenario files) */
 int bs_init(const char *path, char *err, size_t errlen);   /* before the options' overrides */
 void bs_slice(unsigned index, unsigned count);   /* distributed: every count-th user */
 int bs_prepare(void);             /* after them: pool size in B.o.clients; 0 or -1 */

@@ -4,6 +4,12 @@
  * "Scenario files").  client.c keeps the protocol codecs (TCP, TLS, stream,
  * STARTTLS, SASL); this module decides what each user does next.
  *
+ * Its files (prefix bs_): steps.c (this one: loading, the timer heap, users,
+ * the connection steps, the interpreter, the thread's loop, the report),
+ * steps_msg.c (chat, group chat, rooms and room_fanout, the stanzas
+ * received; the message ids are described there) and steps_int.h (what the
+ * two share).
+ *
  * Arrivals (open loop): user u arrives at the time the phases give
  * (plan.c), on thread u % T, which computes the times of its own users: no
  * queue between threads, so a slow server shows as latency, never as fewer
@@ -29,7 +35,7 @@
  * skipped).  run() executes steps until one has to wait: for the server
  * (client.c calls bs_features and bs_stanza at its stop points), for time,
  * for a receipt from another thread, or for the connection's end.  A step
- * that completes calls step_done(), which moves the counter and runs on.
+ * that completes calls bs_step_done(), which moves the counter and runs on.
  * Nothing is run again from inside a connection's release: bs_released only
  * schedules the user, so client.c and thread.c never see their client
  * reused under their feet.
@@ -43,29 +49,6 @@
  * connection lost between steps).  Transactions recorded here: bind, roster,
  * ping, publish, join, message_rtt, and auth (auth step -> the restarted
  * stream's features); connect, tls and login as for the -s scenarios.
- *
- * Messages.  Chat ids and bodies carry "s<run>.<kind>.<slot>.<gen>.<seq>.<ns>"
- * (gen: the sender's user number, so a message for an earlier user of a slot
- * is told apart).  kind "o": one-way, open loop; "w<W>": one-way, a closed
- * loop of W in flight (the receiver hands the sender back to its thread on
- * W -> W-1, as the chat scenario does); "q": waits for its answer.  The
- * receiver of a one-way message records its latency (message_rtt, as -s chat);
- * a user in a `reply` step answers every chat message of this run with the
- * same body and the id "r..." and the asker records the round trip
- * (message_rtt).  One-way messages sent after the warm-up that never arrive
- * are the errors "message:lost"; a question without an answer within the
- * timeout is "message:no-reply".  Group chat: "g<run>.<slot>.<gen>.<seq>.<ns>";
- * every copy the service sends, the sender's own included, is a delivery
- * recorded in message_rtt; a closed loop waits for the sender's own copy.
- *
- * room_fanout (send -> the last of our occupants' copies): the rooms our
- * users are in are counted in a table keyed by the room JID's hash
- * (occupants: joined minus left, atomics); a group-chat message records the
- * count when sent in the sender's ring of FAN_RING slots (seq % FAN_RING, as
- * muc.c does for -s muc), every receiver counts its copy there and raises
- * the latency, and the copy that completes the count records the fan-out.
- * Copies of a slot reused (FAN_RING messages later), or for an occupant that
- * left meanwhile, complete nothing.
  *
  * Distributed runs (slice.h: --index I --count N): slice I runs every N-th
  * user of the one schedule (u mod N == I), so every slice sees the phases'
@@ -86,6 +69,7 @@
 #include "bench/plan.h"
 #include "bench/result.h"
 #include "bench/scenario.h"
+#include "bench/steps_int.h"
 #include "bench/threshold.h"
 #include "parser/xmlstage.h"
 #include "parser/xmltag.h"
@@ -95,104 +79,12 @@ _Static_assert(BENCH_MAX_SESSIONS == SCN_MAX_SESSIONS, "session counters");
 
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
 #define NS_SM "urn:xmpp:sm:3"
-#define NS_MUC "http://jabber.org/protocol/muc"
 #define NS_PUBSUB "http://jabber.org/protocol/pubsub"
 
 #define UNAVAILABLE "<presence type='unavailable'/>"
 #define STEPS_PER_RUN 256          /* steps run at once, then the user yields */
 #define ARRIVALS_PER_TICK 512
-#define JOIN_RETRY_NS 100000000ull /* a room locked by its creator: try again */
 #define MAX_TICK_NS 20000000ull
-#define FAN_RING 256u              /* group-chat messages per sender tracked to completion */
-#define ROOMS_MAX 65536u           /* rooms counted for room_fanout (a power of two) */
-
-struct bs_fan {
-	_Atomic uint32_t seq;      /* the message of this slot (0: none) */
-	_Atomic uint32_t count;    /* copies received */
-	_Atomic uint64_t max_ns;
-	_Atomic uint32_t expect;   /* our occupants when it was sent */
-};
-
-struct bs_room {
-	_Atomic uint64_t hash;     /* FNV-1a of the bare room JID; 0: free */
-	_Atomic uint32_t occupants;
-};
-
-/* What a user waits for (bs_user.wait). */
-enum wait {
-	W_NONE = 0,
-	W_RUN,          /* run the program on (yielded, or a connect to start) */
-	W_RELEASED,     /* its connection is gone: go on after drop/logout, or end */
-	W_SERVER,       /* a stanza (the step's answer); the timer is the step's timeout */
-	W_TIME,         /* think, idle: the timer ends the step */
-	W_SEND,         /* chat / groupchat: the timer paces, or bounds a wait */
-	W_REPLY,        /* reply step: the timer ends it */
-	W_BARRIER,
-	W_JOIN_RETRY,   /* the room was locked: the timer sends the join again */
-	W_CLOSE,        /* drop, logout: the connection's end goes on */
-	W_PARKED,       /* idle or reply until the run ends */
-};
-
-/* Stream facts of the current connection (bs_user.sf). */
-#define SF_OPEN   0x01
-#define SF_AUTHED 0x02
-#define SF_BOUND  0x04
-#define SF_ROOM   0x08
-#define SF_SM     0x10
-
-/* Offered features (bs_user.feat). */
-#define FT_PLAIN  0x01
-#define FT_SHA1   0x02
-#define FT_SHA256 0x04
-#define FT_BIND   0x08
-#define FT_SM     0x10
-
-struct bs_user {
-	uint64_t u;                /* arrival number */
-	uint32_t session, pc;
-	struct bp_loops loops;
-	uint8_t wait;              /* enum wait */
-	uint8_t sf, feat;
-	bool active;               /* the slot holds a user */
-	bool ending;               /* failed (counted) or over: free the slot at release */
-	bool step_cause;           /* the failure being counted is a step's own cause */
-	bool parked;
-	uint64_t wake;             /* the timer heap's time for this user; 0: none */
-	uint64_t t_step;           /* the current step began (or its request left) */
-	uint64_t until;            /* the current step's end by duration; 0: none */
-	uint64_t next_due;         /* open loop: the next send */
-	uint32_t n;                /* the current step's messages / replies / items so far */
-	uint32_t seq;              /* chat and group-chat messages sent (ids) */
-	uint32_t await_seq;        /* chat wait_reply: the question waiting for its answer */
-	uint32_t gc_inflight;      /* groupchat closed loop: own copies not back yet */
-	uint32_t npeers;
-	uint32_t peer[BENCH_MAX_PEERS];      /* slot */
-	uint32_t peer_gen[BENCH_MAX_PEERS];  /* its user then */
-	uint16_t room_len;         /* bare room JID length in room */
-	uint32_t room_idx;         /* in room_tab[], counted as an occupant; UINT32_MAX: none */
-	char room[320];            /* room@service/nick of the room joined */
-};
-
-struct heap_ent {
-	uint64_t when;
-	uint32_t idx;
-};
-
-struct bs_thread {
-	struct heap_ent *heap;
-	uint32_t nheap, capheap;
-	uint32_t *free, nfree;     /* free slots */
-	uint64_t next_u;           /* the next user of this thread to arrive */
-	bool arrivals_done, conc_blocked;
-	uint64_t unblocked;        /* when the last concurrency block ended */
-	struct bp_wrr wrr;
-	uint32_t nbarrier;         /* users of this thread at a barrier */
-	char pre[24];              /* "<run>." of this run's chat ids */
-	int prel;
-	uint64_t rng;
-	char *buf;                 /* message assembly */
-	size_t cap;
-};
 
 /* The run (set before the threads start, read-only after). */
 static struct bench_scenario S;
@@ -204,21 +96,21 @@ static uint64_t sess_users[SCN_MAX_SESSIONS];   /* users of each session the pha
 static struct sockaddr_storage addr[3];         /* per TLS_MODE_* */
 static socklen_t addr_len[3];
 static char muc_domain[300], pubsub_domain[300];
-static uint64_t tmo;                            /* the step timeout (--timeout wins) */
+uint64_t bs_tmo;                                /* the step timeout (--timeout wins) */
 static unsigned slice_i, slice_n = 1;           /* this process runs users u % n == i */
 static uint64_t my_total;                       /* users of this slice */
 static uint64_t max_users;                      /* the slice's share of max_users; 0: none */
-static struct bs_room *room_tab;                /* room_fanout: occupants per room */
+struct bs_room *bs_room_tab;                    /* room_fanout: occupants per room */
 static bool has_groupchat;
 static _Atomic uint64_t alive, parked;
 static atomic_uint arrivals_over;               /* threads whose arrivals are all started */
 
-static uint64_t ns_of(double s)
+uint64_t bs_ns_of(double s)
 {
 	return (uint64_t)(s * 1e9);
 }
 
-static uint64_t rnd(struct bs_thread *b)
+uint64_t bs_rnd(struct bs_thread *b)
 {
 	b->rng ^= b->rng >> 12;
 	b->rng ^= b->rng << 25;
@@ -228,7 +120,7 @@ static uint64_t rnd(struct bs_thread *b)
 
 static double unif(struct bs_thread *b)
 {
-	return (double)(rnd(b) >> 11) / 9007199254740992.0;   /* [0, 1) */
+	return (double)(bs_rnd(b) >> 11) / 9007199254740992.0;   /* [0, 1) */
 }
 
 /* ---- loading ------------------------------------------------------------------ */
@@ -360,7 +252,7 @@ int bs_prepare(void)
 	unsigned port = ntohs(((struct sockaddr_in *)&o->target)->sin_port);
 
 	B.scn = &S;
-	tmo = (uint64_t)(o->timeout * 1e9);
+	bs_tmo = (uint64_t)(o->timeout * 1e9);
 	bp_plan_init(&plan, S.phases, S.nphases);
 	if (!plan.total) {
 		fprintf(stderr, "xedge-bench: %s: the phases start no user\n", S.path);
@@ -390,7 +282,7 @@ int bs_prepare(void)
 	for (uint32_t i = 0; i < S.nsessions; i++)
 		for (uint32_t k = 0; k < S.sessions[i].nsteps; k++)
 			has_groupchat |= S.sessions[i].steps[k].op == SCN_GROUPCHAT;
-	if (has_groupchat && !(room_tab = calloc(ROOMS_MAX, sizeof(*room_tab))))
+	if (has_groupchat && !(bs_room_tab = calloc(ROOMS_MAX, sizeof(*bs_room_tab))))
 		return -1;
 	/* The pool: max_users (or everyone) over the threads, with slack for drift. */
 	cap = max_users && max_users < my_total ? max_users : my_total;
@@ -473,8 +365,8 @@ void bs_free(void)
 			free(atomic_load(&B.clients[i].fan));
 			atomic_store(&B.clients[i].fan, NULL);
 		}
-	free(room_tab);
-	room_tab = NULL;
+	free(bs_room_tab);
+	bs_room_tab = NULL;
 	if (loaded)
 		scn_free(&S);
 	loaded = false;
@@ -524,7 +416,7 @@ static struct heap_ent heap_pop(struct bs_thread *b)
 }
 
 /* Wake c at `when` (replaces its earlier wake-up) for what it waits for. */
-static void wake_at(struct bthread *t, struct bclient *c, uint64_t when, int why)
+void bs_wake_at(struct bthread *t, struct bclient *c, uint64_t when, int why)
 {
 	struct bs_user *u = c->bs;
 
@@ -535,7 +427,7 @@ static void wake_at(struct bthread *t, struct bclient *c, uint64_t when, int why
 	heap_push(t->bs, when, c->idx);
 }
 
-static void wait_for(struct bclient *c, int why)
+void bs_wait_for(struct bclient *c, int why)
 {
 	c->bs->wait = (uint8_t)why;
 	c->bs->wake = 0;
@@ -543,30 +435,28 @@ static void wait_for(struct bclient *c, int why)
 
 /* ---- users -------------------------------------------------------------------- */
 
-static void room_left(struct bs_user *u);
-
 static const struct scn_session *ses_of(const struct bs_user *u)
 {
 	return &S.sessions[u->session];
 }
 
-static const struct scn_step *step_of(const struct bs_user *u)
+const struct scn_step *bs_step_of(const struct bs_user *u)
 {
 	return u->pc < ses_of(u)->nsteps ? &ses_of(u)->steps[u->pc] : NULL;
 }
 
-static uint32_t acct_of(uint64_t u)
+uint32_t bs_acct_of(uint64_t u)
 {
 	return (uint32_t)(S.users.count ? u % S.users.count : u);
 }
 
-static void out(struct bclient *c, const char *s, int n)
+void bs_out(struct bclient *c, const char *s, int n)
 {
 	if (n > 0)
 		bc_out(c, s, (size_t)n);
 }
 
-static void fail(struct bthread *t, struct bclient *c, const char *cause)
+void bs_fail(struct bthread *t, struct bclient *c, const char *cause)
 {
 	c->bs->step_cause = true;
 	bc_fail(t, c, cause, NULL);
@@ -597,7 +487,7 @@ static void user_end(struct bthread *t, struct bclient *c)
 	struct bs_user *u = c->bs;
 
 	unpark(u);
-	room_left(u);
+	bs_room_left(u);
 	if (u->wait == W_BARRIER)
 		t->bs->nbarrier--;
 	if (!u->ending) {
@@ -622,7 +512,7 @@ static void run(struct bthread *t, struct bclient *c);
 static void finish_step(struct bthread *t, struct bclient *c);
 
 /* The current step is complete: on to the next one. */
-static void step_done(struct bthread *t, struct bclient *c)
+void bs_step_done(struct bthread *t, struct bclient *c)
 {
 	if (c->bs->ending)
 		return;
@@ -654,7 +544,7 @@ static void user_start(struct bthread *t, uint64_t un, uint32_t session, uint32_
 	u->active = true;
 	u->room_idx = UINT32_MAX;
 	u->pc = UINT32_MAX;
-	atomic_store_explicit(&c->acct, acct_of(un), memory_order_relaxed);
+	atomic_store_explicit(&c->acct, bs_acct_of(un), memory_order_relaxed);
 	atomic_store_explicit(&c->sess, (uint16_t)session, memory_order_relaxed);
 	atomic_store_explicit(&c->gen, (uint32_t)un, memory_order_relaxed);
 	/* BF_DIRTY and BF_READY say the slot is on a thread list: they stay with it */
@@ -674,18 +564,18 @@ rejected:
 
 /* ---- text helpers ---------------------------------------------------------------- */
 
-static bool streq(const struct xs_str *s, const char *lit)
+bool bs_streq(const struct xs_str *s, const char *lit)
 {
 	return s->len == strlen(lit) && memcmp(s->p, lit, s->len) == 0;
 }
 
-static bool starts(const struct xs_str *s, const char *lit)
+bool bs_starts(const struct xs_str *s, const char *lit)
 {
 	return s->len >= strlen(lit) && memcmp(s->p, lit, strlen(lit)) == 0;
 }
 
 /* A pattern's placeholders {n} {i} {user} {run}; -1 when it does not fit. */
-static int expand(struct bclient *c, const char *pat, uint32_t room_n, char *outp, size_t cap)
+int bs_expand(struct bclient *c, const char *pat, uint32_t room_n, char *outp, size_t cap)
 {
 	size_t n = 0;
 	char tmp[64];
@@ -724,7 +614,7 @@ static int expand(struct bclient *c, const char *pat, uint32_t room_n, char *out
 }
 
 /* The thread's message buffer, at least need bytes. */
-static char *msgbuf(struct bthread *t, size_t need)
+char *bs_msgbuf(struct bthread *t, size_t need)
 {
 	struct bs_thread *b = t->bs;
 
@@ -754,7 +644,7 @@ static int do_connect(struct bthread *t, struct bclient *c, const struct scn_ste
 	u->sf = 0;
 	u->feat = 0;
 	u->t_step = bench_now();
-	wait_for(c, W_SERVER);
+	bs_wait_for(c, W_SERVER);
 	atomic_fetch_add_explicit(&t->g_live, 1, memory_order_relaxed);
 	bt_connect(t, c);      /* may fail at once: bc_fail -> bs_failed */
 	return 0;
@@ -763,7 +653,7 @@ static int do_connect(struct bthread *t, struct bclient *c, const struct scn_ste
 int bs_features(struct bthread *t, struct bclient *c, const uint8_t *p, size_t len)
 {
 	struct bs_user *u = c->bs;
-	const struct scn_step *st = step_of(u);
+	const struct scn_step *st = bs_step_of(u);
 	uint64_t now = bench_now();
 
 	u->feat = 0;
@@ -784,11 +674,11 @@ int bs_features(struct bthread *t, struct bclient *c, const uint8_t *p, size_t l
 	}
 	if (st->op == SCN_CONNECT && !(u->sf & SF_OPEN)) {
 		u->sf |= SF_OPEN;
-		step_done(t, c);
+		bs_step_done(t, c);
 	} else if (st->op == SCN_AUTH && (c->flags & BF_AUTHED)) {
 		u->sf |= SF_AUTHED;
 		hist_record(&t->local.h_auth, now - u->t_step);
-		step_done(t, c);
+		bs_step_done(t, c);
 	} else {
 		t->local.unexpected++;
 	}
@@ -807,11 +697,11 @@ static int do_auth(struct bthread *t, struct bclient *c, const struct scn_step *
 
 	if (!(c->bs->feat & bit[m])) {
 		snprintf(cause, sizeof(cause), "sasl:mechanism-not-offered:%s", bc_mech_name(mech[m]));
-		fail(t, c, cause);
+		bs_fail(t, c, cause);
 		return -1;
 	}
 	c->bs->t_step = bench_now();
-	wait_for(c, W_SERVER);
+	bs_wait_for(c, W_SERVER);
 	bc_sasl_begin(t, c, mech[m]);
 	return 0;
 }
@@ -822,19 +712,19 @@ static int do_bind(struct bthread *t, struct bclient *c, const struct scn_step *
 	int n;
 
 	if (!(c->bs->feat & FT_BIND)) {
-		fail(t, c, "bind-not-offered");
+		bs_fail(t, c, "bind-not-offered");
 		return -1;
 	}
 	if (st->u.bind.resource &&
-	    expand(c, scn_str(&S, st->u.bind.resource), 0, res, sizeof(res)) > 0)
+	    bs_expand(c, scn_str(&S, st->u.bind.resource), 0, res, sizeof(res)) > 0)
 		n = snprintf(xml, sizeof(xml), "<iq type='set' id='sb'><bind xmlns='" NS_BIND
 			     "'><resource>%s</resource></bind></iq>", res);
 	else
 		n = snprintf(xml, sizeof(xml), "<iq type='set' id='sb'><bind xmlns='" NS_BIND "'/></iq>");
 	c->bs->t_step = bench_now();
-	wait_for(c, W_SERVER);
+	bs_wait_for(c, W_SERVER);
 	bc_set_state(c, BC_BIND);
-	out(c, xml, n);
+	bs_out(c, xml, n);
 	return 0;
 }
 
@@ -843,9 +733,9 @@ static int do_roster(struct bthread *t, struct bclient *c)
 	static const char q[] = "<iq type='get' id='sr'><query xmlns='jabber:iq:roster'/></iq>";
 
 	c->bs->t_step = bench_now();
-	wait_for(c, W_SERVER);
+	bs_wait_for(c, W_SERVER);
 	bc_set_state(c, BC_ROSTER);
-	out(c, q, (int)sizeof(q) - 1);
+	bs_out(c, q, (int)sizeof(q) - 1);
 	return 0;
 }
 
@@ -859,14 +749,14 @@ static void do_presence(struct bclient *c, const struct scn_step *st)
 
 	status[sl < sizeof(status) ? sl : 0] = '\0';
 	if (!st->u.presence.show && !*text && !st->u.presence.priority) {
-		out(c, "<presence/>", 11);
+		bs_out(c, "<presence/>", 11);
 		return;
 	}
 	n = snprintf(xml, sizeof(xml), "<presence>%s%s%s%s%s%s<priority>%d</priority></presence>",
 		     st->u.presence.show ? "<show>" : "", shows[st->u.presence.show % 5],
 		     st->u.presence.show ? "</show>" : "", *text ? "<status>" : "", status,
 		     *text ? "</status>" : "", st->u.presence.priority);
-	out(c, xml, n);
+	bs_out(c, xml, n);
 }
 
 static int do_sm(struct bthread *t, struct bclient *c, const struct scn_step *st)
@@ -875,29 +765,29 @@ static int do_sm(struct bthread *t, struct bclient *c, const struct scn_step *st
 	static const char without[] = "<enable xmlns='" NS_SM "'/>";
 
 	if (!(c->bs->feat & FT_SM)) {
-		fail(t, c, "sm:not-offered");
+		bs_fail(t, c, "sm:not-offered");
 		return -1;
 	}
 	c->bs->t_step = bench_now();
-	wake_at(t, c, c->bs->t_step + tmo, W_SERVER);
+	bs_wake_at(t, c, c->bs->t_step + bs_tmo, W_SERVER);
 	if (st->u.sm.resume)
-		out(c, with, (int)sizeof(with) - 1);
+		bs_out(c, with, (int)sizeof(with) - 1);
 	else
-		out(c, without, (int)sizeof(without) - 1);
+		bs_out(c, without, (int)sizeof(without) - 1);
 	return 0;
 }
 
 void bs_sm(struct bthread *t, struct bclient *c, const struct xs_stanza *s)
 {
-	const struct scn_step *st = step_of(c->bs);
+	const struct scn_step *st = bs_step_of(c->bs);
 
 	if (!st || st->op != SCN_SM || c->bs->wait != W_SERVER)
 		return;
-	if (streq(&s->local, "enabled")) {
+	if (bs_streq(&s->local, "enabled")) {
 		c->bs->sf |= SF_SM;
-		step_done(t, c);
-	} else if (streq(&s->local, "failed")) {
-		fail(t, c, "sm:failed");
+		bs_step_done(t, c);
+	} else if (bs_streq(&s->local, "failed")) {
+		bs_fail(t, c, "sm:failed");
 	}
 }
 
@@ -906,26 +796,26 @@ static int do_ping(struct bthread *t, struct bclient *c, const struct scn_step *
 	char xml[512];
 	int n = snprintf(xml, sizeof(xml), "<iq type='get' id='sp' to='%s'><ping xmlns='urn:xmpp:ping'/>"
 			 "</iq>", B.o.domain);
-	uint64_t to = st->u.ping.timeout_ns ? st->u.ping.timeout_ns : tmo;
+	uint64_t to = st->u.ping.timeout_ns ? st->u.ping.timeout_ns : bs_tmo;
 
 	c->bs->t_step = bench_now();
-	wake_at(t, c, c->bs->t_step + to, W_SERVER);
-	out(c, xml, n);
+	bs_wake_at(t, c, c->bs->t_step + to, W_SERVER);
+	bs_out(c, xml, n);
 	return 0;
 }
 
-static int publish_one(struct bthread *t, struct bclient *c, const struct scn_step *st)
+int bs_publish_one(struct bthread *t, struct bclient *c, const struct scn_step *st)
 {
 	const char *pat = st->u.publish.node ? scn_str(&S, st->u.publish.node) : "urn:xmpp:bench:0";
 	char node[SCN_MAX_STRING + 64], enode[3 * SCN_MAX_STRING + 200], to[400];
-	int nl = expand(c, pat, 0, node, sizeof(node));
+	int nl = bs_expand(c, pat, 0, node, sizeof(node));
 	size_t el = nl > 0 ? xml_escape(node, (size_t)nl, enode, sizeof(enode) - 1) : sizeof(enode);
 	size_t need = st->u.publish.body + sizeof(enode) + 1024;
-	char *m = msgbuf(t, need);
+	char *m = bs_msgbuf(t, need);
 	int n;
 
 	if (!m || el >= sizeof(enode)) {
-		fail(t, c, "publish:setup");
+		bs_fail(t, c, "publish:setup");
 		return -1;
 	}
 	enode[el] = '\0';
@@ -941,736 +831,9 @@ static int publish_one(struct bthread *t, struct bclient *c, const struct scn_st
 	n += (int)st->u.publish.body;
 	n += snprintf(m + n, need - (size_t)n, "</entry></item></publish></pubsub></iq>");
 	c->bs->t_step = bench_now();
-	wake_at(t, c, c->bs->t_step + tmo, W_SERVER);
-	out(c, m, n);
+	bs_wake_at(t, c, c->bs->t_step + bs_tmo, W_SERVER);
+	bs_out(c, m, n);
 	return 0;
-}
-
-/* ---- chat ------------------------------------------------------------------------ */
-
-/* A slot online now, of the session wanted (or any but ours); UINT32_MAX: none. */
-static uint32_t sample_peer(struct bthread *t, struct bclient *c, int session)
-{
-	uint32_t n = B.o.clients;
-
-	for (int tries = 0; tries < 64; tries++) {
-		uint32_t p = (uint32_t)(rnd(t->bs) % n);
-		const struct bclient *q = &B.clients[p];
-		if (p == c->idx || !atomic_load_explicit(&q->online, memory_order_acquire))
-			continue;
-		if (session >= 0 && atomic_load_explicit(&q->sess, memory_order_relaxed) != session)
-			continue;
-		return p;
-	}
-	/* sparse: one pass from a random start */
-	for (uint32_t k = 0, p = (uint32_t)(rnd(t->bs) % n); k < n; k++, p = (p + 1) % n) {
-		const struct bclient *q = &B.clients[p];
-		if (p == c->idx || !atomic_load_explicit(&q->online, memory_order_acquire))
-			continue;
-		if (session >= 0 && atomic_load_explicit(&q->sess, memory_order_relaxed) != session)
-			continue;
-		return p;
-	}
-	return UINT32_MAX;
-}
-
-static void peers_pick(struct bthread *t, struct bclient *c, const struct scn_send *m)
-{
-	struct bs_user *u = c->bs;
-	int session = m->to == SCN_TO_SESSION ? m->to_session : -1;
-	uint32_t want = m->peers ? m->peers : 1;
-
-	if (want > BENCH_MAX_PEERS)
-		want = BENCH_MAX_PEERS;
-	u->npeers = 0;
-	for (uint32_t tries = 0; u->npeers < want && tries < want * 4; tries++) {
-		uint32_t p = sample_peer(t, c, session);
-		bool dup = false;
-		if (p == UINT32_MAX)
-			break;
-		for (uint32_t k = 0; k < u->npeers && !dup; k++)
-			dup = u->peer[k] == p;
-		if (dup)
-			continue;
-		u->peer[u->npeers] = p;
-		u->peer_gen[u->npeers++] = atomic_load_explicit(&B.clients[p].gen, memory_order_relaxed);
-	}
-}
-
-/* The account to write to; false: nobody to write to now. */
-static bool chat_target(struct bthread *t, struct bclient *c, const struct scn_send *m,
-			uint32_t *acct)
-{
-	struct bs_user *u = c->bs;
-
-	if (m->to == SCN_TO_SELF) {
-		*acct = acct_of(u->u);
-		return true;
-	}
-	if (m->to == SCN_TO_PEER) {
-		*acct = acct_of(u->u ^ 1);
-		return true;
-	}
-	for (int round = 0; round < 2; round++) {
-		for (uint32_t tries = 0; tries < u->npeers; tries++) {
-			uint32_t k = (uint32_t)(rnd(t->bs) % u->npeers);
-			const struct bclient *q = &B.clients[u->peer[k]];
-			if (atomic_load_explicit(&q->online, memory_order_acquire) &&
-			    atomic_load_explicit(&q->gen, memory_order_relaxed) == u->peer_gen[k]) {
-				*acct = atomic_load_explicit(&q->acct, memory_order_relaxed);
-				return true;
-			}
-		}
-		peers_pick(t, c, m);    /* they left: choose again */
-	}
-	return false;
-}
-
-/* One chat message of kind ('o', 'w', 'q'); false when nobody could be addressed. */
-static bool chat_send(struct bthread *t, struct bclient *c, const struct scn_send *m, char kind)
-{
-	struct bs_user *u = c->bs;
-	size_t need = m->body + 512 + strlen(B.o.prefix) + strlen(B.o.domain);
-	char *b = msgbuf(t, need), k[16];
-	uint32_t acct;
-	uint64_t now = bench_now();
-	int n, x;
-
-	if (!b)
-		return false;
-	if (!chat_target(t, c, m, &acct))
-		return false;
-	if (kind == 'w')
-		snprintf(k, sizeof(k), "w%u", m->window);
-	else
-		snprintf(k, sizeof(k), "%c", kind);
-	u->seq++;
-	n = snprintf(b, need, "<message to='%s%u@%s' type='chat' id='s%u.%s.%u.%u.%u.%llu'><body>"
-		     "s%u.%s.%u.%u.%u.%llu ", B.o.prefix, B.o.offset + acct, B.o.domain, B.run_id, k,
-		     c->idx, (uint32_t)u->u, u->seq, (unsigned long long)now, B.run_id, k, c->idx,
-		     (uint32_t)u->u, u->seq, (unsigned long long)now);
-	if (n < 0 || (size_t)n + m->body + 32 > need)
-		return false;
-	x = n;
-	memset(b + x, 'x', m->body);
-	x += (int)m->body;
-	memcpy(b + x, "</body></message>", 17);
-	x += 17;
-	out(c, b, x);
-	t->local.sent++;
-	if (kind == 'q') {
-		t->local.asked++;
-		u->await_seq = u->seq;
-	} else if (now >= atomic_load_explicit(&B.warm_end_ns, memory_order_relaxed)) {
-		t->local.sent_meas++;
-	}
-	return true;
-}
-
-/* Nobody to write to: look again in 100 ms, for a timeout since the last
- * message (or the step's start); then that message is the error
- * "message:no-peer" and the step goes on (true). */
-static bool no_peer(struct bthread *t, struct bclient *c, uint64_t now)
-{
-	struct bs_user *u = c->bs;
-
-	if (now - u->t_step < tmo) {
-		wake_at(t, c, now + 100000000ull, W_SEND);
-		return false;
-	}
-	bench_stats_cause(&t->local, "message:no-peer", 1);
-	u->n++;
-	u->t_step = now;
-	u->next_due = now;
-	return true;
-}
-
-/* Send what the chat step allows now: 1 the step is over, 0 it waits. */
-static int chat_pump(struct bthread *t, struct bclient *c)
-{
-	struct bs_user *u = c->bs;
-	const struct scn_step *st = step_of(u);
-	const struct scn_send *m = &st->u.send;
-	uint64_t now = bench_now();
-	unsigned burst = 0;
-
-	for (;;) {
-		bool over = (m->count && u->n >= m->count) || (u->until && now >= u->until);
-		if (m->wait_reply) {
-			if (u->await_seq) {
-				wake_at(t, c, u->t_step + tmo, W_SEND);
-				return 0;
-			}
-			if (over)
-				return 1;
-			if (m->rate > 0 && now < u->next_due) {
-				wake_at(t, c, u->next_due, W_SEND);
-				return 0;
-			}
-			if (!chat_send(t, c, m, 'q')) {
-				if (no_peer(t, c, now))
-					continue;
-				return 0;
-			}
-			u->n++;
-			u->next_due = (m->rate > 0 ? u->next_due : now) + ns_of(1 / (m->rate > 0 ? m->rate : 1e9));
-			u->t_step = now;
-			continue;
-		}
-		if (over)
-			return 1;
-		if (m->rate > 0) {
-			if (now < u->next_due || burst == 1000) {
-				uint64_t w = burst == 1000 ? now : u->next_due;
-				wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
-				return 0;
-			}
-			if (!chat_send(t, c, m, 'o')) {
-				if (no_peer(t, c, now))
-					continue;
-				return 0;
-			}
-			u->next_due += ns_of(1 / m->rate);
-			u->n++;
-			burst++;
-			continue;
-		}
-		/* closed loop: at most window in flight (the CAS as in the chat scenario) */
-		int32_t cur = atomic_load(&c->inflight);
-		if (cur >= (int32_t)m->window) {
-			/* one timer per user, not one per blocked episode: it checks the
-			 * window at the step's end or a timeout after the window filled */
-			uint64_t w = now + tmo;
-			u->next_due = now;      /* when the window filled */
-			u->wait = W_SEND;
-			if (!u->wake)
-				wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
-			return 0;
-		}
-		if (!atomic_compare_exchange_weak(&c->inflight, &cur, cur + 1))
-			continue;
-		if (!chat_send(t, c, m, 'w')) {
-			atomic_fetch_sub(&c->inflight, 1);
-			if (no_peer(t, c, now))
-				continue;
-			return 0;
-		}
-		u->n++;
-		if (++burst == 1000) {
-			wake_at(t, c, now, W_SEND);
-			return 0;
-		}
-	}
-}
-
-static int do_chat(struct bthread *t, struct bclient *c, const struct scn_step *st)
-{
-	struct bs_user *u = c->bs;
-	uint64_t now = bench_now();
-
-	u->n = 0;
-	u->await_seq = 0;
-	u->until = st->u.send.duration_ns ? now + st->u.send.duration_ns : 0;
-	u->next_due = now;
-	u->t_step = now;
-	/* receipts of an earlier step's messages (seq below the floor) no longer count */
-	atomic_store(&c->wfloor, u->seq + 1);
-	atomic_store(&c->inflight, 0);
-	if (st->u.send.to == SCN_TO_RANDOM || st->u.send.to == SCN_TO_SESSION)
-		peers_pick(t, c, &st->u.send);
-	return chat_pump(t, c);
-}
-
-/* ---- group chat --------------------------------------------------------------------- */
-
-static bool gc_send(struct bthread *t, struct bclient *c, const struct scn_send *m)
-{
-	struct bs_user *u = c->bs;
-	size_t need = m->body + 1024;
-	char *b = msgbuf(t, need);
-	uint64_t now = bench_now();
-	int n;
-
-	if (!b)
-		return false;
-	u->seq++;                      /* from 1: a ring slot's seq 0 means unused */
-	{
-		struct bs_fan *ring = atomic_load_explicit(&c->fan, memory_order_relaxed);
-		if (ring && u->room_idx != UINT32_MAX) {
-			struct bs_fan *sl = &ring[u->seq % FAN_RING];
-			atomic_store_explicit(&sl->count, 0, memory_order_relaxed);
-			atomic_store_explicit(&sl->max_ns, 0, memory_order_relaxed);
-			atomic_store_explicit(&sl->expect,
-					      atomic_load(&room_tab[u->room_idx].occupants),
-					      memory_order_relaxed);
-			atomic_store_explicit(&sl->seq, u->seq, memory_order_release);
-		}
-	}
-	n = snprintf(b, need, "<message to='%.*s' type='groupchat' id='g%u.%u.%u.%u.%llu'><body>"
-		     "g%u.%u.%u.%u.%llu ", u->room_len, u->room, B.run_id, c->idx, (uint32_t)u->u,
-		     u->seq, (unsigned long long)now, B.run_id, c->idx, (uint32_t)u->u, u->seq,
-		     (unsigned long long)now);
-	if (n < 0 || (size_t)n + m->body + 32 > need)
-		return false;
-	memset(b + n, 'x', m->body);
-	n += (int)m->body;
-	memcpy(b + n, "</body></message>", 17);
-	n += 17;
-	out(c, b, n);
-	t->local.gc_sent++;
-	return true;
-}
-
-static int gc_pump(struct bthread *t, struct bclient *c)
-{
-	struct bs_user *u = c->bs;
-	const struct scn_send *m = &step_of(u)->u.send;
-	uint64_t now = bench_now();
-	unsigned burst = 0;
-
-	for (;;) {
-		if ((m->count && u->n >= m->count) || (u->until && now >= u->until)) {
-			/* over: wait for our own copies still on their way (a timeout at most) */
-			if (u->gc_inflight && now - u->t_step < tmo) {
-				wake_at(t, c, u->t_step + tmo, W_SEND);
-				return 0;
-			}
-			u->gc_inflight = 0;
-			return 1;
-		}
-		if (m->rate > 0) {
-			if (now < u->next_due || burst == 1000) {
-				uint64_t w = burst == 1000 ? now : u->next_due;
-				wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
-				return 0;
-			}
-			u->next_due += ns_of(1 / m->rate);
-			u->gc_inflight++;
-		} else if (u->gc_inflight >= m->window) {
-			uint64_t w = u->next_due + tmo;
-			if (now - u->next_due >= tmo) {
-				/* our copies did not come back: start the window again */
-				t->local.window_timeouts++;
-				u->gc_inflight = 0;
-				continue;
-			}
-			u->wait = W_SEND;
-			if (!u->wake)    /* one timer, not one per message */
-				wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
-			return 0;
-		} else {
-			u->gc_inflight++;
-			u->next_due = now;
-		}
-		u->n++;
-		burst++;
-		u->t_step = now;
-		gc_send(t, c, m);
-		if (burst == 1000 && m->rate <= 0) {
-			wake_at(t, c, now, W_SEND);
-			return 0;
-		}
-	}
-}
-
-/* ---- rooms ------------------------------------------------------------------------- */
-
-/* The room's entry (found or taken), UINT32_MAX when the table is full. */
-static uint32_t room_find(const char *jid, size_t len)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)jid[i]) * 1099511628211ull;
-	if (!h)
-		h = 1;
-	for (uint32_t k = 0, i = (uint32_t)h & (ROOMS_MAX - 1); k < ROOMS_MAX;
-	     k++, i = (i + 1) & (ROOMS_MAX - 1)) {
-		uint64_t cur = atomic_load(&room_tab[i].hash), zero = 0;
-		if (cur == h)
-			return i;
-		if (cur == 0 && (atomic_compare_exchange_strong(&room_tab[i].hash, &zero, h) || zero == h))
-			return i;
-	}
-	return UINT32_MAX;
-}
-
-/* c is no longer one of the room's occupants (left, dropped, failed, ended). */
-static void room_left(struct bs_user *u)
-{
-	if (u->room_idx != UINT32_MAX && room_tab)
-		atomic_fetch_sub(&room_tab[u->room_idx].occupants, 1);
-	u->room_idx = UINT32_MAX;
-}
-
-static int join_send(struct bthread *t, struct bclient *c, const struct scn_step *st)
-{
-	struct bs_user *u = c->bs;
-	char room[SCN_MAX_STRING + 64], nick[SCN_MAX_STRING + 64], xml[1024];
-	uint32_t rooms = st->u.join.rooms ? st->u.join.rooms : 1;
-	uint32_t rn = st->u.join.per_room ? (uint32_t)((u->u / st->u.join.per_room) % rooms) :
-		      (uint32_t)(u->u % rooms);
-	int rl = expand(c, scn_str(&S, st->u.join.room), rn, room, sizeof(room));
-	int nl = expand(c, st->u.join.nick ? scn_str(&S, st->u.join.nick) : "{user}", rn, nick,
-			sizeof(nick));
-	int n;
-
-	if (rl <= 0 || nl <= 0 ||
-	    (n = snprintf(u->room, sizeof(u->room), "%s@%s/%s", room, B.o.muc_domain, nick)) < 0 ||
-	    (size_t)n >= sizeof(u->room)) {
-		fail(t, c, "join:room-name-too-long");
-		return -1;
-	}
-	u->room_len = (uint16_t)(rl + 1 + strlen(B.o.muc_domain));
-	n = snprintf(xml, sizeof(xml), "<presence to='%s'><x xmlns='" NS_MUC "'><history "
-		     "maxstanzas='%u'/></x></presence>", u->room, st->u.join.history);
-	wait_for(c, W_SERVER);
-	out(c, xml, n);
-	return 0;
-}
-
-static int do_join(struct bthread *t, struct bclient *c, const struct scn_step *st)
-{
-	c->bs->t_step = bench_now();
-	bc_set_state(c, BC_JOIN);      /* the step timer bounds the join, retries included */
-	return join_send(t, c, st);
-}
-
-static void on_room_presence(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
-			     const uint8_t *p, size_t len)
-{
-	struct bs_user *u = c->bs;
-	const struct scn_step *st = step_of(u);
-	size_t full = strlen(u->room);
-	char cond[48], cause[96], xml[512];
-	int n;
-
-	if (!st || st->op != SCN_JOIN || u->wait != W_SERVER || s->from.len != full ||
-	    memcmp(s->from.p, u->room, full) != 0)
-		return;                 /* another occupant, or the room after we left */
-	if (streq(&s->type, "error")) {
-		bm_error_condition(p, len, cond, sizeof(cond));
-		if (!strcmp(cond, "item-not-found")) {
-			/* locked: its creator has not configured it yet (XEP-0045 §10.1.1) */
-			wake_at(t, c, bench_now() + JOIN_RETRY_NS, W_JOIN_RETRY);
-			return;
-		}
-		snprintf(cause, sizeof(cause), "join:%s", cond);
-		fail(t, c, cause);
-		return;
-	}
-	if (s->type.len || !bm_status(p, len, 110))
-		return;
-	t->local.joined++;
-	hist_record(&t->local.h_join, bench_now() - u->t_step);
-	u->sf |= SF_ROOM;
-	if (room_tab && u->room_idx == UINT32_MAX &&
-	    (u->room_idx = room_find(u->room, u->room_len)) != UINT32_MAX)
-		atomic_fetch_add(&room_tab[u->room_idx].occupants, 1);
-	if (bm_status(p, len, 201)) {
-		/* we created it, locked: accept the instant room (§10.1.2); the step
-		 * ends with the result, when the room takes messages and occupants */
-		n = snprintf(xml, sizeof(xml), "<iq type='set' id='si' to='%.*s'><query xmlns='" NS_MUC
-			     "#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>",
-			     u->room_len, u->room);
-		out(c, xml, n);
-		return;
-	}
-	bc_set_state(c, BC_ONLINE);
-	step_done(t, c);
-}
-
-/* ---- messages received --------------------------------------------------------------- */
-
-/* "<kind>.<slot>.<gen>.<seq>.<ns>" after "s<run>." or "r<run>."; kind 'o', 'q' or 'w' (W). */
-static int chat_id(const struct bs_thread *b, const struct xs_str *id, char *kind, uint32_t *w,
-		   uint32_t *slot, uint32_t *gen, uint32_t *seq, uint64_t *ts)
-{
-	char buf[128];
-	const char *pre = b->pre;
-	int pl = b->prel;
-	const char *p;
-	char *end;
-	unsigned long long v[4];
-
-	if (id->len < 2 || id->len >= sizeof(buf))
-		return -1;
-	memcpy(buf, id->p, id->len);
-	buf[id->len] = '\0';
-	if (strncmp(buf + 1, pre, (size_t)pl))
-		return -1;
-	p = buf + 1 + pl;
-	*kind = *p++;
-	*w = 0;
-	if (*kind == 'w') {
-		*w = (uint32_t)strtoul(p, &end, 10);
-		p = end;
-	} else if (*kind != 'o' && *kind != 'q') {
-		return -1;
-	}
-	for (int i = 0; i < 4; i++) {
-		if (*p != '.' || p[1] < '0' || p[1] > '9')
-			return -1;
-		v[i] = strtoull(p + 1, &end, 10);
-		p = end;
-	}
-	*ts = v[3];
-	if (*end || v[0] >= B.o.clients || v[1] > UINT32_MAX || v[2] > UINT32_MAX)
-		return -1;
-	*slot = (uint32_t)v[0];
-	*gen = (uint32_t)v[1];
-	*seq = (uint32_t)v[2];
-	return 0;
-}
-
-static void reply_send(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
-		       const uint8_t *p, size_t len)
-{
-	const uint8_t *b = memmem(p, len, "<body>", 6), *e;
-	char to[1024], *m;
-	size_t tl = xml_escape(s->from.p, s->from.len, to, sizeof(to) - 1), bl;
-	int n;
-
-	if (!b || tl >= sizeof(to) || !s->from.len)
-		return;
-	b += 6;
-	e = memmem(b, (size_t)(p + len - b), "</body>", 7);
-	if (!e)
-		return;
-	bl = (size_t)(e - b);
-	m = msgbuf(t, bl + tl + s->id.len + 256);
-	if (!m)
-		return;
-	to[tl] = '\0';
-	n = snprintf(m, bl + tl + s->id.len + 256, "<message to='%s' type='chat' id='r%.*s'><body>",
-		     to, (int)s->id.len - 1, s->id.p + 1);
-	memcpy(m + n, b, bl);
-	n += (int)bl;
-	memcpy(m + n, "</body></message>", 17);
-	out(c, m, n + 17);
-	t->local.replies++;
-}
-
-static void on_chat(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
-		    const uint8_t *p, size_t len)
-{
-	struct bs_user *u = c->bs;
-	const struct scn_step *st = step_of(u);
-	uint32_t w, slot, gen, seq;
-	uint64_t ts, now = bench_now();
-	uint64_t warm = atomic_load_explicit(&B.warm_end_ns, memory_order_relaxed);
-	char kind;
-
-	if (chat_id(t->bs, &s->id, &kind, &w, &slot, &gen, &seq, &ts) < 0 || streq(&s->type, "error")) {
-		t->local.unexpected++;
-		return;
-	}
-	if (s->id.p[0] == 'r') {
-		/* an answer: ours if it is the question we wait for */
-		if (slot == c->idx && gen == (uint32_t)u->u && seq == u->await_seq && st &&
-		    st->op == SCN_CHAT && u->wait == W_SEND) {
-			u->await_seq = 0;
-			t->local.answered++;
-			if (ts <= now) {
-				hist_record(&t->local.h_msg, now - ts);
-				if (ts >= warm)
-					hist_record(&t->local.h_msg_meas, now - ts);
-			}
-			if (chat_pump(t, c))
-				step_done(t, c);
-		} else {
-			t->local.unexpected++;    /* late, after its no-reply */
-		}
-		return;
-	}
-	t->local.recv++;
-	if (kind != 'q') {
-		if (ts <= now)
-			hist_record(&t->local.h_msg, now - ts);
-		if (ts >= warm) {
-			t->local.recv_meas++;
-			if (ts <= now)
-				hist_record(&t->local.h_msg_meas, now - ts);
-		}
-	}
-	if (kind == 'w') {
-		struct bclient *sender = &B.clients[slot];
-		if (atomic_load_explicit(&sender->gen, memory_order_relaxed) == gen &&
-		    seq >= atomic_load(&sender->wfloor)) {
-			int32_t old = atomic_fetch_sub(&sender->inflight, 1);
-			if (old <= 0)
-				atomic_fetch_add(&sender->inflight, 1);   /* after a window reset */
-			else if (old == (int32_t)w)
-				bt_ready(t, sender);
-		}
-	}
-	if (st && st->op == SCN_REPLY && u->wait != W_NONE) {
-		reply_send(t, c, s, p, len);
-		u->n++;
-		if (st->u.reply.count && u->n >= st->u.reply.count)
-			step_done(t, c);
-	}
-}
-
-static void on_groupchat(struct bthread *t, struct bclient *c, const struct xs_stanza *s)
-{
-	struct bs_user *u = c->bs;
-	char pre[24], buf[128], *end;
-	int pl = snprintf(pre, sizeof(pre), "g%u.", B.run_id);
-	unsigned long long v[4];
-	const char *q;
-	uint64_t now = bench_now(), warm = atomic_load_explicit(&B.warm_end_ns, memory_order_relaxed);
-
-	if (s->id.len >= sizeof(buf) || s->id.len <= (size_t)pl || memcmp(s->id.p, pre, (size_t)pl)) {
-		t->local.unexpected += 0;    /* the subject, history, another client's message */
-		return;
-	}
-	memcpy(buf, s->id.p, s->id.len);
-	buf[s->id.len] = '\0';
-	q = buf + pl - 1;
-	for (int i = 0; i < 4; i++) {
-		if (*q != '.' || q[1] < '0' || q[1] > '9') {
-			t->local.unexpected++;
-			return;
-		}
-		v[i] = strtoull(q + 1, &end, 10);
-		q = end;
-	}
-	if (*q) {
-		t->local.unexpected++;
-		return;
-	}
-	t->local.gc_recv++;
-	if (v[3] <= now) {
-		hist_record(&t->local.h_msg, now - v[3]);
-		if (v[3] >= warm)
-			hist_record(&t->local.h_msg_meas, now - v[3]);
-	}
-	if (v[0] < B.o.clients && v[2] <= UINT32_MAX) {
-		/* room_fanout: count our copy in the sender's ring (see the file comment) */
-		const struct bclient *sender = &B.clients[v[0]];
-		struct bs_fan *ring = atomic_load_explicit(&sender->fan, memory_order_acquire);
-		uint64_t lat = v[3] <= now ? now - v[3] : 0, cur;
-		if (ring && atomic_load_explicit(&sender->gen, memory_order_relaxed) == v[1]) {
-			struct bs_fan *sl = &ring[v[2] % FAN_RING];
-			if (atomic_load_explicit(&sl->seq, memory_order_acquire) == v[2]) {
-				cur = atomic_load_explicit(&sl->max_ns, memory_order_relaxed);
-				while (cur < lat && !atomic_compare_exchange_weak(&sl->max_ns, &cur, lat))
-					;
-				if (atomic_fetch_add(&sl->count, 1) + 1 == atomic_load(&sl->expect) &&
-				    v[3] >= warm)
-					hist_record(&t->local.h_last, atomic_load(&sl->max_ns));
-			}
-		}
-	}
-	if (v[0] == c->idx && v[1] == (uint32_t)u->u && u->gc_inflight) {
-		const struct scn_step *st = step_of(u);
-		u->gc_inflight--;
-		if (st && st->op == SCN_GROUPCHAT && u->wait == W_SEND && gc_pump(t, c))
-			step_done(t, c);
-	}
-}
-
-static void on_iq(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
-		  const uint8_t *p, size_t len)
-{
-	struct bs_user *u = c->bs;
-	const struct scn_step *st = step_of(u);
-	bool ok = streq(&s->type, "result");
-	uint64_t now = bench_now();
-	char cond[48], cause[96];
-
-	if (streq(&s->id, "si")) {
-		if (!st || st->op != SCN_JOIN || u->wait != W_SERVER) {
-			t->local.unexpected++;
-		} else if (!ok) {
-			bm_error_condition(p, len, cond, sizeof(cond));
-			snprintf(cause, sizeof(cause), "join:instant-room:%s", cond);
-			fail(t, c, cause);
-		} else {
-			bc_set_state(c, BC_ONLINE);
-			step_done(t, c);
-		}
-		return;
-	}
-	if (!st || u->wait != W_SERVER) {
-		t->local.unexpected++;
-		return;
-	}
-	if (!ok)
-		bm_error_condition(p, len, cond, sizeof(cond));
-	if (st->op == SCN_BIND && streq(&s->id, "sb")) {
-		if (!ok) {
-			snprintf(cause, sizeof(cause), "bind-error:%s", cond);
-			fail(t, c, cause);
-			return;
-		}
-		hist_record(&t->local.h_bind, now - u->t_step);
-		u->sf |= SF_BOUND;
-		step_done(t, c);
-	} else if (st->op == SCN_ROSTER && streq(&s->id, "sr")) {
-		if (!ok) {
-			snprintf(cause, sizeof(cause), "roster-error:%s", cond);
-			fail(t, c, cause);
-			return;
-		}
-		hist_record(&t->local.h_roster, now - u->t_step);
-		step_done(t, c);
-	} else if (st->op == SCN_PING && streq(&s->id, "sp")) {
-		if (!ok) {
-			snprintf(cause, sizeof(cause), "ping:%s", cond);
-			fail(t, c, cause);
-			return;
-		}
-		t->local.pings++;
-		hist_record(&t->local.h_ping, now - u->t_step);
-		step_done(t, c);
-	} else if (st->op == SCN_PUBLISH && streq(&s->id, "su")) {
-		if (!ok) {
-			snprintf(cause, sizeof(cause), "publish:%s", cond);
-			fail(t, c, cause);
-			return;
-		}
-		t->local.published++;
-		hist_record(&t->local.h_publish, now - u->t_step);
-		if (++u->n < st->u.publish.items)
-			publish_one(t, c, st);
-		else
-			step_done(t, c);
-	} else {
-		t->local.unexpected++;
-	}
-}
-
-int bs_stanza(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
-	      const uint8_t *p, size_t len)
-{
-	struct bs_user *u = c->bs;
-	const struct scn_step *st = step_of(u);
-
-	if (streq(&s->local, "iq")) {
-		on_iq(t, c, s, p, len);
-	} else if (streq(&s->local, "message")) {
-		if (streq(&s->type, "groupchat"))
-			on_groupchat(t, c, s);
-		else if (starts(&s->id, "s") || starts(&s->id, "r"))
-			on_chat(t, c, s, p, len);
-		else
-			t->local.unexpected++;
-		if (!(c->flags & BF_CLOSED) && st == step_of(u) && st && st->op == SCN_WAIT &&
-		    st->u.wait.what == SCN_WAIT_MESSAGE && u->wait == W_SERVER)
-			step_done(t, c);
-	} else if (streq(&s->local, "presence")) {
-		if (u->room_len && s->from.len > u->room_len &&
-		    !memcmp(s->from.p, u->room, u->room_len) && s->from.p[u->room_len] == '/')
-			on_room_presence(t, c, s, p, len);
-		if (!(c->flags & BF_CLOSED) && st == step_of(u) && st && st->op == SCN_WAIT &&
-		    st->u.wait.what == SCN_WAIT_PRESENCE && u->wait == W_SERVER)
-			step_done(t, c);
-	} else {
-		t->local.unexpected++;
-	}
-	return (c->flags & BF_CLOSED) ? -1 : 0;
 }
 
 /* ---- the interpreter ------------------------------------------------------------------ */
@@ -1698,7 +861,7 @@ static uint64_t think_ns(struct bthread *t, const struct scn_step *st)
 
 static void park(struct bclient *c)
 {
-	wait_for(c, W_PARKED);
+	bs_wait_for(c, W_PARKED);
 	if (!c->bs->parked) {
 		c->bs->parked = true;
 		atomic_fetch_add(&parked, 1);
@@ -1726,54 +889,54 @@ static int exec(struct bthread *t, struct bclient *c, const struct scn_step *st)
 	case SCN_SM:
 		return do_sm(t, c, st);
 	case SCN_CHAT:
-		return do_chat(t, c, st);
+		return bs_do_chat(t, c, st);
 	case SCN_REPLY:
 		u->n = 0;
 		if (st->u.reply.duration_ns)
-			wake_at(t, c, now + st->u.reply.duration_ns, W_REPLY);
+			bs_wake_at(t, c, now + st->u.reply.duration_ns, W_REPLY);
 		else
 			park(c);
 		return 0;
 	case SCN_WAIT:
-		wake_at(t, c, now + (st->u.wait.timeout_ns ? st->u.wait.timeout_ns : tmo),
+		bs_wake_at(t, c, now + (st->u.wait.timeout_ns ? st->u.wait.timeout_ns : bs_tmo),
 			W_SERVER);
 		return 0;
 	case SCN_PING:
 		return do_ping(t, c, st);
 	case SCN_JOIN:
-		return do_join(t, c, st);
+		return bs_do_join(t, c, st);
 	case SCN_GROUPCHAT:
 		u->n = 0;
 		u->gc_inflight = 0;
 		u->next_due = st->u.send.rate > 0 ? now : 0;
 		u->until = st->u.send.duration_ns ? now + st->u.send.duration_ns : 0;
-		return gc_pump(t, c);
+		return bs_gc_pump(t, c);
 	case SCN_LEAVE: {
 		char xml[512];
-		out(c, xml, snprintf(xml, sizeof(xml), "<presence to='%s' type='unavailable'/>", u->room));
+		bs_out(c, xml, snprintf(xml, sizeof(xml), "<presence to='%s' type='unavailable'/>", u->room));
 		u->sf &= (uint8_t)~SF_ROOM;
 		u->room_len = 0;
-		room_left(u);
+		bs_room_left(u);
 		return 1;
 	}
 	case SCN_PUBLISH:
 		u->n = 0;
-		return publish_one(t, c, st) < 0 ? -1 : 0;
+		return bs_publish_one(t, c, st) < 0 ? -1 : 0;
 	case SCN_IDLE:
 		if (st->u.idle.duration_ns)
-			wake_at(t, c, now + st->u.idle.duration_ns, W_TIME);
+			bs_wake_at(t, c, now + st->u.idle.duration_ns, W_TIME);
 		else
 			park(c);
 		return 0;
 	case SCN_THINK:
-		wake_at(t, c, now + think_ns(t, st), W_TIME);
+		bs_wake_at(t, c, now + think_ns(t, st), W_TIME);
 		return 0;
 	case SCN_BARRIER: {
 		uint64_t want = st->u.barrier.users ? st->u.barrier.users : sess_users[u->session];
 		if (atomic_fetch_add(&barrier_n[u->session][u->pc], 1) + 1 >= want)
 			return 1;
 		t->bs->nbarrier++;
-		wake_at(t, c, now + st->u.barrier.timeout_ns, W_BARRIER);
+		bs_wake_at(t, c, now + st->u.barrier.timeout_ns, W_BARRIER);
 		return 0;
 	}
 	case SCN_DROP:
@@ -1781,23 +944,23 @@ static int exec(struct bthread *t, struct bclient *c, const struct scn_step *st)
 			return 1;
 		bc_set_online(t, c, false);
 		bt_keepalive(c, 0);
-		room_left(u);
+		bs_room_left(u);
 		u->room_len = 0;
-		wait_for(c, W_CLOSE);
+		bs_wait_for(c, W_CLOSE);
 		bt_close(c);
 		return 0;
 	case SCN_LOGOUT:
 		if (!connection_open(c))
 			return 1;
 		if (u->sf & SF_BOUND)    /* presence before binding is a stream error */
-			out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
-		room_left(u);
+			bs_out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
+		bs_room_left(u);
 		u->room_len = 0;
-		wait_for(c, W_CLOSE);
+		bs_wait_for(c, W_CLOSE);
 		bc_goodbye(t, c);
 		return 0;
 	default:    /* SCN_RESUME is refused at load; SCN_LOOP never reaches here */
-		fail(t, c, "step:not-supported");
+		bs_fail(t, c, "step:not-supported");
 		return -1;
 	}
 }
@@ -1827,13 +990,13 @@ static void run(struct bthread *t, struct bclient *c)
 		int r;
 		if (u->ending || !u->active)
 			return;
-		st = step_of(u);
+		st = bs_step_of(u);
 		if (!st) {
 			/* the program is over: close a stream left open, as logout does */
 			if (connection_open(c)) {
 				if (u->sf & SF_BOUND)
-					out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
-				wait_for(c, W_CLOSE);
+					bs_out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
+				bs_wait_for(c, W_CLOSE);
 				bc_goodbye(t, c);
 			} else if (c->state == BC_NEW || c->state == BC_DONE) {
 				user_end(t, c);
@@ -1845,14 +1008,14 @@ static void run(struct bthread *t, struct bclient *c)
 			return;
 		finish_step(t, c);
 	}
-	wake_at(t, c, bench_now(), W_RUN);   /* a long run of instant steps: yield */
+	bs_wake_at(t, c, bench_now(), W_RUN);   /* a long run of instant steps: yield */
 }
 
 /* The timer fired for what c waits for. */
 static void on_wake(struct bthread *t, struct bclient *c, uint64_t now)
 {
 	struct bs_user *u = c->bs;
-	const struct scn_step *st = step_of(u);
+	const struct scn_step *st = bs_step_of(u);
 	int ph = atomic_load(&B.phase);
 
 	if (u->wait == W_RELEASED) {
@@ -1861,7 +1024,7 @@ static void on_wake(struct bthread *t, struct bclient *c, uint64_t now)
 				u->ending = true;      /* cut short by the run's end: not finished */
 			user_end(t, c);
 		} else if (st->op == SCN_DROP || st->op == SCN_LOGOUT) {
-			step_done(t, c);
+			bs_step_done(t, c);
 		} else {
 			/* closed under a step that did not close it, without a failure */
 			bench_stats_cause(&t->local, "dropped:connection-lost", 1);
@@ -1880,29 +1043,29 @@ static void on_wake(struct bthread *t, struct bclient *c, uint64_t now)
 		break;
 	case W_TIME:
 	case W_REPLY:
-		step_done(t, c);
+		bs_step_done(t, c);
 		break;
 	case W_SEND:
 		if (st->op == SCN_CHAT) {
-			if (u->await_seq && now - u->t_step >= tmo) {
+			if (u->await_seq && now - u->t_step >= bs_tmo) {
 				bench_stats_cause(&t->local, "message:no-reply", 1);
 				u->await_seq = 0;
 			} else if (!st->u.send.wait_reply && st->u.send.rate <= 0 &&
 				   atomic_load(&c->inflight) >= (int32_t)st->u.send.window) {
-				if (now - u->next_due >= tmo) {
+				if (now - u->next_due >= bs_tmo) {
 					/* a full window for a whole timeout lost its messages: start again */
 					atomic_store(&c->inflight, 0);
 					t->local.window_timeouts++;
 				} else if (!u->until || now < u->until) {
-					uint64_t w = u->next_due + tmo;
-					wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
+					uint64_t w = u->next_due + bs_tmo;
+					bs_wake_at(t, c, u->until && u->until < w ? u->until : w, W_SEND);
 					break;
 				}
 			}
-			if (chat_pump(t, c))
-				step_done(t, c);
-		} else if (st->op == SCN_GROUPCHAT && gc_pump(t, c)) {
-			step_done(t, c);
+			if (bs_chat_pump(t, c))
+				bs_step_done(t, c);
+		} else if (st->op == SCN_GROUPCHAT && bs_gc_pump(t, c)) {
+			bs_step_done(t, c);
 		}
 		break;
 	case W_SERVER: {
@@ -1910,16 +1073,16 @@ static void on_wake(struct bthread *t, struct bclient *c, uint64_t now)
 		snprintf(cause, sizeof(cause), "%s:timeout", st->op == SCN_SM ? "sm" :
 			 st->op == SCN_PING ? "ping" : st->op == SCN_PUBLISH ? "publish" :
 			 st->op == SCN_WAIT ? "wait" : "step");
-		fail(t, c, cause);
+		bs_fail(t, c, cause);
 		break;
 	}
 	case W_BARRIER:
 		t->bs->nbarrier--;
 		bench_stats_cause(&t->local, "barrier:timeout", 1);
-		step_done(t, c);
+		bs_step_done(t, c);
 		break;
 	case W_JOIN_RETRY:
-		join_send(t, c, st);
+		bs_join_send(t, c, st);
 		break;
 	default:
 		break;
@@ -1954,14 +1117,14 @@ void bs_failed(struct bthread *t, struct bclient *c, const char *cause)
 		u->step_cause = false;
 		u->ending = true;
 		unpark(u);
-		room_left(u);
+		bs_room_left(u);
 	}
 }
 
 void bs_released(struct bthread *t, struct bclient *c)
 {
 	if (c->bs && c->bs->active)
-		wake_at(t, c, bench_now(), W_RELEASED);
+		bs_wake_at(t, c, bench_now(), W_RELEASED);
 }
 
 /* ---- the thread's loop --------------------------------------------------------------- */
@@ -2050,12 +1213,12 @@ static void barriers_check(struct bthread *t)
 		struct bs_user *u = c->bs;
 		const struct scn_step *st;
 		uint64_t want;
-		if (!u->active || u->wait != W_BARRIER || !(st = step_of(u)))
+		if (!u->active || u->wait != W_BARRIER || !(st = bs_step_of(u)))
 			continue;
 		want = st->u.barrier.users ? st->u.barrier.users : sess_users[u->session];
 		if (atomic_load(&barrier_n[u->session][u->pc]) >= want) {
 			t->bs->nbarrier--;
-			step_done(t, c);
+			bs_step_done(t, c);
 		}
 	}
 }
@@ -2076,7 +1239,7 @@ uint64_t bs_tick(struct bthread *t, uint64_t now)
 			struct bclient *c = &B.clients[t->id + (size_t)k * B.nthreads];
 			if (c->bs->active && (c->state == BC_NEW || c->state == BC_DONE) &&
 			    c->bs->wait != W_RELEASED) {
-				if (step_of(c->bs) && !c->bs->parked)
+				if (bs_step_of(c->bs) && !c->bs->parked)
 					c->bs->ending = true;   /* cut short: not finished */
 				user_end(t, c);
 			}
@@ -2088,11 +1251,11 @@ uint64_t bs_tick(struct bthread *t, uint64_t now)
 	for (uint32_t i = 0; i < t->nready; i++) {
 		struct bclient *c = t->ready[i];
 		struct bs_user *u = c->bs;
-		const struct scn_step *st = step_of(u);
+		const struct scn_step *st = bs_step_of(u);
 		c->flags &= ~BF_READY;
 		if (ph < PH_CLOSE && u->active && !u->ending && st && st->op == SCN_CHAT &&
-		    u->wait == W_SEND && !st->u.send.wait_reply && st->u.send.rate <= 0 && chat_pump(t, c))
-			step_done(t, c);
+		    u->wait == W_SEND && !st->u.send.wait_reply && st->u.send.rate <= 0 && bs_chat_pump(t, c))
+			bs_step_done(t, c);
 	}
 	t->nready = 0;
 	while (b->nheap && b->heap[0].when <= now) {
