@@ -124,18 +124,29 @@ fuzz: test-deps $(FUZZERS)
 # arenas, -O2: what ships) runs the suites that mostly wait on other servers (Prosody and
 # ejabberd federating in network namespaces, biboumi, Profanity: the ASan pass covers the
 # same code of ours with test_s2s and test_component) and the suites whose point is the
-# shipped binary's timing, limits and interoperability (RELEASE_SUITES).  Running
-# everything twice took `make test` to 18 minutes on 2 cores; this keeps it within 15.
+# shipped binary's timing, limits and interoperability (RELEASE_SUITES).  The load
+# generator's suites (BENCH_SUITES: xedge-bench, its reports and merges; the server under
+# them is covered by the others) and the overload test (the shipped binary's capacity) run in
+# the release pass only.  Running everything twice took `make test` to 18 minutes on 2
+# cores; this keeps it near 15.
 PEER_SUITES = test_federation test_fedns test_biboumi test_profanity
 RELEASE_SUITES = test_exhaustion test_clients test_im_flows test_tls_interop \
 	test_upstream test_drain test_reload
+BENCH_SUITES = test_bench_dist test_bench_muc test_bench_report test_bench_scenario
+ASAN_DESELECT = tests/integration/test_exhaustion.py::test_overload_keeps_every_session
 integration: test-deps all asan
 	XEDGE_BIN=$(BUILD)/asan $(PYTEST) -q -p no:cacheprovider tests/integration \
-		$(PEER_SUITES:%=--ignore=tests/integration/%.py)
+		$(PEER_SUITES:%=--ignore=tests/integration/%.py) \
+		$(BENCH_SUITES:%=--ignore=tests/integration/%.py) $(ASAN_DESELECT:%=--deselect %)
 	XEDGE_BIN=$(BUILD) $(PYTEST) -q -p no:cacheprovider \
-		$(PEER_SUITES:%=tests/integration/%.py) $(RELEASE_SUITES:%=tests/integration/%.py)
+		$(PEER_SUITES:%=tests/integration/%.py) $(RELEASE_SUITES:%=tests/integration/%.py) \
+		$(BENCH_SUITES:%=tests/integration/%.py)
 
-test: test-deps all unit fuzz-replay integration
+# Everything is built first, on every CPU (the tests then run one stage at a time).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+test: test-deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all asan $(UNITS) $(FUZZERS)
+	@$(MAKE) --no-print-directory unit fuzz-replay integration
 	@if podman info >/dev/null 2>&1; then $(MAKE) --no-print-directory test-deploy; \
 	else echo "test-deploy: skipped: podman is not usable here (install podman; see docs/operations.md)"; fi
 
