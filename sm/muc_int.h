@@ -126,6 +126,30 @@ struct muc_parked {
 	uint8_t data[];
 };
 
+/* ---- sm/muc_send.c ---- */
+/*
+ * A fan-out: one stanza from the room to many real JIDs, differing only in
+ * `to`.  fan_start() writes "<kind from='F' to='" in mu->fan and notes
+ * where `to` goes; the caller appends the rest (the bytes every copy
+ * shares, built once) and checks fan_ready(); fan_send() then writes each
+ * copy as template head + escaped `to` + template tail and routes it
+ * (sm_route_service_copy(): a session of this shard directly).  The
+ * struct lives on the caller's stack: nothing in it is zeroed per copy.
+ */
+struct muc_fan {
+	struct wire_msg m;          /* the routing header; to and raw set per copy */
+	size_t hole;                /* where `to` goes in mu->fan */
+	char from[JID_MAX + 1];     /* the sender (the room or room/nick) */
+};
+bool muc_message_start(struct sm *sm, struct muc_room *r, struct muc_fan *f, const char *nick,
+		       const char *oid, const char *id, const char *payload, const char *sid, time_t at);
+void muc_message_to(struct sm *sm, struct muc_room *r, const char *nick, const char *oid,
+		    const char *id, const char *payload, const char *sid, const char *to, time_t at);
+void muc_fan_send(struct sm *sm, struct muc_fan *f, const char *to);
+void muc_presence_full(struct sm *sm, struct muc_room *r, const struct muc_occ *o, const char *to,
+		       const struct muc_occ *viewer, bool unavailable, const int *codes,
+		       const char *new_nick);
+
 /* ---- sm/muc.c ---- */
 struct muc_room *muc_room_find(struct sm_muc *mu, const char *jid, size_t n);
 void muc_room_free(struct sm_muc *mu, struct muc_room *r);
