@@ -142,11 +142,13 @@ integration: test-deps all asan
 		$(PEER_SUITES:%=tests/integration/%.py) $(RELEASE_SUITES:%=tests/integration/%.py) \
 		$(BENCH_SUITES:%=tests/integration/%.py)
 
-# Everything is built first, on every CPU (the tests then run one stage at a time).
+# Everything is built first, on every CPU; the unit tests and the corpus replay (independent
+# short programs) run side by side, then the integration passes one after the other.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: test-deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all asan $(UNITS) $(FUZZERS)
-	@$(MAKE) --no-print-directory unit fuzz-replay integration
+	@$(MAKE) --no-print-directory -j$(JOBS) unit fuzz-replay
+	@$(MAKE) --no-print-directory integration
 	@if podman info >/dev/null 2>&1; then $(MAKE) --no-print-directory test-deploy; \
 	else echo "test-deploy: skipped: podman is not usable here (install podman; see docs/operations.md)"; fi
 
