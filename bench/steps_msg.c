@@ -667,23 +667,35 @@ static void on_groupchat(struct bthread *t, struct bclient *c, const struct xs_s
 	}
 }
 
+/* The answer to the step's request: true with its latency recorded in h (if
+ * any), or false with the user failed ("prefix:condition"). */
+static bool answered(struct bthread *t, struct bclient *c, bool ok, const uint8_t *p, size_t len,
+		     const char *prefix, struct hist *h)
+{
+	char cond[48], cause[96];
+
+	if (ok) {
+		if (h)
+			hist_record(h, bench_now() - c->bs->t_step);
+		return true;
+	}
+	bm_error_condition(p, len, cond, sizeof(cond));
+	snprintf(cause, sizeof(cause), "%s:%s", prefix, cond);
+	bs_fail(t, c, cause);
+	return false;
+}
+
 static void on_iq(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
 		  const uint8_t *p, size_t len)
 {
 	struct bs_user *u = c->bs;
 	const struct scn_step *st = bs_step_of(u);
 	bool ok = bs_streq(&s->type, "result");
-	uint64_t now = bench_now();
-	char cond[48], cause[96];
 
 	if (bs_streq(&s->id, "si")) {
 		if (!st || st->op != SCN_JOIN || u->wait != W_SERVER) {
 			t->local.unexpected++;
-		} else if (!ok) {
-			bm_error_condition(p, len, cond, sizeof(cond));
-			snprintf(cause, sizeof(cause), "join:instant-room:%s", cond);
-			bs_fail(t, c, cause);
-		} else {
+		} else if (answered(t, c, ok, p, len, "join:instant-room", NULL)) {
 			bc_set_state(c, BC_ONLINE);
 			bs_step_done(t, c);
 		}
@@ -693,42 +705,23 @@ static void on_iq(struct bthread *t, struct bclient *c, const struct xs_stanza *
 		t->local.unexpected++;
 		return;
 	}
-	if (!ok)
-		bm_error_condition(p, len, cond, sizeof(cond));
 	if (st->op == SCN_BIND && bs_streq(&s->id, "sb")) {
-		if (!ok) {
-			snprintf(cause, sizeof(cause), "bind-error:%s", cond);
-			bs_fail(t, c, cause);
-			return;
+		if (answered(t, c, ok, p, len, "bind-error", &t->local.h_bind)) {
+			u->sf |= SF_BOUND;
+			bs_step_done(t, c);
 		}
-		hist_record(&t->local.h_bind, now - u->t_step);
-		u->sf |= SF_BOUND;
-		bs_step_done(t, c);
 	} else if (st->op == SCN_ROSTER && bs_streq(&s->id, "sr")) {
-		if (!ok) {
-			snprintf(cause, sizeof(cause), "roster-error:%s", cond);
-			bs_fail(t, c, cause);
-			return;
-		}
-		hist_record(&t->local.h_roster, now - u->t_step);
-		bs_step_done(t, c);
+		if (answered(t, c, ok, p, len, "roster-error", &t->local.h_roster))
+			bs_step_done(t, c);
 	} else if (st->op == SCN_PING && bs_streq(&s->id, "sp")) {
-		if (!ok) {
-			snprintf(cause, sizeof(cause), "ping:%s", cond);
-			bs_fail(t, c, cause);
-			return;
+		if (answered(t, c, ok, p, len, "ping", &t->local.h_ping)) {
+			t->local.pings++;
+			bs_step_done(t, c);
 		}
-		t->local.pings++;
-		hist_record(&t->local.h_ping, now - u->t_step);
-		bs_step_done(t, c);
 	} else if (st->op == SCN_PUBLISH && bs_streq(&s->id, "su")) {
-		if (!ok) {
-			snprintf(cause, sizeof(cause), "publish:%s", cond);
-			bs_fail(t, c, cause);
+		if (!answered(t, c, ok, p, len, "publish", &t->local.h_publish))
 			return;
-		}
 		t->local.published++;
-		hist_record(&t->local.h_publish, now - u->t_step);
 		if (++u->n < st->u.publish.items)
 			bs_publish_one(t, c, st);
 		else
