@@ -1195,9 +1195,15 @@ static int upload_check(struct loader *L)
 	const struct config_listener *web = NULL;
 	char *url;
 
-	if (!c->upload.domain || !c->upload.dir) {
-		snprintf(L->err, L->errlen, "%s:%lu: services.upload needs 'domain' and 'dir'", c->path,
-			 L->upload_line);
+	if (!c->upload.domain) {
+		snprintf(L->err, L->errlen, "%s:%lu: services.upload needs 'domain'", c->path, L->upload_line);
+		return -1;
+	}
+	if (c->nlisteners == 0)
+		return 0;   /* xedge-sm's file: it lists the service (domain, max_size); edges serve it */
+	if (!c->upload.dir) {
+		snprintf(L->err, L->errlen, "%s:%lu: services.upload needs 'dir' (where the edge keeps the "
+			 "files)", c->path, L->upload_line);
 		return -1;
 	}
 	if (c->backend_upstream) {

@@ -290,3 +290,23 @@ def test_slixmpp_upload(server, tmp_path, monkeypatch):
     aiohttp.connector.TCPConnector._make_ssl_context.cache_clear()
     st, h, data = http("GET", url)
     assert (st, data, h["content-type"]) == (200, src.read_bytes(), "text/plain")
+
+
+@pytest.mark.parametrize("server", [{
+    "mode": "external", "ws": True, "extra_edge_yaml": services(max_size=1000),
+    "extra_sm_yaml": f"services:\n  upload:\n    domain: {UP}\n    max_size: 1000\n"}], indirect=True)
+def test_with_an_external_session_server(server):
+    """xedge-sm's file names the service (domain, max_size) to list it and answer its
+    disco#info; the edge's has the rest and serves the slots and files."""
+    a = login(server)
+    try:
+        r = iq(a, f"<query xmlns='{NS_ITEMS}'/>", "d0", to="localhost")
+        assert UP in [i.get("jid") for i in r.iter(f"{{{NS_ITEMS}}}item")], dump(r)
+        r = iq(a, f"<query xmlns='{NS_INFO}'/>", "d1")
+        assert {f.get("var"): f.find("{jabber:x:data}value").text
+                for f in r.iter("{jabber:x:data}field")}["max-file-size"] == "1000", dump(r)
+        put, get = urls(slot(a, "s1", size=3, ctype=None))
+        assert http("PUT", put, b"abc")[0] == 201
+        assert http("GET", get)[2] == b"abc"
+    finally:
+        a.close()

@@ -190,10 +190,13 @@ static void test_errors(void **state)
 		     "services.muc.history");
 	expect_error("domains:\n  - name: a.org\nservices:\n  chat: {}\n", ":4: ",
 		     "unknown key 'chat' (known: muc, pubsub, upload)");
-	expect_error("domains:\n  - name: a.org\nservices:\n  upload:\n    domain: up.a.org\n", ":5: ",
-		     "needs 'domain' and 'dir'");
-	expect_error("domains:\n  - name: a.org\nservices:\n  upload:\n    domain: up.a.org\n    dir: /x\n",
-		     ":5: ", "add a listener of type wss");
+	expect_error("listeners:\n  - type: wss\n    address: 127.0.0.1:5443\ndomains:\n  - name: a.org\n"
+		     "services:\n  upload:\n    domain: up.a.org\n", ":8: ", "needs 'dir'");
+	expect_error("domains:\n  - name: a.org\nservices:\n  upload:\n    dir: /x\n", ":5: ",
+		     "needs 'domain'");
+	expect_error("listeners:\n  - type: c2s\n    address: 127.0.0.1:5222\ndomains:\n  - name: a.org\n"
+		     "services:\n  upload:\n    domain: up.a.org\n    dir: /x\n", ":8: ",
+		     "add a listener of type wss");
 	expect_error("domains:\n  - name: a.org\nservices:\n  upload:\n    expire: 3w\n", ":5: ",
 		     "services.upload.expire: expected a whole number with an optional unit (s, m, h, d)");
 	expect_error("domains:\n  - name: a.org\nservices:\n  upload:\n    max_size: 10X\n", ":5: ",
@@ -230,6 +233,11 @@ static void test_upload(void **state)
 	assert_string_equal(cfg.upload.url, "https://files.a.org");
 	assert_int_equal(cfg.upload.expire, 0);
 	assert_true(cfg.upload.max_size == 10u << 20);
+	config_free(&cfg);
+	/* xedge-sm's file (no listeners): the domain and the limit it advertises are enough */
+	assert_int_equal(load("domains:\n  - name: a.org\nservices:\n  upload:\n    domain: upload.a.org\n"
+			      "    max_size: 1M\n", &cfg, err, sizeof(err)), 0);
+	assert_true(cfg.upload.max_size == 1u << 20 && !cfg.upload.dir && !cfg.upload.url);
 	config_free(&cfg);
 }
 
