@@ -44,6 +44,15 @@
 
 /* ---- chat ------------------------------------------------------------------------ */
 
+/* Slot p is another user, online now, of the session wanted (any when < 0). */
+static bool peer_ok(const struct bclient *c, uint32_t p, int session)
+{
+	const struct bclient *q = &B.clients[p];
+
+	return p != c->idx && atomic_load_explicit(&q->online, memory_order_acquire) &&
+	       (session < 0 || atomic_load_explicit(&q->sess, memory_order_relaxed) == session);
+}
+
 /* A slot online now, of the session wanted (or any but ours); UINT32_MAX: none. */
 static uint32_t sample_peer(struct bthread *t, struct bclient *c, int session)
 {
@@ -51,21 +60,13 @@ static uint32_t sample_peer(struct bthread *t, struct bclient *c, int session)
 
 	for (int tries = 0; tries < 64; tries++) {
 		uint32_t p = (uint32_t)(bs_rnd(t->bs) % n);
-		const struct bclient *q = &B.clients[p];
-		if (p == c->idx || !atomic_load_explicit(&q->online, memory_order_acquire))
-			continue;
-		if (session >= 0 && atomic_load_explicit(&q->sess, memory_order_relaxed) != session)
-			continue;
-		return p;
+		if (peer_ok(c, p, session))
+			return p;
 	}
 	/* sparse: one pass from a random start */
 	for (uint32_t k = 0, p = (uint32_t)(bs_rnd(t->bs) % n); k < n; k++, p = (p + 1) % n) {
-		const struct bclient *q = &B.clients[p];
-		if (p == c->idx || !atomic_load_explicit(&q->online, memory_order_acquire))
-			continue;
-		if (session >= 0 && atomic_load_explicit(&q->sess, memory_order_relaxed) != session)
-			continue;
-		return p;
+		if (peer_ok(c, p, session))
+			return p;
 	}
 	return UINT32_MAX;
 }
