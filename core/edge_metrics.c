@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/edge_metrics.h"
+#include "core/iplimit.h"
 #include "core/sasl.h"
 #include "core/worker.h"
 #include "core/xmpp.h"
@@ -27,6 +28,11 @@ static const char *const tlsf_names[TLSF_COUNT] = {
 static const char *const stanza_names[4] = { "other", "message", "presence", "iq" };
 static const char *const mech_names[5] = { "unknown", "PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "iq-auth" };
 static const char *const dir_names[2] = { "in", "out" };
+/* wstats.refused: [0] worker full, then by enum iplimit_verdict */
+static const char *const refused_names[4] = {
+	[0] = "max_connections", [IPLIMIT_TOO_MANY] = "per_ip", [IPLIMIT_TOO_FAST] = "per_ip_rate",
+	[IPLIMIT_TABLE_FULL] = "ip_table_full",
+};
 
 static void add(uint64_t *dst, const uint64_t *src, size_t n)
 {
@@ -44,6 +50,7 @@ static void sum(struct wstats *t, const struct worker *workers, int n)
 		const struct wstats *s = &workers[i].st;
 		add(&t->conns[0][0], &s->conns[0][0], sizeof(s->conns) / 8);
 		add(t->accepted, s->accepted, CK_COUNT);
+		add(t->refused, s->refused, 4);
 		add(t->tls_ok, s->tls_ok, CK_COUNT);
 		add(t->tls_failed, s->tls_failed, TLSF_COUNT);
 		add(t->logins, s->logins, 5);
@@ -122,6 +129,12 @@ void edge_metrics(struct mx *m, const bool used[CK_COUNT], bool upstream, const 
 			snprintf(l, sizeof(l), "listener=\"%s\"", kind_names[k]);
 			mx_val(m, "xedge_connections_accepted_total", l, t.accepted[k]);
 		}
+	mx_head(m, "xedge_connections_refused_total", "counter",
+		"Connections closed at accept, unserved, by cause (the 'connection refused' log lines).");
+	for (int k = 0; k < 4; k++) {
+		snprintf(l, sizeof(l), "cause=\"%s\"", refused_names[k]);
+		mx_val(m, "xedge_connections_refused_total", l, t.refused[k]);
+	}
 	mx_head(m, "xedge_tls_handshakes_total", "counter", "TLS handshakes completed, by listener type.");
 	for (int k = 1; k < CK_COUNT; k++)
 		if (used[k] || t.tls_ok[k]) {

@@ -359,6 +359,8 @@ enum conn_kind {
 struct wstats {
 	uint64_t conns[CK_COUNT][CS_COUNT];     /* open now (a gauge: added and taken away) */
 	uint64_t accepted[CK_COUNT];
+	uint64_t refused[4];                    /* at accept: [0] worker at max_connections, else
+	                                           the iplimit verdict (iplimit.h) */
 	uint64_t tls_ok[CK_COUNT];
 	uint64_t tls_failed[TLSF_COUNT];
 	uint64_t logins[5];                     /* by mechanism: 0 unknown, SASL_*, 4 iq:auth */

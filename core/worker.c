@@ -617,6 +617,7 @@ static void on_accept(struct listener *l, struct io_uring_cqe *cqe)
 	}
 	if ((uint32_t)idx >= w->nslots || w->nconns >= w->cfg->limits.max_connections) {
 		slot_close(w, (unsigned)idx);
+		STAT_INC(w->st.refused[0]);
 		log_warn("connection refused: worker at max_connections", "worker=%d conns=%u",
 			 w->id, w->nconns);
 		return;
@@ -677,6 +678,7 @@ bool conn_admit(struct conn *c)
 			      c->w->now);
 
 	if (v != IPLIMIT_OK) {
+		STAT_INC(c->w->st.refused[v]);
 		log_info("connection refused", "peer=%s why=\"%s\"", c->peer, iplimit_verdict_str(v));
 		c->flags |= CF_PEER_GONE;
 		xmpp_abort(c);
