@@ -154,7 +154,7 @@ log = {{
 interfaces = {{ "127.0.0.1" }}
 local_interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {c2s_port} }}
-c2s_direct_tls_ports = {{ }}
+c2s_direct_tls_ports = {{ {direct_tls_port} }}
 s2s_ports = {{ }}
 component_ports = {{ }}
 {http}
@@ -196,9 +196,10 @@ class Prosody:
     name = "prosody"
 
     def __init__(self, workdir, users=None, domain=DOMAIN, websocket=False, tls=None,
-                 log_level="debug", modules=(), extra_config=""):
+                 log_level="debug", modules=(), extra_config="", direct_tls=False):
         """tls: None (no certificate: Prosody offers no STARTTLS) or (cert, key)
-        paths (STARTTLS offered, still optional).  modules: more modules_enabled."""
+        paths (STARTTLS offered, still optional); direct_tls: also a Direct TLS c2s
+        port (tls_port; needs tls).  modules: more modules_enabled."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "data").mkdir(exist_ok=True)
@@ -206,6 +207,8 @@ class Prosody:
         self.domain = domain
         self.users = dict(USERS if users is None else users)
         self.c2s_port = free_port()
+        assert tls or not direct_tls, "Prosody(direct_tls=True) needs tls"
+        self.tls_port = free_port() if direct_tls else None
         self.proxy_port = None           # (ejabberd has a PROXY protocol listener)
         self.websocket = websocket
         self.http_port = free_port() if websocket else None
@@ -227,7 +230,8 @@ class Prosody:
             if websocket:
                 tls_cfg += f'https_ssl = {{ certificate = "{crt}"; key = "{key}" }}\n'
         self.config.write_text(PROSODY_CFG.format(
-            dir=self.dir, log_level=log_level, c2s_port=self.c2s_port, http=http, tls=tls_cfg,
+            dir=self.dir, log_level=log_level, c2s_port=self.c2s_port,
+            direct_tls_port=self.tls_port or "", http=http, tls=tls_cfg,
             modules="".join(f' "{m}";' for m in mods), extra=extra_config, domain=domain))
 
     @property
@@ -249,7 +253,7 @@ class Prosody:
                                   stdin=subprocess.DEVNULL, stdout=self._consolef,
                                   stderr=subprocess.STDOUT, cwd=str(self.dir), env=child_env(),
                                   preexec_fn=_die_with_parent, start_new_session=True)
-        ports = [p for p in (self.c2s_port, self.http_port, self.https_port) if p]
+        ports = [p for p in (self.c2s_port, self.tls_port, self.http_port, self.https_port) if p]
         _wait(f"prosody listening on 127.0.0.1:{ports}",
               lambda: all(_listening(p) for p in ports), timeout, self.p, self.procs)
         for user, pw in self.users.items():
