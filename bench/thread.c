@@ -854,6 +854,7 @@ static void *bt_main(void *arg)
 	for (uint32_t i = 0; i < t->nclients; i++) {
 		struct bclient *c = &B.clients[t->id + (size_t)i * B.nthreads];
 		tlsp_clear(&c->tp);
+		bw_free(c);
 		free(c->scram);
 		c->scram = NULL;
 		buf_reset(&c->in);
@@ -863,6 +864,7 @@ static void *bt_main(void *arg)
 	xmlstage_free(t->xs);
 	bs_thread_exit(t);
 	bc_thread_exit();
+	bw_thread_exit();
 	bm_thread_exit();
 	tls_thread_exit();
 	free(t->scratch);
