@@ -238,6 +238,7 @@ const char *bc_state_str(int s);
 #define BF_JOIN_WAIT  0x4000  /* muc: in BC_JOIN, waiting for the owner to open the room */
 #define BF_JOINED     0x8000  /* muc: an occupant (self-presence received), counted in joined */
 #define BF_WS        0x10000  /* WebSocket upgraded: output goes out as frames (wsconn.c) */
+#define BF_LINGER    0x20000  /* bt_close sends what is queued before closing the slot */
 
 /* Closed-loop pair state (chat): the sender's k-th peer. */
 struct bc_pair {
@@ -422,7 +423,8 @@ int bt_start(struct bthread *t);                 /* spawn; waits for its set-up;
 void bt_connect(struct bthread *t, struct bclient *c);
 void bt_send(struct bclient *c, const void *data, size_t len);  /* queue wire bytes */
 void bt_flush_later(struct bclient *c);
-void bt_close(struct bclient *c);               /* hard close: cancel + close the slot */
+void bt_close(struct bclient *c);               /* hard close: cancel + close the slot (with
+                                                   BF_LINGER: once the queued bytes are sent) */
 void bt_timer(struct bclient *c, uint64_t deadline);   /* 0 removes */
 void bt_keepalive(struct bclient *c, uint64_t due);    /* 0 removes */
 void bt_ready(struct bthread *t, struct bclient *sender);  /* sender's window opened */

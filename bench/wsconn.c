@@ -42,9 +42,11 @@
  * bad close payload), ws:frame-too-big (1009), ws:bad-utf8 (1007),
  * ws:binary-message (1003: RFC 7395 carries XML in text messages), ws:bad-open
  * (an <open/> outside the framing namespace or too long), ws:closed-by-server.
- * The generator does not linger to send a close frame of its own on a
- * failure (RFC 6455 §7.1.7 makes it a SHOULD): the TCP connection is
- * dropped at once, as for every other cause.
+ * A frame-level failure (the causes with a close code) sends a close frame
+ * with its code before the TCP connection closes (RFC 6455 §7.1.7): the
+ * slot lingers until it is written (thread.c, BF_LINGER), at most the step
+ * timeout.  The others drop the TCP connection at once, as for every
+ * other cause (before the 101 there is no WebSocket to close).
  */
 #include "bench/bench.h"
 
@@ -157,6 +159,8 @@ static const char *close_cause(long code)
 		return "ws:frame-too-big";
 	case WS_CLOSE_INVALID:
 		return "ws:bad-utf8";
+	case WS_CLOSE_UNSUPPORTED:
+		return "ws:binary-message";
 	default:
 		return "ws:bad-frame";
 	}
@@ -200,6 +204,28 @@ static void control_out(struct bthread *t, struct bclient *c, uint8_t op, const 
 
 	if (frame_out(c, op, &pt, 1) < 0)
 		bw_fail(t, c, "ws:setup", "mask key or memory");
+}
+
+/*
+ * Fail the WebSocket connection (RFC 6455 §7.1.7) for the close code -code
+ * (1002, 1003, 1007, 1009): a close frame with the code goes out first (the
+ * slot lingers until it is sent, bounded by the step timeout), then the
+ * TCP connection closes; the cause is counted by client.c.
+ */
+static void ws_error(struct bthread *t, struct bclient *c, long code, const char *why)
+{
+	struct bw_conn *w = c->ws;
+	uint8_t pl[2];
+	struct part pt = { pl, ws_close_payload((uint16_t)-code, "", 0, pl, sizeof(pl)) };
+
+	if (w && w->state == BW_OPEN && !w->close_sent && pt.n &&
+	    !(c->flags & (BF_CLOSED | BF_PEER_GONE)) && frame_out(c, WS_OP_CLOSE, &pt, 1) == 0) {
+		w->close_sent = true;
+		if (c->flags & BF_TLS)
+			bc_flush(t, c);
+		c->flags |= BF_LINGER;
+	}
+	bw_fail(t, c, close_cause(code), why);
 }
 
 /* ---- the upgrade -------------------------------------------------------------- */
@@ -328,7 +354,7 @@ static void on_close(struct bthread *t, struct bclient *c, const uint8_t *p, siz
 	long r = ws_close_parse(p, n, &code, &rlen);
 
 	if (r < 0) {
-		bw_fail(t, c, "ws:bad-frame", "close payload");
+		ws_error(t, c, r, "close payload");
 		return;
 	}
 	bw_set_state(w, BW_CLOSED);
@@ -371,27 +397,27 @@ static int on_frame(struct bthread *t, struct bclient *c, const struct ws_frame 
 	}
 	r = ws_msg_frame(&w->msg, f, BW_MAX_MSG);
 	if (r < 0) {
-		bw_fail(t, c, close_cause(r), "fragmentation or size");
+		ws_error(t, c, r, "fragmentation or size");
 		return -1;
 	}
 	if (w->msg.op == WS_OP_BINARY) {
-		bw_fail(t, c, "ws:binary-message", "RFC 7395 carries text messages only");
+		ws_error(t, c, -WS_CLOSE_UNSUPPORTED, "RFC 7395 carries text messages only");
 		return -1;
 	}
 	if (ws_msg_data(&w->msg, p, n) < 0) {
-		bw_fail(t, c, "ws:bad-utf8", NULL);
+		ws_error(t, c, -WS_CLOSE_INVALID, NULL);
 		return -1;
 	}
 	r = ws_msg_frame_end(&w->msg, f);
 	if (r < 0) {
-		bw_fail(t, c, "ws:bad-utf8", "ends inside a character");
+		ws_error(t, c, -WS_CLOSE_INVALID, "ends inside a character");
 		return -1;
 	}
 	if (r == 1 && !buf_used(&w->frag)) {
 		deliver(t, c, p, n);           /* whole in one frame: no copy */
 	} else {
 		if (n && buf_append(&w->frag, p, n, BW_MAX_MSG) < 0) {
-			bw_fail(t, c, "ws:frame-too-big", "assembled message");
+			ws_error(t, c, -WS_CLOSE_TOO_BIG, "assembled message");
 			return -1;
 		}
 		if (r == 1) {
@@ -416,8 +442,7 @@ static long frames(struct bthread *t, struct bclient *c, const uint8_t *p, size_
 		if (hl == 0)
 			break;
 		if (hl < 0) {
-			bw_fail(t, c, close_cause(hl), f.masked ? "a masked frame from the server" :
-				"frame header");
+			ws_error(t, c, hl, f.masked ? "a masked frame from the server" : "frame header");
 			return -1;
 		}
 		if (n - done - (size_t)hl < f.len)
@@ -476,7 +501,7 @@ void bw_input(struct bthread *t, struct bclient *c, const uint8_t *data, size_t 
 	held = buf_used(&w->rx) > 0;
 	if (held) {
 		if (len && buf_append(&w->rx, data, len, BW_RX_LIMIT) < 0) {
-			bw_fail(t, c, "ws:frame-too-big", "input");
+			ws_error(t, c, -WS_CLOSE_TOO_BIG, "input");
 			return;
 		}
 		p = buf_data(&w->rx);
@@ -488,7 +513,7 @@ void bw_input(struct bthread *t, struct bclient *c, const uint8_t *data, size_t 
 	if (held)
 		buf_consume(&w->rx, (size_t)done);
 	else if ((size_t)done < n && buf_append(&w->rx, p + done, n - (size_t)done, BW_RX_LIMIT) < 0)
-		bw_fail(t, c, "ws:frame-too-big", "input");
+		ws_error(t, c, -WS_CLOSE_TOO_BIG, "input");
 }
 
 /* ---- elements down ------------------------------------------------------------ */

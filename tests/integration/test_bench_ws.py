@@ -184,6 +184,13 @@ class FakeWS:
         self.frames.append((b0 & 0x0F, data, key))
         return b0 & 0x0F, data
 
+    async def read_text(self, r):
+        """The next text frame's payload (control frames on the way are recorded)."""
+        while True:
+            op, data = await self.read_frame(r)
+            if op == 1:
+                return data
+
     async def _handle(self, r, w):
         try:
             self.request = await r.readuntil(b"\r\n\r\n")
@@ -213,6 +220,13 @@ class FakeWS:
                     w.write(frame(2, "<open/>"))
                 elif m == "good":
                     await self.script(r, w)
+                await w.drain()
+                if m != "good":                              # the client's close frame, if any
+                    try:
+                        while True:
+                            await asyncio.wait_for(self.read_frame(r), 10)
+                    except asyncio.IncompleteReadError:
+                        pass
             await w.drain()
             await asyncio.wait_for(r.read(), 10)             # until the client closes
         except Exception as e:                               # recorded for the test
@@ -229,7 +243,25 @@ class FakeWS:
         opened = f"<open xmlns='{NS_FRAMING}' from='localhost' id='s1' version='1.0' xml:lang='en'/>"
         w.write(frame(1, opened[:20], fin=False) + frame(9, "mid") +
                 frame(0, opened[20:50], fin=False) + frame(0, opened[50:]))
-        w.write(frame(1, "<stream:features xmlns:stream='http://etherx.jabber.org/streams'/>"))
+        w.write(frame(1, "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>"
+                         "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                         "<mechanism>PLAIN</mechanism></mechanisms></stream:features>"))
+        await w.drain()
+        data = await self.read_text(r)                       # <auth/>: success, then a new <open/>
+        assert data.startswith(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'"), data
+        w.write(frame(1, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"))
+        await w.drain()
+        data = await self.read_text(r)
+        assert data.startswith(f"<open xmlns='{NS_FRAMING}'".encode()), data
+        w.write(frame(1, opened.replace("s1", "s2")) +
+                frame(1, "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>"
+                         "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>"))
+        await w.drain()
+        data = await self.read_text(r)                       # the bind, as a self-contained stanza
+        assert data.startswith(b"<iq xmlns='jabber:client' type='set' id='sb'>"), data
+        w.write(frame(1, "<iq xmlns='jabber:client' type='result' id='sb'><bind "
+                         "xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>u@localhost/r</jid>"
+                         "</bind></iq>"))
         await w.drain()
         while True:                                          # until the client's <close/>
             op, data = await self.read_frame(r)
@@ -241,13 +273,14 @@ class FakeWS:
             pass
 
 
-def one_user(tmp_path, port, steps="[connect, logout]"):
+def one_user(tmp_path, port, steps="[connect, logout]", pw=""):
     f = tmp_path / "one.yaml"
     f.write_text("name: one\ntarget: {domain: localhost, tls: ws, ws_path: /xmpp}\n"
                  "phases: [{users: 1}]\ntimeout: 5s\n"
                  f"sessions:\n  - name: s\n    steps: {steps}\n")
     out = tmp_path / "one.json"
     r = run("--port", port, "-s", f, "--json", out, timeout=60)
+    assert "Traceback" not in r.stderr, r.stderr
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     return json.loads(out.read_text())
 
@@ -255,13 +288,14 @@ def one_user(tmp_path, port, steps="[connect, logout]"):
 def test_the_client_side_to_the_letter(tmp_path):
     srv = FakeWS("good")
     try:
-        res = one_user(tmp_path, srv.port)
+        res = one_user(tmp_path, srv.port, "[connect, {auth: plain}, bind, logout]")
         assert srv.done.wait(10)
     finally:
         srv.stop()
     assert srv.bad == [], srv.bad
     assert res["errors"]["count"] == 0, res["errors"]
-    assert res["transactions"]["login"]["count"] == 1 and res["transactions"]["ws"]["count"] == 1
+    tx = res["transactions"]
+    assert tx["login"]["count"] == tx["ws"]["count"] == tx["auth"]["count"] == 1, tx
     req = srv.request.decode()
     assert req.startswith("GET /xmpp HTTP/1.1\r\n"), req
     for field in ("Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
@@ -272,22 +306,26 @@ def test_the_client_side_to_the_letter(tmp_path):
     assert texts[0].startswith(f"<open xmlns='{NS_FRAMING}' to='localhost' version='1.0'"), texts
     assert (10, b"hb") in [(op, d) for op, d, _ in srv.frames]       # the pong of each ping
     assert (10, b"mid") in [(op, d) for op, d, _ in srv.frames]
+    # after the bind: presence (unavailable: logout), stanzas in jabber:client, then <close/>
+    assert texts[-2] == "<presence xmlns='jabber:client' type='unavailable'/>", texts
     assert texts[-1] == f"<close xmlns='{NS_FRAMING}'/>", texts
     assert ops[-1] == 8 and srv.frames[-1][1] == struct.pack("!H", 1000)  # 1000 echoed
     keys = [k for _, _, k in srv.frames]
     assert len(set(keys)) == len(keys), keys                         # a new key per frame
 
 
-@pytest.mark.parametrize("mode,cause", [
-    ("bad-accept", "ws:bad-upgrade"),
-    ("no-xmpp", "ws:bad-upgrade"),
-    ("404", "ws:http-404"),
-    ("masked", "ws:bad-frame"),
-    ("too-big", "ws:frame-too-big"),
-    ("bad-opcode", "ws:bad-frame"),
-    ("binary", "ws:binary-message"),
+@pytest.mark.parametrize("mode,cause,code", [
+    ("bad-accept", "ws:bad-upgrade", None),
+    ("no-xmpp", "ws:bad-upgrade", None),
+    ("404", "ws:http-404", None),
+    ("masked", "ws:bad-frame", 1002),
+    ("too-big", "ws:frame-too-big", 1009),
+    ("bad-opcode", "ws:bad-frame", 1002),
+    ("binary", "ws:binary-message", 1003),
 ])
-def test_broken_servers_give_their_cause(tmp_path, mode, cause):
+def test_broken_servers_give_their_cause(tmp_path, mode, cause, code):
+    """Each broken answer fails the one user with its cause; after the 101 the generator
+    fails the WebSocket connection with a close frame carrying the RFC 6455 code."""
     srv = FakeWS(mode)
     try:
         res = one_user(tmp_path, srv.port)
@@ -297,3 +335,8 @@ def test_broken_servers_give_their_cause(tmp_path, mode, cause):
     assert res["errors"]["by_cause"] == {cause: 1}, res["errors"]
     assert res["logins"]["failed"] == 1
     assert res["transactions"]["ws"]["errors"] == 1, res["transactions"]["ws"]
+    if code:
+        # the <open/>, then the close frame with the code (masked, as every client frame)
+        assert [op for op, _, _ in srv.frames] == [1, 8], srv.frames
+        assert srv.frames[-1][1] == struct.pack("!H", code), srv.frames
+        assert srv.bad == [], srv.bad
