@@ -1,6 +1,7 @@
 """xedge-bench over WebSocket (RFC 7395, issue 15): scenario files whose `connect` is `ws` or
-`wss` log in, chat and log out against xedge's ws/wss listeners and against Prosody's
-mod_websocket (http and https ports, /xmpp-websocket), with the counts in the JSON (logins,
+`wss` log in, chat and log out against xedge's ws/wss listeners, against Prosody's
+mod_websocket (http and https ports, /xmpp-websocket) and against ejabberd's ejabberd_http_ws
+(/ws, plain), with the counts in the JSON (logins,
 messages delivered, the `ws` transaction, zero errors).  A small asyncio WebSocket server
 written here plays a server to the letter (a ping to answer, an <open/> split over three
 frames with a ping between them, the closing handshake) and checks what the generator sends
@@ -19,19 +20,30 @@ import threading
 
 import pytest
 
-from conftest import REPO
-from peers import prosody  # noqa: F401
+from conftest import REPO, free_port
+from peers import ejabberd, ejabberd_module, prosody  # noqa: F401
 
 BENCH = os.environ.get("XEDGE_BENCH", str(REPO / "build" / "xedge-bench"))
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
+
+# ejabberd's WebSocket: ejabberd_http_ws on its own HTTP listener, path /ws (plain ws only:
+# the test ejabberd has no certificate)
+EJ_WS_PORT = free_port()
+EJABBERD_OPTIONS = {"extra_listen": f"""\
+  - port: {EJ_WS_PORT}
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    request_handlers:
+      /ws: ejabberd_http_ws
+"""}
 
 # 4 users in pairs: each writes 5 messages to its pair's other user and 3 to itself;
 # barriers keep everyone online until every message is out; an idle second with a
 # keepalive of 200 ms sends ping frames (a whitespace keepalive is not a message).
 CHAT = """\
 name: ws-chat
-target: {{domain: localhost, tls: {tls}}}
+target: {{domain: localhost, tls: {tls}, ws_path: {path}}}
 users: {{prefix: {prefix}, password: {pw}, count: 4}}
 phases: [{{users: 4}}]
 timeout: 10s
@@ -58,9 +70,10 @@ def run(*args, timeout=90):
                           timeout=timeout)
 
 
-def chat_run(tmp_path, port, tls, prefix, pw, mech="scram-sha-256", name="ws"):
+def chat_run(tmp_path, port, tls, prefix, pw, mech="scram-sha-256", name="ws",
+             path="/xmpp-websocket"):
     f = tmp_path / f"{name}.yaml"
-    f.write_text(CHAT.format(tls=tls, prefix=prefix, pw=pw, mech=mech))
+    f.write_text(CHAT.format(tls=tls, prefix=prefix, pw=pw, mech=mech, path=path))
     out = tmp_path / f"{name}.json"
     r = run("--port", port, "-s", f, "--json", out)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -112,6 +125,15 @@ def test_ws_and_wss_against_prosody(prosody, tmp_path):
     for tls, port in (("ws", prosody.http_port), ("wss", prosody.https_port)):
         res, _ = chat_run(tmp_path, port, tls, "pws", "pws-pw", mech="scram-sha-1", name=tls)
         check_chat(res, tls)
+
+
+def test_ws_against_ejabberd(ejabberd, tmp_path):
+    """ejabberd's ejabberd_http_ws on /ws (target.ws_path)."""
+    for i in range(4):
+        ejabberd.register(f"ews{i}", "ews-pw")
+    res, _ = chat_run(tmp_path, EJ_WS_PORT, "ws", "ews", "ews-pw", mech="scram-sha-1",
+                      path="/ws")
+    check_chat(res, "ws")
 
 
 # ---- a WebSocket server of our own ------------------------------------------------------
