@@ -5,7 +5,11 @@
  * descriptors, one multishot recv per client from a provided-buffer ring, at
  * most one send in flight per socket, user_data = client index << 8 | op,
  * and a close that cancels the client's in-flight operations and closes the
- * slot, which is reused only after its last completion (refs == 0).
+ * slot, which is reused only after its last completion (refs == 0).  A
+ * close with BF_LINGER (a WebSocket failed by a frame: its close frame must
+ * go out first) is the same, except that the queued bytes are sent before
+ * the slot closes, bounded by the step timeout; the client is closed for
+ * everyone above from the start (BF_CLOSED).
  *
  * Sockets: liburing 2.3 has no prep_bind and setsockopt needs a real
  * descriptor, so a client socket is made by sock_outbound() (core/sock.c,
