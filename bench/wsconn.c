@@ -371,6 +371,7 @@ static void on_close(struct bthread *t, struct bclient *c, const uint8_t *p, siz
 	if (c->state != BC_CLOSING && !(c->flags & BF_CLOSED)) {
 		char why[32];
 		snprintf(why, sizeof(why), "close code %u", code);
+		c->flags |= BF_LINGER;     /* our answering close frame goes out first */
 		bc_fail(t, c, "ws:closed-by-server", why);
 	}
 	/* else: our <close/> was answered; the server closes the TCP connection */

@@ -240,6 +240,18 @@ class FakeWS:
                     w.write(b"\x83\x00")
                 elif m == "binary":
                     w.write(frame(2, "<open/>"))
+                elif m == "bad-utf8":
+                    w.write(frame(1, b"<open \xff/>"))
+                elif m == "stray-cont":
+                    w.write(frame(0, "<open/>"))
+                elif m == "close-midway":                    # a session, then a close frame
+                    w.write(frame(1, f"<open xmlns='{NS_FRAMING}' from='localhost' id='c' "
+                                     "version='1.0'/>") +
+                            frame(1, "<stream:features xmlns:stream='http://etherx.jabber.org/"
+                                     "streams'/>"))
+                    await w.drain()
+                    await asyncio.sleep(0.3)
+                    w.write(frame(8, struct.pack("!H", 1001) + b"bye"))
                 elif m == "good":
                     await self.script(r, w)
                 await w.drain()
@@ -344,19 +356,27 @@ def test_the_client_side_to_the_letter(tmp_path):
     ("too-big", "ws:frame-too-big", 1009),
     ("bad-opcode", "ws:bad-frame", 1002),
     ("binary", "ws:binary-message", 1003),
+    ("bad-utf8", "ws:bad-utf8", 1007),
+    ("stray-cont", "ws:bad-frame", 1002),
+    # logged in (the stream's features), then the server closes: the close frame is
+    # answered with its code
+    ("close-midway", "dropped:ws:closed-by-server", 1001),
 ])
 def test_broken_servers_give_their_cause(tmp_path, mode, cause, code):
     """Each broken answer fails the one user with its cause; after the 101 the generator
     fails the WebSocket connection with a close frame carrying the RFC 6455 code."""
     srv = FakeWS(mode)
     try:
-        res = one_user(tmp_path, srv.port)
+        res = one_user(tmp_path, srv.port,
+                       "[connect, {idle: 5s}, logout]" if mode == "close-midway" else
+                       "[connect, logout]")
         assert srv.done.wait(10), "the generator did not close the connection"
     finally:
         srv.stop()
     assert res["errors"]["by_cause"] == {cause: 1}, res["errors"]
-    assert res["logins"]["failed"] == 1
-    assert res["transactions"]["ws"]["errors"] == 1, res["transactions"]["ws"]
+    if mode != "close-midway":
+        assert res["logins"]["failed"] == 1
+        assert res["transactions"]["ws"]["errors"] == 1, res["transactions"]["ws"]
     if code:
         # the <open/>, then the close frame with the code (masked, as every client frame)
         assert [op for op, _, _ in srv.frames] == [1, 8], srv.frames
