@@ -8,6 +8,8 @@
  *                   closes, timers, cross-thread wakeups                             [bt_]
  *   client.c        XMPP on one simulated client: TLS, stream, STARTTLS, SASL,
  *                   bind, presence, roster, chat messages and their accounting       [bc_]
+ *   wsconn.c        XMPP over WebSocket (RFC 7395) under client.c: the upgrade,
+ *                   <open/>/<close/>, one masked text frame per element, pings   [bw_]
  *   muc.c           the muc scenario (XEP-0045 group chat): joins, the instant
  *                   room, groupchat sends and the fan-out accounting                [bm_]
  *   steps.c         the scenario executor (--scenario FILE): loading, arrivals, each
@@ -102,7 +104,8 @@
 #define BENCH_MAX_SESSIONS 64       /* SCN_MAX_SESSIONS */
 
 enum bench_builtin { SC_LOGIN = 0, SC_CHAT, SC_IDLE, SC_CONNECT, SC_MUC, SC_FILE };
-enum bench_tls { TLS_MODE_PLAIN = 0, TLS_MODE_STARTTLS, TLS_MODE_DIRECT };
+enum bench_tls { TLS_MODE_PLAIN = 0, TLS_MODE_STARTTLS, TLS_MODE_DIRECT, TLS_MODE_WS,
+		 TLS_MODE_WSS, TLS_MODE_N };
 enum bench_mech { MECH_SCRAM_SHA256 = 0, MECH_SCRAM_SHA1, MECH_PLAIN };
 
 /* The run's phases, set by the controller only (bench.phase). */
@@ -126,6 +129,7 @@ struct bench_opts {
 	socklen_t source_len[BENCH_MAX_SOURCES];
 	unsigned nsources;
 	const char *host, *domain, *prefix, *password, *sni;
+	const char *ws_path;              /* ws, wss: the HTTP path of the upgrade */
 	unsigned offset;
 	/* --remote: the second server; clients [split, clients) log in there.
 	 * Without it split == clients and every client is the first target's. */
@@ -169,6 +173,7 @@ struct bench_stats {
 	uint64_t bytes_in, bytes_out;
 	uint64_t first_start_ns, last_login_ns;   /* min / max, 0 when none */
 	struct hist h_connect, h_tls, h_auth, h_login;
+	struct hist h_ws;                 /* ws, wss: connect started -> the 101 checked */
 	struct hist h_msg;                /* every received message (time series) */
 	struct hist h_msg_meas;           /* messages sent inside the measured window */
 	/* muc: joins, and per message the deliveries expected (the room's occupants
@@ -201,6 +206,7 @@ enum bc_state {
 	BC_NEW = 0,    /* not started yet */
 	BC_CONNECT,    /* TCP connect in flight */
 	BC_TLS,        /* TLS handshake (Direct TLS, or after <proceed/>) */
+	BC_WS,         /* ws, wss: the HTTP upgrade is out, waiting for the 101 */
 	BC_FEATURES,   /* our stream header is out: waiting for the server's header and features */
 	BC_STARTTLS,   /* <starttls/> sent, waiting for <proceed/> */
 	BC_SASL,       /* <auth/> sent: challenges until <success/> */
@@ -231,6 +237,8 @@ const char *bc_state_str(int s);
 #define BF_SM         0x2000  /* XEP-0198 enabled: stanzas received are counted in sm_h */
 #define BF_JOIN_WAIT  0x4000  /* muc: in BC_JOIN, waiting for the owner to open the room */
 #define BF_JOINED     0x8000  /* muc: an occupant (self-presence received), counted in joined */
+#define BF_WS        0x10000  /* WebSocket upgraded: output goes out as frames (wsconn.c) */
+#define BF_LINGER    0x20000  /* bt_close sends what is queued before closing the slot */
 
 /* Closed-loop pair state (chat): the sender's k-th peer. */
 struct bc_pair {
@@ -248,6 +256,7 @@ struct bs_fan;
 struct scram_client;
 struct bm_slot;
 struct xs_stanza;
+struct bw_conn;
 
 struct bclient {
 	uint32_t idx;            /* global index: user prefix + (offset + idx) */
@@ -266,6 +275,7 @@ struct bclient {
 	struct buf out;          /* wire bytes queued behind the send in flight */
 	struct buf sending;      /* wire bytes of the send in flight (immutable) */
 	struct tlsp tp;          /* TLS: the session (NULL until TLS starts) and its plaintext */
+	struct bw_conn *ws;      /* ws, wss: the WebSocket layer (NULL otherwise; wsconn.c) */
 	struct scram_client *scram;  /* only during SASL */
 	uint64_t t_start;        /* connect started (ns) */
 	uint64_t t_stream;       /* first stream header after TLS (ns): auth latency start */
@@ -413,7 +423,8 @@ int bt_start(struct bthread *t);                 /* spawn; waits for its set-up;
 void bt_connect(struct bthread *t, struct bclient *c);
 void bt_send(struct bclient *c, const void *data, size_t len);  /* queue wire bytes */
 void bt_flush_later(struct bclient *c);
-void bt_close(struct bclient *c);               /* hard close: cancel + close the slot */
+void bt_close(struct bclient *c);               /* hard close: cancel + close the slot (with
+                                                   BF_LINGER: once the queued bytes are sent) */
 void bt_timer(struct bclient *c, uint64_t deadline);   /* 0 removes */
 void bt_keepalive(struct bclient *c, uint64_t due);    /* 0 removes */
 void bt_ready(struct bthread *t, struct bclient *sender);  /* sender's window opened */
@@ -442,6 +453,17 @@ void bc_logged_in(struct bthread *t, struct bclient *c); /* counted: login done 
 void bc_sasl_begin(struct bthread *t, struct bclient *c, int mech);   /* MECH_* */
 void bc_iq_reply(struct bclient *c, const struct xs_stanza *s);  /* answer a get/set */
 const char *bc_mech_name(int mech);
+void bc_lower_out(struct bclient *c, const void *data, size_t len);  /* under WebSocket: TLS or TCP */
+void bc_xmpp_input(struct bthread *t, struct bclient *c, const uint8_t *p, size_t len);
+void bc_ws_ready(struct bthread *t, struct bclient *c);  /* the 101 is in: open the stream */
+
+/* wsconn.c: XMPP over WebSocket (RFC 7395), the layer between client.c and TLS/TCP */
+void bw_begin(struct bthread *t, struct bclient *c);      /* TCP (wss: TLS) is up: the upgrade */
+void bw_input(struct bthread *t, struct bclient *c, const uint8_t *p, size_t len);  /* from below */
+void bw_write(struct bclient *c, const void *xml, size_t len);   /* whole elements: text frames */
+void bw_ping(struct bclient *c);                          /* a keepalive (no whitespace over ws) */
+void bw_free(struct bclient *c);                          /* the connection is gone */
+void bw_thread_exit(void);
 
 /* muc.c */
 int bm_init(void);                                        /* after options: 0 or -1 */

@@ -27,6 +27,15 @@
  * peer's domain, and one whose sender and receiver are on different servers
  * is also counted per direction (x_sent, x_recv, h_cross).
  *
+ * WebSocket (ws, wss; wsconn.c) sits between this module and TLS/TCP: after
+ * the connect (wss: the TLS handshake) bw_begin() sends the upgrade, and
+ * bc_ws_ready() opens the stream once the 101 is checked; from then on out()
+ * hands whole elements to bw_write() (one text frame each), the stream
+ * header is RFC 7395's <open/> (again after SASL: no restart below), the
+ * goodbye <close/>, and the layer hands each message up through
+ * bc_xmpp_input() with <open/> and <close/> turned into the stream header and
+ * its end tag, so the framer and the handlers here run unchanged.
+ *
  * The muc scenario (muc.c) adds the state BC_JOIN after the login, and takes
  * the stanzas of an occupant (bm_stanza) before the chat handlers here.
  *
@@ -52,6 +61,7 @@
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
 #define NS_SM "urn:xmpp:sm:3"
+#define NS_FRAMING "urn:ietf:params:xml:ns:xmpp-framing"
 
 #define IN_LIMIT ((1u << 20) + 65536)  /* one largest item plus pipelined input */
 #define FAIL_LOG_MAX 10                /* failures printed per thread with -v */
@@ -64,12 +74,14 @@ static const struct framer_limits lim = {
 };
 
 static const char *const state_names[] = {
-	"new", "connect", "tls", "features", "starttls", "sasl", "bind", "roster", "join", "online",
+	"new", "connect", "tls", "ws", "features", "starttls", "sasl", "bind", "roster", "join", "online",
 	"closing", "done"
 };
 
 static char header[2][512];     /* our stream header, one per server (bc_side) */
 static size_t header_len[2];
+static char ws_open[2][512];    /* its WebSocket form: RFC 7395's <open/> */
+static size_t ws_open_len[2];
 static const char *mech_name;
 static _Thread_local char *msgbuf;
 static _Thread_local size_t msgcap;
@@ -95,6 +107,11 @@ int bc_init(void)
 		if (n < 0 || (size_t)n >= sizeof(header[i]))
 			return -1;
 		header_len[i] = (size_t)n;
+		n = snprintf(ws_open[i], sizeof(ws_open[i]),
+			     "<open xmlns='" NS_FRAMING "' to='%s' version='1.0' xml:lang='en'/>", d);
+		if (n < 0 || (size_t)n >= sizeof(ws_open[i]))
+			return -1;
+		ws_open_len[i] = (size_t)n;
 	}
 	mech_name = bc_mech_name(o->mech);
 	return 0;
@@ -220,6 +237,7 @@ void bc_released(struct bthread *t, struct bclient *c)
 	resolved(t, c);
 	set_online(t, c, false);
 	tlsp_clear(&c->tp);
+	bw_free(c);
 	free(c->scram);
 	c->scram = NULL;
 	buf_reset(&c->in);
@@ -234,9 +252,9 @@ void bc_released(struct bthread *t, struct bclient *c)
 
 /* ---- output ----------------------------------------------------------------- */
 
-/* Queue XMPP plaintext: with TLS it is encrypted at flush time, so what one
- * loop iteration writes leaves as one record and one send. */
-static void out(struct bclient *c, const void *data, size_t len)
+/* Queue bytes under the XMPP layer: with TLS they are encrypted at flush
+ * time, so what one loop iteration writes leaves as one record and one send. */
+void bc_lower_out(struct bclient *c, const void *data, size_t len)
 {
 	if (c->flags & (BF_CLOSED | BF_PEER_GONE))
 		return;
@@ -249,6 +267,15 @@ static void out(struct bclient *c, const void *data, size_t len)
 	} else {
 		bt_send(c, data, len);
 	}
+}
+
+/* Queue XMPP plaintext: whole elements (or the stream's header and end). */
+static void out(struct bclient *c, const void *data, size_t len)
+{
+	if (c->flags & BF_WS)
+		bw_write(c, data, len);
+	else
+		bc_lower_out(c, data, len);
 }
 
 void bc_out(struct bclient *c, const void *data, size_t len)
@@ -274,7 +301,10 @@ static void send_header(struct bthread *t, struct bclient *c)
 	unsigned side = bc_side(c->idx);
 
 	framer_reset(&c->fr);
-	out(c, header[side], header_len[side]);
+	if (c->flags & BF_WS)
+		out(c, ws_open[side], ws_open_len[side]);
+	else
+		out(c, header[side], header_len[side]);
 	set_state(c, BC_FEATURES);
 }
 
@@ -301,6 +331,10 @@ static void tls_ready(void *owner)
 
 	c->flags |= BF_TLS;
 	hist_record(&t->local.h_tls, now - c->t_start);
+	if (c->tmode == TLS_MODE_WSS) {
+		bw_begin(t, c);
+		return;
+	}
 	c->t_stream = now;
 	send_header(t, c);
 }
@@ -311,7 +345,10 @@ static void tls_plain(void *owner, const uint8_t *p, size_t n)
 {
 	struct bclient *c = owner;
 
-	plain_input(bc_thread(c), c, p, n);
+	if (c->ws)
+		bw_input(bc_thread(c), c, p, n);
+	else
+		plain_input(bc_thread(c), c, p, n);
 }
 
 static void tls_end(void *owner, int why)
@@ -348,6 +385,7 @@ static void tls_begin(struct bthread *t, struct bclient *c)
 	const char *sni = bc_side(c->idx) ? B.o.remote_domain : B.o.sni ? B.o.sni : B.o.domain;
 
 	tlsp_init(&c->tp, &pipe_ops, c);
+	/* ALPN xmpp-client for Direct TLS only: wss speaks HTTP first */
 	if (tlsp_client(&c->tp, sni, c->tmode == TLS_MODE_DIRECT) < 0) {
 		bc_fail(t, c, "tls-setup", NULL);
 		return;
@@ -358,11 +396,25 @@ static void tls_begin(struct bthread *t, struct bclient *c)
 
 void bc_connected(struct bthread *t, struct bclient *c, int res)
 {
-	if (c->tmode == TLS_MODE_DIRECT) {
+	if (c->tmode == TLS_MODE_DIRECT || c->tmode == TLS_MODE_WSS) {
 		tls_begin(t, c);
 		return;
 	}
+	if (c->tmode == TLS_MODE_WS) {
+		bw_begin(t, c);
+		return;
+	}
 	c->t_stream = bench_now();
+	send_header(t, c);
+}
+
+void bc_ws_ready(struct bthread *t, struct bclient *c)
+{
+	uint64_t now = bench_now();
+
+	c->flags |= BF_WS;
+	hist_record(&t->local.h_ws, now - c->t_start);
+	c->t_stream = now;
 	send_header(t, c);
 }
 
@@ -975,9 +1027,16 @@ static void plain_input(struct bthread *t, struct bclient *c, const uint8_t *dat
 	}
 }
 
+void bc_xmpp_input(struct bthread *t, struct bclient *c, const uint8_t *p, size_t len)
+{
+	plain_input(t, c, p, len);
+}
+
 void bc_input(struct bthread *t, struct bclient *c, const uint8_t *data, size_t len)
 {
-	if (!c->tp.tls)
+	if (!c->tp.tls && c->ws)
+		bw_input(t, c, data, len);
+	else if (!c->tp.tls)
 		plain_input(t, c, data, len);
 	else
 		tlsp_input(&c->tp, data, len, t->scratch);
@@ -1019,7 +1078,10 @@ void bc_keepalive(struct bthread *t, struct bclient *c)
 {
 	if (c->state != BC_ONLINE)
 		return;
-	out(c, " ", 1);
+	if (c->flags & BF_WS)
+		bw_ping(c);     /* a message is one element: no whitespace between them */
+	else
+		out(c, " ", 1);
 	bt_keepalive(c, bench_now() + (uint64_t)(B.o.keepalive * 1e9));
 }
 
@@ -1032,6 +1094,13 @@ void bc_goodbye(struct bthread *t, struct bclient *c)
 	bt_keepalive(c, 0);
 	if (c->state < BC_FEATURES || (c->flags & BF_PEER_GONE)) {
 		bt_close(c);
+		return;
+	}
+	if (c->flags & BF_WS) {
+		/* the server answers <close/> and a close frame; ours (and, over
+		 * wss, the close_notify) answer its frame (wsconn.c) */
+		outs(c, "<close xmlns='" NS_FRAMING "'/>");
+		set_state(c, BC_CLOSING);
 		return;
 	}
 	outs(c, "</stream:stream>");

@@ -76,10 +76,11 @@ static const char usage[] =
 "\n"
 "Target and accounts:\n"
 "  -H, --host ADDR        numeric IPv4/IPv6 address (default 127.0.0.1)\n"
-"  -p, --port PORT        default 5222, or 5223 with --tls direct\n"
+"  -p, --port PORT        default 5222, or 5223 with --tls direct, 5280 ws, 5443 wss\n"
 "  -d, --domain D         XMPP domain (default localhost)\n"
 "      --sni NAME         TLS server name (default: the domain; --remote: its domain)\n"
-"      --tls MODE         starttls | direct | plain (default starttls)\n"
+"      --tls MODE         starttls | direct | plain | ws | wss (default starttls; ws, wss:\n"
+"                         RFC 7395 on the path /xmpp-websocket, a scenario's target.ws_path)\n"
 "      --mech MECH        SCRAM-SHA-256 | SCRAM-SHA-1 | PLAIN (default SCRAM-SHA-256)\n"
 "      --user-prefix P    users are P<offset+i>@D (default bench)\n"
 "      --user-offset K    first user index (default 0)\n"
@@ -298,6 +299,7 @@ void bench_stats_add(struct bench_stats *into, const struct bench_stats *from)
 		into->last_login_ns = from->last_login_ns;
 	hist_merge(&into->h_connect, &from->h_connect);
 	hist_merge(&into->h_tls, &from->h_tls);
+	hist_merge(&into->h_ws, &from->h_ws);
 	hist_merge(&into->h_auth, &from->h_auth);
 	hist_merge(&into->h_login, &from->h_login);
 	hist_merge(&into->h_msg, &from->h_msg);
@@ -564,6 +566,10 @@ static int parse_options(int argc, char **argv)
 				o->tls = TLS_MODE_DIRECT;
 			else if (!strcmp(optarg, "plain"))
 				o->tls = TLS_MODE_PLAIN;
+			else if (!strcmp(optarg, "ws"))
+				o->tls = TLS_MODE_WS;
+			else if (!strcmp(optarg, "wss"))
+				o->tls = TLS_MODE_WSS;
 			else
 				return bad("--tls", optarg);
 			break;
@@ -757,7 +763,8 @@ static int parse_options(int argc, char **argv)
 		}
 	}
 	if (!port)
-		port = o->tls == TLS_MODE_DIRECT ? 5223 : 5222;
+		port = o->tls == TLS_MODE_DIRECT ? 5223 : o->tls == TLS_MODE_WS ? 5280 :
+		       o->tls == TLS_MODE_WSS ? 5443 : 5222;
 	o->host = host;
 	if (parse_addr(host, (uint16_t)port, &o->target, &o->target_len) < 0)
 		return bad("--host (a numeric IPv4 or IPv6 address; names are not resolved)", host);
@@ -1015,7 +1022,8 @@ int main(int argc, char **argv)
 		o->scenario == SC_FILE ? bs_name() : "connect",
 		o->clients, o->scenario == SC_FILE ? "user slots" : "clients", B.nthreads, o->host,
 		ntohs(((struct sockaddr_in *)&o->target)->sin_port),
-		o->tls == TLS_MODE_DIRECT ? "direct TLS" : o->tls == TLS_MODE_STARTTLS ? "STARTTLS" : "plain",
+		o->tls == TLS_MODE_DIRECT ? "direct TLS" : o->tls == TLS_MODE_STARTTLS ? "STARTTLS" :
+		o->tls == TLS_MODE_WS ? "WebSocket" : o->tls == TLS_MODE_WSS ? "WebSocket over TLS" : "plain",
 		o->scenario == SC_CONNECT ? "no login" : o->scenario == SC_FILE ? "mechanisms by step" :
 		o->mech == MECH_PLAIN ? "PLAIN" : o->mech == MECH_SCRAM_SHA1 ? "SCRAM-SHA-1" : "SCRAM-SHA-256");
 	if (o->remote_host)

@@ -21,7 +21,7 @@
 
 static const char *const txn_names[TX_N] = {
 	"connect", "tls", "auth", "bind", "roster", "login", "message_rtt", "join", "room_fanout",
-	"resume", "publish", "ping"
+	"resume", "publish", "ping", "ws"
 };
 
 const char *result_txn_name(int txn)
@@ -54,6 +54,8 @@ static const struct {
 	{ "dropped:", -1, false },
 	{ "message:", TX_MESSAGE_RTT, false },
 	{ "connect", TX_CONNECT, true },
+	{ "ws:", TX_WS, true },
+	{ "timeout:ws", TX_WS, true },
 	{ "no-descriptor-slot", TX_CONNECT, true },
 	{ "timeout:connect", TX_CONNECT, true },
 	{ "tls-", TX_TLS, true },

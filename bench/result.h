@@ -43,6 +43,7 @@ enum bench_txn {
 	TX_RESUME,        /* XEP-0198 resume (the executor records it) */
 	TX_PUBLISH,       /* PEP / PubSub publish (the executor records it) */
 	TX_PING,          /* XEP-0199 ping (the executor records it) */
+	TX_WS,            /* ws, wss: connect started -> the 101 checked (wss: TLS inside) */
 	TX_N
 };
 

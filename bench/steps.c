@@ -56,8 +56,9 @@
  * concurrency become the slice's share (proportional to its users, at least
  * 1); chat peers, barriers and rooms count this process's users only.
  *
- * Not run yet (refused when the file is loaded, naming its line): the ws and
- * wss transports and the resume step.
+ * Not run yet (refused when the file is loaded, naming its line): the resume
+ * step.  The ws and wss transports are client.c's with wsconn.c under it
+ * (target.ws_path is the upgrade's path).
  */
 #include "bench/bench.h"
 
@@ -93,8 +94,8 @@ static struct bp_plan plan;
 static bool *login_end[SCN_MAX_SESSIONS];       /* per step: completes a login */
 static _Atomic uint64_t *barrier_n[SCN_MAX_SESSIONS];  /* per step: users that reached it */
 static uint64_t sess_users[SCN_MAX_SESSIONS];   /* users of each session the phases start */
-static struct sockaddr_storage addr[3];         /* per TLS_MODE_* */
-static socklen_t addr_len[3];
+static struct sockaddr_storage addr[TLS_MODE_N];   /* per TLS_MODE_* */
+static socklen_t addr_len[TLS_MODE_N];
 static char muc_domain[300], pubsub_domain[300];
 uint64_t bs_tmo;                                /* the step timeout (--timeout wins) */
 static unsigned slice_i, slice_n = 1;           /* this process runs users u % n == i */
@@ -139,14 +140,6 @@ static int unsupported(char *err, size_t errlen)
 		const struct scn_session *ses = &S.sessions[i];
 		for (uint32_t k = 0; k < ses->nsteps; k++) {
 			const struct scn_step *st = &ses->steps[k];
-			int tr = st->op == SCN_CONNECT && st->u.connect.transport != SCN_TR_DEFAULT ?
-				 st->u.connect.transport : S.target.tls;
-			if (st->op == SCN_CONNECT && (tr == SCN_TR_WS || tr == SCN_TR_WSS)) {
-				snprintf(err, errlen, "%s:%u: connect: the %s transport is not run yet "
-					 "(the WebSocket client is the next piece of issue 15)", S.path,
-					 st->line, scn_transport_str(tr));
-				return -1;
-			}
 			if (st->op == SCN_RESUME) {
 				snprintf(err, errlen, "%s:%u: resume: XEP-0198 resumption is not run yet "
 					 "(the next piece of issue 15)", S.path, st->line);
@@ -170,7 +163,7 @@ int bs_init(const char *path, char *err, size_t errlen)
 static int tls_mode(int tr)
 {
 	return tr == SCN_TR_PLAIN ? TLS_MODE_PLAIN : tr == SCN_TR_TLS ? TLS_MODE_DIRECT :
-	       TLS_MODE_STARTTLS;
+	       tr == SCN_TR_WS ? TLS_MODE_WS : tr == SCN_TR_WSS ? TLS_MODE_WSS : TLS_MODE_STARTTLS;
 }
 
 /* The scenario's values as the options' defaults (the command line overrides them). */
@@ -188,6 +181,8 @@ void bs_defaults(struct bench_opts *o, const char **host, unsigned *port)
 		o->sni = scn_str(&S, tg->sni);
 	if (tg->muc_domain)
 		o->muc_domain = scn_str(&S, tg->muc_domain);
+	if (tg->ws_path)
+		o->ws_path = scn_str(&S, tg->ws_path);
 	o->tls = tls_mode(tg->tls);
 	if (S.users.prefix)
 		o->prefix = scn_str(&S, S.users.prefix);
@@ -297,11 +292,15 @@ int bs_prepare(void)
 	o->clients = (unsigned)(per * o->threads);
 	o->split = o->clients;
 	/* The target's transport on its port; the others on their default ports. */
-	for (int m = 0; m < 3; m++) {
+	for (int m = 0; m < TLS_MODE_N; m++) {
+		static const uint16_t dflt[TLS_MODE_N] = {
+			[TLS_MODE_PLAIN] = 5222, [TLS_MODE_STARTTLS] = 5222, [TLS_MODE_DIRECT] = 5223,
+			[TLS_MODE_WS] = 5280, [TLS_MODE_WSS] = 5443
+		};
 		addr[m] = o->target;
 		addr_len[m] = o->target_len;
 		if (m != o->tls)
-			((struct sockaddr_in *)&addr[m])->sin_port = htons(m == TLS_MODE_DIRECT ? 5223 : 5222);
+			((struct sockaddr_in *)&addr[m])->sin_port = htons(dflt[m]);
 		else
 			((struct sockaddr_in *)&addr[m])->sin_port = htons((uint16_t)port);
 	}

@@ -5,7 +5,11 @@
  * descriptors, one multishot recv per client from a provided-buffer ring, at
  * most one send in flight per socket, user_data = client index << 8 | op,
  * and a close that cancels the client's in-flight operations and closes the
- * slot, which is reused only after its last completion (refs == 0).
+ * slot, which is reused only after its last completion (refs == 0).  A
+ * close with BF_LINGER (a WebSocket failed by a frame: its close frame must
+ * go out first) is the same, except that the queued bytes are sent before
+ * the slot closes, bounded by the step timeout; the client is closed for
+ * everyone above from the start (BF_CLOSED).
  *
  * Sockets: liburing 2.3 has no prep_bind and setsockopt needs a real
  * descriptor, so a client socket is made by sock_outbound() (core/sock.c,
@@ -135,12 +139,17 @@ void bt_keepalive(struct bclient *c, uint64_t due)
 	t->ktail = c;
 }
 
+static void linger_end(struct bthread *t, struct bclient *c);
+
 static void timers_run(struct bthread *t, uint64_t now)
 {
 	while (t->thead && t->thead->deadline <= now) {
 		struct bclient *c = t->thead;
 		bt_timer(c, 0);
-		bc_timeout(t, c);
+		if (c->flags & BF_LINGER)
+			linger_end(t, c);
+		else
+			bc_timeout(t, c);
 	}
 	while (t->khead && t->khead->ka_due <= now) {
 		struct bclient *c = t->khead;
@@ -188,6 +197,25 @@ static void cancel_op(struct bthread *t, struct bclient *c, int op)
 	c->refs++;
 }
 
+static void send_submit(struct bthread *t, struct bclient *c);
+
+/* The end of a linger: whatever is still unsent is given up, the slot closed. */
+static void linger_end(struct bthread *t, struct bclient *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!(c->flags & BF_LINGER))
+		return;
+	c->flags &= ~BF_LINGER;
+	bt_timer(c, 0);
+	if (c->flags & BF_SENDING)
+		cancel_op(t, c, OP_SEND);
+	sqe = get_sqe(t);
+	io_uring_prep_close_direct(sqe, c->slot);
+	io_uring_sqe_set_data64(sqe, UD(c->idx, OP_CLOSE));
+	c->refs++;
+}
+
 void bt_close(struct bclient *c)
 {
 	struct bthread *t = bc_thread(c);
@@ -198,6 +226,17 @@ void bt_close(struct bclient *c)
 	c->flags |= BF_CLOSED;
 	bt_timer(c, 0);
 	bt_keepalive(c, 0);
+	if ((c->flags & BF_LINGER) && c->slot != UINT32_MAX && c->state != BC_CONNECT &&
+	    !(c->flags & BF_PEER_GONE) && (buf_used(&c->out) || buf_used(&c->sending))) {
+		/* Closed for everyone above, but the last bytes (a WebSocket close
+		 * frame) go out first; the step timeout bounds the wait. */
+		if (c->flags & BF_RECV_ARMED)
+			cancel_op(t, c, OP_RECV);
+		bt_timer(c, bench_now() + (uint64_t)(B.o.timeout * 1e9));
+		send_submit(t, c);
+		return;
+	}
+	c->flags &= ~BF_LINGER;
 	if (c->slot != UINT32_MAX) {
 		/* Closing a direct descriptor does not cancel its requests.  Cancel
 		 * each by its user_data, not all by descriptor: a cancel by
@@ -408,7 +447,8 @@ static void send_submit(struct bthread *t, struct bclient *c)
 {
 	struct io_uring_sqe *sqe;
 
-	if (c->flags & (BF_SENDING | BF_CLOSED | BF_PEER_GONE) || c->slot == UINT32_MAX)
+	if ((c->flags & (BF_SENDING | BF_PEER_GONE)) || c->slot == UINT32_MAX ||
+	    (c->flags & (BF_CLOSED | BF_LINGER)) == BF_CLOSED)
 		return;
 	if (!buf_used(&c->sending)) {
 		struct buf tmp = c->sending;
@@ -441,6 +481,12 @@ static void on_send(struct bthread *t, struct bclient *c, int res)
 		buf_consume(&c->sending, (size_t)res);
 		if (!(c->flags & BF_CLOSED) && (buf_used(&c->sending) || buf_used(&c->out)))
 			bt_flush_later(c);
+	}
+	if (c->flags & BF_LINGER) {
+		if (res >= 0 && (buf_used(&c->sending) || buf_used(&c->out)))
+			send_submit(t, c);
+		else
+			linger_end(t, c);
 	}
 	maybe_release(t, c);
 }
@@ -854,6 +900,7 @@ static void *bt_main(void *arg)
 	for (uint32_t i = 0; i < t->nclients; i++) {
 		struct bclient *c = &B.clients[t->id + (size_t)i * B.nthreads];
 		tlsp_clear(&c->tp);
+		bw_free(c);
 		free(c->scram);
 		c->scram = NULL;
 		buf_reset(&c->in);
@@ -863,6 +910,7 @@ static void *bt_main(void *arg)
 	xmlstage_free(t->xs);
 	bs_thread_exit(t);
 	bc_thread_exit();
+	bw_thread_exit();
 	bm_thread_exit();
 	tls_thread_exit();
 	free(t->scratch);

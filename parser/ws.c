@@ -348,6 +348,185 @@ size_t ws_http_error(int status, const char *extra, char *out, size_t cap)
 		      cap);
 }
 
+/* ---- the client's upgrade -------------------------------------------------- */
+
+/* r->seen bits */
+#define WS_RSEEN_STATUS 0x0001
+#define WS_RSEEN_UPGRADE 0x0002
+#define WS_RSEEN_CONN 0x0004
+#define WS_RSEEN_ACCEPT 0x0008
+#define WS_RSEEN_PROTO 0x0010
+
+int ws_client_key(const uint8_t raw[16], char out[WS_KEY_LEN + 1])
+{
+	if (raw == NULL || out == NULL ||
+	    crypto_b64_encode(raw, 16, out, WS_KEY_LEN + 1) != WS_KEY_LEN)
+		return -1;
+	out[WS_KEY_LEN] = '\0';
+	return 0;
+}
+
+/* Visible ASCII only (no space, no control byte), at least one byte. */
+static int visible(const char *s)
+{
+	if (s == NULL || *s == '\0')
+		return 0;
+	for (; *s; s++)
+		if ((uint8_t)*s <= 0x20 || (uint8_t)*s >= 0x7F)
+			return 0;
+	return 1;
+}
+
+size_t ws_client_request(const char *host, const char *path, const char *key, char *out,
+			 size_t cap)
+{
+	if (out == NULL || !visible(host) || !visible(path) || path[0] != '/' || key == NULL ||
+	    strlen(key) != WS_KEY_LEN || !key_ok((const uint8_t *)key, WS_KEY_LEN))
+		return 0;
+	return fitted(snprintf(out, cap,
+			       "GET %s HTTP/1.1\r\n"
+			       "Host: %s\r\n"
+			       "Upgrade: websocket\r\n"
+			       "Connection: Upgrade\r\n"
+			       "Sec-WebSocket-Key: %s\r\n"
+			       "Sec-WebSocket-Version: 13\r\n"
+			       "Sec-WebSocket-Protocol: xmpp\r\n"
+			       "\r\n",
+			       path, host, key),
+		      cap);
+}
+
+void ws_response_init(struct ws_response *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+static long rfail(struct ws_response *r, const char *why)
+{
+	r->why = why;
+	return -1;
+}
+
+/* "HTTP/1.1 SP 3DIGIT [SP reason-phrase]"; p[0..n), CRLF excluded. */
+static long status_line(struct ws_response *r, const uint8_t *p, size_t n)
+{
+	unsigned st = 0;
+
+	if (n < 12 || memcmp(p, "HTTP/1.1 ", 9) != 0)
+		return rfail(r, "bad status line");
+	for (size_t i = 9; i < 12; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return rfail(r, "bad status code");
+		st = st * 10 + (unsigned)(p[i] - '0');
+	}
+	if (n > 12 && p[12] != ' ')
+		return rfail(r, "bad status line");
+	if (st < 100)
+		return rfail(r, "bad status code");
+	r->status = (uint16_t)st;
+	if (st != 101)
+		return rfail(r, "status is not 101");
+	return 0;
+}
+
+static long rfield(struct ws_response *r, const uint8_t *p, size_t n, const char *key)
+{
+	size_t i = 0, vs, ve, vn;
+	const uint8_t *v;
+
+	if (is_ows(p[0]))
+		return rfail(r, "obsolete line folding");
+	if (++r->fields > WS_MAX_FIELDS)
+		return rfail(r, "too many header fields");
+	while (i < n && is_tchar(p[i]))
+		i++;
+	if (i == 0 || i == n || p[i] != ':')
+		return rfail(r, "bad header field");
+	for (vs = i + 1; vs < n && is_ows(p[vs]); vs++)
+		;
+	for (ve = n; ve > vs && is_ows(p[ve - 1]); ve--)
+		;
+	v = p + vs;
+	vn = ve - vs;
+	if (eq_ci(p, i, "upgrade")) {
+		if (list_has(v, vn, "websocket", 1))
+			r->seen |= WS_RSEEN_UPGRADE;
+	} else if (eq_ci(p, i, "connection")) {
+		if (list_has(v, vn, "upgrade", 1))
+			r->seen |= WS_RSEEN_CONN;
+	} else if (eq_ci(p, i, "sec-websocket-accept")) {
+		char want[WS_ACCEPT_LEN + 1];
+		if (r->seen & WS_RSEEN_ACCEPT)
+			return rfail(r, "duplicate Sec-WebSocket-Accept");
+		if (ws_accept_key(key, want) != 0 || vn != WS_ACCEPT_LEN || memcmp(v, want, vn) != 0)
+			return rfail(r, "wrong Sec-WebSocket-Accept");
+		r->seen |= WS_RSEEN_ACCEPT;
+	} else if (eq_ci(p, i, "sec-websocket-extensions")) {
+		if (vn)
+			return rfail(r, "an extension the client did not ask for");
+	} else if (eq_ci(p, i, "sec-websocket-protocol")) {
+		if ((r->seen & WS_RSEEN_PROTO) || vn != 4 || memcmp(v, "xmpp", 4) != 0)
+			return rfail(r, "a subprotocol other than xmpp");
+		r->seen |= WS_RSEEN_PROTO;
+	}
+	return 0;
+}
+
+static long response_end(struct ws_response *r)
+{
+	if (!(r->seen & WS_RSEEN_UPGRADE))
+		return rfail(r, "no Upgrade: websocket");
+	if (!(r->seen & WS_RSEEN_CONN))
+		return rfail(r, "no Connection: upgrade");
+	if (!(r->seen & WS_RSEEN_ACCEPT))
+		return rfail(r, "no Sec-WebSocket-Accept");
+	if (!(r->seen & WS_RSEEN_PROTO))
+		return rfail(r, "no Sec-WebSocket-Protocol: xmpp");
+	return 0;
+}
+
+long ws_response_parse(struct ws_response *r, const uint8_t *buf, size_t len, const char *key)
+{
+	if (r == NULL || buf == NULL || key == NULL || strlen(key) != WS_KEY_LEN)
+		return -1;
+	for (size_t i = r->scan; i < len; i++) {
+		uint8_t b = buf[i];
+		size_t ln;
+		long k;
+
+		if (i >= WS_REQ_MAX) {
+			r->scan = (uint16_t)i;
+			return rfail(r, "response head too large");
+		}
+		if (i > r->line && buf[i - 1] == '\r' && b != '\n')
+			return rfail(r, "bare CR");
+		if ((b < 0x20 && b != '\t' && b != '\r' && b != '\n') || b == 0x7F)
+			return rfail(r, "control character");
+		if (i == 0 && b != 'H')
+			return rfail(r, "not an HTTP response");
+		if (b != '\n')
+			continue;
+		if (i == r->line || buf[i - 1] != '\r')
+			return rfail(r, "bare LF");
+		ln = i - 1 - r->line;
+		if (!(r->seen & WS_RSEEN_STATUS)) {
+			r->seen |= WS_RSEEN_STATUS;
+			k = status_line(r, buf + r->line, ln);
+		} else if (ln == 0) {
+			r->scan = (uint16_t)(i + 1);
+			k = response_end(r);
+			return k < 0 ? k : (long)(i + 1);
+		} else {
+			k = rfield(r, buf + r->line, ln, key);
+		}
+		if (k < 0)
+			return k;
+		r->line = (uint16_t)(i + 1);
+	}
+	r->scan = (uint16_t)(len < WS_REQ_MAX ? len : WS_REQ_MAX);
+	return 0;
+}
+
 /* ---- frames --------------------------------------------------------------- */
 
 static int opcode_ok(uint8_t op)

@@ -32,6 +32,12 @@
  *      Connection").
  * No extension is ever negotiated, so every RSV bit must be 0.
  *
+ * Client side (xedge-bench, bench/wsconn.c): ws_client_key() and
+ * ws_client_request() write the upgrade, ws_response_parse() checks the 101;
+ * frames are decoded with role WS_CLIENT (a masked server frame is a
+ * protocol error, RFC 6455 §5.1) and written with ws_frame_header_masked()
+ * followed by ws_mask() of the payload with a fresh key per frame.
+ *
  * Return conventions (docs/principles.md): parsers return bytes consumed
  * (> 0), 0 for need-more, or a negative error; encoders return bytes written,
  * or 0 when the output does not fit or the request is invalid.
@@ -130,6 +136,62 @@ size_t ws_http_error(int status, const char *extra, char *out, size_t cap);
 
 /* The reason phrase for the statuses above ("Bad Request", ...); "Error" else. */
 const char *ws_http_reason(int status);
+
+/* ---- HTTP/1.1 upgrade, client side (RFC 6455 §4.1) ------------------------ */
+
+/*
+ * The client's Sec-WebSocket-Key: base64 of raw, 16 bytes the caller drew
+ * from its RNG (RFC 6455 §4.1: a new nonce per connection), as WS_KEY_LEN
+ * characters and a NUL.  Returns 0, or -1 if the encoder fails.
+ */
+int ws_client_key(const uint8_t raw[16], char out[WS_KEY_LEN + 1]);
+
+/*
+ * Write the opening handshake "GET path HTTP/1.1" with Host, Upgrade:
+ * websocket, Connection: Upgrade, Sec-WebSocket-Key, Sec-WebSocket-Version:
+ * 13 and Sec-WebSocket-Protocol: xmpp (RFC 7395 §3.1) and a NUL into
+ * out[0..cap).  path must be origin-form (starts with '/', visible ASCII
+ * only), host visible ASCII (a name or "addr:port"), key WS_KEY_LEN bytes.
+ * Returns the length (the NUL not counted), or 0 when an argument is not
+ * acceptable or the request does not fit.
+ */
+size_t ws_client_request(const char *host, const char *path, const char *key, char *out,
+			 size_t cap);
+
+/* What the server answered to the client's upgrade (ws_response_parse). */
+struct ws_response {
+	/* scanner state: zeroed by ws_response_init(), opaque */
+	uint16_t scan;           /* bytes examined so far */
+	uint16_t line;           /* start of the current line */
+	uint16_t fields;         /* header fields seen */
+	uint16_t seen;           /* WS_RSEEN_* (ws.c) */
+
+	uint16_t status;         /* the status code, once the status line is in */
+	const char *why;         /* after a return < 0: why (a static string) */
+};
+
+void ws_response_init(struct ws_response *r);
+
+/*
+ * Parse the server's answer to an upgrade sent with key (the
+ * Sec-WebSocket-Key given, WS_KEY_LEN bytes).  buf[0..len) is everything
+ * received so far, contiguous, from the status line on; the parser resumes
+ * where it stopped.  Returns the length of the response head (> 0: the bytes
+ * up to and including the blank line; what follows is WebSocket frames) when
+ * it is a valid switch to the xmpp subprotocol; 0 when incomplete (only
+ * while len <= WS_REQ_MAX); -1 when the client must fail the connection
+ * (RFC 6455 §4.1, client requirements 1-6, and RFC 7395 §3.1), r->why says
+ * which rule:
+ *   a malformed status line or field (bare CR or LF, control bytes, obs-fold),
+ *   a head over WS_REQ_MAX bytes or WS_MAX_FIELDS fields;
+ *   a status other than 101 (r->status holds it when the line was well formed);
+ *   no Upgrade field listing websocket, no Connection field listing upgrade;
+ *   a Sec-WebSocket-Accept missing, duplicated or not the digest of key;
+ *   any Sec-WebSocket-Extensions (the client requests none);
+ *   a Sec-WebSocket-Protocol other than exactly xmpp, or none.
+ * After an error the state is spent.
+ */
+long ws_response_parse(struct ws_response *r, const uint8_t *buf, size_t len, const char *key);
 
 /* ---- frames --------------------------------------------------------------- */
 

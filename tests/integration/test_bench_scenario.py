@@ -315,9 +315,6 @@ def test_bad_scenario_files_exit_2_naming_the_line(tmp_path):
         # a threshold that does not parse: its own line
         "thr.yaml": ("phases: [{users: 1}]\nsessions:\n  - name: a\n    steps: [connect]\n"
                      "thresholds:\n  - \"login.p99 < 10 parsecs\"\n", r"thr\.yaml:6: "),
-        # the WebSocket transport is not run yet: refused at load, with its line
-        "ws.yaml": ("phases: [{users: 1}]\nsessions:\n  - name: a\n    steps:\n"
-                    "      - connect: ws\n      - logout\n", r"ws\.yaml:5: connect: the ws transport"),
     }
     for name, (text, want) in cases.items():
         p = tmp_path / name
