@@ -1174,7 +1174,10 @@ int main(int argc, char **argv)
 		/* Phase transitions, on the totals so far (+ this second's part). */
 		ph = atomic_load(&B.phase);
 		if (o->scenario == SC_FILE) {
-			if (ph < PH_CLOSE && bs_finished(now))
+			/* the end: the users alive wait `drain` for the messages due to them */
+			if (ph < PH_DRAIN && bs_finished(now))
+				atomic_store(&B.phase, bs_drain_begin(now) ? PH_DRAIN : PH_CLOSE);
+			else if (ph == PH_DRAIN && bs_drain_over(now))
 				atomic_store(&B.phase, PH_CLOSE);
 		} else {
 			uint64_t resolved = total->logged_in + total->failed + sec.logged_in + sec.failed;

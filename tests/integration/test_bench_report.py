@@ -104,3 +104,109 @@ def test_merged_slices_equal_one_run(server, tmp_path):
     assert r.returncode == 0, r.stderr
     assert re.search(r"B/A\s+1\.00x", r.stdout), r.stdout
     assert "login" in r.stdout and "p99" in r.stdout
+
+
+# ---- scenario files: the drain, the HTML report's scenario section, merge keeps scenario_file
+
+def add_users(server, prefix, pw, n):
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        list(ex.map(lambda i: server.ctl("user", "add", f"{prefix}{i}@localhost", pw), range(n)))
+
+
+# Senders stopped by the run's duration in the middle of an open loop (2,000 messages/s each,
+# more than the server relays here: a queue builds up): the run's drain keeps the receivers
+# (idle until the end) connected until every message on its way has arrived, so none is
+# lost, and it ends as soon as they have (before its 20 s).
+CAPPED = """\
+name: capped
+description: senders cut by the duration, receivers idle
+users: {prefix: brd, password: brd-pw}
+phases: [{users: 6}]
+duration: 3s
+drain: 20s
+timeout: 5s
+sessions:
+  - name: sender
+    weight: 1
+    steps:
+      - connect
+      - auth
+      - bind
+      - presence
+      - roster
+      - chat: {to: "session:receiver", rate: 2000/s, duration: 1m, peers: 3, body: 256}
+  - name: receiver
+    weight: 1
+    steps: [connect, auth, bind, presence, roster, idle]
+thresholds:
+  - "message_rtt.errors == 0"
+  - "login.count == 6"
+"""
+
+# Receivers that never send their initial presence are not available (RFC 6121 §4.2): the
+# server keeps the messages to their bare JID, nothing arrives, and the drain waits its whole
+# time (1.5 s) before the messages count as lost.
+UNAVAILABLE = CAPPED.replace("name: capped", "name: unavailable").replace(
+    "drain: 20s", "drain: 1500ms").replace("duration: 3s", "duration: 2s").replace(
+    "steps: [connect, auth, bind, presence, roster, idle]", "steps: [connect, auth, bind, idle]")
+
+# Each user writes to itself at 1,000/s and logs out after its last message: the logout waits
+# for the messages still due to it (the drain), so none is lost.
+SELF = """\
+name: self
+users: {prefix: brd, password: brd-pw}
+phases: [{users: 4}]
+drain: 5s
+sessions:
+  - name: echo
+    weight: 3
+    steps: [connect, auth, bind, presence, roster, {chat: {to: self, rate: 1000/s, count: 300}}, logout]
+thresholds:
+  - "message_rtt.count == 1200"
+"""
+
+
+def test_scenario_drain_at_the_end(server, tmp_path):
+    add_users(server, "brd", "brd-pw", 6)
+    f, out = tmp_path / "capped.yaml", tmp_path / "capped.json"
+    f.write_text(CAPPED)
+    r = run("--port", server.c2s_port, "-s", f, "--json", out)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    sf = res["scenario_file"]
+    chat, drain = sf["chat"], sf["drain"]
+    assert chat["sent_measured"] > 1000, chat
+    assert chat["received_measured"] == chat["sent_measured"], (chat, drain)
+    assert res["errors"]["count"] == 0, res["errors"]
+    assert drain["limit_s"] == 20 and drain["due_at_start"] > 0 and drain["due_at_end"] == 0, drain
+    assert drain["waited_s"] < 20, drain
+    assert 3 <= res["elapsed_s"] < 3 + 20, res["elapsed_s"]
+    assert "drain ]" in r.stderr or drain["waited_s"] < 1, r.stderr     # the live line's phase
+
+    f, out = tmp_path / "unavailable.yaml", tmp_path / "unavailable.json"
+    f.write_text(UNAVAILABLE)
+    r = run("--port", server.c2s_port, "-s", f, "--json", out)
+    assert r.returncode == 3, r.stdout[-3000:] + r.stderr[-3000:]     # message_rtt.errors
+    res = json.loads(out.read_text())
+    sf = res["scenario_file"]
+    chat, drain = sf["chat"], sf["drain"]
+    assert chat["sent_measured"] > 100 and chat["received_measured"] == 0, chat
+    assert drain["due_at_start"] == drain["due_at_end"] == chat["sent"], drain
+    assert 1.5 <= drain["waited_s"] < 2.5, drain
+    assert res["elapsed_s"] >= 2 + 1.5, res["elapsed_s"]
+    assert res["errors"]["by_cause"] == {"message:lost": chat["sent_measured"]}, res["errors"]
+
+
+
+def test_scenario_logout_waits_for_messages_due(server, tmp_path):
+    add_users(server, "brd", "brd-pw", 4)
+    f, out = tmp_path / "self.yaml", tmp_path / "self.json"
+    f.write_text(SELF)
+    r = run("--port", server.c2s_port, "-s", f, "--json", out)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    sf = res["scenario_file"]
+    assert sf["chat"]["sent_measured"] == sf["chat"]["received_measured"] == 1200, sf["chat"]
+    assert sf["finished"] == 4 and res["errors"]["count"] == 0, res["errors"]
+    assert sf["drain"]["due_at_start"] == 0, sf["drain"]    # every user waited for its own
+
