@@ -245,7 +245,141 @@ static void thresholds(FILE *f, const struct result *r, const struct thr *thr, u
 	fprintf(f, "</table>\n");
 }
 
-int html_write(const char *path, const struct result *r, const struct thr *thr, unsigned nthr)
+/* ---- the scenario section ---- */
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static double jnum(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+static json_int_t jint(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+/* The file's thresholds, each evaluated on r (one that does not parse says so). */
+static void scenario_thresholds(FILE *f, const struct result *r, const json_t *list)
+{
+	size_t i;
+	const json_t *t;
+
+	if (!json_array_size(list))
+		return;
+	fprintf(f, "<h3>Thresholds of the file</h3>\n<table><tr><th>threshold</th><th>line</th>"
+		"<th>value</th><th></th></tr>\n");
+	json_array_foreach(list, i, t) {
+		struct thr th;
+		char err[256], d[256];
+		const char *text = jstr(t, "text"), *why;
+		double a;
+		bool ok = false;
+		fprintf(f, "<tr><td>");
+		esc(f, text);
+		fprintf(f, "</td><td>%lld</td><td>", (long long)jint(t, "line"));
+		if (thr_parse(text, &th, err, sizeof(err)) < 0) {
+			esc(f, err);
+		} else {
+			ok = thr_eval(&th, r, &a, &why);
+			thr_describe(&th, a, why, d, sizeof(d));
+			esc(f, d + strlen(th.text));
+		}
+		fprintf(f, "</td><td class=\"%s\">%s</td></tr>\n", ok ? "pass" : "fail", ok ? "pass" : "FAIL");
+	}
+	fprintf(f, "</table>\n");
+}
+
+static void scenario_section(FILE *f, const struct result *r, const json_t *sf)
+{
+	const json_t *v, *list, *x, *drain;
+	size_t i, k;
+
+	if (!json_is_object(sf))
+		return;
+	fprintf(f, "<h2>Scenario ");
+	esc(f, jstr(sf, "name"));
+	fprintf(f, "</h2>\n<p>file <code>");
+	esc(f, jstr(sf, "path"));
+	fprintf(f, "</code>");
+	if (*jstr(sf, "description")) {
+		fprintf(f, ": ");
+		esc(f, jstr(sf, "description"));
+	}
+	fprintf(f, "<br>%lld users planned, %lld arrived, %lld refused at max_users, %lld finished "
+		"their program, %lld waited for a login slot</p>\n", (long long)jint(sf, "planned"),
+		(long long)jint(sf, "arrived"), (long long)jint(sf, "rejected"),
+		(long long)jint(sf, "finished"), (long long)jint(sf, "waited"));
+	list = json_object_get(sf, "phases");
+	if (json_array_size(list)) {
+		fprintf(f, "<h3>Phases</h3>\n<table><tr><th>phase</th><th>arrivals</th><th>planned</th>"
+			"<th>arrived</th><th>line</th></tr>\n");
+		json_array_foreach(list, i, x) {
+			fprintf(f, "<tr><td>%zu</td><td>", i + 1);
+			esc(f, jstr(x, "text"));
+			fprintf(f, "</td><td>%lld</td><td>%lld</td><td>%lld</td></tr>\n",
+				(long long)jint(x, "planned"), (long long)jint(x, "arrived"),
+				(long long)jint(x, "line"));
+		}
+		fprintf(f, "</table>\n");
+	}
+	list = json_object_get(sf, "sessions");
+	if (json_array_size(list)) {
+		fprintf(f, "<h3>Sessions</h3>\n<table><tr><th>session</th><th>weight</th><th>share</th>"
+			"<th>planned</th><th>started</th><th>finished</th></tr>\n");
+		json_array_foreach(list, i, x) {
+			fprintf(f, "<tr><td>");
+			esc(f, jstr(x, "name"));
+			fprintf(f, "</td><td>%g</td><td>%.1f %%</td><td>%lld</td><td>%lld</td><td>%lld</td>"
+				"</tr>\n", jnum(x, "weight"), 100 * jnum(x, "share"),
+				(long long)jint(x, "planned"), (long long)jint(x, "started"),
+				(long long)jint(x, "finished"));
+		}
+		fprintf(f, "</table>\n");
+		json_array_foreach(list, i, x) {
+			fprintf(f, "<p class=\"sn\">");
+			esc(f, jstr(x, "name"));
+			fprintf(f, " (line %lld): steps</p>\n<pre>", (long long)jint(x, "line"));
+			json_array_foreach(json_object_get(x, "steps"), k, v) {
+				if (json_is_string(v)) {
+					esc(f, json_string_value(v));
+					fputc('\n', f);
+				}
+			}
+			fprintf(f, "</pre>\n");
+		}
+	}
+	scenario_thresholds(f, r, json_object_get(sf, "thresholds"));
+	drain = json_object_get(sf, "drain");
+	if (json_is_object(drain))
+		fprintf(f, "<p>drain: up to %.3g s for the messages still due to users alive at the end: "
+			"%lld due then, waited %.3f s, %lld still due after it (lost)</p>\n",
+			jnum(drain, "limit_s"), (long long)jint(drain, "due_at_start"),
+			jnum(drain, "waited_s"), (long long)jint(drain, "due_at_end"));
+	x = json_object_get(sf, "chat");
+	v = json_object_get(sf, "groupchat");
+	if (json_is_object(x) && json_is_object(v))
+		fprintf(f, "<p>chat: %lld sent (%lld one-way after the warm-up, %lld of them received), "
+			"%lld questions, %lld answered; group chat: %lld sent, %lld deliveries, %lld "
+			"joins; %lld pings; %lld items published</p>\n", (long long)jint(x, "sent"),
+			(long long)jint(x, "sent_measured"), (long long)jint(x, "received_measured"),
+			(long long)jint(x, "asked"), (long long)jint(x, "answered"),
+			(long long)jint(v, "sent"), (long long)jint(v, "delivered"),
+			(long long)jint(v, "joined"), (long long)jint(sf, "pings"),
+			(long long)jint(sf, "published"));
+}
+
+int html_write(const char *path, const struct result *r, const json_t *scenario,
+	       const struct thr *thr, unsigned nthr)
 {
 	FILE *f = fopen(path, "w");
 	size_t n = r->nseries;
@@ -273,7 +407,9 @@ int html_write(const char *path, const struct result *r, const struct thr *thr, 
 		"figure{margin:8px 0}svg{background:#fafafa;border:1px solid #ddd}\n"
 		".t{font-size:13px;font-weight:600}.g{stroke:#e4e4e4}.a{stroke:#444}"
 		".yl{font-size:11px;text-anchor:end}.xl{font-size:11px;text-anchor:middle}"
-		".lg{font-size:11px}\n.pass{color:#1a7f37;font-weight:600}.fail{color:#c62828;"
+		".lg{font-size:11px}\n"
+		"pre{background:#f6f6f6;border:1px solid #ddd;padding:6px 10px;font-size:12px}"
+		".sn{font-weight:600;margin:10px 0 0}\n.pass{color:#1a7f37;font-weight:600}.fail{color:#c62828;"
 		"font-weight:600}\n</style></head><body>\n<h1>xedge-bench: ");
 	esc(f, r->scenario);
 	fprintf(f, "</h1>\n<p>started %s, %.1f s, %u input%s", when, r->duration_s, r->inputs,
@@ -287,6 +423,7 @@ int html_write(const char *path, const struct result *r, const struct thr *thr, 
 	fprintf(f, "</p>\n");
 	thresholds(f, r, thr, nthr);
 	table(f, r);
+	scenario_section(f, r, scenario);
 
 	for (size_t i = 0; i < n; i++)
 		x[i] = r->series[i].t;

@@ -1314,8 +1314,13 @@ int main(int argc, char **argv)
 	}
 	if (o->csv && result_write_csv(o->csv, &rr) < 0)
 		fprintf(stderr, "xedge-bench: cannot write --csv %s: %s\n", o->csv, strerror(errno));
-	if (o->html && html_write(o->html, &rr, thresholds, nthresholds) < 0)
-		fprintf(stderr, "xedge-bench: cannot write --html %s: %s\n", o->html, strerror(errno));
+	if (o->html) {
+		struct json_t *sf = o->scenario == SC_FILE ? bs_json_object(total) : NULL;
+		if (html_write(o->html, &rr, sf, thresholds, nthresholds) < 0)
+			fprintf(stderr, "xedge-bench: cannot write --html %s: %s\n", o->html,
+				strerror(errno));
+		json_decref(sf);
+	}
 	if (merge_thresholds(&rr, thresholds, nthresholds, stdout) < 0)
 		rc = 3;
 	if (o->plot)
