@@ -17,6 +17,7 @@
 #define H 260.0
 #define ML 64.0      /* left margin: y labels */
 #define MR 16.0
+#define LEG 112.0    /* a time chart's legend: a column right of the plot, never over a line */
 #define MT 28.0      /* top: title and legend */
 #define MB 34.0
 
@@ -82,7 +83,7 @@ static void chart(FILE *f, const char *title, const char *unit, const double *x,
 		xmax = 1;
 	step = nice_step(ymax > 0 ? ymax : 1, 5);
 	ymax = ceil((ymax > 0 ? ymax : 1) / step) * step;
-	xs = (W - ML - MR) / xmax;
+	xs = (W - ML - MR - LEG) / xmax;
 	ys = (H - MT - MB) / ymax;
 	fprintf(f, "<figure><svg viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" height=\"%.0f\" role=\"img\">\n", W, H, W, H);
 	fprintf(f, "<text x=\"%.0f\" y=\"16\" class=\"t\">", ML);
@@ -92,7 +93,7 @@ static void chart(FILE *f, const char *title, const char *unit, const double *x,
 		double y = H - MB - v * ys;
 		num(b, sizeof(b), v);
 		fprintf(f, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" class=\"g\"/>"
-			"<text x=\"%.0f\" y=\"%.1f\" class=\"yl\">%s</text>\n", ML, y, W - MR, y, ML - 6,
+			"<text x=\"%.0f\" y=\"%.1f\" class=\"yl\">%s</text>\n", ML, y, W - MR - LEG, y, ML - 6,
 			y + 4, b);
 	}
 	step = nice_step(xmax, 8);
@@ -101,7 +102,7 @@ static void chart(FILE *f, const char *title, const char *unit, const double *x,
 		num(b, sizeof(b), v);
 		fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" class=\"xl\">%s</text>\n", xx, H - MB + 16, b);
 	}
-	fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" class=\"xl\">seconds</text>\n", W - MR - 20, H - 4);
+	fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" class=\"xl\">seconds</text>\n", W - MR - LEG - 20, H - 4);
 	for (unsigned l = 0; l < nl; l++) {
 		bool pen = false;
 		const char *c = colors[l % (sizeof(colors) / sizeof(colors[0]))];
@@ -115,14 +116,14 @@ static void chart(FILE *f, const char *title, const char *unit, const double *x,
 			pen = true;
 		}
 		fprintf(f, "\"/>\n<rect x=\"%.0f\" y=\"%.0f\" width=\"10\" height=\"10\" fill=\"%s\"/>"
-			"<text x=\"%.0f\" y=\"%.0f\" class=\"lg\">", W - MR - 110, MT + 4 + 14.0 * l, c,
-			W - MR - 96, MT + 13 + 14.0 * l);
+			"<text x=\"%.0f\" y=\"%.0f\" class=\"lg\">", W - MR - LEG + 16, MT + 4 + 14.0 * l, c,
+			W - MR - LEG + 30, MT + 13 + 14.0 * l);
 		esc(f, lines[l].name);
 		fprintf(f, "</text>\n");
 	}
 	fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" class=\"a\"/>"
 		"<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" class=\"a\"/>\n</svg></figure>\n",
-		ML, H - MB, W - MR, H - MB, ML, MT, ML, H - MB);
+		ML, H - MB, W - MR - LEG, H - MB, ML, MT, ML, H - MB);
 }
 
 /* The latency distribution of one transaction: samples per power-of-two
@@ -324,7 +325,7 @@ static void scenario_section(FILE *f, const struct result *r, const json_t *sf)
 		fprintf(f, "<h3>Phases</h3>\n<table><tr><th>phase</th><th>arrivals</th><th>planned</th>"
 			"<th>arrived</th><th>line</th></tr>\n");
 		json_array_foreach(list, i, x) {
-			fprintf(f, "<tr><td>%zu</td><td>", i + 1);
+			fprintf(f, "<tr><td>%zu</td><td class=\"l\">", i + 1);
 			esc(f, jstr(x, "text"));
 			fprintf(f, "</td><td>%lld</td><td>%lld</td><td>%lld</td></tr>\n",
 				(long long)jint(x, "planned"), (long long)jint(x, "arrived"),
@@ -409,8 +410,9 @@ int html_write(const char *path, const struct result *r, const json_t *scenario,
 		".yl{font-size:11px;text-anchor:end}.xl{font-size:11px;text-anchor:middle}"
 		".lg{font-size:11px}\n"
 		"pre{background:#f6f6f6;border:1px solid #ddd;padding:6px 10px;font-size:12px}"
-		".sn{font-weight:600;margin:10px 0 0}\n.pass{color:#1a7f37;font-weight:600}.fail{color:#c62828;"
-		"font-weight:600}\n</style></head><body>\n<h1>xedge-bench: ");
+		".sn{font-weight:600;margin:10px 0 0}td.l{text-align:left}\n"
+		".pass{color:#1a7f37;font-weight:600}.fail{color:#c62828;font-weight:600}\n"
+		"</style></head><body>\n<h1>xedge-bench: ");
 	esc(f, r->scenario);
 	fprintf(f, "</h1>\n<p>started %s, %.1f s, %u input%s", when, r->duration_s, r->inputs,
 		r->inputs > 1 ? "s (merged)" : "");
@@ -435,21 +437,27 @@ int html_write(const char *path, const struct result *r, const json_t *scenario,
 	lines[0] = (struct line){ "online users", ys };
 	lines[1] = (struct line){ "connected", ys + n };
 	chart(f, "Users", "sessions", x, n, lines, 2);
-	nl = 0;
-	for (int k = 0; k < TX_N; k++) {
-		double *y = ys + (2 + nl) * n;
-		if (!seen(r, k))
-			continue;
-		for (size_t i = 0; i < n; i++) {
-			/* per second of the point's own length (the last one may be shorter) */
-			double len = i ? r->series[i].t - r->series[i - 1].t : r->series[i].t;
-			y[i] = len > 0 ? (double)r->series[i].tx[k].count / len : NAN;
+	/* Rates in two charts, the session's steps and the operations of a logged-in
+	 * user: thousands of messages a second would flatten tens of logins. */
+	for (int part = 0; part < 2; part++) {
+		nl = 0;
+		for (int k = 0; k < TX_N; k++) {
+			double *y = ys + (2 + k) * n;
+			bool session = k <= TX_LOGIN || k == TX_RESUME;
+			if (!seen(r, k) || session != (part == 0))
+				continue;
+			for (size_t i = 0; i < n; i++) {
+				/* per second of the point's own length (the last one may be shorter) */
+				double len = i ? r->series[i].t - r->series[i - 1].t : r->series[i].t;
+				y[i] = len > 0 ? (double)r->series[i].tx[k].count / len : NAN;
+			}
+			lines[nl] = (struct line){ result_txn_name(k), y };
+			nl++;
 		}
-		lines[nl] = (struct line){ result_txn_name(k), y };
-		nl++;
+		if (nl)
+			chart(f, part ? "Rates of operations" : "Rates of logins and their steps",
+			      "per second", x, n, lines, nl);
 	}
-	if (nl)
-		chart(f, "Rates", "per second", x, n, lines, nl);
 	for (int k = 0; k < TX_N; k++) {
 		char title[64];
 		if (!r->tx[k].h.count)
