@@ -156,27 +156,32 @@ static void distribution(FILE *f, const char *name, const struct hist *h)
 		if (band[k] > top)
 			top = band[k];
 	bw = (W - ML - MR) / (hi_b - lo_b + 1);
-	ys = (H - MT - MB - 12) / (double)top;   /* room for the count above the tallest bar */
+	ys = (H - MT - MB - (bw < 36 ? 24 : 12)) / (double)top;   /* room for the counts above the bars */
 	fprintf(f, "<figure><svg viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" height=\"%.0f\" role=\"img\">\n", W, H, W, H);
 	fprintf(f, "<text x=\"%.0f\" y=\"16\" class=\"t\">", ML);
 	esc(f, name);
 	fprintf(f, ": latency distribution (samples per band, %" PRIu64 " in all)</text>\n", h->count);
 	for (unsigned k = lo_b; k <= hi_b; k++) {
 		double x = ML + (k - lo_b) * bw, hgt = (double)band[k] * ys;
-		double upper_ms = (double)(1ull << k) / 1000.0;
-		if (upper_ms >= 1000)
-			snprintf(b, sizeof(b), "<%gs", upper_ms / 1000);
-		else
-			snprintf(b, sizeof(b), "<%gms", upper_ms);
+		/* the band's upper bound, 2^k µs, in at most 3 digits; on narrow bars
+		 * every other label goes one line lower, so that none overlap */
+		double us = (double)(1ull << k);
+		const char *unit = us < 1e3 ? "µs" : us < 1e6 ? "ms" : "s";
+		double v = us < 1e3 ? us : us < 1e6 ? us / 1e3 : us / 1e6;
+		bool low = bw < 48 && (k - lo_b) % 2;
+		char cnt[32];
+		snprintf(b, sizeof(b), v < 10 ? "<%.1f%s" : "<%.0f%s", v, unit);
 		fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
 			"<title>%" PRIu64 "</title></rect>\n", x + 2, H - MB - hgt, bw - 4, hgt, colors[0],
 			band[k]);
-		fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" class=\"xl\">", x + bw / 2, H - MB + 16);
+		fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" class=\"xl\">", x + bw / 2,
+			H - MB + (low ? 28 : 16));
 		esc(f, b);
 		fprintf(f, "</text>\n");
+		num(cnt, sizeof(cnt), (double)band[k]);
 		if (band[k])
-			fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"xl\">%" PRIu64 "</text>\n", x + bw / 2,
-				H - MB - hgt - 4, band[k]);
+			fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"xl\">%s</text>\n", x + bw / 2,
+				H - MB - hgt - 4 - (bw < 36 && (k - lo_b) % 2 ? 11 : 0), cnt);
 	}
 	fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" class=\"a\"/>\n</svg></figure>\n",
 		ML, H - MB, W - MR, H - MB);
