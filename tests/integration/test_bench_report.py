@@ -6,12 +6,13 @@ status 3), the HTML report is one self-contained document, the CSV has a row per
 import concurrent.futures
 import csv
 import json
+import os
 import re
 import subprocess
 
 from conftest import REPO
 
-BENCH = str(REPO / "build" / "xedge-bench")
+BENCH = os.environ.get("XEDGE_BENCH", str(REPO / "build" / "xedge-bench"))   # or a sanitizer build
 SLICE, SLICES = 4, 3
 N = SLICE * SLICES
 
