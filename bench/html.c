@@ -102,7 +102,8 @@ static void chart(FILE *f, const char *title, const char *unit, const double *x,
 		num(b, sizeof(b), v);
 		fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" class=\"xl\">%s</text>\n", xx, H - MB + 16, b);
 	}
-	fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" class=\"xl\">seconds</text>\n", W - MR - LEG - 20, H - 4);
+	fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" class=\"xl\">seconds</text>\n", W - MR - LEG - 20,
+		H - 4);
 	for (unsigned l = 0; l < nl; l++) {
 		bool pen = false;
 		const char *c = colors[l % (sizeof(colors) / sizeof(colors[0]))];
@@ -156,7 +157,8 @@ static void distribution(FILE *f, const char *name, const struct hist *h)
 		if (band[k] > top)
 			top = band[k];
 	bw = (W - ML - MR) / (hi_b - lo_b + 1);
-	ys = (H - MT - MB - (bw < 36 ? 24 : 12)) / (double)top;   /* room for the counts above the bars */
+	/* room for the counts above the bars (two rows of them on narrow bars) */
+	ys = (H - MT - MB - (bw < 36 ? 24 : 12)) / (double)top;
 	fprintf(f, "<figure><svg viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" height=\"%.0f\" role=\"img\">\n", W, H, W, H);
 	fprintf(f, "<text x=\"%.0f\" y=\"16\" class=\"t\">", ML);
 	esc(f, name);

@@ -1440,7 +1440,8 @@ void bs_summary(FILE *f, const struct bench_stats *s)
 }
 
 /* What scn_describe_step / scn_describe_phase print, as a JSON string. */
-static void json_described(FILE *f, const struct scn_step *st, uint32_t idx, const struct scn_phase *p)
+static void json_described(FILE *f, const struct scn_step *st, uint32_t idx,
+			   const struct scn_phase *p)
 {
 	char *text = NULL;
 	size_t len = 0;
