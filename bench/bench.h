@@ -493,8 +493,12 @@ void bs_sm(struct bthread *t, struct bclient *c, const struct xs_stanza *s);
 void bs_failed(struct bthread *t, struct bclient *c, const char *cause);  /* counts it */
 void bs_released(struct bthread *t, struct bclient *c);  /* the connection is gone */
 bool bs_finished(uint64_t now);   /* controller: every user done, or the duration cap */
+bool bs_drain_begin(uint64_t now);  /* controller, at the end: true to drain (messages due) */
+bool bs_drain_over(uint64_t now);   /* controller: the drain is over (all arrived, or its time) */
 void bs_summary(FILE *f, const struct bench_stats *s);
 void bs_json(FILE *f, const struct bench_stats *s);
+struct json_t;
+struct json_t *bs_json_object(const struct bench_stats *s);   /* bs_json's object (owned) */
 const char *bs_name(void);
 void bs_defaults(struct bench_opts *o, const char **host, unsigned *port);
 const struct sockaddr *bs_addr(const struct bclient *c, socklen_t *len);

@@ -1182,7 +1182,10 @@ int main(int argc, char **argv)
 		/* Phase transitions, on the totals so far (+ this second's part). */
 		ph = atomic_load(&B.phase);
 		if (o->scenario == SC_FILE) {
-			if (ph < PH_CLOSE && bs_finished(now))
+			/* the end: the users alive wait `drain` for the messages due to them */
+			if (ph < PH_DRAIN && bs_finished(now))
+				atomic_store(&B.phase, bs_drain_begin(now) ? PH_DRAIN : PH_CLOSE);
+			else if (ph == PH_DRAIN && bs_drain_over(now))
 				atomic_store(&B.phase, PH_CLOSE);
 		} else {
 			uint64_t resolved = total->logged_in + total->failed + sec.logged_in + sec.failed;
@@ -1319,8 +1322,13 @@ int main(int argc, char **argv)
 	}
 	if (o->csv && result_write_csv(o->csv, &rr) < 0)
 		fprintf(stderr, "xedge-bench: cannot write --csv %s: %s\n", o->csv, strerror(errno));
-	if (o->html && html_write(o->html, &rr, thresholds, nthresholds) < 0)
-		fprintf(stderr, "xedge-bench: cannot write --html %s: %s\n", o->html, strerror(errno));
+	if (o->html) {
+		struct json_t *sf = o->scenario == SC_FILE ? bs_json_object(total) : NULL;
+		if (html_write(o->html, &rr, sf, thresholds, nthresholds) < 0)
+			fprintf(stderr, "xedge-bench: cannot write --html %s: %s\n", o->html,
+				strerror(errno));
+		json_decref(sf);
+	}
 	if (merge_thresholds(&rr, thresholds, nthresholds, stdout) < 0)
 		rc = 3;
 	if (o->plot)

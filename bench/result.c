@@ -387,6 +387,7 @@ int result_merge(struct result *into, const struct result *from)
 	into->gen_rss_start_kib += from->gen_rss_start_kib;
 	into->gen_rss_max_kib += from->gen_rss_max_kib;
 	into->peak_sessions += from->peak_sessions;
+	into->interrupted |= from->interrupted;
 	return 0;
 }
 
@@ -525,6 +526,11 @@ static void v1_lat(FILE *f, const char *name, const struct hist *h, bool comma)
 
 int result_write_json(const char *path, const struct result *r)
 {
+	return result_write_json_more(path, r, NULL);
+}
+
+int result_write_json_more(const char *path, const struct result *r, const char *more)
+{
 	FILE *f = fopen(path, "w");
 	bool first = true;
 
@@ -534,7 +540,10 @@ int result_write_json(const char *path, const struct result *r)
 	 * phases, lost messages by window) stay with each slice's own file. */
 	fprintf(f, "{\n  \"scenario\": ");
 	result_json_str(f, r->scenario);
-	fprintf(f, ",\n  \"elapsed_s\": %.3f,\n  \"interrupted\": false,\n", r->duration_s);
+	fprintf(f, ",\n  \"elapsed_s\": %.3f,\n  \"interrupted\": %s,\n", r->duration_s,
+		r->interrupted ? "true" : "false");
+	if (more)
+		fputs(more, f);
 	fprintf(f, "  \"logins\": {\"connected\": %" PRIu64 ", \"logged_in\": %" PRIu64
 		", \"failed\": %" PRIu64 ", \"peak_connected\": %" PRIu64 "},\n",
 		r->tx[TX_CONNECT].count, r->tx[TX_LOGIN].count, r->tx[TX_LOGIN].errors, r->peak_sessions);
@@ -750,6 +759,7 @@ int result_read_json(const char *path, struct result *r, char *err, size_t cap)
 		goto out;
 	}
 	r->duration_s = get_bounded(root, "duration_s", 0, 0, 1e8);
+	r->interrupted = json_is_true(json_object_get(root, "interrupted"));
 	o = json_object_get(root, "errors");
 	if (!json_is_object(o) || get_u64(o, "count", &r->errors) < 0 ||
 	    read_causes(json_object_get(o, "by_cause"), r->causes, &r->ncauses) < 0) {

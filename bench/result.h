@@ -110,6 +110,7 @@ struct result {
 	double gen_cpu_avg, gen_cpu_max;          /* xedge-bench itself, % of one core */
 	uint64_t gen_rss_start_kib, gen_rss_max_kib;
 	uint64_t peak_sessions;       /* peak connected clients */
+	bool interrupted;             /* a run stopped by a signal (merged: any of them) */
 	struct result_point *series;
 	size_t nseries, capseries;
 };
@@ -147,6 +148,9 @@ void result_json_str(FILE *f, const char *s);
 /* A complete JSON document of r (merge output): the v2 fields and the v1
  * fields that can be derived from them.  0 or -errno. */
 int result_write_json(const char *path, const struct result *r);
+/* The same with more top-level members (JSON text, each member followed by
+ * ",\n"; merge keeps its inputs' other keys so), NULL for none. */
+int result_write_json_more(const char *path, const struct result *r, const char *more);
 /* Read a v2 document (a run's --json or a merge's output).  0, or -1 with
  * a reason in err. */
 int result_read_json(const char *path, struct result *r, char *err, size_t cap);

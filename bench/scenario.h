@@ -225,6 +225,12 @@ const char *scn_mech_str(int mech);
 /* A human summary: target, users, phases with the users they start, the
  * sessions with their shares and steps, the thresholds. */
 void scn_describe(FILE *f, const struct bench_scenario *s);
+/* Their parts, as scn_describe prints them, without a newline: step idx of a
+ * session ("  3  chat to random ...  (line 12)"), a phase ("5/s for 1m: 300
+ * users"); the HTML report and the JSON's scenario_file use them. */
+void scn_describe_step(FILE *f, const struct bench_scenario *s, const struct scn_step *st,
+		       uint32_t idx);
+void scn_describe_phase(FILE *f, const struct scn_phase *p);
 
 /* xedge-bench --check-scenario FILE: load, describe on stdout, return 0; or
  * print the error on stderr and return 2 (the exit status). */

@@ -79,14 +79,14 @@ static void describe_send(FILE *f, const struct bench_scenario *s, const struct 
 		fprintf(f, ", each waits for its reply");
 }
 
-static void describe_step(FILE *f, const struct bench_scenario *s, const struct scn_step *st,
-			  uint32_t idx)
+void scn_describe_step(FILE *f, const struct bench_scenario *s, const struct scn_step *st,
+		       uint32_t idx)
 {
 	static const char *const show[] = { "", "away", "chat", "dnd", "xa" };
 	static const char *const think[] = { "fixed", "uniform", "exp" };
 	char a[32], b[32];
 
-	fprintf(f, "    %3u  %*s%s", idx + 1, 2 * st->depth, "", scn_op_str(st->op));
+	fprintf(f, "%3u  %*s%s", idx + 1, 2 * st->depth, "", scn_op_str(st->op));
 	switch (st->op) {
 	case SCN_CONNECT:
 		fprintf(f, " %s", st->u.connect.transport ? scn_transport_str(st->u.connect.transport) :
@@ -178,7 +178,24 @@ static void describe_step(FILE *f, const struct bench_scenario *s, const struct 
 		fprintf(f, ": steps %u-%u", idx + 2, st->u.loop.end);
 		break;
 	}
-	fprintf(f, "  (line %u)\n", st->line);
+	fprintf(f, "  (line %u)", st->line);
+}
+
+void scn_describe_phase(FILE *f, const struct scn_phase *p)
+{
+	char a[32], b[32];
+
+	if (isinf(p->rate0))
+		fprintf(f, "burst of %u users", p->users);
+	else if (p->rate0 == p->rate1)
+		fprintf(f, "%s for %s", fmt_rate(a, sizeof(a), p->rate0),
+			fmt_dur(b, sizeof(b), p->duration_ns));
+	else
+		fprintf(f, "%s -> %.6g/s over %s", fmt_rate(a, sizeof(a), p->rate0), p->rate1,
+			fmt_dur(b, sizeof(b), p->duration_ns));
+	if (!isinf(p->rate0) && p->users)
+		fprintf(f, ", at most %u", p->users);
+	fprintf(f, ": %llu users", (unsigned long long)scn_phase_users(p));
 }
 
 void scn_describe(FILE *f, const struct bench_scenario *s)
@@ -213,19 +230,9 @@ void scn_describe(FILE *f, const struct bench_scenario *s)
 	fprintf(f, "phases: %u, %llu users arrive %s%s\n", s->nphases, (unsigned long long)total,
 		span ? "over " : "at once", span ? fmt_dur(a, sizeof(a), span) : "");
 	for (uint32_t i = 0; i < s->nphases; i++) {
-		const struct scn_phase *p = &s->phases[i];
 		fprintf(f, "  %2u  ", i + 1);
-		if (isinf(p->rate0))
-			fprintf(f, "burst of %u users", p->users);
-		else if (p->rate0 == p->rate1)
-			fprintf(f, "%s for %s", fmt_rate(a, sizeof(a), p->rate0),
-				fmt_dur(b, sizeof(b), p->duration_ns));
-		else
-			fprintf(f, "%s -> %.6g/s over %s", fmt_rate(a, sizeof(a), p->rate0), p->rate1,
-				fmt_dur(b, sizeof(b), p->duration_ns));
-		if (!isinf(p->rate0) && p->users)
-			fprintf(f, ", at most %u", p->users);
-		fprintf(f, ": %llu users  (line %u)\n", (unsigned long long)scn_phase_users(p), p->line);
+		scn_describe_phase(f, &s->phases[i]);
+		fprintf(f, "  (line %u)\n", s->phases[i].line);
 	}
 	fprintf(f, "limits: ");
 	if (s->max_users)
@@ -247,8 +254,11 @@ void scn_describe(FILE *f, const struct bench_scenario *s)
 		const struct scn_session *ses = &s->sessions[i];
 		fprintf(f, "  %s: %.1f%% of the users (weight %.6g), %u steps  (line %u)\n",
 			scn_str(s, ses->name), ses->share * 100, ses->weight, ses->nsteps, ses->line);
-		for (uint32_t j = 0; j < ses->nsteps; j++)
-			describe_step(f, s, &ses->steps[j], j);
+		for (uint32_t j = 0; j < ses->nsteps; j++) {
+			fputs("    ", f);
+			scn_describe_step(f, s, &ses->steps[j], j);
+			fputc('\n', f);
+		}
 	}
 	fprintf(f, "thresholds: %u\n", s->nthresholds);
 	for (uint32_t i = 0; i < s->nthresholds; i++)

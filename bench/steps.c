@@ -50,6 +50,19 @@
  * ping, publish, join, message_rtt, and auth (auth step -> the restarted
  * stream's features); connect, tls and login as for the -s scenarios.
  *
+ * Drain (the file's `drain`, --drain): a sender counts each one-way chat
+ * message in its receiver's slot (due, and the last send time), the
+ * receiver counts those it gets.  A user that logs out (the logout step, or
+ * its program's end) while messages due to it have not arrived goes offline
+ * for the senders choosing peers (no new ones come), stays connected and
+ * logs out when the last has arrived, or `drain` after the last was sent
+ * (W_DRAIN).  At the run's end (every user done, or `duration`) the
+ * controller drains the same way (bs_drain_begin/over, phase PH_DRAIN):
+ * nothing more is sent and no step starts, the users alive stay connected
+ * until every message due to them has arrived or `drain` has passed; what
+ * has not arrived then is "message:lost".  The JSON's scenario_file.drain
+ * says how long it waited and what was due before and after.
+ *
  * Distributed runs (slice.h: --index I --count N): slice I runs every N-th
  * user of the one schedule (u mod N == I), so every slice sees the phases'
  * shape at 1/N of the rate and the sessions' exact shares; max_users and
@@ -62,6 +75,7 @@
  */
 #include "bench/bench.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +119,9 @@ struct bs_room *bs_room_tab;                    /* room_fanout: occupants per ro
 static bool has_groupchat;
 static _Atomic uint64_t alive, parked;
 static atomic_uint arrivals_over;               /* threads whose arrivals are all started */
+/* the run's drain (controller only): its start, end and the one-way messages
+ * still due to users alive then; 0 / 0: no drain */
+static uint64_t drain_t0, drain_t1, drain_due0, drain_due1;
 
 uint64_t bs_ns_of(double s)
 {
@@ -537,7 +554,10 @@ static void user_start(struct bthread *t, uint64_t un, uint32_t session, uint32_
 	}
 	c = &B.clients[b->free[--b->nfree]];
 	u = c->bs;
-	memset(u, 0, sizeof(*u));
+	memset(u, 0, offsetof(struct bs_user, due));   /* the atomics: senders may touch them */
+	atomic_store_explicit(&u->due, 0, memory_order_relaxed);
+	atomic_store_explicit(&u->got, 0, memory_order_relaxed);
+	atomic_store_explicit(&u->due_ns, 0, memory_order_relaxed);
 	u->u = un;
 	u->session = session;
 	u->active = true;
@@ -867,6 +887,96 @@ static void park(struct bclient *c)
 	}
 }
 
+/* ---- drain --------------------------------------------------------------------------- */
+
+/* One-way messages due to u that have not arrived (0 when none). */
+static uint32_t undelivered(const struct bs_user *u)
+{
+	uint32_t d = atomic_load_explicit(&u->due, memory_order_relaxed);
+	uint32_t g = atomic_load_explicit(&u->got, memory_order_relaxed);
+
+	return (int32_t)(d - g) > 0 ? d - g : 0;
+}
+
+void bs_due(uint32_t p, uint64_t now)
+{
+	struct bs_user *u = B.clients[p].bs;
+	uint64_t cur = atomic_load_explicit(&u->due_ns, memory_order_relaxed);
+
+	atomic_fetch_add_explicit(&u->due, 1, memory_order_relaxed);
+	while (cur < now && !atomic_compare_exchange_weak(&u->due_ns, &cur, now))
+		;
+}
+
+/* The end of a stream the program closes (logout, or the program's end). */
+static void leave(struct bthread *t, struct bclient *c)
+{
+	struct bs_user *u = c->bs;
+
+	if (u->sf & SF_BOUND)    /* presence before binding is a stream error */
+		bs_out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
+	bs_room_left(u);
+	u->room_len = 0;
+	bs_wait_for(c, W_CLOSE);
+	bc_goodbye(t, c);
+}
+
+/* Before a logout: while one-way messages sent to c have not arrived, and
+ * for `drain` after the last of them was sent at most, c stays connected,
+ * offline for the senders choosing peers (so that no new ones come); true
+ * when it waits (W_DRAIN), false to log out now. */
+static bool drain_hold(struct bthread *t, struct bclient *c)
+{
+	struct bs_user *u = c->bs;
+	uint64_t until = atomic_load_explicit(&u->due_ns, memory_order_relaxed) + bs_ns_of(B.o.drain);
+
+	if (!undelivered(u) || bench_now() >= until)
+		return false;
+	bc_set_online(t, c, false);
+	bs_wake_at(t, c, until, W_DRAIN);
+	return true;
+}
+
+void bs_got(struct bthread *t, struct bclient *c)
+{
+	struct bs_user *u = c->bs;
+
+	atomic_store_explicit(&u->got, atomic_load_explicit(&u->got, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	if (u->wait == W_DRAIN && !undelivered(u) && atomic_load(&B.phase) < PH_CLOSE &&
+	    c->state != BC_CLOSING && !(c->flags & BF_CLOSED))
+		leave(t, c);
+}
+
+/* One-way messages due to the users alive now (controller: reads atomics only). */
+static uint64_t due_alive(void)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < B.o.clients; i++) {
+		const struct bclient *c = &B.clients[i];
+		if (c->bs && atomic_load_explicit(&c->gen, memory_order_relaxed) != UINT32_MAX)
+			n += undelivered(c->bs);
+	}
+	return n;
+}
+
+bool bs_drain_begin(uint64_t now)
+{
+	drain_t0 = drain_t1 = now;
+	drain_due0 = drain_due1 = due_alive();
+	return drain_due0 != 0 && B.o.drain > 0;
+}
+
+bool bs_drain_over(uint64_t now)
+{
+	drain_t1 = now;
+	drain_due1 = due_alive();
+	return !drain_due1 || now - drain_t0 >= bs_ns_of(B.o.drain);
+}
+
+/* ---- the interpreter, continued ------------------------------------------------------ */
+
 /* Run one step: 1 done, 0 waiting, -1 failed (counted). */
 static int exec(struct bthread *t, struct bclient *c, const struct scn_step *st)
 {
@@ -951,12 +1061,8 @@ static int exec(struct bthread *t, struct bclient *c, const struct scn_step *st)
 	case SCN_LOGOUT:
 		if (!connection_open(c))
 			return 1;
-		if (u->sf & SF_BOUND)    /* presence before binding is a stream error */
-			bs_out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
-		bs_room_left(u);
-		u->room_len = 0;
-		bs_wait_for(c, W_CLOSE);
-		bc_goodbye(t, c);
+		if (!drain_hold(t, c))
+			leave(t, c);
 		return 0;
 	default:    /* SCN_RESUME is refused at load; SCN_LOOP never reaches here */
 		bs_fail(t, c, "step:not-supported");
@@ -987,16 +1093,14 @@ static void run(struct bthread *t, struct bclient *c)
 	for (int k = 0; k < STEPS_PER_RUN; k++) {
 		const struct scn_step *st;
 		int r;
-		if (u->ending || !u->active)
-			return;
+		if (u->ending || !u->active || atomic_load(&B.phase) >= PH_DRAIN)
+			return;        /* the run's drain: nobody starts a step */
 		st = bs_step_of(u);
 		if (!st) {
 			/* the program is over: close a stream left open, as logout does */
 			if (connection_open(c)) {
-				if (u->sf & SF_BOUND)
-					bs_out(c, UNAVAILABLE, (int)sizeof(UNAVAILABLE) - 1);
-				bs_wait_for(c, W_CLOSE);
-				bc_goodbye(t, c);
+				if (!drain_hold(t, c))
+					leave(t, c);
 			} else if (c->state == BC_NEW || c->state == BC_DONE) {
 				user_end(t, c);
 			}
@@ -1033,8 +1137,15 @@ static void on_wake(struct bthread *t, struct bclient *c, uint64_t now)
 		}
 		return;
 	}
-	if (ph >= PH_CLOSE || u->ending || !st)
+	if (u->wait == W_DRAIN) {
+		/* a logout held for messages due (see drain_hold): their time is up */
+		if (ph < PH_CLOSE && !u->ending && c->state != BC_CLOSING && !(c->flags & BF_CLOSED) &&
+		    !drain_hold(t, c))
+			leave(t, c);
 		return;
+	}
+	if (ph >= PH_DRAIN || u->ending || !st)
+		return;        /* the run's drain: waits end with it */
 	switch (u->wait) {
 	case W_RUN:
 		u->wait = W_NONE;
@@ -1228,7 +1339,7 @@ uint64_t bs_tick(struct bthread *t, uint64_t now)
 	uint64_t next = now + MAX_TICK_NS;
 	int ph = atomic_load(&B.phase);
 
-	if (ph >= PH_CLOSE && !b->arrivals_done) {
+	if (ph >= PH_DRAIN && !b->arrivals_done) {
 		b->arrivals_done = true;
 		atomic_fetch_add(&arrivals_over, 1);
 	}
@@ -1243,7 +1354,7 @@ uint64_t bs_tick(struct bthread *t, uint64_t now)
 				user_end(t, c);
 			}
 		}
-	} else {
+	} else if (ph < PH_DRAIN) {
 		arrivals(t, now, &next);
 	}
 	/* closed-loop chat: senders whose window a receipt opened */
@@ -1265,7 +1376,7 @@ uint64_t bs_tick(struct bthread *t, uint64_t now)
 		c->bs->wake = 0;
 		on_wake(t, c, now);
 	}
-	if (b->nbarrier && ph < PH_CLOSE)
+	if (b->nbarrier && ph < PH_DRAIN)
 		barriers_check(t);
 	if (b->nheap && b->heap[0].when < next)
 		next = b->heap[0].when;
@@ -1327,30 +1438,66 @@ void bs_summary(FILE *f, const struct bench_stats *s)
 		(unsigned long long)s->pings, (unsigned long long)s->published);
 }
 
+/* What scn_describe_step / scn_describe_phase print, as a JSON string. */
+static void json_described(FILE *f, const struct scn_step *st, uint32_t idx,
+			   const struct scn_phase *p)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+
+	if (m) {
+		if (st)
+			scn_describe_step(m, &S, st, idx);
+		else
+			scn_describe_phase(m, p);
+		fclose(m);
+	}
+	result_json_str(f, text ? text : "");
+	free(text);
+}
+
 void bs_json(FILE *f, const struct bench_stats *s)
 {
 	fprintf(f, "  \"scenario_file\": {\"path\": ");
 	result_json_str(f, S.path);
 	fprintf(f, ", \"name\": ");
 	result_json_str(f, bs_name());
+	fprintf(f, ", \"description\": ");
+	result_json_str(f, scn_str(&S, S.description));
 	fprintf(f, ", \"planned\": %llu, \"arrived\": %llu, \"rejected\": %llu, \"finished\": %llu, "
 		"\"waited\": %llu, \"slice\": {\"index\": %u, \"count\": %u},\n    \"phases\": [",
 		(unsigned long long)my_total,
 		(unsigned long long)s->arrived, (unsigned long long)s->rejected,
 		(unsigned long long)s->users_done, (unsigned long long)s->waited, slice_i, slice_n);
-	for (uint32_t i = 0; i < plan.nphases; i++)
-		fprintf(f, "%s{\"line\": %u, \"planned\": %llu, \"arrived\": %llu}", i ? ", " : "",
-			S.phases[i].line,
+	for (uint32_t i = 0; i < plan.nphases; i++) {
+		fprintf(f, "%s{\"line\": %u, \"text\": ", i ? ", " : "", S.phases[i].line);
+		json_described(f, NULL, 0, &S.phases[i]);
+		fprintf(f, ", \"planned\": %llu, \"arrived\": %llu}",
 			(unsigned long long)bp_slice_users(plan.ph[i].first, plan.ph[i].users, slice_i,
 							   slice_n),
 			(unsigned long long)s->arrived_ph[i]);
+	}
 	fprintf(f, "],\n    \"sessions\": [");
 	for (uint32_t i = 0; i < S.nsessions; i++) {
-		fprintf(f, "%s{\"name\": ", i ? ", " : "");
-		result_json_str(f, scn_str(&S, S.sessions[i].name));
-		fprintf(f, ", \"planned\": %llu, \"started\": %llu, \"finished\": %llu}",
-			(unsigned long long)sess_users[i], (unsigned long long)s->sess_started[i],
+		const struct scn_session *ses = &S.sessions[i];
+		fprintf(f, "%s{\"name\": ", i ? ",\n      " : "");
+		result_json_str(f, scn_str(&S, ses->name));
+		fprintf(f, ", \"line\": %u, \"weight\": %.6g, \"share\": %.6g, \"planned\": %llu, "
+			"\"started\": %llu, \"finished\": %llu, \"steps\": [", ses->line, ses->weight,
+			ses->share, (unsigned long long)sess_users[i], (unsigned long long)s->sess_started[i],
 			(unsigned long long)s->sess_done[i]);
+		for (uint32_t k = 0; k < ses->nsteps; k++) {
+			fprintf(f, "%s", k ? ", " : "");
+			json_described(f, &ses->steps[k], k, NULL);
+		}
+		fprintf(f, "]}");
+	}
+	fprintf(f, "],\n    \"thresholds\": [");
+	for (uint32_t i = 0; i < S.nthresholds; i++) {
+		fprintf(f, "%s{\"line\": %u, \"text\": ", i ? ", " : "", S.thresholds[i].line);
+		result_json_str(f, S.thresholds[i].text);
+		fputc('}', f);
 	}
 	fprintf(f, "],\n    \"chat\": {\"sent\": %llu, \"sent_measured\": %llu, \"received\": %llu, "
 		"\"received_measured\": %llu, \"asked\": %llu, \"answered\": %llu, \"replies\": %llu, "
@@ -1361,10 +1508,37 @@ void bs_json(FILE *f, const struct bench_stats *s)
 		(unsigned long long)s->window_timeouts);
 	fprintf(f, "    \"groupchat\": {\"sent\": %llu, \"delivered\": %llu, \"joined\": %llu, "
 		"\"join_failed\": %llu},\n    \"pings\": %llu, \"published\": %llu, "
-		"\"arrival_lateness_ms\": {\"p50\": %.3f, \"p99\": %.3f, \"max\": %.3f}},\n",
+		"\"arrival_lateness_ms\": {\"p50\": %.3f, \"p99\": %.3f, \"max\": %.3f},\n"
+		"    \"drain\": {\"limit_s\": %.3f, \"waited_s\": %.3f, \"due_at_start\": %llu, "
+		"\"due_at_end\": %llu}},\n",
 		(unsigned long long)s->gc_sent, (unsigned long long)s->gc_recv,
 		(unsigned long long)s->joined, (unsigned long long)s->join_failed,
 		(unsigned long long)s->pings, (unsigned long long)s->published,
 		msf(hist_percentile(&s->h_wait, 50)), msf(hist_percentile(&s->h_wait, 99)),
-		msf(s->h_wait.max_ns));
+		msf(s->h_wait.max_ns), B.o.drain, (double)(drain_t1 - drain_t0) / 1e9,
+		(unsigned long long)drain_due0, (unsigned long long)drain_due1);
+}
+
+json_t *bs_json_object(const struct bench_stats *s)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+	json_t *root, *sf = NULL;
+
+	if (!m)
+		return NULL;
+	fputc('{', m);
+	bs_json(m, s);          /* '  "scenario_file": {...},\n' */
+	fclose(m);
+	if (len >= 2 && text[len - 2] == ',') {
+		text[len - 2] = '}';
+		root = json_loads(text, 0, NULL);
+		if (root) {
+			sf = json_incref(json_object_get(root, "scenario_file"));
+			json_decref(root);
+		}
+	}
+	free(text);
+	return sf;
 }

@@ -44,6 +44,7 @@ enum wait {
 	W_JOIN_RETRY,   /* the room was locked: the timer sends the join again */
 	W_CLOSE,        /* drop, logout: the connection's end goes on */
 	W_PARKED,       /* idle or reply until the run ends */
+	W_DRAIN,        /* logging out: one-way messages still due to it may arrive (drain) */
 };
 
 /* Stream facts of the current connection (bs_user.sf). */
@@ -84,6 +85,11 @@ struct bs_user {
 	uint16_t room_len;         /* bare room JID length in room */
 	uint32_t room_idx;         /* in bs_room_tab[], counted as an occupant; UINT32_MAX: none */
 	char room[320];            /* room@service/nick of the room joined */
+	/* drain: one-way chat messages addressed to this slot's user (counted by
+	 * their senders, any thread), the last one's send time, and those it
+	 * received (its thread writes, the controller reads) */
+	_Atomic uint32_t due, got;
+	_Atomic uint64_t due_ns;
 };
 
 struct heap_ent {
@@ -139,5 +145,8 @@ int bs_join_send(struct bthread *t, struct bclient *c, const struct scn_step *st
 int bs_do_join(struct bthread *t, struct bclient *c, const struct scn_step *st);
 /* u is no longer one of its room's occupants (left, dropped, failed, ended). */
 void bs_room_left(struct bs_user *u);
+/* A one-way message to slot p was sent at now / was received by c (drain). */
+void bs_due(uint32_t p, uint64_t now);
+void bs_got(struct bthread *t, struct bclient *c);
 
 #endif

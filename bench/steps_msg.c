@@ -94,14 +94,17 @@ static void peers_pick(struct bthread *t, struct bclient *c, const struct scn_se
 	}
 }
 
-/* The account to write to; false: nobody to write to now. */
+/* The account to write to and its slot (UINT32_MAX: not known, `to: peer`
+ * names an account); false: nobody to write to now. */
 static bool chat_target(struct bthread *t, struct bclient *c, const struct scn_send *m,
-			uint32_t *acct)
+			uint32_t *acct, uint32_t *slot)
 {
 	struct bs_user *u = c->bs;
 
+	*slot = UINT32_MAX;
 	if (m->to == SCN_TO_SELF) {
 		*acct = bs_acct_of(u->u);
+		*slot = c->idx;
 		return true;
 	}
 	if (m->to == SCN_TO_PEER) {
@@ -115,6 +118,7 @@ static bool chat_target(struct bthread *t, struct bclient *c, const struct scn_s
 			if (atomic_load_explicit(&q->online, memory_order_acquire) &&
 			    atomic_load_explicit(&q->gen, memory_order_relaxed) == u->peer_gen[k]) {
 				*acct = atomic_load_explicit(&q->acct, memory_order_relaxed);
+				*slot = u->peer[k];
 				return true;
 			}
 		}
@@ -129,13 +133,13 @@ static bool chat_send(struct bthread *t, struct bclient *c, const struct scn_sen
 	struct bs_user *u = c->bs;
 	size_t need = m->body + 512 + strlen(B.o.prefix) + strlen(B.o.domain);
 	char *b = bs_msgbuf(t, need), k[16];
-	uint32_t acct;
+	uint32_t acct, slot;
 	uint64_t now = bench_now();
 	int n, x;
 
 	if (!b)
 		return false;
-	if (!chat_target(t, c, m, &acct))
+	if (!chat_target(t, c, m, &acct, &slot))
 		return false;
 	if (kind == 'w')
 		snprintf(k, sizeof(k), "w%u", m->window);
@@ -155,6 +159,8 @@ static bool chat_send(struct bthread *t, struct bclient *c, const struct scn_sen
 	x += 17;
 	bs_out(c, b, x);
 	t->local.sent++;
+	if (kind != 'q' && slot != UINT32_MAX)
+		bs_due(slot, now);
 	if (kind == 'q') {
 		t->local.asked++;
 		u->await_seq = u->seq;
@@ -191,6 +197,8 @@ int bs_chat_pump(struct bthread *t, struct bclient *c)
 	uint64_t now = bench_now();
 	unsigned burst = 0;
 
+	if (atomic_load(&B.phase) >= PH_DRAIN)
+		return 0;      /* the run's drain: nothing more is sent (steps.c) */
 	for (;;) {
 		bool over = (m->count && u->n >= m->count) || (u->until && now >= u->until);
 		if (m->wait_reply) {
@@ -325,6 +333,8 @@ int bs_gc_pump(struct bthread *t, struct bclient *c)
 	uint64_t now = bench_now();
 	unsigned burst = 0;
 
+	if (atomic_load(&B.phase) >= PH_DRAIN)
+		return 0;      /* the run's drain: nothing more is sent (steps.c) */
 	for (;;) {
 		if ((m->count && u->n >= m->count) || (u->until && now >= u->until)) {
 			/* over: wait for our own copies still on their way (a timeout at most) */
@@ -607,6 +617,8 @@ static void on_chat(struct bthread *t, struct bclient *c, const struct xs_stanza
 		if (st->u.reply.count && u->n >= st->u.reply.count)
 			bs_step_done(t, c);
 	}
+	if (kind != 'q')
+		bs_got(t, c);     /* last: it may log the user out */
 }
 
 static void on_groupchat(struct bthread *t, struct bclient *c, const struct xs_stanza *s)

@@ -767,6 +767,8 @@ static void start_clients(struct bthread *t, uint64_t now)
 /* The controller moved on: act once per phase change. */
 static void phase_enter(struct bthread *t, int ph)
 {
+	if (B.o.scenario == SC_FILE && ph < PH_CLOSE)
+		return;        /* a scenario file's drain: its users stay as they are (steps.c) */
 	for (uint32_t i = 0; i < t->nclients; i++) {
 		struct bclient *c = &B.clients[t->id + (size_t)i * B.nthreads];
 		if (c->state == BC_NEW || c->state == BC_DONE || (c->flags & BF_CLOSED))
