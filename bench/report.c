@@ -109,6 +109,8 @@ static const struct hist *txn_hist(const struct bench_stats *s, int txn)
 		return &s->h_ping;
 	case TX_PUBLISH:
 		return &s->h_publish;
+	case TX_RESUME:
+		return &s->h_resume;
 	default:
 		return NULL;
 	}
