@@ -253,6 +253,8 @@ void bc_released(struct bthread *t, struct bclient *c)
 /* Queue wire plaintext as it is (no XEP-0198 counting). */
 static void out_raw(struct bclient *c, const void *data, size_t len)
 {
+	if (c->flags & (BF_CLOSED | BF_PEER_GONE))
+		return;
 	if (c->flags & BF_TLS) {
 		if (tlsp_write(&c->tp, data, len, IN_LIMIT * 16) < 0) {
 			bc_fail(bc_thread(c), c, "output-queue-limit", NULL);
