@@ -5,8 +5,8 @@ again, what the user had not acknowledged comes again.  Against xedge (STARTTLS 
 and Prosody (mod_smacks): one `resume` transaction per user, no error, every chat message
 delivered exactly once, those sent to users while they were away counted as received after the
 resume.  Refusals: a server that grants no resumption (xedge resume_timeout 0), and one whose
-session expired while the user was offline (resume_timeout 1, `offline: 3s`) show their causes
-in the JSON.  bench/scenarios/mixed.yaml (which resumes) loads and runs scaled down.  The load
+session expired while the user was offline (xedge resume_timeout 1, Prosody
+smacks_hibernation_time 1; `offline: 3s`) show their causes in the JSON.  bench/scenarios/mixed.yaml (which resumes) loads and runs scaled down.  The load
 generator is the release build in build/, as in test_bench_scenario.py."""
 import concurrent.futures
 import json
@@ -208,3 +208,21 @@ def test_mixed_yaml_runs_scaled_down(server, tmp_path):
     assert tx(res, "resume")["count"] == chatters["started"] == sf["resume"]["resumed"]
     assert all(s["started"] == s["finished"] for s in sf["sessions"]), sf["sessions"]
     assert sf["groupchat"]["joined"] == 2 and tx(res, "join")["errors"] == 0
+
+
+@pytest.mark.parametrize("prosody", [{"modules": ("smacks",),
+                                      "extra_config": "smacks_hibernation_time = 1\n"}],
+                         indirect=True)
+def test_resume_of_an_expired_session_against_prosody(prosody, tmp_path):
+    """Prosody forgets a hibernated session after smacks_hibernation_time: the resume after 3 s
+    away gets its <failed/>, with the condition in the cause."""
+    for i in range(8):
+        prosody.register(f"brs{i}", "brs-pw")
+    out = tmp_path / "p.json"
+    r = run("--port", prosody.c2s_port, "-s",
+            scenario(tmp_path, "p", tls="plain", resume=": {offline: 3s}"), "--json", out)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    causes = res["errors"]["by_cause"]
+    assert causes.get("resume:failed:item-not-found") == 4, res["errors"]
+    assert tx(res, "resume")["errors"] == 4 and tx(res, "resume")["count"] == 0
