@@ -156,7 +156,7 @@ def test_resume_of_an_expired_session_fails_with_the_servers_condition(server, t
     assert tx(res, "resume")["errors"] == 4 and tx(res, "resume")["count"] == 0
 
 
-@pytest.mark.parametrize("prosody", [{"modules": ("smacks",)}], indirect=True)
+@pytest.mark.parametrize("prosody", [{"modules": ("smacks",), "tls": True}], indirect=True)
 def test_resume_against_prosody(prosody, tmp_path):
     for i in range(8):
         prosody.register(f"brs{i}", "brs-pw")
@@ -167,6 +167,14 @@ def test_resume_against_prosody(prosody, tmp_path):
     res = json.loads(out.read_text())
     sf = assert_resumed(res)
     assert sf["resume"]["received_after"] >= 8, sf["resume"]
+    assert sf["resume"]["resent"] >= 4, sf["resume"]
+    # STARTTLS: the reconnect negotiates TLS again
+    r = run("--port", prosody.c2s_port, "-s", scenario(tmp_path, "ps", tls="starttls"),
+            "--json", out)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert_resumed(res)
+    assert tx(res, "tls")["count"] == 12
 
 
 SERVICES = "services:\n  muc:\n    domain: conference.localhost\n"
