@@ -192,6 +192,11 @@ struct bench_stats {
 	uint64_t sess_started[BENCH_MAX_SESSIONS], sess_done[BENCH_MAX_SESSIONS];
 	uint64_t asked, replies, answered, gc_sent, gc_recv, pings, published;
 	struct hist h_bind, h_roster, h_ping, h_publish, h_wait;
+	/* XEP-0198 resume steps: streams resumed (h_resume: the reconnect's start to
+	 * <resumed/>), our stanzas sent again after one, chat messages received after
+	 * one that were sent before it (held by the server meanwhile) */
+	uint64_t resumed, resent, resume_recv;
+	struct hist h_resume;
 	struct bench_cause causes[BENCH_MAX_CAUSES];
 	unsigned ncauses;
 };
@@ -215,6 +220,8 @@ enum bc_state {
 	BC_JOIN,       /* muc: logged in; the room join is sent (or waits for the room to
 	                  open, BF_JOIN_WAIT), waiting for the self-presence */
 	BC_ONLINE,     /* logged in (connect scenario: stream open) */
+	BC_RESUME,     /* scenario files: <resume/> sent on a new connection, waiting for
+	                  <resumed/> or <failed/> (the executor's timer bounds it) */
 	BC_CLOSING,    /* our </stream:stream> is out: waiting for theirs or EOF */
 	BC_DONE        /* closed, or failed before a socket existed */
 };
@@ -239,6 +246,8 @@ const char *bc_state_str(int s);
 #define BF_JOINED     0x8000  /* muc: an occupant (self-presence received), counted in joined */
 #define BF_WS        0x10000  /* WebSocket upgraded: output goes out as frames (wsconn.c) */
 #define BF_LINGER    0x20000  /* bt_close sends what is queued before closing the slot */
+#define BF_KEEP_SM   0x40000  /* a resume step's disconnect: the XEP-0198 state (smq, sm_h)
+                                 outlives this connection */
 
 /* Closed-loop pair state (chat): the sender's k-th peer. */
 struct bc_pair {
@@ -286,6 +295,8 @@ struct bclient {
 	struct bclient *dnext;          /* flush list */
 	_Atomic int32_t inflight;       /* chat closed loop: messages not yet received */
 	uint32_t sm_h;                  /* XEP-0198: stanzas received since <enabled/> */
+	struct smq *smq;                /* scenario files, XEP-0198: stanzas sent, their copies
+	                                   until acknowledged, the resumption id (bench/smq.h) */
 	uint64_t last_send_ns;
 	/* chat: npeers entries, published with a release store once filled, so
 	 * a receiver on another thread (acquire) sees npeers and the peers */
@@ -462,6 +473,8 @@ void bw_begin(struct bthread *t, struct bclient *c);      /* TCP (wss: TLS) is u
 void bw_input(struct bthread *t, struct bclient *c, const uint8_t *p, size_t len);  /* from below */
 void bw_write(struct bclient *c, const void *xml, size_t len);   /* whole elements: text frames */
 void bw_ping(struct bclient *c);                          /* a keepalive (no whitespace over ws) */
+/* A close frame with code (once), written before the slot closes (BF_LINGER). */
+void bw_close(struct bthread *t, struct bclient *c, uint16_t code);
 void bw_free(struct bclient *c);                          /* the connection is gone */
 void bw_thread_exit(void);
 
@@ -490,6 +503,8 @@ int bs_features(struct bthread *t, struct bclient *c, const uint8_t *p, size_t l
 int bs_stanza(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
 	      const uint8_t *p, size_t len);
 void bs_sm(struct bthread *t, struct bclient *c, const struct xs_stanza *s);
+void bc_sm_enable(struct bthread *t, struct bclient *c, bool resume);   /* sends <enable/> */
+void bc_sm_resume(struct bthread *t, struct bclient *c);  /* sends <resume/>: BC_RESUME */
 void bs_failed(struct bthread *t, struct bclient *c, const char *cause);  /* counts it */
 void bs_released(struct bthread *t, struct bclient *c);  /* the connection is gone */
 bool bs_finished(uint64_t now);   /* controller: every user done, or the duration cap */

@@ -44,6 +44,17 @@
  * STARTTLS; bs_features), every stanza once the stream is open (bs_stanza,
  * after stream errors, XEP-0198 acks and server iq requests), a failure
  * (bs_failed counts it) and the connection's end (bs_released).
+ *
+ * XEP-0198 in a scenario file (bench/smq.h holds the state): from our
+ * <enable/> every stanza written through out() is counted, and copied while
+ * resumption is asked for or granted; an <r/> follows every SMQ_R_EVERY
+ * stanzas once <enabled/> came, and the server's <a/> drops the copies it
+ * acknowledges.  A resume step closes the connection abruptly with
+ * BF_KEEP_SM set, so the state (smq, and sm_h, the stanzas we received)
+ * survives the release; the new connection goes through the same connect
+ * path as any (bt_connect, the transport's handshake, the stream, SASL), then
+ * <resume h previd/> (BC_RESUME); <resumed h/> drops what the server
+ * handled and sends the rest again, uncounted (they keep their numbers).
  */
 #include "bench/bench.h"
 
@@ -52,6 +63,7 @@
 #include <string.h>
 
 #include "bench/scram_client.h"
+#include "bench/smq.h"
 #include "parser/xmlstage.h"
 #include "parser/xmltag.h"
 #include "tls/crypto.h"
@@ -75,7 +87,7 @@ static const struct framer_limits lim = {
 
 static const char *const state_names[] = {
 	"new", "connect", "tls", "ws", "features", "starttls", "sasl", "bind", "roster", "join", "online",
-	"closing", "done"
+	"resume", "closing", "done"
 };
 
 static char header[2][512];     /* our stream header, one per server (bc_side) */
@@ -243,6 +255,10 @@ void bc_released(struct bthread *t, struct bclient *c)
 	buf_reset(&c->in);
 	buf_reset(&c->out);
 	buf_reset(&c->sending);
+	if (!(c->flags & BF_KEEP_SM)) {
+		smq_free(c->smq);
+		c->smq = NULL;
+	}
 	c->state = BC_DONE;
 	t->local.closed++;
 	atomic_fetch_sub_explicit(&t->g_live, 1, memory_order_relaxed);
@@ -269,13 +285,34 @@ void bc_lower_out(struct bclient *c, const void *data, size_t len)
 	}
 }
 
-/* Queue XMPP plaintext: whole elements (or the stream's header and end). */
-static void out(struct bclient *c, const void *data, size_t len)
+/* Queue one XMPP element (or the stream's header and end) as the transport
+ * carries it: a WebSocket frame, or plaintext under TLS/TCP. */
+static void out_elem(struct bclient *c, const void *data, size_t len)
 {
 	if (c->flags & BF_WS)
 		bw_write(c, data, len);
 	else
 		bc_lower_out(c, data, len);
+}
+
+static const char sm_r[] = "<r xmlns='" NS_SM "'/>";
+
+/* Queue XMPP plaintext (one element or whitespace per call once XEP-0198
+ * counts).  A stanza is counted (and copied) by the XEP-0198 state, when
+ * there is one. */
+static void out(struct bclient *c, const void *data, size_t len)
+{
+	if (c->flags & (BF_CLOSED | BF_PEER_GONE))
+		return;
+	if (c->smq && smq_is_stanza(data, len) && smq_sent(c->smq, data, len) < 0) {
+		bc_fail(bc_thread(c), c, "sm:queue-limit", NULL);
+		return;
+	}
+	out_elem(c, data, len);
+	if (c->smq && (c->flags & BF_SM) && c->smq->since_r >= SMQ_R_EVERY) {
+		c->smq->since_r = 0;
+		out_elem(c, sm_r, sizeof(sm_r) - 1);
+	}
 }
 
 void bc_out(struct bclient *c, const void *data, size_t len)
@@ -850,22 +887,114 @@ static int intern_nsd(struct bthread *t, const struct xs_str *d)
 	t->nsd_len[t->nnsd] = d->len;
 	return (int)t->nnsd++;
 }
-
-/* XEP-0198 (--sm): <enabled/> starts the count, <r/> is answered with it;
- * <a/> needs nothing (we resend nothing), <failed/> is counted. */
-static void on_sm(struct bthread *t, struct bclient *c, const struct xs_stanza *s)
+/* XEP-0198 §4: an h acknowledging more stanzas than we sent closes the stream
+ * with <undefined-condition/> and <handled-count-too-high/>; the error and
+ * the stream's end are written before the connection closes (BF_LINGER). */
+static void h_too_high(struct bthread *t, struct bclient *c, uint32_t h, const char *cause)
 {
+	char x[400];
+
+	snprintf(x, sizeof(x), "<stream:error%s><undefined-condition xmlns='"
+		 "urn:ietf:params:xml:ns:xmpp-streams'/><handled-count-too-high xmlns='" NS_SM
+		 "' h='%u' send-count='%u'/></stream:error>",
+		 c->flags & BF_WS ? " xmlns:stream='http://etherx.jabber.org/streams'" : "", h,
+		 c->smq->sent);
+	outs(c, x);
+	if (c->flags & BF_WS) {
+		outs(c, "<close xmlns='" NS_FRAMING "'/>");
+		bw_close(t, c, 1000);      /* (the XMPP stream failed, not the WebSocket) */
+	} else {
+		outs(c, "</stream:stream>");
+		if (c->flags & BF_TLS)
+			bc_flush(t, c);
+		c->flags |= BF_LINGER;
+	}
+	bc_fail(t, c, cause, NULL);
+}
+
+
+/* XEP-0198.  -s --sm: <enabled/> starts the count of stanzas received, <r/>
+ * is answered with it, nothing is resent.  Scenario files (c->smq): also
+ * our stanzas counted and kept, the server's <a/> checked against what we
+ * sent, <resumed/> in BC_RESUME.  <failed/> is the executor's (bs_sm). */
+static void on_sm(struct bthread *t, struct bclient *c, const struct xs_stanza *s, const uint8_t *p,
+		  size_t len)
+{
+	const char *el = (const char *)p;
+	size_t tag = s->start_tag_end ? s->start_tag_end : len;
 	char a[64];
+	uint32_t h;
 
 	if (streq(&s->local, "enabled")) {
 		c->flags |= BF_SM;
 		c->sm_h = 0;
+		if (c->smq)
+			smq_enabled(c->smq, el, tag);
 	} else if (streq(&s->local, "r") && (c->flags & BF_SM)) {
 		snprintf(a, sizeof(a), "<a xmlns='" NS_SM "' h='%u'/>", c->sm_h);
 		outs(c, a);
-	} else if (streq(&s->local, "failed")) {
+	} else if (streq(&s->local, "a") && (c->flags & BF_SM) && c->smq) {
+		if (smq_attr_u32(el, tag, "h", &h) < 0)
+			bc_fail(t, c, "sm:bad-ack", NULL);
+		else if (smq_ack(c->smq, h) < 0)
+			h_too_high(t, c, h, "sm:handled-count-too-high");
+	} else if (streq(&s->local, "resumed") && c->state == BC_RESUME && c->smq) {
+		size_t n;
+		const uint8_t *again;
+		/* §5: h is what the server handled of ours; the rest is sent again */
+		if (smq_attr_u32(el, tag, "h", &h) < 0) {
+			bc_fail(t, c, "resume:bad-h", NULL);
+			return;
+		}
+		if (!smq_previd_is(c->smq, el, tag)) {
+			bc_fail(t, c, "resume:previd-mismatch", NULL);
+			return;
+		}
+		if (smq_ack(c->smq, h) < 0) {
+			h_too_high(t, c, h, "resume:handled-count-too-high");
+			return;
+		}
+		c->flags |= BF_SM;
+		again = smq_bytes(c->smq, &n);
+		if (again) {
+			/* (over WebSocket, bw_write frames each element on its own) */
+			out_elem(c, again, n);
+			out_elem(c, sm_r, sizeof(sm_r) - 1);
+			c->smq->since_r = 0;
+			t->local.resent += smq_unacked(c->smq);
+		}
+	} else if (streq(&s->local, "failed") && B.o.scenario != SC_FILE) {
 		t->local.unexpected++;
 	}
+}
+
+void bc_sm_enable(struct bthread *t, struct bclient *c, bool resume)
+{
+	static const char with[] = "<enable xmlns='" NS_SM "' resume='true'/>";
+	static const char without[] = "<enable xmlns='" NS_SM "'/>";
+
+	smq_free(c->smq);
+	c->smq = smq_new(resume);
+	if (!c->smq) {
+		bc_fail(t, c, "sm:setup", NULL);
+		return;
+	}
+	/* our count starts here: the server counts what follows its receipt */
+	if (resume)
+		out(c, with, sizeof(with) - 1);
+	else
+		out(c, without, sizeof(without) - 1);
+}
+
+void bc_sm_resume(struct bthread *t, struct bclient *c)
+{
+	char xml[SMQ_ID_MAX + 128];
+	int n = snprintf(xml, sizeof(xml), "<resume xmlns='" NS_SM "' h='%u' previd='%s'/>", c->sm_h,
+			 c->smq->id);
+
+	if (n > 0 && (size_t)n < sizeof(xml))
+		out(c, xml, (size_t)n);
+	set_state(c, BC_RESUME);
 }
 
 static int on_stanza(struct bthread *t, struct bclient *c, const uint8_t *p, size_t len)
@@ -900,12 +1029,13 @@ static int on_stanza(struct bthread *t, struct bclient *c, const uint8_t *p, siz
 		break;
 	}
 	if (streq(&s.ns, NS_SM)) {
-		on_sm(t, c, &s);
+		on_sm(t, c, &s, p, len);
 		if (B.o.scenario == SC_FILE)
 			bs_sm(t, c, &s);
 		return (c->flags & BF_CLOSED) ? STOP : GO_ON;
 	}
-	if ((c->flags & BF_SM) &&
+	/* XEP-0198 §4: h counts stanzas only (the stream's jabber:client elements) */
+	if ((c->flags & BF_SM) && streq(&s.ns, XMLSTAGE_NS_CLIENT) &&
 	    (streq(&s.local, "iq") || streq(&s.local, "message") || streq(&s.local, "presence")))
 		c->sm_h++;
 	if (B.o.scenario == SC_FILE) {

@@ -286,6 +286,10 @@ void bench_stats_add(struct bench_stats *into, const struct bench_stats *from)
 	hist_merge(&into->h_ping, &from->h_ping);
 	hist_merge(&into->h_publish, &from->h_publish);
 	hist_merge(&into->h_wait, &from->h_wait);
+	into->resumed += from->resumed;
+	into->resent += from->resent;
+	into->resume_recv += from->resume_recv;
+	hist_merge(&into->h_resume, &from->h_resume);
 	for (int d = 0; d < 2; d++) {
 		into->x_sent[d] += from->x_sent[d];
 		into->x_recv[d] += from->x_recv[d];

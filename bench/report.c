@@ -111,6 +111,8 @@ static const struct hist *txn_hist(const struct bench_stats *s, int txn)
 		return &s->h_publish;
 	case TX_WS:
 		return &s->h_ws;
+	case TX_RESUME:
+		return &s->h_resume;
 	default:
 		return NULL;
 	}

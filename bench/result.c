@@ -47,6 +47,7 @@ static const struct {
 	{ "join:", TX_JOIN, false },
 	{ "ping:", TX_PING, false },
 	{ "publish:", TX_PUBLISH, false },
+	{ "resume:", TX_RESUME, false },
 	{ "arrival:", -1, false },
 	{ "barrier:", -1, false },
 	{ "sm:", -1, false },

@@ -40,7 +40,7 @@ enum bench_txn {
 	TX_MESSAGE_RTT,   /* chat: send -> receive (muc: every delivery), measured window */
 	TX_JOIN,          /* muc: join sent -> self-presence */
 	TX_ROOM_FANOUT,   /* muc: send -> the last occupant's copy */
-	TX_RESUME,        /* XEP-0198 resume (the executor records it) */
+	TX_RESUME,        /* XEP-0198 resume step: reconnect started -> <resumed/> */
 	TX_PUBLISH,       /* PEP / PubSub publish (the executor records it) */
 	TX_PING,          /* XEP-0199 ping (the executor records it) */
 	TX_WS,            /* ws, wss: connect started -> the 101 checked (wss: TLS inside) */

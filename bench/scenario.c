@@ -570,7 +570,7 @@ static const char *const op_keys[SCN_OP_COUNT] = {
 	[SCN_GROUPCHAT] = "body, rate, count, duration, window",
 	[SCN_LEAVE] = "none", [SCN_PUBLISH] = "node, to, items, body",
 	[SCN_IDLE] = "duration", [SCN_THINK] = "fixed, uniform, exp", [SCN_DROP] = "none",
-	[SCN_RESUME] = "timeout", [SCN_LOGOUT] = "none", [SCN_BARRIER] = "users, timeout",
+	[SCN_RESUME] = "timeout, offline", [SCN_LOGOUT] = "none", [SCN_BARRIER] = "users, timeout",
 	[SCN_LOOP] = "count, duration, steps",
 };
 
@@ -776,6 +776,8 @@ static int step_param(struct loader *L, const char *key, yaml_node_t *v, struct 
 	case SCN_RESUME:
 		if (!strcmp(key, "timeout"))
 			return get_duration(L, v, "resume.timeout", NS_MS, &st->u.resume.timeout_ns);
+		if (!strcmp(key, "offline"))
+			return get_duration(L, v, "resume.offline", 0, &st->u.resume.offline_ns);
 		break;
 	case SCN_JOIN:
 		if (!strcmp(key, "room"))

@@ -118,7 +118,7 @@ struct scn_step {
 		struct { uint32_t node; uint32_t items; uint32_t body; uint8_t to; } publish;
 		struct { uint64_t duration_ns; } idle;          /* 0: until the end */
 		struct { uint8_t dist; uint64_t a_ns, b_ns; } think;  /* fixed a; uniform [a,b]; exp mean a */
-		struct { uint64_t timeout_ns; } resume;
+		struct { uint64_t timeout_ns, offline_ns; } resume;   /* offline: before the reconnect */
 		struct {
 			uint32_t users;      /* 0: every user the phases start */
 			uint64_t timeout_ns; /* then go on anyway (counted); default 5m */

@@ -132,6 +132,8 @@ void scn_describe_step(FILE *f, const struct bench_scenario *s, const struct scn
 		uint64_t t = st->op == SCN_WAIT ? st->u.wait.timeout_ns :
 			     st->op == SCN_PING ? st->u.ping.timeout_ns : st->u.resume.timeout_ns;
 		fprintf(f, ", timeout %s", fmt_dur(a, sizeof(a), t ? t : s->timeout_ns));
+		if (st->op == SCN_RESUME && st->u.resume.offline_ns)
+			fprintf(f, ", offline %s first", fmt_dur(a, sizeof(a), st->u.resume.offline_ns));
 		break;
 	}
 	case SCN_JOIN:

@@ -69,8 +69,19 @@
  * concurrency become the slice's share (proportional to its users, at least
  * 1); chat peers, barriers and rooms count this process's users only.
  *
- * Not run yet (refused when the file is loaded, naming its line): the resume
- * step.  The ws and wss transports are client.c's with wsconn.c under it
+ * Resume (XEP-0198 §5): the step closes the connection abruptly, as drop
+ * does, but keeps the XEP-0198 state (client.c: BF_KEEP_SM) and the user
+ * online (its session lives on the server, detached: messages to it wait
+ * there), waits `offline` if the step says so, then reconnects through the
+ * connect path the user's transport uses, authenticates with the auth
+ * step's mechanism, and sends <resume/> instead of binding; <resumed/>
+ * records the `resume` transaction (the reconnect's start to <resumed/>)
+ * and the program goes on (no bind, no roster).  Any failure on the way is
+ * "resume:<cause>" ("resume:failed:item-not-found" for the server's
+ * <failed/>, "resume:not-resumable" when <enabled/> granted no resumption,
+ * "resume:timeout", "resume:connect-refused", ...) and the user ends, failed.
+ *
+ * The ws and wss transports are client.c's with wsconn.c under it
  * (target.ws_path is the upgrade's path).
  */
 #include "bench/bench.h"
@@ -84,6 +95,7 @@
 #include "bench/plan.h"
 #include "bench/result.h"
 #include "bench/scenario.h"
+#include "bench/smq.h"
 #include "bench/steps_int.h"
 #include "bench/threshold.h"
 #include "parser/xmlstage.h"
@@ -150,30 +162,11 @@ const char *bs_name(void)
 	return *n ? n : "scenario";
 }
 
-/* Steps the executor cannot run yet: an error naming the line. */
-static int unsupported(char *err, size_t errlen)
-{
-	for (uint32_t i = 0; i < S.nsessions; i++) {
-		const struct scn_session *ses = &S.sessions[i];
-		for (uint32_t k = 0; k < ses->nsteps; k++) {
-			const struct scn_step *st = &ses->steps[k];
-			if (st->op == SCN_RESUME) {
-				snprintf(err, errlen, "%s:%u: resume: XEP-0198 resumption is not run yet "
-					 "(the next piece of issue 15)", S.path, st->line);
-				return -1;
-			}
-		}
-	}
-	return 0;
-}
-
 int bs_init(const char *path, char *err, size_t errlen)
 {
 	if (scn_load(path, &S, err, errlen) < 0)
 		return -1;
 	loaded = true;
-	if (unsupported(err, errlen) < 0)
-		return -1;
 	return 0;
 }
 
@@ -515,6 +508,7 @@ static void user_end(struct bthread *t, struct bclient *c)
 		c->flags &= ~BF_INPROGRESS;
 		atomic_fetch_sub_explicit(&t->g_inprogress, 1, memory_order_relaxed);
 	}
+	bc_set_online(t, c, false);   /* a resume's user is online between its connections */
 	u->active = false;
 	u->wake = 0;
 	u->wait = W_NONE;
@@ -660,6 +654,8 @@ static int do_connect(struct bthread *t, struct bclient *c, const struct scn_ste
 	c->sasl_step = 0;
 	c->retries = 0;
 	c->sm_h = 0;
+	smq_free(c->smq);
+	c->smq = NULL;
 	u->sf = 0;
 	u->feat = 0;
 	u->t_step = bench_now();
@@ -667,6 +663,114 @@ static int do_connect(struct bthread *t, struct bclient *c, const struct scn_ste
 	atomic_fetch_add_explicit(&t->g_live, 1, memory_order_relaxed);
 	bt_connect(t, c);      /* may fail at once: bc_fail -> bs_failed */
 	return 0;
+}
+
+/* ---- resume (XEP-0198 §5; see the file comment) ------------------------------------- */
+
+static bool connection_open(const struct bclient *c);
+
+static int do_resume(struct bthread *t, struct bclient *c)
+{
+	struct bs_user *u = c->bs;
+
+	if (!connection_open(c))
+		return 1;         /* (cannot happen: a lost connection ends the user) */
+	if (!(u->sf & SF_SM) || !c->smq || !c->smq->resumable) {
+		bs_fail(t, c, "resume:not-resumable");   /* <enabled/> granted none */
+		return -1;
+	}
+	/* the abrupt end, as drop: no unavailable presence, no </stream:stream> */
+	u->resuming = RS_DROP;
+	c->flags |= BF_KEEP_SM;
+	bt_keepalive(c, 0);
+	bs_wait_for(c, W_CLOSE);
+	bt_close(c);
+	return 0;
+}
+
+/* The new connection, on the transport of the last one (c->tmode): the same
+ * path as connect's, with the XEP-0198 state and the user's facts kept. */
+static void resume_connect(struct bthread *t, struct bclient *c, const struct scn_step *st)
+{
+	struct bs_user *u = c->bs;
+	uint64_t now = bench_now();
+
+	u->resuming = RS_CONNECT;
+	/* logged in already (counted): a failure from here on is the resume's */
+	c->flags = BF_COUNTED | BF_KEEP_SM | (c->flags & (BF_DIRTY | BF_READY));
+	c->nsd = 0;
+	c->sasl_step = 0;
+	c->retries = 0;
+	u->t_step = now;
+	bs_wake_at(t, c, now + (st->u.resume.timeout_ns ? st->u.resume.timeout_ns : bs_tmo), W_SERVER);
+	atomic_fetch_add_explicit(&t->g_live, 1, memory_order_relaxed);
+	bt_connect(t, c);      /* may fail at once: bc_fail -> bs_failed */
+}
+
+/* The old connection is gone (W_RELEASED under a resume step). */
+static void resume_released(struct bthread *t, struct bclient *c, const struct scn_step *st)
+{
+	struct bs_user *u = c->bs;
+
+	/* still online: its session waits on the server, messages to it too */
+	bc_set_online(t, c, true);
+	if (st->u.resume.offline_ns) {
+		u->resuming = RS_OFFLINE;
+		bs_wake_at(t, c, bench_now() + st->u.resume.offline_ns, W_RECONNECT);
+		return;
+	}
+	resume_connect(t, c, st);
+}
+
+/* Features of the new connection: authenticate as the auth step did, then <resume/>. */
+static void resume_features(struct bthread *t, struct bclient *c)
+{
+	static const uint8_t bit[] = { [MECH_SCRAM_SHA256] = FT_SHA256, [MECH_SCRAM_SHA1] = FT_SHA1,
+				       [MECH_PLAIN] = FT_PLAIN };
+	struct bs_user *u = c->bs;
+	char cause[64];
+
+	if (!(c->flags & BF_AUTHED)) {
+		if (!(u->feat & bit[u->mech % 3])) {
+			snprintf(cause, sizeof(cause), "sasl:mechanism-not-offered:%s", bc_mech_name(u->mech));
+			bc_fail(t, c, cause, NULL);
+			return;
+		}
+		bc_sasl_begin(t, c, u->mech);
+		return;
+	}
+	if (!(u->feat & FT_SM)) {
+		bs_fail(t, c, "resume:sm-not-offered");
+		return;
+	}
+	bc_sm_resume(t, c);
+}
+
+/* <resumed/> (client.c has checked it and sent again what the server missed) or <failed/>. */
+static void resume_answer(struct bthread *t, struct bclient *c, const struct xs_stanza *s)
+{
+	struct bs_user *u = c->bs;
+	uint64_t now = bench_now();
+	char cause[64];
+
+	if (bs_streq(&s->local, "failed")) {
+		snprintf(cause, sizeof(cause), "resume:failed:%.*s",
+			 s->child_local.len ? (int)s->child_local.len : 9,
+			 s->child_local.len ? s->child_local.p : "no-reason");
+		bs_fail(t, c, cause);
+		return;
+	}
+	if (!bs_streq(&s->local, "resumed") || (c->flags & BF_CLOSED) || c->state != BC_RESUME)
+		return;
+	hist_record(&t->local.h_resume, now - u->t_step);
+	t->local.resumed++;
+	u->resuming = RS_NONE;
+	u->t_resumed = now;
+	c->flags &= ~BF_KEEP_SM;
+	bc_set_state(c, BC_ONLINE);
+	if (B.o.keepalive > 0)
+		bt_keepalive(c, now + (uint64_t)(B.o.keepalive * 1e9));
+	bs_step_done(t, c);
 }
 
 int bs_features(struct bthread *t, struct bclient *c, const uint8_t *p, size_t len)
@@ -691,7 +795,9 @@ int bs_features(struct bthread *t, struct bclient *c, const uint8_t *p, size_t l
 		t->local.unexpected++;
 		return 0;
 	}
-	if (st->op == SCN_CONNECT && !(u->sf & SF_OPEN)) {
+	if (st->op == SCN_RESUME && u->resuming == RS_CONNECT) {
+		resume_features(t, c);
+	} else if (st->op == SCN_CONNECT && !(u->sf & SF_OPEN)) {
 		u->sf |= SF_OPEN;
 		bs_step_done(t, c);
 	} else if (st->op == SCN_AUTH && (c->flags & BF_AUTHED)) {
@@ -720,6 +826,7 @@ static int do_auth(struct bthread *t, struct bclient *c, const struct scn_step *
 		return -1;
 	}
 	c->bs->t_step = bench_now();
+	c->bs->mech = (uint8_t)mech[m];
 	bs_wait_for(c, W_SERVER);
 	bc_sasl_begin(t, c, mech[m]);
 	return 0;
@@ -780,19 +887,13 @@ static void do_presence(struct bclient *c, const struct scn_step *st)
 
 static int do_sm(struct bthread *t, struct bclient *c, const struct scn_step *st)
 {
-	static const char with[] = "<enable xmlns='" NS_SM "' resume='true'/>";
-	static const char without[] = "<enable xmlns='" NS_SM "'/>";
-
 	if (!(c->bs->feat & FT_SM)) {
 		bs_fail(t, c, "sm:not-offered");
 		return -1;
 	}
 	c->bs->t_step = bench_now();
 	bs_wake_at(t, c, c->bs->t_step + bs_tmo, W_SERVER);
-	if (st->u.sm.resume)
-		bs_out(c, with, (int)sizeof(with) - 1);
-	else
-		bs_out(c, without, (int)sizeof(without) - 1);
+	bc_sm_enable(t, c, st->u.sm.resume);
 	return 0;
 }
 
@@ -800,6 +901,10 @@ void bs_sm(struct bthread *t, struct bclient *c, const struct xs_stanza *s)
 {
 	const struct scn_step *st = bs_step_of(c->bs);
 
+	if (st && st->op == SCN_RESUME && c->bs->resuming == RS_CONNECT && c->bs->wait == W_SERVER) {
+		resume_answer(t, c, s);
+		return;
+	}
 	if (!st || st->op != SCN_SM || c->bs->wait != W_SERVER)
 		return;
 	if (bs_streq(&s->local, "enabled")) {
@@ -1058,13 +1163,15 @@ static int exec(struct bthread *t, struct bclient *c, const struct scn_step *st)
 		bs_wait_for(c, W_CLOSE);
 		bt_close(c);
 		return 0;
+	case SCN_RESUME:
+		return do_resume(t, c);
 	case SCN_LOGOUT:
 		if (!connection_open(c))
 			return 1;
 		if (!drain_hold(t, c))
 			leave(t, c);
 		return 0;
-	default:    /* SCN_RESUME is refused at load; SCN_LOOP never reaches here */
+	default:    /* SCN_LOOP never reaches here */
 		bs_fail(t, c, "step:not-supported");
 		return -1;
 	}
@@ -1128,6 +1235,8 @@ static void on_wake(struct bthread *t, struct bclient *c, uint64_t now)
 			user_end(t, c);
 		} else if (st->op == SCN_DROP || st->op == SCN_LOGOUT) {
 			bs_step_done(t, c);
+		} else if (st->op == SCN_RESUME && u->resuming == RS_DROP) {
+			resume_released(t, c, st);
 		} else {
 			/* closed under a step that did not close it, without a failure */
 			bench_stats_cause(&t->local, "dropped:connection-lost", 1);
@@ -1181,6 +1290,7 @@ static void on_wake(struct bthread *t, struct bclient *c, uint64_t now)
 	case W_SERVER: {
 		char cause[64];
 		snprintf(cause, sizeof(cause), "%s:timeout", st->op == SCN_SM ? "sm" :
+			 st->op == SCN_RESUME ? "resume" :
 			 st->op == SCN_PING ? "ping" : st->op == SCN_PUBLISH ? "publish" :
 			 st->op == SCN_WAIT ? "wait" : "step");
 		bs_fail(t, c, cause);
@@ -1194,6 +1304,9 @@ static void on_wake(struct bthread *t, struct bclient *c, uint64_t now)
 	case W_JOIN_RETRY:
 		bs_join_send(t, c, st);
 		break;
+	case W_RECONNECT:
+		resume_connect(t, c, st);
+		break;
 	default:
 		break;
 	}
@@ -1206,7 +1319,13 @@ void bs_failed(struct bthread *t, struct bclient *c, const char *cause)
 
 	if (c->state == BC_CLOSING && !(u && u->step_cause))
 		return;    /* our goodbye went wrong: the connection is closed all the same */
-	if (!(c->flags & BF_COUNTED)) {
+	if (u && u->resuming) {
+		/* the resume's own cause, or what failed its reconnect, login or stream */
+		snprintf(name, sizeof(name), "%s%s", strncmp(cause, "resume:", 7) ? "resume:" : "", cause);
+		bench_stats_cause(&t->local, name, 1);
+		u->resuming = RS_NONE;
+		c->flags &= ~BF_KEEP_SM;   /* the release frees the XEP-0198 state */
+	} else if (!(c->flags & BF_COUNTED)) {
 		c->flags |= BF_COUNTED | BF_FAILED;
 		bench_stats_cause(&t->local, cause, 1);
 		t->local.failed++;
@@ -1274,6 +1393,11 @@ void bs_thread_exit(struct bthread *t)
 {
 	if (!t->bs)
 		return;
+	for (uint32_t k = 0; k < t->nclients; k++) {
+		struct bclient *c = &B.clients[t->id + (size_t)k * B.nthreads];
+		smq_free(c->smq);
+		c->smq = NULL;
+	}
 	free(t->bs->heap);
 	free(t->bs->free);
 	free(t->bs->buf);
@@ -1436,6 +1560,11 @@ void bs_summary(FILE *f, const struct bench_stats *s)
 		"items published %llu\n", (unsigned long long)s->gc_sent,
 		(unsigned long long)s->gc_recv, (unsigned long long)s->joined,
 		(unsigned long long)s->pings, (unsigned long long)s->published);
+	if (s->resumed || s->h_resume.count)
+		fprintf(f, "  resume: %llu streams resumed, %llu of our stanzas sent again, %llu chat "
+			"messages received after a resume that were sent before it\n",
+			(unsigned long long)s->resumed, (unsigned long long)s->resent,
+			(unsigned long long)s->resume_recv);
 }
 
 /* What scn_describe_step / scn_describe_phase print, as a JSON string. */
@@ -1506,6 +1635,9 @@ void bs_json(FILE *f, const struct bench_stats *s)
 		(unsigned long long)s->recv_meas, (unsigned long long)s->asked,
 		(unsigned long long)s->answered, (unsigned long long)s->replies,
 		(unsigned long long)s->window_timeouts);
+	fprintf(f, "    \"resume\": {\"resumed\": %llu, \"resent\": %llu, \"received_after\": %llu},\n",
+		(unsigned long long)s->resumed, (unsigned long long)s->resent,
+		(unsigned long long)s->resume_recv);
 	fprintf(f, "    \"groupchat\": {\"sent\": %llu, \"delivered\": %llu, \"joined\": %llu, "
 		"\"join_failed\": %llu},\n    \"pings\": %llu, \"published\": %llu, "
 		"\"arrival_lateness_ms\": {\"p50\": %.3f, \"p99\": %.3f, \"max\": %.3f},\n"

@@ -45,6 +45,15 @@ enum wait {
 	W_CLOSE,        /* drop, logout: the connection's end goes on */
 	W_PARKED,       /* idle or reply until the run ends */
 	W_DRAIN,        /* logging out: one-way messages still due to it may arrive (drain) */
+	W_RECONNECT,    /* resume: offline after the disconnect; the timer reconnects */
+};
+
+/* Where a resume step is (bs_user.resuming). */
+enum resuming {
+	RS_NONE = 0,
+	RS_DROP,        /* the connection is being closed abruptly (BF_KEEP_SM) */
+	RS_OFFLINE,     /* closed; the reconnect waits for the step's `offline` */
+	RS_CONNECT,     /* the new connection: transport, stream, SASL, <resume/> */
 };
 
 /* Stream facts of the current connection (bs_user.sf). */
@@ -71,6 +80,9 @@ struct bs_user {
 	bool ending;               /* failed (counted) or over: free the slot at release */
 	bool step_cause;           /* the failure being counted is a step's own cause */
 	bool parked;
+	uint8_t resuming;          /* enum resuming */
+	uint8_t mech;              /* MECH_* of the auth step: a resume authenticates the same way */
+	uint64_t t_resumed;        /* the last <resumed/> came (ns); 0: never */
 	uint64_t wake;             /* the timer heap's time for this user; 0: none */
 	uint64_t t_step;           /* the current step began (or its request left) */
 	uint64_t until;            /* the current step's end by duration; 0: none */

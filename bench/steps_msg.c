@@ -591,6 +591,8 @@ static void on_chat(struct bthread *t, struct bclient *c, const struct xs_stanza
 		return;
 	}
 	t->local.recv++;
+	if (u->t_resumed && ts < u->t_resumed)
+		t->local.resume_recv++;     /* held by the server while we were away (resume step) */
 	if (kind != 'q') {
 		if (ts <= now)
 			hist_record(&t->local.h_msg, now - ts);

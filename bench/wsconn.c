@@ -212,11 +212,11 @@ static void control_out(struct bthread *t, struct bclient *c, uint8_t op, const 
  * slot lingers until it is sent, bounded by the step timeout), then the
  * TCP connection closes; the cause is counted by client.c.
  */
-static void ws_error(struct bthread *t, struct bclient *c, long code, const char *why)
+void bw_close(struct bthread *t, struct bclient *c, uint16_t code)
 {
 	struct bw_conn *w = c->ws;
 	uint8_t pl[2];
-	struct part pt = { pl, ws_close_payload((uint16_t)-code, "", 0, pl, sizeof(pl)) };
+	struct part pt = { pl, ws_close_payload(code, "", 0, pl, sizeof(pl)) };
 
 	if (w && w->state == BW_OPEN && !w->close_sent && pt.n &&
 	    !(c->flags & (BF_CLOSED | BF_PEER_GONE)) && frame_out(c, WS_OP_CLOSE, &pt, 1) == 0) {
@@ -225,6 +225,11 @@ static void ws_error(struct bthread *t, struct bclient *c, long code, const char
 			bc_flush(t, c);
 		c->flags |= BF_LINGER;
 	}
+}
+
+static void ws_error(struct bthread *t, struct bclient *c, long code, const char *why)
+{
+	bw_close(t, c, (uint16_t)-code);
 	bw_fail(t, c, close_cause(code), why);
 }
 

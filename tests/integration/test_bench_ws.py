@@ -252,10 +252,10 @@ class FakeWS:
                     await w.drain()
                     await asyncio.sleep(0.3)
                     w.write(frame(8, struct.pack("!H", 1001) + b"bye"))
-                elif m == "good":
+                elif m in ("good", "sm-too-high"):
                     await self.script(r, w)
                 await w.drain()
-                if m != "good":                              # the client's close frame, if any
+                if m not in ("good", "sm-too-high"):        # the client's close frame, if any
                     try:
                         while True:
                             await asyncio.wait_for(self.read_frame(r), 10)
@@ -289,7 +289,9 @@ class FakeWS:
         assert data.startswith(f"<open xmlns='{NS_FRAMING}'".encode()), data
         w.write(frame(1, opened.replace("s1", "s2")) +
                 frame(1, "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>"
-                         "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>"))
+                         "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>" +
+                         ("<sm xmlns='urn:xmpp:sm:3'/>" if self.mode == "sm-too-high" else "") +
+                         "</stream:features>"))
         await w.drain()
         data = await self.read_text(r)                       # the bind, as a self-contained stanza
         assert data.startswith(b"<iq xmlns='jabber:client' type='set' id='sb'>"), data
@@ -297,6 +299,17 @@ class FakeWS:
                          "xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>u@localhost/r</jid>"
                          "</bind></iq>"))
         await w.drain()
+        if self.mode == "sm-too-high":
+            # XEP-0198 §4: an <a/> acknowledging more than the client sent (one stanza
+            # since <enable/>) must get <undefined-condition/> with <handled-count-too-high/>
+            data = await self.read_text(r)
+            assert data.startswith(b"<enable xmlns='urn:xmpp:sm:3'"), data
+            w.write(frame(1, "<enabled xmlns='urn:xmpp:sm:3'/>"))
+            await w.drain()
+            data = await self.read_text(r)                   # the presence: h 1 would be right
+            assert data.startswith(b"<presence"), data
+            w.write(frame(1, "<a xmlns='urn:xmpp:sm:3' h='5'/>"))
+            await w.drain()
         while True:                                          # until the client's <close/>
             op, data = await self.read_frame(r)
             if op == 1 and data.startswith(b"<close"):
@@ -382,3 +395,30 @@ def test_broken_servers_give_their_cause(tmp_path, mode, cause, code):
         assert [op for op, _, _ in srv.frames] == [1, 8], srv.frames
         assert srv.frames[-1][1] == struct.pack("!H", code), srv.frames
         assert srv.bad == [], srv.bad
+
+
+def test_an_ack_of_more_than_was_sent_is_a_stream_error(tmp_path):
+    """XEP-0198 §4: the server acknowledges 5 stanzas of the 1 the client sent since
+    <enable/>: the client closes the stream with <undefined-condition/> and
+    <handled-count-too-high h='5' send-count='1'/>, then <close/>, and counts the cause."""
+    srv = FakeWS("sm-too-high")
+    try:
+        f = tmp_path / "sm.yaml"
+        f.write_text("name: sm\ntarget: {domain: localhost, tls: ws, ws_path: /xmpp}\n"
+                     "phases: [{users: 1}]\ntimeout: 5s\nsessions:\n  - name: s\n"
+                     "    steps: [connect, {auth: plain}, bind, {sm: {resume: false}}, presence,"
+                     " {idle: 5s}]\n")
+        out = tmp_path / "sm.json"
+        r = run("--port", srv.port, "-s", f, "--json", out, timeout=60)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert srv.done.wait(10)
+    finally:
+        srv.stop()
+    assert srv.bad == [], srv.bad
+    res = json.loads(out.read_text())
+    assert any("sm:handled-count-too-high" in k for k in res["errors"]["by_cause"]), res["errors"]
+    texts = [d.decode() for op, d, _ in srv.frames if op == 1]
+    err = next(t for t in texts if t.startswith("<stream:error"))
+    assert "<undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>" in err, err
+    assert "<handled-count-too-high xmlns='urn:xmpp:sm:3' h='5' send-count='1'/>" in err, err
+    assert texts[-1] == f"<close xmlns='{NS_FRAMING}'/>", texts

@@ -523,6 +523,21 @@ static void test_describe(void **state)
 	free(buf);
 }
 
+/* resume: its step timeout and the time offline before the reconnect */
+static void test_resume_keys(void **state)
+{
+	(void)state;
+	assert_int_equal(tload(HEAD LOGIN "      - sm\n      - resume: {timeout: 2s, offline: 1500ms}\n"
+			      "      - resume: 3s\n      - resume: {offline: 0s}\n"), 0);
+	assert_int_equal(step(4)->u.resume.timeout_ns, 2 * NS_S);
+	assert_int_equal(step(4)->u.resume.offline_ns, 1500 * NS_MS);
+	assert_int_equal(step(5)->u.resume.timeout_ns, 3 * NS_S);
+	assert_int_equal(step(5)->u.resume.offline_ns, 0);
+	assert_int_equal(step(6)->u.resume.offline_ns, 0);
+	fails_at(HEAD LOGIN "      - sm\n      - resume: {away: 1s}\n", 9, "timeout, offline");
+	fails_at(HEAD LOGIN "      - sm\n      - resume: {offline: soon}\n", 9, "resume.offline");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -537,6 +552,7 @@ int main(void)
 		cmocka_unit_test(test_step_errors),
 		cmocka_unit_test(test_static_checks),
 		cmocka_unit_test(test_describe),
+		cmocka_unit_test(test_resume_keys),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 
