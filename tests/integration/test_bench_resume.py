@@ -126,6 +126,22 @@ def test_resume_against_xedge(server, tmp_path):
     assert tx(res, "tls")["count"] == 12
 
 
+@pytest.mark.parametrize("server", [{"workers": 2, "ws": True}], indirect=True)
+def test_resume_over_websocket_against_xedge(server, tmp_path):
+    """The same over ws and wss: the reconnect goes through the upgrade again, the
+    copies sent again after <resumed/> each go in a frame of their own."""
+    add_users(server, "brs", "brs-pw", 8)
+    out = tmp_path / "w.json"
+    for tls, port in (("ws", server.ws_port), ("wss", server.wss_port)):
+        r = run("--port", port, "-s", scenario(tmp_path, tls, tls=tls, resume=": {offline: 1s}"),
+                "--json", out)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        res = json.loads(out.read_text())
+        sf = assert_resumed(res)
+        assert tx(res, "ws")["count"] == 12, tls
+        assert sf["resume"]["received_after"] >= 8 and sf["resume"]["resent"] >= 4, sf["resume"]
+
+
 @pytest.mark.parametrize("server", [{"workers": 1, "extra_edge_yaml":
                                      "stream_management:\n  resume_timeout: 0\n"}], indirect=True)
 def test_resume_refused_when_the_server_grants_none(server, tmp_path):
