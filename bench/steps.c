@@ -910,6 +910,7 @@ static int exec(struct bthread *t, struct bclient *c, const struct scn_step *st)
 		u->gc_inflight = 0;
 		u->next_due = st->u.send.rate > 0 ? now : 0;
 		u->until = st->u.send.duration_ns ? now + st->u.send.duration_ns : 0;
+		bs_gc_window(now, st->u.send.duration_ns);
 		return bs_gc_pump(t, c);
 	case SCN_LEAVE: {
 		char xml[512];
@@ -1285,6 +1286,11 @@ bool bs_finished(uint64_t now)
 uint64_t bs_alive(void)
 {
 	return atomic_load(&alive);
+}
+
+uint64_t bs_planned(void)
+{
+	return my_total;
 }
 
 /* ---- the report ---------------------------------------------------------------------- */
