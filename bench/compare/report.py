@@ -11,8 +11,9 @@ DIR is what bench/compare/run.sh leaves in $BENCH_DIR/results:
   <target>/tsung/{tsung,tsung.mon}.json (bench/tsung/summary.py; Prosody's were at tsung/
            before the cross-check also ran against xedge, and are still read there)
 Every value is read with a fallback (harness.bench_get); what is missing is said so in the
-document, never invented. The section "## First figures" of the existing FILE is kept, at the
-end. The raw JSON is copied to PLOTS/raw/.
+document, never invented. Every hand-written "## " section of the existing FILE (one GENERATED
+does not name) is kept, in its order: those above "## Trusting the numbers" there go back
+above it, the others ("## First figures" ...) at the end. The raw JSON is copied to PLOTS/raw/.
 """
 import argparse
 import json
@@ -279,15 +280,50 @@ def disturbed(m, P, run=None):
 
 
 # ---- the document ---------------------------------------------------------------------------
-def kept_section(doc_path):
-    """The existing document's '## First figures' section (to the end), or None."""
+# The "## " sections this script (and report_more.py) writes, by the start of their heading:
+# every other "## " section of the existing page is hand-written and kept.
+GENERATED = ("Summary: the targets of issue 3", "The machine and the software",
+             "How each server runs", "Provisioning", "Idle hold:", "Login storm:",
+             "Chat, closed loop:", "Chat at equal offered load:",
+             "Latency against this machine's floor", "Latency against offered load",
+             "No regression of the native path:", "Prosody behind xedge (upstream mode)",
+             "Trusting the numbers", "Notes from this run", "Reproducing")
+
+
+def generated(heading):
+    return any(heading == g or (g.endswith(":") and heading.startswith(g)) for g in GENERATED)
+
+
+def kept_sections(doc_path):
+    """The existing page's hand-written '## ' sections (those GENERATED does not name), each
+    with everything up to the next '## ' heading, in their order: (before, after). 'before'
+    are those above '## Trusting the numbers' (the page puts them back there), 'after' those
+    below it ('## First figures' and what follows, at the end as always)."""
     try:
         with open(doc_path) as f:
             text = f.read()
     except OSError:
-        return None
-    m = re.search(r"^## First figures.*", text, re.S | re.M)
-    return m.group(0).rstrip() + "\n" if m else None
+        return [], []
+    before, after = [], []
+    seen_trust = False
+    # a "## " line inside a fenced block is not a heading
+    fenced, starts = False, []
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("## "):
+            starts.append(pos)
+        pos += len(line)
+    for i, st in enumerate(starts):
+        body = text[st:starts[i + 1] if i + 1 < len(starts) else len(text)]
+        heading = body.split("\n", 1)[0][3:].strip()
+        if heading == "Trusting the numbers":
+            seen_trust = True
+        if generated(heading):
+            continue
+        (after if seen_trust else before).append(body.rstrip() + "\n")
+    return before, after
 
 
 def write(res, doc_path, plots_dir, repo):
@@ -636,6 +672,11 @@ def write(res, doc_path, plots_dir, repo):
     more.before_after(res.dir, P, w)
     more.behind_xedge(res.dir, P, w)
 
+    # ---- the hand-written sections of the existing page (issues 10 .. 14, re-measurements)
+    kept_before, kept_after = kept_sections(doc_path)
+    for k in kept_before:
+        w(k)
+
     # ---- trust
     w("## Trusting the numbers\n")
     w("### Cross-check with tsung\n")
@@ -831,9 +872,8 @@ def write(res, doc_path, plots_dir, repo):
     if res.commands:
         w("<details><summary>all commands</summary>\n\n```sh\n" + "\n".join(res.commands) + "\n```\n</details>\n")
 
-    kept = kept_section(doc_path)
-    if kept:
-        w(kept)
+    for k in kept_after:
+        w(k)
     text = "\n".join(o).replace("\n\n\n", "\n\n")
     os.makedirs(os.path.dirname(os.path.abspath(doc_path)), exist_ok=True)
     with open(doc_path, "w") as f:
