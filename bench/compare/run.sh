@@ -134,7 +134,13 @@ ADMIN_PORT=$((PORT_BASE + 80))            # xedge's /metrics (target xedge only)
 rel() { local s="$*"; echo "${s//$REPO\//}"; }
 # qrel ARGS... -> the command line, each argument shell-quoted (a --var 'PACE=window: 4'
 # stays one word when the line is pasted into a shell), paths relative to the repository
-qrel() { local s; s=$(printf '%q ' "$@"); s=${s% }; echo "${s//$REPO\//}"; }
+qrel() {
+	local a s=""
+	for a in "$@"; do
+		if [[ -n $a && $a != *[!A-Za-z0-9_./:=,@%+-]* ]]; then s+="$a "; else s+="$(printf '%q' "$a") "; fi
+	done
+	s=${s% }; echo "${s//$REPO\//}"
+}
 # The scenario files every run is made of (bench/scenarios/, docs/bench.md "Variables")
 SCEN=$REPO/bench/scenarios
 
