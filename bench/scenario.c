@@ -14,6 +14,10 @@
  * authenticated one, a bound resource, XEP-0198, a joined room.  A loop body
  * is checked twice, the second time from the state its first round leaves,
  * which is the state every later round starts from.
+ *
+ * Before any of that, the text has its variables substituted (scn_subst:
+ * ${NAME}, ${NAME:-DEFAULT}, "$$"; the --var values are module state set by
+ * scn_vars_add() before the load), line for line, so errors keep their lines.
  */
 #include "bench/scenario.h"
 
