@@ -64,6 +64,16 @@ static void msg_window(uint64_t now, uint64_t duration_ns)
 		;
 }
 
+/* An open loop's first message: at a random point of its first period, so that
+ * the users a barrier releases together do not all send in step (-s chat spreads
+ * its messages evenly over time: rate x users a second, not bursts of users). */
+uint64_t bs_first_due(struct bthread *t, uint64_t now, double rate)
+{
+	uint64_t period = rate > 0 ? bs_ns_of(1 / rate) : 0;
+
+	return period ? now + bs_rnd(t->bs) % period : now;
+}
+
 uint64_t bs_msg_window_end(void)
 {
 	return atomic_load(&msg_end_ns);
@@ -300,7 +310,7 @@ int bs_do_chat(struct bthread *t, struct bclient *c, const struct scn_step *st)
 	u->n = 0;
 	u->await_seq = 0;
 	u->until = st->u.send.duration_ns ? now + st->u.send.duration_ns : 0;
-	u->next_due = now;
+	u->next_due = bs_first_due(t, now, st->u.send.rate);
 	u->t_step = now;
 	msg_window(now, st->u.send.duration_ns);
 	/* receipts of an earlier step's messages (seq below the floor) no longer count */
