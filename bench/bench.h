@@ -520,6 +520,8 @@ const struct sockaddr *bs_addr(const struct bclient *c, socklen_t *len);
 struct thr;
 int bs_thresholds(struct thr *out, unsigned *n, unsigned max);
 uint64_t bs_alive(void);
+uint64_t bs_planned(void);        /* users this process's phases start */
+uint64_t bs_msg_window_end(void); /* latest planned end of a message step; 0: none */
 
 /* keycache.c */
 struct scram_keys;

@@ -61,6 +61,8 @@ static const char usage[] =
 "                         --user-prefix, --user-offset, --tls, --sni, --concurrency,\n"
 "                         --timeout, --keepalive, --warmup override the file's values and\n"
 "                         its thresholds add to --threshold (exit status 2: a bad file)\n"
+"      --var NAME=VALUE   a scenario file's ${NAME} (or ${NAME:-DEFAULT}) is VALUE;\n"
+"                         repeatable (docs/bench.md, \"Variables\")\n"
 "                           login:   log in as fast as allowed; rates and latencies\n"
 "                           chat:    log in, then exchange messages (closed loop --window,\n"
 "                                    or open loop --rate); latency, loss, duplicates, order\n"
@@ -163,7 +165,7 @@ enum {
 	O_CONC, O_TIMEOUT, O_LOGIN_TIME, O_HOLD, O_SETTLE, O_KEEPALIVE, O_DURATION, O_WARMUP,
 	O_DRAIN, O_WINDOW, O_RATE, O_SIZE, O_PEERS, O_PID, O_JSON, O_PLOT, O_VERSION, O_REMOTE,
 	O_CROSS, O_ONE_WAY, O_SM, O_ROOMS, O_ROOM_SIZE, O_MUC_DOMAIN, O_JOIN_RATE, O_CSV, O_HTML,
-	O_THRESHOLD, O_CHECK_SCENARIO, O_INDEX, O_COUNT, O_START_AT
+	O_THRESHOLD, O_CHECK_SCENARIO, O_INDEX, O_COUNT, O_START_AT, O_VAR
 };
 
 static const struct option longopts[] = {
@@ -214,6 +216,7 @@ static const struct option longopts[] = {
 	{ "start-at", required_argument, NULL, O_START_AT },
 	{ "version", no_argument, NULL, O_VERSION },
 	{ "check-scenario", required_argument, NULL, O_CHECK_SCENARIO },
+	{ "var", required_argument, NULL, O_VAR },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
@@ -447,9 +450,15 @@ static void scenario_file_first(int argc, char **argv, const char **host, unsign
 	int ch;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "s:n:t:H:p:d:vh", longopts, NULL)) != -1)
+	while ((ch = getopt_long(argc, argv, "s:n:t:H:p:d:vh", longopts, NULL)) != -1) {
 		if (ch == 's' && builtin_scenario(optarg) < 0)
 			file = optarg;
+		/* --var before the file loads (and before --check-scenario runs) */
+		if (ch == O_VAR && scn_vars_add(optarg, err, sizeof(err)) < 0) {
+			fprintf(stderr, "xedge-bench: %s\n", err);
+			exit(1);
+		}
+	}
 	opterr = 1;
 	optind = 0;     /* GNU: start the real pass from scratch */
 	if (!file)
@@ -503,6 +512,8 @@ static int options_scenario_file(void)
 	return 0;
 }
 
+static bool settle_set;                  /* --settle given: a scenario file samples memory */
+
 static int parse_options(int argc, char **argv)
 {
 	struct bench_opts *o = &B.o;
@@ -517,7 +528,7 @@ static int parse_options(int argc, char **argv)
 		.settle = 5, .keepalive = 60, .warmup = 2, .duration = 10, .drain = 2,
 		.window = 4, .body = 64, .peers = 8, .rooms = 10, .room_size = 10,
 	};
-	bool clients_set = false;
+	bool clients_set = false, var_given = false;
 	scenario_file_first(argc, argv, &host, &port);
 	while ((ch = getopt_long(argc, argv, "s:n:t:H:p:d:vh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -659,6 +670,7 @@ static int parse_options(int argc, char **argv)
 		case O_SETTLE:
 			if (parse_double(optarg, 0, 86400, &o->settle) < 0)
 				return bad("--settle", optarg);
+			settle_set = true;
 			break;
 		case O_KEEPALIVE:
 			if (parse_double(optarg, 0, 86400, &o->keepalive) < 0)
@@ -674,6 +686,9 @@ static int parse_options(int argc, char **argv)
 			break;
 		case O_CHECK_SCENARIO:
 			exit(scn_check_file(optarg));
+		case O_VAR:
+			var_given = true;       /* added by scenario_file_first */
+			break;
 		case O_DRAIN:
 			if (parse_double(optarg, 0, 3600, &o->drain) < 0)
 				return bad("--drain", optarg);
@@ -773,6 +788,8 @@ static int parse_options(int argc, char **argv)
 	if (parse_addr(host, (uint16_t)port, &o->target, &o->target_len) < 0)
 		return bad("--host (a numeric IPv4 or IPv6 address; names are not resolved)", host);
 	o->split = o->clients;
+	if (var_given && o->scenario != SC_FILE)
+		return bad("--var (only with a scenario file)", "");
 	if (o->scenario == SC_FILE) {
 		if (clients_set)
 			return bad("--clients (not with a scenario file: its phases start the users)", "");
@@ -1064,9 +1081,9 @@ int main(int argc, char **argv)
 			"occupant\n", o->rooms, o->room_size, o->muc_domain, o->rate);
 	}
 	if (o->scenario == SC_FILE) {
-		/* measurements (message_rtt) count from the warm-up's end; no chat phase */
+		/* message measurements count from the warm-up's end after the first chat or
+		 * groupchat step starts (steps_msg.c sets warm_end_ns); no chat phase */
 		atomic_store(&B.chat_start_ns, B.t0);
-		atomic_store(&B.warm_end_ns, B.t0 + (uint64_t)(o->warmup * 1e9));
 		atomic_store(&B.chat_end_ns, UINT64_MAX);
 	}
 	atomic_store(&B.phase, PH_LOGIN);
@@ -1186,6 +1203,22 @@ int main(int argc, char **argv)
 		/* Phase transitions, on the totals so far (+ this second's part). */
 		ph = atomic_load(&B.phase);
 		if (o->scenario == SC_FILE) {
+			/* --settle given: the target's memory per session, --settle after every
+			 * planned user has logged in (or failed), as -s idle samples it */
+			uint64_t resolved = total->logged_in + total->failed + total->rejected +
+					    sec.logged_in + sec.failed + sec.rejected;
+			if (settle_set && o->npids && !idle_sampled && resolved >= bs_planned()) {
+				if (!settled_from)
+					settled_from = now;
+				if (now - settled_from >= (uint64_t)(o->settle * 1e9)) {
+					res.sessions = GAUGE(g_online);
+					if (target_sample(o->pids, o->npids, &ts_now)) {
+						res.rss_after = ts_now.rss_kib;
+						res.idle_mem = true;
+					}
+					idle_sampled = true;
+				}
+			}
 			/* the end: the users alive wait `drain` for the messages due to them */
 			if (ph < PH_DRAIN && bs_finished(now))
 				atomic_store(&B.phase, bs_drain_begin(now) ? PH_DRAIN : PH_CLOSE);
@@ -1302,8 +1335,13 @@ int main(int argc, char **argv)
 		res.meas_s = o->duration;
 	}
 	if (o->scenario == SC_FILE) {
+		/* the message steps' window (steps_msg.c): from the warm-up's end to the latest
+		 * planned end of a step with a duration, else to the run's end */
+		uint64_t w0 = atomic_load(&B.warm_end_ns), w1 = bs_msg_window_end();
+		if (!w1 || w1 > now)
+			w1 = now;
 		res.warmup_s = o->warmup;
-		res.meas_s = res.elapsed_s > o->warmup ? res.elapsed_s - o->warmup : 0;
+		res.meas_s = w0 < w1 ? (double)(w1 - w0) / 1e9 : 0;
 	}
 	/* Averages over the whole run, not over whole seconds only. */
 	if (o->npids && target_sample(o->pids, o->npids, &ts_now) && res.elapsed_s > 0) {

@@ -327,7 +327,7 @@ void report_summary(FILE *f, const struct bench_result *r)
 			o->npids, o->npids > 1 ? "s" : "", r->target_cpu_avg, r->target_cpu_max,
 			(double)r->target_rss_max / 1024);
 	}
-	if (o->scenario == SC_IDLE) {
+	if (o->scenario == SC_IDLE || (o->scenario == SC_FILE && r->idle_mem)) {
 		if (r->idle_mem && r->sessions)
 			fprintf(f, "idle memory    rss %.1f MiB -> %.1f MiB for %u sessions: %.1f KiB per session\n"
 				"               (the baseline is the target's RSS at the start of this run: memory\n"
@@ -488,7 +488,7 @@ int report_json(const char *path, const struct bench_result *r)
 		json_hist_in(f, "      ", "last", &s->h_last, false);
 		fprintf(f, "    }},\n");
 	}
-	if (o->scenario == SC_IDLE && r->idle_mem && r->sessions)
+	if ((o->scenario == SC_IDLE || o->scenario == SC_FILE) && r->idle_mem && r->sessions)
 		fprintf(f, "  \"idle\": {\"rss_before_kib\": %llu, \"rss_after_kib\": %llu, "
 			"\"sessions\": %u, \"kib_per_session\": %.2f},\n",
 			(unsigned long long)r->rss_before, (unsigned long long)r->rss_after, r->sessions,

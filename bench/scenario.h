@@ -208,6 +208,40 @@ int scn_load_mem(const void *data, size_t len, const char *name, struct bench_sc
 
 void scn_free(struct bench_scenario *s);
 
+/* ---- variables (--var NAME=VALUE): docs/bench.md, "Variables" ----------------
+ * Before it is parsed, a file's text has ${NAME} replaced by the variable's
+ * value and ${NAME:-DEFAULT} by the value, or DEFAULT when NAME is not set;
+ * "$$" stands for one "$".  Values and defaults hold no newline, so every
+ * line keeps its number.  A ${NAME} whose variable is not set, a malformed
+ * reference and a variable the file never names are errors
+ * ("FILE:LINE: reason"; line 0 names no line: "FILE: reason").  NAME is a
+ * letter or '_' then letters, digits and '_', at most SCN_VAR_NAME bytes. */
+#define SCN_MAX_VARS 64
+#define SCN_VAR_NAME 64
+#define SCN_VAR_VALUE 1024
+#define SCN_MAX_TEXT (4u << 20)     /* bytes of a file, before and after substitution */
+
+struct scn_var {
+	char name[SCN_VAR_NAME + 1];
+	char value[SCN_VAR_VALUE + 1];
+	bool used;
+};
+
+/* Parse "NAME=VALUE" into v; 0, or -1 with the reason in err. */
+int scn_var_parse(const char *assign, struct scn_var *v, char *err, size_t errlen);
+
+/* Substitute in text (len bytes) with vars (their used flags set): a new
+ * NUL-terminated buffer in *out, its length in *outlen (free() it).  0, or -1
+ * with "NAME:LINE: reason" in err. */
+int scn_subst(const char *text, size_t len, const char *name, struct scn_var *vars,
+	      unsigned nvars, char **out, size_t *outlen, char *err, size_t errlen);
+
+/* The variables scn_load() and scn_load_mem() substitute (xedge-bench --var):
+ * add one ("NAME=VALUE"; the same NAME again replaces it), or forget them
+ * all.  0, or -1 with the reason in err. */
+int scn_vars_add(const char *assign, char *err, size_t errlen);
+void scn_vars_clear(void);
+
 /* A string of the pool ("" for offset 0). */
 static inline const char *scn_str(const struct bench_scenario *s, uint32_t off)
 {

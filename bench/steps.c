@@ -1122,8 +1122,9 @@ static int exec(struct bthread *t, struct bclient *c, const struct scn_step *st)
 	case SCN_GROUPCHAT:
 		u->n = 0;
 		u->gc_inflight = 0;
-		u->next_due = st->u.send.rate > 0 ? now : 0;
+		u->next_due = st->u.send.rate > 0 ? bs_first_due(t, now, st->u.send.rate) : 0;
 		u->until = st->u.send.duration_ns ? now + st->u.send.duration_ns : 0;
+		bs_gc_window(now, st->u.send.duration_ns);
 		return bs_gc_pump(t, c);
 	case SCN_LEAVE: {
 		char xml[512];
@@ -1519,6 +1520,11 @@ bool bs_finished(uint64_t now)
 uint64_t bs_alive(void)
 {
 	return atomic_load(&alive);
+}
+
+uint64_t bs_planned(void)
+{
+	return my_total;
 }
 
 /* ---- the report ---------------------------------------------------------------------- */

@@ -151,6 +151,8 @@ int bs_publish_one(struct bthread *t, struct bclient *c, const struct scn_step *
 /* steps_msg.c: the chat, groupchat and join steps, run by the interpreter and
  * on their timers: 1 the step is over, 0 it waits, -1 failed (counted). */
 int bs_chat_pump(struct bthread *t, struct bclient *c);
+void bs_gc_window(uint64_t now, uint64_t duration_ns);   /* a groupchat step starts */
+uint64_t bs_first_due(struct bthread *t, uint64_t now, double rate);  /* open loop's first send */
 int bs_do_chat(struct bthread *t, struct bclient *c, const struct scn_step *st);
 int bs_gc_pump(struct bthread *t, struct bclient *c);
 int bs_join_send(struct bthread *t, struct bclient *c, const struct scn_step *st);

@@ -42,6 +42,48 @@
 #define NS_MUC "http://jabber.org/protocol/muc"
 #define JOIN_RETRY_NS 100000000ull /* a room locked by its creator: try again */
 
+/* ---- the measured window ------------------------------------------------------------ */
+
+/* Message measurements (sent and received "measured", message_rtt, room_fanout)
+ * start `warmup` after the first chat or groupchat step of the run starts, as -s
+ * chat's start after its logins: B.warm_end_ns is UINT64_MAX until then, and the
+ * first step to start sets it (compare-and-swap: every sender has seen it set
+ * before its first message).  The window ends at the latest planned end of the
+ * message steps with a duration (msg_end_ns); without one, at the run's end. */
+static _Atomic uint64_t msg_end_ns;
+
+static void msg_window(uint64_t now, uint64_t duration_ns)
+{
+	uint64_t unset = UINT64_MAX, end = now + duration_ns, cur;
+
+	if (atomic_load(&B.warm_end_ns) == UINT64_MAX)
+		atomic_compare_exchange_strong(&B.warm_end_ns, &unset,
+					       now + (uint64_t)(B.o.warmup * 1e9));
+	cur = atomic_load(&msg_end_ns);
+	while (duration_ns && cur < end && !atomic_compare_exchange_weak(&msg_end_ns, &cur, end))
+		;
+}
+
+/* An open loop's first message: at a random point of its first period, so that
+ * the users a barrier releases together do not all send in step (-s chat spreads
+ * its messages evenly over time: rate x users a second, not bursts of users). */
+uint64_t bs_first_due(struct bthread *t, uint64_t now, double rate)
+{
+	uint64_t period = rate > 0 ? bs_ns_of(1 / rate) : 0;
+
+	return period ? now + bs_rnd(t->bs) % period : now;
+}
+
+uint64_t bs_msg_window_end(void)
+{
+	return atomic_load(&msg_end_ns);
+}
+
+void bs_gc_window(uint64_t now, uint64_t duration_ns)
+{
+	msg_window(now, duration_ns);
+}
+
 /* ---- chat ------------------------------------------------------------------------ */
 
 /* Slot p is another user, online now, of the session wanted (any when < 0). */
@@ -276,8 +318,9 @@ int bs_do_chat(struct bthread *t, struct bclient *c, const struct scn_step *st)
 	u->n = 0;
 	u->await_seq = 0;
 	u->until = st->u.send.duration_ns ? now + st->u.send.duration_ns : 0;
-	u->next_due = now;
+	u->next_due = bs_first_due(t, now, st->u.send.rate);
 	u->t_step = now;
+	msg_window(now, st->u.send.duration_ns);
 	/* receipts of an earlier step's messages (seq below the floor) no longer count */
 	atomic_store(&c->wfloor, u->seq + 1);
 	atomic_store(&c->inflight, 0);

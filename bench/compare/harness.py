@@ -18,6 +18,8 @@
         the equal-load chat rate: FRACTION x the smallest closed-loop throughput among the
         targets' chat.json, as messages/s in total and per client (N clients): "TOTAL PER"
   harness.py fastest RESULTS TARGET...    the target with the highest closed-loop throughput
+  harness.py steady FILE                  the cross-check's counts and steady-state rates from
+                                          an xedge-bench JSON (as summary.py's for tsung)
   harness.py metricsline FILE             the line "metrics vs xedge-bench: logins X = X, ..."
                                           from a NAME.metrics.json (bench/ops/ops.py
                                           metrics-vs-bench: xedge's /metrics deltas)
@@ -372,7 +374,7 @@ def line(path):
         parts.append(f"login p99 {fmt(lm.get('p99'))} ms")
     elif sc == "idle":
         parts.append(f"{fmt(bench_get(d, 'kib_per_session'))} KiB/session")
-    elif sc == "chat":
+    elif sc in ("chat", "tsung-chat"):
         parts.append(f"{fmt(bench_get(d, 'sent_per_s'), 0)} sent/s, {fmt(bench_get(d, 'recv_per_s'), 0)} received/s")
         mm = bench_get(d, "msg_ms") or {}
         parts.append(f"p99 {fmt(mm.get('p99'), 2)} ms")
@@ -383,9 +385,34 @@ def line(path):
     parts.append(f"bench CPU {fmt(bench_get(d, 'bench_cpu_avg'))}%")
     miss = missing_fields(d, {"login": ["logins_per_s", "login_ms"], "idle": ["kib_per_session"],
                               "chat": ["recv_per_s", "msg_ms"]}.get(sc, []))
+    if sc == "tsung-chat":
+        st = steady(d)
+        parts.insert(-2, f"steady state {fmt(st.get('delivered_per_sec'))} delivered/s over "
+                     f"{fmt(st.get('steady_seconds'), 0)} s, {fmt(st.get('delivered'), 0)} delivered in all")
     if miss:
         parts.append("missing fields: " + ", ".join(miss))
     return ", ".join(parts)
+
+
+def steady(d):
+    """The cross-check's counts from an xedge-bench JSON, measured as bench/tsung/summary.py
+    measures tsung's: every message of the run (sent, delivered), and the delivered rate over
+    the steady state, the whole seconds of the series in which the messages sent are at least
+    90 % of the busiest second's (the arrivals, the barrier and the last messages' seconds are
+    left out); the same rule on both tools' series, so that the windows compare."""
+    sf = (d.get("scenario_file") or {}).get("chat") or {}
+    msgs = d.get("messages") or {}
+    rows = [p for p in (d.get("series") or []) if isinstance(p.get("t"), (int, float))]
+    # the last point is the shorter second after the last whole one
+    whole = [p for p, q in zip(rows, rows[1:]) if q["t"] - p["t"] > 0.999]
+    peak = max([p.get("sent_s") or 0 for p in whole] + [0])
+    st = [p for p in whole if peak and (p.get("sent_s") or 0) >= 0.9 * peak]
+    n = len(st)
+    return {"sent": sf.get("sent", msgs.get("sent_total")),
+            "delivered": sf.get("received", msgs.get("received_total")),
+            "steady_seconds": n,
+            "sent_per_sec": round(sum(p.get("sent_s") or 0 for p in st) / n, 1) if n else None,
+            "delivered_per_sec": round(sum(p.get("recv_s") or 0 for p in st) / n, 1) if n else None}
 
 
 def metrics_line(d):
@@ -419,6 +446,8 @@ def main():
                 a.server_cpu, a.load_cpu, a.track)
     elif cmd == "line":
         print(line(sys.argv[2]))
+    elif cmd == "steady":
+        print(json.dumps(steady(load(sys.argv[2]) or {})))
     elif cmd == "metricsline":
         print(metrics_line(load(sys.argv[2]) or {}))
     elif cmd == "tsungline":

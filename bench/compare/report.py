@@ -11,8 +11,9 @@ DIR is what bench/compare/run.sh leaves in $BENCH_DIR/results:
   <target>/tsung/{tsung,tsung.mon}.json (bench/tsung/summary.py; Prosody's were at tsung/
            before the cross-check also ran against xedge, and are still read there)
 Every value is read with a fallback (harness.bench_get); what is missing is said so in the
-document, never invented. The section "## First figures" of the existing FILE is kept, at the
-end. The raw JSON is copied to PLOTS/raw/.
+document, never invented. Every hand-written "## " section of the existing FILE (one GENERATED
+does not name) is kept, in its order: those above "## Trusting the numbers" there go back
+above it, the others ("## First figures" ...) at the end. The raw JSON is copied to PLOTS/raw/.
 """
 import argparse
 import json
@@ -23,7 +24,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import bench_get, load, metrics_line  # noqa: E402
+from harness import bench_get, load, metrics_line, steady  # noqa: E402
 import report_more as more  # noqa: E402
 
 TARGETS = ["xedge", "prosody", "ejabberd"]
@@ -279,15 +280,50 @@ def disturbed(m, P, run=None):
 
 
 # ---- the document ---------------------------------------------------------------------------
-def kept_section(doc_path):
-    """The existing document's '## First figures' section (to the end), or None."""
+# The "## " sections this script (and report_more.py) writes, by the start of their heading:
+# every other "## " section of the existing page is hand-written and kept.
+GENERATED = ("Summary: the targets of issue 3", "The machine and the software",
+             "How each server runs", "Provisioning", "Idle hold:", "Login storm:",
+             "Chat, closed loop:", "Chat at equal offered load:",
+             "Latency against this machine's floor", "Latency against offered load",
+             "No regression of the native path:", "Prosody behind xedge (upstream mode)",
+             "Trusting the numbers", "Notes from this run", "Reproducing")
+
+
+def generated(heading):
+    return any(heading == g or (g.endswith(":") and heading.startswith(g)) for g in GENERATED)
+
+
+def kept_sections(doc_path):
+    """The existing page's hand-written '## ' sections (those GENERATED does not name), each
+    with everything up to the next '## ' heading, in their order: (before, after). 'before'
+    are those above '## Trusting the numbers' (the page puts them back there), 'after' those
+    below it ('## First figures' and what follows, at the end as always)."""
     try:
         with open(doc_path) as f:
             text = f.read()
     except OSError:
-        return None
-    m = re.search(r"^## First figures.*", text, re.S | re.M)
-    return m.group(0).rstrip() + "\n" if m else None
+        return [], []
+    before, after = [], []
+    seen_trust = False
+    # a "## " line inside a fenced block is not a heading
+    fenced, starts = False, []
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("## "):
+            starts.append(pos)
+        pos += len(line)
+    for i, st in enumerate(starts):
+        body = text[st:starts[i + 1] if i + 1 < len(starts) else len(text)]
+        heading = body.split("\n", 1)[0][3:].strip()
+        if heading == "Trusting the numbers":
+            seen_trust = True
+        if generated(heading):
+            continue
+        (after if seen_trust else before).append(body.rstrip() + "\n")
+    return before, after
 
 
 def write(res, doc_path, plots_dir, repo):
@@ -313,7 +349,9 @@ def write(res, doc_path, plots_dir, repo):
       "Every figure below was measured in that run, on this machine; nothing is assumed. "
       "Absolute numbers on a shared 2-vCPU VM are noisy: the ratios between servers measured "
       "in the same run are what count. The raw results (xedge-bench JSON, CPU monitor, tsung "
-      f"summary) are in [`{rel_plots}/raw/`]({rel_plots}/raw/).\n")
+      f"summary) are in [`{rel_plots}/raw/`]({rel_plots}/raw/). Every load run is a scenario "
+      "file of `bench/scenarios/` (`idle.yaml`, `login.yaml`, `chat.yaml`, `tsung-chat.yaml`) "
+      "given its sizes with `--var` (the commands are under each section).\n")
     if quick:
         w("> **Smoke run (QUICK=1)**: small N and short durations, to check the harness; "
           "these figures are not the comparison. Run `make bench-compare` for it.\n")
@@ -636,49 +674,75 @@ def write(res, doc_path, plots_dir, repo):
     more.before_after(res.dir, P, w)
     more.behind_xedge(res.dir, P, w)
 
+    # ---- the hand-written sections of the existing page (issues 10 .. 14, re-measurements)
+    kept_before, kept_after = kept_sections(doc_path)
+    for k in kept_before:
+        w(k)
+
     # ---- trust
     w("## Trusting the numbers\n")
     w("### Cross-check with tsung\n")
     tu, trt, tsec = P.get("tsung_users"), P.get("tsung_rate"), P.get("tsung_s")
     xt = [t for t in TARGETS if t in (P.get("tsung_targets") or "prosody").split()
           or res.tsung.get(t) or res.runs.get((t, "xcheck"))]
-    w(f"tsung 1.7 and xedge-bench run the same rate-limited scenario against "
-      f"{' and '.join(NAMES[t] for t in xt) or 'Prosody'}, one after "
-      f"the other: {tu} users log in (STARTTLS, SASL PLAIN — tsung has no SCRAM — bind, presence, "
-      f"roster), then each sends {trt} chat messages/s of 64 bytes to random online users for "
-      f"{tsec} s ({num((tu or 0) * (trt or 0))} messages/s offered). Both measure the messages "
-      "delivered per second over the steady state (tsung: its 5-s intervals with the full send "
-      "rate; xedge-bench: its measured window after 5 s of warm-up). Both tools are pinned to "
-      "the load CPU; tsung's Erlang VM runs one scheduler." +
+    w(f"tsung 1.7 and xedge-bench run the same scenario against "
+      f"{' and '.join(NAMES[t] for t in xt) or 'Prosody'}, one after the other: "
+      "`bench/tsung/chat.xml.in` for tsung, `bench/scenarios/tsung-chat.yaml` (the same file "
+      f"written for xedge-bench) for xedge-bench. {tu} users arrive at 100/s and log in "
+      "(STARTTLS, SASL PLAIN — tsung has no SCRAM — bind, presence, roster), wait until all "
+      "are online (tsung's wait_global, xedge-bench's barrier) and a random time (exponential, "
+      f"mean 1/{trt} s), then each sends {num((tsec or 0) * (trt or 0), 0)} chat "
+      f"messages of 64 bytes, one every 1/{trt} s, each to a random online user "
+      f"({num((tu or 0) * (trt or 0))} messages/s offered), waits 3 s and closes its stream. "
+      "Both tools are pinned to the load CPU; tsung's Erlang VM runs one scheduler." +
       (" Against xedge, tsung is also an independent client: Erlang/OTP's TLS 1.3 in "
        "middlebox compatibility mode." if "xedge" in xt else "") + "\n")
+    w("The two are compared on what they measure alike: **the messages delivered over the whole "
+      "run** (every user sends the same number of messages in both, so a lossless server "
+      "delivers users x messages to each tool), and **the messages delivered per second over "
+      "the steady state**, the same rule on both tools' series (`bench/tsung/summary.py` and "
+      "`harness.py steady`): the intervals in which the messages sent are at least 90 % of the "
+      "busiest interval's, which leaves out the arrivals, the barrier and the last messages "
+      "(tsung's intervals are its 5-s statistics, xedge-bench's its 1-s series). "
+      "Criterion: both within **2 %**.\n")
     for t in xt:
         ts, tmon, xc = res.tsung.get(t), res.tsung_mon.get(t), res.runs.get((t, "xcheck"))
         w(f"#### {NAMES[t]}\n")
         if not (ts or xc):
             w("_Not run (see the notes at the end)._\n")
         else:
-            t_rate = (ts or {}).get("delivered_per_sec")
-            x_rate = bench_get(xc, "recv_per_s") if xc else None
-            diff = (abs(x_rate - t_rate) / t_rate * 100) if (t_rate and x_rate is not None) else None
-            w("| | tsung | xedge-bench |\n|---|---:|---:|")
-            w(f"| users logged in | {num((ts or {}).get('logins'), 0)} | {num(bench_get(xc, 'logged_in') if xc else None, 0)} |")
-            w(f"| messages sent per second (steady state) | {num((ts or {}).get('sent_per_sec'))} | "
-              f"{num(bench_get(xc, 'sent_per_s') if xc else None)} |")
-            w(f"| **messages delivered per second** | **{num(t_rate)}** | **{num(x_rate)}** |")
-            w(f"| messages sent / delivered, whole run | {num((ts or {}).get('sent'), 0)} / "
-              f"{num((ts or {}).get('delivered'), 0)} | "
-              f"{num(bench_get(xc, 'sent') if xc else None, 0)} / {num(bench_get(xc, 'received') if xc else None, 0)} (measured window) |")
+            xs = steady(xc) if xc else {}
+            ts = ts or {}
+            t_rate, x_rate = ts.get("delivered_per_sec"), xs.get("delivered_per_sec")
+            t_n, x_n = ts.get("delivered"), xs.get("delivered")
+
+            def diff(a, b):
+                return abs(b - a) / a * 100 if a and b is not None else None
+            d_rate, d_n = diff(t_rate, x_rate), diff(t_n, x_n)
+            w("| | tsung | xedge-bench | difference |\n|---|---:|---:|---:|")
+            w(f"| users logged in | {num(ts.get('logins'), 0)} | "
+              f"{num(bench_get(xc, 'logged_in') if xc else None, 0)} | |")
+            w(f"| messages sent, whole run | {num(ts.get('sent'), 0)} | {num(xs.get('sent'), 0)} | "
+              f"{num(diff(ts.get('sent'), xs.get('sent')), 2)} % |")
+            w(f"| **messages delivered, whole run** | **{num(t_n, 0)}** | **{num(x_n, 0)}** | "
+              f"**{num(d_n, 2)} %** |")
+            w(f"| messages sent per second (steady state) | {num(ts.get('sent_per_sec'))} | "
+              f"{num(xs.get('sent_per_sec'))} | |")
+            w(f"| **messages delivered per second (steady state)** | **{num(t_rate)}** | "
+              f"**{num(x_rate)}** | **{num(d_rate, 2)} %** |")
+            w(f"| steady state (s) | {num(ts.get('steady_seconds'), 0)} | "
+              f"{num(xs.get('steady_seconds'), 0)} | |")
             xm = bench_get(xc, "msg_ms") if xc else None
-            w(f"| latency mean / max (ms) | {num(((ts or {}).get('latency_ms') or {}).get('mean'))} / "
-              f"{num(((ts or {}).get('latency_ms') or {}).get('max'))} | "
-              f"{num((xm or {}).get('mean'))} / {num((xm or {}).get('max'))} |")
+            w(f"| latency mean / max (ms) | {num((ts.get('latency_ms') or {}).get('mean'))} / "
+              f"{num((ts.get('latency_ms') or {}).get('max'))} | "
+              f"{num((xm or {}).get('mean'))} / {num((xm or {}).get('max'))} | |")
             w(f"| load generator CPU, avg (% of its core) | "
               f"{num((tmon or {}).get('bench_cpu'), 0)} | "
-              f"{num(bench_get(xc, 'bench_cpu_avg') if xc else None, 0)} |")
-            ok = None if diff is None else diff <= 10
-            w(f"\nDelivered rates differ by **{num(diff, 1)} %**: the harness agrees with tsung within "
-              f"10 %: {verdict(ok)}.\n")
+              f"{num(bench_get(xc, 'bench_cpu_avg') if xc else None, 0)} | |")
+            ok = None if d_rate is None or d_n is None else (d_rate <= 2 and d_n <= 2)
+            w(f"\nAgainst {NAMES[t]}, delivered counts differ by **{num(d_n, 2)} %** and delivered "
+              f"rates by **{num(d_rate, 2)} %**: xedge-bench agrees with tsung within 2 %: "
+              f"{verdict(ok)}.\n")
             curves = []
             if ts and ts.get("series"):
                 curves.append(("tsung", pl.COLORS["tsung"], [(p["t"], p["delivered"] / p["dt"])
@@ -831,9 +895,8 @@ def write(res, doc_path, plots_dir, repo):
     if res.commands:
         w("<details><summary>all commands</summary>\n\n```sh\n" + "\n".join(res.commands) + "\n```\n</details>\n")
 
-    kept = kept_section(doc_path)
-    if kept:
-        w(kept)
+    for k in kept_after:
+        w(k)
     text = "\n".join(o).replace("\n\n\n", "\n\n")
     os.makedirs(os.path.dirname(os.path.abspath(doc_path)), exist_ok=True)
     with open(doc_path, "w") as f:

@@ -90,6 +90,7 @@ HEADROOM_FACTOR=${HEADROOM_FACTOR:-4}
 RATE_RETRY_FOREIGN=${RATE_RETRY_FOREIGN:-10}   # % of the server CPU taken by others that repeats a latency run
 CONCURRENCY=${CONCURRENCY:-200}
 TSUNG_USERS=${TSUNG_USERS:-$d_ts_users}; TSUNG_RATE=${TSUNG_RATE:-5}; TSUNG_S=${TSUNG_S:-$d_ts_s}
+TSUNG_ARRIVAL=100                        # users/s of the cross-check (bench/tsung/run.sh's ARRIVAL_RATE)
 TSUNG_TARGETS=${TSUNG_TARGETS:-prosody xedge}
 tsung_target() { [ "$TSUNG_USERS" -gt 0 ] && [[ " $TSUNG_TARGETS " == *" $1 "* ]]; }
 BENCH_DIR=${BENCH_DIR:-/tmp/xedge-bench-compare}
@@ -131,6 +132,17 @@ dir_of() { case $1 in xedge|xedge-base) echo "$HERE/xedge";; prosody-up) echo "$
 ECHO_PORT=$((PORT_BASE + 90))
 ADMIN_PORT=$((PORT_BASE + 80))            # xedge's /metrics (target xedge only)
 rel() { local s="$*"; echo "${s//$REPO\//}"; }
+# qrel ARGS... -> the command line, each argument shell-quoted (a --var 'PACE=window: 4'
+# stays one word when the line is pasted into a shell), paths relative to the repository
+qrel() {
+	local a s=""
+	for a in "$@"; do
+		if [[ -n $a && $a != *[!A-Za-z0-9_./:=,@%+-]* ]]; then s+="$a "; else s+="$(printf '%q' "$a") "; fi
+	done
+	s=${s% }; echo "${s//$REPO\//}"
+}
+# The scenario files every run is made of (bench/scenarios/, docs/bench.md "Variables")
+SCEN=$REPO/bench/scenarios
 
 # ---- priority ---------------------------------------------------------------------------
 # With autogroup scheduling (kernel.sched_autogroup_enabled=1) nice values only order processes
@@ -243,7 +255,7 @@ fi
 # The latency floor's echo server and client (bench/compare/echo.c).
 ECHO_BIN=$XEDGE_BUILD/bench-echo
 cc -O2 -std=c17 -Wall -Wextra -o "$ECHO_BIN" "$HERE/echo.c" || die "cannot build $HERE/echo.c" "is cc installed?"
-HAVE_BENCH=1; F_CLIENTS=--clients; TARGET_FLAGS=host; HAVE_CACHE=""
+HAVE_BENCH=1; TARGET_FLAGS=host; HAVE_CACHE=""
 if [ ! -x "$BENCH_BIN" ]; then
 	[ "${ALLOW_NO_BENCH:-0}" = 1 ] || die "$BENCH_BIN (the load generator) is missing" \
 		"build it (make all), or run without it for harness work: ALLOW_NO_BENCH=1"
@@ -278,9 +290,8 @@ need_free_port $ECHO_PORT "the echo floor"
 # --target HOST:PORT; xedge-bench has --clients and --host/--port).
 if [ -n "$HAVE_BENCH" ]; then
 	help=$("$BENCH_BIN" --help 2>&1)
-	if grep -q -- "--clients" <<<"$help"; then F_CLIENTS=--clients; else F_CLIENTS=--users; fi
 	if grep -q -- "--host" <<<"$help"; then TARGET_FLAGS=host; else TARGET_FLAGS=target; fi
-	for f in --scenario --json --pid --rate --window --user-offset --mech; do
+	for f in --scenario --var --json --pid --settle --user-offset --warmup; do
 		grep -q -- "$f" <<<"$help" || die "$BENCH_BIN --help does not list $f" "the harness needs it; see bench/compare/run.sh"
 	done
 	grep -q -- "--scram-cache" <<<"$help" && HAVE_CACHE=1 || HAVE_CACHE=""
@@ -310,6 +321,16 @@ cat >"$RES/params.json" <<EOF
 EOF
 say "$( [ $QUICK = 1 ] && echo "QUICK smoke run" || echo "full run"): targets: $TARGETS; idle $N_IDLE, login $N_LOGIN, chat $N_CHAT clients; servers on CPU $SERVER_CPU, load on CPU $LOAD_CPU; state in $BENCH_DIR"
 
+# chat_args CLIENTS PACE WARMUP SECONDS DRAIN -> CA: the arguments of a chat run on
+# bench/scenarios/chat.yaml (-s chat's --clients, --window W / --rate R ("window: W" or
+# "rate: R/s"), --warmup, --duration, --drain; SCRAM-SHA-1 as every run but the cross-check):
+# the chat step lasts WARMUP + SECONDS, the messages are measured over the last SECONDS, and
+# everyone waits DRAIN once all have stopped sending.
+chat_args() {
+	CA=(--scenario "$SCEN/chat.yaml" --var USERS=$1 --var MECH=scram-sha-1 --var "PACE=$2"
+		--var SEND=$(($3 + $4))s --var DRAIN=${5}s --warmup $3)
+}
+
 # ---- one xedge-bench run ---------------------------------------------------------------------
 # bench_run TARGET NAME SECONDS_BOUND ARGS...  -> RES/TARGET/NAME.json (+ .cmd .log .mon.json)
 bench_run() {
@@ -327,9 +348,9 @@ bench_run() {
 	local cmd=("${NICE[@]}" taskset -c $LOAD_CPU "$BENCH_BIN" "${tflags[@]}" --domain $DOMAIN --threads 1
 		--sources $SOURCES --password $PASSWORD --user-prefix bench "${cache[@]}"
 		"${pidf[@]}" --timeout 30 "$@" --json "$out.json" --plot "$out")
-	rel "${cmd[@]}" >"$out.cmd"
-	cmdlog "$(rel "${cmd[@]}")"
-	say "$name: $(rel "${cmd[@]:6}" | sed 's/--password [^ ]* //; s/ --json.*//')"
+	qrel "${cmd[@]}" >"$out.cmd"
+	cmdlog "$(qrel "${cmd[@]}")"
+	say "$name: $(qrel "${cmd[@]:6}" | sed 's/--password [^ ]* //; s/ --json.*//')"
 	# xedge's own counters around its pass-1 runs: the deltas must equal xedge-bench's counts.
 	local scrape=""
 	[ $t = xedge ] && case $name in idle|login|chat) scrape=1;; esac
@@ -344,6 +365,11 @@ bench_run() {
 	wait $CHILD; rc=$?
 	CHILD=""
 	wait $mon 2>/dev/null
+	if [ $rc = 3 ]; then
+		# the run completed; a threshold of the scenario file failed (the report has them)
+		say "$name: a threshold failed: $(grep -m1 -i 'threshold' "$out.log")"
+		rc=0
+	fi
 	if [ $rc = 124 ] || [ $rc = 137 ]; then
 		say "$name: ERROR: xedge-bench did not finish within $bound s (killed); log: $out.log"
 		echo "timed out after $bound s" >"$out.error"
@@ -440,15 +466,15 @@ for t in $TARGETS; do
 	say "offers $($PY "$HERE/harness.py" probeline "$RES/$t/probe.json"); bench0 and bench$((np - 1)) log in with SCRAM-SHA-1"
 
 	bound=$((300 + SETTLE_S + 60))
-	bench_run $t idle $bound --scenario idle $F_CLIENTS $N_IDLE --concurrency $CONCURRENCY \
-		--mech SCRAM-SHA-1 --settle $SETTLE_S --login-time 300
+	# idle.yaml: every user stays IDLE after the last login; the memory sample is at SETTLE_S
+	bench_run $t idle $bound --scenario "$SCEN/idle.yaml" --var USERS=$N_IDLE --var MECH=scram-sha-1 \
+		--var IDLE=$((SETTLE_S + 2))s --concurrency $CONCURRENCY --settle $SETTLE_S
 	[ $? = 2 ] && { fail_target $t "$t died (idle)"; continue; }
-	bench_run $t login $((300 + 60)) --scenario login $F_CLIENTS $N_LOGIN --concurrency $CONCURRENCY \
-		--mech SCRAM-SHA-1 --login-time 300
+	bench_run $t login $((300 + 60)) --scenario "$SCEN/login.yaml" --var USERS=$N_LOGIN \
+		--var MECH=scram-sha-1 --concurrency $CONCURRENCY
 	[ $? = 2 ] && { fail_target $t "$t died (login)"; continue; }
-	bench_run $t chat $((120 + WARMUP_S + CHAT_S + DRAIN_S + 60)) --scenario chat $F_CLIENTS $N_CHAT \
-		--concurrency $CONCURRENCY --mech SCRAM-SHA-1 --login-time 120 --window $CHAT_WINDOW \
-		--warmup $WARMUP_S --duration $CHAT_S --drain $DRAIN_S
+	chat_args $N_CHAT "window: $CHAT_WINDOW" $WARMUP_S $CHAT_S $DRAIN_S
+	bench_run $t chat $((120 + WARMUP_S + CHAT_S + DRAIN_S + 60)) "${CA[@]}" --concurrency $CONCURRENCY
 	[ $? = 2 ] && { fail_target $t "$t died (chat)"; continue; }
 	stop_target $t
 done
@@ -508,9 +534,10 @@ floor_run() {
 rate_pass() {
 	local n=$1 off=$2 f f1 f2 kept
 	rate_run() {
-		bench_run $t $n $((120 + WARMUP_S + CHAT_S + DRAIN_S + 60)) --scenario chat $F_CLIENTS $N_CHAT \
-			--user-offset $off --concurrency $CONCURRENCY --mech SCRAM-SHA-1 --login-time 120 \
-			--rate $RATE_PER --warmup $WARMUP_S --duration $CHAT_S --drain $DRAIN_S
+		chat_args $N_CHAT "rate: $RATE_PER/s" $WARMUP_S $CHAT_S $DRAIN_S
+		bench_run $t $n $((120 + WARMUP_S + CHAT_S + DRAIN_S + 60)) \
+			"${CA[@]}" \
+			--user-offset $off --concurrency $CONCURRENCY
 	}
 	rate_run
 	[ $? = 2 ] && { fail_target $t "$t died ($n)"; return 1; }
@@ -559,10 +586,10 @@ for t in $ok_targets; do
 		tot=$(awk -v s="$sat" -v f=$fr 'BEGIN { printf "%.0f", s * f }')
 		per=$(awk -v s="$sat" -v f=$fr -v n=$N_CURVE 'BEGIN { printf "%.4f", s * f / n }')
 		echo "{\"fraction\": $fr, \"saturation\": $sat, \"rate_total\": $tot, \"rate_per_client\": $per, \"clients\": $N_CURVE}" >"$RES/$t/curve-$i.point.json"
-		bench_run $t curve-$i $((120 + CURVE_WARMUP_S + CURVE_S + CURVE_DRAIN_S + 60)) --scenario chat \
-			$F_CLIENTS $N_CURVE --user-offset $((OFF_CURVE + i * N_CURVE)) --concurrency $CONCURRENCY \
-			--mech SCRAM-SHA-1 --login-time 120 --rate $per --warmup $CURVE_WARMUP_S \
-			--duration $CURVE_S --drain $CURVE_DRAIN_S
+		chat_args $N_CURVE "rate: $per/s" $CURVE_WARMUP_S $CURVE_S $CURVE_DRAIN_S
+		bench_run $t curve-$i $((120 + CURVE_WARMUP_S + CURVE_S + CURVE_DRAIN_S + 60)) \
+			"${CA[@]}" \
+			--user-offset $((OFF_CURVE + i * N_CURVE)) --concurrency $CONCURRENCY
 		[ $? = 2 ] && { fail_target $t "$t died (curve at $fr x its rate)"; continue 2; }
 		i=$((i + 1))
 	done
@@ -572,9 +599,10 @@ for t in $ok_targets; do
 		# is what one load-generator core can offer, and what the server delivers per second
 		# meanwhile is what it absorbs. The backlog gets a longer drain.
 		HEAD_PER=$(awk -v r=$FASTEST_RATE -v n=$N_CHAT -v f=$HEADROOM_FACTOR 'BEGIN { printf "%.4f", f * r / n }')
-		bench_run $t headroom $((120 + WARMUP_S + CHAT_S + 2 * DRAIN_S + 60)) --scenario chat $F_CLIENTS $N_CHAT \
-			--user-offset $OFF_HEAD --concurrency $CONCURRENCY --mech SCRAM-SHA-1 --login-time 120 \
-			--rate $HEAD_PER --warmup $WARMUP_S --duration $(( (CHAT_S + 1) / 2 )) --drain $((DRAIN_S * 2))
+		chat_args $N_CHAT "rate: $HEAD_PER/s" $WARMUP_S $(( (CHAT_S + 1) / 2 )) $((DRAIN_S * 2))
+		bench_run $t headroom $((120 + WARMUP_S + CHAT_S + 2 * DRAIN_S + 60)) \
+			"${CA[@]}" \
+			--user-offset $OFF_HEAD --concurrency $CONCURRENCY
 		[ $? = 2 ] && { fail_target $t "$t died (headroom)"; continue; }
 	fi
 	if tsung_target $t && [ -s "$RES/$t/provision-tsung.json" ]; then
@@ -582,7 +610,7 @@ for t in $ok_targets; do
 		mkdir -p "$ts_out"
 		cmdlog "$(rel "PORT=$(port_of $t) USERS=$TSUNG_USERS RATE=$TSUNG_RATE DURATION=$TSUNG_S CPU=$LOAD_CPU OUT=$ts_out $REPO/bench/tsung/run.sh")"
 		PORT=$(port_of $t) DOMAIN=$DOMAIN USERS=$TSUNG_USERS RATE=$TSUNG_RATE DURATION=$TSUNG_S \
-			CPU=$LOAD_CPU OUT=$ts_out DIST_PORT=$((PORT_BASE + 399)) BENCH_TAG=tsung \
+			ARRIVAL_RATE=$TSUNG_ARRIVAL SIZE=$MSG_SIZE CPU=$LOAD_CPU OUT=$ts_out DIST_PORT=$((PORT_BASE + 399)) BENCH_TAG=tsung \
 			"${NICE[@]}" "$REPO/bench/tsung/run.sh" >/dev/null &
 		CHILD=$!
 		taskset -c $LOAD_CPU $PY "$HERE/harness.py" monitor --pids "$(cat "$BENCH_DIR/$t/server.pid")" \
@@ -593,10 +621,15 @@ for t in $ok_targets; do
 		wait $mon 2>/dev/null
 		[ -s "$ts_out/tsung.json" ] &&
 			say "tsung: $($PY "$HERE/harness.py" tsungline "$ts_out/tsung.json")"
-		# The same scenario with xedge-bench: PLAIN over STARTTLS, RATE msg/s per user.
-		bench_run $t xcheck $((120 + TSUNG_S + 60)) --scenario chat $F_CLIENTS $TSUNG_USERS \
-			--user-offset $OFF_XCHECK --concurrency $CONCURRENCY --mech PLAIN --tls starttls \
-			--login-time 120 --rate $TSUNG_RATE --warmup 5 --duration $((TSUNG_S - 5)) --drain 2 --size 64
+		# The same scenario with xedge-bench (bench/scenarios/tsung-chat.yaml is
+		# bench/tsung/chat.xml.in): PLAIN over STARTTLS, one message every 1/RATE s to a random
+		# online user, TSUNG_S x RATE of them per user; arrivals as tsung's (run.sh there).
+		read -r ts_think ts_arr_s < <(awk -v r=$TSUNG_RATE -v u=$TSUNG_USERS -v a=$TSUNG_ARRIVAL \
+			'BEGIN { printf "%gms %d\n", 1000 / r, int(2 * u / a + 2) }')
+		bench_run $t xcheck $((120 + ts_arr_s + TSUNG_S + 60)) --scenario "$SCEN/tsung-chat.yaml" \
+			--var USERS=$TSUNG_USERS --var ARRIVAL=$TSUNG_ARRIVAL/s --var ARRIVAL_S=${ts_arr_s}s \
+			--var THINK=$ts_think --var MSGS=$((TSUNG_S * TSUNG_RATE)) --var SIZE=$MSG_SIZE \
+			--user-offset $OFF_XCHECK --tls starttls
 	fi
 	stop_target $t
 done

@@ -60,6 +60,14 @@ def bench_json(scenario, clients, *, per_s=None, login_p=None, recv=None, sent=N
     return d
 
 
+def xcheck(d, sent, received):
+    """A cross-check run of bench/scenarios/tsung-chat.yaml: the whole run's counts."""
+    d["scenario_file"] = {"name": "tsung-chat", "chat": {"sent": sent, "sent_measured": sent,
+                                                         "received": received,
+                                                         "received_measured": received}}
+    return d
+
+
 def issue_shape(scenario, clients, *, per_sec=None, chat_rate=None, p99=None, per_session=None):
     """The JSON shape sketched in issue 3."""
     d = {"scenario": scenario, "clients": clients,
@@ -120,7 +128,8 @@ def main():
     put("prosody/login.json", bench_json("login", 500, per_s=600.0, login_p=(30, 60, 120, 200, 300, 40)))
     put("prosody/chat.json", bench_json("chat", 200, recv=4000.0, msg_p=(150, 200, 260, 300, 400, 160)))
     put("prosody/rate.json", bench_json("chat", 200, recv=1000.0, msg_p=(3, 8, 30, 60, 90, 5), rate=5))
-    put("prosody/xcheck.json", bench_json("chat", 100, recv=495.0, msg_p=(2, 5, 20, 40, 60, 3), rate=5))
+    put("prosody/xcheck.json", xcheck(bench_json("tsung-chat", 100, recv=495.0, msg_p=(2, 5, 20, 40, 60, 3),
+                                              sent=500.0, rate=5), 10000, 9990))
     put("prosody/xcheck.mon.json", {"seconds": 25, "target_cpu": 40, "bench_cpu": 5, "monitor_cpu": 0.3,
                                     "foreign_cpu": 2.0, "foreign_cpu_peak": 4.0})
     # ejabberd: the issue's shape; no login run
@@ -137,7 +146,8 @@ def main():
                    "series": [{"t": 5 * i, "sent": 2500, "delivered": 2500, "dt": 5 if i else None}
                               for i in range(5)]})
     put("xedge/tsung/tsung.mon.json", {"seconds": 25, "target_cpu": 10, "bench_cpu": 30, "monitor_cpu": 0.3})
-    put("xedge/xcheck.json", bench_json("chat", 100, recv=499.0, msg_p=(0.5, 1, 2, 4, 8, 0.6), rate=5))
+    put("xedge/xcheck.json", xcheck(bench_json("tsung-chat", 100, recv=499.0, msg_p=(0.5, 1, 2, 4, 8, 0.6),
+                                            sent=500.0, rate=5), 10000, 10000))
 
 
 if __name__ == "__main__":

@@ -184,7 +184,7 @@ static void test_merge_keeps_and_reports(void **state)
 				     "<td>15</td>"));
 	assert_non_null(strstr(html, "  2  chat to self, body 64 bytes  (line 9)\n"));
 	assert_non_null(strstr(html, "connect (the target&#39;s transport)"));
-	assert_non_null(strstr(html, "<td>20/s for 1s: 20 users</td><td>20</td><td>20</td><td>3</td>"));
+	assert_non_null(strstr(html, "<td class=\"l\">20/s for 1s: 20 users</td><td>20</td><td>20</td><td>3</td>"));
 	assert_non_null(strstr(html, "<td>login.count == 4</td><td>20</td>"));
 	assert_non_null(strstr(html, "<td class=\"pass\">pass</td>"));
 	assert_non_null(strstr(html, "<td>login.p99 &lt; 1us</td><td>21</td>"));

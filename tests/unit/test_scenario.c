@@ -538,6 +538,130 @@ static void test_resume_keys(void **state)
 	fails_at(HEAD LOGIN "      - sm\n      - resume: {offline: soon}\n", 9, "resume.offline");
 }
 
+/* Substitute text with vars ("NAME=VALUE" each); the result or NULL (err set). */
+static char *subst(const char *text, const char *const *assign, unsigned n)
+{
+	struct scn_var v[8];
+	size_t len;
+	char *out;
+
+	assert_true(n <= 8);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(scn_var_parse(assign[i], &v[i], err, sizeof(err)), 0);
+	err[0] = 0;
+	if (scn_subst(text, strlen(text), "t.yaml", v, n, &out, &len, err, sizeof(err)) < 0) {
+		assert_null(out);
+		return NULL;
+	}
+	assert_int_equal(len, strlen(out));
+	return out;
+}
+
+static void subst_is(const char *text, const char *const *assign, unsigned n, const char *want)
+{
+	char *out = subst(text, assign, n);
+
+	if (!out)
+		fail_msg("%s: %s", text, err);
+	assert_string_equal(out, want);
+	free(out);
+}
+
+static void subst_fails(const char *text, const char *const *assign, unsigned n, const char *want)
+{
+	char *out = subst(text, assign, n);
+
+	if (out)
+		fail_msg("%s: substituted to \"%s\", expected \"%s\"", text, out, want);
+	if (!strstr(err, want))
+		fail_msg("expected \"%s\", got \"%s\"", want, err);
+}
+
+static void test_vars(void **state)
+{
+	const char *const ab[] = { "A=1", "B=x y" }, *const a[] = { "A=1" }, *const e[] = { "E=" };
+	struct scn_var v;
+
+	/* values, defaults, the empty value, "$$", text without references */
+	subst_is("n: ${A}\nm: '${B}'\n", ab, 2, "n: 1\nm: 'x y'\n");
+	subst_is("n: ${A:-5}\nm: ${C:-5/s}\n", a, 1, "n: 1\nm: 5/s\n");
+	subst_is("n: ${C:-}!", NULL, 0, "n: !");
+	subst_is("e: [${E}]", e, 1, "e: []");
+	subst_is("cost: $5, $$ and $${A}: ${A}", a, 1, "cost: $5, $ and ${A}: 1");
+	subst_is("no variables\n", NULL, 0, "no variables\n");
+	subst_is("", NULL, 0, "");
+	subst_is("${A}${A}${A:-2}", a, 1, "111");
+	/* errors name the line */
+	subst_fails("a: 1\nb: ${B}\n", NULL, 0, "t.yaml:2: ${B} is not set (--var B=VALUE");
+	subst_fails("a: 1\n\n\nb: ${B\n", NULL, 0, "t.yaml:4: ${B: expected ':-DEFAULT' or '}'");
+	subst_fails("b: ${B:-5\n}\n", NULL, 0, "t.yaml:1: ${B: expected '}' on the same line");
+	subst_fails("b: ${B:-${C}}\n", NULL, 0, "t.yaml:1: ${B: expected '}'");
+	subst_fails("x\nb: ${1B}\n", NULL, 0, "t.yaml:2: '${' must be followed by a variable name");
+	subst_fails("b: ${}\n", NULL, 0, "t.yaml:1: '${' must be followed");
+	subst_is("b: $", NULL, 0, "b: $");
+	subst_fails("b: ${", NULL, 0, "t.yaml:1: '${' must be followed");
+	subst_fails("b: 1\n", a, 1, "t.yaml: --var A: the file has no ${A}");
+	/* --var NAME=VALUE */
+	assert_int_equal(scn_var_parse("N_CHAT=2000", &v, err, sizeof(err)), 0);
+	assert_string_equal(v.name, "N_CHAT");
+	assert_string_equal(v.value, "2000");
+	assert_int_equal(scn_var_parse("X=a=b", &v, err, sizeof(err)), 0);
+	assert_string_equal(v.value, "a=b");
+	assert_int_equal(scn_var_parse("=1", &v, err, sizeof(err)), -1);
+	assert_int_equal(scn_var_parse("X", &v, err, sizeof(err)), -1);
+	assert_int_equal(scn_var_parse("9X=1", &v, err, sizeof(err)), -1);
+	assert_int_equal(scn_var_parse("X-Y=1", &v, err, sizeof(err)), -1);
+	assert_int_equal(scn_var_parse("X=a\nb", &v, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "line break"));
+}
+
+/* Through the loader: the values reach the model, the lines stay the lines. */
+static void test_vars_load(void **state)
+{
+	static const char y[] =
+		"phases: [{users: ${N:-10}}]\n"
+		"sessions:\n  - name: a\n    steps:\n" LOGIN
+		"      - chat: {rate: ${RATE:-1/s}, count: ${COUNT}}\n"
+		"      - think: ${T:-2s}\n";
+
+	scn_vars_clear();
+	fails_at(y, 8, "${COUNT} is not set");
+	assert_int_equal(scn_vars_add("COUNT=3", err, sizeof(err)), 0);
+	assert_int_equal(tload(y), 0);
+	assert_int_equal(scn_phase_users(&S.phases[0]), 10);
+	assert_int_equal(step(3)->u.send.count, 3);
+	assert_true(step(3)->u.send.rate == 1.0);
+	assert_int_equal(step(4)->u.think.a_ns, 2000000000ull);
+	assert_int_equal(step(4)->line, 9);
+	assert_int_equal(scn_vars_add("N=250", err, sizeof(err)), 0);
+	assert_int_equal(scn_vars_add("RATE=2.5/s", err, sizeof(err)), 0);
+	assert_int_equal(scn_vars_add("COUNT=7", err, sizeof(err)), 0);   /* replaces 3 */
+	assert_int_equal(tload(y), 0);
+	assert_int_equal(scn_phase_users(&S.phases[0]), 250);
+	assert_int_equal(step(3)->u.send.count, 7);
+	assert_true(step(3)->u.send.rate == 2.5);
+	/* a value the parser refuses: the error is on the reference's line */
+	assert_int_equal(scn_vars_add("RATE=fast", err, sizeof(err)), 0);
+	fails_at(y, 8, "rate");
+	assert_int_equal(scn_vars_add("RATE=1/s", err, sizeof(err)), 0);
+	/* a variable the file does not use */
+	assert_int_equal(scn_vars_add("NOPE=1", err, sizeof(err)), 0);
+	scn_free(&S);
+	assert_int_equal(scn_load_mem(y, strlen(y), "t.yaml", &S, err, sizeof(err)), -1);
+	assert_string_equal(err, "t.yaml: --var NOPE: the file has no ${NOPE}");
+	scn_vars_clear();
+	/* a shipped file with its variables given */
+	assert_int_equal(scn_vars_add("USERS=40", err, sizeof(err)), 0);
+	assert_int_equal(scn_vars_add("PACE=rate: 0.5/s", err, sizeof(err)), 0);
+	scn_free(&S);
+	if (scn_load("bench/scenarios/chat.yaml", &S, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	assert_int_equal(scn_phase_users(&S.phases[0]), 40);
+	assert_true(S.sessions[0].steps[6].op == SCN_CHAT && S.sessions[0].steps[6].u.send.rate == 0.5);
+	assert_int_equal(S.sessions[0].steps[6].line, 32);
+	scn_vars_clear();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -553,6 +677,8 @@ int main(void)
 		cmocka_unit_test(test_static_checks),
 		cmocka_unit_test(test_describe),
 		cmocka_unit_test(test_resume_keys),
+		cmocka_unit_test(test_vars),
+		cmocka_unit_test(test_vars_load),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 
