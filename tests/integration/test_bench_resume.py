@@ -8,17 +8,14 @@ resume.  Refusals: a server that grants no resumption (xedge resume_timeout 0), 
 session expired while the user was offline (xedge resume_timeout 1, Prosody
 smacks_hibernation_time 1; `offline: 3s`) show their causes in the JSON.  bench/scenarios/mixed.yaml (which resumes) loads and runs scaled down.  The load
 generator is the release build in build/, as in test_bench_scenario.py."""
-import concurrent.futures
 import json
-import os
-import subprocess
 
 import pytest
 
 from conftest import REPO
 from peers import prosody  # noqa: F401
-
-BENCH = os.environ.get("XEDGE_BENCH", str(REPO / "build" / "xedge-bench"))
+from test_bench_scenario import add_users, tx
+from test_bench_scenario import run as bench_run
 
 # 8 users at once, two sessions taking turns (the weights are equal): user 2k resumes, user
 # 2k+1 (its peer: `to: peer` pairs 2k and 2k+1) writes to it for 2 s, across the resumer's
@@ -63,17 +60,7 @@ sessions:
 
 
 def run(*args, timeout=120):
-    return subprocess.run([BENCH, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def add_users(server, prefix, pw, n):
-    with concurrent.futures.ThreadPoolExecutor(4) as ex:
-        list(ex.map(lambda i: server.ctl("user", "add", f"{prefix}{i}@localhost", pw), range(n)))
-
-
-def tx(res, name):
-    return res["transactions"][name]
+    return bench_run(*args, timeout=timeout)
 
 
 def scenario(tmp_path, name, tls="starttls", mech="scram-sha-1", resume=""):
