@@ -38,6 +38,10 @@
 #include "bench/target.h"
 #include "bench/threshold.h"
 
+#ifndef XEDGE_NO_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
 #define TICK_NS 100000000ull
 
 struct bench B;
@@ -914,6 +918,49 @@ static void progress(const struct bench_point *p, uint64_t failed, int ph, bool 
 		fprintf(stderr, "%s\n", line);
 }
 
+/* The generator's own memory now (result_gen_mem): VmRSS, and jemalloc's
+ * heap counters, refreshed by writing "epoch" (0 without jemalloc). */
+static void gen_mem_sample(uint64_t *rss_kib, uint64_t *alloc, uint64_t *resident)
+{
+	pid_t self = getpid();
+	struct target_sample ts;
+
+	*rss_kib = target_sample(&self, 1, &ts) ? ts.rss_kib : 0;
+	*alloc = *resident = 0;
+#ifndef XEDGE_NO_JEMALLOC
+	{
+		uint64_t epoch = 1;
+		size_t v, sz = sizeof(epoch);
+
+		if (mallctl("epoch", &epoch, &sz, &epoch, sz) != 0)
+			return;
+		sz = sizeof(v);
+		if (mallctl("stats.allocated", &v, &sz, NULL, 0) == 0)
+			*alloc = v;
+		sz = sizeof(v);
+		if (mallctl("stats.resident", &v, &sz, NULL, 0) == 0)
+			*resident = v;
+	}
+#endif
+}
+
+/* The hold: the generator's memory with n sessions online.  A later sample
+ * holding as many as the peak so far, or within 0.1 % of it (a few sessions
+ * lost during the hold), replaces an earlier one: the end of the hold wins.
+ * Controller thread only. */
+static void gen_mem_held(struct result_gen_mem *m, uint64_t n)
+{
+	static uint64_t peak;
+
+	if (n > peak)
+		peak = n;
+	if (!n || n * 1000 < peak * 999)
+		return;
+	m->held = true;
+	m->sessions_held = n;
+	gen_mem_sample(&m->rss_held_kib, &m->heap_alloc_held, &m->heap_resident_held);
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_opts *o = &B.o;
@@ -1042,6 +1089,7 @@ int main(int argc, char **argv)
 		 o->scenario == SC_MUC ? "muc" : o->scenario == SC_FILE ? bs_name() : "connect");
 	if (target_sample(&self, 1, &gen))
 		rr.gen_rss_start_kib = rr.gen_rss_max_kib = gen.rss_kib;
+	gen_mem_sample(&rr.gm.rss_before_kib, &rr.gm.heap_alloc_before, &rr.gm.heap_resident_before);
 	B.run_id = (uint32_t)(B.t0 / 1000) ^ (uint32_t)getpid();
 	if (o->scenario == SC_MUC) {
 		if (bm_init() < 0) {
@@ -1152,6 +1200,8 @@ int main(int argc, char **argv)
 			res.series[res.nseries++] = p;
 			if (target_sample(&self, 1, &gen) && gen.rss_kib > rr.gen_rss_max_kib)
 				rr.gen_rss_max_kib = gen.rss_kib;
+			if (o->scenario != SC_IDLE)    /* -s idle: at the --settle sample */
+				gen_mem_held(&rr.gm, p.online);
 			if (report_point(&rr, &sec, &p, (rr.start_unix_ns + (int64_t)(next_sec - B.t0)) /
 					 1000000000ll) < 0) {
 				fprintf(stderr, "xedge-bench: out of memory\n");
@@ -1233,6 +1283,7 @@ int main(int argc, char **argv)
 				if (o->scenario == SC_IDLE && !idle_sampled) {
 					if (now - phase_t >= (uint64_t)(o->settle * 1e9)) {
 						res.sessions = GAUGE(g_online);
+						gen_mem_held(&rr.gm, res.sessions);
 						if (o->npids && target_sample(o->pids, o->npids, &ts_now)) {
 							res.rss_after = ts_now.rss_kib;
 							res.idle_mem = true;
