@@ -132,7 +132,7 @@ fuzz: test-deps $(FUZZERS)
 PEER_SUITES = test_federation test_fedns test_biboumi test_profanity
 RELEASE_SUITES = test_exhaustion test_clients test_im_flows test_tls_interop \
 	test_upstream test_drain test_reload
-BENCH_SUITES = test_bench_dist test_bench_muc test_bench_report test_bench_scenario
+BENCH_SUITES = test_bench_dist test_bench_generator test_bench_muc test_bench_report test_bench_scenario
 ASAN_DESELECT = tests/integration/test_exhaustion.py::test_overload_keeps_every_session
 integration: test-deps all asan
 	XEDGE_BIN=$(BUILD)/asan $(PYTEST) -q -p no:cacheprovider tests/integration \
