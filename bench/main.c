@@ -1032,6 +1032,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, "xedge-bench: warning: cannot read --scram-cache %s: %s\n",
 				o->scram_cache, strerror(-r));
 	}
+	/* The generator's memory before the sessions: before their slots too (struct bclient
+	 * here, the executor's per-slot state, the threads' per-client lists), which a
+	 * session costs as much as its TLS and buffers. */
+	gen_mem_sample(&rr.gm.rss_before_kib, &rr.gm.heap_alloc_before, &rr.gm.heap_resident_before);
 	B.clients = calloc(o->clients, sizeof(*B.clients));
 	B.threads = calloc(B.nthreads, sizeof(*B.threads));
 	if (!B.clients || !B.threads) {
@@ -1089,7 +1093,6 @@ int main(int argc, char **argv)
 		 o->scenario == SC_MUC ? "muc" : o->scenario == SC_FILE ? bs_name() : "connect");
 	if (target_sample(&self, 1, &gen))
 		rr.gen_rss_start_kib = rr.gen_rss_max_kib = gen.rss_kib;
-	gen_mem_sample(&rr.gm.rss_before_kib, &rr.gm.heap_alloc_before, &rr.gm.heap_resident_before);
 	B.run_id = (uint32_t)(B.t0 / 1000) ^ (uint32_t)getpid();
 	if (o->scenario == SC_MUC) {
 		if (bm_init() < 0) {

@@ -118,6 +118,9 @@ timeouts:
   handshake: 60
   auth: 120
   idle: 900
+  # a login waits this long for the one session-server thread: on a shared 2-core box it can
+  # be starved for seconds (the default 2 s turned 503 of 200,000 logins into temporary errors)
+  session_server: 30
 session_server:
   database: $DIR/xedge.db
   admin_socket: $DIR/admin.sock
