@@ -19,7 +19,12 @@
 # Before anything runs the free memory is checked: N is lowered to what fits in MemAvailable
 # (about 32 KiB per session with both ends, kernel and handshakes in flight), saying so.
 #
-# Environment (all optional): N (200000), HOLD (30 s), CONC (800 logins in progress: below
+# Then a short chat run against the same server (CHAT_N clients, one generator thread, closed
+# loop, CHAT_S seconds): the CPU each side spends per message delivered, i.e. how many messages
+# one generator thread could generate against how many the server takes per core.
+#
+# Environment (all optional): N (200000), HOLD (30 s), CHAT_N (2000), CHAT_S (15),
+# CONC (800 logins in progress: below
 # xedge's limits.max_tls_handshakes of 1024), SCALE_DIR (/tmp/xedge-bench-scale: wiped at start),
 # SCALE_PORT (25422: Direct TLS; +1 STARTTLS), SCALE_DEADLINE (1800 s: the whole run is stopped
 # past it), XEDGE_BUILD (build).  Traffic stays on 127.0.0.0/8.
@@ -29,7 +34,7 @@
 {
 set -u
 RUN_COMMAND="make bench-scale"
-for v in N HOLD CONC SCALE_DIR SCALE_PORT SCALE_DEADLINE; do
+for v in N HOLD CONC CHAT_N CHAT_S SCALE_DIR SCALE_PORT SCALE_DEADLINE; do
 	[ -n "${!v-}" ] && RUN_COMMAND="$RUN_COMMAND $v=${!v}"
 done
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -39,6 +44,7 @@ PY=/usr/bin/python3
 T_RUN=$(now)
 
 N=${N:-200000}; HOLD=${HOLD:-30}; CONC=${CONC:-800}
+CHAT_N=${CHAT_N:-2000}; CHAT_S=${CHAT_S:-15}
 DIR=${SCALE_DIR:-/tmp/xedge-bench-scale}
 PORT=${SCALE_PORT:-25422}
 DEADLINE=${SCALE_DEADLINE:-1800}
@@ -168,8 +174,18 @@ say "xedge-bench: $N users over Direct TLS from $SOURCES_N source addresses, $CO
 run_job "${cmd[@]}" >"$RES/bench.log" 2>"$RES/bench.err"
 brc=$?
 stop_tree "$SAMPLER" sampler 2; SAMPLER=""
-alive $XPID || say "ERROR: xedge died during the run (log: $DIR/xedge.log)"
+alive $XPID || die "xedge died during the run (log: $DIR/xedge.log)"
 [ -s "$RES/bench.json" ] || die "xedge-bench wrote no JSON (exit $brc; $RES/bench.err)"
+
+# Chat generation against the same server: one generator thread, closed loop, CHAT_N clients
+# for CHAT_S seconds; the CPU each side spends per message delivered (--pid sampling).
+cmd=("$B/xedge-bench" -s chat -n $CHAT_N --threads 1 --tls direct --host 127.0.0.1 --port $PORT
+     --user-prefix $PREFIX --password $PASSWORD --mech SCRAM-SHA-256 --scram-cache "$DIR/scram.cache"
+     --sources 127.1.0.1 --concurrency 200 --timeout 60 --warmup 3 --duration $CHAT_S --pid $XPID
+     --json "$RES/chat.json")
+echo "${cmd[*]}" | sed "s|$REPO/||g; s|$DIR|\$SCALE_DIR|g" >>"$RES/command.txt"
+say "chat: $CHAT_N clients, one generator thread, $CHAT_S s"
+run_job "${cmd[@]}" >"$RES/chat.log" 2>"$RES/chat.err" || say "ERROR: the chat run failed (exit $?; $RES/chat.err)"
 cat >"$RES/params.json" <<EOF
 {"command": "$RUN_COMMAND", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "n_asked": $N_ASKED, "n": $N,
  "hold_s": $HOLD, "concurrency": $CONC, "workers": $WORKERS, "sources": $SOURCES_N, "bench_exit": $brc,

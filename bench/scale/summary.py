@@ -29,6 +29,32 @@ def held_point(b):
     return best
 
 
+def chat(res, out):
+    """The chat run: messages delivered per second and the CPU per message of each side, over
+    its seconds of traffic (the first and last, partial, left out)."""
+    try:
+        c = json.load(open(res + "/chat.json"))
+    except (OSError, ValueError):
+        out.append("| chat run | no result (see chat.err) |")
+        return
+    pts = [p for p in c["series"] if p["recv_s"] > 0 and p["sent_s"] > 0][1:-1]
+    msgs = sum(p["recv_s"] for p in pts)
+    if not pts or not msgs:
+        out.append("| chat run | no messages delivered |")
+        return
+    gen_us = sum(p["bench_cpu"] for p in pts) / 100 * 1e6 / msgs
+    srv_us = sum(p["target_cpu"] for p in pts) / 100 * 1e6 / msgs
+    m = c["messages"]
+    out.append("| chat, closed loop, %d clients, one generator thread: delivered | %.0f messages/s "
+               "(%d s; lost %d) |" % (c["logins"]["logged_in"], msgs / len(pts), len(pts),
+                                       m["lost"]))
+    out.append("| chat: CPU per message delivered, generator / server | %.1f µs (%.0f %% of a core)"
+               " / %.1f µs (%.0f %%) |" % (gen_us, sum(p["bench_cpu"] for p in pts) / len(pts),
+                                           srv_us, sum(p["target_cpu"] for p in pts) / len(pts)))
+    out.append("| chat: one generator thread's capacity / the server's per core | %.0f / %.0f "
+               "messages/s (%.1f×) |" % (1e6 / gen_us, 1e6 / srv_us, srv_us / gen_us))
+
+
 def kib(n):
     return "%.2f KiB" % (n / 1024)
 
@@ -84,6 +110,7 @@ def main():
                % (kib(slab_b), kib(tcp_b), slab_peak / 1024, tcp_peak * p["page_size"] / 1048576))
     out.append("| generator CPU (avg, of one core) / server CPU (avg) | %.0f %% / %.0f %% |"
                % (g["cpu_avg"], b["target_load"]["cpu_avg"]))
+    chat(res, out)
     errs = b["errors"]["by_cause"]
     if errs:
         out.append("\nFailures: " + ", ".join("%s %d" % kv for kv in sorted(errs.items())))
