@@ -19,11 +19,12 @@
 # Before anything runs the free memory is checked: N is lowered to what fits in MemAvailable
 # (about 32 KiB per session with both ends, kernel and handshakes in flight), saying so.
 #
-# Then a short chat run against the same server (CHAT_N clients, one generator thread, closed
-# loop, CHAT_S seconds): the CPU each side spends per message delivered, i.e. how many messages
-# one generator thread could generate against how many the server takes per core.
+# Then a short chat run against the same server, each pinned to a CPU of its own (CHAT_N
+# clients, one generator thread, open loop at CHAT_RATE messages/s in all, CHAT_S seconds): what
+# one generator thread offers against what the server absorbs, and the CPU of each.
 #
 # Environment (all optional): N (200000), HOLD (30 s), CHAT_N (2000), CHAT_S (15),
+# CHAT_RATE (200000),
 # CONC (800 logins in progress: below
 # xedge's limits.max_tls_handshakes of 1024), SCALE_DIR (/tmp/xedge-bench-scale: wiped at start),
 # SCALE_PORT (25422: Direct TLS; +1 STARTTLS), SCALE_DEADLINE (1800 s: the whole run is stopped
@@ -34,7 +35,7 @@
 {
 set -u
 RUN_COMMAND="make bench-scale"
-for v in N HOLD CONC CHAT_N CHAT_S SCALE_DIR SCALE_PORT SCALE_DEADLINE; do
+for v in N HOLD CONC CHAT_N CHAT_S CHAT_RATE SCALE_DIR SCALE_PORT SCALE_DEADLINE; do
 	[ -n "${!v-}" ] && RUN_COMMAND="$RUN_COMMAND $v=${!v}"
 done
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -44,7 +45,7 @@ PY=/usr/bin/python3
 T_RUN=$(now)
 
 N=${N:-200000}; HOLD=${HOLD:-30}; CONC=${CONC:-800}
-CHAT_N=${CHAT_N:-2000}; CHAT_S=${CHAT_S:-15}
+CHAT_N=${CHAT_N:-2000}; CHAT_S=${CHAT_S:-15}; CHAT_RATE=${CHAT_RATE:-200000}
 DIR=${SCALE_DIR:-/tmp/xedge-bench-scale}
 PORT=${SCALE_PORT:-25422}
 DEADLINE=${SCALE_DEADLINE:-1800}
@@ -177,14 +178,18 @@ stop_tree "$SAMPLER" sampler 2; SAMPLER=""
 alive $XPID || die "xedge died during the run (log: $DIR/xedge.log)"
 [ -s "$RES/bench.json" ] || die "xedge-bench wrote no JSON (exit $brc; $RES/bench.err)"
 
-# Chat generation against the same server: one generator thread, closed loop, CHAT_N clients
-# for CHAT_S seconds; the CPU each side spends per message delivered (--pid sampling).
-cmd=("$B/xedge-bench" -s chat -n $CHAT_N --threads 1 --tls direct --host 127.0.0.1 --port $PORT
+# Chat generation against the same server, each on a CPU of its own (xedge's threads on CPU 0,
+# the generator on CPU 1): one generator thread, CHAT_N clients, open loop at CHAT_RATE
+# messages/s in all — more than the server takes — for CHAT_S seconds: what the generator
+# offers against what the server absorbs, and the CPU of each (--pid sampling).
+taskset -a -p -c 0 $XPID >/dev/null || say "WARNING: cannot pin xedge to CPU 0"
+rate=$(awk -v r=$CHAT_RATE -v n=$CHAT_N 'BEGIN { printf "%.4f", r / n }')
+cmd=(taskset -c 1 "$B/xedge-bench" -s chat -n $CHAT_N --threads 1 --tls direct --host 127.0.0.1 --port $PORT
      --user-prefix $PREFIX --password $PASSWORD --mech SCRAM-SHA-256 --scram-cache "$DIR/scram.cache"
-     --sources 127.1.0.1 --concurrency 200 --timeout 60 --warmup 3 --duration $CHAT_S --pid $XPID
-     --json "$RES/chat.json")
+     --sources 127.1.0.1 --concurrency 200 --timeout 60 --rate $rate --warmup 3 --duration $CHAT_S
+     --drain 5 --pid $XPID --json "$RES/chat.json")
 echo "${cmd[*]}" | sed "s|$REPO/||g; s|$DIR|\$SCALE_DIR|g" >>"$RES/command.txt"
-say "chat: $CHAT_N clients, one generator thread, $CHAT_S s"
+say "chat: $CHAT_N clients, one generator thread, $CHAT_RATE messages/s offered, $CHAT_S s"
 run_job "${cmd[@]}" >"$RES/chat.log" 2>"$RES/chat.err" || say "ERROR: the chat run failed (exit $?; $RES/chat.err)"
 cat >"$RES/params.json" <<EOF
 {"command": "$RUN_COMMAND", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "n_asked": $N_ASKED, "n": $N,
