@@ -207,6 +207,25 @@ static void muc_rows(FILE *f, const struct bench_result *r)
 			(double)r->rss_join1 / 1024, muc_kib_per_occupant(r), muc_kib_per_session(r));
 }
 
+/* The generator's own memory per session held (result_gen_mem). */
+static void gen_mem_rows(FILE *f, const struct result_gen_mem *m)
+{
+	if (!m->held) {
+		fprintf(f, "bench memory   not measured (no session was online at a sample)\n");
+		return;
+	}
+	fprintf(f, "bench memory   rss %.1f MiB -> %.1f MiB holding %llu sessions: %.0f bytes per "
+		"session\n", (double)m->rss_before_kib / 1024, (double)m->rss_held_kib / 1024,
+		(unsigned long long)m->sessions_held, result_gen_bytes_per_session(m, false));
+	if (m->heap_alloc_held)
+		fprintf(f, "               heap (jemalloc) allocated %.1f -> %.1f MiB: %.0f bytes per "
+			"session; resident %.1f -> %.1f MiB\n", (double)m->heap_alloc_before / 1048576,
+			(double)m->heap_alloc_held / 1048576, result_gen_bytes_per_session(m, true),
+			(double)m->heap_resident_before / 1048576,
+			(double)m->heap_resident_held / 1048576);
+	fprintf(f, "               (the kernel's socket memory is not in the process's RSS)\n");
+}
+
 static double logins_per_s(const struct bench_result *r)
 {
 	return r->login_span_s > 0 ? (double)r->total.logged_in / r->login_span_s : 0;
@@ -339,6 +358,8 @@ void report_summary(FILE *f, const struct bench_result *r)
 	}
 	fprintf(f, "bench          cpu avg %.1f %%   cpu max %.1f %% (of one core; %u threads)\n",
 		r->bench_cpu_avg, r->bench_cpu_max, B.nthreads);
+	if (r->rs)
+		gen_mem_rows(f, &r->rs->gm);
 	if (s->unexpected)
 		fprintf(f, "note: %llu stanzas the simulated clients did not expect (ignored)\n",
 			(unsigned long long)s->unexpected);

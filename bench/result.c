@@ -164,6 +164,16 @@ double result_kib_per_session(const struct result *r)
 	return ((double)r->gen_rss_max_kib - (double)r->gen_rss_start_kib) / (double)r->peak_sessions;
 }
 
+double result_gen_bytes_per_session(const struct result_gen_mem *m, bool heap)
+{
+	double before = heap ? (double)m->heap_alloc_before : (double)m->rss_before_kib * 1024;
+	double held = heap ? (double)m->heap_alloc_held : (double)m->rss_held_kib * 1024;
+
+	if (!m->held || !m->sessions_held || (heap && !m->heap_alloc_held))
+		return -1;
+	return (held - before) / (double)m->sessions_held;
+}
+
 double result_txn_rate(const struct result *r, int txn)
 {
 	return r->duration_s > 0 ? (double)r->tx[txn].count / r->duration_s : 0;
@@ -389,6 +399,16 @@ int result_merge(struct result *into, const struct result *from)
 	into->gen_rss_max_kib += from->gen_rss_max_kib;
 	into->peak_sessions += from->peak_sessions;
 	into->interrupted |= from->interrupted;
+	if (from->gm.held) {
+		into->gm.held = true;
+		into->gm.sessions_held += from->gm.sessions_held;
+		into->gm.rss_before_kib += from->gm.rss_before_kib;
+		into->gm.rss_held_kib += from->gm.rss_held_kib;
+		into->gm.heap_alloc_before += from->gm.heap_alloc_before;
+		into->gm.heap_alloc_held += from->gm.heap_alloc_held;
+		into->gm.heap_resident_before += from->gm.heap_resident_before;
+		into->gm.heap_resident_held += from->gm.heap_resident_held;
+	}
 	return 0;
 }
 
@@ -459,6 +479,29 @@ static void json_ptxn(FILE *f, const struct result_ptxn *x)
 	fprintf(f, "]}");
 }
 
+/* JSON: a number, or null when negative (unknown). */
+static void json_num_or_null(FILE *f, double v)
+{
+	if (v >= 0)
+		fprintf(f, "%.1f", v);
+	else
+		fprintf(f, "null");
+}
+
+/* The held-sessions fields of the "generator" object (after its others). */
+static void json_gen_mem(FILE *f, const struct result_gen_mem *m)
+{
+	fprintf(f, ", \"sessions_held\": %" PRIu64 ", \"rss_before_kib\": %" PRIu64
+		", \"rss_held_kib\": %" PRIu64 ", \"bytes_per_session\": ", m->sessions_held,
+		m->rss_before_kib, m->rss_held_kib);
+	json_num_or_null(f, result_gen_bytes_per_session(m, false));
+	fprintf(f, ", \"heap_allocated_before\": %" PRIu64 ", \"heap_allocated_held\": %" PRIu64
+		", \"heap_resident_before\": %" PRIu64 ", \"heap_resident_held\": %" PRIu64
+		", \"heap_bytes_per_session\": ", m->heap_alloc_before, m->heap_alloc_held,
+		m->heap_resident_before, m->heap_resident_held);
+	json_num_or_null(f, result_gen_bytes_per_session(m, true));
+}
+
 void result_json_fields(FILE *f, const struct result *r)
 {
 	uint64_t ops = result_operations(r);
@@ -482,9 +525,11 @@ void result_json_fields(FILE *f, const struct result *r)
 		", \"rss_max_kib\": %" PRIu64 ", \"peak_sessions\": %" PRIu64 ", \"kib_per_session\": ",
 		r->gen_cpu_avg, r->gen_cpu_max, r->gen_rss_start_kib, r->gen_rss_max_kib, r->peak_sessions);
 	if (kps >= 0)
-		fprintf(f, "%.2f},\n", kps);
+		fprintf(f, "%.2f", kps);
 	else
-		fprintf(f, "null},\n");
+		fprintf(f, "null");
+	json_gen_mem(f, &r->gm);
+	fprintf(f, "},\n");
 	fprintf(f, "  \"transactions\": {\n");
 	for (int k = 0; k < TX_N; k++) {
 		const struct result_txn *x = &r->tx[k];
@@ -778,6 +823,13 @@ int result_read_json(const char *path, struct result *r, char *err, size_t cap)
 	(void)get_u64(o, "rss_start_kib", &r->gen_rss_start_kib);
 	(void)get_u64(o, "rss_max_kib", &r->gen_rss_max_kib);
 	(void)get_u64(o, "peak_sessions", &r->peak_sessions);
+	r->gm.held = get_u64(o, "sessions_held", &r->gm.sessions_held) == 0 && r->gm.sessions_held;
+	(void)get_u64(o, "rss_before_kib", &r->gm.rss_before_kib);
+	(void)get_u64(o, "rss_held_kib", &r->gm.rss_held_kib);
+	(void)get_u64(o, "heap_allocated_before", &r->gm.heap_alloc_before);
+	(void)get_u64(o, "heap_allocated_held", &r->gm.heap_alloc_held);
+	(void)get_u64(o, "heap_resident_before", &r->gm.heap_resident_before);
+	(void)get_u64(o, "heap_resident_held", &r->gm.heap_resident_held);
 	o = json_object_get(root, "transactions");
 	if (!json_is_object(o)) {
 		read_fail(err, cap, "%s: no \"transactions\"", path);

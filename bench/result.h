@@ -93,6 +93,22 @@ struct result_point {
 	struct result_ptxn tx[TX_N];
 };
 
+/*
+ * The generator's own memory per session: sampled before the first
+ * connection and at the end of the hold (the last second that held the
+ * most sessions online; -s idle: the --settle sample).  VmRSS, and the
+ * heap as jemalloc counts it (stats.allocated: bytes in live allocations;
+ * stats.resident: pages the allocator holds), 0 when not linked.  Kernel
+ * socket memory is in neither.  Merged: summed (one process per slice).
+ */
+struct result_gen_mem {
+	bool held;                    /* the held sample was taken */
+	uint64_t sessions_held;       /* users online at that sample */
+	uint64_t rss_before_kib, rss_held_kib;
+	uint64_t heap_alloc_before, heap_alloc_held;        /* bytes */
+	uint64_t heap_resident_before, heap_resident_held;  /* bytes */
+};
+
 struct result {
 	int version;                  /* 2 */
 	char scenario[RESULT_NAME_MAX];
@@ -111,6 +127,7 @@ struct result {
 	uint64_t gen_rss_start_kib, gen_rss_max_kib;
 	uint64_t peak_sessions;       /* peak connected clients */
 	bool interrupted;             /* a run stopped by a signal (merged: any of them) */
+	struct result_gen_mem gm;     /* the generator's memory per session held */
 	struct result_point *series;
 	size_t nseries, capseries;
 };
@@ -128,6 +145,9 @@ void result_cause_count(const char *cause, uint64_t n, uint64_t err[TX_N]);
 uint64_t result_operations(const struct result *r);
 /* Generator memory per session (KiB), -1 when unknown. */
 double result_kib_per_session(const struct result *r);
+/* The generator's bytes per session held: RSS growth (heap: jemalloc's
+ * allocated bytes' growth) over sessions_held; -1 when not sampled. */
+double result_gen_bytes_per_session(const struct result_gen_mem *m, bool heap);
 
 /* A new zeroed point at the end of the timeline; NULL out of memory. */
 struct result_point *result_point_add(struct result *r);

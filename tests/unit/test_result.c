@@ -69,6 +69,15 @@ static void make_slice(struct result *r, int s, unsigned n, uint64_t *raw, size_
 	r->peak_sessions = n;
 	r->gen_rss_start_kib = 1000;
 	r->gen_rss_max_kib = 1000 + n * 3;
+	/* the generator's memory per session held: 2 KiB of RSS and 2,500 heap bytes a session */
+	r->gm.held = true;
+	r->gm.sessions_held = n;
+	r->gm.rss_before_kib = 4000;
+	r->gm.rss_held_kib = 4000 + 2 * (uint64_t)n;
+	r->gm.heap_alloc_before = 1000000;
+	r->gm.heap_alloc_held = 1000000 + 2500 * (uint64_t)n;
+	r->gm.heap_resident_before = 2000000;
+	r->gm.heap_resident_held = 2000000 + 3000 * (uint64_t)n;
 	for (unsigned k = 0; k < secs; k++) {
 		struct result_point *p = result_point_add(r);
 		struct hist h[TX_N];
@@ -138,6 +147,20 @@ static void test_write_read_merge(void **state)
 	assert_int_equal(back.errors, 5);
 	assert_int_equal(back.nseries, 5);
 	assert_int_equal(back.start_unix_ns, slice[1].start_unix_ns);
+	assert_true(back.gm.held);
+	assert_int_equal(back.gm.sessions_held, 5000);
+	assert_int_equal(back.gm.rss_held_kib, 4000 + 10000);
+	assert_int_equal(back.gm.heap_resident_held, 2000000 + 3000 * 5000);
+	assert_true(fabs(result_gen_bytes_per_session(&back.gm, false) - 2048) < 0.01);
+	assert_true(fabs(result_gen_bytes_per_session(&back.gm, true) - 2500) < 0.01);
+	{
+		/* no held sample, or no jemalloc counters: unknown, not 0 */
+		struct result_gen_mem none = { 0 }, rss_only = back.gm;
+		rss_only.heap_alloc_before = rss_only.heap_alloc_held = 0;
+		assert_true(result_gen_bytes_per_session(&none, false) < 0);
+		assert_true(result_gen_bytes_per_session(&rss_only, true) < 0);
+		assert_true(result_gen_bytes_per_session(&rss_only, false) > 0);
+	}
 	for (size_t i = 0; i < back.nseries; i++) {
 		struct hist a, b;
 		result_point_hist(&back.series[i], TX_MESSAGE_RTT, &a);
@@ -166,6 +189,11 @@ static void test_write_read_merge(void **state)
 	assert_int_equal(cause_n(merged.tx[TX_LOGIN].causes, merged.tx[TX_LOGIN].ncauses,
 				 "connect-refused"), 6);
 	assert_int_equal(merged.peak_sessions, 15000);
+	/* the generator's memory: summed over the slices (one process each) */
+	assert_int_equal(merged.gm.sessions_held, 15000);
+	assert_int_equal(merged.gm.rss_before_kib, 3 * 4000);
+	assert_true(fabs(result_gen_bytes_per_session(&merged.gm, false) - 2048) < 0.01);
+	assert_true(fabs(result_gen_bytes_per_session(&merged.gm, true) - 2500) < 0.01);
 	assert_int_equal(merged.start_unix_ns, slice[0].start_unix_ns);
 	/* slice 2 ends at BASE_S + 2.5 + 5 */
 	assert_true(fabs(merged.duration_s - 7.5) < 1e-6);
