@@ -148,16 +148,9 @@ $PY "$HERE/provision.py" "$DIR/admin.sock" $PREFIX $N $PASSWORD $DOMAIN >"$RES/p
 say "provisioned: $(cat "$RES/provision.json")"
 
 # ---- the run --------------------------------------------------------------------------------
-SCN=$RES/idle-$N.yaml
-sed -e "s/^name: idle$/name: idle-$N/" \
-    -e "s/^  - users: 100$/  - users: $N/" -e "s/^  prefix: bench$/  prefix: $PREFIX/" \
-    -e "s/^concurrency: 200$/concurrency: $CONC/" -e "s/^timeout: 10s$/timeout: 60s/" \
-    -e "s/^      - barrier .*/      - barrier: {timeout: 30m}   # every session is open/" \
-    -e "s/^      - idle: 5s .*/      - idle: ${HOLD}s           # the hold; the memory samples at its end/" \
-    "$REPO/bench/scenarios/idle.yaml" >"$SCN"
-grep -q "users: $N$" "$SCN" && grep -q "idle: ${HOLD}s" "$SCN" && grep -q "barrier: {timeout" "$SCN" ||
-	die "bench/scenarios/idle.yaml changed shape: update the sed in bench/scale/run.sh"
-"$B/xedge-bench" --check-scenario "$SCN" >/dev/null 2>"$RES/check-scenario.err" ||
+SCN=$REPO/bench/scenarios/idle.yaml
+SCN_VARS=(--var USERS=$N --var IDLE=${HOLD}s --var WAIT=30m)
+"$B/xedge-bench" --check-scenario "$SCN" "${SCN_VARS[@]}" >/dev/null 2>"$RES/check-scenario.err" ||
 	die "the scenario file is rejected: $(head -3 "$RES/check-scenario.err")"
 
 # The kernel's memory for the sockets, every 2 s while the run goes on: TCP buffer pages
@@ -168,7 +161,8 @@ kmem() { echo "$(date +%s) $(awk '/^TCP:/ { for (i = 1; i < NF; i++) if ($i == "
 SAMPLER=$!
 read -r _ tcp0 slab0 <<<"$(kmem)"
 rss0=$(awk '/^VmRSS:/ { print $2 }' /proc/$XPID/status)
-cmd=("$B/xedge-bench" -s "$SCN" --tls direct --host 127.0.0.1 --port $PORT --sources "$SOURCES"
+cmd=("$B/xedge-bench" -s "$SCN" "${SCN_VARS[@]}" --user-prefix $PREFIX --concurrency $CONC --timeout 60
+     --tls direct --host 127.0.0.1 --port $PORT --sources "$SOURCES"
      --scram-cache "$DIR/scram.cache" --pid $XPID --json "$RES/bench.json")
 echo "${cmd[*]}" | sed "s|$REPO/||g; s|$DIR|\$SCALE_DIR|g" >"$RES/command.txt"
 say "xedge-bench: $N users over Direct TLS from $SOURCES_N source addresses, $CONC logins at once, hold ${HOLD} s"
