@@ -57,9 +57,7 @@
 #include "parser/ws.h"
 #include "tls/crypto.h"
 
-#define NS_FRAMING "urn:ietf:params:xml:ns:xmpp-framing"
 #define NS_CLIENT "jabber:client"
-#define NS_STREAMS "http://etherx.jabber.org/streams"
 
 #define BW_MAX_MSG (1u << 20)          /* a message, assembled or not: the framer's stanza bound */
 #define BW_RX_LIMIT (BW_MAX_MSG + 65536)   /* a frame not yet whole, plus what follows it */
@@ -281,56 +279,21 @@ void bw_begin(struct bthread *t, struct bclient *c)
 
 /* ---- messages up -------------------------------------------------------------- */
 
-/* p[0..n) starts (after blanks) with "<name" then a blank, '/' or '>': the rest. */
-static const uint8_t *starts_el(const uint8_t *p, size_t n, const char *name)
-{
-	size_t nl = strlen(name);
-
-	while (n && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-		p++, n--;
-	if (n > nl + 1 && p[0] == '<' && !memcmp(p + 1, name, nl) &&
-	    (p[nl + 1] == ' ' || p[nl + 1] == '/' || p[nl + 1] == '>' || p[nl + 1] == '\t' ||
-	     p[nl + 1] == '\r' || p[nl + 1] == '\n'))
-		return p + nl + 1;
-	return NULL;
-}
-
 /*
  * The server's <open .../> (attributes a[0..n), up to the end of the
- * message) as a stream header: the framing namespace declaration becomes
- * jabber:client, xmlns:stream is added, the rest is kept as written; the
- * header check in client.c judges it.  -1: not in the framing namespace, or
- * too long.
+ * message) as a stream header (ws_open_header): the framing namespace
+ * declaration becomes jabber:client, xmlns:stream is added, the rest is kept
+ * as written; the header check in client.c judges it.  -1: not in the
+ * framing namespace, or too long.
  */
 static int up_open(struct bthread *t, struct bclient *c, const uint8_t *a, size_t n)
 {
-	static const char fr1[] = "xmlns='" NS_FRAMING "'", fr2[] = "xmlns=\"" NS_FRAMING "\"";
-	char hdr[BW_OPEN_MAX + 160];
-	size_t o, i = 0;
-	bool framing = false;
+	char hdr[BW_OPEN_MAX + WS_OPEN_SLACK];
+	int framing;
+	size_t o = ws_open_header(a, n, hdr, sizeof(hdr), &framing);
 
-	while (n && (a[n - 1] == ' ' || a[n - 1] == '\t' || a[n - 1] == '\r' || a[n - 1] == '\n'))
-		n--;
-	if (n && a[n - 1] == '>')
-		n--;
-	if (n && a[n - 1] == '/')
-		n--;
-	if (n > BW_OPEN_MAX)
+	if (!o || !framing)
 		return -1;
-	o = (size_t)snprintf(hdr, sizeof(hdr), "<stream:stream xmlns:stream='" NS_STREAMS "'");
-	while (i < n) {
-		if (n - i >= sizeof(fr1) - 1 && (!memcmp(a + i, fr1, sizeof(fr1) - 1) ||
-						 !memcmp(a + i, fr2, sizeof(fr2) - 1))) {
-			o += (size_t)snprintf(hdr + o, sizeof(hdr) - o, "xmlns='" NS_CLIENT "'");
-			i += sizeof(fr1) - 1;
-			framing = true;
-			continue;
-		}
-		hdr[o++] = (char)a[i++];
-	}
-	if (!framing)
-		return -1;
-	hdr[o++] = '>';
 	bc_xmpp_input(t, c, (const uint8_t *)hdr, o);
 	return 0;
 }
@@ -339,10 +302,10 @@ static void deliver(struct bthread *t, struct bclient *c, const uint8_t *p, size
 {
 	const uint8_t *rest;
 
-	if ((rest = starts_el(p, n, "open"))) {
+	if ((rest = ws_starts_el(p, n, "open"))) {
 		if (up_open(t, c, rest, n - (size_t)(rest - p)) < 0)
 			bw_fail(t, c, "ws:bad-open", "not in the framing namespace, or too long");
-	} else if (starts_el(p, n, "close")) {
+	} else if (ws_starts_el(p, n, "close")) {
 		bc_xmpp_input(t, c, (const uint8_t *)"</stream:stream>", 16);
 	} else {
 		bc_xmpp_input(t, c, p, n);
@@ -534,7 +497,6 @@ static size_t element_end(const uint8_t *p, size_t n)
 	while (i < n) {
 		const uint8_t *lt = memchr(p + i, '<', n - i);
 		size_t j;
-		uint8_t q = 0;
 
 		if (!lt)
 			return n;
@@ -546,16 +508,7 @@ static size_t element_end(const uint8_t *p, size_t n)
 			i = (size_t)(e - p) + 3;
 			continue;
 		}
-		for (j = i + 1; j < n; j++) {
-			if (q) {
-				if (p[j] == q)
-					q = 0;
-			} else if (p[j] == '\'' || p[j] == '"') {
-				q = p[j];
-			} else if (p[j] == '>') {
-				break;
-			}
-		}
+		j = i + ws_start_tag_end(p + i, n - i);
 		if (j >= n)
 			return n;
 		if (p[i + 1] == '/') {
@@ -575,30 +528,14 @@ static size_t element_end(const uint8_t *p, size_t n)
  * declaration goes after it); 0 when it needs none. */
 static size_t needs_ns(const uint8_t *p, size_t n)
 {
-	size_t name_end = 1, tag_end;
-	uint8_t q = 0;
+	size_t name_end, tag_end;
 
 	if (n < 2 || p[0] != '<' || p[1] == '/' || p[1] == '?' || p[1] == '!')
 		return 0;
-	for (tag_end = 1; tag_end < n; tag_end++) {
-		if (q) {
-			if (p[tag_end] == q)
-				q = 0;
-		} else if (p[tag_end] == '\'' || p[tag_end] == '"') {
-			q = p[tag_end];
-		} else if (p[tag_end] == '>') {
-			break;
-		}
-	}
-	while (name_end < tag_end && p[name_end] != ' ' && p[name_end] != '/' && p[name_end] != '>' &&
-	       p[name_end] != '\t' && p[name_end] != '\r' && p[name_end] != '\n')
-		name_end++;
-	if (memchr(p, ':', name_end))
+	tag_end = ws_start_tag_end(p, n);
+	name_end = ws_tag_name_end(p, tag_end);
+	if (memchr(p, ':', name_end) || ws_has_attr(p, tag_end, "xmlns"))
 		return 0;
-	for (size_t i = name_end; i + 6 <= tag_end; i++)
-		if ((p[i - 1] == ' ' || p[i - 1] == '\t' || p[i - 1] == '\r' || p[i - 1] == '\n') &&
-		    !memcmp(p + i, "xmlns", 5) && (p[i + 5] == '=' || p[i + 5] == ' '))
-			return 0;
 	return name_end;
 }
 

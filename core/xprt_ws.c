@@ -31,7 +31,6 @@
  */
 #include "core/xprt.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,53 +109,21 @@ static void http_fail(struct conn *c, struct ws_layer *ws, int layer, int status
 
 /* ---- messages up -------------------------------------------------------------- */
 
-/* p[0..n) starts (after blanks) with "<name" followed by a blank, '/' or '>'. */
-static const uint8_t *starts_with_el(const uint8_t *p, size_t n, const char *name)
-{
-	size_t nl = strlen(name);
-
-	while (n && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-		p++, n--;
-	if (n > nl + 1 && p[0] == '<' && !memcmp(p + 1, name, nl) &&
-	    (p[nl + 1] == ' ' || p[nl + 1] == '/' || p[nl + 1] == '>' || p[nl + 1] == '\t' ||
-	     p[nl + 1] == '\r' || p[nl + 1] == '\n'))
-		return p + nl + 1;
-	return NULL;
-}
-
 /*
  * <open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to=... version=.../> as
- * the stream header it stands for.  The attributes are kept as written; the
- * framing namespace becomes jabber:client (any other namespace stays, and
- * the header check answers it with invalid-namespace).
+ * the stream header it stands for (ws_open_header): the attributes are kept
+ * as written; the framing namespace becomes jabber:client (any other
+ * namespace stays, and the header check answers it with invalid-namespace).
  */
 static void up_open(struct conn *c, int layer, const uint8_t *attrs, size_t n)
 {
-	static const char fr1[] = "xmlns='" NS_FRAMING "'", fr2[] = "xmlns=\"" NS_FRAMING "\"";
 	char hdr[1024];
-	size_t o = 0, i = 0;
+	size_t o = ws_open_header(attrs, n, hdr, sizeof(hdr), NULL);
 
-	while (n && (attrs[n - 1] == ' ' || attrs[n - 1] == '\t' || attrs[n - 1] == '\r' || attrs[n - 1] == '\n'))
-		n--;
-	if (n && attrs[n - 1] == '>')
-		n--;
-	if (n && attrs[n - 1] == '/')
-		n--;
-	if (n > sizeof(hdr) - 128) {
+	if (!o) {
 		xmpp_error(c, "policy-violation", "stream header too long");
 		return;
 	}
-	o = (size_t)snprintf(hdr, sizeof(hdr), "<stream:stream xmlns:stream='" NS_STREAMS "'");
-	while (i < n) {
-		if (n - i >= sizeof(fr1) - 1 && (!memcmp(attrs + i, fr1, sizeof(fr1) - 1) ||
-						 !memcmp(attrs + i, fr2, sizeof(fr2) - 1))) {
-			o += (size_t)snprintf(hdr + o, sizeof(hdr) - o, "xmlns='" NS_CLIENT "'");
-			i += sizeof(fr1) - 1;
-			continue;
-		}
-		hdr[o++] = (char)attrs[i++];
-	}
-	hdr[o++] = '>';
 	if (layer + 1 < c->nxp)
 		c->xp[layer + 1]->input(c, layer + 1, (const uint8_t *)hdr, o);
 	else
@@ -167,9 +134,9 @@ static void deliver(struct conn *c, int layer, const uint8_t *p, size_t n)
 {
 	const uint8_t *rest;
 
-	if ((rest = starts_with_el(p, n, "open")))
+	if ((rest = ws_starts_el(p, n, "open")))
 		up_open(c, layer, rest, n - (size_t)(rest - p));
-	else if (starts_with_el(p, n, "close"))
+	else if (ws_starts_el(p, n, "close"))
 		xprt_up(c, layer, (const uint8_t *)"</stream:stream>", 16);
 	else
 		xprt_up(c, layer, p, n);
@@ -370,35 +337,6 @@ static void ws_input(struct conn *c, int layer, const uint8_t *data, size_t len)
 
 /* ---- elements down ---------------------------------------------------------------- */
 
-/* Where the start tag of the element at p[0..n) ends ('>'), quotes skipped. */
-static size_t start_tag_end(const uint8_t *p, size_t n)
-{
-	uint8_t q = 0;
-
-	for (size_t i = 1; i < n; i++) {
-		if (q) {
-			if (p[i] == q)
-				q = 0;
-		} else if (p[i] == '\'' || p[i] == '"') {
-			q = p[i];
-		} else if (p[i] == '>') {
-			return i;
-		}
-	}
-	return n;
-}
-
-static bool has_attr(const uint8_t *p, size_t n, const char *name)
-{
-	size_t nl = strlen(name);
-
-	for (size_t i = 1; i + nl < n; i++)
-		if ((p[i - 1] == ' ' || p[i - 1] == '\t' || p[i - 1] == '\r' || p[i - 1] == '\n') &&
-		    !memcmp(p + i, name, nl) && (p[i + nl] == '=' || p[i + nl] == ' '))
-			return true;
-	return false;
-}
-
 static void ws_write(struct conn *c, int layer, const void *data, size_t len)
 {
 	struct ws_layer *ws = c->xs_state[layer];
@@ -409,14 +347,12 @@ static void ws_write(struct conn *c, int layer, const void *data, size_t len)
 	if (!ws || ws->state != WSS_OPEN || ws->peer_closed)
 		return;
 	if (len > 1 && p[0] == '<' && p[1] != '/' && p[1] != '?') {
-		tag_end = start_tag_end(p, len);
-		while (name_end < tag_end && p[name_end] != ' ' && p[name_end] != '/' && p[name_end] != '>' &&
-		       p[name_end] != '\t' && p[name_end] != '\r' && p[name_end] != '\n')
-			name_end++;
+		tag_end = ws_start_tag_end(p, len);
+		name_end = ws_tag_name_end(p, tag_end);
 		if (name_end > 8 && !memcmp(p, "<stream:", 8)) {
-			if (!has_attr(p, tag_end, "xmlns:stream"))
+			if (!ws_has_attr(p, tag_end, "xmlns:stream"))
 				add = " xmlns:stream='" NS_STREAMS "'";
-		} else if (!memchr(p, ':', name_end) && !has_attr(p, tag_end, "xmlns")) {
+		} else if (!memchr(p, ':', name_end) && !ws_has_attr(p, tag_end, "xmlns")) {
 			add = " xmlns='" NS_CLIENT "'";
 		}
 	}

@@ -789,3 +789,96 @@ size_t ws_close_payload(uint16_t code, const char *reason, size_t rlen, uint8_t 
 		memcpy(out + 2, reason, rlen);
 	return 2 + rlen;
 }
+
+/* ---- RFC 7395 messages as bytes ------------------------------------------------ */
+
+#define WS_NS_FRAMING "urn:ietf:params:xml:ns:xmpp-framing"
+
+static int ws_blank(uint8_t b)
+{
+	return b == ' ' || b == '\t' || b == '\r' || b == '\n';
+}
+
+const uint8_t *ws_starts_el(const uint8_t *p, size_t n, const char *name)
+{
+	size_t nl = strlen(name);
+
+	while (n && ws_blank(*p))
+		p++, n--;
+	if (n > nl + 1 && p[0] == '<' && !memcmp(p + 1, name, nl) &&
+	    (ws_blank(p[nl + 1]) || p[nl + 1] == '/' || p[nl + 1] == '>'))
+		return p + nl + 1;
+	return NULL;
+}
+
+size_t ws_open_header(const uint8_t *attrs, size_t n, char *out, size_t cap, int *framing)
+{
+	static const char head[] = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'";
+	static const char fr1[] = "xmlns='" WS_NS_FRAMING "'", fr2[] = "xmlns=\"" WS_NS_FRAMING "\"";
+	static const char client[] = "xmlns='jabber:client'";
+	size_t o = sizeof(head) - 1, i = 0;
+
+	_Static_assert(sizeof(head) + 1 <= WS_OPEN_SLACK, "WS_OPEN_SLACK holds the header's own bytes");
+	_Static_assert(sizeof(client) <= sizeof(fr1), "the replacement is not longer");
+	if (framing)
+		*framing = 0;
+	while (n && ws_blank(attrs[n - 1]))
+		n--;
+	if (n && attrs[n - 1] == '>')
+		n--;
+	if (n && attrs[n - 1] == '/')
+		n--;
+	if (cap < WS_OPEN_SLACK || n > cap - WS_OPEN_SLACK)
+		return 0;
+	memcpy(out, head, sizeof(head) - 1);
+	while (i < n) {
+		if (n - i >= sizeof(fr1) - 1 && (!memcmp(attrs + i, fr1, sizeof(fr1) - 1) ||
+						 !memcmp(attrs + i, fr2, sizeof(fr2) - 1))) {
+			memcpy(out + o, client, sizeof(client) - 1);
+			o += sizeof(client) - 1;
+			i += sizeof(fr1) - 1;
+			if (framing)
+				*framing = 1;
+			continue;
+		}
+		out[o++] = (char)attrs[i++];
+	}
+	out[o++] = '>';
+	return o;
+}
+
+size_t ws_start_tag_end(const uint8_t *p, size_t n)
+{
+	uint8_t q = 0;
+
+	for (size_t i = 1; i < n; i++) {
+		if (q) {
+			if (p[i] == q)
+				q = 0;
+		} else if (p[i] == '\'' || p[i] == '"') {
+			q = p[i];
+		} else if (p[i] == '>') {
+			return i;
+		}
+	}
+	return n;
+}
+
+size_t ws_tag_name_end(const uint8_t *p, size_t tag_end)
+{
+	size_t i = 0;
+
+	while (i < tag_end && !ws_blank(p[i]) && p[i] != '/' && p[i] != '>')
+		i++;
+	return i;
+}
+
+int ws_has_attr(const uint8_t *p, size_t n, const char *name)
+{
+	size_t nl = strlen(name);
+
+	for (size_t i = 1; i + nl < n; i++)
+		if (ws_blank(p[i - 1]) && !memcmp(p + i, name, nl) && (p[i + nl] == '=' || p[i + nl] == ' '))
+			return 1;
+	return 0;
+}

@@ -2,7 +2,9 @@
  * ws — WebSocket (RFC 6455) for XMPP over WebSocket (RFC 7395): the HTTP/1.1
  * upgrade handshake, the 101 and error responses, frame headers in both
  * directions, in-place (un)masking, message assembly rules, incremental
- * UTF-8 validation and close payloads.
+ * UTF-8 validation, close payloads, and the byte-level looks at a message's
+ * XML that RFC 7395 framing needs (<open/>, <close/>, namespace
+ * declarations).
  *
  * A pure codec: no I/O, no allocation, no globals.  We write our own rather
  * than wrap libwslay because the edge owns its buffers: it unmasks payload in
@@ -351,5 +353,52 @@ long ws_close_parse(const uint8_t *p, size_t n, uint16_t *code, size_t *reason_l
  * WS_CLOSE_REASON_MAX or cap is too small.  The reason must be UTF-8.
  */
 size_t ws_close_payload(uint16_t code, const char *reason, size_t rlen, uint8_t *out, size_t cap);
+
+/* ---- RFC 7395 messages as bytes --------------------------------------------- */
+
+/*
+ * Byte-level looks at one message's XML, shared by the edge (core/xprt_ws.c)
+ * and xedge-bench (bench/wsconn.c); no XML parsing, nothing read outside
+ * p[0..n).  Up: which framing element a message is (ws_starts_el) and an
+ * <open/> as the stream header it stands for (ws_open_header), so the
+ * XMPP stream code runs as over TCP.  Down: the start tag of an element the
+ * caller writes (ws_start_tag_end, ws_tag_name_end, ws_has_attr), to add
+ * the namespace declarations RFC 7395 §3.3.3 wants in every message.
+ * "Blank" below is space, tab, CR or LF.
+ */
+
+/* When p[0..n), after leading blanks, starts with "<name" followed by a
+ * blank, '/' or '>': a pointer just past "<name" (into p).  Else NULL. */
+const uint8_t *ws_starts_el(const uint8_t *p, size_t n, const char *name);
+
+#define WS_OPEN_SLACK 128    /* ws_open_header(): cap must exceed the attributes by this */
+
+/*
+ * The attributes of an <open/> (attrs[0..n): what follows "<open" up to the
+ * message's end, as ws_starts_el() returns them) as the stream header it
+ * stands for: "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'",
+ * the attributes as written except that an xmlns declaration of the framing
+ * namespace (urn:ietf:params:xml:ns:xmpp-framing, either quote) becomes
+ * xmlns='jabber:client', then '>'.  Trailing blanks and the closing "/>" or
+ * ">" are dropped.  Writes into out[0..cap) (no NUL) and returns the
+ * length, or 0 when the trimmed attributes are longer than cap -
+ * WS_OPEN_SLACK.  *framing (if not NULL) is set to 1 when the framing
+ * namespace was declared, else 0.
+ */
+size_t ws_open_header(const uint8_t *attrs, size_t n, char *out, size_t cap, int *framing);
+
+/* The element whose start tag begins at p[0] ('<'): the index of the '>'
+ * ending that tag (quoted attribute values skipped), or n when it does not
+ * end in p[0..n). */
+size_t ws_start_tag_end(const uint8_t *p, size_t n);
+
+/* The start tag p[0..tag_end) (p[0] == '<'): the length of "<name", i.e. the
+ * index of the first blank, '/' or '>' (tag_end if none). */
+size_t ws_tag_name_end(const uint8_t *p, size_t tag_end);
+
+/* 1 when the start tag p[0..n) has an attribute `name`: name after a blank,
+ * followed by '=' or a space.  A lookalike inside a quoted value counts too
+ * (the callers' own output never has one); else 0. */
+int ws_has_attr(const uint8_t *p, size_t n, const char *name);
 
 #endif

@@ -4,7 +4,9 @@
  * close code the codec returns, and chunking invariance: the upgrade parser
  * fed 1..17 bytes at a time reports exactly what it reports for the whole
  * request, frame headers are "need more" on every strict prefix, and
- * unmasking or UTF-8 checking in pieces equals doing it at once.
+ * unmasking or UTF-8 checking in pieces equals doing it at once; and the
+ * RFC 7395 byte-level helpers (<open/>/<close/> recognition, <open/> as a
+ * stream header, start tag scanning) on exact-size copies.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -875,6 +877,163 @@ static void test_close_payload(void **state)
 	assert_int_equal(ws_close_payload(1000, NULL, 3, out, sizeof(out)), 0);
 }
 
+/* ---- RFC 7395 messages as bytes ---------------------------------------------- */
+
+/* s as an exact-size heap copy (no NUL after it), so ASan sees any read past
+ * its end; the caller frees it. */
+static uint8_t *exact(const char *s, size_t *n)
+{
+	uint8_t *p;
+
+	*n = strlen(s);
+	p = malloc(*n ? *n : 1);
+	assert_non_null(p);
+	memcpy(p, s, *n);
+	return p;
+}
+
+/* ws_starts_el on an exact copy of s: the offset of what follows "<name",
+ * or -1 for NULL. */
+static long starts(const char *s, const char *name)
+{
+	size_t n;
+	uint8_t *p = exact(s, &n);
+	const uint8_t *r = ws_starts_el(p, n, name);
+	long off = r ? (long)(r - p) : -1;
+
+	free(p);
+	return off;
+}
+
+static void test_starts_el(void **state)
+{
+	(void)state;
+	/* RFC 7395 §3.4's <open/> and §3.6's <close/> */
+	assert_int_equal(starts("<open xmlns=\"urn:ietf:params:xml:ns:xmpp-framing\" to=\"example.com\" "
+				"version=\"1.0\" />", "open"), 5);
+	assert_int_equal(starts("<close xmlns=\"urn:ietf:params:xml:ns:xmpp-framing\" />", "close"), 6);
+	assert_int_equal(starts("<close/>", "close"), 6);
+	assert_int_equal(starts("<open>", "open"), 5);
+	assert_int_equal(starts(" \t\r\n<open\txmlns='x'/>", "open"), 9);
+	assert_int_equal(starts("<open\r\n/>", "open"), 5);
+	assert_int_equal(starts("<open\n/>", "open"), 5);
+	/* another element, a longer name, a prefix, text first, cut short */
+	assert_int_equal(starts("<close/>", "open"), -1);
+	assert_int_equal(starts("<opener/>", "open"), -1);
+	assert_int_equal(starts("<x:open/>", "open"), -1);
+	assert_int_equal(starts("x<open/>", "open"), -1);
+	assert_int_equal(starts("<open", "open"), -1);
+	assert_int_equal(starts("  <open", "open"), -1);
+	assert_int_equal(starts("<ope", "open"), -1);
+	assert_int_equal(starts("", "open"), -1);
+	assert_int_equal(starts("   ", "open"), -1);
+	assert_int_equal(starts("<message/>", "open"), -1);
+}
+
+#define HEAD "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'"
+
+static void test_open_header(void **state)
+{
+	static const struct {
+		const char *attrs, *want;
+		int framing;
+	} t[] = {
+		/* RFC 7395 §3.4, double quotes, a blank before "/>" (kept) */
+		{ " xmlns=\"urn:ietf:params:xml:ns:xmpp-framing\" to=\"example.com\" version=\"1.0\" />",
+		  HEAD " xmlns='jabber:client' to=\"example.com\" version=\"1.0\" >", 1 },
+		/* single quotes, "/>" then trailing blanks; ">" alone */
+		{ " to='example.com' xmlns='urn:ietf:params:xml:ns:xmpp-framing' version='1.0'/> \r\n",
+		  HEAD " to='example.com' xmlns='jabber:client' version='1.0'>", 1 },
+		{ " xmlns='urn:ietf:params:xml:ns:xmpp-framing'>", HEAD " xmlns='jabber:client'>", 1 },
+		/* another namespace stays as written (the stream code answers it) */
+		{ " xmlns='jabber:client' to='example.com'/>", HEAD " xmlns='jabber:client' to='example.com'>", 0 },
+		/* the closing quote is part of the match: a longer name is another namespace */
+		{ " xmlns='urn:ietf:params:xml:ns:xmpp-framing-x'/>",
+		  HEAD " xmlns='urn:ietf:params:xml:ns:xmpp-framing-x'>", 0 },
+		{ " xmlns='urn:ietf:params:xml:ns:xmpp-framing\"/>",
+		  HEAD " xmlns='urn:ietf:params:xml:ns:xmpp-framing\">", 0 },
+		{ "/>", HEAD ">", 0 },
+		{ "", HEAD ">", 0 },
+	};
+	char out[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		int fr = -1;
+		size_t n, r;
+		uint8_t *a = exact(t[i].attrs, &n);
+
+		r = ws_open_header(a, n, out, sizeof(out), &fr);
+		assert_int_equal(r, strlen(t[i].want));
+		assert_memory_equal(out, t[i].want, r);
+		assert_int_equal(fr, t[i].framing);
+		assert_int_equal(ws_open_header(a, n, out, sizeof(out), NULL), r);
+		free(a);
+	}
+}
+
+static void test_open_header_bound(void **state)
+{
+	enum { CAP = 1024, FIT = CAP - WS_OPEN_SLACK };
+	uint8_t a[FIT + 8];
+	char *out = malloc(CAP);   /* exact size: ASan sees a write past cap */
+	int fr;
+
+	(void)state;
+	assert_non_null(out);
+	/* the trimmed attributes may be cap - WS_OPEN_SLACK bytes long, no more */
+	memset(a, 'a', sizeof(a));
+	a[0] = ' ';
+	assert_int_equal(ws_open_header(a, FIT + 1, out, CAP, &fr), 0);
+	assert_int_equal(ws_open_header(a, sizeof(a), out, CAP, &fr), 0);
+	assert_int_equal(ws_open_header(a, FIT, out, CAP, &fr), sizeof(HEAD) + FIT);
+	assert_int_equal(out[sizeof(HEAD) - 1 + FIT], '>');
+	/* the trailing "/>" and blanks do not count */
+	memcpy(a + FIT, "/>\r\n", 4);
+	assert_int_equal(ws_open_header(a, FIT + 4, out, CAP, &fr), sizeof(HEAD) + FIT);
+	/* a cap below the slack fits nothing */
+	assert_int_equal(ws_open_header(a, 0, out, WS_OPEN_SLACK - 1, &fr), 0);
+	assert_int_equal(ws_open_header(a, 0, out, 0, &fr), 0);
+	free(out);
+}
+
+/* The start tag of s (an exact copy): its end, the name's end, and whether
+ * it has attribute attr. */
+static void tag(const char *s, const char *attr, size_t want_end, size_t want_name, int want_attr)
+{
+	size_t n, e;
+	uint8_t *p = exact(s, &n);
+
+	e = ws_start_tag_end(p, n);
+	assert_int_equal(e, want_end);
+	assert_int_equal(ws_tag_name_end(p, e), want_name);
+	assert_int_equal(ws_has_attr(p, e, attr), want_attr);
+	free(p);
+}
+
+static void test_start_tag(void **state)
+{
+	(void)state;
+	tag("<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>", "xmlns", 21, 3, 0);
+	tag("<iq xmlns='jabber:client'/>", "xmlns", 26, 3, 1);
+	tag("<message to='a>b' body=\"c>d\">x</message>", "xmlns", 28, 8, 0);
+	tag("<presence/>", "xmlns", 10, 9, 0);
+	tag("<presence>", "xmlns", 9, 9, 0);
+	tag("<a\txmlns='x'>", "xmlns", 12, 2, 1);
+	tag("<a\r\nxmlns ='x'>", "xmlns", 14, 2, 1);
+	tag("<a xmlns:foo='x'>", "xmlns", 16, 2, 0);
+	tag("<a xmlns:foo='x'>", "xmlns:foo", 16, 2, 1);
+	tag("<a axmlns='x'>", "xmlns", 13, 2, 0);
+	tag("<stream:features xmlns:stream='s'>", "xmlns:stream", 33, 16, 1);
+	tag("<stream:error>", "xmlns:stream", 13, 13, 0);
+	/* no end: the tag runs to n, an unclosed quote to n too */
+	tag("<a xmlns", "xmlns", 8, 2, 0);
+	tag("<a xmlns=", "xmlns", 9, 2, 1);
+	tag("<a b='>", "xmlns", 7, 2, 0);
+	tag("<abc", "xmlns", 4, 4, 0);
+	tag("<", "xmlns", 1, 1, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -899,6 +1058,10 @@ int main(void)
 		cmocka_unit_test(test_msg_errors),
 		cmocka_unit_test(test_close_codes),
 		cmocka_unit_test(test_close_payload),
+		cmocka_unit_test(test_starts_el),
+		cmocka_unit_test(test_open_header),
+		cmocka_unit_test(test_open_header_bound),
+		cmocka_unit_test(test_start_tag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
