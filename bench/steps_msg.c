@@ -188,10 +188,12 @@ static bool chat_send(struct bthread *t, struct bclient *c, const struct scn_sen
 	else
 		snprintf(k, sizeof(k), "%c", kind);
 	u->seq++;
+	/* the body starts as -s chat's does (sender, seq, send time), so the two put the same
+	 * bytes on the wire: the numbers are read from the id */
 	n = snprintf(b, need, "<message to='%s%u@%s' type='chat' id='s%u.%s.%u.%u.%u.%llu'><body>"
-		     "s%u.%s.%u.%u.%u.%llu ", B.o.prefix, B.o.offset + acct, B.o.domain, B.run_id, k,
-		     c->idx, (uint32_t)u->u, u->seq, (unsigned long long)now, B.run_id, k, c->idx,
-		     (uint32_t)u->u, u->seq, (unsigned long long)now);
+		     "%u %u %llu ", B.o.prefix, B.o.offset + acct, B.o.domain, B.run_id, k,
+		     c->idx, (uint32_t)u->u, u->seq, (unsigned long long)now, c->idx, u->seq,
+		     (unsigned long long)now);
 	if (n < 0 || (size_t)n + m->body + 32 > need)
 		return false;
 	x = n;

@@ -22,7 +22,12 @@
  *     and a -1007 during a message means the bytes so far are no valid
  *     prefix; close payloads are judged consistently;
  *   round trip: a payload framed by the client (masked) or server encoder
- *     decodes to the same opcode, FIN, length and payload.
+ *     decodes to the same opcode, FIN, length and payload;
+ *   framing (RFC 7395 messages as bytes): ws_starts_el points inside the
+ *     input just past "<open" or "<close"; ws_open_header writes within its
+ *     buffer a header that starts with "<stream:stream " and ends with '>'
+ *     (or returns 0: attributes too long for it); a start
+ *     tag's end and its name's end lie inside the input, in that order.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -388,6 +393,35 @@ static void round_trip(const uint8_t *p, size_t n, uint8_t sel)
 	free(frame);
 }
 
+/* The framing helpers on the input read as one WebSocket text message. */
+static void framing(const uint8_t *p, size_t n, uint8_t sel)
+{
+	static const char *const names[] = { "open", "close" };
+	char out[512];
+
+	for (int k = 0; k < 2; k++) {
+		const uint8_t *a = ws_starts_el(p, n, names[k]);
+		if (!a)
+			continue;
+		CHECK(a > p && a <= p + n && !memcmp(a - strlen(names[k]), names[k], strlen(names[k])));
+		size_t cap = 128 + (size_t)(sel & 0x7f) * 3;    /* 128 .. 509 */
+		int fr = -1;
+		size_t len = ws_open_header(a, (size_t)(p + n - a), out, cap, &fr);
+		CHECK(len <= cap && (fr == 0 || fr == 1));
+		if (len) {
+			CHECK(len > 15 && !memcmp(out, "<stream:stream ", 15) && out[len - 1] == '>');
+		}
+	}
+	if (n && p[0] == '<') {
+		size_t te = ws_start_tag_end(p, n);
+		CHECK(te <= n && (te == n || p[te] == '>'));
+		size_t ne = ws_tag_name_end(p, te);
+		CHECK(ne >= 1 && ne <= te);
+		int has = ws_has_attr(p, te, "xmlns");
+		CHECK(has == 0 || has == 1);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t sel;
@@ -405,5 +439,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		fuzz_frames(data, size, sel & 1 ? WS_CLIENT : WS_SERVER, (size_t)(sel >> 5) * 3);
 	round_trip(data, size < 300 ? size : 300, sel);
+	framing(data, size, sel);
 	return 0;
 }
