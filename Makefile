@@ -136,10 +136,10 @@ BENCH_SUITES = test_bench_dist test_bench_generator test_bench_muc test_bench_re
 	test_bench_steps test_bench_ws test_bench_resume test_bench_files
 ASAN_DESELECT = tests/integration/test_exhaustion.py::test_overload_keeps_every_session
 integration: test-deps all asan
-	XEDGE_BIN=$(BUILD)/asan $(PYTEST) -q -p no:cacheprovider tests/integration \
+	XEDGE_BIN=$(BUILD)/asan $(PYTEST) -q -p no:cacheprovider --durations=12 tests/integration \
 		$(PEER_SUITES:%=--ignore=tests/integration/%.py) \
 		$(BENCH_SUITES:%=--ignore=tests/integration/%.py) $(ASAN_DESELECT:%=--deselect %)
-	XEDGE_BIN=$(BUILD) $(PYTEST) -q -p no:cacheprovider \
+	XEDGE_BIN=$(BUILD) $(PYTEST) -q -p no:cacheprovider --durations=12 \
 		$(PEER_SUITES:%=tests/integration/%.py) $(RELEASE_SUITES:%=tests/integration/%.py) \
 		$(BENCH_SUITES:%=tests/integration/%.py)
 
