@@ -703,7 +703,8 @@ def write(res, doc_path, plots_dir, repo):
       "the steady state**, the same rule on both tools' series (`bench/tsung/summary.py` and "
       "`harness.py steady`): the intervals in which the messages sent are at least 90 % of the "
       "busiest interval's, which leaves out the arrivals, the barrier and the last messages "
-      "(tsung's intervals are its 5-s statistics, xedge-bench's its 1-s series). "
+      "(tsung's intervals are its 5-s statistics; xedge-bench's 1-s series is summed in "
+      "5-s intervals, so both are judged on intervals of the same length). "
       "Criterion: both within **2 %**.\n")
     for t in xt:
         ts, tmon, xc = res.tsung.get(t), res.tsung_mon.get(t), res.runs.get((t, "xcheck"))
