@@ -27,9 +27,9 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNITS    = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS  = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-# bench/scenario.c (the scenario files, libyaml) is the one bench module with a fuzz target.
+# bench/scenario*.c (the scenario files, libyaml) are the bench modules with a fuzz target.
 FUZZ_LIB = $(filter parser/%.c tls/%.c core/sasl.c core/log.c, $(LIB_SRCS)) bench/scenario.c \
-           bench/scenario_describe.c
+           bench/scenario_describe.c bench/scenario_vars.c
 PYTEST   = /usr/bin/python3 -m pytest
 
 .PHONY: all deps test-deps run test unit fuzz-replay fuzz integration asan tsan clean cert bench-compare bench-store bench-s2s test-deploy bench-ops bench-shards bench-muc bench-scale

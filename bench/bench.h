@@ -14,12 +14,15 @@
  *                   room, groupchat sends and the fan-out accounting                [bm_]
  *   steps.c         the scenario executor (--scenario FILE): loading, arrivals, each
  *                   user's step program (the interpreter, its timers), the
- *                   connection steps, the report                                    [bs_]
- *   steps_msg.c     the executor's chat, group chat and rooms (room_fanout), and
- *                   the stanzas a user receives (steps_int.h: what they share)      [bs_]
+ *                   connection steps, resume, drain                                 [bs_]
+ *   steps_msg.c     the executor's chat, group chat and rooms (room_fanout), the
+ *                   stanzas a user receives, text helpers (steps_int.h: shared)     [bs_]
+ *   steps_report.c  the executor's summary and JSON (through bs_view)              [bs_]
  *   plan.c          the executor's pure arithmetic: arrival times from the phases,
  *                   the weighted session choice, loop frames                         [bp_]
  *   scenario.c      scenario files (YAML) -> struct bench_scenario (pure)            [scn_]
+ *   scenario_vars.c their ${NAME:-DEFAULT} variables (--var), before the parse        [scn_]
+ *   scenario_describe.c  a step or phase in words (--check-scenario, the reports)  [scn_]
  *   scram_client.c  SCRAM client codec (pure)                                          [scram_]
  *   keycache.c      optional on-disk cache of SCRAM ClientKey/ServerKey               [keycache_]
  *   hist.c          log-linear latency histograms (pure)                              [hist_]

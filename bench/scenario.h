@@ -242,6 +242,10 @@ int scn_subst(const char *text, size_t len, const char *name, struct scn_var *va
 int scn_vars_add(const char *assign, char *err, size_t errlen);
 void scn_vars_clear(void);
 
+/* scn_subst() with the variables scn_vars_add() set (the loader's pass). */
+int scn_subst_vars(const char *text, size_t len, const char *name, char **out, size_t *outlen,
+		   char *err, size_t errlen);
+
 /* A string of the pool ("" for offset 0). */
 static inline const char *scn_str(const struct bench_scenario *s, uint32_t off)
 {

@@ -5,10 +5,10 @@
  * STARTTLS, SASL); this module decides what each user does next.
  *
  * Its files (prefix bs_): steps.c (this one: loading, the timer heap, users,
- * the connection steps, the interpreter, the thread's loop, the report),
- * steps_msg.c (chat, group chat, rooms and room_fanout, the stanzas
- * received; the message ids are described there) and steps_int.h (what the
- * two share).
+ * the connection steps, the interpreter, the thread's loop), steps_msg.c
+ * (chat, group chat, rooms and room_fanout, the stanzas received; the
+ * message ids are described there), steps_report.c (the summary and the
+ * JSON) and steps_int.h (what they share).
  *
  * Arrivals (open loop): user u arrives at the time the phases give
  * (plan.c), on thread u % T, which computes the times of its own users: no
@@ -573,72 +573,6 @@ rejected:
 	t->local.rejected++;
 	bench_stats_cause(&t->local, "arrival:max-users", 1);
 	barriers_credit(session, 0);
-}
-
-/* ---- text helpers ---------------------------------------------------------------- */
-
-bool bs_streq(const struct xs_str *s, const char *lit)
-{
-	return s->len == strlen(lit) && memcmp(s->p, lit, s->len) == 0;
-}
-
-bool bs_starts(const struct xs_str *s, const char *lit)
-{
-	return s->len >= strlen(lit) && memcmp(s->p, lit, strlen(lit)) == 0;
-}
-
-/* A pattern's placeholders {n} {i} {user} {run}; -1 when it does not fit. */
-int bs_expand(struct bclient *c, const char *pat, uint32_t room_n, char *outp, size_t cap)
-{
-	size_t n = 0;
-	char tmp[64];
-
-	while (*pat) {
-		const char *v = NULL;
-		size_t skip = 1;
-		if (!strncmp(pat, "{n}", 3)) {
-			snprintf(tmp, sizeof(tmp), "%u", room_n);
-			v = tmp, skip = 3;
-		} else if (!strncmp(pat, "{i}", 3)) {
-			snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)c->bs->u);
-			v = tmp, skip = 3;
-		} else if (!strncmp(pat, "{user}", 6)) {
-			bc_user(c, tmp, sizeof(tmp));
-			v = tmp, skip = 6;
-		} else if (!strncmp(pat, "{run}", 5)) {
-			snprintf(tmp, sizeof(tmp), "%u", B.run_id);
-			v = tmp, skip = 5;
-		}
-		if (v) {
-			size_t l = strlen(v);
-			if (n + l >= cap)
-				return -1;
-			memcpy(outp + n, v, l);
-			n += l;
-		} else {
-			if (n + 1 >= cap)
-				return -1;
-			outp[n++] = *pat;
-		}
-		pat += skip;
-	}
-	outp[n] = '\0';
-	return (int)n;
-}
-
-/* The thread's message buffer, at least need bytes. */
-char *bs_msgbuf(struct bthread *t, size_t need)
-{
-	struct bs_thread *b = t->bs;
-
-	if (b->cap < need) {
-		char *p = realloc(b->buf, need);
-		if (!p)
-			return NULL;
-		b->buf = p;
-		b->cap = need;
-	}
-	return b->buf;
 }
 
 /* ---- connection steps ------------------------------------------------------------- */
@@ -1527,156 +1461,12 @@ uint64_t bs_planned(void)
 	return my_total;
 }
 
-/* ---- the report ---------------------------------------------------------------------- */
+/* ---- the report's view of the run (steps_report.c) ---------------------------------- */
 
-static double msf(uint64_t ns)
+void bs_view(struct bs_view *v)
 {
-	return (double)ns / 1e6;
-}
-
-void bs_summary(FILE *f, const struct bench_stats *s)
-{
-	fprintf(f, "\nscenario %s (%s): %llu users arrived of %llu planned, %llu refused at "
-		"max_users, %llu finished their program; %llu arrivals waited for a login slot\n",
-		bs_name(), S.path, (unsigned long long)s->arrived, (unsigned long long)my_total,
-		(unsigned long long)s->rejected, (unsigned long long)s->users_done,
-		(unsigned long long)s->waited);
-	fprintf(f, "  %-8s %10s %10s\n", "phase", "planned", "arrived");
-	for (uint32_t i = 0; i < plan.nphases; i++)
-		fprintf(f, "  %-8u %10llu %10llu   (line %u)\n", i + 1,
-			(unsigned long long)bp_slice_users(plan.ph[i].first, plan.ph[i].users, slice_i,
-							   slice_n),
-			(unsigned long long)s->arrived_ph[i],
-			S.phases[i].line);
-	fprintf(f, "  %-16s %10s %10s %10s\n", "session", "planned", "started", "finished");
-	for (uint32_t i = 0; i < S.nsessions; i++)
-		fprintf(f, "  %-16s %10llu %10llu %10llu\n", scn_str(&S, S.sessions[i].name),
-			(unsigned long long)sess_users[i], (unsigned long long)s->sess_started[i],
-			(unsigned long long)s->sess_done[i]);
-	fprintf(f, "  arrival lateness ms: p50 %.3f  p99 %.3f  max %.3f\n",
-		msf(hist_percentile(&s->h_wait, 50)), msf(hist_percentile(&s->h_wait, 99)),
-		msf(s->h_wait.max_ns));
-	fprintf(f, "  chat: %llu sent (%llu one-way after the warm-up, %llu of them received), "
-		"%llu questions, %llu answered, %llu replies sent, %llu received in all\n",
-		(unsigned long long)s->sent, (unsigned long long)s->sent_meas,
-		(unsigned long long)s->recv_meas, (unsigned long long)s->asked,
-		(unsigned long long)s->answered, (unsigned long long)s->replies,
-		(unsigned long long)s->recv);
-	fprintf(f, "  group chat: %llu sent, %llu deliveries; %llu joins; pings %llu; "
-		"items published %llu\n", (unsigned long long)s->gc_sent,
-		(unsigned long long)s->gc_recv, (unsigned long long)s->joined,
-		(unsigned long long)s->pings, (unsigned long long)s->published);
-	if (s->resumed || s->h_resume.count)
-		fprintf(f, "  resume: %llu streams resumed, %llu of our stanzas sent again, %llu chat "
-			"messages received after a resume that were sent before it\n",
-			(unsigned long long)s->resumed, (unsigned long long)s->resent,
-			(unsigned long long)s->resume_recv);
-}
-
-/* What scn_describe_step / scn_describe_phase print, as a JSON string. */
-static void json_described(FILE *f, const struct scn_step *st, uint32_t idx,
-			   const struct scn_phase *p)
-{
-	char *text = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&text, &len);
-
-	if (m) {
-		if (st)
-			scn_describe_step(m, &S, st, idx);
-		else
-			scn_describe_phase(m, p);
-		fclose(m);
-	}
-	result_json_str(f, text ? text : "");
-	free(text);
-}
-
-void bs_json(FILE *f, const struct bench_stats *s)
-{
-	fprintf(f, "  \"scenario_file\": {\"path\": ");
-	result_json_str(f, S.path);
-	fprintf(f, ", \"name\": ");
-	result_json_str(f, bs_name());
-	fprintf(f, ", \"description\": ");
-	result_json_str(f, scn_str(&S, S.description));
-	fprintf(f, ", \"planned\": %llu, \"arrived\": %llu, \"rejected\": %llu, \"finished\": %llu, "
-		"\"waited\": %llu, \"slice\": {\"index\": %u, \"count\": %u},\n    \"phases\": [",
-		(unsigned long long)my_total,
-		(unsigned long long)s->arrived, (unsigned long long)s->rejected,
-		(unsigned long long)s->users_done, (unsigned long long)s->waited, slice_i, slice_n);
-	for (uint32_t i = 0; i < plan.nphases; i++) {
-		fprintf(f, "%s{\"line\": %u, \"text\": ", i ? ", " : "", S.phases[i].line);
-		json_described(f, NULL, 0, &S.phases[i]);
-		fprintf(f, ", \"planned\": %llu, \"arrived\": %llu}",
-			(unsigned long long)bp_slice_users(plan.ph[i].first, plan.ph[i].users, slice_i,
-							   slice_n),
-			(unsigned long long)s->arrived_ph[i]);
-	}
-	fprintf(f, "],\n    \"sessions\": [");
-	for (uint32_t i = 0; i < S.nsessions; i++) {
-		const struct scn_session *ses = &S.sessions[i];
-		fprintf(f, "%s{\"name\": ", i ? ",\n      " : "");
-		result_json_str(f, scn_str(&S, ses->name));
-		fprintf(f, ", \"line\": %u, \"weight\": %.6g, \"share\": %.6g, \"planned\": %llu, "
-			"\"started\": %llu, \"finished\": %llu, \"steps\": [", ses->line, ses->weight,
-			ses->share, (unsigned long long)sess_users[i], (unsigned long long)s->sess_started[i],
-			(unsigned long long)s->sess_done[i]);
-		for (uint32_t k = 0; k < ses->nsteps; k++) {
-			fprintf(f, "%s", k ? ", " : "");
-			json_described(f, &ses->steps[k], k, NULL);
-		}
-		fprintf(f, "]}");
-	}
-	fprintf(f, "],\n    \"thresholds\": [");
-	for (uint32_t i = 0; i < S.nthresholds; i++) {
-		fprintf(f, "%s{\"line\": %u, \"text\": ", i ? ", " : "", S.thresholds[i].line);
-		result_json_str(f, S.thresholds[i].text);
-		fputc('}', f);
-	}
-	fprintf(f, "],\n    \"chat\": {\"sent\": %llu, \"sent_measured\": %llu, \"received\": %llu, "
-		"\"received_measured\": %llu, \"asked\": %llu, \"answered\": %llu, \"replies\": %llu, "
-		"\"window_timeouts\": %llu},\n", (unsigned long long)s->sent,
-		(unsigned long long)s->sent_meas, (unsigned long long)s->recv,
-		(unsigned long long)s->recv_meas, (unsigned long long)s->asked,
-		(unsigned long long)s->answered, (unsigned long long)s->replies,
-		(unsigned long long)s->window_timeouts);
-	fprintf(f, "    \"resume\": {\"resumed\": %llu, \"resent\": %llu, \"received_after\": %llu},\n",
-		(unsigned long long)s->resumed, (unsigned long long)s->resent,
-		(unsigned long long)s->resume_recv);
-	fprintf(f, "    \"groupchat\": {\"sent\": %llu, \"delivered\": %llu, \"joined\": %llu, "
-		"\"join_failed\": %llu},\n    \"pings\": %llu, \"published\": %llu, "
-		"\"arrival_lateness_ms\": {\"p50\": %.3f, \"p99\": %.3f, \"max\": %.3f},\n"
-		"    \"drain\": {\"limit_s\": %.3f, \"waited_s\": %.3f, \"due_at_start\": %llu, "
-		"\"due_at_end\": %llu}},\n",
-		(unsigned long long)s->gc_sent, (unsigned long long)s->gc_recv,
-		(unsigned long long)s->joined, (unsigned long long)s->join_failed,
-		(unsigned long long)s->pings, (unsigned long long)s->published,
-		msf(hist_percentile(&s->h_wait, 50)), msf(hist_percentile(&s->h_wait, 99)),
-		msf(s->h_wait.max_ns), B.o.drain, (double)(drain_t1 - drain_t0) / 1e9,
-		(unsigned long long)drain_due0, (unsigned long long)drain_due1);
-}
-
-json_t *bs_json_object(const struct bench_stats *s)
-{
-	char *text = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&text, &len);
-	json_t *root, *sf = NULL;
-
-	if (!m)
-		return NULL;
-	fputc('{', m);
-	bs_json(m, s);          /* '  "scenario_file": {...},\n' */
-	fclose(m);
-	if (len >= 2 && text[len - 2] == ',') {
-		text[len - 2] = '}';
-		root = json_loads(text, 0, NULL);
-		if (root) {
-			sf = json_incref(json_object_get(root, "scenario_file"));
-			json_decref(root);
-		}
-	}
-	free(text);
-	return sf;
+	*v = (struct bs_view){ .S = &S, .plan = &plan, .sess_users = sess_users, .my_total = my_total,
+			       .max_users = max_users, .slice_i = slice_i, .slice_n = slice_n,
+			       .drain_t0 = drain_t0, .drain_t1 = drain_t1, .drain_due0 = drain_due0,
+			       .drain_due1 = drain_due1 };
 }

@@ -163,4 +163,16 @@ void bs_room_left(struct bs_user *u);
 void bs_due(uint32_t p, uint64_t now);
 void bs_got(struct bthread *t, struct bclient *c);
 
+/* The run as steps_report.c reads it (steps.c owns it; read after the threads
+ * are done). */
+struct bs_view {
+	const struct bench_scenario *S;
+	const struct bp_plan *plan;
+	const uint64_t *sess_users;     /* users of each session the phases start */
+	uint64_t my_total, max_users;   /* this slice's */
+	unsigned slice_i, slice_n;
+	uint64_t drain_t0, drain_t1, drain_due0, drain_due1;
+};
+void bs_view(struct bs_view *v);
+
 #endif

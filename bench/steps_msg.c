@@ -821,3 +821,69 @@ int bs_stanza(struct bthread *t, struct bclient *c, const struct xs_stanza *s,
 	}
 	return (c->flags & BF_CLOSED) ? -1 : 0;
 }
+
+/* ---- text helpers ---------------------------------------------------------------- */
+
+bool bs_streq(const struct xs_str *s, const char *lit)
+{
+	return s->len == strlen(lit) && memcmp(s->p, lit, s->len) == 0;
+}
+
+bool bs_starts(const struct xs_str *s, const char *lit)
+{
+	return s->len >= strlen(lit) && memcmp(s->p, lit, strlen(lit)) == 0;
+}
+
+/* A pattern's placeholders {n} {i} {user} {run}; -1 when it does not fit. */
+int bs_expand(struct bclient *c, const char *pat, uint32_t room_n, char *outp, size_t cap)
+{
+	size_t n = 0;
+	char tmp[64];
+
+	while (*pat) {
+		const char *v = NULL;
+		size_t skip = 1;
+		if (!strncmp(pat, "{n}", 3)) {
+			snprintf(tmp, sizeof(tmp), "%u", room_n);
+			v = tmp, skip = 3;
+		} else if (!strncmp(pat, "{i}", 3)) {
+			snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)c->bs->u);
+			v = tmp, skip = 3;
+		} else if (!strncmp(pat, "{user}", 6)) {
+			bc_user(c, tmp, sizeof(tmp));
+			v = tmp, skip = 6;
+		} else if (!strncmp(pat, "{run}", 5)) {
+			snprintf(tmp, sizeof(tmp), "%u", B.run_id);
+			v = tmp, skip = 5;
+		}
+		if (v) {
+			size_t l = strlen(v);
+			if (n + l >= cap)
+				return -1;
+			memcpy(outp + n, v, l);
+			n += l;
+		} else {
+			if (n + 1 >= cap)
+				return -1;
+			outp[n++] = *pat;
+		}
+		pat += skip;
+	}
+	outp[n] = '\0';
+	return (int)n;
+}
+
+/* The thread's message buffer, at least need bytes. */
+char *bs_msgbuf(struct bthread *t, size_t need)
+{
+	struct bs_thread *b = t->bs;
+
+	if (b->cap < need) {
+		char *p = realloc(b->buf, need);
+		if (!p)
+			return NULL;
+		b->buf = p;
+		b->cap = need;
+	}
+	return b->buf;
+}

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "bench/scenario.c"
+#include "bench/scenario_vars.c"
 #include "bench/scenario_describe.c"
 
 static struct bench_scenario S;

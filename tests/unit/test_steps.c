@@ -19,6 +19,7 @@
 
 #include "bench/plan.c"
 #include "bench/scenario.c"
+#include "bench/scenario_vars.c"
 
 #define S 1000000000ull
 
