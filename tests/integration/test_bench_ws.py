@@ -250,7 +250,9 @@ class FakeWS:
                             frame(1, "<stream:features xmlns:stream='http://etherx.jabber.org/"
                                      "streams'/>"))
                     await w.drain()
-                    await asyncio.sleep(0.3)
+                    # the client's keepalive ping says it is logged in and idle
+                    while (await asyncio.wait_for(self.read_frame(r), 20))[0] != 9:
+                        pass
                     w.write(frame(8, struct.pack("!H", 1001) + b"bye"))
                 elif m in ("good", "sm-too-high"):
                     await self.script(r, w)
@@ -320,10 +322,10 @@ class FakeWS:
             pass
 
 
-def one_user(tmp_path, port, steps="[connect, logout]", pw=""):
+def one_user(tmp_path, port, steps="[connect, logout]", pw="", keepalive="60s"):
     f = tmp_path / "one.yaml"
     f.write_text("name: one\ntarget: {domain: localhost, tls: ws, ws_path: /xmpp}\n"
-                 "phases: [{users: 1}]\ntimeout: 5s\n"
+                 f"phases: [{{users: 1}}]\ntimeout: 5s\nkeepalive: {keepalive}\n"
                  f"sessions:\n  - name: s\n    steps: {steps}\n")
     out = tmp_path / "one.json"
     r = run("--port", port, "-s", f, "--json", out, timeout=60)
@@ -380,9 +382,9 @@ def test_broken_servers_give_their_cause(tmp_path, mode, cause, code):
     fails the WebSocket connection with a close frame carrying the RFC 6455 code."""
     srv = FakeWS(mode)
     try:
-        res = one_user(tmp_path, srv.port,
-                       "[connect, {idle: 5s}, logout]" if mode == "close-midway" else
-                       "[connect, logout]")
+        midway = mode == "close-midway"
+        res = one_user(tmp_path, srv.port, "[connect, {idle: 5s}, logout]" if midway else
+                       "[connect, logout]", keepalive="200ms" if midway else "60s")
         assert srv.done.wait(10), "the generator did not close the connection"
     finally:
         srv.stop()
@@ -391,8 +393,9 @@ def test_broken_servers_give_their_cause(tmp_path, mode, cause, code):
         assert res["logins"]["failed"] == 1
         assert res["transactions"]["ws"]["errors"] == 1, res["transactions"]["ws"]
     if code:
-        # the <open/>, then the close frame with the code (masked, as every client frame)
-        assert [op for op, _, _ in srv.frames] == [1, 8], srv.frames
+        # the <open/>, (the keepalive ping,) then the close frame with the code (masked, as
+        # every client frame)
+        assert [op for op, _, _ in srv.frames] == ([1, 9, 8] if midway else [1, 8]), srv.frames
         assert srv.frames[-1][1] == struct.pack("!H", code), srv.frames
         assert srv.bad == [], srv.bad
 
